@@ -1,0 +1,133 @@
+package resource
+
+import (
+	"net/netip"
+	"time"
+)
+
+// DiscoveryType is config.cluster.v3.Cluster.DiscoveryType.
+type DiscoveryType int
+
+const (
+	EDS         DiscoveryType = iota // endpoints arrive as a ClusterLoadAssignment named ServiceName
+	Static                           // endpoints are in LoadAssignment
+	OriginalDst                      // PassthroughCluster: the endpoint is the request's destination
+	StrictDNS                        // endpoints are hostnames resolved by the proxy
+	LogicalDNS
+)
+
+// LBPolicy is config.cluster.v3.Cluster.LbPolicy.
+type LBPolicy int
+
+const (
+	LeastRequest LBPolicy = iota // Istio's default (power of two choices)
+	RoundRobin
+	Random
+	RingHash
+	Maglev
+)
+
+// Protocol is the upstream HTTP protocol, from typed_extension_protocol_options
+// ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]: explicit_http_config
+// (http_protocol_options → HTTP1, http2_protocol_options → HTTP2) or use_downstream_protocol_config
+// (→ Downstream). Without the extension, HTTP1.
+type Protocol int
+
+const (
+	HTTP1 Protocol = iota
+	HTTP2
+	Downstream
+)
+
+// Cluster is a config.cluster.v3.Cluster. Istio names: "outbound|9080|v1|reviews.default.svc.cluster.local",
+// "inbound|9080||", "PassthroughCluster", "BlackHoleCluster", "InboundPassthroughCluster".
+type Cluster struct {
+	Name           string        // name
+	Type           DiscoveryType // type
+	ServiceName    string        // eds_cluster_config.service_name (defaults to Name)
+	ConnectTimeout time.Duration // connect_timeout (unset → 5 s; Istio sets 10 s)
+	LBPolicy       LBPolicy      // lb_policy
+	Protocol       Protocol
+	// LoadAssignment is load_assignment (STATIC, STRICT_DNS, LOGICAL_DNS clusters).
+	LoadAssignment *Endpoints
+
+	// circuit_breakers.thresholds[priority DEFAULT]; 0 means Envoy's default (1024, 1024,
+	// 1024, 3). Istio sets them all to 2^32-1.
+	MaxConnections     uint32
+	MaxPendingRequests uint32
+	MaxRequests        uint32
+	MaxRetries         uint32
+
+	// HttpProtocolOptions.common_http_protocol_options
+	IdleTimeout              time.Duration // idle_timeout (unset → 1 h)
+	MaxRequestsPerConnection uint32        // max_requests_per_connection (0 = unlimited)
+
+	// OriginalDst: original_dst_lb_config.use_http_header (x-envoy-original-dst-host).
+	UseHTTPHeader bool
+
+	// AltStatName is alt_stat_name.
+	AltStatName string
+
+	// From metadata.filter_metadata["istio"] and ["lucid"]; used for diagnostics only.
+	Info ClusterInfo
+}
+
+// ClusterInfo is what the control plane says about where a cluster came from.
+// metadata.filter_metadata["istio"]: {"services": [{"host","name","namespace"}],
+// "config": "/apis/networking.istio.io/v1/namespaces/<ns>/destination-rule/<name>", "subset": "v1"}.
+// metadata.filter_metadata["lucid"]: {"selector": {"version": "v1"}, "service_cluster":
+// "outbound|9080||reviews.default.svc.cluster.local"}: the subset's label selector and the
+// cluster with all of the service's endpoints, so an empty subset can be explained.
+type ClusterInfo struct {
+	ServiceHost      string            // services[0].host
+	ServiceName      string            // services[0].name
+	ServiceNamespace string            // services[0].namespace
+	DestinationRule  string            // config
+	Subset           string            // subset
+	Selector         map[string]string // lucid.selector
+	ServiceCluster   string            // lucid.service_cluster
+}
+
+// HealthStatus is config.core.v3.HealthStatus.
+type HealthStatus int
+
+const (
+	HealthUnknown HealthStatus = iota
+	Healthy
+	Unhealthy
+	Draining
+	Timeout
+	Degraded
+)
+
+func (h HealthStatus) String() string {
+	return [...]string{"UNKNOWN", "HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "DEGRADED"}[h]
+}
+
+// Endpoints is a config.endpoint.v3.ClusterLoadAssignment, flattened: locality and
+// priority are kept on each endpoint.
+type Endpoints struct {
+	ClusterName string     // cluster_name
+	Endpoints   []Endpoint // endpoints[*].lb_endpoints
+}
+
+// Endpoint is one lb_endpoint.
+type Endpoint struct {
+	Address  netip.AddrPort // endpoint.address.socket_address (address, port_value)
+	Hostname string         // endpoint.address.socket_address.address when it is not an IP (DNS clusters)
+	Port     uint32         // port_value (same as Address.Port() for IPs)
+	Health   HealthStatus   // health_status (UNKNOWN counts as healthy, as in Envoy)
+	Weight   uint32         // load_balancing_weight (unset → 1)
+	Locality string         // locality "region/zone/subzone"
+	Priority uint32         // priority
+
+	// metadata.filter_metadata["istio"]["workload"]: "name;namespace;canonical-name;canonical-revision;cluster".
+	Workload string
+	// metadata.filter_metadata["lucid"]["labels"]: the workload's labels.
+	Labels map[string]string
+}
+
+// Usable says whether Envoy would route to the endpoint (UNKNOWN, HEALTHY and DEGRADED do).
+func (e *Endpoint) Usable() bool {
+	return e.Health == HealthUnknown || e.Health == Healthy || e.Health == Degraded
+}

@@ -1,0 +1,83 @@
+package resource
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Direction is listener.traffic_direction.
+type Direction int
+
+const (
+	DirectionUnspecified Direction = iota
+	Inbound
+	Outbound
+)
+
+// Listener is a config.listener.v3.Listener.
+//
+// How the sidecar runs listeners in local mode (no iptables):
+//   - A listener with BindToPort binds Address. Istio's virtualOutbound (UseOriginalDst, on
+//     15001 of the workload's address) is run as an explicit HTTP proxy: the destination
+//     comes from the absolute URI or Host/:authority instead of SO_ORIGINAL_DST, and the
+//     request is handed to the listener whose Address port equals the destination port and
+//     BindToPort is false (Istio's 0.0.0.0_<port>), exactly as original_dst would hand it
+//     over; with no such listener the virtualOutbound's DefaultChain applies (passthrough).
+//   - virtualInbound (Direction Inbound, UseOriginalDst) has one filter chain per service
+//     port, matched by destination_port; the sidecar binds <workload address>:<port> for each
+//     such port and runs that chain.
+type Listener struct {
+	Name           string         // name
+	Address        netip.AddrPort // address.socket_address (address, port_value)
+	BindToPort     bool           // bind_to_port (default true)
+	UseOriginalDst bool           // use_original_dst
+	Direction      Direction      // traffic_direction
+	FilterChains   []FilterChain  // filter_chains
+	DefaultChain   *FilterChain   // default_filter_chain
+}
+
+// FilterChain is a listener.v3.FilterChain whose network filters end in either an
+// http_connection_manager (HTTP) or a tcp_proxy (TCP); exactly one is set.
+type FilterChain struct {
+	Name  string           // name
+	Match FilterChainMatch // filter_chain_match
+	HTTP  *HTTPManager
+	TCP   *TCPProxy
+}
+
+// FilterChainMatch is listener.v3.FilterChainMatch; zero fields match anything.
+type FilterChainMatch struct {
+	DestinationPort      uint32   // destination_port
+	TransportProtocol    string   // transport_protocol ("raw_buffer", "tls")
+	ApplicationProtocols []string // application_protocols
+}
+
+// HTTPManager is envoy.filters.network.http_connection_manager (HttpConnectionManager).
+type HTTPManager struct {
+	StatPrefix string // stat_prefix
+	// Exactly one of RDSName (rds.route_config_name) and Routes (route_config) is set.
+	RDSName string
+	Routes  *RouteConfig
+
+	// stream_idle_timeout; 0 means disabled (Istio sets 0s). Unset in the proto → 5 min.
+	StreamIdleTimeout time.Duration
+	// common_http_protocol_options.idle_timeout for downstream connections; unset → 1 h.
+	IdleTimeout time.Duration
+	// use_remote_address: whether this hop appends the peer address to x-forwarded-for.
+	UseRemoteAddress bool
+	// server_name (response "server" header on local replies); Istio uses "istio-envoy".
+	ServerName string
+	// normalize_path, merge_slashes (Istio sets normalize_path true).
+	NormalizePath bool
+	MergeSlashes  bool
+	// Whether envoy.filters.http.fault is in http_filters (route-level faults need it).
+	FaultFilter bool
+}
+
+// TCPProxy is envoy.filters.network.tcp_proxy.
+type TCPProxy struct {
+	StatPrefix       string            // stat_prefix
+	Cluster          string            // cluster
+	WeightedClusters []WeightedCluster // weighted_clusters.clusters
+	IdleTimeout      time.Duration     // idle_timeout; unset → 1 h, 0 disables
+}
