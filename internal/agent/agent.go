@@ -1,0 +1,284 @@
+// Package agent runs one sidecar process: the xDS client, the proxy, the admin API, the
+// status server and the observers (access log, stats), started and stopped in a fixed
+// order. It is the data plane's composition root; `lucid sidecar` calls Run.
+//
+//	start: status server → admin → proxy (empty) → xDS client (applies config to the proxy)
+//	stop:  not ready → proxy drains → xDS client → admin/status servers
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/accesslog"
+	"github.com/lucid-mesh/lucid/internal/admin"
+	"github.com/lucid-mesh/lucid/internal/cluster"
+	"github.com/lucid-mesh/lucid/internal/forward"
+	"github.com/lucid-mesh/lucid/internal/logging"
+	"github.com/lucid-mesh/lucid/internal/pool"
+	"github.com/lucid-mesh/lucid/internal/proxy"
+	"github.com/lucid-mesh/lucid/internal/stats"
+	"github.com/lucid-mesh/lucid/internal/status"
+	"github.com/lucid-mesh/lucid/internal/streaminfo"
+	"github.com/lucid-mesh/lucid/internal/xdsclient"
+)
+
+// Options configure a sidecar.
+type Options struct {
+	IP        netip.Addr // the workload's address; every port below is bound on it
+	Workload  string
+	Namespace string
+	Labels    map[string]string // the workload's labels (metrics' source/destination app, version)
+	Discovery string            // host:port of the control plane's ADS server
+
+	AdminPort      uint16 // 15000
+	StatusPort     uint16 // 15020
+	PrometheusPort uint16 // 15090 (0 disables)
+
+	AccessLog         string // file path, "/dev/stdout", or "" for none
+	AccessLogEncoding string // TEXT or JSON
+	LogLevel          string // default level for every logger
+	LogJSON           bool
+	LogOutput         io.Writer // default os.Stderr
+
+	DrainDuration time.Duration // how long inbound connections may finish at shutdown (5 s)
+	Version       string
+}
+
+// NodeID is Istio's node id for a sidecar: sidecar~<ip>~<name>.<namespace>~<namespace>.svc.cluster.local.
+func NodeID(ip netip.Addr, workload, namespace string) string {
+	return fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", ip, workload, namespace, namespace)
+}
+
+// Run starts the sidecar and blocks until ctx ends, then shuts down in order.
+func Run(ctx context.Context, o Options) error {
+	if !o.IP.IsValid() {
+		return errors.New("--ip is required: the workload's address, e.g. 127.0.10.2")
+	}
+	if o.Workload == "" {
+		return errors.New("--workload is required: the WorkloadEntry's name")
+	}
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	if o.DrainDuration == 0 {
+		o.DrainDuration = 5 * time.Second
+	}
+	out := o.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	lvl, err := logging.ParseLevel(orDefault(o.LogLevel, "info"))
+	if err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logs := logging.NewRegistry(out, lvl, o.LogJSON)
+	mainLog := logs.Logger("main")
+
+	self := streaminfo.Peer{
+		Workload: o.Workload, Namespace: o.Namespace,
+		App: o.Labels["app"], Version: o.Labels["version"],
+		CanonicalService:  firstNonEmpty(o.Labels["service.istio.io/canonical-name"], o.Labels["app"], o.Workload),
+		CanonicalRevision: firstNonEmpty(o.Labels["service.istio.io/canonical-revision"], o.Labels["version"], "latest"),
+		Cluster:           "Kubernetes",
+	}
+	st := stats.New(self)
+	observers := []func(*streaminfo.Info){st.Record}
+	var alog *accesslog.Logger
+	if o.AccessLog != "" {
+		f, err := accesslog.ParseFormat(orDefault(o.AccessLogEncoding, "TEXT"))
+		if err != nil {
+			return fmt.Errorf("--access-log-encoding: %w", err)
+		}
+		w, closeW, err := openLog(o.AccessLog)
+		if err != nil {
+			return fmt.Errorf("--access-log: %w", err)
+		}
+		defer closeW()
+		alog = accesslog.New(w, f)
+		defer alog.Close()
+		observers = append(observers, alog.Log)
+	}
+
+	clusters := cluster.NewManager(logs.Logger("upstream"))
+	pools := pool.NewSet(logs.Logger("pool"))
+	defer pools.Close()
+	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: observers, Self: self, Logger: logs.Logger("router")})
+	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration})
+
+	nodeID := NodeID(o.IP, o.Workload, o.Namespace)
+	meta := map[string]string{"NAME": o.Workload, "NAMESPACE": o.Namespace, "INSTANCE_IPS": o.IP.String(), "WORKLOAD_NAME": o.Workload}
+	if len(o.Labels) > 0 {
+		meta["LABELS"] = formatLabels(o.Labels)
+	}
+	xc := xdsclient.New(xdsclient.Options{
+		Server: orDefault(o.Discovery, "127.0.0.1:15010"), NodeID: nodeID, Cluster: "Kubernetes", Metadata: meta,
+		Applier: px, Logger: logs.Logger("config"),
+	})
+
+	var draining atomic.Bool
+	started := time.Now()
+	state := func() string {
+		switch {
+		case draining.Load():
+			return "DRAINING"
+		case px.Applied():
+			return "LIVE"
+		default:
+			return "INITIALIZING"
+		}
+	}
+	ready := func() error { return readiness(xc.Status(), px.Applied(), draining.Load()) }
+
+	quit := make(chan struct{})
+	var quitOnce sync.Once
+	adminH := admin.New(admin.Options{
+		ConfigDump: xc.ConfigDump,
+		Clusters:   func() []admin.ClusterStatus { return clusterStatuses(clusters) },
+		Listeners:  func() []admin.ListenerStatus { return listenerStatuses(px) },
+		Logging:    logs,
+		Stats:      st,
+		State:      state,
+		ServerInfo: func() admin.ServerInfo {
+			return admin.ServerInfo{Version: o.Version, State: state(), NodeID: nodeID, Cluster: "Kubernetes", Uptime: time.Since(started), Metadata: meta}
+		},
+		Quit: func() { quitOnce.Do(func() { close(quit) }) },
+		Log:  logs.Logger("admin"),
+	})
+	st.AddCounters(clusterCounters(clusters))
+	st.AddGauges(clusterGauges(clusters))
+
+	statusSrv := status.New(ready, logs.Logger("agent"))
+
+	var servers []*http.Server
+	serve := func(port uint16, h http.Handler, what string) error {
+		addr := netip.AddrPortFrom(o.IP, port).String()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				mainLog.Error("server stopped", "server", what, "error", err)
+			}
+		}()
+		return nil
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			_ = s.Shutdown(sctx)
+		}
+	}()
+	if err := serve(orPort(o.StatusPort, 15020), statusSrv.Handler(), "status server"); err != nil {
+		return err
+	}
+	if err := serve(orPort(o.AdminPort, 15000), adminH, "admin"); err != nil {
+		return err
+	}
+	if o.PrometheusPort != 0 {
+		mux := http.NewServeMux()
+		mux.Handle("/stats/prometheus", st.PrometheusHandler())
+		if err := serve(o.PrometheusPort, mux, "prometheus"); err != nil {
+			return err
+		}
+	}
+
+	xctx, stopXDS := context.WithCancel(context.Background())
+	xdone := make(chan error, 1)
+	go func() { xdone <- xc.Run(xctx) }()
+	mainLog.Info("sidecar started", "node", nodeID, "discovery", orDefault(o.Discovery, "127.0.0.1:15010"),
+		"admin", netip.AddrPortFrom(o.IP, orPort(o.AdminPort, 15000)).String())
+
+	select {
+	case <-ctx.Done():
+		mainLog.Info("shutting down: draining listeners", "drain", o.DrainDuration.String())
+	case <-quit:
+		mainLog.Info("/quitquitquit: exiting without drain")
+	}
+	draining.Store(true)
+	dctx, cancel := context.WithTimeout(context.Background(), o.DrainDuration)
+	defer cancel()
+	if err := px.Close(dctx); err != nil {
+		mainLog.Info("drain ended with connections still open", "error", err)
+	}
+	stopXDS()
+	<-xdone
+	return nil
+}
+
+func readiness(s xdsclient.Status, applied, draining bool) error {
+	if draining {
+		return errors.New("server is draining")
+	}
+	lds, cds := s.Types["LDS"], s.Types["CDS"]
+	var nacks []string
+	for _, t := range []string{"LDS", "CDS", "RDS", "EDS"} {
+		if r := s.Types[t].NackReason; r != "" {
+			nacks = append(nacks, t+": "+r)
+		}
+	}
+	switch {
+	case !lds.Received && !cds.Received && len(nacks) == 0:
+		return errors.New("config not received from XDS server (is the control plane running?)")
+	case !lds.Received || !cds.Received:
+		if len(nacks) > 0 {
+			return fmt.Errorf("config received from XDS server, but was rejected: %s", strings.Join(nacks, "; "))
+		}
+		return fmt.Errorf("config not fully received from XDS server: listeners received=%t, clusters received=%t", lds.Received, cds.Received)
+	case !applied:
+		return errors.New("config received but listeners are not bound yet")
+	}
+	return nil
+}
+
+func openLog(path string) (io.Writer, func(), error) {
+	switch path {
+	case "/dev/stdout", "-":
+		return os.Stdout, func() {}, nil
+	case "/dev/stderr":
+		return os.Stderr, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { _ = f.Close() }, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func orPort(p, d uint16) uint16 {
+	if p == 0 {
+		return d
+	}
+	return p
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/lucid-mesh/lucid/internal/forward"
+	"github.com/lucid-mesh/lucid/internal/resource"
+)
+
+// handler serves HTTP on a socket: a listener's HTTP chain, or the explicit proxy.
+func (p *Proxy) handler(sk *socket) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t := p.cur.Load()
+		tg := sk.target.Load()
+		local := localAddr(r)
+		remote, _ := netip.ParseAddrPort(r.RemoteAddr)
+		if sk.kind == kindExplicit {
+			p.serveExplicit(w, r, t, tg, local, remote)
+			return
+		}
+		l := t.snap.Listeners[tg.listener]
+		var fc *resource.FilterChain
+		if l != nil {
+			fc = chainFor(l, tg.chainPort)
+		}
+		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: sk.addr.String()}
+		if fc == nil || fc.HTTP == nil {
+			// The socket outlived its chain (a config change raced this request).
+			in.RouteConfigName = "(none)"
+			p.opts.Forwarder.Serve(w, r, in)
+			return
+		}
+		in.HTTP = fc.HTTP
+		in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
+		p.opts.Forwarder.Serve(w, r, in)
+	})
+}
+
+// serveExplicit runs virtualOutbound as an explicit HTTP proxy: the destination comes
+// from the absolute URI or Host, and the request is handed to the outbound listener for
+// that port exactly as original_dst would; without one, the default chain applies.
+func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, tg *want, local, remote netip.AddrPort) {
+	if r.Method == http.MethodConnect {
+		w.Header().Set("x-lucid-error", "CONNECT tunnels through the sidecar's explicit proxy are not supported yet; send plain HTTP requests with -x")
+		http.Error(w, "CONNECT is not supported", http.StatusMethodNotAllowed)
+		return
+	}
+	host, port := destination(r)
+	dst := net.JoinHostPort(host, fmt.Sprint(port))
+	in := forward.Inbound{Direction: "outbound", LocalAddr: local, RemoteAddr: remote, OriginalDst: dst}
+	if l := t.outboundByPort[port]; l != nil {
+		if fc := chainFor(l, uint32(port)); fc != nil && fc.HTTP != nil {
+			in.Listener, in.HTTP = l.Name, fc.HTTP
+			in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
+			p.opts.Forwarder.Serve(w, r, in)
+			return
+		}
+	}
+	// No listener for the port: virtualOutbound's default chain (PassthroughCluster for
+	// ALLOW_ANY, BlackHoleCluster for REGISTRY_ONLY), which Envoy runs as tcp_proxy.
+	vo := t.snap.Listeners[tg.listener]
+	in.Listener = tg.listener
+	in.RouteConfigName = "(default chain of " + tg.listener + ")"
+	in.Routes = passthroughRoutes(vo, dst)
+	p.opts.Forwarder.Serve(w, r, in)
+}
+
+// passthroughRoutes turns the default chain's tcp_proxy target into a one-route table.
+func passthroughRoutes(vo *resource.Listener, dst string) *resource.RouteConfig {
+	cl := ""
+	if vo != nil && vo.DefaultChain != nil && vo.DefaultChain.TCP != nil {
+		cl = vo.DefaultChain.TCP.Cluster
+	}
+	rt := resource.Route{Name: "default", Match: resource.RouteMatch{PathKind: resource.PathPrefix, Path: "/", CaseSensitive: true}}
+	switch cl {
+	case "", "BlackHoleCluster":
+		rt.DirectResponse = &resource.DirectResponse{Status: http.StatusBadGateway}
+		rt.Name = "block_all"
+	default:
+		rt.Action = &resource.RouteAction{Cluster: cl}
+	}
+	return &resource.RouteConfig{Name: "passthrough", VirtualHosts: []resource.VirtualHost{{Name: "passthrough:" + dst, Domains: []string{"*"}, Routes: []resource.Route{rt}}}}
+}
+
+// destination returns the host and port an explicit-proxy request is addressed to.
+func destination(r *http.Request) (string, uint16) {
+	hostport := r.Host
+	if r.URL != nil && r.URL.Host != "" {
+		hostport = r.URL.Host
+	}
+	def := uint16(80)
+	if r.URL != nil && strings.EqualFold(r.URL.Scheme, "https") {
+		def = 443
+	}
+	host, ps, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return strings.Trim(hostport, "[]"), def
+	}
+	var port uint16
+	if _, err := fmt.Sscan(ps, &port); err != nil || port == 0 {
+		return host, def
+	}
+	return host, port
+}
+
+func chainFor(l *resource.Listener, port uint32) *resource.FilterChain {
+	for i := range l.FilterChains {
+		fc := &l.FilterChains[i]
+		if fc.Match.DestinationPort == 0 || fc.Match.DestinationPort == port || port == 0 {
+			return fc
+		}
+	}
+	return l.DefaultChain
+}
+
+func routesOf(t *table, h *resource.HTTPManager) (*resource.RouteConfig, string) {
+	if h.Routes != nil {
+		return h.Routes, h.Routes.Name
+	}
+	return t.snap.Routes[h.RDSName], h.RDSName
+}
+
+func direction(l *resource.Listener) string {
+	if l != nil && l.Direction == resource.Inbound {
+		return "inbound"
+	}
+	return "outbound"
+}
+
+func localAddr(r *http.Request) netip.AddrPort {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			return ap
+		}
+	}
+	return netip.AddrPort{}
+}
+
+// slogErrorLog routes net/http's server errors (bad requests, TLS noise) to debug logs.
+func slogErrorLog(l *slog.Logger) *log.Logger {
+	return slog.NewLogLogger(l.Handler(), slog.LevelDebug)
+}
