@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -139,7 +138,7 @@ func Run(ctx context.Context, o Options) error {
 			return "INITIALIZING"
 		}
 	}
-	ready := func() error { return readiness(xc.Status(), px.Applied(), draining.Load()) }
+	ready := func() error { return readiness(xc.Status(), px.Applied(), px.Missing(), draining.Load()) }
 
 	quit := make(chan struct{})
 	var quitOnce sync.Once
@@ -221,7 +220,7 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
-func readiness(s xdsclient.Status, applied, draining bool) error {
+func readiness(s xdsclient.Status, applied bool, missing []string, draining bool) error {
 	if draining {
 		return errors.New("server is draining")
 	}
@@ -242,6 +241,11 @@ func readiness(s xdsclient.Status, applied, draining bool) error {
 		return fmt.Errorf("config not fully received from XDS server: listeners received=%t, clusters received=%t", lds.Received, cds.Received)
 	case !applied:
 		return errors.New("config received but listeners are not bound yet")
+	case len(missing) > 0:
+		if len(missing) > 5 {
+			missing = append(missing[:5:5], fmt.Sprintf("and %d more", len(missing)-5))
+		}
+		return fmt.Errorf("config not fully received from XDS server: waiting for %s", strings.Join(missing, ", "))
 	}
 	return nil
 }

@@ -289,3 +289,41 @@ func (p *Proxy) drain(sk *socket) {
 		}
 	}()
 }
+
+// Missing lists what the applied configuration references but has not received yet:
+// route configurations named by listeners (RDS) and endpoints of EDS clusters. Like
+// Envoy's listener and cluster warming, the proxy is not ready while anything is missing.
+func (p *Proxy) Missing() []string {
+	s := p.cur.Load().snap
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range s.Listeners {
+		chains := l.FilterChains
+		if l.DefaultChain != nil {
+			chains = append(chains[:len(chains):len(chains)], *l.DefaultChain)
+		}
+		for _, fc := range chains {
+			if fc.HTTP == nil || fc.HTTP.RDSName == "" || seen[fc.HTTP.RDSName] {
+				continue
+			}
+			seen[fc.HTTP.RDSName] = true
+			if _, ok := s.Routes[fc.HTTP.RDSName]; !ok {
+				out = append(out, "route config "+fc.HTTP.RDSName)
+			}
+		}
+	}
+	for name, c := range s.Clusters {
+		if c.Type != resource.EDS {
+			continue
+		}
+		svc := c.ServiceName
+		if svc == "" {
+			svc = name
+		}
+		if _, ok := s.Endpoints[svc]; !ok {
+			out = append(out, "endpoints of "+name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -105,6 +105,9 @@ type HeaderMatcher struct {
 	Present bool
 	Value   StringMatcher
 	Invert  bool // invert_match (Istio's withoutHeaders)
+	// TreatMissingAsEmpty is treat_missing_header_as_empty: a missing header is matched
+	// as the empty string (Istio sets it with withoutHeaders).
+	TreatMissingAsEmpty bool
 }
 
 // QueryParamMatcher is config.route.v3.QueryParameterMatcher.

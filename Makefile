@@ -1,0 +1,43 @@
+# Lucid's build, test, lint and benchmark entry points. `make test` is the README's (and
+# CI's) test command.
+
+GOLANGCI_LINT_VERSION := v2.15.0
+BIN := $(CURDIR)/bin
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+.PHONY: all build test unit fuzz-short lint e2e bench clean
+
+all: build
+
+## build: the static lucid binary in bin/lucid
+build:
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/lucid ./cmd/lucid
+
+## test: every package's tests with the race detector, then each fuzz target briefly
+test: unit fuzz-short
+
+unit:
+	go test -race -count=1 ./...
+
+fuzz-short:
+	./scripts/fuzz-short.sh
+
+## lint: golangci-lint at a pinned version, installed into bin/
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	mkdir -p $(BIN)
+	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/golangci-lint $@
+
+## e2e: the end-to-end tests that run the built binary (lucid up examples/bookinfo-lite)
+e2e:
+	go test -race -count=1 ./test/e2e/...
+
+## bench: sidecar vs direct vs HAProxy vs nginx on loopback; writes bench/RESULTS.md
+bench:
+	./bench/run.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,357 @@
+#!/usr/bin/env bash
+# Lucid benchmark: one sidecar hop vs direct vs HAProxy vs nginx, on loopback, HTTP/1.1 and
+# h2c. Not a test: it measures and writes bench/RESULTS.md. See bench/README.md.
+#
+#   bench/run.sh                                   # everything, 30 s per measurement
+#   BENCH_DURATION=3s BENCH_TARGETS="direct haproxy nginx" bench/run.sh   # quick dry run
+#
+# Every process it starts is killed on exit; every measurement is bounded in time.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+duration=${BENCH_DURATION:-30s}
+targets=${BENCH_TARGETS:-direct lucid haproxy nginx}
+protos=${BENCH_PROTOS:-http1 h2c}
+results=${BENCH_RESULTS:-$here/RESULTS.md}
+fortio_version=v1.68.2
+qps=1000
+conns=16
+size=1024
+
+# Loopback addresses, all in 127.0.50.0/24 so nothing clashes with `lucid up` examples.
+upstream=127.0.50.1:8080 # fortio server (the app)
+haproxy_addr=127.0.50.2:8080
+nginx_addr=127.0.50.3:8080
+lucid_ip=127.0.50.5 # the sidecar's workload address; inbound listener on :8080
+discovery_ip=127.0.50.9
+
+secs=${duration%s}
+work=$(mktemp -d /tmp/lucid-bench.XXXXXX)
+pids=()
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	sleep 0.5
+	for pid in "${pids[@]}"; do
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME CMD...: runs CMD in the background, output in $work/NAME.log; sets last_pid.
+start() {
+	local name=$1
+	shift
+	"$@" >"$work/$name.log" 2>&1 &
+	last_pid=$!
+	pids+=("$last_pid")
+}
+
+stop() {
+	kill -TERM "$1" 2>/dev/null || true
+	local i
+	for i in $(seq 50); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# wait_http URL: until URL answers (any status), at most 15 s.
+wait_http() {
+	local i
+	for i in $(seq 150); do
+		if curl -s -o /dev/null --max-time 1 "$1"; then return 0; fi
+		sleep 0.1
+	done
+	log "no answer from $1 after 15 s"
+	return 1
+}
+
+# --- dependencies -------------------------------------------------------------------------
+need_apt=()
+command -v curl >/dev/null || need_apt+=(curl)
+command -v taskset >/dev/null || need_apt+=(util-linux)
+[[ " $targets " == *" haproxy "* ]] && ! command -v haproxy >/dev/null && need_apt+=(haproxy)
+[[ " $targets " == *" nginx "* ]] && ! command -v nginx >/dev/null && need_apt+=(nginx-light)
+[[ " $protos " == *" h2c "* ]] && ! command -v h2load >/dev/null && need_apt+=(nghttp2-client)
+if [ ${#need_apt[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		log "missing packages: ${need_apt[*]} (apt-get install them, or run as root)"
+		exit 1
+	fi
+	log "installing ${need_apt[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+fortio=$here/.bin/fortio
+if [ ! -x "$fortio" ]; then
+	log "installing fortio $fortio_version into bench/.bin"
+	GOBIN=$here/.bin go install "fortio.org/fortio@$fortio_version"
+fi
+lucid=$root/bin/lucid
+if [[ " $targets " == *" lucid "* ]]; then
+	log "building lucid"
+	(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$lucid" ./cmd/lucid)
+fi
+
+# --- the upstream: a fortio server answering 1 KiB bodies ---------------------------------
+start upstream "$fortio" server -http-port "$upstream" -grpc-port disabled -redirect-port disabled
+wait_http "http://$upstream/echo"
+
+# --- measurement helpers ------------------------------------------------------------------
+
+# cpu_ticks PIDS...: utime+stime of the processes, in clock ticks.
+cpu_ticks() {
+	local total=0 pid f
+	for pid in "$@"; do
+		# fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the name
+		f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+		total=$((total + $(echo "$f" | awk '{print $12 + $13}')))
+	done
+	echo "$total"
+}
+
+# peak_rss_kib PIDS...: the sum of VmHWM.
+peak_rss_kib() {
+	local total=0 pid v
+	for pid in "$@"; do
+		v=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+		total=$((total + ${v:-0}))
+	done
+	echo "$total"
+}
+
+# latency URL PROTO PIDS...: fixed-rate load; sets p50 p90 p99 (ms), rate, cpu (% of a core
+# per 1000 rps, over PIDS), errors.
+latency() {
+	local url=$1 proto=$2
+	shift 2
+	local h2=() out t0 t1 hz
+	[ "$proto" = h2c ] && h2=(-h2)
+	hz=$(getconf CLK_TCK)
+	t0=$(cpu_ticks "$@")
+	out=$(timeout $((secs + 60)) "$fortio" load "${h2[@]}" -qps "$qps" -uniform -c "$conns" -t "$duration" \
+		-allow-initial-errors -quiet "$url" 2>&1) || { log "fortio failed: $out"; return 1; }
+	t1=$(cpu_ticks "$@")
+	p50=$(echo "$out" | awk '/^# target 50% / {printf "%.3f", $4 * 1000}')
+	p90=$(echo "$out" | awk '/^# target 90% / {printf "%.3f", $4 * 1000}')
+	p99=$(echo "$out" | awk '/^# target 99% / {printf "%.3f", $4 * 1000}')
+	rate=$(echo "$out" | awk '/^All done/ {for (i = 1; i <= NF; i++) if ($i == "qps") printf "%.0f", $(i - 1)}')
+	errors=$(echo "$out" | awk '/^Code / && $2 != 200 {n += $4} END {print n + 0}')
+	if [ $# -gt 0 ] && [ -n "$rate" ] && [ "$rate" != 0 ]; then
+		cpu=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v s="$secs" -v r="$rate" 'BEGIN {printf "%.1f", d / hz / s * 100 / (r / 1000)}')
+	else
+		cpu="-"
+	fi
+}
+
+# maxrps URL PROTO: requests/s with unlimited rate (fortio for HTTP/1.1, h2load for h2c).
+maxrps() {
+	local url=$1 proto=$2 out
+	if [ "$proto" = h2c ]; then
+		out=$(timeout $((secs + 60)) h2load -c "$conns" -m 10 -D "$secs" "$url" 2>&1) || { log "h2load failed: $out"; return 1; }
+		max=$(echo "$out" | awk '/^finished in/ {for (i = 1; i <= NF; i++) if ($i == "req/s,") printf "%.0f", $(i - 1)}')
+	else
+		out=$(timeout $((secs + 60)) "$fortio" load -qps 0 -c "$conns" -t "$duration" -quiet "$url" 2>&1) || { log "fortio failed: $out"; return 1; }
+		max=$(echo "$out" | awk '/^All done/ {for (i = 1; i <= NF; i++) if ($i == "qps") printf "%.0f", $(i - 1)}')
+	fi
+}
+
+# --- the peers ----------------------------------------------------------------------------
+
+# start_target NAME PROTO: starts the proxy (pinned to CPU 1); sets url and ppids (the
+# processes whose CPU and memory count).
+start_target() {
+	local name=$1 proto=$2
+	ppids=()
+	case "$name" in
+	direct)
+		url="http://$upstream/echo?size=$size"
+		;;
+	haproxy)
+		local bind_proto="" srv_proto=""
+		[ "$proto" = h2c ] && bind_proto="proto h2" && srv_proto="proto h2"
+		cat >"$work/haproxy.cfg" <<-EOF
+			global
+			  nbthread 1
+			  maxconn 4096
+			defaults
+			  mode http
+			  timeout connect 5s
+			  timeout client 60s
+			  timeout server 60s
+			  option http-keep-alive
+			  http-reuse always
+			frontend bench
+			  bind $haproxy_addr $bind_proto
+			  default_backend upstream
+			backend upstream
+			  server app $upstream $srv_proto
+		EOF
+		start haproxy taskset -c 1 haproxy -db -f "$work/haproxy.cfg"
+		ppids=("$last_pid")
+		url="http://$haproxy_addr/echo?size=$size"
+		;;
+	nginx)
+		local http2=""
+		[ "$proto" = h2c ] && http2="http2 on;"
+		mkdir -p "$work/nginx"
+		cat >"$work/nginx.conf" <<-EOF
+			# one process (no master): the worker is the process measured
+			daemon off;
+			master_process off;
+			pid $work/nginx/nginx.pid;
+			error_log $work/nginx/error.log warn;
+			events { worker_connections 4096; }
+			http {
+			  access_log off;
+			  client_body_temp_path $work/nginx;
+			  proxy_temp_path $work/nginx;
+			  upstream app { server $upstream; keepalive 64; }
+			  server {
+			    listen $nginx_addr;
+			    $http2
+			    location / {
+			      proxy_pass http://app;
+			      proxy_http_version 1.1;
+			      proxy_set_header Connection "";
+			    }
+			  }
+			}
+		EOF
+		start nginx taskset -c 1 nginx -c "$work/nginx.conf" -p "$work/nginx"
+		ppids=("$last_pid")
+		url="http://$nginx_addr/echo?size=$size"
+		;;
+	lucid)
+		local protocol=HTTP
+		[ "$proto" = h2c ] && protocol=HTTP2
+		mkdir -p "$work/lucid"
+		cat >"$work/lucid/upstream.yaml" <<-EOF
+			apiVersion: networking.istio.io/v1
+			kind: ServiceEntry
+			metadata: {name: upstream, namespace: default}
+			spec:
+			  hosts: [upstream.default.svc.cluster.local]
+			  location: MESH_INTERNAL
+			  resolution: STATIC
+			  ports: [{number: 8080, name: http, protocol: $protocol}]
+			  workloadSelector: {labels: {app: upstream}}
+			---
+			apiVersion: networking.istio.io/v1
+			kind: WorkloadEntry
+			metadata:
+			  name: upstream
+			  namespace: default
+			  annotations: {lucid.dev/app-address: "${upstream%:*}"}
+			spec:
+			  address: $lucid_ip
+			  labels: {app: upstream}
+		EOF
+		start discovery "$lucid" discovery --config-dir "$work/lucid" \
+			--grpc-addr "$discovery_ip:15010" --debug-addr "$discovery_ip:15014" --log-level warning
+		wait_http "http://$discovery_ip:15014/ready"
+		start sidecar taskset -c 1 "$lucid" sidecar --ip "$lucid_ip" --workload upstream \
+			--discovery-address "$discovery_ip:15010" --log-level warning
+		ppids=("$last_pid")
+		local i
+		for i in $(seq 150); do
+			curl -sf -o /dev/null --max-time 1 "http://$lucid_ip:15020/healthz/ready" && break
+			sleep 0.1
+		done
+		# one sidecar hop: the sidecar's inbound listener, forwarding to the app
+		url="http://$lucid_ip:8080/echo?size=$size"
+		;;
+	*)
+		log "unknown target $name"
+		return 1
+		;;
+	esac
+	if ! wait_http "$url"; then
+		log "$name did not start; its log:"
+		tail -n 20 "$work"/*.log >&2 || true
+		return 1
+	fi
+}
+
+stop_target() {
+	local pid
+	for pid in "${pids[@]:1}"; do stop "$pid"; done
+	pids=("${pids[0]}") # keep the upstream
+}
+
+# --- run ----------------------------------------------------------------------------------
+rows=()
+declare -A base_p50
+for proto in $protos; do
+	for name in $targets; do
+		log "$name $proto: starting"
+		start_target "$name" "$proto"
+		log "$name $proto: $qps qps for $duration"
+		latency "$url" "$proto" "${ppids[@]}"
+		log "$name $proto: max rps for $duration"
+		maxrps "$url" "$proto"
+		rss="-"
+		if [ ${#ppids[@]} -gt 0 ]; then
+			rss=$(awk -v k="$(peak_rss_kib "${ppids[@]}")" 'BEGIN {printf "%.1f", k / 1024}')
+		fi
+		[ "$name" = direct ] && base_p50[$proto]=$p50
+		added="-"
+		if [ "$name" != direct ] && [ -n "${base_p50[$proto]:-}" ]; then
+			added=$(awk -v a="$p50" -v b="${base_p50[$proto]}" 'BEGIN {printf "%+.3f", a - b}')
+		fi
+		rows+=("| $name | $proto | $p50 | $p90 | $p99 | $added | $rate | $errors | $max | $cpu | $rss |")
+		log "$name $proto: p50 ${p50}ms p90 ${p90}ms p99 ${p99}ms added ${added}ms, max ${max} rps, cpu ${cpu}%/1000rps, rss ${rss}MiB"
+		stop_target
+	done
+done
+
+# --- results ------------------------------------------------------------------------------
+model=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
+{
+	echo "# Lucid benchmark results"
+	echo
+	echo "Generated by \`bench/run.sh\` on $(date -u +%Y-%m-%dT%H:%MZ). Not a test: numbers from one run on one machine."
+	echo
+	echo "- Machine: $model, $(nproc) cores, Linux $(uname -r)"
+	echo "- Lucid: $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "- Peers: $(command -v haproxy >/dev/null && haproxy -v 2>&1 | head -1 || echo 'haproxy not run'); $(command -v nginx >/dev/null && nginx -v 2>&1 || echo 'nginx not run')"
+	echo "- Load: fortio $fortio_version, h2load ($(command -v h2load >/dev/null && h2load --version 2>&1 | head -1 || echo 'not run'))"
+	echo
+	echo "## Commands"
+	echo
+	echo '```'
+	echo "upstream:  fortio server -http-port $upstream   (1 KiB answers: /echo?size=$size)"
+	echo "latency:   fortio load [-h2] -qps $qps -uniform -c $conns -t $duration URL"
+	echo "max rps:   fortio load -qps 0 -c $conns -t $duration URL          (HTTP/1.1)"
+	echo "           h2load -c $conns -m 10 -D $secs URL                    (h2c)"
+	echo "proxies:   taskset -c 1 (one core); HAProxy nbthread 1; nginx one process (master_process off), upstream keepalive"
+	echo "lucid:     one sidecar hop: the load targets the sidecar's inbound listener ($lucid_ip:8080),"
+	echo "           which forwards to the upstream (the workload's app)"
+	echo '```'
+	echo
+	echo "## Results"
+	echo
+	echo "Latency in ms at a fixed $qps rps; \"added p50\" is p50 minus direct's p50; CPU is the proxy's"
+	echo "CPU time as % of one core per 1,000 rps (during the fixed-rate run); RSS is the proxy's peak (VmHWM)."
+	echo
+	echo "| target | protocol | p50 | p90 | p99 | added p50 | achieved rps | non-200 | max rps (1 core) | CPU %/1000 rps | peak RSS MiB |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	printf '%s\n' "${rows[@]}"
+	echo
+	echo "nginx speaks HTTP/1.1 to the upstream in the h2c rows (nginx has no HTTP/2 upstreams); HAProxy and"
+	echo "Lucid speak h2c end to end."
+	echo
+	echo "Targets for now: added p50 within 2x HAProxy's; Lucid's peak RSS under 40 MiB at 1,000 rps."
+} >"$results"
+log "wrote $results"

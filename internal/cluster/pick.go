@@ -1,0 +1,187 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/lucid-mesh/lucid/internal/resource"
+)
+
+// PickContext is what Pick needs to know about the request.
+type PickContext struct {
+	// OriginalDst is the "host:port" the request was addressed to; ORIGINAL_DST clusters
+	// use it as the endpoint (forward fills it from the destination, or from
+	// x-envoy-original-dst-host when the cluster's UseHTTPHeader is set).
+	OriginalDst string
+	// Exclude lists hosts already tried (the previous_hosts retry predicate): Pick avoids
+	// them while another usable host exists. Hosts are compared with Host.Same.
+	Exclude []*Host
+	// Hash is the request hash for RING_HASH and MAGLEV (not used yet).
+	Hash uint64
+}
+
+// Pick chooses an upstream host among the usable ones (see Cluster), by the cluster's
+// lb_policy:
+//   - LEAST_REQUEST: power of two choices (two random draws, with replacement, keeping the
+//     host with fewer active requests; ties keep the first). With unequal weights the draws
+//     are weighted and hosts compare by active/weight, so idle hosts share load by weight
+//     (Envoy uses an EDF schedule with weight/(active+1); the long-run split is the same).
+//   - ROUND_ROBIN: in order; with unequal weights, smooth weighted round robin.
+//   - RANDOM: uniform, weights ignored (as Envoy does).
+//   - RING_HASH and MAGLEV: not implemented yet; they fall back to LEAST_REQUEST.
+//   - ORIGINAL_DST clusters: the host for pc.OriginalDst, cached by address.
+//
+// When no host can be picked Pick counts upstream_cx_none_healthy and returns a
+// *NoHealthyError (Envoy's UH) that explains why. Pick is safe for concurrent use and does
+// not allocate in the common path.
+func (c *Cluster) Pick(pc PickContext) (*Host, error) {
+	if c.orig != nil {
+		return c.pickOriginalDst(pc)
+	}
+	n := len(c.usable)
+	if n == 0 {
+		c.stats.UpstreamCxNoneHealthy.Add(1)
+		return nil, &NoHealthyError{Cluster: c.cfg.Name, Explanation: c.explainNoHealthy()}
+	}
+	if n == 1 {
+		return c.usable[0], nil
+	}
+	switch c.cfg.LBPolicy {
+	case resource.RoundRobin:
+		if c.swrr != nil {
+			return c.swrr.pick(c.usable, pc.Exclude), nil
+		}
+		i := int((c.rr.Add(1) - 1) % uint64(n))
+		return c.usable[c.avoid(i, pc.Exclude)], nil
+	case resource.Random:
+		return c.usable[c.avoid(int(c.m.rnd(uint64(n))), pc.Exclude)], nil
+	default: // LeastRequest, and RingHash/Maglev until they exist
+		return c.pickLeastRequest(pc.Exclude), nil
+	}
+}
+
+func (c *Cluster) pickLeastRequest(exclude []*Host) *Host {
+	a, b := c.draw(exclude), c.draw(exclude)
+	ha, hb := c.usable[a], c.usable[b]
+	ra, rb := ha.Stats.RqActive.Load(), hb.Stats.RqActive.Load()
+	if c.equalWeights {
+		if rb < ra {
+			return hb
+		}
+		return ha
+	}
+	// rb/wb < ra/wa: fewer active requests per unit of weight; idle hosts tie, so the
+	// first weighted draw wins and the split follows the weights.
+	if rb*int64(ha.Endpoint.Weight) < ra*int64(hb.Endpoint.Weight) {
+		return hb
+	}
+	return ha
+}
+
+// draw returns a random index into usable (weighted unless weights are equal), moved off
+// excluded hosts.
+func (c *Cluster) draw(exclude []*Host) int {
+	n := len(c.usable)
+	if c.equalWeights {
+		return c.avoid(int(c.m.rnd(uint64(n))), exclude)
+	}
+	x := c.m.rnd(c.cumWeights[n-1])
+	i := sort.Search(n, func(i int) bool { return x < c.cumWeights[i] })
+	return c.avoid(i, exclude)
+}
+
+// avoid returns i, or the next index after it whose host is not excluded; i when every
+// host is excluded.
+func (c *Cluster) avoid(i int, exclude []*Host) int {
+	if len(exclude) == 0 {
+		return i
+	}
+	n := len(c.usable)
+	for k := 0; k < n; k++ {
+		j := (i + k) % n
+		if !excluded(c.usable[j], exclude) {
+			return j
+		}
+	}
+	return i
+}
+
+func excluded(h *Host, exclude []*Host) bool {
+	for _, e := range exclude {
+		if h.Same(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// smoothRR is smooth weighted round robin: each pick adds every host's weight to its
+// current value, picks the largest and subtracts the total from it. Over sum(weights) picks
+// each host is chosen exactly weight times, spread out.
+type smoothRR struct {
+	mu      sync.Mutex
+	current []int64 // guarded by mu; one per usable host
+}
+
+func (s *smoothRR) pick(hosts []*Host, exclude []*Host) *Host {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var total int64
+	best, bestAny := -1, -1
+	for i, h := range hosts {
+		w := int64(h.Endpoint.Weight)
+		s.current[i] += w
+		total += w
+		if bestAny < 0 || s.current[i] > s.current[bestAny] {
+			bestAny = i
+		}
+		if !excluded(h, exclude) && (best < 0 || s.current[i] > s.current[best]) {
+			best = i
+		}
+	}
+	if best < 0 {
+		best = bestAny
+	}
+	s.current[best] -= total
+	return hosts[best]
+}
+
+func (c *Cluster) pickOriginalDst(pc PickContext) (*Host, error) {
+	if pc.OriginalDst == "" {
+		c.stats.UpstreamCxNoneHealthy.Add(1)
+		return nil, &NoHealthyError{Cluster: c.cfg.Name,
+			Explanation: fmt.Sprintf("cluster %s has no original destination for this request", c.cfg.Name)}
+	}
+	if h, ok := c.orig.byAddr.Load(pc.OriginalDst); ok {
+		return h.(*Host), nil
+	}
+	ep, err := originalDstEndpoint(pc.OriginalDst)
+	if err != nil {
+		c.stats.UpstreamCxNoneHealthy.Add(1)
+		return nil, &NoHealthyError{Cluster: c.cfg.Name,
+			Explanation: fmt.Sprintf("original destination %q of cluster %s is not host:port: %v", pc.OriginalDst, c.cfg.Name, err)}
+	}
+	return c.orig.get(pc.OriginalDst, ep), nil
+}
+
+func originalDstEndpoint(addr string) (resource.Endpoint, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return resource.Endpoint{}, fmt.Errorf("split: %w", err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 || host == "" {
+		return resource.Endpoint{}, fmt.Errorf("bad host or port in %q", addr)
+	}
+	ep := resource.Endpoint{Port: uint32(p), Weight: 1}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ep.Address = netip.AddrPortFrom(ip, uint16(p))
+	} else {
+		ep.Hostname = host
+	}
+	return ep, nil
+}

@@ -1,0 +1,279 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// validator collects the problems found in one object's spec. Rules follow Istio's
+// own validation (pkg/config/validation): reject what Istio rejects, accept what it
+// accepts, warn where it warns.
+type validator struct {
+	ns, name string
+	errs     []validationError
+}
+
+type validationError struct {
+	path    string
+	msg     string
+	warning bool
+}
+
+func (v *validator) errorf(path, format string, args ...any) {
+	v.errs = append(v.errs, validationError{path: path, msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) warnf(path, format string, args ...any) {
+	v.errs = append(v.errs, validationError{path: path, msg: fmt.Sprintf(format, args...), warning: true})
+}
+
+func idx(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+
+func key(path, k string) string { return fmt.Sprintf("%s[%s]", path, k) }
+
+var (
+	dns1123Label     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dns1123LabelCase = regexp.MustCompile(`^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$`)
+	labelValue       = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
+	qualifiedName    = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+	headerName       = regexp.MustCompile(`^[-_A-Za-z0-9]+$`)
+	headerValue      = regexp.MustCompile("^[^\u0000-\u0008\u000A-\u001F\u007F]*$")
+)
+
+func isDNS1123Label(s string) bool { return len(s) <= 63 && dns1123Label.MatchString(s) }
+
+func isDNS1123Subdomain(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if !isDNS1123Label(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// validateLabel checks one Kubernetes label (key: optional DNS prefix + "/" + name).
+// It returns "" when valid.
+func validateLabel(k, v string) string {
+	name := k
+	if i := strings.LastIndex(k, "/"); i >= 0 {
+		prefix := k[:i]
+		name = k[i+1:]
+		if !isDNS1123Subdomain(prefix) {
+			return fmt.Sprintf("invalid label key %q: prefix must be a DNS subdomain", k)
+		}
+	}
+	if name == "" || len(name) > 63 || !qualifiedName.MatchString(name) {
+		return fmt.Sprintf("invalid label key %q", k)
+	}
+	if len(v) > 63 || !labelValue.MatchString(v) {
+		return fmt.Sprintf("invalid label value %q for key %q", v, k)
+	}
+	return ""
+}
+
+func (v *validator) labels(path string, labels map[string]string) {
+	for _, k := range sortedKeys(labels) {
+		if msg := validateLabel(k, labels[k]); msg != "" {
+			v.errorf(key(path, k), "%s", msg)
+		}
+	}
+}
+
+// selectorLabels checks a workload selector's labels: no empty keys, no wildcards.
+func (v *validator) selectorLabels(path string, labels map[string]string) {
+	for _, k := range sortedKeys(labels) {
+		val := labels[k]
+		if k == "" {
+			v.errorf(path, "empty key is not supported in selector: %q", k+"="+val)
+		}
+		if strings.Contains(k, "*") || strings.Contains(val, "*") {
+			v.errorf(key(path, k), "wildcard is not supported in selector: %q", k+"="+val)
+		}
+	}
+	if len(labels) == 0 {
+		v.warnf(path, "workload selector specified without labels")
+	}
+}
+
+// wildcardDomain checks a host as Istio's ValidateWildcardDomain does: a DNS name
+// (FQDN or short name) whose first label may be "*" or start with "*".
+func wildcardDomainError(host string) string {
+	if host == "" {
+		return "empty domain name not allowed"
+	}
+	if len(host) > 255 {
+		return fmt.Sprintf("domain name %q too long (max 255)", host)
+	}
+	h := host
+	if strings.HasPrefix(h, "*") {
+		h = strings.TrimPrefix(h, "*")
+		if h == "" {
+			return ""
+		}
+		if strings.HasPrefix(h, ".") {
+			h = h[1:]
+		} else {
+			// "*foo.com": the rest of the first label must still be valid.
+			first, rest, _ := strings.Cut(h, ".")
+			if !dns1123LabelCase.MatchString(first) {
+				return fmt.Sprintf("domain name %q invalid (label %q invalid)", host, first)
+			}
+			h = rest
+			if h == "" {
+				return ""
+			}
+		}
+	}
+	h = strings.TrimSuffix(h, ".")
+	for _, l := range strings.Split(h, ".") {
+		if len(l) > 63 {
+			return fmt.Sprintf("domain name %q invalid (label %q too long)", host, l)
+		}
+		if !dns1123LabelCase.MatchString(l) {
+			return fmt.Sprintf("domain name %q invalid (label %q invalid)", host, l)
+		}
+	}
+	return ""
+}
+
+// fqdnError checks a host name without wildcards.
+func fqdnError(host string) string {
+	if strings.Contains(host, "*") {
+		return fmt.Sprintf("domain name %q invalid (wildcards not allowed)", host)
+	}
+	return wildcardDomainError(host)
+}
+
+func isIP(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+func (v *validator) port(path string, p uint32) {
+	if p < 1 || p > 65535 {
+		v.errorf(path, "port number %d must be in the range 1..65535", p)
+	}
+}
+
+func (v *validator) portName(path, name string) {
+	if !isDNS1123Label(name) {
+		v.errorf(path, "invalid port name %q: must be a lowercase RFC 1123 label", name)
+	}
+}
+
+// protocols are the port protocols Istio understands (case-insensitive).
+var protocols = map[string]bool{
+	"HTTP": true, "HTTPS": true, "HTTP2": true, "GRPC": true, "GRPC-WEB": true, "TCP": true,
+	"TLS": true, "MONGO": true, "REDIS": true, "MYSQL": true, "UDP": true, "HBONE": true,
+}
+
+func (v *validator) protocol(path, p string) {
+	if p != "" && !protocols[strings.ToUpper(p)] {
+		v.errorf(path, "unsupported protocol %q (want HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TCP, TLS, MONGO, REDIS, MYSQL or UDP)", p)
+	}
+}
+
+// duration checks a Duration is valid and at least min (Istio: >= 1ms for most).
+func (v *validator) duration(path string, d *durationpb.Duration, min time.Duration) {
+	if d == nil {
+		return
+	}
+	if err := d.CheckValid(); err != nil {
+		v.errorf(path, "invalid duration: %v", err)
+		return
+	}
+	got := d.AsDuration()
+	switch {
+	case got < min && min == time.Millisecond:
+		v.errorf(path, "duration %s must be at least 1ms", got)
+	case got < min:
+		v.errorf(path, "duration %s must not be negative", got)
+	case got%time.Millisecond != 0:
+		v.errorf(path, "duration %s: only durations to ms precision are supported", got)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (v *validator) percent(path string, p int32) {
+	if p < 0 || p > 100 {
+		v.errorf(path, "percentage %d is not in range 0..100", p)
+	}
+}
+
+// exportTo checks exportTo values: ".", "*", "~" (ServiceEntry only) or namespaces,
+// without duplicates or mixes Istio rejects.
+func (v *validator) exportTo(path string, exportTo []string, serviceEntry, drWithSelector bool) {
+	if len(exportTo) == 0 {
+		return
+	}
+	seen := map[string]bool{}
+	for i, e := range exportTo {
+		k := e
+		if e == "." {
+			k = v.ns
+		}
+		switch {
+		case seen[k] && k != e:
+			v.errorf(idx(path, i), "duplicate entries in exportTo: . and current namespace %s", v.ns)
+			continue
+		case seen[k]:
+			v.errorf(idx(path, i), "duplicate entries in exportTo for entry %s", e)
+			continue
+		case e == "~" && !serviceEntry:
+			v.errorf(idx(path, i), "exportTo ~ (nobody) is only allowed on ServiceEntry")
+			continue
+		case e != "*" && e != "~" && !isDNS1123Label(k):
+			v.errorf(idx(path, i), "invalid exportTo value %q: must be ., *, or a namespace", e)
+			continue
+		}
+		seen[k] = true
+	}
+	if drWithSelector && len(seen) > 0 {
+		if !seen[v.ns] {
+			v.errorf(path, "destination rule with workload selector cannot have exportTo beyond current namespace")
+		} else if len(seen) > 1 {
+			v.errorf(path, "destination rule with workload selector cannot have multiple entries in exportTo")
+		}
+	}
+	if seen["*"] && len(exportTo) > 1 {
+		v.errorf(path, "cannot have both public (*) and non-public exportTo values for a resource")
+	}
+	if seen["~"] && len(exportTo) > 1 {
+		v.errorf(path, "cannot export service entry to no one (~) and someone")
+	}
+}
+
+func (v *validator) regex(path, re string) {
+	if re == "" {
+		v.errorf(path, "regex string match should not be empty")
+		return
+	}
+	if len(re) > 1024 {
+		v.errorf(path, "regex is too large, max length allowed is 1024")
+		return
+	}
+	if _, err := regexp.Compile(re); err != nil {
+		msg := err.Error()
+		if i := strings.Index(msg, ": "); strings.HasPrefix(msg, "error parsing regexp") && i >= 0 {
+			msg = msg[i+2:]
+		}
+		v.errorf(path, "invalid regex %q: %s (RE2 syntax)", re, msg)
+	}
+}

@@ -1,0 +1,99 @@
+package forward
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// hopHeaders are the hop-by-hop headers (RFC 9110 §7.6.1), as net/http/httputil removes them.
+var hopHeaders = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// removeHopHeaders deletes hop-by-hop headers and the headers named in Connection.
+// keepTrailersTE keeps "te: trailers" (gRPC needs it end to end).
+func removeHopHeaders(h http.Header, keepTrailersTE bool) {
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = textproto.TrimString(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	te := false
+	if keepTrailersTE {
+		for _, v := range h["Te"] {
+			for f := range strings.SplitSeq(v, ",") {
+				if strings.EqualFold(textproto.TrimString(f), "trailers") {
+					te = true
+				}
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+	if te {
+		h["Te"] = []string{"trailers"}
+	}
+}
+
+// newRequestID returns a random UUID version 4, as Envoy generates x-request-id.
+func newRequestID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:]) // crypto/rand.Read never fails (Go 1.24+)
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
+}
+
+// shadowHost appends "-shadow" to the host part of an authority, as Envoy does for mirrors:
+// "reviews:9080" → "reviews-shadow:9080".
+func shadowHost(host string) string {
+	if i := strings.LastIndexByte(host, ':'); i > 0 && !strings.HasSuffix(host, "]") {
+		return host[:i] + "-shadow" + host[i:]
+	}
+	return host + "-shadow"
+}
+
+// protocolName is Envoy's %PROTOCOL%.
+func protocolName(r *http.Request) string {
+	switch {
+	case r.ProtoMajor == 2:
+		return "HTTP/2"
+	case r.ProtoMajor == 1 && r.ProtoMinor == 0:
+		return "HTTP/1.0"
+	case r.ProtoMajor == 3:
+		return "HTTP/3"
+	}
+	return "HTTP/1.1"
+}
+
+// oneLine makes s safe for a header value.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+}

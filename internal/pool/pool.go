@@ -1,0 +1,243 @@
+package pool
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/resource"
+)
+
+// Defaults applied when a cluster leaves a setting unset (Envoy's defaults).
+const (
+	defaultConnectTimeout = 5 * time.Second
+	maxIdlePerHost        = 1024
+)
+
+// Counters receives a host's (and its cluster's) connection events. Implementations must
+// be safe for concurrent use: a connection may close on a transport goroutine.
+type Counters interface {
+	ConnOpened()    // a connection was established (upstream_cx_total)
+	ConnClosed()    // a connection counted by ConnOpened closed (upstream_cx_destroy)
+	ConnectFailed() // a connection attempt failed or timed out (upstream_cx_connect_fail)
+}
+
+// settings are the cluster fields that shape connections. Two clusters with equal settings
+// can share a pool, so an Update that changes only endpoints or routes keeps connections.
+type settings struct {
+	protocol       resource.Protocol
+	connectTimeout time.Duration
+	idleTimeout    time.Duration
+	maxReqPerConn  uint32
+	maxConns       uint32
+}
+
+func settingsOf(c *resource.Cluster) settings {
+	return settings{
+		protocol:       c.Protocol,
+		connectTimeout: c.ConnectTimeout,
+		idleTimeout:    c.IdleTimeout,
+		maxReqPerConn:  c.MaxRequestsPerConnection,
+		maxConns:       c.MaxConnections,
+	}
+}
+
+// Pool is the upstream connection pool of one cluster. It is safe for concurrent use.
+type Pool struct {
+	name     string
+	settings settings
+	log      *slog.Logger
+	h1       *http.Transport // HTTP1 clusters, and Downstream clusters for HTTP/1 requests
+	h2       *http.Transport // HTTP2 clusters (h2c, prior knowledge), Downstream for HTTP/2
+
+	inflight atomic.Int64 // RoundTrips whose response body is not yet closed
+	retired  atomic.Bool  // no longer in the Set: close idle connections when drained
+}
+
+func newPool(name string, st settings, log *slog.Logger) *Pool {
+	p := &Pool{name: name, settings: st, log: log.With("cluster", name)}
+	switch st.protocol {
+	case resource.HTTP2:
+		p.h2 = p.transport(true)
+	case resource.Downstream:
+		p.h1 = p.transport(false)
+		p.h2 = p.transport(true)
+	default:
+		p.h1 = p.transport(false)
+	}
+	return p
+}
+
+func (p *Pool) transport(h2c bool) *http.Transport {
+	var protos http.Protocols
+	if h2c {
+		protos.SetUnencryptedHTTP2(true)
+	} else {
+		protos.SetHTTP1(true)
+	}
+	connectTimeout := p.settings.connectTimeout
+	if connectTimeout <= 0 {
+		connectTimeout = defaultConnectTimeout
+	}
+	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: -1}
+	t := &http.Transport{
+		Proxy:               nil,
+		DialContext:         p.dialer(d),
+		Protocols:           &protos,
+		ForceAttemptHTTP2:   false,
+		DisableCompression:  true,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: maxIdlePerHost,
+		IdleConnTimeout:     p.settings.idleTimeout,
+		DisableKeepAlives:   p.settings.maxReqPerConn == 1,
+	}
+	// Circuit breaker max_connections. Istio sets 2^32-1 (no limit); net/http waits for a
+	// free connection instead of failing with UO, and counts per endpoint, not per cluster.
+	if m := p.settings.maxConns; m > 0 && m < math.MaxInt32 {
+		t.MaxConnsPerHost = int(m)
+	}
+	if h2c {
+		t.HTTP2 = &http.HTTP2Config{}
+	}
+	return t
+}
+
+type countersKey struct{}
+
+// dialer dials with the connect timeout, reports the outcome to the Counters found in the
+// request context, and wraps the connection so that its close is reported too.
+func (p *Pool) dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		cb, _ := ctx.Value(countersKey{}).(Counters)
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			if cb != nil {
+				cb.ConnectFailed()
+			}
+			return nil, connectError(addr, err)
+		}
+		if p.log.Enabled(ctx, slog.LevelDebug) {
+			p.log.Debug("new upstream connection", "addr", addr, "local", c.LocalAddr().String())
+		}
+		if cb == nil {
+			return c, nil
+		}
+		cb.ConnOpened()
+		return &countedConn{Conn: c, cb: cb}, nil
+	}
+}
+
+// countedConn reports its close once.
+type countedConn struct {
+	net.Conn
+	cb     Counters
+	closed atomic.Bool
+}
+
+func (c *countedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.cb.ConnClosed()
+	}
+	return c.Conn.Close()
+}
+
+// transportFor picks the transport for req: by cluster protocol, or for Downstream
+// clusters by the downstream request's protocol.
+func (p *Pool) transportFor(req *http.Request) *http.Transport {
+	switch {
+	case p.h1 == nil:
+		return p.h2
+	case p.h2 == nil:
+		return p.h1
+	case req.ProtoMajor == 2:
+		return p.h2
+	default:
+		return p.h1
+	}
+}
+
+// attempt records what httptrace saw of one RoundTrip. Written from transport goroutines.
+type attempt struct {
+	gotConn atomic.Bool
+	reused  atomic.Bool
+	wrote   atomic.Bool // request headers were written to the connection
+}
+
+// RoundTrip sends req to addr ("ip:port") and returns the response with its headers; the
+// caller must close the response body. It sets req.URL's scheme and host (the request's
+// Host header is req.Host). Connection events feed cb, which may be nil.
+//
+// Errors: *ConnectError when no connection could be made, *ResetError when the connection
+// or stream failed before response headers arrived, or the request context's error when it
+// was cancelled or timed out.
+func (p *Pool) RoundTrip(req *http.Request, addr string, cb Counters) (*http.Response, error) {
+	t := p.transportFor(req)
+	req.URL.Scheme = "http"
+	req.URL.Host = addr
+	at := &attempt{}
+	ctx := req.Context()
+	if cb != nil {
+		ctx = context.WithValue(ctx, countersKey{}, cb)
+	}
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) {
+			at.gotConn.Store(true)
+			at.reused.Store(i.Reused)
+		},
+		WroteHeaders: func() { at.wrote.Store(true) },
+	})
+	out := req.WithContext(ctx)
+	p.inflight.Add(1)
+	resp, err := t.RoundTrip(out)
+	if err != nil {
+		p.done()
+		return nil, classify(req.Context(), err, at)
+	}
+	resp.Body = &trackedBody{ReadCloser: resp.Body, p: p}
+	return resp, nil
+}
+
+// done marks the end of one RoundTrip; a retired pool closes its idle connections once
+// nothing is in flight.
+func (p *Pool) done() {
+	if p.inflight.Add(-1) == 0 && p.retired.Load() {
+		p.closeIdle()
+	}
+}
+
+func (p *Pool) retire() {
+	p.retired.Store(true)
+	p.closeIdle()
+}
+
+func (p *Pool) closeIdle() {
+	if p.h1 != nil {
+		p.h1.CloseIdleConnections()
+	}
+	if p.h2 != nil {
+		p.h2.CloseIdleConnections()
+	}
+}
+
+// Name is the cluster the pool serves.
+func (p *Pool) Name() string { return p.name }
+
+// trackedBody ends the RoundTrip's in-flight accounting when the body is closed.
+type trackedBody struct {
+	io.ReadCloser
+	p    *Pool
+	once sync.Once
+}
+
+func (b *trackedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.p.done)
+	return err
+}

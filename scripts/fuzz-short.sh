@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every Fuzz target in the module for a short time (FUZZTIME, default 5s each), so the
+# seed corpora and a little exploration run on every `make test`. Findings are written to
+# the package's testdata/fuzz/ by `go test` as usual; the script fails on the first one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${FUZZTIME:-5s}
+
+# `go test -list` prints the matching names, then "ok <package> <time>" for each package.
+listing=$(go test -list '^Fuzz' ./...)
+targets=()
+names=()
+while read -r first second _; do
+	case "$first" in
+	Fuzz*) names+=("$first") ;;
+	ok)
+		for n in "${names[@]}"; do targets+=("$second $n"); done
+		names=()
+		;;
+	*) names=() ;;
+	esac
+done <<<"$listing"
+
+if [ ${#targets[@]} -eq 0 ]; then
+	echo "fuzz-short: no Fuzz targets found"
+	exit 0
+fi
+for t in "${targets[@]}"; do
+	pkg=${t% *}
+	name=${t#* }
+	echo "fuzz-short: $pkg $name ($fuzztime)"
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+done

@@ -1,0 +1,218 @@
+// Package e2e runs the built lucid binary as a user would. The tests build cmd/lucid into
+// a temporary directory, start `lucid up` on an example and talk to the mesh over loopback.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// repoRoot is the module root, two directories up from this package.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the test source")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// buildLucid builds cmd/lucid into a temporary directory.
+func buildLucid(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "lucid")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/lucid")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/lucid: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// lockedBuffer collects a process's output for the failure message.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The addresses examples/bookinfo-lite listens on: discovery, every sidecar's admin,
+// outbound, status and inbound ports, and every app.
+var bookinfoAddrs = []string{
+	"127.0.0.1:15010", "127.0.0.1:15014",
+	"127.0.0.1:15000", "127.0.0.1:15001", "127.0.0.1:15020",
+	"127.0.10.1:15000", "127.0.10.1:15001", "127.0.10.1:15020", "127.0.10.1:9080",
+	"127.0.10.2:15001", "127.0.10.2:9080", "127.0.10.3:9080", "127.0.10.4:9080", "127.0.10.5:9080",
+	"127.0.20.1:9080", "127.0.20.2:9080", "127.0.20.3:9080", "127.0.20.4:9080", "127.0.20.5:9080",
+}
+
+func TestUpBookinfo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: builds lucid and runs `lucid up examples/bookinfo-lite` (drop -short to run)")
+	}
+	for _, a := range bookinfoAddrs {
+		if c, err := net.DialTimeout("tcp", a, 200*time.Millisecond); err == nil {
+			_ = c.Close()
+			t.Fatalf("%s is already in use: is another `lucid up` running?", a)
+		}
+	}
+	bin := buildLucid(t)
+
+	var out lockedBuffer
+	cmd := exec.Command(bin, "up", "examples/bookinfo-lite")
+	cmd.Dir = repoRoot(t)
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so the test can find stragglers
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-exited
+		}
+		killStragglers(bin)
+	})
+
+	// A request through the client workload's sidecar, as the README's tour shows.
+	proxy, _ := url.Parse("http://127.0.0.1:15001")
+	client := &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{Proxy: http.ProxyURL(proxy), DisableKeepAlives: true},
+	}
+	var body string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, b, err := fetch(client, "http://productpage:9080/")
+		if err == nil && status == http.StatusOK {
+			body = b
+			break
+		}
+		select {
+		case err := <-exited:
+			stopped = true
+			t.Fatalf("lucid up exited early (%v):\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 200 from productpage through 127.0.0.1:15001 within 30 s (last: %d %q %v); lucid up said:\n%s", status, b, err, out.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	for _, want := range []string{`"service": "productpage"`, `"service": "reviews"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("productpage's answer lacks %s:\n%s", want, body)
+		}
+	}
+
+	// Ctrl-C.
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			t.Errorf("lucid up after Ctrl-C: %v, want exit status 0\n%s", err, out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("lucid up did not exit within 15 s of SIGINT:\n%s", out.String())
+	}
+
+	// Nothing left: no listener, no process of the group.
+	for _, a := range bookinfoAddrs {
+		if c, err := net.DialTimeout("tcp", a, 200*time.Millisecond); err == nil {
+			_ = c.Close()
+			t.Errorf("%s still listening after lucid up exited", a)
+		}
+	}
+	if left := processesOf(bin); len(left) > 0 {
+		t.Errorf("processes still running from %s: %v", bin, left)
+	}
+	if err := syscall.Kill(-pgid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("process group %d still exists (kill -0: %v)", pgid, err)
+	}
+	if t.Failed() {
+		t.Logf("lucid up said:\n%s", out.String())
+	}
+}
+
+func fetch(c *http.Client, u string) (int, string, error) {
+	resp, err := c.Get(u)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// processesOf lists live (non-zombie) processes whose executable is bin. Children run in
+// their own process groups, so the group check alone would miss them.
+func processesOf(bin string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var left []string
+	for _, e := range entries {
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || exe != bin {
+			continue
+		}
+		if st, err := os.Open(filepath.Join("/proc", e.Name(), "status")); err == nil {
+			sc := bufio.NewScanner(st)
+			zombie := false
+			for sc.Scan() {
+				if line := sc.Text(); strings.HasPrefix(line, "State:") {
+					zombie = strings.Contains(line, "Z") || strings.Contains(line, "X")
+				}
+			}
+			_ = st.Close()
+			if zombie {
+				continue
+			}
+		}
+		left = append(left, e.Name())
+	}
+	return left
+}
+
+// killStragglers kills any process of bin left by a failed run, so one failure does not
+// break the next run.
+func killStragglers(bin string) {
+	for _, p := range processesOf(bin) {
+		if pid, err := strconv.Atoi(p); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
