@@ -67,11 +67,12 @@ stop() {
 	wait "$1" 2>/dev/null || true
 }
 
-# wait_http URL: until URL answers (any status), at most 15 s.
+# wait_http URL [PROTO]: until URL answers (any status), at most 15 s.
 wait_http() {
-	local i
+	local i h2=()
+	[ "${2:-}" = h2c ] && h2=(--http2-prior-knowledge)
 	for i in $(seq 150); do
-		if curl -s -o /dev/null --max-time 1 "$1"; then return 0; fi
+		if curl -s "${h2[@]}" -o /dev/null --max-time 1 "$1"; then return 0; fi
 		sleep 0.1
 	done
 	log "no answer from $1 after 15 s"
@@ -105,7 +106,8 @@ if [[ " $targets " == *" lucid "* ]]; then
 fi
 
 # --- the upstream: a fortio server answering 1 KiB bodies ---------------------------------
-start upstream "$fortio" server -http-port "$upstream" -grpc-port disabled -redirect-port disabled
+start upstream "$fortio" server -http-port "$upstream" -grpc-port disabled -redirect-port disabled \
+	-tcp-port disabled -udp-port disabled -data-dir "$work"
 wait_http "http://$upstream/echo"
 
 # --- measurement helpers ------------------------------------------------------------------
@@ -204,7 +206,7 @@ start_target() {
 		;;
 	nginx)
 		local http2=""
-		[ "$proto" = h2c ] && http2="http2 on;"
+		[ "$proto" = h2c ] && http2="http2" # h2c with prior knowledge
 		mkdir -p "$work/nginx"
 		cat >"$work/nginx.conf" <<-EOF
 			# one process (no master): the worker is the process measured
@@ -219,8 +221,7 @@ start_target() {
 			  proxy_temp_path $work/nginx;
 			  upstream app { server $upstream; keepalive 64; }
 			  server {
-			    listen $nginx_addr;
-			    $http2
+			    listen $nginx_addr $http2;
 			    location / {
 			      proxy_pass http://app;
 			      proxy_http_version 1.1;
@@ -277,7 +278,7 @@ start_target() {
 		return 1
 		;;
 	esac
-	if ! wait_http "$url"; then
+	if ! wait_http "$url" "$proto"; then
 		log "$name did not start; its log:"
 		tail -n 20 "$work"/*.log >&2 || true
 		return 1

@@ -27,8 +27,11 @@ type clusterSet struct {
 	sorted []*Cluster
 }
 
-// NewManager returns a Manager with no clusters.
+// NewManager returns a Manager with no clusters. A nil log discards.
 func NewManager(log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	m := &Manager{log: log.With("component", "cluster"), rnd: rand.Uint64N}
 	m.state.Store(&clusterSet{byName: map[string]*Cluster{}})
 	return m

@@ -270,7 +270,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := srv.Shutdown(sctx)
-	<-done
+	if serveErr := <-done; !errors.Is(serveErr, http.ErrServerClosed) {
+		a.log.Warn("demo-app: serve", "error", serveErr)
+	}
 	a.client.CloseIdleConnections()
 	if err != nil {
 		return fmt.Errorf("demo-app: shutdown: %w", err)

@@ -221,7 +221,7 @@ func waitReady(ctx context.Context, c *Child, timeout time.Duration) error {
 	defer deadline.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	last := "no answer yet"
+	var last string // what the last poll saw
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Ready, nil)
 		if err != nil {

@@ -101,7 +101,9 @@ func TestUpBookinfo(t *testing.T) {
 	t.Cleanup(func() {
 		if !stopped {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-exited
+			if err := <-exited; err != nil {
+				t.Logf("lucid up killed: %v", err)
+			}
 		}
 		killStragglers(bin)
 	})

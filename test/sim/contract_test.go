@@ -13,6 +13,7 @@ import (
 	endpointpb "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routepb "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/lucid-mesh/lucid/internal/config"
 	"github.com/lucid-mesh/lucid/internal/model"
@@ -78,7 +79,7 @@ func build(t *testing.T, nodeID, meshMode string, docs ...string) *resource.Snap
 	}
 	mc := config.DefaultMeshConfig()
 	if meshMode == "REGISTRY_ONLY" {
-		mc.OutboundTrafficPolicy.Mode = 1
+		mc.OutboundTrafficPolicy.Mode = meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY
 	}
 	m, _ := model.Build(objs, mc)
 	p, err := model.ParseNodeID(nodeID)

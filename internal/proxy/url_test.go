@@ -1,0 +1,7 @@
+package proxy
+
+import "net/url"
+
+type neturl = url.URL
+
+func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
