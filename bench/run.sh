@@ -260,8 +260,8 @@ start_target() {
 			  labels: {app: upstream}
 		EOF
 		start discovery "$lucid" discovery --config-dir "$work/lucid" \
-			--grpc-addr "$discovery_ip:15010" --debug-addr "$discovery_ip:15014" --log-level warning
-		wait_http "http://$discovery_ip:15014/ready"
+			--grpc-addr "$discovery_ip:15010" --debug-addr "$discovery_ip:15014" --log-level warn
+		wait_http "http://$discovery_ip:15014/ready" || { tail -n 20 "$work/discovery.log" >&2; return 1; }
 		start sidecar taskset -c 1 "$lucid" sidecar --ip "$lucid_ip" --workload upstream \
 			--discovery-address "$discovery_ip:15010" --log-level warning
 		ppids=("$last_pid")
@@ -300,12 +300,12 @@ for proto in $protos; do
 		start_target "$name" "$proto"
 		log "$name $proto: $qps qps for $duration"
 		latency "$url" "$proto" "${ppids[@]}"
-		log "$name $proto: max rps for $duration"
-		maxrps "$url" "$proto"
-		rss="-"
+		rss="-" # peak RSS up to the end of the fixed-rate run (before the max-rps run)
 		if [ ${#ppids[@]} -gt 0 ]; then
 			rss=$(awk -v k="$(peak_rss_kib "${ppids[@]}")" 'BEGIN {printf "%.1f", k / 1024}')
 		fi
+		log "$name $proto: max rps for $duration"
+		maxrps "$url" "$proto"
 		[ "$name" = direct ] && base_p50[$proto]=$p50
 		added="-"
 		if [ "$name" != direct ] && [ -n "${base_p50[$proto]:-}" ]; then
@@ -344,7 +344,7 @@ model=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 	echo "## Results"
 	echo
 	echo "Latency in ms at a fixed $qps rps; \"added p50\" is p50 minus direct's p50; CPU is the proxy's"
-	echo "CPU time as % of one core per 1,000 rps (during the fixed-rate run); RSS is the proxy's peak (VmHWM)."
+	echo "CPU time as % of one core per 1,000 rps and RSS its peak (VmHWM), both over the fixed-rate run."
 	echo
 	echo "| target | protocol | p50 | p90 | p99 | added p50 | achieved rps | non-200 | max rps (1 core) | CPU %/1000 rps | peak RSS MiB |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|"

@@ -84,7 +84,9 @@ type published struct {
 
 // New returns a Server that builds snapshots with gen and logs to log.
 func New(gen Generator, log *slog.Logger) *Server {
-	log = log.With("component", "ads")
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Server{
 		gen:         gen,
 		log:         log,

@@ -32,7 +32,7 @@ func NewManager(log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{log: log.With("component", "cluster"), rnd: rand.Uint64N}
+	m := &Manager{log: log, rnd: rand.Uint64N}
 	m.state.Store(&clusterSet{byName: map[string]*Cluster{}})
 	return m
 }

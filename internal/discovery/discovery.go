@@ -103,6 +103,7 @@ func Run(ctx context.Context, o Options) error {
 	var ready atomic.Bool
 
 	st := store.New(log.With("component", "store"), o.Debounce)
+	st.SetMesh(meshCfg)
 	src := file.New(o.ConfigDir, log.With("component", "source"))
 	if o.PollInterval > 0 {
 		src.Interval = o.PollInterval

@@ -79,7 +79,7 @@ func New(log *slog.Logger, debounce time.Duration) *Store {
 		debounce = DefaultDebounce
 	}
 	return &Store{
-		log:      log.With("component", "store"),
+		log:      log,
 		debounce: debounce,
 		maxWait:  DefaultMaxWait,
 		notify:   make(chan struct{}, 1),

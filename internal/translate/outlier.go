@@ -3,9 +3,9 @@ package translate
 import (
 	clusterpb "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	typepb "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 )
 
 // applyOutlierDetection maps a DestinationRule's outlierDetection as Istio does:

@@ -89,7 +89,7 @@ func New(o Options) *Client {
 	}
 	c := &Client{
 		o:   o,
-		log: o.Logger.With("component", "xdsclient"),
+		log: o.Logger,
 		node: &corepb.Node{
 			Id:                   o.NodeID,
 			Cluster:              o.Cluster,

@@ -46,7 +46,7 @@ func New(dir string, log *slog.Logger) *Source {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Source{dir: dir, log: log.With("component", "source/file", "dir", dir)}
+	return &Source{dir: dir, log: log.With("dir", dir)}
 }
 
 // Load does one scan and returns the current valid objects (applying last-good
