@@ -216,7 +216,9 @@ func Run(ctx context.Context, o Options) error {
 		mainLog.Info("drain ended with connections still open", "error", err)
 	}
 	stopXDS()
-	<-xdone
+	if err := <-xdone; err != nil {
+		mainLog.Error("xds client stopped", "error", err)
+	}
 	return nil
 }
 
@@ -257,7 +259,7 @@ func openLog(path string) (io.Writer, func(), error) {
 	case "/dev/stderr":
 		return os.Stderr, func() {}, nil
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) //nolint:gosec // G302: access logs are world-readable, as Envoy creates them (0644)
 	if err != nil {
 		return nil, nil, err
 	}

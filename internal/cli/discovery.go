@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lucid-mesh/lucid/internal/discovery"
+	"github.com/lucid-mesh/lucid/internal/logging"
 )
 
 func init() { register(newDiscoveryCmd) }
@@ -24,9 +26,9 @@ WorkloadEntry, VirtualService, DestinationRule, ...), watches it, and serves eve
 proxy over ADS on --grpc-addr. Problems are logged naming the file, object and field.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
-				return err
+			lvl, err := parseSlogLevel(logLevel)
+			if err != nil {
+				return fmt.Errorf("--log-level: %w", err)
 			}
 			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 			return discovery.Run(cmd.Context(), o)
@@ -37,6 +39,16 @@ proxy over ADS on --grpc-addr. Problems are logged naming the file, object and f
 	f.StringVar(&o.MeshConfig, "mesh-config", "", "MeshConfig YAML (the `mesh` key of Istio's ConfigMap); default: Istio's defaults")
 	f.StringVar(&o.GRPCAddr, "grpc-addr", "127.0.0.1:15010", "ADS (gRPC) listen address")
 	f.StringVar(&o.DebugAddr, "debug-addr", "127.0.0.1:15014", "debug HTTP listen address (/ready, /debug/syncz); empty disables")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warning, error, critical (as the sidecar's)")
 	return cmd
+}
+
+// parseSlogLevel accepts the sidecar's (Envoy's) level names, so one --log-level works
+// for every process `lucid up` starts.
+func parseSlogLevel(s string) (slog.Level, error) {
+	l, err := logging.ParseLevel(s)
+	if err != nil {
+		return 0, err
+	}
+	return slog.Level(l), nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -351,7 +352,7 @@ func (d *decoder) scalar(n *yaml.Node, fd protoreflect.FieldDescriptor, path str
 }
 
 func (d *decoder) intErr(path string, n *yaml.Node, fd protoreflect.FieldDescriptor, err error) (protoreflect.Value, bool) {
-	if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
+	if errors.Is(err, strconv.ErrRange) {
 		d.errorf(path, n, "%s is out of range for %s", n.Value, kindName(fd))
 	} else {
 		d.errorf(path, n, "expected %s, got %s", kindName(fd), describe(n))

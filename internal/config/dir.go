@@ -47,7 +47,9 @@ func ReadDir(dir string) ([]File, []Diagnostic) {
 		if d.IsDir() || !isConfigFile(d.Name()) {
 			return nil
 		}
-		data, err := os.ReadFile(path)
+		// Symlinks are followed on purpose (Kubernetes ConfigMap mounts are symlinks), so
+		// not os.Root; the directory is the user's own config, not untrusted input.
+		data, err := os.ReadFile(path) //nolint:gosec // G122: see above
 		if err != nil && path == dir {
 			diags = append(diags, Diagnostic{Level: Error, Message: "cannot read config directory: " + err.Error()})
 			return nil

@@ -60,12 +60,12 @@ func (o *Object) Key() string { return fmt.Sprintf("%s %s/%s", o.Kind, o.Namespa
 type Level int
 
 const (
-	// Error: the object was rejected (the last good version, if any, keeps serving).
+	// Error means the object was rejected (the last good version, if any, keeps serving).
 	Error Level = iota
-	// Warning: the object is accepted as Istio accepts it, but it will misbehave at run
+	// Warning means the object is accepted as Istio accepts it, but it will misbehave at run
 	// time (a route to an unknown host or undefined subset: 503 NC).
 	Warning
-	// Info: nothing is wrong, but the user should know (a kind that is parsed and
+	// Info means nothing is wrong, but the user should know (a kind that is parsed and
 	// validated but not yet applied).
 	Info
 )

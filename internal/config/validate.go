@@ -182,8 +182,8 @@ func (v *validator) protocol(path, p string) {
 	}
 }
 
-// duration checks a Duration is valid and at least min (Istio: >= 1ms for most).
-func (v *validator) duration(path string, d *durationpb.Duration, min time.Duration) {
+// duration checks a Duration is valid and not below least (Istio: >= 1ms for most).
+func (v *validator) duration(path string, d *durationpb.Duration, least time.Duration) {
 	if d == nil {
 		return
 	}
@@ -193,9 +193,9 @@ func (v *validator) duration(path string, d *durationpb.Duration, min time.Durat
 	}
 	got := d.AsDuration()
 	switch {
-	case got < min && min == time.Millisecond:
+	case got < least && least == time.Millisecond:
 		v.errorf(path, "duration %s must be at least 1ms", got)
-	case got < min:
+	case got < least:
 		v.errorf(path, "duration %s must not be negative", got)
 	case got%time.Millisecond != 0:
 		v.errorf(path, "duration %s: only durations to ms precision are supported", got)

@@ -10,10 +10,10 @@ import (
 
 func validateDestinationRule(o *Object, v *validator) {
 	dr := o.Spec.(*networkingv1alpha3.DestinationRule)
-	switch {
-	case dr.Host == "":
+	switch dr.Host {
+	case "":
 		v.errorf("spec.host", "host is required")
-	case dr.Host == "*":
+	case "*":
 	default:
 		if msg := wildcardDomainError(dr.Host); msg != "" {
 			v.errorf("spec.host", "%s", msg)
@@ -162,7 +162,7 @@ func (v *validator) loadBalancer(p string, lb *networkingv1alpha3.LoadBalancerSe
 			}
 		}
 	}
-	v.duration(p+".warmupDurationSecs", lb.WarmupDurationSecs, time.Millisecond)
+	v.duration(p+".warmupDurationSecs", lb.WarmupDurationSecs, time.Millisecond) //nolint:staticcheck // SA1019: Istio still validates the deprecated field
 }
 
 func isPrime(x uint64) bool {

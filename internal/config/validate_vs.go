@@ -293,7 +293,7 @@ func (v *validator) headerOps(p string, h *networkingv1alpha3.Headers) {
 				v.errorf(fp, "header name cannot be empty")
 			case (remove || !request) && strings.EqualFold(name, "host"):
 				v.errorf(fp, "invalid header %q: cannot set Host header", name)
-			case strings.HasPrefix(name, ":") && !(request && !remove && strings.EqualFold(name, ":authority")):
+			case strings.HasPrefix(name, ":") && (!request || remove || !strings.EqualFold(name, ":authority")):
 				v.errorf(fp, "invalid header %q: header cannot have \":\" prefix", name)
 			}
 		}

@@ -86,11 +86,11 @@ func (x *exchange) upstreamFailedMidResponse(ctx, actx context.Context, err erro
 	case x.r.Context().Err() != nil:
 		x.downstreamGone()
 		return
-	case context.Cause(ctx) == errRouteTimeout:
+	case errors.Is(context.Cause(ctx), errRouteTimeout):
 		info.Flags |= streaminfo.UpstreamRequestTimeout
 		info.ResponseCodeDetails = "upstream_response_timeout"
 		x.cl.Stats().UpstreamRqTimeout.Add(1)
-	case context.Cause(actx) == errPerTryTimeout:
+	case errors.Is(context.Cause(actx), errPerTryTimeout):
 		info.Flags |= streaminfo.UpstreamRequestTimeout
 		info.ResponseCodeDetails = "upstream_per_try_timeout"
 		x.cl.Stats().UpstreamRqPerTryTimeout.Add(1)

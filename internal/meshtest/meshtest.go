@@ -192,7 +192,7 @@ func (m *Mesh) startApp(ctx context.Context, w Workload, port int) {
 	go func() {
 		defer m.wg.Done()
 		<-ctx.Done()
-		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+		sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer c()
 		_ = srv.Shutdown(sctx)
 	}()

@@ -136,7 +136,7 @@ func shallowRoute(r *networkingv1alpha3.HTTPRoute) *networkingv1alpha3.HTTPRoute
 	return &networkingv1alpha3.HTTPRoute{
 		Name: r.Name, Match: r.Match, Route: r.Route, Redirect: r.Redirect, DirectResponse: r.DirectResponse,
 		Rewrite: r.Rewrite, Timeout: r.Timeout, Retries: r.Retries, Fault: r.Fault, Mirror: r.Mirror,
-		Mirrors: r.Mirrors, MirrorPercent: r.MirrorPercent, MirrorPercentage: r.MirrorPercentage,
+		Mirrors: r.Mirrors, MirrorPercent: r.MirrorPercent, MirrorPercentage: r.MirrorPercentage, //nolint:staticcheck // SA1019: Istio still honours mirrorPercent
 		CorsPolicy: r.CorsPolicy, Headers: r.Headers,
 	}
 }

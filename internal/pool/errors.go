@@ -106,6 +106,7 @@ func classify(ctx context.Context, err error, at *attempt) error {
 		return ce
 	}
 	if ctx.Err() != nil {
+		//nolint:errorlint // identity on purpose: is the cause a custom one, or just ctx.Err() itself?
 		if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
 			return fmt.Errorf("upstream request: %w", cause)
 		}

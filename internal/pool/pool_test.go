@@ -293,7 +293,10 @@ func TestContextErrorIsNotAReset(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://svc/", nil)
-	_, err := s.Get("c").RoundTrip(req, addr, nil)
+	resp, err := s.Get("c").RoundTrip(req, addr, nil)
+	if resp != nil {
+		_ = resp.Body.Close()
+	}
 	var re *ResetError
 	if errors.As(err, &re) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v, want context.DeadlineExceeded", err)

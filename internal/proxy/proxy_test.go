@@ -28,9 +28,9 @@ func backend(t *testing.T, addr, name string) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, name+" "+r.URL.Path)
+		_, _ = io.WriteString(w, name+" "+r.URL.Path)
 	})}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 }
 
@@ -219,7 +219,7 @@ func TestTCPChain(t *testing.T) {
 			if err != nil {
 				return
 			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
 		}
 	}()
 	p := newProxy(t, "127.0.54.1")
@@ -236,8 +236,12 @@ func TestTCPChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	io.WriteString(c, "hello")
-	c.(*net.TCPConn).CloseWrite()
+	if _, err := io.WriteString(c, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
 	b, _ := io.ReadAll(c)
 	if string(b) != "hello" {
 		t.Fatalf("echo through tcp_proxy = %q", b)

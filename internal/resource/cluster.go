@@ -8,6 +8,7 @@ import (
 // DiscoveryType is config.cluster.v3.Cluster.DiscoveryType.
 type DiscoveryType int
 
+// The discovery types Lucid supports, named after Envoy's.
 const (
 	EDS         DiscoveryType = iota // endpoints arrive as a ClusterLoadAssignment named ServiceName
 	Static                           // endpoints are in LoadAssignment
@@ -19,6 +20,7 @@ const (
 // LBPolicy is config.cluster.v3.Cluster.LbPolicy.
 type LBPolicy int
 
+// The load balancing policies, named after Envoy's.
 const (
 	LeastRequest LBPolicy = iota // Istio's default (power of two choices)
 	RoundRobin
@@ -33,6 +35,7 @@ const (
 // (→ Downstream). Without the extension, HTTP1.
 type Protocol int
 
+// The upstream protocols.
 const (
 	HTTP1 Protocol = iota
 	HTTP2
@@ -91,6 +94,7 @@ type ClusterInfo struct {
 // HealthStatus is config.core.v3.HealthStatus.
 type HealthStatus int
 
+// The health statuses, in Envoy's enum order (String gives Envoy's names).
 const (
 	HealthUnknown HealthStatus = iota
 	Healthy

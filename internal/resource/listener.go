@@ -8,6 +8,7 @@ import (
 // Direction is listener.traffic_direction.
 type Direction int
 
+// The traffic directions (UNSPECIFIED, INBOUND, OUTBOUND).
 const (
 	DirectionUnspecified Direction = iota
 	Inbound

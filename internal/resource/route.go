@@ -57,6 +57,7 @@ type Route struct {
 // PathKind says how RouteMatch.Path is compared.
 type PathKind int
 
+// The path match kinds, each named after its RouteMatch.path_specifier field.
 const (
 	PathPrefix    PathKind = iota // prefix ("" or "/" matches everything)
 	PathExact                     // path
@@ -81,6 +82,7 @@ type RouteMatch struct {
 // StringMatchKind is the oneof of type.matcher.v3.StringMatcher.
 type StringMatchKind int
 
+// The string match kinds, one per StringMatcher.match_pattern field.
 const (
 	MatchExact StringMatchKind = iota
 	MatchPrefix

@@ -37,13 +37,13 @@ func TestPickClusterDistribution(t *testing.T) {
 }
 
 func TestPickClusterEdges(t *testing.T) {
-	max := func(n uint64) uint64 { return n - 1 }
+	top := func(n uint64) uint64 { return n - 1 }
 	zero := func(uint64) uint64 { return 0 }
 	if name, wc := PickCluster(&resource.RouteAction{Cluster: "c"}, zero); name != "c" || wc != nil {
 		t.Errorf("plain cluster: %q, %v", name, wc)
 	}
 	ws := &resource.RouteAction{WeightedClusters: []resource.WeightedCluster{{Name: "a", Weight: 0}, {Name: "b", Weight: 3}, {Name: "c", Weight: 0}}}
-	for _, rnd := range []func(uint64) uint64{zero, max} {
+	for _, rnd := range []func(uint64) uint64{zero, top} {
 		if name, _ := PickCluster(ws, rnd); name != "b" {
 			t.Errorf("only b has weight, got %q", name)
 		}

@@ -12,7 +12,7 @@ import (
 
 func TestReadyAndTransitionsLogged(t *testing.T) {
 	var logs bytes.Buffer
-	var err error = errors.New("config not received from XDS server")
+	err := errors.New("config not received from XDS server")
 	s := New(func() error { return err }, slog.New(slog.NewTextHandler(&logs, nil)))
 	get := func() (int, string) {
 		w := httptest.NewRecorder()

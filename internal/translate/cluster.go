@@ -109,7 +109,7 @@ func applyLoadBalancer(c *clusterpb.Cluster, lb *networkingv1alpha3.LoadBalancer
 		c.LbPolicy = clusterpb.Cluster_RING_HASH
 		size := ch.GetRingHash().GetMinimumRingSize()
 		if size == 0 {
-			size = ch.GetMinimumRingSize()
+			size = ch.GetMinimumRingSize() //nolint:staticcheck // SA1019: Istio still honours the deprecated field
 		}
 		if size == 0 {
 			size = 1024 // Istio's default minimum ring size

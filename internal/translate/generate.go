@@ -24,7 +24,7 @@ import (
 const (
 	PassthroughCluster        = "PassthroughCluster"
 	BlackHoleCluster          = "BlackHoleCluster"
-	InboundPassthroughCluster = "InboundPassthroughCluster"
+	InboundPassthroughCluster = "InboundPassthroughCluster" //nolint:gosec // G101: a cluster name, not a credential
 	VirtualOutbound           = "virtualOutbound"
 	VirtualInbound            = "virtualInbound"
 	OutboundPort              = 15001

@@ -160,7 +160,7 @@ func (g *generator) routeAction(in *networkingv1alpha3.HTTPRoute, ns string, por
 		a.HostRewriteSpecifier = &routepb.RouteAction_HostRewriteLiteral{HostRewriteLiteral: authority}
 	}
 	if in.GetMirror() != nil {
-		if f := mirrorFraction(in.GetMirrorPercentage(), in.GetMirrorPercent()); f != nil {
+		if f := mirrorFraction(in.GetMirrorPercentage(), in.GetMirrorPercent()); f != nil { //nolint:staticcheck // SA1019: Istio still honours mirrorPercent
 			a.RequestMirrorPolicies = append(a.RequestMirrorPolicies, mirrorPolicy(g.destinationCluster(in.GetMirror(), ns, port), f))
 		}
 	}

@@ -29,7 +29,7 @@ type Options struct {
 	// ReadyTimeout bounds the wait for discovery's /ready and for the sidecars'
 	// /healthz/ready; default 15 s.
 	ReadyTimeout time.Duration
-	// StopGrace is how long a child has to exit after SIGTERM before SIGKILL; default 5 s.
+	// StopGrace is how long a child has to exit after SIGTERM before SIGKILL; default 10 s.
 	StopGrace time.Duration
 	// GRPCAddr and DebugAddr are discovery's addresses (defaults 127.0.0.1:15010, :15014).
 	GRPCAddr, DebugAddr string
@@ -53,7 +53,7 @@ func Run(ctx context.Context, opts Options) error {
 		opts.Out = os.Stdout
 	}
 	opts.ReadyTimeout = cmp.Or(opts.ReadyTimeout, 15*time.Second)
-	opts.StopGrace = cmp.Or(opts.StopGrace, 5*time.Second)
+	opts.StopGrace = cmp.Or(opts.StopGrace, 10*time.Second) // longer than a sidecar's 5 s drain
 
 	if st, err := os.Stat(opts.Dir); err != nil {
 		return fmt.Errorf("config directory: %w", err)

@@ -29,8 +29,8 @@ func DecodeCluster(c *clusterpb.Cluster) (*resource.Cluster, error) {
 		Name:                     c.GetName(),
 		ConnectTimeout:           durationOr(c.GetConnectTimeout(), defaultConnectTimeout),
 		AltStatName:              c.GetAltStatName(),
-		IdleTimeout:              durationOr(c.GetCommonHttpProtocolOptions().GetIdleTimeout(), defaultIdleTimeout),
-		MaxRequestsPerConnection: c.GetMaxRequestsPerConnection().GetValue(),
+		IdleTimeout:              durationOr(c.GetCommonHttpProtocolOptions().GetIdleTimeout(), defaultIdleTimeout), //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
+		MaxRequestsPerConnection: c.GetMaxRequestsPerConnection().GetValue(),                                        //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
 		UseHTTPHeader:            c.GetOriginalDstLbConfig().GetUseHttpHeader(),
 	}
 	switch t := c.GetClusterDiscoveryType().(type) {
@@ -93,7 +93,7 @@ func DecodeCluster(c *clusterpb.Cluster) (*resource.Cluster, error) {
 		return nil, fmt.Errorf("filters: not supported")
 	case c.GetUpstreamConfig() != nil:
 		return nil, fmt.Errorf("upstream_config: not supported")
-	case c.GetHttp2ProtocolOptions() != nil:
+	case c.GetHttp2ProtocolOptions() != nil: //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
 		out.Protocol = resource.HTTP2 // deprecated field, same meaning as explicit http2
 	}
 	for i, th := range c.GetCircuitBreakers().GetThresholds() {

@@ -106,8 +106,8 @@ func decodeHeaderOptions(opts []*corepb.HeaderValueOption) ([]resource.HeaderVal
 			h.Value = string(o.GetHeader().GetRawValue())
 		}
 		switch {
-		case o.GetAppend() != nil:
-			h.Append = o.GetAppend().GetValue()
+		case o.GetAppend() != nil: //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
+			h.Append = o.GetAppend().GetValue() //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
 		case o.GetAppendAction() == corepb.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
 			h.Append = true
 		case o.GetAppendAction() == corepb.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:

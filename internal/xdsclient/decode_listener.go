@@ -80,7 +80,7 @@ func DecodeListener(l *listenerpb.Listener) (*resource.Listener, error) {
 		BindToPort:     boolOr(l.GetBindToPort(), true),
 		UseOriginalDst: l.GetUseOriginalDst().GetValue(),
 	}
-	if dv1 := l.GetDeprecatedV1(); dv1 != nil && dv1.GetBindToPort() != nil && l.GetBindToPort() == nil {
+	if dv1 := l.GetDeprecatedV1(); dv1 != nil && dv1.GetBindToPort() != nil && l.GetBindToPort() == nil { //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
 		out.BindToPort = dv1.GetBindToPort().GetValue()
 	}
 	switch l.GetTrafficDirection() {
@@ -171,7 +171,7 @@ func decodeFilterChain(fc *listenerpb.FilterChain) (resource.FilterChain, error)
 	if ts := fc.GetTransportSocket(); ts != nil && ts.GetName() != rawBufferSocket {
 		return out, fmt.Errorf("transport_socket: %q is not supported", ts.GetName())
 	}
-	if fc.GetUseProxyProto().GetValue() {
+	if fc.GetUseProxyProto().GetValue() { //nolint:staticcheck // SA1019: a config that sets it must still be rejected
 		return out, fmt.Errorf("use_proxy_proto: not supported")
 	}
 	filters := fc.GetFilters()

@@ -242,15 +242,15 @@ func decodeHeaderMatcher(h *routepb.HeaderMatcher) (resource.HeaderMatcher, erro
 			return out, fmt.Errorf("string_match.%w", err)
 		}
 	case *routepb.HeaderMatcher_ExactMatch:
-		out.Value = resource.StringMatcher{Kind: resource.MatchExact, Value: s.ExactMatch}
+		out.Value = resource.StringMatcher{Kind: resource.MatchExact, Value: s.ExactMatch} //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
 	case *routepb.HeaderMatcher_PrefixMatch:
-		out.Value = resource.StringMatcher{Kind: resource.MatchPrefix, Value: s.PrefixMatch}
+		out.Value = resource.StringMatcher{Kind: resource.MatchPrefix, Value: s.PrefixMatch} //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
 	case *routepb.HeaderMatcher_SuffixMatch:
-		out.Value = resource.StringMatcher{Kind: resource.MatchSuffix, Value: s.SuffixMatch}
+		out.Value = resource.StringMatcher{Kind: resource.MatchSuffix, Value: s.SuffixMatch} //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
 	case *routepb.HeaderMatcher_ContainsMatch:
-		out.Value = resource.StringMatcher{Kind: resource.MatchContains, Value: s.ContainsMatch}
+		out.Value = resource.StringMatcher{Kind: resource.MatchContains, Value: s.ContainsMatch} //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
 	case *routepb.HeaderMatcher_SafeRegexMatch:
-		re, err := decodeRegexMatcher(s.SafeRegexMatch)
+		re, err := decodeRegexMatcher(s.SafeRegexMatch) //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
 		if err != nil {
 			return out, fmt.Errorf("safe_regex_match: %w", err)
 		}
@@ -309,7 +309,7 @@ func decodeRouteAction(a *routepb.RouteAction) (*resource.RouteAction, error) {
 		return nil, fmt.Errorf("retry_policy_typed_config: not supported")
 	case len(a.GetRateLimits()) > 0:
 		return nil, fmt.Errorf("rate_limits: not supported")
-	case a.GetInternalRedirectPolicy() != nil || a.GetInternalRedirectAction() != routepb.RouteAction_PASS_THROUGH_INTERNAL_REDIRECT:
+	case a.GetInternalRedirectPolicy() != nil || a.GetInternalRedirectAction() != routepb.RouteAction_PASS_THROUGH_INTERNAL_REDIRECT: //nolint:staticcheck // SA1019: a config that sets it must still be rejected
 		return nil, fmt.Errorf("internal_redirect_policy: not supported")
 	case a.GetHedgePolicy() != nil:
 		return nil, fmt.Errorf("hedge_policy: not supported")
