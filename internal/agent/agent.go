@@ -112,6 +112,7 @@ func Run(ctx context.Context, o Options) error {
 
 	clusters := cluster.NewManager(logs.Logger("upstream"))
 	pools := pool.NewSet(logs.Logger("pool"))
+	pools.SetSourceAddress(o.IP)
 	defer pools.Close()
 	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: observers, Self: self, Logger: logs.Logger("router")})
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration})

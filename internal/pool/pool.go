@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,12 +58,13 @@ type Pool struct {
 	h1       *http.Transport // HTTP1 clusters, and Downstream clusters for HTTP/1 requests
 	h2       *http.Transport // HTTP2 clusters (h2c, prior knowledge), Downstream for HTTP/2
 
+	source   netip.Addr   // local address for loopback upstreams (see Set.SetSourceAddress)
 	inflight atomic.Int64 // RoundTrips whose response body is not yet closed
 	retired  atomic.Bool  // no longer in the Set: close idle connections when drained
 }
 
-func newPool(name string, st settings, log *slog.Logger) *Pool {
-	p := &Pool{name: name, settings: st, log: log.With("cluster", name)}
+func newPool(name string, st settings, source netip.Addr, log *slog.Logger) *Pool {
+	p := &Pool{name: name, settings: st, source: source, log: log.With("cluster", name)}
 	switch st.protocol {
 	case resource.HTTP2:
 		p.h2 = p.transport(true)
@@ -116,7 +118,15 @@ type countersKey struct{}
 func (p *Pool) dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		cb, _ := ctx.Value(countersKey{}).(Counters)
-		c, err := d.DialContext(ctx, network, addr)
+		dd := d
+		if p.source.IsValid() {
+			if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().IsLoopback() && ap.Addr().Is4() == p.source.Is4() {
+				local := *d
+				local.LocalAddr = &net.TCPAddr{IP: p.source.AsSlice()}
+				dd = &local
+			}
+		}
+		c, err := dd.DialContext(ctx, network, addr)
 		if err != nil {
 			if cb != nil {
 				cb.ConnectFailed()

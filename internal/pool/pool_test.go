@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -364,4 +365,24 @@ func TestInflightRequestSurvivesUpdate(t *testing.T) {
 		t.Fatalf("body %q, err %v; want the whole body", b, err)
 	}
 	waitFor(t, "drained pool closed its connection", func() bool { return c.closed.Load() == 1 })
+}
+
+// Connections to loopback upstreams come from the workload's address, so the next hop
+// sees who called.
+func TestSourceAddress(t *testing.T) {
+	addr := upstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		_, _ = io.WriteString(w, host)
+	})
+	s := NewSet(nil)
+	s.SetSourceAddress(netip.MustParseAddr("127.0.61.9"))
+	s.Update(map[string]*resource.Cluster{"c": {Name: "c"}})
+	t.Cleanup(s.Close)
+	got, err := get(t, s.Get("c"), addr, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "127.0.61.9" {
+		t.Fatalf("upstream saw the connection from %s, want 127.0.61.9", got)
+	}
 }

@@ -12,6 +12,7 @@ package pool
 import (
 	"log/slog"
 	"maps"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -24,6 +25,9 @@ import (
 type Set struct {
 	log   *slog.Logger
 	pools atomic.Pointer[map[string]*Pool]
+	// source is the workload's address: connections to loopback upstreams are made from
+	// it, so the next sidecar sees which workload called (local mode). Set before Update.
+	source netip.Addr
 
 	mu      sync.Mutex // guards retired and closed
 	retired map[*Pool]struct{}
@@ -39,6 +43,15 @@ func NewSet(log *slog.Logger) *Set {
 	empty := map[string]*Pool{}
 	s.pools.Store(&empty)
 	return s
+}
+
+// SetSourceAddress makes new connections to loopback upstreams originate from ip (the
+// workload's own address in local mode), as a pod's connections come from its pod IP.
+// Connections to other addresses keep the system's choice. Call it before Update.
+func (s *Set) SetSourceAddress(ip netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.source = ip
 }
 
 // Update creates pools for new clusters; a cluster whose connection settings (protocol,
@@ -60,7 +73,7 @@ func (s *Set) Update(clusters map[string]*resource.Cluster) {
 			next[name] = p
 			continue
 		}
-		next[name] = newPool(name, st, s.log)
+		next[name] = newPool(name, st, s.source, s.log)
 		if _, ok := old[name]; ok {
 			s.log.Debug("cluster connection settings changed, new pool", "cluster", name)
 		}

@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/lucid-mesh/lucid/internal/meshtest"
 )
@@ -300,5 +305,30 @@ func TestMeshConfigChangesUnderLoad(t *testing.T) {
 	}
 	if !strings.Contains(m.Logs.String(), "reviews-vs.yaml") {
 		t.Errorf("the control plane's log does not name the invalid file")
+	}
+}
+
+// h2c (HTTP/2 with prior knowledge) into the sidecar's outbound proxy works like HTTP/1.1.
+func TestMeshH2CDownstream(t *testing.T) {
+	startMesh(t)
+	tr := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, _ string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, "127.0.77.1:15001")
+		},
+	}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	for i := 0; i < 20; i++ {
+		resp, err := c.Get("http://ratings:9080/ratings/h2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ProtoMajor != 2 || !strings.Contains(string(b), `"service":"ratings"`) {
+			t.Fatalf("h2c: %s %d %q", resp.Proto, resp.StatusCode, b)
+		}
 	}
 }
