@@ -87,6 +87,9 @@ func parseLoggingQuery(raw string) (*loggingChange, error) {
 		}
 		return c, nil
 	default:
+		if key == "" {
+			return nil, errEmptyPath
+		}
 		l, err := parseLevel(value)
 		if err != nil {
 			return nil, err
