@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/lucid-mesh/lucid/internal/meshtest"
 )
@@ -311,9 +308,11 @@ func TestMeshConfigChangesUnderLoad(t *testing.T) {
 // h2c (HTTP/2 with prior knowledge) into the sidecar's outbound proxy works like HTTP/1.1.
 func TestMeshH2CDownstream(t *testing.T) {
 	startMesh(t)
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, _ string, _ *tls.Config) (net.Conn, error) {
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{
+		Protocols: &protos,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, "127.0.77.1:15001")
 		},
