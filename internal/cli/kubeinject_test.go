@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	root := NewRoot()
+	var out, errOut bytes.Buffer
+	root.SetArgs(args)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err = root.Execute()
+	return out.String(), errOut.String(), err
+}
+
+const jettyDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: jetty, namespace: shop}
+spec:
+  selector: {matchLabels: {app: jetty}}
+  template:
+    metadata: {labels: {app: jetty}}
+    spec:
+      containers:
+      - name: jetty
+        image: jetty:9.4
+        livenessProbe: {httpGet: {path: /ok.jsp, port: 8080}, timeoutSeconds: 1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: skip, namespace: shop, labels: {sidecar.istio.io/inject: "false"}}
+spec: {containers: [{name: c, image: c}]}
+`
+
+func TestKubeInjectStdin(t *testing.T) {
+	out, errOut, err := runCLI(t, jettyDeployment, "kube-inject", "-f", "-", "--image", "lucid:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"path: /app-health/jetty/livez",
+		`'{"/app-health/jetty/livez":{"httpGet":{"path":"/ok.jsp","port":8080},"timeoutSeconds":1}}'`,
+		"name: istio-proxy", "name: istio-init", "image: lucid:test",
+		"service.istio.io/canonical-name: jetty",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if !strings.Contains(errOut, `Pod shop/skip: not injected: the pod's label sidecar.istio.io/inject is "false"`) {
+		t.Errorf("stderr does not explain the skipped pod: %q", errOut)
+	}
+}
+
+func TestKubeInjectFiles(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.yaml"), filepath.Join(dir, "out.yaml")
+	if err := os.WriteFile(in, []byte(jettyDeployment), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCLI(t, "", "kube-inject", "-f", in, "-o", out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !bytes.Contains(b, []byte("istio-proxy")) {
+		t.Fatalf("output file not injected: %v", err)
+	}
+	if _, _, err := runCLI(t, "", "kube-inject"); err == nil || !strings.Contains(err.Error(), "-f is required") {
+		t.Errorf("missing -f: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(bad, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: x, annotations: {status.sidecar.istio.io/port: http}}\n"), 0o644)
+	if _, _, err := runCLI(t, "", "kube-inject", "-f", bad); err == nil || !strings.Contains(err.Error(), "status.sidecar.istio.io/port") {
+		t.Errorf("bad annotation: %v", err)
+	}
+}
+
+func TestIptablesCommand(t *testing.T) {
+	out, _, err := runCLI(t, "", "iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
+		"-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "-A ISTIO_INBOUND -p tcp --dport 15021 -j RETURN") || !strings.HasPrefix(out, "* nat\n") {
+		t.Errorf("unexpected rules:\n%s", out)
+	}
+	if _, _, err := runCLI(t, "", "iptables", "-b", "80,http"); err == nil || !strings.Contains(err.Error(), `-b "80,http"`) {
+		t.Errorf("invalid -b accepted: %v", err)
+	}
+	if _, _, err := runCLI(t, "", "iptables", "--dry-run=false"); err == nil || !strings.Contains(err.Error(), "not implemented") {
+		t.Errorf("--dry-run=false: %v", err)
+	}
+}
+
+func TestInstallCommand(t *testing.T) {
+	out, _, err := runCLI(t, "", "install", "--skip-crds", "--image", "lucid:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "kind: MutatingWebhookConfiguration") || !strings.Contains(out, "image: lucid:test") {
+		t.Errorf("install output incomplete:\n%.500s", out)
+	}
+	if _, _, err := runCLI(t, "", "install", "--apply"); err == nil || !strings.Contains(err.Error(), "not implemented") {
+		t.Errorf("--apply: %v", err)
+	}
+}
+
+// TestWait: `lucid wait` polls /healthz/ready until it answers 200 (a loopback server in
+// 127.0.95.0/24), and gives up with the last answer.
+func TestWait(t *testing.T) {
+	var calls atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.95.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz/ready" || calls.Add(1) < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	out, _, err := runCLI(t, "", "wait", "--host", "127.0.95.1", "--status-port", itoa(port), "--period", "10ms", "--timeout", "20s")
+	if err != nil || !strings.Contains(out, "ready") || calls.Load() < 3 {
+		t.Fatalf("wait: %v, %q after %d calls", err, out, calls.Load())
+	}
+	calls.Store(-1 << 20) // never ready again
+	_, _, err = runCLI(t, "", "wait", "--host", "127.0.95.1", "--status-port", itoa(port), "--period", "10ms", "--timeout", "100ms")
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("wait on a never-ready sidecar: %v", err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
