@@ -126,7 +126,7 @@ func (s *server) logging(w http.ResponseWriter, r *http.Request) {
 	}
 	var b strings.Builder
 	code := http.StatusOK
-	if err := s.applyLogging(r.URL.RawQuery); err != nil {
+	if err := s.applyLoggingFor(r.URL.RawQuery); err != nil { // for=: loggingfor.go
 		code = http.StatusBadRequest
 		fmt.Fprintf(&b, "error: %s\n\n", err)
 		b.WriteString(loggingUsage)

@@ -139,8 +139,8 @@ func TestWait(t *testing.T) {
 		t.Fatalf("wait: %v, %q after %d calls", err, out, calls.Load())
 	}
 	calls.Store(-1 << 20) // never ready again
-	_, _, err = runCLI(t, "", "wait", "--host", "127.0.95.1", "--status-port", itoa(port), "--period", "10ms", "--timeout", "100ms")
-	if err == nil || !strings.Contains(err.Error(), "503") {
+	_, _, err = runCLI(t, "", "wait", "--host", "127.0.95.1", "--status-port", itoa(port), "--period", "10ms", "--timeout", "1s")
+	if err == nil || !strings.Contains(err.Error(), "not ready") {
 		t.Fatalf("wait on a never-ready sidecar: %v", err)
 	}
 }

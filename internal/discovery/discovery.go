@@ -100,6 +100,7 @@ func Run(ctx context.Context, o Options) error {
 	gen := &generator{}
 	srv := ads.New(gen, log.With("component", "ads"))
 	diags := &diagnostics{log: log.With("component", "config")}
+	analysis := &analyzeState{mesh: meshCfg} // /debug/analyze: debug_analyze.go
 	var ready atomic.Bool
 
 	st := store.New(log.With("component", "store"), o.Debounce)
@@ -122,6 +123,7 @@ func Run(ctx context.Context, o Options) error {
 		defer wg.Done()
 		st.Run(ctx, func(s *store.Snapshot) {
 			m, md := model.Build(s.Objects, meshCfg)
+			analysis.set(s.Objects, s.Diagnostics)
 			diags.set(append(append([]config.Diagnostic(nil), s.Diagnostics...), md...))
 			gen.mesh.Store(m)
 			srv.Push(s.Version)
@@ -159,6 +161,7 @@ func Run(ctx context.Context, o Options) error {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(diags.get())
 		})
+		mux.HandleFunc("/debug/analyze", analysis.serve)
 		mux.Handle("/debug/", srv.DebugHandler())
 		debugSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = debugSrv.Serve(dl) }()

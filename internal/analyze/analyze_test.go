@@ -1,0 +1,104 @@
+package analyze
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lucid-mesh/lucid/internal/config"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func run(t *testing.T, dir string) []Message {
+	t.Helper()
+	objs, diags := config.LoadDir(dir)
+	return Analyze(objs, diags, nil)
+}
+
+func render(ms []Message) string {
+	var b strings.Builder
+	for _, m := range ms {
+		b.WriteString(m.String() + "\n")
+	}
+	return b.String()
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (-update rewrites it)\n--- got\n%s\n--- want\n%s", p, got, want)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, tc := range []struct{ name, dir string }{
+		{"all", filepath.Join("testdata", "all")},
+		{"bookinfo-lite", filepath.Join("..", "..", "examples", "bookinfo-lite")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			golden(t, tc.name, render(run(t, tc.dir)))
+		})
+	}
+}
+
+// TestEveryCode checks each analyzer fires on testdata/all, with its level.
+func TestEveryCode(t *testing.T) {
+	ms := run(t, filepath.Join("testdata", "all"))
+	want := map[string]Level{
+		"IST0101": Error, "IST0106": Error, "IST0118": Info, "IST0130": Warning, "IST0173": Error,
+		"IST0174": Warning, "LUC0001": Warning, "LUC0002": Warning, "LUC0003": Warning, "LUC0004": Warning,
+	}
+	got := map[string]Level{}
+	for _, m := range ms {
+		got[m.Code] = m.Level
+		if m.File == "" || m.Line == 0 || m.Kind == "" {
+			t.Errorf("%s has no file, line or object: %+v", m.Code, m)
+		}
+	}
+	for code, lvl := range want {
+		if got[code] != lvl {
+			t.Errorf("%s: level %q, want %q", code, got[code], lvl)
+		}
+	}
+	if !HasErrors(ms) {
+		t.Error("HasErrors = false")
+	}
+}
+
+// TestIST0173NamesTheMissingLabel is the bookinfo-lite incident: the message says which
+// labels the subset wants and what the workloads have.
+func TestIST0173NamesTheMissingLabel(t *testing.T) {
+	ms := run(t, filepath.Join("..", "..", "examples", "bookinfo-lite"))
+	var m *Message
+	for i := range ms {
+		if ms[i].Code == "IST0173" {
+			m = &ms[i]
+		}
+	}
+	if m == nil {
+		t.Fatal("no IST0173 for subset v3")
+	}
+	for _, s := range []string{"The Subset v3 defined in the DestinationRule does not select any pods",
+		"WorkloadEntry reviews-v3 has app=reviews but no version label", "wants version=v3", "add `version: v3` to the labels of WorkloadEntry reviews-v3"} {
+		if !strings.Contains(m.String(), s) {
+			t.Errorf("IST0173 message lacks %q:\n%s", s, m)
+		}
+	}
+	if m.File != "reviews.yaml" || m.Field != "spec.subsets[2].labels" {
+		t.Errorf("location %s %s, want reviews.yaml spec.subsets[2].labels", m.File, m.Field)
+	}
+}

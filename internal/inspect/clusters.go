@@ -1,0 +1,107 @@
+package inspect
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	adminpb "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// ClusterHealth is one cluster of a sidecar's /clusters?format=json.
+type ClusterHealth struct {
+	Name  string
+	Hosts []HostHealth
+}
+
+// HostHealth is one host of a cluster at run time.
+type HostHealth struct {
+	Address string // "ip:port" (or "hostname:port")
+	// EDSHealth is Envoy's HealthStatus name: UNKNOWN, HEALTHY, UNHEALTHY, DRAINING,
+	// TIMEOUT, DEGRADED.
+	EDSHealth string
+	// OutlierEjected is failed_outlier_check.
+	OutlierEjected bool
+	// Flags are Envoy's health flag names that are set, e.g. "/failed_outlier_check".
+	Flags []string
+}
+
+// Ejected reports whether the host is out of load balancing at run time for a reason other
+// than its EDS health (outlier detection, active health checking, pending removal).
+func (h HostHealth) Ejected() bool {
+	for _, f := range h.Flags {
+		if f != "/failed_eds_health" && f != "/degraded_eds_health" && f != "/eds_status_draining" {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseClusters decodes /clusters?format=json (envoy.admin.v3.Clusters).
+func ParseClusters(b []byte) ([]ClusterHealth, error) {
+	var cs adminpb.Clusters
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &cs); err != nil {
+		return nil, fmt.Errorf("inspect: /clusters?format=json: %w", err)
+	}
+	out := make([]ClusterHealth, 0, len(cs.GetClusterStatuses()))
+	for _, c := range cs.GetClusterStatuses() {
+		ch := ClusterHealth{Name: c.GetName()}
+		for _, h := range c.GetHostStatuses() {
+			ch.Hosts = append(ch.Hosts, hostHealth(h))
+		}
+		out = append(out, ch)
+	}
+	slices.SortFunc(out, func(a, b ClusterHealth) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func hostHealth(h *adminpb.HostStatus) HostHealth {
+	sa := h.GetAddress().GetSocketAddress()
+	addr := fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())
+	if strings.Contains(sa.GetAddress(), ":") {
+		addr = fmt.Sprintf("[%s]:%d", sa.GetAddress(), sa.GetPortValue())
+	}
+	hs := h.GetHealthStatus()
+	out := HostHealth{
+		Address:        addr,
+		EDSHealth:      corepb.HealthStatus_name[int32(hs.GetEdsHealthStatus())],
+		OutlierEjected: hs.GetFailedOutlierCheck(),
+	}
+	add := func(set bool, name string) {
+		if set {
+			out.Flags = append(out.Flags, name)
+		}
+	}
+	add(hs.GetFailedActiveHealthCheck(), "/failed_active_hc")
+	add(hs.GetFailedOutlierCheck(), "/failed_outlier_check")
+	switch hs.GetEdsHealthStatus() {
+	case corepb.HealthStatus_UNHEALTHY, corepb.HealthStatus_TIMEOUT:
+		add(true, "/failed_eds_health")
+	case corepb.HealthStatus_DEGRADED:
+		add(true, "/degraded_eds_health")
+	case corepb.HealthStatus_DRAINING:
+		add(true, "/eds_status_draining")
+	}
+	add(hs.GetFailedActiveDegradedCheck(), "/degraded_active_hc")
+	add(hs.GetPendingDynamicRemoval(), "/pending_dynamic_removal")
+	add(hs.GetPendingActiveHc(), "/pending_active_hc")
+	add(hs.GetExcludedViaImmediateHcFail(), "/excluded_via_immediate_hc_fail")
+	add(hs.GetActiveHcTimeout(), "/active_hc_timeout")
+	return out
+}
+
+// Host finds a host by address in a cluster list, nil when absent.
+func Host(cs []ClusterHealth, cluster, addr string) *HostHealth {
+	i, ok := slices.BinarySearchFunc(cs, cluster, func(c ClusterHealth, n string) int { return strings.Compare(c.Name, n) })
+	if !ok {
+		return nil
+	}
+	for j := range cs[i].Hosts {
+		if cs[i].Hosts[j].Address == addr {
+			return &cs[i].Hosts[j]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,265 @@
+package diag
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/agent"
+	"github.com/lucid-mesh/lucid/internal/discovery"
+)
+
+// The test mesh: examples/bookinfo-lite with its addresses moved into 127.0.94.0/24
+// (sidecars 127.0.10.N → 127.0.94.1N, apps 127.0.20.N → 127.0.94.2N, curl → 127.0.94.9)
+// and the control plane's debug port on 127.0.94.1:15014.
+const (
+	debugAddr = "127.0.94.1:15014"
+	curlIP    = "127.0.94.9"
+)
+
+type workload struct {
+	name, ip, appIP, version string
+	labels                   map[string]string
+}
+
+var workloads = []workload{
+	{"curl", curlIP, "", "", map[string]string{"app": "curl"}},
+	{"productpage", "127.0.94.11", "127.0.94.21", "v1", map[string]string{"app": "productpage", "version": "v1"}},
+	{"reviews-v1", "127.0.94.12", "127.0.94.22", "v1", map[string]string{"app": "reviews", "version": "v1"}},
+	{"reviews-v2", "127.0.94.13", "127.0.94.23", "v2", map[string]string{"app": "reviews", "version": "v2"}},
+	{"reviews-v3", "127.0.94.14", "127.0.94.24", "v3", map[string]string{"app": "reviews"}},
+	{"ratings", "127.0.94.15", "127.0.94.25", "v1", map[string]string{"app": "ratings", "version": "v1"}},
+}
+
+// mesh is one running test mesh; tests share it (they only read it).
+type mesh struct {
+	dir      string
+	logDir   string
+	logs     *syncBuffer
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errs     chan error
+	startErr error
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *mesh
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.stop()
+	}
+	os.Exit(code)
+}
+
+// bookinfoFiles reads examples/bookinfo-lite and moves its addresses into 127.0.94.0/24.
+func bookinfoFiles(t testing.TB) map[string]string {
+	t.Helper()
+	src := filepath.Join("..", "..", "examples", "bookinfo-lite")
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	r := strings.NewReplacer("127.0.10.", "127.0.94.1", "127.0.20.", "127.0.94.2", "address: 127.0.0.1", "address: "+curlIP)
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".yaml") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = r.Replace(string(b))
+	}
+	return out
+}
+
+// liveMesh starts the shared mesh on first use.
+func liveMesh(t *testing.T) *mesh {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a whole mesh")
+	}
+	sharedOnce.Do(func() { shared = startMesh(t) })
+	if shared.startErr != nil {
+		t.Fatalf("mesh: %v\nlogs:\n%s", shared.startErr, shared.logs.String())
+	}
+	return shared
+}
+
+func startMesh(t *testing.T) *mesh {
+	dir, err := os.MkdirTemp("", "lucid-diag-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mesh{dir: filepath.Join(dir, "config"), logDir: filepath.Join(dir, "logs"), logs: &syncBuffer{}, errs: make(chan error, 16)}
+	_ = os.MkdirAll(m.dir, 0o755)
+	_ = os.MkdirAll(m.logDir, 0o755)
+	for name, body := range bookinfoFiles(t) {
+		if err := os.WriteFile(filepath.Join(m.dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	adsAddr := make(chan string, 1)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		err := discovery.Run(ctx, discovery.Options{
+			ConfigDir: m.dir, GRPCAddr: "127.0.94.1:0", DebugAddr: debugAddr, Logger: log,
+			PollInterval: 50 * time.Millisecond, Debounce: 20 * time.Millisecond,
+			Ready: func(a string) { adsAddr <- a },
+		})
+		if err != nil {
+			m.errs <- fmt.Errorf("discovery: %w", err)
+		}
+	}()
+	var ads string
+	select {
+	case ads = <-adsAddr:
+	case err := <-m.errs:
+		m.startErr = err
+		return m
+	case <-time.After(10 * time.Second):
+		m.startErr = errors.New("discovery did not publish within 10s")
+		return m
+	}
+	for _, w := range workloads {
+		if w.appIP != "" {
+			if err := m.startApp(ctx, w); err != nil {
+				m.startErr = err
+				return m
+			}
+		}
+		w := w
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			err := agent.Run(ctx, agent.Options{
+				IP: netip.MustParseAddr(w.ip), Workload: w.name, Namespace: "default", Labels: w.labels,
+				Discovery: ads, AdminPort: 15000, StatusPort: 15020, LogLevel: "info", LogOutput: m.logs,
+				AccessLog: filepath.Join(m.logDir, w.name+".log"), DrainDuration: 200 * time.Millisecond,
+			})
+			if err != nil {
+				m.errs <- fmt.Errorf("sidecar %s: %w", w.name, err)
+			}
+		}()
+	}
+	for _, w := range workloads {
+		if err := waitReady(w.ip, 15*time.Second); err != nil {
+			m.startErr = err
+			return m
+		}
+	}
+	return m
+}
+
+func waitReady(ip string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	last := ""
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + net.JoinHostPort(ip, "15020") + "/healthz/ready")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("sidecar %s not ready after %s: %s", ip, d, last)
+}
+
+func (m *mesh) stop() {
+	m.cancel()
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		fmt.Fprintln(os.Stderr, "diag: mesh did not stop within 15s")
+	}
+	_ = os.RemoveAll(filepath.Dir(m.dir))
+}
+
+// accessLog returns a sidecar's access log so far.
+func (m *mesh) accessLog(t *testing.T, workload string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(m.logDir, workload+".log"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// client sends requests through a sidecar's explicit outbound proxy (:15001).
+func client(ip string) *http.Client {
+	u := &url.URL{Scheme: "http", Host: net.JoinHostPort(ip, "15001")}
+	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u)}, Timeout: 10 * time.Second}
+}
+
+func (m *mesh) startApp(ctx context.Context, w workload) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(w.appIP, "9080"))
+	if err != nil {
+		return fmt.Errorf("app %s: %w", w.name, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(map[string]string{"service": w.name, "version": w.version, "path": r.URL.RequestURI()})
+	}), ReadHeaderTimeout: 5 * time.Second}
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		_ = srv.Serve(ln)
+	}()
+	go func() {
+		defer m.wg.Done()
+		<-ctx.Done()
+		sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer c()
+		_ = srv.Shutdown(sctx)
+	}()
+	return nil
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
