@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 BIN := $(CURDIR)/bin
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build test unit fuzz-short lint e2e bench clean
+.PHONY: all build test unit test-kubelet fuzz-short lint e2e bench clean
 
 all: build
 
@@ -13,11 +13,15 @@ all: build
 build:
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/lucid ./cmd/lucid
 
-## test: every package's tests with the race detector, then each fuzz target briefly
-test: unit fuzz-short
+## test: every package's tests with the race detector, the kubelet verdict check, then each fuzz target briefly
+test: unit test-kubelet fuzz-short
 
 unit:
 	go test -race -count=1 ./...
+
+## test-kubelet: app probes checked against the kubelet's own probe code (a separate module, test/kubelet)
+test-kubelet:
+	cd test/kubelet && go test -count=1 ./...
 
 fuzz-short:
 	./scripts/fuzz-short.sh

@@ -28,7 +28,6 @@ import (
 	"github.com/lucid-mesh/lucid/internal/pool"
 	"github.com/lucid-mesh/lucid/internal/proxy"
 	"github.com/lucid-mesh/lucid/internal/stats"
-	"github.com/lucid-mesh/lucid/internal/status"
 	"github.com/lucid-mesh/lucid/internal/streaminfo"
 	"github.com/lucid-mesh/lucid/internal/xdsclient"
 )
@@ -53,6 +52,9 @@ type Options struct {
 
 	DrainDuration time.Duration // how long inbound connections may finish at shutdown (5 s)
 	Version       string
+
+	// Agent (status server, app probes, drain); see agentopts.go.
+	AgentOptions
 }
 
 // NodeID is Istio's node id for a sidecar: sidecar~<ip>~<name>.<namespace>~<namespace>.svc.cluster.local.
@@ -122,9 +124,12 @@ func Run(ctx context.Context, o Options) error {
 	if len(o.Labels) > 0 {
 		meta["LABELS"] = formatLabels(o.Labels)
 	}
+	// The xDS client applies through the agent's applier: static resources (15021)
+	// added, inbound listeners held back while draining.
+	apl := &applier{proxy: px, static: newStatic(o.IP, orPort(o.StatusPort, 15020), orPort(o.HealthPort, 15021))}
 	xc := xdsclient.New(xdsclient.Options{
 		Server: orDefault(o.Discovery, "127.0.0.1:15010"), NodeID: nodeID, Cluster: "Kubernetes", Metadata: meta,
-		Applier: px, Logger: logs.Logger("config"),
+		Applier: apl, Logger: logs.Logger("config"),
 	})
 
 	var draining atomic.Bool
@@ -133,13 +138,13 @@ func Run(ctx context.Context, o Options) error {
 		switch {
 		case draining.Load():
 			return "DRAINING"
-		case px.Applied():
+		case apl.dynamic.Load():
 			return "LIVE"
 		default:
 			return "INITIALIZING"
 		}
 	}
-	ready := func() error { return readiness(xc.Status(), px.Applied(), px.Missing(), draining.Load()) }
+	ready := func() error { return readiness(xc.Status(), apl.dynamic.Load(), px.Missing(), draining.Load()) }
 
 	quit := make(chan struct{})
 	var quitOnce sync.Once
@@ -159,7 +164,16 @@ func Run(ctx context.Context, o Options) error {
 	st.AddCounters(clusterCounters(clusters))
 	st.AddGauges(clusterGauges(clusters))
 
-	statusSrv := status.New(ready, logs.Logger("agent"))
+	drainReq := make(chan struct{}, 1)
+	statusSrv, err := newStatusServer(o, ready, st, logs, func() { quitOnce.Do(func() { close(quit) }) }, func() {
+		select {
+		case drainReq <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return err
+	}
 
 	var servers []*http.Server
 	serve := func(port uint16, h http.Handler, what string) error {
@@ -198,24 +212,18 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
+	// The bootstrap's listeners (15021) are bound before any xDS configuration arrives.
+	if err := apl.applyStatic(); err != nil {
+		return fmt.Errorf("static listeners: %w", err)
+	}
+
 	xctx, stopXDS := context.WithCancel(context.Background())
 	xdone := make(chan error, 1)
 	go func() { xdone <- xc.Run(xctx) }()
 	mainLog.Info("sidecar started", "node", nodeID, "discovery", orDefault(o.Discovery, "127.0.0.1:15010"),
 		"admin", netip.AddrPortFrom(o.IP, orPort(o.AdminPort, 15000)).String())
 
-	select {
-	case <-ctx.Done():
-		mainLog.Info("shutting down: draining listeners", "drain", o.DrainDuration.String())
-	case <-quit:
-		mainLog.Info("/quitquitquit: exiting without drain")
-	}
-	draining.Store(true)
-	dctx, cancel := context.WithTimeout(context.Background(), o.DrainDuration)
-	defer cancel()
-	if err := px.Close(dctx); err != nil {
-		mainLog.Info("drain ended with connections still open", "error", err)
-	}
+	lifecycle{o: o, log: mainLog, proxy: px, applier: apl, draining: &draining, quit: quit, drainReq: drainReq}.run(ctx)
 	stopXDS()
 	if err := <-xdone; err != nil {
 		mainLog.Error("xds client stopped", "error", err)

@@ -2,14 +2,9 @@ package cli
 
 import (
 	"bytes"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 )
 
@@ -117,32 +112,3 @@ func TestInstallCommand(t *testing.T) {
 	}
 }
 
-// TestWait: `lucid wait` polls /healthz/ready until it answers 200 (a loopback server in
-// 127.0.95.0/24), and gives up with the last answer.
-func TestWait(t *testing.T) {
-	var calls atomic.Int32
-	ln, err := net.Listen("tcp", "127.0.95.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz/ready" || calls.Add(1) < 3 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-	}))
-	srv.Listener = ln
-	srv.Start()
-	defer srv.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-	out, _, err := runCLI(t, "", "wait", "--host", "127.0.95.1", "--status-port", itoa(port), "--period", "10ms", "--timeout", "20s")
-	if err != nil || !strings.Contains(out, "ready") || calls.Load() < 3 {
-		t.Fatalf("wait: %v, %q after %d calls", err, out, calls.Load())
-	}
-	calls.Store(-1 << 20) // never ready again
-	_, _, err = runCLI(t, "", "wait", "--host", "127.0.95.1", "--status-port", itoa(port), "--period", "10ms", "--timeout", "1s")
-	if err == nil || !strings.Contains(err.Error(), "not ready") {
-		t.Fatalf("wait on a never-ready sidecar: %v", err)
-	}
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -15,9 +15,10 @@ func init() { register(newSidecarCmd) }
 
 func newSidecarCmd() *cobra.Command {
 	var (
-		o      agent.Options
-		ip     string
-		labels string
+		o       agent.Options
+		ip      string
+		labels  string
+		appAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "sidecar",
@@ -34,6 +35,11 @@ port), serves the admin API on :15000, the status server on :15020 and metrics o
 			o.IP = addr
 			if o.Labels, err = parseLabels(labels); err != nil {
 				return fmt.Errorf("--labels: %w", err)
+			}
+			if appAddr != "" {
+				if o.AppAddress, err = netip.ParseAddr(appAddr); err != nil {
+					return fmt.Errorf("--app-address %q: not an IP address", appAddr)
+				}
 			}
 			o.Version = version.String()
 			return agent.Run(cmd.Context(), o)
@@ -53,6 +59,8 @@ port), serves the admin API on :15000, the status server on :15020 and metrics o
 	f.StringVar(&o.LogLevel, "log-level", "info", "default log level: trace, debug, info, warning, error, critical, off")
 	f.BoolVar(&o.LogJSON, "log-json", false, "write logs as JSON")
 	f.DurationVar(&o.DrainDuration, "drain-duration", 0, "how long inbound connections may finish at shutdown (default 5s)")
+	addAgentFlags(cmd, &o, &appAddr)
+	cmd.AddCommand(newSidecarWaitCmd())
 	return cmd
 }
 

@@ -97,7 +97,7 @@ func (w *injection) proxyContainer(appContainers []string) corev1.Container {
 	}
 	if a.holdApplication {
 		c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{
-			Exec: &corev1.ExecAction{Command: []string{binaryPath, "wait"}},
+			Exec: &corev1.ExecAction{Command: []string{binaryPath, "sidecar", "wait"}},
 		}}
 	}
 	return c

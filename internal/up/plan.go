@@ -50,6 +50,7 @@ const (
 	AdminPort      = 15000
 	OutboundPort   = 15001
 	StatusPort     = 15020
+	HealthPort     = 15021
 	PrometheusPort = 15090
 )
 
@@ -186,7 +187,7 @@ func NewPlan(objs []*config.Object, opts PlanOptions) (*Plan, error) {
 		}
 		binds := []string{
 			hostPort(w.Address, AdminPort), hostPort(w.Address, OutboundPort),
-			hostPort(w.Address, StatusPort), hostPort(w.Address, PrometheusPort),
+			hostPort(w.Address, StatusPort), hostPort(w.Address, HealthPort), hostPort(w.Address, PrometheusPort),
 		}
 		for _, port := range selected[w.Namespace+"/"+w.Name] {
 			binds = appendNew(binds, hostPort(w.Address, port))
@@ -195,7 +196,10 @@ func NewPlan(objs []*config.Object, opts PlanOptions) (*Plan, error) {
 		if len(w.Labels) > 0 {
 			args = append(args, "--labels", labelString(w.Labels))
 		}
-		args = append(args, "--discovery-address", opts.GRPCAddr, "--access-log", "/dev/stdout", "--log-level", opts.LogLevel)
+		args = append(args, "--app-address", w.AppAddress,
+			// Apps stop first, so a sidecar may exit as soon as its inbound connections are gone.
+			"--exit-on-zero-active-connections", "--minimum-drain-duration", "100ms",
+			"--discovery-address", opts.GRPCAddr, "--access-log", "/dev/stdout", "--log-level", opts.LogLevel)
 		p.Sidecars = append(p.Sidecars, Process{
 			Name:  label + " sidecar",
 			Role:  RoleSidecar,

@@ -1,0 +1,36 @@
+package agent
+
+import (
+	"net/netip"
+	"time"
+)
+
+// AgentOptions are the agent's part of a sidecar's options: the status server's app
+// probes and metrics merge, and the shutdown sequence. The zero value is Istio's default.
+type AgentOptions struct {
+	HealthPort uint16 // 15021: /healthz/ready through the proxy
+
+	// AppProbers is ISTIO_KUBE_APP_PROBERS: the pod's original probes by status path.
+	AppProbers string
+	// AppAddress is where the app listens, the probes' target (Istio: the pod IP);
+	// default the workload's address (IP). ProbeLocalhost targets "localhost" instead
+	// (Istio's REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION).
+	AppAddress     netip.Addr
+	ProbeLocalhost bool
+	// ProbeSourceV4/V6 are the probes' source addresses (default 127.0.0.6 and ::6).
+	ProbeSourceV4, ProbeSourceV6 netip.Addr
+
+	// PrometheusAnnotations is ISTIO_PROMETHEUS_ANNOTATIONS; AppMetricsURL, if set, is
+	// the app's metrics URL instead.
+	PrometheusAnnotations string
+	AppMetricsURL         string
+
+	// Profiling serves /debug/pprof/ on the status server (localhost only).
+	Profiling bool
+
+	// ExitOnZeroActiveConnections (EXIT_ON_ZERO_ACTIVE_CONNECTIONS) ends the drain early,
+	// after MinimumDrainDuration (MINIMUM_DRAIN_DURATION, default 5 s), once no inbound
+	// connection is left.
+	ExitOnZeroActiveConnections bool
+	MinimumDrainDuration        time.Duration
+}

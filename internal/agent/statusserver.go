@@ -1,0 +1,45 @@
+package agent
+
+import (
+	"github.com/lucid-mesh/lucid/internal/appprobe"
+	"github.com/lucid-mesh/lucid/internal/logging"
+	"github.com/lucid-mesh/lucid/internal/stats"
+	"github.com/lucid-mesh/lucid/internal/status"
+)
+
+// newStatusServer builds the status server: readiness, the app probes from
+// ISTIO_KUBE_APP_PROBERS, the merged metrics, /quitquitquit and /drain. A bad probe or
+// metrics configuration stops the sidecar at start, naming the key and field.
+func newStatusServer(o Options, ready status.Probe, st *stats.Stats, logs *logging.Registry, quit, drain func()) (*status.Server, error) {
+	cfg, err := appprobe.Parse(o.AppProbers)
+	if err != nil {
+		return nil, err
+	}
+	target := o.AppAddress
+	if !target.IsValid() {
+		target = o.IP
+	}
+	host := target.String()
+	if o.ProbeLocalhost {
+		host = "localhost"
+	}
+	probes, err := appprobe.New(appprobe.Options{
+		Config: cfg, Target: host, StatusPort: orPort(o.StatusPort, 15020),
+		SourceV4: o.ProbeSourceV4, SourceV6: o.ProbeSourceV6,
+		Logger: logs.Logger("probes"), Registerer: st.Registry(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var app *status.AppScrape
+	if o.AppMetricsURL != "" {
+		app = &status.AppScrape{URL: o.AppMetricsURL}
+	} else if app, err = status.ParsePrometheusAnnotations(o.PrometheusAnnotations, target.String(), orPort(o.StatusPort, 15020)); err != nil {
+		return nil, err
+	}
+	return status.NewServer(status.Options{
+		Ready: ready, Log: logs.Logger("agent"), AppProbes: probes,
+		Metrics: st.Registry(), AppMetrics: app, Registerer: st.Registry(),
+		Quit: quit, Drain: drain, Profiling: o.Profiling,
+	})
+}
