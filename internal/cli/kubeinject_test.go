@@ -111,4 +111,3 @@ func TestInstallCommand(t *testing.T) {
 		t.Errorf("--apply: %v", err)
 	}
 }
-
