@@ -40,6 +40,9 @@ func clusterStatuses(m *cluster.Manager) []admin.ClusterStatus {
 			if ep.Health == resource.Draining {
 				hs.HealthFlags = append(hs.HealthFlags[:0], "/eds_status_draining")
 			}
+			if h.Ejected() {
+				hs.HealthFlags = append(hs.HealthFlags, "/failed_outlier_check")
+			}
 			parts := strings.SplitN(ep.Locality, "/", 3)
 			for len(parts) < 3 {
 				parts = append(parts, "")
@@ -73,9 +76,6 @@ func listenerStatuses(p *proxy.Proxy) []admin.ListenerStatus {
 	return out
 }
 
-// gauges are the Envoy cluster stats that go up and down.
-var gauges = map[string]bool{"upstream_cx_active": true, "upstream_rq_active": true}
-
 func clusterCounters(m *cluster.Manager) stats.CounterSource {
 	return clusterStats(m, false)
 }
@@ -89,7 +89,7 @@ func clusterStats(m *cluster.Manager, wantGauges bool) stats.CounterSource {
 		for _, c := range m.All() {
 			prefix := "cluster." + c.Name() + "."
 			c.Stats().Each(func(name string, v uint64) {
-				if gauges[name] == wantGauges {
+				if cluster.IsGauge(name) == wantGauges {
 					emit(prefix+name, v)
 				}
 			})

@@ -96,6 +96,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	st := stats.New(self)
 	observers := []func(*streaminfo.Info){st.Record}
+	var connObservers []func(*streaminfo.Info) // TCP connections: access log only (no istio_tcp_* metrics yet)
 	var alog *accesslog.Logger
 	if o.AccessLog != "" {
 		f, err := accesslog.ParseFormat(orDefault(o.AccessLogEncoding, "TEXT"))
@@ -110,13 +111,14 @@ func Run(ctx context.Context, o Options) error {
 		alog = accesslog.New(w, f)
 		defer alog.Close()
 		observers = append(observers, alog.Log)
+		connObservers = append(connObservers, alog.Log)
 	}
 
 	clusters := cluster.NewManager(logs.Logger("upstream"))
 	pools := pool.NewSet(logs.Logger("pool"))
 	pools.SetSourceAddress(o.IP)
 	defer pools.Close()
-	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: observers, Self: self, Logger: logs.Logger("router")})
+	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: observers, ConnectionObservers: connObservers, Self: self, Logger: logs.Logger("router")})
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration})
 
 	nodeID := NodeID(o.IP, o.Workload, o.Namespace)
@@ -163,6 +165,7 @@ func Run(ctx context.Context, o Options) error {
 	})
 	st.AddCounters(clusterCounters(clusters))
 	st.AddGauges(clusterGauges(clusters))
+	st.Registry().MustRegister(clusters.Collector()) // lucid_upstream_reused_conn_retries_total
 
 	drainReq := make(chan struct{}, 1)
 	statusSrv, err := newStatusServer(o, ready, st, logs, func() { quitOnce.Do(func() { close(quit) }) }, func() {

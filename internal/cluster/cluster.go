@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lucid-mesh/lucid/internal/resource"
 )
@@ -16,6 +17,7 @@ type Cluster struct {
 	cfg   *resource.Cluster
 	stats *Stats    // shared with the previous and next Cluster of the same name
 	orig  *origDsts // ORIGINAL_DST host cache, shared like stats; nil for other types
+	det   *detector // outlier detector, shared like stats (outlier.go)
 
 	hosts []*Host
 	// usable are the hosts Pick chooses from: Usable(), weight > 0, and in the lowest
@@ -26,6 +28,7 @@ type Cluster struct {
 	cumWeights   []uint64 // cumulative weights of usable, for weighted picks
 	rr           atomic.Uint64
 	swrr         *smoothRR // weighted round robin; nil with equal weights
+	hashed       hashTable // RING_HASH / MAGLEV table, built on first use (hash.go)
 }
 
 func newCluster(m *Manager, cfg *resource.Cluster, eps []resource.Endpoint, prev *Cluster) *Cluster {
@@ -34,6 +37,7 @@ func newCluster(m *Manager, cfg *resource.Cluster, eps []resource.Endpoint, prev
 	if prev != nil {
 		c.stats = prev.stats
 		c.orig = prev.orig
+		c.det = prev.det
 		for _, h := range prev.hosts {
 			if _, dup := prevByAddr[h.Addr]; !dup {
 				prevByAddr[h.Addr] = h
@@ -42,6 +46,9 @@ func newCluster(m *Manager, cfg *resource.Cluster, eps []resource.Endpoint, prev
 	}
 	if cfg.Type == resource.OriginalDst && c.orig == nil {
 		c.orig = &origDsts{}
+	}
+	if c.det == nil {
+		c.det = &detector{now: time.Now}
 	}
 	c.hosts = make([]*Host, 0, len(eps))
 	for i := range eps {
@@ -54,9 +61,9 @@ func newCluster(m *Manager, cfg *resource.Cluster, eps []resource.Endpoint, prev
 		h := prevByAddr[addr]
 		switch {
 		case h == nil:
-			h = &Host{Addr: addr, Endpoint: *ep, Stats: new(HostStats)}
+			h = &Host{Addr: addr, Endpoint: *ep, Stats: new(HostStats), od: new(hostOutlier)}
 		case !sameEndpoint(&h.Endpoint, ep):
-			h = &Host{Addr: addr, Endpoint: *ep, Stats: h.Stats}
+			h = &Host{Addr: addr, Endpoint: *ep, Stats: h.Stats, od: h.od}
 		}
 		delete(prevByAddr, addr) // a duplicate address later in the list is another host
 		c.hosts = append(c.hosts, h)

@@ -7,8 +7,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lucid-mesh/lucid/internal/resource"
 )
@@ -382,4 +386,19 @@ func addrs(hs []*Host) []string {
 		out = append(out, h.Addr)
 	}
 	return out
+}
+
+func TestReusedConnRetriesCollector(t *testing.T) {
+	m := NewManager(nil)
+	m.Update(map[string]*resource.Cluster{"outbound|80||a": {Name: "outbound|80||a"}}, nil)
+	m.Get("outbound|80||a").Stats().UpstreamRqReusedConnRetry.Add(3)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Collector())
+	want := `# HELP lucid_upstream_reused_conn_retries_total Requests that failed on a reused upstream connection before any response byte and were sent again on a new connection.
+# TYPE lucid_upstream_reused_conn_retries_total counter
+lucid_upstream_reused_conn_retries_total{cluster="outbound|80||a"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -18,6 +18,7 @@ type Host struct {
 	Addr     string            // "ip:port", "[ipv6]:port" or "hostname:port"
 	Endpoint resource.Endpoint // the endpoint as of the last update that changed it
 	Stats    *HostStats        // shared by every incarnation of the host; never nil
+	od       *hostOutlier      // outlier state, shared like Stats (outlier.go)
 }
 
 // Same says whether h and o are the same upstream host, possibly from different updates.

@@ -20,6 +20,7 @@ type Manager struct {
 
 	mu    sync.Mutex // serializes Update
 	state atomic.Pointer[clusterSet]
+	drain drainState // removal.go: ending streams on removed hosts
 }
 
 type clusterSet struct {
@@ -67,6 +68,7 @@ func (m *Manager) Update(clusters map[string]*resource.Cluster, endpoints map[st
 		}
 	}
 	m.state.Store(next)
+	m.drainRemoved(old, next)
 	if len(added) > 0 || len(removed) > 0 {
 		m.log.Info("clusters updated", "total", len(next.sorted), "added", len(added), "removed", len(removed))
 		if m.log.Enabled(context.Background(), slog.LevelDebug) {

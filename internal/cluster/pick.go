@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"sort"
@@ -20,9 +21,13 @@ type PickContext struct {
 	// Exclude lists hosts already tried (the previous_hosts retry predicate): Pick avoids
 	// them while another usable host exists. Hosts are compared with Host.Same.
 	Exclude []*Host
-	// Hash is the request hash for RING_HASH and MAGLEV (not used yet).
-	Hash uint64
+	// Hash is the request hash for RING_HASH and MAGLEV (HasHash set); without one those
+	// policies pick at random, as Envoy does.
+	Hash    uint64
+	HasHash bool
 }
+
+const maglevPolicy = resource.Maglev
 
 // Pick chooses an upstream host among the usable ones (see Cluster), by the cluster's
 // lb_policy:
@@ -32,8 +37,11 @@ type PickContext struct {
 //     (Envoy uses an EDF schedule with weight/(active+1); the long-run split is the same).
 //   - ROUND_ROBIN: in order; with unequal weights, smooth weighted round robin.
 //   - RANDOM: uniform, weights ignored (as Envoy does).
-//   - RING_HASH and MAGLEV: not implemented yet; they fall back to LEAST_REQUEST.
+//   - RING_HASH and MAGLEV: by pc.Hash (hash.go); random without a hash.
 //   - ORIGINAL_DST clusters: the host for pc.OriginalDst, cached by address.
+//
+// Hosts ejected by outlier detection are left out, unless fewer than the panic threshold
+// (healthy_panic_threshold) of the hosts are left, when all hosts are used.
 //
 // When no host can be picked Pick counts upstream_cx_none_healthy and returns a
 // *NoHealthyError (Envoy's UH) that explains why. Pick is safe for concurrent use and does
@@ -47,21 +55,66 @@ func (c *Cluster) Pick(pc PickContext) (*Host, error) {
 		c.stats.UpstreamCxNoneHealthy.Add(1)
 		return nil, &NoHealthyError{Cluster: c.cfg.Name, Explanation: c.explainNoHealthy()}
 	}
+	ejected := c.ejectedHosts()
+	if len(ejected) > 0 {
+		if c.panicking(n - len(ejected)) {
+			ejected = nil
+		} else if len(ejected) == n {
+			c.stats.UpstreamCxNoneHealthy.Add(1)
+			return nil, &NoHealthyError{Cluster: c.cfg.Name, Explanation: c.explainAllEjected(ejected)}
+		}
+	}
 	if n == 1 {
 		return c.usable[0], nil
 	}
+	exclude := pc.Exclude
+	if len(ejected) > 0 {
+		exclude = append(ejected, pc.Exclude...)
+	}
+	var h *Host
 	switch c.cfg.LBPolicy {
 	case resource.RoundRobin:
 		if c.swrr != nil {
-			return c.swrr.pick(c.usable, pc.Exclude), nil
+			h = c.swrr.pick(c.usable, exclude)
+		} else {
+			i := int((c.rr.Add(1) - 1) % uint64(n))
+			h = c.usable[c.avoid(i, exclude)]
 		}
-		i := int((c.rr.Add(1) - 1) % uint64(n))
-		return c.usable[c.avoid(i, pc.Exclude)], nil
 	case resource.Random:
-		return c.usable[c.avoid(int(c.m.rnd(uint64(n))), pc.Exclude)], nil
-	default: // LeastRequest, and RingHash/Maglev until they exist
-		return c.pickLeastRequest(pc.Exclude), nil
+		h = c.usable[c.avoid(int(c.m.rnd(uint64(n))), exclude)]
+	case resource.RingHash, resource.Maglev:
+		hash := pc.Hash
+		if !pc.HasHash {
+			hash = c.m.rnd(math.MaxUint64)
+		}
+		var skip func(*Host) bool
+		if len(exclude) > 0 {
+			skip = func(h *Host) bool { return excluded(h, exclude) }
+		}
+		h = c.pickHashed(hash, skip)
+	default: // LeastRequest
+		h = c.pickLeastRequest(exclude)
 	}
+	if len(ejected) > 0 && excluded(h, ejected) {
+		// Every host not ejected was excluded as already tried: take one of them anyway.
+		for _, u := range c.usable {
+			if !excluded(u, ejected) {
+				return u, nil
+			}
+		}
+	}
+	return h, nil
+}
+
+// panicking says whether the load balancer is in panic mode with healthy of the usable
+// hosts left: below healthy_panic_threshold percent (unset: 50; Istio's minHealthPercent
+// default 0 turns it off) it uses every host.
+func (c *Cluster) panicking(healthy int) bool {
+	t := c.cfg.HealthyPanicThreshold
+	if t < 0 {
+		t = 50
+	}
+	return t > 0 && float64(healthy)*100/float64(len(c.usable)) < t
 }
 
 func (c *Cluster) pickLeastRequest(exclude []*Host) *Host {

@@ -24,6 +24,20 @@ type Stats struct {
 	UpstreamRqRetryLimitExceeded, UpstreamRqRetryOverflow                     atomic.Uint64
 	UpstreamRqTimeout, UpstreamRqPerTryTimeout                                atomic.Uint64
 	UpstreamRqRxReset, UpstreamRqTxReset                                      atomic.Uint64
+
+	// Lucid: requests retried once on a new connection after failing on a reused one
+	// before any response byte (the keep-alive race); Prometheus
+	// lucid_upstream_reused_conn_retries_total{cluster}.
+	UpstreamRqReusedConnRetry atomic.Uint64
+	UpstreamCxOverflow        atomic.Uint64 // upstream_cx_overflow
+	UpstreamRqOverflow        atomic.Uint64 // max_requests overflow (counted in upstream_rq_pending_overflow too)
+	// RetriesActive is the number of retries in flight (the max_retries breaker and the
+	// retry budget count it; Envoy's circuit_breakers.default.rq_retry_open).
+	RetriesActive atomic.Int64
+
+	// outlier_detection.*
+	OutlierEjectionsEnforced, OutlierEjectionsOverflow                     atomic.Uint64
+	OutlierDetected5xx, OutlierDetectedGateway, OutlierDetectedLocalOrigin atomic.Uint64
 }
 
 // Each calls f with every stat's Envoy name ("upstream_cx_total", ...) and value, sorted by
@@ -31,6 +45,11 @@ type Stats struct {
 func (s *Stats) Each(f func(name string, v uint64)) {
 	f("membership_healthy", gauge(&s.MembershipHealthy))
 	f("membership_total", gauge(&s.MembershipTotal))
+	f("outlier_detection.ejections_detected_consecutive_5xx", s.OutlierDetected5xx.Load())
+	f("outlier_detection.ejections_detected_consecutive_gateway_failure", s.OutlierDetectedGateway.Load())
+	f("outlier_detection.ejections_detected_consecutive_local_origin_failure", s.OutlierDetectedLocalOrigin.Load())
+	f("outlier_detection.ejections_enforced_total", s.OutlierEjectionsEnforced.Load())
+	f("outlier_detection.ejections_overflow", s.OutlierEjectionsOverflow.Load())
 	f("upstream_cx_active", gauge(&s.UpstreamCxActive))
 	f("upstream_cx_connect_fail", s.UpstreamCxConnectFail.Load())
 	f("upstream_cx_connect_timeout", s.UpstreamCxConnectTimeout.Load())
@@ -39,6 +58,7 @@ func (s *Stats) Each(f func(name string, v uint64)) {
 	f("upstream_cx_http1_total", s.UpstreamCxHTTP1Total.Load())
 	f("upstream_cx_http2_total", s.UpstreamCxHTTP2Total.Load())
 	f("upstream_cx_none_healthy", s.UpstreamCxNoneHealthy.Load())
+	f("upstream_cx_overflow", s.UpstreamCxOverflow.Load())
 	f("upstream_cx_total", s.UpstreamCxTotal.Load())
 	f("upstream_rq_1xx", s.UpstreamRq1xx.Load())
 	f("upstream_rq_2xx", s.UpstreamRq2xx.Load())
@@ -53,8 +73,10 @@ func (s *Stats) Each(f func(name string, v uint64)) {
 	f("upstream_rq_per_try_timeout", s.UpstreamRqPerTryTimeout.Load())
 	f("upstream_rq_retry", s.UpstreamRqRetry.Load())
 	f("upstream_rq_retry_limit_exceeded", s.UpstreamRqRetryLimitExceeded.Load())
+	f("upstream_rq_retry_open", gauge(&s.RetriesActive))
 	f("upstream_rq_retry_overflow", s.UpstreamRqRetryOverflow.Load())
 	f("upstream_rq_retry_success", s.UpstreamRqRetrySuccess.Load())
+	f("upstream_rq_reused_conn_retry", s.UpstreamRqReusedConnRetry.Load())
 	f("upstream_rq_rx_reset", s.UpstreamRqRxReset.Load())
 	f("upstream_rq_timeout", s.UpstreamRqTimeout.Load())
 	f("upstream_rq_total", s.UpstreamRqTotal.Load())
@@ -66,7 +88,7 @@ func (s *Stats) Each(f func(name string, v uint64)) {
 func IsGauge(name string) bool {
 	switch name {
 	case "membership_healthy", "membership_total", "upstream_cx_active", "upstream_rq_active",
-		"upstream_rq_pending_active", "cx_active", "rq_active":
+		"upstream_rq_pending_active", "upstream_rq_retry_open", "cx_active", "rq_active":
 		return true
 	}
 	return false

@@ -36,7 +36,10 @@ type Options struct {
 	// never concurrently for the same Info; they must not keep the Info.
 	Observers []func(*streaminfo.Info)
 	Self      streaminfo.Peer // this workload, for metrics labels
-	Logger    *slog.Logger    // the "router" logger
+	// ConnectionObservers get one Info per opaque TCP connection (tcp_proxy), as Istio's
+	// access log has one line per TCP connection (empty method). See ObserveConnection.
+	ConnectionObservers []func(*streaminfo.Info)
+	Logger              *slog.Logger // the "router" logger
 }
 
 // Forwarder serves matched requests. It is safe for concurrent use.
@@ -132,6 +135,15 @@ type exchange struct {
 	bodyNotKept    bool                   // a retry was wanted but the body could not be replayed
 	upstreamLocal  atomic.Pointer[string] // local address of the last upstream connection
 	abort          bool                   // reset the downstream stream after finishing
+
+	// Upstream resilience (resilience.go, reused.go, hash.go).
+	retryOverflow    string // a retry was refused by max_retries or the retry budget
+	retrySlots       int    // retries this request holds in the cluster's RetriesActive
+	reusedNotRetried string // why a request that failed on a reused connection was not sent again
+	setCookie        string // a generated hash-policy cookie to set on the response
+
+	upHost *cluster.Host           // the attempt's host (stream.go: drained when it leaves)
+	cut    context.CancelCauseFunc // cancels the attempt's context (stream.go)
 }
 
 func (x *exchange) finish() {
@@ -230,6 +242,9 @@ func (x *exchange) serve() {
 	}
 
 	x.prepareRequest(id)
+	if x.upgrade() { // upgrade.go: WebSocket and other HTTP/1.1 upgrades
+		return
+	}
 	x.forward(pl)
 	x.sendMirrors()
 }

@@ -16,10 +16,12 @@ func (x *exchange) localReply(code int, flag streaminfo.Flag, details, body, exp
 	info.Flags |= flag
 	info.ResponseCode = code
 	info.ResponseCodeDetails = details
-	info.LucidError = oneLine(info.Flags.String() + ": " + explanation)
+	info.LucidError = LucidError(info.Flags, explanation) // flags.go: shared with lucid why
 	h := x.w.Header()
 	h.Set("X-Lucid-Error", info.LucidError)
-	x.writeLocal(code, body)
+	if !x.writeGRPCLocal(code, body) { // grpc.go: gRPC requests get a trailers-only reply
+		x.writeLocal(code, body)
+	}
 	if x.f.log.Enabled(x.r.Context(), slog.LevelDebug) {
 		x.f.log.Debug("local reply", "code", code, "flags", info.Flags.String(), "error", info.LucidError)
 	}

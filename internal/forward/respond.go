@@ -17,6 +17,7 @@ import (
 // a flush after every write, and trailers.
 func (x *exchange) respond(ctx, actx context.Context, resp *http.Response, start time.Time) {
 	defer resp.Body.Close()
+	defer x.track(resp)() // stream.go: a stream on a removed host ends after the grace period
 	info := x.info
 	ust := time.Since(start)
 	info.UpstreamServiceTime = ust
@@ -95,10 +96,15 @@ func (x *exchange) upstreamFailedMidResponse(ctx, actx context.Context, err erro
 		info.ResponseCodeDetails = "upstream_per_try_timeout"
 		x.cl.Stats().UpstreamRqPerTryTimeout.Add(1)
 	default:
-		info.Flags |= streaminfo.UpstreamConnectionTermination
-		info.ResponseCodeDetails = "upstream_reset_after_response_started{connection_termination}"
+		flag, reason, why := midStream(actx, err)
+		info.Flags |= flag
+		info.ResponseCodeDetails = "upstream_reset_after_response_started{" + underscores(reason) + "}"
+		info.LucidError = LucidError(info.Flags, "upstream "+info.UpstreamHost+" (cluster "+
+			info.UpstreamCluster+") failed after the response started: "+why)
+		x.endStream()
+		return
 	}
-	info.LucidError = info.Flags.String() + ": upstream " + info.UpstreamHost + " (cluster " +
-		info.UpstreamCluster + ") failed after the response started: " + err.Error()
-	x.abort = true
+	info.LucidError = LucidError(info.Flags, "upstream "+info.UpstreamHost+" (cluster "+
+		info.UpstreamCluster+") failed after the response started: "+err.Error())
+	x.endStream()
 }

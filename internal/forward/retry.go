@@ -3,12 +3,15 @@ package forward
 import (
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/pool"
 	"github.com/lucid-mesh/lucid/internal/resource"
+	"github.com/lucid-mesh/lucid/internal/route"
 )
 
 // retryOn is a parsed Envoy retry_on set.
@@ -28,6 +31,8 @@ const (
 	onGRPCInternal
 	onGRPCResourceExhausted
 	onGRPCUnavailable
+	onEnvoyRateLimited
+	onRetriableHeaders
 )
 
 var retryOnNames = map[string]retryOn{
@@ -44,6 +49,23 @@ var retryOnNames = map[string]retryOn{
 	"internal":               onGRPCInternal,
 	"resource-exhausted":     onGRPCResourceExhausted,
 	"unavailable":            onGRPCUnavailable,
+	"envoy-ratelimited":      onEnvoyRateLimited,
+	"retriable-headers":      onRetriableHeaders,
+}
+
+// parseRetryOn reads Envoy's retry_on tokens (as the decoder split them, or a raw
+// comma-separated string per element). Unknown tokens (http3-post-connect-failure, and
+// anything newer) are ignored, as Envoy ignores conditions that cannot occur.
+func parseRetryOn(tokens []string) retryOn {
+	var on retryOn
+	for _, t := range tokens {
+		for len(t) > 0 {
+			tok, rest, _ := strings.Cut(t, ",")
+			on |= retryOnNames[strings.TrimSpace(tok)]
+			t = rest
+		}
+	}
+	return on
 }
 
 // retryState is one request's retry budget and conditions (Envoy RetryStateImpl).
@@ -60,9 +82,7 @@ func newRetryState(p *resource.RetryPolicy) *retryState {
 	if p == nil {
 		return rs
 	}
-	for _, s := range p.RetryOn {
-		rs.on |= retryOnNames[s]
-	}
+	rs.on = parseRetryOn(p.RetryOn)
 	rs.left = p.NumRetries
 	rs.backoff = p.BackOffBase
 	if rs.backoff <= 0 {
@@ -111,6 +131,10 @@ func (rs *retryState) wouldRetryResponse(code int, h http.Header) bool {
 		return true
 	case rs.on&onRetriableStatusCodes != 0 && slices.Contains(rs.policy.RetriableStatusCodes, uint32(code)):
 		return true
+	case rs.on&onEnvoyRateLimited != 0 && h.Get("X-Envoy-Ratelimited") != "":
+		return true
+	case rs.on&onRetriableHeaders != 0 && matchAnyHeader(rs.policy.RetriableHeaders, h):
+		return true
 	}
 	if g := h.Get("grpc-status"); g != "" {
 		n, err := strconv.Atoi(g)
@@ -151,4 +175,18 @@ func (rs *retryState) wait(n int) time.Duration {
 		return 0
 	}
 	return rand.N(ceil)
+}
+
+// matchAnyHeader says whether the response headers match any of the retriable_headers
+// matchers, with Envoy's HeaderMatcher semantics (route.Matches on a request that carries
+// only these headers).
+func matchAnyHeader(ms []resource.HeaderMatcher, h http.Header) bool {
+	r := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}, Header: h}
+	for i := range ms {
+		m := resource.RouteMatch{PathKind: resource.PathPrefix, Path: "/", Headers: ms[i : i+1]}
+		if route.Matches(&m, r) {
+			return true
+		}
+	}
+	return false
 }

@@ -157,9 +157,12 @@ func (x *exchange) classify(err error, rs *retryState, host *cluster.Host, attem
 	who := "upstream " + host.Addr + " (cluster " + x.cl.Config().Name + ")"
 	var ce *pool.ConnectError
 	var re *pool.ResetError
+	var oe *pool.OverflowError
 	switch {
 	case x.r.Context().Err() != nil:
 		return f, false
+	case errors.As(err, &oe):
+		return x.overflow(oe.Limit, oe.Value), true
 	case errors.Is(err, errRouteTimeout):
 		stats.UpstreamRqTimeout.Add(1)
 		host.Stats.RqTimeout.Add(1)
@@ -260,6 +263,13 @@ func (k connCounters) ConnClosed() {
 	k.c.UpstreamCxActive.Add(-1)
 }
 
+func (k connCounters) PendingStarted() {
+	k.c.UpstreamRqPendingTotal.Add(1)
+	k.c.UpstreamRqPendingActive.Add(1)
+}
+
+func (k connCounters) PendingEnded() { k.c.UpstreamRqPendingActive.Add(-1) }
+
 func (k connCounters) ConnectFailed() {
 	k.h.CxConnectFail.Add(1)
 	k.c.UpstreamCxConnectFail.Add(1)
@@ -269,6 +279,7 @@ func (k connCounters) ConnectFailed() {
 func (x *exchange) forward(pl *pool.Pool) {
 	ctx, cancel := x.routeContext()
 	defer cancel()
+	defer x.releaseRetries()
 	pol := x.policy()
 	rs := newRetryState(pol)
 	stats := x.cl.Stats()
@@ -282,7 +293,9 @@ func (x *exchange) forward(pl *pool.Pool) {
 		if pol != nil && pol.AvoidPreviousHosts {
 			exclude = tried
 		}
-		host, err := x.cl.Pick(cluster.PickContext{OriginalDst: x.originalDst(), Exclude: exclude})
+		pc := cluster.PickContext{OriginalDst: x.originalDst(), Exclude: exclude}
+		pc.Hash, pc.HasHash = x.requestHash()
+		host, err := x.cl.Pick(pc)
 		if err != nil {
 			var nh *cluster.NoHealthyError
 			explain := err.Error()
@@ -298,14 +311,20 @@ func (x *exchange) forward(pl *pool.Pool) {
 		x.fillPeer(host)
 
 		actx, acancel := perTryContext(ctx, pol)
+		actx = x.pinned(actx, host) // stream.go: ended when host leaves the cluster
 		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{GotConn: x.gotConn})
 		req := x.upstreamRequest(actx, attempt, body, host)
 
+		if f, ok := x.admit(); !ok {
+			acancel()
+			x.localReply(f.code, f.flag, f.details, f.body, f.explain)
+			return
+		}
 		host.RequestStart()
 		stats.UpstreamRqTotal.Add(1)
-		stats.UpstreamRqActive.Add(1)
 		start := time.Now()
-		resp, err := pl.RoundTrip(req, host.Addr, connCounters{h: host.Stats, c: stats})
+		var resp *http.Response
+		resp, err = x.send(pl, req, host, attempt)
 		if err != nil {
 			host.RequestEnd()
 			stats.UpstreamRqActive.Add(-1)
@@ -315,8 +334,9 @@ func (x *exchange) forward(pl *pool.Pool) {
 				x.downstreamGone()
 				return
 			}
+			x.reportFailure(host, err)
 			if f.retriable {
-				next, retry := x.retry(ctx, rs, attempt)
+				next, retry := x.retry(ctx, rs, attempt, false)
 				if retry {
 					tried = append(tried, host)
 					body = next
@@ -333,6 +353,7 @@ func (x *exchange) forward(pl *pool.Pool) {
 		}
 
 		x.charge(resp.StatusCode, host)
+		x.cl.ReportStatus(host, resp.StatusCode)
 		if rs.wouldRetryResponse(resp.StatusCode, resp.Header) {
 			next, retry, discarded := x.retryResponse(ctx, rs, attempt, resp)
 			if retry || discarded {
@@ -358,6 +379,9 @@ func (x *exchange) forward(pl *pool.Pool) {
 		if attempt > 1 {
 			stats.UpstreamRqRetrySuccess.Add(1)
 		}
+		if x.setCookie != "" {
+			resp.Header.Add("Set-Cookie", x.setCookie)
+		}
 		x.respond(ctx, actx, resp, start)
 		host.RequestEnd()
 		stats.UpstreamRqActive.Add(-1)
@@ -376,11 +400,13 @@ func (x *exchange) retryResponse(ctx context.Context, rs *retryState, attempt in
 	case x.body != nil && !x.bodyReplayable():
 		x.notKept()
 		return nil, false, false
+	case !x.retryAdmitted():
+		return nil, false, false
 	}
 	// Drain a little so a keep-alive connection can be reused, then discard.
 	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 	_ = resp.Body.Close()
-	next, retry = x.retry(ctx, rs, attempt)
+	next, retry = x.retry(ctx, rs, attempt, true)
 	return next, retry, true
 }
 
@@ -393,12 +419,19 @@ func (x *exchange) bodyReplayable() bool {
 // retry takes one retry from the budget and waits the back-off. It returns the body for the
 // next attempt, and false when the request cannot be retried (budget spent: URX; body not
 // kept; route timeout or downstream gone during the back-off).
-func (x *exchange) retry(ctx context.Context, rs *retryState, attempt int) (io.ReadCloser, bool) {
+//
+// admitted says the circuit breaker already granted the retry (retryResponse asks first,
+// so that a refused retry leaves the response to pass through).
+func (x *exchange) retry(ctx context.Context, rs *retryState, attempt int, admitted bool) (io.ReadCloser, bool) {
 	stats := x.cl.Stats()
-	if !rs.take() {
+	if rs.left == 0 {
 		x.retryLimit()
 		return nil, false
 	}
+	if !admitted && !x.retryAdmitted() {
+		return nil, false
+	}
+	rs.take()
 	var next io.ReadCloser
 	if x.body != nil {
 		v := x.body.view()
@@ -449,6 +482,10 @@ func (x *exchange) retryNote() string {
 		return "; retry limit " + itoa(int(p.NumRetries)) + " exhausted (retry_on " + strings.Join(p.RetryOn, ",") + ")"
 	case x.bodyNotKept:
 		return "; not retried: request body not kept for replay"
+	case x.retryOverflow != "":
+		return "; not retried: " + x.retryOverflow
+	case x.reusedNotRetried != "":
+		return "; " + x.reusedNotRetried
 	}
 	return ""
 }

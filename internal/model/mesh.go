@@ -37,6 +37,7 @@ type Mesh struct {
 	retryPolicy    *networkingv1alpha3.HTTPRetry
 	connectTimeout time.Duration
 	rootNamespace  string
+	tcpKeepalive   *networkingv1alpha3.ConnectionPoolSettings_TCPSettings_TcpKeepalive // meshConfig.tcpKeepalive
 }
 
 // Build builds the mesh from validated objects. mesh may be nil (Istio defaults). The
@@ -60,6 +61,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 			b.m.connectTimeout = d.AsDuration()
 		}
 		b.m.retryPolicy = mesh.GetDefaultHttpRetryPolicy()
+		b.m.tcpKeepalive = mesh.GetTcpKeepalive()
 		if ns := mesh.GetRootNamespace(); ns != "" {
 			b.m.rootNamespace = ns
 		}
@@ -181,4 +183,10 @@ func targetPort(p Port, ports map[string]uint32) uint32 {
 		return p.TargetPort
 	}
 	return p.Number
+}
+
+// TCPKeepalive is meshConfig.tcpKeepalive (nil when unset): the mesh-wide upstream TCP
+// keepalive that a DestinationRule's connectionPool.tcp.tcpKeepalive overrides per field.
+func (m *Mesh) TCPKeepalive() *networkingv1alpha3.ConnectionPoolSettings_TCPSettings_TcpKeepalive {
+	return m.tcpKeepalive
 }

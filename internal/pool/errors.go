@@ -49,7 +49,10 @@ type ResetError struct {
 	// BeforeHeaders: no byte of the request was written upstream (Envoy's
 	// reset-before-request condition; the request never reached the application).
 	BeforeHeaders bool
-	Err           error
+	// ResponseStarted: some bytes of a response arrived before the failure (HTTP/1.1 only;
+	// always false for HTTP/2, where a reset stream delivered no headers).
+	ResponseStarted bool
+	Err             error
 }
 
 func (e *ResetError) Error() string {

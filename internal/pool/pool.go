@@ -38,15 +38,22 @@ type settings struct {
 	idleTimeout    time.Duration
 	maxReqPerConn  uint32
 	maxConns       uint32
+	// h1.go: circuit breaker max_pending_requests, max_connection_duration
+	maxPending      uint32
+	maxConnDuration time.Duration
+	keepalive       keepalive // keepalive.go: TCP keepalive, user timeout, HTTP/2 PINGs
 }
 
 func settingsOf(c *resource.Cluster) settings {
 	return settings{
-		protocol:       c.Protocol,
-		connectTimeout: c.ConnectTimeout,
-		idleTimeout:    c.IdleTimeout,
-		maxReqPerConn:  c.MaxRequestsPerConnection,
-		maxConns:       c.MaxConnections,
+		protocol:        c.Protocol,
+		connectTimeout:  c.ConnectTimeout,
+		idleTimeout:     c.IdleTimeout,
+		maxReqPerConn:   c.MaxRequestsPerConnection,
+		maxConns:        c.MaxConnections,
+		maxPending:      c.MaxPendingRequests,
+		maxConnDuration: c.MaxConnectionDuration,
+		keepalive:       keepaliveOf(c),
 	}
 }
 
@@ -55,7 +62,7 @@ type Pool struct {
 	name     string
 	settings settings
 	log      *slog.Logger
-	h1       *http.Transport // HTTP1 clusters, and Downstream clusters for HTTP/1 requests
+	h1       *h1             // HTTP1 clusters, and Downstream clusters for HTTP/1 requests (h1.go)
 	h2       *http.Transport // HTTP2 clusters (h2c, prior knowledge), Downstream for HTTP/2
 
 	source   netip.Addr   // local address for loopback upstreams (see Set.SetSourceAddress)
@@ -69,10 +76,10 @@ func newPool(name string, st settings, source netip.Addr, log *slog.Logger) *Poo
 	case resource.HTTP2:
 		p.h2 = p.transport(true)
 	case resource.Downstream:
-		p.h1 = p.transport(false)
+		p.h1 = newH1(p, p.dialer(p.netDialer()))
 		p.h2 = p.transport(true)
 	default:
-		p.h1 = p.transport(false)
+		p.h1 = newH1(p, p.dialer(p.netDialer()))
 	}
 	return p
 }
@@ -84,11 +91,7 @@ func (p *Pool) transport(h2c bool) *http.Transport {
 	} else {
 		protos.SetHTTP1(true)
 	}
-	connectTimeout := p.settings.connectTimeout
-	if connectTimeout <= 0 {
-		connectTimeout = defaultConnectTimeout
-	}
-	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: -1}
+	d := p.netDialer()
 	t := &http.Transport{
 		Proxy:               nil,
 		DialContext:         p.dialer(d),
@@ -106,9 +109,21 @@ func (p *Pool) transport(h2c bool) *http.Transport {
 		t.MaxConnsPerHost = int(m)
 	}
 	if h2c {
-		t.HTTP2 = &http.HTTP2Config{}
+		t.HTTP2 = p.settings.keepalive.http2Config()
 	}
 	return t
+}
+
+// netDialer is the dialer of every upstream connection: the connect timeout, and the
+// keepalive settings (keepalive.go).
+func (p *Pool) netDialer() *net.Dialer {
+	connectTimeout := p.settings.connectTimeout
+	if connectTimeout <= 0 {
+		connectTimeout = defaultConnectTimeout
+	}
+	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: -1}
+	p.settings.keepalive.configureDialer(d)
+	return d
 }
 
 type countersKey struct{}
@@ -158,19 +173,10 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// transportFor picks the transport for req: by cluster protocol, or for Downstream
-// clusters by the downstream request's protocol.
-func (p *Pool) transportFor(req *http.Request) *http.Transport {
-	switch {
-	case p.h1 == nil:
-		return p.h2
-	case p.h2 == nil:
-		return p.h1
-	case req.ProtoMajor == 2:
-		return p.h2
-	default:
-		return p.h1
-	}
+// useH2 says whether req goes over h2c: by cluster protocol, or for Downstream clusters
+// by the downstream request's protocol.
+func (p *Pool) useH2(req *http.Request) bool {
+	return p.h1 == nil || (p.h2 != nil && req.ProtoMajor == 2)
 }
 
 // attempt records what httptrace saw of one RoundTrip. Written from transport goroutines.
@@ -188,9 +194,33 @@ type attempt struct {
 // or stream failed before response headers arrived, or the request context's error when it
 // was cancelled or timed out.
 func (p *Pool) RoundTrip(req *http.Request, addr string, cb Counters) (*http.Response, error) {
-	t := p.transportFor(req)
+	return p.roundTrip(req, addr, cb, false)
+}
+
+// RoundTripNew is RoundTrip on a new connection (never an idle one): the retry of a
+// request that failed on a reused connection. Over HTTP/2 it is RoundTrip.
+func (p *Pool) RoundTripNew(req *http.Request, addr string, cb Counters) (*http.Response, error) {
+	return p.roundTrip(req, addr, cb, true)
+}
+
+func (p *Pool) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) (*http.Response, error) {
 	req.URL.Scheme = "http"
 	req.URL.Host = addr
+	if !p.useH2(req) {
+		p.inflight.Add(1)
+		resp, err := p.h1.roundTrip(req, addr, cb, fresh)
+		if err != nil {
+			p.done()
+			return nil, err
+		}
+		if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
+			resp.Body = &trackedRW{trackedBody: trackedBody{ReadCloser: rw, p: p}, w: rw}
+			return resp, nil
+		}
+		resp.Body = &trackedBody{ReadCloser: resp.Body, p: p}
+		return resp, nil
+	}
+	t := p.h2
 	at := &attempt{}
 	ctx := req.Context()
 	if cb != nil {
@@ -229,7 +259,7 @@ func (p *Pool) retire() {
 
 func (p *Pool) closeIdle() {
 	if p.h1 != nil {
-		p.h1.CloseIdleConnections()
+		p.h1.closeIdle(false)
 	}
 	if p.h2 != nil {
 		p.h2.CloseIdleConnections()
@@ -251,3 +281,12 @@ func (b *trackedBody) Close() error {
 	b.once.Do(b.p.done)
 	return err
 }
+
+// trackedRW is a trackedBody that is also writable: the upgraded connection of a 101
+// response, as net/http returns it.
+type trackedRW struct {
+	trackedBody
+	w io.Writer
+}
+
+func (b *trackedRW) Write(p []byte) (int, error) { return b.w.Write(p) }

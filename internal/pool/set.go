@@ -1,5 +1,7 @@
-// Package pool holds the sidecar's upstream connections: one pool per cluster, each a
-// net/http Transport dialing the cluster's endpoints. It sits at the end of the request path:
+// Package pool holds the sidecar's upstream connections: one pool per cluster, with its own
+// HTTP/1.1 connections (h1.go: used on the caller's goroutine, server closes detected before
+// reuse, Keep-Alive timeouts honoured, max_connections / max_pending_requests enforced) and a
+// net/http Transport for h2c. It sits at the end of the request path:
 //
 //	listener → route → forward (retry loop) → cluster (pick endpoint) → pool (connection) → app
 //

@@ -47,8 +47,7 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 // that port exactly as original_dst would; without one, the default chain applies.
 func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, tg *want, local, remote netip.AddrPort) {
 	if r.Method == http.MethodConnect {
-		w.Header().Set("x-lucid-error", "CONNECT tunnels through the sidecar's explicit proxy are not supported yet; send plain HTTP requests with -x")
-		http.Error(w, "CONNECT is not supported", http.StatusMethodNotAllowed)
+		p.serveConnect(w, r, t, tg) // connect.go
 		return
 	}
 	host, port := destination(r)

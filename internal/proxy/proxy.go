@@ -24,6 +24,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/forward"
 	"github.com/lucid-mesh/lucid/internal/pool"
 	"github.com/lucid-mesh/lucid/internal/resource"
+	"github.com/lucid-mesh/lucid/internal/sockopt"
 )
 
 // Options configure a Proxy.
@@ -38,6 +39,14 @@ type Options struct {
 	Logger    *slog.Logger
 	// DrainTimeout bounds how long a removed socket's connections may finish (default 5 s).
 	DrainTimeout time.Duration
+
+	// DownstreamKeepalive is the TCP keepalive and user timeout set on every accepted
+	// connection; the zero value is sockopt's default (dead within 25 s).
+	DownstreamKeepalive sockopt.Keepalive
+	// H2PingInterval and H2PingTimeout: a PING to an HTTP/2 client after H2PingInterval
+	// without a frame from it, the connection closed without an answer within
+	// H2PingTimeout. Defaults 10 s and 10 s; a negative interval turns PINGs off.
+	H2PingInterval, H2PingTimeout time.Duration
 }
 
 // Proxy owns the bound sockets and the current configuration.
@@ -70,6 +79,7 @@ func New(o Options) *Proxy {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	downstreamDefaults(&o)
 	p := &Proxy{opts: o, log: o.Logger, sockets: map[netip.AddrPort]*socket{}}
 	p.cur.Store(&table{snap: &resource.Snapshot{}})
 	return p

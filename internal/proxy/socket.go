@@ -43,6 +43,7 @@ func (p *Proxy) bind(w want) (*socket, error) {
 	if err != nil {
 		return nil, err
 	}
+	ln = p.keepaliveListener(ln) // keepalive.go: TCP keepalive + user timeout on accepted sockets
 	sk := &socket{addr: w.addr, kind: w.kind, ln: ln, tcpLive: map[net.Conn]struct{}{}}
 	sk.setTarget(w)
 	if w.kind != kindTCP {
@@ -52,6 +53,7 @@ func (p *Proxy) bind(w want) (*socket, error) {
 		sk.srv = &http.Server{
 			Handler:           p.handler(sk),
 			Protocols:         &protos,
+			HTTP2:             p.serverHTTP2(), // keepalive.go: PINGs to idle HTTP/2 clients
 			ReadHeaderTimeout: time.Minute,
 			ErrorLog:          slogErrorLog(p.log),
 		}

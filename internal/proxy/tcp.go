@@ -2,17 +2,23 @@ package proxy
 
 import (
 	"errors"
-	"io"
+	"math"
+	"math/rand/v2"
 	"net"
-	"sync"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/cluster"
+	"github.com/lucid-mesh/lucid/internal/forward"
+	"github.com/lucid-mesh/lucid/internal/resource"
+	"github.com/lucid-mesh/lucid/internal/streaminfo"
 )
 
 // serveTCP runs a tcp_proxy chain: each accepted connection is piped to a host of the
-// chain's cluster, with half-close passed through. (Idle timeouts, keepalive and access
-// logging of TCP connections come with the streams issue.)
+// chain's cluster (see proxyTCP).
 func (p *Proxy) serveTCP(sk *socket) error {
 	for {
 		c, err := sk.ln.Accept()
@@ -40,57 +46,148 @@ func (p *Proxy) pipeTCP(sk *socket, down net.Conn) {
 	t := p.cur.Load()
 	tg := sk.target.Load()
 	l := t.snap.Listeners[tg.listener]
-	if l == nil {
+	var tp *resource.TCPProxy
+	if l != nil {
+		if fc := chainFor(l, tg.chainPort); fc != nil {
+			tp = fc.TCP
+		}
+	}
+	p.proxyTCP(down, tp, tcpTarget{listener: tg.listener, direction: direction(l), originalDst: sk.addr.String()})
+}
+
+// tcpTarget is where an opaque connection came in.
+type tcpTarget struct {
+	listener    string
+	direction   string
+	originalDst string // "host:port" the client addressed (ORIGINAL_DST clusters)
+}
+
+// proxyTCP runs Envoy's tcp_proxy for one downstream connection: pick a host of the
+// chain's cluster, connect (the cluster's connect timeout and keepalive), pipe both ways
+// with half-close, close both sides after idle_timeout without a byte (Envoy default 1 h;
+// DestinationRule tcp.idleTimeout), refuse connections over the cluster's max_connections
+// (UO), end the connection when its host leaves the cluster (after the drain grace
+// period), and log one access-log line when it ends (empty method, as Istio's TCP log).
+func (p *Proxy) proxyTCP(down net.Conn, tp *resource.TCPProxy, tg tcpTarget) {
+	info := &streaminfo.Info{Start: time.Now(), Direction: tg.direction, UpstreamServiceTime: -1}
+	info.DownstreamLocalAddress, _ = netip.ParseAddrPort(down.LocalAddr().String())
+	info.DownstreamRemoteAddress, _ = netip.ParseAddrPort(down.RemoteAddr().String())
+	defer func() {
+		info.Duration = time.Since(info.Start)
+		if p.opts.Forwarder != nil {
+			p.opts.Forwarder.ObserveConnection(info)
+		}
+	}()
+	fail := func(flag streaminfo.Flag, details, why string) {
+		info.Flags |= flag
+		info.ResponseCodeDetails = details
+		info.LucidError = flag.String() + ": " + why
+		p.log.Debug("tcp: connection refused by the proxy", "listener", tg.listener, "error", info.LucidError)
+	}
+	if tp == nil {
+		fail(streaminfo.NoRouteFound, "filter_chain_not_found", "no tcp_proxy chain on listener "+tg.listener+" for "+tg.originalDst)
 		return
 	}
-	fc := chainFor(l, tg.chainPort)
-	if fc == nil || fc.TCP == nil {
-		return
-	}
-	cl := p.opts.Clusters.Get(fc.TCP.Cluster)
+	name := tcpCluster(tp)
+	info.UpstreamCluster = name
+	cl := p.opts.Clusters.Get(name)
 	if cl == nil {
-		p.log.Debug("tcp: cluster not found", "listener", tg.listener, "cluster", fc.TCP.Cluster)
+		fail(streaminfo.NoClusterFound, "cluster_not_found", "cluster \""+name+"\" not found")
 		return
 	}
-	h, err := cl.Pick(cluster.PickContext{OriginalDst: sk.addr.String()})
+	ci := cl.Config().Info
+	info.DestinationService, info.DestinationServiceName, info.DestinationServiceNamespace = ci.ServiceHost, ci.ServiceName, ci.ServiceNamespace
+	stats := cl.Stats()
+	if m := cl.Config().MaxConnections; m > 0 && m < math.MaxUint32 && stats.UpstreamCxActive.Load() >= int64(m) {
+		fail(streaminfo.UpstreamOverflow, "upstream_cx_overflow", "cluster "+name+" already has its maximum of "+strconv.FormatUint(uint64(m), 10)+" connections (circuit breaker max_connections)")
+		return
+	}
+	h, err := cl.Pick(cluster.PickContext{OriginalDst: tg.originalDst})
 	if err != nil {
-		p.log.Debug("tcp: no healthy upstream", "cluster", fc.TCP.Cluster, "error", err)
+		var nh *cluster.NoHealthyError
+		why := err.Error()
+		if errors.As(err, &nh) {
+			why = nh.Explanation
+		}
+		fail(streaminfo.NoHealthyUpstream, "no_healthy_upstream", why)
 		return
 	}
+	info.UpstreamHost = h.Addr
 	h.RequestStart()
 	defer h.RequestEnd()
-	timeout := cl.Config().ConnectTimeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
-	up, err := net.DialTimeout("tcp", h.Addr, timeout)
+	d := p.opts.Pools.Dialer(cl.Config(), h.Addr)
+	up, err := d.Dial("tcp", h.Addr)
 	if err != nil {
 		h.Stats.CxConnectFail.Add(1)
-		cl.Stats().UpstreamCxConnectFail.Add(1)
-		p.log.Debug("tcp: upstream connect failed", "cluster", fc.TCP.Cluster, "host", h.Addr, "error", err)
+		stats.UpstreamCxConnectFail.Add(1)
+		fail(streaminfo.UpstreamConnectionFailure, "upstream_connect_failed", "connect to "+h.Addr+" for cluster "+name+" failed: "+connectCause(err))
+		info.UpstreamTransportFailureReason = connectCause(err)
 		return
 	}
 	defer up.Close()
-	pipe(down, up)
+	h.Stats.CxTotal.Add(1)
+	h.Stats.CxActive.Add(1)
+	stats.UpstreamCxTotal.Add(1)
+	stats.UpstreamCxActive.Add(1)
+	defer func() {
+		h.Stats.CxActive.Add(-1)
+		stats.UpstreamCxActive.Add(-1)
+	}()
+	info.UpstreamLocalAddress = up.LocalAddr().String()
+
+	var drained atomic.Pointer[string]
+	stop := h.Track(cluster.TCPConnection, func(reason string) {
+		drained.Store(&reason)
+		_ = up.Close()
+		_ = down.Close()
+	})
+	defer stop()
+	res := forward.Pipe(down, up, tp.IdleTimeout)
+	info.BytesReceived, info.BytesSent = res.Received, res.Sent
+	switch {
+	case drained.Load() != nil:
+		info.Flags |= streaminfo.LocalReset
+		info.ConnectionTerminationDetails = "upstream_host_removed"
+		info.LucidError = "LR: " + *drained.Load()
+	case res.IdleTimeout:
+		info.ConnectionTerminationDetails = "idle_timeout"
+		info.Notes = append(info.Notes, "closed after the tcp_proxy idle timeout "+tp.IdleTimeout.String()+" without a byte either way")
+	case res.UpstreamErr != nil:
+		info.Flags |= streaminfo.UpstreamConnectionTermination
+		info.LucidError = "UC: upstream " + h.Addr + " (cluster " + name + ") connection failed: " + res.UpstreamErr.Error()
+	}
 }
 
-// pipe copies both ways until both directions are done, passing half-closes on.
-func pipe(a, b net.Conn) {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	cp := func(dst, src net.Conn) {
-		defer wg.Done()
-		_, err := io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
-			_ = cw.CloseWrite()
-		} else {
-			_ = dst.Close()
-		}
-		if err != nil && !errors.Is(err, net.ErrClosed) {
-			_ = src.Close()
-		}
+// tcpCluster is the chain's cluster, or one of its weighted clusters by weight.
+func tcpCluster(tp *resource.TCPProxy) string {
+	if len(tp.WeightedClusters) == 0 {
+		return tp.Cluster
 	}
-	go cp(a, b)
-	go cp(b, a)
-	wg.Wait()
+	var total uint64
+	for _, w := range tp.WeightedClusters {
+		total += uint64(w.Weight)
+	}
+	if total == 0 {
+		return tp.WeightedClusters[0].Name
+	}
+	n := rand.Uint64N(total)
+	for _, w := range tp.WeightedClusters {
+		if n < uint64(w.Weight) {
+			return w.Name
+		}
+		n -= uint64(w.Weight)
+	}
+	return tp.WeightedClusters[len(tp.WeightedClusters)-1].Name
+}
+
+// connectCause renders a dial error as Envoy's transport failure reason.
+func connectCause(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "delayed connect error: Connection refused"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "connection timeout"
+	}
+	return err.Error()
 }

@@ -61,18 +61,64 @@ type Cluster struct {
 	MaxRequests        uint32
 	MaxRetries         uint32
 
+	// circuit_breakers.thresholds[priority DEFAULT].retry_budget; nil when unset (then
+	// MaxRetries bounds concurrent retries).
+	RetryBudget *RetryBudget
+
 	// HttpProtocolOptions.common_http_protocol_options
 	IdleTimeout              time.Duration // idle_timeout (unset → 1 h)
 	MaxRequestsPerConnection uint32        // max_requests_per_connection (0 = unlimited)
+	MaxConnectionDuration    time.Duration // max_connection_duration (0 = none)
+	// HttpProtocolOptions http2_protocol_options.max_concurrent_streams (0 = unset).
+	MaxConcurrentStreams uint32
+
+	// OutlierDetection is outlier_detection; nil when unset (no outlier detection).
+	OutlierDetection *OutlierDetection
+	// HealthyPanicThreshold is common_lb_config.healthy_panic_threshold in percent;
+	// negative when unset (Envoy's default, 50). Istio sets it (minHealthPercent, default 0:
+	// panic mode off) whenever a DestinationRule sets outlierDetection.
+	HealthyPanicThreshold float64
+	// RingHashMinSize is ring_hash_lb_config.minimum_ring_size (unset → 1024);
+	// MaglevTableSize is maglev_lb_config.table_size (unset → 65537).
+	RingHashMinSize, MaglevTableSize uint64
 
 	// OriginalDst: original_dst_lb_config.use_http_header (x-envoy-original-dst-host).
 	UseHTTPHeader bool
+
+	// upstream_connection_options.tcp_keepalive; nil when unset (Lucid's default applies).
+	TCPKeepalive *TCPKeepalive
+	// http2_protocol_options.connection_keepalive; nil when unset (Lucid's default applies).
+	HTTP2Keepalive *HTTP2Keepalive
 
 	// AltStatName is alt_stat_name.
 	AltStatName string
 
 	// From metadata.filter_metadata["istio"] and ["lucid"]; used for diagnostics only.
 	Info ClusterInfo
+}
+
+// RetryBudget is config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget: active retries
+// may be at most BudgetPercent of the active and pending requests, but never fewer than
+// MinRetryConcurrency.
+type RetryBudget struct {
+	BudgetPercent       float64 // budget_percent (unset → 20)
+	MinRetryConcurrency uint32  // min_retry_concurrency (unset → 3)
+}
+
+// OutlierDetection is config.cluster.v3.OutlierDetection, with Envoy's defaults filled in.
+// Enforcing values are percentages (0..100): the chance that a detected outlier is ejected.
+type OutlierDetection struct {
+	Consecutive5xx                         uint32        // consecutive_5xx (unset → 5)
+	EnforcingConsecutive5xx                uint32        // enforcing_consecutive_5xx (unset → 100)
+	ConsecutiveGatewayFailure              uint32        // consecutive_gateway_failure (unset → 5)
+	EnforcingConsecutiveGatewayFailure     uint32        // enforcing_consecutive_gateway_failure (unset → 0)
+	ConsecutiveLocalOriginFailure          uint32        // consecutive_local_origin_failure (unset → 5)
+	EnforcingConsecutiveLocalOriginFailure uint32        // enforcing_consecutive_local_origin_failure (unset → 100)
+	SplitExternalLocalOriginErrors         bool          // split_external_local_origin_errors
+	Interval                               time.Duration // interval (unset → 10 s)
+	BaseEjectionTime                       time.Duration // base_ejection_time (unset → 30 s)
+	MaxEjectionTime                        time.Duration // max_ejection_time (unset → 300 s)
+	MaxEjectionPercent                     uint32        // max_ejection_percent (unset → 10)
 }
 
 // ClusterInfo is what the control plane says about where a cluster came from.

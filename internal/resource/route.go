@@ -146,6 +146,27 @@ type RouteAction struct {
 	Timeout     time.Duration
 	RetryPolicy *RetryPolicy // retry_policy
 	Mirrors     []Mirror     // request_mirror_policies
+	// HashPolicy is hash_policy: how RING_HASH and MAGLEV clusters hash the request.
+	HashPolicy []HashPolicy
+}
+
+// HashPolicy is config.route.v3.RouteAction.HashPolicy: exactly one of Header, Cookie,
+// SourceIP and QueryParameter is set.
+type HashPolicy struct {
+	Header         string      // header.header_name
+	Cookie         *CookieHash // cookie
+	SourceIP       bool        // connection_properties.source_ip
+	QueryParameter string      // query_parameter.name
+	Terminal       bool        // terminal
+}
+
+// CookieHash is config.route.v3.RouteAction.HashPolicy.Cookie. When the request lacks the
+// cookie and TTL is set, the proxy generates one and sets it on the response.
+type CookieHash struct {
+	Name   string        // name
+	TTL    time.Duration // ttl (0 with HasTTL: a session cookie)
+	HasTTL bool          // ttl is set
+	Path   string        // path
 }
 
 // WeightedCluster is config.route.v3.WeightedCluster.ClusterWeight. Weights are relative.
@@ -176,6 +197,13 @@ type RetryPolicy struct {
 	HostSelectionRetryMaxAttempts int64         // host_selection_retry_max_attempts
 	BackOffBase                   time.Duration // retry_back_off.base_interval (unset → 25 ms)
 	BackOffMax                    time.Duration // retry_back_off.max_interval (unset → 10 × base)
+	// RetriableHeaders is retriable_headers: with retry_on retriable-headers, a response
+	// matching any of them is retried.
+	RetriableHeaders []HeaderMatcher
+	// RemoteLocalities: retry_priority envoy.retry_priorities.previous_priorities (Istio's
+	// retryRemoteLocalities). Accepted; Lucid has one priority per locality set, so retries
+	// already go to any usable host.
+	RemoteLocalities bool
 }
 
 // Mirror is config.route.v3.RouteAction.RequestMirrorPolicy.

@@ -7,6 +7,7 @@ import (
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointpb "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	httpupstreampb "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typepb "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -62,11 +63,13 @@ func (g *generator) outboundCluster(s *model.Service, port model.Port, dr *model
 		LbPolicy:             clusterpb.Cluster_LEAST_REQUEST,
 		CircuitBreakers:      circuitBreakers(policy.GetConnectionPool()),
 	}
+	applyRetryBudget(c.CircuitBreakers, policy.GetRetryBudget())
 	if d := policy.GetConnectionPool().GetTcp().GetConnectTimeout(); d != nil {
 		c.ConnectTimeout = durationpb.New(d.AsDuration())
 	}
 	applyLoadBalancer(c, policy.GetLoadBalancer())
 	applyOutlierDetection(c, policy.GetOutlierDetection())
+	applyTCPKeepalive(c, g.m.TCPKeepalive(), policy.GetConnectionPool().GetTcp().GetTcpKeepalive()) // streams.go
 	if port.IsHTTP() {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{HTTPProtocolOptionsKey: mustAny(httpOptions(port, policy.GetConnectionPool()))}
 	}
@@ -142,6 +145,25 @@ func circuitBreakers(cp *networkingv1alpha3.ConnectionPoolSettings) *clusterpb.C
 	return &clusterpb.CircuitBreakers{Thresholds: []*clusterpb.CircuitBreakers_Thresholds{t}}
 }
 
+// applyRetryBudget maps trafficPolicy.retryBudget as Istio does: a retry_budget on the
+// default thresholds, budget_percent defaulting to 20 % and min_retry_concurrency to 3.
+func applyRetryBudget(cb *clusterpb.CircuitBreakers, rb *networkingv1alpha3.TrafficPolicy_RetryBudget) {
+	if rb == nil {
+		return
+	}
+	b := &clusterpb.CircuitBreakers_Thresholds_RetryBudget{
+		BudgetPercent:       &typepb.Percent{Value: 20},
+		MinRetryConcurrency: wrapperspb.UInt32(3),
+	}
+	if p := rb.GetPercent(); p != nil {
+		b.BudgetPercent = &typepb.Percent{Value: p.GetValue()}
+	}
+	if n := rb.GetMinRetryConcurrency(); n > 0 {
+		b.MinRetryConcurrency = wrapperspb.UInt32(n)
+	}
+	cb.Thresholds[0].RetryBudget = b
+}
+
 // httpOptions is the upstream HttpProtocolOptions: explicit HTTP/2 for http2/grpc ports
 // (or h2UpgradePolicy UPGRADE), the downstream protocol with useClientProtocol, HTTP/1.1
 // otherwise; idle timeout, max requests per connection and max connection duration from
@@ -185,7 +207,7 @@ func httpOptions(port model.Port, cp *networkingv1alpha3.ConnectionPoolSettings)
 }
 
 func http2Options(h *networkingv1alpha3.ConnectionPoolSettings_HTTPSettings) *corepb.Http2ProtocolOptions {
-	o := &corepb.Http2ProtocolOptions{}
+	o := &corepb.Http2ProtocolOptions{ConnectionKeepalive: http2Keepalive(h)} // streams.go
 	if n := h.GetMaxConcurrentStreams(); n > 0 {
 		o.MaxConcurrentStreams = wrapperspb.UInt32(uint32(n))
 	}

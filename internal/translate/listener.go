@@ -46,11 +46,11 @@ func (g *generator) listeners() []proto.Message {
 			})}}},
 		})
 	}
-	return out
+	return append(out, g.tcpListeners()...) // streams.go: opaque TCP ports
 }
 
 // httpPorts are the HTTP-family service port numbers visible to the proxy, sorted.
-// TCP ports get no per-port listener yet: their traffic takes virtualOutbound's default chain.
+// TCP ports get tcp_proxy listeners (streams.go).
 func (g *generator) httpPorts() []uint32 {
 	var ports []uint32
 	for _, s := range g.services {

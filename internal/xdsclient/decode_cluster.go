@@ -33,6 +33,7 @@ func DecodeCluster(c *clusterpb.Cluster) (*resource.Cluster, error) {
 		MaxRequestsPerConnection: c.GetMaxRequestsPerConnection().GetValue(),                                        //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
 		UseHTTPHeader:            c.GetOriginalDstLbConfig().GetUseHttpHeader(),
 	}
+	decodeTCPKeepalive(c, out) // decode_keepalive.go
 	switch t := c.GetClusterDiscoveryType().(type) {
 	case nil:
 		out.Type = resource.Static // Envoy's default type
@@ -96,12 +97,18 @@ func DecodeCluster(c *clusterpb.Cluster) (*resource.Cluster, error) {
 	case c.GetHttp2ProtocolOptions() != nil: //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
 		out.Protocol = resource.HTTP2 // deprecated field, same meaning as explicit http2
 	}
-	for i, th := range c.GetCircuitBreakers().GetThresholds() {
+	for _, th := range c.GetCircuitBreakers().GetThresholds() {
 		if th.GetPriority() != corepb.RoutingPriority_DEFAULT {
 			continue
 		}
-		if th.GetRetryBudget() != nil {
-			return nil, fmt.Errorf("circuit_breakers.thresholds[%d].retry_budget: not supported", i)
+		if rb := th.GetRetryBudget(); rb != nil {
+			out.RetryBudget = &resource.RetryBudget{BudgetPercent: 20, MinRetryConcurrency: 3}
+			if p := rb.GetBudgetPercent(); p != nil {
+				out.RetryBudget.BudgetPercent = p.GetValue()
+			}
+			if n := rb.GetMinRetryConcurrency(); n != nil {
+				out.RetryBudget.MinRetryConcurrency = n.GetValue()
+			}
 		}
 		out.MaxConnections = th.GetMaxConnections().GetValue()
 		out.MaxPendingRequests = th.GetMaxPendingRequests().GetValue()
@@ -120,6 +127,10 @@ func DecodeCluster(c *clusterpb.Cluster) (*resource.Cluster, error) {
 		if err := decodeHTTPProtocolOptions(c.GetTypedExtensionProtocolOptions()[k], out); err != nil {
 			return nil, fmt.Errorf("typed_extension_protocol_options[%q].%w", k, err)
 		}
+	}
+	decodeLBConfig(c, out)
+	if od := c.GetOutlierDetection(); od != nil {
+		out.OutlierDetection = decodeOutlierDetection(od)
 	}
 	if err := decodeClusterInfo(c.GetMetadata(), &out.Info); err != nil {
 		return nil, fmt.Errorf("metadata.%w", err)
@@ -175,8 +186,57 @@ func decodeHTTPProtocolOptions(a *anypb.Any, out *resource.Cluster) error {
 		if cp.GetMaxRequestsPerConnection() != nil {
 			out.MaxRequestsPerConnection = cp.GetMaxRequestsPerConnection().GetValue()
 		}
+		out.MaxConnectionDuration = durationOr(cp.GetMaxConnectionDuration(), 0)
 	}
+	var h2 *corepb.Http2ProtocolOptions
+	switch p := o.GetUpstreamProtocolOptions().(type) {
+	case *httpupstreampb.HttpProtocolOptions_ExplicitHttpConfig_:
+		h2 = p.ExplicitHttpConfig.GetHttp2ProtocolOptions()
+	case *httpupstreampb.HttpProtocolOptions_UseDownstreamProtocolConfig:
+		h2 = p.UseDownstreamProtocolConfig.GetHttp2ProtocolOptions()
+	}
+	if n := h2.GetMaxConcurrentStreams(); n != nil {
+		out.MaxConcurrentStreams = n.GetValue()
+	}
+	decodeHTTP2Keepalive(h2, out) // decode_keepalive.go
 	return nil
+}
+
+// decodeLBConfig reads the panic threshold and the ring hash / Maglev sizes.
+func decodeLBConfig(c *clusterpb.Cluster, out *resource.Cluster) {
+	out.HealthyPanicThreshold = -1
+	if p := c.GetCommonLbConfig().GetHealthyPanicThreshold(); p != nil {
+		out.HealthyPanicThreshold = p.GetValue()
+	}
+	if n := c.GetRingHashLbConfig().GetMinimumRingSize(); n != nil {
+		out.RingHashMinSize = n.GetValue()
+	}
+	if n := c.GetMaglevLbConfig().GetTableSize(); n != nil {
+		out.MaglevTableSize = n.GetValue()
+	}
+}
+
+// decodeOutlierDetection fills in Envoy's defaults (outlier_detection.proto).
+func decodeOutlierDetection(od *clusterpb.OutlierDetection) *resource.OutlierDetection {
+	u32 := func(v interface{ GetValue() uint32 }, isNil bool, def uint32) uint32 {
+		if isNil {
+			return def
+		}
+		return v.GetValue()
+	}
+	return &resource.OutlierDetection{
+		Consecutive5xx:                         u32(od.GetConsecutive_5Xx(), od.GetConsecutive_5Xx() == nil, 5),
+		EnforcingConsecutive5xx:                u32(od.GetEnforcingConsecutive_5Xx(), od.GetEnforcingConsecutive_5Xx() == nil, 100),
+		ConsecutiveGatewayFailure:              u32(od.GetConsecutiveGatewayFailure(), od.GetConsecutiveGatewayFailure() == nil, 5),
+		EnforcingConsecutiveGatewayFailure:     u32(od.GetEnforcingConsecutiveGatewayFailure(), od.GetEnforcingConsecutiveGatewayFailure() == nil, 0),
+		ConsecutiveLocalOriginFailure:          u32(od.GetConsecutiveLocalOriginFailure(), od.GetConsecutiveLocalOriginFailure() == nil, 5),
+		EnforcingConsecutiveLocalOriginFailure: u32(od.GetEnforcingConsecutiveLocalOriginFailure(), od.GetEnforcingConsecutiveLocalOriginFailure() == nil, 100),
+		SplitExternalLocalOriginErrors:         od.GetSplitExternalLocalOriginErrors(),
+		Interval:                               durationOr(od.GetInterval(), 10e9),
+		BaseEjectionTime:                       durationOr(od.GetBaseEjectionTime(), 30e9),
+		MaxEjectionTime:                        durationOr(od.GetMaxEjectionTime(), 300e9),
+		MaxEjectionPercent:                     u32(od.GetMaxEjectionPercent(), od.GetMaxEjectionPercent() == nil, 10),
+	}
 }
 
 // decodeClusterInfo reads filter_metadata["istio"] and ["lucid"].

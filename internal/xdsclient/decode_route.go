@@ -328,6 +328,13 @@ func decodeRouteAction(a *routepb.RouteAction) (*resource.RouteAction, error) {
 		}
 		out.RetryPolicy = rp
 	}
+	for i, hp := range a.GetHashPolicy() {
+		h, err := decodeHashPolicy(hp)
+		if err != nil {
+			return nil, fmt.Errorf("hash_policy[%d].%w", i, err)
+		}
+		out.HashPolicy = append(out.HashPolicy, h)
+	}
 	for i, m := range a.GetRequestMirrorPolicies() {
 		if m.GetClusterHeader() != "" {
 			return nil, fmt.Errorf("request_mirror_policies[%d].cluster_header: not supported", i)
@@ -374,7 +381,34 @@ func decodeWeightedClusters(cws []*routepb.WeightedCluster_ClusterWeight) ([]res
 	return out, nil
 }
 
-const previousHostsPredicate = "envoy.retry_host_predicates.previous_hosts"
+const (
+	previousHostsPredicate = "envoy.retry_host_predicates.previous_hosts"
+	previousPrioritiesName = "envoy.retry_priorities.previous_priorities"
+)
+
+func decodeHashPolicy(hp *routepb.RouteAction_HashPolicy) (resource.HashPolicy, error) {
+	out := resource.HashPolicy{Terminal: hp.GetTerminal()}
+	switch p := hp.GetPolicySpecifier().(type) {
+	case *routepb.RouteAction_HashPolicy_Header_:
+		if p.Header.GetRegexRewrite() != nil {
+			return out, fmt.Errorf("header.regex_rewrite: not supported")
+		}
+		out.Header = strings.ToLower(p.Header.GetHeaderName())
+	case *routepb.RouteAction_HashPolicy_Cookie_:
+		c := p.Cookie
+		if len(c.GetAttributes()) > 0 {
+			return out, fmt.Errorf("cookie.attributes: not supported")
+		}
+		out.Cookie = &resource.CookieHash{Name: c.GetName(), Path: c.GetPath(), HasTTL: c.GetTtl() != nil, TTL: durationOr(c.GetTtl(), 0)}
+	case *routepb.RouteAction_HashPolicy_ConnectionProperties_:
+		out.SourceIP = p.ConnectionProperties.GetSourceIp()
+	case *routepb.RouteAction_HashPolicy_QueryParameter_:
+		out.QueryParameter = p.QueryParameter.GetName()
+	default:
+		return out, fmt.Errorf("policy_specifier: %T is not supported", p)
+	}
+	return out, nil
+}
 
 func decodeRetryPolicy(p *routepb.RetryPolicy) (*resource.RetryPolicy, error) {
 	out := &resource.RetryPolicy{
@@ -398,13 +432,24 @@ func decodeRetryPolicy(p *routepb.RetryPolicy) (*resource.RetryPolicy, error) {
 		}
 		out.AvoidPreviousHosts = true
 	}
+	if rp := p.GetRetryPriority(); rp != nil {
+		if rp.GetName() != previousPrioritiesName {
+			return nil, fmt.Errorf("retry_priority: %q is not supported", rp.GetName())
+		}
+		out.RemoteLocalities = true
+	}
+	for i, h := range p.GetRetriableHeaders() {
+		m, err := decodeHeaderMatcher(h)
+		if err != nil {
+			return nil, fmt.Errorf("retriable_headers[%d].%w", i, err)
+		}
+		out.RetriableHeaders = append(out.RetriableHeaders, m)
+	}
 	switch {
-	case p.GetRetryPriority() != nil:
-		return nil, fmt.Errorf("retry_priority: not supported")
 	case p.GetRateLimitedRetryBackOff() != nil:
 		return nil, fmt.Errorf("rate_limited_retry_back_off: not supported")
-	case len(p.GetRetriableHeaders()) > 0 || len(p.GetRetriableRequestHeaders()) > 0:
-		return nil, fmt.Errorf("retriable_headers: not supported")
+	case len(p.GetRetriableRequestHeaders()) > 0:
+		return nil, fmt.Errorf("retriable_request_headers: not supported")
 	case len(p.GetRetryOptionsPredicates()) > 0:
 		return nil, fmt.Errorf("retry_options_predicates: not supported")
 	}

@@ -23,11 +23,12 @@
 //     envoy.filters.http.cors are run; istio.metadata_exchange, istio.stats, istio.alpn,
 //     envoy.filters.http.grpc_stats are ignored (telemetry); anything else is rejected.
 //   - Route matchers grpc, tls_context, runtime_fraction, dynamic_metadata, filter_state,
-//     cookies and connect_matcher are rejected. Route hash_policy, upgrade_configs,
-//     max_stream_duration, idle_timeout, cors and decorator-only fields are ignored.
+//     cookies and connect_matcher are rejected. Route hash_policy is decoded (header, cookie,
+//     source IP, query parameter); upgrade_configs, max_stream_duration, idle_timeout, cors
+//     and decorator-only fields are ignored.
 //   - Clusters: health_checks, transport sockets other than raw_buffer, custom cluster types
-//     and load_balancing_policy are rejected. outlier_detection (from a DestinationRule) is
-//     accepted and not yet enforced: rejecting it would leave every cluster stale.
+//     and load_balancing_policy are rejected. outlier_detection (consecutive errors; success-rate
+//     ejection is ignored) and circuit_breakers retry_budget are decoded and enforced.
 //
 // Repeated identical responses that were NACKed are NACKed again after a growing delay, so a
 // control plane that resends on NACK (go-control-plane's snapshot cache does) causes no busy loop.

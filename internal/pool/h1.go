@@ -1,0 +1,661 @@
+package pool
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The HTTP/1.1 upstream path: connections the pool owns, each used by one request at a
+// time on the caller's goroutine. There are no per-connection goroutines: the request is
+// written and the response headers read synchronously over a buffered net.Conn, and the
+// response body reader puts the connection back into the pool when the body was read to
+// its end and keep-alive is allowed.
+//
+// The keep-alive race (SCENARIOS.md 2): an upstream closes an idle connection just as a
+// request is sent on it. Three defences, none configured:
+//   - at checkout an idle connection is peeked without blocking (MSG_PEEK): a FIN, an RST
+//     or unexpected bytes mean the server closed it, so it is discarded and another taken;
+//   - "Keep-Alive: timeout=N" on a response bounds the connection's pooled life to safely
+//     less than N (keepAliveLife);
+//   - a request that fails on a reused connection before any response byte is reported as
+//     a *ResetError with Reused set and ResponseStarted false, so forward can retry it once
+//     on a new connection (RoundTripNew) when it is replayable.
+
+// H1ReapInterval is how often idle HTTP/1.1 connections are checked for a server close or
+// an expired idle timeout while any are idle. A variable so tests can shorten it.
+var H1ReapInterval = time.Second
+
+// aLongTimeAgo is a deadline in the past: setting it unblocks a pending Read or Write.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// h1 is the HTTP/1.1 half of a Pool.
+//
+// Lock contract: mu guards idle, open, waiters, closed and reaping; it is never held
+// during I/O except the non-blocking peeks of the reaper.
+type h1 struct {
+	p      *Pool
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	max    int // max_connections for the cluster (Envoy's circuit breaker)
+	maxPen int // max_pending_requests
+
+	mu      sync.Mutex
+	idle    map[string][]*h1Conn // by address; the most recently used last
+	nidle   int
+	open    int // connections open or being dialled
+	waiters map[*waiter]struct{}
+	closed  bool
+	reaping bool
+	reaper  *time.Timer
+}
+
+type waiter struct{ ch chan struct{} }
+
+func newH1(p *Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *h1 {
+	h := &h1{p: p, dial: dial, idle: map[string][]*h1Conn{}, waiters: map[*waiter]struct{}{}}
+	h.max = limit(p.settings.maxConns, 1024)
+	h.maxPen = limit(p.settings.maxPending, 1024)
+	return h
+}
+
+// limit is a circuit-breaker threshold as an int: 0 means Envoy's default def; values
+// beyond an int's range (Istio's 2^32-1) mean no limit.
+func limit(v uint32, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case uint64(v) >= 1<<31-1:
+		return int(^uint(0) >> 1)
+	}
+	return int(v)
+}
+
+// OverflowError says a circuit breaker refused the request (Envoy's UO).
+type OverflowError struct {
+	// Limit is the Envoy threshold: "max_pending_requests", "max_requests" or "max_retries".
+	Limit string
+	Value int
+}
+
+func (e *OverflowError) Error() string {
+	return fmt.Sprintf("circuit breaker %s (%d) reached", e.Limit, e.Value)
+}
+
+// h1Conn is one pooled HTTP/1.1 connection. Owned by the request using it, or by the pool
+// while idle.
+type h1Conn struct {
+	h    *h1
+	addr string
+	nc   net.Conn
+	rc   syscall.RawConn // for the liveness peek; nil when the conn has no file descriptor
+	br   *bufio.Reader
+	bw   *bufio.Writer
+
+	born     time.Time
+	idleAt   time.Time // when it went idle
+	expires  time.Time // Keep-Alive: timeout bound; zero when none
+	requests uint32    // requests sent on it
+
+	// per request
+	wdone   chan error // the body writer's result; nil when the request was written inline
+	written int64      // bytes of the current request the kernel accepted
+	read    int64      // bytes of the current response read from the socket
+	reused  bool
+
+	peekBuf [1]byte
+	peekN   int
+	peekErr error
+	peekFn  func(fd uintptr) bool
+}
+
+// Read and Write count the bytes of the current exchange (bufio sits on top).
+func (c *h1Conn) Read(p []byte) (int, error) {
+	n, err := c.nc.Read(p)
+	c.read += int64(n)
+	return n, err
+}
+
+func (c *h1Conn) Write(p []byte) (int, error) {
+	n, err := c.nc.Write(p)
+	c.written += int64(n)
+	return n, err
+}
+
+func (h *h1) newConn(nc net.Conn, addr string) *h1Conn {
+	c := &h1Conn{h: h, addr: addr, nc: nc, born: time.Now()}
+	c.br = bufio.NewReaderSize(c, 16<<10)
+	c.bw = bufio.NewWriterSize(c, 8<<10)
+	raw := nc
+	if cc, ok := raw.(*countedConn); ok {
+		raw = cc.Conn
+	}
+	if sc, ok := raw.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+			c.peekFn = func(fd uintptr) bool {
+				c.peekN, c.peekErr = peek(fd, c.peekBuf[:])
+				return true
+			}
+		}
+	}
+	return c
+}
+
+// alive says whether an idle connection can carry a request: nothing arrived on it (no
+// FIN, no RST, no stray bytes) and no bound on its life has passed.
+func (c *h1Conn) alive(now time.Time) bool {
+	st := &c.h.p.settings
+	switch {
+	case !c.expires.IsZero() && !now.Before(c.expires):
+		return false
+	case st.idleTimeout > 0 && now.Sub(c.idleAt) >= st.idleTimeout:
+		return false
+	case st.maxConnDuration > 0 && now.Sub(c.born) >= st.maxConnDuration:
+		return false
+	case c.br.Buffered() > 0:
+		return false
+	case c.rc == nil:
+		return true
+	}
+	if err := c.rc.Read(c.peekFn); err != nil {
+		return false
+	}
+	return errors.Is(c.peekErr, syscall.EAGAIN) // anything else: EOF (n == 0), bytes, or an error
+}
+
+// get returns a connection to addr: an idle one that is still alive unless fresh is set,
+// else a new one. At max_connections the request waits (pending) for a connection to come
+// back or close, and fails with *OverflowError beyond max_pending_requests.
+func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh bool) (*h1Conn, error) {
+	pending := false
+	defer func() {
+		if pending {
+			if pc, ok := cb.(PendingCounters); ok {
+				pc.PendingEnded()
+			}
+		}
+	}()
+	for {
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return nil, errPoolClosed
+		}
+		if !fresh {
+			if c := h.popIdle(addr); c != nil {
+				h.mu.Unlock()
+				if c.alive(time.Now()) {
+					c.reused = true
+					return c, nil
+				}
+				h.discard(c)
+				continue
+			}
+		}
+		if h.open >= h.max {
+			// Make room by closing an idle connection to another address (or, for a fresh
+			// connection, to this one).
+			if c := h.oldestIdle(); c != nil {
+				h.mu.Unlock()
+				h.discard(c)
+				continue
+			}
+			if len(h.waiters) >= h.maxPen {
+				h.mu.Unlock()
+				return nil, &OverflowError{Limit: "max_pending_requests", Value: h.maxPen}
+			}
+			w := &waiter{ch: make(chan struct{}, 1)}
+			h.waiters[w] = struct{}{}
+			h.mu.Unlock()
+			if !pending {
+				pending = true
+				if pc, ok := cb.(PendingCounters); ok {
+					pc.PendingStarted()
+				}
+			}
+			select {
+			case <-w.ch:
+				continue
+			case <-ctx.Done():
+				h.mu.Lock()
+				delete(h.waiters, w)
+				h.mu.Unlock()
+				return nil, ctx.Err()
+			}
+		}
+		h.open++
+		h.mu.Unlock()
+		dctx := ctx
+		if cb != nil {
+			dctx = context.WithValue(ctx, countersKey{}, cb)
+		}
+		nc, err := h.dial(dctx, "tcp", addr)
+		if err != nil {
+			h.closed1()
+			return nil, err
+		}
+		return h.newConn(nc, addr), nil
+	}
+}
+
+var errPoolClosed = errors.New("connection pool closed")
+
+// popIdle takes the most recently used idle connection to addr. Called with mu held.
+func (h *h1) popIdle(addr string) *h1Conn {
+	l := h.idle[addr]
+	if len(l) == 0 {
+		return nil
+	}
+	c := l[len(l)-1]
+	l[len(l)-1] = nil
+	h.idle[addr] = l[:len(l)-1]
+	h.nidle--
+	return c
+}
+
+// oldestIdle takes the idle connection that has been idle longest. Called with mu held.
+func (h *h1) oldestIdle() *h1Conn {
+	var best string
+	var at time.Time
+	for a, l := range h.idle {
+		if len(l) > 0 && (best == "" || l[0].idleAt.Before(at)) {
+			best, at = a, l[0].idleAt
+		}
+	}
+	if best == "" {
+		return nil
+	}
+	l := h.idle[best]
+	c := l[0]
+	copy(l, l[1:])
+	l[len(l)-1] = nil
+	h.idle[best] = l[:len(l)-1]
+	h.nidle--
+	return c
+}
+
+// discard closes a connection that left the idle list.
+func (h *h1) discard(c *h1Conn) {
+	_ = c.nc.Close()
+	h.closed1()
+}
+
+// closed1 accounts for one connection closed (or a dial that failed) and wakes waiters.
+func (h *h1) closed1() {
+	h.mu.Lock()
+	h.open--
+	h.wake()
+	h.mu.Unlock()
+}
+
+// wake tells every pending request to look again. Called with mu held.
+func (h *h1) wake() {
+	for w := range h.waiters {
+		select {
+		case w.ch <- struct{}{}:
+		default:
+		}
+		delete(h.waiters, w)
+	}
+}
+
+// put returns a connection whose exchange ended cleanly to the idle list.
+func (h *h1) put(c *h1Conn) {
+	now := time.Now()
+	c.idleAt = now
+	h.mu.Lock()
+	if h.closed || h.p.retired.Load() {
+		h.mu.Unlock()
+		h.discard(c)
+		return
+	}
+	h.idle[c.addr] = append(h.idle[c.addr], c)
+	h.nidle++
+	h.wake()
+	if !h.reaping {
+		h.reaping = true
+		if h.reaper == nil {
+			h.reaper = time.AfterFunc(H1ReapInterval, h.reap)
+		} else {
+			h.reaper.Reset(H1ReapInterval)
+		}
+	}
+	h.mu.Unlock()
+}
+
+// reap closes idle connections the server closed or whose life ended, and runs again
+// while any remain idle.
+func (h *h1) reap() {
+	now := time.Now()
+	var dead []*h1Conn
+	h.mu.Lock()
+	for a, l := range h.idle {
+		kept := l[:0]
+		for _, c := range l {
+			if c.alive(now) {
+				kept = append(kept, c)
+			} else {
+				dead = append(dead, c)
+			}
+		}
+		clear(l[len(kept):])
+		if len(kept) == 0 {
+			delete(h.idle, a)
+		} else {
+			h.idle[a] = kept
+		}
+	}
+	h.nidle -= len(dead)
+	h.reaping = h.nidle > 0 && !h.closed
+	if h.reaping {
+		h.reaper.Reset(H1ReapInterval)
+	}
+	h.mu.Unlock()
+	for _, c := range dead {
+		h.discard(c)
+	}
+}
+
+// closeIdle closes every idle connection; close also stops the pool for good.
+func (h *h1) closeIdle(stop bool) {
+	h.mu.Lock()
+	var all []*h1Conn
+	for _, l := range h.idle {
+		all = append(all, l...)
+	}
+	clear(h.idle)
+	h.nidle = 0
+	if stop {
+		h.closed = true
+		h.wake()
+	}
+	if h.reaper != nil {
+		h.reaper.Stop()
+	}
+	h.reaping = false
+	h.mu.Unlock()
+	for _, c := range all {
+		h.discard(c)
+	}
+}
+
+// PendingCounters is implemented by Counters that also count requests waiting for a
+// connection (upstream_rq_pending_total, upstream_rq_pending_active).
+type PendingCounters interface {
+	PendingStarted()
+	PendingEnded()
+}
+
+// roundTrip runs one request on an HTTP/1.1 connection. See Pool.RoundTrip.
+func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) (*http.Response, error) {
+	ctx := req.Context()
+	c, err := h.get(ctx, addr, cb, fresh)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx)
+		}
+		return nil, err
+	}
+	if tr := gotConnHook(ctx); tr != nil {
+		tr(c.nc, c.reused)
+	}
+	c.requests++
+	c.written, c.read = 0, 0
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	resp, err := c.exchange(req)
+	if err != nil {
+		stop()
+		h.discard(c)
+		return nil, c.classify(ctx, err)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection now belongs to the upgraded stream.
+		stop()
+		resp.Body = &upgraded{c: c}
+		return resp, nil
+	}
+	keep := c.keepAlive(req, resp)
+	if resp.Body == http.NoBody || resp.Body == nil {
+		resp.Body = http.NoBody
+		c.finish(stop, keep)
+		return resp, nil
+	}
+	resp.Body = &h1Body{c: c, body: resp.Body, stop: stop, keep: keep}
+	return resp, nil
+}
+
+// exchange writes the request and reads the response headers (skipping 1xx responses).
+// Small bodies are written first; others by a goroutine while the response is read
+// (c.wdone reports its end).
+func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
+	c.wdone = nil
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if !hasBody || (req.ContentLength > 0 && req.ContentLength <= syncBodyMax) {
+		if err := writeRequest(c.bw, req, false); err != nil {
+			return nil, &writeError{err: err}
+		}
+		if err := c.bw.Flush(); err != nil {
+			return nil, &writeError{err: err}
+		}
+		return c.readResponse(req)
+	}
+	done := make(chan error, 1)
+	c.wdone = done
+	go func() {
+		err := writeRequest(c.bw, req, true)
+		if err == nil {
+			err = c.bw.Flush()
+		}
+		done <- err
+	}()
+	resp, err := c.readResponse(req)
+	if err != nil {
+		_ = c.nc.SetDeadline(aLongTimeAgo) // unblock the writer
+		if werr := <-done; werr != nil && c.read == 0 {
+			return nil, &writeError{err: werr}
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// writeDone says whether the request was written completely, without waiting.
+func (c *h1Conn) writeDone() bool {
+	if c.wdone == nil {
+		return true
+	}
+	select {
+	case err := <-c.wdone:
+		c.wdone = nil
+		return err == nil
+	default:
+	}
+	// The upstream answered; the writer is usually just finishing. Give it a moment, not
+	// more: it may be blocked on a slow client's body.
+	t := time.NewTimer(writeGrace)
+	defer t.Stop()
+	select {
+	case err := <-c.wdone:
+		c.wdone = nil
+		return err == nil
+	case <-t.C:
+		return false
+	}
+}
+
+// writeGrace is how long a finished response waits for its request's writer before the
+// connection is given up instead of reused.
+const writeGrace = 20 * time.Millisecond
+
+func (c *h1Conn) readResponse(req *http.Request) (*http.Response, error) {
+	for i := 0; ; i++ {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			if i >= 8 {
+				return nil, errors.New("malformed HTTP response: too many 1xx responses")
+			}
+			continue
+		}
+		return resp, nil
+	}
+}
+
+// writeError marks a failure to send the request (as opposed to a failure reading the answer).
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "write request: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// keepAlive says whether the connection may carry another request after this response,
+// and applies the response's Keep-Alive timeout to the connection's pooled life.
+func (c *h1Conn) keepAlive(req *http.Request, resp *http.Response) bool {
+	st := &c.h.p.settings
+	if resp.Close || req.Close || st.maxReqPerConn == 1 ||
+		(st.maxReqPerConn > 0 && c.requests >= st.maxReqPerConn) {
+		return false
+	}
+	if ka := resp.Header.Get("Keep-Alive"); ka != "" {
+		life, maxReq, ok := parseKeepAlive(ka)
+		if maxReq == 0 {
+			return false
+		}
+		if ok {
+			if life <= 0 {
+				return false
+			}
+			c.expires = time.Now().Add(life)
+		}
+	}
+	return true
+}
+
+// parseKeepAlive reads "timeout=N, max=M" (RFC 2068 §19.7.1.1). life is how long the
+// connection may stay pooled: N less a safety margin (a fifth of N, at most 2 s: 0.8 s of
+// timeout=1, 4 s of timeout=5, 58 s of timeout=60), so the proxy always gives up a
+// connection before the server does. maxReq is
+// M, or -1 when absent; ok says whether a timeout was given.
+func parseKeepAlive(v string) (life time.Duration, maxReq int, ok bool) {
+	maxReq = -1
+	for part := range strings.SplitSeq(v, ",") {
+		k, val, _ := strings.Cut(strings.TrimSpace(part), "=")
+		val = strings.Trim(strings.TrimSpace(val), `"`)
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "timeout":
+			n, err := strconv.ParseFloat(val, 64)
+			if err != nil || n < 0 || n > 1e6 {
+				continue
+			}
+			d := time.Duration(n * float64(time.Second))
+			margin := min(d/5, 2*time.Second)
+			life, ok = d-margin, true
+		case "max":
+			if n, err := strconv.Atoi(val); err == nil && n >= 0 {
+				maxReq = n
+			}
+		}
+	}
+	return life, maxReq, ok
+}
+
+// finish ends an exchange: the connection goes back to the pool when keep is set and
+// nothing interrupted it, else it is closed.
+func (c *h1Conn) finish(stop func() bool, keep bool) {
+	if !stop() { // the context ended: a deadline in the past may be set
+		keep = false
+	}
+	if !c.writeDone() { // the upstream answered before reading the whole request
+		keep = false
+	}
+	if keep && c.br.Buffered() == 0 {
+		c.h.put(c)
+		return
+	}
+	c.h.discard(c)
+}
+
+// classify turns a failed exchange into the pool's error types.
+func (c *h1Conn) classify(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctxError(ctx)
+	}
+	re := &ResetError{
+		Reason:          ReasonConnectionTermination,
+		Reused:          c.reused,
+		BeforeHeaders:   c.written == 0,
+		ResponseStarted: c.read > 0,
+		Err:             err,
+	}
+	var we *writeError
+	if !errors.As(err, &we) {
+		re.Reason = resetReason(err)
+	}
+	return re
+}
+
+func ctxError(ctx context.Context) error {
+	//nolint:errorlint // identity on purpose: is the cause a custom one, or just ctx.Err() itself?
+	if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
+		return fmt.Errorf("upstream request: %w", cause)
+	}
+	return fmt.Errorf("upstream request: %w", ctx.Err())
+}
+
+// h1Body is a response body on a pooled connection.
+type h1Body struct {
+	c    *h1Conn
+	body io.ReadCloser
+	stop func() bool
+	keep bool
+	done bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.body.Read(p)
+	if err != nil {
+		b.done = true
+		b.c.finish(b.stop, b.keep && err == io.EOF)
+		if err != io.EOF && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
+			b.c.h.p.log.Debug("upstream response body failed", "addr", b.c.addr, "err", err)
+		}
+	}
+	return n, err
+}
+
+// Close before the end of the body closes the connection (the rest is not read).
+func (b *h1Body) Close() error {
+	if !b.done {
+		b.done = true
+		b.c.finish(b.stop, false)
+	}
+	return nil
+}
+
+// upgraded is the body of a 101 Switching Protocols response: the connection itself, as
+// net/http's Transport returns it (an io.ReadWriteCloser).
+type upgraded struct {
+	c    *h1Conn
+	once sync.Once
+}
+
+func (u *upgraded) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
+func (u *upgraded) Write(p []byte) (int, error) { return u.c.nc.Write(p) }
+func (u *upgraded) Close() error {
+	u.once.Do(func() { u.c.h.discard(u.c) })
+	return nil
+}

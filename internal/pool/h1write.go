@@ -1,0 +1,168 @@
+package pool
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// syncBodyMax is the largest request body (with a known length) written on the caller's
+// goroutine before the response is read. Longer or unknown-length bodies are written by a
+// goroutine while the response is read, so an upstream that answers early (or streams its
+// answer while it reads) never deadlocks against the proxy.
+const syncBodyMax = 64 << 10
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// errBodyLength says the request body did not match its Content-Length.
+var errBodyLength = errors.New("request body length differs from Content-Length")
+
+// writeRequest writes req in HTTP/1.1 wire form: request line, Host, the headers as they
+// are (no User-Agent is added), framing (Content-Length, or chunked when the length is
+// unknown), body and trailers. With stream set it flushes the headers and every piece of
+// the body as it arrives (the body is read while the upstream may already answer);
+// otherwise it does not flush.
+func writeRequest(w *bufio.Writer, req *http.Request, stream bool) error {
+	uri := req.URL.RequestURI()
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	chunked := hasBody && req.ContentLength < 0
+	_, _ = w.WriteString(req.Method)
+	_ = w.WriteByte(' ')
+	_, _ = w.WriteString(uri)
+	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = w.WriteString(cleanValue(host))
+	_, _ = w.WriteString("\r\n")
+	for k, vv := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		}
+		for _, v := range vv {
+			_, _ = w.WriteString(k)
+			_, _ = w.WriteString(": ")
+			_, _ = w.WriteString(cleanValue(v))
+			_, _ = w.WriteString("\r\n")
+		}
+	}
+	switch {
+	case chunked:
+		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(req.Trailer) > 0 {
+			keys := make([]string, 0, len(req.Trailer))
+			for k := range req.Trailer {
+				keys = append(keys, k)
+			}
+			_, _ = w.WriteString("Trailer: " + strings.Join(keys, ",") + "\r\n")
+		}
+	case hasBody && req.ContentLength > 0:
+		_, _ = w.WriteString("Content-Length: ")
+		_, _ = w.WriteString(strconv.FormatInt(req.ContentLength, 10))
+		_, _ = w.WriteString("\r\n")
+	case methodWantsLength(req.Method):
+		_, _ = w.WriteString("Content-Length: 0\r\n")
+	}
+	if req.Close {
+		_, _ = w.WriteString("Connection: close\r\n")
+	}
+	if _, err := w.WriteString("\r\n"); err != nil {
+		return err
+	}
+	if !hasBody {
+		return nil
+	}
+	if stream {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	if !chunked && !stream {
+		n, err := io.CopyBuffer(w, io.LimitReader(req.Body, req.ContentLength), *bp)
+		if err != nil {
+			return fmt.Errorf("request body: %w", err)
+		}
+		if n != req.ContentLength {
+			return errBodyLength
+		}
+		return nil
+	}
+	buf := *bp
+	var sent int64
+	for {
+		n, rerr := req.Body.Read(buf)
+		if n > 0 {
+			sent += int64(n)
+			if chunked {
+				_, _ = w.WriteString(strconv.FormatInt(int64(n), 16))
+				_, _ = w.WriteString("\r\n")
+			} else if sent > req.ContentLength {
+				return errBodyLength
+			}
+			_, _ = w.Write(buf[:n])
+			if chunked {
+				_, _ = w.WriteString("\r\n")
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("request body: %w", rerr)
+		}
+	}
+	if !chunked {
+		if sent != req.ContentLength {
+			return errBodyLength
+		}
+		return nil
+	}
+	_, _ = w.WriteString("0\r\n")
+	for k, vv := range req.Trailer {
+		for _, v := range vv {
+			_, _ = w.WriteString(k + ": " + cleanValue(v) + "\r\n")
+		}
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
+// methodWantsLength: methods whose bodiless requests carry "Content-Length: 0" (as
+// net/http writes them).
+func methodWantsLength(m string) bool {
+	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch
+}
+
+// cleanValue replaces CR and LF in a header value with spaces (net/http does the same).
+func cleanValue(v string) string {
+	if !strings.ContainsAny(v, "\r\n") {
+		return v
+	}
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+}
+
+// gotConnHook adapts the GotConn hook of the request's httptrace.ClientTrace, if any.
+func gotConnHook(ctx context.Context) func(net.Conn, bool) {
+	tr := httptrace.ContextClientTrace(ctx)
+	if tr == nil || tr.GotConn == nil {
+		return nil
+	}
+	return func(c net.Conn, reused bool) {
+		tr.GotConn(httptrace.GotConnInfo{Conn: c, Reused: reused, WasIdle: reused})
+	}
+}

@@ -1,0 +1,10 @@
+package pool
+
+import "syscall"
+
+// peek reads without consuming and without blocking: (0, nil) is a FIN, EAGAIN means
+// nothing arrived.
+func peek(fd uintptr, b []byte) (int, error) {
+	n, _, err := syscall.Recvfrom(int(fd), b, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return n, err
+}
