@@ -22,12 +22,12 @@ import (
 
 // serveConnect answers a CONNECT request on the explicit proxy.
 func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, t *table, tg *want) {
-	host, port := destination(r)
+	host, port := Destination(r)
 	dst := net.JoinHostPort(host, fmt.Sprint(port))
 	var tp *resource.TCPProxy
 	listener := tg.listener
 	if l := t.outboundByPort[port]; l != nil {
-		if fc := chainFor(l, uint32(port)); fc != nil {
+		if fc := ChainFor(l, uint32(port)); fc != nil {
 			if fc.HTTP != nil {
 				p.tunnelHTTP(w, r, port, tg)
 				return

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 
 	"github.com/lucid-mesh/lucid/internal/forward"
 	"github.com/lucid-mesh/lucid/internal/resource"
@@ -27,7 +26,7 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 		l := t.snap.Listeners[tg.listener]
 		var fc *resource.FilterChain
 		if l != nil {
-			fc = chainFor(l, tg.chainPort)
+			fc = ChainFor(l, tg.chainPort)
 		}
 		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: sk.addr.String()}
 		if fc == nil || fc.HTTP == nil {
@@ -50,11 +49,11 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, 
 		p.serveConnect(w, r, t, tg) // connect.go
 		return
 	}
-	host, port := destination(r)
+	host, port := Destination(r)
 	dst := net.JoinHostPort(host, fmt.Sprint(port))
 	in := forward.Inbound{Direction: "outbound", LocalAddr: local, RemoteAddr: remote, OriginalDst: dst}
 	if l := t.outboundByPort[port]; l != nil {
-		if fc := chainFor(l, uint32(port)); fc != nil && fc.HTTP != nil {
+		if fc := ChainFor(l, uint32(port)); fc != nil && fc.HTTP != nil {
 			in.Listener, in.HTTP = l.Name, fc.HTTP
 			in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
 			p.opts.Forwarder.Serve(w, r, in)
@@ -66,56 +65,8 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, 
 	vo := t.snap.Listeners[tg.listener]
 	in.Listener = tg.listener
 	in.RouteConfigName = "(default chain of " + tg.listener + ")"
-	in.Routes = passthroughRoutes(vo, dst)
+	in.Routes = PassthroughRoutes(vo, dst)
 	p.opts.Forwarder.Serve(w, r, in)
-}
-
-// passthroughRoutes turns the default chain's tcp_proxy target into a one-route table.
-func passthroughRoutes(vo *resource.Listener, dst string) *resource.RouteConfig {
-	cl := ""
-	if vo != nil && vo.DefaultChain != nil && vo.DefaultChain.TCP != nil {
-		cl = vo.DefaultChain.TCP.Cluster
-	}
-	rt := resource.Route{Name: "default", Match: resource.RouteMatch{PathKind: resource.PathPrefix, Path: "/", CaseSensitive: true}}
-	switch cl {
-	case "", "BlackHoleCluster":
-		rt.DirectResponse = &resource.DirectResponse{Status: http.StatusBadGateway}
-		rt.Name = "block_all"
-	default:
-		rt.Action = &resource.RouteAction{Cluster: cl}
-	}
-	return &resource.RouteConfig{Name: "passthrough", VirtualHosts: []resource.VirtualHost{{Name: "passthrough:" + dst, Domains: []string{"*"}, Routes: []resource.Route{rt}}}}
-}
-
-// destination returns the host and port an explicit-proxy request is addressed to.
-func destination(r *http.Request) (string, uint16) {
-	hostport := r.Host
-	if r.URL != nil && r.URL.Host != "" {
-		hostport = r.URL.Host
-	}
-	def := uint16(80)
-	if r.URL != nil && strings.EqualFold(r.URL.Scheme, "https") {
-		def = 443
-	}
-	host, ps, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return strings.Trim(hostport, "[]"), def
-	}
-	var port uint16
-	if _, err := fmt.Sscan(ps, &port); err != nil || port == 0 {
-		return host, def
-	}
-	return host, port
-}
-
-func chainFor(l *resource.Listener, port uint32) *resource.FilterChain {
-	for i := range l.FilterChains {
-		fc := &l.FilterChains[i]
-		if fc.Match.DestinationPort == 0 || fc.Match.DestinationPort == port || port == 0 {
-			return fc
-		}
-	}
-	return l.DefaultChain
 }
 
 func routesOf(t *table, h *resource.HTTPManager) (*resource.RouteConfig, string) {

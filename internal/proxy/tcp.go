@@ -48,7 +48,7 @@ func (p *Proxy) pipeTCP(sk *socket, down net.Conn) {
 	l := t.snap.Listeners[tg.listener]
 	var tp *resource.TCPProxy
 	if l != nil {
-		if fc := chainFor(l, tg.chainPort); fc != nil {
+		if fc := ChainFor(l, tg.chainPort); fc != nil {
 			tp = fc.TCP
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/cluster"
 	"github.com/lucid-mesh/lucid/internal/forward"
+	"github.com/lucid-mesh/lucid/internal/proxy"
 	"github.com/lucid-mesh/lucid/internal/resource"
 	"github.com/lucid-mesh/lucid/internal/route"
 	"github.com/lucid-mesh/lucid/internal/streaminfo"
@@ -122,7 +123,7 @@ func (o Outcome) Forwarded() bool { return o.Endpoint != "" }
 // original_dst would), else virtualOutbound's default chain.
 func (e *Env) Why(r *http.Request) *Trace {
 	t := &Trace{Method: r.Method, URL: r.URL.String()}
-	host, port := destination(r)
+	host, port := proxy.Destination(r)
 	dst := net.JoinHostPort(host, strconv.Itoa(int(port)))
 
 	l := e.outboundListener(port)
@@ -130,7 +131,7 @@ func (e *Env) Why(r *http.Request) *Trace {
 	switch {
 	case l != nil:
 		t.Listener = l.Name
-		fc := chainFor(l, uint32(port))
+		fc := proxy.ChainFor(l, uint32(port))
 		if fc == nil || fc.HTTP == nil {
 			t.ListenerNote = fmt.Sprintf("outbound listener for port %d has no HTTP filter chain", port)
 			t.Outcome = e.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "", "route configuration \"(none)\" has not arrived from the control plane yet")
@@ -151,7 +152,7 @@ func (e *Env) Why(r *http.Request) *Trace {
 		t.Listener = name
 		t.ListenerNote = fmt.Sprintf("no outbound listener for port %d: the default chain of %s", port, name)
 		t.RouteConfig = "(default chain of " + name + ")"
-		rc = passthroughRoutes(vo, dst)
+		rc = proxy.PassthroughRoutes(vo, dst)
 	}
 	if rc == nil {
 		t.Outcome = e.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "",
