@@ -65,7 +65,7 @@ func Start(t testing.TB, files map[string]string, workloads []Workload) *Mesh {
 		defer m.wg.Done()
 		err := discovery.Run(ctx, discovery.Options{
 			ConfigDir: m.Dir, GRPCAddr: "127.0.0.1:0", Logger: log,
-			PollInterval: 50 * time.Millisecond, Debounce: 20 * time.Millisecond,
+			// The control plane's default poll and debounce timers: tests of the 1 s bound rely on them.
 			Ready: func(a string) { adsAddr <- a },
 		})
 		if err != nil {
