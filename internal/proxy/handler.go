@@ -62,10 +62,12 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, 
 	}
 	// No listener for the port: virtualOutbound's default chain (PassthroughCluster for
 	// ALLOW_ANY, BlackHoleCluster for REGISTRY_ONLY), which Envoy runs as tcp_proxy.
-	vo := t.snap.Listeners[tg.listener]
 	in.Listener = tg.listener
 	in.RouteConfigName = "(default chain of " + tg.listener + ")"
-	in.Routes = PassthroughRoutes(vo, dst)
+	in.Routes = t.passthrough[tg.listener]
+	if in.Routes == nil { // the socket outlived its listener (a config change raced this request)
+		in.Routes = PassthroughRoutes(nil, dst)
+	}
 	p.opts.Forwarder.Serve(w, r, in)
 }
 

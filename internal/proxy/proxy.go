@@ -69,6 +69,9 @@ type table struct {
 	// outboundByPort indexes the listeners an explicit-proxy request is handed to, as
 	// original_dst would: BindToPort false, outbound, keyed by port.
 	outboundByPort map[uint16]*resource.Listener
+	// passthrough holds, per explicit-proxy listener, the one-route table of its default
+	// chain, built once per configuration instead of per request.
+	passthrough map[string]*resource.RouteConfig
 }
 
 // New creates a Proxy with no configuration; nothing is bound until Apply.
@@ -228,10 +231,13 @@ func (p *Proxy) Apply(s *resource.Snapshot) error {
 }
 
 func buildTable(s *resource.Snapshot) *table {
-	t := &table{snap: s, outboundByPort: map[uint16]*resource.Listener{}}
+	t := &table{snap: s, outboundByPort: map[uint16]*resource.Listener{}, passthrough: map[string]*resource.RouteConfig{}}
 	for _, l := range s.Listeners {
 		if !l.BindToPort && l.Direction != resource.Inbound {
 			t.outboundByPort[l.Address.Port()] = l
+		}
+		if l.UseOriginalDst && l.Direction != resource.Inbound {
+			t.passthrough[l.Name] = PassthroughRoutes(l, "*")
 		}
 	}
 	return t
