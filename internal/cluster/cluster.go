@@ -48,7 +48,7 @@ func newCluster(m *Manager, cfg *resource.Cluster, eps []resource.Endpoint, prev
 		c.orig = &origDsts{}
 	}
 	if c.det == nil {
-		c.det = &detector{now: time.Now}
+		c.det = &detector{now: time.Now, start: time.Now()}
 	}
 	c.hosts = make([]*Host, 0, len(eps))
 	for i := range eps {

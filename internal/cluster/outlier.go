@@ -20,7 +20,15 @@ import (
 // than max_ejection_percent of the cluster's hosts (Envoy's rule: (ejected+1)/hosts, so with
 // the default 10 % a cluster needs ten hosts before one can be ejected). An ejected host is
 // left out of Pick for base_ejection_time × (times ejected), at most max_ejection_time, and
-// comes back by itself; its count of ejections decays by one per interval it stays in.
+// comes back at the detector's next interval tick after that, as in Envoy, whose detector
+// readmits hosts only when its interval timer fires (ticks every interval from the
+// detector's creation; computed, not timed, so no goroutine runs). Its count of ejections
+// decays by one per interval it stays in.
+//
+// Success-rate and failure-percentage detection are not implemented: Istio's
+// DestinationRule cannot configure them (it sets only consecutive errors, interval,
+// baseEjectionTime, maxEjectionPercent and minHealthPercent), and Envoy's defaults for them
+// need 100 requests per host per interval and 5 hosts.
 // The state lives with the host (it survives config updates while the host stays).
 
 // OutcomeKind says what an attempt's outcome was, for outlier detection.
@@ -52,6 +60,16 @@ type detector struct {
 	// is in the future Pick leaves ejected hosts out; afterwards Pick takes the fast path.
 	until atomic.Int64
 	now   func() time.Time
+	start time.Time // the interval timer's first arming: ticks are start + k × interval
+}
+
+// nextTick is the first interval tick at or after t (t itself without an interval).
+func (d *detector) nextTick(t time.Time, interval time.Duration) time.Time {
+	if interval <= 0 || d.start.IsZero() || t.Before(d.start) {
+		return t
+	}
+	k := (t.Sub(d.start) + interval - 1) / interval
+	return d.start.Add(k * interval)
 }
 
 // Ejected says whether outlier detection has ejected the host now (admin /clusters shows
@@ -179,7 +197,7 @@ func (c *Cluster) eject(h *Host, od *resource.OutlierDetection, why string) {
 	if maxT := max(od.MaxEjectionTime, od.BaseEjectionTime); d > maxT {
 		d = maxT
 	}
-	until := now.Add(d)
+	until := c.det.nextTick(now.Add(d), od.Interval)
 	o.ejectedUntil.Store(until.UnixNano())
 	o.lastUneject = until
 	o.lastEjectWhy = why + " (" + strconv.FormatUint(uint64(o.ejections), 10) + " times, for " + d.String() + ")"

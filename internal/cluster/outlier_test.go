@@ -49,6 +49,7 @@ func TestOutlierSuccessResetsAndMultiplier(t *testing.T) {
 	now := time.Unix(1000, 0)
 	c := install(t, m, odCluster(100, 0), ep("10.0.0.1:80"), ep("10.0.0.2:80"))
 	c.det.now = func() time.Time { return now }
+	c.det.start = now // interval ticks at 1000 s + k × 10 s
 	h := c.Hosts()[0]
 	c.ReportStatus(h, 500)
 	c.ReportStatus(h, 200) // resets
@@ -60,12 +61,16 @@ func TestOutlierSuccessResetsAndMultiplier(t *testing.T) {
 	if h.od.ejectedUntil.Load() != now.Add(30*time.Second).UnixNano() {
 		t.Fatalf("first ejection until %v", time.Unix(0, h.od.ejectedUntil.Load()))
 	}
-	// Second ejection right after the first ends: twice the base time.
+	// Second ejection right after the first ends: twice the base time (1031 s + 60 s),
+	// readmitted at the next interval tick, 1100 s.
 	now = now.Add(31 * time.Second)
 	c.ReportStatus(h, 500)
 	c.ReportStatus(h, 500)
-	if got := time.Duration(h.od.ejectedUntil.Load() - now.UnixNano()); got != 60*time.Second {
-		t.Fatalf("second ejection for %v, want 60s", got)
+	if got := time.Unix(0, h.od.ejectedUntil.Load()); !got.Equal(time.Unix(1100, 0)) {
+		t.Fatalf("second ejection until %v, want the interval tick at 1100 s", got.Unix())
+	}
+	if !h.od.ejectedNow(time.Unix(1099, 0).UnixNano()) || h.od.ejectedNow(time.Unix(1100, 0).UnixNano()) {
+		t.Fatal("not readmitted exactly at the interval tick")
 	}
 }
 

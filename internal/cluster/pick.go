@@ -25,6 +25,10 @@ type PickContext struct {
 	// policies pick at random, as Envoy does.
 	Hash    uint64
 	HasHash bool
+	// RemoteLocalities: the request is a retry and the policy prefers other localities
+	// (retryRemoteLocalities); Tried are the hosts of the earlier attempts (locality.go).
+	RemoteLocalities bool
+	Tried            []*Host
 }
 
 const maglevPolicy = resource.Maglev
@@ -62,6 +66,11 @@ func (c *Cluster) Pick(pc PickContext) (*Host, error) {
 		} else if len(ejected) == n {
 			c.stats.UpstreamCxNoneHealthy.Add(1)
 			return nil, &NoHealthyError{Cluster: c.cfg.Name, Explanation: c.explainAllEjected(ejected)}
+		}
+	}
+	if pc.RemoteLocalities {
+		if h := c.pickRemote(pc.Tried); h != nil {
+			return h, nil
 		}
 	}
 	if n == 1 {

@@ -39,7 +39,10 @@ type Options struct {
 	// ConnectionObservers get one Info per opaque TCP connection (tcp_proxy), as Istio's
 	// access log has one line per TCP connection (empty method). See ObserveConnection.
 	ConnectionObservers []func(*streaminfo.Info)
-	Logger              *slog.Logger // the "router" logger
+	// ConnectionMetrics counts an opaque TCP connection opened and returns its counters
+	// (Istio's istio_tcp_* metrics: stats.TCPOpened); nil: not counted. See OpenConnection.
+	ConnectionMetrics func(*streaminfo.Info) ConnectionCounter
+	Logger            *slog.Logger // the "router" logger
 }
 
 // Forwarder serves matched requests. It is safe for concurrent use.
@@ -141,6 +144,8 @@ type exchange struct {
 	retrySlots       int    // retries this request holds in the cluster's RetriesActive
 	reusedNotRetried string // why a request that failed on a reused connection was not sent again
 	setCookie        string // a generated hash-policy cookie to set on the response
+
+	over requestOverrides // retryheaders.go: x-envoy-retry-on, x-envoy-upstream-rq-timeout-ms, ...
 
 	upHost *cluster.Host           // the attempt's host (stream.go: drained when it leaves)
 	cut    context.CancelCauseFunc // cancels the attempt's context (stream.go)
@@ -314,7 +319,7 @@ func (x *exchange) downstreamGone() {
 
 // context for the whole upstream exchange: the downstream request's, with the route timeout.
 func (x *exchange) routeContext() (context.Context, context.CancelFunc) {
-	if t := x.rt.Action.Timeout; t > 0 {
+	if t := x.routeTimeoutValue(); t > 0 {
 		return context.WithTimeoutCause(x.r.Context(), t, errRouteTimeout)
 	}
 	return context.WithCancel(x.r.Context())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/cluster"
 	"github.com/lucid-mesh/lucid/internal/pool"
+	"github.com/lucid-mesh/lucid/internal/resource"
 	"github.com/lucid-mesh/lucid/internal/streaminfo"
 )
 
@@ -18,8 +19,10 @@ import (
 //   - max_requests (http2MaxRequests): requests in flight to the cluster; one more fails
 //     at once with 503 UO.
 //   - max_connections (tcp.maxConnections) and max_pending_requests
-//     (http1MaxPendingRequests): in the pool (pool/h1.go): at max_connections a request
-//     waits for a connection; beyond max_pending_requests waiting it fails with 503 UO.
+//     (http1MaxPendingRequests): in the pool (pool/h1.go, and pool/h2.go for HTTP/2 with
+//     http.maxConcurrentStreams and http.maxRequestsPerConnection): at max_connections a
+//     request waits for a connection (HTTP/2: a free stream); beyond max_pending_requests
+//     waiting it fails with 503 UO.
 //   - max_retries (http.maxRetries), or the retry budget (trafficPolicy.retryBudget):
 //     retries in flight; a retry beyond it is not made, the failure it would have
 //     retried is returned, with UO added (upstream_rq_retry_overflow).
@@ -50,6 +53,18 @@ func istioName(limit string) string {
 	return limit
 }
 
+// limitName is istioName for this request's cluster: on HTTP/2 upstreams requests wait
+// for a free stream, so max_pending_requests is reached when every connection is at its
+// stream limit.
+func (x *exchange) limitName(limit string) string {
+	if limit == "max_pending_requests" && (x.cl.Config().Protocol == resource.HTTP2 ||
+		(x.cl.Config().Protocol == resource.Downstream && x.r.ProtoMajor == 2)) {
+		return "trafficPolicy.connectionPool.http.http1MaxPendingRequests (with connectionPool.tcp.maxConnections " +
+			"connections at connectionPool.http.maxConcurrentStreams streams each, or the server's own stream limit)"
+	}
+	return istioName(limit)
+}
+
 // admit counts one request in flight to the cluster (upstream_rq_active), or refuses it
 // when max_requests is reached.
 func (x *exchange) admit() (failure, bool) {
@@ -76,7 +91,7 @@ func (x *exchange) overflow(limit string, value int) failure {
 		body:    "upstream connect error or disconnect/reset before headers. reset reason: overflow",
 		details: "upstream_reset_before_response_started{overflow}",
 		explain: "circuit breaker of cluster " + x.cl.Config().Name + " open: " + limit + " " +
-			strconv.Itoa(value) + " reached (DestinationRule " + istioName(limit) + ")",
+			strconv.Itoa(value) + " reached (DestinationRule " + x.limitName(limit) + ")",
 	}
 }
 

@@ -28,13 +28,13 @@ import (
 // logged once when it ends with status 101. A non-101 answer is passed on as a normal
 // response.
 //
-// HTTP/2 extended CONNECT (RFC 8441) is not bridged: Go's HTTP/2 server rejects :protocol
-// unless GODEBUG=http2xconnect=1, and Envoy too needs it enabled explicitly.
+// HTTP/2 extended CONNECT (RFC 8441) takes the same path and is bridged to the HTTP/1.1
+// upgrade (xconnect.go).
 
 // upgradeType is the protocol an HTTP/1.1 request asks to switch to ("" when none).
 func upgradeType(r *http.Request) string {
 	if r.ProtoMajor != 1 {
-		return ""
+		return extendedProtocol(r)
 	}
 	for _, v := range r.Header["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
@@ -100,8 +100,13 @@ func (x *exchange) upgrade() bool {
 	h.Del(":protocol")
 	h.Set("Connection", "Upgrade")
 	h.Set("Upgrade", up)
+	method := x.r.Method
+	if x.r.ProtoMajor == 2 { // extended CONNECT (xconnect.go)
+		method = http.MethodGet
+		bridgeHeaders(h, up)
+	}
 	req := &http.Request{
-		Method: x.r.Method, URL: &url.URL{Path: x.path.Path, RawPath: x.path.RawPath, RawQuery: x.path.RawQuery},
+		Method: method, URL: &url.URL{Path: x.path.Path, RawPath: x.path.RawPath, RawQuery: x.path.RawQuery},
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Host: x.host,
 	}
 	br := bufio.NewReader(conn)
@@ -119,6 +124,10 @@ func (x *exchange) upgrade() bool {
 	x.charge(resp.StatusCode, host)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		x.respond(x.r.Context(), x.r.Context(), resp, start)
+		return true
+	}
+	if x.r.ProtoMajor == 2 {
+		x.switchExtendedConnect(resp, br, conn, host, start)
 		return true
 	}
 	x.switchProtocols(resp, br, conn, host, start)

@@ -233,12 +233,15 @@ func (x *exchange) routeTimeout() failure {
 		flag: streaminfo.UpstreamRequestTimeout, code: http.StatusGatewayTimeout,
 		body: "upstream request timeout", details: "upstream_response_timeout",
 		explain: "cluster " + x.cl.Config().Name + " did not answer within the route timeout " +
-			x.rt.Action.Timeout.String() + " (route \"" + x.rt.Name + "\")",
+			x.routeTimeoutValue().String() + " (route \"" + x.rt.Name + "\")",
 	}
 }
 
 // policy is the retry policy: the route's, else the virtual host's.
 func (x *exchange) policy() *resource.RetryPolicy {
+	if x.over.policy != nil {
+		return x.over.policy
+	}
 	if p := x.rt.Action.RetryPolicy; p != nil {
 		return p
 	}
@@ -277,6 +280,7 @@ func (k connCounters) ConnectFailed() {
 
 // forward runs the retry loop and sends the response (or a local reply) downstream.
 func (x *exchange) forward(pl *pool.Pool) {
+	x.applyRetryHeaders()
 	ctx, cancel := x.routeContext()
 	defer cancel()
 	defer x.releaseRetries()
@@ -294,6 +298,9 @@ func (x *exchange) forward(pl *pool.Pool) {
 			exclude = tried
 		}
 		pc := cluster.PickContext{OriginalDst: x.originalDst(), Exclude: exclude}
+		if pol != nil && pol.RemoteLocalities && attempt > 1 {
+			pc.RemoteLocalities, pc.Tried = true, tried
+		}
 		pc.Hash, pc.HasHash = x.requestHash()
 		host, err := x.cl.Pick(pc)
 		if err != nil {

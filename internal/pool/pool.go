@@ -42,6 +42,7 @@ type settings struct {
 	maxPending      uint32
 	maxConnDuration time.Duration
 	keepalive       keepalive // keepalive.go: TCP keepalive, user timeout, HTTP/2 PINGs
+	maxStreams      uint32    // h2.go: http2_protocol_options.max_concurrent_streams
 }
 
 func settingsOf(c *resource.Cluster) settings {
@@ -54,6 +55,7 @@ func settingsOf(c *resource.Cluster) settings {
 		maxPending:      c.MaxPendingRequests,
 		maxConnDuration: c.MaxConnectionDuration,
 		keepalive:       keepaliveOf(c),
+		maxStreams:      c.MaxConcurrentStreams,
 	}
 }
 
@@ -64,6 +66,7 @@ type Pool struct {
 	log      *slog.Logger
 	h1       *h1             // HTTP1 clusters, and Downstream clusters for HTTP/1 requests (h1.go)
 	h2       *http.Transport // HTTP2 clusters (h2c, prior knowledge), Downstream for HTTP/2
+	h2l      *h2lim          // h2.go: h2 with Envoy's pool limits; nil when none are set
 
 	source   netip.Addr   // local address for loopback upstreams (see Set.SetSourceAddress)
 	inflight atomic.Int64 // RoundTrips whose response body is not yet closed
@@ -80,6 +83,9 @@ func newPool(name string, st settings, source netip.Addr, log *slog.Logger) *Poo
 		p.h2 = p.transport(true)
 	default:
 		p.h1 = newH1(p, p.dialer(p.netDialer()))
+	}
+	if p.h2 != nil && h2Limited(st) {
+		p.h2l = newH2Lim(p, p.h2)
 	}
 	return p
 }
@@ -220,6 +226,16 @@ func (p *Pool) roundTrip(req *http.Request, addr string, cb Counters, fresh bool
 		resp.Body = &trackedBody{ReadCloser: resp.Body, p: p}
 		return resp, nil
 	}
+	if p.h2l != nil {
+		p.inflight.Add(1)
+		resp, err := p.h2l.roundTrip(req, addr, cb)
+		if err != nil {
+			p.done()
+			return nil, err
+		}
+		resp.Body = &trackedBody{ReadCloser: resp.Body, p: p}
+		return resp, nil
+	}
 	t := p.h2
 	at := &attempt{}
 	ctx := req.Context()
@@ -263,6 +279,9 @@ func (p *Pool) closeIdle() {
 	}
 	if p.h2 != nil {
 		p.h2.CloseIdleConnections()
+	}
+	if p.h2l != nil {
+		p.h2l.closeIdle()
 	}
 }
 

@@ -67,13 +67,19 @@ type tcpTarget struct {
 // with half-close, close both sides after idle_timeout without a byte (Envoy default 1 h;
 // DestinationRule tcp.idleTimeout), refuse connections over the cluster's max_connections
 // (UO), end the connection when its host leaves the cluster (after the drain grace
-// period), and log one access-log line when it ends (empty method, as Istio's TCP log).
+// period), log one access-log line when it ends (empty method, as Istio's TCP log), and
+// count Istio's istio_tcp_* metrics (forward.OpenConnection).
 func (p *Proxy) proxyTCP(down net.Conn, tp *resource.TCPProxy, tg tcpTarget) {
 	info := &streaminfo.Info{Start: time.Now(), Direction: tg.direction, UpstreamServiceTime: -1}
 	info.DownstreamLocalAddress, _ = netip.ParseAddrPort(down.LocalAddr().String())
 	info.DownstreamRemoteAddress, _ = netip.ParseAddrPort(down.RemoteAddr().String())
+	var metrics forward.ConnectionCounter // istio_tcp_*: opened once the upstream answers
 	defer func() {
 		info.Duration = time.Since(info.Start)
+		if metrics == nil { // refused before an upstream: opened and closed with its flag
+			metrics = p.opts.Forwarder.OpenConnection(info)
+		}
+		metrics.Close()
 		if p.opts.Forwarder != nil {
 			p.opts.Forwarder.ObserveConnection(info)
 		}
@@ -142,7 +148,8 @@ func (p *Proxy) proxyTCP(down net.Conn, tp *resource.TCPProxy, tg tcpTarget) {
 		_ = down.Close()
 	})
 	defer stop()
-	res := forward.Pipe(down, up, tp.IdleTimeout)
+	metrics = p.opts.Forwarder.OpenConnection(info)
+	res := forward.Pipe(forward.CountConn(down, metrics), up, tp.IdleTimeout)
 	info.BytesReceived, info.BytesSent = res.Received, res.Sent
 	switch {
 	case drained.Load() != nil:

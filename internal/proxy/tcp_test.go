@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/cluster"
+	"github.com/lucid-mesh/lucid/internal/forward"
+	"github.com/lucid-mesh/lucid/internal/pool"
 	"github.com/lucid-mesh/lucid/internal/resource"
+	"github.com/lucid-mesh/lucid/internal/stats"
 	"github.com/lucid-mesh/lucid/internal/streaminfo"
 )
 
@@ -206,4 +211,99 @@ func TestTCPConnectionOnRemovedEndpointEnds(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestTCPMetrics: a TCP connection through the sidecar counts Istio's istio_tcp_* metrics
+// with Istio's labels; a refused one counts as opened and closed with its flag.
+func TestTCPMetrics(t *testing.T) {
+	const ip, echo = "127.0.89.20", "127.0.89.21:5432"
+	echoServer(t, echo)
+	self := streaminfo.Peer{Workload: "web", Namespace: "default", App: "web", Version: "v1", Cluster: "Kubernetes"}
+	st := stats.New(self)
+	cm := cluster.NewManager(nil)
+	ps := pool.NewSet(nil)
+	lg := &infoLog{}
+	fw := forward.New(forward.Options{Clusters: cm, Pools: ps, Self: self,
+		ConnectionObservers: []func(*streaminfo.Info){lg.observe},
+		ConnectionMetrics:   func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }})
+	p := New(Options{IP: netip.MustParseAddr(ip), Forwarder: fw, Clusters: cm, Pools: ps, DrainTimeout: time.Second})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+		fw.Close()
+		ps.Close()
+	})
+	snap := tcpSnapshot(ip, echo, time.Hour, 0)
+	snap.Clusters["outbound|5432||db"].Info = resource.ClusterInfo{ServiceHost: "db.default.svc.cluster.local", ServiceName: "db", ServiceNamespace: "default"}
+	snap.Clusters["refused"] = staticCluster("refused", "127.0.89.22:9") // nothing listens
+	snap.Listeners["0.0.0.0_5433"] = &resource.Listener{Name: "0.0.0.0_5433", Address: netip.MustParseAddrPort("0.0.0.0:5433"), Direction: resource.Outbound,
+		FilterChains: []resource.FilterChain{{TCP: &resource.TCPProxy{Cluster: "refused"}}}}
+	if err := p.Apply(snap); err != nil {
+		t.Fatal(err)
+	}
+
+	c, br := connectVia(t, ip+":15001", "db.default.svc.cluster.local:5432")
+	if got := halfCloseRoundTrip(t, c, br, "ping"); got != "pingbye" {
+		t.Fatalf("got %q", got)
+	}
+	c.Close()
+	waitInfo(t, lg, func(i *streaminfo.Info) bool { return i.UpstreamCluster == "outbound|5432||db" })
+	c2, _ := connectVia(t, ip+":15001", "db.default.svc.cluster.local:5433")
+	_, _ = io.Copy(io.Discard, c2) // the proxy closes it: connection refused upstream
+	c2.Close()
+	waitInfo(t, lg, func(i *streaminfo.Info) bool { return i.UpstreamCluster == "refused" })
+
+	want := map[string]float64{
+		"istio_tcp_connections_opened_total": 1, "istio_tcp_connections_closed_total": 1,
+		"istio_tcp_received_bytes_total": 4, "istio_tcp_sent_bytes_total": 7,
+	}
+	got := tcpSeries(t, st, "db.default.svc.cluster.local", "-")
+	for name, v := range want {
+		if got[name] == nil || got[name]["value"] != fmt.Sprint(v) {
+			t.Fatalf("%s: got %v, want %v", name, got[name], v)
+		}
+	}
+	l := got["istio_tcp_connections_opened_total"]
+	for k, v := range map[string]string{"reporter": "source", "source_workload": "web", "source_app": "web",
+		"destination_service_name": "db", "request_protocol": "tcp", "connection_security_policy": "unknown"} {
+		if l[k] != v {
+			t.Errorf("label %s = %q, want %q", k, l[k], v)
+		}
+	}
+	if _, ok := l["response_code"]; ok {
+		t.Error("TCP metrics carry response_code")
+	}
+	refused := tcpSeries(t, st, "unknown", "UF")
+	if refused["istio_tcp_connections_opened_total"]["value"] != "1" || refused["istio_tcp_connections_closed_total"]["value"] != "1" {
+		t.Fatalf("refused connection: %v", refused)
+	}
+}
+
+// tcpSeries gathers the istio_tcp_* series with the given destination_service and
+// response_flags: metric name → labels, plus "value".
+func tcpSeries(t *testing.T, st *stats.Stats, dest, flags string) map[string]map[string]string {
+	t.Helper()
+	mfs, err := st.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]string{}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "istio_tcp_") {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["destination_service"] != dest || l["response_flags"] != flags {
+				continue
+			}
+			l["value"] = fmt.Sprint(m.GetCounter().GetValue())
+			out[mf.GetName()] = l
+		}
+	}
+	return out
 }

@@ -1,6 +1,6 @@
 // Package stats keeps the sidecar's metrics: Istio's standard request metrics
 // (istio_requests_total, istio_request_duration_milliseconds, istio_request_bytes,
-// istio_response_bytes, with Istio's labels) and Envoy-style counters and gauges
+// istio_response_bytes, with Istio's labels), Istio's TCP metrics (istio_tcp_*, tcp.go) and Envoy-style counters and gauges
 // (cluster.<name>.upstream_cx_total, ...) read from the components that own them.
 //
 // It sits at the end of the request path beside the access log: forward hands each
@@ -74,6 +74,7 @@ type Stats struct {
 	gauges   []CounterSource
 
 	envoy *envoyCollector
+	tcpm  tcpMetrics // tcp.go: istio_tcp_*
 }
 
 // New returns the stats of the sidecar whose workload is self: self is the source of
