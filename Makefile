@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 BIN := $(CURDIR)/bin
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build test unit test-kubelet fuzz-short lint e2e bench clean
+.PHONY: all build test unit test-kubelet fuzz-short kube-bins test-kube lint e2e bench clean
 
 all: build
 
@@ -14,7 +14,8 @@ build:
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/lucid ./cmd/lucid
 
 ## test: every package's tests with the race detector, the kubelet verdict check, then each fuzz target briefly
-test: unit test-kubelet fuzz-short
+## (first builds the Kubernetes test binaries if they are not cached yet)
+test: kube-bins unit test-kubelet fuzz-short
 
 unit:
 	go test -race -count=1 ./...
@@ -25,6 +26,16 @@ test-kubelet:
 
 fuzz-short:
 	./scripts/fuzz-short.sh
+
+## kube-bins: kube-apiserver, kube-controller-manager and etcd for the Kubernetes tests (module test/kubebin), cached in
+## ${LUCID_KUBE_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/lucid/kube/<version>}; a no-op once built
+kube-bins:
+	./scripts/kube-bins.sh
+
+## test-kube: only the tests that run against the real API server (packages using internal/kubetest)
+test-kube: kube-bins
+	go test -race -count=1 ./internal/kubetest $$(go list -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... \
+		| awk '/ github.com\/lucid-mesh\/lucid\/internal\/kubetest( |$$)/ {print $$1}')
 
 ## lint: golangci-lint at a pinned version, installed into bin/
 lint: $(GOLANGCI_LINT)

@@ -99,8 +99,12 @@ if [ ! -x "$fortio" ]; then
 	log "installing fortio $fortio_version into bench/.bin"
 	GOBIN=$here/.bin go install "fortio.org/fortio@$fortio_version"
 fi
-lucid=$root/bin/lucid
-if [[ " $targets " == *" lucid "* ]]; then
+lucid=${BENCH_LUCID:-$root/bin/lucid}
+read -r -a sidecar_args <<<"${BENCH_SIDECAR_ARGS:-}"
+# lucid-base: the sidecar without its memory settings (Go's GC defaults, startup pages kept),
+# to compare with in the same run.
+base_args=(--keep-startup-pages --gc-percent -1)
+if [[ " $targets " == *" lucid"* ]] && [ -z "${BENCH_LUCID:-}" ]; then
 	log "building lucid"
 	(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$lucid" ./cmd/lucid)
 fi
@@ -145,9 +149,9 @@ latency() {
 	out=$(timeout $((secs + 60)) "$fortio" load "${h2[@]}" -qps "$qps" -uniform -c "$conns" -t "$duration" \
 		-allow-initial-errors -quiet "$url" 2>&1) || { log "fortio failed: $out"; return 1; }
 	t1=$(cpu_ticks "$@")
-	p50=$(echo "$out" | awk '/^# target 50% / {printf "%.3f", $4 * 1000}')
-	p90=$(echo "$out" | awk '/^# target 90% / {printf "%.3f", $4 * 1000}')
-	p99=$(echo "$out" | awk '/^# target 99% / {printf "%.3f", $4 * 1000}')
+	p50=$(echo "$out" | awk '/^Aggregated Function Time/ {f = 1} f && /^# target 50% / {printf "%.3f", $4 * 1000; exit}')
+	p90=$(echo "$out" | awk '/^Aggregated Function Time/ {f = 1} f && /^# target 90% / {printf "%.3f", $4 * 1000; exit}')
+	p99=$(echo "$out" | awk '/^Aggregated Function Time/ {f = 1} f && /^# target 99% / {printf "%.3f", $4 * 1000; exit}')
 	rate=$(echo "$out" | awk '/^All done/ {for (i = 1; i <= NF; i++) if ($i == "qps") printf "%.0f", $(i - 1)}')
 	errors=$(echo "$out" | awk '/^Code / && $2 != 200 {n += $4} END {print n + 0}')
 	if [ $# -gt 0 ] && [ -n "$rate" ] && [ "$rate" != 0 ]; then
@@ -234,7 +238,9 @@ start_target() {
 		ppids=("$last_pid")
 		url="http://$nginx_addr/echo?size=$size"
 		;;
-	lucid)
+	lucid | lucid-base)
+		local args=("${sidecar_args[@]}")
+		[ "$name" = lucid-base ] && args=("${base_args[@]}")
 		local protocol=HTTP
 		[ "$proto" = h2c ] && protocol=HTTP2
 		mkdir -p "$work/lucid"
@@ -263,7 +269,7 @@ start_target() {
 			--grpc-addr "$discovery_ip:15010" --debug-addr "$discovery_ip:15014" --log-level warn
 		wait_http "http://$discovery_ip:15014/ready" || { tail -n 20 "$work/discovery.log" >&2; return 1; }
 		start sidecar taskset -c 1 "$lucid" sidecar --ip "$lucid_ip" --workload upstream \
-			--discovery-address "$discovery_ip:15010" --log-level warning
+			--discovery-address "$discovery_ip:15010" --log-level warning "${args[@]}"
 		ppids=("$last_pid")
 		local i
 		for i in $(seq 150); do

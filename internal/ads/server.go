@@ -70,6 +70,8 @@ type Server struct {
 	version   string                // the last Push version (guarded by genMu)
 	published map[string]*published // node ID → what the cache holds (guarded by genMu)
 
+	extra []extraService // more gRPC services on the xDS port (services.go); set before Serve
+
 	mu      sync.Mutex // guards the sync state below
 	nodes   map[string]*nodeState
 	streams map[int64]string // stream ID → node ID, once the stream's first request named it
@@ -262,6 +264,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	routegrpc.RegisterRouteDiscoveryServiceServer(gs, xds)
 	clustergrpc.RegisterClusterDiscoveryServiceServer(gs, xds)
 	endpointgrpc.RegisterEndpointDiscoveryServiceServer(gs, xds)
+	for _, e := range s.extra {
+		gs.RegisterService(e.desc, e.impl)
+	}
 
 	s.log.Info("xDS server listening", "address", lis.Addr().String())
 	served := make(chan error, 1)

@@ -55,6 +55,8 @@ type Options struct {
 
 	// Agent (status server, app probes, drain); see agentopts.go.
 	AgentOptions
+	// Memory (GC target, soft limit, startup pages); see footprint.go.
+	MemoryOptions
 }
 
 // NodeID is Istio's node id for a sidecar: sidecar~<ip>~<name>.<namespace>~<namespace>.svc.cluster.local.
@@ -76,6 +78,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.DrainDuration == 0 {
 		o.DrainDuration = 5 * time.Second
 	}
+	routerDefaults(&o) // router.go
 	out := o.LogOutput
 	if out == nil {
 		out = os.Stderr
@@ -96,7 +99,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	st := stats.New(self)
 	observers := []func(*streaminfo.Info){st.Record}
-	var connObservers []func(*streaminfo.Info) // TCP connections: access log only (no istio_tcp_* metrics yet)
+	var connObservers []func(*streaminfo.Info) // TCP connections: access log (istio_tcp_* counted as bytes move)
 	var alog *accesslog.Logger
 	if o.AccessLog != "" {
 		f, err := accesslog.ParseFormat(orDefault(o.AccessLogEncoding, "TEXT"))
@@ -118,17 +121,19 @@ func Run(ctx context.Context, o Options) error {
 	pools := pool.NewSet(logs.Logger("pool"))
 	pools.SetSourceAddress(o.IP)
 	defer pools.Close()
-	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: observers, ConnectionObservers: connObservers, Self: self, Logger: logs.Logger("router")})
+	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: observers, ConnectionObservers: connObservers,
+		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: self, Logger: logs.Logger("router")})
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration})
 
-	nodeID := NodeID(o.IP, o.Workload, o.Namespace)
+	nodeID := nodeIDOf(o) // router.go: sidecar~… or router~…
 	meta := map[string]string{"NAME": o.Workload, "NAMESPACE": o.Namespace, "INSTANCE_IPS": o.IP.String(), "WORKLOAD_NAME": o.Workload}
 	if len(o.Labels) > 0 {
 		meta["LABELS"] = formatLabels(o.Labels)
 	}
 	// The xDS client applies through the agent's applier: static resources (15021)
 	// added, inbound listeners held back while draining.
-	apl := &applier{proxy: px, static: newStatic(o.IP, orPort(o.StatusPort, 15020), orPort(o.HealthPort, 15021))}
+	apl := &applier{proxy: px, router: o.Router, static: newStatic(o.IP, orPort(o.StatusPort, 15020), orPort(o.HealthPort, 15021))}
+	defer startMemoryTuning(ctx, o.MemoryOptions, mainLog, apl.dynamic.Load)() // footprint.go
 	xc := xdsclient.New(xdsclient.Options{
 		Server: orDefault(o.Discovery, "127.0.0.1:15010"), NodeID: nodeID, Cluster: "Kubernetes", Metadata: meta,
 		Applier: apl, Logger: logs.Logger("config"),
@@ -165,15 +170,18 @@ func Run(ctx context.Context, o Options) error {
 	})
 	st.AddCounters(clusterCounters(clusters))
 	st.AddGauges(clusterGauges(clusters))
+	// listener.<name>.ssl.*: TLS handshakes and client-certificate failures (routers).
+	st.AddCounters(px.EachTLSStat)
 	st.Registry().MustRegister(clusters.Collector()) // lucid_upstream_reused_conn_retries_total
 
 	drainReq := make(chan struct{}, 1)
+	probeEv := newProbeEvents(xc, o.Workload, o.Namespace, logs.Logger("probes")) // probeevents.go
 	statusSrv, err := newStatusServer(o, ready, st, logs, func() { quitOnce.Do(func() { close(quit) }) }, func() {
 		select {
 		case drainReq <- struct{}{}:
 		default:
 		}
-	})
+	}, probeEv.hook)
 	if err != nil {
 		return err
 	}
@@ -223,11 +231,14 @@ func Run(ctx context.Context, o Options) error {
 	xctx, stopXDS := context.WithCancel(context.Background())
 	xdone := make(chan error, 1)
 	go func() { xdone <- xc.Run(xctx) }()
-	mainLog.Info("sidecar started", "node", nodeID, "discovery", orDefault(o.Discovery, "127.0.0.1:15010"),
+	evDone := make(chan struct{})
+	go func() { defer close(evDone); probeEv.run(xctx) }()
+	mainLog.Info(proxyKind(o)+" started", "node", nodeID, "discovery", orDefault(o.Discovery, "127.0.0.1:15010"),
 		"admin", netip.AddrPortFrom(o.IP, orPort(o.AdminPort, 15000)).String())
 
 	lifecycle{o: o, log: mainLog, proxy: px, applier: apl, draining: &draining, quit: quit, drainReq: drainReq}.run(ctx)
 	stopXDS()
+	<-evDone
 	if err := <-xdone; err != nil {
 		mainLog.Error("xds client stopped", "error", err)
 	}

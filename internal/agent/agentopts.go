@@ -10,6 +10,11 @@ import (
 type AgentOptions struct {
 	HealthPort uint16 // 15021: /healthz/ready through the proxy
 
+	// Router runs the proxy as a standalone gateway (Istio's router proxy type, see
+	// router.go): node id router~…, no app (no app probes, no app metrics), and the
+	// shutdown drains every listener but 15021 instead of the inbound ones.
+	Router bool
+
 	// AppProbers is ISTIO_KUBE_APP_PROBERS: the pod's original probes by status path.
 	AppProbers string
 	// AppAddress is where the app listens, the probes' target (Istio: the pod IP);

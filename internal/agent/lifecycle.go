@@ -39,7 +39,7 @@ func (l lifecycle) run(ctx context.Context) {
 		}
 		l.draining.Store(true) // readiness fails from now on
 		l.applier.startDrain()
-		drained = l.proxy.DrainInbound(dctx)
+		drained = l.drainListeners(dctx) // router.go
 	}
 	exitNow := func() {
 		stopDrain()
@@ -54,7 +54,7 @@ wait:
 			return
 		case <-l.drainReq:
 			if drained == nil {
-				l.log.Info("handling /drain: draining inbound listeners; the sidecar keeps running")
+				l.log.Info("handling /drain: draining listeners; the proxy keeps running")
 				startDrain()
 			}
 		case <-ctx.Done():
@@ -66,7 +66,7 @@ wait:
 		exitNow()
 		return
 	}
-	l.log.Info("shutting down: draining inbound listeners", "drain", l.o.DrainDuration.String(),
+	l.log.Info("shutting down: draining listeners", "drain", l.o.DrainDuration.String(),
 		"exit_on_zero_active_connections", l.o.ExitOnZeroActiveConnections)
 	startDrain()
 	deadline := time.NewTimer(l.o.DrainDuration)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"sync"
@@ -127,8 +128,14 @@ func TestDrainUnderLoad(t *testing.T) {
 				return
 			default:
 			}
-			before := !stopped.Load()
-			resp, err := c.Get("http://" + sidecarIP + ":9080/work")
+			// "Before SIGTERM" means on the wire before it: a request whose idle keep-alive
+			// connection the drain closed first is re-dialled by the client and may be refused,
+			// as with Envoy.
+			var wrote atomic.Bool
+			trace := &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(!stopped.Load()) }}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, "http://"+sidecarIP+":9080/work", nil)
+			resp, err := c.Do(req)
+			before := wrote.Load()
 			r := result{beforeStop: before, err: err}
 			if err == nil {
 				_, err = io.ReadAll(resp.Body)

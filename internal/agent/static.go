@@ -62,6 +62,7 @@ type applier struct {
 		Apply(*resource.Snapshot) error
 	}
 	static staticResources
+	router bool // a router drains (and stops binding) every dynamic listener, not only inbound ones
 
 	mu       sync.Mutex // serialises Apply with the start of the drain
 	draining bool
@@ -99,7 +100,7 @@ func (a *applier) merge(s *resource.Snapshot) *resource.Snapshot {
 	out := *s
 	out.Listeners = make(map[string]*resource.Listener, len(s.Listeners)+len(a.static.listeners))
 	for name, l := range s.Listeners {
-		if a.draining && l.Direction == resource.Inbound && l.BindToPort {
+		if a.draining && (l.Direction == resource.Inbound || a.router) && l.BindToPort {
 			// Keep the listener (requests on draining connections still find their
 			// chain) but do not bind it again.
 			c := *l

@@ -10,7 +10,7 @@ import (
 // newStatusServer builds the status server: readiness, the app probes from
 // ISTIO_KUBE_APP_PROBERS, the merged metrics, /quitquitquit and /drain. A bad probe or
 // metrics configuration stops the sidecar at start, naming the key and field.
-func newStatusServer(o Options, ready status.Probe, st *stats.Stats, logs *logging.Registry, quit, drain func()) (*status.Server, error) {
+func newStatusServer(o Options, ready status.Probe, st *stats.Stats, logs *logging.Registry, quit, drain func(), onProbeFailure func(appprobe.Failure)) (*status.Server, error) {
 	cfg, err := appprobe.Parse(o.AppProbers)
 	if err != nil {
 		return nil, err
@@ -26,7 +26,7 @@ func newStatusServer(o Options, ready status.Probe, st *stats.Stats, logs *loggi
 	probes, err := appprobe.New(appprobe.Options{
 		Config: cfg, Target: host, StatusPort: orPort(o.StatusPort, 15020),
 		SourceV4: o.ProbeSourceV4, SourceV6: o.ProbeSourceV6,
-		Logger: logs.Logger("probes"), Registerer: st.Registry(),
+		Logger: logs.Logger("probes"), Registerer: st.Registry(), OnFailure: onProbeFailure,
 	})
 	if err != nil {
 		return nil, err

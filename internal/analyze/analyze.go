@@ -102,6 +102,7 @@ func Analyze(objs []*config.Object, loadDiags []config.Diagnostic, mesh *meshv1a
 	out = append(out, a.subsetsSelectNothing()...)
 	out = append(out, a.unknownDestinationRuleHosts()...)
 	out = append(out, a.referencedNotFound()...)
+	out = append(out, a.gatewayReferences()...) // gateways.go
 	out = append(out, a.portNames()...)
 	out = append(out, a.workloadLabels()...)
 	out = append(out, a.unreachable()...)

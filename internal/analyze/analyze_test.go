@@ -59,7 +59,7 @@ func TestGolden(t *testing.T) {
 func TestEveryCode(t *testing.T) {
 	ms := run(t, filepath.Join("testdata", "all"))
 	want := map[string]Level{
-		"IST0101": Error, "IST0106": Error, "IST0118": Info, "IST0130": Warning, "IST0173": Error,
+		"IST0101": Error, "IST0106": Error, "IST0118": Info, "IST0130": Warning, "IST0132": Warning, "IST0173": Error,
 		"IST0174": Warning, "LUC0001": Warning, "LUC0002": Warning, "LUC0003": Warning, "LUC0004": Warning,
 	}
 	got := map[string]Level{}
@@ -100,5 +100,23 @@ func TestIST0173NamesTheMissingLabel(t *testing.T) {
 	}
 	if m.File != "reviews.yaml" || m.Field != "spec.subsets[2].labels" {
 		t.Errorf("location %s %s, want reviews.yaml spec.subsets[2].labels", m.File, m.Field)
+	}
+}
+
+// TestGatewayReferences: a gateway that does not exist is IST0101 at the VirtualService's
+// spec.gateways entry, as written; hosts the named gateway does not serve are IST0132.
+func TestGatewayReferences(t *testing.T) {
+	var got []string
+	for _, m := range run(t, filepath.Join("testdata", "all")) {
+		if m.File == "gateway.yaml" && (m.Code == "IST0101" || m.Code == "IST0132") {
+			got = append(got, m.Code+" "+m.Object()+" "+m.Field+": "+m.Text)
+		}
+	}
+	want := []string{
+		`IST0101 VirtualService storefront.default spec.gateways[1]: Referenced gateway not found: "ingres"`,
+		"IST0132 VirtualService wrong-host.default spec.gateways[0]: one or more host [a.team.example.com] defined in VirtualService default/wrong-host not found in Gateway istio-system/ingress.",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

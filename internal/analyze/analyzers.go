@@ -265,6 +265,9 @@ func (a *analyzer) portNames() []Message {
 func (a *analyzer) workloadLabels() []Message {
 	var out []Message
 	for _, w := range a.m.Workloads() {
+		if w.Config.Annotations[model.ProxyAnnotation] == model.ProxyRouter {
+			continue // a gateway is no service's version: Istio's ingress gateway has none either
+		}
 		var missing []string
 		for _, k := range []string{"app", "version"} {
 			if _, ok := w.Labels[k]; !ok {

@@ -47,6 +47,20 @@ type Options struct {
 	Logger             *slog.Logger
 	// Registerer receives lucid_app_probe_total (nil: not registered).
 	Registerer prometheus.Registerer
+	// OnFailure, if set, is called when a probe starts failing or fails for a new reason
+	// (the transitions that are logged), outside any lock. It must not block: the agent
+	// forwards it to the control plane, which records an Event on the pod.
+	OnFailure func(Failure)
+}
+
+// Failure is one probe failure transition, as logged.
+type Failure struct {
+	Container string // the app container
+	Probe     string // livez, readyz, startupz, prestopz, poststartz
+	Target    string // what was probed ("GET http://...", "tcp host:port", ...)
+	Reason    string // the failure class (the metric's reason label)
+	Cause     string // the explanation
+	Failures  int    // consecutive failures so far
 }
 
 // Set serves the configured probe paths.
@@ -57,6 +71,7 @@ type Set struct {
 	tcpDial *dialer
 	// statusPort is the status server's port (for the Host rewrite).
 	statusPort uint16
+	onFailure  func(Failure)
 }
 
 // entry is one configured path.
@@ -91,6 +106,7 @@ func New(o Options) (*Set, error) {
 		log:        o.Logger,
 		tcpDial:    d,
 		statusPort: o.StatusPort,
+		onFailure:  o.OnFailure,
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lucid_app_probe_total",
 			Help: "App probes run on the kubelet's behalf, by container, probe, result (success, failure) and reason.",
@@ -184,6 +200,12 @@ func (s *Set) record(e *entry, v verdict, target string, tr *trace) {
 		result = "failure"
 	}
 	s.total.WithLabelValues(e.container, e.probe, result, v.reason).Inc()
+	var failed *Failure // reported after the unlock
+	defer func() {
+		if failed != nil && s.onFailure != nil {
+			s.onFailure(*failed)
+		}
+	}()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if v.ok() {
@@ -203,4 +225,5 @@ func (s *Set) record(e *entry, v verdict, target string, tr *trace) {
 		attrs = append(attrs, "note", *p)
 	}
 	s.log.Warn("app probe failed", attrs...)
+	failed = &Failure{Container: e.container, Probe: e.probe, Target: target, Reason: v.reason, Cause: v.cause, Failures: e.failures}
 }

@@ -40,5 +40,6 @@ outbound listener) and shows the callee's status, answer and x-lucid-error heade
 	f.StringVar(&cfg.Proxy, "proxy", "", "HTTP proxy for calls (default $"+demoapp.ProxyEnv+"; empty: call directly)")
 	f.Float64Var(&cfg.FailRate, "fail-rate", 0, "fraction of requests answered 500 on purpose (0 to 1)")
 	f.DurationVar(&cfg.Delay, "delay", 0, "delay added before every answer (e.g. 200ms)")
+	f.DurationVar(&cfg.WatchInterval, "watch-interval", 0, "serve ?watch=true requests as endless watches, one JSON event per interval (e.g. 1s; 0: off)")
 	return cmd
 }

@@ -23,7 +23,14 @@ func newDiscoveryCmd() *cobra.Command {
 		Short: "Run the control plane: Istio YAML in, xDS (ADS over gRPC) out",
 		Long: `Run the control plane. It loads the Istio configuration in --config-dir (ServiceEntry,
 WorkloadEntry, VirtualService, DestinationRule, ...), watches it, and serves every connected
-proxy over ADS on --grpc-addr. Problems are logged naming the file, object and field.`,
+proxy over ADS on --grpc-addr. Problems are logged naming the file, object and field.
+
+With --kubernetes it also (or, without --config-dir, only) watches a Kubernetes API server:
+Services and their EndpointSlices become <name>.<namespace>.svc.cluster.local with the pods'
+labels, and the Istio objects (VirtualService, DestinationRule, ...) are read from their CRDs.
+An invalid Istio object gets a Warning Event (reason LucidValidation) with the same message
+as in file mode. The API server is found from --kubeconfig, $KUBECONFIG, the pod's service
+account, or ~/.kube/config, in that order. Several replicas may run; each serves on its own.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			lvl, err := parseSlogLevel(logLevel)
@@ -35,11 +42,14 @@ proxy over ADS on --grpc-addr. Problems are logged naming the file, object and f
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.ConfigDir, "config-dir", "", "directory of Istio YAML to serve (required)")
+	f.StringVar(&o.ConfigDir, "config-dir", "", "directory of Istio YAML to serve (required without --kubernetes)")
+	f.BoolVar(&o.Kube.Enabled, "kubernetes", false, "watch a Kubernetes API server (Services, EndpointSlices, Pods, Istio CRDs)")
+	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "kubeconfig file for --kubernetes (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
 	f.StringVar(&o.MeshConfig, "mesh-config", "", "MeshConfig YAML (the `mesh` key of Istio's ConfigMap); default: Istio's defaults")
 	f.StringVar(&o.GRPCAddr, "grpc-addr", "127.0.0.1:15010", "ADS (gRPC) listen address")
 	f.StringVar(&o.DebugAddr, "debug-addr", "127.0.0.1:15014", "debug HTTP listen address (/ready, /debug/syncz); empty disables")
 	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warning, error, critical (as the sidecar's)")
+	addWebhookFlags(f, &o.Webhook) // discovery_webhook.go
 	return cmd
 }
 

@@ -1,12 +1,12 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lucid-mesh/lucid/internal/install"
+	"github.com/lucid-mesh/lucid/internal/kubeapply"
 	"github.com/lucid-mesh/lucid/internal/version"
 )
 
@@ -14,8 +14,9 @@ func init() { register(newInstallCmd) }
 
 func newInstallCmd() *cobra.Command {
 	var (
-		o     install.Options
-		apply bool
+		o          install.Options
+		apply      bool
+		kubeconfig string
 	)
 	cmd := &cobra.Command{
 		Use:   "install",
@@ -26,15 +27,22 @@ service account and RBAC, the lucid-discovery Deployment and Service (ports 1501
 15014 http-monitoring, 443 -> 15017 https-webhook) and the MutatingWebhookConfiguration with
 Istio's four injection webhooks.
 
-  lucid install | kubectl apply --server-side -f -`,
+  lucid install | kubectl apply --server-side -f -
+
+With --apply, Lucid applies them itself (server-side apply, field manager lucid-install,
+taking over conflicting fields) to the cluster of --kubeconfig, $KUBECONFIG,
+~/.kube/config or, inside a Pod, its service account; it prints one line per object
+(created, configured or unchanged), and applying again changes nothing.
+
+  lucid install --apply`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if apply {
-				return errors.New("install --apply is not implemented yet (Lucid has no Kubernetes client so far); pipe the output to kubectl apply --server-side -f -")
-			}
 			out, err := install.Render(o)
 			if err != nil {
 				return err
+			}
+			if apply {
+				return applyInstall(cmd, out, kubeconfig)
 			}
 			if _, err := cmd.OutOrStdout().Write(out); err != nil {
 				return fmt.Errorf("install: %w", err)
@@ -48,6 +56,25 @@ Istio's four injection webhooks.
 	f.StringVar(&o.Revision, "revision", "default", "the control plane revision (istio.io/rev)")
 	f.Int32Var(&o.Replicas, "replicas", 1, "discovery replicas")
 	f.BoolVar(&o.NoCRDs, "skip-crds", false, "leave the Istio CRDs out")
-	f.BoolVar(&apply, "apply", false, "apply the manifests to the current cluster (not implemented yet)")
+	f.BoolVar(&apply, "apply", false, "apply the manifests to the cluster (server-side apply) instead of printing them")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file for --apply (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
 	return cmd
+}
+
+// installFieldManager owns the fields `lucid install --apply` sets.
+const installFieldManager = "lucid-install"
+
+func applyInstall(cmd *cobra.Command, manifests []byte, kubeconfig string) error {
+	cfg, err := kubeapply.RESTConfig(kubeconfig)
+	if err != nil {
+		return fmt.Errorf("install --apply: %w", err)
+	}
+	results, err := kubeapply.ApplyWith(cmd.Context(), cfg, manifests, kubeapply.Options{FieldManager: installFieldManager})
+	for _, r := range results {
+		fmt.Fprintln(cmd.OutOrStdout(), r)
+	}
+	if err != nil {
+		return fmt.Errorf("install --apply: %w", err)
+	}
+	return nil
 }

@@ -60,6 +60,7 @@ port), serves the admin API on :15000, the status server on :15020 and metrics o
 	f.BoolVar(&o.LogJSON, "log-json", false, "write logs as JSON")
 	f.DurationVar(&o.DrainDuration, "drain-duration", 0, "how long inbound connections may finish at shutdown (default 5s)")
 	addAgentFlags(cmd, &o, &appAddr)
+	addMemoryFlags(cmd, &o.MemoryOptions)
 	cmd.AddCommand(newSidecarWaitCmd())
 	return cmd
 }

@@ -321,48 +321,6 @@ func (v *validator) workloadEntry(p string, we *networkingv1alpha3.WorkloadEntry
 	}
 }
 
-func validateGateway(o *Object, v *validator) {
-	gw := o.Spec.(*networkingv1alpha3.Gateway)
-	if !isDNS1123Label(o.Name) {
-		v.errorf("metadata.name", "invalid gateway name: %q", o.Name)
-	}
-	if len(gw.Servers) == 0 {
-		v.errorf("spec.servers", "gateway must have at least one server")
-	}
-	names := map[string]bool{}
-	for i, s := range gw.Servers {
-		p := idx("spec.servers", i)
-		if s == nil {
-			v.errorf(p, "server may not be null")
-			continue
-		}
-		if len(s.Hosts) == 0 {
-			v.errorf(p+".hosts", "server config must contain at least one host")
-		}
-		for j, h := range s.Hosts {
-			v.namespacedHost(idx(p+".hosts", j), h)
-		}
-		if s.Port == nil {
-			v.errorf(p+".port", "port is required")
-			continue
-		}
-		if s.Port.Name == "" {
-			v.errorf(p+".port.name", "port name must be set")
-		} else if names[s.Port.Name] {
-			v.errorf(p+".port.name", "port names in servers must be unique: duplicate name %s", s.Port.Name)
-		}
-		names[s.Port.Name] = true
-		v.protocol(p+".port.protocol", s.Port.Protocol)
-		if s.Port.Number != 0 || !strings.HasPrefix(s.Bind, "unix://") {
-			v.port(p+".port.number", s.Port.Number)
-		}
-		tlsProto := strings.EqualFold(s.Port.Protocol, "HTTPS") || strings.EqualFold(s.Port.Protocol, "TLS")
-		if tlsProto && s.Tls == nil {
-			v.errorf(p+".tls", "server must have TLS settings for HTTPS/TLS protocols")
-		}
-	}
-}
-
 // namespacedHost checks "host" or "namespace/host" as used by Gateway servers and
 // Sidecar egress ("*/*", "./foo.com", "ns/*.example.com").
 func (v *validator) namespacedHost(p, h string) {

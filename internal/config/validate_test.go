@@ -235,10 +235,6 @@ func TestValidateNotAppliedKinds(t *testing.T) {
 		return []string{"info t.yaml:2: " + kind + " default/x: " + NotAppliedMessage}
 	}
 	runValidationCases(t, []validationCase{
-		{name: "gateway", kind: KindGateway, valid: true, want: info(KindGateway),
-			spec: "selector: {istio: ingressgateway}\nservers:\n- port: {number: 80, name: http, protocol: HTTP}\n  hosts: [\"*\"]\n"},
-		{name: "gateway no servers", kind: KindGateway, spec: "selector: {istio: ingressgateway}\n",
-			want: []string{"error t.yaml:5: Gateway default/x: spec.servers: gateway must have at least one server"}},
 		{name: "sidecar", kind: KindSidecar, valid: true, want: info(KindSidecar), spec: "egress:\n- hosts: [\"./*\", \"istio-system/*\"]\n"},
 		{name: "sidecar empty", kind: KindSidecar, spec: "workloadSelector:\n  labels: {app: a}\n",
 			want: []string{"error t.yaml:5: Sidecar default/x: spec: sidecar: empty configuration provided"}},

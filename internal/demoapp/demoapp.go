@@ -57,6 +57,9 @@ type Config struct {
 	Delay time.Duration
 	// CallTimeout bounds each call. Zero means 10 s.
 	CallTimeout time.Duration
+	// WatchInterval, when set, makes requests with ?watch=true (or 1) Kubernetes-style
+	// watches: the answer streams one JSON event per interval until the client leaves.
+	WatchInterval time.Duration
 }
 
 // Validate reports the first problem with c, naming the flag it comes from.
@@ -100,6 +103,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Delay < 0 {
 		return fmt.Errorf("--delay %v: must not be negative", c.Delay)
+	}
+	if c.WatchInterval < 0 {
+		return fmt.Errorf("--watch-interval %v: must not be negative", c.WatchInterval)
 	}
 	return nil
 }
@@ -167,6 +173,10 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 
 // ServeHTTP answers any method and path.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.WatchInterval > 0 && isWatch(r) {
+		a.watch(w, r)
+		return
+	}
 	if a.cfg.Delay > 0 {
 		t := time.NewTimer(a.cfg.Delay)
 		select {
@@ -253,10 +263,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 // Serve serves on ln until ctx is cancelled. It closes ln.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	// Watches end when the app stops (BaseContext), so Shutdown does not wait for them.
+	base, stop := context.WithCancel(context.Background())
+	defer stop()
+	context.AfterFunc(ctx, stop)
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // h2c, for HTTP2/GRPC service ports
 	srv := &http.Server{
 		Handler:           a,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return base },
+		Protocols:         protocols,
 	}
 	a.log.Info("demo-app serving", "service", a.cfg.Name, "version", a.cfg.Version,
 		"listen", ln.Addr().String(), "calls", a.cfg.Calls, "proxy", a.cfg.Proxy)

@@ -44,6 +44,10 @@ type Options struct {
 	Debounce time.Duration
 	// Ready, if set, is called once with the bound ADS address after the first push.
 	Ready func(grpcAddr string)
+	// Kube is the Kubernetes source (kube.go); with it, ConfigDir is optional.
+	Kube KubeOptions
+	// Webhook is the injection webhook and the probe-failure Events (webhook.go).
+	Webhook WebhookOptions
 }
 
 // generator implements ads.Generator over the newest mesh.
@@ -58,6 +62,7 @@ func (g *generator) Generate(node *corepb.Node) (map[string][]types.Resource, er
 	if err != nil {
 		return nil, fmt.Errorf("node %q: %w", node.GetId(), err)
 	}
+	p.Labels = ads.NodeLabels(node) // Kubernetes gateways: labels from node metadata
 	res := translate.Generate(m, m.ResolveProxy(p))
 	return map[string][]types.Resource{
 		resourcev3.ListenerType: asResources(res.Listeners),
@@ -81,12 +86,16 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if o.ConfigDir == "" {
-		return errors.New("--config-dir is required")
+	if o.ConfigDir == "" && !o.Kube.Enabled {
+		return errors.New("--config-dir or --kubernetes is required")
 	}
 	meshCfg, err := config.LoadMeshConfig(o.MeshConfig)
 	if err != nil {
 		return fmt.Errorf("--mesh-config: %w", err)
+	}
+	kr, err := newKubeRunner(o.Kube, meshCfg, log)
+	if err != nil {
+		return err
 	}
 	grpcAddr := o.GRPCAddr
 	if grpcAddr == "" {
@@ -113,14 +122,32 @@ func Run(ctx context.Context, o Options) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	stopWebhook, err := startWebhook(ctx, o, srv, log) // webhook.go; before srv serves
+	if err != nil {
+		return err
+	}
+	defer stopWebhook()
+	errc := make(chan error, 4)
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
+		if o.ConfigDir == "" || !kr.waitSynced(ctx) {
+			return // no file source, or ctx ended before the Kubernetes source synced
+		}
 		errc <- src.Run(ctx, func(objs []*config.Object, d []config.Diagnostic) { st.Update("file", objs, d) })
 	}()
+	if kr != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- kr.run(ctx, st)
+		}()
+	}
 	go func() {
 		defer wg.Done()
+		if !kr.waitSynced(ctx) {
+			return // publish nothing before the Kubernetes caches are in
+		}
 		st.Run(ctx, func(s *store.Snapshot) {
 			m, md := model.Build(s.Objects, meshCfg)
 			analysis.set(s.Objects, s.Diagnostics)
@@ -166,7 +193,7 @@ func Run(ctx context.Context, o Options) error {
 		debugSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = debugSrv.Serve(dl) }()
 	}
-	log.Info("discovery started", "config-dir", o.ConfigDir, "ads", lis.Addr().String(), "debug", o.DebugAddr)
+	log.Info("discovery started", "config-dir", o.ConfigDir, "kubernetes", o.Kube.Enabled, "ads", lis.Addr().String(), "debug", o.DebugAddr)
 
 	var first error
 	select {

@@ -34,7 +34,10 @@ func (x *exchange) prepareRequest(id string) {
 		}
 		h.Set("X-Forwarded-For", ip)
 	}
-	if h.Get("X-Forwarded-Proto") == "" {
+	// At the edge (use_remote_address) the connection decides, as Envoy does: a client
+	// cannot claim https over plaintext. Inside the mesh the first hop's value is kept.
+	edge := x.in.HTTP != nil && x.in.HTTP.UseRemoteAddress
+	if edge || h.Get("X-Forwarded-Proto") == "" {
 		h.Set("X-Forwarded-Proto", requestScheme(r))
 	}
 	h.Del("X-Forwarded-Client-Cert")

@@ -5,6 +5,7 @@
 package meshtest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,11 @@ type Workload struct {
 	Ports   []int             // the app's ports (served by an echo app naming Name and Version)
 	Labels  map[string]string // for metrics
 	Version string
+	// Namespace is the workload's namespace ("" → default).
+	Namespace string
+	// Router runs the proxy as a gateway (`lucid gateway`, node id router~…) instead of a
+	// sidecar: its listeners are the Gateways selecting Labels. Give it no app.
+	Router bool
 }
 
 // Mesh is a running test mesh.
@@ -90,9 +96,9 @@ func Start(t testing.TB, files map[string]string, workloads []Workload) *Mesh {
 		go func() {
 			defer m.wg.Done()
 			err := agent.Run(ctx, agent.Options{
-				IP: ip, Workload: w.Name, Namespace: "default", Labels: w.Labels, Discovery: m.ADS,
+				IP: ip, Workload: w.Name, Namespace: cmp.Or(w.Namespace, "default"), Labels: w.Labels, Discovery: m.ADS,
 				AdminPort: 15000, StatusPort: 15020, LogLevel: "debug", LogOutput: m.Logs,
-				DrainDuration: 500 * time.Millisecond,
+				DrainDuration: 500 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: w.Router},
 			})
 			if err != nil {
 				t.Errorf("sidecar %s: %v", w.Name, err)

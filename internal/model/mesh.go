@@ -31,6 +31,8 @@ type Mesh struct {
 	workloadByIP   map[netip.Addr]*Workload
 
 	virtualServices []*VirtualService // non-delegate, in Istio's order (creation order; here name.namespace)
+	gateways        []*Gateway        // creation order (gateway.go)
+	gatewayByKey    map[string]*Gateway
 	destRules       map[string][]*DestinationRule
 
 	allowAny       bool
@@ -49,6 +51,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 		workloadByName: map[string]*Workload{},
 		workloadByIP:   map[netip.Addr]*Workload{},
 		destRules:      map[string][]*DestinationRule{},
+		gatewayByKey:   map[string]*Gateway{},
 		allowAny:       true,
 		connectTimeout: DefaultConnectTimeout,
 		rootNamespace:  DefaultRootNamespace,
@@ -84,6 +87,8 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 			ves = append(ves, o)
 		case *networkingv1alpha3.DestinationRule:
 			drs = append(drs, o)
+		case *networkingv1alpha3.Gateway:
+			b.addGateway(o)
 		}
 	}
 	for _, o := range ses {
@@ -97,6 +102,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 	b.buildVirtualServices(ves)
 	b.checkDestinationRules()
 	b.checkVirtualServices()
+	b.checkGateways()
 	return b.m, b.diags
 }
 

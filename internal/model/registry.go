@@ -74,6 +74,10 @@ func (b *builder) addServiceEntry(o *config.Object) {
 
 func (b *builder) buildEndpoints() {
 	for _, s := range b.m.services {
+		if s.isKubernetes() { // endpoints from EndpointSlices: kube.go
+			b.m.endpoints[s.Host] = b.kubeEndpoints(s)
+			continue
+		}
 		se := s.Config.Spec.(*networkingv1alpha3.ServiceEntry)
 		byPort := map[uint32][]*Endpoint{}
 		for _, p := range s.Ports {

@@ -45,11 +45,7 @@ func resolveGateways(gws []string, ns string) []string {
 	}
 	out := make([]string, len(gws))
 	for i, g := range gws {
-		if g == GatewayMesh || strings.Contains(g, "/") {
-			out[i] = g
-		} else {
-			out[i] = ns + "/" + g
-		}
+		out[i] = ResolveGatewayName(g, ns) // gateway_bind.go
 	}
 	return out
 }

@@ -19,12 +19,21 @@ import (
 // binds them again unless the caller stops asking for them (the agent marks inbound
 // listeners not to bind while it drains).
 func (p *Proxy) DrainInbound(ctx context.Context) <-chan struct{} {
-	p.mu.Lock()
 	snap := p.cur.Load().snap
+	return p.drainWhere(ctx, "inbound listener", func(listener string) bool {
+		l := snap.Listeners[listener]
+		return l != nil && l.Direction == resource.Inbound
+	})
+}
+
+// drainWhere closes every socket whose listener pick selects and drains its connections
+// (HTTP/1.1 "Connection: close", HTTP/2 GOAWAY, TCP to their end); when ctx ends, the
+// connections still open are closed. The channel closes once none is left.
+func (p *Proxy) drainWhere(ctx context.Context, what string, pick func(listener string) bool) <-chan struct{} {
+	p.mu.Lock()
 	var socks []*socket
 	for addr, sk := range p.sockets {
-		w := sk.target.Load()
-		if l := snap.Listeners[w.listener]; l != nil && l.Direction == resource.Inbound {
+		if pick(sk.target.Load().listener) {
 			socks = append(socks, sk)
 			delete(p.sockets, addr)
 		}
@@ -41,8 +50,9 @@ func (p *Proxy) DrainInbound(ctx context.Context) <-chan struct{} {
 		go func() {
 			defer p.wg.Done()
 			defer wg.Done()
+			sk.drainConns(ctx)
 			if err := sk.shutdown(ctx); err != nil {
-				p.log.Info("inbound listener drained with connections still open", "address", sk.addr.String(), "error", err)
+				p.log.Info(what+" drained with connections still open", "address", sk.addr.String(), "error", err)
 			}
 		}()
 	}

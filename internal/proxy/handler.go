@@ -15,6 +15,9 @@ import (
 // handler serves HTTP on a socket: a listener's HTTP chain, or the explicit proxy.
 func (p *Proxy) handler(sk *socket) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sk.draining.Load() && r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close") // drain.go: one last answer, then the connection closes
+		}
 		t := p.cur.Load()
 		tg := sk.target.Load()
 		local := localAddr(r)
@@ -28,6 +31,9 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 		if l != nil {
 			fc = ChainFor(l, tg.chainPort)
 		}
+		if sel := selectedChain(r); sel != nil { // gateway.go: chosen per connection (SNI, TLS)
+			fc = sel
+		}
 		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: sk.addr.String()}
 		if fc == nil || fc.HTTP == nil {
 			// The socket outlived its chain (a config change raced this request).
@@ -37,6 +43,7 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 		}
 		in.HTTP = fc.HTTP
 		in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
+		in.Routes = t.withoutTLS(in.Routes, r) // tls_redirect.go: require_tls
 		p.opts.Forwarder.Serve(w, r, in)
 	})
 }

@@ -47,6 +47,10 @@ type Options struct {
 	// without a frame from it, the connection closed without an answer within
 	// H2PingTimeout. Defaults 10 s and 10 s; a negative interval turns PINGs off.
 	H2PingInterval, H2PingTimeout time.Duration
+
+	// ListenerFiltersTimeout bounds the TLS inspector's wait for a ClientHello and a TLS
+	// handshake on a router's listener (default 15 s, Envoy's listener_filters_timeout).
+	ListenerFiltersTimeout time.Duration
 }
 
 // Proxy owns the bound sockets and the current configuration.
@@ -61,6 +65,8 @@ type Proxy struct {
 	closed  bool
 	applied atomic.Bool
 	wg      sync.WaitGroup // socket goroutines
+
+	tlsStats tlsCounters // listener.<name>.ssl.* (tls.go)
 }
 
 // table is one immutable generation of configuration, read lock-free by requests.
@@ -72,6 +78,11 @@ type table struct {
 	// passthrough holds, per explicit-proxy listener, the one-route table of its default
 	// chain, built once per configuration instead of per request.
 	passthrough map[string]*resource.RouteConfig
+	// tls holds the server configuration of each chain that terminates TLS (tls.go);
+	// plaintext the route tables used for requests without TLS where a virtual host
+	// has require_tls (tls_redirect.go).
+	tls       chainTLS
+	plaintext map[*resource.RouteConfig]*resource.RouteConfig
 }
 
 // New creates a Proxy with no configuration; nothing is bound until Apply.
@@ -81,6 +92,9 @@ func New(o Options) *Proxy {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ListenerFiltersTimeout <= 0 {
+		o.ListenerFiltersTimeout = DefaultListenerFiltersTimeout
 	}
 	downstreamDefaults(&o)
 	p := &Proxy{opts: o, log: o.Logger, sockets: map[netip.AddrPort]*socket{}}
@@ -152,11 +166,7 @@ func (p *Proxy) plan(s *resource.Snapshot) (map[netip.AddrPort]want, error) {
 			if len(l.FilterChains) == 0 && l.DefaultChain == nil {
 				return nil, fmt.Errorf("listener %q: no filter chains", name)
 			}
-			fc := firstChain(l)
-			kind := kindHTTP
-			if fc.HTTP == nil {
-				kind = kindTCP
-			}
+			kind := listenerKind(l) // gateway.go
 			if err := add(want{addr: netip.AddrPortFrom(ip, l.Address.Port()), kind: kind, listener: name}); err != nil {
 				return nil, err
 			}
@@ -175,6 +185,10 @@ func firstChain(l *resource.Listener) *resource.FilterChain {
 // Apply installs a snapshot. On error nothing changed.
 func (p *Proxy) Apply(s *resource.Snapshot) error {
 	wants, err := p.plan(s)
+	if err != nil {
+		return err
+	}
+	certs, err := loadTLS(s) // tls.go: certificates are read now; a bad one NACKs
 	if err != nil {
 		return err
 	}
@@ -211,7 +225,9 @@ func (p *Proxy) Apply(s *resource.Snapshot) error {
 	// Clusters and pools first, so that routes published next find their clusters.
 	p.opts.Clusters.Update(s.Clusters, s.Endpoints)
 	p.opts.Pools.Update(s.Clusters)
-	p.cur.Store(buildTable(s))
+	t := buildTable(s)
+	t.tls = certs
+	p.cur.Store(t)
 
 	for _, sk := range fresh {
 		p.sockets[sk.addr] = sk
@@ -240,6 +256,7 @@ func buildTable(s *resource.Snapshot) *table {
 			t.passthrough[l.Name] = PassthroughRoutes(l, "*")
 		}
 	}
+	t.plaintext = requireTLSRoutes(s) // tls_redirect.go
 	return t
 }
 
@@ -300,6 +317,7 @@ func (p *Proxy) drain(sk *socket) {
 		defer p.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), p.opts.DrainTimeout)
 		defer cancel()
+		sk.drainConns(ctx)
 		if err := sk.shutdown(ctx); err != nil {
 			p.log.Info("listener drained with connections still open", "address", sk.addr.String(), "error", err)
 		}

@@ -17,6 +17,7 @@ const (
 	kindHTTP     socketKind = iota // runs an HTTP connection manager chain
 	kindExplicit                   // virtualOutbound as an explicit HTTP proxy
 	kindTCP                        // runs a tcp_proxy chain
+	kindChains                     // picks a chain per connection: TLS, SNI (gateway.go)
 )
 
 // socket is one bound address. Its target (which listener and chain it runs) can change
@@ -27,7 +28,13 @@ type socket struct {
 	ln     net.Listener
 	target atomic.Pointer[want]
 
-	srv *http.Server // HTTP kinds
+	srv   *http.Server  // HTTP kinds
+	conns *connListener // kindChains: connections handed to srv after chain selection
+
+	// HTTP kinds: connections open on srv (ConnState), and whether the socket drains
+	// (drain.go: answers carry Connection: close; idle connections are left to the client).
+	open     atomic.Int64
+	draining atomic.Bool
 
 	closeOnce sync.Once
 	tcpConns  sync.WaitGroup // TCP kind: open proxied connections
@@ -56,7 +63,13 @@ func (p *Proxy) bind(w want) (*socket, error) {
 			HTTP2:             p.serverHTTP2(), // keepalive.go: PINGs to idle HTTP/2 clients
 			ReadHeaderTimeout: time.Minute,
 			ErrorLog:          slogErrorLog(p.log),
+			ConnState:         sk.trackConn,
 		}
+	}
+	if w.kind == kindChains { // gateway.go: HTTP/2 over TLS too, chain per connection
+		sk.conns = newConnListener(ln.Addr())
+		sk.srv.Protocols.SetHTTP2(true)
+		sk.srv.ConnContext = sk.conns.connContext
 	}
 	return sk, nil
 }
@@ -67,9 +80,12 @@ func (p *Proxy) serve(sk *socket) {
 	go func() {
 		defer p.wg.Done()
 		var err error
-		if sk.srv != nil {
+		switch {
+		case sk.kind == kindChains:
+			err = p.serveChains(sk)
+		case sk.srv != nil:
 			err = sk.srv.Serve(sk.ln)
-		} else {
+		default:
 			err = p.serveTCP(sk)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
@@ -85,6 +101,9 @@ func (s *socket) close() {
 
 // shutdown waits for the socket's connections to finish, closing them when ctx ends.
 func (s *socket) shutdown(ctx context.Context) error {
+	if s.kind == kindChains {
+		return s.shutdownChains(ctx)
+	}
 	if s.srv != nil {
 		err := s.srv.Shutdown(ctx)
 		if err != nil {
@@ -107,3 +126,44 @@ func (s *socket) shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// trackConn counts the HTTP server's open connections.
+func (s *socket) trackConn(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.open.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.open.Add(-1)
+	}
+}
+
+// drainConns is the first phase of an HTTP socket's drain (not of Close).
+// http.Server.Shutdown closes idle keep-alive connections at once, which races with a
+// client that has just written its next request on one (the keep-alive race, downstream).
+// So first every HTTP/1.1 answer carries Connection: close, and connections are left to
+// finish or close for a short grace (idleGrace, at most a fifth of the time ctx leaves):
+// a request already on its way is read and answered, not cut. Shutdown then sends HTTP/2
+// GOAWAY and closes what is idle.
+func (s *socket) drainConns(ctx context.Context) {
+	s.draining.Store(true)
+	grace := idleGrace
+	if deadline, ok := ctx.Deadline(); ok {
+		grace = min(grace, time.Until(deadline)/5)
+	}
+	until := time.NewTimer(grace)
+	defer until.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.open.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-until.C:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// idleGrace bounds the first drain phase (drainConns).
+const idleGrace = time.Second

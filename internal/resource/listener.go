@@ -35,6 +35,10 @@ type Listener struct {
 	Direction      Direction      // traffic_direction
 	FilterChains   []FilterChain  // filter_chains
 	DefaultChain   *FilterChain   // default_filter_chain
+	// TLSInspector: listener_filters has envoy.filters.listener.tls_inspector, so a
+	// connection's SNI, ALPN and transport protocol ("tls" or "raw_buffer") are read from
+	// its ClientHello before the filter chain is chosen.
+	TLSInspector bool
 }
 
 // FilterChain is a listener.v3.FilterChain whose network filters end in either an
@@ -42,13 +46,19 @@ type Listener struct {
 type FilterChain struct {
 	Name  string           // name
 	Match FilterChainMatch // filter_chain_match
-	HTTP  *HTTPManager
-	TCP   *TCPProxy
+	// TLS is transport_socket "envoy.transport_sockets.tls" (DownstreamTlsContext): the
+	// chain terminates TLS; nil is raw_buffer (plaintext, or TLS passed through).
+	TLS  *DownstreamTLS
+	HTTP *HTTPManager
+	TCP  *TCPProxy
 }
 
 // FilterChainMatch is listener.v3.FilterChainMatch; zero fields match anything.
 type FilterChainMatch struct {
-	DestinationPort      uint32   // destination_port
+	DestinationPort uint32 // destination_port
+	// ServerNames is server_names: the SNI of the ClientHello, exact ("api.example.com")
+	// or a wildcard ("*.example.com", which matches any name ending in ".example.com").
+	ServerNames          []string
 	TransportProtocol    string   // transport_protocol ("raw_buffer", "tls")
 	ApplicationProtocols []string // application_protocols
 }

@@ -27,7 +27,22 @@ type VirtualHost struct {
 	IncludeAttemptCount    bool
 	RequestHeadersToAdd    []HeaderValueOption // request_headers_to_add
 	RequestHeadersToRemove []string            // request_headers_to_remove
+	// RequireTLS is require_tls: a request that did not arrive over TLS gets a 301 to
+	// https://<host><path> instead of being routed (Istio's Gateway tls.httpsRedirect).
+	RequireTLS TLSRequirement
 }
+
+// TLSRequirement is config.route.v3.VirtualHost.TlsRequirementType.
+type TLSRequirement int
+
+// The TLS requirements (NONE, EXTERNAL_ONLY, ALL).
+const (
+	RequireTLSNone TLSRequirement = iota
+	// RequireTLSExternalOnly: only external requests must use TLS. Lucid treats every
+	// request as external (no internal_address_config), so it acts as RequireTLSAll.
+	RequireTLSExternalOnly
+	RequireTLSAll
+)
 
 // Route is a config.route.v3.Route. Exactly one of Action, Redirect and DirectResponse is set.
 type Route struct {
@@ -201,8 +216,8 @@ type RetryPolicy struct {
 	// matching any of them is retried.
 	RetriableHeaders []HeaderMatcher
 	// RemoteLocalities: retry_priority envoy.retry_priorities.previous_priorities (Istio's
-	// retryRemoteLocalities). Accepted; Lucid has one priority per locality set, so retries
-	// already go to any usable host.
+	// retryRemoteLocalities): retries prefer another priority, then another locality
+	// (cluster/locality.go).
 	RemoteLocalities bool
 }
 

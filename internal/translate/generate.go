@@ -47,8 +47,12 @@ func Generate(m *model.Mesh, p *model.Proxy) *Resources {
 	g := &generator{m: m, p: p, services: m.VisibleServices(p.Namespace)}
 	r := &Resources{}
 	r.Clusters, r.Endpoints = g.clusters()
-	r.Listeners = g.listeners()
-	r.Routes = g.routes()
+	if p.Type == model.ProxyRouter {
+		r.Listeners, r.Routes = g.gatewayResources() // gateway.go
+	} else {
+		r.Listeners = g.listeners()
+		r.Routes = g.routes()
+	}
 	sortByName(r.Listeners)
 	sortByName(r.Routes)
 	sortByName(r.Clusters)

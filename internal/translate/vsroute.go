@@ -29,6 +29,12 @@ import (
 // for a sidecar: one Envoy route per match that applies to the proxy and port, in order,
 // stopping after a catch-all. CORS policies are not translated yet.
 func (g *generator) vsRoutes(vs *model.VirtualService, port uint32) []*routepb.Route {
+	return g.vsRoutesWhere(vs, port, func(m *networkingv1alpha3.HTTPMatchRequest) bool { return model.MatchApplies(m, g.p) })
+}
+
+// vsRoutesWhere is vsRoutes with the proxy's match rule as a parameter: sidecars use
+// model.MatchApplies, gateways model.GatewayMatchApplies (gateway.go).
+func (g *generator) vsRoutesWhere(vs *model.VirtualService, port uint32, applies func(*networkingv1alpha3.HTTPMatchRequest) bool) []*routepb.Route {
 	var out []*routepb.Route
 	for _, hr := range vs.HTTP {
 		stop := len(hr.Route.GetMatch()) == 0
@@ -36,7 +42,7 @@ func (g *generator) vsRoutes(vs *model.VirtualService, port uint32) []*routepb.R
 			out = append(out, g.translateRoute(vs, hr, nil, port))
 		}
 		for _, m := range hr.Route.GetMatch() {
-			if (m.GetPort() != 0 && m.GetPort() != port) || !model.MatchApplies(m, g.p) {
+			if (m.GetPort() != 0 && m.GetPort() != port) || !applies(m) {
 				continue
 			}
 			r := g.translateRoute(vs, hr, m, port)

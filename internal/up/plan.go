@@ -62,6 +62,7 @@ const (
 	RoleDiscovery Role = iota
 	RoleSidecar
 	RoleApp
+	RoleGateway // last to start, first to stop: the mesh's front door
 )
 
 // Process is one child process to run.
@@ -83,6 +84,7 @@ type Workload struct {
 	AppAddress string // where the app listens
 	Labels     map[string]string
 	HasApp     bool // false: a client workload (send requests through its sidecar)
+	Router     bool // a gateway (AnnotationProxy: router) instead of a sidecar
 }
 
 // Port is one ServiceEntry port.
@@ -105,10 +107,13 @@ type Plan struct {
 	Discovery Process
 	Sidecars  []Process
 	Apps      []Process
+	Gateways  []Process
 	Workloads []Workload
-	Services  []Service
-	GRPCAddr  string
-	DebugAddr string
+	// GatewayServers lists, per router workload ("ns/name"), the Gateway servers it runs.
+	GatewayServers map[string][]GatewayServer
+	Services       []Service
+	GRPCAddr       string
+	DebugAddr      string
 }
 
 // PlanOptions says how to build a Plan. Zero values take the documented defaults.
@@ -179,8 +184,13 @@ func NewPlan(objs []*config.Object, opts PlanOptions) (*Plan, error) {
 		p.Workloads = append(p.Workloads, w)
 	}
 	selected := selectWorkloads(objs, p)
+	p.GatewayServers = gatewayServers(opts.Dir, objs, p.Workloads)
 
 	for _, w := range p.Workloads {
+		if w.Router {
+			p.Gateways = append(p.Gateways, gatewayProcess(w, p.GatewayServers[w.Namespace+"/"+w.Name], opts))
+			continue
+		}
 		label := w.Name
 		if w.Namespace != "default" {
 			label = w.Name + "." + w.Namespace
@@ -257,6 +267,10 @@ func workload(o *config.Object, used map[string]string) (Workload, error) {
 		w.AppAddress = ip.String()
 	}
 	_, w.HasApp = o.Annotations[AnnotationApp]
+	w.Router = isRouter(o)
+	if w.Router && w.HasApp {
+		return Workload{}, fmt.Errorf("%s: metadata.annotations: a gateway (%s: %s) runs no app; remove %s", where, AnnotationProxy, ProxyRouter, AnnotationApp)
+	}
 	return w, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite testdata golden files")
 // renderPlan writes a plan as the text a reviewer checks in the golden file.
 func renderPlan(p *Plan) string {
 	var b strings.Builder
-	procs := append(append([]Process{p.Discovery}, p.Sidecars...), p.Apps...)
+	procs := slices.Concat([]Process{p.Discovery}, p.Sidecars, p.Apps, p.Gateways)
 	for _, pr := range procs {
 		fmt.Fprintf(&b, "[%s]\n  run:   %s %s\n", pr.Name, pr.Path, strings.Join(pr.Args, " "))
 		for _, e := range pr.Env {
@@ -67,8 +68,11 @@ func TestPlanBookinfoLite(t *testing.T) {
 	golden(t, "bookinfo-lite.plan", renderPlan(p))
 
 	// The facts the README's tour relies on, stated outright.
-	if len(p.Sidecars) != 6 || len(p.Apps) != 5 {
-		t.Errorf("%d sidecars and %d apps, want 6 and 5 (curl is a client without app)", len(p.Sidecars), len(p.Apps))
+	if len(p.Sidecars) != 6 || len(p.Apps) != 5 || len(p.Gateways) != 1 {
+		t.Errorf("%d sidecars, %d apps and %d gateways, want 6, 5 and 1 (curl is a client without app)", len(p.Sidecars), len(p.Apps), len(p.Gateways))
+	}
+	if g := p.Gateways; len(g) == 1 && !slices.Contains(g[0].Binds, "127.0.0.1:8080") || len(g) == 1 && !slices.Contains(g[0].Binds, "127.0.0.1:8443") {
+		t.Errorf("gateway binds %v, want 127.0.0.1:8080 and :8443", g[0].Binds)
 	}
 	var client *Workload
 	for i, w := range p.Workloads {
@@ -76,8 +80,8 @@ func TestPlanBookinfoLite(t *testing.T) {
 			client = &p.Workloads[i]
 		}
 	}
-	if client == nil || client.HasApp || client.Address != "127.0.0.1" {
-		t.Errorf("client workload = %+v, want curl at 127.0.0.1 without app", client)
+	if client == nil || client.HasApp || client.Address != "127.0.10.9" {
+		t.Errorf("client workload = %+v, want curl at 127.0.10.9 without app", client)
 	}
 	for _, svc := range p.Services {
 		if svc.Host == "reviews.default.svc.cluster.local" && strings.Join(svc.Workloads, ",") != "reviews-v1,reviews-v2,reviews-v3" {
@@ -88,8 +92,10 @@ func TestPlanBookinfoLite(t *testing.T) {
 	var out bytes.Buffer
 	printWelcome(NewOutput(&out, prefixWidth(p), false), p)
 	golden(t, "bookinfo-lite.welcome", out.String())
-	if !strings.Contains(out.String(), "curl -x http://127.0.0.1:15001 http://productpage:9080/") {
-		t.Errorf("welcome does not show the tour's first curl:\n%s", out.String())
+	for _, want := range []string{"curl -x http://127.0.10.9:15001 http://productpage:9080/", "curl http://127.0.0.1:8080/productpage"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("welcome does not show the tour's %q:\n%s", want, out.String())
+		}
 	}
 }
 
@@ -132,6 +138,7 @@ spec:
 		{"bad command", se + we("web", "127.0.77.2", `lucid.dev/app: "sleep 'forever"`), "WorkloadEntry default/web: metadata.annotations[lucid.dev/app]: unterminated single quote"},
 		{"empty command", se + we("web", "127.0.77.2", `lucid.dev/app: " "`), "metadata.annotations[lucid.dev/app] is empty"},
 		{"unknown variable", se + we("web", "127.0.77.2", `lucid.dev/app: "run $LUCID_NOPE"`), "undefined variable $LUCID_NOPE"},
+		{"gateway with app", se + we("gw", "127.0.77.3", `lucid.dev/proxy: router, lucid.dev/app: "sleep 1"`), "a gateway (lucid.dev/proxy: router) runs no app"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

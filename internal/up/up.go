@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,13 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("config directory %s: not a directory", opts.Dir)
 	}
 	objs, diags := opts.Load(opts.Dir)
+	generated, err := EnsureCertificates(opts.Dir, objs, gatewayIPs(objs))
+	if err != nil {
+		return fmt.Errorf("generating example certificates: %w", err)
+	}
+	if len(generated) > 0 {
+		objs, diags = opts.Load(opts.Dir) // the Gateways' certificate files exist now
+	}
 	plan, err := NewPlan(objs, PlanOptions{
 		Dir: opts.Dir, Executable: opts.Executable, LogLevel: opts.LogLevel,
 		GRPCAddr: opts.GRPCAddr, DebugAddr: opts.DebugAddr,
@@ -72,6 +80,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	for _, g := range generated {
+		out.Printf("up", "generated a certificate for %s port %d: %s (key %s), signed by %s", g.Gateway, g.Port, g.Cert, g.Key, g.CA)
+	}
 	if err := CheckFree(plan); err != nil {
 		return err
 	}
@@ -81,7 +92,7 @@ func Run(ctx context.Context, opts Options) error {
 		printWelcome(out, plan)
 		err = s.wait(ctx)
 	}
-	out.Printf("up", "stopping: apps, then sidecars, then discovery")
+	out.Printf("up", "stopping: gateways, apps, then sidecars, then discovery")
 	StopAll(s.tiers(), opts.StopGrace)
 	out.Printf("up", "stopped")
 	if errors.Is(err, errInterrupted) {
@@ -96,7 +107,7 @@ func prefixWidth(p *Plan) int {
 	if p == nil {
 		return width
 	}
-	for _, pr := range append(append([]Process{}, p.Sidecars...), p.Apps...) {
+	for _, pr := range slices.Concat(p.Sidecars, p.Apps, p.Gateways) {
 		width = max(width, len(pr.Name))
 	}
 	return width
@@ -105,7 +116,7 @@ func prefixWidth(p *Plan) int {
 // CheckFree fails, naming the address, if something already listens where the plan's
 // processes will.
 func CheckFree(p *Plan) error {
-	all := append([]Process{p.Discovery}, p.Sidecars...)
+	all := slices.Concat([]Process{p.Discovery}, p.Sidecars, p.Gateways)
 	for _, pr := range all {
 		for _, addr := range pr.Binds {
 			ln, err := net.Listen("tcp", addr)
@@ -123,7 +134,7 @@ type supervisor struct {
 	out *Output
 
 	mu       sync.Mutex
-	children [3][]*Child // by Role
+	children [4][]*Child // by Role
 	stopping bool
 
 	exited chan *Child // the first child that exited on its own
@@ -133,7 +144,7 @@ func (s *supervisor) tiers() [][]*Child {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopping = true
-	return [][]*Child{s.children[RoleApp], s.children[RoleSidecar], s.children[RoleDiscovery]}
+	return [][]*Child{s.children[RoleGateway], s.children[RoleApp], s.children[RoleSidecar], s.children[RoleDiscovery]}
 }
 
 func (s *supervisor) onExit(c *Child) {
@@ -185,6 +196,19 @@ func (s *supervisor) start(ctx context.Context, p *Plan, timeout time.Duration) 
 	}
 	for _, ap := range p.Apps {
 		if _, err := s.launch(ap); err != nil {
+			return err
+		}
+	}
+	var gateways []*Child
+	for _, gp := range p.Gateways {
+		c, err := s.launch(gp)
+		if err != nil {
+			return err
+		}
+		gateways = append(gateways, c)
+	}
+	for _, c := range gateways {
+		if err := waitReady(ctx, c, timeout); err != nil {
 			return err
 		}
 	}
@@ -253,7 +277,7 @@ func waitReady(ctx context.Context, c *Child, timeout time.Duration) error {
 // printWelcome tells the user where to send requests and where to look.
 func printWelcome(out *Output, p *Plan) {
 	say := func(format string, args ...any) { out.Printf("up", format, args...) }
-	say("the mesh is up: discovery, %d sidecars, %d apps", len(p.Sidecars), len(p.Apps))
+	say("the mesh is up: discovery, %s, %s, %s", count(len(p.Sidecars), "sidecar"), count(len(p.Apps), "app"), count(len(p.Gateways), "gateway"))
 	say("services:")
 	for _, svc := range p.Services {
 		var ports []string
@@ -265,13 +289,27 @@ func printWelcome(out *Output, p *Plan) {
 	say("workloads (admin API on :%d, readiness on :%d/healthz/ready):", AdminPort, StatusPort)
 	for _, w := range p.Workloads {
 		role := "app on " + w.AppAddress
-		if !w.HasApp {
+		switch {
+		case w.Router:
+			role = "gateway"
+		case !w.HasApp:
 			role = "client (no app)"
 		}
-		say("  %-14s %-12s admin http://%s/  %s", w.Name, w.Address, hostPort(w.Address, AdminPort), role)
+		say("  %-20s %-12s admin http://%s/  %s", w.Name, w.Address, hostPort(w.Address, AdminPort), role)
 	}
 	for _, w := range p.Workloads {
-		if w.HasApp {
+		if !w.Router {
+			continue
+		}
+		if urls := gatewayURLs(w, p.GatewayServers[w.Namespace+"/"+w.Name]); len(urls) > 0 {
+			say("enter the mesh through the %s gateway:", w.Name)
+			for _, u := range urls {
+				say("  %s", u)
+			}
+		}
+	}
+	for _, w := range p.Workloads {
+		if w.HasApp || w.Router {
 			continue
 		}
 		say("send requests through %s's sidecar:", w.Name)
@@ -292,4 +330,12 @@ func shortHost(host, ns string) string {
 		return short
 	}
 	return host
+}
+
+// count writes "1 gateway", "2 gateways".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -67,6 +68,8 @@ type Client struct {
 	connected bool
 	types     map[string]*typeState // by type URL
 	order     []*typeState          // CDS, EDS, LDS, RDS: the order requests are sent in
+
+	conn atomic.Pointer[grpc.ClientConn] // set while Run runs; Report uses it (events.go)
 }
 
 // New returns a client; call Run to connect.
@@ -136,6 +139,8 @@ func (c *Client) Run(ctx context.Context) error {
 		return fmt.Errorf("xdsclient: dial %s: %w", c.o.Server, err)
 	}
 	defer conn.Close()
+	c.conn.Store(conn)
+	defer c.conn.Store(nil)
 	attempt := 0
 	for {
 		s := newSession(c, conn)

@@ -219,8 +219,8 @@ func TestDecodeListenerErrors(t *testing.T) {
 		}), `filter_chains[0].filters[0]: network filter "envoy.filters.network.rbac" is not supported`},
 		{"hostname address", withHCM(func(l *listenerpb.Listener) { l.Address = socketAddr("localhost", 80) }), `address.socket_address.address: "localhost" is not an IP address`},
 		{"server names", withHCM(func(l *listenerpb.Listener) {
-			l.FilterChains[0].FilterChainMatch = &listenerpb.FilterChainMatch{ServerNames: []string{"a"}}
-		}), "filter_chains[0].filter_chain_match.server_names: not supported"},
+			l.FilterChains[0].FilterChainMatch = &listenerpb.FilterChainMatch{ServerNames: []string{"a*.example.com"}}
+		}), `filter_chains[0].filter_chain_match.server_names[0]: "a*.example.com": only a leading "*." wildcard is supported`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

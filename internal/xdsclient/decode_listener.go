@@ -98,13 +98,17 @@ func DecodeListener(l *listenerpb.Listener) (*resource.Listener, error) {
 		if !listenerFilters[lf.GetName()] && !listenerFilters[lf.GetTypedConfig().GetTypeUrl()] {
 			return nil, fmt.Errorf("listener_filters[%d]: %q is not supported", i, lf.GetName())
 		}
+		out.TLSInspector = out.TLSInspector || isTLSInspector(lf)
 	}
 	for i, fc := range l.GetFilterChains() {
 		c, err := decodeFilterChain(fc)
 		if err != nil {
-			return nil, fmt.Errorf("filter_chains[%d].%w", i, err)
+			return nil, fmt.Errorf("filter_chains[%d]%s.%w", i, chainLabel(fc), err)
 		}
 		out.FilterChains = append(out.FilterChains, c)
+	}
+	if err := checkChainOverlap(out.FilterChains); err != nil { // decode_sni.go
+		return nil, err
 	}
 	if fc := l.GetDefaultFilterChain(); fc != nil {
 		c, err := decodeFilterChain(fc)
@@ -146,9 +150,12 @@ func decodeFilterChain(fc *listenerpb.FilterChain) (resource.FilterChain, error)
 		TransportProtocol:    m.GetTransportProtocol(),
 		ApplicationProtocols: m.GetApplicationProtocols(),
 	}
+	names, err := decodeServerNames(m.GetServerNames())
+	if err != nil {
+		return out, fmt.Errorf("filter_chain_match.%w", err)
+	}
+	out.Match.ServerNames = names
 	switch {
-	case len(m.GetServerNames()) > 0:
-		return out, fmt.Errorf("filter_chain_match.server_names: not supported")
 	case len(m.GetDirectSourcePrefixRanges()) > 0:
 		return out, fmt.Errorf("filter_chain_match.direct_source_prefix_ranges: not supported")
 	case len(m.GetSourcePorts()) > 0:
@@ -168,8 +175,8 @@ func decodeFilterChain(fc *listenerpb.FilterChain) (resource.FilterChain, error)
 			return out, fmt.Errorf("filter_chain_match.source_prefix_ranges[%d]: only catch-all ranges (/0) are supported", i)
 		}
 	}
-	if ts := fc.GetTransportSocket(); ts != nil && ts.GetName() != rawBufferSocket {
-		return out, fmt.Errorf("transport_socket: %q is not supported", ts.GetName())
+	if out.TLS, err = decodeTransportSocket(fc.GetTransportSocket()); err != nil { // decode_tls.go
+		return out, err
 	}
 	if fc.GetUseProxyProto().GetValue() { //nolint:staticcheck // SA1019: a config that sets it must still be rejected
 		return out, fmt.Errorf("use_proxy_proto: not supported")

@@ -61,9 +61,13 @@ func decodeVirtualHost(vh *routepb.VirtualHost) (resource.VirtualHost, error) {
 		IncludeAttemptCount:    vh.GetIncludeRequestAttemptCount(),
 		RequestHeadersToRemove: vh.GetRequestHeadersToRemove(),
 	}
+	switch vh.GetRequireTls() {
+	case routepb.VirtualHost_ALL:
+		out.RequireTLS = resource.RequireTLSAll
+	case routepb.VirtualHost_EXTERNAL_ONLY:
+		out.RequireTLS = resource.RequireTLSExternalOnly
+	}
 	switch {
-	case vh.GetRequireTls() != routepb.VirtualHost_NONE:
-		return out, fmt.Errorf("require_tls: not supported")
 	case len(vh.GetRateLimits()) > 0:
 		return out, fmt.Errorf("rate_limits: not supported")
 	case vh.GetMatcher() != nil:

@@ -63,11 +63,12 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// The addresses examples/bookinfo-lite listens on: discovery, every sidecar's admin,
-// outbound, status and inbound ports, and every app.
+// The addresses examples/bookinfo-lite listens on: discovery, the gateway, every sidecar's
+// admin, outbound, status and inbound ports, and every app.
 var bookinfoAddrs = []string{
 	"127.0.0.1:15010", "127.0.0.1:15014",
-	"127.0.0.1:15000", "127.0.0.1:15001", "127.0.0.1:15020",
+	"127.0.0.1:15000", "127.0.0.1:15021", "127.0.0.1:8080", "127.0.0.1:8443",
+	"127.0.10.9:15000", "127.0.10.9:15001", "127.0.10.9:15020",
 	"127.0.10.1:15000", "127.0.10.1:15001", "127.0.10.1:15020", "127.0.10.1:9080",
 	"127.0.10.2:15001", "127.0.10.2:9080", "127.0.10.3:9080", "127.0.10.4:9080", "127.0.10.5:9080",
 	"127.0.20.1:9080", "127.0.20.2:9080", "127.0.20.3:9080", "127.0.20.4:9080", "127.0.20.5:9080",
@@ -84,10 +85,16 @@ func TestUpBookinfo(t *testing.T) {
 		}
 	}
 	bin := buildLucid(t)
+	// A copy, so the certificates `lucid up` generates for the gateway stay out of the tree.
+	work := t.TempDir()
+	if err := os.CopyFS(filepath.Join(work, "bookinfo-lite"), os.DirFS(filepath.Join(repoRoot(t), "examples", "bookinfo-lite"))); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.RemoveAll(filepath.Join(work, "bookinfo-lite", "certs"))
 
 	var out lockedBuffer
-	cmd := exec.Command(bin, "up", "examples/bookinfo-lite")
-	cmd.Dir = repoRoot(t)
+	cmd := exec.Command(bin, "up", "bookinfo-lite")
+	cmd.Dir = work
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so the test can find stragglers
@@ -109,7 +116,7 @@ func TestUpBookinfo(t *testing.T) {
 	})
 
 	// A request through the client workload's sidecar, as the README's tour shows.
-	proxy, _ := url.Parse("http://127.0.0.1:15001")
+	proxy, _ := url.Parse("http://127.0.10.9:15001")
 	client := &http.Client{
 		Timeout:   5 * time.Second,
 		Transport: &http.Transport{Proxy: http.ProxyURL(proxy), DisableKeepAlives: true},
@@ -129,7 +136,7 @@ func TestUpBookinfo(t *testing.T) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no 200 from productpage through 127.0.0.1:15001 within 30 s (last: %d %q %v); lucid up said:\n%s", status, b, err, out.String())
+			t.Fatalf("no 200 from productpage through 127.0.10.9:15001 within 30 s (last: %d %q %v); lucid up said:\n%s", status, b, err, out.String())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -138,6 +145,8 @@ func TestUpBookinfo(t *testing.T) {
 			t.Errorf("productpage's answer lacks %s:\n%s", want, body)
 		}
 	}
+
+	checkGateway(t, filepath.Join(work, "bookinfo-lite", "certs", "ca.crt"))
 
 	// Ctrl-C.
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {

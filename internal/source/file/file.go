@@ -124,6 +124,8 @@ func contentHash(files []config.File, diags []config.Diagnostic) [sha256.Size]by
 func (s *Source) apply(files []config.File, rdiags []config.Diagnostic) ([]*config.Object, []config.Diagnostic) {
 	objs, diags := config.ParseFiles(files)
 	diags = append(rdiags, diags...)
+	objs, gdiags := config.ResolveGatewayFiles(s.dir, objs) // certificate paths: local mode only
+	diags = append(diags, gdiags...)
 
 	current := make(map[string]*config.Object, len(objs))
 	for _, o := range objs {

@@ -1,0 +1,77 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/footprint"
+)
+
+// MemoryOptions are the sidecar process's memory settings (internal/footprint). They act
+// on the whole process, so they apply only with Tune set: `lucid sidecar` sets it, while
+// tests that run several sidecars in one process leave it off. With Tune and the other
+// fields zero: GC target 50 % (GOGC, when set, wins), no soft memory limit, and the
+// executable's startup pages released at start and once more when the first
+// configuration is applied.
+type MemoryOptions struct {
+	Tune             bool
+	GCPercent        int   // 0: footprint.DefaultGCPercent; <0: leave Go's default
+	MemoryLimit      int64 // soft limit in bytes on the Go runtime's memory; 0: none
+	KeepStartupPages bool  // do not release the executable's pages touched at startup
+}
+
+// configPoll is how often tuneMemory checks whether the first configuration is applied.
+const configPoll = 100 * time.Millisecond
+
+// startMemoryTuning runs tuneMemory in the background; the returned func stops it and
+// waits for it (call it when Run returns).
+func startMemoryTuning(ctx context.Context, m MemoryOptions, log *slog.Logger, configured func() bool) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tuneMemory(ctx, m, log, configured)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// tuneMemory applies the GC settings, releases the pages the process touched while
+// starting, and releases them once more after the first configuration is applied (its
+// decoding initialises protobuf tables the sidecar uses again only on the next change).
+// It returns when that is done or ctx ends.
+func tuneMemory(ctx context.Context, m MemoryOptions, log *slog.Logger, configured func() bool) {
+	if !m.Tune {
+		return
+	}
+	gc := footprint.TuneGC(m.GCPercent, m.MemoryLimit)
+	log.Debug("memory settings", "gc", gc.String())
+	if m.KeepStartupPages {
+		return
+	}
+	release := func(when string) {
+		kib, err := footprint.ReleaseStartupPages()
+		if err != nil {
+			log.Warn("could not release startup pages", "error", err)
+			return
+		}
+		log.Debug("released the executable's startup pages", "when", when, "resident_kib", kib)
+	}
+	release("start")
+	t := time.NewTicker(configPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if configured() {
+				release("first configuration applied")
+				return
+			}
+		}
+	}
+}

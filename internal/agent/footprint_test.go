@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestMemoryTuning(t *testing.T) {
+	tests := []struct {
+		name       string
+		m          MemoryOptions
+		configured bool
+		wantLogs   []string
+		cancel     bool // ends by the context, not by the first configuration
+	}{
+		{name: "off: nothing done", m: MemoryOptions{}, wantLogs: nil, cancel: true},
+		{name: "released at start and after the first configuration",
+			m: MemoryOptions{Tune: true, GCPercent: -1}, configured: true,
+			wantLogs: []string{"when=start", "when=\"first configuration applied\""}},
+		{name: "waits for the configuration until stopped",
+			m: MemoryOptions{Tune: true, GCPercent: -1}, cancel: true,
+			wantLogs: []string{"when=start"}},
+		{name: "pages kept", m: MemoryOptions{Tune: true, GCPercent: -1, KeepStartupPages: true}, configured: true,
+			wantLogs: []string{"gc=\"gc_percent=GOGC memory_limit=GOMEMLIMIT\""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf lockedBuffer
+			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			var configured atomic.Bool
+			stop := startMemoryTuning(context.Background(), tt.m, log, configured.Load)
+			configured.Store(tt.configured)
+			if !tt.cancel {
+				deadline := time.Now().Add(10 * time.Second)
+				for !strings.Contains(buf.String(), tt.wantLogs[len(tt.wantLogs)-1]) && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			stop() // returns only once the goroutine has ended (goleak checks the rest)
+			out := buf.String()
+			for _, w := range tt.wantLogs {
+				if !strings.Contains(out, w) {
+					t.Errorf("log lacks %s:\n%s", w, out)
+				}
+			}
+			if len(tt.wantLogs) == 0 && out != "" {
+				t.Errorf("logged %q, want nothing", out)
+			}
+			if strings.Contains(out, "could not release") {
+				t.Errorf("release failed: %s", out)
+			}
+		})
+	}
+}
+
+// lockedBuffer is a log sink read while the tuning goroutine writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

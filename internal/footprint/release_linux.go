@@ -1,0 +1,120 @@
+//go:build linux
+
+package footprint
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// ReleaseStartupPages unmaps the resident pages of the executable's read-only mappings
+// (code, rodata, pclntab) with madvise(MADV_DONTNEED), so that pages touched only while
+// starting (package initialisation of the whole binary, flag parsing, the first
+// configuration's decoding) leave the resident set. The pages stay in the page cache; a
+// page the process still uses is mapped back by a minor fault on its next touch.
+//
+// Only private, read-only mappings of the executable file that hold no private copy
+// (Anonymous: 0 in smaps, so nothing was relocated or written) are released: for them the
+// file is the only content, so dropping the mapping loses nothing. It returns how many KiB
+// were resident in the released mappings.
+func ReleaseStartupPages() (int64, error) {
+	exe, err := os.Stat("/proc/self/exe")
+	if err != nil {
+		return 0, fmt.Errorf("release startup pages: %w", err)
+	}
+	st, ok := exe.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, fmt.Errorf("release startup pages: no inode for /proc/self/exe")
+	}
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return 0, fmt.Errorf("release startup pages: %w", err)
+	}
+	maps, err := readOwnMappings(f, st.Ino)
+	_ = f.Close()
+	if err != nil {
+		return 0, fmt.Errorf("release startup pages: /proc/self/smaps: %w", err)
+	}
+	var released int64
+	for _, m := range maps {
+		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, syscall.MADV_DONTNEED); errno != 0 {
+			return released, fmt.Errorf("release startup pages: madvise %#x-%#x: %w", m.start, m.end, errno)
+		}
+		released += m.rssKiB
+	}
+	return released, nil
+}
+
+// region is one releasable mapping.
+type region struct {
+	start, end uintptr
+	rssKiB     int64
+}
+
+// readOwnMappings returns the read-only private mappings of the file with inode ino that
+// have no anonymous (copied-on-write) pages, from smaps text.
+func readOwnMappings(r io.Reader, ino uint64) ([]region, error) {
+	var (
+		out  []region
+		cur  *region
+		anon int64
+	)
+	flush := func() {
+		if cur != nil && anon == 0 {
+			out = append(out, *cur)
+		}
+		cur, anon = nil, 0
+	}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		if isMappingHeader(fields) {
+			flush()
+			if len(fields) < 6 || !releasable(fields[1]) || fields[4] != strconv.FormatUint(ino, 10) {
+				continue
+			}
+			lo, hi, _ := strings.Cut(fields[0], "-")
+			start, err1 := strconv.ParseUint(lo, 16, 64)
+			end, err2 := strconv.ParseUint(hi, 16, 64)
+			if err1 != nil || err2 != nil || end <= start {
+				return nil, fmt.Errorf("bad mapping line %q", line)
+			}
+			cur = &region{start: uintptr(start), end: uintptr(end)}
+			continue
+		}
+		if cur == nil || len(fields) < 2 {
+			continue
+		}
+		switch fields[0] {
+		case "Rss:":
+			cur.rssKiB, _ = strconv.ParseInt(fields[1], 10, 64)
+		case "Anonymous:":
+			anon, _ = strconv.ParseInt(fields[1], 10, 64)
+		}
+	}
+	flush()
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// isMappingHeader reports a smaps mapping line ("start-end perms offset dev inode [path]")
+// rather than a "Key: value" line.
+func isMappingHeader(fields []string) bool {
+	return len(fields) >= 5 && !strings.HasSuffix(fields[0], ":") && strings.Contains(fields[0], "-")
+}
+
+// releasable reports private mappings that cannot have been written: "r-xp" or "r--p".
+func releasable(perms string) bool {
+	return len(perms) == 4 && perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p'
+}

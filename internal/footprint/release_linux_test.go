@@ -1,0 +1,150 @@
+//go:build linux
+
+package footprint
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const smapsSample = `00400000-01563000 r-xp 00000000 fe:00 42                               /usr/bin/lucid
+Size:              17804 kB
+Rss:               12000 kB
+Anonymous:             0 kB
+01563000-02acd000 r--p 01163000 fe:00 42                               /usr/bin/lucid
+Size:              21928 kB
+Rss:                9000 kB
+Anonymous:             0 kB
+02acd000-02b98000 rw-p 026cd000 fe:00 42                               /usr/bin/lucid
+Rss:                 556 kB
+Anonymous:           200 kB
+02b98000-02ba0000 r--p 02798000 fe:00 42                               /usr/bin/lucid
+Rss:                   8 kB
+Anonymous:             8 kB
+7f0000000000-7f0000100000 r--p 00000000 fe:00 77                       /usr/lib/other.so
+Rss:                 100 kB
+Anonymous:             0 kB
+7f0000200000-7f0000300000 rw-p 00000000 00:00 0
+Rss:                1024 kB
+Anonymous:          1024 kB
+7ffc47c02000-7ffc47c23000 rw-p 00000000 00:00 0                          [stack]
+Rss:                  20 kB
+`
+
+func TestReadOwnMappings(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		ino  uint64
+		want []region
+	}{
+		{name: "text and rodata of the executable; not data, not a relocated (copied) page, not other files",
+			in: smapsSample, ino: 42, want: []region{{0x400000, 0x1563000, 12000}, {0x1563000, 0x2acd000, 9000}}},
+		{name: "another inode", in: smapsSample, ino: 77, want: []region{{0x7f0000000000, 0x7f0000100000, 100}}},
+		{name: "no such file", in: smapsSample, ino: 5, want: nil},
+		{name: "empty", in: "", ino: 42, want: nil},
+		{name: "executable-and-writable is never released", in: "00400000-00500000 rwxp 00000000 fe:00 42 /x\nRss: 4 kB\nAnonymous: 0 kB\n", ino: 42, want: nil},
+		{name: "shared mappings are not ours to drop", in: "00400000-00500000 r--s 00000000 fe:00 42 /x\nRss: 4 kB\n", ino: 42, want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readOwnMappings(strings.NewReader(tt.in), tt.ino)
+			if err != nil {
+				t.Fatalf("readOwnMappings: %v", err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Errorf("mapping %d = %+v, want %+v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestReadOwnMappingsBadLine(t *testing.T) {
+	_, err := readOwnMappings(strings.NewReader("zz-00500000 r-xp 00000000 fe:00 42 /x\n"), 42)
+	if err == nil || !strings.Contains(err.Error(), `bad mapping line "zz-00500000`) {
+		t.Fatalf("err = %v, want one naming the bad line", err)
+	}
+}
+
+// TestReleaseStartupPages releases this test binary's own pages and checks that its
+// code's resident set shrank and that the process still runs (the pages come back from
+// the page cache on their next touch).
+func TestReleaseStartupPages(t *testing.T) {
+	before := exeRSS(t)
+	if before["r-xp"] == 0 {
+		t.Fatalf("no resident code found for the test binary in /proc/self/smaps")
+	}
+	kib, err := ReleaseStartupPages()
+	if err != nil {
+		t.Fatalf("ReleaseStartupPages: %v", err)
+	}
+	after := exeRSS(t)
+	if kib < before["r-xp"] {
+		t.Errorf("released %d KiB, want at least the %d KiB of resident code", kib, before["r-xp"])
+	}
+	if after["r-xp"] >= before["r-xp"] {
+		t.Errorf("resident code %d KiB after the release, was %d KiB", after["r-xp"], before["r-xp"])
+	}
+	if after["rw-p"] < before["rw-p"] {
+		t.Errorf("data mapping shrank to %d KiB from %d KiB: it must never be released", after["rw-p"], before["rw-p"])
+	}
+	// The code and read-only data still work.
+	if got := strconv.Itoa(12345) + strings.Repeat("x", 2); got != "12345xx" {
+		t.Fatalf("after the release: %q", got)
+	}
+}
+
+// exeRSS returns the Rss in KiB of the executable's mappings by permissions.
+func exeRSS(t *testing.T) map[string]int64 {
+	t.Helper()
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]int64{}
+	perms := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		switch {
+		case isMappingHeader(fields):
+			perms = ""
+			if len(fields) >= 6 && fields[5] == exe {
+				perms = fields[1]
+			}
+		case perms != "" && len(fields) >= 2 && fields[0] == "Rss:":
+			v, _ := strconv.ParseInt(fields[1], 10, 64)
+			out[perms] += v
+		}
+	}
+	return out
+}
+
+func FuzzReadOwnMappings(f *testing.F) {
+	f.Add(smapsSample, uint64(42))
+	f.Add("00400000-00300000 r-xp 0 fe:00 1 /x\n", uint64(1))
+	f.Fuzz(func(t *testing.T, in string, ino uint64) {
+		got, err := readOwnMappings(strings.NewReader(in), ino)
+		if err != nil {
+			return
+		}
+		for _, r := range got {
+			if r.end <= r.start {
+				t.Fatalf("region %+v: end not after start", r)
+			}
+		}
+	})
+}

@@ -1,0 +1,159 @@
+package meshtest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// writeCert writes a self-signed certificate for host into dir and returns its paths and
+// a pool trusting it.
+func writeCert(t *testing.T, dir, host string) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, host+".crt"), filepath.Join(dir, host+".key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	return certFile, keyFile, roots
+}
+
+// A gateway (the agent in router mode, as `lucid gateway` runs it) gets its listeners from
+// a real control plane and serves a Gateway + VirtualService route over HTTP and HTTPS to
+// a workload behind its sidecar. Addresses: 127.0.97.100-102.
+func TestRouterServesGatewayRoutes(t *testing.T) {
+	certFile, keyFile, roots := writeCert(t, t.TempDir(), "web.example.com")
+	files := map[string]string{
+		"mesh.yaml": `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web, annotations: {lucid.dev/app-address: 127.0.97.101}}
+spec: {address: 127.0.97.102, labels: {app: web, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: istio-ingressgateway, namespace: istio-system, annotations: {lucid.dev/proxy: router}}
+spec: {address: 127.0.97.100, labels: {istio: ingressgateway, app: istio-ingressgateway}}
+`,
+		"gateway.yaml": `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*"]
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [web.example.com]
+    tls: {mode: SIMPLE, serverCertificate: ` + certFile + `, privateKey: ` + keyFile + `}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [web.example.com]
+  gateways: [istio-system/ingress]
+  http:
+  - match: [{uri: {prefix: /web}}]
+    route: [{destination: {host: web.default.svc.cluster.local, port: {number: 9080}}}]
+`,
+	}
+	m := Start(t, files, []Workload{
+		{Name: "web", IP: "127.0.97.102", AppIP: "127.0.97.101", Ports: []int{9080}, Labels: map[string]string{"app": "web", "version": "v1"}, Version: "v1"},
+		{Name: "istio-ingressgateway", Namespace: "istio-system", IP: "127.0.97.100", Router: true,
+			Labels: map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}},
+	})
+
+	c := &http.Client{Timeout: 5 * time.Second}
+	defer c.CloseIdleConnections()
+	var echo Echo
+	getJSON := func(c *http.Client, url, host string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Host = host
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s (Host %s): %v\nlogs:\n%s", url, host, err, m.Logs.String())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == 200 {
+			if err := json.Unmarshal(b, &echo); err != nil {
+				t.Fatalf("body %q: %v", b, err)
+			}
+		}
+		return resp.StatusCode
+	}
+	// The routes arrive through RDS after the listeners: poll until the route serves.
+	deadline := time.Now().Add(10 * time.Second)
+	for getJSON(c, "http://127.0.97.100:8080/web/x", "web.example.com") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway never served /web over HTTP\nlogs:\n%s", m.Logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if echo.Service != "web" || echo.Path != "/web/x" {
+		t.Errorf("HTTP through the gateway reached %+v", echo)
+	}
+	if code := getJSON(c, "http://127.0.97.100:8080/web/x", "other.example.com"); code != http.StatusNotFound {
+		t.Errorf("a host no VirtualService binds: %d, want 404", code)
+	}
+
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "web.example.com", MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}}
+	defer hc.CloseIdleConnections()
+	if code := getJSON(hc, "https://127.0.97.100:8443/web/s", "web.example.com"); code != 200 || echo.Service != "web" {
+		t.Fatalf("HTTPS through the gateway: %d %+v", code, echo)
+	}
+	if got := echo.Headers.Get("X-Forwarded-Proto"); got != "https" {
+		t.Errorf("x-forwarded-proto at the app = %q, want https", got)
+	}
+	if !strings.Contains(m.Logs.String(), "router~127.0.97.100~istio-ingressgateway.istio-system~istio-system.svc.cluster.local") {
+		t.Errorf("the gateway did not identify as a router")
+	}
+}
