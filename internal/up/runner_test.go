@@ -67,6 +67,11 @@ func fakeLucid(args []string) int {
 		serve(flagValue(args, "--debug-addr"), "/ready")
 	case "sidecar":
 		serve(net.JoinHostPort(flagValue(args, "--ip"), "15020"), "/healthz/ready")
+		if os.Getenv("LUCID_UP_FAKE_CRASH") == "sidecar" && flagValue(args, "--workload") == "web" {
+			time.Sleep(500 * time.Millisecond)
+			fmt.Println("crashing")
+			return 3
+		}
 	case "demo-app":
 		switch flagValue(args, "--name") {
 		case "crasher":
@@ -253,13 +258,30 @@ func TestRunStopsEverythingOnCancel(t *testing.T) {
 	}
 }
 
-func TestRunStopsEverythingWhenAChildDies(t *testing.T) {
-	out, done, _ := runFake(t, "crasher")
-	err := waitRun(t, done)
-	if err == nil || err.Error() != "web app exited: exit status 3" {
-		t.Fatalf("Run = %v, want %q", err, "web app exited: exit status 3")
+// An app dying is the workload failing, not the mesh: lucid up says so and keeps running.
+func TestRunKeepsRunningWhenAnAppDies(t *testing.T) {
+	out, done, cancel := runFake(t, "crasher")
+	waitFor(t, out, "web app exited: exit status 3; the mesh keeps running without it")
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned after an app died: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	cancel()
+	if err := waitRun(t, done); err != nil {
+		t.Fatalf("Run after cancel = %v, want nil", err)
 	}
 	assertAllGone(t, out.String(), 3)
+}
+
+func TestRunStopsEverythingWhenASidecarDies(t *testing.T) {
+	t.Setenv("LUCID_UP_FAKE_CRASH", "sidecar")
+	out, done, _ := runFake(t, "tree")
+	err := waitRun(t, done)
+	if err == nil || err.Error() != "web sidecar exited: exit status 3" {
+		t.Fatalf("Run = %v, want %q", err, "web sidecar exited: exit status 3")
+	}
+	assertAllGone(t, out.String(), 5)
 }
 
 func TestRunFailsWhenDiscoveryFailsAtStart(t *testing.T) {

@@ -154,6 +154,17 @@ func (s *supervisor) onExit(c *Child) {
 	if stopping {
 		return
 	}
+	if c.Role == RoleApp {
+		// An app is the workload, not the mesh: like a crashed container, its absence is
+		// something to watch the mesh handle (503s explained, streams reset), so the mesh
+		// keeps running. Discovery, a sidecar or a gateway exiting stops everything.
+		what := "exited (status 0)"
+		if c.Err() != nil {
+			what = "exited: " + c.Err().Error()
+		}
+		s.out.Printf("up", "%s %s; the mesh keeps running without it (Ctrl-C stops everything)", c.Name, what)
+		return
+	}
 	select {
 	case s.exited <- c:
 	default:

@@ -16,7 +16,12 @@ import (
 func checkGateway(t *testing.T, caFile string) {
 	t.Helper()
 	plain := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	// The gateway starts last (after the apps): wait for it.
 	status, body, err := fetch(plain, "http://127.0.0.1:8080/productpage")
+	for deadline := time.Now().Add(30 * time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		status, body, err = fetch(plain, "http://127.0.0.1:8080/productpage")
+	}
 	if err != nil || status != http.StatusOK || !strings.Contains(body, `"service": "productpage"`) {
 		t.Errorf("GET http://127.0.0.1:8080/productpage through the gateway: %d %v\n%s", status, err, body)
 	}

@@ -85,35 +85,8 @@ func TestUpBookinfo(t *testing.T) {
 		}
 	}
 	bin := buildLucid(t)
-	// A copy, so the certificates `lucid up` generates for the gateway stay out of the tree.
-	work := t.TempDir()
-	if err := os.CopyFS(filepath.Join(work, "bookinfo-lite"), os.DirFS(filepath.Join(repoRoot(t), "examples", "bookinfo-lite"))); err != nil {
-		t.Fatal(err)
-	}
-	_ = os.RemoveAll(filepath.Join(work, "bookinfo-lite", "certs"))
-
-	var out lockedBuffer
-	cmd := exec.Command(bin, "up", "bookinfo-lite")
-	cmd.Dir = work
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so the test can find stragglers
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pgid := cmd.Process.Pid
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			if err := <-exited; err != nil {
-				t.Logf("lucid up killed: %v", err)
-			}
-		}
-		killStragglers(bin)
-	})
+	run := startUp(t, bin, "bookinfo-lite")
+	work, out, exited := run.dir, run.out, run.exited
 
 	// A request through the client workload's sidecar, as the README's tour shows.
 	proxy, _ := url.Parse("http://127.0.10.9:15001")
@@ -131,7 +104,7 @@ func TestUpBookinfo(t *testing.T) {
 		}
 		select {
 		case err := <-exited:
-			stopped = true
+			run.stopped = true
 			t.Fatalf("lucid up exited early (%v):\n%s", err, out.String())
 		default:
 		}
@@ -149,12 +122,12 @@ func TestUpBookinfo(t *testing.T) {
 	checkGateway(t, filepath.Join(work, "bookinfo-lite", "certs", "ca.crt"))
 
 	// Ctrl-C.
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := run.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-exited:
-		stopped = true
+		run.stopped = true
 		if err != nil {
 			t.Errorf("lucid up after Ctrl-C: %v, want exit status 0\n%s", err, out.String())
 		}
@@ -172,12 +145,53 @@ func TestUpBookinfo(t *testing.T) {
 	if left := processesOf(bin); len(left) > 0 {
 		t.Errorf("processes still running from %s: %v", bin, left)
 	}
-	if err := syscall.Kill(-pgid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("process group %d still exists (kill -0: %v)", pgid, err)
+	if err := syscall.Kill(-run.pgid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("process group %d still exists (kill -0: %v)", run.pgid, err)
 	}
 	if t.Failed() {
 		t.Logf("lucid up said:\n%s", out.String())
 	}
+}
+
+// upRun is one `lucid up` started by a test.
+type upRun struct {
+	dir     string // the working directory, holding a copy of the example
+	out     *lockedBuffer
+	cmd     *exec.Cmd
+	pgid    int
+	exited  chan error
+	stopped bool // exited was read
+}
+
+// startUp runs `lucid up <example>` on a copy of examples/<example> (so the certificates it
+// generates stay out of the tree); the cleanup kills whatever is left.
+func startUp(t *testing.T, bin, example string) *upRun {
+	t.Helper()
+	r := &upRun{dir: t.TempDir(), out: &lockedBuffer{}, exited: make(chan error, 1)}
+	if err := os.CopyFS(filepath.Join(r.dir, example), os.DirFS(filepath.Join(repoRoot(t), "examples", example))); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.RemoveAll(filepath.Join(r.dir, example, "certs"))
+	r.cmd = exec.Command(bin, "up", example)
+	r.cmd.Dir = r.dir
+	r.cmd.Stdout = r.out
+	r.cmd.Stderr = r.out
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so the test can find stragglers
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.pgid = r.cmd.Process.Pid
+	go func() { r.exited <- r.cmd.Wait() }()
+	t.Cleanup(func() {
+		if !r.stopped {
+			_ = syscall.Kill(-r.pgid, syscall.SIGKILL)
+			if err := <-r.exited; err != nil {
+				t.Logf("lucid up killed: %v", err)
+			}
+		}
+		killStragglers(bin)
+	})
+	return r
 }
 
 func fetch(c *http.Client, u string) (int, string, error) {
