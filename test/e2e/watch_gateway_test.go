@@ -44,7 +44,7 @@ func openWatch(ctx context.Context, c *http.Client) (string, *bufio.Scanner, fun
 	sc := bufio.NewScanner(resp.Body)
 	if !sc.Scan() {
 		closeBody()
-		return "", nil, nil, fmt.Errorf("watch ended before its first event: %v", sc.Err())
+		return "", nil, nil, fmt.Errorf("watch ended before its first event: %w", sc.Err())
 	}
 	var ev watchEvent
 	if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
