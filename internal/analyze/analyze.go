@@ -103,6 +103,9 @@ func Analyze(objs []*config.Object, loadDiags []config.Diagnostic, mesh *meshv1a
 	out = append(out, a.unknownDestinationRuleHosts()...)
 	out = append(out, a.referencedNotFound()...)
 	out = append(out, a.gatewayReferences()...) // gateways.go
+	out = append(out, a.gatewaySelectors()...)
+	out = append(out, a.conflictingGateways()...)
+	out = append(out, a.droppedGatewayServers()...)
 	out = append(out, a.portNames()...)
 	out = append(out, a.workloadLabels()...)
 	out = append(out, a.unreachable()...)
@@ -169,7 +172,8 @@ func otherWarnings(diags []config.Diagnostic) []Message {
 	var out []Message
 	for _, d := range diags {
 		if strings.Contains(d.Message, "(IST0") || strings.Contains(d.Message, "IST0101)") ||
-			strings.Contains(d.Message, "is not in the service registry") || strings.Contains(d.Message, "has no port") {
+			strings.Contains(d.Message, "is not in the service registry") || strings.Contains(d.Message, "has no port") ||
+			strings.Contains(d.Message, "server not served by gateway") { // LUC0005
 			continue // re-derived below with Istio's code and text
 		}
 		lvl := Warning

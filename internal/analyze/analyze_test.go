@@ -61,6 +61,7 @@ func TestEveryCode(t *testing.T) {
 	want := map[string]Level{
 		"IST0101": Error, "IST0106": Error, "IST0118": Info, "IST0130": Warning, "IST0132": Warning, "IST0173": Error,
 		"IST0174": Warning, "LUC0001": Warning, "LUC0002": Warning, "LUC0003": Warning, "LUC0004": Warning,
+		"IST0145": Error, "LUC0005": Error,
 	}
 	got := map[string]Level{}
 	for _, m := range ms {
@@ -115,6 +116,27 @@ func TestGatewayReferences(t *testing.T) {
 	want := []string{
 		`IST0101 VirtualService storefront.default spec.gateways[1]: Referenced gateway not found: "ingres"`,
 		"IST0132 VirtualService wrong-host.default spec.gateways[0]: one or more host [a.team.example.com] defined in VirtualService default/wrong-host not found in Gateway istio-system/ingress.",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestGatewayChecks: a Gateway selecting no workload is IST0101 with Istio's text; two
+// Gateways for the same gateway on port 80 with overlapping hosts are IST0145 on both, and
+// the server the merge drops (HTTP after TCP) is LUC0005, not a second LUC0000.
+func TestGatewayChecks(t *testing.T) {
+	var got []string
+	for _, m := range run(t, filepath.Join("testdata", "all")) {
+		if m.Kind == "Gateway" || strings.Contains(m.Text, "server not served") {
+			got = append(got, m.Code+" "+m.Object()+" "+m.Field+": "+m.Text)
+		}
+	}
+	want := []string{
+		"IST0145 Gateway ingress.istio-system spec.servers: Conflict with gateways istio-system/database (workload selector istio=ingressgateway, port 80, hosts shop.example.com,team/*.team.example.com).",
+		"LUC0005 Gateway ingress.istio-system spec.servers[0]: Gateway server spec.servers[0] (port 80, HTTP) is not served: port 80 already serves TCP (Gateway istio-system/database spec.servers[0]); only plaintext HTTP servers share a plaintext port",
+		"IST0145 Gateway database.istio-system spec.servers: Conflict with gateways istio-system/ingress (workload selector istio=ingressgateway, port 80, hosts *).",
+		`IST0101 Gateway egress.istio-system spec.selector: Referenced selector not found: "istio=egressgateway"`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

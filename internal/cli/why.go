@@ -19,10 +19,11 @@ func newWhyCmd() *cobra.Command {
 		method  string
 		headers []string
 		output  string
+		gw      gatewayFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "why <workload> <url>",
-		Short: "Explain what a workload's sidecar does with one request, from its real configuration",
+		Short: "Explain what a workload's sidecar (or a gateway) does with one request, from its real configuration",
 		Long: `Simulate one request sent by <workload> (through its sidecar's outbound proxy) with the
 configuration the sidecar really applied (admin /config_dump?include_eds), and print its path:
 listener → virtual host → route (which rule won, and why each earlier one did not) → cluster →
@@ -31,7 +32,16 @@ response flag and x-lucid-error the proxy would answer with. The simulation runs
 matching and load-balancing code, so its explanation is the proxy's, word for word.
 
   lucid why curl http://reviews:9080/v3
-  lucid why productpage reviews:9080/ -H 'end-user: jason'`,
+  lucid why productpage reviews:9080/ -H 'end-user: jason'
+
+For a gateway (lucid gateway, Istio's istio-ingressgateway) the request is one a client
+sends to the gateway itself: the URL's port picks the listener, the connection picks the
+filter chain as the gateway does (an https URL is TLS with the URL's host as SNI, none for
+an IP address, and ALPN h2,http/1.1), then TLS termination, route or tcp_proxy, cluster:
+
+  lucid why istio-ingressgateway.istio-system http://127.0.0.1:8080/productpage
+  lucid why istio-ingressgateway.istio-system https://bookinfo.example.com:8443/productpage
+  lucid why istio-ingressgateway.istio-system https://127.0.0.1:8443/ --sni bookinfo.example.com`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if t.admin != "" && len(args) == 1 {
 				return nil
@@ -68,7 +78,13 @@ matching and load-balancing code, so its explanation is the proxy's, word for wo
 				}
 				health[c.Name] = m
 			}
-			tr := simulate.New(s, health).Why(req)
+			env := simulate.New(s, health)
+			var tr *simulate.Trace
+			if strings.HasPrefix(tg.Proxy.ID, "router~") || env.IsRouter() {
+				tr = env.WhyGateway(req, gw.conn(cmd, req))
+			} else {
+				tr = env.Why(req)
+			}
 			out := cmd.OutOrStdout()
 			if output != "" {
 				js, err := jsonIndent(tr)
@@ -85,7 +101,38 @@ matching and load-balancing code, so its explanation is the proxy's, word for wo
 	f.StringVarP(&method, "request", "X", "GET", "request method")
 	f.StringArrayVarP(&headers, "header", "H", nil, "request header 'Name: value' (repeatable)")
 	f.StringVarP(&output, "output", "o", "", "output: (text), json, yaml")
+	gw.addFlags(cmd)
 	return cmd
+}
+
+// gatewayFlags describe the client's connection to a gateway (ignored for sidecars).
+type gatewayFlags struct {
+	sni        string
+	alpn       []string
+	clientCert bool
+}
+
+func (g *gatewayFlags) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&g.sni, "sni", "", "gateway: the TLS server name the client sends (default: the https URL's host, none for an IP address)")
+	f.StringSliceVar(&g.alpn, "alpn", nil, "gateway: the ALPN protocols the client offers (default h2,http/1.1)")
+	f.BoolVar(&g.clientCert, "client-cert", false, "gateway: the client presents a certificate (for tls.mode MUTUAL servers)")
+}
+
+// conn is the client's connection: curl's for the URL, with the flags' changes.
+func (g *gatewayFlags) conn(cmd *cobra.Command, req *http.Request) simulate.Conn {
+	c := simulate.ClientConn(req)
+	if !c.TLS {
+		return c
+	}
+	if cmd.Flags().Changed("sni") {
+		c.ServerName = strings.ToLower(g.sni)
+	}
+	if cmd.Flags().Changed("alpn") {
+		c.ALPN = g.alpn
+	}
+	c.ClientCert = g.clientCert
+	return c
 }
 
 // whyRequest builds the simulated request: an absolute URI, as an app sends it to its

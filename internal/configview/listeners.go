@@ -128,6 +128,9 @@ var alpnNames = []struct {
 
 func describeChainMatch(m resource.FilterChainMatch) string {
 	var parts []string
+	if len(m.ServerNames) > 0 {
+		parts = append(parts, "SNI: "+strings.Join(m.ServerNames, ","))
+	}
 	if m.TransportProtocol != "" {
 		parts = append(parts, "Trans: "+m.TransportProtocol)
 	}

@@ -83,8 +83,8 @@ func flush(tw interface{ Flush() error }) error {
 }
 
 // describeDomains shortens Istio's domain list (every name and name:port of a host) to
-// its distinct host names without ports: the first one, plus "+ N more..." when there are
-// more (as istioctl does).
+// its distinct host names without ports (a gateway's "host:*" counts as host): the first
+// one, plus "+ N more..." when there are more (as istioctl does).
 func describeDomains(domains []string) string {
 	if len(domains) == 0 {
 		return ""
@@ -93,7 +93,7 @@ func describeDomains(domains []string) string {
 	for _, d := range domains {
 		h := d
 		if i := strings.LastIndexByte(d, ':'); i > 0 && !strings.Contains(d[i+1:], "]") {
-			if _, err := strconv.Atoi(d[i+1:]); err == nil {
+			if _, err := strconv.Atoi(d[i+1:]); err == nil || d[i+1:] == "*" {
 				h = d[:i]
 			}
 		}

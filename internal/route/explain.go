@@ -160,18 +160,18 @@ func shorten(s string) string {
 // maxExplained is how many routes NoRouteExplanation describes before "and N more".
 const maxExplained = 5
 
-// NoRouteExplanation is the one-line x-lucid-error for an NR response. vh is the virtual
-// host Select chose, nil when none matched:
+// NoRouteExplanation explains an NR response (the x-lucid-error after its "NR: " prefix,
+// which forward.LucidError adds). vh is the virtual host Select chose, nil when none matched:
 //
-//	NR: no virtual host for authority "x:1" in route config "9080"
-//	NR: no route matches GET /foo in virtual host "reviews:9080" (route config "9080"): route "r1": path "/foo" does not start with "/v1"; route "r2": ...; and 3 more
+//	no virtual host for authority "x:1" in route config "9080"
+//	no route matches GET /foo in virtual host "reviews:9080" (route config "9080"): route "r1": path "/foo" does not start with "/v1"; route "r2": ...; and 3 more
 func NoRouteExplanation(rc *resource.RouteConfig, vh *resource.VirtualHost, r *http.Request) string {
 	rcName := ""
 	if rc != nil {
 		rcName = rc.Name
 	}
 	if vh == nil {
-		s := fmt.Sprintf("NR: no virtual host for authority %s in route config %s", quote(r.Host), quote(rcName))
+		s := fmt.Sprintf("no virtual host for authority %s in route config %s", quote(r.Host), quote(rcName))
 		if host, _, err := net.SplitHostPort(r.Host); err == nil && host != "" {
 			if alt := SelectVirtualHost(rc, host); alt != nil {
 				s += fmt.Sprintf(" (without the port, %s would match virtual host %s)", quote(host), quote(alt.Name))
@@ -180,7 +180,7 @@ func NoRouteExplanation(rc *resource.RouteConfig, vh *resource.VirtualHost, r *h
 		return s
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "NR: no route matches %s %s in virtual host %s (route config %s)",
+	fmt.Fprintf(&b, "no route matches %s %s in virtual host %s (route config %s)",
 		r.Method, shorten(requestPath(r)), quote(vh.Name), quote(rcName))
 	if len(vh.Routes) == 0 {
 		b.WriteString(": it has no routes")

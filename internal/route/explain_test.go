@@ -77,15 +77,15 @@ func TestNoRouteExplanation(t *testing.T) {
 		want   string
 	}{
 		{"http://reviews:9080/foo?x=1",
-			`NR: no route matches GET /foo in virtual host "reviews.default.svc.cluster.local:9080" (route config "9080"): ` +
+			`no route matches GET /foo in virtual host "reviews.default.svc.cluster.local:9080" (route config "9080"): ` +
 				`route "r1": path "/foo" does not start with "/v1"; route "r2": header "end-user" is missing`},
 		{"http://many/x",
-			`NR: no route matches GET /x in virtual host "many:80" (route config "9080"): route "m0": path "/x" does not start with "/m0"; ` +
+			`no route matches GET /x in virtual host "many:80" (route config "9080"): route "m0": path "/x" does not start with "/m0"; ` +
 				`route #2: path "/x" does not start with "/m1"; route "m2": path "/x" does not start with "/m2"; ` +
 				`route "m3": path "/x" does not start with "/m3"; route "m4": path "/x" does not start with "/m4"; and 3 more`},
-		{"http://empty/x", `NR: no route matches GET /x in virtual host "empty" (route config "9080"): it has no routes`},
-		{"http://x:1/", `NR: no virtual host for authority "x:1" in route config "9080"`},
-		{"http://ratings:9080/", `NR: no virtual host for authority "ratings:9080" in route config "9080" (without the port, "ratings" would match virtual host "ratings")`},
+		{"http://empty/x", `no route matches GET /x in virtual host "empty" (route config "9080"): it has no routes`},
+		{"http://x:1/", `no virtual host for authority "x:1" in route config "9080"`},
+		{"http://ratings:9080/", `no virtual host for authority "ratings:9080" in route config "9080" (without the port, "ratings" would match virtual host "ratings")`},
 	}
 	for _, tt := range tests {
 		r := req(t, "GET", tt.target)

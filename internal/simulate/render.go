@@ -24,7 +24,20 @@ func Render(w io.Writer, t *Trace) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s\n", t.Method, t.URL)
 	line := func(k, v string) { fmt.Fprintf(&b, "  %-14s%s\n", k, v) }
-	line("listener", fmt.Sprintf("%s (%s)", t.Listener, t.ListenerNote))
+	if t.Listener == "" {
+		line("listener", "none ("+t.ListenerNote+")")
+	} else {
+		line("listener", fmt.Sprintf("%s (%s)", t.Listener, t.ListenerNote))
+	}
+	if t.Connection != "" {
+		line("connection", t.Connection)
+	}
+	if t.FilterChain != "" {
+		line("filter chain", t.FilterChain)
+	}
+	if t.TLS != "" {
+		line("tls", t.TLS)
+	}
 	if t.RouteConfig != "" {
 		line("route config", t.RouteConfig)
 	}
@@ -84,6 +97,8 @@ func Render(w io.Writer, t *Trace) error {
 		}
 	case o.Forwarded():
 		line("outcome", "forwarded to "+o.Endpoint)
+	case o.Closed != "":
+		line("outcome", "connection closed, no HTTP response: "+o.Closed)
 	case o.Body != "":
 		line("outcome", fmt.Sprintf("%d %s, body %q", o.Status, dashIfEmpty(o.Flag), o.Body))
 	case o.Flag != "":
@@ -91,8 +106,14 @@ func Render(w io.Writer, t *Trace) error {
 	default:
 		line("outcome", fmt.Sprintf("%d", o.Status))
 	}
-	if o.LucidError != "" {
+	switch {
+	case o.LucidError != "" && o.Closed != "":
+		line("access log", o.LucidError) // no response to carry x-lucid-error
+	case o.LucidError != "":
 		line("x-lucid-error", o.LucidError)
+	}
+	if o.Counter != "" {
+		line("counted in", o.Counter)
 	}
 	if o.Note != "" {
 		line("note", o.Note)

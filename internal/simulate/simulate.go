@@ -59,8 +59,13 @@ type Trace struct {
 	Method string `json:"method"`
 	URL    string `json:"url"`
 
-	Listener        string         `json:"listener"`      // listener name ("" when none)
-	ListenerNote    string         `json:"listener_note"` // how the listener was chosen
+	Listener     string `json:"listener"`      // listener name ("" when none)
+	ListenerNote string `json:"listener_note"` // how the listener was chosen
+	// Connection and FilterChain are a gateway's: what the client's connection looks
+	// like to the listener (TLS, SNI, ALPN) and the filter chain chosen for it.
+	Connection      string         `json:"connection,omitempty"`
+	FilterChain     string         `json:"filter_chain,omitempty"`
+	TLS             string         `json:"tls,omitempty"` // how the chain terminates TLS ("" when it does not)
 	RouteConfig     string         `json:"route_config"`  // route configuration name
 	VirtualHost     string         `json:"virtual_host"`  // "" when none matched
 	Routes          []RouteVerdict `json:"routes"`
@@ -110,6 +115,13 @@ type Outcome struct {
 	LucidError string `json:"x_lucid_error,omitempty"` // the x-lucid-error value ("" when forwarded or configured)
 	Endpoint   string `json:"endpoint,omitempty"`      // the endpoint it would pick
 	Note       string `json:"note,omitempty"`          // redirect target, direct response, fault injection, ...
+	// Closed says why the connection ends without an HTTP response (a gateway's listener:
+	// no listener on the port, no filter chain, a failed TLS handshake, a TCP chain with
+	// no upstream); Status is then 0.
+	Closed string `json:"connection_closed,omitempty"`
+	// Counter is the proxy statistic the failure increments, when it is not in the access
+	// log (listener.<name>.ssl.connection_error, ...).
+	Counter string `json:"counter,omitempty"`
 	// Split holds each reachable cluster's outcome of a weighted split ("80%: forwarded to
 	// ..."); the other fields are then empty.
 	Split []string `json:"split,omitempty"`
@@ -154,10 +166,18 @@ func (e *Env) Why(r *http.Request) *Trace {
 		t.RouteConfig = "(default chain of " + name + ")"
 		rc = proxy.PassthroughRoutes(vo, dst)
 	}
+	e.routeRequest(t, r, rc, dst, "http")
+	return t
+}
+
+// routeRequest runs r through the route configuration rc a chain chose (t.RouteConfig
+// names it): virtual host, route, then the route's action. scheme is the request's
+// ("https" when TLS was terminated), as redirects see it.
+func (e *Env) routeRequest(t *Trace, r *http.Request, rc *resource.RouteConfig, dst, scheme string) {
 	if rc == nil {
 		t.Outcome = e.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "",
 			"route configuration \""+t.RouteConfig+"\" has not arrived from the control plane yet")
-		return t
+		return
 	}
 
 	vh, rt := route.Select(rc, r)
@@ -175,7 +195,7 @@ func (e *Env) Why(r *http.Request) *Trace {
 	}
 	if rt == nil {
 		t.Outcome = e.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "", route.NoRouteExplanation(rc, vh, r))
-		return t
+		return
 	}
 	t.Route = rt.Name
 	if rt.VirtualService != "" {
@@ -187,22 +207,21 @@ func (e *Env) Why(r *http.Request) *Trace {
 		if code == 0 {
 			code = http.StatusMovedPermanently
 		}
-		loc := route.RedirectLocation(&rt.Match, rt.Redirect, r, "http")
+		loc := route.RedirectLocation(&rt.Match, rt.Redirect, r, scheme)
 		t.Outcome = Outcome{Status: code, Note: "redirect to " + loc + " (configured by the route; no x-lucid-error)"}
-		return t
+		return
 	case rt.DirectResponse != nil:
 		t.Outcome = Outcome{Status: rt.DirectResponse.Status, Body: rt.DirectResponse.Body, Note: "direct response configured by the route (no x-lucid-error)"}
-		return t
+		return
 	case rt.Action == nil:
 		t.Outcome = e.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "", "route \""+rt.Name+"\" has no action")
-		return t
+		return
 	}
 	if f := rt.Fault; f != nil {
 		t.Outcome.Note = describeFault(f)
 	}
 	t.Candidates = e.candidates(rt.Action, dst, r)
 	t.Outcome = e.summarize(t.Candidates, rt.Action, t.Outcome.Note)
-	return t
 }
 
 func (e *Env) candidates(a *resource.RouteAction, dst string, r *http.Request) []Candidate {
@@ -323,6 +342,9 @@ func (o Outcome) Short() string {
 	}
 	if o.Forwarded() {
 		return "forwarded to " + o.Endpoint
+	}
+	if o.Closed != "" {
+		return "connection closed"
 	}
 	if o.Flag != "" {
 		return fmt.Sprintf("%d %s", o.Status, o.Flag)
