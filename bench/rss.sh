@@ -29,10 +29,12 @@ read -r -a sidecar_args <<<"${RSS_SIDECAR_ARGS:-}"
 fortio=$here/.bin/fortio
 fortio_version=v1.68.2
 
-# Same addresses as bench/run.sh (127.0.50.0/24); do not run both at once.
-upstream=127.0.50.1:8080
-lucid_ip=127.0.50.5
-discovery_ip=127.0.50.9
+# Same addresses as bench/run.sh (127.0.50.0/24, or BENCH_NET=127.0.X); do not run both
+# on one network at once.
+net=${BENCH_NET:-127.0.50}
+upstream=$net.1:8080
+lucid_ip=$net.5
+discovery_ip=$net.9
 
 work=$(mktemp -d /tmp/lucid-rss.XXXXXX)
 pids=()
@@ -152,7 +154,7 @@ for proto in $protos; do
 				v=$(kib "$spid" VmRSS)
 				[ -n "$v" ] || break
 				if [ "$v" -gt "$m" ]; then m=$v; fi
-				echo "$m" >"$work/loadmax"
+				echo "$m" >"$work/loadmax.tmp" && mv -f "$work/loadmax.tmp" "$work/loadmax"
 			done
 		) &
 		sampler=$!

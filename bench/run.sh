@@ -19,12 +19,14 @@ qps=1000
 conns=16
 size=1024
 
-# Loopback addresses, all in 127.0.50.0/24 so nothing clashes with `lucid up` examples.
-upstream=127.0.50.1:8080 # fortio server (the app)
-haproxy_addr=127.0.50.2:8080
-nginx_addr=127.0.50.3:8080
-lucid_ip=127.0.50.5 # the sidecar's workload address; inbound listener on :8080
-discovery_ip=127.0.50.9
+# Loopback addresses, all in 127.0.50.0/24 so nothing clashes with `lucid up` examples
+# (BENCH_NET=127.0.X moves them, so that two runs on one machine do not collide).
+net=${BENCH_NET:-127.0.50}
+upstream=$net.1:8080 # fortio server (the app)
+haproxy_addr=$net.2:8080
+nginx_addr=$net.3:8080
+lucid_ip=$net.5 # the sidecar's workload address; inbound listener on :8080
+discovery_ip=$net.9
 
 secs=${duration%s}
 work=$(mktemp -d /tmp/lucid-bench.XXXXXX)
@@ -125,6 +127,29 @@ cpu_ticks() {
 		total=$((total + $(echo "$f" | awk '{print $12 + $13}')))
 	done
 	echo "$total"
+}
+
+# rss_kib PIDS...: the sum of VmRSS.
+rss_kib() {
+	local total=0 pid v
+	for pid in "$@"; do
+		v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+		total=$((total + ${v:-0}))
+	done
+	echo "$total"
+}
+
+# sample_rss FILE PIDS...: every 0.2 s, writes the largest VmRSS sum seen so far to FILE
+# (run it in the background during a measurement; VmHWM also counts the start-up).
+sample_rss() {
+	local file=$1 m=0 v
+	shift
+	set +e
+	while sleep 0.2; do
+		v=$(rss_kib "$@")
+		[ "$v" -gt "$m" ] && m=$v
+		echo "$m" >"$file.tmp" && mv -f "$file.tmp" "$file" # never a half-written file
+	done
 }
 
 # peak_rss_kib PIDS...: the sum of VmHWM.
@@ -305,10 +330,20 @@ for proto in $protos; do
 		log "$name $proto: starting"
 		start_target "$name" "$proto"
 		log "$name $proto: $qps qps for $duration"
-		latency "$url" "$proto" "${ppids[@]}"
-		rss="-" # peak RSS up to the end of the fixed-rate run (before the max-rps run)
+		sampler=""
+		rm -f "$work/loadrss"
 		if [ ${#ppids[@]} -gt 0 ]; then
+			sample_rss "$work/loadrss" "${ppids[@]}" &
+			sampler=$!
+		fi
+		latency "$url" "$proto" "${ppids[@]}"
+		rss="-"     # peak RSS up to the end of the fixed-rate run (before the max-rps run)
+		loadrss="-" # the largest RSS sampled during the fixed-rate run
+		if [ -n "$sampler" ]; then
+			kill "$sampler" 2>/dev/null || true
+			wait "$sampler" 2>/dev/null || true
 			rss=$(awk -v k="$(peak_rss_kib "${ppids[@]}")" 'BEGIN {printf "%.1f", k / 1024}')
+			loadrss=$(awk -v k="$(cat "$work/loadrss" 2>/dev/null || echo 0)" 'BEGIN {printf "%.1f", k / 1024}')
 		fi
 		log "$name $proto: max rps for $duration"
 		maxrps "$url" "$proto"
@@ -317,7 +352,7 @@ for proto in $protos; do
 		if [ "$name" != direct ] && [ -n "${base_p50[$proto]:-}" ]; then
 			added=$(awk -v a="$p50" -v b="${base_p50[$proto]}" 'BEGIN {printf "%+.3f", a - b}')
 		fi
-		rows+=("| $name | $proto | $p50 | $p90 | $p99 | $added | $rate | $errors | $max | $cpu | $rss |")
+		rows+=("| $name | $proto | $p50 | $p90 | $p99 | $added | $rate | $errors | $max | $cpu | $rss | $loadrss |")
 		log "$name $proto: p50 ${p50}ms p90 ${p90}ms p99 ${p99}ms added ${added}ms, max ${max} rps, cpu ${cpu}%/1000rps, rss ${rss}MiB"
 		stop_target
 	done
@@ -332,7 +367,7 @@ model=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 	echo
 	echo "- Machine: $model, $(nproc) cores, Linux $(uname -r)"
 	echo "- Lucid: $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	echo "- Peers: $(command -v haproxy >/dev/null && haproxy -v 2>&1 | head -1 || echo 'haproxy not run'); $(command -v nginx >/dev/null && nginx -v 2>&1 || echo 'nginx not run')"
+	echo "- Peers: $(command -v haproxy >/dev/null && haproxy -v 2>&1 | sed -n 1p || echo 'haproxy not run'); $(command -v nginx >/dev/null && nginx -v 2>&1 || echo 'nginx not run')"
 	echo "- Load: fortio $fortio_version, h2load ($(command -v h2load >/dev/null && h2load --version 2>&1 | head -1 || echo 'not run'))"
 	echo
 	echo "## Commands"
@@ -350,15 +385,26 @@ model=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 	echo "## Results"
 	echo
 	echo "Latency in ms at a fixed $qps rps; \"added p50\" is p50 minus direct's p50; CPU is the proxy's"
-	echo "CPU time as % of one core per 1,000 rps and RSS its peak (VmHWM), both over the fixed-rate run."
+	echo "CPU time as % of one core per 1,000 rps, both over the fixed-rate run; peak RSS is the kernel's"
+	echo "VmHWM at the end of the fixed-rate run (start-up included), RSS at load the largest VmRSS sampled"
+	echo "every 0.2 s during it."
 	echo
-	echo "| target | protocol | p50 | p90 | p99 | added p50 | achieved rps | non-200 | max rps (1 core) | CPU %/1000 rps | peak RSS MiB |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| target | protocol | p50 | p90 | p99 | added p50 | achieved rps | non-200 | max rps (1 core) | CPU %/1000 rps | peak RSS MiB | RSS at load MiB |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 	printf '%s\n' "${rows[@]}"
 	echo
 	echo "nginx speaks HTTP/1.1 to the upstream in the h2c rows (nginx has no HTTP/2 upstreams); HAProxy and"
 	echo "Lucid speak h2c end to end."
 	echo
+	if [ ${#sidecar_args[@]} -gt 0 ]; then
+		echo "The lucid rows' sidecar ran with \`${sidecar_args[*]}\` (BENCH_SIDECAR_ARGS)."
+		echo
+	fi
+	if [[ " $targets " == *" lucid-base "* ]]; then
+		echo "lucid-base is the same binary with \`${base_args[*]}\`: Go's GC defaults and the executable's"
+		echo "start-up pages kept mapped (the sidecar before internal/footprint), measured in the same run."
+		echo
+	fi
 	echo "Targets for now: added p50 within 2x HAProxy's; Lucid's peak RSS under 40 MiB at 1,000 rps."
 } >"$results"
 log "wrote $results"

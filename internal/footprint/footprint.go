@@ -2,7 +2,7 @@
 // agent (`lucid sidecar`) calls it once at start and once when the first configuration is
 // applied; nothing on the request path calls it.
 //
-// Where a sidecar's resident memory goes (bench/RESULTS.md has the table): about two thirds
+// Where an idle sidecar's resident memory goes (bench/RESULTS.md has the table): 3/4
 // are pages of the `lucid` executable itself. The one binary carries the control plane,
 // the CLI and the Kubernetes packages, and every package's initialisation runs in every
 // process; the kernel maps file pages around each faulting address (64 KiB "fault-around"),
@@ -24,7 +24,7 @@ import (
 )
 
 // DefaultGCPercent is the sidecar's GC target: the heap grows to 1.5x the live heap
-// before a collection instead of Go's 2x. Measured in bench/RESULTS.md: a third less heap
+// before a collection instead of Go's 2x. Measured in bench/RESULTS.md: a quarter less heap
 // under load for a few tenths of a percent of a core per 1,000 requests/s.
 const DefaultGCPercent = 50
 
