@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 BIN := $(CURDIR)/bin
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build test unit test-kubelet fuzz-short kube-bins test-kube lint e2e bench clean
+.PHONY: all build test unit test-kubelet fuzz-short kube-bins test-kube lint e2e bench bench-kube clean
 
 all: build
 
@@ -53,6 +53,11 @@ e2e:
 ## bench: sidecar vs direct vs HAProxy vs nginx on loopback; writes bench/RESULTS.md
 bench:
 	./bench/run.sh
+
+## bench-kube: the Kubernetes scale check (1,000 Services, 10,000 endpoints, 50 sidecars against a real
+## kube-apiserver); prints a Markdown report (bench/kubescale/README.md). BENCH_KUBE_ARGS="-sidecars 10" for a shorter run
+bench-kube: kube-bins
+	go run ./bench/kubescale $(BENCH_KUBE_ARGS)
 
 clean:
 	rm -rf $(BIN)

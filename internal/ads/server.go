@@ -72,6 +72,8 @@ type Server struct {
 
 	extra []extraService // more gRPC services on the xDS port (services.go); set before Serve
 
+	shared interner // one copy of each distinct resource for all nodes (intern.go; guarded by genMu)
+
 	mu      sync.Mutex // guards the sync state below
 	nodes   map[string]*nodeState
 	streams map[int64]string // stream ID → node ID, once the stream's first request named it
@@ -120,11 +122,13 @@ func (s *Server) Push(version string) {
 	slices.SortFunc(nodes, func(a, b *corepb.Node) int { return strings.Compare(a.GetId(), b.GetId()) })
 
 	changed := 0
+	s.shared.begin()
 	for _, n := range nodes {
 		if s.publishLocked(n) {
 			changed++
 		}
 	}
+	s.shared.end()
 	s.log.Info("pushed configuration", "version", version, "proxies", len(nodes), "changed", changed)
 }
 
@@ -162,7 +166,7 @@ func (s *Server) publishLocked(node *corepb.Node) bool {
 		if !ok && !slices.Contains(xdsTypes, typeURL) {
 			continue // a type this server does not serve unless asked to
 		}
-		h, err := hashResources(items)
+		h, err := hashResources(items, s.shared.share(typeURL))
 		if err != nil {
 			s.log.Error("hashing resources failed; proxy keeps its last good configuration",
 				"proxy", id, "type", shortType(typeURL), "error", err)
@@ -223,17 +227,21 @@ func inconsistency(snap *cachev3.Snapshot, err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// hashResources hashes resources independently of their order.
-func hashResources(items []types.Resource) (string, error) {
+// hashResources hashes resources independently of their order. With share set, it
+// replaces each item by share's copy of it (intern.go).
+func hashResources(items []types.Resource, share func(sum [32]byte, r types.Resource) types.Resource) (string, error) {
 	det := proto.MarshalOptions{Deterministic: true}
 	sums := make([]string, 0, len(items))
-	for _, r := range items {
+	for i, r := range items {
 		b, err := det.Marshal(r)
 		if err != nil {
 			return "", fmt.Errorf("marshal %s: %w", cachev3.GetResourceName(r), err)
 		}
 		sum := sha256.Sum256(b)
 		sums = append(sums, string(sum[:]))
+		if share != nil {
+			items[i] = share(sum, r)
+		}
 	}
 	slices.Sort(sums)
 	h := sha256.New()
