@@ -227,20 +227,20 @@ func inconsistency(snap *cachev3.Snapshot, err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// hashResources hashes resources independently of their order. With share set, it
-// replaces each item by share's copy of it (intern.go).
-func hashResources(items []types.Resource, share func(sum [32]byte, r types.Resource) types.Resource) (string, error) {
+// hashResources hashes resources independently of their order. It replaces each item by
+// the interner's copy of it and reuses hashes it remembers (intern.go); the zero sharer
+// only hashes.
+func hashResources(items []types.Resource, sh sharer) (string, error) {
 	det := proto.MarshalOptions{Deterministic: true}
 	sums := make([]string, 0, len(items))
 	for i, r := range items {
-		b, err := det.Marshal(r)
+		sum, err := sh.sum(det, r)
 		if err != nil {
-			return "", fmt.Errorf("marshal %s: %w", cachev3.GetResourceName(r), err)
+			return "", err
 		}
-		sum := sha256.Sum256(b)
 		sums = append(sums, string(sum[:]))
-		if share != nil {
-			items[i] = share(sum, r)
+		if sh.share != nil {
+			items[i] = sh.share(sum, r)
 		}
 	}
 	slices.Sort(sums)

@@ -50,8 +50,12 @@ type Options struct {
 	Webhook WebhookOptions
 }
 
-// generator implements ads.Generator over the newest mesh.
-type generator struct{ mesh atomic.Pointer[model.Mesh] }
+// generator implements ads.Generator over the newest mesh. Its cache builds what proxies
+// share (outbound clusters, endpoint assignments) once per mesh.
+type generator struct {
+	mesh  atomic.Pointer[model.Mesh]
+	cache translate.Cache
+}
 
 func (g *generator) Generate(node *corepb.Node) (map[string][]types.Resource, error) {
 	m := g.mesh.Load()
@@ -63,7 +67,7 @@ func (g *generator) Generate(node *corepb.Node) (map[string][]types.Resource, er
 		return nil, fmt.Errorf("node %q: %w", node.GetId(), err)
 	}
 	p.Labels = ads.NodeLabels(node) // Kubernetes gateways: labels from node metadata
-	res := translate.Generate(m, m.ResolveProxy(p))
+	res := g.cache.Generate(m, m.ResolveProxy(p))
 	return map[string][]types.Resource{
 		resourcev3.ListenerType: asResources(res.Listeners),
 		resourcev3.RouteType:    asResources(res.Routes),

@@ -52,7 +52,18 @@ func (g *generator) clusters() (clusters, endpoints []proto.Message) {
 	return clusters, endpoints
 }
 
+// outboundCluster is the cluster (and its assignment, for EDS) of service s's port and
+// subset under dr. It depends on nothing else but the mesh, so a cache shares it.
 func (g *generator) outboundCluster(s *model.Service, port model.Port, dr *model.DestinationRule, subset string) (*clusterpb.Cluster, *endpointpb.ClusterLoadAssignment) {
+	if g.cache == nil {
+		return g.buildOutboundCluster(s, port, dr, subset)
+	}
+	return g.cache.outboundCluster(clusterKey{svc: s, port: port, dr: dr, subset: subset}, func() (*clusterpb.Cluster, *endpointpb.ClusterLoadAssignment) {
+		return g.buildOutboundCluster(s, port, dr, subset)
+	})
+}
+
+func (g *generator) buildOutboundCluster(s *model.Service, port model.Port, dr *model.DestinationRule, subset string) (*clusterpb.Cluster, *endpointpb.ClusterLoadAssignment) {
 	name := ClusterName("outbound", port.Number, subset, s.Host)
 	policy := dr.Policy(port.Number, subset)
 	c := &clusterpb.Cluster{
@@ -81,7 +92,11 @@ func (g *generator) outboundCluster(s *model.Service, port model.Port, dr *model
 	if sub := dr.Subset(subset); sub != nil {
 		selector = sub.GetLabels()
 	}
-	return c, loadAssignment(name, g.m.Endpoints(s.Host, port.Number), selector)
+	meta := endpointMetadata
+	if g.cache != nil {
+		meta = g.cache.endpointMetadata
+	}
+	return c, loadAssignment(name, g.m.Endpoints(s.Host, port.Number), selector, meta)
 }
 
 func applyLoadBalancer(c *clusterpb.Cluster, lb *networkingv1alpha3.LoadBalancerSettings) {

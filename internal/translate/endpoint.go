@@ -17,8 +17,9 @@ import (
 // loadAssignment is the ClusterLoadAssignment of an EDS cluster: the endpoints whose
 // labels carry every selector label, grouped by locality (sorted), each HEALTHY with its
 // weight (1 when unset) and Istio's workload metadata. Endpoints whose address is not an
-// IP are left out (EDS needs addresses).
-func loadAssignment(name string, eps []*model.Endpoint, selector map[string]string) *endpointpb.ClusterLoadAssignment {
+// IP are left out (EDS needs addresses). meta gives each endpoint's metadata
+// (endpointMetadata, or a cache's shared copy of it).
+func loadAssignment(name string, eps []*model.Endpoint, selector map[string]string, meta func(*model.Endpoint) *corepb.Metadata) *endpointpb.ClusterLoadAssignment {
 	byLocality := map[string]*endpointpb.LocalityLbEndpoints{}
 	for _, e := range eps {
 		if !hasLabels(selector, e.Labels) {
@@ -36,18 +37,11 @@ func loadAssignment(name string, eps []*model.Endpoint, selector map[string]stri
 			l = &endpointpb.LocalityLbEndpoints{Locality: parseLocality(e.Locality)}
 			byLocality[e.Locality] = l
 		}
-		labels := map[string]any{}
-		for k, v := range e.Labels {
-			labels[k] = v
-		}
 		l.LbEndpoints = append(l.LbEndpoints, &endpointpb.LbEndpoint{
 			HostIdentifier:      &endpointpb.LbEndpoint_Endpoint{Endpoint: &endpointpb.Endpoint{Address: socketAddress(e.Address, e.Port)}},
 			HealthStatus:        corepb.HealthStatus_HEALTHY,
 			LoadBalancingWeight: wrapperspb.UInt32(weight),
-			Metadata: &corepb.Metadata{FilterMetadata: map[string]*structpb.Struct{
-				"istio": mustStruct(map[string]any{"workload": e.WorkloadID()}),
-				"lucid": mustStruct(map[string]any{"labels": labels}),
-			}},
+			Metadata:            meta(e),
 		})
 		if l.LoadBalancingWeight == nil {
 			l.LoadBalancingWeight = wrapperspb.UInt32(0)
@@ -68,6 +62,18 @@ func loadAssignment(name string, eps []*model.Endpoint, selector map[string]stri
 		return cmp.Compare(localityString(a.GetLocality()), localityString(b.GetLocality()))
 	})
 	return cla
+}
+
+// endpointMetadata is Istio's workload metadata of e plus its labels (for lucid why).
+func endpointMetadata(e *model.Endpoint) *corepb.Metadata {
+	labels := make(map[string]any, len(e.Labels))
+	for k, v := range e.Labels {
+		labels[k] = v
+	}
+	return &corepb.Metadata{FilterMetadata: map[string]*structpb.Struct{
+		"istio": mustStruct(map[string]any{"workload": e.WorkloadID()}),
+		"lucid": mustStruct(map[string]any{"labels": labels}),
+	}}
 }
 
 func hasLabels(selector, labels map[string]string) bool {

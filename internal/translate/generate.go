@@ -40,11 +40,15 @@ type Resources struct {
 }
 
 // Generate builds the resources for proxy p. p's Labels are filled from the mesh when nil.
-func Generate(m *model.Mesh, p *model.Proxy) *Resources {
+func Generate(m *model.Mesh, p *model.Proxy) *Resources { return generate(m, p, nil) }
+
+// generate is Generate sharing proxy-independent resources through cache (cache.go) when
+// it is not nil.
+func generate(m *model.Mesh, p *model.Proxy, cache *meshCache) *Resources {
 	if p.Labels == nil {
 		p = m.ResolveProxy(p)
 	}
-	g := &generator{m: m, p: p, services: m.VisibleServices(p.Namespace)}
+	g := &generator{m: m, p: p, services: m.VisibleServices(p.Namespace), cache: cache}
 	r := &Resources{}
 	r.Clusters, r.Endpoints = g.clusters()
 	if p.Type == model.ProxyRouter {
@@ -64,6 +68,7 @@ type generator struct {
 	m        *model.Mesh
 	p        *model.Proxy
 	services []*model.Service
+	cache    *meshCache // nil: build everything for this proxy alone
 }
 
 type named interface{ GetName() string }

@@ -119,9 +119,14 @@ func responseKey(r *discoverypb.DiscoveryResponse) [32]byte {
 // response's resources are merged into the subscribed ones it does not mention.
 func decodeResponse(ts *typeState, r *discoverypb.DiscoveryResponse, now time.Time) (*candidate, error) {
 	cd := &candidate{entries: map[string]*entry{}, version: r.GetVersionInfo()}
+	var subscribed map[string]bool // the requested names, as a set (EDS asks for thousands)
 	if !ts.kind.wildcard {
+		subscribed = make(map[string]bool, len(ts.names))
+		for _, n := range ts.names {
+			subscribed[n] = true
+		}
 		for name, e := range ts.entries {
-			if slices.Contains(ts.names, name) {
+			if subscribed[name] {
 				cd.entries[name] = e
 			}
 		}
@@ -142,7 +147,7 @@ func decodeResponse(ts *typeState, r *discoverypb.DiscoveryResponse, now time.Ti
 			return nil, fmt.Errorf("%s %q: duplicate name in the response", ts.kind.noun, name)
 		}
 		seen[name] = true
-		if !ts.kind.wildcard && !slices.Contains(ts.names, name) {
+		if !ts.kind.wildcard && !subscribed[name] {
 			continue // not subscribed: ignored, as Envoy does
 		}
 		e := &entry{raw: a, value: v, version: cd.version, updated: now}
