@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -76,7 +77,14 @@ type Inbound struct {
 	LocalAddr       netip.AddrPort
 	RemoteAddr      netip.AddrPort
 	OriginalDst     string // "host:port" the request was addressed to (for PassthroughCluster)
+
+	// Table is Routes indexed for virtual host selection (route.Compile, built once per
+	// applied configuration); nil or built from another RouteConfig: Routes is scanned.
+	Table *route.Table
 }
+
+// infoPool recycles the per-request records (about 600 bytes each).
+var infoPool = sync.Pool{New: func() any { return new(streaminfo.Info) }}
 
 // Errors used as context causes, to tell the route timeout from a per-try timeout.
 var (
@@ -90,7 +98,8 @@ var (
 // by panicking with http.ErrAbortHandler, as net/http/httputil.ReverseProxy does; the
 // observers have been called by then.
 func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
-	info := &streaminfo.Info{
+	info := infoPool.Get().(*streaminfo.Info) // returned by finish once the observers ran
+	*info = streaminfo.Info{
 		Start:                   time.Now(),
 		Method:                  r.Method,
 		Path:                    r.URL.RequestURI(),
@@ -136,7 +145,9 @@ type exchange struct {
 
 	retryExhausted bool                   // a retry was wanted but the budget was spent
 	bodyNotKept    bool                   // a retry was wanted but the body could not be replayed
-	upstreamLocal  atomic.Pointer[string] // local address of the last upstream connection
+	upstreamLocal  atomic.Pointer[string] // local address of the last upstream connection (upgrade.go)
+	upMu           sync.Mutex             // guards upAddr (UpstreamConn runs on transport goroutines)
+	upAddr         net.Addr               // local address of the last upstream connection
 	abort          bool                   // reset the downstream stream after finishing
 
 	// Upstream resilience (resilience.go, reused.go, hash.go).
@@ -157,12 +168,14 @@ func (x *exchange) finish() {
 	if x.body != nil {
 		info.BytesReceived = x.body.bytesRead()
 	}
-	if a := x.upstreamLocal.Load(); a != nil {
-		info.UpstreamLocalAddress = *a
-	}
+	info.UpstreamLocalAddress = x.upstreamLocalAddress()
 	for _, o := range x.f.o.Observers {
 		o(info)
 	}
+	// Observers must not keep the Info (Options.Observers), so it serves the next request.
+	x.info = nil
+	*info = streaminfo.Info{}
+	infoPool.Put(info)
 	if x.abort {
 		panic(http.ErrAbortHandler)
 	}
@@ -185,7 +198,11 @@ func (x *exchange) serve() {
 			"route configuration \""+name+"\" has not arrived from the control plane yet")
 		return
 	}
-	x.vh, x.rt = route.Select(x.in.Routes, r)
+	if t := x.in.Table; t != nil && t.Config() == x.in.Routes {
+		x.vh, x.rt = t.Select(r)
+	} else {
+		x.vh, x.rt = route.Select(x.in.Routes, r)
+	}
 	if x.rt == nil {
 		x.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "route_not_found", "",
 			route.NoRouteExplanation(x.in.Routes, x.vh, r))
@@ -322,5 +339,7 @@ func (x *exchange) routeContext() (context.Context, context.CancelFunc) {
 	if t := x.routeTimeoutValue(); t > 0 {
 		return context.WithTimeoutCause(x.r.Context(), t, errRouteTimeout)
 	}
-	return context.WithCancel(x.r.Context())
+	// No route timeout: the downstream request's own context, which net/http cancels when
+	// the handler returns (a child context here would only add allocations per request).
+	return x.r.Context(), func() {}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/route"
@@ -43,9 +44,20 @@ func (x *exchange) respond(ctx, actx context.Context, resp *http.Response, start
 	x.w.WriteHeader(resp.StatusCode)
 
 	rc := http.NewResponseController(x.w)
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+	bufs := &copyBufs
+	if resp.ContentLength >= 0 && resp.ContentLength <= smallBody {
+		bufs = &smallBufs // most answers: a small buffer keeps the pool's refills (after each GC) small
+	}
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
 	buf := *bp
+	// A body whose announced length has all arrived is not flushed: the end of the handler
+	// sends it with the end of the stream (HTTP/2: one DATA frame with END_STREAM instead
+	// of a DATA frame and an empty one; a write and a scheduler hop saved per response).
+	// Announced trailers keep every flush, as they may come much later.
+	complete := func() bool {
+		return resp.ContentLength >= 0 && info.BytesSent >= resp.ContentLength && len(resp.Trailer) == 0
+	}
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
@@ -55,9 +67,11 @@ func (x *exchange) respond(ctx, actx context.Context, resp *http.Response, start
 				return
 			}
 			info.BytesSent += int64(n)
-			if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-				x.downstreamGone()
-				return
+			if !complete() {
+				if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+					x.downstreamGone()
+					return
+				}
 			}
 		}
 		if rerr == io.EOF {
@@ -108,3 +122,8 @@ func (x *exchange) upstreamFailedMidResponse(ctx, actx context.Context, err erro
 		info.UpstreamCluster+") failed after the response started: "+err.Error())
 	x.endStream()
 }
+
+// smallBody is the largest announced body copied with a buffer from smallBufs.
+const smallBody = 4 << 10
+
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBody); return &b }}

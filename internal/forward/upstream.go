@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
@@ -88,7 +88,7 @@ func (x *exchange) upstreamRequest(ctx context.Context, attempt int, body io.Rea
 		hostHeader = host.Endpoint.Hostname
 	}
 	u := &url.URL{Path: x.path.Path, RawPath: x.path.RawPath, RawQuery: x.path.RawQuery, Opaque: x.path.Opaque}
-	req := &http.Request{
+	req := http.Request{ // a value: WithContext below makes the one copy that escapes
 		Method:     x.r.Method,
 		URL:        u,
 		Proto:      "HTTP/1.1",
@@ -321,8 +321,8 @@ func (x *exchange) forward(pl *pool.Pool) {
 		x.fillPeer(host)
 
 		actx, acancel := perTryContext(ctx, pol)
-		actx = x.pinned(actx, host) // stream.go: ended when host leaves the cluster
-		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{GotConn: x.gotConn})
+		actx = x.pinned(actx, host)           // stream.go: ended when host leaves the cluster
+		actx = pool.WithConnObserver(actx, x) // UpstreamConn: the upstream local address
 		req := x.upstreamRequest(actx, attempt, body, host)
 
 		if f, ok := x.admit(); !ok {
@@ -507,11 +507,25 @@ func attempts(n int) string {
 	return " (" + itoa(n) + " attempts)"
 }
 
-func (x *exchange) gotConn(i httptrace.GotConnInfo) {
-	if i.Conn != nil {
-		a := i.Conn.LocalAddr().String()
-		x.upstreamLocal.Store(&a)
+// UpstreamConn records the upstream connection's local address (pool.ConnObserver). It
+// may run on a transport goroutine; the address is formatted when the request ends.
+func (x *exchange) UpstreamConn(c net.Conn) {
+	x.upMu.Lock()
+	x.upAddr = c.LocalAddr()
+	x.upMu.Unlock()
+}
+
+// upstreamLocalAddress is %UPSTREAM_LOCAL_ADDRESS%: the last upstream connection's.
+func (x *exchange) upstreamLocalAddress() string {
+	if a := x.upstreamLocal.Load(); a != nil { // upgrade.go: a hijacked connection
+		return *a
 	}
+	x.upMu.Lock()
+	defer x.upMu.Unlock()
+	if x.upAddr == nil {
+		return ""
+	}
+	return x.upAddr.String()
 }
 
 // originalDst is the destination for ORIGINAL_DST clusters.

@@ -156,13 +156,20 @@ func cleanValue(v string) string {
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 }
 
-// gotConnHook adapts the GotConn hook of the request's httptrace.ClientTrace, if any.
+// gotConnHook adapts the GotConn hook of the request's httptrace.ClientTrace, if any, and
+// its ConnObserver (connobserver.go).
 func gotConnHook(ctx context.Context) func(net.Conn, bool) {
 	tr := httptrace.ContextClientTrace(ctx)
-	if tr == nil || tr.GotConn == nil {
+	obs := connObserver(ctx)
+	if (tr == nil || tr.GotConn == nil) && obs == nil {
 		return nil
 	}
 	return func(c net.Conn, reused bool) {
-		tr.GotConn(httptrace.GotConnInfo{Conn: c, Reused: reused, WasIdle: reused})
+		if obs != nil {
+			obs.UpstreamConn(c)
+		}
+		if tr != nil && tr.GotConn != nil {
+			tr.GotConn(httptrace.GotConnInfo{Conn: c, Reused: reused, WasIdle: reused})
+		}
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync"
 )
 
@@ -31,8 +33,11 @@ import (
 //
 // A request may also join a connection still being dialled while it has a free stream.
 // A connection that carried max_requests_per_connection requests takes no more and is
-// closed when its last stream ends (Envoy drains it). Without such limits the Transport
-// path (pool.go) is used unchanged.
+// closed when its last stream ends (Envoy drains it). Without such limits the same path
+// runs with no connection or pending limit, as the Transport would (a new connection when
+// every one is at the server's stream limit), but without the Transport's per-request
+// connection lookup (getConn, its contexts and hand-offs): every HTTP/2 request of a pool
+// runs here.
 
 // h2Limited says whether a cluster's settings need the limited HTTP/2 path.
 func h2Limited(st settings) bool {
@@ -62,6 +67,7 @@ type h2lim struct {
 // h2Conn is one HTTP/2 connection of the limited path.
 type h2Conn struct {
 	cc       *http.ClientConn // nil while being dialled
+	nc       net.Conn         // the connection under cc (its local address for ConnObserver)
 	ready    chan struct{}    // closed when the dial ended (cc or err set)
 	err      error            // why the dial failed
 	addr     string
@@ -78,6 +84,12 @@ func newH2Lim(p *Pool, t *http.Transport) *h2lim {
 	h.maxPen = limit(st.maxPending, 1024)
 	h.maxStreams = limit(st.maxStreams, math.MaxInt32)
 	h.maxReq = st.maxReqPerConn
+	if !h2Limited(st) {
+		// No limits set: the connections the Transport would keep (a new one when every
+		// connection is at the server's stream limit, no pending queue), without the
+		// Transport's per-request connection lookup and hand-offs.
+		h.maxConns, h.maxPen = math.MaxInt, math.MaxInt
+	}
 	return h
 }
 
@@ -216,6 +228,8 @@ func (h *h2lim) dial(ctx context.Context, c *h2Conn, cb Counters) {
 	if cb != nil {
 		dctx = context.WithValue(dctx, countersKey{}, cb)
 	}
+	var nc net.Conn
+	dctx = context.WithValue(dctx, dialedKey{}, &nc)
 	cc, err := h.t.NewClientConn(dctx, "http", c.addr)
 	h.mu.Lock()
 	switch {
@@ -230,7 +244,7 @@ func (h *h2lim) dial(ctx context.Context, c *h2Conn, cb Counters) {
 		c.err = errPoolClosed
 		h.removeLocked(c)
 	default:
-		c.cc = cc
+		c.cc, c.nc = cc, nc
 		if h.p.retired.Load() {
 			c.draining = true // the pool left the Set while dialling: close after its streams
 		}
@@ -334,6 +348,35 @@ func (h *h2lim) closeIdle() {
 
 // roundTrip sends req on a connection of the limited path.
 func (h *h2lim) roundTrip(req *http.Request, addr string, cb Counters) (*http.Response, error) {
+	for tries := 1; ; tries++ {
+		resp, err := h.roundTripOnce(req, addr, cb)
+		if err == nil || tries == maxUnprocessedRetries || !unprocessed(err) ||
+			(req.Body != nil && req.Body != http.NoBody) || req.Context().Err() != nil {
+			return resp, err
+		}
+		// The server never processed the stream (GOAWAY with a lower last stream id, or a
+		// connection that became unusable before the request went out): send it again on
+		// another connection, as net/http's Transport does for such streams.
+	}
+}
+
+// maxUnprocessedRetries bounds the sends of one request whose stream the server did not
+// process (h2lim.roundTrip).
+const maxUnprocessedRetries = 3
+
+// unprocessed says whether err is net/http's report of a stream the server did not
+// process. Its errors are unexported, so their text is matched.
+func unprocessed(err error) bool {
+	var re *ResetError
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Err.Error()
+	return strings.Contains(msg, "graceful shutdown GOAWAY") || strings.Contains(msg, "client conn not usable")
+}
+
+// roundTripOnce sends req on one connection.
+func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters) (*http.Response, error) {
 	c, reused, err := h.get(req.Context(), addr, cb)
 	if err != nil {
 		return nil, err
@@ -345,7 +388,10 @@ func (h *h2lim) roundTrip(req *http.Request, addr string, cb Counters) (*http.Re
 		WroteHeaders: func() { at.wrote.Store(true) },
 	})
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
-		trace.GotConn(httptrace.GotConnInfo{Reused: reused})
+		trace.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: reused})
+	}
+	if obs := connObserver(req.Context()); obs != nil && c.nc != nil {
+		obs.UpstreamConn(c.nc)
 	}
 	resp, err := c.cc.RoundTrip(req.WithContext(ctx))
 	if err != nil {

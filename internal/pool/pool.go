@@ -7,7 +7,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -84,7 +83,9 @@ func newPool(name string, st settings, source netip.Addr, log *slog.Logger) *Poo
 	default:
 		p.h1 = newH1(p, p.dialer(p.netDialer()))
 	}
-	if p.h2 != nil && h2Limited(st) {
+	if p.h2 != nil {
+		// h2.go: every HTTP/2 request runs on the pool's own ClientConns (made by the
+		// Transport), with Envoy's limits when the cluster sets them.
 		p.h2l = newH2Lim(p, p.h2)
 	}
 	return p
@@ -134,6 +135,9 @@ func (p *Pool) netDialer() *net.Dialer {
 
 type countersKey struct{}
 
+// dialedKey carries a *net.Conn that the dialer sets to the connection it made.
+type dialedKey struct{}
+
 // dialer dials with the connect timeout, reports the outcome to the Counters found in the
 // request context, and wraps the connection so that its close is reported too.
 func (p *Pool) dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -153,6 +157,9 @@ func (p *Pool) dialer(d *net.Dialer) func(ctx context.Context, network, addr str
 				cb.ConnectFailed()
 			}
 			return nil, connectError(addr, err)
+		}
+		if slot, ok := ctx.Value(dialedKey{}).(*net.Conn); ok {
+			*slot = c // h2.go: the connection under a ClientConn, for its local address
 		}
 		if p.log.Enabled(ctx, slog.LevelDebug) {
 			p.log.Debug("new upstream connection", "addr", addr, "local", c.LocalAddr().String())
@@ -226,35 +233,11 @@ func (p *Pool) roundTrip(req *http.Request, addr string, cb Counters, fresh bool
 		resp.Body = &trackedBody{ReadCloser: resp.Body, p: p}
 		return resp, nil
 	}
-	if p.h2l != nil {
-		p.inflight.Add(1)
-		resp, err := p.h2l.roundTrip(req, addr, cb)
-		if err != nil {
-			p.done()
-			return nil, err
-		}
-		resp.Body = &trackedBody{ReadCloser: resp.Body, p: p}
-		return resp, nil
-	}
-	t := p.h2
-	at := &attempt{}
-	ctx := req.Context()
-	if cb != nil {
-		ctx = context.WithValue(ctx, countersKey{}, cb)
-	}
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(i httptrace.GotConnInfo) {
-			at.gotConn.Store(true)
-			at.reused.Store(i.Reused)
-		},
-		WroteHeaders: func() { at.wrote.Store(true) },
-	})
-	out := req.WithContext(ctx)
-	p.inflight.Add(1)
-	resp, err := t.RoundTrip(out)
+	p.inflight.Add(1) // HTTP/2: the pool's own connections (h2.go)
+	resp, err := p.h2l.roundTrip(req, addr, cb)
 	if err != nil {
 		p.done()
-		return nil, classify(req.Context(), err, at)
+		return nil, err
 	}
 	resp.Body = &trackedBody{ReadCloser: resp.Body, p: p}
 	return resp, nil

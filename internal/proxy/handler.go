@@ -34,7 +34,7 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 		if sel := selectedChain(r); sel != nil { // gateway.go: chosen per connection (SNI, TLS)
 			fc = sel
 		}
-		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: sk.addr.String()}
+		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: sk.dst}
 		if fc == nil || fc.HTTP == nil {
 			// The socket outlived its chain (a config change raced this request).
 			in.RouteConfigName = "(none)"
@@ -44,6 +44,7 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 		in.HTTP = fc.HTTP
 		in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
 		in.Routes = t.withoutTLS(in.Routes, r) // tls_redirect.go: require_tls
+		in.Table = t.routeTable(in.Routes)     // routetables.go
 		p.opts.Forwarder.Serve(w, r, in)
 	})
 }
@@ -63,6 +64,7 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, 
 		if fc := ChainFor(l, uint32(port)); fc != nil && fc.HTTP != nil {
 			in.Listener, in.HTTP = l.Name, fc.HTTP
 			in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
+			in.Table = t.routeTable(in.Routes)
 			p.opts.Forwarder.Serve(w, r, in)
 			return
 		}
@@ -75,6 +77,7 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, 
 	if in.Routes == nil { // the socket outlived its listener (a config change raced this request)
 		in.Routes = PassthroughRoutes(nil, dst)
 	}
+	in.Table = t.routeTable(in.Routes)
 	p.opts.Forwarder.Serve(w, r, in)
 }
 
@@ -93,7 +96,12 @@ func direction(l *resource.Listener) string {
 }
 
 func localAddr(r *http.Request) netip.AddrPort {
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+	a, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if ta, ok := a.(*net.TCPAddr); ok { // without formatting and parsing it per request
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) // as String prints it
+	}
+	if a != nil {
 		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
 			return ap
 		}

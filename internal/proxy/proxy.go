@@ -24,6 +24,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/forward"
 	"github.com/lucid-mesh/lucid/internal/pool"
 	"github.com/lucid-mesh/lucid/internal/resource"
+	"github.com/lucid-mesh/lucid/internal/route"
 	"github.com/lucid-mesh/lucid/internal/sockopt"
 )
 
@@ -83,6 +84,9 @@ type table struct {
 	// has require_tls (tls_redirect.go).
 	tls       chainTLS
 	plaintext map[*resource.RouteConfig]*resource.RouteConfig
+	// routes indexes every route configuration above for virtual host selection
+	// (routetables.go).
+	routes map[*resource.RouteConfig]*route.Table
 }
 
 // New creates a Proxy with no configuration; nothing is bound until Apply.
@@ -257,6 +261,7 @@ func buildTable(s *resource.Snapshot) *table {
 		}
 	}
 	t.plaintext = requireTLSRoutes(s) // tls_redirect.go
+	t.routes = compileRoutes(t)       // routetables.go
 	return t
 }
 

@@ -24,6 +24,7 @@ const (
 // with each Apply without rebinding; the handler reads it per connection or request.
 type socket struct {
 	addr   netip.AddrPort
+	dst    string // addr.String(), formatted once (forward.Inbound.OriginalDst)
 	kind   socketKind
 	ln     net.Listener
 	target atomic.Pointer[want]
@@ -51,7 +52,7 @@ func (p *Proxy) bind(w want) (*socket, error) {
 		return nil, err
 	}
 	ln = p.keepaliveListener(ln) // keepalive.go: TCP keepalive + user timeout on accepted sockets
-	sk := &socket{addr: w.addr, kind: w.kind, ln: ln, tcpLive: map[net.Conn]struct{}{}}
+	sk := &socket{addr: w.addr, dst: w.addr.String(), kind: w.kind, ln: ln, tcpLive: map[net.Conn]struct{}{}}
 	sk.setTarget(w)
 	if w.kind != kindTCP {
 		var protos http.Protocols
