@@ -43,6 +43,10 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 		}
 		in.HTTP = fc.HTTP
 		in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
+		if in.Routes == nil && fc.HTTP.RDSName != "" {
+			t = p.awaitRoutes(r, fc.HTTP.RDSName) // warming.go
+			in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
+		}
 		in.Routes = t.withoutTLS(in.Routes, r) // tls_redirect.go: require_tls
 		in.Table = t.routeTable(in.Routes)     // routetables.go
 		p.opts.Forwarder.Serve(w, r, in)
@@ -64,6 +68,10 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, 
 		if fc := ChainFor(l, uint32(port)); fc != nil && fc.HTTP != nil {
 			in.Listener, in.HTTP = l.Name, fc.HTTP
 			in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
+			if in.Routes == nil && fc.HTTP.RDSName != "" {
+				t = p.awaitRoutes(r, fc.HTTP.RDSName) // warming.go
+				in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
+			}
 			in.Table = t.routeTable(in.Routes)
 			p.opts.Forwarder.Serve(w, r, in)
 			return

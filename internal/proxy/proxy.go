@@ -52,6 +52,9 @@ type Options struct {
 	// ListenerFiltersTimeout bounds the TLS inspector's wait for a ClientHello and a TLS
 	// handshake on a router's listener (default 15 s, Envoy's listener_filters_timeout).
 	ListenerFiltersTimeout time.Duration
+	// RouteWarmTimeout bounds how long a request waits for its listener's route
+	// configuration (RDS) to arrive (warming.go; Envoy's initial_fetch_timeout, 15 s).
+	RouteWarmTimeout time.Duration
 }
 
 // Proxy owns the bound sockets and the current configuration.
@@ -68,6 +71,8 @@ type Proxy struct {
 	wg      sync.WaitGroup // socket goroutines
 
 	tlsStats tlsCounters // listener.<name>.ssl.* (tls.go)
+
+	applyCh atomic.Pointer[chan struct{}] // closed and replaced by each Apply (warming.go)
 }
 
 // table is one immutable generation of configuration, read lock-free by requests.
@@ -232,6 +237,7 @@ func (p *Proxy) Apply(s *resource.Snapshot) error {
 	t := buildTable(s)
 	t.tls = certs
 	p.cur.Store(t)
+	p.signalApplied() // warming.go: requests waiting for a route configuration look again
 
 	for _, sk := range fresh {
 		p.sockets[sk.addr] = sk

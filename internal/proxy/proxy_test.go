@@ -167,6 +167,7 @@ func TestApplyBindFailureChangesNothing(t *testing.T) {
 func TestRemovedPortStopsAcceptingAndMissingRDS(t *testing.T) {
 	backend(t, "127.0.53.3:9080", "app")
 	p := newProxy(t, "127.0.53.1")
+	p.opts.RouteWarmTimeout = 300 * time.Millisecond // warming.go: a missing RDS answers after this
 	s := snapshot("127.0.53.1", 9080, "127.0.53.3:9080", "127.0.53.3:9080")
 	if err := p.Apply(s); err != nil {
 		t.Fatal(err)
@@ -245,5 +246,39 @@ func TestTCPChain(t *testing.T) {
 	b, _ := io.ReadAll(c)
 	if string(b) != "hello" {
 		t.Fatalf("echo through tcp_proxy = %q", b)
+	}
+}
+
+// A request that arrives between LDS and RDS waits for the route configuration (Envoy's
+// listener warming) and is routed once it arrives, instead of getting 404 NR.
+func TestRequestWaitsForRouteConfig(t *testing.T) {
+	backend(t, "127.0.53.13:9080", "app")
+	p := newProxy(t, "127.0.53.11")
+	full := snapshot("127.0.53.11", 9080, "127.0.53.13:9080", "127.0.53.13:9080")
+	ldsOnly := snapshot("127.0.53.11", 9080, "127.0.53.13:9080", "127.0.53.13:9080")
+	ldsOnly.Routes = map[string]*resource.RouteConfig{}
+	if err := p.Apply(ldsOnly); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int, 1)
+	go func() {
+		code, _ := proxied(t, "127.0.53.11:15001", "http://x:9080/")
+		got <- code
+	}()
+	select {
+	case code := <-got:
+		t.Fatalf("answered %d before the route configuration arrived, want it to wait", code)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := p.Apply(full); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-got:
+		if code != 200 {
+			t.Fatalf("after RDS arrived: %d, want 200", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("request still waiting 5 s after the route configuration arrived")
 	}
 }
