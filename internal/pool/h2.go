@@ -54,7 +54,7 @@ type h2lim struct {
 	t          *http.Transport
 	maxConns   int
 	maxPen     int
-	maxStreams int    // per connection, ours (the server's limit is checked by Reserve)
+	maxStreams int    // per connection, ours (at the server's own limit, see free, requests picked together may wait inside net/http)
 	maxReq     uint32 // per connection; 0: unlimited
 
 	mu      sync.Mutex

@@ -72,7 +72,8 @@ type Proxy struct {
 
 	tlsStats tlsCounters // listener.<name>.ssl.* (tls.go)
 
-	applyCh atomic.Pointer[chan struct{}] // closed and replaced by each Apply (warming.go)
+	applyCh   atomic.Pointer[chan struct{}] // closed and replaced by each Apply (warming.go)
+	warmSince sync.Map                      // route configuration name → first request that waited for it (warming.go)
 }
 
 // table is one immutable generation of configuration, read lock-free by requests.

@@ -167,7 +167,7 @@ func TestApplyBindFailureChangesNothing(t *testing.T) {
 func TestRemovedPortStopsAcceptingAndMissingRDS(t *testing.T) {
 	backend(t, "127.0.53.3:9080", "app")
 	p := newProxy(t, "127.0.53.1")
-	p.opts.RouteWarmTimeout = 300 * time.Millisecond // warming.go: a missing RDS answers after this
+	p.opts.RouteWarmTimeout = time.Second // warming.go: a missing RDS answers after this
 	s := snapshot("127.0.53.1", 9080, "127.0.53.3:9080", "127.0.53.3:9080")
 	if err := p.Apply(s); err != nil {
 		t.Fatal(err)
@@ -196,6 +196,15 @@ func TestRemovedPortStopsAcceptingAndMissingRDS(t *testing.T) {
 	}
 	if code, _ := proxied(t, "127.0.53.1:15001", "http://x:9080/"); code != 404 {
 		t.Fatalf("request for a route config not received: %d, want 404 NR", code)
+	}
+	// The warm timeout runs once per route configuration: the next request is answered at
+	// once, not after another wait (Envoy's listener goes active after initial_fetch_timeout).
+	start := time.Now()
+	if code, _ := proxied(t, "127.0.53.1:15001", "http://x:9080/"); code != 404 {
+		t.Fatalf("second request for a route config not received: %d, want 404 NR", code)
+	}
+	if waited := time.Since(start); waited >= p.opts.RouteWarmTimeout {
+		t.Errorf("second request waited %v, want no second warm-up wait (%v)", waited, p.opts.RouteWarmTimeout)
 	}
 	resp, err := http.Get("http://127.0.53.1:9081/")
 	if err != nil {

@@ -37,13 +37,20 @@ func (p *Proxy) nextApply() <-chan struct{} {
 }
 
 // awaitRoutes waits until the current table has the route configuration name, the warm
-// timeout passes or r's context ends, and returns the table to use.
+// timeout passes or r's context ends, and returns the table to use. Like Envoy's warming,
+// the timeout runs once per route configuration, from the first request that missed it:
+// after it, requests are answered (404 NR, explained) at once.
 func (p *Proxy) awaitRoutes(r *http.Request, name string) *table {
 	timeout := p.opts.RouteWarmTimeout
 	if timeout <= 0 {
 		timeout = defaultRouteWarmTimeout
 	}
-	deadline := time.NewTimer(timeout)
+	first, _ := p.warmSince.LoadOrStore(name, time.Now())
+	left := timeout - time.Since(first.(time.Time))
+	if left <= 0 {
+		return p.cur.Load()
+	}
+	deadline := time.NewTimer(left)
 	defer deadline.Stop()
 	for {
 		next := p.nextApply() // before reading cur, so an Apply in between is not missed
