@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/base64"
-	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,8 +66,8 @@ func (x *exchange) switchExtendedConnect(resp *http.Response, ubuf *bufio.Reader
 	removeHopHeaders(h, false)
 	h.Del("Sec-WebSocket-Accept")
 	x.w.WriteHeader(http.StatusOK)
-	x.body = nil // the stream is read directly; finish must not take the replay body's count
-	dconn := newH2Stream(x.w, x.r)
+	x.body = nil                            // the stream is read directly; finish must not take the replay body's count
+	dconn := NewStreamConn(x.w, x.r, false) // WebSocket has no half-close
 	defer dconn.Close()
 	if err := dconn.rc.Flush(); err != nil {
 		x.downstreamGone()
@@ -100,63 +97,3 @@ func (x *exchange) switchExtendedConnect(resp *http.Response, ubuf *bufio.Reader
 		x.abort = true // reset the stream: the client reconnects
 	}
 }
-
-// h2Stream is an HTTP/2 request stream seen as a connection: reads come from the request
-// body, writes go to the response and are flushed at once. CloseWrite (the upstream
-// closed) closes the request body too, so the pipe ends and the handler's return ends the
-// stream: WebSocket has no half-close.
-type h2Stream struct {
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	body io.ReadCloser
-	r    *http.Request
-
-	mu     sync.Mutex
-	closed bool
-}
-
-func newH2Stream(w http.ResponseWriter, r *http.Request) *h2Stream {
-	return &h2Stream{w: w, rc: http.NewResponseController(w), body: r.Body, r: r}
-}
-
-func (c *h2Stream) Read(b []byte) (int, error) { return c.body.Read(b) }
-
-func (c *h2Stream) Write(b []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return 0, net.ErrClosed
-	}
-	n, err := c.w.Write(b)
-	if err == nil {
-		err = c.rc.Flush()
-	}
-	return n, err
-}
-
-func (c *h2Stream) CloseWrite() error { return c.Close() }
-
-func (c *h2Stream) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	return c.body.Close()
-}
-
-func (c *h2Stream) LocalAddr() net.Addr {
-	if a, ok := c.r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		return a
-	}
-	return &net.TCPAddr{}
-}
-
-func (c *h2Stream) RemoteAddr() net.Addr {
-	if a, err := net.ResolveTCPAddr("tcp", c.r.RemoteAddr); err == nil {
-		return a
-	}
-	return &net.TCPAddr{}
-}
-
-func (c *h2Stream) SetDeadline(time.Time) error      { return os.ErrNoDeadline }
-func (c *h2Stream) SetReadDeadline(time.Time) error  { return os.ErrNoDeadline }
-func (c *h2Stream) SetWriteDeadline(time.Time) error { return os.ErrNoDeadline }

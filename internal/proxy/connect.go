@@ -71,7 +71,7 @@ func (p *Proxy) hijackTunnel(w http.ResponseWriter, r *http.Request) (net.Conn, 
 		if err := http.NewResponseController(w).Flush(); err != nil {
 			return nil, false
 		}
-		return newStreamConn(w, r), true
+		return forward.NewStreamConn(w, r, true), true
 	}
 	c, buf, err := http.NewResponseController(w).Hijack()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/lucid-mesh/lucid/internal/resource"
+	"github.com/lucid-mesh/lucid/internal/route"
 )
 
 // TLS termination on a filter chain (DownstreamTlsContext). The certificates and CA are
@@ -172,33 +173,12 @@ func verifySAN(c *x509.Certificate, ms []resource.SANMatcher) error {
 	}
 	for _, m := range ms {
 		for _, v := range values(m.Type) {
-			if matchString(m.Matcher, v) {
+			if route.MatchString(&m.Matcher, v) {
 				return nil
 			}
 		}
 	}
 	return errSAN
-}
-
-// matchString is type.matcher.v3.StringMatcher for SANs.
-func matchString(m resource.StringMatcher, v string) bool {
-	a, b := v, m.Value
-	if m.IgnoreCase {
-		a, b = strings.ToLower(a), strings.ToLower(b)
-	}
-	switch m.Kind {
-	case resource.MatchExact:
-		return a == b
-	case resource.MatchPrefix:
-		return strings.HasPrefix(a, b)
-	case resource.MatchSuffix:
-		return strings.HasSuffix(a, b)
-	case resource.MatchContains:
-		return strings.Contains(a, b)
-	case resource.MatchRegex:
-		return m.Regex != nil && m.Regex.MatchString(v)
-	}
-	return false
 }
 
 // cipherSuites maps Envoy's (OpenSSL/BoringSSL) cipher names, and IANA names, to Go's

@@ -171,11 +171,12 @@ func matchHeader(hm *resource.HeaderMatcher, r *http.Request) bool {
 	if !ok {
 		return hm.Invert
 	}
-	return matchString(&hm.Value, v) != hm.Invert
+	return MatchString(&hm.Value, v) != hm.Invert
 }
 
-// matchString is type.matcher.v3.StringMatcher.
-func matchString(sm *resource.StringMatcher, v string) bool {
+// MatchString is type.matcher.v3.StringMatcher (ignore_case folds ASCII only, as Envoy).
+// The gateway's certificate SAN checks use it too.
+func MatchString(sm *resource.StringMatcher, v string) bool {
 	switch sm.Kind {
 	case resource.MatchExact:
 		if sm.IgnoreCase {
@@ -248,5 +249,5 @@ func matchQuery(qm *resource.QueryParamMatcher, rawQuery string) bool {
 	if qm.Present {
 		return true
 	}
-	return matchString(&qm.Value, v)
+	return MatchString(&qm.Value, v)
 }
