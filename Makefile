@@ -32,7 +32,7 @@ fuzz-short:
 kube-bins:
 	./scripts/kube-bins.sh
 
-## test-kube: only the tests that run against the real API server (packages using internal/kubetest)
+## test-kube: only the tests that run against the real API server (packages using internal/testutil/kubetest)
 test-kube: kube-bins
 	go test -race -count=1 ./internal/kubetest $$(go list -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... \
 		| awk '/ github.com\/lucid-mesh\/lucid\/internal\/kubetest( |$$)/ {print $$1}')

@@ -402,7 +402,7 @@ model=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 	fi
 	if [[ " $targets " == *" lucid-base "* ]]; then
 		echo "lucid-base is the same binary with \`${base_args[*]}\`: Go's GC defaults and the executable's"
-		echo "start-up pages kept mapped (the sidecar before internal/footprint), measured in the same run."
+		echo "start-up pages kept mapped (the sidecar before internal/agent/footprint), measured in the same run."
 		echo
 	fi
 	echo "Targets for now: added p50 within 2x HAProxy's; Lucid's peak RSS under 40 MiB at 1,000 rps."

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes binaries Lucid's Kubernetes tests run against (internal/kubetest):
+# Builds the Kubernetes binaries Lucid's Kubernetes tests run against (internal/testutil/kubetest):
 # kube-apiserver and kube-controller-manager from k8s.io/kubernetes and etcd from
 # go.etcd.io/etcd/server/v3, at the
 # versions pinned by the separate module test/kubebin, static (CGO_ENABLED=0), into a cache

@@ -9,7 +9,7 @@ import (
 
 	"k8s.io/client-go/dynamic"
 
-	"github.com/lucid-mesh/lucid/internal/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
 // change is one timed change: what was done, how long the API call took, and when the

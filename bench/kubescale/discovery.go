@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/discovery"
+	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 )
 
 // The control plane runs in a child process (this program with -role=discovery), so its

@@ -1,5 +1,5 @@
 // Command kubescale is the Kubernetes scale check (issue 7 §5): a real kube-apiserver and
-// etcd (internal/kubetest) filled through the API with 1,000 Services, 10,000 endpoints
+// etcd (internal/testutil/kubetest) filled through the API with 1,000 Services, 10,000 endpoints
 // (EndpointSlices written as the EndpointSlice controller would, plus their Pods) and
 // DestinationRules with subsets; `lucid discovery --kubernetes` serving them to N connected
 // sidecars; then the time from an API change (an endpoint removed or added, a pod's version
@@ -30,7 +30,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
-	"github.com/lucid-mesh/lucid/internal/kubetest"
+	"github.com/lucid-mesh/lucid/internal/testutil/kubetest"
 )
 
 // options of one run.

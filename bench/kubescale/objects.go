@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/lucid-mesh/lucid/internal/source/kube"
+	"github.com/lucid-mesh/lucid/internal/controlplane/source/kube"
 )
 
 var (

@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/resource"
-	"github.com/lucid-mesh/lucid/internal/xdsclient"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/xdsclient"
 )
 
 // fleet is the connected sidecars: lightweight ADS clients, each a real xdsclient (the

@@ -28,11 +28,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/cluster"
-	"github.com/lucid-mesh/lucid/internal/forward"
-	"github.com/lucid-mesh/lucid/internal/pool"
-	"github.com/lucid-mesh/lucid/internal/proxy"
-	"github.com/lucid-mesh/lucid/internal/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
+	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
+	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
 var (

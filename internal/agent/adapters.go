@@ -4,11 +4,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/lucid-mesh/lucid/internal/admin"
-	"github.com/lucid-mesh/lucid/internal/cluster"
-	"github.com/lucid-mesh/lucid/internal/proxy"
-	"github.com/lucid-mesh/lucid/internal/resource"
-	"github.com/lucid-mesh/lucid/internal/stats"
+	"github.com/lucid-mesh/lucid/internal/dataplane/admin"
+	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/stats"
 )
 
 // clusterStatuses adapts the cluster manager's runtime state to admin's /clusters view.

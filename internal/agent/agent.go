@@ -20,16 +20,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/accesslog"
-	"github.com/lucid-mesh/lucid/internal/admin"
-	"github.com/lucid-mesh/lucid/internal/cluster"
-	"github.com/lucid-mesh/lucid/internal/forward"
-	"github.com/lucid-mesh/lucid/internal/logging"
-	"github.com/lucid-mesh/lucid/internal/pool"
-	"github.com/lucid-mesh/lucid/internal/proxy"
-	"github.com/lucid-mesh/lucid/internal/stats"
-	"github.com/lucid-mesh/lucid/internal/streaminfo"
-	"github.com/lucid-mesh/lucid/internal/xdsclient"
+	"github.com/lucid-mesh/lucid/internal/dataplane/accesslog"
+	"github.com/lucid-mesh/lucid/internal/dataplane/admin"
+	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
+	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
+	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
+	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
+	"github.com/lucid-mesh/lucid/internal/dataplane/stats"
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+	"github.com/lucid-mesh/lucid/internal/dataplane/xdsclient"
 )
 
 // Options configure a sidecar.

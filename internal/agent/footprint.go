@@ -5,10 +5,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/footprint"
+	"github.com/lucid-mesh/lucid/internal/agent/footprint"
 )
 
-// MemoryOptions are the sidecar process's memory settings (internal/footprint). They act
+// MemoryOptions are the sidecar process's memory settings (internal/agent/footprint). They act
 // on the whole process, so they apply only with Tune set: `lucid sidecar` sets it, while
 // tests that run several sidecars in one process leave it off. With Tune and the other
 // fields zero: GC target 50 % (GOGC, when set, wins), no soft memory limit, and the

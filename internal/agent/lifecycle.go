@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/proxy"
+	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
 )
 
 // lifecycle runs the sidecar from "started" to "exit", Istio's agent's termination:

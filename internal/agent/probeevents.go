@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/lucid-mesh/lucid/internal/appprobe"
+	"github.com/lucid-mesh/lucid/internal/agent/appprobe"
 )
 
 // eventReporter sends an event to the control plane (xdsclient.Client.Report).

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/lucid-mesh/lucid/internal/xdsclient"
+	"github.com/lucid-mesh/lucid/internal/dataplane/xdsclient"
 )
 
 func TestReadiness(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
 // Istio's bootstrap resources, which the agent adds to every configuration it applies:

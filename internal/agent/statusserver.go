@@ -1,10 +1,10 @@
 package agent
 
 import (
-	"github.com/lucid-mesh/lucid/internal/appprobe"
-	"github.com/lucid-mesh/lucid/internal/logging"
-	"github.com/lucid-mesh/lucid/internal/stats"
-	"github.com/lucid-mesh/lucid/internal/status"
+	"github.com/lucid-mesh/lucid/internal/agent/appprobe"
+	"github.com/lucid-mesh/lucid/internal/agent/status"
+	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
+	"github.com/lucid-mesh/lucid/internal/dataplane/stats"
 )
 
 // newStatusServer builds the status server: readiness, the app probes from

@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lucid-mesh/lucid/internal/analyze"
-	"github.com/lucid-mesh/lucid/internal/config"
-	"github.com/lucid-mesh/lucid/internal/inspect"
+	"github.com/lucid-mesh/lucid/internal/controlplane/analyze"
+	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 )
 
 func init() { register(newAnalyzeCmd) }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lucid-mesh/lucid/internal/demoapp"
+	"github.com/lucid-mesh/lucid/internal/local/demoapp"
 )
 
 func init() { register(newDemoAppCmd) }

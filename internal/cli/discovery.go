@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lucid-mesh/lucid/internal/discovery"
-	"github.com/lucid-mesh/lucid/internal/logging"
+	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
+	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
 )
 
 func init() { register(newDiscoveryCmd) }

@@ -3,9 +3,9 @@ package cli
 import (
 	"github.com/spf13/pflag"
 
-	"github.com/lucid-mesh/lucid/internal/discovery"
-	"github.com/lucid-mesh/lucid/internal/inject"
-	"github.com/lucid-mesh/lucid/internal/install"
+	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
+	"github.com/lucid-mesh/lucid/internal/kube/inject"
+	"github.com/lucid-mesh/lucid/internal/kube/install"
 	"github.com/lucid-mesh/lucid/internal/version"
 )
 

@@ -3,7 +3,7 @@ package cli
 import (
 	"testing"
 
-	"github.com/lucid-mesh/lucid/internal/install"
+	"github.com/lucid-mesh/lucid/internal/kube/install"
 )
 
 // TestDiscoveryAcceptsInstallArgs: the Deployment `lucid install` renders runs a command

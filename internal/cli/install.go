@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lucid-mesh/lucid/internal/install"
-	"github.com/lucid-mesh/lucid/internal/kubeapply"
+	"github.com/lucid-mesh/lucid/internal/kube/install"
+	"github.com/lucid-mesh/lucid/internal/kube/kubeapply"
 	"github.com/lucid-mesh/lucid/internal/version"
 )
 

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/lucid-mesh/lucid/internal/kubetest"
+	"github.com/lucid-mesh/lucid/internal/testutil/kubetest"
 )
 
 func runLucid(t *testing.T, args ...string) (string, error) {

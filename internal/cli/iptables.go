@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lucid-mesh/lucid/internal/iptables"
+	"github.com/lucid-mesh/lucid/internal/kube/iptables"
 )
 
 func init() { register(newIptablesCmd) }

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lucid-mesh/lucid/internal/inject"
-	"github.com/lucid-mesh/lucid/internal/install"
+	"github.com/lucid-mesh/lucid/internal/kube/inject"
+	"github.com/lucid-mesh/lucid/internal/kube/install"
 	"github.com/lucid-mesh/lucid/internal/version"
 )
 

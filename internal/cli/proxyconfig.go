@@ -15,11 +15,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
-	"github.com/lucid-mesh/lucid/internal/configview"
-	"github.com/lucid-mesh/lucid/internal/inspect"
-	"github.com/lucid-mesh/lucid/internal/logging"
-	"github.com/lucid-mesh/lucid/internal/resource"
-	"github.com/lucid-mesh/lucid/internal/simulate"
+	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/diag/configview"
+	"github.com/lucid-mesh/lucid/internal/diag/inspect"
+	"github.com/lucid-mesh/lucid/internal/diag/simulate"
 )
 
 func init() { register(newProxyConfigCmd) }

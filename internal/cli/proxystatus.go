@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lucid-mesh/lucid/internal/ads"
-	"github.com/lucid-mesh/lucid/internal/inspect"
-	"github.com/lucid-mesh/lucid/internal/syncview"
+	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
+	"github.com/lucid-mesh/lucid/internal/diag/inspect"
+	"github.com/lucid-mesh/lucid/internal/diag/syncview"
 )
 
 func init() { register(newProxyStatusCmd) }

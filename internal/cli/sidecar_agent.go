@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lucid-mesh/lucid/internal/agent"
-	"github.com/lucid-mesh/lucid/internal/status"
+	"github.com/lucid-mesh/lucid/internal/agent/status"
 )
 
 // addAgentFlags adds the agent's flags to `lucid sidecar`. Their defaults come from the

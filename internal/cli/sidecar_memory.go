@@ -6,7 +6,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/agent"
 )
 
-// addMemoryFlags adds `lucid sidecar`'s memory settings (internal/footprint) and turns the
+// addMemoryFlags adds `lucid sidecar`'s memory settings (internal/agent/footprint) and turns the
 // process-wide tuning on: the sidecar is the only thing in its process.
 func addMemoryFlags(cmd *cobra.Command, m *agent.MemoryOptions) {
 	m.Tune = true

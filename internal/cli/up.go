@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lucid-mesh/lucid/internal/config"
-	"github.com/lucid-mesh/lucid/internal/up"
+	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/local/up"
 )
 
 func init() { register(newUpCmd) }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lucid-mesh/lucid/internal/simulate"
+	"github.com/lucid-mesh/lucid/internal/diag/simulate"
 )
 
 func init() { register(newWhyCmd) }

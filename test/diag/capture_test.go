@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/lucid-mesh/lucid/internal/inspect"
+	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 )
 
 var capture = flag.String("capture", "", "write admin/debug fixtures of the live mesh into this directory")

@@ -10,14 +10,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lucid-mesh/lucid/internal/forward"
-	"github.com/lucid-mesh/lucid/internal/streaminfo"
+	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
 // emittedInCode lists the streaminfo flag constants forward's (non-test) code refers to.
 func emittedInCode(t *testing.T) map[string]bool {
 	t.Helper()
-	dir := filepath.Join("..", "..", "internal", "forward")
+	dir := filepath.Join("..", "..", "internal", "dataplane", "forward")
 	fset := token.NewFileSet()
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -98,7 +98,7 @@ func TestErrorCatalogueCoversEveryFlag(t *testing.T) {
 			continue // not a flag (a type or function of streaminfo)
 		}
 		if !emitted[names[f]] {
-			t.Errorf("internal/forward sets streaminfo.%s (%s) but forward.EmittedFlags does not list it", name, names[f])
+			t.Errorf("internal/dataplane/forward sets streaminfo.%s (%s) but forward.EmittedFlags does not list it", name, names[f])
 		}
 	}
 	if len(consts) != len(streaminfo.AllFlags()) {

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/agent"
-	"github.com/lucid-mesh/lucid/internal/discovery"
-	"github.com/lucid-mesh/lucid/internal/inspect"
+	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
+	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 )
 
 // The gateway test mesh, in 127.0.83.0/24: the control plane's debug port on

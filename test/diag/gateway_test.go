@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/inspect"
-	"github.com/lucid-mesh/lucid/internal/simulate"
+	"github.com/lucid-mesh/lucid/internal/diag/inspect"
+	"github.com/lucid-mesh/lucid/internal/diag/simulate"
 )
 
 // TestGatewayDiagnostics runs the diagnostics CLI against a live gateway: `why` predicts

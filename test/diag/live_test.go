@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/inspect"
+	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 )
 
 func TestProxyStatusLive(t *testing.T) {

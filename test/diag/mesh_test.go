@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/agent"
-	"github.com/lucid-mesh/lucid/internal/discovery"
+	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 )
 
 // The test mesh: examples/bookinfo-lite with its addresses moved into 127.0.94.0/24

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/analyze"
 	"github.com/lucid-mesh/lucid/internal/cli"
-	"github.com/lucid-mesh/lucid/internal/config"
+	"github.com/lucid-mesh/lucid/internal/controlplane/analyze"
+	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 )
 
 // lucid runs the CLI in-process and returns its output (stdout and stderr) and exit code.

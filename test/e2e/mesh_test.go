@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/meshtest"
+	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
 // The in-process mesh: a client workload, reviews v1/v2/v3 (v3 lacks its version label,

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/config"
+	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 )
 
 const reviewsHost = "reviews.default.svc.cluster.local"

@@ -1,5 +1,5 @@
 // Package kube holds the acceptance tests of `lucid discovery --kubernetes` against a real
-// kube-apiserver (internal/kubetest): Kubernetes Services, EndpointSlices, Pods and Istio
+// kube-apiserver (internal/testutil/kubetest): Kubernetes Services, EndpointSlices, Pods and Istio
 // objects in, a connected in-process `lucid sidecar` routing to loopback backends out.
 // Addresses: 127.0.98.0/24. Run alone with `go test -race ./test/kube/` after `make kube-bins`.
 package kube
@@ -29,11 +29,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/lucid-mesh/lucid/internal/agent"
-	"github.com/lucid-mesh/lucid/internal/discovery"
-	"github.com/lucid-mesh/lucid/internal/install"
-	"github.com/lucid-mesh/lucid/internal/kubeclient"
-	"github.com/lucid-mesh/lucid/internal/kubetest"
-	"github.com/lucid-mesh/lucid/internal/source/kube"
+	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
+	"github.com/lucid-mesh/lucid/internal/controlplane/source/kube"
+	"github.com/lucid-mesh/lucid/internal/kube/install"
+	"github.com/lucid-mesh/lucid/internal/kube/kubeclient"
+	"github.com/lucid-mesh/lucid/internal/testutil/kubetest"
 )
 
 func TestMain(m *testing.M) {

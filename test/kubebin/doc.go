@@ -3,5 +3,5 @@
 // server of the go.etcd.io/etcd release that k8s.io/kubernetes itself depends on. It is a
 // separate module so that the main module never depends on k8s.io/kubernetes or the etcd
 // server; scripts/kube-bins.sh (make kube-bins) builds them into a cache outside the
-// repository, and internal/kubetest starts them.
+// repository, and internal/testutil/kubetest starts them.
 package kubebin

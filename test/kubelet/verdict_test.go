@@ -25,8 +25,8 @@ import (
 	k8shttp "k8s.io/kubernetes/pkg/probe/http"
 	k8stcp "k8s.io/kubernetes/pkg/probe/tcp"
 
-	"github.com/lucid-mesh/lucid/internal/appprobe"
-	"github.com/lucid-mesh/lucid/internal/status"
+	"github.com/lucid-mesh/lucid/internal/agent/appprobe"
+	"github.com/lucid-mesh/lucid/internal/agent/status"
 )
 
 // Addresses: the "pod IP" the app listens on, the status server's address, the probe

@@ -1,5 +1,5 @@
 // Package kubewebhook tests the sidecar injection webhook and the probe-failure Events
-// against a real kube-apiserver (internal/kubetest): `lucid discovery --webhook-addr` with
+// against a real kube-apiserver (internal/testutil/kubetest): `lucid discovery --webhook-addr` with
 // the RBAC `lucid install` grants, a MutatingWebhookConfiguration pointing at it by url
 // and the caBundle Lucid patches in. Addresses: 127.0.99.0/24.
 package kubewebhook
@@ -32,12 +32,12 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/lucid-mesh/lucid/internal/agent"
-	"github.com/lucid-mesh/lucid/internal/discovery"
-	"github.com/lucid-mesh/lucid/internal/inject"
-	"github.com/lucid-mesh/lucid/internal/install"
-	"github.com/lucid-mesh/lucid/internal/kubeclient"
-	"github.com/lucid-mesh/lucid/internal/kubetest"
-	"github.com/lucid-mesh/lucid/internal/webhook"
+	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
+	"github.com/lucid-mesh/lucid/internal/kube/inject"
+	"github.com/lucid-mesh/lucid/internal/kube/install"
+	"github.com/lucid-mesh/lucid/internal/kube/kubeclient"
+	"github.com/lucid-mesh/lucid/internal/kube/webhook"
+	"github.com/lucid-mesh/lucid/internal/testutil/kubetest"
 )
 
 func TestMain(m *testing.M) {

@@ -15,17 +15,17 @@ import (
 	routepb "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
-	"github.com/lucid-mesh/lucid/internal/config"
-	"github.com/lucid-mesh/lucid/internal/model"
-	"github.com/lucid-mesh/lucid/internal/resource"
-	"github.com/lucid-mesh/lucid/internal/translate"
-	"github.com/lucid-mesh/lucid/internal/xdsclient"
+	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/controlplane/model"
+	"github.com/lucid-mesh/lucid/internal/controlplane/translate"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/xdsclient"
 )
 
 // TestEveryGoldenCaseDecodes: whatever translate emits for its golden cases, the sidecar's
 // xDS client accepts. A failure here is a NACK waiting to happen.
 func TestEveryGoldenCaseDecodes(t *testing.T) {
-	dir := "../../internal/translate/testdata"
+	dir := "../../internal/controlplane/translate/testdata"
 	base, err := os.ReadFile(filepath.Join(dir, "_base.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lucid-mesh/lucid/internal/resource"
-	"github.com/lucid-mesh/lucid/internal/route"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 )
 
 // outcome is where the sidecar would send one request: the cluster(s) of the matched

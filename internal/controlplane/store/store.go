@@ -1,0 +1,262 @@
+// Package store holds the newest configuration from every source and hands it, debounced,
+// to the builder. It sits between the sources and the translation:
+//
+//	source/{file,kube} → config → store → model → translate → ads
+//
+// Sources call Update whenever their view changes; Update never blocks. Run owns the only
+// goroutine that builds: it waits for a quiet period (debounce), bounded by a maximum wait,
+// then builds one Snapshot at a time. Updates that arrive while a build runs are merged and
+// built next, so a slow build always gets the newest state, never a backlog.
+package store
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+)
+
+// DefaultDebounce is the quiet period New uses when given a debounce <= 0.
+const DefaultDebounce = 100 * time.Millisecond
+
+// DefaultMaxWait bounds how long a pending update can wait for a quiet period: under a
+// continuous stream of updates a build still starts this long after the first of them.
+const DefaultMaxWait = time.Second
+
+// Snapshot is the merged configuration of every source at one moment. It is immutable:
+// consumers may keep it and share it between goroutines.
+type Snapshot struct {
+	// Version is a short hash of every object's identity and generation plus the mesh
+	// config; equal versions mean equal configuration.
+	Version string
+	// Objects from all sources, sorted by Kind, then Namespace, then Name. When two
+	// sources define the same object, the source whose name sorts first wins.
+	Objects []*config.Object
+	// Diagnostics from all sources, in source name order, each source's in its own order.
+	Diagnostics []config.Diagnostic
+	// Mesh is the mesh config set with SetMesh (nil until then). Never mutated.
+	Mesh *meshv1alpha1.MeshConfig
+}
+
+type sourceState struct {
+	objs  []*config.Object
+	diags []config.Diagnostic
+}
+
+// Store keeps the latest state per source and publishes merged Snapshots through Run.
+// All methods are safe for concurrent use.
+type Store struct {
+	log      *slog.Logger
+	debounce time.Duration
+	maxWait  time.Duration
+
+	// notify holds at most one token: "something changed since Run last looked".
+	notify chan struct{}
+
+	mu           sync.Mutex // guards the fields below
+	sources      map[string]sourceState
+	mesh         *meshv1alpha1.MeshConfig
+	dirty        bool      // an update is waiting to be built
+	firstPending time.Time // when the oldest unbuilt update arrived
+	lastUpdate   time.Time // when the newest unbuilt update arrived
+}
+
+// New returns an empty Store. debounce <= 0 means DefaultDebounce.
+func New(log *slog.Logger, debounce time.Duration) *Store {
+	if debounce <= 0 {
+		debounce = DefaultDebounce
+	}
+	return &Store{
+		log:      log,
+		debounce: debounce,
+		maxWait:  DefaultMaxWait,
+		notify:   make(chan struct{}, 1),
+		sources:  map[string]sourceState{},
+	}
+}
+
+// Update replaces everything known from one source ("file", later "kube") with objs and
+// diags. The store keeps the slices; callers must not modify them afterwards. Update never
+// blocks on the builder.
+func (s *Store) Update(source string, objs []*config.Object, diags []config.Diagnostic) {
+	s.mu.Lock()
+	s.sources[source] = sourceState{objs: objs, diags: diags}
+	s.markDirtyLocked()
+	s.mu.Unlock()
+	s.wake()
+}
+
+// SetMesh replaces the mesh config (part of every Snapshot and of its Version). m must
+// not be modified afterwards.
+func (s *Store) SetMesh(m *meshv1alpha1.MeshConfig) {
+	s.mu.Lock()
+	s.mesh = m
+	s.markDirtyLocked()
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *Store) markDirtyLocked() {
+	now := time.Now()
+	if !s.dirty {
+		s.dirty = true
+		s.firstPending = now
+	}
+	s.lastUpdate = now
+}
+
+func (s *Store) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default: // a wake-up is already pending; Run will see the newest state
+	}
+}
+
+// Run publishes Snapshots until ctx ends. After an update it waits until no update has
+// arrived for the debounce period, but never longer than DefaultMaxWait since the first
+// pending update, then calls build with the newest Snapshot. build runs on Run's
+// goroutine, so only one build is ever in flight; updates that arrive meanwhile are
+// merged and built next. A Snapshot equal to the last one built (same Version and
+// Diagnostics) is skipped. Run returns once ctx ends and any running build has returned.
+func (s *Store) Run(ctx context.Context, build func(*Snapshot)) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+
+	var last *Snapshot
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.notify:
+		}
+		if !s.waitQuiet(ctx, timer) {
+			return
+		}
+		snap, ok := s.take()
+		if !ok {
+			continue
+		}
+		if last != nil && last.Version == snap.Version && slices.Equal(last.Diagnostics, snap.Diagnostics) {
+			s.log.Debug("configuration unchanged; build skipped", "version", snap.Version)
+			continue
+		}
+		last = snap
+		start := time.Now()
+		build(snap)
+		s.log.Debug("configuration built", "version", snap.Version,
+			"objects", len(snap.Objects), "diagnostics", len(snap.Diagnostics),
+			"took", time.Since(start))
+	}
+}
+
+// waitQuiet blocks until the pending update has been quiet for the debounce period or
+// has waited maxWait in total. It reports false when ctx ended first.
+func (s *Store) waitQuiet(ctx context.Context, timer *time.Timer) bool {
+	for {
+		s.mu.Lock()
+		if !s.dirty {
+			s.mu.Unlock()
+			return true // nothing pending; take reports that
+		}
+		deadline := s.lastUpdate.Add(s.debounce)
+		if limit := s.firstPending.Add(s.maxWait); limit.Before(deadline) {
+			deadline = limit
+		}
+		s.mu.Unlock()
+
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return true
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return false
+		case <-timer.C:
+		case <-s.notify:
+			// A newer update moved the deadline; recompute it.
+			timer.Stop()
+		}
+	}
+}
+
+// take merges the sources into a Snapshot and clears the pending state.
+func (s *Store) take() (*Snapshot, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty {
+		return nil, false
+	}
+	s.dirty = false
+	return merge(s.sources, s.mesh), true
+}
+
+// merge builds the Snapshot of sources (read-only) and mesh.
+func merge(sources map[string]sourceState, mesh *meshv1alpha1.MeshConfig) *Snapshot {
+	snap := &Snapshot{Mesh: mesh}
+	owner := map[string]string{} // object key → source that defined it
+	for _, name := range slices.Sorted(maps.Keys(sources)) {
+		src := sources[name]
+		snap.Diagnostics = append(snap.Diagnostics, src.diags...)
+		for _, o := range src.objs {
+			if o == nil {
+				continue
+			}
+			if first, dup := owner[o.Key()]; dup {
+				snap.Diagnostics = append(snap.Diagnostics, config.Diagnostic{
+					Level: config.Warning, File: o.File, Line: o.Line,
+					Kind: o.Kind, Namespace: o.Namespace, Name: o.Name,
+					Message: fmt.Sprintf("also defined by source %q; the definition from source %q is used", first, name),
+				})
+				continue
+			}
+			owner[o.Key()] = name
+			snap.Objects = append(snap.Objects, o)
+		}
+	}
+	slices.SortFunc(snap.Objects, func(a, b *config.Object) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	snap.Version = version(snap.Objects, mesh)
+	return snap
+}
+
+// version hashes the objects' identities and generations plus the mesh config. An object
+// without a Generation is hashed by its content.
+func version(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) string {
+	h := sha256.New()
+	det := proto.MarshalOptions{Deterministic: true}
+	for _, o := range objs {
+		gen := o.Generation
+		if gen == "" && o.Spec != nil {
+			b, err := det.Marshal(o.Spec)
+			if err == nil {
+				sum := sha256.Sum256(b)
+				gen = "content:" + hex.EncodeToString(sum[:])
+			}
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\n", o.Kind, o.Namespace, o.Name, o.APIVersion, gen)
+	}
+	if mesh != nil {
+		b, err := det.Marshal(mesh)
+		if err == nil {
+			h.Write([]byte("mesh\x00"))
+			h.Write(b)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}

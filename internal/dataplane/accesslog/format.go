@@ -1,0 +1,287 @@
+package accesslog
+
+import (
+	"bytes"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+)
+
+// startTimeLayout is how Envoy prints %START_TIME% by default: UTC, milliseconds.
+const startTimeLayout = "2006-01-02T15:04:05.000Z"
+
+// appendText writes Istio's default TEXT line (reference §4.2) plus Lucid's trailing field.
+func appendText(b *bytes.Buffer, in *streaminfo.Info) {
+	b.WriteByte('[')
+	writeStart(b, in.Start)
+	b.WriteString(`] "`)
+	b.WriteString(dash(in.Method))
+	b.WriteByte(' ')
+	b.WriteString(dash(in.Path))
+	b.WriteByte(' ')
+	b.WriteString(dash(in.Protocol))
+	b.WriteString(`" `)
+	b.WriteString(strconv.Itoa(in.ResponseCode))
+	b.WriteByte(' ')
+	b.WriteString(in.Flags.String())
+	b.WriteByte(' ')
+	b.WriteString(dash(in.ResponseCodeDetails))
+	b.WriteByte(' ')
+	b.WriteString(dash(in.ConnectionTerminationDetails))
+	b.WriteString(` "`)
+	b.WriteString(dash(in.UpstreamTransportFailureReason))
+	b.WriteString(`" `)
+	b.WriteString(strconv.FormatInt(in.BytesReceived, 10))
+	b.WriteByte(' ')
+	b.WriteString(strconv.FormatInt(in.BytesSent, 10))
+	b.WriteByte(' ')
+	b.WriteString(strconv.FormatInt(in.Duration.Milliseconds(), 10))
+	b.WriteByte(' ')
+	if ms, ok := upstreamServiceTime(in); ok {
+		b.WriteString(strconv.FormatInt(ms, 10))
+	} else {
+		b.WriteByte('-')
+	}
+	for _, s := range []string{in.ForwardedFor, in.UserAgent, in.RequestID, in.Authority, in.UpstreamHost} {
+		b.WriteString(` "`)
+		b.WriteString(dash(s))
+		b.WriteByte('"')
+	}
+	b.WriteByte(' ')
+	b.WriteString(dash(in.UpstreamCluster))
+	b.WriteByte(' ')
+	b.WriteString(dash(in.UpstreamLocalAddress))
+	b.WriteByte(' ')
+	writeAddr(b, in.DownstreamLocalAddress)
+	b.WriteByte(' ')
+	writeAddr(b, in.DownstreamRemoteAddress)
+	b.WriteByte(' ')
+	b.WriteString(dash(in.RequestedServerName))
+	b.WriteByte(' ')
+	b.WriteString(dash(in.RouteName))
+	if lucid := lucidDetails(in); lucid != "" {
+		b.WriteString(` "lucid=`)
+		writeEscaped(b, lucid)
+		b.WriteByte('"')
+	}
+	b.WriteByte('\n')
+}
+
+// lucidDetails joins LucidError and Notes with "; ".
+func lucidDetails(in *streaminfo.Info) string {
+	if in.LucidError == "" && len(in.Notes) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, 1+len(in.Notes))
+	if in.LucidError != "" {
+		parts = append(parts, in.LucidError)
+	}
+	for _, n := range in.Notes {
+		if n != "" {
+			parts = append(parts, n)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// upstreamServiceTime is %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% in ms. It is unset when
+// UpstreamServiceTime < 0, or when it is zero and no upstream host was used (a zero Info
+// and local replies never reached an upstream, so Envoy sent no such header).
+func upstreamServiceTime(in *streaminfo.Info) (int64, bool) {
+	if in.UpstreamServiceTime < 0 || (in.UpstreamServiceTime == 0 && in.UpstreamHost == "") {
+		return 0, false
+	}
+	return in.UpstreamServiceTime.Milliseconds(), true
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func writeStart(b *bytes.Buffer, t time.Time) {
+	if t.IsZero() {
+		b.WriteByte('-')
+		return
+	}
+	var arr [32]byte
+	b.Write(t.UTC().AppendFormat(arr[:0], startTimeLayout))
+}
+
+func writeAddr(b *bytes.Buffer, a netip.AddrPort) {
+	if !a.IsValid() {
+		b.WriteByte('-')
+		return
+	}
+	var arr [64]byte
+	b.Write(a.AppendTo(arr[:0]))
+}
+
+// writeEscaped writes s for a double-quoted TEXT field: `"` and `\` get a backslash,
+// control characters become \n, \r, \t or \xHH.
+func writeEscaped(b *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c == '\t':
+			b.WriteString(`\t`)
+		case c < 0x20 || c == 0x7f:
+			b.WriteString(`\x`)
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&0xf])
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
+
+const hex = "0123456789abcdef"
+
+// appendJSON writes one JSON object with Istio's keys (EnvoyJSONLogFormatIstio), in
+// sorted key order like Envoy prints them. Unset values are null; response_code,
+// bytes_received, bytes_sent and duration are numbers; upstream_service_time is the
+// header's string, as Envoy's %RESP()% gives it.
+func appendJSON(b *bytes.Buffer, in *streaminfo.Info) {
+	w := jsonWriter{b: b}
+	b.WriteByte('{')
+	w.str("authority", in.Authority)
+	w.num("bytes_received", in.BytesReceived)
+	w.num("bytes_sent", in.BytesSent)
+	w.str("connection_termination_details", in.ConnectionTerminationDetails)
+	w.addr("downstream_local_address", in.DownstreamLocalAddress)
+	w.addr("downstream_remote_address", in.DownstreamRemoteAddress)
+	w.num("duration", in.Duration.Milliseconds())
+	if in.LucidError != "" {
+		w.str("lucid_error", in.LucidError)
+	}
+	if len(in.Notes) > 0 {
+		w.key("lucid_notes")
+		b.WriteByte('[')
+		for i, n := range in.Notes {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeJSONString(b, n)
+		}
+		b.WriteByte(']')
+	}
+	w.str("method", in.Method)
+	w.str("path", in.Path)
+	w.str("protocol", in.Protocol)
+	w.str("request_id", in.RequestID)
+	w.str("requested_server_name", in.RequestedServerName)
+	w.num("response_code", int64(in.ResponseCode))
+	w.str("response_code_details", in.ResponseCodeDetails)
+	w.str("response_flags", in.Flags.String())
+	w.str("route_name", in.RouteName)
+	if in.Start.IsZero() {
+		w.str("start_time", "")
+	} else {
+		w.str("start_time", in.Start.UTC().Format(startTimeLayout))
+	}
+	w.str("upstream_cluster", in.UpstreamCluster)
+	w.str("upstream_host", in.UpstreamHost)
+	w.str("upstream_local_address", in.UpstreamLocalAddress)
+	if ms, ok := upstreamServiceTime(in); ok {
+		w.str("upstream_service_time", strconv.FormatInt(ms, 10))
+	} else {
+		w.str("upstream_service_time", "")
+	}
+	w.str("upstream_transport_failure_reason", in.UpstreamTransportFailureReason)
+	w.str("user_agent", in.UserAgent)
+	w.str("x_forwarded_for", in.ForwardedFor)
+	b.WriteString("}\n")
+}
+
+type jsonWriter struct {
+	b     *bytes.Buffer
+	comma bool
+}
+
+func (w *jsonWriter) key(k string) {
+	if w.comma {
+		w.b.WriteByte(',')
+	}
+	w.comma = true
+	w.b.WriteByte('"')
+	w.b.WriteString(k)
+	w.b.WriteString(`":`)
+}
+
+// str writes a string value, or null for "".
+func (w *jsonWriter) str(k, v string) {
+	w.key(k)
+	if v == "" {
+		w.b.WriteString("null")
+		return
+	}
+	writeJSONString(w.b, v)
+}
+
+func (w *jsonWriter) num(k string, v int64) {
+	w.key(k)
+	var arr [24]byte
+	w.b.Write(strconv.AppendInt(arr[:0], v, 10))
+}
+
+func (w *jsonWriter) addr(k string, a netip.AddrPort) {
+	w.key(k)
+	if !a.IsValid() {
+		w.b.WriteString("null")
+		return
+	}
+	var arr [64]byte
+	w.b.WriteByte('"')
+	w.b.Write(a.AppendTo(arr[:0]))
+	w.b.WriteByte('"')
+}
+
+// writeJSONString writes s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func writeJSONString(b *bytes.Buffer, s string) {
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case c == '\n':
+				b.WriteString(`\n`)
+			case c == '\r':
+				b.WriteString(`\r`)
+			case c == '\t':
+				b.WriteString(`\t`)
+			case c < 0x20:
+				b.WriteString(`\u00`)
+				b.WriteByte(hex[c>>4])
+				b.WriteByte(hex[c&0xf])
+			default:
+				b.WriteByte(c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteString(`\ufffd`)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	b.WriteByte('"')
+}

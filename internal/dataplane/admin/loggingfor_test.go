@@ -1,0 +1,115 @@
+package admin
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
+)
+
+func levelOf(t *testing.T, reg *logging.Registry, name string) logging.Level {
+	t.Helper()
+	for _, nl := range reg.Levels() {
+		if nl.Name == name {
+			return nl.Level
+		}
+	}
+	t.Fatalf("no logger %q", name)
+	return 0
+}
+
+func post(t *testing.T, h http.Handler, query string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/logging?"+query, nil))
+	return rec.Code, rec.Body.String()
+}
+
+func waitLevel(t *testing.T, reg *logging.Registry, name string, want logging.Level) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for levelOf(t, reg, name) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("logger %s is %s, want %s", name, levelOf(t, reg, name), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestLoggingForReverts(t *testing.T) {
+	tests := []struct {
+		name, query string
+		changed     []string
+	}{
+		{"all", "level=debug&for=50ms", []string{"http", "router", "upstream"}},
+		{"paths", "paths=http:trace,router:debug&for=50ms", []string{"http", "router"}},
+		{"one", "for=50ms&router=debug", []string{"router"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := logging.NewRegistry(io.Discard, logging.Warning, false)
+			h := New(Options{Logging: reg})
+			code, body := post(t, h, tt.query)
+			if code != http.StatusOK {
+				t.Fatalf("POST %s: %d %s", tt.query, code, body)
+			}
+			for _, n := range tt.changed {
+				if levelOf(t, reg, n) == logging.Warning {
+					t.Errorf("%s not changed", n)
+				}
+			}
+			if RevertPending(reg).IsZero() {
+				t.Error("no revert pending")
+			}
+			for _, n := range tt.changed {
+				waitLevel(t, reg, n, logging.Warning)
+			}
+			if !RevertPending(reg).IsZero() {
+				t.Error("revert still pending after it ran")
+			}
+		})
+	}
+}
+
+func TestLoggingForCancelledByExplicitChange(t *testing.T) {
+	reg := logging.NewRegistry(io.Discard, logging.Warning, false)
+	h := New(Options{Logging: reg})
+	if code, body := post(t, h, "level=debug&for=1h"); code != 200 {
+		t.Fatal(code, body)
+	}
+	if code, body := post(t, h, "level=info"); code != 200 {
+		t.Fatal(code, body)
+	}
+	if !RevertPending(reg).IsZero() {
+		t.Fatal("an explicit change must cancel the pending revert")
+	}
+	if got := levelOf(t, reg, "http"); got != logging.Info {
+		t.Fatalf("http = %s, want info", got)
+	}
+}
+
+func TestLoggingForKeepsFirstLevels(t *testing.T) {
+	reg := logging.NewRegistry(io.Discard, logging.Warning, false)
+	h := New(Options{Logging: reg})
+	post(t, h, "level=debug&for=1h")
+	post(t, h, "level=trace&for=50ms") // extends; the levels before the first change come back
+	waitLevel(t, reg, "http", logging.Warning)
+}
+
+func TestLoggingForErrors(t *testing.T) {
+	reg := logging.NewRegistry(io.Discard, logging.Warning, false)
+	h := New(Options{Logging: reg})
+	for _, q := range []string{"level=debug&for=x", "level=debug&for=-1s", "level=debug&for=48h", "for=5m"} {
+		code, body := post(t, h, q)
+		if code != http.StatusBadRequest || !strings.Contains(body, "usage:") {
+			t.Errorf("%s: %d %q, want 400 with usage", q, code, body)
+		}
+		if levelOf(t, reg, "http") != logging.Warning {
+			t.Errorf("%s changed a level", q)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+)
+
+// hostAt returns the host with addr.
+func hostAt(t *testing.T, c *Cluster, addr string) *Host {
+	t.Helper()
+	for _, h := range c.Hosts() {
+		if h.Addr == addr {
+			return h
+		}
+	}
+	t.Fatalf("no host %s", addr)
+	return nil
+}
+
+func TestRemovedHostStreamsEndAfterGrace(t *testing.T) {
+	const a, b = "127.0.93.1:80", "127.0.93.2:80"
+	unhealthy := ep(b)
+	unhealthy.Health = resource.Unhealthy
+	tests := []struct {
+		name    string
+		kind    StreamKind
+		opts    DrainOptions
+		next    []resource.Endpoint // endpoints after the update
+		back    bool                // the host comes back before the grace ends
+		wantEnd bool
+	}{
+		{"http stream on removed host ends", HTTPStream, DrainOptions{HTTPGrace: 50 * time.Millisecond}, []resource.Endpoint{ep(a)}, false, true},
+		{"tcp connection on removed host ends", TCPConnection, DrainOptions{TCPGrace: 50 * time.Millisecond}, []resource.Endpoint{ep(a)}, false, true},
+		{"unhealthy host counts as gone", HTTPStream, DrainOptions{HTTPGrace: 50 * time.Millisecond}, []resource.Endpoint{ep(a), unhealthy}, false, true},
+		{"host that stays keeps its streams", HTTPStream, DrainOptions{HTTPGrace: 50 * time.Millisecond}, []resource.Endpoint{ep(a), ep(b)}, false, false},
+		{"host that comes back keeps its streams", HTTPStream, DrainOptions{HTTPGrace: 300 * time.Millisecond}, []resource.Endpoint{ep(a)}, true, false},
+		{"off switch", TCPConnection, DrainOptions{TCPGrace: -1}, []resource.Endpoint{ep(a)}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestManager(t)
+			m.SetDrainOptions(tt.opts)
+			cfg := eds("c", resource.RoundRobin)
+			c := install(t, m, cfg, ep(a), ep(b))
+			hb := hostAt(t, c, b)
+			ended := make(chan string, 1)
+			stop := hb.Track(tt.kind, func(reason string) { ended <- reason })
+			defer stop()
+			if hb.TrackedStreams() != 1 {
+				t.Fatalf("tracked = %d", hb.TrackedStreams())
+			}
+			install(t, m, cfg, tt.next...)
+			if tt.back {
+				install(t, m, cfg, ep(a), ep(b))
+			}
+			wait := 2 * time.Second
+			if !tt.wantEnd {
+				wait = 600 * time.Millisecond
+			}
+			timer := time.NewTimer(wait)
+			defer timer.Stop()
+			select {
+			case r := <-ended:
+				if !tt.wantEnd {
+					t.Fatalf("stream ended: %s", r)
+				}
+				if !strings.Contains(r, b) || !strings.Contains(r, "drain grace period") {
+					t.Fatalf("reason %q does not name the endpoint and the grace period", r)
+				}
+			case <-timer.C:
+				if tt.wantEnd {
+					t.Fatal("stream on the removed host was not ended")
+				}
+			}
+		})
+	}
+}
+
+func TestTrackStopForgetsHost(t *testing.T) {
+	m := newTestManager(t)
+	c := install(t, m, eds("c", resource.RoundRobin), ep("127.0.93.1:80"))
+	h := c.Hosts()[0]
+	s1 := h.Track(HTTPStream, func(string) {})
+	s2 := h.Track(TCPConnection, func(string) {})
+	s1()
+	if h.TrackedStreams() != 1 {
+		t.Fatalf("tracked = %d, want 1", h.TrackedStreams())
+	}
+	s2()
+	if _, ok := tracked.Load(h.Stats); ok {
+		t.Fatal("host still in the registry after its last stream stopped")
+	}
+}

@@ -1,0 +1,129 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/route"
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+)
+
+// respond sends the upstream response downstream: status, headers (hop-by-hop removed,
+// x-envoy-upstream-service-time added, header operations applied), the body streamed with
+// a flush after every write, and trailers.
+func (x *exchange) respond(ctx, actx context.Context, resp *http.Response, start time.Time) {
+	defer resp.Body.Close()
+	defer x.track(resp)() // stream.go: a stream on a removed host ends after the grace period
+	info := x.info
+	ust := time.Since(start)
+	info.UpstreamServiceTime = ust
+	info.ResponseCode = resp.StatusCode
+	info.ResponseCodeDetails = "via_upstream"
+
+	removeHopHeaders(resp.Header, false)
+	h := x.w.Header()
+	for k, vv := range resp.Header {
+		h[k] = vv
+	}
+	for k := range resp.Trailer {
+		h.Add("Trailer", k)
+	}
+	h.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(ust.Milliseconds(), 10))
+	if x.wc != nil {
+		route.ApplyHeaders(h, x.wc.ResponseHeadersToAdd, x.wc.ResponseHeadersToRemove)
+	}
+	route.ApplyHeaders(h, x.rt.ResponseHeadersToAdd, x.rt.ResponseHeadersToRemove)
+	if g := resp.Header.Get("Grpc-Status"); g != "" {
+		info.GRPCStatus = g
+	}
+	x.w.WriteHeader(resp.StatusCode)
+
+	rc := http.NewResponseController(x.w)
+	bufs := &copyBufs
+	if resp.ContentLength >= 0 && resp.ContentLength <= smallBody {
+		bufs = &smallBufs // most answers: a small buffer keeps the pool's refills (after each GC) small
+	}
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
+	buf := *bp
+	// A body whose announced length has all arrived is not flushed: the end of the handler
+	// sends it with the end of the stream (HTTP/2: one DATA frame with END_STREAM instead
+	// of a DATA frame and an empty one; a write and a scheduler hop saved per response).
+	// Announced trailers keep every flush, as they may come much later.
+	complete := func() bool {
+		return resp.ContentLength >= 0 && info.BytesSent >= resp.ContentLength && len(resp.Trailer) == 0
+	}
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := x.w.Write(buf[:n]); werr != nil {
+				info.BytesSent += int64(n)
+				x.downstreamGone()
+				return
+			}
+			info.BytesSent += int64(n)
+			if !complete() {
+				if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+					x.downstreamGone()
+					return
+				}
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			x.upstreamFailedMidResponse(ctx, actx, rerr)
+			return
+		}
+	}
+
+	// Trailers: those announced before the body and those that only arrived (gRPC over
+	// HTTP/2 never announces them) are both sent with TrailerPrefix.
+	for k, vv := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+	if g := resp.Trailer.Get("Grpc-Status"); g != "" {
+		info.GRPCStatus = g
+	}
+}
+
+// upstreamFailedMidResponse records why the upstream body ended early and resets the
+// downstream stream (the status has been sent; Envoy resets too).
+func (x *exchange) upstreamFailedMidResponse(ctx, actx context.Context, err error) {
+	info := x.info
+	switch {
+	case x.r.Context().Err() != nil:
+		x.downstreamGone()
+		return
+	case errors.Is(context.Cause(ctx), errRouteTimeout):
+		info.Flags |= streaminfo.UpstreamRequestTimeout
+		info.ResponseCodeDetails = "upstream_response_timeout"
+		x.cl.Stats().UpstreamRqTimeout.Add(1)
+	case errors.Is(context.Cause(actx), errPerTryTimeout):
+		info.Flags |= streaminfo.UpstreamRequestTimeout
+		info.ResponseCodeDetails = "upstream_per_try_timeout"
+		x.cl.Stats().UpstreamRqPerTryTimeout.Add(1)
+	default:
+		flag, reason, why := midStream(actx, err)
+		info.Flags |= flag
+		info.ResponseCodeDetails = "upstream_reset_after_response_started{" + underscores(reason) + "}"
+		info.LucidError = LucidError(info.Flags, "upstream "+info.UpstreamHost+" (cluster "+
+			info.UpstreamCluster+") failed after the response started: "+why)
+		x.endStream()
+		return
+	}
+	info.LucidError = LucidError(info.Flags, "upstream "+info.UpstreamHost+" (cluster "+
+		info.UpstreamCluster+") failed after the response started: "+err.Error())
+	x.endStream()
+}
+
+// smallBody is the largest announced body copied with a buffer from smallBufs.
+const smallBody = 4 << 10
+
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBody); return &b }}

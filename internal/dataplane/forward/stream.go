@@ -1,0 +1,73 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+)
+
+// Long-lived responses (watches, gRPC streams, server-sent events) and what ends them.
+//
+// While a response streams, it is tracked on its upstream host (cluster.Host.Track): when
+// the host leaves the cluster (EDS removal, unhealthy, ejection) and the drain grace period
+// passes, the attempt's context is cancelled with a *hostGoneError and the downstream
+// stream ends. When the upstream connection dies under the stream (HTTP/2 PING timeout,
+// TCP keepalive or user timeout, RST, GOAWAY), the body read fails. Either way the
+// downstream hears about it at once: gRPC requests get grpc-status UNAVAILABLE in trailers,
+// others an HTTP/2 RST_STREAM (or, on HTTP/1.1, the connection closed).
+
+// hostGoneError is the cause given to an attempt ended because its host left the cluster.
+type hostGoneError struct{ reason string }
+
+func (e *hostGoneError) Error() string { return e.reason }
+
+// pinned makes the attempt cancellable by the drain of host; forward calls it once per
+// attempt, right after creating the attempt's context.
+func (x *exchange) pinned(ctx context.Context, host *cluster.Host) context.Context {
+	ctx, cut := context.WithCancelCause(ctx)
+	x.upHost, x.cut = host, cut
+	return ctx
+}
+
+// track registers the streaming response on its host; the returned func unregisters.
+// Ending it cancels the attempt and closes the body: the transport may not watch the
+// context while it is blocked copying the request body upstream (bidirectional streams).
+func (x *exchange) track(resp *http.Response) func() {
+	if x.upHost == nil || x.cut == nil {
+		return func() {}
+	}
+	cut, body := x.cut, resp.Body
+	return x.upHost.Track(cluster.HTTPStream, func(reason string) {
+		cut(&hostGoneError{reason: reason})
+		_ = body.Close()
+	})
+}
+
+// midStream classifies why an upstream body ended early: Envoy's flag, the reset reason
+// for the details, and a sentence for x-lucid-error / the access log.
+func midStream(actx context.Context, err error) (flag streaminfo.Flag, reason, why string) {
+	var hg *hostGoneError
+	msg := err.Error()
+	switch {
+	case errors.As(context.Cause(actx), &hg):
+		return streaminfo.LocalReset, "local reset", hg.reason
+	case strings.Contains(msg, "client connection lost"):
+		return streaminfo.UpstreamConnectionTermination, "connection termination",
+			"the upstream stopped answering HTTP/2 PINGs (dead peer or blackholed path); connection closed"
+	case errors.Is(err, syscall.ETIMEDOUT):
+		return streaminfo.UpstreamConnectionTermination, "connection termination",
+			"the upstream stopped acknowledging TCP (keepalive or user timeout expired: dead peer or blackholed path)"
+	case strings.Contains(msg, "stream error"), strings.Contains(msg, "RST_STREAM"):
+		return streaminfo.UpstreamRemoteReset, "remote reset", "the upstream reset the stream: " + msg
+	case strings.Contains(msg, "GOAWAY"):
+		return streaminfo.UpstreamConnectionTermination, "connection termination", "the upstream closed the connection (GOAWAY): " + msg
+	case errors.Is(err, syscall.ECONNRESET):
+		return streaminfo.UpstreamConnectionTermination, "connection termination", "the upstream reset the connection"
+	}
+	return streaminfo.UpstreamConnectionTermination, "connection termination", "the upstream connection ended: " + msg
+}

@@ -1,0 +1,271 @@
+package forward
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+)
+
+// HTTP/1.1 upgrades (WebSocket) through the sidecar.
+//
+// Istio enables the websocket upgrade on every HTTP connection manager; Envoy then sends
+// the upgrade request on a fresh upstream connection and, after 101 Switching Protocols,
+// pipes bytes both ways until either side closes. Lucid does the same: the upstream
+// connection is dialled outside the pool (with the cluster's connect timeout and
+// keepalive), never reused, tracked on its host (so it drains when the host leaves), and
+// logged once when it ends with status 101. A non-101 answer is passed on as a normal
+// response.
+//
+// HTTP/2 extended CONNECT (RFC 8441) takes the same path and is bridged to the HTTP/1.1
+// upgrade (xconnect.go).
+
+// upgradeType is the protocol an HTTP/1.1 request asks to switch to ("" when none).
+func upgradeType(r *http.Request) string {
+	if r.ProtoMajor != 1 {
+		return extendedProtocol(r)
+	}
+	for _, v := range r.Header["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(textproto.TrimString(f), "upgrade") {
+				return r.Header.Get("Upgrade")
+			}
+		}
+	}
+	return ""
+}
+
+// upgrade runs an upgrade request. It reports false when the request is not one.
+func (x *exchange) upgrade() bool {
+	up := upgradeType(x.r)
+	if up == "" || x.f.o.Pools == nil {
+		return false
+	}
+	stats := x.cl.Stats()
+	host, err := x.cl.Pick(cluster.PickContext{OriginalDst: x.originalDst()})
+	if err != nil {
+		var nh *cluster.NoHealthyError
+		explain := err.Error()
+		if errors.As(err, &nh) {
+			explain = nh.Explanation
+		}
+		x.localReply(http.StatusServiceUnavailable, streaminfo.NoHealthyUpstream, "no_healthy_upstream", "no healthy upstream", explain)
+		return true
+	}
+	x.info.UpstreamHost = host.Addr
+	x.info.Attempts = 1
+	x.fillPeer(host)
+	host.RequestStart()
+	defer host.RequestEnd()
+	stats.UpstreamRqTotal.Add(1)
+	stats.UpstreamRqActive.Add(1)
+	defer stats.UpstreamRqActive.Add(-1)
+
+	start := time.Now()
+	d := x.f.o.Pools.Dialer(x.cl.Config(), host.Addr)
+	conn, err := d.DialContext(x.r.Context(), "tcp", host.Addr)
+	if err != nil {
+		if x.r.Context().Err() != nil {
+			x.downstreamGone()
+			return true
+		}
+		host.Stats.CxConnectFail.Add(1)
+		stats.UpstreamCxConnectFail.Add(1)
+		var ce *pool.ConnectError
+		f := resetFailure(pool.ReasonRemoteConnectionFailure, "", false)
+		f.explain = "connect to " + host.Addr + " for cluster " + x.cl.Config().Name + " failed: " + err.Error()
+		if errors.As(err, &ce) {
+			f = resetFailure(ce.Reason, ce.Transport, false)
+		}
+		x.info.UpstreamTransportFailureReason = f.transport
+		x.localReply(f.code, f.flag, f.details, f.body, f.explain)
+		return true
+	}
+	defer conn.Close()
+	a := conn.LocalAddr().String()
+	x.upstreamLocal.Store(&a)
+
+	h := x.out.Clone()
+	h.Del(":protocol")
+	h.Set("Connection", "Upgrade")
+	h.Set("Upgrade", up)
+	method := x.r.Method
+	if x.r.ProtoMajor == 2 { // extended CONNECT (xconnect.go)
+		method = http.MethodGet
+		bridgeHeaders(h, up)
+	}
+	req := &http.Request{
+		Method: method, URL: &url.URL{Path: x.path.Path, RawPath: x.path.RawPath, RawQuery: x.path.RawQuery},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Host: x.host,
+	}
+	br := bufio.NewReader(conn)
+	var resp *http.Response
+	if err = req.Write(conn); err == nil {
+		resp, err = http.ReadResponse(br, req)
+	}
+	if err != nil {
+		f := resetFailure(pool.ReasonConnectionTermination, "", false)
+		f.explain = "upstream " + host.Addr + " (cluster " + x.cl.Config().Name + ") failed the " + up + " upgrade before answering: " + err.Error()
+		x.localReply(f.code, f.flag, f.details, f.body, f.explain)
+		return true
+	}
+	defer resp.Body.Close()
+	x.charge(resp.StatusCode, host)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		x.respond(x.r.Context(), x.r.Context(), resp, start)
+		return true
+	}
+	if x.r.ProtoMajor == 2 {
+		x.switchExtendedConnect(resp, br, conn, host, start)
+		return true
+	}
+	x.switchProtocols(resp, br, conn, host, start)
+	return true
+}
+
+// switchProtocols answers 101 downstream and pipes both connections until they close.
+func (x *exchange) switchProtocols(resp *http.Response, ubuf *bufio.Reader, uconn net.Conn, host *cluster.Host, start time.Time) {
+	info := x.info
+	info.UpstreamServiceTime = time.Since(start)
+	info.ResponseCode = http.StatusSwitchingProtocols
+	info.ResponseCodeDetails = "via_upstream"
+	dconn, dbuf, err := http.NewResponseController(x.w).Hijack()
+	if err != nil {
+		info.ResponseCode = 0
+		info.Flags |= streaminfo.DownstreamConnectionTermination
+		info.LucidError = "the downstream connection cannot be taken over for the upgrade: " + err.Error()
+		return
+	}
+	defer dconn.Close()
+	// The 101 as the upstream sent it, hop-by-hop headers included (they are the upgrade).
+	if err := resp.Write(dbuf); err != nil || dbuf.Flush() != nil {
+		x.downstreamGone()
+		return
+	}
+	// Bytes already read past the headers on either side go first.
+	if n := ubuf.Buffered(); n > 0 {
+		b, _ := ubuf.Peek(n)
+		if _, err := dconn.Write(b); err != nil {
+			x.downstreamGone()
+			return
+		}
+		info.BytesSent += int64(n)
+	}
+	if n := dbuf.Reader.Buffered(); n > 0 {
+		b, _ := dbuf.Peek(n)
+		if _, err := uconn.Write(b); err != nil {
+			return
+		}
+		info.BytesReceived += int64(n)
+	}
+	var why atomic.Pointer[string]
+	stop := host.Track(cluster.HTTPStream, func(reason string) {
+		why.Store(&reason)
+		_ = uconn.Close()
+		_ = dconn.Close()
+	})
+	defer stop()
+	res := Pipe(dconn, uconn, 0)
+	info.BytesReceived += res.Received
+	info.BytesSent += res.Sent
+	if r := why.Load(); r != nil {
+		info.Flags |= streaminfo.LocalReset
+		info.LucidError = info.Flags.String() + ": " + *r
+	}
+}
+
+// PipeResult is what a Pipe moved and why it ended.
+type PipeResult struct {
+	Received int64 // bytes from the downstream to the upstream
+	Sent     int64 // bytes from the upstream to the downstream
+	// IdleTimeout: the pipe was closed because no byte moved for the idle timeout.
+	IdleTimeout bool
+	// UpstreamErr is the error that ended the upstream side (nil on a clean close).
+	UpstreamErr error
+}
+
+// Pipe copies bytes both ways between a downstream and an upstream connection until both
+// directions are done, passing half-closes on (a FIN from one side becomes CloseWrite on
+// the other). When idle > 0, both connections are closed once no byte has moved either
+// way for idle (Envoy tcp_proxy idle_timeout). Used by tcp_proxy and upgrades.
+func Pipe(down, up net.Conn, idle time.Duration) PipeResult {
+	var res PipeResult
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	var timedOut atomic.Bool
+	var timer *time.Timer
+	if idle > 0 {
+		// Reset re-arms the same function: no recursion needed.
+		check := func() {
+			quiet := time.Since(time.Unix(0, last.Load()))
+			if quiet >= idle {
+				timedOut.Store(true)
+				_ = down.Close()
+				_ = up.Close()
+				return
+			}
+			timer.Reset(idle - quiet)
+		}
+		timer = time.AfterFunc(idle, check)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	cp := func(dst, src net.Conn, n *int64, rerr *error) {
+		defer wg.Done()
+		bp := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(bp)
+		buf := *bp
+		for {
+			k, err := src.Read(buf)
+			if k > 0 {
+				last.Store(time.Now().UnixNano())
+				w, werr := dst.Write(buf[:k])
+				*n += int64(w)
+				if werr != nil {
+					_ = src.Close()
+					_ = dst.Close()
+					return
+				}
+			}
+			if err != nil {
+				if !errors.Is(err, io.EOF) && rerr != nil && !errors.Is(err, net.ErrClosed) {
+					*rerr = err
+				}
+				if cw, ok := dst.(interface{ CloseWrite() error }); ok && errors.Is(err, io.EOF) {
+					_ = cw.CloseWrite()
+				} else {
+					_ = dst.Close()
+					_ = src.Close()
+				}
+				return
+			}
+		}
+	}
+	go cp(up, down, &res.Received, nil)
+	cp(down, up, &res.Sent, &res.UpstreamErr)
+	wg.Wait()
+	if timer != nil {
+		timer.Stop()
+	}
+	res.IdleTimeout = timedOut.Load()
+	return res
+}
+
+// ObserveConnection hands the record of one finished opaque TCP connection to the
+// connection observers (the access log; not the request metrics).
+func (f *Forwarder) ObserveConnection(info *streaminfo.Info) {
+	for _, o := range f.o.ConnectionObservers {
+		o(info)
+	}
+}

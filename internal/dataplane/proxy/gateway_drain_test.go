@@ -1,0 +1,49 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+)
+
+// A router's drain closes every listener but the ones it keeps (the health listener).
+func TestDrainRouterKeepsHealthListener(t *testing.T) {
+	echoBackend(t, "127.0.97.19:8080", "web")
+	httpListener := func(name, addr string) *resource.Listener {
+		return &resource.Listener{Name: name, Address: netip.MustParseAddrPort(addr), BindToPort: true, Direction: resource.Outbound,
+			FilterChains: []resource.FilterChain{{HTTP: gatewayHCM("http.8080")}}}
+	}
+	s := &resource.Snapshot{
+		Listeners: map[string]*resource.Listener{
+			"0.0.0.0_8080":  httpListener("0.0.0.0_8080", "0.0.0.0:8080"),
+			"0.0.0.0_15021": httpListener("0.0.0.0_15021", "0.0.0.0:15021"),
+		},
+		Routes:    map[string]*resource.RouteConfig{"http.8080": vhostRoutes("http.8080", [2]string{"*", "web"})},
+		Clusters:  map[string]*resource.Cluster{"web": staticCluster("web", "127.0.97.19:8080")},
+		Endpoints: map[string]*resource.Endpoints{},
+	}
+	p := newProxy(t, "127.0.97.18")
+	if err := p.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	select {
+	case <-p.DrainRouter(ctx, "0.0.0.0_15021"):
+	case <-ctx.Done():
+		t.Fatal("drain did not finish")
+	}
+	if c, err := net.Dial("tcp", "127.0.97.18:8080"); err == nil {
+		c.Close()
+		t.Error("the gateway listener still accepts after the drain")
+	}
+	c, err := net.Dial("tcp", "127.0.97.18:15021")
+	if err != nil {
+		t.Fatalf("the kept listener stopped: %v", err)
+	}
+	c.Close()
+}

@@ -1,0 +1,285 @@
+// Package stats keeps the sidecar's metrics: Istio's standard request metrics
+// (istio_requests_total, istio_request_duration_milliseconds, istio_request_bytes,
+// istio_response_bytes, with Istio's labels), Istio's TCP metrics (istio_tcp_*, tcp.go) and Envoy-style counters and gauges
+// (cluster.<name>.upstream_cx_total, ...) read from the components that own them.
+//
+// It sits at the end of the request path beside the access log: forward hands each
+// finished streaminfo.Info to Record. The admin API serves it as /stats (Envoy's plain
+// and JSON formats) and /stats/prometheus. It keeps its own prometheus.Registry, never
+// the global one.
+package stats
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+)
+
+// Buckets are Envoy's default histogram buckets, which Istio's metrics use for durations
+// (ms) and sizes (bytes) alike.
+var Buckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
+	60000, 300000, 600000, 1800000, 3600000}
+
+// LabelNames are the labels of Istio's standard HTTP metrics, in Istio's order.
+var LabelNames = []string{
+	"reporter",
+	"source_workload", "source_canonical_service", "source_canonical_revision",
+	"source_workload_namespace", "source_principal", "source_app", "source_version", "source_cluster",
+	"destination_workload", "destination_workload_namespace", "destination_principal",
+	"destination_app", "destination_version", "destination_service",
+	"destination_canonical_service", "destination_canonical_revision",
+	"destination_service_name", "destination_service_namespace", "destination_cluster",
+	"request_protocol", "response_code", "grpc_response_status", "response_flags",
+	"connection_security_policy",
+}
+
+const numLabels = 25
+
+// labelKey is one combination of label values, in LabelNames order.
+type labelKey [numLabels]string
+
+// children are the metric children for one labelKey.
+type children struct {
+	requests  prometheus.Counter
+	duration  prometheus.Observer
+	reqBytes  prometheus.Observer
+	respBytes prometheus.Observer
+}
+
+// CounterSource reports current values: it calls emit once per stat with the full
+// Envoy stat name (e.g. "cluster.outbound|9080||reviews.default.svc.cluster.local.upstream_rq_total").
+// It is called on every read of the stats, from any goroutine.
+type CounterSource func(emit func(name string, value uint64))
+
+// Stats holds the metrics of one sidecar. It is safe for concurrent use.
+type Stats struct {
+	self streaminfo.Peer
+	reg  *prometheus.Registry
+
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	reqBytes  *prometheus.HistogramVec
+	respBytes *prometheus.HistogramVec
+
+	mu    sync.RWMutex // guards cache
+	cache map[labelKey]*children
+
+	srcMu    sync.Mutex // guards counters and gauges
+	counters []CounterSource
+	gauges   []CounterSource
+
+	envoy *envoyCollector
+	tcpm  tcpMetrics // tcp.go: istio_tcp_*
+}
+
+// New returns the stats of the sidecar whose workload is self: self is the source of
+// outbound requests and the destination of inbound ones.
+func New(self streaminfo.Peer) *Stats {
+	s := &Stats{
+		self: self,
+		reg:  prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "istio_requests_total",
+			Help: "Requests handled by this proxy.",
+		}, LabelNames),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "istio_request_duration_milliseconds",
+			Help:    "Request duration in milliseconds.",
+			Buckets: Buckets,
+		}, LabelNames),
+		reqBytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "istio_request_bytes",
+			Help:    "Request body sizes in bytes.",
+			Buckets: Buckets,
+		}, LabelNames),
+		respBytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "istio_response_bytes",
+			Help:    "Response body sizes in bytes.",
+			Buckets: Buckets,
+		}, LabelNames),
+		cache: make(map[labelKey]*children),
+	}
+	s.envoy = &envoyCollector{s: s, descs: make(map[descKey]*prometheus.Desc)}
+	s.reg.MustRegister(s.requests, s.duration, s.reqBytes, s.respBytes, s.envoy)
+	return s
+}
+
+// Record counts one finished request. Repeated label combinations reuse cached metric
+// children, so the common case takes a read lock and no allocation for the lookup.
+func (s *Stats) Record(info *streaminfo.Info) {
+	var k labelKey
+	s.fill(&k, info)
+	c := s.child(&k)
+	c.requests.Inc()
+	c.duration.Observe(float64(info.Duration.Milliseconds()))
+	c.reqBytes.Observe(float64(info.BytesReceived))
+	c.respBytes.Observe(float64(info.BytesSent))
+}
+
+func (s *Stats) child(k *labelKey) *children {
+	s.mu.RLock()
+	c, ok := s.cache[*k]
+	s.mu.RUnlock()
+	if ok {
+		return c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.cache[*k]; ok {
+		return c
+	}
+	c = &children{
+		requests:  s.requests.WithLabelValues(k[:]...),
+		duration:  s.duration.WithLabelValues(k[:]...),
+		reqBytes:  s.reqBytes.WithLabelValues(k[:]...),
+		respBytes: s.respBytes.WithLabelValues(k[:]...),
+	}
+	s.cache[*k] = c
+	return c
+}
+
+// fill computes Istio's label values for info. Outbound requests are reported by the
+// source (this sidecar is the source); inbound by the destination.
+func (s *Stats) fill(k *labelKey, in *streaminfo.Info) {
+	src, dst := in.Source, in.Destination
+	reporter, security := "destination", "none"
+	if in.Direction == "outbound" {
+		reporter, security = "source", "unknown"
+		src = merge(s.self, src)
+	} else {
+		dst = merge(s.self, dst)
+	}
+	k[0] = reporter
+	putPeer(k[1:9], src)
+	k[9] = orUnknown(dst.Workload)
+	k[10] = orUnknown(dst.Namespace)
+	k[11] = orUnknown(dst.Principal)
+	k[12] = orUnknown(dst.App)
+	k[13] = orUnknown(dst.Version)
+	k[14] = orUnknown(in.DestinationService)
+	k[15] = canonicalService(dst)
+	k[16] = canonicalRevision(dst)
+	k[17] = orUnknown(in.DestinationServiceName)
+	k[18] = orUnknown(in.DestinationServiceNamespace)
+	k[19] = orUnknown(dst.Cluster)
+	k[20] = "http"
+	if in.GRPCStatus != "" {
+		k[20] = "grpc"
+	}
+	k[21] = responseCode(in.ResponseCode)
+	k[22] = in.GRPCStatus
+	k[23] = in.Flags.String()
+	k[24] = security
+}
+
+// putPeer fills the eight source_* labels in LabelNames order.
+func putPeer(dst []string, p streaminfo.Peer) {
+	dst[0] = orUnknown(p.Workload)
+	dst[1] = canonicalService(p)
+	dst[2] = canonicalRevision(p)
+	dst[3] = orUnknown(p.Namespace)
+	dst[4] = orUnknown(p.Principal)
+	dst[5] = orUnknown(p.App)
+	dst[6] = orUnknown(p.Version)
+	dst[7] = orUnknown(p.Cluster)
+}
+
+// merge is self with the fields it lacks taken from seen.
+func merge(self, seen streaminfo.Peer) streaminfo.Peer {
+	pick := func(a, b string) string {
+		if a != "" {
+			return a
+		}
+		return b
+	}
+	return streaminfo.Peer{
+		Workload:          pick(self.Workload, seen.Workload),
+		Namespace:         pick(self.Namespace, seen.Namespace),
+		App:               pick(self.App, seen.App),
+		Version:           pick(self.Version, seen.Version),
+		CanonicalService:  pick(self.CanonicalService, seen.CanonicalService),
+		CanonicalRevision: pick(self.CanonicalRevision, seen.CanonicalRevision),
+		Principal:         pick(self.Principal, seen.Principal),
+		Cluster:           pick(self.Cluster, seen.Cluster),
+	}
+}
+
+// canonicalService defaults like Istio's: the app label, else the workload name.
+func canonicalService(p streaminfo.Peer) string {
+	switch {
+	case p.CanonicalService != "":
+		return p.CanonicalService
+	case p.App != "":
+		return p.App
+	}
+	return orUnknown(p.Workload)
+}
+
+// canonicalRevision defaults like Istio's: the version label, else "latest".
+func canonicalRevision(p streaminfo.Peer) string {
+	switch {
+	case p.CanonicalRevision != "":
+		return p.CanonicalRevision
+	case p.Version != "":
+		return p.Version
+	}
+	return "latest"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+var smallCodes = func() [600]string {
+	var a [600]string
+	for i := range a {
+		a[i] = strconv.Itoa(i)
+	}
+	return a
+}()
+
+func responseCode(c int) string {
+	if c >= 0 && c < len(smallCodes) {
+		return smallCodes[c]
+	}
+	return strconv.Itoa(c)
+}
+
+// AddCounters adds a source of Envoy-style counters (cumulative values).
+func (s *Stats) AddCounters(src CounterSource) {
+	s.srcMu.Lock()
+	s.counters = append(s.counters, src)
+	s.srcMu.Unlock()
+}
+
+// AddGauges adds a source of Envoy-style gauges (current values).
+func (s *Stats) AddGauges(src CounterSource) {
+	s.srcMu.Lock()
+	s.gauges = append(s.gauges, src)
+	s.srcMu.Unlock()
+}
+
+func (s *Stats) sources() (counters, gauges []CounterSource) {
+	s.srcMu.Lock()
+	defer s.srcMu.Unlock()
+	return append([]CounterSource(nil), s.counters...), append([]CounterSource(nil), s.gauges...)
+}
+
+// PrometheusHandler serves every metric in Prometheus text format 0.0.4: Istio's
+// metrics, then the Envoy-style stats named as Envoy's /stats/prometheus names them
+// (see PrometheusName).
+func (s *Stats) PrometheusHandler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Registry returns the registry behind PrometheusHandler, for callers that gather
+// directly (the status server's merged /stats/prometheus).
+func (s *Stats) Registry() *prometheus.Registry { return s.reg }

@@ -1,0 +1,237 @@
+package xdsclient
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+)
+
+// Applier receives the whole accepted configuration after every accepted change. If Apply
+// returns an error, the update that caused it is NACKed with that error (e.g. a listener
+// port that cannot be bound).
+type Applier interface {
+	Apply(*resource.Snapshot) error
+}
+
+// Options configure a Client.
+type Options struct {
+	Server   string            // host:port of the ADS server (plaintext gRPC for now)
+	NodeID   string            // e.g. "sidecar~127.0.10.2~reviews-v1.default~default.svc.cluster.local"
+	Cluster  string            // node.cluster ("Kubernetes")
+	Metadata map[string]string // node.metadata (string values)
+	Applier  Applier
+	Logger   *slog.Logger
+	// BackoffBase and BackoffMax bound the jittered exponential reconnect delay (defaults
+	// 100 ms and 15 s). Repeated identical NACKs are also spaced by them.
+	BackoffBase, BackoffMax time.Duration
+}
+
+// Status is the client's view of its xDS stream.
+type Status struct {
+	Connected bool
+	Types     map[string]TypeStatus // "LDS", "RDS", "CDS", "EDS"
+}
+
+// TypeStatus is the sync state of one resource type.
+type TypeStatus struct {
+	Received    bool   // at least one response accepted
+	Version     string // last accepted version_info
+	NackReason  string // last NACK's reason ("" if the last response was accepted)
+	NackVersion string
+	UpdatedAt   time.Time
+}
+
+// Client is an ADS (state of the world) client. Run owns the stream; Status and ConfigDump
+// may be called from any goroutine.
+type Client struct {
+	o    Options
+	log  *slog.Logger
+	node *corepb.Node
+
+	// mu guards connected and every typeState's entries and status. Only the goroutine
+	// running Run writes them; it holds mu while it does.
+	mu        sync.Mutex
+	connected bool
+	types     map[string]*typeState // by type URL
+	order     []*typeState          // CDS, EDS, LDS, RDS: the order requests are sent in
+
+	conn atomic.Pointer[grpc.ClientConn] // set while Run runs; Report uses it (events.go)
+}
+
+// New returns a client; call Run to connect.
+func New(o Options) *Client {
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = 100 * time.Millisecond
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 15 * time.Second
+	}
+	if o.BackoffMax < o.BackoffBase {
+		o.BackoffMax = o.BackoffBase
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	md := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	for k, v := range o.Metadata {
+		md.Fields[k] = structpb.NewStringValue(v)
+	}
+	c := &Client{
+		o:   o,
+		log: o.Logger,
+		node: &corepb.Node{
+			Id:                   o.NodeID,
+			Cluster:              o.Cluster,
+			Metadata:             md,
+			UserAgentName:        "lucid",
+			UserAgentVersionType: &corepb.Node_UserAgentVersion{UserAgentVersion: "dev"},
+		},
+		types: map[string]*typeState{},
+	}
+	for _, k := range kinds {
+		ts := &typeState{kind: k, entries: map[string]*entry{}}
+		c.types[k.url] = ts
+		c.order = append(c.order, ts)
+	}
+	return c
+}
+
+// Status returns a copy of the current sync state.
+func (c *Client) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := Status{Connected: c.connected, Types: map[string]TypeStatus{}}
+	for _, ts := range c.order {
+		s.Types[ts.kind.short] = ts.status
+	}
+	return s
+}
+
+func (c *Client) setConnected(v bool) {
+	c.mu.Lock()
+	c.connected = v
+	c.mu.Unlock()
+}
+
+// Run connects to the server and keeps the ADS stream up until ctx ends, reconnecting with
+// jittered exponential backoff. The last accepted configuration keeps serving while the
+// stream is down. It returns nil when ctx ends.
+func (c *Client) Run(ctx context.Context) error {
+	conn, err := grpc.NewClient(c.o.Server,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
+	)
+	if err != nil {
+		return fmt.Errorf("xdsclient: dial %s: %w", c.o.Server, err)
+	}
+	defer conn.Close()
+	c.conn.Store(conn)
+	defer c.conn.Store(nil)
+	attempt := 0
+	for {
+		s := newSession(c, conn)
+		err := s.run(ctx)
+		c.setConnected(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if s.gotResponse {
+			attempt = 0
+		}
+		d := c.backoff(attempt)
+		attempt++
+		c.log.Warn("xds stream closed, reconnecting", "server", c.o.Server, "error", err, "backoff", d)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is the jittered exponential delay before reconnect attempt n (0-based): a
+// random duration in [d/2, d] where d = min(base·2ⁿ, max).
+func (c *Client) backoff(n int) time.Duration {
+	d := c.o.BackoffBase
+	for i := 0; i < n && d < c.o.BackoffMax; i++ {
+		d *= 2
+	}
+	if d > c.o.BackoffMax {
+		d = c.o.BackoffMax
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// buildSnapshot renders the accepted state, with the candidates replacing some types.
+// Callers hold c.mu or are the owner goroutine.
+func (c *Client) buildSnapshot(cands map[*typeState]*candidate) *resource.Snapshot {
+	snap := &resource.Snapshot{
+		Listeners: map[string]*resource.Listener{},
+		Routes:    map[string]*resource.RouteConfig{},
+		Clusters:  map[string]*resource.Cluster{},
+		Endpoints: map[string]*resource.Endpoints{},
+		Versions:  map[string]string{},
+	}
+	for _, ts := range c.order {
+		entries, version, received := ts.entries, ts.status.Version, ts.status.Received
+		if cd, ok := cands[ts]; ok {
+			entries, version, received = cd.entries, cd.version, received || cd.accept
+		}
+		if received {
+			snap.Versions[ts.kind.url] = version
+		}
+		for name, e := range entries {
+			switch v := e.value.(type) {
+			case *resource.Listener:
+				snap.Listeners[name] = v
+			case *resource.RouteConfig:
+				snap.Routes[name] = v
+			case *resource.Cluster:
+				snap.Clusters[name] = v
+			case *resource.Endpoints:
+				snap.Endpoints[name] = v
+			}
+		}
+	}
+	return snap
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// request builds a DiscoveryRequest for ts with its accepted version and current nonce
+// (the session adds the node to the stream's first request).
+func (c *Client) request(ts *typeState) *discoverypb.DiscoveryRequest {
+	r := &discoverypb.DiscoveryRequest{
+		VersionInfo:   ts.status.Version,
+		TypeUrl:       ts.kind.url,
+		ResponseNonce: ts.nonce,
+	}
+	if !ts.kind.wildcard {
+		r.ResourceNames = append([]string(nil), ts.names...)
+	}
+	return r
+}

@@ -1,0 +1,224 @@
+// Package meshtest runs a whole local mesh inside one test process: the control plane
+// (discovery), one sidecar per workload and a tiny app per workload, all on loopback
+// addresses the test chooses. It is for tests only; `lucid up` does the same with
+// processes.
+package meshtest
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"net/netip"
+
+	"github.com/lucid-mesh/lucid/internal/agent"
+	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
+)
+
+// Workload is one workload of the test mesh.
+type Workload struct {
+	Name    string
+	IP      string            // its loopback address (the sidecar binds it)
+	AppIP   string            // where its app listens ("" → no app)
+	Ports   []int             // the app's ports (served by an echo app naming Name and Version)
+	Labels  map[string]string // for metrics
+	Version string
+	// Namespace is the workload's namespace ("" → default).
+	Namespace string
+	// Router runs the proxy as a gateway (`lucid gateway`, node id router~…) instead of a
+	// sidecar: its listeners are the Gateways selecting Labels. Give it no app.
+	Router bool
+}
+
+// Mesh is a running test mesh.
+type Mesh struct {
+	t      testing.TB
+	Dir    string
+	ADS    string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	Logs   *syncBuffer
+}
+
+// Start writes files (name → YAML) into a fresh config directory and starts discovery,
+// the sidecars and the apps. Everything stops at test cleanup.
+func Start(t testing.TB, files map[string]string, workloads []Workload) *Mesh {
+	t.Helper()
+	m := &Mesh{t: t, Dir: t.TempDir(), Logs: &syncBuffer{}}
+	for name, body := range files {
+		m.WriteFile(name, body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	t.Cleanup(m.Stop)
+
+	log := slog.New(slog.NewTextHandler(m.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	adsAddr := make(chan string, 1)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		err := discovery.Run(ctx, discovery.Options{
+			ConfigDir: m.Dir, GRPCAddr: "127.0.0.1:0", Logger: log,
+			// The control plane's default poll and debounce timers: tests of the 1 s bound rely on them.
+			Ready: func(a string) { adsAddr <- a },
+		})
+		if err != nil {
+			t.Errorf("discovery: %v", err)
+		}
+	}()
+	select {
+	case m.ADS = <-adsAddr:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("discovery did not publish a configuration within 10s; logs:\n%s", m.Logs.String())
+	}
+
+	for _, w := range workloads {
+		for _, p := range w.Ports {
+			if w.AppIP != "" {
+				m.startApp(ctx, w, p)
+			}
+		}
+		ip := netip.MustParseAddr(w.IP)
+		w := w
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			err := agent.Run(ctx, agent.Options{
+				IP: ip, Workload: w.Name, Namespace: cmp.Or(w.Namespace, "default"), Labels: w.Labels, Discovery: m.ADS,
+				AdminPort: 15000, StatusPort: 15020, LogLevel: "debug", LogOutput: m.Logs,
+				DrainDuration: 500 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: w.Router},
+			})
+			if err != nil {
+				t.Errorf("sidecar %s: %v", w.Name, err)
+			}
+		}()
+	}
+	for _, w := range workloads {
+		m.WaitReady(w.IP, 10*time.Second)
+	}
+	return m
+}
+
+// WriteFile writes (or replaces) one config file atomically.
+func (m *Mesh) WriteFile(name, body string) {
+	m.t.Helper()
+	p := filepath.Join(m.Dir, name)
+	tmp := p + ".tmp~"
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// WaitReady waits for a sidecar's /healthz/ready.
+func (m *Mesh) WaitReady(ip string, d time.Duration) {
+	m.t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + net.JoinHostPort(ip, "15020") + "/healthz/ready")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m.t.Fatalf("sidecar %s not ready after %s: %s\nlogs:\n%s", ip, d, last, m.Logs.String())
+}
+
+// Client returns an HTTP client that sends through the sidecar at ip (its :15001 explicit proxy).
+func (m *Mesh) Client(ip string) *http.Client {
+	u := &url.URL{Scheme: "http", Host: net.JoinHostPort(ip, "15001")}
+	return &http.Client{
+		Transport: &http.Transport{Proxy: http.ProxyURL(u), MaxIdleConnsPerHost: 64},
+		Timeout:   10 * time.Second,
+	}
+}
+
+// Stop cancels everything and waits.
+func (m *Mesh) Stop() {
+	m.cancel()
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		m.t.Errorf("mesh did not stop within 15s")
+	}
+}
+
+// Echo is what the test apps answer.
+type Echo struct {
+	Service string      `json:"service"`
+	Version string      `json:"version"`
+	Path    string      `json:"path"`
+	Host    string      `json:"host"`
+	Headers http.Header `json:"headers"`
+}
+
+func (m *Mesh) startApp(ctx context.Context, w Workload, port int) {
+	m.t.Helper()
+	addr := net.JoinHostPort(w.AppIP, fmt.Sprint(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		m.t.Fatalf("app %s: %v", w.Name, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(Echo{Service: w.Name, Version: w.Version, Path: r.URL.RequestURI(), Host: r.Host, Headers: r.Header})
+	}), ReadHeaderTimeout: 5 * time.Second}
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.t.Errorf("app %s: %v", w.Name, err)
+		}
+	}()
+	go func() {
+		defer m.wg.Done()
+		<-ctx.Done()
+		sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer c()
+		_ = srv.Shutdown(sctx)
+	}()
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
