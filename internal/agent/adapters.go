@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/dataplane/admin"
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
@@ -35,13 +36,13 @@ func clusterStatuses(m *cluster.Manager) []admin.ClusterStatus {
 				},
 			}
 			if !ep.Usable() {
-				hs.HealthFlags = append(hs.HealthFlags, "/failed_eds_health")
+				hs.HealthFlags = append(hs.HealthFlags, contract.FailedEDSHealth)
 			}
 			if ep.Health == resource.Draining {
-				hs.HealthFlags = append(hs.HealthFlags[:0], "/eds_status_draining")
+				hs.HealthFlags = append(hs.HealthFlags[:0], contract.EDSStatusDraining)
 			}
 			if h.Ejected() {
-				hs.HealthFlags = append(hs.HealthFlags, "/failed_outlier_check")
+				hs.HealthFlags = append(hs.HealthFlags, contract.FailedOutlierCheck)
 			}
 			parts := strings.SplitN(ep.Locality, "/", 3)
 			for len(parts) < 3 {

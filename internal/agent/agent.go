@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/dataplane/accesslog"
 	"github.com/lucid-mesh/lucid/internal/dataplane/admin"
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
@@ -249,9 +250,9 @@ func readiness(s xdsclient.Status, applied bool, missing []string, draining bool
 	if draining {
 		return errors.New("server is draining")
 	}
-	lds, cds := s.Types["LDS"], s.Types["CDS"]
+	lds, cds := s.Types[contract.LDS], s.Types[contract.CDS]
 	var nacks []string
-	for _, t := range []string{"LDS", "CDS", "RDS", "EDS"} {
+	for _, t := range []string{contract.LDS, contract.CDS, contract.RDS, contract.EDS} {
 		if r := s.Types[t].NackReason; r != "" {
 			nacks = append(nacks, t+": "+r)
 		}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/lucid-mesh/lucid/internal/agent/appprobe"
+	"github.com/lucid-mesh/lucid/internal/contract"
 )
 
 // eventReporter sends an event to the control plane (xdsclient.Client.Report).
@@ -49,11 +50,10 @@ func (p *probeEvents) run(ctx context.Context) {
 			return
 		case f := <-p.ch:
 			rctx, cancel := context.WithTimeout(ctx, p.timeout)
-			err := p.rep.Report(rctx, map[string]any{
-				"kind": "probe_failure", "pod": p.pod, "namespace": p.ns,
-				"container": f.Container, "probe": f.Probe, "target": f.Target,
-				"reason": f.Reason, "cause": f.Cause, "failures": f.Failures,
-			})
+			err := p.rep.Report(rctx, contract.ProbeFailure{
+				Pod: p.pod, Namespace: p.ns, Container: f.Container, Probe: f.Probe,
+				Target: f.Target, Reason: f.Reason, Cause: f.Cause, Failures: f.Failures,
+			}.Fields())
 			cancel()
 			switch {
 			case err == nil || ctx.Err() != nil:

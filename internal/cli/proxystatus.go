@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 	"github.com/lucid-mesh/lucid/internal/diag/syncview"
 )
@@ -61,7 +61,7 @@ what its sidecar applied (admin /config_dump), per type: "Clusters Match", or a 
 				return fmt.Errorf("read %s's applied configuration at %s: %w", p.Name(), admin, err)
 			}
 			if s := statusOf(st, p.ID); s != nil {
-				if err := syncview.Table(out, []ads.ProxyStatus{*s}, t.debug, now()); err != nil {
+				if err := syncview.Table(out, []contract.ProxyStatus{*s}, t.debug, now()); err != nil {
 					return err
 				}
 				fmt.Fprintln(out)
@@ -74,7 +74,7 @@ what its sidecar applied (admin /config_dump), per type: "Clusters Match", or a 
 	return cmd
 }
 
-func statusOf(st []ads.ProxyStatus, id string) *ads.ProxyStatus {
+func statusOf(st []contract.ProxyStatus, id string) *contract.ProxyStatus {
 	for i := range st {
 		if st[i].ID == id {
 			return &st[i]

@@ -22,6 +22,7 @@ import (
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	listenergrpc "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/lucid-mesh/lucid/internal/contract"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -99,19 +100,19 @@ func TestSyncStatusStates(t *testing.T) {
 	cds := c.next(resourcev3.ClusterType)
 
 	// Sent, not yet acked: STALE. Nothing asked for LDS/RDS/EDS yet: NOT SENT.
-	st := s.typeStatus(t, "a", "CDS", func(ts *TypeStatus) bool { return ts.SentNonce != "" })
-	if st.State != StateStale || st.SentVersion != cds.GetVersionInfo() || st.SentNonce != cds.GetNonce() || st.SentAt.IsZero() {
+	st := s.typeStatus(t, "a", "CDS", func(ts *contract.TypeStatus) bool { return ts.SentNonce != "" })
+	if st.State != contract.StateStale || st.SentVersion != cds.GetVersionInfo() || st.SentNonce != cds.GetNonce() || st.SentAt.IsZero() {
 		t.Errorf("CDS before ACK = %+v, want STALE with the sent version and nonce", st)
 	}
 	for _, short := range []string{"LDS", "RDS", "EDS"} {
-		if got := s.status("a").Types[short].State; got != StateNotSent {
-			t.Errorf("%s state = %s, want %s", short, got, StateNotSent)
+		if got := s.status("a").Types[short].State; got != contract.StateNotSent {
+			t.Errorf("%s state = %s, want %s", short, got, contract.StateNotSent)
 		}
 	}
 
 	c.ack(cds, nil)
-	st = s.typeStatus(t, "a", "CDS", func(ts *TypeStatus) bool { return ts.AckedNonce != "" })
-	if st.State != StateSynced || st.AckedVersion != cds.GetVersionInfo() || st.AckedNonce != cds.GetNonce() || st.AckedAt.IsZero() {
+	st = s.typeStatus(t, "a", "CDS", func(ts *contract.TypeStatus) bool { return ts.AckedNonce != "" })
+	if st.State != contract.StateSynced || st.AckedVersion != cds.GetVersionInfo() || st.AckedNonce != cds.GetNonce() || st.AckedAt.IsZero() {
 		t.Errorf("CDS after ACK = %+v, want SYNCED with the acked version", st)
 	}
 }
@@ -128,8 +129,8 @@ func TestNackRecordedLoggedAndNotResent(t *testing.T) {
 	const reason = "Proto constraint validation failed (ClusterLoadAssignmentValidationError.Endpoints[0]: bad)"
 	c.nack(eds, "older", []string{testCluster}, reason)
 
-	st := s.typeStatus(t, "a", "EDS", func(ts *TypeStatus) bool { return ts.NackNonce != "" })
-	if st.State != StateError || st.NackReason != reason || st.NackedVersion != eds.GetVersionInfo() || st.NackNonce != eds.GetNonce() || st.NackedAt.IsZero() {
+	st := s.typeStatus(t, "a", "EDS", func(ts *contract.TypeStatus) bool { return ts.NackNonce != "" })
+	if st.State != contract.StateError || st.NackReason != reason || st.NackedVersion != eds.GetVersionInfo() || st.NackNonce != eds.GetNonce() || st.NackedAt.IsZero() {
 		t.Errorf("EDS after NACK = %+v, want ERROR with the rejected version and reason", st)
 	}
 	// The rejected response is not sent again until the configuration changes.
@@ -143,7 +144,7 @@ func TestNackRecordedLoggedAndNotResent(t *testing.T) {
 		t.Fatalf("new content pushed with the rejected version %s", eds.GetVersionInfo())
 	}
 	c.nack(eds2, "older", []string{testCluster}, reason)
-	s.typeStatus(t, "a", "EDS", func(ts *TypeStatus) bool { return ts.NackNonce == eds2.GetNonce() })
+	s.typeStatus(t, "a", "EDS", func(ts *contract.TypeStatus) bool { return ts.NackNonce == eds2.GetNonce() })
 
 	recs := s.logs.records(t, "NACK")
 	if len(recs) != 1 {
@@ -163,8 +164,8 @@ func TestNackRecordedLoggedAndNotResent(t *testing.T) {
 		t.Errorf("endpoint port = %d, want 9083", p)
 	}
 	c.ack(eds3, []string{testCluster})
-	st = s.typeStatus(t, "a", "EDS", func(ts *TypeStatus) bool { return ts.AckedNonce == eds3.GetNonce() })
-	if st.State != StateSynced || st.NackReason != reason {
+	st = s.typeStatus(t, "a", "EDS", func(ts *contract.TypeStatus) bool { return ts.AckedNonce == eds3.GetNonce() })
+	if st.State != contract.StateSynced || st.NackReason != reason {
 		t.Errorf("EDS after fix = %+v, want SYNCED, last NACK reason kept", st)
 	}
 }
@@ -237,7 +238,7 @@ func TestGenerateErrorKeepsLastGood(t *testing.T) {
 	if recs := s.logs.records(t, "generating configuration failed"); len(recs) != 1 {
 		t.Errorf("generation failure logged %d times, want once", len(recs))
 	}
-	if st := s.status("a").Types["EDS"]; st.State != StateSynced {
+	if st := s.status("a").Types["EDS"]; st.State != contract.StateSynced {
 		t.Errorf("EDS state = %s after a failed generation, want SYNCED (last good kept)", st.State)
 	}
 }
@@ -264,7 +265,7 @@ func TestDisconnectedProxyForgotten(t *testing.T) {
 	c.close()
 
 	eventually(t, "disconnect", func() bool { ps := s.status("gone"); return ps != nil && !ps.Connected })
-	if st := s.status("gone").Types["LDS"]; st.State != StateSynced {
+	if st := s.status("gone").Types["LDS"]; st.State != contract.StateSynced {
 		t.Errorf("LDS after disconnect = %s, want the last state (SYNCED) kept", st.State)
 	}
 
@@ -297,11 +298,11 @@ func TestReconnectStartsFresh(t *testing.T) {
 	c2 := dial(t, s.addr, "a", nil)
 	c2.request(resourcev3.ClusterType, "", "", nil, "")
 	c2.next(resourcev3.ClusterType)
-	st := s.typeStatus(t, "a", "CDS", func(ts *TypeStatus) bool { return ts.State == StateStale })
+	st := s.typeStatus(t, "a", "CDS", func(ts *contract.TypeStatus) bool { return ts.State == contract.StateStale })
 	if st.AckedNonce != "" {
 		t.Errorf("CDS after reconnect = %+v, want the old connection's ACK forgotten", st)
 	}
-	if got := s.status("a").Types["LDS"].State; got != StateNotSent {
+	if got := s.status("a").Types["LDS"].State; got != contract.StateNotSent {
 		t.Errorf("LDS after reconnect = %s, want NOT SENT", got)
 	}
 }
@@ -326,7 +327,7 @@ func TestDebugHandler(t *testing.T) {
 	s := startServer(t)
 	c := dial(t, s.addr, "reviews-v1.default", map[string]any{"NAMESPACE": "default"})
 	v := handshake(t, c)
-	s.typeStatus(t, "reviews-v1.default", "RDS", func(ts *TypeStatus) bool { return ts.State == StateSynced })
+	s.typeStatus(t, "reviews-v1.default", "RDS", func(ts *contract.TypeStatus) bool { return ts.State == contract.StateSynced })
 
 	srv := httptest.NewServer(s.DebugHandler())
 	defer srv.Close()
@@ -349,7 +350,7 @@ func TestDebugHandler(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("status %d: %s", code, body)
 		}
-		var got []ProxyStatus
+		var got []contract.ProxyStatus
 		if err := json.Unmarshal([]byte(body), &got); err != nil {
 			t.Fatalf("syncz is not JSON: %v\n%s", err, body)
 		}
@@ -358,7 +359,7 @@ func TestDebugHandler(t *testing.T) {
 		}
 		for short, want := range v {
 			ts := got[0].Types[short]
-			if ts == nil || ts.State != StateSynced || ts.AckedVersion != want {
+			if ts == nil || ts.State != contract.StateSynced || ts.AckedVersion != want {
 				t.Errorf("syncz %s = %+v, want SYNCED at %s", short, ts, want)
 			}
 		}
@@ -444,7 +445,7 @@ func TestConcurrentPushesAndConnects(t *testing.T) {
 				break
 			}
 		}
-		st := s.typeStatus(t, fmt.Sprint("p", p), "EDS", func(ts *TypeStatus) bool { return ts.State == StateSynced })
+		st := s.typeStatus(t, fmt.Sprint("p", p), "EDS", func(ts *contract.TypeStatus) bool { return ts.State == contract.StateSynced })
 		if !strings.HasPrefix(st.AckedVersion, "v") {
 			t.Errorf("p%d acked EDS version %q", p, st.AckedVersion)
 		}
@@ -474,7 +475,7 @@ func TestPerTypeServiceServesListeners(t *testing.T) {
 	if got := names(t, resp); !slices.Equal(got, []string{testListener}) {
 		t.Errorf("LDS over the listener service = %v, want [%s]", got, testListener)
 	}
-	s.typeStatus(t, "lds-only", "LDS", func(ts *TypeStatus) bool { return ts.SentNonce == resp.GetNonce() })
+	s.typeStatus(t, "lds-only", "LDS", func(ts *contract.TypeStatus) bool { return ts.SentNonce == resp.GetNonce() })
 }
 
 func TestRequestWithoutNodeIDRejected(t *testing.T) {

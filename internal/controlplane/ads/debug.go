@@ -13,6 +13,7 @@ import (
 	adminpb "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/lucid-mesh/lucid/internal/contract"
 )
 
 // DebugHandler serves the control plane's debug endpoints:
@@ -25,7 +26,7 @@ import (
 // Mount it on the debug port's mux with mux.Handle("/debug/", s.DebugHandler()).
 func (s *Server) DebugHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/syncz", s.serveSyncz)
+	mux.HandleFunc("GET "+contract.SyncPath, s.serveSyncz)
 	mux.HandleFunc("GET /debug/config_dump", s.serveConfigDump)
 	return mux
 }

@@ -28,6 +28,7 @@ import (
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/lucid-mesh/lucid/internal/contract"
 )
 
 const (
@@ -360,7 +361,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // status returns the current status of proxy id (nil if unknown).
-func (s *testServer) status(id string) *ProxyStatus {
+func (s *testServer) status(id string) *contract.ProxyStatus {
 	for _, ps := range s.SyncStatus() {
 		if ps.ID == id {
 			return &ps
@@ -370,9 +371,9 @@ func (s *testServer) status(id string) *ProxyStatus {
 }
 
 // typeStatus waits until proxy id's status for short satisfies cond and returns it.
-func (s *testServer) typeStatus(t *testing.T, id, short string, cond func(*TypeStatus) bool) *TypeStatus {
+func (s *testServer) typeStatus(t *testing.T, id, short string, cond func(*contract.TypeStatus) bool) *contract.TypeStatus {
 	t.Helper()
-	var got *TypeStatus
+	var got *contract.TypeStatus
 	eventually(t, id+" "+short+" status", func() bool {
 		ps := s.status(id)
 		if ps == nil {

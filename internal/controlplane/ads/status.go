@@ -12,45 +12,9 @@ import (
 
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	xdsserverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/lucid-mesh/lucid/internal/contract"
 )
-
-// Sync states, as `istioctl proxy-status` shows them.
-const (
-	StateSynced  = "SYNCED"   // the proxy acked the last response sent
-	StateNotSent = "NOT SENT" // nothing of this type was sent
-	StateStale   = "STALE"    // a response was sent and not (yet) acked
-	StateError   = "ERROR"    // the proxy rejected (NACKed) the last response sent
-)
-
-// ProxyStatus is what the control plane knows about one proxy's configuration.
-type ProxyStatus struct {
-	ID          string
-	Connected   bool
-	ConnectedAt time.Time
-	// Metadata holds node.metadata's string fields.
-	Metadata map[string]string
-	// Types by short type name: "LDS", "RDS", "CDS", "EDS".
-	Types map[string]*TypeStatus
-}
-
-// TypeStatus is the sync state of one proxy for one resource type.
-type TypeStatus struct {
-	SentVersion, SentNonce string
-	SentAt                 time.Time
-
-	AckedVersion, AckedNonce string
-	AckedAt                  time.Time
-
-	// NackedVersion is the version the proxy rejected (the one sent with NackNonce).
-	NackedVersion, NackNonce, NackReason string
-	NackedAt                             time.Time
-
-	// State is StateError if the last response sent was NACKed, StateNotSent if nothing
-	// was sent, StateSynced if the last response sent was acked, else StateStale.
-	State string
-}
 
 // nodeState is the sync state of one node. Guarded by Server.mu.
 type nodeState struct {
@@ -62,7 +26,7 @@ type nodeState struct {
 }
 
 type typeState struct {
-	TypeStatus
+	contract.TypeStatus
 	sentStream   int64  // the stream SentNonce belongs to (nonces are per stream)
 	loggedReason string // the NACK reason last logged, so each distinct reason logs once
 }
@@ -70,32 +34,18 @@ type typeState struct {
 func (t *typeState) state() string {
 	switch {
 	case t.SentNonce == "":
-		return StateNotSent
+		return contract.StateNotSent
 	case t.NackNonce == t.SentNonce:
-		return StateError
+		return contract.StateError
 	case t.AckedNonce == t.SentNonce:
-		return StateSynced
+		return contract.StateSynced
 	default:
-		return StateStale
+		return contract.StateStale
 	}
 }
 
 // shortType names a type URL the way proxy-status does.
-func shortType(typeURL string) string {
-	switch typeURL {
-	case resourcev3.ListenerType:
-		return "LDS"
-	case resourcev3.RouteType:
-		return "RDS"
-	case resourcev3.ClusterType:
-		return "CDS"
-	case resourcev3.EndpointType:
-		return "EDS"
-	case resourcev3.SecretType:
-		return "SDS"
-	}
-	return typeURL[strings.LastIndex(typeURL, ".")+1:]
-}
+func shortType(typeURL string) string { return contract.ShortType(typeURL) }
 
 // callbacks are go-control-plane's hooks into every stream. They run concurrently, on the
 // streams' goroutines.
@@ -253,24 +203,24 @@ func (s *Server) pruneLocked() {
 
 // SyncStatus reports every known proxy's sync state per type, sorted by proxy ID. A
 // disconnected proxy is reported for ten minutes after it left.
-func (s *Server) SyncStatus() []ProxyStatus {
+func (s *Server) SyncStatus() []contract.ProxyStatus {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]ProxyStatus, 0, len(s.nodes))
+	out := make([]contract.ProxyStatus, 0, len(s.nodes))
 	for id, n := range s.nodes {
 		if s.expired(n, now) {
 			continue
 		}
-		ps := ProxyStatus{
+		ps := contract.ProxyStatus{
 			ID:          id,
 			Connected:   n.streams > 0,
 			ConnectedAt: n.connectedAt,
 			Metadata:    stringMetadata(n.node),
-			Types:       map[string]*TypeStatus{},
+			Types:       map[string]*contract.TypeStatus{},
 		}
-		for _, short := range []string{"LDS", "RDS", "CDS", "EDS"} {
-			ps.Types[short] = &TypeStatus{State: StateNotSent}
+		for _, short := range []string{contract.LDS, contract.RDS, contract.CDS, contract.EDS} {
+			ps.Types[short] = &contract.TypeStatus{State: contract.StateNotSent}
 		}
 		for short, t := range n.types {
 			ts := t.TypeStatus
@@ -279,7 +229,7 @@ func (s *Server) SyncStatus() []ProxyStatus {
 		}
 		out = append(out, ps)
 	}
-	slices.SortFunc(out, func(a, b ProxyStatus) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b contract.ProxyStatus) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -11,11 +11,11 @@ package podevent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -24,10 +24,10 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// Method names the service on the wire (xdsclient.EventsReportMethod on the sidecar side).
+// Method names the service on the wire (the sidecar's xdsclient calls the same contract).
 const (
-	ServiceName = "lucid.v1.Events"
-	Method      = "/" + ServiceName + "/Report"
+	ServiceName = contract.EventsService
+	Method      = contract.EventsReportMethod
 )
 
 // Report is one probe failure a sidecar saw.
@@ -93,26 +93,21 @@ func receive(ctx context.Context, r reporter, in *structpb.Struct) (*emptypb.Emp
 // ParseReport reads a report's fields. The pod and namespace come from "pod" and
 // "namespace", else from the sidecar's node id ("node": sidecar~<ip>~<pod>.<ns>~...).
 func ParseReport(m map[string]any) (Report, error) {
-	str := func(k string) string { s, _ := m[k].(string); return s }
-	r := Report{Pod: str("pod"), Namespace: str("namespace"), Container: str("container"), Probe: str("probe"),
-		Target: str("target"), Reason: str("reason"), Cause: str("cause")}
-	if f, ok := m["failures"].(float64); ok && f > 0 {
-		r.Failures = int(f)
+	f, err := contract.ParseProbeFailure(m)
+	if err != nil {
+		return Report{}, err
 	}
+	r := Report{Pod: f.Pod, Namespace: f.Namespace, Container: f.Container, Probe: f.Probe,
+		Target: f.Target, Reason: f.Reason, Cause: f.Cause, Failures: f.Failures}
 	if r.Pod == "" || r.Namespace == "" {
-		pod, ns, err := podFromNode(str("node"))
+		pod, ns, err := podFromNode(f.Node)
 		if err != nil {
 			return Report{}, err
 		}
 		r.Pod, r.Namespace = pod, ns
 	}
-	switch {
-	case r.Container == "":
-		return Report{}, errors.New("report: no container")
-	case probeNames[r.Probe].reason == "":
+	if probeNames[r.Probe].reason == "" {
 		return Report{}, fmt.Errorf("report: probe %q is not livez, readyz, startupz, prestopz or poststartz", r.Probe)
-	case r.Cause == "":
-		return Report{}, errors.New("report: no cause")
 	}
 	return r, nil
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/lucid-mesh/lucid/internal/contract"
 )
 
 // Envoy's circuit-breaker defaults; Istio sets thresholds for the default priority only,
@@ -215,23 +217,23 @@ func ClustersJSON(cs []ClusterStatus) ([]byte, error) {
 			}
 			for _, f := range h.HealthFlags {
 				switch f {
-				case "/failed_active_hc":
+				case contract.FailedActiveHC:
 					hj.HealthStatus.FailedActiveHealthCheck = true
-				case "/failed_outlier_check":
+				case contract.FailedOutlierCheck:
 					hj.HealthStatus.FailedOutlierCheck = true
-				case "/degraded_active_hc":
+				case contract.DegradedActiveHC:
 					hj.HealthStatus.FailedActiveDegradedCheck = true
-				case "/pending_dynamic_removal":
+				case contract.PendingDynamicRemoval:
 					hj.HealthStatus.PendingDynamicRemoval = true
-				case "/pending_active_hc":
+				case contract.PendingActiveHC:
 					hj.HealthStatus.PendingActiveHC = true
-				case "/excluded_via_immediate_hc_fail":
+				case contract.ExcludedViaImmediateHCFail:
 					hj.HealthStatus.ExcludedViaImmediateHCFail = true
-				case "/active_hc_timeout":
+				case contract.ActiveHCTimeout:
 					hj.HealthStatus.ActiveHCTimeout = true
-				case "/failed_eds_health":
+				case contract.FailedEDSHealth:
 					hj.HealthStatus.EDSHealthStatus = "UNHEALTHY"
-				case "/degraded_eds_health":
+				case contract.DegradedEDSHealth:
 					if hj.HealthStatus.EDSHealthStatus != "UNHEALTHY" {
 						hj.HealthStatus.EDSHealthStatus = "DEGRADED"
 					}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -12,7 +13,7 @@ import (
 
 // EventsReportMethod is the control plane's event service: one method taking a
 // google.protobuf.Struct and returning google.protobuf.Empty, served beside ADS.
-const EventsReportMethod = "/lucid.v1.Events/Report"
+const EventsReportMethod = contract.EventsReportMethod
 
 // ErrNotConnected is Report's error before Run has dialled or after it returned.
 var ErrNotConnected = errors.New("xdsclient: not running")

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -36,19 +37,19 @@ type kind struct {
 
 // kinds in the order Envoy sends its first requests: CDS, EDS, LDS, RDS.
 var kinds = []kind{
-	{url: ClusterType, short: "CDS", noun: "cluster", wildcard: true, decode: decodeAny(func(m *clusterpb.Cluster) (string, any, error) {
+	{url: ClusterType, short: contract.CDS, noun: "cluster", wildcard: true, decode: decodeAny(func(m *clusterpb.Cluster) (string, any, error) {
 		v, err := DecodeCluster(m)
 		return m.GetName(), v, err
 	})},
-	{url: EndpointType, short: "EDS", noun: "endpoints", decode: decodeAny(func(m *endpointpb.ClusterLoadAssignment) (string, any, error) {
+	{url: EndpointType, short: contract.EDS, noun: "endpoints", decode: decodeAny(func(m *endpointpb.ClusterLoadAssignment) (string, any, error) {
 		v, err := DecodeEndpoints(m)
 		return m.GetClusterName(), v, err
 	})},
-	{url: ListenerType, short: "LDS", noun: "listener", wildcard: true, decode: decodeAny(func(m *listenerpb.Listener) (string, any, error) {
+	{url: ListenerType, short: contract.LDS, noun: "listener", wildcard: true, decode: decodeAny(func(m *listenerpb.Listener) (string, any, error) {
 		v, err := DecodeListener(m)
 		return m.GetName(), v, err
 	})},
-	{url: RouteType, short: "RDS", noun: "route", decode: decodeAny(func(m *routepb.RouteConfiguration) (string, any, error) {
+	{url: RouteType, short: contract.RDS, noun: "route", decode: decodeAny(func(m *routepb.RouteConfiguration) (string, any, error) {
 		v, err := DecodeRouteConfig(m)
 		return m.GetName(), v, err
 	})},

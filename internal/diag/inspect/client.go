@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
+	"github.com/lucid-mesh/lucid/internal/contract"
 )
 
 // maxBody bounds what is read from an admin or debug endpoint (config dumps of big meshes
@@ -94,12 +94,12 @@ func (c *Client) Clusters(ctx context.Context, admin string) ([]ClusterHealth, e
 }
 
 // SyncStatus fetches the control plane's /debug/syncz.
-func (c *Client) SyncStatus(ctx context.Context, debug string) ([]ads.ProxyStatus, error) {
-	b, err := c.Get(ctx, debug, "/debug/syncz")
+func (c *Client) SyncStatus(ctx context.Context, debug string) ([]contract.ProxyStatus, error) {
+	b, err := c.Get(ctx, debug, contract.SyncPath)
 	if err != nil {
 		return nil, err
 	}
-	var out []ads.ProxyStatus
+	var out []contract.ProxyStatus
 	if err := json.Unmarshal(b, &out); err != nil {
 		return nil, fmt.Errorf("inspect: /debug/syncz: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	adminpb "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -24,7 +25,7 @@ type HostHealth struct {
 	EDSHealth string
 	// OutlierEjected is failed_outlier_check.
 	OutlierEjected bool
-	// Flags are Envoy's health flag names that are set, e.g. "/failed_outlier_check".
+	// Flags are Envoy's health flag names that are set, e.g. contract.FailedOutlierCheck.
 	Flags []string
 }
 
@@ -32,7 +33,7 @@ type HostHealth struct {
 // than its EDS health (outlier detection, active health checking, pending removal).
 func (h HostHealth) Ejected() bool {
 	for _, f := range h.Flags {
-		if f != "/failed_eds_health" && f != "/degraded_eds_health" && f != "/eds_status_draining" {
+		if f != contract.FailedEDSHealth && f != contract.DegradedEDSHealth && f != contract.EDSStatusDraining {
 			return true
 		}
 	}
@@ -74,21 +75,21 @@ func hostHealth(h *adminpb.HostStatus) HostHealth {
 			out.Flags = append(out.Flags, name)
 		}
 	}
-	add(hs.GetFailedActiveHealthCheck(), "/failed_active_hc")
-	add(hs.GetFailedOutlierCheck(), "/failed_outlier_check")
+	add(hs.GetFailedActiveHealthCheck(), contract.FailedActiveHC)
+	add(hs.GetFailedOutlierCheck(), contract.FailedOutlierCheck)
 	switch hs.GetEdsHealthStatus() {
 	case corepb.HealthStatus_UNHEALTHY, corepb.HealthStatus_TIMEOUT:
-		add(true, "/failed_eds_health")
+		add(true, contract.FailedEDSHealth)
 	case corepb.HealthStatus_DEGRADED:
-		add(true, "/degraded_eds_health")
+		add(true, contract.DegradedEDSHealth)
 	case corepb.HealthStatus_DRAINING:
-		add(true, "/eds_status_draining")
+		add(true, contract.EDSStatusDraining)
 	}
-	add(hs.GetFailedActiveDegradedCheck(), "/degraded_active_hc")
-	add(hs.GetPendingDynamicRemoval(), "/pending_dynamic_removal")
-	add(hs.GetPendingActiveHc(), "/pending_active_hc")
-	add(hs.GetExcludedViaImmediateHcFail(), "/excluded_via_immediate_hc_fail")
-	add(hs.GetActiveHcTimeout(), "/active_hc_timeout")
+	add(hs.GetFailedActiveDegradedCheck(), contract.DegradedActiveHC)
+	add(hs.GetPendingDynamicRemoval(), contract.PendingDynamicRemoval)
+	add(hs.GetPendingActiveHc(), contract.PendingActiveHC)
+	add(hs.GetExcludedViaImmediateHcFail(), contract.ExcludedViaImmediateHCFail)
+	add(hs.GetActiveHcTimeout(), contract.ActiveHCTimeout)
 	return out
 }
 

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/xdsclient"
 )
@@ -99,10 +100,10 @@ func ParseConfigDump(b []byte) (*Dump, error) {
 			}
 		}
 	}
-	d.Versions["LDS"] = newestVersion(d.Listeners)
-	d.Versions["RDS"] = newestVersion(d.Routes)
-	d.Versions["CDS"] = newestVersion(d.Clusters)
-	d.Versions["EDS"] = newestVersion(d.Endpoints)
+	d.Versions[contract.LDS] = newestVersion(d.Listeners)
+	d.Versions[contract.RDS] = newestVersion(d.Routes)
+	d.Versions[contract.CDS] = newestVersion(d.Clusters)
+	d.Versions[contract.EDS] = newestVersion(d.Endpoints)
 	return d, errors.Join(errs...)
 }
 
@@ -159,8 +160,8 @@ func (d *Dump) Snapshot() (*resource.Snapshot, error) {
 		Clusters:  map[string]*resource.Cluster{},
 		Endpoints: map[string]*resource.Endpoints{},
 		Versions: map[string]string{
-			xdsclient.ListenerType: d.Versions["LDS"], xdsclient.RouteType: d.Versions["RDS"],
-			xdsclient.ClusterType: d.Versions["CDS"], xdsclient.EndpointType: d.Versions["EDS"],
+			xdsclient.ListenerType: d.Versions[contract.LDS], xdsclient.RouteType: d.Versions[contract.RDS],
+			xdsclient.ClusterType: d.Versions[contract.CDS], xdsclient.EndpointType: d.Versions[contract.EDS],
 		},
 	}
 	var errs []error

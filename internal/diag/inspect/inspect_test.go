@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
+	"github.com/lucid-mesh/lucid/internal/contract"
 )
 
 func read(t testing.TB, name string) []byte {
@@ -57,7 +57,7 @@ func TestParseClusters(t *testing.T) {
 }
 
 func TestFindProxy(t *testing.T) {
-	var st []ads.ProxyStatus
+	var st []contract.ProxyStatus
 	if err := json.Unmarshal(read(t, "syncz.json"), &st); err != nil {
 		t.Fatal(err)
 	}

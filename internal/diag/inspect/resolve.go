@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
+	"github.com/lucid-mesh/lucid/internal/contract"
 )
 
 // Proxy identifies one sidecar: its node id, workload, namespace and address.
@@ -50,7 +50,7 @@ func (e *NotFoundError) Error() string {
 
 // FindProxy picks the proxy named "<workload>" or "<workload>.<namespace>" (namespace
 // default "default") from a sync status.
-func FindProxy(status []ads.ProxyStatus, name string) (Proxy, error) {
+func FindProxy(status []contract.ProxyStatus, name string) (Proxy, error) {
 	wl, ns, ok := strings.Cut(name, ".")
 	if !ok {
 		ns = "default"

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 	"github.com/lucid-mesh/lucid/internal/diag/textdiff"
 )
@@ -27,20 +28,20 @@ func Compare(w io.Writer, want, got *inspect.Dump, proxyName string) (bool, erro
 	}
 	wc, err1 := render(want.Clusters)
 	gc, err2 := render(got.Clusters)
-	add("Clusters", "CDS", wc, gc, newest(got.Clusters))
+	add("Clusters", contract.CDS, wc, gc, newest(got.Clusters))
 	wl, err3 := render(want.Listeners)
 	gl, err4 := render(got.Listeners)
-	add("Listeners", "LDS", wl, gl, newest(got.Listeners))
+	add("Listeners", contract.LDS, wl, gl, newest(got.Listeners))
 	wr, err5 := render(want.Routes)
 	gr, err6 := render(got.Routes)
-	add("Routes", "RDS", wr, gr, newest(got.Routes))
+	add("Routes", contract.RDS, wr, gr, newest(got.Routes))
 	if got.HasEDS {
 		we, err7 := render(want.Endpoints)
 		ge, err8 := render(got.Endpoints)
 		if err := firstErr(err7, err8); err != nil {
 			return false, err
 		}
-		add("Endpoints", "EDS", we, ge, newest(got.Endpoints))
+		add("Endpoints", contract.EDS, we, ge, newest(got.Endpoints))
 	}
 	if err := firstErr(err1, err2, err3, err4, err5, err6); err != nil {
 		return false, err

@@ -13,12 +13,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 )
 
 // Types are the xDS types shown, in istioctl's column order (≤1.26).
-var Types = []string{"CDS", "LDS", "EDS", "RDS"}
+var Types = []string{contract.CDS, contract.LDS, contract.EDS, contract.RDS}
 
 // Table prints one row per proxy, Istio ≤1.26's proxy-status columns adapted to Lucid:
 //
@@ -29,7 +29,7 @@ var Types = []string{"CDS", "LDS", "EDS", "RDS"}
 // responses were built from) instead of the proxy's software version. Each type cell is
 // SYNCED, NOT SENT, STALE or ERROR with its age in parentheses. NACK reasons and proxies
 // that are not connected follow the table.
-func Table(w io.Writer, st []ads.ProxyStatus, discovery string, now time.Time) error {
+func Table(w io.Writer, st []contract.ProxyStatus, discovery string, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 5, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tCLUSTER\tCDS\tLDS\tEDS\tRDS\tDISCOVERY\tVERSION")
 	var notes []string
@@ -46,7 +46,7 @@ func Table(w io.Writer, st []ads.ProxyStatus, discovery string, now time.Time) e
 		for _, t := range Types {
 			ts := s.Types[t]
 			cells = append(cells, Cell(ts, now))
-			if ts != nil && ts.State == ads.StateError {
+			if ts != nil && ts.State == contract.StateError {
 				notes = append(notes, fmt.Sprintf("%s %s rejected version %s (NACK): %s", name, t, ts.NackedVersion, ts.NackReason))
 			}
 		}
@@ -69,17 +69,17 @@ func Table(w io.Writer, st []ads.ProxyStatus, discovery string, now time.Time) e
 
 // Cell renders one type's state with its age: SYNCED since the ACK, STALE since the send,
 // ERROR since the NACK.
-func Cell(ts *ads.TypeStatus, now time.Time) string {
-	if ts == nil || ts.State == "" || ts.State == ads.StateNotSent {
-		return ads.StateNotSent
+func Cell(ts *contract.TypeStatus, now time.Time) string {
+	if ts == nil || ts.State == "" || ts.State == contract.StateNotSent {
+		return contract.StateNotSent
 	}
 	var at time.Time
 	switch ts.State {
-	case ads.StateSynced:
+	case contract.StateSynced:
 		at = ts.AckedAt
-	case ads.StateStale:
+	case contract.StateStale:
 		at = ts.SentAt
-	case ads.StateError:
+	case contract.StateError:
 		at = ts.NackedAt
 	}
 	if at.IsZero() {
@@ -91,7 +91,7 @@ func Cell(ts *ads.TypeStatus, now time.Time) string {
 // HeldVersion is the configuration version a proxy holds: the part before "-" of its acked
 // versions when they agree (versions are "<config version>-<content hash>"), else the
 // acked versions per type.
-func HeldVersion(s ads.ProxyStatus) string {
+func HeldVersion(s contract.ProxyStatus) string {
 	seen := map[string]bool{}
 	var first string
 	var per []string
