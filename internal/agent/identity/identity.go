@@ -167,21 +167,20 @@ func (m *Manager) Run(ctx context.Context) {
 			continue
 		}
 		backoff = m.o.RetryMin
-		first := m.publish(s)
 		msg := "workload certificate renewed"
-		if first {
+		if m.cur.Load() == nil {
 			msg = "workload certificate issued"
 		}
 		m.o.Logger.Info(msg, "identity", s.ID.String(), "serial", fmt.Sprintf("%032x", s.Leaf.SerialNumber),
 			"expires", s.Leaf.NotAfter.UTC().Format(time.RFC3339), "renew_at", s.RenewAt.UTC().Format(time.RFC3339))
+		m.publish(s)
 		t.Reset(max(s.RenewAt.Sub(m.o.Now()), 0))
 	}
 }
 
-// publish makes s current, wakes the watchers and reports whether it is the first.
-func (m *Manager) publish(s *Secret) bool {
-	first := m.cur.Swap(s) == nil
-	if !first {
+// publish makes s current and wakes the watchers.
+func (m *Manager) publish(s *Secret) {
+	if m.cur.Swap(s) != nil {
 		m.rotations.Add(1)
 	}
 	m.mu.Lock()
@@ -189,7 +188,6 @@ func (m *Manager) publish(s *Secret) bool {
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
 	m.readyOnce.Do(func() { close(m.ready) })
-	return first
 }
 
 // Ready is closed once the first certificate is in.

@@ -20,7 +20,8 @@ type Authenticator interface {
 	Authenticate(ctx context.Context) (spiffe.ID, error)
 }
 
-// ErrNoCredential: the call carries no credential of the authenticator's kind.
+// ErrNoCredential is an Authenticator's answer when the call carries no credential of
+// its kind.
 var ErrNoCredential = errors.New("no credential")
 
 // DefaultAudience is the audience of the tokens the CA accepts (Istio's

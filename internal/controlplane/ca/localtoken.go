@@ -183,6 +183,9 @@ func (l *LocalTokens) lookup(sum [sha256.Size]byte) (LocalTokenRecord, bool, err
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fi, err := os.Stat(l.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return LocalTokenRecord{}, false, fmt.Errorf("no workload token issued yet (%s does not exist)", l.path)
+	}
 	if err != nil {
 		return LocalTokenRecord{}, false, fmt.Errorf("tokens file: %w", err)
 	}

@@ -2,7 +2,6 @@ package ca
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
 	"net"
 	"net/url"
@@ -131,7 +130,7 @@ func TestCreateCertificate(t *testing.T) {
 
 	// That certificate then authenticates its holder without a token (Istio's client
 	// certificate authenticator): a renewal over mutual TLS.
-	mtls := client(t, c, addr, &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key.(crypto.Signer), Leaf: leaf})
+	mtls := client(t, c, addr, &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf})
 	resp, err = mtls.CreateCertificate(ctxWith(t, ""), &securityv1alpha1.IstioCertificateRequest{Csr: string(csrFor(t, reviews.String()))})
 	if err != nil {
 		t.Fatalf("renewal with the client certificate: %v", err)

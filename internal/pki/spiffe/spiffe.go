@@ -48,7 +48,7 @@ func checkTrustDomain(td string) error {
 		return errors.New("spiffe: empty trust domain")
 	}
 	for _, r := range td {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+		if !isLower(r) && !isDigit(r) && !isPunct(r) {
 			return fmt.Errorf("spiffe: trust domain %q: character %q not allowed (lower-case letters, digits, '.', '-', '_')", td, r)
 		}
 	}
@@ -63,12 +63,17 @@ func checkSegment(what, s string) error {
 		return fmt.Errorf("spiffe: %s %q is not a valid path segment", what, s)
 	}
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+		if !isLower(r) && !isUpper(r) && !isDigit(r) && !isPunct(r) {
 			return fmt.Errorf("spiffe: %s %q: character %q not allowed (letters, digits, '.', '-', '_')", what, s, r)
 		}
 	}
 	return nil
 }
+
+func isLower(r rune) bool { return r >= 'a' && r <= 'z' }
+func isUpper(r rune) bool { return r >= 'A' && r <= 'Z' }
+func isDigit(r rune) bool { return r >= '0' && r <= '9' }
+func isPunct(r rune) bool { return r == '.' || r == '-' || r == '_' }
 
 // Parse reads an Istio SPIFFE ID; like Istio it requires exactly the ns and sa segments.
 func Parse(s string) (ID, error) {
