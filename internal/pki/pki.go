@@ -89,9 +89,17 @@ type RootOptions struct {
 }
 
 // NewRoot creates a self-signed root CA.
-func NewRoot(o RootOptions) (*Authority, error) {
+func NewRoot(o RootOptions) (*Authority, error) { return newCA(o, nil) }
+
+// NewIntermediate creates a CA signed by a, laid out as Istio's plugged-in cacerts:
+// Chain (cert-chain.pem) is the new certificate, a's intermediates and the roots; Roots
+// are a's. It is what an operator's own CA hands Lucid (and what tests plug in).
+func (a *Authority) NewIntermediate(o RootOptions) (*Authority, error) { return newCA(o, a) }
+
+// newCA creates a CA certificate and key, self-signed without a parent.
+func newCA(o RootOptions, parent *Authority) (*Authority, error) {
 	if o.Validity <= 0 {
-		return nil, errors.New("pki: a root's validity must be positive")
+		return nil, errors.New("pki: a CA's validity must be positive")
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
@@ -117,15 +125,26 @@ func NewRoot(o RootOptions) (*Authority, error) {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	issuer, signer := tmpl, crypto.Signer(key)
+	if parent != nil {
+		issuer, signer = parent.Cert, parent.Key
+		if tmpl.NotAfter.After(parent.Cert.NotAfter) {
+			tmpl.NotAfter = parent.Cert.NotAfter
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), signer)
 	if err != nil {
-		return nil, fmt.Errorf("pki: sign the root: %w", err)
+		return nil, fmt.Errorf("pki: sign the CA certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("pki: read back the root: %w", err)
+		return nil, fmt.Errorf("pki: read back the CA certificate: %w", err)
 	}
-	return &Authority{Cert: cert, Key: key, Roots: []*x509.Certificate{cert}}, nil
+	if parent == nil {
+		return &Authority{Cert: cert, Key: key, Roots: []*x509.Certificate{cert}}, nil
+	}
+	chain := append(append([]*x509.Certificate{cert}, parent.Intermediates()...), parent.Roots...)
+	return &Authority{Cert: cert, Key: key, Chain: chain, Roots: parent.Roots}, nil
 }
 
 // Usage is what a leaf certificate may be used for.

@@ -27,28 +27,6 @@ func newRoot(t *testing.T) *Authority {
 	return a
 }
 
-// intermediate is a CA signed by parent with Istio's cacerts layout: cert-chain.pem is
-// the intermediate then the root.
-func intermediate(t *testing.T, parent *Authority) *Authority {
-	t.Helper()
-	key, err := NewKey(ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := SerialNumber()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	tmpl.Subject.CommonName = "intermediate"
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent.Cert, key.Public(), parent.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &Authority{Cert: cert, Key: key, Chain: []*x509.Certificate{cert, parent.Cert}, Roots: parent.Roots}
-}
-
 func TestIssueVerifies(t *testing.T) {
 	root := newRoot(t)
 	for name, a := range map[string]*Authority{"root": root, "intermediate": intermediate(t, root)} {
@@ -206,4 +184,13 @@ func TestKeyTypes(t *testing.T) {
 	if err := CheckPublicKey(p224.Public()); err == nil || !strings.Contains(err.Error(), "P-224") {
 		t.Errorf("P-224: %v", err)
 	}
+}
+
+func intermediate(t *testing.T, parent *Authority) *Authority {
+	t.Helper()
+	a, err := parent.NewIntermediate(RootOptions{CommonName: "intermediate", Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -172,23 +172,6 @@ func TestPluggedChain(t *testing.T) {
 	}
 }
 
-// intermediate is a CA signed by parent, laid out as Istio's cacerts (cert-chain.pem is
-// the intermediate then the root).
-func intermediate(t testing.TB, parent *pki.Authority) *pki.Authority {
-	t.Helper()
-	key, _ := pki.NewKey(pki.ECDSAP256)
-	serial, _ := pki.SerialNumber()
-	tmpl := &x509.Certificate{SerialNumber: serial, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	tmpl.Subject.CommonName = "intermediate"
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent.Cert, key.Public(), parent.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &pki.Authority{Cert: cert, Key: key, Chain: []*x509.Certificate{cert, parent.Cert}, Roots: parent.Roots}
-}
-
 func TestServingRotator(t *testing.T) {
 	c := newCA(t, Options{})
 	r, err := c.ServingRotator(ServingOptions{IPs: []net.IP{net.ParseIP("127.0.117.1")}})
@@ -230,4 +213,13 @@ func FuzzSign(f *testing.F) {
 			t.Fatalf("issued %v (%v), want the caller's identity", id, err)
 		}
 	})
+}
+
+func intermediate(t testing.TB, parent *pki.Authority) *pki.Authority {
+	t.Helper()
+	a, err := parent.NewIntermediate(pki.RootOptions{CommonName: "intermediate", Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -31,15 +31,24 @@ type CA struct {
 // client certificate or a local workload token (Token).
 func Start(t testing.TB, ip string) *CA {
 	t.Helper()
-	o := ca.Options{}
 	root, err := pki.NewRoot(pki.RootOptions{Org: ca.DefaultTrustDomain, Validity: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := ca.New(root, o)
+	c, err := ca.New(root, ca.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tokens := filepath.Join(t.TempDir(), "workload-tokens.json")
+	addr := Serve(t, ip, c, ca.ClientCerts{TrustDomain: c.TrustDomain()}, ca.NewLocalTokens(tokens, c.TrustDomain()))
+	return &CA{CA: c, Addr: addr, TokensFile: tokens}
+}
+
+// Serve runs c's CreateCertificate for callers auths authenticate on a TLS port of ip, as
+// discovery does (the serving certificate from c for istiod's names and ip), until the
+// test ends, and returns its address.
+func Serve(t testing.TB, ip string, c *ca.CA, auths ...ca.Authenticator) string {
+	t.Helper()
 	r, err := c.ServingRotator(ca.ServingOptions{IPs: []net.IP{net.ParseIP(ip)}})
 	if err != nil {
 		t.Fatal(err)
@@ -48,13 +57,12 @@ func Start(t testing.TB, ip string) *CA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := filepath.Join(t.TempDir(), "workload-tokens.json")
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(c.ServerTLSConfig(r))))
-	ca.NewService(c, nil, ca.ClientCerts{TrustDomain: c.TrustDomain()}, ca.NewLocalTokens(tokens, c.TrustDomain())).Register(srv)
+	ca.NewService(c, nil, auths...).Register(srv)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Stop(); <-done })
-	return &CA{CA: c, Addr: ln.Addr().String(), TokensFile: tokens}
+	return ln.Addr().String()
 }
 
 // Token issues the local token of workload (namespace/name) for identity ns/sa.

@@ -2,11 +2,9 @@ package kubeca
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -28,6 +26,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/controlplane/ca"
 	"github.com/lucid-mesh/lucid/internal/pki"
 	"github.com/lucid-mesh/lucid/internal/pki/spiffe"
+	"github.com/lucid-mesh/lucid/internal/testutil/catest"
 	"github.com/lucid-mesh/lucid/internal/testutil/kubetest"
 )
 
@@ -157,7 +156,10 @@ func TestPluggedCacerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inter := intermediate(t, root)
+	inter, err := root.NewIntermediate(pki.RootOptions{CommonName: "corp mesh CA", Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f, _ := inter.Files()
 	d := discovery(t, c, "cp-plugged")
 	store := Secrets{Client: d, Namespace: "cp-plugged"}
@@ -196,20 +198,6 @@ func TestPluggedCacerts(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "secret cp-partial/cacerts: incomplete plugged-in CA: cert-chain.pem, root-cert.pem missing") {
 		t.Fatalf("incomplete cacerts: %v", err)
 	}
-}
-
-func intermediate(t *testing.T, parent *pki.Authority) *pki.Authority {
-	t.Helper()
-	key, _ := pki.NewKey(pki.ECDSAP256)
-	serial, _ := pki.SerialNumber()
-	tmpl := &x509.Certificate{SerialNumber: serial, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent.Cert, key.Public(), parent.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &pki.Authority{Cert: cert, Key: key, Chain: []*x509.Certificate{cert, parent.Cert}, Roots: parent.Roots}
 }
 
 // token requests a token for service account ns/sa with the given audiences.
@@ -252,20 +240,8 @@ func TestTokenReview(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := mesh.ServingRotator(ca.ServingOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.117.40:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(mesh.ServerTLSConfig(r))))
-	ca.NewService(mesh, nil, ca.ClientCerts{}, ca.KubeTokens{Reviewer: TokenReviewer{Client: d}}).Register(srv)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	defer func() { srv.Stop(); <-done }()
-	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+	addr := catest.Serve(t, "127.0.117.40", mesh, ca.ClientCerts{}, ca.KubeTokens{Reviewer: TokenReviewer{Client: d}})
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 		RootCAs: mesh.Authority().RootPool(), ServerName: "istiod.istio-system.svc", MinVersion: tls.VersionTLS12})))
 	if err != nil {
 		t.Fatal(err)
