@@ -24,14 +24,15 @@ const module = "github.com/lucid-mesh/lucid"
 var allowed = map[string][]string{
 	"contract":     {},
 	"version":      {},
-	"dataplane":    {"contract", "version"},
-	"kube":         {"contract", "version"},
-	"controlplane": {"kube", "contract", "version"},
-	"agent":        {"dataplane", "contract", "version"},
-	"diag":         {"dataplane", "contract", "version"},
-	"local":        {"controlplane", "contract", "version"},
-	"testutil":     {"controlplane", "dataplane", "agent", "kube", "diag", "local", "contract", "version"},
-	"cli":          {"controlplane", "dataplane", "agent", "kube", "diag", "local", "contract", "version"},
+	"pki":          {}, // certificates and SPIFFE identities: a leaf every role may use
+	"dataplane":    {"contract", "version", "pki"},
+	"kube":         {"contract", "version", "pki"},
+	"controlplane": {"kube", "contract", "version", "pki"},
+	"agent":        {"dataplane", "contract", "version", "pki"},
+	"diag":         {"dataplane", "contract", "version", "pki"},
+	"local":        {"controlplane", "contract", "version", "pki"},
+	"testutil":     {"controlplane", "dataplane", "agent", "kube", "diag", "local", "contract", "version", "pki"},
+	"cli":          {"controlplane", "dataplane", "agent", "kube", "diag", "local", "contract", "version", "pki"},
 }
 
 type pkg struct {
