@@ -115,9 +115,10 @@ iptables -A OUTPUT -d 192.0.2.53 -p udp -j REJECT --reject-with icmp-port-unreac
 	// The proxy's sockets belong to uid 1337, as the agent's do: its replies are then put in
 	// the app flow's conntrack zone and un-NATed (Istio's CT --zone rules).
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		unix.Setfsgid(proxyUID)
-		unix.Setfsuid(proxyUID)
+		if err := becomeUID(proxyUID); err != nil {
+			done <- err
+			return
+		}
 		done <- proxy.Run(runCtx, func(net.Addr) { close(ready) })
 	}()
 	select {
@@ -125,7 +126,12 @@ iptables -A OUTPUT -d 192.0.2.53 -p udp -j REJECT --reject-with icmp-port-unreac
 	case err := <-done:
 		t.Fatal(err)
 	}
-	defer func() { stop(); <-done }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
 
 	t.Run("the app's DNS queries reach the proxy on 15053", func(t *testing.T) {
 		for _, network := range []string{"udp", "tcp"} {
@@ -190,14 +196,27 @@ func asUID(uid int, f func() (net.Conn, error)) (net.Conn, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		unix.Setfsgid(uid)
-		unix.Setfsuid(uid)
+		if err := becomeUID(uid); err != nil {
+			ch <- result{nil, err}
+			return
+		}
 		c, err := f()
 		ch <- result{c, err}
 	}()
 	r := <-ch
 	return r.c, r.err
+}
+
+// becomeUID locks the calling goroutine to its OS thread for good (the thread exits with the
+// goroutine) and sets that thread's file-system uid and gid: sockets created on it belong to
+// uid. setfsuid is a per-thread system call; the rest of the process keeps its identity.
+func becomeUID(uid int) error {
+	runtime.LockOSThread()
+	if _, err := unix.Setfsgid(uid); err != nil {
+		return err
+	}
+	_, err := unix.Setfsuid(uid)
+	return err
 }
 
 // fakeResolver answers external.example.org with 192.0.2.99 and NXDOMAIN otherwise.

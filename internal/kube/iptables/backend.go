@@ -124,7 +124,7 @@ const commandTimeout = 45 * time.Second
 func run(ctx context.Context, stdin, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, args...) //nolint:gosec // name is one of iptables' binaries (DetectBackend); args are the plan's
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
