@@ -212,11 +212,10 @@ func asUID(uid int, f func() (net.Conn, error)) (net.Conn, error) {
 // uid. setfsuid is a per-thread system call; the rest of the process keeps its identity.
 func becomeUID(uid int) error {
 	runtime.LockOSThread()
-	if _, err := unix.Setfsgid(uid); err != nil {
+	if err := unix.Setfsgid(uid); err != nil {
 		return err
 	}
-	_, err := unix.Setfsuid(uid)
-	return err
+	return unix.Setfsuid(uid)
 }
 
 // fakeResolver answers external.example.org with 192.0.2.99 and NXDOMAIN otherwise.
