@@ -220,6 +220,6 @@ func compareGolden(t *testing.T, name, got string) {
 		t.Fatalf("%v (run with -update)", err)
 	}
 	if got != string(want) {
-		t.Errorf("iptables-save differs from %s:\n%s", golden, got)
+		t.Errorf("rules differ from %s:\n%s", golden, got)
 	}
 }
