@@ -82,23 +82,6 @@ func TestKubeInjectFiles(t *testing.T) {
 	}
 }
 
-func TestIptablesCommand(t *testing.T) {
-	out, _, err := runCLI(t, "", "iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
-		"-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out, "-A ISTIO_INBOUND -p tcp --dport 15021 -j RETURN") || !strings.HasPrefix(out, "* nat\n") {
-		t.Errorf("unexpected rules:\n%s", out)
-	}
-	if _, _, err := runCLI(t, "", "iptables", "-b", "80,http"); err == nil || !strings.Contains(err.Error(), `-b "80,http"`) {
-		t.Errorf("invalid -b accepted: %v", err)
-	}
-	if _, _, err := runCLI(t, "", "iptables", "--dry-run=false"); err == nil || !strings.Contains(err.Error(), "not implemented") {
-		t.Errorf("--dry-run=false: %v", err)
-	}
-}
-
 func TestInstallCommand(t *testing.T) {
 	out, _, err := runCLI(t, "", "install", "--skip-crds", "--image", "lucid:test")
 	if err != nil {

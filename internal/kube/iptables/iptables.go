@@ -1,13 +1,16 @@
 // Package iptables turns the traffic-capture settings of a pod (Istio's istio-iptables
 // flags, as the injector writes them into the istio-init container) into the rule set
-// that captures the pod's traffic. It sits at the start of a pod's life on Kubernetes:
-// `lucid iptables` (the init container) validates the flags and prints the rules; applying
-// them is a later step. Pure: no I/O.
+// that captures the pod's traffic, and installs it in the current network namespace. It
+// sits at the start of a pod's life: `lucid iptables` (the init container on Kubernetes,
+// and local mode with capture) validates the flags, plans the rules (Plan, pure) and
+// applies them (Apply: one iptables-restore input, rolled back when any part fails;
+// Cleanup removes exactly what Apply installed).
 //
-// The rules are Istio's REDIRECT rule set (reference §2.5): inbound TCP to the inbound
-// capture port (15006), outbound TCP to the outbound port (15001), traffic of the proxy's
-// uid/gid and to 127.0.0.1 left alone, 127.0.0.6 (the source of app probes and inbound
-// passthrough) never captured.
+// The rules are Istio's (istio-iptables' capture package): inbound TCP to the inbound
+// capture port (15006) by REDIRECT or TPROXY, outbound TCP to the outbound port (15001),
+// traffic of the proxy's uid/gid and to 127.0.0.1 left alone, 127.0.0.6 (the source of
+// app probes and inbound passthrough) never captured, and with DNS capture the pod's DNS
+// queries (UDP and TCP port 53) sent to the agent's DNS proxy on 15053.
 package iptables
 
 import (
@@ -40,7 +43,23 @@ type Config struct {
 	ExcludeOutPorts    string // -o: ports never captured outbound
 	KubeVirtIfaces     string // -k: interfaces whose inbound traffic is treated as outbound
 	ExcludeIfaces      string // -c: interfaces never captured
+	TProxyMark         uint32 // -t: the packet mark of TPROXY-captured traffic (1337)
+	TProxyRouteTable   uint32 // -r: the routing table that delivers marked packets locally (133)
+
+	// DNS capture (--redirect-dns, or ISTIO_META_DNS_CAPTURE=true): the pod's DNS queries
+	// to its resolvers go to the agent's DNS proxy (DNSPort), except the proxy uid/gid's own.
+	RedirectDNS   bool
+	CaptureAllDNS bool         // --capture-all-dns: every query to port 53, whatever the server
+	DNSServers    []netip.Addr // the resolvers of /etc/resolv.conf (IPv4 ones are captured)
 }
+
+// DNSPort is the agent's DNS proxy port (Istio's IstioAgentDNSListenerPort).
+const DNSPort = 15053
+
+// OutboundMark marks, in TPROXY mode, the proxy's own packets to the pod's address over
+// loopback (outbound sidecar → inbound sidecar) so that they are captured inbound (Istio's
+// OutboundMark).
+const OutboundMark = 1338
 
 // Default is istio-iptables' defaults (tools/common/config).
 func Default() Config {
@@ -48,6 +67,7 @@ func Default() Config {
 		OutboundPort: 15001, InboundPort: 15006, InboundTunnelPort: 15008,
 		ProxyUID: 1337, ProxyGID: 1337, Mode: ModeRedirect,
 		IncludeOutboundIPs: "*", IncludeInboundPort: "*",
+		TProxyMark: 1337, TProxyRouteTable: 133,
 	}
 }
 
@@ -62,6 +82,15 @@ func (c Config) Validate() error {
 	}
 	if c.ProxyUID == 0 {
 		errs = append(errs, errors.New("-u: the proxy's uid must not be 0 (its traffic would not be told apart from root's)"))
+	}
+	if c.Mode == ModeTProxy {
+		if c.TProxyMark == 0 || c.TProxyMark == OutboundMark {
+			errs = append(errs, fmt.Errorf("-t %d: the TPROXY mark must not be 0 or %d (the mark of the proxy's own loopback traffic)", c.TProxyMark, OutboundMark))
+		}
+		// 0 is unspecified; 253-255 are the kernel's default, main and local tables.
+		if c.TProxyRouteTable == 0 || (c.TProxyRouteTable >= 253 && c.TProxyRouteTable <= 255) {
+			errs = append(errs, fmt.Errorf("-r %d: the TPROXY route table must not be 0 or one of the kernel's tables (253 default, 254 main, 255 local)", c.TProxyRouteTable))
+		}
 	}
 	check := func(flag, v string, star bool, parse func(string) error) {
 		if star && strings.TrimSpace(v) == "*" {

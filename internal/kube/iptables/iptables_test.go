@@ -2,50 +2,87 @@ package iptables
 
 import (
 	"flag"
-	"os"
-	"path/filepath"
+	"net/netip"
 	"strings"
 	"testing"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-// TestRulesGolden renders the rules for the injector's default arguments and for a pod with
-// every capture annotation; compare with Istio's goldens (reference §2.5).
+// goldenConfigs are the rule sets kept in testdata/*.golden. Most mirror a case of
+// istio-iptables' capture tests (same flags, so the IPv4 rules must be the ones Istio
+// installs); "default" is what the injector writes for a pod without annotations.
+func goldenConfigs() map[string]Config {
+	istio := func(modify func(*Config)) Config {
+		// Istio's test base: no inbound capture, no outbound ranges.
+		c := Default()
+		c.IncludeInboundPort, c.IncludeOutboundIPs = "", ""
+		modify(&c)
+		return c
+	}
+	dns := []netip.Addr{netip.MustParseAddr("127.0.0.53")}
+	return map[string]Config{
+		"default": func() Config { c := Default(); c.ExcludeInboundPort = "15090,15021,15020"; return c }(),
+		"annotations": func() Config {
+			c := Default()
+			c.IncludeInboundPort = "8080,9090"
+			c.ExcludeInboundPort = "15090,15021,15020"
+			c.IncludeOutboundIPs = "10.0.0.0/8,fd00::/8"
+			c.ExcludeOutboundIPs = "10.96.0.1"
+			c.ExcludeOutPorts = "5432"
+			c.IncludeOutPorts = "3306"
+			c.ExcludeIfaces = "eth1"
+			return c
+		}(),
+		"empty":                  istio(func(*Config) {}),
+		"inbound-ports-include":  istio(func(c *Config) { c.IncludeInboundPort = "32000,31000" }),
+		"inbound-ports-wildcard": istio(func(c *Config) { c.IncludeInboundPort = "*" }),
+		"inbound-ports-tproxy": istio(func(c *Config) {
+			c.IncludeInboundPort, c.Mode = "32000,31000", ModeTProxy
+		}),
+		"inbound-ports-wildcard-tproxy": istio(func(c *Config) { c.IncludeInboundPort, c.Mode = "*", ModeTProxy }),
+		"kube-virt-interfaces": istio(func(c *Config) {
+			c.KubeVirtIfaces, c.IncludeOutboundIPs = "eth1,eth2", "*"
+		}),
+		"ipnets": istio(func(c *Config) { c.IncludeOutboundIPs = "10.0.0.0/8" }),
+		"ipnets-with-kube-virt-interfaces": istio(func(c *Config) {
+			c.KubeVirtIfaces, c.IncludeOutboundIPs = "eth1,eth2", "10.0.0.0/8"
+		}),
+		"outbound-ports-include": istio(func(c *Config) { c.IncludeOutPorts = "32000,31000" }),
+		"basic-exclude-nic":      istio(func(c *Config) { c.ExcludeIfaces = "not-istio-nic" }),
+		"ip-range": istio(func(c *Config) {
+			c.ExcludeOutboundIPs, c.IncludeOutboundIPs = "1.1.0.0/16", "9.9.0.0/16"
+			c.RedirectDNS, c.DNSServers = true, dns
+		}),
+		"loopback-outbound-iprange": istio(func(c *Config) {
+			c.IncludeOutboundIPs = "127.1.2.3/32"
+			c.RedirectDNS, c.DNSServers = true, dns
+		}),
+		"tproxy": istio(func(c *Config) {
+			c.Mode, c.IncludeInboundPort = ModeTProxy, "*"
+			c.ExcludeOutboundIPs, c.IncludeOutboundIPs = "1.1.0.0/16", "9.9.0.0/16"
+			c.RedirectDNS, c.DNSServers = true, dns
+			c.ExcludeIfaces = "not-istio-nic"
+		}),
+		"dns-capture-all": func() Config {
+			c := Default()
+			c.ExcludeInboundPort = "15090,15021,15020"
+			c.RedirectDNS, c.CaptureAllDNS = true, true
+			return c
+		}(),
+	}
+}
+
+// TestRulesGolden renders every golden configuration (compare with Istio's goldens: the
+// rule text and order are the same for the same flags).
 func TestRulesGolden(t *testing.T) {
-	withAll := Default()
-	withAll.IncludeInboundPort = "8080,9090"
-	withAll.ExcludeInboundPort = "15090,15021,15020"
-	withAll.IncludeOutboundIPs = "10.0.0.0/8,fd00::/8"
-	withAll.ExcludeOutboundIPs = "10.96.0.1"
-	withAll.ExcludeOutPorts = "5432"
-	withAll.IncludeOutPorts = "3306"
-	withAll.ExcludeIfaces = "eth1"
-	injectorDefault := Default()
-	injectorDefault.ExcludeInboundPort = "15090,15021,15020"
-	noInbound := Default()
-	noInbound.IncludeInboundPort = ""
-	for name, c := range map[string]Config{"default": injectorDefault, "annotations": withAll, "no-inbound": noInbound} {
+	for name, c := range goldenConfigs() {
 		t.Run(name, func(t *testing.T) {
 			rules, err := Rules(c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := strings.Join(rules, "\n") + "\n"
-			golden := filepath.Join("testdata", name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update)", err)
-			}
-			if got != string(want) {
-				t.Errorf("rules differ from %s:\n%s", golden, got)
-			}
+			compareGolden(t, name, strings.Join(rules, "\n")+"\n")
 		})
 	}
 }

@@ -1,0 +1,79 @@
+// Package netns runs a test inside a private network namespace (tests only): the parent test
+// re-executes the test binary under `unshare -n` with loopback up, and the named child test
+// does the work there, so iptables rules, interfaces and routes touch nothing outside it.
+// Where namespaces cannot be created (not root, no unshare/ip/iptables, a sandbox that
+// forbids it) the test is skipped with the reason, except under CI (env CI set), where it
+// fails: CI must run them.
+package netns
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// ChildEnv names the child test a re-executed test binary runs (Child checks it); set it
+// when re-executing a child yourself (e.g. under setpriv).
+const ChildEnv = "LUCID_NETNS_CHILD"
+
+// Run runs the test named child (a top-level test of the same binary that starts with
+// Child) in a new network namespace and fails t if the child fails. tools are the binaries
+// the child needs besides unshare and ip.
+func Run(t *testing.T, child string, tools ...string) {
+	t.Helper()
+	if os.Getenv(ChildEnv) != "" {
+		t.Skip("parent only")
+	}
+	unavailable := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI must run the network-namespace tests: "+format, args...)
+		}
+		t.Skipf("skipped: cannot run in a private network namespace here: "+format, args...)
+	}
+	if os.Geteuid() != 0 {
+		unavailable("needs root (unshare -n, iptables)")
+	}
+	for _, tool := range append([]string{"unshare", "ip"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			unavailable("needs %s in PATH: %v", tool, err)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("unshare", "-n", "sh", "-c",
+		`ip link set lo up && exec "$0" -test.run "^$1\$" -test.v -test.count=1`, exe, child)
+	cmd.Env = append(os.Environ(), ChildEnv+"="+child)
+	out, err := cmd.CombinedOutput()
+	if err != nil && strings.Contains(string(out), "unshare failed") {
+		unavailable("%v: %s", err, out)
+	}
+	t.Logf("in a private network namespace:\n%s", out)
+	if err != nil {
+		t.Fatalf("%s failed in its network namespace: %v", child, err)
+	}
+	if !strings.Contains(string(out), "--- PASS: "+child) {
+		t.Fatalf("%s did not run in the network namespace", child)
+	}
+}
+
+// Child skips t unless this process is the namespace child started by Run for this test.
+func Child(t *testing.T) {
+	t.Helper()
+	if os.Getenv(ChildEnv) != t.Name() {
+		t.Skip("runs in a private network namespace, started by its parent test")
+	}
+}
+
+// Sh runs a shell command in the (child's) namespace and fails t if it fails.
+func Sh(t *testing.T, script string) string {
+	t.Helper()
+	out, err := exec.Command("sh", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+	return string(out)
+}
