@@ -2,8 +2,8 @@
 //
 //	source/file → store (debounce, latest wins) → model.Build → ads.Push → translate per proxy
 //
-// It also serves the control plane's debug port: /ready, /debug/syncz, /debug/config_dump
-// and /debug/diagnostics.
+// It also serves the control plane's debug port: /ready, /debug/syncz, /debug/config_dump,
+// /debug/diagnostics, and the dashboard (/dashboard/, /debug/tap).
 package discovery
 
 import (
@@ -25,6 +25,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/controlplane/dashboard"
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
 	"github.com/lucid-mesh/lucid/internal/controlplane/source/file"
 	"github.com/lucid-mesh/lucid/internal/controlplane/store"
@@ -194,6 +195,11 @@ func Run(ctx context.Context, o Options) error {
 		})
 		mux.HandleFunc("/debug/analyze", analysis.serve)
 		mux.Handle("/debug/", srv.DebugHandler())
+		// The dashboard (/dashboard/) and the tap relay (/debug/tap) for lucid tap and top.
+		dash := dashboard.New(dashboard.Options{Proxies: srv.SyncStatus, Log: log.With("component", "dashboard"),
+			Findings: func() (any, error) { return analysis.messages() }})
+		dash.Register(mux)
+		wg.Go(func() { dash.Run(ctx) })
 		debugSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = debugSrv.Serve(dl) }()
 	}
