@@ -61,10 +61,10 @@ otherwise, and once more when it stops (Ctrl-C, or after --duration).`,
 				})
 			}()
 			out := cmd.OutOrStdout()
-			clear := isTerminal(os.Stdout) && out == os.Stdout
+			redraw := isTerminal(os.Stdout) && out == os.Stdout
 			top := tapview.NewTop()
 			draw := func() error {
-				if clear {
+				if redraw {
 					fmt.Fprint(out, "\x1b[H\x1b[2J")
 				}
 				fmt.Fprintf(out, "%s  %s\n", args[0], time.Now().Format("15:04:05"))

@@ -90,7 +90,7 @@ func eval[T any](ctx context.Context, js string) (T, error) {
 }
 
 // do runs browser actions with a bound.
-func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+func do(ctx context.Context, t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -101,7 +101,7 @@ func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 
 // waitFor polls a JavaScript condition until it is true or d passes; what describes it
 // on failure, with the page's edges and status.
-func waitFor(t *testing.T, ctx context.Context, d time.Duration, what, js string) {
+func waitFor(ctx context.Context, t *testing.T, d time.Duration, what, js string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var lastErr error
@@ -154,21 +154,21 @@ func TestDashboard(t *testing.T) {
 	t.Logf("screenshots in %s", out)
 	url := "http://" + mesh.Debug() + "/dashboard/"
 
-	do(t, ctx, chromedp.Navigate(url))
+	do(ctx, t, chromedp.Navigate(url))
 
 	t.Run("topology", func(t *testing.T) {
 		for _, e := range healthyEdges {
-			waitFor(t, ctx, 30*time.Second, fmt.Sprintf("edge %s → %s with a rate and healthy", e[0], e[1]), edgeJS(e[0], e[1], "ok"))
+			waitFor(ctx, t, 30*time.Second, fmt.Sprintf("edge %s → %s with a rate and healthy", e[0], e[1]), edgeJS(e[0], e[1], "ok"))
 		}
 	})
 
 	t.Run("v3 turns red with its cause", func(t *testing.T) {
 		tr.startV3()
-		waitFor(t, ctx, 30*time.Second, "edge curl → reviews (subset v3) red", edgeJS(curlNode, reviewsSvc, "bad"))
-		waitFor(t, ctx, 10*time.Second, "the UH cause on the graph", `[...document.querySelectorAll('#graph .edge.bad .cause')].some(e => e.textContent === "UH: empty subset v3")`)
-		waitFor(t, ctx, 5*time.Second, "the reviews node names subset v3", `[...document.querySelectorAll('#graph .node.service')].some(n => n.textContent.includes("subset v3"))`)
-		waitFor(t, ctx, 5*time.Second, "the traffic table explains the failure", `document.querySelector('#edges tr.bad') !== null && document.querySelector('#edges tr.bad').innerText.includes('selects 0 of 3 endpoints')`)
-		shot := screenshot(t, ctx, out, "topology.png")
+		waitFor(ctx, t, 30*time.Second, "edge curl → reviews (subset v3) red", edgeJS(curlNode, reviewsSvc, "bad"))
+		waitFor(ctx, t, 10*time.Second, "the UH cause on the graph", `[...document.querySelectorAll('#graph .edge.bad .cause')].some(e => e.textContent === "UH: empty subset v3")`)
+		waitFor(ctx, t, 5*time.Second, "the reviews node names subset v3", `[...document.querySelectorAll('#graph .node.service')].some(n => n.textContent.includes("subset v3"))`)
+		waitFor(ctx, t, 5*time.Second, "the traffic table explains the failure", `document.querySelector('#edges tr.bad') !== null && document.querySelector('#edges tr.bad').innerText.includes('selects 0 of 3 endpoints')`)
+		shot := screenshot(ctx, t, out, "topology.png")
 		checkGraphPicture(t, shot)
 		if *updateDocs {
 			_, self, _, _ := runtime.Caller(0)
@@ -183,14 +183,14 @@ func TestDashboard(t *testing.T) {
 		if _, err := eval[chromedp.Void](ctx, fmt.Sprintf(`document.querySelector('#graph .node[data-id=%q]').focus()`, gatewayNode)); err != nil {
 			t.Fatal(err)
 		}
-		do(t, ctx, chromedp.KeyEvent(kb.ArrowRight))
-		waitFor(t, ctx, 2*time.Second, "the right arrow focuses productpage", fmt.Sprintf(`document.activeElement.dataset.id === %q`, productpage))
-		do(t, ctx, chromedp.KeyEvent(kb.Enter))
-		waitFor(t, ctx, 2*time.Second, "Enter opens productpage's page", `location.hash === "#/workload/productpage.default"`)
+		do(ctx, t, chromedp.KeyEvent(kb.ArrowRight))
+		waitFor(ctx, t, 2*time.Second, "the right arrow focuses productpage", fmt.Sprintf(`document.activeElement.dataset.id === %q`, productpage))
+		do(ctx, t, chromedp.KeyEvent(kb.Enter))
+		waitFor(ctx, t, 2*time.Second, "Enter opens productpage's page", `location.hash === "#/workload/productpage.default"`)
 	})
 
 	t.Run("workload page", func(t *testing.T) {
-		waitFor(t, ctx, 10*time.Second, "the live tap connected", `document.getElementById("tap-state").textContent.startsWith("(live")`)
+		waitFor(ctx, t, 10*time.Second, "the live tap connected", `document.getElementById("tap-state").textContent.startsWith("(live")`)
 		// A request with a path no other traffic uses: it must show within 2 s.
 		sent := time.Now()
 		resp, err := http.Get("http://" + gatewayAddr + "/api/tap-probe")
@@ -198,28 +198,28 @@ func TestDashboard(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		waitFor(t, ctx, 2*time.Second-time.Since(sent), "the workload page's tap shows /api/tap-probe within 2 s",
+		waitFor(ctx, t, 2*time.Second-time.Since(sent), "the workload page's tap shows /api/tap-probe within 2 s",
 			`[...document.querySelectorAll('#tap tbody tr')].some(r => r.innerText.includes('/api/tap-probe'))`)
 		t.Logf("tap showed the request %s after it was sent", time.Since(sent).Round(time.Millisecond))
-		waitFor(t, ctx, 10*time.Second, "golden signals drawn", `document.querySelectorAll('#chart-rate path').length > 0 && document.querySelectorAll('#chart-latency path').length > 0`)
-		waitFor(t, ctx, 10*time.Second, "configuration listed", `[...document.querySelectorAll('#cfg-clusters td')].some(c => c.textContent === "outbound|9080|v3|reviews.default.svc.cluster.local")`)
-		waitFor(t, ctx, 5*time.Second, "sync status listed", `[...document.querySelectorAll('#wl-sync td')].some(c => c.textContent === "SYNCED")`)
-		waitFor(t, ctx, 5*time.Second, "readiness shown", `document.getElementById("wl-ready").textContent === "ready"`)
-		screenshot(t, ctx, out, "workload.png")
+		waitFor(ctx, t, 10*time.Second, "golden signals drawn", `document.querySelectorAll('#chart-rate path').length > 0 && document.querySelectorAll('#chart-latency path').length > 0`)
+		waitFor(ctx, t, 10*time.Second, "configuration listed", `[...document.querySelectorAll('#cfg-clusters td')].some(c => c.textContent === "outbound|9080|v3|reviews.default.svc.cluster.local")`)
+		waitFor(ctx, t, 5*time.Second, "sync status listed", `[...document.querySelectorAll('#wl-sync td')].some(c => c.textContent === "SYNCED")`)
+		waitFor(ctx, t, 5*time.Second, "readiness shown", `document.getElementById("wl-ready").textContent === "ready"`)
+		screenshot(ctx, t, out, "workload.png")
 	})
 
 	t.Run("findings", func(t *testing.T) {
-		do(t, ctx, chromedp.Navigate(url+"#/findings"))
-		waitFor(t, ctx, 10*time.Second, "analyze's finding on subset v3", `[...document.querySelectorAll('#findings td')].some(c => c.textContent.includes("v3"))`)
-		screenshot(t, ctx, out, "findings.png")
+		do(ctx, t, chromedp.Navigate(url+"#/findings"))
+		waitFor(ctx, t, 10*time.Second, "analyze's finding on subset v3", `[...document.querySelectorAll('#findings td')].some(c => c.textContent.includes("v3"))`)
+		screenshot(ctx, t, out, "findings.png")
 	})
 
 	t.Run("narrow window", func(t *testing.T) {
-		do(t, ctx, chromedp.EmulateViewport(420, 800), chromedp.Navigate(url))
-		waitFor(t, ctx, 15*time.Second, "the graph at 420 px", edgeJS(gatewayNode, productpage, ""))
-		waitFor(t, ctx, 2*time.Second, "no page-wide horizontal scrolling", `document.documentElement.scrollWidth <= window.innerWidth + 1`)
-		screenshot(t, ctx, out, "narrow.png")
-		do(t, ctx, chromedp.EmulateViewport(1280, 800))
+		do(ctx, t, chromedp.EmulateViewport(420, 800), chromedp.Navigate(url))
+		waitFor(ctx, t, 15*time.Second, "the graph at 420 px", edgeJS(gatewayNode, productpage, ""))
+		waitFor(ctx, t, 2*time.Second, "no page-wide horizontal scrolling", `document.documentElement.scrollWidth <= window.innerWidth + 1`)
+		screenshot(ctx, t, out, "narrow.png")
+		do(ctx, t, chromedp.EmulateViewport(1280, 800))
 	})
 
 	t.Run("control plane restart", func(t *testing.T) {
@@ -227,17 +227,17 @@ func TestDashboard(t *testing.T) {
 		mesh.restartControlPlane()
 		// The open page reconnects by itself (no reload) and draws the new control plane's
 		// graph, whose figures start from the restart.
-		waitFor(t, ctx, 20*time.Second, "a graph from the restarted control plane",
+		waitFor(ctx, t, 20*time.Second, "a graph from the restarted control plane",
 			fmt.Sprintf(`new Date(document.getElementById("graph").dataset.time).getTime() > %d`, restarted.UnixMilli()))
 		for _, e := range healthyEdges {
-			waitFor(t, ctx, 40*time.Second, fmt.Sprintf("after the restart, edge %s → %s", e[0], e[1]), edgeJS(e[0], e[1], "ok"))
+			waitFor(ctx, t, 40*time.Second, fmt.Sprintf("after the restart, edge %s → %s", e[0], e[1]), edgeJS(e[0], e[1], "ok"))
 		}
-		waitFor(t, ctx, 5*time.Second, "live again", `document.getElementById("live").textContent === "live"`)
-		screenshot(t, ctx, out, "after-restart.png")
+		waitFor(ctx, t, 5*time.Second, "live again", `document.getElementById("live").textContent === "live"`)
+		screenshot(ctx, t, out, "after-restart.png")
 	})
 }
 
-func screenshot(t *testing.T, ctx context.Context, dir, name string) []byte {
+func screenshot(ctx context.Context, t *testing.T, dir, name string) []byte {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -287,4 +287,3 @@ func (l *logBuffer) String() string {
 	}
 	return s
 }
-

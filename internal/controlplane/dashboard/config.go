@@ -272,7 +272,7 @@ func (c *Config) addClusters(raw json.RawMessage) error {
 		if x.Type == "" {
 			x.Type = "STATIC" // the enum's zero value, which protojson leaves out
 		}
-		c.Clusters = append(c.Clusters, ClusterRow{Name: x.Name, Type: x.Type})
+		c.Clusters = append(c.Clusters, ClusterRow(x))
 	}
 	for _, x := range cl.Static {
 		add(x.Cluster)

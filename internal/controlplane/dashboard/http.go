@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -121,38 +122,45 @@ func (d *Dashboard) serveFindings(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, f)
 }
 
-// tapTarget resolves ?workload= and keeps the other parameters as the proxy's filter.
-func (d *Dashboard) tapTarget(w http.ResponseWriter, r *http.Request) (proxy, url.Values, bool) {
+// proxyTap opens the tap of the proxy named by ?workload=, with the other parameters as
+// its filter (defaults fill what the query lacks). On failure it has answered w. The
+// stream ends with the request or when the dashboard stops; call done when finished.
+func (d *Dashboard) proxyTap(w http.ResponseWriter, r *http.Request, defaults url.Values) (p proxy, body io.ReadCloser, done func(), ok bool) {
 	q := r.URL.Query()
 	name := q.Get("workload")
 	q.Del("workload")
+	for k, v := range defaults {
+		if !q.Has(k) {
+			q[k] = v
+		}
+	}
 	if name == "" {
 		http.Error(w, "workload is required: "+contract.TapRelayPath+"?workload=<name>[.<namespace>]", http.StatusBadRequest)
-		return proxy{}, nil, false
+		return proxy{}, nil, nil, false
 	}
 	p, err := d.find(name)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
-		return proxy{}, nil, false
+		return proxy{}, nil, nil, false
 	}
-	return p, q, true
+	ctx, cancel := d.requestContext(r)
+	body, err = d.openTap(ctx, p, q)
+	if err != nil {
+		cancel()
+		tapFailed(w, err)
+		return proxy{}, nil, nil, false
+	}
+	return p, body, func() { _ = body.Close(); cancel() }, true
 }
 
 // serveTapRelay relays a proxy's /tap (one JSON event per line) until the client or
 // the proxy ends it.
 func (d *Dashboard) serveTapRelay(w http.ResponseWriter, r *http.Request) {
-	p, q, ok := d.tapTarget(w, r)
+	_, body, done, ok := d.proxyTap(w, r, nil)
 	if !ok {
 		return
 	}
-	ctx, cancel := d.requestContext(r)
-	defer cancel()
-	body, err := d.openTap(ctx, p, q)
-	if err != nil {
-		tapFailed(w, err)
-		return
-	}
-	defer body.Close()
+	defer done()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
@@ -175,30 +183,20 @@ func (d *Dashboard) serveTapRelay(w http.ResponseWriter, r *http.Request) {
 // serveTapEvents is the workload page's live requests: the proxy's tap as server-sent
 // events ("tap"), at most 20 a second.
 func (d *Dashboard) serveTapEvents(w http.ResponseWriter, r *http.Request) {
-	p, q, ok := d.tapTarget(w, r)
+	p, body, done, ok := d.proxyTap(w, r, url.Values{"rps": {"20"}})
 	if !ok {
 		return
 	}
-	if q.Get("rps") == "" {
-		q.Set("rps", "20")
-	}
-	ctx, cancel := d.requestContext(r)
-	defer cancel()
-	body, err := d.openTap(ctx, p, q)
-	if err != nil {
-		tapFailed(w, err)
-		return
-	}
-	defer body.Close()
+	defer done()
 	rc := sse(w)
-	err = readTap(body, p, func(ev contract.TapEvent) error {
+	err := readTap(body, p, func(ev contract.TapEvent) error {
 		b, _ := json.Marshal(ev)
 		if _, err := fmt.Fprintf(w, "event: tap\ndata: %s\n\n", b); err != nil {
 			return err
 		}
 		return rc.Flush()
 	})
-	if err != nil && ctx.Err() == nil {
+	if err != nil && r.Context().Err() == nil && !errors.Is(err, context.Canceled) {
 		_, _ = fmt.Fprintf(w, "event: tap-error\ndata: %q\n\n", err.Error())
 		_ = rc.Flush()
 	}

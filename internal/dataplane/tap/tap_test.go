@@ -1,6 +1,7 @@
 package tap
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"sync"
@@ -220,7 +221,7 @@ func TestCloseAndStop(t *testing.T) {
 	if h.Listeners() != 0 {
 		t.Errorf("listeners after hub Close = %d", h.Listeners())
 	}
-	if _, err := h.Subscribe(Filter{}); err != ErrClosed {
+	if _, err := h.Subscribe(Filter{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
 	}
 }
