@@ -50,7 +50,8 @@ type Options struct {
 // Handler, and call Run to collect.
 type Dashboard struct {
 	o      Options
-	stream *http.Client // for taps: no timeout
+	stream *http.Client    // for taps: no timeout
+	own    *http.Transport // the connections to the proxies, closed when Run returns; nil with Options.Client
 
 	mu      sync.Mutex
 	rounds  []round           // oldest first, within History
@@ -60,6 +61,9 @@ type Dashboard struct {
 
 	stopped chan struct{} // closed when Run returns: open streams end
 }
+
+// maxScrapes bounds the proxies read at once.
+const maxScrapes = 16
 
 // round is one pass over every proxy's metrics.
 type round struct {
@@ -84,13 +88,15 @@ func New(o Options) *Dashboard {
 	if o.History < o.Window {
 		o.History = max(5*time.Minute, o.Window)
 	}
+	var own *http.Transport
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 2 * time.Second}
+		own = &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute}
+		o.Client = &http.Client{Timeout: 2 * time.Second, Transport: own}
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{o: o, stream: &http.Client{Transport: o.Client.Transport}, causes: map[string]*cause{}, changed: make(chan struct{}), stopped: make(chan struct{})}
+	d := &Dashboard{o: o, own: own, stream: &http.Client{Transport: o.Client.Transport}, causes: map[string]*cause{}, changed: make(chan struct{}), stopped: make(chan struct{})}
 	d.graph = d.buildGraph(time.Now())
 	return d
 }
@@ -99,6 +105,9 @@ func New(o Options) *Dashboard {
 // connected proxy. It returns once everything it started has stopped.
 func (d *Dashboard) Run(ctx context.Context) {
 	defer close(d.stopped)
+	if d.own != nil {
+		defer d.own.CloseIdleConnections()
+	}
 	var wg sync.WaitGroup
 	taps := map[string]context.CancelFunc{} // by proxy name → its error tap
 	defer func() {
@@ -139,11 +148,14 @@ func (d *Dashboard) collect(ctx context.Context, ps map[string]proxy) {
 	r := round{At: time.Now(), Scrapes: map[string]*scrape{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxScrapes)
 	for name, p := range ps {
 		if !p.Connected {
 			continue
 		}
+		slots <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-slots }()
 			s, err := d.scrape(ctx, p)
 			if err != nil {
 				d.o.Log.Debug("dashboard: metrics not read", "proxy", name, "error", err)

@@ -43,7 +43,7 @@ func (t *Top) Add(ev contract.TapEvent) {
 		t.rows[k] = r
 	}
 	r.Count++
-	if ev.Status >= 500 || ev.Status == 0 || (ev.Flags != "" && ev.Flags != "-") {
+	if failed(ev) {
 		r.Failed++
 		if ev.Error != "" {
 			r.Worst, _, _ = strings.Cut(ev.Error, " (")
@@ -86,6 +86,12 @@ func (t *Top) Write(w io.Writer, limit int) error {
 		fmt.Fprintf(tw, "# %d matching requests not counted (the proxy's rate limit for this tap; raise it with --max-rps)\n", t.skipped)
 	}
 	return tw.Flush()
+}
+
+// failed: a 5xx, no response to an HTTP request, or any response flag. A TCP connection
+// (no protocol) has no status.
+func failed(ev contract.TapEvent) bool {
+	return (ev.Protocol != "" && (ev.Status >= 500 || ev.Status == 0)) || (ev.Flags != "" && ev.Flags != "-")
 }
 
 // pct is the nearest-rank percentile of sorted values.

@@ -351,7 +351,7 @@ function startTap() {
   tapSource.addEventListener("tap", (e) => {
     const ev = JSON.parse(e.data);
     const tb = $("tap").tBodies[0];
-    const bad = ev.status >= 500 || ev.status === 0 || (ev.flags && ev.flags !== "-");
+    const bad = (ev.protocol && (ev.status >= 500 || ev.status === 0)) || (ev.flags && ev.flags !== "-");
     tb.prepend(row([new Date(ev.time).toLocaleTimeString(), ev.direction, ev.method || "", ev.authority || "", ev.path || "", { num: ev.status }, ev.flags, { num: fmtMs(ev.duration_ms) }, ev.upstream_host || ev.upstream_cluster || "", ev.error || ""], bad ? "bad" : ""));
     while (tb.rows.length > 50) tb.deleteRow(-1);
   });
