@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/cli"
 	"github.com/lucid-mesh/lucid/internal/contract"
+	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 )
 
 // lucid runs the CLI in this process with ctx and returns its output.
@@ -177,4 +180,53 @@ func TestTapAndTop(t *testing.T) {
 			t.Errorf("lucid top curl: %v; want /v3 failing with UH and its cause:\n%s", err, out)
 		}
 	})
+}
+
+// TestDashboardAddr: with --dashboard-addr the dashboard has its own address and the
+// debug port keeps the tap relay; a busy address is refused naming the flag.
+func TestDashboardAddr(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- discovery.Run(ctx, discovery.Options{ConfigDir: dir, GRPCAddr: "127.0.124.101:0",
+			DebugAddr: "127.0.124.101:15014", DashboardAddr: "127.0.124.101:15016", Ready: func(string) { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("discovery: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("discovery did not start")
+	}
+	for _, tc := range []struct {
+		url  string
+		code int
+		want string
+	}{
+		{"http://127.0.124.101:15016/dashboard/", 200, "<title>Lucid dashboard</title>"},
+		{"http://127.0.124.101:15014/dashboard/", 404, ""},
+		{"http://127.0.124.101:15014/debug/tap?workload=x", 404, `no proxy named "x.default"`},
+	} {
+		resp, err := http.Get(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.want) {
+			t.Errorf("GET %s: %d %.100q, want %d with %q", tc.url, resp.StatusCode, b, tc.code, tc.want)
+		}
+	}
+	// A second control plane whose dashboard address is taken.
+	err := discovery.Run(ctx, discovery.Options{ConfigDir: dir, GRPCAddr: "127.0.124.102:0",
+		DebugAddr: "127.0.124.102:15014", DashboardAddr: "127.0.124.101:15016"})
+	if err == nil || !strings.Contains(err.Error(), "dashboard listener (--dashboard-addr)") {
+		t.Errorf("busy --dashboard-addr: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("discovery: %v", err)
+	}
 }

@@ -33,6 +33,12 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /dashboard/api/workload", d.serveWorkload)
 	mux.HandleFunc("GET /dashboard/api/tap", d.serveTapEvents)
 	mux.HandleFunc("GET /dashboard/api/findings", d.serveFindings)
+	d.RegisterRelay(mux)
+}
+
+// RegisterRelay mounts only the tap relay (/debug/tap), for a debug port that does not
+// serve the dashboard itself.
+func (d *Dashboard) RegisterRelay(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+contract.TapRelayPath, d.serveTapRelay)
 }
 

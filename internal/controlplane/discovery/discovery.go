@@ -25,7 +25,6 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
-	"github.com/lucid-mesh/lucid/internal/controlplane/dashboard"
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
 	"github.com/lucid-mesh/lucid/internal/controlplane/source/file"
 	"github.com/lucid-mesh/lucid/internal/controlplane/store"
@@ -38,7 +37,10 @@ type Options struct {
 	MeshConfig string // MeshConfig YAML file; "" for Istio's defaults
 	GRPCAddr   string // ADS, default 127.0.0.1:15010
 	DebugAddr  string // debug HTTP, default 127.0.0.1:15014; "" disables
-	Logger     *slog.Logger
+	// DashboardAddr serves the web dashboard on its own address; "" serves it on the
+	// debug port (dashboard.go).
+	DashboardAddr string
+	Logger        *slog.Logger
 	// PollInterval is how often the config directory is scanned (default 200ms).
 	PollInterval time.Duration
 	// Debounce is the store's quiet period (default 100ms).
@@ -195,11 +197,14 @@ func Run(ctx context.Context, o Options) error {
 		})
 		mux.HandleFunc("/debug/analyze", analysis.serve)
 		mux.Handle("/debug/", srv.DebugHandler())
-		// The dashboard (/dashboard/) and the tap relay (/debug/tap) for lucid tap and top.
-		dash := dashboard.New(dashboard.Options{Proxies: srv.SyncStatus, Log: log.With("component", "dashboard"),
-			Findings: func() (any, error) { return analysis.messages() }})
-		dash.Register(mux)
-		wg.Go(func() { dash.Run(ctx) })
+		stopDashboard, err := startDashboard(ctx, &wg, o, mux, srv, analysis, log) // dashboard.go
+		if err != nil {
+			_ = dl.Close()
+			cancel()
+			wg.Wait()
+			return err
+		}
+		defer stopDashboard()
 		debugSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = debugSrv.Serve(dl) }()
 	}
