@@ -37,10 +37,7 @@ type Options struct {
 	MeshConfig string // MeshConfig YAML file; "" for Istio's defaults
 	GRPCAddr   string // ADS, default 127.0.0.1:15010
 	DebugAddr  string // debug HTTP, default 127.0.0.1:15014; "" disables
-	// DashboardAddr serves the web dashboard on its own address; "" serves it on the
-	// debug port (dashboard.go).
-	DashboardAddr string
-	Logger        *slog.Logger
+	Logger     *slog.Logger
 	// PollInterval is how often the config directory is scanned (default 200ms).
 	PollInterval time.Duration
 	// Debounce is the store's quiet period (default 100ms).
@@ -51,6 +48,9 @@ type Options struct {
 	Kube KubeOptions
 	// Webhook is the injection webhook and the probe-failure Events (webhook.go).
 	Webhook WebhookOptions
+	// DashboardAddr serves the web dashboard on its own address; "" serves it on the
+	// debug port (dashboard.go).
+	DashboardAddr string
 }
 
 // generator implements ads.Generator over the newest mesh. Its cache builds what proxies
