@@ -30,6 +30,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
 	"github.com/lucid-mesh/lucid/internal/dataplane/stats"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+	"github.com/lucid-mesh/lucid/internal/dataplane/tap"
 	"github.com/lucid-mesh/lucid/internal/dataplane/xdsclient"
 )
 
@@ -99,8 +100,9 @@ func Run(ctx context.Context, o Options) error {
 		Cluster:           "Kubernetes",
 	}
 	st := stats.New(self)
-	observers := []func(*streaminfo.Info){st.Record}
-	var connObservers []func(*streaminfo.Info) // TCP connections: access log (istio_tcp_* counted as bytes move)
+	taps := tap.New(o.Workload + "." + o.Namespace) // admin /tap: lucid tap, top, the dashboard
+	observers := []func(*streaminfo.Info){st.Record, taps.Observe}
+	connObservers := []func(*streaminfo.Info){taps.Observe} // TCP connections: access log (istio_tcp_* counted as bytes move)
 	var alog *accesslog.Logger
 	if o.AccessLog != "" {
 		f, err := accesslog.ParseFormat(orDefault(o.AccessLogEncoding, "TEXT"))
@@ -167,6 +169,7 @@ func Run(ctx context.Context, o Options) error {
 			return admin.ServerInfo{Version: o.Version, State: state(), NodeID: nodeID, Cluster: "Kubernetes", Uptime: time.Since(started), Metadata: meta}
 		},
 		Quit: func() { quitOnce.Do(func() { close(quit) }) },
+		Tap:  taps,
 		Log:  logs.Logger("admin"),
 	})
 	st.AddCounters(clusterCounters(clusters))
@@ -210,6 +213,7 @@ func Run(ctx context.Context, o Options) error {
 			_ = s.Shutdown(sctx)
 		}
 	}()
+	defer taps.Close() // before the servers shut down: ends the admin API's /tap streams
 	if err := serve(orPort(o.StatusPort, 15020), statusSrv.Handler(), "status server"); err != nil {
 		return err
 	}

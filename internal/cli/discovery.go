@@ -48,6 +48,7 @@ account, or ~/.kube/config, in that order. Several replicas may run; each serves
 	f.StringVar(&o.MeshConfig, "mesh-config", "", "MeshConfig YAML (the `mesh` key of Istio's ConfigMap); default: Istio's defaults")
 	f.StringVar(&o.GRPCAddr, "grpc-addr", "127.0.0.1:15010", "ADS (gRPC) listen address")
 	f.StringVar(&o.DebugAddr, "debug-addr", "127.0.0.1:15014", "debug HTTP listen address (/ready, /debug/syncz); empty disables")
+	f.StringVar(&o.DashboardAddr, "dashboard-addr", "", "serve the web dashboard here instead of on --debug-addr (which keeps the tap relay)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warning, error, critical (as the sidecar's)")
 	addWebhookFlags(f, &o.Webhook) // discovery_webhook.go
 	return cmd

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sync/atomic"
 
@@ -26,17 +27,27 @@ func (a *analyzeState) set(objs []*config.Object, diags []config.Diagnostic) {
 	a.cur.Store(&analyzeInput{objs: objs, diags: diags})
 }
 
-// serve answers /debug/analyze: the analyzers' messages (JSON array of analyze.Message)
-// for the configuration in force, and the schema errors of what the sources rejected.
-func (a *analyzeState) serve(w http.ResponseWriter, _ *http.Request) {
+// messages are the analyzers' messages for the configuration in force (the dashboard's
+// findings too).
+func (a *analyzeState) messages() ([]analyze.Message, error) {
 	in := a.cur.Load()
 	if in == nil {
-		http.Error(w, "no configuration published yet", http.StatusServiceUnavailable)
-		return
+		return nil, errors.New("no configuration published yet")
 	}
 	msgs := analyze.Analyze(in.objs, in.diags, a.mesh)
 	if msgs == nil {
 		msgs = []analyze.Message{}
+	}
+	return msgs, nil
+}
+
+// serve answers /debug/analyze: the analyzers' messages (JSON array of analyze.Message)
+// for the configuration in force, and the schema errors of what the sources rejected.
+func (a *analyzeState) serve(w http.ResponseWriter, _ *http.Request) {
+	msgs, err := a.messages()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

@@ -2,8 +2,8 @@
 //
 //	source/file → store (debounce, latest wins) → model.Build → ads.Push → translate per proxy
 //
-// It also serves the control plane's debug port: /ready, /debug/syncz, /debug/config_dump
-// and /debug/diagnostics.
+// It also serves the control plane's debug port: /ready, /debug/syncz, /debug/config_dump,
+// /debug/diagnostics, and the dashboard (/dashboard/, /debug/tap).
 package discovery
 
 import (
@@ -48,6 +48,9 @@ type Options struct {
 	Kube KubeOptions
 	// Webhook is the injection webhook and the probe-failure Events (webhook.go).
 	Webhook WebhookOptions
+	// DashboardAddr serves the web dashboard on its own address; "" serves it on the
+	// debug port (dashboard.go).
+	DashboardAddr string
 }
 
 // generator implements ads.Generator over the newest mesh. Its cache builds what proxies
@@ -194,6 +197,14 @@ func Run(ctx context.Context, o Options) error {
 		})
 		mux.HandleFunc("/debug/analyze", analysis.serve)
 		mux.Handle("/debug/", srv.DebugHandler())
+		stopDashboard, err := startDashboard(ctx, &wg, o, mux, srv, analysis, log) // dashboard.go
+		if err != nil {
+			_ = dl.Close()
+			cancel()
+			wg.Wait()
+			return err
+		}
+		defer stopDashboard()
 		debugSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = debugSrv.Serve(dl) }()
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
 	"github.com/lucid-mesh/lucid/internal/dataplane/stats"
+	"github.com/lucid-mesh/lucid/internal/dataplane/tap"
 )
 
 // Options are the admin API's views of the sidecar. A nil func makes its endpoint
@@ -42,6 +43,8 @@ type Options struct {
 	// block (signal the owner, e.g. cancel a context); shutting down the admin server
 	// from inside it would wait for this very request.
 	Quit func()
+	// Tap streams finished requests for /tap (tap.go); nil: 503.
+	Tap *tap.Hub
 	// Log receives the admin API's own records (level changes, bad requests); nil: none.
 	Log *slog.Logger
 }
@@ -115,6 +118,7 @@ func New(o Options) http.Handler {
 		{"/server_info", "print server version/status information", false, s.serverInfo},
 		{"/stats", "print server stats", false, s.stats},
 		{"/stats/prometheus", "print server stats in prometheus format", false, s.prometheus},
+		{"/tap", "stream requests as they finish, one JSON per line (lucid tap)", false, s.tapStream},
 	}
 	return s
 }
