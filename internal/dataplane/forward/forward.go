@@ -1,12 +1,17 @@
-// Package forward runs one matched HTTP request from the downstream client to an upstream
-// endpoint and back, with Envoy's router semantics. It sits in the middle of the request path:
+// Package forward runs what a listener hands over, from the downstream client to an
+// upstream endpoint and back: an HTTP request with Envoy's router semantics (Serve), an
+// opaque TCP connection with Envoy's tcp_proxy (ServeTCP), and a CONNECT tunnel (Connect).
+// It sits in the middle of the request path, the router and tcp_proxy side by side over
+// the same cluster manager and pools, as in Envoy:
 //
-//	listener → route (match) → forward (retry loop) → cluster (pick endpoint) → pool → app
+//	proxy (listener, chain) → forward: route (match) → retry loop → cluster (pick) → pool → app
+//	                                   tcp_proxy ─────────────────→ cluster (pick) → dial → app
 //
-// Every response the proxy generates itself (404 NR, 503 NC/UH/UF/UC, 504 UT, faults,
-// redirects, direct responses) is decided here, with Envoy's status, body, response flag and
-// details, plus an x-lucid-error header that explains it. The result of each request is a
-// streaminfo.Info handed to the observers (access log, stats) once the request ends.
+// Every reply the proxy generates itself (404 NR, 503 NC/UH/UF/UC/UO, 504 UT, faults,
+// redirects, direct responses, refused tunnels, TCP connections closed for want of an
+// upstream) is decided here, with Envoy's status, body, response flag and details, plus
+// an x-lucid-error that explains it. The result of each request or connection is a
+// streaminfo.Info handed to the observers (access log, stats) once it ends.
 package forward
 
 import (
@@ -38,10 +43,10 @@ type Options struct {
 	Observers []func(*streaminfo.Info)
 	Self      streaminfo.Peer // this workload, for metrics labels
 	// ConnectionObservers get one Info per opaque TCP connection (tcp_proxy), as Istio's
-	// access log has one line per TCP connection (empty method). See ObserveConnection.
+	// access log has one line per TCP connection (empty method). See ServeTCP.
 	ConnectionObservers []func(*streaminfo.Info)
 	// ConnectionMetrics counts an opaque TCP connection opened and returns its counters
-	// (Istio's istio_tcp_* metrics: stats.TCPOpened); nil: not counted. See OpenConnection.
+	// (Istio's istio_tcp_* metrics: stats.TCPOpened); nil: not counted. See ServeTCP.
 	ConnectionMetrics func(*streaminfo.Info) ConnectionCounter
 	Logger            *slog.Logger // the "router" logger
 }
@@ -98,7 +103,15 @@ var (
 // by panicking with http.ErrAbortHandler, as net/http/httputil.ReverseProxy does; the
 // observers have been called by then.
 func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
-	info := infoPool.Get().(*streaminfo.Info) // returned by finish once the observers ran
+	x := &exchange{f: f, w: w, r: r, in: &in, info: f.record(r, &in)}
+	defer x.finish()
+	x.serve()
+}
+
+// record begins the record of a downstream request: an Info from infoPool, returned by
+// finish once the observers ran.
+func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
+	info := infoPool.Get().(*streaminfo.Info)
 	*info = streaminfo.Info{
 		Start:                   time.Now(),
 		Method:                  r.Method,
@@ -120,9 +133,13 @@ func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
 	if r.TLS != nil {
 		info.RequestedServerName = r.TLS.ServerName
 	}
-	x := &exchange{f: f, w: w, r: r, in: &in, info: info}
-	defer x.finish()
-	x.serve()
+	// x-request-id: kept if present, else generated.
+	id := r.Header.Get("X-Request-Id")
+	if id == "" {
+		id = newRequestID()
+	}
+	info.RequestID = id
+	return info
 }
 
 // exchange is the state of one request as it crosses the proxy. Owned by Serve's goroutine.
@@ -183,13 +200,7 @@ func (x *exchange) finish() {
 
 func (x *exchange) serve() {
 	r, info := x.r, x.info
-
-	// x-request-id: kept if present, else generated.
-	id := r.Header.Get("X-Request-Id")
-	if id == "" {
-		id = newRequestID()
-	}
-	info.RequestID = id
+	id := info.RequestID
 
 	// Route.
 	if x.in.Routes == nil {

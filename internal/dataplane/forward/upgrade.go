@@ -3,14 +3,11 @@ package forward
 import (
 	"bufio"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
@@ -169,103 +166,11 @@ func (x *exchange) switchProtocols(resp *http.Response, ubuf *bufio.Reader, ucon
 		}
 		info.BytesReceived += int64(n)
 	}
-	var why atomic.Pointer[string]
-	stop := host.Track(cluster.HTTPStream, func(reason string) {
-		why.Store(&reason)
-		_ = uconn.Close()
-		_ = dconn.Close()
-	})
-	defer stop()
-	res := Pipe(dconn, uconn, 0)
+	res, gone := pipeOnHost(host, cluster.HTTPStream, dconn, uconn, 0)
 	info.BytesReceived += res.Received
 	info.BytesSent += res.Sent
-	if r := why.Load(); r != nil {
+	if r := gone; r != nil {
 		info.Flags |= streaminfo.LocalReset
 		info.LucidError = info.Flags.String() + ": " + *r
-	}
-}
-
-// PipeResult is what a Pipe moved and why it ended.
-type PipeResult struct {
-	Received int64 // bytes from the downstream to the upstream
-	Sent     int64 // bytes from the upstream to the downstream
-	// IdleTimeout: the pipe was closed because no byte moved for the idle timeout.
-	IdleTimeout bool
-	// UpstreamErr is the error that ended the upstream side (nil on a clean close).
-	UpstreamErr error
-}
-
-// Pipe copies bytes both ways between a downstream and an upstream connection until both
-// directions are done, passing half-closes on (a FIN from one side becomes CloseWrite on
-// the other). When idle > 0, both connections are closed once no byte has moved either
-// way for idle (Envoy tcp_proxy idle_timeout). Used by tcp_proxy and upgrades.
-func Pipe(down, up net.Conn, idle time.Duration) PipeResult {
-	var res PipeResult
-	var last atomic.Int64
-	last.Store(time.Now().UnixNano())
-	var timedOut atomic.Bool
-	var timer *time.Timer
-	if idle > 0 {
-		// Reset re-arms the same function: no recursion needed.
-		check := func() {
-			quiet := time.Since(time.Unix(0, last.Load()))
-			if quiet >= idle {
-				timedOut.Store(true)
-				_ = down.Close()
-				_ = up.Close()
-				return
-			}
-			timer.Reset(idle - quiet)
-		}
-		timer = time.AfterFunc(idle, check)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	cp := func(dst, src net.Conn, n *int64, rerr *error) {
-		defer wg.Done()
-		bp := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(bp)
-		buf := *bp
-		for {
-			k, err := src.Read(buf)
-			if k > 0 {
-				last.Store(time.Now().UnixNano())
-				w, werr := dst.Write(buf[:k])
-				*n += int64(w)
-				if werr != nil {
-					_ = src.Close()
-					_ = dst.Close()
-					return
-				}
-			}
-			if err != nil {
-				if !errors.Is(err, io.EOF) && rerr != nil && !errors.Is(err, net.ErrClosed) {
-					*rerr = err
-				}
-				if cw, ok := dst.(interface{ CloseWrite() error }); ok && errors.Is(err, io.EOF) {
-					_ = cw.CloseWrite()
-				} else {
-					_ = dst.Close()
-					_ = src.Close()
-				}
-				return
-			}
-		}
-	}
-	go cp(up, down, &res.Received, nil)
-	cp(down, up, &res.Sent, &res.UpstreamErr)
-	wg.Wait()
-	if timer != nil {
-		timer.Stop()
-	}
-	res.IdleTimeout = timedOut.Load()
-	return res
-}
-
-// ObserveConnection hands the record of one finished opaque TCP connection to the
-// connection observers (the access log; not the request metrics).
-func (f *Forwarder) ObserveConnection(info *streaminfo.Info) {
-	for _, o := range f.o.ConnectionObservers {
-		o(info)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
@@ -81,17 +80,10 @@ func (x *exchange) switchExtendedConnect(resp *http.Response, ubuf *bufio.Reader
 		}
 		info.BytesSent += int64(n)
 	}
-	var why atomic.Pointer[string]
-	stop := host.Track(cluster.HTTPStream, func(reason string) {
-		why.Store(&reason)
-		_ = uconn.Close()
-		_ = dconn.Close()
-	})
-	defer stop()
-	res := Pipe(dconn, uconn, 0)
+	res, gone := pipeOnHost(host, cluster.HTTPStream, dconn, uconn, 0)
 	info.BytesReceived += res.Received
 	info.BytesSent += res.Sent
-	if r := why.Load(); r != nil {
+	if r := gone; r != nil {
 		info.Flags |= streaminfo.LocalReset
 		info.LucidError = info.Flags.String() + ": " + *r
 		x.abort = true // reset the stream: the client reconnects

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -182,25 +183,7 @@ func (p *Proxy) serveChains(sk *socket) error {
 		}
 	}()
 	defer func() { _ = sk.conns.Close() }()
-	for {
-		c, err := sk.ln.Accept()
-		if err != nil {
-			return err
-		}
-		sk.tcpMu.Lock()
-		sk.tcpLive[c] = struct{}{}
-		sk.tcpConns.Add(1)
-		sk.tcpMu.Unlock()
-		go func() {
-			defer func() {
-				sk.tcpMu.Lock()
-				delete(sk.tcpLive, c)
-				sk.tcpMu.Unlock()
-				sk.tcpConns.Done()
-			}()
-			p.serveChainConn(sk, c)
-		}()
-	}
+	return sk.acceptEach(func(c net.Conn) { p.serveChainConn(sk, c) })
 }
 
 // serveChainConn inspects one connection, picks its chain and runs it.
@@ -247,7 +230,7 @@ func (p *Proxy) serveChainConn(sk *socket, c net.Conn) {
 		return
 	}
 	defer conn.Close()
-	p.proxyTCP(conn, fc.TCP, tcpTarget{listener: l.Name, direction: direction(l), originalDst: sk.addr.String()})
+	p.opts.Forwarder.ServeTCP(conn, fc.TCP, forward.Inbound{Listener: l.Name, Direction: direction(l), OriginalDst: sk.dst})
 }
 
 // handshake terminates TLS on conn with the chain's configuration. A failed handshake

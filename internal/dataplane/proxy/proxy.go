@@ -1,6 +1,8 @@
 // Package proxy runs the configuration the xDS client accepted: it binds the listeners'
-// sockets, keeps the current tables behind one atomic pointer, and hands each request to
-// forward. It sits between xdsclient and the request path:
+// sockets, keeps the current tables behind one atomic pointer, picks the filter chain of
+// each connection or request, terminates TLS, and hands each request, TCP connection or
+// CONNECT tunnel to forward, which decides everything after that (including every reply
+// the proxy makes itself). It sits between xdsclient and the request path:
 //
 //	xdsclient → proxy.Apply(resource.Snapshot) → sockets → forward → cluster/pool → app
 //
