@@ -23,12 +23,7 @@ var EmittedFlags = []streaminfo.Flag{
 }
 
 // LucidError renders the x-lucid-error value (and access-log text) of a local reply with
-// flags and explanation, exactly as the proxy sends it; `lucid why` uses it so the two
-// cannot drift.
+// flags and explanation, exactly as the proxy sends it (Reply.LucidError for `lucid why`).
 func LucidError(flags streaminfo.Flag, explanation string) string {
 	return oneLine(flags.String() + ": " + explanation)
 }
-
-// NoClusterExplanation is the explanation of a 503 NC for a route whose cluster name is
-// name ("" when every weight is 0), as the proxy gives it.
-func NoClusterExplanation(name string) string { return explainNoCluster(name) }

@@ -70,11 +70,13 @@ func New(o Options) *Forwarder {
 // Close waits for mirror requests still in flight (they end by their own timeout).
 func (f *Forwarder) Close() { f.mirrors.Wait() }
 
-// Inbound describes where a request came in.
+// Inbound describes where a request (or an opaque connection) came in.
 type Inbound struct {
-	// Routes is nil when the route config named RouteConfigName has not arrived
-	// (the request gets 404 NR with an explanation saying so).
-	Routes          *resource.RouteConfig
+	// Routes is the route configuration the listener's chain names, indexed for virtual
+	// host selection (route.Compile, built once per applied configuration); nil when the
+	// configuration named RouteConfigName has not arrived (the request gets 404 NR with an
+	// explanation saying so).
+	Routes          *route.Table
 	RouteConfigName string
 	HTTP            *resource.HTTPManager
 	Listener        string // listener name, e.g. "virtualOutbound", "0.0.0.0_9080", "virtualInbound"
@@ -82,10 +84,6 @@ type Inbound struct {
 	LocalAddr       netip.AddrPort
 	RemoteAddr      netip.AddrPort
 	OriginalDst     string // "host:port" the request was addressed to (for PassthroughCluster)
-
-	// Table is Routes indexed for virtual host selection (route.Compile, built once per
-	// applied configuration); nil or built from another RouteConfig: Routes is scanned.
-	Table *route.Table
 }
 
 // infoPool recycles the per-request records (about 600 bytes each).
@@ -199,67 +197,25 @@ func (x *exchange) finish() {
 }
 
 func (x *exchange) serve() {
-	r, info := x.r, x.info
-	id := info.RequestID
-
-	// Route.
-	if x.in.Routes == nil {
-		name := x.in.RouteConfigName
-		x.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "route_not_found", "",
-			"route configuration \""+name+"\" has not arrived from the control plane yet")
+	d := Decide(x.in, x.r) // decide.go: route configuration, virtual host, route, the route's own answer
+	x.vh, x.rt = d.VirtualHost, d.Route
+	if d.Route != nil {
+		x.info.RouteName = d.Route.Name
+	}
+	if d.Reply != nil {
+		x.reply(d.Reply)
 		return
 	}
-	if t := x.in.Table; t != nil && t.Config() == x.in.Routes {
-		x.vh, x.rt = t.Select(r)
-	} else {
-		x.vh, x.rt = route.Select(x.in.Routes, r)
-	}
-	if x.rt == nil {
-		x.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "route_not_found", "",
-			route.NoRouteExplanation(x.in.Routes, x.vh, r))
-		return
-	}
-	rt := x.rt
-	info.RouteName = rt.Name
-
-	switch {
-	case rt.Redirect != nil:
-		loc := route.RedirectLocation(&rt.Match, rt.Redirect, r, requestScheme(r))
-		code := rt.Redirect.Code
-		if code == 0 {
-			code = http.StatusMovedPermanently
-		}
-		x.w.Header().Set("Location", loc)
-		x.configuredReply(code, "")
-		return
-	case rt.DirectResponse != nil:
-		x.configuredReply(rt.DirectResponse.Status, rt.DirectResponse.Body)
-		return
-	case rt.Action == nil:
-		x.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "route_not_found", "",
-			"route \""+rt.Name+"\" has no action")
+	if d.Fault != nil && x.fault(d.Fault) {
 		return
 	}
 
-	if rt.Fault != nil && (x.in.HTTP == nil || x.in.HTTP.FaultFilter) {
-		if done := x.fault(rt.Fault); done {
-			return
-		}
-	}
-
-	name, wc := route.PickCluster(rt.Action, rand.Uint64N)
+	name, wc := route.PickCluster(x.rt.Action, rand.Uint64N)
 	x.wc = wc
-	info.UpstreamCluster = name
-	var cl *cluster.Cluster
-	if name != "" && x.f.o.Clusters != nil {
-		cl = x.f.o.Clusters.Get(name)
-	}
-	if cl == nil {
-		code := rt.Action.ClusterNotFoundCode
-		if code == 0 {
-			code = http.StatusServiceUnavailable
-		}
-		x.localReply(code, streaminfo.NoClusterFound, "cluster_not_found", "", explainNoCluster(name))
+	x.info.UpstreamCluster = name
+	cl, rp := Target(x.f.o.Clusters, x.rt.Action, name)
+	if rp != nil {
+		x.reply(rp)
 		return
 	}
 	x.cl = cl
@@ -274,20 +230,12 @@ func (x *exchange) serve() {
 		return
 	}
 
-	x.prepareRequest(id)
+	x.prepareRequest(x.info.RequestID)
 	if x.upgrade() { // upgrade.go: WebSocket and other HTTP/1.1 upgrades
 		return
 	}
 	x.forward(pl)
 	x.sendMirrors()
-}
-
-// requestScheme is the scheme the downstream used.
-func requestScheme(r *http.Request) string {
-	if r.TLS != nil {
-		return "https"
-	}
-	return "http"
 }
 
 // fillDestination records the destination service and (outbound) peer from the cluster.

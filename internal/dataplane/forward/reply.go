@@ -4,10 +4,21 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
+
+// reply sends a reply the router decided on (decide.go).
+func (x *exchange) reply(rp *Reply) {
+	if rp.Flag == 0 {
+		if rp.Location != "" {
+			x.w.Header().Set("Location", rp.Location)
+		}
+		x.configuredReply(rp.Status, rp.Body)
+		return
+	}
+	x.localReply(rp.Status, rp.Flag, rp.Details, rp.Body, rp.Explanation)
+}
 
 // localReply sends a response the proxy generated because of an error: Envoy's status and
 // body, the response flag and details in the Info, and x-lucid-error with the explanation.
@@ -58,24 +69,6 @@ func (x *exchange) writeLocal(code int, body string) {
 			x.info.Flags |= streaminfo.DownstreamConnectionTermination
 		}
 	}
-}
-
-// explainNoCluster says why a cluster does not exist, reading Istio's cluster name
-// "direction|port|subset|host".
-func explainNoCluster(name string) string {
-	if name == "" {
-		return "the route selects no cluster (every weight is 0)"
-	}
-	q := strconv.Quote(name)
-	parts := strings.Split(name, "|")
-	if len(parts) == 4 && (parts[0] == "outbound" || parts[0] == "inbound") {
-		port, subset, host := parts[1], parts[2], parts[3]
-		if subset != "" {
-			return "cluster " + q + " not found: no DestinationRule defines subset " + strconv.Quote(subset) + " for " + host
-		}
-		return "cluster " + q + " not found: no service " + host + " with port " + port + " is known to this proxy"
-	}
-	return "cluster " + q + " not found"
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

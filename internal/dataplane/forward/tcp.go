@@ -2,11 +2,9 @@ package forward
 
 import (
 	"errors"
-	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -42,40 +40,23 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 		metrics.Close()
 		f.observeConnection(info)
 	}()
-	fail := func(flag streaminfo.Flag, details, why string) {
-		info.Flags |= flag
-		info.ResponseCodeDetails = details
-		info.LucidError = flag.String() + ": " + why
-		f.log.Debug("tcp: connection refused by the proxy", "listener", in.Listener, "error", info.LucidError)
-	}
 	if tp == nil {
-		fail(streaminfo.NoRouteFound, "filter_chain_not_found", "no tcp_proxy chain on listener "+in.Listener+" for "+in.OriginalDst)
+		f.closeTCP(info, in, &Reply{Flag: streaminfo.NoRouteFound, Details: "filter_chain_not_found",
+			Explanation: "no tcp_proxy chain on listener " + in.Listener + " for " + in.OriginalDst})
 		return
 	}
 	name := tcpCluster(tp)
 	info.UpstreamCluster = name
-	cl := f.o.Clusters.Get(name)
-	if cl == nil {
-		fail(streaminfo.NoClusterFound, "cluster_not_found", "cluster \""+name+"\" not found")
+	cl, h, rp := TCPUpstream(f.o.Clusters, name, in.OriginalDst) // decide.go
+	if cl != nil {
+		ci := cl.Config().Info
+		info.DestinationService, info.DestinationServiceName, info.DestinationServiceNamespace = ci.ServiceHost, ci.ServiceName, ci.ServiceNamespace
+	}
+	if rp != nil {
+		f.closeTCP(info, in, rp)
 		return
 	}
-	ci := cl.Config().Info
-	info.DestinationService, info.DestinationServiceName, info.DestinationServiceNamespace = ci.ServiceHost, ci.ServiceName, ci.ServiceNamespace
 	stats := cl.Stats()
-	if m := cl.Config().MaxConnections; m > 0 && m < math.MaxUint32 && stats.UpstreamCxActive.Load() >= int64(m) {
-		fail(streaminfo.UpstreamOverflow, "upstream_cx_overflow", "cluster "+name+" already has its maximum of "+strconv.FormatUint(uint64(m), 10)+" connections (circuit breaker max_connections)")
-		return
-	}
-	h, err := cl.Pick(cluster.PickContext{OriginalDst: in.OriginalDst})
-	if err != nil {
-		var nh *cluster.NoHealthyError
-		why := err.Error()
-		if errors.As(err, &nh) {
-			why = nh.Explanation
-		}
-		fail(streaminfo.NoHealthyUpstream, "no_healthy_upstream", why)
-		return
-	}
 	info.UpstreamHost = h.Addr
 	h.RequestStart()
 	defer h.RequestEnd()
@@ -84,8 +65,9 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	if err != nil {
 		h.Stats.CxConnectFail.Add(1)
 		stats.UpstreamCxConnectFail.Add(1)
-		fail(streaminfo.UpstreamConnectionFailure, "upstream_connect_failed", "connect to "+h.Addr+" for cluster "+name+" failed: "+connectCause(err))
 		info.UpstreamTransportFailureReason = connectCause(err)
+		f.closeTCP(info, in, &Reply{Flag: streaminfo.UpstreamConnectionFailure, Details: "upstream_connect_failed",
+			Explanation: "connect to " + h.Addr + " for cluster " + name + " failed: " + connectCause(err)})
 		return
 	}
 	defer up.Close()
@@ -106,14 +88,23 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	case gone != nil:
 		info.Flags |= streaminfo.LocalReset
 		info.ConnectionTerminationDetails = "upstream_host_removed"
-		info.LucidError = "LR: " + *gone
+		info.LucidError = LucidError(streaminfo.LocalReset, *gone)
 	case res.IdleTimeout:
 		info.ConnectionTerminationDetails = "idle_timeout"
 		info.Notes = append(info.Notes, "closed after the tcp_proxy idle timeout "+tp.IdleTimeout.String()+" without a byte either way")
 	case res.UpstreamErr != nil:
 		info.Flags |= streaminfo.UpstreamConnectionTermination
-		info.LucidError = "UC: upstream " + h.Addr + " (cluster " + name + ") connection failed: " + res.UpstreamErr.Error()
+		info.LucidError = LucidError(streaminfo.UpstreamConnectionTermination, "upstream "+h.Addr+" (cluster "+name+") connection failed: "+res.UpstreamErr.Error())
 	}
+}
+
+// closeTCP records why the tcp_proxy closes a connection without an upstream: rp's flag,
+// details and explanation (a TCP connection has no response to carry them).
+func (f *Forwarder) closeTCP(info *streaminfo.Info, in Inbound, rp *Reply) {
+	info.Flags |= rp.Flag
+	info.ResponseCodeDetails = rp.Details
+	info.LucidError = rp.LucidError()
+	f.log.Debug("tcp: connection refused by the proxy", "listener", in.Listener, "error", info.LucidError)
 }
 
 // tcpCluster is the chain's cluster, or one of its weighted clusters by weight.

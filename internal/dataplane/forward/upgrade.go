@@ -50,14 +50,9 @@ func (x *exchange) upgrade() bool {
 		return false
 	}
 	stats := x.cl.Stats()
-	host, err := x.cl.Pick(cluster.PickContext{OriginalDst: x.originalDst()})
-	if err != nil {
-		var nh *cluster.NoHealthyError
-		explain := err.Error()
-		if errors.As(err, &nh) {
-			explain = nh.Explanation
-		}
-		x.localReply(http.StatusServiceUnavailable, streaminfo.NoHealthyUpstream, "no_healthy_upstream", "no healthy upstream", explain)
+	host, rp := PickHost(x.cl, x.r, x.in.OriginalDst)
+	if rp != nil {
+		x.reply(rp)
 		return true
 	}
 	x.info.UpstreamHost = host.Addr

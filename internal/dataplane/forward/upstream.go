@@ -307,13 +307,7 @@ func (x *exchange) forward(pl *pool.Pool) {
 		pc.Hash, pc.HasHash = x.requestHash()
 		host, err := x.cl.Pick(pc)
 		if err != nil {
-			var nh *cluster.NoHealthyError
-			explain := err.Error()
-			if errors.As(err, &nh) {
-				explain = nh.Explanation
-			}
-			x.localReply(http.StatusServiceUnavailable, streaminfo.NoHealthyUpstream, "no_healthy_upstream",
-				"no healthy upstream", explain)
+			x.reply(noHealthy(err))
 			return
 		}
 		x.info.UpstreamHost = host.Addr
@@ -529,14 +523,7 @@ func (x *exchange) upstreamLocalAddress() string {
 }
 
 // originalDst is the destination for ORIGINAL_DST clusters.
-func (x *exchange) originalDst() string {
-	if x.cl.Config().UseHTTPHeader {
-		if h := x.r.Header.Get("X-Envoy-Original-Dst-Host"); h != "" {
-			return h
-		}
-	}
-	return x.in.OriginalDst
-}
+func (x *exchange) originalDst() string { return originalDestination(x.cl, x.r, x.in.OriginalDst) }
 
 // fillPeer records the destination workload from the endpoint's Istio metadata
 // ("name;namespace;canonical-name;canonical-revision;cluster").

@@ -32,10 +32,6 @@ func init() { xconnect.Restore() }
 func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, t *table, tg *want) {
 	host, port := Destination(r)
 	dst := net.JoinHostPort(host, fmt.Sprint(port))
-	if r.Header.Get(":protocol") != "" {
-		p.serveExtendedConnect(w, r, t, tg, port, dst)
-		return
-	}
 	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
 	in := forward.Inbound{Listener: tg.listener, Direction: "outbound", LocalAddr: localAddr(r), RemoteAddr: remote, OriginalDst: dst}
 	var tp *resource.TCPProxy
@@ -97,27 +93,4 @@ func hostOnly(hostport string) string {
 		return h
 	}
 	return hostport
-}
-
-// serveExtendedConnect routes an HTTP/2 extended CONNECT (RFC 8441, e.g. WebSocket over
-// HTTP/2) sent to the explicit proxy like any HTTP request to its :authority: through the
-// port's HTTP listener, else the default chain's passthrough routes. forward bridges it
-// to an HTTP/1.1 upgrade.
-func (p *Proxy) serveExtendedConnect(w http.ResponseWriter, r *http.Request, t *table, tg *want, port uint16, dst string) {
-	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
-	in := forward.Inbound{Direction: "outbound", LocalAddr: localAddr(r), RemoteAddr: remote, OriginalDst: dst}
-	if l := t.outboundByPort[port]; l != nil {
-		if fc := ChainFor(l, uint32(port)); fc != nil && fc.HTTP != nil {
-			in.Listener, in.HTTP = l.Name, fc.HTTP
-			in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
-			p.opts.Forwarder.Serve(w, r, in)
-			return
-		}
-	}
-	in.Listener = tg.listener
-	in.RouteConfigName = "(default chain of " + tg.listener + ")"
-	if in.Routes = t.passthrough[tg.listener]; in.Routes == nil {
-		in.Routes = PassthroughRoutes(nil, dst)
-	}
-	p.opts.Forwarder.Serve(w, r, in)
 }

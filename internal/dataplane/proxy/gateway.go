@@ -157,9 +157,10 @@ func narrowALPN(cands []*resource.FilterChain, alpn []string) []*resource.Filter
 	return filterChains(cands, func(fc *resource.FilterChain) bool { return len(fc.Match.ApplicationProtocols) == 0 })
 }
 
-// inspectsTLS reports whether connections to l are peeked for a ClientHello: the
-// listener has the TLS inspector, or a chain matches on what it reads.
-func inspectsTLS(l *resource.Listener) bool {
+// InspectsTLS reports whether connections to l are peeked for a ClientHello: the
+// listener has the TLS inspector, or a chain matches on what it reads. Otherwise every
+// connection looks like plaintext without SNI to ChainForConnection.
+func InspectsTLS(l *resource.Listener) bool {
 	if l.TLSInspector {
 		return true
 	}
@@ -197,7 +198,7 @@ func (p *Proxy) serveChainConn(sk *socket, c net.Conn) {
 	}
 	conn := c
 	var hello clientHello
-	if inspectsTLS(l) {
+	if InspectsTLS(l) {
 		h, buf, err := peekClientHello(c, p.opts.ListenerFiltersTimeout)
 		if err != nil {
 			p.log.Debug("tls inspector: closing connection", "listener", l.Name, "remote", c.RemoteAddr().String(), "error", err)
