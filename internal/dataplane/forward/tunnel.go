@@ -26,8 +26,8 @@ func (f *Forwarder) Connect(w http.ResponseWriter, r *http.Request, in Inbound, 
 		_, port, _ := net.SplitHostPort(in.OriginalDst)
 		x := &exchange{f: f, w: w, r: r, in: &in, info: f.record(r, &in)}
 		defer x.finish()
-		x.localReply(http.StatusBadGateway, streaminfo.NoRouteFound, "route_not_found", "",
-			"no listener for port "+port+" and the outbound traffic policy is REGISTRY_ONLY (BlackHoleCluster)")
+		x.reply(&Reply{Status: http.StatusBadGateway, Flag: streaminfo.NoRouteFound, Details: "route_not_found",
+			Explanation: "no listener for port " + port + " and the outbound traffic policy is REGISTRY_ONLY (BlackHoleCluster)"})
 		return
 	}
 	down, ok := f.OpenTunnel(w, r, in)
@@ -54,8 +54,8 @@ func (f *Forwarder) OpenTunnel(w http.ResponseWriter, r *http.Request, in Inboun
 	if err != nil {
 		x := &exchange{f: f, w: w, r: r, in: &in, info: f.record(r, &in)}
 		defer x.finish()
-		x.localReply(http.StatusInternalServerError, streaminfo.DownstreamConnectionTermination, "downstream_hijack_failed", "",
-			"the downstream connection cannot be taken over for the tunnel: "+err.Error())
+		x.reply(&Reply{Status: http.StatusInternalServerError, Flag: streaminfo.DownstreamConnectionTermination, Details: "downstream_hijack_failed",
+			Explanation: "the downstream connection cannot be taken over for the tunnel: " + err.Error()})
 		return nil, false
 	}
 	if _, err := c.Write([]byte("HTTP/1.1 200 OK\r\n\r\n")); err != nil {

@@ -49,8 +49,7 @@ func (x *exchange) upgrade() bool {
 	if up == "" || x.f.o.Pools == nil {
 		return false
 	}
-	stats := x.cl.Stats()
-	host, rp := PickHost(x.cl, x.r, x.in.OriginalDst)
+	host, rp := PickHost(x.cl, x.r, x.in.OriginalDst) // decide.go
 	if rp != nil {
 		x.reply(rp)
 		return true
@@ -58,13 +57,11 @@ func (x *exchange) upgrade() bool {
 	x.info.UpstreamHost = host.Addr
 	x.info.Attempts = 1
 	x.fillPeer(host)
-	host.RequestStart()
-	defer host.RequestEnd()
-	stats.UpstreamRqTotal.Add(1)
-	stats.UpstreamRqActive.Add(1)
-	defer stats.UpstreamRqActive.Add(-1)
+	stats := x.cl.Stats()
+	stats.UpstreamRqActive.Add(1) // no circuit breaker for upgrades; end gives it back
+	a := x.begin(x.r.Context(), nil, 1, host)
+	defer a.end()
 
-	start := time.Now()
 	d := x.f.o.Pools.Dialer(x.cl.Config(), host.Addr)
 	conn, err := d.DialContext(x.r.Context(), "tcp", host.Addr)
 	if err != nil {
@@ -74,21 +71,22 @@ func (x *exchange) upgrade() bool {
 		}
 		host.Stats.CxConnectFail.Add(1)
 		stats.UpstreamCxConnectFail.Add(1)
-		var ce *pool.ConnectError
 		f := resetFailure(pool.ReasonRemoteConnectionFailure, "", false)
-		f.explain = "connect to " + host.Addr + " for cluster " + x.cl.Config().Name + " failed: " + err.Error()
+		detail := err.Error()
+		var ce *pool.ConnectError
 		if errors.As(err, &ce) {
 			f = resetFailure(ce.Reason, ce.Transport, false)
+			detail = connectDetail(ce, x.cl.Config().ConnectTimeout)
 		}
+		f.Explanation = "connect to " + host.Addr + " for cluster " + x.cl.Config().Name + " failed: " + detail
 		x.info.UpstreamTransportFailureReason = f.transport
-		x.localReply(f.code, f.flag, f.details, f.body, f.explain)
+		x.reply(&f.Reply)
 		return true
 	}
 	defer conn.Close()
-	a := conn.LocalAddr().String()
-	x.upstreamLocal.Store(&a)
+	a.UpstreamConn(conn)
 
-	h := x.out.Clone()
+	h := x.up.header.Clone()
 	h.Del(":protocol")
 	h.Set("Connection", "Upgrade")
 	h.Set("Upgrade", up)
@@ -98,8 +96,8 @@ func (x *exchange) upgrade() bool {
 		bridgeHeaders(h, up)
 	}
 	req := &http.Request{
-		Method: method, URL: &url.URL{Path: x.path.Path, RawPath: x.path.RawPath, RawQuery: x.path.RawQuery},
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Host: x.host,
+		Method: method, URL: &url.URL{Path: x.up.path.Path, RawPath: x.up.path.RawPath, RawQuery: x.up.path.RawQuery},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Host: x.up.host,
 	}
 	br := bufio.NewReader(conn)
 	var resp *http.Response
@@ -108,28 +106,28 @@ func (x *exchange) upgrade() bool {
 	}
 	if err != nil {
 		f := resetFailure(pool.ReasonConnectionTermination, "", false)
-		f.explain = "upstream " + host.Addr + " (cluster " + x.cl.Config().Name + ") failed the " + up + " upgrade before answering: " + err.Error()
-		x.localReply(f.code, f.flag, f.details, f.body, f.explain)
+		f.Explanation = "upstream " + host.Addr + " (cluster " + x.cl.Config().Name + ") failed the " + up + " upgrade before answering: " + err.Error()
+		x.reply(&f.Reply)
 		return true
 	}
 	defer resp.Body.Close()
 	x.charge(resp.StatusCode, host)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		x.respond(x.r.Context(), x.r.Context(), resp, start)
+		x.respond(x.r.Context(), a, resp)
 		return true
 	}
 	if x.r.ProtoMajor == 2 {
-		x.switchExtendedConnect(resp, br, conn, host, start)
+		x.switchExtendedConnect(resp, br, conn, a)
 		return true
 	}
-	x.switchProtocols(resp, br, conn, host, start)
+	x.switchProtocols(resp, br, conn, a)
 	return true
 }
 
 // switchProtocols answers 101 downstream and pipes both connections until they close.
-func (x *exchange) switchProtocols(resp *http.Response, ubuf *bufio.Reader, uconn net.Conn, host *cluster.Host, start time.Time) {
+func (x *exchange) switchProtocols(resp *http.Response, ubuf *bufio.Reader, uconn net.Conn, a *attempt) {
 	info := x.info
-	info.UpstreamServiceTime = time.Since(start)
+	info.UpstreamServiceTime = time.Since(a.start)
 	info.ResponseCode = http.StatusSwitchingProtocols
 	info.ResponseCodeDetails = "via_upstream"
 	dconn, dbuf, err := http.NewResponseController(x.w).Hijack()
@@ -161,7 +159,7 @@ func (x *exchange) switchProtocols(resp *http.Response, ubuf *bufio.Reader, ucon
 		}
 		info.BytesReceived += int64(n)
 	}
-	res, gone := pipeOnHost(host, cluster.HTTPStream, dconn, uconn, 0)
+	res, gone := pipeOnHost(a.host, cluster.HTTPStream, dconn, uconn, 0)
 	info.BytesReceived += res.Received
 	info.BytesSent += res.Sent
 	if r := gone; r != nil {
