@@ -7,10 +7,10 @@
 //	      endpoint), or forward.TCPUpstream for a tcp_proxy chain → rendered
 //
 // It decides nothing itself: the listener and chain come from the proxy's exported
-// dispatch (Destination, ChainFor, ChainForConnection, InspectsTLS, RouteConfigOf,
-// PlaintextRoutes, PassthroughRoutes), and every outcome (a forward, or a local reply with
-// its flag, body and x-lucid-error) is the one forward's decision step gives the proxy, so
-// the explanation it prints is the one the proxy sends, word for word. What it adds is
-// rendering: each route's reason for not matching (route.Explain), every cluster a weighted
-// split can reach, the endpoints with their run-time health.
+// dispatch (Destination, OutboundListeners, ChainFor, ChainForConnection, InspectsTLS,
+// RouteConfigOf, PlaintextRoutes, PassthroughRoutes), and every outcome (a forward, or a
+// local reply with its flag, body and x-lucid-error) is the one forward's decision step
+// gives the proxy, so the explanation it prints is the one the proxy sends, word for word.
+// What it adds is rendering: each route's reason for not matching (route.Explain), every
+// cluster a weighted split can reach, the endpoints with their run-time health.
 package simulate

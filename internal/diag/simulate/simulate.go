@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -137,7 +136,7 @@ func (e *Env) Why(r *http.Request) *Trace {
 	host, port := proxy.Destination(r)
 	dst := net.JoinHostPort(host, strconv.Itoa(int(port)))
 
-	l := e.outboundListener(port)
+	l := proxy.OutboundListeners(e.Snap)[port]
 	in := &forward.Inbound{OriginalDst: dst}
 	switch {
 	case l != nil:
@@ -351,21 +350,6 @@ func (o Outcome) Short() string {
 		return fmt.Sprintf("%d %s", o.Status, o.Flag)
 	}
 	return strconv.Itoa(o.Status)
-}
-
-func (e *Env) outboundListener(port uint16) *resource.Listener {
-	names := make([]string, 0, len(e.Snap.Listeners))
-	for n := range e.Snap.Listeners {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		l := e.Snap.Listeners[n]
-		if !l.BindToPort && l.Direction != resource.Inbound && l.Address.Port() == port {
-			return l
-		}
-	}
-	return nil
 }
 
 func (e *Env) virtualOutbound() *resource.Listener {
