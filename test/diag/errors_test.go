@@ -4,9 +4,11 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,45 +16,99 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
-// emittedInCode lists the streaminfo flag constants forward's (non-test) code refers to.
-func emittedInCode(t *testing.T) map[string]bool {
+const streaminfoImport = "github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+
+// flagConstants reads streaminfo's flag constants from its source: the const block of
+// type Flag, 1 << iota each, so name i has the value 1 << i.
+func flagConstants(t *testing.T) map[string]streaminfo.Flag {
 	t.Helper()
-	dir := filepath.Join("..", "..", "internal", "dataplane", "forward")
-	fset := token.NewFileSet()
-	ents, err := os.ReadDir(dir)
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join("..", "..", "internal", "dataplane", "streaminfo", "streaminfo.go"), nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]bool{}
-	for _, e := range ents {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") || name == "flags.go" {
+	out := map[string]streaminfo.Flag{}
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST || len(g.Specs) == 0 {
 			continue
 		}
-		f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, 0)
-		if err != nil {
-			t.Fatal(err)
+		if first := g.Specs[0].(*ast.ValueSpec); first.Type == nil || first.Type.(*ast.Ident).Name != "Flag" {
+			continue
 		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			sel, ok := n.(*ast.SelectorExpr)
-			if !ok {
-				return true
+		for i, s := range g.Specs {
+			for _, n := range s.(*ast.ValueSpec).Names {
+				out[n.Name] = streaminfo.Flag(1) << i
 			}
-			if id, ok := sel.X.(*ast.Ident); ok && id.Name == "streaminfo" {
-				switch sel.Sel.Name {
-				case "Info", "Flag", "Peer", "AllFlags":
-				default:
-					out[sel.Sel.Name] = true
-				}
-			}
-			return true
-		})
+		}
+	}
+	if len(out) != len(streaminfo.AllFlags()) {
+		t.Fatalf("read %d flag constants from streaminfo's source, it has %d flags: the test's reader needs updating", len(out), len(streaminfo.AllFlags()))
+	}
+	for name, f := range out {
+		if s := f.String(); s == "-" || strings.Contains(s, ",") {
+			t.Fatalf("streaminfo.%s read as %v: the test's reader needs updating", name, f)
+		}
 	}
 	return out
 }
 
-// TestErrorCatalogueCoversEveryFlag: docs/errors.md has a section for every flag forward
-// can emit, and forward.EmittedFlags lists every flag forward's code sets.
+// flagsInTree lists the response flags the non-test Go code of the whole tree names
+// (streaminfo.<Flag>, outside streaminfo itself), with one place each.
+func flagsInTree(t *testing.T, consts map[string]streaminfo.Flag) map[streaminfo.Flag]string {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	fset := token.NewFileSet()
+	out := map[streaminfo.Flag]string{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); n == "testdata" || n == "vendor" || (strings.HasPrefix(n, ".") && path != root) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		name := ""
+		for _, imp := range f.Imports {
+			if p, _ := strconv.Unquote(imp.Path.Value); p == streaminfoImport {
+				name = "streaminfo"
+				if imp.Name != nil {
+					name = imp.Name.Name
+				}
+			}
+		}
+		if name == "" { // streaminfo itself, and code that does not import it
+			return nil
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok {
+				if id, ok := sel.X.(*ast.Ident); ok && id.Name == name {
+					if fl, ok := consts[sel.Sel.Name]; ok {
+						out[fl] = fset.Position(sel.Pos()).String()
+					}
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestErrorCatalogueCoversEveryFlag: docs/errors.md has a section for every flag the proxy
+// can emit (forward.EmittedFlags), and EmittedFlags lists every response flag the code of
+// the whole tree names, wherever it is.
 func TestErrorCatalogueCoversEveryFlag(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "errors.md"))
 	if err != nil {
@@ -66,42 +122,20 @@ func TestErrorCatalogueCoversEveryFlag(t *testing.T) {
 			}
 		}
 	}
-	emitted := map[string]bool{}
+	emitted := map[streaminfo.Flag]bool{}
 	for _, f := range forward.EmittedFlags {
-		emitted[f.String()] = true
+		emitted[f] = true
 		if !sections[f.String()] {
-			t.Errorf("docs/errors.md has no section \"## %s — ...\" for a flag forward emits", f)
+			t.Errorf("docs/errors.md has no section \"## %s — ...\" for a flag the proxy emits", f)
 		}
 	}
-	// Every flag constant forward's code uses must be in EmittedFlags.
-	names := map[streaminfo.Flag]string{}
-	for _, f := range streaminfo.AllFlags() {
-		names[f] = f.String()
+	used := flagsInTree(t, flagConstants(t))
+	if len(used) == 0 {
+		t.Fatal("no response flag found in the tree: the scan is broken")
 	}
-	consts := map[string]streaminfo.Flag{
-		"NoRouteFound": streaminfo.NoRouteFound, "NoClusterFound": streaminfo.NoClusterFound,
-		"NoHealthyUpstream": streaminfo.NoHealthyUpstream, "UpstreamConnectionFailure": streaminfo.UpstreamConnectionFailure,
-		"UpstreamConnectionTermination": streaminfo.UpstreamConnectionTermination, "UpstreamRemoteReset": streaminfo.UpstreamRemoteReset,
-		"UpstreamProtocolError": streaminfo.UpstreamProtocolError, "UpstreamRequestTimeout": streaminfo.UpstreamRequestTimeout,
-		"UpstreamRetryLimitExceeded": streaminfo.UpstreamRetryLimitExceeded, "DownstreamConnectionTermination": streaminfo.DownstreamConnectionTermination,
-		"FaultInjected": streaminfo.FaultInjected, "DelayInjected": streaminfo.DelayInjected, "LocalReset": streaminfo.LocalReset,
-		"UpstreamOverflow": streaminfo.UpstreamOverflow, "RateLimited": streaminfo.RateLimited, "StreamIdleTimeout": streaminfo.StreamIdleTimeout,
-		"DurationTimeout": streaminfo.DurationTimeout, "DownstreamProtocolError": streaminfo.DownstreamProtocolError,
-		"UpstreamMaxStreamDurationReached": streaminfo.UpstreamMaxStreamDurationReached, "DownstreamRemoteReset": streaminfo.DownstreamRemoteReset,
-		"InvalidEnvoyRequestHeaders": streaminfo.InvalidEnvoyRequestHeaders, "FailedLocalHealthCheck": streaminfo.FailedLocalHealthCheck,
-		"UnauthorizedExternalService": streaminfo.UnauthorizedExternalService, "RateLimitServiceError": streaminfo.RateLimitServiceError,
-		"NoFilterConfigFound": streaminfo.NoFilterConfigFound, "OverloadManager": streaminfo.OverloadManager, "DNSResolutionFailed": streaminfo.DNSResolutionFailed,
-	}
-	for name := range emittedInCode(t) {
-		f, ok := consts[name]
-		if !ok {
-			continue // not a flag (a type or function of streaminfo)
+	for f, where := range used {
+		if !emitted[f] {
+			t.Errorf("%s names the response flag %s, which forward.EmittedFlags does not list (nor, then, docs/errors.md)", where, f)
 		}
-		if !emitted[names[f]] {
-			t.Errorf("internal/dataplane/forward sets streaminfo.%s (%s) but forward.EmittedFlags does not list it", name, names[f])
-		}
-	}
-	if len(consts) != len(streaminfo.AllFlags()) {
-		t.Errorf("the test knows %d flag constants, streaminfo has %d: add the new ones", len(consts), len(streaminfo.AllFlags()))
 	}
 }

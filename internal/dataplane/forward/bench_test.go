@@ -60,7 +60,7 @@ func newHop(tb testing.TB, proto resource.Protocol, h http.Handler) *hop {
 			default: // benchmarks do not read them
 			}
 		}}})
-	in := forward.Inbound{Routes: rc, RouteConfigName: "9080", Table: route.Compile(rc),
+	in := forward.Inbound{Routes: route.Compile(rc), RouteConfigName: "9080",
 		HTTP:     &resource.HTTPManager{ServerName: "istio-envoy", FaultFilter: true},
 		Listener: "0.0.0.0_9080", Direction: "inbound"}
 	proxy := hopServer(tb, "127.0.84.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -39,8 +39,7 @@ func (b *replayBody) view() *bodyView {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.current != nil {
-		replayable := (b.eof && !b.overflow) || (b.read == 0 && !b.reading)
-		if !replayable {
+		if !b.replayableLocked() {
 			return nil
 		}
 		b.current.moved = true
@@ -48,6 +47,18 @@ func (b *replayBody) view() *bodyView {
 	v := &bodyView{b: b}
 	b.current = v
 	return v
+}
+
+// replayable reports whether a next attempt could send the body again: nothing of it was
+// read yet, or all of it was read and kept.
+func (b *replayBody) replayable() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.replayableLocked()
+}
+
+func (b *replayBody) replayableLocked() bool {
+	return (b.eof && !b.overflow) || (b.read == 0 && !b.reading)
 }
 
 // complete reports whether the body was read to the end and kept whole (mirrors can send it).

@@ -18,6 +18,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // env is a proxy (Forwarder behind a loopback HTTP/1.1 + h2c server) with its clusters.
 type env struct {
 	t         testing.TB
-	routes    *resource.RouteConfig
+	routes    *route.Table // nil: the route configuration has not arrived
 	clusters  map[string]*resource.Cluster
 	cm        *cluster.Manager
 	ps        *pool.Set
@@ -41,9 +42,12 @@ func newEnv(t testing.TB, rc *resource.RouteConfig, clusters ...*resource.Cluste
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	e := &env{
-		t: t, routes: rc, clusters: map[string]*resource.Cluster{},
+		t: t, clusters: map[string]*resource.Cluster{},
 		cm: cluster.NewManager(log), ps: pool.NewSet(log),
 		infos: make(chan *streaminfo.Info, 10000), routeName: "9080",
+	}
+	if rc != nil {
+		e.routes = route.Compile(rc) // as the proxy indexes each configuration it applies
 	}
 	for _, c := range clusters {
 		e.clusters[c.Name] = c

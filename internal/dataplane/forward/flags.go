@@ -2,9 +2,10 @@ package forward
 
 import "github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 
-// EmittedFlags lists every response flag forward can set on a request, each with the
-// local reply it goes with. docs/errors.md must describe each one (test/diag checks it);
-// add a flag here when forward starts emitting it.
+// EmittedFlags lists every response flag the proxy can set on a request or connection
+// (only forward sets them), each with the local reply it goes with. docs/errors.md must
+// describe each one, and every flag the tree's code names must be here (test/diag checks
+// both); add a flag here when forward starts emitting it.
 var EmittedFlags = []streaminfo.Flag{
 	streaminfo.NoRouteFound,                    // NR: 404, no route (or route config not arrived)
 	streaminfo.NoClusterFound,                  // NC: 503, the route's cluster does not exist
@@ -23,12 +24,7 @@ var EmittedFlags = []streaminfo.Flag{
 }
 
 // LucidError renders the x-lucid-error value (and access-log text) of a local reply with
-// flags and explanation, exactly as the proxy sends it; `lucid why` uses it so the two
-// cannot drift.
+// flags and explanation, exactly as the proxy sends it (Reply.LucidError for `lucid why`).
 func LucidError(flags streaminfo.Flag, explanation string) string {
 	return oneLine(flags.String() + ": " + explanation)
 }
-
-// NoClusterExplanation is the explanation of a 503 NC for a route whose cluster name is
-// name ("" when every weight is 0), as the proxy gives it.
-func NoClusterExplanation(name string) string { return explainNoCluster(name) }

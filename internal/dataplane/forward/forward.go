@@ -1,12 +1,17 @@
-// Package forward runs one matched HTTP request from the downstream client to an upstream
-// endpoint and back, with Envoy's router semantics. It sits in the middle of the request path:
+// Package forward runs what a listener hands over, from the downstream client to an
+// upstream endpoint and back: an HTTP request with Envoy's router semantics (Serve), an
+// opaque TCP connection with Envoy's tcp_proxy (ServeTCP), and a CONNECT tunnel (Connect).
+// It sits in the middle of the request path, the router and tcp_proxy side by side over
+// the same cluster manager and pools, as in Envoy:
 //
-//	listener → route (match) → forward (retry loop) → cluster (pick endpoint) → pool → app
+//	proxy (listener, chain) → forward: route (match) → retry loop → cluster (pick) → pool → app
+//	                                   tcp_proxy ─────────────────→ cluster (pick) → dial → app
 //
-// Every response the proxy generates itself (404 NR, 503 NC/UH/UF/UC, 504 UT, faults,
-// redirects, direct responses) is decided here, with Envoy's status, body, response flag and
-// details, plus an x-lucid-error header that explains it. The result of each request is a
-// streaminfo.Info handed to the observers (access log, stats) once the request ends.
+// Every reply the proxy generates itself (404 NR, 503 NC/UH/UF/UC/UO, 504 UT, faults,
+// redirects, direct responses, refused tunnels, TCP connections closed for want of an
+// upstream) is decided here, with Envoy's status, body, response flag and details, plus
+// an x-lucid-error that explains it. The result of each request or connection is a
+// streaminfo.Info handed to the observers (access log, stats) once it ends.
 package forward
 
 import (
@@ -14,12 +19,9 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
@@ -38,10 +40,10 @@ type Options struct {
 	Observers []func(*streaminfo.Info)
 	Self      streaminfo.Peer // this workload, for metrics labels
 	// ConnectionObservers get one Info per opaque TCP connection (tcp_proxy), as Istio's
-	// access log has one line per TCP connection (empty method). See ObserveConnection.
+	// access log has one line per TCP connection (empty method). See ServeTCP.
 	ConnectionObservers []func(*streaminfo.Info)
 	// ConnectionMetrics counts an opaque TCP connection opened and returns its counters
-	// (Istio's istio_tcp_* metrics: stats.TCPOpened); nil: not counted. See OpenConnection.
+	// (Istio's istio_tcp_* metrics: stats.TCPOpened); nil: not counted. See ServeTCP.
 	ConnectionMetrics func(*streaminfo.Info) ConnectionCounter
 	Logger            *slog.Logger // the "router" logger
 }
@@ -65,11 +67,13 @@ func New(o Options) *Forwarder {
 // Close waits for mirror requests still in flight (they end by their own timeout).
 func (f *Forwarder) Close() { f.mirrors.Wait() }
 
-// Inbound describes where a request came in.
+// Inbound describes where a request (or an opaque connection) came in.
 type Inbound struct {
-	// Routes is nil when the route config named RouteConfigName has not arrived
-	// (the request gets 404 NR with an explanation saying so).
-	Routes          *resource.RouteConfig
+	// Routes is the route configuration the listener's chain names, indexed for virtual
+	// host selection (route.Compile, built once per applied configuration); nil when the
+	// configuration named RouteConfigName has not arrived (the request gets 404 NR with an
+	// explanation saying so).
+	Routes          *route.Table
 	RouteConfigName string
 	HTTP            *resource.HTTPManager
 	Listener        string // listener name, e.g. "virtualOutbound", "0.0.0.0_9080", "virtualInbound"
@@ -77,10 +81,6 @@ type Inbound struct {
 	LocalAddr       netip.AddrPort
 	RemoteAddr      netip.AddrPort
 	OriginalDst     string // "host:port" the request was addressed to (for PassthroughCluster)
-
-	// Table is Routes indexed for virtual host selection (route.Compile, built once per
-	// applied configuration); nil or built from another RouteConfig: Routes is scanned.
-	Table *route.Table
 }
 
 // infoPool recycles the per-request records (about 600 bytes each).
@@ -92,13 +92,44 @@ var (
 	errPerTryTimeout = errors.New("per-try timeout")
 )
 
-// Serve handles one downstream HTTP request end to end (HTTP/1.1 and HTTP/2 downstream).
+// Serve handles one downstream HTTP request end to end (HTTP/1.1 and HTTP/2 downstream),
+// in the order net/http/httputil.ReverseProxy.ServeHTTP reads in: decide, prepare, then an
+// upgrade or the retry loop, whose response (or local reply) goes downstream, and the
+// record for the observers last.
 //
 // When the upstream fails after the response started, Serve resets the downstream stream
-// by panicking with http.ErrAbortHandler, as net/http/httputil.ReverseProxy does; the
-// observers have been called by then.
+// by panicking with http.ErrAbortHandler, as ReverseProxy does; the observers have been
+// called by then.
 func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
-	info := infoPool.Get().(*streaminfo.Info) // returned by finish once the observers ran
+	x := &exchange{f: f, w: w, r: r, in: &in, info: f.record(r, &in)}
+	defer x.finish() // the observers get the record; then a stream to reset is reset
+
+	// Decide: virtual host and route, or the router's own reply (decide.go); fault
+	// injection (fault.go).
+	if !x.route(Decide(x.in, r)) {
+		return
+	}
+	// The cluster the route picks, and its connection pool.
+	pl := x.target()
+	if pl == nil {
+		return
+	}
+	// Prepare what every attempt sends: headers, path, Host, replayable body (prepare.go).
+	x.prepare()
+	// An upgrade (WebSocket, extended CONNECT) runs on a connection of its own
+	// (upgrade.go); any other request goes through the retry loop (attempt.go), whose
+	// last attempt's response respond.go sends, or a local reply (reply.go, failure.go).
+	if x.upgrade() {
+		return
+	}
+	x.forward(pl)
+	x.sendMirrors() // mirror.go
+}
+
+// record begins the record of a downstream request: an Info from infoPool, returned by
+// finish once the observers ran.
+func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
+	info := infoPool.Get().(*streaminfo.Info)
 	*info = streaminfo.Info{
 		Start:                   time.Now(),
 		Method:                  r.Method,
@@ -120,9 +151,13 @@ func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
 	if r.TLS != nil {
 		info.RequestedServerName = r.TLS.ServerName
 	}
-	x := &exchange{f: f, w: w, r: r, in: &in, info: info}
-	defer x.finish()
-	x.serve()
+	// x-request-id: kept if present, else generated.
+	id := r.Header.Get("X-Request-Id")
+	if id == "" {
+		id = newRequestID()
+	}
+	info.RequestID = id
+	return info
 }
 
 // exchange is the state of one request as it crosses the proxy. Owned by Serve's goroutine.
@@ -133,42 +168,75 @@ type exchange struct {
 	in   *Inbound
 	info *streaminfo.Info
 
-	vh   *resource.VirtualHost
-	rt   *resource.Route
-	wc   *resource.WeightedCluster
-	cl   *cluster.Cluster
-	body *replayBody
-	out  http.Header // upstream request headers (after hop-by-hop removal and header ops)
-	host string      // upstream Host header
+	// What the router decided (decide.go): the virtual host, the route, the weighted
+	// cluster drawn (nil for a plain cluster) and the cluster.
+	vh *resource.VirtualHost
+	rt *resource.Route
+	wc *resource.WeightedCluster
+	cl *cluster.Cluster
 
-	path *url.URL // upstream path and query
-
-	retryExhausted bool                   // a retry was wanted but the budget was spent
-	bodyNotKept    bool                   // a retry was wanted but the body could not be replayed
-	upstreamLocal  atomic.Pointer[string] // local address of the last upstream connection (upgrade.go)
-	upMu           sync.Mutex             // guards upAddr (UpstreamConn runs on transport goroutines)
-	upAddr         net.Addr               // local address of the last upstream connection
-	abort          bool                   // reset the downstream stream after finishing
-
-	// Upstream resilience (resilience.go, reused.go, hash.go).
-	retryOverflow    string // a retry was refused by max_retries or the retry budget
-	retrySlots       int    // retries this request holds in the cluster's RetriesActive
-	reusedNotRetried string // why a request that failed on a reused connection was not sent again
-	setCookie        string // a generated hash-policy cookie to set on the response
-
+	up   upstreamRequest  // prepare.go: what every attempt sends
 	over requestOverrides // retryheaders.go: x-envoy-retry-on, x-envoy-upstream-rq-timeout-ms, ...
+	try  attempt          // attempt.go: the current (at the end, the last) attempt
 
-	upHost *cluster.Host           // the attempt's host (stream.go: drained when it leaves)
-	cut    context.CancelCauseFunc // cancels the attempt's context (stream.go)
+	// Upstream resilience (attempt.go, resilience.go, reused.go, hash.go).
+	notRetried notRetried // why the last failure was not retried (for x-lucid-error)
+	retrySlots int        // retries this request holds in the cluster's RetriesActive
+	setCookie  string     // a generated hash-policy cookie to set on the response
+
+	abort bool // reset the downstream stream after finishing
 }
 
+// route takes the router's decision: its own reply, or fault injection's, may end the
+// request here (false).
+func (x *exchange) route(d Decision) bool {
+	x.vh, x.rt = d.VirtualHost, d.Route
+	if d.Route != nil {
+		x.info.RouteName = d.Route.Name
+	}
+	if d.Reply != nil {
+		x.reply(d.Reply)
+		return false
+	}
+	return d.Fault == nil || !x.fault(d.Fault)
+}
+
+// target draws the route's cluster (by weight among weighted clusters) and returns its
+// connection pool; nil when the request has been answered (503 NC).
+func (x *exchange) target() *pool.Pool {
+	name, wc := route.PickCluster(x.rt.Action, rand.Uint64N)
+	x.wc = wc
+	x.info.UpstreamCluster = name
+	cl, rp := Target(x.f.o.Clusters, x.rt.Action, name)
+	if rp != nil {
+		x.reply(rp)
+		return nil
+	}
+	x.cl = cl
+	ci := cl.Config().Info
+	x.info.DestinationService = ci.ServiceHost
+	x.info.DestinationServiceName = ci.ServiceName
+	x.info.DestinationServiceNamespace = ci.ServiceNamespace
+	var pl *pool.Pool
+	if x.f.o.Pools != nil {
+		pl = x.f.o.Pools.Get(name)
+	}
+	if pl == nil {
+		x.reply(&Reply{Status: http.StatusServiceUnavailable, Flag: streaminfo.NoClusterFound, Details: "cluster_not_found",
+			Explanation: "cluster \"" + name + "\" has no connection pool (the proxy has not applied it yet)"})
+	}
+	return pl
+}
+
+// finish hands the record to the observers and returns it to infoPool; then it resets
+// the downstream stream when the upstream failed after the response started.
 func (x *exchange) finish() {
 	info := x.info
 	info.Duration = time.Since(info.Start)
-	if x.body != nil {
-		info.BytesReceived = x.body.bytesRead()
+	if x.up.body != nil {
+		info.BytesReceived = x.up.body.bytesRead()
 	}
-	info.UpstreamLocalAddress = x.upstreamLocalAddress()
+	info.UpstreamLocalAddress = x.try.localAddress()
 	for _, o := range x.f.o.Observers {
 		o(info)
 	}
@@ -181,151 +249,6 @@ func (x *exchange) finish() {
 	}
 }
 
-func (x *exchange) serve() {
-	r, info := x.r, x.info
-
-	// x-request-id: kept if present, else generated.
-	id := r.Header.Get("X-Request-Id")
-	if id == "" {
-		id = newRequestID()
-	}
-	info.RequestID = id
-
-	// Route.
-	if x.in.Routes == nil {
-		name := x.in.RouteConfigName
-		x.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "route_not_found", "",
-			"route configuration \""+name+"\" has not arrived from the control plane yet")
-		return
-	}
-	if t := x.in.Table; t != nil && t.Config() == x.in.Routes {
-		x.vh, x.rt = t.Select(r)
-	} else {
-		x.vh, x.rt = route.Select(x.in.Routes, r)
-	}
-	if x.rt == nil {
-		x.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "route_not_found", "",
-			route.NoRouteExplanation(x.in.Routes, x.vh, r))
-		return
-	}
-	rt := x.rt
-	info.RouteName = rt.Name
-
-	switch {
-	case rt.Redirect != nil:
-		loc := route.RedirectLocation(&rt.Match, rt.Redirect, r, requestScheme(r))
-		code := rt.Redirect.Code
-		if code == 0 {
-			code = http.StatusMovedPermanently
-		}
-		x.w.Header().Set("Location", loc)
-		x.configuredReply(code, "")
-		return
-	case rt.DirectResponse != nil:
-		x.configuredReply(rt.DirectResponse.Status, rt.DirectResponse.Body)
-		return
-	case rt.Action == nil:
-		x.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "route_not_found", "",
-			"route \""+rt.Name+"\" has no action")
-		return
-	}
-
-	if rt.Fault != nil && (x.in.HTTP == nil || x.in.HTTP.FaultFilter) {
-		if done := x.fault(rt.Fault); done {
-			return
-		}
-	}
-
-	name, wc := route.PickCluster(rt.Action, rand.Uint64N)
-	x.wc = wc
-	info.UpstreamCluster = name
-	var cl *cluster.Cluster
-	if name != "" && x.f.o.Clusters != nil {
-		cl = x.f.o.Clusters.Get(name)
-	}
-	if cl == nil {
-		code := rt.Action.ClusterNotFoundCode
-		if code == 0 {
-			code = http.StatusServiceUnavailable
-		}
-		x.localReply(code, streaminfo.NoClusterFound, "cluster_not_found", "", explainNoCluster(name))
-		return
-	}
-	x.cl = cl
-	x.fillDestination()
-	var pl *pool.Pool
-	if x.f.o.Pools != nil {
-		pl = x.f.o.Pools.Get(name)
-	}
-	if pl == nil {
-		x.localReply(http.StatusServiceUnavailable, streaminfo.NoClusterFound, "cluster_not_found", "",
-			"cluster \""+name+"\" has no connection pool (the proxy has not applied it yet)")
-		return
-	}
-
-	x.prepareRequest(id)
-	if x.upgrade() { // upgrade.go: WebSocket and other HTTP/1.1 upgrades
-		return
-	}
-	x.forward(pl)
-	x.sendMirrors()
-}
-
-// requestScheme is the scheme the downstream used.
-func requestScheme(r *http.Request) string {
-	if r.TLS != nil {
-		return "https"
-	}
-	return "http"
-}
-
-// fillDestination records the destination service and (outbound) peer from the cluster.
-func (x *exchange) fillDestination() {
-	ci := x.cl.Config().Info
-	x.info.DestinationService = ci.ServiceHost
-	x.info.DestinationServiceName = ci.ServiceName
-	x.info.DestinationServiceNamespace = ci.ServiceNamespace
-}
-
-// fault applies fault injection: delay, then abort. It reports whether the request ended.
-func (x *exchange) fault(ft *resource.Fault) bool {
-	if ft.Delay > 0 && hit(ft.DelayPercent) {
-		x.info.Flags |= streaminfo.DelayInjected
-		t := time.NewTimer(ft.Delay)
-		select {
-		case <-t.C:
-		case <-x.r.Context().Done():
-			t.Stop()
-			x.downstreamGone()
-			return true
-		}
-	}
-	if (ft.AbortStatus > 0 || ft.AbortGRPC >= 0) && hit(ft.AbortPercent) {
-		if ft.AbortStatus == 0 && ft.AbortGRPC >= 0 {
-			// gRPC abort: a trailers-only response with HTTP 200.
-			h := x.w.Header()
-			h.Set("Content-Type", "application/grpc")
-			h.Set("Grpc-Status", itoa(ft.AbortGRPC))
-			h.Set("Grpc-Message", "fault filter abort")
-			x.localReply(http.StatusOK, streaminfo.FaultInjected, "fault_filter_abort", "",
-				"fault injection aborted the request with grpc-status "+itoa(ft.AbortGRPC)+" (route \""+x.rt.Name+"\")")
-			return true
-		}
-		x.localReply(ft.AbortStatus, streaminfo.FaultInjected, "fault_filter_abort", "fault filter abort",
-			"fault injection aborted the request with "+itoa(ft.AbortStatus)+" (route \""+x.rt.Name+"\")")
-		return true
-	}
-	return false
-}
-
-// hit draws a percentage.
-func hit(percent float64) bool {
-	if percent >= 100 {
-		return true
-	}
-	return percent > 0 && rand.Float64()*100 < percent
-}
-
 // downstreamGone records that the client went away before a response was sent.
 func (x *exchange) downstreamGone() {
 	x.info.Flags |= streaminfo.DownstreamConnectionTermination
@@ -334,7 +257,8 @@ func (x *exchange) downstreamGone() {
 	}
 }
 
-// context for the whole upstream exchange: the downstream request's, with the route timeout.
+// routeContext is the context of the whole upstream exchange: the downstream request's,
+// with the route timeout.
 func (x *exchange) routeContext() (context.Context, context.CancelFunc) {
 	if t := x.routeTimeoutValue(); t > 0 {
 		return context.WithTimeoutCause(x.r.Context(), t, errRouteTimeout)

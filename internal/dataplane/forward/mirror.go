@@ -23,8 +23,8 @@ func (x *exchange) sendMirrors() {
 			continue
 		}
 		var body []byte
-		if x.body != nil {
-			b, ok := x.body.complete()
+		if x.up.body != nil {
+			b, ok := x.up.body.complete()
 			if !ok {
 				x.info.Notes = append(x.info.Notes, "mirror to "+m.Cluster+" skipped: request body not kept")
 				continue
@@ -47,15 +47,15 @@ func (x *exchange) sendMirrors() {
 		if timeout <= 0 {
 			timeout = mirrorTimeout
 		}
-		h := x.out.Clone()
+		h := x.up.header.Clone()
 		req := &http.Request{
 			Method:     x.r.Method,
-			URL:        &url.URL{Path: x.path.Path, RawPath: x.path.RawPath, RawQuery: x.path.RawQuery},
+			URL:        &url.URL{Path: x.up.path.Path, RawPath: x.up.path.RawPath, RawQuery: x.up.path.RawQuery},
 			Proto:      "HTTP/1.1",
 			ProtoMajor: x.r.ProtoMajor,
 			ProtoMinor: x.r.ProtoMinor,
 			Header:     h,
-			Host:       shadowHost(x.host),
+			Host:       shadowHost(x.up.host),
 			Body:       http.NoBody,
 		}
 		if len(body) > 0 {

@@ -4,35 +4,36 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
-// localReply sends a response the proxy generated because of an error: Envoy's status and
-// body, the response flag and details in the Info, and x-lucid-error with the explanation.
-func (x *exchange) localReply(code int, flag streaminfo.Flag, details, body, explanation string) {
+// reply sends an answer the proxy makes itself (decide.go's Reply). A local reply for a
+// failure carries Envoy's status and body, the response flag and details in the record,
+// and x-lucid-error with the explanation (gRPC requests get it in the trailers-only form,
+// grpc.go); a configured one (redirect, direct response) carries no x-lucid-error.
+func (x *exchange) reply(rp *Reply) {
 	info := x.info
-	info.Flags |= flag
-	info.ResponseCode = code
-	info.ResponseCodeDetails = details
-	info.LucidError = LucidError(info.Flags, explanation) // flags.go: shared with lucid why
-	h := x.w.Header()
-	h.Set("X-Lucid-Error", info.LucidError)
-	if !x.writeGRPCLocal(code, body) { // grpc.go: gRPC requests get a trailers-only reply
-		x.writeLocal(code, body)
+	if rp.Flag == 0 {
+		info.ResponseCode = rp.Status
+		info.ResponseCodeDetails = rp.Details
+		if rp.Location != "" {
+			x.w.Header().Set("Location", rp.Location)
+		}
+		x.writeLocal(rp.Status, rp.Body)
+		return
+	}
+	info.Flags |= rp.Flag
+	info.ResponseCode = rp.Status
+	info.ResponseCodeDetails = rp.Details
+	info.LucidError = LucidError(info.Flags, rp.Explanation) // flags.go
+	x.w.Header().Set("X-Lucid-Error", info.LucidError)
+	if !x.writeGRPCLocal(rp.Status, rp.Body) {
+		x.writeLocal(rp.Status, rp.Body)
 	}
 	if x.f.log.Enabled(x.r.Context(), slog.LevelDebug) {
-		x.f.log.Debug("local reply", "code", code, "flags", info.Flags.String(), "error", info.LucidError)
+		x.f.log.Debug("local reply", "code", rp.Status, "flags", info.Flags.String(), "error", info.LucidError)
 	}
-}
-
-// configuredReply sends a redirect or direct response: the route asked for it, so it
-// carries no x-lucid-error.
-func (x *exchange) configuredReply(code int, body string) {
-	x.info.ResponseCode = code
-	x.info.ResponseCodeDetails = "direct_response"
-	x.writeLocal(code, body)
 }
 
 func (x *exchange) writeLocal(code int, body string) {
@@ -58,24 +59,6 @@ func (x *exchange) writeLocal(code int, body string) {
 			x.info.Flags |= streaminfo.DownstreamConnectionTermination
 		}
 	}
-}
-
-// explainNoCluster says why a cluster does not exist, reading Istio's cluster name
-// "direction|port|subset|host".
-func explainNoCluster(name string) string {
-	if name == "" {
-		return "the route selects no cluster (every weight is 0)"
-	}
-	q := strconv.Quote(name)
-	parts := strings.Split(name, "|")
-	if len(parts) == 4 && (parts[0] == "outbound" || parts[0] == "inbound") {
-		port, subset, host := parts[1], parts[2], parts[3]
-		if subset != "" {
-			return "cluster " + q + " not found: no DestinationRule defines subset " + strconv.Quote(subset) + " for " + host
-		}
-		return "cluster " + q + " not found: no service " + host + " with port " + port + " is known to this proxy"
-	}
-	return "cluster " + q + " not found"
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -86,13 +86,13 @@ func (x *exchange) overflow(limit string, value int) failure {
 		stats.UpstreamCxOverflow.Add(1)
 	}
 	x.chargeLocal(http.StatusServiceUnavailable)
-	return failure{
-		flag: streaminfo.UpstreamOverflow, code: http.StatusServiceUnavailable,
-		body:    "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-		details: "upstream_reset_before_response_started{overflow}",
-		explain: "circuit breaker of cluster " + x.cl.Config().Name + " open: " + limit + " " +
+	return failure{Reply: Reply{
+		Flag: streaminfo.UpstreamOverflow, Status: http.StatusServiceUnavailable,
+		Body:    "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+		Details: "upstream_reset_before_response_started{overflow}",
+		Explanation: "circuit breaker of cluster " + x.cl.Config().Name + " open: " + limit + " " +
 			strconv.Itoa(value) + " reached (DestinationRule " + x.limitName(limit) + ")",
-	}
+	}}
 }
 
 // retryAdmitted takes a retry slot from the cluster's max_retries breaker or retry budget.
@@ -113,8 +113,8 @@ func (x *exchange) retryAdmitted() bool {
 		stats.RetriesActive.Add(-1)
 		stats.UpstreamRqRetryOverflow.Add(1)
 		x.info.Flags |= streaminfo.UpstreamOverflow
-		x.retryOverflow = "circuit breaker " + name + " (" + strconv.FormatInt(limit, 10) +
-			" retries in flight) of cluster " + cfg.Name + " reached (DestinationRule " + istioName(name) + ")"
+		x.notRetried.set(retryOverflow, "; not retried: circuit breaker "+name+" ("+strconv.FormatInt(limit, 10)+
+			" retries in flight) of cluster "+cfg.Name+" reached (DestinationRule "+istioName(name)+")")
 		return false
 	}
 	x.retrySlots++

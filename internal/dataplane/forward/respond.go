@@ -16,11 +16,13 @@ import (
 // respond sends the upstream response downstream: status, headers (hop-by-hop removed,
 // x-envoy-upstream-service-time added, header operations applied), the body streamed with
 // a flush after every write, and trailers.
-func (x *exchange) respond(ctx, actx context.Context, resp *http.Response, start time.Time) {
+//
+// ctx is the route's context (its timeout), a the attempt that got resp.
+func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response) {
 	defer resp.Body.Close()
-	defer x.track(resp)() // stream.go: a stream on a removed host ends after the grace period
+	defer a.track(resp)() // stream.go: a stream on a removed host ends after the grace period
 	info := x.info
-	ust := time.Since(start)
+	ust := time.Since(a.start)
 	info.UpstreamServiceTime = ust
 	info.ResponseCode = resp.StatusCode
 	info.ResponseCodeDetails = "via_upstream"
@@ -78,7 +80,7 @@ func (x *exchange) respond(ctx, actx context.Context, resp *http.Response, start
 			break
 		}
 		if rerr != nil {
-			x.upstreamFailedMidResponse(ctx, actx, rerr)
+			x.upstreamFailedMidResponse(ctx, a.ctx, rerr)
 			return
 		}
 	}
@@ -122,6 +124,9 @@ func (x *exchange) upstreamFailedMidResponse(ctx, actx context.Context, err erro
 		info.UpstreamCluster+") failed after the response started: "+err.Error())
 	x.endStream()
 }
+
+// copyBufs are the buffers bodies and pipes are copied with.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // smallBody is the largest announced body copied with a buffer from smallBufs.
 const smallBody = 4 << 10

@@ -61,7 +61,7 @@ func (x *exchange) applyRetryHeaders() {
 	for _, n := range retryHeaderNames {
 		if _, ok := h[n]; ok {
 			present = true
-			x.out.Del(n)
+			x.up.header.Del(n)
 		}
 	}
 	if !present || !x.trustEnvoyHeaders() {

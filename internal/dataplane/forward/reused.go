@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 )
 
@@ -31,38 +30,37 @@ import (
 // noteReusedConnRetry is the access-log note of a save.
 const noteReusedConnRetry = "reused-conn-retry"
 
-// send runs one attempt: RoundTrip, and the retry on a new connection described above.
-func (x *exchange) send(pl *pool.Pool, req *http.Request, host *cluster.Host, attempt int) (*http.Response, error) {
-	stats := x.cl.Stats()
-	cb := connCounters{h: host.Stats, c: stats}
-	resp, err := pl.RoundTrip(req, host.Addr, cb)
+// send runs attempt a: RoundTrip, and the retry on a new connection described above.
+func (x *exchange) send(pl *pool.Pool, a *attempt, body io.ReadCloser) (*http.Response, error) {
+	req := x.request(a, body) // prepare.go
+	cb := connCounters{h: a.host.Stats, c: a.stats}
+	resp, err := pl.RoundTrip(req, a.host.Addr, cb)
 	var re *pool.ResetError
 	if err == nil || !errors.As(err, &re) || !re.Reused || re.ResponseStarted {
 		return resp, err
 	}
 	why := replayable(req, re)
 	if why == "" {
-		x.reusedNotRetried = "not retried on a new connection: " + req.Method +
-			" is not idempotent and the request was sent, so the upstream may have processed it (send an Idempotency-Key header to allow the retry)"
+		x.notRetried.set(reusedNotResent, "; not retried on a new connection: "+req.Method+
+			" is not idempotent and the request was sent, so the upstream may have processed it (send an Idempotency-Key header to allow the retry)")
 		return nil, err
 	}
-	var body io.ReadCloser
-	if x.body != nil {
-		v := x.body.view()
+	body = nil
+	if x.up.body != nil {
+		v := x.up.body.view()
 		if v == nil {
-			x.reusedNotRetried = "not retried on a new connection: the request body was not kept for replay (over 64 KiB or partly sent)"
+			x.notRetried.set(reusedNotResent, "; not retried on a new connection: the request body was not kept for replay (over 64 KiB or partly sent)")
 			return nil, err
 		}
 		body = v
 	}
-	stats.UpstreamRqReusedConnRetry.Add(1)
+	a.stats.UpstreamRqReusedConnRetry.Add(1)
 	x.info.Notes = append(x.info.Notes, noteReusedConnRetry)
 	if x.f.log.Enabled(req.Context(), slog.LevelDebug) {
 		x.f.log.Debug("request failed on a reused connection before any response byte; retrying on a new connection",
-			"host", host.Addr, "method", req.Method, "replayable", why, "err", re.Err)
+			"host", a.host.Addr, "method", req.Method, "replayable", why, "err", re.Err)
 	}
-	req2 := x.upstreamRequest(req.Context(), attempt, body, host)
-	return pl.RoundTripNew(req2, host.Addr, cb)
+	return pl.RoundTripNew(x.request(a, body), a.host.Addr, cb)
 }
 
 // replayable says why req may be sent again after failing on a reused connection, or ""

@@ -26,23 +26,15 @@ type hostGoneError struct{ reason string }
 
 func (e *hostGoneError) Error() string { return e.reason }
 
-// pinned makes the attempt cancellable by the drain of host; forward calls it once per
-// attempt, right after creating the attempt's context.
-func (x *exchange) pinned(ctx context.Context, host *cluster.Host) context.Context {
-	ctx, cut := context.WithCancelCause(ctx)
-	x.upHost, x.cut = host, cut
-	return ctx
-}
-
 // track registers the streaming response on its host; the returned func unregisters.
 // Ending it cancels the attempt and closes the body: the transport may not watch the
 // context while it is blocked copying the request body upstream (bidirectional streams).
-func (x *exchange) track(resp *http.Response) func() {
-	if x.upHost == nil || x.cut == nil {
+func (a *attempt) track(resp *http.Response) func() {
+	if a.cut == nil {
 		return func() {}
 	}
-	cut, body := x.cut, resp.Body
-	return x.upHost.Track(cluster.HTTPStream, func(reason string) {
+	cut, body := a.cut, resp.Body
+	return a.host.Track(cluster.HTTPStream, func(reason string) {
 		cut(&hostGoneError{reason: reason})
 		_ = body.Close()
 	})

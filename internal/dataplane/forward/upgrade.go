@@ -3,14 +3,11 @@ package forward
 import (
 	"bufio"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
@@ -52,27 +49,19 @@ func (x *exchange) upgrade() bool {
 	if up == "" || x.f.o.Pools == nil {
 		return false
 	}
-	stats := x.cl.Stats()
-	host, err := x.cl.Pick(cluster.PickContext{OriginalDst: x.originalDst()})
-	if err != nil {
-		var nh *cluster.NoHealthyError
-		explain := err.Error()
-		if errors.As(err, &nh) {
-			explain = nh.Explanation
-		}
-		x.localReply(http.StatusServiceUnavailable, streaminfo.NoHealthyUpstream, "no_healthy_upstream", "no healthy upstream", explain)
+	host, rp := PickHost(x.cl, x.r, x.in.OriginalDst) // decide.go
+	if rp != nil {
+		x.reply(rp)
 		return true
 	}
 	x.info.UpstreamHost = host.Addr
 	x.info.Attempts = 1
 	x.fillPeer(host)
-	host.RequestStart()
-	defer host.RequestEnd()
-	stats.UpstreamRqTotal.Add(1)
-	stats.UpstreamRqActive.Add(1)
-	defer stats.UpstreamRqActive.Add(-1)
+	stats := x.cl.Stats()
+	stats.UpstreamRqActive.Add(1) // no circuit breaker for upgrades; end gives it back
+	a := x.begin(x.r.Context(), nil, 1, host)
+	defer a.end()
 
-	start := time.Now()
 	d := x.f.o.Pools.Dialer(x.cl.Config(), host.Addr)
 	conn, err := d.DialContext(x.r.Context(), "tcp", host.Addr)
 	if err != nil {
@@ -82,21 +71,22 @@ func (x *exchange) upgrade() bool {
 		}
 		host.Stats.CxConnectFail.Add(1)
 		stats.UpstreamCxConnectFail.Add(1)
-		var ce *pool.ConnectError
 		f := resetFailure(pool.ReasonRemoteConnectionFailure, "", false)
-		f.explain = "connect to " + host.Addr + " for cluster " + x.cl.Config().Name + " failed: " + err.Error()
+		detail := err.Error()
+		var ce *pool.ConnectError
 		if errors.As(err, &ce) {
 			f = resetFailure(ce.Reason, ce.Transport, false)
+			detail = connectDetail(ce, x.cl.Config().ConnectTimeout)
 		}
+		f.Explanation = "connect to " + host.Addr + " for cluster " + x.cl.Config().Name + " failed: " + detail
 		x.info.UpstreamTransportFailureReason = f.transport
-		x.localReply(f.code, f.flag, f.details, f.body, f.explain)
+		x.reply(&f.Reply)
 		return true
 	}
 	defer conn.Close()
-	a := conn.LocalAddr().String()
-	x.upstreamLocal.Store(&a)
+	a.UpstreamConn(conn)
 
-	h := x.out.Clone()
+	h := x.up.header.Clone()
 	h.Del(":protocol")
 	h.Set("Connection", "Upgrade")
 	h.Set("Upgrade", up)
@@ -106,8 +96,8 @@ func (x *exchange) upgrade() bool {
 		bridgeHeaders(h, up)
 	}
 	req := &http.Request{
-		Method: method, URL: &url.URL{Path: x.path.Path, RawPath: x.path.RawPath, RawQuery: x.path.RawQuery},
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Host: x.host,
+		Method: method, URL: &url.URL{Path: x.up.path.Path, RawPath: x.up.path.RawPath, RawQuery: x.up.path.RawQuery},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Host: x.up.host,
 	}
 	br := bufio.NewReader(conn)
 	var resp *http.Response
@@ -116,28 +106,28 @@ func (x *exchange) upgrade() bool {
 	}
 	if err != nil {
 		f := resetFailure(pool.ReasonConnectionTermination, "", false)
-		f.explain = "upstream " + host.Addr + " (cluster " + x.cl.Config().Name + ") failed the " + up + " upgrade before answering: " + err.Error()
-		x.localReply(f.code, f.flag, f.details, f.body, f.explain)
+		f.Explanation = "upstream " + host.Addr + " (cluster " + x.cl.Config().Name + ") failed the " + up + " upgrade before answering: " + err.Error()
+		x.reply(&f.Reply)
 		return true
 	}
 	defer resp.Body.Close()
 	x.charge(resp.StatusCode, host)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		x.respond(x.r.Context(), x.r.Context(), resp, start)
+		x.respond(x.r.Context(), a, resp)
 		return true
 	}
 	if x.r.ProtoMajor == 2 {
-		x.switchExtendedConnect(resp, br, conn, host, start)
+		x.switchExtendedConnect(resp, br, conn, a)
 		return true
 	}
-	x.switchProtocols(resp, br, conn, host, start)
+	x.switchProtocols(resp, br, conn, a)
 	return true
 }
 
 // switchProtocols answers 101 downstream and pipes both connections until they close.
-func (x *exchange) switchProtocols(resp *http.Response, ubuf *bufio.Reader, uconn net.Conn, host *cluster.Host, start time.Time) {
+func (x *exchange) switchProtocols(resp *http.Response, ubuf *bufio.Reader, uconn net.Conn, a *attempt) {
 	info := x.info
-	info.UpstreamServiceTime = time.Since(start)
+	info.UpstreamServiceTime = time.Since(a.start)
 	info.ResponseCode = http.StatusSwitchingProtocols
 	info.ResponseCodeDetails = "via_upstream"
 	dconn, dbuf, err := http.NewResponseController(x.w).Hijack()
@@ -169,103 +159,11 @@ func (x *exchange) switchProtocols(resp *http.Response, ubuf *bufio.Reader, ucon
 		}
 		info.BytesReceived += int64(n)
 	}
-	var why atomic.Pointer[string]
-	stop := host.Track(cluster.HTTPStream, func(reason string) {
-		why.Store(&reason)
-		_ = uconn.Close()
-		_ = dconn.Close()
-	})
-	defer stop()
-	res := Pipe(dconn, uconn, 0)
+	res, gone := pipeOnHost(a.host, cluster.HTTPStream, dconn, uconn, 0)
 	info.BytesReceived += res.Received
 	info.BytesSent += res.Sent
-	if r := why.Load(); r != nil {
+	if r := gone; r != nil {
 		info.Flags |= streaminfo.LocalReset
 		info.LucidError = info.Flags.String() + ": " + *r
-	}
-}
-
-// PipeResult is what a Pipe moved and why it ended.
-type PipeResult struct {
-	Received int64 // bytes from the downstream to the upstream
-	Sent     int64 // bytes from the upstream to the downstream
-	// IdleTimeout: the pipe was closed because no byte moved for the idle timeout.
-	IdleTimeout bool
-	// UpstreamErr is the error that ended the upstream side (nil on a clean close).
-	UpstreamErr error
-}
-
-// Pipe copies bytes both ways between a downstream and an upstream connection until both
-// directions are done, passing half-closes on (a FIN from one side becomes CloseWrite on
-// the other). When idle > 0, both connections are closed once no byte has moved either
-// way for idle (Envoy tcp_proxy idle_timeout). Used by tcp_proxy and upgrades.
-func Pipe(down, up net.Conn, idle time.Duration) PipeResult {
-	var res PipeResult
-	var last atomic.Int64
-	last.Store(time.Now().UnixNano())
-	var timedOut atomic.Bool
-	var timer *time.Timer
-	if idle > 0 {
-		// Reset re-arms the same function: no recursion needed.
-		check := func() {
-			quiet := time.Since(time.Unix(0, last.Load()))
-			if quiet >= idle {
-				timedOut.Store(true)
-				_ = down.Close()
-				_ = up.Close()
-				return
-			}
-			timer.Reset(idle - quiet)
-		}
-		timer = time.AfterFunc(idle, check)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	cp := func(dst, src net.Conn, n *int64, rerr *error) {
-		defer wg.Done()
-		bp := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(bp)
-		buf := *bp
-		for {
-			k, err := src.Read(buf)
-			if k > 0 {
-				last.Store(time.Now().UnixNano())
-				w, werr := dst.Write(buf[:k])
-				*n += int64(w)
-				if werr != nil {
-					_ = src.Close()
-					_ = dst.Close()
-					return
-				}
-			}
-			if err != nil {
-				if !errors.Is(err, io.EOF) && rerr != nil && !errors.Is(err, net.ErrClosed) {
-					*rerr = err
-				}
-				if cw, ok := dst.(interface{ CloseWrite() error }); ok && errors.Is(err, io.EOF) {
-					_ = cw.CloseWrite()
-				} else {
-					_ = dst.Close()
-					_ = src.Close()
-				}
-				return
-			}
-		}
-	}
-	go cp(up, down, &res.Received, nil)
-	cp(down, up, &res.Sent, &res.UpstreamErr)
-	wg.Wait()
-	if timer != nil {
-		timer.Stop()
-	}
-	res.IdleTimeout = timedOut.Load()
-	return res
-}
-
-// ObserveConnection hands the record of one finished opaque TCP connection to the
-// connection observers (the access log; not the request metrics).
-func (f *Forwarder) ObserveConnection(info *streaminfo.Info) {
-	for _, o := range f.o.ConnectionObservers {
-		o(info)
 	}
 }

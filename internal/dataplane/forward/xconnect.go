@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
@@ -53,9 +52,9 @@ func bridgeHeaders(h http.Header, up string) {
 
 // switchExtendedConnect answers 200 on the HTTP/2 stream after the upstream's 101 and
 // pipes the stream and the upstream connection until either ends.
-func (x *exchange) switchExtendedConnect(resp *http.Response, ubuf *bufio.Reader, uconn net.Conn, host *cluster.Host, start time.Time) {
+func (x *exchange) switchExtendedConnect(resp *http.Response, ubuf *bufio.Reader, uconn net.Conn, a *attempt) {
 	info := x.info
-	info.UpstreamServiceTime = time.Since(start)
+	info.UpstreamServiceTime = time.Since(a.start)
 	info.ResponseCode = http.StatusOK
 	info.ResponseCodeDetails = "via_upstream"
 	info.Notes = append(info.Notes, "HTTP/2 extended CONNECT bridged to an HTTP/1.1 "+resp.Header.Get("Upgrade")+" upgrade")
@@ -66,7 +65,7 @@ func (x *exchange) switchExtendedConnect(resp *http.Response, ubuf *bufio.Reader
 	removeHopHeaders(h, false)
 	h.Del("Sec-WebSocket-Accept")
 	x.w.WriteHeader(http.StatusOK)
-	x.body = nil                            // the stream is read directly; finish must not take the replay body's count
+	x.up.body = nil                         // the stream is read directly; finish must not take the replay body's count
 	dconn := NewStreamConn(x.w, x.r, false) // WebSocket has no half-close
 	defer dconn.Close()
 	if err := dconn.rc.Flush(); err != nil {
@@ -81,17 +80,10 @@ func (x *exchange) switchExtendedConnect(resp *http.Response, ubuf *bufio.Reader
 		}
 		info.BytesSent += int64(n)
 	}
-	var why atomic.Pointer[string]
-	stop := host.Track(cluster.HTTPStream, func(reason string) {
-		why.Store(&reason)
-		_ = uconn.Close()
-		_ = dconn.Close()
-	})
-	defer stop()
-	res := Pipe(dconn, uconn, 0)
+	res, gone := pipeOnHost(a.host, cluster.HTTPStream, dconn, uconn, 0)
 	info.BytesReceived += res.Received
 	info.BytesSent += res.Sent
-	if r := why.Load(); r != nil {
+	if r := gone; r != nil {
 		info.Flags |= streaminfo.LocalReset
 		info.LucidError = info.Flags.String() + ": " + *r
 		x.abort = true // reset the stream: the client reconnects

@@ -26,23 +26,22 @@ func init() { xconnect.Restore() }
 // listener serves the HTTP inside the tunnel through that listener's routes, so `curl
 // -p -x` works for both.
 
-// serveConnect answers a CONNECT request on the explicit proxy.
+// serveConnect picks what a CONNECT's port runs, as original_dst would: the outbound
+// listener's chain for the port (HTTP: served inside the tunnel by tunnelHTTP), else the
+// default chain. forward answers, refuses or runs the tcp_proxy (forward.Connect).
 func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, t *table, tg *want) {
 	host, port := Destination(r)
 	dst := net.JoinHostPort(host, fmt.Sprint(port))
-	if r.Header.Get(":protocol") != "" {
-		p.serveExtendedConnect(w, r, t, tg, port, dst)
-		return
-	}
+	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
+	in := forward.Inbound{Listener: tg.listener, Direction: "outbound", LocalAddr: localAddr(r), RemoteAddr: remote, OriginalDst: dst}
 	var tp *resource.TCPProxy
-	listener := tg.listener
 	if l := t.outboundByPort[port]; l != nil {
 		if fc := ChainFor(l, uint32(port)); fc != nil {
 			if fc.HTTP != nil {
-				p.tunnelHTTP(w, r, port, tg)
+				p.tunnelHTTP(w, r, port, tg, in)
 				return
 			}
-			tp, listener = fc.TCP, l.Name
+			tp, in.Listener = fc.TCP, l.Name
 		}
 	}
 	if tp == nil {
@@ -50,49 +49,13 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, t *table, t
 			tp = vo.DefaultChain.TCP
 		}
 	}
-	if tp == nil || tp.Cluster == "BlackHoleCluster" {
-		w.Header().Set("x-lucid-error", "NR: no listener for port "+fmt.Sprint(port)+" and the outbound traffic policy is REGISTRY_ONLY (BlackHoleCluster)")
-		http.Error(w, "", http.StatusBadGateway)
-		return
-	}
-	down, ok := p.hijackTunnel(w, r)
-	if !ok {
-		return
-	}
-	defer down.Close()
-	p.proxyTCP(down, tp, tcpTarget{listener: listener, direction: "outbound", originalDst: dst})
-}
-
-// hijackTunnel answers 200 to a CONNECT and returns the downstream side of the tunnel:
-// the hijacked connection for HTTP/1.1, the request stream for HTTP/2.
-func (p *Proxy) hijackTunnel(w http.ResponseWriter, r *http.Request) (net.Conn, bool) {
-	if r.ProtoMajor == 2 {
-		w.WriteHeader(http.StatusOK)
-		if err := http.NewResponseController(w).Flush(); err != nil {
-			return nil, false
-		}
-		return forward.NewStreamConn(w, r, true), true
-	}
-	c, buf, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		http.Error(w, "CONNECT: "+err.Error(), http.StatusInternalServerError)
-		return nil, false
-	}
-	if _, err := c.Write([]byte("HTTP/1.1 200 OK\r\n\r\n")); err != nil {
-		_ = c.Close()
-		return nil, false
-	}
-	if n := buf.Reader.Buffered(); n > 0 {
-		b, _ := buf.Peek(n)
-		return &prefixConn{Conn: c, prefix: append([]byte(nil), b...)}, true
-	}
-	return c, true
+	p.opts.Forwarder.Connect(w, r, in, tp)
 }
 
 // tunnelHTTP serves the HTTP requests inside a CONNECT tunnel to an HTTP port through that
 // port's outbound listener, as if each had been sent to the explicit proxy directly.
-func (p *Proxy) tunnelHTTP(w http.ResponseWriter, r *http.Request, port uint16, tg *want) {
-	down, ok := p.hijackTunnel(w, r)
+func (p *Proxy) tunnelHTTP(w http.ResponseWriter, r *http.Request, port uint16, tg *want, in forward.Inbound) {
+	down, ok := p.opts.Forwarder.OpenTunnel(w, r, in)
 	if !ok {
 		return
 	}
@@ -130,27 +93,4 @@ func hostOnly(hostport string) string {
 		return h
 	}
 	return hostport
-}
-
-// serveExtendedConnect routes an HTTP/2 extended CONNECT (RFC 8441, e.g. WebSocket over
-// HTTP/2) sent to the explicit proxy like any HTTP request to its :authority: through the
-// port's HTTP listener, else the default chain's passthrough routes. forward bridges it
-// to an HTTP/1.1 upgrade.
-func (p *Proxy) serveExtendedConnect(w http.ResponseWriter, r *http.Request, t *table, tg *want, port uint16, dst string) {
-	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
-	in := forward.Inbound{Direction: "outbound", LocalAddr: localAddr(r), RemoteAddr: remote, OriginalDst: dst}
-	if l := t.outboundByPort[port]; l != nil {
-		if fc := ChainFor(l, uint32(port)); fc != nil && fc.HTTP != nil {
-			in.Listener, in.HTTP = l.Name, fc.HTTP
-			in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
-			p.opts.Forwarder.Serve(w, r, in)
-			return
-		}
-	}
-	in.Listener = tg.listener
-	in.RouteConfigName = "(default chain of " + tg.listener + ")"
-	if in.Routes = t.passthrough[tg.listener]; in.Routes == nil {
-		in.Routes = PassthroughRoutes(nil, dst)
-	}
-	p.opts.Forwarder.Serve(w, r, in)
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -156,9 +157,10 @@ func narrowALPN(cands []*resource.FilterChain, alpn []string) []*resource.Filter
 	return filterChains(cands, func(fc *resource.FilterChain) bool { return len(fc.Match.ApplicationProtocols) == 0 })
 }
 
-// inspectsTLS reports whether connections to l are peeked for a ClientHello: the
-// listener has the TLS inspector, or a chain matches on what it reads.
-func inspectsTLS(l *resource.Listener) bool {
+// InspectsTLS reports whether connections to l are peeked for a ClientHello: the
+// listener has the TLS inspector, or a chain matches on what it reads. Otherwise every
+// connection looks like plaintext without SNI to ChainForConnection.
+func InspectsTLS(l *resource.Listener) bool {
 	if l.TLSInspector {
 		return true
 	}
@@ -182,25 +184,7 @@ func (p *Proxy) serveChains(sk *socket) error {
 		}
 	}()
 	defer func() { _ = sk.conns.Close() }()
-	for {
-		c, err := sk.ln.Accept()
-		if err != nil {
-			return err
-		}
-		sk.tcpMu.Lock()
-		sk.tcpLive[c] = struct{}{}
-		sk.tcpConns.Add(1)
-		sk.tcpMu.Unlock()
-		go func() {
-			defer func() {
-				sk.tcpMu.Lock()
-				delete(sk.tcpLive, c)
-				sk.tcpMu.Unlock()
-				sk.tcpConns.Done()
-			}()
-			p.serveChainConn(sk, c)
-		}()
-	}
+	return sk.acceptEach(func(c net.Conn) { p.serveChainConn(sk, c) })
 }
 
 // serveChainConn inspects one connection, picks its chain and runs it.
@@ -214,7 +198,7 @@ func (p *Proxy) serveChainConn(sk *socket, c net.Conn) {
 	}
 	conn := c
 	var hello clientHello
-	if inspectsTLS(l) {
+	if InspectsTLS(l) {
 		h, buf, err := peekClientHello(c, p.opts.ListenerFiltersTimeout)
 		if err != nil {
 			p.log.Debug("tls inspector: closing connection", "listener", l.Name, "remote", c.RemoteAddr().String(), "error", err)
@@ -247,7 +231,7 @@ func (p *Proxy) serveChainConn(sk *socket, c net.Conn) {
 		return
 	}
 	defer conn.Close()
-	p.proxyTCP(conn, fc.TCP, tcpTarget{listener: l.Name, direction: direction(l), originalDst: sk.addr.String()})
+	p.opts.Forwarder.ServeTCP(conn, fc.TCP, forward.Inbound{Listener: l.Name, Direction: direction(l), OriginalDst: sk.dst})
 }
 
 // handshake terminates TLS on conn with the chain's configuration. A failed handshake

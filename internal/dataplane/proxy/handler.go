@@ -42,22 +42,19 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 			return
 		}
 		in.HTTP = fc.HTTP
-		in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
-		if in.Routes == nil && fc.HTTP.RDSName != "" {
-			t = p.awaitRoutes(r, fc.HTTP.RDSName) // warming.go
-			in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
-		}
-		in.Routes = t.withoutTLS(in.Routes, r) // tls_redirect.go: require_tls
-		in.Table = t.routeTable(in.Routes)     // routetables.go
+		t, rc, name := p.chainRoutes(r, t, fc.HTTP)
+		rc = t.withoutTLS(rc, r) // tls_redirect.go: require_tls
+		in.Routes, in.RouteConfigName = t.routeTable(rc), name
 		p.opts.Forwarder.Serve(w, r, in)
 	})
 }
 
 // serveExplicit runs virtualOutbound as an explicit HTTP proxy: the destination comes
-// from the absolute URI or Host, and the request is handed to the outbound listener for
-// that port exactly as original_dst would; without one, the default chain applies.
+// from the absolute URI or Host (an HTTP/2 extended CONNECT's :authority), and the request
+// is handed to the outbound listener for that port exactly as original_dst would; without
+// one, the default chain applies. A CONNECT opens a tunnel (connect.go).
 func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, tg *want, local, remote netip.AddrPort) {
-	if r.Method == http.MethodConnect {
+	if r.Method == http.MethodConnect && r.Header.Get(":protocol") == "" {
 		p.serveConnect(w, r, t, tg) // connect.go
 		return
 	}
@@ -67,12 +64,8 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, 
 	if l := t.outboundByPort[port]; l != nil {
 		if fc := ChainFor(l, uint32(port)); fc != nil && fc.HTTP != nil {
 			in.Listener, in.HTTP = l.Name, fc.HTTP
-			in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
-			if in.Routes == nil && fc.HTTP.RDSName != "" {
-				t = p.awaitRoutes(r, fc.HTTP.RDSName) // warming.go
-				in.Routes, in.RouteConfigName = routesOf(t, fc.HTTP)
-			}
-			in.Table = t.routeTable(in.Routes)
+			t, rc, name := p.chainRoutes(r, t, fc.HTTP)
+			in.Routes, in.RouteConfigName = t.routeTable(rc), name
 			p.opts.Forwarder.Serve(w, r, in)
 			return
 		}
@@ -81,19 +74,32 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, 
 	// ALLOW_ANY, BlackHoleCluster for REGISTRY_ONLY), which Envoy runs as tcp_proxy.
 	in.Listener = tg.listener
 	in.RouteConfigName = "(default chain of " + tg.listener + ")"
-	in.Routes = t.passthrough[tg.listener]
-	if in.Routes == nil { // the socket outlived its listener (a config change raced this request)
-		in.Routes = PassthroughRoutes(nil, dst)
+	rc := t.passthrough[tg.listener]
+	if rc == nil { // the socket outlived its listener (a config change raced this request)
+		rc = PassthroughRoutes(nil, dst)
 	}
-	in.Table = t.routeTable(in.Routes)
+	in.Routes = t.routeTable(rc)
 	p.opts.Forwarder.Serve(w, r, in)
 }
 
-func routesOf(t *table, h *resource.HTTPManager) (*resource.RouteConfig, string) {
+// chainRoutes is the route configuration of an HTTP chain and its name. One named by RDS
+// that has not arrived is waited for (warming.go); t is the table that has it.
+func (p *Proxy) chainRoutes(r *http.Request, t *table, h *resource.HTTPManager) (*table, *resource.RouteConfig, string) {
+	rc, name := RouteConfigOf(t.snap, h)
+	if rc == nil && h.RDSName != "" {
+		t = p.awaitRoutes(r, h.RDSName)
+		rc, name = RouteConfigOf(t.snap, h)
+	}
+	return t, rc, name
+}
+
+// RouteConfigOf is the route configuration an HTTP chain names in s (inline, else by
+// RDS name; nil when it has not arrived) and its name.
+func RouteConfigOf(s *resource.Snapshot, h *resource.HTTPManager) (*resource.RouteConfig, string) {
 	if h.Routes != nil {
 		return h.Routes, h.Routes.Name
 	}
-	return t.snap.Routes[h.RDSName], h.RDSName
+	return s.Routes[h.RDSName], h.RDSName
 }
 
 func direction(l *resource.Listener) string {

@@ -1,6 +1,8 @@
 // Package proxy runs the configuration the xDS client accepted: it binds the listeners'
-// sockets, keeps the current tables behind one atomic pointer, and hands each request to
-// forward. It sits between xdsclient and the request path:
+// sockets, keeps the current tables behind one atomic pointer, picks the filter chain of
+// each connection or request, terminates TLS, and hands each request, TCP connection or
+// CONNECT tunnel to forward, which decides everything after that (including every reply
+// the proxy makes itself). It sits between xdsclient and the request path:
 //
 //	xdsclient → proxy.Apply(resource.Snapshot) → sockets → forward → cluster/pool → app
 //
@@ -14,7 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -258,11 +262,8 @@ func (p *Proxy) Apply(s *resource.Snapshot) error {
 }
 
 func buildTable(s *resource.Snapshot) *table {
-	t := &table{snap: s, outboundByPort: map[uint16]*resource.Listener{}, passthrough: map[string]*resource.RouteConfig{}}
+	t := &table{snap: s, outboundByPort: OutboundListeners(s), passthrough: map[string]*resource.RouteConfig{}}
 	for _, l := range s.Listeners {
-		if !l.BindToPort && l.Direction != resource.Inbound {
-			t.outboundByPort[l.Address.Port()] = l
-		}
 		if l.UseOriginalDst && l.Direction != resource.Inbound {
 			t.passthrough[l.Name] = PassthroughRoutes(l, "*")
 		}
@@ -270,6 +271,20 @@ func buildTable(s *resource.Snapshot) *table {
 	t.plaintext = requireTLSRoutes(s) // tls_redirect.go
 	t.routes = compileRoutes(t)       // routetables.go
 	return t
+}
+
+// OutboundListeners indexes by port the listeners the explicit proxy hands a request to,
+// as original_dst would: not bound, not inbound (Istio's 0.0.0.0_<port>). Of two on one
+// port, the first by name.
+func OutboundListeners(s *resource.Snapshot) map[uint16]*resource.Listener {
+	out := map[uint16]*resource.Listener{}
+	for _, name := range slices.Sorted(maps.Keys(s.Listeners)) {
+		l := s.Listeners[name]
+		if _, dup := out[l.Address.Port()]; !dup && !l.BindToPort && l.Direction != resource.Inbound {
+			out[l.Address.Port()] = l
+		}
+	}
+	return out
 }
 
 // Listening lists the bound sockets and the listener each runs, sorted by address.

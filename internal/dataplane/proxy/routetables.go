@@ -41,11 +41,15 @@ func compileRoutes(t *table) map[*resource.RouteConfig]*route.Table {
 	return out
 }
 
-// routeTable is the index of rc, or nil when rc was not part of the configuration (the
-// forwarder then scans rc).
+// routeTable is the index of rc. A route configuration that was not part of the
+// configuration (the chain of a connection accepted under an older one, a passthrough
+// table built for a socket that outlived its listener) is indexed now.
 func (t *table) routeTable(rc *resource.RouteConfig) *route.Table {
 	if rc == nil {
 		return nil
 	}
-	return t.routes[rc]
+	if tb := t.routes[rc]; tb != nil {
+		return tb
+	}
+	return route.Compile(rc)
 }

@@ -37,12 +37,18 @@ func TestRouteTablesBuiltPerConfiguration(t *testing.T) {
 	}
 	for _, rc := range []*resource.RouteConfig{rds, inline, plain, tb.passthrough["virtualOutbound"]} {
 		idx := tb.routeTable(rc)
-		if idx == nil || idx.Config() != rc {
-			t.Fatalf("route config %q: no index built", rc.Name)
+		if idx == nil || idx.Config() != rc || tb.routes[rc] != idx {
+			t.Fatalf("route config %q: no index built with the configuration", rc.Name)
 		}
 	}
-	if tb.routeTable(&resource.RouteConfig{Name: "stranger"}) != nil || tb.routeTable(nil) != nil {
-		t.Fatal("an index for a route config outside the snapshot")
+	// A route configuration from outside the snapshot (a connection's chain from an older
+	// configuration) is indexed when asked for; none has none.
+	stranger := &resource.RouteConfig{Name: "stranger"}
+	if idx := tb.routeTable(stranger); idx == nil || idx.Config() != stranger || tb.routes[stranger] != nil {
+		t.Fatal("no index, or a kept one, for a route config outside the snapshot")
+	}
+	if tb.routeTable(nil) != nil {
+		t.Fatal("an index for no route config")
 	}
 	for _, host := range []string{"reviews", "REVIEWS:9080", "x.ratings", "ratings", "nope", ""} {
 		r := httptest.NewRequest("GET", "http://h/", nil)

@@ -215,3 +215,27 @@ func peekClientHello(c net.Conn, timeout time.Duration) (clientHello, []byte, er
 		}
 	}
 }
+
+// prefixConn is a connection whose first bytes were already read (the ClientHello the TLS
+// inspector peeked at).
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// CloseWrite passes a half-close on to the TCP connection (a passthrough tcp_proxy).
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

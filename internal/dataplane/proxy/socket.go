@@ -45,6 +45,30 @@ type socket struct {
 
 func (s *socket) setTarget(w want) { s.target.Store(&w) }
 
+// acceptEach accepts connections until the socket closes and serves each on its own
+// goroutine, tracked in tcpLive and tcpConns (shutdown waits for them, then closes them).
+func (s *socket) acceptEach(serve func(net.Conn)) error {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return err
+		}
+		s.tcpMu.Lock()
+		s.tcpLive[c] = struct{}{}
+		s.tcpConns.Add(1)
+		s.tcpMu.Unlock()
+		go func() {
+			defer func() {
+				s.tcpMu.Lock()
+				delete(s.tcpLive, c)
+				s.tcpMu.Unlock()
+				s.tcpConns.Done()
+			}()
+			serve(c)
+		}()
+	}
+}
+
 func (p *Proxy) bind(w want) (*socket, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(context.Background(), "tcp", w.addr.String())

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -220,20 +221,10 @@ func TestTCPMetrics(t *testing.T) {
 	echoServer(t, echo)
 	self := streaminfo.Peer{Workload: "web", Namespace: "default", App: "web", Version: "v1", Cluster: "Kubernetes"}
 	st := stats.New(self)
-	cm := cluster.NewManager(nil)
-	ps := pool.NewSet(nil)
 	lg := &infoLog{}
-	fw := forward.New(forward.Options{Clusters: cm, Pools: ps, Self: self,
+	p := observedProxy(t, ip, forward.Options{Self: self,
 		ConnectionObservers: []func(*streaminfo.Info){lg.observe},
 		ConnectionMetrics:   func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }})
-	p := New(Options{IP: netip.MustParseAddr(ip), Forwarder: fw, Clusters: cm, Pools: ps, DrainTimeout: time.Second})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-		fw.Close()
-		ps.Close()
-	})
 	snap := tcpSnapshot(ip, echo, time.Hour, 0)
 	snap.Clusters["outbound|5432||db"].Info = resource.ClusterInfo{ServiceHost: "db.default.svc.cluster.local", ServiceName: "db", ServiceNamespace: "default"}
 	snap.Clusters["refused"] = staticCluster("refused", "127.0.89.22:9") // nothing listens
@@ -280,6 +271,22 @@ func TestTCPMetrics(t *testing.T) {
 	}
 }
 
+// observedProxy is a proxy on ip whose forwarder has the observers and metrics of fo.
+func observedProxy(t *testing.T, ip string, fo forward.Options) *Proxy {
+	t.Helper()
+	fo.Clusters, fo.Pools = cluster.NewManager(nil), pool.NewSet(nil)
+	fw := forward.New(fo)
+	p := New(Options{IP: netip.MustParseAddr(ip), Forwarder: fw, Clusters: fo.Clusters, Pools: fo.Pools, DrainTimeout: time.Second})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+		fw.Close()
+		fo.Pools.Close()
+	})
+	return p
+}
+
 // tcpSeries gathers the istio_tcp_* series with the given destination_service and
 // response_flags: metric name → labels, plus "value".
 func tcpSeries(t *testing.T, st *stats.Stats, dest, flags string) map[string]map[string]string {
@@ -306,4 +313,51 @@ func tcpSeries(t *testing.T, st *stats.Stats, dest, flags string) map[string]map
 		}
 	}
 	return out
+}
+
+// TestConnectRefusedIsRecorded: under REGISTRY_ONLY, a CONNECT to a port with no listener
+// is refused with 502 NR and the explanation, and the refusal is a request like any other
+// local reply: one access-log record and the request metrics.
+func TestConnectRefusedIsRecorded(t *testing.T) {
+	const ip = "127.0.93.8"
+	self := streaminfo.Peer{Workload: "web", Namespace: "default", App: "web", Version: "v1", Cluster: "Kubernetes"}
+	st := stats.New(self)
+	lg := &infoLog{}
+	p := observedProxy(t, ip, forward.Options{Self: self, Observers: []func(*streaminfo.Info){lg.observe, st.Record}})
+	snap := tcpSnapshot(ip, "127.0.93.81:5432", time.Hour, 0)
+	snap.Listeners["virtualOutbound"].DefaultChain.TCP.Cluster = "BlackHoleCluster"
+	if err := p.Apply(snap); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := net.Dial("tcp", ip+":15001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "CONNECT example.com:7777 HTTP/1.1\r\nHost: example.com:7777\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	const why = "NR: no listener for port 7777 and the outbound traffic policy is REGISTRY_ONLY (BlackHoleCluster)"
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("X-Lucid-Error") != why {
+		t.Fatalf("CONNECT answered %d, x-lucid-error %q", resp.StatusCode, resp.Header.Get("X-Lucid-Error"))
+	}
+	i := waitInfo(t, lg, func(i *streaminfo.Info) bool { return i.Method == http.MethodConnect })
+	if i.ResponseCode != http.StatusBadGateway || i.Flags != streaminfo.NoRouteFound || i.LucidError != why || i.Authority != "example.com:7777" {
+		t.Fatalf("access-log record: %+v", i)
+	}
+	rec := httptest.NewRecorder()
+	st.PrometheusHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats/prometheus", nil))
+	var counted bool
+	for _, l := range strings.Split(rec.Body.String(), "\n") {
+		if strings.HasPrefix(l, "istio_requests_total{") && strings.Contains(l, `response_code="502"`) && strings.Contains(l, `response_flags="NR"`) {
+			counted = strings.HasSuffix(l, " 1")
+		}
+	}
+	if !counted {
+		t.Fatalf("no istio_requests_total{response_code=\"502\",response_flags=\"NR\"} 1 in:\n%s", rec.Body.String())
+	}
 }

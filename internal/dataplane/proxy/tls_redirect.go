@@ -20,7 +20,7 @@ func requireTLSRoutes(s *resource.Snapshot) map[*resource.RouteConfig]*resource.
 		if rc == nil || out[rc] != nil {
 			return
 		}
-		if c := plaintextCopy(rc); c != nil {
+		if c := PlaintextRoutes(rc); c != nil {
 			out[rc] = c
 		}
 	}
@@ -37,9 +37,13 @@ func requireTLSRoutes(s *resource.Snapshot) map[*resource.RouteConfig]*resource.
 	return out
 }
 
-// plaintextCopy returns rc with every require_tls virtual host's routes replaced by the
-// redirect, or nil when no virtual host requires TLS.
-func plaintextCopy(rc *resource.RouteConfig) *resource.RouteConfig {
+// PlaintextRoutes returns rc with every require_tls virtual host's routes replaced by the
+// redirect, or nil when no virtual host requires TLS (or rc is nil). The proxy builds it
+// once per configuration; `lucid why` builds it for a plaintext request the same way.
+func PlaintextRoutes(rc *resource.RouteConfig) *resource.RouteConfig {
+	if rc == nil {
+		return nil
+	}
 	var vhs []resource.VirtualHost
 	for i, vh := range rc.VirtualHosts {
 		if vh.RequireTLS == resource.RequireTLSNone {

@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
@@ -73,7 +76,7 @@ func (e *Env) WhyGateway(r *http.Request, c Conn) *Trace {
 	}
 	t.Listener = l.Name
 	t.ListenerNote = fmt.Sprintf("gateway listener for port %d", port)
-	inspected := inspectsTLS(l)
+	inspected := proxy.InspectsTLS(l)
 	cc := proxy.Connection{DestinationPort: port, TransportProtocol: "raw_buffer"}
 	if c.TLS && inspected {
 		cc.TransportProtocol, cc.ServerName, cc.ApplicationProtocols = "tls", c.ServerName, c.ALPN
@@ -108,28 +111,22 @@ func (e *Env) WhyGateway(r *http.Request, c Conn) *Trace {
 	}
 	switch {
 	case fc.TCP != nil:
-		e.tcpProxy(t, fc.TCP, dst, r)
+		e.tcpProxy(t, fc.TCP, dst)
 		return t
 	case fc.HTTP == nil:
 		t.Outcome = Outcome{Closed: "the chain has neither an HTTP connection manager nor a tcp_proxy"}
 		return t
 	}
-	rc, name := fc.HTTP.Routes, fc.HTTP.RDSName
-	if rc != nil {
-		name = rc.Name
-	} else {
-		rc = e.Snap.Routes[name]
-	}
+	rc, name := proxy.RouteConfigOf(e.Snap, fc.HTTP)
 	t.RouteConfig = name
-	scheme := "https"
-	if fc.TLS == nil {
-		scheme = "http"
-		if cp := plaintextCopy(rc); cp != nil { // require_tls, as the proxy applies it (tls_redirect.go)
-			rc = cp
-		}
+	if fc.TLS != nil {
+		r = overTLS(r, c) // the request the chain hands to the router arrived over TLS
+	} else if cp := proxy.PlaintextRoutes(rc); cp != nil { // require_tls, as the proxy applies it
+		rc = cp
 	}
-	e.routeRequest(t, r, rc, dst, scheme)
-	if scheme == "http" && t.VirtualHost != "" && requiresTLS(rc, t.VirtualHost) {
+	in := &forward.Inbound{HTTP: fc.HTTP, Routes: compile(rc), RouteConfigName: name, Listener: l.Name, OriginalDst: dst}
+	e.routeRequest(t, r, in)
+	if fc.TLS == nil && t.VirtualHost != "" && requiresTLS(rc, t.VirtualHost) {
 		t.Route = "(require_tls)"
 		t.Routes = nil
 		t.Outcome.Note = strings.Replace(t.Outcome.Note, "(configured by the route; no x-lucid-error)",
@@ -138,12 +135,22 @@ func (e *Env) WhyGateway(r *http.Request, c Conn) *Trace {
 	return t
 }
 
+// overTLS is r as a chain that terminates TLS hands it on: with the connection's state
+// (the redirects' scheme and :scheme matches read it).
+func overTLS(r *http.Request, c Conn) *http.Request {
+	r = r.Clone(r.Context())
+	r.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: c.ServerName}
+	return r
+}
+
 // tcpProxy is a tcp_proxy chain: the connection goes to the cluster's endpoint, or is
-// closed with the access log's flag and explanation.
-func (e *Env) tcpProxy(t *Trace, tp *resource.TCPProxy, dst string, r *http.Request) {
+// closed with the access log's flag and explanation, as forward.TCPUpstream decides.
+func (e *Env) tcpProxy(t *Trace, tp *resource.TCPProxy, dst string) {
 	t.Route = "tcp_proxy " + tp.StatPrefix
 	a := &resource.RouteAction{Cluster: tp.Cluster, WeightedClusters: tp.WeightedClusters}
-	t.Candidates = e.candidates(a, dst, r)
+	t.Candidates = e.candidates(a, func(name string) (*cluster.Cluster, *cluster.Host, *forward.Reply) {
+		return forward.TCPUpstream(e.clusters, name, dst)
+	})
 	for i := range t.Candidates {
 		t.Candidates[i].Outcome = asTCP(t.Candidates[i].Outcome)
 	}
@@ -187,22 +194,6 @@ func (e *Env) gatewayPorts() string {
 	}
 	slices.Sort(ps)
 	return strings.Join(ps, ", ")
-}
-
-// inspectsTLS mirrors the proxy: a listener reads the ClientHello when it has the TLS
-// inspector or a chain matches on what the inspector reads; otherwise every connection
-// looks like plaintext without SNI to the chain match.
-func inspectsTLS(l *resource.Listener) bool {
-	if l.TLSInspector {
-		return true
-	}
-	for _, fc := range l.FilterChains {
-		m := fc.Match
-		if len(m.ServerNames) > 0 || m.TransportProtocol != "" || len(m.ApplicationProtocols) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 func describeConn(c Conn, inspected bool) string {
@@ -291,35 +282,6 @@ func describeTLS(d *resource.DownstreamTLS, clientALPN []string) string {
 
 func sslCounter(l *resource.Listener, name string) string {
 	return "listener." + l.Name + ".ssl." + name
-}
-
-// plaintextCopy is the route table a plaintext request uses when rc has require_tls
-// virtual hosts: their routes replaced by one redirect to https (as the proxy builds it).
-func plaintextCopy(rc *resource.RouteConfig) *resource.RouteConfig {
-	if rc == nil {
-		return nil
-	}
-	var vhs []resource.VirtualHost
-	for i, vh := range rc.VirtualHosts {
-		if vh.RequireTLS == resource.RequireTLSNone {
-			continue
-		}
-		if vhs == nil {
-			vhs = slices.Clone(rc.VirtualHosts)
-		}
-		vh.Routes = []resource.Route{{
-			Match:    resource.RouteMatch{PathKind: resource.PathPrefix, Path: "/", CaseSensitive: true},
-			Redirect: &resource.Redirect{Scheme: "https", Code: http.StatusMovedPermanently},
-		}}
-		vh.RetryPolicy = nil
-		vhs[i] = vh
-	}
-	if vhs == nil {
-		return nil
-	}
-	c := *rc
-	c.VirtualHosts = vhs
-	return &c
 }
 
 func requiresTLS(rc *resource.RouteConfig, vhost string) bool {

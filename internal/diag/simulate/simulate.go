@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
-	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
 // HostState is what the sidecar's /clusters says about one host at run time.
@@ -138,23 +136,21 @@ func (e *Env) Why(r *http.Request) *Trace {
 	host, port := proxy.Destination(r)
 	dst := net.JoinHostPort(host, strconv.Itoa(int(port)))
 
-	l := e.outboundListener(port)
-	var rc *resource.RouteConfig
+	l := proxy.OutboundListeners(e.Snap)[port]
+	in := &forward.Inbound{OriginalDst: dst}
 	switch {
 	case l != nil:
 		t.Listener = l.Name
 		fc := proxy.ChainFor(l, uint32(port))
 		if fc == nil || fc.HTTP == nil {
 			t.ListenerNote = fmt.Sprintf("outbound listener for port %d has no HTTP filter chain", port)
-			t.Outcome = e.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "", "route configuration \"(none)\" has not arrived from the control plane yet")
+			in.RouteConfigName = "(none)" // as the proxy hands it to forward
+			e.routeRequest(t, r, in)
 			return t
 		}
 		t.ListenerNote = fmt.Sprintf("outbound listener for port %d", port)
-		if fc.HTTP.Routes != nil {
-			rc, t.RouteConfig = fc.HTTP.Routes, fc.HTTP.Routes.Name
-		} else {
-			rc, t.RouteConfig = e.Snap.Routes[fc.HTTP.RDSName], fc.HTTP.RDSName
-		}
+		rc, name := proxy.RouteConfigOf(e.Snap, fc.HTTP)
+		in.HTTP, in.Routes, t.RouteConfig = fc.HTTP, compile(rc), name
 	default:
 		vo := e.virtualOutbound()
 		name := "virtualOutbound"
@@ -164,24 +160,30 @@ func (e *Env) Why(r *http.Request) *Trace {
 		t.Listener = name
 		t.ListenerNote = fmt.Sprintf("no outbound listener for port %d: the default chain of %s", port, name)
 		t.RouteConfig = "(default chain of " + name + ")"
-		rc = proxy.PassthroughRoutes(vo, dst)
+		in.Routes = compile(proxy.PassthroughRoutes(vo, dst))
 	}
-	e.routeRequest(t, r, rc, dst, "http")
+	in.RouteConfigName = t.RouteConfig
+	e.routeRequest(t, r, in)
 	return t
 }
 
-// routeRequest runs r through the route configuration rc a chain chose (t.RouteConfig
-// names it): virtual host, route, then the route's action. scheme is the request's
-// ("https" when TLS was terminated), as redirects see it.
-func (e *Env) routeRequest(t *Trace, r *http.Request, rc *resource.RouteConfig, dst, scheme string) {
+// compile indexes rc as the proxy does when it applies a configuration (nil stays nil:
+// the configuration has not arrived).
+func compile(rc *resource.RouteConfig) *route.Table {
 	if rc == nil {
-		t.Outcome = e.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "",
-			"route configuration \""+t.RouteConfig+"\" has not arrived from the control plane yet")
-		return
+		return nil
 	}
+	return route.Compile(rc)
+}
 
-	vh, rt := route.Select(rc, r)
-	if vh != nil {
+// routeRequest runs r through the router's own decision (forward.Decide) on what the
+// chain handed over, and renders it: the virtual host with each route's verdict, the
+// route, then the proxy's own answer, or the clusters the route's action can pick
+// (forward.Target) with the host each would get (forward.PickHost).
+func (e *Env) routeRequest(t *Trace, r *http.Request, in *forward.Inbound) {
+	d := forward.Decide(in, r)
+	switch vh := d.VirtualHost; {
+	case vh != nil:
 		t.VirtualHost = vh.Name
 		for i, v := range route.Explain(vh, r) {
 			name := v.Route.Name
@@ -190,47 +192,39 @@ func (e *Env) routeRequest(t *Trace, r *http.Request, rc *resource.RouteConfig, 
 			}
 			t.Routes = append(t.Routes, RouteVerdict{Name: name, Match: describeMatch(&v.Route.Match), Matched: v.Matched, Reason: v.Reason})
 		}
-	} else {
+	case in.Routes != nil:
 		t.UnmatchedDomain = true
 	}
-	if rt == nil {
-		t.Outcome = e.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "", route.NoRouteExplanation(rc, vh, r))
-		return
-	}
-	t.Route = rt.Name
-	if rt.VirtualService != "" {
-		t.VirtualService = configName(rt.VirtualService)
-	}
-	switch {
-	case rt.Redirect != nil:
-		code := rt.Redirect.Code
-		if code == 0 {
-			code = http.StatusMovedPermanently
+	if rt := d.Route; rt != nil {
+		t.Route = rt.Name
+		if rt.VirtualService != "" {
+			t.VirtualService = configName(rt.VirtualService)
 		}
-		loc := route.RedirectLocation(&rt.Match, rt.Redirect, r, scheme)
-		t.Outcome = Outcome{Status: code, Note: "redirect to " + loc + " (configured by the route; no x-lucid-error)"}
-		return
-	case rt.DirectResponse != nil:
-		t.Outcome = Outcome{Status: rt.DirectResponse.Status, Body: rt.DirectResponse.Body, Note: "direct response configured by the route (no x-lucid-error)"}
-		return
-	case rt.Action == nil:
-		t.Outcome = e.localReply(http.StatusNotFound, streaminfo.NoRouteFound, "", "route \""+rt.Name+"\" has no action")
+	}
+	if d.Reply != nil {
+		t.Outcome = outcomeOf(d.Reply)
 		return
 	}
-	if f := rt.Fault; f != nil {
-		t.Outcome.Note = describeFault(f)
-	}
-	t.Candidates = e.candidates(rt.Action, dst, r)
-	t.Outcome = e.summarize(t.Candidates, rt.Action, t.Outcome.Note)
+	a := d.Route.Action
+	t.Candidates = e.candidates(a, func(name string) (*cluster.Cluster, *cluster.Host, *forward.Reply) {
+		cl, rp := forward.Target(e.clusters, a, name)
+		if rp != nil {
+			return nil, nil, rp
+		}
+		h, rp := forward.PickHost(cl, r, in.OriginalDst)
+		return cl, h, rp
+	})
+	t.Outcome = e.summarize(t.Candidates, a, describeFault(d.Fault))
 }
 
-func (e *Env) candidates(a *resource.RouteAction, dst string, r *http.Request) []Candidate {
-	code := a.ClusterNotFoundCode
-	if code == 0 {
-		code = http.StatusServiceUnavailable
-	}
+// upstreamDecision is the proxy's decision for one cluster name: the cluster (nil when it
+// does not exist), the host it picks, or its reply.
+type upstreamDecision func(name string) (*cluster.Cluster, *cluster.Host, *forward.Reply)
+
+// candidates lists each cluster the action can send to, with what decide makes of it.
+func (e *Env) candidates(a *resource.RouteAction, decide upstreamDecision) []Candidate {
 	if len(a.WeightedClusters) == 0 {
-		return []Candidate{e.candidate(a.Cluster, 0, 100, code, dst, r)}
+		return []Candidate{e.candidate(a.Cluster, 0, 100, decide)}
 	}
 	var total uint64
 	for _, wc := range a.WeightedClusters {
@@ -242,46 +236,21 @@ func (e *Env) candidates(a *resource.RouteAction, dst string, r *http.Request) [
 		if total > 0 {
 			pct = float64(wc.Weight) * 100 / float64(total)
 		}
-		out = append(out, e.candidate(wc.Name, wc.Weight, pct, code, dst, r))
+		out = append(out, e.candidate(wc.Name, wc.Weight, pct, decide))
 	}
 	return out
 }
 
-func (e *Env) candidate(name string, weight uint32, pct float64, ncCode int, dst string, r *http.Request) Candidate {
+func (e *Env) candidate(name string, weight uint32, pct float64, decide upstreamDecision) Candidate {
 	c := Candidate{Cluster: name, Weight: weight, Percent: pct}
-	cl := e.clusters.Get(name)
-	if name == "" || cl == nil {
-		c.Outcome = e.localReply(ncCode, streaminfo.NoClusterFound, "", forward.NoClusterExplanation(name))
-		return c
+	if cl := e.clusters.Get(name); cl != nil { // its hosts before the pick adds one (ORIGINAL_DST)
+		cfg := cl.Config()
+		c.Exists, c.Info, c.Type = true, cfg.Info, typeName(cfg.Type)
+		c.Endpoints = e.endpoints(name, cl)
 	}
-	cfg := cl.Config()
-	c.Exists, c.Info, c.Type = true, cfg.Info, typeName(cfg.Type)
-	for _, h := range cl.Hosts() {
-		es := EndpointState{Address: h.Addr, Health: h.Endpoint.Health.String(), Labels: h.Endpoint.Labels,
-			Usable: h.Endpoint.Usable() && h.Endpoint.Weight > 0}
-		if hs, ok := e.Health[name][h.Addr]; ok {
-			for _, f := range hs.Flags {
-				if f != "/failed_eds_health" && f != "/degraded_eds_health" && f != "/eds_status_draining" {
-					es.Ejected = append(es.Ejected, f)
-				}
-			}
-		}
-		c.Endpoints = append(c.Endpoints, es)
-	}
-	orig := dst
-	if cfg.UseHTTPHeader {
-		if h := r.Header.Get("X-Envoy-Original-Dst-Host"); h != "" {
-			orig = h
-		}
-	}
-	h, err := cl.Pick(cluster.PickContext{OriginalDst: orig})
-	if err != nil {
-		explain := err.Error()
-		var nh *cluster.NoHealthyError
-		if errors.As(err, &nh) {
-			explain = nh.Explanation
-		}
-		c.Outcome = e.localReply(http.StatusServiceUnavailable, streaminfo.NoHealthyUpstream, "no healthy upstream", explain)
+	cl, h, rp := decide(name)
+	if rp != nil {
+		c.Outcome = outcomeOf(rp)
 		return c
 	}
 	var usable []string
@@ -293,9 +262,39 @@ func (e *Env) candidate(name string, weight uint32, pct float64, ncCode int, dst
 	c.Outcome = Outcome{Endpoint: h.Addr}
 	if len(usable) > 1 {
 		// The pick depends on load; name the set, not one draw.
-		c.Outcome.Endpoint = fmt.Sprintf("one of %s (%s)", strings.Join(usable, ", "), lbName(cfg.LBPolicy))
+		c.Outcome.Endpoint = fmt.Sprintf("one of %s (%s)", strings.Join(usable, ", "), lbName(cl.Config().LBPolicy))
 	}
 	return c
+}
+
+// endpoints describes the hosts of cluster cl (named name), with the run-time health the
+// sidecar reported.
+func (e *Env) endpoints(name string, cl *cluster.Cluster) []EndpointState {
+	var out []EndpointState
+	for _, h := range cl.Hosts() {
+		es := EndpointState{Address: h.Addr, Health: h.Endpoint.Health.String(), Labels: h.Endpoint.Labels,
+			Usable: h.Endpoint.Usable() && h.Endpoint.Weight > 0}
+		if hs, ok := e.Health[name][h.Addr]; ok {
+			for _, f := range hs.Flags {
+				if f != "/failed_eds_health" && f != "/degraded_eds_health" && f != "/eds_status_draining" {
+					es.Ejected = append(es.Ejected, f)
+				}
+			}
+		}
+		out = append(out, es)
+	}
+	return out
+}
+
+// outcomeOf renders a reply the proxy decided on.
+func outcomeOf(rp *forward.Reply) Outcome {
+	switch {
+	case rp.Flag != 0:
+		return Outcome{Status: rp.Status, Flag: rp.Flag.String(), Body: rp.Body, LucidError: rp.LucidError()}
+	case rp.Location != "":
+		return Outcome{Status: rp.Status, Note: "redirect to " + rp.Location + " (configured by the route; no x-lucid-error)"}
+	}
+	return Outcome{Status: rp.Status, Body: rp.Body, Note: "direct response configured by the route (no x-lucid-error)"}
 }
 
 // summarize turns the candidates into the request's outcome: the only candidate's, or,
@@ -308,8 +307,9 @@ func (e *Env) summarize(cs []Candidate, a *resource.RouteAction, note string) Ou
 			reach = append(reach, c)
 		}
 	}
-	if len(reach) == 0 {
-		o := e.localReply(http.StatusServiceUnavailable, streaminfo.NoClusterFound, "", forward.NoClusterExplanation(""))
+	if len(reach) == 0 { // every weight is 0: the proxy picks no cluster
+		_, rp := forward.Target(e.clusters, a, "")
+		o := outcomeOf(rp)
 		o.Note = note
 		return o
 	}
@@ -352,26 +352,6 @@ func (o Outcome) Short() string {
 	return strconv.Itoa(o.Status)
 }
 
-// localReply is what forward answers for flag, with forward's own x-lucid-error rendering.
-func (e *Env) localReply(code int, flag streaminfo.Flag, body, explanation string) Outcome {
-	return Outcome{Status: code, Flag: flag.String(), Body: body, LucidError: forward.LucidError(flag, explanation)}
-}
-
-func (e *Env) outboundListener(port uint16) *resource.Listener {
-	names := make([]string, 0, len(e.Snap.Listeners))
-	for n := range e.Snap.Listeners {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		l := e.Snap.Listeners[n]
-		if !l.BindToPort && l.Direction != resource.Inbound && l.Address.Port() == port {
-			return l
-		}
-	}
-	return nil
-}
-
 func (e *Env) virtualOutbound() *resource.Listener {
 	for _, l := range e.Snap.Listeners {
 		if l.UseOriginalDst && l.Direction != resource.Inbound && l.BindToPort {
@@ -390,6 +370,9 @@ func typeName(t resource.DiscoveryType) string {
 }
 
 func describeFault(f *resource.Fault) string {
+	if f == nil {
+		return ""
+	}
 	var parts []string
 	if f.Delay > 0 {
 		parts = append(parts, fmt.Sprintf("fault injection delays %.0f%% of requests by %s", f.DelayPercent, f.Delay))

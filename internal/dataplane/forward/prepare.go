@@ -1,0 +1,111 @@
+package forward
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/route"
+)
+
+// upstreamRequest is what every attempt (and mirror) of a request sends upstream,
+// prepared once from the downstream request, which stays read-only.
+type upstreamRequest struct {
+	header http.Header // hop-by-hop headers removed, forwarding headers set, header operations applied
+	host   string      // Host, after the route's host rewrite
+	path   *url.URL    // path and query, after the route's path rewrite
+	body   *replayBody // the downstream body shared by the attempts; nil without one
+}
+
+// prepare builds the upstream request headers, path, host and body shared by all attempts.
+func (x *exchange) prepare() {
+	r := x.r
+	h := r.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	removeHopHeaders(h, true)
+	h.Set("X-Request-Id", x.info.RequestID)
+	if x.in.HTTP != nil && x.in.HTTP.UseRemoteAddress && x.in.RemoteAddr.IsValid() {
+		ip := x.in.RemoteAddr.Addr().Unmap().String()
+		if prior := h.Values("X-Forwarded-For"); len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		h.Set("X-Forwarded-For", ip)
+	}
+	// At the edge (use_remote_address) the connection decides, as Envoy does: a client
+	// cannot claim https over plaintext. Inside the mesh the first hop's value is kept.
+	edge := x.in.HTTP != nil && x.in.HTTP.UseRemoteAddress
+	if edge || h.Get("X-Forwarded-Proto") == "" {
+		h.Set("X-Forwarded-Proto", requestScheme(r))
+	}
+	h.Del("X-Forwarded-Client-Cert")
+
+	orig := r.URL.RequestURI()
+	rewritten := route.RewritePath(&x.rt.Match, x.rt.Action, orig)
+	x.up.path = r.URL
+	if rewritten != orig {
+		h.Set("X-Envoy-Original-Path", orig)
+		if u, err := url.ParseRequestURI(rewritten); err == nil {
+			x.up.path = u
+		}
+	}
+
+	x.up.host = r.Host
+	switch {
+	case x.wc != nil && x.wc.HostRewriteLiteral != "":
+		x.up.host = x.wc.HostRewriteLiteral
+	case x.rt.Action.HostRewriteLiteral != "":
+		x.up.host = x.rt.Action.HostRewriteLiteral
+	}
+
+	// Header operations, most specific first: with overwrite, the less specific level wins
+	// (Envoy's default, most_specific_header_mutations_wins false).
+	if x.wc != nil {
+		route.ApplyHeaders(h, x.wc.RequestHeadersToAdd, x.wc.RequestHeadersToRemove)
+	}
+	route.ApplyHeaders(h, x.rt.RequestHeadersToAdd, x.rt.RequestHeadersToRemove)
+	route.ApplyHeaders(h, x.vh.RequestHeadersToAdd, x.vh.RequestHeadersToRemove)
+	x.up.header = h
+
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		x.up.body = newReplayBody(r.Body)
+	}
+}
+
+// request is the upstream request of attempt a, with body (nil: none).
+func (x *exchange) request(a *attempt, body io.ReadCloser) *http.Request {
+	h := x.up.header
+	if a.n > 1 {
+		h = h.Clone()
+	}
+	if x.vh.IncludeAttemptCount {
+		h.Set("X-Envoy-Attempt-Count", itoa(a.n))
+	}
+	hostHeader := x.up.host
+	if x.rt.Action.AutoHostRewrite && a.host.Endpoint.Hostname != "" {
+		hostHeader = a.host.Endpoint.Hostname
+	}
+	p := x.up.path
+	u := &url.URL{Path: p.Path, RawPath: p.RawPath, RawQuery: p.RawQuery, Opaque: p.Opaque}
+	req := http.Request{ // a value: WithContext below makes the one copy that escapes
+		Method:     x.r.Method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: x.r.ProtoMajor,
+		ProtoMinor: x.r.ProtoMinor,
+		Header:     h,
+		Host:       hostHeader,
+	}
+	if body != nil {
+		req.Body = body
+		req.ContentLength = x.r.ContentLength
+		if len(x.r.Trailer) > 0 {
+			req.Trailer = x.r.Trailer
+		}
+	} else {
+		req.Body = http.NoBody
+	}
+	return req.WithContext(a.ctx)
+}
