@@ -273,7 +273,8 @@ func TestParseKeepAlive(t *testing.T) {
 		{"timeout=x", 0, -1, false},
 	}
 	for _, c := range cases {
-		life, maxReq, ok := parseKeepAlive(c.in)
+		timeout, maxReq, ok := parseKeepAlive(c.in)
+		life := keepAliveLife(timeout)
 		if life != c.life || maxReq != c.maxReq || ok != c.hasLife {
 			t.Errorf("%q: got %v %d %v, want %v %d %v", c.in, life, maxReq, ok, c.life, c.maxReq, c.hasLife)
 		}
@@ -285,8 +286,8 @@ func FuzzParseKeepAlive(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		life, _, ok := parseKeepAlive(s)
-		if ok && life >= 1e6*time.Second {
+		timeout, _, ok := parseKeepAlive(s)
+		if life := keepAliveLife(timeout); ok && (life >= 1e6*time.Second || life < 0 || life > timeout) {
 			t.Fatalf("life %v from %q", life, s)
 		}
 	})

@@ -1,0 +1,617 @@
+package pool
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+)
+
+// Tests of the learned idle timeouts (idle.go), on 127.0.95.0/24.
+
+func listen95(t testing.TB, ip string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// processed counts the request IDs an upstream processed.
+type processed struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (p *processed) add(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]int{}
+	}
+	p.m[id]++
+}
+
+func (p *processed) count(id string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[id]
+}
+
+// idleUpstream is an HTTP/1.1 server that closes a connection idle for *idle (read at the
+// start of each wait, so it can change at run time) without announcing it, like gunicorn
+// or Go's IdleTimeout. The close comes lag after the idle timer fires: a request arriving
+// in between is dropped unread and the kernel resets the connection (the race's window).
+// It counts request IDs (X-Id) and connections.
+func idleUpstream(t testing.TB, idle *atomic.Int64, lag time.Duration, seen *processed, conns *atomic.Int64) string {
+	t.Helper()
+	ln := listen95(t, "127.0.95.1")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					_ = c.SetReadDeadline(time.Now().Add(time.Duration(idle.Load())))
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						var ne net.Error
+						if errors.As(err, &ne) && ne.Timeout() {
+							time.Sleep(lag)
+						}
+						return
+					}
+					_ = c.SetReadDeadline(time.Time{})
+					if _, err := io.Copy(io.Discard, req.Body); err != nil {
+						return
+					}
+					seen.add(req.Header.Get("X-Id"))
+					if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// delayRelay forwards TCP connections to target with delay added in each direction: bytes,
+// the end of a stream (FIN) and resets all arrive delay late, as over a link with that
+// one-way latency.
+func delayRelay(t testing.TB, target string, delay time.Duration) string {
+	t.Helper()
+	ln := listen95(t, "127.0.95.2")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var both sync.WaitGroup
+				both.Add(2)
+				go func() { defer both.Done(); delayPipe(up.(*net.TCPConn), c.(*net.TCPConn), delay) }()
+				go func() { defer both.Done(); delayPipe(c.(*net.TCPConn), up.(*net.TCPConn), delay) }()
+				both.Wait()
+				_ = c.Close()
+				_ = up.Close()
+			}()
+		}
+	}()
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// delayPipe copies src to dst, each chunk delay late; src's end becomes dst's half-close
+// and a failure of src a reset of dst, delay late too.
+func delayPipe(dst, src *net.TCPConn, delay time.Duration) {
+	type item struct {
+		at  time.Time
+		b   []byte
+		err error
+	}
+	ch := make(chan item, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		broken := false
+		for it := range ch {
+			time.Sleep(time.Until(it.at))
+			switch {
+			case broken:
+			case it.err == nil:
+				if _, err := dst.Write(it.b); err != nil {
+					broken = true
+				}
+			case errors.Is(it.err, io.EOF):
+				_ = dst.CloseWrite()
+			default:
+				_ = dst.SetLinger(0)
+				_ = dst.Close()
+			}
+		}
+	}()
+	for {
+		buf := make([]byte, 32<<10)
+		n, err := src.Read(buf)
+		if n > 0 {
+			ch <- item{at: time.Now().Add(delay), b: buf[:n]}
+		}
+		if err != nil {
+			ch <- item{at: time.Now().Add(delay), err: err}
+			close(ch)
+			<-done
+			return
+		}
+	}
+}
+
+func post(t *testing.T, p *Pool, addr, id string) error {
+	t.Helper()
+	req := newReq(t, http.MethodPost, "/", strings.NewReader("plain"))
+	req.Header.Set("X-Id", id)
+	r, err := do(t, p, addr, req, nil)
+	if err == nil && r.code != http.StatusOK {
+		err = fmt.Errorf("status %d", r.code)
+	}
+	return err
+}
+
+// TestPlainPOSTsBehindDelayRelay is the keep-alive race with a silent upstream: idle
+// connections closed after 300 ms (5 ms after the timer fires), 5 ms of one-way delay in
+// front of it, plain POSTs (not replayable) at intervals straddling 300 ms. After the pool
+// has seen the upstream close one idle connection, no POST fails, and no POST is ever
+// processed twice (a failed one not at all).
+func TestPlainPOSTsBehindDelayRelay(t *testing.T) {
+	t.Parallel()
+	var idle, conns atomic.Int64
+	idle.Store(int64(300 * time.Millisecond))
+	seen := &processed{}
+	addr := delayRelay(t, idleUpstream(t, &idle, 5*time.Millisecond, seen, &conns), 5*time.Millisecond)
+	s := newSet(t, h1Cluster("c"))
+	p := s.Get("c")
+	rnd := rand.New(rand.NewPCG(30, 5))
+	var failedBefore, failedAfter, sent int
+	for i := range 40 {
+		time.Sleep(time.Duration(200+rnd.IntN(200)) * time.Millisecond) // 200-400 ms
+		info, _ := s.IdleInfo("c", addr)
+		id := fmt.Sprintf("post-%d", i)
+		err := post(t, p, addr, id)
+		sent++
+		switch {
+		case err == nil:
+		case info.Closes == 0:
+			failedBefore++
+			t.Logf("%s failed before the first observed close: %v", id, err)
+		default:
+			failedAfter++
+			t.Errorf("%s failed after %d observed closes (learned %s): %v", id, info.Closes, info, err)
+		}
+		if n := seen.count(id); n > 1 || (err != nil && n != 0) {
+			t.Errorf("%s: processed %d times (err %v)", id, n, err)
+		}
+	}
+	info, _ := s.IdleInfo("c", addr)
+	if info.Closes == 0 || info.Timeout < 250*time.Millisecond || info.Timeout > 450*time.Millisecond {
+		t.Fatalf("learned %+v, want about 300 ms from at least one close", info)
+	}
+	st := stats(s)
+	if st["upstream_cx_idle_retired"]+st["upstream_cx_idle_avoided"] == 0 {
+		t.Errorf("no connection was retired or avoided: %v", st)
+	}
+	t.Logf("%d POSTs, %d failed before the first close, %d after; learned %s, reuse below %s; %d upstream connections; %v",
+		sent, failedBefore, failedAfter, info, info.ReuseLimit, conns.Load(), st)
+}
+
+// TestIdleTimeoutShrinksAtRunTime: the upstream's idle timeout drops from 600 ms to 200 ms
+// while plain POSTs keep coming at intervals straddling the new timeout. The pool learns the
+// new timeout from the closes it sees: no POST fails once it has seen three.
+func TestIdleTimeoutShrinksAtRunTime(t *testing.T) {
+	t.Parallel()
+	var idle, conns atomic.Int64
+	idle.Store(int64(600 * time.Millisecond))
+	seen := &processed{}
+	addr := delayRelay(t, idleUpstream(t, &idle, 10*time.Millisecond, seen, &conns), 5*time.Millisecond)
+	s := newSet(t, h1Cluster("c"))
+	p := s.Get("c")
+	get := func(id string) {
+		req := newReq(t, http.MethodGet, "/", nil)
+		req.Header.Set("X-Id", id)
+		if r, err := do(t, p, addr, req, nil); err != nil || r.code != 200 {
+			t.Fatalf("%s: %v %d", id, err, r.code)
+		}
+	}
+	get("warm")
+	time.Sleep(900 * time.Millisecond) // the upstream closes it at 600 ms
+	get("learn")
+	before, _ := s.IdleInfo("c", addr)
+	if before.Closes != 1 || before.Timeout < 550*time.Millisecond || before.Timeout > 800*time.Millisecond {
+		t.Fatalf("learned %+v, want about 600 ms", before)
+	}
+
+	idle.Store(int64(200 * time.Millisecond))
+	rnd := rand.New(rand.NewPCG(200, 10))
+	failed := 0
+	for i := range 40 {
+		time.Sleep(time.Duration(150+rnd.IntN(150)) * time.Millisecond) // 150-300 ms
+		info, _ := s.IdleInfo("c", addr)
+		id := fmt.Sprintf("post-%d", i)
+		err := post(t, p, addr, id)
+		closes := info.Closes - before.Closes
+		if err != nil {
+			failed++
+			t.Logf("%s failed after %d closes since the change: %v", id, closes, err)
+			if closes >= 3 {
+				t.Errorf("%s failed after %d closes since the change (learned %s)", id, closes, info)
+			}
+		}
+		if n := seen.count(id); n > 1 || (err != nil && n != 0) {
+			t.Errorf("%s: processed %d times (err %v)", id, n, err)
+		}
+	}
+	after, _ := s.IdleInfo("c", addr)
+	if after.Timeout > 300*time.Millisecond {
+		t.Fatalf("still learned %s after the change", after)
+	}
+	t.Logf("%d POSTs failed; learned %s → %s; %d upstream connections; %v", failed, before, after, conns.Load(), stats(s))
+}
+
+func stats(s *Set) map[string]uint64 {
+	m := map[string]uint64{}
+	s.EachStat(func(name string, v uint64) {
+		m[name[strings.LastIndex(name, ".")+1:]] += v
+	})
+	return m
+}
+
+// TestIdleEstimate: the learned timeout shrinks to a shorter close at once, grows a quarter
+// of the way towards a longer one, grows with requests answered on connections idle longer
+// than it, and the reuse limit keeps the margin (round trip + a tenth, 10 ms to 1 s) below it.
+func TestIdleEstimate(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	now := time.Now()
+	s := newIdleState(0)
+	h := s.host("a")
+	check := func(step string, learned, limit time.Duration, retire bool) {
+		t.Helper()
+		if got := time.Duration(h.learned.Load()); got != learned {
+			t.Fatalf("%s: learned %s, want %s", step, got, learned)
+		}
+		if l, r := h.limit(); l != limit || r != retire {
+			t.Fatalf("%s: limit %s retire %v, want %s %v", step, l, r, limit, retire)
+		}
+	}
+	check("nothing known: the bound less a tenth", 0, ms(900), false)
+	h.provenAlive(ms(3000))
+	check("answered after 3 s idle", 0, ms(2700), false)
+	h.sampleRTT(now, ms(20))
+	h.sampleRTT(now, ms(50))
+	check("round trip 20 ms", 0, ms(2680), false)
+	h.observeClose(now, ms(5000))
+	check("first close at 5 s", ms(5000), ms(4480), true)
+	h.observeClose(now, ms(2000))
+	check("shorter close: at once", ms(2000), ms(1780), true)
+	h.observeClose(now, ms(6000))
+	check("longer close: a quarter of the way", ms(3000), ms(2680), true)
+	h.provenAlive(ms(2500))
+	check("answered below the estimate: nothing", ms(3000), ms(2680), true)
+	h.provenAlive(ms(7000))
+	check("answered after 7 s idle: a quarter of the way", ms(4000), ms(3580), true)
+	h.observeClose(now, ms(50))
+	check("a 50 ms close: margin at least 10 ms", ms(50), ms(20), true)
+	h.observeClose(now, ms(5))
+	check("shorter than the margin: never reused", ms(5), 0, true)
+	h.sampleRTT(now.Add(2*rttWindow), ms(1))
+	h.sampleRTT(now.Add(4*rttWindow), ms(2))
+	if got := h.rtt(); got != ms(1) {
+		t.Fatalf("rtt %s, want the last two windows' minimum 1ms", got)
+	}
+	if i := h.info(); i.String() != "5ms (learned from 5 upstream closes)" || i.ReuseLimit != 0 {
+		t.Fatalf("info %+v %q", i, i)
+	}
+
+	off := newIdleState(-1).host("a")
+	if l, r := off.limit(); l != maxDuration || r {
+		t.Fatalf("bound off: limit %s %v", l, r)
+	}
+	s.forget("a")
+	if !h.forgotten.Load() || s.lookup("a") != nil {
+		t.Fatal("forget kept the host")
+	}
+}
+
+// TestIdleRetiresAtLearnedLimit: once the upstream's idle timeout is learned (1 s, Go's
+// IdleTimeout), an idle connection is closed at the reuse limit (about 0.9 s), counted as
+// retired, and the connection a request then opens before the upstream would have closed
+// the old one is counted as extra. Below the limit a plain POST reuses the connection.
+func TestIdleRetiresAtLearnedLimit(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int64
+	ln := listen95(t, "127.0.95.3")
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+	s := newSet(t, h1Cluster("c"))
+	p := s.Get("c")
+	must := func(method string) {
+		t.Helper()
+		if r, err := do(t, p, addr, newReq(t, method, "/", strings.NewReader("x")), nil); err != nil || r.code != 200 {
+			t.Fatalf("%s: %v %d", method, err, r.code)
+		}
+	}
+	must(http.MethodGet)
+	time.Sleep(1500 * time.Millisecond) // the upstream closes it at 1 s
+	must(http.MethodGet)
+	info, _ := s.IdleInfo("c", addr)
+	if info.Closes != 1 || info.Timeout < time.Second || info.Timeout > 1300*time.Millisecond {
+		t.Fatalf("learned %+v, want about 1 s", info)
+	}
+	time.Sleep(400 * time.Millisecond)
+	must(http.MethodPost) // idle 0.4 s: reused
+	idle := time.Now()
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections after the POST, want 2 (reused)", n)
+	}
+	waitFor(t, "the idle connection's retirement", func() bool { return stats(s)["upstream_cx_idle_retired"] == 1 })
+	if d := time.Since(idle); d >= info.Timeout || d < info.ReuseLimit-50*time.Millisecond {
+		t.Fatalf("retired after %s idle, want at the reuse limit %s, before the upstream's %s", d, info.ReuseLimit, info.Timeout)
+	}
+	must(http.MethodGet)
+	if st := stats(s); conns.Load() != 3 || st["upstream_cx_idle_extra"] != 1 || st["upstream_cx_idle_avoided"] != 0 {
+		t.Fatalf("%d connections, %v; want 3, one extra", conns.Load(), st)
+	}
+}
+
+// TestIdleBoundBeforeLearning: with nothing learned about an upstream that keeps idle
+// connections (net/http, no IdleTimeout), a plain POST does not take a connection idle
+// longer than the bound (200 ms here) and opens a new one, counted as avoided and extra;
+// replayable requests (GET, PUT, POST with an Idempotency-Key) reuse it; a GET answered
+// after 600 ms idle raises the POSTs' limit; old idle connections do not pile up.
+func TestIdleBoundBeforeLearning(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int64
+	ln := listen95(t, "127.0.95.4")
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+	s := NewSet(nil)
+	s.SetIdleBound(200 * time.Millisecond)
+	s.Update(map[string]*resource.Cluster{"c": h1Cluster("c")})
+	t.Cleanup(s.Close)
+	p := s.Get("c")
+	send := func(method string, key bool, pause time.Duration, wantConns int64) {
+		t.Helper()
+		time.Sleep(pause)
+		req := newReq(t, method, "/", strings.NewReader("x"))
+		if key {
+			req.Header.Set("Idempotency-Key", "k")
+		}
+		if r, err := do(t, p, addr, req, nil); err != nil || r.code != 200 {
+			t.Fatalf("%s: %v %d", method, err, r.code)
+		}
+		if n := conns.Load(); n != wantConns {
+			t.Fatalf("%s after %s idle: %d connections, want %d", method, pause, n, wantConns)
+		}
+	}
+	send(http.MethodPost, false, 0, 1)
+	send(http.MethodPost, false, 50*time.Millisecond, 1)  // young: reused
+	send(http.MethodPost, false, 300*time.Millisecond, 2) // past the bound: new
+	if st := stats(s); st["upstream_cx_idle_avoided"] != 1 || st["upstream_cx_idle_extra"] != 1 {
+		t.Fatalf("stats %v", st)
+	}
+	send(http.MethodGet, false, 300*time.Millisecond, 2)
+	send(http.MethodPut, false, 300*time.Millisecond, 2)
+	send(http.MethodPost, true, 300*time.Millisecond, 2)
+	send(http.MethodPatch, false, 300*time.Millisecond, 3)
+	send(http.MethodGet, false, 600*time.Millisecond, 3) // proves 600 ms: POSTs now up to ~540 ms
+	send(http.MethodPost, false, 400*time.Millisecond, 3)
+	for range 4 {
+		send(http.MethodPost, false, 0, conns.Load()) // settle: reuse the young one
+		time.Sleep(700 * time.Millisecond)
+		p.h1.mu.Lock()
+		n := len(p.h1.idle[addr])
+		p.h1.mu.Unlock()
+		if n > 2 {
+			t.Fatalf("%d idle connections piled up", n)
+		}
+		before := conns.Load()
+		send(http.MethodPost, false, 0, before+1)
+	}
+}
+
+// TestKeepAliveHeaderWinsOverBound: a connection whose upstream announced
+// "Keep-Alive: timeout=2" is reused by a plain POST after 500 ms, over a 100 ms bound.
+func TestKeepAliveHeaderWinsOverBound(t *testing.T) {
+	var conns atomic.Int64
+	ln := listen95(t, "127.0.95.5")
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Keep-Alive", "timeout=2")
+			_, _ = io.WriteString(w, "ok")
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+	s := NewSet(nil)
+	s.SetIdleBound(100 * time.Millisecond)
+	s.Update(map[string]*resource.Cluster{"c": h1Cluster("c")})
+	t.Cleanup(s.Close)
+	p := s.Get("c")
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(500 * time.Millisecond)
+		}
+		if err := post(t, p, addr, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
+	if info, _ := s.IdleInfo("c", addr); info.String() != "2s (Keep-Alive header)" || info.ReuseLimit != 1600*time.Millisecond {
+		t.Fatalf("info %+v %q", info, info)
+	}
+}
+
+// TestForgetHosts: a host that left its cluster loses what was learned about it and its
+// idle connections.
+func TestForgetHosts(t *testing.T) {
+	addr := h1Server(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }, 0)
+	s := newSet(t, h1Cluster("c"))
+	p := s.Get("c")
+	if err := post(t, p, addr, "x"); err != nil {
+		t.Fatal(err)
+	}
+	p.idle.lookup(addr).observeClose(time.Now(), 300*time.Millisecond)
+	if info, _ := s.IdleInfo("c", addr); info.Closes != 1 {
+		t.Fatalf("info %+v", info)
+	}
+	s.ForgetHosts("c", []string{addr})
+	s.ForgetHosts("gone", []string{addr})
+	if info, ok := s.IdleInfo("c", addr); !ok || info.Timeout != 0 || info.String() != "unknown" || info.ReuseLimit != 900*time.Millisecond {
+		t.Fatalf("after forgetting: %+v %v", info, ok)
+	}
+	p.h1.mu.Lock()
+	n := p.h1.nidle
+	p.h1.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d idle connections left", n)
+	}
+	if _, ok := s.IdleInfo("gone", addr); ok {
+		t.Fatal("info for a cluster without pool")
+	}
+}
+
+// TestLearnedTimeoutSurvivesSettingsChange: a new pool for the same cluster (its connection
+// settings changed) keeps what was learned about the hosts.
+func TestLearnedTimeoutSurvivesSettingsChange(t *testing.T) {
+	s := newSet(t, h1Cluster("c"))
+	s.Get("c").idle.host("a:1").observeClose(time.Now(), 300*time.Millisecond)
+	c := h1Cluster("c")
+	c.ConnectTimeout = 2 * time.Second
+	s.Update(map[string]*resource.Cluster{"c": c})
+	if info, _ := s.IdleInfo("c", "a:1"); info.Timeout != 300*time.Millisecond {
+		t.Fatalf("info %+v", info)
+	}
+}
+
+func TestReplayable(t *testing.T) {
+	cases := []struct {
+		method string
+		header string
+		want   bool
+	}{
+		{"GET", "", true}, {"HEAD", "", true}, {"OPTIONS", "", true}, {"TRACE", "", true},
+		{"PUT", "", true}, {"DELETE", "", true}, {"", "", true},
+		{"POST", "", false}, {"PATCH", "", false}, {"CONNECT", "", false}, {"PROPFIND", "", false},
+		{"POST", "Idempotency-Key", true}, {"PATCH", "X-Idempotency-Key", true},
+	}
+	for _, c := range cases {
+		req := &http.Request{Method: c.method, Header: http.Header{}}
+		if c.header != "" {
+			req.Header.Set(c.header, "k")
+		}
+		if got := Replayable(req); got != c.want {
+			t.Errorf("%s %s: %v", c.method, c.header, got)
+		}
+	}
+}
+
+// TestLearnedTimeoutGrowsThroughProbes: the upstream's idle timeout grows from 300 ms to
+// 1.5 s. Connections are retired at the learned limit, except one kept past it per probe
+// interval (shortened here): replayable requests answered on it raise the estimate a
+// quarter of the way each time; a plain POST never takes it.
+func TestLearnedTimeoutGrowsThroughProbes(t *testing.T) {
+	defer func(d time.Duration) { IdleProbeInterval = d }(IdleProbeInterval)
+	IdleProbeInterval = 100 * time.Millisecond
+	var idle, conns atomic.Int64
+	idle.Store(int64(300 * time.Millisecond))
+	seen := &processed{}
+	addr := idleUpstream(t, &idle, time.Millisecond, seen, &conns)
+	s := newSet(t, h1Cluster("c"))
+	p := s.Get("c")
+	send := func(method, id string) {
+		t.Helper()
+		req := newReq(t, method, "/", strings.NewReader("x"))
+		req.Header.Set("X-Id", id)
+		if r, err := do(t, p, addr, req, nil); err != nil || r.code != 200 {
+			t.Fatalf("%s %s: %v %d", method, id, err, r.code)
+		}
+	}
+	send(http.MethodGet, "warm")
+	time.Sleep(500 * time.Millisecond)
+	send(http.MethodGet, "learn")
+	first, _ := s.IdleInfo("c", addr)
+	if first.Closes != 1 || first.Timeout > 450*time.Millisecond {
+		t.Fatalf("learned %+v, want about 300 ms", first)
+	}
+	idle.Store(int64(1500 * time.Millisecond))
+	for i := range 6 {
+		time.Sleep(700 * time.Millisecond)
+		send(http.MethodGet, fmt.Sprint("get-", i))
+	}
+	grown, _ := s.IdleInfo("c", addr)
+	if grown.Timeout < 550*time.Millisecond || grown.Timeout > 700*time.Millisecond {
+		t.Fatalf("learned %s after six answers at 700 ms idle, want between 550 and 700 ms", grown)
+	}
+	// The connection now idles past the limit as a probe; a POST opens a new one.
+	time.Sleep(grown.ReuseLimit + 100*time.Millisecond)
+	before := conns.Load()
+	send(http.MethodPost, "post")
+	if conns.Load() != before+1 {
+		t.Fatalf("the POST reused a connection idle past the limit")
+	}
+	t.Logf("learned %s → %s; %d connections; %v", first, grown, conns.Load(), stats(s))
+}
