@@ -304,7 +304,8 @@ type IdleInfo struct {
 	// Closes is how many idle closes were observed.
 	Closes int
 	// ReuseLimit is the idle time from which a non-replayable request takes another
-	// connection (and, with a learned timeout, idle connections are retired).
+	// connection (and, with a learned timeout, idle connections are retired); negative when
+	// there is none (the bound is off and nothing is learned).
 	ReuseLimit time.Duration
 	// Bound is the configured bound used before anything is learned (negative: none).
 	Bound time.Duration
@@ -326,7 +327,9 @@ func (i IdleInfo) String() string {
 
 func (h *hostIdle) info() IdleInfo {
 	i := IdleInfo{Bound: h.s.bound}
-	i.ReuseLimit, _ = h.limit()
+	if i.ReuseLimit, _ = h.limit(); i.ReuseLimit == maxDuration {
+		i.ReuseLimit = -1
+	}
 	if l := h.learned.Load(); l > 0 {
 		i.Timeout = time.Duration(l)
 		h.mu.Lock()
@@ -339,26 +342,25 @@ func (h *hostIdle) info() IdleInfo {
 	return i
 }
 
-// ExplainReuse is what `lucid why` says about a request to addr that cannot be replayed,
-// given the host's idle state (known false: the sidecar has no state for it yet).
-func ExplainReuse(req *http.Request, addr string, info IdleInfo, known bool) string {
+// ExplainReuse is what `lucid why` says about sending req over HTTP/1.1 to the host at
+// addr: "" when req can be replayed. info is the host's state from /clusters; nil when
+// unknown (an older sidecar).
+func ExplainReuse(req *http.Request, addr string, info *IdleInfo) string {
 	if Replayable(req) {
 		return ""
 	}
-	what := req.Method + " without an Idempotency-Key cannot be sent twice, so the sidecar sends it on a new connection or one idle less than "
+	head := req.Method + " without an Idempotency-Key cannot be sent twice, so the sidecar sends it on a new connection or one idle less than "
 	var limit string
 	switch {
-	case known && info.Timeout > 0:
+	case info == nil:
+		limit = "the host's reuse limit (/clusters idle_reuse_limit)"
+	case info.ReuseLimit < 0:
+		return req.Method + " without an Idempotency-Key cannot be sent twice, but " + addr +
+			"'s idle timeout is not learned yet and the reuse bound is off (--upstream-idle-bound), so a 503 UC for it may be the keep-alive race"
+	case info.Timeout > 0:
 		limit = fmt.Sprintf("%s (%s's idle timeout: %s)", info.ReuseLimit, addr, info)
-	case info.Bound < 0:
-		return req.Method + " without an Idempotency-Key cannot be sent twice; " + addr +
-			"'s idle timeout is not known yet and the reuse bound is off (--upstream-idle-bound), so a 503 UC on it may be the keep-alive race"
 	default:
-		b := info.Bound
-		if b == 0 {
-			b = DefaultIdleBound
-		}
-		limit = fmt.Sprintf("%s (%s's idle timeout not known yet; bound %s, --upstream-idle-bound)", info.ReuseLimit, addr, b)
+		limit = fmt.Sprintf("%s (%s's idle timeout is not learned yet; the bound until then is --upstream-idle-bound)", info.ReuseLimit, addr)
 	}
-	return what + limit + "; a 503 UC on it is not the keep-alive race: the upstream closed or reset a connection it had taken the request on (crash, restart, its own timeout), or shortened its idle timeout (learned again at its next close)"
+	return head + limit + "; a 503 UC for it is therefore not the keep-alive race: the upstream closed or reset a connection it had taken the request on (crash, restart, its own request timeout), or has just shortened its idle timeout (learned again at its next close)"
 }

@@ -615,3 +615,25 @@ func TestLearnedTimeoutGrowsThroughProbes(t *testing.T) {
 	}
 	t.Logf("learned %s → %s; %d connections; %v", first, grown, conns.Load(), stats(s))
 }
+
+func TestExplainReuse(t *testing.T) {
+	post := &http.Request{Method: http.MethodPost, Header: http.Header{}}
+	learned := &IdleInfo{Timeout: 300 * time.Millisecond, Closes: 2, ReuseLimit: 260 * time.Millisecond}
+	cases := []struct {
+		req  *http.Request
+		info *IdleInfo
+		want string
+	}{
+		{&http.Request{Method: http.MethodGet}, learned, ""},
+		{post, learned, "POST without an Idempotency-Key cannot be sent twice, so the sidecar sends it on a new connection or one idle less than 260ms (10.0.0.1:80's idle timeout: 300ms (learned from 2 upstream closes)); a 503 UC for it is therefore not the keep-alive race"},
+		{post, &IdleInfo{ReuseLimit: 900 * time.Millisecond}, "one idle less than 900ms (10.0.0.1:80's idle timeout is not learned yet; the bound until then is --upstream-idle-bound)"},
+		{post, &IdleInfo{ReuseLimit: -1}, "the reuse bound is off (--upstream-idle-bound), so a 503 UC for it may be the keep-alive race"},
+		{post, nil, "one idle less than the host's reuse limit (/clusters idle_reuse_limit)"},
+	}
+	for _, c := range cases {
+		got := ExplainReuse(c.req, "10.0.0.1:80", c.info)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("got %q, want %q", got, c.want)
+		}
+	}
+}
