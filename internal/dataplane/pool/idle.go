@@ -30,8 +30,9 @@ import (
 //     timeout grow.
 //   - Margin: reuse stops at the timeout less the measured round trip to the host (the
 //     fastest recent request-to-response-headers time, which covers the link delay both
-//     ways) and a tenth of the timeout (at least 10 ms, at most 1 s), for the server's own
-//     close processing and timer slack. That is the reuse limit.
+//     ways) and a twentieth of the timeout (at least 20 ms, at most 1 s), for the server's
+//     own close processing, timer slack and the kernel clock's granularity. That is the
+//     reuse limit.
 //   - Retirement: once a host's timeout is learned, its idle connections are closed at the
 //     reuse limit. Once a minute (IdleProbeInterval) one connection per host is kept past
 //     it instead, for replayable requests only, to see the server's own close again: that
@@ -49,7 +50,7 @@ import (
 // sends them again on a new connection.
 
 // DefaultIdleBound is the longest idle time at which a non-replayable request reuses a
-// connection to a host whose idle timeout is not yet known (less the margin: about 0.9 s).
+// connection to a host whose idle timeout is not yet known (less the margin: about 0.95 s).
 // The shortest idle timeouts common servers ship with are gunicorn's 2 s keepalive, Node.js
 // and Apache's 5 s; half of the shortest leaves room for servers configured below it.
 const DefaultIdleBound = time.Second
@@ -187,7 +188,7 @@ func (h *hostIdle) sampleRTT(now time.Time, d time.Duration) {
 
 // margin is how long before timeout a connection stops being reused.
 func (h *hostIdle) margin(timeout time.Duration) time.Duration {
-	return h.rtt() + min(max(timeout/10, 10*time.Millisecond), time.Second)
+	return h.rtt() + min(max(timeout/20, 20*time.Millisecond), time.Second)
 }
 
 // limit is the idle time from which a non-replayable request does not reuse a connection
