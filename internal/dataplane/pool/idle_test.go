@@ -1,20 +1,18 @@
 package pool
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil/upstreamtest"
 )
 
 // Tests of the learned idle timeouts (idle.go), on 127.0.95.0/24.
@@ -28,155 +26,45 @@ func listen95(t testing.TB, ip string) net.Listener {
 	return ln
 }
 
-// processed counts the request IDs an upstream processed.
-type processed struct {
-	mu sync.Mutex
-	m  map[string]int
-}
-
-func (p *processed) add(id string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m == nil {
-		p.m = map[string]int{}
-	}
-	p.m[id]++
-}
-
-func (p *processed) count(id string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.m[id]
-}
-
-// idleUpstream is an HTTP/1.1 server that closes a connection idle for *idle (read at the
-// start of each wait, so it can change at run time) without announcing it, like gunicorn
-// or Go's IdleTimeout. The close comes lag after the idle timer fires: a request arriving
-// in between is dropped unread and the kernel resets the connection (the race's window).
-// It counts request IDs (X-Id) and connections.
-func idleUpstream(t testing.TB, idle *atomic.Int64, lag time.Duration, seen *processed, conns *atomic.Int64) string {
+// countingServer is a net/http server on ip answering "ok" (handler's headers first, if
+// any) that closes connections idle for idle (0: never); conns counts its connections.
+func countingServer(t *testing.T, ip string, idle time.Duration, header http.Header) (string, *atomic.Int64) {
 	t.Helper()
-	ln := listen95(t, "127.0.95.1")
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	conns := new(atomic.Int64)
+	ln := listen95(t, ip)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: idle,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for k, v := range header {
+				w.Header()[k] = v
 			}
-			conns.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					_ = c.SetReadDeadline(time.Now().Add(time.Duration(idle.Load())))
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						var ne net.Error
-						if errors.As(err, &ne) && ne.Timeout() {
-							time.Sleep(lag)
-						}
-						return
-					}
-					_ = c.SetReadDeadline(time.Time{})
-					if _, err := io.Copy(io.Discard, req.Body); err != nil {
-						return
-					}
-					seen.add(req.Header.Get("X-Id"))
-					if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+			_, _ = io.WriteString(w, "ok")
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String(), conns
 }
 
-// delayRelay forwards TCP connections to target with delay added in each direction: bytes,
-// the end of a stream (FIN) and resets all arrive delay late, as over a link with that
-// one-way latency.
-func delayRelay(t testing.TB, target string, delay time.Duration) string {
+// silentUpstream is an upstreamtest.IdleCloser on 127.0.95.1 closing connections idle for
+// idle, lag after its timer fires, without announcing it.
+func silentUpstream(t *testing.T, idle, lag time.Duration) (*upstreamtest.IdleCloser, string) {
 	t.Helper()
-	ln := listen95(t, "127.0.95.2")
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var both sync.WaitGroup
-				both.Add(2)
-				go func() { defer both.Done(); delayPipe(up.(*net.TCPConn), c.(*net.TCPConn), delay) }()
-				go func() { defer both.Done(); delayPipe(c.(*net.TCPConn), up.(*net.TCPConn), delay) }()
-				both.Wait()
-				_ = c.Close()
-				_ = up.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+	u := &upstreamtest.IdleCloser{Lag: lag, IDHeader: "X-Id"}
+	u.Idle.Store(int64(idle))
+	return u, u.Start(t, "127.0.95.1")
 }
 
-// delayPipe copies src to dst, each chunk delay late; src's end becomes dst's half-close
-// and a failure of src a reset of dst, delay late too.
-func delayPipe(dst, src *net.TCPConn, delay time.Duration) {
-	type item struct {
-		at  time.Time
-		b   []byte
-		err error
-	}
-	ch := make(chan item, 256)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		broken := false
-		for it := range ch {
-			time.Sleep(time.Until(it.at))
-			switch {
-			case broken:
-			case it.err == nil:
-				if _, err := dst.Write(it.b); err != nil {
-					broken = true
-				}
-			case errors.Is(it.err, io.EOF):
-				_ = dst.CloseWrite()
-			default:
-				_ = dst.SetLinger(0)
-				_ = dst.Close()
-			}
-		}
-	}()
-	for {
-		buf := make([]byte, 32<<10)
-		n, err := src.Read(buf)
-		if n > 0 {
-			ch <- item{at: time.Now().Add(delay), b: buf[:n]}
-		}
-		if err != nil {
-			ch <- item{at: time.Now().Add(delay), err: err}
-			close(ch)
-			<-done
-			return
-		}
-	}
+// behindRelay is a silentUpstream behind a 5 ms delay relay (on 127.0.95.2), and a pool
+// set with cluster "c": the relay's address is the pool's upstream.
+func behindRelay(t *testing.T, idle, lag time.Duration) (*upstreamtest.IdleCloser, string, *Set) {
+	t.Helper()
+	up, upAddr := silentUpstream(t, idle, lag)
+	addr := upstreamtest.DelayRelay(t, "127.0.95.2", upAddr, 5*time.Millisecond)
+	return up, addr, newSet(t, h1Cluster("c"))
 }
 
 func post(t *testing.T, p *Pool, addr, id string) error {
@@ -197,11 +85,7 @@ func post(t *testing.T, p *Pool, addr, id string) error {
 // processed twice (a failed one not at all).
 func TestPlainPOSTsBehindDelayRelay(t *testing.T) {
 	t.Parallel()
-	var idle, conns atomic.Int64
-	idle.Store(int64(300 * time.Millisecond))
-	seen := &processed{}
-	addr := delayRelay(t, idleUpstream(t, &idle, 5*time.Millisecond, seen, &conns), 5*time.Millisecond)
-	s := newSet(t, h1Cluster("c"))
+	up, addr, s := behindRelay(t, 300*time.Millisecond, 5*time.Millisecond)
 	p := s.Get("c")
 	rnd := rand.New(rand.NewPCG(30, 5))
 	var failedBefore, failedAfter, sent int
@@ -220,7 +104,7 @@ func TestPlainPOSTsBehindDelayRelay(t *testing.T) {
 			failedAfter++
 			t.Errorf("%s failed after %d observed closes (learned %s): %v", id, info.Closes, info, err)
 		}
-		if n := seen.count(id); n > 1 || (err != nil && n != 0) {
+		if n := up.IDs.Count(id); n > 1 || (err != nil && n != 0) {
 			t.Errorf("%s: processed %d times (err %v)", id, n, err)
 		}
 	}
@@ -233,7 +117,7 @@ func TestPlainPOSTsBehindDelayRelay(t *testing.T) {
 		t.Errorf("no connection was retired or avoided: %v", st)
 	}
 	t.Logf("%d POSTs, %d failed before the first close, %d after; learned %s, reuse below %s; %d upstream connections; %v",
-		sent, failedBefore, failedAfter, info, info.ReuseLimit, conns.Load(), st)
+		sent, failedBefore, failedAfter, info, info.ReuseLimit, up.Conns.Load(), st)
 }
 
 // TestIdleTimeoutShrinksAtRunTime: the upstream's idle timeout drops from 600 ms to 200 ms
@@ -241,11 +125,7 @@ func TestPlainPOSTsBehindDelayRelay(t *testing.T) {
 // new timeout from the closes it sees: no POST fails once it has seen three.
 func TestIdleTimeoutShrinksAtRunTime(t *testing.T) {
 	t.Parallel()
-	var idle, conns atomic.Int64
-	idle.Store(int64(600 * time.Millisecond))
-	seen := &processed{}
-	addr := delayRelay(t, idleUpstream(t, &idle, 10*time.Millisecond, seen, &conns), 5*time.Millisecond)
-	s := newSet(t, h1Cluster("c"))
+	up, addr, s := behindRelay(t, 600*time.Millisecond, 10*time.Millisecond)
 	p := s.Get("c")
 	get := func(id string) {
 		req := newReq(t, http.MethodGet, "/", nil)
@@ -262,7 +142,7 @@ func TestIdleTimeoutShrinksAtRunTime(t *testing.T) {
 		t.Fatalf("learned %+v, want about 600 ms", before)
 	}
 
-	idle.Store(int64(200 * time.Millisecond))
+	up.Idle.Store(int64(200 * time.Millisecond))
 	rnd := rand.New(rand.NewPCG(200, 10))
 	failed := 0
 	for i := range 40 {
@@ -278,7 +158,7 @@ func TestIdleTimeoutShrinksAtRunTime(t *testing.T) {
 				t.Errorf("%s failed after %d closes since the change (learned %s)", id, closes, info)
 			}
 		}
-		if n := seen.count(id); n > 1 || (err != nil && n != 0) {
+		if n := up.IDs.Count(id); n > 1 || (err != nil && n != 0) {
 			t.Errorf("%s: processed %d times (err %v)", id, n, err)
 		}
 	}
@@ -286,7 +166,7 @@ func TestIdleTimeoutShrinksAtRunTime(t *testing.T) {
 	if after.Timeout > 300*time.Millisecond {
 		t.Fatalf("still learned %s after the change", after)
 	}
-	t.Logf("%d POSTs failed; learned %s → %s; %d upstream connections; %v", failed, before, after, conns.Load(), stats(s))
+	t.Logf("%d POSTs failed; learned %s → %s; %d upstream connections; %v", failed, before, after, up.Conns.Load(), stats(s))
 }
 
 func stats(s *Set) map[string]uint64 {
@@ -361,18 +241,7 @@ func TestIdleEstimate(t *testing.T) {
 // the old one is counted as extra. Below the limit a plain POST reuses the connection.
 func TestIdleRetiresAtLearnedLimit(t *testing.T) {
 	t.Parallel()
-	var conns atomic.Int64
-	ln := listen95(t, "127.0.95.3")
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
-		ConnState: func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
-				conns.Add(1)
-			}
-		}}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	addr := ln.Addr().String()
+	addr, conns := countingServer(t, "127.0.95.3", time.Second, nil)
 	s := newSet(t, h1Cluster("c"))
 	p := s.Get("c")
 	must := func(method string) {
@@ -411,18 +280,7 @@ func TestIdleRetiresAtLearnedLimit(t *testing.T) {
 // after 600 ms idle raises the POSTs' limit; old idle connections do not pile up.
 func TestIdleBoundBeforeLearning(t *testing.T) {
 	t.Parallel()
-	var conns atomic.Int64
-	ln := listen95(t, "127.0.95.4")
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
-		ConnState: func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
-				conns.Add(1)
-			}
-		}}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	addr := ln.Addr().String()
+	addr, conns := countingServer(t, "127.0.95.4", 0, nil)
 	s := NewSet(nil)
 	s.SetIdleBound(200 * time.Millisecond)
 	s.Update(map[string]*resource.Cluster{"c": h1Cluster("c")})
@@ -471,21 +329,7 @@ func TestIdleBoundBeforeLearning(t *testing.T) {
 // TestKeepAliveHeaderWinsOverBound: a connection whose upstream announced
 // "Keep-Alive: timeout=2" is reused by a plain POST after 500 ms, over a 100 ms bound.
 func TestKeepAliveHeaderWinsOverBound(t *testing.T) {
-	var conns atomic.Int64
-	ln := listen95(t, "127.0.95.5")
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Keep-Alive", "timeout=2")
-			_, _ = io.WriteString(w, "ok")
-		}),
-		ConnState: func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
-				conns.Add(1)
-			}
-		}}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	addr := ln.Addr().String()
+	addr, conns := countingServer(t, "127.0.95.5", 2*time.Second, http.Header{"Keep-Alive": {"timeout=2"}})
 	s := NewSet(nil)
 	s.SetIdleBound(100 * time.Millisecond)
 	s.Update(map[string]*resource.Cluster{"c": h1Cluster("c")})
@@ -578,10 +422,7 @@ func TestReplayable(t *testing.T) {
 func TestLearnedTimeoutGrowsThroughProbes(t *testing.T) {
 	defer func(d time.Duration) { IdleProbeInterval = d }(IdleProbeInterval)
 	IdleProbeInterval = 100 * time.Millisecond
-	var idle, conns atomic.Int64
-	idle.Store(int64(300 * time.Millisecond))
-	seen := &processed{}
-	addr := idleUpstream(t, &idle, time.Millisecond, seen, &conns)
+	up, addr := silentUpstream(t, 300*time.Millisecond, time.Millisecond)
 	s := newSet(t, h1Cluster("c"))
 	p := s.Get("c")
 	send := func(method, id string) {
@@ -599,7 +440,7 @@ func TestLearnedTimeoutGrowsThroughProbes(t *testing.T) {
 	if first.Closes != 1 || first.Timeout > 450*time.Millisecond {
 		t.Fatalf("learned %+v, want about 300 ms", first)
 	}
-	idle.Store(int64(1500 * time.Millisecond))
+	up.Idle.Store(int64(1500 * time.Millisecond))
 	for i := range 6 {
 		time.Sleep(700 * time.Millisecond)
 		send(http.MethodGet, fmt.Sprint("get-", i))
@@ -610,12 +451,12 @@ func TestLearnedTimeoutGrowsThroughProbes(t *testing.T) {
 	}
 	// The connection now idles past the limit as a probe; a POST opens a new one.
 	time.Sleep(grown.ReuseLimit + 100*time.Millisecond)
-	before := conns.Load()
+	before := up.Conns.Load()
 	send(http.MethodPost, "post")
-	if conns.Load() != before+1 {
+	if up.Conns.Load() != before+1 {
 		t.Fatalf("the POST reused a connection idle past the limit")
 	}
-	t.Logf("learned %s → %s; %d connections; %v", first, grown, conns.Load(), stats(s))
+	t.Logf("learned %s → %s; %d connections; %v", first, grown, up.Conns.Load(), stats(s))
 }
 
 func TestExplainReuse(t *testing.T) {
