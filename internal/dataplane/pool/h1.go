@@ -282,6 +282,20 @@ func (h *h1) takeIdle(addr string, now time.Time, guard bool) (c *h1Conn, retire
 	}
 }
 
+// observeClose learns from idle connection c, found closed by the server at now. A host's
+// first learned timeout, and a shrink by more than a quarter, are logged.
+func (h *h1) observeClose(c *h1Conn, now time.Time) {
+	t, ok := c.closedAfter(now)
+	if !ok {
+		return
+	}
+	before, after := c.host.observeClose(now, t)
+	if before == 0 || after < before-before/4 {
+		h.p.log.Info("learned the upstream's idle timeout from its closes", "addr", c.addr,
+			"idle_timeout", after, "before", before)
+	}
+}
+
 // retire closes connections retired before their host's idle timeout.
 func (h *h1) retire(now time.Time, cs []*h1Conn) {
 	for _, c := range cs {
@@ -323,9 +337,7 @@ func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard boo
 					c.reused = true
 					return c, nil
 				case idleClosed:
-					if t, ok := c.closedAfter(now); ok {
-						c.host.observeClose(now, t)
-					}
+					h.observeClose(c, now)
 				case idleExpired:
 					if !c.expires.IsZero() && !now.Before(c.expires) {
 						c.host.retiredEarly(now, c.serverClose())
@@ -573,9 +585,7 @@ func (h *h1) reap() {
 	}
 	h.mu.Unlock()
 	for _, c := range closed {
-		if t, ok := c.closedAfter(now); ok {
-			c.host.observeClose(now, t)
-		}
+		h.observeClose(c, now)
 		h.discard(c)
 	}
 	h.retire(now, retired)

@@ -206,8 +206,9 @@ func (h *hostIdle) limit() (time.Duration, bool) {
 
 const maxDuration = time.Duration(1<<63 - 1)
 
-// observeClose records that the server closed a connection idle for t.
-func (h *hostIdle) observeClose(now time.Time, t time.Duration) {
+// observeClose records that the server closed a connection idle for t, and returns the
+// learned timeout before and after.
+func (h *hostIdle) observeClose(now time.Time, t time.Duration) (before, after time.Duration) {
 	if t <= 0 {
 		t = time.Millisecond
 	}
@@ -216,15 +217,17 @@ func (h *hostIdle) observeClose(now time.Time, t time.Duration) {
 	cur := time.Duration(h.learned.Load())
 	switch {
 	case cur == 0:
-		h.learned.Store(int64(t))
+		after = t
 		h.lastProbe = now // the first probe a full interval after learning
 	case t < cur:
-		h.learned.Store(int64(t))
+		after = t
 	default:
-		h.learned.Store(int64(cur + (t-cur)/4))
+		after = cur + (t-cur)/4
 	}
+	h.learned.Store(int64(after))
 	h.alive.Store(0)
 	h.closes++
+	return cur, after
 }
 
 // provenAlive records that a request was answered on a connection idle for idle: the

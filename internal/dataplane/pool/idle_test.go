@@ -3,10 +3,12 @@ package pool
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +26,24 @@ func listen95(t testing.TB, ip string) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// syncBuffer is a log destination the reaper's goroutine may write to while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // countingServer is a net/http server on ip answering "ok" (handler's headers first, if
@@ -242,7 +262,10 @@ func TestIdleEstimate(t *testing.T) {
 func TestIdleRetiresAtLearnedLimit(t *testing.T) {
 	t.Parallel()
 	addr, conns := countingServer(t, "127.0.95.3", time.Second, nil)
-	s := newSet(t, h1Cluster("c"))
+	logs := &syncBuffer{}
+	s := NewSet(slog.New(slog.NewTextHandler(logs, nil)))
+	s.Update(map[string]*resource.Cluster{"c": h1Cluster("c")})
+	t.Cleanup(s.Close)
 	p := s.Get("c")
 	must := func(method string) {
 		t.Helper()
@@ -256,6 +279,9 @@ func TestIdleRetiresAtLearnedLimit(t *testing.T) {
 	info, _ := s.IdleInfo("c", addr)
 	if info.Closes != 1 || info.Timeout < 900*time.Millisecond || info.Timeout > 1300*time.Millisecond {
 		t.Fatalf("learned %+v, want about 1 s", info)
+	}
+	if l := logs.String(); !strings.Contains(l, "learned the upstream's idle timeout from its closes") || !strings.Contains(l, "addr="+addr) {
+		t.Fatalf("log: %s", l)
 	}
 	time.Sleep(400 * time.Millisecond)
 	must(http.MethodPost) // idle 0.4 s: reused
