@@ -1,9 +1,10 @@
-// Command keepalive is the keep-alive race soak (issue 4 §1, SCENARIOS.md 2): upstream
-// HTTP/1.1 servers that close idle connections after 1, 2 and 5 s (with and without a
-// "Keep-Alive: timeout=N" header), and clients sending GET, PUT, POST with an
-// Idempotency-Key and plain POST through each proxy at intervals that straddle the
-// upstream's idle timeout. The upstreams count request IDs, so a request processed twice is
-// seen. It prints a Markdown table of what the clients saw, per proxy and upstream.
+// Command keepalive is the keep-alive race soak: upstream HTTP/1.1 servers that close idle
+// connections after 1, 2 and 5 s (with and without a "Keep-Alive: timeout=N" header), and
+// clients sending GET, PUT, POST with an Idempotency-Key and plain POST through each proxy
+// at intervals that straddle the upstream's idle timeout. The upstreams count request IDs,
+// so a request processed twice is seen, and the connections each proxy opened (by source
+// address: each proxy connects from its own). It prints a Markdown table of what the
+// clients saw, per proxy and upstream.
 //
 // bench/keepalive/run.sh starts the proxies (Lucid, HAProxy, nginx) in front of the
 // upstreams this command serves; see bench/keepalive/README.md.
@@ -66,6 +67,7 @@ func main() {
 	flag.Parse()
 
 	seen := &counter{m: map[string]int{}}
+	conns := &counter{m: map[string]int{}}
 	var lns []net.Listener
 	for _, s := range specs {
 		ln, err := net.Listen("tcp", net.JoinHostPort(*upIP, strconv.Itoa(s.port)))
@@ -74,7 +76,7 @@ func main() {
 			os.Exit(1)
 		}
 		lns = append(lns, ln)
-		go serve(ln, s, seen)
+		go serve(ln, s, seen, conns)
 	}
 	defer func() {
 		for _, ln := range lns {
@@ -95,7 +97,7 @@ func main() {
 			os.Exit(2)
 		}
 		for _, s := range specs {
-			targets = append(targets, target{proxy: name, url: fmt.Sprintf("http://%s:%d/", ip, s.port), spec: s})
+			targets = append(targets, target{proxy: name, ip: ip, url: fmt.Sprintf("http://%s:%d/", ip, s.port), spec: s})
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *duration)
@@ -114,7 +116,7 @@ func main() {
 	}
 	wg.Wait()
 	time.Sleep(200 * time.Millisecond) // let the last requests' counts land
-	report(targets, results, seen)
+	report(targets, results, conns)
 }
 
 // counter counts processed request IDs.
@@ -137,12 +139,15 @@ func (c *counter) get(id string) int {
 
 // serve is an upstream like Node.js or gunicorn: it closes a connection idle for s.idle
 // (counting from the end of its last response; closeLag later), processes a request only once it has
-// read all of it, and answers 200.
-func serve(ln net.Listener, s upstreamSpec, seen *counter) {
+// read all of it, and answers 200. conns counts connections by "source IP port".
+func serve(ln net.Listener, s upstreamSpec, seen, conns *counter) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
+		}
+		if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
+			conns.add(fmt.Sprintf("%s %d", host, s.port))
 		}
 		go func() {
 			defer c.Close()
@@ -175,6 +180,7 @@ func serve(ln net.Listener, s upstreamSpec, seen *counter) {
 
 type target struct {
 	proxy string
+	ip    string // the proxy's address, also the source of its upstream connections
 	url   string
 	spec  upstreamSpec
 }
@@ -264,10 +270,10 @@ func run(ctx context.Context, t target, c int, res *tally, seen *counter) {
 	}
 }
 
-func report(targets []target, results []*tally, _ *counter) {
-	fmt.Println("| proxy | upstream | requests | errors | of which plain POST | other errors (GET/PUT/POST+key) | processed twice | failed but processed |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
-	type sum struct{ total, errs, post, dup int64 }
+func report(targets []target, results []*tally, conns *counter) {
+	fmt.Println("| proxy | upstream | requests | errors | of which plain POST | other errors (GET/PUT/POST+key) | processed twice | failed but processed | upstream connections |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	type sum struct{ total, errs, post, dup, conns int64 }
 	sums := map[string]*sum{}
 	var order []string
 	for i, t := range targets {
@@ -281,6 +287,8 @@ func report(targets []target, results []*tally, _ *counter) {
 		s.errs += r.errors.Load()
 		s.post += r.postErrors.Load()
 		s.dup += r.duplicates.Load()
+		nc := int64(conns.get(fmt.Sprintf("%s %d", t.ip, t.spec.port)))
+		s.conns += nc
 		var other []string
 		r.errsBy.Range(func(k, v any) bool {
 			if k.(string) != http.MethodPost {
@@ -293,14 +301,14 @@ func report(targets []target, results []*tally, _ *counter) {
 		if len(other) > 0 {
 			o = strings.Join(other, ", ")
 		}
-		fmt.Printf("| %s | %s | %d | %d | %d | %s | %d | %d |\n", t.proxy, t.spec, r.total.Load(), r.errors.Load(),
-			r.postErrors.Load(), o, r.duplicates.Load(), r.processedButFailed.Load())
+		fmt.Printf("| %s | %s | %d | %d | %d | %s | %d | %d | %d |\n", t.proxy, t.spec, r.total.Load(), r.errors.Load(),
+			r.postErrors.Load(), o, r.duplicates.Load(), r.processedButFailed.Load(), nc)
 	}
 	fmt.Println()
-	fmt.Println("| proxy | requests | errors | of which plain POST | processed twice |")
-	fmt.Println("|---|---|---|---|---|")
+	fmt.Println("| proxy | requests | errors | of which plain POST | processed twice | upstream connections |")
+	fmt.Println("|---|---|---|---|---|---|")
 	for _, p := range order {
 		s := sums[p]
-		fmt.Printf("| %s | %d | %d | %d | %d |\n", p, s.total, s.errs, s.post, s.dup)
+		fmt.Printf("| %s | %d | %d | %d | %d | %d |\n", p, s.total, s.errs, s.post, s.dup, s.conns)
 	}
 }

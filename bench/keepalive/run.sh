@@ -104,7 +104,7 @@ start sidecar "$work/lucid" sidecar --ip "$lucid_ip" --workload soak \
 	EOF
 	for p in $ports; do
 		printf 'frontend f%s\n  bind %s:%s\n  default_backend b%s\n' "$p" "$haproxy_ip" "$p" "$p"
-		printf 'backend b%s\n  server app %s:%s\n' "$p" "$up_ip" "$p"
+		printf 'backend b%s\n  server app %s:%s source %s\n' "$p" "$up_ip" "$p" "$haproxy_ip"
 	done
 } >"$work/haproxy.cfg"
 start haproxy haproxy -db -f "$work/haproxy.cfg"
@@ -128,7 +128,7 @@ mkdir -p "$work/nginx"
 			  upstream app$p { server $up_ip:$p; keepalive 32; }
 			  server {
 			    listen $nginx_ip:$p;
-			    location / { proxy_pass http://app$p; proxy_http_version 1.1; proxy_set_header Connection ""; }
+			    location / { proxy_pass http://app$p; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_bind $nginx_ip; }
 			  }
 		EOF
 	done
@@ -153,7 +153,12 @@ log "soaking for $duration (Lucid, HAProxy, nginx at once)"
 	tail -n 20 "$work/errors.log" >&2
 	exit 1
 }
-saves=$(curl -s "http://$lucid_ip:15000/stats" | grep 'upstream_rq_reused_conn_retry' | awk -F': ' '{s+=$2} END {print s+0}')
+stat() { curl -s "http://$lucid_ip:15000/stats" | grep "\.$1: " | awk -F': ' '{s+=$2} END {print s+0}'; }
+saves=$(stat upstream_rq_reused_conn_retry)
+retired=$(stat upstream_cx_idle_retired)
+avoided=$(stat upstream_cx_idle_avoided)
+extra=$(stat upstream_cx_idle_extra)
+learned=$(curl -s "http://$lucid_ip:15000/clusters" | grep -E '^inbound\|900[1-6]\|\|::[^:]+:[0-9]+::idle_(timeout|reuse_limit)::' | sort)
 
 {
 	echo "# Keep-alive race soak"
@@ -165,6 +170,7 @@ saves=$(curl -s "http://$lucid_ip:15000/stats" | grep 'upstream_rq_reused_conn_r
 	echo "- $(haproxy -v | head -1)"
 	echo "- $(nginx -v 2>&1)"
 	echo "- Duration: $duration, all three proxies at once; one client per proxy and upstream"
+	echo "- Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared)"
 	echo
 	echo "Upstreams (one process, $up_ip:9001-9006) close a connection idle for 1, 2 or 5 s, with or"
 	echo "without advertising it in \`Keep-Alive: timeout=N\`, like Node.js (5 s, with header) or"
@@ -175,12 +181,21 @@ saves=$(curl -s "http://$lucid_ip:15000/stats" | grep 'upstream_rq_reused_conn_r
 	echo "50 ms). The upstreams count request IDs: \"processed twice\" is a request the application saw"
 	echo "twice. No proxy has retries configured beyond its defaults (Lucid: Istio's inbound default,"
 	echo "\`reset-before-request\`; HAProxy: \`retries 3\` on connection failures, \`http-reuse safe\`;"
-	echo "nginx: \`proxy_next_upstream error timeout\`, \`keepalive 32\`)."
+	echo "nginx: \`proxy_next_upstream error timeout\`, \`keepalive 32\`). \"upstream connections\" is how"
+	echo "many connections the upstream accepted from each proxy (each connects from its own address)."
 	echo
 	cat "$work/table.md"
 	echo
-	echo "Lucid's reused-connection saves (\`upstream_rq_reused_conn_retry\`, summed over the inbound"
-	echo "clusters): $saves."
+	echo "Lucid, summed over the inbound clusters: reused-connection saves (\`upstream_rq_reused_conn_retry\`)"
+	echo "$saves; idle connections retired before the upstream's idle timeout (\`upstream_cx_idle_retired\`)"
+	echo "$retired; idle connections a plain POST did not take (\`upstream_cx_idle_avoided\`) $avoided;"
+	echo "connections opened because of those two (\`upstream_cx_idle_extra\`) $extra."
+	echo
+	echo "What Lucid learned (\`/clusters\` at the end):"
+	echo
+	echo '```'
+	echo "$learned"
+	echo '```'
 	echo
 	echo "Client-visible errors, first 20 lines of the driver's log:"
 	echo

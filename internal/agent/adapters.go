@@ -7,13 +7,15 @@ import (
 	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/dataplane/admin"
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/stats"
 )
 
-// clusterStatuses adapts the cluster manager's runtime state to admin's /clusters view.
-func clusterStatuses(m *cluster.Manager) []admin.ClusterStatus {
+// clusterStatuses adapts the cluster manager's runtime state (and the pools' learned idle
+// timeouts) to admin's /clusters view.
+func clusterStatuses(m *cluster.Manager, pools *pool.Set) []admin.ClusterStatus {
 	all := m.All()
 	out := make([]admin.ClusterStatus, 0, len(all))
 	for _, c := range all {
@@ -49,11 +51,18 @@ func clusterStatuses(m *cluster.Manager) []admin.ClusterStatus {
 				parts = append(parts, "")
 			}
 			hs.Region, hs.Zone, hs.SubZone = parts[0], parts[1], parts[2]
+			if i, ok := pools.IdleInfo(c.Name(), h.Addr); ok {
+				hs.Idle = idleTimeout(i)
+			}
 			cs.Hosts = append(cs.Hosts, hs)
 		}
 		out = append(out, cs)
 	}
 	return out
+}
+
+func idleTimeout(i pool.IdleInfo) *admin.IdleTimeout {
+	return &admin.IdleTimeout{Timeout: i.Timeout, Description: i.String(), Closes: i.Closes, ReuseLimit: i.ReuseLimit}
 }
 
 func threshold(v uint32, def uint64) uint64 {

@@ -53,7 +53,11 @@ type Options struct {
 	LogOutput         io.Writer // default os.Stderr
 
 	DrainDuration time.Duration // how long inbound connections may finish at shutdown (5 s)
-	Version       string
+	// UpstreamIdleBound: a request that cannot be replayed reuses an upstream connection
+	// idle at most this long while the host's idle timeout is not learned (pool.Set.SetIdleBound;
+	// 0: 1 s, negative: no bound).
+	UpstreamIdleBound time.Duration
+	Version           string
 
 	// Agent (status server, app probes, drain); see agentopts.go.
 	AgentOptions
@@ -123,6 +127,8 @@ func Run(ctx context.Context, o Options) error {
 	clusters := cluster.NewManager(logs.Logger("upstream"))
 	pools := pool.NewSet(logs.Logger("pool"))
 	pools.SetSourceAddress(o.IP)
+	pools.SetIdleBound(o.UpstreamIdleBound)
+	clusters.OnHostsRemoved(pools.ForgetHosts) // learned idle timeouts leave with their hosts
 	defer pools.Close()
 	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: observers, ConnectionObservers: connObservers,
 		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: self, Logger: logs.Logger("router")})
@@ -160,7 +166,7 @@ func Run(ctx context.Context, o Options) error {
 	var quitOnce sync.Once
 	adminH := admin.New(admin.Options{
 		ConfigDump: xc.ConfigDump,
-		Clusters:   func() []admin.ClusterStatus { return clusterStatuses(clusters) },
+		Clusters:   func() []admin.ClusterStatus { return clusterStatuses(clusters, pools) },
 		Listeners:  func() []admin.ListenerStatus { return listenerStatuses(px) },
 		Logging:    logs,
 		Stats:      st,
@@ -173,6 +179,7 @@ func Run(ctx context.Context, o Options) error {
 		Log:  logs.Logger("admin"),
 	})
 	st.AddCounters(clusterCounters(clusters))
+	st.AddCounters(pools.EachStat) // upstream_cx_idle_{retired,avoided,extra}
 	st.AddGauges(clusterGauges(clusters))
 	// listener.<name>.ssl.*: TLS handshakes and client-certificate failures (routers).
 	st.AddCounters(px.EachTLSStat)

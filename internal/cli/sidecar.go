@@ -59,6 +59,8 @@ port), serves the admin API on :15000, the status server on :15020 and metrics o
 	f.StringVar(&o.LogLevel, "log-level", "info", "default log level: trace, debug, info, warning, error, critical, off")
 	f.BoolVar(&o.LogJSON, "log-json", false, "write logs as JSON")
 	f.DurationVar(&o.DrainDuration, "drain-duration", 0, "how long inbound connections may finish at shutdown (default 5s)")
+	f.DurationVar(&o.UpstreamIdleBound, "upstream-idle-bound", 0,
+		"a request that cannot be replayed (POST, PATCH without Idempotency-Key) reuses an upstream connection idle at most this long until the upstream's idle timeout is learned (default 1s; negative: no bound)")
 	addAgentFlags(cmd, &o, &appAddr)
 	addMemoryFlags(cmd, &o.MemoryOptions)
 	cmd.AddCommand(newSidecarWaitCmd())

@@ -74,7 +74,7 @@ an IP address, and ALPN h2,http/1.1), then TLS termination, route or tcp_proxy, 
 			for _, c := range cs {
 				m := map[string]simulate.HostState{}
 				for _, h := range c.Hosts {
-					m[h.Address] = simulate.HostState{Flags: h.Flags}
+					m[h.Address] = simulate.HostState{Flags: h.Flags, Idle: h.Idle}
 				}
 				health[c.Name] = m
 			}

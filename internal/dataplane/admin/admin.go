@@ -79,6 +79,22 @@ type HostStatus struct {
 	Region, Zone, SubZone string
 	Priority              uint32
 	Labels                map[string]string // endpoint labels (not printed by /clusters; for later debug views)
+	// Idle is what the cluster's HTTP/1.1 connection pool knows about the host's keep-alive
+	// idle timeout; nil when the cluster has no HTTP/1.1 pool.
+	Idle *IdleTimeout
+}
+
+// IdleTimeout is a host's keep-alive idle timeout as the connection pool knows it:
+// /clusters prints "<host>::idle_timeout::<Description>" and "::idle_reuse_limit::", and
+// the JSON form carries the gauges idle_timeout_ms and idle_reuse_limit_ms and the counter
+// idle_timeout_closes.
+type IdleTimeout struct {
+	Timeout     time.Duration // learned or announced; 0 when unknown
+	Description string        // "300ms (learned from 4 upstream closes)", "5s (Keep-Alive header)", "unknown"
+	Closes      int           // idle closes observed
+	// ReuseLimit is the idle time from which a request that cannot be replayed takes
+	// another connection; negative when there is none.
+	ReuseLimit time.Duration
 }
 
 // ListenerStatus is one active listener.

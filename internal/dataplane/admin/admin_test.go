@@ -39,6 +39,8 @@ func sampleClusters() []ClusterStatus {
 					Stats:     map[string]uint64{"cx_total": 3, "cx_active": 1, "rq_total": 10, "rq_success": 9, "rq_error": 1},
 					EDSHealth: "HEALTHY", Weight: 1, Region: "us-east1", Zone: "us-east1-b",
 					Labels: map[string]string{"app": "reviews", "version": "v1"},
+					Idle: &IdleTimeout{Timeout: 5 * time.Second, Description: "5s (learned from 3 upstream closes)", Closes: 3,
+						ReuseLimit: 4480 * time.Millisecond},
 				},
 				{
 					Address: "127.0.1.3:9080", Stats: map[string]uint64{"cx_connect_fail": 2},
@@ -152,6 +154,8 @@ func TestClustersText(t *testing.T) {
 		reviews + "::127.0.1.2:9080::region::us-east1\n",
 		reviews + "::127.0.1.3:9080::sub_zone::\n",
 		reviews + "::127.0.1.3:9080::success_rate::-1\n",
+		reviews + "::127.0.1.2:9080::idle_timeout::5s (learned from 3 upstream closes)\n",
+		reviews + "::127.0.1.2:9080::idle_reuse_limit::4.48s\n",
 		"BlackHoleCluster::added_via_api::false\n",
 	} {
 		if !strings.Contains(body, want) {

@@ -97,6 +97,14 @@ func ClustersText(cs []ClusterStatus) string {
 			line(c.Name, h.Address, "priority", u(uint64(h.Priority)))
 			line(c.Name, h.Address, "success_rate", "-1")
 			line(c.Name, h.Address, "local_origin_success_rate", "-1")
+			if i := h.Idle; i != nil {
+				line(c.Name, h.Address, "idle_timeout", i.Description)
+				limit := "none"
+				if i.ReuseLimit >= 0 {
+					limit = i.ReuseLimit.String()
+				}
+				line(c.Name, h.Address, "idle_reuse_limit", limit)
+			}
 		}
 	}
 	return b.String()
@@ -179,6 +187,25 @@ type (
 	}
 )
 
+// idleStats are a host's keep-alive idle timeout as HostStatus stats (values in ms; zero
+// values omitted as Envoy omits them; no idle_reuse_limit_ms when there is no limit).
+func idleStats(i *IdleTimeout) []simpleMetric {
+	v := func(n int64) string {
+		if n <= 0 {
+			return ""
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	out := []simpleMetric{
+		{Type: "GAUGE", Name: "idle_timeout_ms", Value: v(i.Timeout.Milliseconds())},
+		{Name: "idle_timeout_closes", Value: v(int64(i.Closes))},
+	}
+	if i.ReuseLimit >= 0 {
+		out = append(out, simpleMetric{Type: "GAUGE", Name: "idle_reuse_limit_ms", Value: v(i.ReuseLimit.Milliseconds())})
+	}
+	return out
+}
+
 func toAddress(hostport string) addressJSON {
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
@@ -250,6 +277,9 @@ func ClustersJSON(cs []ClusterStatus) ([]byte, error) {
 					}
 					hj.Stats = append(hj.Stats, m)
 				}
+			}
+			if i := h.Idle; i != nil {
+				hj.Stats = append(hj.Stats, idleStats(i)...)
 			}
 			if hj.HealthStatus.EDSHealthStatus == "" {
 				hj.HealthStatus.EDSHealthStatus = "HEALTHY"

@@ -68,6 +68,9 @@ func newCluster(m *Manager, cfg *resource.Cluster, eps []resource.Endpoint, prev
 		delete(prevByAddr, addr) // a duplicate address later in the list is another host
 		c.hosts = append(c.hosts, h)
 	}
+	for addr := range prevByAddr {
+		m.hostGone(cfg.Name, addr) // removal.go: left the cluster
+	}
 	c.selectUsable()
 	c.stats.MembershipTotal.Store(int64(len(c.hosts)))
 	c.stats.MembershipHealthy.Store(int64(len(c.usable)))

@@ -21,6 +21,10 @@ type Manager struct {
 	mu    sync.Mutex // serializes Update
 	state atomic.Pointer[clusterSet]
 	drain drainState // removal.go: ending streams on removed hosts
+	// removed is called by Update for the hosts that left each cluster (OnHostsRemoved);
+	// gone collects them while Update runs (guarded by mu).
+	removed atomic.Pointer[func(cluster string, addrs []string)]
+	gone    map[string][]string
 }
 
 type clusterSet struct {
@@ -67,8 +71,14 @@ func (m *Manager) Update(clusters map[string]*resource.Cluster, endpoints map[st
 			removed = append(removed, name)
 		}
 	}
+	for _, name := range removed {
+		for _, h := range old.byName[name].hosts {
+			m.hostGone(name, h.Addr)
+		}
+	}
 	m.state.Store(next)
 	m.drainRemoved(old, next)
+	m.notifyRemoved()
 	if len(added) > 0 || len(removed) > 0 {
 		m.log.Info("clusters updated", "total", len(next.sorted), "added", len(added), "removed", len(removed))
 		if m.log.Enabled(context.Background(), slog.LevelDebug) {

@@ -201,3 +201,34 @@ func endStreams(h *Host, k StreamKind, reason string) {
 		s.once.Do(func() { s.end(reason) })
 	}
 }
+
+// OnHostsRemoved makes Update call f with the addresses of the hosts that left each cluster
+// (no longer in its endpoints, or the cluster removed), after the new state is published.
+// The connection pools forget what they learned about those hosts (pool.Set.ForgetHosts).
+// f runs with Update's lock held: it must not call Update.
+func (m *Manager) OnHostsRemoved(f func(cluster string, addrs []string)) {
+	m.removed.Store(&f)
+}
+
+// hostGone notes that addr left cluster. Called by Update (and newCluster) with m.mu held.
+func (m *Manager) hostGone(cluster, addr string) {
+	if m.removed.Load() == nil {
+		return
+	}
+	if m.gone == nil {
+		m.gone = map[string][]string{}
+	}
+	m.gone[cluster] = append(m.gone[cluster], addr)
+}
+
+// notifyRemoved reports the hosts noted by hostGone. Called by Update with m.mu held.
+func (m *Manager) notifyRemoved() {
+	f := m.removed.Load()
+	if f == nil || len(m.gone) == 0 {
+		return
+	}
+	for name, addrs := range m.gone {
+		(*f)(name, addrs)
+	}
+	clear(m.gone)
+}

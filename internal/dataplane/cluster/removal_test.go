@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,32 @@ func TestTrackStopForgetsHost(t *testing.T) {
 	s2()
 	if _, ok := tracked.Load(h.Stats); ok {
 		t.Fatal("host still in the registry after its last stream stopped")
+	}
+}
+
+// TestOnHostsRemoved: Update reports the hosts that left each cluster (not those that only
+// changed health or weight), and every host of a removed cluster.
+func TestOnHostsRemoved(t *testing.T) {
+	const a, b, c = "127.0.93.1:80", "127.0.93.2:80", "127.0.93.3:80"
+	m := newTestManager(t)
+	var got []string
+	m.OnHostsRemoved(func(cluster string, addrs []string) {
+		for _, ad := range addrs {
+			got = append(got, cluster+" "+ad)
+		}
+	})
+	cfg := eds("x", resource.RoundRobin)
+	install(t, m, cfg, ep(a), ep(b), ep(c))
+	unhealthy := ep(b)
+	unhealthy.Health = resource.Unhealthy
+	install(t, m, cfg, ep(a), unhealthy)
+	if strings.Join(got, ",") != "x "+c {
+		t.Fatalf("removed %v, want [x %s]", got, c)
+	}
+	got = nil
+	m.Update(map[string]*resource.Cluster{}, nil)
+	slices.Sort(got)
+	if strings.Join(got, ",") != "x "+a+",x "+b {
+		t.Fatalf("cluster removed: %v", got)
 	}
 }

@@ -22,41 +22,53 @@ import (
 // response body reader puts the connection back into the pool when the body was read to
 // its end and keep-alive is allowed.
 //
-// The keep-alive race (SCENARIOS.md 2): an upstream closes an idle connection just as a
-// request is sent on it. Three defences, none configured:
+// The keep-alive race: an upstream closes an idle connection just as a request is sent on
+// it. Four defences, none configured:
 //   - at checkout an idle connection is peeked without blocking (MSG_PEEK): a FIN, an RST
 //     or unexpected bytes mean the server closed it, so it is discarded and another taken;
 //   - "Keep-Alive: timeout=N" on a response bounds the connection's pooled life to safely
 //     less than N (keepAliveLife);
+//   - each host's idle timeout is learned from the closes the pool sees (idle.go): idle
+//     connections are retired before it, and a request that cannot be replayed never goes
+//     on a connection idle close to it (or, before anything is learned, idle longer than
+//     a conservative bound);
 //   - a request that fails on a reused connection before any response byte is reported as
 //     a *ResetError with Reused set and ResponseStarted false, so forward can retry it once
 //     on a new connection (RoundTripNew) when it is replayable.
 
 // H1ReapInterval is how often idle HTTP/1.1 connections are checked for a server close or
-// an expired idle timeout while any are idle. A variable so tests can shorten it.
+// an expired idle timeout while any are idle. A variable so tests can shorten it. Between
+// these checks the reaper also wakes when a connection reaches its retirement time
+// (idle.go), without peeking.
 var H1ReapInterval = time.Second
+
+// minReapGap keeps retirement wake-ups from coming closer together than this.
+const minReapGap = 5 * time.Millisecond
 
 // aLongTimeAgo is a deadline in the past: setting it unblocks a pending Read or Write.
 var aLongTimeAgo = time.Unix(1, 0)
 
 // h1 is the HTTP/1.1 half of a Pool.
 //
-// Lock contract: mu guards idle, open, waiters, closed and reaping; it is never held
-// during I/O except the non-blocking peeks of the reaper.
+// Lock contract: mu guards idle, open, waiters, closed and the reaper fields; it is never
+// held during I/O except the non-blocking peeks of the reaper. mu may be held while taking
+// idleState.mu or hostIdle.mu, never the other way round.
 type h1 struct {
 	p      *Pool
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	max    int // max_connections for the cluster (Envoy's circuit breaker)
 	maxPen int // max_pending_requests
 
-	mu      sync.Mutex
-	idle    map[string][]*h1Conn // by address; the most recently used last
-	nidle   int
-	open    int // connections open or being dialled
-	waiters map[*waiter]struct{}
-	closed  bool
-	reaping bool
-	reaper  *time.Timer
+	mu       sync.Mutex
+	idle     map[string][]*h1Conn // by address; the most recently used last
+	nidle    int
+	open     int // connections open or being dialled
+	waiters  map[*waiter]struct{}
+	closed   bool
+	reaping  bool
+	reaper   *time.Timer
+	reapAt   time.Time // when the reaper is due
+	lastPeek time.Time // when the reaper last peeked every idle connection
 }
 
 type waiter struct{ ch chan struct{} }
@@ -101,10 +113,14 @@ type h1Conn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 
-	born     time.Time
-	idleAt   time.Time // when it went idle
-	expires  time.Time // Keep-Alive: timeout bound; zero when none
-	requests uint32    // requests sent on it
+	born      time.Time
+	idleAt    time.Time // when it went idle
+	lastAlive time.Time // when a peek last found it open while idle
+	expires   time.Time // Keep-Alive: timeout bound; zero when none
+	announced time.Duration
+	requests  uint32    // requests sent on it
+	host      *hostIdle // its host's learned idle timeout (idle.go)
+	probe     bool      // kept past its reuse limit to see the server's own close (idle.go)
 
 	// per request
 	wdone   chan error // the body writer's result; nil when the request was written inline
@@ -131,8 +147,8 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (h *h1) newConn(nc net.Conn, addr string) *h1Conn {
-	c := &h1Conn{h: h, addr: addr, nc: nc, born: time.Now()}
+func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
+	c := &h1Conn{h: h, addr: addr, nc: nc, born: time.Now(), host: host}
 	c.br = bufio.NewReaderSize(c, 16<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
 	raw := nc
@@ -151,33 +167,148 @@ func (h *h1) newConn(nc net.Conn, addr string) *h1Conn {
 	return c
 }
 
-// alive says whether an idle connection can carry a request: nothing arrived on it (no
-// FIN, no RST, no stray bytes) and no bound on its life has passed.
-func (c *h1Conn) alive(now time.Time) bool {
+// idleVerdict is what a check of an idle connection found.
+type idleVerdict int
+
+const (
+	idleOpen    idleVerdict = iota // it can carry a request
+	idleExpired                    // a bound on its life passed (Keep-Alive header, cluster idle timeout, max duration)
+	idleClosed                     // the server closed it (FIN or RST)
+	idleBroken                     // unexpected bytes or a socket error
+)
+
+// check says whether an idle connection can carry a request: no bound on its life has
+// passed and nothing arrived on it (no FIN, no RST, no stray bytes). Peeking is skipped
+// when peek is false.
+func (c *h1Conn) check(now time.Time, peekNow bool) idleVerdict {
 	st := &c.h.p.settings
 	switch {
 	case !c.expires.IsZero() && !now.Before(c.expires):
-		return false
+		return idleExpired
 	case st.idleTimeout > 0 && now.Sub(c.idleAt) >= st.idleTimeout:
-		return false
+		return idleExpired
 	case st.maxConnDuration > 0 && now.Sub(c.born) >= st.maxConnDuration:
-		return false
+		return idleExpired
 	case c.br.Buffered() > 0:
-		return false
-	case c.rc == nil:
-		return true
+		return idleBroken
+	case c.rc == nil || !peekNow:
+		return idleOpen
 	}
 	if err := c.rc.Read(c.peekFn); err != nil {
-		return false
+		return idleBroken
 	}
-	return errors.Is(c.peekErr, syscall.EAGAIN) // anything else: EOF (n == 0), bytes, or an error
+	switch {
+	case errors.Is(c.peekErr, syscall.EAGAIN):
+		c.lastAlive = now
+		return idleOpen
+	case c.peekErr == nil && c.peekN == 0, errors.Is(c.peekErr, syscall.ECONNRESET):
+		return idleClosed
+	}
+	return idleBroken
+}
+
+// alive says whether an idle connection can carry a request (check with a peek).
+func (c *h1Conn) alive(now time.Time) bool { return c.check(now, true) == idleOpen }
+
+// closedAfter is the idle time at which the server closed c, and whether it is known:
+// from the kernel when it can tell how long ago the FIN arrived (closeAge), else the last
+// time c was seen open (an underestimate).
+func (c *h1Conn) closedAfter(now time.Time) (time.Duration, bool) {
+	lo, hi := c.lastAlive.Sub(c.idleAt), now.Sub(c.idleAt)
+	if c.rc != nil {
+		var age time.Duration
+		var ok bool
+		_ = c.rc.Control(func(fd uintptr) { age, ok = closeAge(fd) })
+		if ok {
+			return min(max(hi-age, lo), hi), true
+		}
+	}
+	return lo, lo > 0
+}
+
+// idleLimit is the idle time from which c is no longer taken by a non-replayable request,
+// and whether c is retired there. A Keep-Alive header wins over the bound used before
+// anything is learned; a learned timeout applies when it is the shorter.
+func (c *h1Conn) idleLimit() (time.Duration, bool) {
+	limit, retire := c.host.limit()
+	if !retire && !c.expires.IsZero() {
+		return maxDuration, false // check retires it at the header's bound
+	}
+	return limit, retire
+}
+
+// serverClose is when the server would close c (for counting connections retired early).
+func (c *h1Conn) serverClose() time.Time {
+	if c.announced > 0 {
+		return c.idleAt.Add(c.announced)
+	}
+	if l := c.host.learned.Load(); l > 0 {
+		return c.idleAt.Add(time.Duration(l))
+	}
+	return time.Time{}
+}
+
+// takeIdle pops the idle connection to addr a request should use: the most recently used
+// one. On the way, connections past their learned reuse limit are popped into retire (the
+// caller closes them), unless one is kept as the host's probe. A request that cannot be
+// replayed (guard) takes no connection past the limit: avoided is then true, and when more
+// than one idle connection is past it, the oldest is retired so they do not pile up.
+// Called with mu held.
+func (h *h1) takeIdle(addr string, now time.Time, guard bool) (c *h1Conn, retire []*h1Conn, avoided bool) {
+	for {
+		l := h.idle[addr]
+		if len(l) == 0 {
+			return nil, retire, false
+		}
+		c := l[len(l)-1]
+		limit, learned := c.idleLimit()
+		if now.Sub(c.idleAt) < limit {
+			return h.popIdle(addr), retire, false
+		}
+		if learned && !c.probe && !c.host.takeProbe(now) {
+			retire = append(retire, h.popIdle(addr))
+			continue
+		}
+		c.probe = c.probe || learned
+		if !guard {
+			return h.popIdle(addr), retire, false
+		}
+		if len(l) > 1 {
+			if lim, _ := l[len(l)-2].idleLimit(); now.Sub(l[len(l)-2].idleAt) >= lim {
+				retire = append(retire, h.popOldest(addr))
+			}
+		}
+		return nil, retire, true
+	}
+}
+
+// observeClose learns from idle connection c, found closed by the server at now. A host's
+// first learned timeout, and a shrink by more than a quarter, are logged.
+func (h *h1) observeClose(c *h1Conn, now time.Time) {
+	t, ok := c.closedAfter(now)
+	if !ok {
+		return
+	}
+	before, after := c.host.observeClose(now, t)
+	if before == 0 || after < before-before/4 {
+		h.p.log.Info("learned the upstream's idle timeout from its closes", "addr", c.addr,
+			"idle_timeout", after, "before", before)
+	}
+}
+
+// retire closes connections retired before their host's idle timeout.
+func (h *h1) retire(now time.Time, cs []*h1Conn) {
+	for _, c := range cs {
+		c.host.retiredEarly(now, c.serverClose())
+		h.discard(c)
+	}
 }
 
 // get returns a connection to addr: an idle one that is still alive unless fresh is set,
 // else a new one. At max_connections the request waits (pending) for a connection to come
 // back or close, and fails with *OverflowError beyond max_pending_requests.
-func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh bool) (*h1Conn, error) {
-	pending := false
+func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard bool) (*h1Conn, error) {
+	pending, avoided := false, false
 	defer func() {
 		if pending {
 			if pc, ok := cb.(PendingCounters); ok {
@@ -192,11 +323,25 @@ func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh bool) (*h1
 			return nil, errPoolClosed
 		}
 		if !fresh {
-			if c := h.popIdle(addr); c != nil {
+			now := time.Now()
+			c, retire, avoid := h.takeIdle(addr, now, guard)
+			avoided = avoided || avoid
+			if c != nil || len(retire) > 0 {
 				h.mu.Unlock()
-				if c.alive(time.Now()) {
+				h.retire(now, retire)
+				if c == nil {
+					continue
+				}
+				switch c.check(now, true) {
+				case idleOpen:
 					c.reused = true
 					return c, nil
+				case idleClosed:
+					h.observeClose(c, now)
+				case idleExpired:
+					if !c.expires.IsZero() && !now.Before(c.expires) {
+						c.host.retiredEarly(now, c.serverClose())
+					}
 				}
 				h.discard(c)
 				continue
@@ -244,7 +389,16 @@ func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh bool) (*h1
 			h.closed1()
 			return nil, err
 		}
-		return h.newConn(nc, addr), nil
+		host := h.p.idle.host(addr)
+		switch {
+		case fresh:
+		case avoided:
+			h.p.idle.avoided.Add(1)
+			h.p.idle.extra.Add(1)
+		case host.replacesRetired(time.Now()):
+			h.p.idle.extra.Add(1)
+		}
+		return h.newConn(nc, addr, host), nil
 	}
 }
 
@@ -263,6 +417,17 @@ func (h *h1) popIdle(addr string) *h1Conn {
 	return c
 }
 
+// popOldest takes the connection to addr idle longest. Called with mu held.
+func (h *h1) popOldest(addr string) *h1Conn {
+	l := h.idle[addr]
+	c := l[0]
+	copy(l, l[1:])
+	l[len(l)-1] = nil
+	h.idle[addr] = l[:len(l)-1]
+	h.nidle--
+	return c
+}
+
 // oldestIdle takes the idle connection that has been idle longest. Called with mu held.
 func (h *h1) oldestIdle() *h1Conn {
 	var best string
@@ -275,13 +440,7 @@ func (h *h1) oldestIdle() *h1Conn {
 	if best == "" {
 		return nil
 	}
-	l := h.idle[best]
-	c := l[0]
-	copy(l, l[1:])
-	l[len(l)-1] = nil
-	h.idle[best] = l[:len(l)-1]
-	h.nidle--
-	return c
+	return h.popOldest(best)
 }
 
 // discard closes a connection that left the idle list.
@@ -312,7 +471,10 @@ func (h *h1) wake() {
 // put returns a connection whose exchange ended cleanly to the idle list.
 func (h *h1) put(c *h1Conn) {
 	now := time.Now()
-	c.idleAt = now
+	c.idleAt, c.lastAlive, c.probe = now, now, false
+	if c.host.forgotten.Load() { // its host left and came back: what is learned now
+		c.host = h.p.idle.host(c.addr)
+	}
 	h.mu.Lock()
 	if h.closed || h.p.retired.Load() {
 		h.mu.Unlock()
@@ -322,29 +484,90 @@ func (h *h1) put(c *h1Conn) {
 	h.idle[c.addr] = append(h.idle[c.addr], c)
 	h.nidle++
 	h.wake()
-	if !h.reaping {
-		h.reaping = true
-		if h.reaper == nil {
-			h.reaper = time.AfterFunc(H1ReapInterval, h.reap)
-		} else {
-			h.reaper.Reset(H1ReapInterval)
-		}
-	}
+	h.schedule(now, c.deadline(now))
 	h.mu.Unlock()
 }
 
-// reap closes idle connections the server closed or whose life ended, and runs again
-// while any remain idle.
+// deadline is when the reaper must look at idle connection c again: its retirement at the
+// learned reuse limit, the end of its Keep-Alive life, or the next regular check.
+func (c *h1Conn) deadline(now time.Time) time.Time {
+	at := now.Add(H1ReapInterval)
+	if limit, retire := c.idleLimit(); retire && !c.probe {
+		at = minTime(at, c.idleAt.Add(limit))
+	}
+	if !c.expires.IsZero() {
+		at = minTime(at, c.expires)
+	}
+	return at
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// schedule makes the reaper run at at (or sooner if it is already due sooner). Called
+// with mu held.
+func (h *h1) schedule(now, at time.Time) {
+	at = maxTime(at, now.Add(minReapGap))
+	if h.reaping && !at.Before(h.reapAt) {
+		return
+	}
+	h.reaping, h.reapAt = true, at
+	if h.reaper == nil {
+		h.reaper = time.AfterFunc(at.Sub(now), h.reap)
+	} else {
+		h.reaper.Reset(at.Sub(now))
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// reap closes idle connections the server closed (learning when it did), whose life ended,
+// or that reached their host's learned reuse limit, and runs again while any remain idle.
+// It peeks at every connection once per H1ReapInterval; the wake-ups for retirements in
+// between only compare times.
 func (h *h1) reap() {
 	now := time.Now()
-	var dead []*h1Conn
+	var dead, closed, retired []*h1Conn
 	h.mu.Lock()
+	peekNow := now.Sub(h.lastPeek) >= H1ReapInterval-minReapGap
+	if peekNow {
+		h.lastPeek = now
+	}
+	next := now.Add(H1ReapInterval)
+	if !peekNow {
+		next = h.lastPeek.Add(H1ReapInterval)
+	}
 	for a, l := range h.idle {
 		kept := l[:0]
 		for _, c := range l {
-			if c.alive(now) {
+			switch c.check(now, peekNow) {
+			case idleOpen:
+				if limit, learned := c.idleLimit(); learned && !c.probe && now.Sub(c.idleAt) >= limit {
+					if c.probe = c.host.takeProbe(now); !c.probe {
+						retired = append(retired, c)
+						continue
+					}
+				}
 				kept = append(kept, c)
-			} else {
+				next = minTime(next, c.deadline(now))
+			case idleClosed:
+				closed = append(closed, c)
+			case idleExpired:
+				if !c.expires.IsZero() && !now.Before(c.expires) {
+					retired = append(retired, c)
+				} else {
+					dead = append(dead, c)
+				}
+			default:
 				dead = append(dead, c)
 			}
 		}
@@ -355,12 +578,17 @@ func (h *h1) reap() {
 			h.idle[a] = kept
 		}
 	}
-	h.nidle -= len(dead)
-	h.reaping = h.nidle > 0 && !h.closed
-	if h.reaping {
-		h.reaper.Reset(H1ReapInterval)
+	h.nidle -= len(dead) + len(closed) + len(retired)
+	h.reaping = false
+	if h.nidle > 0 && !h.closed {
+		h.schedule(now, next)
 	}
 	h.mu.Unlock()
+	for _, c := range closed {
+		h.observeClose(c, now)
+		h.discard(c)
+	}
+	h.retire(now, retired)
 	for _, c := range dead {
 		h.discard(c)
 	}
@@ -389,6 +617,21 @@ func (h *h1) closeIdle(stop bool) {
 	}
 }
 
+// closeIdleTo closes the idle connections to addrs.
+func (h *h1) closeIdleTo(addrs []string) {
+	var all []*h1Conn
+	h.mu.Lock()
+	for _, a := range addrs {
+		all = append(all, h.idle[a]...)
+		h.nidle -= len(h.idle[a])
+		delete(h.idle, a)
+	}
+	h.mu.Unlock()
+	for _, c := range all {
+		h.discard(c)
+	}
+}
+
 // PendingCounters is implemented by Counters that also count requests waiting for a
 // connection (upstream_rq_pending_total, upstream_rq_pending_active).
 type PendingCounters interface {
@@ -399,7 +642,7 @@ type PendingCounters interface {
 // roundTrip runs one request on an HTTP/1.1 connection. See Pool.RoundTrip.
 func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) (*http.Response, error) {
 	ctx := req.Context()
-	c, err := h.get(ctx, addr, cb, fresh)
+	c, err := h.get(ctx, addr, cb, fresh, !Replayable(req))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx)
@@ -412,11 +655,17 @@ func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) 
 	c.requests++
 	c.written, c.read = 0, 0
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	start := time.Now()
 	resp, err := c.exchange(req)
 	if err != nil {
 		stop()
 		h.discard(c)
 		return nil, c.classify(ctx, err)
+	}
+	now := time.Now()
+	c.host.sampleRTT(now, now.Sub(start))
+	if c.reused {
+		c.host.provenAlive(start.Sub(c.idleAt)) // idle.go: the server kept it that long
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now belongs to the upgraded stream.
@@ -528,26 +777,25 @@ func (c *h1Conn) keepAlive(req *http.Request, resp *http.Response) bool {
 		return false
 	}
 	if ka := resp.Header.Get("Keep-Alive"); ka != "" {
-		life, maxReq, ok := parseKeepAlive(ka)
+		timeout, maxReq, ok := parseKeepAlive(ka)
 		if maxReq == 0 {
 			return false
 		}
 		if ok {
+			life := keepAliveLife(timeout)
 			if life <= 0 {
 				return false
 			}
-			c.expires = time.Now().Add(life)
+			c.expires, c.announced = time.Now().Add(life), timeout
+			c.host.announced.Store(int64(timeout))
 		}
 	}
 	return true
 }
 
-// parseKeepAlive reads "timeout=N, max=M" (RFC 2068 §19.7.1.1). life is how long the
-// connection may stay pooled: N less a safety margin (a fifth of N, at most 2 s: 0.8 s of
-// timeout=1, 4 s of timeout=5, 58 s of timeout=60), so the proxy always gives up a
-// connection before the server does. maxReq is
-// M, or -1 when absent; ok says whether a timeout was given.
-func parseKeepAlive(v string) (life time.Duration, maxReq int, ok bool) {
+// parseKeepAlive reads "timeout=N, max=M" (RFC 2068 §19.7.1.1): the timeout N, M or -1
+// when absent, and whether a timeout was given.
+func parseKeepAlive(v string) (timeout time.Duration, maxReq int, ok bool) {
 	maxReq = -1
 	for part := range strings.SplitSeq(v, ",") {
 		k, val, _ := strings.Cut(strings.TrimSpace(part), "=")
@@ -558,16 +806,22 @@ func parseKeepAlive(v string) (life time.Duration, maxReq int, ok bool) {
 			if err != nil || n < 0 || n > 1e6 {
 				continue
 			}
-			d := time.Duration(n * float64(time.Second))
-			margin := min(d/5, 2*time.Second)
-			life, ok = d-margin, true
+			timeout, ok = time.Duration(n*float64(time.Second)), true
 		case "max":
 			if n, err := strconv.Atoi(val); err == nil && n >= 0 {
 				maxReq = n
 			}
 		}
 	}
-	return life, maxReq, ok
+	return timeout, maxReq, ok
+}
+
+// keepAliveLife is how long a connection whose server announced "Keep-Alive: timeout=N"
+// may stay pooled: N less a safety margin (a fifth of N, at most 2 s: 0.8 s of timeout=1,
+// 4 s of timeout=5, 58 s of timeout=60), so the proxy always gives up a connection before
+// the server does.
+func keepAliveLife(timeout time.Duration) time.Duration {
+	return timeout - min(timeout/5, 2*time.Second)
 }
 
 // finish ends an exchange: the connection goes back to the pool when keep is set and

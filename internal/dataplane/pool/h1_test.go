@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil/upstreamtest"
 )
 
 // Tests of the own HTTP/1.1 path, on 127.0.92.0/24.
@@ -41,26 +42,7 @@ func h1Server(t testing.TB, h http.HandlerFunc, idle time.Duration) string {
 // rawServer runs serve for each connection (n counts connections from 0).
 func rawServer(t testing.TB, serve func(c net.Conn, br *bufio.Reader, n int)) string {
 	t.Helper()
-	ln := listen92(t)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for n := 0; ; n++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				serve(c, bufio.NewReader(c), n)
-			}()
-		}
-	}()
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+	return upstreamtest.Serve(t, "127.0.92.1", func(c net.Conn, n int) { serve(c, bufio.NewReader(c), n) })
 }
 
 func h1Cluster(name string) *resource.Cluster {
@@ -273,7 +255,8 @@ func TestParseKeepAlive(t *testing.T) {
 		{"timeout=x", 0, -1, false},
 	}
 	for _, c := range cases {
-		life, maxReq, ok := parseKeepAlive(c.in)
+		timeout, maxReq, ok := parseKeepAlive(c.in)
+		life := keepAliveLife(timeout)
 		if life != c.life || maxReq != c.maxReq || ok != c.hasLife {
 			t.Errorf("%q: got %v %d %v, want %v %d %v", c.in, life, maxReq, ok, c.life, c.maxReq, c.hasLife)
 		}
@@ -285,8 +268,8 @@ func FuzzParseKeepAlive(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		life, _, ok := parseKeepAlive(s)
-		if ok && life >= 1e6*time.Second {
+		timeout, _, ok := parseKeepAlive(s)
+		if life := keepAliveLife(timeout); ok && (life >= 1e6*time.Second || life < 0 || life > timeout) {
 			t.Fatalf("life %v from %q", life, s)
 		}
 	})

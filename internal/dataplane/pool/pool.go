@@ -70,10 +70,11 @@ type Pool struct {
 	source   netip.Addr   // local address for loopback upstreams (see Set.SetSourceAddress)
 	inflight atomic.Int64 // RoundTrips whose response body is not yet closed
 	retired  atomic.Bool  // no longer in the Set: close idle connections when drained
+	idle     *idleState   // idle.go: the hosts' learned idle timeouts (HTTP/1.1)
 }
 
-func newPool(name string, st settings, source netip.Addr, log *slog.Logger) *Pool {
-	p := &Pool{name: name, settings: st, source: source, log: log.With("cluster", name)}
+func newPool(name string, st settings, source netip.Addr, idle *idleState, log *slog.Logger) *Pool {
+	p := &Pool{name: name, settings: st, source: source, idle: idle, log: log.With("cluster", name)}
 	switch st.protocol {
 	case resource.HTTP2:
 		p.h2 = p.transport(true)

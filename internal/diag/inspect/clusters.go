@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	adminpb "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/lucid-mesh/lucid/internal/contract"
+	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -27,6 +29,9 @@ type HostHealth struct {
 	OutlierEjected bool
 	// Flags are Envoy's health flag names that are set, e.g. contract.FailedOutlierCheck.
 	Flags []string
+	// Idle is the host's keep-alive idle timeout as the sidecar's HTTP/1.1 pool knows it
+	// (Lucid's idle_* host stats); nil when the sidecar reports none.
+	Idle *pool.IdleInfo
 }
 
 // Ejected reports whether the host is out of load balancing at run time for a reason other
@@ -90,7 +95,34 @@ func hostHealth(h *adminpb.HostStatus) HostHealth {
 	add(hs.GetPendingActiveHc(), contract.PendingActiveHC)
 	add(hs.GetExcludedViaImmediateHcFail(), contract.ExcludedViaImmediateHCFail)
 	add(hs.GetActiveHcTimeout(), contract.ActiveHCTimeout)
+	out.Idle = idleInfo(h.GetStats())
 	return out
+}
+
+// idleInfo reads Lucid's idle_timeout_ms, idle_timeout_closes and idle_reuse_limit_ms
+// host stats; nil when absent.
+func idleInfo(stats []*adminpb.SimpleMetric) *pool.IdleInfo {
+	var i pool.IdleInfo
+	found, limit := false, false
+	for _, m := range stats {
+		v := m.GetValue()
+		switch m.GetName() {
+		case "idle_timeout_ms":
+			found, i.Timeout = true, time.Duration(v)*time.Millisecond
+		case "idle_timeout_closes":
+			i.Closes = int(v)
+		case "idle_reuse_limit_ms":
+			limit, i.ReuseLimit = true, time.Duration(v)*time.Millisecond
+		}
+	}
+	if !found {
+		return nil
+	}
+	if !limit {
+		i.ReuseLimit = -1
+	}
+	i.Announced = i.Timeout > 0 && i.Closes == 0
+	return &i
 }
 
 // Host finds a host by address in a cluster list, nil when absent.

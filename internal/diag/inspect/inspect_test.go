@@ -2,11 +2,14 @@ package inspect
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/lucid-mesh/lucid/internal/contract"
+	"github.com/lucid-mesh/lucid/internal/dataplane/admin"
 )
 
 func read(t testing.TB, name string) []byte {
@@ -96,4 +99,40 @@ func FuzzParseNodeID(f *testing.F) {
 			t.Fatal("id changed")
 		}
 	})
+}
+
+// TestParseClustersIdle: the learned idle timeouts a sidecar's /clusters?format=json
+// carries (admin.ClustersJSON) come back as the pool wrote them.
+func TestParseClustersIdle(t *testing.T) {
+	hosts := []admin.HostStatus{
+		{Address: "127.0.94.15:9080", Idle: &admin.IdleTimeout{Timeout: 300 * time.Millisecond, Closes: 4, ReuseLimit: 259 * time.Millisecond}},
+		{Address: "127.0.94.16:9080", Idle: &admin.IdleTimeout{Timeout: 5 * time.Second, ReuseLimit: 4 * time.Second}},
+		{Address: "127.0.94.17:9080", Idle: &admin.IdleTimeout{ReuseLimit: 900 * time.Millisecond}},
+		{Address: "127.0.94.18:9080", Idle: &admin.IdleTimeout{ReuseLimit: -1}},
+		{Address: "127.0.94.19:9080"},
+	}
+	b, err := admin.ClustersJSON([]admin.ClusterStatus{{Name: "c", Hosts: hosts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := ParseClusters(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"300ms (learned from 4 upstream closes) below 259ms",
+		"5s (Keep-Alive header) below 4s",
+		"unknown below 900ms",
+		"unknown below -1ns",
+		"",
+	}
+	for i, h := range hosts {
+		got := ""
+		if i := Host(cs, "c", h.Address).Idle; i != nil {
+			got = fmt.Sprintf("%s below %s", i, i.ReuseLimit)
+		}
+		if got != want[i] {
+			t.Errorf("%s: %q, want %q", h.Address, got, want[i])
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
+	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
@@ -18,6 +19,8 @@ import (
 // HostState is what the sidecar's /clusters says about one host at run time.
 type HostState struct {
 	Flags []string // Envoy health flags that are set, e.g. "/failed_outlier_check"
+	// Idle is the host's keep-alive idle timeout as the pool knows it (keepalive.go).
+	Idle *pool.IdleInfo
 }
 
 // Env is a proxy's configuration ready for simulation.
@@ -259,7 +262,7 @@ func (e *Env) candidate(name string, weight uint32, pct float64, decide upstream
 			usable = append(usable, es.Address)
 		}
 	}
-	c.Outcome = Outcome{Endpoint: h.Addr}
+	c.Outcome = Outcome{Endpoint: h.Addr, Note: e.keepaliveNote(r, cl, h.Addr)}
 	if len(usable) > 1 {
 		// The pick depends on load; name the set, not one draw.
 		c.Outcome.Endpoint = fmt.Sprintf("one of %s (%s)", strings.Join(usable, ", "), lbName(cl.Config().LBPolicy))
