@@ -148,7 +148,7 @@ func overTLS(r *http.Request, c Conn) *http.Request {
 func (e *Env) tcpProxy(t *Trace, tp *resource.TCPProxy, dst string) {
 	t.Route = "tcp_proxy " + tp.StatPrefix
 	a := &resource.RouteAction{Cluster: tp.Cluster, WeightedClusters: tp.WeightedClusters}
-	t.Candidates = e.candidates(a, func(name string) (*cluster.Cluster, *cluster.Host, *forward.Reply) {
+	t.Candidates = e.candidates(nil, a, func(name string) (*cluster.Cluster, *cluster.Host, *forward.Reply) {
 		return forward.TCPUpstream(e.clusters, name, dst)
 	})
 	for i := range t.Candidates {

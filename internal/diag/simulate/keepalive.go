@@ -13,7 +13,7 @@ import (
 // connections it may go on, given what the pool learned of the host's idle timeout
 // (/clusters), and why a 503 UC for it is then not the keep-alive race. "" otherwise.
 func (e *Env) keepaliveNote(r *http.Request, cl *cluster.Cluster, addr string) string {
-	if cl.Config().Protocol == resource.HTTP2 {
+	if r == nil || cl.Config().Protocol == resource.HTTP2 {
 		return ""
 	}
 	hs := e.Health[cl.Name()][addr]

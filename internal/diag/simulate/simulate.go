@@ -209,7 +209,7 @@ func (e *Env) routeRequest(t *Trace, r *http.Request, in *forward.Inbound) {
 		return
 	}
 	a := d.Route.Action
-	t.Candidates = e.candidates(a, func(name string) (*cluster.Cluster, *cluster.Host, *forward.Reply) {
+	t.Candidates = e.candidates(r, a, func(name string) (*cluster.Cluster, *cluster.Host, *forward.Reply) {
 		cl, rp := forward.Target(e.clusters, a, name)
 		if rp != nil {
 			return nil, nil, rp
@@ -225,9 +225,10 @@ func (e *Env) routeRequest(t *Trace, r *http.Request, in *forward.Inbound) {
 type upstreamDecision func(name string) (*cluster.Cluster, *cluster.Host, *forward.Reply)
 
 // candidates lists each cluster the action can send to, with what decide makes of it.
-func (e *Env) candidates(a *resource.RouteAction, decide upstreamDecision) []Candidate {
+// r is the request, for the keep-alive note (nil for TCP).
+func (e *Env) candidates(r *http.Request, a *resource.RouteAction, decide upstreamDecision) []Candidate {
 	if len(a.WeightedClusters) == 0 {
-		return []Candidate{e.candidate(a.Cluster, 0, 100, decide)}
+		return []Candidate{e.candidate(r, a.Cluster, 0, 100, decide)}
 	}
 	var total uint64
 	for _, wc := range a.WeightedClusters {
@@ -239,12 +240,12 @@ func (e *Env) candidates(a *resource.RouteAction, decide upstreamDecision) []Can
 		if total > 0 {
 			pct = float64(wc.Weight) * 100 / float64(total)
 		}
-		out = append(out, e.candidate(wc.Name, wc.Weight, pct, decide))
+		out = append(out, e.candidate(r, wc.Name, wc.Weight, pct, decide))
 	}
 	return out
 }
 
-func (e *Env) candidate(name string, weight uint32, pct float64, decide upstreamDecision) Candidate {
+func (e *Env) candidate(r *http.Request, name string, weight uint32, pct float64, decide upstreamDecision) Candidate {
 	c := Candidate{Cluster: name, Weight: weight, Percent: pct}
 	if cl := e.clusters.Get(name); cl != nil { // its hosts before the pick adds one (ORIGINAL_DST)
 		cfg := cl.Config()
