@@ -72,7 +72,7 @@ wait:
 	deadline := time.NewTimer(l.o.DrainDuration)
 	defer deadline.Stop()
 	if l.o.ExitOnZeroActiveConnections {
-		minimum := time.NewTimer(orDuration(l.o.MinimumDrainDuration, 5*time.Second))
+		minimum := time.NewTimer(l.o.MinimumDrainDuration)
 		defer minimum.Stop()
 		select {
 		case <-minimum.C:
@@ -101,11 +101,4 @@ func (l lifecycle) closeProxy() {
 	if err := l.proxy.Close(ctx); err != nil {
 		l.log.Debug("proxy closed with connections still open", "error", err)
 	}
-}
-
-func orDuration(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }

@@ -46,7 +46,7 @@ Example:
 				return fmt.Errorf("--labels: %w", err)
 			}
 			o.Router = true
-			o.Version = version.String()
+			o.Version = version.Get().Envoy()
 			return agent.Run(cmd.Context(), o)
 		},
 	}
@@ -69,6 +69,6 @@ Example:
 	f.StringVar(&o.LogLevel, "log-level", "info", "default log level: trace, debug, info, warning, error, critical, off")
 	f.BoolVar(&o.LogJSON, "log-json", false, "write logs as JSON")
 	addMemoryFlags(cmd, &o.MemoryOptions) // the same memory settings as a sidecar
-	f.DurationVar(&o.DrainDuration, "drain-duration", 0, "how long connections may finish at shutdown (default 5s)")
+	addDrainFlags(cmd, &o, "downstream")
 	return cmd
 }

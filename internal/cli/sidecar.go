@@ -41,7 +41,7 @@ port), serves the admin API on :15000, the status server on :15020 and metrics o
 					return fmt.Errorf("--app-address %q: not an IP address", appAddr)
 				}
 			}
-			o.Version = version.String()
+			o.Version = version.Get().Envoy()
 			return agent.Run(cmd.Context(), o)
 		},
 	}
@@ -58,7 +58,7 @@ port), serves the admin API on :15000, the status server on :15020 and metrics o
 	f.StringVar(&o.AccessLogEncoding, "access-log-encoding", "TEXT", "access log encoding: TEXT or JSON")
 	f.StringVar(&o.LogLevel, "log-level", "info", "default log level: trace, debug, info, warning, error, critical, off")
 	f.BoolVar(&o.LogJSON, "log-json", false, "write logs as JSON")
-	f.DurationVar(&o.DrainDuration, "drain-duration", 0, "how long inbound connections may finish at shutdown (default 5s)")
+	addDrainFlags(cmd, &o, "inbound")
 	addAgentFlags(cmd, &o, &appAddr)
 	addMemoryFlags(cmd, &o.MemoryOptions)
 	cmd.AddCommand(newSidecarWaitCmd())
