@@ -4,9 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/admin"
+	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
 )
 
 // runMain runs the CLI as main does and returns stdout, stderr and the exit code.
@@ -50,5 +57,35 @@ func TestVersion(t *testing.T) {
 	}
 	if _, errOut, code := runMain(t, "version", "-o", "yaml"); code != 1 || !strings.Contains(errOut, `-o "yaml": want json`) {
 		t.Errorf("lucid version -o yaml: exit %d, %q", code, errOut)
+	}
+}
+
+// A second timed log-level change does not cancel the first one's revert, and
+// `proxy-config log` shows what is still to revert.
+func TestProxyConfigLogShowsPendingReverts(t *testing.T) {
+	reg := logging.NewRegistry(io.Discard, logging.Info, false)
+	ln, err := net.Listen("tcp", "127.0.141.30:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: admin.New(admin.Options{Logging: reg}), ReadHeaderTimeout: time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	addr := ln.Addr().String()
+
+	out, errOut, code := runMain(t, "proxy-config", "log", "--admin", addr, "--level", "router:debug", "--for", "5m")
+	if code != 0 || !strings.Contains(out, "  router: debug\n") || !strings.Contains(out, "pending reverts:\n  router: info at ") ||
+		!strings.Contains(out, "These levels revert by themselves in 5m0s") || !strings.Contains(out, "To revert now: lucid proxy-config log --admin "+addr+" --level info\n") {
+		t.Fatalf("first change: exit %d %s\n%s", code, errOut, out)
+	}
+	if _, errOut, code := runMain(t, "proxy-config", "log", "--admin", addr, "--level", "http:debug,router:trace", "--for", "1m"); code != 0 {
+		t.Fatalf("second change: exit %d %s", code, errOut)
+	}
+	out, _, code = runMain(t, "proxy-config", "log", "--admin", addr)
+	if code != 0 || !strings.Contains(out, "  http: info at ") || !strings.Contains(out, "  router: debug at ") || !strings.Contains(out, ", then info at ") {
+		t.Errorf("proxy-config log after two timed changes: exit %d\n%s", code, out)
+	}
+	if _, errOut, code := runMain(t, "proxy-config", "log", "--admin", addr, "--level", "nosuch:debug"); code != 1 || errOut != "lucid: unrecognized logger name: nosuch\n" {
+		t.Errorf("unknown logger: exit %d %q", code, errOut)
 	}
 }
