@@ -1,4 +1,4 @@
-// Command keepalive is the keep-alive race soak (issue 4 §1, SCENARIOS.md 2): upstream
+// Command keepalive is the keep-alive race soak (scenario 2 of docs/scenarios.md): upstream
 // HTTP/1.1 servers that close idle connections after 1, 2 and 5 s (with and without a
 // "Keep-Alive: timeout=N" header), and clients sending GET, PUT, POST with an
 // Idempotency-Key and plain POST through each proxy at intervals that straddle the

@@ -54,7 +54,7 @@ func openWatch(ctx context.Context, c *http.Client) (string, *bufio.Scanner, fun
 	return ev.Object.Server, sc, closeBody, nil
 }
 
-// TestWatchThroughGatewayWhenAPIServerCrashes is SCENARIOS.md 4 on examples/apiserver-gateway:
+// TestWatchThroughGatewayWhenAPIServerCrashes is scenario 4 of docs/scenarios.md on examples/apiserver-gateway:
 // a watch over TLS and HTTP/2 through the gateway is pinned to one API server; that server
 // crashes; the client's stream must end with an error at once (not hang), and the next watch
 // must reach the API server that is alive.

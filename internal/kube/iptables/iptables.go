@@ -4,7 +4,7 @@
 // `lucid iptables` (the init container) validates the flags and prints the rules; applying
 // them is a later step. Pure: no I/O.
 //
-// The rules are Istio's REDIRECT rule set (reference §2.5): inbound TCP to the inbound
+// The rules are Istio's REDIRECT rule set (tools/istio-iptables): inbound TCP to the inbound
 // capture port (15006), outbound TCP to the outbound port (15001), traffic of the proxy's
 // uid/gid and to 127.0.0.1 left alone, 127.0.0.6 (the source of app probes and inbound
 // passthrough) never captured.

@@ -11,7 +11,7 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // TestRulesGolden renders the rules for the injector's default arguments and for a pod with
-// every capture annotation; compare with Istio's goldens (reference §2.5).
+// every capture annotation; compare with Istio's goldens (tools/istio-iptables/pkg/capture/testdata).
 func TestRulesGolden(t *testing.T) {
 	withAll := Default()
 	withAll.IncludeInboundPort = "8080,9090"
