@@ -28,9 +28,9 @@ resources whose selector matches its labels, and binds them on --ip (0.0.0.0 in 
 listener means --ip in local mode). TLS is terminated with the certificate files the
 Gateway names (SIMPLE and MUTUAL), passed through by SNI (PASSTHROUGH), or not used (HTTP, TCP).
 The admin API is on :15000, readiness on :15021/healthz/ready (and :15020), metrics on
-:15020 and :15090.
-
-Example:
+:15020 and :15090.`,
+		Example: `  # the ingress gateway of examples/bookinfo-lite (its WorkloadEntry istio-system/istio-ingressgateway),
+  # with lucid discovery --config-dir examples/bookinfo-lite running
   lucid gateway --ip 127.0.0.1 --name istio-ingressgateway --namespace istio-system`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -26,17 +26,15 @@ func newInstallCmd() *cobra.Command {
 the istio.io/api module Lucid is built with), the istio-system namespace, the lucid-discovery
 service account and RBAC, the lucid-discovery Deployment and Service (ports 15010 grpc-xds,
 15014 http-monitoring, 443 -> 15017 https-webhook) and the MutatingWebhookConfiguration with
-Istio's four injection webhooks.
-
-  lucid install | kubectl apply --server-side -f -
+Istio's four injection webhooks. Apply them with kubectl apply --server-side.
 
 With --apply, Lucid applies them itself (server-side apply, field manager lucid-install,
 taking over conflicting fields) to the cluster found as lucid discovery --kubernetes finds it
 (--kubeconfig, $KUBECONFIG, a Pod's service account, ~/.kube/config, in that order); it
 prints one line per object (created, configured or unchanged), and applying again changes
-nothing.
-
-  lucid install --apply`,
+nothing.`,
+		Example: `  lucid install > lucid-install.yaml   # then: kubectl apply --server-side -f lucid-install.yaml
+  lucid install --apply                # the same, applied by lucid to the cluster $KUBECONFIG names`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := install.Render(o)

@@ -156,6 +156,7 @@ func nameSet[T any](xs []T, name func(T) string) func(string) bool {
 // command: the workload argument, -o, the config dump read and decoded, then show.
 type pcView struct {
 	use, short string
+	example    string
 	aliases    []string
 	outputs    []string // accepted -o values besides "" (the table)
 	outputHelp string   // -o's help when the values alone do not say it
@@ -180,6 +181,7 @@ func newPCView(t *target, v pcView) *cobra.Command {
 		Use:     v.use + " <workload>",
 		Aliases: v.aliases,
 		Short:   v.short,
+		Example: v.example,
 		Args:    t.workloadArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, append([]string{""}, v.outputs...)...); err != nil {
@@ -206,7 +208,8 @@ func newPCListeners(t *target) *cobra.Command {
 	var f configview.ListenerFilter
 	return newPCView(t, pcView{
 		use: "listeners", aliases: []string{"listener", "l"}, outputs: []string{"short", "json", "yaml"},
-		short: "Listeners: ADDRESSES PORT MATCH DESTINATION",
+		short:   "Listeners: ADDRESSES PORT MATCH DESTINATION",
+		example: "  lucid proxy-config listeners curl\n  lucid proxy-config listeners curl --port 9080 -o json",
 		flags: func(fl *pflag.FlagSet) {
 			fl.StringVar(&f.Address, "address", "", "only listeners on this address")
 			fl.Uint32Var(&f.Port, "port", 0, "only listeners on this port")
@@ -226,7 +229,8 @@ func newPCRoutes(t *target) *cobra.Command {
 	var f configview.RouteFilter
 	return newPCView(t, pcView{
 		use: "routes", aliases: []string{"route", "r"}, outputs: []string{"short", "json", "yaml"},
-		short: "Routes: NAME VHOST NAME DOMAINS MATCH VIRTUAL SERVICE",
+		short:   "Routes: NAME VHOST NAME DOMAINS MATCH VIRTUAL SERVICE",
+		example: "  lucid proxy-config routes curl\n  lucid proxy-config routes istio-ingressgateway.istio-system",
 		flags: func(fl *pflag.FlagSet) {
 			fl.StringVar(&f.Name, "name", "", "only the route configuration with this name (e.g. 9080)")
 		},
@@ -246,6 +250,7 @@ func newPCClusters(t *target) *cobra.Command {
 		use: "clusters", aliases: []string{"cluster", "c"}, outputs: []string{"short", "json", "yaml"},
 		outputHelp: "output: (table), short (names), json, yaml",
 		short:      "Clusters: SERVICE FQDN PORT SUBSET DIRECTION TYPE DESTINATION RULE",
+		example:    "  lucid proxy-config clusters curl --fqdn reviews.default.svc.cluster.local",
 		flags: func(fl *pflag.FlagSet) {
 			fl.StringVar(&f.FQDN, "fqdn", "", "only clusters whose name contains this host")
 			fl.IntVar(&f.Port, "port", 0, "only clusters of this port")
@@ -275,7 +280,8 @@ func newPCEndpoints(t *target) *cobra.Command {
 	var f configview.EndpointFilter
 	return newPCView(t, pcView{
 		use: "endpoints", aliases: []string{"endpoint", "ep"}, outputs: []string{"json", "yaml"},
-		short: "Endpoints: ENDPOINT STATUS OUTLIER CHECK CLUSTER, and why a cluster has none",
+		short:   "Endpoints: ENDPOINT STATUS OUTLIER CHECK CLUSTER, and why a cluster has none",
+		example: "  lucid proxy-config endpoints curl\n  lucid proxy-config endpoints curl --cluster 'outbound|9080|v3|reviews.default.svc.cluster.local'",
 		flags: func(fl *pflag.FlagSet) {
 			fl.StringVar(&f.Address, "address", "", "only endpoints with this IP")
 			fl.IntVar(&f.Port, "port", 0, "only endpoints on this port")

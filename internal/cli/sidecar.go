@@ -26,6 +26,8 @@ func newSidecarCmd() *cobra.Command {
 		Long: `Run the sidecar for one workload: it connects to the control plane over ADS, binds the
 workload's listeners on --ip (local mode: an explicit HTTP proxy on :15001, one socket per inbound
 port), serves the admin API on :15000, the status server on :15020 and metrics on :15090.`,
+		Example: `  # productpage's sidecar in examples/bookinfo-lite, with lucid discovery --config-dir examples/bookinfo-lite running
+  lucid sidecar --ip 127.0.10.1 --workload productpage`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr, err := netip.ParseAddr(ip)

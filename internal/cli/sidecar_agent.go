@@ -66,7 +66,8 @@ func newSidecarWaitCmd() *cobra.Command {
 		Long: `Poll the sidecar's /healthz/ready until it answers 200, or fail after --timeout. Use it as
 the app's postStart hook (Istio's holdApplicationUntilProxyStarts) so that the app starts
 only once its sidecar can carry traffic.`,
-		Args: cobra.NoArgs,
+		Example: `  lucid sidecar wait --ip 127.0.10.1 --timeout 30s`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if url == "" {
 				url = fmt.Sprintf("http://%s:15021/healthz/ready", ip)

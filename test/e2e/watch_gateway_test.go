@@ -62,6 +62,9 @@ func TestWatchThroughGatewayWhenAPIServerCrashes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: builds lucid and runs `lucid up examples/apiserver-gateway`")
 	}
+	if !isolated(t) {
+		return
+	}
 	for _, a := range []string{"127.0.0.1:15010", "127.0.0.1:15014", "127.0.0.1:8443", "127.0.30.1:6443", "127.0.40.1:6443"} {
 		if c, err := net.DialTimeout("tcp", a, 200*time.Millisecond); err == nil {
 			_ = c.Close()
