@@ -431,3 +431,44 @@ func (tr *tour) stopPieces() {
 		}
 	}
 }
+
+// TestDocsStandAlone: the documentation refers only to what the repository holds: every
+// relative link resolves, and no text points at documents that are not in it (a scenario
+// list, issue numbers, reference sections); docs/scenarios.md is the in-repo list.
+func TestDocsStandAlone(t *testing.T) {
+	root := repoRoot(t)
+	var docs []string
+	for _, pattern := range []string{"*.md", "docs/*.md", "examples/*/README.md", "bench/*.md", "bench/*/*.md", "test/*/README.md"} {
+		m, err := filepath.Glob(filepath.Join(root, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, m...)
+	}
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	outside := regexp.MustCompile(`SCENARIOS\.md|\b[Ii]ssue \d+|reference §`)
+	for _, doc := range docs {
+		rel, _ := filepath.Rel(root, doc)
+		if rel == filepath.Join("docs", "errors.md") {
+			continue // the error catalogue has its own owner and test
+		}
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if m := outside.FindString(line); m != "" {
+				t.Errorf("%s:%d refers to %q, which is not in the repository", rel, i+1, m)
+			}
+			for _, l := range link.FindAllStringSubmatch(line, -1) {
+				target := strings.SplitN(l[1], "#", 2)[0]
+				if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(filepath.Dir(doc), target)); err != nil {
+					t.Errorf("%s:%d links to %s, which does not exist", rel, i+1, l[1])
+				}
+			}
+		}
+	}
+}
