@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
-	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/admin"
 	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
@@ -63,15 +61,9 @@ func TestVersion(t *testing.T) {
 // A second timed log-level change does not cancel the first one's revert, and
 // `proxy-config log` shows what is still to revert.
 func TestProxyConfigLogShowsPendingReverts(t *testing.T) {
-	reg := logging.NewRegistry(io.Discard, logging.Info, false)
-	ln, err := net.Listen("tcp", "127.0.141.30:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: admin.New(admin.Options{Logging: reg}), ReadHeaderTimeout: time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	srv := httptest.NewServer(admin.New(admin.Options{Logging: logging.NewRegistry(io.Discard, logging.Info, false)}))
 	defer srv.Close()
-	addr := ln.Addr().String()
+	addr := srv.Listener.Addr().String()
 
 	out, errOut, code := runMain(t, "proxy-config", "log", "--admin", addr, "--level", "router:debug", "--for", "5m")
 	if code != 0 || !strings.Contains(out, "  router: debug\n") || !strings.Contains(out, "pending reverts:\n  router: info at ") ||

@@ -144,12 +144,17 @@ func writeDoc(w io.Writer, output string, js []byte) error {
 	return err
 }
 
-func nameSet[T any](xs []T, name func(T) string) func(string) bool {
-	set := map[string]bool{}
-	for _, x := range xs {
-		set[name(x)] = true
+// rawOrTable prints, for -o json or yaml, the raw resources of the view's rows (shown
+// names the decoded rows in the view's order and filter), else the view's table.
+func rawOrTable[T proto.Message, R any](v *pcRead, output string, raw []inspect.Entry[T], shown []R, name func(R) string, table func() error) error {
+	if output != "json" && output != "yaml" {
+		return table()
 	}
-	return func(n string) bool { return set[n] }
+	set := map[string]bool{}
+	for _, r := range shown {
+		set[name(r)] = true
+	}
+	return writeResources(v.out, output, raw, func(n string) bool { return set[n] })
 }
 
 // pcView is one of proxy-config's four views of what a sidecar runs; newPCView builds its
@@ -216,11 +221,8 @@ func newPCListeners(t *target) *cobra.Command {
 			fl.StringVar(&f.Type, "type", "", "only listeners of this type (HTTP, TCP, HTTP+TCP)")
 		},
 		show: func(v *pcRead, output string) error {
-			if output == "json" || output == "yaml" {
-				keep := nameSet(configview.SortedListeners(v.snap, f), func(l *resource.Listener) string { return l.Name })
-				return writeResources(v.out, output, v.dump.Listeners, keep)
-			}
-			return configview.Listeners(v.out, v.snap, f, output == "short")
+			return rawOrTable(v, output, v.dump.Listeners, configview.SortedListeners(v.snap, f), func(l *resource.Listener) string { return l.Name },
+				func() error { return configview.Listeners(v.out, v.snap, f, output == "short") })
 		},
 	})
 }
@@ -235,11 +237,8 @@ func newPCRoutes(t *target) *cobra.Command {
 			fl.StringVar(&f.Name, "name", "", "only the route configuration with this name (e.g. 9080)")
 		},
 		show: func(v *pcRead, output string) error {
-			if output == "json" || output == "yaml" {
-				keep := nameSet(configview.SortedRoutes(v.snap, f), func(r *resource.RouteConfig) string { return r.Name })
-				return writeResources(v.out, output, v.dump.Routes, keep)
-			}
-			return configview.Routes(v.out, v.snap, f, output == "short")
+			return rawOrTable(v, output, v.dump.Routes, configview.SortedRoutes(v.snap, f), func(r *resource.RouteConfig) string { return r.Name },
+				func() error { return configview.Routes(v.out, v.snap, f, output == "short") })
 		},
 	})
 }
@@ -264,14 +263,12 @@ func newPCClusters(t *target) *cobra.Command {
 			return nil
 		},
 		show: func(v *pcRead, output string) error {
-			switch output {
-			case "json", "yaml":
-				keep := nameSet(configview.SortedClusters(v.snap, f), func(c *resource.Cluster) string { return c.Name })
-				return writeResources(v.out, output, v.dump.Clusters, keep)
-			case "short":
-				return configview.ClusterNames(v.out, v.snap, f)
-			}
-			return configview.Clusters(v.out, v.snap, f)
+			return rawOrTable(v, output, v.dump.Clusters, configview.SortedClusters(v.snap, f), func(c *resource.Cluster) string { return c.Name }, func() error {
+				if output == "short" {
+					return configview.ClusterNames(v.out, v.snap, f)
+				}
+				return configview.Clusters(v.out, v.snap, f)
+			})
 		},
 	})
 }

@@ -21,6 +21,16 @@ import (
 // it can, so it neither meets another run of the mesh on this machine nor leaves one
 // behind: the test binary runs itself again under `unshare -n` with lo up.
 
+// begin skips a test that builds and runs lucid under -short (what says what it runs), and
+// reports whether its body runs in this process (see isolated).
+func begin(t *testing.T, what string) bool {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("skipping: %s (drop -short to run)", what)
+	}
+	return isolated(t)
+}
+
 // netnsEnv marks the test process that runs inside the namespace.
 const netnsEnv = "LUCID_E2E_NETNS"
 

@@ -17,10 +17,7 @@ import (
 // as a mesh of their own, `install --apply` against a real API server. Examples live in one
 // place, each command's Example: a command line in a command's long help fails the test.
 func TestHelpExamples(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping: builds lucid and runs every --help example against `lucid up examples/bookinfo-lite` (drop -short to run)")
-	}
-	if !isolated(t) {
+	if !begin(t, "builds lucid and runs every --help example against `lucid up examples/bookinfo-lite`") {
 		return
 	}
 	bin := buildLucid(t)

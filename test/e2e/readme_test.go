@@ -17,10 +17,7 @@ import (
 // the test does not know, or a known command the README lost, fails the test: the README
 // and this table change together.
 func TestReadme(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping: builds lucid and runs the README's tour against `lucid up examples/bookinfo-lite` (drop -short to run)")
-	}
-	if !isolated(t) {
+	if !begin(t, "builds lucid and follows README.md against `lucid up examples/bookinfo-lite`") {
 		return
 	}
 	dir := t.TempDir()

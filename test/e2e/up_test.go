@@ -75,17 +75,8 @@ var bookinfoAddrs = []string{
 }
 
 func TestUpBookinfo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping: builds lucid and runs `lucid up examples/bookinfo-lite` (drop -short to run)")
-	}
-	if !isolated(t) {
+	if !begin(t, "builds lucid and runs `lucid up examples/bookinfo-lite`") {
 		return
-	}
-	for _, a := range bookinfoAddrs {
-		if c, err := net.DialTimeout("tcp", a, 200*time.Millisecond); err == nil {
-			_ = c.Close()
-			t.Fatalf("%s is already in use: is another `lucid up` running?", a)
-		}
 	}
 	bin := buildLucid(t)
 	run := startUp(t, bin, "bookinfo-lite")

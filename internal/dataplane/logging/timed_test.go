@@ -65,40 +65,39 @@ func TestTimedChangesRevertWhatTheySet(t *testing.T) {
 }
 
 func TestTimedChangesOnTheSameLogger(t *testing.T) {
-	t.Run("the later change ends first", func(t *testing.T) {
-		r, ft := newTimed(t)
-		_ = r.SetLevelsFor([]NameLevel{{"router", Debug}}, 5*time.Minute, nil)
-		_ = r.SetLevelsFor([]NameLevel{{"router", Trace}}, time.Minute, nil)
-		want := []Pending{{"router", []Step{{ft.now.Add(time.Minute), Debug}, {ft.now.Add(5 * time.Minute), Info}}}}
-		if got := r.Pending(); !reflect.DeepEqual(got, want) {
-			t.Fatalf("Pending = %+v\nwant %+v", got, want)
-		}
-		ft.fires[1]()
-		if level(r, "router") != Debug {
-			t.Fatalf("router %s after the trace change ended, want debug (the first change is still on)", level(r, "router"))
-		}
-		ft.fires[0]()
-		if level(r, "router") != Info {
-			t.Fatalf("router %s at the end, want info", level(r, "router"))
-		}
-	})
-	t.Run("the earlier change ends first", func(t *testing.T) {
-		r, ft := newTimed(t)
-		_ = r.SetLevelsFor([]NameLevel{{"router", Debug}}, time.Minute, nil)
-		_ = r.SetLevelsFor([]NameLevel{{"router", Trace}}, 5*time.Minute, nil)
-		want := []Pending{{"router", []Step{{ft.now.Add(5 * time.Minute), Info}}}}
-		if got := r.Pending(); !reflect.DeepEqual(got, want) {
-			t.Fatalf("Pending = %+v\nwant %+v", got, want)
-		}
-		ft.fires[0]()
-		if level(r, "router") != Trace {
-			t.Fatalf("router %s: the later change keeps its level until it ends", level(r, "router"))
-		}
-		ft.fires[1]()
-		if level(r, "router") != Info {
-			t.Fatalf("router %s at the end, want info (not the expired change's debug)", level(r, "router"))
-		}
-	})
+	base := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name                string
+		first, second       time.Duration // router debug for first, then trace for second
+		pending             []Step
+		afterEarlier, final Level // router's level once the earlier revert ran, and at the end
+	}{
+		{"the later change ends first", 5 * time.Minute, time.Minute,
+			[]Step{{base.Add(time.Minute), Debug}, {base.Add(5 * time.Minute), Info}}, Debug, Info},
+		{"the earlier change ends first", time.Minute, 5 * time.Minute,
+			[]Step{{base.Add(5 * time.Minute), Info}}, Trace, Info}, // the expired change's debug never comes back
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, ft := newTimed(t)
+			_ = r.SetLevelsFor([]NameLevel{{"router", Debug}}, c.first, nil)
+			_ = r.SetLevelsFor([]NameLevel{{"router", Trace}}, c.second, nil)
+			if got, want := r.Pending(), []Pending{{"router", c.pending}}; !reflect.DeepEqual(got, want) {
+				t.Fatalf("Pending = %+v\nwant %+v", got, want)
+			}
+			earlier, later := ft.fires[0], ft.fires[1]
+			if c.second < c.first {
+				earlier, later = later, earlier
+			}
+			earlier()
+			if level(r, "router") != c.afterEarlier {
+				t.Fatalf("router %s after the earlier revert, want %s", level(r, "router"), c.afterEarlier)
+			}
+			later()
+			if level(r, "router") != c.final {
+				t.Fatalf("router %s at the end, want %s", level(r, "router"), c.final)
+			}
+		})
+	}
 }
 
 func TestExplicitChangeCancelsReverts(t *testing.T) {

@@ -3,8 +3,7 @@ package inspect
 import (
 	"context"
 	"io"
-	"net"
-	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -75,16 +74,9 @@ func FuzzParseLogListing(f *testing.F) {
 // TestSetLogLevels against a real admin API: a timed change, another on top, and what
 // /logging then lists; an unknown logger changes nothing.
 func TestSetLogLevels(t *testing.T) {
-	reg := logging.NewRegistry(io.Discard, logging.Info, false)
-	ln, err := net.Listen("tcp", "127.0.141.20:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: admin.New(admin.Options{Logging: reg}), ReadHeaderTimeout: time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	srv := httptest.NewServer(admin.New(admin.Options{Logging: logging.NewRegistry(io.Discard, logging.Info, false)}))
 	defer srv.Close()
-	addr := ln.Addr().String()
-	c := &Client{}
+	addr, c := srv.Listener.Addr().String(), &Client{}
 	ctx := context.Background()
 
 	ch, _ := ParseLogChange("router:debug")
