@@ -21,10 +21,12 @@ func newUpCmd() *cobra.Command {
 		Short: "Run a local mesh from a directory of Istio YAML: discovery, sidecars and apps",
 		Long: `Run a local mesh from a directory of Istio YAML.
 
-lucid up starts the control plane (lucid discovery --config-dir DIR), one sidecar per
-WorkloadEntry on the entry's loopback address, and each workload's app (the command line in
-its lucid.dev/app annotation), streams their logs with a prefix per process and prints where
-to send requests. Ctrl-C stops everything: apps, then sidecars, then discovery.`,
+lucid up starts the control plane (lucid discovery --config-dir DIR) and, once it serves the
+configuration, one sidecar per WorkloadEntry on the entry's loopback address, each workload's
+app (the command line in its lucid.dev/app annotation) and the gateways; it streams their logs with a prefix per process and prints where
+to send requests. Ctrl-C stops everything: gateways and apps, then sidecars, then discovery,
+at once when no request is in flight (a proxy lets requests in flight finish, for up to 5 s,
+and up says what it waits for).`,
 		Example: `  lucid up examples/bookinfo-lite
   # then, in another terminal: through the ingress gateway, and from inside the mesh
   # (the client workload "curl" has its sidecar on 127.0.10.9)
