@@ -32,11 +32,12 @@ func repoRoot(t *testing.T) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// buildLucid builds cmd/lucid into a temporary directory.
+// buildLucid builds cmd/lucid into a temporary directory, with make build's compiler flags
+// (-trimpath), so the two share the build cache.
 func buildLucid(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "lucid")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/lucid")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/lucid")
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
