@@ -1,4 +1,4 @@
-// Command kubescale is the Kubernetes scale check (issue 7 §5): a real kube-apiserver and
+// Command kubescale is the Kubernetes scale check: a real kube-apiserver and
 // etcd (internal/testutil/kubetest) filled through the API with 1,000 Services, 10,000 endpoints
 // (EndpointSlices written as the EndpointSlice controller would, plus their Pods) and
 // DestinationRules with subsets; `lucid discovery --kubernetes` serving them to N connected

@@ -1,4 +1,4 @@
-// Command streams is the soak of issue 5 (SCENARIOS.md 4) with production timers: a watch
+// Command streams is the soak of scenario 4 of docs/scenarios.md with production timers: a watch
 // client streams Kubernetes-style watch events through a proxy from API server A; A's
 // packets are then dropped (iptables, no FIN, no RST) and the bench measures how long the
 // watch hangs, how long the client needs to reach API server B again, and whether a quiet

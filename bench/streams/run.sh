@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/streams: the dead-upstream soak (issue 5) with production timers, through Lucid,
+# bench/streams: the dead-upstream soak (scenario 4 of docs/scenarios.md) with production timers, through Lucid,
 # HAProxy and nginx. Needs root (a private network namespace and iptables).
 #   bench/streams/run.sh                 # cap 5 min for a hung watch, quiet stream 10 min
 #   STREAMS_ARGS="-cap 1m -quiet 2m" bench/streams/run.sh

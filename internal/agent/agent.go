@@ -7,21 +7,21 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/contract"
-	"github.com/lucid-mesh/lucid/internal/dataplane/accesslog"
 	"github.com/lucid-mesh/lucid/internal/dataplane/admin"
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
@@ -53,11 +53,14 @@ type Options struct {
 	LogOutput         io.Writer // default os.Stderr
 
 	DrainDuration time.Duration // how long inbound connections may finish at shutdown (5 s)
+	// Version is the build as /server_info and the bootstrap node report it
+	// (version.Info.Envoy: commit/version/Clean|Modified/RELEASE/go…); default "dev".
+	Version string
+
 	// UpstreamIdleBound: a request that cannot be replayed reuses an upstream connection
 	// idle at most this long while the host's idle timeout is not learned (pool.Set.SetIdleBound;
 	// 0: 1 s, negative: no bound).
 	UpstreamIdleBound time.Duration
-	Version           string
 
 	// Agent (status server, app probes, drain); see agentopts.go.
 	AgentOptions
@@ -72,57 +75,24 @@ func NodeID(ip netip.Addr, workload, namespace string) string {
 
 // Run starts the sidecar and blocks until ctx ends, then shuts down in order.
 func Run(ctx context.Context, o Options) error {
-	if !o.IP.IsValid() {
-		return errors.New("--ip is required: the workload's address, e.g. 127.0.10.2")
+	o, err := o.withDefaults() // agentopts.go: every default, once
+	if err != nil {
+		return err
 	}
-	if o.Workload == "" {
-		return errors.New("--workload is required: the WorkloadEntry's name")
-	}
-	if o.Namespace == "" {
-		o.Namespace = "default"
-	}
-	if o.DrainDuration == 0 {
-		o.DrainDuration = 5 * time.Second
-	}
-	routerDefaults(&o) // router.go
-	out := o.LogOutput
-	if out == nil {
-		out = os.Stderr
-	}
-	lvl, err := logging.ParseLevel(orDefault(o.LogLevel, "info"))
+	lvl, err := logging.ParseLevel(o.LogLevel)
 	if err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	logs := logging.NewRegistry(out, lvl, o.LogJSON)
+	logs := logging.NewRegistry(o.LogOutput, lvl, o.LogJSON)
 	mainLog := logs.Logger("main")
 
-	self := streaminfo.Peer{
-		Workload: o.Workload, Namespace: o.Namespace,
-		App: o.Labels["app"], Version: o.Labels["version"],
-		CanonicalService:  firstNonEmpty(o.Labels["service.istio.io/canonical-name"], o.Labels["app"], o.Workload),
-		CanonicalRevision: firstNonEmpty(o.Labels["service.istio.io/canonical-revision"], o.Labels["version"], "latest"),
-		Cluster:           "Kubernetes",
+	st := stats.New(peerOf(o))
+	taps := tap.New(o.Workload + "." + o.Namespace)                              // admin /tap: lucid tap, top, the dashboard
+	obs, closeObservers, err := newObservers(o, st, taps, logs.Logger("router")) // observers.go
+	if err != nil {
+		return err
 	}
-	st := stats.New(self)
-	taps := tap.New(o.Workload + "." + o.Namespace) // admin /tap: lucid tap, top, the dashboard
-	observers := []func(*streaminfo.Info){st.Record, taps.Observe}
-	connObservers := []func(*streaminfo.Info){taps.Observe} // TCP connections: access log (istio_tcp_* counted as bytes move)
-	var alog *accesslog.Logger
-	if o.AccessLog != "" {
-		f, err := accesslog.ParseFormat(orDefault(o.AccessLogEncoding, "TEXT"))
-		if err != nil {
-			return fmt.Errorf("--access-log-encoding: %w", err)
-		}
-		w, closeW, err := openLog(o.AccessLog)
-		if err != nil {
-			return fmt.Errorf("--access-log: %w", err)
-		}
-		defer closeW()
-		alog = accesslog.New(w, f)
-		defer alog.Close()
-		observers = append(observers, alog.Log)
-		connObservers = append(connObservers, alog.Log)
-	}
+	defer closeObservers()
 
 	clusters := cluster.NewManager(logs.Logger("upstream"))
 	pools := pool.NewSet(logs.Logger("pool"))
@@ -130,8 +100,8 @@ func Run(ctx context.Context, o Options) error {
 	pools.SetIdleBound(o.UpstreamIdleBound)
 	clusters.OnHostsRemoved(pools.ForgetHosts) // learned idle timeouts leave with their hosts
 	defer pools.Close()
-	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: observers, ConnectionObservers: connObservers,
-		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: self, Logger: logs.Logger("router")})
+	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: obs.requests, ConnectionObservers: obs.connections,
+		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Logger: logs.Logger("router")})
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration})
 
 	nodeID := nodeIDOf(o) // router.go: sidecar~… or router~…
@@ -141,15 +111,16 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// The xDS client applies through the agent's applier: static resources (15021)
 	// added, inbound listeners held back while draining.
-	apl := &applier{proxy: px, router: o.Router, static: newStatic(o.IP, orPort(o.StatusPort, 15020), orPort(o.HealthPort, 15021))}
+	apl := &applier{proxy: px, router: o.Router, static: newStatic(o.IP, o.StatusPort, o.HealthPort)}
 	defer startMemoryTuning(ctx, o.MemoryOptions, mainLog, apl.dynamic.Load)() // footprint.go
-	xc := xdsclient.New(xdsclient.Options{
-		Server: orDefault(o.Discovery, "127.0.0.1:15010"), NodeID: nodeID, Cluster: "Kubernetes", Metadata: meta,
-		Applier: apl, Logger: logs.Logger("config"),
+	var xc *xdsclient.Client
+	started := time.Now()
+	xc = xdsclient.New(xdsclient.Options{
+		Server: o.Discovery, NodeID: nodeID, Cluster: "Kubernetes", Metadata: meta, Version: o.Version,
+		Applier: apl, Logger: quietWhileStarting(logs.Logger("config"), started, func() bool { return heardFrom(xc.Status()) }), // startgrace.go
 	})
 
 	var draining atomic.Bool
-	started := time.Now()
 	state := func() string {
 		switch {
 		case draining.Load():
@@ -164,6 +135,7 @@ func Run(ctx context.Context, o Options) error {
 
 	quit := make(chan struct{})
 	var quitOnce sync.Once
+	stop := func() { quitOnce.Do(func() { close(quit) }) }
 	adminH := admin.New(admin.Options{
 		ConfigDump: xc.ConfigDump,
 		Clusters:   func() []admin.ClusterStatus { return clusterStatuses(clusters, pools) },
@@ -174,7 +146,7 @@ func Run(ctx context.Context, o Options) error {
 		ServerInfo: func() admin.ServerInfo {
 			return admin.ServerInfo{Version: o.Version, State: state(), NodeID: nodeID, Cluster: "Kubernetes", Uptime: time.Since(started), Metadata: meta}
 		},
-		Quit: func() { quitOnce.Do(func() { close(quit) }) },
+		Quit: stop,
 		Tap:  taps,
 		Log:  logs.Logger("admin"),
 	})
@@ -187,7 +159,7 @@ func Run(ctx context.Context, o Options) error {
 
 	drainReq := make(chan struct{}, 1)
 	probeEv := newProbeEvents(xc, o.Workload, o.Namespace, logs.Logger("probes")) // probeevents.go
-	statusSrv, err := newStatusServer(o, ready, st, logs, func() { quitOnce.Do(func() { close(quit) }) }, func() {
+	statusSrv, err := newStatusServer(o, ready, st, logs, stop, func() {
 		select {
 		case drainReq <- struct{}{}:
 		default:
@@ -197,40 +169,19 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	var servers []*http.Server
-	serve := func(port uint16, h http.Handler, what string) error {
-		addr := netip.AddrPortFrom(o.IP, port).String()
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		servers = append(servers, srv)
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				mainLog.Error("server stopped", "server", what, "error", err)
-			}
-		}()
-		return nil
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		for _, s := range servers {
-			_ = s.Shutdown(sctx)
-		}
-	}()
+	srvs := servers{ip: o.IP, log: mainLog}
+	defer srvs.shutdown()
 	defer taps.Close() // before the servers shut down: ends the admin API's /tap streams
-	if err := serve(orPort(o.StatusPort, 15020), statusSrv.Handler(), "status server"); err != nil {
+	if err := srvs.start(o.StatusPort, statusSrv.Handler(), "status server"); err != nil {
 		return err
 	}
-	if err := serve(orPort(o.AdminPort, 15000), adminH, "admin"); err != nil {
+	if err := srvs.start(o.AdminPort, adminH, "admin"); err != nil {
 		return err
 	}
 	if o.PrometheusPort != 0 {
 		mux := http.NewServeMux()
 		mux.Handle("/stats/prometheus", st.PrometheusHandler())
-		if err := serve(o.PrometheusPort, mux, "prometheus"); err != nil {
+		if err := srvs.start(o.PrometheusPort, mux, "prometheus"); err != nil {
 			return err
 		}
 	}
@@ -245,8 +196,8 @@ func Run(ctx context.Context, o Options) error {
 	go func() { xdone <- xc.Run(xctx) }()
 	evDone := make(chan struct{})
 	go func() { defer close(evDone); probeEv.run(xctx) }()
-	mainLog.Info(proxyKind(o)+" started", "node", nodeID, "discovery", orDefault(o.Discovery, "127.0.0.1:15010"),
-		"admin", netip.AddrPortFrom(o.IP, orPort(o.AdminPort, 15000)).String())
+	mainLog.Info(proxyKind(o)+" started", "node", nodeID, "discovery", o.Discovery,
+		"admin", netip.AddrPortFrom(o.IP, o.AdminPort).String(), "version", o.Version)
 
 	lifecycle{o: o, log: mainLog, proxy: px, applier: apl, draining: &draining, quit: quit, drainReq: drainReq}.run(ctx)
 	stopXDS()
@@ -255,6 +206,50 @@ func Run(ctx context.Context, o Options) error {
 		mainLog.Error("xds client stopped", "error", err)
 	}
 	return nil
+}
+
+// peerOf is the workload itself as metrics and the access log name it.
+func peerOf(o Options) streaminfo.Peer {
+	return streaminfo.Peer{
+		Workload: o.Workload, Namespace: o.Namespace,
+		App: o.Labels["app"], Version: o.Labels["version"],
+		CanonicalService:  cmp.Or(o.Labels["service.istio.io/canonical-name"], o.Labels["app"], o.Workload),
+		CanonicalRevision: cmp.Or(o.Labels["service.istio.io/canonical-revision"], o.Labels["version"], "latest"),
+		Cluster:           "Kubernetes",
+	}
+}
+
+// servers are the agent's own HTTP servers (status, admin, Prometheus), each on a port of
+// the workload's address; shutdown stops them all.
+type servers struct {
+	ip   netip.Addr
+	log  *slog.Logger
+	list []*http.Server
+}
+
+// start binds ip:port and serves h there; the error names the server.
+func (s *servers) start(port uint16, h http.Handler, what string) error {
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(s.ip, port).String())
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.list = append(s.list, srv)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("server stopped", "server", what, "error", err)
+		}
+	}()
+	return nil
+}
+
+// shutdown stops every server, giving their requests 2 s to finish.
+func (s *servers) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, srv := range s.list {
+		_ = srv.Shutdown(ctx)
+	}
 }
 
 func readiness(s xdsclient.Status, applied bool, missing []string, draining bool) error {
@@ -285,41 +280,4 @@ func readiness(s xdsclient.Status, applied bool, missing []string, draining bool
 		return fmt.Errorf("config not fully received from XDS server: waiting for %s", strings.Join(missing, ", "))
 	}
 	return nil
-}
-
-func openLog(path string) (io.Writer, func(), error) {
-	switch path {
-	case "/dev/stdout", "-":
-		return os.Stdout, func() {}, nil
-	case "/dev/stderr":
-		return os.Stderr, func() {}, nil
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) //nolint:gosec // G302: access logs are world-readable, as Envoy creates them (0644)
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, func() { _ = f.Close() }, nil
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
-
-func orPort(p, d uint16) uint16 {
-	if p == 0 {
-		return d
-	}
-	return p
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"cmp"
+	"errors"
 	"net/netip"
+	"os"
 	"time"
 )
 
@@ -38,4 +41,49 @@ type AgentOptions struct {
 	// connection is left.
 	ExitOnZeroActiveConnections bool
 	MinimumDrainDuration        time.Duration
+}
+
+// Defaults of Options, Istio's numbers.
+const (
+	defaultDiscovery     = "127.0.0.1:15010"
+	defaultAdminPort     = 15000
+	defaultStatusPort    = 15020
+	defaultHealthPort    = 15021
+	defaultDrain         = 5 * time.Second
+	defaultMinimumDrain  = 5 * time.Second
+	defaultLogLevel      = "info"
+	defaultAccessLogKind = "TEXT"
+)
+
+// withDefaults checks what Run cannot do without and fills in every default, so the rest
+// of the agent reads the options as they are.
+func (o Options) withDefaults() (Options, error) {
+	if !o.IP.IsValid() {
+		return o, errors.New("--ip is required: the workload's address, e.g. 127.0.10.2")
+	}
+	if o.Workload == "" {
+		return o, errors.New("--workload is required: the WorkloadEntry's name")
+	}
+	o.Namespace = cmp.Or(o.Namespace, "default")
+	o.Discovery = cmp.Or(o.Discovery, defaultDiscovery)
+	o.AdminPort = cmp.Or(o.AdminPort, defaultAdminPort)
+	o.StatusPort = cmp.Or(o.StatusPort, defaultStatusPort)
+	o.HealthPort = cmp.Or(o.HealthPort, defaultHealthPort)
+	o.DrainDuration = cmp.Or(o.DrainDuration, defaultDrain)
+	if o.MinimumDrainDuration <= 0 {
+		o.MinimumDrainDuration = defaultMinimumDrain
+	}
+	o.LogLevel = cmp.Or(o.LogLevel, defaultLogLevel)
+	o.AccessLogEncoding = cmp.Or(o.AccessLogEncoding, defaultAccessLogKind)
+	if o.LogOutput == nil {
+		o.LogOutput = os.Stderr
+	}
+	o.Version = cmp.Or(o.Version, "dev")
+	if !o.AppAddress.IsValid() {
+		o.AppAddress = o.IP // Istio: the pod IP
+	}
+	if o.Router { // a gateway has no app: no app probes, no app metrics
+		o.AppProbers, o.PrometheusAnnotations, o.AppMetricsURL = "", "", ""
+	}
+	return o, nil
 }

@@ -69,18 +69,31 @@ wait:
 	l.log.Info("shutting down: draining listeners", "drain", l.o.DrainDuration.String(),
 		"exit_on_zero_active_connections", l.o.ExitOnZeroActiveConnections)
 	startDrain()
+	began := time.Now()
 	deadline := time.NewTimer(l.o.DrainDuration)
 	defer deadline.Stop()
+	which := "inbound" // what drains: drainListeners (router.go)
+	if l.o.Router {
+		which = "downstream"
+	}
 	if l.o.ExitOnZeroActiveConnections {
-		minimum := time.NewTimer(orDuration(l.o.MinimumDrainDuration, 5*time.Second))
+		minimum := time.NewTimer(l.o.MinimumDrainDuration)
 		defer minimum.Stop()
 		select {
 		case <-minimum.C:
 			select {
 			case <-drained:
-				l.log.Info("no active inbound connection left: exiting before the drain duration")
-			case <-deadline.C:
-			case <-l.quit:
+				l.log.Info("no active " + which + " connection left: exiting before the drain duration")
+			default:
+				l.log.Info(which+" connections still open: waiting for their requests to finish",
+					"at_most", (l.o.DrainDuration - time.Since(began)).Round(time.Millisecond).String())
+				select {
+				case <-drained:
+					l.log.Info("the last " + which + " connection finished: exiting before the drain duration")
+				case <-deadline.C:
+					l.log.Info("drain duration over: closing the " + which + " connections still open")
+				case <-l.quit:
+				}
 			}
 		case <-deadline.C:
 		case <-l.quit:
@@ -101,11 +114,4 @@ func (l lifecycle) closeProxy() {
 	if err := l.proxy.Close(ctx); err != nil {
 		l.log.Debug("proxy closed with connections still open", "error", err)
 	}
-}
-
-func orDuration(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }

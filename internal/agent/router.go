@@ -24,14 +24,6 @@ func nodeIDOf(o Options) string {
 	return NodeID(o.IP, o.Workload, o.Namespace)
 }
 
-// routerDefaults clears what only a sidecar has: the app's probes and metrics.
-func routerDefaults(o *Options) {
-	if !o.Router {
-		return
-	}
-	o.AppProbers, o.PrometheusAnnotations, o.AppMetricsURL = "", "", ""
-}
-
 // drainListeners starts the shutdown drain: a sidecar's inbound listeners, or every
 // listener of a router but the health listener.
 func (l lifecycle) drainListeners(ctx context.Context) <-chan struct{} {

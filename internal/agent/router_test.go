@@ -19,8 +19,12 @@ func TestRouterNodeID(t *testing.T) {
 }
 
 func TestRouterDefaultsDropAppSettings(t *testing.T) {
-	o := Options{AgentOptions: AgentOptions{Router: true, AppProbers: `{"/app-health/x/livez":{}}`, PrometheusAnnotations: `{"scrape":"true"}`, AppMetricsURL: "http://x"}}
-	routerDefaults(&o)
+	o := Options{IP: netip.MustParseAddr("127.0.97.100"), Workload: "gw",
+		AgentOptions: AgentOptions{Router: true, AppProbers: `{"/app-health/x/livez":{}}`, PrometheusAnnotations: `{"scrape":"true"}`, AppMetricsURL: "http://x"}}
+	o, err := o.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if o.AppProbers != "" || o.PrometheusAnnotations != "" || o.AppMetricsURL != "" {
 		t.Errorf("a router kept app settings: %+v", o.AgentOptions)
 	}

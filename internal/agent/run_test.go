@@ -58,7 +58,7 @@ func TestRunStatusServer(t *testing.T) {
 	go func() {
 		done <- Run(ctx, Options{
 			IP: netip.MustParseAddr("127.0.91.30"), Workload: "web", Discovery: "127.0.91.30:1",
-			LogOutput: logs, DrainDuration: 100 * time.Millisecond,
+			LogOutput: logs, DrainDuration: 100 * time.Millisecond, Version: "0123abc/v9.9.9/Clean/RELEASE/go1.99",
 			AgentOptions: AgentOptions{
 				AppProbers:    `{"/app-health/web/livez":{"httpGet":{"path":"/ok","port":8080}},"/app-health/web/readyz":{"tcpSocket":{"port":8081},"timeoutSeconds":1}}`,
 				AppAddress:    netip.MustParseAddr("127.0.91.31"),
@@ -102,6 +102,16 @@ func TestRunStatusServer(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "app probe failed") {
 		t.Errorf("no probe warning in the log:\n%s", logs.String())
+	}
+	// The build, as `lucid version` knows it, in /server_info and the bootstrap node.
+	if _, _, info := get(t, "GET", "http://127.0.91.30:15000/server_info"); !strings.Contains(info, `"version": "0123abc/v9.9.9/Clean/RELEASE/go1.99"`) {
+		t.Errorf("/server_info lacks the version:\n%s", info)
+	}
+	if _, _, dump := get(t, "GET", "http://127.0.91.30:15000/config_dump"); !strings.Contains(dump, `"user_agent_version": "0123abc/v9.9.9/Clean/RELEASE/go1.99"`) {
+		t.Errorf("/config_dump's bootstrap lacks the version:\n%.2000s", dump)
+	}
+	if l := logs.String(); strings.Contains(l, `level=warning msg="proxy is not ready"`) || strings.Contains(l, `level=warning msg="xds stream closed`) {
+		t.Errorf("a sidecar that has just started warned (the control plane may still be coming up):\n%s", logs.String())
 	}
 	if code, _, _ := get(t, "GET", st+"/quitquitquit"); code != 405 {
 		t.Fatalf("GET /quitquitquit: %d", code)

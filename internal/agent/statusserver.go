@@ -16,15 +16,12 @@ func newStatusServer(o Options, ready status.Probe, st *stats.Stats, logs *loggi
 		return nil, err
 	}
 	target := o.AppAddress
-	if !target.IsValid() {
-		target = o.IP
-	}
 	host := target.String()
 	if o.ProbeLocalhost {
 		host = "localhost"
 	}
 	probes, err := appprobe.New(appprobe.Options{
-		Config: cfg, Target: host, StatusPort: orPort(o.StatusPort, 15020),
+		Config: cfg, Target: host, StatusPort: o.StatusPort,
 		SourceV4: o.ProbeSourceV4, SourceV6: o.ProbeSourceV6,
 		Logger: logs.Logger("probes"), Registerer: st.Registry(), OnFailure: onProbeFailure,
 	})
@@ -34,12 +31,12 @@ func newStatusServer(o Options, ready status.Probe, st *stats.Stats, logs *loggi
 	var app *status.AppScrape
 	if o.AppMetricsURL != "" {
 		app = &status.AppScrape{URL: o.AppMetricsURL}
-	} else if app, err = status.ParsePrometheusAnnotations(o.PrometheusAnnotations, target.String(), orPort(o.StatusPort, 15020)); err != nil {
+	} else if app, err = status.ParsePrometheusAnnotations(o.PrometheusAnnotations, target.String(), o.StatusPort); err != nil {
 		return nil, err
 	}
 	return status.NewServer(status.Options{
 		Ready: ready, Log: logs.Logger("agent"), AppProbes: probes,
 		Metrics: st.Registry(), AppMetrics: app, Registerer: st.Registry(),
-		Quit: quit, Drain: drain, Profiling: o.Profiling,
+		Quit: quit, Drain: drain, Profiling: o.Profiling, StartGrace: startGrace,
 	})
 }

@@ -21,8 +21,9 @@ func newDemoAppCmd() *cobra.Command {
 It answers every request with its name and version (JSON) and, for each --call URL,
 calls it through the HTTP proxy (--proxy, default $LUCID_PROXY: the workload sidecar's
 outbound listener) and shows the callee's status, answer and x-lucid-error header.`,
-		Example: `  lucid demo-app --listen 127.0.20.2:9080 --name reviews --version v1 \
-      --call http://ratings:9080/ratings --proxy http://127.0.10.2:15001`,
+		Example: `  # productpage of examples/bookinfo-lite, calling reviews through its sidecar
+  lucid demo-app --listen 127.0.20.1:9080 --name productpage --call http://reviews:9080/reviews \
+      --proxy http://127.0.10.1:15001`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("proxy") {

@@ -30,8 +30,10 @@ Services and their EndpointSlices become <name>.<namespace>.svc.cluster.local wi
 labels, and the Istio objects (VirtualService, DestinationRule, ...) are read from their CRDs.
 An invalid Istio object gets a Warning Event (reason LucidValidation) with the same message
 as in file mode. The API server is found from --kubeconfig, $KUBECONFIG, the pod's service
-account, or ~/.kube/config, in that order. Several replicas may run; each serves on its own.`,
-		Args: cobra.NoArgs,
+account, or ~/.kube/config, in that order (as lucid install --apply). Several replicas may
+run; each serves on its own.`,
+		Example: `  lucid discovery --config-dir examples/bookinfo-lite`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			lvl, err := parseSlogLevel(logLevel)
 			if err != nil {

@@ -28,9 +28,9 @@ resources whose selector matches its labels, and binds them on --ip (0.0.0.0 in 
 listener means --ip in local mode). TLS is terminated with the certificate files the
 Gateway names (SIMPLE and MUTUAL), passed through by SNI (PASSTHROUGH), or not used (HTTP, TCP).
 The admin API is on :15000, readiness on :15021/healthz/ready (and :15020), metrics on
-:15020 and :15090.
-
-Example:
+:15020 and :15090.`,
+		Example: `  # the ingress gateway of examples/bookinfo-lite (its WorkloadEntry istio-system/istio-ingressgateway),
+  # with lucid discovery --config-dir examples/bookinfo-lite running
   lucid gateway --ip 127.0.0.1 --name istio-ingressgateway --namespace istio-system`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,7 +46,7 @@ Example:
 				return fmt.Errorf("--labels: %w", err)
 			}
 			o.Router = true
-			o.Version = version.String()
+			o.Version = version.Get().Envoy()
 			return agent.Run(cmd.Context(), o)
 		},
 	}
@@ -69,6 +69,6 @@ Example:
 	f.StringVar(&o.LogLevel, "log-level", "info", "default log level: trace, debug, info, warning, error, critical, off")
 	f.BoolVar(&o.LogJSON, "log-json", false, "write logs as JSON")
 	addMemoryFlags(cmd, &o.MemoryOptions) // the same memory settings as a sidecar
-	f.DurationVar(&o.DrainDuration, "drain-duration", 0, "how long connections may finish at shutdown (default 5s)")
+	addDrainFlags(cmd, &o, "downstream")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/kube/install"
 	"github.com/lucid-mesh/lucid/internal/kube/kubeapply"
+	"github.com/lucid-mesh/lucid/internal/kube/kubeclient"
 	"github.com/lucid-mesh/lucid/internal/version"
 )
 
@@ -25,16 +26,15 @@ func newInstallCmd() *cobra.Command {
 the istio.io/api module Lucid is built with), the istio-system namespace, the lucid-discovery
 service account and RBAC, the lucid-discovery Deployment and Service (ports 15010 grpc-xds,
 15014 http-monitoring, 443 -> 15017 https-webhook) and the MutatingWebhookConfiguration with
-Istio's four injection webhooks.
-
-  lucid install | kubectl apply --server-side -f -
+Istio's four injection webhooks. Apply them with kubectl apply --server-side.
 
 With --apply, Lucid applies them itself (server-side apply, field manager lucid-install,
-taking over conflicting fields) to the cluster of --kubeconfig, $KUBECONFIG,
-~/.kube/config or, inside a Pod, its service account; it prints one line per object
-(created, configured or unchanged), and applying again changes nothing.
-
-  lucid install --apply`,
+taking over conflicting fields) to the cluster found as lucid discovery --kubernetes finds it
+(--kubeconfig, $KUBECONFIG, a Pod's service account, ~/.kube/config, in that order); it
+prints one line per object (created, configured or unchanged), and applying again changes
+nothing.`,
+		Example: `  lucid install > lucid-install.yaml   # then: kubectl apply --server-side -f lucid-install.yaml
+  lucid install --apply                # the same, applied by lucid to the cluster $KUBECONFIG names`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := install.Render(o)
@@ -57,7 +57,7 @@ taking over conflicting fields) to the cluster of --kubeconfig, $KUBECONFIG,
 	f.Int32Var(&o.Replicas, "replicas", 1, "discovery replicas")
 	f.BoolVar(&o.NoCRDs, "skip-crds", false, "leave the Istio CRDs out")
 	f.BoolVar(&apply, "apply", false, "apply the manifests to the cluster (server-side apply) instead of printing them")
-	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file for --apply (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file for --apply (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
 	return cmd
 }
 
@@ -65,7 +65,7 @@ taking over conflicting fields) to the cluster of --kubeconfig, $KUBECONFIG,
 const installFieldManager = "lucid-install"
 
 func applyInstall(cmd *cobra.Command, manifests []byte, kubeconfig string) error {
-	cfg, err := kubeapply.RESTConfig(kubeconfig)
+	cfg, _, err := kubeclient.Config(kubeconfig)
 	if err != nil {
 		return fmt.Errorf("install --apply: %w", err)
 	}

@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -100,5 +102,33 @@ func TestInstallApplyBadKubeconfig(t *testing.T) {
 	_, err := runLucid(t, "install", "--apply", "--kubeconfig", "/nonexistent/kubeconfig")
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/kubeconfig") {
 		t.Errorf("error = %v, want it to name the kubeconfig file", err)
+	}
+}
+
+// TestInstallApplyFindsTheClusterAsDiscovery: install --apply looks for the cluster in the
+// same order as discovery --kubernetes (kubeclient.Config): $KUBECONFIG before
+// ~/.kube/config. The server named in $KUBECONFIG refuses connections, so the error names it.
+func TestInstallApplyFindsTheClusterAsDiscovery(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	kubeconfig := func(path, server string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		body := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: " + server + "}}]\n" +
+			"users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubeconfig(filepath.Join(home, ".kube", "config"), "https://127.0.141.1:1")
+	env := filepath.Join(t.TempDir(), "env")
+	kubeconfig(env, "https://127.0.141.2:1")
+	t.Setenv("KUBECONFIG", env)
+	_, err := runLucid(t, "install", "--apply")
+	if err == nil || !strings.Contains(err.Error(), "127.0.141.2") {
+		t.Errorf("install --apply with $KUBECONFIG set: %v, want an error naming $KUBECONFIG's server 127.0.141.2", err)
 	}
 }

@@ -29,9 +29,9 @@ exactly as the admission webhook would (Istio's injector: the istio-proxy and is
 containers, probes rewritten to the status port with the originals in ISTIO_KUBE_APP_PROBERS).
 Every other document passes through unchanged. Namespace labels are not consulted; pod labels
 and annotations (sidecar.istio.io/inject: "false", ...) are. What was not injected, and why, is
-reported on standard error.
-
-  lucid kube-inject -f deploy.yaml | kubectl apply -f -`,
+reported on standard error. Pipe the result to kubectl apply -f -.`,
+		Example: `  lucid kube-inject -f examples/kubernetes/productpage.yaml
+  lucid kube-inject -f examples/kubernetes/productpage.yaml -o productpage-injected.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if in == "" {

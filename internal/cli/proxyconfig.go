@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,10 +13,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
-	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/diag/configview"
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
@@ -143,152 +144,157 @@ func writeDoc(w io.Writer, output string, js []byte) error {
 	return err
 }
 
-func nameSet[T any](xs []T, name func(T) string) func(string) bool {
-	set := map[string]bool{}
-	for _, x := range xs {
-		set[name(x)] = true
+// rawOrTable prints, for -o json or yaml, the raw resources of the view's rows (shown
+// names the decoded rows in the view's order and filter), else the view's table.
+func rawOrTable[T proto.Message, R any](v *pcRead, output string, raw []inspect.Entry[T], shown []R, name func(R) string, table func() error) error {
+	if output != "json" && output != "yaml" {
+		return table()
 	}
-	return func(n string) bool { return set[n] }
+	set := map[string]bool{}
+	for _, r := range shown {
+		set[name(r)] = true
+	}
+	return writeResources(v.out, output, raw, func(n string) bool { return set[n] })
+}
+
+// pcView is one of proxy-config's four views of what a sidecar runs; newPCView builds its
+// command: the workload argument, -o, the config dump read and decoded, then show.
+type pcView struct {
+	use, short string
+	example    string
+	aliases    []string
+	outputs    []string // accepted -o values besides "" (the table)
+	outputHelp string   // -o's help when the values alone do not say it
+	flags      func(*pflag.FlagSet)
+	check      func() error // validates the view's own flags before anything is read
+	show       func(v *pcRead, output string) error
+}
+
+// pcRead is what a view shows: the sidecar's config dump, decoded.
+type pcRead struct {
+	ctx    context.Context
+	out    io.Writer
+	t      *target
+	dump   *inspect.Dump
+	snap   *resource.Snapshot
+	target inspect.Target
+}
+
+func newPCView(t *target, v pcView) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:     v.use + " <workload>",
+		Aliases: v.aliases,
+		Short:   v.short,
+		Example: v.example,
+		Args:    t.workloadArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output, append([]string{""}, v.outputs...)...); err != nil {
+				return err
+			}
+			if v.check != nil {
+				if err := v.check(); err != nil {
+					return err
+				}
+			}
+			d, s, tg, err := t.snapshot(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			return v.show(&pcRead{ctx: cmd.Context(), out: cmd.OutOrStdout(), t: t, dump: d, snap: s, target: tg}, output)
+		},
+	}
+	v.flags(cmd.Flags())
+	cmd.Flags().StringVarP(&output, "output", "o", "", cmp.Or(v.outputHelp, "output: (table), "+strings.Join(v.outputs, ", ")))
+	return cmd
 }
 
 func newPCListeners(t *target) *cobra.Command {
-	var (
-		f      configview.ListenerFilter
-		output string
-	)
-	cmd := &cobra.Command{
-		Use:     "listeners <workload>",
-		Aliases: []string{"listener", "l"},
-		Short:   "Listeners: ADDRESSES PORT MATCH DESTINATION",
-		Args:    t.workloadArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "", "short", "json", "yaml"); err != nil {
-				return err
-			}
-			d, s, _, err := t.snapshot(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			switch output {
-			case "json", "yaml":
-				keep := nameSet(configview.SortedListeners(s, f), func(l *resource.Listener) string { return l.Name })
-				return writeResources(out, output, d.Listeners, keep)
-			}
-			return configview.Listeners(out, s, f, output == "short")
+	var f configview.ListenerFilter
+	return newPCView(t, pcView{
+		use: "listeners", aliases: []string{"listener", "l"}, outputs: []string{"short", "json", "yaml"},
+		short:   "Listeners: ADDRESSES PORT MATCH DESTINATION",
+		example: "  lucid proxy-config listeners curl\n  lucid proxy-config listeners curl --port 9080 -o json",
+		flags: func(fl *pflag.FlagSet) {
+			fl.StringVar(&f.Address, "address", "", "only listeners on this address")
+			fl.Uint32Var(&f.Port, "port", 0, "only listeners on this port")
+			fl.StringVar(&f.Type, "type", "", "only listeners of this type (HTTP, TCP, HTTP+TCP)")
 		},
-	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.Address, "address", "", "only listeners on this address")
-	fl.Uint32Var(&f.Port, "port", 0, "only listeners on this port")
-	fl.StringVar(&f.Type, "type", "", "only listeners of this type (HTTP, TCP, HTTP+TCP)")
-	fl.StringVarP(&output, "output", "o", "", "output: (table), short, json, yaml")
-	return cmd
+		show: func(v *pcRead, output string) error {
+			return rawOrTable(v, output, v.dump.Listeners, configview.SortedListeners(v.snap, f), func(l *resource.Listener) string { return l.Name },
+				func() error { return configview.Listeners(v.out, v.snap, f, output == "short") })
+		},
+	})
 }
 
 func newPCRoutes(t *target) *cobra.Command {
-	var (
-		f      configview.RouteFilter
-		output string
-	)
-	cmd := &cobra.Command{
-		Use:     "routes <workload>",
-		Aliases: []string{"route", "r"},
-		Short:   "Routes: NAME VHOST NAME DOMAINS MATCH VIRTUAL SERVICE",
-		Args:    t.workloadArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "", "short", "json", "yaml"); err != nil {
-				return err
-			}
-			d, s, _, err := t.snapshot(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			switch output {
-			case "json", "yaml":
-				keep := nameSet(configview.SortedRoutes(s, f), func(r *resource.RouteConfig) string { return r.Name })
-				return writeResources(out, output, d.Routes, keep)
-			}
-			return configview.Routes(out, s, f, output == "short")
+	var f configview.RouteFilter
+	return newPCView(t, pcView{
+		use: "routes", aliases: []string{"route", "r"}, outputs: []string{"short", "json", "yaml"},
+		short:   "Routes: NAME VHOST NAME DOMAINS MATCH VIRTUAL SERVICE",
+		example: "  lucid proxy-config routes curl\n  lucid proxy-config routes istio-ingressgateway.istio-system",
+		flags: func(fl *pflag.FlagSet) {
+			fl.StringVar(&f.Name, "name", "", "only the route configuration with this name (e.g. 9080)")
 		},
-	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.Name, "name", "", "only the route configuration with this name (e.g. 9080)")
-	fl.StringVarP(&output, "output", "o", "", "output: (table), short, json, yaml")
-	return cmd
+		show: func(v *pcRead, output string) error {
+			return rawOrTable(v, output, v.dump.Routes, configview.SortedRoutes(v.snap, f), func(r *resource.RouteConfig) string { return r.Name },
+				func() error { return configview.Routes(v.out, v.snap, f, output == "short") })
+		},
+	})
 }
 
 func newPCClusters(t *target) *cobra.Command {
-	var (
-		f      configview.ClusterFilter
-		output string
-	)
-	cmd := &cobra.Command{
-		Use:     "clusters <workload>",
-		Aliases: []string{"cluster", "c"},
-		Short:   "Clusters: SERVICE FQDN PORT SUBSET DIRECTION TYPE DESTINATION RULE",
-		Args:    t.workloadArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "", "short", "json", "yaml"); err != nil {
-				return err
-			}
+	var f configview.ClusterFilter
+	return newPCView(t, pcView{
+		use: "clusters", aliases: []string{"cluster", "c"}, outputs: []string{"short", "json", "yaml"},
+		outputHelp: "output: (table), short (names), json, yaml",
+		short:      "Clusters: SERVICE FQDN PORT SUBSET DIRECTION TYPE DESTINATION RULE",
+		example:    "  lucid proxy-config clusters curl --fqdn reviews.default.svc.cluster.local",
+		flags: func(fl *pflag.FlagSet) {
+			fl.StringVar(&f.FQDN, "fqdn", "", "only clusters whose name contains this host")
+			fl.IntVar(&f.Port, "port", 0, "only clusters of this port")
+			fl.StringVar(&f.Subset, "subset", "", "only clusters whose name contains this subset")
+			fl.StringVar(&f.Direction, "direction", "", "only inbound or outbound clusters")
+		},
+		check: func() error {
 			if f.Direction != "" && f.Direction != "inbound" && f.Direction != "outbound" {
 				return fmt.Errorf("--direction %q: want inbound or outbound", f.Direction)
 			}
-			d, s, _, err := t.snapshot(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			switch output {
-			case "json", "yaml":
-				keep := nameSet(configview.SortedClusters(s, f), func(c *resource.Cluster) string { return c.Name })
-				return writeResources(out, output, d.Clusters, keep)
-			case "short":
-				return configview.ClusterNames(out, s, f)
-			}
-			return configview.Clusters(out, s, f)
+			return nil
 		},
-	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.FQDN, "fqdn", "", "only clusters whose name contains this host")
-	fl.IntVar(&f.Port, "port", 0, "only clusters of this port")
-	fl.StringVar(&f.Subset, "subset", "", "only clusters whose name contains this subset")
-	fl.StringVar(&f.Direction, "direction", "", "only inbound or outbound clusters")
-	fl.StringVarP(&output, "output", "o", "", "output: (table), short (names), json, yaml")
-	return cmd
+		show: func(v *pcRead, output string) error {
+			return rawOrTable(v, output, v.dump.Clusters, configview.SortedClusters(v.snap, f), func(c *resource.Cluster) string { return c.Name }, func() error {
+				if output == "short" {
+					return configview.ClusterNames(v.out, v.snap, f)
+				}
+				return configview.Clusters(v.out, v.snap, f)
+			})
+		},
+	})
 }
 
 func newPCEndpoints(t *target) *cobra.Command {
-	var (
-		f      configview.EndpointFilter
-		output string
-	)
-	cmd := &cobra.Command{
-		Use:     "endpoints <workload>",
-		Aliases: []string{"endpoint", "ep"},
-		Short:   "Endpoints: ENDPOINT STATUS OUTLIER CHECK CLUSTER, and why a cluster has none",
-		Args:    t.workloadArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "", "short", "json", "yaml"); err != nil {
-				return err
-			}
-			_, s, tg, err := t.snapshot(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), t.timeout)
+	var f configview.EndpointFilter
+	return newPCView(t, pcView{
+		use: "endpoints", aliases: []string{"endpoint", "ep"}, outputs: []string{"json", "yaml"},
+		short:   "Endpoints: ENDPOINT STATUS OUTLIER CHECK CLUSTER, and why a cluster has none",
+		example: "  lucid proxy-config endpoints curl\n  lucid proxy-config endpoints curl --cluster 'outbound|9080|v3|reviews.default.svc.cluster.local'",
+		flags: func(fl *pflag.FlagSet) {
+			fl.StringVar(&f.Address, "address", "", "only endpoints with this IP")
+			fl.IntVar(&f.Port, "port", 0, "only endpoints on this port")
+			fl.StringVar(&f.Cluster, "cluster", "", "only endpoints of this cluster")
+			fl.StringVar(&f.Status, "status", "", "only endpoints with this status (HEALTHY, UNHEALTHY, DRAINING, ...)")
+		},
+		show: func(v *pcRead, output string) error {
+			ctx, cancel := context.WithTimeout(v.ctx, v.t.timeout)
 			defer cancel()
-			cs, err := t.client().Clusters(ctx, tg.Admin)
+			cs, err := v.t.client().Clusters(ctx, v.target.Admin)
 			if err != nil {
-				return fmt.Errorf("read %s/clusters: %w", tg.Admin, err)
+				return fmt.Errorf("read %s/clusters: %w", v.target.Admin, err)
 			}
 			rows := configview.EndpointRows(cs, f)
-			empty := configview.EmptyClusters(simulate.New(s, nil), f)
-			out := cmd.OutOrStdout()
-			switch output {
-			case "json", "yaml":
+			empty := configview.EmptyClusters(simulate.New(v.snap, nil), f)
+			if output == "json" || output == "yaml" {
 				js, err := jsonIndent(struct {
 					Endpoints []configview.EndpointRow  `json:"endpoints"`
 					Empty     []configview.EmptyCluster `json:"clusters_without_endpoints"`
@@ -296,21 +302,12 @@ func newPCEndpoints(t *target) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return writeDoc(out, output, js)
+				return writeDoc(v.out, output, js)
 			}
-			return configview.Endpoints(out, rows, empty)
+			return configview.Endpoints(v.out, rows, empty)
 		},
-	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.Address, "address", "", "only endpoints with this IP")
-	fl.IntVar(&f.Port, "port", 0, "only endpoints on this port")
-	fl.StringVar(&f.Cluster, "cluster", "", "only endpoints of this cluster")
-	fl.StringVar(&f.Status, "status", "", "only endpoints with this status (HEALTHY, UNHEALTHY, DRAINING, ...)")
-	fl.StringVarP(&output, "output", "o", "", "output: (table), json, yaml")
-	return cmd
+	})
 }
-
-var errNoChange = errors.New("nothing to change")
 
 func jsonIndent(v any) ([]byte, error) {
 	var buf bytes.Buffer
@@ -320,86 +317,6 @@ func jsonIndent(v any) ([]byte, error) {
 		return nil, fmt.Errorf("json: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// logChange is what --level asks for: a level for every logger and/or some loggers.
-type logChange struct {
-	all   string            // "" when not set
-	paths []string          // "name:level"
-	names map[string]string // name → level
-}
-
-// parseLogLevels parses istioctl's --level: "debug", "http:debug,router:trace", or both
-// ("info,http:debug": every logger info, then http debug).
-func parseLogLevels(s string) (*logChange, error) {
-	c := &logChange{names: map[string]string{}}
-	for item := range strings.SplitSeq(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		name, lvl, per := strings.Cut(item, ":")
-		if !per {
-			name, lvl = "", item
-		}
-		if _, err := logging.ParseLevel(lvl); err != nil {
-			return nil, fmt.Errorf("--level %q: unrecognized level %q (want trace, debug, info, warning, error, critical, off)", s, lvl)
-		}
-		if !per {
-			c.all = lvl
-			continue
-		}
-		if name == "" {
-			return nil, fmt.Errorf("--level %q: empty logger name", s)
-		}
-		c.paths = append(c.paths, name+":"+lvl)
-		c.names[name] = lvl
-	}
-	if c.all == "" && len(c.paths) == 0 {
-		return nil, fmt.Errorf("--level %q: %w", s, errNoChange)
-	}
-	return c, nil
-}
-
-// parseLoggerList reads /logging's listing ("  name: level" lines).
-func parseLoggerList(body string) map[string]string {
-	out := map[string]string{}
-	for line := range strings.SplitSeq(body, "\n") {
-		if !strings.HasPrefix(line, "  ") {
-			continue
-		}
-		name, lvl, ok := strings.Cut(strings.TrimSpace(line), ": ")
-		if ok {
-			out[name] = lvl
-		}
-	}
-	return out
-}
-
-// levelsFlag renders a listing back as a --level value that restores it.
-func levelsFlag(levels map[string]string) string {
-	count := map[string]int{}
-	for _, l := range levels {
-		count[l]++
-	}
-	common, best := "", -1
-	for l, n := range count {
-		if n > best || (n == best && l < common) {
-			common, best = l, n
-		}
-	}
-	parts := []string{common}
-	names := make([]string, 0, len(levels))
-	for n := range levels {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if levels[n] != common {
-			parts = append(parts, n+":"+levels[n])
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 func newPCLog(t *target) *cobra.Command {
@@ -412,17 +329,20 @@ func newPCLog(t *target) *cobra.Command {
 		Use:   "log <workload>",
 		Short: "Show or set a sidecar's log levels (/logging), optionally for a while",
 		Long: `Show or set a sidecar's log levels through its admin /logging endpoint, with Envoy's
-logger names (http, router, upstream, config, connection, pool, ...).
+logger names (http, router, upstream, config, connection, pool, ...), and the changes still
+to revert.
 
   --level debug                 every logger
   --level http:debug,router:trace   some loggers
   --for 5m                      the change reverts by itself after 5 minutes: the sidecar
                                 keeps the timer (/logging?...&for=5m), so it reverts even
-                                if this command is interrupted
+                                if this command is interrupted; each timed change reverts
+                                what it set, and the listing shows the reverts to come
   -r                            reset every logger to warning (istioctl's default)`,
+		Example: `  lucid proxy-config log productpage
+  lucid proxy-config log productpage --level router:debug --for 5m`,
 		Args: t.workloadArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			switch {
 			case reset && level != "":
 				return errors.New("give --level or -r, not both")
@@ -434,100 +354,42 @@ logger names (http, router, upstream, config, connection, pool, ...).
 			if reset {
 				level = "warning"
 			}
-			tg, err := t.resolve(ctx, args)
+			tg, err := t.resolve(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
-			c := t.client()
-			rctx, cancel := context.WithTimeout(ctx, t.timeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), t.timeout)
 			defer cancel()
-			listing, err := c.Get(rctx, tg.Admin, "/logging")
-			if err != nil {
-				return fmt.Errorf("read %s/logging: %w", tg.Admin, err)
-			}
 			out := cmd.OutOrStdout()
 			if level == "" {
-				_, err := out.Write(listing)
+				l, err := t.client().LogLevels(ctx, tg.Admin)
+				if err != nil {
+					return err
+				}
+				_, err = out.Write(l.Text)
 				return err
 			}
-			ch, err := parseLogLevels(level)
+			ch, err := inspect.ParseLogChange(level)
 			if err != nil {
 				return err
 			}
-			before := parseLoggerList(string(listing))
-			for name := range ch.names {
-				if _, ok := before[name]; !ok {
-					return fmt.Errorf("unrecognized logger name: %s", name)
-				}
+			before, after, err := t.client().SetLogLevels(ctx, tg.Admin, ch, dur)
+			if err != nil {
+				return err
 			}
-			var queries []string
-			if ch.all != "" {
-				queries = append(queries, "level="+ch.all)
-			}
-			if len(ch.paths) > 0 {
-				queries = append(queries, "paths="+strings.Join(ch.paths, ","))
-			}
-			var body []byte
-			selfTimed := dur > 0
-			for _, q := range queries {
-				if dur > 0 && selfTimed {
-					body, err = c.Post(rctx, tg.Admin, "/logging?"+q+"&for="+dur.String())
-					var he *inspect.HTTPError
-					if errors.As(err, &he) && he.Status == 400 && strings.Contains(he.Body, "invalid number of parameters") {
-						selfTimed = false // an older sidecar without for=: this command reverts
-					} else if err != nil {
-						return fmt.Errorf("set levels on %s: %w", tg.Admin, err)
-					} else {
-						continue
-					}
-				}
-				body, err = c.Post(rctx, tg.Admin, "/logging?"+q)
-				if err != nil {
-					return fmt.Errorf("set levels on %s: %w", tg.Admin, err)
-				}
-			}
-			if _, err := out.Write(body); err != nil {
+			if _, err := out.Write(after.Text); err != nil {
 				return err
 			}
 			if dur == 0 {
 				return nil
 			}
-			restore := levelsFlag(before)
 			who := "--admin " + tg.Admin
 			if len(args) > 0 {
 				who = args[0]
 			}
-			manual := fmt.Sprintf("lucid proxy-config log %s --level %s", who, restore)
-			if selfTimed {
-				fmt.Fprintf(out, "These levels revert by themselves in %s (at %s): the sidecar keeps the timer.\nTo revert now: %s\n",
-					dur, time.Now().Add(dur).Format("15:04:05"), manual)
-				return nil
-			}
-			fmt.Fprintf(out, "This sidecar cannot revert by itself; waiting %s to revert (Ctrl-C reverts now).\nIf this command is killed, revert with: %s\n", dur, manual)
-			timer := time.NewTimer(dur)
-			defer timer.Stop()
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-			}
-			back, err := parseLogLevels(restore)
-			if err != nil {
-				return err
-			}
-			wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
-			defer wcancel()
-			if back.all != "" {
-				if _, err := c.Post(wctx, tg.Admin, "/logging?level="+back.all); err != nil {
-					return fmt.Errorf("revert levels on %s (run %s): %w", tg.Admin, manual, err)
-				}
-			}
-			if len(back.paths) > 0 {
-				if _, err := c.Post(wctx, tg.Admin, "/logging?paths="+strings.Join(back.paths, ",")); err != nil {
-					return fmt.Errorf("revert levels on %s (run %s): %w", tg.Admin, manual, err)
-				}
-			}
-			fmt.Fprintln(out, "Levels reverted.")
-			return nil
+			_, err = fmt.Fprintf(out, "These levels revert by themselves in %s (at %s): the sidecar keeps the timer.\nTo revert now: lucid proxy-config log %s --level %s\n",
+				dur, time.Now().Add(dur).Format("15:04:05"), who, before.Restore())
+			return err
 		},
 	}
 	fl := cmd.Flags()

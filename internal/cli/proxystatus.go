@@ -31,6 +31,8 @@ without ECDS, with DISCOVERY for ISTIOD and the configuration version for VERSIO
 
 With a workload: compares what the control plane would send it (/debug/config_dump) with
 what its sidecar applied (admin /config_dump), per type: "Clusters Match", or a unified diff.`,
+		Example: `  lucid proxy-status
+  lucid proxy-status curl`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), t.timeout)

@@ -7,11 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lucid-mesh/lucid/internal/version"
 )
 
 var commands []func() *cobra.Command
@@ -26,7 +29,9 @@ func NewRoot() *cobra.Command {
 		Short:         "Lucid: a service mesh in one binary that runs your Istio configuration",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.String(), // --version
 	}
+	root.SetVersionTemplate(version.Get().Text())
 	for _, f := range commands {
 		root.AddCommand(f())
 	}
@@ -38,17 +43,25 @@ func NewRoot() *cobra.Command {
 func Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return execute(ctx, args, os.Stdout, os.Stderr)
+}
+
+// execute runs the CLI with its output on out and errors on errOut, and returns the exit
+// code: the error's own (exitCoder), else 1 for any error.
+func execute(ctx context.Context, args []string, out, errOut io.Writer) int {
 	root := NewRoot()
 	root.SetArgs(args)
+	root.SetOut(out)
+	root.SetErr(errOut)
 	if err := root.ExecuteContext(ctx); err != nil {
 		var ec exitCoder
 		if errors.As(err, &ec) {
 			if msg := err.Error(); msg != "" {
-				fmt.Fprintln(os.Stderr, "lucid:", msg)
+				fmt.Fprintln(errOut, "lucid:", msg)
 			}
 			return ec.ExitCode()
 		}
-		fmt.Fprintln(os.Stderr, "lucid:", err)
+		fmt.Fprintln(errOut, "lucid:", err)
 		return 1
 	}
 	return 0

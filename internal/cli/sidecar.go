@@ -26,6 +26,8 @@ func newSidecarCmd() *cobra.Command {
 		Long: `Run the sidecar for one workload: it connects to the control plane over ADS, binds the
 workload's listeners on --ip (local mode: an explicit HTTP proxy on :15001, one socket per inbound
 port), serves the admin API on :15000, the status server on :15020 and metrics on :15090.`,
+		Example: `  # productpage's sidecar in examples/bookinfo-lite, with lucid discovery --config-dir examples/bookinfo-lite running
+  lucid sidecar --ip 127.0.10.1 --workload productpage`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr, err := netip.ParseAddr(ip)
@@ -41,7 +43,7 @@ port), serves the admin API on :15000, the status server on :15020 and metrics o
 					return fmt.Errorf("--app-address %q: not an IP address", appAddr)
 				}
 			}
-			o.Version = version.String()
+			o.Version = version.Get().Envoy()
 			return agent.Run(cmd.Context(), o)
 		},
 	}
@@ -58,7 +60,7 @@ port), serves the admin API on :15000, the status server on :15020 and metrics o
 	f.StringVar(&o.AccessLogEncoding, "access-log-encoding", "TEXT", "access log encoding: TEXT or JSON")
 	f.StringVar(&o.LogLevel, "log-level", "info", "default log level: trace, debug, info, warning, error, critical, off")
 	f.BoolVar(&o.LogJSON, "log-json", false, "write logs as JSON")
-	f.DurationVar(&o.DrainDuration, "drain-duration", 0, "how long inbound connections may finish at shutdown (default 5s)")
+	addDrainFlags(cmd, &o, "inbound")
 	f.DurationVar(&o.UpstreamIdleBound, "upstream-idle-bound", 0,
 		"a request that cannot be replayed (POST, PATCH without Idempotency-Key) reuses an upstream connection idle at most this long until the upstream's idle timeout is learned (default 1s; negative: no bound)")
 	addAgentFlags(cmd, &o, &appAddr)

@@ -27,8 +27,16 @@ func addAgentFlags(cmd *cobra.Command, o *agent.Options, appAddr *string) {
 	f.StringVar(&o.AppMetricsURL, "app-metrics-url", "", "the app's metrics URL, merged into :15020/stats/prometheus (instead of --prometheus-annotations)")
 	f.BoolVar(&o.Profiling, "profiling", false, "serve /debug/pprof/ on the status server (localhost only)")
 	f.Uint16Var(&o.HealthPort, "health-port", 15021, "the proxy's health listener (/healthz/ready through the proxy)")
+}
+
+// addDrainFlags adds the shutdown drain's flags (Istio's proxy config and agent variables)
+// to `lucid sidecar` and `lucid gateway`; which connections drain is the command's: a
+// sidecar's inbound ones, every one of a gateway.
+func addDrainFlags(cmd *cobra.Command, o *agent.Options, which string) {
+	f := cmd.Flags()
+	f.DurationVar(&o.DrainDuration, "drain-duration", 0, "how long "+which+" connections may finish at shutdown (default 5s)")
 	f.BoolVar(&o.ExitOnZeroActiveConnections, "exit-on-zero-active-connections", envBool("EXIT_ON_ZERO_ACTIVE_CONNECTIONS"),
-		"at shutdown, exit as soon as no inbound connection is left (after --minimum-drain-duration) (default $EXIT_ON_ZERO_ACTIVE_CONNECTIONS)")
+		"at shutdown, exit as soon as no "+which+" connection is left (after --minimum-drain-duration) (default $EXIT_ON_ZERO_ACTIVE_CONNECTIONS)")
 	f.DurationVar(&o.MinimumDrainDuration, "minimum-drain-duration", envDuration("MINIMUM_DRAIN_DURATION", 5*time.Second),
 		"with --exit-on-zero-active-connections, the drain lasts at least this long (default $MINIMUM_DRAIN_DURATION or 5s)")
 }
@@ -58,7 +66,8 @@ func newSidecarWaitCmd() *cobra.Command {
 		Long: `Poll the sidecar's /healthz/ready until it answers 200, or fail after --timeout. Use it as
 the app's postStart hook (Istio's holdApplicationUntilProxyStarts) so that the app starts
 only once its sidecar can carry traffic.`,
-		Args: cobra.NoArgs,
+		Example: `  lucid sidecar wait --ip 127.0.10.1 --timeout 30s`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if url == "" {
 				url = fmt.Sprintf("http://%s:15021/healthz/ready", ip)

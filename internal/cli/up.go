@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,13 +21,18 @@ func newUpCmd() *cobra.Command {
 		Short: "Run a local mesh from a directory of Istio YAML: discovery, sidecars and apps",
 		Long: `Run a local mesh from a directory of Istio YAML.
 
-lucid up starts the control plane (lucid discovery --config-dir DIR), one sidecar per
-WorkloadEntry on the entry's loopback address, and each workload's app (the command line in
-its lucid.dev/app annotation), streams their logs with a prefix per process and prints where
-to send requests. Ctrl-C stops everything: apps, then sidecars, then discovery.`,
+lucid up starts the control plane (lucid discovery --config-dir DIR) and, once it serves the
+configuration, one sidecar per WorkloadEntry on the entry's loopback address, each workload's
+app (the command line in its lucid.dev/app annotation) and the gateways; it streams their logs with a prefix per process and prints where
+to send requests. Ctrl-C stops everything: gateways and apps, then sidecars, then discovery,
+at once when no request is in flight (a proxy lets requests in flight finish, for up to 5 s,
+and up says what it waits for).`,
 		Example: `  lucid up examples/bookinfo-lite
-  curl -x http://127.0.0.1:15001 http://productpage:9080/`,
-		Args: cobra.ExactArgs(1),
+  # then, in another terminal: through the ingress gateway, and from inside the mesh
+  # (the client workload "curl" has its sidecar on 127.0.10.9)
+  curl http://127.0.0.1:8080/productpage
+  curl -x http://127.0.10.9:15001 http://productpage:9080/`,
+		Args: upArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dir = args[0]
 			opts.Out = cmd.OutOrStdout()
@@ -38,6 +46,17 @@ to send requests. Ctrl-C stops everything: apps, then sidecars, then discovery.`
 	f.StringVar(&opts.DebugAddr, "debug-addr", "127.0.0.1:15014", "discovery's debug HTTP address")
 	f.DurationVar(&opts.ReadyTimeout, "ready-timeout", 0, "how long to wait for each process to be ready (default 15s)")
 	return cmd
+}
+
+// upArgs wants exactly the config directory, and says what it is when it is missing.
+func upArgs(_ *cobra.Command, args []string) error {
+	switch len(args) {
+	case 1:
+		return nil
+	case 0:
+		return errors.New("up needs the directory of Istio YAML to run (its WorkloadEntries become sidecars and apps); try: lucid up examples/bookinfo-lite")
+	}
+	return fmt.Errorf("up takes one directory, got %d arguments (%s); try: lucid up examples/bookinfo-lite", len(args), strings.Join(args, " "))
 }
 
 // isTerminal reports whether f is a character device (a terminal, not a pipe or file).

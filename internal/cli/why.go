@@ -31,14 +31,14 @@ endpoints (healthy, ejected, missing) → the outcome: the endpoint it would pic
 response flag and x-lucid-error the proxy would answer with. The simulation runs the proxy's own
 matching and load-balancing code, so its explanation is the proxy's, word for word.
 
-  lucid why curl http://reviews:9080/v3
-  lucid why productpage reviews:9080/ -H 'end-user: jason'
-
 For a gateway (lucid gateway, Istio's istio-ingressgateway) the request is one a client
 sends to the gateway itself: the URL's port picks the listener, the connection picks the
 filter chain as the gateway does (an https URL is TLS with the URL's host as SNI, none for
-an IP address, and ALPN h2,http/1.1), then TLS termination, route or tcp_proxy, cluster:
-
+an IP address, and ALPN h2,http/1.1), then TLS termination, route or tcp_proxy, cluster.`,
+		Example: `  # a request from the curl workload, through its sidecar (lucid up examples/bookinfo-lite)
+  lucid why curl http://reviews:9080/v3
+  lucid why productpage reviews:9080/ -H 'end-user: jason'
+  # a request a client sends to the ingress gateway
   lucid why istio-ingressgateway.istio-system http://127.0.0.1:8080/productpage
   lucid why istio-ingressgateway.istio-system https://bookinfo.example.com:8443/productpage
   lucid why istio-ingressgateway.istio-system https://127.0.0.1:8443/ --sni bookinfo.example.com`,

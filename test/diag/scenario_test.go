@@ -51,7 +51,7 @@ func explanationOf(t *testing.T, out string) string {
 	return ""
 }
 
-// TestEmptySubsetScenario is SCENARIOS.md 3 on a bookinfo-lite mesh: reviews-v3 lost its
+// TestEmptySubsetScenario is scenario 3 of docs/scenarios.md on a bookinfo-lite mesh: reviews-v3 lost its
 // version label, so subset v3 selects nothing. analyze finds it before any traffic, why
 // explains a request's path to it, proxy-config endpoints shows the empty cluster with
 // the reason, and the live 503 carries the same explanation in x-lucid-error and in the

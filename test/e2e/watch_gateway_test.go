@@ -54,13 +54,13 @@ func openWatch(ctx context.Context, c *http.Client) (string, *bufio.Scanner, fun
 	return ev.Object.Server, sc, closeBody, nil
 }
 
-// TestWatchThroughGatewayWhenAPIServerCrashes is SCENARIOS.md 4 on examples/apiserver-gateway:
+// TestWatchThroughGatewayWhenAPIServerCrashes is scenario 4 of docs/scenarios.md on examples/apiserver-gateway:
 // a watch over TLS and HTTP/2 through the gateway is pinned to one API server; that server
 // crashes; the client's stream must end with an error at once (not hang), and the next watch
 // must reach the API server that is alive.
 func TestWatchThroughGatewayWhenAPIServerCrashes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping: builds lucid and runs `lucid up examples/apiserver-gateway`")
+	if !begin(t, "builds lucid and runs `lucid up examples/apiserver-gateway`") {
+		return
 	}
 	for _, a := range []string{"127.0.0.1:15010", "127.0.0.1:15014", "127.0.0.1:8443", "127.0.30.1:6443", "127.0.40.1:6443"} {
 		if c, err := net.DialTimeout("tcp", a, 200*time.Millisecond); err == nil {

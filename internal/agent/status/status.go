@@ -17,6 +17,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -41,6 +42,10 @@ type Options struct {
 	Quit, Drain func()
 	// Profiling serves /debug/pprof/ (localhost only).
 	Profiling bool
+	// StartGrace is how long after NewServer "not ready" is expected (the configuration is
+	// on its way) and logged at debug; the first check after it that is still not ready
+	// warns. Zero warns from the start.
+	StartGrace time.Duration
 }
 
 // Server is the status server's handler set.
@@ -49,8 +54,11 @@ type Server struct {
 	log *slog.Logger
 	mx  *merger
 
+	started time.Time
+
 	mu      sync.Mutex
 	lastErr string // "" when the last check succeeded; "-" before the first check
+	quiet   bool   // lastErr was logged at debug, within StartGrace
 }
 
 // New returns a status server using ready as its readiness probe and nothing else.
@@ -68,7 +76,7 @@ func NewServer(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{o: o, log: o.Log, mx: mx, lastErr: "-"}, nil
+	return &Server{o: o, log: o.Log, mx: mx, lastErr: "-", started: time.Now()}, nil
 }
 
 // Handler returns the status server's routes.
@@ -161,16 +169,19 @@ func (s *Server) logTransition(err error) {
 	if err != nil {
 		msg = err.Error()
 	}
+	starting := err != nil && time.Since(s.started) < s.o.StartGrace
 	s.mu.Lock()
-	changed := msg != s.lastErr
-	s.lastErr = msg
+	// A reason first seen while starting is logged again, as a warning, once the grace is over.
+	changed := msg != s.lastErr || (s.quiet && !starting)
+	s.lastErr, s.quiet = msg, starting
 	s.mu.Unlock()
-	if !changed {
-		return
-	}
-	if err != nil {
-		s.log.Warn("proxy is not ready", "reason", msg)
-	} else {
+	switch {
+	case !changed:
+	case err == nil:
 		s.log.Info("proxy is ready")
+	case starting:
+		s.log.Debug("proxy is not ready yet (starting)", "reason", msg)
+	default:
+		s.log.Warn("proxy is not ready", "reason", msg)
 	}
 }

@@ -2,8 +2,9 @@
 //
 //	source/file → store (debounce, latest wins) → model.Build → ads.Push → translate per proxy
 //
-// It also serves the control plane's debug port: /ready, /debug/syncz, /debug/config_dump,
-// /debug/diagnostics, and the dashboard (/dashboard/, /debug/tap).
+// It also serves the control plane's debug port: an index at /, /ready, /debug/syncz,
+// /debug/config_dump, /debug/diagnostics, /debug/analyze, and the dashboard (/dashboard/,
+// /debug/tap).
 package discovery
 
 import (
@@ -158,7 +159,7 @@ func Run(ctx context.Context, o Options) error {
 		st.Run(ctx, func(s *store.Snapshot) {
 			m, md := model.Build(s.Objects, meshCfg)
 			analysis.set(s.Objects, s.Diagnostics)
-			diags.set(append(append([]config.Diagnostic(nil), s.Diagnostics...), md...))
+			diags.set(append(append([]config.Diagnostic(nil), s.Diagnostics...), md...), s.Version) // diagnostics.go
 			gen.mesh.Store(m)
 			srv.Push(s.Version)
 			if !ready.Swap(true) {
@@ -184,6 +185,7 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("debug listener: %w", err)
 		}
 		mux := http.NewServeMux()
+		mux.HandleFunc("/{$}", debugIndex) // debug_index.go: what this port serves
 		mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
 			if !ready.Load() {
 				http.Error(w, "no configuration published yet", http.StatusServiceUnavailable)
@@ -226,50 +228,4 @@ func Run(ctx context.Context, o Options) error {
 		return first
 	}
 	return nil
-}
-
-// diagnostics keeps the current set and logs what appeared and what was resolved.
-type diagnostics struct {
-	log *slog.Logger
-	mu  sync.Mutex
-	cur map[string]config.Diagnostic
-}
-
-func (d *diagnostics) set(all []config.Diagnostic) {
-	next := make(map[string]config.Diagnostic, len(all))
-	for _, x := range all {
-		next[x.String()] = x
-	}
-	d.mu.Lock()
-	prev := d.cur
-	d.cur = next
-	d.mu.Unlock()
-	for k, x := range next {
-		if _, ok := prev[k]; ok {
-			continue
-		}
-		switch x.Level {
-		case config.Error:
-			d.log.Error("config rejected", "problem", k)
-		case config.Warning:
-			d.log.Warn("config accepted with a warning", "problem", k)
-		default:
-			d.log.Info("config note", "note", k)
-		}
-	}
-	for k := range prev {
-		if _, ok := next[k]; !ok {
-			d.log.Info("config problem resolved", "problem", k)
-		}
-	}
-}
-
-func (d *diagnostics) get() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]string, 0, len(d.cur))
-	for k := range d.cur {
-		out = append(out, k)
-	}
-	return out
 }

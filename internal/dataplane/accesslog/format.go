@@ -14,7 +14,7 @@ import (
 // startTimeLayout is how Envoy prints %START_TIME% by default: UTC, milliseconds.
 const startTimeLayout = "2006-01-02T15:04:05.000Z"
 
-// appendText writes Istio's default TEXT line (reference §4.2) plus Lucid's trailing field.
+// appendText writes Istio's default TEXT line plus Lucid's trailing field.
 func appendText(b *bytes.Buffer, in *streaminfo.Info) {
 	b.WriteByte('[')
 	writeStart(b, in.Start)

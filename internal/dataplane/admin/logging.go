@@ -3,10 +3,10 @@ package admin
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
 )
@@ -136,24 +136,6 @@ func (s *server) logging(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "  %s: %s\n", nl.Name, nl.Level)
 	}
 	b.WriteString("\n")
+	writePending(&b, s.o.Logging, time.Now()) // loggingfor.go
 	text(w, code, b.String())
-}
-
-func (s *server) applyLogging(raw string) error {
-	c, err := parseLoggingQuery(raw)
-	if err != nil || c == nil {
-		return err
-	}
-	if c.all {
-		s.o.Logging.SetAll(c.level)
-		s.logf(slog.LevelInfo, fmt.Sprintf("change all log levels: level='%s'", c.level))
-		return nil
-	}
-	if err := s.o.Logging.SetLevels(c.changes); err != nil {
-		return errUnknownName
-	}
-	for _, nl := range c.changes {
-		s.logf(slog.LevelInfo, fmt.Sprintf("change log level: name='%s' level='%s'", nl.Name, nl.Level))
-	}
-	return nil
 }

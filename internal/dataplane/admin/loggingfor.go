@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
@@ -19,27 +18,14 @@ import (
 //	POST /logging?level=debug&for=5m
 //	POST /logging?paths=http:debug,router:debug&for=30s
 //
-// The levels restored are those in force before the first timed change; another timed
-// change while one is pending extends the deadline to the new duration. An untimed change
-// cancels the pending revert (the user's explicit setting wins).
+// Each timed change reverts what it set, however many are pending (logging.Registry's
+// rules); an untimed change of a logger cancels its pending reverts (the user's explicit
+// setting wins). The listing ends with the pending reverts, when there are any.
 
 // maxLoggingFor bounds for=: a revert more than a day away is not a temporary change.
 const maxLoggingFor = 24 * time.Hour
 
 var errBadFor = errors.New("invalid for= duration (want e.g. 30s, 5m, 1h; at most 24h)")
-
-// pendingRevert is one registry's scheduled revert.
-type pendingRevert struct {
-	timer *time.Timer
-	prev  []logging.NameLevel
-	at    time.Time
-}
-
-// reverts holds the pending revert of each registry (a sidecar has one). Guarded by revertMu.
-var (
-	revertMu sync.Mutex
-	reverts  = map[*logging.Registry]*pendingRevert{}
-)
 
 // splitFor removes "for=<d>" from a raw /logging query.
 func splitFor(raw string) (rest string, d time.Duration, err error) {
@@ -69,77 +55,67 @@ func (s *server) applyLoggingFor(raw string) error {
 	if d > 0 && rest == "" {
 		return errParamCount
 	}
-	prev := s.o.Logging.Levels()
-	if err := s.applyLogging(rest); err != nil || rest == "" {
+	c, err := parseLoggingQuery(rest)
+	if err != nil || c == nil {
 		return err
 	}
-	s.scheduleRevert(prev, d)
+	reg := s.o.Logging
+	if d == 0 {
+		if c.all {
+			reg.SetAll(c.level)
+			s.logf(slog.LevelInfo, fmt.Sprintf("change all log levels: level='%s'", c.level))
+			return nil
+		}
+		if err := reg.SetLevels(c.changes); err != nil {
+			return errUnknownName
+		}
+		s.logChanges(c.changes, "")
+		return nil
+	}
+	until := fmt.Sprintf(" for %s (until %s)", d, time.Now().Add(d).Format(time.RFC3339))
+	if c.all {
+		reg.SetAllFor(c.level, d, s.logReverted)
+		s.logf(slog.LevelInfo, fmt.Sprintf("change all log levels: level='%s'%s", c.level, until))
+		return nil
+	}
+	if err := reg.SetLevelsFor(c.changes, d, s.logReverted); err != nil {
+		return errUnknownName
+	}
+	s.logChanges(c.changes, until)
 	return nil
 }
 
-// scheduleRevert arms (d > 0) or cancels (d == 0) the registry's revert.
-func (s *server) scheduleRevert(prev []logging.NameLevel, d time.Duration) {
-	reg := s.o.Logging
-	revertMu.Lock()
-	defer revertMu.Unlock()
-	p := reverts[reg]
-	if d == 0 {
-		if p != nil {
-			p.timer.Stop()
-			delete(reverts, reg)
-			s.logf(slog.LevelInfo, "log levels changed explicitly: pending revert cancelled")
+func (s *server) logChanges(changes []logging.NameLevel, suffix string) {
+	for _, nl := range changes {
+		s.logf(slog.LevelInfo, fmt.Sprintf("change log level: name='%s' level='%s'%s", nl.Name, nl.Level, suffix))
+	}
+}
+
+// logReverted is called by the registry when a timed change's time is up.
+func (s *server) logReverted(restored []logging.NameLevel) {
+	parts := make([]string, len(restored))
+	for i, nl := range restored {
+		parts[i] = nl.Name + ":" + nl.Level.String()
+	}
+	s.logf(slog.LevelInfo, "temporary log levels expired, restored: "+strings.Join(parts, ","))
+}
+
+// writePending appends the pending reverts to the /logging listing:
+//
+//	pending reverts:
+//	  router: debug at 2026-12-04T09:01:00Z (in 59s), then info at 2026-12-04T09:05:00Z (in 4m59s)
+func writePending(b *strings.Builder, reg *logging.Registry, now time.Time) {
+	pending := reg.Pending()
+	if len(pending) == 0 {
+		return
+	}
+	b.WriteString("pending reverts:\n")
+	for _, p := range pending {
+		steps := make([]string, len(p.Steps))
+		for i, st := range p.Steps {
+			steps[i] = fmt.Sprintf("%s at %s (in %s)", st.Level, st.At.UTC().Format(time.RFC3339), st.At.Sub(now).Round(time.Second))
 		}
-		return
+		fmt.Fprintf(b, "  %s: %s\n", p.Name, strings.Join(steps, ", then "))
 	}
-	if p != nil {
-		p.timer.Stop()
-		prev = p.prev // restore what was in force before the first timed change
-	}
-	p = &pendingRevert{prev: prev, at: time.Now().Add(d)}
-	p.timer = time.AfterFunc(d, func() { s.revert(reg, p) })
-	reverts[reg] = p
-	s.logf(slog.LevelInfo, fmt.Sprintf("log levels revert in %s (at %s)", d, p.at.Format(time.RFC3339)))
-}
-
-func (s *server) revert(reg *logging.Registry, p *pendingRevert) {
-	revertMu.Lock()
-	if reverts[reg] != p {
-		revertMu.Unlock()
-		return // cancelled or replaced meanwhile
-	}
-	delete(reverts, reg)
-	revertMu.Unlock()
-	restoreLevels(reg, p.prev)
-	s.logf(slog.LevelInfo, "temporary log levels expired: previous levels restored")
-}
-
-// restoreLevels puts levels back; when they were all equal, SetAll also restores the
-// level of loggers added later.
-func restoreLevels(reg *logging.Registry, prev []logging.NameLevel) {
-	if len(prev) == 0 {
-		return
-	}
-	same := true
-	for _, nl := range prev {
-		if nl.Level != prev[0].Level {
-			same = false
-			break
-		}
-	}
-	if same {
-		reg.SetAll(prev[0].Level)
-		return
-	}
-	_ = reg.SetLevels(prev) // every name in prev is known: they came from the same registry
-}
-
-// RevertPending reports when the registry's temporary levels revert (zero when none is
-// pending).
-func RevertPending(reg *logging.Registry) time.Time {
-	revertMu.Lock()
-	defer revertMu.Unlock()
-	if p := reverts[reg]; p != nil {
-		return p.at
-	}
-	return time.Time{}
+	b.WriteString("\n")
 }

@@ -62,14 +62,14 @@ func TestLoggingForReverts(t *testing.T) {
 					t.Errorf("%s not changed", n)
 				}
 			}
-			if RevertPending(reg).IsZero() {
+			if len(reg.Pending()) == 0 {
 				t.Error("no revert pending")
 			}
 			for _, n := range tt.changed {
 				waitLevel(t, reg, n, logging.Warning)
 			}
-			if !RevertPending(reg).IsZero() {
-				t.Error("revert still pending after it ran")
+			if p := reg.Pending(); len(p) != 0 {
+				t.Errorf("revert still pending after it ran: %+v", p)
 			}
 		})
 	}
@@ -84,20 +84,32 @@ func TestLoggingForCancelledByExplicitChange(t *testing.T) {
 	if code, body := post(t, h, "level=info"); code != 200 {
 		t.Fatal(code, body)
 	}
-	if !RevertPending(reg).IsZero() {
-		t.Fatal("an explicit change must cancel the pending revert")
+	if p := reg.Pending(); len(p) != 0 {
+		t.Fatalf("an explicit change must cancel the pending revert: %+v", p)
 	}
 	if got := levelOf(t, reg, "http"); got != logging.Info {
 		t.Fatalf("http = %s, want info", got)
 	}
 }
 
-func TestLoggingForKeepsFirstLevels(t *testing.T) {
+// A second timed change does not cancel the first one's revert: each reverts what it set,
+// and /logging lists what is pending.
+func TestLoggingForEachChangeReverts(t *testing.T) {
 	reg := logging.NewRegistry(io.Discard, logging.Warning, false)
 	h := New(Options{Logging: reg})
-	post(t, h, "level=debug&for=1h")
-	post(t, h, "level=trace&for=50ms") // extends; the levels before the first change come back
-	waitLevel(t, reg, "http", logging.Warning)
+	post(t, h, "router=debug&for=1h")
+	_, body := post(t, h, "paths=http:trace,router:trace&for=50ms")
+	if !strings.Contains(body, "pending reverts:\n  http: warning at ") || !strings.Contains(body, "  router: debug at ") ||
+		!strings.Contains(body, ", then warning at ") {
+		t.Errorf("the listing does not show the pending reverts:\n%s", body)
+	}
+	waitLevel(t, reg, "http", logging.Warning) // the 50ms change ended: http back to warning,
+	waitLevel(t, reg, "router", logging.Debug) // router back to the 1h change's debug
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/logging", nil))
+	if got := rec.Body.String(); !strings.Contains(got, "pending reverts:\n  router: warning at ") || strings.Contains(got, "http: warning at") {
+		t.Errorf("after the short change ended, /logging shows:\n%s", got)
+	}
 }
 
 func TestLoggingForErrors(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 // Draining long-lived streams off hosts that left their cluster.
 //
 // Envoy drains the connection pools of a host removed from EDS (no new streams) but lets
-// the streams already on it run until they end by themselves (reference §6.2). A watch
+// the streams already on it run until they end by themselves. A watch
 // pinned to a removed (or ejected) API server therefore stays there, possibly forever.
 // Lucid does the same at first and then, after a bounded grace period, ends the streams
 // still bound to the host, so their clients reconnect and land on a live endpoint:

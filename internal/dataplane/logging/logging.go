@@ -3,7 +3,8 @@
 // config, connection, http, router, upstream, ...), Envoy's level names, one level per name.
 //
 // It sits beside the request path: proxy, xdsclient, cluster, forward and the agent take
-// a logger from the Registry at start-up; the admin API (/logging) changes the levels.
+// a logger from the Registry at start-up; the admin API (/logging) changes the levels, for
+// good or for a while (timed.go: each timed change reverts what it set).
 // A level check is one atomic load, so disabled debug logging costs almost nothing.
 package logging
 
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Level is a log level with Envoy's names. Its value is the slog level it maps to.
@@ -102,8 +104,12 @@ type Registry struct {
 	base slog.Handler
 	def  Level
 
-	mu     sync.Mutex // guards levels (the map; each value is atomic)
-	levels map[string]*atomic.Int64
+	mu      sync.Mutex // guards levels (the map; each value is atomic) and pending
+	levels  map[string]*atomic.Int64
+	pending map[string][]revertEntry // timed changes still to revert, per logger, oldest first (timed.go)
+
+	now       func() time.Time            // time.Now; tests replace both
+	afterFunc func(time.Duration, func()) // time.AfterFunc
 }
 
 // NewRegistry returns a registry whose loggers write to w, as text (slog's key=value
@@ -120,7 +126,8 @@ func NewRegistry(w io.Writer, defaultLevel Level, json bool) *Registry {
 	} else {
 		base = slog.NewTextHandler(w, opts)
 	}
-	r := &Registry{base: base, def: defaultLevel, levels: make(map[string]*atomic.Int64)}
+	r := &Registry{base: base, def: defaultLevel, levels: make(map[string]*atomic.Int64), now: time.Now,
+		afterFunc: func(d time.Duration, f func()) { time.AfterFunc(d, f) }}
 	for _, n := range KnownLoggers {
 		r.level(n)
 	}
@@ -157,35 +164,40 @@ func (r *Registry) Logger(name string) *slog.Logger {
 	return slog.New(h)
 }
 
-// Set changes one logger's level. An unknown name is an error wrapping ErrUnknownLogger
-// ("unrecognized logger name: x").
+// Set changes one logger's level and cancels its pending reverts. An unknown name is an
+// error wrapping ErrUnknownLogger ("unrecognized logger name: x").
 func (r *Registry) Set(name string, l Level) error {
 	return r.SetLevels([]NameLevel{{Name: name, Level: l}})
 }
 
 // SetLevels changes several loggers at once: either every name is known and all change,
-// or none does (Envoy's /logging?paths= semantics).
+// or none does (Envoy's /logging?paths= semantics). Their pending reverts are cancelled.
 func (r *Registry) SetLevels(changes []NameLevel) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range changes {
 		if _, ok := r.levels[c.Name]; !ok {
-			return fmt.Errorf("%w: %s", ErrUnknownLogger, c.Name)
+			return errUnknown(c.Name)
 		}
 	}
 	for _, c := range changes {
 		r.levels[c.Name].Store(int64(c.Level))
+		r.cancelLocked(c.Name)
 	}
 	return nil
 }
 
-// SetAll changes every logger's level, and the level of loggers added later.
+func errUnknown(name string) error { return fmt.Errorf("%w: %s", ErrUnknownLogger, name) }
+
+// SetAll changes every logger's level, and the level of loggers added later, and cancels
+// every pending revert.
 func (r *Registry) SetAll(l Level) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.def = l
-	for _, v := range r.levels {
+	for name, v := range r.levels {
 		v.Store(int64(l))
+		r.cancelLocked(name)
 	}
 }
 

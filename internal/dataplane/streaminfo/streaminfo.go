@@ -13,7 +13,7 @@ import (
 // Flag is one Envoy response flag.
 type Flag uint32
 
-// Envoy response flags, with the short names Envoy prints (reference §4.1).
+// Envoy response flags, with the short names Envoy prints (Envoy's %RESPONSE_FLAGS%).
 const (
 	FailedLocalHealthCheck           Flag = 1 << iota // LH
 	NoHealthyUpstream                                 // UH

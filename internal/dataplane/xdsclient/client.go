@@ -1,6 +1,7 @@
 package xdsclient
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,7 @@ type Options struct {
 	NodeID   string            // e.g. "sidecar~127.0.10.2~reviews-v1.default~default.svc.cluster.local"
 	Cluster  string            // node.cluster ("Kubernetes")
 	Metadata map[string]string // node.metadata (string values)
+	Version  string            // node.user_agent_version, the build (/server_info's version); default "dev"
 	Applier  Applier
 	Logger   *slog.Logger
 	// BackoffBase and BackoffMax bound the jittered exponential reconnect delay (defaults
@@ -98,7 +100,7 @@ func New(o Options) *Client {
 			Cluster:              o.Cluster,
 			Metadata:             md,
 			UserAgentName:        "lucid",
-			UserAgentVersionType: &corepb.Node_UserAgentVersion{UserAgentVersion: "dev"},
+			UserAgentVersionType: &corepb.Node_UserAgentVersion{UserAgentVersion: cmp.Or(o.Version, "dev")},
 		},
 		types: map[string]*typeState{},
 	}

@@ -9,5 +9,6 @@
 // xdsclient's decoders, so what the CLI shows and simulates is exactly what the proxy runs;
 // the raw resources are kept too, for diffs. Workload names are resolved to admin
 // addresses through the control plane's sync status (node ids are Istio's,
-// sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.cluster.local).
+// sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.cluster.local). The /logging
+// protocol (levels, timed changes the sidecar reverts itself) is in logging.go.
 package inspect

@@ -69,7 +69,7 @@ func injectSetting(pod *corev1.Pod) (value, from string, found bool) {
 	return "", "", false
 }
 
-// selectedByWebhook evaluates the selectors of Istio's four webhooks (reference §2.3):
+// selectedByWebhook evaluates the selectors of Istio's four webhooks:
 //
 //	rev.namespace: namespace istio.io/rev In [rev], istio-injection DoesNotExist; pod sidecar.istio.io/inject NotIn [false]
 //	rev.object:    namespace istio.io/rev and istio-injection DoesNotExist; pod inject NotIn [false], istio.io/rev In [rev]

@@ -4,7 +4,7 @@
 // webhook (served by `lucid discovery`) and `lucid kube-inject` wrap it. Pure: no I/O, no
 // logging; problems come back as errors (invalid annotations) or Warnings.
 //
-// It reproduces Istio's injector (pkg/kube/inject, reference §2): the selection rules, the
+// It reproduces Istio's injector (pkg/kube/inject): the selection rules, the
 // istio-proxy container (running `lucid sidecar`) and the istio-init container (running
 // `lucid iptables`), the rewrite of the app's httpGet/tcpSocket/grpc probes and lifecycle
 // hooks to the status port with the originals in ISTIO_KUBE_APP_PROBERS, the Prometheus

@@ -85,7 +85,7 @@ func TestDecide(t *testing.T) {
 }
 
 // TestAppProbersShape checks ISTIO_KUBE_APP_PROBERS against the examples in Istio's
-// injector golden files (reference §1.3): same keys, same JSON, same field order.
+// injector golden files (pkg/kube/inject/testdata): same keys, same JSON, same field order.
 func TestAppProbersShape(t *testing.T) {
 	http := func(path string, port intstr.IntOrString, scheme corev1.URIScheme) *corev1.Probe {
 		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: port, Scheme: scheme}}}

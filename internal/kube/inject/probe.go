@@ -10,7 +10,7 @@ import (
 )
 
 // Prober is one original probe (or lifecycle hook) in ISTIO_KUBE_APP_PROBERS: exactly one
-// of HTTPGet, TCPSocket and GRPC, in Kubernetes' JSON (reference §1.3). The agent reads it.
+// of HTTPGet, TCPSocket and GRPC, in Kubernetes' JSON. The agent reads it.
 type Prober struct {
 	HTTPGet        *corev1.HTTPGetAction   `json:"httpGet,omitempty"`
 	TCPSocket      *corev1.TCPSocketAction `json:"tcpSocket,omitempty"`

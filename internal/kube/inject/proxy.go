@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// The proxy's ports (reference §1.1) and user.
+// The proxy's ports (Istio's numbers) and user.
 const (
 	proxyUID        = 1337
 	healthPort      = 15021 // Envoy's /healthz/ready in Istio; the sidecar's health listener

@@ -33,8 +33,8 @@ const (
 )
 
 // DiscoveryArgs is the control plane's command line in the Deployment.
-// --kubernetes and --webhook-addr are the Kubernetes mode the discovery command grows in
-// issue 7 (informers and the webhook server).
+// --kubernetes and --webhook-addr are lucid discovery's Kubernetes mode (informers
+// and the webhook server).
 var DiscoveryArgs = []string{
 	"discovery",
 	"--kubernetes",

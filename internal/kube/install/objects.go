@@ -133,7 +133,7 @@ func service(o Options, labels map[string]string) *corev1.Service {
 	}
 }
 
-// webhookConfiguration is Istio's four injection webhooks (reference §2.3) pointing at the
+// webhookConfiguration is Istio's four injection webhooks (istiod's sidecar-injector configuration) pointing at the
 // discovery Service. The caBundle is left empty: `lucid discovery` creates the webhook's
 // certificate and patches its CA in.
 func webhookConfiguration(o Options, labels map[string]string) *admissionv1.MutatingWebhookConfiguration {

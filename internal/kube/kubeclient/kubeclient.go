@@ -1,8 +1,8 @@
 // Package kubeclient finds the Kubernetes API server and builds the small clients Lucid's
 // control plane uses to talk to it: a dynamic client (unstructured objects, no typed
-// clientset, so no API group is registered at init) and a discovery client. It sits beside
-// the control-plane flow, used by source/kube (informers), the webhook and `lucid install
-// --apply`:
+// clientset, so no API group is registered at init). It sits beside the control-plane flow,
+// used by source/kube (informers), the webhook and `lucid install --apply`; every command
+// that talks to a cluster finds it with Config, so they all look in the same order:
 //
 //	kubeclient → source/kube → config → store → model → translate → ads
 //
@@ -27,15 +27,17 @@ import (
 // Where is how the API server was found, for log lines.
 type Where string
 
-// Config returns the rest.Config for the API server, searched in this order (as kubectl
-// and Istio do):
+// Config returns the rest.Config for the API server, searched in Istio's order (istiod and
+// istioctl's BuildClientCmd):
 //
 //  1. kubeconfig, when not empty (the --kubeconfig flag); the file must exist;
 //  2. $KUBECONFIG (a list of files, merged as kubectl merges them);
 //  3. in-cluster: the pod's service account token and $KUBERNETES_SERVICE_HOST;
 //  4. ~/.kube/config.
 //
-// The returned config carries Lucid's user agent. The error names which source failed.
+// kubectl differs only in trying ~/.kube/config before the service account; inside a Pod,
+// where the control plane runs, the service account is the cluster it means. The returned
+// config carries Lucid's user agent. The error names which source failed.
 func Config(kubeconfig string) (*rest.Config, Where, error) {
 	if kubeconfig != "" {
 		if _, err := os.Stat(kubeconfig); err != nil {

@@ -105,7 +105,11 @@ func gatewayProcess(w Workload, servers []GatewayServer, opts PlanOptions) Proce
 	if len(w.Labels) > 0 {
 		args = append(args, "--labels", labelString(w.Labels))
 	}
-	args = append(args, "--discovery-address", opts.GRPCAddr, "--access-log", "/dev/stdout", "--log-level", opts.LogLevel)
+	args = append(args,
+		// The gateway stops first; with no connection open it exits at once (Ctrl-C is
+		// immediate), with some it drains them for up to 5 s.
+		"--exit-on-zero-active-connections", "--minimum-drain-duration", "100ms",
+		"--discovery-address", opts.GRPCAddr, "--access-log", "/dev/stdout", "--log-level", opts.LogLevel)
 	return Process{
 		Name:  w.Name,
 		Role:  RoleGateway,

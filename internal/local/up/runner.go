@@ -146,30 +146,54 @@ func (c *Child) signalGroup(sig syscall.Signal) {
 	}
 }
 
+// stopNotice is how long a tier may take to stop before StopAll says what it waits for.
+const stopNotice = 500 * time.Millisecond
+
 // StopAll stops children tier by tier: every child of a tier gets SIGTERM (its whole
 // process group), then SIGKILL if it has not exited after grace; the next tier starts
-// once the tier before is gone. Groups are killed once more at the end so no grandchild
-// survives its parent.
-func StopAll(tiers [][]*Child, grace time.Duration) {
+// once the tier before is gone. When a tier is still running after stopNotice, waiting
+// (if not nil) is told which children are left and how long until SIGKILL. Groups are
+// killed once more at the end so no grandchild survives its parent.
+func StopAll(tiers [][]*Child, grace time.Duration, waiting func(left []*Child, kill time.Duration)) {
 	for _, tier := range tiers {
+		start := time.Now()
 		for _, c := range tier {
 			c.signalGroup(syscall.SIGTERM)
 		}
-		t := time.NewTimer(grace)
-		for _, c := range tier {
+		kill := time.NewTimer(grace)
+		notice := time.NewTimer(min(stopNotice, grace))
+		for i := 0; i < len(tier); {
 			select {
-			case <-c.done:
-			case <-t.C:
+			case <-tier[i].done:
+				i++
+			case <-notice.C:
+				if waiting != nil {
+					waiting(running(tier), grace-time.Since(start))
+				}
+			case <-kill.C:
 				// grace is over for everyone left in this tier
 				for _, c := range tier {
 					c.signalGroup(syscall.SIGKILL)
 				}
 			}
 		}
-		t.Stop()
+		kill.Stop()
+		notice.Stop()
 		for _, c := range tier {
-			<-c.done
 			c.signalGroup(syscall.SIGKILL)
 		}
 	}
+}
+
+// running are the children of tier that have not exited yet.
+func running(tier []*Child) []*Child {
+	var out []*Child
+	for _, c := range tier {
+		select {
+		case <-c.done:
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
 }

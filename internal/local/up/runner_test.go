@@ -322,9 +322,18 @@ func TestStopAllEscalatesToSIGKILL(t *testing.T) {
 	}
 	waitFor(t, &buf, "app ready")
 	start := time.Now()
-	StopAll([][]*Child{{c}}, 300*time.Millisecond)
-	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
-		t.Errorf("StopAll took %v, want SIGKILL right after the 300ms grace", d)
+	var said []string
+	StopAll([][]*Child{{c}}, 800*time.Millisecond, func(left []*Child, kill time.Duration) {
+		if kill <= 0 || kill >= 800*time.Millisecond {
+			t.Errorf("waiting: SIGKILL in %v, want within the grace", kill)
+		}
+		said = append(said, waitingFor(left))
+	})
+	if d := time.Since(start); d < 800*time.Millisecond || d > 5*time.Second {
+		t.Errorf("StopAll took %v, want SIGKILL right after the 800ms grace", d)
+	}
+	if len(said) != 1 || said[0] != "stubborn to exit" {
+		t.Errorf("StopAll said %q, want what it waits for once, half a second in", said)
 	}
 	if alive(c.Pid()) {
 		t.Fatal("stubborn child survived StopAll")

@@ -93,12 +93,30 @@ func Run(ctx context.Context, opts Options) error {
 		err = s.wait(ctx)
 	}
 	out.Printf("up", "stopping: gateways, apps, then sidecars, then discovery")
-	StopAll(s.tiers(), opts.StopGrace)
-	out.Printf("up", "stopped")
+	stopping := time.Now()
+	StopAll(s.tiers(), opts.StopGrace, func(left []*Child, kill time.Duration) {
+		out.Printf("up", "waiting for %s (SIGKILL in %s)", waitingFor(left), kill.Round(100*time.Millisecond))
+	})
+	out.Printf("up", "stopped in %s", time.Since(stopping).Round(10*time.Millisecond))
 	if errors.Is(err, errInterrupted) {
 		return nil
 	}
 	return err
+}
+
+// waitingFor says what a stop waits for: proxies finish the requests in flight on their
+// open connections (the drain), apps and discovery exit.
+func waitingFor(left []*Child) string {
+	var parts []string
+	for _, c := range left {
+		switch c.Role {
+		case RoleGateway, RoleSidecar:
+			parts = append(parts, c.Name+" to drain its open connections")
+		default:
+			parts = append(parts, c.Name+" to exit")
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // prefixWidth is the widest process name, so every prefix lines up.
