@@ -21,7 +21,7 @@ const debugIndexHTML = `<!DOCTYPE html>
 <li><a href="/debug/syncz">/debug/syncz</a>: every connected proxy and the configuration version it holds per xDS type (<code>lucid proxy-status</code>)</li>
 <li><a href="/debug/diagnostics">/debug/diagnostics</a>: the current configuration problems, naming file, object and field</li>
 <li><a href="/debug/analyze">/debug/analyze</a>: Istio's analysis of the configuration being served (<code>lucid analyze --online</code>)</li>
-<li>/debug/tap?proxy=&lt;workload&gt;: a live stream of one proxy's requests (<code>lucid tap</code>, <code>lucid top</code>)</li>
+<li>/debug/tap?workload=&lt;workload&gt;: a live stream of one proxy's requests (<code>lucid tap</code>, <code>lucid top</code>)</li>
 <li>/debug/config_dump?proxyID=&lt;node id&gt;: what the control plane sends one proxy (<code>lucid proxy-status &lt;workload&gt;</code> compares it with the proxy's own)</li>
 </ul>
 <p>Each proxy's admin API (<code>http://&lt;workload address&gt;:15000/</code>) lists what it serves; <code>lucid proxy-config</code> and <code>lucid why</code> read it.</p>
