@@ -26,7 +26,7 @@ func newDashboardCmd() *cobra.Command {
 fails), a page per workload (golden signals, live requests, configuration, sync status,
 readiness) and the analyzers' findings. This command checks that the control plane at
 --discovery-debug answers and prints the dashboard's URL; --open also opens it in a browser.`,
-		Example: `  lucid up examples/bookinfo-lite      # in one terminal
+		Example: `  lucid dashboard          # with lucid up examples/bookinfo-lite running
   lucid dashboard --open`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

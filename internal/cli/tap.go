@@ -61,7 +61,7 @@ The control plane relays the proxy's tap, so only its address is needed (--disco
 and reported. A tap costs the proxy nothing while nobody listens. Ctrl-C stops it.`,
 		Example: `  lucid tap productpage
   lucid tap productpage --to reviews --status 5xx -o wide
-  lucid tap istio-ingressgateway -n istio-system --path /productpage -o json`,
+  lucid tap istio-ingressgateway -n istio-system --path /productpage -o json --count 1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := tapview.CheckFormat(output); err != nil {

@@ -30,7 +30,7 @@ many requests, the success rate, p50 and p99 latency, response flags and the new
 cause. The table is redrawn every --interval on a terminal, printed every --interval
 otherwise, and once more when it stops (Ctrl-C, or after --duration).`,
 		Example: `  lucid top productpage
-  lucid top istio-ingressgateway -n istio-system --duration 30s`,
+  lucid top istio-ingressgateway -n istio-system --duration 3s`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if interval <= 0 {

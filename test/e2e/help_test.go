@@ -164,6 +164,21 @@ func helpExamples(t *testing.T, sh *shell, command string) []helpExample {
 	return out
 }
 
+// live checks a command that streams until interrupted: it is started, traffic is sent,
+// the output must show want, then it gets Ctrl-C.
+func live(traffic string, want ...string) exampleCheck {
+	return exampleCheck{phase: "mesh", do: func(tr *tour, cmd string) {
+		p := tr.sh.start(tr.t, cmd)
+		tr.sh.run(tr.t, "sleep 1; "+traffic, time.Minute)
+		for _, w := range want {
+			p.waitFor(tr.t, w, 30*time.Second)
+		}
+		if _, err := p.interrupt(tr.t, 10*time.Second); err != nil {
+			tr.t.Errorf("%s: after Ctrl-C: %v", cmd, err)
+		}
+	}}
+}
+
 // exampleChecks is the table: every example, where it runs and what it shows.
 func (tr *tour) exampleChecks() map[string]exampleCheck {
 	productpage := []string{`"service": "productpage"`, `"service": "reviews"`}
@@ -205,6 +220,28 @@ func (tr *tour) exampleChecks() map[string]exampleCheck {
 		"lucid why istio-ingressgateway.istio-system http://127.0.0.1:8080/productpage":                  mesh(0, "outcome       forwarded to 127.0.10.1:9080"),
 		"lucid why istio-ingressgateway.istio-system https://bookinfo.example.com:8443/productpage":      mesh(0, "tls           terminated (SIMPLE", "outcome       forwarded to 127.0.10.1:9080"),
 		"lucid why istio-ingressgateway.istio-system https://127.0.0.1:8443/ --sni bookinfo.example.com": mesh(0, "SNI bookinfo.example.com", "outcome       404 NR"),
+
+		// A live view runs until Ctrl-C: started, shown a request, then interrupted.
+		"lucid tap productpage":                                  live("curl -s http://127.0.0.1:8080/productpage", "GET", "/productpage"),
+		"lucid tap productpage --to reviews --status 5xx -o wide": live("curl -s -x http://127.0.10.9:15001 http://productpage:9080/", ""),
+		"lucid tap istio-ingressgateway -n istio-system --path /productpage -o json --count 1": {phase: "mesh", do: func(tr *tour, cmd string) {
+			p := tr.sh.start(tr.t, cmd)
+			tr.sh.run(tr.t, "sleep 1; curl -s http://127.0.0.1:8080/productpage", time.Minute)
+			p.waitFor(tr.t, `"path":"/productpage"`, 30*time.Second)
+		}},
+		"lucid top productpage": live("curl -s http://127.0.0.1:8080/productpage", "/productpage"),
+		"lucid top istio-ingressgateway -n istio-system --duration 3s": {phase: "mesh", do: func(tr *tour, cmd string) {
+			p := tr.sh.start(tr.t, cmd)
+			tr.sh.run(tr.t, "sleep 1; curl -s http://127.0.0.1:8080/productpage", time.Minute)
+			p.waitFor(tr.t, "/productpage", 30*time.Second)
+		}},
+		"lucid dashboard":        mesh(0, "http://127.0.0.1:15014/dashboard/"),
+		"lucid dashboard --open": {phase: "mesh", do: func(tr *tour, cmd string) {
+			// Where no desktop browser exists it says so (exit 1); the URL is printed first either way.
+			if r := tr.sh.run(tr.t, cmd, time.Minute); !strings.Contains(r.out, "http://127.0.0.1:15014/dashboard/") {
+				tr.t.Errorf("%s: no URL:\n%s", cmd, r)
+			}
+		}},
 
 		"lucid sidecar wait --ip 127.0.10.1 --timeout 30s":                                       mesh(0),
 		"lucid kube-inject -f examples/kubernetes/productpage.yaml":                              mesh(0, "name: istio-proxy", "ISTIO_KUBE_APP_PROBERS"),

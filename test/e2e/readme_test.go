@@ -326,6 +326,16 @@ func (tr *tour) steps() map[string]step {
 		})},
 		"./bin/lucid version": {do: run(0, "version: dev\ncommit:  ", "go:      go1.")},
 
+		// Seeing it.
+		"./bin/lucid dashboard --open": {do: func(tr *tour, cmd string) {
+			// Where no desktop browser exists it says so (exit 1); the URL is printed first either way.
+			if r := tr.sh.run(tr.t, cmd, time.Minute); !strings.Contains(r.out, "http://127.0.0.1:15014/dashboard/") {
+				tr.t.Errorf("%s: no URL:\n%s", cmd, r)
+			}
+		}},
+		"./bin/lucid tap curl":        {do: live("curl -s -x http://127.0.10.9:15001 http://reviews:9080/v3", "reviews:9080/v3", "503", "UH").do},
+		"./bin/lucid top productpage": {do: live("curl -s http://127.0.0.1:8080/productpage", "/productpage").do},
+
 		// Running the pieces yourself: Ctrl-C the mesh first (the README says to).
 		"./bin/lucid discovery --config-dir examples/bookinfo-lite": {before: (*tour).ctrlC, do: func(tr *tour, cmd string) {
 			p := tr.piece(cmd)

@@ -22,12 +22,12 @@ var assets embed.FS
 const Path = "/dashboard/"
 
 // Register mounts the dashboard on the debug port's mux: the web application under
-// /dashboard/ (and / redirects there), its API under /dashboard/api/, and the tap relay
-// at /debug/tap for `lucid tap` and `lucid top`.
+// /dashboard/, its API under /dashboard/api/, and the tap relay at /debug/tap for
+// `lucid tap` and `lucid top`. (The debug port's / is its index, which links here; on
+// an address of its own the caller redirects / to Path.)
 func (d *Dashboard) Register(mux *http.ServeMux) {
 	static, _ := fs.Sub(assets, "assets") // embedded: cannot fail
 	mux.Handle("GET /dashboard/", http.StripPrefix("/dashboard/", noCache(http.FileServerFS(static))))
-	mux.Handle("GET /{$}", http.RedirectHandler(Path, http.StatusFound))
 	mux.HandleFunc("GET /dashboard/api/graph", d.serveGraph)
 	mux.HandleFunc("GET /dashboard/api/events", d.serveEvents)
 	mux.HandleFunc("GET /dashboard/api/workload", d.serveWorkload)

@@ -31,6 +31,7 @@ func startDashboard(ctx context.Context, wg *sync.WaitGroup, o Options, debug *h
 	}
 	own := http.NewServeMux()
 	d.Register(own)
+	own.Handle("GET /{$}", http.RedirectHandler(dashboard.Path, http.StatusFound))
 	d.RegisterRelay(debug)
 	s := &http.Server{Handler: own, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.Serve(ln) }()
