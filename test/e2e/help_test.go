@@ -222,7 +222,7 @@ func (tr *tour) exampleChecks() map[string]exampleCheck {
 		"lucid why istio-ingressgateway.istio-system https://127.0.0.1:8443/ --sni bookinfo.example.com": mesh(0, "SNI bookinfo.example.com", "outcome       404 NR"),
 
 		// A live view runs until Ctrl-C: started, shown a request, then interrupted.
-		"lucid tap productpage":                                  live("curl -s http://127.0.0.1:8080/productpage", "GET", "/productpage"),
+		"lucid tap productpage":                                   live("curl -s http://127.0.0.1:8080/productpage", "GET", "/productpage"),
 		"lucid tap productpage --to reviews --status 5xx -o wide": live("curl -s -x http://127.0.10.9:15001 http://productpage:9080/", ""),
 		"lucid tap istio-ingressgateway -n istio-system --path /productpage -o json --count 1": {phase: "mesh", do: func(tr *tour, cmd string) {
 			p := tr.sh.start(tr.t, cmd)
@@ -235,7 +235,7 @@ func (tr *tour) exampleChecks() map[string]exampleCheck {
 			tr.sh.run(tr.t, "sleep 1; curl -s http://127.0.0.1:8080/productpage", time.Minute)
 			p.waitFor(tr.t, "/productpage", 30*time.Second)
 		}},
-		"lucid dashboard":        mesh(0, "http://127.0.0.1:15014/dashboard/"),
+		"lucid dashboard": mesh(0, "http://127.0.0.1:15014/dashboard/"),
 		"lucid dashboard --open": {phase: "mesh", do: func(tr *tour, cmd string) {
 			// Where no desktop browser exists it says so (exit 1); the URL is printed first either way.
 			if r := tr.sh.run(tr.t, cmd, time.Minute); !strings.Contains(r.out, "http://127.0.0.1:15014/dashboard/") {
