@@ -56,7 +56,7 @@ func TestParseMultiDocument(t *testing.T) {
 	objs, diags := Parse("shop.yaml", []byte(multiDoc))
 	checkDiags(t, diags, []string{
 		`error shop.yaml:29: DestinationRule default/reviews: spec.subsets[1].name: duplicate subset "v1"`,
-		"error shop.yaml:35: malformed YAML: did not find expected ',' or ']'",
+		"error shop.yaml:37:1: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence at line 36, column 9)",
 	})
 	if len(objs) != 2 {
 		t.Fatalf("got %d objects, want 2", len(objs))
@@ -83,12 +83,16 @@ func TestParseErrors(t *testing.T) {
 		yaml string
 		want []string
 	}{
-		{"malformed", "kind: [\n", []string{"error f.yaml:1: malformed YAML: did not find expected node content"}},
+		{"malformed", "kind: [\n", []string{"error f.yaml:2:1: YAML syntax error: did not find expected node content"}},
+		{"syntax error column", "apiVersion: v1\nkind: a: b\n", []string{"error f.yaml:2:8: YAML syntax error: mapping values are not allowed in this context"}},
+		{"syntax error in a later document", "kind: a\n---\nkind: b\nspec:\n  hosts: [a, b\n  http: x\n", []string{
+			"error f.yaml:1: kind: unknown kind \"a\" (Lucid knows AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, RequestAuthentication, ServiceEntry, Sidecar, VirtualService, WorkloadEntry)",
+			"error f.yaml:6:7: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence at line 5, column 10)"}},
 		{"not a mapping", "- a\n- b\n", []string{"error f.yaml:1: expected a Kubernetes-style object (a mapping with apiVersion, kind, metadata, spec), got a list"}},
 		{"missing kind", "apiVersion: networking.istio.io/v1\nmetadata: {name: a}\n",
 			[]string{"error f.yaml:1: kind: missing kind"}},
 		{"unknown kind", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
-			[]string{`error f.yaml:2: kind: unknown kind "ConfigMap" (Lucid knows AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, ServiceEntry, Sidecar, VirtualService, WorkloadEntry)`}},
+			[]string{`error f.yaml:2: kind: unknown kind "ConfigMap" (Lucid knows AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, RequestAuthentication, ServiceEntry, Sidecar, VirtualService, WorkloadEntry)`}},
 		{"unknown apiVersion", "apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: a}\n",
 			[]string{`error f.yaml:1: VirtualService default/a: apiVersion: unknown apiVersion "networking.istio.io/v2" for VirtualService (want networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3)`}},
 		{"security group for networking kind", "apiVersion: security.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec: {host: a}\n",

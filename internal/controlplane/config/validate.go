@@ -23,6 +23,7 @@ type validationError struct {
 	path    string
 	msg     string
 	warning bool
+	lucid   bool // a warning of Lucid's own, not one of Istio's validation warnings
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
@@ -31,6 +32,12 @@ func (v *validator) errorf(path, format string, args ...any) {
 
 func (v *validator) warnf(path, format string, args ...any) {
 	v.errs = append(v.errs, validationError{path: path, msg: fmt.Sprintf(format, args...), warning: true})
+}
+
+// lucidWarnf records a warning Istio does not give: the object is fine for Istio, but
+// Lucid serves it differently.
+func (v *validator) lucidWarnf(path, format string, args ...any) {
+	v.errs = append(v.errs, validationError{path: path, msg: fmt.Sprintf(format, args...), warning: true, lucid: true})
 }
 
 func idx(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }

@@ -265,7 +265,7 @@ func validateServiceEntry(o *Object, v *validator) {
 		if se.WorkloadSelector != nil {
 			v.warnf("spec.workloadSelector", "workloadSelector should not be set when resolution mode is %s", res)
 		}
-		v.warnf("spec.resolution", "resolution %s is accepted, but Lucid resolves endpoints statically only (STATIC and NONE)", res)
+		v.lucidWarnf("spec.resolution", "resolution %s is accepted, but Lucid resolves endpoints statically only (STATIC and NONE)", res)
 	}
 	if res != networkingv1alpha3.ServiceEntry_NONE && len(se.Hosts) > 1 {
 		for i, port := range se.Ports {

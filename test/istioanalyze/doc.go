@@ -1,0 +1,2 @@
+// Package istioanalyze checks `lucid analyze` and Lucid's validation against Istio's own code.
+package istioanalyze
