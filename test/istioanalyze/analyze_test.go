@@ -256,7 +256,7 @@ func analyzeCases() []analyzeCase {
 		{name: "gateway-credentials", docs: with(bookinfo,
 			gw("default", "web", "selector: {istio: ingressgateway}\nservers:\n- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: [a.example.com]\n  tls: {mode: SIMPLE, credentialName: missing-cert}\n- port: {number: 443, name: https-2, protocol: HTTPS}\n  hosts: [b.example.com]\n  tls: {mode: SIMPLE, credentialName: bad-cert}\n- port: {number: 443, name: https-3, protocol: HTTPS}\n  hosts: [c.example.com]\n  tls: {mode: SIMPLE, credentialName: good-cert}"),
 			"apiVersion: v1\nkind: Secret\nmetadata:\n  name: bad-cert\n  namespace: istio-system\ntype: kubernetes.io/tls\ndata:\n  tls.crt: bm90IGEgY2VydA==\n  tls.key: bm90IGEga2V5\n",
-			"apiVersion: v1\nkind: Secret\nmetadata:\n  name: good-cert\n  namespace: istio-system\ntype: kubernetes.io/tls\ndata:\n  tls.crt: " + goodCertB64 + "\n  tls.key: a2V5\n")},
+			"apiVersion: v1\nkind: Secret\nmetadata:\n  name: good-cert\n  namespace: istio-system\ntype: kubernetes.io/tls\ndata:\n  tls.crt: "+goodCertB64+"\n  tls.key: a2V5\n")},
 
 		// Mesh VirtualServices for the same host.
 		{name: "conflicting-mesh-hosts", docs: with(bookinfo,

@@ -189,7 +189,7 @@ func Run(objs []*config.Object, loadDiags []config.Diagnostic, opts Options) Res
 	if opts.Offline {
 		res.DefaultIngress = a.assumeDefaultIngress() // defaults.go
 	}
-	a.buildRegistry() // registry.go
+	a.buildRegistry()         // registry.go
 	a.loadMessages(loadDiags) // schema.go
 	a.virtualServices()       // virtualservices.go
 	a.destinationRules()      // destinationrules.go
