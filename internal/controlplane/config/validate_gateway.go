@@ -44,7 +44,7 @@ func (v *validator) gatewayServer(p string, s *networkingv1alpha3.Server) {
 		v.errorf(p+".hosts", "server config must contain at least one host")
 	}
 	for j, h := range s.Hosts {
-		v.namespacedHost(idx(p+".hosts", j), h)
+		v.namespacedHost(idx(p+".hosts", j), h, true)
 	}
 	v.serverBind(p, s)
 	v.serverTLS(p+".tls", s.Tls)
@@ -55,7 +55,9 @@ func (v *validator) gatewayServer(p string, s *networkingv1alpha3.Server) {
 	if s.Port.Name == "" {
 		v.errorf(p+".port.name", "port name must be set")
 	}
-	v.protocol(p+".port.protocol", s.Port.Protocol)
+	if !protocols[strings.ToUpper(s.Port.Protocol)] {
+		v.errorf(p+".port.protocol", "invalid protocol %q, supported protocols are HTTP, HTTP2, GRPC, GRPC-WEB, MONGO, REDIS, MYSQL, TCP", s.Port.Protocol)
+	}
 	if s.Port.Number != 0 || !strings.HasPrefix(s.Bind, "unix://") {
 		v.port(p+".port.number", s.Port.Number)
 	}
