@@ -438,7 +438,9 @@ func walk(m protoreflect.Message, path []step, add func(string, func(protoreflec
 				add(name+" empty", at(func(pm protoreflect.Message) { pm.Set(fd, pm.NewField(fd)) }))
 				var keys []protoreflect.MapKey
 				mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool { keys = append(keys, k); return true })
-				slices.SortFunc(keys, func(a, b protoreflect.MapKey) int { return strings.Compare(fmt.Sprint(a.Interface()), fmt.Sprint(b.Interface())) })
+				slices.SortFunc(keys, func(a, b protoreflect.MapKey) int {
+					return strings.Compare(fmt.Sprint(a.Interface()), fmt.Sprint(b.Interface()))
+				})
 				first := keys[0]
 				for _, k := range mapKeys(fd.MapKey()) {
 					add(fmt.Sprintf("%s key %v added", name, k.Interface()), at(func(pm protoreflect.Message) {

@@ -815,4 +815,3 @@ func unixAddressError(addr string) string {
 	}
 	return ""
 }
-
