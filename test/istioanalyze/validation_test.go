@@ -586,6 +586,46 @@ func istioRejects(kind string, spec proto.Message) (bool, string) {
 	return false, ""
 }
 
+// TestValidationWarningParity: where both accept an object, they warn about the same ones.
+func TestValidationWarningParity(t *testing.T) {
+	var diffs []string
+	for _, m := range validationCorpus(t) {
+		if r, _ := lucidRejects(m.kind, m.spec); r {
+			continue
+		}
+		lw, lmsg := lucidWarns(m.kind, m.spec)
+		w, _ := validationKinds[m.kind].validate(istioconfig.Config{Meta: istioconfig.Meta{Name: "test", Namespace: "default"}, Spec: proto.Clone(m.spec)})
+		iw := w != nil && slices.ContainsFunc(strings.Split(w.Error(), "\n"), func(l string) bool {
+			// Unreachable rules are analysis messages in Lucid (IST0130, IST0131), checked by TestAnalyzeParity.
+			l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*"))
+			return l != "" && !strings.HasPrefix(l, "virtualService rule") && !strings.HasSuffix(l, "errors occurred:")
+		})
+		if iw != lw {
+			diffs = append(diffs, fmt.Sprintf("%s %s: Lucid warns %v (%s), Istio %v", m.base, m.what, lw, lmsg, w))
+		}
+	}
+	if len(diffs) > 0 {
+		t.Errorf("%d disagreements:\n  %s", len(diffs), strings.Join(diffs, "\n  "))
+	}
+}
+
+// lucidWarns reports Lucid's warnings that are Istio's (not Lucid's own).
+func lucidWarns(kind string, spec proto.Message) (bool, string) {
+	js, err := protojson.Marshal(spec)
+	if err != nil {
+		panic(err)
+	}
+	doc := fmt.Sprintf("apiVersion: %s\nkind: %s\nmetadata: {name: test, namespace: default}\nspec: %s\n", validationKinds[kind].group, kind, js)
+	_, diags := config.Parse("x.yaml", []byte(doc))
+	var ws []string
+	for _, d := range diags {
+		if d.Level == config.Warning && !d.Lucid {
+			ws = append(ws, d.Field+": "+d.Message)
+		}
+	}
+	return len(ws) > 0, strings.Join(ws, "; ")
+}
+
 // TestValidationParity checks every object of the corpus.
 func TestValidationParity(t *testing.T) {
 	corpus := validationCorpus(t)

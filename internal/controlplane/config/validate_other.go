@@ -725,8 +725,25 @@ func validateSidecar(o *Object, v *validator) {
 		if len(eg.Hosts) == 0 {
 			v.errorf(p+".hosts", "sidecar: egress listener must contain at least one host")
 		}
+		byNamespace := map[string]map[string]bool{}
 		for j, h := range eg.Hosts {
-			v.namespacedHost(idx(p+".hosts", j), h, false)
+			hp := idx(p+".hosts", j)
+			if ns, svc, ok := strings.Cut(h, "/"); ok && !strings.HasPrefix(ns, "~") {
+				if ns == "." {
+					ns = v.ns
+				}
+				if byNamespace[ns] == nil {
+					byNamespace[ns] = map[string]bool{}
+				}
+				if svc != "*" && (byNamespace[ns][svc] || byNamespace[ns]["*"]) || svc == "*" && len(byNamespace[ns]) > 0 {
+					v.warnf(hp, "duplicated egress host: %s", h)
+				}
+				byNamespace[ns][svc] = true
+			}
+			v.namespacedHost(hp, h, false)
+		}
+		if byNamespace["*"]["*"] && len(byNamespace) != 1 {
+			v.warnf(p+".hosts", "`*/*` host select all resources, no other hosts can be added")
 		}
 	}
 	if tp := sc.OutboundTrafficPolicy; tp != nil {

@@ -57,7 +57,7 @@ func validateVirtualService(o *Object, v *validator) {
 	}
 	// Istio's rule: bound to gateways unless "mesh" is one of them (no gateways: the mesh).
 	toGateway := len(vs.Gateways) > 0 && !slices.Contains(vs.Gateways, "mesh")
-	v.gatewayNames("spec.gateways", vs.Gateways)
+	v.gatewayNames("spec.gateways", vs.Gateways, true)
 	if !toGateway {
 		for i, r := range vs.Http {
 			for j, m := range r.GetMatch() {
@@ -154,12 +154,12 @@ func jwtClaim(h string) bool {
 // gatewayNames checks gateway references as Istio does: "namespace/name" with DNS labels,
 // or a name (an FQDN; "name.namespace" is the legacy form, which Istio warns about). As
 // in Istio, the first name without "/" ends the check of the list.
-func (v *validator) gatewayNames(path string, names []string) {
+func (v *validator) gatewayNames(path string, names []string, warn bool) {
 	for i, g := range names {
 		p := idx(path, i)
 		ns, name, ok := strings.Cut(g, "/")
 		if !ok {
-			if first, rest, dotted := strings.Cut(g, "."); dotted {
+			if first, rest, dotted := strings.Cut(g, "."); dotted && warn {
 				rest, _, _ = strings.Cut(rest, ".")
 				v.warnf(p, "using legacy gatewayName format %q; prefer the <namespace>/<name> format: %q", g, rest+"/"+first)
 			}
@@ -329,7 +329,7 @@ func (v *validator) httpMatch(p string, m *networkingv1alpha3.HTTPMatchRequest) 
 		v.port(p+".port", m.Port)
 	}
 	v.labels(p+".sourceLabels", m.SourceLabels)
-	v.gatewayNames(p+".gateways", m.Gateways)
+	v.gatewayNames(p+".gateways", m.Gateways, false)
 	if m.SourceNamespace != "" && !isDNS1123LabelAnyCase(m.SourceNamespace) {
 		v.errorf(p+".sourceNamespace", "sourceNamespace match %s is invalid", m.SourceNamespace)
 	}
@@ -598,7 +598,7 @@ func (v *validator) fault(p string, f *networkingv1alpha3.HTTPFaultInjection) {
 		case *networkingv1alpha3.HTTPFaultInjection_Abort_Http2Error:
 			v.errorf(p+".abort.http2Error", "HTTP/2 abort fault injection not supported yet")
 		default:
-			v.warnf(p+".abort", "abort configured, but error type not set")
+			v.lucidWarnf(p+".abort", "abort configured, but error type not set: no request is aborted")
 		}
 	}
 	if d := f.Delay; d != nil {
@@ -749,7 +749,7 @@ func (v *validator) tcpRoute(p string, r *networkingv1alpha3.TCPRoute) {
 			v.port(mp+".port", m.Port)
 		}
 		v.labels(mp+".sourceLabels", m.SourceLabels)
-		v.gatewayNames(mp+".gateways", m.Gateways)
+		v.gatewayNames(mp+".gateways", m.Gateways, false)
 	}
 	if len(r.Route) == 0 {
 		v.errorf(p+".route", "TCP route is required")
@@ -798,7 +798,7 @@ func (v *validator) tlsRoute(p string, r *networkingv1alpha3.TLSRoute, hosts []s
 			v.port(mp+".port", m.Port)
 		}
 		v.labels(mp+".sourceLabels", m.SourceLabels)
-		v.gatewayNames(mp+".gateways", m.Gateways)
+		v.gatewayNames(mp+".gateways", m.Gateways, false)
 	}
 	if len(r.Route) == 0 {
 		v.errorf(p+".route", "TLS route is required")
