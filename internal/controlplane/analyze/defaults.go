@@ -32,9 +32,11 @@ var defaultIngressPorts = []struct {
 	port int32
 }{{"http2", 80}, {"https", 443}, {"tcp", 31400}, {"tls", 15443}}
 
-// assumeDefaultIngress adds Istio's default ingress gateway pod and Service, unless the
-// mesh config turns ingress off or the files define an ingress gateway: a pod or
-// WorkloadEntry labelled istio=ingressgateway, or the ingress Service itself.
+// assumeDefaultIngress adds Istio's default ingress gateway pod and Service, as istioctl
+// analyze does offline, unless the mesh config turns ingress off or the files define the
+// ingress gateway: its Service (istio-system/<ingressService>) or, in Lucid's local mode, a
+// WorkloadEntry labelled istio=ingressgateway. (Pods labelled istio=ingressgateway do not
+// count, as in istioctl: the default gateway's Service would still select them.)
 func (a *analyzer) assumeDefaultIngress() *DefaultIngress {
 	if a.mesh.GetIngressControllerMode() == meshv1alpha1.MeshConfig_OFF {
 		return nil
@@ -45,7 +47,7 @@ func (a *analyzer) assumeDefaultIngress() *DefaultIngress {
 	}
 	d.Pod = d.Service + "-dummypod"
 	for _, w := range a.workloads() {
-		if selects(d.Labels, w.labels) {
+		if w.kind == config.KindWorkloadEntry && selects(d.Labels, w.labels) {
 			return nil
 		}
 	}

@@ -224,6 +224,9 @@ func (p *docParser) object(n *yaml.Node) {
 		p.diags[len(p.diags)-1].UnknownKind = true
 		return
 	}
+	if !versionOK(info, apiVersion) && p.opts.Kubernetes && apiVersion != "" && !istioGroup(apiVersion) {
+		return // a kind of another API group with an Istio kind's name (Kubernetes Gateway API's Gateway)
+	}
 	if !versionOK(info, apiVersion) {
 		var want []string
 		for _, v := range info.versions {

@@ -16,7 +16,7 @@ import (
 
 func validateGateway(o *Object, v *validator) {
 	gw := o.Spec.(*networkingv1alpha3.Gateway)
-	if !isDNS1123Label(o.Name) {
+	if !isDNS1123LabelAnyCase(o.Name) {
 		v.errorf("metadata.name", "invalid gateway name: %q", o.Name)
 	}
 	if len(gw.Servers) == 0 {

@@ -442,6 +442,8 @@ func validateServiceEntry(o *Object, v *validator) {
 	if cidr && res != networkingv1alpha3.ServiceEntry_NONE && res != networkingv1alpha3.ServiceEntry_STATIC {
 		v.errorf("spec.addresses", "CIDR addresses are allowed only for NONE/STATIC resolution types")
 	}
+	// Istio allocates a virtual IP unless resolution is NONE or the label opts out.
+	autoAllocate := res != networkingv1alpha3.ServiceEntry_NONE && !strings.EqualFold(o.Labels["networking.istio.io/enable-autoallocate-ip"], "false")
 	names := map[string]bool{}
 	numbers := map[uint32]bool{}
 	for i, port := range se.Ports {
@@ -457,6 +459,9 @@ func validateServiceEntry(o *Object, v *validator) {
 			v.errorf(p+".number", "service entry port %d already defined", port.Number)
 		}
 		names[port.Name], numbers[port.Number] = true, true
+		if len(se.Addresses) == 0 && !autoAllocate && (port.Protocol == "" || port.Protocol == "TCP") {
+			v.warnf(p+".protocol", "addresses are required for ports serving TCP (or unset) protocol when IP Autoallocation is not enabled")
+		}
 		v.portName(p+".name", port.Name)
 		v.protocol(p+".protocol", port.Protocol)
 		v.port(p+".number", port.Number)
