@@ -166,7 +166,8 @@ type Options struct {
 // Result is an analysis.
 type Result struct {
 	Messages []Message
-	// DefaultIngress is set when Istio's default ingress gateway was assumed (Options.Offline).
+	// DefaultIngress is set when Istio's default ingress gateway was assumed
+	// (Options.Offline) and a Gateway selects it, so the messages depend on it.
 	DefaultIngress *DefaultIngress
 }
 
@@ -187,7 +188,9 @@ func Run(objs []*config.Object, loadDiags []config.Diagnostic, opts Options) Res
 	a := newAnalyzer(objs, mesh)
 	var res Result
 	if opts.Offline {
-		res.DefaultIngress = a.assumeDefaultIngress() // defaults.go
+		if d := a.assumeDefaultIngress(); d != nil && a.selectedByGateway(d.Labels) { // defaults.go
+			res.DefaultIngress = d
+		}
 	}
 	a.buildRegistry()         // registry.go
 	a.loadMessages(loadDiags) // schema.go

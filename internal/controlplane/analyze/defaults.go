@@ -70,3 +70,13 @@ func (a *analyzer) assumeDefaultIngress() *DefaultIngress {
 	a.services = append(a.services, svc)
 	return d
 }
+
+// selectedByGateway reports whether a Gateway's selector selects workloads with labels.
+func (a *analyzer) selectedByGateway(labels map[string]string) bool {
+	for _, o := range a.kind(config.KindGateway) {
+		if g := gatewaySpec(o); g != nil && selects(g.GetSelector(), labels) {
+			return true
+		}
+	}
+	return false
+}

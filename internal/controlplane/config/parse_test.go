@@ -229,14 +229,32 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("apiVersion: v1\nkind: List\nitems: [{kind: VirtualService}]\n"))
 	f.Add([]byte("a: &x {b: *x}\n"))
 	f.Add([]byte("--- \n---\n...\n"))
+	f.Add([]byte("apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: b}\nspec:\n  ports: [{port: 80, targetPort: http}]\n"))
+	f.Add([]byte("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {app: x}}\nspec: {containers: [{name: c}]}\n---\nkind: Namespace\napiVersion: v1\nmetadata: {name: n}\n"))
+	f.Add([]byte("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {tls.crt: eA==}\n"))
+	f.Add([]byte("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec: {subsets: [{name: a}, {name: a}]}\n"))
+	f.Add([]byte("a: [1, 2\nb: {c: d\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		objs, diags := Parse("fuzz.yaml", data)
 		for _, o := range objs {
-			if o.Spec == nil || o.Name == "" || o.Generation == "" {
+			if o.Spec == nil || o.Kube != nil || o.Invalid || o.Name == "" || o.Generation == "" {
 				t.Fatalf("incomplete object %+v", o)
 			}
 		}
 		for _, d := range diags {
+			_ = d.String()
+		}
+		objs, diags = ParseWith("fuzz.yaml", data, Analysis)
+		for _, o := range objs {
+			if (o.Spec == nil) == (o.Kube == nil) || o.Name == "" || o.Generation == "" || o.Kube != nil && o.Invalid {
+				t.Fatalf("incomplete object %+v", o)
+			}
+			_ = o.LineOf("spec.hosts[0]")
+		}
+		for _, d := range diags {
+			if d.Syntax && (d.Line == 0 || d.Kind != "") {
+				t.Fatalf("syntax error without a line, or about an object: %+v", d)
+			}
 			_ = d.String()
 		}
 	})
