@@ -251,7 +251,7 @@ type analyzer struct {
 }
 
 // report adds a message about object o, located at field (the object's line when the
-// field has none).
+// field has none). The pointer, for setting Detail and Fix, is valid until the next report.
 func (a *analyzer) report(o *config.Object, code string, level Level, field, text string) *Message {
 	ns := o.Namespace
 	if o.Kind == config.KindNamespace || o.Kind == config.KindNode {

@@ -72,10 +72,10 @@ func newAnalyzer(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) *analyzer
 			a.secrets[o.Namespace+"/"+o.Name] = o
 			continue
 		}
-		switch {
-		case o.Kind == model.KindPod: // the control plane's registry: a pod as a WorkloadEntry
+		switch o.Kind {
+		case model.KindPod: // the control plane's registry: a pod as a WorkloadEntry
 			a.pods = append(a.pods, &pod{obj: o, name: o.Name, ns: o.Namespace, labels: o.Labels, annotations: o.Annotations})
-		case o.Kind == model.KindKubernetesService:
+		case model.KindKubernetesService:
 			if se, ok := o.Spec.(*networkingv1alpha3.ServiceEntry); ok {
 				a.services = append(a.services, registryService(o, se))
 			}

@@ -32,7 +32,7 @@ func (a *analyzer) kubeServices() {
 		for i, p := range s.ports {
 			unsupported := kube.Protocol(p.port, p.name, p.protocol, p.appProtocol) == ""
 			external := s.typ == corev1.ServiceTypeExternalName
-			if !unsupported && !(p.name == "tcp" && external) {
+			if !unsupported && (p.name != "tcp" || !external) {
 				continue
 			}
 			field := fmt.Sprintf("spec.ports[%d].port", i)

@@ -79,7 +79,7 @@ func (a *analyzer) virtualServices() {
 		a.jwtClaimRoutes(o, vs)
 		a.unreachableRules(o, vs) // routes.go
 		for i, r := range vs.GetHttp() {
-			if r.GetFault().GetDelay().GetPercent() > 0 {
+			if r.GetFault().GetDelay().GetPercent() > 0 { //nolint:staticcheck // SA1019: reporting the deprecated field is the point
 				a.reportf(o, "IST0002", Warning, fmt.Sprintf("spec.http[%d].fault.delay.percent", i),
 					"Deprecated: %s", "HTTPRoute.fault.delay.percent is deprecated; use HTTPRoute.fault.delay.percentage")
 			}

@@ -232,8 +232,8 @@ func (v *validator) protocol(path, p string) {
 	}
 }
 
-// duration checks a Duration is valid and not below least (Istio: >= 1ms for most).
-func (v *validator) duration(path string, d *durationpb.Duration, least time.Duration) {
+// duration checks a Duration as Istio does: valid, at least 1ms, to ms precision.
+func (v *validator) duration(path string, d *durationpb.Duration) {
 	if d == nil {
 		return
 	}
@@ -241,12 +241,9 @@ func (v *validator) duration(path string, d *durationpb.Duration, least time.Dur
 		v.errorf(path, "invalid duration: %v", err)
 		return
 	}
-	got := d.AsDuration()
-	switch {
-	case got < least && least == time.Millisecond:
+	switch got := d.AsDuration(); {
+	case got < time.Millisecond:
 		v.errorf(path, "duration %s must be at least 1ms", got)
-	case got < least:
-		v.errorf(path, "duration %s must not be negative", got)
 	case got%time.Millisecond != 0:
 		v.errorf(path, "duration %s: only durations to ms precision are supported", got)
 	}

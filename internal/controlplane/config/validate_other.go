@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 )
@@ -97,8 +96,8 @@ func (v *validator) outlierDetection(p string, od *networkingv1alpha3.OutlierDet
 	if od == nil {
 		return
 	}
-	v.duration(p+".baseEjectionTime", od.BaseEjectionTime, time.Millisecond)
-	v.duration(p+".interval", od.Interval, time.Millisecond)
+	v.duration(p+".baseEjectionTime", od.BaseEjectionTime)
+	v.duration(p+".interval", od.Interval)
 	if od.ConsecutiveErrors != 0 { //nolint:staticcheck // deprecated but accepted
 		v.warnf(p+".consecutiveErrors", "outlier detection consecutive errors is deprecated, use consecutiveGatewayErrors or consecutive5xxErrors instead")
 	}
@@ -131,7 +130,7 @@ func (v *validator) connectionPool(p string, cp *networkingv1alpha3.ConnectionPo
 				v.errorf(hp+"."+f.name, "must be non-negative (got %d)", f.val)
 			}
 		}
-		v.duration(hp+".idleTimeout", h.IdleTimeout, time.Millisecond)
+		v.duration(hp+".idleTimeout", h.IdleTimeout)
 		if h.H2UpgradePolicy == networkingv1alpha3.ConnectionPoolSettings_HTTPSettings_UPGRADE && h.UseClientProtocol {
 			v.errorf(hp+".useClientProtocol", "use client protocol must not be true when H2UpgradePolicy is UPGRADE")
 		}
@@ -142,8 +141,8 @@ func (v *validator) connectionPool(p string, cp *networkingv1alpha3.ConnectionPo
 			if ka.Timeout == nil {
 				v.errorf(hp+".http2KeepAlive.timeout", "http2 keepalive timeout is required")
 			}
-			v.duration(hp+".http2KeepAlive.interval", ka.Interval, time.Millisecond)
-			v.duration(hp+".http2KeepAlive.timeout", ka.Timeout, time.Millisecond)
+			v.duration(hp+".http2KeepAlive.interval", ka.Interval)
+			v.duration(hp+".http2KeepAlive.timeout", ka.Timeout)
 		}
 	}
 	if t := cp.Tcp; t != nil {
@@ -151,14 +150,14 @@ func (v *validator) connectionPool(p string, cp *networkingv1alpha3.ConnectionPo
 		if t.MaxConnections < 0 {
 			v.errorf(tp+".maxConnections", "must be non-negative (got %d)", t.MaxConnections)
 		}
-		v.duration(tp+".connectTimeout", t.ConnectTimeout, time.Millisecond)
-		v.duration(tp+".maxConnectionDuration", t.MaxConnectionDuration, time.Millisecond)
+		v.duration(tp+".connectTimeout", t.ConnectTimeout)
+		v.duration(tp+".maxConnectionDuration", t.MaxConnectionDuration)
 		if t.IdleTimeout.AsDuration().Milliseconds() != 0 { // 0s disables the timeout
-			v.duration(tp+".idleTimeout", t.IdleTimeout, time.Millisecond)
+			v.duration(tp+".idleTimeout", t.IdleTimeout)
 		}
 		if ka := t.TcpKeepalive; ka != nil {
-			v.duration(tp+".tcpKeepalive.time", ka.Time, time.Millisecond)
-			v.duration(tp+".tcpKeepalive.interval", ka.Interval, time.Millisecond)
+			v.duration(tp+".tcpKeepalive.time", ka.Time)
+			v.duration(tp+".tcpKeepalive.interval", ka.Interval)
 		}
 	}
 }
@@ -210,7 +209,7 @@ func (v *validator) loadBalancer(p string, lb *networkingv1alpha3.LoadBalancerSe
 		if w.Duration == nil {
 			v.errorf(p+".warmup.duration", "duration is required")
 		}
-		v.duration(p+".warmup.duration", w.Duration, time.Millisecond)
+		v.duration(p+".warmup.duration", w.Duration)
 		if w.MinimumPercent.GetValue() > 100 {
 			v.errorf(p+".warmup.minimumPercent", "minimumPercent value should be less than or equal to 100")
 		}
@@ -656,7 +655,7 @@ func validateSidecar(o *Object, v *validator) {
 			v.errorf(p+".port", "sidecar: port is required for ingress listeners")
 			continue
 		}
-		if in.Port.TargetPort > 0 {
+		if in.Port.TargetPort > 0 { //nolint:staticcheck // SA1019: Istio still rejects the deprecated field
 			v.errorf(p+".port.targetPort", "targetPort has no impact on Sidecars")
 		}
 		v.sidecarPort(p, in.Port, in.Bind)
@@ -710,7 +709,7 @@ func validateSidecar(o *Object, v *validator) {
 				v.errorf(p+".port", "sidecar: the egress listener with empty port should be the last listener in the list")
 			}
 		} else {
-			if eg.Port.TargetPort > 0 {
+			if eg.Port.TargetPort > 0 { //nolint:staticcheck // SA1019: Istio still rejects the deprecated field
 				v.errorf(p+".port.targetPort", "targetPort has no impact on Sidecars")
 			}
 			if eg.Port.Number == 0 {

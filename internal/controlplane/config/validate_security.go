@@ -127,7 +127,7 @@ func validateRequestAuthentication(o *Object, v *validator) {
 			}
 		}
 		if r.Timeout != nil {
-			v.duration(p+".timeout", r.Timeout, 1e6)
+			v.duration(p+".timeout", r.Timeout)
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 )
@@ -224,7 +223,7 @@ func (v *validator) httpRoute(p string, r *networkingv1alpha3.HTTPRoute, delegat
 	v.directResponse(p+".directResponse", r.DirectResponse)
 	v.retries(p+".retries", r.Retries)
 	v.rewrite(p+".rewrite", r.Rewrite)
-	v.duration(p+".timeout", r.Timeout, time.Millisecond)
+	v.duration(p+".timeout", r.Timeout)
 	var total int32
 	for j, d := range r.Route {
 		dp := idx(p+".route", j)
@@ -552,7 +551,7 @@ func (v *validator) cors(p string, c *networkingv1alpha3.CorsPolicy) {
 		v.corsHeaderName(idx(p+".exposeHeaders", i), h)
 	}
 	if c.MaxAge != nil {
-		v.duration(p+".maxAge", c.MaxAge, time.Millisecond)
+		v.duration(p+".maxAge", c.MaxAge)
 		if c.MaxAge.Nanos > 0 {
 			v.errorf(p+".maxAge", "max_age duration is accurate only to seconds precision")
 		}
@@ -605,7 +604,7 @@ func (v *validator) fault(p string, f *networkingv1alpha3.HTTPFaultInjection) {
 		v.percentage(p+".delay.percentage", d.Percentage)
 		switch t := d.HttpDelayType.(type) {
 		case *networkingv1alpha3.HTTPFaultInjection_Delay_FixedDelay:
-			v.duration(p+".delay.fixedDelay", t.FixedDelay, time.Millisecond)
+			v.duration(p+".delay.fixedDelay", t.FixedDelay)
 		case *networkingv1alpha3.HTTPFaultInjection_Delay_ExponentialDelay:
 			v.errorf(p+".delay.exponentialDelay", "exponentialDelay not supported yet")
 		}
@@ -686,7 +685,7 @@ func (v *validator) retries(p string, r *networkingv1alpha3.HTTPRetry) {
 	if r.Attempts == 0 && (r.PerTryTimeout != nil || r.RetryOn != "" || r.RetryRemoteLocalities != nil) {
 		v.errorf(p, "http retry policy configured when attempts are set to 0 (disabled)")
 	}
-	v.duration(p+".perTryTimeout", r.PerTryTimeout, time.Millisecond)
+	v.duration(p+".perTryTimeout", r.PerTryTimeout)
 	if r.RetryOn != "" {
 		for _, cond := range strings.Split(r.RetryOn, ",") {
 			code, err := strconv.Atoi(cond)
@@ -698,7 +697,7 @@ func (v *validator) retries(p string, r *networkingv1alpha3.HTTPRetry) {
 			}
 		}
 	}
-	v.duration(p+".backoff", r.Backoff, time.Millisecond)
+	v.duration(p+".backoff", r.Backoff)
 }
 
 func (v *validator) rewrite(p string, r *networkingv1alpha3.HTTPRewrite) {
