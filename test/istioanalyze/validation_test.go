@@ -557,14 +557,20 @@ func mapKeys(fd protoreflect.FieldDescriptor) []protoreflect.MapKey {
 	return out
 }
 
-// lucidRejects parses the object as `lucid up` and the control plane do.
-func lucidRejects(kind string, spec proto.Message) (bool, string) {
+// lucidParse parses the object as `lucid up` and the control plane do.
+func lucidParse(kind string, spec proto.Message) []config.Diagnostic {
 	js, err := protojson.Marshal(spec)
 	if err != nil {
 		panic(err)
 	}
 	doc := fmt.Sprintf("apiVersion: %s\nkind: %s\nmetadata: {name: test, namespace: default}\nspec: %s\n", validationKinds[kind].group, kind, js)
 	_, diags := config.Parse("x.yaml", []byte(doc))
+	return diags
+}
+
+// lucidRejects reports Lucid's errors.
+func lucidRejects(kind string, spec proto.Message) (bool, string) {
+	diags := lucidParse(kind, spec)
 	var errs []string
 	for _, d := range diags {
 		if d.Level == config.Error {
@@ -611,12 +617,7 @@ func TestValidationWarningParity(t *testing.T) {
 
 // lucidWarns reports Lucid's warnings that are Istio's (not Lucid's own).
 func lucidWarns(kind string, spec proto.Message) (bool, string) {
-	js, err := protojson.Marshal(spec)
-	if err != nil {
-		panic(err)
-	}
-	doc := fmt.Sprintf("apiVersion: %s\nkind: %s\nmetadata: {name: test, namespace: default}\nspec: %s\n", validationKinds[kind].group, kind, js)
-	_, diags := config.Parse("x.yaml", []byte(doc))
+	diags := lucidParse(kind, spec)
 	var ws []string
 	for _, d := range diags {
 		if d.Level == config.Warning && !d.Lucid {

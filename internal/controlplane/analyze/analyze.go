@@ -237,13 +237,16 @@ type analyzer struct {
 	objs  []*config.Object // Istio objects, valid and invalid, in input order
 	kinds map[string][]*config.Object
 
-	pods       []*pod     // Kubernetes pods (from files, from the cluster, the default gateway's)
-	services   []*service // Kubernetes services
-	namespaces map[string]*config.Object
-	nodes      map[string]map[string]string // node name → labels
-	secrets    map[string]*config.Object    // namespace/name → Secret
+	pods         []*pod                  // Kubernetes pods (from files, from the cluster, the default gateway's)
+	podOf        map[*config.Object]*pod // workloads(): a pod by its object
+	workloadList []workload              // workloads(), cached
+	services     []*service              // Kubernetes services
+	namespaces   map[string]*config.Object
+	nodes        map[string]map[string]string // node name → labels
+	secrets      map[string]*config.Object    // namespace/name → Secret
 
-	registry map[scopedHost]*registryEntry // Istio's analyzers' service registry (registry.go)
+	registry  map[scopedHost]*registryEntry // Istio's analyzers' service registry (registry.go)
+	wildcards []scopedHost                  // the registry's wildcard hosts, sorted
 
 	m          *model.Mesh // the valid objects' model, for Lucid's own checks and explanations
 	modelDiags []config.Diagnostic

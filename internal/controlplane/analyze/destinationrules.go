@@ -84,12 +84,7 @@ func (a *analyzer) serviceWorkloads(e *registryEntry) []workload {
 // podTopologyLabels adds the labels Istio gives a pod's endpoints from its node
 // (topology.kubernetes.io/region, zone, topology.istio.io/subzone, kubernetes.io/hostname).
 func (a *analyzer) podTopologyLabels(w workload) map[string]string {
-	var p *pod
-	for _, x := range a.pods {
-		if x.obj == w.obj {
-			p = x
-		}
-	}
+	p := a.podOf[w.obj]
 	if p == nil || p.spec == nil || p.spec.NodeName == "" {
 		return w.labels
 	}

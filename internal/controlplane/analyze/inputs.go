@@ -142,17 +142,24 @@ type workload struct {
 	labels map[string]string
 }
 
-// workloads are the pods and the WorkloadEntries.
+// workloads are the pods and the WorkloadEntries (computed once the inputs are complete,
+// Istio's default ingress gateway included).
 func (a *analyzer) workloads() []workload {
-	var out []workload
+	if a.workloadList != nil && len(a.podOf) == len(a.pods) {
+		return a.workloadList
+	}
+	out := []workload{}
+	a.podOf = map[*config.Object]*pod{}
 	for _, p := range a.pods {
 		out = append(out, workload{obj: p.obj, kind: p.obj.Kind, ns: p.ns, labels: p.labels})
+		a.podOf[p.obj] = p
 	}
 	for _, o := range a.kind(config.KindWorkloadEntry) {
 		if we, ok := o.Spec.(*networkingv1alpha3.WorkloadEntry); ok {
 			out = append(out, workload{obj: o, kind: o.Kind, ns: o.Namespace, labels: we.GetLabels()})
 		}
 	}
+	a.workloadList = out
 	return out
 }
 

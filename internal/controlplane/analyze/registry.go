@@ -67,6 +67,14 @@ type registryPort struct {
 // buildRegistry is Istio's analyzers' InitServiceEntryHostMap.
 func (a *analyzer) buildRegistry() {
 	a.registry = map[scopedHost]*registryEntry{}
+	defer func() {
+		a.wildcards = nil
+		for _, sh := range slices.Sorted(maps.Keys(a.registry)) { // sorted: one answer when several wildcards match
+			if _, h := sh.split(); strings.HasPrefix(h, "*") {
+				a.wildcards = append(a.wildcards, sh)
+			}
+		}
+	}()
 	for _, o := range a.kind(config.KindServiceEntry) {
 		se, ok := o.Spec.(*networkingv1alpha3.ServiceEntry)
 		if !ok {
@@ -126,6 +134,24 @@ func exportsToAll(exportTo []string) bool {
 	return len(exportTo) == 0 || slices.Contains(exportTo, "*")
 }
 
+// exportScopes are the namespaces an object of namespace ns exported to exportTo is
+// visible in: ["*"] for all, "." as ns.
+func exportScopes(exportTo []string, ns string) []string {
+	if exportsToAll(exportTo) {
+		return []string{"*"}
+	}
+	var out []string
+	for _, e := range exportTo {
+		if e == "." {
+			e = ns
+		}
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // lookup is Istio's analyzers' GetDestinationHost: the entry for host as seen from
 // namespace ns by an object exported to exportTo, wildcard entries last.
 func (a *analyzer) lookup(ns string, exportTo []string, host string) *registryEntry {
@@ -146,9 +172,9 @@ func (a *analyzer) lookup(ns string, exportTo []string, host string) *registryEn
 			}
 		}
 	}
-	for _, sh := range slices.Sorted(maps.Keys(a.registry)) { // sorted: one answer when several wildcards match
+	for _, sh := range a.wildcards {
 		scope, h := sh.split()
-		if !strings.HasPrefix(h, "*") || scope != "*" && scope != ns {
+		if scope != "*" && scope != ns {
 			continue
 		}
 		if strings.HasSuffix(strings.TrimPrefix(host, "*"), strings.TrimPrefix(h, "*")) {
@@ -160,18 +186,4 @@ func (a *analyzer) lookup(ns string, exportTo []string, host string) *registryEn
 
 // hostMatches is Istio's host.Name.Matches: equal names, or a wildcard covering the
 // other (both ways).
-func hostMatches(n, o string) bool {
-	nw, ow := strings.HasPrefix(n, "*"), strings.HasPrefix(o, "*")
-	switch {
-	case nw && ow:
-		if len(n) < len(o) {
-			return strings.HasSuffix(o[1:], n[1:])
-		}
-		return strings.HasSuffix(n[1:], o[1:])
-	case nw:
-		return strings.HasSuffix(o, n[1:])
-	case ow:
-		return strings.HasSuffix(n, o[1:])
-	}
-	return n == o
-}
+func hostMatches(n, o string) bool { return config.HostsMatch(n, o) }

@@ -53,19 +53,7 @@ func (a *analyzer) conflictingProtocols() {
 		if !ok {
 			continue
 		}
-		scopes := []string{"*"}
-		if !exportsToAll(se.GetExportTo()) {
-			scopes = nil
-			for _, e := range se.GetExportTo() {
-				if e == "." {
-					e = o.Namespace
-				}
-				if !slices.Contains(scopes, e) {
-					scopes = append(scopes, e)
-				}
-			}
-		}
-		for _, scope := range scopes {
+		for _, scope := range exportScopes(se.GetExportTo(), o.Namespace) {
 			for _, h := range se.GetHosts() {
 				for _, p := range se.GetPorts() {
 					k := key{scope, h, p.GetNumber()}

@@ -236,10 +236,7 @@ func (a *analyzer) vsGateways(o *config.Object, vs *networkingv1alpha3.VirtualSe
 			a.reportf(o, "IST0165", Warning, field, "Gateway reference in VirtualService %s is to an implementation-generated internal Gateway: %s.", o.Namespace+"/"+o.Name, gw)
 			continue
 		}
-		ns, name := o.Namespace, gw
-		if n, g, ok := strings.Cut(gw, "/"); ok {
-			ns, name = n, g
-		}
+		ns, name := gatewayRef(o.Namespace, gw)
 		g := a.object(config.KindGateway, ns, name)
 		if g == nil {
 			m := a.reportf(o, "IST0101", Error, field, "Referenced %s not found: %q", "gateway", gw)
@@ -255,6 +252,15 @@ func (a *analyzer) vsGateways(o *config.Object, vs *networkingv1alpha3.VirtualSe
 			}
 		}
 	}
+}
+
+// gatewayRef is the namespace and name of a VirtualService's gateway reference: "ns/name",
+// or a name in the VirtualService's namespace.
+func gatewayRef(vsNamespace, ref string) (string, string) {
+	if ns, name, ok := strings.Cut(ref, "/"); ok {
+		return ns, name
+	}
+	return vsNamespace, ref
 }
 
 // internalGateway reports a reference to a gateway Istio generates from a Kubernetes
@@ -337,19 +343,7 @@ func (a *analyzer) conflictingMeshHosts() {
 		if vs == nil || len(vs.GetGateways()) > 0 && !slices.Contains(vs.GetGateways(), "mesh") {
 			continue
 		}
-		scopes := []string{"*"}
-		if !exportsToAll(vs.GetExportTo()) {
-			scopes = nil
-			for _, e := range vs.GetExportTo() {
-				if e == "." {
-					e = o.Namespace
-				}
-				if !slices.Contains(scopes, e) {
-					scopes = append(scopes, e)
-				}
-			}
-		}
-		for _, scope := range scopes {
+		for _, scope := range exportScopes(vs.GetExportTo(), o.Namespace) {
 			for _, h := range vs.GetHosts() {
 				sh := newScopedHost(scope, o.Namespace, h)
 				byHost[sh] = append(byHost[sh], o)
@@ -403,10 +397,7 @@ func (a *analyzer) jwtClaimRoutes(o *config.Object, vs *networkingv1alpha3.Virtu
 		if gw == "mesh" {
 			continue
 		}
-		ns, name := o.Namespace, gw
-		if n, g, ok := strings.Cut(gw, "/"); ok {
-			ns, name = n, g
-		}
+		ns, name := gatewayRef(o.Namespace, gw)
 		g := a.object(config.KindGateway, ns, name)
 		if g == nil {
 			continue
@@ -444,7 +435,7 @@ func jwtClaimKey(vs *networkingv1alpha3.VirtualService) string {
 		for _, m := range r.GetMatch() {
 			for _, hs := range []map[string]*networkingv1alpha3.StringMatch{m.GetHeaders(), m.GetWithoutHeaders()} {
 				for _, k := range slices.Sorted(maps.Keys(hs)) {
-					if jwtClaim(k) {
+					if config.JWTClaimHeader(k) {
 						return k
 					}
 				}
@@ -452,16 +443,4 @@ func jwtClaimKey(vs *networkingv1alpha3.VirtualService) string {
 		}
 	}
 	return ""
-}
-
-// jwtClaim reports whether a header name is Istio's JWT claim pseudo-header
-// (@request.auth.claims.name, @request.auth.claims[name]).
-func jwtClaim(h string) bool {
-	const prefix = "@request.auth.claims"
-	if !strings.HasPrefix(strings.ToLower(h), prefix) {
-		return false
-	}
-	rest := h[len(prefix):]
-	return strings.HasPrefix(rest, ".") && len(rest) > 1 ||
-		strings.HasPrefix(rest, "[") && strings.HasSuffix(rest, "]") && len(rest) > 2
 }

@@ -56,15 +56,7 @@ func (p *docParser) kubeObject(n *yaml.Node, kind, apiVersion string, at *yaml.N
 	if err == nil {
 		err = json.Unmarshal(js, obj)
 	}
-	_, meta := mapGet(n, "metadata")
-	name, ns := "", "default"
-	if meta != nil {
-		_, nameNode := mapGet(meta, "name")
-		name = scalarValue(nameNode)
-		if _, nsNode := mapGet(meta, "namespace"); scalarValue(nsNode) != "" {
-			ns = scalarValue(nsNode)
-		}
-	}
+	_, name, ns := objectMeta(n)
 	if info.clusterScoped {
 		ns = ""
 	}

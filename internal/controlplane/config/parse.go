@@ -192,15 +192,7 @@ func (p *docParser) object(n *yaml.Node) {
 	}
 
 	// Name and namespace first, so that every later message names the object.
-	_, meta := mapGet(n, "metadata")
-	name, ns := "", "default"
-	if meta != nil {
-		_, nameNode := mapGet(meta, "name")
-		name = scalarValue(nameNode)
-		if _, nsNode := mapGet(meta, "namespace"); scalarValue(nsNode) != "" {
-			ns = scalarValue(nsNode)
-		}
-	}
+	meta, name, ns := objectMeta(n)
 	docLine := n.Line
 	if kindKey != nil {
 		docLine = kindKey.Line
@@ -310,6 +302,20 @@ func (p *docParser) object(n *yaml.Node) {
 			Namespace: ns, Name: name, Message: NotAppliedMessage})
 	}
 	p.objs = append(p.objs, obj)
+}
+
+// objectMeta returns a document's metadata node, name and namespace ("default" when unset).
+func objectMeta(n *yaml.Node) (meta *yaml.Node, name, ns string) {
+	_, meta = mapGet(n, "metadata")
+	ns = "default"
+	if meta != nil {
+		_, nameNode := mapGet(meta, "name")
+		name = scalarValue(nameNode)
+		if _, nsNode := mapGet(meta, "namespace"); scalarValue(nsNode) != "" {
+			ns = scalarValue(nsNode)
+		}
+	}
+	return meta, name, ns
 }
 
 func versionOK(info kindInfo, apiVersion string) bool {

@@ -265,18 +265,7 @@ func (v *validator) localityLB(p string, lb *networkingv1alpha3.LocalityLoadBala
 	if (len(lb.Failover) > 0 || len(lb.FailoverPriority) > 0) && od == nil {
 		v.warnf(p, "outlier detection policy must be provided for failover")
 	}
-	for i, f := range lb.Failover {
-		fp := idx(p+".failover", i)
-		if f.From == f.To {
-			v.errorf(fp, "locality lb failover settings must specify different regions")
-		}
-		if strings.Contains(f.From, "/") || strings.Contains(f.To, "/") {
-			v.errorf(fp, "locality lb failover only specify region")
-		}
-		if strings.Contains(f.From, "*") || strings.Contains(f.To, "*") {
-			v.errorf(fp, "locality lb failover region should not contain '*' wildcard")
-		}
-	}
+	failover(v, p, "locality lb failover", lb.Failover, "only specify region")
 }
 
 func (v *validator) zoneAwareLB(p string, lb *networkingv1alpha3.ZoneAwareLoadBalancerSetting, od *networkingv1alpha3.OutlierDetection) {
@@ -291,16 +280,25 @@ func (v *validator) zoneAwareLB(p string, lb *networkingv1alpha3.ZoneAwareLoadBa
 	if (len(lb.Failover) > 0 || len(lb.FailoverPriority) > 0) && od == nil {
 		v.warnf(p, "outlier detection policy must be provided for failover")
 	}
-	for i, f := range lb.Failover {
+	failover(v, p, "zone aware lb failover", lb.Failover, "only specifies region; zone and subzone failover are handled automatically")
+}
+
+// failover checks failover pairs: two different regions, without zones or wildcards.
+func failover[F interface {
+	GetFrom() string
+	GetTo() string
+}](v *validator, p, what string, fs []F, regionOnly string) {
+	for i, f := range fs {
 		fp := idx(p+".failover", i)
-		if f.From == f.To {
-			v.errorf(fp, "zone aware lb failover settings must specify different regions")
+		from, to := f.GetFrom(), f.GetTo()
+		if from == to {
+			v.errorf(fp, "%s settings must specify different regions", what)
 		}
-		if strings.Contains(f.From, "/") || strings.Contains(f.To, "/") {
-			v.errorf(fp, "zone aware lb failover only specifies region; zone and subzone failover are handled automatically")
+		if strings.Contains(from, "/") || strings.Contains(to, "/") {
+			v.errorf(fp, "%s %s", what, regionOnly)
 		}
-		if strings.Contains(f.From, "*") || strings.Contains(f.To, "*") {
-			v.errorf(fp, "zone aware lb failover region should not contain '*' wildcard")
+		if strings.Contains(from, "*") || strings.Contains(to, "*") {
+			v.errorf(fp, "%s region should not contain '*' wildcard", what)
 		}
 	}
 }

@@ -62,7 +62,7 @@ func validateVirtualService(o *Object, v *validator) {
 			for j, m := range r.GetMatch() {
 				for _, hs := range []map[string]*networkingv1alpha3.StringMatch{m.GetHeaders(), m.GetWithoutHeaders()} {
 					for _, k := range sortedKeys(hs) {
-						if jwtClaim(k) {
+						if JWTClaimHeader(k) {
 							v.errorf(fmt.Sprintf("spec.http[%d].match[%d].headers", i, j), "JWT claim based routing (key: %s) is only supported for gateway, found no gateways: %v", k, vs.Gateways)
 						}
 					}
@@ -89,7 +89,7 @@ func validateVirtualService(o *Object, v *validator) {
 	if valid {
 		for i := range vs.Hosts {
 			for j := i + 1; j < len(vs.Hosts); j++ {
-				if hostNamesMatch(vs.Hosts[i], vs.Hosts[j]) {
+				if HostsMatch(vs.Hosts[i], vs.Hosts[j]) {
 					v.errorf(idx("spec.hosts", j), "duplicate hosts in virtual service: %s & %s", vs.Hosts[i], vs.Hosts[j])
 				}
 			}
@@ -121,8 +121,8 @@ func sniRoutes(vs *networkingv1alpha3.VirtualService) bool {
 	return false
 }
 
-// hostNamesMatch is Istio's host.Name.Matches: equal, or one wildcard covering the other.
-func hostNamesMatch(a, b string) bool {
+// HostsMatch is Istio's host.Name.Matches: equal, or one wildcard covering the other.
+func HostsMatch(a, b string) bool {
 	aw, bw := strings.HasPrefix(a, "*"), strings.HasPrefix(b, "*")
 	switch {
 	case aw && bw:
@@ -138,9 +138,9 @@ func hostNamesMatch(a, b string) bool {
 	return a == b
 }
 
-// jwtClaim reports whether a header name is Istio's JWT claim pseudo-header
+// JWTClaimHeader reports whether a header name is Istio's JWT claim pseudo-header
 // (@request.auth.claims.name, @request.auth.claims[name]).
-func jwtClaim(h string) bool {
+func JWTClaimHeader(h string) bool {
 	const prefix = "@request.auth.claims"
 	if !strings.HasPrefix(strings.ToLower(h), prefix) {
 		return false
@@ -363,7 +363,7 @@ func (v *validator) headerName(p, name string, claims bool) {
 	switch {
 	case name == "":
 		v.errorf(p, "header name cannot be empty")
-	case claims && (jwtClaim(name) || pseudoHeaders[name] || headerToken.MatchString(name)):
+	case claims && (JWTClaimHeader(name) || pseudoHeaders[name] || headerToken.MatchString(name)):
 	case !claims && headerName.MatchString(name):
 	default:
 		v.errorf(p, "header name %q is not a valid header name", name)
