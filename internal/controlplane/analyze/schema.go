@@ -29,6 +29,8 @@ func (a *analyzer) loadMessages(diags []config.Diagnostic) {
 			if d.Syntax {
 				m.Fix = "correct the YAML at this position; the other documents of the file are read"
 			}
+		case d.UnknownKind && d.Level == config.Info:
+			m.Code, m.Level, m.Text = "LUC0007", Info, d.Message // an Istio kind Lucid does not read
 		case d.UnknownKind:
 			m.Code, m.Level, m.Text = "LUC0007", Warning, text
 			m.Detail = "the document is not analysed; the control plane rejects it"

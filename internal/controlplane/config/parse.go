@@ -39,6 +39,11 @@ var kinds = map[string]kindInfo{
 		validateRequestAuthentication},
 }
 
+// istioKindsNotRead are Istio's kinds Lucid does not read (yet).
+var istioKindsNotRead = map[string]bool{
+	"EnvoyFilter": true, "WorkloadGroup": true, "ProxyConfig": true, "Telemetry": true, "WasmPlugin": true, "TrafficExtension": true,
+}
+
 // knownKinds lists the kinds in a stable order for messages.
 func knownKinds() string {
 	var ks []string
@@ -211,6 +216,11 @@ func (p *docParser) object(n *yaml.Node) {
 	if !ok {
 		if p.opts.Kubernetes && !istioGroup(apiVersion) {
 			return // a Kubernetes object analysis does not read
+		}
+		if p.opts.Kubernetes && istioKindsNotRead[kind] {
+			p.diags = append(p.diags, Diagnostic{Level: Info, File: p.file, Line: p.line(kindNode), Namespace: ns, Name: name,
+				Field: "kind", UnknownKind: true, Message: fmt.Sprintf("%s %s/%s is an Istio kind Lucid does not read: not analysed", kind, ns, name)})
+			return
 		}
 		p.errorf(kindNode, "", ns, name, "kind", "unknown kind %q (Lucid knows %s)", kind, knownKinds())
 		p.diags[len(p.diags)-1].UnknownKind = true
