@@ -7,6 +7,7 @@ import (
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
 )
 
 const multiDoc = `# leading comment
@@ -258,4 +259,71 @@ func FuzzParse(f *testing.F) {
 			_ = d.String()
 		}
 	})
+}
+
+// TestParseForAnalysis: analysis reads Kubernetes objects (typed, cluster-scoped ones
+// without namespace), keeps objects that fail validation, records each field's line, skips
+// other Kubernetes kinds and reports Istio kinds Lucid does not read as Info.
+func TestParseForAnalysis(t *testing.T) {
+	const doc = `apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec:
+  selector: {app: reviews}
+  ports:
+  - name: http
+    port: 9080
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint}
+spec: {gatewayClassName: istio-waypoint}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: ef}
+spec: {}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1}
+  - {name: v1}
+`
+	objs, diags := ParseWith("f.yaml", []byte(doc), Analysis)
+	checkDiags(t, diags, []string{
+		"info f.yaml:24: kind: EnvoyFilter default/ef is an Istio kind Lucid does not read: not analysed",
+		`error f.yaml:35: DestinationRule shop/reviews: spec.subsets[1].name: duplicate subset "v1"`,
+	})
+	if len(objs) != 3 {
+		t.Fatalf("got %d objects, want Service, Namespace and the invalid DestinationRule", len(objs))
+	}
+	svc, ns, dr := objs[0], objs[1], objs[2]
+	if s, ok := svc.Kube.(*corev1.Service); !ok || svc.Spec != nil || s.Spec.Ports[0].Port != 9080 || svc.Namespace != "shop" {
+		t.Errorf("Service: %+v", svc)
+	}
+	if svc.LineOf("spec.ports[0].port") != 8 || svc.LineOf("metadata.name") != 3 {
+		t.Errorf("Service field lines: port %d, name %d", svc.LineOf("spec.ports[0].port"), svc.LineOf("metadata.name"))
+	}
+	if _, ok := ns.Kube.(*corev1.Namespace); !ok || ns.Namespace != "" || ns.Labels["istio-injection"] != "enabled" {
+		t.Errorf("Namespace: %+v", ns)
+	}
+	if !dr.Invalid || dr.Spec == nil || dr.LineOf("spec.subsets[1].name") != 35 {
+		t.Errorf("DestinationRule: invalid %v, line %d", dr.Invalid, dr.LineOf("spec.subsets[1].name"))
+	}
+	// The control plane reads none of them.
+	if objs, _ := Parse("f.yaml", []byte(doc)); len(objs) != 0 {
+		t.Errorf("Parse returned %d objects", len(objs))
+	}
 }
