@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 BIN := $(CURDIR)/bin
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build test unit test-kubelet fuzz-short kube-bins test-kube lint e2e bench bench-kube clean
+.PHONY: all build test unit test-kubelet test-istioanalyze fuzz-short kube-bins test-kube lint e2e bench bench-kube clean
 
 all: build
 
@@ -22,9 +22,9 @@ LDFLAGS = -s -w -X $(VERSION_PKG).Version=$(VERSION) \
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/lucid ./cmd/lucid
 
-## test: every package's tests with the race detector, the kubelet verdict check, then each fuzz target briefly
-## (first builds the Kubernetes test binaries if they are not cached yet)
-test: kube-bins unit test-kubelet fuzz-short
+## test: every package's tests with the race detector, the kubelet verdict check, the Istio parity checks, then each
+## fuzz target briefly (first builds the Kubernetes test binaries if they are not cached yet)
+test: kube-bins unit test-kubelet test-istioanalyze fuzz-short
 
 unit:
 	go test -race -count=1 ./...
@@ -32,6 +32,11 @@ unit:
 ## test-kubelet: app probes checked against the kubelet's own probe code (a separate module, test/kubelet)
 test-kubelet:
 	cd test/kubelet && go test -count=1 ./...
+
+## test-istioanalyze: lucid analyze and Lucid's validation checked against Istio's own analyzers and validation
+## functions (a separate module, test/istioanalyze)
+test-istioanalyze:
+	cd test/istioanalyze && go test -count=1 ./...
 
 fuzz-short:
 	./scripts/fuzz-short.sh

@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,28 +31,42 @@ func (analyzeFailed) ExitCode() int { return 79 }
 
 func newAnalyzeCmd() *cobra.Command {
 	var (
-		dir, meshFile, debug, output string
-		online                       bool
-		timeout                      time.Duration
+		paths                          []string
+		meshFile, debug, output, scope string
+		online, all                    bool
+		timeout                        time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "analyze [-f DIR | --online]",
+		Use:   "analyze [-f PATH]... [PATH]... | --online",
 		Short: "Find configuration that will fail at run time, before any traffic",
-		Long: `Analyze Istio configuration and report what will misbehave, with istioctl analyze's codes
-and messages where Istio has them (IST0101, IST0106, IST0118, IST0130, IST0173, IST0174) and
-Lucid's own LUC codes for what Istio misses (LUC0001 workloads without app/version labels,
-LUC0002 weight-0 destinations, LUC0003 a VirtualService shadowed by another for the same host,
-LUC0004 retries that replay requests the upstream may have processed). Each message names the
-object, its file and line, and the fix.
+		Long: `Analyze Istio configuration and report what will misbehave, as istioctl analyze does: the
+same codes, levels and texts where Istio has an analyzer (IST0101 references not found, IST0106
+schema errors, IST0109/IST0110/IST0111 conflicts, IST0112, IST0118, IST0128/IST0129, IST0130/
+IST0131 unreachable rules, IST0132, IST0134, IST0138, IST0140, IST0145, IST0149, IST0161,
+IST0162, IST0165, IST0167, IST0173, IST0174, IST0177, ...) and Lucid's own LUC codes for what
+Istio has no code for (LUC0001 workloads without app/version labels, LUC0002 weight-0
+destinations, LUC0004 retries that replay requests the upstream may have processed, LUC0005
+Gateway servers the gateway drops, LUC0006 YAML syntax errors, ...). Each message names the
+object (Kind namespace/name), the file and line of the field, and, where Lucid can tell, what
+happens at run time and the fix.
 
-  -f DIR     the YAML files in DIR (offline; nothing needs to run)
+  -f PATH    YAML files or directories (offline; nothing needs to run). Kubernetes Services,
+             Pods, Namespaces, Secrets and Nodes in them are the cluster the analyzers read.
+             As istioctl does offline, Istio's default ingress gateway (istio=ingressgateway
+             in istio-system) is assumed unless the files define one; analyze says so.
   --online   the configuration the running control plane serves (--discovery-debug)
 
-Exit status 79 when any Error is found (for CI), 0 otherwise.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (dir == "") == !online {
-				return errors.New("give -f DIR (offline) or --online (the running control plane)")
+Output: istioctl's log format, or -o json|yaml with istioctl's keys (code, documentationUrl,
+level, message, origin, reference) and Lucid's (kind, name, namespace, file, line, field,
+detail, fix). Exit status 79 when any Error is found (for CI), 1 for a bad invocation (a
+path that does not exist), 0 otherwise.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			paths = append(paths, args...)
+			if (len(paths) == 0) == !online {
+				return errors.New("give -f PATH (files or directories, offline) or --online (the running control plane)")
+			}
+			if output == "log" {
+				output = ""
 			}
 			if err := checkOutput(output, "", "json", "yaml"); err != nil {
 				return err
@@ -65,12 +83,23 @@ Exit status 79 when any Error is found (for CI), 0 otherwise.`,
 					return fmt.Errorf("/debug/analyze: %w", err)
 				}
 			} else {
+				files, readDiags, err := readAnalyzePaths(paths)
+				if err != nil {
+					return err
+				}
 				mesh, err := config.LoadMeshConfig(meshFile)
 				if err != nil {
 					return fmt.Errorf("--mesh-config: %w", err)
 				}
-				objs, diags := config.LoadDir(dir)
-				msgs = analyze.Analyze(objs, diags, mesh)
+				objs, diags := config.ParseFilesWith(files, config.Analysis)
+				res := analyze.Run(objs, append(readDiags, diags...), analyze.Options{Mesh: mesh, Offline: true})
+				if res.DefaultIngress != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "Note:", res.DefaultIngress)
+				}
+				msgs = res.Messages
+			}
+			if scope != "" && !all {
+				msgs = inNamespace(msgs, scope)
 			}
 			out := cmd.OutOrStdout()
 			if output != "" {
@@ -84,7 +113,7 @@ Exit status 79 when any Error is found (for CI), 0 otherwise.`,
 				if err := writeDoc(out, output, js); err != nil {
 					return err
 				}
-			} else if err := printAnalysis(out, msgs, dir, online); err != nil {
+			} else if err := printAnalysis(out, cmd.ErrOrStderr(), msgs, paths, online); err != nil {
 				return err
 			}
 			n := 0
@@ -100,22 +129,74 @@ Exit status 79 when any Error is found (for CI), 0 otherwise.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&dir, "file", "f", "", "directory of Istio YAML to analyze")
+	f.StringArrayVarP(&paths, "file", "f", nil, "YAML file or directory to analyze (repeatable; directories recursively)")
 	f.StringVar(&meshFile, "mesh-config", "", "MeshConfig YAML (default: Istio's defaults)")
+	f.StringVar(&meshFile, "meshConfigFile", "", "the same as --mesh-config (istioctl's name)")
 	f.BoolVar(&online, "online", false, "analyze the running control plane's configuration")
 	f.StringVar(&debug, "discovery-debug", "127.0.0.1:15014", "the control plane's debug address (with --online)")
 	f.DurationVar(&timeout, "timeout", 10*time.Second, "timeout of the request to the control plane")
-	f.StringVarP(&output, "output", "o", "", "output: (text), json, yaml")
+	f.StringVarP(&output, "output", "o", "", "output: log (default), json, yaml")
+	f.StringVarP(&scope, "namespace", "n", "", "report only messages about objects in this namespace (and cluster-scoped ones)")
+	f.BoolVarP(&all, "all-namespaces", "A", false, "report every namespace (the default)")
 	return cmd
 }
 
-func printAnalysis(w io.Writer, msgs []analyze.Message, dir string, online bool) error {
+// readAnalyzePaths reads the YAML files of every path, named as given (a directory's files
+// as the directory joined with their path in it), as istioctl analyze names them. A path
+// that does not exist is a usage error.
+func readAnalyzePaths(paths []string) ([]config.File, []config.Diagnostic, error) {
+	var files []config.File
+	var diags []config.Diagnostic
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, nil, fmt.Errorf("-f %s: no such file or directory", p)
+			}
+			return nil, nil, fmt.Errorf("-f %s: %w", p, err)
+		}
+		if !fi.IsDir() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return nil, nil, fmt.Errorf("-f %s: %w", p, err)
+			}
+			files = append(files, config.File{Name: p, Data: data})
+			continue
+		}
+		read, ds := config.ReadDir(p)
+		for _, f := range read {
+			f.Name = filepath.ToSlash(filepath.Join(p, f.Name))
+			files = append(files, f)
+		}
+		for _, d := range ds {
+			if d.File != "" {
+				d.File = filepath.ToSlash(filepath.Join(p, d.File))
+			}
+			diags = append(diags, d)
+		}
+	}
+	return files, diags, nil
+}
+
+// inNamespace keeps the messages about objects in ns, cluster-scoped objects and no object
+// (istioctl analyze -n).
+func inNamespace(msgs []analyze.Message, ns string) []analyze.Message {
+	var out []analyze.Message
+	for _, m := range msgs {
+		if m.Namespace == "" || m.Namespace == ns || m.Kind == config.KindNamespace && m.Name == ns {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func printAnalysis(w, errw io.Writer, msgs []analyze.Message, paths []string, online bool) error {
 	if len(msgs) == 0 {
-		where := "in " + dir
+		where := "in " + strings.Join(paths, ", ")
 		if online {
 			where = "in the running configuration"
 		}
-		_, err := fmt.Fprintf(w, "✔ No validation issues found %s.\n", where)
+		_, err := fmt.Fprintf(errw, "✔ No validation issues found %s.\n", where)
 		return err
 	}
 	for _, m := range msgs {

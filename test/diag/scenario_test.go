@@ -65,7 +65,7 @@ func TestEmptySubsetScenario(t *testing.T) {
 		}
 	}
 	out, code := lucid(t, "analyze", "-f", dir)
-	if code != 79 || !strings.Contains(out, "Error [IST0173] (DestinationRule reviews.default reviews.yaml:") ||
+	if code != 79 || !strings.Contains(out, "Error [IST0173] (DestinationRule default/reviews "+filepath.ToSlash(filepath.Join(dir, "reviews.yaml"))+":") ||
 		!strings.Contains(out, "WorkloadEntry reviews-v3 has app=reviews but no version label") {
 		t.Fatalf("analyze -f: exit %d, want 79 and IST0173 naming reviews-v3:\n%s", code, out)
 	}

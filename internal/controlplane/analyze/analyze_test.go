@@ -1,9 +1,11 @@
 package analyze
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,8 +16,9 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 func run(t *testing.T, dir string) []Message {
 	t.Helper()
-	objs, diags := config.LoadDir(dir)
-	return Analyze(objs, diags, nil)
+	files, diags := config.ReadDir(dir)
+	objs, d := config.ParseFilesWith(files, config.Analysis)
+	return Run(objs, append(diags, d...), Options{Offline: true}).Messages
 }
 
 func render(ms []Message) string {
@@ -59,9 +62,9 @@ func TestGolden(t *testing.T) {
 func TestEveryCode(t *testing.T) {
 	ms := run(t, filepath.Join("testdata", "all"))
 	want := map[string]Level{
-		"IST0101": Error, "IST0106": Error, "IST0118": Info, "IST0130": Warning, "IST0132": Warning, "IST0173": Error,
-		"IST0174": Warning, "LUC0001": Warning, "LUC0002": Warning, "LUC0003": Warning, "LUC0004": Warning,
-		"IST0145": Error, "LUC0005": Error,
+		"IST0101": Error, "IST0106": Error, "IST0109": Error, "IST0118": Info, "IST0130": Warning, "IST0132": Warning,
+		"IST0134": Warning, "IST0140": Warning, "IST0145": Error, "IST0173": Error, "IST0174": Warning,
+		"LUC0001": Warning, "LUC0002": Warning, "LUC0004": Warning, "LUC0005": Error, "LUC0008": Info,
 	}
 	got := map[string]Level{}
 	for _, m := range ms {
@@ -110,12 +113,13 @@ func TestGatewayReferences(t *testing.T) {
 	var got []string
 	for _, m := range run(t, filepath.Join("testdata", "all")) {
 		if m.File == "gateway.yaml" && (m.Code == "IST0101" || m.Code == "IST0132") {
-			got = append(got, m.Code+" "+m.Object()+" "+m.Field+": "+m.Text)
+			got = append(got, m.Code+" "+m.Origin()+" "+m.Field+": "+m.Text)
 		}
 	}
 	want := []string{
-		`IST0101 VirtualService storefront.default spec.gateways[1]: Referenced gateway not found: "ingres"`,
-		"IST0132 VirtualService wrong-host.default spec.gateways[0]: one or more host [a.team.example.com] defined in VirtualService default/wrong-host not found in Gateway istio-system/ingress.",
+		`IST0101 VirtualService default/storefront spec.gateways[1]: Referenced gateway not found: "ingres"`,
+		"IST0132 VirtualService default/storefront spec.gateways[1]: one or more host [shop.example.com] defined in VirtualService default/storefront not found in Gateway default/ingres.",
+		"IST0132 VirtualService default/wrong-host spec.gateways[0]: one or more host [a.team.example.com] defined in VirtualService default/wrong-host not found in Gateway istio-system/ingress.",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -123,22 +127,170 @@ func TestGatewayReferences(t *testing.T) {
 }
 
 // TestGatewayChecks: a Gateway selecting no workload is IST0101 with Istio's text; two
-// Gateways for the same gateway on port 80 with overlapping hosts are IST0145 on both, and
-// the server the merge drops (HTTP after TCP) is LUC0005, not a second LUC0000.
+// Gateways for the same gateway repeating a host on port 80 are IST0145 on both, and the
+// server the merge drops (HTTP after TCP) is LUC0005, not a second LUC0000.
 func TestGatewayChecks(t *testing.T) {
 	var got []string
 	for _, m := range run(t, filepath.Join("testdata", "all")) {
-		if m.Kind == "Gateway" || strings.Contains(m.Text, "server not served") {
-			got = append(got, m.Code+" "+m.Object()+" "+m.Field+": "+m.Text)
+		if m.Kind == "Gateway" {
+			got = append(got, m.Code+" "+m.Origin()+" "+m.Field+": "+m.Text)
 		}
 	}
 	want := []string{
-		"IST0145 Gateway ingress.istio-system spec.servers: Conflict with gateways istio-system/database (workload selector istio=ingressgateway, port 80, hosts shop.example.com,team/*.team.example.com).",
-		"LUC0005 Gateway ingress.istio-system spec.servers[0]: Gateway server spec.servers[0] (port 80, HTTP) is not served: port 80 already serves TCP (Gateway istio-system/database spec.servers[0]); only plaintext HTTP servers share a plaintext port",
-		"IST0145 Gateway database.istio-system spec.servers: Conflict with gateways istio-system/ingress (workload selector istio=ingressgateway, port 80, hosts *).",
-		`IST0101 Gateway egress.istio-system spec.selector: Referenced selector not found: "istio=egressgateway"`,
+		`IST0101 Gateway istio-system/egress spec.selector.istio: Referenced selector not found: "istio=egressgateway"`,
+		"IST0145 Gateway istio-system/ingress spec.servers: Conflict with gateways istio-system/shop-copy (workload selector istio=ingressgateway, port 80, hosts shop.example.com,team/*.team.example.com).",
+		"IST0145 Gateway istio-system/shop-copy spec.servers: Conflict with gateways istio-system/ingress (workload selector istio=ingressgateway, port 80, hosts shop.example.com).",
+		"LUC0005 Gateway istio-system/ingress spec.servers[0]: Gateway server spec.servers[0] (port 80, HTTP) is not served: port 80 already serves TCP (Gateway istio-system/database spec.servers[0]); only plaintext HTTP servers share a plaintext port",
+		"LUC0005 Gateway istio-system/shop-copy spec.servers[0]: Gateway server spec.servers[0] (port 80, HTTP) is not served: port 80 already serves TCP (Gateway istio-system/database spec.servers[0]); only plaintext HTTP servers share a plaintext port",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func analyzeDoc(t *testing.T, doc string) Result {
+	t.Helper()
+	objs, diags := config.ParseWith("t.yaml", []byte(doc), config.Analysis)
+	return Run(objs, diags, Options{Offline: true})
+}
+
+func findings(ms []Message) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Code+" "+m.Origin())
+	}
+	return out
+}
+
+// TestKubernetesObjectsAreInputs: Services are the registry and Pods the workloads; none of
+// them is an error.
+func TestKubernetesObjectsAreInputs(t *testing.T) {
+	res := analyzeDoc(t, `apiVersion: v1
+kind: Service
+metadata: {name: ratings}
+spec:
+  selector: {app: ratings}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ratings-v1, labels: {app: ratings, version: v1}}
+spec: {containers: [{name: ratings, image: ratings}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings}
+spec:
+  host: ratings
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http: [{route: [{destination: {host: ratings, subset: v1}}]}]
+`)
+	got := strings.Join(findings(res.Messages), "\n")
+	if got != "IST0173 DestinationRule default/ratings" {
+		t.Errorf("findings:\n%s\nwant only IST0173 for subset v2", got)
+	}
+	if res.DefaultIngress != nil {
+		t.Errorf("default ingress announced without a Gateway: %v", res.DefaultIngress)
+	}
+}
+
+// TestInvalidObjectStillAnalysed: a VirtualService that fails validation is IST0106 and its
+// routes are still checked (IST0101), as Istio's analyzers check them.
+func TestInvalidObjectStillAnalysed(t *testing.T) {
+	res := analyzeDoc(t, `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bad}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: nowhere}}]
+    timeout: -1s
+`)
+	got := findings(res.Messages)
+	for _, want := range []string{"IST0106 VirtualService default/bad", "IST0101 VirtualService default/bad"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("%q not in %q", want, got)
+		}
+	}
+}
+
+// TestDefaultIngressAssumed: offline, a Gateway for istio=ingressgateway finds Istio's
+// default gateway (no IST0101), whose Service lacks port 8080 (IST0162), and the run says
+// so; a WorkloadEntry gateway replaces it.
+func TestDefaultIngressAssumed(t *testing.T) {
+	gw := `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: web}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+`
+	res := analyzeDoc(t, gw)
+	if got := strings.Join(findings(res.Messages), "\n"); got != "IST0162 Gateway default/web" || res.DefaultIngress == nil {
+		t.Errorf("findings %q, default %v", got, res.DefaultIngress)
+	}
+	res = analyzeDoc(t, gw+`---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ingress, namespace: istio-system, annotations: {lucid.dev/proxy: router}}
+spec: {address: 127.0.0.1, labels: {istio: ingressgateway}}
+`)
+	if len(res.Messages) != 0 || res.DefaultIngress != nil {
+		t.Errorf("with a WorkloadEntry gateway: %q, default %v", findings(res.Messages), res.DefaultIngress)
+	}
+	objs, diags := config.ParseWith("t.yaml", []byte(gw), config.Analysis)
+	if got := findings(Run(objs, diags, Options{}).Messages); !slices.Contains(got, "IST0101 Gateway default/web") {
+		t.Errorf("online (no default gateway): %q, want IST0101 selector not found", got)
+	}
+}
+
+// TestMessageJSON: istioctl's keys first, Lucid's after, and back.
+func TestMessageJSON(t *testing.T) {
+	m := Message{Code: "IST0101", Level: Error, Text: `Referenced host not found: "x"`, Kind: "VirtualService", Name: "r",
+		Namespace: "default", File: "r.yaml", Line: 12, Field: "spec.http[0].route[0].destination.host", Fix: "f"}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"code":"IST0101","documentationUrl":"https://istio.io/latest/docs/reference/config/analysis/ist0101/?ref=istioctl-analyze",` +
+		`"level":"Error","message":"Referenced host not found: \"x\"","origin":"VirtualService default/r","reference":"r.yaml:12",` +
+		`"kind":"VirtualService","name":"r","namespace":"default","file":"r.yaml","line":12,"field":"spec.http[0].route[0].destination.host","fix":"f"}`
+	if string(b) != want {
+		t.Errorf("got  %s\nwant %s", b, want)
+	}
+	var back Message
+	if err := json.Unmarshal(b, &back); err != nil || back != m {
+		t.Errorf("round trip: %+v, %v", back, err)
+	}
+}
+
+// TestFieldLine: a message points at its field's line, not the object's.
+func TestFieldLine(t *testing.T) {
+	res := analyzeDoc(t, `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r}
+spec:
+  hosts: [r.example.com]
+  http:
+  - route:
+    - destination: {host: r.example.com}
+    - destination:
+        host: nowhere
+`)
+	var lines []string
+	for _, m := range res.Messages {
+		if m.Code == "IST0101" {
+			lines = append(lines, m.Reference()+" "+m.Field)
+		}
+	}
+	want := []string{"t.yaml:8 spec.http[0].route[0].destination.host", "t.yaml:10 spec.http[0].route[1].destination.host"}
+	if !slices.Equal(lines, want) {
+		t.Errorf("IST0101 at %q, want %q", lines, want)
 	}
 }

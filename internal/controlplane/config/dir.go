@@ -26,6 +26,9 @@ func ReadDir(dir string) ([]File, []Diagnostic) {
 	var diags []Diagnostic
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		rel, _ := filepath.Rel(dir, path)
+		if rel == "." {
+			rel = filepath.Base(path) // dir is a file: name it, not "."
+		}
 		rel = filepath.ToSlash(rel)
 		if err != nil && path == dir {
 			diags = append(diags, Diagnostic{Level: Error, Message: "cannot read config directory: " + err.Error()})
@@ -79,10 +82,15 @@ func isConfigFile(name string) bool {
 // ParseFiles parses every file and rejects objects defined twice across files (the
 // first, in file order, wins; the error names both places).
 func ParseFiles(files []File) ([]*Object, []Diagnostic) {
+	return ParseFilesWith(files, Options{})
+}
+
+// ParseFilesWith is ParseFiles with options.
+func ParseFilesWith(files []File, opts Options) ([]*Object, []Diagnostic) {
 	var objs []*Object
 	var diags []Diagnostic
 	for _, f := range files {
-		o, d := Parse(f.Name, f.Data)
+		o, d := ParseWith(f.Name, f.Data, opts)
 		objs = append(objs, o...)
 		diags = append(diags, d...)
 	}

@@ -24,6 +24,9 @@ const (
 	KindSidecar             = "Sidecar"
 	KindPeerAuthentication  = "PeerAuthentication"  // security.istio.io
 	KindAuthorizationPolicy = "AuthorizationPolicy" // security.istio.io
+	// KindRequestAuthentication is read for analysis (JWT claim routing needs one); Lucid
+	// does not verify JWTs yet.
+	KindRequestAuthentication = "RequestAuthentication" // security.istio.io
 )
 
 // Object is one validated Istio resource.
@@ -31,7 +34,8 @@ const (
 // Spec is the istio.io/api message for Kind: *v1alpha3.ServiceEntry, *v1alpha3.WorkloadEntry,
 // *v1alpha3.VirtualService, *v1alpha3.DestinationRule, *v1alpha3.Gateway, *v1alpha3.Sidecar
 // (networking.istio.io v1, v1beta1 and v1alpha3 are the same Go types), or
-// *securityv1beta1.PeerAuthentication / *securityv1beta1.AuthorizationPolicy.
+// *securityv1beta1.PeerAuthentication / *securityv1beta1.AuthorizationPolicy /
+// *securityv1beta1.RequestAuthentication.
 // Spec is never mutated after Load returns; share it freely.
 type Object struct {
 	Kind        string
@@ -51,6 +55,31 @@ type Object struct {
 	Generation string
 
 	Spec proto.Message
+
+	// Kube is set instead of Spec for the Kubernetes kinds analysis reads (ParseWith with
+	// Options.Kubernetes): *corev1.Service, *corev1.Pod, *corev1.Namespace, *corev1.Secret
+	// or *corev1.Node. Namespaces and Nodes are cluster-scoped: Namespace is "".
+	Kube any
+
+	// Invalid marks an object that failed validation but whose spec decoded (ParseWith with
+	// Options.KeepInvalid): analysis still reads it, as Istio's analyzers do; the control
+	// plane never sees one.
+	Invalid bool
+
+	// Lines maps field paths (metadata.name, spec.http[0].route[0].destination.host) to
+	// their line in File; nil for objects that did not come from a file. See LineOf.
+	Lines map[string]int
+}
+
+// LineOf returns the line of a field path, or of its nearest ancestor that has one, or
+// the object's own line.
+func (o *Object) LineOf(path string) int {
+	for p := path; p != ""; p = parentPath(p) {
+		if l, ok := o.Lines[p]; ok {
+			return l
+		}
+	}
+	return o.Line
 }
 
 // Key names the object the way every message does: "Kind namespace/name".
@@ -89,11 +118,20 @@ type Diagnostic struct {
 	Level     Level
 	File      string // "" when unknown
 	Line      int    // 0 when unknown
+	Column    int    // 0 when unknown (set for YAML syntax errors)
 	Kind      string // "" for problems that are not about one object (malformed YAML)
 	Namespace string
 	Name      string
 	Field     string // JSON field path, e.g. spec.http[0].route[1].destination.subset
 	Message   string
+
+	// Lucid marks a finding of Lucid's own (Istio accepts the object silently), as
+	// opposed to one of Istio's validation errors or warnings.
+	Lucid bool
+	// Syntax marks a YAML syntax error (the document could not be parsed at all).
+	Syntax bool
+	// UnknownKind marks a document of a kind Lucid does not know.
+	UnknownKind bool
 }
 
 func (d Diagnostic) String() string {
@@ -102,6 +140,9 @@ func (d Diagnostic) String() string {
 		s = d.File
 		if d.Line > 0 {
 			s += fmt.Sprintf(":%d", d.Line)
+			if d.Column > 0 {
+				s += fmt.Sprintf(":%d", d.Column)
+			}
 		}
 		s += ": "
 	}

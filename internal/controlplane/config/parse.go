@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -36,6 +35,13 @@ var kinds = map[string]kindInfo{
 	KindSidecar:             {"networking.istio.io", networkingVersions, func() proto.Message { return &networkingv1alpha3.Sidecar{} }, false, validateSidecar},
 	KindPeerAuthentication:  {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.PeerAuthentication{} }, false, validatePeerAuthentication},
 	KindAuthorizationPolicy: {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.AuthorizationPolicy{} }, false, validateAuthorizationPolicy},
+	KindRequestAuthentication: {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.RequestAuthentication{} }, false,
+		validateRequestAuthentication},
+}
+
+// istioKindsNotRead are Istio's kinds Lucid does not read (yet).
+var istioKindsNotRead = map[string]bool{
+	"EnvoyFilter": true, "WorkloadGroup": true, "ProxyConfig": true, "Telemetry": true, "WasmPlugin": true, "TrafficExtension": true,
 }
 
 // knownKinds lists the kinds in a stable order for messages.
@@ -51,16 +57,38 @@ func knownKinds() string {
 // NotAppliedMessage is the Info message for kinds that are validated but not applied.
 const NotAppliedMessage = "parsed and validated; not yet applied by Lucid"
 
-// Parse parses one file's multi-document YAML. file is the name used in diagnostics.
+// Options says what ParseWith returns beyond the control plane's objects.
+type Options struct {
+	// Kubernetes: documents of the Kubernetes kinds analysis reads (KindService, KindPod,
+	// KindNamespace, KindSecret, KindNode) become Objects with Kube set; documents of
+	// other kinds outside Istio's API groups are skipped silently, as istioctl analyze
+	// skips them.
+	Kubernetes bool
+	// KeepInvalid: an object whose spec decoded but failed validation is returned too,
+	// with Invalid set (its Error diagnostics are returned as always).
+	KeepInvalid bool
+}
+
+// Analysis is what `lucid analyze` reads: Kubernetes objects, and invalid objects, which
+// Istio's analyzers read as well.
+var Analysis = Options{Kubernetes: true, KeepInvalid: true}
+
+// Parse parses one file's multi-document YAML for the control plane. file is the name
+// used in diagnostics.
 //
-// Each document is parsed on its own: a malformed document is reported (file:line)
+// Each document is parsed on its own: a malformed document is reported (file:line:column)
 // and the other documents still load. Within a file, a second object with the same
 // Kind/namespace/name is rejected.
 func Parse(file string, data []byte) ([]*Object, []Diagnostic) {
+	return ParseWith(file, data, Options{})
+}
+
+// ParseWith is Parse with options.
+func ParseWith(file string, data []byte, opts Options) ([]*Object, []Diagnostic) {
 	var objs []*Object
 	var diags []Diagnostic
 	for _, doc := range splitDocuments(data) {
-		o, d := parseDocument(file, doc)
+		o, d := parseDocument(file, doc, opts)
 		objs = append(objs, o...)
 		diags = append(diags, d...)
 	}
@@ -96,21 +124,10 @@ func splitDocuments(data []byte) []document {
 	return docs
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
-
-func parseDocument(file string, doc document) ([]*Object, []Diagnostic) {
+func parseDocument(file string, doc document, opts Options) ([]*Object, []Diagnostic) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(doc.data, &root); err != nil {
-		msg := err.Error()
-		line := doc.line
-		if m := yamlLine.FindStringSubmatch(msg); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			line = doc.line + n - 1
-			msg = msg[len(m[0]):]
-		} else {
-			msg = strings.TrimPrefix(msg, "yaml: ")
-		}
-		return nil, []Diagnostic{{Level: Error, File: file, Line: line, Message: "malformed YAML: " + msg}}
+		return nil, []Diagnostic{syntaxError(file, doc, err)}
 	}
 	if len(root.Content) == 0 {
 		return nil, nil // empty document or comments only
@@ -119,7 +136,7 @@ func parseDocument(file string, doc document) ([]*Object, []Diagnostic) {
 	if isNull(n) {
 		return nil, nil
 	}
-	p := &docParser{file: file, offset: doc.line - 1}
+	p := &docParser{file: file, offset: doc.line - 1, opts: opts}
 	p.object(n)
 	return p.objs, p.diags
 }
@@ -128,6 +145,7 @@ func parseDocument(file string, doc document) ([]*Object, []Diagnostic) {
 type docParser struct {
 	file   string
 	offset int // added to node lines (the document's position in the file)
+	opts   Options
 	objs   []*Object
 	diags  []Diagnostic
 }
@@ -179,15 +197,7 @@ func (p *docParser) object(n *yaml.Node) {
 	}
 
 	// Name and namespace first, so that every later message names the object.
-	_, meta := mapGet(n, "metadata")
-	name, ns := "", "default"
-	if meta != nil {
-		_, nameNode := mapGet(meta, "name")
-		name = scalarValue(nameNode)
-		if _, nsNode := mapGet(meta, "namespace"); scalarValue(nsNode) != "" {
-			ns = scalarValue(nsNode)
-		}
-	}
+	meta, name, ns := objectMeta(n)
 	docLine := n.Line
 	if kindKey != nil {
 		docLine = kindKey.Line
@@ -198,10 +208,26 @@ func (p *docParser) object(n *yaml.Node) {
 		p.errorf(at, "", ns, name, "kind", "missing kind")
 		return
 	}
+	if _, ok := kubeKinds[kind]; ok && p.opts.Kubernetes && apiVersion == "v1" {
+		p.kubeObject(n, kind, apiVersion, at)
+		return
+	}
 	info, ok := kinds[kind]
 	if !ok {
+		if p.opts.Kubernetes && !istioGroup(apiVersion) {
+			return // a Kubernetes object analysis does not read
+		}
+		if p.opts.Kubernetes && istioKindsNotRead[kind] {
+			p.diags = append(p.diags, Diagnostic{Level: Info, File: p.file, Line: p.line(kindNode), Namespace: ns, Name: name,
+				Field: "kind", UnknownKind: true, Message: fmt.Sprintf("%s %s/%s is an Istio kind Lucid does not read: not analysed", kind, ns, name)})
+			return
+		}
 		p.errorf(kindNode, "", ns, name, "kind", "unknown kind %q (Lucid knows %s)", kind, knownKinds())
+		p.diags[len(p.diags)-1].UnknownKind = true
 		return
+	}
+	if !versionOK(info, apiVersion) && p.opts.Kubernetes && apiVersion != "" && !istioGroup(apiVersion) {
+		return // a kind of another API group with an Istio kind's name (Kubernetes Gateway API's Gateway)
 	}
 	if !versionOK(info, apiVersion) {
 		var want []string
@@ -245,6 +271,16 @@ func (p *docParser) object(n *yaml.Node) {
 		return
 	}
 	obj.Spec = spec
+	if p.file != "" {
+		obj.Lines = map[string]int{}
+		if metaKey, meta := mapGet(n, "metadata"); meta != nil {
+			obj.Lines["metadata"] = p.line(metaKey)
+			p.nodeLines(meta, "metadata", obj.Lines)
+		}
+		for path, line := range dec.lines {
+			obj.Lines[path] = p.line(&yaml.Node{Line: line})
+		}
+	}
 
 	v := &validator{ns: ns, name: name}
 	info.validate(obj, v)
@@ -258,20 +294,38 @@ func (p *docParser) object(n *yaml.Node) {
 			line = docLine
 		}
 		p.diags = append(p.diags, Diagnostic{Level: level, File: p.file, Line: p.line(&yaml.Node{Line: line}),
-			Kind: kind, Namespace: ns, Name: name, Field: e.path, Message: e.msg})
+			Kind: kind, Namespace: ns, Name: name, Field: e.path, Message: e.msg, Lucid: e.lucid})
 		if !e.warning {
 			bad = true
 		}
 	}
+	obj.Generation = generation(obj)
 	if bad {
+		if p.opts.KeepInvalid {
+			obj.Invalid = true
+			p.objs = append(p.objs, obj)
+		}
 		return
 	}
-	obj.Generation = generation(obj)
 	if !info.applied {
 		p.diags = append(p.diags, Diagnostic{Level: Info, File: p.file, Line: obj.Line, Kind: kind,
 			Namespace: ns, Name: name, Message: NotAppliedMessage})
 	}
 	p.objs = append(p.objs, obj)
+}
+
+// objectMeta returns a document's metadata node, name and namespace ("default" when unset).
+func objectMeta(n *yaml.Node) (meta *yaml.Node, name, ns string) {
+	_, meta = mapGet(n, "metadata")
+	ns = "default"
+	if meta != nil {
+		_, nameNode := mapGet(meta, "name")
+		name = scalarValue(nameNode)
+		if _, nsNode := mapGet(meta, "namespace"); scalarValue(nsNode) != "" {
+			ns = scalarValue(nsNode)
+		}
+	}
+	return meta, name, ns
 }
 
 func versionOK(info kindInfo, apiVersion string) bool {
@@ -378,7 +432,7 @@ func dedupe(objs []*Object, diags []Diagnostic) ([]*Object, []Diagnostic) {
 	for _, o := range objs {
 		if first, ok := seen[o.Key()]; ok {
 			diags = append(diags, Diagnostic{Level: Error, File: o.File, Line: o.Line, Kind: o.Kind,
-				Namespace: o.Namespace, Name: o.Name,
+				Namespace: o.Namespace, Name: o.Name, Lucid: true,
 				Message: fmt.Sprintf("duplicate object: already defined at %s:%d", first.File, first.Line)})
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
 )
 
 const multiDoc = `# leading comment
@@ -56,7 +57,7 @@ func TestParseMultiDocument(t *testing.T) {
 	objs, diags := Parse("shop.yaml", []byte(multiDoc))
 	checkDiags(t, diags, []string{
 		`error shop.yaml:29: DestinationRule default/reviews: spec.subsets[1].name: duplicate subset "v1"`,
-		"error shop.yaml:35: malformed YAML: did not find expected ',' or ']'",
+		"error shop.yaml:37:1: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence at line 36, column 9)",
 	})
 	if len(objs) != 2 {
 		t.Fatalf("got %d objects, want 2", len(objs))
@@ -83,12 +84,16 @@ func TestParseErrors(t *testing.T) {
 		yaml string
 		want []string
 	}{
-		{"malformed", "kind: [\n", []string{"error f.yaml:1: malformed YAML: did not find expected node content"}},
+		{"malformed", "kind: [\n", []string{"error f.yaml:2:1: YAML syntax error: did not find expected node content"}},
+		{"syntax error column", "apiVersion: v1\nkind: a: b\n", []string{"error f.yaml:2:8: YAML syntax error: mapping values are not allowed in this context"}},
+		{"syntax error in a later document", "kind: a\n---\nkind: b\nspec:\n  hosts: [a, b\n  http: x\n", []string{
+			"error f.yaml:1: kind: unknown kind \"a\" (Lucid knows AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, RequestAuthentication, ServiceEntry, Sidecar, VirtualService, WorkloadEntry)",
+			"error f.yaml:6:7: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence at line 5, column 10)"}},
 		{"not a mapping", "- a\n- b\n", []string{"error f.yaml:1: expected a Kubernetes-style object (a mapping with apiVersion, kind, metadata, spec), got a list"}},
 		{"missing kind", "apiVersion: networking.istio.io/v1\nmetadata: {name: a}\n",
 			[]string{"error f.yaml:1: kind: missing kind"}},
 		{"unknown kind", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
-			[]string{`error f.yaml:2: kind: unknown kind "ConfigMap" (Lucid knows AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, ServiceEntry, Sidecar, VirtualService, WorkloadEntry)`}},
+			[]string{`error f.yaml:2: kind: unknown kind "ConfigMap" (Lucid knows AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, RequestAuthentication, ServiceEntry, Sidecar, VirtualService, WorkloadEntry)`}},
 		{"unknown apiVersion", "apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: a}\n",
 			[]string{`error f.yaml:1: VirtualService default/a: apiVersion: unknown apiVersion "networking.istio.io/v2" for VirtualService (want networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3)`}},
 		{"security group for networking kind", "apiVersion: security.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec: {host: a}\n",
@@ -225,15 +230,100 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("apiVersion: v1\nkind: List\nitems: [{kind: VirtualService}]\n"))
 	f.Add([]byte("a: &x {b: *x}\n"))
 	f.Add([]byte("--- \n---\n...\n"))
+	f.Add([]byte("apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: b}\nspec:\n  ports: [{port: 80, targetPort: http}]\n"))
+	f.Add([]byte("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {app: x}}\nspec: {containers: [{name: c}]}\n---\nkind: Namespace\napiVersion: v1\nmetadata: {name: n}\n"))
+	f.Add([]byte("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {tls.crt: eA==}\n"))
+	f.Add([]byte("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec: {subsets: [{name: a}, {name: a}]}\n"))
+	f.Add([]byte("a: [1, 2\nb: {c: d\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		objs, diags := Parse("fuzz.yaml", data)
 		for _, o := range objs {
-			if o.Spec == nil || o.Name == "" || o.Generation == "" {
+			if o.Spec == nil || o.Kube != nil || o.Invalid || o.Name == "" || o.Generation == "" {
 				t.Fatalf("incomplete object %+v", o)
 			}
 		}
 		for _, d := range diags {
 			_ = d.String()
 		}
+		objs, diags = ParseWith("fuzz.yaml", data, Analysis)
+		for _, o := range objs {
+			if (o.Spec == nil) == (o.Kube == nil) || o.Name == "" || o.Generation == "" || o.Kube != nil && o.Invalid {
+				t.Fatalf("incomplete object %+v", o)
+			}
+			_ = o.LineOf("spec.hosts[0]")
+		}
+		for _, d := range diags {
+			if d.Syntax && (d.Line == 0 || d.Kind != "") {
+				t.Fatalf("syntax error without a line, or about an object: %+v", d)
+			}
+			_ = d.String()
+		}
 	})
+}
+
+// TestParseForAnalysis: analysis reads Kubernetes objects (typed, cluster-scoped ones
+// without namespace), keeps objects that fail validation, records each field's line, skips
+// other Kubernetes kinds and reports Istio kinds Lucid does not read as Info.
+func TestParseForAnalysis(t *testing.T) {
+	const doc = `apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec:
+  selector: {app: reviews}
+  ports:
+  - name: http
+    port: 9080
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint}
+spec: {gatewayClassName: istio-waypoint}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: ef}
+spec: {}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1}
+  - {name: v1}
+`
+	objs, diags := ParseWith("f.yaml", []byte(doc), Analysis)
+	checkDiags(t, diags, []string{
+		"info f.yaml:24: kind: EnvoyFilter default/ef is an Istio kind Lucid does not read: not analysed",
+		`error f.yaml:35: DestinationRule shop/reviews: spec.subsets[1].name: duplicate subset "v1"`,
+	})
+	if len(objs) != 3 {
+		t.Fatalf("got %d objects, want Service, Namespace and the invalid DestinationRule", len(objs))
+	}
+	svc, ns, dr := objs[0], objs[1], objs[2]
+	if s, ok := svc.Kube.(*corev1.Service); !ok || svc.Spec != nil || s.Spec.Ports[0].Port != 9080 || svc.Namespace != "shop" {
+		t.Errorf("Service: %+v", svc)
+	}
+	if svc.LineOf("spec.ports[0].port") != 8 || svc.LineOf("metadata.name") != 3 {
+		t.Errorf("Service field lines: port %d, name %d", svc.LineOf("spec.ports[0].port"), svc.LineOf("metadata.name"))
+	}
+	if _, ok := ns.Kube.(*corev1.Namespace); !ok || ns.Namespace != "" || ns.Labels["istio-injection"] != "enabled" {
+		t.Errorf("Namespace: %+v", ns)
+	}
+	if !dr.Invalid || dr.Spec == nil || dr.LineOf("spec.subsets[1].name") != 35 {
+		t.Errorf("DestinationRule: invalid %v, line %d", dr.Invalid, dr.LineOf("spec.subsets[1].name"))
+	}
+	// The control plane reads none of them.
+	if objs, _ := Parse("f.yaml", []byte(doc)); len(objs) != 0 {
+		t.Errorf("Parse returned %d objects", len(objs))
+	}
 }

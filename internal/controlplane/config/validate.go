@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ type validationError struct {
 	path    string
 	msg     string
 	warning bool
+	lucid   bool // a warning of Lucid's own, not one of Istio's validation warnings
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
@@ -31,6 +33,12 @@ func (v *validator) errorf(path, format string, args ...any) {
 
 func (v *validator) warnf(path, format string, args ...any) {
 	v.errs = append(v.errs, validationError{path: path, msg: fmt.Sprintf(format, args...), warning: true})
+}
+
+// lucidWarnf records a warning Istio does not give: the object is fine for Istio, but
+// Lucid serves it differently.
+func (v *validator) lucidWarnf(path, format string, args ...any) {
+	v.errs = append(v.errs, validationError{path: path, msg: fmt.Sprintf(format, args...), warning: true, lucid: true})
 }
 
 func idx(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
@@ -47,6 +55,10 @@ var (
 )
 
 func isDNS1123Label(s string) bool { return len(s) <= 63 && dns1123Label.MatchString(s) }
+
+// isDNS1123LabelAnyCase is Istio's labels.IsDNS1123Label (subset and port names): upper
+// case allowed.
+func isDNS1123LabelAnyCase(s string) bool { return len(s) <= 63 && dns1123LabelCase.MatchString(s) }
 
 func isDNS1123Subdomain(s string) bool {
 	if s == "" || len(s) > 253 {
@@ -80,12 +92,37 @@ func validateLabel(k, v string) string {
 	return ""
 }
 
+// labels checks labels in a spec (subsets, selectors, workloads) as Istio does: Kubernetes
+// label keys, values of label characters (Istio sets no length limit on them).
 func (v *validator) labels(path string, labels map[string]string) {
 	for _, k := range sortedKeys(labels) {
-		if msg := validateLabel(k, labels[k]); msg != "" {
-			v.errorf(key(path, k), "%s", msg)
+		val := labels[k]
+		name := k
+		if i := strings.LastIndex(k, "/"); i >= 0 {
+			if prefix := k[:i]; len(prefix) > 253 || !isDNS1123SubdomainAnyCase(prefix) {
+				v.errorf(key(path, k), "invalid label key %q: prefix must be a DNS subdomain", k)
+				continue
+			}
+			name = k[i+1:]
+		}
+		switch {
+		case name == "" || !qualifiedName.MatchString(name):
+			v.errorf(key(path, k), "invalid label key %q", k)
+		case len(name) > 63:
+			v.errorf(key(path, k), "invalid label key %q: name longer than 63 characters", k)
+		case !labelValue.MatchString(val):
+			v.errorf(key(path, k), "invalid label value %q for key %q", val, k)
 		}
 	}
+}
+
+func isDNS1123SubdomainAnyCase(s string) bool {
+	for _, l := range strings.Split(s, ".") {
+		if !dns1123LabelCase.MatchString(l) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // selectorLabels checks a workload selector's labels: no empty keys, no wildcards.
@@ -104,53 +141,66 @@ func (v *validator) selectorLabels(path string, labels map[string]string) {
 	}
 }
 
-// wildcardDomain checks a host as Istio's ValidateWildcardDomain does: a DNS name
-// (FQDN or short name) whose first label may be "*" or start with "*".
+// wildcardLabel is a DNS label whose start may be "*" or "*-" (Istio's
+// IsWildcardDNS1123Label).
+var wildcardLabel = regexp.MustCompile(`^(\*|(\*|\*-)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)$`)
+
+// wildcardDomainError checks a host as Istio's ValidateWildcardDomain does: a DNS name
+// (FQDN or short name) whose first label may be "*" or start with "*". It returns "" when
+// valid.
 func wildcardDomainError(host string) string {
-	if host == "" {
+	if msg := domainPreconditions(host); msg != "" {
+		return msg
+	}
+	first, rest, ok := strings.Cut(host, ".")
+	if len(first) > 63 || !wildcardLabel.MatchString(first) {
+		return fmt.Sprintf("domain name %q invalid (label %q invalid)", host, first)
+	}
+	if ok {
+		return dnsLabelsError(rest)
+	}
+	return ""
+}
+
+func domainPreconditions(host string) string {
+	switch {
+	case len(host) > 255:
+		return fmt.Sprintf("domain name %q too long (max 255)", host)
+	case host == "":
 		return "empty domain name not allowed"
 	}
-	if len(host) > 255 {
-		return fmt.Sprintf("domain name %q too long (max 255)", host)
+	return ""
+}
+
+// dnsLabelsError checks dot-separated DNS labels: a top level domain that is not a number,
+// a trailing dot allowed ("istio.io.").
+func dnsLabelsError(domain string) string {
+	parts := strings.Split(domain, ".")
+	if tld := parts[len(parts)-1]; isNumber(tld) {
+		return fmt.Sprintf("domain name %q invalid (top level domain %q cannot be all-numeric)", domain, tld)
 	}
-	h := host
-	if strings.HasPrefix(h, "*") {
-		h = strings.TrimPrefix(h, "*")
-		if h == "" {
+	for i, l := range parts {
+		if i == len(parts)-1 && l == "" {
 			return ""
 		}
-		if strings.HasPrefix(h, ".") {
-			h = h[1:]
-		} else {
-			// "*foo.com": the rest of the first label must still be valid.
-			first, rest, _ := strings.Cut(h, ".")
-			if !dns1123LabelCase.MatchString(first) {
-				return fmt.Sprintf("domain name %q invalid (label %q invalid)", host, first)
-			}
-			h = rest
-			if h == "" {
-				return ""
-			}
-		}
-	}
-	h = strings.TrimSuffix(h, ".")
-	for _, l := range strings.Split(h, ".") {
-		if len(l) > 63 {
-			return fmt.Sprintf("domain name %q invalid (label %q too long)", host, l)
-		}
-		if !dns1123LabelCase.MatchString(l) {
-			return fmt.Sprintf("domain name %q invalid (label %q invalid)", host, l)
+		if !isDNS1123LabelAnyCase(l) {
+			return fmt.Sprintf("domain name %q invalid (label %q invalid)", domain, l)
 		}
 	}
 	return ""
 }
 
-// fqdnError checks a host name without wildcards.
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
+}
+
+// fqdnError checks a host name without wildcards (Istio's ValidateFQDN).
 func fqdnError(host string) string {
-	if strings.Contains(host, "*") {
-		return fmt.Sprintf("domain name %q invalid (wildcards not allowed)", host)
+	if msg := domainPreconditions(host); msg != "" {
+		return msg
 	}
-	return wildcardDomainError(host)
+	return dnsLabelsError(host)
 }
 
 func isIP(s string) bool {
@@ -165,8 +215,8 @@ func (v *validator) port(path string, p uint32) {
 }
 
 func (v *validator) portName(path, name string) {
-	if !isDNS1123Label(name) {
-		v.errorf(path, "invalid port name %q: must be a lowercase RFC 1123 label", name)
+	if !isDNS1123LabelAnyCase(name) {
+		v.errorf(path, "invalid port name %q: must be an RFC 1123 label", name)
 	}
 }
 
@@ -182,8 +232,8 @@ func (v *validator) protocol(path, p string) {
 	}
 }
 
-// duration checks a Duration is valid and not below least (Istio: >= 1ms for most).
-func (v *validator) duration(path string, d *durationpb.Duration, least time.Duration) {
+// duration checks a Duration as Istio does: valid, at least 1ms, to ms precision.
+func (v *validator) duration(path string, d *durationpb.Duration) {
 	if d == nil {
 		return
 	}
@@ -191,12 +241,9 @@ func (v *validator) duration(path string, d *durationpb.Duration, least time.Dur
 		v.errorf(path, "invalid duration: %v", err)
 		return
 	}
-	got := d.AsDuration()
-	switch {
-	case got < least && least == time.Millisecond:
+	switch got := d.AsDuration(); {
+	case got < time.Millisecond:
 		v.errorf(path, "duration %s must be at least 1ms", got)
-	case got < least:
-		v.errorf(path, "duration %s must not be negative", got)
 	case got%time.Millisecond != 0:
 		v.errorf(path, "duration %s: only durations to ms precision are supported", got)
 	}
@@ -239,7 +286,7 @@ func (v *validator) exportTo(path string, exportTo []string, serviceEntry, drWit
 		case e == "~" && !serviceEntry:
 			v.errorf(idx(path, i), "exportTo ~ (nobody) is only allowed on ServiceEntry")
 			continue
-		case e != "*" && e != "~" && !isDNS1123Label(k):
+		case e != "*" && e != "~" && !isDNS1123LabelAnyCase(k):
 			v.errorf(idx(path, i), "invalid exportTo value %q: must be ., *, or a namespace", e)
 			continue
 		}

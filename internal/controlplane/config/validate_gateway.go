@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"unicode"
 
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 )
@@ -14,7 +16,7 @@ import (
 
 func validateGateway(o *Object, v *validator) {
 	gw := o.Spec.(*networkingv1alpha3.Gateway)
-	if !isDNS1123Label(o.Name) {
+	if !isDNS1123LabelAnyCase(o.Name) {
 		v.errorf("metadata.name", "invalid gateway name: %q", o.Name)
 	}
 	if len(gw.Servers) == 0 {
@@ -44,7 +46,7 @@ func (v *validator) gatewayServer(p string, s *networkingv1alpha3.Server) {
 		v.errorf(p+".hosts", "server config must contain at least one host")
 	}
 	for j, h := range s.Hosts {
-		v.namespacedHost(idx(p+".hosts", j), h)
+		v.namespacedHost(idx(p+".hosts", j), h, true)
 	}
 	v.serverBind(p, s)
 	v.serverTLS(p+".tls", s.Tls)
@@ -55,7 +57,9 @@ func (v *validator) gatewayServer(p string, s *networkingv1alpha3.Server) {
 	if s.Port.Name == "" {
 		v.errorf(p+".port.name", "port name must be set")
 	}
-	v.protocol(p+".port.protocol", s.Port.Protocol)
+	if !protocols[strings.ToUpper(s.Port.Protocol)] {
+		v.errorf(p+".port.protocol", "invalid protocol %q, supported protocols are HTTP, HTTP2, GRPC, GRPC-WEB, MONGO, REDIS, MYSQL, TCP", s.Port.Protocol)
+	}
 	if s.Port.Number != 0 || !strings.HasPrefix(s.Bind, "unix://") {
 		v.port(p+".port.number", s.Port.Number)
 	}
@@ -78,6 +82,26 @@ func (v *validator) gatewayServer(p string, s *networkingv1alpha3.Server) {
 	if !httpProtocol(proto) && s.Tls.GetHttpsRedirect() {
 		v.warnf(p+".tls.httpsRedirect", "tls.httpsRedirect should only be used with http servers")
 	}
+}
+
+// cipherSuites are the cipher suites a gateway server may name (BoringSSL's, without PSK).
+var cipherSuites = map[string]bool{
+	"ECDHE-ECDSA-AES128-GCM-SHA256": true, "ECDHE-RSA-AES128-GCM-SHA256": true, "ECDHE-ECDSA-AES256-GCM-SHA384": true,
+	"ECDHE-RSA-AES256-GCM-SHA384": true, "ECDHE-ECDSA-CHACHA20-POLY1305": true, "ECDHE-RSA-CHACHA20-POLY1305": true,
+	"ECDHE-ECDSA-AES128-SHA": true, "ECDHE-RSA-AES128-SHA": true, "ECDHE-ECDSA-AES256-SHA": true, "ECDHE-RSA-AES256-SHA": true,
+	"AES128-GCM-SHA256": true, "AES256-GCM-SHA384": true, "AES128-SHA": true, "AES256-SHA": true, "DES-CBC3-SHA": true,
+}
+
+// validCipherSuite accepts "", "ALL", a known suite, and an expression starting with an
+// operator ("-AES128-SHA", "+..."), which Istio passes on unparsed.
+func validCipherSuite(cs string) bool {
+	if cs == "" || cs == "ALL" {
+		return true
+	}
+	if r := rune(cs[0]); !unicode.IsNumber(r) && !unicode.IsLetter(r) {
+		return true
+	}
+	return cipherSuites[cs]
 }
 
 func tlsProtocol(p string) bool { return p == "HTTPS" || p == "TLS" }
@@ -109,19 +133,44 @@ func (v *validator) serverTLS(p string, t *networkingv1alpha3.ServerTLSSettings)
 	if (t.MinProtocolVersion == networkingv1alpha3.ServerTLSSettings_TLSV1_0 || t.MinProtocolVersion == networkingv1alpha3.ServerTLSSettings_TLSV1_1) && len(t.CipherSuites) == 0 {
 		v.warnf(p+".minProtocolVersion", "TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers.")
 	}
+	var invalid, dup []string
+	seen := map[string]bool{}
+	for _, cs := range t.CipherSuites {
+		switch {
+		case !validCipherSuite(cs):
+			invalid = append(invalid, cs)
+		case seen[cs]:
+			dup = append(dup, cs)
+		}
+		seen[cs] = true
+	}
+	if len(invalid) > 0 {
+		slices.Sort(invalid)
+		v.warnf(p+".cipherSuites", "ignoring invalid cipher suites: %v", slices.Compact(invalid))
+	}
+	if len(dup) > 0 {
+		slices.Sort(dup)
+		v.warnf(p+".cipherSuites", "ignoring duplicate cipher suites: %v", slices.Compact(dup))
+	}
 	if mode == networkingv1alpha3.ServerTLSSettings_ISTIO_MUTUAL {
-		for _, f := range []struct{ field, set, what string }{
-			{"serverCertificate", t.ServerCertificate, "server certificate"}, {"privateKey", t.PrivateKey, "private key"},
-			{"caCertificates", t.CaCertificates, "CA bundle"}, {"credentialName", t.CredentialName, "credentialName"},
+		for _, f := range []struct {
+			field string
+			set   bool
+			what  string
+		}{
+			{"serverCertificate", t.ServerCertificate != "", "server certificate"}, {"privateKey", t.PrivateKey != "", "private key"},
+			{"caCertificates", t.CaCertificates != "", "CA bundle"}, {"tlsCertificates", len(t.TlsCertificates) > 0, "tlsCertificates"},
+			{"credentialName", t.CredentialName != "", "credentialName"}, {"credentialNames", len(t.CredentialNames) > 0, "credentialNames"},
 		} {
-			if f.set != "" {
+			if f.set {
 				v.errorf(p+"."+f.field, "ISTIO_MUTUAL TLS cannot have associated %s", f.what)
 			}
 		}
 		return
 	}
 	passthrough := mode == networkingv1alpha3.ServerTLSSettings_PASSTHROUGH || mode == networkingv1alpha3.ServerTLSSettings_AUTO_PASSTHROUGH
-	if passthrough && (t.ServerCertificate != "" || t.PrivateKey != "" || t.CaCertificates != "" || t.CredentialName != "" || t.CaCrl != "") {
+	if passthrough && (t.ServerCertificate != "" || t.PrivateKey != "" || t.CaCertificates != "" || t.CredentialName != "" || t.CaCrl != "" ||
+		len(t.TlsCertificates) > 0 || len(t.CredentialNames) > 0) {
 		v.warnf(p+".mode", "%v mode does not use certificates, they will be ignored", mode)
 	}
 	sources := 0
@@ -153,6 +202,9 @@ func (v *validator) serverTLS(p string, t *networkingv1alpha3.ServerTLSSettings)
 				v.errorf(p+".caCertificates", "%s requires a client CA bundle", prefix)
 			}
 		}
+		if len(t.TlsCertificates) > 2 {
+			v.warnf(p+".tlsCertificates", "%s can support up to 2 server certificates", prefix)
+		}
 		if len(t.TlsCertificates) == 0 {
 			if t.ServerCertificate == "" {
 				v.errorf(p+".serverCertificate", "%s requires a server certificate (or credentialName)", prefix)
@@ -161,6 +213,17 @@ func (v *validator) serverTLS(p string, t *networkingv1alpha3.ServerTLSSettings)
 				v.errorf(p+".privateKey", "%s requires a private key (or credentialName)", prefix)
 			}
 		}
+		for i, c := range t.TlsCertificates {
+			if c.GetServerCertificate() == "" {
+				v.errorf(idx(p+".tlsCertificates", i)+".serverCertificate", "%s requires a server certificate", prefix)
+			}
+			if c.GetPrivateKey() == "" {
+				v.errorf(idx(p+".tlsCertificates", i)+".privateKey", "%s requires a private key", prefix)
+			}
+		}
+	}
+	if t.CaCrl != "" && t.CredentialName != "" {
+		v.errorf(p+".caCrl", "CRL is not supported with credentialName. CRL has to be specified in the credential")
 	}
 	if t.CaCrl != "" && mode == networkingv1alpha3.ServerTLSSettings_SIMPLE {
 		v.errorf(p+".caCrl", "CRL is not supported with SIMPLE TLS")

@@ -24,7 +24,7 @@ func TestValidateGateway(t *testing.T) {
 		{name: "namespaced and wildcard hosts", kind: KindGateway, valid: true,
 			spec: sel + "- port: {number: 80, name: http, protocol: HTTP}\n  hosts: [\"./a.example.com\", \"default/*.example.com\", \"*/b.example.com\"]\n"},
 		{name: "bad host namespace", kind: KindGateway, spec: sel + http("80", "http", "Bad_NS/a.example.com"),
-			want: []string{e(9, `spec.servers[0].hosts[0]: invalid namespace "Bad_NS" in host "Bad_NS/a.example.com"`)}},
+			want: []string{e(9, `spec.servers[0].hosts[0]: invalid namespace value "Bad_NS" in gateway`)}},
 		{name: "two HTTP servers share a port", kind: KindGateway, valid: true,
 			spec: sel + http("80", "http-a", "a.example.com") + http("80", "http-b", "b.example.com")},
 		{name: "port clash: HTTP then TCP", kind: KindGateway,

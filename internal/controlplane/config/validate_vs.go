@@ -1,11 +1,14 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 )
@@ -28,10 +31,11 @@ var grpcStatuses = map[string]bool{
 	"INTERNAL": true, "UNAVAILABLE": true, "DATA_LOSS": true, "UNAUTHENTICATED": true,
 }
 
-var httpMethods = map[string]bool{
+// corsMethods are the methods a CORS policy may allow ("*": any).
+var corsMethods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
 	http.MethodPatch: true, http.MethodDelete: true, http.MethodConnect: true,
-	http.MethodOptions: true, http.MethodTrace: true,
+	http.MethodOptions: true, http.MethodTrace: true, "*": true,
 }
 
 func validateVirtualService(o *Object, v *validator) {
@@ -50,24 +54,45 @@ func validateVirtualService(o *Object, v *validator) {
 			v.errorf("spec.tls", "a delegate virtual service (no hosts) must not have tls routes")
 		}
 	}
-	appliesToMesh := len(vs.Gateways) == 0
-	for i, g := range vs.Gateways {
-		if g == "mesh" {
-			appliesToMesh = true
-			continue
+	// Istio's rule: bound to gateways unless "mesh" is one of them (no gateways: the mesh).
+	toGateway := len(vs.Gateways) > 0 && !slices.Contains(vs.Gateways, "mesh")
+	v.gatewayNames("spec.gateways", vs.Gateways, true)
+	if !toGateway {
+		for i, r := range vs.Http {
+			for j, m := range r.GetMatch() {
+				for _, hs := range []map[string]*networkingv1alpha3.StringMatch{m.GetHeaders(), m.GetWithoutHeaders()} {
+					for _, k := range sortedKeys(hs) {
+						if JWTClaimHeader(k) {
+							v.errorf(fmt.Sprintf("spec.http[%d].match[%d].headers", i, j), "JWT claim based routing (key: %s) is only supported for gateway, found no gateways: %v", k, vs.Gateways)
+						}
+					}
+				}
+			}
 		}
-		v.gatewayName(idx("spec.gateways", i), g)
 	}
+	valid := true
 	for i, h := range vs.Hosts {
 		p := idx("spec.hosts", i)
-		if h == "*" {
-			if appliesToMesh {
-				v.errorf(p, "wildcard host * is not allowed for virtual services bound to the mesh gateway")
-			}
-			continue
+		msg := wildcardDomainError(h)
+		if toGateway && strings.HasPrefix(h, "outbound_") && sniRoutes(vs) {
+			msg = "" // Istio's auto-generated SNI names (outbound_.<port>_._.<host>)
 		}
-		if msg := wildcardDomainError(h); msg != "" && !isIP(h) {
+		switch {
+		case msg != "" && !isIP(h):
 			v.errorf(p, "%s", msg)
+			valid = false
+		case msg == "" && !toGateway && h == "*":
+			v.errorf(p, "wildcard host * is not allowed for virtual services bound to the mesh gateway")
+			valid = false
+		}
+	}
+	if valid {
+		for i := range vs.Hosts {
+			for j := i + 1; j < len(vs.Hosts); j++ {
+				if HostsMatch(vs.Hosts[i], vs.Hosts[j]) {
+					v.errorf(idx("spec.hosts", j), "duplicate hosts in virtual service: %s & %s", vs.Hosts[i], vs.Hosts[j])
+				}
+			}
 		}
 	}
 	if len(vs.Http) == 0 && len(vs.Tcp) == 0 && len(vs.Tls) == 0 {
@@ -80,24 +105,77 @@ func validateVirtualService(o *Object, v *validator) {
 		v.tcpRoute(idx("spec.tcp", i), r)
 	}
 	for i, r := range vs.Tls {
-		v.tlsRoute(idx("spec.tls", i), r, vs.Hosts)
+		v.tlsRoute(idx("spec.tls", i), r, vs.Hosts, toGateway)
 	}
 	v.exportTo("spec.exportTo", vs.ExportTo, false, false)
 }
 
-func (v *validator) gatewayName(path, g string) {
-	ns, name, ok := strings.Cut(g, "/")
-	if !ok {
-		if msg := fqdnError(g); msg != "" {
-			v.errorf(path, "invalid gateway name %q: %s", g, msg)
+func sniRoutes(vs *networkingv1alpha3.VirtualService) bool {
+	for _, t := range vs.Tls {
+		for _, m := range t.GetMatch() {
+			if len(m.GetSniHosts()) > 0 {
+				return true
+			}
 		}
-		return
 	}
-	if !isDNS1123Label(ns) {
-		v.errorf(path, "invalid value for namespace: %q", ns)
+	return false
+}
+
+// HostsMatch is Istio's host.Name.Matches: equal, or one wildcard covering the other.
+func HostsMatch(a, b string) bool {
+	aw, bw := strings.HasPrefix(a, "*"), strings.HasPrefix(b, "*")
+	switch {
+	case aw && bw:
+		if len(a) < len(b) {
+			return strings.HasSuffix(b[1:], a[1:])
+		}
+		return strings.HasSuffix(a[1:], b[1:])
+	case aw:
+		return strings.HasSuffix(b, a[1:])
+	case bw:
+		return strings.HasSuffix(a, b[1:])
 	}
-	if !isDNS1123Label(name) {
-		v.errorf(path, "invalid value for gateway name: %q", name)
+	return a == b
+}
+
+// JWTClaimHeader reports whether a header name is Istio's JWT claim pseudo-header
+// (@request.auth.claims.name, @request.auth.claims[name]).
+func JWTClaimHeader(h string) bool {
+	const prefix = "@request.auth.claims"
+	if !strings.HasPrefix(strings.ToLower(h), prefix) {
+		return false
+	}
+	rest := h[len(prefix):]
+	return strings.HasPrefix(rest, ".") && len(rest) > 1 ||
+		strings.HasPrefix(rest, "[") && strings.HasSuffix(rest, "]") && len(rest) > 2
+}
+
+// gatewayNames checks gateway references as Istio does: "namespace/name" with DNS labels,
+// or a name (an FQDN; "name.namespace" is the legacy form, which Istio warns about). As
+// in Istio, the first name without "/" ends the check of the list.
+func (v *validator) gatewayNames(path string, names []string, warn bool) {
+	for i, g := range names {
+		p := idx(path, i)
+		ns, name, ok := strings.Cut(g, "/")
+		if !ok {
+			if first, rest, dotted := strings.Cut(g, "."); dotted && warn {
+				rest, _, _ = strings.Cut(rest, ".")
+				v.warnf(p, "using legacy gatewayName format %q; prefer the <namespace>/<name> format: %q", g, rest+"/"+first)
+			}
+			if msg := fqdnError(g); msg != "" {
+				v.errorf(p, "invalid gateway name %q: %s", g, msg)
+			}
+			return
+		}
+		if ns == "" || name == "" {
+			v.errorf(p, "config namespace and gateway name cannot be empty")
+		}
+		if !isDNS1123LabelAnyCase(ns) {
+			v.errorf(p, "invalid value for namespace: %q", ns)
+		}
+		if !isDNS1123LabelAnyCase(name) {
+			v.errorf(p, "invalid value for gateway name: %q", name)
+		}
 	}
 }
 
@@ -106,51 +184,9 @@ func (v *validator) httpRoute(p string, r *networkingv1alpha3.HTTPRoute, delegat
 		v.errorf(p, "http route may not be null")
 		return
 	}
-	switch {
-	case delegate && r.Delegate != nil:
-		v.errorf(p+".delegate", "a delegate virtual service's http route cannot itself delegate")
-	case r.Delegate != nil:
-		if r.Redirect != nil {
-			v.errorf(p+".redirect", "a root http route with delegate must not specify redirect")
-		}
-		if len(r.Route) > 0 {
-			v.errorf(p+".route", "a root http route with delegate must not specify route")
-		}
-		if r.Delegate.Name == "" {
-			v.errorf(p+".delegate.name", "delegate name is required")
-		} else if !isDNS1123Subdomain(r.Delegate.Name) {
-			v.errorf(p+".delegate.name", "invalid delegate name %q", r.Delegate.Name)
-		}
-		if r.Delegate.Namespace != "" && !isDNS1123Label(r.Delegate.Namespace) {
-			v.errorf(p+".delegate.namespace", "invalid delegate namespace %q", r.Delegate.Namespace)
-		}
-	}
-	if r.Delegate == nil {
-		switch {
-		case r.Redirect != nil:
-			if len(r.Route) > 0 {
-				v.errorf(p, "HTTP route cannot contain both route and redirect")
-			}
-			if r.Fault != nil {
-				v.errorf(p, "HTTP route cannot contain both fault and redirect")
-			}
-			if r.Rewrite != nil {
-				v.errorf(p, "HTTP route rule cannot contain both rewrite and redirect")
-			}
-			if r.DirectResponse != nil {
-				v.errorf(p, "HTTP route cannot contain both redirect and directResponse")
-			}
-		case r.DirectResponse != nil:
-			if len(r.Route) > 0 {
-				v.errorf(p, "HTTP route cannot contain both route and directResponse")
-			}
-		case len(r.Route) == 0:
-			v.errorf(p, "HTTP route, redirect or directResponse is required")
-		}
-	}
-
+	v.routeConflicts(p, r, delegate)
 	for j, m := range r.Match {
-		v.httpMatch(idx(p+".match", j), m, delegate || r.Delegate != nil)
+		v.httpMatch(idx(p+".match", j), m)
 	}
 	v.headerOps(p+".headers", r.Headers)
 	v.authorityRewrite(p, r.Rewrite, r.Headers)
@@ -170,7 +206,11 @@ func (v *validator) httpRoute(p string, r *networkingv1alpha3.HTTPRoute, delegat
 	v.destination(p+".mirror", r.Mirror)
 	for j, m := range r.Mirrors {
 		mp := idx(p+".mirrors", j)
-		if m == nil || m.Destination == nil {
+		if m == nil {
+			v.errorf(mp, "mirror cannot be null")
+			continue
+		}
+		if m.Destination == nil {
 			v.errorf(mp+".destination", "destination is required for mirrors")
 			continue
 		}
@@ -179,13 +219,11 @@ func (v *validator) httpRoute(p string, r *networkingv1alpha3.HTTPRoute, delegat
 			v.errorf(mp+".percentage.value", "mirror percentage %g is not in range 0..100", val)
 		}
 	}
-	v.redirect(p+".redirect", r.Redirect)
+	v.redirect(p+".redirect", r.Redirect, r.Match)
 	v.directResponse(p+".directResponse", r.DirectResponse)
 	v.retries(p+".retries", r.Retries)
 	v.rewrite(p+".rewrite", r.Rewrite)
-	if r.Timeout != nil {
-		v.duration(p+".timeout", r.Timeout, 0)
-	}
+	v.duration(p+".timeout", r.Timeout)
 	var total int32
 	for j, d := range r.Route {
 		dp := idx(p+".route", j)
@@ -208,73 +246,126 @@ func (v *validator) httpRoute(p string, r *networkingv1alpha3.HTTPRoute, delegat
 	}
 }
 
-func (v *validator) httpMatch(p string, m *networkingv1alpha3.HTTPMatchRequest, delegating bool) {
+// routeConflicts checks which of route, redirect, directResponse and delegate a rule
+// sets, as Istio does.
+func (v *validator) routeConflicts(p string, r *networkingv1alpha3.HTTPRoute, delegate bool) {
+	if r.Delegate != nil && !delegate {
+		if r.Redirect != nil {
+			v.errorf(p+".redirect", "root HTTP route %s must not specify redirect", r.Name)
+		}
+		if r.Route != nil {
+			v.errorf(p+".route", "root HTTP route %s must not specify route", r.Name)
+		}
+		if r.Delegate.Name == "" {
+			v.lucidWarnf(p+".delegate.name", "delegate name is empty: the rule delegates to nothing")
+		}
+		return
+	}
+	if delegate && r.Delegate != nil {
+		v.errorf(p+".delegate", "delegate HTTP route cannot contain delegate")
+	}
+	switch {
+	case r.Redirect != nil:
+		if len(r.Route) > 0 {
+			v.errorf(p, "HTTP route cannot contain both route and redirect")
+		}
+		if r.Fault != nil {
+			v.errorf(p, "HTTP route cannot contain both fault and redirect")
+		}
+		if r.Rewrite != nil {
+			v.errorf(p, "HTTP route rule cannot contain both rewrite and redirect")
+		}
+		if r.DirectResponse != nil {
+			v.errorf(p, "HTTP route rule cannot contain both direct_response and redirect")
+		}
+	case r.DirectResponse != nil:
+		if len(r.Route) > 0 {
+			v.errorf(p, "HTTP route cannot contain both route and direct_response")
+		}
+		if r.Fault != nil {
+			v.errorf(p, "HTTP route cannot contain both fault and direct_response")
+		}
+		if r.Rewrite != nil {
+			v.errorf(p, "HTTP route rule cannot contain both rewrite and direct_response")
+		}
+	case len(r.Route) == 0:
+		v.errorf(p, "HTTP route, redirect or direct_response is required")
+	}
+	if r.Mirror != nil && len(r.Mirrors) > 0 {
+		v.errorf(p, "HTTP route cannot contain both mirror and mirrors")
+	}
+}
+
+func (v *validator) httpMatch(p string, m *networkingv1alpha3.HTTPMatchRequest) {
 	if m == nil {
 		return
 	}
-	required := func(field string, sm *networkingv1alpha3.StringMatch) {
-		if sm == nil {
-			return
-		}
-		if sm.MatchType == nil {
-			v.errorf(p+"."+field, "one of exact, prefix or regex is required")
-			return
-		}
-		v.stringMatch(p+"."+field, sm, delegating)
+	if isRegex(m.GetUri()) {
+		v.regex(p+".uri.regex", m.GetUri().GetRegex()) // of the uri, Istio checks only a regex
 	}
-	required("uri", m.Uri)
-	required("scheme", m.Scheme)
-	required("method", m.Method)
-	required("authority", m.Authority)
+	v.stringMatch(p+".scheme", m.Scheme)
+	v.stringMatch(p+".method", m.Method)
+	v.stringMatch(p+".authority", m.Authority)
 	for _, name := range sortedKeys(m.Headers) {
 		hp := key(p+".headers", name)
+		if m.Headers[name] == nil {
+			v.errorf(hp, "header match %v cannot be null", name)
+		}
 		v.headerName(hp, name, true)
-		v.stringMatch(hp, m.Headers[name], delegating)
+		v.stringMatch(hp, m.Headers[name])
 	}
 	for _, name := range sortedKeys(m.WithoutHeaders) {
 		hp := key(p+".withoutHeaders", name)
 		v.headerName(hp, name, true)
-		v.stringMatch(hp, m.WithoutHeaders[name], delegating)
+		if sm := m.WithoutHeaders[name]; sm.GetRegex() != "*" { // "*": the header is absent
+			v.stringMatch(hp, sm)
+		}
 	}
 	for _, name := range sortedKeys(m.QueryParams) {
-		v.stringMatch(key(p+".queryParams", name), m.QueryParams[name], delegating)
+		v.stringMatch(key(p+".queryParams", name), m.QueryParams[name])
 	}
 	if m.Port != 0 {
 		v.port(p+".port", m.Port)
 	}
 	v.labels(p+".sourceLabels", m.SourceLabels)
-	for i, g := range m.Gateways {
-		if g != "mesh" {
-			v.gatewayName(idx(p+".gateways", i), g)
-		}
-	}
-	if m.SourceNamespace != "" && !isDNS1123Label(m.SourceNamespace) {
+	v.gatewayNames(p+".gateways", m.Gateways, false)
+	if m.SourceNamespace != "" && !isDNS1123LabelAnyCase(m.SourceNamespace) {
 		v.errorf(p+".sourceNamespace", "sourceNamespace match %s is invalid", m.SourceNamespace)
 	}
 }
 
-func (v *validator) stringMatch(p string, sm *networkingv1alpha3.StringMatch, delegating bool) {
-	if sm == nil {
-		return
-	}
-	if re, ok := sm.MatchType.(*networkingv1alpha3.StringMatch_Regex); ok {
-		if delegating {
-			v.errorf(p+".regex", "regex match is not supported in delegating routes")
-			return
+func isRegex(sm *networkingv1alpha3.StringMatch) bool {
+	_, ok := sm.GetMatchType().(*networkingv1alpha3.StringMatch_Regex)
+	return ok
+}
+
+// stringMatch checks a StringMatch: a prefix must not be empty, a regex must compile.
+func (v *validator) stringMatch(p string, sm *networkingv1alpha3.StringMatch) {
+	switch t := sm.GetMatchType().(type) {
+	case *networkingv1alpha3.StringMatch_Prefix:
+		if t.Prefix == "" {
+			v.errorf(p+".prefix", "prefix string match should not be empty")
 		}
-		v.regex(p+".regex", re.Regex)
+	case *networkingv1alpha3.StringMatch_Regex:
+		v.regex(p+".regex", t.Regex)
 	}
 }
 
-func (v *validator) headerName(p, name string, allowClaims bool) {
-	if name == "" {
+// headerTokenChars are the characters of an HTTP header name (RFC 7230 tchar).
+var headerToken = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~A-Za-z0-9]+$")
+
+// pseudoHeaders may be matched by name.
+var pseudoHeaders = map[string]bool{":method": true, ":scheme": true, ":authority": true, ":path": true, ":status": true}
+
+// headerName checks a header name to match (claims: also a JWT claim or a pseudo-header,
+// as in a route match) or a strict name (claims false: letters, digits, '-' and '_').
+func (v *validator) headerName(p, name string, claims bool) {
+	switch {
+	case name == "":
 		v.errorf(p, "header name cannot be empty")
-		return
-	}
-	if allowClaims && strings.HasPrefix(name, "@request.auth.claims") {
-		return
-	}
-	if !headerName.MatchString(name) {
+	case claims && (JWTClaimHeader(name) || pseudoHeaders[name] || headerToken.MatchString(name)):
+	case !claims && headerName.MatchString(name):
+	default:
 		v.errorf(p, "header name %q is not a valid header name", name)
 	}
 }
@@ -318,22 +409,104 @@ func (v *validator) headerValue(p, val string) {
 		v.errorf(p, "header value %q contains control characters", val)
 		return
 	}
-	// Envoy treats %...% as a command; a lone % must be written %%.
-	for i := 0; i < len(val); i++ {
-		if val[i] != '%' {
-			continue
-		}
-		if i+1 < len(val) && val[i+1] == '%' {
-			i++
-			continue
-		}
-		end := strings.IndexByte(val[i+1:], '%')
-		if end < 0 {
-			v.errorf(p, "header value %q: unescaped %% (write %%%% for a literal percent sign)", val)
-			return
-		}
-		i += end + 1
+	if err := headerValueError(val); err != nil {
+		v.errorf(p, "header value %q: %v", val, err)
 	}
+}
+
+// headerValueError parses Envoy's header value format: literal text, "%%" for a percent
+// sign, and %VARIABLE% or %VARIABLE(args)% commands (args: a JSON array of strings or a
+// bare string), as Envoy's (and Istio's) parser does.
+func headerValueError(val string) error {
+	const (
+		literal = iota
+		variable
+		expectArray
+		expectDelimiterOrEnd
+		expectString
+		inString
+		expectArgsEnd
+		expectVariableEnd
+	)
+	space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	state := literal
+	for i := 0; i < len(val); i++ {
+		c := val[i]
+		switch state {
+		case literal:
+			if c != '%' {
+				continue
+			}
+			if i+1 >= len(val) {
+				return errors.New("unescaped % (write %% for a literal percent sign)")
+			}
+			if val[i+1] == '%' {
+				i++
+				continue
+			}
+			state = variable
+		case variable:
+			switch c {
+			case '%':
+				state = literal
+			case '(':
+				state = expectArray
+			}
+		case expectArray:
+			switch {
+			case c == '[':
+				state = expectString
+			case !space(c):
+				state = inString
+			}
+		case expectDelimiterOrEnd:
+			switch {
+			case c == ',':
+				state = expectString
+			case c == ']':
+				state = expectArgsEnd
+			case !space(c):
+				return errors.New("expecting ',', ']', or whitespace")
+			}
+		case expectString:
+			switch {
+			case c == '"':
+				state = inString
+			case !space(c):
+				return errors.New(`expecting '"'`)
+			}
+		case inString:
+			switch c {
+			case '\\':
+				if i+1 >= len(val) {
+					return errors.New("un-terminated backslash in JSON string")
+				}
+				i++
+			case ')':
+				state = expectVariableEnd
+			case '"':
+				state = expectDelimiterOrEnd
+			}
+		case expectArgsEnd:
+			switch {
+			case c == ')':
+				state = expectVariableEnd
+			case !space(c):
+				return errors.New("expecting ')' or whitespace")
+			}
+		case expectVariableEnd:
+			switch {
+			case c == '%':
+				state = literal
+			case !space(c):
+				return errors.New("expecting '%' or whitespace")
+			}
+		}
+	}
+	if state != literal {
+		return errors.New("un-terminated variable expression")
+	}
+	return nil
 }
 
 func (v *validator) authorityRewrite(p string, rw *networkingv1alpha3.HTTPRewrite, h *networkingv1alpha3.Headers) {
@@ -359,31 +532,38 @@ func (v *validator) cors(p string, c *networkingv1alpha3.CorsPolicy) {
 	for i, o := range c.AllowOrigins {
 		op := idx(p+".allowOrigins", i)
 		if o.GetExact() == "" && o.GetPrefix() == "" && o.GetRegex() == "" {
-			v.errorf(op, "one of exact, prefix or regex is required")
+			v.errorf(op, "'' is not a valid match type for CORS allow origins")
 			continue
 		}
-		v.stringMatch(op, o, false)
+		if re := o.GetRegex(); re != "" {
+			v.regex(op+".regex", re)
+		}
 	}
 	for i, m := range c.AllowMethods {
-		if !httpMethods[m] {
+		if !corsMethods[m] {
 			v.errorf(idx(p+".allowMethods", i), "%q is not a supported HTTP method", m)
 		}
 	}
 	for i, h := range c.AllowHeaders {
-		if h != "*" {
-			v.headerName(idx(p+".allowHeaders", i), h, false)
-		}
+		v.corsHeaderName(idx(p+".allowHeaders", i), h)
 	}
 	for i, h := range c.ExposeHeaders {
-		if h != "*" {
-			v.headerName(idx(p+".exposeHeaders", i), h, false)
-		}
+		v.corsHeaderName(idx(p+".exposeHeaders", i), h)
 	}
 	if c.MaxAge != nil {
-		v.duration(p+".maxAge", c.MaxAge, time.Millisecond)
+		v.duration(p+".maxAge", c.MaxAge)
 		if c.MaxAge.Nanos > 0 {
 			v.errorf(p+".maxAge", "max_age duration is accurate only to seconds precision")
 		}
+	}
+}
+
+func (v *validator) corsHeaderName(p, name string) {
+	switch {
+	case name == "":
+		v.errorf(p, "header name cannot be empty")
+	case name != "*" && !headerToken.MatchString(name):
+		v.errorf(p, "header name %q is not a valid header name", name)
 	}
 }
 
@@ -417,15 +597,14 @@ func (v *validator) fault(p string, f *networkingv1alpha3.HTTPFaultInjection) {
 		case *networkingv1alpha3.HTTPFaultInjection_Abort_Http2Error:
 			v.errorf(p+".abort.http2Error", "HTTP/2 abort fault injection not supported yet")
 		default:
-			v.warnf(p+".abort", "abort configured, but error type not set")
+			v.lucidWarnf(p+".abort", "abort configured, but error type not set: no request is aborted")
 		}
 	}
 	if d := f.Delay; d != nil {
 		v.percentage(p+".delay.percentage", d.Percentage)
-		v.percent(p+".delay.percent", d.Percent) //nolint:staticcheck // deprecated but accepted
 		switch t := d.HttpDelayType.(type) {
 		case *networkingv1alpha3.HTTPFaultInjection_Delay_FixedDelay:
-			v.duration(p+".delay.fixedDelay", t.FixedDelay, time.Millisecond)
+			v.duration(p+".delay.fixedDelay", t.FixedDelay)
 		case *networkingv1alpha3.HTTPFaultInjection_Delay_ExponentialDelay:
 			v.errorf(p+".delay.exponentialDelay", "exponentialDelay not supported yet")
 		}
@@ -444,7 +623,7 @@ func (v *validator) destination(p string, d *networkingv1alpha3.Destination) {
 		}
 		v.errorf(p+".host", "%s", msg)
 	}
-	if d.Subset != "" && !isDNS1123Label(d.Subset) {
+	if d.Subset != "" && !isDNS1123LabelAnyCase(d.Subset) {
 		v.errorf(p+".subset", "subset name is invalid: %s", d.Subset)
 	}
 	if d.Port != nil {
@@ -452,20 +631,30 @@ func (v *validator) destination(p string, d *networkingv1alpha3.Destination) {
 	}
 }
 
-func (v *validator) redirect(p string, r *networkingv1alpha3.HTTPRedirect) {
+func (v *validator) redirect(p string, r *networkingv1alpha3.HTTPRedirect, matches []*networkingv1alpha3.HTTPMatchRequest) {
 	if r == nil {
 		return
 	}
-	if r.Uri == "" && r.Authority == "" && r.RedirectPort == nil && r.Scheme == "" {
+	if r.Uri != "" && r.PrefixRewrite != "" {
+		v.errorf(p, "redirect may only specify one of uri or prefix_rewrite")
+		return
+	}
+	if r.PrefixRewrite != "" {
+		for _, m := range matches {
+			if _, prefix := m.GetUri().GetMatchType().(*networkingv1alpha3.StringMatch_Prefix); m.GetUri() != nil && !prefix {
+				v.errorf(p+".prefixRewrite", "redirect prefix_rewrite requires all URI matches to use prefix match type")
+				return
+			}
+		}
+	}
+	switch {
+	case r.Uri == "" && r.PrefixRewrite == "" && r.Authority == "" && r.RedirectPort == nil && r.Scheme == "":
 		v.errorf(p, "redirect must specify URI, authority, scheme, or port")
-	}
-	if r.RedirectCode != 0 && (r.RedirectCode < 300 || r.RedirectCode > 399) {
+	case r.RedirectCode != 0 && (r.RedirectCode < 300 || r.RedirectCode > 399):
 		v.errorf(p+".redirectCode", "%d is not a valid redirect code, must be 3xx", r.RedirectCode)
-	}
-	if r.Scheme != "" && r.Scheme != "http" && r.Scheme != "https" {
+	case r.Scheme != "" && r.Scheme != "http" && r.Scheme != "https":
 		v.errorf(p+".scheme", `invalid redirect scheme, must be "http" or "https"`)
-	}
-	if r.GetPort() > 0 {
+	case r.GetPort() > 0:
 		v.port(p+".port", r.GetPort())
 	}
 }
@@ -496,7 +685,7 @@ func (v *validator) retries(p string, r *networkingv1alpha3.HTTPRetry) {
 	if r.Attempts == 0 && (r.PerTryTimeout != nil || r.RetryOn != "" || r.RetryRemoteLocalities != nil) {
 		v.errorf(p, "http retry policy configured when attempts are set to 0 (disabled)")
 	}
-	v.duration(p+".perTryTimeout", r.PerTryTimeout, time.Millisecond)
+	v.duration(p+".perTryTimeout", r.PerTryTimeout)
 	if r.RetryOn != "" {
 		for _, cond := range strings.Split(r.RetryOn, ",") {
 			code, err := strconv.Atoi(cond)
@@ -508,7 +697,7 @@ func (v *validator) retries(p string, r *networkingv1alpha3.HTTPRetry) {
 			}
 		}
 	}
-	v.duration(p+".backoff", r.Backoff, time.Millisecond)
+	v.duration(p+".backoff", r.Backoff)
 }
 
 func (v *validator) rewrite(p string, r *networkingv1alpha3.HTTPRewrite) {
@@ -531,7 +720,7 @@ func (v *validator) rewrite(p string, r *networkingv1alpha3.HTTPRewrite) {
 }
 
 func (v *validator) subnet(p, s string) {
-	if strings.Contains(s, "/") {
+	if strings.Count(s, "/") == 1 {
 		if _, err := netip.ParsePrefix(s); err != nil {
 			v.errorf(p, "%q is not a valid CIDR block", s)
 		}
@@ -549,7 +738,7 @@ func (v *validator) tcpRoute(p string, r *networkingv1alpha3.TCPRoute) {
 	for j, m := range r.Match {
 		mp := idx(p+".match", j)
 		if m == nil {
-			v.errorf(mp, "tcp match may not be null")
+			v.errorf(mp, "tcp match may not be nil")
 			continue
 		}
 		for k, s := range m.DestinationSubnets {
@@ -559,6 +748,7 @@ func (v *validator) tcpRoute(p string, r *networkingv1alpha3.TCPRoute) {
 			v.port(mp+".port", m.Port)
 		}
 		v.labels(mp+".sourceLabels", m.SourceLabels)
+		v.gatewayNames(mp+".gateways", m.Gateways, false)
 	}
 	if len(r.Route) == 0 {
 		v.errorf(p+".route", "TCP route is required")
@@ -566,7 +756,7 @@ func (v *validator) tcpRoute(p string, r *networkingv1alpha3.TCPRoute) {
 	v.routeDestinations(p+".route", r.Route)
 }
 
-func (v *validator) tlsRoute(p string, r *networkingv1alpha3.TLSRoute, hosts []string) {
+func (v *validator) tlsRoute(p string, r *networkingv1alpha3.TLSRoute, hosts []string, toGateway bool) {
 	if r == nil {
 		return
 	}
@@ -584,7 +774,11 @@ func (v *validator) tlsRoute(p string, r *networkingv1alpha3.TLSRoute, hosts []s
 		}
 		for k, sni := range m.SniHosts {
 			sp := idx(mp+".sniHosts", k)
-			if msg := wildcardDomainError(sni); msg != "" {
+			msg := wildcardDomainError(sni)
+			if toGateway && strings.HasPrefix(sni, "outbound_") {
+				msg = "" // Istio's auto-generated SNI names (outbound_.<port>_._.<host>)
+			}
+			if msg != "" {
 				if isIP(sni) {
 					v.warnf(sp, "using an IP address (%q) goes against SNI spec and most clients do not support this", sni)
 				} else {
@@ -603,6 +797,7 @@ func (v *validator) tlsRoute(p string, r *networkingv1alpha3.TLSRoute, hosts []s
 			v.port(mp+".port", m.Port)
 		}
 		v.labels(mp+".sourceLabels", m.SourceLabels)
+		v.gatewayNames(mp+".gateways", m.Gateways, false)
 	}
 	if len(r.Route) == 0 {
 		v.errorf(p+".route", "TLS route is required")

@@ -58,7 +58,7 @@ func TestLastGoodRetention(t *testing.T) {
 				"warning a.yaml:2: DestinationRule default/a: keeping the last good version\n"},
 		{"whole file malformed: all its objects kept", map[string]string{"a.yaml": "kind: [\n"},
 			"DestinationRule default/a host=a1\nDestinationRule default/b host=b2\nDestinationRule default/c host=c2\n" +
-				"error a.yaml:1: malformed YAML: did not find expected node content\n" +
+				"error a.yaml:2:1: YAML syntax error: did not find expected node content\n" +
 				"warning a.yaml:2: DestinationRule default/a: keeping the last good version\n" +
 				"warning a.yaml:8: DestinationRule default/b: keeping the last good version\n"},
 		{"object removed from file: dropped", map[string]string{"a.yaml": dr("b", "b3")},

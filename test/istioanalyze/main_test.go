@@ -1,0 +1,17 @@
+package istioanalyze
+
+import (
+	"os"
+	"testing"
+
+	istiolog "istio.io/istio/pkg/log"
+)
+
+// TestMain quiets Istio's informational logging (its file source and krt collections log
+// every sync).
+func TestMain(m *testing.M) {
+	for _, s := range istiolog.Scopes() {
+		s.SetOutputLevel(istiolog.ErrorLevel)
+	}
+	os.Exit(m.Run())
+}
