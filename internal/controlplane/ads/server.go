@@ -3,7 +3,9 @@
 //
 //	source → config → store → model → translate → ads ══ xDS v3 (ADS, SotW) ══▶ xdsclient
 //
-// It wraps go-control-plane's snapshot cache in ADS mode. Push regenerates one snapshot per
+// It wraps go-control-plane's snapshot cache (not in its "ADS mode", which leaves a request
+// unanswered until it names every resource of its type: clients such as gRPC's subscribe to
+// the few they need). Push regenerates one snapshot per
 // known proxy through a Generator, checks it for consistency and publishes it only when its
 // content changed. Server callbacks record, per proxy and per type, what was sent, acked and
 // nacked, for `lucid proxy-status` and the /debug endpoints.
@@ -94,7 +96,7 @@ func New(gen Generator, log *slog.Logger) *Server {
 	return &Server{
 		gen:         gen,
 		log:         log,
-		cache:       cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cacheLogger{log}),
+		cache:       cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cacheLogger{log}),
 		now:         time.Now,
 		forgetAfter: 10 * time.Minute,
 		stopGrace:   5 * time.Second,
