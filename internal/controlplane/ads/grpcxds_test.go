@@ -14,7 +14,6 @@ import (
 	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routerpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -78,7 +77,7 @@ type grpcGen struct {
 	target string // host:port
 }
 
-func (g *grpcGen) Generate(node *corepb.Node) (map[string][]types.Resource, error) {
+func (g *grpcGen) Generate(node *corepb.Node) (ads.Resources, error) {
 	p, err := model.ParseNodeID(node.GetId())
 	if err != nil {
 		return nil, err
@@ -99,20 +98,12 @@ func (g *grpcGen) Generate(node *corepb.Node) (map[string][]types.Resource, erro
 		return nil, err
 	}
 	api := &listenerpb.Listener{Name: g.target, ApiListener: &listenerpb.ApiListener{ApiListener: hcm}}
-	return map[string][]types.Resource{
-		resourcev3.ListenerType: append(resources(res.Listeners), api),
-		resourcev3.RouteType:    resources(res.Routes),
-		resourcev3.ClusterType:  resources(res.Clusters),
-		resourcev3.EndpointType: resources(res.Endpoints),
+	return ads.Resources{
+		resourcev3.ListenerType: {ads.NewPart(append(res.Listeners, api)...)},
+		resourcev3.RouteType:    {ads.NewPart(res.Routes...)},
+		resourcev3.ClusterType:  {ads.NewPart(res.Clusters...)},
+		resourcev3.EndpointType: {ads.NewPart(res.Endpoints...)},
 	}, nil
-}
-
-func resources(ms []proto.Message) []types.Resource {
-	out := make([]types.Resource, len(ms))
-	for i, m := range ms {
-		out[i] = m
-	}
-	return out
 }
 
 func mustAny(m proto.Message) *anypb.Any {
@@ -169,7 +160,7 @@ func TestGRPCProxylessClient(t *testing.T) {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
-	srv.Push("1")
+	srv.Push(ads.PushRequest{Version: "1"})
 
 	bootstrap, err := json.Marshal(map[string]any{
 		"xds_servers": []any{map[string]any{

@@ -26,7 +26,6 @@ import (
 	routepb "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/lucid-mesh/lucid/internal/contract"
 )
@@ -74,7 +73,7 @@ func sockAddr(ip string, port uint32) *corepb.Address {
 	}}}
 }
 
-func (g *fakeGen) Generate(node *corepb.Node) (map[string][]types.Resource, error) {
+func (g *fakeGen) Generate(node *corepb.Node) (Resources, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.generate[node.GetId()]++
@@ -129,11 +128,11 @@ func (g *fakeGen) Generate(node *corepb.Node) (map[string][]types.Resource, erro
 			HostIdentifier: &endpointpb.LbEndpoint_Endpoint{Endpoint: &endpointpb.Endpoint{Address: sockAddr("127.0.0.1", port)}},
 		}}}},
 	}
-	return map[string][]types.Resource{
-		resourcev3.ListenerType: {listener},
-		resourcev3.RouteType:    {route},
-		resourcev3.ClusterType:  {cluster},
-		resourcev3.EndpointType: {cla},
+	return Resources{
+		resourcev3.ListenerType: {NewPart(listener)},
+		resourcev3.RouteType:    {NewPart(route)},
+		resourcev3.ClusterType:  {NewPart(cluster)},
+		resourcev3.EndpointType: {NewPart(cla)},
 	}, nil
 }
 

@@ -16,32 +16,32 @@ import (
 	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routepb "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // setGen serves whatever resources the test sets, the same for every node.
 type setGen struct {
 	mu  sync.Mutex
-	res map[string][]types.Resource
+	res map[string][]proto.Message
 }
 
-func (g *setGen) set(typeURL string, rs ...types.Resource) {
+func (g *setGen) set(typeURL string, rs ...proto.Message) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.res == nil {
-		g.res = map[string][]types.Resource{}
+		g.res = map[string][]proto.Message{}
 	}
 	g.res[typeURL] = rs
 }
 
-func (g *setGen) Generate(*corepb.Node) (map[string][]types.Resource, error) {
+func (g *setGen) Generate(*corepb.Node) (Resources, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := map[string][]types.Resource{}
+	out := Resources{}
 	for k, v := range g.res {
-		out[k] = slices.Clone(v)
+		out[k] = []Part{NewPart(v...)}
 	}
 	return out, nil
 }
@@ -163,7 +163,7 @@ func TestEnvoyRequestSequence(t *testing.T) {
 	g.set(resourcev3.ClusterType, edsCluster(a), edsCluster(b), edsCluster(later))
 	g.set(resourcev3.ListenerType, rdsListener(t, 80, "80"), rdsListener(t, 81, "81"), rdsListener(t, 99, "99"))
 	g.set(resourcev3.RouteType, routeConfig("80", a), routeConfig("81", b), routeConfig("99", later))
-	s.Push("2")
+	s.Push(PushRequest{Version: "2"})
 	for range 4 {
 		select {
 		case resp := <-c.resps:
@@ -175,8 +175,8 @@ func TestEnvoyRequestSequence(t *testing.T) {
 				}
 				c.ack(resp, eds)
 			case resourcev3.RouteType:
-				if !slices.Equal(got, []string{"81", "99"}) {
-					t.Errorf("RDS after route 99 appeared = %v, want exactly the subscribed 81 and 99", got)
+				if !slices.Equal(got, []string{"99"}) {
+					t.Errorf("RDS after route 99 appeared = %v, want the new route 99 only (81 did not change)", got)
 				}
 				c.ack(resp, rds)
 			default: // CDS and LDS: the new cluster and listener that reference them
@@ -192,3 +192,29 @@ func TestEnvoyRequestSequence(t *testing.T) {
 }
 
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+
+// A stream may mix a wildcard and named resources in one subscription ("*" plus names),
+// and may narrow a wildcard subscription to names.
+func TestWildcardAndNamedMixed(t *testing.T) {
+	g := &setGen{}
+	g.set(resourcev3.ListenerType, plainListener("l1", 81), plainListener("l2", 82), plainListener("l3", 83))
+	_, addr := startSetServer(t, g)
+	c := dial(t, addr, "sidecar~127.0.0.1~a.default~default.svc.cluster.local", nil)
+
+	c.request(resourcev3.ListenerType, "", "", []string{"l2"}, "")
+	resp := c.next(resourcev3.ListenerType)
+	if got := names(t, resp); !slices.Equal(got, []string{"l2"}) {
+		t.Fatalf("LDS for [l2] = %v, want only l2", got)
+	}
+	c.ack(resp, []string{"l2"})
+
+	c.request(resourcev3.ListenerType, resp.GetVersionInfo(), resp.GetNonce(), []string{"*", "l2"}, "")
+	resp = c.next(resourcev3.ListenerType)
+	if got := sorted(names(t, resp)); !slices.Equal(got, []string{"l1", "l2", "l3"}) {
+		t.Fatalf("LDS for [*, l2] = %v, want every listener", got)
+	}
+}
+
+func plainListener(name string, port uint32) *listenerpb.Listener {
+	return &listenerpb.Listener{Name: name, Address: sockAddr("0.0.0.0", port)}
+}
