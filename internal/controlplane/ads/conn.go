@@ -39,6 +39,7 @@ type conn struct {
 
 	// Owned by the stream's goroutine.
 	ctx     context.Context
+	cleanup *time.Timer       // pending removeStale (nil: none)
 	watches map[string]*watch // by type URL
 	cur     map[string]view   // the newest generated resources, by type URL
 	curHash map[string][32]byte
@@ -78,6 +79,11 @@ func (s *Server) serveStream(ctx context.Context, st stream, only string) error 
 	}
 	c := s.register(st, only, first.node)
 	defer s.unregister(c)
+	defer func() {
+		if c.cleanup != nil {
+			c.cleanup.Stop()
+		}
+	}()
 	c.ctx = sctx
 
 	go func() {
@@ -114,8 +120,20 @@ func (s *Server) serveStream(ctx context.Context, st stream, only string) error 
 			if err := c.push(); err != nil {
 				return err
 			}
+		case <-c.cleanupC():
+			if err := c.removeStale(); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// cleanupC is the pending removal's timer channel (nil, never ready, when none is).
+func (c *conn) cleanupC() <-chan time.Time {
+	if c.cleanup == nil {
+		return nil
+	}
+	return c.cleanup.C
 }
 
 // streamEnd turns the receive error that ended a stream into serveStream's result.
@@ -499,8 +517,7 @@ func (c *conn) push() error {
 			routing = true
 		}
 	}
-	sent, cdsSent := false, false
-	var later []string // types whose removals wait for the routing to change
+	sent, cdsSent, held := false, false, false
 	for _, t := range xdsTypes {
 		if t == contract.ListenerTypeURL && cdsSent {
 			if err := c.warm(); err != nil {
@@ -512,10 +529,9 @@ func (c *conn) push() error {
 			continue
 		}
 		v, res, removed := c.cur[t], ch.res, ch.removed
-		if routing && len(removed) > 0 && (t == contract.ClusterTypeURL || t == contract.EndpointTypeURL) {
+		if (routing || c.cleanup != nil) && len(removed) > 0 && (t == contract.ClusterTypeURL || t == contract.EndpointTypeURL) {
 			v = append(slices.Clip(v), c.keep(w.sent, removed))
-			removed = nil
-			later = append(later, t)
+			removed, held = nil, true
 		}
 		if len(res) == 0 && (len(removed) == 0 || (!c.st.delta() && !fullState(t))) {
 			// Nothing the client lacks (SotW has no removal of routes or endpoints: the
@@ -532,22 +548,14 @@ func (c *conn) push() error {
 		sent = true
 		cdsSent = cdsSent || t == contract.ClusterTypeURL
 	}
-	for _, t := range []string{contract.EndpointTypeURL, contract.ClusterTypeURL} {
-		if !slices.Contains(later, t) {
-			continue
-		}
-		w, v := c.watches[t], c.cur[t]
-		_, removed := c.diff(w, v)
-		if !c.st.delta() && !fullState(t) {
-			w.sent, w.sentHash = v, v.hash()
-			continue
-		}
-		var res []*resource
-		if !c.st.delta() {
-			res, removed = subscribedIn(w, v), nil
-		}
-		if err := c.send(w, v, res, removed, began); err != nil {
-			return err
+	if held || (routing && c.cleanup != nil) {
+		// Removals wait until the routes that used them have been in place for a while:
+		// a request that matched the old route just before the new one arrived still finds
+		// its cluster.
+		if c.cleanup == nil {
+			c.cleanup = time.NewTimer(c.s.RemovalGrace)
+		} else {
+			c.cleanup.Reset(c.s.RemovalGrace)
 		}
 	}
 	if sent {
@@ -556,6 +564,31 @@ func (c *conn) push() error {
 		}
 	}
 	c.maybeSynced()
+	return nil
+}
+
+// removeStale sends the removal of the clusters and endpoints a push kept for the routes
+// that used them (make before break), RemovalGrace after the last routing change.
+func (c *conn) removeStale() error {
+	c.cleanup = nil
+	for _, t := range []string{contract.EndpointTypeURL, contract.ClusterTypeURL} {
+		w, v := c.watches[t], c.cur[t]
+		if w == nil || !w.active || w.sent == nil {
+			continue
+		}
+		_, removed := c.diff(w, v)
+		if len(removed) == 0 || (!c.st.delta() && !fullState(t)) {
+			w.sent, w.sentHash = v, v.hash()
+			continue
+		}
+		var res []*resource
+		if !c.st.delta() {
+			res, removed = subscribedIn(w, v), nil
+		}
+		if err := c.send(w, v, res, removed, time.Time{}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

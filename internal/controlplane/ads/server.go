@@ -84,6 +84,9 @@ type Server struct {
 	// WarmTimeout bounds how long a push waits for a client to subscribe to the endpoints of
 	// the clusters it just received before it sends listeners and routes (default 5 s).
 	WarmTimeout time.Duration
+	// RemovalGrace is how long clusters and endpoints a routing change stopped using are
+	// kept before they are removed (default 1 s).
+	RemovalGrace time.Duration
 
 	// Clocks and retention are fields so tests can shorten them.
 	now         func() time.Time
@@ -113,16 +116,17 @@ func New(gen Generator, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{
-		gen:         gen,
-		log:         log,
-		Throttle:    100,
-		WarmTimeout: 5 * time.Second,
-		now:         time.Now,
-		forgetAfter: 10 * time.Minute,
-		stopGrace:   5 * time.Second,
-		table:       newTable(),
-		nodes:       map[string]*nodeState{},
-		conns:       map[int64]*conn{},
+		gen:          gen,
+		log:          log,
+		Throttle:     100,
+		WarmTimeout:  5 * time.Second,
+		RemovalGrace: time.Second,
+		now:          time.Now,
+		forgetAfter:  10 * time.Minute,
+		stopGrace:    5 * time.Second,
+		table:        newTable(),
+		nodes:        map[string]*nodeState{},
+		conns:        map[int64]*conn{},
 	}
 }
 

@@ -218,3 +218,57 @@ func TestWildcardAndNamedMixed(t *testing.T) {
 func plainListener(name string, port uint32) *listenerpb.Listener {
 	return &listenerpb.Listener{Name: name, Address: sockAddr("0.0.0.0", port)}
 }
+
+// A change that adds a cluster and routes to it, dropping the cluster the old route used:
+// the new cluster goes out first, the route only after the client subscribed to (and got)
+// the new cluster's endpoints, and the old cluster is removed only after the route moved,
+// RemovalGrace later.
+func TestNewClustersWarmBeforeRoutes(t *testing.T) {
+	const old, next = "outbound|80|v1|a", "outbound|80|v2|a"
+	g := &setGen{}
+	g.set(resourcev3.ClusterType, edsCluster(old))
+	g.set(resourcev3.EndpointType, cla(old, 8001))
+	g.set(resourcev3.ListenerType, rdsListener(t, 80, "80"))
+	g.set(resourcev3.RouteType, routeConfig("80", old))
+	s, addr := startSetServer(t, g)
+	s.RemovalGrace = 300 * time.Millisecond
+	c := dial(t, addr, "sidecar~127.0.0.1~a.default~default.svc.cluster.local", nil)
+	c.request(resourcev3.ClusterType, "", "", nil, "")
+	c.ack(c.next(resourcev3.ClusterType), nil)
+	c.request(resourcev3.EndpointType, "", "", []string{old}, "")
+	eds := c.next(resourcev3.EndpointType)
+	c.ack(eds, []string{old})
+	c.request(resourcev3.ListenerType, "", "", nil, "")
+	c.ack(c.next(resourcev3.ListenerType), nil)
+	c.request(resourcev3.RouteType, "", "", []string{"80"}, "")
+	c.ack(c.next(resourcev3.RouteType), []string{"80"})
+	c.quiet("handshake done")
+
+	g.set(resourcev3.ClusterType, edsCluster(next))
+	g.set(resourcev3.EndpointType, cla(next, 8002))
+	g.set(resourcev3.RouteType, routeConfig("80", next))
+	s.Push(PushRequest{Version: "2"})
+	cds := c.next(resourcev3.ClusterType)
+	if got := sorted(names(t, cds)); !slices.Equal(got, []string{old, next}) {
+		t.Fatalf("first CDS after the change = %v, want the new cluster beside the old one", got)
+	}
+	c.ack(cds, nil)
+	c.quiet("routes before the client subscribed to the new cluster's endpoints")
+	both := []string{old, next}
+	c.request(resourcev3.EndpointType, eds.GetVersionInfo(), eds.GetNonce(), both, "")
+	eds = c.next(resourcev3.EndpointType)
+	if got := names(t, eds); !slices.Equal(got, []string{next}) {
+		t.Fatalf("EDS = %v, want the new cluster's endpoints", got)
+	}
+	c.ack(eds, both)
+	rds := c.next(resourcev3.RouteType)
+	c.ack(rds, []string{"80"})
+	began := time.Now()
+	cds = c.next(resourcev3.ClusterType)
+	if got := names(t, cds); !slices.Equal(got, []string{next}) {
+		t.Fatalf("CDS after the routes moved = %v, want only the new cluster", got)
+	}
+	if d := time.Since(began); d < 200*time.Millisecond {
+		t.Errorf("old cluster removed %v after the routes moved, want RemovalGrace (300ms)", d)
+	}
+}
