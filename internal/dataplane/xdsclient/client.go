@@ -1,6 +1,7 @@
 package xdsclient
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,8 +14,10 @@ import (
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
@@ -38,11 +41,22 @@ type Options struct {
 	// BackoffBase and BackoffMax bound the jittered exponential reconnect delay (defaults
 	// 100 ms and 15 s). Repeated identical NACKs are also spaced by them.
 	BackoffBase, BackoffMax time.Duration
+	// Protocol is the xDS variant: ProtocolAuto (the default: delta when the server offers
+	// it, else state of the world), ProtocolDelta or ProtocolSotW.
+	Protocol string
 }
+
+// Protocols.
+const (
+	ProtocolAuto  = ""
+	ProtocolDelta = "delta"
+	ProtocolSotW  = "sotw"
+)
 
 // Status is the client's view of its xDS stream.
 type Status struct {
 	Connected bool
+	Protocol  string                // ProtocolDelta or ProtocolSotW: the one in use (or last used)
 	Types     map[string]TypeStatus // "LDS", "RDS", "CDS", "EDS"
 }
 
@@ -66,6 +80,7 @@ type Client struct {
 	// running Run writes them; it holds mu while it does.
 	mu        sync.Mutex
 	connected bool
+	protocol  string                // in use
 	types     map[string]*typeState // by type URL
 	order     []*typeState          // CDS, EDS, LDS, RDS: the order requests are sent in
 
@@ -114,7 +129,7 @@ func New(o Options) *Client {
 func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Status{Connected: c.connected, Types: map[string]TypeStatus{}}
+	s := Status{Connected: c.connected, Protocol: c.protocol, Types: map[string]TypeStatus{}}
 	for _, ts := range c.order {
 		s.Types[ts.kind.short] = ts.status
 	}
@@ -142,14 +157,31 @@ func (c *Client) Run(ctx context.Context) error {
 	c.conn.Store(conn)
 	defer c.conn.Store(nil)
 	attempt := 0
+	proto := c.o.Protocol
 	for {
-		s := newSession(c, conn)
+		var s interface {
+			run(context.Context) error
+			responded() bool
+		}
+		if proto == ProtocolSotW {
+			s = newSession(c, conn)
+		} else {
+			s = newDeltaSession(c, conn)
+		}
+		c.mu.Lock()
+		c.protocol = cmp.Or(proto, ProtocolDelta)
+		c.mu.Unlock()
 		err := s.run(ctx)
 		c.setConnected(false)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if s.gotResponse {
+		if proto == ProtocolAuto && status.Code(err) == codes.Unimplemented {
+			c.log.Info("xds server does not offer the delta protocol; using state of the world", "server", c.o.Server)
+			proto = ProtocolSotW
+			continue
+		}
+		if s.responded() {
 			attempt = 0
 		}
 		d := c.backoff(attempt)

@@ -38,6 +38,8 @@ func newSession(c *Client, conn *grpc.ClientConn) *session {
 	}
 }
 
+func (s *session) responded() bool { return s.gotResponse }
+
 // run opens the stream, subscribes and handles responses until the stream or ctx ends.
 func (s *session) run(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
@@ -144,32 +146,7 @@ func (s *session) handle(r *discoverypb.DiscoveryResponse) error {
 	var follow *typeState // the type whose subscription follows this one (LDS→RDS, CDS→EDS)
 	var followNames []string
 	if err == nil {
-		cd.accept = true
-		cands := map[*typeState]*candidate{ts: cd}
-		switch ts.kind.url {
-		case ListenerType:
-			follow, followNames = c.types[RouteType], routeNames(cd.entries)
-		case ClusterType:
-			follow, followNames = c.types[EndpointType], edsNames(cd.entries)
-		}
-		if follow != nil {
-			if slices.Equal(followNames, follow.names) {
-				follow = nil
-			} else {
-				cands[follow] = &candidate{entries: prune(follow.entries, followNames), version: follow.status.Version}
-			}
-		}
-		if c.o.Applier != nil {
-			err = c.o.Applier.Apply(c.buildSnapshot(cands))
-		}
-		if err == nil {
-			c.mu.Lock()
-			for t, cd := range cands {
-				t.entries = cd.entries
-			}
-			ts.status = TypeStatus{Received: true, Version: r.GetVersionInfo(), UpdatedAt: now}
-			c.mu.Unlock()
-		}
+		follow, followNames, err = c.accept(ts, cd, r.GetVersionInfo(), now)
 	}
 	if err != nil {
 		return s.nack(ts, r, err, now)
@@ -189,6 +166,40 @@ func (s *session) handle(r *discoverypb.DiscoveryResponse) error {
 		}
 	}
 	return nil
+}
+
+// accept applies a decoded response of ts together with the subscription it implies for
+// the type that follows it (listeners → route names, clusters → endpoint names: entries
+// no longer named are dropped), and records it. It returns the follower and its new names
+// when they changed, or the Applier's error (nothing is recorded then).
+func (c *Client) accept(ts *typeState, cd *candidate, version string, now time.Time) (follow *typeState, followNames []string, err error) {
+	cd.accept = true
+	cands := map[*typeState]*candidate{ts: cd}
+	switch ts.kind.url {
+	case ListenerType:
+		follow, followNames = c.types[RouteType], routeNames(cd.entries)
+	case ClusterType:
+		follow, followNames = c.types[EndpointType], edsNames(cd.entries)
+	}
+	if follow != nil {
+		if slices.Equal(followNames, follow.names) {
+			follow = nil
+		} else {
+			cands[follow] = &candidate{entries: prune(follow.entries, followNames), version: follow.status.Version}
+		}
+	}
+	if c.o.Applier != nil {
+		if err := c.o.Applier.Apply(c.buildSnapshot(cands)); err != nil {
+			return nil, nil, err
+		}
+	}
+	c.mu.Lock()
+	for t, cd := range cands {
+		t.entries = cd.entries
+	}
+	ts.status = TypeStatus{Received: true, Version: version, UpdatedAt: now}
+	c.mu.Unlock()
+	return follow, followNames, nil
 }
 
 // nack rejects r. A response identical to the one NACKed last is NACKed again only after a

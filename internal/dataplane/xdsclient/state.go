@@ -72,10 +72,11 @@ func decodeAny[T any, P interface {
 
 // entry is one accepted resource.
 type entry struct {
-	raw     *anypb.Any // as received, for config_dump
-	value   any        // *resource.Listener, ...
-	version string     // version_info of the response that last changed it
-	updated time.Time  // when it last changed
+	raw        *anypb.Any // as received, for config_dump
+	value      any        // *resource.Listener, ...
+	version    string     // version_info of the response that last changed it
+	resVersion string     // delta: the resource's own version (initial_resource_versions)
+	updated    time.Time  // when it last changed
 }
 
 // typeState is the per-type sync state. entries and status are guarded by Client.mu for

@@ -1,0 +1,322 @@
+package xdsclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+)
+
+// deltaSession is one incremental ADS stream (DeltaAggregatedResources): the server sends
+// only resources that changed and the names of those that went away, and the client
+// subscribes and unsubscribes names one by one. It runs on the goroutine that called
+// Client.Run, like session.
+type deltaSession struct {
+	c           *Client
+	conn        *grpc.ClientConn
+	st          discoverypb.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+	ctx         context.Context
+	gotResponse bool
+	sentNode    bool
+
+	nackDue chan *typeState
+	timers  map[*typeState]*time.Timer
+	pending map[*typeState]*discoverypb.DeltaDiscoveryRequest
+}
+
+func newDeltaSession(c *Client, conn *grpc.ClientConn) *deltaSession {
+	return &deltaSession{
+		c: c, conn: conn,
+		nackDue: make(chan *typeState),
+		timers:  map[*typeState]*time.Timer{},
+		pending: map[*typeState]*discoverypb.DeltaDiscoveryRequest{},
+	}
+}
+
+func (s *deltaSession) responded() bool { return s.gotResponse }
+
+// run opens the stream, subscribes (telling the server what the client already has, so a
+// reconnect costs only what changed) and handles responses until the stream or ctx ends.
+// A server without the delta protocol ends the stream with codes.Unimplemented.
+func (s *deltaSession) run(ctx context.Context) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.ctx = sctx
+	st, err := discoverypb.NewAggregatedDiscoveryServiceClient(s.conn).DeltaAggregatedResources(sctx)
+	if err != nil {
+		return fmt.Errorf("open delta ads stream: %w", err)
+	}
+	s.st = st
+	defer func() {
+		for _, t := range s.timers {
+			t.Stop()
+		}
+	}()
+	for _, ts := range s.c.order {
+		ts.nonce, ts.requested = "", false
+	}
+	for _, ts := range s.c.order {
+		if !ts.kind.wildcard && len(ts.names) == 0 {
+			continue
+		}
+		req := &discoverypb.DeltaDiscoveryRequest{TypeUrl: ts.kind.url, InitialResourceVersions: s.c.known(ts)}
+		if ts.kind.wildcard {
+			req.ResourceNamesSubscribe = []string{"*"}
+		} else {
+			req.ResourceNamesSubscribe = slices.Clone(ts.names)
+		}
+		if err := s.send(req); err != nil {
+			return err
+		}
+		ts.requested = true
+	}
+
+	recv := make(chan *discoverypb.DeltaDiscoveryResponse)
+	recvErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			r, err := st.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case recv <- r:
+			case <-sctx.Done():
+				return
+			}
+		}
+	})
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-recvErr:
+			return fmt.Errorf("delta ads stream: %w", err)
+		case r := <-recv:
+			if !s.gotResponse {
+				s.gotResponse = true
+				s.c.setConnected(true)
+				s.c.log.Info("xds stream connected", "server", s.c.o.Server, "protocol", "delta")
+			}
+			if err := s.handle(r); err != nil {
+				return err
+			}
+		case ts := <-s.nackDue:
+			if req := s.pending[ts]; req != nil {
+				delete(s.pending, ts)
+				if err := s.send(req); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func (s *deltaSession) send(req *discoverypb.DeltaDiscoveryRequest) error {
+	if !s.sentNode {
+		req.Node = s.c.node
+		s.sentNode = true
+	}
+	if err := s.st.Send(req); err != nil {
+		return fmt.Errorf("send %s delta request: %w", req.GetTypeUrl(), err)
+	}
+	return nil
+}
+
+// handle decodes, applies and ACKs or NACKs one delta response.
+func (s *deltaSession) handle(r *discoverypb.DeltaDiscoveryResponse) error {
+	c := s.c
+	ts := c.types[r.GetTypeUrl()]
+	if ts == nil || !ts.requested {
+		c.log.Debug("ignoring delta xds response for a type not subscribed", "type", r.GetTypeUrl())
+		return nil
+	}
+	ts.nonce = r.GetNonce()
+	if t := s.timers[ts]; t != nil {
+		t.Stop()
+		delete(s.timers, ts)
+		delete(s.pending, ts)
+	}
+	now := time.Now()
+	cd, err := decodeDelta(ts, r, now)
+	var follow *typeState
+	var followNames []string
+	if err == nil {
+		follow, followNames, err = c.accept(ts, cd, r.GetSystemVersionInfo(), now)
+	}
+	if err != nil {
+		return s.nack(ts, r, err, now)
+	}
+	ts.nackKey, ts.nackDelay = [32]byte{}, 0
+	c.log.Info("xds update accepted", "type", ts.kind.short, "version", r.GetSystemVersionInfo(),
+		"resources", len(r.GetResources()), "removed", len(r.GetRemovedResources()))
+	if err := s.send(&discoverypb.DeltaDiscoveryRequest{TypeUrl: ts.kind.url, ResponseNonce: r.GetNonce()}); err != nil {
+		return err
+	}
+	if follow == nil {
+		return nil
+	}
+	old := follow.names
+	follow.names = followNames
+	req := &discoverypb.DeltaDiscoveryRequest{TypeUrl: follow.kind.url}
+	if !follow.requested {
+		req.ResourceNamesSubscribe = slices.Clone(followNames)
+		req.InitialResourceVersions = c.known(follow)
+	} else {
+		req.ResourceNamesSubscribe, req.ResourceNamesUnsubscribe = nameDiff(old, followNames)
+	}
+	if len(req.ResourceNamesSubscribe) == 0 && len(req.ResourceNamesUnsubscribe) == 0 {
+		return nil
+	}
+	follow.requested = true
+	return s.send(req)
+}
+
+// nack rejects r, spacing repeated NACKs of an identical response as session.nack does.
+func (s *deltaSession) nack(ts *typeState, r *discoverypb.DeltaDiscoveryResponse, cause error, now time.Time) error {
+	c := s.c
+	msg := cause.Error()
+	c.mu.Lock()
+	ts.status.NackReason, ts.status.NackVersion, ts.status.UpdatedAt = msg, r.GetSystemVersionInfo(), now
+	c.mu.Unlock()
+	req := &discoverypb.DeltaDiscoveryRequest{
+		TypeUrl: ts.kind.url, ResponseNonce: r.GetNonce(),
+		ErrorDetail: &statuspb.Status{Code: int32(codes.InvalidArgument), Message: msg},
+	}
+	key := deltaResponseKey(r)
+	if key != ts.nackKey {
+		ts.nackKey, ts.nackDelay = key, 0
+		c.log.Warn("xds update rejected", "type", ts.kind.short, "version", r.GetSystemVersionInfo(), "reason", msg)
+		return s.send(req)
+	}
+	ts.nackDelay = min(max(ts.nackDelay*2, 10*c.o.BackoffBase), c.o.BackoffMax)
+	c.log.Debug("xds update rejected again", "type", ts.kind.short, "version", r.GetSystemVersionInfo(), "delay", ts.nackDelay)
+	s.pending[ts] = req
+	done := s.ctx.Done()
+	s.timers[ts] = time.AfterFunc(ts.nackDelay, func() {
+		select {
+		case s.nackDue <- ts:
+		case <-done:
+		}
+	})
+	return nil
+}
+
+// known is what the client holds of ts, by name and server version, for
+// initial_resource_versions.
+func (c *Client) known(ts *typeState) map[string]string {
+	if len(ts.entries) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(ts.entries))
+	for name, e := range ts.entries {
+		if e.resVersion != "" {
+			out[name] = e.resVersion
+		}
+	}
+	return out
+}
+
+// nameDiff returns the names in next but not in prev, and those in prev but not in next
+// (both sorted inputs).
+func nameDiff(prev, next []string) (added, removed []string) {
+	for _, n := range next {
+		if _, ok := slices.BinarySearch(prev, n); !ok {
+			added = append(added, n)
+		}
+	}
+	for _, n := range prev {
+		if _, ok := slices.BinarySearch(next, n); !ok {
+			removed = append(removed, n)
+		}
+	}
+	return added, removed
+}
+
+// decodeDelta applies a delta response to ts's entries: removed names go, every resource
+// sent is decoded (the whole response is rejected if one is invalid) and replaces its
+// entry; names the client did not subscribe to are ignored, as Envoy does.
+func decodeDelta(ts *typeState, r *discoverypb.DeltaDiscoveryResponse, now time.Time) (*candidate, error) {
+	cd := &candidate{entries: make(map[string]*entry, len(ts.entries)), version: r.GetSystemVersionInfo()}
+	var subscribed map[string]bool
+	if !ts.kind.wildcard {
+		subscribed = make(map[string]bool, len(ts.names))
+		for _, n := range ts.names {
+			subscribed[n] = true
+		}
+	}
+	for name, e := range ts.entries {
+		if subscribed == nil || subscribed[name] {
+			cd.entries[name] = e
+		}
+	}
+	for _, name := range r.GetRemovedResources() {
+		delete(cd.entries, name)
+	}
+	seen := map[string]bool{}
+	for i, res := range r.GetResources() {
+		a := res.GetResource()
+		if a == nil {
+			continue // a name-only resource (lazy subscriptions); nothing to decode
+		}
+		if a.GetTypeUrl() != ts.kind.url {
+			return nil, fmt.Errorf("%s resources[%d]: type %q in a %s response", ts.kind.noun, i, a.GetTypeUrl(), ts.kind.short)
+		}
+		name, v, err := ts.kind.decode(a)
+		if err != nil {
+			if name == "" {
+				return nil, fmt.Errorf("%s resources[%d]: %w", ts.kind.noun, i, err)
+			}
+			return nil, fmt.Errorf("%s %q: %w", ts.kind.noun, name, err)
+		}
+		if res.GetName() != "" && res.GetName() != name {
+			return nil, fmt.Errorf("%s resources[%d]: named %q, but the resource is %q", ts.kind.noun, i, res.GetName(), name)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("%s %q: duplicate name in the response", ts.kind.noun, name)
+		}
+		seen[name] = true
+		if subscribed != nil && !subscribed[name] {
+			continue
+		}
+		e := &entry{raw: a, value: v, version: cd.version, resVersion: res.GetVersion(), updated: now}
+		if old := ts.entries[name]; old != nil && bytes.Equal(old.raw.GetValue(), a.GetValue()) {
+			e.version, e.updated = old.version, old.updated
+		}
+		cd.entries[name] = e
+	}
+	return cd, nil
+}
+
+// deltaResponseKey identifies a delta response's content.
+func deltaResponseKey(r *discoverypb.DeltaDiscoveryResponse) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(r.GetSystemVersionInfo()))
+	for _, x := range r.GetResources() {
+		h.Write([]byte{0})
+		h.Write([]byte(x.GetName()))
+		h.Write([]byte{0})
+		h.Write(x.GetResource().GetValue())
+	}
+	for _, n := range r.GetRemovedResources() {
+		h.Write([]byte{1})
+		h.Write([]byte(n))
+	}
+	var k [32]byte
+	copy(k[:], h.Sum(nil))
+	return k
+}
