@@ -295,7 +295,10 @@ func hasPort(svc *Service, port uint32) bool {
 	return ok
 }
 
-func exportedTo(svc *Service, ns string) bool { return exported(svc.ExportTo, svc.Namespace, ns) }
+func exportedTo(svc *Service, ns string) bool { return svc.VisibleFrom(ns) }
+
+// VisibleFrom reports whether the service is exported to namespace ns.
+func (s *Service) VisibleFrom(ns string) bool { return exported(s.ExportTo, s.Namespace, ns) }
 
 // meshVirtualServices are the VirtualServices sidecars of ns may use: bound to "mesh" and
 // exported to ns, in creation order.
