@@ -52,7 +52,8 @@ account, or ~/.kube/config, in that order. Several replicas may run; each serves
 	push := discovery.DefaultPush() // Istio's PILOT_DEBOUNCE_AFTER, PILOT_DEBOUNCE_MAX, PILOT_ENABLE_EDS_DEBOUNCE
 	f.DurationVar(&o.Push.DebounceAfter, "debounce-after", push.DebounceAfter, "push a change once no other arrived for this long (PILOT_DEBOUNCE_AFTER)")
 	f.DurationVar(&o.Push.DebounceMax, "debounce-max", push.DebounceMax, "push changes at most this long after the first, however many follow (PILOT_DEBOUNCE_MAX)")
-	f.BoolVar(&o.Push.EDSDebounce, "eds-debounce", push.EDSDebounce, "debounce endpoint-only changes too (PILOT_ENABLE_EDS_DEBOUNCE); off: pushed as soon as the previous push was built")
+	f.BoolVar(&o.Push.EDSDebounce, "eds-debounce", push.EDSDebounce, "debounce endpoint-only changes too (PILOT_ENABLE_EDS_DEBOUNCE); off: pushed at once, at most once per --eds-interval")
+	f.DurationVar(&o.Push.EDSInterval, "eds-interval", push.EDSInterval, "without --eds-debounce, the least time between two pushes of endpoint changes")
 	addWebhookFlags(f, &o.Webhook) // discovery_webhook.go
 	return cmd
 }

@@ -128,7 +128,7 @@ func Run(ctx context.Context, o Options) error {
 
 	push := o.Push.withDefaults(o.Debounce)
 	st := store.NewWithOptions(log.With("component", "store"), store.Options{
-		DebounceAfter: push.DebounceAfter, DebounceMax: push.DebounceMax, EDSDebounce: push.EDSDebounce,
+		DebounceAfter: push.DebounceAfter, DebounceMax: push.DebounceMax, EDSDebounce: push.EDSDebounce, EDSInterval: push.EDSInterval,
 		EndpointsOnly: model.EndpointsOnly, OnDebounce: metrics.DebounceObserver(),
 	})
 	st.SetMesh(meshCfg)

@@ -17,16 +17,24 @@ type PushOptions struct {
 	// (PILOT_DEBOUNCE_MAX, default 10s).
 	DebounceMax time.Duration
 	// EDSDebounce debounces endpoint-only changes too (PILOT_ENABLE_EDS_DEBOUNCE). Istio's
-	// default is true; Lucid's is false: an endpoint change is pushed as soon as the push
-	// before it was built, so sustained endpoint churn never waits for DebounceMax.
+	// default is true; Lucid's is false: an endpoint change is pushed at once, or
+	// EDSInterval after the previous push under continuous churn, so sustained endpoint
+	// churn never waits for DebounceMax.
 	EDSDebounce bool
+	// EDSInterval is the least time between two pushes of endpoint changes without
+	// EDSDebounce (default 500ms): under continuous churn each push carries every change
+	// since the one before, and a thousand sidecars are not woken a hundred times a second.
+	EDSInterval time.Duration
 }
+
+// DefaultEDSInterval is PushOptions.EDSInterval's default.
+const DefaultEDSInterval = 500 * time.Millisecond
 
 // DefaultPush reads PILOT_DEBOUNCE_AFTER, PILOT_DEBOUNCE_MAX and PILOT_ENABLE_EDS_DEBOUNCE
 // (Go durations and a boolean, as istiod reads them), falling back to the defaults. The
 // CLI's --debounce-after, --debounce-max and --eds-debounce default to these.
 func DefaultPush() PushOptions {
-	o := PushOptions{DebounceAfter: store.DefaultDebounce, DebounceMax: store.DefaultMaxWait}
+	o := PushOptions{DebounceAfter: store.DefaultDebounce, DebounceMax: store.DefaultMaxWait, EDSInterval: DefaultEDSInterval}
 	if d, err := time.ParseDuration(os.Getenv("PILOT_DEBOUNCE_AFTER")); err == nil && d > 0 {
 		o.DebounceAfter = d
 	}
@@ -52,5 +60,8 @@ func (o PushOptions) withDefaults(legacy time.Duration) PushOptions {
 		o.DebounceMax = d.DebounceMax
 	}
 	o.EDSDebounce = o.EDSDebounce || d.EDSDebounce
+	if o.EDSInterval <= 0 {
+		o.EDSInterval = d.EDSInterval
+	}
 	return o
 }

@@ -8,7 +8,9 @@
 // arrived for DebounceAfter (PILOT_DEBOUNCE_AFTER, 100 ms), or DebounceMax (PILOT_DEBOUNCE_MAX,
 // 10 s) after the first pending update under a continuous stream of them. Updates that
 // change only endpoints skip the quiet period unless EDSDebounce is set (Istio's
-// PILOT_ENABLE_EDS_DEBOUNCE): they are built as soon as the build before them is done.
+// PILOT_ENABLE_EDS_DEBOUNCE): they are built at once when the last build started at least
+// EDSInterval ago, else when it has (under continuous endpoint churn, one build per
+// EDSInterval carries every change since the last).
 // One Snapshot is built at a time; updates that arrive while a build runs are merged and
 // built next, so a slow build always gets the newest state, never a backlog.
 package store
@@ -46,8 +48,11 @@ type Options struct {
 	DebounceAfter time.Duration // quiet period; <= 0: DefaultDebounce
 	DebounceMax   time.Duration // longest wait for a quiet period; <= 0: DefaultMaxWait
 	// EDSDebounce debounces endpoint-only updates like any other (Istio's default);
-	// false builds them as soon as the previous build is done.
+	// false builds them at once, at most one build per EDSInterval.
 	EDSDebounce bool
+	// EDSInterval is the least time between the starts of two builds that endpoint-only
+	// updates trigger without EDSDebounce (0: none).
+	EDSInterval time.Duration
 	// EndpointsOnly tells whether an object's change (old → cur; either may be nil for an
 	// object that appeared or went away) changes only endpoints. nil: every change is a
 	// configuration change.
@@ -101,6 +106,7 @@ type Store struct {
 	config       bool      // a pending update changes more than endpoints
 	firstPending time.Time // when the oldest unbuilt update arrived
 	lastUpdate   time.Time // when the newest unbuilt update arrived
+	lastBuild    time.Time // when the last build started
 }
 
 // New returns an empty Store. debounce <= 0 means DefaultDebounce.
@@ -247,7 +253,7 @@ func (s *Store) waitQuiet(ctx context.Context, timer *time.Timer) bool {
 		}
 		deadline := s.lastUpdate.Add(s.debounce)
 		if !s.config && !s.opts.EDSDebounce {
-			deadline = time.Time{} // endpoints only: build now
+			deadline = s.lastBuild.Add(s.opts.EDSInterval) // endpoints only: now, or one interval after the last build
 		}
 		if limit := s.firstPending.Add(s.maxWait); limit.Before(deadline) {
 			deadline = limit
@@ -280,6 +286,7 @@ func (s *Store) take() (*Snapshot, bool) {
 	}
 	snap := merge(s.sources, s.mesh)
 	snap.Start, snap.EndpointsOnly = s.firstPending, !s.config
+	s.lastBuild = time.Now()
 	if s.opts.OnDebounce != nil {
 		s.opts.OnDebounce(time.Since(s.firstPending))
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -25,7 +26,8 @@ import (
 
 // Applier receives the whole accepted configuration after every accepted change. If Apply
 // returns an error, the update that caused it is NACKed with that error (e.g. a listener
-// port that cannot be bound).
+// port that cannot be bound). A snapshot's maps are shared with the snapshots after it
+// (a type that did not change keeps its map): the Applier must not modify them.
 type Applier interface {
 	Apply(*resource.Snapshot) error
 }
@@ -44,6 +46,9 @@ type Options struct {
 	// Protocol is the xDS variant: ProtocolAuto (the default: delta when the server offers
 	// it, else state of the world), ProtocolDelta or ProtocolSotW.
 	Protocol string
+	// DecodeCache, when set, shares decoded resources with the other clients of this
+	// process that use it (see DecodeCache; nil for a sidecar).
+	DecodeCache *DecodeCache
 }
 
 // Protocols.
@@ -83,6 +88,7 @@ type Client struct {
 	protocol  string                // in use
 	types     map[string]*typeState // by type URL
 	order     []*typeState          // CDS, EDS, LDS, RDS: the order requests are sent in
+	last      *resource.Snapshot    // the last snapshot applied (its maps are reused)
 
 	conn atomic.Pointer[grpc.ClientConn] // set while Run runs; Report uses it (events.go)
 }
@@ -118,7 +124,7 @@ func New(o Options) *Client {
 		types: map[string]*typeState{},
 	}
 	for _, k := range kinds {
-		ts := &typeState{kind: k, entries: map[string]*entry{}}
+		ts := &typeState{kind: k, entries: map[string]*entry{}, cache: o.DecodeCache}
 		c.types[k.url] = ts
 		c.order = append(c.order, ts)
 	}
@@ -149,6 +155,11 @@ func (c *Client) Run(ctx context.Context) error {
 	conn, err := grpc.NewClient(c.o.Server,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
+		// Windows large enough for a whole configuration in flight (Envoy's are 256 MiB):
+		// with gRPC's 64 KiB start, a large route configuration waits for window updates.
+		grpc.WithInitialWindowSize(4<<20),
+		grpc.WithInitialConnWindowSize(16<<20),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
 	)
 	if err != nil {
 		return fmt.Errorf("xdsclient: dial %s: %w", c.o.Server, err)
@@ -212,37 +223,81 @@ func (c *Client) backoff(n int) time.Duration {
 }
 
 // buildSnapshot renders the accepted state, with the candidates replacing some types.
-// Callers hold c.mu or are the owner goroutine.
+// Types without a candidate keep the maps of the last applied snapshot, and a candidate
+// that knows what it changed patches a copy of them, so an update of a few endpoint
+// assignments costs a map copy, not a rebuild of every resource. Callers hold c.mu or are
+// the owner goroutine.
 func (c *Client) buildSnapshot(cands map[*typeState]*candidate) *resource.Snapshot {
-	snap := &resource.Snapshot{
-		Listeners: map[string]*resource.Listener{},
-		Routes:    map[string]*resource.RouteConfig{},
-		Clusters:  map[string]*resource.Cluster{},
-		Endpoints: map[string]*resource.Endpoints{},
-		Versions:  map[string]string{},
-	}
+	snap := &resource.Snapshot{Versions: map[string]string{}}
+	last := c.last
 	for _, ts := range c.order {
 		entries, version, received := ts.entries, ts.status.Version, ts.status.Received
-		if cd, ok := cands[ts]; ok {
-			entries, version, received = cd.entries, cd.version, received || cd.accept
+		cd, changed := cands[ts]
+		if changed {
+			version, received = cd.version, received || cd.accept
+			if cd.entries != nil {
+				entries = cd.entries
+			}
 		}
 		if received {
 			snap.Versions[ts.kind.url] = version
 		}
-		for name, e := range entries {
-			switch v := e.value.(type) {
-			case *resource.Listener:
-				snap.Listeners[name] = v
-			case *resource.RouteConfig:
-				snap.Routes[name] = v
-			case *resource.Cluster:
-				snap.Clusters[name] = v
-			case *resource.Endpoints:
-				snap.Endpoints[name] = v
-			}
+		switch ts.kind.url {
+		case ListenerType:
+			snap.Listeners = typed(entries, cd, changed, lastOf(last, func(s *resource.Snapshot) map[string]*resource.Listener { return s.Listeners }))
+		case RouteType:
+			snap.Routes = typed(entries, cd, changed, lastOf(last, func(s *resource.Snapshot) map[string]*resource.RouteConfig { return s.Routes }))
+		case ClusterType:
+			snap.Clusters = typed(entries, cd, changed, lastOf(last, func(s *resource.Snapshot) map[string]*resource.Cluster { return s.Clusters }))
+		case EndpointType:
+			snap.Endpoints = typed(entries, cd, changed, lastOf(last, func(s *resource.Snapshot) map[string]*resource.Endpoints { return s.Endpoints }))
 		}
 	}
 	return snap
+}
+
+func lastOf[T any](last *resource.Snapshot, get func(*resource.Snapshot) map[string]T) map[string]T {
+	if last == nil {
+		return nil
+	}
+	return get(last)
+}
+
+// typed is one type's map of a snapshot: the last one when the type did not change, a
+// patched copy of it when the candidate lists its changes, else built from entries.
+func typed[T any](entries map[string]*entry, cd *candidate, changed bool, last map[string]T) map[string]T {
+	switch {
+	case !changed && last != nil:
+		return last
+	case changed && cd.patch && last != nil:
+		m := maps.Clone(last)
+		for _, n := range cd.removed {
+			delete(m, n)
+		}
+		for n, e := range cd.added {
+			if v, ok := e.value.(T); ok {
+				m[n] = v
+			}
+		}
+		return m
+	}
+	m := make(map[string]T, len(entries))
+	for name, e := range entries {
+		if v, ok := e.value.(T); ok {
+			m[name] = v
+		}
+	}
+	if changed && cd.entries == nil { // an overlay without a last snapshot: apply it
+		for _, n := range cd.removed {
+			delete(m, n)
+		}
+		for n, e := range cd.added {
+			if v, ok := e.value.(T); ok {
+				m[n] = v
+			}
+		}
+	}
+	return m
 }
 
 func sortedKeys[V any](m map[string]V) []string {

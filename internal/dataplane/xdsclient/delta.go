@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -171,7 +172,7 @@ func (s *deltaSession) handle(r *discoverypb.DeltaDiscoveryResponse) error {
 		return nil
 	}
 	old := follow.names
-	follow.names = followNames
+	follow.setNames(followNames)
 	req := &discoverypb.DeltaDiscoveryRequest{TypeUrl: follow.kind.url}
 	if !follow.requested {
 		req.ResourceNamesSubscribe = slices.Clone(followNames)
@@ -251,21 +252,18 @@ func nameDiff(prev, next []string) (added, removed []string) {
 // sent is decoded (the whole response is rejected if one is invalid) and replaces its
 // entry; names the client did not subscribe to are ignored, as Envoy does.
 func decodeDelta(ts *typeState, r *discoverypb.DeltaDiscoveryResponse, now time.Time) (*candidate, error) {
-	cd := &candidate{entries: make(map[string]*entry, len(ts.entries)), version: r.GetSystemVersionInfo()}
-	var subscribed map[string]bool
-	if !ts.kind.wildcard {
-		subscribed = make(map[string]bool, len(ts.names))
-		for _, n := range ts.names {
-			subscribed[n] = true
-		}
-	}
-	for name, e := range ts.entries {
-		if subscribed == nil || subscribed[name] {
-			cd.entries[name] = e
+	// The entries hold only subscribed names (followers are pruned when their names
+	// change). Routes and endpoints are patched in place once accepted; listeners and
+	// clusters, whose full set decides what routes and endpoints are subscribed, are copied.
+	cd := overlay(r.GetSystemVersionInfo())
+	if ts.kind.wildcard {
+		cd.entries = maps.Clone(ts.entries)
+		if cd.entries == nil {
+			cd.entries = map[string]*entry{}
 		}
 	}
 	for _, name := range r.GetRemovedResources() {
-		delete(cd.entries, name)
+		cd.remove(ts, name)
 	}
 	seen := map[string]bool{}
 	for i, res := range r.GetResources() {
@@ -276,7 +274,7 @@ func decodeDelta(ts *typeState, r *discoverypb.DeltaDiscoveryResponse, now time.
 		if a.GetTypeUrl() != ts.kind.url {
 			return nil, fmt.Errorf("%s resources[%d]: type %q in a %s response", ts.kind.noun, i, a.GetTypeUrl(), ts.kind.short)
 		}
-		name, v, err := ts.kind.decode(a)
+		a, name, v, err := ts.cache.decode(ts.kind, a)
 		if err != nil {
 			if name == "" {
 				return nil, fmt.Errorf("%s resources[%d]: %w", ts.kind.noun, i, err)
@@ -290,14 +288,14 @@ func decodeDelta(ts *typeState, r *discoverypb.DeltaDiscoveryResponse, now time.
 			return nil, fmt.Errorf("%s %q: duplicate name in the response", ts.kind.noun, name)
 		}
 		seen[name] = true
-		if subscribed != nil && !subscribed[name] {
+		if !ts.subscribed(name) {
 			continue
 		}
 		e := &entry{raw: a, value: v, version: cd.version, resVersion: res.GetVersion(), updated: now}
 		if old := ts.entries[name]; old != nil && bytes.Equal(old.raw.GetValue(), a.GetValue()) {
 			e.version, e.updated = old.version, old.updated
 		}
-		cd.entries[name] = e
+		cd.set(name, e)
 	}
 	return cd, nil
 }

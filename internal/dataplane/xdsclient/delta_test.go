@@ -1,8 +1,10 @@
 package xdsclient
 
 import (
+	"context"
 	"slices"
 	"testing"
+	"time"
 
 	discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 )
@@ -95,5 +97,37 @@ func TestDeltaReconnectSendsInitialVersions(t *testing.T) {
 		if len(reqs) == 0 || len(reqs[0].GetInitialResourceVersions()) != 1 {
 			t.Errorf("first %s delta request on the new stream = %v, want the held resource's version", url, reqs)
 		}
+	}
+}
+
+// Clients sharing a DecodeCache hold the very same decoded resources.
+func TestDecodeCacheShares(t *testing.T) {
+	cp := startControlPlane(t, "127.0.0.1:0")
+	cp.set(t, "1", fullConfig(t, "", "127.0.0.11"))
+	cache := &DecodeCache{}
+	var recs [2]*recorder
+	for i := range recs {
+		recs[i] = &recorder{}
+		c := New(Options{Server: cp.addr, NodeID: testNode, Applier: recs[i], DecodeCache: cache,
+			BackoffBase: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	waitFor(t, "both complete", func() bool { return complete(recs[0].last()) && complete(recs[1].last()) })
+	a, b := recs[0].last(), recs[1].last()
+	if a.Clusters[fxCluster] != b.Clusters[fxCluster] || a.Endpoints[fxCluster] != b.Endpoints[fxCluster] {
+		t.Error("two clients with one DecodeCache decoded the same resources separately")
+	}
+	cache.Sweep()
+	cache.Sweep()
+	if n := len(cache.byID); n != 0 {
+		t.Errorf("%d entries after two sweeps with no use, want 0", n)
 	}
 }

@@ -157,7 +157,7 @@ func (s *session) handle(r *discoverypb.DiscoveryResponse) error {
 		return err
 	}
 	if follow != nil {
-		follow.names = followNames
+		follow.setNames(followNames)
 		if follow.requested || len(followNames) > 0 {
 			if err := s.send(c.request(follow)); err != nil {
 				return err
@@ -188,14 +188,16 @@ func (c *Client) accept(ts *typeState, cd *candidate, version string, now time.T
 			cands[follow] = &candidate{entries: prune(follow.entries, followNames), version: follow.status.Version}
 		}
 	}
+	snap := c.buildSnapshot(cands)
 	if c.o.Applier != nil {
-		if err := c.o.Applier.Apply(c.buildSnapshot(cands)); err != nil {
+		if err := c.o.Applier.Apply(snap); err != nil {
 			return nil, nil, err
 		}
 	}
+	c.last = snap
 	c.mu.Lock()
 	for t, cd := range cands {
-		t.entries = cd.entries
+		cd.commit(t)
 	}
 	ts.status = TypeStatus{Received: true, Version: version, UpdatedAt: now}
 	c.mu.Unlock()
