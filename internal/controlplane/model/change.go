@@ -228,3 +228,36 @@ func EndpointsOnly(old, cur *config.Object) bool {
 	}
 	return false
 }
+
+// SameService reports whether two meshes' services for one host are alike in everything
+// a service's clusters are built from (so the earlier mesh's clusters can be reused).
+func SameService(a, b *Service) bool {
+	return a.Host == b.Host && a.Namespace == b.Namespace && a.Resolution == b.Resolution && a.External == b.External &&
+		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Ports, b.Ports) && slices.Equal(a.ExportTo, b.ExportTo) &&
+		maps.Equal(a.Selector, b.Selector) && (a.Selector == nil) == (b.Selector == nil) &&
+		(a.Config == nil) == (b.Config == nil) && (a.Config == nil || a.Config.Kind == b.Config.Kind)
+}
+
+// SameEndpointList reports whether two lists of a service port's endpoints are alike.
+func SameEndpointList(a, b []*Endpoint) bool {
+	return sameEndpoints(map[uint32][]*Endpoint{0: a}, map[uint32][]*Endpoint{0: b})
+}
+
+// SameSettings reports whether two meshes' mesh-wide cluster settings (connect timeout,
+// TCP keepalive) are the same.
+func SameSettings(a, b *Mesh) bool {
+	return a.connectTimeout == b.connectTimeout && proto.Equal(a.tcpKeepalive, b.tcpKeepalive)
+}
+
+// Identity names a DestinationRule's content: every object merged into it with its
+// generation ("" for none), so equal identities mean equal rules.
+func (d *DestinationRule) Identity() string {
+	if d == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, o := range d.Merged {
+		fmt.Fprintf(&b, "%s@%s;", o.Key(), o.Generation)
+	}
+	return b.String()
+}

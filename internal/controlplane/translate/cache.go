@@ -91,7 +91,7 @@ func (c *Cache) Update(m *model.Mesh, ch model.Change) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	prev := c.mesh
-	c.mesh, c.shared = m, newMeshCache(m)
+	c.mesh, c.shared = m, newMeshCache(m, c.shared)
 	if prev == nil || ch.Config || c.classes == nil {
 		c.classes, c.own = map[string]*classEntry{}, map[string]*ownEntry{}
 		return
@@ -202,7 +202,7 @@ func (c *Cache) classFor(m *model.Mesh, p *model.Proxy) *classEntry {
 	c.mu.Lock()
 	if c.mesh != m { // Update ran meanwhile: build from the mesh we started with, unshared
 		c.mu.Unlock()
-		return buildClass(m, p, newMeshCache(m))
+		return buildClass(m, p, newMeshCache(m, nil))
 	}
 	e := c.classes[key]
 	if e == nil {
@@ -293,16 +293,62 @@ func (c *Cache) Forget(id string) {
 	delete(c.own, id)
 }
 
-func newMeshCache(m *model.Mesh) *meshCache {
-	return &meshCache{mesh: m, clusters: map[clusterKey]clusterEntry{}, meta: map[*model.Endpoint]*corepb.Metadata{}}
+// newMeshCache is m's cache, carrying over the clusters of prev (the cache of the mesh
+// before, nil for none) that m may reuse.
+func newMeshCache(m *model.Mesh, prev *meshCache) *meshCache {
+	mc := &meshCache{mesh: m, clusters: map[clusterKey]clusterEntry{}, byContent: map[contentKey]clusterEntry{},
+		meta: map[*model.Endpoint]*corepb.Metadata{}}
+	if prev == nil || !model.SameSettings(prev.mesh, m) {
+		return mc
+	}
+	prev.mu.Lock()
+	defer prev.mu.Unlock()
+	mc.carry = make(map[contentKey]clusterEntry, len(prev.carry)+len(prev.byContent))
+	for _, from := range []map[contentKey]clusterEntry{prev.carry, prev.byContent} {
+		for k, e := range from {
+			if m.Service(k.host) != nil {
+				mc.carry[k] = e
+			}
+		}
+	}
+	return mc
 }
 
 // meshCache is the shared resources of one mesh.
 type meshCache struct {
-	mesh     *model.Mesh
-	mu       sync.Mutex
-	clusters map[clusterKey]clusterEntry
-	meta     map[*model.Endpoint]*corepb.Metadata
+	mesh *model.Mesh
+	// carry is the clusters of earlier meshes (the newest of each): one whose service,
+	// DestinationRule and endpoints did not change is reused (the same messages, which the
+	// ADS server does not marshal again), so a configuration change rebuilds only the
+	// clusters it touches. Immutable once the cache is made.
+	carry     map[contentKey]clusterEntry
+	mu        sync.Mutex
+	clusters  map[clusterKey]clusterEntry
+	byContent map[contentKey]clusterEntry
+	meta      map[*model.Endpoint]*corepb.Metadata
+}
+
+// contentKey names a cluster by what it is built from, across meshes (with the checks in
+// carried).
+type contentKey struct {
+	host   string
+	port   uint32
+	subset string
+	dr     string // model.DestinationRule.Identity
+}
+
+func contentOf(k clusterKey) contentKey {
+	return contentKey{host: k.svc.Host, port: k.port.Number, subset: k.subset, dr: k.dr.Identity()}
+}
+
+// carried returns k's cluster and assignment from an earlier mesh when nothing they are
+// built from changed.
+func (mc *meshCache) carried(k clusterKey) (clusterEntry, bool) {
+	e, ok := mc.carry[contentOf(k)]
+	if !ok || !model.SameService(e.svc, k.svc) || !model.SameEndpointList(e.eps, mc.mesh.Endpoints(k.svc.Host, k.port.Number)) {
+		return clusterEntry{}, false
+	}
+	return e, true
 }
 
 // clusterKey is everything outboundCluster reads besides the mesh.
@@ -316,6 +362,8 @@ type clusterKey struct {
 type clusterEntry struct {
 	c   *clusterpb.Cluster
 	cla *endpointpb.ClusterLoadAssignment
+	svc *model.Service    // what they were built from, to tell whether a later mesh may reuse them
+	eps []*model.Endpoint // the service port's endpoints
 }
 
 // outboundCluster returns the shared cluster and assignment for the key, building them
@@ -327,14 +375,19 @@ func (mc *meshCache) outboundCluster(k clusterKey, build func() (*clusterpb.Clus
 	if ok {
 		return e.c, e.cla
 	}
-	c, cla := build()
+	e, ok = mc.carried(k)
+	if !ok {
+		e.c, e.cla = build()
+		e.svc, e.eps = k.svc, mc.mesh.Endpoints(k.svc.Host, k.port.Number)
+	}
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
-	if e, ok := mc.clusters[k]; ok { // built meanwhile by another caller: share that one
-		return e.c, e.cla
+	if x, ok := mc.clusters[k]; ok { // built meanwhile by another caller: share that one
+		return x.c, x.cla
 	}
-	mc.clusters[k] = clusterEntry{c: c, cla: cla}
-	return c, cla
+	mc.clusters[k] = e
+	mc.byContent[contentOf(k)] = e
+	return e.c, e.cla
 }
 
 // endpointMetadata returns the shared metadata of e, building it the first time.

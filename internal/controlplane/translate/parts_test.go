@@ -130,6 +130,24 @@ spec:
 	if before.Routes[0] == after.Routes[0] {
 		t.Error("routes not rebuilt after a VirtualService change")
 	}
+	// The clusters and assignments the VirtualService does not touch are the same
+	// messages (nothing to marshal or send again).
+	reused := 0
+	old := map[string]proto.Message{}
+	for _, m := range before.Clusters[0].msgs {
+		old[resourceName(m)] = m
+	}
+	for _, m := range after.Clusters[0].msgs {
+		if name := resourceName(m); strings.HasPrefix(name, "outbound|") {
+			if old[name] != m {
+				t.Errorf("cluster %s rebuilt by a VirtualService change", name)
+			}
+			reused++
+		}
+	}
+	if reused == 0 {
+		t.Error("no outbound cluster to compare")
+	}
 }
 
 // Two sidecars of one namespace share their class's groups; their own differ.
