@@ -303,6 +303,11 @@ func run(o options, ip string) error {
 			return fmt.Errorf("sustained churn: %w", err)
 		}
 		rep.sustained = &s
+		if o.profileDir != "" {
+			if err := cp.saveHeapProfile(filepath.Join(o.profileDir, "discovery-heap-sustain.pprof")); err != nil {
+				return err
+			}
+		}
 	}
 
 	// 6. One real sidecar.

@@ -38,13 +38,14 @@ type conn struct {
 	lagSince     time.Time // when the oldest change this stream has not acknowledged happened
 
 	// Owned by the stream's goroutine.
-	ctx     context.Context
-	cleanup *time.Timer       // pending removeStale (nil: none)
-	watches map[string]*watch // by type URL
-	cur     map[string]view   // the newest generated resources, by type URL
-	curHash map[string][32]byte
-	curVer  map[string]string
-	nonce   int64
+	ctx      context.Context
+	cleanup  *time.Timer       // pending removeStale (nil: none)
+	deferred bool              // a push waits for the client to answer a response
+	watches  map[string]*watch // by type URL
+	cur      map[string]view   // the newest generated resources, by type URL
+	curHash  map[string][32]byte
+	curVer   map[string]string
+	nonce    int64
 }
 
 // watch is one type's subscription on a stream and what was sent for it.
@@ -60,6 +61,7 @@ type watch struct {
 	version  string // version_info of sent
 	nonce    string // of the last response
 	acked    bool   // the last response was acked
+	answered bool   // the last response was acked or rejected
 	resync   bool   // after a NACK: the next response carries every subscribed resource
 	known    map[string]string
 }
@@ -386,7 +388,7 @@ func (c *conn) send(w *watch, v view, res []*resource, removed []string, pushSta
 	if err := c.st.send(resp); err != nil {
 		return err
 	}
-	w.sent, w.sentHash, w.version, w.nonce, w.acked, w.resync = v, h, version, resp.nonce, false, false
+	w.sent, w.sentHash, w.version, w.nonce, w.acked, w.answered, w.resync = v, h, version, resp.nonce, false, false, false
 	c.s.recordSent(c, w.typeURL, version, resp.nonce)
 	if m := c.s.Metrics; m != nil {
 		m.pushed(w.typeURL, pushStart, c.s.now())
@@ -398,6 +400,11 @@ func (c *conn) send(w *watch, v view, res []*resource, removed []string, pushSta
 func (c *conn) answered(w *watch, r *request) {
 	if r.nonce == "" || r.nonce != w.nonce {
 		return // nothing sent yet, or an answer to an older response
+	}
+	w.answered = true
+	if c.deferred { // a push waited for this answer
+		c.deferred = false
+		c.wake()
 	}
 	if r.nack != "" {
 		w.resync = true // the client kept its old state; next time send it everything
@@ -495,6 +502,16 @@ func (s *Server) views(res Resources) (map[string]view, error) {
 // already gone (make before break).
 func (c *conn) push() error {
 	start, full := c.takePending()
+	if c.unanswered() {
+		// A response is still unanswered: the push waits for the answer (then runs with the
+		// newest configuration), so a client that does not keep up has at most one
+		// response per type in flight and the server's memory for it stays bounded.
+		c.s.mu.Lock()
+		c.markPendingLocked(PushRequest{Start: start, Full: full})
+		c.s.mu.Unlock()
+		c.deferred = true
+		return nil
+	}
 	began := c.s.now()
 	if !c.generate() {
 		c.maybeSynced()
@@ -567,9 +584,23 @@ func (c *conn) push() error {
 	return nil
 }
 
+// unanswered reports whether a response of an active type awaits the client's ACK or NACK.
+func (c *conn) unanswered() bool {
+	for _, w := range c.watches {
+		if w.active && w.nonce != "" && !w.answered {
+			return true
+		}
+	}
+	return false
+}
+
 // removeStale sends the removal of the clusters and endpoints a push kept for the routes
 // that used them (make before break), RemovalGrace after the last routing change.
 func (c *conn) removeStale() error {
+	if c.unanswered() {
+		c.cleanup.Reset(100 * time.Millisecond) // after the client's answer
+		return nil
+	}
 	c.cleanup = nil
 	for _, t := range []string{contract.EndpointTypeURL, contract.ClusterTypeURL} {
 		w, v := c.watches[t], c.cur[t]

@@ -144,3 +144,24 @@ func TestLagUntilAcked(t *testing.T) {
 	c.ack(eds, []string{testCluster})
 	eventually(t, "lag cleared by the ACK", func() bool { return s.status("a").BehindSince.IsZero() })
 }
+
+// A response the client has not answered holds back the next push to it; the push then
+// carries the newest state only (pushes in between are folded, never queued).
+func TestPushWaitsForTheAnswer(t *testing.T) {
+	s := startServer(t)
+	c := dial(t, s.addr, "a", nil)
+	handshake(t, c)
+	s.gen.set(func(g *fakeGen) { g.port["a"] = 9001 })
+	s.Push(PushRequest{Version: "v2"})
+	first := c.next(resourcev3.EndpointType)
+	for i, p := range []uint32{9002, 9003} {
+		s.gen.set(func(g *fakeGen) { g.port["a"] = p })
+		s.Push(PushRequest{Version: fmt.Sprint("v", 3+i)})
+	}
+	c.quiet("pushes while the last response is unanswered")
+	c.ack(first, []string{testCluster})
+	if p := endpointPort(t, c.next(resourcev3.EndpointType)); p != 9003 {
+		t.Errorf("after the ACK the client got port %d, want the newest (9003)", p)
+	}
+	c.quiet("one response for the folded pushes")
+}

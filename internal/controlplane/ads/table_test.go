@@ -48,9 +48,11 @@ func TestEqualResourcesStoredOnce(t *testing.T) {
 	bEDS := s.generated(t, "b", resourcev3.EndpointType, testCluster)
 	s.gen.set(func(g *fakeGen) { g.port["a"] = 9999 })
 	s.Push(PushRequest{Version: "v2"})
-	if p := endpointPort(t, a.next(resourcev3.EndpointType)); p != 9999 {
+	eds := a.next(resourcev3.EndpointType)
+	if p := endpointPort(t, eds); p != 9999 {
 		t.Errorf("a was sent endpoint port %d, want 9999", p)
 	}
+	a.ack(eds, []string{testCluster})
 	b.quiet("a change for a only")
 	if s.generated(t, "a", resourcev3.EndpointType, testCluster) == bEDS {
 		t.Fatal("a's changed endpoints are b's copy")
@@ -69,7 +71,7 @@ func TestEqualResourcesStoredOnce(t *testing.T) {
 	// pushes.
 	s.gen.set(func(g *fakeGen) { delete(g.port, "a") })
 	s.Push(PushRequest{Version: "v3"})
-	a.next(resourcev3.EndpointType)
+	a.ack(a.next(resourcev3.EndpointType), []string{testCluster})
 	eventually(t, "a back on b's endpoints", func() bool {
 		return s.generated(t, "a", resourcev3.EndpointType, testCluster) == bEDS
 	})
