@@ -58,6 +58,7 @@ func runDiscoveryChild(kubeconfig, configDir, ip, profileDir string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return discovery.Run(ctx, discovery.Options{
 		GRPCAddr:  net.JoinHostPort(ip, "0"),
+		DebugAddr: net.JoinHostPort(ip, "15014"), // /metrics: the pilot_* histograms
 		ConfigDir: configDir,
 		Logger:    log,
 		Ready:     func(a string) { fmt.Printf("ads %s\n", a) },

@@ -50,7 +50,7 @@ type options struct {
 	sustain, changeTimeout               time.Duration
 	footprint, shareDecode               bool
 	wave                                 int
-	results, profileDir                  string
+	results, profileDir, ip              string
 	keep                                 bool
 }
 
@@ -94,6 +94,7 @@ func main() {
 	if err := o.validate(); err != nil {
 		log.Fatal(err)
 	}
+	o.ip = *ip
 	if err := run(o, *ip); err != nil {
 		log.Fatal(err)
 	}

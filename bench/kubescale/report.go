@@ -151,6 +151,8 @@ func (r *report) markdown() string {
 			ms(s.p50), ms(s.p99), ms(s.max), ms(s.worstBehind), s.missing, s.appliesPerSidecar,
 			s.cpuSeconds, 100*s.cpuSeconds/s.duration.Seconds(), mibBytes(first.cp.HeapLive), mibBytes(last.cp.HeapLive), peak,
 			mib(first.cpMem.rss), mib(last.cpMem.rss))
+		fmt.Fprintf(&b, "The control plane's own view of the sustained churn (pilot_proxy_convergence_time: change → the push's "+
+			"last response to a proxy sent): %s.\n\n", s.convergence)
 	}
 	if f := r.footprint; f != nil {
 		fmt.Fprintf(&b, "One real sidecar (`lucid sidecar`, %d Services visible): ready %s after start (configuration received, "+

@@ -119,6 +119,7 @@ type sustainResult struct {
 	duration           time.Duration
 	watchedServices    int
 	writersConcurrency int
+	convergence        convergence // the control plane's own view: change → push sent
 }
 
 // sustain writes rate endpoint changes per second for d to 100 services every sidecar sees
@@ -148,6 +149,10 @@ func sustain(ctx context.Context, b backend, fl *fleet, cp *child, o options) (s
 	}
 	res.memory = append(res.memory, u)
 	cpuBefore, appliesBefore := u.cp.CPUSeconds, fl.applies()
+	convBefore, err := scrapeConvergence(o.ip)
+	if err != nil {
+		return res, err
+	}
 
 	// The writers: write k is due at start + k/rate; a writer that falls behind writes at
 	// once (the achieved rate says how far the backend kept up).
@@ -187,35 +192,31 @@ func sustain(ctx context.Context, b backend, fl *fleet, cp *child, o options) (s
 	stop := make(chan struct{})
 	var samplers sync.WaitGroup
 	var smu sync.Mutex
-	samplers.Go(func() {
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				behind, _ := w.behind(time.Now())
-				smu.Lock()
-				res.worstBehind = max(res.worstBehind, behind)
-				smu.Unlock()
-			}
-		}
-	})
-	samplers.Go(func() {
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if u, err := sample(cp, ""); err == nil {
-					smu.Lock()
-					res.memory = append(res.memory, u)
-					smu.Unlock()
+	every := func(d time.Duration, f func()) {
+		samplers.Go(func() {
+			t := time.NewTicker(d)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					f()
 				}
 			}
+		})
+	}
+	every(250*time.Millisecond, func() {
+		behind, _ := w.behind(time.Now())
+		smu.Lock()
+		res.worstBehind = max(res.worstBehind, behind)
+		smu.Unlock()
+	})
+	every(5*time.Second, func() {
+		if u, err := sample(cp, ""); err == nil {
+			smu.Lock()
+			res.memory = append(res.memory, u)
+			smu.Unlock()
 		}
 	})
 	wg.Wait()
@@ -241,6 +242,9 @@ func sustain(ctx context.Context, b backend, fl *fleet, cp *child, o options) (s
 		res.cpuSeconds = u.cp.CPUSeconds - cpuBefore
 	}
 	res.appliesPerSidecar = float64(fl.applies()-appliesBefore) / float64(l.sidecars)
+	if conv, err := scrapeConvergence(o.ip); err == nil {
+		res.convergence = conv.since(convBefore)
+	}
 	w.mu.Lock()
 	lags := w.lags
 	res.max = w.maxLag

@@ -1,13 +1,11 @@
 package xdsclient
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -21,25 +19,18 @@ import (
 // subscribes and unsubscribes names one by one. It runs on the goroutine that called
 // Client.Run, like session.
 type deltaSession struct {
-	c           *Client
+	*loop[*discoverypb.DeltaDiscoveryRequest, *discoverypb.DeltaDiscoveryResponse]
 	conn        *grpc.ClientConn
 	st          discoverypb.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
 	ctx         context.Context
 	gotResponse bool
 	sentNode    bool
-
-	nackDue chan *typeState
-	timers  map[*typeState]*time.Timer
-	pending map[*typeState]*discoverypb.DeltaDiscoveryRequest
 }
 
 func newDeltaSession(c *Client, conn *grpc.ClientConn) *deltaSession {
-	return &deltaSession{
-		c: c, conn: conn,
-		nackDue: make(chan *typeState),
-		timers:  map[*typeState]*time.Timer{},
-		pending: map[*typeState]*discoverypb.DeltaDiscoveryRequest{},
-	}
+	s := &deltaSession{conn: conn}
+	s.loop = newLoop[*discoverypb.DeltaDiscoveryRequest, *discoverypb.DeltaDiscoveryResponse](c, s.sendRequest)
+	return s
 }
 
 func (s *deltaSession) responded() bool { return s.gotResponse }
@@ -56,11 +47,6 @@ func (s *deltaSession) run(ctx context.Context) error {
 		return fmt.Errorf("open delta ads stream: %w", err)
 	}
 	s.st = st
-	defer func() {
-		for _, t := range s.timers {
-			t.Stop()
-		}
-	}()
 	for _, ts := range s.c.order {
 		ts.nonce, ts.requested = "", false
 	}
@@ -80,54 +66,17 @@ func (s *deltaSession) run(ctx context.Context) error {
 		ts.requested = true
 	}
 
-	recv := make(chan *discoverypb.DeltaDiscoveryResponse)
-	recvErr := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			r, err := st.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case recv <- r:
-			case <-sctx.Done():
-				return
-			}
+	return s.loop.run(sctx, "delta ads stream", st.Recv, func(r *discoverypb.DeltaDiscoveryResponse) error {
+		if !s.gotResponse {
+			s.gotResponse = true
+			s.c.setConnected(true)
+			s.c.log.Info("xds stream connected", "server", s.c.o.Server, "protocol", "delta")
 		}
+		return s.handle(r)
 	})
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-recvErr:
-			return fmt.Errorf("delta ads stream: %w", err)
-		case r := <-recv:
-			if !s.gotResponse {
-				s.gotResponse = true
-				s.c.setConnected(true)
-				s.c.log.Info("xds stream connected", "server", s.c.o.Server, "protocol", "delta")
-			}
-			if err := s.handle(r); err != nil {
-				return err
-			}
-		case ts := <-s.nackDue:
-			if req := s.pending[ts]; req != nil {
-				delete(s.pending, ts)
-				if err := s.send(req); err != nil {
-					return err
-				}
-			}
-		}
-	}
 }
 
-func (s *deltaSession) send(req *discoverypb.DeltaDiscoveryRequest) error {
+func (s *deltaSession) sendRequest(req *discoverypb.DeltaDiscoveryRequest) error {
 	if !s.sentNode {
 		req.Node = s.c.node
 		s.sentNode = true
@@ -147,11 +96,7 @@ func (s *deltaSession) handle(r *discoverypb.DeltaDiscoveryResponse) error {
 		return nil
 	}
 	ts.nonce = r.GetNonce()
-	if t := s.timers[ts]; t != nil {
-		t.Stop()
-		delete(s.timers, ts)
-		delete(s.pending, ts)
-	}
+	s.received(ts)
 	now := time.Now()
 	cd, err := decodeDelta(ts, r, now)
 	var follow *typeState
@@ -187,34 +132,13 @@ func (s *deltaSession) handle(r *discoverypb.DeltaDiscoveryResponse) error {
 	return s.send(req)
 }
 
-// nack rejects r, spacing repeated NACKs of an identical response as session.nack does.
+// nack rejects r (repeated identical rejections are spaced: loop.nack).
 func (s *deltaSession) nack(ts *typeState, r *discoverypb.DeltaDiscoveryResponse, cause error, now time.Time) error {
-	c := s.c
-	msg := cause.Error()
-	c.mu.Lock()
-	ts.status.NackReason, ts.status.NackVersion, ts.status.UpdatedAt = msg, r.GetSystemVersionInfo(), now
-	c.mu.Unlock()
 	req := &discoverypb.DeltaDiscoveryRequest{
 		TypeUrl: ts.kind.url, ResponseNonce: r.GetNonce(),
-		ErrorDetail: &statuspb.Status{Code: int32(codes.InvalidArgument), Message: msg},
+		ErrorDetail: &statuspb.Status{Code: int32(codes.InvalidArgument), Message: cause.Error()},
 	}
-	key := deltaResponseKey(r)
-	if key != ts.nackKey {
-		ts.nackKey, ts.nackDelay = key, 0
-		c.log.Warn("xds update rejected", "type", ts.kind.short, "version", r.GetSystemVersionInfo(), "reason", msg)
-		return s.send(req)
-	}
-	ts.nackDelay = min(max(ts.nackDelay*2, 10*c.o.BackoffBase), c.o.BackoffMax)
-	c.log.Debug("xds update rejected again", "type", ts.kind.short, "version", r.GetSystemVersionInfo(), "delay", ts.nackDelay)
-	s.pending[ts] = req
-	done := s.ctx.Done()
-	s.timers[ts] = time.AfterFunc(ts.nackDelay, func() {
-		select {
-		case s.nackDue <- ts:
-		case <-done:
-		}
-	})
-	return nil
+	return s.loop.nack(s.ctx, ts, deltaResponseKey(r), r.GetSystemVersionInfo(), cause.Error(), now, req)
 }
 
 // known is what the client holds of ts, by name and server version, for
@@ -267,35 +191,12 @@ func decodeDelta(ts *typeState, r *discoverypb.DeltaDiscoveryResponse, now time.
 	}
 	seen := map[string]bool{}
 	for i, res := range r.GetResources() {
-		a := res.GetResource()
-		if a == nil {
+		if res.GetResource() == nil {
 			continue // a name-only resource (lazy subscriptions); nothing to decode
 		}
-		if a.GetTypeUrl() != ts.kind.url {
-			return nil, fmt.Errorf("%s resources[%d]: type %q in a %s response", ts.kind.noun, i, a.GetTypeUrl(), ts.kind.short)
+		if err := cd.add(ts, i, res.GetResource(), res.GetName(), res.GetVersion(), seen, now); err != nil {
+			return nil, err
 		}
-		a, name, v, err := ts.cache.decode(ts.kind, a)
-		if err != nil {
-			if name == "" {
-				return nil, fmt.Errorf("%s resources[%d]: %w", ts.kind.noun, i, err)
-			}
-			return nil, fmt.Errorf("%s %q: %w", ts.kind.noun, name, err)
-		}
-		if res.GetName() != "" && res.GetName() != name {
-			return nil, fmt.Errorf("%s resources[%d]: named %q, but the resource is %q", ts.kind.noun, i, res.GetName(), name)
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("%s %q: duplicate name in the response", ts.kind.noun, name)
-		}
-		seen[name] = true
-		if !ts.subscribed(name) {
-			continue
-		}
-		e := &entry{raw: a, value: v, version: cd.version, resVersion: res.GetVersion(), updated: now}
-		if old := ts.entries[name]; old != nil && bytes.Equal(old.raw.GetValue(), a.GetValue()) {
-			e.version, e.updated = old.version, old.updated
-		}
-		cd.set(name, e)
 	}
 	return cd, nil
 }

@@ -97,6 +97,36 @@ type typeState struct {
 	nackDelay time.Duration
 }
 
+// add decodes resource i of a response (a, named want when the response names it, with
+// the server's version resVersion) into cd, unless ts does not subscribe to it (ignored,
+// as Envoy does). seen catches a name twice in one response.
+func (cd *candidate) add(ts *typeState, i int, a *anypb.Any, want, resVersion string, seen map[string]bool, now time.Time) error {
+	if a.GetTypeUrl() != ts.kind.url {
+		return fmt.Errorf("%s resources[%d]: type %q in a %s response", ts.kind.noun, i, a.GetTypeUrl(), ts.kind.short)
+	}
+	a, name, v, err := ts.cache.decode(ts.kind, a)
+	switch {
+	case err != nil && name == "":
+		return fmt.Errorf("%s resources[%d]: %w", ts.kind.noun, i, err)
+	case err != nil:
+		return fmt.Errorf("%s %q: %w", ts.kind.noun, name, err)
+	case want != "" && want != name:
+		return fmt.Errorf("%s resources[%d]: named %q, but the resource is %q", ts.kind.noun, i, want, name)
+	case seen[name]:
+		return fmt.Errorf("%s %q: duplicate name in the response", ts.kind.noun, name)
+	}
+	seen[name] = true
+	if !ts.subscribed(name) {
+		return nil
+	}
+	e := &entry{raw: a, value: v, version: cd.version, resVersion: resVersion, updated: now}
+	if old := ts.entries[name]; old != nil && bytes.Equal(old.raw.GetValue(), a.GetValue()) {
+		e.version, e.updated = old.version, old.updated
+	}
+	cd.set(name, e)
+	return nil
+}
+
 // setNames replaces the subscribed names (sorted).
 func (ts *typeState) setNames(names []string) {
 	ts.names = names
@@ -194,28 +224,9 @@ func decodeResponse(ts *typeState, r *discoverypb.DiscoveryResponse, now time.Ti
 	}
 	seen := map[string]bool{}
 	for i, a := range r.GetResources() {
-		if a.GetTypeUrl() != ts.kind.url {
-			return nil, fmt.Errorf("%s resources[%d]: type %q in a %s response", ts.kind.noun, i, a.GetTypeUrl(), ts.kind.short)
+		if err := cd.add(ts, i, a, "", "", seen, now); err != nil {
+			return nil, err
 		}
-		a, name, v, err := ts.cache.decode(ts.kind, a)
-		if err != nil {
-			if name == "" {
-				return nil, fmt.Errorf("%s resources[%d]: %w", ts.kind.noun, i, err)
-			}
-			return nil, fmt.Errorf("%s %q: %w", ts.kind.noun, name, err)
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("%s %q: duplicate name in the response", ts.kind.noun, name)
-		}
-		seen[name] = true
-		if !ts.subscribed(name) {
-			continue // not subscribed: ignored, as Envoy does
-		}
-		e := &entry{raw: a, value: v, version: cd.version, updated: now}
-		if old := ts.entries[name]; old != nil && bytes.Equal(old.raw.GetValue(), a.GetValue()) {
-			e.version, e.updated = old.version, old.updated
-		}
-		cd.set(name, e)
 	}
 	return cd, nil
 }
