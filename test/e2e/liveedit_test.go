@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,39 +96,7 @@ func TestLiveEditsDropNoRequest(t *testing.T) {
 		})
 	c := m.Client("127.0.142.1")
 
-	var sent, failed atomic.Int64
-	var mu sync.Mutex
-	var failures []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := c.Get("http://reviews:9080/reviews")
-				sent.Add(1)
-				if err != nil {
-					failed.Add(1)
-					mu.Lock()
-					failures = append(failures, err.Error())
-					mu.Unlock()
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-					mu.Lock()
-					failures = append(failures, fmt.Sprintf("%d %s", resp.StatusCode, resp.Header.Get("x-lucid-error")))
-					mu.Unlock()
-				}
-			}
-		})
-	}
+	load := meshtest.StartLoad(c, "http://reviews:9080/reviews", 8)
 	for i := 1; i <= edits; i++ {
 		yaml, version := liveEdit(i)
 		m.WriteFile("routing.yaml", yaml)
@@ -146,18 +111,15 @@ func TestLiveEditsDropNoRequest(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	close(stop)
-	wg.Wait()
-	if n := failed.Load(); n != 0 {
-		mu.Lock()
-		defer mu.Unlock()
+	sent, failures := load.Stop()
+	if len(failures) != 0 {
 		if dir := os.Getenv("LIVEEDIT_LOGS"); dir != "" {
 			_ = os.WriteFile(dir, []byte(m.Logs.String()), 0o644)
 		}
-		t.Fatalf("%d of %d requests failed during %d live edits; first: %s", n, sent.Load(), edits, strings.Join(failures[:min(5, len(failures))], "; "))
+		t.Fatalf("%d of %d requests failed during %d live edits; first: %s", len(failures), sent, edits, strings.Join(failures[:min(5, len(failures))], "; "))
 	}
-	if sent.Load() < 10*edits {
-		t.Fatalf("only %d requests during %d edits", sent.Load(), edits)
+	if sent < 10*edits {
+		t.Fatalf("only %d requests during %d edits", sent, edits)
 	}
-	t.Logf("%d requests during %d edits, none failed", sent.Load(), edits)
+	t.Logf("%d requests during %d edits, none failed", sent, edits)
 }

@@ -188,7 +188,14 @@ func startServer(t *testing.T) *testServer {
 	t.Helper()
 	logs := &logBuffer{}
 	gen := newFakeGen()
-	s := New(gen, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	s, addr := serve(t, gen, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	return &testServer{Server: s, gen: gen, addr: addr, logs: logs}
+}
+
+// serve runs a Server for gen on 127.0.0.1 until the test ends, and returns its address.
+func serve(t *testing.T, gen Generator, log *slog.Logger) (*Server, string) {
+	t.Helper()
+	s := New(gen, log)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +209,7 @@ func startServer(t *testing.T) *testServer {
 			t.Errorf("Serve returned %v after cancel, want nil", err)
 		}
 	})
-	return &testServer{Server: s, gen: gen, addr: lis.Addr().String(), logs: logs}
+	return s, lis.Addr().String()
 }
 
 // adsClient is a hand-driven ADS client: it sends DiscoveryRequests as a test says and

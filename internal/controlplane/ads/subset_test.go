@@ -1,10 +1,8 @@
 package ads
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -48,21 +46,7 @@ func (g *setGen) Generate(*corepb.Node) (Resources, error) {
 
 func startSetServer(t *testing.T, g *setGen) (*Server, string) {
 	t.Helper()
-	s := New(g, slog.New(slog.DiscardHandler))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return s, lis.Addr().String()
+	return serve(t, g, slog.New(slog.DiscardHandler))
 }
 
 func edsCluster(name string) *clusterpb.Cluster {
