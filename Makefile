@@ -68,8 +68,9 @@ e2e:
 bench:
 	./bench/run.sh
 
-## bench-kube: the Kubernetes scale check (1,000 Services, 10,000 endpoints, 50 sidecars against a real
-## kube-apiserver); prints a Markdown report (bench/kubescale/README.md). BENCH_KUBE_ARGS="-sidecars 10" for a shorter run
+## bench-kube: the control plane at scale (1,000 Services, 10,000 endpoints, 1,000 sidecars against a real
+## kube-apiserver); prints a Markdown report (bench/kubescale/README.md). BENCH_KUBE_ARGS="-mode local" for the
+## twin without Kubernetes, "-sidecars 100 -sustain 20s" for a shorter run
 bench-kube: kube-bins
 	go run ./bench/kubescale $(BENCH_KUBE_ARGS)
 

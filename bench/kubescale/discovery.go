@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	rpprof "runtime/pprof"
 	"strings"
@@ -32,8 +33,9 @@ import (
 // Child → parent protocol on stdout: "debug <addr>" once the profiling port listens, then
 // "ads <addr>" when the first configuration is published.
 
-// runDiscoveryChild is the child's main.
-func runDiscoveryChild(kubeconfig, ip, profileDir string) error {
+// runDiscoveryChild is the child's main: `discovery --kubernetes` with kubeconfig, or
+// `discovery --config-dir` with configDir.
+func runDiscoveryChild(kubeconfig, configDir, ip, profileDir string) error {
 	dl, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return fmt.Errorf("profiling listener: %w", err)
@@ -55,10 +57,13 @@ func runDiscoveryChild(kubeconfig, ip, profileDir string) error {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return discovery.Run(ctx, discovery.Options{
-		GRPCAddr: net.JoinHostPort(ip, "0"),
-		Logger:   log,
-		Ready:    func(a string) { fmt.Printf("ads %s\n", a) },
-		Kube:     discovery.KubeOptions{Enabled: true, Kubeconfig: kubeconfig},
+		GRPCAddr:  net.JoinHostPort(ip, "0"),
+		DebugAddr: net.JoinHostPort(ip, "15014"), // /metrics: the pilot_* histograms
+		ConfigDir: configDir,
+		Logger:    log,
+		Ready:     func(a string) { fmt.Printf("ads %s\n", a) },
+		Kube:      discovery.KubeOptions{Enabled: kubeconfig != "", Kubeconfig: kubeconfig},
+		Push:      discovery.DefaultPush(),
 	})
 }
 
@@ -75,7 +80,10 @@ type stats struct {
 // serveStats answers /stats; ?gc=1 runs a GC first, so heap_live is current.
 func serveStats(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("gc") == "1" {
+		// Twice: objects only sync.Pools hold (gRPC's buffers) survive the first
+		// collection. Then the freed memory goes back to the OS, so RSS is what is in use.
 		runtime.GC()
+		debug.FreeOSMemory()
 	}
 	samples := []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"},
@@ -104,14 +112,18 @@ type cpuProfile struct {
 	f    *os.File
 }
 
-func (p *cpuProfile) start(w http.ResponseWriter, _ *http.Request) {
+func (p *cpuProfile) start(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.f != nil {
 		http.Error(w, "already profiling", http.StatusConflict)
 		return
 	}
-	f, err := os.Create(p.path)
+	path := p.path
+	if name := r.URL.Query().Get("name"); name != "" {
+		path = filepath.Join(filepath.Dir(p.path), filepath.Base(name))
+	}
+	f, err := os.Create(path)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -157,9 +169,10 @@ type child struct {
 	http  *http.Client
 }
 
-// startChild runs this program as the control plane with its log in logPath. It returns
-// once the profiling port is known; ready closes when the first configuration is out.
-func startChild(kubeconfig, ip, profileDir, logPath string) (*child, error) {
+// startChild runs this program as the control plane (args: the backend's) with its log in
+// logPath. It returns once the profiling port is known; ready closes when the first
+// configuration is out.
+func startChild(args []string, ip, profileDir, logPath string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding this program: %w", err)
@@ -168,7 +181,7 @@ func startChild(kubeconfig, ip, profileDir, logPath string) (*child, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery log: %w", err)
 	}
-	cmd := exec.Command(self, "-role=discovery", "-kubeconfig="+kubeconfig, "-ip="+ip, "-profile-dir="+profileDir)
+	cmd := exec.Command(self, append([]string{"-role=discovery", "-ip=" + ip, "-profile-dir=" + profileDir}, args...)...)
 	cmd.Stderr = logf
 	cmd.SysProcAttr = childAttr()
 	out, err := cmd.StdoutPipe()

@@ -1,16 +1,22 @@
-// Command kubescale is the Kubernetes scale check: a real kube-apiserver and
-// etcd (internal/testutil/kubetest) filled through the API with 1,000 Services, 10,000 endpoints
-// (EndpointSlices written as the EndpointSlice controller would, plus their Pods) and
-// DestinationRules with subsets; `lucid discovery --kubernetes` serving them to N connected
-// sidecars; then the time from an API change (an endpoint removed or added, a pod's version
-// label flipped, a Service created) until every sidecar has it in its decoded endpoints,
-// and the control plane's memory and CPU. It prints a Markdown report.
+// Command kubescale is the control plane's scale check: 1,000 Services and 10,000 endpoints
+// (by default), up to 1,000 connected sidecars, and the time from a change (an endpoint
+// removed or added, a pod's version label flipped, a VirtualService changed, a Service
+// created) until every sidecar that sees it has it, the control plane's memory and CPU,
+// sustained endpoint churn, and one real sidecar's footprint. It prints a Markdown report.
+//
+// Two backends hold the mesh (-mode): "kube", a real kube-apiserver and etcd
+// (internal/testutil/kubetest) filled through the API (EndpointSlices written as the
+// EndpointSlice controller would, plus their Pods) with the control plane running
+// `discovery --kubernetes`; and "local", the twin without Kubernetes: the same mesh as Istio
+// YAML in a config directory (one file per Service: ServiceEntry, WorkloadEntries,
+// DestinationRule) served by `discovery --config-dir`, as `lucid up` does. -scoped adds a
+// Sidecar per namespace limiting egress to the namespace and a shared one.
 //
 // The control plane runs in a child process (this program with -role=discovery: the same
-// discovery.Run `lucid discovery --kubernetes` runs, plus a profiling port) so its memory
-// and CPU are its own. The sidecars are lightweight: each is a real xdsclient (stream,
-// decoding, validation, ACK/NACK) whose Applier keeps the decoded snapshot instead of
-// running a proxy. Addresses: 127.0.85.0/24 (see README.md); nothing sends traffic.
+// discovery.Run the command runs, plus a profiling port) so its memory and CPU are its own.
+// The sidecars are lightweight: each is a real xdsclient (delta stream, decoding,
+// validation, ACK/NACK) whose Applier keeps the decoded snapshot instead of running a
+// proxy. Addresses: 127.85.0.0/16 and 127.86.0.0/16 (see README.md); nothing sends traffic.
 //
 // It is not a test: `make bench-kube` runs it (bench/kubescale/README.md).
 package main
@@ -24,36 +30,52 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/xdsclient"
 	"github.com/lucid-mesh/lucid/internal/testutil/kubetest"
 )
 
 // options of one run.
 type options struct {
 	layout
-	changes, creates, workers int
-	changeTimeout             time.Duration
-	results, profileDir       string
-	keep                      bool
+	mode, protocol                       string
+	changes, vsChanges, creates, workers int
+	rate                                 int
+	sustain, changeTimeout               time.Duration
+	footprint, shareDecode               bool
+	wave                                 int
+	results, profileDir, ip              string
+	keep                                 bool
 }
 
 func main() {
 	var o options
 	role := flag.String("role", "", "internal: \"discovery\" runs the control-plane child")
 	kubeconfig := flag.String("kubeconfig", "", "internal: the child's kubeconfig")
-	ip := flag.String("ip", "127.0.85.1", "address the control plane listens on (ADS and profiling, random ports)")
+	configDir := flag.String("config-dir", "", "internal: the child's config directory")
+	ip := flag.String("ip", "127.85.255.1", "address the control plane listens on (ADS and profiling, random ports)")
+	flag.StringVar(&o.mode, "mode", "kube", "where the mesh lives: kube (a real API server) or local (a config directory)")
+	flag.StringVar(&o.protocol, "protocol", xdsclient.ProtocolAuto, "the sidecars' xDS protocol: \"\" (delta, as offered), delta or sotw")
 	flag.IntVar(&o.services, "services", 1000, "Services")
-	flag.IntVar(&o.endpoints, "endpoints", 10, "endpoints (pods) per Service (at most 80)")
-	flag.IntVar(&o.namespaces, "namespaces", 4, "namespaces the Services are spread over")
+	flag.IntVar(&o.endpoints, "endpoints", 10, "endpoints (pods) per Service")
+	flag.IntVar(&o.namespaces, "namespaces", 10, "namespaces the Services (and sidecars) are spread over; scale-0 is the shared one")
 	flag.IntVar(&o.drEvery, "dr-every", 4, "a DestinationRule with subsets v1/v2 for every n-th Service")
-	flag.IntVar(&o.sidecars, "sidecars", 50, "connected sidecars (at most 150)")
-	flag.IntVar(&o.changes, "changes", 20, "EndpointSlice/pod changes to time")
-	flag.IntVar(&o.creates, "creates", 5, "Service creations to time")
+	flag.IntVar(&o.sidecars, "sidecars", 1000, "connected sidecars (at most 60,000)")
+	flag.BoolVar(&o.scoped, "scoped", false, "a Sidecar per namespace: egress to the namespace and scale-0 only")
+	flag.IntVar(&o.changes, "changes", 20, "endpoint changes to time, one at a time")
+	flag.IntVar(&o.vsChanges, "vs-changes", 6, "VirtualService changes to time, one at a time")
+	flag.IntVar(&o.creates, "creates", 3, "Service creations to time")
+	flag.DurationVar(&o.sustain, "sustain", time.Minute, "sustained endpoint churn: how long (0: none)")
+	flag.IntVar(&o.rate, "rate", 100, "sustained endpoint churn: changes per second")
+	flag.BoolVar(&o.footprint, "footprint", true, "measure one real `lucid sidecar` with the run's configuration")
+	flag.BoolVar(&o.shareDecode, "share-decode", true, "the sidecars share decoded resources (xdsclient.DecodeCache): without, each decodes on its own (about 20 MiB and its CPU per all-to-all sidecar)")
+	flag.IntVar(&o.wave, "wave", 100, "sidecars connected at a time for the first sync")
 	flag.IntVar(&o.workers, "workers", 16, "parallel API requests while populating")
 	flag.DurationVar(&o.changeTimeout, "change-timeout", 2*time.Minute, "longest wait for one change to reach every sidecar")
 	flag.StringVar(&o.results, "results", "", "also write the report to this file")
@@ -63,7 +85,7 @@ func main() {
 	log.SetFlags(log.Ltime)
 
 	if *role == "discovery" {
-		if err := runDiscoveryChild(*kubeconfig, *ip, o.profileDir); err != nil {
+		if err := runDiscoveryChild(*kubeconfig, *configDir, *ip, o.profileDir); err != nil {
 			fmt.Fprintln(os.Stderr, "discovery:", err)
 			os.Exit(1)
 		}
@@ -72,6 +94,7 @@ func main() {
 	if err := o.validate(); err != nil {
 		log.Fatal(err)
 	}
+	o.ip = *ip
 	if err := run(o, *ip); err != nil {
 		log.Fatal(err)
 	}
@@ -79,14 +102,18 @@ func main() {
 
 func (o options) validate() error {
 	switch {
-	case o.services < 1 || o.namespaces < 1 || o.drEvery < 1 || o.changes < 0 || o.creates < 0 || o.workers < 1:
-		return fmt.Errorf("-services, -namespaces, -dr-every, -workers must be positive, -changes and -creates not negative")
-	case o.endpoints < 2 || o.endpoints > 80:
-		return fmt.Errorf("-endpoints %d: want 2..80 (endpoint i's pod is at 127.0.85.(20+i))", o.endpoints)
-	case o.sidecars < 1 || o.sidecars > 150:
-		return fmt.Errorf("-sidecars %d: want 1..150 (sidecar i is at 127.0.85.(100+i))", o.sidecars)
+	case o.mode != "kube" && o.mode != "local":
+		return fmt.Errorf("-mode %q: want kube or local", o.mode)
+	case o.services < 1 || o.namespaces < 1 || o.drEvery < 1 || o.changes < 0 || o.creates < 0 || o.vsChanges < 0 || o.workers < 1 || o.rate < 1:
+		return fmt.Errorf("-services, -namespaces, -dr-every, -workers, -rate must be positive, the counts of changes not negative")
+	case o.endpoints < 2:
+		return fmt.Errorf("-endpoints %d: want at least 2", o.endpoints)
+	case o.wave < 1:
+		return fmt.Errorf("-wave must be positive")
+	case o.sidecars < 1 || o.sidecars >= 250*240:
+		return fmt.Errorf("-sidecars %d: want 1..59999 (sidecar i is at 127.85.(i/250).(i%%250+1))", o.sidecars)
 	case (o.services+o.creates)*o.endpoints > 250*250:
-		return fmt.Errorf("at most %d endpoints in all", 250*250)
+		return fmt.Errorf("at most %d endpoints in all (endpoints are at 127.86.x.y)", 250*250)
 	}
 	return nil
 }
@@ -113,46 +140,63 @@ func run(o options, ip string) error {
 			return fmt.Errorf("-profile-dir: %w", err)
 		}
 	}
-
-	// 1. The API server, and the mesh created through it.
-	log.Printf("starting kube-apiserver and etcd (%s)", kubetest.BinDir())
-	t0 := time.Now()
-	cluster, err := kubetest.Start(ctx, kubetest.Options{})
-	if err != nil {
-		return fmt.Errorf("starting the API server: %w", err)
-	}
-	defer cluster.Stop()
-	rep.clusterStart = time.Since(t0)
-	cfg := rest.CopyConfig(cluster.Config)
-	cfg.QPS = -1 // no client-side rate limit; the workers bound the concurrency
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("dynamic client: %w", err)
-	}
-	if err := cluster.InstallCRDs(ctx); err != nil {
-		return err
-	}
-	for i := range o.namespaces {
-		if err := cluster.CreateNamespace(ctx, fmt.Sprintf("scale-%d", i), nil); err != nil {
+	var bin string
+	if o.footprint {
+		log.Printf("building lucid for the footprint sidecar")
+		if bin, err = buildLucid(ctx, work); err != nil {
 			return err
 		}
 	}
-	log.Printf("creating %d Services, %d endpoints, %d sidecar pods with %d parallel requests",
-		o.services, o.services*o.endpoints, o.sidecars, o.workers)
-	t0 = time.Now()
-	rep.phases, err = populate(ctx, dyn, o.layout, o.workers)
-	if err != nil {
+
+	// 1. The mesh.
+	var b backend
+	clusterDir := ""
+	if o.mode == "kube" {
+		log.Printf("starting kube-apiserver and etcd (%s)", kubetest.BinDir())
+		t0 := time.Now()
+		cluster, err := kubetest.Start(ctx, kubetest.Options{})
+		if err != nil {
+			return fmt.Errorf("starting the API server: %w", err)
+		}
+		defer cluster.Stop()
+		clusterDir = cluster.Dir
+		rep.clusterStart = time.Since(t0)
+		cfg := rest.CopyConfig(cluster.Config)
+		cfg.QPS = -1 // no client-side rate limit; the workers bound the concurrency
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("dynamic client: %w", err)
+		}
+		if err := cluster.InstallCRDs(ctx); err != nil {
+			return err
+		}
+		for i := range o.namespaces {
+			if err := cluster.CreateNamespace(ctx, fmt.Sprintf("scale-%d", i), nil); err != nil {
+				return err
+			}
+		}
+		b = &kubeBackend{dyn: dyn, l: o.layout, workers: o.workers, kubeconfig: cluster.Kubeconfig}
+	} else {
+		dir := filepath.Join(work, "config")
+		if err := os.Mkdir(dir, 0o750); err != nil {
+			return err
+		}
+		b = newLocalBackend(dir, o.layout)
+	}
+	log.Printf("%s: creating %d Services, %d endpoints, %d sidecar workloads", b.name(), o.services, o.services*o.endpoints, o.sidecars+1)
+	t0 := time.Now()
+	if rep.phases, err = b.populate(ctx); err != nil {
 		return err
 	}
 	rep.populate = time.Since(t0)
 	for _, p := range rep.phases {
-		log.Printf("  %-28s %6d in %6.1fs (%.0f/s)", p.what, p.count, p.took.Seconds(), p.rate())
+		log.Printf("  %-36s %6d in %6.1fs (%.0f/s)", p.what, p.count, p.took.Seconds(), p.rate())
 	}
 
 	// 2. The control plane.
-	log.Printf("starting lucid discovery --kubernetes")
+	log.Printf("starting lucid discovery (%s)", b.name())
 	t0 = time.Now()
-	cp, err := startChild(cluster.Kubeconfig, ip, o.profileDir, filepath.Join(work, "discovery.log"))
+	cp, err := startChild(b.discoveryArgs(), ip, o.profileDir, filepath.Join(work, "discovery.log"))
 	if err != nil {
 		return err
 	}
@@ -167,25 +211,41 @@ func run(o options, ip string) error {
 		return ctx.Err()
 	}
 	rep.cpReady = time.Since(t0)
-	if rep.atReady, err = sample(cp, cluster.Dir); err != nil {
+	time.Sleep(2 * time.Second) // the idle base: built, nobody connected
+	if rep.atReady, err = sample(cp, clusterDir); err != nil {
 		return err
 	}
 	log.Printf("first configuration published after %s", rep.cpReady.Round(time.Millisecond))
 
 	// 3. The sidecars' first full sync.
-	log.Printf("connecting %d sidecars to %s", o.sidecars, cp.ads)
+	log.Printf("connecting %d sidecars to %s, %d at a time", o.sidecars, cp.ads, o.wave)
 	xlog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	t0 = time.Now()
-	fl := startFleet(o.layout, cp.ads, xlog)
-	defer fl.stop()
-	rep.sync, err = fl.wait(ctx, fl.armAllowMet(fullConfig(o.layout)), t0, 10*time.Minute)
-	if err != nil {
-		return fmt.Errorf("first sync: %w", err)
+	var cache *xdsclient.DecodeCache
+	if o.shareDecode {
+		cache = &xdsclient.DecodeCache{}
 	}
-	log.Printf("every sidecar has the full configuration: first after %s, all after %s",
-		rep.sync.first.Round(time.Millisecond), rep.sync.all.Round(time.Millisecond))
+	fl := newFleet(o.layout, cp.ads, o.protocol, cache, xlog)
+	defer fl.stop()
+	t0 = time.Now()
+	for from := 0; from < o.sidecars; from += o.wave {
+		to := min(from+o.wave, o.sidecars)
+		p := fl.armAllowMet(fullConfig(o.layout), func(i int) bool { return i >= from && i < to })
+		fl.start(from, to)
+		r, err := fl.wait(ctx, p, t0, 30*time.Minute)
+		if err != nil {
+			return fmt.Errorf("first sync of sidecars %d..%d: %w", from, to-1, err)
+		}
+		if from == 0 {
+			rep.sync.first, rep.sync.p50 = r.first, r.p50
+		}
+		rep.sync.all, rep.sync.n = r.all, to
+		log.Printf("  sidecars %d..%d synced after %s", from, to-1, r.all.Round(time.Millisecond))
+	}
+	rep.protocol = fl.clients[0].Status().Protocol
+	log.Printf("every sidecar has its full configuration (%s): first after %s, all after %s",
+		rep.protocol, rep.sync.first.Round(time.Millisecond), rep.sync.all.Round(time.Millisecond))
 	settle(fl, cp)
-	if rep.afterSync, err = sample(cp, cluster.Dir); err != nil {
+	if rep.afterSync, err = sample(cp, clusterDir); err != nil {
 		return err
 	}
 	if o.profileDir != "" {
@@ -195,24 +255,71 @@ func run(o options, ip string) error {
 		if err := cp.post("/cpuprofile/start"); err != nil {
 			return err
 		}
+		f, err := os.Create(filepath.Join(o.profileDir, "sidecars-changes-cpu.pprof"))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
 	}
 
 	// 4. Changes, one at a time.
 	appliesBefore := fl.applies()
-	if err := timeChanges(ctx, dyn, fl, cp, o, rep); err != nil {
+	log.Printf("endpoint changes")
+	if err := timeChanges(ctx, b, fl, cp, o, rep); err != nil {
 		return err
 	}
-	if err := timeCreates(ctx, dyn, fl, cp, o, rep); err != nil {
+	log.Printf("VirtualService changes")
+	if err := timeVirtualServices(ctx, b, fl, cp, o, rep); err != nil {
+		return err
+	}
+	log.Printf("Service creations")
+	if err := timeCreates(ctx, b, fl, cp, o, rep); err != nil {
 		return err
 	}
 	rep.pushes = fl.applies() - appliesBefore
 	if o.profileDir != "" {
+		pprof.StopCPUProfile()
 		if err := cp.post("/cpuprofile/stop"); err != nil {
 			return err
 		}
 	}
-	if rep.atEnd, err = sample(cp, cluster.Dir); err != nil {
+	if rep.atEnd, err = sample(cp, clusterDir); err != nil {
 		return err
+	}
+
+	// 5. Sustained churn.
+	if o.sustain > 0 {
+		log.Printf("sustained endpoint churn: %d/s for %s", o.rate, o.sustain)
+		settle(fl, cp)
+		stopProfiles, err := profileSustain(cp, o.profileDir)
+		if err != nil {
+			return err
+		}
+		s, err := sustain(ctx, b, fl, cp, o)
+		stopProfiles()
+		if err != nil {
+			return fmt.Errorf("sustained churn: %w", err)
+		}
+		rep.sustained = &s
+		if o.profileDir != "" {
+			if err := cp.saveHeapProfile(filepath.Join(o.profileDir, "discovery-heap-sustain.pprof")); err != nil {
+				return err
+			}
+		}
+	}
+
+	// 6. One real sidecar.
+	if o.footprint {
+		settle(fl, cp)
+		log.Printf("measuring a real sidecar")
+		fp, err := measureSidecar(ctx, bin, cp.ads, o.layout, filepath.Join(work, "sidecar.log"))
+		if err != nil {
+			return err
+		}
+		rep.footprint = &fp
 	}
 
 	out := rep.markdown()
@@ -224,6 +331,30 @@ func run(o options, ip string) error {
 	}
 	ok = true
 	return nil
+}
+
+// profileSustain starts CPU profiles of the control plane and of this process (the
+// sidecars) for the sustained churn, when -profile-dir is set.
+func profileSustain(cp *child, dir string) (func(), error) {
+	if dir == "" {
+		return func() {}, nil
+	}
+	if err := cp.post("/cpuprofile/start?name=discovery-sustain-cpu.pprof"); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(dir, "sidecars-sustain-cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+		_ = cp.post("/cpuprofile/stop")
+	}, nil
 }
 
 // settle waits (at most a minute) until the control plane is idle, so that a measurement
@@ -260,6 +391,9 @@ func sample(cp *child, clusterDir string) (usage, error) {
 	}
 	if u.cpMem, err = readProcMem(cp.pid()); err != nil {
 		return u, err
+	}
+	if clusterDir == "" {
+		return u, nil // local mode: no API server
 	}
 	for _, name := range []string{"kube-apiserver", "etcd"} {
 		for _, pid := range findProcs(name, clusterDir) {

@@ -26,13 +26,22 @@ var (
 // port is every service's one port (name "http", so Istio's rule makes it HTTP).
 const port = 8080
 
+// sharedNamespace is the namespace every scoped sidecar also sees.
+const sharedNamespace = "scale-0"
+
 // layout is the shape of the mesh the bench creates.
 type layout struct {
 	services   int // Services, spread over the namespaces
 	endpoints  int // endpoints (and pods) per Service
 	namespaces int
-	drEvery    int // every drEvery-th Service has a DestinationRule with subsets v1 and v2
-	sidecars   int // client pods, one per connected sidecar
+	drEvery    int  // every drEvery-th Service has a DestinationRule with subsets v1 and v2
+	sidecars   int  // client pods, one per connected sidecar
+	scoped     bool // each namespace has a Sidecar: egress to itself and sharedNamespace
+}
+
+// sees reports whether sidecar i's configuration has service svc.
+func (l layout) sees(i, svc int) bool {
+	return !l.scoped || l.ns(i) == l.ns(svc) || l.ns(svc) == sharedNamespace
 }
 
 func (l layout) ns(svc int) string      { return fmt.Sprintf("scale-%d", svc%l.namespaces) }
@@ -51,13 +60,17 @@ func version(ep int) string {
 	return "v2"
 }
 
-// localAddr is the loopback address an endpoint's pod carries in kube.LocalAddressAnnotation:
-// the address the control plane puts in xDS in place of the pod IP. Endpoint ep of every
-// service shares 127.0.85.(20+ep); nothing connects to it, the bench only reads xDS.
-func localAddr(ep int) string { return fmt.Sprintf("127.0.85.%d", 20+ep) }
+// addr is the loopback address of svc's endpoint ep: the WorkloadEntry's address in local
+// mode, the pod's kube.LocalAddressAnnotation (the address the control plane puts in xDS in
+// place of the pod IP) on Kubernetes. Each endpoint has its own, in 127.86.0.0/16; nothing
+// connects to it, the bench only reads xDS.
+func (l layout) addr(svc, ep int) string {
+	k := svc*l.endpoints + ep
+	return fmt.Sprintf("127.86.%d.%d", k/250, k%250+1)
+}
 
-// sidecarAddr is client pod i's (and its sidecar's) loopback address.
-func sidecarAddr(i int) string { return fmt.Sprintf("127.0.85.%d", 100+i) }
+// sidecarAddr is client pod i's (and its sidecar's) loopback address, in 127.85.0.0/16.
+func sidecarAddr(i int) string { return fmt.Sprintf("127.85.%d.%d", i/250, i%250+1) }
 
 // apiAddr is the address stored in the API for endpoint k of the whole mesh (the API server
 // refuses loopback addresses in EndpointSlices): 198.18.0.0/15, RFC 2544's benchmarking
@@ -80,7 +93,7 @@ func pod(ns, name, local string, labels map[string]string) *unstructured.Unstruc
 }
 
 func (l layout) endpointPod(svc, ep int) *unstructured.Unstructured {
-	return pod(l.ns(svc), l.podName(svc, ep), localAddr(ep),
+	return pod(l.ns(svc), l.podName(svc, ep), l.addr(svc, ep),
 		map[string]string{"app": l.svcName(svc), "version": version(ep)})
 }
 
@@ -227,7 +240,7 @@ func populate(ctx context.Context, dyn dynamic.Interface, l layout, workers int)
 			drs = append(drs, createJob{gvr: drGVR, obj: l.destinationRule(s)})
 		}
 	}
-	for i := range l.sidecars {
+	for i := range l.sidecars + 1 { // + the footprint sidecar's workload
 		ip := fmt.Sprintf("198.19.%d.%d", i/250, i%250+1)
 		clients = append(clients, createJob{
 			gvr: podsGVR, obj: pod(l.ns(i), clientName(i), sidecarAddr(i), map[string]string{"app": "client"}),
@@ -251,22 +264,7 @@ func populate(ctx context.Context, dyn dynamic.Interface, l layout, workers int)
 	return out, nil
 }
 
-func clientName(i int) string { return fmt.Sprintf("client-%03d", i) }
-
-// setSlice replaces svc's EndpointSlice endpoints with eps (an update, as the controller does).
-func setSlice(ctx context.Context, dyn dynamic.Interface, l layout, svc int, eps []int) error {
-	ri := dyn.Resource(slicesGVR).Namespace(l.ns(svc))
-	cur, err := ri.Get(ctx, l.svcName(svc)+"-abcde", metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("get EndpointSlice of %s: %w", l.svcName(svc), err)
-	}
-	next := l.slice(svc, eps)
-	next.SetResourceVersion(cur.GetResourceVersion())
-	if _, err := ri.Update(ctx, next, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("update EndpointSlice of %s: %w", l.svcName(svc), err)
-	}
-	return nil
-}
+func clientName(i int) string { return fmt.Sprintf("client-%04d", i) }
 
 // setVersion merge-patches pod (svc, ep)'s version label.
 func setVersion(ctx context.Context, dyn dynamic.Interface, l layout, svc, ep int, v string) error {

@@ -18,9 +18,13 @@ import (
 // the decoded snapshot instead of running a proxy.
 type fleet struct {
 	sidecars []*sidecar
+	clients  []*xdsclient.Client
 	probe    atomic.Pointer[probe]
+	watch    atomic.Pointer[lagWatch] // sustain.go
 	wg       sync.WaitGroup
+	ctx      context.Context
 	cancel   context.CancelFunc
+	log      *slog.Logger
 }
 
 type sidecar struct {
@@ -42,13 +46,17 @@ func (s *sidecar) Apply(snap *resource.Snapshot) error {
 	if p := s.f.probe.Load(); p != nil {
 		p.check(s.idx, snap, now)
 	}
+	if w := s.f.watch.Load(); w != nil {
+		w.observe(s.idx, snap, now)
+	}
 	return nil
 }
 
 // probe waits for a condition on every sidecar's decoded configuration and records when
 // each sidecar first met it (the time its xdsclient applied the snapshot).
 type probe struct {
-	pred func(*resource.Snapshot) bool
+	pred func(i int, snap *resource.Snapshot) bool
+	who  []bool // the sidecars the probe waits for (those that see the change)
 	mu   sync.Mutex
 	at   []time.Time // per sidecar; zero until met
 	left int
@@ -56,7 +64,7 @@ type probe struct {
 }
 
 func (p *probe) check(idx int, snap *resource.Snapshot, now time.Time) {
-	if snap == nil || !p.pred(snap) {
+	if snap == nil || !p.who[idx] || !p.pred(idx, snap) {
 		return
 	}
 	p.mu.Lock()
@@ -71,32 +79,55 @@ func (p *probe) check(idx int, snap *resource.Snapshot, now time.Time) {
 	}
 }
 
-// startFleet connects n sidecars to ads; the client pods are client-000… at sidecarAddr(i).
-func startFleet(l layout, ads string, log *slog.Logger) *fleet {
+// newFleet prepares n sidecars for ads; start connects them. The client pods are
+// client-0000… at sidecarAddr(i). protocol is xdsclient's (ProtocolAuto: delta, as the
+// server offers it); cache, when set, is shared by the clients (xdsclient.DecodeCache).
+func newFleet(l layout, ads, protocol string, cache *xdsclient.DecodeCache, log *slog.Logger) *fleet {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &fleet{cancel: cancel}
+	f := &fleet{cancel: cancel, ctx: ctx, log: log}
 	for i := range l.sidecars {
 		s := &sidecar{f: f, idx: i}
 		f.sidecars = append(f.sidecars, s)
 		ns := l.ns(i)
-		c := xdsclient.New(xdsclient.Options{
+		f.clients = append(f.clients, xdsclient.New(xdsclient.Options{
 			Server:  ads,
 			NodeID:  fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", sidecarAddr(i), clientName(i), ns, ns),
 			Cluster: "Kubernetes",
 			Metadata: map[string]string{"NAME": clientName(i), "NAMESPACE": ns,
 				"INSTANCE_IPS": sidecarAddr(i), "WORKLOAD_NAME": clientName(i)},
-			Applier: s,
-			Logger:  log.With("sidecar", i),
-		})
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			if err := c.Run(ctx); err != nil {
-				log.Error("xds client stopped", "sidecar", i, "error", err)
+			Applier:     s,
+			Logger:      log.With("sidecar", i),
+			Protocol:    protocol,
+			DecodeCache: cache,
+		}))
+	}
+	if cache != nil {
+		f.wg.Go(func() {
+			t := time.NewTicker(10 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					cache.Sweep()
+				}
 			}
-		}()
+		})
 	}
 	return f
+}
+
+// start connects sidecars [from, to).
+func (f *fleet) start(from, to int) {
+	for i := from; i < to; i++ {
+		c := f.clients[i]
+		f.wg.Go(func() {
+			if err := c.Run(f.ctx); err != nil {
+				f.log.Error("xds client stopped", "sidecar", i, "error", err)
+			}
+		})
+	}
 }
 
 func (f *fleet) stop() {
@@ -104,16 +135,31 @@ func (f *fleet) stop() {
 	f.wg.Wait()
 }
 
-// arm installs a probe for pred. Every sidecar's current snapshot must not meet it yet
-// (a change must be a change); arm reports which one already does.
-func (f *fleet) arm(pred func(*resource.Snapshot) bool) (*probe, error) {
-	p := &probe{pred: pred, at: make([]time.Time, len(f.sidecars)), left: len(f.sidecars), done: make(chan struct{})}
+// newProbe is a probe for pred on the sidecars who selects (nil: all).
+func (f *fleet) newProbe(pred func(int, *resource.Snapshot) bool, who func(i int) bool) *probe {
+	p := &probe{pred: pred, who: make([]bool, len(f.sidecars)), at: make([]time.Time, len(f.sidecars)), done: make(chan struct{})}
+	for i := range f.sidecars {
+		if who == nil || who(i) {
+			p.who[i] = true
+			p.left++
+		}
+	}
+	if p.left == 0 {
+		close(p.done)
+	}
+	return p
+}
+
+// arm installs a probe for pred on the sidecars who selects. Their current snapshots must
+// not meet it yet (a change must be a change); arm reports which one already does.
+func (f *fleet) arm(pred func(*resource.Snapshot) bool, who func(i int) bool) (*probe, error) {
+	p := f.newProbe(func(_ int, s *resource.Snapshot) bool { return pred(s) }, who)
 	f.probe.Store(p)
 	for _, s := range f.sidecars {
 		s.mu.Lock()
 		snap := s.snap
 		s.mu.Unlock()
-		if snap != nil && pred(snap) {
+		if p.who[s.idx] && snap != nil && pred(snap) {
 			f.probe.Store(nil)
 			return nil, fmt.Errorf("sidecar %d already has the change before it was made", s.idx)
 		}
@@ -122,18 +168,23 @@ func (f *fleet) arm(pred func(*resource.Snapshot) bool) (*probe, error) {
 }
 
 // armAllowMet is arm for the first sync: sidecars that already meet pred count at once.
-func (f *fleet) armAllowMet(pred func(*resource.Snapshot) bool) *probe {
-	p := &probe{pred: pred, at: make([]time.Time, len(f.sidecars)), left: len(f.sidecars), done: make(chan struct{})}
+func (f *fleet) armAllowMet(pred func(int, *resource.Snapshot) bool, who func(i int) bool) *probe {
+	p := f.newProbe(pred, who)
 	f.probe.Store(p)
-	if len(f.sidecars) == 0 {
-		close(p.done)
+	for _, s := range f.sidecars {
+		s.mu.Lock()
+		snap := s.snap
+		s.mu.Unlock()
+		p.check(s.idx, snap, time.Now())
 	}
 	return p
 }
 
-// result of one probe: the time from start until the first and the last sidecar met it.
+// result of one probe: the time from start until the first, the median and the last
+// sidecar met it, and how many sidecars it waited for.
 type result struct {
-	first, all time.Duration
+	first, p50, all time.Duration
+	n               int
 }
 
 // wait blocks until every sidecar met the probe, timeout passes or ctx ends, then disarms it.
@@ -151,9 +202,17 @@ func (f *fleet) wait(ctx context.Context, p *probe, start time.Time, timeout tim
 	if p.left > 0 {
 		return result{}, fmt.Errorf("%d of %d sidecars still without the change after %s", p.left, len(p.at), timeout)
 	}
-	ats := slices.Clone(p.at)
+	var ats []time.Time
+	for i, at := range p.at {
+		if p.who[i] {
+			ats = append(ats, at)
+		}
+	}
+	if len(ats) == 0 {
+		return result{}, nil
+	}
 	slices.SortFunc(ats, func(a, b time.Time) int { return a.Compare(b) })
-	return result{first: ats[0].Sub(start), all: ats[len(ats)-1].Sub(start)}, nil
+	return result{first: ats[0].Sub(start), p50: ats[(len(ats)-1)/2].Sub(start), all: ats[len(ats)-1].Sub(start), n: len(ats)}, nil
 }
 
 // applies is the total number of snapshots the sidecars applied.
@@ -186,15 +245,27 @@ func hasEndpoint(snap *resource.Snapshot, cluster, addr string) bool {
 	return false
 }
 
-// fullConfig: every service's cluster with all its endpoints, and each subset cluster
-// with its half.
-func fullConfig(l layout) func(*resource.Snapshot) bool {
+// fullConfig: every service sidecar i sees has its cluster with all its endpoints, and
+// each subset cluster with its half.
+func fullConfig(l layout) func(int, *resource.Snapshot) bool {
+	byNS := map[string]func(*resource.Snapshot) bool{}
+	for i := range l.namespaces {
+		byNS[l.ns(i)] = fullConfigOf(l, i)
+	}
+	return func(i int, s *resource.Snapshot) bool { return byNS[l.ns(i)](s) }
+}
+
+// fullConfigOf is fullConfig for the sidecars of sidecar i's namespace.
+func fullConfigOf(l layout, i int) func(*resource.Snapshot) bool {
 	type want struct {
 		cluster string
 		n       int
 	}
 	var wants []want
 	for s := range l.services {
+		if !l.sees(i, s) {
+			continue
+		}
 		h := l.host(s)
 		wants = append(wants, want{clusterName("", h), l.endpoints})
 		if l.hasDR(s) {

@@ -52,6 +52,11 @@ run; each serves on its own.`,
 	f.StringVar(&o.DebugAddr, "debug-addr", "127.0.0.1:15014", "debug HTTP listen address (/ready, /debug/syncz); empty disables")
 	f.StringVar(&o.DashboardAddr, "dashboard-addr", "", "serve the web dashboard here instead of on --debug-addr (which keeps the tap relay)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warning, error, critical (as the sidecar's)")
+	push := discovery.DefaultPush() // Istio's PILOT_DEBOUNCE_AFTER, PILOT_DEBOUNCE_MAX, PILOT_ENABLE_EDS_DEBOUNCE
+	f.DurationVar(&o.Push.DebounceAfter, "debounce-after", push.DebounceAfter, "push a change once no other arrived for this long (PILOT_DEBOUNCE_AFTER)")
+	f.DurationVar(&o.Push.DebounceMax, "debounce-max", push.DebounceMax, "push changes at most this long after the first, however many follow (PILOT_DEBOUNCE_MAX)")
+	f.BoolVar(&o.Push.EDSDebounce, "eds-debounce", push.EDSDebounce, "debounce endpoint-only changes too (PILOT_ENABLE_EDS_DEBOUNCE); off: pushed at once, at most once per --eds-interval")
+	f.DurationVar(&o.Push.EDSInterval, "eds-interval", push.EDSInterval, "without --eds-debounce, the least time between two pushes of endpoint changes")
 	addWebhookFlags(f, &o.Webhook) // discovery_webhook.go
 	return cmd
 }

@@ -65,6 +65,9 @@ type ProxyStatus struct {
 	Metadata map[string]string
 	// Types by short type name: LDS, RDS, CDS, EDS.
 	Types map[string]*TypeStatus
+	// BehindSince is when the oldest configuration change the proxy has not acknowledged
+	// yet happened; zero when it holds the newest configuration. Its lag is now minus this.
+	BehindSince time.Time `json:",omitzero"`
 }
 
 // TypeStatus is the sync state of one proxy for one resource type.

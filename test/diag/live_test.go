@@ -16,12 +16,12 @@ func TestProxyStatusLive(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 1+len(workloads) || !strings.HasPrefix(lines[0], "NAME") {
-		t.Fatalf("want a header and %d proxies:\n%s", len(workloads), out)
+	if len(lines) != 1+len(workloads) || !strings.HasPrefix(lines[0], "NAME") || !strings.HasSuffix(lines[0], "LAG") {
+		t.Fatalf("want a header ending in LAG and %d proxies:\n%s", len(workloads), out)
 	}
 	for _, l := range lines[1:] {
-		if strings.Count(l, "SYNCED (") != 4 {
-			t.Errorf("not SYNCED on all four types: %s", l)
+		if strings.Count(l, "SYNCED (") != 4 || !strings.HasSuffix(l, " 0s") {
+			t.Errorf("not SYNCED on all four types with no lag: %s", l)
 		}
 	}
 	out, code = lucid(t, "proxy-status", "reviews-v1", "--discovery-debug", debugAddr)

@@ -124,7 +124,7 @@ func TestNackRecordedLoggedAndNotResent(t *testing.T) {
 
 	// A new listener version; the proxy rejects it.
 	s.gen.set(func(g *fakeGen) { g.port["a"] = 9081 }) // EDS changes only
-	s.Push("v2")
+	s.Push(PushRequest{Version: "v2"})
 	eds := c.next(resourcev3.EndpointType)
 	const reason = "Proto constraint validation failed (ClusterLoadAssignmentValidationError.Endpoints[0]: bad)"
 	c.nack(eds, "older", []string{testCluster}, reason)
@@ -138,7 +138,7 @@ func TestNackRecordedLoggedAndNotResent(t *testing.T) {
 
 	// A second version rejected for the same reason is not logged again.
 	s.gen.set(func(g *fakeGen) { g.port["a"] = 9082 })
-	s.Push("v3")
+	s.Push(PushRequest{Version: "v3"})
 	eds2 := c.next(resourcev3.EndpointType)
 	if eds2.GetVersionInfo() == eds.GetVersionInfo() {
 		t.Fatalf("new content pushed with the rejected version %s", eds.GetVersionInfo())
@@ -158,7 +158,7 @@ func TestNackRecordedLoggedAndNotResent(t *testing.T) {
 
 	// Fixed configuration: a new version arrives, is acked, the proxy is SYNCED again.
 	s.gen.set(func(g *fakeGen) { g.port["a"] = 9083 })
-	s.Push("v4")
+	s.Push(PushRequest{Version: "v4"})
 	eds3 := c.next(resourcev3.EndpointType)
 	if p := endpointPort(t, eds3); p != 9083 {
 		t.Errorf("endpoint port = %d, want 9083", p)
@@ -178,13 +178,13 @@ func TestPushSendsOnlyWhatChanged(t *testing.T) {
 	handshake(t, b)
 
 	// Same content, new configuration version: nobody gets a push.
-	s.Push("v2")
+	s.Push(PushRequest{Version: "v2"})
 	a.quiet("push without content change")
 	b.quiet("push without content change")
 
 	// Only a's endpoints change: only a gets a push, only for EDS, with the new version.
 	s.gen.set(func(g *fakeGen) { g.port["a"] = 9999 })
-	s.Push("v3")
+	s.Push(PushRequest{Version: "v3"})
 	eds := a.next(resourcev3.EndpointType)
 	if !strings.HasPrefix(eds.GetVersionInfo(), "v3-") {
 		t.Errorf("EDS version %q, want v3-<hash>", eds.GetVersionInfo())
@@ -209,10 +209,10 @@ func TestInconsistentSnapshotNotPublished(t *testing.T) {
 
 	// The listener now references a route configuration the snapshot does not have.
 	s.gen.set(func(g *fakeGen) { g.rdsName = "missing-route" })
-	s.Push("v2")
+	s.Push(PushRequest{Version: "v2"})
 	c.quiet("an inconsistent snapshot")
 
-	recs := s.logs.records(t, "inconsistent snapshot")
+	recs := s.logs.records(t, "inconsistent configuration")
 	if len(recs) != 1 || recs[0]["proxy"] != "a" || !strings.Contains(fmt.Sprint(recs[0]["reason"]), `references route configuration "missing-route", which does not exist`) {
 		t.Fatalf("inconsistency log = %v, want one record for proxy a naming missing-route", recs)
 	}
@@ -223,7 +223,7 @@ func TestInconsistentSnapshotNotPublished(t *testing.T) {
 
 	// Fixed again: the next Push publishes.
 	s.gen.set(func(g *fakeGen) { g.rdsName = ""; g.port["a"] = 7000 })
-	s.Push("v3")
+	s.Push(PushRequest{Version: "v3"})
 	c.next(resourcev3.EndpointType)
 }
 
@@ -233,7 +233,7 @@ func TestGenerateErrorKeepsLastGood(t *testing.T) {
 	handshake(t, c)
 
 	s.gen.set(func(g *fakeGen) { g.err = errGen; g.port["a"] = 1 })
-	s.Push("v2")
+	s.Push(PushRequest{Version: "v2"})
 	c.quiet("a failed generation")
 	if recs := s.logs.records(t, "generating configuration failed"); len(recs) != 1 {
 		t.Errorf("generation failure logged %d times, want once", len(recs))
@@ -245,7 +245,7 @@ func TestGenerateErrorKeepsLastGood(t *testing.T) {
 
 func TestNodeConnectingAfterPush(t *testing.T) {
 	s := startServer(t)
-	s.Push("v7") // no proxies yet
+	s.Push(PushRequest{Version: "v7"}) // no proxies yet
 	c := dial(t, s.addr, "late", nil)
 	c.request(resourcev3.ListenerType, "", "", nil, "")
 	resp := c.next(resourcev3.ListenerType)
@@ -270,7 +270,7 @@ func TestDisconnectedProxyForgotten(t *testing.T) {
 	}
 
 	clk.advance(9 * time.Minute)
-	s.Push("v2")
+	s.Push(PushRequest{Version: "v2"})
 	if s.status("gone") == nil {
 		t.Fatal("proxy forgotten 9 minutes after disconnect, want 10")
 	}
@@ -279,12 +279,15 @@ func TestDisconnectedProxyForgotten(t *testing.T) {
 		t.Error("proxy still reported 11 minutes after disconnect")
 	}
 	calls := s.gen.calls("gone")
-	s.Push("v3")
+	s.Push(PushRequest{Version: "v3"})
 	if s.gen.calls("gone") != calls {
 		t.Error("Push still generates for a forgotten proxy")
 	}
-	if _, err := s.cache.GetSnapshot("gone"); err == nil {
-		t.Error("snapshot of a forgotten proxy still cached")
+	s.mu.Lock()
+	kept := s.nodes["gone"] != nil
+	s.mu.Unlock()
+	if kept {
+		t.Error("configuration of a forgotten proxy still kept")
 	}
 }
 
@@ -425,7 +428,7 @@ func TestConcurrentPushesAndConnects(t *testing.T) {
 					g.port[fmt.Sprint("p", p)] = uint32(10000 + i)
 				}
 			})
-			s.Push(fmt.Sprint("v", i))
+			s.Push(PushRequest{Version: fmt.Sprint("v", i)})
 		}
 	}()
 	clients := make([]*adsClient, proxies)

@@ -5,21 +5,20 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	adminpb "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/lucid-mesh/lucid/internal/contract"
 )
 
 // DebugHandler serves the control plane's debug endpoints:
 //
 //	/debug/syncz                      JSON array of SyncStatus
-//	/debug/config_dump?proxyID=ID     the snapshot published for that proxy, as an Envoy
+//	/debug/config_dump?proxyID=ID     the newest configuration generated for that proxy, as an Envoy
 //	                                  admin ConfigDump (protojson): clusters, listeners,
 //	                                  routes and endpoints, each with its version
 //
@@ -44,12 +43,18 @@ func (s *Server) serveConfigDump(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing proxyID: /debug/config_dump?proxyID=<node id>", http.StatusBadRequest)
 		return
 	}
-	snap, err := s.cache.GetSnapshot(id)
-	if err != nil {
+	s.mu.Lock()
+	var cur map[string]view
+	var versions map[string]string
+	if n := s.nodes[id]; n != nil && !s.expired(n, s.now()) {
+		cur, versions = n.cur, n.versions
+	}
+	s.mu.Unlock()
+	if cur == nil {
 		http.Error(w, fmt.Sprintf("proxy %q has no configuration (not connected, or forgotten)", id), http.StatusNotFound)
 		return
 	}
-	dump, err := configDump(snap)
+	dump, err := configDump(cur, versions)
 	if err != nil {
 		http.Error(w, fmt.Sprintf("config dump of %q: %v", id, err), http.StatusInternalServerError)
 		return
@@ -63,54 +68,42 @@ func (s *Server) serveConfigDump(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// configDump renders a snapshot as Envoy's admin ConfigDump (field names in snake_case,
-// as Envoy's /config_dump prints them), in Envoy's order (clusters,
-// listeners, routes) with endpoints last, resources sorted by name.
-func configDump(snap cachev3.ResourceSnapshot) (*adminpb.ConfigDump, error) {
-	var errs []error
+// configDump renders a proxy's resources as Envoy's admin ConfigDump (field names in
+// snake_case, as Envoy's /config_dump prints them), in Envoy's order (clusters, listeners,
+// routes) with endpoints last, resources sorted by name.
+func configDump(cur map[string]view, versions map[string]string) (*adminpb.ConfigDump, error) {
 	each := func(typeURL string, add func(version, name string, res *anypb.Any)) {
-		items := snap.GetResources(typeURL)
-		names := make([]string, 0, len(items))
-		for name := range items {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		for _, name := range names {
-			a, err := anypb.New(items[name])
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s %s: %w", shortType(typeURL), name, err))
-				continue
-			}
-			add(snap.GetVersion(typeURL), name, a)
+		var rs []*resource
+		cur[typeURL].each(func(r *resource) { rs = append(rs, r) })
+		slices.SortFunc(rs, func(a, b *resource) int { return strings.Compare(a.name, b.name) })
+		for _, r := range rs {
+			add(versions[typeURL], r.name, r.any)
 		}
 	}
+	version := func(typeURL string) string { return versions[typeURL] }
 
-	clusters := &adminpb.ClustersConfigDump{VersionInfo: snap.GetVersion(resourcev3.ClusterType)}
-	each(resourcev3.ClusterType, func(v, _ string, a *anypb.Any) {
+	clusters := &adminpb.ClustersConfigDump{VersionInfo: version(contract.ClusterTypeURL)}
+	each(contract.ClusterTypeURL, func(v, _ string, a *anypb.Any) {
 		clusters.DynamicActiveClusters = append(clusters.DynamicActiveClusters,
 			&adminpb.ClustersConfigDump_DynamicCluster{VersionInfo: v, Cluster: a})
 	})
-	listeners := &adminpb.ListenersConfigDump{VersionInfo: snap.GetVersion(resourcev3.ListenerType)}
-	each(resourcev3.ListenerType, func(v, name string, a *anypb.Any) {
+	listeners := &adminpb.ListenersConfigDump{VersionInfo: version(contract.ListenerTypeURL)}
+	each(contract.ListenerTypeURL, func(v, name string, a *anypb.Any) {
 		listeners.DynamicListeners = append(listeners.DynamicListeners, &adminpb.ListenersConfigDump_DynamicListener{
 			Name:        name,
 			ActiveState: &adminpb.ListenersConfigDump_DynamicListenerState{VersionInfo: v, Listener: a},
 		})
 	})
 	routes := &adminpb.RoutesConfigDump{}
-	each(resourcev3.RouteType, func(v, _ string, a *anypb.Any) {
+	each(contract.RouteTypeURL, func(v, _ string, a *anypb.Any) {
 		routes.DynamicRouteConfigs = append(routes.DynamicRouteConfigs,
 			&adminpb.RoutesConfigDump_DynamicRouteConfig{VersionInfo: v, RouteConfig: a})
 	})
 	endpoints := &adminpb.EndpointsConfigDump{}
-	each(resourcev3.EndpointType, func(v, _ string, a *anypb.Any) {
+	each(contract.EndpointTypeURL, func(v, _ string, a *anypb.Any) {
 		endpoints.DynamicEndpointConfigs = append(endpoints.DynamicEndpointConfigs,
 			&adminpb.EndpointsConfigDump_DynamicEndpointConfig{VersionInfo: v, EndpointConfig: a})
 	})
-	if len(errs) > 0 {
-		return nil, errs[0]
-	}
-
 	dump := &adminpb.ConfigDump{}
 	for _, m := range []proto.Message{clusters, listeners, routes, endpoints} {
 		a, err := anypb.New(m)

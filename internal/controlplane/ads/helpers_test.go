@@ -26,7 +26,6 @@ import (
 	routepb "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/lucid-mesh/lucid/internal/contract"
 )
@@ -74,7 +73,7 @@ func sockAddr(ip string, port uint32) *corepb.Address {
 	}}}
 }
 
-func (g *fakeGen) Generate(node *corepb.Node) (map[string][]types.Resource, error) {
+func (g *fakeGen) Generate(node *corepb.Node) (Resources, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.generate[node.GetId()]++
@@ -129,11 +128,11 @@ func (g *fakeGen) Generate(node *corepb.Node) (map[string][]types.Resource, erro
 			HostIdentifier: &endpointpb.LbEndpoint_Endpoint{Endpoint: &endpointpb.Endpoint{Address: sockAddr("127.0.0.1", port)}},
 		}}}},
 	}
-	return map[string][]types.Resource{
-		resourcev3.ListenerType: {listener},
-		resourcev3.RouteType:    {route},
-		resourcev3.ClusterType:  {cluster},
-		resourcev3.EndpointType: {cla},
+	return Resources{
+		resourcev3.ListenerType: {NewPart(listener)},
+		resourcev3.RouteType:    {NewPart(route)},
+		resourcev3.ClusterType:  {NewPart(cluster)},
+		resourcev3.EndpointType: {NewPart(cla)},
 	}, nil
 }
 
@@ -189,7 +188,14 @@ func startServer(t *testing.T) *testServer {
 	t.Helper()
 	logs := &logBuffer{}
 	gen := newFakeGen()
-	s := New(gen, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	s, addr := serve(t, gen, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	return &testServer{Server: s, gen: gen, addr: addr, logs: logs}
+}
+
+// serve runs a Server for gen on 127.0.0.1 until the test ends, and returns its address.
+func serve(t *testing.T, gen Generator, log *slog.Logger) (*Server, string) {
+	t.Helper()
+	s := New(gen, log)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +209,7 @@ func startServer(t *testing.T) *testServer {
 			t.Errorf("Serve returned %v after cancel, want nil", err)
 		}
 	})
-	return &testServer{Server: s, gen: gen, addr: lis.Addr().String(), logs: logs}
+	return s, lis.Addr().String()
 }
 
 // adsClient is a hand-driven ADS client: it sends DiscoveryRequests as a test says and

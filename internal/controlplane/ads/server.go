@@ -1,31 +1,34 @@
 // Package ads is the control plane's xDS server: the last step of the control-plane flow,
-// serving what translate produced to every sidecar (or any Envoy) over gRPC:
+// serving what translate produced to every sidecar, gateway or proxyless gRPC client:
 //
-//	source → config → store → model → translate → ads ══ xDS v3 (ADS, SotW) ══▶ xdsclient
+//	source → config → store → model → translate → ads ══ xDS v3 (ADS: SotW and delta) ══▶ clients
 //
-// It wraps go-control-plane's snapshot cache in ADS mode. Push regenerates one snapshot per
-// known proxy through a Generator, checks it for consistency and publishes it only when its
-// content changed. Server callbacks record, per proxy and per type, what was sent, acked and
-// nacked, for `lucid proxy-status` and the /debug endpoints.
+// Each connection has its own goroutine, its own subscriptions and its own record of what it
+// was sent. Push only marks connections dirty; each connection then generates its resources
+// from the newest configuration (a slow one skips to the newest state instead of queueing
+// pushes, so its memory stays bounded and nobody waits for it), compares them with what it
+// sent, and sends what changed, in Envoy's order: clusters, their endpoints, and only once
+// the client has subscribed to the endpoints of new clusters, listeners and routes; clusters
+// that went away are removed after the routes that used them (make before break).
+//
+// Resources are shared: a Generator returns Parts (groups of resources that many proxies
+// get, table.go), which are marshalled and hashed once and diffed by identity, so an
+// endpoint change costs the endpoint assignments it touched, not every proxy's whole
+// configuration. Requests may name any subset of resources, mix a wildcard with names, and
+// name resources that do not exist yet (they are sent when they appear).
 package ads
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/protobuf/proto"
 
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	clustergrpc "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
@@ -33,230 +36,153 @@ import (
 	endpointgrpc "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
 	listenergrpc "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routegrpc "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
-	xdsserverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+
+	"github.com/lucid-mesh/lucid/internal/contract"
 )
 
-// Generator produces the full resource set for one node.
+// Generator produces a proxy's resources.
 type Generator interface {
-	// Generate returns every resource the node should have, keyed by type URL
-	// (resourcev3.ListenerType, RouteType, ClusterType, EndpointType). A missing type
-	// means "none of that type". An error keeps the node's last good snapshot.
-	Generate(node *corepb.Node) (map[string][]types.Resource, error)
+	// Generate returns every resource node should have under the newest configuration. An
+	// error keeps the node's last good resources.
+	Generate(node *corepb.Node) (Resources, error)
 }
 
-// xdsTypes are the types every snapshot carries, in the order Envoy wants them applied.
+// Type URLs, in the order a push sends them (Envoy's: a cluster before its endpoints,
+// both before the listeners and routes that use them).
 var xdsTypes = []string{
-	resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType,
+	contract.ClusterTypeURL, contract.EndpointTypeURL, contract.ListenerTypeURL, contract.RouteTypeURL,
 }
 
-// Server is the ADS server. Create it with New; it is safe for concurrent use.
+// fullState reports whether a state-of-the-world response of typeURL must list every
+// subscribed resource (listeners and clusters), or only those that changed.
+func fullState(typeURL string) bool {
+	return typeURL == contract.ListenerTypeURL || typeURL == contract.ClusterTypeURL
+}
+
+// PushRequest describes one configuration change.
+type PushRequest struct {
+	// Version is the configuration version (the store's); it prefixes every version_info
+	// sent for content that changed in this push.
+	Version string
+	// Start is when the first change folded into this push happened (the debounce's first
+	// event); convergence time and proxy lag are measured from it. Zero means now.
+	Start time.Time
+	// Full is false for a push of endpoints only (metrics and logs).
+	Full bool
+}
+
+// Server is the xDS server. Create it with New; it is safe for concurrent use.
 type Server struct {
-	gen   Generator
-	log   *slog.Logger
-	cache cachev3.SnapshotCache
+	gen Generator
+	log *slog.Logger
+
+	// Metrics, when set before Serve, records Istio's pilot_* metrics (metrics.go).
+	Metrics *Metrics
+	// Throttle bounds how many connections generate at once (Istio's PILOT_PUSH_THROTTLE,
+	// 100); sending is not bounded, a slow client only blocks its own connection.
+	Throttle int
+	// WarmTimeout bounds how long a push waits for a client to subscribe to the endpoints of
+	// the clusters it just received before it sends listeners and routes (default 5 s).
+	WarmTimeout time.Duration
+	// RemovalGrace is how long clusters and endpoints a routing change stopped using are
+	// kept before they are removed (default 1 s).
+	RemovalGrace time.Duration
 
 	// Clocks and retention are fields so tests can shorten them.
 	now         func() time.Time
 	forgetAfter time.Duration // how long a disconnected node's status is kept
 	stopGrace   time.Duration // how long Serve waits for a graceful stop
 
-	// genMu serializes generation and publication, so snapshots reach the cache in
-	// order. Lock order: genMu before mu.
-	genMu     sync.Mutex
-	version   string                // the last Push version (guarded by genMu)
-	published map[string]*published // node ID → what the cache holds (guarded by genMu)
+	table *table
+	sem   chan struct{} // Throttle slots, made by Serve
 
 	extra []extraService // more gRPC services on the xDS port (services.go); set before Serve
 
-	shared interner // one copy of each distinct resource for all nodes (intern.go; guarded by genMu)
+	pushMu  sync.Mutex // serializes Push
+	version string     // the last Push's version (guarded by mu)
+	diffs   sync.Map   // [2]*set → *pairDiff, for the current push generation
+	checks  sync.Map   // consistency results per set combination (consistent.go)
 
-	mu      sync.Mutex // guards the sync state below
+	mu      sync.Mutex // guards nodes, conns, version and every conn's shared fields
 	nodes   map[string]*nodeState
-	streams map[int64]string // stream ID → node ID, once the stream's first request named it
+	conns   map[int64]*conn
+	nextID  int64
+	started bool
 }
 
-// published remembers, for one node, each type's content hash and the version it was
-// published under, so unchanged types keep their version and get no push.
-type published struct {
-	hash    map[string]string
-	version map[string]string
-}
-
-// New returns a Server that builds snapshots with gen and logs to log.
+// New returns a Server that builds resources with gen and logs to log.
 func New(gen Generator, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{
-		gen:         gen,
-		log:         log,
-		cache:       cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cacheLogger{log}),
-		now:         time.Now,
-		forgetAfter: 10 * time.Minute,
-		stopGrace:   5 * time.Second,
-		published:   map[string]*published{},
-		nodes:       map[string]*nodeState{},
-		streams:     map[int64]string{},
+		gen:          gen,
+		log:          log,
+		Throttle:     100,
+		WarmTimeout:  5 * time.Second,
+		RemovalGrace: time.Second,
+		now:          time.Now,
+		forgetAfter:  10 * time.Minute,
+		stopGrace:    5 * time.Second,
+		table:        newTable(),
+		nodes:        map[string]*nodeState{},
+		conns:        map[int64]*conn{},
 	}
 }
 
-// Push regenerates the snapshot of every known node (connected, or disconnected less than
-// ten minutes ago) for configuration version. A type whose content did not change keeps
-// its previous version, so a node with no change gets no push. Call it after every build.
-func (s *Server) Push(version string) {
-	s.genMu.Lock()
-	defer s.genMu.Unlock()
-	s.version = version
-	s.pruneLocked()
+// Push tells every connection that the configuration changed. It returns at once: each
+// connection regenerates from the newest configuration on its own goroutine and sends
+// what changed for it; connections still busy with an earlier push fold this one in.
+func (s *Server) Push(r PushRequest) {
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
+	if r.Start.IsZero() {
+		r.Start = s.now()
+	}
+	s.table.advance()
+	s.diffs.Clear()
+	s.checks.Clear()
 
 	s.mu.Lock()
-	nodes := make([]*corepb.Node, 0, len(s.nodes))
-	for _, n := range s.nodes {
-		nodes = append(nodes, n.node)
+	s.version = r.Version
+	s.pruneLocked()
+	conns := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.markPendingLocked(r)
 	}
 	s.mu.Unlock()
-	slices.SortFunc(nodes, func(a, b *corepb.Node) int { return strings.Compare(a.GetId(), b.GetId()) })
-
-	changed := 0
-	s.shared.begin()
-	for _, n := range nodes {
-		if s.publishLocked(n) {
-			changed++
-		}
+	for _, c := range conns {
+		c.wake()
 	}
-	s.shared.end()
-	s.log.Info("pushed configuration", "version", version, "proxies", len(nodes), "changed", changed)
+	s.log.Info("pushing configuration", "version", r.Version, "proxies", len(conns), "full", r.Full)
 }
 
-// publishLocked generates node's snapshot and sets it in the cache when it differs from
-// the published one and is consistent. It reports whether a new snapshot was set.
-// Callers hold genMu.
-func (s *Server) publishLocked(node *corepb.Node) bool {
-	id := node.GetId()
-	res, err := s.gen.Generate(node)
-	if err != nil {
-		s.log.Error("generating configuration failed; proxy keeps its last good configuration",
-			"proxy", id, "version", s.version, "error", err)
-		return false
+// currentVersion is the last Push's version, "0" before the first.
+func (s *Server) currentVersion() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.version == "" {
+		return "0"
 	}
-
-	version := s.version
-	if version == "" {
-		version = "0"
-	}
-	prev := s.published[id]
-	next := &published{hash: map[string]string{}, version: map[string]string{}}
-	snap := &cachev3.Snapshot{}
-	same := prev != nil
-	for typeURL := range res {
-		if cachev3.GetResponseType(typeURL) == types.UnknownType {
-			s.log.Error("generator returned an unknown resource type; ignored", "proxy", id, "type", typeURL)
-		}
-	}
-	for i := range types.UnknownType {
-		typeURL, err := cachev3.GetResponseTypeURL(i)
-		if err != nil {
-			continue
-		}
-		items, ok := res[typeURL]
-		if !ok && !slices.Contains(xdsTypes, typeURL) {
-			continue // a type this server does not serve unless asked to
-		}
-		h, err := hashResources(items, s.shared.share(typeURL))
-		if err != nil {
-			s.log.Error("hashing resources failed; proxy keeps its last good configuration",
-				"proxy", id, "type", shortType(typeURL), "error", err)
-			return false
-		}
-		v := version + "-" + h[:8]
-		if prev != nil && prev.hash[typeURL] == h {
-			v = prev.version[typeURL]
-		} else {
-			same = false
-		}
-		next.hash[typeURL], next.version[typeURL] = h, v
-		snap.Resources[i] = cachev3.NewResources(v, items)
-	}
-	if same && len(prev.hash) == len(next.hash) {
-		return false
-	}
-	if err := snap.Consistent(); err != nil {
-		s.log.Error("inconsistent snapshot not published; proxy keeps its last good configuration",
-			"proxy", id, "version", version, "reason", inconsistency(snap, err))
-		return false
-	}
-	if err := s.cache.SetSnapshot(context.Background(), id, snap); err != nil {
-		s.log.Error("setting snapshot failed", "proxy", id, "version", version, "error", err)
-		return false
-	}
-	s.published[id] = next
-	s.log.Debug("snapshot published", "proxy", id, "versions", next.version)
-	return true
-}
-
-// inconsistency explains why snap failed Consistent: which referenced route and endpoint
-// names are missing, and which are present without a reference.
-func inconsistency(snap *cachev3.Snapshot, err error) string {
-	refs := cachev3.GetAllResourceReferences(snap.Resources)
-	var parts []string
-	for _, c := range []struct {
-		typeURL, what, by string
-	}{
-		{resourcev3.RouteType, "route configuration", "listener"},
-		{resourcev3.EndpointType, "cluster load assignment", "cluster"},
-	} {
-		have := snap.GetResources(c.typeURL)
-		for _, name := range slices.Sorted(maps.Keys(refs[c.typeURL])) {
-			if _, ok := have[name]; !ok {
-				parts = append(parts, fmt.Sprintf("a %s references %s %q, which does not exist", c.by, c.what, name))
-			}
-		}
-		for _, name := range slices.Sorted(maps.Keys(have)) {
-			if !refs[c.typeURL][name] {
-				parts = append(parts, fmt.Sprintf("%s %q is referenced by no %s", c.what, name, c.by))
-			}
-		}
-	}
-	if len(parts) == 0 {
-		return err.Error()
-	}
-	return strings.Join(parts, "; ")
-}
-
-// hashResources hashes resources independently of their order. It replaces each item by
-// the interner's copy of it and reuses hashes it remembers (intern.go); the zero sharer
-// only hashes.
-func hashResources(items []types.Resource, sh sharer) (string, error) {
-	det := proto.MarshalOptions{Deterministic: true}
-	sums := make([]string, 0, len(items))
-	for i, r := range items {
-		sum, err := sh.sum(det, r)
-		if err != nil {
-			return "", err
-		}
-		sums = append(sums, string(sum[:]))
-		if sh.share != nil {
-			items[i] = sh.share(sum, r)
-		}
-	}
-	slices.Sort(sums)
-	h := sha256.New()
-	for _, s := range sums {
-		h.Write([]byte(s))
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return s.version
 }
 
 // Serve runs the gRPC xDS server on lis until ctx ends, then stops gracefully (open
-// streams end with ctx, so the stop is quick). It registers ADS and the per-type LDS, RDS,
-// CDS and EDS services. Clients may ping every 5 s or slower, even without a stream.
+// streams end with ctx, so the stop is quick). It registers ADS (state of the world and
+// delta) and the per-type LDS, RDS, CDS and EDS services. Clients may ping every 5 s or
+// slower, even without a stream.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	xds := xdsserverv3.NewServer(ctx, s.cache, s.callbacks(), serverv3.WithOrderedADS(),
-		serverv3.WithLogger(cacheLogger{s.log}))
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("ads: Serve called twice")
+	}
+	s.started = true
+	s.mu.Unlock()
+	s.sem = make(chan struct{}, max(1, s.Throttle))
 	gs := grpc.NewServer(
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             5 * time.Second,
@@ -266,12 +192,14 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 			Time:    30 * time.Second,
 			Timeout: 10 * time.Second,
 		}),
+		grpc.MaxRecvMsgSize(16<<20),
 	)
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(gs, xds)
-	listenergrpc.RegisterListenerDiscoveryServiceServer(gs, xds)
-	routegrpc.RegisterRouteDiscoveryServiceServer(gs, xds)
-	clustergrpc.RegisterClusterDiscoveryServiceServer(gs, xds)
-	endpointgrpc.RegisterEndpointDiscoveryServiceServer(gs, xds)
+	svc := &services{s: s, ctx: ctx}
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(gs, svc)
+	listenergrpc.RegisterListenerDiscoveryServiceServer(gs, &listenerService{svc: svc})
+	routegrpc.RegisterRouteDiscoveryServiceServer(gs, &routeService{svc: svc})
+	clustergrpc.RegisterClusterDiscoveryServiceServer(gs, &clusterService{svc: svc})
+	endpointgrpc.RegisterEndpointDiscoveryServiceServer(gs, &endpointService{svc: svc})
 	for _, e := range s.extra {
 		gs.RegisterService(e.desc, e.impl)
 	}
@@ -306,18 +234,69 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	return nil
 }
 
-// cacheLogger adapts slog to go-control-plane's logger. Its chatter goes to Debug, its
-// warnings and errors keep their level.
-type cacheLogger struct{ log *slog.Logger }
-
-func (l cacheLogger) Debugf(format string, args ...any) {
-	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug(fmt.Sprintf(format, args...))
-	}
+// services implements ADS (both protocols) for the gRPC server.
+type services struct {
+	discoverygrpc.UnimplementedAggregatedDiscoveryServiceServer
+	s   *Server
+	ctx context.Context // Serve's: streams end with it
 }
 
-func (l cacheLogger) Infof(format string, args ...any) { l.Debugf(format, args...) }
+func (v *services) StreamAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	return v.s.serveStream(v.ctx, sotwStream{st}, "")
+}
 
-func (l cacheLogger) Warnf(format string, args ...any) { l.log.Warn(fmt.Sprintf(format, args...)) }
+func (v *services) DeltaAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
+	return v.s.serveStream(v.ctx, deltaStream{st}, "")
+}
 
-func (l cacheLogger) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }
+// The per-type services serve one type per stream, in either protocol.
+type (
+	listenerService struct {
+		listenergrpc.UnimplementedListenerDiscoveryServiceServer
+		svc *services
+	}
+	routeService struct {
+		routegrpc.UnimplementedRouteDiscoveryServiceServer
+		svc *services
+	}
+	clusterService struct {
+		clustergrpc.UnimplementedClusterDiscoveryServiceServer
+		svc *services
+	}
+	endpointService struct {
+		endpointgrpc.UnimplementedEndpointDiscoveryServiceServer
+		svc *services
+	}
+)
+
+func (v *listenerService) StreamListeners(st listenergrpc.ListenerDiscoveryService_StreamListenersServer) error {
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.ListenerTypeURL)
+}
+
+func (v *listenerService) DeltaListeners(st listenergrpc.ListenerDiscoveryService_DeltaListenersServer) error {
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.ListenerTypeURL)
+}
+
+func (v *routeService) StreamRoutes(st routegrpc.RouteDiscoveryService_StreamRoutesServer) error {
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.RouteTypeURL)
+}
+
+func (v *routeService) DeltaRoutes(st routegrpc.RouteDiscoveryService_DeltaRoutesServer) error {
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.RouteTypeURL)
+}
+
+func (v *clusterService) StreamClusters(st clustergrpc.ClusterDiscoveryService_StreamClustersServer) error {
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.ClusterTypeURL)
+}
+
+func (v *clusterService) DeltaClusters(st clustergrpc.ClusterDiscoveryService_DeltaClustersServer) error {
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.ClusterTypeURL)
+}
+
+func (v *endpointService) StreamEndpoints(st endpointgrpc.EndpointDiscoveryService_StreamEndpointsServer) error {
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.EndpointTypeURL)
+}
+
+func (v *endpointService) DeltaEndpoints(st endpointgrpc.EndpointDiscoveryService_DeltaEndpointsServer) error {
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.EndpointTypeURL)
+}

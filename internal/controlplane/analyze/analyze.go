@@ -198,6 +198,7 @@ func Run(objs []*config.Object, loadDiags []config.Diagnostic, opts Options) Res
 	a.destinationRules()      // destinationrules.go
 	a.gateways()              // gateways.go
 	a.sidecars()              // sidecars.go
+	a.sidecarEgress()         // sidecar.go
 	a.serviceEntries()        // serviceentries.go
 	a.kubeServices()          // kube.go
 	a.injection()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 
@@ -14,8 +15,13 @@ import (
 // no pod of the namespace), IST0002 (egressProxy, ignored), IST0110 (a pod two Sidecars select), IST0111 (two Sidecars
 // without selector in one namespace), IST0167 (a Sidecar for ambient workloads).
 
+//
+// Lucid's local mode has WorkloadEntries where a cluster has pods: a Sidecar that selects a
+// WorkloadEntry selects a workload (no IST0101), and two selecting one WorkloadEntry is
+// IST0110 as for a pod.
 func (a *analyzer) sidecars() {
 	bySelector := map[*pod][]*config.Object{}
+	byEntry := map[*config.Object][]*config.Object{}
 	byNamespace := map[string][]*config.Object{}
 	for _, o := range a.kind(config.KindSidecar) {
 		sc, ok := o.Spec.(*networkingv1alpha3.Sidecar)
@@ -35,6 +41,12 @@ func (a *analyzer) sidecars() {
 			if p.ns == o.Namespace && selects(sel, p.labels) {
 				found = true
 				bySelector[p] = append(bySelector[p], o)
+			}
+		}
+		for _, we := range a.kind(config.KindWorkloadEntry) {
+			if e, ok := we.Spec.(*networkingv1alpha3.WorkloadEntry); ok && we.Namespace == o.Namespace && selects(sel, e.GetLabels()) {
+				found = true
+				byEntry[we] = append(byEntry[we], o)
 			}
 		}
 		if !found {
@@ -60,6 +72,13 @@ func (a *analyzer) sidecars() {
 				continue
 			}
 			a.reportf(o, "IST0110", Error, "metadata.name", "The Sidecars %v in namespace %q select the same workload pod %q, which can lead to undefined behavior.", names, p.ns, p.name)
+		}
+	}
+	for _, we := range slices.SortedFunc(maps.Keys(byEntry), func(x, y *config.Object) int { return strings.Compare(x.Name, y.Name) }) {
+		if list := byEntry[we]; len(list) > 1 {
+			for _, o := range list {
+				a.reportf(o, "IST0110", Error, "metadata.name", "The Sidecars %v in namespace %q select the same workload pod %q, which can lead to undefined behavior.", sidecarNames(list), we.Namespace, we.Name)
+			}
 		}
 	}
 	for _, ns := range slices.Sorted(maps.Keys(byNamespace)) {

@@ -83,7 +83,7 @@ func (o *Object) LineOf(path string) int {
 }
 
 // Key names the object the way every message does: "Kind namespace/name".
-func (o *Object) Key() string { return fmt.Sprintf("%s %s/%s", o.Kind, o.Namespace, o.Name) }
+func (o *Object) Key() string { return o.Kind + " " + o.Namespace + "/" + o.Name }
 
 // Level says how bad a Diagnostic is.
 type Level int

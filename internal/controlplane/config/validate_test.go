@@ -235,7 +235,7 @@ func TestValidateNotAppliedKinds(t *testing.T) {
 		return []string{"info t.yaml:2: " + kind + " default/x: " + NotAppliedMessage}
 	}
 	runValidationCases(t, []validationCase{
-		{name: "sidecar", kind: KindSidecar, valid: true, want: info(KindSidecar), spec: "egress:\n- hosts: [\"./*\", \"istio-system/*\"]\n"},
+		{name: "sidecar", kind: KindSidecar, valid: true, spec: "egress:\n- hosts: [\"./*\", \"istio-system/*\"]\n"},
 		{name: "sidecar empty", kind: KindSidecar, spec: "workloadSelector:\n  labels: {app: a}\n",
 			want: []string{"error t.yaml:5: Sidecar default/x: spec: sidecar: empty configuration provided"}},
 		{name: "peer authentication", kind: KindPeerAuthentication, valid: true, want: info(KindPeerAuthentication), spec: "mtls: {mode: STRICT}\n"},

@@ -1,10 +1,11 @@
 // Package discovery is the control plane's composition root, what `lucid discovery` runs:
 //
-//	source/file → store (debounce, latest wins) → model.Build → ads.Push → translate per proxy
+//	source/{file,kube} → store (debounce, latest wins) → model.Build → model.Diff
+//	  → translate.Cache.Update → ads.Push → per connection: translate.Cache.Parts
 //
-// It also serves the control plane's debug port: an index at /, /ready, /debug/syncz,
-// /debug/config_dump, /debug/diagnostics, /debug/analyze, and the dashboard (/dashboard/,
-// /debug/tap).
+// It also serves the control plane's debug port: an index at /, /ready, /metrics (Istio's
+// pilot_* metrics), /debug/syncz, /debug/config_dump, /debug/diagnostics, /debug/analyze,
+// and the dashboard (/dashboard/, /debug/tap).
 package discovery
 
 import (
@@ -20,9 +21,10 @@ import (
 	"time"
 
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/protobuf/proto"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
@@ -41,8 +43,10 @@ type Options struct {
 	Logger     *slog.Logger
 	// PollInterval is how often the config directory is scanned (default 200ms).
 	PollInterval time.Duration
-	// Debounce is the store's quiet period (default 100ms).
+	// Debounce is the store's quiet period (default 100ms); DebounceAfter wins when set.
 	Debounce time.Duration
+	// Push is how configuration changes are debounced (DefaultPush: Istio's variables).
+	Push PushOptions
 	// Ready, if set, is called once with the bound ADS address after the first push.
 	Ready func(grpcAddr string)
 	// Kube is the Kubernetes source (kube.go); with it, ConfigDir is optional.
@@ -54,16 +58,15 @@ type Options struct {
 	DashboardAddr string
 }
 
-// generator implements ads.Generator over the newest mesh. Its cache builds what proxies
-// share (outbound clusters, endpoint assignments) once per mesh.
+// generator implements ads.Generator over the newest mesh: translate.Cache hands every
+// proxy its class's shared parts and its own.
 type generator struct {
-	mesh  atomic.Pointer[model.Mesh]
 	cache translate.Cache
+	ready atomic.Bool
 }
 
-func (g *generator) Generate(node *corepb.Node) (map[string][]types.Resource, error) {
-	m := g.mesh.Load()
-	if m == nil {
+func (g *generator) Generate(node *corepb.Node) (ads.Resources, error) {
+	if !g.ready.Load() {
 		return nil, errors.New("no configuration built yet")
 	}
 	p, err := model.ParseNodeID(node.GetId())
@@ -71,19 +74,19 @@ func (g *generator) Generate(node *corepb.Node) (map[string][]types.Resource, er
 		return nil, fmt.Errorf("node %q: %w", node.GetId(), err)
 	}
 	p.Labels = ads.NodeLabels(node) // Kubernetes gateways: labels from node metadata
-	res := g.cache.Generate(m, m.ResolveProxy(p))
-	return map[string][]types.Resource{
-		resourcev3.ListenerType: asResources(res.Listeners),
-		resourcev3.RouteType:    asResources(res.Routes),
-		resourcev3.ClusterType:  asResources(res.Clusters),
-		resourcev3.EndpointType: asResources(res.Endpoints),
+	parts := g.cache.Parts(p)
+	return ads.Resources{
+		resourcev3.ListenerType: asParts(parts.Listeners),
+		resourcev3.RouteType:    asParts(parts.Routes),
+		resourcev3.ClusterType:  asParts(parts.Clusters),
+		resourcev3.EndpointType: asParts(parts.Endpoints),
 	}, nil
 }
 
-func asResources(ms []proto.Message) []types.Resource {
-	out := make([]types.Resource, len(ms))
-	for i, m := range ms {
-		out[i] = m
+func asParts(gs []*translate.Group) []ads.Part {
+	out := make([]ads.Part, len(gs))
+	for i, g := range gs {
+		out[i] = g
 	}
 	return out
 }
@@ -116,11 +119,22 @@ func Run(ctx context.Context, o Options) error {
 
 	gen := &generator{}
 	srv := ads.New(gen, log.With("component", "ads"))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := ads.NewMetrics(srv, reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	srv.Metrics = metrics
 	diags := &diagnostics{log: log.With("component", "config")}
 	analysis := &analyzeState{mesh: meshCfg} // /debug/analyze: debug_analyze.go
 	var ready atomic.Bool
 
-	st := store.New(log.With("component", "store"), o.Debounce)
+	push := o.Push.withDefaults(o.Debounce)
+	st := store.NewWithOptions(log.With("component", "store"), store.Options{
+		DebounceAfter: push.DebounceAfter, DebounceMax: push.DebounceMax, EDSDebounce: push.EDSDebounce, EDSInterval: push.EDSInterval,
+		EndpointsOnly: model.EndpointsOnly, OnDebounce: metrics.DebounceObserver(),
+	})
 	st.SetMesh(meshCfg)
 	src := file.New(o.ConfigDir, log.With("component", "source"))
 	if o.PollInterval > 0 {
@@ -156,12 +170,16 @@ func Run(ctx context.Context, o Options) error {
 		if !kr.waitSynced(ctx) {
 			return // publish nothing before the Kubernetes caches are in
 		}
+		var prev *model.Mesh
 		st.Run(ctx, func(s *store.Snapshot) {
 			m, md := model.Build(s.Objects, meshCfg)
 			analysis.set(s.Objects, s.Diagnostics)
 			diags.set(append(append([]config.Diagnostic(nil), s.Diagnostics...), md...), s.Version) // diagnostics.go
-			gen.mesh.Store(m)
-			srv.Push(s.Version)
+			ch := model.Diff(prev, m)
+			prev = m
+			gen.cache.Update(m, ch)
+			gen.ready.Store(true)
+			srv.Push(ads.PushRequest{Version: s.Version, Start: s.Start, Full: ch.Config})
 			if !ready.Swap(true) {
 				log.Info("first configuration published", "version", s.Version, "objects", len(s.Objects), "ads", lis.Addr().String())
 				if o.Ready != nil {
@@ -198,6 +216,7 @@ func Run(ctx context.Context, o Options) error {
 			_ = json.NewEncoder(w).Encode(diags.get())
 		})
 		mux.HandleFunc("/debug/analyze", analysis.serve)
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.Handle("/debug/", srv.DebugHandler())
 		stopDashboard, err := startDashboard(ctx, &wg, o, mux, srv, analysis, log) // dashboard.go
 		if err != nil {

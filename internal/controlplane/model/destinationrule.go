@@ -116,6 +116,7 @@ func (b *builder) addDestinationRule(o *config.Object) {
 			selector = map[string]string{}
 		}
 	}
+	b.addSelector(selector)
 	for _, d := range b.m.destRules[o.Namespace] {
 		if d.Host != host || d.Selector != nil || selector != nil {
 			continue

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
@@ -40,6 +41,14 @@ type Mesh struct {
 	connectTimeout time.Duration
 	rootNamespace  string
 	tcpKeepalive   *networkingv1alpha3.ConnectionPoolSettings_TCPSettings_TcpKeepalive // meshConfig.tcpKeepalive
+
+	sidecars    map[string][]*config.Object // Sidecar resources by namespace, by name
+	selectors   []map[string]string         // label selectors that decide what a proxy gets (change.go)
+	fingerprint string                      // everything but endpoints and workloads (change.go)
+	workloadGen map[string]string           // "ns/name" → generation of each workload's object
+
+	scopeMu sync.Mutex // guards scopes, built on first use (sidecar.go)
+	scopes  map[scopeKey]*SidecarScope
 }
 
 // Build builds the mesh from validated objects. mesh may be nil (Istio defaults). The
@@ -52,6 +61,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 		workloadByIP:   map[netip.Addr]*Workload{},
 		destRules:      map[string][]*DestinationRule{},
 		gatewayByKey:   map[string]*Gateway{},
+		sidecars:       map[string][]*config.Object{},
 		allowAny:       true,
 		connectTimeout: DefaultConnectTimeout,
 		rootNamespace:  DefaultRootNamespace,
@@ -89,7 +99,15 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 			drs = append(drs, o)
 		case *networkingv1alpha3.Gateway:
 			b.addGateway(o)
+		case *networkingv1alpha3.Sidecar:
+			b.m.sidecars[o.Namespace] = append(b.m.sidecars[o.Namespace], o)
+			if sel := o.Spec.(*networkingv1alpha3.Sidecar).GetWorkloadSelector(); sel != nil {
+				b.addSelector(sel.GetLabels())
+			}
 		}
+	}
+	for _, list := range b.m.sidecars {
+		slices.SortFunc(list, func(a, b *config.Object) int { return cmp.Compare(a.Name, b.Name) })
 	}
 	for _, o := range ses {
 		b.addServiceEntry(o)
@@ -103,6 +121,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 	b.checkDestinationRules()
 	b.checkVirtualServices()
 	b.checkGateways()
+	b.fingerprint(objs, mesh)
 	return b.m, b.diags
 }
 
@@ -172,11 +191,23 @@ func (m *Mesh) InboundPorts(w *Workload) []InboundPort {
 				continue
 			}
 			seen[tp] = true
-			out = append(out, InboundPort{Port: tp, Protocol: p.Protocol, Service: s, Name: p.Name})
+			out = append(out, InboundPort{Port: tp, AppPort: tp, Protocol: p.Protocol, Service: s, Name: p.Name})
 		}
 	}
 	slices.SortFunc(out, func(a, b InboundPort) int { return cmp.Compare(a.Port, b.Port) })
 	return out
+}
+
+// ProxyInboundPorts are the ports proxy p serves inbound: its Sidecar's ingress listeners
+// when it has any, else the ports of the services that select its workload.
+func (m *Mesh) ProxyInboundPorts(p *Proxy) []InboundPort {
+	w := m.Workload(p)
+	if p.Type == ProxySidecar {
+		if sc := m.SidecarScope(p); len(sc.Ingress()) > 0 {
+			return sc.IngressPorts(m, w)
+		}
+	}
+	return m.InboundPorts(w)
 }
 
 // targetPort is Istio's endpoint port: the workload's port named like the service port,

@@ -72,7 +72,47 @@ func (b *builder) addServiceEntry(o *config.Object) {
 	}
 }
 
+// workloadIndex finds the workloads a selector selects without scanning every workload:
+// by namespace, then by one of the selector's labels.
+type workloadIndex map[string]map[string][]*Workload // namespace → "k=v" → workloads
+
+func newWorkloadIndex(ws []*Workload) workloadIndex {
+	idx := workloadIndex{}
+	for _, w := range ws {
+		byLabel := idx[w.Namespace]
+		if byLabel == nil {
+			byLabel = map[string][]*Workload{}
+			idx[w.Namespace] = byLabel
+		}
+		byLabel[""] = append(byLabel[""], w) // every workload of the namespace
+		for k, v := range w.Labels {
+			byLabel[k+"="+v] = append(byLabel[k+"="+v], w)
+		}
+	}
+	return idx
+}
+
+// selected returns the workloads of ns whose labels carry every selector label, in the
+// order of the workload list.
+func (idx workloadIndex) selected(ns string, selector map[string]string) []*Workload {
+	byLabel := idx[ns]
+	candidates := byLabel[""]
+	for k, v := range selector {
+		if c := byLabel[k+"="+v]; len(c) < len(candidates) {
+			candidates = c
+		}
+	}
+	var out []*Workload
+	for _, w := range candidates {
+		if selects(selector, w.Labels) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 func (b *builder) buildEndpoints() {
+	idx := newWorkloadIndex(b.m.workloads)
 	for _, s := range b.m.services {
 		if s.isKubernetes() { // endpoints from EndpointSlices: kube.go
 			b.m.endpoints[s.Host] = b.kubeEndpoints(s)
@@ -83,10 +123,7 @@ func (b *builder) buildEndpoints() {
 		for _, p := range s.Ports {
 			var eps []*Endpoint
 			if s.Selector != nil {
-				for _, w := range b.m.workloads {
-					if w.Namespace != s.Namespace || !selects(s.Selector, w.Labels) {
-						continue
-					}
+				for _, w := range idx.selected(s.Namespace, s.Selector) {
 					addr := w.Config.Spec.(*networkingv1alpha3.WorkloadEntry).GetAddress()
 					eps = append(eps, &Endpoint{
 						Address: addr, Port: targetPort(p, w.Ports), Labels: w.Labels, Weight: w.Weight,

@@ -114,9 +114,10 @@ type Workload struct {
 
 // InboundPort is one port a workload serves through its sidecar.
 type InboundPort struct {
-	Port     uint32 // target port: the sidecar's inbound port and the application's port
+	Port     uint32 // the sidecar's inbound port (a service's target port)
+	AppPort  uint32 // where the application listens (Port, unless a Sidecar ingress says otherwise)
 	Protocol string
-	Service  *Service // the first service exposing the port
+	Service  *Service // the first service exposing the port (nil for a Sidecar ingress port no service has)
 	Name     string   // service port name
 }
 

@@ -94,6 +94,21 @@ func (b *builder) buildVirtualServices(objs []*config.Object) {
 			}
 		}
 		b.m.virtualServices = append(b.m.virtualServices, v)
+		for _, r := range v.HTTP {
+			for _, mr := range r.Route.GetMatch() {
+				b.addSelector(mr.GetSourceLabels())
+			}
+		}
+		for _, r := range spec.GetTcp() {
+			for _, mr := range r.GetMatch() {
+				b.addSelector(mr.GetSourceLabels())
+			}
+		}
+		for _, r := range spec.GetTls() {
+			for _, mr := range r.GetMatch() {
+				b.addSelector(mr.GetSourceLabels())
+			}
+		}
 	}
 }
 
@@ -258,12 +273,15 @@ func mergeStringMatches(root, del map[string]*networkingv1alpha3.StringMatch) (m
 // wins over wildcards (the most specific wildcard next); ties go to the first by creation
 // order, as Istio keeps the first virtual host for a domain. nil when none.
 func (m *Mesh) VirtualServiceFor(ns, host string) *VirtualService {
+	return bestVirtualService(m.meshVirtualServices(ns), host)
+}
+
+// bestVirtualService is the VirtualService of vses (in creation order) that routes host:
+// an exact host over wildcards, the most specific wildcard next, the first on a tie.
+func bestVirtualService(vses []*VirtualService, host string) *VirtualService {
 	var best *VirtualService
 	bestSpec := -1
-	for _, v := range m.virtualServices {
-		if !v.ForSidecars() || !exported(v.ExportTo, v.Config.Namespace, ns) {
-			continue
-		}
+	for _, v := range vses {
 		for _, h := range v.Hosts {
 			if HostMatches(h, host) && specificity(h) > bestSpec {
 				best, bestSpec = v, specificity(h)

@@ -4,8 +4,14 @@
 //	source/{file,kube} → config → store → model → translate → ads
 //
 // Sources call Update whenever their view changes; Update never blocks. Run owns the only
-// goroutine that builds: it waits for a quiet period (debounce), bounded by a maximum wait,
-// then builds one Snapshot at a time. Updates that arrive while a build runs are merged and
+// goroutine that builds. It debounces as istiod does: a build starts once no update has
+// arrived for DebounceAfter (PILOT_DEBOUNCE_AFTER, 100 ms), or DebounceMax (PILOT_DEBOUNCE_MAX,
+// 10 s) after the first pending update under a continuous stream of them. Updates that
+// change only endpoints skip the quiet period unless EDSDebounce is set (Istio's
+// PILOT_ENABLE_EDS_DEBOUNCE): they are built at once when the last build started at least
+// EDSInterval ago, else when it has (under continuous endpoint churn, one build per
+// EDSInterval carries every change since the last).
+// One Snapshot is built at a time; updates that arrive while a build runs are merged and
 // built next, so a slow build always gets the newest state, never a backlog.
 package store
 
@@ -28,12 +34,33 @@ import (
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 )
 
-// DefaultDebounce is the quiet period New uses when given a debounce <= 0.
+// DefaultDebounce is the quiet period New uses when given a debounce <= 0 (Istio's
+// PILOT_DEBOUNCE_AFTER).
 const DefaultDebounce = 100 * time.Millisecond
 
 // DefaultMaxWait bounds how long a pending update can wait for a quiet period: under a
-// continuous stream of updates a build still starts this long after the first of them.
-const DefaultMaxWait = time.Second
+// continuous stream of updates a build still starts this long after the first of them
+// (Istio's PILOT_DEBOUNCE_MAX).
+const DefaultMaxWait = 10 * time.Second
+
+// Options tune a Store beyond New's defaults.
+type Options struct {
+	DebounceAfter time.Duration // quiet period; <= 0: DefaultDebounce
+	DebounceMax   time.Duration // longest wait for a quiet period; <= 0: DefaultMaxWait
+	// EDSDebounce debounces endpoint-only updates like any other (Istio's default);
+	// false builds them at once, at most one build per EDSInterval.
+	EDSDebounce bool
+	// EDSInterval is the least time between the starts of two builds that endpoint-only
+	// updates trigger without EDSDebounce (0: none).
+	EDSInterval time.Duration
+	// EndpointsOnly tells whether an object's change (old → cur; either may be nil for an
+	// object that appeared or went away) changes only endpoints. nil: every change is a
+	// configuration change.
+	EndpointsOnly func(old, cur *config.Object) bool
+	// OnDebounce, if set, is called with each build's debounce time: from the first
+	// pending update to the build (Istio's pilot_debounce_time).
+	OnDebounce func(time.Duration)
+}
 
 // Snapshot is the merged configuration of every source at one moment. It is immutable:
 // consumers may keep it and share it between goroutines.
@@ -48,11 +75,17 @@ type Snapshot struct {
 	Diagnostics []config.Diagnostic
 	// Mesh is the mesh config set with SetMesh (nil until then). Never mutated.
 	Mesh *meshv1alpha1.MeshConfig
+	// Start is when the first update built into this Snapshot arrived.
+	Start time.Time
+	// EndpointsOnly is true when every update since the previous build changed endpoints
+	// only (per Options.EndpointsOnly).
+	EndpointsOnly bool
 }
 
 type sourceState struct {
 	objs  []*config.Object
 	diags []config.Diagnostic
+	byKey map[string]*config.Object // with EndpointsOnly set: objs by Key
 }
 
 // Store keeps the latest state per source and publishes merged Snapshots through Run.
@@ -61,6 +94,7 @@ type Store struct {
 	log      *slog.Logger
 	debounce time.Duration
 	maxWait  time.Duration
+	opts     Options
 
 	// notify holds at most one token: "something changed since Run last looked".
 	notify chan struct{}
@@ -69,19 +103,30 @@ type Store struct {
 	sources      map[string]sourceState
 	mesh         *meshv1alpha1.MeshConfig
 	dirty        bool      // an update is waiting to be built
+	config       bool      // a pending update changes more than endpoints
 	firstPending time.Time // when the oldest unbuilt update arrived
 	lastUpdate   time.Time // when the newest unbuilt update arrived
+	lastBuild    time.Time // when the last build started
 }
 
 // New returns an empty Store. debounce <= 0 means DefaultDebounce.
 func New(log *slog.Logger, debounce time.Duration) *Store {
-	if debounce <= 0 {
-		debounce = DefaultDebounce
+	return NewWithOptions(log, Options{DebounceAfter: debounce, EDSDebounce: true})
+}
+
+// NewWithOptions returns an empty Store tuned by o.
+func NewWithOptions(log *slog.Logger, o Options) *Store {
+	if o.DebounceAfter <= 0 {
+		o.DebounceAfter = DefaultDebounce
+	}
+	if o.DebounceMax <= 0 {
+		o.DebounceMax = DefaultMaxWait
 	}
 	return &Store{
 		log:      log,
-		debounce: debounce,
-		maxWait:  DefaultMaxWait,
+		debounce: o.DebounceAfter,
+		maxWait:  o.DebounceMax,
+		opts:     o,
 		notify:   make(chan struct{}, 1),
 		sources:  map[string]sourceState{},
 	}
@@ -91,11 +136,43 @@ func New(log *slog.Logger, debounce time.Duration) *Store {
 // diags. The store keeps the slices; callers must not modify them afterwards. Update never
 // blocks on the builder.
 func (s *Store) Update(source string, objs []*config.Object, diags []config.Diagnostic) {
+	st := sourceState{objs: objs, diags: diags}
 	s.mu.Lock()
-	s.sources[source] = sourceState{objs: objs, diags: diags}
-	s.markDirtyLocked()
+	prev, known := s.sources[source]
+	cfg := true
+	if s.opts.EndpointsOnly != nil {
+		st.byKey = make(map[string]*config.Object, len(objs))
+		for _, o := range objs {
+			if o != nil {
+				st.byKey[o.Key()] = o
+			}
+		}
+		cfg = !known || !s.endpointsOnly(prev.byKey, st.byKey) || !slices.Equal(prev.diags, diags)
+	}
+	s.sources[source] = st
+	s.markDirtyLocked(cfg)
 	s.mu.Unlock()
 	s.wake()
+}
+
+// endpointsOnly reports whether every object that differs between a and b changes only
+// endpoints.
+func (s *Store) endpointsOnly(a, b map[string]*config.Object) bool {
+	for k, n := range b {
+		o := a[k]
+		if o == n || (o != nil && o.Generation != "" && o.Generation == n.Generation) {
+			continue
+		}
+		if !s.opts.EndpointsOnly(o, n) {
+			return false
+		}
+	}
+	for k, o := range a {
+		if _, ok := b[k]; !ok && !s.opts.EndpointsOnly(o, nil) {
+			return false
+		}
+	}
+	return true
 }
 
 // SetMesh replaces the mesh config (part of every Snapshot and of its Version). m must
@@ -103,18 +180,21 @@ func (s *Store) Update(source string, objs []*config.Object, diags []config.Diag
 func (s *Store) SetMesh(m *meshv1alpha1.MeshConfig) {
 	s.mu.Lock()
 	s.mesh = m
-	s.markDirtyLocked()
+	s.markDirtyLocked(true)
 	s.mu.Unlock()
 	s.wake()
 }
 
-func (s *Store) markDirtyLocked() {
+func (s *Store) markDirtyLocked(cfg bool) {
 	now := time.Now()
 	if !s.dirty {
 		s.dirty = true
 		s.firstPending = now
 	}
-	s.lastUpdate = now
+	s.config = s.config || cfg
+	if cfg || s.opts.EDSDebounce {
+		s.lastUpdate = now
+	}
 }
 
 func (s *Store) wake() {
@@ -172,6 +252,9 @@ func (s *Store) waitQuiet(ctx context.Context, timer *time.Timer) bool {
 			return true // nothing pending; take reports that
 		}
 		deadline := s.lastUpdate.Add(s.debounce)
+		if !s.config && !s.opts.EDSDebounce {
+			deadline = s.lastBuild.Add(s.opts.EDSInterval) // endpoints only: now, or one interval after the last build
+		}
 		if limit := s.firstPending.Add(s.maxWait); limit.Before(deadline) {
 			deadline = limit
 		}
@@ -201,8 +284,14 @@ func (s *Store) take() (*Snapshot, bool) {
 	if !s.dirty {
 		return nil, false
 	}
-	s.dirty = false
-	return merge(s.sources, s.mesh), true
+	snap := merge(s.sources, s.mesh)
+	snap.Start, snap.EndpointsOnly = s.firstPending, !s.config
+	s.lastBuild = time.Now()
+	if s.opts.OnDebounce != nil {
+		s.opts.OnDebounce(time.Since(s.firstPending))
+	}
+	s.dirty, s.config = false, false
+	return snap, true
 }
 
 // merge builds the Snapshot of sources (read-only) and mesh.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -308,5 +309,46 @@ func TestVersion(t *testing.T) {
 				t.Errorf("versions %q and %q: same=%v, want %v", tc.a, tc.b, tc.a == tc.b, tc.same)
 			}
 		})
+	}
+}
+
+// Endpoint-only updates skip the quiet period (PILOT_ENABLE_EDS_DEBOUNCE off); a
+// configuration update waits for it, and endpoint updates that arrive meanwhile wait with it.
+func TestEndpointUpdatesSkipTheQuietPeriod(t *testing.T) {
+	const quiet = 2 * time.Second
+	var debounced []time.Duration
+	var mu sync.Mutex
+	s := NewWithOptions(discard(), Options{
+		DebounceAfter: quiet, DebounceMax: time.Hour,
+		EndpointsOnly: func(old, cur *config.Object) bool { return cmp.Or(old, cur).Kind == config.KindWorkloadEntry },
+		OnDebounce:    func(d time.Duration) { mu.Lock(); debounced = append(debounced, d); mu.Unlock() },
+	})
+	s.Update("file", []*config.Object{obj(config.KindServiceEntry, "default", "svc", "1")}, nil)
+	r := start(t, s, nil)
+	first := r.next(t, 5*time.Second) // a source's first update is a configuration change
+	if first.EndpointsOnly {
+		t.Error("the first build is marked endpoints-only")
+	}
+
+	began := time.Now()
+	s.Update("file", []*config.Object{
+		obj(config.KindServiceEntry, "default", "svc", "1"),
+		obj(config.KindWorkloadEntry, "default", "w", "2"),
+	}, nil)
+	snap := r.next(t, 5*time.Second)
+	if !snap.EndpointsOnly || time.Since(began) > quiet/2 {
+		t.Fatalf("endpoint update built after %v (endpointsOnly=%v), want at once", time.Since(began), snap.EndpointsOnly)
+	}
+	if snap.Start.Before(began) {
+		t.Errorf("Start %v is before the update at %v", snap.Start, began)
+	}
+
+	s.Update("file", []*config.Object{obj(config.KindServiceEntry, "default", "svc", "3"), obj(config.KindWorkloadEntry, "default", "w", "2")}, nil)
+	s.Update("file", []*config.Object{obj(config.KindServiceEntry, "default", "svc", "3"), obj(config.KindWorkloadEntry, "default", "w", "4")}, nil)
+	r.none(t, 300*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(debounced) != 2 {
+		t.Errorf("debounce observed %d times, want once per build (2)", len(debounced))
 	}
 }

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"cmp"
 	"time"
 
 	clusterpb "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -24,32 +25,40 @@ const HTTPProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 // passthroughIdleTimeout is Istio's idle timeout for the passthrough clusters.
 const passthroughIdleTimeout = 5 * time.Minute
 
-func (g *generator) clusters() (clusters, endpoints []proto.Message) {
+// outboundClusters are the static clusters and every visible service port's cluster (and
+// subset clusters) with their endpoint assignments.
+func (g *generator) outboundClusters() (clusters, endpoints []proto.Message, eds []edsKey) {
 	clusters = append(clusters, g.passthroughCluster(PassthroughCluster), g.passthroughCluster(InboundPassthroughCluster), g.blackHoleCluster())
+	add := func(s *model.Service, port model.Port, dr *model.DestinationRule, subset string) {
+		c, cla := g.outboundCluster(s, port, dr, subset)
+		clusters = append(clusters, c)
+		if cla != nil {
+			endpoints = append(endpoints, cla)
+			eds = append(eds, edsKey{host: s.Host, port: port.Number, subset: subset})
+		}
+	}
 	for _, s := range g.services {
 		dr := g.m.DestinationRule(g.p.Namespace, g.p.Labels, s.Host)
-		for _, port := range s.Ports {
-			c, cla := g.outboundCluster(s, port, dr, "")
-			clusters = append(clusters, c)
-			if cla != nil {
-				endpoints = append(endpoints, cla)
-			}
+		for _, port := range g.scope.ServicePorts(s) {
+			add(s, port, dr, "")
 			if dr == nil {
 				continue
 			}
 			for _, sub := range dr.Spec.GetSubsets() {
-				c, cla := g.outboundCluster(s, port, dr, sub.GetName())
-				clusters = append(clusters, c)
-				if cla != nil {
-					endpoints = append(endpoints, cla)
-				}
+				add(s, port, dr, sub.GetName())
 			}
 		}
 	}
-	for _, ip := range g.m.InboundPorts(g.m.Workload(g.p)) {
-		clusters = append(clusters, g.inboundCluster(ip))
+	return clusters, endpoints, eds
+}
+
+// inboundClusters are the proxy's inbound clusters, one per inbound port.
+func (g *generator) inboundClusters() []proto.Message {
+	var out []proto.Message
+	for _, ip := range g.m.ProxyInboundPorts(g.p) {
+		out = append(out, g.inboundCluster(ip))
 	}
-	return clusters, endpoints
+	return out
 }
 
 // outboundCluster is the cluster (and its assignment, for EDS) of service s's port and
@@ -288,6 +297,14 @@ func (g *generator) blackHoleCluster() *clusterpb.Cluster {
 	}
 }
 
+// appAddress is where w's application listens (127.0.0.1 without a workload).
+func appAddress(w *model.Workload) string {
+	if w == nil || !w.AppAddress.IsValid() {
+		return "127.0.0.1"
+	}
+	return w.AppAddress.String()
+}
+
 func (g *generator) inboundCluster(ip model.InboundPort) *clusterpb.Cluster {
 	name := InboundClusterName(ip.Port)
 	w := g.m.Workload(g.p)
@@ -300,12 +317,14 @@ func (g *generator) inboundCluster(ip model.InboundPort) *clusterpb.Cluster {
 		LoadAssignment: &endpointpb.ClusterLoadAssignment{
 			ClusterName: name,
 			Endpoints: []*endpointpb.LocalityLbEndpoints{{LbEndpoints: []*endpointpb.LbEndpoint{{
-				HostIdentifier: &endpointpb.LbEndpoint_Endpoint{Endpoint: &endpointpb.Endpoint{Address: socketAddress(w.AppAddress.String(), ip.Port)}},
+				HostIdentifier: &endpointpb.LbEndpoint_Endpoint{Endpoint: &endpointpb.Endpoint{Address: socketAddress(appAddress(w), cmp.Or(ip.AppPort, ip.Port))}},
 			}}}},
 		},
-		Metadata: &corepb.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": mustStruct(map[string]any{
+	}
+	if ip.Service != nil {
+		c.Metadata = &corepb.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": mustStruct(map[string]any{
 			"services": []any{map[string]any{"host": ip.Service.Host, "name": ip.Service.Host, "namespace": ip.Service.Namespace}},
-		})}},
+		})}}
 	}
 	if ip.IsHTTP() {
 		port := model.Port{Protocol: ip.Protocol}

@@ -85,9 +85,12 @@ func hasLabels(selector, labels map[string]string) bool {
 	return true
 }
 
+// parseLocality reads "region/zone/subzone". An unknown locality is an empty Locality,
+// never a missing one: Istio sends it that way, and gRPC's xDS client rejects a
+// LocalityLbEndpoints without one.
 func parseLocality(s string) *corepb.Locality {
 	if s == "" {
-		return nil
+		return &corepb.Locality{}
 	}
 	parts := strings.SplitN(s, "/", 3)
 	l := &corepb.Locality{Region: parts[0]}

@@ -40,35 +40,81 @@ type Resources struct {
 }
 
 // Generate builds the resources for proxy p. p's Labels are filled from the mesh when nil.
-func Generate(m *model.Mesh, p *model.Proxy) *Resources { return generate(m, p, nil) }
-
-// generate is Generate sharing proxy-independent resources through cache (cache.go) when
-// it is not nil.
-func generate(m *model.Mesh, p *model.Proxy, cache *meshCache) *Resources {
+func Generate(m *model.Mesh, p *model.Proxy) *Resources {
 	if p.Labels == nil {
 		p = m.ResolveProxy(p)
 	}
-	g := &generator{m: m, p: p, services: m.VisibleServices(p.Namespace), cache: cache}
-	r := &Resources{}
-	r.Clusters, r.Endpoints = g.clusters()
-	if p.Type == model.ProxyRouter {
-		r.Listeners, r.Routes = g.gatewayResources() // gateway.go
-	} else {
-		r.Listeners = g.listeners()
-		r.Routes = g.routes()
+	cl := newGenerator(m, p, nil).classResources()
+	own := newGenerator(m, p, nil).ownResources()
+	return &Resources{
+		Listeners: sortedConcat(cl.listeners, own.listeners),
+		Routes:    sortedConcat(cl.routes),
+		Clusters:  sortedConcat(cl.clusters, own.clusters),
+		Endpoints: sortedConcat(cl.endpoints),
 	}
-	sortByName(r.Listeners)
-	sortByName(r.Routes)
-	sortByName(r.Clusters)
-	sortByName(r.Endpoints)
-	return r
+}
+
+func sortedConcat(lists ...[]proto.Message) []proto.Message {
+	out := slices.Concat(lists...)
+	sortByName(out)
+	return out
 }
 
 type generator struct {
 	m        *model.Mesh
 	p        *model.Proxy
-	services []*model.Service
-	cache    *meshCache // nil: build everything for this proxy alone
+	scope    *model.SidecarScope
+	services []*model.Service // what the scope makes visible, sorted by host
+	cache    *meshCache       // nil: build everything for this proxy alone
+}
+
+func newGenerator(m *model.Mesh, p *model.Proxy, cache *meshCache) *generator {
+	sc := m.SidecarScope(p)
+	return &generator{m: m, p: p, scope: sc, services: sc.Services(), cache: cache}
+}
+
+// classResources are what every proxy of p's class (model.Mesh.ProxyClass) gets alike: a
+// sidecar's outbound listeners, routes, clusters and endpoints; a gateway's everything.
+type classResources struct {
+	listeners, routes, clusters, endpoints []proto.Message
+	eds                                    []edsKey // what each endpoint assignment was built from
+}
+
+// edsKey is what an outbound cluster's assignment is built from, so an endpoint change
+// rebuilds only the assignments of the hosts it touched (cache.go).
+type edsKey struct {
+	host   string
+	port   uint32
+	subset string
+}
+
+func (g *generator) classResources() *classResources {
+	r := &classResources{}
+	r.clusters, r.endpoints, r.eds = g.outboundClusters()
+	if g.p.Type == model.ProxyRouter {
+		r.listeners, r.routes = g.gatewayResources() // gateway.go
+		r.clusters = append(r.clusters, g.inboundClusters()...)
+	} else {
+		r.listeners = g.outboundListeners()
+		r.routes = g.routes()
+	}
+	return r
+}
+
+// ownResources are a sidecar's own: the listeners bound to its address and its inbound
+// clusters. A gateway has none (they are in its class of one).
+type ownResources struct {
+	listeners, clusters []proto.Message
+}
+
+func (g *generator) ownResources() *ownResources {
+	if g.p.Type == model.ProxyRouter {
+		return &ownResources{}
+	}
+	return &ownResources{
+		listeners: []proto.Message{g.virtualOutbound(), g.virtualInbound()},
+		clusters:  g.inboundClusters(),
+	}
 }
 
 type named interface{ GetName() string }

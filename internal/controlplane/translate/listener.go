@@ -26,8 +26,10 @@ const (
 	serverName     = "istio-envoy"
 )
 
-func (g *generator) listeners() []proto.Message {
-	out := []proto.Message{g.virtualOutbound(), g.virtualInbound()}
+// outboundListeners are a sidecar's 0.0.0.0_<port> listeners: HTTP ports with RDS,
+// opaque TCP ports with tcp_proxy.
+func (g *generator) outboundListeners() []proto.Message {
+	var out []proto.Message
 	for _, p := range g.httpPorts() {
 		out = append(out, &listenerpb.Listener{
 			Name:             "0.0.0.0_" + itoa(p),
@@ -49,19 +51,35 @@ func (g *generator) listeners() []proto.Message {
 	return append(out, g.tcpListeners()...) // streams.go: opaque TCP ports
 }
 
-// httpPorts are the HTTP-family service port numbers visible to the proxy, sorted.
-// TCP ports get tcp_proxy listeners (streams.go).
+// httpPorts are the HTTP-family service port numbers the proxy has a listener for, sorted:
+// ports on which the scope's egress listener for the port imports a service (services a
+// Sidecar imports only as VirtualService destinations get clusters, no listener). TCP
+// ports get tcp_proxy listeners (streams.go).
 func (g *generator) httpPorts() []uint32 {
 	var ports []uint32
-	for _, s := range g.services {
-		for _, p := range s.Ports {
-			if p.IsHTTP() {
-				ports = append(ports, p.Number)
+	for _, p := range g.listenerPorts() {
+		for _, s := range g.scope.ServicesOn(p) {
+			if sp, _ := s.Port(p); sp.IsHTTP() {
+				ports = append(ports, p)
+				break
 			}
 		}
 	}
+	return ports
+}
+
+// listenerPorts are the port numbers of the scope's visible services with a listener
+// importing them, sorted.
+func (g *generator) listenerPorts() []uint32 {
+	var ports []uint32
+	for _, s := range g.services {
+		for _, p := range g.scope.ServicePorts(s) {
+			ports = append(ports, p.Number)
+		}
+	}
 	slices.Sort(ports)
-	return slices.Compact(ports)
+	ports = slices.Compact(ports)
+	return slices.DeleteFunc(ports, func(p uint32) bool { return len(g.scope.ServicesOn(p)) == 0 })
 }
 
 func routerHTTPFilter() *hcmpb.HttpFilter {
@@ -85,7 +103,7 @@ func tcpProxyFilter(statPrefix, cluster string) *listenerpb.Filter {
 
 func (g *generator) virtualOutbound() *listenerpb.Listener {
 	cluster := PassthroughCluster
-	if !g.m.OutboundAllowAny() {
+	if !g.scope.OutboundAllowAny() {
 		cluster = BlackHoleCluster
 	}
 	return &listenerpb.Listener{
@@ -111,7 +129,7 @@ func (g *generator) virtualInbound() *listenerpb.Listener {
 			Filters: []*listenerpb.Filter{tcpProxyFilter(InboundPassthroughCluster, InboundPassthroughCluster)},
 		},
 	}
-	for _, ip := range g.m.InboundPorts(g.m.Workload(g.p)) {
+	for _, ip := range g.m.ProxyInboundPorts(g.p) {
 		cluster := InboundClusterName(ip.Port)
 		chain := &listenerpb.FilterChain{
 			Name:             "0.0.0.0_" + itoa(ip.Port),
@@ -131,6 +149,15 @@ func (g *generator) virtualInbound() *listenerpb.Listener {
 	return l
 }
 
+// inboundOperation is the inbound route's decorator: "<service host>:<port>/*".
+func inboundOperation(ip model.InboundPort) string {
+	host := "inbound"
+	if ip.Service != nil {
+		host = ip.Service.Host
+	}
+	return host + ":" + itoa(ip.Port) + "/*"
+}
+
 // inboundRouteConfig is Istio's inbound route: everything to the local app, no timeout,
 // and the inbound default retry (reset-before-request, not for gRPC ports).
 func inboundRouteConfig(ip model.InboundPort) *routepb.RouteConfiguration {
@@ -145,7 +172,7 @@ func inboundRouteConfig(ip model.InboundPort) *routepb.RouteConfiguration {
 				MaxStreamDuration: durationpb.New(0), GrpcTimeoutHeaderMax: durationpb.New(0),
 			},
 		}},
-		Decorator: &routepb.Decorator{Operation: ip.Service.Host + ":" + itoa(ip.Port) + "/*"},
+		Decorator: &routepb.Decorator{Operation: inboundOperation(ip)},
 	}
 	if ip.Protocol != "GRPC" && ip.Protocol != "GRPC-WEB" {
 		r.GetRoute().RetryPolicy = &routepb.RetryPolicy{RetryOn: "reset-before-request", NumRetries: wrapperspb.UInt32(2)}

@@ -39,7 +39,7 @@ func (g *generator) outboundRouteConfig(port uint32) *routepb.RouteConfiguration
 		MaxDirectResponseBodySizeBytes: wrapperspb.UInt32(maxDirectResponseBody),
 	}
 	seen := map[string]bool{"*": true}
-	for _, s := range g.services {
+	for _, s := range g.scope.ServicesOn(port) {
 		sp, ok := s.Port(port)
 		if !ok || !sp.IsHTTP() {
 			continue
@@ -56,7 +56,7 @@ func (g *generator) outboundRouteConfig(port uint32) *routepb.RouteConfiguration
 		}
 		// A VirtualService none of whose routes apply to this proxy and port does not
 		// apply at all (Istio drops it): the service keeps its default route.
-		if vs := g.m.VirtualServiceFor(g.p.Namespace, s.Host); vs != nil {
+		if vs := g.scope.VirtualServiceFor(g.m, s.Host, port); vs != nil {
 			vh.Routes = g.vsRoutes(vs, port)
 		}
 		if len(vh.Routes) == 0 {
@@ -129,7 +129,7 @@ func previousHosts() *routepb.RetryPolicy_RetryHostPredicate {
 // catchAll is allow_any (to PassthroughCluster) or block_all (502) per outboundTrafficPolicy.
 func (g *generator) catchAll() *routepb.VirtualHost {
 	match := &routepb.RouteMatch{PathSpecifier: &routepb.RouteMatch_Prefix{Prefix: "/"}}
-	if g.m.OutboundAllowAny() {
+	if g.scope.OutboundAllowAny() {
 		return &routepb.VirtualHost{
 			Name: "allow_any", Domains: []string{"*"}, IncludeRequestAttemptCount: true,
 			Routes: []*routepb.Route{{

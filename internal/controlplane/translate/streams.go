@@ -77,13 +77,14 @@ func (g *generator) tcpListeners() []proto.Message {
 		port model.Port
 	}
 	byPort := map[uint32]target{}
-	for _, s := range g.services {
-		for _, p := range s.Ports {
-			if p.IsHTTP() || http[p.Number] {
-				continue
-			}
-			if _, ok := byPort[p.Number]; !ok {
-				byPort[p.Number] = target{s, p}
+	for _, port := range g.listenerPorts() {
+		if http[port] {
+			continue
+		}
+		for _, s := range g.scope.ServicesOn(port) {
+			if p, _ := s.Port(port); !p.IsHTTP() {
+				byPort[port] = target{s, p}
+				break
 			}
 		}
 	}

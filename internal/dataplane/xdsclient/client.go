@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -14,8 +15,10 @@ import (
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
@@ -23,7 +26,8 @@ import (
 
 // Applier receives the whole accepted configuration after every accepted change. If Apply
 // returns an error, the update that caused it is NACKed with that error (e.g. a listener
-// port that cannot be bound).
+// port that cannot be bound). A snapshot's maps are shared with the snapshots after it
+// (a type that did not change keeps its map): the Applier must not modify them.
 type Applier interface {
 	Apply(*resource.Snapshot) error
 }
@@ -40,11 +44,25 @@ type Options struct {
 	// BackoffBase and BackoffMax bound the jittered exponential reconnect delay (defaults
 	// 100 ms and 15 s). Repeated identical NACKs are also spaced by them.
 	BackoffBase, BackoffMax time.Duration
+	// Protocol is the xDS variant: ProtocolAuto (the default: delta when the server offers
+	// it, else state of the world), ProtocolDelta or ProtocolSotW.
+	Protocol string
+	// DecodeCache, when set, shares decoded resources with the other clients of this
+	// process that use it (see DecodeCache; nil for a sidecar).
+	DecodeCache *DecodeCache
 }
+
+// Protocols.
+const (
+	ProtocolAuto  = ""
+	ProtocolDelta = "delta"
+	ProtocolSotW  = "sotw"
+)
 
 // Status is the client's view of its xDS stream.
 type Status struct {
 	Connected bool
+	Protocol  string                // ProtocolDelta or ProtocolSotW: the one in use (or last used)
 	Types     map[string]TypeStatus // "LDS", "RDS", "CDS", "EDS"
 }
 
@@ -68,8 +86,10 @@ type Client struct {
 	// running Run writes them; it holds mu while it does.
 	mu        sync.Mutex
 	connected bool
+	protocol  string                // in use
 	types     map[string]*typeState // by type URL
 	order     []*typeState          // CDS, EDS, LDS, RDS: the order requests are sent in
+	last      *resource.Snapshot    // the last snapshot applied (its maps are reused)
 
 	conn atomic.Pointer[grpc.ClientConn] // set while Run runs; Report uses it (events.go)
 }
@@ -105,7 +125,7 @@ func New(o Options) *Client {
 		types: map[string]*typeState{},
 	}
 	for _, k := range kinds {
-		ts := &typeState{kind: k, entries: map[string]*entry{}}
+		ts := &typeState{kind: k, entries: map[string]*entry{}, cache: o.DecodeCache}
 		c.types[k.url] = ts
 		c.order = append(c.order, ts)
 	}
@@ -116,7 +136,7 @@ func New(o Options) *Client {
 func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Status{Connected: c.connected, Types: map[string]TypeStatus{}}
+	s := Status{Connected: c.connected, Protocol: c.protocol, Types: map[string]TypeStatus{}}
 	for _, ts := range c.order {
 		s.Types[ts.kind.short] = ts.status
 	}
@@ -136,6 +156,11 @@ func (c *Client) Run(ctx context.Context) error {
 	conn, err := grpc.NewClient(c.o.Server,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
+		// Windows large enough for a whole configuration in flight (Envoy's are 256 MiB):
+		// with gRPC's 64 KiB start, a large route configuration waits for window updates.
+		grpc.WithInitialWindowSize(4<<20),
+		grpc.WithInitialConnWindowSize(16<<20),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
 	)
 	if err != nil {
 		return fmt.Errorf("xdsclient: dial %s: %w", c.o.Server, err)
@@ -144,14 +169,31 @@ func (c *Client) Run(ctx context.Context) error {
 	c.conn.Store(conn)
 	defer c.conn.Store(nil)
 	attempt := 0
+	proto := c.o.Protocol
 	for {
-		s := newSession(c, conn)
+		var s interface {
+			run(context.Context) error
+			responded() bool
+		}
+		if proto == ProtocolSotW {
+			s = newSession(c, conn)
+		} else {
+			s = newDeltaSession(c, conn)
+		}
+		c.mu.Lock()
+		c.protocol = cmp.Or(proto, ProtocolDelta)
+		c.mu.Unlock()
 		err := s.run(ctx)
 		c.setConnected(false)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if s.gotResponse {
+		if proto == ProtocolAuto && status.Code(err) == codes.Unimplemented {
+			c.log.Info("xds server does not offer the delta protocol; using state of the world", "server", c.o.Server)
+			proto = ProtocolSotW
+			continue
+		}
+		if s.responded() {
 			attempt = 0
 		}
 		d := c.backoff(attempt)
@@ -182,37 +224,81 @@ func (c *Client) backoff(n int) time.Duration {
 }
 
 // buildSnapshot renders the accepted state, with the candidates replacing some types.
-// Callers hold c.mu or are the owner goroutine.
+// Types without a candidate keep the maps of the last applied snapshot, and a candidate
+// that knows what it changed patches a copy of them, so an update of a few endpoint
+// assignments costs a map copy, not a rebuild of every resource. Callers hold c.mu or are
+// the owner goroutine.
 func (c *Client) buildSnapshot(cands map[*typeState]*candidate) *resource.Snapshot {
-	snap := &resource.Snapshot{
-		Listeners: map[string]*resource.Listener{},
-		Routes:    map[string]*resource.RouteConfig{},
-		Clusters:  map[string]*resource.Cluster{},
-		Endpoints: map[string]*resource.Endpoints{},
-		Versions:  map[string]string{},
-	}
+	snap := &resource.Snapshot{Versions: map[string]string{}}
+	last := c.last
 	for _, ts := range c.order {
 		entries, version, received := ts.entries, ts.status.Version, ts.status.Received
-		if cd, ok := cands[ts]; ok {
-			entries, version, received = cd.entries, cd.version, received || cd.accept
+		cd, changed := cands[ts]
+		if changed {
+			version, received = cd.version, received || cd.accept
+			if cd.entries != nil {
+				entries = cd.entries
+			}
 		}
 		if received {
 			snap.Versions[ts.kind.url] = version
 		}
-		for name, e := range entries {
-			switch v := e.value.(type) {
-			case *resource.Listener:
-				snap.Listeners[name] = v
-			case *resource.RouteConfig:
-				snap.Routes[name] = v
-			case *resource.Cluster:
-				snap.Clusters[name] = v
-			case *resource.Endpoints:
-				snap.Endpoints[name] = v
-			}
+		switch ts.kind.url {
+		case ListenerType:
+			snap.Listeners = typed(entries, cd, changed, lastOf(last, func(s *resource.Snapshot) map[string]*resource.Listener { return s.Listeners }))
+		case RouteType:
+			snap.Routes = typed(entries, cd, changed, lastOf(last, func(s *resource.Snapshot) map[string]*resource.RouteConfig { return s.Routes }))
+		case ClusterType:
+			snap.Clusters = typed(entries, cd, changed, lastOf(last, func(s *resource.Snapshot) map[string]*resource.Cluster { return s.Clusters }))
+		case EndpointType:
+			snap.Endpoints = typed(entries, cd, changed, lastOf(last, func(s *resource.Snapshot) map[string]*resource.Endpoints { return s.Endpoints }))
 		}
 	}
 	return snap
+}
+
+func lastOf[T any](last *resource.Snapshot, get func(*resource.Snapshot) map[string]T) map[string]T {
+	if last == nil {
+		return nil
+	}
+	return get(last)
+}
+
+// typed is one type's map of a snapshot: the last one when the type did not change, a
+// patched copy of it when the candidate lists its changes, else built from entries.
+func typed[T any](entries map[string]*entry, cd *candidate, changed bool, last map[string]T) map[string]T {
+	switch {
+	case !changed && last != nil:
+		return last
+	case changed && cd.patch && last != nil:
+		m := maps.Clone(last)
+		for _, n := range cd.removed {
+			delete(m, n)
+		}
+		for n, e := range cd.added {
+			if v, ok := e.value.(T); ok {
+				m[n] = v
+			}
+		}
+		return m
+	}
+	m := make(map[string]T, len(entries))
+	for name, e := range entries {
+		if v, ok := e.value.(T); ok {
+			m[name] = v
+		}
+	}
+	if changed && cd.entries == nil { // an overlay without a last snapshot: apply it
+		for _, n := range cd.removed {
+			delete(m, n)
+		}
+		for n, e := range cd.added {
+			if v, ok := e.value.(T); ok {
+				m[n] = v
+			}
+		}
+	}
+	return m
 }
 
 func sortedKeys[V any](m map[string]V) []string {

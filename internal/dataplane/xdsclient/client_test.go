@@ -31,11 +31,29 @@ type controlPlane struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu   sync.Mutex
-	reqs []*discoverypb.DiscoveryRequest
+	mu     sync.Mutex
+	reqs   []*discoverypb.DiscoveryRequest
+	deltas []*discoverypb.DeltaDiscoveryRequest
+}
+
+// sotwOnly is an ADS server without the delta protocol.
+type sotwOnly struct {
+	discoverypb.UnimplementedAggregatedDiscoveryServiceServer
+	srv serverv3.Server
+}
+
+func (s sotwOnly) StreamAggregatedResources(st discoverypb.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	return s.srv.StreamAggregatedResources(st)
 }
 
 func startControlPlane(t *testing.T, addr string) *controlPlane {
+	t.Helper()
+	return startControlPlaneWith(t, addr, false)
+}
+
+// startControlPlaneWith starts a control plane that offers the delta protocol unless
+// sotw is set.
+func startControlPlaneWith(t *testing.T, addr string, sotw bool) *controlPlane {
 	t.Helper()
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -53,9 +71,19 @@ func startControlPlane(t *testing.T, addr string) *controlPlane {
 		cp.reqs = append(cp.reqs, r)
 		cp.mu.Unlock()
 		return nil
+	}, StreamDeltaRequestFunc: func(_ int64, r *discoverypb.DeltaDiscoveryRequest) error {
+		cp.mu.Lock()
+		cp.deltas = append(cp.deltas, r)
+		cp.mu.Unlock()
+		return nil
 	}}
 	cp.srv = grpc.NewServer(grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}))
-	discoverypb.RegisterAggregatedDiscoveryServiceServer(cp.srv, serverv3.NewServer(ctx, cp.cache, cb))
+	xds := serverv3.NewServer(ctx, cp.cache, cb)
+	if sotw {
+		discoverypb.RegisterAggregatedDiscoveryServiceServer(cp.srv, sotwOnly{srv: xds})
+	} else {
+		discoverypb.RegisterAggregatedDiscoveryServiceServer(cp.srv, xds)
+	}
 	go func() {
 		defer close(cp.done)
 		_ = cp.srv.Serve(lis)
@@ -162,12 +190,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func startClient(t *testing.T, addr string, app Applier) *Client {
 	t.Helper()
+	return startClientWith(t, addr, app, ProtocolSotW) // these tests read the SotW requests; delta_test.go covers delta
+}
+
+func startClientWith(t *testing.T, addr string, app Applier, protocol string) *Client {
+	t.Helper()
 	c := New(Options{
 		Server: addr, NodeID: testNode, Cluster: "Kubernetes",
 		Metadata:    map[string]string{"NAMESPACE": "default"},
 		Applier:     app,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		Protocol: protocol,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -1,11 +1,13 @@
 // Package xdsclient is the sidecar's xDS client: the only data-plane package that imports
 // Envoy protos. It sits between the control plane and the proxy:
 //
-//	ads (control plane) ══ gRPC ADS, SotW ══▶ xdsclient ──resource.Snapshot──▶ proxy
+//	ads (control plane) ══ gRPC ADS, delta or SotW ══▶ xdsclient ──resource.Snapshot──▶ proxy
 //
 // The client keeps one Aggregated Discovery Service stream open, subscribes to listeners
 // and clusters (wildcard), then to the route configurations and endpoint assignments they
-// name. Every response is decoded and validated into the plain types of package resource;
+// name. It speaks the delta (incremental) protocol when the server offers it (delta.go:
+// only changed and removed resources travel; on reconnect it tells the server what it
+// holds) and state of the world otherwise (session.go); Options.Protocol forces either. Every response is decoded and validated into the plain types of package resource;
 // a response with any invalid resource is NACKed whole with a reason that names the resource
 // and the field, and the previous configuration of that type keeps serving. Accepted changes
 // are handed to an Applier as one complete Snapshot. When the control plane goes away the

@@ -72,33 +72,130 @@ func decodeAny[T any, P interface {
 
 // entry is one accepted resource.
 type entry struct {
-	raw     *anypb.Any // as received, for config_dump
-	value   any        // *resource.Listener, ...
-	version string     // version_info of the response that last changed it
-	updated time.Time  // when it last changed
+	raw        *anypb.Any // as received, for config_dump
+	value      any        // *resource.Listener, ...
+	version    string     // version_info of the response that last changed it
+	resVersion string     // delta: the resource's own version (initial_resource_versions)
+	updated    time.Time  // when it last changed
 }
 
 // typeState is the per-type sync state. entries and status are guarded by Client.mu for
 // readers; everything else belongs to the owner goroutine.
 type typeState struct {
 	kind    kind
+	cache   *DecodeCache // Options.DecodeCache (nil: decode everything)
 	entries map[string]*entry
 	status  TypeStatus
 
-	names     []string // RDS/EDS: subscribed names, sorted
-	nonce     string   // last nonce received on the current stream
-	requested bool     // a request was sent on the current stream
+	names     []string        // RDS/EDS: subscribed names, sorted (set with setNames)
+	nameSet   map[string]bool // names as a set
+	nonce     string          // last nonce received on the current stream
+	requested bool            // a request was sent on the current stream
 
 	// Repeated-NACK spacing: the key of the last NACKed response and the current delay.
 	nackKey   [32]byte
 	nackDelay time.Duration
 }
 
+// add decodes resource i of a response (a, named want when the response names it, with
+// the server's version resVersion) into cd, unless ts does not subscribe to it (ignored,
+// as Envoy does). seen catches a name twice in one response.
+func (cd *candidate) add(ts *typeState, i int, a *anypb.Any, want, resVersion string, seen map[string]bool, now time.Time) error {
+	if a.GetTypeUrl() != ts.kind.url {
+		return fmt.Errorf("%s resources[%d]: type %q in a %s response", ts.kind.noun, i, a.GetTypeUrl(), ts.kind.short)
+	}
+	a, name, v, err := ts.cache.decode(ts.kind, a)
+	switch {
+	case err != nil && name == "":
+		return fmt.Errorf("%s resources[%d]: %w", ts.kind.noun, i, err)
+	case err != nil:
+		return fmt.Errorf("%s %q: %w", ts.kind.noun, name, err)
+	case want != "" && want != name:
+		return fmt.Errorf("%s resources[%d]: named %q, but the resource is %q", ts.kind.noun, i, want, name)
+	case seen[name]:
+		return fmt.Errorf("%s %q: duplicate name in the response", ts.kind.noun, name)
+	}
+	seen[name] = true
+	if !ts.subscribed(name) {
+		return nil
+	}
+	e := &entry{raw: a, value: v, version: cd.version, resVersion: resVersion, updated: now}
+	if old := ts.entries[name]; old != nil && bytes.Equal(old.raw.GetValue(), a.GetValue()) {
+		e.version, e.updated = old.version, old.updated
+	}
+	cd.set(name, e)
+	return nil
+}
+
+// setNames replaces the subscribed names (sorted).
+func (ts *typeState) setNames(names []string) {
+	ts.names = names
+	ts.nameSet = make(map[string]bool, len(names))
+	for _, n := range names {
+		ts.nameSet[n] = true
+	}
+}
+
+// subscribed reports whether name is subscribed (every name of a wildcard type is).
+func (ts *typeState) subscribed(name string) bool { return ts.kind.wildcard || ts.nameSet[name] }
+
 // candidate is a type's state as it would be after accepting a response.
 type candidate struct {
+	// entries is the type's entries after the response; nil for an overlay: the type's
+	// current entries with added set and removed gone (routes and endpoints, which a
+	// response changes a few at a time, are not copied for every response).
 	entries map[string]*entry
 	version string
 	accept  bool // the response being accepted (not a pruned follower)
+	// patch says the candidate is the current entries with added and removed applied,
+	// so the snapshot's map can be patched instead of rebuilt.
+	patch   bool
+	added   map[string]*entry
+	removed []string
+}
+
+// overlay is a candidate that patches ts's current entries.
+func overlay(version string) *candidate {
+	return &candidate{version: version, patch: true, added: map[string]*entry{}}
+}
+
+// set records a new or changed entry.
+func (cd *candidate) set(name string, e *entry) {
+	if cd.entries != nil {
+		cd.entries[name] = e
+	}
+	if cd.added != nil {
+		cd.added[name] = e
+	}
+}
+
+// remove records a removed entry of ts.
+func (cd *candidate) remove(ts *typeState, name string) {
+	if cd.entries != nil {
+		if _, ok := cd.entries[name]; ok {
+			delete(cd.entries, name)
+			cd.removed = append(cd.removed, name)
+		}
+		return
+	}
+	if _, ok := ts.entries[name]; ok || cd.added[name] != nil {
+		delete(cd.added, name)
+		cd.removed = append(cd.removed, name)
+	}
+}
+
+// commit makes the candidate ts's entries. Callers hold the client's mu.
+func (cd *candidate) commit(ts *typeState) {
+	if cd.entries != nil {
+		ts.entries = cd.entries
+		return
+	}
+	for _, n := range cd.removed {
+		delete(ts.entries, n)
+	}
+	for n, e := range cd.added {
+		ts.entries[n] = e
+	}
 }
 
 // responseKey identifies a response's content (version and resource bytes).
@@ -120,42 +217,16 @@ func responseKey(r *discoverypb.DiscoveryResponse) [32]byte {
 // response's resources are merged into the subscribed ones it does not mention.
 func decodeResponse(ts *typeState, r *discoverypb.DiscoveryResponse, now time.Time) (*candidate, error) {
 	cd := &candidate{entries: map[string]*entry{}, version: r.GetVersionInfo()}
-	var subscribed map[string]bool // the requested names, as a set (EDS asks for thousands)
 	if !ts.kind.wildcard {
-		subscribed = make(map[string]bool, len(ts.names))
-		for _, n := range ts.names {
-			subscribed[n] = true
-		}
-		for name, e := range ts.entries {
-			if subscribed[name] {
-				cd.entries[name] = e
-			}
-		}
+		// The entries are the subscribed names' already (followers are pruned when their
+		// names change): the response patches them.
+		cd = overlay(r.GetVersionInfo())
 	}
 	seen := map[string]bool{}
 	for i, a := range r.GetResources() {
-		if a.GetTypeUrl() != ts.kind.url {
-			return nil, fmt.Errorf("%s resources[%d]: type %q in a %s response", ts.kind.noun, i, a.GetTypeUrl(), ts.kind.short)
+		if err := cd.add(ts, i, a, "", "", seen, now); err != nil {
+			return nil, err
 		}
-		name, v, err := ts.kind.decode(a)
-		if err != nil {
-			if name == "" {
-				return nil, fmt.Errorf("%s resources[%d]: %w", ts.kind.noun, i, err)
-			}
-			return nil, fmt.Errorf("%s %q: %w", ts.kind.noun, name, err)
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("%s %q: duplicate name in the response", ts.kind.noun, name)
-		}
-		seen[name] = true
-		if !ts.kind.wildcard && !subscribed[name] {
-			continue // not subscribed: ignored, as Envoy does
-		}
-		e := &entry{raw: a, value: v, version: cd.version, updated: now}
-		if old := ts.entries[name]; old != nil && bytes.Equal(old.raw.GetValue(), a.GetValue()) {
-			e.version, e.updated = old.version, old.updated
-		}
-		cd.entries[name] = e
 	}
 	return cd, nil
 }

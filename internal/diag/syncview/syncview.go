@@ -22,16 +22,18 @@ var Types = []string{contract.CDS, contract.LDS, contract.EDS, contract.RDS}
 
 // Table prints one row per proxy, Istio ≤1.26's proxy-status columns adapted to Lucid:
 //
-//	NAME  CLUSTER  CDS  LDS  EDS  RDS  DISCOVERY  VERSION
+//	NAME  CLUSTER  CDS  LDS  EDS  RDS  DISCOVERY  VERSION  LAG
 //
 // ECDS is left out (Lucid sends none); ISTIOD is DISCOVERY, the control plane's address;
 // VERSION is the configuration version the proxy holds (the store version its last acked
-// responses were built from) instead of the proxy's software version. Each type cell is
+// responses were built from) instead of the proxy's software version. LAG is how long ago
+// the oldest configuration change the proxy has not acknowledged happened (0s: it holds
+// the newest configuration). Each type cell is
 // SYNCED, NOT SENT, STALE or ERROR with its age in parentheses. NACK reasons and proxies
 // that are not connected follow the table.
 func Table(w io.Writer, st []contract.ProxyStatus, discovery string, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 5, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCLUSTER\tCDS\tLDS\tEDS\tRDS\tDISCOVERY\tVERSION")
+	fmt.Fprintln(tw, "NAME\tCLUSTER\tCDS\tLDS\tEDS\tRDS\tDISCOVERY\tVERSION\tLAG")
 	var notes []string
 	for _, s := range st {
 		name := s.ID
@@ -50,7 +52,11 @@ func Table(w io.Writer, st []contract.ProxyStatus, discovery string, now time.Ti
 				notes = append(notes, fmt.Sprintf("%s %s rejected version %s (NACK): %s", name, t, ts.NackedVersion, ts.NackReason))
 			}
 		}
-		cells = append(cells, discovery, HeldVersion(s))
+		lag := "0s"
+		if !s.BehindSince.IsZero() {
+			lag = Age(now.Sub(s.BehindSince))
+		}
+		cells = append(cells, discovery, HeldVersion(s), lag)
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 		if !s.Connected {
 			notes = append(notes, fmt.Sprintf("%s is not connected (last connected %s ago); its status is what it had", name, Age(now.Sub(s.ConnectedAt))))

@@ -52,9 +52,22 @@ type Mesh struct {
 	Logs   *syncBuffer
 }
 
+// Options tune the control plane of a test mesh.
+type Options struct {
+	// PollInterval and Debounce are the config directory's scan interval and the store's
+	// quiet period (0: the control plane's defaults, 200 ms and 100 ms).
+	PollInterval, Debounce time.Duration
+}
+
 // Start writes files (name → YAML) into a fresh config directory and starts discovery,
 // the sidecars and the apps. Everything stops at test cleanup.
 func Start(t testing.TB, files map[string]string, workloads []Workload) *Mesh {
+	t.Helper()
+	return StartWith(t, Options{}, files, workloads)
+}
+
+// StartWith is Start with the control plane tuned by o.
+func StartWith(t testing.TB, o Options, files map[string]string, workloads []Workload) *Mesh {
 	t.Helper()
 	m := &Mesh{t: t, Dir: t.TempDir(), Logs: &syncBuffer{}}
 	for name, body := range files {
@@ -71,7 +84,9 @@ func Start(t testing.TB, files map[string]string, workloads []Workload) *Mesh {
 		defer m.wg.Done()
 		err := discovery.Run(ctx, discovery.Options{
 			ConfigDir: m.Dir, GRPCAddr: "127.0.0.1:0", Logger: log,
-			// The control plane's default poll and debounce timers: tests of the 1 s bound rely on them.
+			// Without options, the control plane's default poll and debounce timers: tests of
+			// the 1 s bound rely on them.
+			PollInterval: o.PollInterval, Debounce: o.Debounce,
 			Ready: func(a string) { adsAddr <- a },
 		})
 		if err != nil {

@@ -39,6 +39,7 @@ type Source struct {
 	hash    [sha256.Size]byte         // content hash of the last scan
 	scanned bool                      // a scan has happened (hash is meaningful)
 	good    map[string]*config.Object // objects served after the last scan, by Key
+	parsed  config.ParseCache         // each file's last parse, by content
 }
 
 // New returns a Source for dir. log may be nil.
@@ -122,7 +123,7 @@ func contentHash(files []config.File, diags []config.Diagnostic) [sha256.Size]by
 //
 // It is dropped when its file is gone or its file parsed cleanly without it.
 func (s *Source) apply(files []config.File, rdiags []config.Diagnostic) ([]*config.Object, []config.Diagnostic) {
-	objs, diags := config.ParseFiles(files)
+	objs, diags := s.parsed.ParseFiles(files) // only changed files are parsed again
 	diags = append(rdiags, diags...)
 	objs, gdiags := config.ResolveGatewayFiles(s.dir, objs) // certificate paths: local mode only
 	diags = append(diags, gdiags...)
