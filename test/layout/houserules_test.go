@@ -28,9 +28,10 @@ var replyHomes = map[string]string{
 
 // headerReaders may name the x-lucid-error header to read or print it, never to set it.
 var headerReaders = map[string]string{
-	"internal/diag/simulate": "`lucid why` prints the header's name beside the value forward's decision gives",
-	"internal/local/demoapp": "the demo app reads the header its callee's sidecar sent, to show why a call failed",
-	"bench/keepalive":        "the benchmark client reads the header to report why a request failed",
+	"internal/diag/simulate":     "`lucid why` prints the header's name beside the value forward's decision gives",
+	"internal/local/demoapp":     "the demo app reads the header its callee's sidecar sent, to show why a call failed",
+	"bench/keepalive":            "the benchmark client reads the header to report why a request failed",
+	"internal/testutil/meshtest": "the load generator of the mesh tests reports why a request failed",
 }
 
 // streaminfoTypes are what streaminfo exports besides the flags.
