@@ -52,6 +52,9 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 		ci := cl.Config().Info
 		info.DestinationService, info.DestinationServiceName, info.DestinationServiceNamespace = ci.ServiceHost, ci.ServiceName, ci.ServiceNamespace
 	}
+	if rp == nil {
+		rp = ownUpstream(&in, h.Addr, name) // loop.go
+	}
 	if rp != nil {
 		f.closeTCP(info, in, rp)
 		return
