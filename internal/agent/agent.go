@@ -120,16 +120,22 @@ func Run(ctx context.Context, o Options) error {
 		connObservers = append(connObservers, alog.Log)
 	}
 
+	down, err := parseProxyConfig(o.ProxyConfig) // hardening.go
+	if err != nil {
+		return err
+	}
 	clusters := cluster.NewManager(logs.Logger("upstream"))
 	pools := pool.NewSet(logs.Logger("pool"))
 	pools.SetSourceAddress(o.IP)
 	defer pools.Close()
 	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: observers, ConnectionObservers: connObservers,
 		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: self, Logger: logs.Logger("router")})
-	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration})
+	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration,
+		RequestLimits: down.limits, IdleTimeout: down.idle})
 
 	nodeID := nodeIDOf(o) // router.go: sidecar~… or router~…
-	meta := map[string]string{"NAME": o.Workload, "NAMESPACE": o.Namespace, "INSTANCE_IPS": o.IP.String(), "WORKLOAD_NAME": o.Workload}
+	meta := map[string]string{"NAME": o.Workload, "NAMESPACE": o.Namespace, "INSTANCE_IPS": o.IP.String(), "WORKLOAD_NAME": o.Workload,
+		adminMetadata: adminAddress(o).String()} // hardening.go: where the CLI finds the admin API
 	if len(o.Labels) > 0 {
 		meta["LABELS"] = formatLabels(o.Labels)
 	}
@@ -168,10 +174,12 @@ func Run(ctx context.Context, o Options) error {
 		ServerInfo: func() admin.ServerInfo {
 			return admin.ServerInfo{Version: o.Version, State: state(), NodeID: nodeID, Cluster: "Kubernetes", Uptime: time.Since(started), Metadata: meta}
 		},
-		Quit: func() { quitOnce.Do(func() { close(quit) }) },
-		Tap:  taps,
-		Log:  logs.Logger("admin"),
+		Quit:    func() { quitOnce.Do(func() { close(quit) }) },
+		Tap:     taps,
+		Log:     logs.Logger("admin"),
+		Callers: callers(o), // hardening.go
 	})
+	exposeStats(st, px, started, state) // hardening.go: server.*, listener.*.downstream_cx_*
 	st.AddCounters(clusterCounters(clusters))
 	st.AddGauges(clusterGauges(clusters))
 	// listener.<name>.ssl.*: TLS handshakes and client-certificate failures (routers).
@@ -191,9 +199,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	var servers []*http.Server
-	serve := func(port uint16, h http.Handler, what string) error {
-		addr := netip.AddrPortFrom(o.IP, port).String()
-		ln, err := net.Listen("tcp", addr)
+	serve := func(addr netip.AddrPort, h http.Handler, what string) error {
+		ln, err := net.Listen("tcp", addr.String())
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
@@ -214,16 +221,16 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 	defer taps.Close() // before the servers shut down: ends the admin API's /tap streams
-	if err := serve(orPort(o.StatusPort, 15020), statusSrv.Handler(), "status server"); err != nil {
+	if err := serve(netip.AddrPortFrom(o.IP, orPort(o.StatusPort, 15020)), statusSrv.Handler(), "status server"); err != nil {
 		return err
 	}
-	if err := serve(orPort(o.AdminPort, 15000), adminH, "admin"); err != nil {
+	if err := serve(adminAddress(o), adminH, "admin"); err != nil {
 		return err
 	}
 	if o.PrometheusPort != 0 {
 		mux := http.NewServeMux()
 		mux.Handle("/stats/prometheus", st.PrometheusHandler())
-		if err := serve(o.PrometheusPort, mux, "prometheus"); err != nil {
+		if err := serve(netip.AddrPortFrom(o.IP, o.PrometheusPort), mux, "prometheus"); err != nil {
 			return err
 		}
 	}
@@ -239,7 +246,7 @@ func Run(ctx context.Context, o Options) error {
 	evDone := make(chan struct{})
 	go func() { defer close(evDone); probeEv.run(xctx) }()
 	mainLog.Info(proxyKind(o)+" started", "node", nodeID, "discovery", orDefault(o.Discovery, "127.0.0.1:15010"),
-		"admin", netip.AddrPortFrom(o.IP, orPort(o.AdminPort, 15000)).String())
+		"admin", adminAddress(o).String())
 
 	lifecycle{o: o, log: mainLog, proxy: px, applier: apl, draining: &draining, quit: quit, drainReq: drainReq}.run(ctx)
 	stopXDS()

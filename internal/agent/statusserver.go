@@ -41,5 +41,6 @@ func newStatusServer(o Options, ready status.Probe, st *stats.Stats, logs *loggi
 		Ready: ready, Log: logs.Logger("agent"), AppProbes: probes,
 		Metrics: st.Registry(), AppMetrics: app, Registerer: st.Registry(),
 		Quit: quit, Drain: drain, Profiling: o.Profiling,
+		Callers: callers(o), // hardening.go: only localhost and this workload's own addresses
 	})
 }

@@ -25,7 +25,8 @@ func newSidecarCmd() *cobra.Command {
 		Short: "Run the sidecar (agent and proxy) for one workload",
 		Long: `Run the sidecar for one workload: it connects to the control plane over ADS, binds the
 workload's listeners on --ip (local mode: an explicit HTTP proxy on :15001, one socket per inbound
-port), serves the admin API on :15000, the status server on :15020 and metrics on :15090.`,
+port), serves the admin API on 127.0.0.1:15000 (--admin-address), the status server on :15020 and
+metrics on :15090.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr, err := netip.ParseAddr(ip)
@@ -61,6 +62,7 @@ port), serves the admin API on :15000, the status server on :15020 and metrics o
 	f.DurationVar(&o.DrainDuration, "drain-duration", 0, "how long inbound connections may finish at shutdown (default 5s)")
 	addAgentFlags(cmd, &o, &appAddr)
 	addMemoryFlags(cmd, &o.MemoryOptions)
+	addExposureFlags(cmd, &o) // exposure.go: --admin-address, --proxy-config
 	cmd.AddCommand(newSidecarWaitCmd())
 	return cmd
 }

@@ -82,8 +82,8 @@ type Inbound struct {
 	LocalAddr       netip.AddrPort
 	RemoteAddr      netip.AddrPort
 	OriginalDst     string // "host:port" the request was addressed to (for PassthroughCluster)
-	// Own holds the addresses ("ip:port") the proxy listens on: an upstream host among
-	// them is the proxy itself, a forwarding loop (loop.go). nil: not checked.
+	// Own holds the addresses ("ip:port") the proxy listens on: inbound traffic sent to
+	// one of them, like any request sent back to LocalAddr, is a forwarding loop (loop.go).
 	Own map[string]bool
 }
 

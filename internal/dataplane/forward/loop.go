@@ -15,9 +15,12 @@ import (
 // Forwarding loops and connection bounds: no configuration mistake may turn one request
 // into thousands of connections.
 //
-//   - An upstream address the proxy itself listens on (an inbound endpoint that is the
-//     sidecar's own inbound port, a passthrough to the proxy's own address) is never
-//     connected to: 502 UF, "forwarding loop" (Inbound.Own).
+//   - An upstream address that is the listener the request came in on (a WorkloadEntry
+//     whose app address is its own address: the inbound endpoint is the sidecar's own
+//     inbound port), or, for inbound traffic, any listener of the proxy (the app is never
+//     the proxy), is never connected to: 502 UF, "forwarding loop" (Inbound.Own). An
+//     outbound request to the workload's own service reaches its own inbound listener
+//     legitimately, and does.
 //   - Each listener adds a token to x-lucid-hops on the requests it forwards: random per
 //     proxy process and listener, so no client can guess it. A request that arrives with
 //     the token of the listener it arrives on has been here before: 508 DPE. So does one
@@ -101,7 +104,8 @@ func (x *exchange) markHop(h http.Header) {
 // ownUpstream is the reply for an upstream host the proxy itself listens on (nil when
 // the host is elsewhere).
 func ownUpstream(in *Inbound, addr, cluster string) *Reply {
-	if !in.Own[addr] {
+	arrival := in.LocalAddr.IsValid() && addr == in.LocalAddr.String()
+	if !arrival && (in.Direction != "inbound" || !in.Own[addr]) {
 		return nil
 	}
 	return &Reply{Status: http.StatusBadGateway, Flag: streaminfo.UpstreamConnectionFailure, Details: detailsLoop,

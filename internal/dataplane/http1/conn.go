@@ -266,6 +266,9 @@ func (g *Conn) head() bool {
 		return false
 	}
 	end, rj := headEnd(g.in)
+	if rj == nil && end < 0 {
+		rj = early(g.in)
+	}
 	if rj != nil {
 		g.refuse(labelled(rj, g.in))
 		return true
@@ -294,6 +297,31 @@ func (g *Conn) head() bool {
 		g.st, g.remain = stBody, h.ContentLength
 	}
 	return true
+}
+
+// early refuses an incomplete head whose start already cannot be a request (a method
+// that is not a token, TLS or other bytes sent to a plaintext port, a request line
+// without an HTTP version), so the client is answered at once instead of after the
+// header timeout.
+func early(b []byte) *Rejection {
+	line, complete := b, false
+	if i := bytes.Index(b, []byte("\r\n")); i >= 0 {
+		line, complete = b[:i], true
+	}
+	if complete {
+		_, rj := parseRequestLine(line)
+		return rj
+	}
+	method := line
+	if i := bytes.IndexByte(line, ' '); i >= 0 {
+		method = line[:i]
+	}
+	for _, c := range method {
+		if !isTokenByte(c) && c != '\r' {
+			return reject(http.StatusBadRequest, DetailsCodecError, "the request does not start with a method (not HTTP/1.1?)")
+		}
+	}
+	return nil
 }
 
 // emit moves the first n bytes of in to out.

@@ -102,6 +102,9 @@ func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
 		return nil, label(reject(http.StatusUpgradeRequired, DetailsLowVersion,
 			h.Proto+" is not accepted (Istio's proxies serve HTTP/1.1 and HTTP/2; accept_http_10 is off)"))
 	}
+	if h.Chunked && h.Proto != "HTTP/1.1" { // HTTP/1.0 has no chunked coding; net/http would ignore it
+		return nil, label(reject(http.StatusNotImplemented, DetailsInvalidTE, "Transfer-Encoding on an "+h.Proto+" request"))
+	}
 	if rj := checkHost(h, hosts); rj != nil {
 		return nil, label(rj)
 	}
@@ -208,13 +211,10 @@ func (h *Head) framing(cls, tes []string) *Rejection {
 	if len(cls) > 0 {
 		return reject(http.StatusBadRequest, DetailsChunkedCL, "both Content-Length and Transfer-Encoding are set: the body's length would be read two ways")
 	}
-	if len(tes) > 1 || !strings.EqualFold(tes[0], "chunked") || h.Connect || h.Proto != "HTTP/1.1" {
+	if len(tes) > 1 || !strings.EqualFold(tes[0], "chunked") || h.Connect {
 		why := "Transfer-Encoding " + strconv.Quote(truncate(strings.Join(tes, ", "))) + " is not supported (only a single \"chunked\")"
-		switch {
-		case h.Connect:
+		if h.Connect {
 			why = "a CONNECT request cannot have Transfer-Encoding"
-		case h.Proto != "HTTP/1.1":
-			why = "Transfer-Encoding on an " + h.Proto + " request"
 		}
 		return reject(http.StatusNotImplemented, DetailsInvalidTE, why)
 	}
@@ -305,6 +305,8 @@ func isToken(s string) bool {
 	}
 	return true
 }
+
+func isTokenByte(c byte) bool { return httpguts.IsTokenRune(rune(c)) }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
