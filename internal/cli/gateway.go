@@ -69,7 +69,7 @@ Example:
 	f.StringVar(&o.LogLevel, "log-level", "info", "default log level: trace, debug, info, warning, error, critical, off")
 	f.BoolVar(&o.LogJSON, "log-json", false, "write logs as JSON")
 	addMemoryFlags(cmd, &o.MemoryOptions) // the same memory settings as a sidecar
-	addExposureFlags(cmd, &o) // exposure.go: --admin-address, --proxy-config
+	addExposureFlags(cmd, &o)             // exposure.go: --admin-address, --proxy-config
 	f.DurationVar(&o.DrainDuration, "drain-duration", 0, "how long connections may finish at shutdown (default 5s)")
 	return cmd
 }

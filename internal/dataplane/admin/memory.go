@@ -16,7 +16,7 @@ import (
 // memorySample is what /memory and server.* read.
 type memorySample struct {
 	heapObjects, heapFree, heapReleased, heapUnused, total uint64
-	goroutines                                              uint64
+	goroutines                                             uint64
 }
 
 var memoryMetrics = []string{
