@@ -58,6 +58,7 @@ const (
 	appIP      = "127.0.214.2"   // the app workload's sidecar (inbound :9080)
 	appAddr    = "127.0.214.3"   // the app itself
 	otherIP    = "127.0.214.4"   // another workload (a client sidecar): the hostile neighbour
+	selfieIP   = "127.0.214.20"  // a workload whose app address is its own address: a loop
 	cpIP       = "127.0.214.10"  // the control plane
 	appAdminIP = "127.0.214.102" // the app sidecar's admin API: a private address, as lucid up gives
 	gwListen   = gwIP + ":8080"
@@ -142,6 +143,79 @@ metadata:
 spec:
   address: ` + otherIP + `
   labels: {app: other}
+`,
+		"loops.yaml": `# selfie's app address is its own address: its inbound endpoint is its own listener.
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: selfie
+  namespace: default
+spec:
+  hosts: [selfie.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 9080, name: http, protocol: HTTP}
+  workloadSelector:
+    labels: {app: selfie}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: selfie
+  namespace: default
+  annotations:
+    lucid.dev/app-address: ` + selfieIP + `
+spec:
+  address: ` + selfieIP + `
+  labels: {app: selfie}
+---
+# loop.example:8080 is the gateway: the gateway sends it to the other workload's explicit
+# proxy (bounce.internal), which sends it back to the gateway. self.example goes from the
+# gateway straight to the gateway.
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: loop-example
+  namespace: default
+spec:
+  hosts: [loop.example]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 8080, name: http, protocol: HTTP}
+  endpoints:
+  - address: ` + gwIP + `
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: bounce
+  namespace: default
+spec:
+  hosts: [bounce.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 15001, name: http, protocol: HTTP}
+  endpoints:
+  - address: ` + otherIP + `
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: loops
+  namespace: default
+spec:
+  hosts: [self.example, loop.example]
+  gateways: [gw]
+  http:
+  - match:
+    - authority: {prefix: self.example}
+    route:
+    - destination: {host: loop.example, port: {number: 8080}}
+  - route:
+    - destination: {host: bounce.internal, port: {number: 15001}}
 `,
 	}
 }
@@ -234,6 +308,8 @@ func startMesh() (*mesh, error) {
   "envoy.reloadable_features.max_request_headers_size_kb": "96"
 `}},
 		{IP: netip.MustParseAddr(otherIP), Workload: "other", Namespace: "default", Labels: map[string]string{"app": "other"}},
+		{IP: netip.MustParseAddr(selfieIP), Workload: "selfie", Namespace: "default", Labels: map[string]string{"app": "selfie"},
+			AgentOptions: agent.AgentOptions{AppAddress: netip.MustParseAddr(selfieIP)}},
 	}
 	for _, o := range proxies {
 		o.Discovery, o.AdminPort, o.StatusPort, o.LogLevel, o.LogOutput = ads, 15000, 15020, "info", m.logs
@@ -247,7 +323,7 @@ func startMesh() (*mesh, error) {
 			}
 		}()
 	}
-	for _, ip := range []string{gwIP, appIP, otherIP} {
+	for _, ip := range []string{gwIP, appIP, otherIP, selfieIP} {
 		if err := waitReady(ip); err != nil {
 			m.stop()
 			return nil, fmt.Errorf("%w\nlogs:\n%s", err, m.logs.String())
@@ -574,3 +650,5 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
