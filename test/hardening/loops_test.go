@@ -28,10 +28,14 @@ func TestForwardingLoops(t *testing.T) {
 			do:     func() result { return viaProxy(otherIP+":15001", "http://selfie.default.svc.cluster.local:9080/x") },
 			status: http.StatusBadGateway, lucid: "UF: forwarding loop: endpoint " + selfieIP + ":9080", proxy: selfieIP, listen: selfieIP + ":9080"},
 		{name: "a gateway route to the gateway itself",
-			do:     func() result { return send(gwListen, []string{"GET /x HTTP/1.1\r\nHost: self.example:8080\r\nConnection: close\r\n\r\n"}, nil) },
+			do: func() result {
+				return send(gwListen, []string{"GET /x HTTP/1.1\r\nHost: self.example:8080\r\nConnection: close\r\n\r\n"}, nil)
+			},
 			status: http.StatusBadGateway, lucid: "UF: forwarding loop: endpoint " + gwListen, proxy: gwIP, listen: gwListen},
 		{name: "gateway → another sidecar → gateway",
-			do:     func() result { return send(gwListen, []string{"GET /x HTTP/1.1\r\nHost: loop.example:8080\r\nConnection: close\r\n\r\n"}, nil) },
+			do: func() result {
+				return send(gwListen, []string{"GET /x HTTP/1.1\r\nHost: loop.example:8080\r\nConnection: close\r\n\r\n"}, nil)
+			},
 			status: http.StatusLoopDetected, lucid: "DPE: forwarding loop: this request already passed listener", proxy: gwIP, listen: gwListen},
 	}
 	for _, c := range cases {

@@ -14,6 +14,7 @@ package hardening
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -609,7 +610,7 @@ func send(addr string, parts []string, between func()) result {
 func readResult(c net.Conn, br *bufio.Reader) result {
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF || strings.Contains(err.Error(), "connection reset") {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "connection reset") {
 			return result{closed: true}
 		}
 		return result{err: err}
@@ -620,17 +621,13 @@ func readResult(c net.Conn, br *bufio.Reader) result {
 	// Closed: the next read ends (EOF or reset) within a second; open: it times out.
 	_ = c.SetReadDeadline(time.Now().Add(time.Second))
 	_, rerr := br.ReadByte()
-	var ne net.Error
-	r.closed = rerr != nil && !(isTimeout(rerr, &ne))
+	r.closed = rerr != nil && !isTimeout(rerr)
 	return r
 }
 
-func isTimeout(err error, ne *net.Error) bool {
-	if e, ok := err.(net.Error); ok {
-		*ne = e
-		return e.Timeout()
-	}
-	return false
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.

@@ -76,6 +76,7 @@ func TestBrokenBodyCutsTheUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest || string(b) != "Bad Request" || !resp.Close ||
 		!strings.HasPrefix(resp.Header.Get("X-Lucid-Error"), "DPE: the request body's framing is broken") {
 		t.Fatalf("got %d %q close=%v x-lucid-error %q", resp.StatusCode, b, resp.Close, resp.Header.Get("X-Lucid-Error"))

@@ -228,10 +228,9 @@ func (g *Conn) chunkLine(line []byte, i int) bool {
 		return true
 	}
 	g.emit(i + 2)
-	switch {
-	case n == 0:
+	if n == 0 {
 		g.st, g.trailers = stTrailer, 0
-	default:
+	} else {
 		g.st, g.remain = stChunkData, n
 	}
 	return true

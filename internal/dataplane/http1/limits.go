@@ -94,7 +94,8 @@ func reject(status int, details, reason string) *Rejection {
 	return &Rejection{Status: status, Details: details, Reason: reason}
 }
 
-// Envoy's details for an HTTP/2 request over the header limits (its HTTP/2 codec).
+// DetailsHTTP2TooManyHeaders is Envoy's details for an HTTP/2 request over the header
+// limits (its HTTP/2 codec).
 const DetailsHTTP2TooManyHeaders = "http2.too_many_headers"
 
 // CheckHTTP2 applies the header limits to an HTTP/2 request, whose frames net/http has
