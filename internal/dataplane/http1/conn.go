@@ -47,6 +47,8 @@ type Conn struct {
 	tls *tls.ConnectionState // of the connection under the bytes, for the handler
 
 	st       state
+	inBuf    []byte // the buffers under in and out, from bufs while a request is read
+	outBuf   []byte
 	remain   int64  // stBody, stChunkData
 	trailers int    // trailer fields of the current message
 	in       []byte // received, not yet checked
@@ -83,7 +85,7 @@ func (g *Conn) Read(p []byte) (int, error) {
 			n := copy(p, g.out)
 			g.out = g.out[n:]
 			if len(g.out) == 0 {
-				g.out = nil
+				g.out = g.outBuf[:0]
 			}
 			return n, nil
 		}
@@ -100,6 +102,7 @@ func (g *Conn) Read(p []byte) (int, error) {
 			g.rerr = nil
 			return 0, err
 		}
+		g.release() // nothing pending: no buffer is held while the client is silent
 		switch g.st {
 		case stPass:
 			return g.Conn.Read(p)
@@ -119,7 +122,7 @@ func (g *Conn) Read(p []byte) (int, error) {
 		}
 		// Read into p, which net/http owns and reads after us anyway, then check.
 		n, err := g.Conn.Read(p)
-		g.in = append(g.in, p[:n]...)
+		g.appendIn(p[:n])
 		if err != nil {
 			if n == 0 {
 				return 0, err
@@ -154,10 +157,7 @@ func (g *Conn) direct(p []byte) int {
 	default:
 		return 0
 	}
-	g.in = g.in[n:]
-	if len(g.in) == 0 {
-		g.in = nil
-	}
+	g.consume(n)
 	return n
 }
 
@@ -215,7 +215,7 @@ func (g *Conn) step() bool {
 		g.st = stChunkSize
 		return true
 	case stDiscard, stBroken:
-		g.in = nil
+		g.in = g.inBuf[:0]
 		return true
 	}
 	return false
@@ -258,10 +258,9 @@ func (g *Conn) trailerLine(line []byte, i int) bool {
 func (g *Conn) head() bool {
 	// Empty lines before a request line are skipped (RFC 9112 §2.2).
 	for len(g.in) >= 2 && g.in[0] == '\r' && g.in[1] == '\n' {
-		g.in = g.in[2:]
+		g.consume(2)
 	}
 	if len(g.in) == 0 {
-		g.in = nil
 		return false
 	}
 	end, rj := headEnd(g.in)
@@ -281,7 +280,7 @@ func (g *Conn) head() bool {
 		return true
 	}
 	lineEnd := bytes.Index(g.in, []byte("\r\n"))
-	g.out = append(append(g.out, h.Line...), g.in[lineEnd:end]...)
+	g.appendOut(h.Line, g.in[lineEnd:end])
 	g.consume(end)
 	g.heads.Add(1)
 	switch {
@@ -325,16 +324,72 @@ func early(b []byte) *Rejection {
 
 // emit moves the first n bytes of in to out.
 func (g *Conn) emit(n int) {
-	g.out = append(g.out, g.in[:n]...)
+	g.appendOut(g.in[:n])
 	g.consume(n)
 }
 
-// consume drops the first n bytes of in, letting go of the buffer once it is empty.
+// consume drops the first n bytes of in.
 func (g *Conn) consume(n int) {
 	g.in = g.in[n:]
 	if len(g.in) == 0 {
-		g.in = nil
+		g.in = g.inBuf[:0]
 	}
+}
+
+// bufs holds the buffers of connections that are reading a request; a connection waiting
+// for its client holds none.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooled is the largest buffer put back into bufs (a large head's is dropped).
+const maxPooled = 64 << 10
+
+func getBuf() []byte { return (*bufs.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) > 0 && cap(b) <= maxPooled {
+		b = b[:0]
+		bufs.Put(&b)
+	}
+}
+
+// appendIn adds received bytes to in, moving what is left of in to the buffer's start
+// when that makes room.
+func (g *Conn) appendIn(b []byte) {
+	if g.inBuf == nil {
+		g.inBuf = getBuf()
+		g.in = g.inBuf
+	}
+	if len(g.in)+len(b) > cap(g.in) && cap(g.in) < cap(g.inBuf) {
+		g.in = g.inBuf[:copy(g.inBuf[:cap(g.inBuf)], g.in)]
+	}
+	g.in = append(g.in, b...)
+	if cap(g.in) > cap(g.inBuf) { // a new, larger array
+		g.inBuf = g.in[:0]
+	}
+}
+
+// appendOut adds checked bytes to out (which read empties before anything is added).
+func (g *Conn) appendOut(bs ...[]byte) {
+	if g.outBuf == nil {
+		g.outBuf = getBuf()
+		g.out = g.outBuf
+	}
+	for _, b := range bs {
+		g.out = append(g.out, b...)
+	}
+	if cap(g.out) > cap(g.outBuf) { // a new, larger array
+		g.outBuf = g.out[:0]
+	}
+}
+
+// release gives the buffers back when nothing is pending in them.
+func (g *Conn) release() {
+	if len(g.in) > 0 || len(g.out) > 0 {
+		return
+	}
+	putBuf(g.inBuf)
+	putBuf(g.outBuf)
+	g.in, g.out, g.inBuf, g.outBuf = nil, nil, nil, nil
 }
 
 // refuse stands in for a refused head and stops reading requests.
@@ -343,8 +398,8 @@ func (g *Conn) refuse(rj *Rejection) {
 	g.mu.Lock()
 	g.rej, g.rejAt = rj, at
 	g.mu.Unlock()
-	g.out = append(g.out, standIn...)
-	g.in = nil
+	g.appendOut(standIn)
+	g.in = g.inBuf[:0]
 	g.st = stDiscard
 }
 
@@ -355,11 +410,11 @@ func (g *Conn) breakBody(why string) {
 	g.bodyErr = why
 	g.mu.Unlock()
 	if g.st == stChunkCRLF {
-		g.out = append(g.out, poisonCRLF...)
+		g.appendOut(poisonCRLF)
 	} else {
-		g.out = append(g.out, poisonLine...)
+		g.appendOut(poisonLine)
 	}
-	g.in = nil
+	g.in = g.inBuf[:0]
 	g.st = stBroken
 }
 

@@ -48,11 +48,7 @@ func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
 	}
 	h.ContentLength = -1
 	size := len(h.Target)
-	var (
-		hosts, cls, tes []string
-		connTokens      []string
-		upgrade         string
-	)
+	var f fields
 	rest := b[lineEnd+2:]
 	for {
 		i := bytes.Index(rest, []byte("\r\n"))
@@ -69,30 +65,19 @@ func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
 		if size > lim.HeaderBytes() {
 			return nil, label(reject(http.StatusRequestHeaderFieldsTooLarge, DetailsHeadersTooLarge,
 				"request headers exceed max_request_headers_kb ("+strconv.Itoa(lim.HeaderBytes()>>10)+
-					" KiB of URL, header names and values) at header "+strconv.Quote(truncate(name))))
+					" KiB of URL, header names and values) at header "+strconv.Quote(truncate(string(name)))))
 		}
 		h.Fields++
 		if h.Fields > lim.Headers() {
 			return nil, label(reject(http.StatusRequestHeaderFieldsTooLarge, DetailsTooManyHeaders,
 				"more than max_headers_count ("+strconv.Itoa(lim.Headers())+") header fields"))
 		}
-		switch strings.ToLower(name) {
-		case "host":
-			hosts = append(hosts, value)
-		case "content-length":
-			cls = append(cls, value)
-		case "transfer-encoding":
-			tes = append(tes, value)
-		case "connection":
-			connTokens = append(connTokens, tokens(value)...)
-		case "upgrade":
-			upgrade = value
-		}
+		f.add(name, value)
 	}
 	if len(rest) != 0 {
 		return nil, label(reject(http.StatusBadRequest, DetailsCodecError, "bytes after the empty line that ends the head"))
 	}
-	if rj := h.framing(cls, tes); rj != nil {
+	if rj := h.framing(&f); rj != nil {
 		return nil, label(rj)
 	}
 	if rj := h.checkTarget(); rj != nil {
@@ -105,10 +90,10 @@ func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
 	if h.Chunked && h.Proto != "HTTP/1.1" { // HTTP/1.0 has no chunked coding; net/http would ignore it
 		return nil, label(reject(http.StatusNotImplemented, DetailsInvalidTE, "Transfer-Encoding on an "+h.Proto+" request"))
 	}
-	if rj := checkHost(h, hosts); rj != nil {
+	if rj := checkHost(h, &f); rj != nil {
 		return nil, label(rj)
 	}
-	if upgrade != "" && hasToken(connTokens, "upgrade") && !strings.EqualFold(strings.TrimSpace(upgrade), "h2c") {
+	if f.upgrade != nil && f.connUpgrade && !bytes.EqualFold(f.upgrade, []byte("h2c")) {
 		h.Upgrade = true
 	}
 	return h, nil
@@ -160,61 +145,100 @@ func parseRequestLine(line []byte) (*Head, *Rejection) {
 }
 
 // parseField reads "name: value" (RFC 9112 §5): a token name directly followed by the
-// colon, the value's surrounding whitespace trimmed.
-func parseField(line []byte) (name, value string, rj *Rejection) {
+// colon, the value's surrounding whitespace trimmed. It returns slices of line.
+func parseField(line []byte) (name, value []byte, rj *Rejection) {
 	if line[0] == ' ' || line[0] == '\t' {
-		return "", "", reject(http.StatusBadRequest, DetailsCodecError,
+		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError,
 			"obsolete line folding (a header line starting with whitespace) is not accepted")
 	}
 	colon := bytes.IndexByte(line, ':')
 	if colon < 0 {
-		return "", "", reject(http.StatusBadRequest, DetailsCodecError, "header line without a colon: "+strconv.Quote(truncate(string(line))))
+		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError, "header line without a colon: "+strconv.Quote(truncate(string(line))))
 	}
-	name = string(line[:colon])
-	if !httpguts.ValidHeaderFieldName(name) {
-		why := "invalid header name " + strconv.Quote(truncate(name))
-		if strings.TrimRight(name, " \t") != name {
-			why = "whitespace between header name " + strconv.Quote(truncate(strings.TrimRight(name, " \t"))) + " and its colon"
+	name = line[:colon]
+	if !isTokenBytes(name) {
+		why := "invalid header name " + strconv.Quote(truncate(string(name)))
+		if trimmed := bytes.TrimRight(name, " \t"); len(trimmed) != len(name) {
+			why = "whitespace between header name " + strconv.Quote(truncate(string(trimmed))) + " and its colon"
 		}
-		return "", "", reject(http.StatusBadRequest, DetailsCodecError, why)
+		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError, why)
 	}
-	value = strings.Trim(string(line[colon+1:]), " \t")
-	if !httpguts.ValidHeaderFieldValue(value) {
-		return "", "", reject(http.StatusBadRequest, DetailsInvalidCharacters, "header "+strconv.Quote(truncate(name))+" has an invalid character in its value")
+	value = bytes.Trim(line[colon+1:], " \t")
+	for _, c := range value {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return nil, nil, reject(http.StatusBadRequest, DetailsInvalidCharacters, "header "+strconv.Quote(truncate(string(name)))+" has an invalid character in its value")
+		}
 	}
 	return name, value, nil
+}
+
+// fields are the header fields that decide a request's framing and routing.
+type fields struct {
+	hosts, cls, tes int
+	host, cl, te    []byte // the first of each
+	clOther         []byte // a Content-Length that differs from the first (nil when all agree)
+	connUpgrade     bool   // Connection lists "upgrade"
+	upgrade         []byte // the last Upgrade
+}
+
+func (f *fields) add(name, value []byte) {
+	switch {
+	case bytes.EqualFold(name, []byte("host")):
+		if f.hosts++; f.hosts == 1 {
+			f.host = value
+		}
+	case bytes.EqualFold(name, []byte("content-length")):
+		if f.cls++; f.cls == 1 {
+			f.cl = value
+		} else if !bytes.Equal(value, f.cl) && f.clOther == nil {
+			f.clOther = value
+		}
+	case bytes.EqualFold(name, []byte("transfer-encoding")):
+		if f.tes++; f.tes == 1 {
+			f.te = value
+		}
+	case bytes.EqualFold(name, []byte("connection")):
+		for t := range bytes.SplitSeq(value, []byte(",")) {
+			if bytes.EqualFold(bytes.TrimSpace(t), []byte("upgrade")) {
+				f.connUpgrade = true
+			}
+		}
+	case bytes.EqualFold(name, []byte("upgrade")):
+		f.upgrade = bytes.TrimSpace(value)
+	}
 }
 
 // framing decides how the body is delimited, refusing what RFC 9112 §6.3 makes ambiguous:
 // Content-Length with Transfer-Encoding, a Transfer-Encoding other than a single
 // "chunked", Content-Lengths that disagree or are not a number, a body on CONNECT.
-func (h *Head) framing(cls, tes []string) *Rejection {
+func (h *Head) framing(f *fields) *Rejection {
 	h.Connect = h.Method == http.MethodConnect
-	if len(cls) > 0 {
-		for _, v := range cls {
-			if v != cls[0] {
-				return reject(http.StatusBadRequest, DetailsCodecError, "Content-Length headers disagree ("+strconv.Quote(truncate(cls[0]))+" and "+strconv.Quote(truncate(v))+")")
-			}
+	if f.cls > 0 {
+		if f.clOther != nil {
+			return reject(http.StatusBadRequest, DetailsCodecError, "Content-Length headers disagree ("+strconv.Quote(truncate(string(f.cl)))+" and "+strconv.Quote(truncate(string(f.clOther)))+")")
 		}
-		n, ok := parseLength(cls[0])
+		n, ok := parseLength(f.cl)
 		if !ok {
-			return reject(http.StatusBadRequest, DetailsCodecError, "Content-Length "+strconv.Quote(truncate(cls[0]))+" is not a number of bytes")
+			return reject(http.StatusBadRequest, DetailsCodecError, "Content-Length "+strconv.Quote(truncate(string(f.cl)))+" is not a number of bytes")
 		}
 		h.ContentLength = n
 	}
 	if h.Connect && h.ContentLength > 0 {
 		return reject(http.StatusBadRequest, DetailsBodyDisallowed, "a CONNECT request cannot have a body (Content-Length "+strconv.FormatInt(h.ContentLength, 10)+")")
 	}
-	if len(tes) == 0 {
+	if f.tes == 0 {
 		return nil
 	}
-	if len(cls) > 0 {
+	if f.cls > 0 {
 		return reject(http.StatusBadRequest, DetailsChunkedCL, "both Content-Length and Transfer-Encoding are set: the body's length would be read two ways")
 	}
-	if len(tes) > 1 || !strings.EqualFold(tes[0], "chunked") || h.Connect {
-		why := "Transfer-Encoding " + strconv.Quote(truncate(strings.Join(tes, ", "))) + " is not supported (only a single \"chunked\")"
-		if h.Connect {
+	if f.tes > 1 || !bytes.EqualFold(f.te, []byte("chunked")) || h.Connect {
+		why := "Transfer-Encoding " + strconv.Quote(truncate(string(f.te))) + " is not supported (only a single \"chunked\")"
+		switch {
+		case h.Connect:
 			why = "a CONNECT request cannot have Transfer-Encoding"
+		case f.tes > 1:
+			why = "Transfer-Encoding appears " + strconv.Itoa(f.tes) + " times (only a single \"chunked\" is supported)"
 		}
 		return reject(http.StatusNotImplemented, DetailsInvalidTE, why)
 	}
@@ -234,9 +258,11 @@ func (h *Head) checkTarget() *Rejection {
 		ok = err == nil && u.Port() != "" && u.Hostname() != "" && !strings.Contains(t, "/")
 	case t == "*":
 		ok = h.Method == http.MethodOptions
+	case strings.HasPrefix(t, "/"):
+		ok = validEscapes(t) // all net/http's own parser refuses in an origin-form target
 	default:
 		lower := strings.ToLower(t)
-		if strings.HasPrefix(t, "/") || strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") {
+		if strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") {
 			_, err := url.ParseRequestURI(t)
 			ok = err == nil
 		}
@@ -249,49 +275,60 @@ func (h *Head) checkTarget() *Rejection {
 
 // checkHost requires exactly one valid Host header on HTTP/1.1 (RFC 9112 §3.2), as
 // net/http does; HTTP/1.0 may omit it.
-func checkHost(h *Head, hosts []string) *Rejection {
+func checkHost(h *Head, f *fields) *Rejection {
 	switch {
-	case len(hosts) > 1:
+	case f.hosts > 1:
 		return reject(http.StatusBadRequest, DetailsCodecError, "more than one Host header")
-	case len(hosts) == 0 && h.Proto == "HTTP/1.1":
+	case f.hosts == 0 && h.Proto == "HTTP/1.1":
 		return reject(http.StatusBadRequest, DetailsMissingHost, "an HTTP/1.1 request without a Host header")
-	case len(hosts) == 1 && !httpguts.ValidHostHeader(hosts[0]):
-		return reject(http.StatusBadRequest, DetailsInvalidAuthority, "invalid Host header "+strconv.Quote(truncate(hosts[0])))
+	case f.hosts == 1 && !httpguts.ValidHostHeader(string(f.host)):
+		return reject(http.StatusBadRequest, DetailsInvalidAuthority, "invalid Host header "+strconv.Quote(truncate(string(f.host))))
 	}
 	return nil
 }
 
-func parseLength(v string) (int64, bool) {
-	if v == "" || len(v) > 18 {
+// validEscapes reports whether every "%" in the path of an origin-form target starts a
+// two-hex-digit escape (the query is not checked, as net/http does not).
+func validEscapes(t string) bool {
+	path, _, _ := strings.Cut(t, "?")
+	for i := 0; i < len(path); i++ {
+		if path[i] != '%' {
+			continue
+		}
+		if i+2 >= len(path) || !isHex(path[i+1]) || !isHex(path[i+2]) {
+			return false
+		}
+		i += 2
+	}
+	return true
+}
+
+func isHex(c byte) bool { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') }
+
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
 		return 0, false
 	}
 	var n int64
-	for i := 0; i < len(v); i++ {
-		if !isDigit(v[i]) {
+	for _, c := range v {
+		if !isDigit(c) {
 			return 0, false
 		}
-		n = n*10 + int64(v[i]-'0')
+		n = n*10 + int64(c-'0')
 	}
 	return n, true
 }
 
-func tokens(v string) []string {
-	var out []string
-	for t := range strings.SplitSeq(v, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			out = append(out, t)
+func isTokenBytes(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !isTokenByte(c) {
+			return false
 		}
 	}
-	return out
-}
-
-func hasToken(ts []string, want string) bool {
-	for _, t := range ts {
-		if strings.EqualFold(t, want) {
-			return true
-		}
-	}
-	return false
+	return true
 }
 
 func isToken(s string) bool {
