@@ -126,7 +126,7 @@ func TCPUpstream(m *cluster.Manager, name, originalDst string) (cl *cluster.Clus
 	}
 	if lim := connectionBound(cl.Config().MaxConnections); cl.Stats().UpstreamCxActive.Load() >= lim { // loop.go
 		why := " connections (circuit breaker max_connections)"
-		if lim == defaultMaxConnections && cl.Config().MaxConnections != defaultMaxConnections {
+		if lim == defaultMaxConnections && int64(cl.Config().MaxConnections) != defaultMaxConnections {
 			why = " connections (Envoy's default max_connections; the DestinationRule sets no connectionPool.tcp.maxConnections)"
 		}
 		return cl, nil, &Reply{Flag: streaminfo.UpstreamOverflow, Details: "upstream_cx_overflow",

@@ -37,8 +37,8 @@ const hdrHops = "X-Lucid-Hops"
 const maxHops = 32
 
 // defaultMaxConnections is Envoy's max_connections default, the bound for clusters that
-// set none.
-const defaultMaxConnections = 1024
+// set none (a variable only so that a test can lower it).
+var defaultMaxConnections int64 = 1024
 
 // detailsLoop is %RESPONSE_CODE_DETAILS% of a loop's local reply.
 const detailsLoop = "forwarding_loop_detected"
@@ -141,7 +141,7 @@ func (x *exchange) overConnections(active int64) bool {
 	x.reply(&Reply{Flag: streaminfo.UpstreamOverflow, Status: http.StatusServiceUnavailable,
 		Body:    "upstream connect error or disconnect/reset before headers. reset reason: overflow",
 		Details: "upstream_reset_before_response_started{overflow}",
-		Explanation: "cluster " + x.cl.Config().Name + " has " + strconv.Itoa(defaultMaxConnections) +
+		Explanation: "cluster " + x.cl.Config().Name + " has " + strconv.FormatInt(defaultMaxConnections, 10) +
 			" connections, all busy: Envoy's default max_connections bounds a cluster whose DestinationRule sets no " +
 			"connectionPool.tcp.maxConnections (a forwarding loop or a stuck upstream looks like this)"})
 	return true

@@ -3,12 +3,15 @@ package forward_test
 import (
 	"bufio"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -94,5 +97,48 @@ func TestBrokenBodyCutsTheUpstream(t *testing.T) {
 	}
 	if info := e.info(); info.Flags != streaminfo.DownstreamProtocolError || info.ResponseCode != 400 || info.ResponseCodeDetails != "http1.codec_error" {
 		t.Fatalf("record: %d %v %s", info.ResponseCode, info.Flags, info.ResponseCodeDetails)
+	}
+}
+
+// TestDefaultConnectionBound: a cluster without a connection limit (Istio's 2^32-1) is
+// bounded by Envoy's default max_connections: with every connection busy, one more
+// request gets 503 UO at once instead of a new connection. (The bound is lowered from
+// 1024 to 3 for the test.)
+func TestDefaultConnectionBound(t *testing.T) {
+	defer forward.SetDefaultMaxConnections(3)()
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	started.Add(3)
+	up := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			started.Done()
+			<-release
+		}
+	})
+	c := static("c", up)
+	c.MaxConnections = math.MaxUint32
+	e := newEnv(t, routes(toCluster("c")), c)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, e.url+"/hold", nil)
+			req.Host = "svc:9080"
+			resp, err := e.h1.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	started.Wait()
+	got := e.get("/one-more")
+	close(release)
+	wg.Wait()
+	if got.code != http.StatusServiceUnavailable || !strings.HasPrefix(got.hdr.Get("X-Lucid-Error"), "UO: cluster c has 3 connections, all busy") {
+		t.Fatalf("got %d %q", got.code, got.hdr.Get("X-Lucid-Error"))
+	}
+	if after := e.get("/after"); after.code != http.StatusOK {
+		t.Fatalf("once the connections are free: %d %q", after.code, after.hdr.Get("X-Lucid-Error"))
 	}
 }
