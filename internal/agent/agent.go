@@ -94,6 +94,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer closeObservers()
 
+	down, err := parseProxyConfig(o.ProxyConfig) // hardening.go
+	if err != nil {
+		return err
+	}
 	clusters := cluster.NewManager(logs.Logger("upstream"))
 	pools := pool.NewSet(logs.Logger("pool"))
 	pools.SetSourceAddress(o.IP)
@@ -102,10 +106,12 @@ func Run(ctx context.Context, o Options) error {
 	defer pools.Close()
 	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: obs.requests, ConnectionObservers: obs.connections,
 		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Logger: logs.Logger("router")})
-	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration})
+	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration,
+		RequestLimits: down.limits, IdleTimeout: down.idle})
 
 	nodeID := nodeIDOf(o) // router.go: sidecar~… or router~…
-	meta := map[string]string{"NAME": o.Workload, "NAMESPACE": o.Namespace, "INSTANCE_IPS": o.IP.String(), "WORKLOAD_NAME": o.Workload}
+	meta := map[string]string{"NAME": o.Workload, "NAMESPACE": o.Namespace, "INSTANCE_IPS": o.IP.String(), "WORKLOAD_NAME": o.Workload,
+		adminMetadata: adminAddress(o).String()} // hardening.go: where the CLI finds the admin API
 	if len(o.Labels) > 0 {
 		meta["LABELS"] = formatLabels(o.Labels)
 	}
@@ -146,10 +152,12 @@ func Run(ctx context.Context, o Options) error {
 		ServerInfo: func() admin.ServerInfo {
 			return admin.ServerInfo{Version: o.Version, State: state(), NodeID: nodeID, Cluster: "Kubernetes", Uptime: time.Since(started), Metadata: meta}
 		},
-		Quit: stop,
-		Tap:  taps,
-		Log:  logs.Logger("admin"),
+		Quit:    stop,
+		Tap:     taps,
+		Log:     logs.Logger("admin"),
+		Callers: callers(o), // hardening.go
 	})
+	exposeStats(st, px, started, state) // hardening.go: server.*, listener.*.downstream_cx_*
 	st.AddCounters(clusterCounters(clusters))
 	st.AddCounters(pools.EachStat) // upstream_cx_idle_{retired,avoided,extra}
 	st.AddGauges(clusterGauges(clusters))
@@ -175,7 +183,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := srvs.start(o.StatusPort, statusSrv.Handler(), "status server"); err != nil {
 		return err
 	}
-	if err := srvs.start(o.AdminPort, adminH, "admin"); err != nil {
+	if err := srvs.startAt(adminAddress(o), adminH, "admin"); err != nil {
 		return err
 	}
 	if o.PrometheusPort != 0 {
@@ -197,7 +205,7 @@ func Run(ctx context.Context, o Options) error {
 	evDone := make(chan struct{})
 	go func() { defer close(evDone); probeEv.run(xctx) }()
 	mainLog.Info(proxyKind(o)+" started", "node", nodeID, "discovery", o.Discovery,
-		"admin", netip.AddrPortFrom(o.IP, o.AdminPort).String(), "version", o.Version)
+		"admin", adminAddress(o).String(), "version", o.Version)
 
 	lifecycle{o: o, log: mainLog, proxy: px, applier: apl, draining: &draining, quit: quit, drainReq: drainReq}.run(ctx)
 	stopXDS()
@@ -229,7 +237,12 @@ type servers struct {
 
 // start binds ip:port and serves h there; the error names the server.
 func (s *servers) start(port uint16, h http.Handler, what string) error {
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(s.ip, port).String())
+	return s.startAt(netip.AddrPortFrom(s.ip, port), h, what)
+}
+
+// startAt binds addr and serves h there; the error names the server.
+func (s *servers) startAt(addr netip.AddrPort, h http.Handler, what string) error {
+	ln, err := net.Listen("tcp", addr.String())
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

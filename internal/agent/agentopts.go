@@ -41,6 +41,16 @@ type AgentOptions struct {
 	// connection is left.
 	ExitOnZeroActiveConnections bool
 	MinimumDrainDuration        time.Duration
+
+	// AdminAddress is the address the admin API binds (port AdminPort). Istio binds it to
+	// 127.0.0.1; in local mode, where every workload shares loopback, `lucid up` gives each
+	// proxy a private one. Zero: the workload's address (IP). Either way only localhost and
+	// the workload's own addresses may call it (hardening.go).
+	AdminAddress netip.Addr
+	// ProxyConfig is Istio's PROXY_CONFIG: a ProxyConfig in JSON or YAML (the mesh's
+	// defaultConfig merged with the pod's proxy.istio.io/config). Lucid reads its request
+	// limits and downstream settings (hardening.go); "" is Istio's defaults.
+	ProxyConfig string
 }
 
 // Defaults of Options, Istio's numbers.

@@ -38,5 +38,6 @@ func newStatusServer(o Options, ready status.Probe, st *stats.Stats, logs *loggi
 		Ready: ready, Log: logs.Logger("agent"), AppProbes: probes,
 		Metrics: st.Registry(), AppMetrics: app, Registerer: st.Registry(),
 		Quit: quit, Drain: drain, Profiling: o.Profiling, StartGrace: startGrace,
+		Callers: callers(o), // hardening.go: only localhost and this workload's own addresses
 	})
 }

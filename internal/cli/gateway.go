@@ -27,7 +27,7 @@ router (node id router~<ip>~<name>.<namespace>~…), receives the listeners of t
 resources whose selector matches its labels, and binds them on --ip (0.0.0.0 in a Gateway's
 listener means --ip in local mode). TLS is terminated with the certificate files the
 Gateway names (SIMPLE and MUTUAL), passed through by SNI (PASSTHROUGH), or not used (HTTP, TCP).
-The admin API is on :15000, readiness on :15021/healthz/ready (and :15020), metrics on
+The admin API is on 127.0.0.1:15000 (--admin-address), readiness on :15021/healthz/ready (and :15020), metrics on
 :15020 and :15090.`,
 		Example: `  # the ingress gateway of examples/bookinfo-lite (its WorkloadEntry istio-system/istio-ingressgateway),
   # with lucid discovery --config-dir examples/bookinfo-lite running
@@ -51,7 +51,7 @@ The admin API is on :15000, readiness on :15021/healthz/ready (and :15020), metr
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&ip, "ip", "127.0.0.1", "the gateway's address: every listener, the admin API and the status server bind it")
+	f.StringVar(&ip, "ip", "127.0.0.1", "the gateway's address: every listener and the status server bind it")
 	f.StringVar(&ip, "address", "127.0.0.1", "the same as --ip")
 	f.StringVar(&o.Workload, "name", "istio-ingressgateway", "the gateway's name (its WorkloadEntry in local mode)")
 	f.StringVar(&o.Workload, "workload", "istio-ingressgateway", "the same as --name (as lucid sidecar spells it)")
@@ -70,5 +70,6 @@ The admin API is on :15000, readiness on :15021/healthz/ready (and :15020), metr
 	f.BoolVar(&o.LogJSON, "log-json", false, "write logs as JSON")
 	addMemoryFlags(cmd, &o.MemoryOptions) // the same memory settings as a sidecar
 	addDrainFlags(cmd, &o, "downstream")
+	addExposureFlags(cmd, &o)             // exposure.go: --admin-address, --proxy-config
 	return cmd
 }

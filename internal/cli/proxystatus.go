@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -50,7 +51,7 @@ what its sidecar applied (admin /config_dump), per type: "Clusters Match", or a 
 			if err != nil {
 				return err
 			}
-			admin := t.admin
+			admin := cmp.Or(t.admin, p.Admin) // where the proxy said its admin API is
 			if admin == "" {
 				admin = fmt.Sprintf("%s:%d", p.IP, t.adminPort)
 			}

@@ -46,6 +46,10 @@ type Options struct {
 	// on its way) and logged at debug; the first check after it that is still not ready
 	// warns. Zero warns from the start.
 	StartGrace time.Duration
+	// Callers decides who is "localhost" for /quitquitquit, /drain and pprof: in local
+	// mode every workload shares loopback, so only the operator's address and the
+	// workload's own are. nil: any loopback address (Istio's rule).
+	Callers func(netip.Addr) bool
 }
 
 // Server is the status server's handler set.
@@ -93,6 +97,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/app-lifecycle/", probes)
 	mux.Handle("/stats/prometheus", s.mx)
 	mux.Handle("/metrics", s.mx)
+	localOnly, localPost := s.localOnly, s.localPost
 	mux.Handle("/quitquitquit", localPost(s.control("/quitquitquit", s.o.Quit)))
 	mux.Handle("/drain", localPost(s.control("/drain", s.o.Drain)))
 	if s.o.Profiling {
@@ -120,10 +125,11 @@ func (s *Server) control(path string, f func()) http.Handler {
 	})
 }
 
-// localOnly answers 403 to callers not on a loopback address, as Istio's agent does.
-func localOnly(h http.Handler) http.Handler {
+// localOnly answers 403 to callers not on a loopback address, as Istio's agent does (or,
+// with Options.Callers, not among the callers it admits).
+func (s *Server) localOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !fromLocalhost(r) {
+		if !fromLocalhost(r, s.o.Callers) {
 			http.Error(w, "Only requests from localhost are allowed", http.StatusForbidden)
 			return
 		}
@@ -132,8 +138,8 @@ func localOnly(h http.Handler) http.Handler {
 }
 
 // localPost is localOnly and POST only.
-func localPost(h http.Handler) http.Handler {
-	return localOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (s *Server) localPost(h http.Handler) http.Handler {
+	return s.localOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
@@ -143,13 +149,19 @@ func localPost(h http.Handler) http.Handler {
 	}))
 }
 
-func fromLocalhost(r *http.Request) bool {
+func fromLocalhost(r *http.Request, callers func(netip.Addr) bool) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return false
 	}
 	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
+	if err != nil {
+		return false
+	}
+	if callers != nil {
+		return callers(ip.Unmap())
+	}
+	return ip.Unmap().IsLoopback()
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {

@@ -199,6 +199,7 @@ func Run(objs []*config.Object, loadDiags []config.Diagnostic, opts Options) Res
 	a.gateways()              // gateways.go
 	a.sidecars()              // sidecars.go
 	a.sidecarEgress()         // sidecar.go
+	a.inboundLoops()          // loops.go
 	a.serviceEntries()        // serviceentries.go
 	a.kubeServices()          // kube.go
 	a.injection()

@@ -15,7 +15,6 @@ import (
 // no pod of the namespace), IST0002 (egressProxy, ignored), IST0110 (a pod two Sidecars select), IST0111 (two Sidecars
 // without selector in one namespace), IST0167 (a Sidecar for ambient workloads).
 
-//
 // Lucid's local mode has WorkloadEntries where a cluster has pods: a Sidecar that selects a
 // WorkloadEntry selects a workload (no IST0101), and two selecting one WorkloadEntry is
 // IST0110 as for a pod.

@@ -36,3 +36,31 @@ func (c *ParseCache) ParseFiles(files []File) ([]*Object, []Diagnostic) {
 	c.files = next
 	return dedupe(objs, diags)
 }
+
+// Parse is Parse for one file, taken from the cache when its content is unchanged. Files
+// not parsed since the last Forget are dropped by it.
+func (c *ParseCache) Parse(f File) ([]*Object, []Diagnostic) {
+	sum := sha256.Sum256(f.Data)
+	if p, ok := c.files[f.Name]; ok && p.sum == sum {
+		return p.objs, p.diags
+	}
+	o, d := Parse(f.Name, f.Data)
+	if c.files == nil {
+		c.files = map[string]parsedFile{}
+	}
+	c.files[f.Name] = parsedFile{sum: sum, objs: o, diags: d}
+	return o, d
+}
+
+// Keep forgets every file but those named.
+func (c *ParseCache) Keep(files []File) {
+	keep := make(map[string]bool, len(files))
+	for _, f := range files {
+		keep[f.Name] = true
+	}
+	for name := range c.files {
+		if !keep[name] {
+			delete(c.files, name)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -47,6 +48,9 @@ type Options struct {
 	Tap *tap.Hub
 	// Log receives the admin API's own records (level changes, bad requests); nil: none.
 	Log *slog.Logger
+	// Callers says who may use the API, by the caller's address (callers.go); every other
+	// caller gets 403. nil allows anyone (the API is bound where only they reach it).
+	Callers func(netip.Addr) bool
 }
 
 // ClusterStatus is one cluster as /clusters shows it.
@@ -129,6 +133,7 @@ func New(o Options) http.Handler {
 		{"/help", "print out list of admin commands", false, s.help},
 		{"/listeners", "print listener info", false, s.listeners},
 		{"/logging", "query/change logging levels", false, s.logging},
+		{"/memory", "print current allocation/heap usage", false, s.memory},
 		{"/quitquitquit", "exit the server", true, s.quit},
 		{"/ready", "print server state, return 200 if LIVE, otherwise return 503", false, s.ready},
 		{"/server_info", "print server version/status information", false, s.serverInfo},
@@ -140,6 +145,9 @@ func New(o Options) http.Handler {
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.allowed(w, r) { // callers.go
+		return
+	}
 	i := slices.IndexFunc(s.endpoints, func(e endpoint) bool { return e.path == r.URL.Path })
 	if i < 0 {
 		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")

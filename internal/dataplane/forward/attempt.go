@@ -100,8 +100,12 @@ func (x *exchange) forward(pl *pool.Pool) {
 		if a == nil {
 			return
 		}
+		cutOnBodyError(body, a.cut)               // downstream.go: a broken body ends the attempt
 		retry, err := x.run(ctx, pl, rs, a, body) // a has ended
 		switch {
+		case err != nil && x.bodyBroken():
+			x.badBody() // downstream.go: 400 DPE, never retried
+			return
 		case err != nil:
 			f, ok := x.classify(err, rs, a)
 			if !ok {
@@ -160,8 +164,15 @@ func (x *exchange) pick(ctx context.Context, n int, tried []*cluster.Host) *atte
 	x.info.UpstreamHost = host.Addr
 	x.info.Attempts = n
 	x.fillPeer(host)
+	if rp := ownUpstream(x.in, host.Addr, x.cl.Config().Name); rp != nil { // loop.go
+		x.reply(rp)
+		return nil
+	}
 	if f, ok := x.admit(); !ok {
 		x.reply(&f.Reply)
+		return nil
+	}
+	if x.overConnections(x.cl.Stats().UpstreamRqActive.Load()) { // loop.go: Envoy's default max_connections
 		return nil
 	}
 	// The attempt's context: cut by end, or with a cause when host leaves its cluster

@@ -75,11 +75,21 @@ func (b *replayBody) bytesRead() int64 {
 	return b.read
 }
 
+// failed is the downstream body's read error other than io.EOF (nil when none).
+func (b *replayBody) failed() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
 // bodyView is one attempt's reader over a replayBody.
 type bodyView struct {
 	b     *replayBody
 	off   int
 	moved bool // guarded by b.mu
+	// cut ends the attempt reading this view when the downstream body fails (downstream.go);
+	// set before the attempt starts, read by the goroutine that sends the body.
+	cut func(cause error)
 }
 
 func (v *bodyView) Read(p []byte) (int, error) {
@@ -127,6 +137,9 @@ func (v *bodyView) Read(p []byte) (int, error) {
 		b.eof = true
 	case err != nil:
 		b.err = err
+		if v.cut != nil {
+			v.cut(errDownstreamBody)
+		}
 	}
 	return n, err
 }

@@ -2,7 +2,6 @@ package forward
 
 import (
 	"errors"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -125,10 +124,13 @@ func TCPUpstream(m *cluster.Manager, name, originalDst string) (cl *cluster.Clus
 	if cl = m.Get(name); cl == nil {
 		return nil, nil, noCluster(0, name)
 	}
-	if lim := cl.Config().MaxConnections; lim > 0 && lim < math.MaxUint32 && cl.Stats().UpstreamCxActive.Load() >= int64(lim) {
+	if lim := connectionBound(cl.Config().MaxConnections); cl.Stats().UpstreamCxActive.Load() >= lim { // loop.go
+		why := " connections (circuit breaker max_connections)"
+		if lim == defaultMaxConnections && int64(cl.Config().MaxConnections) != defaultMaxConnections {
+			why = " connections (Envoy's default max_connections; the DestinationRule sets no connectionPool.tcp.maxConnections)"
+		}
 		return cl, nil, &Reply{Flag: streaminfo.UpstreamOverflow, Details: "upstream_cx_overflow",
-			Explanation: "cluster " + name + " already has its maximum of " + strconv.FormatUint(uint64(lim), 10) +
-				" connections (circuit breaker max_connections)"}
+			Explanation: "cluster " + name + " already has its maximum of " + strconv.FormatInt(lim, 10) + why}
 	}
 	h, err := cl.Pick(cluster.PickContext{OriginalDst: originalDst})
 	if err != nil {

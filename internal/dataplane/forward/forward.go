@@ -53,6 +53,7 @@ type Forwarder struct {
 	o       Options
 	log     *slog.Logger
 	mirrors sync.WaitGroup // fire-and-forget mirror requests still running
+	hopSeed string         // loop.go: the secret part of this proxy's x-lucid-hops tokens
 }
 
 // New returns a Forwarder.
@@ -61,7 +62,7 @@ func New(o Options) *Forwarder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Forwarder{o: o, log: log}
+	return &Forwarder{o: o, log: log, hopSeed: newHopSeed()}
 }
 
 // Close waits for mirror requests still in flight (they end by their own timeout).
@@ -81,6 +82,9 @@ type Inbound struct {
 	LocalAddr       netip.AddrPort
 	RemoteAddr      netip.AddrPort
 	OriginalDst     string // "host:port" the request was addressed to (for PassthroughCluster)
+	// Own holds the addresses ("ip:port") the proxy listens on: inbound traffic sent to
+	// one of them, like any request sent back to LocalAddr, is a forwarding loop (loop.go).
+	Own map[string]bool
 }
 
 // infoPool recycles the per-request records (about 600 bytes each).
@@ -103,6 +107,17 @@ var (
 func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
 	x := &exchange{f: f, w: w, r: r, in: &in, info: f.record(r, &in)}
 	defer x.finish() // the observers get the record; then a stream to reset is reset
+
+	// A request this listener forwarded before comes back in a loop: 508 (loop.go).
+	if x.looped() {
+		return
+	}
+	// PATH NORMALISATION goes here, before routing (and so before authorization and
+	// forwarding, which use the routed request): Istio's meshConfig.pathNormalization
+	// (NONE, BASE default, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES) as the connection
+	// manager's normalize_path, merge_slashes and path_with_escaped_slashes_action
+	// (in.HTTP). The normaliser (package pathnorm) is not wired yet: the path is routed as
+	// received (a "#fragment" is already cut by package http1).
 
 	// Decide: virtual host and route, or the router's own reply (decide.go); fault
 	// injection (fault.go).

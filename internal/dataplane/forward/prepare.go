@@ -36,11 +36,15 @@ func (x *exchange) prepare() {
 	}
 	// At the edge (use_remote_address) the connection decides, as Envoy does: a client
 	// cannot claim https over plaintext. Inside the mesh the first hop's value is kept.
-	edge := x.in.HTTP != nil && x.in.HTTP.UseRemoteAddress
+	edge := x.edge()
 	if edge || h.Get("X-Forwarded-Proto") == "" {
 		h.Set("X-Forwarded-Proto", requestScheme(r))
 	}
 	h.Del("X-Forwarded-Client-Cert")
+	if edge {
+		x.cleanEdgeHeaders(h) // edge.go: no x-envoy-* header from outside the mesh goes on
+	}
+	x.markHop(h) // loop.go: x-lucid-hops
 
 	orig := r.URL.RequestURI()
 	rewritten := route.RewritePath(&x.rt.Match, x.rt.Action, orig)

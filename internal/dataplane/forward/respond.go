@@ -100,6 +100,9 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 func (x *exchange) upstreamFailedMidResponse(ctx, actx context.Context, err error) {
 	info := x.info
 	switch {
+	case x.bodyBroken():
+		x.badBodyMidResponse() // downstream.go
+		return
 	case x.r.Context().Err() != nil:
 		x.downstreamGone()
 		return

@@ -2,7 +2,6 @@ package forward
 
 import (
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,9 +27,10 @@ import (
 //     below the route timeout, as Envoy does.
 //
 // Malformed values are ignored, as Envoy ignores them. The headers are removed from the
-// upstream request so the next proxy does not apply them again. They are not honoured
-// from an external client of a connection manager that uses the remote address (an
-// edge), where Envoy strips them; the sidecar's listeners do not.
+// upstream request so the next proxy does not apply them again. At the edge (a connection
+// manager that uses the remote address: a gateway) no client is internal, as in Envoy
+// without internal_address_config: they are stripped, never honoured (edge.go). Whoever
+// sends them, a request gets at most maxHeaderRetries retries from x-envoy-max-retries.
 
 // Envoy's request header names, canonical.
 const (
@@ -101,7 +101,7 @@ func overrides(h http.Header, base *resource.RetryPolicy, routeTimeout time.Dura
 		}
 	}
 	if n, err := strconv.ParseUint(strings.TrimSpace(h.Get(hdrMaxRetries)), 10, 32); err == nil {
-		p.NumRetries = uint32(n)
+		p.NumRetries = uint32(min(n, maxHeaderRetries))
 		changed = true
 	}
 	for _, tok := range splitList(h.Get(hdrRetriableCodes)) {
@@ -155,15 +155,14 @@ func headerMillis(v string) (time.Duration, bool) {
 	return time.Duration(n) * time.Millisecond, true
 }
 
-// trustEnvoyHeaders says whether the request's x-envoy-* headers are honoured: always on
-// connection managers that do not use the remote address (Istio's sidecar listeners);
-// else only from loopback or private addresses (Envoy's internal requests).
+// maxHeaderRetries bounds the retries a request's x-envoy-max-retries may ask for.
+const maxHeaderRetries = 10
+
+// trustEnvoyHeaders says whether the request's x-envoy-* headers are honoured: on
+// connection managers that do not use the remote address (Istio's sidecar listeners),
+// never at the edge (edge.go).
 func (x *exchange) trustEnvoyHeaders() bool {
-	if x.in.HTTP == nil || !x.in.HTTP.UseRemoteAddress {
-		return true
-	}
-	a := x.in.RemoteAddr.Addr().Unmap()
-	return a.IsValid() && (a.IsLoopback() || a.IsPrivate() || a == netip.IPv6Loopback())
+	return !x.edge()
 }
 
 // routeTimeoutValue is the route timeout in force: the header's, else the route's.

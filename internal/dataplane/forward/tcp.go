@@ -31,6 +31,9 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	info := &streaminfo.Info{Start: time.Now(), Direction: in.Direction, UpstreamServiceTime: -1}
 	info.DownstreamLocalAddress, _ = netip.ParseAddrPort(down.LocalAddr().String())
 	info.DownstreamRemoteAddress, _ = netip.ParseAddrPort(down.RemoteAddr().String())
+	if !in.LocalAddr.IsValid() {
+		in.LocalAddr = info.DownstreamLocalAddress // loop.go: the listener it came in on
+	}
 	var metrics ConnectionCounter // istio_tcp_*: opened once the upstream answers
 	defer func() {
 		info.Duration = time.Since(info.Start)
@@ -51,6 +54,9 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	if cl != nil {
 		ci := cl.Config().Info
 		info.DestinationService, info.DestinationServiceName, info.DestinationServiceNamespace = ci.ServiceHost, ci.ServiceName, ci.ServiceNamespace
+	}
+	if rp == nil {
+		rp = ownUpstream(&in, h.Addr, name) // loop.go
 	}
 	if rp != nil {
 		f.closeTCP(info, in, rp)

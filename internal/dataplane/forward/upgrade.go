@@ -36,7 +36,10 @@ func upgradeType(r *http.Request) string {
 	for _, v := range r.Header["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(textproto.TrimString(f), "upgrade") {
-				return r.Header.Get("Upgrade")
+				if up := r.Header.Get("Upgrade"); !strings.EqualFold(strings.TrimSpace(up), "h2c") {
+					return up
+				}
+				return "" // Envoy ignores h2c upgrades: the request goes on as HTTP/1.1
 			}
 		}
 	}
@@ -50,6 +53,9 @@ func (x *exchange) upgrade() bool {
 		return false
 	}
 	host, rp := PickHost(x.cl, x.r, x.in.OriginalDst) // decide.go
+	if rp == nil {
+		rp = ownUpstream(x.in, host.Addr, x.cl.Config().Name) // loop.go
+	}
 	if rp != nil {
 		x.reply(rp)
 		return true

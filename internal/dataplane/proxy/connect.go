@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/xconnect"
 )
@@ -33,7 +34,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, t *table, t
 	host, port := Destination(r)
 	dst := net.JoinHostPort(host, fmt.Sprint(port))
 	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
-	in := forward.Inbound{Listener: tg.listener, Direction: "outbound", LocalAddr: localAddr(r), RemoteAddr: remote, OriginalDst: dst}
+	in := forward.Inbound{Listener: tg.listener, Direction: "outbound", LocalAddr: localAddr(r), RemoteAddr: remote, OriginalDst: dst, Own: t.own}
 	var tp *resource.TCPProxy
 	if l := t.outboundByPort[port]; l != nil {
 		if fc := ChainFor(l, uint32(port)); fc != nil {
@@ -59,7 +60,7 @@ func (p *Proxy) tunnelHTTP(w http.ResponseWriter, r *http.Request, port uint16, 
 	if !ok {
 		return
 	}
-	ln := &oneConnListener{c: down, done: make(chan struct{})}
+	ln := &oneConnListener{c: http1.NewConn(down, p.requestLimits(nil), nil), done: make(chan struct{})}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
@@ -67,7 +68,9 @@ func (p *Proxy) tunnelHTTP(w http.ResponseWriter, r *http.Request, port uint16, 
 		Protocols:         &protos,
 		HTTP2:             p.serverHTTP2(),
 		ReadHeaderTimeout: time.Minute,
+		IdleTimeout:       p.idleTimeout(nil),
 		ErrorLog:          slogErrorLog(p.log),
+		ConnContext:       connContext, // http1.go: the requests inside are checked too
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, in *http.Request) {
 			t := p.cur.Load()
 			remote, _ := netip.ParseAddrPort(r.RemoteAddr)

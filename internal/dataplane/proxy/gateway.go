@@ -225,13 +225,14 @@ func (p *Proxy) serveChainConn(sk *socket, c net.Conn) {
 		conn = tc
 	}
 	if fc.HTTP != nil {
+		conn = p.checkedConn(conn, fc) // http1.go
 		if !sk.conns.push(conn, fc) {
 			_ = conn.Close()
 		}
 		return
 	}
 	defer conn.Close()
-	p.opts.Forwarder.ServeTCP(conn, fc.TCP, forward.Inbound{Listener: l.Name, Direction: direction(l), OriginalDst: sk.dst})
+	p.opts.Forwarder.ServeTCP(conn, fc.TCP, forward.Inbound{Listener: l.Name, Direction: direction(l), OriginalDst: sk.dst, Own: t.own})
 }
 
 // handshake terminates TLS on conn with the chain's configuration. A failed handshake

@@ -34,7 +34,14 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 		if sel := selectedChain(r); sel != nil { // gateway.go: chosen per connection (SNI, TLS)
 			fc = sel
 		}
-		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: sk.dst}
+		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: sk.dst, Own: t.own}
+		var hcm *resource.HTTPManager
+		if fc != nil {
+			hcm = fc.HTTP
+		}
+		if p.admitRequest(w, r, in, hcm) { // http1.go: refused heads, HTTP/2 limits
+			return
+		}
 		if fc == nil || fc.HTTP == nil {
 			// The socket outlived its chain (a config change raced this request).
 			in.RouteConfigName = "(none)"
@@ -54,13 +61,16 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 // is handed to the outbound listener for that port exactly as original_dst would; without
 // one, the default chain applies. A CONNECT opens a tunnel (connect.go).
 func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, tg *want, local, remote netip.AddrPort) {
+	if p.admitRequest(w, r, forward.Inbound{Listener: tg.listener, Direction: "outbound", LocalAddr: local, RemoteAddr: remote, Own: t.own}, nil) {
+		return // http1.go: refused heads, HTTP/2 limits
+	}
 	if r.Method == http.MethodConnect && r.Header.Get(":protocol") == "" {
 		p.serveConnect(w, r, t, tg) // connect.go
 		return
 	}
 	host, port := Destination(r)
 	dst := net.JoinHostPort(host, fmt.Sprint(port))
-	in := forward.Inbound{Direction: "outbound", LocalAddr: local, RemoteAddr: remote, OriginalDst: dst}
+	in := forward.Inbound{Direction: "outbound", LocalAddr: local, RemoteAddr: remote, OriginalDst: dst, Own: t.own}
 	if l := t.outboundByPort[port]; l != nil {
 		if fc := ChainFor(l, uint32(port)); fc != nil && fc.HTTP != nil {
 			in.Listener, in.HTTP = l.Name, fc.HTTP

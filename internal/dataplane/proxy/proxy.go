@@ -26,6 +26,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
@@ -59,6 +60,17 @@ type Options struct {
 	// RouteWarmTimeout bounds how long a request waits for its listener's route
 	// configuration (RDS) to arrive (warming.go; Envoy's initial_fetch_timeout, 15 s).
 	RouteWarmTimeout time.Duration
+
+	// RequestLimits are the request limits of connection managers that set none (http1.go;
+	// the zero value is Envoy's: 60 KiB of headers, 100 headers, no HTTP/1.0). Istio sets
+	// them through ProxyConfig (runtimeValues, proxyMetadata ISTIO_META_HTTP10).
+	RequestLimits http1.Limits
+	// IdleTimeout, when set, replaces every connection manager's downstream idle timeout
+	// (Istio's ISTIO_META_IDLE_TIMEOUT); unset, the connection manager's applies (1 h).
+	IdleTimeout time.Duration
+	// MaxConnectionsPerListener bounds the connections a socket has open at once (limit.go;
+	// default: half the process's file descriptor limit, between 1024 and 65536).
+	MaxConnectionsPerListener int
 }
 
 // Proxy owns the bound sockets and the current configuration.
@@ -97,6 +109,9 @@ type table struct {
 	// routes indexes every route configuration above for virtual host selection
 	// (routetables.go).
 	routes map[*resource.RouteConfig]*route.Table
+	// own holds the addresses the proxy listens on ("ip:port"): forward refuses an
+	// upstream among them (a request sent back to the proxy itself).
+	own map[string]bool
 }
 
 // New creates a Proxy with no configuration; nothing is bound until Apply.
@@ -241,6 +256,7 @@ func (p *Proxy) Apply(s *resource.Snapshot) error {
 	p.opts.Pools.Update(s.Clusters)
 	t := buildTable(s)
 	t.tls = certs
+	t.own = ownAddresses(wants) // limit.go: an upstream here is this proxy (a forwarding loop)
 	p.cur.Store(t)
 	p.signalApplied() // warming.go: requests waiting for a route configuration look again
 

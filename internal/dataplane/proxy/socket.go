@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 type socketKind int
@@ -36,6 +38,8 @@ type socket struct {
 	// (drain.go: answers carry Connection: close; idle connections are left to the client).
 	open     atomic.Int64
 	draining atomic.Bool
+
+	cx *listenerCounters // limit.go: downstream_cx_* of the socket
 
 	closeOnce sync.Once
 	tcpConns  sync.WaitGroup // TCP kind: open proxied connections
@@ -76,25 +80,40 @@ func (p *Proxy) bind(w want) (*socket, error) {
 		return nil, err
 	}
 	ln = p.keepaliveListener(ln) // keepalive.go: TCP keepalive + user timeout on accepted sockets
-	sk := &socket{addr: w.addr, dst: w.addr.String(), kind: w.kind, ln: ln, tcpLive: map[net.Conn]struct{}{}}
+	sk := &socket{addr: w.addr, dst: w.addr.String(), kind: w.kind, tcpLive: map[net.Conn]struct{}{}}
 	sk.setTarget(w)
+	ln = p.limitListener(ln, sk) // limit.go: at most MaxConnectionsPerListener open at once
+	if w.kind == kindHTTP || w.kind == kindExplicit {
+		// http1.go: every request checked with the listener's limits before net/http reads it
+		ln = &checkedListener{Listener: ln, limits: func() http1.Limits { return p.requestLimits(p.socketHTTP(sk)) }}
+	}
+	sk.ln = ln
 	if w.kind != kindTCP {
 		var protos http.Protocols
 		protos.SetHTTP1(true)
 		protos.SetUnencryptedHTTP2(true)
+		h := p.socketHTTP(sk)
 		sk.srv = &http.Server{
 			Handler:           p.handler(sk),
 			Protocols:         &protos,
 			HTTP2:             p.serverHTTP2(), // keepalive.go: PINGs to idle HTTP/2 clients
 			ReadHeaderTimeout: time.Minute,
+			IdleTimeout:       p.idleTimeout(h), // http1.go: Envoy's downstream idle_timeout (1 h)
 			ErrorLog:          slogErrorLog(p.log),
 			ConnState:         sk.trackConn,
+			ConnContext:       connContext,
 		}
+		serverLimits(sk.srv, p.requestLimits(h))
 	}
 	if w.kind == kindChains { // gateway.go: HTTP/2 over TLS too, chain per connection
 		sk.conns = newConnListener(ln.Addr())
 		sk.srv.Protocols.SetHTTP2(true)
-		sk.srv.ConnContext = sk.conns.connContext
+		sk.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			return connContext(sk.conns.connContext(ctx, c), c)
+		}
+		if l := p.cur.Load().snap.Listeners[w.listener]; l != nil && firstChain(l) != nil {
+			sk.srv.IdleTimeout = p.idleTimeout(firstChain(l).HTTP)
+		}
 	}
 	return sk, nil
 }

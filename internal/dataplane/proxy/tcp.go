@@ -24,5 +24,5 @@ func (p *Proxy) pipeTCP(sk *socket, down net.Conn) {
 			tp = fc.TCP
 		}
 	}
-	p.opts.Forwarder.ServeTCP(down, tp, forward.Inbound{Listener: tg.listener, Direction: direction(l), OriginalDst: sk.dst})
+	p.opts.Forwarder.ServeTCP(down, tp, forward.Inbound{Listener: tg.listener, Direction: direction(l), OriginalDst: sk.dst, Own: t.own})
 }

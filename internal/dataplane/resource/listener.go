@@ -83,6 +83,12 @@ type HTTPManager struct {
 	MergeSlashes  bool
 	// Whether envoy.filters.http.fault is in http_filters (route-level faults need it).
 	FaultFilter bool
+	// Request limits: max_request_headers_kb, common_http_protocol_options.max_headers_count
+	// (0: unset, the proxy's default: Envoy's 60 KiB and 100) and
+	// http_protocol_options.accept_http_10.
+	MaxRequestHeadersKB uint32
+	MaxHeadersCount     uint32
+	AcceptHTTP10        bool
 }
 
 // TCPProxy is envoy.filters.network.tcp_proxy.

@@ -234,6 +234,10 @@ func decodeHCM(a *anypb.Any) (*resource.HTTPManager, error) {
 		ServerName:        h.GetServerName(),
 		NormalizePath:     h.GetNormalizePath().GetValue(),
 		MergeSlashes:      h.GetMergeSlashes(),
+
+		MaxRequestHeadersKB: h.GetMaxRequestHeadersKb().GetValue(),
+		MaxHeadersCount:     h.GetCommonHttpProtocolOptions().GetMaxHeadersCount().GetValue(),
+		AcceptHTTP10:        h.GetHttpProtocolOptions().GetAcceptHttp_10(),
 	}
 	switch r := h.GetRouteSpecifier().(type) {
 	case *hcmpb.HttpConnectionManager_Rds:

@@ -17,6 +17,9 @@ type Proxy struct {
 	Workload  string
 	Namespace string
 	IP        string
+	// Admin is where the proxy's admin API listens, as it told the control plane (node
+	// metadata ADMIN_ADDRESS); "" when it did not say (then <IP>:15000).
+	Admin string
 }
 
 // Name is how the CLI prints a proxy: "<workload>.<namespace>", as istioctl prints pods.
@@ -62,6 +65,7 @@ func FindProxy(status []contract.ProxyStatus, name string) (Proxy, error) {
 			continue
 		}
 		if p.Workload == wl && p.Namespace == ns {
+			p.Admin = s.Metadata[AdminMetadata]
 			return p, nil
 		}
 		known = append(known, p.Name())
@@ -78,8 +82,8 @@ type Target struct {
 }
 
 // Resolve finds a workload's admin API. With admin set it is used as is; otherwise the
-// workload is looked up in the control plane's /debug/syncz and its admin API is
-// <ip>:adminPort.
+// workload is looked up in the control plane's /debug/syncz and its admin API is where
+// the proxy said (node metadata ADMIN_ADDRESS), else <ip>:adminPort.
 func (c *Client) Resolve(ctx context.Context, debug, admin, workload string, adminPort int) (Target, error) {
 	if admin != "" {
 		return Target{Admin: admin}, nil
@@ -95,5 +99,13 @@ func (c *Client) Resolve(ctx context.Context, debug, admin, workload string, adm
 	if err != nil {
 		return Target{}, err
 	}
-	return Target{Admin: net.JoinHostPort(p.IP, strconv.Itoa(adminPort)), Proxy: p}, nil
+	admin = p.Admin
+	if admin == "" {
+		admin = net.JoinHostPort(p.IP, strconv.Itoa(adminPort))
+	}
+	return Target{Admin: admin, Proxy: p}, nil
 }
+
+// AdminMetadata is the node metadata key under which a proxy says where its admin API
+// listens (the sidecar binds it to localhost or, in local mode, a private address).
+const AdminMetadata = "ADMIN_ADDRESS"

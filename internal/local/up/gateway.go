@@ -95,13 +95,13 @@ func stripNamespace(h string) string {
 // gatewayProcess is the `lucid gateway` child for a router workload.
 func gatewayProcess(w Workload, servers []GatewayServer, opts PlanOptions) Process {
 	binds := []string{
-		hostPort(w.Address, AdminPort), hostPort(w.Address, StatusPort),
+		hostPort(w.Admin, AdminPort), hostPort(w.Address, StatusPort),
 		hostPort(w.Address, HealthPort), hostPort(w.Address, PrometheusPort),
 	}
 	for _, s := range servers {
 		binds = appendNew(binds, hostPort(w.Address, int(s.Port)))
 	}
-	args := []string{"gateway", "--ip", w.Address, "--workload", w.Name, "--namespace", w.Namespace}
+	args := []string{"gateway", "--ip", w.Address, "--workload", w.Name, "--namespace", w.Namespace, "--admin-address", w.Admin}
 	if len(w.Labels) > 0 {
 		args = append(args, "--labels", labelString(w.Labels))
 	}

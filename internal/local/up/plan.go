@@ -83,8 +83,9 @@ type Workload struct {
 	Address    string // the sidecar's loopback IP (spec.address)
 	AppAddress string // where the app listens
 	Labels     map[string]string
-	HasApp     bool // false: a client workload (send requests through its sidecar)
-	Router     bool // a gateway (AnnotationProxy: router) instead of a sidecar
+	HasApp     bool   // false: a client workload (send requests through its sidecar)
+	Router     bool   // a gateway (AnnotationProxy: router) instead of a sidecar
+	Admin      string // its proxy's admin API address, private (admin.go)
 }
 
 // Port is one ServiceEntry port.
@@ -183,12 +184,21 @@ func NewPlan(objs []*config.Object, opts PlanOptions) (*Plan, error) {
 		}
 		p.Workloads = append(p.Workloads, w)
 	}
+	if err := planAdmin(p); err != nil { // admin.go
+		return nil, err
+	}
+	proxyEnv, err := proxyConfigEnv(opts.Dir) // proxyconfig.go
+	if err != nil {
+		return nil, err
+	}
 	selected := selectWorkloads(objs, p)
 	p.GatewayServers = gatewayServers(opts.Dir, objs, p.Workloads)
 
 	for _, w := range p.Workloads {
 		if w.Router {
-			p.Gateways = append(p.Gateways, gatewayProcess(w, p.GatewayServers[w.Namespace+"/"+w.Name], opts))
+			gw := gatewayProcess(w, p.GatewayServers[w.Namespace+"/"+w.Name], opts)
+			gw.Env = append(gw.Env, proxyEnv...)
+			p.Gateways = append(p.Gateways, gw)
 			continue
 		}
 		label := w.Name
@@ -196,13 +206,13 @@ func NewPlan(objs []*config.Object, opts PlanOptions) (*Plan, error) {
 			label = w.Name + "." + w.Namespace
 		}
 		binds := []string{
-			hostPort(w.Address, AdminPort), hostPort(w.Address, OutboundPort),
+			hostPort(w.Admin, AdminPort), hostPort(w.Address, OutboundPort),
 			hostPort(w.Address, StatusPort), hostPort(w.Address, HealthPort), hostPort(w.Address, PrometheusPort),
 		}
 		for _, port := range selected[w.Namespace+"/"+w.Name] {
 			binds = appendNew(binds, hostPort(w.Address, port))
 		}
-		args := []string{"sidecar", "--ip", w.Address, "--workload", w.Name, "--namespace", w.Namespace}
+		args := []string{"sidecar", "--ip", w.Address, "--workload", w.Name, "--namespace", w.Namespace, "--admin-address", w.Admin}
 		if len(w.Labels) > 0 {
 			args = append(args, "--labels", labelString(w.Labels))
 		}
@@ -217,6 +227,7 @@ func NewPlan(objs []*config.Object, opts PlanOptions) (*Plan, error) {
 			Args:  args,
 			Ready: "http://" + hostPort(w.Address, StatusPort) + "/healthz/ready",
 			Binds: binds,
+			Env:   proxyEnv,
 		})
 		if !w.HasApp {
 			continue

@@ -315,7 +315,7 @@ func printWelcome(out *Output, p *Plan) {
 		}
 		say("  %-40s %s  workloads: %s", svc.Host, strings.Join(ports, ","), cmp.Or(strings.Join(svc.Workloads, ", "), "(none)"))
 	}
-	say("workloads (admin API on :%d, readiness on :%d/healthz/ready):", AdminPort, StatusPort)
+	say("workloads (admin API on a private address, for localhost only; readiness on :%d/healthz/ready):", StatusPort)
 	for _, w := range p.Workloads {
 		role := "app on " + w.AppAddress
 		switch {
@@ -324,7 +324,7 @@ func printWelcome(out *Output, p *Plan) {
 		case !w.HasApp:
 			role = "client (no app)"
 		}
-		say("  %-20s %-12s admin http://%s/  %s", w.Name, w.Address, hostPort(w.Address, AdminPort), role)
+		say("  %-20s %-12s admin http://%s/  %s", w.Name, w.Address, hostPort(w.Admin, AdminPort), role)
 	}
 	for _, w := range p.Workloads {
 		if !w.Router {

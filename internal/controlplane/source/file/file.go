@@ -116,14 +116,21 @@ func contentHash(files []config.File, diags []config.Diagnostic) [sha256.Size]by
 
 // apply parses files and applies last-good retention against s.good. s.mu held.
 //
-// A previously good object that is missing from the new set keeps serving when
+// What cannot be read keeps its last good objects (safety.go): the whole directory, a
+// file, a file cut off in the middle of a line; of an object defined twice, the
+// definition serving wins. A previously good object that is missing from the new set
+// keeps serving when
 //   - an Error names it (its new version is invalid), or
 //   - its file is still there but has an error that names no object (malformed
 //     YAML, a document without kind or name): we cannot tell which object broke.
 //
 // It is dropped when its file is gone or its file parsed cleanly without it.
 func (s *Source) apply(files []config.File, rdiags []config.Diagnostic) ([]*config.Object, []config.Diagnostic) {
-	objs, diags := s.parsed.ParseFiles(files) // only changed files are parsed again
+	dirGone, unread := unreadable(rdiags)
+	if dirGone {
+		return s.keepAll(rdiags) // s.good unchanged: the next readable scan compares with it
+	}
+	objs, diags := s.parseFiles(files, unread)
 	diags = append(rdiags, diags...)
 	objs, gdiags := config.ResolveGatewayFiles(s.dir, objs) // certificate paths: local mode only
 	diags = append(diags, gdiags...)
@@ -132,9 +139,12 @@ func (s *Source) apply(files []config.File, rdiags []config.Diagnostic) ([]*conf
 	for _, o := range objs {
 		current[o.Key()] = o
 	}
-	present := make(map[string]bool, len(files))
+	present := make(map[string]bool, len(files)+len(unread))
 	for _, f := range files {
 		present[f.Name] = true
+	}
+	for f := range unread {
+		present[f] = true
 	}
 	rejected := map[string]bool{}
 	broken := map[string]bool{}
@@ -160,12 +170,7 @@ func (s *Source) apply(files []config.File, rdiags []config.Diagnostic) ([]*conf
 				Kind: prev.Kind, Namespace: prev.Namespace, Name: prev.Name, Message: KeepingLastGood})
 		}
 	}
-	sort.SliceStable(objs, func(i, j int) bool {
-		if objs[i].File != objs[j].File {
-			return objs[i].File < objs[j].File
-		}
-		return objs[i].Line < objs[j].Line
-	})
+	sortByPlace(objs)
 	s.good = current
 	return objs, diags
 }

@@ -1,0 +1,356 @@
+package http1
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Head is a request head ParseHead accepted, and the framing of the body it announces.
+type Head struct {
+	Method, Target, Proto string
+	// Line is the request line to hand on, without CRLF: the one received, with a
+	// "#fragment" cut from the target (Envoy strips it under Istio's runtime settings).
+	Line []byte
+	// ContentLength is the body length; -1 when the request has no Content-Length.
+	ContentLength int64
+	Chunked       bool
+	// Upgrade: the request asks to switch protocols (Connection: upgrade and an Upgrade
+	// other than h2c, which Envoy ignores). What follows the head is not HTTP/1.1 any
+	// more once the upgrade succeeds, so it is not read as requests.
+	Upgrade bool
+	// Connect: a CONNECT request, after which the connection is a tunnel.
+	Connect bool
+	// Fields is the number of header fields.
+	Fields int
+}
+
+// ParseHead parses a complete request head: the request line, the header fields and the
+// empty line that ends them, each line ending in CRLF. It applies Envoy's HTTP/1 codec
+// rules, in Envoy's order (the request line, each field as it is read, then the checks
+// on the complete head), and returns the first violation as a Rejection.
+func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
+	if !bytes.HasSuffix(b, []byte("\r\n\r\n")) && !bytes.Equal(b, []byte("\r\n")) {
+		return nil, reject(http.StatusBadRequest, DetailsCodecError, "the request head does not end with an empty line (CRLF CRLF)")
+	}
+	lineEnd := bytes.Index(b, []byte("\r\n"))
+	h, rj := parseRequestLine(b[:lineEnd])
+	if rj != nil {
+		return nil, rj
+	}
+	label := func(r *Rejection) *Rejection {
+		r.Method, r.Target, r.Proto = h.Method, h.Target, h.Proto
+		return r
+	}
+	h.ContentLength = -1
+	size := len(h.Target)
+	var f fields
+	rest := b[lineEnd+2:]
+	for {
+		i := bytes.Index(rest, []byte("\r\n"))
+		line := rest[:i]
+		rest = rest[i+2:]
+		if len(line) == 0 {
+			break
+		}
+		name, value, rj := parseField(line)
+		if rj != nil {
+			return nil, label(rj)
+		}
+		size += len(name) + len(value)
+		if size > lim.HeaderBytes() {
+			return nil, label(reject(http.StatusRequestHeaderFieldsTooLarge, DetailsHeadersTooLarge,
+				"request headers exceed max_request_headers_kb ("+strconv.Itoa(lim.HeaderBytes()>>10)+
+					" KiB of URL, header names and values) at header "+strconv.Quote(truncate(string(name)))))
+		}
+		h.Fields++
+		if h.Fields > lim.Headers() {
+			return nil, label(reject(http.StatusRequestHeaderFieldsTooLarge, DetailsTooManyHeaders,
+				"more than max_headers_count ("+strconv.Itoa(lim.Headers())+") header fields"))
+		}
+		f.add(name, value)
+	}
+	if len(rest) != 0 {
+		return nil, label(reject(http.StatusBadRequest, DetailsCodecError, "bytes after the empty line that ends the head"))
+	}
+	if rj := h.framing(&f); rj != nil {
+		return nil, label(rj)
+	}
+	if rj := h.checkTarget(); rj != nil {
+		return nil, label(rj)
+	}
+	if h.Proto != "HTTP/1.1" && !lim.AcceptHTTP10 {
+		return nil, label(reject(http.StatusUpgradeRequired, DetailsLowVersion,
+			h.Proto+" is not accepted (Istio's proxies serve HTTP/1.1 and HTTP/2; accept_http_10 is off)"))
+	}
+	if h.Chunked && h.Proto != "HTTP/1.1" { // HTTP/1.0 has no chunked coding; net/http would ignore it
+		return nil, label(reject(http.StatusNotImplemented, DetailsInvalidTE, "Transfer-Encoding on an "+h.Proto+" request"))
+	}
+	if rj := checkHost(h, &f); rj != nil {
+		return nil, label(rj)
+	}
+	if f.upgrade != nil && f.connUpgrade && !bytes.EqualFold(f.upgrade, []byte("h2c")) {
+		h.Upgrade = true
+	}
+	return h, nil
+}
+
+// parseRequestLine reads "method SP request-target SP HTTP-version".
+func parseRequestLine(line []byte) (*Head, *Rejection) {
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return nil, reject(http.StatusBadRequest, DetailsCodecError, "malformed request line "+strconv.Quote(truncate(string(line))))
+	}
+	sp2 := bytes.IndexByte(line[sp1+1:], ' ')
+	if sp2 < 0 {
+		return nil, reject(http.StatusBadRequest, DetailsCodecError, "request line without an HTTP version (HTTP/0.9 is not served): "+strconv.Quote(truncate(string(line))))
+	}
+	sp2 += sp1 + 1
+	method, target, proto := string(line[:sp1]), string(line[sp1+1:sp2]), string(line[sp2+1:])
+	h := &Head{Method: method, Target: target, Proto: proto}
+	label := func(r *Rejection) *Rejection {
+		r.Method, r.Target, r.Proto = method, target, proto
+		return r
+	}
+	if !isToken(method) {
+		return nil, label(reject(http.StatusBadRequest, DetailsCodecError, "invalid method "+strconv.Quote(truncate(method))))
+	}
+	if target == "" {
+		return nil, label(reject(http.StatusBadRequest, DetailsCodecError, "empty request target"))
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c >= 0x7f {
+			return nil, label(reject(http.StatusBadRequest, DetailsCodecError,
+				"request target has an invalid character "+strconv.QuoteRune(rune(c))+" at byte "+strconv.Itoa(i)))
+		}
+	}
+	if len(proto) != len("HTTP/1.1") || !strings.HasPrefix(proto, "HTTP/") || !isDigit(proto[5]) || proto[6] != '.' || !isDigit(proto[7]) {
+		return nil, label(reject(http.StatusBadRequest, DetailsCodecError, "malformed HTTP version "+strconv.Quote(truncate(proto))))
+	}
+	if proto[5] != '1' {
+		return nil, label(reject(http.StatusBadRequest, DetailsCodecError, proto+" in an HTTP/1 request line"))
+	}
+	h.Line = line
+	if i := strings.IndexByte(target, '#'); i >= 0 {
+		// Envoy, as Istio configures it (http_reject_path_with_fragment false), strips the
+		// fragment: it never reaches routing, authorization or the upstream.
+		h.Target = target[:i]
+		h.Line = append(append(append([]byte(method), ' '), h.Target...), line[sp2:]...)
+	}
+	return h, nil
+}
+
+// parseField reads "name: value" (RFC 9112 §5): a token name directly followed by the
+// colon, the value's surrounding whitespace trimmed. It returns slices of line.
+func parseField(line []byte) (name, value []byte, rj *Rejection) {
+	if line[0] == ' ' || line[0] == '\t' {
+		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError,
+			"obsolete line folding (a header line starting with whitespace) is not accepted")
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon < 0 {
+		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError, "header line without a colon: "+strconv.Quote(truncate(string(line))))
+	}
+	name = line[:colon]
+	if !isTokenBytes(name) {
+		why := "invalid header name " + strconv.Quote(truncate(string(name)))
+		if trimmed := bytes.TrimRight(name, " \t"); len(trimmed) != len(name) {
+			why = "whitespace between header name " + strconv.Quote(truncate(string(trimmed))) + " and its colon"
+		}
+		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError, why)
+	}
+	value = bytes.Trim(line[colon+1:], " \t")
+	for _, c := range value {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return nil, nil, reject(http.StatusBadRequest, DetailsInvalidCharacters, "header "+strconv.Quote(truncate(string(name)))+" has an invalid character in its value")
+		}
+	}
+	return name, value, nil
+}
+
+// fields are the header fields that decide a request's framing and routing.
+type fields struct {
+	hosts, cls, tes int
+	host, cl, te    []byte // the first of each
+	clOther         []byte // a Content-Length that differs from the first (nil when all agree)
+	connUpgrade     bool   // Connection lists "upgrade"
+	upgrade         []byte // the last Upgrade
+}
+
+func (f *fields) add(name, value []byte) {
+	switch {
+	case bytes.EqualFold(name, []byte("host")):
+		if f.hosts++; f.hosts == 1 {
+			f.host = value
+		}
+	case bytes.EqualFold(name, []byte("content-length")):
+		if f.cls++; f.cls == 1 {
+			f.cl = value
+		} else if !bytes.Equal(value, f.cl) && f.clOther == nil {
+			f.clOther = value
+		}
+	case bytes.EqualFold(name, []byte("transfer-encoding")):
+		if f.tes++; f.tes == 1 {
+			f.te = value
+		}
+	case bytes.EqualFold(name, []byte("connection")):
+		for t := range bytes.SplitSeq(value, []byte(",")) {
+			if bytes.EqualFold(bytes.TrimSpace(t), []byte("upgrade")) {
+				f.connUpgrade = true
+			}
+		}
+	case bytes.EqualFold(name, []byte("upgrade")):
+		f.upgrade = bytes.TrimSpace(value)
+	}
+}
+
+// framing decides how the body is delimited, refusing what RFC 9112 §6.3 makes ambiguous:
+// Content-Length with Transfer-Encoding, a Transfer-Encoding other than a single
+// "chunked", Content-Lengths that disagree or are not a number, a body on CONNECT.
+func (h *Head) framing(f *fields) *Rejection {
+	h.Connect = h.Method == http.MethodConnect
+	if f.cls > 0 {
+		if f.clOther != nil {
+			return reject(http.StatusBadRequest, DetailsCodecError, "Content-Length headers disagree ("+strconv.Quote(truncate(string(f.cl)))+" and "+strconv.Quote(truncate(string(f.clOther)))+")")
+		}
+		n, ok := parseLength(f.cl)
+		if !ok {
+			return reject(http.StatusBadRequest, DetailsCodecError, "Content-Length "+strconv.Quote(truncate(string(f.cl)))+" is not a number of bytes")
+		}
+		h.ContentLength = n
+	}
+	if h.Connect && h.ContentLength > 0 {
+		return reject(http.StatusBadRequest, DetailsBodyDisallowed, "a CONNECT request cannot have a body (Content-Length "+strconv.FormatInt(h.ContentLength, 10)+")")
+	}
+	if f.tes == 0 {
+		return nil
+	}
+	if f.cls > 0 {
+		return reject(http.StatusBadRequest, DetailsChunkedCL, "both Content-Length and Transfer-Encoding are set: the body's length would be read two ways")
+	}
+	if f.tes > 1 || !bytes.EqualFold(f.te, []byte("chunked")) || h.Connect {
+		why := "Transfer-Encoding " + strconv.Quote(truncate(string(f.te))) + " is not supported (only a single \"chunked\")"
+		switch {
+		case h.Connect:
+			why = "a CONNECT request cannot have Transfer-Encoding"
+		case f.tes > 1:
+			why = "Transfer-Encoding appears " + strconv.Itoa(f.tes) + " times (only a single \"chunked\" is supported)"
+		}
+		return reject(http.StatusNotImplemented, DetailsInvalidTE, why)
+	}
+	h.Chunked = true
+	return nil
+}
+
+// checkTarget accepts the request-target forms of RFC 9112 §3.2: origin ("/path"),
+// absolute ("http://host/path", what an explicit proxy gets), authority ("host:port", only
+// for CONNECT) and asterisk ("*", only for OPTIONS).
+func (h *Head) checkTarget() *Rejection {
+	t := h.Target
+	ok := false
+	switch {
+	case h.Connect:
+		u, err := url.Parse("http://" + t) // as net/http reads it
+		ok = err == nil && u.Port() != "" && u.Hostname() != "" && !strings.Contains(t, "/")
+	case t == "*":
+		ok = h.Method == http.MethodOptions
+	case strings.HasPrefix(t, "/"):
+		ok = validEscapes(t) // all net/http's own parser refuses in an origin-form target
+	default:
+		lower := strings.ToLower(t)
+		if strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") {
+			_, err := url.ParseRequestURI(t)
+			ok = err == nil
+		}
+	}
+	if ok {
+		return nil
+	}
+	return reject(http.StatusBadRequest, DetailsInvalidURL, "request target "+strconv.Quote(truncate(h.Target))+" is not valid for "+h.Method)
+}
+
+// checkHost requires exactly one valid Host header on HTTP/1.1 (RFC 9112 §3.2), as
+// net/http does; HTTP/1.0 may omit it.
+func checkHost(h *Head, f *fields) *Rejection {
+	switch {
+	case f.hosts > 1:
+		return reject(http.StatusBadRequest, DetailsCodecError, "more than one Host header")
+	case f.hosts == 0 && h.Proto == "HTTP/1.1":
+		return reject(http.StatusBadRequest, DetailsMissingHost, "an HTTP/1.1 request without a Host header")
+	case f.hosts == 1 && !httpguts.ValidHostHeader(string(f.host)):
+		return reject(http.StatusBadRequest, DetailsInvalidAuthority, "invalid Host header "+strconv.Quote(truncate(string(f.host))))
+	}
+	return nil
+}
+
+// validEscapes reports whether every "%" in the path of an origin-form target starts a
+// two-hex-digit escape (the query is not checked, as net/http does not).
+func validEscapes(t string) bool {
+	path, _, _ := strings.Cut(t, "?")
+	for i := 0; i < len(path); i++ {
+		if path[i] != '%' {
+			continue
+		}
+		if i+2 >= len(path) || !isHex(path[i+1]) || !isHex(path[i+2]) {
+			return false
+		}
+		i += 2
+	}
+	return true
+}
+
+func isHex(c byte) bool { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') }
+
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func isTokenBytes(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !isTokenByte(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !httpguts.IsTokenRune(rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenByte(c byte) bool { return httpguts.IsTokenRune(rune(c)) }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// truncate keeps what a message quotes short.
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
