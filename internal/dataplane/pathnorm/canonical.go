@@ -6,11 +6,11 @@ import "strings"
 // googleurl copy of Chromium's url_canon_path): what happens to a byte met raw, and to the
 // byte an escape sequence %XX stands for.
 const (
-	pass     = 0      // copied as is; when escaped, kept escaped
-	special  = 1      // handled by the loop: '.', '\\', '%'
-	escape   = 2 | 1  // percent-encoded in the output
-	unescape = 4      // unreserved: an escape of it is decoded
-	invalid  = 8 | 1  // NUL: the path is rejected
+	pass     = 0       // copied as is; when escaped, kept escaped
+	special  = 1       // handled by the loop: '.', '\\', '%'
+	escape   = 2 | 1   // percent-encoded in the output
+	unescape = 4       // unreserved: an escape of it is decoded
+	invalid  = 8 | 1   // NUL: the path is rejected
 	dot      = special // '.'
 )
 
