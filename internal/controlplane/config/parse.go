@@ -35,7 +35,9 @@ var kinds = map[string]kindInfo{
 	KindGateway:             {"networking.istio.io", networkingVersions, func() proto.Message { return &networkingv1alpha3.Gateway{} }, true, validateGateway},
 	KindSidecar:             {"networking.istio.io", networkingVersions, func() proto.Message { return &networkingv1alpha3.Sidecar{} }, false, validateSidecar},
 	KindPeerAuthentication:  {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.PeerAuthentication{} }, false, validatePeerAuthentication},
-	KindAuthorizationPolicy: {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.AuthorizationPolicy{} }, false, validateAuthorizationPolicy},
+	KindAuthorizationPolicy: {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.AuthorizationPolicy{} }, false, validateAuthorization},
+
+	KindRequestAuthentication: {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.RequestAuthentication{} }, false, validateRequestAuthentication},
 }
 
 // knownKinds lists the kinds in a stable order for messages.

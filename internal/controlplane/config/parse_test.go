@@ -88,7 +88,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing kind", "apiVersion: networking.istio.io/v1\nmetadata: {name: a}\n",
 			[]string{"error f.yaml:1: kind: missing kind"}},
 		{"unknown kind", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
-			[]string{`error f.yaml:2: kind: unknown kind "ConfigMap" (Lucid knows AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, ServiceEntry, Sidecar, VirtualService, WorkloadEntry)`}},
+			[]string{`error f.yaml:2: kind: unknown kind "ConfigMap" (Lucid knows AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, RequestAuthentication, ServiceEntry, Sidecar, VirtualService, WorkloadEntry)`}},
 		{"unknown apiVersion", "apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: a}\n",
 			[]string{`error f.yaml:1: VirtualService default/a: apiVersion: unknown apiVersion "networking.istio.io/v2" for VirtualService (want networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3)`}},
 		{"security group for networking kind", "apiVersion: security.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec: {host: a}\n",

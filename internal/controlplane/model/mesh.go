@@ -40,6 +40,7 @@ type Mesh struct {
 	connectTimeout time.Duration
 	rootNamespace  string
 	tcpKeepalive   *networkingv1alpha3.ConnectionPoolSettings_TCPSettings_TcpKeepalive // meshConfig.tcpKeepalive
+	security       *security                                                           // AuthorizationPolicy, RequestAuthentication (security.go)
 }
 
 // Build builds the mesh from validated objects. mesh may be nil (Istio defaults). The
@@ -91,6 +92,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 			b.addGateway(o)
 		}
 	}
+	b.m.security = newSecurity(sorted, mesh) // security.go
 	for _, o := range ses {
 		b.addServiceEntry(o)
 	}

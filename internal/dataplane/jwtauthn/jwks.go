@@ -79,6 +79,24 @@ type keySource interface {
 	keys(ctx context.Context, refresh bool) ([]jose.JSONWebKey, Status, error)
 }
 
+// localKeys is a fixed key set from a document (err: it could not be read).
+func localKeys(doc []byte, err error, what string) keySource {
+	if err == nil {
+		var keys []jose.JSONWebKey
+		if keys, err = parseJWKS(doc); err == nil {
+			return staticKeys(keys)
+		}
+	}
+	return badKeys{fmt.Errorf("%s: %w", what, err)}
+}
+
+// badKeys is a key set that could not be loaded: every token fails with its reason.
+type badKeys struct{ err error }
+
+func (b badKeys) keys(context.Context, bool) ([]jose.JSONWebKey, Status, error) {
+	return nil, JWKSNoValidKeys, b.err
+}
+
 type staticKeys []jose.JSONWebKey
 
 func (s staticKeys) keys(context.Context, bool) ([]jose.JSONWebKey, Status, error) {

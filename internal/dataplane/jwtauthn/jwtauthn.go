@@ -15,6 +15,7 @@ package jwtauthn
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -82,8 +83,9 @@ func (l location) String() string {
 	return "header " + l.name
 }
 
-// New compiles a jwt_authn filter: local key sets are read and parsed now (an error
-// means the configuration must be refused), remote ones on first use.
+// New compiles a jwt_authn filter: local key sets are read and parsed now, remote ones on
+// first use. A local key set that cannot be read or has no usable key does not refuse the
+// configuration (as Envoy, which logs it): that provider's tokens fail with the reason.
 func New(cfg *resource.JWTAuthn, o Options) (*Verifier, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -106,25 +108,14 @@ func New(cfg *resource.JWTAuthn, o Options) (*Verifier, error) {
 		p := &provider{cfg: pc, locations: locationsOf(pc)}
 		switch {
 		case pc.LocalJWKS != "":
-			keys, err := parseJWKS([]byte(pc.LocalJWKS))
-			if err != nil {
-				return nil, fmt.Errorf("provider %s (issuer %q): local_jwks: %w", n, pc.Issuer, err)
-			}
-			p.keys = staticKeys(keys)
+			p.keys = localKeys([]byte(pc.LocalJWKS), nil, "local_jwks")
 		case pc.LocalJWKSFile != "":
 			doc, err := o.ReadFile(pc.LocalJWKSFile)
-			if err != nil {
-				return nil, fmt.Errorf("provider %s (issuer %q): local_jwks: %w", n, pc.Issuer, err)
-			}
-			keys, err := parseJWKS(doc)
-			if err != nil {
-				return nil, fmt.Errorf("provider %s (issuer %q): local_jwks %s: %w", n, pc.Issuer, pc.LocalJWKSFile, err)
-			}
-			p.keys = staticKeys(keys)
+			p.keys = localKeys(doc, err, "local_jwks "+pc.LocalJWKSFile)
 		case pc.RemoteJWKS != nil:
 			p.keys = &remoteKeys{cfg: *pc.RemoteJWKS, client: o.HTTPClient, now: o.Now}
 		default:
-			return nil, fmt.Errorf("provider %s: no key set", n)
+			p.keys = badKeys{errors.New("no key set configured")}
 		}
 		v.providers[n] = p
 		v.order = append(v.order, p)
