@@ -29,8 +29,8 @@ import (
 
 	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	jose "github.com/go-jose/go-jose/v4"
-	yaml "go.yaml.in/yaml/v3"
 	"go.uber.org/goleak"
+	yaml "go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
