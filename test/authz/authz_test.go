@@ -165,7 +165,7 @@ type chains struct {
 
 // buildChains runs the suite's configuration through the control plane and the sidecar's
 // decoder, as a sidecar would receive it.
-func buildChains(t *testing.T, s suite, keys *testKeys, srv *authzServer) *chains {
+func buildChains(t testing.TB, s suite, keys *testKeys, srv *authzServer) *chains {
 	t.Helper()
 	registry, err := os.ReadFile(filepath.Join("testdata", "registry.yaml"))
 	if err != nil {
@@ -230,7 +230,7 @@ func buildChains(t *testing.T, s suite, keys *testKeys, srv *authzServer) *chain
 	return out
 }
 
-func parse(t *testing.T, file, docs string) []*config.Object {
+func parse(t testing.TB, file, docs string) []*config.Object {
 	t.Helper()
 	objs, diags := config.Parse(file, []byte(docs))
 	for _, d := range diags {

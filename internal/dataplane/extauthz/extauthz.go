@@ -53,6 +53,7 @@ type Options struct {
 // Client is one compiled ext_authz filter. It is safe for concurrent use.
 type Client struct {
 	cfg     *resource.ExtAuthz
+	enabled *rbac.MetadataMatch // filter_enabled_metadata; nil: always
 	client  *http.Client
 	resolve func(string) (string, error)
 }
@@ -66,6 +67,9 @@ func New(cfg *resource.ExtAuthz, o Options) *Client {
 		Transport:     o.Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}, resolve: o.Resolve}
+	if cfg.FilterEnabledMetadata != nil {
+		c.enabled = rbac.NewMetadataMatch(cfg.FilterEnabledMetadata)
+	}
 	if c.resolve == nil {
 		c.resolve = func(string) (string, error) {
 			host := strings.TrimPrefix(strings.TrimPrefix(cfg.URI, "http://"), "https://")
@@ -85,7 +89,7 @@ func New(cfg *resource.ExtAuthz, o Options) *Client {
 // unless filter_enabled_metadata is set and does not match (Istio: no CUSTOM policy of
 // this provider matched the request).
 func (c *Client) Enabled(md rbac.Metadata) bool {
-	return c.cfg.FilterEnabledMetadata == nil || rbac.MatchMetadata(c.cfg.FilterEnabledMetadata, md)
+	return c.enabled == nil || c.enabled.Matches(md)
 }
 
 // Status is the outcome of a check.

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/lucid-mesh/lucid/internal/dataplane/pathnorm"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -210,11 +209,11 @@ func (p *perm) explain(req *Request) (bool, string) {
 	case resource.PermHeader:
 		return p.hdr.explain(req)
 	case resource.PermURLPath:
-		path := pathnorm.Strip(req.Path)
+		path := req.urlPathOf()
 		ok := p.matches(req)
 		return ok, fmt.Sprintf("path %q %s %s", path, verb(ok), describeString(&s.String))
 	case resource.PermURITemplate:
-		path := pathnorm.Strip(req.Path)
+		path := req.urlPathOf()
 		ok := p.matches(req)
 		return ok, fmt.Sprintf("path %q %s template %q", path, verb(ok), s.Template)
 	case resource.PermDestinationIP:
@@ -230,7 +229,7 @@ func (p *perm) explain(req *Request) (bool, string) {
 		ok := p.matches(req)
 		return ok, fmt.Sprintf("connection.sni %q %s %s", req.SNI, verb(ok), describeString(&s.String))
 	case resource.PermMetadata:
-		return explainMetadata(&s.Metadata, req)
+		return explainMetadata(&p.md, req)
 	}
 	return false, "unsupported permission"
 }
@@ -284,9 +283,9 @@ func (p *princ) explain(req *Request) (bool, string) {
 		return p.hdr.explain(req)
 	case resource.PrincURLPath:
 		ok := p.matches(req)
-		return ok, fmt.Sprintf("path %q %s %s", pathnorm.Strip(req.Path), verb(ok), describeString(&s.Path))
+		return ok, fmt.Sprintf("path %q %s %s", req.urlPathOf(), verb(ok), describeString(&s.Path))
 	case resource.PrincMetadata:
-		return explainMetadata(&s.Metadata, req)
+		return explainMetadata(&p.md, req)
 	}
 	return false, "unsupported principal"
 }
@@ -311,8 +310,9 @@ func (h *header) explain(req *Request) (bool, string) {
 	return ok, fmt.Sprintf("%s %q %s %s", label, v, verb(ok), want)
 }
 
-func explainMetadata(m *resource.MetadataMatcher, req *Request) (bool, string) {
-	ok := matchMetadata(m, req.Metadata)
+func explainMetadata(c *metadataMatcher, req *Request) (bool, string) {
+	m := c.m
+	ok := c.matches(req.Metadata)
 	label := metadataLabel(m)
 	v, present := lookupMetadata(m, req.Metadata)
 	want := describeValue(&m.Value)

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/lucid-mesh/lucid/internal/dataplane/pathnorm"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -15,6 +14,8 @@ type perm struct {
 	rules []perm
 	not   *perm
 	hdr   header
+	str   strMatcher // url_path, requested_server_name
+	md    metadataMatcher
 }
 
 // princ is a compiled config.rbac.v3.Principal.
@@ -23,6 +24,8 @@ type princ struct {
 	ids []princ
 	not *princ
 	hdr header
+	str strMatcher // authenticated.principal_name, url_path
+	md  metadataMatcher
 }
 
 // header is a compiled header matcher: the name in http.Header's canonical form, so a
@@ -30,10 +33,41 @@ type princ struct {
 type header struct {
 	m         *resource.HeaderMatcher
 	canonical string
+	str       strMatcher
 }
 
 func compileHeader(m *resource.HeaderMatcher) header {
-	return header{m: m, canonical: http.CanonicalHeaderKey(m.Name)}
+	return header{m: m, canonical: http.CanonicalHeaderKey(m.Name), str: compileString(&m.Value)}
+}
+
+// metadataMatcher is a compiled type.matcher.v3.MetadataMatcher.
+type metadataMatcher struct {
+	m   *resource.MetadataMatcher
+	val valueMatcher
+}
+
+// valueMatcher is a compiled type.matcher.v3.ValueMatcher.
+type valueMatcher struct {
+	m     *resource.ValueMatcher
+	str   strMatcher
+	oneOf *valueMatcher
+	or    []valueMatcher
+}
+
+func compileMetadata(m *resource.MetadataMatcher) metadataMatcher {
+	return metadataMatcher{m: m, val: compileValue(&m.Value)}
+}
+
+func compileValue(m *resource.ValueMatcher) valueMatcher {
+	out := valueMatcher{m: m, str: compileString(&m.String)}
+	if m.OneOf != nil {
+		v := compileValue(m.OneOf)
+		out.oneOf = &v
+	}
+	for i := range m.Matchers {
+		out.or = append(out.or, compileValue(&m.Matchers[i]))
+	}
+	return out
 }
 
 func compilePerm(p *resource.Permission) perm {
@@ -45,8 +79,13 @@ func compilePerm(p *resource.Permission) perm {
 		n := compilePerm(p.Not)
 		out.not = &n
 	}
-	if p.Kind == resource.PermHeader {
+	switch p.Kind {
+	case resource.PermHeader:
 		out.hdr = compileHeader(&p.Header)
+	case resource.PermURLPath, resource.PermRequestedServerName:
+		out.str = compileString(&p.String)
+	case resource.PermMetadata:
+		out.md = compileMetadata(&p.Metadata)
 	}
 	return out
 }
@@ -60,8 +99,17 @@ func compilePrinc(p *resource.Principal) princ {
 		n := compilePrinc(p.Not)
 		out.not = &n
 	}
-	if p.Kind == resource.PrincHeader {
+	switch p.Kind {
+	case resource.PrincHeader:
 		out.hdr = compileHeader(&p.Header)
+	case resource.PrincAuthenticated:
+		if p.Authenticated != nil {
+			out.str = compileString(p.Authenticated)
+		}
+	case resource.PrincURLPath:
+		out.str = compileString(&p.Path)
+	case resource.PrincMetadata:
+		out.md = compileMetadata(&p.Metadata)
 	}
 	return out
 }
@@ -85,9 +133,9 @@ func (p *perm) matches(req *Request) bool {
 	case resource.PermHeader:
 		return p.hdr.matches(req)
 	case resource.PermURLPath:
-		return req.HTTP && matchString(&s.String, pathnorm.Strip(req.Path))
+		return req.HTTP && p.str.match(req.urlPathOf())
 	case resource.PermURITemplate:
-		return req.HTTP && s.TemplateRegex != nil && s.TemplateRegex.MatchString(pathnorm.Strip(req.Path))
+		return req.HTTP && s.TemplateRegex != nil && s.TemplateRegex.MatchString(req.urlPathOf())
 	case resource.PermDestinationIP:
 		return inPrefix(s.CIDR, req.DestinationIP)
 	case resource.PermDestinationPort:
@@ -95,9 +143,9 @@ func (p *perm) matches(req *Request) bool {
 	case resource.PermDestinationPortRange:
 		return req.DestinationPort >= s.Port && req.DestinationPort < s.PortEnd
 	case resource.PermRequestedServerName:
-		return matchString(&s.String, req.SNI)
+		return p.str.match(req.SNI)
 	case resource.PermMetadata:
-		return matchMetadata(&s.Metadata, req.Metadata)
+		return p.md.matches(req.Metadata)
 	}
 	return false
 }
@@ -122,7 +170,7 @@ func (p *princ) matches(req *Request) bool {
 		if req.Principal == "" {
 			return false // no peer certificate: never authenticated
 		}
-		return s.Authenticated == nil || matchString(s.Authenticated, req.Principal)
+		return s.Authenticated == nil || p.str.match(req.Principal)
 	case resource.PrincDirectRemoteIP, resource.PrincSourceIP:
 		return inPrefix(s.CIDR, req.DirectRemoteIP)
 	case resource.PrincRemoteIP:
@@ -130,9 +178,9 @@ func (p *princ) matches(req *Request) bool {
 	case resource.PrincHeader:
 		return p.hdr.matches(req)
 	case resource.PrincURLPath:
-		return req.HTTP && matchString(&s.Path, pathnorm.Strip(req.Path))
+		return req.HTTP && p.str.match(req.urlPathOf())
 	case resource.PrincMetadata:
-		return matchMetadata(&s.Metadata, req.Metadata)
+		return p.md.matches(req.Metadata)
 	}
 	return false
 }
@@ -187,7 +235,7 @@ func (h *header) matches(req *Request) bool {
 	if !ok {
 		return m.Invert
 	}
-	return matchString(&m.Value, v) != m.Invert
+	return h.str.match(v) != m.Invert
 }
 
 // lookupMetadata walks filter/path in md.
@@ -210,15 +258,16 @@ func lookupMetadata(m *resource.MetadataMatcher, md Metadata) (any, bool) {
 	return v, ok
 }
 
-// matchMetadata is type.matcher.v3.MetadataMatcher.
-func matchMetadata(m *resource.MetadataMatcher, md Metadata) bool {
-	v, ok := lookupMetadata(m, md)
-	return matchValue(&m.Value, v, ok) != m.Invert
+// matches is type.matcher.v3.MetadataMatcher.
+func (m *metadataMatcher) matches(md Metadata) bool {
+	v, ok := lookupMetadata(m.m, md)
+	return m.val.matches(v, ok) != m.m.Invert
 }
 
-// matchValue is type.matcher.v3.ValueMatcher on a JSON-shaped value; ok is false when the
+// matches is type.matcher.v3.ValueMatcher on a JSON-shaped value; ok is false when the
 // value is absent.
-func matchValue(m *resource.ValueMatcher, v any, ok bool) bool {
+func (vm *valueMatcher) matches(v any, ok bool) bool {
+	m := vm.m
 	switch m.Kind {
 	case resource.ValuePresent:
 		return m.Present && ok
@@ -231,7 +280,7 @@ func matchValue(m *resource.ValueMatcher, v any, ok bool) bool {
 	switch m.Kind {
 	case resource.ValueString:
 		s, isStr := v.(string)
-		return isStr && matchString(&m.String, s)
+		return isStr && vm.str.match(s)
 	case resource.ValueBool:
 		b, isBool := v.(bool)
 		return isBool && b == m.Bool
@@ -250,14 +299,14 @@ func matchValue(m *resource.ValueMatcher, v any, ok bool) bool {
 			return false
 		}
 		for _, e := range l {
-			if matchValue(m.OneOf, e, true) {
+			if vm.oneOf.matches(e, true) {
 				return true
 			}
 		}
 		return false
 	case resource.ValueOr:
-		for i := range m.Matchers {
-			if matchValue(&m.Matchers[i], v, true) {
+		for i := range vm.or {
+			if vm.or[i].matches(v, true) {
 				return true
 			}
 		}
@@ -265,6 +314,14 @@ func matchValue(m *resource.ValueMatcher, v any, ok bool) bool {
 	return false
 }
 
-// MatchMetadata is type.matcher.v3.MetadataMatcher on md (ext_authz's
+// MetadataMatch is a compiled type.matcher.v3.MetadataMatcher (ext_authz's
 // filter_enabled_metadata uses it).
-func MatchMetadata(m *resource.MetadataMatcher, md Metadata) bool { return matchMetadata(m, md) }
+type MetadataMatch struct{ c metadataMatcher }
+
+// NewMetadataMatch compiles m; m must not change afterwards.
+func NewMetadataMatch(m *resource.MetadataMatcher) *MetadataMatch {
+	return &MetadataMatch{c: compileMetadata(m)}
+}
+
+// Matches reports whether md matches.
+func (m *MetadataMatch) Matches(md Metadata) bool { return m.c.matches(md) }

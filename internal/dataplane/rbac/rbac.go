@@ -20,8 +20,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/pathnorm"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
-	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 )
 
 // Request is what the RBAC engine reads about a request (HTTP filter) or a connection
@@ -51,6 +51,17 @@ type Request struct {
 	// Metadata is the request's dynamic metadata: jwt_authn's payload (filter
 	// "envoy.filters.http.jwt_authn", key "payload"), the RBAC filters' shadow results.
 	Metadata Metadata
+
+	urlPath  string // Path without query and fragment, computed once (urlPathOf)
+	stripped bool
+}
+
+// urlPathOf is what url_path matchers see: the path without query and fragment.
+func (req *Request) urlPathOf() string {
+	if !req.stripped {
+		req.urlPath, req.stripped = pathnorm.Strip(req.Path), true
+	}
+	return req.urlPath
 }
 
 // Metadata is dynamic metadata: fields per filter namespace. Values are JSON-shaped:
@@ -309,6 +320,3 @@ func whitespaceToUnderscore(s string) string {
 		return r
 	}, s)
 }
-
-// matchString is type.matcher.v3.StringMatcher.
-func matchString(sm *resource.StringMatcher, v string) bool { return route.MatchString(sm, v) }
