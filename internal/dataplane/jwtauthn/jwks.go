@@ -125,19 +125,6 @@ type remoteKeys struct {
 func (r *remoteKeys) keys(ctx context.Context, refresh bool) ([]jose.JSONWebKey, Status, error) {
 	for {
 		r.mu.Lock()
-		now := r.now()
-		need := r.set == nil || refresh || now.Sub(r.fetchedAt) >= r.cfg.CacheDuration
-		if need && now.Sub(r.triedAt) < min(minRefetch, r.cfg.CacheDuration) {
-			need = false // fetched (or failed) a moment ago: do not hammer the key server
-		}
-		if !need {
-			set, err := r.set, r.lastErr
-			r.mu.Unlock()
-			if set == nil {
-				return nil, JWKSFetchFailed, err
-			}
-			return set, OK, nil
-		}
 		if wait := r.inflight; wait != nil {
 			r.mu.Unlock()
 			select {
@@ -147,6 +134,19 @@ func (r *remoteKeys) keys(ctx context.Context, refresh bool) ([]jose.JSONWebKey,
 			case <-ctx.Done():
 				return nil, JWKSFetchFailed, ctx.Err()
 			}
+		}
+		now := r.now()
+		need := r.set == nil || refresh || now.Sub(r.fetchedAt) >= r.cfg.CacheDuration
+		if need && !r.triedAt.IsZero() && now.Sub(r.triedAt) < min(minRefetch, r.cfg.CacheDuration) {
+			need = false // fetched (or failed) a moment ago: do not hammer the key server
+		}
+		if !need {
+			set, err := r.set, r.lastErr
+			r.mu.Unlock()
+			if set == nil {
+				return nil, JWKSFetchFailed, err
+			}
+			return set, OK, nil
 		}
 		done := make(chan struct{})
 		r.inflight, r.triedAt = done, now
