@@ -58,7 +58,7 @@ func jwtFilter(m *model.Mesh, ras []*model.RequestAuthn) *hcmpb.HttpFilter {
 		Match:           &routepb.RouteMatch{PathSpecifier: &routepb.RouteMatch_Prefix{Prefix: "/"}},
 		RequirementType: &jwtpb.RequirementRule_Requires{Requires: requires},
 	}}
-	return &hcmpb.HttpFilter{Name: JWTAuthnFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: mustAny(cfg)}}
+	return &hcmpb.HttpFilter{Name: JWTAuthnFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: deterministicAny(cfg)}}
 }
 
 // jwtProvider is one JWT rule as a provider. Keys: inline jwks; a file:// jwksUri (Lucid,

@@ -15,6 +15,8 @@ import (
 	rbachttppb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rbactcppb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
 )
@@ -33,6 +35,16 @@ const (
 	badCustomActionSuffix   = "-deny-due-to-bad-CUSTOM-action"
 	shadowEffectivePolicyID = "shadow_effective_policy_id"
 )
+
+// deterministicAny packs m with maps in key order (RBAC policies, JWT providers), so the
+// same policies give the same bytes and snapshots hash stably.
+func deterministicAny(m proto.Message) *anypb.Any {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		panic("translate: marshal " + string(m.ProtoReflect().Descriptor().FullName()) + ": " + err.Error())
+	}
+	return &anypb.Any{TypeUrl: "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName()), Value: b}
+}
 
 // rbacPolicyMatchNever is Istio's policy for an ALLOW policy without rules: it matches
 // nothing.
@@ -71,7 +83,7 @@ func AuthHTTPFilters(m *model.Mesh, p *model.Proxy) []*hcmpb.HttpFilter {
 		action   rbacpb.RBAC_Action
 	}{{pp.Audit, rbacpb.RBAC_LOG}, {pp.Deny, rbacpb.RBAC_DENY}, {pp.Allow, rbacpb.RBAC_ALLOW}} {
 		if r := b.build(a.policies, a.action, false, ""); r != nil {
-			out = append(out, &hcmpb.HttpFilter{Name: RBACHTTPFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbachttppb.RBAC{
+			out = append(out, &hcmpb.HttpFilter{Name: RBACHTTPFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: deterministicAny(&rbachttppb.RBAC{
 				Rules: r.rules, ShadowRules: r.shadow, ShadowRulesStatPrefix: shadowStatPrefix(r.shadow),
 			})}})
 		}
@@ -93,7 +105,7 @@ func AuthTCPFilters(m *model.Mesh, p *model.Proxy) []*listenerpb.Filter {
 		action   rbacpb.RBAC_Action
 	}{{pp.Audit, rbacpb.RBAC_LOG}, {pp.Deny, rbacpb.RBAC_DENY}, {pp.Allow, rbacpb.RBAC_ALLOW}} {
 		if r := b.build(a.policies, a.action, true, ""); r != nil {
-			out = append(out, &listenerpb.Filter{Name: RBACNetworkFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(&rbactcppb.RBAC{
+			out = append(out, &listenerpb.Filter{Name: RBACNetworkFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: deterministicAny(&rbactcppb.RBAC{
 				Rules: r.rules, StatPrefix: rbacTCPStatPrefix, ShadowRules: r.shadow, ShadowRulesStatPrefix: shadowStatPrefix(r.shadow),
 			})}})
 		}

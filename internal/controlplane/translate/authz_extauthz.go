@@ -65,15 +65,15 @@ func customHTTPFilters(m *model.Mesh, policies []*model.AuthzPolicy) []*hcmpb.Ht
 			err = fmt.Errorf("multiple CUSTOM authorization providers on one workload (%s)", strings.Join(names, ", "))
 		}
 		if err != nil {
-			out = append(out, &hcmpb.HttpFilter{Name: RBACHTTPFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbachttppb.RBAC{Rules: badCustomDenyRules(r.rules)})}})
+			out = append(out, &hcmpb.HttpFilter{Name: RBACHTTPFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: deterministicAny(&rbachttppb.RBAC{Rules: badCustomDenyRules(r.rules)})}})
 			continue
 		}
 		ext.http.FilterEnabledMetadata = filterEnabledMetadata(RBACHTTPFilter, provider)
 		out = append(out,
-			&hcmpb.HttpFilter{Name: RBACHTTPFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbachttppb.RBAC{
+			&hcmpb.HttpFilter{Name: RBACHTTPFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: deterministicAny(&rbachttppb.RBAC{
 				ShadowRules: r.rules, ShadowRulesStatPrefix: extAuthzShadowPrefix,
 			})}},
-			&hcmpb.HttpFilter{Name: ExtAuthzHTTPFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: mustAny(ext.http)}},
+			&hcmpb.HttpFilter{Name: ExtAuthzHTTPFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: deterministicAny(ext.http)}},
 		)
 	}
 	return out
@@ -90,7 +90,7 @@ func customTCPFilters(m *model.Mesh, policies []*model.AuthzPolicy) []*listenerp
 			err = fmt.Errorf("multiple CUSTOM authorization providers on one workload")
 		}
 		if err != nil {
-			out = append(out, &listenerpb.Filter{Name: RBACNetworkFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(&rbactcppb.RBAC{
+			out = append(out, &listenerpb.Filter{Name: RBACNetworkFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: deterministicAny(&rbactcppb.RBAC{
 				Rules: badCustomDenyRules(r.rules), StatPrefix: rbacTCPStatPrefix,
 			})}})
 			continue
@@ -100,10 +100,10 @@ func customTCPFilters(m *model.Mesh, policies []*model.AuthzPolicy) []*listenerp
 		}
 		ext.tcp.FilterEnabledMetadata = filterEnabledMetadata(RBACNetworkFilter, provider)
 		out = append(out,
-			&listenerpb.Filter{Name: RBACNetworkFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(&rbactcppb.RBAC{
+			&listenerpb.Filter{Name: RBACNetworkFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: deterministicAny(&rbactcppb.RBAC{
 				ShadowRules: r.rules, StatPrefix: rbacTCPStatPrefix, ShadowRulesStatPrefix: extAuthzShadowPrefix,
 			})}},
-			&listenerpb.Filter{Name: ExtAuthzNetworkFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(ext.tcp)}},
+			&listenerpb.Filter{Name: ExtAuthzNetworkFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: deterministicAny(ext.tcp)}},
 		)
 	}
 	return out
