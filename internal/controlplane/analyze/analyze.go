@@ -111,6 +111,7 @@ func Analyze(objs []*config.Object, loadDiags []config.Diagnostic, mesh *meshv1a
 	out = append(out, a.unreachable()...)
 	out = append(out, a.shadowedVirtualServices()...)
 	out = append(out, a.unsafeRetries()...)
+	out = append(out, a.authorization()...) // authz.go
 	slices.SortStableFunc(out, func(x, y Message) int {
 		return cmp.Or(cmp.Compare(rank(x.Level), rank(y.Level)), cmp.Compare(x.File, y.File),
 			cmp.Compare(x.Line, y.Line), cmp.Compare(x.Code, y.Code), cmp.Compare(x.Field, y.Field))

@@ -109,6 +109,14 @@ func customTCPFilters(m *model.Mesh, policies []*model.AuthzPolicy) []*listenerp
 	return out
 }
 
+// CustomAppliesToTCP reports whether CUSTOM policies of provider build filters on TCP
+// chains: a gRPC provider does (ext_authz network filter), an HTTP one does not, and one
+// that cannot be used does (deny rules).
+func CustomAppliesToTCP(m *model.Mesh, provider string) bool {
+	ext, err := ExtAuthzFor(m, provider)
+	return err != nil || ext.tcp != nil
+}
+
 func customPrefix(provider string) string { return extAuthzMatchPrefix + "-" + provider + "-" }
 
 // badCustomDenyRules denies whatever the CUSTOM policies match (they cannot be enforced).
