@@ -194,7 +194,9 @@ func TestMetadataMatching(t *testing.T) {
 			Filter: "envoy.filters.http.jwt_authn", Path: append([]string{"payload"}, path...), Value: v,
 		}}
 	}
-	str := func(s string) resource.ValueMatcher { return resource.ValueMatcher{Kind: resource.ValueString, String: exact(s)} }
+	str := func(s string) resource.ValueMatcher {
+		return resource.ValueMatcher{Kind: resource.ValueString, String: exact(s)}
+	}
 	extended := func(v resource.ValueMatcher) resource.ValueMatcher {
 		return resource.ValueMatcher{Kind: resource.ValueOr, Matchers: []resource.ValueMatcher{{Kind: resource.ValueList, OneOf: &v}, v}}
 	}
@@ -253,10 +255,10 @@ func TestExplanations(t *testing.T) {
 
 func TestPolicyLabel(t *testing.T) {
 	for in, want := range map[string]string{
-		"ns[foo]-policy[bar]-rule[2]":                                        "AuthorizationPolicy foo/bar rules[2]",
-		"istio-ext-authz-my-authz-ns[foo]-policy[ext]-rule[0]":               "AuthorizationPolicy foo/ext rules[0]",
-		"ns[foo]-policy[ext]-rule[0]-deny-due-to-bad-CUSTOM-action":          "AuthorizationPolicy foo/ext rules[0] -deny-due-to-bad-CUSTOM-action",
-		"my-own-policy":                                                      `"my-own-policy"`,
+		"ns[foo]-policy[bar]-rule[2]":                               "AuthorizationPolicy foo/bar rules[2]",
+		"istio-ext-authz-my-authz-ns[foo]-policy[ext]-rule[0]":      "AuthorizationPolicy foo/ext rules[0]",
+		"ns[foo]-policy[ext]-rule[0]-deny-due-to-bad-CUSTOM-action": "AuthorizationPolicy foo/ext rules[0] -deny-due-to-bad-CUSTOM-action",
+		"my-own-policy": `"my-own-policy"`,
 	} {
 		if got := PolicyLabel(in); got != want {
 			t.Errorf("PolicyLabel(%q) = %q, want %q", in, got, want)
