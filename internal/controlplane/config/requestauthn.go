@@ -29,7 +29,7 @@ func validateRequestAuthentication(o *Object, v *validator) {
 			v.errorf("spec", "only one of targetRefs or workloadSelector can be set")
 		}
 	}
-	v.policyTargets(ra.Selector, ra.TargetRef, ra.TargetRefs)
+	v.policyTargets(ra.TargetRef, ra.TargetRefs)
 	for i, r := range ra.JwtRules {
 		p := idx("spec.jwtRules", i)
 		if r == nil {

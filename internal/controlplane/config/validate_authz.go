@@ -23,7 +23,7 @@ const AnnotationDryRun = "istio.io/dry-run"
 func validateAuthorization(o *Object, v *validator) {
 	validateAuthorizationPolicy(o, v)
 	ap := o.Spec.(*securityv1beta1.AuthorizationPolicy)
-	v.policyTargets(ap.Selector, ap.TargetRef, ap.TargetRefs)
+	v.policyTargets(ap.TargetRef, ap.TargetRefs)
 	if val, ok := o.Annotations[AnnotationDryRun]; ok {
 		if _, err := strconv.ParseBool(val); err != nil {
 			v.warnf("metadata.annotations["+AnnotationDryRun+"]", "%q is not a boolean: the policy is enforced", val)
@@ -39,9 +39,9 @@ func validateAuthorization(o *Object, v *validator) {
 	}
 }
 
-// policyTargets checks selector / targetRef / targetRefs as Istio does for
-// AuthorizationPolicy and RequestAuthentication.
-func (v *validator) policyTargets(sel *typev1beta1.WorkloadSelector, ref *typev1beta1.PolicyTargetReference, refs []*typev1beta1.PolicyTargetReference) {
+// policyTargets checks targetRef / targetRefs as Istio does for AuthorizationPolicy and
+// RequestAuthentication (the selector is checked by the callers).
+func (v *validator) policyTargets(ref *typev1beta1.PolicyTargetReference, refs []*typev1beta1.PolicyTargetReference) {
 	if ref != nil && len(refs) > 0 {
 		v.errorf("spec", "only one of targetRefs or workloadSelector can be set")
 	}

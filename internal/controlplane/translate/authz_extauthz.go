@@ -60,7 +60,7 @@ func customHTTPFilters(m *model.Mesh, policies []*model.AuthzPolicy) []*hcmpb.Ht
 	var out []*hcmpb.HttpFilter
 	for _, provider := range names {
 		r := b.build(groups[provider], rbacpb.RBAC_DENY, false, customPrefix(provider))
-		ext, err := ExtAuthzFor(m, provider)
+		ext, err := extAuthzFor(m, provider)
 		if len(names) > 1 {
 			err = fmt.Errorf("multiple CUSTOM authorization providers on one workload (%s)", strings.Join(names, ", "))
 		}
@@ -85,7 +85,7 @@ func customTCPFilters(m *model.Mesh, policies []*model.AuthzPolicy) []*listenerp
 	var out []*listenerpb.Filter
 	for _, provider := range names {
 		r := b.build(groups[provider], rbacpb.RBAC_DENY, true, customPrefix(provider))
-		ext, err := ExtAuthzFor(m, provider)
+		ext, err := extAuthzFor(m, provider)
 		if len(names) > 1 {
 			err = fmt.Errorf("multiple CUSTOM authorization providers on one workload")
 		}
@@ -113,7 +113,7 @@ func customTCPFilters(m *model.Mesh, policies []*model.AuthzPolicy) []*listenerp
 // chains: a gRPC provider does (ext_authz network filter), an HTTP one does not, and one
 // that cannot be used does (deny rules).
 func CustomAppliesToTCP(m *model.Mesh, provider string) bool {
-	ext, err := ExtAuthzFor(m, provider)
+	ext, err := extAuthzFor(m, provider)
 	return err != nil || ext.tcp != nil
 }
 
@@ -143,10 +143,16 @@ func filterEnabledMetadata(filter, provider string) *matcherpb.MetadataMatcher {
 	}
 }
 
-// ExtAuthzFor builds the ext_authz config of extension provider name, or says why it
-// cannot be used (unknown, not an ext_authz provider, service not in the registry, bad
-// settings).
-func ExtAuthzFor(m *model.Mesh, name string) (*builtExtAuthz, error) {
+// ExtensionProviderError says why CUSTOM policies cannot use extension provider name
+// (unknown, not an ext_authz provider, service not in the registry, bad settings); nil
+// when they can.
+func ExtensionProviderError(m *model.Mesh, name string) error {
+	_, err := extAuthzFor(m, name)
+	return err
+}
+
+// extAuthzFor builds the ext_authz config of extension provider name.
+func extAuthzFor(m *model.Mesh, name string) (*builtExtAuthz, error) {
 	var found *meshv1alpha1.MeshConfig_ExtensionProvider
 	var names []string
 	for _, p := range m.ExtensionProviders() {

@@ -427,7 +427,7 @@ func (c condition) extendedPermission(values []string) (*rbacpb.Permission, erro
 			ms = append(ms, stringValue(v))
 		}
 	}
-	return &rbacpb.Permission{Rule: &rbacpb.Permission_Metadata{Metadata: &matcherpb.MetadataMatcher{
+	return &rbacpb.Permission{Rule: &rbacpb.Permission_Metadata{Metadata: &matcherpb.MetadataMatcher{ //nolint:staticcheck // SA1019: Istio's wire form (sourced_metadata is newer than many Envoys)
 		Filter: parts[0], Path: metadataPath(parts[1]), Value: orValues(ms),
 	}}}, nil
 }
@@ -558,7 +558,7 @@ func jwtClaimPrincipal(claims []string, v *matcherpb.ValueMatcher) *rbacpb.Princ
 	for _, c := range claims {
 		path = append(path, &matcherpb.MetadataMatcher_PathSegment{Segment: &matcherpb.MetadataMatcher_PathSegment_Key{Key: c}})
 	}
-	return &rbacpb.Principal{Identifier: &rbacpb.Principal_Metadata{Metadata: &matcherpb.MetadataMatcher{
+	return &rbacpb.Principal{Identifier: &rbacpb.Principal_Metadata{Metadata: &matcherpb.MetadataMatcher{ //nolint:staticcheck // SA1019: Istio's wire form (sourced_metadata is newer than many Envoys)
 		Filter: JWTAuthnFilter, Path: path, Value: v,
 	}}}
 }
@@ -694,27 +694,21 @@ func nameInBrackets(s string) (string, error) {
 	return s[1 : len(s)-1], nil
 }
 
-// nestedNames is Istio's extractNameInNestedBrackets: "[a][b]" → a, b; "[a.b]" → "a.b".
+// nestedNames is Istio's extractNameInNestedBrackets: "[a][b]" → a, b; "[a.b]" → "a.b";
+// anything else is one name in brackets.
 func nestedNames(s string) ([]string, error) {
 	var out []string
-	for begin := 0; begin < len(s); {
-		if s[begin] != '[' {
-			break
+	for rest := s; rest != ""; {
+		end := strings.IndexAny(rest[1:], "[]")
+		if rest[0] != '[' || end < 0 || rest[1+end] != ']' {
+			name, err := nameInBrackets(s)
+			if err != nil {
+				return nil, err
+			}
+			return []string{name}, nil
 		}
-		end := strings.IndexAny(s[begin+1:], "[]")
-		if end < 0 || s[begin+1+end] != ']' {
-			out = nil
-			break
-		}
-		out = append(out, s[begin+1:begin+1+end])
-		begin += end + 2
-		if begin == len(s) {
-			return out, nil
-		}
+		out = append(out, rest[1:1+end])
+		rest = rest[end+2:]
 	}
-	name, err := nameInBrackets(s)
-	if err != nil {
-		return nil, err
-	}
-	return []string{name}, nil
+	return out, nil
 }

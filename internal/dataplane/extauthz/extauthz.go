@@ -161,7 +161,7 @@ func (c *Client) Check(ctx context.Context, r *http.Request, path string, body [
 	req.Host = r.Host
 	for k, vs := range r.Header {
 		lk := strings.ToLower(k)
-		if lk == "content-length" || lk == "host" || !(lk == "authorization" || matchAny(cfg.AllowedHeaders, lk)) {
+		if lk == "content-length" || lk == "host" || (lk != "authorization" && !matchAny(cfg.AllowedHeaders, lk)) {
 			continue
 		}
 		req.Header[k] = append([]string(nil), vs...)
@@ -169,7 +169,7 @@ func (c *Client) Check(ctx context.Context, r *http.Request, path string, body [
 	for _, h := range cfg.HeadersToAdd {
 		req.Header.Set(h.Key, h.Value)
 	}
-	resp, err := c.client.Do(req)
+	resp, err := c.client.Do(req) //nolint:gosec // G704: the authorization server is the mesh's configured provider
 	if err != nil {
 		return c.fail(fmt.Errorf("check %s%s: %w", addr, cfg.PathPrefix, err), 0)
 	}

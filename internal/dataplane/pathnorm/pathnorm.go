@@ -67,7 +67,7 @@ const (
 	Redirect               // 307 to the returned path, details path_normalization_failed
 )
 
-// Envoy's response code details for a rejected or redirected path.
+// Details is Envoy's response_code_details for a rejected or redirected path.
 const Details = "path_normalization_failed"
 
 // Status is the HTTP status of the local reply for a (the redirect of a gRPC request is a

@@ -242,7 +242,7 @@ func decodePermission(p *rbacpb.Permission) (resource.Permission, error) {
 		}
 	case *rbacpb.Permission_Metadata:
 		out.Kind = resource.PermMetadata
-		if out.Metadata, err = decodeMetadataMatcher(r.Metadata); err != nil {
+		if out.Metadata, err = decodeMetadataMatcher(r.Metadata); err != nil { //nolint:staticcheck // SA1019: Istio still writes it
 			return out, fmt.Errorf("metadata.%w", err)
 		}
 	case nil:
@@ -315,7 +315,7 @@ func decodePrincipal(p *rbacpb.Principal) (resource.Principal, error) {
 		}
 	case *rbacpb.Principal_Metadata:
 		out.Kind = resource.PrincMetadata
-		if out.Metadata, err = decodeMetadataMatcher(r.Metadata); err != nil {
+		if out.Metadata, err = decodeMetadataMatcher(r.Metadata); err != nil { //nolint:staticcheck // SA1019: Istio still writes it
 			return out, fmt.Errorf("metadata.%w", err)
 		}
 	case nil:

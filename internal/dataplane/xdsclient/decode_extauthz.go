@@ -72,8 +72,8 @@ func decodeHTTPExtAuthz(a *anypb.Any) (*resource.ExtAuthz, error) {
 			return nil, fmt.Errorf("http_service.server_uri.cluster: required")
 		}
 		req := h.GetAuthorizationRequest()
-		if req.GetAllowedHeaders() != nil {
-			extra, err := decodeListStringMatcher(req.GetAllowedHeaders())
+		if req.GetAllowedHeaders() != nil { //nolint:staticcheck // SA1019: older control planes still send it
+			extra, err := decodeListStringMatcher(req.GetAllowedHeaders()) //nolint:staticcheck // SA1019: see above
 			if err != nil {
 				return nil, fmt.Errorf("http_service.authorization_request.allowed_headers.%w", err)
 			}
