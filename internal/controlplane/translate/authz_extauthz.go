@@ -23,6 +23,7 @@ import (
 	rbactcppb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	matcherpb "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typepb "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
@@ -54,57 +55,63 @@ func customGroups(policies []*model.AuthzPolicy) ([]string, map[string][]*model.
 	return names, groups
 }
 
-func customHTTPFilters(m *model.Mesh, policies []*model.AuthzPolicy) []*hcmpb.HttpFilter {
+// customProvider is one provider's CUSTOM policies built for a chain: their rules (DENY
+// action, the provider's name prefix), and its ext_authz config or why it cannot be used.
+type customProvider struct {
+	name  string
+	rules *rbacpb.RBAC
+	ext   *builtExtAuthz
+	err   error
+}
+
+func customProviders(m *model.Mesh, policies []*model.AuthzPolicy, forTCP bool) []customProvider {
 	names, groups := customGroups(policies)
 	b := authzBuilder{bundle: trustBundle(m)}
-	var out []*hcmpb.HttpFilter
-	for _, provider := range names {
-		r := b.build(groups[provider], rbacpb.RBAC_DENY, false, customPrefix(provider))
-		ext, err := extAuthzFor(m, provider)
+	var out []customProvider
+	for _, name := range names {
+		c := customProvider{name: name, rules: b.build(groups[name], rbacpb.RBAC_DENY, forTCP, customPrefix(name)).rules}
+		c.ext, c.err = extAuthzFor(m, name)
 		if len(names) > 1 {
-			err = fmt.Errorf("multiple CUSTOM authorization providers on one workload (%s)", strings.Join(names, ", "))
+			c.err = fmt.Errorf("multiple CUSTOM authorization providers on one workload (%s)", strings.Join(names, ", "))
 		}
-		if err != nil {
-			out = append(out, &hcmpb.HttpFilter{Name: RBACHTTPFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: deterministicAny(&rbachttppb.RBAC{Rules: badCustomDenyRules(r.rules)})}})
+		out = append(out, c)
+	}
+	return out
+}
+
+func customHTTPFilters(m *model.Mesh, policies []*model.AuthzPolicy) []*hcmpb.HttpFilter {
+	var out []*hcmpb.HttpFilter
+	filter := func(name string, msg proto.Message) *hcmpb.HttpFilter {
+		return &hcmpb.HttpFilter{Name: name, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: deterministicAny(msg)}}
+	}
+	for _, c := range customProviders(m, policies, false) {
+		if c.err != nil {
+			out = append(out, filter(RBACHTTPFilter, &rbachttppb.RBAC{Rules: badCustomDenyRules(c.rules)}))
 			continue
 		}
-		ext.http.FilterEnabledMetadata = filterEnabledMetadata(RBACHTTPFilter, provider)
+		c.ext.http.FilterEnabledMetadata = filterEnabledMetadata(RBACHTTPFilter, c.name)
 		out = append(out,
-			&hcmpb.HttpFilter{Name: RBACHTTPFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: deterministicAny(&rbachttppb.RBAC{
-				ShadowRules: r.rules, ShadowRulesStatPrefix: extAuthzShadowPrefix,
-			})}},
-			&hcmpb.HttpFilter{Name: ExtAuthzHTTPFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: deterministicAny(ext.http)}},
-		)
+			filter(RBACHTTPFilter, &rbachttppb.RBAC{ShadowRules: c.rules, ShadowRulesStatPrefix: extAuthzShadowPrefix}),
+			filter(ExtAuthzHTTPFilter, c.ext.http))
 	}
 	return out
 }
 
 func customTCPFilters(m *model.Mesh, policies []*model.AuthzPolicy) []*listenerpb.Filter {
-	names, groups := customGroups(policies)
-	b := authzBuilder{bundle: trustBundle(m)}
 	var out []*listenerpb.Filter
-	for _, provider := range names {
-		r := b.build(groups[provider], rbacpb.RBAC_DENY, true, customPrefix(provider))
-		ext, err := extAuthzFor(m, provider)
-		if len(names) > 1 {
-			err = fmt.Errorf("multiple CUSTOM authorization providers on one workload")
+	filter := func(name string, msg proto.Message) *listenerpb.Filter {
+		return &listenerpb.Filter{Name: name, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: deterministicAny(msg)}}
+	}
+	for _, c := range customProviders(m, policies, true) {
+		switch {
+		case c.err != nil:
+			out = append(out, filter(RBACNetworkFilter, &rbactcppb.RBAC{Rules: badCustomDenyRules(c.rules), StatPrefix: rbacTCPStatPrefix}))
+		case c.ext.tcp != nil: // an HTTP provider does not apply to TCP traffic
+			c.ext.tcp.FilterEnabledMetadata = filterEnabledMetadata(RBACNetworkFilter, c.name)
+			out = append(out,
+				filter(RBACNetworkFilter, &rbactcppb.RBAC{ShadowRules: c.rules, StatPrefix: rbacTCPStatPrefix, ShadowRulesStatPrefix: extAuthzShadowPrefix}),
+				filter(ExtAuthzNetworkFilter, c.ext.tcp))
 		}
-		if err != nil {
-			out = append(out, &listenerpb.Filter{Name: RBACNetworkFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: deterministicAny(&rbactcppb.RBAC{
-				Rules: badCustomDenyRules(r.rules), StatPrefix: rbacTCPStatPrefix,
-			})}})
-			continue
-		}
-		if ext.tcp == nil {
-			continue // an HTTP provider does not apply to TCP traffic
-		}
-		ext.tcp.FilterEnabledMetadata = filterEnabledMetadata(RBACNetworkFilter, provider)
-		out = append(out,
-			&listenerpb.Filter{Name: RBACNetworkFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: deterministicAny(&rbactcppb.RBAC{
-				ShadowRules: r.rules, StatPrefix: rbacTCPStatPrefix, ShadowRulesStatPrefix: extAuthzShadowPrefix,
-			})}},
-			&listenerpb.Filter{Name: ExtAuthzNetworkFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: deterministicAny(ext.tcp)}},
-		)
 	}
 	return out
 }

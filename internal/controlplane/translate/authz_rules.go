@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -170,7 +171,7 @@ func replaceTrustDomainAliases(bundle, principals []string) []string {
 			if suffixMatch(b, td) {
 				np = p
 			}
-			if !contains(out, np) {
+			if !slices.Contains(out, np) {
 				out = append(out, np)
 			}
 		}
@@ -198,26 +199,17 @@ func expandTrustDomainAliases(bundle, values []string) []string {
 	}
 	var out []string
 	for _, v := range values {
-		if contains(bundle, v) {
+		if slices.Contains(bundle, v) {
 			for _, b := range bundle {
-				if !contains(out, b) {
+				if !slices.Contains(out, b) {
 					out = append(out, b)
 				}
 			}
-		} else if !contains(out, v) {
+		} else if !slices.Contains(out, v) {
 			out = append(out, v)
 		}
 	}
 	return out
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // generate is Istio's Model.Generate. An error means the rule is skipped (ALLOW with an
@@ -275,96 +267,83 @@ func (c condition) extended() bool {
 	return false
 }
 
-func (c condition) permissions(forTCP bool, action rbacpb.RBAC_Action) ([]*rbacpb.Permission, error) {
-	var out []*rbacpb.Permission
-	build := func(values []string, negate bool) error {
-		if len(values) == 0 {
-			return nil
+// matcherOps builds one side (Permission or Principal) of a condition.
+type matcherOps[T comparable] struct {
+	one      func(v string) (T, error)    // one value's matcher
+	extended func(vs []string) (T, error) // all values together (extended conditions)
+	or       func([]T) T
+	not      func(T) T
+}
+
+// buildCondition is Istio's rule.permission/principal: the values OR'ed (or one extended
+// matcher), the notValues the same, negated; checkError decides what an error does.
+func buildCondition[T comparable](c condition, action rbacpb.RBAC_Action, ops matcherOps[T]) ([]T, error) {
+	var out []T
+	var zero T
+	for _, set := range []struct {
+		values []string
+		negate bool
+	}{{c.values, false}, {c.notValues, true}} {
+		if len(set.values) == 0 {
+			continue
 		}
-		var p *rbacpb.Permission
+		var m T
 		if c.extended() {
-			ep, err := c.extendedPermission(values)
+			em, err := ops.extended(set.values)
 			if err := checkError(action, err); err != nil {
-				return err
+				return nil, err
 			}
-			p = ep
+			m = em
 		} else {
-			var or []*rbacpb.Permission
-			for _, v := range values {
-				one, err := c.permission(v, forTCP)
+			var or []T
+			for _, v := range set.values {
+				one, err := ops.one(v)
 				if err := checkError(action, err); err != nil {
-					return err
+					return nil, err
 				}
-				if one != nil {
+				if one != zero {
 					or = append(or, one)
 				}
 			}
 			if len(or) > 0 {
-				p = &rbacpb.Permission{Rule: &rbacpb.Permission_OrRules{OrRules: &rbacpb.Permission_Set{Rules: or}}}
+				m = ops.or(or)
 			}
 		}
-		if p == nil {
-			return nil
+		if m == zero {
+			continue
 		}
-		if negate {
-			p = &rbacpb.Permission{Rule: &rbacpb.Permission_NotRule{NotRule: p}}
+		if set.negate {
+			m = ops.not(m)
 		}
-		out = append(out, p)
-		return nil
-	}
-	if err := build(c.values, false); err != nil {
-		return nil, err
-	}
-	if err := build(c.notValues, true); err != nil {
-		return nil, err
+		out = append(out, m)
 	}
 	return out, nil
 }
 
+func (c condition) permissions(forTCP bool, action rbacpb.RBAC_Action) ([]*rbacpb.Permission, error) {
+	return buildCondition(c, action, matcherOps[*rbacpb.Permission]{
+		one:      func(v string) (*rbacpb.Permission, error) { return c.permission(v, forTCP) },
+		extended: c.extendedPermission,
+		or: func(ps []*rbacpb.Permission) *rbacpb.Permission {
+			return &rbacpb.Permission{Rule: &rbacpb.Permission_OrRules{OrRules: &rbacpb.Permission_Set{Rules: ps}}}
+		},
+		not: func(p *rbacpb.Permission) *rbacpb.Permission {
+			return &rbacpb.Permission{Rule: &rbacpb.Permission_NotRule{NotRule: p}}
+		},
+	})
+}
+
 func (c condition) principals(forTCP bool, action rbacpb.RBAC_Action) ([]*rbacpb.Principal, error) {
-	var out []*rbacpb.Principal
-	build := func(values []string, negate bool) error {
-		if len(values) == 0 {
-			return nil
-		}
-		var p *rbacpb.Principal
-		if c.extended() {
-			ep, err := c.extendedPrincipal(values, forTCP)
-			if err := checkError(action, err); err != nil {
-				return err
-			}
-			p = ep
-		} else {
-			var or []*rbacpb.Principal
-			for _, v := range values {
-				one, err := c.principal(v, forTCP)
-				if err := checkError(action, err); err != nil {
-					return err
-				}
-				if one != nil {
-					or = append(or, one)
-				}
-			}
-			if len(or) > 0 {
-				p = &rbacpb.Principal{Identifier: &rbacpb.Principal_OrIds{OrIds: &rbacpb.Principal_Set{Ids: or}}}
-			}
-		}
-		if p == nil {
-			return nil
-		}
-		if negate {
-			p = &rbacpb.Principal{Identifier: &rbacpb.Principal_NotId{NotId: p}}
-		}
-		out = append(out, p)
-		return nil
-	}
-	if err := build(c.values, false); err != nil {
-		return nil, err
-	}
-	if err := build(c.notValues, true); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return buildCondition(c, action, matcherOps[*rbacpb.Principal]{
+		one:      func(v string) (*rbacpb.Principal, error) { return c.principal(v, forTCP) },
+		extended: func(vs []string) (*rbacpb.Principal, error) { return c.extendedPrincipal(vs, forTCP) },
+		or: func(ps []*rbacpb.Principal) *rbacpb.Principal {
+			return &rbacpb.Principal{Identifier: &rbacpb.Principal_OrIds{OrIds: &rbacpb.Principal_Set{Ids: ps}}}
+		},
+		not: func(p *rbacpb.Principal) *rbacpb.Principal {
+			return &rbacpb.Principal{Identifier: &rbacpb.Principal_NotId{NotId: p}}
+		},
+	})
 }
 
 // permission is one value of a destination-side condition.

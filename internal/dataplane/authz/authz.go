@@ -189,9 +189,7 @@ func (c *Chain) CheckHTTP(ctx context.Context, in *HTTPInput) Decision {
 		switch {
 		case s.rbac != nil:
 			res := s.rbac.Check(&req)
-			if res.ShadowSet && !res.ShadowAllowed && isDryRun(s.rbac.ShadowRulesStatPrefix()) {
-				d.DryRun = append(d.DryRun, "dry-run: would be denied: "+s.rbac.ExplainShadow(&req, res))
-			}
+			d.DryRun = appendDryRun(d.DryRun, s.rbac, &req, res)
 			d.Audit = d.Audit || res.Logged
 			if !res.Allowed {
 				d.Reply = RBACDenied(s.rbac, &req, res)
@@ -233,8 +231,13 @@ func (c *Chain) CheckHTTP(ctx context.Context, in *HTTPInput) Decision {
 	return d
 }
 
-func isDryRun(prefix string) bool {
-	return prefix == dryRunAllowPrefix || prefix == dryRunDenyPrefix
+// appendDryRun adds the explanation of a dry-run (istio.io/dry-run) denial, if res is one.
+func appendDryRun(out []string, f *rbac.Filter, req *rbac.Request, res rbac.Result) []string {
+	prefix := f.ShadowRulesStatPrefix()
+	if !res.ShadowSet || res.ShadowAllowed || (prefix != dryRunAllowPrefix && prefix != dryRunDenyPrefix) {
+		return out
+	}
+	return append(out, "dry-run: would be denied: "+f.ExplainShadow(req, res))
 }
 
 // customPolicy is the CUSTOM policy whose shadow rule triggered ext_authz.
@@ -271,9 +274,7 @@ func (c *Chain) CheckConn(conn Conn) ConnDecision {
 		switch {
 		case s.rbac != nil:
 			res := s.rbac.Check(&req)
-			if res.ShadowSet && !res.ShadowAllowed && isDryRun(s.rbac.ShadowRulesStatPrefix()) {
-				d.DryRun = append(d.DryRun, "dry-run: would be denied: "+s.rbac.ExplainShadow(&req, res))
-			}
+			d.DryRun = appendDryRun(d.DryRun, s.rbac, &req, res)
 			if !res.Allowed {
 				d.Allowed, d.Details = false, res.Details()
 				d.Explanation = "connection closed by RBAC: " + s.rbac.Explain(&req, res)

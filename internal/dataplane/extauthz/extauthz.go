@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -216,7 +217,7 @@ func pick(h http.Header, ms []resource.StringMatcher, always []string) http.Head
 	var out http.Header
 	for k, vs := range h {
 		lk := strings.ToLower(k)
-		if !matchAny(ms, lk) && !contains(always, lk) {
+		if !matchAny(ms, lk) && !slices.Contains(always, lk) {
 			continue
 		}
 		if out == nil {
@@ -230,15 +231,6 @@ func pick(h http.Header, ms []resource.StringMatcher, always []string) http.Head
 func matchAny(ms []resource.StringMatcher, name string) bool {
 	for i := range ms {
 		if route.MatchString(&ms[i], name) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
 			return true
 		}
 	}

@@ -143,27 +143,15 @@ func unescapeSlashes(path string) (string, bool) {
 	var b strings.Builder
 	found := false
 	for i := 0; i < len(p); i++ {
-		if p[i] == '%' && i+2 < len(p) {
-			switch {
-			case p[i+1] == '2' && (p[i+2] == 'F' || p[i+2] == 'f'):
-				if !found {
-					b.Grow(len(path))
-					b.WriteString(p[:i])
-				}
+		if c := escapedSlash(p, i); c != 0 {
+			if !found {
+				b.Grow(len(path))
+				b.WriteString(p[:i])
 				found = true
-				b.WriteByte('/')
-				i += 2
-				continue
-			case p[i+1] == '5' && (p[i+2] == 'C' || p[i+2] == 'c'):
-				if !found {
-					b.Grow(len(path))
-					b.WriteString(p[:i])
-				}
-				found = true
-				b.WriteByte('\\')
-				i += 2
-				continue
 			}
+			b.WriteByte(c)
+			i += 2
+			continue
 		}
 		if found {
 			b.WriteByte(p[i])
@@ -174,6 +162,20 @@ func unescapeSlashes(path string) (string, bool) {
 	}
 	b.WriteString(q)
 	return b.String(), true
+}
+
+// escapedSlash is '/' or '\\' when p[i:] starts with their escape, else 0.
+func escapedSlash(p string, i int) byte {
+	if p[i] != '%' || i+2 >= len(p) {
+		return 0
+	}
+	switch {
+	case p[i+1] == '2' && (p[i+2] == 'F' || p[i+2] == 'f'):
+		return '/'
+	case p[i+1] == '5' && (p[i+2] == 'C' || p[i+2] == 'c'):
+		return '\\'
+	}
+	return 0
 }
 
 // mergeSlashes collapses runs of '/' in the path part as Envoy does: the non-empty

@@ -182,27 +182,9 @@ func (p *perm) explain(req *Request) (bool, string) {
 	case resource.PermAny:
 		return true, ""
 	case resource.PermAnd:
-		var parts []string
-		for i := range p.rules {
-			ok, why := p.rules[i].explain(req)
-			if !ok {
-				return false, why
-			}
-			if why != "" {
-				parts = append(parts, why)
-			}
-		}
-		return true, strings.Join(parts, ", ")
+		return explainAll(len(p.rules), func(i int) (bool, string) { return p.rules[i].explain(req) })
 	case resource.PermOr:
-		var misses []string
-		for i := range p.rules {
-			ok, why := p.rules[i].explain(req)
-			if ok {
-				return true, why
-			}
-			misses = append(misses, why)
-		}
-		return false, joinMisses(misses)
+		return explainAny(len(p.rules), func(i int) (bool, string) { return p.rules[i].explain(req) })
 	case resource.PermNot:
 		ok, why := p.not.explain(req)
 		return !ok, why
@@ -240,27 +222,9 @@ func (p *princ) explain(req *Request) (bool, string) {
 	case resource.PrincAny:
 		return true, ""
 	case resource.PrincAnd:
-		var parts []string
-		for i := range p.ids {
-			ok, why := p.ids[i].explain(req)
-			if !ok {
-				return false, why
-			}
-			if why != "" {
-				parts = append(parts, why)
-			}
-		}
-		return true, strings.Join(parts, ", ")
+		return explainAll(len(p.ids), func(i int) (bool, string) { return p.ids[i].explain(req) })
 	case resource.PrincOr:
-		var misses []string
-		for i := range p.ids {
-			ok, why := p.ids[i].explain(req)
-			if ok {
-				return true, why
-			}
-			misses = append(misses, why)
-		}
-		return false, joinMisses(misses)
+		return explainAny(len(p.ids), func(i int) (bool, string) { return p.ids[i].explain(req) })
 	case resource.PrincNot:
 		ok, why := p.not.explain(req)
 		return !ok, why
@@ -288,6 +252,34 @@ func (p *princ) explain(req *Request) (bool, string) {
 		return explainMetadata(&p.md, req)
 	}
 	return false, "unsupported principal"
+}
+
+// explainAll explains an AND of n conditions: the first that fails, or all that hold.
+func explainAll(n int, child func(int) (bool, string)) (bool, string) {
+	var parts []string
+	for i := range n {
+		ok, why := child(i)
+		if !ok {
+			return false, why
+		}
+		if why != "" {
+			parts = append(parts, why)
+		}
+	}
+	return true, strings.Join(parts, ", ")
+}
+
+// explainAny explains an OR of n conditions: the first that holds, or why none does.
+func explainAny(n int, child func(int) (bool, string)) (bool, string) {
+	misses := make([]string, 0, n)
+	for i := range n {
+		ok, why := child(i)
+		if ok {
+			return true, why
+		}
+		misses = append(misses, why)
+	}
+	return false, joinMisses(misses)
 }
 
 func (h *header) explain(req *Request) (bool, string) {

@@ -165,19 +165,12 @@ func decodeRBAC(r *rbacpb.RBAC) (*resource.RBAC, error) {
 			return nil, fmt.Errorf("policies[%s].condition: CEL conditions are not supported", name)
 		}
 		pol := resource.RBACPolicy{Name: name}
-		for i, perm := range p.GetPermissions() {
-			d, err := decodePermission(perm)
-			if err != nil {
-				return nil, fmt.Errorf("policies[%s].permissions[%d].%w", name, i, err)
-			}
-			pol.Permissions = append(pol.Permissions, d)
+		var err error
+		if pol.Permissions, err = decodeAll("policies["+name+"].permissions", p.GetPermissions(), decodePermission); err != nil {
+			return nil, err
 		}
-		for i, pr := range p.GetPrincipals() {
-			d, err := decodePrincipal(pr)
-			if err != nil {
-				return nil, fmt.Errorf("policies[%s].principals[%d].%w", name, i, err)
-			}
-			pol.Principals = append(pol.Principals, d)
+		if pol.Principals, err = decodeAll("policies["+name+"].principals", p.GetPrincipals(), decodePrincipal); err != nil {
+			return nil, err
 		}
 		out.Policies = append(out.Policies, pol)
 	}
@@ -196,12 +189,8 @@ func decodePermission(p *rbacpb.Permission) (resource.Permission, error) {
 		if _, ok := r.(*rbacpb.Permission_OrRules); ok {
 			field, set, out.Kind = "or_rules", p.GetOrRules(), resource.PermOr
 		}
-		for i, sub := range set.GetRules() {
-			d, err := decodePermission(sub)
-			if err != nil {
-				return out, fmt.Errorf("%s.rules[%d].%w", field, i, err)
-			}
-			out.Rules = append(out.Rules, d)
+		if out.Rules, err = decodeAll(field+".rules", set.GetRules(), decodePermission); err != nil {
+			return out, err
 		}
 	case *rbacpb.Permission_NotRule:
 		out.Kind = resource.PermNot
@@ -265,12 +254,8 @@ func decodePrincipal(p *rbacpb.Principal) (resource.Principal, error) {
 		if _, ok := r.(*rbacpb.Principal_OrIds); ok {
 			field, set, out.Kind = "or_ids", p.GetOrIds(), resource.PrincOr
 		}
-		for i, sub := range set.GetIds() {
-			d, err := decodePrincipal(sub)
-			if err != nil {
-				return out, fmt.Errorf("%s.ids[%d].%w", field, i, err)
-			}
-			out.Ids = append(out.Ids, d)
+		if out.Ids, err = decodeAll(field+".ids", set.GetIds(), decodePrincipal); err != nil {
+			return out, err
 		}
 	case *rbacpb.Principal_NotId:
 		out.Kind = resource.PrincNot
@@ -288,20 +273,17 @@ func decodePrincipal(p *rbacpb.Principal) (resource.Principal, error) {
 			}
 			out.Authenticated = &sm
 		}
-	case *rbacpb.Principal_DirectRemoteIp:
+	case *rbacpb.Principal_DirectRemoteIp, *rbacpb.Principal_RemoteIp, *rbacpb.Principal_SourceIp:
+		field, cidr := "direct_remote_ip", p.GetDirectRemoteIp()
 		out.Kind = resource.PrincDirectRemoteIP
-		if out.CIDR, err = decodeCIDR(r.DirectRemoteIp); err != nil {
-			return out, fmt.Errorf("direct_remote_ip.%w", err)
+		switch {
+		case p.GetRemoteIp() != nil:
+			field, cidr, out.Kind = "remote_ip", p.GetRemoteIp(), resource.PrincRemoteIP
+		case p.GetSourceIp() != nil: //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
+			field, cidr, out.Kind = "source_ip", p.GetSourceIp(), resource.PrincSourceIP //nolint:staticcheck // SA1019: see above
 		}
-	case *rbacpb.Principal_RemoteIp:
-		out.Kind = resource.PrincRemoteIP
-		if out.CIDR, err = decodeCIDR(r.RemoteIp); err != nil {
-			return out, fmt.Errorf("remote_ip.%w", err)
-		}
-	case *rbacpb.Principal_SourceIp:
-		out.Kind = resource.PrincSourceIP
-		if out.CIDR, err = decodeCIDR(r.SourceIp); err != nil { //nolint:staticcheck // SA1019: Envoy still honours the deprecated field
-			return out, fmt.Errorf("source_ip.%w", err)
+		if out.CIDR, err = decodeCIDR(cidr); err != nil {
+			return out, fmt.Errorf("%s.%w", field, err)
 		}
 	case *rbacpb.Principal_Header:
 		out.Kind = resource.PrincHeader
@@ -322,6 +304,19 @@ func decodePrincipal(p *rbacpb.Principal) (resource.Principal, error) {
 		return out, fmt.Errorf("identifier: not set")
 	default:
 		return out, fmt.Errorf("identifier: %T is not supported", r)
+	}
+	return out, nil
+}
+
+// decodeAll decodes a repeated field, naming the failing element.
+func decodeAll[P, R any](field string, in []P, decode func(P) (R, error)) ([]R, error) {
+	var out []R
+	for i, x := range in {
+		d, err := decode(x)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d].%w", field, i, err)
+		}
+		out = append(out, d)
 	}
 	return out, nil
 }
