@@ -440,3 +440,24 @@ func FuzzParseToken(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseJWKS: a key set document never panics the parser, and an accepted one has
+// public keys only.
+func FuzzParseJWKS(f *testing.F) {
+	a, _ := keys(f)
+	f.Add(jwks(f, map[string]*rsa.PrivateKey{"a": a}))
+	f.Add(`{"keys":[]}`)
+	f.Add(`{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}`)
+	f.Add(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		keys, err := parseJWKS([]byte(doc))
+		if err != nil {
+			return
+		}
+		for _, k := range keys {
+			if !k.IsPublic() {
+				t.Fatalf("accepted a private key from %q", doc)
+			}
+		}
+	})
+}
