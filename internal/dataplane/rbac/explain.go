@@ -8,6 +8,10 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
+// maxExplained bounds the policies a "no policy matched" explanation lists: it becomes a
+// header, and a denial must stay cheap.
+const maxExplained = 5
+
 // JWT payload location Istio uses: filter jwt_authn, payload_in_metadata "payload".
 const (
 	jwtFilter     = "envoy.filters.http.jwt_authn"
@@ -47,6 +51,10 @@ func (e *engine) explain(req *Request, policyID string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "no %s policy matched; policies considered: ", actionName(e.action))
 	for i := range e.policies {
+		if i == maxExplained {
+			fmt.Fprintf(&b, " and %d more", len(e.policies)-i)
+			break
+		}
 		if i > 0 {
 			b.WriteString(", ")
 		}

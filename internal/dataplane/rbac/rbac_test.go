@@ -1,6 +1,7 @@
 package rbac
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -304,5 +305,19 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("%v allocations per Check", n)
+	}
+}
+
+func TestExplanationListsAFewPolicies(t *testing.T) {
+	var policies []resource.RBACPolicy
+	for i := range 8 {
+		policies = append(policies, resource.RBACPolicy{Name: fmt.Sprintf("ns[foo]-policy[p%d]-rule[0]", i),
+			Permissions: []resource.Permission{method("GET")}, Principals: []resource.Principal{anyPrincipal}})
+	}
+	f := Compile("f", &resource.RBACFilter{Rules: &resource.RBAC{Action: resource.RBACAllow, Policies: policies}})
+	req := &Request{HTTP: true, Method: "POST"}
+	got := f.Explain(req, f.Check(req))
+	if !strings.HasSuffix(got, "AuthorizationPolicy foo/p4 rules[0] (:method \"POST\" does not match exact \"GET\") and 3 more") || strings.Contains(got, "p5") {
+		t.Errorf("explanation %q", got)
 	}
 }
