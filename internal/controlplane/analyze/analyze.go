@@ -204,6 +204,7 @@ func Run(objs []*config.Object, loadDiags []config.Diagnostic, opts Options) Res
 	a.kubeServices()          // kube.go
 	a.injection()
 	a.authorizationPolicies() // authz.go
+	a.authorizationLucid()    // authz_lucid.go
 	a.lucidChecks()           // lucid.go
 	res.Messages = sortDedupe(a.out)
 	return res

@@ -496,3 +496,13 @@ func jwksError(jwks string) string {
 	}
 	return ""
 }
+
+// AnnotationDryRun is Istio's annotation that makes an AuthorizationPolicy log what it
+// would decide instead of enforcing it.
+const AnnotationDryRun = "istio.io/dry-run"
+
+// ContainsPathTemplate reports whether an AuthorizationPolicy path uses Istio's templates
+// {*} (one segment) or {**} (any number of segments).
+func ContainsPathTemplate(p string) bool {
+	return strings.Contains(p, "{*}") || strings.Contains(p, "{**}")
+}

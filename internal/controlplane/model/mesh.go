@@ -49,6 +49,7 @@ type Mesh struct {
 
 	scopeMu sync.Mutex // guards scopes, built on first use (sidecar.go)
 	scopes  map[scopeKey]*SidecarScope
+	security       *security                                                           // AuthorizationPolicy, RequestAuthentication (security.go)
 }
 
 // Build builds the mesh from validated objects. mesh may be nil (Istio defaults). The
@@ -109,6 +110,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 	for _, list := range b.m.sidecars {
 		slices.SortFunc(list, func(a, b *config.Object) int { return cmp.Compare(a.Name, b.Name) })
 	}
+	b.m.security = newSecurity(sorted, mesh) // security.go
 	for _, o := range ses {
 		b.addServiceEntry(o)
 	}

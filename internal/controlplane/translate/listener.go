@@ -139,10 +139,10 @@ func (g *generator) virtualInbound() *listenerpb.Listener {
 			chain.Filters = []*listenerpb.Filter{hcmFilter(&hcmpb.HttpConnectionManager{
 				StatPrefix:     "inbound_0.0.0.0_" + itoa(ip.Port),
 				RouteSpecifier: &hcmpb.HttpConnectionManager_RouteConfig{RouteConfig: inboundRouteConfig(ip)},
-				HttpFilters:    []*hcmpb.HttpFilter{routerHTTPFilter()},
+				HttpFilters:    append(g.inboundAuthHTTPFilters(), routerHTTPFilter()), // authz.go
 			})}
 		} else {
-			chain.Filters = []*listenerpb.Filter{tcpProxyFilter(cluster, cluster)}
+			chain.Filters = append(g.inboundAuthTCPFilters(), tcpProxyFilter(cluster, cluster)) // authz.go
 		}
 		l.FilterChains = append(l.FilterChains, chain)
 	}

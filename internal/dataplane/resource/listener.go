@@ -51,6 +51,7 @@ type FilterChain struct {
 	TLS  *DownstreamTLS
 	HTTP *HTTPManager
 	TCP  *TCPProxy
+	Auth []AuthFilter // network RBAC and ext_authz filters before tcp_proxy/HCM (authz.go)
 }
 
 // FilterChainMatch is listener.v3.FilterChainMatch; zero fields match anything.
@@ -89,6 +90,7 @@ type HTTPManager struct {
 	MaxRequestHeadersKB uint32
 	MaxHeadersCount     uint32
 	AcceptHTTP10        bool
+	Auth        []AuthFilter // RBAC, jwt_authn and ext_authz http_filters, in order (authz.go)
 }
 
 // TCPProxy is envoy.filters.network.tcp_proxy.

@@ -196,6 +196,10 @@ func decodeFilterChain(fc *listenerpb.FilterChain) (resource.FilterChain, error)
 				return out, fmt.Errorf("filters[%d].typed_config.%w", i, err)
 			}
 			out.HTTP = h
+		case isAuthNetworkFilter(f): // decode_authz.go
+			if err := decodeAuthNetworkFilter(&out, f); err != nil {
+				return out, fmt.Errorf("filters[%d].%w", i, err)
+			}
 		case f.GetName() == tcpProxyFilterName || f.GetTypedConfig().GetTypeUrl() == tcpProxyTypeURL:
 			if !last {
 				return out, fmt.Errorf("filters[%d]: %s must be the last filter", i, tcpProxyFilterName)
@@ -265,6 +269,10 @@ func decodeHCM(a *anypb.Any) (*resource.HTTPManager, error) {
 		case name == faultFilterName || typ == faultTypeURL:
 			out.FaultFilter = true
 		case name == corsFilterName || typ == corsTypeURL, ignoredHTTPFilters[name]:
+		case isAuthHTTPFilter(f): // decode_authz.go
+			if err := decodeAuthHTTPFilter(out, f); err != nil {
+				return nil, fmt.Errorf("http_filters[%d].%w", i, err)
+			}
 		case f.GetIsOptional():
 			// Envoy skips optional filters it does not know.
 		default:
