@@ -137,6 +137,7 @@ func cgroupDirs() []string {
 
 // killCgroupTasks kills what still runs in the node's cgroups (a crashed run's containers).
 func killCgroupTasks(logf func(string, ...any)) {
+	pids := map[int]bool{}
 	for _, d := range cgroupDirs() {
 		_ = filepath.WalkDir(d, func(path string, e os.DirEntry, err error) error {
 			if err != nil || e.IsDir() || (e.Name() != "tasks" && e.Name() != "cgroup.procs") {
@@ -145,13 +146,20 @@ func killCgroupTasks(logf func(string, ...any)) {
 			b, _ := os.ReadFile(path)
 			for _, s := range strings.Fields(string(b)) {
 				if pid, err := strconv.Atoi(s); err == nil && pid > 1 {
-					if syscall.Kill(pid, syscall.SIGKILL) == nil {
-						logf("kubenode: killed leftover container process %d (%s)", pid, filepath.Dir(path))
-					}
+					pids[pid] = true
 				}
 			}
 			return nil
 		})
+	}
+	killed := 0
+	for pid := range pids {
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed++
+		}
+	}
+	if killed > 0 {
+		logf("kubenode: killed %d leftover container processes", killed)
 	}
 }
 

@@ -75,7 +75,9 @@ func cniConfig(ipamDir string) string {
 
 // kubeletConfig is the KubeletConfiguration. failCgroupV1: false because kubelet 1.35+
 // refuses cgroup v1 otherwise; cgroupDriver is the kubelet's because containerd 1.6 does
-// not implement the RuntimeConfig call.
+// not implement the RuntimeConfig call. clusterDNS is the node's address, where no server
+// answers: pods get Kubernetes' resolv.conf (search domains, ndots:5), which the sidecar's
+// DNS proxy serves once the capture rules send port 53 to it.
 func kubeletConfig(k string, p *nodePKI) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -101,6 +103,7 @@ authentication:
 authorization:
   mode: Webhook
 clusterDomain: cluster.local
+clusterDNS: [%[2]s]
 resolvConf: ""
 podLogsDir: %[1]s/podlogs
 staticPodPath: ""

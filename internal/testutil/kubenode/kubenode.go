@@ -367,6 +367,9 @@ func (n *Node) ExposeService(ns, name, portName string, port int) (string, error
 	})
 }
 
+// Lucid is the lucid binary the images were built from (for `lucid install --apply`, ...).
+func (n *Node) Lucid() string { return filepath.Join(n.Dir, "bin", "lucid") }
+
 // InClusterAPI is what a pod needs to reach the API server with its in-cluster
 // configuration here: the environment that points client-go at APIServerName:APIServerPort
 // (container env wins over the kubelet's KUBERNETES_SERVICE_* for the loopback ClusterIP)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Require skips t when this machine cannot run a node (see Check), saying what is missing;
@@ -56,6 +57,7 @@ func (r Runner) Run() int {
 		if code != 0 {
 			fmt.Fprintf(os.Stderr, "kubenode: tests failed; the node's logs:\n%s", n.Logs(40))
 		}
+		n.hold()
 		if err := n.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "FAIL: stopping the node: %v\n", err)
 			code = 1
@@ -64,6 +66,17 @@ func (r Runner) Run() int {
 		}
 	}
 	return code
+}
+
+// hold keeps the node running for $LUCID_KUBENODE_HOLD (a duration) before it is stopped,
+// to look at it with kubectl (KUBECONFIG printed) after a run.
+func (n *Node) hold() {
+	d, err := time.ParseDuration(os.Getenv("LUCID_KUBENODE_HOLD"))
+	if err != nil || d <= 0 {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "kubenode: holding the node for %s (LUCID_KUBENODE_HOLD): KUBECONFIG=%s\n", d, n.Kubeconfig)
+	time.Sleep(d)
 }
 
 // Shared returns the package's node, starting it on first use (Require first). The
