@@ -14,10 +14,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -102,10 +104,7 @@ func installLucid(n *kubenode.Node) (*mesh, error) {
 	}
 	fmt.Fprintf(os.Stderr, "$ lucid install --apply --image %s\n%s", kubenode.LucidImage, out)
 
-	xds, err := n.ExposeService(install.DefaultNamespace, install.Name, "grpc-xds", install.GRPCPort)
-	if err != nil {
-		return nil, err
-	}
+	xds := net.JoinHostPort(kubenode.NodeIP, strconv.Itoa(install.GRPCPort)) // ExposeService below
 	env, aliases := kubenode.InClusterAPI()
 	patch := map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
 		"hostAliases": aliases,
@@ -124,6 +123,9 @@ func installLucid(n *kubenode.Node) (*mesh, error) {
 		return nil, fmt.Errorf("adapt the discovery Deployment to the node: %w", err)
 	}
 	if err := m.waitRollout(ctx, install.DefaultNamespace, install.Name); err != nil {
+		return nil, err
+	}
+	if _, err := n.ExposeService(ctx, install.DefaultNamespace, install.Name, "grpc-xds", install.GRPCPort); err != nil {
 		return nil, err
 	}
 	// The webhook is in service once Lucid has patched its CA into the configuration.

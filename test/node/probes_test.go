@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/lucid-mesh/lucid/internal/kube/inject"
+	"github.com/lucid-mesh/lucid/internal/kube/install"
 	"github.com/lucid-mesh/lucid/internal/testutil/kubenode"
 )
 
@@ -220,8 +221,10 @@ func TestLivenessFailureExplained(t *testing.T) {
 				t.Fatalf("not restarted: %v\n%s", err, m.describeApp(ctx, ns, "app="+name))
 			}
 			var lucid, killing *corev1.Event
-			err = poll(ctx, func() (bool, string) {
-				evs, err := m.events(ctx, ns, p.Name)
+			ectx, ecancel := context.WithTimeout(ctx, time.Minute)
+			defer ecancel()
+			err = poll(ectx, func() (bool, string) {
+				evs, err := m.events(ectx, ns, p.Name)
 				if err != nil {
 					return false, err.Error()
 				}
@@ -236,10 +239,9 @@ func TestLivenessFailureExplained(t *testing.T) {
 				}
 				return lucid != nil && killing != nil, fmt.Sprintf("lucid event %v, kubelet Killing event %v", lucid != nil, killing != nil)
 			})
-			desc := m.describe(ctx, p)
-			t.Logf("$ kubectl describe pod %s\n%s", p.Name, desc)
+			t.Logf("$ kubectl describe pod %s\n%s", p.Name, m.describe(ctx, p))
 			if err != nil {
-				t.Fatalf("events: %v", err)
+				t.Fatalf("events: %v\n%s", err, m.describeApp(ctx, install.DefaultNamespace, "app="+install.Name))
 			}
 			if lucid.Type != corev1.EventTypeWarning {
 				t.Errorf("Lucid's event type %s, want Warning", lucid.Type)

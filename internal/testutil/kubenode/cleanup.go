@@ -46,6 +46,12 @@ func sweep(logf func(string, ...any)) {
 	for exec.Command("iptables", append([]string{"-D"}, forwardRule...)...).Run() == nil { //nolint:revive // deleting every copy
 	}
 	removeKubeletChains()
+	if exec.Command("iptables", "-t", "nat", "-S", natChain).Run() == nil {
+		for exec.Command("iptables", "-t", "nat", "-D", "PREROUTING", "-d", NodeIP+"/32", "-j", natChain).Run() == nil { //nolint:revive // deleting every copy
+		}
+		_ = exec.Command("iptables", "-t", "nat", "-F", natChain).Run()
+		_ = exec.Command("iptables", "-t", "nat", "-X", natChain).Run()
+	}
 	removeCgroups(logf)
 	if dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*")); len(dirs) > 0 {
 		for _, d := range dirs {
@@ -74,6 +80,9 @@ func leftovers() []string {
 				}
 			}
 		}
+	}
+	if exec.Command("iptables", "-t", "nat", "-S", natChain).Run() == nil {
+		out = append(out, "iptables -t nat chain "+natChain)
 	}
 	out = append(out, cgroupDirs()...)
 	out = append(out, cniNetns()...)

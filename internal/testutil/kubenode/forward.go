@@ -2,12 +2,13 @@ package kubenode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
+	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,10 +20,14 @@ import (
 )
 
 // The node has no kube-proxy and no cluster DNS: its Service CIDR is loopback, so a ClusterIP
-// routes nowhere from a pod. A forwarder stands in for kube-proxy for the few addresses pods
-// need before the mesh can carry anything: it listens on the node's address (the bridge's,
-// reachable from every pod) and passes each connection to the API server or to a ready
-// endpoint of a Service, chosen when the connection comes in, as kube-proxy's DNAT does.
+// routes nowhere from a pod. Two stand-ins give pods the few addresses they need before the
+// mesh can carry anything, both on the node's address (the bridge's, reachable from every
+// pod): the API server through a forwarder (a userspace proxy: the API server authenticates
+// by token, the client's address does not matter), and chosen Services through DNAT rules
+// kept in step with their ready endpoints, as kube-proxy's iptables mode does for a ClusterIP,
+// so the client's address is kept (the control plane checks that a sidecar reports about its
+// own pod). Replies pass the host's conntrack because bridged traffic goes through iptables
+// (br_netfilter, net.bridge.bridge-nf-call-iptables=1).
 
 // forwarder is one listening address and its connections.
 type forwarder struct {
@@ -124,18 +129,18 @@ func (f *forwarder) close() {
 
 var endpointSlices = schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}
 
-// serviceEndpoint picks a ready endpoint of Service ns/name for its port named portName
-// (a ready address and that port's number, from the Service's EndpointSlices).
-func serviceEndpoint(ctx context.Context, dyn dynamic.Interface, ns, name, portName string) (string, error) {
+// serviceEndpoints are the ready endpoints (address:port) of Service ns/name for its port
+// named portName, from the Service's EndpointSlices, sorted.
+func serviceEndpoints(ctx context.Context, dyn dynamic.Interface, ns, name, portName string) ([]string, error) {
 	list, err := dyn.Resource(endpointSlices).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + name})
 	if err != nil {
-		return "", fmt.Errorf("endpoints of %s/%s: %w", ns, name, err)
+		return nil, fmt.Errorf("endpoints of %s/%s: %w", ns, name, err)
 	}
 	var addrs []string
 	for _, item := range list.Items {
 		var s discoveryv1.EndpointSlice
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(item.Object, &s); err != nil {
-			return "", err
+			return nil, err
 		}
 		port := int32(-1)
 		for _, p := range s.Ports {
@@ -155,8 +160,47 @@ func serviceEndpoint(ctx context.Context, dyn dynamic.Interface, ns, name, portN
 			}
 		}
 	}
-	if len(addrs) == 0 {
-		return "", errors.New("no ready endpoint for " + ns + "/" + name + " port " + portName)
+	slices.Sort(addrs)
+	return addrs, nil
+}
+
+// natChain holds the node's DNAT rules for exposed Services (nat table, jumped to from
+// PREROUTING for packets to NodeIP).
+const natChain = "LUCID-KUBENODE"
+
+// services are the exposed Services and their current endpoints; apply rewrites natChain.
+type services struct {
+	mu    sync.Mutex
+	ports map[int][]string // node port → endpoints
+}
+
+func (s *services) set(port int, eps []string) (changed bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ports == nil {
+		s.ports = map[int][]string{}
 	}
-	return addrs[rand.IntN(len(addrs))], nil //nolint:gosec // load spreading, not security
+	if old, ok := s.ports[port]; ok && slices.Equal(old, eps) {
+		return false, nil
+	}
+	s.ports[port] = eps
+	// One iptables-restore input: the chain is replaced atomically, as kube-proxy does.
+	var b strings.Builder
+	b.WriteString("*nat\n:" + natChain + " - [0:0]\n")
+	for p, eps := range s.ports {
+		for i, ep := range eps {
+			rule := fmt.Sprintf("-A %s -d %s/32 -p tcp --dport %d", natChain, NodeIP, p)
+			if left := len(eps) - i; left > 1 {
+				rule += fmt.Sprintf(" -m statistic --mode random --probability %.5f", 1/float64(left))
+			}
+			b.WriteString(rule + " -j DNAT --to-destination " + ep + "\n")
+		}
+	}
+	b.WriteString("COMMIT\n")
+	cmd := exec.Command("iptables-restore", "--noflush")
+	cmd.Stdin = strings.NewReader(b.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return false, fmt.Errorf("kubenode: iptables-restore: %w: %s\n%s", err, out, b.String())
+	}
+	return true, nil
 }

@@ -81,6 +81,11 @@ type Node struct {
 	ipForward                      []byte
 	mu                             sync.Mutex
 	forwarders                     []*forwarder
+	natReady                       bool
+	services                       services
+	watchCtx                       context.Context
+	stopWatch                      context.CancelFunc
+	watchers                       sync.WaitGroup
 	stopOnce                       sync.Once
 	stopErr                        error
 }
@@ -353,18 +358,65 @@ func (n *Node) forward(addr string, target func(context.Context) (string, error)
 	return nil
 }
 
-// ExposeService makes Service ns/name's port (portName, its number port) reachable from pods
-// at NodeIP:port, passing each connection to one of the Service's ready endpoints, as
-// kube-proxy would for its ClusterIP. It returns the address.
-func (n *Node) ExposeService(ns, name, portName string, port int) (string, error) {
+// ExposeService makes Service ns/name's port (named portName) reachable from pods at
+// NodeIP:port, as kube-proxy would at its ClusterIP: DNAT to one of its ready endpoints,
+// kept in step with them (checked every 200 ms) until the node stops. It returns the
+// address once the Service has a ready endpoint.
+func (n *Node) ExposeService(ctx context.Context, ns, name, portName string, port int) (string, error) {
 	dyn, err := n.Dynamic()
 	if err != nil {
 		return "", err
 	}
-	addr := net.JoinHostPort(NodeIP, strconv.Itoa(port))
-	return addr, n.forward(addr, func(ctx context.Context) (string, error) {
-		return serviceEndpoint(ctx, dyn, ns, name, portName)
+	n.mu.Lock()
+	if !n.natReady {
+		for _, args := range [][]string{
+			{"-t", "nat", "-N", natChain},
+			{"-t", "nat", "-I", "PREROUTING", "-d", NodeIP + "/32", "-j", natChain},
+		} {
+			if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
+				n.mu.Unlock()
+				return "", fmt.Errorf("kubenode: iptables %s: %w: %s", strings.Join(args, " "), err, out)
+			}
+		}
+		n.natReady = true
+	}
+	if n.watchCtx == nil {
+		n.watchCtx, n.stopWatch = context.WithCancel(context.Background())
+	}
+	wctx := n.watchCtx
+	n.mu.Unlock()
+	sync := func(ctx context.Context) (int, error) {
+		eps, err := serviceEndpoints(ctx, dyn, ns, name, portName)
+		if err != nil {
+			return 0, err
+		}
+		changed, err := n.services.set(port, eps)
+		if changed {
+			n.logf("kubenode: %s:%d → service %s/%s endpoints %v", NodeIP, port, ns, name, eps)
+		}
+		return len(eps), err
+	}
+	if err := n.waitFor(ctx, n.kubelet, 3*time.Minute, "a ready endpoint of "+ns+"/"+name, func() bool {
+		k, err := sync(ctx)
+		return err == nil && k > 0
+	}); err != nil {
+		return "", err
+	}
+	n.watchers.Go(func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				if _, err := sync(wctx); err != nil && wctx.Err() == nil {
+					n.logf("kubenode: %v", err)
+				}
+			}
+		}
 	})
+	return net.JoinHostPort(NodeIP, strconv.Itoa(port)), nil
 }
 
 // Lucid is the lucid binary the images were built from (for `lucid install --apply`, ...).
@@ -430,7 +482,11 @@ func (n *Node) stop() error {
 		f.close()
 	}
 	n.forwarders = nil
+	if n.stopWatch != nil {
+		n.stopWatch()
+	}
 	n.mu.Unlock()
+	n.watchers.Wait()
 	if n.Cluster != nil {
 		n.Cluster.Stop()
 	}
