@@ -446,3 +446,14 @@ func (m *mesh) get(ctx context.Context, url string) (string, error) {
 	}
 	return string(b), err
 }
+
+var peerAuthGVR = schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}
+
+func mustPods(t *testing.T, m *mesh, ctx context.Context, ns, selector string) []corev1.Pod {
+	t.Helper()
+	ps, err := m.pods(ctx, ns, selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
