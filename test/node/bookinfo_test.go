@@ -103,11 +103,11 @@ spec:
 }
 
 // deploy applies bookinfo into a fresh labelled namespace and waits for every Deployment.
-func (m *mesh) deploy(t *testing.T, ctx context.Context, ns, interception string, v1Replicas int) {
+func (m *mesh) deploy(ctx context.Context, t *testing.T, ns, interception string, v1Replicas int) {
 	t.Helper()
-	m.namespace(t, ctx, ns, true)
+	m.namespace(ctx, t, ns, true)
 	start := time.Now()
-	m.apply(t, ctx, bookinfo(ns, interception, v1Replicas))
+	m.apply(ctx, t, bookinfo(ns, interception, v1Replicas))
 	for _, d := range []string{"productpage-v1", "reviews-v1", "reviews-v2"} {
 		if err := m.waitRollout(ctx, ns, d); err != nil {
 			t.Fatal(err)

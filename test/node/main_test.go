@@ -149,7 +149,7 @@ func installLucid(n *kubenode.Node) (*mesh, error) {
 }
 
 // apply server-side-applies YAML as the admin.
-func (m *mesh) apply(t *testing.T, ctx context.Context, yaml string) {
+func (m *mesh) apply(ctx context.Context, t *testing.T, yaml string) {
 	t.Helper()
 	if err := m.node.Apply(ctx, yaml); err != nil {
 		t.Fatal(err)
@@ -157,13 +157,13 @@ func (m *mesh) apply(t *testing.T, ctx context.Context, yaml string) {
 }
 
 // namespace creates a namespace labelled for injection (or not).
-func (m *mesh) namespace(t *testing.T, ctx context.Context, name string, inject bool) {
+func (m *mesh) namespace(ctx context.Context, t *testing.T, name string, inject bool) {
 	t.Helper()
 	label := ""
 	if inject {
 		label = "\n  labels: {istio-injection: enabled}"
 	}
-	m.apply(t, ctx, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "+name+label+"\n")
+	m.apply(ctx, t, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "+name+label+"\n")
 }
 
 // waitRollout waits until Deployment ns/name has all its replicas updated and available,
@@ -225,7 +225,7 @@ func (m *mesh) pods(ctx context.Context, ns, selector string) ([]corev1.Pod, err
 }
 
 // pod returns the one running pod matching selector.
-func (m *mesh) pod(t *testing.T, ctx context.Context, ns, selector string) corev1.Pod {
+func (m *mesh) pod(ctx context.Context, t *testing.T, ns, selector string) corev1.Pod {
 	t.Helper()
 	ps, err := m.pods(ctx, ns, selector)
 	if err != nil {
@@ -449,7 +449,7 @@ func (m *mesh) get(ctx context.Context, url string) (string, error) {
 
 var peerAuthGVR = schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}
 
-func mustPods(t *testing.T, m *mesh, ctx context.Context, ns, selector string) []corev1.Pod {
+func mustPods(ctx context.Context, t *testing.T, m *mesh, ns, selector string) []corev1.Pod {
 	t.Helper()
 	ps, err := m.pods(ctx, ns, selector)
 	if err != nil {

@@ -59,14 +59,14 @@ func TestProbesThroughTheAgent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const ns = "probes"
-	m.namespace(t, ctx, ns, true)
+	m.namespace(ctx, t, ns, true)
 	start := time.Now()
-	m.apply(t, ctx, probedApp(ns, "web"))
+	m.apply(ctx, t, probedApp(ns, "web"))
 	if err := m.waitRollout(ctx, ns, "web"); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("injected pod Ready %s after apply", time.Since(start).Round(10*time.Millisecond))
-	p := m.pod(t, ctx, ns, "app=web")
+	p := m.pod(ctx, t, ns, "app=web")
 
 	// What kubectl get pod -o yaml shows: the probes point at the agent.
 	var web *corev1.Container
@@ -184,7 +184,7 @@ func TestLivenessFailureExplained(t *testing.T) {
 	m := lucidMesh(t)
 	const ns = "probes"
 	ctx0, cancel0 := context.WithTimeout(context.Background(), time.Minute)
-	m.namespace(t, ctx0, ns, true)
+	m.namespace(ctx0, t, ns, true)
 	cancel0()
 	cases := []struct {
 		name, mode string
@@ -199,11 +199,11 @@ func TestLivenessFailureExplained(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			name := "fail-" + tc.name
-			m.apply(t, ctx, probedApp(ns, name, "--fail-mode", tc.mode, "--fail-after", "8s"))
+			m.apply(ctx, t, probedApp(ns, name, "--fail-mode", tc.mode, "--fail-after", "8s"))
 			if err := m.waitRollout(ctx, ns, name); err != nil {
 				t.Fatal(err)
 			}
-			p := m.pod(t, ctx, ns, "app="+name)
+			p := m.pod(ctx, t, ns, "app="+name)
 			// The kubelet restarts the container once the liveness probe failed twice.
 			err := poll(ctx, func() (bool, string) {
 				cur, err := m.getPod(ctx, ns, p.Name)

@@ -40,7 +40,7 @@ func (m *mesh) podTable(ctx context.Context, ns, selector string) string {
 }
 
 // restartRollout is `kubectl rollout restart deployment/name` followed by `rollout status`.
-func (m *mesh) restartRollout(t *testing.T, ctx context.Context, ns, name string) {
+func (m *mesh) restartRollout(ctx context.Context, t *testing.T, ns, name string) {
 	t.Helper()
 	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339Nano))
 	if _, err := m.dyn.Resource(deploymentsGVR).Namespace(ns).Patch(ctx, name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
@@ -51,9 +51,9 @@ func (m *mesh) restartRollout(t *testing.T, ctx context.Context, ns, name string
 	}
 }
 
-func (m *mesh) productpage(t *testing.T, ctx context.Context, ns string) string {
+func (m *mesh) productpage(ctx context.Context, t *testing.T, ns string) string {
 	t.Helper()
-	return net.JoinHostPort(m.pod(t, ctx, ns, "app=productpage").Status.PodIP, "9080")
+	return net.JoinHostPort(m.pod(ctx, t, ns, "app=productpage").Status.PodIP, "9080")
 }
 
 // TestRollingUpdateUnderLoad: while clients call productpage, which calls reviews through
@@ -66,8 +66,8 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	const ns = "rollout"
-	m.deploy(t, ctx, ns, "NONE", 2)
-	pp := m.productpage(t, ctx, ns)
+	m.deploy(ctx, t, ns, "NONE", 2)
+	pp := m.productpage(ctx, t, ns)
 	c := &http.Client{Timeout: 10 * time.Second}
 	if err := poll(ctx, func() (bool, string) {
 		a, err := ask(ctx, c, pp, nil)
@@ -84,7 +84,7 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	for _, d := range []string{"reviews-v1", "reviews-v2"} {
 		start := time.Now()
-		m.restartRollout(t, ctx, ns, d)
+		m.restartRollout(ctx, t, ns, d)
 		t.Logf("$ kubectl rollout restart deployment/%s && kubectl rollout status ...: %s", d, time.Since(start).Round(10*time.Millisecond))
 	}
 	// The single v2 pod stays (deleting it would empty subset v2: 503 UH, as Envoy answers):
@@ -122,8 +122,8 @@ func TestControlPlaneRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	const ns = "cprestart"
-	m.deploy(t, ctx, ns, "NONE", 1)
-	pp := m.productpage(t, ctx, ns)
+	m.deploy(ctx, t, ns, "NONE", 1)
+	pp := m.productpage(ctx, t, ns)
 	c := &http.Client{Timeout: 10 * time.Second}
 	if err := poll(ctx, func() (bool, string) {
 		a, err := ask(ctx, c, pp, nil)
@@ -137,7 +137,7 @@ func TestControlPlaneRestart(t *testing.T) {
 
 	l := startLoad(pp, 4)
 	time.Sleep(2 * time.Second)
-	old := m.pod(t, ctx, install.DefaultNamespace, "app="+install.Name)
+	old := m.pod(ctx, t, install.DefaultNamespace, "app="+install.Name)
 	start := time.Now()
 	if err := m.dyn.Resource(kubetest.Pods).Namespace(install.DefaultNamespace).Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func TestControlPlaneRestart(t *testing.T) {
 	}
 
 	// A change made now reaches the sidecars through the new control plane.
-	m.apply(t, ctx, reviewsRoute(ns, 0, 100))
+	m.apply(ctx, t, reviewsRoute(ns, 0, 100))
 	if err := poll(ctx, func() (bool, string) {
 		for range 10 {
 			a, err := ask(ctx, c, pp, nil)
@@ -210,10 +210,10 @@ func TestTrafficThroughCapture(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	const ns = "capture"
-	captured := m.captureServed(t, ctx, ns)
+	captured := m.captureServed(ctx, t, ns)
 	pendingFeature(t, "capture", "transparent capture (the sidecar serving connections redirected to 15001/15006) and the agent's DNS proxy", captured)
-	m.deploy(t, ctx, ns, "", 1)
-	pp := m.productpage(t, ctx, ns)
+	m.deploy(ctx, t, ns, "", 1)
+	pp := m.productpage(ctx, t, ns)
 	c := &http.Client{Timeout: 10 * time.Second}
 	versions := map[string]int{}
 	for range 200 {
@@ -244,14 +244,14 @@ func TestTrafficThroughCapture(t *testing.T) {
 // captureServed reports whether sidecars serve captured connections: a probe pod with the
 // capture rules is deployed, and its admin port (:15000, which the rules redirect to 15006)
 // is asked from the node: it answers only through the sidecar's inbound capture listener.
-func (m *mesh) captureServed(t *testing.T, ctx context.Context, ns string) bool {
+func (m *mesh) captureServed(ctx context.Context, t *testing.T, ns string) bool {
 	t.Helper()
-	m.namespace(t, ctx, ns, true)
-	m.apply(t, ctx, probedApp(ns, "capture-check"))
+	m.namespace(ctx, t, ns, true)
+	m.apply(ctx, t, probedApp(ns, "capture-check"))
 	if err := m.waitRollout(ctx, ns, "capture-check"); err != nil {
 		t.Fatal(err)
 	}
-	ip := m.pod(t, ctx, ns, "app=capture-check").Status.PodIP
+	ip := m.pod(ctx, t, ns, "app=capture-check").Status.PodIP
 	c := &http.Client{Timeout: 3 * time.Second}
 	resp, err := c.Get("http://" + net.JoinHostPort(ip, "15000") + "/server_info")
 	if err != nil {
@@ -275,8 +275,8 @@ func TestStrictMTLS(t *testing.T) {
 	defer cancel()
 	pendingFeature(t, "mtls", "mutual TLS between sidecars with STRICT PeerAuthentication", false)
 	const ns = "strict"
-	m.deploy(t, ctx, ns, "", 1)
-	m.apply(t, ctx, `apiVersion: security.istio.io/v1
+	m.deploy(ctx, t, ns, "", 1)
+	m.apply(ctx, t, `apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: default, namespace: `+install.DefaultNamespace+`}
 spec: {mtls: {mode: STRICT}}
@@ -286,7 +286,7 @@ spec: {mtls: {mode: STRICT}}
 	})
 	time.Sleep(5 * time.Second) // two probe periods under STRICT
 	for _, app := range []string{"productpage", "reviews"} {
-		for _, p := range mustPods(t, m, ctx, ns, "app="+app) {
+		for _, p := range mustPods(ctx, t, m, ns, "app="+app) {
 			for _, s := range p.Status.ContainerStatuses {
 				if !s.Ready || s.RestartCount != 0 {
 					t.Errorf("%s container %s under STRICT: ready=%v restarts=%d", p.Name, s.Name, s.Ready, s.RestartCount)
@@ -294,12 +294,12 @@ spec: {mtls: {mode: STRICT}}
 			}
 		}
 	}
-	pp := m.productpage(t, ctx, ns)
+	pp := m.productpage(ctx, t, ns)
 	a, err := ask(ctx, &http.Client{Timeout: 10 * time.Second}, pp, nil)
 	if err != nil || a.Calls[0].Status != 200 {
 		t.Errorf("meshed productpage → reviews under STRICT: %+v %v", a.Calls, err)
 	}
-	rv := m.pod(t, ctx, ns, "app=reviews,version=v1").Status.PodIP
+	rv := m.pod(ctx, t, ns, "app=reviews,version=v1").Status.PodIP
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + net.JoinHostPort(rv, "9080") + "/")
 	if err == nil {
 		resp.Body.Close()

@@ -37,7 +37,12 @@ func TestHealthPathAndProbeCount(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
 	base := "http://" + ln.Addr().String()
 	if code, body, err := probeGet(t, base+"/healthz", "kube-probe/1.36"); err != nil || code != 200 || body != "success\n" {
 		t.Fatalf("health: %d %q %v", code, body, err)

@@ -15,7 +15,7 @@ import (
 func buildImages(ctx context.Context, dir string) ([]string, error) {
 	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(gomod)), "go.mod") {
-		return nil, fmt.Errorf("kubenode: find the module to build lucid from (go env GOMOD: %q): %v", gomod, err)
+		return nil, fmt.Errorf("kubenode: find the module to build lucid from (go env GOMOD: %q): %w", gomod, err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
 	bin := filepath.Join(dir, "bin")
@@ -52,7 +52,7 @@ func buildImages(ctx context.Context, dir string) ([]string, error) {
 	for i, img := range images {
 		tars[i] = filepath.Join(dir, "images", strings.NewReplacer("/", "_", ":", "_").Replace(img.Name)+".tar")
 		wg.Go(func() {
-			if err := os.MkdirAll(filepath.Dir(tars[i]), 0o755); err != nil {
+			if err := os.MkdirAll(filepath.Dir(tars[i]), 0o750); err != nil {
 				errs[i] = err
 				return
 			}

@@ -134,7 +134,7 @@ func writeClientKubeconfig(path, server string, ca []byte, cert, key string) err
 
 func writeFiles(files map[string]string) error {
 	for path, content := range files {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return fmt.Errorf("kubenode: %w", err)
 		}
 		if err := os.WriteFile(path, []byte(strings.TrimLeft(content, "\n")), 0o600); err != nil {

@@ -79,5 +79,5 @@ func (p *proc) tail(n int) string {
 }
 
 func (p *proc) exitError() error {
-	return fmt.Errorf("kubenode: %s exited (%v); log %s ends:\n%s", p.name, p.err, p.log, p.tail(30))
+	return fmt.Errorf("kubenode: %s exited (%w); log %s ends:\n%s", p.name, p.err, p.log, p.tail(30))
 }
