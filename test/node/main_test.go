@@ -277,21 +277,7 @@ func eventTime(e corev1.Event) time.Time {
 
 // logs is `kubectl logs pod -c container` (through the API server and the kubelet).
 func (m *mesh) logs(ctx context.Context, ns, pod, container string, previous bool) (string, error) {
-	u := fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s/log?container=%s&previous=%v", m.node.Config.Host, ns, pod, container, previous)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := m.http.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("logs of %s/%s -c %s: %s: %s", ns, pod, container, resp.Status, b)
-	}
-	return string(b), err
+	return m.get(ctx, fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s/log?container=%s&previous=%v", m.node.Config.Host, ns, pod, container, previous))
 }
 
 // describe is `kubectl describe pod`, cut to what the scenarios look at: status,

@@ -462,13 +462,13 @@ func (n *Node) stop() error {
 	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	n.scheduler.stop(10 * time.Second) // nothing new is placed on the node
+	n.scheduler.stop() // nothing new is placed on the node
 	if n.Cluster != nil && n.kubelet != nil && !n.kubelet.exited() {
 		if err := n.deletePods(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	n.kubelet.stop(20 * time.Second)
+	n.kubelet.stop()
 	if n.containerd != nil && !n.containerd.exited() {
 		if k, err := removeSandboxes(ctx, n.socket()); err != nil {
 			errs = append(errs, err)
@@ -476,7 +476,7 @@ func (n *Node) stop() error {
 			n.logf("kubenode: removed %d pod sandboxes the kubelet left", k)
 		}
 	}
-	n.containerd.stop(20 * time.Second)
+	n.containerd.stop()
 	n.mu.Lock()
 	for _, f := range n.forwarders {
 		f.close()

@@ -2,6 +2,7 @@ package kubenode
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,10 +10,12 @@ import (
 	"time"
 )
 
-// proc is one node process (containerd, kube-scheduler, kubelet) logging to a file.
+// proc is one node process (containerd, kube-scheduler, kubelet) logging to a file. It is
+// stopped by cancelling its context: SIGTERM, then SIGKILL after its grace period.
 type proc struct {
 	name, log string
 	cmd       *exec.Cmd
+	cancel    context.CancelFunc
 	done      chan struct{}
 	err       error // set before done is closed
 }
@@ -23,16 +26,20 @@ func startProc(name, bin string, args []string, env []string, logPath string) (*
 		return nil, fmt.Errorf("kubenode: %s log: %w", name, err)
 	}
 	defer f.Close() // the child has its own descriptor
-	cmd := exec.Command(bin, args...)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 20 * time.Second
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
 	// Killed with the test process if it dies without stopping the node (a panic, a
 	// timeout): the next Start sweeps what it left behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
+		cancel()
 		return nil, fmt.Errorf("kubenode: start %s: %w", name, err)
 	}
-	p := &proc{name: name, log: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &proc{name: name, log: logPath, cmd: cmd, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -49,20 +56,13 @@ func (p *proc) exited() bool {
 	}
 }
 
-// stop sends SIGTERM, then SIGKILL after grace, and waits for the process.
-func (p *proc) stop(grace time.Duration) {
-	if p == nil || p.exited() {
+// stop ends the process (SIGTERM, SIGKILL after 20 s) and waits for it.
+func (p *proc) stop() {
+	if p == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-p.done:
-	case <-t.C:
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	p.cancel()
+	<-p.done
 }
 
 // tail is the last n lines of the process's log.
@@ -71,11 +71,12 @@ func (p *proc) tail(n int) string {
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	b = bytes.TrimRight(b, "\n")
+	cut := len(b)
+	for ; n > 0 && cut > 0; n-- {
+		cut = bytes.LastIndexByte(b[:cut], '\n')
 	}
-	return string(bytes.Join(lines, []byte("\n")))
+	return string(b[cut+1:])
 }
 
 func (p *proc) exitError() error {
