@@ -39,6 +39,9 @@ kind: Deployment
 metadata: {name: %[2]s-%[3]s, namespace: %[1]s}
 spec:
   replicas: %[4]d
+  # An old pod goes only once its replacement has been Ready for 2 s: time for the new
+  # endpoint to reach the callers' sidecars (the usual guard against a single-replica gap).
+  minReadySeconds: 2
   selector: {matchLabels: {app: %[2]s, version: %[3]s}}
   template:
     metadata:
