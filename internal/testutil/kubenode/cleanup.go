@@ -215,23 +215,34 @@ func nodeMounts() []string {
 	prefix := filepath.Join(os.TempDir(), dirPrefix)
 	var out []string
 	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], prefix) {
-			out = append(out, unescapeMount(f[4]))
+		if m, ok := mountPoint(line); ok && strings.HasPrefix(m, prefix) {
+			out = append(out, m)
 		}
 	}
 	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
 	return out
 }
 
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
+// mountPoint is the mount point (5th field, octal escapes such as \040 decoded) of a
+// /proc/self/mountinfo line.
+func mountPoint(line string) (string, bool) {
+	f := strings.Fields(line)
+	if len(f) < 5 {
+		return "", false
 	}
-	if u, err := strconv.Unquote(`"` + strings.ReplaceAll(s, `"`, `\"`) + `"`); err == nil {
-		return u
+	var b strings.Builder
+	s := f[4]
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
 	}
-	return s
+	return b.String(), true
 }
 
 func unmountUnder(logf func(string, ...any)) {
