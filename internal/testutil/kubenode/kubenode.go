@@ -78,7 +78,7 @@ type Node struct {
 	logf                           func(string, ...any)
 	lockFile                       *os.File
 	containerd, scheduler, kubelet *proc
-	ipForward                      []byte
+	ipForward, bridgeNF            []byte // sysctls to restore
 	mu                             sync.Mutex
 	forwarders                     []*forwarder
 	natReady                       bool
@@ -225,6 +225,18 @@ func (n *Node) stepper() func(string) {
 // kubelet starts) and the FORWARD rule that keeps pods inside the subnet.
 func (n *Node) network() error {
 	n.ipForward, _ = os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	// Bridged traffic must pass iptables, so that replies to DNATed connections (ExposeService)
+	// are translated back, as kube-proxy requires of a bridge CNI.
+	const bridgeNF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+	switch b, err := os.ReadFile(bridgeNF); {
+	case err != nil:
+		return fmt.Errorf("%w: %s: %w (the kernel's br_netfilter is needed)", ErrUnavailable, bridgeNF, err)
+	case strings.TrimSpace(string(b)) != "1":
+		n.bridgeNF = b
+		if err := os.WriteFile(bridgeNF, []byte("1"), 0o644); err != nil { //nolint:gosec // a sysctl
+			return fmt.Errorf("kubenode: %s: %w", bridgeNF, err)
+		}
+	}
 	for _, args := range [][]string{
 		{"ip", "link", "add", Bridge, "type", "bridge"},
 		{"ip", "addr", "add", NodeIP + "/24", "dev", Bridge},
@@ -492,7 +504,10 @@ func (n *Node) stop() error {
 	}
 	sweep(n.logf)
 	if len(n.ipForward) > 0 {
-		_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", n.ipForward, 0o644)
+		_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", n.ipForward, 0o644) //nolint:gosec // a sysctl
+	}
+	if len(n.bridgeNF) > 0 {
+		_ = os.WriteFile("/proc/sys/net/bridge/bridge-nf-call-iptables", n.bridgeNF, 0o644) //nolint:gosec // a sysctl
 	}
 	if left := leftovers(); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("kubenode: left on the machine after stop: %s", strings.Join(left, "; ")))
