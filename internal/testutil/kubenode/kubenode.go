@@ -10,8 +10,8 @@
 // is ever pulled. Pods live in network namespaces on a bridge the harness creates
 // (PodSubnet, the node is its gateway address NodeIP), with no masquerading, no route out and
 // a FORWARD rule that drops anything leaving the subnet. The Service CIDR is loopback
-// (kubetest's), and there is no kube-proxy and no cluster DNS: forwarders on NodeIP stand in
-// for the API server's and chosen Services' addresses (forward.go).
+// (kubetest's), and there is no kube-proxy and no cluster DNS: on NodeIP, a forwarder stands
+// in for the API server's address and DNAT rules for chosen Services' (forward.go).
 //
 // One node runs per machine at a time (a file lock, LockPath); Stop removes everything the
 // node put on the machine (processes, mounts, cgroups, the bridge, iptables rules, network
