@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 BIN := $(CURDIR)/bin
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build test unit test-kubelet test-istioanalyze fuzz-short kube-bins test-kube lint e2e bench bench-kube clean
+.PHONY: all build test unit test-kubelet test-istioanalyze fuzz-short kube-bins test-kube test-node lint e2e bench bench-kube clean
 
 all: build
 
@@ -41,15 +41,19 @@ test-istioanalyze:
 fuzz-short:
 	./scripts/fuzz-short.sh
 
-## kube-bins: kube-apiserver, kube-controller-manager and etcd for the Kubernetes tests (module test/kubebin), cached in
+## kube-bins: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and etcd for the Kubernetes tests (module test/kubebin), cached in
 ## ${LUCID_KUBE_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/lucid/kube/<version>}; a no-op once built
 kube-bins:
 	./scripts/kube-bins.sh
 
 ## test-kube: only the tests that run against the real API server (packages using internal/testutil/kubetest)
 test-kube: kube-bins
-	go test -race -count=1 ./internal/kubetest $$(go list -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... \
-		| awk '/ github.com\/lucid-mesh\/lucid\/internal\/kubetest( |$$)/ {print $$1}')
+	go test -race -count=1 ./internal/testutil/kubetest $$(go list -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... \
+		| awk '/ github.com\/lucid-mesh\/lucid\/internal\/testutil\/kubetest( |$$)/ {print $$1}')
+
+## test-node: Lucid on a real single-node Kubernetes (kubelet, containerd, pods; root on Linux): test/node, docs/kubernetes-node.md
+test-node: kube-bins
+	go test -count=1 -v ./internal/testutil/kubenode/ ./test/node/
 
 ## lint: golangci-lint at a pinned version, installed into bin/
 lint: $(GOLANGCI_LINT)

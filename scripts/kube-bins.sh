@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes binaries Lucid's Kubernetes tests run against (internal/testutil/kubetest):
-# kube-apiserver and kube-controller-manager from k8s.io/kubernetes and etcd from
-# go.etcd.io/etcd/server/v3, at the
+# Builds the Kubernetes binaries Lucid's Kubernetes tests run against: kube-apiserver and
+# kube-controller-manager (internal/testutil/kubetest), kube-scheduler and kubelet (the real node
+# of internal/testutil/kubenode) from k8s.io/kubernetes, and etcd from go.etcd.io/etcd/server/v3, at the
 # versions pinned by the separate module test/kubebin, static (CGO_ENABLED=0), into a cache
 # outside the repository:
 #
@@ -15,8 +15,8 @@ modver() { go list -m -f '{{.Version}}' "$1"; }
 kube_version=$(modver k8s.io/kubernetes)
 etcd_version=$(modver go.etcd.io/etcd/server/v3)
 dir=${LUCID_KUBE_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/lucid/kube/$kube_version}
-stamp="kube-apiserver kube-controller-manager k8s.io/kubernetes $kube_version; etcd go.etcd.io/etcd/server/v3 $etcd_version"
-bins=(kube-apiserver kube-controller-manager etcd)
+stamp="kube-apiserver kube-controller-manager kube-scheduler kubelet k8s.io/kubernetes $kube_version; etcd go.etcd.io/etcd/server/v3 $etcd_version"
+bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet etcd)
 
 uptodate=true
 for b in "${bins[@]}"; do [[ -x $dir/$b ]] || uptodate=false; done
@@ -40,7 +40,8 @@ done
 
 start=$SECONDS
 CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
-	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager go.etcd.io/etcd/server/v3
+	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+	k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet go.etcd.io/etcd/server/v3
 mv "$tmp/server" "$tmp/etcd"
 # Replace each binary by a rename: a test running the old one keeps running.
 for b in "${bins[@]}"; do mv "$tmp/$b" "$dir/$b"; done

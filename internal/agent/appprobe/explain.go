@@ -88,7 +88,7 @@ func explainErr(err error, tr *trace, timeout time.Duration, phase string) verdi
 }
 
 func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, syscall.ETIMEDOUT) { // Canceled: the kubelet gave up at timeoutSeconds
 		return true
 	}
 	var ne net.Error

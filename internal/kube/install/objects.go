@@ -1,6 +1,8 @@
 package install
 
 import (
+	"slices"
+
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -84,7 +86,9 @@ func deployment(o Options, labels map[string]string) *appsv1.Deployment {
 					Containers: []corev1.Container{{
 						Name:  "discovery",
 						Image: o.Image,
-						Args:  DiscoveryArgs,
+						// The webhook injects the image the control plane runs, so that
+						// `lucid install --image` covers the sidecars and istio-init too.
+						Args: append(slices.Clone(DiscoveryArgs), "--injector-image="+o.Image),
 						Ports: []corev1.ContainerPort{
 							{Name: "grpc-xds", ContainerPort: GRPCPort, Protocol: corev1.ProtocolTCP},
 							{Name: "http-monitoring", ContainerPort: MonitoringPort, Protocol: corev1.ProtocolTCP},

@@ -60,6 +60,11 @@ type Config struct {
 	// WatchInterval, when set, makes requests with ?watch=true (or 1) Kubernetes-style
 	// watches: the answer streams one JSON event per interval until the client leaves.
 	WatchInterval time.Duration
+	// HealthPath, when set, answers "success" (a probe target); see health.go.
+	HealthPath string
+	// FailMode (oom, refuse, hang) makes the app fail FailAfter after it starts.
+	FailMode  string
+	FailAfter time.Duration
 }
 
 // Validate reports the first problem with c, naming the flag it comes from.
@@ -107,7 +112,7 @@ func (c *Config) Validate() error {
 	if c.WatchInterval < 0 {
 		return fmt.Errorf("--watch-interval %v: must not be negative", c.WatchInterval)
 	}
-	return nil
+	return c.validateHealth()
 }
 
 // Answer is the JSON body every request gets.
@@ -141,6 +146,7 @@ type App struct {
 	cfg    Config
 	client *http.Client
 	log    *slog.Logger
+	health health
 }
 
 // New returns the app for a validated cfg.
@@ -173,6 +179,10 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 
 // ServeHTTP answers any method and path.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.observe(r) {
+		a.serveHealth(w, r)
+		return
+	}
 	if a.cfg.WatchInterval > 0 && isWatch(r) {
 		a.watch(w, r)
 		return
@@ -281,8 +291,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		"listen", ln.Addr().String(), "calls", a.cfg.Calls, "proxy", a.cfg.Proxy)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	defer a.startFailing(func() { _ = srv.Close() })()
 	select {
 	case err := <-done:
+		if a.cfg.FailMode == FailRefuse && a.health.failing.Load() {
+			<-ctx.Done() // not listening any more, on purpose, but still running
+			return nil
+		}
 		return fmt.Errorf("demo-app: %w", err)
 	case <-ctx.Done():
 	}

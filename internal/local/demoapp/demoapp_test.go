@@ -54,25 +54,8 @@ func TestValidate(t *testing.T) {
 // serve starts an app on a fresh loopback port and returns its address.
 func serve(t *testing.T, cfg Config) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Listen = ln.Addr().String()
-	app, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return cfg.Listen
+	_, base := startApp(t, cfg)
+	return strings.TrimPrefix(base, "http://")
 }
 
 // proxy is a loopback HTTP forward proxy standing in for a sidecar's port 15001: it maps
