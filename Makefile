@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 BIN := $(CURDIR)/bin
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build test unit test-kubelet test-istioanalyze fuzz-short kube-bins test-kube test-node lint e2e bench bench-kube clean
+.PHONY: all build test unit test-kubelet test-istioanalyze fuzz-short kube-bins telemetry-bins test-kube test-node lint e2e bench bench-kube clean
 
 all: build
 
@@ -23,8 +23,8 @@ build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/lucid ./cmd/lucid
 
 ## test: every package's tests with the race detector, the kubelet verdict check, the Istio parity checks, then each
-## fuzz target briefly (first builds the Kubernetes test binaries if they are not cached yet)
-test: kube-bins unit test-kubelet test-istioanalyze fuzz-short
+## fuzz target briefly (first builds the Kubernetes and telemetry test binaries if they are not cached yet)
+test: kube-bins telemetry-bins unit test-kubelet test-istioanalyze fuzz-short
 
 unit:
 	go test -race -count=1 ./...
@@ -45,6 +45,11 @@ fuzz-short:
 ## ${LUCID_KUBE_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/lucid/kube/<version>}; a no-op once built
 kube-bins:
 	./scripts/kube-bins.sh
+
+## telemetry-bins: an OpenTelemetry Collector and Prometheus for the telemetry tests (module test/telemetrybin),
+## cached in ${LUCID_TELEMETRY_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/lucid/telemetry/<versions>}; a no-op once built
+telemetry-bins:
+	./scripts/telemetry-bins.sh
 
 ## test-kube: only the tests that run against the real API server (packages using internal/testutil/kubetest)
 test-kube: kube-bins

@@ -1,0 +1,117 @@
+package tracing
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+)
+
+// Settings are one listener's (HTTP connection manager's) tracing settings.
+type Settings struct {
+	Sampling         Sampling
+	CustomTags       []CustomTag
+	MaxPathTagLength int  // 0: DefaultMaxPathTagLength
+	Disabled         bool // Telemetry disableSpanReporting: decide and propagate, export nothing
+}
+
+// Tracer makes the spans of one proxy and hands them to its exporter. A nil *Tracer
+// traces nothing. Safe for concurrent use.
+type Tracer struct {
+	node Node
+	out  *Batcher
+	now  func() time.Time
+}
+
+// New returns a tracer for node that exports through out.
+func New(node Node, out *Batcher) *Tracer {
+	return &Tracer{node: node, out: out, now: time.Now}
+}
+
+// StartOptions describe the request a span is started for.
+type StartOptions struct {
+	Kind      Kind
+	Operation string // the span name: Istio's route decorator, "<host>:<port>/*"
+	Settings  *Settings
+	// Internal is whether the downstream client is trusted (a mesh peer, not the edge):
+	// only internal clients may force a trace with x-envoy-force-trace.
+	Internal bool
+	Scheme   string // "http" or "https", for http.url
+}
+
+// Active is a started span; Finish ends it. A nil *Active is a request that is not traced.
+type Active struct {
+	t        *Tracer
+	span     Span
+	sampled  bool
+	disabled bool
+	maxPath  int
+	scheme   string
+	custom   []Attr
+}
+
+// Start makes the tracing decision for a request whose headers (x-request-id set) are
+// about to be sent upstream, and when it is traced, or the request carries a parent span
+// context, starts a span and writes its context into h for the next hop. It returns nil
+// when no span is made; h is then left as it was except for the trace reason packed into
+// x-request-id.
+func (t *Tracer) Start(h http.Header, o StartOptions) *Active {
+	if t == nil || o.Settings == nil {
+		return nil
+	}
+	reason := Decide(h, o.Settings.Sampling, o.Internal)
+	parent := Extract(h)
+	sampled := reason.Traced()
+	if parent.HasSampled {
+		// A decision made upstream of this hop is followed, as Envoy's OpenTelemetry and
+		// Zipkin tracers do, so a trace is never cut in the middle.
+		sampled = parent.Sampled
+	}
+	if !sampled && !parent.Valid() {
+		return nil
+	}
+	a := &Active{t: t, sampled: sampled, disabled: o.Settings.Disabled, maxPath: o.Settings.MaxPathTagLength, scheme: o.Scheme}
+	a.span = Span{Name: o.Operation, Kind: o.Kind, SpanID: newSpanID(), Start: t.now()}
+	if parent.Valid() {
+		a.span.TraceID, a.span.Parent, a.span.TraceState = parent.TraceID, parent.SpanID, parent.TraceState
+	} else {
+		a.span.TraceID = newTraceID()
+	}
+	for _, ct := range o.Settings.CustomTags {
+		a.custom = append(a.custom, Attr{ct.Name, ct.value(h)})
+	}
+	Inject(h, SpanContext{TraceID: a.span.TraceID, SpanID: a.span.SpanID, Sampled: sampled, HasSampled: true,
+		Debug: parent.Debug, TraceState: parent.TraceState}, a.span.Parent)
+	return a
+}
+
+// Sampled reports whether the span will be exported.
+func (a *Active) Sampled() bool { return a != nil && a.sampled && !a.disabled }
+
+// Context is the span's own context (what the next hop sees as its parent).
+func (a *Active) Context() SpanContext {
+	if a == nil {
+		return SpanContext{}
+	}
+	return SpanContext{TraceID: a.span.TraceID, SpanID: a.span.SpanID, Sampled: a.sampled, HasSampled: true}
+}
+
+// Finish ends the span with the request's record and queues it for export when sampled.
+// It never blocks.
+func (a *Active) Finish(info *streaminfo.Info) {
+	if !a.Sampled() {
+		return
+	}
+	s := a.span
+	s.End = s.Start.Add(info.Duration)
+	if !info.Start.IsZero() {
+		s.Start = info.Start
+		s.End = info.Start.Add(info.Duration)
+	}
+	if s.Name == "" {
+		s.Name = info.Authority + "/*"
+	}
+	s.Attrs = attributes(&a.t.node, info, a.scheme, a.maxPath, a.custom)
+	s.Error = isError(info)
+	a.t.out.Add(&s)
+}
