@@ -1,0 +1,45 @@
+package testutil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// Backend serves h on addr ("127.0.N.M:port"; port 0 picks one) until the test ends and
+// returns the address it listens on.
+func Backend(t testing.TB, addr string, h http.Handler) string {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("backend on %s: %v", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("backend on %s: %v", addr, err)
+		}
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	})
+	return l.Addr().String()
+}
+
+// Echo answers every request with 200 and "<name> <method> <path>", and the header
+// x-backend: name, so a test can tell which backend served it.
+func Echo(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", name)
+		fmt.Fprintf(w, "%s %s %s", name, r.Method, r.URL.RequestURI())
+	})
+}

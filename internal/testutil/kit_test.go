@@ -1,0 +1,88 @@
+package testutil
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// recorder is a testing.TB that records a failure instead of stopping the test.
+type recorder struct {
+	testing.TB
+	failed string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.failed = format
+	panic(r)
+}
+func (r *recorder) Errorf(format string, args ...any) { r.failed = format }
+
+func fails(t *testing.T, f func(tb testing.TB)) bool {
+	t.Helper()
+	r := &recorder{TB: t}
+	func() {
+		defer func() {
+			if p := recover(); p != nil && p != r {
+				panic(p)
+			}
+		}()
+		f(r)
+	}()
+	return r.failed != ""
+}
+
+func TestGolden(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "x.golden")
+	if !fails(t, func(tb testing.TB) { Golden(tb, p, []byte("a\n")) }) {
+		t.Fatal("a missing golden file passed")
+	}
+	if err := os.WriteFile(p, []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fails(t, func(tb testing.TB) { Golden(tb, p, []byte("a\n")) }) {
+		t.Fatal("an equal golden file failed")
+	}
+	if !fails(t, func(tb testing.TB) { Golden(tb, p, []byte("b\n")) }) {
+		t.Fatal("a different golden file passed")
+	}
+	*update = true
+	defer func() { *update = false }()
+	Golden(t, p, []byte("b\n"))
+	if b, _ := os.ReadFile(p); string(b) != "b\n" {
+		t.Fatalf("-update wrote %q", b)
+	}
+}
+
+func TestEventually(t *testing.T) {
+	n := 0
+	Eventually(t, time.Second, "third call", func() bool { n++; return n == 3 })
+	if !fails(t, func(tb testing.TB) { Eventually(tb, 30*time.Millisecond, "never", func() bool { return false }) }) {
+		t.Fatal("a condition that never holds passed")
+	}
+}
+
+func TestBufferAndBackend(t *testing.T) {
+	var b Buffer
+	go func() { _, _ = io.WriteString(&b, "starting\nready\n") }()
+	b.WaitFor(t, "ready", time.Second)
+	if got := b.Lines(); len(got) != 2 || got[1] != "ready" {
+		t.Fatalf("lines %q", got)
+	}
+	addr := Backend(t, "127.0.0.1:0", Echo("v1"))
+	resp, err := http.Get("http://" + addr + "/a?b=c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.Header.Get("X-Backend") != "v1" || !strings.HasPrefix(string(body), "v1 GET /a?b=c") {
+		t.Fatalf("echo: %s %q", resp.Header, body)
+	}
+}
