@@ -42,10 +42,10 @@ type AgentOptions struct {
 	ExitOnZeroActiveConnections bool
 	MinimumDrainDuration        time.Duration
 
-	// AdminAddress is the address the admin API binds (port AdminPort). Istio binds it to
-	// 127.0.0.1; in local mode, where every workload shares loopback, `lucid up` gives each
-	// proxy a private one. Zero: the workload's address (IP). Either way only localhost and
-	// the workload's own addresses may call it (hardening.go).
+	// AdminAddress is the address the admin API binds (port AdminPort). Zero:
+	// contract.AdminAddress(IP): 127.0.0.1 as Istio for a pod, a private 127.255.x.y in local
+	// mode where every workload shares loopback. Either way only localhost and the
+	// workload's own addresses may call it (hardening.go).
 	AdminAddress netip.Addr
 	// ProxyConfig is Istio's PROXY_CONFIG: a ProxyConfig in JSON or YAML (the mesh's
 	// defaultConfig merged with the pod's proxy.istio.io/config). Lucid reads its request

@@ -10,6 +10,7 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/dataplane/admin"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
@@ -32,7 +33,7 @@ const (
 
 // adminMetadata is the node metadata key under which the proxy tells the control plane
 // where its admin API listens (the CLI and the dashboard find it there).
-const adminMetadata = "ADMIN_ADDRESS"
+const adminMetadata = contract.AdminMetadata
 
 // downstream is what ProxyConfig sets for the proxy's listeners.
 type downstream struct {
@@ -88,7 +89,7 @@ func parseProxyConfig(s string) (downstream, error) {
 func adminAddress(o Options) netip.AddrPort {
 	ip := o.AdminAddress
 	if !ip.IsValid() {
-		ip = o.IP
+		ip = contract.AdminAddress(o.IP)
 	}
 	return netip.AddrPortFrom(ip, o.AdminPort) // AdminPort: 15000 unless set (withDefaults)
 }
@@ -96,7 +97,7 @@ func adminAddress(o Options) netip.AddrPort {
 // callers admits localhost and the workload's own addresses to the admin API and the
 // status server's controls.
 func callers(o Options) func(netip.Addr) bool {
-	return admin.LocalCallers(o.IP, o.AppAddress, o.AdminAddress)
+	return admin.LocalCallers(o.IP, o.AppAddress, adminAddress(o).Addr())
 }
 
 // exposeStats adds the server.* gauges and the listeners' downstream_cx_* stats.

@@ -16,9 +16,9 @@ import (
 // downstream idle timeout).
 func addExposureFlags(cmd *cobra.Command, o *agent.Options) {
 	f := cmd.Flags()
-	o.AdminAddress = netip.MustParseAddr("127.0.0.1")
 	f.Var((*addrFlag)(&o.AdminAddress), "admin-address",
-		"the address the admin API binds (with --admin-port); only localhost and the workload's own addresses may call it")
+		"the address the admin API binds (with --admin-port) (default 127.0.0.1 for a pod's address; for a loopback --ip, a private 127.255.x.y "+
+			"taken from its last two bytes, e.g. 127.0.10.1 → 127.255.10.1); only localhost and the workload's own addresses may call it")
 	f.StringVar(&o.ProxyConfig, "proxy-config", os.Getenv("PROXY_CONFIG"),
 		`Istio's ProxyConfig as JSON or YAML: runtimeValues "envoy.reloadable_features.max_request_headers_size_kb" and `+
 			`"..._count" raise the header limits (60 KiB, 100), proxyMetadata ISTIO_META_HTTP10 "1" accepts HTTP/1.0, `+

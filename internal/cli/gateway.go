@@ -27,7 +27,7 @@ router (node id router~<ip>~<name>.<namespace>~…), receives the listeners of t
 resources whose selector matches its labels, and binds them on --ip (0.0.0.0 in a Gateway's
 listener means --ip in local mode). TLS is terminated with the certificate files the
 Gateway names (SIMPLE and MUTUAL), passed through by SNI (PASSTHROUGH), or not used (HTTP, TCP).
-The admin API is on 127.0.0.1:15000 (--admin-address), readiness on :15021/healthz/ready (and :15020), metrics on
+The admin API is on 127.0.0.1:15000 for a pod, a private 127.255.x.y:15000 for a loopback --ip (--admin-address), readiness on :15021/healthz/ready (and :15020), metrics on
 :15020 and :15090.`,
 		Example: `  # the ingress gateway of examples/bookinfo-lite (its WorkloadEntry istio-system/istio-ingressgateway),
   # with lucid discovery --config-dir examples/bookinfo-lite running

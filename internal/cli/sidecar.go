@@ -25,7 +25,7 @@ func newSidecarCmd() *cobra.Command {
 		Short: "Run the sidecar (agent and proxy) for one workload",
 		Long: `Run the sidecar for one workload: it connects to the control plane over ADS, binds the
 workload's listeners on --ip (local mode: an explicit HTTP proxy on :15001, one socket per inbound
-port), serves the admin API on 127.0.0.1:15000 (--admin-address), the status server on :15020 and metrics on :15090.`,
+port), serves the admin API on 127.0.0.1:15000 for a pod, a private 127.255.x.y:15000 for a loopback --ip (--admin-address), the status server on :15020 and metrics on :15090.`,
 		Example: `  # productpage's sidecar in examples/bookinfo-lite, with lucid discovery --config-dir examples/bookinfo-lite running
   lucid sidecar --ip 127.0.10.1 --workload productpage`,
 		Args: cobra.NoArgs,

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"encoding/json"
+	"net/netip"
 	"testing"
 )
 
@@ -46,6 +47,16 @@ func TestProbeFailureRoundTrip(t *testing.T) {
 	} {
 		if _, err := ParseProbeFailure(bad); err == nil {
 			t.Errorf("ParseProbeFailure(%v) accepted", bad)
+		}
+	}
+}
+
+func TestAdminAddress(t *testing.T) {
+	for ip, want := range map[string]string{
+		"127.0.10.1": "127.255.10.1", "127.0.0.1": "127.255.0.1", "10.1.2.3": "127.0.0.1", "::1": "127.0.0.1",
+	} {
+		if got := AdminAddress(netip.MustParseAddr(ip)).String(); got != want {
+			t.Errorf("AdminAddress(%s) = %s, want %s", ip, got, want)
 		}
 	}
 }

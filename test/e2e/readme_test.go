@@ -302,19 +302,20 @@ func (tr *tour) steps() map[string]step {
 		})},
 
 		// Looking inside a sidecar.
-		"curl -s http://127.0.10.1:15000/config_dump":                                  {do: run(0, "type.googleapis.com/envoy.admin.v3.ClustersConfigDump", "outbound|9080|v1|reviews.default.svc.cluster.local")},
-		"curl -s 'http://127.0.10.1:15000/config_dump?include_eds'":                    {do: run(0, "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump")},
-		"curl -s http://127.0.10.1:15000/clusters | grep reviews":                      {do: run(0, "outbound|9080|v1|reviews.default.svc.cluster.local::127.0.10.2:9080::health_flags::healthy")},
-		"curl -s http://127.0.10.1:15000/stats/prometheus | grep istio_requests_total": {do: run(0, "istio_requests_total{")},
-		"curl -s -X POST 'http://127.0.10.1:15000/logging?level=debug&for=1m'":         {do: run(0, "active loggers:\n", "  router: debug\n", "pending reverts:\n  admin: info at ")},
-		"curl -s http://127.0.10.1:15000/server_info":                                  {do: run(0, `"state": "LIVE"`, `/dev/Clean/RELEASE/go`)},
-		"curl -s http://127.0.0.1:15014/":                                              {do: run(0, `href="/debug/syncz"`, `href="/ready"`)},
+		"curl -s http://127.255.10.1:15000/config_dump":                                  {do: run(0, "type.googleapis.com/envoy.admin.v3.ClustersConfigDump", "outbound|9080|v1|reviews.default.svc.cluster.local")},
+		"curl -s 'http://127.255.10.1:15000/config_dump?include_eds'":                    {do: run(0, "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump")},
+		"curl -s http://127.255.10.1:15000/clusters | grep reviews":                      {do: run(0, "outbound|9080|v1|reviews.default.svc.cluster.local::127.0.10.2:9080::health_flags::healthy")},
+		"curl -s http://127.255.10.1:15000/stats/prometheus | grep istio_requests_total": {do: run(0, "istio_requests_total{")},
+		"curl -s -X POST 'http://127.255.10.1:15000/logging?level=debug&for=1m'":         {do: run(0, "active loggers:\n", "  router: debug\n", "pending reverts:\n  admin: info at ")},
+		"curl -s http://127.255.10.1:15000/server_info":                                  {do: run(0, `"state": "LIVE"`, `/dev/Clean/RELEASE/go`)},
+		"curl -s http://127.0.0.1:15014/":                                                {do: run(0, `href="/debug/syncz"`, `href="/ready"`)},
 
 		// Diagnostics.
-		`./bin/lucid analyze -f examples/bookinfo-lite; echo "exit status $?"`: {do: run(0, "Error [IST0173]", "reviews.yaml:70", "exit status 79")},
-		"./bin/lucid proxy-status":             {do: run(0, "curl.default", "productpage.default", "istio-ingressgateway.istio-system", "SYNCED")},
-		"./bin/lucid proxy-status curl":        {do: run(0, "Clusters Match", "Listeners Match", "Routes Match", "Endpoints Match")},
-		"./bin/lucid proxy-config routes curl": {do: run(0, "NAME", "VIRTUAL SERVICE", "reviews.default")},
+		`./bin/lucid analyze -f examples/bookinfo-lite; echo "exit status $?"`: {do: run(0, "Error [IST0173]", "examples/bookinfo-lite/reviews.yaml:84", "exit status 79")},
+		"./bin/lucid proxy-status":                                                        {do: run(0, "curl.default", "productpage.default", "istio-ingressgateway.istio-system", "SYNCED")},
+		"curl -s http://127.0.0.1:15014/metrics | grep pilot_xds_pushes":                  {do: run(0, "pilot_xds_pushes{")},
+		"./bin/lucid proxy-status curl":                                                   {do: run(0, "Clusters Match", "Listeners Match", "Routes Match", "Endpoints Match")},
+		"./bin/lucid proxy-config routes curl":                                            {do: run(0, "NAME", "VIRTUAL SERVICE", "reviews.default")},
 		"./bin/lucid proxy-config clusters curl --fqdn reviews.default.svc.cluster.local": {do: run(0, "reviews.default.svc.cluster.local", "v3", "reviews.default")},
 		"./bin/lucid proxy-config endpoints curl":                                         {do: run(0, "Clusters with no endpoint to send to", "outbound|9080|v3|reviews.default.svc.cluster.local")},
 		"./bin/lucid why curl http://reviews:9080/v3":                                     {do: run(0, "outcome       503 UH", `x-lucid-error UH: subset "v3"`)},
@@ -357,6 +358,8 @@ func (tr *tour) steps() map[string]step {
 		}},
 
 		// On Kubernetes: these need a cluster.
+		"apt-get install -y containerd runc containernetworking-plugins iptables":   {skip: "installs Debian packages as root (.ci/run does it for CI)"},
+		"make kube-bins && make test-node":                                          {skip: "the real-node tests (test/node), run by make test"},
 		"lucid install --apply":                                                     {skip: "needs a Kubernetes cluster: TestInstallApply (internal/cli) applies the same to a real API server"},
 		"lucid discovery --kubernetes --webhook-addr=:15017":                        {skip: "needs a Kubernetes cluster: test/kube and test/kubewebhook run it against a real API server"},
 		"lucid discovery --kubernetes --kubeconfig ~/.kube/config --config-dir DIR": {skip: "needs a Kubernetes cluster and a DIR: test/kube runs the Kubernetes source against a real API server"},

@@ -86,7 +86,7 @@ func (d *Dashboard) find(name string) (proxy, error) {
 // adminAddr is where the proxy said its admin API listens (node metadata ADMIN_ADDRESS:
 // localhost, or a private address in local mode), else its address and AdminPort.
 func (d *Dashboard) adminAddr(p proxy) string {
-	if a := p.Status.Metadata["ADMIN_ADDRESS"]; a != "" {
+	if a := p.Status.Metadata[contract.AdminMetadata]; a != "" {
 		return a
 	}
 	return net.JoinHostPort(p.IP, strconv.Itoa(d.o.AdminPort))

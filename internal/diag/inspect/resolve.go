@@ -108,4 +108,4 @@ func (c *Client) Resolve(ctx context.Context, debug, admin, workload string, adm
 
 // AdminMetadata is the node metadata key under which a proxy says where its admin API
 // listens (the sidecar binds it to localhost or, in local mode, a private address).
-const AdminMetadata = "ADMIN_ADDRESS"
+const AdminMetadata = contract.AdminMetadata
