@@ -151,3 +151,21 @@ func TestLinterGuardsEveryRole(t *testing.T) {
 		}
 	}
 }
+
+// TestArchitectureNamesEveryPackage keeps docs/architecture.md the map of the code: every
+// package of the module has its row in "## Packages".
+func TestArchitectureNamesEveryPackage(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root(t), "docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list(t) {
+		rel := strings.TrimPrefix(p.ImportPath, module+"/")
+		if strings.HasPrefix(rel, "bench/") || rel == module {
+			continue
+		}
+		if !strings.Contains(string(b), "| `"+rel+"` |") {
+			t.Errorf("docs/architecture.md has no row for %s: add one (| `%s` | what it does, where it sits in the flow |)", rel, rel)
+		}
+	}
+}
