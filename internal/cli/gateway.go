@@ -70,6 +70,6 @@ The admin API is on 127.0.0.1:15000 for a pod, a private 127.255.x.y:15000 for a
 	f.BoolVar(&o.LogJSON, "log-json", false, "write logs as JSON")
 	addMemoryFlags(cmd, &o.MemoryOptions) // the same memory settings as a sidecar
 	addDrainFlags(cmd, &o, "downstream")
-	addExposureFlags(cmd, &o)             // exposure.go: --admin-address, --proxy-config
+	addExposureFlags(cmd, &o) // exposure.go: --admin-address, --proxy-config
 	return cmd
 }

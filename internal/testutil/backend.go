@@ -40,6 +40,7 @@ func Backend(t testing.TB, addr string, h http.Handler) string {
 func Echo(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Backend", name)
-		fmt.Fprintf(w, "%s %s %s", name, r.Method, r.URL.RequestURI())
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "%s %s %s", name, r.Method, r.URL.RequestURI()) //nolint:gosec // G705: plain text back to the test, not HTML
 	})
 }

@@ -182,7 +182,5 @@ func (a *analyzer) customProvider(ap *model.AuthzPolicy) {
 		m := a.report(ap.Config, "LUC0013", Error, "spec.provider.name", fmt.Sprintf("Extension provider %q cannot be used: %v", name, err))
 		m.Detail = "requests this policy matches are denied (403, policy ...-deny-due-to-bad-CUSTOM-action) until the provider works"
 		m.Fix = "define the provider in meshConfig.extensionProviders (envoyExtAuthzHttp with a service of the registry and its port)"
-		return
 	}
-	return
 }

@@ -47,9 +47,9 @@ type Mesh struct {
 	fingerprint string                      // everything but endpoints and workloads (change.go)
 	workloadGen map[string]string           // "ns/name" → generation of each workload's object
 
-	scopeMu sync.Mutex // guards scopes, built on first use (sidecar.go)
-	scopes  map[scopeKey]*SidecarScope
-	security       *security                                                           // AuthorizationPolicy, RequestAuthentication (security.go)
+	scopeMu  sync.Mutex // guards scopes, built on first use (sidecar.go)
+	scopes   map[scopeKey]*SidecarScope
+	security *security // AuthorizationPolicy, RequestAuthentication (security.go)
 }
 
 // Build builds the mesh from validated objects. mesh may be nil (Istio defaults). The

@@ -90,7 +90,7 @@ type HTTPManager struct {
 	MaxRequestHeadersKB uint32
 	MaxHeadersCount     uint32
 	AcceptHTTP10        bool
-	Auth        []AuthFilter // RBAC, jwt_authn and ext_authz http_filters, in order (authz.go)
+	Auth                []AuthFilter // RBAC, jwt_authn and ext_authz http_filters, in order (authz.go)
 }
 
 // TCPProxy is envoy.filters.network.tcp_proxy.

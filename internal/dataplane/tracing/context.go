@@ -2,17 +2,16 @@ package tracing
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"net/http"
 	"strings"
 )
 
-// TraceID and SpanID are W3C trace context identifiers; the zero value is invalid.
-type (
-	TraceID [16]byte
-	SpanID  [8]byte
-)
+// TraceID is a W3C trace id; the zero value is invalid.
+type TraceID [16]byte
+
+// SpanID is a W3C span (parent) id; the zero value is invalid.
+type SpanID [8]byte
 
 func (t TraceID) String() string { return hex.EncodeToString(t[:]) }
 func (s SpanID) String() string  { return hex.EncodeToString(s[:]) }
@@ -265,6 +264,3 @@ func newSpanID() SpanID {
 	}
 	return s
 }
-
-// low64 is the low half of a trace id, for sampling by hash.
-func (t TraceID) low64() uint64 { return binary.BigEndian.Uint64(t[8:]) }
