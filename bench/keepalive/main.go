@@ -94,7 +94,8 @@ func main() {
 		name, ip, ok := strings.Cut(p, "=")
 		if !ok {
 			fmt.Fprintln(os.Stderr, "keepalive: -proxies wants name=ip,...")
-			os.Exit(2)
+			stop()
+			os.Exit(2) //nolint:gocritic // exitAfterDefer: stop ran on the line above
 		}
 		for _, s := range specs {
 			targets = append(targets, target{proxy: name, ip: ip, url: fmt.Sprintf("http://%s:%d/", ip, s.port), spec: s})

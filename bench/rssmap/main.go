@@ -227,7 +227,7 @@ func residentPages(pid int, maps []mapping, exe string) ([]uint64, error) {
 		}
 		n := (m.end - m.start) / pageSize
 		buf := make([]byte, 8*n)
-		if _, err := pm.ReadAt(buf, int64(m.start/pageSize*8)); err != nil { //nolint:gosec // G115: user-space addresses fit in int64
+		if _, err := pm.ReadAt(buf, int64(m.start/pageSize*8)); err != nil {
 			return nil, fmt.Errorf("read pagemap at %#x: %w", m.start, err)
 		}
 		for i := range n {

@@ -145,7 +145,8 @@ func scenario(name, aAddr, bAddr string, start func() (func(), string, string)) 
 	defer q.close()
 	quietStart := time.Now()
 	if err := iptablesDrop(strings.Split(aAddr, ":")[0]); err != nil {
-		log.Fatalf("%s: %v", name, err)
+		q.close()
+		log.Fatalf("%s: %v", name, err) //nolint:gocritic // exitAfterDefer: q is closed on the line above
 	}
 	cut := time.Now()
 	log.Printf("%s: A blackholed", name)

@@ -21,13 +21,13 @@ import (
 
 func init() { register(newAnalyzeCmd) }
 
-// analyzeFailed is analyze's exit status when it finds errors: 79, as istioctl analyze.
-type analyzeFailed struct{ errors int }
+// analyzeError is analyze's exit status when it finds errors: 79, as istioctl analyze.
+type analyzeError struct{ errors int }
 
-func (e analyzeFailed) Error() string {
+func (e analyzeError) Error() string {
 	return fmt.Sprintf("analyze found %d error(s)", e.errors)
 }
-func (analyzeFailed) ExitCode() int { return 79 }
+func (analyzeError) ExitCode() int { return 79 }
 
 func newAnalyzeCmd() *cobra.Command {
 	var (
@@ -123,7 +123,7 @@ path that does not exist), 0 otherwise.`,
 				}
 			}
 			if n > 0 {
-				return analyzeFailed{errors: n}
+				return analyzeError{errors: n}
 			}
 			return nil
 		},

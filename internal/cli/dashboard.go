@@ -66,7 +66,7 @@ func openBrowser(u string) error {
 	case "windows":
 		name, args = "rundll32", []string{"url.dll,FileProtocolHandler", u}
 	}
-	if err := exec.Command(name, args...).Start(); err != nil { //nolint:gosec // G204: the opener is fixed; u is our own URL
+	if err := exec.Command(name, args...).Start(); err != nil {
 		return fmt.Errorf("--open: %s: %w (open %s yourself)", name, err, u)
 	}
 	return nil

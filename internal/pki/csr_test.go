@@ -84,7 +84,7 @@ func TestParseCSR(t *testing.T) {
 }
 
 func TestCheckPublicKey(t *testing.T) {
-	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024) //nolint:gosec // the point: a weak key is refused
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	tests := []struct {

@@ -40,16 +40,16 @@ func fails(t *testing.T, f func(tb testing.TB)) bool {
 func TestGolden(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "x.golden")
-	if !fails(t, func(tb testing.TB) { Golden(tb, p, []byte("a\n")) }) {
+	if !fails(t, func(tb testing.TB) { tb.Helper(); Golden(tb, p, []byte("a\n")) }) {
 		t.Fatal("a missing golden file passed")
 	}
 	if err := os.WriteFile(p, []byte("a\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if fails(t, func(tb testing.TB) { Golden(tb, p, []byte("a\n")) }) {
+	if fails(t, func(tb testing.TB) { tb.Helper(); Golden(tb, p, []byte("a\n")) }) {
 		t.Fatal("an equal golden file failed")
 	}
-	if !fails(t, func(tb testing.TB) { Golden(tb, p, []byte("b\n")) }) {
+	if !fails(t, func(tb testing.TB) { tb.Helper(); Golden(tb, p, []byte("b\n")) }) {
 		t.Fatal("a different golden file passed")
 	}
 	*update = true
@@ -63,7 +63,10 @@ func TestGolden(t *testing.T) {
 func TestEventually(t *testing.T) {
 	n := 0
 	Eventually(t, time.Second, "third call", func() bool { n++; return n == 3 })
-	if !fails(t, func(tb testing.TB) { Eventually(tb, 30*time.Millisecond, "never", func() bool { return false }) }) {
+	if !fails(t, func(tb testing.TB) {
+		tb.Helper()
+		Eventually(tb, 30*time.Millisecond, "never", func() bool { return false })
+	}) {
 		t.Fatal("a condition that never holds passed")
 	}
 }

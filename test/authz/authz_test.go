@@ -267,6 +267,7 @@ func parse(t testing.TB, file, docs string) []*config.Object {
 }
 
 func runCase(t *testing.T, ch *chains, keys *testKeys, srv *authzServer, c tcase) {
+	t.Helper()
 	r := c.Request
 	port := r.Port
 	if port == 0 {

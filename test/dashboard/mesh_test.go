@@ -220,6 +220,7 @@ type traffic struct {
 }
 
 func startTraffic(t *testing.T, rps int) *traffic {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := &traffic{cancel: cancel, done: make(chan struct{})}
 	proxyURL, _ := url.Parse(curlProxy)

@@ -52,6 +52,7 @@ func (w *syncWriter) String() string {
 
 // bounded gives a CLI run at most d (a stuck stream fails the test instead of hanging it).
 func bounded(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx

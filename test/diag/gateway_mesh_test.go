@@ -179,6 +179,7 @@ func gatewayMesh(t *testing.T) *gwMesh {
 }
 
 func startGatewayMesh(t *testing.T) *gwMesh {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "lucid-diag-gw-")
 	if err != nil {
 		t.Fatal(err)

@@ -92,6 +92,7 @@ type gwCase struct {
 }
 
 func testGatewayWhy(t *testing.T, m *gwMesh) {
+	t.Helper()
 	plain := func() *http.Client {
 		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: gwDialer},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -106,6 +106,7 @@ func liveMesh(t *testing.T) *mesh {
 }
 
 func startMesh(t *testing.T) *mesh {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "lucid-diag-")
 	if err != nil {
 		t.Fatal(err)

@@ -146,6 +146,7 @@ spec:
 		do   func(t *testing.T)
 	}{
 		{"directory deleted and restored", func(t *testing.T) {
+			t.Helper()
 			if err := os.Rename(cfg, cfg+".gone"); err != nil {
 				t.Fatal(err)
 			}
@@ -156,6 +157,7 @@ spec:
 			}
 		}},
 		{"unreadable file", func(t *testing.T) {
+			t.Helper()
 			// A dangling symlink cannot be read (root reads files whatever their mode).
 			if err := os.Rename(app, app+".away"); err != nil {
 				t.Fatal(err)
@@ -173,6 +175,7 @@ spec:
 			}
 		}},
 		{"truncated file", func(t *testing.T) {
+			t.Helper()
 			cut := original[:strings.Index(original, "  name: app\n  namespace: default\n  annotations")+len("  na")]
 			writeAtomic(t, app, cut)
 			waitDiagnostic(t, "app.yaml:", "ends in the middle of line", "WorkloadEntry default/app")
@@ -180,6 +183,7 @@ spec:
 			writeAtomic(t, app, original)
 		}},
 		{"duplicate in a file sorting first", func(t *testing.T) {
+			t.Helper()
 			writeAtomic(t, filepath.Join(cfg, "a-dup.yaml"), dup)
 			waitDiagnostic(t, "a-dup.yaml:", "VirtualService default/front", "already defined at gateway.yaml:")
 			hold()
@@ -188,6 +192,7 @@ spec:
 			}
 		}},
 		{"duplicate in a file sorting last", func(t *testing.T) {
+			t.Helper()
 			writeAtomic(t, filepath.Join(cfg, "z-dup.yaml"), dup)
 			waitDiagnostic(t, "z-dup.yaml:", "VirtualService default/front", "already defined at gateway.yaml:")
 			hold()

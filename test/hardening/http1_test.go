@@ -177,6 +177,7 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 func runRaw(t *testing.T, m *mesh, addr, proxy string, c rawCase) {
+	t.Helper()
 	var wait func()
 	if c.waitApp != "" {
 		wait = func() {

@@ -233,7 +233,7 @@ type mesh struct {
 
 var (
 	shared     *mesh
-	sharedErr  error
+	errShared  error
 	sharedOnce sync.Once
 )
 
@@ -244,9 +244,9 @@ func theMesh(t *testing.T) *mesh {
 	if testing.Short() {
 		t.Skip("starts a mesh (control plane, gateway, two sidecars, an app)")
 	}
-	sharedOnce.Do(func() { shared, sharedErr = startMesh() })
-	if sharedErr != nil {
-		t.Fatalf("mesh: %v", sharedErr)
+	sharedOnce.Do(func() { shared, errShared = startMesh() })
+	if errShared != nil {
+		t.Fatalf("mesh: %v", errShared)
 	}
 	return shared
 }

@@ -126,6 +126,7 @@ func rawApp(t *testing.T, handle func(c *net.TCPConn)) int32 {
 }
 
 func closedPort(t *testing.T) int32 {
+	t.Helper()
 	ln := listen(t)
 	p := portOf(ln)
 	_ = ln.Close()

@@ -277,7 +277,7 @@ func TestPeerVerification(t *testing.T) {
 		!strings.Contains(err.Error(), "the peer is spiffe://cluster.local/ns/default/sa/bookinfo-reviews, not one of the allowed identities") {
 		t.Errorf("SAN mismatch: %v", err)
 	}
-	if err := get(&tls.Config{RootCAs: c.Roots(), InsecureSkipVerify: true}); err == nil { //nolint:gosec // a plain client on purpose
+	if err := get(&tls.Config{RootCAs: c.Roots(), InsecureSkipVerify: true}); err == nil {
 		t.Error("a client without a mesh certificate was served")
 	}
 	if err := get(client.ClientTLSConfig()); err != nil {

@@ -72,9 +72,9 @@ func (a *analyzer) gatewayWorkloads(o *config.Object, g *networkingv1alpha3.Gate
 				if sp.protocol != corev1.ProtocolTCP {
 					continue
 				}
-				ports[uint32(sp.port)] = true //nolint:gosec // ports are 1..65535
+				ports[uint32(sp.port)] = true
 				if tp := sp.targetPort.IntValue(); tp > 0 {
-					ports[uint32(tp)] = true //nolint:gosec // ports are 1..65535
+					ports[uint32(tp)] = true
 				}
 			}
 		}

@@ -104,7 +104,7 @@ func (a *analyzer) buildRegistry() {
 	for _, s := range a.services {
 		e := &registryEntry{obj: s.obj, service: s}
 		for _, p := range s.ports {
-			e.ports = append(e.ports, registryPort{number: uint32(p.port), name: p.name, protocol: string(p.protocol)}) //nolint:gosec // ports are 1..65535
+			e.ports = append(e.ports, registryPort{number: uint32(p.port), name: p.name, protocol: string(p.protocol)})
 		}
 		for _, scope := range serviceScopes(s) {
 			a.registry[newScopedHost(scope, s.ns, s.name)] = e

@@ -55,7 +55,7 @@ func (a *analyzer) sidecars() {
 		}
 	}
 	reported := map[*config.Object]bool{}
-	for _, p := range slices.SortedFunc(maps.Keys(bySelector), func(x, y *pod) int { return cmpPods(x, y) }) {
+	for _, p := range slices.SortedFunc(maps.Keys(bySelector), cmpPods) {
 		list := bySelector[p]
 		ambient := p.annotations["ambient.istio.io/redirection"] == "enabled"
 		if len(list) == 1 && !ambient {

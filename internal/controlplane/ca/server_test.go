@@ -59,6 +59,7 @@ func client(t *testing.T, c *CA, addr string, cert *tls.Certificate) securityv1a
 }
 
 func ctxWith(t *testing.T, token string) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	if token != "" {

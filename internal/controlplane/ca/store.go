@@ -264,7 +264,7 @@ func (d DirStore) CreateSelfSigned(_ context.Context, f pki.Files) (string, erro
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(tmp) //nolint:errcheck // gone after the rename; a leftover is only a stale temp dir
+	defer os.RemoveAll(tmp)
 	files := []struct {
 		name string
 		data []byte

@@ -91,11 +91,11 @@ func (d *Dashboard) openTap(ctx context.Context, p proxy, q url.Values) (io.Read
 	u := "http://" + d.adminAddr(p) + contract.TapPath + "?" + q.Encode()
 	// The address is a proxy's, from the control plane's own list (node id and metadata of
 	// a connected proxy), not from the request.
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil) //nolint:gosec // G704: see above
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := d.stream.Do(req) //nolint:gosec // G704: see above
+	resp, err := d.stream.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("tap of %s at %s: %w", p.Name, d.adminAddr(p), err)
 	}

@@ -89,7 +89,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 	})
 	var ses, ves, drs []*config.Object
 	for _, o := range sorted {
-		switch o.Spec.(type) {
+		switch spec := o.Spec.(type) {
 		case *networkingv1alpha3.WorkloadEntry:
 			b.addWorkload(o)
 		case *networkingv1alpha3.ServiceEntry:
@@ -102,7 +102,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 			b.addGateway(o)
 		case *networkingv1alpha3.Sidecar:
 			b.m.sidecars[o.Namespace] = append(b.m.sidecars[o.Namespace], o)
-			if sel := o.Spec.(*networkingv1alpha3.Sidecar).GetWorkloadSelector(); sel != nil {
+			if sel := spec.GetWorkloadSelector(); sel != nil {
 				b.addSelector(sel.GetLabels())
 			}
 		}

@@ -655,7 +655,7 @@ func cidrRange(v string) (*corepb.CidrRange, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bad IP or CIDR %q: %w", v, err)
 	}
-	return &corepb.CidrRange{AddressPrefix: p.Addr().String(), PrefixLen: wrapperspb.UInt32(uint32(p.Bits()))}, nil //nolint:gosec // G115: 0..128
+	return &corepb.CidrRange{AddressPrefix: p.Addr().String(), PrefixLen: wrapperspb.UInt32(uint32(p.Bits()))}, nil
 }
 
 func parsePort(v string) (uint32, error) {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -78,7 +79,7 @@ func (c *Cluster) Pick(pc PickContext) (*Host, error) {
 	}
 	exclude := pc.Exclude
 	if len(ejected) > 0 {
-		exclude = append(ejected, pc.Exclude...)
+		exclude = append(slices.Clip(ejected), pc.Exclude...)
 	}
 	var h *Host
 	switch c.cfg.LBPolicy {

@@ -151,7 +151,7 @@ func (c *Client) Check(ctx context.Context, r *http.Request, path string, body [
 	defer cancel()
 	if !cfg.WithRequestBody {
 		body = nil
-	} else if cfg.MaxRequestBytes > 0 && uint32(len(body)) > cfg.MaxRequestBytes { //nolint:gosec // G115: a buffered body is far below 4 GiB
+	} else if cfg.MaxRequestBytes > 0 && uint32(len(body)) > cfg.MaxRequestBytes {
 		body = body[:cfg.MaxRequestBytes]
 	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, "http://"+addr+cfg.PathPrefix+path, bytes.NewReader(body))

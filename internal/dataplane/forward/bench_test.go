@@ -90,6 +90,7 @@ func echoKiB() http.Handler {
 
 // get sends one request; it reports failures with Error (RunParallel's goroutines cannot Fatal).
 func (h *hop) get(b *testing.B) bool {
+	b.Helper()
 	req, _ := http.NewRequest(http.MethodGet, h.url+"/echo?size=1024", nil)
 	req.Host = "svc:9080"
 	resp, err := h.client.Do(req)

@@ -331,6 +331,7 @@ func TestMisbehavingUpstreams(t *testing.T) {
 	}
 	var n atomic.Int64
 	rstAfterRead := func(t testing.TB, seen *ids) string {
+		t.Helper()
 		return rawServer92(t, func(c net.Conn, br *bufio.Reader) {
 			req, err := http.ReadRequest(br)
 			if err != nil {
@@ -355,6 +356,7 @@ func TestMisbehavingUpstreams(t *testing.T) {
 			want: want{503, "UC,URX", "upstream_reset_before_response_started{connection_termination}", 3,
 				"upstream connect error or disconnect/reset before headers. retried and the latest reset reason: connection termination", 3}},
 		{name: "RST mid-response", method: "GET", up: func(t testing.TB, seen *ids) string {
+			t.Helper()
 			return rawServer92(t, func(c net.Conn, br *bufio.Reader) {
 				req, err := http.ReadRequest(br)
 				if err != nil {
@@ -368,6 +370,7 @@ func TestMisbehavingUpstreams(t *testing.T) {
 		}, policy: &resource.RetryPolicy{RetryOn: []string{"5xx", "reset"}, NumRetries: 2},
 			want: want{200, "UC", "upstream_reset_after_response_started{connection_termination}", 1, "", 1}},
 		{name: "slow headers, per-try timeout", method: "GET", up: func(t testing.TB, seen *ids) string {
+			t.Helper()
 			return rawServer92(t, func(c net.Conn, br *bufio.Reader) {
 				req, err := http.ReadRequest(br)
 				if err != nil {
@@ -380,6 +383,7 @@ func TestMisbehavingUpstreams(t *testing.T) {
 		}, policy: &resource.RetryPolicy{RetryOn: []string{"5xx"}, NumRetries: 1, PerTryTimeout: 50 * time.Millisecond, BackOffBase: time.Millisecond},
 			want: want{504, "UT,URX", "upstream_per_try_timeout", 2, "upstream request timeout", 2}},
 		{name: "503 then 200", method: "GET", up: func(t testing.TB, seen *ids) string {
+			t.Helper()
 			return rawServer92(t, func(c net.Conn, br *bufio.Reader) {
 				for {
 					req, err := http.ReadRequest(br)
@@ -397,6 +401,7 @@ func TestMisbehavingUpstreams(t *testing.T) {
 		}, policy: &resource.RetryPolicy{RetryOn: []string{"gateway-error"}, NumRetries: 2, BackOffBase: time.Millisecond},
 			want: want{200, "-", "via_upstream", 2, "ok", 2}},
 		{name: "refused connection, Istio default policy", method: "POST", up: func(t testing.TB, _ *ids) string {
+			t.Helper()
 			ln := listen92(t)
 			addr := ln.Addr().String()
 			_ = ln.Close()

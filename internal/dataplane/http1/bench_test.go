@@ -31,6 +31,7 @@ func benchStream() []byte {
 }
 
 func readAll(b *testing.B, r io.Reader) {
+	b.Helper()
 	br := bufio.NewReader(r)
 	for {
 		req, err := http.ReadRequest(br)

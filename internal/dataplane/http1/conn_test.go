@@ -49,6 +49,7 @@ type served struct {
 }
 
 func serve(t testing.TB, g *Conn) (out []served, end error) {
+	t.Helper()
 	truncated := func() bool { c, ok := g.Conn.(*chunkConn); return ok && c.eof }
 	br := bufio.NewReader(g)
 	for {

@@ -51,8 +51,8 @@ func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
 	var f fields
 	rest := b[lineEnd+2:]
 	for {
-		i := bytes.Index(rest, []byte("\r\n"))
-		line := rest[:i]
+		i := bytes.Index(rest, []byte("\r\n")) // never -1: the head ends with CRLF CRLF (checked above)
+		line := rest[:i]                       //nolint:gocritic // offBy1: see above
 		rest = rest[i+2:]
 		if len(line) == 0 {
 			break

@@ -27,12 +27,14 @@ func TestParseHead(t *testing.T) {
 	}{
 		{name: "plain GET", head: "GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n",
 			check: func(t *testing.T, h *Head) {
+				t.Helper()
 				if h.ContentLength != -1 || h.Chunked || h.Upgrade || h.Fields != 1 {
 					t.Errorf("head %+v", h)
 				}
 			}},
 		{name: "content length", head: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
 			check: func(t *testing.T, h *Head) {
+				t.Helper()
 				if h.ContentLength != 5 {
 					t.Errorf("length %d", h.ContentLength)
 				}
@@ -40,24 +42,28 @@ func TestParseHead(t *testing.T) {
 		{name: "identical duplicate content length", head: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"},
 		{name: "chunked", head: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n",
 			check: func(t *testing.T, h *Head) {
+				t.Helper()
 				if !h.Chunked {
 					t.Error("not chunked")
 				}
 			}},
 		{name: "websocket upgrade", head: "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n",
 			check: func(t *testing.T, h *Head) {
+				t.Helper()
 				if !h.Upgrade {
 					t.Error("not an upgrade")
 				}
 			}},
 		{name: "h2c upgrade ignored", head: "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
 			check: func(t *testing.T, h *Head) {
+				t.Helper()
 				if h.Upgrade {
 					t.Error("h2c taken for an upgrade")
 				}
 			}},
 		{name: "fragment stripped", head: "GET /api/x#frag HTTP/1.1\r\nHost: x\r\n\r\n",
 			check: func(t *testing.T, h *Head) {
+				t.Helper()
 				if h.Target != "/api/x" || string(h.Line) != "GET /api/x HTTP/1.1" {
 					t.Errorf("target %q line %q", h.Target, h.Line)
 				}
@@ -65,6 +71,7 @@ func TestParseHead(t *testing.T) {
 		{name: "absolute form", head: "GET http://reviews:9080/r HTTP/1.1\r\nHost: reviews:9080\r\n\r\n"},
 		{name: "connect", head: "CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\n",
 			check: func(t *testing.T, h *Head) {
+				t.Helper()
 				if !h.Connect {
 					t.Error("not a CONNECT")
 				}

@@ -132,6 +132,7 @@ func TestH1ProtocolAgainstNetHTTP(t *testing.T) {
 		{name: "GET", req: func() *http.Request { return newReq(t, "GET", "/echo", nil) },
 			code: 200, body: "GET svc 0 ", newConn: true,
 			check: func(t *testing.T, r h1Result) {
+				t.Helper()
 				if r.header.Get("X-UA") != "" {
 					t.Errorf("a User-Agent was added: %q", r.header.Get("X-UA"))
 				}
@@ -145,6 +146,7 @@ func TestH1ProtocolAgainstNetHTTP(t *testing.T) {
 			r.Trailer = http.Header{"X-Sum": {"42"}}
 			return r
 		}, code: 200, body: "POST svc -1 ab", check: func(t *testing.T, r h1Result) {
+			t.Helper()
 			if r.header.Get("X-TE") != "chunked" || r.header.Get("X-Trailer") != "42" {
 				t.Errorf("upstream saw TE %q trailer %q", r.header.Get("X-TE"), r.header.Get("X-Trailer"))
 			}
@@ -156,6 +158,7 @@ func TestH1ProtocolAgainstNetHTTP(t *testing.T) {
 		}, code: 200, body: "PUT svc 204800 " + strings.Repeat("x", 200<<10)},
 		{name: "chunked response with trailers", req: func() *http.Request { return newReq(t, "GET", "/chunked", nil) },
 			code: 200, body: "part0;part1;part2;", check: func(t *testing.T, r h1Result) {
+				t.Helper()
 				if r.trailer.Get("X-Checksum") != "abc" {
 					t.Errorf("trailer %v", r.trailer)
 				}

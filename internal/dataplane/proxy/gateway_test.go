@@ -56,6 +56,7 @@ func sniSnapshot(t *testing.T, ca *testCA) *resource.Snapshot {
 }
 
 func startSNIBackends(t *testing.T) {
+	t.Helper()
 	for i, name := range []string{"a", "wild", "deep", "any"} {
 		echoBackend(t, fmt.Sprintf("127.0.97.2:%d", 8080+i), name)
 	}
@@ -104,7 +105,7 @@ func TestGatewayRefusesTLS11(t *testing.T) {
 	if err := p.Apply(sniSnapshot(t, ca)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := tls.Dial("tcp", "127.0.97.3:8443", &tls.Config{ServerName: "a.example.com", RootCAs: ca.pool(), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}) //nolint:gosec // G402: the point of the test
+	_, err := tls.Dial("tcp", "127.0.97.3:8443", &tls.Config{ServerName: "a.example.com", RootCAs: ca.pool(), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 	if err == nil {
 		t.Fatal("a TLS 1.1 client completed the handshake; want it refused (minimum TLS 1.2)")
 	}

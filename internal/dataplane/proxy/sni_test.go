@@ -38,7 +38,7 @@ func clientHelloBytes(t testing.TB, cfg *tls.Config) []byte {
 
 func TestParseClientHello(t *testing.T) {
 	full := clientHelloBytes(t, &tls.Config{ServerName: "api.example.com", NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12})
-	noSNI := clientHelloBytes(t, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // G402: no server name on purpose
+	noSNI := clientHelloBytes(t, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
 	// The same hello split over two records, as a client may send it.
 	body := full[5:]
 	split := append([]byte{0x16, 3, 1, 0, 40}, body[:40]...)

@@ -345,6 +345,7 @@ func (sp *streamProxy) apply(t *testing.T, eps []string, bOnly string) {
 // runWatchScenario runs the acceptance scenario; blackhole makes upstream A unreachable
 // without closing anything. aAddr is how the sidecar reaches A (directly or via a relay).
 func runWatchScenario(t *testing.T, ip, aAddr, bAddr string, blackhole func(), bound time.Duration) {
+	t.Helper()
 	b := startAPIServer(t, bAddr, "B")
 	sp := newStreamProxy(t, ip, 30*time.Second)
 	sp.apply(t, []string{aAddr}, bAddr) // A only, so the first watch lands on A

@@ -3,7 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/sha1" //nolint:gosec // the WebSocket handshake is defined with SHA-1
+	"crypto/sha1"
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"

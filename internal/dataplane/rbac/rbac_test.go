@@ -155,7 +155,7 @@ func TestPrincipalsAndAddresses(t *testing.T) {
 		RemoteIP:       netip.MustParseAddr("203.0.113.5"),
 		DestinationIP:  netip.MustParseAddr("::ffff:127.0.181.10"),
 	}
-	cidr := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+	cidr := netip.MustParsePrefix
 	for _, tc := range []struct {
 		name string
 		p    resource.Principal

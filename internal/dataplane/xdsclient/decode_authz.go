@@ -223,7 +223,7 @@ func decodePermission(p *rbacpb.Permission) (resource.Permission, error) {
 		out.Kind, out.Port = resource.PermDestinationPort, r.DestinationPort
 	case *rbacpb.Permission_DestinationPortRange:
 		out.Kind = resource.PermDestinationPortRange
-		out.Port, out.PortEnd = uint32(r.DestinationPortRange.GetStart()), uint32(r.DestinationPortRange.GetEnd()) //nolint:gosec // G115: validated by PGV (0..65535)
+		out.Port, out.PortEnd = uint32(r.DestinationPortRange.GetStart()), uint32(r.DestinationPortRange.GetEnd())
 	case *rbacpb.Permission_RequestedServerName:
 		out.Kind = resource.PermRequestedServerName
 		if out.String, err = decodeStringMatcher(r.RequestedServerName); err != nil {
@@ -338,11 +338,11 @@ func decodeCIDR(c *corepb.CidrRange) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("address_prefix: %q is not an IP address", c.GetAddressPrefix())
 	}
-	bits := uint32(ip.BitLen()) //nolint:gosec // G115: 32 or 128
+	bits := uint32(ip.BitLen())
 	if c.GetPrefixLen() != nil {
 		bits = c.GetPrefixLen().GetValue()
 	}
-	if bits > uint32(ip.BitLen()) { //nolint:gosec // G115: 32 or 128
+	if bits > uint32(ip.BitLen()) {
 		return netip.Prefix{}, fmt.Errorf("prefix_len: %d is out of range for %s", bits, ip)
 	}
 	p, err := ip.Prefix(int(bits))

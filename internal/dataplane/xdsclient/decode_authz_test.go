@@ -60,6 +60,7 @@ func authListener(t *testing.T, httpFilters []*hcmpb.HttpFilter, netFilters []*l
 }
 
 func httpRBAC(t *testing.T, r *rbachttppb.RBAC) *hcmpb.HttpFilter {
+	t.Helper()
 	return &hcmpb.HttpFilter{Name: "envoy.filters.http.rbac", ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: anyOf(t, r)}}
 }
 

@@ -52,6 +52,7 @@ func TestDecodeRoute(t *testing.T) {
 		check func(t *testing.T, r resource.Route)
 	}{
 		{"defaults", &routepb.Route{Match: prefix("/"), Action: toCluster("c")}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			if r.Match.PathKind != resource.PathPrefix || r.Match.Path != "/" || !r.Match.CaseSensitive {
 				t.Errorf("match = %+v", r.Match)
 			}
@@ -63,6 +64,7 @@ func TestDecodeRoute(t *testing.T) {
 			Match:  &routepb.RouteMatch{PathSpecifier: &routepb.RouteMatch_Path{Path: "/a"}, CaseSensitive: wrapperspb.Bool(false)},
 			Action: toCluster("c"),
 		}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			if r.Match.PathKind != resource.PathExact || r.Match.Path != "/a" || r.Match.CaseSensitive {
 				t.Errorf("match = %+v", r.Match)
 			}
@@ -71,6 +73,7 @@ func TestDecodeRoute(t *testing.T) {
 			Match:  &routepb.RouteMatch{PathSpecifier: &routepb.RouteMatch_SafeRegex{SafeRegex: &matcherpb.RegexMatcher{Regex: "/v[0-9]"}}},
 			Action: toCluster("c"),
 		}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			if r.Match.PathKind != resource.PathRegex || !r.Match.Regex.MatchString("/v1") || r.Match.Regex.MatchString("/v1/x") {
 				t.Errorf("regex = %v", r.Match.Regex)
 			}
@@ -79,6 +82,7 @@ func TestDecodeRoute(t *testing.T) {
 			Match:  &routepb.RouteMatch{PathSpecifier: &routepb.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: "/api"}},
 			Action: toCluster("c"),
 		}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			if r.Match.PathKind != resource.PathSeparated || r.Match.Path != "/api" {
 				t.Errorf("match = %+v", r.Match)
 			}
@@ -100,6 +104,7 @@ func TestDecodeRoute(t *testing.T) {
 			},
 			Action: toCluster("c"),
 		}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			h := r.Match.Headers
 			if h[0].Name != ":method" || h[0].Value.Kind != resource.MatchExact || h[0].Value.Value != "GET" {
 				t.Errorf("headers[0] = %+v", h[0])
@@ -157,6 +162,7 @@ func TestDecodeRoute(t *testing.T) {
 			}}}},
 			Decorator: &routepb.Decorator{Operation: "reviews:9080/*"},
 		}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			a := r.Action
 			if len(a.WeightedClusters) != 2 || a.WeightedClusters[0].Weight != 80 || a.WeightedClusters[0].RequestHeadersToAdd[0].Key != "x-v" ||
 				a.WeightedClusters[1].HostRewriteLiteral != "v2.local" || a.WeightedClusters[1].ResponseHeadersToRemove[0] != "x-drop" {
@@ -188,6 +194,7 @@ func TestDecodeRoute(t *testing.T) {
 		{"retry defaults", &routepb.Route{Match: prefix("/"), Action: &routepb.Route_Route{Route: &routepb.RouteAction{
 			ClusterSpecifier: &routepb.RouteAction_Cluster{Cluster: "c"}, RetryPolicy: &routepb.RetryPolicy{RetryOn: "5xx"},
 		}}}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			if rp := r.Action.RetryPolicy; rp.NumRetries != 1 || rp.BackOffBase != 25*time.Millisecond || rp.BackOffMax != 250*time.Millisecond {
 				t.Errorf("retry = %+v", rp)
 			}
@@ -198,6 +205,7 @@ func TestDecodeRoute(t *testing.T) {
 			PathRewriteSpecifier: &routepb.RedirectAction_PathRedirect{PathRedirect: "/moved"},
 			ResponseCode:         routepb.RedirectAction_PERMANENT_REDIRECT, StripQuery: true,
 		}}}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			want := resource.Redirect{Scheme: "https", Host: "new.example", Port: 8443, Path: "/moved", Code: 308, StripQuery: true}
 			if r.Redirect == nil || *r.Redirect != want || r.Action != nil {
 				t.Errorf("redirect = %+v", r.Redirect)
@@ -206,6 +214,7 @@ func TestDecodeRoute(t *testing.T) {
 		{"redirect defaults", &routepb.Route{Match: prefix("/"), Action: &routepb.Route_Redirect{Redirect: &routepb.RedirectAction{
 			PathRewriteSpecifier: &routepb.RedirectAction_PrefixRewrite{PrefixRewrite: "/v2"},
 		}}}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			if r.Redirect.Code != 301 || r.Redirect.PrefixRewrite != "/v2" || r.Redirect.Scheme != "" {
 				t.Errorf("redirect = %+v", r.Redirect)
 			}
@@ -213,6 +222,7 @@ func TestDecodeRoute(t *testing.T) {
 		{"direct response", &routepb.Route{Match: prefix("/"), Action: &routepb.Route_DirectResponse{DirectResponse: &routepb.DirectResponseAction{
 			Status: 418, Body: &corepb.DataSource{Specifier: &corepb.DataSource_InlineString{InlineString: "teapot"}},
 		}}}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			if r.DirectResponse == nil || *r.DirectResponse != (resource.DirectResponse{Status: 418, Body: "teapot"}) {
 				t.Errorf("direct = %+v", r.DirectResponse)
 			}
@@ -227,6 +237,7 @@ func TestDecodeRoute(t *testing.T) {
 				Percentage: &typepb.FractionalPercent{Numerator: 10},
 			},
 		})}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			want := resource.Fault{DelayPercent: 50, Delay: 2 * time.Second, AbortPercent: 10, AbortStatus: 503, AbortGRPC: -1}
 			if r.Fault == nil || *r.Fault != want {
 				t.Errorf("fault = %+v", r.Fault)
@@ -235,6 +246,7 @@ func TestDecodeRoute(t *testing.T) {
 		{"grpc fault", &routepb.Route{Match: prefix("/"), Action: toCluster("c"), TypedPerFilterConfig: faultAny(&faultpb.HTTPFault{
 			Abort: &faultpb.FaultAbort{ErrorType: &faultpb.FaultAbort_GrpcStatus{GrpcStatus: 14}, Percentage: &typepb.FractionalPercent{Numerator: 100}},
 		})}, func(t *testing.T, r resource.Route) {
+			t.Helper()
 			if r.Fault.AbortGRPC != 14 || r.Fault.AbortStatus != 0 || r.Fault.AbortPercent != 100 {
 				t.Errorf("fault = %+v", r.Fault)
 			}

@@ -25,6 +25,7 @@ current-context: x
 
 // isolate makes the environment find nothing unless a test puts it there.
 func isolate(t *testing.T) string {
+	t.Helper()
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("KUBECONFIG", "")

@@ -203,7 +203,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RequestID: r.Header.Get("x-request-id"),
 	}
 	status := http.StatusOK
-	if a.cfg.FailRate > 0 && rand.Float64() < a.cfg.FailRate { //nolint:gosec // demo knob, not security
+	if a.cfg.FailRate > 0 && rand.Float64() < a.cfg.FailRate {
 		status = http.StatusInternalServerError
 		ans.Error = fmt.Sprintf("failing on purpose (--fail-rate %v)", a.cfg.FailRate)
 	} else {

@@ -115,7 +115,7 @@ func (c *Child) Pid() int { return c.cmd.Process.Pid }
 // Start runs p in its own process group with its output on out. exited is called (from
 // another goroutine) once it has exited.
 func Start(p Process, out *Output, exited func(*Child)) (*Child, error) {
-	cmd := exec.Command(p.Path, p.Args...) //nolint:gosec // running the configured workloads is lucid up's job
+	cmd := exec.Command(p.Path, p.Args...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	w := out.Writer(p.Name)
 	cmd.Stdout = w

@@ -233,7 +233,7 @@ func (n *Node) network() error {
 		return fmt.Errorf("%w: %s: %w (the kernel's br_netfilter is needed)", ErrUnavailable, bridgeNF, err)
 	case strings.TrimSpace(string(b)) != "1":
 		n.bridgeNF = b
-		if err := os.WriteFile(bridgeNF, []byte("1"), 0o644); err != nil { //nolint:gosec // a sysctl
+		if err := os.WriteFile(bridgeNF, []byte("1"), 0o644); err != nil {
 			return fmt.Errorf("kubenode: %s: %w", bridgeNF, err)
 		}
 	}
@@ -504,10 +504,10 @@ func (n *Node) stop() error {
 	}
 	sweep(n.logf)
 	if len(n.ipForward) > 0 {
-		_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", n.ipForward, 0o644) //nolint:gosec // a sysctl
+		_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", n.ipForward, 0o644)
 	}
 	if len(n.bridgeNF) > 0 {
-		_ = os.WriteFile("/proc/sys/net/bridge/bridge-nf-call-iptables", n.bridgeNF, 0o644) //nolint:gosec // a sysctl
+		_ = os.WriteFile("/proc/sys/net/bridge/bridge-nf-call-iptables", n.bridgeNF, 0o644)
 	}
 	if left := leftovers(); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("kubenode: left on the machine after stop: %s", strings.Join(left, "; ")))

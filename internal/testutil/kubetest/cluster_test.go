@@ -24,6 +24,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(SharedMain(m)) }
 
 func ctxT(t *testing.T) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
@@ -184,6 +185,7 @@ func (f *fakeTB) Fatal(args ...any) { f.verdict = "fatal"; panic(stopped{}) }
 func (f *fakeTB) Skip(args ...any)  { f.verdict = "skip"; panic(stopped{}) }
 
 func requireVerdict(t *testing.T) string {
+	t.Helper()
 	f := &fakeTB{}
 	func() {
 		defer func() {

@@ -75,13 +75,13 @@ type IdleCloser struct {
 }
 
 // Start serves on ip (a free port) and returns the address.
-func (u *IdleCloser) Start(t testing.TB, ip string) string {
-	t.Helper()
+func (u *IdleCloser) Start(tb testing.TB, ip string) string {
+	tb.Helper()
 	idHeader := u.IDHeader
 	if idHeader == "" {
 		idHeader = "X-Request-Id"
 	}
-	return Serve(t, ip, func(c net.Conn, _ int) {
+	return Serve(tb, ip, func(c net.Conn, _ int) {
 		u.Conns.Add(1)
 		br := bufio.NewReader(c)
 		for {
@@ -114,9 +114,9 @@ func (u *IdleCloser) Start(t testing.TB, ip string) string {
 // DelayRelay forwards TCP connections from ip (a free port, returned) to target with delay
 // added in each direction: bytes, the end of a stream (FIN) and resets all arrive delay
 // late, as over a link with that one-way latency.
-func DelayRelay(t testing.TB, ip, target string, delay time.Duration) string {
-	t.Helper()
-	return Serve(t, ip, func(c net.Conn, _ int) {
+func DelayRelay(tb testing.TB, ip, target string, delay time.Duration) string {
+	tb.Helper()
+	return Serve(tb, ip, func(c net.Conn, _ int) {
 		up, err := net.Dial("tcp", target)
 		if err != nil {
 			return

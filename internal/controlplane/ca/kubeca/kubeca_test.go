@@ -43,6 +43,7 @@ var discoveryRBAC = []rbacv1.PolicyRule{
 }
 
 func ctxT(t *testing.T) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx

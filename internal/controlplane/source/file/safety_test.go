@@ -27,6 +27,7 @@ func runSteps(t *testing.T, dir string, steps []step) {
 
 func writes(files map[string]string) func(*testing.T, string) {
 	return func(t *testing.T, dir string) {
+		t.Helper()
 		for name, body := range files {
 			write(t, dir, name, body)
 		}
@@ -43,17 +44,20 @@ func TestDirectoryGoneKeepsEverything(t *testing.T) {
 	runSteps(t, dir, []step{
 		{"initial", writes(map[string]string{"a.yaml": dr("a", "a1"), "b.yaml": dr("b", "b1")}), both},
 		{"directory deleted", func(t *testing.T, dir string) {
+			t.Helper()
 			if err := os.Rename(dir, dir+".moved"); err != nil {
 				t.Fatal(err)
 			}
 		}, both + "error cannot read config directory: lstat " + dir + ": no such file or directory\n" +
 			"warning " + dir + ": keeping the last good configuration (2 objects) until the directory can be read again\n"},
 		{"directory restored", func(t *testing.T, dir string) {
+			t.Helper()
 			if err := os.Rename(dir+".moved", dir); err != nil {
 				t.Fatal(err)
 			}
 		}, both},
 		{"then a real deletion of a file still applies", func(t *testing.T, dir string) {
+			t.Helper()
 			if err := os.Remove(filepath.Join(dir, "b.yaml")); err != nil {
 				t.Fatal(err)
 			}
@@ -67,6 +71,7 @@ func TestUnreadableFileKeepsItsObjects(t *testing.T) {
 		{"initial", writes(map[string]string{"a.yaml": dr("a", "a1"), "b.yaml": dr("b", "b1")}),
 			"DestinationRule default/a host=a1\nDestinationRule default/b host=b1\n"},
 		{"b.yaml unreadable", func(t *testing.T, dir string) {
+			t.Helper()
 			// A dangling symlink cannot be read, even by root (who ignores permissions).
 			p := filepath.Join(dir, "b.yaml")
 			if err := os.Remove(p); err != nil {
@@ -79,6 +84,7 @@ func TestUnreadableFileKeepsItsObjects(t *testing.T) {
 			"error b.yaml: cannot read: open " + filepath.Join(dir, "b.yaml") + ": no such file or directory\n" +
 			"warning b.yaml: keeping this file's last good objects until it can be read again\n"},
 		{"readable again", func(t *testing.T, dir string) {
+			t.Helper()
 			p := filepath.Join(dir, "b.yaml")
 			if err := os.Remove(p); err != nil {
 				t.Fatal(err)
@@ -119,6 +125,7 @@ func TestDuplicateAcrossFiles(t *testing.T) {
 						"error " + newcomer + ":2: DestinationRule default/reviews: duplicate object: DestinationRule default/reviews is already defined at m.yaml:2, " +
 						"which wins (the definition already serving is kept); this definition is rejected\n"},
 				{"the newcomer removed", func(t *testing.T, dir string) {
+					t.Helper()
 					if err := os.Remove(filepath.Join(dir, newcomer)); err != nil {
 						t.Fatal(err)
 					}

@@ -93,7 +93,7 @@ func serviceObject(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods m
 	}
 	for _, p := range svc.Spec.Ports {
 		sp := &networkingv1alpha3.ServicePort{
-			Number: uint32(p.Port), //nolint:gosec // G115: the API server keeps ports in 1..65535
+			Number: uint32(p.Port),
 			Name:   p.Name, Protocol: Protocol(p.Port, p.Name, p.Protocol, p.AppProtocol),
 		}
 		if p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal > 0 {
@@ -155,7 +155,7 @@ func endpoints(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[s
 			if p.Name != nil {
 				name = *p.Name
 			}
-			ports[name] = uint32(*p.Port) //nolint:gosec // G115: the API server keeps ports in 1..65535
+			ports[name] = uint32(*p.Port)
 		}
 		for _, e := range s.Endpoints {
 			if len(e.Addresses) == 0 {
@@ -242,7 +242,7 @@ func namedTargetPorts(p *corev1.Pod, services []*corev1.Service) map[string]uint
 				if out == nil {
 					out = map[string]uint32{}
 				}
-				out[sp.Name] = uint32(n) //nolint:gosec // G115: container ports are 1..65535
+				out[sp.Name] = uint32(n)
 			}
 		}
 	}
