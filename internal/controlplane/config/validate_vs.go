@@ -193,7 +193,7 @@ func (v *validator) httpRoute(p string, r *networkingv1alpha3.HTTPRoute, delegat
 	v.cors(p+".corsPolicy", r.CorsPolicy)
 	v.fault(p+".fault", r.Fault)
 	if r.MirrorPercent != nil { //nolint:staticcheck // deprecated field still accepted
-		if val := r.MirrorPercent.GetValue(); val > 100 { //nolint:staticcheck
+		if val := r.MirrorPercent.GetValue(); val > 100 { //nolint:staticcheck // SA1019: mirror_percent is deprecated but Istio still validates it
 			v.errorf(p+".mirrorPercent", "mirror_percent must have a max value of 100 (it has %d)", val)
 		}
 		v.warnf(p+".mirrorPercent", `using deprecated setting "mirrorPercent", use "mirrorPercentage" instead`)
