@@ -1,14 +1,14 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func TestMemoryTuning(t *testing.T) {
@@ -31,7 +31,7 @@ func TestMemoryTuning(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf lockedBuffer
+			var buf testutil.Buffer
 			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			var configured atomic.Bool
 			stop := startMemoryTuning(context.Background(), tt.m, log, configured.Load)
@@ -57,22 +57,4 @@ func TestMemoryTuning(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a log sink read while the tuning goroutine writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

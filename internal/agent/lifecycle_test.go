@@ -20,6 +20,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // A sidecar by hand on 127.0.91.20 (virtualOutbound :15001, virtualInbound port 9080)
@@ -168,9 +169,9 @@ func TestDrainUnderLoad(t *testing.T) {
 	sigterm()
 
 	// Readiness fails at once (the flag is set before the listeners are touched).
-	waitFor(t, "draining", draining.Load)
+	testutil.Eventually(t, 5*time.Second, "draining", draining.Load)
 	// New inbound connections are refused once the drain started.
-	waitFor(t, "inbound listener closed", func() bool {
+	testutil.Eventually(t, 5*time.Second, "inbound listener closed", func() bool {
 		c, err := net.DialTimeout("tcp", sidecarIP+":9080", time.Second)
 		if err == nil {
 			_ = c.Close()
@@ -220,17 +221,6 @@ func TestDrainUnderLoad(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func startLifecycle(t *testing.T, o Options) (lc lifecycle, sigterm func(), quit chan struct{}, drain chan struct{}, exited chan struct{}) {
 	t.Helper()
 	px, cleanup := handProxy(t)
@@ -274,8 +264,8 @@ func TestDrainDurationThenQuit(t *testing.T) {
 	o := Options{DrainDuration: time.Hour}
 	lc, sigterm, quit, _, exited := startLifecycle(t, o)
 	sigterm()
-	waitFor(t, "draining", lc.draining.Load)
-	waitFor(t, "inbound closed", func() bool { return !dialable(sidecarIP + ":9080") })
+	testutil.Eventually(t, 5*time.Second, "draining", lc.draining.Load)
+	testutil.Eventually(t, 5*time.Second, "inbound closed", func() bool { return !dialable(sidecarIP + ":9080") })
 	if !dialable(sidecarIP + ":15001") {
 		t.Fatal("outbound closed during the drain")
 	}
@@ -293,8 +283,8 @@ func TestDrainEndpoint(t *testing.T) {
 	o := Options{DrainDuration: time.Hour}
 	lc, sigterm, _, drain, exited := startLifecycle(t, o)
 	drain <- struct{}{}
-	waitFor(t, "draining", lc.draining.Load)
-	waitFor(t, "inbound closed", func() bool { return !dialable(sidecarIP + ":9080") })
+	testutil.Eventually(t, 5*time.Second, "draining", lc.draining.Load)
+	testutil.Eventually(t, 5*time.Second, "inbound closed", func() bool { return !dialable(sidecarIP + ":9080") })
 	// A config push during the drain does not bind inbound again.
 	if err := lc.applier.Apply(inboundSnapshot()); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 type syncBuf struct {
@@ -68,7 +70,7 @@ func TestRunStatusServer(t *testing.T) {
 		})
 	}()
 	const st = "http://127.0.91.30:15020"
-	waitFor(t, "status server", func() bool { return dialable("127.0.91.30:15020") && dialable("127.0.91.30:15021") })
+	testutil.Eventually(t, 5*time.Second, "status server", func() bool { return dialable("127.0.91.30:15020") && dialable("127.0.91.30:15021") })
 
 	const notReady = "config not received from XDS server (is the control plane running?)\n"
 	if code, _, body := get(t, "GET", st+"/healthz/ready"); code != 503 || body != notReady {
@@ -104,10 +106,10 @@ func TestRunStatusServer(t *testing.T) {
 		t.Errorf("no probe warning in the log:\n%s", logs.String())
 	}
 	// The build, as `lucid version` knows it, in /server_info and the bootstrap node.
-	if _, _, info := get(t, "GET", "http://127.0.91.30:15000/server_info"); !strings.Contains(info, `"version": "0123abc/v9.9.9/Clean/RELEASE/go1.99"`) {
+	if _, _, info := get(t, "GET", "http://"+testutil.Admin("127.0.91.30")+"/server_info"); !strings.Contains(info, `"version": "0123abc/v9.9.9/Clean/RELEASE/go1.99"`) {
 		t.Errorf("/server_info lacks the version:\n%s", info)
 	}
-	if _, _, dump := get(t, "GET", "http://127.0.91.30:15000/config_dump"); !strings.Contains(dump, `"user_agent_version": "0123abc/v9.9.9/Clean/RELEASE/go1.99"`) {
+	if _, _, dump := get(t, "GET", "http://"+testutil.Admin("127.0.91.30")+"/config_dump"); !strings.Contains(dump, `"user_agent_version": "0123abc/v9.9.9/Clean/RELEASE/go1.99"`) {
 		t.Errorf("/config_dump's bootstrap lacks the version:\n%.2000s", dump)
 	}
 	if l := logs.String(); strings.Contains(l, `level=warning msg="proxy is not ready"`) || strings.Contains(l, `level=warning msg="xds stream closed`) {

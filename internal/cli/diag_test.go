@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"errors"
-	"flag"
 	"net"
 	"net/http"
 	"os"
@@ -12,9 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/lucid-mesh/lucid/internal/testutil"
+)
 
 // fixtureServer serves the admin and debug API fixtures captured from a live mesh
 // (test/diag TestCaptureFixtures) on 127.0.94.200, as a sidecar admin API and the control
@@ -72,23 +70,7 @@ func run(t *testing.T, args ...string) (string, error) {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("missing %s; run go test -update", path)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update rewrites it)\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name+".golden"), []byte(got))
 }
 
 func goldenName(args []string) string {

@@ -24,6 +24,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 	"github.com/lucid-mesh/lucid/internal/local/demoapp"
 	"github.com/lucid-mesh/lucid/internal/local/up"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // The example's addresses, moved to this package's own loopback subnets so the test runs
@@ -45,7 +46,7 @@ const (
 type bookinfo struct {
 	t    *testing.T
 	dir  string
-	logs *logBuffer
+	logs *testutil.Buffer
 
 	cpCancel context.CancelFunc
 	cpDone   chan struct{}
@@ -59,7 +60,7 @@ func (b *bookinfo) Debug() string { return net.JoinHostPort(controlPlane, "15014
 
 func startBookinfo(t *testing.T) *bookinfo {
 	t.Helper()
-	b := &bookinfo{t: t, dir: t.TempDir(), logs: &logBuffer{}}
+	b := &bookinfo{t: t, dir: t.TempDir(), logs: &testutil.Buffer{}}
 	_, self, _, _ := runtime.Caller(0)
 	src := filepath.Join(filepath.Dir(self), "..", "..", "examples", "bookinfo-lite")
 	files, err := filepath.Glob(filepath.Join(src, "*.yaml"))
@@ -265,26 +266,4 @@ func (tr *traffic) startV3() {
 func (tr *traffic) stop() {
 	tr.cancel()
 	<-tr.done
-}
-
-// logBuffer collects the mesh's logs for failure messages.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	if len(s) > 20000 {
-		s = "…" + s[len(s)-20000:]
-	}
-	return s
 }

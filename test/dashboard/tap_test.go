@@ -14,6 +14,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/cli"
 	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // lucid runs the CLI in this process with ctx and returns its output.
@@ -117,7 +118,7 @@ func TestTapAndTop(t *testing.T) {
 				t.Errorf("lucid tap curl lacks %q:\n%s", want, out)
 			}
 		}
-		out, err = lucid(bounded(t, 20*time.Second), "tap", "productpage", "--admin", "127.0.124.1:15000", "--direction", "outbound", "--count", "1", "-o", "wide")
+		out, err = lucid(bounded(t, 20*time.Second), "tap", "productpage", "--admin", testutil.Admin("127.0.124.1"), "--direction", "outbound", "--count", "1", "-o", "wide")
 		if err != nil || !strings.Contains(out, "cluster=outbound|9080|v") || !strings.Contains(out, "productpage→reviews-v") {
 			t.Errorf("lucid tap --admin -o wide: %v\n%s", err, out)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 var capture = flag.String("capture", "", "write admin/debug fixtures of the live mesh into this directory")
@@ -33,9 +34,9 @@ func TestCaptureFixtures(t *testing.T) {
 	if err := os.MkdirAll(*capture, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	get(curlIP+":15000", "/config_dump?include_eds", "curl.config_dump.json")
-	get(curlIP+":15000", "/clusters?format=json", "curl.clusters.json")
-	get(curlIP+":15000", "/logging", "curl.logging.txt")
+	get(testutil.Admin(curlIP), "/config_dump?include_eds", "curl.config_dump.json")
+	get(testutil.Admin(curlIP), "/clusters?format=json", "curl.clusters.json")
+	get(testutil.Admin(curlIP), "/logging", "curl.logging.txt")
 	get(debugAddr, "/debug/syncz", "syncz.json")
 	get(debugAddr, "/debug/config_dump?proxyID=sidecar~"+curlIP+"~curl.default~default.svc.cluster.local", "curl.cp_config_dump.json")
 }

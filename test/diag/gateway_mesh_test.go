@@ -23,6 +23,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/agent"
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // The gateway test mesh, in 127.0.83.0/24: the control plane's debug port on
@@ -156,7 +157,7 @@ func writeGatewayCerts(t testing.TB, dir string) *x509.CertPool {
 type gwMesh struct {
 	dir      string
 	roots    *x509.CertPool
-	logs     *syncBuffer
+	logs     *testutil.Buffer
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	errs     chan error
@@ -184,7 +185,7 @@ func startGatewayMesh(t *testing.T) *gwMesh {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &gwMesh{dir: dir, logs: &syncBuffer{}, errs: make(chan error, 8)}
+	m := &gwMesh{dir: dir, logs: &testutil.Buffer{}, errs: make(chan error, 8)}
 	cfg, certs := filepath.Join(dir, "config"), filepath.Join(dir, "certs")
 	for _, d := range []string{cfg, certs, filepath.Join(dir, "logs")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -259,7 +260,7 @@ func startGatewayMesh(t *testing.T) *gwMesh {
 		}
 	}
 	// Ready needs listeners and clusters (as Istio's readiness); the routes follow.
-	m.startErr = waitRoutes(gwIP+":15000", 10*time.Second)
+	m.startErr = waitRoutes(testutil.Admin(gwIP), 10*time.Second)
 	return m
 }
 

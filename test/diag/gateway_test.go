@@ -14,6 +14,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 	"github.com/lucid-mesh/lucid/internal/diag/simulate"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // TestGatewayDiagnostics runs the diagnostics CLI against a live gateway: `why` predicts
@@ -214,7 +215,7 @@ func gatewayStat(t *testing.T, name string) uint64 {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	b, err := (&inspect.Client{}).Get(ctx, gwIP+":15000", "/stats")
+	b, err := (&inspect.Client{}).Get(ctx, testutil.Admin(gwIP), "/stats")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestCaptureGatewayFixtures(t *testing.T) {
 	if err := os.MkdirAll(*capture, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	admin := gwIP + ":15000"
+	admin := testutil.Admin(gwIP)
 	get(admin, "/config_dump?include_eds", "gateway.config_dump.json")
 	get(admin, "/clusters?format=json", "gateway.clusters.json")
 	get(gwDebugAddr, "/debug/syncz", "gateway.syncz.json")

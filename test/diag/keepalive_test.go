@@ -9,6 +9,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 	"github.com/lucid-mesh/lucid/internal/diag/simulate"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // TestKeepaliveVisible: after a POST from curl to ratings, curl's sidecar shows what its
@@ -25,7 +26,7 @@ func TestKeepaliveVisible(t *testing.T) {
 	resp.Body.Close()
 
 	const cluster, host = "outbound|9080||ratings.default.svc.cluster.local", "127.0.94.15:9080"
-	b, err := (&inspect.Client{}).Get(context.Background(), curlIP+":15000", "/clusters")
+	b, err := (&inspect.Client{}).Get(context.Background(), testutil.Admin(curlIP), "/clusters")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestKeepaliveVisible(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &tr); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	cs, err := (&inspect.Client{}).Clusters(context.Background(), curlIP+":15000")
+	cs, err := (&inspect.Client{}).Clusters(context.Background(), testutil.Admin(curlIP))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func TestProxyStatusLive(t *testing.T) {
@@ -41,7 +42,7 @@ func TestProxyStatusLive(t *testing.T) {
 // TestLogLevelsForRevertByThemselves: --for makes the sidecar itself put the levels back.
 func TestLogLevelsForRevertByThemselves(t *testing.T) {
 	liveMesh(t)
-	admin := "127.0.94.15:15000" // ratings
+	admin := testutil.Admin("127.0.94.15") // ratings
 	level := func(name string) string {
 		b, err := (&inspect.Client{}).Get(context.Background(), admin, "/logging")
 		if err != nil {

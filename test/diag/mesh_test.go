@@ -20,6 +20,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/agent"
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // The test mesh: examples/bookinfo-lite with its addresses moved into 127.0.94.0/24
@@ -48,7 +49,7 @@ var workloads = []workload{
 type mesh struct {
 	dir      string
 	logDir   string
-	logs     *syncBuffer
+	logs     *testutil.Buffer
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	errs     chan error
@@ -111,7 +112,7 @@ func startMesh(t *testing.T) *mesh {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &mesh{dir: filepath.Join(dir, "config"), logDir: filepath.Join(dir, "logs"), logs: &syncBuffer{}, errs: make(chan error, 16)}
+	m := &mesh{dir: filepath.Join(dir, "config"), logDir: filepath.Join(dir, "logs"), logs: &testutil.Buffer{}, errs: make(chan error, 16)}
 	_ = os.MkdirAll(m.dir, 0o755)
 	_ = os.MkdirAll(m.logDir, 0o755)
 	for name, body := range bookinfoFiles(t) {
@@ -246,22 +247,4 @@ func (m *mesh) startApp(ctx context.Context, w workload) error {
 		_ = srv.Shutdown(sctx)
 	}()
 	return nil
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }

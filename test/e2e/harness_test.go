@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // The tests that run the README and the --help examples use the examples' fixed addresses
@@ -147,7 +149,7 @@ func (s *shell) run(t *testing.T, command string, timeout time.Duration) result 
 // proc is a long-running command (lucid up, a sidecar, ...) started by a test.
 type proc struct {
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *testutil.Buffer
 	exited chan error
 	err    error
 	done   bool
@@ -157,7 +159,7 @@ type proc struct {
 // the group if the test did not stop it.
 func (s *shell) start(t *testing.T, command string) *proc {
 	t.Helper()
-	p := &proc{out: &lockedBuffer{}, exited: make(chan error, 1)}
+	p := &proc{out: &testutil.Buffer{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command("sh", "-c", "exec "+command)
 	p.cmd.Dir, p.cmd.Env = s.dir, s.env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -16,10 +15,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // repoRoot is the module root, two directories up from this package.
@@ -44,24 +44,6 @@ func buildLucid(t *testing.T) string {
 		t.Fatalf("go build ./cmd/lucid: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// lockedBuffer collects a process's output for the failure message.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // The addresses examples/bookinfo-lite listens on: discovery, the gateway, every sidecar's
@@ -179,7 +161,7 @@ func TestUpBookinfo(t *testing.T) {
 // upRun is one `lucid up` started by a test.
 type upRun struct {
 	dir     string // the working directory, holding a copy of the example
-	out     *lockedBuffer
+	out     *testutil.Buffer
 	cmd     *exec.Cmd
 	pgid    int
 	exited  chan error
@@ -190,7 +172,7 @@ type upRun struct {
 // generates stay out of the tree); the cleanup kills whatever is left.
 func startUp(t *testing.T, bin, example string) *upRun {
 	t.Helper()
-	r := &upRun{dir: t.TempDir(), out: &lockedBuffer{}, exited: make(chan error, 1)}
+	r := &upRun{dir: t.TempDir(), out: &testutil.Buffer{}, exited: make(chan error, 1)}
 	if err := os.CopyFS(filepath.Join(r.dir, example), os.DirFS(filepath.Join(repoRoot(t), "examples", example))); err != nil {
 		t.Fatal(err)
 	}

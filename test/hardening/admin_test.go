@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // from is an HTTP client whose connections come from addr, as another workload's would.
@@ -59,8 +60,8 @@ func TestAdminExposure(t *testing.T) {
 		{"GET", "http://" + appAdminIP + ":15000/tap"},
 		{"POST", "http://" + appIP + ":15020/quitquitquit"},
 		{"POST", "http://" + appIP + ":15020/drain"},
-		{"POST", "http://" + gwIP + ":15000/logging?level=trace"},
-		{"POST", "http://" + gwIP + ":15000/quitquitquit"},
+		{"POST", "http://" + testutil.Admin(gwIP) + "/logging?level=trace"},
+		{"POST", "http://" + testutil.Admin(gwIP) + "/quitquitquit"},
 		{"POST", "http://" + gwIP + ":15020/quitquitquit"},
 	}
 	t.Run("from another workload's address", func(t *testing.T) {
@@ -73,7 +74,7 @@ func TestAdminExposure(t *testing.T) {
 	})
 	t.Run("through another workload's sidecar", func(t *testing.T) {
 		// A request the neighbour's app sends through its sidecar arrives from the neighbour's address.
-		for _, e := range []string{"http://" + appIP + ":15020/quitquitquit", "http://" + gwIP + ":15000/quitquitquit"} {
+		for _, e := range []string{"http://" + appIP + ":15020/quitquitquit", "http://" + testutil.Admin(gwIP) + "/quitquitquit"} {
 			r := viaProxyMethod(otherIP+":15001", http.MethodPost, e)
 			if r.err != nil || r.status != http.StatusForbidden {
 				t.Errorf("POST %s via %s's sidecar: %d %q, want 403", e, otherIP, r.status, r.body)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // TestForwardingLoops: a configuration that sends requests in a circle gets one answer
@@ -40,7 +42,7 @@ func TestForwardingLoops(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			admin := c.proxy + ":15000"
+			admin := testutil.Admin(c.proxy)
 			before, err := stat(admin, regexp.QuoteMeta("listener."+strings.ReplaceAll(c.listen, ":", "_")+".downstream_cx_total"))
 			if err != nil {
 				t.Fatal(err)

@@ -35,6 +35,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/agent"
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // TestMain stops the shared mesh after the tests, then checks that no goroutine leaked.
@@ -224,7 +225,7 @@ spec:
 // mesh is the running test mesh.
 type mesh struct {
 	dir    string
-	logs   *syncBuffer
+	logs   *testutil.Buffer
 	app    *app
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -256,7 +257,7 @@ func startMesh() (*mesh, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &mesh{dir: dir, logs: &syncBuffer{}, errs: make(chan error, 8)}
+	m := &mesh{dir: dir, logs: &testutil.Buffer{}, errs: make(chan error, 8)}
 	for _, d := range []string{"config", "logs"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
@@ -524,8 +525,8 @@ func (m *mesh) settled(t *testing.T, what string) {
 	t.Helper()
 	var last string
 	err := waitFor(5*time.Second, func() error {
-		gwConns, err1 := stat(gwIP+":15000", regexp.QuoteMeta("listener."+strings.ReplaceAll(gwListen, ":", "_")+".downstream_cx_active"))
-		gwReqs, err2 := stat(gwIP+":15000", "upstream_rq_active$")
+		gwConns, err1 := stat(testutil.Admin(gwIP), regexp.QuoteMeta("listener."+strings.ReplaceAll(gwListen, ":", "_")+".downstream_cx_active"))
+		gwReqs, err2 := stat(testutil.Admin(gwIP), "upstream_rq_active$")
 		scReqs, err3 := stat(appAdminIP+":15000", "upstream_rq_active$")
 		for _, err := range []error{err1, err2, err3} {
 			if err != nil {
@@ -628,24 +629,6 @@ func readResult(c net.Conn, br *bufio.Reader) result {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }

@@ -5,7 +5,6 @@
 package kube
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +31,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/controlplane/source/kube"
 	"github.com/lucid-mesh/lucid/internal/kube/install"
 	"github.com/lucid-mesh/lucid/internal/kube/kubeclient"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/kubetest"
 )
 
@@ -55,7 +54,7 @@ type env struct {
 	ctx     context.Context
 	cluster *kubetest.Cluster
 	dyn     dynamic.Interface // admin
-	logs    *syncBuffer
+	logs    *testutil.Buffer
 }
 
 func newEnv(t *testing.T) *env {
@@ -70,7 +69,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ctx: ctx, cluster: c, dyn: dyn, logs: &syncBuffer{}}
+	e := &env{t: t, ctx: ctx, cluster: c, dyn: dyn, logs: &testutil.Buffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("lucid logs:\n%s", e.logs.String())
@@ -286,7 +285,7 @@ func httpGet(c *http.Client, u string) (int, string) {
 
 // clusterHosts returns the hosts of one cluster in the sidecar's admin /clusters view.
 func clusterHosts(ip, cluster string) ([]string, error) {
-	code, body := httpGet(nil, "http://"+net.JoinHostPort(ip, "15000")+"/clusters")
+	code, body := httpGet(nil, "http://"+testutil.Admin(ip)+"/clusters")
 	if code != http.StatusOK {
 		return nil, fmt.Errorf("/clusters: %d %s", code, body)
 	}
@@ -302,7 +301,7 @@ func clusterHosts(ip, cluster string) ([]string, error) {
 
 // clusterNames returns every cluster name in the sidecar's /clusters view.
 func clusterNames(ip string) []string {
-	_, body := httpGet(nil, "http://"+net.JoinHostPort(ip, "15000")+"/clusters")
+	_, body := httpGet(nil, "http://"+testutil.Admin(ip)+"/clusters")
 	seen := map[string]bool{}
 	var out []string
 	for _, l := range strings.Split(body, "\n") {
@@ -352,21 +351,4 @@ func (e *env) events(gvr schema.GroupVersionResource, ns, kind, name string) []*
 		out[i] = &list.Items[i]
 	}
 	return out
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

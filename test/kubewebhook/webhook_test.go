@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +36,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/kube/install"
 	"github.com/lucid-mesh/lucid/internal/kube/kubeclient"
 	"github.com/lucid-mesh/lucid/internal/kube/webhook"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/kubetest"
 )
 
@@ -156,7 +156,7 @@ func TestInjectionAndProbeEvents(t *testing.T) {
 	kubeletProbe(t, "/app-health/jetty/livez")
 	app.Close()
 	kubeletProbe(t, "/app-health/jetty/livez")
-	eventually(t, 30*time.Second, "event count 2", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "event count 2", func() (bool, string) {
 		list := podEvents(ctx, t, admin, "inj", "jetty-1")
 		if len(list) != 1 {
 			return false, fmt.Sprintf("%d events", len(list))
@@ -212,7 +212,7 @@ func createWebhookConfig(ctx context.Context, t *testing.T, admin dynamic.Interf
 func waitCABundle(ctx context.Context, t *testing.T, admin dynamic.Interface) string {
 	t.Helper()
 	var bundle string
-	eventually(t, 30*time.Second, "caBundle patched", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "caBundle patched", func() (bool, string) {
 		u, err := admin.Resource(mwcGVR).Get(ctx, install.WebhookConfig, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -245,7 +245,7 @@ func resetCABundle(ctx context.Context, t *testing.T, admin dynamic.Interface) {
 
 func startDiscovery(t *testing.T, o discovery.Options) string {
 	t.Helper()
-	var logs syncBuffer
+	var logs testutil.Buffer
 	o.Logger = newLogger(&logs)
 	ready := make(chan string, 1)
 	o.Ready = func(addr string) { ready <- addr }
@@ -274,7 +274,7 @@ func startDiscovery(t *testing.T, o discovery.Options) string {
 
 func runSidecar(t *testing.T, ns, pod, ads, probers string) {
 	t.Helper()
-	var logs syncBuffer
+	var logs testutil.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -295,7 +295,7 @@ func runSidecar(t *testing.T, ns, pod, ads, probers string) {
 			t.Logf("sidecar logs:\n%s", logs.String())
 		}
 	})
-	eventually(t, 30*time.Second, "sidecar status server up", func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "sidecar status server up", func() (bool, string) {
 		resp, err := http.Get("http://" + podIP + ":15020/healthz/ready")
 		if err != nil {
 			return false, err.Error()
@@ -320,7 +320,7 @@ func kubeletProbe(t *testing.T, path string) {
 func waitEvent(ctx context.Context, t *testing.T, admin dynamic.Interface, ns, pod string) *unstructured.Unstructured {
 	t.Helper()
 	var ev *unstructured.Unstructured
-	eventually(t, 30*time.Second, "probe-failure event on "+ns+"/"+pod, func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "probe-failure event on "+ns+"/"+pod, func() (bool, string) {
 		list := podEvents(ctx, t, admin, ns, pod)
 		if len(list) == 0 {
 			return false, "no events"
@@ -480,40 +480,6 @@ func serveApp(t *testing.T, addr string) *http.Server {
 	return srv
 }
 
-func eventually(t *testing.T, d time.Duration, what string, f func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	last := ""
-	for {
-		ok, why := f()
-		if ok {
-			return
-		}
-		last = why
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s (last: %s)", what, d, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newLogger(w *syncBuffer) *slog.Logger {
+func newLogger(w *testutil.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 
 	"github.com/lucid-mesh/lucid/internal/pki/spiffe"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/catest"
 )
 
@@ -34,32 +34,14 @@ var (
 	productpage = spiffe.ID{TrustDomain: "cluster.local", Namespace: "default", ServiceAccount: "bookinfo-productpage"}
 )
 
-// syncBuffer is a log sink tests read while the manager writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // start dials the CA with tok and runs a Manager for id until the test ends.
-func start(t *testing.T, c *catest.CA, id spiffe.ID, tok TokenSource, o Options) (*Manager, *syncBuffer) {
+func start(t *testing.T, c *catest.CA, id spiffe.ID, tok TokenSource, o Options) (*Manager, *testutil.Buffer) {
 	t.Helper()
 	cc, client, err := Dial(DialOptions{Address: c.Addr, Roots: c.Roots(), Token: tok})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	o.Client, o.ID, o.Logger = client, id, slog.New(slog.NewTextHandler(logs, nil))
 	m, err := New(o)
 	if err != nil {

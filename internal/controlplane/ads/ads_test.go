@@ -23,6 +23,7 @@ import (
 	listenergrpc "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/lucid-mesh/lucid/internal/contract"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -264,7 +265,7 @@ func TestDisconnectedProxyForgotten(t *testing.T) {
 	handshake(t, c)
 	c.close()
 
-	eventually(t, "disconnect", func() bool { ps := s.status("gone"); return ps != nil && !ps.Connected })
+	testutil.Eventually(t, 5*time.Second, "disconnect", func() bool { ps := s.status("gone"); return ps != nil && !ps.Connected })
 	if st := s.status("gone").Types["LDS"]; st.State != contract.StateSynced {
 		t.Errorf("LDS after disconnect = %s, want the last state (SYNCED) kept", st.State)
 	}
@@ -296,7 +297,7 @@ func TestReconnectStartsFresh(t *testing.T) {
 	c := dial(t, s.addr, "a", nil)
 	handshake(t, c)
 	c.close()
-	eventually(t, "disconnect", func() bool { return !s.status("a").Connected })
+	testutil.Eventually(t, 5*time.Second, "disconnect", func() bool { return !s.status("a").Connected })
 
 	c2 := dial(t, s.addr, "a", nil)
 	c2.request(resourcev3.ClusterType, "", "", nil, "")

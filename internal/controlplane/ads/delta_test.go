@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/lucid-mesh/lucid/internal/contract"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // deltaClient is a hand-driven incremental ADS client.
@@ -140,7 +141,7 @@ func TestDeltaProtocol(t *testing.T) {
 	c.ack(c.next(resourcev3.ListenerType))
 	c.send(resourcev3.RouteType, []string{"80"}, nil, nil, "", "")
 	c.ack(c.next(resourcev3.RouteType))
-	eventually(t, "synced", func() bool {
+	testutil.Eventually(t, 5*time.Second, "synced", func() bool {
 		ps := s.SyncStatus()
 		return len(ps) == 1 && ps[0].Types["RDS"].State == contract.StateSynced
 	})
@@ -171,7 +172,7 @@ func TestDeltaProtocol(t *testing.T) {
 	}
 	// A NACK is recorded with its reason.
 	c.send(resourcev3.EndpointType, nil, nil, nil, eds.GetNonce(), "bad endpoints")
-	eventually(t, "NACK recorded", func() bool {
+	testutil.Eventually(t, 5*time.Second, "NACK recorded", func() bool {
 		ps := s.SyncStatus()
 		return len(ps) == 1 && ps[0].Types["EDS"].State == contract.StateError && ps[0].Types["EDS"].NackReason == "bad endpoints"
 	})

@@ -28,6 +28,7 @@ import (
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/lucid-mesh/lucid/internal/contract"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 const (
@@ -354,18 +355,6 @@ func endpointPort(t *testing.T, resp *discoverygrpc.DiscoveryResponse) uint32 {
 	return cla.GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetPortValue()
 }
 
-// eventually polls cond until it holds or 5s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // status returns the current status of proxy id (nil if unknown).
 func (s *testServer) status(id string) *contract.ProxyStatus {
 	for _, ps := range s.SyncStatus() {
@@ -380,7 +369,7 @@ func (s *testServer) status(id string) *contract.ProxyStatus {
 func (s *testServer) typeStatus(t *testing.T, id, short string, cond func(*contract.TypeStatus) bool) *contract.TypeStatus {
 	t.Helper()
 	var got *contract.TypeStatus
-	eventually(t, id+" "+short+" status", func() bool {
+	testutil.Eventually(t, 5*time.Second, id+" "+short+" status", func() bool {
 		ps := s.status(id)
 		if ps == nil {
 			return false

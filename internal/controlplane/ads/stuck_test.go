@@ -11,6 +11,7 @@ import (
 	endpointpb "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -112,7 +113,7 @@ func TestPilotMetrics(t *testing.T) {
 	s.Push(PushRequest{Version: "v2", Start: time.Now().Add(-time.Second)})
 	eds := c.next(resourcev3.EndpointType)
 	c.nack(eds, "", []string{testCluster}, "no")
-	eventually(t, "metrics", func() bool {
+	testutil.Eventually(t, 5*time.Second, "metrics", func() bool {
 		mfs, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)
@@ -132,7 +133,7 @@ func TestLagUntilAcked(t *testing.T) {
 	s := startServer(t)
 	c := dial(t, s.addr, "a", nil)
 	handshake(t, c)
-	eventually(t, "synced", func() bool { return s.status("a").BehindSince.IsZero() })
+	testutil.Eventually(t, 5*time.Second, "synced", func() bool { return s.status("a").BehindSince.IsZero() })
 
 	changed := time.Now().Add(-5 * time.Second)
 	s.gen.set(func(g *fakeGen) { g.port["a"] = 9999 })
@@ -142,7 +143,7 @@ func TestLagUntilAcked(t *testing.T) {
 		t.Errorf("BehindSince before the ACK = %v, want the change's time %v", got, changed)
 	}
 	c.ack(eds, []string{testCluster})
-	eventually(t, "lag cleared by the ACK", func() bool { return s.status("a").BehindSince.IsZero() })
+	testutil.Eventually(t, 5*time.Second, "lag cleared by the ACK", func() bool { return s.status("a").BehindSince.IsZero() })
 }
 
 // A response the client has not answered holds back the next push to it; the push then

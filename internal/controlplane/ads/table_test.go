@@ -2,15 +2,17 @@ package ads
 
 import (
 	"testing"
+	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // generated returns the resource of typeURL named name that the server holds for node id.
 func (s *testServer) generated(t *testing.T, id, typeURL, name string) *resource {
 	t.Helper()
 	var r *resource
-	eventually(t, "generated "+name, func() bool {
+	testutil.Eventually(t, 5*time.Second, "generated "+name, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if n := s.nodes[id]; n != nil {
@@ -72,7 +74,7 @@ func TestEqualResourcesStoredOnce(t *testing.T) {
 	s.gen.set(func(g *fakeGen) { delete(g.port, "a") })
 	s.Push(PushRequest{Version: "v3"})
 	a.ack(a.next(resourcev3.EndpointType), []string{testCluster})
-	eventually(t, "a back on b's endpoints", func() bool {
+	testutil.Eventually(t, 5*time.Second, "a back on b's endpoints", func() bool {
 		return s.generated(t, "a", resourcev3.EndpointType, testCluster) == bEDS
 	})
 	for _, v := range []string{"v4", "v5"} {

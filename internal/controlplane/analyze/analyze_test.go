@@ -2,17 +2,14 @@ package analyze
 
 import (
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func run(t *testing.T, dir string) []Message {
 	t.Helper()
@@ -31,20 +28,7 @@ func render(ms []Message) string {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	p := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (-update rewrites it)\n--- got\n%s\n--- want\n%s", p, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name+".golden"), []byte(got))
 }
 
 func TestGolden(t *testing.T) {

@@ -2,7 +2,6 @@ package translate
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,9 +14,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml")
 
 // validator is what every go-control-plane message has (protoc-gen-validate).
 type validator interface{ ValidateAll() error }
@@ -72,20 +70,7 @@ func TestGolden(t *testing.T) {
 					out.WriteString(indent(toYAML(t, msg)))
 				}
 			}
-			golden := strings.TrimSuffix(path, ".yaml") + ".golden.yaml"
-			if *update {
-				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./internal/translate -update)", err)
-			}
-			if !bytes.Equal(want, out.Bytes()) {
-				t.Errorf("%s differs from the generated output; diff it with -update and git diff:\n%s", golden, firstDiff(string(want), out.String()))
-			}
+			testutil.Golden(t, strings.TrimSuffix(path, ".yaml")+".golden.yaml", out.Bytes())
 			// Deterministic: a second run gives the same bytes.
 			again := Generate(m, p)
 			for i := range res.Clusters {
@@ -140,21 +125,4 @@ func indent(s string) string {
 		}
 	}
 	return strings.Join(lines, "\n") + "\n"
-}
-
-func firstDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < len(wl) || i < len(gl); i++ {
-		var w, g string
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if w != g {
-			return fmt.Sprintf("line %d:\n  want: %s\n  got:  %s", i+1, w, g)
-		}
-	}
-	return ""
 }

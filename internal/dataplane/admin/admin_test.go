@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -20,9 +18,8 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
 	"github.com/lucid-mesh/lucid/internal/dataplane/stats"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata golden files")
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
@@ -118,22 +115,7 @@ func (f *fixture) do(t *testing.T, method, path string) (int, string, http.Heade
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from golden\ngot:\n%s\nwant:\n%s", name, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name), []byte(got))
 }
 
 func TestClustersText(t *testing.T) {

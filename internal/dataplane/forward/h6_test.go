@@ -12,6 +12,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // backend89 is an HTTP/1.1 + h2c upstream on the 127.0.89.0/24 test subnet.
@@ -52,10 +53,10 @@ func TestH2PoolOverflow(t *testing.T) {
 	got := make(chan result, 2)
 	wg.Add(1)
 	go func() { defer wg.Done(); got <- e.get("/hold") }()
-	waitUntil(t, func() bool { return active.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "the condition", func() bool { return active.Load() == 1 })
 	wg.Add(1)
 	go func() { defer wg.Done(); got <- e.get("/hold") }()
-	waitUntil(t, func() bool { return e.cm.Get("h2").Stats().UpstreamRqPendingActive.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "the condition", func() bool { return e.cm.Get("h2").Stats().UpstreamRqPendingActive.Load() == 1 })
 
 	over := e.get("/")
 	if over.code != 503 || over.body != "upstream connect error or disconnect/reset before headers. reset reason: overflow" ||

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // Upstream resilience tests: misbehaving upstreams on 127.0.92.0/24.
@@ -582,7 +583,7 @@ func TestCircuitBreakers(t *testing.T) {
 		go func() { e.get("/hold"); done <- struct{}{} }()
 		started.Wait()
 		go func() { e.get("/"); done <- struct{}{} }() // waits for the connection
-		waitUntil(t, func() bool { return e.cm.Get("c").Stats().UpstreamRqPendingActive.Load() == 1 })
+		testutil.Eventually(t, 5*time.Second, "the condition", func() bool { return e.cm.Get("c").Stats().UpstreamRqPendingActive.Load() == 1 })
 		got := e.get("/")
 		release <- struct{}{}
 		<-done
@@ -666,15 +667,4 @@ func backend92(t testing.TB, h http.HandlerFunc) string {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
-}
-
-func waitUntil(t *testing.T, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 5 s")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }

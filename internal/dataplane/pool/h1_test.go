@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/upstreamtest"
 )
 
@@ -213,7 +214,7 @@ func TestH1ServerClosedIdleIsNotReused(t *testing.T) {
 	for i := range 5 {
 		// wait for the FIN of the previous connection to arrive
 		if i > 0 {
-			waitFor(t, "condition", func() bool { return closedIdle(p) })
+			testutil.Eventually(t, 5*time.Second, "condition", func() bool { return closedIdle(p) })
 		}
 		r, err := do(t, p, addr, newReq(t, "POST", "/", strings.NewReader("x")), nil)
 		if err != nil || r.body != "ok" {
@@ -421,7 +422,7 @@ func TestH1MaxConnectionsAndPendingOverflow(t *testing.T) {
 	inHandler.Wait()
 	second := make(chan error, 1)
 	go func() { _, err := do(t, p, addr, newReq(t, "GET", "/2", nil), cb); second <- err }()
-	waitFor(t, "condition", func() bool { return cb.active.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "condition", func() bool { return cb.active.Load() == 1 })
 	_, err := do(t, p, addr, newReq(t, "GET", "/3", nil), cb)
 	var oe *OverflowError
 	if !errors.As(err, &oe) || oe.Limit != "max_pending_requests" {
@@ -460,7 +461,7 @@ func TestH1IdleReaperClosesDeadConnections(t *testing.T) {
 	if _, err := do(t, p, addr, newReq(t, "GET", "/", nil), cb); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "condition", func() bool { return cb.closed.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "condition", func() bool { return cb.closed.Load() == 1 })
 	p.h1.mu.Lock()
 	open := p.h1.open
 	p.h1.mu.Unlock()

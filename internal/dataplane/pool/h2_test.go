@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // h2Upstream is an h2c server on 127.0.89.x that counts its connections and holds every
@@ -87,10 +88,10 @@ func TestH2LimitsOverflow(t *testing.T) {
 	errs := make(chan error, 2)
 	wg.Add(1)
 	go func() { defer wg.Done(); _, err := h2Get(ctx, p, u.addr, "/hold", cb); errs <- err }()
-	waitFor(t, "the first stream to reach the upstream", func() bool { return u.active.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "the first stream to reach the upstream", func() bool { return u.active.Load() == 1 })
 	wg.Add(1)
 	go func() { defer wg.Done(); _, err := h2Get(ctx, p, u.addr, "/hold", cb); errs <- err }()
-	waitFor(t, "the second request to be pending", func() bool { return cb.active.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "the second request to be pending", func() bool { return cb.active.Load() == 1 })
 
 	_, err := h2Get(ctx, p, u.addr, "/", cb)
 	var oe *OverflowError
@@ -144,7 +145,7 @@ func TestH2ConnectionLimits(t *testing.T) {
 					errs <- err
 				}()
 			}
-			waitFor(t, "every stream at the upstream", func() bool { return u.active.Load() == int64(tc.parallel) })
+			testutil.Eventually(t, 5*time.Second, "every stream at the upstream", func() bool { return u.active.Load() == int64(tc.parallel) })
 			close(u.release)
 			wg.Wait()
 			close(errs)
@@ -174,5 +175,5 @@ func TestH2MaxRequestsPerConnectionSequential(t *testing.T) {
 	if n := u.conns.Load(); n != 2 {
 		t.Fatalf("%d connections for 3 requests, want 2", n)
 	}
-	waitFor(t, "the drained connection to close", func() bool { return cb.closed.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "the drained connection to close", func() bool { return cb.closed.Load() == 1 })
 }

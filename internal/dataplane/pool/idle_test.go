@@ -8,12 +8,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/upstreamtest"
 )
 
@@ -26,24 +26,6 @@ func listen95(t testing.TB, ip string) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
-}
-
-// syncBuffer is a log destination the reaper's goroutine may write to while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // countingServer is a net/http server on ip answering "ok" (handler's headers first, if
@@ -262,7 +244,7 @@ func TestIdleEstimate(t *testing.T) {
 func TestIdleRetiresAtLearnedLimit(t *testing.T) {
 	t.Parallel()
 	addr, conns := countingServer(t, "127.0.95.3", time.Second, nil)
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	s := NewSet(slog.New(slog.NewTextHandler(logs, nil)))
 	s.Update(map[string]*resource.Cluster{"c": h1Cluster("c")})
 	t.Cleanup(s.Close)
@@ -289,7 +271,7 @@ func TestIdleRetiresAtLearnedLimit(t *testing.T) {
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("%d connections after the POST, want 2 (reused)", n)
 	}
-	waitFor(t, "the idle connection's retirement", func() bool { return stats(s)["upstream_cx_idle_retired"] == 1 })
+	testutil.Eventually(t, 5*time.Second, "the idle connection's retirement", func() bool { return stats(s)["upstream_cx_idle_retired"] == 1 })
 	if d := time.Since(idle); d >= info.Timeout || d < info.ReuseLimit-50*time.Millisecond {
 		t.Fatalf("retired after %s idle, want at the reuse limit %s, before the upstream's %s", d, info.ReuseLimit, info.Timeout)
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -82,17 +83,6 @@ func get(t *testing.T, p *Pool, addr string, proto int, cb Counters) (string, er
 	return string(b), nil
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestProtocols(t *testing.T) {
 	h1 := upstream(t, false, nil)
 	h2 := upstream(t, true, nil)
@@ -140,7 +130,7 @@ func TestMaxRequestsPerConnectionOneDisablesKeepAlive(t *testing.T) {
 	if n := c.opened.Load(); n != 2 {
 		t.Fatalf("opened %d connections, want 2", n)
 	}
-	waitFor(t, "both connections closed", func() bool { return c.closed.Load() == 2 })
+	testutil.Eventually(t, 5*time.Second, "both connections closed", func() bool { return c.closed.Load() == 2 })
 }
 
 func TestConnectErrors(t *testing.T) {
@@ -336,7 +326,7 @@ func TestUpdate(t *testing.T) {
 	if s.Get("d") != nil {
 		t.Fatal("removed cluster still has a pool")
 	}
-	waitFor(t, "old connection closed", func() bool { return c.closed.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "old connection closed", func() bool { return c.closed.Load() == 1 })
 }
 
 func TestInflightRequestSurvivesUpdate(t *testing.T) {
@@ -364,7 +354,7 @@ func TestInflightRequestSurvivesUpdate(t *testing.T) {
 	if err != nil || string(b) != "first last" {
 		t.Fatalf("body %q, err %v; want the whole body", b, err)
 	}
-	waitFor(t, "drained pool closed its connection", func() bool { return c.closed.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "drained pool closed its connection", func() bool { return c.closed.Load() == 1 })
 }
 
 // Connections to loopback upstreams come from the workload's address, so the next hop

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 const testNode = "sidecar~127.0.10.2~reviews-v1.default~default.svc.cluster.local"
@@ -176,18 +177,6 @@ func (r *recorder) count() int {
 	return len(r.snaps)
 }
 
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func startClient(t *testing.T, addr string, app Applier) *Client {
 	t.Helper()
 	return startClientWith(t, addr, app, ProtocolSotW) // these tests read the SotW requests; delta_test.go covers delta
@@ -242,8 +231,8 @@ func TestHappyPath(t *testing.T) {
 	rec := &recorder{}
 	c := startClient(t, cp.addr, rec)
 
-	waitFor(t, "a complete snapshot", func() bool { return complete(rec.last()) })
-	waitFor(t, "ACKs of all four types", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a complete snapshot", func() bool { return complete(rec.last()) })
+	testutil.Eventually(t, 10*time.Second, "ACKs of all four types", func() bool {
 		return cp.acked(ListenerType, "1") && cp.acked(RouteType, "1") && cp.acked(ClusterType, "1") && cp.acked(EndpointType, "1")
 	})
 	s := rec.last()
@@ -287,7 +276,7 @@ func TestHappyPath(t *testing.T) {
 
 	// An update replaces the endpoints.
 	cp.set(t, "2", fullConfig(t, "", "127.0.0.13"))
-	waitFor(t, "version 2 endpoints", func() bool {
+	testutil.Eventually(t, 10*time.Second, "version 2 endpoints", func() bool {
 		s := rec.last()
 		return s.Versions[EndpointType] == "2" && len(s.Endpoints[fxCluster].Endpoints) == 1
 	})
@@ -298,12 +287,12 @@ func TestNACKInvalidRegexKeepsPreviousConfig(t *testing.T) {
 	cp.set(t, "1", fullConfig(t, "/api/.*"))
 	rec := &recorder{}
 	c := startClient(t, cp.addr, rec)
-	waitFor(t, "version 1", func() bool { return cp.acked(RouteType, "1") && complete(rec.last()) })
+	testutil.Eventually(t, 10*time.Second, "version 1", func() bool { return cp.acked(RouteType, "1") && complete(rec.last()) })
 	applied := rec.count()
 
 	// The snapshot cache does not validate: the invalid regex reaches the client as is.
 	cp.set(t, "2", fullConfig(t, "("))
-	waitFor(t, "an RDS NACK", func() bool { return cp.nack(RouteType) != nil })
+	testutil.Eventually(t, 10*time.Second, "an RDS NACK", func() bool { return cp.nack(RouteType) != nil })
 	n := cp.nack(RouteType)
 	want := `route "9080": virtual_hosts[0].routes[0].match.safe_regex: invalid regex "(": `
 	if !strings.HasPrefix(n.GetErrorDetail().GetMessage(), want) {
@@ -315,9 +304,9 @@ func TestNACKInvalidRegexKeepsPreviousConfig(t *testing.T) {
 	if n.GetVersionInfo() != "1" {
 		t.Errorf("NACK version_info = %q, want the last accepted 1", n.GetVersionInfo())
 	}
-	waitFor(t, "status shows the NACK", func() bool { return c.Status().Types["RDS"].NackVersion == "2" })
+	testutil.Eventually(t, 10*time.Second, "status shows the NACK", func() bool { return c.Status().Types["RDS"].NackVersion == "2" })
 	// The other types of version 2 are applied; the route stays at version 1.
-	waitFor(t, "LDS and CDS of version 2", func() bool { return cp.acked(ListenerType, "2") && cp.acked(ClusterType, "2") })
+	testutil.Eventually(t, 10*time.Second, "LDS and CDS of version 2", func() bool { return cp.acked(ListenerType, "2") && cp.acked(ClusterType, "2") })
 	s := rec.last()
 	if s.Versions[RouteType] != "1" {
 		t.Errorf("applied route version = %q, want 1", s.Versions[RouteType])
@@ -334,7 +323,7 @@ func TestNACKInvalidRegexKeepsPreviousConfig(t *testing.T) {
 	}
 	// A fixed route is accepted and clears the NACK.
 	cp.set(t, "3", fullConfig(t, "/v2/.*"))
-	waitFor(t, "version 3 route", func() bool { return rec.last().Versions[RouteType] == "3" })
+	testutil.Eventually(t, 10*time.Second, "version 3 route", func() bool { return rec.last().Versions[RouteType] == "3" })
 	if st := c.Status().Types["RDS"]; st.NackReason != "" || st.Version != "3" {
 		t.Errorf("RDS status after fix = %+v", st)
 	}
@@ -351,11 +340,11 @@ func TestApplierErrorIsNACKed(t *testing.T) {
 		return nil
 	}}
 	c := startClient(t, cp.addr, rec)
-	waitFor(t, "an LDS NACK", func() bool { return cp.nack(ListenerType) != nil })
+	testutil.Eventually(t, 10*time.Second, "an LDS NACK", func() bool { return cp.nack(ListenerType) != nil })
 	if got := cp.nack(ListenerType).GetErrorDetail().GetMessage(); got != bindErr {
 		t.Errorf("NACK message = %q, want %q", got, bindErr)
 	}
-	waitFor(t, "CDS ACK", func() bool { return cp.acked(ClusterType, "1") })
+	testutil.Eventually(t, 10*time.Second, "CDS ACK", func() bool { return cp.acked(ClusterType, "1") })
 	rec.mu.Lock()
 	for _, s := range rec.snaps {
 		if len(s.Listeners) > 0 {
@@ -374,11 +363,11 @@ func TestReconnectKeepsLastGoodConfig(t *testing.T) {
 	cp.set(t, "1", fullConfig(t, "", "127.0.0.11"))
 	rec := &recorder{}
 	c := startClient(t, addr, rec)
-	waitFor(t, "version 1", func() bool { return complete(rec.last()) && rec.last().Versions[EndpointType] == "1" })
+	testutil.Eventually(t, 10*time.Second, "version 1", func() bool { return complete(rec.last()) && rec.last().Versions[EndpointType] == "1" })
 	before := rec.count()
 
 	cp.stop()
-	waitFor(t, "disconnected", func() bool { return !c.Status().Connected })
+	testutil.Eventually(t, 10*time.Second, "disconnected", func() bool { return !c.Status().Connected })
 	if rec.count() != before {
 		t.Errorf("applied %d snapshots while disconnected", rec.count()-before)
 	}
@@ -388,7 +377,7 @@ func TestReconnectKeepsLastGoodConfig(t *testing.T) {
 
 	cp2 := startControlPlane(t, addr)
 	cp2.set(t, "2", fullConfig(t, "", "127.0.0.11", "127.0.0.12"))
-	waitFor(t, "version 2 after reconnect", func() bool {
+	testutil.Eventually(t, 10*time.Second, "version 2 after reconnect", func() bool {
 		s := rec.last()
 		return s.Versions[EndpointType] == "2" && len(s.Endpoints[fxCluster].Endpoints) == 2
 	})
@@ -397,7 +386,7 @@ func TestReconnectKeepsLastGoodConfig(t *testing.T) {
 	}
 	// The first requests on the new stream carry the last accepted versions.
 	for _, url := range []string{ListenerType, ClusterType, RouteType, EndpointType} {
-		waitFor(t, "a "+url+" request on the new stream", func() bool { return len(cp2.requests(url)) > 0 })
+		testutil.Eventually(t, 10*time.Second, "a "+url+" request on the new stream", func() bool { return len(cp2.requests(url)) > 0 })
 		reqs := cp2.requests(url)
 		if len(reqs) == 0 || reqs[0].GetVersionInfo() != "1" {
 			t.Errorf("first %s request on the new stream: %v", url, reqs)
@@ -410,7 +399,7 @@ func TestConfigDump(t *testing.T) {
 	cp.set(t, "1", fullConfig(t, ""))
 	rec := &recorder{}
 	c := startClient(t, cp.addr, rec)
-	waitFor(t, "config", func() bool { return complete(rec.last()) })
+	testutil.Eventually(t, 10*time.Second, "config", func() bool { return complete(rec.last()) })
 
 	for _, eds := range []bool{false, true} {
 		out, err := c.ConfigDump(eds)

@@ -3,6 +3,7 @@ package xdsclient
 import (
 	"strings"
 	"testing"
+	"time"
 
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 const fxHTTPSChain = "https.443.https.gw.istio-system"
@@ -200,7 +202,7 @@ func TestNACKSDSKeepsPreviousConfig(t *testing.T) {
 	cp.set(t, "1", fullConfig(t, ""))
 	rec := &recorder{}
 	startClient(t, cp.addr, rec)
-	waitFor(t, "version 1", func() bool { return cp.acked(ListenerType, "1") && complete(rec.last()) })
+	testutil.Eventually(t, 10*time.Second, "version 1", func() bool { return cp.acked(ListenerType, "1") && complete(rec.last()) })
 
 	tc := fxDownstreamTLS()
 	tc.CommonTlsContext.TlsCertificates = nil
@@ -208,7 +210,7 @@ func TestNACKSDSKeepsPreviousConfig(t *testing.T) {
 	cfg := fullConfig(t, "")
 	cfg[resourcev3.ListenerType] = []types.Resource{fxListenerProto(t), fxGatewayListener(t, tc)}
 	cp.set(t, "2", cfg)
-	waitFor(t, "an LDS NACK", func() bool { return cp.nack(ListenerType) != nil })
+	testutil.Eventually(t, 10*time.Second, "an LDS NACK", func() bool { return cp.nack(ListenerType) != nil })
 	msg := cp.nack(ListenerType).GetErrorDetail().GetMessage()
 	for _, want := range []string{`listener "0.0.0.0_443"`, `filter_chains[0] "` + fxHTTPSChain + `"`, "SDS is not supported in local mode"} {
 		if !strings.Contains(msg, want) {

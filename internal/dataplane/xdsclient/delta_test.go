@@ -7,6 +7,7 @@ import (
 	"time"
 
 	discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // deltaRequests returns the recorded delta requests of typeURL.
@@ -30,7 +31,7 @@ func TestDeltaWhenOffered(t *testing.T) {
 	rec := &recorder{}
 	c := startClientWith(t, cp.addr, rec, ProtocolAuto)
 
-	waitFor(t, "a complete snapshot", func() bool { return complete(rec.last()) })
+	testutil.Eventually(t, 10*time.Second, "a complete snapshot", func() bool { return complete(rec.last()) })
 	if st := c.Status(); st.Protocol != ProtocolDelta || !st.Connected {
 		t.Fatalf("status = %+v, want connected over delta", st)
 	}
@@ -43,14 +44,14 @@ func TestDeltaWhenOffered(t *testing.T) {
 	}
 
 	cp.set(t, "2", fullConfig(t, "", "127.0.0.13"))
-	waitFor(t, "version 2 endpoints", func() bool {
+	testutil.Eventually(t, 10*time.Second, "version 2 endpoints", func() bool {
 		s := rec.last()
 		return len(s.Endpoints[fxCluster].Endpoints) == 1 && s.Endpoints[fxCluster].Endpoints[0].Address.String() == "127.0.0.13:9080"
 	})
 
 	// An invalid route is NACKed over delta; the previous routes keep serving.
 	cp.set(t, "3", fullConfig(t, "(", "127.0.0.13"))
-	waitFor(t, "a delta NACK of RDS", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a delta NACK of RDS", func() bool {
 		for _, r := range cp.deltaRequests(RouteType) {
 			if r.GetErrorDetail() != nil {
 				return true
@@ -72,7 +73,7 @@ func TestSotWWhenDeltaNotOffered(t *testing.T) {
 	cp.set(t, "1", fullConfig(t, "", "127.0.0.11"))
 	rec := &recorder{}
 	c := startClientWith(t, cp.addr, rec, ProtocolAuto)
-	waitFor(t, "a complete snapshot", func() bool { return complete(rec.last()) })
+	testutil.Eventually(t, 10*time.Second, "a complete snapshot", func() bool { return complete(rec.last()) })
 	if st := c.Status(); st.Protocol != ProtocolSotW {
 		t.Fatalf("protocol = %q, want %q", st.Protocol, ProtocolSotW)
 	}
@@ -85,13 +86,13 @@ func TestDeltaReconnectSendsInitialVersions(t *testing.T) {
 	cp.set(t, "1", fullConfig(t, "", "127.0.0.11"))
 	rec := &recorder{}
 	c := startClientWith(t, addr, rec, ProtocolAuto)
-	waitFor(t, "a complete snapshot", func() bool { return complete(rec.last()) })
+	testutil.Eventually(t, 10*time.Second, "a complete snapshot", func() bool { return complete(rec.last()) })
 	cp.stop()
-	waitFor(t, "disconnected", func() bool { return !c.Status().Connected })
+	testutil.Eventually(t, 10*time.Second, "disconnected", func() bool { return !c.Status().Connected })
 
 	cp2 := startControlPlane(t, addr)
 	cp2.set(t, "2", fullConfig(t, "", "127.0.0.11", "127.0.0.12"))
-	waitFor(t, "version 2 after reconnect", func() bool { return len(rec.last().Endpoints[fxCluster].Endpoints) == 2 })
+	testutil.Eventually(t, 10*time.Second, "version 2 after reconnect", func() bool { return len(rec.last().Endpoints[fxCluster].Endpoints) == 2 })
 	for _, url := range []string{ListenerType, ClusterType} {
 		reqs := cp2.deltaRequests(url)
 		if len(reqs) == 0 || len(reqs[0].GetInitialResourceVersions()) != 1 {
@@ -120,7 +121,7 @@ func TestDecodeCacheShares(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "both complete", func() bool { return complete(recs[0].last()) && complete(recs[1].last()) })
+	testutil.Eventually(t, 10*time.Second, "both complete", func() bool { return complete(recs[0].last()) && complete(recs[1].last()) })
 	a, b := recs[0].last(), recs[1].last()
 	if a.Clusters[fxCluster] != b.Clusters[fxCluster] || a.Endpoints[fxCluster] != b.Endpoints[fxCluster] {
 		t.Error("two clients with one DecodeCache decoded the same resources separately")

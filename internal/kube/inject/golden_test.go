@@ -2,15 +2,14 @@ package inject
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the testdata/*.yaml.injected golden files")
+	"github.com/lucid-mesh/lucid/internal/testutil"
+)
 
 // testConfig is the configuration every golden file is injected with.
 var testConfig = Config{Image: "ghcr.io/lucid-mesh/lucid:test"}
@@ -50,20 +49,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := injectFile(t, in)
-			golden := file + ".injected"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./internal/inject -update)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the golden file (rerun with -update if intended):\n%s", file, lineDiff(string(want), string(got)))
-			}
+			testutil.Golden(t, file+".injected", got)
 		})
 	}
 }

@@ -3,7 +3,6 @@ package install
 import (
 	"bytes"
 	"compress/gzip"
-	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -18,29 +17,15 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/lucid-mesh/lucid/internal/kube/inject"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/install.yaml")
 
 func TestGolden(t *testing.T) {
 	got, err := Render(Options{Image: "ghcr.io/lucid-mesh/lucid:test", NoCRDs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "install.yaml")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("lucid install output differs from %s; rerun with -update if intended", golden)
-	}
+	testutil.Golden(t, filepath.Join("testdata", "install.yaml"), got)
 }
 
 // TestCRDs: the embedded stream holds the CRDs of every Istio kind Lucid reads.

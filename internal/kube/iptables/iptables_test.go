@@ -1,13 +1,10 @@
 package iptables
 
 import (
-	"flag"
 	"net/netip"
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // goldenConfigs are the rule sets kept in testdata/*.golden. Most mirror a case of
 // istio-iptables' capture tests (same flags, so the IPv4 rules must be the ones Istio

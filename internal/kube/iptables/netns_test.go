@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/netns"
 )
 
@@ -208,18 +209,5 @@ func savedRules(t *testing.T, b Backend) string {
 
 func compareGolden(t *testing.T, name, got string) {
 	t.Helper()
-	golden := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("rules differ from %s:\n%s", golden, got)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name+".golden"), []byte(got))
 }

@@ -2,7 +2,6 @@ package up
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +10,8 @@ import (
 	"testing"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata golden files")
 
 // renderPlan writes a plan as the text a reviewer checks in the golden file.
 func renderPlan(p *Plan) string {
@@ -36,19 +34,7 @@ func renderPlan(p *Plan) string {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (run with -update if the change is right):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name), []byte(got))
 }
 
 func loadExample(t *testing.T) []*config.Object {

@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // The test binary doubles as a fake lucid (discovery, sidecar, demo-app) when
@@ -130,27 +130,9 @@ func writeConfig(t *testing.T, dir, yaml string) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the supervisor's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runFake runs Run on a fake mesh whose app is mode; it returns the output, Run's
 // result channel and the cancel function.
-func runFake(t *testing.T, mode string) (*syncBuffer, <-chan error, context.CancelFunc) {
+func runFake(t *testing.T, mode string) (*testutil.Buffer, <-chan error, context.CancelFunc) {
 	t.Helper()
 	t.Setenv("LUCID_UP_FAKE", "1")
 	dir := t.TempDir()
@@ -159,7 +141,7 @@ func runFake(t *testing.T, mode string) (*syncBuffer, <-chan error, context.Canc
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &testutil.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -173,7 +155,7 @@ func runFake(t *testing.T, mode string) (*syncBuffer, <-chan error, context.Canc
 	return out, done, cancel
 }
 
-func waitFor(t *testing.T, out *syncBuffer, s string) {
+func waitFor(t *testing.T, out *testutil.Buffer, s string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !strings.Contains(out.String(), s) {
@@ -314,7 +296,7 @@ func TestRunAddressInUse(t *testing.T) {
 
 func TestStopAllEscalatesToSIGKILL(t *testing.T) {
 	t.Setenv("LUCID_UP_FAKE", "1")
-	var buf syncBuffer
+	var buf testutil.Buffer
 	out := NewOutput(&buf, 8, false)
 	c, err := Start(Process{Name: "stubborn", Path: os.Args[0], Args: []string{"demo-app", "--name", "stubborn", "--listen", "127.0.87.9:8080"}}, out, nil)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/agent"
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // Workload is one workload of the test mesh.
@@ -49,7 +50,7 @@ type Mesh struct {
 	ADS    string
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	Logs   *syncBuffer
+	Logs   *testutil.Buffer
 }
 
 // Options tune the control plane of a test mesh.
@@ -69,7 +70,7 @@ func Start(t testing.TB, files map[string]string, workloads []Workload) *Mesh {
 // StartWith is Start with the control plane tuned by o.
 func StartWith(t testing.TB, o Options, files map[string]string, workloads []Workload) *Mesh {
 	t.Helper()
-	m := &Mesh{t: t, Dir: t.TempDir(), Logs: &syncBuffer{}}
+	m := &Mesh{t: t, Dir: t.TempDir(), Logs: &testutil.Buffer{}}
 	for name, body := range files {
 		m.WriteFile(name, body)
 	}
@@ -217,23 +218,4 @@ func (m *Mesh) startApp(ctx context.Context, w Workload, port int) {
 		defer c()
 		_ = srv.Shutdown(sctx)
 	}()
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }

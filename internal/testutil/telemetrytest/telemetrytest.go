@@ -7,7 +7,6 @@ package telemetrytest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,9 +19,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // Versions of the backends: test/telemetrybin/go.mod's (TestVersionsMatchModule keeps them
@@ -71,29 +71,11 @@ func freeAddr(t testing.TB, ip string) string {
 	return l.Addr().String()
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // run starts bin and stops it when the test ends, printing its output if the test failed.
 // The channel is closed when the process exits.
-func run(t testing.TB, bin string, args ...string) (*syncBuffer, <-chan struct{}) {
+func run(t testing.TB, bin string, args ...string) (*testutil.Buffer, <-chan struct{}) {
 	t.Helper()
-	var out syncBuffer
+	var out testutil.Buffer
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
