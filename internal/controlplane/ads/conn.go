@@ -357,10 +357,12 @@ func (c *conn) answer(w *watch, added []string, all, first bool) error {
 	default:
 		return nil
 	}
-	// A first response of a wildcard or full-state type goes out even when empty (the
-	// client waits for it); so does any SotW listener or cluster response (absence of a
-	// named resource is news there).
-	must := (first && (w.wildcard || fullState(w.typeURL))) || (fullState(w.typeURL) && !delta)
+	// A stream's first response of a type goes out even when empty: the client may wait
+	// for it, and a client that reconnects already holding every resource at its version
+	// (delta's initial versions) still acknowledges this control plane's state, which
+	// proxy-status shows as SYNCED rather than NOT SENT. Any SotW listener or cluster
+	// response goes out too (absence of a named resource is news there).
+	must := first || (fullState(w.typeURL) && !delta)
 	if len(res) == 0 && len(removed) == 0 && !must {
 		if w.sent == nil {
 			w.sent, w.sentHash = v, v.hash()

@@ -202,3 +202,38 @@ func TestDeltaInitialVersions(t *testing.T) {
 		t.Fatalf("reconnect with versions of %v: got %v removed %v, want only %s new and %s removed", versions, got, r.GetRemovedResources(), b+"2", b)
 	}
 }
+
+// A client reconnecting that already holds every named resource at its version gets an
+// empty response, acknowledges it, and proxy-status shows the type SYNCED with this
+// control plane (not NOT SENT, as a replaced control plane pod showed before).
+func TestDeltaReconnectUpToDateIsSynced(t *testing.T) {
+	const a = "outbound|80||a"
+	g := &setGen{}
+	g.set(resourcev3.ClusterType, edsCluster(a))
+	g.set(resourcev3.EndpointType, cla(a, 8001))
+	s, addr := startSetServer(t, g)
+	const id = "sidecar~127.0.0.1~a.default~default.svc.cluster.local"
+	c := dialDelta(t, addr, id)
+	c.send(resourcev3.EndpointType, []string{a}, nil, nil, "", "")
+	first := c.next(resourcev3.EndpointType)
+	versions := map[string]string{}
+	for _, r := range first.GetResources() {
+		versions[r.GetName()] = r.GetVersion()
+	}
+
+	c2 := dialDelta(t, addr, id)
+	c2.send(resourcev3.EndpointType, []string{a}, nil, versions, "", "")
+	r := c2.next(resourcev3.EndpointType)
+	if len(r.GetResources()) != 0 || len(r.GetRemovedResources()) != 0 {
+		t.Fatalf("reconnect holding %v: got %v removed %v, want an empty response", versions, deltaNames(r), r.GetRemovedResources())
+	}
+	c2.ack(r)
+	testutil.Eventually(t, 5*time.Second, "EDS SYNCED after the reconnect", func() bool {
+		for _, ps := range s.SyncStatus() {
+			if ts := ps.Types["EDS"]; ts != nil && ts.State == contract.StateSynced && ts.SentNonce == r.GetNonce() {
+				return true
+			}
+		}
+		return false
+	})
+}
