@@ -26,8 +26,10 @@ build:
 ## fuzz target briefly (first builds the Kubernetes and telemetry test binaries if they are not cached yet)
 test: kube-bins telemetry-bins unit test-kubelet test-istioanalyze fuzz-short
 
+# -timeout: test/node (a real Kubernetes node) runs about 6 minutes on a 2-core machine, too
+# close to go test's 10-minute default per package.
 unit:
-	go test -race -count=1 ./...
+	go test -race -count=1 -timeout 20m ./...
 
 ## test-kubelet: app probes checked against the kubelet's own probe code (a separate module, test/kubelet)
 test-kubelet:
