@@ -1,23 +1,18 @@
 package selfcert
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"sync/atomic"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/pki"
 )
 
-// Defaults of RotatorOptions.
-const (
-	DefaultValidity = 30 * 24 * time.Hour // a serving certificate's lifetime
-	// retryAfter spaces attempts after a failed issuance (it never fails in practice:
-	// only the random source can).
-	retryAfter = 10 * time.Second
-)
+// DefaultValidity is a serving certificate's lifetime when RotatorOptions leave it zero.
+const DefaultValidity = 30 * 24 * time.Hour
 
 // RotatorOptions configure the serving certificate.
 type RotatorOptions struct {
@@ -31,13 +26,12 @@ type RotatorOptions struct {
 	Now                   func() time.Time // default time.Now
 }
 
-// Rotator holds the current serving certificate and renews it. GetCertificate may be
-// called from any goroutine; Run owns the renewal timer.
+// Rotator holds the current serving certificate and renews it (a pki.Rotator issuing
+// from the webhook's CA). GetCertificate may be called from any goroutine; Run owns the
+// renewal timer.
 type Rotator struct {
-	ca        *Authority
-	o         RotatorOptions
-	cur       atomic.Pointer[tls.Certificate]
-	rotations atomic.Int64
+	*pki.Rotator
+	ca *Authority
 }
 
 // NewRotator issues the first serving certificate from ca.
@@ -54,67 +48,20 @@ func NewRotator(ca *Authority, o RotatorOptions) (*Rotator, error) {
 	if o.Validity < 0 || o.RenewBefore < 0 || o.RenewBefore >= o.Validity {
 		return nil, fmt.Errorf("selfcert: renew-before (%s) must be positive and shorter than the validity (%s)", o.RenewBefore, o.Validity)
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	r := &Rotator{ca: ca, o: o}
-	if err := r.rotate(); err != nil {
+	r, err := pki.NewRotator(pki.RotatorOptions{
+		Issue: func(now time.Time) (*tls.Certificate, error) {
+			return ca.Issue(o.DNSNames, o.IPs, o.Validity, now)
+		},
+		RenewBefore: o.RenewBefore,
+		Name:        "webhook serving certificate",
+		Logger:      o.Logger,
+		Now:         o.Now,
+	})
+	if err != nil {
 		return nil, err
 	}
-	return r, nil
+	return &Rotator{Rotator: r, ca: ca}, nil
 }
-
-// GetCertificate is tls.Config.GetCertificate: the current serving certificate.
-func (r *Rotator) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return r.cur.Load(), nil
-}
-
-// Current is the current serving certificate.
-func (r *Rotator) Current() *tls.Certificate { return r.cur.Load() }
-
-// Rotations counts the certificates issued after the first.
-func (r *Rotator) Rotations() int64 { return r.rotations.Load() }
 
 // CA is the authority the certificates come from.
 func (r *Rotator) CA() *Authority { return r.ca }
-
-func (r *Rotator) rotate() error {
-	c, err := r.ca.Issue(r.o.DNSNames, r.o.IPs, r.o.Validity, r.o.Now())
-	if err != nil {
-		return err
-	}
-	if r.cur.Swap(c) != nil {
-		r.rotations.Add(1)
-		r.o.Logger.Info("webhook serving certificate renewed", "expires", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
-	}
-	return nil
-}
-
-// Run renews the certificate RenewBefore its expiry until ctx ends.
-func (r *Rotator) Run(ctx context.Context) {
-	t := time.NewTimer(r.next())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		d := retryAfter
-		if err := r.rotate(); err != nil {
-			r.o.Logger.Error("renewing the webhook serving certificate failed; the current one keeps serving", "error", err, "retry", d)
-		} else {
-			d = r.next()
-		}
-		t.Reset(d)
-	}
-}
-
-// next is the delay until the current certificate must be renewed.
-func (r *Rotator) next() time.Duration {
-	d := r.cur.Load().Leaf.NotAfter.Add(-r.o.RenewBefore).Sub(r.o.Now())
-	return max(d, 10*time.Millisecond)
-}

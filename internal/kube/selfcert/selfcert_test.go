@@ -33,8 +33,8 @@ func TestAuthorityRoundTrip(t *testing.T) {
 		want      string
 	}{
 		{"garbage cert", []byte("nope"), ca.KeyPEM(), "no PEM CERTIFICATE block"},
-		{"garbage key", ca.CertPEM(), []byte("nope"), "CA key: no PEM block"},
-		{"key of another CA", ca.CertPEM(), other.KeyPEM(), "does not match"},
+		{"garbage key", ca.CertPEM(), []byte("nope"), "ca-key.pem: no PEM block"},
+		{"key of another CA", ca.CertPEM(), other.KeyPEM(), "does not belong to ca-cert.pem"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
