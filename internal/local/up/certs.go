@@ -1,15 +1,9 @@
 package up
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
+	"crypto"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +12,7 @@ import (
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/pki"
 )
 
 // AnnotationGenerateCertificate on a Gateway set to "true" makes `lucid up` create the
@@ -77,7 +72,7 @@ func EnsureCertificates(dir string, objs []*config.Object, ips []string) ([]Gene
 			}
 			if t.GetMode() == networkingv1alpha3.ServerTLSSettings_MUTUAL && t.GetCaCertificates() != "" {
 				if p := resolve(base, t.GetCaCertificates()); !fileExists(p) {
-					if err := writePEM(p, "CERTIFICATE", ca.der, 0o644); err != nil {
+					if err := writeFile(p, pki.EncodeCerts(ca.Cert), 0o644); err != nil {
 						return out, fmt.Errorf("%s: spec.servers[%d].tls.caCertificates: %w", o.Key(), i, err)
 					}
 				}
@@ -95,48 +90,29 @@ func resolve(base, p string) string {
 	return filepath.Join(base, p)
 }
 
-type authority struct {
-	cert *x509.Certificate
-	der  []byte
-	key  *ecdsa.PrivateKey
-}
-
 // loadOrCreateCA reuses the CA at certPath/keyPath or creates one there.
-func loadOrCreateCA(certPath, keyPath string) (*authority, error) {
+func loadOrCreateCA(certPath, keyPath string) (*pki.Authority, error) {
 	if fileExists(certPath) && fileExists(keyPath) {
 		return loadCA(certPath, keyPath)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewRoot(pki.RootOptions{Org: "Lucid", CommonName: "lucid up example CA", Validity: certValidity})
 	if err != nil {
-		return nil, fmt.Errorf("generating the CA key: %w", err)
+		return nil, fmt.Errorf("creating the CA: %w", err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "lucid up example CA", Organization: []string{"Lucid"}},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(certValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	key, err := pki.EncodeKey(ca.Key)
 	if err != nil {
-		return nil, fmt.Errorf("creating the CA certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("reading back the CA certificate: %w", err)
-	}
-	if err := writeKey(keyPath, key); err != nil {
 		return nil, err
 	}
-	if err := writePEM(certPath, "CERTIFICATE", der, 0o644); err != nil {
+	if err := writeFile(keyPath, key, 0o600); err != nil {
 		return nil, err
 	}
-	return &authority{cert: cert, der: der, key: key}, nil
+	if err := writeFile(certPath, pki.EncodeCerts(ca.Cert), 0o644); err != nil {
+		return nil, err
+	}
+	return ca, nil
 }
 
-func loadCA(certPath, keyPath string) (*authority, error) {
+func loadCA(certPath, keyPath string) (*pki.Authority, error) {
 	cb, err := os.ReadFile(certPath)
 	if err != nil {
 		return nil, fmt.Errorf("reading the CA: %w", err)
@@ -145,65 +121,41 @@ func loadCA(certPath, keyPath string) (*authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the CA key: %w", err)
 	}
-	cblock, _ := pem.Decode(cb)
-	kblock, _ := pem.Decode(kb)
-	if cblock == nil || kblock == nil {
-		return nil, fmt.Errorf("%s or %s: no PEM block", certPath, keyPath)
-	}
-	cert, err := x509.ParseCertificate(cblock.Bytes)
+	ca, err := pki.LoadAuthority(pki.Files{CACert: cb, CAKey: kb})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", certPath, err)
+		return nil, fmt.Errorf("the CA in %s and %s: %w", certPath, keyPath, err)
 	}
-	key, err := x509.ParseECPrivateKey(kblock.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", keyPath, err)
-	}
-	return &authority{cert: cert, der: cblock.Bytes, key: key}, nil
+	return ca, nil
 }
 
 // writeLeaf writes a server certificate for hosts, localhost and ips signed by ca.
-func writeLeaf(ca *authority, certPath, keyPath string, hosts, ips []string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generating the server key: %w", err)
-	}
+func writeLeaf(ca *pki.Authority, certPath, keyPath string, hosts, ips []string) error {
 	cn := "localhost"
 	if len(hosts) > 0 {
 		cn = hosts[0]
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: cn, Organization: []string{"Lucid"}},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(certValidity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     append(append([]string{}, hosts...), "localhost"),
-	}
+	t := pki.Template{CommonName: cn, DNSNames: append(append([]string{}, hosts...), "localhost"), Validity: certValidity}
 	for _, s := range append([]string{"127.0.0.1"}, ips...) {
 		if ip := net.ParseIP(s); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			t.IPs = append(t.IPs, ip)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	c, err := ca.Issue(t, pki.ECDSAP256)
 	if err != nil {
 		return fmt.Errorf("creating the server certificate: %w", err)
 	}
-	if err := writeKey(keyPath, key); err != nil {
+	key, err := pki.EncodeKey(c.PrivateKey.(crypto.Signer))
+	if err != nil {
 		return err
 	}
-	return writePEM(certPath, "CERTIFICATE", der, 0o644)
-}
-
-func writeKey(path string, key *ecdsa.PrivateKey) error {
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("encoding %s: %w", path, err)
+	if err := writeFile(keyPath, key, 0o600); err != nil {
+		return err
 	}
-	return writePEM(path, "EC PRIVATE KEY", der, 0o600)
+	return writeFile(certPath, pki.EncodeCerts(c.Leaf), 0o644)
 }
 
-func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+// writeFile creates path (never overwriting) with b.
+func writeFile(path string, b []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
@@ -211,7 +163,7 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	err = pem.Encode(f, &pem.Block{Type: typ, Bytes: der})
+	_, err = f.Write(b)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -219,12 +171,4 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 		return errors.Join(fmt.Errorf("writing %s: %w", path, err), os.Remove(path))
 	}
 	return nil
-}
-
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	if err != nil {
-		return big.NewInt(time.Now().UnixNano())
-	}
-	return n
 }

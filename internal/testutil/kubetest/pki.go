@@ -1,19 +1,17 @@
 package kubetest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	lpki "github.com/lucid-mesh/lucid/internal/pki"
 )
 
 // pki is what the API server needs on disk: a CA, a serving certificate for 127.0.0.1 signed
@@ -25,82 +23,52 @@ type pki struct {
 }
 
 func writePKI(dir string) (*pki, error) {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := lpki.NewRoot(lpki.RootOptions{CommonName: "lucid-kubetest-ca", Org: "lucid", Validity: 24 * time.Hour})
 	if err != nil {
-		return nil, fmt.Errorf("kubetest: CA key: %w", err)
+		return nil, fmt.Errorf("kubetest: CA: %w", err)
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "lucid-kubetest-ca"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("kubetest: CA certificate: %w", err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("kubetest: CA certificate: %w", err)
-	}
-
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("kubetest: serving key: %w", err)
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	srv, err := ca.Issue(lpki.Template{
+		CommonName: "kube-apiserver",
+		DNSNames:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
+		Validity:   24 * time.Hour,
+	}, lpki.ECDSAP256)
 	if err != nil {
 		return nil, fmt.Errorf("kubetest: serving certificate: %w", err)
 	}
+	srvKey, err := lpki.EncodeKey(srv.PrivateKey.(crypto.Signer))
+	if err != nil {
+		return nil, fmt.Errorf("kubetest: serving key: %w", err)
+	}
 
 	// Service-account tokens are signed with RS256, the algorithm every verifier supports.
-	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	saKey, err := lpki.NewKey(lpki.RSA2048)
+	if err != nil {
+		return nil, fmt.Errorf("kubetest: service-account key: %w", err)
+	}
+	saPubDER, err := x509.MarshalPKIXPublicKey(saKey.Public())
 	if err != nil {
 		return nil, fmt.Errorf("kubetest: service-account key: %w", err)
 	}
 
 	p := &pki{
-		caPEM:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		caPEM:       lpki.EncodeCerts(ca.Cert),
 		servingCert: filepath.Join(dir, "serving.crt"),
 		serving:     filepath.Join(dir, "serving.key"),
 		saKey:       filepath.Join(dir, "sa.key"),
 		saPub:       filepath.Join(dir, "sa.pub"),
 	}
-	srvKeyDER, err := x509.MarshalECPrivateKey(srvKey)
-	if err != nil {
-		return nil, fmt.Errorf("kubetest: serving key: %w", err)
-	}
-	saPubDER, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("kubetest: service-account key: %w", err)
-	}
 	files := []struct {
 		path string
-		typ  string
-		der  []byte
+		b    []byte
 	}{
-		{p.servingCert, "CERTIFICATE", srvDER},
-		{p.serving, "EC PRIVATE KEY", srvKeyDER},
-		{p.saKey, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)},
-		{p.saPub, "PUBLIC KEY", saPubDER},
+		{p.servingCert, lpki.EncodeCerts(srv.Leaf)},
+		{p.serving, srvKey},
+		{p.saKey, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey.(*rsa.PrivateKey))})},
+		{p.saPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER})},
 	}
 	for _, f := range files {
-		b := pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})
-		if err := os.WriteFile(f.path, b, 0o600); err != nil {
+		if err := os.WriteFile(f.path, f.b, 0o600); err != nil {
 			return nil, fmt.Errorf("kubetest: %w", err)
 		}
 	}
