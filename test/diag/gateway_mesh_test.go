@@ -2,16 +2,10 @@ package diag
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -23,6 +17,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/agent"
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
+	"github.com/lucid-mesh/lucid/internal/pki"
 	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
@@ -108,49 +103,22 @@ spec:
 }
 
 // writeGatewayCerts writes a CA and server certificates for web.example.com and
-// mtls.example.com (and a client certificate) into dir; it returns a pool trusting the CA.
+// mtls.example.com into dir; it returns a pool trusting the CA.
 func writeGatewayCerts(t testing.TB, dir string) *x509.CertPool {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "diag test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	write := func(name string, block *pem.Block) {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+	ca := testutil.CA(t, "diag test CA")
+	write := func(name string, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("ca.crt", &pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	for i, host := range []string{"web.example.com", "mtls.example.com"} {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(10 + i)), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kb, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(host+".crt", &pem.Block{Type: "CERTIFICATE", Bytes: der})
-		write(host+".key", &pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+	write("ca.crt", pki.EncodeCerts(ca.Cert))
+	for _, host := range []string{"web.example.com", "mtls.example.com"} {
+		l := testutil.Issue(t, ca, false, host)
+		write(host+".crt", l.CertPEM)
+		write(host+".key", l.KeyPEM)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	return roots
+	return ca.RootPool()
 }
 
 // gwMesh is a running gateway mesh.
