@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,14 +20,15 @@ import (
 	"github.com/lucid-mesh/lucid/internal/agent"
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 	"github.com/lucid-mesh/lucid/internal/testutil"
+	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
-// The test mesh: examples/bookinfo-lite with its addresses moved into 127.0.94.0/24
-// (sidecars 127.0.10.N → 127.0.94.1N, apps 127.0.20.N → 127.0.94.2N, curl → 127.0.94.9)
-// and the control plane's debug port on 127.0.94.1:15014.
+// The test mesh: examples/bookinfo-lite with its addresses moved into 127.0.94.0/24 by
+// meshtest.Example (sidecars 127.0.10.N → 127.0.94.1N, apps 127.0.20.N → 127.0.94.2N, so
+// curl is 127.0.94.19) and the control plane's debug port on 127.0.94.1:15014.
 const (
 	debugAddr = "127.0.94.1:15014"
-	curlIP    = "127.0.94.9"
+	curlIP    = "127.0.94.19"
 )
 
 type workload struct {
@@ -36,14 +36,8 @@ type workload struct {
 	labels                   map[string]string
 }
 
-var workloads = []workload{
-	{"curl", curlIP, "", "", map[string]string{"app": "curl"}},
-	{"productpage", "127.0.94.11", "127.0.94.21", "v1", map[string]string{"app": "productpage", "version": "v1"}},
-	{"reviews-v1", "127.0.94.12", "127.0.94.22", "v1", map[string]string{"app": "reviews", "version": "v1"}},
-	{"reviews-v2", "127.0.94.13", "127.0.94.23", "v2", map[string]string{"app": "reviews", "version": "v2"}},
-	{"reviews-v3", "127.0.94.14", "127.0.94.24", "v3", map[string]string{"app": "reviews"}},
-	{"ratings", "127.0.94.15", "127.0.94.25", "v1", map[string]string{"app": "ratings", "version": "v1"}},
-}
+// workloads are the example's, set when the shared mesh starts.
+var workloads []workload
 
 // mesh is one running test mesh; tests share it (they only read it).
 type mesh struct {
@@ -69,28 +63,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// bookinfoFiles reads examples/bookinfo-lite and moves its addresses into 127.0.94.0/24.
+// bookinfo is examples/bookinfo-lite in 127.0.94.0/24 without its gateway (these tests
+// look at sidecars): its files and its workloads.
+func bookinfo(t testing.TB) (map[string]string, []workload) {
+	t.Helper()
+	files, ws := meshtest.Example(t, "bookinfo-lite", 94, "gateway.yaml")
+	var out []workload
+	for _, w := range ws {
+		out = append(out, workload{w.Name, w.IP, w.AppIP, w.Version, w.Labels})
+	}
+	return files, out
+}
+
 func bookinfoFiles(t testing.TB) map[string]string {
 	t.Helper()
-	src := filepath.Join("..", "..", "examples", "bookinfo-lite")
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	r := strings.NewReplacer("address: 127.0.10.9", "address: "+curlIP, "127.0.10.", "127.0.94.1", "127.0.20.", "127.0.94.2")
-	for _, e := range ents {
-		// The gateway is left out: these tests look at sidecars.
-		if !strings.HasSuffix(e.Name(), ".yaml") || e.Name() == "gateway.yaml" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[e.Name()] = r.Replace(string(b))
-	}
-	return out
+	files, _ := bookinfo(t)
+	return files
 }
 
 // liveMesh starts the shared mesh on first use.
@@ -115,7 +103,9 @@ func startMesh(t *testing.T) *mesh {
 	m := &mesh{dir: filepath.Join(dir, "config"), logDir: filepath.Join(dir, "logs"), logs: &testutil.Buffer{}, errs: make(chan error, 16)}
 	_ = os.MkdirAll(m.dir, 0o755)
 	_ = os.MkdirAll(m.logDir, 0o755)
-	for name, body := range bookinfoFiles(t) {
+	var files map[string]string
+	files, workloads = bookinfo(t)
+	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(m.dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
