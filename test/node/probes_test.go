@@ -14,6 +14,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/kube/inject"
 	"github.com/lucid-mesh/lucid/internal/kube/install"
+	"github.com/lucid-mesh/lucid/internal/local/demoapp"
 	"github.com/lucid-mesh/lucid/internal/testutil/kubenode"
 )
 
@@ -251,12 +252,8 @@ func TestLivenessFailureExplained(t *testing.T) {
 					t.Errorf("Lucid's Unhealthy event %q lacks %q", lucid.Message, w)
 				}
 			}
-			if tc.mode == "oom" {
-				t.Run("body excerpt", func(t *testing.T) {
-					if !strings.Contains(lucid.Message, "OutOfMemoryError") {
-						t.Skipf("the event names the status but not the app's body (%q): the agent's cause for a failing status carries no body excerpt yet (internal/agent/appprobe)", lucid.Message)
-					}
-				})
+			if tc.mode == "oom" && !strings.Contains(lucid.Message, demoapp.OOMBody) {
+				t.Errorf("Lucid's Unhealthy event %q does not quote what the app said (%q)", lucid.Message, demoapp.OOMBody)
 			}
 			if prev, err := m.logs(ctx, ns, p.Name, "web", true); err == nil {
 				t.Logf("$ kubectl logs %s -c web --previous (last lines)\n%s", p.Name, lastLines(prev, 4))

@@ -8,9 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Reasons: the metric's reason label and the class of a failure. The status the kubelet
@@ -118,4 +121,28 @@ func rootText(err error) string {
 		}
 		err = next
 	}
+}
+
+// excerptLen bounds the part of a failing answer's body a cause quotes (runes).
+const excerptLen = 120
+
+// bodyExcerpt quotes the first line of a failing answer's body for the cause (`: "…"`),
+// at most excerptLen runes with control characters dropped, so that the event and the
+// log say what the app said (an out-of-memory error behind a 500) and not only the status.
+// An empty body quotes nothing.
+func bodyExcerpt(body []byte) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+	line = strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, line))
+	if line == "" {
+		return ""
+	}
+	if utf8.RuneCountInString(line) > excerptLen {
+		line = string([]rune(line)[:excerptLen]) + "…"
+	}
+	return ": " + strconv.Quote(line)
 }

@@ -107,7 +107,7 @@ func (s *Set) probeHTTP(ctx context.Context, r *http.Request, e *entry, tr *trac
 		return verdict{status: http.StatusOK, reason: ReasonRedirect, body: body}, target
 	default:
 		return verdict{status: code, reason: ReasonStatus, body: body,
-			cause: "the app answered " + strconv.Itoa(code) + " " + http.StatusText(code)}, target
+			cause: "the app answered " + strconv.Itoa(code) + " " + http.StatusText(code) + bodyExcerpt(body)}, target
 	}
 }
 

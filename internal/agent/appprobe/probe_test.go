@@ -186,8 +186,8 @@ func TestHTTPProbe(t *testing.T) {
 		{"200", app, "/ok.jsp", 200, "success", "", ReasonOK},
 		{"301 same host followed", app, "/moved", 200, "success", "", ReasonOK},
 		{"302 other host answered 200", app, "/elsewhere", 200, "<a href=", "", ReasonRedirect},
-		{"404 passed through", app, "/missing", 404, "no such page", "livez for container jetty: GET " + base(app) + "/missing: the app answered 404 Not Found", ReasonStatus},
-		{"500 passed through", app, "/broken", 500, "java.lang.OutOfMemoryError", "livez for container jetty: GET " + base(app) + "/broken: the app answered 500 Internal Server Error", ReasonStatus},
+		{"404 passed through", app, "/missing", 404, "no such page", "livez for container jetty: GET " + base(app) + "/missing: the app answered 404 Not Found: \"no such page\"", ReasonStatus},
+		{"500 passed through", app, "/broken", 500, "java.lang.OutOfMemoryError", "livez for container jetty: GET " + base(app) + "/broken: the app answered 500 Internal Server Error: \"java.lang.OutOfMemoryError\"", ReasonStatus},
 		{"too many redirects", app, "/loop", 502, "livez for container jetty", "livez for container jetty: GET " + base(app) + "/loop: stopped after 10 redirects", ReasonRedirects},
 		{"big body cut at 10 KiB", app, "/big", 200, strings.Repeat("x", 100), "", ReasonOK},
 		{"refused", refused, "/ok.jsp", 502, "livez for container jetty", "livez for container jetty: GET " + base(refused) + "/ok.jsp: connect: connection refused (nothing listens on the port)", ReasonRefused},
@@ -430,4 +430,23 @@ func TestProbeLogsTransitions(t *testing.T) {
 		t.Fatal("metric counts wrong")
 	}
 	_ = context.Background
+}
+
+// A failing answer's cause quotes the first line of what the app said, bounded and
+// without control characters.
+func TestBodyExcerpt(t *testing.T) {
+	long := strings.Repeat("é", 200)
+	for body, want := range map[string]string{
+		"":      "",
+		" \n\t": "",
+		"java.lang.OutOfMemoryError: Java heap space\n\tat com.example.Cache.grow(Cache.java:42)": `: "java.lang.OutOfMemoryError: Java heap space"`,
+		"bad\x00\x1b[31mred": `: "bad[31mred"`,
+		"quote \"x\"":        `: "quote \"x\""`,
+		long:                 `: "` + strings.Repeat("é", excerptLen) + `…"`,
+		"\xff\xfeok":         `: "ok"`,
+	} {
+		if got := bodyExcerpt([]byte(body)); got != want {
+			t.Errorf("bodyExcerpt(%.20q) = %q, want %q", body, got, want)
+		}
+	}
 }
