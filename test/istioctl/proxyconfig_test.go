@@ -1,0 +1,226 @@
+package istioctl
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	clusterswriter "istio.io/istio/istioctl/pkg/writer/envoy/clusters"
+	"istio.io/istio/istioctl/pkg/writer/envoy/configdump"
+
+	"github.com/lucid-mesh/lucid/internal/cli"
+	"github.com/lucid-mesh/lucid/internal/testutil"
+	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
+)
+
+// The mesh: curl (a sidecar without an app) calls reviews (two versions, a weighted
+// VirtualService with a header match, subsets) and ratings; an ingress gateway serves a
+// wildcard host and an exact one. Addresses: 127.0.171.110-119.
+const meshYAML = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: reviews}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}, {number: 9090, name: tcp-metrics, protocol: TCP}]
+  workloadSelector: {labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v1, annotations: {lucid.dev/app-address: 127.0.171.111}}
+spec: {address: 127.0.171.112, labels: {app: reviews, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v2, annotations: {lucid.dev/app-address: 127.0.171.113}}
+spec: {address: 127.0.171.114, labels: {app: reviews, version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings, annotations: {lucid.dev/app-address: 127.0.171.115}}
+spec: {address: 127.0.171.116, labels: {app: ratings, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: curl}
+spec: {address: 127.0.171.110, labels: {app: curl}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: istio-ingressgateway, namespace: istio-system, annotations: {lucid.dev/proxy: router}}
+spec: {address: 127.0.171.117, labels: {istio: ingressgateway, app: istio-ingressgateway}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews.default.svc.cluster.local
+  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews.default.svc.cluster.local, subset: v2}}]
+  - route:
+    - {destination: {host: reviews.default.svc.cluster.local, subset: v1}, weight: 80}
+    - {destination: {host: reviews.default.svc.cluster.local, subset: v2}, weight: 20}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*.example.com", "shop.example.org"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop}
+spec:
+  hosts: ["*.example.com", "shop.example.org"]
+  gateways: [istio-system/ingress]
+  http:
+  - match: [{uri: {prefix: /reviews}}]
+    route: [{destination: {host: reviews.default.svc.cluster.local, port: {number: 9080}}}]
+  - directResponse: {status: 404, body: {string: nothing here}}
+`
+
+func startMesh(t *testing.T) *meshtest.Mesh {
+	t.Helper()
+	return meshtest.Start(t, map[string]string{"mesh.yaml": meshYAML}, []meshtest.Workload{
+		{Name: "curl", IP: "127.0.171.110", Labels: map[string]string{"app": "curl"}},
+		{Name: "reviews-v1", IP: "127.0.171.112", AppIP: "127.0.171.111", Ports: []int{9080}, Labels: map[string]string{"app": "reviews", "version": "v1"}, Version: "v1"},
+		{Name: "reviews-v2", IP: "127.0.171.114", AppIP: "127.0.171.113", Ports: []int{9080}, Labels: map[string]string{"app": "reviews", "version": "v2"}, Version: "v2"},
+		{Name: "ratings", IP: "127.0.171.116", AppIP: "127.0.171.115", Ports: []int{9080}, Labels: map[string]string{"app": "ratings", "version": "v1"}, Version: "v1"},
+		{Name: "istio-ingressgateway", Namespace: "istio-system", IP: "127.0.171.117", Router: true,
+			Labels: map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}},
+	})
+}
+
+// get reads an admin API path.
+func get(t *testing.T, url string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v\n%s", url, resp.StatusCode, err, b)
+	}
+	return b
+}
+
+// lucid runs `lucid <args>` in process and returns what it printed.
+func lucid(t *testing.T, args ...string) string {
+	t.Helper()
+	root := cli.NewRoot()
+	var out, errOut bytes.Buffer
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("lucid %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String()
+}
+
+// istioctl runs one of istioctl's config-dump table writers on dump.
+func istioctl(t *testing.T, dump []byte, print func(*configdump.ConfigWriter) error) string {
+	t.Helper()
+	var out bytes.Buffer
+	w := &configdump.ConfigWriter{Stdout: &out}
+	if err := w.Prime(dump); err != nil {
+		t.Fatalf("istioctl cannot parse the config dump: %v", err)
+	}
+	if err := print(w); err != nil {
+		t.Fatalf("istioctl: %v", err)
+	}
+	return out.String()
+}
+
+func same(t *testing.T, what, istioctl, lucid string) {
+	t.Helper()
+	if istioctl != lucid {
+		t.Errorf("%s: lucid proxy-config differs from istioctl\n--- istioctl\n%s\n--- lucid\n%s", what, istioctl, lucid)
+	}
+}
+
+// TestProxyConfigTablesMatchIstioctl: for a sidecar and a gateway, istioctl's writers on
+// the proxy's /config_dump (and /clusters?format=json for endpoints) print exactly what
+// `lucid proxy-config` prints.
+func TestProxyConfigTablesMatchIstioctl(t *testing.T) {
+	m := startMesh(t)
+	for _, p := range []struct{ name, ip string }{{"curl", "127.0.171.110"}, {"istio-ingressgateway", "127.0.171.117"}} {
+		t.Run(p.name, func(t *testing.T) {
+			admin := testutil.Admin(p.ip)
+			waitRoutes(t, m, admin)
+			dump := get(t, "http://"+admin+"/config_dump?include_eds")
+			same(t, "listeners", istioctl(t, dump, func(w *configdump.ConfigWriter) error {
+				return w.PrintListenerSummary(configdump.ListenerFilter{Verbose: true})
+			}), lucid(t, "proxy-config", "listeners", "--admin", admin))
+			same(t, "listeners -o short", istioctl(t, dump, func(w *configdump.ConfigWriter) error {
+				return w.PrintListenerSummary(configdump.ListenerFilter{})
+			}), lucid(t, "proxy-config", "listeners", "--admin", admin, "-o", "short"))
+			same(t, "routes", istioctl(t, dump, func(w *configdump.ConfigWriter) error {
+				return w.PrintRouteSummary(configdump.RouteFilter{Verbose: true})
+			}), lucid(t, "proxy-config", "routes", "--admin", admin))
+			same(t, "routes -o short", istioctl(t, dump, func(w *configdump.ConfigWriter) error {
+				return w.PrintRouteSummary(configdump.RouteFilter{})
+			}), lucid(t, "proxy-config", "routes", "--admin", admin, "-o", "short"))
+			same(t, "clusters", istioctl(t, dump, func(w *configdump.ConfigWriter) error {
+				return w.PrintClusterSummary(configdump.ClusterFilter{})
+			}), lucid(t, "proxy-config", "clusters", "--admin", admin))
+
+			var eps bytes.Buffer
+			cw := &clusterswriter.ConfigWriter{Stdout: &eps}
+			if err := cw.Prime(get(t, "http://"+admin+"/clusters?format=json")); err != nil {
+				t.Fatalf("istioctl cannot parse /clusters?format=json: %v", err)
+			}
+			if err := cw.PrintEndpointsSummary(clusterswriter.EndpointFilter{}); err != nil {
+				t.Fatal(err)
+			}
+			same(t, "endpoints", eps.String(), lucid(t, "proxy-config", "endpoints", "--admin", admin))
+		})
+	}
+}
+
+// waitRoutes waits until the proxy has its route configurations (RDS follows LDS).
+func waitRoutes(t *testing.T, m *meshtest.Mesh, admin string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(string(get(t, "http://"+admin+"/config_dump")), "dynamic_route_configs") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no routes after 10s\nlogs:\n%s", admin, m.Logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
