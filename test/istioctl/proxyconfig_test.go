@@ -3,6 +3,15 @@ package istioctl
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
 	"io"
 	"net/http"
 	"strings"
@@ -96,6 +105,9 @@ spec:
   servers:
   - port: {number: 8080, name: http, protocol: HTTP}
     hosts: ["*.example.com", "shop.example.org"]
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [shop.example.org]
+    tls: {mode: SIMPLE, serverCertificate: CERT, privateKey: KEY}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -111,7 +123,9 @@ spec:
 
 func startMesh(t *testing.T) *meshtest.Mesh {
 	t.Helper()
-	return meshtest.Start(t, map[string]string{"mesh.yaml": meshYAML}, []meshtest.Workload{
+	cert, key := writeCert(t, "shop.example.org")
+	yaml := strings.NewReplacer("CERT", cert, "KEY", key).Replace(meshYAML)
+	return meshtest.Start(t, map[string]string{"mesh.yaml": yaml}, []meshtest.Workload{
 		{Name: "curl", IP: "127.0.171.110", Labels: map[string]string{"app": "curl"}},
 		{Name: "reviews-v1", IP: "127.0.171.112", AppIP: "127.0.171.111", Ports: []int{9080}, Labels: map[string]string{"app": "reviews", "version": "v1"}, Version: "v1"},
 		{Name: "reviews-v2", IP: "127.0.171.114", AppIP: "127.0.171.113", Ports: []int{9080}, Labels: map[string]string{"app": "reviews", "version": "v2"}, Version: "v2"},
@@ -169,6 +183,9 @@ func istioctl(t *testing.T, dump []byte, print func(*configdump.ConfigWriter) er
 
 func same(t *testing.T, what, istioctl, lucid string) {
 	t.Helper()
+	if testing.Verbose() {
+		t.Logf("%s:\n%s", what, istioctl)
+	}
 	if istioctl != lucid {
 		t.Errorf("%s: lucid proxy-config differs from istioctl\n--- istioctl\n%s\n--- lucid\n%s", what, istioctl, lucid)
 	}
@@ -199,6 +216,22 @@ func TestProxyConfigTablesMatchIstioctl(t *testing.T) {
 			same(t, "clusters", istioctl(t, dump, func(w *configdump.ConfigWriter) error {
 				return w.PrintClusterSummary(configdump.ClusterFilter{})
 			}), lucid(t, "proxy-config", "clusters", "--admin", admin))
+			// The filters, as istioctl's flags set them.
+			same(t, "clusters --fqdn reviews --port 9080 --direction outbound", istioctl(t, dump, func(w *configdump.ConfigWriter) error {
+				return w.PrintClusterSummary(configdump.ClusterFilter{FQDN: "reviews", Port: 9080, Direction: "outbound"})
+			}), lucid(t, "proxy-config", "clusters", "--admin", admin, "--fqdn", "reviews", "--port", "9080", "--direction", "outbound"))
+			same(t, "clusters --subset v2", istioctl(t, dump, func(w *configdump.ConfigWriter) error {
+				return w.PrintClusterSummary(configdump.ClusterFilter{Subset: "v2"})
+			}), lucid(t, "proxy-config", "clusters", "--admin", admin, "--subset", "v2"))
+			same(t, "listeners --type tcp", istioctl(t, dump, func(w *configdump.ConfigWriter) error {
+				return w.PrintListenerSummary(configdump.ListenerFilter{Type: "tcp", Verbose: true})
+			}), lucid(t, "proxy-config", "listeners", "--admin", admin, "--type", "tcp"))
+			same(t, "listeners --port 8443", istioctl(t, dump, func(w *configdump.ConfigWriter) error {
+				return w.PrintListenerSummary(configdump.ListenerFilter{Port: 8443, Verbose: true})
+			}), lucid(t, "proxy-config", "listeners", "--admin", admin, "--port", "8443"))
+			same(t, "routes --name 9080", istioctl(t, dump, func(w *configdump.ConfigWriter) error {
+				return w.PrintRouteSummary(configdump.RouteFilter{Name: "9080", Verbose: true})
+			}), lucid(t, "proxy-config", "routes", "--admin", admin, "--name", "9080"))
 
 			var eps bytes.Buffer
 			cw := &clusterswriter.ConfigWriter{Stdout: &eps}
@@ -223,4 +256,32 @@ func waitRoutes(t *testing.T, m *meshtest.Mesh, admin string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// writeCert writes a self-signed certificate and key for host and returns their paths.
+func writeCert(t *testing.T, host string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
