@@ -169,6 +169,9 @@ func (c *Cache) Parts(p *model.Proxy) *Parts {
 	}
 	p = m.ResolveProxy(p)
 	cl := c.classFor(m, p)
+	if p.GRPC {
+		return grpcParts(cl) // grpc.go: proxyless gRPC
+	}
 	own := c.ownFor(m, p)
 	parts := &Parts{
 		Listeners: []*Group{cl.listeners},
