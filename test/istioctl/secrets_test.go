@@ -2,16 +2,8 @@ package istioctl
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -80,29 +72,16 @@ func TestSecretTableMatchesIstioctl(t *testing.T) {
 // form of inline_bytes in the JSON dump.
 func certPEM(t *testing.T, ca bool, uri string, now time.Time) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{Organization: []string{"cluster.local"}},
-		NotBefore: now.Add(-time.Hour).Truncate(time.Second), NotAfter: now.Add(24 * time.Hour).Truncate(time.Second), IsCA: ca, BasicConstraintsValid: true}
-	if uri != "" {
-		u, _ := url.Parse(uri)
-		tmpl.URIs = []*url.URL{u}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	cert, _ := newCert(t, ca, "", uri, now)
+	return base64.StdEncoding.EncodeToString(cert)
 }
 
 // The agent's secrets section before its certificate arrives (warming) and after: istioctl's
-// secret summary reads both.
+// secret summary reads both, and `lucid proxy-config secret` prints the same.
 func TestAgentSecretsReadByIstioctl(t *testing.T) {
 	now := time.Now()
-	chain, _ := base64.StdEncoding.DecodeString(certPEM(t, false, "spiffe://cluster.local/ns/default/sa/curl", now))
-	roots, _ := base64.StdEncoding.DecodeString(certPEM(t, true, "", now))
+	chain, _ := newCert(t, false, "", "spiffe://cluster.local/ns/default/sa/curl", now)
+	roots, _ := newCert(t, true, "", "", now)
 	for _, s := range []*identity.Secret{nil, {ChainPEM: chain, RootsPEM: roots, Version: "1", Updated: now}} {
 		sec, err := identity.SecretsConfigDump(s)
 		if err != nil {
