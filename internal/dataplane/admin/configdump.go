@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -21,7 +23,10 @@ import (
 //   - ?mask=<paths> (a FieldMask: comma-separated dot paths of proto field names) keeps only
 //     those fields of each section, or with ?resource= of each element. Lucid also applies a
 //     path through a repeated field to each of its elements, which Envoy's top-level masks
-//     do not support.
+//     do not support;
+//   - ?name_regex=<re> keeps only the clusters, listeners, route configurations, endpoint
+//     assignments and secrets whose name the regular expression matches whole (Go's RE2
+//     syntax, as Envoy's RE2); an invalid one is 400.
 //
 // The dump is handled as JSON (the admin API imports no Envoy protos): the sections' and
 // elements' fields are known from the table below, Envoy's admin.v3 messages.
@@ -59,8 +64,8 @@ type dumpError struct {
 
 func (e *dumpError) Error() string { return e.msg }
 
-// shapeConfigDump applies the query's resource and mask to the full dump.
-func shapeConfigDump(full []byte, resource, mask string, hasResource, hasMask bool) ([]byte, error) {
+// shapeConfigDump applies the query's resource, mask and name_regex to the full dump.
+func shapeConfigDump(full []byte, q url.Values) ([]byte, error) {
 	var dump struct {
 		Configs []json.RawMessage `json:"configs"`
 	}
@@ -70,14 +75,23 @@ func shapeConfigDump(full []byte, resource, mask string, hasResource, hasMask bo
 	if !hasSection(dump.Configs, "SecretsConfigDump") {
 		dump.Configs = append(dump.Configs, json.RawMessage(`{"@type":"`+typePrefix+`SecretsConfigDump"}`))
 	}
+	if q.Has("name_regex") {
+		re, err := regexp.Compile(`^(?:` + q.Get("name_regex") + `)$`)
+		if err != nil {
+			return nil, &dumpError{http.StatusBadRequest, fmt.Sprintf("INVALID_ARGUMENT: Invalid regex '%s': %v", q.Get("name_regex"), err)}
+		}
+		for i, c := range dump.Configs {
+			dump.Configs[i] = keepNamed(c, re)
+		}
+	}
 	var m maskNode
-	if hasMask {
-		m = parseMask(mask)
+	if q.Has("mask") {
+		m = parseMask(q.Get("mask"))
 	}
 	var configs []json.RawMessage
-	if hasResource {
+	if q.Has("resource") {
 		var err error
-		if configs, err = resourceElements(dump.Configs, resource); err != nil {
+		if configs, err = resourceElements(dump.Configs, q.Get("resource")); err != nil {
 			return nil, err
 		}
 	} else {
@@ -156,6 +170,62 @@ func resourceElements(configs []json.RawMessage, resource string) ([]json.RawMes
 		return out, nil
 	}
 	return nil, &dumpError{http.StatusNotFound, resource + " not found in config dump"}
+}
+
+// keepNamed drops from a section's repeated fields the elements whose name re does not
+// match.
+func keepNamed(section json.RawMessage, re *regexp.Regexp) json.RawMessage {
+	sec, ok := dumpSections[sectionType(section)]
+	if !ok {
+		return section
+	}
+	fs := objectFields(section)
+	for i, f := range fs {
+		if _, repeated := sec.repeated[f.key]; !repeated {
+			continue
+		}
+		var elems []json.RawMessage
+		if json.Unmarshal(f.val, &elems) != nil {
+			continue
+		}
+		kept := elems[:0]
+		for _, e := range elems {
+			if re.MatchString(elementName(e)) {
+				kept = append(kept, e)
+			}
+		}
+		b, err := json.Marshal(kept)
+		if err == nil {
+			fs[i].val = b
+		}
+	}
+	return encodeObject(fs)
+}
+
+// elementName is the name of one element of a section: its own "name" (a dynamic listener,
+// a secret), else its resource's "name" or "cluster_name" (an endpoint assignment).
+func elementName(elem json.RawMessage) string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(elem, &fields) != nil {
+		return ""
+	}
+	var name string
+	if json.Unmarshal(fields["name"], &name) == nil && name != "" {
+		return name
+	}
+	for _, k := range []string{"cluster", "listener", "route_config", "endpoint_config", "secret"} {
+		var r struct {
+			Name        string `json:"name"`
+			ClusterName string `json:"cluster_name"`
+		}
+		if raw, ok := fields[k]; ok && json.Unmarshal(raw, &r) == nil {
+			if r.Name != "" {
+				return r.Name
+			}
+			return r.ClusterName
+		}
+	}
+	return ""
 }
 
 // field is one member of a JSON object, in its order.

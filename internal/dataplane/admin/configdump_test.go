@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -17,9 +18,25 @@ const sampleDump = `{"configs":[
  {"@type":"type.googleapis.com/envoy.admin.v3.ListenersConfigDump","version_info":"v1"},
  {"@type":"type.googleapis.com/envoy.admin.v3.RoutesConfigDump"}]}`
 
+// query is a /config_dump query with the parameters that are not "".
+func query(resource, mask, nameRegex string) url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"resource": resource, "mask": mask, "name_regex": nameRegex} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
 func shape(t *testing.T, resource, mask string) (map[string]any, error) {
 	t.Helper()
-	out, err := shapeConfigDump([]byte(sampleDump), resource, mask, resource != "", mask != "")
+	return shapeQuery(t, query(resource, mask, ""))
+}
+
+func shapeQuery(t *testing.T, q url.Values) (map[string]any, error) {
+	t.Helper()
+	out, err := shapeConfigDump([]byte(sampleDump), q)
 	if err != nil {
 		return nil, err
 	}
@@ -87,23 +104,46 @@ func TestConfigDumpResourceErrors(t *testing.T) {
 	}
 }
 
-// The query parameters are the caller's: any resource and mask give an answer or a
-// refusal, and the answer is JSON.
+// The query parameters are the caller's: any resource, mask and name_regex give an answer
+// or a refusal, and the answer is JSON.
 func FuzzConfigDumpQuery(f *testing.F) {
-	f.Add("dynamic_active_clusters", "cluster.name")
-	f.Add("", "bootstrap.node,version_info")
-	f.Add("version_info", "")
-	f.Add("", ",.,..a")
-	f.Fuzz(func(t *testing.T, resource, mask string) {
-		out, err := shapeConfigDump([]byte(sampleDump), resource, mask, resource != "", mask != "")
+	f.Add("dynamic_active_clusters", "cluster.name", "")
+	f.Add("", "bootstrap.node,version_info", "a|b")
+	f.Add("version_info", "", "(")
+	f.Add("", ",.,..a", ".*")
+	f.Fuzz(func(t *testing.T, resource, mask, nameRegex string) {
+		out, err := shapeConfigDump([]byte(sampleDump), query(resource, mask, nameRegex))
 		if err != nil {
 			if de := (*dumpError)(nil); !errors.As(err, &de) {
-				t.Fatalf("resource %q mask %q: %v", resource, mask, err)
+				t.Fatalf("resource %q mask %q name_regex %q: %v", resource, mask, nameRegex, err)
 			}
 			return
 		}
 		if !json.Valid(out) {
-			t.Fatalf("resource %q mask %q: not JSON:\n%s", resource, mask, out)
+			t.Fatalf("resource %q mask %q name_regex %q: not JSON:\n%s", resource, mask, nameRegex, out)
 		}
 	})
+}
+
+func TestConfigDumpNameRegex(t *testing.T) {
+	v, err := shapeQuery(t, query("dynamic_active_clusters", "cluster.name", "b|c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := compact(t, v); got != `{"configs":[{"@type":"type.googleapis.com/envoy.admin.v3.ClustersConfigDump.DynamicCluster","cluster":{"@type":"type.googleapis.com/envoy.config.cluster.v3.Cluster","name":"b"}}]}` {
+		t.Errorf("name_regex b|c: %s", got)
+	}
+	// The whole name must match, and the bootstrap is never filtered.
+	v, err = shapeQuery(t, query("", "", "a.*x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := compact(t, v); strings.Contains(got, `"name":"a"`) || !strings.Contains(got, `"id":"sidecar~1"`) {
+		t.Errorf("name_regex a.*x: %s", got)
+	}
+	_, err = shapeQuery(t, query("", "", "("))
+	var de *dumpError
+	if !errors.As(err, &de) || de.code != http.StatusBadRequest || !strings.HasPrefix(de.msg, "INVALID_ARGUMENT: Invalid regex '('") {
+		t.Errorf("an invalid name_regex: %v", err)
+	}
 }

@@ -18,8 +18,7 @@ func (s *server) configDump(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := s.o.ConfigDump(has(r, "include_eds"))
 	if err == nil {
-		q := r.URL.Query()
-		body, err = shapeConfigDump(body, q.Get("resource"), q.Get("mask"), has(r, "resource"), has(r, "mask")) // configdump.go
+		body, err = shapeConfigDump(body, r.URL.Query()) // configdump.go
 		if writeConfigDumpError(w, err) {
 			return
 		}
