@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 
 	clusterpb "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -31,11 +32,53 @@ import (
 //
 // gRPC subscribes to the names it needs; the ADS server answers only those.
 
+// grpcMemo keeps the gRPC form of classes' Groups, by the Group it is derived from, so the
+// clients of a class share it as sidecars share theirs. An endpoint change keeps route and
+// cluster Groups (the memo stays valid); a configuration change resets it.
+type grpcMemo struct {
+	mu       sync.Mutex
+	routes   map[*Group][2]*Group // a class's routes → gRPC listeners and routes
+	clusters map[*Group]*Group    // a class's clusters → without transport sockets
+}
+
+func (g *grpcMemo) reset() {
+	g.mu.Lock()
+	g.routes, g.clusters = nil, nil
+	g.mu.Unlock()
+}
+
 // grpcParts is p's resources when p is a proxyless gRPC client: cl's clusters and
 // endpoints, and listeners and route configurations derived from cl's outbound routes.
-func grpcParts(cl *classEntry) *Parts {
+func (c *Cache) grpcParts(cl *classEntry) *Parts {
+	m := &c.grpc
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.routes == nil {
+		m.routes, m.clusters = map[*Group][2]*Group{}, map[*Group]*Group{}
+	}
+	lr, ok := m.routes[cl.routes]
+	if !ok {
+		lr = grpcListenersAndRoutes(cl.routes)
+		m.routes[cl.routes] = lr
+	}
+	clusters, ok := m.clusters[cl.clusters]
+	if !ok {
+		clusters = grpcClusters(cl.clusters)
+		m.clusters[cl.clusters] = clusters
+	}
+	return &Parts{
+		Listeners: []*Group{lr[0]},
+		Routes:    []*Group{lr[1]},
+		Clusters:  []*Group{clusters},
+		Endpoints: []*Group{cl.endpoints},
+	}
+}
+
+// grpcListenersAndRoutes derives the listeners and route configurations of gRPC clients
+// from a class's outbound route configurations.
+func grpcListenersAndRoutes(classRoutes *Group) [2]*Group {
 	var listeners, routes []proto.Message
-	for _, m := range cl.routes.Messages() {
+	for _, m := range classRoutes.Messages() {
 		rc, ok := m.(*routepb.RouteConfiguration)
 		if !ok {
 			continue
@@ -56,12 +99,7 @@ func grpcParts(cl *classEntry) *Parts {
 			}
 		}
 	}
-	return &Parts{
-		Listeners: []*Group{newGroup(listeners)},
-		Routes:    []*Group{newGroup(routes)},
-		Clusters:  []*Group{grpcClusters(cl.clusters)},
-		Endpoints: []*Group{cl.endpoints},
-	}
+	return [2]*Group{newGroup(listeners), newGroup(routes)}
 }
 
 // grpcClusters is g without transport sockets: gRPC refuses a cluster with

@@ -91,3 +91,25 @@ func TestGRPCClustersWithoutTransportSockets(t *testing.T) {
 		t.Errorf("the shared cluster was changed")
 	}
 }
+
+// gRPC clients of one class share their Groups, as sidecars do; a configuration change
+// builds them again.
+func TestProxylessGRPCClientsShareGroups(t *testing.T) {
+	var c Cache
+	m := buildMesh(t, baseObjects(t))
+	c.Update(m, model.Full)
+	grpcProxy := func(id string) *model.Proxy {
+		p := proxy(t, id)
+		p.GRPC = true
+		return p
+	}
+	a := c.Parts(grpcProxy("sidecar~127.0.10.40~grpc-a.default~default.svc.cluster.local"))
+	b := c.Parts(grpcProxy("sidecar~127.0.10.41~grpc-b.default~default.svc.cluster.local"))
+	if a.Listeners[0] != b.Listeners[0] || a.Routes[0] != b.Routes[0] || a.Clusters[0] != b.Clusters[0] {
+		t.Errorf("two gRPC clients of one class got different Groups")
+	}
+	c.Update(buildMesh(t, baseObjects(t)), model.Full)
+	if again := c.Parts(grpcProxy("sidecar~127.0.10.40~grpc-a.default~default.svc.cluster.local")); again.Listeners[0] == a.Listeners[0] {
+		t.Errorf("a configuration change kept the gRPC listeners of the mesh before")
+	}
+}
