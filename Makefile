@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 BIN := $(CURDIR)/bin
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build test unit test-kubelet test-istioanalyze fuzz-short kube-bins telemetry-bins test-kube test-node lint e2e bench bench-kube clean
+.PHONY: all build test unit test-kubelet test-istioanalyze test-istioctl fuzz-short kube-bins telemetry-bins test-kube test-node lint e2e bench bench-kube clean
 
 all: build
 
@@ -22,9 +22,10 @@ LDFLAGS = -s -w -X $(VERSION_PKG).Version=$(VERSION) \
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/lucid ./cmd/lucid
 
-## test: every package's tests with the race detector, the kubelet verdict check, the Istio parity checks, then each
+## test: every package's tests with the race detector, the kubelet verdict check, the Istio parity checks, istioctl
+## reading Lucid's proxies, then each
 ## fuzz target briefly (first builds the Kubernetes and telemetry test binaries if they are not cached yet)
-test: kube-bins telemetry-bins unit test-kubelet test-istioanalyze fuzz-short
+test: kube-bins telemetry-bins unit test-kubelet test-istioanalyze test-istioctl fuzz-short
 
 # -timeout: test/node (a real Kubernetes node) runs about 6 minutes on a 2-core machine, too
 # close to go test's 10-minute default per package.
@@ -39,6 +40,11 @@ test-kubelet:
 ## functions (a separate module, test/istioanalyze)
 test-istioanalyze:
 	cd test/istioanalyze && go test -count=1 ./...
+
+## test-istioctl: istioctl's own config-dump parsing and table writers on real Lucid proxies, compared with
+## lucid proxy-config (a separate module, test/istioctl, on the same istio.io/istio as test/istioanalyze)
+test-istioctl:
+	cd test/istioctl && go test -count=1 ./...
 
 fuzz-short:
 	./scripts/fuzz-short.sh

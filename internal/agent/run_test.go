@@ -109,7 +109,8 @@ func TestRunStatusServer(t *testing.T) {
 	if _, _, info := get(t, "GET", "http://"+testutil.Admin("127.0.91.30")+"/server_info"); !strings.Contains(info, `"version": "0123abc/v9.9.9/Clean/RELEASE/go1.99"`) {
 		t.Errorf("/server_info lacks the version:\n%s", info)
 	}
-	if _, _, dump := get(t, "GET", "http://"+testutil.Admin("127.0.91.30")+"/config_dump"); !strings.Contains(dump, `"user_agent_version": "0123abc/v9.9.9/Clean/RELEASE/go1.99"`) {
+	if _, _, dump := get(t, "GET", "http://"+testutil.Admin("127.0.91.30")+"/config_dump"); !strings.Contains(dump, `"revision.sha": "0123abc"`) ||
+		!strings.Contains(dump, `"major_number": 9`) || !strings.Contains(dump, `"ssl.version": "go1.99"`) {
 		t.Errorf("/config_dump's bootstrap lacks the version:\n%.2000s", dump)
 	}
 	if l := logs.String(); strings.Contains(l, `level=warning msg="proxy is not ready"`) || strings.Contains(l, `level=warning msg="xds stream closed`) {

@@ -327,6 +327,20 @@ func (tr *tour) steps() map[string]step {
 		})},
 		"./bin/lucid version": {do: run(0, "version: dev\ncommit:  ", "go:      go1.")},
 
+		// Using Istio's tools.
+		"curl -s 'http://127.255.10.1:15000/config_dump?include_eds' > productpage.json": {do: func(tr *tour, cmd string) {
+			tr.check(tr.sh.run(tr.t, cmd, time.Minute), 0)
+			b, err := os.ReadFile(filepath.Join(tr.dir, "productpage.json"))
+			if err != nil || !strings.Contains(string(b), "type.googleapis.com/envoy.admin.v3.SecretsConfigDump") ||
+				!strings.Contains(string(b), "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump") {
+				tr.t.Errorf("%s: productpage.json lacks the sections istioctl reads (%v):\n%.2000s", cmd, err, b)
+			}
+		}},
+		"istioctl proxy-config all --file productpage.json": {skip: "needs istioctl: test/istioctl runs istioctl's own config-dump parsing and table writers on Lucid's proxies"},
+		"curl -s 'http://127.255.10.1:15000/config_dump?resource=dynamic_active_clusters&mask=cluster.name'": {do: run(0,
+			"type.googleapis.com/envoy.admin.v3.ClustersConfigDump.DynamicCluster", "outbound|9080|v1|reviews.default.svc.cluster.local")},
+		"istioctl analyze --use-kube=false examples/bookinfo-lite/*.yaml": {skip: "needs istioctl: test/istioanalyze runs Istio's own analyzers on the same inputs as lucid analyze"},
+
 		// Seeing it.
 		"./bin/lucid dashboard --open": {do: func(tr *tour, cmd string) {
 			// Where no desktop browser exists it says so (exit 1); the URL is printed first either way.

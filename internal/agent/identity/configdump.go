@@ -58,7 +58,7 @@ type dataSource struct {
 
 // SecretsConfigDump is the current secrets as Envoy's /config_dump shows SDS secrets:
 // "default" (the chain, the key redacted) and "ROOTCA" (the roots) active once the
-// certificate is in, warming (names only) before.
+// certificate is in, warming (named, without certificates) before.
 func (m *Manager) SecretsConfigDump() ([]byte, error) {
 	return SecretsConfigDump(m.cur.Load())
 }
@@ -67,7 +67,12 @@ func (m *Manager) SecretsConfigDump() ([]byte, error) {
 func SecretsConfigDump(s *Secret) ([]byte, error) {
 	d := secretsConfigDump{Type: TypeSecretsConfigDump}
 	if s == nil {
-		d.Warming = []dynamicSecret{{Name: ResourceDefault}, {Name: ResourceRootCA}}
+		// As Envoy dumps a secret it waits for: the name, and a Secret holding only the name
+		// (istioctl's secret summary fails on a warming secret without one).
+		d.Warming = []dynamicSecret{
+			{Name: ResourceDefault, Secret: &tlsSecret{Type: typeSecret, Name: ResourceDefault}},
+			{Name: ResourceRootCA, Secret: &tlsSecret{Type: typeSecret, Name: ResourceRootCA}},
+		}
 	} else {
 		updated := timestamp(s.Updated)
 		d.Active = []dynamicSecret{

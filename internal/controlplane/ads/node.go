@@ -43,3 +43,9 @@ func parseLabelList(s string) map[string]string {
 	}
 	return out
 }
+
+// NodeGenerator is the generator a client asks for in its node metadata, Istio's
+// "GENERATOR" ("grpc" for proxyless gRPC), or "".
+func NodeGenerator(node *corepb.Node) string {
+	return node.GetMetadata().GetFields()["GENERATOR"].GetStringValue()
+}

@@ -74,6 +74,7 @@ func (g *generator) Generate(node *corepb.Node) (ads.Resources, error) {
 		return nil, fmt.Errorf("node %q: %w", node.GetId(), err)
 	}
 	p.Labels = ads.NodeLabels(node) // Kubernetes gateways: labels from node metadata
+	p.GRPC = ads.NodeGenerator(node) == "grpc"
 	parts := g.cache.Parts(p)
 	return ads.Resources{
 		resourcev3.ListenerType: asParts(parts.Listeners),

@@ -22,6 +22,9 @@ type Proxy struct {
 	Namespace      string            // the workload's namespace
 	Labels         map[string]string // filled by (*Mesh).ResolveProxy
 	ServiceAccount string            // filled by (*Mesh).ResolveProxy
+	// GRPC: a proxyless gRPC client (node metadata GENERATOR "grpc"), served as Istio's
+	// grpcgen serves it (translate/grpc.go).
+	GRPC bool
 }
 
 // ParseNodeID parses Istio's node id "type~ip~name.namespace~namespace.svc.cluster.local".

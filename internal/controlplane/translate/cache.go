@@ -41,6 +41,7 @@ type Cache struct {
 	shared  *meshCache
 	classes map[string]*classEntry
 	own     map[string]*ownEntry // by proxy ID
+	grpc    grpcMemo             // grpc.go: proxyless gRPC clients' Groups
 }
 
 // Group is an immutable list of resources of one type, sorted by name, that proxies share
@@ -94,6 +95,7 @@ func (c *Cache) Update(m *model.Mesh, ch model.Change) {
 	c.mesh, c.shared = m, newMeshCache(m, c.shared)
 	if prev == nil || ch.Config || c.classes == nil {
 		c.classes, c.own = map[string]*classEntry{}, map[string]*ownEntry{}
+		c.grpc.reset()
 		return
 	}
 	for key, e := range c.classes {
@@ -169,6 +171,9 @@ func (c *Cache) Parts(p *model.Proxy) *Parts {
 	}
 	p = m.ResolveProxy(p)
 	cl := c.classFor(m, p)
+	if p.GRPC {
+		return c.grpcParts(cl) // grpc.go: proxyless gRPC
+	}
 	own := c.ownFor(m, p)
 	parts := &Parts{
 		Listeners: []*Group{cl.listeners},

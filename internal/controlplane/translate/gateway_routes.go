@@ -23,7 +23,9 @@ import (
 //     concatenated in that order, then the catch-all routes moved to the end;
 //   - tls.httpsRedirect makes the server's virtual hosts require TLS (301 to https),
 //     adding one for each server host that has none;
-//   - no virtual host at all gives "blackhole:<port>" without routes (404 NR).
+//   - no virtual host at all gives "blackhole:<port>" without routes (404 NR);
+//   - ignore_port_in_host_matching is set, so a Host with a port ("blog.example.com:8080")
+//     matches a virtual host's domain (the host alone, wildcards included) as without it.
 func (g *generator) gatewayRouteConfig(routeName string, servers []*model.GatewayServer) *routepb.RouteConfiguration {
 	vhosts := map[string]*routepb.VirtualHost{}
 	type key struct{ gw, vs string }
@@ -75,6 +77,7 @@ func (g *generator) gatewayRouteConfig(routeName string, servers []*model.Gatewa
 	rc := &routepb.RouteConfiguration{
 		Name:                           routeName,
 		ValidateClusters:               wrapperspb.Bool(false),
+		IgnorePortInHostMatching:       true,
 		MaxDirectResponseBodySizeBytes: wrapperspb.UInt32(maxDirectResponseBody),
 	}
 	for _, vh := range vhosts {
@@ -88,14 +91,10 @@ func (g *generator) gatewayRouteConfig(routeName string, servers []*model.Gatewa
 	return rc
 }
 
-// gatewayVirtualHost is an empty virtual host for host on a gateway port: domains the
-// host and the host with any port ("*" alone for "*").
+// gatewayVirtualHost is an empty virtual host for host on a gateway port: its one domain is
+// the host (the route configuration ignores the request's port).
 func gatewayVirtualHost(host string, port uint32) *routepb.VirtualHost {
-	domains := []string{host}
-	if host != "*" {
-		domains = append(domains, host+":*")
-	}
-	return &routepb.VirtualHost{Name: host + ":" + itoa(port), Domains: domains, IncludeRequestAttemptCount: true}
+	return &routepb.VirtualHost{Name: host + ":" + itoa(port), Domains: []string{host}, IncludeRequestAttemptCount: true}
 }
 
 // catchAllLast moves the catch-all routes to the end, keeping the order of the others

@@ -17,13 +17,19 @@ func (s *server) configDump(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := s.o.ConfigDump(has(r, "include_eds"))
+	if err == nil {
+		body, err = shapeConfigDump(body, r.URL.Query()) // configdump.go
+		if writeConfigDumpError(w, err) {
+			return
+		}
+	}
 	if err != nil {
 		s.logf(slog.LevelWarn, "config dump failed", "err", err)
 		text(w, http.StatusInternalServerError, fmt.Sprintf("config dump failed: %v\n", err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(body)
+	_, _ = w.Write(body) //nolint:gosec // G705: JSON re-encoded by configdump.go, served as application/json
 }
 
 func (s *server) ready(w http.ResponseWriter, _ *http.Request) {

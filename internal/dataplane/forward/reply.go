@@ -20,6 +20,7 @@ func (x *exchange) reply(rp *Reply) {
 		if rp.Location != "" {
 			x.w.Header().Set("Location", rp.Location)
 		}
+		x.configuredHeaders() // configured.go
 		x.writeLocal(rp.Status, rp.Body)
 		return
 	}

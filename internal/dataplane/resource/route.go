@@ -12,7 +12,13 @@ type RouteConfig struct {
 	VirtualHosts []VirtualHost // virtual_hosts, in order
 	// Envoy selects the virtual host by domain: exact match first, then the longest
 	// "*.suffix"/"*suffix" wildcard, then the longest "prefix*", then "*". Domains with a
-	// port ("host:9080") match the Host header as written; Envoy strips nothing.
+	// port ("host:9080") match the Host header as written; Envoy strips nothing unless
+	// IgnorePortInHostMatching is set.
+
+	// IgnorePortInHostMatching is ignore_port_in_host_matching: the Host's port (":8080",
+	// whatever follows its last ':' outside an IPv6 literal's brackets) is stripped before
+	// the domains are compared. Istio sets it on a gateway's route configurations.
+	IgnorePortInHostMatching bool
 }
 
 // VirtualHost is a config.route.v3.VirtualHost. Istio names them "<host>:<port>",

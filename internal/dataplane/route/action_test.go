@@ -166,5 +166,11 @@ func FuzzSelectVirtualHost(f *testing.F) {
 		if tbl := Compile(rc).SelectVirtualHost(host); tbl != scan {
 			t.Fatalf("host %q: scan chose %q, table chose %q", host, name(scan), name(tbl))
 		}
+		// Ignoring the port is matching the host without it.
+		stripped := SelectVirtualHost(rc, StripPort(host))
+		rc.IgnorePortInHostMatching = true
+		if scan, tbl := SelectVirtualHost(rc, host), Compile(rc).SelectVirtualHost(host); scan != stripped || tbl != stripped {
+			t.Fatalf("host %q ignoring the port: scan chose %q, table chose %q, want %q", host, name(scan), name(tbl), name(stripped))
+		}
 	})
 }

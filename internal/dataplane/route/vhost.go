@@ -22,7 +22,8 @@ const (
 // exact domain (case-insensitive) first, then the longest suffix wildcard ("*.foo.com",
 // "*-bar.com"), then the longest prefix wildcard ("foo.*"), then "*". A wildcard never
 // matches an empty remainder: "*.foo.com" does not match ".foo.com". The host is compared as
-// received, port included; nothing is stripped. It returns nil when nothing matches.
+// received, port included, unless rc ignores ports in host matching (hostport.go). It
+// returns nil when nothing matches.
 //
 // SelectVirtualHost scans every domain and allocates nothing; Compile builds an index for
 // route configs with many virtual hosts.
@@ -30,6 +31,7 @@ func SelectVirtualHost(rc *resource.RouteConfig, host string) *resource.VirtualH
 	if rc == nil {
 		return nil
 	}
+	host = matchedHost(rc, host)
 	var best *resource.VirtualHost
 	bestClass, bestLen := classNone, -1
 	for i := range rc.VirtualHosts {
@@ -97,6 +99,8 @@ type Table struct {
 	suffixes []wildcard                       // longest first, then config order
 	prefixes []wildcard                       // longest first, then config order
 	any      *resource.VirtualHost
+	// ignorePort is the route configuration's ignore_port_in_host_matching.
+	ignorePort bool
 }
 
 type wildcard struct {
@@ -110,6 +114,7 @@ func Compile(rc *resource.RouteConfig) *Table {
 	if rc == nil {
 		return t
 	}
+	t.ignorePort = rc.IgnorePortInHostMatching
 	for i := range rc.VirtualHosts {
 		vh := &rc.VirtualHosts[i]
 		for _, d := range vh.Domains {
@@ -142,6 +147,9 @@ func (t *Table) Config() *resource.RouteConfig { return t.rc }
 // SelectVirtualHost is SelectVirtualHost on the indexed table. It allocates only when host
 // has upper-case letters.
 func (t *Table) SelectVirtualHost(host string) *resource.VirtualHost {
+	if t.ignorePort {
+		host = StripPort(host)
+	}
 	if vh, ok := t.exact[lowerASCII(host)]; ok {
 		return vh
 	}

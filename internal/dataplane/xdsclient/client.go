@@ -38,7 +38,7 @@ type Options struct {
 	NodeID   string            // e.g. "sidecar~127.0.10.2~reviews-v1.default~default.svc.cluster.local"
 	Cluster  string            // node.cluster ("Kubernetes")
 	Metadata map[string]string // node.metadata (string values)
-	Version  string            // node.user_agent_version, the build (/server_info's version); default "dev"
+	Version  string            // node.user_agent_build_version (buildversion.go), the build (/server_info's version); default "dev"
 	Applier  Applier
 	Logger   *slog.Logger
 	// BackoffBase and BackoffMax bound the jittered exponential reconnect delay (defaults
@@ -116,14 +116,14 @@ func New(o Options) *Client {
 		o:   o,
 		log: o.Logger,
 		node: &corepb.Node{
-			Id:                   o.NodeID,
-			Cluster:              o.Cluster,
-			Metadata:             md,
-			UserAgentName:        "lucid",
-			UserAgentVersionType: &corepb.Node_UserAgentVersion{UserAgentVersion: cmp.Or(o.Version, "dev")},
+			Id:            o.NodeID,
+			Cluster:       o.Cluster,
+			Metadata:      md,
+			UserAgentName: "lucid",
 		},
 		types: map[string]*typeState{},
 	}
+	setUserAgentVersion(c.node, cmp.Or(o.Version, "dev")) // buildversion.go
 	for _, k := range kinds {
 		ts := &typeState{kind: k, entries: map[string]*entry{}, cache: o.DecodeCache}
 		c.types[k.url] = ts

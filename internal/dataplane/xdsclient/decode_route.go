@@ -40,10 +40,8 @@ func DecodeRouteConfig(rc *routepb.RouteConfiguration) (*resource.RouteConfig, e
 		return nil, fmt.Errorf("request_mirror_policies: not supported on the route configuration")
 	case rc.GetVhostHeader() != "":
 		return nil, fmt.Errorf("vhost_header: not supported")
-	case rc.GetIgnorePortInHostMatching():
-		return nil, fmt.Errorf("ignore_port_in_host_matching: not supported")
 	}
-	out := &resource.RouteConfig{Name: rc.GetName()}
+	out := &resource.RouteConfig{Name: rc.GetName(), IgnorePortInHostMatching: rc.GetIgnorePortInHostMatching()}
 	for i, vh := range rc.GetVirtualHosts() {
 		v, err := decodeVirtualHost(vh)
 		if err != nil {

@@ -317,3 +317,18 @@ func TestDecodeVirtualHost(t *testing.T) {
 		t.Errorf("virtual host = %+v", vh)
 	}
 }
+
+// ignore_port_in_host_matching (Istio sets it on a gateway's route configurations) is
+// decoded, not refused; left unset, the Host is matched as written.
+func TestDecodeIgnorePortInHostMatching(t *testing.T) {
+	for _, set := range []bool{true, false} {
+		rc, err := DecodeRouteConfig(&routepb.RouteConfiguration{Name: "http.8080", IgnorePortInHostMatching: set,
+			VirtualHosts: []*routepb.VirtualHost{{Name: "*.example.com:8080", Domains: []string{"*.example.com"}}}})
+		if err != nil {
+			t.Fatalf("ignore_port_in_host_matching=%v: %v", set, err)
+		}
+		if rc.IgnorePortInHostMatching != set {
+			t.Errorf("decoded ignore_port_in_host_matching = %v, want %v", rc.IgnorePortInHostMatching, set)
+		}
+	}
+}

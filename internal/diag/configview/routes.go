@@ -1,10 +1,10 @@
 package configview
 
 import (
-	"cmp"
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -14,28 +14,27 @@ import (
 // RouteFilter selects route configurations by name.
 type RouteFilter struct{ Name string }
 
-// SortedRoutes returns the route configurations that pass f: numeric names (outbound
-// ports) first in numeric order, then the others by name.
+// SortedRoutes returns the route configurations that pass f in istioctl's order: by name
+// (the config dump's order), then sorted with istioctl's comparison (numeric names, the
+// outbound ports, in numeric order; a name that is not a number compares equal to any
+// other, so those keep the places Go's sort leaves them in), then filtered.
 func SortedRoutes(s *resource.Snapshot, f RouteFilter) []*resource.RouteConfig {
-	var out []*resource.RouteConfig
+	all := make([]*resource.RouteConfig, 0, len(s.Routes))
 	for _, rc := range s.Routes {
+		all = append(all, rc)
+	}
+	slices.SortFunc(all, func(a, b *resource.RouteConfig) int { return strings.Compare(a.Name, b.Name) })
+	sort.Slice(all, func(i, j int) bool {
+		a, errA := strconv.Atoi(all[i].Name)
+		b, errB := strconv.Atoi(all[j].Name)
+		return errA == nil && errB == nil && a < b
+	})
+	var out []*resource.RouteConfig
+	for _, rc := range all {
 		if f.Name == "" || rc.Name == f.Name {
 			out = append(out, rc)
 		}
 	}
-	slices.SortFunc(out, func(a, b *resource.RouteConfig) int {
-		na, ea := strconv.Atoi(a.Name)
-		nb, eb := strconv.Atoi(b.Name)
-		switch {
-		case ea == nil && eb == nil:
-			return cmp.Compare(na, nb)
-		case ea == nil:
-			return -1
-		case eb == nil:
-			return 1
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
 	return out
 }
 
@@ -64,6 +63,9 @@ func Routes(w io.Writer, s *resource.Snapshot, f RouteFilter, short bool) error 
 			}
 			for j := range vh.Routes {
 				r := &vh.Routes[j]
+				if r.Action != nil && r.Action.Cluster == passthroughCluster {
+					continue // istioctl leaves out the routes to PassthroughCluster (allow_any)
+				}
 				vs := ""
 				if r.VirtualService != "" {
 					vs = configName(r.VirtualService)
@@ -82,35 +84,48 @@ func flush(tw interface{ Flush() error }) error {
 	return nil
 }
 
-// describeDomains shortens Istio's domain list (every name and name:port of a host) to
-// its distinct host names without ports (a gateway's "host:*" counts as host): the first
-// one, plus "+ N more..." when there are more (as istioctl does).
+// passthroughCluster is Istio's cluster for traffic to unknown destinations.
+const passthroughCluster = "PassthroughCluster"
+
+// describeDomains shortens a virtual host's domains as istioctl does: one domain is shown
+// as it is; of several, the ones without a port (an IPv6 literal alone counts as one), less
+// each "<x>.svc.cluster.local" and "<x>.svc" whose shorter form is also listed, the first
+// two joined by ", " and "+ N more..." for the rest.
 func describeDomains(domains []string) string {
-	if len(domains) == 0 {
+	switch len(domains) {
+	case 0:
 		return ""
+	case 1:
+		return domains[0]
 	}
 	var hosts []string
 	for _, d := range domains {
-		h := d
-		if i := strings.LastIndexByte(d, ':'); i > 0 && !strings.Contains(d[i+1:], "]") {
-			if _, err := strconv.Atoi(d[i+1:]); err == nil || d[i+1:] == "*" {
-				h = d[:i]
+		colons := strings.Count(d, ":")
+		if colons == 0 || colons > 2 && strings.HasSuffix(d, "]") {
+			hosts = append(hosts, d)
+		}
+	}
+	listed := map[string]bool{}
+	for _, h := range hosts {
+		listed[h] = true
+	}
+	shortened := func(h string) bool {
+		for _, suffix := range []string{".svc.cluster.local", ".svc"} {
+			if short := strings.TrimSuffix(h, suffix); short != h && listed[short] {
+				return true
 			}
 		}
-		if !slices.Contains(hosts, h) {
-			hosts = append(hosts, h)
-		}
+		return false
 	}
-	// Istio lists the FQDN first; the short name (its first label) reads best.
-	first := hosts[0]
+	shown := make([]string, 0, len(hosts))
 	for _, h := range hosts {
-		if !strings.Contains(h, ".") && h != "*" {
-			first = h
-			break
+		if !shortened(h) {
+			shown = append(shown, h)
 		}
 	}
-	if len(hosts) == 1 {
-		return first
+	const most = 2
+	if len(shown) > most {
+		return fmt.Sprintf("%s + %d more...", strings.Join(shown[:most], ", "), len(shown)-most)
 	}
-	return fmt.Sprintf("%s + %d more...", first, len(hosts)-1)
+	return strings.Join(shown, ", ")
 }

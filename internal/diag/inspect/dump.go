@@ -39,6 +39,10 @@ type Dump struct {
 
 	// Versions by short type: "LDS", "RDS", "CDS", "EDS" (the newest resource version).
 	Versions map[string]string
+
+	// Secrets are the SDS secrets (secrets.go); HasSecrets says the dump has the section.
+	Secrets    []Secret
+	HasSecrets bool
 }
 
 // Entry is one resource of a dump with its version and when it was last updated.
@@ -90,6 +94,8 @@ func ParseConfigDump(b []byte) (*Dump, error) {
 			for _, r := range x.GetStaticRouteConfigs() {
 				addEntry(&d.Routes, r.GetRouteConfig(), "", r.GetLastUpdated(), &errs)
 			}
+		case *adminpb.SecretsConfigDump:
+			d.addSecrets(x, &errs)
 		case *adminpb.EndpointsConfigDump:
 			d.HasEDS = true
 			for _, e := range x.GetDynamicEndpointConfigs() {

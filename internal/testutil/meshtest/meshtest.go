@@ -26,6 +26,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/agent"
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 	"github.com/lucid-mesh/lucid/internal/testutil"
+	"github.com/lucid-mesh/lucid/internal/version"
 )
 
 // Workload is one workload of the test mesh.
@@ -115,6 +116,7 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 				IP: ip, Workload: w.Name, Namespace: cmp.Or(w.Namespace, "default"), Labels: w.Labels, Discovery: m.ADS,
 				AdminPort: 15000, StatusPort: 15020, LogLevel: "debug", LogOutput: m.Logs,
 				DrainDuration: 500 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: w.Router},
+				Version: version.Get().Envoy(), // as `lucid sidecar` and `lucid gateway` report it
 			})
 			if err != nil {
 				t.Errorf("sidecar %s: %v", w.Name, err)
