@@ -77,6 +77,8 @@ var Subnets = []SubnetUse{
 		Use: "this package's test listeners"},
 	{N: 144, Packages: []string{"test/e2e"},
 		Use: "this package's test listeners"},
+	{N: 171, Packages: []string{"internal/testutil/meshtest", "test/istioctl", "test/proxyless"},
+		Use: "Istio tools drop-in: proxyless gRPC .20-.22, the gateway host-port test .100-.102, istioctl's writers .110-.117"},
 	{N: 181, Packages: []string{"internal/dataplane/authz", "internal/dataplane/extauthz", "internal/dataplane/jwtauthn", "internal/dataplane/rbac", "internal/dataplane/xdsclient", "test/authz"},
 		Use: "authorization fixtures (peer and destination addresses; no fixed listener)"},
 	{N: 213, Packages: []string{"internal/dataplane/admin", "internal/dataplane/proxy"},
