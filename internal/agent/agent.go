@@ -64,6 +64,8 @@ type Options struct {
 
 	// Agent (status server, app probes, drain); see agentopts.go.
 	AgentOptions
+	// Identity is the workload certificate from the mesh CA (identity.go).
+	Identity IdentityOptions
 	// Memory (GC target, soft limit, startup pages); see footprint.go.
 	MemoryOptions
 }
@@ -98,6 +100,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	idm, stopIdentity, err := startIdentity(ctx, o, logs.Logger("secret")) // identity.go
+	if err != nil {
+		return err
+	}
+	defer stopIdentity()
 	clusters := cluster.NewManager(logs.Logger("upstream"))
 	pools := pool.NewSet(logs.Logger("pool"))
 	pools.SetSourceAddress(o.IP)
@@ -137,13 +144,15 @@ func Run(ctx context.Context, o Options) error {
 			return "INITIALIZING"
 		}
 	}
-	ready := func() error { return readiness(xc.Status(), apl.dynamic.Load(), px.Missing(), draining.Load()) }
+	ready := func() error {
+		return cmp.Or(identityReady(idm), readiness(xc.Status(), apl.dynamic.Load(), px.Missing(), draining.Load()))
+	}
 
 	quit := make(chan struct{})
 	var quitOnce sync.Once
 	stop := func() { quitOnce.Do(func() { close(quit) }) }
 	adminH := admin.New(admin.Options{
-		ConfigDump: xc.ConfigDump,
+		ConfigDump: withSecrets(xc.ConfigDump, idm), // identity.go
 		Clusters:   func() []admin.ClusterStatus { return clusterStatuses(clusters, pools) },
 		Listeners:  func() []admin.ListenerStatus { return listenerStatuses(px) },
 		Logging:    logs,

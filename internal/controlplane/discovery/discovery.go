@@ -56,6 +56,8 @@ type Options struct {
 	// DashboardAddr serves the web dashboard on its own address; "" serves it on the
 	// debug port (dashboard.go).
 	DashboardAddr string
+	// CA is the mesh CA on the TLS port (ca.go).
+	CA CAOptions
 }
 
 // generator implements ads.Generator over the newest mesh: translate.Cache hands every
@@ -149,6 +151,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer stopWebhook()
+	stopCA, err := startCA(ctx, o, meshCfg, log) // ca.go
+	if err != nil {
+		return err
+	}
+	defer stopCA()
 	errc := make(chan error, 4)
 	wg.Add(3)
 	go func() {
