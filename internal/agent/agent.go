@@ -110,11 +110,13 @@ func Run(ctx context.Context, o Options) error {
 	pools.SetSourceAddress(o.IP)
 	pools.SetIdleBound(o.UpstreamIdleBound)
 	clusters.OnHostsRemoved(pools.ForgetHosts) // learned idle timeouts leave with their hosts
+	// proxy/mtls_upstream.go: ISTIO_MUTUAL and auto mTLS on new upstream connections
+	pools.SetUpstreamTLS(proxy.UpstreamTLS(clusters, mtlsOf(idm)))
 	defer pools.Close()
 	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: obs.requests, ConnectionObservers: obs.connections,
 		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Logger: logs.Logger("router")})
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration,
-		RequestLimits: down.limits, IdleTimeout: down.idle})
+		RequestLimits: down.limits, IdleTimeout: down.idle, MTLS: mtlsOf(idm)})
 
 	nodeID := nodeIDOf(o) // router.go: sidecar~… or router~…
 	meta := map[string]string{"NAME": o.Workload, "NAMESPACE": o.Namespace, "INSTANCE_IPS": o.IP.String(), "WORKLOAD_NAME": o.Workload,
@@ -172,6 +174,8 @@ func Run(ctx context.Context, o Options) error {
 	st.AddGauges(clusterGauges(clusters))
 	// listener.<name>.ssl.*: TLS handshakes and client-certificate failures (routers).
 	st.AddCounters(px.EachTLSStat)
+	// mtls.plaintext_refused: plaintext refused by STRICT ports (proxy/mtls.go)
+	st.AddCounters(px.EachMTLSStat)
 	st.Registry().MustRegister(clusters.Collector()) // lucid_upstream_reused_conn_retries_total
 
 	drainReq := make(chan struct{}, 1)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/agent/identity"
+	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
 	"github.com/lucid-mesh/lucid/internal/pki/spiffe"
 )
 
@@ -145,4 +146,12 @@ func withSecrets(dump func(bool) ([]byte, error), m *identity.Manager) func(bool
 		}
 		return json.MarshalIndent(d, "", " ")
 	}
+}
+
+// mtlsOf is m as the proxy's MTLS (a nil interface without an identity, not a nil pointer).
+func mtlsOf(m *identity.Manager) proxy.MTLS {
+	if m == nil {
+		return nil
+	}
+	return m
 }

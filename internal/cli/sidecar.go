@@ -65,8 +65,9 @@ port), serves the admin API on 127.0.0.1:15000 for a pod, a private 127.255.x.y:
 		"a request that cannot be replayed (POST, PATCH without Idempotency-Key) reuses an upstream connection idle at most this long until the upstream's idle timeout is learned (default 1s; negative: no bound)")
 	addAgentFlags(cmd, &o, &appAddr)
 	addMemoryFlags(cmd, &o.MemoryOptions)
-	addExposureFlags(cmd, &o)          // exposure.go: --admin-address, --proxy-config
-	addIdentityFlags(cmd, &o.Identity) // sidecar_identity.go: the workload certificate
+	addExposureFlags(cmd, &o) // exposure.go: --admin-address, --proxy-config
+	// sidecar_identity.go: the workload certificate
+	addIdentityFlags(cmd, &o.Identity)
 	cmd.AddCommand(newSidecarWaitCmd())
 	return cmd
 }

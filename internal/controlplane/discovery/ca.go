@@ -49,11 +49,15 @@ const (
 	TokensFileName = "workload-tokens.json"
 )
 
+// caServes reports whether this control plane runs the CA, so workloads have
+// certificates and the configuration may ask for mutual TLS.
+func caServes(o Options) bool { return o.CA.Addr != "" && !o.Kube.Enabled }
+
 // startCA loads (or creates) the CA, writes its roots to the state directory and serves
 // CreateCertificate on o.CA.Addr until ctx ends. The returned stop waits for the server.
 func startCA(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, log *slog.Logger) (stop func(), err error) {
 	co := o.CA
-	if co.Addr == "" || o.Kube.Enabled {
+	if !caServes(o) {
 		return func() {}, nil // Kubernetes: not wired yet (kubeca)
 	}
 	if co.StateDir == "" {

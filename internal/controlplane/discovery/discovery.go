@@ -180,6 +180,7 @@ func Run(ctx context.Context, o Options) error {
 		var prev *model.Mesh
 		st.Run(ctx, func(s *store.Snapshot) {
 			m, md := model.Build(s.Objects, meshCfg)
+			m.SetMTLS(caServes(o)) // ca.go: mutual TLS needs the workload certificates
 			analysis.set(s.Objects, s.Diagnostics)
 			diags.set(append(append([]config.Diagnostic(nil), s.Diagnostics...), md...), s.Version) // diagnostics.go
 			ch := model.Diff(prev, m)

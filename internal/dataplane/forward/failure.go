@@ -112,6 +112,9 @@ func (x *exchange) classify(err error, rs *retryState, a *attempt) (f failure, o
 }
 
 func connectDetail(ce *pool.ConnectError, timeout time.Duration) string {
+	if ce.Explain != "" { // a TLS handshake (pool/tls.go)
+		return ce.Explain
+	}
 	switch ce.Reason {
 	case pool.ReasonConnectionTimeout:
 		if timeout <= 0 {

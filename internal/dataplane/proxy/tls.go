@@ -24,7 +24,7 @@ import (
 type chainTLS map[*resource.FilterChain]*tls.Config
 
 // loadTLS builds the TLS configuration of every chain of s that terminates TLS.
-func loadTLS(s *resource.Snapshot) (chainTLS, error) {
+func loadTLS(s *resource.Snapshot, m MTLS) (chainTLS, error) {
 	out := chainTLS{}
 	names := make([]string, 0, len(s.Listeners))
 	for n := range s.Listeners {
@@ -38,14 +38,14 @@ func loadTLS(s *resource.Snapshot) (chainTLS, error) {
 			if fc.TLS == nil {
 				continue
 			}
-			cfg, err := serverTLSConfig(fc.TLS)
+			cfg, err := chainServerTLS(fc.TLS, m) // mtls.go
 			if err != nil {
 				return nil, fmt.Errorf("listener %q: filter chain %s: %w", name, chainName(fc, i), err)
 			}
 			out[fc] = cfg
 		}
 		if fc := l.DefaultChain; fc != nil && fc.TLS != nil {
-			cfg, err := serverTLSConfig(fc.TLS)
+			cfg, err := chainServerTLS(fc.TLS, m) // mtls.go
 			if err != nil {
 				return nil, fmt.Errorf("listener %q: default filter chain: %w", name, err)
 			}

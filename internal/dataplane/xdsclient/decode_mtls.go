@@ -7,6 +7,7 @@ import (
 	clusterpb "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointpb "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlspb "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -207,4 +208,11 @@ func decodeEndpointTransport(lbe *endpointpb.LbEndpoint, out *resource.Endpoint)
 	mtls := filterMetadata(lbe.GetMetadata(), "lucid")["mtls"].GetStructValue().GetFields()
 	out.MTLSMode, out.PeerAuthentication = stringField(mtls, "mode"), stringField(mtls, "policy")
 	return nil
+}
+
+// decodeChainMTLS reads Lucid's note of an inbound chain's PeerAuthentication mode
+// (filter_metadata["lucid"]["mtls"]), for the explanation of a refused connection.
+func decodeChainMTLS(fc *listenerpb.FilterChain, out *resource.FilterChain) {
+	mtls := filterMetadata(fc.GetMetadata(), "lucid")["mtls"].GetStructValue().GetFields()
+	out.MTLSMode, out.PeerAuthentication = stringField(mtls, "mode"), stringField(mtls, "policy")
 }

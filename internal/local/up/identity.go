@@ -34,7 +34,8 @@ func caAddr(p *Plan) string {
 const tokenFD = 3
 
 // enableIdentity turns on the CA in the plan's discovery and hands every sidecar its
-// token: identity spiffe://<trust domain>/ns/<namespace>/sa/<serviceAccount or default>.
+// token (gateways too: they send ISTIO_MUTUAL to sidecars):
+// identity spiffe://<trust domain>/ns/<namespace>/sa/<serviceAccount or default>.
 func enableIdentity(p *Plan, objs []*config.Object, dir string) error {
 	state := discovery.StateDirFor(dir)
 	if err := os.MkdirAll(state, 0o700); err != nil {
@@ -50,8 +51,15 @@ func enableIdentity(p *Plan, objs []*config.Object, dir string) error {
 			sas[o.Namespace+"/"+o.Name] = we.GetServiceAccount()
 		}
 	}
+	procs := make([]*Process, 0, len(p.Sidecars)+len(p.Gateways))
 	for i := range p.Sidecars {
-		w := sidecarWorkload(p, i)
+		procs = append(procs, &p.Sidecars[i])
+	}
+	for i := range p.Gateways {
+		procs = append(procs, &p.Gateways[i])
+	}
+	for _, sc := range procs {
+		w := processWorkload(p, sc)
 		if w == nil {
 			continue
 		}
@@ -63,7 +71,6 @@ func enableIdentity(p *Plan, objs []*config.Object, dir string) error {
 		if err != nil {
 			return fmt.Errorf("workload token for %s/%s: %w", w.Namespace, w.Name, err)
 		}
-		sc := &p.Sidecars[i]
 		sc.Secret = []byte(tok)
 		sc.Args = append(sc.Args, "--ca-address", addr, "--ca-root-cert", filepath.Join(state, discovery.RootCertFile),
 			"--ca-token-fd", fmt.Sprint(tokenFD), "--service-account", sa)
@@ -71,9 +78,10 @@ func enableIdentity(p *Plan, objs []*config.Object, dir string) error {
 	return nil
 }
 
-// sidecarWorkload is the workload of p.Sidecars[i] (its --workload and --namespace).
-func sidecarWorkload(p *Plan, i int) *Workload {
-	args := p.Sidecars[i].Args
+// processWorkload is the workload a sidecar or gateway process runs for (its --workload
+// and --namespace).
+func processWorkload(p *Plan, pr *Process) *Workload {
+	args := pr.Args
 	var name, ns string
 	for j := 0; j+1 < len(args); j++ {
 		switch args[j] {
