@@ -235,3 +235,51 @@ func TestRotationUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d requests, %d renewals, no failure", ok.Load(), renewals())
 }
+
+// The classic misconfiguration: a DestinationRule turns TLS off towards a STRICT server.
+// Envoy's 503 (UC: the server closes the plaintext connection) and x-lucid-error names
+// the PeerAuthentication that requires mutual TLS and the DestinationRule that disabled
+// it.
+func TestDisableToStrictExplained(t *testing.T) {
+	dr := `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web}
+spec:
+  host: web.default.svc.cluster.local
+  trafficPolicy: {tls: {mode: DISABLE}}
+`
+	m := startMesh(t, map[string]string{"mesh.yaml": meshYAML, "strict.yaml": strictYAML, "dr.yaml": dr}, meshtest.Options{})
+	code, h, _, body := get(t, m, "http://web.default.svc.cluster.local:8080/hello")
+	if code != 503 || !strings.HasPrefix(body, "upstream connect error or disconnect/reset before headers.") {
+		t.Fatalf("got %d %q, want Envoy's 503", code, body)
+	}
+	want := "the server requires mutual TLS (PeerAuthentication istio-system/default is STRICT) but DestinationRule default/web sets tls.mode DISABLE"
+	if x := h.Get("x-lucid-error"); !strings.Contains(x, want) {
+		t.Errorf("x-lucid-error = %q\nwant it to say %q", x, want)
+	}
+}
+
+// ISTIO_MUTUAL towards a server whose PeerAuthentication is DISABLE (it answers in
+// plaintext): UF with Envoy's WRONG_VERSION_NUMBER and an explanation.
+func TestMutualToDisabledExplained(t *testing.T) {
+	disable := `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: web, namespace: default}
+spec: {selector: {matchLabels: {app: web}}, mtls: {mode: DISABLE}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web}
+spec:
+  host: web.default.svc.cluster.local
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+`
+	m := startMesh(t, map[string]string{"mesh.yaml": meshYAML, "disable.yaml": disable}, meshtest.Options{})
+	code, h, _, body := get(t, m, "http://web.default.svc.cluster.local:8080/hello")
+	if code != 503 || !strings.Contains(body, "transport failure reason: TLS_error:|268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end") {
+		t.Fatalf("got %d %q", code, body)
+	}
+	if x := h.Get("x-lucid-error"); !strings.Contains(x, "answered in plaintext, not TLS") {
+		t.Errorf("x-lucid-error = %q", x)
+	}
+}

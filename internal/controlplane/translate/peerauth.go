@@ -125,10 +125,10 @@ func (g *generator) outboundMTLS(c *clusterpb.Cluster, s *model.Service, port mo
 	mode, source := "", ""
 	switch {
 	case tls != nil && tls.GetMode() != networkingv1alpha3.ClientTLSSettings_DISABLE:
-		mode, source = tls.GetMode().String(), "DestinationRule "+dr.ConfigPath()
+		mode, source = tls.GetMode().String(), "DestinationRule "+dr.Config.Namespace+"/"+dr.Config.Name
 		c.TransportSocket = g.destinationRuleTLS(tls, s, port, sni)
 	case tls != nil:
-		mode, source = "DISABLE", "DestinationRule "+dr.ConfigPath()
+		mode, source = "DISABLE", "DestinationRule "+dr.Config.Namespace+"/"+dr.Config.Name
 	case g.m.AutoMTLS():
 		mode, source = "auto", "auto mTLS (ISTIO_MUTUAL to endpoints with a sidecar)"
 		up := &tlspb.UpstreamTlsContext{Sni: sni, CommonTlsContext: istioMutualContext(g.serviceAccounts(s, port), mtlsALPN)}
@@ -228,6 +228,15 @@ func (g *generator) withTLSMode(meta func(*model.Endpoint) *corepb.Metadata) fun
 			fm = map[string]*structpb.Struct{}
 		}
 		fm[transportMatchKey] = istioTLSMode
+		// lucid.mtls: the server's PeerAuthentication on this port, so a client that sends
+		// plaintext to a STRICT server can say why the connection was reset.
+		lucid := &structpb.Struct{Fields: maps.Clone(fm["lucid"].GetFields())}
+		if lucid.Fields == nil {
+			lucid.Fields = map[string]*structpb.Value{}
+		}
+		mode, policy := g.m.InboundMTLS(&model.Proxy{Namespace: e.Namespace, Labels: e.Labels}, e.Port)
+		lucid.Fields["mtls"] = structpb.NewStructValue(mustStruct(map[string]any{"mode": mode.String(), "policy": policy}))
+		fm["lucid"] = lucid
 		return &corepb.Metadata{FilterMetadata: fm}
 	}
 }

@@ -96,6 +96,7 @@ func (x *exchange) classify(err error, rs *retryState, a *attempt) (f failure, o
 		default:
 			f.Explanation = who + " closed the connection before response headers"
 		}
+		f.Explanation += mtlsHint(x.cl.Config(), &host.Endpoint) // peer.go: plaintext to a STRICT server
 		switch {
 		case re.Reused && re.BeforeHeaders:
 			f.Explanation += " (reused connection; request not sent)"

@@ -3,6 +3,8 @@ package forward
 import (
 	"context"
 	"net/http"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
 // Peer is the downstream's identity on a mutual-TLS connection, as the sidecar's inbound
@@ -58,4 +60,25 @@ func forwardClientCert(h http.Header, r *http.Request) {
 		v = prev + "," + v
 	}
 	h.Set("X-Forwarded-Client-Cert", v)
+}
+
+// mtlsHint explains a connection the server reset when it requires mutual TLS (its
+// PeerAuthentication is STRICT on the port, endpoint metadata lucid.mtls) and this
+// cluster sent plaintext to it: which policy requires it and what turned it off.
+func mtlsHint(c *resource.Cluster, ep *resource.Endpoint) string {
+	if ep.MTLSMode != "STRICT" || c.TransportFor(ep) != nil {
+		return ""
+	}
+	policy := "the mesh-wide default"
+	if ep.PeerAuthentication != "" {
+		policy = "PeerAuthentication " + ep.PeerAuthentication
+	}
+	why := "the client sent plaintext"
+	switch c.Info.TLSMode {
+	case "DISABLE":
+		why = c.Info.TLSSource + " sets tls.mode DISABLE"
+	case "":
+		why = "the cluster sends plaintext (no DestinationRule tls and no auto mTLS for this endpoint)"
+	}
+	return "; the server requires mutual TLS (" + policy + " is STRICT) but " + why
 }
