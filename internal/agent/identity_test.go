@@ -114,7 +114,12 @@ func TestRunWorkloadIdentityRefused(t *testing.T) {
 			Identity: IdentityOptions{CAAddress: c.Addr, CARootCert: rootFile, CATokenFile: tokFile},
 		})
 	}()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
 	testutil.Eventually(t, 10*time.Second, "status server", func() bool { return dialable("127.0.163.11:15020") })
 	testutil.Eventually(t, 10*time.Second, "the refusal logged", func() bool { return strings.Contains(logs.String(), "request authenticate failure") })
 	if code, _, body := get(t, "GET", "http://127.0.163.11:15020/healthz/ready"); code != 503 || body != "workload certificate not received yet from the CA\n" {

@@ -62,7 +62,7 @@ func sdsSecret(name string) *tlspb.SdsSecretConfig {
 func istioMutualContext(sans []string, alpn []string) *tlspb.CommonTlsContext {
 	def := &tlspb.CertificateValidationContext{}
 	for _, s := range sans {
-		def.MatchSubjectAltNames = append(def.MatchSubjectAltNames, &matcherpb.StringMatcher{MatchPattern: &matcherpb.StringMatcher_Exact{Exact: s}})
+		def.MatchTypedSubjectAltNames = append(def.MatchTypedSubjectAltNames, uriSAN(s))
 	}
 	return &tlspb.CommonTlsContext{
 		TlsCertificateSdsSecretConfigs: []*tlspb.SdsSecretConfig{sdsSecret(SDSWorkloadCertificate)},
@@ -71,6 +71,11 @@ func istioMutualContext(sans []string, alpn []string) *tlspb.CommonTlsContext {
 		}},
 		AlpnProtocols: alpn,
 	}
+}
+
+// uriSAN matches a SPIFFE identity exactly.
+func uriSAN(id string) *tlspb.SubjectAltNameMatcher {
+	return &tlspb.SubjectAltNameMatcher{SanType: tlspb.SubjectAltNameMatcher_URI, Matcher: &matcherpb.StringMatcher{MatchPattern: &matcherpb.StringMatcher_Exact{Exact: id}}}
 }
 
 // inboundMTLSChains turns an inbound port's plaintext chain into the chains of its
@@ -171,7 +176,8 @@ func (g *generator) destinationRuleTLS(t *networkingv1alpha3.ClientTLSSettings, 
 	if !t.GetInsecureSkipVerify().GetValue() && t.GetCaCertificates() != "" {
 		v := &tlspb.CertificateValidationContext{TrustedCa: fileDataSource(t.GetCaCertificates())}
 		for _, san := range sans {
-			v.MatchSubjectAltNames = append(v.MatchSubjectAltNames, &matcherpb.StringMatcher{MatchPattern: &matcherpb.StringMatcher_Exact{Exact: san}})
+			v.MatchTypedSubjectAltNames = append(v.MatchTypedSubjectAltNames, &tlspb.SubjectAltNameMatcher{
+				SanType: tlspb.SubjectAltNameMatcher_URI, Matcher: &matcherpb.StringMatcher{MatchPattern: &matcherpb.StringMatcher_Exact{Exact: san}}})
 		}
 		c.ValidationContextType = &tlspb.CommonTlsContext_ValidationContext{ValidationContext: v}
 	}

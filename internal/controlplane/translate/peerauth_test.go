@@ -113,8 +113,8 @@ func TestAutoMTLSCluster(t *testing.T) {
 	if err := ms[0].GetTransportSocket().GetTypedConfig().UnmarshalTo(&up); err != nil {
 		t.Fatal(err)
 	}
-	sans := up.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchSubjectAltNames()
-	if up.GetSni() != "outbound_.8080_._.web.default.svc.cluster.local" || len(sans) != 1 || sans[0].GetExact() != "spiffe://cluster.local/ns/default/sa/web-sa" {
+	sans := up.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames()
+	if up.GetSni() != "outbound_.8080_._.web.default.svc.cluster.local" || len(sans) != 1 || sans[0].GetMatcher().GetExact() != "spiffe://cluster.local/ns/default/sa/web-sa" {
 		t.Errorf("ISTIO_MUTUAL context: sni %q sans %v", up.GetSni(), sans)
 	}
 	if err := c.ValidateAll(); err != nil {

@@ -21,14 +21,14 @@ func fxSDS(name string) *tlspb.SdsSecretConfig {
 // fxIstioMutual is ISTIO_MUTUAL's common context as istiod writes it: the workload
 // certificate and the roots by SDS, the service accounts as exact SAN matchers.
 func fxIstioMutual(sans ...string) *tlspb.CommonTlsContext {
-	var ms []*matcherpb.StringMatcher
+	var ms []*tlspb.SubjectAltNameMatcher
 	for _, s := range sans {
-		ms = append(ms, &matcherpb.StringMatcher{MatchPattern: &matcherpb.StringMatcher_Exact{Exact: s}})
+		ms = append(ms, &tlspb.SubjectAltNameMatcher{SanType: tlspb.SubjectAltNameMatcher_URI, Matcher: &matcherpb.StringMatcher{MatchPattern: &matcherpb.StringMatcher_Exact{Exact: s}}})
 	}
 	return &tlspb.CommonTlsContext{
 		TlsCertificateSdsSecretConfigs: []*tlspb.SdsSecretConfig{fxSDS("default")},
 		ValidationContextType: &tlspb.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlspb.CommonTlsContext_CombinedCertificateValidationContext{
-			DefaultValidationContext:         &tlspb.CertificateValidationContext{MatchSubjectAltNames: ms},
+			DefaultValidationContext:         &tlspb.CertificateValidationContext{MatchTypedSubjectAltNames: ms},
 			ValidationContextSdsSecretConfig: fxSDS("ROOTCA"),
 		}},
 		AlpnProtocols: []string{"istio-peer-exchange", "istio"},
@@ -37,6 +37,7 @@ func fxIstioMutual(sans ...string) *tlspb.CommonTlsContext {
 
 // fxAutoMTLSCluster is an outbound cluster with Istio's auto mTLS matches.
 func fxAutoMTLSCluster(t testing.TB) *clusterpb.Cluster {
+	t.Helper()
 	c := fxClusterProto()
 	up := &tlspb.UpstreamTlsContext{Sni: "outbound_.9080_._.reviews.default.svc.cluster.local", CommonTlsContext: fxIstioMutual("spiffe://cluster.local/ns/default/sa/reviews")}
 	c.TransportSocketMatches = []*clusterpb.Cluster_TransportSocketMatch{
