@@ -103,7 +103,7 @@ virtual host and route) → clusters (which subset) → endpoints (which hosts, 
 has none).`,
 	}
 	t.addFlags(cmd)
-	cmd.AddCommand(newPCListeners(&t), newPCRoutes(&t), newPCClusters(&t), newPCEndpoints(&t), newPCLog(&t))
+	cmd.AddCommand(newPCListeners(&t), newPCRoutes(&t), newPCClusters(&t), newPCEndpoints(&t), newPCLog(&t), newPCSecret(&t)) // proxyconfig_secret.go
 	return cmd
 }
 

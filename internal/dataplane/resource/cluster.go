@@ -142,7 +142,8 @@ type ClusterInfo struct {
 	ServiceCluster   string            // lucid.service_cluster
 	// lucid.tls: the TLS mode the cluster originates (DISABLE, SIMPLE, MUTUAL,
 	// ISTIO_MUTUAL; "auto" for auto mutual TLS) and what decided it, for explanations.
-	TLSMode, TLSSource string
+	TLSMode   string `json:",omitempty"`
+	TLSSource string `json:",omitempty"`
 }
 
 // HealthStatus is config.core.v3.HealthStatus.
@@ -186,11 +187,12 @@ type Endpoint struct {
 
 	// metadata.filter_metadata["envoy.transport_socket_match"]: what the cluster's
 	// transport_socket_matches match (Istio: tlsMode "istio" for a workload with a sidecar).
-	TransportMatch map[string]string
+	TransportMatch map[string]string `json:",omitempty"`
 	// metadata.filter_metadata["lucid"]["mtls"]: the endpoint's PeerAuthentication mode
 	// for this port (STRICT, PERMISSIVE, DISABLE) and the policy that decided it
 	// ("istio-system/default"; "" for the mesh default), for explanations.
-	MTLSMode, PeerAuthentication string
+	MTLSMode           string `json:",omitempty"`
+	PeerAuthentication string `json:",omitempty"`
 }
 
 // Usable says whether Envoy would route to the endpoint (UNKNOWN, HEALTHY and DEGRADED do).
