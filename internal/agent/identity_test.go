@@ -20,31 +20,7 @@ import (
 // "default" carrying the workload's SPIFFE identity, "ROOTCA" the mesh roots.
 func TestRunWorkloadIdentity(t *testing.T) {
 	c := catest.Start(t, "127.0.163.1")
-	dir := t.TempDir()
-	tokFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokFile, []byte(c.Token(t, "shop/web", "shop", "web-sa")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rootFile := filepath.Join(dir, "root-cert.pem")
-	if err := os.WriteFile(rootFile, c.RootsPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuf{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{
-			IP: netip.MustParseAddr("127.0.163.10"), Workload: "web", Namespace: "shop", Discovery: "127.0.163.10:1",
-			LogOutput: logs, DrainDuration: 100 * time.Millisecond,
-			Identity: IdentityOptions{CAAddress: c.Addr, CARootCert: rootFile, CATokenFile: tokFile, ServiceAccount: "web-sa"},
-		})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	runWithCA(t, c, "127.0.163.10", "shop", "web-sa", c.Token(t, "shop/web", "shop", "web-sa"))
 	admin := "http://" + testutil.Admin("127.0.163.10")
 	testutil.Eventually(t, 10*time.Second, "admin API", func() bool { return dialable(testutil.Admin("127.0.163.10")) })
 
@@ -95,9 +71,21 @@ func TestRunWorkloadIdentity(t *testing.T) {
 // A sidecar whose token the CA does not know never becomes ready, and says why.
 func TestRunWorkloadIdentityRefused(t *testing.T) {
 	c := catest.Start(t, "127.0.163.2")
+	logs := runWithCA(t, c, "127.0.163.11", "default", "", "lucid-local-not-a-token")
+	testutil.Eventually(t, 10*time.Second, "status server", func() bool { return dialable("127.0.163.11:15020") })
+	testutil.Eventually(t, 10*time.Second, "the refusal logged", func() bool { return strings.Contains(logs.String(), "request authenticate failure") })
+	if code, _, body := get(t, "GET", "http://127.0.163.11:15020/healthz/ready"); code != 503 || body != "workload certificate not received yet from the CA\n" {
+		t.Fatalf("ready: %d %q", code, body)
+	}
+}
+
+// runWithCA runs a sidecar at ip whose agent presents token to c; it stops at the end of
+// the test.
+func runWithCA(t *testing.T, c *catest.CA, ip, ns, sa, token string) *syncBuf {
+	t.Helper()
 	dir := t.TempDir()
 	tokFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokFile, []byte("lucid-local-not-a-token"), 0o600); err != nil {
+	if err := os.WriteFile(tokFile, []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rootFile := filepath.Join(dir, "root-cert.pem")
@@ -109,20 +97,16 @@ func TestRunWorkloadIdentityRefused(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{
-			IP: netip.MustParseAddr("127.0.163.11"), Workload: "web", Discovery: "127.0.163.11:1",
+			IP: netip.MustParseAddr(ip), Workload: "web", Namespace: ns, Discovery: ip + ":1",
 			LogOutput: logs, DrainDuration: 100 * time.Millisecond,
-			Identity: IdentityOptions{CAAddress: c.Addr, CARootCert: rootFile, CATokenFile: tokFile},
+			Identity: IdentityOptions{CAAddress: c.Addr, CARootCert: rootFile, CATokenFile: tokFile, ServiceAccount: sa},
 		})
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
-	}()
-	testutil.Eventually(t, 10*time.Second, "status server", func() bool { return dialable("127.0.163.11:15020") })
-	testutil.Eventually(t, 10*time.Second, "the refusal logged", func() bool { return strings.Contains(logs.String(), "request authenticate failure") })
-	if code, _, body := get(t, "GET", "http://127.0.163.11:15020/healthz/ready"); code != 503 || body != "workload certificate not received yet from the CA\n" {
-		t.Fatalf("ready: %d %q", code, body)
-	}
+	})
+	return logs
 }

@@ -96,33 +96,18 @@ func clientTLSConfig(u *resource.UpstreamTLS, m MTLS) (*tls.Config, error) {
 // against trusted_ca (and the SANs), or not at all without a validation context
 // (insecureSkipVerify), as Envoy does.
 func fileClientTLSConfig(u *resource.UpstreamTLS) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	for _, cp := range u.Certificates {
-		chain, err := readSource("certificate_chain", cp.Chain)
-		if err != nil {
-			return nil, err
-		}
-		key, err := readSource("private_key", cp.PrivateKey)
-		if err != nil {
-			return nil, err
-		}
-		cert, err := tls.X509KeyPair(chain, key)
-		if err != nil {
-			return nil, fmt.Errorf("certificate_chain %s with private_key %s: %w", cp.Chain.Where(), cp.PrivateKey.Where(), err)
-		}
-		cfg.Certificates = append(cfg.Certificates, cert)
+	certs, err := loadCertificates(u.Certificates) // tls.go
+	if err != nil {
+		return nil, err
 	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: certs}
 	if !u.TrustedCA.IsSet() {
 		cfg.InsecureSkipVerify = true // no validation context: Envoy does not verify the server either
 		return cfg, nil
 	}
-	pem, err := readSource("trusted_ca", u.TrustedCA)
+	roots, err := loadTrustedCA(u.TrustedCA)
 	if err != nil {
 		return nil, err
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("trusted_ca %s: no PEM certificate in it", u.TrustedCA.Where())
 	}
 	// Envoy checks the chain and the SANs, not the host name: verified in VerifyConnection.
 	cfg.InsecureSkipVerify = true // verified in VerifyConnection
