@@ -19,7 +19,7 @@ func newPCSecret(t *target) *cobra.Command {
 		Use:     "secret <workload>",
 		Aliases: []string{"secrets", "s"},
 		Short:   "Secrets: RESOURCE NAME TYPE STATUS VALID CERT SERIAL NUMBER NOT AFTER NOT BEFORE IDENTITY",
-		Example: "  lucid proxy-config secret productpage-v1\n  lucid proxy-config secret productpage-v1 -o json",
+		Example: "  lucid proxy-config secret productpage\n  lucid proxy-config secret productpage -o json",
 		Args:    t.workloadArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "", "json"); err != nil {

@@ -212,6 +212,8 @@ func (tr *tour) exampleChecks() map[string]exampleCheck {
 		"lucid proxy-config clusters curl --fqdn reviews.default.svc.cluster.local": mesh(0, "v3"),
 		"lucid proxy-config endpoints curl":                                         mesh(0, "Clusters with no endpoint to send to"),
 		"lucid proxy-config endpoints curl --cluster 'outbound|9080|v3|reviews.default.svc.cluster.local'": mesh(0, `subset "v3" of reviews.default.svc.cluster.local selects 0 of 3 endpoints`),
+		"lucid proxy-config secret productpage":                            mesh(0, "RESOURCE NAME", "ROOTCA", "spiffe://cluster.local/ns/default/sa/"),
+		"lucid proxy-config secret productpage -o json":                    mesh(0, `"Identity": "spiffe://cluster.local/ns/default/sa/`),
 		"lucid proxy-config log productpage":                               mesh(0, "active loggers:\n", "  router: info\n"),
 		"lucid proxy-config log productpage --level router:debug --for 5m": mesh(0, "  router: debug\n", "pending reverts:\n  router: info at ", "These levels revert by themselves in 5m0s"),
 

@@ -320,3 +320,22 @@ func TestProxyConfigSecret(t *testing.T) {
 		t.Errorf("proxy-config clusters beside the secrets: %v\n%s", err, out.String())
 	}
 }
+
+// HTTP/2 between the sidecars (h2UpgradePolicy UPGRADE) over mutual TLS: the client's
+// sidecar speaks h2 with prior knowledge inside TLS, as Envoy's AUTO codec accepts it.
+func TestH2OverMTLS(t *testing.T) {
+	dr := `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web}
+spec:
+  host: web.default.svc.cluster.local
+  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}
+`
+	m := startMesh(t, map[string]string{"mesh.yaml": meshYAML, "strict.yaml": strictYAML, "dr.yaml": dr}, meshtest.Options{})
+	for range 3 {
+		code, _, e, body := get(t, m, "http://web.default.svc.cluster.local:8080/h2")
+		if code != 200 || e.Service != "web" || !strings.Contains(e.Headers.Get("X-Forwarded-Client-Cert"), "URI=spiffe://cluster.local/ns/default/sa/client-sa") {
+			t.Fatalf("h2 over mutual TLS: %d %s", code, body)
+		}
+	}
+}
