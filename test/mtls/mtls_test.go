@@ -339,3 +339,19 @@ spec:
 		}
 	}
 }
+
+// lucid why shows the TLS mode the request's cluster originates and what chose it.
+func TestWhyShowsTLSMode(t *testing.T) {
+	startMesh(t, map[string]string{"mesh.yaml": meshYAML}, meshtest.Options{})
+	root := cli.NewRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"why", "--admin", testutil.Admin(clientIP), "http://web.default.svc.cluster.local:8080/"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("why: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "tls auto by auto mTLS (ISTIO_MUTUAL to endpoints with a sidecar)") {
+		t.Errorf("why does not show the TLS mode:\n%s", out.String())
+	}
+}
