@@ -35,10 +35,7 @@ spec:
 			if bc.mtls {
 				o.MTLS = caAddr
 			}
-			m := meshtest.StartWith(b, o, map[string]string{"mesh.yaml": bc.yaml}, []meshtest.Workload{
-				{Name: "web", IP: webIP, AppIP: webApp, Ports: []int{8080}, Labels: map[string]string{"app": "web"}, ServiceAccount: "web-sa"},
-				{Name: "client", IP: clientIP, Labels: map[string]string{"app": "client"}, ServiceAccount: "client-sa"},
-			})
+			m := meshtest.StartWith(b, o, map[string]string{"mesh.yaml": bc.yaml}, workloads)
 			c := m.Client(clientIP)
 			defer c.CloseIdleConnections()
 			b.ResetTimer()

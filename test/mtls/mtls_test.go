@@ -65,10 +65,25 @@ spec: {mtls: {mode: STRICT}}
 func startMesh(t *testing.T, files map[string]string, o meshtest.Options) *meshtest.Mesh {
 	t.Helper()
 	o.MTLS = caAddr
-	return meshtest.StartWith(t, o, files, []meshtest.Workload{
-		{Name: "web", IP: webIP, AppIP: webApp, Ports: []int{8080}, Labels: map[string]string{"app": "web"}, ServiceAccount: "web-sa"},
-		{Name: "client", IP: clientIP, Labels: map[string]string{"app": "client"}, ServiceAccount: "client-sa"},
-	})
+	return meshtest.StartWith(t, o, files, workloads)
+}
+
+// workloads are web (an app behind its sidecar) and a client sidecar.
+var workloads = []meshtest.Workload{
+	{Name: "web", IP: webIP, AppIP: webApp, Ports: []int{8080}, Labels: map[string]string{"app": "web"}, ServiceAccount: "web-sa"},
+	{Name: "client", IP: clientIP, Labels: map[string]string{"app": "client"}, ServiceAccount: "client-sa"},
+}
+
+// lucid runs the CLI in-process and returns what it printed.
+func lucid(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := cli.NewRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
 }
 
 // get sends GET url through the client sidecar and decodes the app's echo.
@@ -291,17 +306,13 @@ spec:
 // the workload's SPIFFE identity) and the mesh root, both ACTIVE and valid.
 func TestProxyConfigSecret(t *testing.T) {
 	startMesh(t, map[string]string{"mesh.yaml": meshYAML}, meshtest.Options{})
-	root := cli.NewRoot()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs([]string{"proxy-config", "secret", "--admin", testutil.Admin(webIP)})
-	if err := root.ExecuteContext(context.Background()); err != nil {
-		t.Fatalf("proxy-config secret: %v\n%s", err, out.String())
+	out, err := lucid(t, "proxy-config", "secret", "--admin", testutil.Admin(webIP))
+	if err != nil {
+		t.Fatalf("proxy-config secret: %v\n%s", err, out)
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "RESOURCE NAME TYPE STATUS VALID CERT SERIAL NUMBER NOT AFTER NOT BEFORE IDENTITY" {
-		t.Fatalf("table:\n%s", out.String())
+		t.Fatalf("table:\n%s", out)
 	}
 	def, ca := strings.Fields(lines[1]), strings.Fields(lines[2])
 	if def[0] != "default" || def[1]+" "+def[2] != "Cert Chain" || def[3] != "ACTIVE" || def[4] != "true" || def[8] != "spiffe://cluster.local/ns/default/sa/web-sa" {
@@ -311,13 +322,8 @@ func TestProxyConfigSecret(t *testing.T) {
 		t.Errorf("ROOTCA row: %q", lines[2])
 	}
 	// The other views read the same dump, secrets and all.
-	root = cli.NewRoot()
-	out.Reset()
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs([]string{"proxy-config", "clusters", "--admin", testutil.Admin(webIP)})
-	if err := root.ExecuteContext(context.Background()); err != nil || !strings.Contains(out.String(), "web.default.svc.cluster.local") {
-		t.Errorf("proxy-config clusters beside the secrets: %v\n%s", err, out.String())
+	if out, err := lucid(t, "proxy-config", "clusters", "--admin", testutil.Admin(webIP)); err != nil || !strings.Contains(out, "web.default.svc.cluster.local") {
+		t.Errorf("proxy-config clusters beside the secrets: %v\n%s", err, out)
 	}
 }
 
@@ -343,15 +349,11 @@ spec:
 // lucid why shows the TLS mode the request's cluster originates and what chose it.
 func TestWhyShowsTLSMode(t *testing.T) {
 	startMesh(t, map[string]string{"mesh.yaml": meshYAML}, meshtest.Options{})
-	root := cli.NewRoot()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs([]string{"why", "--admin", testutil.Admin(clientIP), "http://web.default.svc.cluster.local:8080/"})
-	if err := root.ExecuteContext(context.Background()); err != nil {
-		t.Fatalf("why: %v\n%s", err, out.String())
+	out, err := lucid(t, "why", "--admin", testutil.Admin(clientIP), "http://web.default.svc.cluster.local:8080/")
+	if err != nil {
+		t.Fatalf("why: %v\n%s", err, out)
 	}
-	if !strings.Contains(out.String(), "tls auto by auto mTLS (ISTIO_MUTUAL to endpoints with a sidecar)") {
-		t.Errorf("why does not show the TLS mode:\n%s", out.String())
+	if !strings.Contains(out, "tls auto by auto mTLS (ISTIO_MUTUAL to endpoints with a sidecar)") {
+		t.Errorf("why does not show the TLS mode:\n%s", out)
 	}
 }
