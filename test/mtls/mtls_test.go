@@ -163,6 +163,15 @@ func TestStrictRefusesPlaintext(t *testing.T) {
 		return strings.Contains(m.Logs.String(), "plaintext connection refused: the port requires mutual TLS (PeerAuthentication STRICT)") &&
 			strings.Contains(m.Logs.String(), "peer_authentication=istio-system/default")
 	})
+	testutil.Eventually(t, 5*time.Second, "the refusal counted in the sidecar's stats", func() bool {
+		resp, err := http.Get("http://" + testutil.Admin(webIP) + "/stats")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), "mtls.plaintext_refused: 1")
+	})
 }
 
 // A DestinationRule naming a service account the server does not have: the client's
