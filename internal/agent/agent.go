@@ -64,6 +64,8 @@ type Options struct {
 
 	// Agent (status server, app probes, drain); see agentopts.go.
 	AgentOptions
+	// Identity is the workload certificate from the mesh CA (identity.go).
+	Identity IdentityOptions
 	// Memory (GC target, soft limit, startup pages); see footprint.go.
 	MemoryOptions
 }
@@ -98,16 +100,23 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	idm, stopIdentity, err := startIdentity(ctx, o, logs.Logger("secret")) // identity.go
+	if err != nil {
+		return err
+	}
+	defer stopIdentity()
 	clusters := cluster.NewManager(logs.Logger("upstream"))
 	pools := pool.NewSet(logs.Logger("pool"))
 	pools.SetSourceAddress(o.IP)
 	pools.SetIdleBound(o.UpstreamIdleBound)
 	clusters.OnHostsRemoved(pools.ForgetHosts) // learned idle timeouts leave with their hosts
+	// proxy/mtls_upstream.go: ISTIO_MUTUAL and auto mTLS on new upstream connections
+	pools.SetUpstreamTLS(proxy.UpstreamTLS(clusters, mtlsOf(idm)))
 	defer pools.Close()
 	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: obs.requests, ConnectionObservers: obs.connections,
 		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Logger: logs.Logger("router")})
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration,
-		RequestLimits: down.limits, IdleTimeout: down.idle})
+		RequestLimits: down.limits, IdleTimeout: down.idle, MTLS: mtlsOf(idm)})
 
 	nodeID := nodeIDOf(o) // router.go: sidecar~… or router~…
 	meta := map[string]string{"NAME": o.Workload, "NAMESPACE": o.Namespace, "INSTANCE_IPS": o.IP.String(), "WORKLOAD_NAME": o.Workload,
@@ -137,13 +146,15 @@ func Run(ctx context.Context, o Options) error {
 			return "INITIALIZING"
 		}
 	}
-	ready := func() error { return readiness(xc.Status(), apl.dynamic.Load(), px.Missing(), draining.Load()) }
+	ready := func() error {
+		return cmp.Or(identityReady(idm), readiness(xc.Status(), apl.dynamic.Load(), px.Missing(), draining.Load()))
+	}
 
 	quit := make(chan struct{})
 	var quitOnce sync.Once
 	stop := func() { quitOnce.Do(func() { close(quit) }) }
 	adminH := admin.New(admin.Options{
-		ConfigDump: xc.ConfigDump,
+		ConfigDump: withSecrets(xc.ConfigDump, idm), // identity.go
 		Clusters:   func() []admin.ClusterStatus { return clusterStatuses(clusters, pools) },
 		Listeners:  func() []admin.ListenerStatus { return listenerStatuses(px) },
 		Logging:    logs,
@@ -163,6 +174,8 @@ func Run(ctx context.Context, o Options) error {
 	st.AddGauges(clusterGauges(clusters))
 	// listener.<name>.ssl.*: TLS handshakes and client-certificate failures (routers).
 	st.AddCounters(px.EachTLSStat)
+	// mtls.plaintext_refused: plaintext refused by STRICT ports (proxy/mtls.go)
+	st.AddCounters(px.EachMTLSStat)
 	st.Registry().MustRegister(clusters.Collector()) // lucid_upstream_reused_conn_retries_total
 
 	drainReq := make(chan struct{}, 1)

@@ -58,6 +58,7 @@ run; each serves on its own.`,
 	f.BoolVar(&o.Push.EDSDebounce, "eds-debounce", push.EDSDebounce, "debounce endpoint-only changes too (PILOT_ENABLE_EDS_DEBOUNCE); off: pushed at once, at most once per --eds-interval")
 	f.DurationVar(&o.Push.EDSInterval, "eds-interval", push.EDSInterval, "without --eds-debounce, the least time between two pushes of endpoint changes")
 	addWebhookFlags(f, &o.Webhook) // discovery_webhook.go
+	addCAFlags(f, &o.CA)           // discovery_ca.go
 	return cmd
 }
 

@@ -71,5 +71,7 @@ The admin API is on 127.0.0.1:15000 for a pod, a private 127.255.x.y:15000 for a
 	addMemoryFlags(cmd, &o.MemoryOptions) // the same memory settings as a sidecar
 	addDrainFlags(cmd, &o, "downstream")
 	addExposureFlags(cmd, &o) // exposure.go: --admin-address, --proxy-config
+	// sidecar_identity.go: the workload certificate, ISTIO_MUTUAL to the sidecars
+	addIdentityFlags(cmd, &o.Identity)
 	return cmd
 }

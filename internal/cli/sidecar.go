@@ -66,6 +66,8 @@ port), serves the admin API on 127.0.0.1:15000 for a pod, a private 127.255.x.y:
 	addAgentFlags(cmd, &o, &appAddr)
 	addMemoryFlags(cmd, &o.MemoryOptions)
 	addExposureFlags(cmd, &o) // exposure.go: --admin-address, --proxy-config
+	// sidecar_identity.go: the workload certificate
+	addIdentityFlags(cmd, &o.Identity)
 	cmd.AddCommand(newSidecarWaitCmd())
 	return cmd
 }

@@ -206,6 +206,7 @@ func Run(objs []*config.Object, loadDiags []config.Diagnostic, opts Options) Res
 	a.authorizationPolicies() // authz.go
 	a.authorizationLucid()    // authz_lucid.go
 	a.lucidChecks()           // lucid.go
+	a.mtlsConflicts()         // mtls.go
 	res.Messages = sortDedupe(a.out)
 	return res
 }

@@ -238,7 +238,7 @@ func TestValidateNotAppliedKinds(t *testing.T) {
 		{name: "sidecar", kind: KindSidecar, valid: true, spec: "egress:\n- hosts: [\"./*\", \"istio-system/*\"]\n"},
 		{name: "sidecar empty", kind: KindSidecar, spec: "workloadSelector:\n  labels: {app: a}\n",
 			want: []string{"error t.yaml:5: Sidecar default/x: spec: sidecar: empty configuration provided"}},
-		{name: "peer authentication", kind: KindPeerAuthentication, valid: true, want: info(KindPeerAuthentication), spec: "mtls: {mode: STRICT}\n"},
+		{name: "peer authentication", kind: KindPeerAuthentication, valid: true, spec: "mtls: {mode: STRICT}\n"},
 		{name: "peer authentication bad mode", kind: KindPeerAuthentication, spec: "mtls: {mode: STRIKT}\n",
 			want: []string{`error t.yaml:6: PeerAuthentication default/x: spec.mtls.mode: invalid value "STRIKT", expected one of UNSET, DISABLE, PERMISSIVE, STRICT`}},
 		{name: "authorization policy", kind: KindAuthorizationPolicy, valid: true, want: info(KindAuthorizationPolicy),

@@ -56,6 +56,8 @@ type Options struct {
 	// DashboardAddr serves the web dashboard on its own address; "" serves it on the
 	// debug port (dashboard.go).
 	DashboardAddr string
+	// CA is the mesh CA on the TLS port (ca.go).
+	CA CAOptions
 }
 
 // generator implements ads.Generator over the newest mesh: translate.Cache hands every
@@ -150,6 +152,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer stopWebhook()
+	stopCA, err := startCA(ctx, o, meshCfg, log) // ca.go
+	if err != nil {
+		return err
+	}
+	defer stopCA()
 	errc := make(chan error, 4)
 	wg.Add(3)
 	go func() {
@@ -174,6 +181,7 @@ func Run(ctx context.Context, o Options) error {
 		var prev *model.Mesh
 		st.Run(ctx, func(s *store.Snapshot) {
 			m, md := model.Build(s.Objects, meshCfg)
+			m.SetMTLS(caServes(o)) // ca.go: mutual TLS needs the workload certificates
 			analysis.set(s.Objects, s.Diagnostics)
 			diags.set(append(append([]config.Diagnostic(nil), s.Diagnostics...), md...), s.Version) // diagnostics.go
 			ch := model.Diff(prev, m)

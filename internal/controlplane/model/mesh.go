@@ -11,6 +11,7 @@ import (
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
+	securityv1beta1 "istio.io/api/security/v1beta1"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 )
@@ -50,6 +51,10 @@ type Mesh struct {
 	scopeMu  sync.Mutex // guards scopes, built on first use (sidecar.go)
 	scopes   map[scopeKey]*SidecarScope
 	security *security // AuthorizationPolicy, RequestAuthentication (security.go)
+
+	// peerauth.go: PeerAuthentications, enableAutoMtls, and whether workloads have certificates
+	peerAuthns         []*PeerAuthn
+	autoMTLS, identity bool
 }
 
 // Build builds the mesh from validated objects. mesh may be nil (Istio defaults). The
@@ -80,6 +85,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 			b.m.rootNamespace = ns
 		}
 	}
+	b.m.autoMTLS = mesh.GetEnableAutoMtls() == nil || mesh.GetEnableAutoMtls().GetValue() // peerauth.go
 	sorted := slices.Clone(objs)
 	// Istio orders by creation time, then name and namespace; objects from files have no
 	// creation time, so name.namespace is the order.
@@ -100,6 +106,8 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 			drs = append(drs, o)
 		case *networkingv1alpha3.Gateway:
 			b.addGateway(o)
+		case *securityv1beta1.PeerAuthentication: // peerauth.go
+			b.m.peerAuthns = append(b.m.peerAuthns, &PeerAuthn{Name: o.Name, Namespace: o.Namespace, Spec: spec})
 		case *networkingv1alpha3.Sidecar:
 			b.m.sidecars[o.Namespace] = append(b.m.sidecars[o.Namespace], o)
 			if sel := spec.GetWorkloadSelector(); sel != nil {

@@ -94,6 +94,7 @@ func (g *generator) buildOutboundCluster(s *model.Service, port model.Port, dr *
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{HTTPProtocolOptionsKey: mustAny(httpOptions(port, policy.GetConnectionPool()))}
 	}
 	c.Metadata = clusterMetadata(s, port, dr, subset)
+	g.outboundMTLS(c, s, port, dr, subset) // peerauth.go: DestinationRule tls, auto mTLS
 	if c.GetType() != clusterpb.Cluster_EDS {
 		return c, nil
 	}
@@ -105,6 +106,7 @@ func (g *generator) buildOutboundCluster(s *model.Service, port model.Port, dr *
 	if g.cache != nil {
 		meta = g.cache.endpointMetadata
 	}
+	meta = g.withTLSMode(meta) // peerauth.go
 	return c, loadAssignment(name, g.m.Endpoints(s.Host, port.Number), selector, meta)
 }
 

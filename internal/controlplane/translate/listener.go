@@ -144,8 +144,9 @@ func (g *generator) virtualInbound() *listenerpb.Listener {
 		} else {
 			chain.Filters = append(g.inboundAuthTCPFilters(), tcpProxyFilter(cluster, cluster)) // authz.go
 		}
-		l.FilterChains = append(l.FilterChains, chain)
+		l.FilterChains = append(l.FilterChains, g.inboundMTLSChains(ip, chain)...) // peerauth.go
 	}
+	inboundTLSInspector(l)
 	return l
 }
 

@@ -96,6 +96,7 @@ func (x *exchange) classify(err error, rs *retryState, a *attempt) (f failure, o
 		default:
 			f.Explanation = who + " closed the connection before response headers"
 		}
+		f.Explanation += mtlsHint(x.cl.Config(), &host.Endpoint) // peer.go: plaintext to a STRICT server
 		switch {
 		case re.Reused && re.BeforeHeaders:
 			f.Explanation += " (reused connection; request not sent)"
@@ -112,6 +113,9 @@ func (x *exchange) classify(err error, rs *retryState, a *attempt) (f failure, o
 }
 
 func connectDetail(ce *pool.ConnectError, timeout time.Duration) string {
+	if ce.Explain != "" { // a TLS handshake (pool/tls.go)
+		return ce.Explain
+	}
 	switch ce.Reason {
 	case pool.ReasonConnectionTimeout:
 		if timeout <= 0 {

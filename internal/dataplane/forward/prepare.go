@@ -40,7 +40,7 @@ func (x *exchange) prepare() {
 	if edge || h.Get("X-Forwarded-Proto") == "" {
 		h.Set("X-Forwarded-Proto", requestScheme(r))
 	}
-	h.Del("X-Forwarded-Client-Cert")
+	forwardClientCert(h, r) // peer.go: the mutual-TLS peer, else none
 	if edge {
 		x.cleanEdgeHeaders(h) // edge.go: no x-envoy-* header from outside the mesh goes on
 	}

@@ -29,7 +29,9 @@ type ConnectError struct {
 	// Transport is Envoy's transport failure reason, e.g. "delayed connect error: Connection refused";
 	// "" when there is none (timeouts).
 	Transport string
-	Err       error
+	// Explain says in words what failed when Transport does not (a TLS handshake, tls.go).
+	Explain string
+	Err     error
 }
 
 func (e *ConnectError) Error() string {

@@ -42,6 +42,7 @@ type settings struct {
 	maxConnDuration time.Duration
 	keepalive       keepalive // keepalive.go: TCP keepalive, user timeout, HTTP/2 PINGs
 	maxStreams      uint32    // h2.go: http2_protocol_options.max_concurrent_streams
+	transport       string    // tls.go: the cluster's transport sockets, summed up
 }
 
 func settingsOf(c *resource.Cluster) settings {
@@ -55,6 +56,7 @@ func settingsOf(c *resource.Cluster) settings {
 		maxConnDuration: c.MaxConnectionDuration,
 		keepalive:       keepaliveOf(c),
 		maxStreams:      c.MaxConcurrentStreams,
+		transport:       transportKey(c),
 	}
 }
 
@@ -67,10 +69,11 @@ type Pool struct {
 	h2       *http.Transport // HTTP2 clusters (h2c, prior knowledge), Downstream for HTTP/2
 	h2l      *h2lim          // h2.go: h2 with Envoy's pool limits; nil when none are set
 
-	source   netip.Addr   // local address for loopback upstreams (see Set.SetSourceAddress)
-	inflight atomic.Int64 // RoundTrips whose response body is not yet closed
-	retired  atomic.Bool  // no longer in the Set: close idle connections when drained
-	idle     *idleState   // idle.go: the hosts' learned idle timeouts (HTTP/1.1)
+	source   netip.Addr      // local address for loopback upstreams (see Set.SetSourceAddress)
+	inflight atomic.Int64    // RoundTrips whose response body is not yet closed
+	retired  atomic.Bool     // no longer in the Set: close idle connections when drained
+	idle     *idleState      // idle.go: the hosts' learned idle timeouts (HTTP/1.1)
+	upTLS    *upstreamTLSRef // tls.go: the Set's TLS decision for new connections
 }
 
 func newPool(name string, st settings, source netip.Addr, idle *idleState, log *slog.Logger) *Pool {
@@ -158,6 +161,12 @@ func (p *Pool) dialer(d *net.Dialer) func(ctx context.Context, network, addr str
 				cb.ConnectFailed()
 			}
 			return nil, connectError(addr, err)
+		}
+		if c, err = p.secure(ctx, c, addr); err != nil { // tls.go: the cluster's transport socket
+			if cb != nil {
+				cb.ConnectFailed()
+			}
+			return nil, err
 		}
 		if slot, ok := ctx.Value(dialedKey{}).(*net.Conn); ok {
 			*slot = c // h2.go: the connection under a ClientConn, for its local address

@@ -35,6 +35,7 @@ type Set struct {
 	// bound is the idle reuse bound for non-replayable requests before a host's idle
 	// timeout is learned (SetIdleBound). Set before Update.
 	bound time.Duration
+	upTLS upstreamTLSRef // tls.go: SetUpstreamTLS
 
 	mu      sync.Mutex // guards retired and closed
 	retired map[*Pool]struct{}
@@ -97,6 +98,7 @@ func (s *Set) Update(clusters map[string]*resource.Cluster) {
 			s.log.Debug("cluster connection settings changed, new pool", "cluster", name)
 		}
 		next[name] = newPool(name, st, s.source, idle, s.log)
+		next[name].upTLS = &s.upTLS // tls.go
 	}
 	s.pools.Store(&next)
 	// Pools retired earlier that have drained are closed once more (a request that raced

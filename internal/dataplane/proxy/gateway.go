@@ -211,22 +211,29 @@ func (p *Proxy) serveChainConn(sk *socket, c net.Conn) {
 		}
 	}
 	fc := ChainForConnection(l, Connection{DestinationPort: sk.addr.Port(), ServerName: hello.serverName, TransportProtocol: hello.transportProtocol(), ApplicationProtocols: hello.alpn})
+	if (fc == nil || fc == l.DefaultChain) && p.refusePlaintext(l, sk.addr.Port(), c, hello.transportProtocol()) { // mtls.go: STRICT
+		_ = c.Close()
+		return
+	}
 	if fc == nil {
 		p.log.Debug("no filter chain matches the connection; closing it (filter_chain_not_found)", "listener", l.Name,
 			"remote", c.RemoteAddr().String(), "server_name", hello.serverName, "transport_protocol", hello.transportProtocol())
 		_ = c.Close()
 		return
 	}
+	var tc *tls.Conn
 	if fc.TLS != nil {
-		tc, ok := p.handshake(conn, l.Name, fc, t.tls[fc], hello.serverName)
-		if !ok {
+		var ok bool
+		if tc, ok = p.handshake(conn, l.Name, fc, t.tls[fc], hello.serverName); !ok {
 			return
 		}
 		conn = tc
 	}
 	if fc.HTTP != nil {
 		conn = p.checkedConn(conn, fc) // http1.go
+		p.rememberPeer(conn, tc, fc)   // mtls.go: the peer's identity for the requests
 		if !sk.conns.push(conn, fc) {
+			p.forgetPeer(conn)
 			_ = conn.Close()
 		}
 		return

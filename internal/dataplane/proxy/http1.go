@@ -93,6 +93,9 @@ func (p *Proxy) checkedConn(c net.Conn, fc *resource.FilterChain) net.Conn {
 		if st.NegotiatedProtocol == "h2" {
 			return c
 		}
+		if fc.TLS != nil && fc.TLS.CertificateSDS != "" { // mtls.go: a sidecar's h2 to its peer
+			return http1.NewMeshConn(c, lim, &st)
+		}
 		return http1.NewConn(c, lim, &st)
 	}
 	return http1.NewConn(c, lim, nil)

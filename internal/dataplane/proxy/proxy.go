@@ -71,6 +71,8 @@ type Options struct {
 	// MaxConnectionsPerListener bounds the connections a socket has open at once (limit.go;
 	// default: half the process's file descriptor limit, between 1024 and 65536).
 	MaxConnectionsPerListener int
+	// MTLS is the workload identity of mutual-TLS chains (mtls.go); nil: none.
+	MTLS MTLS
 }
 
 // Proxy owns the bound sockets and the current configuration.
@@ -86,7 +88,9 @@ type Proxy struct {
 	applied atomic.Bool
 	wg      sync.WaitGroup // socket goroutines
 
-	tlsStats tlsCounters // listener.<name>.ssl.* (tls.go)
+	tlsStats    tlsCounters       // listener.<name>.ssl.* (tls.go)
+	mtlsRefused plaintextRefusals // mtls.go
+	peers       peers             // mtls.go: mutual-TLS peers until their requests take them
 
 	applyCh   atomic.Pointer[chan struct{}] // closed and replaced by each Apply (warming.go)
 	warmSince sync.Map                      // route configuration name → first request that waited for it (warming.go)
@@ -183,6 +187,12 @@ func (p *Proxy) plan(s *resource.Snapshot) (map[netip.AddrPort]want, error) {
 				if fc.HTTP == nil {
 					kind = kindTCP
 				}
+				if inboundPicksChain(l, port) { // mtls.go: TLS or plaintext per connection
+					if prev, ok := out[netip.AddrPortFrom(ip, uint16(port))]; ok && prev.listener == name {
+						continue // the port's other chain
+					}
+					kind = kindChains
+				}
 				if err := add(want{addr: netip.AddrPortFrom(ip, uint16(port)), kind: kind, listener: name, chainPort: port}); err != nil {
 					return nil, err
 				}
@@ -217,7 +227,7 @@ func (p *Proxy) Apply(s *resource.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	certs, err := loadTLS(s) // tls.go: certificates are read now; a bad one NACKs
+	certs, err := loadTLS(s, p.opts.MTLS) // tls.go: certificates are read now; a bad one NACKs
 	if err != nil {
 		return err
 	}

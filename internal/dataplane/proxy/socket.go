@@ -109,7 +109,7 @@ func (p *Proxy) bind(w want) (*socket, error) {
 		sk.conns = newConnListener(ln.Addr())
 		sk.srv.Protocols.SetHTTP2(true)
 		sk.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-			return connContext(sk.conns.connContext(ctx, c), c)
+			return p.peerContext(connContext(sk.conns.connContext(ctx, c), c), c) // mtls.go
 		}
 		if l := p.cur.Load().snap.Listeners[w.listener]; l != nil && firstChain(l) != nil {
 			sk.srv.IdleTimeout = p.idleTimeout(firstChain(l).HTTP)

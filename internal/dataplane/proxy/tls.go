@@ -24,7 +24,7 @@ import (
 type chainTLS map[*resource.FilterChain]*tls.Config
 
 // loadTLS builds the TLS configuration of every chain of s that terminates TLS.
-func loadTLS(s *resource.Snapshot) (chainTLS, error) {
+func loadTLS(s *resource.Snapshot, m MTLS) (chainTLS, error) {
 	out := chainTLS{}
 	names := make([]string, 0, len(s.Listeners))
 	for n := range s.Listeners {
@@ -38,14 +38,14 @@ func loadTLS(s *resource.Snapshot) (chainTLS, error) {
 			if fc.TLS == nil {
 				continue
 			}
-			cfg, err := serverTLSConfig(fc.TLS)
+			cfg, err := chainServerTLS(fc.TLS, m) // mtls.go
 			if err != nil {
 				return nil, fmt.Errorf("listener %q: filter chain %s: %w", name, chainName(fc, i), err)
 			}
 			out[fc] = cfg
 		}
 		if fc := l.DefaultChain; fc != nil && fc.TLS != nil {
-			cfg, err := serverTLSConfig(fc.TLS)
+			cfg, err := chainServerTLS(fc.TLS, m) // mtls.go
 			if err != nil {
 				return nil, fmt.Errorf("listener %q: default filter chain: %w", name, err)
 			}
@@ -94,21 +94,11 @@ func serverTLSConfig(d *resource.DownstreamTLS) (*tls.Config, error) {
 	if v, ok := tlsVersions[d.MaxVersion]; ok {
 		cfg.MaxVersion = v
 	}
-	for _, cp := range d.Certificates {
-		chain, err := readSource("certificate_chain", cp.Chain)
-		if err != nil {
-			return nil, err
-		}
-		key, err := readSource("private_key", cp.PrivateKey)
-		if err != nil {
-			return nil, err
-		}
-		cert, err := tls.X509KeyPair(chain, key)
-		if err != nil {
-			return nil, fmt.Errorf("certificate_chain %s with private_key %s: %w", cp.Chain.Where(), cp.PrivateKey.Where(), err)
-		}
-		cfg.Certificates = append(cfg.Certificates, cert)
+	certs, err := loadCertificates(d.Certificates)
+	if err != nil {
+		return nil, err
 	}
+	cfg.Certificates = certs
 	if len(cfg.Certificates) == 0 {
 		return nil, errors.New("no certificate")
 	}
@@ -118,13 +108,9 @@ func serverTLSConfig(d *resource.DownstreamTLS) (*tls.Config, error) {
 	}
 	cfg.CipherSuites = suites
 	if d.TrustedCA.IsSet() {
-		pem, err := readSource("trusted_ca", d.TrustedCA)
+		pool, err := loadTrustedCA(d.TrustedCA)
 		if err != nil {
 			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("trusted_ca %s: no PEM certificate in it", d.TrustedCA.Where())
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
@@ -142,6 +128,40 @@ func serverTLSConfig(d *resource.DownstreamTLS) (*tls.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// loadCertificates reads certificate pairs (files or inline PEM).
+func loadCertificates(pairs []resource.CertificatePair) ([]tls.Certificate, error) {
+	var out []tls.Certificate
+	for _, cp := range pairs {
+		chain, err := readSource("certificate_chain", cp.Chain)
+		if err != nil {
+			return nil, err
+		}
+		key, err := readSource("private_key", cp.PrivateKey)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := tls.X509KeyPair(chain, key)
+		if err != nil {
+			return nil, fmt.Errorf("certificate_chain %s with private_key %s: %w", cp.Chain.Where(), cp.PrivateKey.Where(), err)
+		}
+		out = append(out, cert)
+	}
+	return out, nil
+}
+
+// loadTrustedCA reads a trusted_ca into a pool.
+func loadTrustedCA(d resource.DataSource) (*x509.CertPool, error) {
+	pem, err := readSource("trusted_ca", d)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("trusted_ca %s: no PEM certificate in it", d.Where())
+	}
+	return pool, nil
 }
 
 // errSAN is a client certificate whose subject alternative names match none of the

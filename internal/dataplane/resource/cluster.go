@@ -93,6 +93,11 @@ type Cluster struct {
 	// AltStatName is alt_stat_name.
 	AltStatName string
 
+	// TLS is transport_socket (nil: raw_buffer) and TLSMatches transport_socket_matches:
+	// how connections to an endpoint are made (TransportFor, tls.go).
+	TLS        *UpstreamTLS
+	TLSMatches []TransportSocketMatch
+
 	// From metadata.filter_metadata["istio"] and ["lucid"]; used for diagnostics only.
 	Info ClusterInfo
 }
@@ -135,6 +140,10 @@ type ClusterInfo struct {
 	Subset           string            // subset
 	Selector         map[string]string // lucid.selector
 	ServiceCluster   string            // lucid.service_cluster
+	// lucid.tls: the TLS mode the cluster originates (DISABLE, SIMPLE, MUTUAL,
+	// ISTIO_MUTUAL; "auto" for auto mutual TLS) and what decided it, for explanations.
+	TLSMode   string `json:",omitempty"`
+	TLSSource string `json:",omitempty"`
 }
 
 // HealthStatus is config.core.v3.HealthStatus.
@@ -175,6 +184,15 @@ type Endpoint struct {
 	Workload string
 	// metadata.filter_metadata["lucid"]["labels"]: the workload's labels.
 	Labels map[string]string
+
+	// metadata.filter_metadata["envoy.transport_socket_match"]: what the cluster's
+	// transport_socket_matches match (Istio: tlsMode "istio" for a workload with a sidecar).
+	TransportMatch map[string]string `json:",omitempty"`
+	// metadata.filter_metadata["lucid"]["mtls"]: the endpoint's PeerAuthentication mode
+	// for this port (STRICT, PERMISSIVE, DISABLE) and the policy that decided it
+	// ("istio-system/default"; "" for the mesh default), for explanations.
+	MTLSMode           string `json:",omitempty"`
+	PeerAuthentication string `json:",omitempty"`
 }
 
 // Usable says whether Envoy would route to the endpoint (UNKNOWN, HEALTHY and DEGRADED do).

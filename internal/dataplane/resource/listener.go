@@ -52,6 +52,10 @@ type FilterChain struct {
 	HTTP *HTTPManager
 	TCP  *TCPProxy
 	Auth []AuthFilter // network RBAC and ext_authz filters before tcp_proxy/HCM (authz.go)
+	// metadata.filter_metadata["lucid"]: the PeerAuthentication mode of an inbound chain
+	// and the policy that set it, for explanations (a refused plaintext connection).
+	MTLSMode           string `json:",omitempty"`
+	PeerAuthentication string `json:",omitempty"`
 }
 
 // FilterChainMatch is listener.v3.FilterChainMatch; zero fields match anything.

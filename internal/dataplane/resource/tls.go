@@ -94,4 +94,75 @@ type DownstreamTLS struct {
 	SANs      []SANMatcher
 	// require_client_certificate: a client without a certificate fails the handshake.
 	RequireClientCertificate bool
+
+	// SDS resources instead of files (the sidecar's mutual TLS): the certificate
+	// (SDSWorkloadCertificate) and the validation context (SDSRootCA), from the agent's
+	// workload identity.
+	CertificateSDS, ValidationSDS string
+}
+
+// SDS resource names of the workload identity (Istio's agent serves them from its secret
+// cache; Lucid's agent in process): the workload certificate and the mesh roots.
+const (
+	SDSWorkloadCertificate = "default"
+	SDSRootCA              = "ROOTCA"
+)
+
+// UpstreamTLS is extensions.transport_sockets.tls.v3.UpstreamTlsContext, a cluster's
+// transport_socket "envoy.transport_sockets.tls": connections to the cluster's endpoints
+// originate TLS with these settings.
+type UpstreamTLS struct {
+	SNI  string   // sni
+	ALPN []string // common_tls_context.alpn_protocols (Istio's mesh ALPNs for ISTIO_MUTUAL)
+
+	// The client certificate: files or inline PEM (MUTUAL), or the SDS resource
+	// CertificateSDS (SDSWorkloadCertificate: ISTIO_MUTUAL's workload certificate).
+	Certificates   []CertificatePair
+	CertificateSDS string
+
+	// The server's certificate is verified against TrustedCA, or the SDS resource
+	// ValidationSDS (SDSRootCA: the mesh roots), and its SANs against SANs; without any
+	// of them (no validation context: insecureSkipVerify) it is not verified at all, as
+	// Envoy does.
+	TrustedCA     DataSource
+	ValidationSDS string
+	SANs          []SANMatcher
+
+	MinVersion TLSVersion // tls_params (TLS_AUTO: TLS 1.2)
+	MaxVersion TLSVersion // tls_params (TLS_AUTO: TLS 1.3)
+}
+
+// Verifies reports whether the server's certificate is checked (a validation context).
+func (u *UpstreamTLS) Verifies() bool {
+	return u.TrustedCA.IsSet() || u.ValidationSDS != "" || len(u.SANs) > 0
+}
+
+// TransportSocketMatch is one of a cluster's transport_socket_matches: endpoints whose
+// metadata filter_metadata["envoy.transport_socket_match"] carries every Match entry use
+// TLS (nil: raw_buffer, plaintext). Istio's auto mutual TLS sends "tlsMode-istio" with
+// match {tlsMode: istio} and "tlsMode-disabled" with an empty match.
+type TransportSocketMatch struct {
+	Name  string
+	Match map[string]string
+	TLS   *UpstreamTLS
+}
+
+// TransportFor is the transport socket Envoy uses for ep in c: the first of
+// TLSMatches whose Match ep's TransportMatch metadata carries, else TLS. nil is
+// plaintext.
+func (c *Cluster) TransportFor(ep *Endpoint) *UpstreamTLS {
+	for i := range c.TLSMatches {
+		m := &c.TLSMatches[i]
+		ok := true
+		for k, v := range m.Match {
+			if ep.TransportMatch[k] != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return m.TLS
+		}
+	}
+	return c.TLS
 }

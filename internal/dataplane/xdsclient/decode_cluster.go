@@ -84,10 +84,6 @@ func DecodeCluster(c *clusterpb.Cluster) (*resource.Cluster, error) {
 		return nil, fmt.Errorf("load_balancing_policy: not supported")
 	case len(c.GetHealthChecks()) > 0:
 		return nil, fmt.Errorf("health_checks: not supported")
-	case len(c.GetTransportSocketMatches()) > 0 || c.GetTransportSocketMatcher() != nil:
-		return nil, fmt.Errorf("transport_socket_matches: not supported")
-	case c.GetTransportSocket() != nil && c.GetTransportSocket().GetName() != rawBufferSocket:
-		return nil, fmt.Errorf("transport_socket: %q is not supported", c.GetTransportSocket().GetName())
 	case c.GetLbSubsetConfig() != nil:
 		return nil, fmt.Errorf("lb_subset_config: not supported")
 	case len(c.GetFilters()) > 0:
@@ -114,6 +110,9 @@ func DecodeCluster(c *clusterpb.Cluster) (*resource.Cluster, error) {
 		out.MaxPendingRequests = th.GetMaxPendingRequests().GetValue()
 		out.MaxRequests = th.GetMaxRequests().GetValue()
 		out.MaxRetries = th.GetMaxRetries().GetValue()
+	}
+	if err := decodeClusterTransport(c, out); err != nil { // decode_mtls.go
+		return nil, err
 	}
 	keys := make([]string, 0, len(c.GetTypedExtensionProtocolOptions()))
 	for k := range c.GetTypedExtensionProtocolOptions() {
@@ -345,5 +344,8 @@ func decodeLbEndpoint(lbe *endpointpb.LbEndpoint, allowHostnames bool) (resource
 		return out, fmt.Errorf("metadata.filter_metadata[\"lucid\"].labels: %w", err)
 	}
 	out.Labels = labels
+	if err := decodeEndpointTransport(lbe, &out); err != nil { // decode_mtls.go
+		return out, err
+	}
 	return out, nil
 }

@@ -108,8 +108,8 @@ func TestDecodeClusterErrors(t *testing.T) {
 				HealthChecker: &corepb.HealthCheck_TcpHealthCheck_{TcpHealthCheck: &corepb.HealthCheck_TcpHealthCheck{}}}}
 		}), "health_checks: not supported"},
 		{"tls", base(func(c *clusterpb.Cluster) {
-			c.TransportSocket = &corepb.TransportSocket{Name: "envoy.transport_sockets.tls"}
-		}), `transport_socket: "envoy.transport_sockets.tls" is not supported`},
+			c.TransportSocket = &corepb.TransportSocket{Name: "envoy.transport_sockets.alts"}
+		}), `transport_socket: "envoy.transport_sockets.alts" is not supported`},
 		{"unknown protocol options", base(func(c *clusterpb.Cluster) {
 			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{"x": mustAny(t, &corepb.Node{})}
 		}), `typed_extension_protocol_options["x"]: not supported`},

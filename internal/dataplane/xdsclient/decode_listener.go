@@ -178,6 +178,8 @@ func decodeFilterChain(fc *listenerpb.FilterChain) (resource.FilterChain, error)
 	if out.TLS, err = decodeTransportSocket(fc.GetTransportSocket()); err != nil { // decode_tls.go
 		return out, err
 	}
+	// decode_mtls.go: the chain's PeerAuthentication, for explanations
+	decodeChainMTLS(fc, &out)
 	if fc.GetUseProxyProto().GetValue() { //nolint:staticcheck // SA1019: a config that sets it must still be rejected
 		return out, fmt.Errorf("use_proxy_proto: not supported")
 	}

@@ -12,7 +12,7 @@ import (
 // A filter chain's TLS transport socket (DownstreamTlsContext), as a router's HTTPS, TLS
 // and MUTUAL servers use it. Certificates come from files or inline PEM; the files are
 // read by the proxy when it applies the configuration (a missing file fails that Apply,
-// which NACKs). SDS needs an agent serving secrets, which local mode does not have.
+// which NACKs). By SDS only the workload identity's resources are served (decode_mtls.go).
 
 const (
 	tlsSocketName      = "envoy.transport_sockets.tls"
@@ -61,13 +61,11 @@ func decodeDownstreamTLS(d *tlspb.DownstreamTlsContext) (*resource.DownstreamTLS
 	if c == nil {
 		return nil, fmt.Errorf("common_tls_context: required")
 	}
+	_, err := decodeSDS(c, out, true) // decode_mtls.go: the workload identity's "default" and "ROOTCA"
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case len(c.GetTlsCertificateSdsSecretConfigs()) > 0:
-		return nil, fmt.Errorf("common_tls_context.tls_certificate_sds_secret_configs: %s", errSDSNotSupported)
-	case c.GetValidationContextSdsSecretConfig() != nil:
-		return nil, fmt.Errorf("common_tls_context.validation_context_sds_secret_config: %s", errSDSNotSupported)
-	case c.GetCombinedValidationContext() != nil:
-		return nil, fmt.Errorf("common_tls_context.combined_validation_context: %s", errSDSNotSupported)
 	case c.GetTlsCertificateProviderInstance() != nil || c.GetTlsCertificateCertificateProviderInstance() != nil || c.GetTlsCertificateCertificateProvider() != nil: //nolint:staticcheck // SA1019: a config that sets it must still be rejected
 		return nil, fmt.Errorf("common_tls_context: certificate providers are not supported")
 	case c.GetValidationContextCertificateProvider() != nil || c.GetValidationContextCertificateProviderInstance() != nil: //nolint:staticcheck // SA1019: a config that sets it must still be rejected
@@ -86,7 +84,7 @@ func decodeDownstreamTLS(d *tlspb.DownstreamTlsContext) (*resource.DownstreamTLS
 		}
 		out.Certificates = append(out.Certificates, pair)
 	}
-	if len(out.Certificates) == 0 {
+	if len(out.Certificates) == 0 && out.CertificateSDS == "" {
 		return nil, fmt.Errorf("common_tls_context.tls_certificates: a server needs a certificate")
 	}
 	out.ALPN = c.GetAlpnProtocols()
@@ -98,7 +96,7 @@ func decodeDownstreamTLS(d *tlspb.DownstreamTlsContext) (*resource.DownstreamTLS
 			return nil, fmt.Errorf("common_tls_context.validation_context.%w", err)
 		}
 	}
-	if out.RequireClientCertificate && !out.TrustedCA.IsSet() {
+	if out.RequireClientCertificate && !out.TrustedCA.IsSet() && out.ValidationSDS == "" {
 		return nil, fmt.Errorf("require_client_certificate: needs common_tls_context.validation_context.trusted_ca to verify the client's certificate")
 	}
 	return out, nil

@@ -141,12 +141,12 @@ func TestDecodeTLSErrors(t *testing.T) {
 		{"SDS certificate", fxGatewayListener(t, ctx(func(c *tlspb.DownstreamTlsContext) {
 			c.CommonTlsContext.TlsCertificates = nil
 			c.CommonTlsContext.TlsCertificateSdsSecretConfigs = sds
-		})), prefix + "transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs: SDS is not supported in local mode"},
+		})), prefix + `transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].name: "kubernetes://bookinfo-credential": only the workload identity's SDS resources are served`},
 		{"SDS validation (credentialName MUTUAL)", fxGatewayListener(t, ctx(func(c *tlspb.DownstreamTlsContext) {
 			c.CommonTlsContext.ValidationContextType = &tlspb.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlspb.CommonTlsContext_CombinedCertificateValidationContext{
 				DefaultValidationContext: &tlspb.CertificateValidationContext{}, ValidationContextSdsSecretConfig: sds[0],
 			}}
-		})), prefix + "transport_socket.typed_config.common_tls_context.combined_validation_context: SDS is not supported in local mode"},
+		})), prefix + `transport_socket.typed_config.common_tls_context.combined_validation_context.validation_context_sds_secret_config.name: "kubernetes://bookinfo-credential": only the workload identity's SDS resources are served`},
 		{"no certificate", fxGatewayListener(t, ctx(func(c *tlspb.DownstreamTlsContext) { c.CommonTlsContext.TlsCertificates = nil })),
 			prefix + "transport_socket.typed_config.common_tls_context.tls_certificates: a server needs a certificate"},
 		{"client certificate without CA", fxGatewayListener(t, ctx(func(c *tlspb.DownstreamTlsContext) { c.CommonTlsContext.ValidationContextType = nil })),
@@ -212,7 +212,7 @@ func TestNACKSDSKeepsPreviousConfig(t *testing.T) {
 	cp.set(t, "2", cfg)
 	testutil.Eventually(t, 10*time.Second, "an LDS NACK", func() bool { return cp.nack(ListenerType) != nil })
 	msg := cp.nack(ListenerType).GetErrorDetail().GetMessage()
-	for _, want := range []string{`listener "0.0.0.0_443"`, `filter_chains[0] "` + fxHTTPSChain + `"`, "SDS is not supported in local mode"} {
+	for _, want := range []string{`listener "0.0.0.0_443"`, `filter_chains[0] "` + fxHTTPSChain + `"`, "a Gateway's credentialName is not: give the certificate as files"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("NACK %q does not contain %q", msg, want)
 		}

@@ -44,6 +44,7 @@ func FuzzDecodeListener(f *testing.F) {
 
 func FuzzDecodeCluster(f *testing.F) {
 	seed(f, fxClusterProto())
+	seed(f, fxAutoMTLSCluster(f))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m clusterpb.Cluster
 		if proto.Unmarshal(b, &m) != nil {

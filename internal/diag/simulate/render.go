@@ -153,6 +153,9 @@ func describeCandidate(c Candidate) string {
 	if c.Info.DestinationRule != "" {
 		parts = append(parts, "DestinationRule "+configName(c.Info.DestinationRule))
 	}
+	if c.Info.TLSMode != "" { // the TLS the cluster originates and what chose it (docs/mtls.md)
+		parts = append(parts, "tls "+c.Info.TLSMode+" by "+c.Info.TLSSource)
+	}
 	if len(parts) > 0 {
 		s += " (" + strings.Join(parts, ", ") + ")"
 	}

@@ -74,6 +74,9 @@ type Process struct {
 	Env   []string // KEY=value added to the inherited environment
 	Ready string   // URL that answers 200 once the process is ready; "" when not checked
 	Binds []string // host:port the process will listen on, checked free before starting
+	// Secret is written into a pipe the process reads as fd 3 (identity.go: the workload
+	// token), so it appears in neither argv nor the environment.
+	Secret []byte
 }
 
 // Workload is one WorkloadEntry as `lucid up` runs it.

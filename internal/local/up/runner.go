@@ -123,7 +123,13 @@ func Start(p Process, out *Output, exited func(*Child)) (*Child, error) {
 	cmd.SysProcAttr = childAttr()
 	// A grandchild that keeps the output pipe open must not keep Wait from returning.
 	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
+	closeSecret, err := secretPipe(cmd, p.Secret) // identity.go
+	if err != nil {
+		return nil, fmt.Errorf("starting %s: %w", p.Name, err)
+	}
+	err = cmd.Start()
+	closeSecret()
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", p.Name, err)
 	}
 	c := &Child{Process: p, cmd: cmd, done: make(chan struct{})}

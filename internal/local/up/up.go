@@ -80,6 +80,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if err := enableIdentity(plan, objs, opts.Dir); err != nil { // identity.go: the mesh CA, a token per sidecar
+		return err
+	}
 	for _, g := range generated {
 		out.Printf("up", "generated a certificate for %s port %d: %s (key %s), signed by %s", g.Gateway, g.Port, g.Cert, g.Key, g.CA)
 	}

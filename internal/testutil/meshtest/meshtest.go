@@ -42,6 +42,9 @@ type Workload struct {
 	// Router runs the proxy as a gateway (`lucid gateway`, node id router~…) instead of a
 	// sidecar: its listeners are the Gateways selecting Labels. Give it no app.
 	Router bool
+	// ServiceAccount is the workload's identity with Options.MTLS ("" → default); its
+	// WorkloadEntry should name the same.
+	ServiceAccount string
 }
 
 // Mesh is a running test mesh.
@@ -52,6 +55,8 @@ type Mesh struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	Logs   *testutil.Buffer
+	// State is the CA's state directory with Options.MTLS (root-cert.pem, tokens).
+	State string
 }
 
 // Options tune the control plane of a test mesh.
@@ -59,6 +64,11 @@ type Options struct {
 	// PollInterval and Debounce are the config directory's scan interval and the store's
 	// quiet period (0: the control plane's defaults, 200 ms and 100 ms).
 	PollInterval, Debounce time.Duration
+	// MTLS runs the mesh CA (mtls.go) on this address (e.g. 127.0.163.100:15012) and gives
+	// every proxy its workload certificate: auto mTLS and PeerAuthentication apply.
+	MTLS string
+	// CertTTL is the workload certificates' lifetime with MTLS (default 24 h).
+	CertTTL time.Duration
 }
 
 // Start writes files (name → YAML) into a fresh config directory and starts discovery,
@@ -85,7 +95,7 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 	go func() {
 		defer m.wg.Done()
 		err := discovery.Run(ctx, discovery.Options{
-			ConfigDir: m.Dir, GRPCAddr: "127.0.0.1:0", Logger: log,
+			ConfigDir: m.Dir, GRPCAddr: "127.0.0.1:0", Logger: log, CA: m.caOptions(o), // mtls.go
 			// Without options, the control plane's default poll and debounce timers: tests of
 			// the 1 s bound rely on them.
 			PollInterval: o.PollInterval, Debounce: o.Debounce,
@@ -109,6 +119,7 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 		}
 		ip := netip.MustParseAddr(w.IP)
 		w := w
+		identity := m.identity(o, w) // mtls.go
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
@@ -116,7 +127,8 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 				IP: ip, Workload: w.Name, Namespace: cmp.Or(w.Namespace, "default"), Labels: w.Labels, Discovery: m.ADS,
 				AdminPort: 15000, StatusPort: 15020, LogLevel: "debug", LogOutput: m.Logs,
 				DrainDuration: 500 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: w.Router},
-				Version: version.Get().Envoy(), // as `lucid sidecar` and `lucid gateway` report it
+				Version:  version.Get().Envoy(), // as `lucid sidecar` and `lucid gateway` report it
+				Identity: identity,              // mtls.go
 			})
 			if err != nil {
 				t.Errorf("sidecar %s: %v", w.Name, err)

@@ -1,0 +1,84 @@
+package forward
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+)
+
+// Peer is the downstream's identity on a mutual-TLS connection, as the sidecar's inbound
+// side verified it (Envoy's connection.uri_san_peer_certificate; Istio's
+// source.principal without "spiffe://"). The proxy puts it in the request's context;
+// authorization and the access log read it with PeerOf.
+type Peer struct {
+	// URI is the peer certificate's SPIFFE URI SAN, spiffe://<trust domain>/ns/<ns>/sa/<sa>.
+	URI string
+	// Local is this workload's own SPIFFE URI (the certificate it presented).
+	Local string
+	// Hash is the SHA-256 of the peer's leaf certificate (DER), in hex.
+	Hash string
+}
+
+// Principal is the peer as Istio's AuthorizationPolicy principals name it:
+// <trust domain>/ns/<ns>/sa/<sa>.
+func (p *Peer) Principal() string {
+	const scheme = "spiffe://"
+	if len(p.URI) > len(scheme) && p.URI[:len(scheme)] == scheme {
+		return p.URI[len(scheme):]
+	}
+	return p.URI
+}
+
+type peerKey struct{}
+
+// WithPeer returns ctx carrying the connection's peer.
+func WithPeer(ctx context.Context, p *Peer) context.Context {
+	return context.WithValue(ctx, peerKey{}, p)
+}
+
+// PeerOf is the request's mutual-TLS peer; nil on a plaintext connection.
+func PeerOf(ctx context.Context) *Peer {
+	p, _ := ctx.Value(peerKey{}).(*Peer)
+	return p
+}
+
+// forwardClientCert is x-forwarded-client-cert on the upstream request. From a
+// mutual-TLS peer the sidecar appends the peer's certificate as Istio's inbound does
+// (forward_client_cert_details APPEND_FORWARD with the subject, URI and DNS SANs):
+// By=<own identity>;Hash=<sha256>;Subject="";URI=<peer identity>; from plaintext the
+// header is removed (Envoy's SANITIZE), so nobody can claim an identity without a
+// certificate.
+func forwardClientCert(h http.Header, r *http.Request) {
+	peer := PeerOf(r.Context())
+	if peer == nil {
+		h.Del("X-Forwarded-Client-Cert")
+		return
+	}
+	v := "By=" + peer.Local + ";Hash=" + peer.Hash + `;Subject="";URI=` + peer.URI
+	if prev := h.Get("X-Forwarded-Client-Cert"); prev != "" {
+		v = prev + "," + v
+	}
+	h.Set("X-Forwarded-Client-Cert", v)
+}
+
+// mtlsHint explains a connection the server reset when it requires mutual TLS (its
+// PeerAuthentication is STRICT on the port, endpoint metadata lucid.mtls) and this
+// cluster sent plaintext to it: which policy requires it and what turned it off.
+func mtlsHint(c *resource.Cluster, ep *resource.Endpoint) string {
+	if ep.MTLSMode != "STRICT" || c.TransportFor(ep) != nil {
+		return ""
+	}
+	policy := "the mesh-wide default"
+	if ep.PeerAuthentication != "" {
+		policy = "PeerAuthentication " + ep.PeerAuthentication
+	}
+	why := "the client sent plaintext"
+	switch c.Info.TLSMode {
+	case "DISABLE":
+		why = c.Info.TLSSource + " sets tls.mode DISABLE"
+	case "":
+		why = "the cluster sends plaintext (no DestinationRule tls and no auto mTLS for this endpoint)"
+	}
+	return "; the server requires mutual TLS (" + policy + " is STRICT) but " + why
+}

@@ -1,0 +1,124 @@
+package pool
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+)
+
+// Upstream TLS: a cluster's transport socket (or the transport_socket_matches entry of
+// the endpoint, Istio's auto mTLS) makes the pool's connections to that endpoint TLS.
+// The caller (the agent) decides the configuration per new connection, so the workload
+// certificate of the moment is used and a renewal never touches open connections.
+
+// UpstreamTLS returns the TLS configuration of a new connection to addr in cluster; nil
+// is plaintext. An error fails the connection attempt (a cluster that needs a workload
+// certificate in a sidecar without one).
+type UpstreamTLS func(cluster, addr string) (*tls.Config, error)
+
+// SetUpstreamTLS sets how new connections decide on TLS (nil: every connection plaintext).
+func (s *Set) SetUpstreamTLS(f UpstreamTLS) {
+	if f == nil {
+		s.upTLS.Store(nil)
+		return
+	}
+	s.upTLS.Store(&f)
+}
+
+// secure runs the TLS handshake on a new connection when the cluster's transport asks
+// for it. A failed handshake is a connection failure (Envoy's UF) with Envoy's TLS
+// transport failure reason and an explanation of what did not match.
+func (p *Pool) secure(ctx context.Context, c net.Conn, addr string) (net.Conn, error) {
+	if p.upTLS == nil {
+		return c, nil
+	}
+	f := p.upTLS.Load()
+	if f == nil {
+		return c, nil
+	}
+	cfg, err := (*f)(p.name, addr)
+	if err != nil {
+		_ = c.Close()
+		return nil, &ConnectError{Addr: addr, Reason: ReasonLocalConnectionFailure, Transport: "TLS_error:|no client certificate:TLS_error_end", Explain: err.Error(), Err: err}
+	}
+	if cfg == nil {
+		return c, nil
+	}
+	tc := tls.Client(c, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, tlsConnectError(addr, cfg, err)
+	}
+	return tc, nil
+}
+
+// tlsConnectError classifies a failed client handshake as Envoy reports it
+// (transport failure reason "TLS_error:|<code>:SSL routines:OPENSSL_internal:<name>:TLS_error_end")
+// and explains it.
+func tlsConnectError(addr string, cfg *tls.Config, err error) *ConnectError {
+	ce := &ConnectError{Addr: addr, Reason: ReasonRemoteConnectionFailure, Err: err}
+	var rh tls.RecordHeaderError
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var cv *tls.CertificateVerificationError
+	var errno syscall.Errno
+	name := "server " + addr
+	if cfg.ServerName != "" {
+		name += " (SNI " + cfg.ServerName + ")"
+	}
+	switch {
+	case errors.As(err, &rh):
+		ce.Transport = "TLS_error:|268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end"
+		ce.Explain = "TLS handshake failed: " + name + " answered in plaintext, not TLS (it has no sidecar, or its PeerAuthentication is DISABLE; a DestinationRule tls.mode DISABLE, or the endpoint without security.istio.io/tlsMode: istio, sends plaintext)"
+	case errors.As(err, &ua), errors.As(err, &ci), errors.As(err, &cv), strings.Contains(err.Error(), "not from the mesh CA"),
+		strings.Contains(err.Error(), "not one of the allowed identities"), strings.Contains(err.Error(), "peer presented no certificate"):
+		ce.Transport = "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end"
+		ce.Explain = "TLS handshake failed: the certificate of " + name + " was rejected: " + err.Error()
+	case errors.Is(err, io.EOF), errors.As(err, &errno) && (errno == syscall.ECONNRESET || errno == syscall.EPIPE):
+		ce.Transport = "TLS_error:|268435648:SSL routines:OPENSSL_internal:Connection reset by peer:TLS_error_end"
+		ce.Explain = "TLS handshake failed: " + name + " closed the connection during the handshake (it refused this client's certificate or protocol): " + err.Error()
+	default:
+		ce.Transport = "TLS_error:|" + strings.TrimPrefix(err.Error(), "tls: ") + ":TLS_error_end"
+		ce.Explain = "TLS handshake with " + name + " failed: " + err.Error()
+	}
+	return ce
+}
+
+// upstreamTLSRef is the Set's resolver, shared with its pools.
+type upstreamTLSRef = atomic.Pointer[UpstreamTLS]
+
+// transportKey sums up a cluster's transport sockets, so that a cluster whose TLS changes
+// gets a new pool (connections made with the old settings are not reused) while an
+// update that keeps them keeps the connections.
+func transportKey(c *resource.Cluster) string {
+	if c.TLS == nil && len(c.TLSMatches) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	one := func(u *resource.UpstreamTLS) {
+		if u == nil {
+			b.WriteString("plain;")
+			return
+		}
+		fmt.Fprintf(&b, "sni=%s alpn=%v cert=%s/%d val=%s/%s v=%d-%d sans=", u.SNI, u.ALPN, u.CertificateSDS, len(u.Certificates), u.ValidationSDS, u.TrustedCA.Where(), u.MinVersion, u.MaxVersion)
+		for _, s := range u.SANs {
+			fmt.Fprintf(&b, "%d:%d:%s,", s.Type, s.Matcher.Kind, s.Matcher.Value)
+		}
+		b.WriteString(";")
+	}
+	one(c.TLS)
+	for _, m := range c.TLSMatches {
+		fmt.Fprintf(&b, "match %s %v:", m.Name, m.Match)
+		one(m.TLS)
+	}
+	return b.String()
+}
