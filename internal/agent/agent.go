@@ -104,8 +104,11 @@ func Run(ctx context.Context, o Options) error {
 	pools.SetIdleBound(o.UpstreamIdleBound)
 	clusters.OnHostsRemoved(pools.ForgetHosts) // learned idle timeouts leave with their hosts
 	defer pools.Close()
+	tracers, closeTracers := newTracers(o, clusters, st, logs.Logger("tracing")) // tracing.go
+	defer closeTracers()
 	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: obs.requests, ConnectionObservers: obs.connections,
-		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Logger: logs.Logger("router")})
+		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Logger: logs.Logger("router"),
+		Tracers: tracers, PeerMetadata: peerMetadata(o)}) // tracing.go, peermeta.go
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration,
 		RequestLimits: down.limits, IdleTimeout: down.idle})
 

@@ -85,6 +85,14 @@ func (t *Tracer) Start(h http.Header, o StartOptions) *Active {
 	return a
 }
 
+// Rename sets the span's name (the route's decorator operation, known once the request
+// is routed); "" keeps the name it has.
+func (a *Active) Rename(operation string) {
+	if a != nil && operation != "" {
+		a.span.Name = operation
+	}
+}
+
 // Sampled reports whether the span will be exported.
 func (a *Active) Sampled() bool { return a != nil && a.sampled && !a.disabled }
 
