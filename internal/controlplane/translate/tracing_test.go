@@ -92,6 +92,7 @@ func TestTracingFromMeshConfig(t *testing.T) {
 defaultConfig: {tracing: {sampling: 10, customTags: {team: {literal: {value: books}}}}}
 extensionProviders: [{name: otel, opentelemetry: {service: observability/otel.observability.svc.cluster.local, port: 4317}}]
 defaultProviders: {tracing: [otel]}`, func(t *testing.T, tr *hcmpb.HttpConnectionManager_Tracing) {
+			t.Helper()
 			var c tracepb.OpenTelemetryConfig
 			if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&c); err != nil {
 				t.Fatal(err)
@@ -105,6 +106,7 @@ defaultProviders: {tracing: [otel]}`, func(t *testing.T, tr *hcmpb.HttpConnectio
 		{"opentelemetry http, default sampling", `
 extensionProviders: [{name: otel, opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317, http: {path: v1/traces}}}]
 defaultProviders: {tracing: [otel]}`, func(t *testing.T, tr *hcmpb.HttpConnectionManager_Tracing) {
+			t.Helper()
 			var c tracepb.OpenTelemetryConfig
 			if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&c); err != nil {
 				t.Fatal(err)
@@ -118,6 +120,7 @@ defaultProviders: {tracing: [otel]}`, func(t *testing.T, tr *hcmpb.HttpConnectio
 defaultConfig: {tracing: {sampling: 150}}
 extensionProviders: [{name: zipkin, zipkin: {service: otel.observability.svc.cluster.local, port: 9411}}]
 defaultProviders: {tracing: [zipkin]}`, func(t *testing.T, tr *hcmpb.HttpConnectionManager_Tracing) {
+			t.Helper()
 			var c tracepb.ZipkinConfig
 			if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&c); err != nil {
 				t.Fatal(err)

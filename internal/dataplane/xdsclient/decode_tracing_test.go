@@ -26,6 +26,7 @@ func tracerAny(t testing.TB, m proto.Message) *anypb.Any {
 }
 
 func otelGRPCTracing(t testing.TB) *hcmpb.HttpConnectionManager_Tracing {
+	t.Helper()
 	return &hcmpb.HttpConnectionManager_Tracing{
 		RandomSampling: &typepb.Percent{Value: 1},
 		CustomTags: []*tracingtypepb.CustomTag{
