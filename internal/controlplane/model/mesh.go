@@ -50,7 +50,7 @@ type Mesh struct {
 	scopeMu  sync.Mutex // guards scopes, built on first use (sidecar.go)
 	scopes   map[scopeKey]*SidecarScope
 	security *security // AuthorizationPolicy, RequestAuthentication (security.go)
-	tracing  *Tracing  // meshConfig's tracing provider and sampling (tracing.go)
+	tracing  *traces   // the mesh config's and Telemetry resources' tracing (tracing.go)
 }
 
 // Build builds the mesh from validated objects. mesh may be nil (Istio defaults). The
@@ -124,7 +124,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 	b.checkDestinationRules()
 	b.checkVirtualServices()
 	b.checkGateways()
-	b.checkTracing(mesh) // tracing.go
+	b.checkTracing(sorted, mesh) // tracing.go
 	b.fingerprint(objs, mesh)
 	return b.m, b.diags
 }

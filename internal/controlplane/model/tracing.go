@@ -2,10 +2,12 @@ package model
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	telemetryv1alpha1 "istio.io/api/telemetry/v1alpha1"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 )
@@ -14,9 +16,9 @@ import (
 // meshConfig.defaultConfig.tracing.sampling is unset (PILOT_TRACE_SAMPLING's default).
 const DefaultTraceSampling = 1.0
 
-// Tracing is the mesh's tracing as Istio derives it from the mesh config: the provider
-// meshConfig.defaultProviders.tracing names among extensionProviders, its collector
-// service, and meshConfig.defaultConfig.tracing's sampling, path tag length and custom tags.
+// Tracing is one proxy's tracing as Istio derives it: the provider (the mesh config's
+// defaultProviders.tracing, or a Telemetry resource's) with its collector service, the
+// random sampling percentage and the custom tags.
 type Tracing struct {
 	Provider *meshv1alpha1.MeshConfig_ExtensionProvider
 	Service  *Service // the collector's service in the registry
@@ -27,29 +29,142 @@ type Tracing struct {
 	CustomTags       map[string]*meshv1alpha1.Tracing_CustomTag
 }
 
-// Tracing returns the mesh's tracing; nil when no tracing provider is configured (or the
-// one named cannot be used: Build warned why).
-func (m *Mesh) Tracing() *Tracing { return m.tracing }
+// traces is the mesh's tracing: the mesh config's default and the Telemetry resources
+// that refine it, each with its provider resolved.
+type traces struct {
+	base       Tracing // Provider nil: no default provider
+	telemetry  []*telemetryTracing
+	rootNS     string
+	extensions []*meshv1alpha1.MeshConfig_ExtensionProvider
+}
 
-// checkTracing resolves the mesh config's tracing provider against the registry (built
-// by now); a provider that cannot be used is a warning naming the field, as istiod logs it.
-func (b *builder) checkTracing(mesh *meshv1alpha1.MeshConfig) {
-	names := mesh.GetDefaultProviders().GetTracing()
-	if len(names) == 0 || !mesh.GetEnableTracing() {
+// telemetryTracing is the tracing of one Telemetry resource.
+type telemetryTracing struct {
+	namespace string
+	selector  map[string]string // nil: the whole namespace
+	spec      *telemetryv1alpha1.Tracing
+	provider  *Tracing // the provider it names, resolved; nil: it names none (or none usable)
+}
+
+// TracingFor returns proxy p's tracing: the mesh config's, refined by the Telemetry
+// resources in the root namespace, then p's namespace, then those selecting p (Istio's
+// order: the more specific sets what it sets). nil: p makes no spans.
+func (m *Mesh) TracingFor(p *Proxy) *Tracing {
+	ts := m.tracing
+	if ts == nil {
+		return nil
+	}
+	out := ts.base
+	out.CustomTags = maps.Clone(out.CustomTags)
+	apply := func(tt *telemetryTracing) {
+		s := tt.spec
+		if tt.provider != nil {
+			out.Provider, out.Service, out.Port = tt.provider.Provider, tt.provider.Service, tt.provider.Port
+		}
+		if r := s.GetRandomSamplingPercentage(); r != nil {
+			out.Sampling = r.GetValue()
+		}
+		for name, ct := range s.GetCustomTags() {
+			if out.CustomTags == nil {
+				out.CustomTags = map[string]*meshv1alpha1.Tracing_CustomTag{}
+			}
+			if c := meshTag(ct); c != nil {
+				out.CustomTags[name] = c
+			}
+		}
+	}
+	for _, level := range []func(*telemetryTracing) bool{
+		func(tt *telemetryTracing) bool {
+			return tt.namespace == ts.rootNS && tt.selector == nil && p.Namespace != ts.rootNS
+		},
+		func(tt *telemetryTracing) bool { return tt.namespace == p.Namespace && tt.selector == nil },
+		func(tt *telemetryTracing) bool {
+			return tt.namespace == p.Namespace && tt.selector != nil && selects(tt.selector, p.Labels)
+		},
+	} {
+		for _, tt := range ts.telemetry {
+			if level(tt) {
+				apply(tt)
+				break // Istio takes the first (oldest) resource of a level
+			}
+		}
+	}
+	if out.Provider == nil {
+		return nil
+	}
+	return &out
+}
+
+// meshTag converts a Telemetry custom tag to the mesh config's form.
+func meshTag(ct *telemetryv1alpha1.Tracing_CustomTag) *meshv1alpha1.Tracing_CustomTag {
+	switch {
+	case ct.GetLiteral() != nil:
+		return &meshv1alpha1.Tracing_CustomTag{Type: &meshv1alpha1.Tracing_CustomTag_Literal{Literal: &meshv1alpha1.Tracing_Literal{Value: ct.GetLiteral().GetValue()}}}
+	case ct.GetHeader() != nil:
+		return &meshv1alpha1.Tracing_CustomTag{Type: &meshv1alpha1.Tracing_CustomTag_Header{Header: &meshv1alpha1.Tracing_RequestHeader{
+			Name: ct.GetHeader().GetName(), DefaultValue: ct.GetHeader().GetDefaultValue()}}}
+	case ct.GetEnvironment() != nil:
+		return &meshv1alpha1.Tracing_CustomTag{Type: &meshv1alpha1.Tracing_CustomTag_Environment{Environment: &meshv1alpha1.Tracing_Environment{
+			Name: ct.GetEnvironment().GetName(), DefaultValue: ct.GetEnvironment().GetDefaultValue()}}}
+	}
+	return nil
+}
+
+// checkTracing resolves the mesh config's tracing provider and the Telemetry resources'
+// against the registry (built by now); a provider that cannot be used is a warning
+// naming the field, as istiod logs it. Telemetry selectors split proxy classes.
+func (b *builder) checkTracing(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) {
+	if !mesh.GetEnableTracing() {
 		return
 	}
-	warn := func(field, format string, args ...any) {
-		b.diags = append(b.diags, config.Diagnostic{Level: config.Warning, Kind: "MeshConfig", Field: field,
-			Message: fmt.Sprintf(format, args...) + "; no spans are made"})
+	ts := &traces{rootNS: b.m.rootNamespace, extensions: mesh.GetExtensionProviders()}
+	t := mesh.GetDefaultConfig().GetTracing()
+	ts.base = Tracing{Sampling: t.GetSampling(), MaxPathTagLength: t.GetMaxPathTagLength(), CustomTags: t.GetCustomTags()}
+	if ts.base.Sampling == 0 || ts.base.Sampling > 100 {
+		ts.base.Sampling = DefaultTraceSampling // Istio: unset, or over 100, is the default
 	}
-	// Istio uses the first provider only.
-	name := names[0]
-	i := slices.IndexFunc(mesh.GetExtensionProviders(), func(p *meshv1alpha1.MeshConfig_ExtensionProvider) bool { return p.GetName() == name })
+	if names := mesh.GetDefaultProviders().GetTracing(); len(names) > 0 {
+		// Istio uses the first provider only.
+		if p, msg, field := b.resolveProvider(ts.extensions, names[0], "defaultProviders.tracing[0]"); p != nil {
+			ts.base.Provider, ts.base.Service, ts.base.Port = p.Provider, p.Service, p.Port
+		} else {
+			b.diags = append(b.diags, config.Diagnostic{Level: config.Warning, Kind: "MeshConfig", Field: field, Message: msg + "; no spans are made"})
+		}
+	}
+	for _, o := range objs {
+		spec, ok := o.Spec.(*telemetryv1alpha1.Telemetry)
+		if !ok || len(spec.GetTracing()) == 0 {
+			continue
+		}
+		tt := &telemetryTracing{namespace: o.Namespace, spec: spec.GetTracing()[0]}
+		if sel := spec.GetSelector().GetMatchLabels(); len(sel) > 0 {
+			tt.selector = sel
+			b.addSelector(sel)
+		}
+		if prs := tt.spec.GetProviders(); len(prs) > 0 {
+			p, msg, field := b.resolveProvider(ts.extensions, prs[0].GetName(), "")
+			if p == nil {
+				if field != "" {
+					msg = "meshConfig." + field + ": " + msg
+				}
+				b.warn(o, "spec.tracing[0].providers[0].name", "%s; the proxies it selects keep the tracing they had", msg)
+				continue
+			}
+			tt.provider = p
+		}
+		ts.telemetry = append(ts.telemetry, tt)
+	}
+	b.m.tracing = ts
+}
+
+// resolveProvider finds the tracing extension provider name and its collector service;
+// on failure it says why and which mesh config field is wrong.
+func (b *builder) resolveProvider(exts []*meshv1alpha1.MeshConfig_ExtensionProvider, name, nameField string) (*Tracing, string, string) {
+	i := slices.IndexFunc(exts, func(p *meshv1alpha1.MeshConfig_ExtensionProvider) bool { return p.GetName() == name })
 	if i < 0 {
-		warn("defaultProviders.tracing[0]", "provider %q is not defined in extensionProviders", name)
-		return
+		return nil, fmt.Sprintf("provider %q is not defined in extensionProviders", name), nameField
 	}
-	p := mesh.GetExtensionProviders()[i]
+	p := exts[i]
 	var host string
 	var port uint32
 	switch {
@@ -58,8 +173,7 @@ func (b *builder) checkTracing(mesh *meshv1alpha1.MeshConfig) {
 	case p.GetZipkin() != nil:
 		host, port = p.GetZipkin().GetService(), p.GetZipkin().GetPort()
 	default:
-		warn(fmt.Sprintf("extensionProviders[%d]", i), "provider %q is not a tracing provider Lucid runs (opentelemetry and zipkin are)", name)
-		return
+		return nil, fmt.Sprintf("provider %q is not a tracing provider Lucid runs (opentelemetry and zipkin are)", name), fmt.Sprintf("extensionProviders[%d]", i)
 	}
 	// Istio accepts "namespace/host" as well as "host".
 	if _, h, ok := strings.Cut(host, "/"); ok {
@@ -67,18 +181,10 @@ func (b *builder) checkTracing(mesh *meshv1alpha1.MeshConfig) {
 	}
 	svc := b.m.Service(host)
 	if svc == nil {
-		warn(fmt.Sprintf("extensionProviders[%d].service", i), "service %q of tracing provider %q is not in the registry", host, name)
-		return
+		return nil, fmt.Sprintf("service %q of tracing provider %q is not in the registry", host, name), fmt.Sprintf("extensionProviders[%d].service", i)
 	}
 	if _, ok := svc.Port(port); !ok {
-		warn(fmt.Sprintf("extensionProviders[%d].port", i), "service %q of tracing provider %q has no port %d", host, name, port)
-		return
+		return nil, fmt.Sprintf("service %q of tracing provider %q has no port %d", host, name, port), fmt.Sprintf("extensionProviders[%d].port", i)
 	}
-	t := mesh.GetDefaultConfig().GetTracing()
-	sampling := t.GetSampling()
-	if sampling == 0 || sampling > 100 {
-		sampling = DefaultTraceSampling // Istio: unset, or over 100, is the default
-	}
-	b.m.tracing = &Tracing{Provider: p, Service: svc, Port: port, Sampling: sampling,
-		MaxPathTagLength: t.GetMaxPathTagLength(), CustomTags: t.GetCustomTags()}
+	return &Tracing{Provider: p, Service: svc, Port: port}, "", ""
 }

@@ -25,9 +25,10 @@ const (
 )
 
 // addTracing sets Istio's tracing block on every HTTP connection manager of listeners
-// when the mesh has a tracing provider (model.Mesh.Tracing). The block is the same for
-// every proxy (the span's service name is the proxy's own), so listeners shared by a
-// class of proxies stay shared.
+// when the proxy has a tracing provider (model.Mesh.TracingFor: the mesh config's, refined
+// by Telemetry resources). The block is the same for every proxy of a class (Telemetry
+// selectors split classes; the span's service name is the proxy's own), so listeners
+// shared by a class of proxies stay shared.
 func (g *generator) addTracing(listeners []proto.Message) {
 	t := g.tracingConfig()
 	if t == nil {
@@ -60,11 +61,11 @@ func (g *generator) addTracing(listeners []proto.Message) {
 
 const hcmTypeURL = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 
-// tracingConfig is Istio's HttpConnectionManager.tracing for the mesh's provider: random
-// sampling from meshConfig.defaultConfig.tracing.sampling, client and overall sampling
+// tracingConfig is Istio's HttpConnectionManager.tracing for the proxy's provider: random
+// sampling from Telemetry or meshConfig.defaultConfig.tracing.sampling, client and overall sampling
 // 100 %, the provider's collector as its outbound cluster. nil: no tracing.
 func (g *generator) tracingConfig() *hcmpb.HttpConnectionManager_Tracing {
-	t := g.m.Tracing()
+	t := g.m.TracingFor(g.p)
 	if t == nil {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	tracepb "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	"sigs.k8s.io/yaml"
 
@@ -181,5 +182,89 @@ defaultProviders: {tracing: [otel]}`, `extensionProviders[0].port`},
 				}
 			}
 		})
+	}
+}
+
+const telemetryObjects = `
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  tracing: [{randomSamplingPercentage: 20}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  tracing:
+  - providers: [{name: zipkin}]
+    randomSamplingPercentage: 50
+    customTags: {team: {literal: {value: reviews-team}}}
+`
+
+// Telemetry resources refine the mesh config's tracing per namespace and workload
+// (root namespace, then the proxy's namespace, then those selecting it), and proxies of
+// one class that a Telemetry selector tells apart get their own listeners.
+func TestTracingFromTelemetry(t *testing.T) {
+	objs := loadObjects(t, "_base.yaml", append(baseObjects(t), collectorEntry+telemetryObjects...))
+	mesh := meshConfig(t, `
+defaultConfig: {tracing: {sampling: 10}}
+extensionProviders:
+- {name: otel, opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317}}
+- {name: zipkin, zipkin: {service: otel.observability.svc.cluster.local, port: 9411}}
+defaultProviders: {tracing: [otel]}`)
+	m, diags := model.Build(objs, mesh)
+	for _, d := range diags {
+		t.Errorf("unexpected warning: %s", d)
+	}
+	const reviews = "sidecar~127.0.10.2~reviews-v1.default~default.svc.cluster.local"
+	var cache Cache
+	for _, tc := range []struct {
+		id       string
+		tracer   string
+		sampling float64
+		tag      string
+	}{
+		{productpage, OpenTelemetryTracer, 20, ""},
+		{reviews, ZipkinTracer, 50, "reviews-team"},
+	} {
+		want := Generate(m, proxy(t, tc.id))
+		got := cache.Generate(m, proxy(t, tc.id))
+		for i := range want.Listeners {
+			if !proto.Equal(got.Listeners[i], want.Listeners[i]) {
+				t.Fatalf("%s: cached listener %s differs from Generate's", tc.id, resourceName(want.Listeners[i]))
+			}
+		}
+		for _, tr := range hcmTracing(t, want) {
+			var tag string
+			if len(tr.GetCustomTags()) > 0 {
+				tag = tr.GetCustomTags()[0].GetLiteral().GetValue()
+			}
+			if tr.GetProvider().GetName() != tc.tracer || tr.GetRandomSampling().GetValue() != tc.sampling || tag != tc.tag {
+				t.Fatalf("%s: tracing %v, want %s at %v%% tagged %q", tc.id, tr, tc.tracer, tc.sampling, tc.tag)
+			}
+		}
+	}
+
+	// Without a default provider only the workloads a Telemetry names one for trace; a
+	// Telemetry naming an undefined provider is a warning and changes nothing.
+	mesh.DefaultProviders = nil
+	bad := strings.ReplaceAll(telemetryObjects, "name: mesh-default, namespace: istio-system}\nspec:\n  tracing: [{randomSamplingPercentage: 20}]",
+		"name: mesh-default, namespace: istio-system}\nspec:\n  tracing: [{providers: [{name: jaeger}]}]")
+	m, diags = model.Build(loadObjects(t, "_base.yaml", append(baseObjects(t), collectorEntry+bad...)), mesh)
+	if len(diags) != 1 || !strings.Contains(diags[0].String(), `spec.tracing[0].providers[0].name: provider "jaeger" is not defined in extensionProviders`) {
+		t.Fatalf("warnings %v", diags)
+	}
+	for _, tr := range hcmTracing(t, Generate(m, proxy(t, productpage))) {
+		if tr != nil {
+			t.Fatalf("productpage traces without a provider: %v", tr)
+		}
+	}
+	for _, tr := range hcmTracing(t, Generate(m, proxy(t, reviews))) {
+		if tr.GetProvider().GetName() != ZipkinTracer {
+			t.Fatalf("reviews: %v", tr)
+		}
 	}
 }
