@@ -66,7 +66,9 @@ func TestRequestSpans(t *testing.T) {
 		func(string) (string, error) { return col.GRPCAddr, nil }, tracing.BatchOptions{FlushEvery: 50 * time.Millisecond})
 	defer ps.Close(context.Background())
 	app := &headerRecorder{}
-	e := newEnvWith(t, func(o *forward.Options) { o.Tracers = ps }, routes(decoratedRoute("reviews")), static("reviews", backend(t, app.serve)))
+	rc := routes(decoratedRoute("reviews"))
+	rc.VirtualHosts = append([]resource.VirtualHost{{Name: "down", Domains: []string{"down:9080"}, Routes: []resource.Route{toCluster("down")}}}, rc.VirtualHosts...)
+	e := newEnvWith(t, func(o *forward.Options) { o.Tracers = ps }, rc, static("reviews", backend(t, app.serve)), static("down", refusedAddr(t)))
 	send := func(h http.Header) http.Header {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, e.url+"/reviews/1", nil)
@@ -120,6 +122,47 @@ func TestRequestSpans(t *testing.T) {
 		spans := col.WaitSpans(t, 10*time.Second, func(s []telemetrytest.Span) bool { return len(filterTrace(s, trace)) == 1 })
 		if s := filterTrace(spans, trace)[0]; s.Kind != 2 || s.ParentSpanID != "2222222222222222" || s.SpanID != tp[36:52] {
 			t.Fatalf("inbound span as stored: %+v", s)
+		}
+	})
+	t.Run("x-envoy-force-trace from inside the mesh, not from the edge", func(t *testing.T) {
+		e.hcm = tracingHCM(0)
+		up := send(http.Header{"X-Request-Id": {rid}, "X-Envoy-Force-Trace": {"1"}})
+		if tp := up.Get("Traceparent"); !strings.HasSuffix(tp, "-01") || up.Get("X-Request-Id")[14] != 'a' {
+			t.Fatalf("forced inside the mesh: %v", up)
+		}
+		edge := tracingHCM(0)
+		edge.UseRemoteAddress = true
+		e.hcm = edge
+		up = send(http.Header{"X-Request-Id": {rid}, "X-Envoy-Force-Trace": {"1"}})
+		if up.Get("Traceparent") != "" || up.Get("X-Request-Id")[14] != '4' || up.Get("X-Envoy-Force-Trace") != "" {
+			t.Fatalf("forced from outside: %v", up)
+		}
+	})
+	t.Run("a failure's span says why", func(t *testing.T) {
+		e.hcm = tracingHCM(100)
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/", nil)
+		req.Host = "down:9080"
+		if r := e.do(e.h1, req); r.code != 503 {
+			t.Fatalf("got %d %q", r.code, r.body)
+		}
+		info := <-e.infos
+		ps.Flush(context.Background())
+		spans := col.WaitSpans(t, 10*time.Second, func(s []telemetrytest.Span) bool {
+			for _, x := range s {
+				if x.Attrs["guid:x-request-id"] == info.RequestID {
+					return true
+				}
+			}
+			return false
+		})
+		for _, s := range spans {
+			if s.Attrs["guid:x-request-id"] != info.RequestID {
+				continue
+			}
+			if !s.Error || s.Attrs["response_flags"] != "UF,URX" && s.Attrs["response_flags"] != "UF" || s.Attrs["http.status_code"] != "503" ||
+				!strings.HasPrefix(s.Attrs["lucid.error"], "UF") {
+				t.Fatalf("failed request's span: %+v", s)
+			}
 		}
 	})
 	t.Run("a parent that sampled out is followed", func(t *testing.T) {
