@@ -29,39 +29,25 @@ const (
 	ratingsBody    = "ratings ok\n"
 )
 
+// bookinfoService is the ServiceEntry of app's service on port 9080 (http), its
+// endpoints the workloads labelled app.
+func bookinfoService(app string) string {
+	return `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ` + app + `}
+spec:
+  hosts: [` + app + `.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: ` + app + `}}
+---`
+}
+
 func telemetryFiles(collectorPort string) map[string]string {
 	return map[string]string{
-		"services.yaml": `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: productpage}
-spec:
-  hosts: [productpage.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: productpage}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: reviews}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: reviews}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ratings}
-spec:
-  hosts: [ratings.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: ratings}}
----
+		"services.yaml": bookinfoService("productpage") + bookinfoService("reviews") + bookinfoService("ratings") + `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: otel-collector, namespace: observability}
@@ -235,16 +221,16 @@ func TestTelemetryTracesAndMetrics(t *testing.T) {
 	// 1. A client's sampled traceparent is continued through every hop.
 	const traceID, clientSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	send("", http.Header{"Traceparent": {"00-" + traceID + "-" + clientSpan + "-01"}})
-	spans := col.WaitSpans(t, 30*time.Second, func(s []telemetrytest.Span) bool { return len(inTrace(s, traceID)) >= 6 })
-	checkTree(t, inTrace(spans, traceID), clientSpan)
+	spans := col.WaitSpans(t, 30*time.Second, func(s []telemetrytest.Span) bool { return len(telemetrytest.InTrace(s, traceID)) >= 6 })
+	checkTree(t, telemetrytest.InTrace(spans, traceID), clientSpan)
 
 	// 2. A request its client sampled out makes no span; one sent after it is traced, and
 	// once its spans are in, every proxy has exported what it had before.
 	const outID, afterID = "0af7651916cd43dd8448eb211c80319c", "1af7651916cd43dd8448eb211c80319c"
 	send("", http.Header{"Traceparent": {"00-" + outID + "-b7ad6b7169203331-00"}})
 	send("", http.Header{"Traceparent": {"00-" + afterID + "-b7ad6b7169203331-01"}})
-	spans = col.WaitSpans(t, 30*time.Second, func(s []telemetrytest.Span) bool { return len(inTrace(s, afterID)) >= 6 })
-	if n := len(inTrace(spans, outID)); n != 0 {
+	spans = col.WaitSpans(t, 30*time.Second, func(s []telemetrytest.Span) bool { return len(telemetrytest.InTrace(s, afterID)) >= 6 })
+	if n := len(telemetrytest.InTrace(spans, outID)); n != 0 {
 		t.Errorf("a sampled-out request made %d spans", n)
 	}
 
@@ -293,16 +279,6 @@ func TestTelemetryTracesAndMetrics(t *testing.T) {
 			t.Errorf("p99 of %s = %v ms (found %v), want within (0, 1000]", w, v, found)
 		}
 	}
-}
-
-func inTrace(spans []telemetrytest.Span, traceID string) []telemetrytest.Span {
-	var out []telemetrytest.Span
-	for _, s := range spans {
-		if s.TraceID == traceID {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // checkTree wants, under the client's span, gateway (server) → productpage inbound

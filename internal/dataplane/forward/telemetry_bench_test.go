@@ -75,19 +75,7 @@ func BenchmarkTelemetry(b *testing.B) {
 			}
 			var before, after syscall.Rusage
 			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				req, _ := http.NewRequest(http.MethodGet, e.url+"/", nil)
-				req.Host = "svc:9080"
-				resp, err := e.h1.Do(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-			b.StopTimer()
+			e.roundTrips(b)
 			if ps != nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				ps.Flush(ctx) // the export's CPU belongs to the requests
@@ -110,4 +98,22 @@ func BenchmarkTelemetry(b *testing.B) {
 func encodeBench(w peermeta.Workload) (forward.PeerMetadata, error) {
 	id, v, err := peermeta.Encode(w)
 	return forward.PeerMetadata{ID: id, Value: v}, err
+}
+
+// roundTrips sends b.N GET requests through e and reads the answers, timed.
+func (e *env) roundTrips(b *testing.B) {
+	b.Helper()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/", nil)
+		req.Host = "svc:9080"
+		resp, err := e.h1.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	b.StopTimer()
 }

@@ -94,8 +94,8 @@ func TestRequestSpans(t *testing.T) {
 		if got := up.Get("X-Request-Id"); got[14] != '9' || got[:14] != rid[:14] {
 			t.Errorf("x-request-id upstream %q, want the trace reason '9' packed in", got)
 		}
-		spans := col.WaitSpans(t, 10*time.Second, func(s []telemetrytest.Span) bool { return len(filterTrace(s, tp[3:35])) == 1 })
-		s := filterTrace(spans, tp[3:35])[0]
+		spans := col.WaitSpans(t, 10*time.Second, func(s []telemetrytest.Span) bool { return len(telemetrytest.InTrace(s, tp[3:35])) == 1 })
+		s := telemetrytest.InTrace(spans, tp[3:35])[0]
 		if s.SpanID != tp[36:52] || s.Kind != 3 || s.ParentSpanID != "" || s.Name != "reviews.default.svc.cluster.local:9080/*" ||
 			s.Service != "productpage.default" || s.Attrs["upstream_cluster"] != "reviews" || s.Attrs["http.status_code"] != "200" ||
 			s.Attrs["team"] != "books" || s.Attrs["guid:x-request-id"] != up.Get("X-Request-Id") || s.Attrs["http.url"] != "http://reviews:9080/reviews/1" {
@@ -119,8 +119,8 @@ func TestRequestSpans(t *testing.T) {
 		if tp[3:35] != trace || tp[36:52] == "2222222222222222" || up.Get("Tracestate") != "vendor=x" || up.Get("X-B3-Parentspanid") != "2222222222222222" {
 			t.Fatalf("upstream headers: %v", up)
 		}
-		spans := col.WaitSpans(t, 10*time.Second, func(s []telemetrytest.Span) bool { return len(filterTrace(s, trace)) == 1 })
-		if s := filterTrace(spans, trace)[0]; s.Kind != 2 || s.ParentSpanID != "2222222222222222" || s.SpanID != tp[36:52] {
+		spans := col.WaitSpans(t, 10*time.Second, func(s []telemetrytest.Span) bool { return len(telemetrytest.InTrace(s, trace)) == 1 })
+		if s := telemetrytest.InTrace(spans, trace)[0]; s.Kind != 2 || s.ParentSpanID != "2222222222222222" || s.SpanID != tp[36:52] {
 			t.Fatalf("inbound span as stored: %+v", s)
 		}
 	})
@@ -173,20 +173,10 @@ func TestRequestSpans(t *testing.T) {
 			t.Fatalf("upstream headers: %v", up)
 		}
 		ps.Flush(context.Background())
-		if n := len(filterTrace(col.Spans(t), trace)); n != 0 {
+		if n := len(telemetrytest.InTrace(col.Spans(t), trace)); n != 0 {
 			t.Fatalf("%d spans for a sampled-out trace", n)
 		}
 	})
-}
-
-func filterTrace(spans []telemetrytest.Span, trace string) []telemetrytest.Span {
-	var out []telemetrytest.Span
-	for _, s := range spans {
-		if s.TraceID == trace {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // Spans never hold a request up: with the collector unreachable and the queue full,

@@ -255,6 +255,17 @@ func (c *Collector) Spans(t testing.TB) []Span {
 	return out
 }
 
+// InTrace returns the spans of one trace (its id in hex).
+func InTrace(spans []Span, traceID string) []Span {
+	var out []Span
+	for _, s := range spans {
+		if s.TraceID == traceID {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // WaitSpans polls Spans until cond holds (the file exporter flushes every 100 ms).
 func (c *Collector) WaitSpans(t testing.TB, within time.Duration, cond func([]Span) bool) []Span {
 	t.Helper()
