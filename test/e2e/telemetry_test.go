@@ -260,6 +260,7 @@ func TestTelemetryTracesAndMetrics(t *testing.T) {
 		query string
 		want  float64
 	}{
+		{`sum(istio_requests_total{reporter="source",source_workload="istio-ingressgateway",destination_workload="productpage-v1",destination_app="productpage",response_code="200"})`, float64(total)},
 		{`sum(istio_requests_total{reporter="destination",destination_workload="productpage-v1",source_workload="istio-ingressgateway",source_workload_namespace="istio-system",source_app="istio-ingressgateway"})`, float64(total)},
 		{`sum(istio_requests_total{reporter="destination",destination_workload="reviews-v1",source_workload="productpage-v1",source_app="productpage",source_version="v1",source_canonical_service="productpage",source_canonical_revision="v1",source_cluster="Kubernetes",connection_security_policy="none"})`, float64(total)},
 		{`sum(istio_requests_total{reporter="destination",destination_workload="ratings-v1",source_workload="reviews-v1",response_code="500",response_flags="-"})`, float64(failed)},

@@ -67,7 +67,7 @@ func (x *exchange) exchangeResponseMetadata(h http.Header) {
 		}
 		return
 	}
-	if !ok || len(v) != 1 || x.edge() {
+	if !ok || len(v) != 1 {
 		return
 	}
 	if p, ok := decodePeer(v[0]); ok {
