@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/tracing"
 )
 
@@ -25,7 +24,7 @@ func (x *exchange) startSpan() {
 	t := h.Tracing
 	settings := tracing.Settings{
 		Sampling:         tracing.Sampling{Random: t.RandomSampling, Client: t.ClientSampling, Overall: t.OverallSampling},
-		CustomTags:       customTags(t.CustomTags),
+		CustomTags:       t.CustomTags,
 		MaxPathTagLength: t.MaxPathTagLength,
 	}
 	kind := tracing.KindServer
@@ -48,16 +47,4 @@ func (x *exchange) finishSpan() {
 	}
 	x.span.Finish(x.info)
 	x.span = nil
-}
-
-// customTags converts the listener's custom tags (nil when it has none).
-func customTags(in []resource.TracingTag) []tracing.CustomTag {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make([]tracing.CustomTag, len(in))
-	for i, t := range in {
-		out[i] = tracing.CustomTag{Name: t.Name, Literal: t.Literal, Header: t.Header, Env: t.Env, Default: t.Default}
-	}
-	return out
 }

@@ -77,8 +77,9 @@ func (t *Tracer) Start(h http.Header, o StartOptions) *Active {
 	} else {
 		a.span.TraceID = newTraceID()
 	}
-	for _, ct := range o.Settings.CustomTags {
-		a.custom = append(a.custom, Attr{ct.Name, ct.value(h)})
+	for i := range o.Settings.CustomTags {
+		ct := &o.Settings.CustomTags[i]
+		a.custom = append(a.custom, Attr{ct.Name, tagValue(ct, h)})
 	}
 	Inject(h, SpanContext{TraceID: a.span.TraceID, SpanID: a.span.SpanID, Sampled: sampled, HasSampled: true,
 		Debug: parent.Debug, TraceState: parent.TraceState}, a.span.Parent)
