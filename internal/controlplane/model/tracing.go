@@ -133,8 +133,8 @@ func (b *builder) checkTracing(objs []*config.Object, mesh *meshv1alpha1.MeshCon
 	}
 	for _, o := range objs {
 		spec, ok := o.Spec.(*telemetryv1alpha1.Telemetry)
-		if !ok || len(spec.GetTracing()) == 0 {
-			continue
+		if !ok || len(spec.GetTracing()) == 0 || spec.GetTargetRef() != nil || len(spec.GetTargetRefs()) > 0 {
+			continue // targetRefs are not applied yet (config warned): never widened to the namespace
 		}
 		tt := &telemetryTracing{namespace: o.Namespace, spec: spec.GetTracing()[0]}
 		if sel := spec.GetSelector().GetMatchLabels(); len(sel) > 0 {
