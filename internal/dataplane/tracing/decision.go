@@ -51,15 +51,15 @@ const versionNibble = 14
 // x-envoy-force-trace (only from internal clients), then random sampling decide. Random
 // and overall sampling use the request id's first 32 bits, so every hop agrees.
 func Decide(h http.Header, s Sampling, internal bool) Reason {
-	id := h.Get("X-Request-Id")
+	id := get(h, "X-Request-Id")
 	uuid := isUUID(id) // checked once: the helpers below take it as given
 	stable, hasStable := stableValue(id, uuid)
 	reason := reasonOf(id, uuid)
 	if reason == NotTraceable {
 		switch {
-		case h.Get("X-Client-Trace-Id") != "" && enabled(s.Client, rand.Uint64()):
+		case get(h, "X-Client-Trace-Id") != "" && enabled(s.Client, rand.Uint64()):
 			reason = ClientForced
-		case internal && h.Get("X-Envoy-Force-Trace") != "":
+		case internal && get(h, "X-Envoy-Force-Trace") != "":
 			reason = ServerForced
 		default:
 			v := stable
