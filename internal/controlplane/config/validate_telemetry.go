@@ -8,9 +8,9 @@ import (
 )
 
 // validateTelemetry checks a telemetry.istio.io Telemetry with istiod's rules and
-// messages (ValidateTelemetry). Lucid applies its tracing (providers,
-// randomSamplingPercentage, literal/header/environment customTags); what it does not
-// apply yet is a warning naming the field.
+// messages (ValidateTelemetry). Lucid applies its tracing (match.mode, providers,
+// randomSamplingPercentage, literal/header/environment customTags,
+// disableSpanReporting); what it does not apply yet is a warning naming the field.
 func validateTelemetry(o *Object, v *validator) {
 	t := o.Spec.(*telemetryv1alpha1.Telemetry)
 	v.policyTargets(t.GetSelector(), t.GetTargetRef(), t.GetTargetRefs())
@@ -47,11 +47,14 @@ func validateTelemetry(o *Object, v *validator) {
 				v.lucidWarnf(tp+".formatter", "not yet applied by Lucid (literal, environment and header tags are)")
 			}
 		}
-		if tr.GetMatch() != nil && tr.GetMatch().GetMode() != telemetryv1alpha1.WorkloadMode_CLIENT_AND_SERVER {
-			v.lucidWarnf(p+".match.mode", "not yet applied by Lucid: the tracing applies to client and server spans alike")
-		}
-		if tr.GetDisableSpanReporting() != nil {
-			v.lucidWarnf(p+".disableSpanReporting", "not yet applied by Lucid")
+		for _, f := range []struct {
+			set  bool
+			name string
+		}{{tr.GetUseRequestIdForTraceSampling() != nil, "useRequestIdForTraceSampling"}, {tr.GetEnableIstioTags() != nil, "enableIstioTags"},
+			{tr.GetDisableContextPropagation() != nil, "disableContextPropagation"}} {
+			if f.set {
+				v.lucidWarnf(p+"."+f.name, "not yet applied by Lucid")
+			}
 		}
 	}
 	for i, l := range t.GetAccessLogging() {

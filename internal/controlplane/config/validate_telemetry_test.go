@@ -21,8 +21,8 @@ func TestValidateTelemetry(t *testing.T) {
 		{"empty header name", "tracing:\n- customTags: {user: {header: {name: \"\"}}}\n", false, []string{"spec.tracing[0].customTags[user].header.name: header tag name may not be empty"}},
 		{"selector and targetRef", "selector: {matchLabels: {app: a}}\ntargetRef: {kind: Service, name: a}\ntracing:\n- randomSamplingPercentage: 1\n", false,
 			[]string{"spec: only one of targetRefs or workloadSelector can be set", "spec.targetRefs: not yet applied by Lucid"}},
-		{"what Lucid does not apply yet", "accessLogging:\n- disabled: true\nmetrics:\n- providers: [{name: prometheus}]\ntracing:\n- disableSpanReporting: true\n", true,
-			[]string{"spec.tracing[0].disableSpanReporting: not yet applied by Lucid", "spec.accessLogging: not yet applied by Lucid", "spec.metrics: not yet applied by Lucid"}},
+		{"what Lucid does not apply yet", "accessLogging:\n- disabled: true\nmetrics:\n- providers: [{name: prometheus}]\ntracing:\n- disableSpanReporting: true\n  disableContextPropagation: true\n", true,
+			[]string{"spec.tracing[0].disableContextPropagation: not yet applied by Lucid", "spec.accessLogging: not yet applied by Lucid", "spec.metrics: not yet applied by Lucid"}},
 		{"unknown field", "tracing:\n- samplingPercentage: 1\n", false, []string{`spec.tracing[0].samplingPercentage: unknown field`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -16,7 +15,7 @@ import (
 // meshConfig.defaultConfig.tracing.sampling is unset (PILOT_TRACE_SAMPLING's default).
 const DefaultTraceSampling = 1.0
 
-// Tracing is one proxy's tracing as Istio derives it: the provider (the mesh config's
+// Tracing is one proxy's tracing (on one side) as Istio derives it: the provider (the mesh config's
 // defaultProviders.tracing, or a Telemetry resource's) with its collector service, the
 // random sampling percentage and the custom tags.
 type Tracing struct {
@@ -42,41 +41,73 @@ type traces struct {
 type telemetryTracing struct {
 	namespace string
 	selector  map[string]string // nil: the whole namespace
-	spec      *telemetryv1alpha1.Tracing
-	provider  *Tracing // the provider it names, resolved; nil: it names none (or none usable)
+	entries   []tracingEntry
 }
 
-// TracingFor returns proxy p's tracing: the mesh config's, refined by the Telemetry
-// resources in the root namespace, then p's namespace, then those selecting p (Istio's
-// order: the more specific sets what it sets). nil: p makes no spans.
-func (m *Mesh) TracingFor(p *Proxy) *Tracing {
+// tracingEntry is one spec.tracing[] entry with the provider it names resolved.
+type tracingEntry struct {
+	spec     *telemetryv1alpha1.Tracing
+	provider *Tracing // nil: names none, or one that cannot be used (then the tracing is off)
+}
+
+// TraceMode says which side of a hop a connection manager traces: a sidecar's outbound
+// side and a gateway are the client, a sidecar's inbound side the server (Telemetry's
+// match.mode).
+type TraceMode uint8
+
+// The trace modes.
+const (
+	TraceClient TraceMode = iota
+	TraceServer
+)
+
+// TracingFor returns proxy p's tracing on its mode side as istiod computes it: the mesh
+// config's default provider and sampling, then the tracing entries of the Telemetry
+// resources in the root namespace, p's namespace and those selecting p, in that order,
+// each setting what it sets (providers, randomSamplingPercentage, customTags replacing
+// the ones before, disableSpanReporting). nil: p makes no spans on that side.
+func (m *Mesh) TracingFor(p *Proxy, mode TraceMode) *Tracing {
 	ts := m.tracing
 	if ts == nil {
 		return nil
 	}
 	out := ts.base
-	out.CustomTags = maps.Clone(out.CustomTags)
-	apply := func(tt *telemetryTracing) {
-		s := tt.spec
-		if tt.provider != nil {
-			out.Provider, out.Service, out.Port = tt.provider.Provider, tt.provider.Service, tt.provider.Port
+	disabled := false
+	apply := func(e tracingEntry) {
+		s := e.spec
+		switch s.GetMatch().GetMode() {
+		case telemetryv1alpha1.WorkloadMode_CLIENT:
+			if mode != TraceClient {
+				return
+			}
+		case telemetryv1alpha1.WorkloadMode_SERVER:
+			if mode != TraceServer {
+				return
+			}
+		}
+		if len(s.GetProviders()) > 0 {
+			out.Provider, out.Service, out.Port = nil, nil, 0
+			if e.provider != nil {
+				out.Provider, out.Service, out.Port = e.provider.Provider, e.provider.Service, e.provider.Port
+			}
+		}
+		if d := s.GetDisableSpanReporting(); d != nil {
+			disabled = d.GetValue()
 		}
 		if r := s.GetRandomSamplingPercentage(); r != nil {
 			out.Sampling = r.GetValue()
 		}
-		for name, ct := range s.GetCustomTags() {
-			if out.CustomTags == nil {
-				out.CustomTags = map[string]*meshv1alpha1.Tracing_CustomTag{}
-			}
-			if c := meshTag(ct); c != nil {
-				out.CustomTags[name] = c
+		if s.GetCustomTags() != nil {
+			out.CustomTags = map[string]*meshv1alpha1.Tracing_CustomTag{}
+			for name, ct := range s.GetCustomTags() {
+				if c := meshTag(ct); c != nil {
+					out.CustomTags[name] = c
+				}
 			}
 		}
 	}
 	for _, level := range []func(*telemetryTracing) bool{
-		func(tt *telemetryTracing) bool {
-			return tt.namespace == ts.rootNS && tt.selector == nil && p.Namespace != ts.rootNS
-		},
+		func(tt *telemetryTracing) bool { return tt.namespace == ts.rootNS && tt.selector == nil && p.Namespace != ts.rootNS },
 		func(tt *telemetryTracing) bool { return tt.namespace == p.Namespace && tt.selector == nil },
 		func(tt *telemetryTracing) bool {
 			return tt.namespace == p.Namespace && tt.selector != nil && selects(tt.selector, p.Labels)
@@ -84,12 +115,14 @@ func (m *Mesh) TracingFor(p *Proxy) *Tracing {
 	} {
 		for _, tt := range ts.telemetry {
 			if level(tt) {
-				apply(tt)
+				for _, e := range tt.entries {
+					apply(e)
+				}
 				break // Istio takes the first (oldest) resource of a level
 			}
 		}
 	}
-	if out.Provider == nil {
+	if out.Provider == nil || disabled {
 		return nil
 	}
 	return &out
@@ -136,21 +169,24 @@ func (b *builder) checkTracing(objs []*config.Object, mesh *meshv1alpha1.MeshCon
 		if !ok || len(spec.GetTracing()) == 0 || spec.GetTargetRef() != nil || len(spec.GetTargetRefs()) > 0 {
 			continue // targetRefs are not applied yet (config warned): never widened to the namespace
 		}
-		tt := &telemetryTracing{namespace: o.Namespace, spec: spec.GetTracing()[0]}
+		tt := &telemetryTracing{namespace: o.Namespace}
 		if sel := spec.GetSelector().GetMatchLabels(); len(sel) > 0 {
 			tt.selector = sel
 			b.addSelector(sel)
 		}
-		if prs := tt.spec.GetProviders(); len(prs) > 0 {
-			p, msg, field := b.resolveProvider(ts.extensions, prs[0].GetName(), "")
-			if p == nil {
-				if field != "" {
-					msg = "meshConfig." + field + ": " + msg
+		for i, tr := range spec.GetTracing() {
+			e := tracingEntry{spec: tr}
+			if prs := tr.GetProviders(); len(prs) > 0 {
+				p, msg, field := b.resolveProvider(ts.extensions, prs[0].GetName(), "")
+				if p == nil {
+					if field != "" {
+						msg = "meshConfig." + field + ": " + msg
+					}
+					b.warn(o, fmt.Sprintf("spec.tracing[%d].providers[0].name", i), "%s; the proxies it selects make no spans", msg)
 				}
-				b.warn(o, "spec.tracing[0].providers[0].name", "%s; the proxies it selects keep the tracing they had", msg)
-				continue
+				e.provider = p
 			}
-			tt.provider = p
+			tt.entries = append(tt.entries, e)
 		}
 		ts.telemetry = append(ts.telemetry, tt)
 	}

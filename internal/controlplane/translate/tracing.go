@@ -30,13 +30,22 @@ const (
 // selectors split classes; the span's service name is the proxy's own), so listeners
 // shared by a class of proxies stay shared.
 func (g *generator) addTracing(listeners []proto.Message) {
-	t := g.tracingConfig()
-	if t == nil {
+	client, server := g.tracingConfig(model.TraceClient), g.tracingConfig(model.TraceServer)
+	if client == nil && server == nil {
 		return
 	}
 	for _, m := range listeners {
 		l, ok := m.(*listenerpb.Listener)
 		if !ok {
+			continue
+		}
+		// Istio's listener classes: a sidecar's inbound side is the server, its outbound
+		// side and a gateway the client.
+		t := client
+		if l.GetTrafficDirection() == corepb.TrafficDirection_INBOUND && g.p.Type != model.ProxyRouter {
+			t = server
+		}
+		if t == nil {
 			continue
 		}
 		chains := l.GetFilterChains()
@@ -64,8 +73,8 @@ const hcmTypeURL = "type.googleapis.com/envoy.extensions.filters.network.http_co
 // tracingConfig is Istio's HttpConnectionManager.tracing for the proxy's provider: random
 // sampling from Telemetry or meshConfig.defaultConfig.tracing.sampling, client and overall sampling
 // 100 %, the provider's collector as its outbound cluster. nil: no tracing.
-func (g *generator) tracingConfig() *hcmpb.HttpConnectionManager_Tracing {
-	t := g.m.TracingFor(g.p)
+func (g *generator) tracingConfig(mode model.TraceMode) *hcmpb.HttpConnectionManager_Tracing {
+	t := g.m.TracingFor(g.p, mode)
 	if t == nil {
 		return nil
 	}

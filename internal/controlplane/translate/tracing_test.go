@@ -268,3 +268,59 @@ defaultProviders: {tracing: [otel]}`)
 		}
 	}
 }
+
+// tracingByDirection returns the tracing of a proxy's inbound (virtualInbound) and
+// outbound connection managers.
+func tracingByDirection(t *testing.T, res *Resources) (in, out []*hcmpb.HttpConnectionManager_Tracing) {
+	t.Helper()
+	for _, m := range res.Listeners {
+		l := m.(*listenerpb.Listener)
+		trs := hcmTracing(t, &Resources{Listeners: []proto.Message{l}})
+		if l.GetName() == "virtualInbound" {
+			in = append(in, trs...)
+		} else {
+			out = append(out, trs...)
+		}
+	}
+	return in, out
+}
+
+// Telemetry's match.mode sets the client side (outbound) and the server side (inbound)
+// apart, and disableSpanReporting turns a side's tracing off, as istiod does.
+func TestTracingModesAndDisabling(t *testing.T) {
+	mesh := meshConfig(t, `
+extensionProviders: [{name: otel, opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317}}]
+defaultProviders: {tracing: [otel]}`)
+	for _, tc := range []struct {
+		name, tracing   string
+		inRate, outRate float64 // 0: no tracing on that side
+	}{
+		{"server only", "[{match: {mode: SERVER}, randomSamplingPercentage: 30}]", 30, 1},
+		{"client only", "[{match: {mode: CLIENT}, randomSamplingPercentage: 40}]", 1, 40},
+		{"server spans off", "[{match: {mode: SERVER}, disableSpanReporting: true}]", 0, 1},
+		{"all off", "[{disableSpanReporting: true}]", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tel := "\n---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: t, namespace: default}\nspec:\n  tracing: " + tc.tracing + "\n"
+			m, diags := model.Build(loadObjects(t, "_base.yaml", append(baseObjects(t), collectorEntry+tel...)), mesh)
+			for _, d := range diags {
+				t.Errorf("unexpected warning: %s", d)
+			}
+			in, out := tracingByDirection(t, Generate(m, proxy(t, productpage)))
+			for _, side := range []struct {
+				name string
+				trs  []*hcmpb.HttpConnectionManager_Tracing
+				want float64
+			}{{"inbound", in, tc.inRate}, {"outbound", out, tc.outRate}} {
+				if len(side.trs) == 0 {
+					t.Fatalf("no %s connection manager", side.name)
+				}
+				for _, tr := range side.trs {
+					if got := tr.GetRandomSampling().GetValue(); (tr == nil) != (side.want == 0) || got != side.want {
+						t.Fatalf("%s: tracing %v, want sampling %v (0: none)", side.name, tr, side.want)
+					}
+				}
+			}
+		})
+	}
+}
