@@ -221,7 +221,7 @@ func TestTelemetryTracesAndMetrics(t *testing.T) {
 	// 1. A client's sampled traceparent is continued through every hop.
 	const traceID, clientSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	send("", http.Header{"Traceparent": {"00-" + traceID + "-" + clientSpan + "-01"}})
-	spans := col.WaitSpans(t, 30*time.Second, func(s []telemetrytest.Span) bool { return len(telemetrytest.InTrace(s, traceID)) >= 6 })
+	spans := col.WaitSpans(t, 30*time.Second, func(s []telemetrytest.Span) bool { return len(telemetrytest.InTrace(s, traceID)) >= 7 })
 	checkTree(t, telemetrytest.InTrace(spans, traceID), clientSpan)
 
 	// 2. A request its client sampled out makes no span; one sent after it is traced, and
@@ -229,7 +229,7 @@ func TestTelemetryTracesAndMetrics(t *testing.T) {
 	const outID, afterID = "0af7651916cd43dd8448eb211c80319c", "1af7651916cd43dd8448eb211c80319c"
 	send("", http.Header{"Traceparent": {"00-" + outID + "-b7ad6b7169203331-00"}})
 	send("", http.Header{"Traceparent": {"00-" + afterID + "-b7ad6b7169203331-01"}})
-	spans = col.WaitSpans(t, 30*time.Second, func(s []telemetrytest.Span) bool { return len(telemetrytest.InTrace(s, afterID)) >= 6 })
+	spans = col.WaitSpans(t, 30*time.Second, func(s []telemetrytest.Span) bool { return len(telemetrytest.InTrace(s, afterID)) >= 7 })
 	if n := len(telemetrytest.InTrace(spans, outID)); n != 0 {
 		t.Errorf("a sampled-out request made %d spans", n)
 	}
@@ -282,13 +282,13 @@ func TestTelemetryTracesAndMetrics(t *testing.T) {
 	}
 }
 
-// checkTree wants, under the client's span, gateway (server) → productpage inbound
-// (server) → productpage outbound (client) → reviews inbound → reviews outbound →
+// checkTree wants, under the client's span, gateway (server) → gateway upstream
+// (client) → productpage inbound (server) → productpage outbound (client) → reviews inbound → reviews outbound →
 // ratings inbound, one x-request-id throughout.
 func checkTree(t *testing.T, spans []telemetrytest.Span, clientSpan string) {
 	t.Helper()
-	if len(spans) != 6 {
-		t.Fatalf("%d spans in the trace, want 6: %+v", len(spans), spans)
+	if len(spans) != 7 {
+		t.Fatalf("%d spans in the trace, want 7: %+v", len(spans), spans)
 	}
 	want := []struct {
 		service string
@@ -296,6 +296,7 @@ func checkTree(t *testing.T, spans []telemetrytest.Span, clientSpan string) {
 		cluster string
 	}{
 		{"istio-ingressgateway.istio-system", 2, "outbound|9080||productpage.default.svc.cluster.local"},
+		{"istio-ingressgateway.istio-system", 3, "outbound|9080||productpage.default.svc.cluster.local"},
 		{"productpage.default", 2, "inbound|9080||"},
 		{"productpage.default", 3, "outbound|9080||reviews.default.svc.cluster.local"},
 		{"reviews.default", 2, "inbound|9080||"},

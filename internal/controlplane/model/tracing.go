@@ -107,7 +107,9 @@ func (m *Mesh) TracingFor(p *Proxy, mode TraceMode) *Tracing {
 		}
 	}
 	for _, level := range []func(*telemetryTracing) bool{
-		func(tt *telemetryTracing) bool { return tt.namespace == ts.rootNS && tt.selector == nil && p.Namespace != ts.rootNS },
+		func(tt *telemetryTracing) bool {
+			return tt.namespace == ts.rootNS && tt.selector == nil && p.Namespace != ts.rootNS
+		},
 		func(tt *telemetryTracing) bool { return tt.namespace == p.Namespace && tt.selector == nil },
 		func(tt *telemetryTracing) bool {
 			return tt.namespace == p.Namespace && tt.selector != nil && selects(tt.selector, p.Labels)

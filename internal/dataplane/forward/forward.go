@@ -208,7 +208,7 @@ type exchange struct {
 
 	abort bool // reset the downstream stream after finishing
 
-	span *tracing.Active // tracing.go: nil when the request is not traced
+	spans spans // tracing.go: the request's spans (none when it is not traced)
 }
 
 // route takes the router's decision: its own reply, or fault injection's, may end the
