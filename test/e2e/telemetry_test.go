@@ -45,6 +45,16 @@ spec:
 ---`
 }
 
+// bookinfoWorkload is the WorkloadEntry of app's v1 workload at ip, its app at appIP.
+func bookinfoWorkload(app, ip, appIP string) string {
+	return `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ` + app + `-v1, annotations: {lucid.dev/app-address: ` + appIP + `}}
+spec: {address: ` + ip + `, labels: {app: ` + app + `, version: v1}}
+---`
+}
+
 func telemetryFiles(collectorPort string) map[string]string {
 	return map[string]string{
 		"services.yaml": bookinfoService("productpage") + bookinfoService("reviews") + bookinfoService("ratings") + `
@@ -58,22 +68,8 @@ spec:
   ports: [{number: 4317, name: grpc-otlp, protocol: GRPC}]
   endpoints: [{address: ` + telCollector + `, ports: {grpc-otlp: ` + collectorPort + `}}]
 `,
-		"workloads.yaml": `
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: productpage-v1, annotations: {lucid.dev/app-address: 127.0.123.101}}
-spec: {address: ` + telProductpage + `, labels: {app: productpage, version: v1}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: reviews-v1, annotations: {lucid.dev/app-address: 127.0.123.102}}
-spec: {address: ` + telReviews + `, labels: {app: reviews, version: v1}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: ratings-v1, annotations: {lucid.dev/app-address: 127.0.123.103}}
-spec: {address: ` + telRatings + `, labels: {app: ratings, version: v1}}
----
+		"workloads.yaml": bookinfoWorkload("productpage", telProductpage, "127.0.123.101") + bookinfoWorkload("reviews", telReviews, "127.0.123.102") +
+			bookinfoWorkload("ratings", telRatings, "127.0.123.103") + `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: istio-ingressgateway, namespace: istio-system, annotations: {lucid.dev/proxy: router}}
