@@ -269,6 +269,16 @@ func TestTelemetryTracesAndMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want %v", q.query, got, q.want)
 		}
 	}
+	// Every proxy counts the spans it exported, none dropped or lost.
+	sent := queryByLabel(t, prom, `sum by (instance) (envoy_tracing_opentelemetry_spans_sent)`, "instance")
+	for _, ip := range []string{telGateway, telProductpage, telReviews, telRatings} {
+		if sent[ip+":15020"] < 2 {
+			t.Errorf("%s exported %v spans, want at least the 2 traced requests'; all: %v", ip, sent[ip+":15020"], sent)
+		}
+	}
+	if lost := query(t, prom, `sum(envoy_tracing_opentelemetry_spans_dropped) + sum(envoy_tracing_opentelemetry_spans_failed)`); lost != 0 {
+		t.Errorf("%v spans dropped or failed", lost)
+	}
 	// p99 latency per destination: loopback requests fall in Istio's low buckets.
 	p99 := queryByLabel(t, prom, `histogram_quantile(0.99, sum by (le, destination_workload) (istio_request_duration_milliseconds_bucket{reporter="destination"}))`, "destination_workload")
 	for _, w := range []string{"productpage-v1", "reviews-v1", "ratings-v1"} {
