@@ -113,8 +113,11 @@ func Run(ctx context.Context, o Options) error {
 	// proxy/mtls_upstream.go: ISTIO_MUTUAL and auto mTLS on new upstream connections
 	pools.SetUpstreamTLS(proxy.UpstreamTLS(clusters, mtlsOf(idm)))
 	defer pools.Close()
+	tracers, closeTracers := newTracers(o, clusters, st, logs.Logger("tracing")) // tracing.go
+	defer closeTracers()
 	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: obs.requests, ConnectionObservers: obs.connections,
-		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Logger: logs.Logger("router")})
+		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Logger: logs.Logger("router"),
+		Tracers: tracers, PeerMetadata: peerMetadata(o)}) // tracing.go, peermeta.go
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration,
 		RequestLimits: down.limits, IdleTimeout: down.idle, MTLS: mtlsOf(idm)})
 

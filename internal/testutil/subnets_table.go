@@ -69,6 +69,8 @@ var Subnets = []SubnetUse{
 		Use: "examples/bookinfo-lite as a test mesh (meshtest.Example)"},
 	{N: 117, Packages: []string{"internal/agent/identity", "internal/controlplane/ca", "internal/controlplane/ca/kubeca", "internal/pki", "test/identity"},
 		Use: "the CA and identity tests (distinct host bytes per package)"},
+	{N: 123, Packages: []string{"internal/controlplane/translate", "internal/dataplane/forward", "test/e2e"},
+		Use: "telemetry: test/e2e's traced mesh with a real Collector and Prometheus, forward's span tests (distinct host bytes), translate's literals"},
 	{N: 124, Packages: []string{"test/dashboard"},
 		Use: "this package's test listeners"},
 	{N: 141, Packages: []string{"internal/agent", "internal/cli", "internal/controlplane/ads", "internal/controlplane/config"},

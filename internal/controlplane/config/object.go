@@ -27,6 +27,8 @@ const (
 	// KindRequestAuthentication is read for analysis (JWT claim routing needs one); Lucid
 	// does not verify JWTs yet.
 	KindRequestAuthentication = "RequestAuthentication" // security.istio.io
+	// KindTelemetry is read for its tracing (validate_telemetry.go).
+	KindTelemetry = "Telemetry" // telemetry.istio.io
 )
 
 // Object is one validated Istio resource.

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	securityv1beta1 "istio.io/api/security/v1beta1"
+	telemetryv1alpha1 "istio.io/api/telemetry/v1alpha1"
 )
 
 // kindInfo says which apiVersions a kind accepts and how to make its spec.
@@ -37,11 +38,12 @@ var kinds = map[string]kindInfo{
 	KindAuthorizationPolicy: {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.AuthorizationPolicy{} }, false, validateAuthorizationPolicy},
 	KindRequestAuthentication: {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.RequestAuthentication{} }, false,
 		validateRequestAuthentication},
+	KindTelemetry: {"telemetry.istio.io", []string{"v1", "v1alpha1"}, func() proto.Message { return &telemetryv1alpha1.Telemetry{} }, true, validateTelemetry}, // validate_telemetry.go
 }
 
 // istioKindsNotRead are Istio's kinds Lucid does not read (yet).
 var istioKindsNotRead = map[string]bool{
-	"EnvoyFilter": true, "WorkloadGroup": true, "ProxyConfig": true, "Telemetry": true, "WasmPlugin": true, "TrafficExtension": true,
+	"EnvoyFilter": true, "WorkloadGroup": true, "ProxyConfig": true, "WasmPlugin": true, "TrafficExtension": true,
 }
 
 // knownKinds lists the kinds in a stable order for messages.

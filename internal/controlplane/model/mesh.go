@@ -51,6 +51,7 @@ type Mesh struct {
 	scopeMu  sync.Mutex // guards scopes, built on first use (sidecar.go)
 	scopes   map[scopeKey]*SidecarScope
 	security *security // AuthorizationPolicy, RequestAuthentication (security.go)
+	tracing  *traces   // the mesh config's and Telemetry resources' tracing (tracing.go)
 
 	// peerauth.go: PeerAuthentications, enableAutoMtls, and whether workloads have certificates
 	peerAuthns         []*PeerAuthn
@@ -131,6 +132,7 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 	b.checkDestinationRules()
 	b.checkVirtualServices()
 	b.checkGateways()
+	b.checkTracing(sorted, mesh) // tracing.go
 	b.fingerprint(objs, mesh)
 	return b.m, b.diags
 }

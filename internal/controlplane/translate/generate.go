@@ -98,6 +98,7 @@ func (g *generator) classResources() *classResources {
 		r.listeners = g.outboundListeners()
 		r.routes = g.routes()
 	}
+	g.addTracing(r.listeners) // tracing.go
 	return r
 }
 
@@ -111,10 +112,12 @@ func (g *generator) ownResources() *ownResources {
 	if g.p.Type == model.ProxyRouter {
 		return &ownResources{}
 	}
-	return &ownResources{
+	own := &ownResources{
 		listeners: []proto.Message{g.virtualOutbound(), g.virtualInbound()},
 		clusters:  g.inboundClusters(),
 	}
+	g.addTracing(own.listeners) // tracing.go
+	return own
 }
 
 type named interface{ GetName() string }

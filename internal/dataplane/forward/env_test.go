@@ -2,6 +2,7 @@ package forward_test
 
 import (
 	"bufio"
+	"cmp"
 	"io"
 	"log/slog"
 	"net"
@@ -36,9 +37,17 @@ type env struct {
 	infos     chan *streaminfo.Info
 	h1, h2c   *http.Client
 	routeName string
+	hcm       *resource.HTTPManager // nil: a plain outbound connection manager
+	direction string                // "": outbound
 }
 
 func newEnv(t testing.TB, rc *resource.RouteConfig, clusters ...*resource.Cluster) *env {
+	t.Helper()
+	return newEnvWith(t, nil, rc, clusters...)
+}
+
+// newEnvWith is newEnv with the Forwarder's options changed by opt (nil: none).
+func newEnvWith(t testing.TB, opt func(*forward.Options), rc *resource.RouteConfig, clusters ...*resource.Cluster) *env {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	e := &env{
@@ -53,7 +62,7 @@ func newEnv(t testing.TB, rc *resource.RouteConfig, clusters ...*resource.Cluste
 		e.clusters[c.Name] = c
 	}
 	e.apply()
-	e.fwd = forward.New(forward.Options{
+	o := forward.Options{
 		Clusters: e.cm, Pools: e.ps, Logger: log,
 		Observers: []func(*streaminfo.Info){func(i *streaminfo.Info) {
 			cp := *i
@@ -62,7 +71,11 @@ func newEnv(t testing.TB, rc *resource.RouteConfig, clusters ...*resource.Cluste
 			default: // benchmarks do not read them
 			}
 		}},
-	})
+	}
+	if opt != nil {
+		opt(&o)
+	}
+	e.fwd = forward.New(o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -98,9 +111,9 @@ func (e *env) serve(w http.ResponseWriter, r *http.Request) {
 	e.fwd.Serve(w, r, forward.Inbound{
 		Routes:          e.routes,
 		RouteConfigName: e.routeName,
-		HTTP:            &resource.HTTPManager{ServerName: "istio-envoy", FaultFilter: true},
+		HTTP:            cmp.Or(e.hcm, &resource.HTTPManager{ServerName: "istio-envoy", FaultFilter: true}),
 		Listener:        "0.0.0.0_9080",
-		Direction:       "outbound",
+		Direction:       cmp.Or(e.direction, "outbound"),
 		RemoteAddr:      remote,
 	})
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+	"github.com/lucid-mesh/lucid/internal/dataplane/tracing"
 )
 
 // Options configure a Forwarder.
@@ -46,6 +47,10 @@ type Options struct {
 	// (Istio's istio_tcp_* metrics: stats.TCPOpened); nil: not counted. See ServeTCP.
 	ConnectionMetrics func(*streaminfo.Info) ConnectionCounter
 	Logger            *slog.Logger // the "router" logger
+	// Tracers make the spans of listeners that trace (tracing.go); nil: no spans.
+	Tracers *tracing.Providers
+	// PeerMetadata is this workload's metadata exchange headers (peermeta.go).
+	PeerMetadata PeerMetadata
 }
 
 // Forwarder serves matched requests. It is safe for concurrent use.
@@ -112,6 +117,7 @@ func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
 	if x.looped() {
 		return
 	}
+	x.startTelemetry() // peermeta.go, tracing.go
 	// PATH NORMALISATION goes here, before routing (and so before authorization and
 	// forwarding, which use the routed request): Istio's meshConfig.pathNormalization
 	// (NONE, BASE default, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES) as the connection
@@ -131,6 +137,7 @@ func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
 	}
 	// Prepare what every attempt sends: headers, path, Host, replayable body (prepare.go).
 	x.prepare()
+	x.sendPeerMetadata() // peermeta.go
 	// An upgrade (WebSocket, extended CONNECT) runs on a connection of its own
 	// (upgrade.go); any other request goes through the retry loop (attempt.go), whose
 	// last attempt's response respond.go sends, or a local reply (reply.go, failure.go).
@@ -200,6 +207,8 @@ type exchange struct {
 	setCookie  string     // a generated hash-policy cookie to set on the response
 
 	abort bool // reset the downstream stream after finishing
+
+	spans spans // tracing.go: the request's spans (none when it is not traced)
 }
 
 // route takes the router's decision: its own reply, or fault injection's, may end the
@@ -252,6 +261,7 @@ func (x *exchange) finish() {
 		info.BytesReceived = x.up.body.bytesRead()
 	}
 	info.UpstreamLocalAddress = x.try.localAddress()
+	x.finishSpan() // tracing.go
 	for _, o := range x.f.o.Observers {
 		o(info)
 	}

@@ -511,16 +511,5 @@ func BenchmarkForward(b *testing.B) {
 	payload := strings.Repeat("x", 1024)
 	up := backend(b, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, payload) })
 	e := newEnv(b, routes(toCluster("c")), static("c", up))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		req, _ := http.NewRequest(http.MethodGet, e.url+"/", nil)
-		req.Host = "svc:9080"
-		resp, err := e.h1.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
+	e.roundTrips(b) // telemetry_bench_test.go
 }

@@ -40,6 +40,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 		route.ApplyHeaders(h, x.wc.ResponseHeadersToAdd, x.wc.ResponseHeadersToRemove)
 	}
 	route.ApplyHeaders(h, x.rt.ResponseHeadersToAdd, x.rt.ResponseHeadersToRemove)
+	x.exchangeResponseMetadata(h) // peermeta.go
 	if g := resp.Header.Get("Grpc-Status"); g != "" {
 		info.GRPCStatus = g
 	}

@@ -95,6 +95,7 @@ type HTTPManager struct {
 	MaxHeadersCount     uint32
 	AcceptHTTP10        bool
 	Auth                []AuthFilter // RBAC, jwt_authn and ext_authz http_filters, in order (authz.go)
+	Tracing             *Tracing     // tracing; nil: no spans (tracing.go)
 }
 
 // TCPProxy is envoy.filters.network.tcp_proxy.

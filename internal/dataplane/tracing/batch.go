@@ -40,6 +40,10 @@ type Batcher struct {
 
 	stop chan struct{}
 	done chan struct{}
+	// ctx is the loop's exports' parent; Close cancels it when its own deadline passes
+	// first, so a collector that hangs cannot hold a proxy's shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // NewBatcher starts the export loop; Close stops it.
@@ -60,6 +64,7 @@ func NewBatcher(node *Node, sink Sink, o BatchOptions) *Batcher {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	b := &Batcher{o: o, node: node, sink: sink, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
 	go b.loop()
 	return b
 }
@@ -105,13 +110,20 @@ func (b *Batcher) Flush(ctx context.Context) {
 	}
 }
 
-// Close exports what is queued (bounded by ctx) and stops the loop.
+// Close exports what is queued (bounded by ctx) and stops the loop; an export in
+// flight when ctx ends is abandoned.
 func (b *Batcher) Close(ctx context.Context) {
 	if b == nil {
 		return
 	}
 	close(b.stop)
-	<-b.done
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		b.cancel()
+		<-b.done
+	}
+	defer b.cancel()
 	b.Flush(ctx)
 }
 
@@ -131,7 +143,7 @@ func (b *Batcher) loop() {
 			if len(batch) == 0 {
 				break
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), b.o.SendTimeout)
+			ctx, cancel := context.WithTimeout(b.ctx, b.o.SendTimeout)
 			b.send(ctx, batch)
 			cancel()
 			if len(batch) < b.o.MaxBatch {

@@ -51,14 +51,15 @@ const versionNibble = 14
 // x-envoy-force-trace (only from internal clients), then random sampling decide. Random
 // and overall sampling use the request id's first 32 bits, so every hop agrees.
 func Decide(h http.Header, s Sampling, internal bool) Reason {
-	id := h.Get("X-Request-Id")
-	stable, hasStable := stableValue(id)
-	reason := reasonOf(id)
+	id := get(h, "X-Request-Id")
+	uuid := isUUID(id) // checked once: the helpers below take it as given
+	stable, hasStable := stableValue(id, uuid)
+	reason := reasonOf(id, uuid)
 	if reason == NotTraceable {
 		switch {
-		case h.Get("X-Client-Trace-Id") != "" && enabled(s.Client, rand.Uint64()):
+		case get(h, "X-Client-Trace-Id") != "" && enabled(s.Client, rand.Uint64()):
 			reason = ClientForced
-		case internal && h.Get("X-Envoy-Force-Trace") != "":
+		case internal && get(h, "X-Envoy-Force-Trace") != "":
 			reason = ServerForced
 		default:
 			v := stable
@@ -79,7 +80,7 @@ func Decide(h http.Header, s Sampling, internal bool) Reason {
 			reason = NotTraceable
 		}
 	}
-	if packed, ok := packReason(id, reason); ok && packed != id {
+	if packed, ok := packReason(id, uuid, reason); ok && packed != id {
 		h["X-Request-Id"] = []string{packed}
 	}
 	return reason
@@ -120,17 +121,18 @@ func isUUID(id string) bool {
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
-// stableValue is the integer Envoy samples with: the request id's first 8 hex digits.
-func stableValue(id string) (uint64, bool) {
-	if !isUUID(id) {
+// stableValue is the integer Envoy samples with: the request id's first 8 hex digits
+// (uuid: whether id has the UUID form, isUUID; reasonOf and packReason take it too).
+func stableValue(id string, uuid bool) (uint64, bool) {
+	if !uuid {
 		return 0, false
 	}
 	v, err := strconv.ParseUint(id[:8], 16, 32)
 	return v, err == nil
 }
 
-func reasonOf(id string) Reason {
-	if !isUUID(id) {
+func reasonOf(id string, uuid bool) Reason {
+	if !uuid {
 		return NotTraceable
 	}
 	switch id[versionNibble] {
@@ -145,8 +147,8 @@ func reasonOf(id string) Reason {
 }
 
 // packReason writes the reason into the version digit ('4' when not traced).
-func packReason(id string, r Reason) (string, bool) {
-	if !isUUID(id) {
+func packReason(id string, uuid bool, r Reason) (string, bool) {
+	if !uuid {
 		return id, false
 	}
 	c := byte('4')

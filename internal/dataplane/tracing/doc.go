@@ -1,6 +1,8 @@
 // Package tracing makes the sidecar's and the gateway's spans: one per request and hop (a
 // client span on a sidecar's outbound side, a server span on its inbound side and at a
-// gateway), with Envoy's and Istio's span attributes, and sends them to the tracing backend.
+// gateway, whose upstream request gets a client span of its own), with Envoy's and
+// Istio's span attributes, and sends them to the tracing backend (Providers: one tracer
+// per provider the listeners name, exporting through the provider's cluster).
 //
 // It sits beside the access log on the request path:
 //

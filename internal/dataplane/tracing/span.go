@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -51,17 +52,12 @@ type Node struct {
 
 // CustomTag is a tag from the Telemetry API's tracing.customTags (or the mesh config's):
 // a literal value, a request header (with a default) or an environment variable (with a
-// default).
-type CustomTag struct {
-	Name    string
-	Literal string
-	Header  string // request header name; Literal unused
-	Env     string // environment variable; Literal unused
-	Default string
-}
+// default). It is the listener's own form (resource.TracingTag), so a request that
+// starts a span converts nothing.
+type CustomTag = resource.TracingTag
 
-// value evaluates the tag for a request.
-func (t CustomTag) value(h http.Header) string {
+// tagValue evaluates tag t for a request.
+func tagValue(t *CustomTag, h http.Header) string {
 	switch {
 	case t.Header != "":
 		if v := h.Get(t.Header); v != "" {

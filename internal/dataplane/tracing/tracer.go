@@ -77,12 +77,21 @@ func (t *Tracer) Start(h http.Header, o StartOptions) *Active {
 	} else {
 		a.span.TraceID = newTraceID()
 	}
-	for _, ct := range o.Settings.CustomTags {
-		a.custom = append(a.custom, Attr{ct.Name, ct.value(h)})
+	for i := range o.Settings.CustomTags {
+		ct := &o.Settings.CustomTags[i]
+		a.custom = append(a.custom, Attr{ct.Name, tagValue(ct, h)})
 	}
 	Inject(h, SpanContext{TraceID: a.span.TraceID, SpanID: a.span.SpanID, Sampled: sampled, HasSampled: true,
 		Debug: parent.Debug, TraceState: parent.TraceState}, a.span.Parent)
 	return a
+}
+
+// Rename sets the span's name (the route's decorator operation, known once the request
+// is routed); "" keeps the name it has.
+func (a *Active) Rename(operation string) {
+	if a != nil && operation != "" {
+		a.span.Name = operation
+	}
 }
 
 // Sampled reports whether the span will be exported.

@@ -197,3 +197,23 @@ func TestBatcherCountsFailedExports(t *testing.T) {
 		t.Fatalf("failed %d, want 2", failed)
 	}
 }
+
+// A collector that hangs holds a proxy's shutdown no longer than Close's context.
+func TestBatcherCloseIsBounded(t *testing.T) {
+	sink := &memSink{block: make(chan struct{})}
+	b := NewBatcher(&Node{}, sink, BatchOptions{MaxBatch: 1, FlushEvery: time.Hour, SendTimeout: time.Hour})
+	b.Add(&Span{}) // the loop takes it and hangs in Send
+	b.Add(&Span{})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { b.Close(ctx); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for a hung export past its context")
+	}
+	if exported, _, failed := b.Counters(); exported != 0 || failed != 2 {
+		t.Fatalf("exported %d, failed %d, want the 2 spans counted as failed", exported, failed)
+	}
+}

@@ -284,6 +284,11 @@ func decodeHCM(a *anypb.Any) (*resource.HTTPManager, error) {
 	if !router {
 		return nil, fmt.Errorf("http_filters: %s is required", routerFilterName)
 	}
+	tr, err := decodeTracing(h.GetTracing()) // decode_tracing.go
+	if err != nil {
+		return nil, fmt.Errorf("tracing.%w", err)
+	}
+	out.Tracing = tr
 	return out, nil
 }
 

@@ -69,6 +69,9 @@ type Options struct {
 	MTLS string
 	// CertTTL is the workload certificates' lifetime with MTLS (default 24 h).
 	CertTTL time.Duration
+	// MeshConfig is the control plane's MeshConfig YAML (the `mesh` key of Istio's
+	// ConfigMap); "" for Istio's defaults.
+	MeshConfig string
 }
 
 // Start writes files (name → YAML) into a fresh config directory and starts discovery,
@@ -89,13 +92,20 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 	m.cancel = cancel
 	t.Cleanup(m.Stop)
 
+	var meshConfig string
+	if o.MeshConfig != "" {
+		meshConfig = filepath.Join(t.TempDir(), "meshconfig.yaml")
+		if err := os.WriteFile(meshConfig, []byte(o.MeshConfig), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(m.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	adsAddr := make(chan string, 1)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		err := discovery.Run(ctx, discovery.Options{
-			ConfigDir: m.Dir, GRPCAddr: "127.0.0.1:0", Logger: log, CA: m.caOptions(o), // mtls.go
+			ConfigDir: m.Dir, GRPCAddr: "127.0.0.1:0", Logger: log, CA: m.caOptions(o), MeshConfig: meshConfig, // mtls.go
 			// Without options, the control plane's default poll and debounce timers: tests of
 			// the 1 s bound rely on them.
 			PollInterval: o.PollInterval, Debounce: o.Debounce,

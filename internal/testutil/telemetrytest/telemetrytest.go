@@ -7,10 +7,12 @@ package telemetrytest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -205,7 +207,13 @@ func (c *Collector) Spans(t testing.TB) []Span {
 	}
 	defer f.Close()
 	var out []Span
-	sc := bufio.NewScanner(f)
+	data, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The exporter may be half-way through writing a line: only complete lines count.
+	data = data[:bytes.LastIndexByte(data, '\n')+1]
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
 		var doc struct {
@@ -243,6 +251,17 @@ func (c *Collector) Spans(t testing.TB) []Span {
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// InTrace returns the spans of one trace (its id in hex).
+func InTrace(spans []Span, traceID string) []Span {
+	var out []Span
+	for _, s := range spans {
+		if s.TraceID == traceID {
+			out = append(out, s)
+		}
 	}
 	return out
 }

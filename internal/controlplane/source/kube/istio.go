@@ -28,6 +28,7 @@ var istioKinds = []istioKind{
 	{config.KindSidecar, "networking.istio.io", "sidecars", []string{"v1", "v1beta1", "v1alpha3"}},
 	{config.KindPeerAuthentication, "security.istio.io", "peerauthentications", []string{"v1", "v1beta1"}},
 	{config.KindAuthorizationPolicy, "security.istio.io", "authorizationpolicies", []string{"v1", "v1beta1"}},
+	{config.KindTelemetry, "telemetry.istio.io", "telemetries", []string{"v1", "v1alpha1"}},
 }
 
 // parsed is the parse of one Istio object at one resourceVersion.

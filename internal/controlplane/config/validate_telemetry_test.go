@@ -1,0 +1,43 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidateTelemetry(t *testing.T) {
+	for _, tc := range []struct {
+		name, spec string
+		valid      bool
+		want       []string // substrings of the diagnostics, in order
+	}{
+		{"tracing", "tracing:\n- providers: [{name: otel}]\n  randomSamplingPercentage: 10\n  customTags: {team: {literal: {value: books}}}\n", true, nil},
+		{"sampling out of range", "tracing:\n- randomSamplingPercentage: 101\n", false,
+			[]string{"t.yaml:7: Telemetry default/x: spec.tracing[0].randomSamplingPercentage: randomSamplingPercentage must be in range [0.0, 100.0], got 101"}},
+		{"two tracing entries: Istio warns", "tracing:\n- randomSamplingPercentage: 1\n- randomSamplingPercentage: 2\n", true,
+			[]string{"spec.tracing: multiple tracing is not currently supported"}},
+		{"empty provider name", "tracing:\n- providers: [{name: \"\"}]\n", false, []string{"spec.tracing[0].providers[0].name: providers.name may not be empty"}},
+		{"empty literal", "tracing:\n- customTags: {team: {literal: {value: \"\"}}}\n", false, []string{"spec.tracing[0].customTags[team].literal.value: literal tag value may not be empty"}},
+		{"empty header name", "tracing:\n- customTags: {user: {header: {name: \"\"}}}\n", false, []string{"spec.tracing[0].customTags[user].header.name: header tag name may not be empty"}},
+		{"selector and targetRef", "selector: {matchLabels: {app: a}}\ntargetRef: {kind: Service, name: a}\ntracing:\n- randomSamplingPercentage: 1\n", false,
+			[]string{"spec: only one of targetRefs or workloadSelector can be set", "spec.targetRefs: not yet applied by Lucid"}},
+		{"what Lucid does not apply yet", "accessLogging:\n- disabled: true\nmetrics:\n- providers: [{name: prometheus}]\ntracing:\n- disableSpanReporting: true\n  disableContextPropagation: true\n", true,
+			[]string{"spec.tracing[0].disableContextPropagation: not yet applied by Lucid", "spec.accessLogging: not yet applied by Lucid", "spec.metrics: not yet applied by Lucid"}},
+		{"unknown field", "tracing:\n- samplingPercentage: 1\n", false, []string{`spec.tracing[0].samplingPercentage: unknown field`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, diags := Parse("t.yaml", []byte(doc("telemetry.istio.io/v1", KindTelemetry, "x", tc.spec)))
+			if got := len(objs) == 1; got != tc.valid {
+				t.Errorf("accepted = %v, want %v (%v)", got, tc.valid, diags)
+			}
+			if len(diags) != len(tc.want) {
+				t.Fatalf("diagnostics %v, want %d: %q", diags, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(diags[i].String(), w) {
+					t.Errorf("diagnostic %d = %q, want it to contain %q", i, diags[i].String(), w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,112 @@
+package forward
+
+import (
+	"net/http"
+	"sync"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/peermeta"
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+)
+
+// PeerMetadata is this workload's side of Istio's HTTP metadata exchange: the values of
+// x-envoy-peer-metadata-id and x-envoy-peer-metadata (peermeta.Encode), computed once.
+// Empty: the proxy takes part in no exchange.
+type PeerMetadata struct {
+	ID, Value string
+}
+
+// startTelemetry is what a request's arrival does for telemetry (tracing.go: the span;
+// here: the metadata exchange). On a sidecar's inbound side the client's metadata
+// headers label the request's source in the metrics (the source_* labels) and are
+// removed before the application sees them; elsewhere (outbound, or at the edge where
+// nothing from outside is trusted) they are dropped: this proxy writes its own once the
+// request is routed to a mesh service (sendPeerMetadata).
+func (x *exchange) startTelemetry() {
+	x.startSpan()
+	h := x.r.Header
+	v, ok := h[peermeta.HeaderMetadata]
+	if !ok {
+		return
+	}
+	if x.in.Direction == "inbound" && len(v) == 1 {
+		if p, ok := decodePeer(v[0]); ok {
+			p.Principal = x.info.Source.Principal // the peer's certificate, not its word, names it
+			x.info.Source = p
+		}
+	}
+	delete(h, peermeta.HeaderMetadata)
+	delete(h, peermeta.HeaderID)
+}
+
+// sendPeerMetadata adds this workload's metadata to a request about to go to a mesh
+// service (a cluster of a registry service, not PassthroughCluster), as Istio's
+// metadata exchange filter does on plaintext.
+func (x *exchange) sendPeerMetadata() {
+	pm := x.f.o.PeerMetadata
+	if pm.Value == "" || x.in.Direction == "inbound" || x.cl == nil || x.cl.Config().Info.ServiceHost == "" {
+		return
+	}
+	x.up.header[peermeta.HeaderID] = []string{pm.ID}
+	x.up.header[peermeta.HeaderMetadata] = []string{pm.Value}
+}
+
+// exchangeResponseMetadata handles the metadata headers of a response going downstream
+// (h): an inbound response carries this workload's metadata to the client's sidecar; an
+// outbound one's label the destination (the server's word completes what the endpoint's
+// metadata said) and are removed before the application sees them.
+func (x *exchange) exchangeResponseMetadata(h http.Header) {
+	v, ok := h[peermeta.HeaderMetadata]
+	if ok {
+		delete(h, peermeta.HeaderMetadata)
+		delete(h, peermeta.HeaderID)
+	}
+	if x.in.Direction == "inbound" {
+		if pm := x.f.o.PeerMetadata; pm.Value != "" {
+			h[peermeta.HeaderID] = []string{pm.ID}
+			h[peermeta.HeaderMetadata] = []string{pm.Value}
+		}
+		return
+	}
+	if !ok || len(v) != 1 {
+		return
+	}
+	if p, ok := decodePeer(v[0]); ok {
+		d := &x.info.Destination
+		p.Principal = d.Principal
+		if d.Workload != "" && d.Workload != p.Workload {
+			return // the endpoint the request went to is not who answered (a proxy in between): keep the endpoint's
+		}
+		*d = p
+	}
+}
+
+// peerCache keeps decoded metadata by header value: a mesh has few workloads, and each
+// sends the same value on every request. Bounded: cleared when full.
+var peerCache struct {
+	sync.RWMutex
+	m map[string]streaminfo.Peer
+}
+
+const peerCacheMax = 1024
+
+// decodePeer decodes a peer's x-envoy-peer-metadata; false for a value that is not one
+// (the request's labels stay unknown, as Envoy's are).
+func decodePeer(v string) (streaminfo.Peer, bool) {
+	peerCache.RLock()
+	p, ok := peerCache.m[v]
+	peerCache.RUnlock()
+	if ok {
+		return p, true
+	}
+	p, err := peermeta.Decode(v)
+	if err != nil {
+		return streaminfo.Peer{}, false
+	}
+	peerCache.Lock()
+	if peerCache.m == nil || len(peerCache.m) >= peerCacheMax {
+		peerCache.m = make(map[string]streaminfo.Peer, 16)
+	}
+	peerCache.m[v] = p
+	peerCache.Unlock()
+	return p, true
+}
