@@ -42,6 +42,8 @@ type settings struct {
 	maxConnDuration time.Duration
 	keepalive       keepalive // keepalive.go: TCP keepalive, user timeout, HTTP/2 PINGs
 	maxStreams      uint32    // h2.go: http2_protocol_options.max_concurrent_streams
+	// upstream_bind_config: the connections' local address
+	bind netip.Addr
 }
 
 func settingsOf(c *resource.Cluster) settings {
@@ -55,6 +57,7 @@ func settingsOf(c *resource.Cluster) settings {
 		maxConnDuration: c.MaxConnectionDuration,
 		keepalive:       keepaliveOf(c),
 		maxStreams:      c.MaxConcurrentStreams,
+		bind:            c.BindAddress,
 	}
 }
 
@@ -131,6 +134,9 @@ func (p *Pool) netDialer() *net.Dialer {
 	}
 	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: -1}
 	p.settings.keepalive.configureDialer(d)
+	if p.settings.bind.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: p.settings.bind.AsSlice()}
+	}
 	return d
 }
 
@@ -145,7 +151,7 @@ func (p *Pool) dialer(d *net.Dialer) func(ctx context.Context, network, addr str
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		cb, _ := ctx.Value(countersKey{}).(Counters)
 		dd := d
-		if p.source.IsValid() {
+		if p.source.IsValid() && !p.settings.bind.IsValid() {
 			if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().IsLoopback() && ap.Addr().Is4() == p.source.Is4() {
 				local := *d
 				local.LocalAddr = &net.TCPAddr{IP: p.source.AsSlice()}
