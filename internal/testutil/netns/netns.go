@@ -22,6 +22,18 @@ const ChildEnv = "LUCID_NETNS_CHILD"
 // the child needs besides unshare and ip.
 func Run(t *testing.T, child string, tools ...string) {
 	t.Helper()
+	run(t, child, []string{"-n"}, tools)
+}
+
+// RunWithMounts is Run with a private mount namespace too (`unshare -n -m`): the child may
+// bind-mount its own /etc/hosts or /etc/resolv.conf over the machine's, as a pod has its own.
+func RunWithMounts(t *testing.T, child string, tools ...string) {
+	t.Helper()
+	run(t, child, []string{"-n", "-m", "--propagation", "private"}, append(tools, "mount"))
+}
+
+func run(t *testing.T, child string, unshare, tools []string) {
+	t.Helper()
 	if os.Getenv(ChildEnv) != "" {
 		t.Skip("parent only")
 	}
@@ -44,8 +56,8 @@ func Run(t *testing.T, child string, tools ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("unshare", "-n", "sh", "-c",
-		`ip link set lo up && exec "$0" -test.run "^$1\$" -test.v -test.count=1`, exe, child)
+	args := append(unshare, "sh", "-c", `ip link set lo up && exec "$0" -test.run "^$1\$" -test.v -test.count=1`, exe, child)
+	cmd := exec.Command("unshare", args...)
 	cmd.Env = append(os.Environ(), ChildEnv+"="+child)
 	out, err := cmd.CombinedOutput()
 	if err != nil && strings.Contains(string(out), "unshare failed") {
