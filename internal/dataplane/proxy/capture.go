@@ -150,7 +150,7 @@ func (p *Proxy) serveCaptureConn(sk *socket, c net.Conn) {
 	if fc == nil {
 		fc = l.DefaultChain // PassthroughCluster or BlackHoleCluster
 	}
-	p.runCaptured(sk, c, t, fc, in, dst)
+	p.runCaptured(sk, c, fc, in, dst)
 }
 
 // serveCapturedInbound runs virtualInbound's chain for the original destination's port.
@@ -170,11 +170,11 @@ func (p *Proxy) serveCapturedInbound(sk *socket, c net.Conn, t *table, l *resour
 		}
 		c = tc
 	}
-	p.runCaptured(sk, c, t, fc, in, dst)
+	p.runCaptured(sk, c, fc, in, dst)
 }
 
 // runCaptured runs a chain for a captured connection: HTTP on the socket's server, TCP here.
-func (p *Proxy) runCaptured(sk *socket, c net.Conn, t *table, fc *resource.FilterChain, in forward.Inbound, dst netip.AddrPort) {
+func (p *Proxy) runCaptured(sk *socket, c net.Conn, fc *resource.FilterChain, in forward.Inbound, dst netip.AddrPort) {
 	if fc != nil && fc.HTTP != nil {
 		tg := &want{kind: kindHTTP, listener: in.Listener, chainPort: uint32(dst.Port())}
 		p.pushCaptured(sk, p.checkedConn(c, fc), fc, &captured{target: tg, dst: in.OriginalDst})

@@ -29,7 +29,7 @@ func decodeBindConfig(c *clusterpb.Cluster, out *resource.Cluster) error {
 	if sa.GetPortValue() != 0 {
 		return fmt.Errorf("upstream_bind_config.source_address.port_value: %d: only 0 (any port) is supported", sa.GetPortValue())
 	}
-	if len(b.GetAdditionalSourceAddresses()) > 0 || len(b.GetExtraSourceAddresses()) > 0 || b.GetFreebind() != nil || len(b.GetSocketOptions()) > 0 {
+	if len(b.GetExtraSourceAddresses()) > 0 || b.GetFreebind() != nil || len(b.GetSocketOptions()) > 0 {
 		return fmt.Errorf("upstream_bind_config: only source_address is supported")
 	}
 	out.BindAddress = addr.Unmap()

@@ -56,7 +56,7 @@ func run(t *testing.T, child string, unshare, tools []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append(unshare, "sh", "-c", `ip link set lo up && exec "$0" -test.run "^$1\$" -test.v -test.count=1`, exe, child)
+	args := append(append([]string{}, unshare...), "sh", "-c", `ip link set lo up && exec "$0" -test.run "^$1\$" -test.v -test.count=1`, exe, child)
 	cmd := exec.Command("unshare", args...)
 	cmd.Env = append(os.Environ(), ChildEnv+"="+child)
 	out, err := cmd.CombinedOutput()
