@@ -131,7 +131,9 @@ func (p *Proxy) serveCaptureConn(sk *socket, c net.Conn) {
 		dst = local // not redirected (and not tracked): addressed to the socket itself
 	}
 	if l.Direction == resource.Inbound {
-		p.serveCapturedInbound(sk, c, t, l, dst, dst == local)
+		// Every connection on 15006 was captured (with TPROXY the local address is the
+		// original destination); only one addressed to the capture port itself is not.
+		p.serveCapturedInbound(sk, c, t, l, dst, dst.Port() == sk.addr.Port())
 		return
 	}
 	if dst == local {
