@@ -108,7 +108,7 @@ func Run(ctx context.Context, o Options) error {
 		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Logger: logs.Logger("router")})
 	capture, _ := captureOn(o.InterceptionMode) // capture.go (checked by withDefaults)
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration,
-		RequestLimits: down.limits, IdleTimeout: down.idle, Capture: capture})
+		RequestLimits: down.limits, IdleTimeout: down.idle, Capture: capture, Transparent: transparent(o.InterceptionMode)})
 
 	nodeID := nodeIDOf(o) // router.go: sidecar~… or router~…
 	meta := map[string]string{"NAME": o.Workload, "NAMESPACE": o.Namespace, "INSTANCE_IPS": o.IP.String(), "WORKLOAD_NAME": o.Workload,

@@ -10,7 +10,8 @@ import (
 // (`lucid iptables`), and the injector tells the sidecar so in ISTIO_META_INTERCEPTION_MODE
 // (REDIRECT or TPROXY; NONE or unset: local mode, no capture). Under capture the proxy
 // serves virtualOutbound and virtualInbound on 0.0.0.0:15001/15006 by original
-// destination (proxy.Options.Capture), and the node metadata carries the mode as Istio's does.
+// destination (proxy.Options.Capture; under TPROXY the sockets are IP_TRANSPARENT, which
+// needs CAP_NET_ADMIN), and the node metadata carries the mode as Istio's does.
 
 // Interception modes (ISTIO_META_INTERCEPTION_MODE).
 const (
@@ -24,13 +25,14 @@ func captureOn(mode string) (bool, error) {
 	switch strings.ToUpper(mode) {
 	case "", InterceptNone:
 		return false, nil
-	case InterceptRedirect:
+	case InterceptRedirect, InterceptTProxy:
 		return true, nil
-	case InterceptTProxy:
-		return false, fmt.Errorf("--interception-mode %s: not supported yet (the sidecar serves REDIRECT capture; use REDIRECT)", mode)
 	}
 	return false, fmt.Errorf("--interception-mode %q: want REDIRECT, TPROXY or NONE", mode)
 }
+
+// transparent reports TPROXY interception: the capture sockets must be IP_TRANSPARENT.
+func transparent(mode string) bool { return strings.EqualFold(mode, InterceptTProxy) }
 
 // agentEndpoint is where the proxy's static "agent" cluster reaches the status server:
 // 127.0.0.1 in a pod, as Istio's bootstrap does (the capture rules never redirect

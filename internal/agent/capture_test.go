@@ -23,12 +23,12 @@ func TestAgentEndpointAndStatusAddress(t *testing.T) {
 }
 
 func TestInterceptionMode(t *testing.T) {
-	for mode, want := range map[string]bool{"": false, "NONE": false, "REDIRECT": true, "redirect": true} {
+	for mode, want := range map[string]bool{"": false, "NONE": false, "REDIRECT": true, "redirect": true, "TPROXY": true} {
 		if got, err := captureOn(mode); err != nil || got != want {
 			t.Errorf("%q: %v, %v; want %v", mode, got, err, want)
 		}
 	}
-	for _, mode := range []string{"TPROXY", "IPTABLES"} {
+	for _, mode := range []string{"IPTABLES", "redirect-all"} {
 		_, err := captureOn(mode)
 		if err == nil || !strings.Contains(err.Error(), "--interception-mode") {
 			t.Errorf("%q: %v, want an error naming --interception-mode", mode, err)

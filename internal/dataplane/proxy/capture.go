@@ -2,10 +2,14 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
@@ -35,6 +39,24 @@ import (
 // captureWant is the socket a UseOriginalDst listener gets under capture.
 func captureWant(name string, l *resource.Listener) want {
 	return want{addr: netip.AddrPortFrom(netip.IPv4Unspecified(), l.Address.Port()), kind: kindCapture, listener: name}
+}
+
+// listenConfig sets IP_TRANSPARENT on capture sockets under TPROXY.
+func (p *Proxy) listenConfig(w want) net.ListenConfig {
+	var lc net.ListenConfig
+	if w.kind == kindCapture && p.opts.Transparent {
+		lc.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_TRANSPARENT, 1) }); err != nil {
+				return err
+			}
+			if serr != nil {
+				return fmt.Errorf("IP_TRANSPARENT (TPROXY interception needs CAP_NET_ADMIN): %w", serr)
+			}
+			return nil
+		}
+	}
+	return lc
 }
 
 // listenNetwork is the socket family of a socket: capture sockets are IPv4 only (the
@@ -91,6 +113,7 @@ func OutboundListenerFor(s *resource.Snapshot, dst netip.AddrPort) *resource.Lis
 type captured struct {
 	target *want
 	dst    string
+	local  netip.AddrPort // the capture socket's address (with TPROXY the connection's is the destination)
 }
 
 // capturedConns hands each connection's captured value from the accept loop to the HTTP
@@ -130,18 +153,21 @@ func (p *Proxy) serveCaptureConn(sk *socket, c net.Conn) {
 	if err != nil {
 		dst = local // not redirected (and not tracked): addressed to the socket itself
 	}
+	// The listener's own address, for forward's loop checks: under TPROXY the
+	// connection's local address is its original destination, not this socket.
+	self := netip.AddrPortFrom(local.Addr(), sk.addr.Port())
 	if l.Direction == resource.Inbound {
 		// Every connection on 15006 was captured (with TPROXY the local address is the
 		// original destination); only one addressed to the capture port itself is not.
-		p.serveCapturedInbound(sk, c, t, l, dst, dst.Port() == sk.addr.Port())
+		p.serveCapturedInbound(sk, c, t, l, dst, self)
 		return
 	}
 	if dst == local {
 		// The explicit proxy on the same port: the destination comes from each request.
-		p.pushCaptured(sk, http1.NewConn(c, p.requestLimits(nil), nil), nil, &captured{target: &want{kind: kindExplicit, listener: l.Name}})
+		p.pushCaptured(sk, http1.NewConn(c, p.requestLimits(nil), nil), nil, &captured{target: &want{kind: kindExplicit, listener: l.Name}, local: local})
 		return
 	}
-	in := forward.Inbound{Listener: l.Name, Direction: "outbound", OriginalDst: dst.String(), Own: t.own}
+	in := forward.Inbound{Listener: l.Name, Direction: "outbound", LocalAddr: self, OriginalDst: dst.String(), Own: t.own}
 	var fc *resource.FilterChain
 	if ol := t.capture.listenerFor(dst); ol != nil {
 		fc = ChainForConnection(ol, Connection{DestinationPort: dst.Port()})
@@ -156,9 +182,9 @@ func (p *Proxy) serveCaptureConn(sk *socket, c net.Conn) {
 }
 
 // serveCapturedInbound runs virtualInbound's chain for the original destination's port.
-func (p *Proxy) serveCapturedInbound(sk *socket, c net.Conn, t *table, l *resource.Listener, dst netip.AddrPort, self bool) {
-	in := forward.Inbound{Listener: l.Name, Direction: "inbound", OriginalDst: dst.String(), Own: t.own}
-	if self {
+func (p *Proxy) serveCapturedInbound(sk *socket, c net.Conn, t *table, l *resource.Listener, dst, self netip.AddrPort) {
+	in := forward.Inbound{Listener: l.Name, Direction: "inbound", LocalAddr: self, OriginalDst: dst.String(), Own: t.own}
+	if dst.Port() == self.Port() {
 		// Sent to 15006 itself: passing it through would dial the socket again.
 		defer c.Close()
 		p.opts.Forwarder.ServeTCP(c, &resource.TCPProxy{StatPrefix: "BlackHoleCluster", Cluster: "BlackHoleCluster"}, in)
@@ -179,7 +205,7 @@ func (p *Proxy) serveCapturedInbound(sk *socket, c net.Conn, t *table, l *resour
 func (p *Proxy) runCaptured(sk *socket, c net.Conn, fc *resource.FilterChain, in forward.Inbound, dst netip.AddrPort) {
 	if fc != nil && fc.HTTP != nil {
 		tg := &want{kind: kindHTTP, listener: in.Listener, chainPort: uint32(dst.Port())}
-		p.pushCaptured(sk, p.checkedConn(c, fc), fc, &captured{target: tg, dst: in.OriginalDst})
+		p.pushCaptured(sk, p.checkedConn(c, fc), fc, &captured{target: tg, dst: in.OriginalDst, local: in.LocalAddr})
 		return
 	}
 	defer c.Close()

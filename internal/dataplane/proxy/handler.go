@@ -20,10 +20,10 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 		}
 		t := p.cur.Load()
 		tg, dst := sk.target.Load(), sk.dst
-		if c := capturedOf(r); c != nil { // capture.go: the listener the original destination picked
-			tg, dst = c.target, c.dst
-		}
 		local := localAddr(r)
+		if c := capturedOf(r); c != nil { // capture.go: the listener the original destination picked
+			tg, dst, local = c.target, c.dst, c.local
+		}
 		remote, _ := netip.ParseAddrPort(r.RemoteAddr)
 		if tg.kind == kindExplicit {
 			p.serveExplicit(w, r, t, tg, local, remote)

@@ -75,6 +75,10 @@ type Options struct {
 	// virtualInbound are bound on 0.0.0.0 of their ports and dispatch each connection by
 	// its original destination, instead of local mode's explicit proxy and inbound ports.
 	Capture bool
+	// Transparent (TPROXY interception): the capture sockets are IP_TRANSPARENT, so that
+	// connections the rules deliver with their destination kept are accepted (needs
+	// CAP_NET_ADMIN, as Istio's proxy gets in TPROXY mode).
+	Transparent bool
 }
 
 // Proxy owns the bound sockets and the current configuration.

@@ -75,7 +75,7 @@ func (s *socket) acceptEach(serve func(net.Conn)) error {
 }
 
 func (p *Proxy) bind(w want) (*socket, error) {
-	var lc net.ListenConfig
+	lc := p.listenConfig(w) // capture.go: IP_TRANSPARENT under TPROXY
 	ln, err := lc.Listen(context.Background(), listenNetwork(w), w.addr.String())
 	if err != nil {
 		return nil, err
