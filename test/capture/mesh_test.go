@@ -2,7 +2,6 @@ package capture
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/cli"
-	"github.com/lucid-mesh/lucid/internal/kube/iptables"
 	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/netns"
 )
@@ -136,21 +134,7 @@ func TestMeshThroughCaptureChild(t *testing.T) {
 	cluster := clusterNamespace(t)
 	startBackends(t, cluster)
 
-	// istio-init: the injector's rules.
-	c := iptables.Default()
-	c.ExcludeInboundPort = "15090,15021,15020"
-	plan, err := iptables.NewPlan(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	b, err := iptables.DetectBackend(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := iptables.Apply(ctx, b, plan); err != nil {
-		t.Fatal(err)
-	}
+	applyRules(t, nil) // istio-init: the injector's rules
 
 	// The app's own ports: 9080 (declared: productpage) and 7777 (undeclared). Each
 	// answers with the peer address it sees.
@@ -284,17 +268,7 @@ func get(url string) (int, string, http.Header) {
 // this one by a veth pair, and returns the holder's pid (for nsenter).
 func clusterNamespace(t *testing.T) int {
 	t.Helper()
-	holder := exec.Command("unshare", "-n", "sleep", "600")
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
-	pid := holder.Process.Pid
-	self, _ := os.Readlink("/proc/self/ns/net")
-	testutil.Eventually(t, 5*time.Second, "the cluster namespace exists", func() bool {
-		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
-		return err == nil && ns != self
-	})
+	pid := netns.Peer(t)
 	netns.Sh(t, fmt.Sprintf(`ip link add pod0 type veth peer name peer0 && ip link set peer0 netns %d &&
 ip addr add %s/24 dev pod0 && ip link set pod0 up && ip route add 10.96.0.0/16 dev pod0 &&
 nsenter -t %d -n sh -c 'ip link set lo up && ip link set peer0 up && ip addr add 10.10.0.11/24 dev peer0 && ip addr add 10.10.0.12/24 dev peer0 && ip addr add %s/24 dev peer0'`,

@@ -6,14 +6,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
-	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/netns"
 )
 
@@ -26,17 +24,7 @@ func TestCaptureTProxyNetns(t *testing.T) {
 
 func TestCaptureTProxyChild(t *testing.T) {
 	netns.Child(t)
-	holder := exec.Command("unshare", "-n", "sleep", "600")
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
-	pid := holder.Process.Pid
-	self, _ := os.Readlink("/proc/self/ns/net")
-	testutil.Eventually(t, 5*time.Second, "the client's namespace exists", func() bool {
-		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
-		return err == nil && ns != self
-	})
+	pid := netns.Peer(t) // the client's namespace
 	netns.Sh(t, fmt.Sprintf(`ip link add pod0 type veth peer name peer0 && ip link set peer0 netns %d &&
 ip addr add 10.78.0.1/24 dev pod0 && ip link set pod0 up &&
 nsenter -t %d -n sh -c 'ip link set lo up && ip link set peer0 up && ip addr add 10.78.0.9/24 dev peer0' &&

@@ -7,10 +7,12 @@
 package netns
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ChildEnv names the child test a re-executed test binary runs (Child checks it); set it
@@ -88,4 +90,29 @@ func Sh(t *testing.T, script string) string {
 		t.Fatalf("%s: %v\n%s", script, err, out)
 	}
 	return string(out)
+}
+
+// Peer creates a second network namespace beside the child's (a process holding it until
+// the test ends: `unshare -n sleep`) and returns the holder's pid, for `ip link set … netns
+// <pid>` and `nsenter -t <pid> -n`: the other end of a veth pair, another pod, the cluster.
+func Peer(t *testing.T) int {
+	t.Helper()
+	holder := exec.Command("unshare", "-n", "sleep", "3600")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	pid := holder.Process.Pid
+	self, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && ns != self {
+			return pid // unshare has made the namespace and runs sleep in it
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the peer network namespace was not created within 5s")
+		}
+	}
 }
