@@ -13,9 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
-	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 	"github.com/lucid-mesh/lucid/internal/testutil/netns"
@@ -137,16 +135,8 @@ iptables -A OUTPUT -p tcp -d 10.77.0.20 -m owner --uid-owner 1000 -j REJECT --re
 
 func newCaptureProxy(t *testing.T, lg *infoLog) *Proxy {
 	t.Helper()
-	cm, ps := cluster.NewManager(nil), pool.NewSet(nil)
-	fw := forward.New(forward.Options{Clusters: cm, Pools: ps, ConnectionObservers: []func(*streaminfo.Info){lg.observe}})
-	p := New(Options{IP: netip.MustParseAddr("10.77.0.1"), Capture: true, Forwarder: fw, Clusters: cm, Pools: ps, DrainTimeout: time.Second})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-		fw.Close()
-		ps.Close()
-	})
+	p := observedProxy(t, "10.77.0.1", forward.Options{ConnectionObservers: []func(*streaminfo.Info){lg.observe}}) // tcp_test.go
+	p.opts.Capture = true                                                                                          // read by the first Apply
 	return p
 }
 
