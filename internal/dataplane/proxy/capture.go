@@ -101,12 +101,6 @@ func (ix captureIndex) listenerFor(dst netip.AddrPort) *resource.Listener {
 	return ix.wildcard[dst.Port()]
 }
 
-// OutboundListenerFor is the listener a captured connection to dst is handed to (nil: the
-// default chain of virtualOutbound), for `lucid why`.
-func OutboundListenerFor(s *resource.Snapshot, dst netip.AddrPort) *resource.Listener {
-	return newCaptureIndex(s).listenerFor(dst)
-}
-
 // captured is what the HTTP handler needs of a connection a capture socket dispatched:
 // the listener and chain port it runs (kind kindExplicit for the explicit proxy) and the
 // original destination.
