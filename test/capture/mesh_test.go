@@ -285,6 +285,7 @@ func startBackends(t *testing.T, cluster int) {
 	}
 	cmd := exec.Command("nsenter", "-t", fmt.Sprint(cluster), "-n", exe, "-test.run", "^TestCaptureBackendsChild$", "-test.v")
 	cmd.Env = append(os.Environ(), netns.ChildEnv+"=TestCaptureBackendsChild")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -379,8 +380,9 @@ func start(t *testing.T, cmd *exec.Cmd, log io.Writer, uid int) {
 	}
 	cmd.Env = append(cmd.Env, lucidEnv+"=1")
 	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // nothing left if the test dies
 	if uid != 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

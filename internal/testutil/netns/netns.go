@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -98,6 +99,7 @@ func Sh(t *testing.T, script string) string {
 func Peer(t *testing.T) int {
 	t.Helper()
 	holder := exec.Command("unshare", "-n", "sleep", "3600")
+	holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // nothing left if the test dies
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
