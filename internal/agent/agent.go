@@ -118,8 +118,9 @@ func Run(ctx context.Context, o Options) error {
 	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: obs.requests, ConnectionObservers: obs.connections,
 		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Logger: logs.Logger("router"),
 		Tracers: tracers, PeerMetadata: peerMetadata(o)}) // tracing.go, peermeta.go
+	capture, _ := captureOn(o.InterceptionMode) // capture.go (checked by withDefaults)
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration,
-		RequestLimits: down.limits, IdleTimeout: down.idle, MTLS: mtlsOf(idm)})
+		RequestLimits: down.limits, IdleTimeout: down.idle, MTLS: mtlsOf(idm), Capture: capture, Transparent: transparent(o.InterceptionMode)})
 
 	nodeID := nodeIDOf(o) // router.go: sidecar~… or router~…
 	meta := map[string]string{"NAME": o.Workload, "NAMESPACE": o.Namespace, "INSTANCE_IPS": o.IP.String(), "WORKLOAD_NAME": o.Workload,
@@ -127,9 +128,12 @@ func Run(ctx context.Context, o Options) error {
 	if len(o.Labels) > 0 {
 		meta["LABELS"] = formatLabels(o.Labels)
 	}
+	if o.InterceptionMode != "" {
+		meta["INTERCEPTION_MODE"] = strings.ToUpper(o.InterceptionMode)
+	}
 	// The xDS client applies through the agent's applier: static resources (15021)
 	// added, inbound listeners held back while draining.
-	apl := &applier{proxy: px, router: o.Router, static: newStatic(o.IP, o.StatusPort, o.HealthPort)}
+	apl := &applier{proxy: px, router: o.Router, static: newStatic(agentEndpoint(o.IP), o.StatusPort, o.HealthPort)}
 	defer startMemoryTuning(ctx, o.MemoryOptions, mainLog, apl.dynamic.Load)() // footprint.go
 	var xc *xdsclient.Client
 	started := time.Now()
@@ -196,7 +200,9 @@ func Run(ctx context.Context, o Options) error {
 	srvs := servers{ip: o.IP, log: mainLog}
 	defer srvs.shutdown()
 	defer taps.Close() // before the servers shut down: ends the admin API's /tap streams
-	if err := srvs.start(o.StatusPort, statusSrv.Handler(), "status server"); err != nil {
+	// capture.go: 0.0.0.0 in a pod (the proxy calls 127.0.0.1, the kubelet the pod IP)
+	statusAddr := netip.AddrPortFrom(statusListenAddr(o.IP), o.StatusPort)
+	if err := srvs.startAt(statusAddr, statusSrv.Handler(), "status server"); err != nil {
 		return err
 	}
 	if err := srvs.startAt(adminAddress(o), adminH, "admin"); err != nil {

@@ -51,6 +51,10 @@ type AgentOptions struct {
 	// defaultConfig merged with the pod's proxy.istio.io/config). Lucid reads its request
 	// limits and downstream settings (hardening.go); "" is Istio's defaults.
 	ProxyConfig string
+
+	// InterceptionMode is ISTIO_META_INTERCEPTION_MODE: REDIRECT when the pod's traffic
+	// is captured (capture.go), NONE or "" in local mode.
+	InterceptionMode string
 }
 
 // Defaults of Options, Istio's numbers.
@@ -91,6 +95,9 @@ func (o Options) withDefaults() (Options, error) {
 	o.Version = cmp.Or(o.Version, "dev")
 	if !o.AppAddress.IsValid() {
 		o.AppAddress = o.IP // Istio: the pod IP
+	}
+	if _, err := captureOn(o.InterceptionMode); err != nil { // capture.go
+		return o, err
 	}
 	if o.Router { // a gateway has no app: no app probes, no app metrics
 		o.AppProbers, o.PrometheusAnnotations, o.AppMetricsURL = "", "", ""

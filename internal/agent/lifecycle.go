@@ -11,8 +11,9 @@ import (
 
 // lifecycle runs the sidecar from "started" to "exit", Istio's agent's termination:
 //
-//   - ctx ends (SIGTERM): readiness fails at once; inbound listeners drain (no new
-//     connections, in-flight requests finish, Connection: close / GOAWAY); outbound keeps
+//   - ctx ends (SIGTERM): readiness fails at once; inbound listeners drain (new
+//     connections still accepted until the drain period ends, as Envoy's graceful drain;
+//     requests finish, Connection: close / GOAWAY); outbound keeps
 //     working; exit after DrainDuration, or, with ExitOnZeroActiveConnections, as soon as
 //     no inbound connection is left once MinimumDrainDuration has passed.
 //   - /quitquitquit: exit at once, without drain.

@@ -90,8 +90,9 @@ type result struct {
 
 // TestDrainUnderLoad: concurrent HTTP/1.1 and HTTP/2 clients into the inbound port; the
 // agent is told to stop (SIGTERM = ctx cancel). No request that started before fails;
-// readiness fails at once; new inbound connections are refused; outbound keeps working
-// until exit; HTTP/1.1 responses during the drain carry Connection: close.
+// readiness fails at once; new inbound connections are still accepted during the drain
+// (Envoy's graceful drain) and refused after exit; outbound keeps working until exit;
+// HTTP/1.1 responses during the drain carry Connection: close.
 func TestDrainUnderLoad(t *testing.T) {
 	slowApp(t, 30*time.Millisecond)
 	px, cleanup := handProxy(t)
@@ -170,14 +171,17 @@ func TestDrainUnderLoad(t *testing.T) {
 
 	// Readiness fails at once (the flag is set before the listeners are touched).
 	testutil.Eventually(t, 5*time.Second, "draining", draining.Load)
-	// New inbound connections are refused once the drain started.
-	testutil.Eventually(t, 5*time.Second, "inbound listener closed", func() bool {
-		c, err := net.DialTimeout("tcp", sidecarIP+":9080", time.Second)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err != nil
-	})
+	// A new inbound connection during the drain is served and told to close: callers
+	// still route here until the endpoint's removal reaches them.
+	nc := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+	late, err := nc.Get("http://" + sidecarIP + ":9080/late")
+	if err != nil {
+		t.Fatalf("new inbound connection during the drain: %v", err)
+	}
+	_ = late.Body.Close()
+	if late.StatusCode != 200 || !late.Close {
+		t.Fatalf("new inbound connection during the drain: %d, Connection: close %v", late.StatusCode, late.Close)
+	}
 	// Outbound keeps working during the drain, so the app can finish its own work.
 	pu, _ := url.Parse("http://" + sidecarIP + ":15001")
 	oc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}, Timeout: 5 * time.Second}
@@ -214,10 +218,12 @@ func TestDrainUnderLoad(t *testing.T) {
 	if before < 200 || closeHdrs == 0 {
 		t.Fatalf("%d requests before SIGTERM; %d HTTP/1.1 responses with Connection: close during the drain", before, closeHdrs)
 	}
-	// After exit, outbound is closed too.
-	if c, err := net.DialTimeout("tcp", sidecarIP+":15001", time.Second); err == nil {
-		_ = c.Close()
-		t.Fatal("outbound still open after exit")
+	// After exit, inbound and outbound are closed.
+	for _, port := range []string{"9080", "15001"} {
+		if c, err := net.DialTimeout("tcp", sidecarIP+":"+port, time.Second); err == nil {
+			_ = c.Close()
+			t.Fatalf("port %s still open after exit", port)
+		}
 	}
 }
 
@@ -265,7 +271,10 @@ func TestDrainDurationThenQuit(t *testing.T) {
 	lc, sigterm, quit, _, exited := startLifecycle(t, o)
 	sigterm()
 	testutil.Eventually(t, 5*time.Second, "draining", lc.draining.Load)
-	testutil.Eventually(t, 5*time.Second, "inbound closed", func() bool { return !dialable(sidecarIP + ":9080") })
+	if !dialable(sidecarIP + ":9080") {
+		t.Fatal("inbound refused at the start of the drain; it accepts until the drain period ends")
+	}
+	testutil.Eventually(t, 5*time.Second, "inbound closed at the end of the proxy's drain period", func() bool { return !dialable(sidecarIP + ":9080") })
 	if !dialable(sidecarIP + ":15001") {
 		t.Fatal("outbound closed during the drain")
 	}

@@ -27,6 +27,8 @@ func addAgentFlags(cmd *cobra.Command, o *agent.Options, appAddr *string) {
 	f.StringVar(&o.AppMetricsURL, "app-metrics-url", "", "the app's metrics URL, merged into :15020/stats/prometheus (instead of --prometheus-annotations)")
 	f.BoolVar(&o.Profiling, "profiling", false, "serve /debug/pprof/ on the status server (localhost only)")
 	f.Uint16Var(&o.HealthPort, "health-port", 15021, "the proxy's health listener (/healthz/ready through the proxy)")
+	f.StringVar(&o.InterceptionMode, "interception-mode", os.Getenv("ISTIO_META_INTERCEPTION_MODE"),
+		"REDIRECT or TPROXY: the pod's traffic is captured (lucid iptables); the sidecar serves 0.0.0.0:15001 and :15006 by original destination (TPROXY: IP_TRANSPARENT, needs CAP_NET_ADMIN); NONE or empty: local mode (default $ISTIO_META_INTERCEPTION_MODE)")
 }
 
 // addDrainFlags adds the shutdown drain's flags (Istio's proxy config and agent variables)

@@ -48,21 +48,10 @@ iptables -A OUTPUT -d 192.0.2.10 -p tcp -j REJECT --reject-with tcp-reset &&
 iptables -A OUTPUT -d 192.0.2.53 -p udp -j REJECT --reject-with icmp-port-unreachable`)
 
 	// The injector's default rules with DNS capture to the pod's resolver.
-	c := iptables.Default()
-	c.ExcludeInboundPort = "15090,15021,15020"
-	c.RedirectDNS, c.DNSServers = true, []netip.Addr{netip.MustParseAddr(resolver)}
-	plan, err := iptables.NewPlan(c)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	b, err := iptables.DetectBackend(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := iptables.Apply(ctx, b, plan); err != nil {
-		t.Fatal(err)
-	}
+	b, plan := applyRules(t, func(c *iptables.Config) {
+		c.RedirectDNS, c.DNSServers = true, []netip.Addr{netip.MustParseAddr(resolver)}
+	})
 
 	outbound, err := net.Listen("tcp", "127.0.0.1:15001")
 	if err != nil {
@@ -244,4 +233,28 @@ func fakeResolver(t *testing.T, addr string) string {
 		t.Cleanup(func() { _ = srv.Shutdown() })
 	}
 	return addr
+}
+
+// applyRules installs the injector's default rule set (as istio-init runs it), changed by
+// edit, in the test's namespace.
+func applyRules(t *testing.T, edit func(*iptables.Config)) (iptables.Backend, iptables.Plan) {
+	t.Helper()
+	c := iptables.Default()
+	c.ExcludeInboundPort = "15090,15021,15020"
+	if edit != nil {
+		edit(&c)
+	}
+	plan, err := iptables.NewPlan(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b, err := iptables.DetectBackend(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iptables.Apply(ctx, b, plan); err != nil {
+		t.Fatal(err)
+	}
+	return b, plan
 }

@@ -318,8 +318,10 @@ func (c *conn) answer(w *watch, added []string, all, first bool) error {
 	var v view
 	var res []*resource
 	var removed []string
+	var held bool // a reconnecting delta client named the versions it holds
 	switch {
 	case first || all:
+		held = first && delta && len(w.known) > 0
 		v = c.cur[w.typeURL]
 		v.each(func(r *resource) {
 			if w.subscribed(r.name) && (w.known == nil || w.known[r.name] != r.version) {
@@ -362,10 +364,16 @@ func (c *conn) answer(w *watch, added []string, all, first bool) error {
 	// (delta's initial versions) still acknowledges this control plane's state, which
 	// proxy-status shows as SYNCED rather than NOT SENT. Any SotW listener or cluster
 	// response goes out too (absence of a named resource is news there).
-	must := first || (fullState(w.typeURL) && !delta)
+	must := (first && (w.wildcard || fullState(w.typeURL))) || (fullState(w.typeURL) && !delta)
 	if len(res) == 0 && len(removed) == 0 && !must {
 		if w.sent == nil {
 			w.sent, w.sentHash = v, v.hash()
+		}
+		if held {
+			// Nothing to send: the client already holds this control plane's state, which
+			// proxy-status must show as SYNCED (not NOT SENT after a control plane restart).
+			w.version = c.versionOf(w, v)
+			c.s.recordHeld(c, w.typeURL, w.version)
 		}
 		return nil
 	}
@@ -373,18 +381,25 @@ func (c *conn) answer(w *watch, added []string, all, first bool) error {
 	return c.send(w, v, res, removed, time.Time{})
 }
 
+// versionOf is the version_info of w's type when the client is brought up to v: the
+// version last sent when v is what was sent, the generation's version when v is the
+// newest generation, else a version derived from v's hash.
+func (c *conn) versionOf(w *watch, v view) string {
+	h := v.hash()
+	switch {
+	case w.version != "" && h == w.sentHash:
+		return w.version
+	case h == c.curHash[w.typeURL] && c.curVer[w.typeURL] != "":
+		return c.curVer[w.typeURL]
+	}
+	return c.s.currentVersion() + "-" + hex.EncodeToString(h[:4])
+}
+
 // send writes one response for w (res: resources new or changed, removed: names gone) and
 // records that the client is now brought up to v.
 func (c *conn) send(w *watch, v view, res []*resource, removed []string, pushStart time.Time) error {
 	h := v.hash()
-	version := w.version
-	switch {
-	case version != "" && h == w.sentHash:
-	case h == c.curHash[w.typeURL] && c.curVer[w.typeURL] != "":
-		version = c.curVer[w.typeURL]
-	default:
-		version = c.s.currentVersion() + "-" + hex.EncodeToString(h[:4])
-	}
+	version := c.versionOf(w, v)
 	c.nonce++
 	resp := &response{typeURL: w.typeURL, version: version, nonce: itoa(c.nonce), resources: res, removed: removed}
 	if err := c.st.send(resp); err != nil {

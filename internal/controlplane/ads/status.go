@@ -70,6 +70,21 @@ func (s *Server) recordSent(c *conn, typeURL, version, nonce string) {
 	}
 }
 
+// heldNonce stands for the nonce of a type a reconnecting delta client already held at
+// the current version (nothing was sent, nothing is awaited): SYNCED in proxy-status.
+const heldNonce = "held"
+
+// recordHeld records that c's client already holds version of typeURL.
+func (s *Server) recordHeld(c *conn, typeURL, version string) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.typeStateLocked(c, typeURL); t != nil {
+		t.SentVersion, t.SentNonce, t.SentAt, t.sentStream = version, heldNonce, now, c.id
+		t.AckedVersion, t.AckedNonce, t.AckedAt = version, heldNonce, now
+	}
+}
+
 func (s *Server) recordAck(c *conn, typeURL, version string) {
 	now := s.now()
 	s.mu.Lock()

@@ -288,6 +288,7 @@ func (g *generator) passthroughCluster(name string) *clusterpb.Cluster {
 	if name == PassthroughCluster {
 		c.LbConfig = &clusterpb.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &clusterpb.Cluster_OriginalDstLbConfig{UseHttpHeader: true}}
 	}
+	inboundPassthroughBind(c) // capture.go: from 127.0.0.6
 	return c
 }
 

@@ -78,6 +78,7 @@ func Decide(in *Inbound, r *http.Request) Decision {
 			Location: route.RedirectLocation(&rt.Match, rt.Redirect, r, requestScheme(r))}
 	case rt.DirectResponse != nil:
 		d.Reply = &Reply{Status: rt.DirectResponse.Status, Details: "direct_response", Body: rt.DirectResponse.Body}
+		explainBlockAll(d.Reply, rt, r) // capture.go: REGISTRY_ONLY's block_all says why
 	case rt.Action == nil:
 		d.Reply = &Reply{Status: http.StatusNotFound, Flag: streaminfo.NoRouteFound, Details: "route_not_found",
 			Explanation: "route \"" + rt.Name + "\" has no action"}

@@ -50,6 +50,10 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	}
 	name := tcpCluster(tp)
 	info.UpstreamCluster = name
+	if rp := blackHoled(tp, in); rp != nil { // capture.go: REGISTRY_ONLY, explained
+		f.closeTCP(info, in, rp)
+		return
+	}
 	cl, h, rp := TCPUpstream(f.o.Clusters, name, in.OriginalDst) // decide.go
 	if cl != nil {
 		ci := cl.Config().Info

@@ -76,5 +76,8 @@ func (s *Set) Dialer(c *resource.Cluster, addr string) *net.Dialer {
 	if ap, err := netip.ParseAddrPort(addr); err == nil && src.IsValid() && ap.Addr().IsLoopback() && ap.Addr().Is4() == src.Is4() {
 		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
 	}
+	if c.BindAddress.IsValid() { // upstream_bind_config wins
+		d.LocalAddr = &net.TCPAddr{IP: c.BindAddress.AsSlice()}
+	}
 	return d
 }

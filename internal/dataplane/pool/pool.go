@@ -43,6 +43,8 @@ type settings struct {
 	keepalive       keepalive // keepalive.go: TCP keepalive, user timeout, HTTP/2 PINGs
 	maxStreams      uint32    // h2.go: http2_protocol_options.max_concurrent_streams
 	transport       string    // tls.go: the cluster's transport sockets, summed up
+	// upstream_bind_config: the connections' local address
+	bind netip.Addr
 }
 
 func settingsOf(c *resource.Cluster) settings {
@@ -57,6 +59,7 @@ func settingsOf(c *resource.Cluster) settings {
 		keepalive:       keepaliveOf(c),
 		maxStreams:      c.MaxConcurrentStreams,
 		transport:       transportKey(c),
+		bind:            c.BindAddress,
 	}
 }
 
@@ -134,6 +137,9 @@ func (p *Pool) netDialer() *net.Dialer {
 	}
 	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: -1}
 	p.settings.keepalive.configureDialer(d)
+	if p.settings.bind.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: p.settings.bind.AsSlice()}
+	}
 	return d
 }
 
@@ -148,7 +154,7 @@ func (p *Pool) dialer(d *net.Dialer) func(ctx context.Context, network, addr str
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		cb, _ := ctx.Value(countersKey{}).(Counters)
 		dd := d
-		if p.source.IsValid() {
+		if p.source.IsValid() && !p.settings.bind.IsValid() {
 			if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().IsLoopback() && ap.Addr().Is4() == p.source.Is4() {
 				local := *d
 				local.LocalAddr = &net.TCPAddr{IP: p.source.AsSlice()}

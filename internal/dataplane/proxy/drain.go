@@ -9,13 +9,14 @@ import (
 
 // DrainInbound is the sidecar's drain at shutdown (Envoy's drain_listeners?inboundonly):
 // every inbound socket (virtualInbound's ports, any listener whose traffic_direction is
-// INBOUND) stops accepting, and its connections finish their requests: HTTP/1.1
+// INBOUND) drains: it keeps accepting for the drain period (Envoy's graceful drain,
+// drain_accept.go) and then stops, and its connections finish their requests: HTTP/1.1
 // responses carry "Connection: close", HTTP/2 connections get GOAWAY, idle connections
 // close, TCP connections run to their end. Outbound sockets (the explicit proxy on
 // 15001) and direction-less ones (15021) keep serving, so the app can finish its own work.
 //
 // When ctx ends, inbound connections still open are closed. The returned channel closes
-// once no inbound connection is left. The drained sockets leave the proxy: a later Apply
+// the first time no inbound connection is open. The drained sockets leave the proxy: a later Apply
 // binds them again unless the caller stops asking for them (the agent marks inbound
 // listeners not to bind while it drains).
 func (p *Proxy) DrainInbound(ctx context.Context) <-chan struct{} {
@@ -38,9 +39,6 @@ func (p *Proxy) drainWhere(ctx context.Context, what string, pick func(listener 
 			delete(p.sockets, addr)
 		}
 	}
-	for _, sk := range socks {
-		sk.close()
-	}
 	var wg sync.WaitGroup
 	wg.Add(len(socks))
 	p.wg.Add(len(socks))
@@ -49,8 +47,7 @@ func (p *Proxy) drainWhere(ctx context.Context, what string, pick func(listener 
 	for _, sk := range socks {
 		go func() {
 			defer p.wg.Done()
-			defer wg.Done()
-			sk.drainConns(ctx)
+			p.drainAccepting(ctx, sk, wg.Done) // drain_accept.go: accepting until the drain period ends
 			if err := sk.shutdown(ctx); err != nil {
 				p.log.Info(what+" drained with connections still open", "address", sk.addr.String(), "error", err)
 			}

@@ -189,6 +189,10 @@ func (p *Proxy) serveChains(sk *socket) error {
 
 // serveChainConn inspects one connection, picks its chain and runs it.
 func (p *Proxy) serveChainConn(sk *socket, c net.Conn) {
+	if sk.kind == kindCapture {
+		p.serveCaptureConn(sk, c) // capture.go: by original destination
+		return
+	}
 	t := p.cur.Load()
 	tg := sk.target.Load()
 	l := t.snap.Listeners[tg.listener]

@@ -3,11 +3,13 @@ package proxy
 import (
 	"context"
 	"net"
+	"net/http"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // A router's drain closes every listener but the ones it keeps (the health listener).
@@ -32,15 +34,28 @@ func TestDrainRouterKeepsHealthListener(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	drained := p.DrainRouter(ctx, "0.0.0.0_15021")
+	// Envoy's graceful drain: still accepting during the drain period (1 s here), told to close.
+	resp, err := http.Get("http://127.0.97.18:8080/late")
+	if err != nil {
+		t.Fatalf("a new connection during the drain: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("during the drain: %d, Connection: close %v; want 200 and close", resp.StatusCode, resp.Close)
+	}
 	select {
-	case <-p.DrainRouter(ctx, "0.0.0.0_15021"):
+	case <-drained:
 	case <-ctx.Done():
 		t.Fatal("drain did not finish")
 	}
-	if c, err := net.Dial("tcp", "127.0.97.18:8080"); err == nil {
-		c.Close()
-		t.Error("the gateway listener still accepts after the drain")
-	}
+	testutil.Eventually(t, 5*time.Second, "the gateway listener refuses after the drain period", func() bool {
+		c, err := net.Dial("tcp", "127.0.97.18:8080")
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
 	c, err := net.Dial("tcp", "127.0.97.18:15021")
 	if err != nil {
 		t.Fatalf("the kept listener stopped: %v", err)

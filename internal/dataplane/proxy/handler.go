@@ -19,10 +19,13 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 			w.Header().Set("Connection", "close") // drain.go: one last answer, then the connection closes
 		}
 		t := p.cur.Load()
-		tg := sk.target.Load()
+		tg, dst := sk.target.Load(), sk.dst
 		local := localAddr(r)
+		if c := capturedOf(r); c != nil { // capture.go: the listener the original destination picked
+			tg, dst, local = c.target, c.dst, c.local
+		}
 		remote, _ := netip.ParseAddrPort(r.RemoteAddr)
-		if sk.kind == kindExplicit {
+		if tg.kind == kindExplicit {
 			p.serveExplicit(w, r, t, tg, local, remote)
 			return
 		}
@@ -34,7 +37,7 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 		if sel := selectedChain(r); sel != nil { // gateway.go: chosen per connection (SNI, TLS)
 			fc = sel
 		}
-		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: sk.dst, Own: t.own}
+		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: dst, Own: t.own}
 		var hcm *resource.HTTPManager
 		if fc != nil {
 			hcm = fc.HTTP

@@ -73,6 +73,14 @@ type Options struct {
 	MaxConnectionsPerListener int
 	// MTLS is the workload identity of mutual-TLS chains (mtls.go); nil: none.
 	MTLS MTLS
+	// Capture: the pod's traffic is captured (capture.go): virtualOutbound and
+	// virtualInbound are bound on 0.0.0.0 of their ports and dispatch each connection by
+	// its original destination, instead of local mode's explicit proxy and inbound ports.
+	Capture bool
+	// Transparent (TPROXY interception): the capture sockets are IP_TRANSPARENT, so that
+	// connections the rules deliver with their destination kept are accepted (needs
+	// CAP_NET_ADMIN, as Istio's proxy gets in TPROXY mode).
+	Transparent bool
 }
 
 // Proxy owns the bound sockets and the current configuration.
@@ -116,6 +124,8 @@ type table struct {
 	// own holds the addresses the proxy listens on ("ip:port"): forward refuses an
 	// upstream among them (a request sent back to the proxy itself).
 	own map[string]bool
+	// capture finds the listener of a captured connection's original destination (capture.go).
+	capture captureIndex
 }
 
 // New creates a Proxy with no configuration; nothing is bound until Apply.
@@ -176,6 +186,10 @@ func (p *Proxy) plan(s *resource.Snapshot) (map[netip.AddrPort]want, error) {
 			ip = p.opts.IP
 		}
 		switch {
+		case l.UseOriginalDst && p.opts.Capture: // capture.go
+			if err := add(captureWant(name, l)); err != nil {
+				return nil, err
+			}
 		case l.UseOriginalDst && l.Direction == resource.Inbound:
 			// Local mode: bind each inbound port instead of receiving redirected traffic.
 			for _, fc := range l.FilterChains {
@@ -296,6 +310,7 @@ func buildTable(s *resource.Snapshot) *table {
 	}
 	t.plaintext = requireTLSRoutes(s) // tls_redirect.go
 	t.routes = compileRoutes(t)       // routetables.go
+	t.capture = newCaptureIndex(s)    // capture.go
 	return t
 }
 

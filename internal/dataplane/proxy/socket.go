@@ -20,6 +20,7 @@ const (
 	kindExplicit                   // virtualOutbound as an explicit HTTP proxy
 	kindTCP                        // runs a tcp_proxy chain
 	kindChains                     // picks a chain per connection: TLS, SNI (gateway.go)
+	kindCapture                    // picks a listener and chain by original destination (capture.go)
 )
 
 // socket is one bound address. Its target (which listener and chain it runs) can change
@@ -74,8 +75,8 @@ func (s *socket) acceptEach(serve func(net.Conn)) error {
 }
 
 func (p *Proxy) bind(w want) (*socket, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(context.Background(), "tcp", w.addr.String())
+	lc := p.listenConfig(w) // capture.go: IP_TRANSPARENT under TPROXY
+	ln, err := lc.Listen(context.Background(), listenNetwork(w), w.addr.String())
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (p *Proxy) bind(w want) (*socket, error) {
 		}
 		serverLimits(sk.srv, p.requestLimits(h))
 	}
-	if w.kind == kindChains { // gateway.go: HTTP/2 over TLS too, chain per connection
+	if w.kind == kindChains || w.kind == kindCapture { // gateway.go: HTTP/2 over TLS too, chain per connection
 		sk.conns = newConnListener(ln.Addr())
 		sk.srv.Protocols.SetHTTP2(true)
 		sk.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
@@ -114,6 +115,9 @@ func (p *Proxy) bind(w want) (*socket, error) {
 		if l := p.cur.Load().snap.Listeners[w.listener]; l != nil && firstChain(l) != nil {
 			sk.srv.IdleTimeout = p.idleTimeout(firstChain(l).HTTP)
 		}
+	}
+	if w.kind == kindCapture {
+		captureConnContext(sk.srv) // capture.go: the original destination and its listener
 	}
 	return sk, nil
 }
@@ -125,7 +129,7 @@ func (p *Proxy) serve(sk *socket) {
 		defer p.wg.Done()
 		var err error
 		switch {
-		case sk.kind == kindChains:
+		case sk.kind == kindChains || sk.kind == kindCapture:
 			err = p.serveChains(sk)
 		case sk.srv != nil:
 			err = sk.srv.Serve(sk.ln)
@@ -145,7 +149,7 @@ func (s *socket) close() {
 
 // shutdown waits for the socket's connections to finish, closing them when ctx ends.
 func (s *socket) shutdown(ctx context.Context) error {
-	if s.kind == kindChains {
+	if s.kind == kindChains || s.kind == kindCapture {
 		return s.shutdownChains(ctx)
 	}
 	if s.srv != nil {

@@ -84,6 +84,10 @@ type Cluster struct {
 
 	// OriginalDst: original_dst_lb_config.use_http_header (x-envoy-original-dst-host).
 	UseHTTPHeader bool
+	// BindAddress is upstream_bind_config.source_address: the local address of every
+	// upstream connection (Istio's InboundPassthroughCluster: 127.0.0.6, which the capture
+	// rules never redirect); invalid when unset.
+	BindAddress netip.Addr
 
 	// upstream_connection_options.tcp_keepalive; nil when unset (Lucid's default applies).
 	TCPKeepalive *TCPKeepalive

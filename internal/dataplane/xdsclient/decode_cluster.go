@@ -34,6 +34,10 @@ func DecodeCluster(c *clusterpb.Cluster) (*resource.Cluster, error) {
 		UseHTTPHeader:            c.GetOriginalDstLbConfig().GetUseHttpHeader(),
 	}
 	decodeTCPKeepalive(c, out) // decode_keepalive.go
+	// decode_capture.go: upstream_bind_config
+	if err := decodeBindConfig(c, out); err != nil {
+		return nil, err
+	}
 	switch t := c.GetClusterDiscoveryType().(type) {
 	case nil:
 		out.Type = resource.Static // Envoy's default type

@@ -7,10 +7,13 @@
 package netns
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // ChildEnv names the child test a re-executed test binary runs (Child checks it); set it
@@ -21,6 +24,18 @@ const ChildEnv = "LUCID_NETNS_CHILD"
 // Child) in a new network namespace and fails t if the child fails. tools are the binaries
 // the child needs besides unshare and ip.
 func Run(t *testing.T, child string, tools ...string) {
+	t.Helper()
+	run(t, child, []string{"-n"}, tools)
+}
+
+// RunWithMounts is Run with a private mount namespace too (`unshare -n -m`): the child may
+// bind-mount its own /etc/hosts or /etc/resolv.conf over the machine's, as a pod has its own.
+func RunWithMounts(t *testing.T, child string, tools ...string) {
+	t.Helper()
+	run(t, child, []string{"-n", "-m", "--propagation", "private"}, append(tools, "mount"))
+}
+
+func run(t *testing.T, child string, unshare, tools []string) {
 	t.Helper()
 	if os.Getenv(ChildEnv) != "" {
 		t.Skip("parent only")
@@ -44,8 +59,8 @@ func Run(t *testing.T, child string, tools ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("unshare", "-n", "sh", "-c",
-		`ip link set lo up && exec "$0" -test.run "^$1\$" -test.v -test.count=1`, exe, child)
+	args := append(append([]string{}, unshare...), "sh", "-c", `ip link set lo up && exec "$0" -test.run "^$1\$" -test.v -test.count=1`, exe, child)
+	cmd := exec.Command("unshare", args...)
 	cmd.Env = append(os.Environ(), ChildEnv+"="+child)
 	out, err := cmd.CombinedOutput()
 	if err != nil && strings.Contains(string(out), "unshare failed") {
@@ -76,4 +91,30 @@ func Sh(t *testing.T, script string) string {
 		t.Fatalf("%s: %v\n%s", script, err, out)
 	}
 	return string(out)
+}
+
+// Peer creates a second network namespace beside the child's (a process holding it until
+// the test ends: `unshare -n sleep`) and returns the holder's pid, for `ip link set … netns
+// <pid>` and `nsenter -t <pid> -n`: the other end of a veth pair, another pod, the cluster.
+func Peer(t *testing.T) int {
+	t.Helper()
+	holder := exec.Command("unshare", "-n", "sleep", "3600")
+	holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // nothing left if the test dies
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	pid := holder.Process.Pid
+	self, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && ns != self {
+			return pid // unshare has made the namespace and runs sleep in it
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the peer network namespace was not created within 5s")
+		}
+	}
 }

@@ -1,0 +1,41 @@
+package xdsclient
+
+import (
+	"strings"
+	"testing"
+
+	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// InboundPassthroughCluster's upstream_bind_config (127.0.0.6) is decoded; what the proxy
+// cannot honour is NACKed with the field named.
+func TestDecodeUpstreamBindConfig(t *testing.T) {
+	bind := func(addr string, port uint32) *corepb.BindConfig {
+		return &corepb.BindConfig{SourceAddress: &corepb.SocketAddress{Address: addr, PortSpecifier: &corepb.SocketAddress_PortValue{PortValue: port}}}
+	}
+	c := fxClusterProto()
+	c.UpstreamBindConfig = bind("127.0.0.6", 0)
+	out, err := DecodeCluster(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.BindAddress.String() != "127.0.0.6" {
+		t.Fatalf("bind address %v, want 127.0.0.6", out.BindAddress)
+	}
+	for name, tc := range map[string]struct {
+		b    *corepb.BindConfig
+		want string
+	}{
+		"no source":  {&corepb.BindConfig{}, "upstream_bind_config: source_address is required"},
+		"not an IP":  {bind("localhost", 0), `upstream_bind_config.source_address.address: "localhost" is not an IP address`},
+		"fixed port": {bind("127.0.0.6", 15001), "port_value: 15001: only 0"},
+		"freebind":   {func() *corepb.BindConfig { b := bind("127.0.0.6", 0); b.Freebind = wrapperspb.Bool(true); return b }(), "only source_address is supported"},
+	} {
+		c := fxClusterProto()
+		c.UpstreamBindConfig = tc.b
+		if _, err := DecodeCluster(c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
