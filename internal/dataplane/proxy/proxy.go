@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"net/netip"
 	"slices"
 	"sort"
@@ -90,6 +91,9 @@ type Proxy struct {
 
 	applyCh   atomic.Pointer[chan struct{}] // closed and replaced by each Apply (warming.go)
 	warmSince sync.Map                      // route configuration name → first request that waited for it (warming.go)
+
+	authzOnce      sync.Once       // authz.go
+	authzTransport *http.Transport // authz.go: ext_authz checks and key set fetches
 }
 
 // table is one immutable generation of configuration, read lock-free by requests.
@@ -112,6 +116,8 @@ type table struct {
 	// own holds the addresses the proxy listens on ("ip:port"): forward refuses an
 	// upstream among them (a request sent back to the proxy itself).
 	own map[string]bool
+	// authz holds the compiled authorization chains (authz.go).
+	authz authzChains
 }
 
 // New creates a Proxy with no configuration; nothing is bound until Apply.
@@ -221,6 +227,10 @@ func (p *Proxy) Apply(s *resource.Snapshot) error {
 	if err != nil {
 		return err
 	}
+	chains, err := p.buildAuthz(s) // authz.go: an invalid key set NACKs
+	if err != nil {
+		return err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -256,6 +266,7 @@ func (p *Proxy) Apply(s *resource.Snapshot) error {
 	p.opts.Pools.Update(s.Clusters)
 	t := buildTable(s)
 	t.tls = certs
+	t.authz = chains
 	t.own = ownAddresses(wants) // limit.go: an upstream here is this proxy (a forwarding loop)
 	p.cur.Store(t)
 	p.signalApplied() // warming.go: requests waiting for a route configuration look again
@@ -332,6 +343,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 	}
 	p.sockets = map[netip.AddrPort]*socket{}
 	p.mu.Unlock()
+	defer p.closeAuthz() // authz.go
 	for _, sk := range socks {
 		sk.close()
 	}
