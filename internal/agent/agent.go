@@ -163,7 +163,8 @@ func Run(ctx context.Context, o Options) error {
 	st.AddGauges(clusterGauges(clusters))
 	// listener.<name>.ssl.*: TLS handshakes and client-certificate failures (routers).
 	st.AddCounters(px.EachTLSStat)
-	st.AddCounters(fw.EachAuthzStat) // rbac.policy.<policy>.denied: refusals per AuthorizationPolicy rule
+	// rbac.policy.<policy>.denied: refusals per AuthorizationPolicy rule (forward/authz.go).
+	st.AddCounters(fw.EachAuthzStat)
 	st.Registry().MustRegister(clusters.Collector()) // lucid_upstream_reused_conn_retries_total
 
 	drainReq := make(chan struct{}, 1)
