@@ -58,6 +58,10 @@ type Options struct {
 	// PollInterval and Debounce are the config directory's scan interval and the store's
 	// quiet period (0: the control plane's defaults, 200 ms and 100 ms).
 	PollInterval, Debounce time.Duration
+	// MeshConfig is the control plane's MeshConfig YAML file ("": Istio's defaults).
+	MeshConfig string
+	// AccessLog, when set, is the file every sidecar writes its access log to (TEXT).
+	AccessLog string
 }
 
 // Start writes files (name → YAML) into a fresh config directory and starts discovery,
@@ -87,7 +91,7 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 			ConfigDir: m.Dir, GRPCAddr: "127.0.0.1:0", Logger: log,
 			// Without options, the control plane's default poll and debounce timers: tests of
 			// the 1 s bound rely on them.
-			PollInterval: o.PollInterval, Debounce: o.Debounce,
+			PollInterval: o.PollInterval, Debounce: o.Debounce, MeshConfig: o.MeshConfig,
 			Ready: func(a string) { adsAddr <- a },
 		})
 		if err != nil {
@@ -114,7 +118,7 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 			err := agent.Run(ctx, agent.Options{
 				IP: ip, Workload: w.Name, Namespace: cmp.Or(w.Namespace, "default"), Labels: w.Labels, Discovery: m.ADS,
 				AdminPort: 15000, StatusPort: 15020, LogLevel: "debug", LogOutput: m.Logs,
-				DrainDuration: 500 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: w.Router},
+				DrainDuration: 500 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: w.Router}, AccessLog: o.AccessLog,
 			})
 			if err != nil {
 				t.Errorf("sidecar %s: %v", w.Name, err)
