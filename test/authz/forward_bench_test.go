@@ -58,7 +58,7 @@ func BenchmarkForwardAuthorization(b *testing.B) {
 			req := &http.Request{
 				Method: http.MethodGet, URL: &url.URL{Path: "/api/39/items"}, RequestURI: "/api/39/items", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 				Host: defaultHost, Header: http.Header{"User-Agent": {"bench"}, "Accept": {"*/*"}, "X-Request-Id": {"bench"}},
-				TLS:  &tls.ConnectionState{HandshakeComplete: true, PeerCertificates: []*x509.Certificate{peer}},
+				TLS: &tls.ConnectionState{HandshakeComplete: true, PeerCertificates: []*x509.Certificate{peer}},
 			}
 			w := &discard{h: http.Header{}}
 			b.ReportAllocs()
