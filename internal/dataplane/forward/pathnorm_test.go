@@ -1,8 +1,10 @@
 package forward_test
 
 import (
+	"bufio"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -70,4 +72,34 @@ func TestNormalizeRequest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzNormalizeRequest: no request-target makes normalisation panic, a path it lets
+// through parses as a request URI, and normalising it again changes nothing (a second
+// proxy routes what the first one authorized).
+func FuzzNormalizeRequest(f *testing.F) {
+	for _, s := range []string{"/api/../admin", "/api/%2e%2e/admin", "/a//b/./c", "/%2F..%2Fx?q=%2e", "/..;/x", `/a\b`, "/%61%00", "/a?b#c"} {
+		f.Add(s, uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, target string, mode uint8) {
+		if !strings.HasPrefix(target, "/") {
+			return // origin-form only: the others are not normalised
+		}
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n")))
+		if err != nil {
+			return
+		}
+		o := pathnorm.ForMode(pathnorm.Mode(mode % 4))
+		got, rp := forward.NormalizeRequest(r, o, false)
+		if rp != nil {
+			return
+		}
+		if _, err := url.ParseRequestURI(got.URL.RequestURI()); err != nil {
+			t.Fatalf("%q → %q, which does not parse: %v", target, got.URL.RequestURI(), err)
+		}
+		again, rp := forward.NormalizeRequest(got, o, false)
+		if rp != nil || again.URL.RequestURI() != got.URL.RequestURI() {
+			t.Fatalf("%q → %q, then → %q (%v)", target, got.URL.RequestURI(), again.URL.RequestURI(), rp)
+		}
+	})
 }
