@@ -48,18 +48,25 @@ func (x *exchange) authorize() bool {
 		x.info.Notes = append(x.info.Notes, "request.auth.principal="+d.Principal)
 	}
 	if rp := d.Reply; rp != nil {
-		var flag streaminfo.Flag
-		if rp.External {
-			flag = streaminfo.UnauthorizedExternalService
-		}
 		if rp.Policy != "" {
 			x.f.countDenial(rp.Policy)
 		}
-		x.localReply(&Reply{Status: rp.Status, Flag: flag, Details: rp.Details, Body: rp.Body, Explanation: rp.Explanation}, rp.Headers)
+		x.localReply(AuthzReply(rp), rp.Headers)
 		return false
 	}
 	x.authzDecision = d
 	return true
+}
+
+// AuthzReply is the local reply for the chain's refusal: Envoy's status, body and details,
+// response flag UAEX for ext_authz (none for RBAC and JWT), and the explanation; its
+// x-lucid-error is LucidError(Flag, Explanation) even without a flag. `lucid why` uses it.
+func AuthzReply(rp *authz.Reply) *Reply {
+	var flag streaminfo.Flag
+	if rp.External {
+		flag = streaminfo.UnauthorizedExternalService
+	}
+	return &Reply{Status: rp.Status, Flag: flag, Details: rp.Details, Body: rp.Body, Explanation: rp.Explanation}
 }
 
 // applyAuthz makes the chain's changes on the upstream request headers (the JWT removed

@@ -12,7 +12,6 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/proxy"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
-	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
 // Authorization in a simulation: the proxy normalises the path (forward.NormalizeRequest)
@@ -60,13 +59,10 @@ func (e *Env) authorizeHTTP(t *Trace, r *http.Request, in *forward.Inbound) (*ht
 	if d.Audit {
 		notes = append(notes, "an AUDIT policy matched (the access log marks the request)")
 	}
-	if rp := d.Reply; rp != nil {
-		var flags streaminfo.Flag
-		if rp.External {
-			flags = streaminfo.UnauthorizedExternalService
-		}
+	if d.Reply != nil {
+		rp := forward.AuthzReply(d.Reply)
 		t.Authz = joinNotes("denied ("+rp.Details+")", notes)
-		t.Outcome = Outcome{Status: rp.Status, Flag: flagName(flags), Body: rp.Body, LucidError: forward.LucidError(flags, rp.Explanation)}
+		t.Outcome = Outcome{Status: rp.Status, Flag: flagName(rp), Body: rp.Body, LucidError: forward.LucidError(rp.Flag, rp.Explanation)}
 		return nr, false
 	}
 	t.Authz = joinNotes("allowed by "+describeFilters(filters), notes)
@@ -157,11 +153,11 @@ func joinNotes(s string, notes []string) string {
 	return s + "; " + strings.Join(notes, "; ")
 }
 
-func flagName(f streaminfo.Flag) string {
-	if f == 0 {
+func flagName(rp *forward.Reply) string {
+	if rp.Flag == 0 {
 		return ""
 	}
-	return f.String()
+	return rp.Flag.String()
 }
 
 // WhyInbound simulates r arriving at the sidecar's inbound port (the URL's port) from a
