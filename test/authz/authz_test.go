@@ -534,19 +534,7 @@ func startAuthzServer(t *testing.T) *authzServer {
 		s.mu.Lock()
 		s.checks = append(s.checks, r.URL.Path)
 		s.mu.Unlock()
-		if !strings.HasPrefix(r.URL.Path, "/check/") {
-			http.Error(w, "no path prefix", http.StatusBadRequest)
-			return
-		}
-		switch r.Header.Get("X-Ext-Authz") {
-		case "allow":
-			w.Header().Set("X-Authz-User", "alice")
-			w.WriteHeader(http.StatusOK)
-		default:
-			w.Header().Set("X-Authz-Reason", "not allowed")
-			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprint(w, "denied by the test server")
-		}
+		answerCheck(w, r)
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -554,6 +542,24 @@ func startAuthzServer(t *testing.T) *authzServer {
 		s.transport.CloseIdleConnections()
 	})
 	return s
+}
+
+// answerCheck is the test authorization server's answer to a check: the X-Ext-Authz header
+// (which the provider passes on) allows, anything else is denied with a body and a header.
+func answerCheck(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/check/") {
+		http.Error(w, "no path prefix", http.StatusBadRequest)
+		return
+	}
+	switch r.Header.Get("X-Ext-Authz") {
+	case "allow":
+		w.Header().Set("X-Authz-User", "alice")
+		w.WriteHeader(http.StatusOK)
+	default:
+		w.Header().Set("X-Authz-Reason", "not allowed")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, "denied by the test server")
+	}
 }
 
 // resolve sends checks to the server, or nowhere in mode "down".

@@ -204,12 +204,8 @@ func playCase(t *testing.T, m *suiteMesh, keys *testKeys, ext *sidecarAuthzServe
 // a new connection to addr and returns the answer.
 func rawRequest(t *testing.T, addr string, req *http.Request) (status int, header http.Header, body string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, addr)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", req.Method, req.RequestURI, req.Host)
 	for k, vs := range req.Header {
@@ -233,17 +229,24 @@ func rawRequest(t *testing.T, addr string, req *http.Request) (status int, heade
 	return resp.StatusCode, resp.Header, string(got)
 }
 
-// tcpKept opens a connection to the TCP port and sends an HTTP request over it (the app
-// behind is the echo app): an answer means the sidecar kept the connection, an EOF or a
-// reset before one that it closed it.
-func tcpKept(t *testing.T, addr string) bool {
+// dial connects to addr, with 10 s for what follows.
+func dial(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// tcpKept opens a connection to the TCP port and sends an HTTP request over it (the app
+// behind is the echo app): an answer means the sidecar kept the connection, an EOF or a
+// reset before one that it closed it.
+func tcpKept(t *testing.T, addr string) bool {
+	t.Helper()
+	c := dial(t, addr)
+	defer c.Close()
 	if _, err := io.WriteString(c, "GET /tcp HTTP/1.1\r\nHost: httpbin\r\nConnection: close\r\n\r\n"); err != nil {
 		return false
 	}
@@ -290,23 +293,11 @@ func startSidecarAuthzServer(t *testing.T) *sidecarAuthzServer {
 	s := &sidecarAuthzServer{}
 	s.mode.Store("")
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/check/") {
-			http.Error(w, "no path prefix", http.StatusBadRequest)
-			return
-		}
 		if s.mode.Load() == "down" {
 			panic(http.ErrAbortHandler) // the connection closes without an answer
 		}
-		switch r.Header.Get("X-Ext-Authz") {
-		case "allow":
-			w.Header().Set("X-Authz-User", "alice")
-			w.WriteHeader(http.StatusOK)
-		default:
-			w.Header().Set("X-Authz-Reason", "not allowed")
-			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprint(w, "denied by the test server")
-		}
-	}), ErrorLog: nil}
+		answerCheck(w, r) // authz_test.go
+	})}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return s

@@ -3,8 +3,9 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"sync"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/authz"
@@ -35,12 +36,7 @@ type authzChains struct {
 func (p *Proxy) buildAuthz(s *resource.Snapshot) (authzChains, error) {
 	o := p.authzOptions()
 	out := authzChains{http: map[*resource.HTTPManager]*authz.Chain{}, tcp: map[*resource.TCPProxy]*authz.Chain{}, opts: o, stale: &sync.Map{}}
-	names := make([]string, 0, len(s.Listeners))
-	for n := range s.Listeners {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(s.Listeners)) {
 		l := s.Listeners[name]
 		chains := l.FilterChains
 		if l.DefaultChain != nil {
