@@ -36,6 +36,13 @@ func (x *exchange) authorize() bool {
 	if h := x.in.HTTP; h != nil {
 		in.RemoteIP = rbac.RemoteAddress(in.Conn.Peer, r.Header["X-Forwarded-For"], h.UseRemoteAddress, h.XFFNumTrustedHops)
 	}
+	if want, maxBytes, partial := c.RequestBody(); want { // authz_body.go
+		var ok bool
+		if in.Body, ok = x.checkBody(maxBytes, partial); !ok {
+			return false
+		}
+		in.Request = x.r
+	}
 	d := c.CheckHTTP(r.Context(), &in)
 	for _, dr := range d.DryRun {
 		x.info.Notes = append(x.info.Notes, dr)
