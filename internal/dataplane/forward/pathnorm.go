@@ -51,6 +51,13 @@ func NormalizeRequest(r *http.Request, o pathnorm.Options, grpc bool) (*http.Req
 	if o == (pathnorm.Options{}) || r.URL == nil || r.URL.Opaque != "" || r.Method == http.MethodConnect {
 		return r, nil
 	}
+	// The common case, a path already normal, without building the path and query (the
+	// query is never changed).
+	if ep := r.URL.EscapedPath(); strings.HasPrefix(ep, "/") {
+		if pp, act := pathnorm.Normalize(ep, o); act == pathnorm.Continue && pp == ep {
+			return r, nil
+		}
+	}
 	raw := requestPath(r.URL)
 	p, act := pathnorm.Normalize(raw, o)
 	if act == pathnorm.Continue && p == raw {
