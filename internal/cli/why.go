@@ -50,7 +50,7 @@ client with the identity --principal names (none: plaintext).`,
   lucid why istio-ingressgateway.istio-system https://bookinfo.example.com:8443/productpage
   lucid why istio-ingressgateway.istio-system https://127.0.0.1:8443/ --sni bookinfo.example.com
   # a request arriving at a workload's sidecar: its AuthorizationPolicies, then the app
-  lucid why httpbin.foo --inbound http://httpbin.foo:8000/admin --principal cluster.local/ns/foo/sa/sleep`,
+  lucid why ratings --inbound ratings:9080/ --principal cluster.local/ns/default/sa/reviews`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if t.admin != "" && len(args) == 1 {
 				return nil

@@ -62,6 +62,7 @@ spec:
 	}, []meshtest.Workload{{Name: "httpbin", Namespace: "foo", IP: scHTTPBin, AppIP: scApp, Ports: []int{8000},
 		Labels: map[string]string{"app": "httpbin", "version": "v1"}}})
 	defer m.Stop()
+	waitListening(t, scHTTPBin+":8000")
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 

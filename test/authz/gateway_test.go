@@ -96,6 +96,7 @@ func TestGatewayPolicyAfterNormalisation(t *testing.T) {
 					Labels: map[string]string{"istio": "ingressgateway"}},
 			})
 			defer m.Stop()
+			waitListening(t, scGateway+":8080", scHTTPBin+":8000")
 			refusals := 0
 			for _, c := range []struct {
 				path   string

@@ -134,7 +134,28 @@ func startSuiteMesh(t *testing.T, s suite, keys *testKeys, registry string) *sui
 		Name: "httpbin", Namespace: "foo", IP: scHTTPBin, AppIP: scApp, Ports: []int{8000, 9000},
 		Labels: map[string]string{"app": "httpbin", "version": "v1"}, Version: "v1",
 	}})
+	waitListening(t, scHTTPBin+":8000", scHTTPBin+":9000")
 	return &suiteMesh{Mesh: m, accessLog: o.AccessLog}
+}
+
+// waitListening waits until each address accepts connections: a proxy reports ready
+// with its first configuration, which under load may not have its listeners yet.
+func waitListening(t *testing.T, addrs ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, a := range addrs {
+		for {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not accept connections: %v", a, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // suiteMesh is a suite's mesh and the file its sidecar writes the access log to.
