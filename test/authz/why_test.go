@@ -5,7 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routepb "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/controlplane/model"
+	"github.com/lucid-mesh/lucid/internal/controlplane/translate"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/xdsclient"
 	"github.com/lucid-mesh/lucid/internal/diag/simulate"
 )
 
@@ -63,5 +70,51 @@ spec:
 		if c.authz != "" && !strings.Contains(out.String(), "authorization") {
 			t.Errorf("the rendered trace has no authorization line:\n%s", out.String())
 		}
+	}
+}
+
+// TestWhyGateway: `lucid why <gateway> <url>` shows the gateway's path normalisation and
+// policies before its routes, on the configuration the gateway decodes.
+func TestWhyGateway(t *testing.T) {
+	objs := parse(t, "registry.yaml", sidecarRegistry(t))
+	for name, doc := range gatewayFiles("") {
+		if name != "registry.yaml" {
+			objs = append(objs, parse(t, name, doc)...)
+		}
+	}
+	m, _ := model.Build(objs, config.DefaultMeshConfig())
+	p, err := model.ParseNodeID("router~" + scGateway + "~gw.istio-system~istio-system.svc.cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := translate.Generate(m, m.ResolveProxy(p))
+	snap := &resource.Snapshot{Listeners: map[string]*resource.Listener{}, Routes: map[string]*resource.RouteConfig{}}
+	for _, msg := range res.Listeners {
+		l, err := xdsclient.DecodeListener(msg.(*listenerpb.Listener))
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.Listeners[l.Name] = l
+	}
+	for _, msg := range res.Routes {
+		rc, err := xdsclient.DecodeRouteConfig(msg.(*routepb.RouteConfiguration))
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.Routes[rc.Name] = rc
+	}
+	env := simulate.New(snap, nil)
+	req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:8080/api/%2e%2e/admin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := env.WhyGateway(req, simulate.ClientConn(req))
+	var out strings.Builder
+	if err := simulate.Render(&out, tr); err != nil {
+		t.Fatal(err)
+	}
+	if tr.Outcome.Status != 403 || tr.Path != "/admin (normalised)" ||
+		!strings.HasPrefix(tr.Outcome.LucidError, "-: RBAC access denied: DENY policy AuthorizationPolicy istio-system/deny-admin rules[0]") {
+		t.Errorf("got:\n%s\nwant the normalised /admin refused by istio-system/deny-admin", out.String())
 	}
 }
