@@ -183,6 +183,8 @@ func Run(ctx context.Context, o Options) error {
 	st.AddCounters(px.EachTLSStat)
 	// mtls.plaintext_refused: plaintext refused by STRICT ports (proxy/mtls.go)
 	st.AddCounters(px.EachMTLSStat)
+	// rbac.policy.<policy>.denied: refusals per AuthorizationPolicy rule (forward/authz.go).
+	st.AddCounters(fw.EachAuthzStat)
 	st.Registry().MustRegister(clusters.Collector()) // lucid_upstream_reused_conn_retries_total
 
 	drainReq := make(chan struct{}, 1)

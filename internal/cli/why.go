@@ -20,6 +20,7 @@ func newWhyCmd() *cobra.Command {
 		headers []string
 		output  string
 		gw      gatewayFlags
+		az      authzFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "why <workload> <url>",
@@ -34,14 +35,22 @@ matching and load-balancing code, so its explanation is the proxy's, word for wo
 For a gateway (lucid gateway, Istio's istio-ingressgateway) the request is one a client
 sends to the gateway itself: the URL's port picks the listener, the connection picks the
 filter chain as the gateway does (an https URL is TLS with the URL's host as SNI, none for
-an IP address, and ALPN h2,http/1.1), then TLS termination, route or tcp_proxy, cluster.`,
+an IP address, and ALPN h2,http/1.1), then TLS termination, route or tcp_proxy, cluster.
+
+Path normalisation and the authorization filters (AuthorizationPolicy, RequestAuthentication)
+run before routing, as in the proxy: the trace shows the normalised path and the decision, a
+refusal with its status, body and x-lucid-error. --inbound simulates the request arriving at
+the workload's own sidecar (its inbound port, where a sidecar's policies apply), from a
+client with the identity --principal names (none: plaintext).`,
 		Example: `  # a request from the curl workload, through its sidecar (lucid up examples/bookinfo-lite)
   lucid why curl http://reviews:9080/v3
   lucid why productpage reviews:9080/ -H 'end-user: jason'
   # a request a client sends to the ingress gateway
   lucid why istio-ingressgateway.istio-system http://127.0.0.1:8080/productpage
   lucid why istio-ingressgateway.istio-system https://bookinfo.example.com:8443/productpage
-  lucid why istio-ingressgateway.istio-system https://127.0.0.1:8443/ --sni bookinfo.example.com`,
+  lucid why istio-ingressgateway.istio-system https://127.0.0.1:8443/ --sni bookinfo.example.com
+  # a request arriving at a workload's sidecar: its AuthorizationPolicies, then the app
+  lucid why ratings --inbound ratings:9080/ --principal cluster.local/ns/default/sa/reviews`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if t.admin != "" && len(args) == 1 {
 				return nil
@@ -79,10 +88,14 @@ an IP address, and ALPN h2,http/1.1), then TLS termination, route or tcp_proxy, 
 				health[c.Name] = m
 			}
 			env := simulate.New(s, health)
+			env.Principal = az.principal
 			var tr *simulate.Trace
-			if strings.HasPrefix(tg.Proxy.ID, "router~") || env.IsRouter() {
+			switch {
+			case az.inbound: // why_authz.go
+				tr = env.WhyInbound(req)
+			case strings.HasPrefix(tg.Proxy.ID, "router~") || env.IsRouter():
 				tr = env.WhyGateway(req, gw.conn(cmd, req))
-			} else {
+			default:
 				tr = env.Why(req)
 			}
 			out := cmd.OutOrStdout()
@@ -102,6 +115,7 @@ an IP address, and ALPN h2,http/1.1), then TLS termination, route or tcp_proxy, 
 	f.StringArrayVarP(&headers, "header", "H", nil, "request header 'Name: value' (repeatable)")
 	f.StringVarP(&output, "output", "o", "", "output: (text), json, yaml")
 	gw.addFlags(cmd)
+	az.addFlags(cmd)
 	return cmd
 }
 

@@ -85,6 +85,8 @@ var Subnets = []SubnetUse{
 		Use: "Istio tools drop-in: proxyless gRPC .20-.22, the gateway host-port test .100-.102, istioctl's writers .110-.117"},
 	{N: 181, Packages: []string{"internal/dataplane/authz", "internal/dataplane/extauthz", "internal/dataplane/jwtauthn", "internal/dataplane/rbac", "internal/dataplane/xdsclient", "test/authz"},
 		Use: "authorization fixtures (peer and destination addresses; no fixed listener)"},
+	{N: 187, Packages: []string{"test/authz"},
+		Use: "this package's test listeners (authorization through real sidecars and gateways)"},
 	{N: 213, Packages: []string{"internal/dataplane/admin", "internal/dataplane/proxy"},
 		Use: "listeners of these packages' tests"},
 	{N: 214, Packages: []string{"test/hardening"},

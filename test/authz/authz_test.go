@@ -177,6 +177,30 @@ type chains struct {
 // decoder, as a sidecar would receive it.
 func buildChains(t testing.TB, s suite, keys *testKeys, srv *authzServer) *chains {
 	t.Helper()
+	inbound := decodedInbound(t, s, keys)
+	out := &chains{http: map[uint32]*authz.Chain{}, tcp: map[uint32]*authz.Chain{}}
+	opts := authz.Options{ExtAuthz: extauthz.Options{Transport: srv.transport, Resolve: srv.resolve}}
+	for _, fc := range inbound.FilterChains {
+		port := fc.Match.DestinationPort
+		if fc.HTTP != nil {
+			ch, err := authz.New(fc.HTTP.Auth, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.http[port] = ch
+		}
+		ch, err := authz.New(fc.Auth, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.tcp[port] = ch
+	}
+	return out
+}
+
+// decodedInbound is the workload's virtualInbound listener as the sidecar decodes it.
+func decodedInbound(t testing.TB, s suite, keys *testKeys) *resource.Listener {
+	t.Helper()
 	registry, err := os.ReadFile(filepath.Join("testdata", "registry.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -228,24 +252,7 @@ func buildChains(t testing.TB, s suite, keys *testKeys, srv *authzServer) *chain
 	if inbound == nil {
 		t.Fatal("no virtualInbound listener")
 	}
-	out := &chains{http: map[uint32]*authz.Chain{}, tcp: map[uint32]*authz.Chain{}}
-	opts := authz.Options{ExtAuthz: extauthz.Options{Transport: srv.transport, Resolve: srv.resolve}}
-	for _, fc := range inbound.FilterChains {
-		port := fc.Match.DestinationPort
-		if fc.HTTP != nil {
-			ch, err := authz.New(fc.HTTP.Auth, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out.http[port] = ch
-		}
-		ch, err := authz.New(fc.Auth, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out.tcp[port] = ch
-	}
-	return out
+	return inbound
 }
 
 // parseAccepted is what the control plane keeps of docs: the objects config accepts.
@@ -527,19 +534,7 @@ func startAuthzServer(t *testing.T) *authzServer {
 		s.mu.Lock()
 		s.checks = append(s.checks, r.URL.Path)
 		s.mu.Unlock()
-		if !strings.HasPrefix(r.URL.Path, "/check/") {
-			http.Error(w, "no path prefix", http.StatusBadRequest)
-			return
-		}
-		switch r.Header.Get("X-Ext-Authz") {
-		case "allow":
-			w.Header().Set("X-Authz-User", "alice")
-			w.WriteHeader(http.StatusOK)
-		default:
-			w.Header().Set("X-Authz-Reason", "not allowed")
-			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprint(w, "denied by the test server")
-		}
+		answerCheck(w, r)
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -547,6 +542,24 @@ func startAuthzServer(t *testing.T) *authzServer {
 		s.transport.CloseIdleConnections()
 	})
 	return s
+}
+
+// answerCheck is the test authorization server's answer to a check: the X-Ext-Authz header
+// (which the provider passes on) allows, anything else is denied with a body and a header.
+func answerCheck(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/check/") {
+		http.Error(w, "no path prefix", http.StatusBadRequest)
+		return
+	}
+	switch r.Header.Get("X-Ext-Authz") {
+	case "allow":
+		w.Header().Set("X-Authz-User", "alice")
+		w.WriteHeader(http.StatusOK)
+	default:
+		w.Header().Set("X-Authz-Reason", "not allowed")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, "denied by the test server")
+	}
 }
 
 // resolve sends checks to the server, or nowhere in mode "down".

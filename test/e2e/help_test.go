@@ -222,6 +222,7 @@ func (tr *tour) exampleChecks() map[string]exampleCheck {
 		"lucid why istio-ingressgateway.istio-system http://127.0.0.1:8080/productpage":                  mesh(0, "outcome       forwarded to 127.0.10.1:9080"),
 		"lucid why istio-ingressgateway.istio-system https://bookinfo.example.com:8443/productpage":      mesh(0, "tls           terminated (SIMPLE", "outcome       forwarded to 127.0.10.1:9080"),
 		"lucid why istio-ingressgateway.istio-system https://127.0.0.1:8443/ --sni bookinfo.example.com": mesh(0, "SNI bookinfo.example.com", "outcome       404 NR"),
+		"lucid why ratings --inbound ratings:9080/ --principal cluster.local/ns/default/sa/reviews":      mesh(0, "virtualInbound (inbound, port 9080)", "outcome       forwarded to 127.0.20.5:9080"),
 
 		// A live view runs until Ctrl-C: started, shown a request, then interrupted.
 		"lucid tap productpage":                                   live("curl -s http://127.0.0.1:8080/productpage", "GET", "/productpage"),

@@ -2,6 +2,7 @@ package hardening
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -11,9 +12,9 @@ import (
 // removed, %2E decoded) each is routed on its normalised path, /admin/..., which the
 // gateway has no route for: 404 NR, and the app never sees it.
 //
-// The normaliser is package internal/dataplane/pathnorm, called from the PATH
-// NORMALISATION hook in forward.Serve. Until it is wired the proxy routes raw paths, and
-// this test skips, saying so; it runs by itself once normalisation happens.
+// The normaliser is package internal/dataplane/pathnorm, called at request entry in
+// forward.Serve (forward/pathnorm.go). A path Envoy refuses (an escaped NUL) gets 400
+// with details path_normalization_failed and an x-lucid-error saying why.
 func TestPathBypass(t *testing.T) {
 	m := theMesh(t)
 	r := send(gwListen, []string{"GET /api/./probe-normalisation HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"}, nil)
@@ -21,8 +22,7 @@ func TestPathBypass(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	if m.app.saw("GET /api/./probe-normalisation") {
-		t.Skip("path normalisation is not wired: the path normaliser (internal/dataplane/pathnorm) is not called " +
-			"from forward.Serve's PATH NORMALISATION hook yet, so /api/./x reaches the app as sent")
+		t.Fatal("GET /api/./probe-normalisation reached the app as sent: the gateway does not normalise paths")
 	}
 	if !m.app.saw("GET /api/probe-normalisation") {
 		t.Fatalf("GET /api/./probe-normalisation: %d, and the app did not see /api/probe-normalisation", r.status)
@@ -52,4 +52,21 @@ func TestPathBypass(t *testing.T) {
 			m.settled(t, path)
 		})
 	}
+}
+
+// TestPathRejected: a path with an escaped NUL is refused at the gateway with Envoy's 400
+// (details path_normalization_failed in the access log) and never reaches the app.
+func TestPathRejected(t *testing.T) {
+	m := theMesh(t)
+	r := send(gwListen, []string{"GET /api/%00/secret HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"}, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.status != http.StatusBadRequest || !strings.Contains(r.header.Get("X-Lucid-Error"), "escaped NUL") {
+		t.Errorf("got %d %q x-lucid-error %q; want 400 explaining the escaped NUL", r.status, r.body, r.header.Get("X-Lucid-Error"))
+	}
+	if m.app.saw("GET /api/%00/secret") {
+		t.Error("the path reached the app")
+	}
+	m.settled(t, "/api/%00/secret")
 }

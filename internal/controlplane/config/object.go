@@ -24,8 +24,7 @@ const (
 	KindSidecar             = "Sidecar"
 	KindPeerAuthentication  = "PeerAuthentication"  // security.istio.io
 	KindAuthorizationPolicy = "AuthorizationPolicy" // security.istio.io
-	// KindRequestAuthentication is read for analysis (JWT claim routing needs one); Lucid
-	// does not verify JWTs yet.
+	// KindRequestAuthentication: the sidecars and gateways it selects verify JWTs.
 	KindRequestAuthentication = "RequestAuthentication" // security.istio.io
 	// KindTelemetry is read for its tracing (validate_telemetry.go).
 	KindTelemetry = "Telemetry" // telemetry.istio.io

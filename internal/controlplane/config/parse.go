@@ -35,8 +35,8 @@ var kinds = map[string]kindInfo{
 	KindGateway:             {"networking.istio.io", networkingVersions, func() proto.Message { return &networkingv1alpha3.Gateway{} }, true, validateGateway},
 	KindSidecar:             {"networking.istio.io", networkingVersions, func() proto.Message { return &networkingv1alpha3.Sidecar{} }, true, validateSidecarApplied}, // sidecar.go
 	KindPeerAuthentication:  {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.PeerAuthentication{} }, true, validatePeerAuthentication},
-	KindAuthorizationPolicy: {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.AuthorizationPolicy{} }, false, validateAuthorizationPolicy},
-	KindRequestAuthentication: {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.RequestAuthentication{} }, false,
+	KindAuthorizationPolicy: {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.AuthorizationPolicy{} }, true, validateAuthorizationPolicy},
+	KindRequestAuthentication: {"security.istio.io", []string{"v1", "v1beta1"}, func() proto.Message { return &securityv1beta1.RequestAuthentication{} }, true,
 		validateRequestAuthentication},
 	KindTelemetry: {"telemetry.istio.io", []string{"v1", "v1alpha1"}, func() proto.Message { return &telemetryv1alpha1.Telemetry{} }, true, validateTelemetry}, // validate_telemetry.go
 }

@@ -71,11 +71,11 @@ func (g *generator) gatewayListener(gp *model.GatewayPort) *listenerpb.Listener 
 	switch {
 	case !first.TLSServer() && first.PlaintextHTTP():
 		l.FilterChains = []*listenerpb.FilterChain{{
-			Filters: []*listenerpb.Filter{gatewayHCM("http."+itoa(port), "outbound_0.0.0.0_"+itoa(port))},
+			Filters: []*listenerpb.Filter{g.gatewayHCM("http."+itoa(port), "outbound_0.0.0.0_"+itoa(port))},
 		}}
 	case !first.TLSServer():
 		if f := g.gatewayTCPFilter(first); f != nil {
-			l.FilterChains = []*listenerpb.FilterChain{{Filters: []*listenerpb.Filter{f}}}
+			l.FilterChains = []*listenerpb.FilterChain{{Filters: g.gatewayTCPFilters(f)}} // authz_gateway.go
 		}
 	default:
 		sni := map[string]bool{} // SNI hosts already matched by a passthrough chain of this listener
@@ -115,7 +115,7 @@ func (g *generator) gatewayTLSChains(s *model.GatewayServer, sni map[string]bool
 			Name:             s.RouteName,
 			FilterChainMatch: serverNamesMatch(s.SNIHosts()),
 			TransportSocket:  tlsTransportSocket(ctx),
-			Filters:          []*listenerpb.Filter{gatewayHCM(s.RouteName, statPrefix)},
+			Filters:          []*listenerpb.Filter{g.gatewayHCM(s.RouteName, statPrefix)},
 		}}
 	case t.GetMode() == networkingv1alpha3.ServerTLSSettings_PASSTHROUGH:
 		return g.passthroughChains(s, sni)
@@ -128,7 +128,7 @@ func (g *generator) gatewayTLSChains(s *model.GatewayServer, sni map[string]bool
 		return []*listenerpb.FilterChain{{
 			FilterChainMatch: serverNamesMatch(s.SNIHosts()),
 			TransportSocket:  tlsTransportSocket(ctx),
-			Filters:          []*listenerpb.Filter{f},
+			Filters:          g.gatewayTCPFilters(f),
 		}}
 	}
 	// AUTO_PASSTHROUGH and ISTIO_MUTUAL need the mesh's own certificates and SNI-DNAT
@@ -149,21 +149,21 @@ func serverNamesMatch(hosts []string) *listenerpb.FilterChainMatch {
 
 // gatewayHCM is the HTTP connection manager of a gateway chain: Istio's gateway settings
 // (the client's address is the remote address, websocket upgrades, no stream idle timeout).
-func gatewayHCM(routeName, statPrefix string) *listenerpb.Filter {
+func (g *generator) gatewayHCM(routeName, statPrefix string) *listenerpb.Filter {
 	h := &hcmpb.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		RouteSpecifier: &hcmpb.HttpConnectionManager_Rds{Rds: &hcmpb.Rds{
 			ConfigSource: adsSource(), RouteConfigName: routeName,
 		}},
-		HttpFilters: []*hcmpb.HttpFilter{
-			{Name: FaultFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultpb.HTTPFault{})}},
+		HttpFilters: append(AuthHTTPFilters(g.m, g.p), // authz.go: the policies selecting the gateway
+			&hcmpb.HttpFilter{Name: FaultFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultpb.HTTPFault{})}},
 			routerHTTPFilter(),
-		},
+		),
 		UpgradeConfigs:    []*hcmpb.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
 		StreamIdleTimeout: durationpb.New(0),
-		NormalizePath:     wrapperspb.Bool(true),
 		UseRemoteAddress:  wrapperspb.Bool(true),
 		ServerName:        serverName,
 	}
+	setPathNormalization(g.m, h) // pathnorm.go
 	return &listenerpb.Filter{Name: HCMFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(h)}}
 }

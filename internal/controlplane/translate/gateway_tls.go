@@ -113,7 +113,7 @@ func (g *generator) passthroughChains(s *model.GatewayServer, used map[string]bo
 				}
 				out = append(out, &listenerpb.FilterChain{
 					FilterChainMatch: &listenerpb.FilterChainMatch{ServerNames: m.GetSniHosts(), TransportProtocol: "tls"},
-					Filters:          []*listenerpb.Filter{f},
+					Filters:          g.gatewayTCPFilters(f),
 				})
 			}
 		}

@@ -36,7 +36,7 @@ func (g *generator) outboundListeners() []proto.Message {
 			Address:          socketAddress("0.0.0.0", p),
 			BindToPort:       wrapperspb.Bool(false),
 			TrafficDirection: corepb.TrafficDirection_OUTBOUND,
-			FilterChains: []*listenerpb.FilterChain{{Filters: []*listenerpb.Filter{hcmFilter(&hcmpb.HttpConnectionManager{
+			FilterChains: []*listenerpb.FilterChain{{Filters: []*listenerpb.Filter{g.hcmFilter(&hcmpb.HttpConnectionManager{
 				StatPrefix: "outbound_0.0.0.0_" + itoa(p),
 				RouteSpecifier: &hcmpb.HttpConnectionManager_Rds{Rds: &hcmpb.Rds{
 					ConfigSource: adsSource(), RouteConfigName: itoa(p),
@@ -87,9 +87,9 @@ func routerHTTPFilter() *hcmpb.HttpFilter {
 }
 
 // hcmFilter fills the settings Istio puts on every sidecar HCM and wraps it in a filter.
-func hcmFilter(h *hcmpb.HttpConnectionManager) *listenerpb.Filter {
+func (g *generator) hcmFilter(h *hcmpb.HttpConnectionManager) *listenerpb.Filter {
 	h.StreamIdleTimeout = durationpb.New(0)
-	h.NormalizePath = wrapperspb.Bool(true)
+	setPathNormalization(g.m, h) // pathnorm.go
 	h.UseRemoteAddress = wrapperspb.Bool(false)
 	h.ServerName = serverName
 	return &listenerpb.Filter{Name: HCMFilter, ConfigType: &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(h)}}
@@ -136,7 +136,7 @@ func (g *generator) virtualInbound() *listenerpb.Listener {
 			FilterChainMatch: &listenerpb.FilterChainMatch{DestinationPort: wrapperspb.UInt32(ip.Port)},
 		}
 		if ip.IsHTTP() {
-			chain.Filters = []*listenerpb.Filter{hcmFilter(&hcmpb.HttpConnectionManager{
+			chain.Filters = []*listenerpb.Filter{g.hcmFilter(&hcmpb.HttpConnectionManager{
 				StatPrefix:     "inbound_0.0.0.0_" + itoa(ip.Port),
 				RouteSpecifier: &hcmpb.HttpConnectionManager_RouteConfig{RouteConfig: inboundRouteConfig(ip)},
 				HttpFilters:    append(g.inboundAuthHTTPFilters(), routerHTTPFilter()), // authz.go

@@ -22,6 +22,7 @@ var EmittedFlags = []streaminfo.Flag{
 	streaminfo.LocalReset,                      // LR: a stream on an endpoint that left its cluster, ended after the drain grace period
 	streaminfo.UpstreamOverflow,                // UO: 503, circuit breaker (connection pool limits) open
 	streaminfo.DownstreamProtocolError,         // DPE: 400/426/431/501, a request Envoy's codec refuses (downstream.go); 508, a forwarding loop (loop.go)
+	streaminfo.UnauthorizedExternalService,     // UAEX: ext_authz refused or could not decide (authz.go)
 }
 
 // LucidError renders the x-lucid-error value (and access-log text) of a local reply with

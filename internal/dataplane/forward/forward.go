@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/authz"
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
@@ -59,6 +60,7 @@ type Forwarder struct {
 	log     *slog.Logger
 	mirrors sync.WaitGroup // fire-and-forget mirror requests still running
 	hopSeed string         // loop.go: the secret part of this proxy's x-lucid-hops tokens
+	denied  denials        // authz.go: refusals per policy
 }
 
 // New returns a Forwarder.
@@ -90,6 +92,8 @@ type Inbound struct {
 	// Own holds the addresses ("ip:port") the proxy listens on: inbound traffic sent to
 	// one of them, like any request sent back to LocalAddr, is a forwarding loop (loop.go).
 	Own map[string]bool
+	// Authz is the chain's authorization filters (authz.go); nil or empty: none.
+	Authz *authz.Chain
 }
 
 // infoPool recycles the per-request records (about 600 bytes each).
@@ -118,16 +122,15 @@ func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
 		return
 	}
 	x.startTelemetry() // peermeta.go, tracing.go
-	// PATH NORMALISATION goes here, before routing (and so before authorization and
-	// forwarding, which use the routed request): Istio's meshConfig.pathNormalization
-	// (NONE, BASE default, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES) as the connection
-	// manager's normalize_path, merge_slashes and path_with_escaped_slashes_action
-	// (in.HTTP). The normaliser (package pathnorm) is not wired yet: the path is routed as
-	// received (a "#fragment" is already cut by package http1).
+	// Path normalisation before anything reads the path (pathnorm.go), then
+	// authorization on the normalised request (authz.go).
+	if !x.normalizePath() || !x.authorize() {
+		return
+	}
 
 	// Decide: virtual host and route, or the router's own reply (decide.go); fault
 	// injection (fault.go).
-	if !x.route(Decide(x.in, r)) {
+	if !x.route(Decide(x.in, x.r)) { // x.r: the normalised request
 		return
 	}
 	// The cluster the route picks, and its connection pool.
@@ -208,7 +211,8 @@ type exchange struct {
 
 	abort bool // reset the downstream stream after finishing
 
-	spans spans // tracing.go: the request's spans (none when it is not traced)
+	spans         spans          // tracing.go: the request's spans (none when it is not traced)
+	authzDecision authz.Decision // authz.go: what the chain changes upstream and downstream
 }
 
 // route takes the router's decision: its own reply, or fault injection's, may end the

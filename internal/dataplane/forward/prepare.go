@@ -41,6 +41,7 @@ func (x *exchange) prepare() {
 		h.Set("X-Forwarded-Proto", requestScheme(r))
 	}
 	forwardClientCert(h, r) // peer.go: the mutual-TLS peer, else none
+	x.applyAuthz(h)         // authz.go: the JWT and the authorization server's headers
 	if edge {
 		x.cleanEdgeHeaders(h) // edge.go: no x-envoy-* header from outside the mesh goes on
 	}

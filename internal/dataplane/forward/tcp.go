@@ -43,6 +43,9 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 		metrics.Close()
 		f.observeConnection(info)
 	}()
+	if !f.authorizeConn(down, &in, info) { // authz.go: network RBAC
+		return
+	}
 	if tp == nil {
 		f.closeTCP(info, in, &Reply{Flag: streaminfo.NoRouteFound, Details: "filter_chain_not_found",
 			Explanation: "no tcp_proxy chain on listener " + in.Listener + " for " + in.OriginalDst})

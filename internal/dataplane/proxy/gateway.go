@@ -243,7 +243,7 @@ func (p *Proxy) serveChainConn(sk *socket, c net.Conn) {
 		return
 	}
 	defer conn.Close()
-	p.opts.Forwarder.ServeTCP(conn, fc.TCP, forward.Inbound{Listener: l.Name, Direction: direction(l), OriginalDst: sk.dst, Own: t.own})
+	p.opts.Forwarder.ServeTCP(conn, fc.TCP, forward.Inbound{Listener: l.Name, Direction: direction(l), OriginalDst: sk.dst, Own: t.own, Authz: t.tcpAuthz(fc)}) // authz.go
 }
 
 // handshake terminates TLS on conn with the chain's configuration. A failed handshake

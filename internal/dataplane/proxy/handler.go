@@ -51,7 +51,7 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 			p.opts.Forwarder.Serve(w, r, in)
 			return
 		}
-		in.HTTP = fc.HTTP
+		in.HTTP, in.Authz = fc.HTTP, t.httpAuthz(fc.HTTP) // authz.go
 		t, rc, name := p.chainRoutes(r, t, fc.HTTP)
 		rc = t.withoutTLS(rc, r) // tls_redirect.go: require_tls
 		in.Routes, in.RouteConfigName = t.routeTable(rc), name
@@ -76,7 +76,7 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, 
 	in := forward.Inbound{Direction: "outbound", LocalAddr: local, RemoteAddr: remote, OriginalDst: dst, Own: t.own}
 	if l := t.outboundByPort[port]; l != nil {
 		if fc := ChainFor(l, uint32(port)); fc != nil && fc.HTTP != nil {
-			in.Listener, in.HTTP = l.Name, fc.HTTP
+			in.Listener, in.HTTP, in.Authz = l.Name, fc.HTTP, t.httpAuthz(fc.HTTP) // authz.go
 			t, rc, name := p.chainRoutes(r, t, fc.HTTP)
 			in.Routes, in.RouteConfigName = t.routeTable(rc), name
 			p.opts.Forwarder.Serve(w, r, in)

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"net/netip"
 	"slices"
 	"sort"
@@ -102,6 +103,9 @@ type Proxy struct {
 
 	applyCh   atomic.Pointer[chan struct{}] // closed and replaced by each Apply (warming.go)
 	warmSince sync.Map                      // route configuration name → first request that waited for it (warming.go)
+
+	authzOnce      sync.Once       // authz.go
+	authzTransport *http.Transport // authz.go: ext_authz checks and key set fetches
 }
 
 // table is one immutable generation of configuration, read lock-free by requests.
@@ -126,6 +130,8 @@ type table struct {
 	own map[string]bool
 	// capture finds the listener of a captured connection's original destination (capture.go).
 	capture captureIndex
+	// authz holds the compiled authorization chains (authz.go).
+	authz authzChains
 }
 
 // New creates a Proxy with no configuration; nothing is bound until Apply.
@@ -245,6 +251,10 @@ func (p *Proxy) Apply(s *resource.Snapshot) error {
 	if err != nil {
 		return err
 	}
+	chains, err := p.buildAuthz(s) // authz.go: an invalid key set NACKs
+	if err != nil {
+		return err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -280,6 +290,7 @@ func (p *Proxy) Apply(s *resource.Snapshot) error {
 	p.opts.Pools.Update(s.Clusters)
 	t := buildTable(s)
 	t.tls = certs
+	t.authz = chains
 	t.own = ownAddresses(wants) // limit.go: an upstream here is this proxy (a forwarding loop)
 	p.cur.Store(t)
 	p.signalApplied() // warming.go: requests waiting for a route configuration look again
@@ -357,6 +368,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 	}
 	p.sockets = map[netip.AddrPort]*socket{}
 	p.mu.Unlock()
+	defer p.closeAuthz() // authz.go
 	for _, sk := range socks {
 		sk.close()
 	}

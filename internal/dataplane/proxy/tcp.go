@@ -19,10 +19,11 @@ func (p *Proxy) pipeTCP(sk *socket, down net.Conn) {
 	tg := sk.target.Load()
 	l := t.snap.Listeners[tg.listener]
 	var tp *resource.TCPProxy
+	in := forward.Inbound{Listener: tg.listener, Direction: direction(l), OriginalDst: sk.dst, Own: t.own}
 	if l != nil {
 		if fc := ChainFor(l, tg.chainPort); fc != nil {
-			tp = fc.TCP
+			tp, in.Authz = fc.TCP, t.tcpAuthz(fc) // authz.go
 		}
 	}
-	p.opts.Forwarder.ServeTCP(down, tp, forward.Inbound{Listener: tg.listener, Direction: direction(l), OriginalDst: sk.dst, Own: t.own})
+	p.opts.Forwarder.ServeTCP(down, tp, in)
 }

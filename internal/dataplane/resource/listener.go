@@ -86,6 +86,9 @@ type HTTPManager struct {
 	// normalize_path, merge_slashes (Istio sets normalize_path true).
 	NormalizePath bool
 	MergeSlashes  bool
+	// path_with_escaped_slashes_action and xff_num_trusted_hops (pathnorm.go).
+	EscapedSlashes    EscapedSlashesAction
+	XFFNumTrustedHops uint32
 	// Whether envoy.filters.http.fault is in http_filters (route-level faults need it).
 	FaultFilter bool
 	// Request limits: max_request_headers_kb, common_http_protocol_options.max_headers_count

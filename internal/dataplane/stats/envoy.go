@@ -85,7 +85,9 @@ var clusterStatMarkers = []string{".circuit_breakers.", ".outlier_detection.", "
 // PrometheusName converts an Envoy stat name the way Envoy's /stats/prometheus does for
 // the tags Lucid's stats carry: cluster.<cluster_name>.<stat> becomes
 // envoy_cluster_<stat> with label cluster_name; listener.<address>.<stat> becomes
-// envoy_listener_<stat> with label listener_address; any other name becomes envoy_<name>.
+// envoy_listener_<stat> with label listener_address; rbac.policy.<policy>.denied (Lucid's
+// refusals per AuthorizationPolicy rule) becomes envoy_rbac_policy_denied with label
+// policy; any other name becomes envoy_<name>.
 // Characters outside [a-zA-Z0-9_] become '_'. label is "" when there is none.
 func PrometheusName(stat string) (name, label, value string) {
 	if rest, ok := strings.CutPrefix(stat, "cluster."); ok {
@@ -97,6 +99,9 @@ func PrometheusName(stat string) (name, label, value string) {
 		if i := strings.LastIndexByte(rest, '.'); i > 0 && i < len(rest)-1 {
 			return "envoy_listener_" + sanitize(rest[i+1:]), "listener_address", rest[:i]
 		}
+	}
+	if policy, ok := strings.CutPrefix(stat, "rbac.policy."); ok && strings.HasSuffix(policy, ".denied") {
+		return "envoy_rbac_policy_denied", "policy", strings.TrimSuffix(policy, ".denied")
 	}
 	return "envoy_" + sanitize(stat), "", ""
 }

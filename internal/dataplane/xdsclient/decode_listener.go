@@ -245,6 +245,7 @@ func decodeHCM(a *anypb.Any) (*resource.HTTPManager, error) {
 		MaxHeadersCount:     h.GetCommonHttpProtocolOptions().GetMaxHeadersCount().GetValue(),
 		AcceptHTTP10:        h.GetHttpProtocolOptions().GetAcceptHttp_10(),
 	}
+	decodePathNormalization(out, &h) // decode_pathnorm.go
 	switch r := h.GetRouteSpecifier().(type) {
 	case *hcmpb.HttpConnectionManager_Rds:
 		out.RDSName = r.Rds.GetRouteConfigName()

@@ -111,7 +111,9 @@ func (e *Env) WhyGateway(r *http.Request, c Conn) *Trace {
 	}
 	switch {
 	case fc.TCP != nil:
-		e.tcpProxy(t, fc.TCP, dst)
+		if e.authorizeConn(t, fc, r) { // authz.go
+			e.tcpProxy(t, fc.TCP, dst)
+		}
 		return t
 	case fc.HTTP == nil:
 		t.Outcome = Outcome{Closed: "the chain has neither an HTTP connection manager nor a tcp_proxy"}
@@ -125,6 +127,10 @@ func (e *Env) WhyGateway(r *http.Request, c Conn) *Trace {
 		rc = cp
 	}
 	in := &forward.Inbound{HTTP: fc.HTTP, Routes: compile(rc), RouteConfigName: name, Listener: l.Name, OriginalDst: dst}
+	r, ok := e.authorizeHTTP(t, r, in) // authz.go: path normalisation, the gateway's policies
+	if !ok {
+		return t
+	}
 	e.routeRequest(t, r, in)
 	if fc.TLS == nil && t.VirtualHost != "" && requiresTLS(rc, t.VirtualHost) {
 		t.Route = "(require_tls)"

@@ -38,6 +38,12 @@ func Render(w io.Writer, t *Trace) error {
 	if t.TLS != "" {
 		line("tls", t.TLS)
 	}
+	if t.Path != "" {
+		line("path", t.Path)
+	}
+	if t.Authz != "" {
+		line("authorization", t.Authz)
+	}
 	if t.RouteConfig != "" {
 		line("route config", t.RouteConfig)
 	}

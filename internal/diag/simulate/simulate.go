@@ -30,6 +30,9 @@ type Env struct {
 	// Health holds run-time host state by cluster name and host address ("ip:port");
 	// nil when unknown.
 	Health map[string]map[string]HostState
+	// Principal is the client's mTLS identity for authorization ("cluster.local/ns/x/sa/y";
+	// "" for a plaintext client), authz.go.
+	Principal string
 }
 
 // New builds the cluster manager the proxy would build from snap.
@@ -75,6 +78,11 @@ type Trace struct {
 	Candidates      []Candidate    `json:"candidates,omitempty"`
 	Outcome         Outcome        `json:"outcome"`
 	UnmatchedDomain bool           `json:"unmatched_domain,omitempty"` // no virtual host matched the authority
+
+	// Path is the normalised path when normalisation changed it, Authz the authorization
+	// filters' decision (authz.go).
+	Path  string `json:"path,omitempty"`
+	Authz string `json:"authorization,omitempty"`
 }
 
 // RouteVerdict is one route of the virtual host and why it did or did not match.

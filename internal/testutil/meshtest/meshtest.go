@@ -72,6 +72,8 @@ type Options struct {
 	// MeshConfig is the control plane's MeshConfig YAML (the `mesh` key of Istio's
 	// ConfigMap); "" for Istio's defaults.
 	MeshConfig string
+	// AccessLog, when set, is the file every sidecar writes its access log to (TEXT).
+	AccessLog string
 }
 
 // Start writes files (name → YAML) into a fresh config directory and starts discovery,
@@ -137,8 +139,9 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 				IP: ip, Workload: w.Name, Namespace: cmp.Or(w.Namespace, "default"), Labels: w.Labels, Discovery: m.ADS,
 				AdminPort: 15000, StatusPort: 15020, LogLevel: "debug", LogOutput: m.Logs,
 				DrainDuration: 500 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: w.Router},
-				Version:  version.Get().Envoy(), // as `lucid sidecar` and `lucid gateway` report it
-				Identity: identity,              // mtls.go
+				Version:   version.Get().Envoy(), // as `lucid sidecar` and `lucid gateway` report it
+				Identity:  identity,              // mtls.go
+				AccessLog: o.AccessLog,
 			})
 			if err != nil {
 				t.Errorf("sidecar %s: %v", w.Name, err)
