@@ -226,9 +226,9 @@ func TestMeshThroughCaptureChild(t *testing.T) {
 
 	writeFile(t, filepath.Join(configDir, "sidecar.yaml"), registryOnly)
 	t.Run("REGISTRY_ONLY refuses a host in no registry, explained", func(t *testing.T) {
-		testutil.Eventually(t, 20*time.Second, "REGISTRY_ONLY in force", func() bool {
-			code, _, _ := get("http://external.example.com:9080/")
-			return code == 502
+		testutil.EventuallyWhy(t, 20*time.Second, "REGISTRY_ONLY in force", func() (bool, string) {
+			code, body, h := get("http://external.example.com:9080/")
+			return code == 502, fmt.Sprintf("%d %.100q x-lucid-error %q", code, body, h.Get("x-lucid-error"))
 		})
 		code, _, h := get("http://external.example.com:9080/")
 		want := `NR: authority "external.example.com:9080" is not a service in the registry and the outbound traffic policy is REGISTRY_ONLY (route block_all)`
@@ -285,15 +285,15 @@ func startBackends(t *testing.T, cluster int) {
 	}
 	cmd := exec.Command("nsenter", "-t", fmt.Sprint(cluster), "-n", exe, "-test.run", "^TestCaptureBackendsChild$", "-test.v")
 	cmd.Env = append(os.Environ(), netns.ChildEnv+"=TestCaptureBackendsChild")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	release, err := netns.StartTied(cmd) // killed with the test, not with a thread a uid test ends
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); release() })
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -380,13 +380,14 @@ func start(t *testing.T, cmd *exec.Cmd, log io.Writer, uid int) {
 	}
 	cmd.Env = append(cmd.Env, lucidEnv+"=1")
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // nothing left if the test dies
 	if uid != 0 {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
 	}
-	if err := cmd.Start(); err != nil {
+	release, err := netns.StartTied(cmd) // nothing left if the test dies
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(release)
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -99,11 +101,11 @@ func Sh(t *testing.T, script string) string {
 func Peer(t *testing.T) int {
 	t.Helper()
 	holder := exec.Command("unshare", "-n", "sleep", "3600")
-	holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // nothing left if the test dies
-	if err := holder.Start(); err != nil {
+	release, err := StartTied(holder) // nothing left if the test dies
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait(); release() })
 	pid := holder.Process.Pid
 	self, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
@@ -117,4 +119,31 @@ func Peer(t *testing.T) int {
 			t.Fatal("the peer network namespace was not created within 5s")
 		}
 	}
+}
+
+// StartTied starts cmd so that it is killed (SIGKILL) if the test process dies, and only
+// then. Linux sends a child's parent-death signal when the *thread* that forked it exits,
+// and Go ends threads: a goroutine that exits while locked to its thread (as a test that
+// changes one thread's uid does) takes the thread with it. So the fork runs on a thread
+// locked and kept alive until release is called (after cmd has been waited for).
+func StartTied(cmd *exec.Cmd) (release func(), err error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	started, done := make(chan error, 1), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			<-done
+		}
+	}()
+	if err := <-started; err != nil {
+		return func() {}, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }, nil
 }
