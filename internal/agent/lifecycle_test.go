@@ -229,6 +229,11 @@ func TestDrainUnderLoad(t *testing.T) {
 
 func startLifecycle(t *testing.T, o Options) (lc lifecycle, sigterm func(), quit chan struct{}, drain chan struct{}, exited chan struct{}) {
 	t.Helper()
+	// The previous test's proxy keeps its drained sockets accepting until its drain period
+	// ends (as Envoy does); this one binds the same addresses.
+	testutil.Eventually(t, 10*time.Second, "the previous test's sockets closed", func() bool {
+		return !dialable(sidecarIP+":9080") && !dialable(sidecarIP+":15001")
+	})
 	px, cleanup := handProxy(t)
 	t.Cleanup(cleanup)
 	apl := &applier{proxy: px, static: newStatic(netip.MustParseAddr(sidecarIP), 15020, 15021)}
