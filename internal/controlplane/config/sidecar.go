@@ -7,7 +7,8 @@ import (
 )
 
 // validateSidecarApplied is the Sidecar's validation now that Lucid applies it: Istio's
-// checks (validateSidecar) plus warnings for the parts Lucid accepts but does not act on yet.
+// checks (validateSidecar) plus Lucid's own warnings (not Istio's: LUC codes in analyze) for the
+// parts Lucid accepts but does not act on yet.
 func validateSidecarApplied(o *Object, v *validator) {
 	validateSidecar(o, v)
 	sc := o.Spec.(*networkingv1alpha3.Sidecar)
@@ -17,13 +18,13 @@ func validateSidecarApplied(o *Object, v *validator) {
 		}
 		p := idx("spec.ingress", i)
 		if strings.HasPrefix(in.GetDefaultEndpoint(), "unix://") {
-			v.warnf(p+".defaultEndpoint", "a unix domain socket endpoint is not applied by Lucid: the application is reached on its address")
+			v.lucidWarnf(p+".defaultEndpoint", "a unix domain socket endpoint is not applied by Lucid: the application is reached on its address")
 		}
 		if t := in.GetTls(); t != nil && len(t.GetSubjectAltNames()) == 0 && !t.GetHttpsRedirect() && t.GetCredentialName() == "" {
-			v.warnf(p+".tls", "TLS on a Sidecar ingress listener is not applied by Lucid yet; the port is served in plaintext")
+			v.lucidWarnf(p+".tls", "TLS on a Sidecar ingress listener is not applied by Lucid yet; the port is served in plaintext")
 		}
 		if in.GetBind() != "" {
-			v.warnf(p+".bind", "bind is not applied by Lucid: the port is served on the workload's address")
+			v.lucidWarnf(p+".bind", "bind is not applied by Lucid: the port is served on the workload's address")
 		}
 	}
 	for i, eg := range sc.GetEgress() {
@@ -32,13 +33,13 @@ func validateSidecarApplied(o *Object, v *validator) {
 		}
 		p := idx("spec.egress", i)
 		if eg.GetBind() != "" || eg.GetCaptureMode() != networkingv1alpha3.CaptureMode_DEFAULT {
-			v.warnf(p, "bind and captureMode are not applied by Lucid: egress is served by the sidecar's outbound proxy")
+			v.lucidWarnf(p, "bind and captureMode are not applied by Lucid: egress is served by the sidecar's outbound proxy")
 		}
 	}
 	if sc.GetInboundConnectionPool() != nil {
-		v.warnf("spec.inboundConnectionPool", "inboundConnectionPool is not applied by Lucid yet")
+		v.lucidWarnf("spec.inboundConnectionPool", "inboundConnectionPool is not applied by Lucid yet")
 	}
 	if sc.GetOutboundTrafficPolicy().GetEgressProxy() != nil {
-		v.warnf("spec.outboundTrafficPolicy.egressProxy", "egressProxy is not applied by Lucid yet: unknown destinations follow the mode")
+		v.lucidWarnf("spec.outboundTrafficPolicy.egressProxy", "egressProxy is not applied by Lucid yet: unknown destinations follow the mode")
 	}
 }
