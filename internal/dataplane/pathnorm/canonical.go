@@ -44,14 +44,25 @@ var pathChars = func() (t [256]byte) {
 // canonicalPath is Envoy's PathUtil::canonicalPath: dot segments with parameters
 // ("/..;x") stripped to plain dot segments, then the path part canonicalised; the query
 // is kept as is. ok is false for a path Envoy rejects (an escaped NUL).
+//
+// Lucid goes one step further than Envoy: a dot segment with parameters that only appears
+// once escapes are decoded ("/%2e%2e;/admin" canonicalises to "/..;/admin") is stripped and
+// canonicalised again, so that the result is stable (normalising it again changes nothing)
+// and "..;" cannot reach a backend that reads it as "..".
 func canonicalPath(path string) (string, bool) {
-	path = stripDotSegmentParameters(path)
-	p, q := splitQuery(path)
-	if isCanonical(p) {
-		return path, true
+	for range 3 {
+		path = stripDotSegmentParameters(path)
+		p, q := splitQuery(path)
+		if isCanonical(p) {
+			return path, true
+		}
+		out, ok := canonicalize(p)
+		if !ok {
+			return out + q, false
+		}
+		path = out + q
 	}
-	out, ok := canonicalize(p)
-	return out + q, ok
+	return path, true
 }
 
 // isCanonical reports, cheaply, that canonicalize would return p unchanged: it starts

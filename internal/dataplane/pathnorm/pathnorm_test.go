@@ -34,6 +34,8 @@ func TestCanonicalPathEnvoyVectors(t *testing.T) {
 		{"/xyz/.;foo=bar", "/xyz/"},
 		{"/xyz/..;foo=bar/.;v1=2,v2=3/abc", "/abc"},
 		{"/..;foo=bar/abc/.;mmm", "/abc/"},
+		{"/%2e%2e;/admin", "/admin"}, // a dot segment with parameters that decoding reveals (Lucid, not Envoy)
+		{"/%2e;", "/"},
 		{"/xyz/..;foo=bar/.;fff=zzz?blah=woops", "/?blah=woops"},
 		{"/xyz/..;foo=bar/.;fff=zzz/remain;blah-bluh?query", "/remain;blah-bluh?query"},
 		{"", "/"},
