@@ -473,6 +473,10 @@ func (c *conn) generate() bool {
 		}
 	}
 	<-c.s.sem
+	if errors.Is(err, ErrNotReady) {
+		c.log.Debug("proxy connected before the first configuration; the first push answers it")
+		return false
+	}
 	if err != nil {
 		c.log.Error("generating configuration failed; proxy keeps its last good configuration",
 			"version", c.s.currentVersion(), "error", err)

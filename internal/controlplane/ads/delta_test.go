@@ -2,7 +2,10 @@ package ads
 
 import (
 	"context"
+	"log/slog"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,5 +242,40 @@ func TestDeltaReconnectUpToDateIsSynced(t *testing.T) {
 	r := c2.next(resourcev3.EndpointType)
 	if got := deltaNames(r); !slices.Equal(got, []string{a}) {
 		t.Fatalf("after a change: %v, want %s", got, a)
+	}
+}
+
+// notReadyGen has no configuration until ready is set.
+type notReadyGen struct {
+	setGen
+	ready atomic.Bool
+}
+
+func (g *notReadyGen) Generate(n *corepb.Node) (Resources, error) {
+	if !g.ready.Load() {
+		return nil, ErrNotReady
+	}
+	return g.setGen.Generate(n)
+}
+
+// A proxy that connects before the first configuration is a normal start: nothing is
+// logged as an error, and the first push answers it.
+func TestConnectBeforeFirstConfiguration(t *testing.T) {
+	const a = "outbound|80||a"
+	g := &notReadyGen{}
+	g.set(resourcev3.ClusterType, edsCluster(a))
+	g.set(resourcev3.EndpointType, cla(a, 8001))
+	logs := &testutil.Buffer{}
+	s, addr := serve(t, g, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	c := dialDelta(t, addr, "sidecar~127.0.0.1~a.default~default.svc.cluster.local")
+	c.send(resourcev3.ClusterType, nil, nil, nil, "", "")
+	c.quiet("no configuration yet")
+	g.ready.Store(true)
+	s.Push(PushRequest{Version: "1"})
+	if got := deltaNames(c.next(resourcev3.ClusterType)); !slices.Equal(got, []string{a}) {
+		t.Fatalf("first push: %v, want %s", got, a)
+	}
+	if l := logs.String(); strings.Contains(l, "level=ERROR") || !strings.Contains(l, "before the first configuration") {
+		t.Errorf("a proxy connecting first should be logged at debug only:\n%s", l)
 	}
 }

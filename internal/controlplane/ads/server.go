@@ -43,9 +43,15 @@ import (
 // Generator produces a proxy's resources.
 type Generator interface {
 	// Generate returns every resource node should have under the newest configuration. An
-	// error keeps the node's last good resources.
+	// error keeps the node's last good resources; ErrNotReady says there is no
+	// configuration yet (a proxy that connects first is answered by the first push).
 	Generate(node *corepb.Node) (Resources, error)
 }
+
+// ErrNotReady is what a Generator returns before the first configuration is built: a
+// normal start when proxies connect before the control plane has read its sources, not an
+// error to log.
+var ErrNotReady = errors.New("no configuration built yet")
 
 // Type URLs, in the order a push sends them (Envoy's: a cluster before its endpoints,
 // both before the listeners and routes that use them).

@@ -69,7 +69,7 @@ type generator struct {
 
 func (g *generator) Generate(node *corepb.Node) (ads.Resources, error) {
 	if !g.ready.Load() {
-		return nil, errors.New("no configuration built yet")
+		return nil, ads.ErrNotReady
 	}
 	p, err := model.ParseNodeID(node.GetId())
 	if err != nil {
