@@ -112,7 +112,7 @@ func idleCloser(t testing.TB, idle time.Duration, header bool, seen *ids) string
 	return ln.Addr().String()
 }
 
-// TestKeepAliveRace is the acceptance scenario of issue 4 §1 with short timers: upstreams
+// TestKeepAliveRace is the keep-alive race of docs/scenarios.md (scenario 2) with short timers: upstreams
 // closing idle connections after 100 and 200 ms, with and without a Keep-Alive header,
 // requests at intervals straddling the timeout, no retry policy. Zero client-visible
 // errors except plain POSTs that reached the wire (503 UC saying why they were not

@@ -9,7 +9,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 )
 
-// The keep-alive race, with no retry policy configured (SCENARIOS.md 2).
+// The keep-alive race, with no retry policy configured (docs/scenarios.md, scenario 2).
 //
 // An upstream may close an idle keep-alive connection just as the proxy sends a request on
 // it. The pool discards connections it sees closed (pool/h1.go); what slips through fails

@@ -24,7 +24,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
-// The acceptance scenario of issue 5 (SCENARIOS.md 4): a watch client (HTTP/2, its own
+// Watches that must not hang (docs/scenarios.md, scenario 4): a watch client (HTTP/2, its own
 // pings off) → sidecar → two upstream "API servers" streaming watch events. Upstream A
 // becomes unreachable without any connection being closed. The watch must end within the
 // bound, the re-watch must reach B, and a quiet stream to B on the same client connection
