@@ -107,7 +107,7 @@ func TestGatewayPolicyAfterNormalisation(t *testing.T) {
 				{"//admin", mode.mergedAdmin},
 			} {
 				req := &http.Request{Method: http.MethodGet, RequestURI: c.path, Host: "httpbin.example.com", Header: http.Header{}}
-				status, header, body := rawRequest(t, scGateway+":8080", req)
+				status, header, body := rawRequest(t, dial(t, scGateway+":8080"), req)
 				if status != c.status {
 					t.Errorf("GET %s: %d %q (x-lucid-error %q), want %d", c.path, status, body, header.Get("X-Lucid-Error"), c.status)
 					continue
