@@ -89,9 +89,7 @@ func TestAuthorizationWithIdentities(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a mesh per suite")
 	}
-	keys := newKeys(t)
-	ext := startSidecarAuthzServer(t)
-	registry := sidecarRegistry(t)
+	keys, ext, registry := sidecarFixtures(t)
 	played, skipped := 0, map[string]int{}
 	for _, s := range loadSuites(t) {
 		var cases []tcase

@@ -84,9 +84,7 @@ func TestAuthorizationThroughSidecar(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a mesh per suite")
 	}
-	keys := newKeys(t)
-	ext := startSidecarAuthzServer(t)
-	registry := sidecarRegistry(t)
+	keys, ext, registry := sidecarFixtures(t)
 	played, skipped := 0, map[string]int{}
 	for _, s := range loadSuites(t) {
 		var cases []tcase
@@ -113,6 +111,13 @@ func TestAuthorizationThroughSidecar(t *testing.T) {
 	if played < 40 {
 		t.Errorf("only %d cases played through the sidecar; want at least 40", played)
 	}
+}
+
+// sidecarFixtures are what every suite's mesh shares: the JWT keys, the CUSTOM provider's
+// authorization server and the registry.
+func sidecarFixtures(t *testing.T) (*testKeys, *sidecarAuthzServer, string) {
+	t.Helper()
+	return newKeys(t), startSidecarAuthzServer(t), sidecarRegistry(t)
 }
 
 // startSuiteMesh starts the control plane with the suite's configuration (and the extra
@@ -166,7 +171,10 @@ type suiteMesh struct {
 type dialFunc func(t *testing.T, addr string) net.Conn
 
 // plainDial is a plaintext client on loopback.
-func plainDial(t *testing.T, addr string) net.Conn { return dial(t, addr) }
+func plainDial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	return dial(t, addr)
+}
 
 // playCase sends the case's request to the sidecar's inbound listener over a connection
 // dialled by dial and checks what the client sees.

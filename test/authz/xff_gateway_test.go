@@ -37,25 +37,7 @@ spec: {address: %s, labels: {istio: ingressgateway}}
 ---
 `, hops, ann, trustedHopsGateway[hops])
 	}
-	b.WriteString(`apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: foo}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8080, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: front, namespace: foo}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
-  - route:
-    - destination: {host: httpbin.foo.svc.cluster.local, port: {number: 8000}}
-`)
+	b.WriteString(frontGateway)
 	policy = strings.Replace(policy, "namespace: foo}", "namespace: istio-system}\n", 1)
 	policy = strings.Replace(policy, "spec:\n", "spec:\n  selector: {matchLabels: {istio: ingressgateway}}\n", 1)
 	return map[string]string{"registry.yaml": registry, "gateways.yaml": b.String(), "policy.yaml": policy}
