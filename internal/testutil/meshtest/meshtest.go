@@ -69,6 +69,9 @@ type Options struct {
 	MTLS string
 	// CertTTL is the workload certificates' lifetime with MTLS (default 24 h).
 	CertTTL time.Duration
+	// TrustDomain is the workloads' trust domain with MTLS; set it to MeshConfig's
+	// trustDomain when that is not cluster.local.
+	TrustDomain string
 	// MeshConfig is the control plane's MeshConfig YAML (the `mesh` key of Istio's
 	// ConfigMap); "" for Istio's defaults.
 	MeshConfig string
