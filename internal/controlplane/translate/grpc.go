@@ -2,6 +2,7 @@ package translate
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,13 +94,25 @@ func grpcListenersAndRoutes(classRoutes *Group) [2]*Group {
 				continue // allow_any, block_all
 			}
 			name := ClusterName("outbound", uint32(port), "", host)
-			routes = append(routes, &routepb.RouteConfiguration{Name: name, VirtualHosts: []*routepb.VirtualHost{vh}})
-			for _, target := range grpcTargets(vh.GetDomains(), rc.GetName()) {
+			targets := grpcTargets(vh.GetDomains(), rc.GetName())
+			routes = append(routes, &routepb.RouteConfiguration{Name: name, VirtualHosts: []*routepb.VirtualHost{grpcVirtualHost(vh, targets)}})
+			for _, target := range targets {
 				listeners = append(listeners, grpcListener(target, name))
 			}
 		}
 	}
 	return [2]*Group{newGroup(listeners), newGroup(routes)}
+}
+
+// grpcVirtualHost is a sidecar's virtual host with the domains gRPC matches: gRPC
+// ignores ignore_port_in_host_matching and matches its target "host:port", so each
+// domain comes with the port as well (as Istio's proxyless domains do). vh is shared and
+// left untouched.
+func grpcVirtualHost(vh *routepb.VirtualHost, targets []string) *routepb.VirtualHost {
+	out := &routepb.VirtualHost{}
+	proto.Merge(out, vh)
+	out.Domains = append(slices.Clone(vh.GetDomains()), targets...)
+	return out
 }
 
 // grpcClusters is g without transport sockets: gRPC refuses a cluster with
