@@ -17,8 +17,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/xds"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
@@ -87,14 +85,6 @@ func (g *grpcGen) Generate(node *corepb.Node) (ads.Resources, error) {
 		resourcev3.ClusterType:  {ads.NewPart(res.Clusters...)},
 		resourcev3.EndpointType: {ads.NewPart(res.Endpoints...)},
 	}, nil
-}
-
-func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
-		panic(err)
-	}
-	return a
 }
 
 // countingServer is a gRPC health server that counts the calls it answers.
