@@ -3,6 +3,8 @@ package proxyless
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -87,7 +89,7 @@ func startSecureDiscovery(t *testing.T, dir string) (ads, caAddr string) {
 
 // grpcAgent runs `lucid grpc-agent` for a workload until the test ends and returns its
 // bootstrap once the certificate files are written.
-func grpcAgent(t *testing.T, configDir, ads, caAddr, workload, sa, ip string) []byte {
+func grpcAgent(t *testing.T, configDir, ads, caAddr, workload, sa, ip string, extra ...string) (bootstrap []byte, dir string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), workload)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -95,8 +97,8 @@ func grpcAgent(t *testing.T, configDir, ads, caAddr, workload, sa, ip string) []
 	var errOut bytes.Buffer
 	var mu sync.Mutex
 	root.SetErr(&syncWriter{mu: &mu, w: &errOut})
-	root.SetArgs([]string{"grpc-agent", "--config-dir", configDir, "--discovery-address", ads, "--ca-address", caAddr,
-		"--workload", workload, "--service-account", sa, "--ip", ip, "--dir", out, "--refresh-interval", "1s"})
+	root.SetArgs(append([]string{"grpc-agent", "--config-dir", configDir, "--discovery-address", ads, "--ca-address", caAddr,
+		"--workload", workload, "--service-account", sa, "--ip", ip, "--dir", out, "--refresh-interval", "1s"}, extra...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 	t.Cleanup(func() {
@@ -127,7 +129,7 @@ func grpcAgent(t *testing.T, configDir, ads, caAddr, workload, sa, ip string) []
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return b, out
 }
 
 type syncWriter struct {
@@ -156,8 +158,9 @@ func TestProxylessMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	ads, caAddr := startSecureDiscovery(t, dir)
-	serverBoot := grpcAgent(t, dir, ads, caAddr, "secure-v1", "secure", "127.0.171.41")
-	clientBoot := grpcAgent(t, dir, ads, caAddr, "client", "client", "127.0.171.42")
+	// The server's certificate lives 4 s: the agent renews it at about 2 s.
+	serverBoot, serverDir := grpcAgent(t, dir, ads, caAddr, "secure-v1", "secure", "127.0.171.41", "--secret-ttl", "4s")
+	clientBoot, _ := grpcAgent(t, dir, ads, caAddr, "client", "client", "127.0.171.42")
 
 	// The server: xds.NewGRPCServer with xds credentials, recording its peers.
 	serverCreds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
@@ -216,6 +219,25 @@ func TestProxylessMutualTLS(t *testing.T) {
 		t.Fatal("the server recorded no peer")
 	}
 
+	// Rotation: once the first server certificate has expired, a new connection still
+	// succeeds, with the renewed certificate the agent wrote and gRPC reread.
+	first := leafOf(t, serverDir)
+	time.Sleep(time.Until(first.NotAfter) + 500*time.Millisecond)
+	conn2, err := grpc.NewClient("xds:///secure.default.svc.cluster.local:9090", grpc.WithTransportCredentials(clientCreds), grpc.WithResolvers(resolver))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	var server peer.Peer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(conn2).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true), grpc.Peer(&server)); err != nil {
+		t.Fatalf("RPC after the first server certificate expired: %v", err)
+	}
+	if ti, ok := server.AuthInfo.(credentials.TLSInfo); !ok || len(ti.State.PeerCertificates) == 0 || !ti.State.PeerCertificates[0].NotAfter.After(first.NotAfter) {
+		t.Errorf("after the renewal the server presented %v, want a certificate newer than the first", server.AuthInfo)
+	}
+
 	// A plaintext client (no xds credentials) is refused by the STRICT server.
 	plainResolver, err := xds.NewXDSResolverWithConfigForTesting(clientBoot)
 	if err != nil {
@@ -226,10 +248,24 @@ func TestProxylessMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_, err = healthpb.NewHealthClient(plain).Check(ctx, &healthpb.HealthCheckRequest{})
 	if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded {
 		t.Errorf("a plaintext client under STRICT: %v, want the connection refused (UNAVAILABLE)", err)
 	}
+}
+
+// leafOf is the workload certificate in an agent's directory.
+func leafOf(t *testing.T, dir string) *x509.Certificate {
+	t.Helper()
+	c, err := tls.LoadX509KeyPair(filepath.Join(dir, grpcxds.CertChainFile), filepath.Join(dir, grpcxds.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf
 }
