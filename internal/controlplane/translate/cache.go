@@ -172,7 +172,7 @@ func (c *Cache) Parts(p *model.Proxy) *Parts {
 	p = m.ResolveProxy(p)
 	cl := c.classFor(m, p)
 	if p.GRPC {
-		return c.grpcParts(cl) // grpc.go: proxyless gRPC
+		return c.grpcParts(m, p, cl) // grpc.go: proxyless gRPC
 	}
 	own := c.ownFor(m, p)
 	parts := &Parts{
