@@ -88,9 +88,13 @@ func newControlPlane(o Options) (*controlPlane, error) {
 	cp.analysis = &analyzeState{mesh: meshCfg}
 
 	push := o.Push.withDefaults(o.Debounce)
+	var expect []string
+	if o.ConfigDir != "" {
+		expect = []string{"file"} // the Kubernetes source is waited for by waitSynced
+	}
 	cp.store = store.NewWithOptions(log.With("component", "store"), store.Options{
 		DebounceAfter: push.DebounceAfter, DebounceMax: push.DebounceMax, EDSDebounce: push.EDSDebounce, EDSInterval: push.EDSInterval,
-		EndpointsOnly: model.EndpointsOnly, OnDebounce: cp.metrics.DebounceObserver(),
+		EndpointsOnly: model.EndpointsOnly, OnDebounce: cp.metrics.DebounceObserver(), Expect: expect,
 	})
 	cp.store.SetMesh(meshCfg)
 	cp.files = file.New(o.ConfigDir, log.With("component", "source"))
