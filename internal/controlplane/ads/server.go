@@ -104,10 +104,11 @@ type Server struct {
 
 	extra []extraService // more gRPC services on the xDS port (services.go); set before Serve
 
-	pushMu  sync.Mutex // serializes Push
-	version string     // the last Push's version (guarded by mu)
-	diffs   sync.Map   // [2]*set → *pairDiff, for the current push generation
-	checks  sync.Map   // consistency results per set combination (consistent.go)
+	pushMu  sync.Mutex  // serializes Push
+	version string      // the last Push's version (guarded by mu)
+	diffs   sync.Map    // [2]*set → *pairDiff, for the current push generation
+	enc     encodeCache // responses encoded once for every stream that is sent them (encoded.go)
+	checks  sync.Map    // consistency results per set combination (consistent.go)
 
 	mu      sync.Mutex // guards nodes, conns, version and every conn's shared fields
 	nodes   map[string]*nodeState
@@ -148,6 +149,7 @@ func (s *Server) Push(r PushRequest) {
 	s.table.advance()
 	s.diffs.Clear()
 	s.checks.Clear()
+	s.enc.clear() // encodings serve one push generation: memory stays bounded by it
 
 	s.mu.Lock()
 	s.version = r.Version
@@ -248,11 +250,11 @@ type services struct {
 }
 
 func (v *services) StreamAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
-	return v.s.serveStream(v.ctx, sotwStream{st}, "")
+	return v.s.serveStream(v.ctx, sotwStream{st, &v.s.enc}, "")
 }
 
 func (v *services) DeltaAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	return v.s.serveStream(v.ctx, deltaStream{st}, "")
+	return v.s.serveStream(v.ctx, deltaStream{st, &v.s.enc}, "")
 }
 
 // The per-type services serve one type per stream, in either protocol.
@@ -276,33 +278,33 @@ type (
 )
 
 func (v *listenerService) StreamListeners(st listenergrpc.ListenerDiscoveryService_StreamListenersServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.ListenerTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st, &v.svc.s.enc}, contract.ListenerTypeURL)
 }
 
 func (v *listenerService) DeltaListeners(st listenergrpc.ListenerDiscoveryService_DeltaListenersServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.ListenerTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st, &v.svc.s.enc}, contract.ListenerTypeURL)
 }
 
 func (v *routeService) StreamRoutes(st routegrpc.RouteDiscoveryService_StreamRoutesServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.RouteTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st, &v.svc.s.enc}, contract.RouteTypeURL)
 }
 
 func (v *routeService) DeltaRoutes(st routegrpc.RouteDiscoveryService_DeltaRoutesServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.RouteTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st, &v.svc.s.enc}, contract.RouteTypeURL)
 }
 
 func (v *clusterService) StreamClusters(st clustergrpc.ClusterDiscoveryService_StreamClustersServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.ClusterTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st, &v.svc.s.enc}, contract.ClusterTypeURL)
 }
 
 func (v *clusterService) DeltaClusters(st clustergrpc.ClusterDiscoveryService_DeltaClustersServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.ClusterTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st, &v.svc.s.enc}, contract.ClusterTypeURL)
 }
 
 func (v *endpointService) StreamEndpoints(st endpointgrpc.EndpointDiscoveryService_StreamEndpointsServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.EndpointTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st, &v.svc.s.enc}, contract.EndpointTypeURL)
 }
 
 func (v *endpointService) DeltaEndpoints(st endpointgrpc.EndpointDiscoveryService_DeltaEndpointsServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.EndpointTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st, &v.svc.s.enc}, contract.EndpointTypeURL)
 }
