@@ -325,6 +325,7 @@ func TestCaptureBackendsChild(t *testing.T) {
 		})}
 		go func() { _ = srv.Serve(ln) }()
 	}
+	smtpServer(t, "10.10.0.11:2525") // dns_test.go: server-first
 	fmt.Println("backends ready")
 	select {} // until the parent kills it
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lucid-mesh/lucid/internal/contract/nds"
 	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
@@ -78,12 +79,16 @@ func (g *generator) Generate(node *corepb.Node) (ads.Resources, error) {
 	p.Labels = ads.NodeLabels(node) // Kubernetes gateways: labels from node metadata
 	p.GRPC = ads.NodeGenerator(node) == "grpc"
 	parts := g.cache.Parts(p)
-	return ads.Resources{
+	res := ads.Resources{
 		resourcev3.ListenerType: asParts(parts.Listeners),
 		resourcev3.RouteType:    asParts(parts.Routes),
 		resourcev3.ClusterType:  asParts(parts.Clusters),
 		resourcev3.EndpointType: asParts(parts.Endpoints),
-	}, nil
+	}
+	if capture, alloc := ads.NodeDNS(node); capture { // the agent's DNS proxy: Istio's name table
+		res[nds.TypeURL] = []ads.Part{g.cache.NameTable(p, alloc)}
+	}
+	return res, nil
 }
 
 func asParts(gs []*translate.Group) []ads.Part {
