@@ -37,7 +37,7 @@ spec:
   resolution: STATIC
   ports: [{number: 2525, name: tcp-smtp, protocol: TCP}]
   endpoints: [{address: 10.10.0.11}]
-`
+` + sniffMeshConfig
 
 // smtpBanner is what the server-first backend says before the client says anything.
 const smtpBanner = "220 smtp.example.com ESMTP ready"
@@ -125,6 +125,7 @@ func TestDNSThroughCaptureChild(t *testing.T) {
 			t.Fatalf("curl /v3 (the empty subset): %q, want 503", out)
 		}
 	})
+	sniffingSubtests(t, sidecarLog) // sniff_test.go
 	t.Run("a TCP ServiceEntry without an address works through its auto-allocated one", func(t *testing.T) {
 		addrs, err := net.LookupHost("smtp.example.com")
 		if err != nil || len(addrs) != 1 || !strings.HasPrefix(addrs[0], "240.240.") {

@@ -314,7 +314,7 @@ func startBackends(t *testing.T, cluster int) {
 // reviews-v2 and an external host, each answering "<name> <path> from <peer ip>".
 func TestCaptureBackendsChild(t *testing.T) {
 	netns.Child(t)
-	for addr, name := range map[string]string{"10.10.0.11:9080": "reviews-v1", "10.10.0.12:9080": "reviews-v2", externalIP + ":80": "external", externalIP + ":9080": "external"} {
+	for addr, name := range map[string]string{"10.10.0.11:9080": "reviews-v1", "10.10.0.12:9080": "reviews-v2", externalIP + ":80": "external", externalIP + ":9080": "external", "10.10.0.11:8080": "web"} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -326,6 +326,7 @@ func TestCaptureBackendsChild(t *testing.T) {
 		go func() { _ = srv.Serve(ln) }()
 	}
 	smtpServer(t, "10.10.0.11:2525") // dns_test.go: server-first
+	sniffBackends(t)                 // sniff_test.go
 	fmt.Println("backends ready")
 	select {} // until the parent kills it
 }
