@@ -45,15 +45,12 @@ func BuildNameTable(m *model.Mesh, sc *model.SidecarScope, autoAllocate bool) nd
 	t := nds.Table{}
 	for _, s := range sc.Services() {
 		info := nds.Info{Registry: nds.RegistryExternal}
-		for _, a := range s.Addresses {
-			if ip, err := netip.ParseAddr(a); err == nil && !ip.IsUnspecified() { // CIDRs are not names' addresses
-				info.IPs = append(info.IPs, ip.Unmap())
-			}
-		}
-		if len(info.IPs) == 0 {
-			if ip, ok := alloc[allocKey(s)]; ok {
-				info.IPs = []netip.Addr{ip}
-			}
+		ips, loopback := addressesOf(s)
+		info.IPs = ips
+		if ip, ok := alloc[allocKey(s)]; ok && len(ips) == 0 {
+			info.IPs = []netip.Addr{ip}
+		} else if len(ips) == 0 {
+			info.IPs = loopback // what the registry says, unreachable from a pod
 		}
 		if len(info.IPs) == 0 || nds.ValidHost(s.Host) != nil {
 			continue // nothing to answer with (headless and NONE services: the upstream resolver's)
@@ -69,19 +66,44 @@ func BuildNameTable(m *model.Mesh, sc *model.SidecarScope, autoAllocate bool) nd
 	return t
 }
 
-// AutoAllocated is the address nds.AutoAllocate gives each ServiceEntry host of m that Istio
-// allocates for (no address, not a wildcard, resolution other than NONE, not a Kubernetes
-// Service), by allocKey.
+// AutoAllocated is the address nds.AutoAllocate gives each service host of m that needs one,
+// by allocKey: the ServiceEntry hosts Istio allocates for (no address, not a wildcard,
+// resolution other than NONE, not a Kubernetes Service), and, Lucid's addition, every host
+// whose only addresses are loopback ones (a Service of a cluster whose ClusterIP range is
+// on loopback, as a single-node test cluster's): a pod's loopback is its own, and the
+// capture rules never capture it, so such a name must resolve to an address that is
+// captured.
 func AutoAllocated(m *model.Mesh) map[string]netip.Addr {
 	var keys []string
 	for _, s := range m.Services() {
-		if len(s.Addresses) == 0 && !strings.HasPrefix(s.Host, "*") && s.Resolution != "NONE" &&
-			(s.Config == nil || s.Config.Kind != model.KindKubernetesService) {
-			keys = append(keys, allocKey(s))
+		ips, loopback := addressesOf(s)
+		switch {
+		case len(ips) == 0 && len(loopback) > 0:
+		case len(s.Addresses) == 0 && !strings.HasPrefix(s.Host, "*") && s.Resolution != "NONE" &&
+			(s.Config == nil || s.Config.Kind != model.KindKubernetesService):
+		default:
+			continue
 		}
+		keys = append(keys, allocKey(s))
 	}
 	slices.Sort(keys)
 	return nds.AutoAllocate(keys)
+}
+
+// addressesOf splits a service's addresses into those a name may resolve to and loopback
+// ones; CIDRs and the unspecified address are neither.
+func addressesOf(s *model.Service) (ips, loopback []netip.Addr) {
+	for _, a := range s.Addresses {
+		ip, err := netip.ParseAddr(a)
+		switch {
+		case err != nil || ip.IsUnspecified():
+		case ip.Unmap().IsLoopback():
+			loopback = append(loopback, ip.Unmap())
+		default:
+			ips = append(ips, ip.Unmap())
+		}
+	}
+	return ips, loopback
 }
 
 func allocKey(s *model.Service) string { return s.Namespace + "/" + s.Host }

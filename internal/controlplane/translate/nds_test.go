@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 
 	"github.com/lucid-mesh/lucid/internal/contract/nds"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
@@ -101,6 +102,20 @@ func TestNameTable(t *testing.T) {
 	}
 	if len(auto) != 4 {
 		t.Errorf("auto-allocated table %v, want 4 hosts", auto)
+	}
+
+	// A Service whose ClusterIP is on loopback (a single-node cluster's range) resolves to an
+	// allocated address when allocation is on: a pod's loopback is never captured.
+	lo := ratingsService()
+	lo.Spec.(*networkingv1alpha3.ServiceEntry).Addresses = []string{"127.1.0.30"}
+	mlo, _ := model.Build([]*config.Object{lo}, nil)
+	var clo Cache
+	clo.Update(mlo, model.Full)
+	if got := tableOf(t, clo.NameTable(p, false))["ratings.default.svc.cluster.local"].IPs; len(got) != 1 || got[0].String() != "127.1.0.30" {
+		t.Errorf("loopback ClusterIP without allocation: %v, want the registry's 127.1.0.30", got)
+	}
+	if got := tableOf(t, clo.NameTable(p, true))["ratings.default.svc.cluster.local"].IPs; len(got) != 1 || !strings.HasPrefix(got[0].String(), "240.240.") {
+		t.Errorf("loopback ClusterIP with allocation: %v, want an address from 240.240.0.0/16", got)
 	}
 
 	// Stable across pushes: a new mesh with another ServiceEntry keeps the addresses.
