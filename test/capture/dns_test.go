@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,24 +70,7 @@ func TestDNSThroughCaptureChild(t *testing.T) {
 		c.RedirectDNS, c.DNSServers = true, []netip.Addr{netip.MustParseAddr(clusterDNS)}
 	})
 
-	configDir := filepath.Join(dir, "config")
-	if err := os.Mkdir(configDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(configDir, "mesh.yaml"), dnsMeshConfig)
-	exe := executableFor(t, dir)
-	cpLog := &testutil.Buffer{}
-	start(t, exec.Command(exe, "discovery", "--config-dir", configDir, "--grpc-addr", "127.0.0.1:15010", "--debug-addr", "127.0.0.1:15014"), cpLog, 0)
-	sidecarLog := &testutil.Buffer{}
-	sidecar := exec.Command(exe, "sidecar", "--ip", podIP, "--workload", "productpage", "--namespace", "default",
-		"--discovery-address", "127.0.0.1:15010", "--access-log", "/dev/stdout", "--drain-duration", "1s")
-	sidecar.Env = append(os.Environ(), "ISTIO_META_INTERCEPTION_MODE=REDIRECT", "ISTIO_META_DNS_CAPTURE=true", "ISTIO_META_DNS_AUTO_ALLOCATE=true")
-	start(t, sidecar, sidecarLog, proxyUID)
-	defer func() {
-		if t.Failed() {
-			t.Logf("control plane:\n%s\nsidecar:\n%s", cpLog.String(), sidecarLog.String())
-		}
-	}()
+	_, sidecarLog := startPod(t, dir, dnsMeshConfig, "ISTIO_META_DNS_CAPTURE=true", "ISTIO_META_DNS_AUTO_ALLOCATE=true")
 	testutil.Eventually(t, 30*time.Second, "the sidecar ready on :15021", func() bool {
 		code, _, _ := get("http://" + podIP + ":15021/healthz/ready")
 		return code == 200
