@@ -35,10 +35,20 @@ spec:
   resolution: STATIC
   ports: [{number: 2525, name: tcp-smtp, protocol: TCP}]
   endpoints: [{address: 10.10.0.11}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: smtp2, namespace: default}
+spec:
+  hosts: [smtp2.example.com]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 2525, name: tcp-smtp, protocol: TCP}]
+  endpoints: [{address: 10.10.0.12}]
 ` + sniffMeshConfig
 
-// smtpBanner is what the server-first backend says before the client says anything.
-const smtpBanner = "220 smtp.example.com ESMTP ready"
+// smtpBanner is what the server-first backend host says before the client says anything.
+func smtpBanner(host string) string { return "220 " + host + " ESMTP ready" }
 
 func TestDNSThroughCaptureNetns(t *testing.T) {
 	netns.RunWithMounts(t, "TestDNSThroughCaptureChild", "iptables", "curl")
@@ -122,8 +132,8 @@ func TestDNSThroughCaptureChild(t *testing.T) {
 		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 		r := bufio.NewReader(conn)
 		banner, err := r.ReadString('\n')
-		if err != nil || strings.TrimSpace(banner) != smtpBanner {
-			t.Fatalf("banner %q (%v), want %q", banner, err, smtpBanner)
+		if err != nil || strings.TrimSpace(banner) != smtpBanner("smtp.example.com") {
+			t.Fatalf("banner %q (%v), want %q", banner, err, smtpBanner("smtp.example.com"))
 		}
 		fmt.Fprintf(conn, "EHLO pod\r\n")
 		if line, err := r.ReadString('\n'); err != nil || strings.TrimSpace(line) != "250 hello pod from "+podIP {
@@ -134,10 +144,24 @@ func TestDNSThroughCaptureChild(t *testing.T) {
 			return strings.Contains(sidecarLog.String(), "outbound|2525||smtp.example.com")
 		})
 	})
+	t.Run("two TCP ServiceEntries on one port are told apart by their addresses", func(t *testing.T) {
+		for _, host := range []string{"smtp.example.com", "smtp2.example.com"} {
+			conn, err := net.DialTimeout("tcp", host+":2525", 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			banner, err := bufio.NewReader(conn).ReadString('\n')
+			conn.Close()
+			if err != nil || strings.TrimSpace(banner) != smtpBanner(host) {
+				t.Fatalf("%s: banner %q (%v), want %q", host, banner, err, smtpBanner(host))
+			}
+		}
+	})
 }
 
 // smtpServer speaks first (its banner), then answers each line with the peer's address.
-func smtpServer(t *testing.T, addr string) {
+func smtpServer(t *testing.T, addr, host string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -151,11 +175,11 @@ func smtpServer(t *testing.T, addr string) {
 			}
 			go func() {
 				defer c.Close()
-				host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-				fmt.Fprintf(c, "%s\r\n", smtpBanner)
+				peer, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+				fmt.Fprintf(c, "%s\r\n", smtpBanner(host))
 				sc := bufio.NewScanner(c)
 				for sc.Scan() {
-					fmt.Fprintf(c, "250 hello %s from %s\r\n", strings.TrimPrefix(sc.Text(), "EHLO "), host)
+					fmt.Fprintf(c, "250 hello %s from %s\r\n", strings.TrimPrefix(sc.Text(), "EHLO "), peer)
 				}
 			}()
 		}

@@ -333,8 +333,9 @@ func TestCaptureBackendsChild(t *testing.T) {
 		})}
 		go func() { _ = srv.Serve(ln) }()
 	}
-	smtpServer(t, "10.10.0.11:2525") // dns_test.go: server-first
-	sniffBackends(t)                 // sniff_test.go
+	smtpServer(t, "10.10.0.11:2525", "smtp.example.com") // dns_test.go: server-first
+	smtpServer(t, "10.10.0.12:2525", "smtp2.example.com")
+	sniffBackends(t) // sniff_test.go
 	fmt.Println("backends ready")
 	select {} // until the parent kills it
 }
