@@ -38,6 +38,7 @@ import (
 	routegrpc "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
 
 	"github.com/lucid-mesh/lucid/internal/contract"
+	"github.com/lucid-mesh/lucid/internal/contract/nds"
 )
 
 // Generator produces a proxy's resources.
@@ -54,9 +55,10 @@ type Generator interface {
 var ErrNotReady = errors.New("no configuration built yet")
 
 // Type URLs, in the order a push sends them (Envoy's: a cluster before its endpoints,
-// both before the listeners and routes that use them).
+// both before the listeners and routes that use them), then Istio's name table for the
+// agent's DNS proxy (one unnamed resource, sent to proxies that subscribe to it).
 var xdsTypes = []string{
-	contract.ClusterTypeURL, contract.EndpointTypeURL, contract.ListenerTypeURL, contract.RouteTypeURL,
+	contract.ClusterTypeURL, contract.EndpointTypeURL, contract.ListenerTypeURL, contract.RouteTypeURL, nds.TypeURL,
 }
 
 // fullState reports whether a state-of-the-world response of typeURL must list every

@@ -20,6 +20,7 @@ import (
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
+	"github.com/lucid-mesh/lucid/internal/contract/nds"
 	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
@@ -70,12 +71,16 @@ func (g *generator) Generate(node *corepb.Node) (ads.Resources, error) {
 	p.Labels = ads.NodeLabels(node) // Kubernetes gateways: labels from node metadata
 	p.GRPC = ads.NodeGenerator(node) == "grpc"
 	parts := g.cache.Parts(p)
-	return ads.Resources{
+	res := ads.Resources{
 		resourcev3.ListenerType: asParts(parts.Listeners),
 		resourcev3.RouteType:    asParts(parts.Routes),
 		resourcev3.ClusterType:  asParts(parts.Clusters),
 		resourcev3.EndpointType: asParts(parts.Endpoints),
-	}, nil
+	}
+	if capture, alloc := ads.NodeDNS(node); capture { // the agent's DNS proxy: Istio's name table
+		res[nds.TypeURL] = []ads.Part{g.cache.NameTable(p, alloc)}
+	}
+	return res, nil
 }
 
 func asParts(gs []*translate.Group) []ads.Part {

@@ -42,6 +42,7 @@ type Cache struct {
 	classes map[string]*classEntry
 	own     map[string]*ownEntry // by proxy ID
 	grpc    grpcMemo             // grpc.go: proxyless gRPC clients' Groups
+	nds     ndsMemo              // nds.go: name tables for DNS capture
 }
 
 // Group is an immutable list of resources of one type, sorted by name, that proxies share
