@@ -37,8 +37,8 @@ const (
 	controlPlane    = "127.0.124.100"
 	gatewayIP       = "127.0.124.2"
 	gatewayAddr     = gatewayIP + ":8080"
-	curlProxy       = "http://127.0.124.19:15001" // the client workload's sidecar (127.0.10.9)
-	productpageSide = "127.0.124.11"              // productpage's sidecar (127.0.10.1)
+	curlProxy       = "http://127.0.124.19:15001" // the client workload's sidecar (the example's .10.9)
+	productpageSide = "127.0.124.11"              // productpage's sidecar (the example's .10.1)
 )
 
 // bookinfo is examples/bookinfo-lite running in this process: the control plane (which
