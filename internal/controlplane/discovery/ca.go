@@ -81,10 +81,6 @@ func startCA(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, log 
 	if err != nil {
 		return nil, err
 	}
-	rootFile := filepath.Join(co.StateDir, RootCertFile)
-	if err := os.WriteFile(rootFile, c.RootsPEM(), 0o600); err != nil {
-		return nil, fmt.Errorf("CA roots: %w", err)
-	}
 	host, _, err := net.SplitHostPort(co.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("--ca-addr %q: %w", co.Addr, err)
@@ -100,6 +96,12 @@ func startCA(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, log 
 	lis, err := net.Listen("tcp", co.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("CA listener: %w", err)
+	}
+	// The roots are written once the port is bound: whoever sees the file can reach the CA.
+	rootFile := filepath.Join(co.StateDir, RootCertFile)
+	if err := os.WriteFile(rootFile, c.RootsPEM(), 0o600); err != nil {
+		_ = lis.Close()
+		return nil, fmt.Errorf("CA roots: %w", err)
 	}
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(c.ServerTLSConfig(r))))
 	ca.NewService(c, log, ca.ClientCerts{TrustDomain: td}, ca.NewLocalTokens(co.TokensFile, td)).Register(srv)
