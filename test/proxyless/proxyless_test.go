@@ -176,4 +176,22 @@ func TestProxylessGRPCExample(t *testing.T) {
 		t.Errorf("lucid proxy-status does not list the gRPC clients as synced:\n%s", out.String())
 	}
 	t.Logf("lucid proxy-status:\n%s", out.String())
+
+	// One client: no admin API to diff against, so the control plane's record of what
+	// the client acknowledged, per type.
+	out.Reset()
+	errOut.Reset()
+	root = cli.NewRoot()
+	root.SetArgs([]string{"proxy-status", "echo-client", "--discovery-debug", debug})
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("lucid proxy-status echo-client: %v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"proxyless gRPC client", "cannot be read back", "Listeners  SYNCED: version", "Routes     SYNCED", "Clusters   SYNCED", "Endpoints  SYNCED"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("lucid proxy-status echo-client lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Logf("lucid proxy-status echo-client:\n%s", out.String())
 }
