@@ -61,13 +61,19 @@ func echoServer(t *testing.T, addr string) *atomic.Int64 {
 // returns its ADS and debug addresses.
 func startDiscovery(t *testing.T) (ads, debug string) {
 	t.Helper()
+	return startDiscoveryOn(t, example, "127.0.171.20:0", "127.0.171.20:15014")
+}
+
+// startDiscoveryOn runs `lucid discovery --config-dir dir` in process with ADS on adsAddr
+// and the debug port on debug ("": none) and returns the ADS address.
+func startDiscoveryOn(t *testing.T, dir, adsAddr, debug string) (ads, debugAddr string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	debug = "127.0.171.20:15014"
 	go func() {
 		done <- discovery.Run(ctx, discovery.Options{
-			ConfigDir: example, GRPCAddr: "127.0.171.20:0", DebugAddr: debug,
+			ConfigDir: dir, GRPCAddr: adsAddr, DebugAddr: debug,
 			Logger: slog.New(slog.DiscardHandler), Ready: func(a string) { ready <- a },
 		})
 	}()
