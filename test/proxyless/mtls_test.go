@@ -30,34 +30,6 @@ import (
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 )
 
-// secureMesh: the secure service's one proxyless server (a WorkloadEntry) under a STRICT
-// PeerAuthentication for the namespace.
-const secureMesh = `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: secure, namespace: default}
-spec:
-  hosts: [secure.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9090, name: grpc, protocol: GRPC}]
-  workloadSelector: {labels: {app: secure}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: secure-v1, namespace: default}
-spec:
-  address: 127.0.171.41
-  labels: {app: secure}
-  serviceAccount: secure
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: default}
-spec:
-  mtls: {mode: STRICT}
-`
-
 // startSecureDiscovery runs `lucid discovery` with its CA on the mesh in dir.
 func startSecureDiscovery(t *testing.T, dir string) (ads, caAddr string) {
 	t.Helper()
@@ -154,7 +126,13 @@ func TestProxylessMutualTLS(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "mesh.yaml"), []byte(secureMesh), 0o600); err != nil {
+	// The example's secure service (its STRICT PeerAuthentication included), in a
+	// directory of its own: the CA keeps its state beside the config directory.
+	secure, err := os.ReadFile(example + "/secure.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secure.yaml"), secure, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ads, caAddr := startSecureDiscovery(t, dir)
