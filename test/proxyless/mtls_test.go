@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,37 +25,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/agent/grpcxds"
 	"github.com/lucid-mesh/lucid/internal/cli"
-	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 )
-
-// startSecureDiscovery runs `lucid discovery` with its CA on the mesh in dir.
-func startSecureDiscovery(t *testing.T, dir string) (ads, caAddr string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	caAddr = "127.0.171.40:15012"
-	go func() {
-		done <- discovery.Run(ctx, discovery.Options{
-			ConfigDir: dir, GRPCAddr: "127.0.171.40:0", CA: discovery.CAOptions{Addr: caAddr},
-			Logger: slog.New(slog.DiscardHandler), Ready: func(a string) { ready <- a },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("discovery: %v", err)
-		}
-	})
-	select {
-	case ads = <-ready:
-	case err := <-done:
-		t.Fatalf("discovery: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("discovery did not publish a configuration within 10s")
-	}
-	return ads, caAddr
-}
 
 // grpcAgent runs `lucid grpc-agent` for a workload until the test ends and returns its
 // bootstrap once the certificate files are written.
@@ -135,7 +103,8 @@ func TestProxylessMutualTLS(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "secure.yaml"), secure, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ads, caAddr := startSecureDiscovery(t, dir)
+	const caAddr = "127.0.171.40:15012"
+	ads, _ := startDiscoveryOn(t, dir, "127.0.171.40:0", "", caAddr)
 	// The server's certificate lives 4 s: the agent renews it at about 2 s.
 	serverBoot, serverDir := grpcAgent(t, dir, ads, caAddr, "secure-v1", "secure", "127.0.171.41", "--secret-ttl", "4s")
 	clientBoot, _ := grpcAgent(t, dir, ads, caAddr, "client", "client", "127.0.171.42")

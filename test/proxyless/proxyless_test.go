@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -42,38 +40,27 @@ const example = "../../examples/grpc-proxyless"
 // counts the calls it answers.
 func echoServer(t *testing.T, addr string) *atomic.Int64 {
 	t.Helper()
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("echo server %s: %v", addr, err)
-	}
-	calls := &atomic.Int64{}
-	gs := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		calls.Add(1)
-		return h(ctx, req)
-	}))
-	healthpb.RegisterHealthServer(gs, health.NewServer())
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	return calls
+	return behaving(t, addr, fine)
 }
 
 // startDiscovery runs `lucid discovery --config-dir examples/grpc-proxyless` in process and
 // returns its ADS and debug addresses.
 func startDiscovery(t *testing.T) (ads, debug string) {
 	t.Helper()
-	return startDiscoveryOn(t, example, "127.0.171.20:0", "127.0.171.20:15014")
+	return startDiscoveryOn(t, example, "127.0.171.20:0", "127.0.171.20:15014", "")
 }
 
-// startDiscoveryOn runs `lucid discovery --config-dir dir` in process with ADS on adsAddr
-// and the debug port on debug ("": none) and returns the ADS address.
-func startDiscoveryOn(t *testing.T, dir, adsAddr, debug string) (ads, debugAddr string) {
+// startDiscoveryOn runs `lucid discovery --config-dir dir` in process with ADS on adsAddr,
+// the debug port on debug ("": none) and the CA on caAddr ("": none) and returns the ADS
+// address.
+func startDiscoveryOn(t *testing.T, dir, adsAddr, debug, caAddr string) (ads, debugAddr string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- discovery.Run(ctx, discovery.Options{
-			ConfigDir: dir, GRPCAddr: adsAddr, DebugAddr: debug,
+			ConfigDir: dir, GRPCAddr: adsAddr, DebugAddr: debug, CA: discovery.CAOptions{Addr: caAddr},
 			Logger: slog.New(slog.DiscardHandler), Ready: func(a string) { ready <- a },
 		})
 	}()

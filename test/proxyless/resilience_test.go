@@ -2,14 +2,13 @@ package proxyless
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"net"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -146,7 +145,7 @@ func startMesh(t *testing.T, yaml string) (ads string) {
 	if err := os.WriteFile(filepath.Join(dir, "mesh.yaml"), []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ads, _ = startDiscoveryOn(t, dir, "127.0.171.50:0", "")
+	ads, _ = startDiscoveryOn(t, dir, "127.0.171.50:0", "", "")
 	return ads
 }
 
