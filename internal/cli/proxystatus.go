@@ -31,7 +31,9 @@ version it holds. Columns are Istio 1.26's (NAME CLUSTER CDS LDS EDS RDS ISTIOD 
 without ECDS, with DISCOVERY for ISTIOD and the configuration version for VERSION.
 
 With a workload: compares what the control plane would send it (/debug/config_dump) with
-what its sidecar applied (admin /config_dump), per type: "Clusters Match", or a unified diff.`,
+what its sidecar applied (admin /config_dump), per type: "Clusters Match", or a unified diff.
+A proxyless gRPC client has no admin API: for it, the control plane's record of what it
+sent and the client acknowledged, per type.`,
 		Example: `  lucid proxy-status
   lucid proxy-status curl`,
 		Args: cobra.MaximumNArgs(1),
@@ -50,6 +52,13 @@ what its sidecar applied (admin /config_dump), per type: "Clusters Match", or a 
 			p, err := inspect.FindProxy(st, args[0])
 			if err != nil {
 				return err
+			}
+			if s := statusOf(st, p.ID); s != nil && syncview.IsProxyless(*s) { // no admin API to diff against
+				if err := syncview.Table(out, []contract.ProxyStatus{*s}, t.debug, now()); err != nil {
+					return err
+				}
+				fmt.Fprintln(out)
+				return syncview.Proxyless(out, *s, p.Name(), now())
 			}
 			admin := cmp.Or(t.admin, p.Admin) // where the proxy said its admin API is
 			if admin == "" {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,65 +25,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/agent/grpcxds"
 	"github.com/lucid-mesh/lucid/internal/cli"
-	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 )
-
-// secureMesh: the secure service's one proxyless server (a WorkloadEntry) under a STRICT
-// PeerAuthentication for the namespace.
-const secureMesh = `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: secure, namespace: default}
-spec:
-  hosts: [secure.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9090, name: grpc, protocol: GRPC}]
-  workloadSelector: {labels: {app: secure}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: secure-v1, namespace: default}
-spec:
-  address: 127.0.171.41
-  labels: {app: secure}
-  serviceAccount: secure
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: default}
-spec:
-  mtls: {mode: STRICT}
-`
-
-// startSecureDiscovery runs `lucid discovery` with its CA on the mesh in dir.
-func startSecureDiscovery(t *testing.T, dir string) (ads, caAddr string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	caAddr = "127.0.171.40:15012"
-	go func() {
-		done <- discovery.Run(ctx, discovery.Options{
-			ConfigDir: dir, GRPCAddr: "127.0.171.40:0", CA: discovery.CAOptions{Addr: caAddr},
-			Logger: slog.New(slog.DiscardHandler), Ready: func(a string) { ready <- a },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("discovery: %v", err)
-		}
-	})
-	select {
-	case ads = <-ready:
-	case err := <-done:
-		t.Fatalf("discovery: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("discovery did not publish a configuration within 10s")
-	}
-	return ads, caAddr
-}
 
 // grpcAgent runs `lucid grpc-agent` for a workload until the test ends and returns its
 // bootstrap once the certificate files are written.
@@ -154,10 +94,17 @@ func TestProxylessMutualTLS(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "mesh.yaml"), []byte(secureMesh), 0o600); err != nil {
+	// The example's secure service (its STRICT PeerAuthentication included), in a
+	// directory of its own: the CA keeps its state beside the config directory.
+	secure, err := os.ReadFile(example + "/secure.yaml")
+	if err != nil {
 		t.Fatal(err)
 	}
-	ads, caAddr := startSecureDiscovery(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, "secure.yaml"), secure, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const caAddr = "127.0.171.40:15012"
+	ads, _ := startDiscoveryOn(t, dir, "127.0.171.40:0", "", caAddr)
 	// The server's certificate lives 4 s: the agent renews it at about 2 s.
 	serverBoot, serverDir := grpcAgent(t, dir, ads, caAddr, "secure-v1", "secure", "127.0.171.41", "--secret-ttl", "4s")
 	clientBoot, _ := grpcAgent(t, dir, ads, caAddr, "client", "client", "127.0.171.42")

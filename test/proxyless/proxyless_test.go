@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -42,32 +40,27 @@ const example = "../../examples/grpc-proxyless"
 // counts the calls it answers.
 func echoServer(t *testing.T, addr string) *atomic.Int64 {
 	t.Helper()
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("echo server %s: %v", addr, err)
-	}
-	calls := &atomic.Int64{}
-	gs := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		calls.Add(1)
-		return h(ctx, req)
-	}))
-	healthpb.RegisterHealthServer(gs, health.NewServer())
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	return calls
+	return behaving(t, addr, fine)
 }
 
 // startDiscovery runs `lucid discovery --config-dir examples/grpc-proxyless` in process and
 // returns its ADS and debug addresses.
 func startDiscovery(t *testing.T) (ads, debug string) {
 	t.Helper()
+	return startDiscoveryOn(t, example, "127.0.171.20:0", "127.0.171.20:15014", "")
+}
+
+// startDiscoveryOn runs `lucid discovery --config-dir dir` in process with ADS on adsAddr,
+// the debug port on debug ("": none) and the CA on caAddr ("": none) and returns the ADS
+// address.
+func startDiscoveryOn(t *testing.T, dir, adsAddr, debug, caAddr string) (ads, debugAddr string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	debug = "127.0.171.20:15014"
 	go func() {
 		done <- discovery.Run(ctx, discovery.Options{
-			ConfigDir: example, GRPCAddr: "127.0.171.20:0", DebugAddr: debug,
+			ConfigDir: dir, GRPCAddr: adsAddr, DebugAddr: debug, CA: discovery.CAOptions{Addr: caAddr},
 			Logger: slog.New(slog.DiscardHandler), Ready: func(a string) { ready <- a },
 		})
 	}()
@@ -176,4 +169,22 @@ func TestProxylessGRPCExample(t *testing.T) {
 		t.Errorf("lucid proxy-status does not list the gRPC clients as synced:\n%s", out.String())
 	}
 	t.Logf("lucid proxy-status:\n%s", out.String())
+
+	// One client: no admin API to diff against, so the control plane's record of what
+	// the client acknowledged, per type.
+	out.Reset()
+	errOut.Reset()
+	root = cli.NewRoot()
+	root.SetArgs([]string{"proxy-status", "echo-client", "--discovery-debug", debug})
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("lucid proxy-status echo-client: %v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"proxyless gRPC client", "cannot be read back", "Listeners  SYNCED: version", "Routes     SYNCED", "Clusters   SYNCED", "Endpoints  SYNCED"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("lucid proxy-status echo-client lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Logf("lucid proxy-status echo-client:\n%s", out.String())
 }

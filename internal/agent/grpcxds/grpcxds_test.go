@@ -21,7 +21,7 @@ import (
 // GENERATOR grpc, carries Istio's server listener template and, with a certificate
 // directory, the file_watcher provider "default" over the three files.
 func TestBootstrap(t *testing.T) {
-	o := BootstrapOptions{Discovery: "127.0.0.1:15010", Workload: "echo-v1", Namespace: "default", IP: netip.MustParseAddr("127.0.171.21"), CertDir: "/certs"}
+	o := BootstrapOptions{Discovery: "127.0.0.1:15010", Workload: "echo-v1", Namespace: "default", IP: netip.MustParseAddr("10.1.2.3"), CertDir: "/certs"}
 	b, err := Bootstrap(o)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func TestBootstrap(t *testing.T) {
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Node.ID != "sidecar~127.0.171.21~echo-v1.default~default.svc.cluster.local" || got.Node.Metadata["GENERATOR"] != "grpc" {
+	if got.Node.ID != "sidecar~10.1.2.3~echo-v1.default~default.svc.cluster.local" || got.Node.Metadata["GENERATOR"] != "grpc" {
 		t.Errorf("node %+v", got.Node)
 	}
 	if got.Template != "xds.istio.io/grpc/lds/inbound/%s" {

@@ -2,7 +2,6 @@ package translate
 
 import (
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,19 +112,26 @@ func grpcListenersAndRoutes(classRoutes *Group) [2]*Group {
 	return [2]*Group{newGroup(listeners), newGroup(routes)}
 }
 
-// grpcVirtualHost is a sidecar's virtual host with the domains gRPC matches: gRPC
-// ignores ignore_port_in_host_matching and matches its target "host:port", so each
-// domain comes with the port as well (as Istio's proxyless domains do). vh is shared and
-// left untouched.
+// grpcVirtualHost is a sidecar's virtual host in the form gRPC reads: gRPC ignores
+// ignore_port_in_host_matching and matches its target "host:port", so each domain comes
+// with the port as well (as Istio's proxyless domains do); and it takes a route's
+// timeout from max_stream_duration only (Istio sets that for proxyless clients instead
+// of the deprecated max_grpc_timeout). vh is shared and left untouched.
 func grpcVirtualHost(vh *routepb.VirtualHost, targets []string) *routepb.VirtualHost {
-	out := &routepb.VirtualHost{}
-	proto.Merge(out, vh)
-	out.Domains = append(slices.Clone(vh.GetDomains()), targets...)
+	out := proto.Clone(vh).(*routepb.VirtualHost)
+	out.Domains = append(out.Domains, targets...)
+	for _, r := range out.GetRoutes() {
+		if a := r.GetRoute(); a != nil {
+			a.MaxGrpcTimeout = nil //nolint:staticcheck // the deprecated field gRPC does not read
+			a.MaxStreamDuration = &routepb.RouteAction_MaxStreamDuration{MaxStreamDuration: a.GetTimeout()}
+		}
+	}
 	return out
 }
 
-// grpcClusters is g in the form gRPC accepts: no transport_socket_matches, mutual TLS
-// from certificate providers (grpcClusterTLS). g itself when no cluster changes.
+// grpcClusters is g in the form gRPC accepts and applies: no transport_socket_matches,
+// mutual TLS from certificate providers (grpcClusterTLS), outlier detection by failure
+// percentage (grpcOutlier). g itself when no cluster changes.
 func grpcClusters(g, endpoints *Group) *Group {
 	var out []proto.Message
 	mutual := allEndpointsMutual(endpoints)
@@ -133,7 +139,7 @@ func grpcClusters(g, endpoints *Group) *Group {
 		c, ok := m.(*clusterpb.Cluster)
 		var gc *clusterpb.Cluster
 		if ok {
-			gc = grpcClusterTLS(c, mutual)
+			gc = grpcOutlier(grpcClusterTLS(c, mutual), c) // grpc_tls.go, grpc_outlier.go
 		}
 		if !ok || gc == c {
 			if out != nil {

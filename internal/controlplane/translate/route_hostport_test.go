@@ -50,6 +50,12 @@ func TestSidecarRoutesIgnorePortInHostMatching(t *testing.T) {
 		if d := rc.GetVirtualHosts()[0].GetDomains(); !slices.Contains(d, "reviews:9080") || !slices.Contains(d, "reviews.default.svc.cluster.local:9080") {
 			t.Errorf("gRPC's reviews domains %v lack the host:port targets", d)
 		}
+		// gRPC reads a route's timeout from max_stream_duration only.
+		for _, r := range rc.GetVirtualHosts()[0].GetRoutes() {
+			if a := r.GetRoute(); a != nil && (a.GetMaxStreamDuration().GetMaxStreamDuration() == nil || a.GetMaxGrpcTimeout() != nil) { //nolint:staticcheck // checking it is gone
+				t.Errorf("gRPC route %q: max_stream_duration %v, max_grpc_timeout %v", r.GetName(), a.GetMaxStreamDuration(), a.GetMaxGrpcTimeout()) //nolint:staticcheck // as above
+			}
+		}
 		return
 	}
 	t.Error("the gRPC client has no route configuration for reviews")
