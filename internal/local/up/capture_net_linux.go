@@ -1,0 +1,183 @@
+package up
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// The pods' network: one bridge `lucid up --capture` creates in the namespace it runs in
+// (CaptureBridge, the first address of the pod range), and per pod a veth pair whose host
+// end (lucidv<N>) is a port of the bridge and whose other end is the pod's eth0, with the
+// pod's address and a default route to the bridge. Pods talk to each other across the
+// bridge (layer 2: the host forwards nothing) and to the control plane on the bridge's
+// address. Nothing else of the host's network is touched; everything is named lucid*,
+// so leftovers of a crashed run are found and removed (cleanLinks).
+
+// CaptureBridge is the bridge's name; pod veths are CaptureVethPrefix<N>.
+const (
+	CaptureBridge     = "lucidbr0"
+	CaptureVethPrefix = "lucidv"
+)
+
+// createBridge creates the bridge with addr (the pod range's gateway) and brings it up.
+func createBridge(addr netip.Prefix) (netlink.Link, error) {
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: CaptureBridge}}
+	if err := netlink.LinkAdd(br); err != nil {
+		return nil, fmt.Errorf("ip link add %s type bridge: %w", CaptureBridge, err)
+	}
+	link, err := netlink.LinkByName(CaptureBridge)
+	if err == nil {
+		err = netlink.AddrAdd(link, &netlink.Addr{IPNet: ipNet(addr)})
+	}
+	if err == nil {
+		err = netlink.LinkSetUp(link)
+	}
+	if err != nil {
+		_ = netlink.LinkDel(br)
+		return nil, fmt.Errorf("setting up bridge %s with %s: %w", CaptureBridge, addr, err)
+	}
+	return link, nil
+}
+
+// connectPod creates the veth pair of pod n (holder's network namespace): the host end on
+// the bridge, eth0 in the pod with addr and a default route via gw.
+func connectPod(bridge netlink.Link, n, holder int, addr netip.Prefix, gw netip.Addr) error {
+	host := fmt.Sprintf("%s%d", CaptureVethPrefix, n)
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: host, MasterIndex: bridge.Attrs().Index},
+		PeerName:      fmt.Sprintf("lucidp%d", n),
+		PeerNamespace: netlink.NsPid(holder),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("ip link add %s type veth: %w", host, err)
+	}
+	if l, err := netlink.LinkByName(host); err != nil {
+		return err
+	} else if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("ip link set %s up: %w", host, err)
+	}
+	ns, err := netns.GetFromPid(holder)
+	if err != nil {
+		return fmt.Errorf("the pod's network namespace: %w", err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in the pod: %w", err)
+	}
+	defer h.Close()
+	eth, err := h.LinkByName(veth.PeerName)
+	if err == nil {
+		err = h.LinkSetName(eth, "eth0")
+	}
+	if err == nil {
+		err = h.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(addr)})
+	}
+	if err == nil {
+		err = h.LinkSetUp(eth)
+	}
+	if err == nil {
+		err = h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw.AsSlice()})
+	}
+	if err != nil {
+		return fmt.Errorf("setting up the pod's eth0 (%s, default via %s): %w", addr, gw, err)
+	}
+	return nil
+}
+
+// cleanLinks deletes the bridge and pod veths a previous run left (a veth whose pod is
+// gone has already vanished with it). It returns the names removed.
+func cleanLinks() ([]string, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("listing network links: %w", err)
+	}
+	var removed []string
+	for _, l := range links {
+		name, typ := l.Attrs().Name, l.Type()
+		if !(name == CaptureBridge && typ == "bridge") && !(strings.HasPrefix(name, CaptureVethPrefix) && typ == "veth") {
+			continue
+		}
+		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+			return removed, fmt.Errorf("removing %s left by an earlier lucid up --capture: %w", name, err)
+		}
+		removed = append(removed, name)
+	}
+	return removed, nil
+}
+
+// checkRangeFree fails when the pod range overlaps an address or route the host has
+// already (the pods would shadow a real network).
+func checkRangeFree(r netip.Prefix) error {
+	routes, err := netlink.RouteList(nil, unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("listing routes: %w", err)
+	}
+	for _, rt := range routes {
+		if rt.Dst == nil {
+			continue // the default route: the pod range is more specific and wins
+		}
+		p, ok := prefixOf(rt.Dst)
+		if ok && p.Overlaps(r) {
+			dev := ""
+			if l, err := netlink.LinkByIndex(rt.LinkIndex); err == nil {
+				dev = " dev " + l.Attrs().Name
+			}
+			return fmt.Errorf("the pod range %s overlaps the route %s%s on this machine: pick another range with --capture-range", r, p, dev)
+		}
+	}
+	return nil
+}
+
+// dialInPod connects to addr from inside the network namespace of holder (the socket is
+// created there; the thread returns to its own namespace before it is released).
+func dialInPod(holder int, addr string) (net.Conn, error) {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	defer orig.Close()
+	target, err := netns.GetFromPid(holder)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	conn, dialErr := net.Dial("tcp", addr)
+	if err := netns.Set(orig); err != nil {
+		// The thread is in the wrong namespace: leave it locked, Go ends it with the goroutine.
+		if conn != nil {
+			_ = conn.Close()
+		}
+		return nil, fmt.Errorf("returning from the pod's namespace: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return conn, dialErr
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones).Masked(), true
+}
