@@ -116,7 +116,7 @@ func newPodRunCmd() *cobra.Command {
 		Args:   cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if src, dst, ok := strings.Cut(copyFile, ":"); ok {
-				b, err := os.ReadFile(src) //nolint:gosec // lucid up's own state file
+				b, err := os.ReadFile(src)
 				if err != nil {
 					return err
 				}

@@ -156,13 +156,13 @@ func startCapture(ctx context.Context, p *Plan, opts Options, out *Output) (_ *c
 func (cm *captureMesh) startPod(p *Plan, w Workload, ip, gw netip.Addr, bits int, exe string) (*pod, error) {
 	pd := &pod{w: w, key: podKey(w.Name, w.Namespace), ip: ip}
 	pd.dir = filepath.Join(cm.run, "pods", pd.key)
-	if err := os.MkdirAll(pd.dir, 0o755); err != nil {
+	if err := os.MkdirAll(pd.dir, 0o711); err != nil { //nolint:gosec // G301: the sidecar's uid opens its root-cert.pem here
 		return nil, err
 	}
 	hosts, resolv := podNameService(p, w, ip)
 	hostsFile, resolvFile := filepath.Join(pd.dir, "hosts"), filepath.Join(pd.dir, "resolv.conf")
 	for f, body := range map[string]string{hostsFile: hosts, resolvFile: resolv} {
-		if err := os.WriteFile(f, []byte(body), 0o644); err != nil { //nolint:gosec // G306: every uid in the pod reads them, as /etc's
+		if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -175,7 +175,7 @@ func (cm *captureMesh) startPod(p *Plan, w Workload, ip, gw netip.Addr, bits int
 	if err := connectPod(cm.bridge, len(cm.pods)-1, pd.pid(), netip.PrefixFrom(ip, bits), gw); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(pd.dir, "holder.pid"), []byte(strconv.Itoa(pd.pid())+"\n"), 0o644); err != nil { //nolint:gosec // G306: read by lucid exec
+	if err := os.WriteFile(filepath.Join(pd.dir, "holder.pid"), []byte(strconv.Itoa(pd.pid())+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	// istio-init: the same command and flags the injector gives it.
@@ -302,7 +302,7 @@ func (cm *captureMesh) close() {
 // takeLock refuses a second `up --capture` while one runs (it would remove the first's
 // bridge as a leftover).
 func (cm *captureMesh) takeLock() error {
-	if err := os.MkdirAll(cm.run, 0o755); err != nil {
+	if err := os.MkdirAll(cm.run, 0o711); err != nil { //nolint:gosec // G301: the sidecars' uid passes through to their pod's files
 		return fmt.Errorf("lucid up --capture: %w", err)
 	}
 	lock := filepath.Join(cm.run, "up.pid")
@@ -313,7 +313,7 @@ func (cm *captureMesh) takeLock() error {
 			}
 		}
 	}
-	if err := os.WriteFile(lock, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil { //nolint:gosec // G306: a pid
+	if err := os.WriteFile(lock, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return err
 	}
 	cm.lock = lock

@@ -103,7 +103,8 @@ func cleanLinks() ([]string, error) {
 	var removed []string
 	for _, l := range links {
 		name, typ := l.Attrs().Name, l.Type()
-		if !(name == CaptureBridge && typ == "bridge") && !(strings.HasPrefix(name, CaptureVethPrefix) && typ == "veth") {
+		ours := (name == CaptureBridge && typ == "bridge") || (strings.HasPrefix(name, CaptureVethPrefix) && typ == "veth")
+		if !ours {
 			continue
 		}
 		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
