@@ -41,7 +41,8 @@ func newExecCmd() *cobra.Command {
 		Long: `Run any unmodified program inside the pod of a workload that lucid up --capture runs: in the
 pod's network namespace (its connections are captured to the workload's sidecar, as an app's
 in a Kubernetes pod) and with the pod's /etc/hosts and /etc/resolv.conf, as a uid other than the
-sidecar's 1337 (default: the user sudo was run by, else nobody). WORKLOAD is the
+sidecar's 1337 (default: the user sudo was run by, else nobody; --uid 1337 runs beside the
+sidecar, uncaptured). WORKLOAD is the
 WorkloadEntry's name (name.namespace outside the default namespace). Needs root, as lucid up
 --capture does. The command's exit status is lucid exec's.`,
 		Example: `  sudo lucid exec curl -- curl -s http://reviews:9080/
@@ -59,7 +60,7 @@ WorkloadEntry's name (name.namespace outside the default namespace). Needs root,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if uid == up.ProxyUID {
-				return fmt.Errorf("exec --uid %d: that is the sidecar's uid, whose traffic the pod's rules never capture; pick another", up.ProxyUID)
+				_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "lucid exec: uid %d is the sidecar's: the pod's rules do not capture this command's connections\n", up.ProxyUID)
 			}
 			if !cmd.Flags().Changed("uid") {
 				uid = defaultExecUID()
