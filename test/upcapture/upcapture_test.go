@@ -291,3 +291,20 @@ func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+func TestExecSaysWhatIsWrong(t *testing.T) {
+	t.Setenv("LUCID_RUN_DIR", t.TempDir())
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec", "curl", "--", "true"}, "no pod \"curl\": is `lucid up --capture` running?"},
+		{[]string{"exec", "curl", "true"}, "exec: give the command after --: lucid exec curl -- curl http://reviews:9080/"},
+		{[]string{"exec"}, "exec needs a workload and a command"},
+	} {
+		out, err := lucid(t, tc.args...)
+		if exitCode(err) != 1 || !strings.Contains(out, tc.want) {
+			t.Errorf("lucid %s: exit %d, %q; want exit 1 and %q", strings.Join(tc.args, " "), exitCode(err), out, tc.want)
+		}
+	}
+}
