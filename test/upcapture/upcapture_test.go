@@ -1,6 +1,7 @@
 // Package upcapture tests `lucid up --capture` end to end: examples/bookinfo-lite with every
 // workload in a pod of its own, inside a private network (and mount) namespace created for
-// the test, reached with `lucid exec` and unmodified clients (curl, Go's net/http).
+// the test, reached with `lucid exec` and unmodified clients (curl, Go's net/http); ratings
+// keeps an address of its own outside the pod range.
 package upcapture
 
 import (
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +42,9 @@ func TestUpCaptureNetns(t *testing.T) {
 	netns.RunWithMounts(t, "TestUpCaptureChild", "iptables", "iptables-restore", "iptables-save", "curl", "env", "getent")
 }
 
+// ratingsIP is ratings' own address in the test (outside the pod range).
+const ratingsIP = "192.168.77.5"
+
 // mesh is one running `lucid up --capture`.
 type mesh struct {
 	cmd     *exec.Cmd
@@ -58,6 +63,16 @@ func TestUpCaptureChild(t *testing.T) {
 	}
 	cfg := filepath.Join(dir, "bookinfo-lite")
 	netns.Sh(t, "cp -r ../../examples/bookinfo-lite "+cfg+" && rm -rf "+cfg+"/certs")
+	// ratings keeps an address of its own, as a WorkloadEntry of a VM would have.
+	ratings := filepath.Join(cfg, "ratings.yaml")
+	b, err := os.ReadFile(ratings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = regexp.MustCompile(`(?m)^  address: .*$`).ReplaceAll(b, []byte("  address: "+ratingsIP))
+	if err := os.WriteFile(ratings, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("LUCID_RUN_DIR", filepath.Join(dir, "run"))
 	for _, v := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"} {
 		t.Setenv(v, "") // the clients have no proxy setting
@@ -77,6 +92,18 @@ func TestUpCaptureChild(t *testing.T) {
 	})
 
 	m := startUp(t, cfg)
+	t.Run("a WorkloadEntry's own address is its pod's", func(t *testing.T) {
+		if !regexp.MustCompile(`ratings +` + regexp.QuoteMeta(ratingsIP) + ` +sidecar uid 1337`).MatchString(m.log.String()) {
+			t.Fatalf("the pods listed by up:\n%s", m.log.String())
+		}
+		out := execIn(t, "curl", "curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code} %{remote_ip}", "http://ratings:9080/")
+		if out != "200 240.240.0.2" {
+			t.Fatalf("curl http://ratings:9080/ from the curl pod: %q, want 200 from ratings' name address", out)
+		}
+		if out := execIn(t, "ratings", "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, ratingsIP+"/32") {
+			t.Fatalf("ratings' eth0: %s", out)
+		}
+	})
 	t.Run("names resolve in a pod from its own hosts file", func(t *testing.T) {
 		out := execIn(t, "curl", "getent", "hosts", "reviews")
 		if !strings.HasPrefix(out, "240.240.0.") || !strings.Contains(out, "reviews.default.svc.cluster.local") {

@@ -3,12 +3,16 @@ package up
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"google.golang.org/protobuf/proto"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 )
@@ -81,23 +85,65 @@ func PodHolder(key string) (int, error) {
 	return pid, nil
 }
 
-// captureObjects returns objs with every sidecar WorkloadEntry's app on 127.0.0.1: in a
-// pod the app listens on its own loopback, where the sidecar reaches it without capture.
-func captureObjects(objs []*config.Object) []*config.Object {
+// captureObjects returns objs with every sidecar WorkloadEntry's app on 127.0.0.1 (in a pod
+// the app listens on its own loopback, where the sidecar reaches it without capture), and
+// the WorkloadEntries whose address is not loopback ("namespace/name" → address): the
+// plan gives them a stand-in loopback address of ownStandIn (its admin address derives from
+// it), their pod gets their own address when it is usable (podAddress).
+func captureObjects(objs []*config.Object) ([]*config.Object, map[string]netip.Addr) {
 	out := slices.Clone(objs)
+	own := map[string]netip.Addr{}
+	taken := map[netip.Addr]bool{}
+	for _, o := range objs {
+		if we, ok := o.Spec.(*networkingv1alpha3.WorkloadEntry); ok {
+			if a, err := netip.ParseAddr(we.GetAddress()); err == nil {
+				taken[a] = true
+			}
+		}
+	}
+	standIn := ownStandIn.Addr()
 	for i, o := range out {
-		if o.Kind != config.KindWorkloadEntry || isRouter(o) {
+		we, ok := o.Spec.(*networkingv1alpha3.WorkloadEntry)
+		if o.Kind != config.KindWorkloadEntry || isRouter(o) || !ok {
 			continue
 		}
 		c := *o
-		c.Annotations = map[string]string{}
-		for k, v := range o.Annotations {
-			c.Annotations[k] = v
+		c.Annotations = maps.Clone(o.Annotations)
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
 		}
 		c.Annotations[AnnotationAppAddress] = "127.0.0.1"
+		if a, err := netip.ParseAddr(we.GetAddress()); err == nil && a.Is4() && !a.IsLoopback() {
+			standIn = nextFree(standIn, taken)
+			own[o.Namespace+"/"+o.Name] = a
+			spec := proto.Clone(we).(*networkingv1alpha3.WorkloadEntry)
+			spec.Address = standIn.String()
+			c.Spec = spec
+		}
 		out[i] = &c
 	}
-	return out
+	return out, own
+}
+
+// ownStandIn is the loopback range the plan's stand-in addresses come from.
+var ownStandIn = netip.MustParsePrefix("127.0.250.0/24")
+
+// podAddress says whether a WorkloadEntry's own address can be its pod's: a private IPv4
+// address (RFC 1918) outside every route of the machine (a pod must not shadow a real
+// network) and not the bridge's. Otherwise the pod gets one of the range, and why is said.
+func podAddress(a netip.Addr, bridge netip.Addr, routes []netip.Prefix) (bool, string) {
+	if !a.Is4() || !a.IsPrivate() {
+		return false, "not a private IPv4 address"
+	}
+	if a == bridge {
+		return false, "the bridge's address"
+	}
+	for _, r := range routes {
+		if r.Contains(a) {
+			return false, "inside " + r.String() + ", a network of this machine"
+		}
+	}
+	return true, ""
 }
 
 // captureGRPCAddr moves discovery's ADS address to the bridge's address (same port), where
@@ -164,4 +210,12 @@ func inPod(p Process, exe string, holder, uid int, copyFile string) Process {
 	p.Args = append(append(args, "--", p.Path), p.Args...)
 	p.Path = exe
 	return p
+}
+
+// nextFree is the first address after a that is not taken.
+func nextFree(a netip.Addr, taken map[netip.Addr]bool) netip.Addr {
+	for a = a.Next(); taken[a]; a = a.Next() {
+		continue
+	}
+	return a
 }

@@ -91,7 +91,7 @@ func CaptureRequirements() error {
 // leftovers of an earlier run removed, the bridge, one pod per sidecar workload with its
 // capture rules, the control plane's config mirror, admin relays. On error everything
 // created is removed again.
-func startCapture(ctx context.Context, p *Plan, opts Options, out *Output) (_ *captureMesh, err error) {
+func startCapture(ctx context.Context, p *Plan, opts Options, own map[string]netip.Addr, out *Output) (_ *captureMesh, err error) {
 	cm := &captureMesh{out: out, run: RunDir()}
 	defer func() {
 		if err != nil {
@@ -110,12 +110,33 @@ func startCapture(ctx context.Context, p *Plan, opts Options, out *Output) (_ *c
 		return nil, err
 	}
 	r := cmpPrefix(opts.CaptureRange)
-	if err := checkRangeFree(r); err != nil {
+	routes, err := hostRoutes()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRangeFree(r, routes); err != nil {
 		return nil, err
 	}
 	gw := r.Addr().Next()
 	if cm.bridge, err = createBridge(netip.PrefixFrom(gw, r.Bits())); err != nil {
 		return nil, err
+	}
+	// The WorkloadEntries' own addresses first, then the range's free ones for the rest.
+	ips, used := map[string]netip.Addr{}, map[netip.Addr]bool{gw: true}
+	for _, w := range p.Workloads {
+		key := w.Namespace + "/" + w.Name
+		a, ok := own[key]
+		if !ok || w.Router {
+			continue
+		}
+		if usable, why := podAddress(a, gw, routes); !usable || used[a] {
+			if used[a] {
+				why = "the address of another pod"
+			}
+			out.Printf("up", "%s: spec.address %s cannot be its pod's (%s); the pod gets one of %s", key, a, why, r)
+			continue
+		}
+		ips[key], used[a] = a, true
 	}
 	next := gw
 	addrs := map[string]string{}
@@ -123,16 +144,24 @@ func startCapture(ctx context.Context, p *Plan, opts Options, out *Output) (_ *c
 		if w.Router {
 			continue // gateways run beside the control plane, as Istio's ingress gateway
 		}
-		next = next.Next()
-		if !r.Contains(next) || next == lastAddr(r) {
-			return nil, fmt.Errorf("the pod range %s has no address left for %s/%s", r, w.Namespace, w.Name)
+		key := w.Namespace + "/" + w.Name
+		ip, bits := ips[key], r.Bits()
+		if !ip.IsValid() {
+			next = nextFree(next, used)
+			if !r.Contains(next) || next == lastAddr(r) {
+				return nil, fmt.Errorf("the pod range %s has no address left for %s", r, key)
+			}
+			ip = next
+		} else if !r.Contains(ip) {
+			bits = 32
 		}
-		pd, err := cm.startPod(p, w, next, gw, r.Bits(), opts.Executable)
-		if err != nil {
-			return nil, fmt.Errorf("pod for %s/%s: %w", w.Namespace, w.Name, err)
+		if _, err := cm.startPod(p, w, ip, gw, bits, opts.Executable); err != nil {
+			return nil, fmt.Errorf("pod for %s: %w", key, err)
 		}
-		addrs[w.Namespace+"/"+w.Name] = next.String()
-		_ = pd
+		addrs[key] = ip.String()
+	}
+	if err := routeOwnAddresses(cm.bridge, cm.pods, r); err != nil {
+		return nil, err
 	}
 
 	// The control plane reads the mirror with the pods' addresses.

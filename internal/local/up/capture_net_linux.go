@@ -84,6 +84,9 @@ func connectPod(bridge netlink.Link, n, holder int, addr netip.Prefix, gw netip.
 	if err == nil {
 		err = h.LinkSetUp(eth)
 	}
+	if err == nil && addr.Bits() == 32 { // an own address outside the range: the bridge is on-link
+		err = h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Dst: ipNet(netip.PrefixFrom(gw, 32)), Scope: netlink.SCOPE_LINK})
+	}
 	if err == nil {
 		err = h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw.AsSlice()})
 	}
@@ -115,25 +118,79 @@ func cleanLinks() ([]string, error) {
 	return removed, nil
 }
 
-// checkRangeFree fails when the pod range overlaps an address or route the host has
-// already (the pods would shadow a real network).
-func checkRangeFree(r netip.Prefix) error {
-	routes, err := netlink.RouteList(nil, unix.AF_INET)
+// hostRoutes are the destinations of the IPv4 routes of the namespace up runs in, but the
+// default route (a pod's address or range is more specific and wins over it).
+func hostRoutes() ([]netip.Prefix, error) {
+	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
-		return fmt.Errorf("listing routes: %w", err)
+		return nil, fmt.Errorf("listing routes: %w", err)
 	}
+	var out []netip.Prefix
 	for _, rt := range routes {
 		if rt.Dst == nil {
-			continue // the default route: the pod range is more specific and wins
+			continue
 		}
-		p, ok := prefixOf(rt.Dst)
-		if ok && p.Overlaps(r) {
-			dev := ""
-			if l, err := netlink.LinkByIndex(rt.LinkIndex); err == nil {
-				dev = " dev " + l.Attrs().Name
+		if p, ok := prefixOf(rt.Dst); ok && p.Bits() > 0 && !p.Addr().IsLoopback() {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// checkRangeFree fails when the pod range overlaps a route the host has already (the pods
+// would shadow a real network).
+func checkRangeFree(r netip.Prefix, routes []netip.Prefix) error {
+	for _, p := range routes {
+		if p.Overlaps(r) {
+			return fmt.Errorf("the pod range %s overlaps the route %s on this machine: pick another range with --capture-range", r, p)
+		}
+	}
+	return nil
+}
+
+// routeOwnAddresses makes the pods whose own address lies outside the pod range reachable
+// on the bridge: a link route to each such address from the host's bridge and from every
+// other pod, and in such a pod one to the range (its address is a /32).
+func routeOwnAddresses(bridge netlink.Link, pods []*pod, r netip.Prefix) error {
+	for _, out := range pods {
+		if r.Contains(out.ip) {
+			continue
+		}
+		host := netip.PrefixFrom(out.ip, 32)
+		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: bridge.Attrs().Index, Dst: ipNet(host), Scope: netlink.SCOPE_LINK}); err != nil {
+			return fmt.Errorf("ip route add %s dev %s: %w", host, CaptureBridge, err)
+		}
+		for _, pd := range pods {
+			dst := host
+			if pd == out {
+				dst = r
 			}
-			return fmt.Errorf("the pod range %s overlaps the route %s%s on this machine: pick another range with --capture-range", r, p, dev)
+			if err := podRoute(pd.pid(), dst); err != nil {
+				return err
+			}
 		}
+	}
+	return nil
+}
+
+// podRoute adds a link route to dst on the pod's eth0.
+func podRoute(holder int, dst netip.Prefix) error {
+	ns, err := netns.GetFromPid(holder)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	eth, err := h.LinkByName("eth0")
+	if err == nil {
+		err = h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Dst: ipNet(dst), Scope: netlink.SCOPE_LINK})
+	}
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("ip route add %s dev eth0 in a pod: %w", dst, err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 )
 
 // errCaptureLinux: pods are Linux network namespaces.
@@ -16,7 +17,7 @@ type captureMesh struct{}
 // CaptureRequirements says what `up --capture` lacks to run here.
 func CaptureRequirements() error { return errCaptureLinux }
 
-func startCapture(context.Context, *Plan, Options, *Output) (*captureMesh, error) {
+func startCapture(context.Context, *Plan, Options, map[string]netip.Addr, *Output) (*captureMesh, error) {
 	return nil, errCaptureLinux
 }
 

@@ -182,3 +182,45 @@ func TestCaptureWrapsProcessesForTheirPod(t *testing.T) {
 		t.Fatalf("lastAddr: %s", got)
 	}
 }
+
+func TestCaptureKeepsUsableOwnAddresses(t *testing.T) {
+	objs, diags := config.Parse("w.yaml", []byte(`apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: vm, namespace: shop}
+spec: {address: 192.168.77.5}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: local}
+spec: {address: 127.0.10.2}
+`))
+	if len(diags) != 0 {
+		t.Fatal(diags)
+	}
+	planned, own := captureObjects(objs)
+	if len(own) != 1 || own["shop/vm"] != netip.MustParseAddr("192.168.77.5") {
+		t.Fatalf("own addresses: %v", own)
+	}
+	p, err := NewPlan(planned, PlanOptions{Dir: "d", Executable: "lucid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range p.Workloads {
+		if w.AppAddress != "127.0.0.1" || (w.Name == "vm") != ownStandIn.Contains(netip.MustParseAddr(w.Address)) {
+			t.Errorf("%s: address %s, app %s", w.Name, w.Address, w.AppAddress)
+		}
+	}
+	gw := netip.MustParseAddr("10.213.0.1")
+	routes := []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")}
+	for addr, want := range map[string]string{
+		"192.168.77.5": "",
+		"192.168.1.7":  "inside 192.168.1.0/24, a network of this machine",
+		"8.8.8.8":      "not a private IPv4 address",
+		"10.213.0.1":   "the bridge's address",
+	} {
+		ok, why := podAddress(netip.MustParseAddr(addr), gw, routes)
+		if ok != (want == "") || why != want {
+			t.Errorf("%s: usable %v (%q), want %q", addr, ok, why, want)
+		}
+	}
+}

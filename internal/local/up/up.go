@@ -80,9 +80,9 @@ func Run(ctx context.Context, opts Options) error {
 	if len(generated) > 0 {
 		objs, diags = opts.Load(opts.Dir) // the Gateways' certificate files exist now
 	}
-	planned := objs
+	planned, own := objs, map[string]netip.Addr(nil)
 	if opts.Capture {
-		planned = captureObjects(objs) // apps on the pod's loopback
+		planned, own = captureObjects(objs) // apps on the pod's loopback; the entries' own addresses
 	}
 	plan, err := NewPlan(planned, PlanOptions{
 		Dir: opts.Dir, Executable: opts.Executable, LogLevel: opts.LogLevel,
@@ -103,7 +103,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	var pods *captureMesh
 	if opts.Capture {
-		if pods, err = startCapture(ctx, plan, opts, out); err != nil { // capture_linux.go
+		if pods, err = startCapture(ctx, plan, opts, own, out); err != nil { // capture_linux.go
 			return err
 		}
 		defer pods.close()
