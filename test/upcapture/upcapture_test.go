@@ -335,3 +335,20 @@ func TestExecSaysWhatIsWrong(t *testing.T) {
 		}
 	}
 }
+
+func TestExecRefusesAPodWhoseHolderIsGone(t *testing.T) {
+	run := t.TempDir()
+	t.Setenv("LUCID_RUN_DIR", run)
+	pod := filepath.Join(run, "pods", "curl")
+	if err := os.MkdirAll(pod, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A pid that is running, but is no pod's holder (this test).
+	if err := os.WriteFile(filepath.Join(pod, "holder.pid"), []byte(fmt.Sprint(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := lucid(t, "exec", "curl", "--", "true")
+	if exitCode(err) != 1 || !strings.Contains(out, `pod "curl" is gone (its holder, pid `) {
+		t.Fatalf("exit %d, %q", exitCode(err), out)
+	}
+}

@@ -82,6 +82,10 @@ func PodHolder(key string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, "holder.pid"), err)
 	}
+	// After a crash the pid may be another process's: never join that one's namespaces.
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || !strings.Contains(string(cmdline), "internal-pod-hold") {
+		return 0, fmt.Errorf("pod %q is gone (its holder, pid %d, is not running): is `lucid up --capture` running?", key, pid)
+	}
 	return pid, nil
 }
 
