@@ -19,7 +19,6 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
-	"github.com/lucid-mesh/lucid/internal/kube/iptables"
 )
 
 // captureMesh is what `lucid up --capture` created; close removes all of it.
@@ -219,10 +218,12 @@ func (cm *captureMesh) startPod(p *Plan, w Workload, ip, gw netip.Addr, bits int
 // podRulesArgs is the istio-init command of every pod: Istio's REDIRECT rule set (the
 // injector's defaults), the sidecar's status and metrics ports excluded from inbound capture.
 func podRulesArgs() []string {
-	c := iptables.Default()
-	return []string{"iptables", "-p", strconv.Itoa(int(c.OutboundPort)), "-z", strconv.Itoa(int(c.InboundPort)),
+	return []string{"iptables", "-p", strconv.Itoa(OutboundPort), "-z", strconv.Itoa(InboundCapturePort),
 		"-u", strconv.Itoa(ProxyUID), "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"}
 }
+
+// InboundCapturePort is where the rules send a pod's inbound connections (Istio's 15006).
+const InboundCapturePort = 15006
 
 // rewrite makes p's sidecars and apps run in their pods.
 func (cm *captureMesh) rewrite(p *Plan, exe string) error {
