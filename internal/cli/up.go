@@ -31,7 +31,10 @@ and up says what it waits for).`,
   # then, in another terminal: through the ingress gateway, and from inside the mesh
   # (the client workload "curl" has its sidecar on 127.0.10.9)
   curl http://127.0.0.1:8080/productpage
-  curl -x http://127.0.10.9:15001 http://productpage:9080/`,
+  curl -x http://127.0.10.9:15001 http://productpage:9080/
+  # each workload in its own network namespace, its traffic captured (root, Linux)
+  sudo lucid up --capture examples/bookinfo-lite
+  sudo lucid exec curl -- curl -s http://productpage:9080/`,
 		Args: upArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dir = args[0]
@@ -45,6 +48,7 @@ and up says what it waits for).`,
 	f.StringVar(&opts.GRPCAddr, "grpc-addr", "127.0.0.1:15010", "discovery's ADS (gRPC) address")
 	f.StringVar(&opts.DebugAddr, "debug-addr", "127.0.0.1:15014", "discovery's debug HTTP address")
 	f.DurationVar(&opts.ReadyTimeout, "ready-timeout", 0, "how long to wait for each process to be ready (default 15s)")
+	addCaptureFlags(f, &opts) // exec.go
 	return cmd
 }
 

@@ -257,6 +257,13 @@ func (tr *tour) steps() map[string]step {
 		"make kube-bins": {skip: "builds the Kubernetes test binaries (scripts/kube-bins.sh); the Kubernetes tests use them"},
 		"make test-kube": {skip: "the Kubernetes tests (test/kube, test/kubewebhook, ...)"},
 
+		// The way the mesh is meant to be seen: lucid up --capture.
+		"sudo ./bin/lucid up --capture examples/bookinfo-lite":           {skip: upCaptureSkip},
+		"sudo ./bin/lucid exec curl -- curl -s http://productpage:9080/": {skip: upCaptureSkip},
+		"sudo ./bin/lucid exec curl -- curl -si http://reviews:9080/v3":  {skip: upCaptureSkip},
+		"sudo ./bin/lucid why curl http://reviews:9080/v3":               {skip: upCaptureSkip},
+		"sudo ./bin/lucid proxy-config listeners curl":                   {skip: upCaptureSkip},
+
 		// A tour.
 		"curl http://127.0.0.1:8080/productpage":                                               {do: run(0, productpage...)},
 		"curl --cacert examples/bookinfo-lite/certs/ca.crt https://127.0.0.1:8443/productpage": {do: run(0, productpage...)},
@@ -496,3 +503,7 @@ func TestDocsStandAlone(t *testing.T) {
 		}
 	}
 }
+
+// upCaptureSkip: the README's and --help's `lucid up --capture` commands change the network
+// of the namespace they run in; test/upcapture runs them in one of its own.
+const upCaptureSkip = "needs root and creates network namespaces: test/upcapture runs lucid up --capture and lucid exec in a private network namespace"

@@ -76,7 +76,7 @@ func TestPlanBookinfoLite(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	printWelcome(NewOutput(&out, prefixWidth(p), false), p)
+	printWelcome(NewOutput(&out, prefixWidth(p), false), p, nil)
 	golden(t, "bookinfo-lite.welcome", out.String())
 	for _, want := range []string{"curl -x http://127.0.10.9:15001 http://productpage:9080/", "curl http://127.0.0.1:8080/productpage"} {
 		if !strings.Contains(out.String(), want) {

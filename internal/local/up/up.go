@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -34,6 +35,10 @@ type Options struct {
 	StopGrace time.Duration
 	// GRPCAddr and DebugAddr are discovery's addresses (defaults 127.0.0.1:15010, :15014).
 	GRPCAddr, DebugAddr string
+	// Capture runs every sidecar workload in a pod of its own with its traffic captured
+	// (capture.go), in CaptureRange (default DefaultCaptureRange). Linux, root.
+	Capture      bool
+	CaptureRange netip.Prefix
 }
 
 // Run plans and starts the mesh in opts.Dir and supervises it until ctx is cancelled
@@ -55,6 +60,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	opts.ReadyTimeout = cmp.Or(opts.ReadyTimeout, 15*time.Second)
 	opts.StopGrace = cmp.Or(opts.StopGrace, 10*time.Second) // longer than a sidecar's 5 s drain
+	if opts.Capture {
+		if err := CaptureRequirements(); err != nil { // capture.go
+			return err
+		}
+		opts.GRPCAddr = captureGRPCAddr(opts.GRPCAddr, cmpPrefix(opts.CaptureRange))
+	}
 
 	if st, err := os.Stat(opts.Dir); err != nil {
 		return fmt.Errorf("config directory: %w", err)
@@ -69,7 +80,11 @@ func Run(ctx context.Context, opts Options) error {
 	if len(generated) > 0 {
 		objs, diags = opts.Load(opts.Dir) // the Gateways' certificate files exist now
 	}
-	plan, err := NewPlan(objs, PlanOptions{
+	planned, own := objs, map[string]netip.Addr(nil)
+	if opts.Capture {
+		planned, own = captureObjects(objs) // apps on the pod's loopback; the entries' own addresses
+	}
+	plan, err := NewPlan(planned, PlanOptions{
 		Dir: opts.Dir, Executable: opts.Executable, LogLevel: opts.LogLevel,
 		GRPCAddr: opts.GRPCAddr, DebugAddr: opts.DebugAddr,
 	})
@@ -86,13 +101,20 @@ func Run(ctx context.Context, opts Options) error {
 	for _, g := range generated {
 		out.Printf("up", "generated a certificate for %s port %d: %s (key %s), signed by %s", g.Gateway, g.Port, g.Cert, g.Key, g.CA)
 	}
+	var pods *captureMesh
+	if opts.Capture {
+		if pods, err = startCapture(ctx, plan, opts, own, out); err != nil { // capture_linux.go
+			return err
+		}
+		defer pods.close()
+	}
 	if err := CheckFree(plan); err != nil {
 		return err
 	}
 	s := &supervisor{out: out, exited: make(chan *Child, 1)}
 	err = s.start(ctx, plan, opts.ReadyTimeout)
 	if err == nil {
-		printWelcome(out, plan)
+		printWelcome(out, plan, pods)
 		err = s.wait(ctx)
 	}
 	out.Printf("up", "stopping: gateways, apps, then sidecars, then discovery")
@@ -307,7 +329,7 @@ func waitReady(ctx context.Context, c *Child, timeout time.Duration) error {
 }
 
 // printWelcome tells the user where to send requests and where to look.
-func printWelcome(out *Output, p *Plan) {
+func printWelcome(out *Output, p *Plan, pods *captureMesh) {
 	say := func(format string, args ...any) { out.Printf("up", format, args...) }
 	say("the mesh is up: discovery, %s, %s, %s", count(len(p.Sidecars), "sidecar"), count(len(p.Apps), "app"), count(len(p.Gateways), "gateway"))
 	say("services:")
@@ -340,8 +362,11 @@ func printWelcome(out *Output, p *Plan) {
 			}
 		}
 	}
+	if pods != nil {
+		pods.welcome(say, p)
+	}
 	for _, w := range p.Workloads {
-		if w.HasApp || w.Router {
+		if w.HasApp || w.Router || pods != nil {
 			continue
 		}
 		say("send requests through %s's sidecar:", w.Name)
