@@ -167,6 +167,18 @@ func smtpServer(t *testing.T, addr, host string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveEach(ln, func(c net.Conn) {
+		peer, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		fmt.Fprintf(c, "%s\r\n", smtpBanner(host))
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			fmt.Fprintf(c, "250 hello %s from %s\r\n", strings.TrimPrefix(sc.Text(), "EHLO "), peer)
+		}
+	})
+}
+
+// serveEach runs serve for each connection ln accepts (closing it after), until ln closes.
+func serveEach(ln net.Listener, serve func(net.Conn)) {
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -175,12 +187,7 @@ func smtpServer(t *testing.T, addr, host string) {
 			}
 			go func() {
 				defer c.Close()
-				peer, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-				fmt.Fprintf(c, "%s\r\n", smtpBanner(host))
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintf(c, "250 hello %s from %s\r\n", strings.TrimPrefix(sc.Text(), "EHLO "), peer)
-				}
+				serve(c)
 			}()
 		}
 	}()

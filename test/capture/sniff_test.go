@@ -110,21 +110,12 @@ func sniffBackends(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					tc := c.(*tls.Conn)
-					_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
-					if tc.Handshake() == nil {
-						fmt.Fprintf(tc, "%s sni=%s\n", name, tc.ConnectionState().ServerName)
-					}
-				}()
+		serveEach(ln, func(c net.Conn) { // dns_test.go
+			tc := c.(*tls.Conn)
+			_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+			if tc.Handshake() == nil {
+				fmt.Fprintf(tc, "%s sni=%s\n", name, tc.ConnectionState().ServerName)
 			}
-		}()
+		})
 	}
 }
