@@ -99,7 +99,7 @@ type helpExample struct {
 
 // exampleCheck is where an example runs and what it must show.
 type exampleCheck struct {
-	phase string // up (starts the mesh), mesh (runs against it), piece (a server of the hand-run mesh), kube, capture (not run here)
+	phase string // up (starts the mesh), mesh (runs against it), piece (a server of the hand-run mesh), kube, capture and proxyless (not run here)
 	do    func(*tour, string)
 }
 
@@ -199,6 +199,10 @@ func (tr *tour) exampleChecks() map[string]exampleCheck {
 		"sudo lucid exec curl -- curl -s http://reviews:9080/":      {phase: "capture"},
 		"sudo lucid exec curl -- curl -s -i http://reviews:9080/v3": {phase: "capture"},
 		"sudo lucid exec productpage -- sh":                         {phase: "capture"},
+		// Not run here: they need examples/grpc-proxyless's mesh and a gRPC server binary;
+		// test/proxyless runs lucid grpc-agent against that mesh with grpc-go servers.
+		"lucid grpc-agent --config-dir examples/grpc-proxyless --workload echo-v1 --ip 127.0.171.21 --dir /tmp/echo-v1": {phase: "proxyless"},
+		"GRPC_XDS_BOOTSTRAP=/tmp/echo-v1/bootstrap.json ./echo-server":                                                 {phase: "proxyless"},
 		"lucid up examples/bookinfo-lite": {phase: "up", do: func(tr *tour, cmd string) {
 			tr.mesh = tr.sh.start(tr.t, cmd)
 			tr.mesh.waitFor(tr.t, "press Ctrl-C to stop", time.Minute)

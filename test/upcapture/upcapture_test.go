@@ -165,7 +165,7 @@ func TestUpCaptureChild(t *testing.T) {
 		_ = crashed.cmd.Process.Kill() // SIGKILL: no cleanup of its own
 		<-crashed.done
 		testutil.Eventually(t, 10*time.Second, "the pods die with up", func() bool {
-			return !strings.Contains(netns.Sh(t, "ps -eo args"), "internal-pod-")
+			return podProcesses(netns.Sh(t, "ps -eo args"), dir) == ""
 		})
 		again := startUp(t, cfg)
 		if !strings.Contains(again.log.String(), "removed lucidbr0") {
@@ -268,12 +268,24 @@ func assertClean(t *testing.T, dir string) {
 	if rules := netns.Sh(t, "iptables-save"); strings.Contains(rules, "ISTIO") {
 		t.Errorf("rules left in this namespace:\n%s", rules)
 	}
-	if ps := netns.Sh(t, "ps -eo pid,args"); strings.Contains(ps, "internal-pod-") {
+	if ps := podProcesses(netns.Sh(t, "ps -eo pid,args"), dir); ps != "" {
 		t.Errorf("pod processes left:\n%s", ps)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "run", "pods")); !os.IsNotExist(err) {
 		t.Errorf("the pods' files are left in %s (%v)", filepath.Join(dir, "run", "pods"), err)
 	}
+}
+
+// podProcesses are the lines of ps's output for this test's pods (the process list is the
+// machine's: another test's pods are not this test's leftovers).
+func podProcesses(ps, dir string) string {
+	var out []string
+	for _, l := range strings.Split(ps, "\n") {
+		if strings.Contains(l, "internal-pod-") && strings.Contains(l, dir) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // lucid runs this binary as lucid and returns its output.
