@@ -202,7 +202,7 @@ func (tr *tour) exampleChecks() map[string]exampleCheck {
 		// Not run here: they need examples/grpc-proxyless's mesh and a gRPC server binary;
 		// test/proxyless runs lucid grpc-agent against that mesh with grpc-go servers.
 		"lucid grpc-agent --config-dir examples/grpc-proxyless --workload echo-v1 --ip 127.0.171.21 --dir /tmp/echo-v1": {phase: "proxyless"},
-		"GRPC_XDS_BOOTSTRAP=/tmp/echo-v1/bootstrap.json ./echo-server":                                                 {phase: "proxyless"},
+		"GRPC_XDS_BOOTSTRAP=/tmp/echo-v1/bootstrap.json ./echo-server":                                                  {phase: "proxyless"},
 		"lucid up examples/bookinfo-lite": {phase: "up", do: func(tr *tour, cmd string) {
 			tr.mesh = tr.sh.start(tr.t, cmd)
 			tr.mesh.waitFor(tr.t, "press Ctrl-C to stop", time.Minute)
