@@ -6,6 +6,7 @@
 #
 #   bench/saturate.sh                                  # 3 rounds x 10 s per target
 #   SAT_ROUNDS=5 SAT_DURATION=20 bench/saturate.sh
+#   SAT_ROUNDS=0 SAT_PROFILE=1 bench/saturate.sh       # Lucid's CPU profile and syscalls per request
 #
 # The proxy runs on CPU 1 (taskset); the load (bench/saturate, 16 connections, closed loop)
 # and the upstream (nginx answering 1 KiB from memory) on CPU 0. CPU is utime+stime from
@@ -193,8 +194,10 @@ start_target() {
 		start discovery taskset -c 0 "$lucid" discovery --config-dir "$work/lucid" \
 			--grpc-addr "$discovery_ip:15010" --debug-addr "$discovery_ip:15014" --log-level warn
 		wait_http "http://$discovery_ip:15014/ready"
+		local prof=()
+		[ -n "${SAT_PROFILE:-}" ] && prof=(--profiling)
 		start sidecar env LUCID_HTTP1_SERVER=$loop GOMAXPROCS=1 taskset -c 1 "$lucid" sidecar --ip "$lucid_ip" \
-			--workload upstream --discovery-address "$discovery_ip:15010" --log-level warning
+			--workload upstream --discovery-address "$discovery_ip:15010" --log-level warning "${prof[@]}"
 		ppid=$last_pid
 		local i
 		for i in $(seq 150); do
@@ -205,6 +208,35 @@ start_target() {
 		;;
 	esac
 	wait_http "http://$url"
+}
+
+# profile_lucid: for each Lucid target, a 10 s CPU profile at saturation (top functions),
+# then syscalls per request counted by strace -c over 5 s of load (strace slows the proxy;
+# the count per request is what it is for).
+profile_lucid() {
+	local name n
+	for name in $targets; do
+		[[ "$name" == lucid* ]] || continue
+		start_target "$name"
+		taskset -c 0 "$load" -url "$url" -c "$conns" -d 2s >/dev/null
+		taskset -c 0 "$load" -url "$url" -c "$conns" -d 12s >/dev/null &
+		curl -s -o "$work/$name.pprof" "http://$lucid_ip:15020/debug/pprof/profile?seconds=10"
+		wait $!
+		echo "### $name: top functions (pprof, 10 s at saturation, load average $(cut -d' ' -f1 /proc/loadavg))"
+		echo '```'
+		go tool pprof -top -nodecount 25 "$work/$name.pprof" 2>/dev/null | sed -n '4,31p'
+		echo '```'
+		timeout 7 strace -c -f -p "$ppid" -o "$work/$name.strace" &
+		local st=$!
+		sleep 0.5
+		n=$(taskset -c 0 "$load" -url "$url" -c "$conns" -d 5s | awk '{print $2}')
+		wait $st || true
+		echo "### $name: syscalls per request (strace -c, $n requests)"
+		echo '```'
+		awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ {printf "%-16s %8.2f per request\n", $NF, $4 / n}' "$work/$name.strace" | sort -k2 -gr | head -12
+		echo '```'
+		stop_all_but_upstream
+	done
 }
 
 declare -A us rps
@@ -230,6 +262,7 @@ for round in $(seq "$rounds"); do
 		stop_all_but_upstream
 	done
 done
+[ "$rounds" -gt 0 ] || { profile_lucid; exit 0; }
 echo
 echo "| target | median CPU µs per request | median requests/s |"
 echo "|---|---|---|"

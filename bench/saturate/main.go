@@ -104,7 +104,7 @@ func readAnswer(br *bufio.Reader) error {
 		return errors.New("no Content-Length")
 	}
 	_, err = br.Discard(n)
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
 	return err

@@ -43,6 +43,19 @@ func h1Proxy(tb testing.TB, addr string, h http.Handler) string {
 	return ln.Addr().String()
 }
 
+// netHTTPProxy is h1Proxy with net/http's server (LUCID_HTTP1_SERVER=nethttp).
+func netHTTPProxy(tb testing.TB, addr string, h http.Handler) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Hour}
+	go func() { _ = srv.Serve(checked{ln}) }()
+	tb.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
 type checked struct{ net.Listener }
 
 func (l checked) Accept() (net.Conn, error) {
@@ -154,7 +167,7 @@ func BenchmarkH1ServerRoundTrip(b *testing.B) {
 	for _, loop := range []struct {
 		name  string
 		serve func(testing.TB, string, http.Handler) string
-	}{{"h1server", h1Proxy}, {"nethttp", hopServer}} {
+	}{{"h1server", h1Proxy}, {"nethttp", netHTTPProxy}} {
 		b.Run(loop.name, func(b *testing.B) {
 			h := newHopOn(b, resource.HTTP1, rawKiB(b), loop.serve)
 			rc := newRawClient(b, strings.TrimPrefix(h.url, "http://"))

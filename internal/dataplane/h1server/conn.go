@@ -79,7 +79,7 @@ func (c *conn) serve() {
 	defer c.finish()
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.rwc.LocalAddr())
 	if tc, ok := c.rwc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
-		c.handoff(nil, ctx)
+		c.handoff(ctx, nil)
 		return
 	}
 	if c.s.ConnContext != nil {
@@ -100,7 +100,7 @@ func (c *conn) serve() {
 			return
 		}
 		if first && bytes.HasPrefix(c.buf[c.r:], h2Preface) {
-			c.handoff(c.buf[c.r:c.w], ctx)
+			c.handoff(ctx, c.buf[c.r:c.w])
 			return
 		}
 		rctx, cancel := context.WithCancel(ctx)
@@ -141,7 +141,7 @@ func (c *conn) finish() {
 }
 
 // handoff gives the connection to the HTTP/2 server, replaying read.
-func (c *conn) handoff(read []byte, ctx context.Context) {
+func (c *conn) handoff(ctx context.Context, read []byte) {
 	c.mu.Lock()
 	c.hijacked = true
 	c.mu.Unlock()
@@ -152,7 +152,7 @@ func (c *conn) handoff(read []byte, ctx context.Context) {
 		_ = c.rwc.Close()
 		return
 	}
-	var hc net.Conn = c.rwc
+	hc := c.rwc
 	if read != nil {
 		hc = &Handoff{Conn: c.rwc, pending: append([]byte(nil), read...), ctx: ctx}
 	}

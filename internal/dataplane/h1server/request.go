@@ -3,6 +3,7 @@ package h1server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -19,7 +20,10 @@ import (
 // proxy's listeners http1 has checked the head already; the checks here keep the loop
 // safe on its own.
 func (c *conn) parse(ctx context.Context, head []byte) (*http.Request, *body, string) {
-	le := bytes.Index(head, crlf)
+	le := bytes.Index(head, crlf) // never -1: head ends with CRLF CRLF
+	if le < 0 {
+		return nil, nil, "malformed request head"
+	}
 	line := head[:le]
 	sp1 := bytes.IndexByte(line, ' ')
 	sp2 := bytes.LastIndexByte(line, ' ')
@@ -361,7 +365,7 @@ func (b *body) chunkEnd() {
 	c := b.c
 	for c.w-c.r < 2 {
 		if c.rerr != nil {
-			b.fail()
+			_ = b.fail()
 			return
 		}
 		c.fill()
@@ -373,11 +377,7 @@ func (b *body) chunkEnd() {
 	c.r += 2
 }
 
-var errMalformedChunk = errorString("h1server: malformed chunked encoding")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errMalformedChunk = errors.New("h1server: malformed chunked encoding")
 
 // fail records why the body ended early.
 func (b *body) fail() error {
@@ -422,7 +422,7 @@ func (b *body) line() ([]byte, bool) {
 		}
 		if c.w-c.r > 4096+c.maxHeader() || c.rerr != nil {
 			if c.rerr != nil {
-				b.fail()
+				_ = b.fail()
 			} else {
 				b.err = errMalformedChunk
 			}

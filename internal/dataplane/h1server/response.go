@@ -399,7 +399,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if c.s.ConnState != nil {
 		c.s.ConnState(c.rwc, http.StateHijacked)
 	}
-	var nc net.Conn = c.rwc
+	nc := c.rwc
 	if c.r < c.w {
 		nc = &Handoff{Conn: c.rwc, pending: append([]byte(nil), c.buf[c.r:c.w]...), ctx: c.ctx}
 		c.r = c.w

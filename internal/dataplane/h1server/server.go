@@ -168,7 +168,7 @@ func (s *Server) reap(stop chan struct{}) {
 	}
 }
 
-// SetKeepAlivesEnabled(false) closes idle connections and makes every later answer
+// SetKeepAlivesEnabled with false closes idle connections and makes every later answer
 // close its connection (as net/http's).
 func (s *Server) SetKeepAlivesEnabled(v bool) {
 	s.noKeep.Store(!v)

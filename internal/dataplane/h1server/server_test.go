@@ -3,6 +3,7 @@ package h1server_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -72,17 +73,27 @@ func serve(t *testing.T, s *h1server.Server) (*countingListener, func() net.Conn
 	}
 }
 
-func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+// answer is what a client read of one response.
+type answer struct {
+	StatusCode       int
+	Header, Trailer  http.Header
+	ContentLength    int64
+	TransferEncoding []string
+	Close            bool
+}
+
+func readResponse(t *testing.T, br *bufio.Reader, method string) (answer, string) {
 	t.Helper()
 	resp, err := http.ReadResponse(br, &http.Request{Method: method})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, string(b)
+	return answer{resp.StatusCode, resp.Header, resp.Trailer, resp.ContentLength, resp.TransferEncoding, resp.Close}, string(b)
 }
 
 func echo() http.Handler {
@@ -171,7 +182,7 @@ func TestExpectContinue(t *testing.T) {
 	if resp.StatusCode != 413 || !resp.Close {
 		t.Fatalf("status %d, close %v: want 413 and the connection closed", resp.StatusCode, resp.Close)
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the refusal: %v, want EOF", err)
 	}
 }
@@ -196,7 +207,7 @@ func TestConnectionClose(t *testing.T) {
 				t.Fatalf("close %v, want %v (headers %v)", resp.Close, tc.close, resp.Header)
 			}
 			if tc.close {
-				if _, err := br.ReadByte(); err != io.EOF {
+				if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
 					t.Fatalf("connection open after a closing answer: %v", err)
 				}
 			}
@@ -262,8 +273,12 @@ func TestHijackKeepsBufferedBytes(t *testing.T) {
 	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nhel")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 {
-		t.Fatalf("%v %v", resp, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %d, want 101", resp.StatusCode)
 	}
 	_, _ = io.WriteString(c, "lo")
 	b := make([]byte, 5)
@@ -285,6 +300,7 @@ func TestAbortHandlerClosesConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	if _, err := io.ReadAll(resp.Body); err == nil {
 		t.Fatal("an aborted chunked answer read as complete")
 	}
@@ -298,7 +314,7 @@ func TestTimeouts(t *testing.T) {
 		c := dial()
 		_, _ = io.WriteString(c, send)
 		start := time.Now()
-		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 			t.Fatalf("sent %q: read %v, want EOF", send, err)
 		}
 		if d := time.Since(start); d > 5*time.Second {
