@@ -38,6 +38,7 @@ type conn struct {
 	idle     bool         // waiting for a request, nothing of it read
 	done     bool
 	hijacked bool
+	watch    watchState // watch.go
 }
 
 // bufPool holds the read and write buffers of connections.
@@ -111,7 +112,9 @@ func (c *conn) serve() {
 			c.fail(http.StatusBadRequest, perr)
 			return
 		}
+		c.startRequest(cancel, rb == nil) // watch.go
 		more := c.serveRequest(req, rb)
+		c.endRequest()
 		cancel()
 		if !more {
 			return

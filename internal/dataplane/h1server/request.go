@@ -326,6 +326,7 @@ func (b *body) read(p []byte) (int, error) {
 		b.remain -= int64(n)
 		if b.remain == 0 {
 			b.eof = true
+			b.c.bodyRead()
 			return n, io.EOF
 		}
 		if n == 0 {
@@ -343,6 +344,7 @@ func (b *body) read(p []byte) (int, error) {
 				return 0, b.err
 			}
 			b.eof = true
+			b.c.bodyRead()
 			return 0, io.EOF
 		}
 		b.remain, b.inChunk = size, true

@@ -392,6 +392,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		c.out = c.out[:0]
 	}
 	c.wmu.Unlock()
+	c.endRequest() // watch.go: no read of the connection goes on
 	w.hijacked = true
 	c.mu.Lock()
 	c.hijacked = true

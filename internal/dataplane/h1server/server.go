@@ -162,6 +162,7 @@ func (s *Server) reap(stop chan struct{}) {
 				if d := cn.deadline.Load(); d != 0 && n > d {
 					cn.expire()
 				}
+				cn.maybeWatch(n) // watch.go
 			}
 			s.mu.Unlock()
 		}

@@ -342,3 +342,41 @@ func TestHTTP2Handoff(t *testing.T) {
 		t.Fatalf("HTTP/2 server read %q", b)
 	}
 }
+
+// A client that goes away while a slow request is served cancels the request's context
+// (as net/http's background read does); a pipelined request sent meanwhile is kept.
+func TestClientGoneCancelsSlowRequest(t *testing.T) {
+	cancelled := make(chan struct{})
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			select {
+			case <-r.Context().Done():
+				close(cancelled)
+			case <-time.After(10 * time.Second):
+			}
+		case "/wait":
+			time.Sleep(700 * time.Millisecond) // the watch starts, then reads the next request
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(400 * time.Millisecond)
+	_, _ = io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	for _, want := range []string{"/wait", "/next"} {
+		if _, body := readResponse(t, br, "GET"); body != want {
+			t.Fatalf("answer %q, want %q", body, want)
+		}
+	}
+	c2 := dial()
+	_, _ = io.WriteString(c2, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	_ = c2.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request's context was not cancelled after its client went away")
+	}
+}
