@@ -36,7 +36,12 @@ type hop struct {
 // proto, and a client speaking proto to the proxy.
 func newHop(tb testing.TB, proto resource.Protocol, h http.Handler) *hop {
 	tb.Helper()
-	up := hopServer(tb, "127.0.84.2:0", h)
+	return newHopOn(tb, proto, hopServer(tb, "127.0.84.2:0", h), hopServer)
+}
+
+// newHopOn is newHop with the upstream at up and the proxy served by serve.
+func newHopOn(tb testing.TB, proto resource.Protocol, up string, serve func(testing.TB, string, http.Handler) string) *hop {
+	tb.Helper()
 	ap := netip.MustParseAddrPort(up)
 	cl := &resource.Cluster{Name: "c", Type: resource.Static, ConnectTimeout: time.Second, IdleTimeout: time.Hour,
 		Protocol: proto, LoadAssignment: &resource.Endpoints{ClusterName: "c", Endpoints: []resource.Endpoint{{
@@ -63,7 +68,7 @@ func newHop(tb testing.TB, proto resource.Protocol, h http.Handler) *hop {
 	in := forward.Inbound{Routes: route.Compile(rc), RouteConfigName: "9080",
 		HTTP:     &resource.HTTPManager{ServerName: "istio-envoy", FaultFilter: true},
 		Listener: "0.0.0.0_9080", Direction: "inbound"}
-	proxy := hopServer(tb, "127.0.84.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := serve(tb, "127.0.84.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fwd.Serve(w, r, in)
 	}))
 	t := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64, Protocols: new(http.Protocols)}

@@ -4,7 +4,7 @@
 // ways (the smuggling forms of RFC 9112 §6.3), and a connection whose body framing breaks
 // is answered and closed instead of hanging. It sits in front of the proxy's HTTP server:
 //
-//	socket (accept) → http1.Conn (strict head and framing) → net/http.Server → proxy → forward
+//	socket (accept) → http1.Conn (strict head and framing) → h1server (or net/http.Server) → proxy → forward
 //
 // ParseHead is the request head parser (request line, header fields, the framing they
 // announce); Conn runs it on every request of a connection and tracks the body's framing

@@ -24,7 +24,7 @@ func (p *Proxy) drainAccepting(ctx context.Context, sk *socket, idle func()) {
 	if sk.srv != nil {
 		// From now on HTTP/2 connections get GOAWAY after a stream, and HTTP/1.1 ones that
 		// are idle (told "Connection: close" during the grace) are closed.
-		sk.srv.SetKeepAlivesEnabled(false)
+		sk.noKeepAlives() // serverloop.go
 	}
 	end := time.NewTimer(p.opts.DrainTimeout)
 	defer end.Stop()

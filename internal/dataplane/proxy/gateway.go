@@ -179,7 +179,7 @@ func (p *Proxy) serveChains(sk *socket) error {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		if err := sk.srv.Serve(sk.conns); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		if err := p.serveHTTP(sk, sk.conns); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			p.log.Error("listener's HTTP server stopped", "address", sk.addr.String(), "error", err)
 		}
 	}()
@@ -340,10 +340,7 @@ func (l *connListener) connContext(ctx context.Context, c net.Conn) context.Cont
 // shutdownChains waits for a kindChains socket's connections: the HTTP server's, and
 // those still being inspected or proxied as TCP.
 func (s *socket) shutdownChains(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		_ = s.srv.Close()
-	}
+	err := s.shutdownHTTP(ctx) // serverloop.go
 	done := make(chan struct{})
 	go func() { s.tcpConns.Wait(); close(done) }()
 	select {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/h1server"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
@@ -34,6 +35,9 @@ type socket struct {
 
 	srv   *http.Server  // HTTP kinds
 	conns *connListener // kindChains: connections handed to srv after chain selection
+
+	h1 *h1server.Server // serverloop.go: HTTP/1.1 served by the own loop (nil: by srv)
+	h2 *handoffListener // serverloop.go: HTTP/2 connections h1 hands to srv
 
 	// HTTP kinds: connections open on srv (ConnState), and whether the socket drains
 	// (drain.go: answers carry Connection: close; idle connections are left to the client).
@@ -119,6 +123,7 @@ func (p *Proxy) bind(w want) (*socket, error) {
 	if w.kind == kindCapture {
 		captureConnContext(sk.srv) // capture.go: the original destination and its listener
 	}
+	p.useOwnLoop(sk) // serverloop.go
 	return sk, nil
 }
 
@@ -132,7 +137,7 @@ func (p *Proxy) serve(sk *socket) {
 		case sk.kind == kindChains || sk.kind == kindCapture:
 			err = p.serveChains(sk)
 		case sk.srv != nil:
-			err = sk.srv.Serve(sk.ln)
+			err = p.serveHTTP(sk, sk.ln) // serverloop.go
 		default:
 			err = p.serveTCP(sk)
 		}
@@ -153,11 +158,7 @@ func (s *socket) shutdown(ctx context.Context) error {
 		return s.shutdownChains(ctx)
 	}
 	if s.srv != nil {
-		err := s.srv.Shutdown(ctx)
-		if err != nil {
-			_ = s.srv.Close()
-		}
-		return err
+		return s.shutdownHTTP(ctx) // serverloop.go
 	}
 	done := make(chan struct{})
 	go func() { s.tcpConns.Wait(); close(done) }()

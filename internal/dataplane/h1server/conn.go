@@ -1,0 +1,357 @@
+package h1server
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
+)
+
+// conn is one served connection. Its goroutine owns the read buffer between requests;
+// during a request the body reader owns it (body.mu), and the response writes (wmu).
+type conn struct {
+	s      *Server
+	rwc    net.Conn        // as accepted: what a handler hijacks
+	raw    syscall.RawConn // the TCP socket under rwc when writes may bypass the wrappers (writev); nil otherwise
+	ctx    context.Context
+	remote string
+
+	buf  []byte // read buffer; unread bytes are buf[r:w]
+	r, w int
+	rerr error // a read error to return once what came with it is used
+
+	wmu  sync.Mutex // writes: the handler's, and a 100 Continue from the body reader
+	out  []byte     // response bytes not yet written
+	iov  [][]byte   // scratch for writev
+	keys []string   // scratch for sorting header names
+
+	deadline atomic.Int64 // Unix ns after which the reaper closes the connection (0: none)
+	mu       sync.Mutex   // idle, done: Shutdown's view
+	idle     bool         // waiting for a request, nothing of it read
+	done     bool
+	hijacked bool
+	watch    watchState // watch.go
+}
+
+// bufPool holds the read and write buffers of connections.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b }}
+
+const (
+	bufSize  = 8 << 10  // a connection's read buffer, and its write buffer
+	outMax   = 32 << 10 // response bytes kept before they are written (else written at once, writev)
+	maxDrain = 256 << 10
+)
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) == bufSize {
+		b = b[:0]
+		bufPool.Put(&b)
+	}
+}
+
+func newConn(s *Server, c net.Conn) *conn {
+	cn := &conn{s: s, rwc: c}
+	under := c
+	if g, ok := c.(*http1.Conn); ok {
+		under = g.Conn
+	}
+	if sc, ok := under.(syscall.Conn); ok {
+		if _, isTLS := under.(*tls.Conn); !isTLS {
+			if rc, err := sc.SyscallConn(); err == nil {
+				cn.raw = rc
+			}
+		}
+	}
+	return cn
+}
+
+// serve runs the connection's requests one after another.
+func (c *conn) serve() {
+	defer c.finish()
+	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.rwc.LocalAddr())
+	if tc, ok := c.rwc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		c.handoff(ctx, nil)
+		return
+	}
+	if c.s.ConnContext != nil {
+		ctx = c.s.ConnContext(ctx, c.rwc)
+	}
+	c.ctx = ctx
+	if a := c.rwc.RemoteAddr(); a != nil {
+		c.remote = a.String()
+	}
+	c.buf = getBuf()
+	c.out = getBuf()
+	for first := true; ; first = false {
+		if !first && (c.s.closing.Load() || c.s.noKeep.Load()) {
+			return // a new connection gets its first request served, as with net/http
+		}
+		end, ok := c.readHead()
+		if !ok {
+			return
+		}
+		if first && bytes.HasPrefix(c.buf[c.r:], h2Preface) {
+			c.handoff(ctx, c.buf[c.r:c.w])
+			return
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		req, rb, perr := c.parse(rctx, c.buf[c.r:end])
+		c.r = end
+		if perr != "" {
+			cancel()
+			c.fail(http.StatusBadRequest, perr)
+			return
+		}
+		c.startRequest(cancel, rb == nil) // watch.go
+		more := c.serveRequest(req, rb)
+		c.endRequest()
+		cancel()
+		if !more {
+			return
+		}
+	}
+}
+
+// h2Preface is the start of an HTTP/2 client's preface, as far as it reads as a head.
+var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\n")
+
+// finish closes the connection unless it was taken over, and gives its buffers back.
+func (c *conn) finish() {
+	c.mu.Lock()
+	c.done = true
+	hijacked := c.hijacked
+	c.mu.Unlock()
+	if !hijacked {
+		_ = c.rwc.Close()
+		if c.s.ConnState != nil {
+			c.s.ConnState(c.rwc, http.StateClosed)
+		}
+	}
+	putBuf(c.buf)
+	putBuf(c.out)
+	c.buf, c.out = nil, nil
+	c.s.forget(c)
+}
+
+// handoff gives the connection to the HTTP/2 server, replaying read.
+func (c *conn) handoff(ctx context.Context, read []byte) {
+	c.mu.Lock()
+	c.hijacked = true
+	c.mu.Unlock()
+	if c.s.ConnState != nil {
+		c.s.ConnState(c.rwc, http.StateHijacked)
+	}
+	if c.s.HTTP2 == nil {
+		_ = c.rwc.Close()
+		return
+	}
+	hc := c.rwc
+	if read != nil {
+		hc = &Handoff{Conn: c.rwc, pending: append([]byte(nil), read...), ctx: ctx}
+	}
+	c.s.HTTP2(hc)
+}
+
+// expire is the reaper closing a connection past its deadline.
+func (c *conn) expire() {
+	c.deadline.Store(0)
+	_ = c.rwc.Close()
+}
+
+// closeIfIdle closes the connection if it waits for a request of which nothing has come.
+func (c *conn) closeIfIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.idle && !c.done && !c.hijacked {
+		_ = c.rwc.Close()
+	}
+}
+
+func (c *conn) setIdle(v bool) {
+	c.mu.Lock()
+	c.idle = v
+	c.mu.Unlock()
+}
+
+// readHead reads until a whole head is buffered at buf[r:]; end is the index after its
+// empty line. Empty lines before a request are skipped. false: the connection ends.
+func (c *conn) readHead() (end int, ok bool) {
+	waiting := c.r == c.w
+	if waiting {
+		c.setIdle(true)
+		c.deadline.Store(c.s.clock.deadline(c.s.IdleTimeout))
+	} else {
+		c.deadline.Store(c.s.clock.deadline(c.s.ReadHeaderTimeout))
+	}
+	for {
+		for c.w-c.r >= 2 && c.buf[c.r] == '\r' && c.buf[c.r+1] == '\n' {
+			c.r += 2
+		}
+		if i := bytes.Index(c.buf[c.r:c.w], crlfcrlf); i >= 0 {
+			c.deadline.Store(0)
+			if waiting {
+				c.setIdle(false)
+			}
+			return c.r + i + 4, true
+		}
+		if c.w-c.r >= c.maxHeader() {
+			c.setIdle(false)
+			c.fail(http.StatusRequestHeaderFieldsTooLarge, "request head too large")
+			return 0, false
+		}
+		if c.rerr != nil {
+			return 0, false
+		}
+		before := c.w
+		c.fill()
+		if waiting && c.w > before {
+			waiting = false
+			c.setIdle(false)
+			c.deadline.Store(c.s.clock.deadline(c.s.ReadHeaderTimeout))
+		}
+		if c.w == before && c.rerr != nil {
+			return 0, false
+		}
+	}
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+func (c *conn) maxHeader() int {
+	if c.s.MaxHeaderBytes > 0 {
+		return c.s.MaxHeaderBytes
+	}
+	return 1 << 20
+}
+
+// fill reads once into the free end of buf, making room first (moving the unread bytes
+// to the start, or a larger buffer).
+func (c *conn) fill() {
+	if c.w == cap(c.buf) {
+		if c.r > 0 {
+			c.w = copy(c.buf[:cap(c.buf)], c.buf[c.r:c.w])
+			c.r = 0
+		} else {
+			nb := make([]byte, 0, 2*cap(c.buf))
+			nb = append(nb, c.buf[:c.w]...)
+			putBuf(c.buf)
+			c.buf = nb
+		}
+	}
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	}
+	n, err := c.rwc.Read(c.buf[c.w:cap(c.buf)])
+	c.w += n
+	c.buf = c.buf[:c.w]
+	if err != nil {
+		c.rerr = err
+	}
+}
+
+// fail answers a request the loop itself cannot read (only on a connection that http1 did
+// not check: http1 answers through the handler) and ends the connection.
+func (c *conn) fail(status int, why string) {
+	c.out = appendStatusLine(c.out[:0], 1, status)
+	c.out = append(c.out, "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"...)
+	c.out = append(c.out, c.s.clock.dateLine()...)
+	body := http.StatusText(status) + ": " + why
+	c.out = append(c.out, "Content-Length: "...)
+	c.out = appendInt(c.out, int64(len(body)))
+	c.out = append(c.out, "\r\n\r\n"...)
+	c.out = append(c.out, body...)
+	_, _ = c.rwc.Write(c.out)
+	c.out = c.out[:0]
+}
+
+// serveRequest runs the handler for one request and finishes its answer; false: the
+// connection ends (closed or taken over).
+func (c *conn) serveRequest(req *http.Request, rb *body) bool {
+	w := &response{c: c, req: req, header: make(http.Header), cl: -1, body: rb}
+	w.closeAfter = req.Close || c.s.noKeep.Load() || c.s.closing.Load()
+	w.http10 = req.ProtoMinor == 0
+	w.head = req.Method == http.MethodHead
+	if rb != nil {
+		rb.w = w
+	}
+	if !c.runHandler(w, req) {
+		return false
+	}
+	if w.hijacked {
+		return false
+	}
+	w.finish()
+	if rb != nil && !rb.drain() {
+		w.closeAfter = true
+	}
+	return !w.closeAfter && w.err == nil
+}
+
+// runHandler calls the handler; false when it panicked (the connection is closed, as
+// net/http does: http.ErrAbortHandler is how a handler resets a stream).
+func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			ok = false
+			if v != http.ErrAbortHandler { //nolint:errorlint // net/http compares the same way
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.s.logf("h1server: panic serving %s: %v\n%s", c.remote, v, buf)
+			}
+			if w.body != nil {
+				w.body.close()
+			}
+		}
+	}()
+	c.s.Handler.ServeHTTP(w, req)
+	return true
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.ErrorLog != nil {
+		s.ErrorLog.Printf(format, args...)
+		return
+	}
+	panicLog.Printf(format, args...)
+}
+
+// Handoff is a connection handed to the HTTP/2 server after its first bytes were read:
+// reads return those bytes first. Context is the connection's context (the HTTP/2
+// server's ConnContext should use it).
+type Handoff struct {
+	net.Conn
+	pending []byte
+	ctx     context.Context
+}
+
+// Context is the connection's context as the HTTP/1.1 loop derived it.
+func (h *Handoff) Context() context.Context { return h.ctx }
+
+func (h *Handoff) Read(p []byte) (int, error) {
+	if len(h.pending) > 0 {
+		n := copy(p, h.pending)
+		h.pending = h.pending[n:]
+		return n, nil
+	}
+	return h.Conn.Read(p)
+}
+
+// CloseWrite half-closes the connection underneath.
+func (h *Handoff) CloseWrite() error { return closeWrite(h.Conn) }
+
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("h1server: the connection cannot half-close")
+}

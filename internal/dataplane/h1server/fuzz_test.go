@@ -1,0 +1,77 @@
+package h1server
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+)
+
+// byteConn is a connection whose client sent b and then closed.
+type byteConn struct {
+	net.Conn
+	r *bytes.Reader
+}
+
+func (c byteConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// FuzzRequest reads arbitrary bytes as a request head and its body, as the loop does:
+// nothing panics, an accepted head gives a request a handler can use, and the body reader
+// never returns more bytes than were sent after the head.
+func FuzzRequest(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /p?q=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: T\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: v\r\n\r\n",
+		"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+		"GET http://a/b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+		"OPTIONS * HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		end := bytes.Index(in, crlfcrlf)
+		if end < 0 {
+			return
+		}
+		end += 4
+		c := &conn{s: &Server{}, remote: "192.0.2.1:1234", buf: make([]byte, 0, 64), out: make([]byte, 0, 64)}
+		c.rwc = byteConn{r: bytes.NewReader(in[end:])}
+		req, rb, why := c.parse(context.Background(), in[:end])
+		if why != "" {
+			if req != nil || rb != nil {
+				t.Fatalf("refused (%s) with a request", why)
+			}
+			return
+		}
+		if req.Method == "" || req.URL == nil || req.Header == nil || req.Body == nil {
+			t.Fatalf("accepted head gave an unusable request: %+v", req)
+		}
+		if _, ok := req.Header["Host"]; ok {
+			t.Fatal("Host left in the header map (net/http moves it to Request.Host)")
+		}
+		if rb == nil {
+			if req.Body != http.NoBody {
+				t.Fatal("no body reader, but a body")
+			}
+			return
+		}
+		rb.w = &response{c: c, req: req, header: http.Header{}, cl: -1, body: rb}
+		c.rwc = writeDiscard{c.rwc} // a 100 Continue goes nowhere
+		n, _ := io.Copy(io.Discard, req.Body)
+		if n > int64(len(in)-end) {
+			t.Fatalf("read %d body bytes from %d sent", n, len(in)-end)
+		}
+		if req.ContentLength > 0 && n > req.ContentLength {
+			t.Fatalf("read %d bytes of a %d-byte body", n, req.ContentLength)
+		}
+		rb.drain()
+	})
+}
+
+type writeDiscard struct{ net.Conn }
+
+func (w writeDiscard) Write(p []byte) (int, error) { return len(p), nil }

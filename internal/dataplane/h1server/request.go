@@ -1,0 +1,535 @@
+package h1server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// parse reads a complete head (request line, fields, empty line) into a request for ctx,
+// with its body reader (nil: no body). A non-empty string says what is malformed. On the
+// proxy's listeners http1 has checked the head already; the checks here keep the loop
+// safe on its own.
+func (c *conn) parse(ctx context.Context, head []byte) (*http.Request, *body, string) {
+	le := bytes.Index(head, crlf) // never -1: head ends with CRLF CRLF
+	if le < 0 {
+		return nil, nil, "malformed request head"
+	}
+	line := head[:le]
+	sp1 := bytes.IndexByte(line, ' ')
+	sp2 := bytes.LastIndexByte(line, ' ')
+	if sp1 <= 0 || sp2 <= sp1+1 {
+		return nil, nil, "malformed request line"
+	}
+	var minor int
+	switch string(line[sp2+1:]) {
+	case "HTTP/1.1":
+		minor = 1
+	case "HTTP/1.0":
+	default:
+		return nil, nil, "unsupported HTTP version"
+	}
+	method := internMethod(line[:sp1])
+	if !httpguts.ValidHeaderFieldName(method) { // a token
+		return nil, nil, "invalid method"
+	}
+	// One string holds the target and every field value, and one array every value's
+	// slice: two allocations instead of two per field.
+	hs := string(head)
+	target := hs[sp1+1 : sp2]
+	vals := make([]string, bytes.Count(head, crlf)-2)
+	req, err := http.NewRequestWithContext(ctx, method, "", nil)
+	if err != nil {
+		return nil, nil, "invalid method"
+	}
+	if method == http.MethodConnect && !strings.HasPrefix(target, "/") {
+		req.URL, err = url.ParseRequestURI("http://" + target)
+		if err == nil {
+			req.URL.Scheme = ""
+		}
+	} else {
+		req.URL, err = url.ParseRequestURI(target)
+	}
+	if err != nil {
+		return nil, nil, "invalid request target"
+	}
+	req.Proto, req.ProtoMajor, req.ProtoMinor = protoName(minor), 1, minor
+	req.RequestURI = target
+	req.RemoteAddr = c.remote
+	h := req.Header
+	off := le + 2
+	for n := 0; n < len(vals); n++ {
+		i := bytes.Index(head[off:], crlf)
+		if i <= 0 {
+			break
+		}
+		f := head[off : off+i]
+		colon := bytes.IndexByte(f, ':')
+		if colon <= 0 {
+			return nil, nil, "malformed header field"
+		}
+		name, value := f[:colon], trimOWS(f[colon+1:])
+		if !validName(name) || !validValue(value) {
+			return nil, nil, "invalid header field"
+		}
+		start := off + colon + 1
+		for start < off+i && (hs[start] == ' ' || hs[start] == '\t') {
+			start++
+		}
+		v := hs[start : start+len(value)]
+		off += i + 2
+		k := canonicalKey(name)
+		if prev, ok := h[k]; ok {
+			h[k] = append(prev, v)
+			continue
+		}
+		vals[n] = v
+		h[k] = vals[n : n+1 : n+1]
+	}
+	return c.framing(req)
+}
+
+var crlf = []byte("\r\n")
+
+func protoName(minor int) string {
+	if minor == 0 {
+		return "HTTP/1.0"
+	}
+	return "HTTP/1.1"
+}
+
+// framing applies the head's fields to the request as net/http does: Host, Connection,
+// Content-Length, Transfer-Encoding, Trailer; and makes the body reader.
+func (c *conn) framing(req *http.Request) (*http.Request, *body, string) {
+	h := req.Header
+	req.Host = req.URL.Host
+	if hv := h["Host"]; len(hv) > 0 {
+		if len(hv) > 1 {
+			return nil, nil, "more than one Host header"
+		}
+		if req.Host == "" {
+			req.Host = hv[0]
+		}
+		delete(h, "Host")
+	} else if req.ProtoMinor == 1 && req.Host == "" {
+		return nil, nil, "missing Host header"
+	}
+	req.Close = shouldClose(req.ProtoMinor, h)
+	chunked := false
+	if te, ok := h["Transfer-Encoding"]; ok {
+		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") || req.ProtoMinor == 0 {
+			return nil, nil, "unsupported Transfer-Encoding"
+		}
+		if _, hasCL := h["Content-Length"]; hasCL {
+			return nil, nil, "both Content-Length and Transfer-Encoding"
+		}
+		chunked = true
+		delete(h, "Transfer-Encoding")
+		req.TransferEncoding = chunkedTE
+	}
+	var cl int64
+	if v, ok := h["Content-Length"]; ok {
+		for i, s := range v {
+			if i > 0 && s != v[0] {
+				return nil, nil, "conflicting Content-Length"
+			}
+		}
+		n, err := strconv.ParseUint(v[0], 10, 63)
+		if err != nil {
+			return nil, nil, "invalid Content-Length"
+		}
+		cl = int64(n)
+		if len(v) > 1 {
+			h["Content-Length"] = v[:1]
+		}
+	}
+	if tr, ok := h["Trailer"]; ok && chunked {
+		req.Trailer = http.Header{}
+		for _, v := range tr {
+			for k := range strings.SplitSeq(v, ",") {
+				k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+				switch k {
+				case "Transfer-Encoding", "Trailer", "Content-Length":
+					return nil, nil, "forbidden trailer " + k
+				case "":
+					continue
+				}
+				req.Trailer[k] = nil
+			}
+		}
+		delete(h, "Trailer")
+	}
+	switch {
+	case chunked:
+		req.ContentLength = -1
+	case cl > 0:
+		req.ContentLength = cl
+	default:
+		req.Body = http.NoBody
+		return req, nil, ""
+	}
+	b := &body{c: c, req: req, chunked: chunked, remain: cl}
+	if req.ProtoMinor == 1 && hasToken(h["Expect"], "100-continue") {
+		b.expect = true
+	}
+	req.Body = b
+	return req, b, ""
+}
+
+var chunkedTE = []string{"chunked"}
+
+// shouldClose is net/http's rule: HTTP/1.0 closes unless it asks for keep-alive,
+// HTTP/1.1 when it says close (the Connection header is then dropped).
+func shouldClose(minor int, h http.Header) bool {
+	if minor == 0 {
+		return !hasToken(h["Connection"], "keep-alive")
+	}
+	if hasToken(h["Connection"], "close") {
+		delete(h, "Connection")
+		return true
+	}
+	return false
+}
+
+func hasToken(vs []string, tok string) bool {
+	for _, v := range vs {
+		if httpguts.HeaderValuesContainsToken([]string{v}, tok) {
+			return true
+		}
+	}
+	return false
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func validName(b []byte) bool {
+	for _, ch := range b {
+		if !httpguts.IsTokenRune(rune(ch)) {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+func validValue(b []byte) bool {
+	for _, ch := range b {
+		if ch < ' ' && ch != '\t' || ch == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// methods are the usual methods, returned without allocating.
+var methods = []string{"GET", "POST", "PUT", "HEAD", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+
+func internMethod(b []byte) string {
+	for _, m := range methods {
+		if string(b) == m {
+			return m
+		}
+	}
+	return string(b)
+}
+
+// commonKeys interns canonical header names so that the usual ones cost no allocation.
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+		"Connection", "Content-Length", "Content-Type", "Cookie", "Expect", "Host",
+		"If-Modified-Since", "If-None-Match", "Keep-Alive", "Origin", "Pragma", "Referer",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "User-Agent", "Via",
+		"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id",
+		"X-Envoy-Attempt-Count", "X-Envoy-Expected-Rq-Timeout-Ms", "X-Envoy-Decorator-Operation",
+		"X-Envoy-Peer-Metadata", "X-Envoy-Peer-Metadata-Id", "X-B3-Traceid", "X-B3-Spanid",
+		"X-B3-Parentspanid", "X-B3-Sampled", "Traceparent", "Tracestate", "Grpc-Timeout",
+		"Grpc-Encoding", "Grpc-Accept-Encoding", "Sec-Websocket-Key", "Sec-Websocket-Version",
+		"Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Forwarded", "X-Real-Ip",
+		"X-Forwarded-Client-Cert", "X-Envoy-Original-Path", "Range", "Date", "Server",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
+// canonicalKey is textproto's canonical form of a header name (which has been checked
+// to be a token), interned for the common names.
+func canonicalKey(name []byte) string {
+	var a [64]byte
+	if len(name) > len(a) {
+		return http.CanonicalHeaderKey(string(name))
+	}
+	k := a[:len(name)]
+	upper := true
+	for i, ch := range name {
+		switch {
+		case upper && 'a' <= ch && ch <= 'z':
+			ch -= 'a' - 'A'
+		case !upper && 'A' <= ch && ch <= 'Z':
+			ch += 'a' - 'A'
+		}
+		k[i] = ch
+		upper = ch == '-'
+	}
+	if s, ok := commonKeys[string(k)]; ok {
+		return s
+	}
+	return string(k)
+}
+
+// body reads a request's body off the connection: Content-Length bytes, or chunks and
+// trailers. Reads may come from another goroutine than the handler's; mu orders them
+// with the loop's drain after the handler.
+type body struct {
+	c   *conn
+	w   *response
+	req *http.Request
+
+	mu           sync.Mutex
+	chunked      bool
+	remain       int64 // Content-Length: bytes left; chunked: bytes left of the chunk
+	inChunk      bool  // chunked: remain counts a chunk's data
+	eof          bool
+	err          error
+	closed       bool
+	expect       bool        // Expect: 100-continue
+	sentContinue atomic.Bool // the 100 Continue went out (or the handler sent one)
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.read(p)
+}
+
+func (b *body) read(p []byte) (int, error) {
+	switch {
+	case b.err != nil:
+		return 0, b.err
+	case b.eof:
+		return 0, io.EOF
+	case len(p) == 0:
+		return 0, nil
+	}
+	if b.expect && !b.sentContinue.Swap(true) {
+		b.w.sendContinue()
+	}
+	if !b.chunked {
+		n := b.raw(p[:min(int64(len(p)), b.remain)])
+		b.remain -= int64(n)
+		if b.remain == 0 {
+			b.eof = true
+			b.c.bodyRead()
+			return n, io.EOF
+		}
+		if n == 0 {
+			return 0, b.fail()
+		}
+		return n, nil
+	}
+	if !b.inChunk {
+		size, ok := b.chunkSize()
+		if !ok {
+			return 0, b.err
+		}
+		if size == 0 {
+			if !b.trailers() {
+				return 0, b.err
+			}
+			b.eof = true
+			b.c.bodyRead()
+			return 0, io.EOF
+		}
+		b.remain, b.inChunk = size, true
+	}
+	n := b.raw(p[:min(int64(len(p)), b.remain)])
+	if n == 0 {
+		return 0, b.fail()
+	}
+	b.remain -= int64(n)
+	if b.remain == 0 {
+		b.inChunk = false
+		b.chunkEnd()
+	}
+	return n, nil
+}
+
+// chunkEnd reads the CRLF after a chunk's data; anything else breaks the body (the error
+// comes with the next read).
+func (b *body) chunkEnd() {
+	c := b.c
+	for c.w-c.r < 2 {
+		if c.rerr != nil {
+			_ = b.fail()
+			return
+		}
+		c.fill()
+	}
+	if c.buf[c.r] != '\r' || c.buf[c.r+1] != '\n' {
+		b.err = errMalformedChunk
+		return
+	}
+	c.r += 2
+}
+
+var errMalformedChunk = errors.New("h1server: malformed chunked encoding")
+
+// fail records why the body ended early.
+func (b *body) fail() error {
+	err := b.c.rerr
+	if err == nil || err == io.EOF { //nolint:errorlint // a read's own io.EOF
+		err = io.ErrUnexpectedEOF
+	}
+	b.err = err
+	return err
+}
+
+// raw reads body bytes: buffered ones first, else from the connection (into p directly
+// when p is large, sparing a copy).
+func (b *body) raw(p []byte) int {
+	c := b.c
+	if c.r == c.w {
+		if c.rerr != nil {
+			return 0
+		}
+		if len(p) >= 2048 {
+			n, err := c.rwc.Read(p)
+			if err != nil {
+				c.rerr = err
+			}
+			return n
+		}
+		c.fill()
+	}
+	n := copy(p, c.buf[c.r:c.w])
+	c.r += n
+	return n
+}
+
+// line returns the next CRLF-terminated line of a chunked body, without the CRLF.
+func (b *body) line() ([]byte, bool) {
+	c := b.c
+	for {
+		if i := bytes.Index(c.buf[c.r:c.w], crlf); i >= 0 {
+			l := c.buf[c.r : c.r+i]
+			c.r += i + 2
+			return l, true
+		}
+		if c.w-c.r > 4096+c.maxHeader() || c.rerr != nil {
+			if c.rerr != nil {
+				_ = b.fail()
+			} else {
+				b.err = errMalformedChunk
+			}
+			return nil, false
+		}
+		c.fill()
+	}
+}
+
+func (b *body) chunkSize() (int64, bool) {
+	l, ok := b.line()
+	if !ok {
+		return 0, false
+	}
+	if i := bytes.IndexByte(l, ';'); i >= 0 {
+		l = l[:i]
+	}
+	if len(l) == 0 || len(l) > 16 {
+		b.err = errMalformedChunk
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(l), 16, 63)
+	if err != nil {
+		b.err = errMalformedChunk
+		return 0, false
+	}
+	return int64(n), true
+}
+
+// trailers reads the trailer section after the last chunk into the request's Trailer.
+func (b *body) trailers() bool {
+	for {
+		l, ok := b.line()
+		if !ok {
+			return false
+		}
+		if len(l) == 0 {
+			return true
+		}
+		colon := bytes.IndexByte(l, ':')
+		if colon <= 0 || !validName(l[:colon]) {
+			b.err = errMalformedChunk
+			return false
+		}
+		if b.req.Trailer == nil {
+			b.req.Trailer = http.Header{}
+		}
+		k := canonicalKey(l[:colon])
+		b.req.Trailer[k] = append(b.req.Trailer[k], string(trimOWS(l[colon+1:])))
+	}
+}
+
+func (b *body) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return nil
+}
+
+// close ends the body for good (after a panic).
+func (b *body) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+}
+
+// drain reads what the handler left of the body, up to maxDrain, so the next request can
+// be read; false when the connection must close instead. Later reads fail.
+func (b *body) drain() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if b.eof {
+		return true
+	}
+	if b.err != nil || b.expect && !b.sentContinue.Load() {
+		return false // the client may not send a body it was not asked for
+	}
+	if !b.chunked && b.remain > maxDrain {
+		return false
+	}
+	var scratch [2048]byte
+	for total := 0; total <= maxDrain; {
+		n, err := b.read(scratch[:])
+		total += n
+		if err == io.EOF { //nolint:errorlint // read returns io.EOF itself
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}

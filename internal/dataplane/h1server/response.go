@@ -1,0 +1,435 @@
+package h1server
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// response is the http.ResponseWriter of one request. The head is composed when it must
+// go out (the handler flushes, the body outgrows outMax, or the handler returns), so a
+// small answer is written once, head and body together, with its Content-Length.
+// Methods are called by the handler's goroutine; wmu orders them with a 100 Continue.
+type response struct {
+	c      *conn
+	req    *http.Request
+	header http.Header
+	body   *body
+
+	status      int
+	wroteHeader bool  // the status is decided
+	headSent    bool  // the head has been written (or is in out, ahead of body bytes)
+	cl          int64 // Content-Length announced by the handler (-1: none)
+	written     int64 // body bytes the handler wrote
+	chunked     bool
+	closeAfter  bool
+	http10      bool
+	head        bool // a HEAD request: no body is sent
+	hijacked    bool
+	err         error // the connection failed while writing
+}
+
+var (
+	_ http.ResponseWriter = (*response)(nil)
+	_ http.Flusher        = (*response)(nil)
+	_ http.Hijacker       = (*response)(nil)
+)
+
+func (w *response) Header() http.Header { return w.header }
+
+func (w *response) WriteHeader(code int) {
+	if w.hijacked || w.wroteHeader {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("h1server: invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		w.informational(code)
+		return
+	}
+	w.status, w.wroteHeader = code, true
+	if v := w.header["Content-Length"]; len(v) > 0 {
+		if n, err := strconv.ParseUint(strings.TrimSpace(v[0]), 10, 63); err == nil {
+			w.cl = int64(n)
+		} else {
+			delete(w.header, "Content-Length")
+		}
+	}
+	if hasToken(w.header["Connection"], "close") {
+		w.closeAfter = true
+	}
+}
+
+// informational writes a 1xx answer (103 Early Hints, 100 Continue) at once.
+func (w *response) informational(code int) {
+	w.c.wmu.Lock()
+	defer w.c.wmu.Unlock()
+	if code == http.StatusContinue && w.body != nil {
+		w.body.sentContinue.Store(true) // the handler answered it itself
+	}
+	hb := appendStatusLine(getBuf(), 1, code)
+	hb = w.appendFields(hb)
+	hb = append(hb, crlf...)
+	w.write(hb)
+	putBuf(hb)
+}
+
+// sendContinue answers Expect: 100-continue on the first body read, unless the answer
+// has started.
+func (w *response) sendContinue() {
+	w.c.wmu.Lock()
+	defer w.c.wmu.Unlock()
+	if !w.headSent && w.err == nil && !w.hijacked {
+		w.write(continueLine)
+	}
+}
+
+var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// bodyAllowed is false for answers that have no body.
+func (w *response) bodyAllowed() bool {
+	return w.status != http.StatusNoContent && w.status != http.StatusNotModified && w.status >= 200
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if w.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.bodyAllowed() {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if w.head || len(p) == 0 {
+		return len(p), nil
+	}
+	c := w.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	switch {
+	case len(c.out)+len(p)+chunkOverhead <= outMax:
+		if w.headSent && w.chunked {
+			c.out = appendChunk(c.out, p)
+		} else {
+			c.out = append(c.out, p...)
+		}
+	case !w.headSent:
+		w.sendHead(false, p)
+	case w.chunked:
+		var size [chunkOverhead]byte
+		hdr := appendChunkHeader(size[:0], len(p))
+		w.write(c.out, hdr, p, crlf)
+		c.out = c.out[:0]
+	default:
+		w.write(c.out, p)
+		c.out = c.out[:0]
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
+// chunkOverhead bounds a chunk's size line and CRLF.
+const chunkOverhead = 20
+
+// Flush sends what is buffered (the head first).
+func (w *response) Flush() { _ = w.FlushError() }
+
+// FlushError is Flush with its error (http.ResponseController).
+func (w *response) FlushError() error {
+	if w.hijacked {
+		return http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	c := w.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !w.headSent {
+		w.sendHead(false, nil)
+	} else if len(c.out) > 0 {
+		w.write(c.out)
+		c.out = c.out[:0]
+	}
+	return w.err
+}
+
+// finish ends the answer after the handler returned: head and body in one write when
+// nothing went out yet, else the rest (and the last chunk with the trailers).
+func (w *response) finish() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	c := w.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !w.headSent {
+		w.sendHead(true, nil)
+	} else {
+		if w.chunked {
+			c.out = append(c.out, "0\r\n"...)
+			c.out = w.appendTrailers(c.out)
+			c.out = append(c.out, crlf...)
+		}
+		if len(c.out) > 0 {
+			w.write(c.out)
+		}
+	}
+	c.out = c.out[:0]
+	if w.cl >= 0 && w.written != w.cl && w.bodyAllowed() && !w.head {
+		w.closeAfter = true // the client waits for bytes that will not come
+	}
+}
+
+// sendHead composes the head and writes it with the buffered body (in out) and p. final:
+// the handler has returned, so the body is complete and its length known.
+func (w *response) sendHead(final bool, p []byte) {
+	c := w.c
+	w.headSent = true
+	h := w.header
+	te := h["Transfer-Encoding"]
+	delete(h, "Transfer-Encoding")
+	hasTrailers := len(h["Trailer"]) > 0 || w.hasPrefixedTrailers()
+	addCL := false
+	switch {
+	case !w.bodyAllowed():
+	case w.head:
+	case w.http10:
+		if w.cl < 0 {
+			if final {
+				w.cl, addCL = w.written, true
+			} else {
+				w.closeAfter = true // the end of the body is the end of the connection
+			}
+		}
+	case len(te) > 0 && strings.EqualFold(te[0], "chunked"), hasTrailers:
+		w.chunked = true
+		delete(h, "Content-Length")
+		w.cl = -1
+	case w.cl >= 0:
+	case final:
+		w.cl, addCL = w.written, true
+	default:
+		w.chunked = true
+	}
+	if w.body != nil && w.body.expect && !w.body.sentContinue.Load() {
+		w.closeAfter = true // the client may send the body it was not asked for, or not
+	}
+	hb := appendStatusLine(getBuf(), w.req.ProtoMinor, w.status)
+	hb = w.appendFields(hb)
+	if _, ok := h["Date"]; !ok {
+		hb = append(hb, c.s.clock.dateLine()...)
+	}
+	if addCL && w.bodyAllowed() {
+		hb = append(hb, "Content-Length: "...)
+		hb = strconv.AppendInt(hb, w.cl, 10)
+		hb = append(hb, crlf...)
+	}
+	if w.chunked {
+		hb = append(hb, "Transfer-Encoding: chunked\r\n"...)
+	}
+	switch {
+	case w.closeAfter && !hasToken(h["Connection"], "close"):
+		hb = append(hb, "Connection: close\r\n"...)
+	case w.http10 && !w.closeAfter:
+		hb = append(hb, "Connection: keep-alive\r\n"...)
+	}
+	hb = append(hb, crlf...)
+	body := c.out
+	if w.head || !w.bodyAllowed() {
+		body, p = nil, nil
+	}
+	if w.chunked {
+		n := len(body) + len(p)
+		if n > 0 {
+			hb = appendChunkHeader(hb, n)
+		}
+		var tail []byte
+		switch {
+		case final:
+			if n > 0 {
+				tail = append(tail, crlf...)
+			}
+			tail = append(tail, "0\r\n"...)
+			tail = w.appendTrailers(tail)
+			tail = append(tail, crlf...)
+		case n > 0:
+			tail = crlf
+		}
+		w.writeHead(hb, body, p, tail)
+	} else {
+		w.writeHead(hb, body, p, nil)
+	}
+	putBuf(hb)
+	c.out = c.out[:0]
+}
+
+// writeHead writes head, body, p and tail: in one buffer when they are small (one
+// write(2)), else as a vector (one writev(2)).
+func (w *response) writeHead(hb, body, p, tail []byte) {
+	if len(hb)+len(body)+len(p)+len(tail) <= outMax {
+		hb = append(hb, body...)
+		hb = append(hb, p...)
+		hb = append(hb, tail...)
+		w.write(hb)
+		return
+	}
+	w.write(hb, body, p, tail)
+}
+
+// hasPrefixedTrailers reports header keys that announce trailers with http.TrailerPrefix.
+func (w *response) hasPrefixedTrailers() bool {
+	for k := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendFields writes the handler's header fields, sorted by name as net/http does;
+// names that are not tokens are dropped and line breaks in values become spaces.
+func (w *response) appendFields(b []byte) []byte {
+	keys := w.c.keys[:0]
+	for k := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		if w.chunked && k == "Content-Length" {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range w.header[k] {
+			b = appendField(b, k, v)
+		}
+	}
+	w.c.keys = keys[:0]
+	return b
+}
+
+func appendField(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	v = textproto.TrimString(v)
+	for i := 0; i < len(v); i++ {
+		ch := v[i]
+		if ch == '\r' || ch == '\n' {
+			ch = ' '
+		}
+		b = append(b, ch)
+	}
+	return append(b, crlf...)
+}
+
+// appendTrailers writes the trailers: the announced names set after the head, and the
+// names set with http.TrailerPrefix.
+func (w *response) appendTrailers(b []byte) []byte {
+	for _, decl := range w.header["Trailer"] {
+		for k := range strings.SplitSeq(decl, ",") {
+			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+			if !httpguts.ValidTrailerHeader(k) {
+				continue
+			}
+			if _, dup := w.header[http.TrailerPrefix+k]; dup {
+				continue
+			}
+			for _, v := range w.header[k] {
+				b = appendField(b, k, v)
+			}
+		}
+	}
+	for k, vv := range w.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && httpguts.ValidTrailerHeader(name) {
+			for _, v := range vv {
+				b = appendField(b, name, v)
+			}
+		}
+	}
+	return b
+}
+
+// write sends bufs, recording a failure; the connection closes after this answer then.
+func (w *response) write(bufs ...[]byte) {
+	if w.err != nil {
+		return
+	}
+	if err := w.c.writeBufs(bufs); err != nil {
+		w.err = err
+		w.closeAfter = true
+	}
+}
+
+// Hijack hands the connection to the handler (an upgrade, a CONNECT tunnel). Bytes the
+// loop has read past the head are read first from the returned connection.
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	c := w.c
+	c.wmu.Lock()
+	if w.headSent && len(c.out) > 0 {
+		w.write(c.out)
+		c.out = c.out[:0]
+	}
+	c.wmu.Unlock()
+	c.endRequest() // watch.go: no read of the connection goes on
+	w.hijacked = true
+	c.mu.Lock()
+	c.hijacked = true
+	c.mu.Unlock()
+	if c.s.ConnState != nil {
+		c.s.ConnState(c.rwc, http.StateHijacked)
+	}
+	nc := c.rwc
+	if c.r < c.w {
+		nc = &Handoff{Conn: c.rwc, pending: append([]byte(nil), c.buf[c.r:c.w]...), ctx: c.ctx}
+		c.r = c.w
+	}
+	return nc, bufio.NewReadWriter(bufio.NewReader(nc), bufio.NewWriter(nc)), nil
+}
+
+// appendStatusLine writes "HTTP/1.x code reason".
+func appendStatusLine(b []byte, minor, code int) []byte {
+	if minor == 0 {
+		b = append(b, "HTTP/1.0 "...)
+	} else {
+		b = append(b, "HTTP/1.1 "...)
+	}
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(code)...)
+	return append(b, crlf...)
+}
+
+func appendChunkHeader(b []byte, n int) []byte {
+	b = strconv.AppendInt(b, int64(n), 16)
+	return append(b, crlf...)
+}
+
+func appendChunk(b, p []byte) []byte {
+	b = appendChunkHeader(b, len(p))
+	b = append(b, p...)
+	return append(b, crlf...)
+}
+
+func appendInt(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }

@@ -1,0 +1,382 @@
+package h1server_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/h1server"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// countingListener counts the Write calls on its connections (one per response is the
+// loop's promise; the connections have no SyscallConn, so nothing bypasses the count).
+type countingListener struct {
+	net.Listener
+	writes atomic.Int64
+}
+
+type countingConn struct {
+	net.Conn
+	l *countingListener
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.l.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, l: l}, nil
+}
+
+// serve starts a server on 127.0.0.1 with h; the returned function dials it.
+func serve(t *testing.T, s *h1server.Server) (*countingListener, func() net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Serve(cl) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			_ = s.Close()
+		}
+		<-done
+	})
+	return cl, func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+}
+
+// answer is what a client read of one response.
+type answer struct {
+	StatusCode       int
+	Header, Trailer  http.Header
+	ContentLength    int64
+	TransferEncoding []string
+	Close            bool
+}
+
+func readResponse(t *testing.T, br *bufio.Reader, method string) (answer, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{resp.StatusCode, resp.Header, resp.Trailer, resp.ContentLength, resp.TransferEncoding, resp.Close}, string(b)
+}
+
+func echo() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Method", r.Method)
+		w.Header().Set("X-Host", r.Host)
+		w.Header().Set("X-Uri", r.RequestURI)
+		for k, v := range r.Trailer {
+			w.Header().Set("X-Trailer-"+k, strings.Join(v, ","))
+		}
+		_, _ = w.Write(b)
+	})
+}
+
+// Pipelined requests in one segment are answered in order, each in one write with its
+// Content-Length, on one connection.
+func TestPipelinedInOrderOneWriteEach(t *testing.T) {
+	l, dial := serve(t, &h1server.Server{Handler: echo()})
+	c := dial()
+	_, _ = io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"POST /b HTTP/1.1\r\nHost: y\r\nContent-Length: 5\r\n\r\nhello"+
+		"POST /c HTTP/1.1\r\nHost: z\r\nTransfer-Encoding: chunked\r\nTrailer: T1\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nT1: v1\r\n\r\n")
+	br := bufio.NewReader(c)
+	for _, want := range []struct{ uri, host, body, trailer string }{
+		{"/a", "x", "", ""}, {"/b", "y", "hello", ""}, {"/c", "z", "abcde", "v1"},
+	} {
+		resp, body := readResponse(t, br, "GET")
+		if resp.StatusCode != 200 || resp.Header.Get("X-Uri") != want.uri || resp.Header.Get("X-Host") != want.host ||
+			body != want.body || resp.Header.Get("X-Trailer-T1") != want.trailer || resp.ContentLength != int64(len(want.body)) {
+			t.Fatalf("%s: status %d, headers %v, body %q, length %d", want.uri, resp.StatusCode, resp.Header, body, resp.ContentLength)
+		}
+		if resp.Header.Get("Date") == "" {
+			t.Fatalf("%s: no Date header", want.uri)
+		}
+	}
+	if n := l.writes.Load(); n != 3 {
+		t.Fatalf("%d writes for 3 responses, want 3", n)
+	}
+}
+
+// A streamed answer (flushed, no length) is chunked and carries its trailers.
+func TestStreamedChunkedWithTrailers(t *testing.T) {
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Trailer", "Grpc-Status")
+		_, _ = io.WriteString(w, "part1,")
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, "part2")
+		w.Header().Set("Grpc-Status", "0")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "yes")
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, body := readResponse(t, br, "GET")
+	if body != "part1,part2" || len(resp.TransferEncoding) == 0 || resp.Trailer.Get("Grpc-Status") != "0" || resp.Trailer.Get("X-Late") != "yes" {
+		t.Fatalf("body %q, transfer-encoding %v, trailers %v", body, resp.TransferEncoding, resp.Trailer)
+	}
+}
+
+// Expect: 100-continue gets its interim answer when the handler reads the body, not
+// before; a handler that answers without reading closes the connection instead.
+func TestExpectContinue(t *testing.T) {
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refuse" {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+	br := bufio.NewReader(c)
+	line, _ := br.ReadString('\n')
+	if line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("first line %q, want 100 Continue", line)
+	}
+	_, _ = br.ReadString('\n')
+	_, _ = io.WriteString(c, "body")
+	if _, body := readResponse(t, br, "POST"); body != "body" {
+		t.Fatalf("body %q", body)
+	}
+	_, _ = io.WriteString(c, "POST /refuse HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+	resp, _ := readResponse(t, br, "POST")
+	if resp.StatusCode != 413 || !resp.Close {
+		t.Fatalf("status %d, close %v: want 413 and the connection closed", resp.StatusCode, resp.Close)
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the refusal: %v, want EOF", err)
+	}
+}
+
+// HTTP/1.0 closes unless it asks for keep-alive; Connection: close closes.
+func TestConnectionClose(t *testing.T) {
+	_, dial := serve(t, &h1server.Server{Handler: echo()})
+	for _, tc := range []struct {
+		name, req string
+		close     bool
+	}{
+		{"http10", "GET / HTTP/1.0\r\n\r\n", true},
+		{"http10 keep-alive", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false},
+		{"close", "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial()
+			_, _ = io.WriteString(c, tc.req)
+			br := bufio.NewReader(c)
+			resp, _ := readResponse(t, br, "GET")
+			if resp.Close != tc.close {
+				t.Fatalf("close %v, want %v (headers %v)", resp.Close, tc.close, resp.Header)
+			}
+			if tc.close {
+				if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+					t.Fatalf("connection open after a closing answer: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// Malformed heads are answered 400 and the connection closes; a head over the limit 431.
+func TestMalformed(t *testing.T) {
+	_, dial := serve(t, &h1server.Server{Handler: echo(), MaxHeaderBytes: 4096})
+	for _, tc := range []struct {
+		name, req string
+		status    int
+	}{
+		{"no version", "GET /\r\n\r\n", 400},
+		{"bad header", "GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400},
+		{"te and cl", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+		{"no host", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"too large", "GET / HTTP/1.1\r\nHost: x\r\nX: " + strings.Repeat("a", 5000), 431},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial()
+			_, _ = io.WriteString(c, tc.req)
+			br := bufio.NewReader(c)
+			resp, _ := readResponse(t, br, "GET")
+			if resp.StatusCode != tc.status || !resp.Close {
+				t.Fatalf("status %d close %v, want %d and close", resp.StatusCode, resp.Close, tc.status)
+			}
+		})
+	}
+}
+
+// A bad chunked body fails the handler's read.
+func TestBrokenChunkedBody(t *testing.T) {
+	got := make(chan error, 1)
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		got <- err
+		w.WriteHeader(400)
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX")
+	if err := <-got; err == nil {
+		t.Fatal("a chunk longer than its size was read without error")
+	}
+}
+
+// Hijack hands over the connection with the bytes read past the head; the loop lets go.
+func TestHijackKeepsBufferedBytes(t *testing.T) {
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+		b := make([]byte, 5)
+		_, _ = io.ReadFull(c, b)
+		_, _ = c.Write(b)
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nhel")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %d, want 101", resp.StatusCode)
+	}
+	_, _ = io.WriteString(c, "lo")
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(br, b); err != nil || string(b) != "hello" {
+		t.Fatalf("tunnel echoed %q (%v)", b, err)
+	}
+}
+
+// A handler that aborts (http.ErrAbortHandler) resets the connection mid-answer.
+func TestAbortHandlerClosesConnection(t *testing.T) {
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("an aborted chunked answer read as complete")
+	}
+}
+
+// The idle timeout closes a connection that sends nothing, and the header timeout one
+// that starts a head without ending it.
+func TestTimeouts(t *testing.T) {
+	_, dial := serve(t, &h1server.Server{Handler: echo(), IdleTimeout: 300 * time.Millisecond, ReadHeaderTimeout: 300 * time.Millisecond})
+	for _, send := range []string{"", "GET / HTTP/1.1\r\n"} {
+		c := dial()
+		_, _ = io.WriteString(c, send)
+		start := time.Now()
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Fatalf("sent %q: read %v, want EOF", send, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("sent %q: closed after %v", send, d)
+		}
+	}
+}
+
+// HTTP/2 prior knowledge is handed over with the bytes already read, and the context.
+func TestHTTP2Handoff(t *testing.T) {
+	got := make(chan []byte, 1)
+	s := &h1server.Server{Handler: echo(), HTTP2: func(c net.Conn) {
+		defer c.Close()
+		b := make([]byte, 24)
+		_, _ = io.ReadFull(c, b)
+		if h, ok := c.(*h1server.Handoff); !ok || h.Context() == nil {
+			t.Error("handed over without the context")
+		}
+		got <- b
+	}}
+	_, dial := serve(t, s)
+	c := dial()
+	_, _ = io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	if b := <-got; string(b) != "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" {
+		t.Fatalf("HTTP/2 server read %q", b)
+	}
+}
+
+// A client that goes away while a slow request is served cancels the request's context
+// (as net/http's background read does); a pipelined request sent meanwhile is kept.
+func TestClientGoneCancelsSlowRequest(t *testing.T) {
+	cancelled := make(chan struct{})
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			select {
+			case <-r.Context().Done():
+				close(cancelled)
+			case <-time.After(10 * time.Second):
+			}
+		case "/wait":
+			time.Sleep(700 * time.Millisecond) // the watch starts, then reads the next request
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(400 * time.Millisecond)
+	_, _ = io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	for _, want := range []string{"/wait", "/next"} {
+		if _, body := readResponse(t, br, "GET"); body != want {
+			t.Fatalf("answer %q, want %q", body, want)
+		}
+	}
+	c2 := dial()
+	_, _ = io.WriteString(c2, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	_ = c2.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request's context was not cancelled after its client went away")
+	}
+}
