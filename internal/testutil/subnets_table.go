@@ -81,7 +81,7 @@ var Subnets = []SubnetUse{
 		Use: "this package's test listeners"},
 	{N: 163, Packages: []string{"internal/agent", "internal/controlplane/discovery", "internal/controlplane/model", "internal/controlplane/translate", "internal/local/up", "internal/testutil/meshtest", "test/mtls"},
 		Use: "mutual TLS: test/mtls's mesh and CA listen here; the other packages name its addresses in identities and plans (their CA listeners take distinct host bytes or port 0)"},
-	{N: 171, Packages: []string{"internal/testutil/meshtest", "test/istioctl", "test/proxyless"},
+	{N: 171, Packages: []string{"test/e2e", "internal/testutil/meshtest", "test/istioctl", "test/proxyless"},
 		Use: "Istio tools drop-in: proxyless gRPC .20-.22 (mutual TLS .40-.42, resilience .50-.59), the gateway host-port test .100-.102, istioctl's writers .110-.117"},
 	{N: 181, Packages: []string{"internal/dataplane/authz", "internal/dataplane/extauthz", "internal/dataplane/jwtauthn", "internal/dataplane/rbac", "internal/dataplane/xdsclient", "test/authz"},
 		Use: "authorization fixtures (peer and destination addresses; no fixed listener)"},
