@@ -118,6 +118,11 @@ func TestUpCaptureChild(t *testing.T) {
 		if !strings.Contains(out, "HTTP/1.1 200") || !strings.Contains(out, `"service": "reviews"`) || !strings.Contains(out, `"service": "ratings"`) {
 			t.Fatalf("curl http://reviews:9080/ in the curl pod:\n%s", out)
 		}
+		// reviews' sidecar took it on 15006 as mutual TLS (the SNI of auto mTLS).
+		inbound := regexp.MustCompile(`reviews-v[12] sidecar +\| .*"GET / HTTP/1.1" 200 .* inbound\|9080\|\| \S+ \S+:15006 \S+ outbound_\.9080_\.v[12]_\.reviews\.default\.svc\.cluster\.local `)
+		testutil.Eventually(t, 5*time.Second, "reviews' sidecar logs the request it took by capture over mutual TLS", func() bool {
+			return inbound.MatchString(m.log.String())
+		})
 		if id := execIn(t, "curl", "id", "-u"); strings.TrimSpace(id) != "65534" {
 			t.Fatalf("lucid exec runs as uid %q, want 65534 (nobody)", id)
 		}
@@ -165,7 +170,7 @@ func TestUpCaptureChild(t *testing.T) {
 		_ = crashed.cmd.Process.Kill() // SIGKILL: no cleanup of its own
 		<-crashed.done
 		testutil.Eventually(t, 10*time.Second, "the pods die with up", func() bool {
-			return podProcesses(netns.Sh(t, "ps -eo args"), dir) == ""
+			return !strings.Contains(netns.Sh(t, "ps -eo args"), "internal-pod-hold --hosts "+dir)
 		})
 		again := startUp(t, cfg)
 		if !strings.Contains(again.log.String(), "removed lucidbr0") {
@@ -268,24 +273,14 @@ func assertClean(t *testing.T, dir string) {
 	if rules := netns.Sh(t, "iptables-save"); strings.Contains(rules, "ISTIO") {
 		t.Errorf("rules left in this namespace:\n%s", rules)
 	}
-	if ps := podProcesses(netns.Sh(t, "ps -eo pid,args"), dir); ps != "" {
-		t.Errorf("pod processes left:\n%s", ps)
+	for line := range strings.SplitSeq(netns.Sh(t, "ps -eo pid,ppid,etime,args"), "\n") {
+		if strings.Contains(line, "internal-pod-") && strings.Contains(line, dir) {
+			t.Errorf("a pod process is left: %s", line)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "run", "pods")); !os.IsNotExist(err) {
 		t.Errorf("the pods' files are left in %s (%v)", filepath.Join(dir, "run", "pods"), err)
 	}
-}
-
-// podProcesses are the lines of ps's output for this test's pods (the process list is the
-// machine's: another test's pods are not this test's leftovers).
-func podProcesses(ps, dir string) string {
-	var out []string
-	for _, l := range strings.Split(ps, "\n") {
-		if strings.Contains(l, "internal-pod-") && strings.Contains(l, dir) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // lucid runs this binary as lucid and returns its output.
