@@ -40,13 +40,22 @@ import (
 // cluster Groups (the memo stays valid); a configuration change resets it.
 type grpcMemo struct {
 	mu       sync.Mutex
-	routes   map[*Group][2]*Group // a class's routes → gRPC listeners and routes
-	clusters map[[2]*Group]*Group // a class's clusters and endpoints → in gRPC's TLS form
+	routes   map[*Group][2]*Group  // a class's routes → gRPC listeners and routes
+	clusters map[[2]*Group]*Group  // a class's clusters and endpoints → in gRPC's TLS form
+	servers  map[string]grpcServer // a proxy's server listeners, by proxy ID
+}
+
+// grpcServer is a proxy's server-side listeners (nil: none) under one mesh: an entry of
+// another mesh (one a concurrent Update replaced, or before an endpoint change) is built
+// again.
+type grpcServer struct {
+	mesh      *model.Mesh
+	listeners *Group
 }
 
 func (g *grpcMemo) reset() {
 	g.mu.Lock()
-	g.routes, g.clusters = nil, nil
+	g.routes, g.clusters, g.servers = nil, nil, nil
 	g.mu.Unlock()
 }
 
@@ -58,7 +67,7 @@ func (c *Cache) grpcParts(mesh *model.Mesh, p *model.Proxy, cl *classEntry) *Par
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.routes == nil {
-		m.routes, m.clusters = map[*Group][2]*Group{}, map[[2]*Group]*Group{}
+		m.routes, m.clusters, m.servers = map[*Group][2]*Group{}, map[[2]*Group]*Group{}, map[string]grpcServer{}
 	}
 	lr, ok := m.routes[cl.routes]
 	if !ok {
@@ -77,8 +86,16 @@ func (c *Cache) grpcParts(mesh *model.Mesh, p *model.Proxy, cl *classEntry) *Par
 		Clusters:  []*Group{clusters},
 		Endpoints: []*Group{cl.endpoints},
 	}
-	if server := grpcServerListeners(mesh, p); len(server) > 0 {
-		parts.Listeners = append(parts.Listeners, newGroup(server)) // grpc_server.go
+	server, ok := m.servers[p.ID]
+	if !ok || server.mesh != mesh {
+		server = grpcServer{mesh: mesh}
+		if ls := grpcServerListeners(mesh, p); len(ls) > 0 { // grpc_server.go
+			server.listeners = newGroup(ls)
+		}
+		m.servers[p.ID] = server
+	}
+	if server.listeners != nil {
+		parts.Listeners = append(parts.Listeners, server.listeners)
 	}
 	return parts
 }

@@ -79,3 +79,21 @@ func TestProxylessGRPCServerListeners(t *testing.T) {
 		}
 	}
 }
+
+// A server's listeners are built once per mesh: the same Group for every push until the
+// mesh changes.
+func TestProxylessGRPCServerListenersShared(t *testing.T) {
+	m, _ := model.Build(loadObjects(t, "mesh.yaml", []byte(mtlsMeshYAML)), nil)
+	var c Cache
+	c.Update(m, model.Full)
+	p := &model.Proxy{Type: "sidecar", IP: netip.MustParseAddr("127.0.163.60"), Name: "web", Namespace: "default", GRPC: true}
+	a, b := c.Parts(p), c.Parts(p)
+	if len(a.Listeners) != 2 || a.Listeners[1] != b.Listeners[1] {
+		t.Fatalf("server listeners %v then %v, want one shared Group", a.Listeners, b.Listeners)
+	}
+	m2, _ := model.Build(loadObjects(t, "mesh.yaml", []byte(mtlsMeshYAML)), nil)
+	c.Update(m2, model.Full)
+	if again := c.Parts(p); again.Listeners[1] == a.Listeners[1] {
+		t.Error("a new mesh kept the server listeners of the one before")
+	}
+}
