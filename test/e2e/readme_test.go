@@ -57,6 +57,10 @@ func TestReadme(t *testing.T) {
 	tr.stopPieces()
 }
 
+// proxylessSkip: the tour's mesh is bookinfo-lite; the gRPC commands need
+// examples/grpc-proxyless's mesh and a gRPC application.
+const proxylessSkip = "needs examples/grpc-proxyless's mesh and a gRPC app: test/proxyless runs lucid grpc-agent and grpc-go clients and servers against it"
+
 // readmeCommand is one command of a fenced sh block.
 type readmeCommand struct {
 	text    string // as written (continuation lines and loops joined with newlines)
@@ -346,7 +350,9 @@ func (tr *tour) steps() map[string]step {
 		"istioctl proxy-config all --file productpage.json": {skip: "needs istioctl: test/istioctl runs istioctl's own config-dump parsing and table writers on Lucid's proxies"},
 		"curl -s 'http://127.255.10.1:15000/config_dump?resource=dynamic_active_clusters&mask=cluster.name'": {do: run(0,
 			"type.googleapis.com/envoy.admin.v3.ClustersConfigDump.DynamicCluster", "outbound|9080|v1|reviews.default.svc.cluster.local")},
-		"istioctl analyze --use-kube=false examples/bookinfo-lite/*.yaml": {skip: "needs istioctl: test/istioanalyze runs Istio's own analyzers on the same inputs as lucid analyze"},
+		"istioctl analyze --use-kube=false examples/bookinfo-lite/*.yaml":                                                  {skip: "needs istioctl: test/istioanalyze runs Istio's own analyzers on the same inputs as lucid analyze"},
+		"./bin/lucid grpc-agent --workload echo-client --ip 127.0.171.30 --dir /tmp/echo-client":                           {skip: proxylessSkip},
+		"GRPC_XDS_BOOTSTRAP=/tmp/echo-client/bootstrap.json ./your-grpc-client xds:///echo.default.svc.cluster.local:9090": {skip: proxylessSkip},
 
 		// Seeing it.
 		"./bin/lucid dashboard --open": {do: func(tr *tour, cmd string) {
