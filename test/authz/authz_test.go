@@ -122,6 +122,7 @@ type want struct {
 	Principal       string            `yaml:"principal"`
 	UpstreamHeaders map[string]string `yaml:"upstreamHeaders"`
 	UpstreamAbsent  []string          `yaml:"upstreamAbsent"`
+	TLSRefused      bool              `yaml:"tlsRefused"`
 }
 
 func loadSuites(t testing.TB) []suite {

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/ca"
 	"github.com/lucid-mesh/lucid/internal/pki"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
@@ -93,12 +96,13 @@ func TestAuthorizationWithIdentities(t *testing.T) {
 	played, skipped := 0, map[string]int{}
 	for _, s := range loadSuites(t) {
 		var cases []tcase
+		notHere := map[string]string{} // case → why it is not played here
 		plaintext := false
 		for _, c := range s.Cases {
 			if why := identitySkip(s, c); why != "" {
 				if sidecarSkip(s, c) != "" {
 					skipped[why]++
-					t.Logf("%s / %s: skipped: %s", s.Name, c.Name, why)
+					notHere[c.Name] = why
 				}
 				continue
 			}
@@ -109,6 +113,9 @@ func TestAuthorizationWithIdentities(t *testing.T) {
 			cases = append(cases, c)
 		}
 		if len(cases) == 0 {
+			for name, why := range notHere {
+				t.Run(s.Name+"/"+name, func(t *testing.T) { t.Skip(why) })
+			}
 			continue
 		}
 		s.Config = toLoopback(s.Config)
@@ -121,6 +128,9 @@ func TestAuthorizationWithIdentities(t *testing.T) {
 			m := startSuiteMesh(t, s, keys, registry, o, map[string]string{"peerauth.yaml": peerAuth(mode)})
 			defer m.Stop()
 			issuer := meshIssuer(t, m.Mesh)
+			for name, why := range notHere {
+				t.Run(name, func(t *testing.T) { t.Skip(why) })
+			}
 			for _, c := range cases {
 				played++
 				t.Run(c.Name, func(t *testing.T) {
@@ -128,6 +138,10 @@ func TestAuthorizationWithIdentities(t *testing.T) {
 						if !strings.HasPrefix(a, "127.0.187.") {
 							t.Fatalf("source address %s has no loopback stand-in (loopbackFor)", a)
 						}
+					}
+					if c.Want.TLSRefused {
+						tlsRefused(t, m, issuer, c.Request)
+						return
 					}
 					playCase(t, m, keys, ext, c, issuer.dialer(c.Request))
 				})
@@ -224,22 +238,46 @@ func (is *issuer) dialer(r request) dialFunc {
 		if r.Principal == "" && r.SNI == "" {
 			return c
 		}
-		cert := is.certificate(t, or(r.Principal, sniClient))
-		tc := tls.Client(c, &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			ServerName:   r.SNI,
-			NextProtos:   []string{"istio-peer-exchange", "istio"},
-			// The server's certificate names a SPIFFE identity, not the SNI: verify the chain
-			// and the identity ourselves.
-			InsecureSkipVerify: true,
-			VerifyConnection:   is.verifyServer,
-			MinVersion:         tls.VersionTLS12,
-		})
-		if err := tc.Handshake(); err != nil {
+		tc, err := is.handshake(t, c, r)
+		if err != nil {
 			t.Fatalf("mutual TLS with %s as %s: %v", addr, or(r.Principal, sniClient), err)
 		}
 		return tc
 	}
+}
+
+// handshake speaks mutual TLS on c as a client sidecar does, as the case's principal.
+func (is *issuer) handshake(t *testing.T, c net.Conn, r request) (*tls.Conn, error) {
+	t.Helper()
+	tc := tls.Client(c, &tls.Config{
+		Certificates: []tls.Certificate{is.certificate(t, or(r.Principal, sniClient))},
+		ServerName:   r.SNI,
+		NextProtos:   []string{"istio-peer-exchange", "istio"},
+		// The server's certificate names a SPIFFE identity, not the SNI: verify the chain
+		// and the identity ourselves.
+		InsecureSkipVerify: true,
+		VerifyConnection:   is.verifyServer,
+		MinVersion:         tls.VersionTLS12,
+	})
+	return tc, tc.Handshake()
+}
+
+// tlsRefused checks that the sidecar refuses the client's certificate: no answer (the
+// handshake fails, or with TLS 1.3 the first read), and the sidecar's log says why.
+func tlsRefused(t *testing.T, m *suiteMesh, is *issuer, r request) {
+	t.Helper()
+	c := dial(t, scHTTPBin+":8000")
+	defer c.Close()
+	if tc, err := is.handshake(t, c, r); err == nil {
+		_, _ = io.WriteString(tc, "GET / HTTP/1.1\r\nHost: httpbin.foo.svc.cluster.local\r\n\r\n")
+		if resp, err := http.ReadResponse(bufio.NewReader(tc), nil); err == nil {
+			resp.Body.Close()
+			t.Fatalf("%s got an answer (%d); want its certificate refused (not in the mesh's trust domains)", r.Principal, resp.StatusCode)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "the refused certificate in the sidecar's log", func() bool {
+		return strings.Contains(m.Logs.String(), "client certificate rejected: client certificate's subject alternative names match none of the configured subjectAltNames")
+	})
 }
 
 // verifyServer checks that the server is httpbin's sidecar with a mesh certificate.

@@ -26,10 +26,11 @@ import (
 // access log's response code details, the headers the app received, and for TCP whether
 // the connection was kept or closed.
 //
-// Cases this runner cannot play on one machine's loopback are skipped, counted, and
-// named in the log: a client identity (principal: needs the sidecar's mTLS identities),
-// a forged source address, x-forwarded-for trust, another destination address or an SNI,
-// and policies matching on addresses (the client's loopback address is not the case's).
+// Cases this runner cannot play in plaintext from one loopback address are counted and
+// left to TestAuthorizationWithIdentities (identity_test.go), which plays them with mutual
+// TLS and bound source addresses: a client identity (principal), a source address,
+// x-forwarded-for, an SNI, and policies matching on addresses; gateway x-forwarded-for
+// trust is TestRemoteIPThroughGateway's.
 
 // The sidecar test's loopback addresses (127.0.187.0/24).
 const (

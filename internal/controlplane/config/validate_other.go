@@ -559,6 +559,7 @@ func validateServiceEntry(o *Object, v *validator) {
 
 func validateWorkloadEntry(o *Object, v *validator) {
 	v.workloadEntry("spec", o.Spec.(*networkingv1alpha3.WorkloadEntry), nil, true)
+	v.proxyConfigAnnotation(o) // validate_proxyconfig.go
 }
 
 // workloadEntry checks a WorkloadEntry spec or a ServiceEntry inline endpoint.

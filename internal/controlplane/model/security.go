@@ -104,7 +104,7 @@ func (m *Mesh) TrustDomainAliases() []string { return m.sec().aliases }
 
 // ProxyConfigAnnotation is Istio's per-workload proxy configuration (a ProxyConfig in
 // YAML or JSON over meshConfig.defaultConfig), e.g. gatewayTopology.numTrustedProxies.
-const ProxyConfigAnnotation = "proxy.istio.io/config"
+const ProxyConfigAnnotation = config.AnnotationProxyConfig
 
 // DefaultGatewayTopology is meshConfig.defaultConfig.gatewayTopology (nil when unset).
 func (m *Mesh) DefaultGatewayTopology() *meshv1alpha1.Topology { return m.sec().topology }

@@ -99,7 +99,7 @@ func (g *generator) inboundMTLSChains(ip model.InboundPort, plain *listenerpb.Fi
 	secure.FilterChainMatch.TransportProtocol = "tls"
 	secure.TransportSocket = tlsTransportSocket(&tlspb.DownstreamTlsContext{
 		RequireClientCertificate: wrapperspb.Bool(true),
-		CommonTlsContext:         istioMutualContext(nil, alpn),
+		CommonTlsContext:         g.withPeerTrustDomains(istioMutualContext(nil, alpn)), // authz_trustdomain.go
 	})
 	if mode == model.MTLSStrict {
 		return []*listenerpb.FilterChain{secure}

@@ -15,7 +15,7 @@ import (
 // gateway), the client address (remote.ip, remoteIpBlocks, x-envoy-external-address) is
 // then the Nth address from the right of x-forwarded-for, the proxies in front of the
 // gateway being trusted to append it. An annotation that cannot be read leaves the
-// mesh's value.
+// mesh's value (config warns about it).
 func (g *generator) numTrustedProxies() uint32 {
 	n := g.m.DefaultGatewayTopology().GetNumTrustedProxies()
 	if w := g.m.Workload(g.p); w != nil && w.Config != nil {
