@@ -52,6 +52,9 @@ type Options struct {
 	Tracers *tracing.Providers
 	// PeerMetadata is this workload's metadata exchange headers (peermeta.go).
 	PeerMetadata PeerMetadata
+	// AccessLog writes a finished request's access-log lines, after the observers, as its
+	// listener's access logs say (accesslog.Router.Log); nil: none.
+	AccessLog func(info *streaminfo.Info, logs []resource.AccessLog, h http.Header)
 }
 
 // Forwarder serves matched requests. It is safe for concurrent use.
@@ -269,6 +272,7 @@ func (x *exchange) finish() {
 	for _, o := range x.f.o.Observers {
 		o(info)
 	}
+	x.accessLog() // accesslog.go
 	// Observers must not keep the Info (Options.Observers), so it serves the next request.
 	x.info = nil
 	*info = streaminfo.Info{}
