@@ -22,7 +22,14 @@ func TestValidateTelemetry(t *testing.T) {
 		{"selector and targetRef", "selector: {matchLabels: {app: a}}\ntargetRef: {kind: Service, name: a}\ntracing:\n- randomSamplingPercentage: 1\n", false,
 			[]string{"spec: only one of targetRefs or workloadSelector can be set", "spec.targetRefs: not yet applied by Lucid"}},
 		{"what Lucid does not apply yet", "accessLogging:\n- disabled: true\nmetrics:\n- providers: [{name: prometheus}]\ntracing:\n- disableSpanReporting: true\n  disableContextPropagation: true\n", true,
-			[]string{"spec.tracing[0].disableContextPropagation: not yet applied by Lucid", "spec.accessLogging: not yet applied by Lucid", "spec.metrics: not yet applied by Lucid"}},
+			[]string{"spec.tracing[0].disableContextPropagation: not yet applied by Lucid", "spec.metrics: not yet applied by Lucid"}},
+		{"access logging", "accessLogging:\n- providers: [{name: envoy}]\n  filter: {expression: \"response.code >= 500\"}\n- disabled: true\n  match: {mode: SERVER}\n", true, nil},
+		{"filter not CEL", "accessLogging:\n- filter: {expression: \"response.code >=\"}\n", false,
+			[]string{"t.yaml:7: Telemetry default/x: spec.accessLogging[0].filter.expression: must be a valid CEL expression, 1:17: Syntax error"}},
+		{"filter on an unknown attribute", "accessLogging:\n- filter: {expression: \"respons.code == 500\"}\n", false,
+			[]string{"spec.accessLogging[0].filter.expression: must be a valid CEL expression, 1:1: undeclared reference to 'respons'"}},
+		{"filter not a boolean", "accessLogging:\n- filter: {expression: \"response.code + 1\"}\n", false,
+			[]string{"spec.accessLogging[0].filter.expression: must be a valid CEL expression, a filter expression must evaluate to a boolean"}},
 		{"unknown field", "tracing:\n- samplingPercentage: 1\n", false, []string{`spec.tracing[0].samplingPercentage: unknown field`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -53,6 +53,9 @@ type Mesh struct {
 	security *security // AuthorizationPolicy, RequestAuthentication (security.go)
 	tracing  *traces   // the mesh config's and Telemetry resources' tracing (tracing.go)
 
+	// Telemetry resources' accessLogging (telemetry_accesslog.go)
+	accessLogs *accessLogging
+
 	// peerauth.go: PeerAuthentications, enableAutoMtls, and whether workloads have certificates
 	peerAuthns         []*PeerAuthn
 	autoMTLS, identity bool
@@ -133,6 +136,8 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 	b.checkVirtualServices()
 	b.checkGateways()
 	b.checkTracing(sorted, mesh) // tracing.go
+	// telemetry_accesslog.go
+	b.checkAccessLogging(sorted, mesh)
 	b.fingerprint(objs, mesh)
 	return b.m, b.diags
 }

@@ -99,6 +99,7 @@ func (g *generator) classResources() *classResources {
 		r.routes = g.routes()
 	}
 	g.addTracing(r.listeners) // tracing.go
+	g.addAccessLogs(r.listeners)
 	return r
 }
 
@@ -117,6 +118,7 @@ func (g *generator) ownResources() *ownResources {
 		clusters:  g.inboundClusters(),
 	}
 	g.addTracing(own.listeners) // tracing.go
+	g.addAccessLogs(own.listeners)
 	return own
 }
 
