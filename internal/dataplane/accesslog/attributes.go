@@ -109,9 +109,9 @@ var envoyBits = func() map[streaminfo.Flag]int64 {
 	m := map[streaminfo.Flag]int64{}
 	bit := 0
 	for _, f := range streaminfo.AllFlags() {
-		switch f {
-		case streaminfo.NoFilterConfigFound, streaminfo.DownstreamRemoteReset:
-			bit++ // ResponseFromCacheFilter, DropOverLoad
+		switch f.String() {
+		case "NFCF", "DR":
+			bit++ // after Envoy's ResponseFromCacheFilter (RFCF), DropOverLoad (DO)
 		}
 		m[f] = 1 << bit
 		bit++
