@@ -22,14 +22,16 @@ type observers struct {
 	// accessLog writes a request's access-log lines as its listener's access logs (the
 	// Telemetry API's accessLogging) say, falling back on --access-log.
 	accessLog func(*streaminfo.Info, []resource.AccessLog, http.Header)
+	// metrics records a request's metrics with its listener's overrides.
+	metrics func(*streaminfo.Info, *resource.StatsOverrides, http.Header)
 }
 
 // newObservers opens the access log (o.AccessLog) and returns the observers (metrics, the
 // tap behind lucid tap/top and the dashboard, the router's debug line, the access log);
 // call the returned func when the proxy has stopped.
 func newObservers(o Options, st *stats.Stats, taps *tap.Hub, router *slog.Logger) (observers, func(), error) {
-	obs := observers{requests: []func(*streaminfo.Info){st.Record, taps.Observe, routeDebug(router)},
-		connections: []func(*streaminfo.Info){taps.Observe}}
+	obs := observers{requests: []func(*streaminfo.Info){taps.Observe, routeDebug(router)},
+		connections: []func(*streaminfo.Info){taps.Observe}, metrics: st.RecordWith}
 	f, err := accesslog.ParseFormat(o.AccessLogEncoding)
 	if err != nil && o.AccessLog != "" {
 		return obs, nil, fmt.Errorf("--access-log-encoding: %w", err)

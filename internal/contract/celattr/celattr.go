@@ -13,6 +13,7 @@ package celattr
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 
@@ -75,6 +76,48 @@ func CompileFilter(src string) (*Expr, error) {
 		return nil, errors.New(oneLine(err.Error()))
 	}
 	return &Expr{Source: src, prg: prg}, nil
+}
+
+// CompileValue compiles a metric tag's value expression (Telemetry metrics
+// tagOverrides[].value): any expression over the attributes, its result rendered as a
+// string.
+func CompileValue(src string) (*Expr, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, errors.New("expression may not be empty")
+	}
+	if len(src) > MaxLength {
+		return nil, fmt.Errorf("expression is %d bytes; at most %d", len(src), MaxLength)
+	}
+	e, err := env()
+	if err != nil {
+		return nil, err
+	}
+	ast, iss := e.Compile(src)
+	if iss.Err() != nil {
+		return nil, errors.New(oneLine(iss.Err().Error()))
+	}
+	prg, err := e.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return nil, errors.New(oneLine(err.Error()))
+	}
+	return &Expr{Source: src, prg: prg}, nil
+}
+
+// Value evaluates a value expression to its string form (a string as it is, a number or
+// boolean as CEL prints it); ok is false on an evaluation error.
+func (x *Expr) Value(act interpreter.Activation) (string, bool) {
+	v, _, err := x.prg.Eval(act)
+	if err != nil || types.IsError(v) {
+		return "", false
+	}
+	if s, ok := v.Value().(string); ok {
+		return s, true
+	}
+	s, err := v.ConvertToNative(reflect.TypeFor[string]())
+	if err == nil {
+		return s.(string), true
+	}
+	return fmt.Sprint(v.Value()), true
 }
 
 // Match evaluates a filter against the attributes act resolves (a root name to its

@@ -83,3 +83,30 @@ func FuzzCompileFilter(f *testing.F) {
 		_ = x.Match(req)
 	})
 }
+
+func TestCompileValue(t *testing.T) {
+	req := attrs{"request": map[string]any{"host": "reviews:9080", "headers": map[string]string{"x-team": "books"}},
+		"response": map[string]any{"code": int64(503)}}
+	for _, tc := range []struct{ expr, want string }{
+		{"request.host", "reviews:9080"},
+		{"'literal'", "literal"},
+		{"request.headers['x-team']", "books"},
+		{"response.code", "503"},
+		{"response.code >= 500", "true"},
+	} {
+		x, err := CompileValue(tc.expr)
+		if err != nil {
+			t.Fatalf("CompileValue(%q): %v", tc.expr, err)
+		}
+		if got, ok := x.Value(req); !ok || got != tc.want {
+			t.Errorf("%q = %q, %v; want %q", tc.expr, got, ok, tc.want)
+		}
+	}
+	x, _ := CompileValue("request.headers['x-missing']")
+	if _, ok := x.Value(req); ok {
+		t.Error("a missing header evaluated")
+	}
+	if _, err := CompileValue("request.host +"); err == nil {
+		t.Error("a syntax error compiled")
+	}
+}

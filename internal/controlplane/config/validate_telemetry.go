@@ -10,7 +10,8 @@ import (
 // validateTelemetry checks a telemetry.istio.io Telemetry with istiod's rules and
 // messages (ValidateTelemetry). Lucid applies its tracing (match.mode, providers,
 // randomSamplingPercentage, literal/header/environment customTags,
-// disableSpanReporting) and its accessLogging (match.mode, providers, filter, disabled);
+// disableSpanReporting), its accessLogging (match.mode, providers, filter, disabled) and
+// its metrics overrides of the HTTP metrics (disabled, tagOverrides);
 // what it does not apply yet is a warning naming the field.
 func validateTelemetry(o *Object, v *validator) {
 	t := o.Spec.(*telemetryv1alpha1.Telemetry)
@@ -62,10 +63,7 @@ func validateTelemetry(o *Object, v *validator) {
 		validateAccessLogging(v, idx("spec.accessLogging", i), l) // validate_telemetry_accesslog.go
 	}
 	for i, m := range t.GetMetrics() {
-		telemetryProviders(v, idx("spec.metrics", i), m.GetProviders())
-	}
-	if len(t.GetMetrics()) > 0 {
-		v.lucidWarnf("spec.metrics", "not yet applied by Lucid (every standard metric is reported with every label)")
+		validateMetrics(v, idx("spec.metrics", i), m) // validate_telemetry_metrics.go
 	}
 	if len(t.GetTargetRefs()) > 0 || t.GetTargetRef() != nil {
 		v.lucidWarnf("spec.targetRefs", "not yet applied by Lucid (selector, namespace and root namespace scopes are)")

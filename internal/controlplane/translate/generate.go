@@ -100,6 +100,7 @@ func (g *generator) classResources() *classResources {
 	}
 	g.addTracing(r.listeners) // tracing.go
 	g.addAccessLogs(r.listeners)
+	g.addMetricOverrides(r.listeners)
 	return r
 }
 
@@ -119,6 +120,7 @@ func (g *generator) ownResources() *ownResources {
 	}
 	g.addTracing(own.listeners) // tracing.go
 	g.addAccessLogs(own.listeners)
+	g.addMetricOverrides(own.listeners)
 	return own
 }
 

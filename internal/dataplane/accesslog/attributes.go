@@ -129,3 +129,9 @@ func EnvoyFlags(f streaminfo.Flag) int64 {
 	}
 	return out
 }
+
+// Attributes are Envoy's attributes of a finished request with the downstream request's
+// headers, as the Telemetry API's expressions read them (metrics tag values too).
+func Attributes(in *streaminfo.Info, h http.Header) interpreter.Activation {
+	return attributes{in: in, h: h}
+}

@@ -52,8 +52,10 @@ type Options struct {
 	Tracers *tracing.Providers
 	// PeerMetadata is this workload's metadata exchange headers (peermeta.go).
 	PeerMetadata PeerMetadata
-	// AccessLog writes a finished request's access-log lines, after the observers, as its
-	// listener's access logs say (accesslog.Router.Log); nil: none.
+	// Metrics and AccessLog get each finished request after the observers, with its
+	// listener's Telemetry API settings (stats.RecordWith, accesslog.Router.Log;
+	// telemetryapi.go); nil: none.
+	Metrics   func(info *streaminfo.Info, ov *resource.StatsOverrides, h http.Header)
 	AccessLog func(info *streaminfo.Info, logs []resource.AccessLog, h http.Header)
 }
 
@@ -272,7 +274,7 @@ func (x *exchange) finish() {
 	for _, o := range x.f.o.Observers {
 		o(info)
 	}
-	x.accessLog() // accesslog.go
+	x.recordTelemetryAPI() // telemetryapi.go
 	// Observers must not keep the Info (Options.Observers), so it serves the next request.
 	x.info = nil
 	*info = streaminfo.Info{}
