@@ -113,10 +113,11 @@ extensionProviders:
 `
 }
 
-// telemetryAccessLogging has the mesh log its failures (5xx) to the audit provider, and
-// ratings turn its inbound side's logging off: only reviews' calls to ratings that fail
-// are logged.
-const telemetryAccessLogging = `
+// telemetryAPI has the mesh log its failures (5xx) to the audit provider, and ratings
+// turn its inbound side's logging off: only reviews' calls to ratings that fail are
+// logged. Of the metrics, istio_request_bytes is off and the server side reports
+// istio_requests_total without request_protocol.
+const telemetryAPI = `
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
 metadata: {name: mesh-default, namespace: istio-system}
@@ -124,6 +125,13 @@ spec:
   accessLogging:
   - providers: [{name: audit}]
     filter: {expression: "response.code >= 500"}
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - match: {metric: REQUEST_SIZE}
+      disabled: true
+    - match: {metric: REQUEST_COUNT, mode: SERVER}
+      tagOverrides: {request_protocol: {operation: REMOVE}}
 ---
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -204,7 +212,7 @@ func TestTelemetryTracesAndMetrics(t *testing.T) {
 	startChainApp(t, "127.0.123.101", telProductpage, "http://reviews.default.svc.cluster.local:9080/reviews")
 	auditLog := filepath.Join(t.TempDir(), "audit.log")
 	files := telemetryFiles(collectorPort)
-	files["telemetry.yaml"] = telemetryAccessLogging
+	files["telemetry.yaml"] = telemetryAPI
 	m := meshtest.StartWith(t, meshtest.Options{MeshConfig: telemetryMeshConfig(auditLog)}, files, []meshtest.Workload{
 		{Name: "productpage-v1", IP: telProductpage, Labels: map[string]string{"app": "productpage", "version": "v1"}},
 		{Name: "reviews-v1", IP: telReviews, Labels: map[string]string{"app": "reviews", "version": "v1"}},
@@ -309,6 +317,22 @@ func TestTelemetryTracesAndMetrics(t *testing.T) {
 	}
 	if lost := query(t, prom, `sum(envoy_tracing_opentelemetry_spans_dropped) + sum(envoy_tracing_opentelemetry_spans_failed)`); lost != 0 {
 		t.Errorf("%v spans dropped or failed", lost)
+	}
+	// The Telemetry API's metrics overrides, as Prometheus sees them: a disabled metric
+	// is absent, a removed label is gone on the side it was removed from only.
+	for _, q := range []struct {
+		query string
+		want  float64
+	}{
+		{`count(istio_request_bytes_count) or vector(0)`, 0},
+		{`count(istio_requests_total{reporter="destination",request_protocol!=""}) or vector(0)`, 0},
+		{`sum(istio_requests_total{reporter="destination",destination_workload="ratings-v1"})`, float64(total)},
+		{`sum(istio_requests_total{reporter="source",source_workload="reviews-v1",request_protocol="http"})`, float64(total)},
+		{`sum(istio_request_duration_milliseconds_count{reporter="destination",destination_workload="ratings-v1",request_protocol="http"})`, float64(total)},
+	} {
+		if got := query(t, prom, q.query); got != q.want {
+			t.Errorf("%s = %v, want %v", q.query, got, q.want)
+		}
 	}
 	// The Telemetry API's access log: exactly the failed calls, each logged once, by
 	// reviews' outbound side (ratings' inbound side turned off; every 2xx filtered out).
