@@ -64,8 +64,8 @@ func TestCompileFilterErrors(t *testing.T) {
 	}
 }
 
-// FuzzCompileFilter: any text compiles or fails with an error on one line, and a
-// compiled filter evaluates without panicking on any attributes.
+// FuzzCompileFilter: any text compiles (as a filter and as a tag value) or fails with an
+// error on one line, and what compiles evaluates without panicking.
 func FuzzCompileFilter(f *testing.F) {
 	for _, s := range []string{"response.code >= 500", "request.headers['x'] == 'y'", "connection.mtls",
 		"[1,2].all(x, x > 0)", "response.code >=", "'a' + 'b' == 'ab'", "size(request.headers) > 2", "dyn(1) == 1"} {
@@ -73,6 +73,11 @@ func FuzzCompileFilter(f *testing.F) {
 	}
 	req := attrs{"response": map[string]any{"code": int64(200)}, "request": map[string]any{"headers": map[string]string{"x": "y"}}}
 	f.Fuzz(func(t *testing.T, src string) {
+		if v, err := CompileValue(src); err != nil && strings.Contains(err.Error(), "\n") {
+			t.Fatalf("error on several lines: %q", err)
+		} else if err == nil {
+			_, _ = v.Value(req)
+		}
 		x, err := CompileFilter(src)
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") {
