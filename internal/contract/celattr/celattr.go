@@ -54,34 +54,17 @@ var ErrNotBool = errors.New("a filter expression must evaluate to a boolean")
 // The error is CEL's, on one line ("1:10: Syntax error: ..."), for the caller to put
 // after the field it names.
 func CompileFilter(src string) (*Expr, error) {
-	if strings.TrimSpace(src) == "" {
-		return nil, errors.New("expression may not be empty")
-	}
-	if len(src) > MaxLength {
-		return nil, fmt.Errorf("expression is %d bytes; at most %d", len(src), MaxLength)
-	}
-	e, err := env()
-	if err != nil {
-		return nil, err
-	}
-	ast, iss := e.Compile(src)
-	if iss.Err() != nil {
-		return nil, errors.New(oneLine(iss.Err().Error()))
-	}
-	if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
-		return nil, fmt.Errorf("%w, not %s", ErrNotBool, t)
-	}
-	prg, err := e.Program(ast, cel.EvalOptions(cel.OptOptimize))
-	if err != nil {
-		return nil, errors.New(oneLine(err.Error()))
-	}
-	return &Expr{Source: src, prg: prg}, nil
+	return compile(src, true)
 }
 
 // CompileValue compiles a metric tag's value expression (Telemetry metrics
 // tagOverrides[].value): any expression over the attributes, its result rendered as a
 // string.
 func CompileValue(src string) (*Expr, error) {
+	return compile(src, false)
+}
+
+func compile(src string, boolean bool) (*Expr, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, errors.New("expression may not be empty")
 	}
@@ -95,6 +78,9 @@ func CompileValue(src string) (*Expr, error) {
 	ast, iss := e.Compile(src)
 	if iss.Err() != nil {
 		return nil, errors.New(oneLine(iss.Err().Error()))
+	}
+	if t := ast.OutputType(); boolean && !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
+		return nil, fmt.Errorf("%w, not %s", ErrNotBool, t)
 	}
 	prg, err := e.Program(ast, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {

@@ -63,15 +63,8 @@ func (m *Mesh) AccessLogsFor(p *Proxy, mode TraceMode) (logs []AccessLog, ok boo
 	states := map[string]*state{}
 	for _, tl := range telemetryLevels(al.telemetry, al.rootNS, p, func(t *telemetryLogging) (string, map[string]string) { return t.namespace, t.selector }) {
 		for _, e := range tl.entries {
-			switch e.GetMatch().GetMode() {
-			case telemetryv1alpha1.WorkloadMode_CLIENT:
-				if mode != TraceClient {
-					continue
-				}
-			case telemetryv1alpha1.WorkloadMode_SERVER:
-				if mode != TraceServer {
-					continue
-				}
+			if !mode.matches(e.GetMatch().GetMode()) {
+				continue
 			}
 			ok = true
 			if prs := e.GetProviders(); len(prs) > 0 {
@@ -102,6 +95,18 @@ func (m *Mesh) AccessLogsFor(p *Proxy, mode TraceMode) (logs []AccessLog, ok boo
 		}
 	}
 	return logs, ok
+}
+
+// matches reports whether a Telemetry entry's match.mode covers side m
+// (CLIENT_AND_SERVER, the default, covers both).
+func (m TraceMode) matches(w telemetryv1alpha1.WorkloadMode) bool {
+	switch w {
+	case telemetryv1alpha1.WorkloadMode_CLIENT:
+		return m == TraceClient
+	case telemetryv1alpha1.WorkloadMode_SERVER:
+		return m == TraceServer
+	}
+	return true
 }
 
 // telemetryLevels are the Telemetry resources that apply to p, in Istio's order of

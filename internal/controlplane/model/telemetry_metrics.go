@@ -60,15 +60,8 @@ func (m *Mesh) MetricsFor(p *Proxy, mode TraceMode) []MetricOverride {
 				continue
 			}
 			for _, o := range e.GetOverrides() {
-				switch o.GetMatch().GetMode() {
-				case telemetryv1alpha1.WorkloadMode_CLIENT:
-					if mode != TraceClient {
-						continue
-					}
-				case telemetryv1alpha1.WorkloadMode_SERVER:
-					if mode != TraceServer {
-						continue
-					}
+				if !mode.matches(o.GetMatch().GetMode()) {
+					continue
 				}
 				for _, i := range metricIndexes(o.GetMatch()) {
 					s := &states[i]

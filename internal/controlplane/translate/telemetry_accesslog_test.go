@@ -13,11 +13,16 @@ import (
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
 )
 
-// accessLogsOf is "path filter" per access_log entry of every HTTP connection manager,
-// by inbound (true) or outbound side.
-func accessLogsOf(t *testing.T, res *Resources) map[bool][]string {
+// listenerHCM is one HTTP connection manager and its listener.
+type listenerHCM struct {
+	l *listenerpb.Listener
+	h *hcmpb.HttpConnectionManager
+}
+
+// hcmsOf are the HTTP connection managers of res's listeners, each validated.
+func hcmsOf(t *testing.T, res *Resources) []listenerHCM {
 	t.Helper()
-	out := map[bool][]string{}
+	var out []listenerHCM
 	for _, m := range res.Listeners {
 		l := m.(*listenerpb.Listener)
 		for _, fc := range l.GetFilterChains() {
@@ -32,26 +37,37 @@ func accessLogsOf(t *testing.T, res *Resources) map[bool][]string {
 				if err := h.ValidateAll(); err != nil {
 					t.Errorf("listener %s: %v", l.GetName(), err)
 				}
-				var entries []string
-				for _, al := range h.GetAccessLog() {
-					var fl fileal.FileAccessLog
-					if al.GetName() != FileAccessLogger || al.GetTypedConfig().UnmarshalTo(&fl) != nil {
-						t.Fatalf("access log %v", al)
-					}
-					e := fl.GetPath()
-					if ext := al.GetFilter().GetExtensionFilter(); ext != nil {
-						var x celpb.ExpressionFilter
-						if ext.GetName() != CELAccessFilter || ext.GetTypedConfig().UnmarshalTo(&x) != nil {
-							t.Fatalf("filter %v", ext)
-						}
-						e += " " + x.GetExpression()
-					}
-					entries = append(entries, e)
-				}
-				inbound := l.GetName() == "virtualInbound"
-				out[inbound] = append(out[inbound], strings.Join(entries, "|"))
+				out = append(out, listenerHCM{l, &h})
 			}
 		}
+	}
+	return out
+}
+
+// accessLogsOf is "path filter" per access_log entry of every HTTP connection manager,
+// by inbound (true) or outbound side.
+func accessLogsOf(t *testing.T, res *Resources) map[bool][]string {
+	t.Helper()
+	out := map[bool][]string{}
+	for _, lh := range hcmsOf(t, res) {
+		var entries []string
+		for _, al := range lh.h.GetAccessLog() {
+			var fl fileal.FileAccessLog
+			if al.GetName() != FileAccessLogger || al.GetTypedConfig().UnmarshalTo(&fl) != nil {
+				t.Fatalf("access log %v", al)
+			}
+			e := fl.GetPath()
+			if ext := al.GetFilter().GetExtensionFilter(); ext != nil {
+				var x celpb.ExpressionFilter
+				if ext.GetName() != CELAccessFilter || ext.GetTypedConfig().UnmarshalTo(&x) != nil {
+					t.Fatalf("filter %v", ext)
+				}
+				e += " " + x.GetExpression()
+			}
+			entries = append(entries, e)
+		}
+		inbound := lh.l.GetName() == "virtualInbound"
+		out[inbound] = append(out[inbound], strings.Join(entries, "|"))
 	}
 	return out
 }

@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	xdstype "github.com/cncf/xds/go/xds/type/v3"
-	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
 )
@@ -17,37 +15,25 @@ import (
 func statsConfigs(t *testing.T, res *Resources) map[bool][]string {
 	t.Helper()
 	out := map[bool][]string{}
-	for _, m := range res.Listeners {
-		l := m.(*listenerpb.Listener)
-		for _, fc := range l.GetFilterChains() {
-			for _, f := range fc.GetFilters() {
-				if f.GetTypedConfig().GetTypeUrl() != hcmTypeURL {
-					continue
-				}
-				var h hcmpb.HttpConnectionManager
-				if err := f.GetTypedConfig().UnmarshalTo(&h); err != nil {
-					t.Fatal(err)
-				}
-				fs := h.GetHttpFilters()
-				if fs[len(fs)-1].GetName() != "envoy.filters.http.router" {
-					t.Fatalf("listener %s: the router is not last: %v", l.GetName(), fs)
-				}
-				cfg := ""
-				for _, hf := range fs {
-					if hf.GetName() != StatsFilter {
-						continue
-					}
-					var ts xdstype.TypedStruct
-					if err := hf.GetTypedConfig().UnmarshalTo(&ts); err != nil || ts.GetTypeUrl() != statsPluginURL {
-						t.Fatalf("istio.stats: %v %v", err, ts.GetTypeUrl())
-					}
-					b, _ := json.Marshal(ts.GetValue().AsMap())
-					cfg = string(b)
-				}
-				inbound := l.GetName() == "virtualInbound"
-				out[inbound] = append(out[inbound], cfg)
-			}
+	for _, lh := range hcmsOf(t, res) {
+		fs := lh.h.GetHttpFilters()
+		if fs[len(fs)-1].GetName() != "envoy.filters.http.router" {
+			t.Fatalf("listener %s: the router is not last: %v", lh.l.GetName(), fs)
 		}
+		cfg := ""
+		for _, hf := range fs {
+			if hf.GetName() != StatsFilter {
+				continue
+			}
+			var ts xdstype.TypedStruct
+			if err := hf.GetTypedConfig().UnmarshalTo(&ts); err != nil || ts.GetTypeUrl() != statsPluginURL {
+				t.Fatalf("istio.stats: %v %v", err, ts.GetTypeUrl())
+			}
+			b, _ := json.Marshal(ts.GetValue().AsMap())
+			cfg = string(b)
+		}
+		inbound := lh.l.GetName() == "virtualInbound"
+		out[inbound] = append(out[inbound], cfg)
 	}
 	return out
 }

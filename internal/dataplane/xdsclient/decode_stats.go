@@ -7,6 +7,7 @@ import (
 	udpatype "github.com/cncf/xds/go/udpa/type/v1"
 	xdstype "github.com/cncf/xds/go/xds/type/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/lucid-mesh/lucid/internal/contract/celattr"
@@ -53,31 +54,26 @@ func decodeStatsFilter(filters []*hcmpb.HttpFilter) (*resource.StatsOverrides, e
 }
 
 func decodeStatsConfig(f *hcmpb.HttpFilter) (*resource.StatsOverrides, error) {
-	var value *structpb.Struct
-	switch a := f.GetTypedConfig(); a.GetTypeUrl() {
-	case "":
-		return nil, nil
-	case xdsTypedStruct:
-		var ts xdstype.TypedStruct
-		if err := a.UnmarshalTo(&ts); err != nil {
-			return nil, err
-		}
-		if ts.GetTypeUrl() != statsPluginURL {
-			return nil, fmt.Errorf("type_url: %q is not %s", ts.GetTypeUrl(), statsPluginURL)
-		}
-		value = ts.GetValue()
-	case udpaTypedStruct:
-		var ts udpatype.TypedStruct
-		if err := a.UnmarshalTo(&ts); err != nil {
-			return nil, err
-		}
-		if ts.GetTypeUrl() != statsPluginURL {
-			return nil, fmt.Errorf("type_url: %q is not %s", ts.GetTypeUrl(), statsPluginURL)
-		}
-		value = ts.GetValue()
-	default:
-		return nil, nil // Istio's compiled-in stats config: the standard metrics as they are
+	var ts interface {
+		proto.Message
+		GetTypeUrl() string
+		GetValue() *structpb.Struct
 	}
+	switch a := f.GetTypedConfig(); a.GetTypeUrl() {
+	case xdsTypedStruct:
+		ts = &xdstype.TypedStruct{}
+	case udpaTypedStruct:
+		ts = &udpatype.TypedStruct{}
+	default:
+		return nil, nil // none, or Istio's compiled-in stats config: the standard metrics as they are
+	}
+	if err := f.GetTypedConfig().UnmarshalTo(ts); err != nil {
+		return nil, err
+	}
+	if ts.GetTypeUrl() != statsPluginURL {
+		return nil, fmt.Errorf("type_url: %q is not %s", ts.GetTypeUrl(), statsPluginURL)
+	}
+	value := ts.GetValue()
 	js, err := value.MarshalJSON()
 	if err != nil {
 		return nil, err
