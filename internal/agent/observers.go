@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
+	"net/http"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/accesslog"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/stats"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 	"github.com/lucid-mesh/lucid/internal/dataplane/tap"
@@ -18,29 +19,42 @@ import (
 type observers struct {
 	requests    []func(*streaminfo.Info)
 	connections []func(*streaminfo.Info) // istio_tcp_* are counted as bytes move, not here
+	// accessLog writes a request's access-log lines as its listener's access logs (the
+	// Telemetry API's accessLogging) say, falling back on --access-log.
+	accessLog func(*streaminfo.Info, []resource.AccessLog, http.Header)
+	// metrics records a request's metrics with its listener's overrides.
+	metrics func(*streaminfo.Info, *resource.StatsOverrides, http.Header)
 }
 
 // newObservers opens the access log (o.AccessLog) and returns the observers (metrics, the
 // tap behind lucid tap/top and the dashboard, the router's debug line, the access log);
 // call the returned func when the proxy has stopped.
 func newObservers(o Options, st *stats.Stats, taps *tap.Hub, router *slog.Logger) (observers, func(), error) {
-	obs := observers{requests: []func(*streaminfo.Info){st.Record, taps.Observe, routeDebug(router)},
-		connections: []func(*streaminfo.Info){taps.Observe}}
-	if o.AccessLog == "" {
-		return obs, func() {}, nil
-	}
+	obs := observers{requests: []func(*streaminfo.Info){taps.Observe, routeDebug(router)},
+		connections: []func(*streaminfo.Info){taps.Observe}, metrics: st.RecordWith}
 	f, err := accesslog.ParseFormat(o.AccessLogEncoding)
-	if err != nil {
+	if err != nil && o.AccessLog != "" {
 		return obs, nil, fmt.Errorf("--access-log-encoding: %w", err)
 	}
-	w, closeW, err := openLog(o.AccessLog)
-	if err != nil {
-		return obs, nil, fmt.Errorf("--access-log: %w", err)
+	var alog *accesslog.Logger
+	closeW := func() {}
+	if o.AccessLog != "" {
+		var w io.Writer
+		if w, closeW, err = accesslog.OpenFile(o.AccessLog); err != nil {
+			return obs, nil, fmt.Errorf("--access-log: %w", err)
+		}
+		alog = accesslog.New(w, f)
+		obs.connections = append(obs.connections, alog.Log)
 	}
-	alog := accesslog.New(w, f)
-	obs.requests = append(obs.requests, alog.Log)
-	obs.connections = append(obs.connections, alog.Log)
-	return obs, func() { alog.Close(); closeW() }, nil
+	rt := accesslog.NewRouter(alog, o.AccessLog, f, router)
+	obs.accessLog = rt.Log
+	return obs, func() {
+		rt.Close()
+		if alog != nil {
+			_ = alog.Close()
+		}
+		closeW()
+	}, nil
 }
 
 // routeDebug is Envoy's router debug logging: with the "router" logger at debug
@@ -74,18 +88,4 @@ func routeDebug(log *slog.Logger) func(*streaminfo.Info) {
 		}
 		log.Debug(msg, attrs...)
 	}
-}
-
-func openLog(path string) (io.Writer, func(), error) {
-	switch path {
-	case "/dev/stdout", "-":
-		return os.Stdout, func() {}, nil
-	case "/dev/stderr":
-		return os.Stderr, func() {}, nil
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) //nolint:gosec // G302: access logs are world-readable, as Envoy creates them (0644)
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, func() { _ = f.Close() }, nil
 }

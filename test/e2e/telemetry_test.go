@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,15 +96,49 @@ spec:
 	}
 }
 
-const telemetryMeshConfig = `
+// telemetryMeshConfig has the Collector as the tracing provider and an access-log
+// provider "audit" writing to auditLog.
+func telemetryMeshConfig(auditLog string) string {
+	return `
 enableTracing: true
 defaultConfig:
   tracing: {sampling: 100}
+defaultProviders:
+  tracing: [otel]
 extensionProviders:
 - name: otel
   opentelemetry: {service: observability/otel-collector.observability.svc.cluster.local, port: 4317}
-defaultProviders:
-  tracing: [otel]
+- name: audit
+  envoyFileAccessLog: {path: ` + auditLog + `}
+`
+}
+
+// telemetryAPI has the mesh log its failures (5xx) to the audit provider, and ratings
+// turn its inbound side's logging off: only reviews' calls to ratings that fail are
+// logged. Of the metrics, istio_request_bytes is off and the server side reports
+// istio_requests_total without request_protocol.
+const telemetryAPI = `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  accessLogging:
+  - providers: [{name: audit}]
+    filter: {expression: "response.code >= 500"}
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - match: {metric: REQUEST_SIZE}
+      disabled: true
+    - match: {metric: REQUEST_COUNT, mode: SERVER}
+      tagOverrides: {request_protocol: {operation: REMOVE}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: ratings}
+spec:
+  selector: {matchLabels: {app: ratings}}
+  accessLogging: [{match: {mode: SERVER}, disabled: true}]
 `
 
 // traceHeaders are the headers Istio asks applications to copy from the request they
@@ -174,7 +210,10 @@ func TestTelemetryTracesAndMetrics(t *testing.T) {
 	startChainApp(t, "127.0.123.103", telRatings, "")
 	startChainApp(t, "127.0.123.102", telReviews, "http://ratings.default.svc.cluster.local:9080/ratings")
 	startChainApp(t, "127.0.123.101", telProductpage, "http://reviews.default.svc.cluster.local:9080/reviews")
-	m := meshtest.StartWith(t, meshtest.Options{MeshConfig: telemetryMeshConfig}, telemetryFiles(collectorPort), []meshtest.Workload{
+	auditLog := filepath.Join(t.TempDir(), "audit.log")
+	files := telemetryFiles(collectorPort)
+	files["telemetry.yaml"] = telemetryAPI
+	m := meshtest.StartWith(t, meshtest.Options{MeshConfig: telemetryMeshConfig(auditLog)}, files, []meshtest.Workload{
 		{Name: "productpage-v1", IP: telProductpage, Labels: map[string]string{"app": "productpage", "version": "v1"}},
 		{Name: "reviews-v1", IP: telReviews, Labels: map[string]string{"app": "reviews", "version": "v1"}},
 		{Name: "ratings-v1", IP: telRatings, Labels: map[string]string{"app": "ratings", "version": "v1"}},
@@ -277,6 +316,25 @@ func TestTelemetryTracesAndMetrics(t *testing.T) {
 	if lost := query(t, prom, `sum(envoy_tracing_opentelemetry_spans_dropped) + sum(envoy_tracing_opentelemetry_spans_failed)`); lost != 0 {
 		t.Errorf("%v spans dropped or failed", lost)
 	}
+	// The Telemetry API's metrics overrides, as Prometheus sees them: a disabled metric
+	// is absent, a removed label is gone on the side it was removed from only.
+	for _, q := range []struct {
+		query string
+		want  float64
+	}{
+		{`count(istio_request_bytes_count) or vector(0)`, 0},
+		{`count(istio_requests_total{reporter="destination",request_protocol!=""}) or vector(0)`, 0},
+		{`sum(istio_requests_total{reporter="destination",destination_workload="ratings-v1"})`, float64(total)},
+		{`sum(istio_requests_total{reporter="source",source_workload="reviews-v1",request_protocol="http"})`, float64(total)},
+		{`sum(istio_request_duration_milliseconds_count{reporter="destination",destination_workload="ratings-v1",request_protocol="http"})`, float64(total)},
+	} {
+		if got := query(t, prom, q.query); got != q.want {
+			t.Errorf("%s = %v, want %v", q.query, got, q.want)
+		}
+	}
+	// The Telemetry API's access log: exactly the failed calls, each logged once, by
+	// reviews' outbound side (ratings' inbound side turned off; every 2xx filtered out).
+	checkAuditLog(t, auditLog, failed)
 	// p99 latency per destination: loopback requests fall in Istio's low buckets.
 	p99 := queryByLabel(t, prom, `histogram_quantile(0.99, sum by (le, destination_workload) (istio_request_duration_milliseconds_bucket{reporter="destination"}))`, "destination_workload")
 	for _, w := range []string{"productpage-v1", "reviews-v1", "ratings-v1"} {
@@ -374,4 +432,30 @@ func waitQuery(t *testing.T, p *telemetrytest.Prometheus, q string, want float64
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("%s: got %+v, want %v", q, last, want)
+}
+
+// checkAuditLog wants n lines in the audit access log, each a 500 from ratings seen by
+// reviews' outbound side.
+func checkAuditLog(t *testing.T, path string, n int) {
+	t.Helper()
+	var lines []string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		b, _ := os.ReadFile(path)
+		lines = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		if len(b) == 0 {
+			lines = nil
+		}
+		if len(lines) >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(lines) != n {
+		t.Fatalf("audit log has %d lines, want %d:\n%s", len(lines), n, strings.Join(lines, "\n"))
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, `"GET /ratings?fail=1 HTTP/1.1" 500 `) || !strings.Contains(l, "outbound|9080||ratings.default.svc.cluster.local") {
+			t.Errorf("audit log line %q: want reviews' failed call to ratings", l)
+		}
+	}
 }

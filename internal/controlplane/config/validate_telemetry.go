@@ -10,7 +10,9 @@ import (
 // validateTelemetry checks a telemetry.istio.io Telemetry with istiod's rules and
 // messages (ValidateTelemetry). Lucid applies its tracing (match.mode, providers,
 // randomSamplingPercentage, literal/header/environment customTags,
-// disableSpanReporting); what it does not apply yet is a warning naming the field.
+// disableSpanReporting), its accessLogging (match.mode, providers, filter, disabled) and
+// its metrics overrides of the HTTP metrics (disabled, tagOverrides);
+// what it does not apply yet is a warning naming the field.
 func validateTelemetry(o *Object, v *validator) {
 	t := o.Spec.(*telemetryv1alpha1.Telemetry)
 	v.policyTargets(t.GetSelector(), t.GetTargetRef(), t.GetTargetRefs())
@@ -58,16 +60,10 @@ func validateTelemetry(o *Object, v *validator) {
 		}
 	}
 	for i, l := range t.GetAccessLogging() {
-		telemetryProviders(v, idx("spec.accessLogging", i), l.GetProviders())
+		validateAccessLogging(v, idx("spec.accessLogging", i), l) // validate_telemetry_accesslog.go
 	}
 	for i, m := range t.GetMetrics() {
-		telemetryProviders(v, idx("spec.metrics", i), m.GetProviders())
-	}
-	if len(t.GetAccessLogging()) > 0 {
-		v.lucidWarnf("spec.accessLogging", "not yet applied by Lucid (the proxies' --access-log flags decide)")
-	}
-	if len(t.GetMetrics()) > 0 {
-		v.lucidWarnf("spec.metrics", "not yet applied by Lucid (every standard metric is reported with every label)")
+		validateMetrics(v, idx("spec.metrics", i), m) // validate_telemetry_metrics.go
 	}
 	if len(t.GetTargetRefs()) > 0 || t.GetTargetRef() != nil {
 		v.lucidWarnf("spec.targetRefs", "not yet applied by Lucid (selector, namespace and root namespace scopes are)")

@@ -53,6 +53,11 @@ type Mesh struct {
 	security *security // AuthorizationPolicy, RequestAuthentication (security.go)
 	tracing  *traces   // the mesh config's and Telemetry resources' tracing (tracing.go)
 
+	// Telemetry resources' accessLogging and metrics (telemetry_accesslog.go,
+	// telemetry_metrics.go)
+	accessLogs *accessLogging
+	metrics    *metricsTelemetry
+
 	// peerauth.go: PeerAuthentications, enableAutoMtls, and whether workloads have certificates
 	peerAuthns         []*PeerAuthn
 	autoMTLS, identity bool
@@ -133,6 +138,9 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 	b.checkVirtualServices()
 	b.checkGateways()
 	b.checkTracing(sorted, mesh) // tracing.go
+	// telemetry_accesslog.go, telemetry_metrics.go
+	b.checkAccessLogging(sorted, mesh)
+	b.checkMetrics(sorted, mesh)
 	b.fingerprint(objs, mesh)
 	return b.m, b.diags
 }

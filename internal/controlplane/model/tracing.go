@@ -75,15 +75,8 @@ func (m *Mesh) TracingFor(p *Proxy, mode TraceMode) *Tracing {
 	disabled := false
 	apply := func(e tracingEntry) {
 		s := e.spec
-		switch s.GetMatch().GetMode() {
-		case telemetryv1alpha1.WorkloadMode_CLIENT:
-			if mode != TraceClient {
-				return
-			}
-		case telemetryv1alpha1.WorkloadMode_SERVER:
-			if mode != TraceServer {
-				return
-			}
+		if !mode.matches(s.GetMatch().GetMode()) {
+			return
 		}
 		if len(s.GetProviders()) > 0 {
 			out.Provider, out.Service, out.Port = nil, nil, 0
@@ -106,22 +99,9 @@ func (m *Mesh) TracingFor(p *Proxy, mode TraceMode) *Tracing {
 			}
 		}
 	}
-	for _, level := range []func(*telemetryTracing) bool{
-		func(tt *telemetryTracing) bool {
-			return tt.namespace == ts.rootNS && tt.selector == nil && p.Namespace != ts.rootNS
-		},
-		func(tt *telemetryTracing) bool { return tt.namespace == p.Namespace && tt.selector == nil },
-		func(tt *telemetryTracing) bool {
-			return tt.namespace == p.Namespace && tt.selector != nil && selects(tt.selector, p.Labels)
-		},
-	} {
-		for _, tt := range ts.telemetry {
-			if level(tt) {
-				for _, e := range tt.entries {
-					apply(e)
-				}
-				break // Istio takes the first (oldest) resource of a level
-			}
+	for _, tt := range telemetryLevels(ts.telemetry, ts.rootNS, p, func(t *telemetryTracing) (string, map[string]string) { return t.namespace, t.selector }) {
+		for _, e := range tt.entries {
+			apply(e)
 		}
 	}
 	if out.Provider == nil || disabled {

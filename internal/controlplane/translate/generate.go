@@ -99,6 +99,8 @@ func (g *generator) classResources() *classResources {
 		r.routes = g.routes()
 	}
 	g.addTracing(r.listeners) // tracing.go
+	g.addAccessLogs(r.listeners)
+	g.addMetricOverrides(r.listeners)
 	return r
 }
 
@@ -117,6 +119,8 @@ func (g *generator) ownResources() *ownResources {
 		clusters:  g.inboundClusters(),
 	}
 	g.addTracing(own.listeners) // tracing.go
+	g.addAccessLogs(own.listeners)
+	g.addMetricOverrides(own.listeners)
 	return own
 }
 

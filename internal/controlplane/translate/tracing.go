@@ -34,20 +34,30 @@ func (g *generator) addTracing(listeners []proto.Message) {
 	if client == nil && server == nil {
 		return
 	}
+	g.eachHCM(listeners, func(inbound bool, h *hcmpb.HttpConnectionManager) bool {
+		t := client
+		if inbound {
+			t = server
+		}
+		if t == nil {
+			return false
+		}
+		h.Tracing = t
+		return true
+	})
+}
+
+// eachHCM calls set with every HTTP connection manager of listeners and whether its
+// listener is the proxy's server side (Istio's listener classes: a sidecar's inbound side
+// is the server, its outbound side and a gateway the client); what set changes is
+// written back when it returns true.
+func (g *generator) eachHCM(listeners []proto.Message, set func(inbound bool, h *hcmpb.HttpConnectionManager) bool) {
 	for _, m := range listeners {
 		l, ok := m.(*listenerpb.Listener)
 		if !ok {
 			continue
 		}
-		// Istio's listener classes: a sidecar's inbound side is the server, its outbound
-		// side and a gateway the client.
-		t := client
-		if l.GetTrafficDirection() == corepb.TrafficDirection_INBOUND && g.p.Type != model.ProxyRouter {
-			t = server
-		}
-		if t == nil {
-			continue
-		}
+		inbound := l.GetTrafficDirection() == corepb.TrafficDirection_INBOUND && g.p.Type != model.ProxyRouter
 		chains := l.GetFilterChains()
 		if l.GetDefaultFilterChain() != nil {
 			chains = append(slices.Clip(chains), l.GetDefaultFilterChain())
@@ -61,8 +71,9 @@ func (g *generator) addTracing(listeners []proto.Message) {
 				if f.GetTypedConfig().UnmarshalTo(&h) != nil {
 					continue
 				}
-				h.Tracing = t
-				f.ConfigType = &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(&h)}
+				if set(inbound, &h) {
+					f.ConfigType = &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(&h)}
+				}
 			}
 		}
 	}

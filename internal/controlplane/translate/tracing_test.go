@@ -59,23 +59,8 @@ func meshConfig(t *testing.T, y string) *meshv1alpha1.MeshConfig {
 func hcmTracing(t *testing.T, res *Resources) []*hcmpb.HttpConnectionManager_Tracing {
 	t.Helper()
 	var out []*hcmpb.HttpConnectionManager_Tracing
-	for _, m := range res.Listeners {
-		l := m.(*listenerpb.Listener)
-		for _, fc := range l.GetFilterChains() {
-			for _, f := range fc.GetFilters() {
-				if f.GetTypedConfig().GetTypeUrl() != hcmTypeURL {
-					continue
-				}
-				var h hcmpb.HttpConnectionManager
-				if err := f.GetTypedConfig().UnmarshalTo(&h); err != nil {
-					t.Fatal(err)
-				}
-				if err := h.ValidateAll(); err != nil {
-					t.Errorf("listener %s: %v", l.GetName(), err)
-				}
-				out = append(out, h.GetTracing())
-			}
-		}
+	for _, lh := range hcmsOf(t, res) {
+		out = append(out, lh.h.GetTracing())
 	}
 	return out
 }

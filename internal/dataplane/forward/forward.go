@@ -52,6 +52,11 @@ type Options struct {
 	Tracers *tracing.Providers
 	// PeerMetadata is this workload's metadata exchange headers (peermeta.go).
 	PeerMetadata PeerMetadata
+	// Metrics and AccessLog get each finished request after the observers, with its
+	// listener's Telemetry API settings (stats.RecordWith, accesslog.Router.Log;
+	// telemetryapi.go); nil: none.
+	Metrics   func(info *streaminfo.Info, ov *resource.StatsOverrides, h http.Header)
+	AccessLog func(info *streaminfo.Info, logs []resource.AccessLog, h http.Header)
 }
 
 // Forwarder serves matched requests. It is safe for concurrent use.
@@ -269,6 +274,7 @@ func (x *exchange) finish() {
 	for _, o := range x.f.o.Observers {
 		o(info)
 	}
+	x.recordTelemetryAPI() // telemetryapi.go
 	// Observers must not keep the Info (Options.Observers), so it serves the next request.
 	x.info = nil
 	*info = streaminfo.Info{}

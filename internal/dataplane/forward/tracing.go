@@ -32,15 +32,17 @@ func (x *exchange) startSpan() {
 		kind = tracing.KindClient
 	}
 	hdr := x.r.Header
-	hdr["X-Request-Id"] = []string{x.info.RequestID}
-	x.spans.own = tr.Start(hdr, tracing.StartOptions{Kind: kind, Settings: &settings, Internal: !x.edge(), Scheme: requestScheme(x.r)})
+	// The request id goes upstream in prepare (x.info.RequestID); the tracer only packs the
+	// trace reason into it, so an unsampled request writes no header and allocates nothing.
+	o := tracing.StartOptions{Kind: kind, Internal: !x.edge(), Scheme: requestScheme(x.r)}
+	x.spans.own, x.info.RequestID = tr.StartRequest(x.info.RequestID, hdr, &settings, o)
 	if x.edge() && x.spans.own != nil {
 		// A gateway is a hop of its own (Istio sets spawn_upstream_span on gateways): the
 		// upstream request gets a client span, the child of the gateway's server span, and
 		// it is that span's context the next hop continues.
-		x.spans.upstream = tr.Start(hdr, tracing.StartOptions{Kind: tracing.KindClient, Settings: &settings, Internal: true, Scheme: requestScheme(x.r)})
+		o.Kind, o.Internal = tracing.KindClient, true
+		x.spans.upstream, x.info.RequestID = tr.StartRequest(x.info.RequestID, hdr, &settings, o)
 	}
-	x.info.RequestID = hdr.Get("X-Request-Id") // the trace reason packed in, as every later hop sees it
 }
 
 // spans are a request's spans: its own and, at a gateway, its upstream request's.

@@ -99,6 +99,11 @@ type HTTPManager struct {
 	AcceptHTTP10        bool
 	Auth                []AuthFilter // RBAC, jwt_authn and ext_authz http_filters, in order (authz.go)
 	Tracing             *Tracing     // tracing; nil: no spans (tracing.go)
+
+	// The Telemetry API: access_log (nil: the proxy's own access log; accesslog.go) and
+	// the istio.stats metric overrides (nil: none; stats.go).
+	AccessLogs []AccessLog
+	Stats      *StatsOverrides
 }
 
 // TCPProxy is envoy.filters.network.tcp_proxy.

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -26,17 +27,7 @@ var Buckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 
 	60000, 300000, 600000, 1800000, 3600000}
 
 // LabelNames are the labels of Istio's standard HTTP metrics, in Istio's order.
-var LabelNames = []string{
-	"reporter",
-	"source_workload", "source_canonical_service", "source_canonical_revision",
-	"source_workload_namespace", "source_principal", "source_app", "source_version", "source_cluster",
-	"destination_workload", "destination_workload_namespace", "destination_principal",
-	"destination_app", "destination_version", "destination_service",
-	"destination_canonical_service", "destination_canonical_revision",
-	"destination_service_name", "destination_service_namespace", "destination_cluster",
-	"request_protocol", "response_code", "grpc_response_status", "response_flags",
-	"connection_security_policy",
-}
+var LabelNames = contract.IstioLabels
 
 const numLabels = 25
 
@@ -75,6 +66,9 @@ type Stats struct {
 
 	envoy *envoyCollector
 	tcpm  tcpMetrics // tcp.go: istio_tcp_*
+
+	// overrides.go: series recorded under the Telemetry API's overrides
+	ov overrideCache
 }
 
 // New returns the stats of the sidecar whose workload is self: self is the source of

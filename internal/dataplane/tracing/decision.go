@@ -52,6 +52,18 @@ const versionNibble = 14
 // and overall sampling use the request id's first 32 bits, so every hop agrees.
 func Decide(h http.Header, s Sampling, internal bool) Reason {
 	id := get(h, "X-Request-Id")
+	reason, packed := DecideID(id, h, s, internal)
+	if packed != id {
+		h["X-Request-Id"] = []string{packed}
+	}
+	return reason
+}
+
+// DecideID is Decide for a request whose id is given rather than read from h (h is only
+// read, for x-client-trace-id and x-envoy-force-trace): it returns the decision and the
+// id with the trace reason packed in, which the caller sends on. It does not allocate
+// unless the packed id differs from id.
+func DecideID(id string, h http.Header, s Sampling, internal bool) (Reason, string) {
 	uuid := isUUID(id) // checked once: the helpers below take it as given
 	stable, hasStable := stableValue(id, uuid)
 	reason := reasonOf(id, uuid)
@@ -80,10 +92,10 @@ func Decide(h http.Header, s Sampling, internal bool) Reason {
 			reason = NotTraceable
 		}
 	}
-	if packed, ok := packReason(id, uuid, reason); ok && packed != id {
-		h["X-Request-Id"] = []string{packed}
+	if packed, ok := packReason(id, uuid, reason); ok {
+		return reason, packed
 	}
-	return reason
+	return reason, id
 }
 
 // enabled is Envoy's fractional-percent check: a percentage becomes parts per million

@@ -59,31 +59,56 @@ func (t *Tracer) Start(h http.Header, o StartOptions) *Active {
 	if t == nil || o.Settings == nil {
 		return nil
 	}
-	reason := Decide(h, o.Settings.Sampling, o.Internal)
-	parent := Extract(h)
+	id := get(h, "X-Request-Id")
+	a, packed := t.StartRequest(id, h, o.Settings, o)
+	if packed != id {
+		h["X-Request-Id"] = []string{packed}
+	}
+	return a
+}
+
+// StartRequest is Start for the request whose x-request-id is id, which it does not
+// write into h: it returns the id with the trace reason packed in, for the caller to
+// send. s stands for o.Settings (taken apart so that a caller's Settings on its stack
+// stays there). A request that is not traced and continues no trace costs the decision
+// and no allocation; only a span's context is written into h.
+func (t *Tracer) StartRequest(id string, h http.Header, s *Settings, o StartOptions) (*Active, string) {
+	if t == nil || s == nil {
+		return nil, id
+	}
+	reason, id := DecideID(id, h, s.Sampling, o.Internal)
 	sampled := reason.Traced()
+	if !sampled && !hasParent(h) {
+		return nil, id // the common unsampled request: no header parsed beyond presence
+	}
+	parent := Extract(h)
 	if parent.HasSampled {
 		// A decision made upstream of this hop is followed, as Envoy's OpenTelemetry and
 		// Zipkin tracers do, so a trace is never cut in the middle.
 		sampled = parent.Sampled
 	}
 	if !sampled && !parent.Valid() {
-		return nil
+		return nil, id
 	}
-	a := &Active{t: t, sampled: sampled, disabled: o.Settings.Disabled, maxPath: o.Settings.MaxPathTagLength, scheme: o.Scheme}
+	a := &Active{t: t, sampled: sampled, disabled: s.Disabled, maxPath: s.MaxPathTagLength, scheme: o.Scheme}
 	a.span = Span{Name: o.Operation, Kind: o.Kind, SpanID: newSpanID(), Start: t.now()}
 	if parent.Valid() {
 		a.span.TraceID, a.span.Parent, a.span.TraceState = parent.TraceID, parent.SpanID, parent.TraceState
 	} else {
 		a.span.TraceID = newTraceID()
 	}
-	for i := range o.Settings.CustomTags {
-		ct := &o.Settings.CustomTags[i]
+	for i := range s.CustomTags {
+		ct := &s.CustomTags[i]
 		a.custom = append(a.custom, Attr{ct.Name, tagValue(ct, h)})
 	}
 	Inject(h, SpanContext{TraceID: a.span.TraceID, SpanID: a.span.SpanID, Sampled: sampled, HasSampled: true,
 		Debug: parent.Debug, TraceState: parent.TraceState}, a.span.Parent)
-	return a
+	return a, id
+}
+
+// hasParent reports whether h carries any propagation header Extract reads.
+func hasParent(h http.Header) bool {
+	return len(h["Traceparent"]) > 0 || len(h["B3"]) > 0 || len(h["X-B3-Traceid"]) > 0
 }
 
 // Rename sets the span's name (the route's decorator operation, known once the request

@@ -290,6 +290,12 @@ func decodeHCM(a *anypb.Any) (*resource.HTTPManager, error) {
 		return nil, fmt.Errorf("tracing.%w", err)
 	}
 	out.Tracing = tr
+	if out.AccessLogs, err = decodeAccessLogs(h.GetAccessLog()); err != nil { // decode_accesslog.go
+		return nil, fmt.Errorf("access_log%w", err)
+	}
+	if out.Stats, err = decodeStatsFilter(h.GetHttpFilters()); err != nil { // decode_stats.go
+		return nil, err
+	}
 	return out, nil
 }
 

@@ -1,0 +1,73 @@
+package translate
+
+import (
+	accesslogpb "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	fileal "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	celpb "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
+	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lucid-mesh/lucid/internal/controlplane/model"
+)
+
+// Access logger and filter names istiod writes for a Telemetry resource's accessLogging
+// with an Envoy file provider.
+const (
+	FileAccessLogger = "envoy.access_loggers.file"
+	CELAccessFilter  = "envoy.access_loggers.extension_filters.cel"
+	devNull          = "/dev/null"
+)
+
+// addAccessLogs sets the access_log of every HTTP connection manager of listeners when a
+// Telemetry resource configures access logging for the proxy's side
+// (model.Mesh.AccessLogsFor): one file access log per provider, with the CEL filter as an
+// extension filter. When Telemetry turns logging off, one access log to /dev/null says
+// so (the proxy's own --access-log would otherwise log); when no Telemetry applies, the
+// listeners carry none and the proxy's own access log logs every request.
+func (g *generator) addAccessLogs(listeners []proto.Message) {
+	client, clientSet := g.accessLogConfig(model.TraceClient)
+	server, serverSet := g.accessLogConfig(model.TraceServer)
+	if !clientSet && !serverSet {
+		return
+	}
+	g.eachHCM(listeners, func(inbound bool, h *hcmpb.HttpConnectionManager) bool {
+		logs, set := client, clientSet
+		if inbound {
+			logs, set = server, serverSet
+		}
+		if !set {
+			return false
+		}
+		h.AccessLog = logs
+		return true
+	})
+}
+
+// accessLogConfig is the access_log for the proxy's mode side; set is false when no
+// Telemetry configures it.
+func (g *generator) accessLogConfig(mode model.TraceMode) ([]*accesslogpb.AccessLog, bool) {
+	logs, set := g.m.AccessLogsFor(g.p, mode)
+	if !set {
+		return nil, false
+	}
+	if len(logs) == 0 {
+		return []*accesslogpb.AccessLog{fileAccessLog(devNull, "")}, true
+	}
+	out := make([]*accesslogpb.AccessLog, 0, len(logs))
+	for _, l := range logs {
+		out = append(out, fileAccessLog(l.Path, l.Filter))
+	}
+	return out, true
+}
+
+// fileAccessLog is Envoy's file access log to path, filtered by the CEL expression
+// filter ("" none).
+func fileAccessLog(path, filter string) *accesslogpb.AccessLog {
+	l := &accesslogpb.AccessLog{Name: FileAccessLogger,
+		ConfigType: &accesslogpb.AccessLog_TypedConfig{TypedConfig: mustAny(&fileal.FileAccessLog{Path: path})}}
+	if filter != "" {
+		l.Filter = &accesslogpb.AccessLogFilter{FilterSpecifier: &accesslogpb.AccessLogFilter_ExtensionFilter{ExtensionFilter: &accesslogpb.ExtensionFilter{
+			Name: CELAccessFilter, ConfigType: &accesslogpb.ExtensionFilter_TypedConfig{TypedConfig: mustAny(&celpb.ExpressionFilter{Expression: filter})}}}}
+	}
+	return l
+}

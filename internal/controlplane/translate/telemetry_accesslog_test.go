@@ -1,0 +1,156 @@
+package translate
+
+import (
+	"strings"
+	"testing"
+
+	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	fileal "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	celpb "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
+	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lucid-mesh/lucid/internal/controlplane/model"
+)
+
+// listenerHCM is one HTTP connection manager and its listener.
+type listenerHCM struct {
+	l *listenerpb.Listener
+	h *hcmpb.HttpConnectionManager
+}
+
+// hcmsOf are the HTTP connection managers of res's listeners, each validated.
+func hcmsOf(t *testing.T, res *Resources) []listenerHCM {
+	t.Helper()
+	var out []listenerHCM
+	for _, m := range res.Listeners {
+		l := m.(*listenerpb.Listener)
+		for _, fc := range l.GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				if f.GetTypedConfig().GetTypeUrl() != hcmTypeURL {
+					continue
+				}
+				var h hcmpb.HttpConnectionManager
+				if err := f.GetTypedConfig().UnmarshalTo(&h); err != nil {
+					t.Fatal(err)
+				}
+				if err := h.ValidateAll(); err != nil {
+					t.Errorf("listener %s: %v", l.GetName(), err)
+				}
+				out = append(out, listenerHCM{l, &h})
+			}
+		}
+	}
+	return out
+}
+
+// accessLogsOf is "path filter" per access_log entry of every HTTP connection manager,
+// by inbound (true) or outbound side.
+func accessLogsOf(t *testing.T, res *Resources) map[bool][]string {
+	t.Helper()
+	out := map[bool][]string{}
+	for _, lh := range hcmsOf(t, res) {
+		var entries []string
+		for _, al := range lh.h.GetAccessLog() {
+			var fl fileal.FileAccessLog
+			if al.GetName() != FileAccessLogger || al.GetTypedConfig().UnmarshalTo(&fl) != nil {
+				t.Fatalf("access log %v", al)
+			}
+			e := fl.GetPath()
+			if ext := al.GetFilter().GetExtensionFilter(); ext != nil {
+				var x celpb.ExpressionFilter
+				if ext.GetName() != CELAccessFilter || ext.GetTypedConfig().UnmarshalTo(&x) != nil {
+					t.Fatalf("filter %v", ext)
+				}
+				e += " " + x.GetExpression()
+			}
+			entries = append(entries, e)
+		}
+		inbound := lh.l.GetName() == "virtualInbound"
+		out[inbound] = append(out[inbound], strings.Join(entries, "|"))
+	}
+	return out
+}
+
+const accessLogTelemetry = `
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  accessLogging:
+  - providers: [{name: envoy}]
+    filter: {expression: "response.code >= 500"}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  accessLogging:
+  - match: {mode: SERVER}
+    disabled: true
+  - match: {mode: CLIENT}
+    providers: [{name: audit}]
+`
+
+// A Telemetry resource's accessLogging becomes file access logs with Istio's CEL filter on
+// the proxies it applies to, by side; a workload that turns it off gets one log to
+// /dev/null; with no Telemetry the listeners carry none (the proxy's own log applies).
+func TestAccessLoggingFromTelemetry(t *testing.T) {
+	mesh := meshConfig(t, `extensionProviders: [{name: audit, envoyFileAccessLog: {path: /var/log/audit.log}}]`)
+	const reviews = "sidecar~127.0.10.2~reviews-v1.default~default.svc.cluster.local"
+
+	m, diags := model.Build(loadObjects(t, "_base.yaml", baseObjects(t)), mesh)
+	if len(diags) != 0 {
+		t.Fatalf("warnings %v", diags)
+	}
+	for side, logs := range accessLogsOf(t, Generate(m, proxy(t, productpage))) {
+		for _, l := range logs {
+			if l != "" {
+				t.Fatalf("no Telemetry: inbound=%v has access logs %q", side, l)
+			}
+		}
+	}
+
+	m, diags = model.Build(loadObjects(t, "_base.yaml", append(baseObjects(t), accessLogTelemetry...)), mesh)
+	if len(diags) != 0 {
+		t.Fatalf("warnings %v", diags)
+	}
+	var cache Cache
+	for _, tc := range []struct {
+		id                string
+		inbound, outbound string
+	}{
+		{productpage, "/dev/stdout response.code >= 500", "/dev/stdout response.code >= 500"},
+		// The root namespace's filter stays on the envoy provider, which the workload's
+		// server entry turns off; its client entry names another provider.
+		{reviews, "/dev/null", "/var/log/audit.log"},
+	} {
+		want := Generate(m, proxy(t, tc.id))
+		got := cache.Generate(m, proxy(t, tc.id))
+		for i := range want.Listeners {
+			if !proto.Equal(got.Listeners[i], want.Listeners[i]) {
+				t.Fatalf("%s: cached listener %s differs from Generate's", tc.id, resourceName(want.Listeners[i]))
+			}
+		}
+		logs := accessLogsOf(t, want)
+		if len(logs[true]) == 0 || len(logs[false]) == 0 {
+			t.Fatalf("%s: HTTP connection managers %v", tc.id, logs)
+		}
+		for side, w := range map[bool]string{true: tc.inbound, false: tc.outbound} {
+			for _, l := range logs[side] {
+				if l != w {
+					t.Errorf("%s inbound=%v: access logs %q; want %q", tc.id, side, l, w)
+				}
+			}
+		}
+	}
+
+	// An undefined provider is a warning that names the field (lucid analyze shows it).
+	bad := strings.Replace(accessLogTelemetry, "[{name: audit}]", "[{name: elastic}]", 1)
+	_, diags = model.Build(loadObjects(t, "_base.yaml", append(baseObjects(t), bad...)), mesh)
+	if len(diags) != 1 || !strings.Contains(diags[0].String(), `spec.accessLogging[1].providers[0].name: provider "elastic" is not defined in extensionProviders`) {
+		t.Fatalf("warnings %v", diags)
+	}
+}

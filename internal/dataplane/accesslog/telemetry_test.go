@@ -1,0 +1,108 @@
+package accesslog
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lucid-mesh/lucid/internal/contract/celattr"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+)
+
+func filter(t *testing.T, expr string) *celattr.Expr {
+	t.Helper()
+	x, err := celattr.CompileFilter(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// TestRouterFiltersByCEL: a listener whose access log has a CEL filter logs exactly the
+// requests it matches; one with none of its own falls back on the proxy's log; /dev/null
+// (a Telemetry that turns logging off) logs nothing.
+func TestRouterFiltersByCEL(t *testing.T) {
+	var def bytes.Buffer
+	other := filepath.Join(t.TempDir(), "telemetry.log")
+	rt := NewRouter(New(&def, Text), "/var/log/proxy.log", Text, nil)
+	defer rt.Close()
+	only5xx := []resource.AccessLog{{Path: "/var/log/proxy.log", Filter: filter(t, "response.code >= 500")}}
+	byHeader := []resource.AccessLog{{Path: other, Filter: filter(t, "request.headers['x-user'] == 'jason' && xds.cluster_name.startsWith('outbound')")}}
+	off := []resource.AccessLog{{Path: resource.DevNull}}
+
+	req := func(code int, path string) *streaminfo.Info {
+		in := fullInfo()
+		in.ResponseCode, in.Path = code, path
+		return in
+	}
+	h := http.Header{"X-User": {"jason"}}
+	rt.Log(req(200, "/ok"), only5xx, h)
+	rt.Log(req(503, "/fail"), only5xx, h)
+	rt.Log(req(404, "/nf"), only5xx, h)
+	rt.Log(req(200, "/plain"), nil, h) // no access log of its own: the proxy's
+	rt.Log(req(500, "/off"), off, h)
+	rt.Log(req(200, "/jason"), byHeader, h)
+	rt.Log(req(200, "/anon"), byHeader, http.Header{})
+
+	got := def.String()
+	for _, want := range []string{`"GET /fail HTTP/1.1" 503`, `"GET /plain HTTP/1.1" 200`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("proxy log lacks %s:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n"); n != 2 {
+		t.Errorf("proxy log has %d lines; want 2 (503 and the unfiltered one):\n%s", n, got)
+	}
+	b, err := os.ReadFile(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); strings.Count(s, "\n") != 1 || !strings.Contains(s, "/jason") {
+		t.Errorf("telemetry file = %q; want the one request with x-user: jason", s)
+	}
+}
+
+// TestAttributes: the values a filter sees, in Envoy's attribute names and types.
+func TestAttributes(t *testing.T) {
+	in := fullInfo()
+	in.Flags = streaminfo.NoHealthyUpstream | streaminfo.NoClusterFound
+	in.GRPCStatus = "14"
+	in.Direction, in.Source.Principal = "inbound", "spiffe://cluster.local/ns/default/sa/productpage"
+	a := attributes{in: in, h: http.Header{"X-Forwarded-Proto": {"https"}, "Accept": {"a", "b"}}}
+	for _, expr := range []string{
+		"request.url_path == '/reviews/0' && request.method == 'GET' && request.host == 'reviews:9080'",
+		"request.scheme == 'https' && request.headers['accept'] == 'a,b'",
+		"request.duration > duration('40ms') && request.time < timestamp('2027-01-01T00:00:00Z')",
+		"response.code == 200 && response.grpc_status == 14 && response.code_details == 'via_upstream'",
+		"response.flags == 0x2 + 0x1000000", // UH and NC at Envoy's bits
+		"connection.mtls",
+		"source.port == 40112 && destination.address == '127.0.1.1:15001'",
+		"upstream.address == '127.0.1.2:9080' && upstream.port == 9080",
+		"xds.route_name == 'default'",
+	} {
+		if !filter(t, expr).Match(a) {
+			t.Errorf("%s: false", expr)
+		}
+	}
+}
+
+func TestEnvoyFlags(t *testing.T) {
+	for _, tc := range []struct {
+		f    streaminfo.Flag
+		want int64
+	}{
+		{streaminfo.FailedLocalHealthCheck, 0x1},
+		{streaminfo.UpstreamMaxStreamDurationReached, 0x80000},
+		{streaminfo.NoFilterConfigFound, 0x200000},
+		{streaminfo.DNSResolutionFailed, 0x4000000},
+		{streaminfo.DownstreamRemoteReset, 0x10000000},
+	} {
+		if got := EnvoyFlags(tc.f); got != tc.want {
+			t.Errorf("EnvoyFlags(%v) = %#x; want %#x", tc.f, got, tc.want)
+		}
+	}
+}
