@@ -152,7 +152,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer stopWebhook()
-	stopCA, err := startCA(ctx, o, meshCfg, log) // ca.go
+	stopCA, err := startCA(ctx, o, meshCfg, srv, log) // ca.go
 	if err != nil {
 		return err
 	}
