@@ -166,3 +166,12 @@ func startCA(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, srv 
 		wg.Wait()
 	}, nil
 }
+
+// injectedPort is the control-plane port injected sidecars dial: the TLS port (xDS and
+// their certificates) when the CA serves, else the plaintext one (no workload identity).
+func injectedPort(o Options) int {
+	if caServes(o) {
+		return install.SecurePort
+	}
+	return install.GRPCPort
+}
