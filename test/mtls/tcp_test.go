@@ -12,27 +12,10 @@ import (
 	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
-// tcpYAML gives web an opaque TCP port (9000) beside its HTTP one: the client's sidecar
-// runs tcp_proxy for it.
-const tcpYAML = `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web}
-spec:
-  hosts: [web.default.svc.cluster.local]
-  ports: [{number: 8080, name: http, protocol: HTTP}, {number: 9000, name: tcp, protocol: TCP}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: web}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: web, annotations: {lucid.dev/app-address: 127.0.163.3}}
-spec: {address: 127.0.163.2, labels: {app: web}, serviceAccount: web-sa}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: client}
-spec: {address: 127.0.163.4, labels: {app: client}, serviceAccount: client-sa}
-`
+// tcpYAML is meshYAML with an opaque TCP port (9000) on web beside its HTTP one: the
+// client's sidecar runs tcp_proxy for it.
+var tcpYAML = strings.Replace(meshYAML, "ports: [{number: 8080, name: http, protocol: HTTP}]",
+	"ports: [{number: 8080, name: http, protocol: HTTP}, {number: 9000, name: tcp, protocol: TCP}]", 1)
 
 // overTunnel opens a CONNECT tunnel through the client's sidecar (how a local-mode app
 // reaches an opaque TCP service) to web:9000 and sends one HTTP/1.1 request inside it:

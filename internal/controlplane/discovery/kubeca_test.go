@@ -20,7 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/ca"
 	"github.com/lucid-mesh/lucid/internal/controlplane/ca/kubeca"
@@ -33,18 +32,14 @@ import (
 )
 
 // kubeToken is what the kubelet projects into a pod at /var/run/secrets/tokens/istio-token:
-// a token for service account ns/sa with audience istio-ca, minted here with the
-// TokenRequest API (no kubelet runs).
-func kubeToken(ctx context.Context, t *testing.T, d dynamic.Interface, ns, sa string) string {
+// a token of service account ns/sa with audience istio-ca (minted with the TokenRequest
+// API: no kubelet runs).
+func kubeToken(ctx context.Context, t *testing.T, c *kubetest.Cluster, ns, sa string) string {
 	t.Helper()
-	req := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-		"spec": map[string]any{"expirationSeconds": int64(3600), "audiences": []any{ca.DefaultAudience}}}}
-	req.SetName(sa)
-	resp, err := d.Resource(kubetest.ServiceAccounts).Namespace(ns).Create(ctx, req, metav1.CreateOptions{}, "token")
+	tok, err := c.Token(ctx, ns, sa, ca.DefaultAudience)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, _ := unstructured.NestedString(resp.Object, "status", "token")
 	return tok
 }
 
@@ -128,7 +123,7 @@ func TestKubernetesCA(t *testing.T) {
 		return securityv1alpha1.NewIstioCertificateServiceClient(cc).CreateCertificate(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok),
 			&securityv1alpha1.IstioCertificateRequest{Csr: string(csr), ValidityDuration: 3600})
 	}
-	webTok, otherTok := kubeToken(ctx, t, adm, "shop", "web"), kubeToken(ctx, t, adm, "shop", "other")
+	webTok, otherTok := kubeToken(ctx, t, c, "shop", "web"), kubeToken(ctx, t, c, "shop", "other")
 	resp, err := sign(webTok)
 	if err != nil {
 		t.Fatalf("the pod's istio-ca token: %v", err)

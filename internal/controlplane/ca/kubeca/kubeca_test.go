@@ -201,24 +201,13 @@ func TestPluggedCacerts(t *testing.T) {
 	}
 }
 
-// token requests a token for service account ns/sa with the given audiences.
-func token(t *testing.T, d dynamic.Interface, ns, sa string, audiences ...string) string {
+// token is a token of service account ns/sa for audiences (the kubelet's projected token).
+func token(t *testing.T, c *kubetest.Cluster, ns, sa string, audiences ...string) string {
 	t.Helper()
-	spec := map[string]any{"expirationSeconds": int64(3600)}
-	if len(audiences) > 0 {
-		aud := []any{}
-		for _, a := range audiences {
-			aud = append(aud, a)
-		}
-		spec["audiences"] = aud
-	}
-	req := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}}
-	req.SetName(sa)
-	resp, err := d.Resource(kubetest.ServiceAccounts).Namespace(ns).Create(ctxT(t), req, metav1.CreateOptions{}, "token")
+	tok, err := c.Token(ctxT(t), ns, sa, audiences...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, _ := unstructured.NestedString(resp.Object, "status", "token")
 	return tok
 }
 
@@ -261,7 +250,7 @@ func TestTokenReview(t *testing.T) {
 			&securityv1alpha1.IstioCertificateRequest{Csr: string(csr), ValidityDuration: 3600})
 	}
 
-	podToken := token(t, admin(t, c), "bookinfo", "bookinfo-reviews", ca.DefaultAudience)
+	podToken := token(t, c, "bookinfo", "bookinfo-reviews", ca.DefaultAudience)
 	resp, err := call(podToken)
 	if err != nil {
 		t.Fatalf("the pod's istio-ca token: %v", err)
@@ -278,7 +267,7 @@ func TestTokenReview(t *testing.T) {
 	tests := []struct {
 		name, token, want string
 	}{
-		{"token for the API server's audience", token(t, admin(t, c), "bookinfo", "bookinfo-reviews"), `is invalid for the target audiences ["istio-ca"]`},
+		{"token for the API server's audience", token(t, c, "bookinfo", "bookinfo-reviews"), `is invalid for the target audiences ["istio-ca"]`},
 		{"forged token", podToken[:len(podToken)-4] + "AAAA", "kubernetes token: the API server did not authenticate the token"},
 		{"not a token", "hello", "kubernetes token: the API server did not authenticate the token"},
 		{"admin's static token", c.Config.BearerToken, "kubernetes token: the API server did not authenticate the token"},
