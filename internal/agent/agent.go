@@ -132,6 +132,12 @@ func Run(ctx context.Context, o Options) error {
 	if o.InterceptionMode != "" {
 		meta["INTERCEPTION_MODE"] = strings.ToUpper(o.InterceptionMode)
 	}
+	dnsMetadata(o.DNSOptions, meta)
+	nameTables, stopDNS, err := startDNS(context.WithoutCancel(ctx), o.DNSOptions, o.Namespace, logs.Logger("dns")) // dns.go: serves until Run returns
+	if err != nil {
+		return err
+	}
+	defer stopDNS()
 	// The xDS client applies through the agent's applier: static resources (15021)
 	// added, inbound listeners held back while draining.
 	apl := &applier{proxy: px, router: o.Router, static: newStatic(agentEndpoint(o.IP), o.StatusPort, o.HealthPort)}
@@ -140,7 +146,7 @@ func Run(ctx context.Context, o Options) error {
 	started := time.Now()
 	xc = xdsclient.New(xdsclient.Options{
 		Server: o.Discovery, NodeID: nodeID, Cluster: "Kubernetes", Metadata: meta, Version: o.Version, DialOptions: xdsDialOptions(o, idm), // xds_tls.go
-		Applier: apl, Logger: quietWhileStarting(logs.Logger("config"), started, func() bool { return heardFrom(xc.Status()) }), // startgrace.go
+		Applier: apl, NameTable: nameTables, Logger: quietWhileStarting(logs.Logger("config"), started, func() bool { return heardFrom(xc.Status()) }), // startgrace.go
 	})
 
 	var draining atomic.Bool

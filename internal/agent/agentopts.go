@@ -55,6 +55,8 @@ type AgentOptions struct {
 	// InterceptionMode is ISTIO_META_INTERCEPTION_MODE: REDIRECT when the pod's traffic
 	// is captured (capture.go), NONE or "" in local mode.
 	InterceptionMode string
+	// DNS capture: the DNS proxy on 15053 (dns.go).
+	DNSOptions
 }
 
 // Defaults of Options, Istio's numbers.

@@ -29,6 +29,11 @@ func addAgentFlags(cmd *cobra.Command, o *agent.Options, appAddr *string) {
 	f.Uint16Var(&o.HealthPort, "health-port", 15021, "the proxy's health listener (/healthz/ready through the proxy)")
 	f.StringVar(&o.InterceptionMode, "interception-mode", os.Getenv("ISTIO_META_INTERCEPTION_MODE"),
 		"REDIRECT or TPROXY: the pod's traffic is captured (lucid iptables); the sidecar serves 0.0.0.0:15001 and :15006 by original destination (TPROXY: IP_TRANSPARENT, needs CAP_NET_ADMIN); NONE or empty: local mode (default $ISTIO_META_INTERCEPTION_MODE)")
+	f.BoolVar(&o.DNSCapture, "dns-capture", envBool("ISTIO_META_DNS_CAPTURE"),
+		"serve DNS on 127.0.0.1:15053 from the mesh's name table (the capture rules send the pod's DNS there), the rest forwarded to --resolv-conf's resolvers (default $ISTIO_META_DNS_CAPTURE)")
+	f.BoolVar(&o.DNSAutoAllocate, "dns-auto-allocate", envBool("ISTIO_META_DNS_AUTO_ALLOCATE"),
+		"with --dns-capture, ServiceEntries without an address answer with one from 240.240.0.0/16 (default $ISTIO_META_DNS_AUTO_ALLOCATE)")
+	f.StringVar(&o.ResolvConf, "resolv-conf", "/etc/resolv.conf", "with --dns-capture, the resolv.conf whose resolvers and search domains the DNS proxy uses")
 }
 
 // addDrainFlags adds the shutdown drain's flags (Istio's proxy config and agent variables)

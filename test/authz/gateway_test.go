@@ -14,23 +14,9 @@ import (
 // The gateway's address in the sidecar test's subnet.
 const scGateway = "127.0.187.30"
 
-// gatewayFiles: an ingress gateway routing everything to httpbin, and a DENY policy on the
-// gateway for /admin, the policy Istio's security best practices use to show path
-// normalisation.
-func gatewayFiles(registry string) map[string]string {
-	return map[string]string{
-		"registry.yaml": registry,
-		"gateway.yaml": `apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: gw
-  namespace: istio-system
-  annotations: {lucid.dev/proxy: router}
-spec:
-  address: ` + scGateway + `
-  labels: {istio: ingressgateway}
----
-apiVersion: networking.istio.io/v1
+// frontGateway is a Gateway on :8080 of the istio: ingressgateway workloads routing
+// everything to httpbin.
+const frontGateway = `apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: foo}
 spec:
@@ -48,7 +34,25 @@ spec:
   http:
   - route:
     - destination: {host: httpbin.foo.svc.cluster.local, port: {number: 8000}}
+`
+
+// gatewayFiles: an ingress gateway routing everything to httpbin, and a DENY policy on the
+// gateway for /admin, the policy Istio's security best practices use to show path
+// normalisation.
+func gatewayFiles(registry string) map[string]string {
+	return map[string]string{
+		"registry.yaml": registry,
+		"gateway.yaml": `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: gw
+  namespace: istio-system
+  annotations: {lucid.dev/proxy: router}
+spec:
+  address: ` + scGateway + `
+  labels: {istio: ingressgateway}
 ---
+` + frontGateway + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: deny-admin, namespace: istio-system}
@@ -107,7 +111,7 @@ func TestGatewayPolicyAfterNormalisation(t *testing.T) {
 				{"//admin", mode.mergedAdmin},
 			} {
 				req := &http.Request{Method: http.MethodGet, RequestURI: c.path, Host: "httpbin.example.com", Header: http.Header{}}
-				status, header, body := rawRequest(t, scGateway+":8080", req)
+				status, header, body := rawRequest(t, dial(t, scGateway+":8080"), req)
 				if status != c.status {
 					t.Errorf("GET %s: %d %q (x-lucid-error %q), want %d", c.path, status, body, header.Get("X-Lucid-Error"), c.status)
 					continue

@@ -84,9 +84,7 @@ func TestAuthorizationThroughSidecar(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a mesh per suite")
 	}
-	keys := newKeys(t)
-	ext := startSidecarAuthzServer(t)
-	registry := sidecarRegistry(t)
+	keys, ext, registry := sidecarFixtures(t)
 	played, skipped := 0, map[string]int{}
 	for _, s := range loadSuites(t) {
 		var cases []tcase
@@ -101,11 +99,11 @@ func TestAuthorizationThroughSidecar(t *testing.T) {
 			continue
 		}
 		t.Run(s.Name, func(t *testing.T) {
-			m := startSuiteMesh(t, s, keys, registry)
+			m := startSuiteMesh(t, s, keys, registry, meshtest.Options{}, nil)
 			defer m.Stop()
 			for _, c := range cases {
 				played++
-				t.Run(c.Name, func(t *testing.T) { playCase(t, m, keys, ext, c) })
+				t.Run(c.Name, func(t *testing.T) { playCase(t, m, keys, ext, c, plainDial) })
 			}
 		})
 	}
@@ -115,19 +113,29 @@ func TestAuthorizationThroughSidecar(t *testing.T) {
 	}
 }
 
-// startSuiteMesh starts the control plane with the suite's configuration and httpbin's
-// sidecar and app.
-func startSuiteMesh(t *testing.T, s suite, keys *testKeys, registry string) *suiteMesh {
+// sidecarFixtures are what every suite's mesh shares: the JWT keys, the CUSTOM provider's
+// authorization server and the registry.
+func sidecarFixtures(t *testing.T) (*testKeys, *sidecarAuthzServer, string) {
 	t.Helper()
-	o := meshtest.Options{AccessLog: filepath.Join(t.TempDir(), "access.log")}
+	return newKeys(t), startSidecarAuthzServer(t), sidecarRegistry(t)
+}
+
+// startSuiteMesh starts the control plane with the suite's configuration (and the extra
+// files) and httpbin's sidecar and app; o adds mutual TLS.
+func startSuiteMesh(t *testing.T, s suite, keys *testKeys, registry string, o meshtest.Options, extra map[string]string) *suiteMesh {
+	t.Helper()
+	o.AccessLog = filepath.Join(t.TempDir(), "access.log")
 	o.MeshConfig = s.Mesh
 	files := map[string]string{"registry.yaml": registry}
 	if s.Config != "" {
 		files["suite.yaml"] = strings.ReplaceAll(s.Config, "{{JWKS}}", keys.jwks)
 	}
+	for k, v := range extra {
+		files[k] = v
+	}
 	m := meshtest.StartWith(t, o, files, []meshtest.Workload{{
 		Name: "httpbin", Namespace: "foo", IP: scHTTPBin, AppIP: scApp, Ports: []int{8000, 9000},
-		Labels: map[string]string{"app": "httpbin", "version": "v1"}, Version: "v1",
+		Labels: map[string]string{"app": "httpbin", "version": "v1"}, Version: "v1", ServiceAccount: "httpbin",
 	}})
 	waitListening(t, scHTTPBin+":8000", scHTTPBin+":9000")
 	return &suiteMesh{Mesh: m, accessLog: o.AccessLog}
@@ -159,13 +167,22 @@ type suiteMesh struct {
 	accessLog string
 }
 
-// playCase sends the case's request to the sidecar's inbound listener and checks what the
-// client sees.
-func playCase(t *testing.T, m *suiteMesh, keys *testKeys, ext *sidecarAuthzServer, c tcase) {
+// dialFunc opens the client's connection to the sidecar's inbound address for a case.
+type dialFunc func(t *testing.T, addr string) net.Conn
+
+// plainDial is a plaintext client on loopback.
+func plainDial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	return dial(t, addr)
+}
+
+// playCase sends the case's request to the sidecar's inbound listener over a connection
+// dialled by dial and checks what the client sees.
+func playCase(t *testing.T, m *suiteMesh, keys *testKeys, ext *sidecarAuthzServer, c tcase, dial dialFunc) {
 	t.Helper()
 	r, w := c.Request, c.Want
 	if r.TCP {
-		kept := tcpKept(t, scHTTPBin+":9000")
+		kept := tcpKept(t, dial(t, scHTTPBin+":9000"))
 		if kept != (w.Status == 200) {
 			t.Fatalf("connection kept %v, want status %d (kept: 200, closed: 403)", kept, w.Status)
 		}
@@ -176,7 +193,7 @@ func playCase(t *testing.T, m *suiteMesh, keys *testKeys, ext *sidecarAuthzServe
 	}
 	req := httpRequest(t, r, keys)
 	ext.mode.Store(r.ExtAuthz)
-	status, header, body := rawRequest(t, scHTTPBin+":8000", req)
+	status, header, body := rawRequest(t, dial(t, scHTTPBin+":8000"), req)
 	lucidErr := header.Get("X-Lucid-Error")
 	if status != w.Status {
 		t.Fatalf("status %d, want %d (x-lucid-error %q, body %q)", status, w.Status, lucidErr, body)
@@ -217,10 +234,9 @@ func playCase(t *testing.T, m *suiteMesh, keys *testKeys, ext *sidecarAuthzServe
 }
 
 // rawRequest writes req's request line and headers as they are (the path unnormalised) on
-// a new connection to addr and returns the answer.
-func rawRequest(t *testing.T, addr string, req *http.Request) (status int, header http.Header, body string) {
+// the new connection c and returns the answer.
+func rawRequest(t *testing.T, c net.Conn, req *http.Request) (status int, header http.Header, body string) {
 	t.Helper()
-	c := dial(t, addr)
 	defer c.Close()
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", req.Method, req.RequestURI, req.Host)
@@ -256,12 +272,11 @@ func dial(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-// tcpKept opens a connection to the TCP port and sends an HTTP request over it (the app
-// behind is the echo app): an answer means the sidecar kept the connection, an EOF or a
-// reset before one that it closed it.
-func tcpKept(t *testing.T, addr string) bool {
+// tcpKept sends an HTTP request over c, a new connection to the TCP port (the app behind
+// is the echo app): an answer means the sidecar kept the connection, an EOF or a reset
+// before one that it closed it.
+func tcpKept(t *testing.T, c net.Conn) bool {
 	t.Helper()
-	c := dial(t, addr)
 	defer c.Close()
 	if _, err := io.WriteString(c, "GET /tcp HTTP/1.1\r\nHost: httpbin\r\nConnection: close\r\n\r\n"); err != nil {
 		return false

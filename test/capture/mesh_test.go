@@ -142,25 +142,7 @@ func TestMeshThroughCaptureChild(t *testing.T) {
 		peerServer(t, "0.0.0.0:"+port)
 	}
 
-	configDir := filepath.Join(dir, "config")
-	if err := os.Mkdir(configDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(configDir, "mesh.yaml"), meshConfig)
-	exe := executableFor(t, dir)
-	cpLog := &testutil.Buffer{}
-	start(t, exec.Command(exe, "discovery", "--config-dir", configDir, "--grpc-addr", "127.0.0.1:15010", "--debug-addr", "127.0.0.1:15014"), cpLog, 0)
-	sidecarLog := &testutil.Buffer{}
-	sidecar := exec.Command(exe, "sidecar", "--ip", podIP, "--workload", "productpage", "--namespace", "default",
-		"--discovery-address", "127.0.0.1:15010", "--access-log", "/dev/stdout", "--drain-duration", "1s")
-	sidecar.Env = append(os.Environ(), "ISTIO_META_INTERCEPTION_MODE=REDIRECT")
-	start(t, sidecar, sidecarLog, proxyUID)
-	defer func() {
-		if t.Failed() {
-			t.Logf("control plane:\n%s\nsidecar:\n%s", cpLog.String(), sidecarLog.String())
-		}
-	}()
-
+	configDir, sidecarLog := startPod(t, dir, meshConfig)
 	// The sidecar's readiness goes through its own listener 15021 to the agent at
 	// 127.0.0.1:15020, with the capture rules in place.
 	testutil.Eventually(t, 30*time.Second, "the sidecar ready on :15021", func() bool {
@@ -264,6 +246,32 @@ func get(url string) (int, string, http.Header) {
 	return resp.StatusCode, string(b), resp.Header
 }
 
+// startPod starts the pod's control plane (discovery on config, in dir/config) and its
+// sidecar as uid 1337 with ISTIO_META_INTERCEPTION_MODE=REDIRECT and env, and logs both
+// if the test fails. It returns the config directory and the sidecar's log.
+func startPod(t *testing.T, dir, config string, env ...string) (string, *testutil.Buffer) {
+	t.Helper()
+	configDir := filepath.Join(dir, "config")
+	if err := os.Mkdir(configDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(configDir, "mesh.yaml"), config)
+	exe := executableFor(t, dir)
+	cpLog := &testutil.Buffer{}
+	start(t, exec.Command(exe, "discovery", "--config-dir", configDir, "--grpc-addr", "127.0.0.1:15010", "--debug-addr", "127.0.0.1:15014"), cpLog, 0)
+	sidecarLog := &testutil.Buffer{}
+	sidecar := exec.Command(exe, "sidecar", "--ip", podIP, "--workload", "productpage", "--namespace", "default",
+		"--discovery-address", "127.0.0.1:15010", "--access-log", "/dev/stdout", "--drain-duration", "1s")
+	sidecar.Env = append(append(os.Environ(), "ISTIO_META_INTERCEPTION_MODE=REDIRECT"), env...)
+	start(t, sidecar, sidecarLog, proxyUID)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("control plane:\n%s\nsidecar:\n%s", cpLog.String(), sidecarLog.String())
+		}
+	})
+	return configDir, sidecarLog
+}
+
 // clusterNamespace creates the cluster's network namespace (a process holding it) joined to
 // this one by a veth pair, and returns the holder's pid (for nsenter).
 func clusterNamespace(t *testing.T) int {
@@ -314,7 +322,7 @@ func startBackends(t *testing.T, cluster int) {
 // reviews-v2 and an external host, each answering "<name> <path> from <peer ip>".
 func TestCaptureBackendsChild(t *testing.T) {
 	netns.Child(t)
-	for addr, name := range map[string]string{"10.10.0.11:9080": "reviews-v1", "10.10.0.12:9080": "reviews-v2", externalIP + ":80": "external", externalIP + ":9080": "external"} {
+	for addr, name := range map[string]string{"10.10.0.11:9080": "reviews-v1", "10.10.0.12:9080": "reviews-v2", externalIP + ":80": "external", externalIP + ":9080": "external", "10.10.0.11:8080": "web"} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -325,6 +333,9 @@ func TestCaptureBackendsChild(t *testing.T) {
 		})}
 		go func() { _ = srv.Serve(ln) }()
 	}
+	smtpServer(t, "10.10.0.11:2525", "smtp.example.com") // dns_test.go: server-first
+	smtpServer(t, "10.10.0.12:2525", "smtp2.example.com")
+	sniffBackends(t) // sniff_test.go
 	fmt.Println("backends ready")
 	select {} // until the parent kills it
 }

@@ -25,20 +25,20 @@ import (
 	"github.com/lucid-mesh/lucid/internal/local/demoapp"
 	"github.com/lucid-mesh/lucid/internal/local/up"
 	"github.com/lucid-mesh/lucid/internal/testutil"
+	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
-// The example's addresses, moved to this package's own loopback subnets so the test runs
-// beside test/e2e's `lucid up` (which uses the example's own).
-var moved = strings.NewReplacer(
-	"127.0.10.", "127.0.124.", // sidecars
-	"127.0.20.", "127.0.125.", // apps
-	"address: 127.0.0.1", "address: 127.0.124.20", // the gateway
-)
-
+// The example's addresses are moved into this package's subnet by
+// meshtest.RewriteExampleAddresses, so the test runs beside test/e2e's `lucid up` (which
+// uses the example's own): sidecars 127.0.10.k → 127.0.124.(10+k), apps 127.0.20.k →
+// 127.0.124.(20+k), the gateway 127.0.0.1 → 127.0.124.2.
 const (
-	controlPlane = "127.0.124.100"
-	gatewayAddr  = "127.0.124.20:8080"
-	curlProxy    = "http://127.0.124.9:15001" // the client workload's sidecar
+	subnet          = 124
+	controlPlane    = "127.0.124.100"
+	gatewayIP       = "127.0.124.2"
+	gatewayAddr     = gatewayIP + ":8080"
+	curlProxy       = "http://127.0.124.19:15001" // the client workload's sidecar (the example's .10.9)
+	productpageSide = "127.0.124.11"              // productpage's sidecar (the example's .10.1)
 )
 
 // bookinfo is examples/bookinfo-lite running in this process: the control plane (which
@@ -72,7 +72,7 @@ func startBookinfo(t *testing.T) *bookinfo {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(b.dir, filepath.Base(f)), []byte(moved.Replace(string(body))), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(b.dir, filepath.Base(f)), []byte(meshtest.RewriteExampleAddresses(string(body), subnet)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -82,7 +82,7 @@ func startBookinfo(t *testing.T) *bookinfo {
 			t.Fatalf("examples/bookinfo-lite: %s", d)
 		}
 	}
-	if _, err := up.EnsureCertificates(b.dir, objs, []string{"127.0.124.20"}); err != nil {
+	if _, err := up.EnsureCertificates(b.dir, objs, []string{gatewayIP}); err != nil {
 		t.Fatalf("gateway certificate: %v", err)
 	}
 

@@ -118,7 +118,7 @@ func TestTapAndTop(t *testing.T) {
 				t.Errorf("lucid tap curl lacks %q:\n%s", want, out)
 			}
 		}
-		out, err = lucid(bounded(t, 20*time.Second), "tap", "productpage", "--admin", testutil.Admin("127.0.124.1"), "--direction", "outbound", "--count", "1", "-o", "wide")
+		out, err = lucid(bounded(t, 20*time.Second), "tap", "productpage", "--admin", testutil.Admin(productpageSide), "--direction", "outbound", "--count", "1", "-o", "wide")
 		if err != nil || !strings.Contains(out, "cluster=outbound|9080|v") || !strings.Contains(out, "productpage→reviews-v") {
 			t.Errorf("lucid tap --admin -o wide: %v\n%s", err, out)
 		}

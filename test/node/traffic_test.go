@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -198,70 +197,6 @@ func TestControlPlaneRestart(t *testing.T) {
 	}
 	t.Logf("route changed to 100%% reviews v2 and applied %s after the deletion", time.Since(start).Round(10*time.Millisecond))
 	l.finish(t, "control plane pod deleted and replaced, route changed")
-}
-
-// TestTrafficThroughCapture: unmodified apps (no proxy setting) in pods whose traffic
-// istio-init captures: productpage calls http://reviews:9080/ by name (the agent's DNS
-// proxy answers, the sidecar routes the captured connection), the 80/20 split holds, and
-// end-user jason's request gets the empty subset's 503 with x-lucid-error.
-func TestTrafficThroughCapture(t *testing.T) {
-	m := lucidMesh(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	const ns = "capture"
-	captured := m.captureServed(ctx, t, ns)
-	pendingFeature(t, "capture", "transparent capture (the sidecar serving connections redirected to 15001/15006) and the agent's DNS proxy", captured)
-	m.deploy(ctx, t, ns, "", 1)
-	pp := m.productpage(ctx, t, ns)
-	c := &http.Client{Timeout: 10 * time.Second}
-	versions := map[string]int{}
-	for range 200 {
-		a, err := ask(ctx, c, pp, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.Calls[0].Status != 200 {
-			t.Fatalf("reviews by name through capture: %+v", a.Calls[0])
-		}
-		versions[a.Calls[0].Answer.Version]++
-	}
-	t.Logf("200 requests: reviews %v", versions)
-	if versions["v1"] < 130 || versions["v1"] > 190 || versions["v1"]+versions["v2"] != 200 {
-		t.Errorf("split %v, want about 160 v1 / 40 v2", versions)
-	}
-	a, err := ask(ctx, c, pp, map[string]string{"end-user": "jason"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	call := a.Calls[0]
-	t.Logf("end-user jason: reviews answered %d %q, x-lucid-error %q", call.Status, call.Body, call.LucidError)
-	if call.Status != 503 || call.Body != "no healthy upstream" || !strings.Contains(call.LucidError, "v3") {
-		t.Errorf("empty subset: %+v, want 503 no healthy upstream with x-lucid-error naming subset v3", call)
-	}
-}
-
-// captureServed reports whether sidecars serve captured connections: a probe pod with the
-// capture rules is deployed, and its admin port (:15000, which the rules redirect to 15006)
-// is asked from the node: it answers only through the sidecar's inbound capture listener.
-func (m *mesh) captureServed(ctx context.Context, t *testing.T, ns string) bool {
-	t.Helper()
-	m.namespace(ctx, t, ns, true)
-	m.apply(ctx, t, probedApp(ns, "capture-check"))
-	if err := m.waitRollout(ctx, ns, "capture-check"); err != nil {
-		t.Fatal(err)
-	}
-	ip := m.pod(ctx, t, ns, "app=capture-check").Status.PodIP
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort(ip, "15000") + "/server_info")
-	if err != nil {
-		t.Logf("a captured connection to the sidecar's admin port: %v", err)
-		return false
-	}
-	defer resp.Body.Close()
-	var info map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&info)
-	t.Logf("a captured connection to the sidecar's admin port answered %s", resp.Status)
-	return resp.StatusCode == http.StatusOK
 }
 
 // TestStrictMTLS: with a mesh-wide STRICT PeerAuthentication, injected pods stay Ready (the

@@ -40,7 +40,7 @@ const Port = 15053
 const ttl = 30
 
 // Options configure a Server. Zero values: Addr 127.0.0.1:15053, ClusterDomain
-// cluster.local, Timeout 5 s, slog.Default().
+// cluster.local, Timeout 5 s, slog.Default() (the agent passes its "dns" logger).
 type Options struct {
 	Addr          string   // listen address, UDP and TCP
 	Upstreams     []string // resolvers ("10.96.0.10:53"), tried in order
@@ -73,7 +73,7 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Server{opts: o, log: o.Logger.With("component", "dns")}
+	return &Server{opts: o, log: o.Logger}
 }
 
 // Update replaces the name table (an NDS push).

@@ -9,54 +9,13 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // nameTableDescriptor is nds.proto (istio.networking.nds.v1) as a descriptor, so the test
 // encodes with the real schema through protobuf's own dynamic messages.
-func nameTableDescriptor(t testing.TB) protoreflect.MessageDescriptor {
-	t.Helper()
-	str := descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum()
-	msg := descriptorpb.FieldDescriptorProto_TYPE_MESSAGE.Enum()
-	opt := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
-	rep := descriptorpb.FieldDescriptorProto_LABEL_REPEATED.Enum()
-	field := func(name string, num int32, typ *descriptorpb.FieldDescriptorProto_Type, label *descriptorpb.FieldDescriptorProto_Label, typeName string) *descriptorpb.FieldDescriptorProto {
-		f := &descriptorpb.FieldDescriptorProto{Name: proto.String(name), Number: proto.Int32(num), Type: typ, Label: label, JsonName: proto.String(name)}
-		if typeName != "" {
-			f.TypeName = proto.String(typeName)
-		}
-		return f
-	}
-	fd := &descriptorpb.FileDescriptorProto{
-		Name: proto.String("nds.proto"), Package: proto.String("istio.networking.nds.v1"), Syntax: proto.String("proto3"),
-		MessageType: []*descriptorpb.DescriptorProto{{
-			Name:  proto.String("NameTable"),
-			Field: []*descriptorpb.FieldDescriptorProto{field("table", 1, msg, rep, ".istio.networking.nds.v1.NameTable.TableEntry")},
-			NestedType: []*descriptorpb.DescriptorProto{
-				{
-					Name: proto.String("NameInfo"),
-					Field: []*descriptorpb.FieldDescriptorProto{
-						field("ips", 1, str, rep, ""), field("registry", 2, str, opt, ""), field("shortname", 3, str, opt, ""),
-						field("namespace", 4, str, opt, ""), field("alt_hosts", 5, str, rep, ""),
-					},
-				},
-				{
-					Name:    proto.String("TableEntry"),
-					Field:   []*descriptorpb.FieldDescriptorProto{field("key", 1, str, opt, ""), field("value", 2, msg, opt, ".istio.networking.nds.v1.NameTable.NameInfo")},
-					Options: &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)},
-				},
-			},
-		}},
-	}
-	f, err := protodesc.NewFile(fd, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f.Messages().ByName("NameTable")
-}
+func nameTableDescriptor(testing.TB) protoreflect.MessageDescriptor { return Descriptor() }
 
 var sample = Table{
 	"reviews.default.svc.cluster.local": {IPs: []netip.Addr{netip.MustParseAddr("10.96.0.20")}, Registry: RegistryKubernetes, ShortName: "reviews", Namespace: "default"},

@@ -11,17 +11,12 @@ import (
 	"time"
 
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routerpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/xds"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
@@ -69,12 +64,12 @@ spec:
     - {destination: {host: echo.default.svc.cluster.local, subset: v2}, weight: 50}
 `
 
-// grpcGen serves translate's sidecar resources plus, for the target the gRPC client asks
-// for, a listener with an api_listener HTTP connection manager that takes translate's
-// route configuration for the port (what proxyless gRPC needs from a listener).
+// grpcGen serves translate's resources for a proxyless gRPC client (GENERATOR grpc):
+// listeners named by the targets a client dials, each an api_listener HTTP connection
+// manager taking its service's route configuration.
 type grpcGen struct {
-	m      *model.Mesh
-	target string // host:port
+	m *model.Mesh
+	c translate.Cache
 }
 
 func (g *grpcGen) Generate(node *corepb.Node) (ads.Resources, error) {
@@ -82,36 +77,14 @@ func (g *grpcGen) Generate(node *corepb.Node) (ads.Resources, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := translate.Generate(g.m, p)
-	_, port, _ := net.SplitHostPort(g.target)
-	hcm, err := anypb.New(&hcmpb.HttpConnectionManager{
-		RouteSpecifier: &hcmpb.HttpConnectionManager_Rds{Rds: &hcmpb.Rds{
-			RouteConfigName: port,
-			ConfigSource: &corepb.ConfigSource{
-				ConfigSourceSpecifier: &corepb.ConfigSource_Ads{Ads: &corepb.AggregatedConfigSource{}},
-				ResourceApiVersion:    corepb.ApiVersion_V3,
-			},
-		}},
-		HttpFilters: []*hcmpb.HttpFilter{{Name: translate.RouterFilter, ConfigType: &hcmpb.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerpb.Router{})}}},
-	})
-	if err != nil {
-		return nil, err
-	}
-	api := &listenerpb.Listener{Name: g.target, ApiListener: &listenerpb.ApiListener{ApiListener: hcm}}
+	p.GRPC = true
+	res := g.c.Generate(g.m, p)
 	return ads.Resources{
-		resourcev3.ListenerType: {ads.NewPart(append(res.Listeners, api)...)},
+		resourcev3.ListenerType: {ads.NewPart(res.Listeners...)},
 		resourcev3.RouteType:    {ads.NewPart(res.Routes...)},
 		resourcev3.ClusterType:  {ads.NewPart(res.Clusters...)},
 		resourcev3.EndpointType: {ads.NewPart(res.Endpoints...)},
 	}, nil
-}
-
-func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
-		panic(err)
-	}
-	return a
 }
 
 // countingServer is a gRPC health server that counts the calls it answers.
@@ -146,7 +119,7 @@ func TestGRPCProxylessClient(t *testing.T) {
 	}
 	m, _ := model.Build(objs, nil)
 	const target = "echo.default.svc.cluster.local:9090"
-	srv := ads.New(&grpcGen{m: m, target: target}, slog.New(slog.DiscardHandler))
+	srv := ads.New(&grpcGen{m: m}, slog.New(slog.DiscardHandler))
 	lis, err := net.Listen("tcp", "127.0.141.1:0")
 	if err != nil {
 		t.Fatal(err)

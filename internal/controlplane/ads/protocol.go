@@ -6,7 +6,6 @@ import (
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // request is a DiscoveryRequest or a DeltaDiscoveryRequest in one form.
@@ -45,7 +44,8 @@ type stream interface {
 
 // sotwStream is a state-of-the-world stream (ADS or one type).
 type sotwStream struct {
-	st grpc.BidiStreamingServer[discoverygrpc.DiscoveryRequest, discoverygrpc.DiscoveryResponse]
+	st  grpc.BidiStreamingServer[discoverygrpc.DiscoveryRequest, discoverygrpc.DiscoveryResponse]
+	enc *encodeCache // encoded.go
 }
 
 func (s sotwStream) recv() (*request, error) {
@@ -61,14 +61,11 @@ func (s sotwStream) recv() (*request, error) {
 }
 
 func (s sotwStream) send(r *response) error {
-	out := &discoverygrpc.DiscoveryResponse{
-		TypeUrl: r.typeURL, VersionInfo: r.version, Nonce: r.nonce,
-		Resources: make([]*anypb.Any, len(r.resources)),
+	body, err := s.enc.encoded(false, r)
+	if err != nil {
+		return err
 	}
-	for i, x := range r.resources {
-		out.Resources[i] = x.any
-	}
-	return s.st.Send(out)
+	return s.st.SendMsg(&encodedResponse{body: body, nonce: r.nonce})
 }
 
 func (sotwStream) delta() bool                  { return false }
@@ -76,7 +73,8 @@ func (s sotwStream) context() grpc.ServerStream { return s.st }
 
 // deltaStream is an incremental stream (ADS or one type).
 type deltaStream struct {
-	st grpc.BidiStreamingServer[discoverygrpc.DeltaDiscoveryRequest, discoverygrpc.DeltaDiscoveryResponse]
+	st  grpc.BidiStreamingServer[discoverygrpc.DeltaDiscoveryRequest, discoverygrpc.DeltaDiscoveryResponse]
+	enc *encodeCache // encoded.go
 }
 
 func (s deltaStream) recv() (*request, error) {
@@ -93,15 +91,11 @@ func (s deltaStream) recv() (*request, error) {
 }
 
 func (s deltaStream) send(r *response) error {
-	out := &discoverygrpc.DeltaDiscoveryResponse{
-		TypeUrl: r.typeURL, SystemVersionInfo: r.version, Nonce: r.nonce,
-		Resources:        make([]*discoverygrpc.Resource, len(r.resources)),
-		RemovedResources: r.removed,
+	body, err := s.enc.encoded(true, r)
+	if err != nil {
+		return err
 	}
-	for i, x := range r.resources {
-		out.Resources[i] = &discoverygrpc.Resource{Name: x.name, Version: x.version, Resource: x.any}
-	}
-	return s.st.Send(out)
+	return s.st.SendMsg(&encodedResponse{body: body, nonce: r.nonce})
 }
 
 func (deltaStream) delta() bool                  { return true }

@@ -38,6 +38,7 @@ import (
 	routegrpc "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
 
 	"github.com/lucid-mesh/lucid/internal/contract"
+	"github.com/lucid-mesh/lucid/internal/contract/nds"
 )
 
 // Generator produces a proxy's resources.
@@ -54,9 +55,10 @@ type Generator interface {
 var ErrNotReady = errors.New("no configuration built yet")
 
 // Type URLs, in the order a push sends them (Envoy's: a cluster before its endpoints,
-// both before the listeners and routes that use them).
+// both before the listeners and routes that use them), then Istio's name table for the
+// agent's DNS proxy (one unnamed resource, sent to proxies that subscribe to it).
 var xdsTypes = []string{
-	contract.ClusterTypeURL, contract.EndpointTypeURL, contract.ListenerTypeURL, contract.RouteTypeURL,
+	contract.ClusterTypeURL, contract.EndpointTypeURL, contract.ListenerTypeURL, contract.RouteTypeURL, nds.TypeURL,
 }
 
 // fullState reports whether a state-of-the-world response of typeURL must list every
@@ -108,10 +110,11 @@ type Server struct {
 
 	extra []extraService // more gRPC services on the xDS port (services.go); set before Serve
 
-	pushMu  sync.Mutex // serializes Push
-	version string     // the last Push's version (guarded by mu)
-	diffs   sync.Map   // [2]*set → *pairDiff, for the current push generation
-	checks  sync.Map   // consistency results per set combination (consistent.go)
+	pushMu  sync.Mutex  // serializes Push
+	version string      // the last Push's version (guarded by mu)
+	diffs   sync.Map    // [2]*set → *pairDiff, for the current push generation
+	enc     encodeCache // responses encoded once for every stream that is sent them (encoded.go)
+	checks  sync.Map    // consistency results per set combination (consistent.go)
 
 	mu      sync.Mutex // guards nodes, conns, version and every conn's shared fields
 	nodes   map[string]*nodeState
@@ -152,6 +155,7 @@ func (s *Server) Push(r PushRequest) {
 	s.table.advance()
 	s.diffs.Clear()
 	s.checks.Clear()
+	s.enc.clear() // encodings serve one push generation: memory stays bounded by it
 
 	s.mu.Lock()
 	s.version = r.Version
@@ -251,11 +255,11 @@ type services struct {
 }
 
 func (v *services) StreamAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
-	return v.s.serveStream(v.ctx, sotwStream{st}, "")
+	return v.s.serveStream(v.ctx, sotwStream{st, &v.s.enc}, "")
 }
 
 func (v *services) DeltaAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	return v.s.serveStream(v.ctx, deltaStream{st}, "")
+	return v.s.serveStream(v.ctx, deltaStream{st, &v.s.enc}, "")
 }
 
 // The per-type services serve one type per stream, in either protocol.
@@ -279,33 +283,33 @@ type (
 )
 
 func (v *listenerService) StreamListeners(st listenergrpc.ListenerDiscoveryService_StreamListenersServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.ListenerTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st, &v.svc.s.enc}, contract.ListenerTypeURL)
 }
 
 func (v *listenerService) DeltaListeners(st listenergrpc.ListenerDiscoveryService_DeltaListenersServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.ListenerTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st, &v.svc.s.enc}, contract.ListenerTypeURL)
 }
 
 func (v *routeService) StreamRoutes(st routegrpc.RouteDiscoveryService_StreamRoutesServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.RouteTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st, &v.svc.s.enc}, contract.RouteTypeURL)
 }
 
 func (v *routeService) DeltaRoutes(st routegrpc.RouteDiscoveryService_DeltaRoutesServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.RouteTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st, &v.svc.s.enc}, contract.RouteTypeURL)
 }
 
 func (v *clusterService) StreamClusters(st clustergrpc.ClusterDiscoveryService_StreamClustersServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.ClusterTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st, &v.svc.s.enc}, contract.ClusterTypeURL)
 }
 
 func (v *clusterService) DeltaClusters(st clustergrpc.ClusterDiscoveryService_DeltaClustersServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.ClusterTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st, &v.svc.s.enc}, contract.ClusterTypeURL)
 }
 
 func (v *endpointService) StreamEndpoints(st endpointgrpc.EndpointDiscoveryService_StreamEndpointsServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st}, contract.EndpointTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, sotwStream{st, &v.svc.s.enc}, contract.EndpointTypeURL)
 }
 
 func (v *endpointService) DeltaEndpoints(st endpointgrpc.EndpointDiscoveryService_DeltaEndpointsServer) error {
-	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st}, contract.EndpointTypeURL)
+	return v.svc.s.serveStream(v.svc.ctx, deltaStream{st, &v.svc.s.enc}, contract.EndpointTypeURL)
 }

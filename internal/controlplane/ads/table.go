@@ -14,6 +14,8 @@ import (
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/lucid-mesh/lucid/internal/contract/nds"
 )
 
 // Part is a group of resources of one type that a Generator hands to one or many proxies.
@@ -245,7 +247,7 @@ func (t *table) resourceOf(typeURL string, m proto.Message) (*resource, error) {
 	e := t.sums[k]
 	if e == nil {
 		name := resourceName(m)
-		if name == "" {
+		if name == "" && typeURL != nds.TypeURL { // Istio's name table is unnamed
 			return nil, fmt.Errorf("a %s resource without a name", shortType(typeURL))
 		}
 		r := &resource{name: name, sum: sum, version: hex.EncodeToString(sum[:8]),

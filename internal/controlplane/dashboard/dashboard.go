@@ -40,6 +40,9 @@ type Options struct {
 	Window time.Duration
 	// History is how long workload time series go back (default 5 min).
 	History time.Duration
+	// Idle is how long the proxies are still read after the dashboard's last viewer left
+	// (default 5 min; negative: always, demand.go).
+	Idle time.Duration
 	// Client reads the proxies (default: a client with a 2 s timeout for metrics and
 	// configuration; streams have no timeout).
 	Client *http.Client
@@ -60,6 +63,7 @@ type Dashboard struct {
 	changed chan struct{}     // closed (and replaced) when graph changes
 
 	stopped chan struct{} // closed when Run returns: open streams end
+	demand  *demand       // who is looking (demand.go)
 }
 
 // maxScrapes bounds the proxies read at once.
@@ -85,6 +89,9 @@ func New(o Options) *Dashboard {
 	if o.Window <= 0 {
 		o.Window = time.Minute
 	}
+	if o.Idle == 0 {
+		o.Idle = 5 * time.Minute
+	}
 	if o.History < o.Window {
 		o.History = max(5*time.Minute, o.Window)
 	}
@@ -96,13 +103,14 @@ func New(o Options) *Dashboard {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{o: o, own: own, stream: &http.Client{Transport: o.Client.Transport}, causes: map[string]*cause{}, changed: make(chan struct{}), stopped: make(chan struct{})}
+	d := &Dashboard{o: o, own: own, stream: &http.Client{Transport: o.Client.Transport}, causes: map[string]*cause{}, changed: make(chan struct{}), stopped: make(chan struct{}), demand: newDemand()}
 	d.graph = d.buildGraph(time.Now())
 	return d
 }
 
 // Run collects every Interval until ctx ends, and keeps one error tap open per
-// connected proxy. It returns once everything it started has stopped.
+// connected proxy, while the dashboard is watched (demand.go). It returns once everything
+// it started has stopped.
 func (d *Dashboard) Run(ctx context.Context) {
 	defer close(d.stopped)
 	if d.own != nil {
@@ -119,6 +127,18 @@ func (d *Dashboard) Run(ctx context.Context) {
 	t := time.NewTicker(d.o.Interval)
 	defer t.Stop()
 	for {
+		if !d.watched(time.Now()) {
+			for name, stop := range taps {
+				stop()
+				delete(taps, name)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.demand.wake:
+				continue
+			}
+		}
 		ps := d.proxies()
 		for name, p := range ps {
 			if _, ok := taps[name]; ok || !p.Connected {

@@ -27,12 +27,12 @@ const Path = "/dashboard/"
 // an address of its own the caller redirects / to Path.)
 func (d *Dashboard) Register(mux *http.ServeMux) {
 	static, _ := fs.Sub(assets, "assets") // embedded: cannot fail
-	mux.Handle("GET /dashboard/", http.StripPrefix("/dashboard/", noCache(http.FileServerFS(static))))
-	mux.HandleFunc("GET /dashboard/api/graph", d.serveGraph)
-	mux.HandleFunc("GET /dashboard/api/events", d.serveEvents)
-	mux.HandleFunc("GET /dashboard/api/workload", d.serveWorkload)
-	mux.HandleFunc("GET /dashboard/api/tap", d.serveTapEvents)
-	mux.HandleFunc("GET /dashboard/api/findings", d.serveFindings)
+	mux.Handle("GET /dashboard/", d.watch(http.StripPrefix("/dashboard/", noCache(http.FileServerFS(static)))))
+	mux.Handle("GET /dashboard/api/graph", d.watch(http.HandlerFunc(d.serveGraph)))
+	mux.Handle("GET /dashboard/api/events", d.watch(http.HandlerFunc(d.serveEvents)))
+	mux.Handle("GET /dashboard/api/workload", d.watch(http.HandlerFunc(d.serveWorkload)))
+	mux.Handle("GET /dashboard/api/tap", d.watch(http.HandlerFunc(d.serveTapEvents)))
+	mux.Handle("GET /dashboard/api/findings", d.watch(http.HandlerFunc(d.serveFindings)))
 	d.RegisterRelay(mux)
 }
 

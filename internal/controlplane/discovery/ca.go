@@ -120,11 +120,6 @@ func startCA(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, srv 
 	if err != nil {
 		return nil, err
 	}
-	if rootFile != "" {
-		if err := os.WriteFile(rootFile, c.RootsPEM(), 0o600); err != nil {
-			return nil, fmt.Errorf("CA roots: %w", err)
-		}
-	}
 	host, _, err := net.SplitHostPort(co.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("--ca-addr %q: %w", co.Addr, err)
@@ -144,6 +139,13 @@ func startCA(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, srv 
 	lis, err := net.Listen("tcp", co.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("CA listener: %w", err)
+	}
+	// The roots are written once the port is bound: whoever sees the file can reach the CA.
+	if rootFile != "" {
+		if err := os.WriteFile(rootFile, c.RootsPEM(), 0o600); err != nil {
+			_ = lis.Close()
+			return nil, fmt.Errorf("CA roots: %w", err)
+		}
 	}
 	// On srv's services, so both ports have them; the CA refuses calls without TLS.
 	ca.NewService(c, log, auths...).Register(srv)

@@ -10,27 +10,20 @@ package discovery
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lucid-mesh/lucid/internal/contract/nds"
 	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
-	"github.com/lucid-mesh/lucid/internal/controlplane/source/file"
-	"github.com/lucid-mesh/lucid/internal/controlplane/store"
 	"github.com/lucid-mesh/lucid/internal/controlplane/translate"
 )
 
@@ -78,12 +71,16 @@ func (g *generator) Generate(node *corepb.Node) (ads.Resources, error) {
 	p.Labels = ads.NodeLabels(node) // Kubernetes gateways: labels from node metadata
 	p.GRPC = ads.NodeGenerator(node) == "grpc"
 	parts := g.cache.Parts(p)
-	return ads.Resources{
+	res := ads.Resources{
 		resourcev3.ListenerType: asParts(parts.Listeners),
 		resourcev3.RouteType:    asParts(parts.Routes),
 		resourcev3.ClusterType:  asParts(parts.Clusters),
 		resourcev3.EndpointType: asParts(parts.Endpoints),
-	}, nil
+	}
+	if capture, alloc := ads.NodeDNS(node); capture { // the agent's DNS proxy: Istio's name table
+		res[nds.TypeURL] = []ads.Part{g.cache.NameTable(p, alloc)}
+	}
+	return res, nil
 }
 
 func asParts(gs []*translate.Group) []ads.Part {
@@ -94,66 +91,28 @@ func asParts(gs []*translate.Group) []ads.Part {
 	return out
 }
 
-// Run serves until ctx ends.
+// Run serves until ctx ends: it assembles the control plane (controlplane.go), starts the
+// webhook and the CA, runs the sources, the store's publishing loop and the ADS server, and
+// serves the debug port; the first error of any of them, or ctx, stops them all.
 func Run(ctx context.Context, o Options) error {
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if o.ConfigDir == "" && !o.Kube.Enabled {
-		return errors.New("--config-dir or --kubernetes is required")
-	}
-	meshCfg, err := config.LoadMeshConfig(o.MeshConfig)
-	if err != nil {
-		return fmt.Errorf("--mesh-config: %w", err)
-	}
-	kr, err := newKubeRunner(o.Kube, meshCfg, log)
+	cp, err := newControlPlane(o)
 	if err != nil {
 		return err
 	}
-	grpcAddr := o.GRPCAddr
-	if grpcAddr == "" {
-		grpcAddr = "127.0.0.1:15010"
-	}
-	lis, err := net.Listen("tcp", grpcAddr)
-	if err != nil {
-		return fmt.Errorf("ADS listener: %w", err)
-	}
-
-	gen := &generator{}
-	srv := ads.New(gen, log.With("component", "ads"))
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics, err := ads.NewMetrics(srv, reg)
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	srv.Metrics = metrics
-	diags := &diagnostics{log: log.With("component", "config")}
-	analysis := &analyzeState{mesh: meshCfg} // /debug/analyze: debug_analyze.go
-	var ready atomic.Bool
-
-	push := o.Push.withDefaults(o.Debounce)
-	st := store.NewWithOptions(log.With("component", "store"), store.Options{
-		DebounceAfter: push.DebounceAfter, DebounceMax: push.DebounceMax, EDSDebounce: push.EDSDebounce, EDSInterval: push.EDSInterval,
-		EndpointsOnly: model.EndpointsOnly, OnDebounce: metrics.DebounceObserver(),
-	})
-	st.SetMesh(meshCfg)
-	src := file.New(o.ConfigDir, log.With("component", "source"))
-	if o.PollInterval > 0 {
-		src.Interval = o.PollInterval
-	}
+	log := cp.log
 
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stopWebhook, err := startWebhook(ctx, o, srv, log) // webhook.go; before srv serves
+	stopWebhook, err := startWebhook(ctx, o, cp.srv, log) // webhook.go; before srv serves
 	if err != nil {
+		_ = cp.lis.Close()
 		return err
 	}
 	defer stopWebhook()
-	stopCA, err := startCA(ctx, o, meshCfg, srv, log) // ca.go
+	stopCA, err := startCA(ctx, o, cp.mesh, cp.srv, log) // ca.go
 	if err != nil {
+		_ = cp.lis.Close()
 		return err
 	}
 	defer stopCA()
@@ -161,84 +120,38 @@ func Run(ctx context.Context, o Options) error {
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		if o.ConfigDir == "" || !kr.waitSynced(ctx) {
+		if o.ConfigDir == "" || !cp.kube.waitSynced(ctx) {
 			return // no file source, or ctx ended before the Kubernetes source synced
 		}
-		errc <- src.Run(ctx, func(objs []*config.Object, d []config.Diagnostic) { st.Update("file", objs, d) })
+		errc <- cp.files.Run(ctx, func(objs []*config.Object, d []config.Diagnostic) { cp.store.Update("file", objs, d) })
 	}()
-	if kr != nil {
+	if cp.kube != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- kr.run(ctx, st)
+			errc <- cp.kube.run(ctx, cp.store)
 		}()
 	}
 	go func() {
 		defer wg.Done()
-		if !kr.waitSynced(ctx) {
+		if !cp.kube.waitSynced(ctx) {
 			return // publish nothing before the Kubernetes caches are in
 		}
-		var prev *model.Mesh
-		st.Run(ctx, func(s *store.Snapshot) {
-			m, md := model.Build(s.Objects, meshCfg)
-			m.SetMTLS(caServes(o)) // ca.go: mutual TLS needs the workload certificates
-			analysis.set(s.Objects, s.Diagnostics)
-			diags.set(append(append([]config.Diagnostic(nil), s.Diagnostics...), md...), s.Version) // diagnostics.go
-			ch := model.Diff(prev, m)
-			prev = m
-			gen.cache.Update(m, ch)
-			gen.ready.Store(true)
-			srv.Push(ads.PushRequest{Version: s.Version, Start: s.Start, Full: ch.Config})
-			if !ready.Swap(true) {
-				log.Info("first configuration published", "version", s.Version, "objects", len(s.Objects), "ads", lis.Addr().String())
-				if o.Ready != nil {
-					o.Ready(lis.Addr().String())
-				}
-			}
-		})
+		cp.store.Run(ctx, cp.publish)
 		errc <- nil
 	}()
 	go func() {
 		defer wg.Done()
-		errc <- srv.Serve(ctx, lis)
+		errc <- cp.srv.Serve(ctx, cp.lis)
 	}()
 
-	var debugSrv *http.Server
-	if o.DebugAddr != "" {
-		dl, err := net.Listen("tcp", o.DebugAddr)
-		if err != nil {
-			cancel()
-			wg.Wait()
-			return fmt.Errorf("debug listener: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("/{$}", debugIndex) // debug_index.go: what this port serves
-		mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
-			if !ready.Load() {
-				http.Error(w, "no configuration published yet", http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ready")
-		})
-		mux.HandleFunc("/debug/diagnostics", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(diags.get())
-		})
-		mux.HandleFunc("/debug/analyze", analysis.serve)
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.Handle("/debug/", srv.DebugHandler())
-		stopDashboard, err := startDashboard(ctx, &wg, o, mux, srv, analysis, log) // dashboard.go
-		if err != nil {
-			_ = dl.Close()
-			cancel()
-			wg.Wait()
-			return err
-		}
-		defer stopDashboard()
-		debugSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = debugSrv.Serve(dl) }()
+	stopDebug, err := cp.serveDebug(ctx, &wg) // controlplane.go
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
 	}
-	log.Info("discovery started", "config-dir", o.ConfigDir, "kubernetes", o.Kube.Enabled, "ads", lis.Addr().String(), "debug", o.DebugAddr)
+	log.Info("discovery started", "config-dir", o.ConfigDir, "kubernetes", o.Kube.Enabled, "ads", cp.lis.Addr().String(), "debug", o.DebugAddr)
 
 	var first error
 	select {
@@ -246,11 +159,7 @@ func Run(ctx context.Context, o Options) error {
 	case first = <-errc:
 	}
 	cancel()
-	if debugSrv != nil {
-		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = debugSrv.Shutdown(sctx)
-		c()
-	}
+	stopDebug()
 	wg.Wait()
 	if first != nil && !errors.Is(first, context.Canceled) {
 		return first

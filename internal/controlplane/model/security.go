@@ -55,6 +55,7 @@ type security struct {
 	aliases       []string
 	providers     []*meshv1alpha1.MeshConfig_ExtensionProvider
 	normalization meshv1alpha1.MeshConfig_ProxyPathNormalization_NormalizationType
+	topology      *meshv1alpha1.Topology // meshConfig.defaultConfig.gatewayTopology
 }
 
 // newSecurity collects the policies of objs (already in Istio's order) and the mesh
@@ -68,6 +69,7 @@ func newSecurity(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) *security
 		s.aliases = mesh.GetTrustDomainAliases()
 		s.providers = mesh.GetExtensionProviders()
 		s.normalization = mesh.GetPathNormalization().GetNormalization()
+		s.topology = mesh.GetDefaultConfig().GetGatewayTopology()
 	}
 	for _, o := range objs {
 		switch spec := o.Spec.(type) {
@@ -99,6 +101,13 @@ func (m *Mesh) TrustDomain() string { return m.sec().trustDomain }
 
 // TrustDomainAliases is meshConfig.trustDomainAliases.
 func (m *Mesh) TrustDomainAliases() []string { return m.sec().aliases }
+
+// ProxyConfigAnnotation is Istio's per-workload proxy configuration (a ProxyConfig in
+// YAML or JSON over meshConfig.defaultConfig), e.g. gatewayTopology.numTrustedProxies.
+const ProxyConfigAnnotation = "proxy.istio.io/config"
+
+// DefaultGatewayTopology is meshConfig.defaultConfig.gatewayTopology (nil when unset).
+func (m *Mesh) DefaultGatewayTopology() *meshv1alpha1.Topology { return m.sec().topology }
 
 // ExtensionProviders is meshConfig.extensionProviders (CUSTOM authorization providers).
 func (m *Mesh) ExtensionProviders() []*meshv1alpha1.MeshConfig_ExtensionProvider {

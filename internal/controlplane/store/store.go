@@ -60,6 +60,10 @@ type Options struct {
 	// OnDebounce, if set, is called with each build's debounce time: from the first
 	// pending update to the build (Istio's pilot_debounce_time).
 	OnDebounce func(time.Duration)
+	// Expect names the sources whose first Update comes before the first build: a
+	// control plane that publishes before a slow source has loaded would hand every
+	// proxy an empty configuration for a moment.
+	Expect []string
 }
 
 // Snapshot is the merged configuration of every source at one moment. It is immutable:
@@ -283,6 +287,11 @@ func (s *Store) take() (*Snapshot, bool) {
 	defer s.mu.Unlock()
 	if !s.dirty {
 		return nil, false
+	}
+	for _, name := range s.opts.Expect {
+		if _, ok := s.sources[name]; !ok {
+			return nil, false // still pending: the source's first Update wakes Run again
+		}
 	}
 	snap := merge(s.sources, s.mesh)
 	snap.Start, snap.EndpointsOnly = s.firstPending, !s.config

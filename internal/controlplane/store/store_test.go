@@ -352,3 +352,17 @@ func TestEndpointUpdatesSkipTheQuietPeriod(t *testing.T) {
 		t.Errorf("debounce observed %d times, want once per build (2)", len(debounced))
 	}
 }
+
+// The mesh config is set at start, before the file source has read its directory: on a
+// busy machine the first quiet period can end before that, and a build then would hand
+// every proxy an empty configuration. With Expect, the first build waits for the source.
+func TestFirstBuildWaitsForExpectedSources(t *testing.T) {
+	s := NewWithOptions(discard(), Options{DebounceAfter: 10 * time.Millisecond, EDSDebounce: true, Expect: []string{"file"}})
+	r := start(t, s, nil)
+	s.SetMesh(nil)
+	r.none(t, 100*time.Millisecond)
+	s.Update("file", []*config.Object{obj(config.KindServiceEntry, "default", "svc", "1")}, nil)
+	if snap := r.next(t, 5*time.Second); len(snap.Objects) != 1 {
+		t.Errorf("first build has %d objects, want the file source's 1", len(snap.Objects))
+	}
+}

@@ -42,6 +42,7 @@ type Cache struct {
 	classes map[string]*classEntry
 	own     map[string]*ownEntry // by proxy ID
 	grpc    grpcMemo             // grpc.go: proxyless gRPC clients' Groups
+	nds     ndsMemo              // nds.go: name tables for DNS capture
 }
 
 // Group is an immutable list of resources of one type, sorted by name, that proxies share
@@ -172,7 +173,7 @@ func (c *Cache) Parts(p *model.Proxy) *Parts {
 	p = m.ResolveProxy(p)
 	cl := c.classFor(m, p)
 	if p.GRPC {
-		return c.grpcParts(cl) // grpc.go: proxyless gRPC
+		return c.grpcParts(m, p, cl) // grpc.go: proxyless gRPC
 	}
 	own := c.ownFor(m, p)
 	parts := &Parts{

@@ -162,6 +162,7 @@ func (g *generator) gatewayHCM(routeName, statPrefix string) *listenerpb.Filter 
 		UpgradeConfigs:    []*hcmpb.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
 		StreamIdleTimeout: durationpb.New(0),
 		UseRemoteAddress:  wrapperspb.Bool(true),
+		XffNumTrustedHops: g.numTrustedProxies(), // xff.go
 		ServerName:        serverName,
 	}
 	setPathNormalization(g.m, h) // pathnorm.go

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	faultpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/lucid-mesh/lucid/internal/controlplane/model"
 )
 
 // Proxyless gRPC, as Istio's grpcgen serves it: a gRPC application whose xDS node metadata
@@ -27,8 +30,9 @@ import (
 //     service, built as a sidecar's (VirtualService weights, subsets, header matches,
 //     retries, timeouts, fault injection), never the catch-all;
 //   - the clusters and endpoints a sidecar of its class gets (DestinationRule subsets,
-//     load balancing, outlier detection), which gRPC accepts as they are, less their
-//     transport sockets (grpcClusters).
+//     load balancing, outlier detection), which gRPC accepts as they are, with mutual TLS
+//     in the form gRPC reads (grpc_tls.go);
+//   - when it serves (xds.NewGRPCServer), its server-side listeners (grpc_server.go).
 //
 // gRPC subscribes to the names it needs; the ADS server answers only those.
 
@@ -38,7 +42,7 @@ import (
 type grpcMemo struct {
 	mu       sync.Mutex
 	routes   map[*Group][2]*Group // a class's routes → gRPC listeners and routes
-	clusters map[*Group]*Group    // a class's clusters → without transport sockets
+	clusters map[[2]*Group]*Group // a class's clusters and endpoints → in gRPC's TLS form
 }
 
 func (g *grpcMemo) reset() {
@@ -47,31 +51,37 @@ func (g *grpcMemo) reset() {
 	g.mu.Unlock()
 }
 
-// grpcParts is p's resources when p is a proxyless gRPC client: cl's clusters and
-// endpoints, and listeners and route configurations derived from cl's outbound routes.
-func (c *Cache) grpcParts(cl *classEntry) *Parts {
+// grpcParts is p's resources when p is a proxyless gRPC client: cl's clusters (in gRPC's
+// TLS form) and endpoints, listeners and route configurations derived from cl's outbound
+// routes, and p's own server-side listeners.
+func (c *Cache) grpcParts(mesh *model.Mesh, p *model.Proxy, cl *classEntry) *Parts {
 	m := &c.grpc
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.routes == nil {
-		m.routes, m.clusters = map[*Group][2]*Group{}, map[*Group]*Group{}
+		m.routes, m.clusters = map[*Group][2]*Group{}, map[[2]*Group]*Group{}
 	}
 	lr, ok := m.routes[cl.routes]
 	if !ok {
 		lr = grpcListenersAndRoutes(cl.routes)
 		m.routes[cl.routes] = lr
 	}
-	clusters, ok := m.clusters[cl.clusters]
+	key := [2]*Group{cl.clusters, cl.endpoints}
+	clusters, ok := m.clusters[key]
 	if !ok {
-		clusters = grpcClusters(cl.clusters)
-		m.clusters[cl.clusters] = clusters
+		clusters = grpcClusters(cl.clusters, cl.endpoints)
+		m.clusters[key] = clusters
 	}
-	return &Parts{
+	parts := &Parts{
 		Listeners: []*Group{lr[0]},
 		Routes:    []*Group{lr[1]},
 		Clusters:  []*Group{clusters},
 		Endpoints: []*Group{cl.endpoints},
 	}
+	if server := grpcServerListeners(mesh, p); len(server) > 0 {
+		parts.Listeners = append(parts.Listeners, newGroup(server)) // grpc_server.go
+	}
+	return parts
 }
 
 // grpcListenersAndRoutes derives the listeners and route configurations of gRPC clients
@@ -93,8 +103,9 @@ func grpcListenersAndRoutes(classRoutes *Group) [2]*Group {
 				continue // allow_any, block_all
 			}
 			name := ClusterName("outbound", uint32(port), "", host)
-			routes = append(routes, &routepb.RouteConfiguration{Name: name, VirtualHosts: []*routepb.VirtualHost{vh}})
-			for _, target := range grpcTargets(vh.GetDomains(), rc.GetName()) {
+			targets := grpcTargets(vh.GetDomains(), rc.GetName())
+			routes = append(routes, &routepb.RouteConfiguration{Name: name, VirtualHosts: []*routepb.VirtualHost{grpcVirtualHost(vh, targets)}})
+			for _, target := range targets {
 				listeners = append(listeners, grpcListener(target, name))
 			}
 		}
@@ -102,15 +113,29 @@ func grpcListenersAndRoutes(classRoutes *Group) [2]*Group {
 	return [2]*Group{newGroup(listeners), newGroup(routes)}
 }
 
-// grpcClusters is g without transport sockets: gRPC refuses a cluster with
-// transport_socket_matches (Istio's auto mTLS) and takes TLS only from certificate
-// providers its bootstrap names, which Lucid does not serve yet; so gRPC clients connect
-// in plaintext. g itself when no cluster has one.
-func grpcClusters(g *Group) *Group {
+// grpcVirtualHost is a sidecar's virtual host with the domains gRPC matches: gRPC
+// ignores ignore_port_in_host_matching and matches its target "host:port", so each
+// domain comes with the port as well (as Istio's proxyless domains do). vh is shared and
+// left untouched.
+func grpcVirtualHost(vh *routepb.VirtualHost, targets []string) *routepb.VirtualHost {
+	out := &routepb.VirtualHost{}
+	proto.Merge(out, vh)
+	out.Domains = append(slices.Clone(vh.GetDomains()), targets...)
+	return out
+}
+
+// grpcClusters is g in the form gRPC accepts: no transport_socket_matches, mutual TLS
+// from certificate providers (grpcClusterTLS). g itself when no cluster changes.
+func grpcClusters(g, endpoints *Group) *Group {
 	var out []proto.Message
+	mutual := allEndpointsMutual(endpoints)
 	for i, m := range g.Messages() {
 		c, ok := m.(*clusterpb.Cluster)
-		if !ok || c.GetTransportSocket() == nil && len(c.GetTransportSocketMatches()) == 0 {
+		var gc *clusterpb.Cluster
+		if ok {
+			gc = grpcClusterTLS(c, mutual)
+		}
+		if !ok || gc == c {
 			if out != nil {
 				out = append(out, m)
 			}
@@ -119,9 +144,7 @@ func grpcClusters(g *Group) *Group {
 		if out == nil {
 			out = append(make([]proto.Message, 0, len(g.Messages())), g.Messages()[:i]...)
 		}
-		c = proto.Clone(c).(*clusterpb.Cluster)
-		c.TransportSocket, c.TransportSocketMatches = nil, nil
-		out = append(out, c)
+		out = append(out, gc)
 	}
 	if out == nil {
 		return g

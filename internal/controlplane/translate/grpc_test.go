@@ -80,10 +80,10 @@ func TestGRPCClustersWithoutTransportSockets(t *testing.T) {
 	plain := &clusterpb.Cluster{Name: "a"}
 	tls := &clusterpb.Cluster{Name: "b", TransportSocketMatches: []*clusterpb.Cluster_TransportSocketMatch{{Name: "tlsMode-istio"}}}
 	g := newGroup([]proto.Message{plain, tls})
-	if same := newGroup([]proto.Message{plain}); grpcClusters(same) != same {
+	if same := newGroup([]proto.Message{plain}); grpcClusters(same, newGroup(nil)) != same {
 		t.Errorf("a group without transport sockets is copied")
 	}
-	got := grpcClusters(g).Messages()
+	got := grpcClusters(g, newGroup(nil)).Messages()
 	if len(got) != 2 || got[0] != plain || got[1].(*clusterpb.Cluster).GetName() != "b" || len(got[1].(*clusterpb.Cluster).GetTransportSocketMatches()) != 0 {
 		t.Errorf("clusters for gRPC: %v", got)
 	}

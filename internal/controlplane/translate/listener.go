@@ -31,7 +31,7 @@ const (
 func (g *generator) outboundListeners() []proto.Message {
 	var out []proto.Message
 	for _, p := range g.httpPorts() {
-		out = append(out, &listenerpb.Listener{
+		l := &listenerpb.Listener{
 			Name:             "0.0.0.0_" + itoa(p),
 			Address:          socketAddress("0.0.0.0", p),
 			BindToPort:       wrapperspb.Bool(false),
@@ -46,7 +46,9 @@ func (g *generator) outboundListeners() []proto.Message {
 					routerHTTPFilter(),
 				},
 			})}}},
-		})
+		}
+		g.addSniffing(l, p) // sniff.go: no protocol declared
+		out = append(out, l)
 	}
 	return append(out, g.tcpListeners()...) // streams.go: opaque TCP ports
 }

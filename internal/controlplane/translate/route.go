@@ -37,6 +37,7 @@ func (g *generator) outboundRouteConfig(port uint32) *routepb.RouteConfiguration
 		Name:                           itoa(port),
 		ValidateClusters:               wrapperspb.Bool(false),
 		MaxDirectResponseBodySizeBytes: wrapperspb.UInt32(maxDirectResponseBody),
+		IgnorePortInHostMatching:       true, // as Istio: domains carry no port
 	}
 	seen := map[string]bool{"*": true}
 	for _, s := range g.scope.ServicesOn(port) {
@@ -45,7 +46,7 @@ func (g *generator) outboundRouteConfig(port uint32) *routepb.RouteConfiguration
 			continue
 		}
 		vh := &routepb.VirtualHost{Name: s.Host + ":" + itoa(port), IncludeRequestAttemptCount: true}
-		for _, d := range g.domains(s, port) {
+		for _, d := range g.domains(s) {
 			if !seen[d] {
 				seen[d] = true
 				vh.Domains = append(vh.Domains, d)
@@ -68,26 +69,23 @@ func (g *generator) outboundRouteConfig(port uint32) *routepb.RouteConfiguration
 	return rc
 }
 
-// domains are the Host header values that select a service's virtual host: the host and
-// host:port, the short forms Istio adds for hosts sharing the proxy's DNS domain
-// (reviews, reviews.default, reviews.default.svc, each with and without the port), and
-// the service addresses.
-func (g *generator) domains(s *model.Service, port uint32) []string {
-	p := ":" + itoa(port)
-	out := []string{s.Host, s.Host + p}
+// domains are the Host header values that select a service's virtual host: the host,
+// the short forms Istio adds for hosts sharing the proxy's DNS domain (reviews,
+// reviews.default, reviews.default.svc), and the service addresses. None carries a port:
+// the route configuration ignores the Host's port (ignore_port_in_host_matching), as
+// Istio's sidecar routes do, so "reviews:9080" and "reviews:80" select reviews too.
+func (g *generator) domains(s *model.Service) []string {
+	out := []string{s.Host}
 	const k8s = ".svc." + model.DomainSuffix
 	if short, ok := strings.CutSuffix(s.Host, k8s); ok && strings.Count(short, ".") == 1 {
 		name, ns, _ := strings.Cut(short, ".")
 		if ns == g.p.Namespace {
-			out = append(out, name, name+p, short+".svc", short+".svc"+p, short, short+p)
+			out = append(out, name, short+".svc", short)
 		} else {
-			out = append(out, short, short+p, short+".svc", short+".svc"+p)
+			out = append(out, short, short+".svc")
 		}
 	}
-	for _, a := range s.Addresses {
-		out = append(out, a, a+p)
-	}
-	return out
+	return append(out, s.Addresses...)
 }
 
 // defaultRoute is Istio's route for a service without a VirtualService: everything to

@@ -113,5 +113,5 @@ func (g *generator) tcpListeners() []proto.Message {
 			}},
 		})
 	}
-	return out
+	return append(out, g.sharedPortListeners(http)...) // tcpvip.go: <address>_<port> under capture
 }

@@ -164,7 +164,14 @@ func (p *Proxy) serveCaptureConn(sk *socket, c net.Conn) {
 	in := forward.Inbound{Listener: l.Name, Direction: "outbound", LocalAddr: self, OriginalDst: dst.String(), Own: t.own}
 	var fc *resource.FilterChain
 	if ol := t.capture.listenerFor(dst); ol != nil {
-		fc = ChainForConnection(ol, Connection{DestinationPort: dst.Port()})
+		conn := Connection{DestinationPort: dst.Port()}
+		if InspectsTLS(ol) { // sniff.go: a port whose protocol is not declared
+			var ok bool
+			if c, conn, ok = p.sniffCaptured(c, ol, dst); !ok {
+				return
+			}
+		}
+		fc = ChainForConnection(ol, conn)
 		if fc != nil {
 			in.Listener = ol.Name
 		}

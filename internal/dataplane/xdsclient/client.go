@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/lucid-mesh/lucid/internal/contract/nds"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -53,6 +55,9 @@ type Options struct {
 	// DialOptions are added to the connection's (a later WithTransportCredentials wins
 	// over plaintext: the control plane's TLS port).
 	DialOptions []grpc.DialOption
+	// NameTable, when set, subscribes to Istio's name table (NDS) and receives every
+	// accepted one (decode_nds.go): the agent's DNS proxy.
+	NameTable func(nds.Table)
 }
 
 // Protocols.
@@ -127,7 +132,11 @@ func New(o Options) *Client {
 		types: map[string]*typeState{},
 	}
 	setUserAgentVersion(c.node, cmp.Or(o.Version, "dev")) // buildversion.go
-	for _, k := range kinds {
+	ks := kinds
+	if o.NameTable != nil {
+		ks = append(slices.Clip(ks), ndsKind) // decode_nds.go
+	}
+	for _, k := range ks {
 		ts := &typeState{kind: k, entries: map[string]*entry{}, cache: o.DecodeCache}
 		c.types[k.url] = ts
 		c.order = append(c.order, ts)

@@ -117,6 +117,9 @@ func (s *session) handle(r *discoverypb.DiscoveryResponse) error {
 // when they changed, or the Applier's error (nothing is recorded then).
 func (c *Client) accept(ts *typeState, cd *candidate, version string, now time.Time) (follow *typeState, followNames []string, err error) {
 	cd.accept = true
+	if ts.kind.url == ndsKind.url {
+		return nil, nil, c.acceptNameTable(ts, cd, version, now) // decode_nds.go
+	}
 	cands := map[*typeState]*candidate{ts: cd}
 	switch ts.kind.url {
 	case ListenerType:

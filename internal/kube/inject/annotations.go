@@ -72,6 +72,8 @@ type annotations struct {
 	holdApplication  bool   // proxy.istio.io/config holdApplicationUntilProxyStarts, else the mesh's
 	capture          iptables.Config
 	resources        proxyResources
+
+	proxyMetadata map[string]string // proxy.istio.io/config proxyMetadata (metadata.go)
 }
 
 type proxyResources struct{ cpu, memory, cpuLimit, memoryLimit string }
@@ -132,13 +134,15 @@ func parseAnnotations(a map[string]string, cfg Config) (annotations, error) {
 	out.logLevel = a[AnnotationLogLevel]
 	if v, ok := a[AnnotationProxyConfig]; ok {
 		var pc struct {
-			HoldApplicationUntilProxyStarts *bool `json:"holdApplicationUntilProxyStarts"`
+			HoldApplicationUntilProxyStarts *bool             `json:"holdApplicationUntilProxyStarts"`
+			ProxyMetadata                   map[string]string `json:"proxyMetadata"`
 		}
 		if err := yaml.Unmarshal([]byte(v), &pc); err != nil {
 			bad(AnnotationProxyConfig, v, fmt.Errorf("not a ProxyConfig: %w", err))
 		} else if pc.HoldApplicationUntilProxyStarts != nil {
 			out.holdApplication = *pc.HoldApplicationUntilProxyStarts
 		}
+		out.proxyMetadata = pc.ProxyMetadata
 	}
 	for _, q := range []struct {
 		name string

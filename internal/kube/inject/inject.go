@@ -147,10 +147,13 @@ func (w *injection) run() {
 	appContainers := containerNames(p.Spec.Containers)
 
 	proxy := w.proxyContainer(appContainers)
+	proxy.Env = append(proxy.Env, w.metadataEnv()...) // metadata.go
 	p.Spec.Containers = append(p.Spec.Containers, proxy)
 	var inits []string
 	if w.ann.interceptionMode != "NONE" {
-		p.Spec.InitContainers = append(p.Spec.InitContainers, w.initContainer())
+		initc := w.initContainer()
+		initc.Env = w.metadataEnv() // metadata.go: ISTIO_META_DNS_CAPTURE turns on DNS capture
+		p.Spec.InitContainers = append(p.Spec.InitContainers, initc)
 		inits = append(inits, InitContainerName)
 	}
 	volumes := proxyVolumes(w.cfg.DiscoveryAddress)

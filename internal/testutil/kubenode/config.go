@@ -50,7 +50,10 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 }
 
 // cniConfig: a bridge the harness creates (the node's address is its gateway address),
-// no masquerade and no routes: a pod can address nothing but the pod subnet.
+// no masquerade and one route: a pod can address the pod subnet and 240.240.0.0/16, the
+// addresses the DNS proxy allocates (a captured pod's connection to one never leaves the
+// pod: the capture rules redirect it to the sidecar; anything else is dropped by the
+// FORWARD rule).
 func cniConfig(ipamDir string) string {
 	return fmt.Sprintf(`{
   "cniVersion": "0.4.0",
@@ -65,6 +68,7 @@ func cniConfig(ipamDir string) string {
       "ipam": {
         "type": "host-local",
         "ranges": [[{"subnet": %q, "gateway": %q}]],
+        "routes": [{"dst": "240.240.0.0/16"}],
         "dataDir": %q
       }
     }

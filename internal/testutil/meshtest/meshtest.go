@@ -72,6 +72,9 @@ type Options struct {
 	// XDSOverTLS has the sidecars get xDS on the MTLS address (the TLS port, with
 	// their workload certificates), as on Kubernetes, instead of the plaintext port.
 	XDSOverTLS bool
+	// TrustDomain is the workloads' trust domain with MTLS; set it to MeshConfig's
+	// trustDomain when that is not cluster.local.
+	TrustDomain string
 	// MeshConfig is the control plane's MeshConfig YAML (the `mesh` key of Istio's
 	// ConfigMap); "" for Istio's defaults.
 	MeshConfig string

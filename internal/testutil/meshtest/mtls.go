@@ -37,7 +37,7 @@ func (m *Mesh) identity(o Options, w Workload) agent.IdentityOptions {
 		m.t.Fatal(err)
 	}
 	return agent.IdentityOptions{CAAddress: o.MTLS, CARootCert: filepath.Join(m.State, discovery.RootCertFile),
-		CATokenFile: file, ServiceAccount: sa, SecretTTL: o.CertTTL}
+		CATokenFile: file, ServiceAccount: sa, SecretTTL: o.CertTTL, TrustDomain: o.TrustDomain}
 }
 
 // xdsAddr is where the sidecars get xDS: the TLS port with o.XDSOverTLS.

@@ -20,9 +20,16 @@ func dr(name, host string) string {
 	return "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: " + name + "}\nspec:\n  host: " + host + "\n"
 }
 
+// write replaces a file atomically (a temporary file renamed over it), as editors and
+// `kubectl`-style tools do: a scan never sees it half written. (A file truncated in place
+// is seen empty for a moment; that is a real, different case.)
 func write(t *testing.T, dir, name, content string) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+	tmp := filepath.Join(dir, name+".tmp")
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // statuses are most of it).
 
 // keptPodAnnotations are the pod annotations the model reads.
-var keptPodAnnotations = []string{model.AppAddressAnnotation, LocalAddressAnnotation}
+var keptPodAnnotations = []string{model.AppAddressAnnotation, LocalAddressAnnotation, model.ProxyConfigAnnotation}
 
 func convert(obj any, into any) error {
 	u, ok := obj.(*unstructured.Unstructured)
