@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -25,9 +24,8 @@ import (
 	"github.com/lucid-mesh/lucid/internal/controlplane/ca/kubeca"
 	"github.com/lucid-mesh/lucid/internal/kube/install"
 	"github.com/lucid-mesh/lucid/internal/kube/kubeclient"
-	"github.com/lucid-mesh/lucid/internal/pki"
-	"github.com/lucid-mesh/lucid/internal/pki/spiffe"
 	"github.com/lucid-mesh/lucid/internal/testutil"
+	"github.com/lucid-mesh/lucid/internal/testutil/catest"
 	"github.com/lucid-mesh/lucid/internal/testutil/kubetest"
 )
 
@@ -113,24 +111,15 @@ func TestKubernetesCA(t *testing.T) {
 	}
 	defer cc.Close()
 	sign := func(tok string, sans ...string) (*securityv1alpha1.IstioCertificateResponse, error) {
-		key, _ := pki.NewKey(pki.ECDSAP256)
-		var uris []*url.URL
-		for _, s := range sans {
-			u, _ := url.Parse(s)
-			uris = append(uris, u)
-		}
-		csr, _ := pki.NewCSR(key, uris, nil)
-		return securityv1alpha1.NewIstioCertificateServiceClient(cc).CreateCertificate(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok),
-			&securityv1alpha1.IstioCertificateRequest{Csr: string(csr), ValidityDuration: 3600})
+		return catest.Request(ctx, cc, tok, sans...)
 	}
 	webTok, otherTok := kubeToken(ctx, t, c, "shop", "web"), kubeToken(ctx, t, c, "shop", "other")
 	resp, err := sign(webTok)
 	if err != nil {
 		t.Fatalf("the pod's istio-ca token: %v", err)
 	}
-	leaf, _ := pki.ParseCerts([]byte(resp.GetCertChain()[0]))
-	if id, err := spiffe.FromCertificate(leaf[0]); err != nil || id.String() != "spiffe://cluster.local/ns/shop/sa/web" {
-		t.Fatalf("issued %v (%v), want spiffe://cluster.local/ns/shop/sa/web", id, err)
+	if id := catest.IssuedID(resp); id != "spiffe://cluster.local/ns/shop/sa/web" {
+		t.Fatalf("issued %q, want spiffe://cluster.local/ns/shop/sa/web", id)
 	}
 	_, err = sign(otherTok, "spiffe://cluster.local/ns/shop/sa/web")
 	if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "caller authenticated as spiffe://cluster.local/ns/shop/sa/other") {

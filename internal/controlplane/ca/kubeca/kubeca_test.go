@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -237,17 +235,8 @@ func TestTokenReview(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	client := securityv1alpha1.NewIstioCertificateServiceClient(cc)
 	call := func(tok string, csrSANs ...string) (*securityv1alpha1.IstioCertificateResponse, error) {
-		key, _ := pki.NewKey(pki.ECDSAP256)
-		var uris []*url.URL
-		for _, s := range csrSANs {
-			u, _ := url.Parse(s)
-			uris = append(uris, u)
-		}
-		csr, _ := pki.NewCSR(key, uris, nil)
-		return client.CreateCertificate(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok),
-			&securityv1alpha1.IstioCertificateRequest{Csr: string(csr), ValidityDuration: 3600})
+		return catest.Request(ctx, cc, tok, csrSANs...)
 	}
 
 	podToken := token(t, c, "bookinfo", "bookinfo-reviews", ca.DefaultAudience)
@@ -255,9 +244,8 @@ func TestTokenReview(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the pod's istio-ca token: %v", err)
 	}
-	leaf, _ := pki.ParseCerts([]byte(resp.GetCertChain()[0]))
-	if id, err := spiffe.FromCertificate(leaf[0]); err != nil || id.String() != "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews" {
-		t.Fatalf("issued %v (%v)", id, err)
+	if id := catest.IssuedID(resp); id != "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews" {
+		t.Fatalf("issued %q", id)
 	}
 	_, err = call(podToken, "spiffe://cluster.local/ns/istio-system/sa/lucid-discovery")
 	if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "never from the CSR") {
