@@ -48,3 +48,29 @@ func (m *mesh) checkIdentity(ctx context.Context, t *testing.T, ns, selector str
 		}
 	}
 }
+
+// deployStrict deploys bookinfo with capture and DNS capture (unmodified apps, as
+// TestTrafficThroughCapture), checks the workload identity, and applies Istio's mesh-wide
+// STRICT PeerAuthentication; productpage, the entry the test's client (which has no
+// sidecar) calls, is PERMISSIVE, as a workload behind an ingress would be.
+func (m *mesh) deployStrict(ctx context.Context, t *testing.T, ns string) {
+	t.Helper()
+	m.namespace(ctx, t, ns, true)
+	m.apply(ctx, t, strings.ReplaceAll(bookinfo(ns, "", 1), "annotations: {}", "annotations: "+dnsCapture))
+	for _, d := range []string{"productpage-v1", "reviews-v1", "reviews-v2"} {
+		if err := m.waitRollout(ctx, ns, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.checkIdentity(ctx, t, ns, "app=reviews,version=v1")
+	m.apply(ctx, t, `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: `+install.DefaultNamespace+`}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: productpage, namespace: `+ns+`}
+spec: {selector: {matchLabels: {app: productpage}}, mtls: {mode: PERMISSIVE}}
+`)
+}

@@ -208,15 +208,7 @@ func TestStrictMTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	const ns = "strict"
-	// NONE: the app on 127.0.0.1 behind the sidecar's inbound listener on the pod IP (under
-	// capture, the apps' own DNS lookups need the agent's DNS proxy).
-	m.deploy(ctx, t, ns, "NONE", 1)
-	m.checkIdentity(ctx, t, ns, "app=reviews,version=v1") // mtls_test.go: the workload identity on Kubernetes
-	m.apply(ctx, t, `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: `+install.DefaultNamespace+`}
-spec: {mtls: {mode: STRICT}}
-`)
+	m.deployStrict(ctx, t, ns) // mtls_test.go: captured bookinfo, the identity checked, STRICT applied
 	t.Cleanup(func() {
 		_ = m.dyn.Resource(peerAuthGVR).Namespace(install.DefaultNamespace).Delete(context.Background(), "default", metav1.DeleteOptions{})
 	})

@@ -191,9 +191,12 @@ func (p *Proxy) serveCapturedInbound(sk *socket, c net.Conn, t *table, l *resour
 		p.opts.Forwarder.ServeTCP(c, &resource.TCPProxy{StatPrefix: "BlackHoleCluster", Cluster: "BlackHoleCluster"}, in)
 		return
 	}
-	fc := ChainForConnection(l, Connection{DestinationPort: dst.Port()})
+	c, fc, sni, ok := p.capturedInboundChain(l, c, dst.Port()) // capture_mtls.go: TLS or plaintext
+	if !ok {
+		return
+	}
 	if fc != nil && fc.TLS != nil {
-		tc, ok := p.handshake(c, l.Name, fc, t.tls[fc], "") // tls.go
+		tc, ok := p.handshake(c, l.Name, fc, t.tls[fc], sni) // tls.go
 		if !ok {
 			return
 		}

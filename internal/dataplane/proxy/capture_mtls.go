@@ -1,0 +1,36 @@
+package proxy
+
+import (
+	"net"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+)
+
+// capturedInboundChain picks virtualInbound's chain for a connection captured to port as
+// the sidecar's own inbound listeners do: when the port's chains tell mutual TLS from
+// plaintext (PeerAuthentication), the TLS inspector reads the first bytes (replayed in the
+// returned connection), and a plaintext connection to a STRICT port is refused and
+// explained. Without it, a captured mTLS connection matched no chain and was passed
+// through to the app still encrypted. ok false: the connection was closed.
+func (p *Proxy) capturedInboundChain(l *resource.Listener, c net.Conn, port uint16) (conn net.Conn, fc *resource.FilterChain, sni string, ok bool) {
+	conn = c
+	var hello clientHello
+	if inboundPicksChain(l, uint32(port)) { // mtls.go
+		h, buf, err := peekClientHello(c, p.opts.ListenerFiltersTimeout)
+		if err != nil {
+			p.log.Debug("tls inspector: closing connection", "listener", l.Name, "remote", c.RemoteAddr().String(), "error", err)
+			_ = c.Close()
+			return nil, nil, "", false
+		}
+		hello = h
+		if len(buf) > 0 {
+			conn = &prefixConn{Conn: c, prefix: buf}
+		}
+	}
+	fc = ChainForConnection(l, Connection{DestinationPort: port, ServerName: hello.serverName, TransportProtocol: hello.transportProtocol(), ApplicationProtocols: hello.alpn})
+	if (fc == nil || fc == l.DefaultChain) && p.refusePlaintext(l, port, c, hello.transportProtocol()) { // mtls.go: STRICT
+		_ = c.Close()
+		return nil, nil, "", false
+	}
+	return conn, fc, hello.serverName, true
+}
