@@ -33,7 +33,7 @@ func TestCapturedInboundChain(t *testing.T) {
 	}
 	hello := func(c net.Conn) {
 		_ = tls.Client(c, &tls.Config{ServerName: "x", InsecureSkipVerify: true}).Handshake()
-	} //nolint:gosec // only the ClientHello matters
+	} // only the ClientHello matters
 	plain := func(c net.Conn) { _, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") }
 
 	permissive := listener(mtlsChain, plainChain)
