@@ -128,6 +128,7 @@ func Run(ctx context.Context, o Options) error {
 	if len(o.Labels) > 0 {
 		meta["LABELS"] = formatLabels(o.Labels)
 	}
+	identityMetadata(o, meta) // xds_tls.go
 	if o.InterceptionMode != "" {
 		meta["INTERCEPTION_MODE"] = strings.ToUpper(o.InterceptionMode)
 	}
@@ -144,7 +145,7 @@ func Run(ctx context.Context, o Options) error {
 	var xc *xdsclient.Client
 	started := time.Now()
 	xc = xdsclient.New(xdsclient.Options{
-		Server: o.Discovery, NodeID: nodeID, Cluster: "Kubernetes", Metadata: meta, Version: o.Version,
+		Server: o.Discovery, NodeID: nodeID, Cluster: "Kubernetes", Metadata: meta, Version: o.Version, DialOptions: xdsDialOptions(o, idm), // xds_tls.go
 		Applier: apl, NameTable: nameTables, Logger: quietWhileStarting(logs.Logger("config"), started, func() bool { return heardFrom(xc.Status()) }), // startgrace.go
 	})
 

@@ -13,7 +13,7 @@ import (
 func addWebhookFlags(f *pflag.FlagSet, w *discovery.WebhookOptions) {
 	f.StringVar(&w.Addr, "webhook-addr", "", "serve the sidecar injection webhook (HTTPS, /inject) on this address, e.g. :15017; empty disables")
 	f.StringVar(&w.Inject.Image, "injector-image", install.DefaultImage(version.String()), "the lucid image the webhook injects (istio-proxy, istio-init)")
-	f.StringVar(&w.Inject.DiscoveryAddress, "injector-discovery-address", "", "the ADS address injected sidecars dial (default lucid-discovery.<namespace>.svc:15010)")
+	f.StringVar(&w.Inject.DiscoveryAddress, "injector-discovery-address", "", "the ADS address injected sidecars dial (default lucid-discovery.<namespace>.svc:15012 with --ca-addr, else :15010; a :15010 address gives sidecars no workload identity)")
 	f.StringVar(&w.Inject.Revision, "injector-revision", "default", "the control plane revision (istio.io/rev) the webhook injects for")
 	f.StringVar((*string)(&w.Inject.Policy), "injection-policy", string(inject.PolicyEnabled), "inject pods that say nothing (enabled) or only those labelled sidecar.istio.io/inject=true (disabled)")
 	f.BoolVar(&w.AllowOnError, "webhook-allow-on-error", false, "admit a pod without a sidecar (with a warning) when injecting it fails, instead of refusing it as Istio does")

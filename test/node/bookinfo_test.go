@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -237,14 +236,4 @@ func (l *load) finish(t *testing.T, what string) {
 	if n := l.failed.Load(); n > 0 {
 		t.Errorf("%d requests failed, e.g.:\n%s", n, strings.Join(l.failures, "\n"))
 	}
-}
-
-// pendingFeature skips a scenario that needs a mesh feature still being built, unless the
-// feature is seen working (present) or named in $LUCID_NODE_FEATURES (comma-separated).
-func pendingFeature(t *testing.T, name, what string, present bool) {
-	t.Helper()
-	if present || slices.Contains(strings.Split(os.Getenv("LUCID_NODE_FEATURES"), ","), name) {
-		return
-	}
-	t.Skipf("skipped until %s lands (LUCID_NODE_FEATURES=%s runs it anyway)", what, name)
 }

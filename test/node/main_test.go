@@ -104,7 +104,9 @@ func installLucid(n *kubenode.Node) (*mesh, error) {
 	}
 	fmt.Fprintf(os.Stderr, "$ lucid install --apply --image %s\n%s", kubenode.LucidImage, out)
 
-	xds := net.JoinHostPort(kubenode.NodeIP, strconv.Itoa(install.GRPCPort)) // ExposeService below
+	// Sidecars dial the TLS port (xDS and their certificates) at the node's address, which
+	// the port's certificate then names (--ca-hosts).
+	xds := net.JoinHostPort(kubenode.NodeIP, strconv.Itoa(install.SecurePort)) // ExposeService below
 	env, aliases := kubenode.InClusterAPI()
 	patch := map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
 		"hostAliases": aliases,
@@ -112,7 +114,7 @@ func installLucid(n *kubenode.Node) (*mesh, error) {
 			"name": "discovery",
 			"env":  env,
 			"args": append(append([]string{}, install.DiscoveryArgs...),
-				"--injector-image="+kubenode.LucidImage, "--injector-discovery-address="+xds),
+				"--injector-image="+kubenode.LucidImage, "--injector-discovery-address="+xds, "--ca-hosts="+kubenode.NodeIP),
 		}},
 	}}}}
 	b, err := json.Marshal(patch)
@@ -125,8 +127,10 @@ func installLucid(n *kubenode.Node) (*mesh, error) {
 	if err := m.waitRollout(ctx, install.DefaultNamespace, install.Name); err != nil {
 		return nil, err
 	}
-	if _, err := n.ExposeService(ctx, install.DefaultNamespace, install.Name, "grpc-xds", install.GRPCPort); err != nil {
-		return nil, err
+	for port, name := range map[int]string{install.GRPCPort: "grpc-xds", install.SecurePort: "https-dns"} {
+		if _, err := n.ExposeService(ctx, install.DefaultNamespace, install.Name, name, port); err != nil {
+			return nil, err
+		}
 	}
 	// The webhook is in service once Lucid has patched its CA into the configuration.
 	err = poll(ctx, func() (bool, string) {

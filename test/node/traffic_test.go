@@ -207,14 +207,8 @@ func TestStrictMTLS(t *testing.T) {
 	m := lucidMesh(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	pendingFeature(t, "mtls", "mutual TLS between sidecars with STRICT PeerAuthentication", false)
 	const ns = "strict"
-	m.deploy(ctx, t, ns, "", 1)
-	m.apply(ctx, t, `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: `+install.DefaultNamespace+`}
-spec: {mtls: {mode: STRICT}}
-`)
+	m.deployStrict(ctx, t, ns) // mtls_test.go: captured bookinfo, the identity checked, STRICT applied
 	t.Cleanup(func() {
 		_ = m.dyn.Resource(peerAuthGVR).Namespace(install.DefaultNamespace).Delete(context.Background(), "default", metav1.DeleteOptions{})
 	})

@@ -79,6 +79,11 @@ func (s *Server) serveStream(ctx context.Context, st stream, only string) error 
 	if id == "" {
 		return status.Error(codes.InvalidArgument, "node.id is required on the first request of a stream")
 	}
+	if s.Authorize != nil {
+		if err := s.Authorize(sctx, first.node); err != nil {
+			return err
+		}
+	}
 	c := s.register(st, only, first.node)
 	defer s.unregister(c)
 	defer func() {

@@ -95,6 +95,10 @@ type Server struct {
 	// RemovalGrace is how long clusters and endpoints a routing change stopped using are
 	// kept before they are removed (default 1 s).
 	RemovalGrace time.Duration
+	// Authorize, when set before Serve, admits the proxy of a new stream (the node of its
+	// first request) or refuses it with the gRPC status it returns; ctx is the stream's,
+	// with its peer (the TLS port's client certificate).
+	Authorize func(ctx context.Context, node *corepb.Node) error
 
 	// Clocks and retention are fields so tests can shorten them.
 	now         func() time.Time
@@ -183,17 +187,16 @@ func (s *Server) currentVersion() string {
 // Serve runs the gRPC xDS server on lis until ctx ends, then stops gracefully (open
 // streams end with ctx, so the stop is quick). It registers ADS (state of the world and
 // delta) and the per-type LDS, RDS, CDS and EDS services. Clients may ping every 5 s or
-// slower, even without a stream.
-func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+// slower, even without a stream. It may be called once per listener: opts are that
+// listener's gRPC options (the TLS port's credentials).
+func (s *Server) Serve(ctx context.Context, lis net.Listener, opts ...grpc.ServerOption) error {
 	s.mu.Lock()
-	if s.started {
-		s.mu.Unlock()
-		return errors.New("ads: Serve called twice")
+	if !s.started {
+		s.started = true
+		s.sem = make(chan struct{}, max(1, s.Throttle))
 	}
-	s.started = true
 	s.mu.Unlock()
-	s.sem = make(chan struct{}, max(1, s.Throttle))
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             5 * time.Second,
 			PermitWithoutStream: true,
@@ -202,8 +205,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 			Time:    30 * time.Second,
 			Timeout: 10 * time.Second,
 		}),
-		grpc.MaxRecvMsgSize(16<<20),
-	)
+		grpc.MaxRecvMsgSize(16 << 20),
+	}, opts...)...)
 	svc := &services{s: s, ctx: ctx}
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(gs, svc)
 	listenergrpc.RegisterListenerDiscoveryServiceServer(gs, &listenerService{svc: svc})

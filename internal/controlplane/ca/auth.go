@@ -109,9 +109,9 @@ func (c ClientCerts) Authenticate(ctx context.Context) (spiffe.ID, error) {
 	return id, nil
 }
 
-// authenticate tries each authenticator in order; the first identity wins. The error
-// lists why each failed.
-func authenticate(ctx context.Context, auths []Authenticator) (spiffe.ID, error) {
+// Authenticate tries each authenticator in order; the first identity wins. The error
+// lists why each failed. xDS on the TLS port asks it who a proxy is.
+func Authenticate(ctx context.Context, auths ...Authenticator) (spiffe.ID, error) {
 	var reasons []string
 	for _, a := range auths {
 		id, err := a.Authenticate(ctx)
@@ -131,4 +131,15 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// OverTLS reports whether the call came over TLS (the secure port), where a bearer token
+// cannot be read on the way.
+func OverTLS(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	_, ok = p.AuthInfo.(credentials.TLSInfo)
+	return ok
 }

@@ -52,7 +52,12 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 // unauthenticated caller gets Unauthenticated "request authenticate failure" (followed
 // here by why), a refused CSR InvalidArgument "CSR signing error (…)".
 func (s *Service) CreateCertificate(ctx context.Context, req *securityv1alpha1.IstioCertificateRequest) (*securityv1alpha1.IstioCertificateResponse, error) {
-	id, err := authenticate(ctx, s.auths)
+	if !OverTLS(ctx) {
+		// The plaintext xDS port shares the services: a token sent there could be read.
+		s.log.Warn("certificate request refused: not over TLS", "peer", peerAddr(ctx))
+		return nil, status.Error(codes.Unauthenticated, "request authenticate failure: the CA answers only on the control plane's TLS port (15012), where the workload's credential cannot be read on the way")
+	}
+	id, err := Authenticate(ctx, s.auths...)
 	if err != nil {
 		s.log.Warn("certificate request refused: caller not authenticated", "peer", peerAddr(ctx), "reason", err)
 		return nil, status.Error(codes.Unauthenticated, "request authenticate failure: "+err.Error())

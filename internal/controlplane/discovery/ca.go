@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,13 +15,20 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	"k8s.io/client-go/dynamic"
 
+	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
 	"github.com/lucid-mesh/lucid/internal/controlplane/ca"
+	"github.com/lucid-mesh/lucid/internal/controlplane/ca/kubeca"
+	"github.com/lucid-mesh/lucid/internal/kube/install"
+	"github.com/lucid-mesh/lucid/internal/kube/kubeclient"
 )
 
-// CAOptions configure the mesh CA of local mode (istiod's Citadel on its TLS port 15012):
-// workloads authenticate with the token `lucid up` handed them (the tokens file) or with
-// the mesh certificate they already hold, and get their SPIFFE certificate.
+// CAOptions configure the mesh CA (istiod's Citadel on its TLS port 15012, which also
+// serves xDS): workloads authenticate with the mesh certificate they already hold, or
+// with the token `lucid up` handed them (local mode: the tokens file), or with their
+// service-account token (Kubernetes: TokenReview, audience istio-ca), and get their
+// SPIFFE certificate.
 type CAOptions struct {
 	// Addr is the TLS gRPC address (--ca-addr, default 127.0.0.1:15012); "" disables the CA.
 	Addr string
@@ -30,6 +38,9 @@ type CAOptions struct {
 	StateDir string
 	// TokensFile is the local workload tokens file (default <StateDir>/workload-tokens.json).
 	TokensFile string
+	// Hosts are more names (DNS names or IPs) for the TLS port's certificate: the
+	// address sidecars dial when it is not the Service's name (--ca-hosts).
+	Hosts []string
 	// CertTTL is a workload certificate's default lifetime (Istio's
 	// DEFAULT_WORKLOAD_CERT_TTL, 24 h); MaxCertTTL the longest one granted
 	// (MAX_WORKLOAD_CERT_TTL, 90 days).
@@ -51,29 +62,57 @@ const (
 
 // caServes reports whether this control plane runs the CA, so workloads have
 // certificates and the configuration may ask for mutual TLS.
-func caServes(o Options) bool { return o.CA.Addr != "" && !o.Kube.Enabled }
+func caServes(o Options) bool { return o.CA.Addr != "" }
 
-// startCA loads (or creates) the CA, writes its roots to the state directory and serves
-// CreateCertificate on o.CA.Addr until ctx ends. The returned stop waits for the server.
-func startCA(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, log *slog.Logger) (stop func(), err error) {
+// startCA loads (or creates) the CA and serves, on o.CA.Addr over TLS, CreateCertificate
+// and xDS (only a proxy's own configuration: xdsauth.go) on srv's services until ctx ends.
+// Local mode keeps the CA in the state directory and writes its roots there; Kubernetes
+// keeps it in Istio's Secrets and publishes the roots in every namespace. The returned stop
+// waits for the server.
+func startCA(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, srv *ads.Server, log *slog.Logger) (stop func(), err error) {
 	co := o.CA
 	if !caServes(o) {
-		return func() {}, nil // Kubernetes: not wired yet (kubeca)
-	}
-	if co.StateDir == "" {
-		if o.ConfigDir == "" {
-			return nil, errors.New("--ca-addr needs --state-dir or --config-dir")
-		}
-		co.StateDir = StateDirFor(o.ConfigDir)
-	}
-	if co.TokensFile == "" {
-		co.TokensFile = filepath.Join(co.StateDir, TokensFileName)
-	}
-	if err := os.MkdirAll(co.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("--state-dir: %w", err)
+		return func() {}, nil
 	}
 	td := mesh.GetTrustDomain()
-	l, err := ca.Load(ctx, ca.DirStore{Dir: co.StateDir}, ca.LoadOptions{TrustDomain: td})
+	auths := []ca.Authenticator{ca.ClientCerts{TrustDomain: td}}
+	var (
+		store    ca.Store
+		names    []string
+		rootFile string
+		dyn      dynamic.Interface
+	)
+	if o.Kube.Enabled {
+		clients := o.Kube.Clients
+		if clients == nil {
+			if clients, _, err = kubeclient.Load(o.Kube.Kubeconfig); err != nil {
+				return nil, fmt.Errorf("--ca-addr: %w", err)
+			}
+		}
+		dyn = clients.Dynamic
+		ns := orEnv(o.Webhook.Namespace, "POD_NAMESPACE", install.DefaultNamespace)
+		store = kubeca.Secrets{Client: dyn, Namespace: ns}
+		auths = append(auths, ca.KubeTokens{Reviewer: kubeca.TokenReviewer{Client: dyn}, TrustDomain: td})
+		names = ca.ServerNames(ns)
+	} else {
+		if co.StateDir == "" {
+			if o.ConfigDir == "" {
+				return nil, errors.New("--ca-addr needs --state-dir or --config-dir")
+			}
+			co.StateDir = StateDirFor(o.ConfigDir)
+		}
+		if co.TokensFile == "" {
+			co.TokensFile = filepath.Join(co.StateDir, TokensFileName)
+		}
+		if err := os.MkdirAll(co.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("--state-dir: %w", err)
+		}
+		store = ca.DirStore{Dir: co.StateDir}
+		auths = append(auths, ca.NewLocalTokens(co.TokensFile, td))
+		names = append(ca.ServerNames("istio-system"), "localhost")
+		rootFile = filepath.Join(co.StateDir, RootCertFile)
+	}
+	l, err := ca.Load(ctx, store, ca.LoadOptions{TrustDomain: td})
 	if err != nil {
 		return nil, err
 	}
@@ -86,10 +125,14 @@ func startCA(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, log 
 		return nil, fmt.Errorf("--ca-addr %q: %w", co.Addr, err)
 	}
 	var ips []net.IP
-	if ip := net.ParseIP(host); ip != nil {
-		ips = append(ips, ip)
+	for _, h := range append([]string{host}, co.Hosts...) {
+		if ip := net.ParseIP(h); ip != nil && !ip.IsUnspecified() {
+			ips = append(ips, ip)
+		} else if ip == nil && h != "" {
+			names = append(names, h)
+		}
 	}
-	r, err := c.ServingRotator(ca.ServingOptions{DNSNames: append(ca.ServerNames("istio-system"), "localhost"), IPs: ips, Logger: log})
+	r, err := c.ServingRotator(ca.ServingOptions{DNSNames: names, IPs: ips, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -98,22 +141,39 @@ func startCA(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, log 
 		return nil, fmt.Errorf("CA listener: %w", err)
 	}
 	// The roots are written once the port is bound: whoever sees the file can reach the CA.
-	rootFile := filepath.Join(co.StateDir, RootCertFile)
-	if err := os.WriteFile(rootFile, c.RootsPEM(), 0o600); err != nil {
-		_ = lis.Close()
-		return nil, fmt.Errorf("CA roots: %w", err)
+	if rootFile != "" {
+		if err := os.WriteFile(rootFile, c.RootsPEM(), 0o600); err != nil {
+			_ = lis.Close()
+			return nil, fmt.Errorf("CA roots: %w", err)
+		}
 	}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(c.ServerTLSConfig(r))))
-	ca.NewService(c, log, ca.ClientCerts{TrustDomain: td}, ca.NewLocalTokens(co.TokensFile, td)).Register(srv)
+	// On srv's services, so both ports have them; the CA refuses calls without TLS.
+	ca.NewService(c, log, auths...).Register(srv)
+	srv.Authorize = authorizeXDS(auths, log.With("component", "ads"))
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); r.Run(rctx) }()
-	go func() { defer wg.Done(); _ = srv.Serve(lis) }()
-	log.Info("mesh CA serving", "address", lis.Addr().String(), "trust-domain", c.TrustDomain(), "origin", l.Origin.String(), "ca", l.Where, "roots", rootFile)
+	wg.Go(func() { r.Run(rctx) })
+	wg.Go(func() {
+		if err := srv.Serve(rctx, lis, grpc.Creds(credentials.NewTLS(c.ServerTLSConfig(r)))); err != nil {
+			log.Error("the control plane's TLS port stopped", "address", lis.Addr().String(), "error", err)
+		}
+	})
+	if dyn != nil {
+		pub := &kubeca.RootPublisher{Client: dyn, Roots: c.RootsPEM, Log: log.With("component", "ca")}
+		wg.Go(func() { _ = pub.Run(rctx) })
+	}
+	log.Info("mesh CA serving", "address", lis.Addr().String(), "trust-domain", c.TrustDomain(), "origin", l.Origin.String(), "ca", l.Where, "roots", cmp.Or(rootFile, "configmap "+kubeca.RootCertConfigMap))
 	return func() {
 		cancel()
-		srv.Stop()
 		wg.Wait()
 	}, nil
+}
+
+// injectedPort is the control-plane port injected sidecars dial: the TLS port (xDS and
+// their certificates) when the CA serves, else the plaintext one (no workload identity).
+func injectedPort(o Options) int {
+	if caServes(o) {
+		return install.SecurePort
+	}
+	return install.GRPCPort
 }

@@ -110,7 +110,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer stopWebhook()
-	stopCA, err := startCA(ctx, o, cp.mesh, log) // ca.go
+	stopCA, err := startCA(ctx, o, cp.mesh, cp.srv, log) // ca.go
 	if err != nil {
 		_ = cp.lis.Close()
 		return err

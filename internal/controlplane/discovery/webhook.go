@@ -91,7 +91,7 @@ func startWebhook(ctx context.Context, o Options, srv *ads.Server, log *slog.Log
 	}
 	cfg := w.Inject
 	if cfg.DiscoveryAddress == "" {
-		cfg.DiscoveryAddress = fmt.Sprintf("%s.%s.svc:%d", install.Name, ns, install.GRPCPort)
+		cfg.DiscoveryAddress = fmt.Sprintf("%s.%s.svc:%d", install.Name, ns, injectedPort(o)) // ca.go
 	}
 	ln, err := net.Listen("tcp", w.Addr)
 	if err != nil {

@@ -74,13 +74,13 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	h.RequestStart()
 	defer h.RequestEnd()
 	d := f.o.Pools.Dialer(cl.Config(), h.Addr)
-	up, err := d.Dial("tcp", h.Addr)
+	up, err := f.dialTCP(d, name, h.Addr) // upstream_tls.go
 	if err != nil {
 		h.Stats.CxConnectFail.Add(1)
 		stats.UpstreamCxConnectFail.Add(1)
-		info.UpstreamTransportFailureReason = connectCause(err)
+		info.UpstreamTransportFailureReason = connectTransport(err) // upstream_tls.go
 		f.closeTCP(info, in, &Reply{Flag: streaminfo.UpstreamConnectionFailure, Details: "upstream_connect_failed",
-			Explanation: "connect to " + h.Addr + " for cluster " + name + " failed: " + connectCause(err)})
+			Explanation: "connect to " + h.Addr + " for cluster " + name + " failed: " + connectExplain(err)})
 		return
 	}
 	defer up.Close()

@@ -69,7 +69,7 @@ func (x *exchange) upgrade() bool {
 	defer a.end()
 
 	d := x.f.o.Pools.Dialer(x.cl.Config(), host.Addr)
-	conn, err := d.DialContext(x.r.Context(), "tcp", host.Addr)
+	conn, err := x.f.dialUpstream(x.r.Context(), d, x.cl.Config().Name, host.Addr) // upstream_tls.go
 	if err != nil {
 		if x.r.Context().Err() != nil {
 			x.downstreamGone()

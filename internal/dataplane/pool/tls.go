@@ -38,14 +38,26 @@ func (s *Set) SetUpstreamTLS(f UpstreamTLS) {
 // for it. A failed handshake is a connection failure (Envoy's UF) with Envoy's TLS
 // transport failure reason and an explanation of what did not match.
 func (p *Pool) secure(ctx context.Context, c net.Conn, addr string) (net.Conn, error) {
-	if p.upTLS == nil {
+	return secure(ctx, p.upTLS, p.name, addr, c)
+}
+
+// Secure gives c, a connection to addr of cluster made outside the pools (tcp_proxy,
+// CONNECT tunnels, upgrades), the TLS the pools' connections get: the cluster's (or the
+// endpoint's auto mTLS) transport socket; c unchanged when plaintext. Errors are
+// *ConnectError, as the pools'; c is closed then.
+func (s *Set) Secure(ctx context.Context, cluster, addr string, c net.Conn) (net.Conn, error) {
+	return secure(ctx, &s.upTLS, cluster, addr, c)
+}
+
+func secure(ctx context.Context, ref *upstreamTLSRef, cluster, addr string, c net.Conn) (net.Conn, error) {
+	if ref == nil {
 		return c, nil
 	}
-	f := p.upTLS.Load()
+	f := ref.Load()
 	if f == nil {
 		return c, nil
 	}
-	cfg, err := (*f)(p.name, addr)
+	cfg, err := (*f)(cluster, addr)
 	if err != nil {
 		_ = c.Close()
 		return nil, &ConnectError{Addr: addr, Reason: ReasonLocalConnectionFailure, Transport: "TLS_error:|no client certificate:TLS_error_end", Explain: err.Error(), Err: err}

@@ -191,7 +191,7 @@ func (p *Proxy) serveCapturedInbound(sk *socket, c net.Conn, t *table, l *resour
 		p.opts.Forwarder.ServeTCP(c, &resource.TCPProxy{StatPrefix: "BlackHoleCluster", Cluster: "BlackHoleCluster"}, in)
 		return
 	}
-	fc, c, sni, ok := p.capturedInboundChain(l, c, dst.Port()) // capture_mtls.go
+	c, fc, sni, ok := p.capturedInboundChain(l, c, dst.Port()) // capture_mtls.go: TLS or plaintext
 	if !ok {
 		return
 	}

@@ -6,16 +6,16 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
-// capturedInboundChain picks virtualInbound's chain for a connection captured to 15006 as
-// a local-mode inbound socket picks it (serveChainConn): when the port's chains match on
-// TLS (mutual TLS from other sidecars, PERMISSIVE's plaintext chain beside it), the
-// ClientHello is peeked first, and STRICT's refusal of plaintext is explained. It returns
-// the chain, the connection to read from (with the peeked bytes) and the server name;
-// ok false: the connection was closed.
-func (p *Proxy) capturedInboundChain(l *resource.Listener, c net.Conn, port uint16) (fc *resource.FilterChain, conn net.Conn, sni string, ok bool) {
+// capturedInboundChain picks virtualInbound's chain for a connection captured to port as
+// the sidecar's own inbound listeners do: when the port's chains tell mutual TLS from
+// plaintext (PeerAuthentication), the TLS inspector reads the first bytes (replayed in the
+// returned connection), and a plaintext connection to a STRICT port is refused and
+// explained. Without it, a captured mTLS connection matched no chain and was passed
+// through to the app still encrypted. ok false: the connection was closed.
+func (p *Proxy) capturedInboundChain(l *resource.Listener, c net.Conn, port uint16) (conn net.Conn, fc *resource.FilterChain, sni string, ok bool) {
 	conn = c
 	var hello clientHello
-	if inboundPicksChain(l, uint32(port)) {
+	if inboundPicksChain(l, uint32(port)) { // mtls.go
 		h, buf, err := peekClientHello(c, p.opts.ListenerFiltersTimeout)
 		if err != nil {
 			p.log.Debug("tls inspector: closing connection", "listener", l.Name, "remote", c.RemoteAddr().String(), "error", err)
@@ -32,5 +32,5 @@ func (p *Proxy) capturedInboundChain(l *resource.Listener, c net.Conn, port uint
 		_ = c.Close()
 		return nil, nil, "", false
 	}
-	return fc, conn, hello.serverName, true
+	return conn, fc, hello.serverName, true
 }

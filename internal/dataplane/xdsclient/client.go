@@ -36,7 +36,7 @@ type Applier interface {
 
 // Options configure a Client.
 type Options struct {
-	Server   string            // host:port of the ADS server (plaintext gRPC for now)
+	Server   string            // host:port of the ADS server (plaintext gRPC unless DialOptions say otherwise)
 	NodeID   string            // e.g. "sidecar~127.0.10.2~reviews-v1.default~default.svc.cluster.local"
 	Cluster  string            // node.cluster ("Kubernetes")
 	Metadata map[string]string // node.metadata (string values)
@@ -52,6 +52,9 @@ type Options struct {
 	// DecodeCache, when set, shares decoded resources with the other clients of this
 	// process that use it (see DecodeCache; nil for a sidecar).
 	DecodeCache *DecodeCache
+	// DialOptions are added to the connection's (a later WithTransportCredentials wins
+	// over plaintext: the control plane's TLS port).
+	DialOptions []grpc.DialOption
 	// NameTable, when set, subscribes to Istio's name table (NDS) and receives every
 	// accepted one (decode_nds.go): the agent's DNS proxy.
 	NameTable func(nds.Table)
@@ -162,15 +165,15 @@ func (c *Client) setConnected(v bool) {
 // jittered exponential backoff. The last accepted configuration keeps serving while the
 // stream is down. It returns nil when ctx ends.
 func (c *Client) Run(ctx context.Context) error {
-	conn, err := grpc.NewClient(c.o.Server,
+	conn, err := grpc.NewClient(c.o.Server, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 		// Windows large enough for a whole configuration in flight (Envoy's are 256 MiB):
 		// with gRPC's 64 KiB start, a large route configuration waits for window updates.
-		grpc.WithInitialWindowSize(4<<20),
-		grpc.WithInitialConnWindowSize(16<<20),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
-	)
+		grpc.WithInitialWindowSize(4 << 20),
+		grpc.WithInitialConnWindowSize(16 << 20),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+	}, c.o.DialOptions...)...)
 	if err != nil {
 		return fmt.Errorf("xdsclient: dial %s: %w", c.o.Server, err)
 	}

@@ -27,16 +27,16 @@ const (
 	PolicyDisabled Policy = "disabled" // inject only pods that opt in with sidecar.istio.io/inject=true
 )
 
-// DefaultDiscoveryAddress is where injected sidecars find the control plane: the Service
-// `lucid install` creates.
-const DefaultDiscoveryAddress = "lucid-discovery.istio-system.svc:15010"
+// DefaultDiscoveryAddress is where injected sidecars find the control plane: the TLS port
+// (xDS and the mesh CA) of the Service `lucid install` creates.
+const DefaultDiscoveryAddress = "lucid-discovery.istio-system.svc:15012"
 
 // Config is the injection configuration (Istio's values and mesh config that matter here).
 // The zero value of every field but Image means Istio's default.
 type Config struct {
 	Image            string            // image of istio-proxy and istio-init (required): a lucid image
 	ImagePullPolicy  corev1.PullPolicy // "" leaves Kubernetes' default
-	DiscoveryAddress string            // host:port of the control plane's ADS; default DefaultDiscoveryAddress
+	DiscoveryAddress string            // host:port of the control plane's ADS; default DefaultDiscoveryAddress (identity.go: a :15010 one is plaintext, without workload identity)
 	Policy           Policy            // default PolicyEnabled
 	Revision         string            // the control plane's revision; default "default"
 	StatusPort       int32             // the mesh's status port (defaultConfig.statusPort); default 15020
@@ -156,7 +156,7 @@ func (w *injection) run() {
 		p.Spec.InitContainers = append(p.Spec.InitContainers, initc)
 		inits = append(inits, InitContainerName)
 	}
-	volumes := proxyVolumes()
+	volumes := proxyVolumes(w.cfg.DiscoveryAddress)
 	p.Spec.Volumes = append(p.Spec.Volumes, volumes...)
 	w.setMetadata(appContainers)
 

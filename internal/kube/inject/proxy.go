@@ -29,6 +29,7 @@ func (w *injection) proxyContainer(appContainers []string) corev1.Container {
 		"--namespace", "$(POD_NAMESPACE)",
 		"--discovery-address", w.cfg.DiscoveryAddress,
 	}
+	args = append(args, identityArgs(w.cfg.DiscoveryAddress)...) // identity.go
 	if a.statusPortSet && a.statusPort != 0 && a.statusPort != 15020 {
 		args = append(args, "--status-port", strconv.Itoa(int(a.statusPort)))
 	}
@@ -75,6 +76,9 @@ func (w *injection) proxyContainer(appContainers []string) corev1.Container {
 			{Name: "istio-token", MountPath: "/var/run/secrets/tokens"},
 			{Name: "istio-podinfo", MountPath: "/etc/istio/pod"},
 		},
+	}
+	if hasIdentity(w.cfg.DiscoveryAddress) { // identity.go
+		c.VolumeMounts = append(c.VolumeMounts, rootCertMount)
 	}
 	setQuantity(c.Resources.Requests, corev1.ResourceCPU, a.resources.cpu)
 	setQuantity(c.Resources.Requests, corev1.ResourceMemory, a.resources.memory)
@@ -165,10 +169,10 @@ func (w *injection) initContainer() corev1.Container {
 	}
 }
 
-// proxyVolumes are the volumes istio-proxy mounts: Istio's, less the CA root certificate
-// (no istio-ca-root-cert ConfigMap exists until Lucid has a CA).
-func proxyVolumes() []corev1.Volume {
-	return []corev1.Volume{
+// proxyVolumes are the volumes istio-proxy mounts: Istio's (the mesh roots only with a
+// workload identity: identity.go).
+func proxyVolumes(discoveryAddress string) []corev1.Volume {
+	v := []corev1.Volume{
 		{Name: "istio-envoy", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 		{Name: "istio-data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: "istio-podinfo", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
@@ -183,6 +187,10 @@ func proxyVolumes() []corev1.Volume {
 			}}},
 		}}},
 	}
+	if hasIdentity(discoveryAddress) {
+		v = append(v, rootCertVolume)
+	}
+	return v
 }
 
 func ptr[T any](v T) *T { return &v }

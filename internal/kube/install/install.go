@@ -28,6 +28,7 @@ const (
 // Control-plane ports (Istio's istiod ports).
 const (
 	GRPCPort       = 15010 // grpc-xds: plaintext ADS
+	SecurePort     = 15012 // https-dns: the mesh CA and ADS over TLS, what injected sidecars dial
 	MonitoringPort = 15014 // http-monitoring: debug and /ready
 	WebhookPort    = 15017 // https-webhook, behind Service port 443
 )
@@ -39,6 +40,7 @@ var DiscoveryArgs = []string{
 	"discovery",
 	"--kubernetes",
 	fmt.Sprintf("--grpc-addr=:%d", GRPCPort),
+	fmt.Sprintf("--ca-addr=:%d", SecurePort),
 	fmt.Sprintf("--debug-addr=:%d", MonitoringPort),
 	fmt.Sprintf("--webhook-addr=:%d", WebhookPort),
 }

@@ -65,6 +65,10 @@ func clusterRules() []rbacv1.PolicyRule {
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"},
 			ResourceNames: []string{WebhookConfig}, Verbs: []string{"get", "patch"}},
+		// The mesh CA: workloads' tokens checked by TokenReview, the roots published in
+		// every namespace (ConfigMap istio-ca-root-cert).
+		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
 	}
 }
 
@@ -91,6 +95,7 @@ func deployment(o Options, labels map[string]string) *appsv1.Deployment {
 						Args: append(slices.Clone(DiscoveryArgs), "--injector-image="+o.Image),
 						Ports: []corev1.ContainerPort{
 							{Name: "grpc-xds", ContainerPort: GRPCPort, Protocol: corev1.ProtocolTCP},
+							{Name: "https-dns", ContainerPort: SecurePort, Protocol: corev1.ProtocolTCP},
 							{Name: "http-monitoring", ContainerPort: MonitoringPort, Protocol: corev1.ProtocolTCP},
 							{Name: "https-webhook", ContainerPort: WebhookPort, Protocol: corev1.ProtocolTCP},
 						},
@@ -130,6 +135,7 @@ func service(o Options, labels map[string]string) *corev1.Service {
 			Selector: map[string]string{"app": Name},
 			Ports: []corev1.ServicePort{
 				{Name: "grpc-xds", Port: GRPCPort, TargetPort: intstr.FromInt32(GRPCPort), Protocol: corev1.ProtocolTCP},
+				{Name: "https-dns", Port: SecurePort, TargetPort: intstr.FromInt32(SecurePort), Protocol: corev1.ProtocolTCP},
 				{Name: "http-monitoring", Port: MonitoringPort, TargetPort: intstr.FromInt32(MonitoringPort), Protocol: corev1.ProtocolTCP},
 				{Name: "https-webhook", Port: 443, TargetPort: intstr.FromInt32(WebhookPort), Protocol: corev1.ProtocolTCP},
 			},

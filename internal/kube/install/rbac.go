@@ -9,5 +9,8 @@ import rbacv1 "k8s.io/api/rbac/v1"
 //   - list, watch: services, pods, namespaces, discovery.k8s.io endpointslices, and every
 //     networking.istio.io / security.istio.io kind (get too);
 //   - create (and patch): core events, for the LucidValidation Warning Events on invalid
-//     Istio objects.
+//     Istio objects;
+//   - create: authentication.k8s.io tokenreviews, the mesh CA's check of workload tokens;
+//   - get, list, watch, create, update: configmaps, the mesh roots (istio-ca-root-cert)
+//     published in every namespace.
 func DiscoveryClusterRules() []rbacv1.PolicyRule { return clusterRules() }

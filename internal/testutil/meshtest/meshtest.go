@@ -69,6 +69,9 @@ type Options struct {
 	MTLS string
 	// CertTTL is the workload certificates' lifetime with MTLS (default 24 h).
 	CertTTL time.Duration
+	// XDSOverTLS has the sidecars get xDS on the MTLS address (the TLS port, with
+	// their workload certificates), as on Kubernetes, instead of the plaintext port.
+	XDSOverTLS bool
 	// TrustDomain is the workloads' trust domain with MTLS; set it to MeshConfig's
 	// trustDomain when that is not cluster.local.
 	TrustDomain string
@@ -139,7 +142,7 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 		go func() {
 			defer m.wg.Done()
 			err := agent.Run(ctx, agent.Options{
-				IP: ip, Workload: w.Name, Namespace: cmp.Or(w.Namespace, "default"), Labels: w.Labels, Discovery: m.ADS,
+				IP: ip, Workload: w.Name, Namespace: cmp.Or(w.Namespace, "default"), Labels: w.Labels, Discovery: m.xdsAddr(o),
 				AdminPort: 15000, StatusPort: 15020, LogLevel: "debug", LogOutput: m.Logs,
 				DrainDuration: 500 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: w.Router},
 				Version:   version.Get().Envoy(), // as `lucid sidecar` and `lucid gateway` report it

@@ -39,3 +39,11 @@ func (m *Mesh) identity(o Options, w Workload) agent.IdentityOptions {
 	return agent.IdentityOptions{CAAddress: o.MTLS, CARootCert: filepath.Join(m.State, discovery.RootCertFile),
 		CATokenFile: file, ServiceAccount: sa, SecretTTL: o.CertTTL, TrustDomain: o.TrustDomain}
 }
+
+// xdsAddr is where the sidecars get xDS: the TLS port with o.XDSOverTLS.
+func (m *Mesh) xdsAddr(o Options) string {
+	if o.XDSOverTLS && o.MTLS != "" {
+		return o.MTLS
+	}
+	return m.ADS
+}

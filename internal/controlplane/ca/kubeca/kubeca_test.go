@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -201,24 +199,13 @@ func TestPluggedCacerts(t *testing.T) {
 	}
 }
 
-// token requests a token for service account ns/sa with the given audiences.
-func token(t *testing.T, d dynamic.Interface, ns, sa string, audiences ...string) string {
+// token is a token of service account ns/sa for audiences (the kubelet's projected token).
+func token(t *testing.T, c *kubetest.Cluster, ns, sa string, audiences ...string) string {
 	t.Helper()
-	spec := map[string]any{"expirationSeconds": int64(3600)}
-	if len(audiences) > 0 {
-		aud := []any{}
-		for _, a := range audiences {
-			aud = append(aud, a)
-		}
-		spec["audiences"] = aud
-	}
-	req := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}}
-	req.SetName(sa)
-	resp, err := d.Resource(kubetest.ServiceAccounts).Namespace(ns).Create(ctxT(t), req, metav1.CreateOptions{}, "token")
+	tok, err := c.Token(ctxT(t), ns, sa, audiences...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, _ := unstructured.NestedString(resp.Object, "status", "token")
 	return tok
 }
 
@@ -248,27 +235,17 @@ func TestTokenReview(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	client := securityv1alpha1.NewIstioCertificateServiceClient(cc)
 	call := func(tok string, csrSANs ...string) (*securityv1alpha1.IstioCertificateResponse, error) {
-		key, _ := pki.NewKey(pki.ECDSAP256)
-		var uris []*url.URL
-		for _, s := range csrSANs {
-			u, _ := url.Parse(s)
-			uris = append(uris, u)
-		}
-		csr, _ := pki.NewCSR(key, uris, nil)
-		return client.CreateCertificate(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok),
-			&securityv1alpha1.IstioCertificateRequest{Csr: string(csr), ValidityDuration: 3600})
+		return catest.Request(ctx, cc, tok, csrSANs...)
 	}
 
-	podToken := token(t, admin(t, c), "bookinfo", "bookinfo-reviews", ca.DefaultAudience)
+	podToken := token(t, c, "bookinfo", "bookinfo-reviews", ca.DefaultAudience)
 	resp, err := call(podToken)
 	if err != nil {
 		t.Fatalf("the pod's istio-ca token: %v", err)
 	}
-	leaf, _ := pki.ParseCerts([]byte(resp.GetCertChain()[0]))
-	if id, err := spiffe.FromCertificate(leaf[0]); err != nil || id.String() != "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews" {
-		t.Fatalf("issued %v (%v)", id, err)
+	if id := catest.IssuedID(resp); id != "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews" {
+		t.Fatalf("issued %q", id)
 	}
 	_, err = call(podToken, "spiffe://cluster.local/ns/istio-system/sa/lucid-discovery")
 	if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "never from the CSR") {
@@ -278,7 +255,7 @@ func TestTokenReview(t *testing.T) {
 	tests := []struct {
 		name, token, want string
 	}{
-		{"token for the API server's audience", token(t, admin(t, c), "bookinfo", "bookinfo-reviews"), `is invalid for the target audiences ["istio-ca"]`},
+		{"token for the API server's audience", token(t, c, "bookinfo", "bookinfo-reviews"), `is invalid for the target audiences ["istio-ca"]`},
 		{"forged token", podToken[:len(podToken)-4] + "AAAA", "kubernetes token: the API server did not authenticate the token"},
 		{"not a token", "hello", "kubernetes token: the API server did not authenticate the token"},
 		{"admin's static token", c.Config.BearerToken, "kubernetes token: the API server did not authenticate the token"},
