@@ -99,6 +99,9 @@ type Inbound struct {
 	Own map[string]bool
 	// Authz is the chain's authorization filters (authz.go); nil or empty: none.
 	Authz *authz.Chain
+	// Peer is the verified peer of an opaque TCP connection whose mutual TLS the proxy
+	// terminated (an HTTP request's is in its context, PeerOf); nil on plaintext.
+	Peer *Peer
 }
 
 // infoPool recycles the per-request records (about 600 bytes each).
@@ -177,6 +180,7 @@ func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
 		info.Source = f.o.Self
 	} else {
 		info.Destination = f.o.Self
+		recordPeer(info, PeerOf(r.Context())) // peer.go: the downstream's certificate
 	}
 	if r.TLS != nil {
 		info.RequestedServerName = r.TLS.ServerName
@@ -270,6 +274,9 @@ func (x *exchange) finish() {
 		info.BytesReceived = x.up.body.bytesRead()
 	}
 	info.UpstreamLocalAddress = x.try.localAddress()
+	if info.Direction == "outbound" {
+		info.Destination.Principal = x.try.peerPrincipal() // the server's certificate, whoever the metadata says answered
+	}
 	x.finishSpan() // tracing.go
 	for _, o := range x.f.o.Observers {
 		o(info)

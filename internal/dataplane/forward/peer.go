@@ -2,9 +2,13 @@ package forward
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
 	"net/http"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
 // Peer is the downstream's identity on a mutual-TLS connection, as the sidecar's inbound
@@ -41,6 +45,30 @@ func WithPeer(ctx context.Context, p *Peer) context.Context {
 func PeerOf(ctx context.Context) *Peer {
 	p, _ := ctx.Value(peerKey{}).(*Peer)
 	return p
+}
+
+// recordPeer writes an inbound record's mutual TLS as Istio's destination reporter labels
+// it: connection_security_policy mutual_tls, source_principal the peer's certificate and
+// destination_principal this workload's. A plaintext connection (p nil) leaves the record
+// as it is ("none", principals unknown).
+func recordPeer(info *streaminfo.Info, p *Peer) {
+	if p == nil || info.Direction != "inbound" {
+		return
+	}
+	info.MutualTLS = true
+	info.Source.Principal, info.Destination.Principal = p.URI, p.Local
+}
+
+// upstreamPrincipal is the SPIFFE URI of the server's certificate on an upstream
+// connection (Istio's source reporter's destination_principal), "" on plaintext.
+func upstreamPrincipal(c net.Conn) string { return tlsPrincipal(pool.TLSOf(c)) }
+
+func tlsPrincipal(tc *tls.Conn) string {
+	if tc == nil {
+		return ""
+	}
+	cs := tc.ConnectionState()
+	return PeerPrincipal(&cs)
 }
 
 // forwardClientCert is x-forwarded-client-cert on the upstream request. From a

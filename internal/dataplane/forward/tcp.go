@@ -34,6 +34,12 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	if !in.LocalAddr.IsValid() {
 		in.LocalAddr = info.DownstreamLocalAddress // loop.go: the listener it came in on
 	}
+	if in.Direction == "outbound" {
+		info.Source = f.o.Self
+	} else {
+		info.Destination = f.o.Self
+		recordPeer(info, in.Peer) // peer.go: the downstream's certificate
+	}
 	var metrics ConnectionCounter // istio_tcp_*: opened once the upstream answers
 	defer func() {
 		info.Duration = time.Since(info.Start)
@@ -93,6 +99,9 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 		stats.UpstreamCxActive.Add(-1)
 	}()
 	info.UpstreamLocalAddress = up.LocalAddr().String()
+	if in.Direction == "outbound" {
+		info.Destination.Principal = upstreamPrincipal(up) // peer.go: the server's certificate
+	}
 
 	metrics = f.openConnection(info)
 	res, gone := pipeOnHost(h, cluster.TCPConnection, countConn(down, metrics), up, tp.IdleTimeout)
