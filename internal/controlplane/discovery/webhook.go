@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
 	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
 	"github.com/lucid-mesh/lucid/internal/controlplane/podevent"
 	"github.com/lucid-mesh/lucid/internal/kube/inject"
@@ -50,7 +52,7 @@ const DefaultCASecret = "lucid-webhook-ca" //nolint:gosec // G101: a Secret's na
 // startWebhook starts, when configured, the injection webhook and (in Kubernetes mode) the
 // probe-failure Events service on srv; it must run before srv serves. The returned stop
 // ends them and waits.
-func startWebhook(ctx context.Context, o Options, srv *ads.Server, log *slog.Logger) (stop func(), err error) {
+func startWebhook(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, srv *ads.Server, log *slog.Logger) (stop func(), err error) {
 	w := o.Webhook
 	if w.Addr == "" && !o.Kube.Enabled {
 		return func() {}, nil
@@ -90,6 +92,9 @@ func startWebhook(ctx context.Context, o Options, srv *ads.Server, log *slog.Log
 		return fail(fmt.Errorf("--webhook-addr: %w", err))
 	}
 	cfg := w.Inject
+	if cfg.TrustDomain == "" {
+		cfg.TrustDomain = mesh.GetTrustDomain() // the identity injected sidecars ask for
+	}
 	if cfg.DiscoveryAddress == "" {
 		cfg.DiscoveryAddress = fmt.Sprintf("%s.%s.svc:%d", install.Name, ns, injectedPort(o)) // ca.go
 	}
