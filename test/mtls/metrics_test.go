@@ -76,9 +76,9 @@ func labelString(l map[string]string) string {
 
 // Istio's connection_security_policy and principals: web's sidecar (the destination
 // reporter) labels a mutual-TLS request mutual_tls with the caller's SPIFFE identity from
-// its certificate and its own; the client's sidecar (the source reporter) says unknown and
-// names the server from the certificate it presented. A plaintext caller (PERMISSIVE) is
-// none with no principal.
+// its certificate and its own; the client's sidecar (the source reporter) says unknown,
+// names the server from the certificate it presented and itself from the one it sent. A
+// plaintext caller (PERMISSIVE) is none with no principal.
 func TestMetricsConnectionSecurityPolicy(t *testing.T) {
 	m := startMesh(t, map[string]string{"mesh.yaml": meshYAML}, meshtest.Options{})
 	if code, _, _, body := get(t, m, "http://web.default.svc.cluster.local:8080/metrics"); code != 200 {
@@ -91,7 +91,7 @@ func TestMetricsConnectionSecurityPolicy(t *testing.T) {
 	})
 	requestsSeen(t, clientIP, 1, map[string]string{
 		"reporter": "source", "connection_security_policy": "unknown",
-		"destination_principal": webID, "destination_workload": "web", "response_code": "200",
+		"source_principal": clientID, "destination_principal": webID, "destination_workload": "web", "response_code": "200",
 	})
 	if line, err := plaintext(t); err != nil || line != "HTTP/1.1 200 OK" {
 		t.Fatalf("plaintext client under PERMISSIVE: %q %v", line, err)
@@ -107,7 +107,7 @@ func TestMetricsConnectionSecurityPolicy(t *testing.T) {
 
 // The same labels on Istio's TCP metrics: an opaque TCP connection between the sidecars
 // under STRICT opens under mutual_tls on web's side with both identities, and the client's
-// side names web's identity.
+// side names both too.
 func TestTCPMetricsConnectionSecurityPolicy(t *testing.T) {
 	ws := append([]meshtest.Workload{}, workloads...)
 	ws[0].Ports = []int{8080, 9000}
@@ -122,7 +122,7 @@ func TestTCPMetricsConnectionSecurityPolicy(t *testing.T) {
 		{webIP, map[string]string{"reporter": "destination", "connection_security_policy": "mutual_tls",
 			"source_principal": clientID, "destination_principal": webID, "request_protocol": "tcp"}},
 		{clientIP, map[string]string{"reporter": "source", "connection_security_policy": "unknown",
-			"destination_principal": webID, "request_protocol": "tcp"}},
+			"source_principal": clientID, "destination_principal": webID, "request_protocol": "tcp"}},
 	} {
 		testutil.Eventually(t, 5*time.Second, "istio_tcp_connections_opened_total on "+c.ip+" with "+labelString(c.want), func() bool {
 			return len(scrape(t, c.ip, "istio_tcp_connections_opened_total", c.want)) == 1

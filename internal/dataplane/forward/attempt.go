@@ -86,10 +86,6 @@ func (a *attempt) localAddress() string {
 	return ""
 }
 
-// peerPrincipal is the SPIFFE URI of the latest upstream connection's server
-// certificate, "" when it was plaintext.
-func (a *attempt) peerPrincipal() string { return tlsPrincipal(a.tls.Load()) }
-
 // forward runs the retry loop: attempt after attempt until a response goes downstream, or
 // a failure (or the last one) is answered with a local reply.
 func (x *exchange) forward(pl *pool.Pool) {

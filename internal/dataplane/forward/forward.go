@@ -41,6 +41,9 @@ type Options struct {
 	// never concurrently for the same Info; they must not keep the Info.
 	Observers []func(*streaminfo.Info)
 	Self      streaminfo.Peer // this workload, for metrics labels
+	// Identity is this workload's SPIFFE URI when it has a workload certificate ("" without
+	// a CA): the source_principal of its mutual-TLS upstream connections.
+	Identity string
 	// ConnectionObservers get one Info per opaque TCP connection (tcp_proxy), as Istio's
 	// access log has one line per TCP connection (empty method). See ServeTCP.
 	ConnectionObservers []func(*streaminfo.Info)
@@ -274,8 +277,8 @@ func (x *exchange) finish() {
 		info.BytesReceived = x.up.body.bytesRead()
 	}
 	info.UpstreamLocalAddress = x.try.localAddress()
-	if info.Direction == "outbound" {
-		info.Destination.Principal = x.try.peerPrincipal() // the server's certificate, whoever the metadata says answered
+	if info.Direction == "outbound" && x.cl != nil && x.try.host != nil { // peer.go: the certificates, whoever the metadata says answered
+		x.f.recordUpstream(info, x.try.tls.Load(), x.cl.Config(), &x.try.host.Endpoint)
 	}
 	x.finishSpan() // tracing.go
 	for _, o := range x.f.o.Observers {

@@ -3,10 +3,8 @@ package forward
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"net/http"
 
-	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
@@ -59,16 +57,21 @@ func recordPeer(info *streaminfo.Info, p *Peer) {
 	info.Source.Principal, info.Destination.Principal = p.URI, p.Local
 }
 
-// upstreamPrincipal is the SPIFFE URI of the server's certificate on an upstream
-// connection (Istio's source reporter's destination_principal), "" on plaintext.
-func upstreamPrincipal(c net.Conn) string { return tlsPrincipal(pool.TLSOf(c)) }
-
-func tlsPrincipal(tc *tls.Conn) string {
+// recordUpstream writes an outbound record's upstream TLS as Istio's source reporter labels
+// it: destination_principal the server's certificate (tc, nil on plaintext) and, when the
+// connection presented the workload certificate (the endpoint's transport is ISTIO_MUTUAL
+// or auto mTLS), source_principal this workload's identity.
+func (f *Forwarder) recordUpstream(info *streaminfo.Info, tc *tls.Conn, c *resource.Cluster, ep *resource.Endpoint) {
 	if tc == nil {
-		return ""
+		return
 	}
 	cs := tc.ConnectionState()
-	return PeerPrincipal(&cs)
+	if info.Destination.Principal = PeerPrincipal(&cs); info.Destination.Principal == "" {
+		return
+	}
+	if t := c.TransportFor(ep); t != nil && t.CertificateSDS != "" {
+		info.Source.Principal = f.o.Identity
+	}
 }
 
 // forwardClientCert is x-forwarded-client-cert on the upstream request. From a

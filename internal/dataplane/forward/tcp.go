@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
@@ -100,7 +101,7 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	}()
 	info.UpstreamLocalAddress = up.LocalAddr().String()
 	if in.Direction == "outbound" {
-		info.Destination.Principal = upstreamPrincipal(up) // peer.go: the server's certificate
+		f.recordUpstream(info, pool.TLSOf(up), cl.Config(), &h.Endpoint) // peer.go: the certificates
 	}
 
 	metrics = f.openConnection(info)
