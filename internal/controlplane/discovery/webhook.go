@@ -91,13 +91,7 @@ func startWebhook(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig,
 	if err != nil {
 		return fail(fmt.Errorf("--webhook-addr: %w", err))
 	}
-	cfg := w.Inject
-	if cfg.TrustDomain == "" {
-		cfg.TrustDomain = mesh.GetTrustDomain() // the identity injected sidecars ask for
-	}
-	if cfg.DiscoveryAddress == "" {
-		cfg.DiscoveryAddress = fmt.Sprintf("%s.%s.svc:%d", install.Name, ns, injectedPort(o)) // ca.go
-	}
+	cfg := injectConfig(o, mesh, ns)
 	ln, err := net.Listen("tcp", w.Addr)
 	if err != nil {
 		return fail(fmt.Errorf("--webhook-addr: %w", err))
@@ -112,6 +106,20 @@ func startWebhook(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig,
 		}
 	})
 	return stop, nil
+}
+
+// injectConfig is what the webhook injects: the flags' configuration, the control plane's
+// Service in namespace ns on the port sidecars use (ca.go), and the mesh's trust domain,
+// in which the CA issues the identities injected sidecars ask for.
+func injectConfig(o Options, mesh *meshv1alpha1.MeshConfig, ns string) inject.Config {
+	cfg := o.Webhook.Inject
+	if cfg.TrustDomain == "" {
+		cfg.TrustDomain = mesh.GetTrustDomain()
+	}
+	if cfg.DiscoveryAddress == "" {
+		cfg.DiscoveryAddress = fmt.Sprintf("%s.%s.svc:%d", install.Name, ns, injectedPort(o)) // ca.go
+	}
+	return cfg
 }
 
 // certNames are the serving certificate's names: the discovery Service's DNS names (as the
