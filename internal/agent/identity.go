@@ -64,7 +64,7 @@ func startIdentity(ctx context.Context, o Options, log *slog.Logger) (*identity.
 	if err != nil {
 		return nil, nil, err
 	}
-	id := spiffe.ID{TrustDomain: cmp.Or(ido.TrustDomain, "cluster.local"), Namespace: o.Namespace, ServiceAccount: cmp.Or(ido.ServiceAccount, "default")}
+	id := workloadID(o)
 	m, err := identity.New(identity.Options{Client: client, ID: id, TTL: ido.SecretTTL, GraceRatio: ido.GraceRatio, Logger: log})
 	if err != nil {
 		_ = cc.Close()
@@ -75,6 +75,22 @@ func startIdentity(ctx context.Context, o Options, log *slog.Logger) (*identity.
 	go func() { defer close(done); m.Run(ctx) }()
 	log.Info("requesting the workload certificate", "identity", id.String(), "ca", ido.CAAddress)
 	return m, func() { cancel(); <-done; _ = cc.Close() }, nil
+}
+
+// workloadID is the identity the agent asks the CA for:
+// spiffe://<trust domain>/ns/<namespace>/sa/<service account>.
+func workloadID(o Options) spiffe.ID {
+	ido := o.Identity
+	return spiffe.ID{TrustDomain: cmp.Or(ido.TrustDomain, "cluster.local"), Namespace: o.Namespace, ServiceAccount: cmp.Or(ido.ServiceAccount, "default")}
+}
+
+// identityURI is the workload's SPIFFE URI for the metrics of its mutual-TLS connections;
+// "" without a CA (no workload certificate).
+func identityURI(o Options) string {
+	if o.Identity.CAAddress == "" {
+		return ""
+	}
+	return workloadID(o).String()
 }
 
 // tokenSource is the workload's credential from a file or a file descriptor.

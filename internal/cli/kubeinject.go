@@ -77,6 +77,7 @@ reported on standard error. Pipe the result to kubectl apply -f -.`,
 	f.StringVar(&cfg.Image, "image", install.DefaultImage(version.String()), "the lucid image for istio-proxy and istio-init")
 	f.StringVar(&cfg.DiscoveryAddress, "discovery-address", inject.DefaultDiscoveryAddress, "the control plane's ADS address, as sidecars reach it")
 	f.StringVar(&cfg.Revision, "revision", "default", "the control plane revision (istio.io/rev)")
+	f.StringVar(&cfg.TrustDomain, "trust-domain", "cluster.local", "the mesh's trust domain (meshConfig.trustDomain): injected sidecars ask for identities in it")
 	f.BoolVar(&hold, "hold-application-until-proxy-starts", false, "start the proxy first and hold the app until it is ready (mesh default)")
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,16 @@ import (
 	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// lucidEnv makes the test binary run as `lucid` (TestMain): `lucid up` and its children in
+// TestUpTrustDomainNetns are this binary's processes.
+const lucidEnv = "LUCID_MTLS_AS_LUCID"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(lucidEnv) == "1" {
+		os.Exit(cli.Main(os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // The mesh's addresses.
 const (

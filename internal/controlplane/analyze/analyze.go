@@ -207,6 +207,7 @@ func Run(objs []*config.Object, loadDiags []config.Diagnostic, opts Options) Res
 	a.authorizationLucid()    // authz_lucid.go
 	a.lucidChecks()           // lucid.go
 	a.mtlsConflicts()         // mtls.go
+	a.mtlsSANs()              // mtls_sans.go
 	res.Messages = sortDedupe(a.out)
 	return res
 }

@@ -15,19 +15,7 @@ import (
 // Clients obeying it send plaintext and every request fails with 503 UC (the server
 // closes plaintext connections).
 func (a *analyzer) mtlsConflicts() {
-	if a.m == nil {
-		return
-	}
-	for _, o := range a.kind(config.KindDestinationRule) {
-		spec, ok := o.Spec.(*networkingv1alpha3.DestinationRule)
-		if !ok || o.Invalid {
-			continue
-		}
-		host := model.ResolveHost(spec.GetHost(), o.Namespace)
-		s := a.m.Service(host)
-		if s == nil {
-			continue
-		}
+	a.serviceDestinationRules(func(o *config.Object, _ *networkingv1alpha3.DestinationRule, host string, s *model.Service) {
 		dr := a.m.DestinationRule(o.Namespace, nil, host)
 		for _, p := range s.Ports {
 			if dr.Policy(p.Number, "").GetTls().GetMode() != networkingv1alpha3.ClientTLSSettings_DISABLE {
@@ -53,6 +41,24 @@ func (a *analyzer) mtlsConflicts() {
 				m.Fix = "remove tls.mode DISABLE (auto mTLS then sends ISTIO_MUTUAL) or set it to ISTIO_MUTUAL; or make the PeerAuthentication PERMISSIVE"
 				break
 			}
+		}
+	})
+}
+
+// serviceDestinationRules calls f for each valid DestinationRule whose host is a service
+// of the mesh (nothing in an analysis without the mesh's model).
+func (a *analyzer) serviceDestinationRules(f func(o *config.Object, spec *networkingv1alpha3.DestinationRule, host string, s *model.Service)) {
+	if a.m == nil {
+		return
+	}
+	for _, o := range a.kind(config.KindDestinationRule) {
+		spec, ok := o.Spec.(*networkingv1alpha3.DestinationRule)
+		if !ok || o.Invalid {
+			continue
+		}
+		host := model.ResolveHost(spec.GetHost(), o.Namespace)
+		if s := a.m.Service(host); s != nil {
+			f(o, spec, host, s)
 		}
 	}
 }

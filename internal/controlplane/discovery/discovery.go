@@ -104,7 +104,7 @@ func Run(ctx context.Context, o Options) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stopWebhook, err := startWebhook(ctx, o, cp.srv, log) // webhook.go; before srv serves
+	stopWebhook, err := startWebhook(ctx, o, cp.mesh, cp.srv, log) // webhook.go; before srv serves
 	if err != nil {
 		_ = cp.lis.Close()
 		return err

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
 	"github.com/lucid-mesh/lucid/internal/controlplane/ads"
 	"github.com/lucid-mesh/lucid/internal/controlplane/podevent"
 	"github.com/lucid-mesh/lucid/internal/kube/inject"
@@ -50,7 +52,7 @@ const DefaultCASecret = "lucid-webhook-ca" //nolint:gosec // G101: a Secret's na
 // startWebhook starts, when configured, the injection webhook and (in Kubernetes mode) the
 // probe-failure Events service on srv; it must run before srv serves. The returned stop
 // ends them and waits.
-func startWebhook(ctx context.Context, o Options, srv *ads.Server, log *slog.Logger) (stop func(), err error) {
+func startWebhook(ctx context.Context, o Options, mesh *meshv1alpha1.MeshConfig, srv *ads.Server, log *slog.Logger) (stop func(), err error) {
 	w := o.Webhook
 	if w.Addr == "" && !o.Kube.Enabled {
 		return func() {}, nil
@@ -89,10 +91,7 @@ func startWebhook(ctx context.Context, o Options, srv *ads.Server, log *slog.Log
 	if err != nil {
 		return fail(fmt.Errorf("--webhook-addr: %w", err))
 	}
-	cfg := w.Inject
-	if cfg.DiscoveryAddress == "" {
-		cfg.DiscoveryAddress = fmt.Sprintf("%s.%s.svc:%d", install.Name, ns, injectedPort(o)) // ca.go
-	}
+	cfg := injectConfig(o, mesh, ns)
 	ln, err := net.Listen("tcp", w.Addr)
 	if err != nil {
 		return fail(fmt.Errorf("--webhook-addr: %w", err))
@@ -107,6 +106,20 @@ func startWebhook(ctx context.Context, o Options, srv *ads.Server, log *slog.Log
 		}
 	})
 	return stop, nil
+}
+
+// injectConfig is what the webhook injects: the flags' configuration, the control plane's
+// Service in namespace ns on the port sidecars use (ca.go), and the mesh's trust domain,
+// in which the CA issues the identities injected sidecars ask for.
+func injectConfig(o Options, mesh *meshv1alpha1.MeshConfig, ns string) inject.Config {
+	cfg := o.Webhook.Inject
+	if cfg.TrustDomain == "" {
+		cfg.TrustDomain = mesh.GetTrustDomain()
+	}
+	if cfg.DiscoveryAddress == "" {
+		cfg.DiscoveryAddress = fmt.Sprintf("%s.%s.svc:%d", install.Name, ns, injectedPort(o)) // ca.go
+	}
+	return cfg
 }
 
 // certNames are the serving certificate's names: the discovery Service's DNS names (as the

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -39,6 +40,7 @@ type attempt struct {
 	live  bool      // counted in the host's and the cluster's active requests
 
 	conn atomic.Pointer[net.TCPAddr] // local address of the latest upstream connection (this or an earlier attempt's)
+	tls  atomic.Pointer[tls.Conn]    // the latest upstream connection's TLS, nil when plaintext
 }
 
 // begin counts attempt n on host, with context ctx ended by cut, as started: the caller
@@ -66,12 +68,14 @@ func (a *attempt) end() {
 	}
 }
 
-// UpstreamConn records the upstream connection's local address (pool.ConnObserver). It
-// may run on a transport goroutine; the address is formatted when the request ends.
+// UpstreamConn records the upstream connection's local address and TLS
+// (pool.ConnObserver). It may run on a transport goroutine; both are read when the
+// request ends.
 func (a *attempt) UpstreamConn(c net.Conn) {
 	if ta, ok := c.LocalAddr().(*net.TCPAddr); ok { // upstream connections are TCP
 		a.conn.Store(ta)
 	}
+	a.tls.Store(pool.TLSOf(c))
 }
 
 // localAddress is %UPSTREAM_LOCAL_ADDRESS%: the latest upstream connection's.

@@ -27,11 +27,6 @@ func (f *Forwarder) openConnection(info *streaminfo.Info) ConnectionCounter {
 	if f == nil || f.o.ConnectionMetrics == nil {
 		return nopCounter{}
 	}
-	if info.Direction == "outbound" {
-		info.Source = f.o.Self
-	} else {
-		info.Destination = f.o.Self
-	}
 	return f.o.ConnectionMetrics(info)
 }
 

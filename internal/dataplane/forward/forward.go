@@ -41,6 +41,9 @@ type Options struct {
 	// never concurrently for the same Info; they must not keep the Info.
 	Observers []func(*streaminfo.Info)
 	Self      streaminfo.Peer // this workload, for metrics labels
+	// Identity is this workload's SPIFFE URI when it has a workload certificate ("" without
+	// a CA): the source_principal of its mutual-TLS upstream connections.
+	Identity string
 	// ConnectionObservers get one Info per opaque TCP connection (tcp_proxy), as Istio's
 	// access log has one line per TCP connection (empty method). See ServeTCP.
 	ConnectionObservers []func(*streaminfo.Info)
@@ -99,6 +102,9 @@ type Inbound struct {
 	Own map[string]bool
 	// Authz is the chain's authorization filters (authz.go); nil or empty: none.
 	Authz *authz.Chain
+	// Peer is the verified peer of an opaque TCP connection whose mutual TLS the proxy
+	// terminated (an HTTP request's is in its context, PeerOf); nil on plaintext.
+	Peer *Peer
 }
 
 // infoPool recycles the per-request records (about 600 bytes each).
@@ -177,6 +183,7 @@ func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
 		info.Source = f.o.Self
 	} else {
 		info.Destination = f.o.Self
+		recordPeer(info, PeerOf(r.Context())) // peer.go: the downstream's certificate
 	}
 	if r.TLS != nil {
 		info.RequestedServerName = r.TLS.ServerName
@@ -270,6 +277,9 @@ func (x *exchange) finish() {
 		info.BytesReceived = x.up.body.bytesRead()
 	}
 	info.UpstreamLocalAddress = x.try.localAddress()
+	if info.Direction == "outbound" && x.cl != nil && x.try.host != nil { // peer.go: the certificates, whoever the metadata says answered
+		x.f.recordUpstream(info, x.try.tls.Load(), x.cl.Config(), &x.try.host.Endpoint)
+	}
 	x.finishSpan() // tracing.go
 	for _, o := range x.f.o.Observers {
 		o(info)

@@ -2,9 +2,11 @@ package forward
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
 // Peer is the downstream's identity on a mutual-TLS connection, as the sidecar's inbound
@@ -41,6 +43,35 @@ func WithPeer(ctx context.Context, p *Peer) context.Context {
 func PeerOf(ctx context.Context) *Peer {
 	p, _ := ctx.Value(peerKey{}).(*Peer)
 	return p
+}
+
+// recordPeer writes an inbound record's mutual TLS as Istio's destination reporter labels
+// it: connection_security_policy mutual_tls, source_principal the peer's certificate and
+// destination_principal this workload's. A plaintext connection (p nil) leaves the record
+// as it is ("none", principals unknown).
+func recordPeer(info *streaminfo.Info, p *Peer) {
+	if p == nil || info.Direction != "inbound" {
+		return
+	}
+	info.MutualTLS = true
+	info.Source.Principal, info.Destination.Principal = p.URI, p.Local
+}
+
+// recordUpstream writes an outbound record's upstream TLS as Istio's source reporter labels
+// it: destination_principal the server's certificate (tc, nil on plaintext) and, when the
+// connection presented the workload certificate (the endpoint's transport is ISTIO_MUTUAL
+// or auto mTLS), source_principal this workload's identity.
+func (f *Forwarder) recordUpstream(info *streaminfo.Info, tc *tls.Conn, c *resource.Cluster, ep *resource.Endpoint) {
+	if tc == nil {
+		return
+	}
+	cs := tc.ConnectionState()
+	if info.Destination.Principal = PeerPrincipal(&cs); info.Destination.Principal == "" {
+		return
+	}
+	if t := c.TransportFor(ep); t != nil && t.CertificateSDS != "" {
+		info.Source.Principal = f.o.Identity
+	}
 }
 
 // forwardClientCert is x-forwarded-client-cert on the upstream request. From a

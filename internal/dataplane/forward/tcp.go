@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
@@ -33,6 +34,12 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	info.DownstreamRemoteAddress, _ = netip.ParseAddrPort(down.RemoteAddr().String())
 	if !in.LocalAddr.IsValid() {
 		in.LocalAddr = info.DownstreamLocalAddress // loop.go: the listener it came in on
+	}
+	if in.Direction == "outbound" {
+		info.Source = f.o.Self
+	} else {
+		info.Destination = f.o.Self
+		recordPeer(info, in.Peer) // peer.go: the downstream's certificate
 	}
 	var metrics ConnectionCounter // istio_tcp_*: opened once the upstream answers
 	defer func() {
@@ -93,6 +100,9 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 		stats.UpstreamCxActive.Add(-1)
 	}()
 	info.UpstreamLocalAddress = up.LocalAddr().String()
+	if in.Direction == "outbound" {
+		f.recordUpstream(info, pool.TLSOf(up), cl.Config(), &h.Endpoint) // peer.go: the certificates
+	}
 
 	metrics = f.openConnection(info)
 	res, gone := pipeOnHost(h, cluster.TCPConnection, countConn(down, metrics), up, tp.IdleTimeout)

@@ -73,6 +73,16 @@ func secure(ctx context.Context, ref *upstreamTLSRef, cluster, addr string, c ne
 	return tc, nil
 }
 
+// TLSOf is the TLS connection under c, a connection the pool handed to a ConnObserver or
+// Secure returned; nil when c is plaintext.
+func TLSOf(c net.Conn) *tls.Conn {
+	if cc, ok := c.(*countedConn); ok {
+		c = cc.Conn
+	}
+	tc, _ := c.(*tls.Conn)
+	return tc
+}
+
 // tlsConnectError classifies a failed client handshake as Envoy reports it
 // (transport failure reason "TLS_error:|<code>:SSL routines:OPENSSL_internal:<name>:TLS_error_end")
 // and explains it.

@@ -179,7 +179,7 @@ func (p *Proxy) serveCaptureConn(sk *socket, c net.Conn) {
 	if fc == nil {
 		fc = l.DefaultChain // PassthroughCluster or BlackHoleCluster
 	}
-	p.runCaptured(sk, c, fc, in, dst)
+	p.runCaptured(sk, c, t, fc, in, dst)
 }
 
 // serveCapturedInbound runs virtualInbound's chain for the original destination's port.
@@ -200,22 +200,26 @@ func (p *Proxy) serveCapturedInbound(sk *socket, c net.Conn, t *table, l *resour
 		if !ok {
 			return
 		}
-		c = tc
+		c, in.Peer = tc, p.meshPeer(tc, fc) // mtls.go: the caller's identity, as on the per-port listeners
 	}
-	p.runCaptured(sk, c, fc, in, dst)
+	p.runCaptured(sk, c, t, fc, in, dst)
 }
 
-// runCaptured runs a chain for a captured connection: HTTP on the socket's server, TCP here.
-func (p *Proxy) runCaptured(sk *socket, c net.Conn, fc *resource.FilterChain, in forward.Inbound, dst netip.AddrPort) {
+// runCaptured runs a chain for a captured connection: HTTP on the socket's server (its
+// requests carry in.Peer, the mutual-TLS caller), TCP here under the chain's network
+// authorization.
+func (p *Proxy) runCaptured(sk *socket, c net.Conn, t *table, fc *resource.FilterChain, in forward.Inbound, dst netip.AddrPort) {
 	if fc != nil && fc.HTTP != nil {
 		tg := &want{kind: kindHTTP, listener: in.Listener, chainPort: uint32(dst.Port())}
-		p.pushCaptured(sk, p.checkedConn(c, fc), fc, &captured{target: tg, dst: in.OriginalDst, local: in.LocalAddr})
+		c = p.checkedConn(c, fc)
+		p.rememberPeer(c, in.Peer) // mtls.go
+		p.pushCaptured(sk, c, fc, &captured{target: tg, dst: in.OriginalDst, local: in.LocalAddr})
 		return
 	}
 	defer c.Close()
 	var tp *resource.TCPProxy
 	if fc != nil {
-		tp = fc.TCP
+		tp, in.Authz = fc.TCP, t.tcpAuthz(fc) // authz.go
 	}
 	p.opts.Forwarder.ServeTCP(c, tp, in)
 }
@@ -225,6 +229,7 @@ func (p *Proxy) pushCaptured(sk *socket, c net.Conn, fc *resource.FilterChain, v
 	capturedConns.Store(c, v)
 	if !sk.conns.push(c, fc) {
 		capturedConns.Delete(c)
+		p.forgetPeer(c)
 		_ = c.Close()
 	}
 }

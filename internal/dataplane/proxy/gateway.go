@@ -234,8 +234,8 @@ func (p *Proxy) serveChainConn(sk *socket, c net.Conn) {
 		conn = tc
 	}
 	if fc.HTTP != nil {
-		conn = p.checkedConn(conn, fc) // http1.go
-		p.rememberPeer(conn, tc, fc)   // mtls.go: the peer's identity for the requests
+		conn = p.checkedConn(conn, fc)           // http1.go
+		p.rememberPeer(conn, p.meshPeer(tc, fc)) // mtls.go: the peer's identity for the requests
 		if !sk.conns.push(conn, fc) {
 			p.forgetPeer(conn)
 			_ = conn.Close()
@@ -243,7 +243,8 @@ func (p *Proxy) serveChainConn(sk *socket, c net.Conn) {
 		return
 	}
 	defer conn.Close()
-	p.opts.Forwarder.ServeTCP(conn, fc.TCP, forward.Inbound{Listener: l.Name, Direction: direction(l), OriginalDst: sk.dst, Own: t.own, Authz: t.tcpAuthz(fc)}) // authz.go
+	p.opts.Forwarder.ServeTCP(conn, fc.TCP, forward.Inbound{Listener: l.Name, Direction: direction(l), OriginalDst: sk.dst, Own: t.own,
+		Authz: t.tcpAuthz(fc), Peer: p.meshPeer(tc, fc)}) // authz.go, mtls.go
 }
 
 // handshake terminates TLS on conn with the chain's configuration. A failed handshake

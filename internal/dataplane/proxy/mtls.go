@@ -131,15 +131,15 @@ func (p *Proxy) EachMTLSStat(emit func(name string, value uint64)) {
 // server until its ConnContext takes it (peerContext).
 type peers struct{ m sync.Map } // net.Conn → *forward.Peer
 
-// rememberPeer records the peer of an HTTP connection whose chain terminated mutual TLS
-// with the workload certificate; the connection's requests carry it (forward.PeerOf).
-func (p *Proxy) rememberPeer(conn net.Conn, tc *tls.Conn, fc *resource.FilterChain) {
-	if tc == nil || fc.TLS == nil || fc.TLS.CertificateSDS == "" {
-		return
+// meshPeer is the verified peer of a connection whose chain terminated mutual TLS with the
+// workload certificate (tc its TLS); nil for any other connection.
+func (p *Proxy) meshPeer(tc *tls.Conn, fc *resource.FilterChain) *forward.Peer {
+	if tc == nil || fc == nil || fc.TLS == nil || fc.TLS.CertificateSDS == "" {
+		return nil
 	}
 	cs := tc.ConnectionState()
 	if len(cs.PeerCertificates) == 0 {
-		return
+		return nil
 	}
 	leaf := cs.PeerCertificates[0]
 	peer := &forward.Peer{Hash: fmt.Sprintf("%x", sha256.Sum256(leaf.Raw))}
@@ -151,7 +151,15 @@ func (p *Proxy) rememberPeer(conn net.Conn, tc *tls.Conn, fc *resource.FilterCha
 			peer.Local = own.Leaf.URIs[0].String()
 		}
 	}
-	p.peers.m.Store(conn, peer)
+	return peer
+}
+
+// rememberPeer records the verified peer (meshPeer) of an HTTP connection about to be
+// handed to its socket's HTTP server; the connection's requests carry it (forward.PeerOf).
+func (p *Proxy) rememberPeer(conn net.Conn, peer *forward.Peer) {
+	if peer != nil {
+		p.peers.m.Store(conn, peer)
+	}
 }
 
 // forgetPeer drops the record of a connection the HTTP server never took.

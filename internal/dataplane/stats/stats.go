@@ -139,9 +139,14 @@ func (s *Stats) child(k *labelKey) *children {
 
 // fill computes Istio's label values for info. Outbound requests are reported by the
 // source (this sidecar is the source); inbound by the destination.
+// connection_security_policy is Istio's: the destination says mutual_tls when the
+// downstream connection was mutual TLS, none otherwise; the source always says unknown.
 func (s *Stats) fill(k *labelKey, in *streaminfo.Info) {
 	src, dst := in.Source, in.Destination
 	reporter, security := "destination", "none"
+	if in.MutualTLS {
+		security = "mutual_tls"
+	}
 	if in.Direction == "outbound" {
 		reporter, security = "source", "unknown"
 		src = merge(s.self, src)

@@ -112,7 +112,7 @@ type Peer struct {
 	Version           string // "version" label
 	CanonicalService  string
 	CanonicalRevision string
-	Principal         string // SPIFFE ID when known, else ""
+	Principal         string // SPIFFE URI of its mutual-TLS certificate, else ""
 	Cluster           string // cluster ID, "Kubernetes" by default
 }
 
@@ -163,6 +163,10 @@ type Info struct {
 	DestinationService          string // FQDN of the destination service
 	DestinationServiceName      string
 	DestinationServiceNamespace string
+	// MutualTLS: the downstream connection of an inbound request was mutual TLS, its
+	// certificate verified against the mesh roots (Envoy's connection.mtls; Istio's
+	// connection_security_policy "mutual_tls").
+	MutualTLS bool
 
 	// LucidError is the human explanation also sent as x-lucid-error on local replies
 	// ("UH: subset \"v1\" of reviews... selects 0 of 2 endpoints (...)"); "" on success.

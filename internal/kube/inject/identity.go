@@ -35,9 +35,19 @@ func hasIdentity(addr string) bool {
 
 // identityArgs point the sidecar's agent at the CA (the discovery address: one TLS port
 // serves both) with the pod's token and the mesh roots; it then also gets xDS over TLS.
-func identityArgs(addr string) []string {
+// A mesh whose trustDomain is not cluster.local (the agent's default) names it: the
+// agent asks for, and expects, an identity in that trust domain (Istio's injector hands
+// the mesh config to the agent likewise).
+func identityArgs(addr, trustDomain string) []string {
 	if !hasIdentity(addr) {
 		return nil
 	}
-	return []string{"--ca-address", addr, "--ca-root-cert", RootCertPath, "--ca-token-file", TokenPath}
+	args := []string{"--ca-address", addr, "--ca-root-cert", RootCertPath, "--ca-token-file", TokenPath}
+	if trustDomain != "" && trustDomain != defaultTrustDomain {
+		args = append(args, "--trust-domain", trustDomain)
+	}
+	return args
 }
+
+// defaultTrustDomain is meshConfig.trustDomain's default, the agent's too.
+const defaultTrustDomain = "cluster.local"

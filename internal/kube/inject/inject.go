@@ -40,6 +40,9 @@ type Config struct {
 	Policy           Policy            // default PolicyEnabled
 	Revision         string            // the control plane's revision; default "default"
 	StatusPort       int32             // the mesh's status port (defaultConfig.statusPort); default 15020
+	// TrustDomain is meshConfig.trustDomain: the trust domain of the identity the sidecar
+	// asks the CA for and accepts (identity.go); default cluster.local.
+	TrustDomain string
 
 	// DisableProbeRewrite turns off the probe rewrite unless a pod's
 	// sidecar.istio.io/rewriteAppHTTPProbers says otherwise (Istio's

@@ -273,3 +273,36 @@ func FuzzInject(f *testing.F) {
 		}
 	})
 }
+
+// The sidecar asks the CA for an identity in the mesh's trust domain: a meshConfig
+// trustDomain other than cluster.local reaches the agent's flags; the default adds
+// nothing, and a plaintext discovery address (no identity) none either.
+func TestTrustDomainArg(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string // "" → no --trust-domain
+	}{
+		{"default", Config{Image: "img"}, ""},
+		{"cluster.local named", Config{Image: "img", TrustDomain: "cluster.local"}, ""},
+		{"custom", Config{Image: "img", TrustDomain: "example.org"}, "example.org"},
+		{"plaintext discovery", Config{Image: "img", TrustDomain: "example.org", DiscoveryAddress: "lucid-discovery.istio-system.svc:15010"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Pod(tc.cfg, Request{Pod: pod("default", nil, nil)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := findProxy(res.Pod).Args
+			got := ""
+			for i, a := range args {
+				if a == "--trust-domain" && i+1 < len(args) {
+					got = args[i+1]
+				}
+			}
+			if got != tc.want {
+				t.Errorf("--trust-domain %q in %q, want %q", got, args, tc.want)
+			}
+		})
+	}
+}

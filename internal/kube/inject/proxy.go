@@ -29,7 +29,7 @@ func (w *injection) proxyContainer(appContainers []string) corev1.Container {
 		"--namespace", "$(POD_NAMESPACE)",
 		"--discovery-address", w.cfg.DiscoveryAddress,
 	}
-	args = append(args, identityArgs(w.cfg.DiscoveryAddress)...) // identity.go
+	args = append(args, identityArgs(w.cfg.DiscoveryAddress, w.cfg.TrustDomain)...) // identity.go
 	if a.statusPortSet && a.statusPort != 0 && a.statusPort != 15020 {
 		args = append(args, "--status-port", strconv.Itoa(int(a.statusPort)))
 	}

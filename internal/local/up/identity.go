@@ -43,6 +43,10 @@ func enableIdentity(p *Plan, objs []*config.Object, dir string) error {
 	}
 	tokens := filepath.Join(state, discovery.TokensFileName)
 	addr := caAddr(p)
+	td, err := trustDomain(dir)
+	if err != nil {
+		return err
+	}
 	p.Discovery.Args = append(p.Discovery.Args, "--ca-addr", addr, "--state-dir", state)
 	p.Discovery.Binds = append(p.Discovery.Binds, addr)
 	sas := map[string]string{}
@@ -74,8 +78,28 @@ func enableIdentity(p *Plan, objs []*config.Object, dir string) error {
 		sc.Secret = []byte(tok)
 		sc.Args = append(sc.Args, "--ca-address", addr, "--ca-root-cert", filepath.Join(state, discovery.RootCertFile),
 			"--ca-token-fd", fmt.Sprint(tokenFD), "--service-account", sa)
+		if td != ca.DefaultTrustDomain {
+			sc.Args = append(sc.Args, "--trust-domain", td) // the CA issues in the mesh's trust domain
+		}
 	}
 	return nil
+}
+
+// trustDomain is the directory's meshconfig.yaml trustDomain (default cluster.local): the
+// CA issues identities in it, so the proxies must ask for and expect them there.
+func trustDomain(dir string) (string, error) {
+	path := filepath.Join(dir, config.MeshConfigFile)
+	if !fileExists(path) {
+		return ca.DefaultTrustDomain, nil
+	}
+	mc, err := config.LoadMeshConfig(path)
+	if err != nil {
+		return "", err
+	}
+	if td := mc.GetTrustDomain(); td != "" {
+		return td, nil
+	}
+	return ca.DefaultTrustDomain, nil
 }
 
 // processWorkload is the workload a sidecar or gateway process runs for (its --workload

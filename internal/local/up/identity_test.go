@@ -74,3 +74,38 @@ func TestSecretOnFD3(t *testing.T) {
 		t.Fatalf("output %q", out.String())
 	}
 }
+
+// A meshconfig.yaml trustDomain reaches every sidecar's --trust-domain: the CA issues in it,
+// so the agents must ask for it (else they never become ready). Without one, nothing is added.
+func TestEnableIdentityTrustDomain(t *testing.T) {
+	for _, tc := range []struct{ meshConfig, want string }{
+		{"", ""},
+		{"trustDomain: cluster.local\n", ""},
+		{"trustDomain: example.org\n", "--trust-domain example.org"},
+	} {
+		dir := filepath.Join(t.TempDir(), "mesh")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeConfig(t, dir, meshTemplate)
+		if tc.meshConfig != "" {
+			if err := os.WriteFile(filepath.Join(dir, config.MeshConfigFile), []byte(tc.meshConfig), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		objs, _ := config.LoadDir(dir)
+		p, err := NewPlan(objs, PlanOptions{Dir: dir, Executable: "lucid", GRPCAddr: "127.0.163.20:15010"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := enableIdentity(p, objs, dir); err != nil {
+			t.Fatal(err)
+		}
+		for _, sc := range p.Sidecars {
+			args := strings.Join(sc.Args, " ")
+			if has := strings.Contains(args, "--trust-domain"); (tc.want == "" && has) || (tc.want != "" && !strings.Contains(args, tc.want)) {
+				t.Errorf("meshconfig %q: %s args %q, want %q", tc.meshConfig, sc.Name, args, tc.want)
+			}
+		}
+	}
+}
