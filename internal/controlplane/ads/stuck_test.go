@@ -80,13 +80,11 @@ func TestStuckClientDelaysNobody(t *testing.T) {
 	for i := range 120 {
 		g.set(resourcev3.EndpointType, bigCLA(name, 2000, uint32(1000+i)))
 		s.Push(PushRequest{Version: fmt.Sprint("v", i)})
-		began := time.Now()
+		// A push held behind the stuck stream would never arrive: next fails after 5 s,
+		// which tells that from a slow but moving machine (-race, two cores, other tests).
 		eds := ok.next(resourcev3.EndpointType)
 		if p := endpointPort(t, eds); p != uint32(1000+i) {
 			t.Fatalf("push %d: the healthy client got port %d, want %d", i, p, 1000+i)
-		}
-		if d := time.Since(began); d > 2*time.Second {
-			t.Fatalf("push %d reached the healthy client after %v", i, d)
 		}
 		ok.ack(eds, []string{name})
 	}
