@@ -112,7 +112,7 @@ func decodeCertificate(tc *tlspb.TlsCertificate) (resource.CertificatePair, erro
 	case tc.GetPassword() != nil:
 		return out, fmt.Errorf("password: encrypted private keys are not supported")
 	case tc.GetWatchedDirectory() != nil:
-		return out, fmt.Errorf("watched_directory: not supported (the proxy reads the files when the configuration changes)")
+		return out, fmt.Errorf("watched_directory: not supported (the proxy reads certificate files again when they change)")
 	}
 	var err error
 	if out.Chain, err = decodeDataSource(tc.GetCertificateChain()); err != nil {
