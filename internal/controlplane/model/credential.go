@@ -20,13 +20,13 @@ import (
 
 // Istio's Secret keys: a kubernetes.io/tls Secret's, then a generic Secret's.
 const (
-	SecretTLSCert   = "tls.crt"
-	SecretTLSKey    = "tls.key"
-	SecretTLSCA     = "ca.crt"
-	SecretCert      = "cert"
-	SecretKey       = "key"
-	SecretCACert    = "cacert"
-	CACertSuffix = "-cacert" // the companion Secret that holds MUTUAL's client CA apart
+	SecretTLSCert = "tls.crt"
+	SecretTLSKey  = "tls.key"
+	SecretTLSCA   = "ca.crt"
+	SecretCert    = "cert"
+	SecretKey     = "key"
+	SecretCACert  = "cacert"
+	CACertSuffix  = "-cacert" // the companion Secret that holds MUTUAL's client CA apart
 )
 
 // Credential is one resolved credential: PEM certificate chain, key and (for MUTUAL)
