@@ -93,6 +93,8 @@ var gvrs = map[string]schema.GroupVersionResource{
 	"EndpointSlice":   {Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"},
 	"VirtualService":  {Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"},
 	"DestinationRule": {Group: "networking.istio.io", Version: "v1", Resource: "destinationrules"},
+	"Gateway":         {Group: "networking.istio.io", Version: "v1", Resource: "gateways"},
+	"Secret":          {Version: "v1", Resource: "secrets"},
 }
 
 // apply server-side-applies YAML as the admin; the objects are deleted when the test

@@ -109,7 +109,7 @@ func newCredentials(w secrets) *credentials {
 // servers' credentials.
 func (c *credentials) resolve(refs []credentialRef) ([]*config.Object, map[string][]config.Diagnostic) {
 	mutual := map[string]bool{} // "ns/name" → whether a MUTUAL server uses it
-	want := map[string]bool{}    // the Secrets to watch: those and their -cacert companions
+	want := map[string]bool{}   // the Secrets to watch: those and their -cacert companions
 	for _, r := range refs {
 		mutual[r.key()] = mutual[r.key()] || r.mutual
 		want[r.key()] = true
