@@ -131,6 +131,17 @@ func resolveServerFiles(dir, base string, s *networkingv1alpha3.Server) *Diagnos
 	return nil
 }
 
+// IsCredentialFile reports whether a credentials directory's file name is one local mode
+// reads (tls.crt, tls.key, ca.crt, cert, key, cacert).
+func IsCredentialFile(name string) bool {
+	for _, names := range [][2]string{credentialKeys.cert, credentialKeys.key, credentialKeys.ca} {
+		if name == names[0] || name == names[1] {
+			return true
+		}
+	}
+	return false
+}
+
 // CredentialFiles are the files a local-mode credentialName stands for; CA is "" when the
 // credential has no CA.
 type CredentialFiles struct {

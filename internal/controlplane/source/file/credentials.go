@@ -22,6 +22,9 @@ func credentialNames(dir string) [sha256.Size]byte {
 		}
 		files, _ := os.ReadDir(filepath.Join(root, c.Name()))
 		for _, f := range files {
+			if !config.IsCredentialFile(f.Name()) {
+				continue // an editor's or an atomic writer's temporary file
+			}
 			h.Write([]byte(c.Name() + "/" + f.Name() + "\x00"))
 		}
 	}
