@@ -1,14 +1,11 @@
 package kube
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"net"
-	"net/http"
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/lucid-mesh/lucid/internal/agent"
 	"github.com/lucid-mesh/lucid/internal/pki"
 	"github.com/lucid-mesh/lucid/internal/testutil"
 )
@@ -44,29 +40,6 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 func tlsSecret(name string, l testutil.Leaf) string {
 	return fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: %s, namespace: %s}\ntype: kubernetes.io/tls\ndata: {tls.crt: %s, tls.key: %s}\n",
 		name, gwNS, b64(l.CertPEM), b64(l.KeyPEM))
-}
-
-// router runs `lucid gateway` in-process for pod ns/name at ip against ads.
-func (e *env) router(ns, name, ip, ads string) {
-	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		err := agent.Run(ctx, agent.Options{
-			IP: netip.MustParseAddr(ip), Workload: name, Namespace: ns, Discovery: ads,
-			AdminPort: 15000, StatusPort: 15020, LogLevel: "info", LogOutput: e.logs,
-			DrainDuration: 200 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: true},
-		})
-		if err != nil {
-			e.t.Errorf("gateway %s: %v", name, err)
-		}
-	}()
-	e.t.Cleanup(func() { cancel(); <-done })
-	e.eventually(30*time.Second, "gateway "+name+" ready", func() (bool, string) {
-		code, body := httpGet(nil, "http://"+net.JoinHostPort(ip, "15020")+"/healthz/ready")
-		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
-	})
 }
 
 // handshake dials the gateway's port with SNI sni, trusting roots, offering client when
