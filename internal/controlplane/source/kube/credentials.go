@@ -90,7 +90,9 @@ func matches(sel, labels map[string]string) bool {
 // secrets is what credentials reads Secrets through (secretWatch).
 type secrets interface {
 	set(want map[string]bool)
-	get(ns, name string) (*corev1.Secret, bool)
+	// get is the Secret (nil: it does not exist), whether it has been listed, and why not
+	// when listing failed.
+	get(ns, name string) (s *corev1.Secret, known bool, failed error)
 }
 
 // credentials resolves credential references with last-good retention. Owned by the
@@ -165,7 +167,10 @@ func (c *credentials) resolve(refs []credentialRef) ([]*config.Object, map[strin
 // while the Secret has not been listed yet.
 func (c *credentials) read(k string, mutual bool) (cred *model.Credential, why string, known bool) {
 	ns, name, _ := strings.Cut(k, "/")
-	s, known := c.watch.get(ns, name)
+	s, known, failed := c.watch.get(ns, name)
+	if failed != nil {
+		return nil, fmt.Sprintf("cannot read Secret %s/%s: %v", ns, name, failed), true
+	}
 	if !known {
 		return nil, "", false
 	}
@@ -174,7 +179,9 @@ func (c *credentials) read(k string, mutual bool) (cred *model.Credential, why s
 	}
 	var ca *corev1.Secret
 	if mutual {
-		if ca, known = c.watch.get(ns, name+model.CACertSuffix); !known {
+		if ca, known, failed = c.watch.get(ns, name+model.CACertSuffix); failed != nil {
+			return nil, fmt.Sprintf("cannot read Secret %s/%s%s: %v", ns, name, model.CACertSuffix, failed), true
+		} else if !known {
 			return nil, "", false
 		}
 	}

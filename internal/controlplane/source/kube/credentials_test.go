@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -19,13 +20,14 @@ import (
 type listedSecrets struct {
 	watched map[string]bool
 	listed  map[string]bool
+	failed  map[string]error
 	objs    map[string]*corev1.Secret
 }
 
 func (l *listedSecrets) set(want map[string]bool) { l.watched = maps.Clone(want) }
-func (l *listedSecrets) get(ns, name string) (*corev1.Secret, bool) {
+func (l *listedSecrets) get(ns, name string) (*corev1.Secret, bool, error) {
 	k := ns + "/" + name
-	return l.objs[k], l.listed[k]
+	return l.objs[k], l.listed[k], l.failed[k]
 }
 
 func (l *listedSecrets) put(name string, data map[string][]byte) {
@@ -82,6 +84,13 @@ spec:
 		slices.Sort(msgs)
 		return out, msgs
 	}
+
+	// Listing fails (no RBAC on secrets): said, on the server.
+	l.failed = map[string]error{"gwns/a-cert": errors.New(`secrets is forbidden: User "x" cannot list resource "secrets"`)}
+	if _, msgs := served(); len(msgs) != 1 || !strings.Contains(msgs[0], "spec.servers[0].tls.credentialName: cannot read Secret gwns/a-cert: secrets is forbidden") {
+		t.Errorf("listing forbidden: said %v", msgs)
+	}
+	l.failed = nil
 
 	// Nothing listed yet: nothing served, nothing said.
 	got, msgs := served()

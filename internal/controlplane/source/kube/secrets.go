@@ -46,6 +46,9 @@ type secretWatch struct {
 type watchedSecret struct {
 	inf    cache.SharedIndexInformer
 	cancel context.CancelFunc
+
+	mu  sync.Mutex
+	err error // the last list or watch failure (e.g. no RBAC on secrets), until it lists
 }
 
 func newSecretWatch(ctx context.Context, wg *sync.WaitGroup, s *Source) *secretWatch {
@@ -70,18 +73,24 @@ func (w *secretWatch) set(want map[string]bool) {
 }
 
 // get returns the Secret ns/name (nil when it does not exist) and whether its informer
-// has listed it yet (until then, nil says nothing).
-func (w *secretWatch) get(ns, name string) (*corev1.Secret, bool) {
+// has listed it yet (until then, nil says nothing); failed is why it has not, when
+// listing failed.
+func (w *secretWatch) get(ns, name string) (s *corev1.Secret, known bool, failed error) {
 	ws := w.watches[ns+"/"+name]
-	if ws == nil || !ws.inf.HasSynced() {
-		return nil, false
+	if ws == nil {
+		return nil, false, nil
+	}
+	if !ws.inf.HasSynced() {
+		ws.mu.Lock()
+		defer ws.mu.Unlock()
+		return nil, false, ws.err
 	}
 	for _, o := range ws.inf.GetStore().List() {
 		if s, ok := o.(*corev1.Secret); ok && s.Name == name {
-			return s, true
+			return s, true, nil
 		}
 	}
-	return nil, true
+	return nil, true, nil
 }
 
 func (w *secretWatch) start(key string) *watchedSecret {
@@ -99,9 +108,17 @@ func (w *secretWatch) start(key string) *watchedSecret {
 		},
 	}
 	inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
+	ws := &watchedSecret{inf: inf}
 	_ = inf.SetTransform(transform(toSecret))
 	_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 		w.log.Warn("watching a Gateway's Secret failed; retrying (lucid install grants get, list and watch on secrets)", "secret", key, "error", err)
+		ws.mu.Lock()
+		first := ws.err == nil
+		ws.err = err
+		ws.mu.Unlock()
+		if first && !inf.HasSynced() {
+			w.changed() // say why on the Gateway
+		}
 	})
 	_, _ = inf.AddEventHandler(w.handler)
 	ctx, cancel := context.WithCancel(w.ctx)
@@ -113,7 +130,8 @@ func (w *secretWatch) start(key string) *watchedSecret {
 			w.changed() // a Secret that does not exist sends no event: build once it is known
 		}
 	}()
-	return &watchedSecret{inf: inf, cancel: cancel}
+	ws.cancel = cancel
+	return ws
 }
 
 // toSecret keeps a Secret's identity, type and Istio's certificate keys only.
