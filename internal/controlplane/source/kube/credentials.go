@@ -55,7 +55,7 @@ func credentialRefs(gateways []*config.Object, pods []*corev1.Pod) []credentialR
 		} else {
 			seen := map[string]bool{}
 			for _, p := range pods {
-				if !seen[p.Namespace] && matches(sel, p.Labels) {
+				if !seen[p.Namespace] && selects(sel, p.Labels) {
 					seen[p.Namespace] = true
 					nss = append(nss, p.Namespace)
 				}
@@ -76,15 +76,6 @@ func credentialRefs(gateways []*config.Object, pods []*corev1.Pod) []credentialR
 		}
 	}
 	return out
-}
-
-func matches(sel, labels map[string]string) bool {
-	for k, v := range sel {
-		if got, ok := labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
 }
 
 // secrets is what credentials reads Secrets through (secretWatch).
