@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -132,6 +133,12 @@ spec:
 		leaf, err := handshake(8443, "a.example.com", roots, nil)
 		return err == nil && leaf.SerialNumber.Cmp(first.TLS.Leaf.SerialNumber) == 0, fmt.Sprint(leaf, err)
 	})
+
+	// The key travels inline; the gateway's config dump does not show it.
+	if code, dump := httpGet(nil, "http://"+testutil.Admin(gwIP)+"/config_dump"); code != http.StatusOK ||
+		!strings.Contains(dump, `"[redacted]"`) || strings.Contains(dump, b64(first.KeyPEM)) {
+		t.Errorf("/config_dump: %d, redacted %v, key shown %v", code, strings.Contains(dump, `"[redacted]"`), strings.Contains(dump, b64(first.KeyPEM)))
+	}
 
 	// MUTUAL with the -cacert companion: no client certificate, no connection; one the
 	// client CA signed is served.
