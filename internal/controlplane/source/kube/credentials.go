@@ -116,11 +116,15 @@ func (c *credentials) resolve(refs []credentialRef) ([]*config.Object, map[strin
 	good := map[string]*model.Credential{}
 	for _, k := range slices.Sorted(maps.Keys(mutual)) {
 		cred, why, known := c.read(k, mutual[k])
+		prev := c.good[k]
 		switch {
 		case !known: // not listed yet: the last good one, silently
-			if g := c.good[k]; g != nil {
-				good[k] = g
+			if prev != nil {
+				good[k] = prev
 			}
+		case why == "" && mutual[k] && len(cred.CA) == 0 && prev != nil && len(prev.CA) > 0:
+			problems[k] = noCA(k) // the CA went away: MUTUAL keeps the last good one
+			good[k] = prev
 		case why == "":
 			good[k] = cred
 		default:
@@ -139,11 +143,14 @@ func (c *credentials) resolve(refs []credentialRef) ([]*config.Object, map[strin
 	diags := map[string][]config.Diagnostic{}
 	for _, r := range refs {
 		why, bad := problems[r.key()]
+		if g := good[r.key()]; !bad && r.mutual && g != nil && len(g.CA) == 0 {
+			why, bad = noCA(r.key()), true // a SIMPLE server may serve it, this one cannot
+		}
 		if !bad {
 			continue
 		}
 		msg := why + "; this server is not served (the gateway refuses TLS for its hosts) until it is fixed"
-		if good[r.key()] != nil {
+		if g := good[r.key()]; g != nil && (!r.mutual || len(g.CA) > 0) {
 			msg = why + "; the last good certificate keeps serving"
 		}
 		o := r.gateway
@@ -180,10 +187,12 @@ func (c *credentials) read(k string, mutual bool) (cred *model.Credential, why s
 	if err != nil {
 		return nil, fmt.Sprintf("Secret %s/%s: %v", ns, name, err), true
 	}
-	if mutual && len(cred.CA) == 0 {
-		return nil, fmt.Sprintf("Secret %s/%s has no client CA for MUTUAL: want data key ca.crt or cacert in it, or a Secret %s/%s%s", ns, name, ns, name, model.CACertSuffix), true
-	}
 	return cred, "", true
+}
+
+// noCA says why a MUTUAL server cannot serve the credential k ("ns/name").
+func noCA(k string) string {
+	return fmt.Sprintf("Secret %s has no client CA for MUTUAL: want data key ca.crt or cacert in it, or a Secret %s%s", k, k, model.CACertSuffix)
 }
 
 // credentialObject is the Secret-kind object the model reads a credential from; its

@@ -105,8 +105,8 @@ spec:
 	l.put("m-cert", map[string][]byte{"cert": first.CertPEM, "key": first.KeyPEM})
 	l.listed["gwns/m-cert-cacert"] = true // listed: it does not exist
 	got, msgs = served()
-	if got["gwns/a-cert"] != string(first.CertPEM) || len(got) != 1 {
-		t.Errorf("served %v, want a-cert only", slices.Collect(maps.Keys(got)))
+	if got["gwns/a-cert"] != string(first.CertPEM) || got["gwns/m-cert"] != string(first.CertPEM) {
+		t.Errorf("served %v, want a-cert and m-cert (for SIMPLE servers; the MUTUAL one has no CA)", slices.Collect(maps.Keys(got)))
 	}
 	wantM := "Gateway gw-config/ingress: spec.servers[1].tls.credentialName: Secret gwns/m-cert has no client CA for MUTUAL: want data key ca.crt or cacert in it, or a Secret gwns/m-cert-cacert; this server is not served (the gateway refuses TLS for its hosts) until it is fixed"
 	if !slices.Equal(msgs, []string{wantM}) {
@@ -123,6 +123,19 @@ spec:
 		!strings.HasSuffix(msgs[0], "; the last good certificate keeps serving") {
 		t.Errorf("said %v", msgs)
 	}
+
+	// The CA goes away: MUTUAL keeps the last good credential, with its CA.
+	delete(l.objs, "gwns/m-cert-cacert")
+	objs2, diags2 := c.resolve(refs)
+	var mCA bool
+	for _, o := range objs2 {
+		mCA = mCA || o.Name == "m-cert" && len(o.Kube.(*corev1.Secret).Data["ca.crt"]) > 0
+	}
+	if d := diags2["Gateway gw-config/ingress"]; !mCA || len(d) != 2 ||
+		!strings.HasSuffix(d[1].String(), "spec.servers[1].tls.credentialName: Secret gwns/m-cert has no client CA for MUTUAL: want data key ca.crt or cacert in it, or a Secret gwns/m-cert-cacert; the last good certificate keeps serving") {
+		t.Errorf("with the CA gone: m-cert with its CA %v, said %v", mCA, d)
+	}
+	l.put("m-cert-cacert", map[string][]byte{"cacert": pki.EncodeCerts(ca.Cert)})
 
 	delete(l.objs, "gwns/a-cert") // deleted
 	if got, msgs = served(); got["gwns/a-cert"] != string(first.CertPEM) || len(msgs) != 1 ||
