@@ -92,7 +92,13 @@ path that does not exist), 0 otherwise.`,
 					return fmt.Errorf("--mesh-config: %w", err)
 				}
 				objs, diags := config.ParseFilesWith(files, config.Analysis)
-				res := analyze.Run(objs, append(readDiags, diags...), analyze.Options{Mesh: mesh, Offline: true})
+				opts := analyze.Options{Mesh: mesh, Offline: true}
+				if len(paths) == 1 {
+					if fi, err := os.Stat(paths[0]); err == nil && fi.IsDir() {
+						opts.ConfigDir = paths[0] // local mode: Gateway credentials in its credentials/
+					}
+				}
+				res := analyze.Run(objs, append(readDiags, diags...), opts)
 				if res.DefaultIngress != nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), "Note:", res.DefaultIngress)
 				}

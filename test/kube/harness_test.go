@@ -93,6 +93,8 @@ var gvrs = map[string]schema.GroupVersionResource{
 	"EndpointSlice":   {Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"},
 	"VirtualService":  {Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"},
 	"DestinationRule": {Group: "networking.istio.io", Version: "v1", Resource: "destinationrules"},
+	"Gateway":         {Group: "networking.istio.io", Version: "v1", Resource: "gateways"},
+	"Secret":          {Version: "v1", Resource: "secrets"},
 }
 
 // apply server-side-applies YAML as the admin; the objects are deleted when the test
@@ -227,7 +229,13 @@ func (e *env) discovery(name string) string {
 
 // sidecar runs `lucid sidecar` in-process for pod ns/name at ip against ads, and waits
 // until it is ready.
-func (e *env) sidecar(ns, name, ip, ads string) {
+func (e *env) sidecar(ns, name, ip, ads string) { e.proxy(ns, name, ip, ads, false) }
+
+// router runs `lucid gateway` (the agent in router mode) in-process for pod ns/name at
+// ip against ads, and waits until it is ready.
+func (e *env) router(ns, name, ip, ads string) { e.proxy(ns, name, ip, ads, true) }
+
+func (e *env) proxy(ns, name, ip, ads string, router bool) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -236,14 +244,14 @@ func (e *env) sidecar(ns, name, ip, ads string) {
 		err := agent.Run(ctx, agent.Options{
 			IP: netip.MustParseAddr(ip), Workload: name, Namespace: ns, Discovery: ads,
 			AdminPort: 15000, StatusPort: 15020, LogLevel: "info", LogOutput: e.logs,
-			DrainDuration: 200 * time.Millisecond,
+			DrainDuration: 200 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: router},
 		})
 		if err != nil {
-			e.t.Errorf("sidecar %s: %v", name, err)
+			e.t.Errorf("proxy %s: %v", name, err)
 		}
 	}()
 	e.t.Cleanup(func() { cancel(); <-done })
-	e.eventually(30*time.Second, "sidecar "+name+" ready", func() (bool, string) {
+	e.eventually(30*time.Second, "proxy "+name+" ready", func() (bool, string) {
 		code, body := httpGet(nil, "http://"+net.JoinHostPort(ip, "15020")+"/healthz/ready")
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 	})

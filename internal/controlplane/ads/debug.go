@@ -13,6 +13,7 @@ import (
 
 	adminpb "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	"github.com/lucid-mesh/lucid/internal/contract"
+	"github.com/lucid-mesh/lucid/internal/contract/redact"
 )
 
 // DebugHandler serves the control plane's debug endpoints:
@@ -77,7 +78,7 @@ func configDump(cur map[string]view, versions map[string]string) (*adminpb.Confi
 		cur[typeURL].each(func(r *resource) { rs = append(rs, r) })
 		slices.SortFunc(rs, func(a, b *resource) int { return strings.Compare(a.name, b.name) })
 		for _, r := range rs {
-			add(versions[typeURL], r.name, r.any)
+			add(versions[typeURL], r.name, redact.PrivateKeys(r.any)) // as Envoy's dump: no private key
 		}
 	}
 	version := func(typeURL string) string { return versions[typeURL] }

@@ -161,6 +161,10 @@ type Options struct {
 	// does offline, Istio's default ingress gateway (a pod labelled istio=ingressgateway and
 	// its Service istio-ingressgateway in istio-system) is assumed unless the files define one.
 	Offline bool
+	// ConfigDir is the local-mode config directory the files were read from: a Gateway
+	// served by a router WorkloadEntry reads a credentialName from its
+	// credentials/<name>/ (config.FindCredential), which is then checked. Empty: not checked.
+	ConfigDir string
 }
 
 // Result is an analysis.
@@ -186,6 +190,7 @@ func Run(objs []*config.Object, loadDiags []config.Diagnostic, opts Options) Res
 		mesh = config.DefaultMeshConfig()
 	}
 	a := newAnalyzer(objs, mesh)
+	a.configDir = opts.ConfigDir
 	var res Result
 	if opts.Offline {
 		if d := a.assumeDefaultIngress(); d != nil && a.selectedByGateway(d.Labels) { // defaults.go
@@ -249,6 +254,7 @@ type analyzer struct {
 	namespaces   map[string]*config.Object
 	nodes        map[string]map[string]string // node name → labels
 	secrets      map[string]*config.Object    // namespace/name → Secret
+	configDir    string                       // Options.ConfigDir
 
 	registry  map[scopedHost]*registryEntry // Istio's analyzers' service registry (registry.go)
 	wildcards []scopedHost                  // the registry's wildcard hosts, sorted

@@ -2,12 +2,16 @@ package analyze
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
+
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/controlplane/model"
 	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
@@ -276,5 +280,88 @@ spec:
 	want := []string{"t.yaml:8 spec.http[0].route[0].destination.host", "t.yaml:10 spec.http[0].route[1].destination.host"}
 	if !slices.Equal(lines, want) {
 		t.Errorf("IST0101 at %q, want %q", lines, want)
+	}
+}
+
+// TestOnlineGatewayCredentials: what the running control plane analyses on Kubernetes
+// (`lucid analyze --online`): its registry's pods, and one Secret-kind object per
+// credential it serves (source/kube). A credentialName it has no Secret for is IST0101,
+// one it serves is not reported.
+func TestOnlineGatewayCredentials(t *testing.T) {
+	objs, diags := config.Parse("", []byte(`apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: gwns}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [a.example.com]
+    tls: {mode: SIMPLE, credentialName: served-cert}
+  - port: {number: 443, name: https-b, protocol: HTTPS}
+    hosts: [b.example.com]
+    tls: {mode: SIMPLE, credentialName: missing-cert}
+`))
+	if len(diags) != 0 {
+		t.Fatal(diags)
+	}
+	leaf := testutil.Issue(t, testutil.CA(t, "analyze CA"), false, "a.example.com")
+	cred := &model.Credential{Namespace: "gwns", Name: "served-cert", Cert: leaf.CertPEM, Key: leaf.KeyPEM}
+	objs = append(objs,
+		&config.Object{Kind: model.KindPod, Namespace: "gwns", Name: "ingress-0", Labels: map[string]string{"istio": "ingressgateway"},
+			Spec: &networkingv1alpha3.WorkloadEntry{Address: "10.0.0.1", Labels: map[string]string{"istio": "ingressgateway"}}},
+		&config.Object{Kind: config.KindSecret, APIVersion: "v1", Namespace: "gwns", Name: "served-cert", Kube: cred.Secret()})
+	var got []string
+	for _, m := range Analyze(objs, nil, nil) {
+		if m.Kind == "Gateway" && strings.HasSuffix(m.Field, "credentialName") {
+			got = append(got, m.Code+" "+m.Field+": "+m.Text)
+		}
+	}
+	want := []string{`IST0101 spec.servers[1].tls.credentialName: Referenced credentialName not found: "missing-cert"`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestLocalGatewayCredentials: `lucid analyze DIR` in local mode: a credentialName of a
+// Gateway a router WorkloadEntry serves must be DIR/credentials/<name>/ with a certificate
+// and key; a missing one is IST0101.
+func TestLocalGatewayCredentials(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "credentials", "present-cert"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		if err := os.WriteFile(filepath.Join(dir, "credentials", "present-cert", f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs, diags := config.ParseWith("gateway.yaml", []byte(`apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ingress, namespace: istio-system, annotations: {lucid.dev/proxy: router}}
+spec: {address: 127.0.0.1, labels: {istio: ingressgateway}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [a.example.com]
+    tls: {mode: SIMPLE, credentialName: present-cert}
+  - port: {number: 8443, name: https-b, protocol: HTTPS}
+    hosts: [b.example.com]
+    tls: {mode: SIMPLE, credentialName: missing-cert}
+`), config.Analysis)
+	var got []string
+	for _, m := range Run(objs, diags, Options{Offline: true, ConfigDir: dir}).Messages {
+		if strings.HasSuffix(m.Field, "credentialName") {
+			got = append(got, m.Code+" "+m.Field+": "+m.Text+" | "+m.Detail)
+		}
+	}
+	want := []string{`IST0101 spec.servers[1].tls.credentialName: Referenced credentialName not found: "missing-cert" | local mode reads the credential from ` +
+		filepath.Join(dir, "credentials", "missing-cert") + `: it holds no tls.crt and tls.key (or cert and key), so the gateway does not serve this server`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

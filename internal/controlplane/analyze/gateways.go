@@ -131,7 +131,8 @@ func (a *analyzer) gatewaySecrets(o *config.Object, g *networkingv1alpha3.Gatewa
 		}
 	}
 	if ns == "" {
-		return // IST0101 selector (gatewayWorkloads), or a WorkloadEntry gateway
+		a.localCredentials(o, g) // a WorkloadEntry gateway in local mode (else IST0101 selector)
+		return
 	}
 	for i, s := range g.GetServers() {
 		cn := s.GetTls().GetCredentialName()
@@ -153,6 +154,31 @@ func (a *analyzer) gatewaySecrets(o *config.Object, g *networkingv1alpha3.Gatewa
 		if why := invalidCredential(secret.Kube.(*corev1.Secret)); why != "" {
 			m := a.reportf(o, "IST0161", Error, field, "The credential referenced by the Gateway %s in namespace %s is invalid, which can cause the traffic not to work as expected.", o.Name, ns)
 			m.Detail = fmt.Sprintf("Secret %s/%s: %s", sns, name, why)
+		}
+	}
+}
+
+// localCredentials: in local mode (Options.ConfigDir) a Gateway served by a router
+// WorkloadEntry reads a credentialName from the config directory's credentials/<name>/;
+// without a certificate and key there the server is not served (IST0101, as a missing
+// Secret is on Kubernetes).
+func (a *analyzer) localCredentials(o *config.Object, g *networkingv1alpha3.Gateway) {
+	if a.configDir == "" || a.m == nil || !slices.ContainsFunc(a.m.Workloads(), func(w *model.Workload) bool {
+		return w.Config.Annotations[model.ProxyAnnotation] == model.ProxyRouter && selects(g.GetSelector(), w.Labels)
+	}) {
+		return
+	}
+	for i, s := range g.GetServers() {
+		t := s.GetTls()
+		cn := t.GetCredentialName()
+		if cn == "" || t.GetServerCertificate() != "" || t.GetMode() == networkingv1alpha3.ServerTLSSettings_PASSTHROUGH ||
+			t.GetMode() == networkingv1alpha3.ServerTLSSettings_AUTO_PASSTHROUGH {
+			continue
+		}
+		if f, ok := config.FindCredential(a.configDir, cn); !ok {
+			m := a.reportf(o, "IST0101", Error, fmt.Sprintf("spec.servers[%d].tls.credentialName", i), "Referenced %s not found: %q", "credentialName", cn)
+			m.Detail = fmt.Sprintf("local mode reads the credential from %s: it holds no tls.crt and tls.key (or cert and key), so the gateway does not serve this server", f.Dir)
+			m.Fix = fmt.Sprintf("put the certificate and key in %s/%s/tls.crt and tls.key (ca.crt too for MUTUAL), or correct credentialName", config.CredentialsDir, cn)
 		}
 	}
 }

@@ -298,8 +298,6 @@ func unsupportedTLS(t *networkingv1alpha3.ServerTLSSettings) string {
 		return "tls.mode ISTIO_MUTUAL needs the mesh's own certificates, which Lucid does not issue yet"
 	case t.GetMode() == networkingv1alpha3.ServerTLSSettings_AUTO_PASSTHROUGH:
 		return "tls.mode AUTO_PASSTHROUGH (SNI-DNAT to mesh services) is not supported yet"
-	case t.GetMode() != networkingv1alpha3.ServerTLSSettings_PASSTHROUGH && t.GetServerCertificate() == "" && t.GetCredentialName() != "":
-		return "tls.credentialName (a Kubernetes Secret served over SDS) is not supported yet; use serverCertificate and privateKey files"
 	}
 	return ""
 }

@@ -12,6 +12,7 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	securityv1beta1 "istio.io/api/security/v1beta1"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 )
@@ -61,6 +62,8 @@ type Mesh struct {
 	// peerauth.go: PeerAuthentications, enableAutoMtls, and whether workloads have certificates
 	peerAuthns         []*PeerAuthn
 	autoMTLS, identity bool
+
+	credentials map[string]*Credential // "ns/name" → a Gateway credential's Secret (credential.go)
 }
 
 // Build builds the mesh from validated objects. mesh may be nil (Istio defaults). The
@@ -101,6 +104,10 @@ func Build(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) (*Mesh, []confi
 	})
 	var ses, ves, drs []*config.Object
 	for _, o := range sorted {
+		if s, ok := o.Kube.(*corev1.Secret); ok && o.Kind == config.KindSecret {
+			b.addCredential(o, s) // credential.go
+			continue
+		}
 		switch spec := o.Spec.(type) {
 		case *networkingv1alpha3.WorkloadEntry:
 			b.addWorkload(o)

@@ -103,7 +103,7 @@ func (g *generator) gatewayTLSChains(s *model.GatewayServer, sni map[string]bool
 	t := s.Spec.GetTls()
 	switch {
 	case s.TerminatesHTTPS():
-		ctx := downstreamTLS(t, true)
+		ctx := g.downstreamTLS(t, true)
 		if ctx == nil {
 			return nil
 		}
@@ -120,7 +120,7 @@ func (g *generator) gatewayTLSChains(s *model.GatewayServer, sni map[string]bool
 	case t.GetMode() == networkingv1alpha3.ServerTLSSettings_PASSTHROUGH:
 		return g.passthroughChains(s, sni)
 	case s.Protocol == "TLS":
-		ctx := downstreamTLS(t, false)
+		ctx := g.downstreamTLS(t, false)
 		f := g.gatewayTCPFilter(s)
 		if ctx == nil || f == nil {
 			return nil

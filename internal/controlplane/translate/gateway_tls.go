@@ -27,12 +27,35 @@ var tlsVersions = map[networkingv1alpha3.ServerTLSSettings_TLSProtocol]tlspb.Tls
 }
 
 // downstreamTLS is the TLS context of a server that terminates TLS (SIMPLE, MUTUAL,
-// OPTIONAL_MUTUAL) with certificate files: minimum TLS 1.2 unless minProtocolVersion
-// says otherwise, ALPN h2 and http/1.1 for HTTPS, and for the mutual modes the client
-// CA (and subjectAltNames) to validate client certificates against. nil when the server
-// has no certificate files (credentialName needs Kubernetes Secrets, not served yet).
-func downstreamTLS(t *networkingv1alpha3.ServerTLSSettings, alpn bool) *tlspb.DownstreamTlsContext {
-	if t.GetServerCertificate() == "" || t.GetPrivateKey() == "" {
+// OPTIONAL_MUTUAL): minimum TLS 1.2 unless minProtocolVersion says otherwise, ALPN h2 and
+// http/1.1 for HTTPS, and for the mutual modes the client CA (and subjectAltNames) to
+// validate client certificates against. The certificate comes from the files
+// serverCertificate/privateKey/caCertificates name (the gateway reads them, and reads them
+// again when they change), or from the Secret credentialName names in the gateway's
+// namespace, inline (model/credential.go: the control plane watches the Secret and pushes
+// a changed one). nil when there is no certificate: no Secret yet, or MUTUAL without a
+// client CA (the Kubernetes source warns, naming the Gateway, the server and the Secret).
+func (g *generator) downstreamTLS(t *networkingv1alpha3.ServerTLSSettings, alpn bool) *tlspb.DownstreamTlsContext {
+	mode := t.GetMode()
+	mutual := mode == networkingv1alpha3.ServerTLSSettings_MUTUAL || mode == networkingv1alpha3.ServerTLSSettings_OPTIONAL_MUTUAL
+	var cert *tlspb.TlsCertificate
+	var ca *corepb.DataSource
+	switch {
+	case t.GetServerCertificate() != "" && t.GetPrivateKey() != "":
+		cert = &tlspb.TlsCertificate{CertificateChain: fileSource(t.GetServerCertificate()), PrivateKey: fileSource(t.GetPrivateKey())}
+		if t.GetCaCertificates() != "" {
+			ca = fileSource(t.GetCaCertificates())
+		}
+	case t.GetCredentialName() != "":
+		c := g.m.Credential(g.p.Namespace, t.GetCredentialName())
+		if c == nil || mutual && len(c.CA) == 0 {
+			return nil
+		}
+		cert = &tlspb.TlsCertificate{CertificateChain: inlineSource(c.Cert), PrivateKey: inlineSource(c.Key)}
+		if len(c.CA) > 0 {
+			ca = inlineSource(c.CA)
+		}
+	default:
 		return nil
 	}
 	params := &tlspb.TlsParameters{TlsMinimumProtocolVersion: tlspb.TlsParameters_TLSv1_2, CipherSuites: t.GetCipherSuites()}
@@ -42,20 +65,12 @@ func downstreamTLS(t *networkingv1alpha3.ServerTLSSettings, alpn bool) *tlspb.Do
 	if v, ok := tlsVersions[t.GetMaxProtocolVersion()]; ok {
 		params.TlsMaximumProtocolVersion = v
 	}
-	common := &tlspb.CommonTlsContext{
-		TlsCertificates: []*tlspb.TlsCertificate{{
-			CertificateChain: fileSource(t.GetServerCertificate()),
-			PrivateKey:       fileSource(t.GetPrivateKey()),
-		}},
-		TlsParams: params,
-	}
+	common := &tlspb.CommonTlsContext{TlsCertificates: []*tlspb.TlsCertificate{cert}, TlsParams: params}
 	if alpn {
 		common.AlpnProtocols = []string{"h2", "http/1.1"}
 	}
-	mode := t.GetMode()
-	mutual := mode == networkingv1alpha3.ServerTLSSettings_MUTUAL || mode == networkingv1alpha3.ServerTLSSettings_OPTIONAL_MUTUAL
-	if mutual && t.GetCaCertificates() != "" {
-		vc := &tlspb.CertificateValidationContext{TrustedCa: fileSource(t.GetCaCertificates())}
+	if mutual && ca != nil {
+		vc := &tlspb.CertificateValidationContext{TrustedCa: ca}
 		for _, san := range t.GetSubjectAltNames() {
 			vc.MatchTypedSubjectAltNames = append(vc.MatchTypedSubjectAltNames, sanMatcher(san))
 		}
@@ -65,6 +80,10 @@ func downstreamTLS(t *networkingv1alpha3.ServerTLSSettings, alpn bool) *tlspb.Do
 		CommonTlsContext:         common,
 		RequireClientCertificate: wrapperspb.Bool(mode == networkingv1alpha3.ServerTLSSettings_MUTUAL),
 	}
+}
+
+func inlineSource(b []byte) *corepb.DataSource {
+	return &corepb.DataSource{Specifier: &corepb.DataSource_InlineBytes{InlineBytes: b}}
 }
 
 func fileSource(path string) *corepb.DataSource {

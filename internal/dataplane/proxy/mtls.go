@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -40,10 +41,10 @@ var meshALPN = []string{"istio-peer-exchange", "istio-http/1.0", "istio-http/1.1
 var errNoIdentity = errors.New(`the workload certificate (SDS "default") is not available: the sidecar runs without a CA (--ca-address)`)
 
 // chainServerTLS is a chain's server configuration: the workload identity's for SDS,
-// else from the files (tls.go).
-func chainServerTLS(d *resource.DownstreamTLS, m MTLS) (*tls.Config, error) {
+// else from the files, reloaded when they change (tls_reload.go).
+func chainServerTLS(d *resource.DownstreamTLS, m MTLS, log *slog.Logger, listener, chain string) (*tls.Config, error) {
 	if d.CertificateSDS == "" {
-		return serverTLSConfig(d)
+		return fileChainTLS(d, log, listener, chain)
 	}
 	if m == nil {
 		return nil, errNoIdentity

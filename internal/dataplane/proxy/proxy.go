@@ -247,7 +247,7 @@ func (p *Proxy) Apply(s *resource.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	certs, err := loadTLS(s, p.opts.MTLS) // tls.go: certificates are read now; a bad one NACKs
+	certs, err := loadTLS(s, p.opts.MTLS, p.log) // tls.go: certificates are read now; a bad one NACKs
 	if err != nil {
 		return err
 	}

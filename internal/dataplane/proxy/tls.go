@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -18,13 +19,14 @@ import (
 // TLS termination on a filter chain (DownstreamTlsContext). The certificates and CA are
 // read when a configuration is applied: a file that cannot be read or parsed fails that
 // Apply with an error naming the listener, the chain and the file, so the xDS client
-// NACKs it and the configuration in force keeps serving.
+// NACKs it and the configuration in force keeps serving. Files that change afterwards are
+// read again at the next handshake (tls_reload.go).
 
 // chainTLS maps every filter chain that terminates TLS to its server configuration.
 type chainTLS map[*resource.FilterChain]*tls.Config
 
 // loadTLS builds the TLS configuration of every chain of s that terminates TLS.
-func loadTLS(s *resource.Snapshot, m MTLS) (chainTLS, error) {
+func loadTLS(s *resource.Snapshot, m MTLS, log *slog.Logger) (chainTLS, error) {
 	out := chainTLS{}
 	names := make([]string, 0, len(s.Listeners))
 	for n := range s.Listeners {
@@ -38,14 +40,14 @@ func loadTLS(s *resource.Snapshot, m MTLS) (chainTLS, error) {
 			if fc.TLS == nil {
 				continue
 			}
-			cfg, err := chainServerTLS(fc.TLS, m) // mtls.go
+			cfg, err := chainServerTLS(fc.TLS, m, log, name, chainName(fc, i)) // mtls.go
 			if err != nil {
 				return nil, fmt.Errorf("listener %q: filter chain %s: %w", name, chainName(fc, i), err)
 			}
 			out[fc] = cfg
 		}
 		if fc := l.DefaultChain; fc != nil && fc.TLS != nil {
-			cfg, err := chainServerTLS(fc.TLS, m) // mtls.go
+			cfg, err := chainServerTLS(fc.TLS, m, log, name, "default") // mtls.go
 			if err != nil {
 				return nil, fmt.Errorf("listener %q: default filter chain: %w", name, err)
 			}

@@ -22,6 +22,8 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
+
+	"github.com/lucid-mesh/lucid/internal/contract/redact"
 )
 
 // ConfigDump renders Envoy's admin /config_dump JSON (envoy.admin.v3.ConfigDump) of the
@@ -48,6 +50,11 @@ func (c *Client) ConfigDump(includeEDS bool) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// dumpResource is a resource as the dump shows it: inline private keys redacted, as
+// Envoy's config dump hides them (a Gateway credential from a Kubernetes Secret arrives
+// inline).
+func dumpResource(a *anypb.Any) *anypb.Any { return redact.PrivateKeys(a) }
+
 func ts(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
@@ -65,7 +72,7 @@ func (c *Client) configDumpLocked(includeEDS bool) (*adminpb.ConfigDump, error) 
 	for _, name := range sortedKeys(cds.entries) {
 		e := cds.entries[name]
 		cd.DynamicActiveClusters = append(cd.DynamicActiveClusters, &adminpb.ClustersConfigDump_DynamicCluster{
-			VersionInfo: e.version, Cluster: e.raw, LastUpdated: ts(e.updated),
+			VersionInfo: e.version, Cluster: dumpResource(e.raw), LastUpdated: ts(e.updated),
 		})
 	}
 	msgs = append(msgs, cd)
@@ -75,7 +82,7 @@ func (c *Client) configDumpLocked(includeEDS bool) (*adminpb.ConfigDump, error) 
 		for _, name := range sortedKeys(eds.entries) {
 			e := eds.entries[name]
 			ed.DynamicEndpointConfigs = append(ed.DynamicEndpointConfigs, &adminpb.EndpointsConfigDump_DynamicEndpointConfig{
-				VersionInfo: e.version, EndpointConfig: e.raw, LastUpdated: ts(e.updated),
+				VersionInfo: e.version, EndpointConfig: dumpResource(e.raw), LastUpdated: ts(e.updated),
 			})
 		}
 		msgs = append(msgs, ed)
@@ -87,7 +94,7 @@ func (c *Client) configDumpLocked(includeEDS bool) (*adminpb.ConfigDump, error) 
 		ld.DynamicListeners = append(ld.DynamicListeners, &adminpb.ListenersConfigDump_DynamicListener{
 			Name: name,
 			ActiveState: &adminpb.ListenersConfigDump_DynamicListenerState{
-				VersionInfo: e.version, Listener: e.raw, LastUpdated: ts(e.updated),
+				VersionInfo: e.version, Listener: dumpResource(e.raw), LastUpdated: ts(e.updated),
 			},
 		})
 	}
@@ -97,7 +104,7 @@ func (c *Client) configDumpLocked(includeEDS bool) (*adminpb.ConfigDump, error) 
 	for _, name := range sortedKeys(rds.entries) {
 		e := rds.entries[name]
 		rd.DynamicRouteConfigs = append(rd.DynamicRouteConfigs, &adminpb.RoutesConfigDump_DynamicRouteConfig{
-			VersionInfo: e.version, RouteConfig: e.raw, LastUpdated: ts(e.updated),
+			VersionInfo: e.version, RouteConfig: dumpResource(e.raw), LastUpdated: ts(e.updated),
 		})
 	}
 	msgs = append(msgs, rd)

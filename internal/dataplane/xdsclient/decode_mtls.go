@@ -23,7 +23,7 @@ import (
 const (
 	upstreamTLSURL       = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 	transportMatchFilter = "envoy.transport_socket_match"
-	errSDSName           = "only the workload identity's SDS resources are served (%q for the certificate, %q for the roots); a Gateway's credentialName is not: give the certificate as files (tls.serverCertificate/privateKey/caCertificates)"
+	errSDSName           = "only the workload identity's SDS resources are served (%q for the certificate, %q for the roots); a Gateway's credentialName is not fetched by SDS (kubernetes://<name>, as istiod sends it): Lucid's control plane sends its certificate inline"
 )
 
 // decodeSDSCertificate accepts tls_certificate_sds_secret_configs naming the workload

@@ -12,12 +12,13 @@ import (
 // A filter chain's TLS transport socket (DownstreamTlsContext), as a router's HTTPS, TLS
 // and MUTUAL servers use it. Certificates come from files or inline PEM; the files are
 // read by the proxy when it applies the configuration (a missing file fails that Apply,
-// which NACKs). By SDS only the workload identity's resources are served (decode_mtls.go).
+// which NACKs) and again when they change; a Gateway credentialName's certificate arrives
+// inline. By SDS only the workload identity's resources are served (decode_mtls.go).
 
 const (
 	tlsSocketName      = "envoy.transport_sockets.tls"
 	downstreamTLSURL   = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
-	errSDSNotSupported = "SDS is not supported in local mode: give the certificate as files (Gateway tls.serverCertificate/privateKey/caCertificates) instead of credentialName"
+	errSDSNotSupported = "not supported: only the workload identity's certificates come by SDS"
 )
 
 // decodeTransportSocket converts a filter chain's transport_socket: nil for raw_buffer,
@@ -112,7 +113,7 @@ func decodeCertificate(tc *tlspb.TlsCertificate) (resource.CertificatePair, erro
 	case tc.GetPassword() != nil:
 		return out, fmt.Errorf("password: encrypted private keys are not supported")
 	case tc.GetWatchedDirectory() != nil:
-		return out, fmt.Errorf("watched_directory: not supported (the proxy reads the files when the configuration changes)")
+		return out, fmt.Errorf("watched_directory: not supported (the proxy reads certificate files again when they change)")
 	}
 	var err error
 	if out.Chain, err = decodeDataSource(tc.GetCertificateChain()); err != nil {

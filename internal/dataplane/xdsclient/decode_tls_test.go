@@ -212,7 +212,7 @@ func TestNACKSDSKeepsPreviousConfig(t *testing.T) {
 	cp.set(t, "2", cfg)
 	testutil.Eventually(t, 10*time.Second, "an LDS NACK", func() bool { return cp.nack(ListenerType) != nil })
 	msg := cp.nack(ListenerType).GetErrorDetail().GetMessage()
-	for _, want := range []string{`listener "0.0.0.0_443"`, `filter_chains[0] "` + fxHTTPSChain + `"`, "a Gateway's credentialName is not: give the certificate as files"} {
+	for _, want := range []string{`listener "0.0.0.0_443"`, `filter_chains[0] "` + fxHTTPSChain + `"`, "a Gateway's credentialName is not fetched by SDS (kubernetes://<name>, as istiod sends it)"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("NACK %q does not contain %q", msg, want)
 		}

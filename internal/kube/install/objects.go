@@ -69,6 +69,9 @@ func clusterRules() []rbacv1.PolicyRule {
 		// every namespace (ConfigMap istio-ca-root-cert).
 		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
+		// Gateway credentialNames: the Secrets Gateways reference, each watched by name
+		// (as Istio's gateway controller reads them).
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: read},
 	}
 }
 

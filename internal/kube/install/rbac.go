@@ -12,5 +12,7 @@ import rbacv1 "k8s.io/api/rbac/v1"
 //     Istio objects;
 //   - create: authentication.k8s.io tokenreviews, the mesh CA's check of workload tokens;
 //   - get, list, watch, create, update: configmaps, the mesh roots (istio-ca-root-cert)
-//     published in every namespace.
+//     published in every namespace;
+//   - get, list, watch: secrets, the Secrets Gateways' tls.credentialName reference (each
+//     watched by name; no other Secret is read).
 func DiscoveryClusterRules() []rbacv1.PolicyRule { return clusterRules() }

@@ -18,7 +18,9 @@ import (
 // AnnotationGenerateCertificate on a Gateway set to "true" makes `lucid up` create the
 // certificate files its TLS servers name when they do not exist yet: a CA (ca.crt, ca.key
 // beside the server certificate) and a server certificate signed by it for the server's
-// hosts, localhost and the gateways' addresses. Existing files are never overwritten.
+// hosts, localhost and the gateways' addresses; for a credentialName, in the config
+// directory's credentials/<name>/ (tls.crt, tls.key, ca.crt). Existing files are never
+// overwritten.
 const AnnotationGenerateCertificate = "lucid.dev/generate-certificate"
 
 // certValidity is how long generated certificates are valid.
@@ -46,13 +48,24 @@ func EnsureCertificates(dir string, objs []*config.Object, ips []string) ([]Gene
 		base := filepath.Join(dir, filepath.Dir(o.File))
 		for i, s := range gw.GetServers() {
 			t := s.GetTls()
-			if t == nil || t.GetServerCertificate() == "" || t.GetPrivateKey() == "" {
-				continue
-			}
 			if m := t.GetMode(); m != networkingv1alpha3.ServerTLSSettings_SIMPLE && m != networkingv1alpha3.ServerTLSSettings_MUTUAL {
 				continue
 			}
-			certPath, keyPath := resolve(base, t.GetServerCertificate()), resolve(base, t.GetPrivateKey())
+			var certPath, keyPath string
+			switch {
+			case t.GetServerCertificate() != "" && t.GetPrivateKey() != "":
+				certPath, keyPath = resolve(base, t.GetServerCertificate()), resolve(base, t.GetPrivateKey())
+			case t.GetCredentialName() != "":
+				// credentials/<name>/tls.crt, tls.key and ca.crt (config.FindCredential):
+				// the CA is MUTUAL's client CA too, as caCertificates is below.
+				f, ok := config.FindCredential(dir, t.GetCredentialName())
+				if ok {
+					continue
+				}
+				certPath, keyPath = filepath.Join(f.Dir, "tls.crt"), filepath.Join(f.Dir, "tls.key")
+			default:
+				continue
+			}
 			if fileExists(certPath) && fileExists(keyPath) {
 				continue
 			}

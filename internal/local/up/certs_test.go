@@ -84,3 +84,37 @@ func TestEnsureCertificates(t *testing.T) {
 		t.Error("second run rewrote the certificate")
 	}
 }
+
+// A credentialName gets its files generated in credentials/<name>/, where local mode reads
+// them; a credential already there is left alone.
+func TestEnsureCertificatesForCredentialName(t *testing.T) {
+	dir := t.TempDir()
+	gw := `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: shop, namespace: istio-system, annotations: {lucid.dev/generate-certificate: "true"}}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [shop.example.com]
+    tls: {mode: SIMPLE, credentialName: shop-cert}
+`
+	if err := os.WriteFile(filepath.Join(dir, "gw.yaml"), []byte(gw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	objs, _ := config.LoadDir(dir)
+	gen, err := EnsureCertificates(dir, objs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(dir, "credentials", "shop-cert", "tls.crt")
+	if len(gen) != 1 || gen[0].Cert != want {
+		t.Fatalf("generated %+v, want %s", gen, want)
+	}
+	if f, ok := config.FindCredential(dir, "shop-cert"); !ok || f.Cert != want {
+		t.Errorf("local mode does not find the generated credential: %+v", f)
+	}
+	if again, err := EnsureCertificates(dir, objs, nil); err != nil || len(again) != 0 {
+		t.Errorf("second run: %v, %+v; want nothing generated", err, again)
+	}
+}

@@ -160,10 +160,13 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 	return m
 }
 
-// WriteFile writes (or replaces) one config file atomically.
+// WriteFile writes (or replaces) one config file atomically, making its directory.
 func (m *Mesh) WriteFile(name, body string) {
 	m.t.Helper()
 	p := filepath.Join(m.Dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		m.t.Fatal(err)
+	}
 	tmp := p + ".tmp~"
 	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
 		m.t.Fatal(err)

@@ -37,6 +37,7 @@ type Source struct {
 
 	mu      sync.Mutex                // guards everything below
 	hash    [sha256.Size]byte         // content hash of the last scan
+	creds   [sha256.Size]byte         // credentialNames of the last scan (credentials.go)
 	scanned bool                      // a scan has happened (hash is meaningful)
 	good    map[string]*config.Object // objects served after the last scan, by Key
 	parsed  config.ParseCache         // each file's last parse, by content
@@ -56,7 +57,7 @@ func (s *Source) Load() ([]*config.Object, []config.Diagnostic) {
 	files, rdiags := config.ReadDir(s.dir)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.hash, s.scanned = contentHash(files, rdiags), true
+	s.hash, s.creds, s.scanned = contentHash(files, rdiags), credentialNames(s.dir), true
 	return s.apply(files, rdiags)
 }
 
@@ -89,13 +90,13 @@ func (s *Source) Run(ctx context.Context, onChange func([]*config.Object, []conf
 // rescan reads the directory and applies it only if its content hash changed.
 func (s *Source) rescan() ([]*config.Object, []config.Diagnostic, bool) {
 	files, rdiags := config.ReadDir(s.dir)
-	h := contentHash(files, rdiags)
+	h, creds := contentHash(files, rdiags), credentialNames(s.dir)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.scanned && h == s.hash {
+	if s.scanned && h == s.hash && creds == s.creds {
 		return nil, nil, false
 	}
-	s.hash, s.scanned = h, true
+	s.hash, s.creds, s.scanned = h, creds, true
 	objs, diags := s.apply(files, rdiags)
 	return objs, diags, true
 }

@@ -17,6 +17,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -78,7 +79,8 @@ type Source struct {
 	istio   map[string]cache.SharedIndexInformer // Istio kind → informer
 	missing []istioKind                          // kinds whose CRD is not served
 
-	parser *parser // owned by Run's goroutine
+	parser *parser      // owned by Run's goroutine
+	creds  *credentials // Gateway credentials (credentials.go); set by Run, owned by its goroutine
 }
 
 // New returns a Source reading through c.
@@ -236,6 +238,7 @@ func (s *Source) Run(ctx context.Context, onChange func([]*config.Object, []conf
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.recheckCRDs(ctx, start) }()
+	s.creds = newCredentials(newSecretWatch(ctx, &wg, s))
 
 	for {
 		objs, diags := s.build()
@@ -356,6 +359,20 @@ func (s *Source) build() ([]*config.Object, []config.Diagnostic) {
 	iobjs, idiags, results := s.parser.istioObjects(items)
 	objs = append(objs, iobjs...)
 	diags = append(diags, idiags...)
+	if s.creds != nil {
+		var gateways []*config.Object
+		for _, o := range iobjs {
+			if o.Kind == config.KindGateway {
+				gateways = append(gateways, o)
+			}
+		}
+		cobjs, cdiags := s.creds.resolve(credentialRefs(gateways, reg.pods))
+		objs = append(objs, cobjs...)
+		for _, k := range slices.Sorted(maps.Keys(cdiags)) {
+			diags = append(diags, cdiags[k]...)
+		}
+		results = withDiagnostics(results, cdiags)
+	}
 	for _, k := range missing {
 		diags = append(diags, config.Diagnostic{Level: config.Info,
 			Message: fmt.Sprintf("%s objects are not read: the %s CRD (%s) is not installed", k.kind, k.resource, k.group)})
