@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 BIN := $(CURDIR)/bin
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build test unit test-kubelet test-istioanalyze test-istioctl fuzz-short kube-bins telemetry-bins test-kube test-node lint e2e bench bench-kube clean
+.PHONY: all build test unit test-kubelet test-istioanalyze test-istioctl fuzz-short kube-bins telemetry-bins test-kube test-node lint e2e bench bench-kube bench-mtls clean
 
 all: build
 
@@ -84,6 +84,11 @@ e2e:
 ## bench: sidecar vs direct vs HAProxy vs nginx on loopback; writes bench/RESULTS.md
 bench:
 	./bench/run.sh
+
+## bench-mtls: mutual TLS between two sidecars vs plaintext vs HAProxy with TLS (root; haproxy, nginx);
+## prints Markdown tables (bench/README.md, "bench/mtls"). MTLS_ARGS="-rounds 1 -duration 3s" for a quick look
+bench-mtls:
+	./bench/mtls/run.sh
 
 ## bench-kube: the control plane at scale (1,000 Services, 10,000 endpoints, 1,000 sidecars against a real
 ## kube-apiserver); prints a Markdown report (bench/kubescale/README.md). BENCH_KUBE_ARGS="-mode local" for the
