@@ -1,6 +1,8 @@
 package testutil
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -68,6 +70,21 @@ func TestEventually(t *testing.T) {
 		Eventually(tb, 30*time.Millisecond, "never", func() bool { return false })
 	}) {
 		t.Fatal("a condition that never holds passed")
+	}
+}
+
+func TestPoll(t *testing.T) {
+	n := 0
+	if err := Poll(time.Second, func() error {
+		if n++; n < 3 {
+			return fmt.Errorf("call %d", n)
+		}
+		return nil
+	}); err != nil || n != 3 {
+		t.Fatalf("Poll = %v after %d calls, want nil after 3", err, n)
+	}
+	if err := Poll(30*time.Millisecond, func() error { return errors.New("never") }); err == nil || err.Error() != "never" {
+		t.Fatalf("Poll of a condition that never holds = %v, want its last error", err)
 	}
 }
 
