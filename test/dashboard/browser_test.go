@@ -224,7 +224,7 @@ func TestDashboard(t *testing.T) {
 
 	t.Run("control plane restart", func(t *testing.T) {
 		restarted := time.Now()
-		mesh.restartControlPlane()
+		mesh.RestartControlPlane()
 		// The open page reconnects by itself (no reload) and draws the new control plane's
 		// graph, whose figures start from the restart.
 		waitFor(ctx, t, 20*time.Second, "a graph from the restarted control plane",
