@@ -221,23 +221,24 @@ func (m *Mesh) WriteFile(name, body string) {
 // WaitReady waits for a sidecar's /healthz/ready.
 func (m *Mesh) WaitReady(ip string, d time.Duration) {
 	m.t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + net.JoinHostPort(ip, "15020") + "/healthz/ready")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := testutil.Poll(d, func() error { return Ready(ip) }); err != nil {
+		m.t.Fatalf("%v after %s\nlogs:\n%s", err, d, m.Logs.String())
 	}
-	m.t.Fatalf("sidecar %s not ready after %s: %s\nlogs:\n%s", ip, d, last, m.Logs.String())
+}
+
+// Ready is nil when the sidecar at ip answers 200 on its status port's /healthz/ready,
+// else what it answered (a mesh a TestMain starts waits for it with testutil.Poll).
+func Ready(ip string) error {
+	resp, err := http.Get("http://" + net.JoinHostPort(ip, "15020") + "/healthz/ready")
+	if err != nil {
+		return fmt.Errorf("sidecar %s not ready: %w", ip, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("sidecar %s not ready: %d %s", ip, resp.StatusCode, b)
+	}
+	return nil
 }
 
 // Client returns an HTTP client that sends through the sidecar at ip (its :15001 explicit proxy).
