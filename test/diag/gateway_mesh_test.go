@@ -19,6 +19,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 	"github.com/lucid-mesh/lucid/internal/pki"
 	"github.com/lucid-mesh/lucid/internal/testutil"
+	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
 // The gateway test mesh, in 127.0.83.0/24: the control plane's debug port on
@@ -222,45 +223,41 @@ func startGatewayMesh(t *testing.T) *gwMesh {
 		}()
 	}
 	for _, p := range proxies {
-		if err := waitReady(p.ip, 15*time.Second); err != nil {
+		if err := testutil.Poll(15*time.Second, func() error { return meshtest.Ready(p.ip) }); err != nil {
 			m.startErr = err
 			return m
 		}
 	}
 	// Ready needs listeners and clusters (as Istio's readiness); the routes follow.
-	m.startErr = waitRoutes(testutil.Admin(gwIP), 10*time.Second)
+	m.startErr = testutil.Poll(10*time.Second, func() error { return routesArrived(testutil.Admin(gwIP)) })
 	return m
 }
 
-// waitRoutes waits until every route configuration the proxy's listeners name has arrived.
-func waitRoutes(admin string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	missing := []string{"(config dump unread)"}
-	for time.Now().Before(deadline) {
-		missing = missing[:0]
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		dump, err := (&inspect.Client{}).ConfigDump(ctx, admin, false)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("config dump of %s: %w", admin, err)
-		}
-		s, err := dump.Snapshot()
-		if err != nil {
-			return fmt.Errorf("decode the config dump of %s: %w", admin, err)
-		}
-		for _, l := range s.Listeners {
-			for _, fc := range l.FilterChains {
-				if fc.HTTP != nil && fc.HTTP.RDSName != "" && s.Routes[fc.HTTP.RDSName] == nil {
-					missing = append(missing, fc.HTTP.RDSName)
-				}
+// routesArrived is nil once every route configuration the proxy's listeners name has
+// arrived.
+func routesArrived(admin string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	dump, err := (&inspect.Client{}).ConfigDump(ctx, admin, false)
+	if err != nil {
+		return fmt.Errorf("config dump of %s: %w", admin, err)
+	}
+	s, err := dump.Snapshot()
+	if err != nil {
+		return fmt.Errorf("decode the config dump of %s: %w", admin, err)
+	}
+	var missing []string
+	for _, l := range s.Listeners {
+		for _, fc := range l.FilterChains {
+			if fc.HTTP != nil && fc.HTTP.RDSName != "" && s.Routes[fc.HTTP.RDSName] == nil {
+				missing = append(missing, fc.HTTP.RDSName)
 			}
 		}
-		if len(missing) == 0 {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("%s: routes %v did not arrive within %s", admin, missing, d)
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: routes %v have not arrived", admin, missing)
+	}
+	return nil
 }
 
 func (m *gwMesh) stop() {
