@@ -15,17 +15,7 @@ import (
 // text/plain. Addresses: 127.0.171.100-102.
 func TestGatewayHostPortAndConfiguredReplyHeaders(t *testing.T) {
 	files := map[string]string{
-		"mesh.yaml": `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: blog}
-spec:
-  hosts: [blog.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: blog}}
----
+		"mesh.yaml": HTTPService("blog") + `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: blog, annotations: {lucid.dev/app-address: 127.0.171.101}}

@@ -40,17 +40,7 @@ func writeCert(t *testing.T, dir, host string) (certFile, keyFile string, roots 
 func TestRouterServesGatewayRoutes(t *testing.T) {
 	certFile, keyFile, roots := writeCert(t, t.TempDir(), "web.example.com")
 	files := map[string]string{
-		"mesh.yaml": `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web}
-spec:
-  hosts: [web.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: web}}
----
+		"mesh.yaml": HTTPService("web") + `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: web, annotations: {lucid.dev/app-address: 127.0.97.101}}
