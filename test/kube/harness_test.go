@@ -243,7 +243,7 @@ func (e *env) sidecar(ns, name, ip, ads string) {
 		}
 	}()
 	e.t.Cleanup(func() { cancel(); <-done })
-	e.eventually(30*time.Second, "sidecar "+name+" ready", func() (bool, string) {
+	testutil.EventuallyWhy(e.t, 30*time.Second, "sidecar "+name+" ready", func() (bool, string) {
 		code, body := httpGet(nil, "http://"+net.JoinHostPort(ip, "15020")+"/healthz/ready")
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 	})
@@ -311,24 +311,6 @@ func clusterNames(ip string) []string {
 		}
 	}
 	return out
-}
-
-// eventually polls f every 10 ms until it reports true or d passes.
-func (e *env) eventually(d time.Duration, what string, f func() (bool, string)) {
-	e.t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for {
-		ok, state := f()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s: not within %s; last: %s", what, d, last)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // events lists the LucidValidation Events on the object gvr ns/name (this incarnation of
