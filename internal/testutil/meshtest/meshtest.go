@@ -45,6 +45,9 @@ type Workload struct {
 	// ServiceAccount is the workload's identity with Options.MTLS ("" → default); its
 	// WorkloadEntry should name the same.
 	ServiceAccount string
+	// AccessLog is the file this proxy writes its access log to (TEXT), instead of
+	// Options.AccessLog.
+	AccessLog string
 	// DemoApp is the arguments of the `lucid demo-app` command line an example gives the
 	// workload's app (Example sets it); with Options.DemoApps the app runs from them
 	// (demo.go) instead of an echo app.
@@ -154,7 +157,7 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 				DrainDuration: 500 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: w.Router},
 				Version:   version.Get().Envoy(), // as `lucid sidecar` and `lucid gateway` report it
 				Identity:  identity,              // mtls.go
-				AccessLog: o.AccessLog,
+				AccessLog: cmp.Or(w.AccessLog, o.AccessLog),
 			})
 			if err != nil {
 				t.Errorf("sidecar %s: %v", w.Name, err)
