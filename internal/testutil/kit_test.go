@@ -105,4 +105,15 @@ func TestBufferAndBackend(t *testing.T) {
 	if resp.Header.Get("X-Backend") != "v1" || !strings.HasPrefix(string(body), "v1 GET /a?b=c") {
 		t.Fatalf("echo: %s %q", resp.Header, body)
 	}
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	defer h2c.CloseIdleConnections()
+	resp2, err := (&http.Client{Transport: h2c}).Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("h2c: %v", err)
+	}
+	resp2.Body.Close()
+	if resp2.ProtoMajor != 2 {
+		t.Fatalf("h2c request answered over %s", resp2.Proto)
+	}
 }
