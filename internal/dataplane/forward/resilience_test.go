@@ -662,9 +662,5 @@ func TestConsistentHash(t *testing.T) {
 
 func backend92(t testing.TB, h http.HandlerFunc) string {
 	t.Helper()
-	ln := listen92(t)
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	return testutil.Backend(t, "127.0.92.2:0", h)
 }
