@@ -24,15 +24,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // backend starts a loopback HTTP server answering with name.
 func backend(t *testing.T, addr, name string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	testutil.Backend(t, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, name+" "+r.URL.Path)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
+	}))
 }
 
 func newProxy(t *testing.T, ip string) *Proxy {
