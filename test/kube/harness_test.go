@@ -252,16 +252,9 @@ func (e *env) sidecar(ns, name, ip, ads string) {
 // backend serves HTTP on addr answering with its name.
 func (e *env) backend(addr, answer string) {
 	e.t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	testutil.Backend(e.t, addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, answer)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	e.t.Cleanup(func() { _ = srv.Close(); <-done })
+	}))
 }
 
 // via returns an HTTP client that sends through the sidecar at ip (its :15001 proxy).
