@@ -70,7 +70,7 @@ type Mesh struct {
 	cpDone   chan struct{}
 }
 
-// Options tune the control plane of a test mesh.
+// Options tune a test mesh: its control plane, and the apps it runs.
 type Options struct {
 	// PollInterval and Debounce are the config directory's scan interval and the store's
 	// quiet period (0: the control plane's defaults, 200 ms and 100 ms).
