@@ -32,17 +32,7 @@ const (
 // certificates (web.example.com and mtls.example.com, signed by ca.crt).
 func gwMeshFiles(certs string) map[string]string {
 	return map[string]string{
-		"mesh.yaml": `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web}
-spec:
-  hosts: [web.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: web}}
----
+		"mesh.yaml": meshtest.HTTPService("web") + `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: web, annotations: {lucid.dev/app-address: ` + gwWebAppIP + `}}
