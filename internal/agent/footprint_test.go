@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -37,10 +38,13 @@ func TestMemoryTuning(t *testing.T) {
 			stop := startMemoryTuning(context.Background(), tt.m, log, configured.Load)
 			configured.Store(tt.configured)
 			if !tt.cancel {
-				deadline := time.Now().Add(10 * time.Second)
-				for !strings.Contains(buf.String(), tt.wantLogs[len(tt.wantLogs)-1]) && time.Now().Before(deadline) {
-					time.Sleep(10 * time.Millisecond)
-				}
+				last := tt.wantLogs[len(tt.wantLogs)-1]
+				_ = testutil.Poll(10*time.Second, func() error { // the lines are checked below
+					if !strings.Contains(buf.String(), last) {
+						return errors.New("not logged yet")
+					}
+					return nil
+				})
 			}
 			stop() // returns only once the goroutine has ended (goleak checks the rest)
 			out := buf.String()

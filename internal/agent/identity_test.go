@@ -81,7 +81,7 @@ func TestRunWorkloadIdentityRefused(t *testing.T) {
 
 // runWithCA runs a sidecar at ip whose agent presents token to c; it stops at the end of
 // the test.
-func runWithCA(t *testing.T, c *catest.CA, ip, ns, sa, token string) *syncBuf {
+func runWithCA(t *testing.T, c *catest.CA, ip, ns, sa, token string) *testutil.Buffer {
 	t.Helper()
 	dir := t.TempDir()
 	tokFile := filepath.Join(dir, "token")
@@ -92,7 +92,7 @@ func runWithCA(t *testing.T, c *catest.CA, ip, ns, sa, token string) *syncBuf {
 	if err := os.WriteFile(rootFile, c.RootsPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuf{}
+	logs := &testutil.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -159,13 +160,10 @@ func TestDrainUnderLoad(t *testing.T) {
 		wg.Add(1)
 		go client(i%4 == 0)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for ok.Load() < 200 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if ok.Load() < 200 {
-		t.Fatalf("load did not start: %d successes", ok.Load())
-	}
+	testutil.EventuallyWhy(t, 10*time.Second, "the load started (200 successes)", func() (bool, string) {
+		n := ok.Load()
+		return n >= 200, fmt.Sprintf("%d successes", n)
+	})
 	stopped.Store(true)
 	sigterm()
 

@@ -7,20 +7,11 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/testutil"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func get(t *testing.T, method, u string) (int, http.Header, string) {
 	t.Helper()
@@ -53,7 +44,7 @@ func TestRunStatusServer(t *testing.T) {
 	go func() { _ = app.Serve(appLn) }()
 	defer app.Close()
 
-	logs := &syncBuf{}
+	logs := &testutil.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

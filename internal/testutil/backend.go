@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,15 +9,18 @@ import (
 	"time"
 )
 
-// Backend serves h on addr ("127.0.N.M:port"; port 0 picks one) until the test ends and
-// returns the address it listens on.
+// Backend serves h on addr ("127.0.N.M:port"; port 0 picks one), HTTP/1.1 and h2c as an
+// app does, until the test ends, and returns the address it listens on. At the end its
+// connections are closed (a handler still waiting sees its request's context end).
 func Backend(t testing.TB, addr string, h http.Handler) string {
 	t.Helper()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("backend on %s: %v", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -27,9 +29,7 @@ func Backend(t testing.TB, addr string, h http.Handler) string {
 		}
 	}()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
+		_ = srv.Close()
 		<-done
 	})
 	return l.Addr().String()

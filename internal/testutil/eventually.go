@@ -36,3 +36,19 @@ func EventuallyWhy(t testing.TB, within time.Duration, what string, cond func() 
 		<-tick.C
 	}
 }
+
+// Poll is Eventually for code that has no testing.TB (a mesh TestMain starts once for
+// several tests): it calls f until it returns nil, and returns f's last error when f
+// still fails after within.
+func Poll(within time.Duration, f func() error) error {
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		<-tick.C
+	}
+}

@@ -1,6 +1,8 @@
 package testutil
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -71,6 +73,21 @@ func TestEventually(t *testing.T) {
 	}
 }
 
+func TestPoll(t *testing.T) {
+	n := 0
+	if err := Poll(time.Second, func() error {
+		if n++; n < 3 {
+			return fmt.Errorf("call %d", n)
+		}
+		return nil
+	}); err != nil || n != 3 {
+		t.Fatalf("Poll = %v after %d calls, want nil after 3", err, n)
+	}
+	if err := Poll(30*time.Millisecond, func() error { return errors.New("never") }); err == nil || err.Error() != "never" {
+		t.Fatalf("Poll of a condition that never holds = %v, want its last error", err)
+	}
+}
+
 func TestBufferAndBackend(t *testing.T) {
 	var b Buffer
 	go func() { _, _ = io.WriteString(&b, "starting\nready\n") }()
@@ -87,5 +104,16 @@ func TestBufferAndBackend(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.Header.Get("X-Backend") != "v1" || !strings.HasPrefix(string(body), "v1 GET /a?b=c") {
 		t.Fatalf("echo: %s %q", resp.Header, body)
+	}
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	defer h2c.CloseIdleConnections()
+	resp2, err := (&http.Client{Transport: h2c}).Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("h2c: %v", err)
+	}
+	resp2.Body.Close()
+	if resp2.ProtoMajor != 2 {
+		t.Fatalf("h2c request answered over %s", resp2.Proto)
 	}
 }

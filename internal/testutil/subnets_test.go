@@ -13,9 +13,10 @@ import (
 
 var loopbackLiteral = regexp.MustCompile(`127\.0\.(\d{1,3})\.\d{1,3}`)
 
-// TestSubnetTable: every 127.0.N.x a test file (or the test kit) names belongs to a row
-// of Subnets that lists the file's package, and every row is still used by each package
-// it lists, so the table stays the truth about who listens where.
+// TestSubnetTable: every 127.0.N.x a test file, a file of a package's testdata (fixtures
+// and golden files count for the package) or the test kit names belongs to a row of
+// Subnets that lists the file's package, and every row is still used by each package it
+// lists, so the table stays the truth about who listens where.
 func TestSubnetTable(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -28,15 +29,19 @@ func TestSubnetTable(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(root, path)
 		if d.IsDir() {
-			if name := d.Name(); name == "testdata" || name == "bin" || strings.HasPrefix(name, ".") && rel != "." {
+			if name := d.Name(); name == "bin" || strings.HasPrefix(name, ".") && rel != "." {
 				return filepath.SkipDir
 			}
 			return nil
 		}
 		dir := filepath.ToSlash(filepath.Dir(rel))
+		pkg, _, fixture := strings.Cut(dir+"/", "/testdata/")
 		kit := strings.HasSuffix(path, ".go") && strings.HasPrefix(dir, "internal/testutil")
-		if !strings.HasSuffix(path, "_test.go") && !kit {
+		if !strings.HasSuffix(path, "_test.go") && !kit && !fixture {
 			return nil
+		}
+		if fixture {
+			dir = pkg
 		}
 		if strings.HasPrefix(filepath.Base(path), "subnets") && dir == "internal/testutil" {
 			return nil

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
@@ -146,19 +147,18 @@ func startSuiteMesh(t *testing.T, s suite, keys *testKeys, registry string, o me
 // with its first configuration, which under load may not have its listeners yet.
 func waitListening(t *testing.T, addrs ...string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, a := range addrs {
-		for {
+	err := testutil.Poll(10*time.Second, func() error {
+		for _, a := range addrs {
 			c, err := net.DialTimeout("tcp", a, time.Second)
-			if err == nil {
-				c.Close()
-				break
+			if err != nil {
+				return fmt.Errorf("%s does not accept connections: %w", a, err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s does not accept connections: %v", a, err)
-			}
-			time.Sleep(20 * time.Millisecond)
+			c.Close()
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -298,15 +298,16 @@ func tcpKept(t *testing.T, c net.Conn) bool {
 func waitLog(t *testing.T, m *suiteMesh, text string) {
 	t.Helper()
 	var log []byte
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
+	err := testutil.Poll(3*time.Second, func() error {
 		log, _ = os.ReadFile(m.accessLog)
-		if strings.Contains(string(log), text) {
-			return
+		if !strings.Contains(string(log), text) {
+			return errors.New("not yet")
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Errorf("the access log never showed %q; it has:\n%s", text, log)
 	}
-	t.Errorf("the access log never showed %q; it has:\n%s", text, log)
 }
 
 // sidecarAuthzServer is the CUSTOM provider's HTTP authorization server on the ext-authz

@@ -9,7 +9,6 @@ package dashboard
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"image/color"
 	"image/png"
@@ -23,9 +22,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-)
 
-var updateDocs = flag.Bool("update-docs", false, "write the topology screenshot to docs/dashboard.png")
+	"github.com/lucid-mesh/lucid/internal/testutil"
+)
 
 // chromium finds Debian's chromium, or skips (fails under CI, where it must be installed).
 func chromium(t *testing.T) string {
@@ -170,7 +169,7 @@ func TestDashboard(t *testing.T) {
 		waitFor(ctx, t, 5*time.Second, "the traffic table explains the failure", `document.querySelector('#edges tr.bad') !== null && document.querySelector('#edges tr.bad').innerText.includes('selects 0 of 3 endpoints')`)
 		shot := screenshot(ctx, t, out, "topology.png")
 		checkGraphPicture(t, shot)
-		if *updateDocs {
+		if testutil.Updating() { // the one -update flag also rewrites the docs' screenshot
 			_, self, _, _ := runtime.Caller(0)
 			if err := os.WriteFile(filepath.Join(filepath.Dir(self), "..", "..", "docs", "dashboard.png"), shot, 0o644); err != nil {
 				t.Fatal(err)
@@ -224,7 +223,7 @@ func TestDashboard(t *testing.T) {
 
 	t.Run("control plane restart", func(t *testing.T) {
 		restarted := time.Now()
-		mesh.restartControlPlane()
+		mesh.RestartControlPlane()
 		// The open page reconnects by itself (no reload) and draws the new control plane's
 		// graph, whose figures start from the restart.
 		waitFor(ctx, t, 20*time.Second, "a graph from the restarted control plane",

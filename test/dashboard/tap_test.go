@@ -1,13 +1,11 @@
 package dashboard
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,36 +17,13 @@ import (
 
 // lucid runs the CLI in this process with ctx and returns its output.
 func lucid(ctx context.Context, args ...string) (string, error) {
-	var out syncWriter
+	var out testutil.Buffer
 	root := cli.NewRoot()
 	root.SetArgs(args)
 	root.SetOut(&out)
 	root.SetErr(&out)
 	err := root.ExecuteContext(ctx)
 	return out.String(), err
-}
-
-type syncWriter struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	onWrite func()
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	n, err := w.b.Write(p)
-	f := w.onWrite
-	w.mu.Unlock()
-	if f != nil {
-		f()
-	}
-	return n, err
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 // bounded gives a CLI run at most d (a stuck stream fails the test instead of hanging it).
@@ -147,13 +122,15 @@ func TestTapAndTop(t *testing.T) {
 		// command returns.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		out := &syncWriter{onWrite: cancel}
+		out := &testutil.Buffer{}
 		root := cli.NewRoot()
 		root.SetArgs([]string{"tap", "productpage", debug})
 		root.SetOut(out)
 		root.SetErr(out)
 		done := make(chan error, 1)
 		go func() { done <- root.ExecuteContext(ctx) }()
+		out.WaitFor(t, " GET ", 20*time.Second) // a request shown
+		cancel()
 		select {
 		case err := <-done:
 			if err != nil {
@@ -161,9 +138,6 @@ func TestTapAndTop(t *testing.T) {
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatal("lucid tap did not stop after its context ended")
-		}
-		if !strings.Contains(out.String(), " GET ") {
-			t.Errorf("no request shown before the stop:\n%s", out)
 		}
 	})
 

@@ -5,20 +5,16 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/agent"
-	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 	"github.com/lucid-mesh/lucid/internal/pki"
 	"github.com/lucid-mesh/lucid/internal/testutil"
+	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
 // The gateway test mesh, in 127.0.83.0/24: the control plane's debug port on
@@ -36,17 +32,7 @@ const (
 // certificates (web.example.com and mtls.example.com, signed by ca.crt).
 func gwMeshFiles(certs string) map[string]string {
 	return map[string]string{
-		"mesh.yaml": `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web}
-spec:
-  hosts: [web.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: web}}
----
+		"mesh.yaml": meshtest.HTTPService("web") + `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: web, annotations: {lucid.dev/app-address: ` + gwWebAppIP + `}}
@@ -123,13 +109,9 @@ func writeGatewayCerts(t testing.TB, dir string) *x509.CertPool {
 
 // gwMesh is a running gateway mesh.
 type gwMesh struct {
-	dir      string
-	roots    *x509.CertPool
-	logs     *testutil.Buffer
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	errs     chan error
-	startErr error
+	*meshtest.Mesh
+	dir   string // holds certs/ and logs/ (the captured fixtures name it /lucid-diag)
+	roots *x509.CertPool
 }
 
 // gatewayMesh starts the gateway mesh for one test (its subtests share it); it stops at
@@ -139,140 +121,55 @@ func gatewayMesh(t *testing.T) *gwMesh {
 	if testing.Short() {
 		t.Skip("starts a mesh with a gateway")
 	}
-	m := startGatewayMesh(t)
-	t.Cleanup(m.stop)
-	if m.startErr != nil {
-		t.Fatalf("gateway mesh: %v\nlogs:\n%s", m.startErr, m.logs.String())
-	}
-	return m
-}
-
-func startGatewayMesh(t *testing.T) *gwMesh {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "lucid-diag-gw-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &gwMesh{dir: dir, logs: &testutil.Buffer{}, errs: make(chan error, 8)}
-	cfg, certs := filepath.Join(dir, "config"), filepath.Join(dir, "certs")
-	for _, d := range []string{cfg, certs, filepath.Join(dir, "logs")} {
+	dir := t.TempDir()
+	certs, logs := filepath.Join(dir, "certs"), filepath.Join(dir, "logs")
+	for _, d := range []string{certs, logs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	m.roots = writeGatewayCerts(t, certs)
-	for name, body := range gwMeshFiles(certs) {
-		if err := os.WriteFile(filepath.Join(cfg, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	adsAddr := make(chan string, 1)
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		err := discovery.Run(ctx, discovery.Options{
-			ConfigDir: cfg, GRPCAddr: "127.0.83.1:0", DebugAddr: gwDebugAddr, Logger: log,
-			PollInterval: 50 * time.Millisecond, Debounce: 20 * time.Millisecond,
-			Ready: func(a string) { adsAddr <- a },
-		})
-		if err != nil {
-			m.errs <- fmt.Errorf("discovery: %w", err)
-		}
-	}()
-	var ads string
-	select {
-	case ads = <-adsAddr:
-	case err := <-m.errs:
-		m.startErr = err
-		return m
-	case <-time.After(10 * time.Second):
-		m.startErr = fmt.Errorf("discovery did not publish within 10s")
-		return m
-	}
-	web := workload{"web", gwWebIP, gwWebAppIP, "v1", map[string]string{"app": "web", "version": "v1"}}
-	if err := m.startApp(ctx, web); err != nil {
-		m.startErr = err
-		return m
-	}
-	proxies := []struct {
-		name, ns, ip string
-		labels       map[string]string
-		router       bool
-	}{
-		{"web", "default", gwWebIP, web.labels, false},
-		{"istio-ingressgateway", "istio-system", gwIP, map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}, true},
-	}
-	for _, p := range proxies {
-		p := p
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			err := agent.Run(ctx, agent.Options{
-				IP: netip.MustParseAddr(p.ip), Workload: p.name, Namespace: p.ns, Labels: p.labels,
-				Discovery: ads, AdminPort: 15000, StatusPort: 15020, LogLevel: "info", LogOutput: m.logs,
-				AccessLog: filepath.Join(dir, "logs", p.name+".log"), DrainDuration: 200 * time.Millisecond,
-				AgentOptions: agent.AgentOptions{Router: p.router},
-			})
-			if err != nil {
-				m.errs <- fmt.Errorf("proxy %s: %w", p.name, err)
-			}
-		}()
-	}
-	for _, p := range proxies {
-		if err := waitReady(p.ip, 15*time.Second); err != nil {
-			m.startErr = err
-			return m
-		}
-	}
+	m := &gwMesh{dir: dir, roots: writeGatewayCerts(t, certs)}
+	m.Mesh = meshtest.StartWith(t, meshtest.Options{
+		GRPCAddr: "127.0.83.1:0", DebugAddr: gwDebugAddr, PollInterval: 50 * time.Millisecond, Debounce: 20 * time.Millisecond,
+	}, gwMeshFiles(certs), []meshtest.Workload{
+		{Name: "web", IP: gwWebIP, AppIP: gwWebAppIP, Ports: []int{9080}, Version: "v1",
+			Labels: map[string]string{"app": "web", "version": "v1"}, AccessLog: filepath.Join(logs, "web.log")},
+		{Name: "istio-ingressgateway", Namespace: "istio-system", IP: gwIP, Router: true,
+			Labels:    map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"},
+			AccessLog: filepath.Join(logs, "istio-ingressgateway.log")},
+	})
 	// Ready needs listeners and clusters (as Istio's readiness); the routes follow.
-	m.startErr = waitRoutes(testutil.Admin(gwIP), 10*time.Second)
+	if err := testutil.Poll(10*time.Second, func() error { return routesArrived(testutil.Admin(gwIP)) }); err != nil {
+		t.Fatalf("gateway mesh: %v\nlogs:\n%s", err, m.Logs.String())
+	}
 	return m
 }
 
-// waitRoutes waits until every route configuration the proxy's listeners name has arrived.
-func waitRoutes(admin string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	missing := []string{"(config dump unread)"}
-	for time.Now().Before(deadline) {
-		missing = missing[:0]
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		dump, err := (&inspect.Client{}).ConfigDump(ctx, admin, false)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("config dump of %s: %w", admin, err)
-		}
-		s, err := dump.Snapshot()
-		if err != nil {
-			return fmt.Errorf("decode the config dump of %s: %w", admin, err)
-		}
-		for _, l := range s.Listeners {
-			for _, fc := range l.FilterChains {
-				if fc.HTTP != nil && fc.HTTP.RDSName != "" && s.Routes[fc.HTTP.RDSName] == nil {
-					missing = append(missing, fc.HTTP.RDSName)
-				}
+// routesArrived is nil once every route configuration the proxy's listeners name has
+// arrived.
+func routesArrived(admin string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	dump, err := (&inspect.Client{}).ConfigDump(ctx, admin, false)
+	if err != nil {
+		return fmt.Errorf("config dump of %s: %w", admin, err)
+	}
+	s, err := dump.Snapshot()
+	if err != nil {
+		return fmt.Errorf("decode the config dump of %s: %w", admin, err)
+	}
+	var missing []string
+	for _, l := range s.Listeners {
+		for _, fc := range l.FilterChains {
+			if fc.HTTP != nil && fc.HTTP.RDSName != "" && s.Routes[fc.HTTP.RDSName] == nil {
+				missing = append(missing, fc.HTTP.RDSName)
 			}
 		}
-		if len(missing) == 0 {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("%s: routes %v did not arrive within %s", admin, missing, d)
-}
-
-func (m *gwMesh) stop() {
-	m.cancel()
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		fmt.Fprintln(os.Stderr, "diag: gateway mesh did not stop within 15s")
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: routes %v have not arrived", admin, missing)
 	}
-	_ = os.RemoveAll(m.dir)
+	return nil
 }
 
 // accessLog returns the gateway's access log so far.
@@ -298,18 +195,4 @@ func gwDialer(ctx context.Context, network, addr string) (net.Conn, error) {
 // tlsConfig is a client's TLS configuration for the gateway's certificates.
 func (m *gwMesh) tlsConfig(alpn ...string) *tls.Config {
 	return &tls.Config{RootCAs: m.roots, NextProtos: alpn, MinVersion: tls.VersionTLS12}
-}
-
-// startApp runs w's echo app (the shared mesh's app, on this mesh's wait group).
-func (m *gwMesh) startApp(ctx context.Context, w workload) error {
-	other := &mesh{errs: m.errs}
-	if err := other.startApp(ctx, w); err != nil {
-		return err
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		other.wg.Wait()
-	}()
-	return nil
 }

@@ -147,12 +147,11 @@ func testGatewayWhy(t *testing.T, m *gwMesh) {
 					}
 					// The client may see the failure before the gateway has counted it (TLS 1.3:
 					// the server checks the client's certificate after the client finished).
-					deadline := time.Now().Add(5 * time.Second)
-					after := gatewayStat(t, tc.counter)
-					for after == before && time.Now().Before(deadline) {
-						time.Sleep(10 * time.Millisecond)
+					var after uint64
+					testutil.Eventually(t, 5*time.Second, tc.counter+" counted", func() bool {
 						after = gatewayStat(t, tc.counter)
-					}
+						return after != before
+					})
 					if after != before+1 {
 						t.Errorf("%s went from %d to %d, want +1", tc.counter, before, after)
 					}

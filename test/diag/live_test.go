@@ -64,13 +64,10 @@ func TestLogLevelsForRevertByThemselves(t *testing.T) {
 	if got := level("router"); got != "trace" {
 		t.Fatalf("router is %s right after the change, want trace", got)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for level("router") != before || level("pool") != before {
-		if time.Now().After(deadline) {
-			t.Fatalf("levels not reverted: router %s pool %s, want %s", level("router"), level("pool"), before)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.EventuallyWhy(t, 5*time.Second, "router and pool back at "+before, func() (bool, string) {
+		router, pool := level("router"), level("pool")
+		return router == before && pool == before, "router " + router + ", pool " + pool
+	})
 	out, code = lucid(t, "proxy-config", "log", "ratings", "--level", "nosuch:debug", "--discovery-debug", debugAddr)
 	if code == 0 || !strings.Contains(out, "unrecognized logger name: nosuch") {
 		t.Errorf("unknown logger: exit %d\n%s", code, out)

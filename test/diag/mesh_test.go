@@ -158,32 +158,12 @@ func startMesh(t *testing.T) *mesh {
 		}()
 	}
 	for _, w := range workloads {
-		if err := waitReady(w.ip, 15*time.Second); err != nil {
+		if err := testutil.Poll(15*time.Second, func() error { return meshtest.Ready(w.ip) }); err != nil {
 			m.startErr = err
 			return m
 		}
 	}
 	return m
-}
-
-func waitReady(ip string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	last := ""
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + net.JoinHostPort(ip, "15020") + "/healthz/ready")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("sidecar %s not ready after %s: %s", ip, d, last)
 }
 
 func (m *mesh) stop() {

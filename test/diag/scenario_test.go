@@ -16,6 +16,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/cli"
 	"github.com/lucid-mesh/lucid/internal/controlplane/analyze"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // lucid runs the CLI in-process and returns its output (stdout and stderr) and exit code.
@@ -115,13 +116,10 @@ func TestEmptySubsetScenario(t *testing.T) {
 	}
 	// The access log carries it too (TEXT: a trailing quoted field, escaped as Go quotes).
 	logged := `"lucid=` + strconv.Quote(live)[1:]
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(m.accessLog(t, "curl"), logged) {
-		if time.Now().After(deadline) {
-			t.Fatalf("curl's access log lacks %s:\n%s", logged, m.accessLog(t, "curl"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.EventuallyWhy(t, 5*time.Second, "curl's access log with "+logged, func() (bool, string) {
+		l := m.accessLog(t, "curl")
+		return strings.Contains(l, logged), "the log:\n" + l
+	})
 	if !strings.Contains(m.accessLog(t, "curl"), `"GET /v3 HTTP/1.1" 503 UH no_healthy_upstream`) {
 		t.Errorf("access log line is not Envoy's:\n%s", m.accessLog(t, "curl"))
 	}

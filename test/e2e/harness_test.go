@@ -179,20 +179,29 @@ func (s *shell) start(t *testing.T, command string) *proc {
 	return p
 }
 
-// waitFor waits until the output contains want, failing if the process exits first.
+// waitFor waits until the output contains want, failing if the process exits without
+// printing it (a process that prints it and exits, as --count 1 does, passes).
 func (p *proc) waitFor(t *testing.T, want string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(p.out.String(), want) {
+	exited := false
+	err := testutil.Poll(timeout, func() error {
+		if strings.Contains(p.out.String(), want) {
+			return nil
+		}
 		select {
 		case err := <-p.exited:
-			p.done, p.err = true, err
-			t.Fatalf("%s exited (%v) before printing %q:\n%s", p.cmd.Args[2], err, want, p.out.String())
-		case <-time.After(50 * time.Millisecond):
+			// Wait returned once the output was copied: all of it is there now.
+			p.done, p.err, exited = true, err, true
+			return nil
+		default:
+			return errors.New("not printed yet")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not print %q within %v:\n%s", p.cmd.Args[2], want, timeout, p.out.String())
-		}
+	})
+	switch {
+	case exited && !strings.Contains(p.out.String(), want):
+		t.Fatalf("%s exited (%v) before printing %q:\n%s", p.cmd.Args[2], p.err, want, p.out.String())
+	case err != nil:
+		t.Fatalf("%s did not print %q within %v:\n%s", p.cmd.Args[2], want, timeout, p.out.String())
 	}
 }
 

@@ -7,21 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
 // The live-edit mesh: a client and reviews v1/v2 on 127.0.142.x, apps on 127.0.142.10x.
-const liveEditBase = `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: reviews}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: reviews}}
----
+var liveEditBase = meshtest.HTTPService("reviews") + `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: curl}
@@ -100,16 +91,10 @@ func TestLiveEditsDropNoRequest(t *testing.T) {
 	for i := 1; i <= edits; i++ {
 		yaml, version := liveEdit(i)
 		m.WriteFile("routing.yaml", yaml)
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if a := get(t, c, "http://reviews:9080/probe"); a.status == 200 && a.echo.Version == version {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("edit %d (to %s) not in effect after 5s", i, version)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testutil.Eventually(t, 5*time.Second, fmt.Sprintf("edit %d (to %s) in effect", i, version), func() bool {
+			a := get(t, c, "http://reviews:9080/probe")
+			return a.status == 200 && a.echo.Version == version
+		})
 	}
 	sent, failures := load.Stop()
 	if len(failures) != 0 {

@@ -18,27 +18,7 @@ import (
 
 // The in-process mesh: a client workload, reviews v1/v2/v3 (v3 lacks its version label,
 // scenario 3) and ratings, on 127.0.77.x with apps on 127.0.78.x.
-const services = `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: reviews}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: reviews}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ratings}
-spec:
-  hosts: [ratings.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: ratings}}
-`
+var services = meshtest.HTTPService("reviews") + meshtest.HTTPService("ratings")
 
 const workloads = `
 apiVersion: networking.istio.io/v1

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 	"github.com/lucid-mesh/lucid/internal/testutil/telemetrytest"
 )
@@ -31,22 +32,6 @@ const (
 	ratingsBody    = "ratings ok\n"
 )
 
-// bookinfoService is the ServiceEntry of app's service on port 9080 (http), its
-// endpoints the workloads labelled app.
-func bookinfoService(app string) string {
-	return `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ` + app + `}
-spec:
-  hosts: [` + app + `.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: ` + app + `}}
----`
-}
-
 // bookinfoWorkload is the WorkloadEntry of app's v1 workload at ip, its app at appIP.
 func bookinfoWorkload(app, ip, appIP string) string {
 	return `
@@ -59,7 +44,7 @@ spec: {address: ` + ip + `, labels: {app: ` + app + `, version: v1}}
 
 func telemetryFiles(collectorPort string) map[string]string {
 	return map[string]string{
-		"services.yaml": bookinfoService("productpage") + bookinfoService("reviews") + bookinfoService("ratings") + `
+		"services.yaml": meshtest.HTTPService("productpage") + meshtest.HTTPService("reviews") + meshtest.HTTPService("ratings") + `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: otel-collector, namespace: observability}
@@ -439,17 +424,17 @@ func waitQuery(t *testing.T, p *telemetrytest.Prometheus, q string, want float64
 func checkAuditLog(t *testing.T, path string, n int) {
 	t.Helper()
 	var lines []string
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	_ = testutil.Poll(10*time.Second, func() error { // the count is checked below
 		b, _ := os.ReadFile(path)
 		lines = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 		if len(b) == 0 {
 			lines = nil
 		}
-		if len(lines) >= n || time.Now().After(deadline) {
-			break
+		if len(lines) < n {
+			return errors.New("too few lines")
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	if len(lines) != n {
 		t.Fatalf("audit log has %d lines, want %d:\n%s", len(lines), n, strings.Join(lines, "\n"))
 	}

@@ -113,11 +113,7 @@ func TestUpBookinfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	const waiting = "waiting for istio-ingressgateway to drain its open connections"
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), waiting); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("lucid up did not say %q with a request in flight:\n%s", waiting, out.String())
-		}
-	}
+	out.WaitFor(t, waiting, 5*time.Second) // with a request in flight
 	if _, err := io.WriteString(inflight, "\r\n"); err != nil {
 		t.Fatal(err)
 	}

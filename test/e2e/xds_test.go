@@ -15,6 +15,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/xdsclient"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // startDiscovery runs the control plane on dir (polled every 10 ms) and returns its ADS
@@ -149,18 +150,11 @@ func TestDeltaAndSotWConverge(t *testing.T) {
 		state.mutate(rng)
 		write("mesh.yaml", state.yaml(step))
 		marker := fmt.Sprintf("marker-%d.default.svc.cluster.local", step)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testutil.EventuallyWhy(t, 10*time.Second, fmt.Sprintf("step %d (%s): the clients converged", step, state), func() (bool, string) {
 			d, s := resourcesOf(t, delta), resourcesOf(t, sotw)
-			if has(d, marker) && has(s, marker) && sameResources(d, s) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("step %d (%s): the clients did not converge within 10s: delta has %d resources (marker %v), SotW %d (marker %v)",
-					step, state, len(d), has(d, marker), len(s), has(s, marker))
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return has(d, marker) && has(s, marker) && sameResources(d, s),
+				fmt.Sprintf("delta has %d resources (marker %v), SotW %d (marker %v)", len(d), has(d, marker), len(s), has(s, marker))
+		})
 	}
 	if p := delta.Status().Protocol; p != xdsclient.ProtocolDelta {
 		t.Errorf("the delta client used %q", p)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/diag/inspect"
 	"github.com/lucid-mesh/lucid/internal/testutil"
+	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
 // from is an HTTP client whose connections come from addr, as another workload's would.
@@ -83,7 +84,7 @@ func TestAdminExposure(t *testing.T) {
 	})
 	t.Run("still alive, and localhost may", func(t *testing.T) {
 		for _, ip := range []string{appIP, gwIP} {
-			if err := waitReady(ip); err != nil {
+			if err := testutil.Poll(15*time.Second, func() error { return meshtest.Ready(ip) }); err != nil {
 				t.Fatalf("a refused request stopped a proxy: %v", err)
 			}
 		}

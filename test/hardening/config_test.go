@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // load sends requests through the gateway until stop, counting those that did not get
@@ -89,7 +91,7 @@ func diagnostics(t *testing.T) []string {
 // waitDiagnostic waits until a diagnostic contains every piece of want.
 func waitDiagnostic(t *testing.T, want ...string) {
 	t.Helper()
-	err := waitFor(5*time.Second, func() error {
+	err := testutil.Poll(5*time.Second, func() error {
 	next:
 		for _, d := range diagnostics(t) {
 			for _, w := range want {

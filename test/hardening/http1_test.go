@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // rawCase is one conformance case: bytes in, the exact status (or a close) out.
@@ -181,7 +183,7 @@ func runRaw(t *testing.T, m *mesh, addr, proxy string, c rawCase) {
 	var wait func()
 	if c.waitApp != "" {
 		wait = func() {
-			if err := waitFor(3*time.Second, func() error {
+			if err := testutil.Poll(3*time.Second, func() error {
 				if !m.app.saw(c.waitApp) {
 					return fmt.Errorf("the app has not seen %s", c.waitApp)
 				}

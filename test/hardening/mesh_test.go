@@ -36,6 +36,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/agent"
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 	"github.com/lucid-mesh/lucid/internal/testutil"
+	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
 // TestMain stops the shared mesh after the tests, then checks that no goroutine leaked.
@@ -326,13 +327,13 @@ func startMesh() (*mesh, error) {
 		}()
 	}
 	for _, ip := range []string{gwIP, appIP, otherIP, selfieIP} {
-		if err := waitReady(ip); err != nil {
+		if err := testutil.Poll(15*time.Second, func() error { return meshtest.Ready(ip) }); err != nil {
 			m.stop()
 			return nil, fmt.Errorf("%w\nlogs:\n%s", err, m.logs.String())
 		}
 	}
 	// Ready means listeners and clusters; the gateway's routes follow.
-	if err := waitFor(15*time.Second, func() error {
+	if err := testutil.Poll(15*time.Second, func() error {
 		st, _, err := rawGet(gwListen, "/echo/ready")
 		if err == nil && st != http.StatusOK {
 			err = fmt.Errorf("GET /echo/ready through the gateway: %d", st)
@@ -354,32 +355,6 @@ func (m *mesh) stop() {
 		m.app.close()
 	}
 	_ = os.RemoveAll(m.dir)
-}
-
-func waitReady(ip string) error {
-	return waitFor(15*time.Second, func() error {
-		resp, err := http.Get("http://" + ip + ":15020/healthz/ready")
-		if err != nil {
-			return err
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s not ready: %d %s", ip, resp.StatusCode, b)
-		}
-		return nil
-	})
-}
-
-func waitFor(d time.Duration, f func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 // app is the application behind the app sidecar. It counts what is open on it: requests
@@ -524,7 +499,7 @@ func stat(admin, re string) (int64, error) {
 func (m *mesh) settled(t *testing.T, what string) {
 	t.Helper()
 	var last string
-	err := waitFor(5*time.Second, func() error {
+	err := testutil.Poll(5*time.Second, func() error {
 		gwConns, err1 := stat(testutil.Admin(gwIP), regexp.QuoteMeta("listener."+strings.ReplaceAll(gwListen, ":", "_")+".downstream_cx_active"))
 		gwReqs, err2 := stat(testutil.Admin(gwIP), "upstream_rq_active$")
 		scReqs, err3 := stat(appAdminIP+":15000", "upstream_rq_active$")
@@ -550,7 +525,7 @@ func (m *mesh) settled(t *testing.T, what string) {
 func (m *mesh) accessLog(t *testing.T, proxy, want string) {
 	t.Helper()
 	path := filepath.Join(m.dir, "logs", proxy+".log")
-	err := waitFor(3*time.Second, func() error {
+	err := testutil.Poll(3*time.Second, func() error {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 const reviewsHost = "reviews.default.svc.cluster.local"
@@ -85,7 +86,7 @@ spec:
 	const v1 = "outbound|9080|v1|" + reviewsHost
 	start := time.Now()
 	e.patchPod("default", "reviews-v1-0", `{"metadata":{"labels":{"version":null}}}`)
-	e.eventually(5*time.Second, "endpoint 127.0.98.11 leaves "+v1, func() (bool, string) {
+	testutil.EventuallyWhy(e.t, 5*time.Second, "endpoint 127.0.98.11 leaves "+v1, func() (bool, string) {
 		hosts, err := clusterHosts("127.0.98.10", v1)
 		return err == nil && len(hosts) == 0, fmt.Sprint(hosts, err)
 	})
@@ -175,7 +176,7 @@ spec:
 		t.Fatalf("file mode's verdict on the bad VirtualService: %v", diags)
 	}
 	want := strings.TrimPrefix(diags[0].String(), fmt.Sprintf("bad.yaml:%d: ", diags[0].Line))
-	e.eventually(10*time.Second, "a LucidValidation Event on VirtualService kube-rep/bad", func() (bool, string) {
+	testutil.EventuallyWhy(e.t, 10*time.Second, "a LucidValidation Event on VirtualService kube-rep/bad", func() (bool, string) {
 		evs := e.events(gvrs["VirtualService"], ns, "VirtualService", "bad")
 		return len(evs) > 0, fmt.Sprint(len(evs), " events")
 	})

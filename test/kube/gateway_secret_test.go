@@ -129,7 +129,7 @@ spec:
 	roots := ca.RootPool()
 
 	// The Secret's certificate, through a real handshake and a routed request.
-	e.eventually(10*time.Second, "the gateway serves bookinfo-cert on 8443", func() (bool, string) {
+	testutil.EventuallyWhy(e.t, 10*time.Second, "the gateway serves bookinfo-cert on 8443", func() (bool, string) {
 		leaf, err := handshake(8443, "a.example.com", roots, nil)
 		return err == nil && leaf.SerialNumber.Cmp(first.TLS.Leaf.SerialNumber) == 0, fmt.Sprint(leaf, err)
 	})
@@ -142,7 +142,7 @@ spec:
 
 	// MUTUAL with the -cacert companion: no client certificate, no connection; one the
 	// client CA signed is served.
-	e.eventually(10*time.Second, "the gateway serves mtls-cert on 9443 to a client with a certificate", func() (bool, string) {
+	testutil.EventuallyWhy(e.t, 10*time.Second, "the gateway serves mtls-cert on 9443 to a client with a certificate", func() (bool, string) {
 		leaf, err := handshake(9443, "m.example.com", roots, &client.TLS)
 		return err == nil && leaf.SerialNumber.Cmp(mtls.TLS.Leaf.SerialNumber) == 0, fmt.Sprint(err)
 	})
@@ -153,7 +153,7 @@ spec:
 	}
 
 	// The missing Secret: an Event on the Gateway names the server and the Secret.
-	e.eventually(10*time.Second, "an Event about missing-cert", func() (bool, string) {
+	testutil.EventuallyWhy(e.t, 10*time.Second, "an Event about missing-cert", func() (bool, string) {
 		var msgs []string
 		for _, ev := range e.events(gatewaysGVR, gwNS, "Gateway", "ingress") {
 			m, _ := ev.Object["message"].(string)
@@ -182,7 +182,7 @@ spec:
 	// is the same process.
 	renewed := testutil.Issue(t, ca, false, "a.example.com", "renewed.example.com")
 	e.apply(tlsSecret("bookinfo-cert", renewed))
-	e.eventually(10*time.Second, "new connections get the renewed certificate", func() (bool, string) {
+	testutil.EventuallyWhy(e.t, 10*time.Second, "new connections get the renewed certificate", func() (bool, string) {
 		leaf, err := handshake(8443, "a.example.com", roots, nil)
 		return err == nil && slices.Contains(leaf.DNSNames, "renewed.example.com"), fmt.Sprint(err)
 	})
@@ -192,7 +192,7 @@ spec:
 	other := testutil.Issue(t, ca, false, "other.example.com")
 	e.apply(fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: bookinfo-cert, namespace: %s}\ntype: kubernetes.io/tls\ndata: {tls.crt: %s, tls.key: %s}\n",
 		gwNS, b64(renewed.CertPEM), b64(other.KeyPEM)))
-	e.eventually(10*time.Second, "an Event about the broken bookinfo-cert", func() (bool, string) {
+	testutil.EventuallyWhy(e.t, 10*time.Second, "an Event about the broken bookinfo-cert", func() (bool, string) {
 		for _, ev := range e.events(gatewaysGVR, gwNS, "Gateway", "ingress") {
 			m, _ := ev.Object["message"].(string)
 			if strings.Contains(m, "spec.servers[0].tls.credentialName: Secret "+gwNS+"/bookinfo-cert: the certificate and key do not load") &&
@@ -210,7 +210,7 @@ spec:
 	if err := e.dyn.Resource(gvrs["Secret"]).Namespace(gwNS).Delete(e.ctx, "bookinfo-cert", metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
-	e.eventually(10*time.Second, "an Event about the deleted bookinfo-cert", func() (bool, string) {
+	testutil.EventuallyWhy(e.t, 10*time.Second, "an Event about the deleted bookinfo-cert", func() (bool, string) {
 		for _, ev := range e.events(gatewaysGVR, gwNS, "Gateway", "ingress") {
 			m, _ := ev.Object["message"].(string)
 			if strings.Contains(m, "Secret "+gwNS+"/bookinfo-cert not found") && strings.Contains(m, "the last good certificate keeps serving") {

@@ -251,7 +251,7 @@ func (e *env) proxy(ns, name, ip, ads string, router bool) {
 		}
 	}()
 	e.t.Cleanup(func() { cancel(); <-done })
-	e.eventually(30*time.Second, "proxy "+name+" ready", func() (bool, string) {
+	testutil.EventuallyWhy(e.t, 30*time.Second, "proxy "+name+" ready", func() (bool, string) {
 		code, body := httpGet(nil, "http://"+net.JoinHostPort(ip, "15020")+"/healthz/ready")
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 	})
@@ -260,16 +260,9 @@ func (e *env) proxy(ns, name, ip, ads string, router bool) {
 // backend serves HTTP on addr answering with its name.
 func (e *env) backend(addr, answer string) {
 	e.t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	testutil.Backend(e.t, addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, answer)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	e.t.Cleanup(func() { _ = srv.Close(); <-done })
+	}))
 }
 
 // via returns an HTTP client that sends through the sidecar at ip (its :15001 proxy).
@@ -319,24 +312,6 @@ func clusterNames(ip string) []string {
 		}
 	}
 	return out
-}
-
-// eventually polls f every 10 ms until it reports true or d passes.
-func (e *env) eventually(d time.Duration, what string, f func() (bool, string)) {
-	e.t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for {
-		ok, state := f()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s: not within %s; last: %s", what, d, last)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // events lists the LucidValidation Events on the object gvr ns/name (this incarnation of

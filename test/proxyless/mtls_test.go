@@ -1,14 +1,12 @@
 package proxyless
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/agent/grpcxds"
 	"github.com/lucid-mesh/lucid/internal/cli"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // grpcAgent runs `lucid grpc-agent` for a workload until the test ends and returns its
@@ -34,9 +33,8 @@ func grpcAgent(t *testing.T, configDir, ads, caAddr, workload, sa, ip string, ex
 	out := filepath.Join(t.TempDir(), workload)
 	ctx, cancel := context.WithCancel(context.Background())
 	root := cli.NewRoot()
-	var errOut bytes.Buffer
-	var mu sync.Mutex
-	root.SetErr(&syncWriter{mu: &mu, w: &errOut})
+	var errOut testutil.Buffer
+	root.SetErr(&errOut)
 	root.SetArgs(append([]string{"grpc-agent", "--config-dir", configDir, "--discovery-address", ads, "--ca-address", caAddr,
 		"--workload", workload, "--service-account", sa, "--ip", ip, "--dir", out, "--refresh-interval", "1s"}, extra...))
 	done := make(chan error, 1)
@@ -47,40 +45,21 @@ func grpcAgent(t *testing.T, configDir, ads, caAddr, workload, sa, ip string, ex
 			t.Errorf("lucid grpc-agent %s: %v", workload, err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := os.Stat(filepath.Join(out, grpcxds.CertChainFile))
-		if err == nil {
-			break
-		}
+	testutil.EventuallyWhy(t, 10*time.Second, "lucid grpc-agent "+workload+" writing its certificate", func() (bool, string) {
 		select {
 		case err := <-done:
+			done <- err // for the cleanup
 			t.Fatalf("lucid grpc-agent %s ended: %v\n%s", workload, err, errOut.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			mu.Lock()
-			defer mu.Unlock()
-			t.Fatalf("lucid grpc-agent %s wrote no certificate within 10s:\n%s", workload, errOut.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		_, err := os.Stat(filepath.Join(out, grpcxds.CertChainFile))
+		return err == nil, "its output:\n" + errOut.String()
+	})
 	b, err := os.ReadFile(filepath.Join(out, grpcxds.BootstrapFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b, out
-}
-
-type syncWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // Mutual TLS as Istio serves it to proxyless gRPC: `lucid grpc-agent` writes each

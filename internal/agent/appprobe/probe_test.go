@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // Test addresses: the app on 127.0.91.2, probes from 127.0.91.6 (127.0.0.6 in a pod).
@@ -32,27 +34,21 @@ var srcIP = netip.MustParseAddr("127.0.91.6")
 
 type harness struct {
 	set  *Set
-	logs *bytes.Buffer
+	logs *testutil.Buffer
 	reg  *prometheus.Registry
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	h := &harness{logs: &bytes.Buffer{}, reg: prometheus.NewRegistry()}
-	var mu sync.Mutex
-	lw := writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return h.logs.Write(b) })
+	h := &harness{logs: &testutil.Buffer{}, reg: prometheus.NewRegistry()}
 	set, err := New(Options{Config: cfg, Target: appIP, StatusPort: 15020, SourceV4: srcIP,
-		Logger: slog.New(slog.NewTextHandler(lw, nil)), Registerer: h.reg})
+		Logger: slog.New(slog.NewTextHandler(h.logs, nil)), Registerer: h.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.set = set
 	return h
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // probe sends the kubelet's request (User-Agent kube-probe/1.36, Accept */*) for path.
 func (h *harness) probe(path string, mod func(*http.Request)) *http.Response {
@@ -68,7 +64,7 @@ func (h *harness) probe(path string, mod func(*http.Request)) *http.Response {
 }
 
 func (h *harness) count(container, probe, result, reason string) float64 {
-	return testutil.ToFloat64(h.set.total.WithLabelValues(container, probe, result, reason))
+	return promtest.ToFloat64(h.set.total.WithLabelValues(container, probe, result, reason))
 }
 
 func listen(t *testing.T) net.Listener {

@@ -103,13 +103,8 @@ func TestRefusedCredentials(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "istio-token")
 	late, lateLogs := start(t, c, reviews, FileToken(path), Options{RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond})
 
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(badLogs.String(), "unknown token") || !strings.Contains(lateLogs.String(), "istio-token: no such file") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no refusal logged:\n%s\n%s", badLogs, lateLogs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	badLogs.WaitFor(t, "unknown token", 10*time.Second)
+	lateLogs.WaitFor(t, "istio-token: no such file", 10*time.Second)
 	if bad.Current() != nil || late.Current() != nil {
 		t.Fatal("a certificate without a valid credential")
 	}
@@ -131,13 +126,7 @@ func TestIdentityIsTheTokens(t *testing.T) {
 	c := catest.Start(t, caIP)
 	m, logs := start(t, c, spiffe.ID{TrustDomain: "cluster.local", Namespace: "istio-system", ServiceAccount: "istiod"},
 		StaticToken(c.Token(t, "default/reviews-v1", "default", "bookinfo-reviews")), Options{RetryMin: 50 * time.Millisecond})
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "never from the CSR") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no refusal logged:\n%s", logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	logs.WaitFor(t, "never from the CSR", 10*time.Second)
 	if m.Current() != nil {
 		t.Fatal("the CSR's identity was issued")
 	}

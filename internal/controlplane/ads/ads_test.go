@@ -147,7 +147,7 @@ func TestNackRecordedLoggedAndNotResent(t *testing.T) {
 	c.nack(eds2, "older", []string{testCluster}, reason)
 	s.typeStatus(t, "a", "EDS", func(ts *contract.TypeStatus) bool { return ts.NackNonce == eds2.GetNonce() })
 
-	recs := s.logs.records(t, "NACK")
+	recs := records(t, s.logs, "NACK")
 	if len(recs) != 1 {
 		t.Fatalf("NACK logged %d times for one reason, want once: %v", len(recs), recs)
 	}
@@ -213,7 +213,7 @@ func TestInconsistentSnapshotNotPublished(t *testing.T) {
 	s.Push(PushRequest{Version: "v2"})
 	c.quiet("an inconsistent snapshot")
 
-	recs := s.logs.records(t, "inconsistent configuration")
+	recs := records(t, s.logs, "inconsistent configuration")
 	if len(recs) != 1 || recs[0]["proxy"] != "a" || !strings.Contains(fmt.Sprint(recs[0]["reason"]), `references route configuration "missing-route", which does not exist`) {
 		t.Fatalf("inconsistency log = %v, want one record for proxy a naming missing-route", recs)
 	}
@@ -236,7 +236,7 @@ func TestGenerateErrorKeepsLastGood(t *testing.T) {
 	s.gen.set(func(g *fakeGen) { g.err = errGen; g.port["a"] = 1 })
 	s.Push(PushRequest{Version: "v2"})
 	c.quiet("a failed generation")
-	if recs := s.logs.records(t, "generating configuration failed"); len(recs) != 1 {
+	if recs := records(t, s.logs, "generating configuration failed"); len(recs) != 1 {
 		t.Errorf("generation failure logged %d times, want once", len(recs))
 	}
 	if st := s.status("a").Types["EDS"]; st.State != contract.StateSynced {

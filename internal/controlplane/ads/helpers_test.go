@@ -1,7 +1,6 @@
 package ads
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -137,28 +136,11 @@ func (g *fakeGen) Generate(node *corepb.Node) (Resources, error) {
 	}, nil
 }
 
-// logBuffer collects JSON log lines, safe for concurrent writers.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// records returns the log records whose message contains msg.
-func (b *logBuffer) records(t *testing.T, msg string) []map[string]any {
+// records returns the JSON log records in logs whose message contains msg.
+func records(t *testing.T, logs *testutil.Buffer, msg string) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(b.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
+	for _, line := range logs.Lines() {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line %q is not JSON: %v", line, err)
@@ -182,12 +164,12 @@ type testServer struct {
 	*Server
 	gen  *fakeGen
 	addr string
-	logs *logBuffer
+	logs *testutil.Buffer
 }
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	gen := newFakeGen()
 	s, addr := serve(t, gen, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	return &testServer{Server: s, gen: gen, addr: addr, logs: logs}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/logging"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func levelOf(t *testing.T, reg *logging.Registry, name string) logging.Level {
@@ -31,13 +33,10 @@ func post(t *testing.T, h http.Handler, query string) (int, string) {
 
 func waitLevel(t *testing.T, reg *logging.Registry, name string, want logging.Level) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for levelOf(t, reg, name) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("logger %s is %s, want %s", name, levelOf(t, reg, name), want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.EventuallyWhy(t, 5*time.Second, fmt.Sprintf("logger %s at %s", name, want), func() (bool, string) {
+		got := levelOf(t, reg, name)
+		return got == want, fmt.Sprintf("it is %s", got)
+	})
 }
 
 func TestLoggingForReverts(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/contract"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 	"github.com/lucid-mesh/lucid/internal/dataplane/tap"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func tapRequest(path string, code int, flags streaminfo.Flag) *streaminfo.Info {
@@ -24,13 +26,10 @@ func tapRequest(path string, code int, flags streaminfo.Flag) *streaminfo.Info {
 // waitListeners waits until the hub has n listeners (the stream opened or closed).
 func waitListeners(t *testing.T, h *tap.Hub, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for h.Listeners() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("tap listeners = %d, want %d", h.Listeners(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.EventuallyWhy(t, 5*time.Second, fmt.Sprintf("%d tap listeners", n), func() (bool, string) {
+		got := h.Listeners()
+		return got == n, fmt.Sprintf("%d now", got)
+	})
 }
 
 func TestTapStreamsFilteredRequests(t *testing.T) {

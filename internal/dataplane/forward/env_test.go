@@ -21,6 +21,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -165,17 +166,7 @@ func (e *env) get(path string) result {
 // backend starts a loopback upstream (HTTP/1.1 and h2c).
 func backend(t testing.TB, h http.HandlerFunc) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetUnencryptedHTTP2(true)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	return testutil.Backend(t, "127.0.0.1:0", h)
 }
 
 // rawBackend is an upstream that misbehaves: serve runs for each connection (n from 0).

@@ -1,7 +1,6 @@
 package forward_test
 
 import (
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,17 +17,7 @@ import (
 // backend89 is an HTTP/1.1 + h2c upstream on the 127.0.89.0/24 test subnet.
 func backend89(t testing.TB, ip string, h http.HandlerFunc) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetUnencryptedHTTP2(true)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	return testutil.Backend(t, ip+":0", h)
 }
 
 // TestH2PoolOverflow: an h2c cluster with maxConnections 1, maxConcurrentStreams 1 and

@@ -27,16 +27,16 @@ func (x *exchange) prepare() {
 	}
 	removeHopHeaders(h, true)
 	h.Set("X-Request-Id", x.info.RequestID)
-	if x.in.HTTP != nil && x.in.HTTP.UseRemoteAddress && x.in.RemoteAddr.IsValid() {
+	edge := x.edge() // edge.go: use_remote_address
+	if edge && x.in.RemoteAddr.IsValid() {
 		ip := x.in.RemoteAddr.Addr().Unmap().String()
 		if prior := h.Values("X-Forwarded-For"); len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
 		h.Set("X-Forwarded-For", ip)
 	}
-	// At the edge (use_remote_address) the connection decides, as Envoy does: a client
-	// cannot claim https over plaintext. Inside the mesh the first hop's value is kept.
-	edge := x.edge()
+	// At the edge the connection decides, as Envoy does: a client cannot claim https over
+	// plaintext. Inside the mesh the first hop's value is kept.
 	if edge || h.Get("X-Forwarded-Proto") == "" {
 		h.Set("X-Forwarded-Proto", requestScheme(r))
 	}

@@ -70,15 +70,9 @@ func (ca *testCA) clientCert(t *testing.T, name string) tls.Certificate {
 // echoBackend answers "<name> <proto seen by the backend> xfp=<x-forwarded-proto> <path>".
 func echoBackend(t *testing.T, addr, name string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	testutil.Backend(t, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, name+" xfp="+r.Header.Get("X-Forwarded-Proto")+" "+r.URL.Path)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	}))
 }
 
 // tlsBackend is a TLS server (an upstream behind a passthrough route) answering its name.

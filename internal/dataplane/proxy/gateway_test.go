@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // Router listeners over real loopback sockets and real TLS: SNI selection, ALPN, MUTUAL,
@@ -121,21 +122,15 @@ func TestGatewayRefusesTLS11(t *testing.T) {
 // waitStat polls the proxy's TLS counters until name reaches want.
 func waitStat(t *testing.T, p *Proxy, name string, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	var got uint64
-	for time.Now().Before(deadline) {
-		got = 0
+	testutil.EventuallyWhy(t, 5*time.Second, fmt.Sprintf("%s at %d", name, want), func() (bool, string) {
+		var got uint64
 		p.EachTLSStat(func(n string, v uint64) {
 			if n == name {
 				got = v
 			}
 		})
-		if got >= want {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%s = %d, want %d", name, got, want)
+		return got >= want, fmt.Sprintf("it is %d", got)
+	})
 }
 
 func TestGatewayMutualTLS(t *testing.T) {

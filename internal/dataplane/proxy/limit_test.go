@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // TestListenerConnectionLimit: a socket holds at most MaxConnectionsPerListener
@@ -55,26 +57,13 @@ func TestListenerConnectionLimit(t *testing.T) {
 		t.Fatalf("stats %v", stats)
 	}
 	first.Close()
-	if err := waitUntil(2*time.Second, func() bool {
+	testutil.EventuallyWhy(t, 2*time.Second, "the closed connection's place given back", func() (bool, string) {
 		p.EachListenerGauge(func(n string, v uint64) { stats[n] = v })
-		return stats["listener.127.0.213.1_7000.downstream_cx_active"] == 1
-	}); err != nil {
-		t.Fatalf("a closed connection kept its place: %v", stats)
-	}
+		return stats["listener.127.0.213.1_7000.downstream_cx_active"] == 1, fmt.Sprintf("stats %v", stats)
+	})
 	fourth := dial()
 	_ = fourth.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if _, err := fourth.Read(make([]byte, 1)); err == nil || !isTimeout(err) {
 		t.Fatalf("the fourth connection, after one closed, was refused: %v", err)
 	}
-}
-
-func waitUntil(d time.Duration, f func() bool) error {
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			return context.DeadlineExceeded
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return nil
 }

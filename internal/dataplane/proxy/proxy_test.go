@@ -16,6 +16,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -23,15 +24,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // backend starts a loopback HTTP server answering with name.
 func backend(t *testing.T, addr, name string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	testutil.Backend(t, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, name+" "+r.URL.Path)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
+	}))
 }
 
 func newProxy(t *testing.T, ip string) *Proxy {
@@ -182,18 +177,14 @@ func TestRemovedPortStopsAcceptingAndMissingRDS(t *testing.T) {
 	if m := p.Missing(); len(m) != 1 || m[0] != "route config 9080" {
 		t.Fatalf("missing = %v", m)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	testutil.Eventually(t, 2*time.Second, "the removed inbound port refusing connections", func() bool {
 		c, err := net.DialTimeout("tcp", "127.0.53.1:9080", 200*time.Millisecond)
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("removed inbound port still accepts")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 	if code, _ := proxied(t, "127.0.53.1:15001", "http://x:9080/"); code != 404 {
 		t.Fatalf("request for a route config not received: %d, want 404 NR", code)
 	}

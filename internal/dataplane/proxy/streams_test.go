@@ -22,6 +22,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/sockopt"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // Watches that must not hang (docs/scenarios.md, scenario 4): a watch client (HTTP/2, its own
@@ -433,15 +434,12 @@ wait:
 
 func waitInfo(t *testing.T, l *infoLog, pred func(*streaminfo.Info) bool) *streaminfo.Info {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if i := l.find(pred); i != nil {
-			return i
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("no matching access-log record")
-	return nil
+	var i *streaminfo.Info
+	testutil.Eventually(t, 5*time.Second, "a matching access-log record", func() bool {
+		i = l.find(pred)
+		return i != nil
+	})
+	return i
 }
 
 func TestWatchLeavesSilentUpstreamRelay(t *testing.T) {

@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/kube/selfcert"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func TestCreatePatch(t *testing.T) {
@@ -98,15 +100,12 @@ func TestAdmissionAcrossRotation(t *testing.T) {
 	s := startServer(t, &Handler{Config: testConfig, Namespaces: testNamespaces()}, "127.0.99.13",
 		selfcert.RotatorOptions{Validity: 3 * time.Second, RenewBefore: 2500 * time.Millisecond})
 	body := review(t, jettyPod("default"), "default")
-	deadline := time.Now().Add(10 * time.Second)
-	for s.certs.Rotations() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than 2 rotations in 10 s (%d)", s.certs.Rotations())
-		}
+	testutil.EventuallyWhy(t, 10*time.Second, "two rotations", func() (bool, string) {
 		code, ar, raw := s.post(t, "/inject", "application/json", body)
 		if code != 200 || !ar.Response.Allowed || len(ar.Response.Patch) == 0 {
 			t.Fatalf("admission failed across rotation: %d %s", code, raw)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		n := s.certs.Rotations()
+		return n >= 2, fmt.Sprintf("%d so far", n)
+	})
 }

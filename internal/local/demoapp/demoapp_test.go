@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -222,18 +224,14 @@ func TestRunStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, Config{Listen: addr, Name: "x"}, slog.New(slog.DiscardHandler)) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, "the demo app listening on "+addr, func() bool {
 		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			_ = c.Close()
-			break
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("demo app never listened on %s", addr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		_ = c.Close()
+		return true
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v, want nil after cancel", err)

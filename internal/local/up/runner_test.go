@@ -155,17 +155,6 @@ func runFake(t *testing.T, mode string) (*testutil.Buffer, <-chan error, context
 	return out, done, cancel
 }
 
-func waitFor(t *testing.T, out *testutil.Buffer, s string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(out.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("output never showed %q:\n%s", s, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func waitRun(t *testing.T, done <-chan error) error {
 	t.Helper()
 	select {
@@ -217,8 +206,8 @@ func assertAllGone(t *testing.T, out string, wantProcs int) {
 
 func TestRunStopsEverythingOnCancel(t *testing.T) {
 	out, done, cancel := runFake(t, "tree")
-	waitFor(t, out, "press Ctrl-C to stop")
-	waitFor(t, out, "app ready")
+	out.WaitFor(t, "press Ctrl-C to stop", 15*time.Second)
+	out.WaitFor(t, "app ready", 15*time.Second)
 	cancel()
 	if err := waitRun(t, done); err != nil {
 		t.Fatalf("Run after cancel = %v, want nil (exit status 0)", err)
@@ -243,7 +232,7 @@ func TestRunStopsEverythingOnCancel(t *testing.T) {
 // An app dying is the workload failing, not the mesh: lucid up says so and keeps running.
 func TestRunKeepsRunningWhenAnAppDies(t *testing.T) {
 	out, done, cancel := runFake(t, "crasher")
-	waitFor(t, out, "web app exited: exit status 3; the mesh keeps running without it")
+	out.WaitFor(t, "web app exited: exit status 3; the mesh keeps running without it", 15*time.Second)
 	select {
 	case err := <-done:
 		t.Fatalf("Run returned after an app died: %v", err)
@@ -302,7 +291,7 @@ func TestStopAllEscalatesToSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, &buf, "app ready")
+	buf.WaitFor(t, "app ready", 15*time.Second)
 	start := time.Now()
 	var said []string
 	StopAll([][]*Child{{c}}, 800*time.Millisecond, func(left []*Child, kill time.Duration) {

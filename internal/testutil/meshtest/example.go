@@ -2,6 +2,7 @@ package meshtest
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,7 +26,9 @@ var exampleAddr = regexp.MustCompile(`127\.0\.(0|10|20)\.(\d{1,3})\b`)
 // gateway) becomes 127.0.n.2. It returns the files (name → YAML) and the workloads their
 // WorkloadEntries describe, as `lucid up` plans them (each app is an echo app on the
 // ports of the services selecting it, answering with the version its command line
-// gives). Files named in skip are left out.
+// gives; with Options.DemoApps the example's own demo apps run instead), and the
+// certificates `lucid up` generates for its Gateways, among the files. Files named in
+// skip are left out.
 func Example(t testing.TB, name string, n byte, skip ...string) (map[string]string, []Workload) {
 	t.Helper()
 	src, err := exampleDir(name)
@@ -61,6 +64,13 @@ func Example(t testing.TB, name string, n byte, skip ...string) (map[string]stri
 	for _, d := range diags {
 		t.Fatalf("examples/%s: %s", name, d)
 	}
+	gateway := fmt.Sprintf("127.0.%d.2", n)
+	if _, err := up.EnsureCertificates(dir, objs, []string{gateway}); err != nil {
+		t.Fatalf("examples/%s: gateway certificates: %v", name, err)
+	}
+	if err := addGenerated(files, dir); err != nil {
+		t.Fatalf("examples/%s: %v", name, err)
+	}
 	plan, err := up.NewPlan(objs, up.PlanOptions{Dir: dir, Executable: "lucid"})
 	if err != nil {
 		t.Fatalf("examples/%s: %v", name, err)
@@ -86,6 +96,27 @@ func RewriteExampleAddresses(s string, n byte) string {
 	})
 }
 
+// addGenerated adds the files generated in dir (certificates) to files, by their path
+// relative to dir.
+func addGenerated(files map[string]string, dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if _, ok := files[rel]; ok {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		files[rel] = string(b)
+		return err
+	})
+}
+
 // planWorkloads turns lucid up's plan into test workloads.
 func planWorkloads(p *up.Plan) []Workload {
 	var out []Workload
@@ -94,6 +125,7 @@ func planWorkloads(p *up.Plan) []Workload {
 		if w.HasApp {
 			tw.AppIP = w.AppAddress
 			tw.Version = appVersion(p, w.Name)
+			tw.DemoApp = demoAppArgs(p, w.Name)
 			for _, s := range p.Services {
 				if s.Namespace != w.Namespace || !slices.Contains(s.Workloads, w.Name) {
 					continue
@@ -108,6 +140,17 @@ func planWorkloads(p *up.Plan) []Workload {
 		out = append(out, tw)
 	}
 	return out
+}
+
+// demoAppArgs is the arguments of the workload's app command when it is `lucid
+// demo-app`; nil for any other app.
+func demoAppArgs(p *up.Plan, workload string) []string {
+	for _, a := range p.Apps {
+		if a.Name == workload+" app" && a.Path == "lucid" && len(a.Args) > 0 && a.Args[0] == "demo-app" {
+			return a.Args[1:]
+		}
+	}
+	return nil
 }
 
 // appVersion is the --version of the workload's app command (the example's demo apps),

@@ -2,10 +2,13 @@ package meshtest
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // Two routing behaviours of Istio's gateways, through a real gateway and sidecar from a
@@ -15,17 +18,7 @@ import (
 // text/plain. Addresses: 127.0.171.100-102.
 func TestGatewayHostPortAndConfiguredReplyHeaders(t *testing.T) {
 	files := map[string]string{
-		"mesh.yaml": `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: blog}
-spec:
-  hosts: [blog.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: blog}}
----
+		"mesh.yaml": HTTPService("blog") + `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: blog, annotations: {lucid.dev/app-address: 127.0.171.101}}
@@ -87,12 +80,13 @@ spec:
 		return answer{resp.StatusCode, resp.Header, string(b)}
 	}
 	// The routes arrive through RDS after the listener: poll until the route serves.
-	deadline := time.Now().Add(10 * time.Second)
-	for get("/post", "blog.example.com").code != 200 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the gateway never served blog.example.com\nlogs:\n%s", m.Logs.String())
+	if err := testutil.Poll(10*time.Second, func() error {
+		if a := get("/post", "blog.example.com"); a.code != 200 {
+			return fmt.Errorf("blog.example.com answered %d", a.code)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatalf("the gateway never served blog.example.com: %v\nlogs:\n%s", err, m.Logs.String())
 	}
 
 	for _, host := range []string{"blog.example.com:8080", "Blog.Example.Com:1234", "exact.example.org:8080", "exact.example.org"} {

@@ -45,6 +45,13 @@ type Workload struct {
 	// ServiceAccount is the workload's identity with Options.MTLS ("" → default); its
 	// WorkloadEntry should name the same.
 	ServiceAccount string
+	// AccessLog is the file this proxy writes its access log to (TEXT), instead of
+	// Options.AccessLog.
+	AccessLog string
+	// DemoApp is the arguments of the `lucid demo-app` command line an example gives the
+	// workload's app (Example sets it); with Options.DemoApps the app runs from them
+	// (demo.go) instead of an echo app.
+	DemoApp []string
 }
 
 // Mesh is a running test mesh.
@@ -52,14 +59,18 @@ type Mesh struct {
 	t      testing.TB
 	Dir    string
 	ADS    string
-	cancel context.CancelFunc
+	cancel context.CancelFunc // the sidecars and apps
 	wg     sync.WaitGroup
 	Logs   *testutil.Buffer
 	// State is the CA's state directory with Options.MTLS (root-cert.pem, tokens).
 	State string
+
+	cp       discovery.Options // the control plane's options, for RestartControlPlane
+	cpCancel context.CancelFunc
+	cpDone   chan struct{}
 }
 
-// Options tune the control plane of a test mesh.
+// Options tune a test mesh: its control plane, and the apps it runs.
 type Options struct {
 	// PollInterval and Debounce are the config directory's scan interval and the store's
 	// quiet period (0: the control plane's defaults, 200 ms and 100 ms).
@@ -80,6 +91,14 @@ type Options struct {
 	MeshConfig string
 	// AccessLog, when set, is the file every sidecar writes its access log to (TEXT).
 	AccessLog string
+	// GRPCAddr is where the control plane serves xDS ("" → 127.0.0.1, any port); give it
+	// a port for RestartControlPlane. DebugAddr, when set, is its debug port (the
+	// dashboard, tap relay, syncz).
+	GRPCAddr, DebugAddr string
+	// DemoApps runs each workload's app from its Workload.DemoApp command line (the
+	// example's demo apps, calling each other through their sidecars) instead of an echo
+	// app.
+	DemoApps bool
 }
 
 // Start writes files (name → YAML) into a fresh config directory and starts discovery,
@@ -107,31 +126,22 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 			t.Fatal(err)
 		}
 	}
-	log := slog.New(slog.NewTextHandler(m.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	adsAddr := make(chan string, 1)
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		err := discovery.Run(ctx, discovery.Options{
-			ConfigDir: m.Dir, GRPCAddr: "127.0.0.1:0", Logger: log, CA: m.caOptions(o), MeshConfig: meshConfig, // mtls.go
-			// Without options, the control plane's default poll and debounce timers: tests of
-			// the 1 s bound rely on them.
-			PollInterval: o.PollInterval, Debounce: o.Debounce,
-			Ready: func(a string) { adsAddr <- a },
-		})
-		if err != nil {
-			t.Errorf("discovery: %v", err)
-		}
-	}()
-	select {
-	case m.ADS = <-adsAddr:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("discovery did not publish a configuration within 10s; logs:\n%s", m.Logs.String())
+	m.cp = discovery.Options{
+		ConfigDir: m.Dir, GRPCAddr: cmp.Or(o.GRPCAddr, "127.0.0.1:0"), DebugAddr: o.DebugAddr,
+		Logger: slog.New(slog.NewTextHandler(m.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		CA:     m.caOptions(o), MeshConfig: meshConfig, // mtls.go
+		// Without options, the control plane's default poll and debounce timers: tests of
+		// the 1 s bound rely on them.
+		PollInterval: o.PollInterval, Debounce: o.Debounce,
 	}
+	m.startControlPlane()
 
 	for _, w := range workloads {
-		for _, p := range w.Ports {
-			if w.AppIP != "" {
+		switch {
+		case o.DemoApps && w.DemoApp != nil:
+			m.startDemoApp(ctx, w) // demo.go
+		case w.AppIP != "":
+			for _, p := range w.Ports {
 				m.startApp(ctx, w, p)
 			}
 		}
@@ -147,7 +157,7 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 				DrainDuration: 500 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: w.Router},
 				Version:   version.Get().Envoy(), // as `lucid sidecar` and `lucid gateway` report it
 				Identity:  identity,              // mtls.go
-				AccessLog: o.AccessLog,
+				AccessLog: cmp.Or(w.AccessLog, o.AccessLog),
 			})
 			if err != nil {
 				t.Errorf("sidecar %s: %v", w.Name, err)
@@ -160,11 +170,46 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 	return m
 }
 
-// WriteFile writes (or replaces) one config file atomically, making its directory.
+// startControlPlane runs discovery with m.cp until Stop or RestartControlPlane, and
+// waits for its first configuration.
+func (m *Mesh) startControlPlane() {
+	m.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	m.cpCancel, m.cpDone = cancel, done
+	adsAddr := make(chan string, 1)
+	o := m.cp
+	o.Ready = func(a string) { adsAddr <- a }
+	go func() {
+		defer close(done)
+		if err := discovery.Run(ctx, o); err != nil {
+			m.t.Errorf("discovery: %v", err)
+		}
+	}()
+	select {
+	case m.ADS = <-adsAddr:
+	case <-done:
+		m.t.Fatalf("discovery stopped before publishing a configuration; logs:\n%s", m.Logs.String())
+	case <-time.After(10 * time.Second):
+		m.t.Fatalf("discovery did not publish a configuration within 10s; logs:\n%s", m.Logs.String())
+	}
+}
+
+// RestartControlPlane stops the control plane and starts it again with the same options
+// (a control plane upgrade, a crash); the proxies reconnect on their own when
+// Options.GRPCAddr gave it a fixed address.
+func (m *Mesh) RestartControlPlane() {
+	m.t.Helper()
+	m.cpCancel()
+	<-m.cpDone
+	m.startControlPlane()
+}
+
+// WriteFile writes (or replaces) one config file atomically, creating its directory.
 func (m *Mesh) WriteFile(name, body string) {
 	m.t.Helper()
 	p := filepath.Join(m.Dir, name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		m.t.Fatal(err)
 	}
 	tmp := p + ".tmp~"
@@ -179,23 +224,24 @@ func (m *Mesh) WriteFile(name, body string) {
 // WaitReady waits for a sidecar's /healthz/ready.
 func (m *Mesh) WaitReady(ip string, d time.Duration) {
 	m.t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + net.JoinHostPort(ip, "15020") + "/healthz/ready")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := testutil.Poll(d, func() error { return Ready(ip) }); err != nil {
+		m.t.Fatalf("%v after %s\nlogs:\n%s", err, d, m.Logs.String())
 	}
-	m.t.Fatalf("sidecar %s not ready after %s: %s\nlogs:\n%s", ip, d, last, m.Logs.String())
+}
+
+// Ready is nil when the sidecar at ip answers 200 on its status port's /healthz/ready,
+// else what it answered (a mesh a TestMain starts waits for it with testutil.Poll).
+func Ready(ip string) error {
+	resp, err := http.Get("http://" + net.JoinHostPort(ip, "15020") + "/healthz/ready")
+	if err != nil {
+		return fmt.Errorf("sidecar %s not ready: %w", ip, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("sidecar %s not ready: %d %s", ip, resp.StatusCode, b)
+	}
+	return nil
 }
 
 // Client returns an HTTP client that sends through the sidecar at ip (its :15001 explicit proxy).
@@ -210,8 +256,17 @@ func (m *Mesh) Client(ip string) *http.Client {
 // Stop cancels everything and waits.
 func (m *Mesh) Stop() {
 	m.cancel()
+	if m.cpCancel != nil {
+		m.cpCancel()
+	}
 	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
+	go func() {
+		m.wg.Wait()
+		if m.cpDone != nil {
+			<-m.cpDone
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/testutil"
 	"go.uber.org/goleak"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -40,17 +42,7 @@ func writeCert(t *testing.T, dir, host string) (certFile, keyFile string, roots 
 func TestRouterServesGatewayRoutes(t *testing.T) {
 	certFile, keyFile, roots := writeCert(t, t.TempDir(), "web.example.com")
 	files := map[string]string{
-		"mesh.yaml": `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web}
-spec:
-  hosts: [web.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: web}}
----
+		"mesh.yaml": HTTPService("web") + `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: web, annotations: {lucid.dev/app-address: 127.0.97.101}}
@@ -112,12 +104,13 @@ spec:
 		return resp.StatusCode
 	}
 	// The routes arrive through RDS after the listeners: poll until the route serves.
-	deadline := time.Now().Add(10 * time.Second)
-	for getJSON(c, "http://127.0.97.100:8080/web/x", "web.example.com") != 200 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the gateway never served /web over HTTP\nlogs:\n%s", m.Logs.String())
+	if err := testutil.Poll(10*time.Second, func() error {
+		if code := getJSON(c, "http://127.0.97.100:8080/web/x", "web.example.com"); code != 200 {
+			return fmt.Errorf("/web answered %d", code)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatalf("the gateway never served /web over HTTP: %v\nlogs:\n%s", err, m.Logs.String())
 	}
 	if echo.Service != "web" || echo.Path != "/web/x" {
 		t.Errorf("HTTP through the gateway reached %+v", echo)
