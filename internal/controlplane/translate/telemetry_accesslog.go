@@ -5,6 +5,7 @@ import (
 	fileal "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celpb "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcppb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
@@ -18,28 +19,39 @@ const (
 	devNull          = "/dev/null"
 )
 
-// addAccessLogs sets the access_log of every HTTP connection manager of listeners when a
-// Telemetry resource configures access logging for the proxy's side
-// (model.Mesh.AccessLogsFor): one file access log per provider, with the CEL filter as an
-// extension filter. When Telemetry turns logging off, one access log to /dev/null says
-// so (the proxy's own --access-log would otherwise log); when no Telemetry applies, the
-// listeners carry none and the proxy's own access log logs every request.
+// addAccessLogs sets the access_log of every HTTP connection manager and tcp_proxy of
+// listeners when a Telemetry resource configures access logging for the proxy's side
+// (model.Mesh.AccessLogsFor), as istiod does: one file access log per provider, with the
+// CEL filter as an extension filter; an opaque TCP connection is one line, its filter
+// reading the connection's attributes. When Telemetry turns logging off, one access log
+// to /dev/null says so (the proxy's own --access-log would otherwise log); when no
+// Telemetry applies, the listeners carry none and the proxy's own access log logs every
+// request and connection.
 func (g *generator) addAccessLogs(listeners []proto.Message) {
 	client, clientSet := g.accessLogConfig(model.TraceClient)
 	server, serverSet := g.accessLogConfig(model.TraceServer)
 	if !clientSet && !serverSet {
 		return
 	}
-	g.eachHCM(listeners, func(inbound bool, h *hcmpb.HttpConnectionManager) bool {
-		logs, set := client, clientSet
+	side := func(inbound bool) ([]*accesslogpb.AccessLog, bool) {
 		if inbound {
-			logs, set = server, serverSet
+			return server, serverSet
 		}
-		if !set {
-			return false
+		return client, clientSet
+	}
+	g.eachHCM(listeners, func(inbound bool, h *hcmpb.HttpConnectionManager) bool {
+		logs, set := side(inbound)
+		if set {
+			h.AccessLog = logs
 		}
-		h.AccessLog = logs
-		return true
+		return set
+	})
+	eachFilter(g, listeners, tcpProxyTypeURL, func() *tcppb.TcpProxy { return &tcppb.TcpProxy{} }, func(inbound bool, tp *tcppb.TcpProxy) bool {
+		logs, set := side(inbound)
+		if set {
+			tp.AccessLog = logs
+		}
+		return set
 	})
 }
 

@@ -4,10 +4,12 @@ import (
 	"strings"
 	"testing"
 
+	accesslogpb "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	fileal "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celpb "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcppb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
@@ -50,26 +52,58 @@ func accessLogsOf(t *testing.T, res *Resources) map[bool][]string {
 	t.Helper()
 	out := map[bool][]string{}
 	for _, lh := range hcmsOf(t, res) {
-		var entries []string
-		for _, al := range lh.h.GetAccessLog() {
-			var fl fileal.FileAccessLog
-			if al.GetName() != FileAccessLogger || al.GetTypedConfig().UnmarshalTo(&fl) != nil {
-				t.Fatalf("access log %v", al)
-			}
-			e := fl.GetPath()
-			if ext := al.GetFilter().GetExtensionFilter(); ext != nil {
-				var x celpb.ExpressionFilter
-				if ext.GetName() != CELAccessFilter || ext.GetTypedConfig().UnmarshalTo(&x) != nil {
-					t.Fatalf("filter %v", ext)
-				}
-				e += " " + x.GetExpression()
-			}
-			entries = append(entries, e)
-		}
 		inbound := lh.l.GetName() == "virtualInbound"
-		out[inbound] = append(out[inbound], strings.Join(entries, "|"))
+		out[inbound] = append(out[inbound], accessLogEntries(t, lh.h.GetAccessLog()))
 	}
 	return out
+}
+
+// tcpAccessLogsOf is accessLogsOf for every tcp_proxy, each validated.
+func tcpAccessLogsOf(t *testing.T, res *Resources) map[bool][]string {
+	t.Helper()
+	out := map[bool][]string{}
+	for _, m := range res.Listeners {
+		l := m.(*listenerpb.Listener)
+		for _, fc := range append(l.GetFilterChains(), l.GetDefaultFilterChain()) {
+			for _, f := range fc.GetFilters() {
+				if f.GetTypedConfig().GetTypeUrl() != tcpProxyTypeURL {
+					continue
+				}
+				var tp tcppb.TcpProxy
+				if err := f.GetTypedConfig().UnmarshalTo(&tp); err != nil {
+					t.Fatal(err)
+				}
+				if err := tp.ValidateAll(); err != nil {
+					t.Errorf("listener %s: %v", l.GetName(), err)
+				}
+				inbound := l.GetName() == "virtualInbound"
+				out[inbound] = append(out[inbound], accessLogEntries(t, tp.GetAccessLog()))
+			}
+		}
+	}
+	return out
+}
+
+// accessLogEntries is "path filter" per entry, joined with "|".
+func accessLogEntries(t *testing.T, logs []*accesslogpb.AccessLog) string {
+	t.Helper()
+	var entries []string
+	for _, al := range logs {
+		var fl fileal.FileAccessLog
+		if al.GetName() != FileAccessLogger || al.GetTypedConfig().UnmarshalTo(&fl) != nil {
+			t.Fatalf("access log %v", al)
+		}
+		e := fl.GetPath()
+		if ext := al.GetFilter().GetExtensionFilter(); ext != nil {
+			var x celpb.ExpressionFilter
+			if ext.GetName() != CELAccessFilter || ext.GetTypedConfig().UnmarshalTo(&x) != nil {
+				t.Fatalf("filter %v", ext)
+			}
+			e += " " + x.GetExpression()
+		}
+		entries = append(entries, e)
+	}
+	return strings.Join(entries, "|")
 }
 
 const accessLogTelemetry = `
@@ -105,10 +139,13 @@ func TestAccessLoggingFromTelemetry(t *testing.T) {
 	if len(diags) != 0 {
 		t.Fatalf("warnings %v", diags)
 	}
-	for side, logs := range accessLogsOf(t, Generate(m, proxy(t, productpage))) {
-		for _, l := range logs {
-			if l != "" {
-				t.Fatalf("no Telemetry: inbound=%v has access logs %q", side, l)
+	res := Generate(m, proxy(t, productpage))
+	for _, of := range []func(*testing.T, *Resources) map[bool][]string{accessLogsOf, tcpAccessLogsOf} {
+		for side, logs := range of(t, res) {
+			for _, l := range logs {
+				if l != "" {
+					t.Fatalf("no Telemetry: inbound=%v has access logs %q", side, l)
+				}
 			}
 		}
 	}
@@ -134,14 +171,17 @@ func TestAccessLoggingFromTelemetry(t *testing.T) {
 				t.Fatalf("%s: cached listener %s differs from Generate's", tc.id, resourceName(want.Listeners[i]))
 			}
 		}
-		logs := accessLogsOf(t, want)
-		if len(logs[true]) == 0 || len(logs[false]) == 0 {
-			t.Fatalf("%s: HTTP connection managers %v", tc.id, logs)
-		}
-		for side, w := range map[bool]string{true: tc.inbound, false: tc.outbound} {
-			for _, l := range logs[side] {
-				if l != w {
-					t.Errorf("%s inbound=%v: access logs %q; want %q", tc.id, side, l, w)
+		// Opaque TCP connections (tcp_proxy chains, the passthrough ones included) get
+		// the same access logs as the side's HTTP requests.
+		for kind, logs := range map[string]map[bool][]string{"HTTP connection manager": accessLogsOf(t, want), "tcp_proxy": tcpAccessLogsOf(t, want)} {
+			if len(logs[true]) == 0 || len(logs[false]) == 0 {
+				t.Fatalf("%s: %s %v", tc.id, kind, logs)
+			}
+			for side, w := range map[bool]string{true: tc.inbound, false: tc.outbound} {
+				for _, l := range logs[side] {
+					if l != w {
+						t.Errorf("%s %s inbound=%v: access logs %q; want %q", tc.id, kind, side, l, w)
+					}
 				}
 			}
 		}

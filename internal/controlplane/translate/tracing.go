@@ -52,6 +52,13 @@ func (g *generator) addTracing(listeners []proto.Message) {
 // is the server, its outbound side and a gateway the client); what set changes is
 // written back when it returns true.
 func (g *generator) eachHCM(listeners []proto.Message, set func(inbound bool, h *hcmpb.HttpConnectionManager) bool) {
+	eachFilter(g, listeners, hcmTypeURL, func() *hcmpb.HttpConnectionManager { return &hcmpb.HttpConnectionManager{} }, set)
+}
+
+// eachFilter calls set with every network filter of listeners whose typed_config is
+// typeURL, decoded into a fresh newT(), and whether its listener is the proxy's server
+// side (as eachHCM); what set changes is written back when it returns true.
+func eachFilter[T proto.Message](g *generator, listeners []proto.Message, typeURL string, newT func() T, set func(inbound bool, t T) bool) {
 	for _, m := range listeners {
 		l, ok := m.(*listenerpb.Listener)
 		if !ok {
@@ -64,22 +71,25 @@ func (g *generator) eachHCM(listeners []proto.Message, set func(inbound bool, h 
 		}
 		for _, fc := range chains {
 			for _, f := range fc.GetFilters() {
-				if f.GetTypedConfig().GetTypeUrl() != hcmTypeURL {
+				if f.GetTypedConfig().GetTypeUrl() != typeURL {
 					continue
 				}
-				var h hcmpb.HttpConnectionManager
-				if f.GetTypedConfig().UnmarshalTo(&h) != nil {
+				t := newT()
+				if f.GetTypedConfig().UnmarshalTo(t) != nil {
 					continue
 				}
-				if set(inbound, &h) {
-					f.ConfigType = &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(&h)}
+				if set(inbound, t) {
+					f.ConfigType = &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(t)}
 				}
 			}
 		}
 	}
 }
 
-const hcmTypeURL = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+const (
+	hcmTypeURL      = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+	tcpProxyTypeURL = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+)
 
 // tracingConfig is Istio's HttpConnectionManager.tracing for the proxy's provider: random
 // sampling from Telemetry or meshConfig.defaultConfig.tracing.sampling, client and overall sampling

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/google/cel-go/interpreter"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lucid-mesh/lucid/internal/contract"
@@ -79,6 +80,7 @@ func (s *Stats) RecordWith(info *streaminfo.Info, ov *resource.StatsOverrides, h
 	}
 	var base labelKey
 	s.fill(&base, info)
+	var act interpreter.Activation
 	for i, name := range httpMetricNames {
 		k, drop, removed := base, false, uint32(0)
 		for j := range ov.Metrics {
@@ -95,7 +97,10 @@ func (s *Stats) RecordWith(info *streaminfo.Info, ov *resource.StatsOverrides, h
 			}
 			for _, u := range mo.Upsert {
 				if x := LabelIndex(u.Tag); x >= 0 {
-					v, ok := u.Value.Value(accesslog.Attributes(info, h))
+					if act == nil { // built once: its request map is kept for the other values
+						act = accesslog.Attributes(info, h)
+					}
+					v, ok := u.Value.Value(act)
 					if !ok {
 						v = "unknown"
 					}

@@ -154,6 +154,7 @@ type Info struct {
 	DownstreamLocalAddress  netip.AddrPort
 	DownstreamRemoteAddress netip.AddrPort
 	RequestedServerName     string // SNI
+	MTLS                    bool   // the downstream presented a certificate the proxy verified (Envoy's connection.mtls)
 	RouteName               string
 
 	// Mesh.

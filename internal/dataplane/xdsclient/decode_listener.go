@@ -335,5 +335,9 @@ func decodeTCPProxy(a *anypb.Any) (*resource.TCPProxy, error) {
 	default:
 		return nil, fmt.Errorf("cluster_specifier: %T is not supported", c)
 	}
+	var err error
+	if out.AccessLogs, err = decodeAccessLogs(t.GetAccessLog()); err != nil { // decode_accesslog.go
+		return nil, fmt.Errorf("access_log%w", err)
+	}
 	return out, nil
 }
