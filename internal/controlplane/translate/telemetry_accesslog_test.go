@@ -25,25 +25,37 @@ type listenerHCM struct {
 func hcmsOf(t *testing.T, res *Resources) []listenerHCM {
 	t.Helper()
 	var out []listenerHCM
+	eachFilterOf(t, res, hcmTypeURL, func() *hcmpb.HttpConnectionManager { return &hcmpb.HttpConnectionManager{} }, func(l *listenerpb.Listener, h *hcmpb.HttpConnectionManager) {
+		out = append(out, listenerHCM{l, h})
+	})
+	return out
+}
+
+// eachFilterOf calls f with every network filter of res's listeners (their filter chains
+// and default chain) whose typed_config is typeURL, decoded into newT() and validated.
+func eachFilterOf[T interface {
+	proto.Message
+	ValidateAll() error
+}](t *testing.T, res *Resources, typeURL string, newT func() T, f func(*listenerpb.Listener, T)) {
+	t.Helper()
 	for _, m := range res.Listeners {
 		l := m.(*listenerpb.Listener)
-		for _, fc := range l.GetFilterChains() {
-			for _, f := range fc.GetFilters() {
-				if f.GetTypedConfig().GetTypeUrl() != hcmTypeURL {
+		for _, fc := range append(l.GetFilterChains(), l.GetDefaultFilterChain()) {
+			for _, nf := range fc.GetFilters() {
+				if nf.GetTypedConfig().GetTypeUrl() != typeURL {
 					continue
 				}
-				var h hcmpb.HttpConnectionManager
-				if err := f.GetTypedConfig().UnmarshalTo(&h); err != nil {
+				x := newT()
+				if err := nf.GetTypedConfig().UnmarshalTo(x); err != nil {
 					t.Fatal(err)
 				}
-				if err := h.ValidateAll(); err != nil {
+				if err := x.ValidateAll(); err != nil {
 					t.Errorf("listener %s: %v", l.GetName(), err)
 				}
-				out = append(out, listenerHCM{l, &h})
+				f(l, x)
 			}
 		}
 	}
-	return out
 }
 
 // accessLogsOf is "path filter" per access_log entry of every HTTP connection manager,
@@ -58,29 +70,14 @@ func accessLogsOf(t *testing.T, res *Resources) map[bool][]string {
 	return out
 }
 
-// tcpAccessLogsOf is accessLogsOf for every tcp_proxy, each validated.
+// tcpAccessLogsOf is accessLogsOf for every tcp_proxy.
 func tcpAccessLogsOf(t *testing.T, res *Resources) map[bool][]string {
 	t.Helper()
 	out := map[bool][]string{}
-	for _, m := range res.Listeners {
-		l := m.(*listenerpb.Listener)
-		for _, fc := range append(l.GetFilterChains(), l.GetDefaultFilterChain()) {
-			for _, f := range fc.GetFilters() {
-				if f.GetTypedConfig().GetTypeUrl() != tcpProxyTypeURL {
-					continue
-				}
-				var tp tcppb.TcpProxy
-				if err := f.GetTypedConfig().UnmarshalTo(&tp); err != nil {
-					t.Fatal(err)
-				}
-				if err := tp.ValidateAll(); err != nil {
-					t.Errorf("listener %s: %v", l.GetName(), err)
-				}
-				inbound := l.GetName() == "virtualInbound"
-				out[inbound] = append(out[inbound], accessLogEntries(t, tp.GetAccessLog()))
-			}
-		}
-	}
+	eachFilterOf(t, res, tcpProxyTypeURL, func() *tcppb.TcpProxy { return &tcppb.TcpProxy{} }, func(l *listenerpb.Listener, tp *tcppb.TcpProxy) {
+		inbound := l.GetName() == "virtualInbound"
+		out[inbound] = append(out[inbound], accessLogEntries(t, tp.GetAccessLog()))
+	})
 	return out
 }
 
