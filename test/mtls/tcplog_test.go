@@ -130,3 +130,50 @@ func configDump(t *testing.T, ip string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// A provider's own logFormat (text, and JSON labels) is what the proxies write, for a
+// request and for a TCP connection alike.
+func TestTelemetryAccessLogFormat(t *testing.T) {
+	dir := t.TempDir()
+	textLog, jsonLog := filepath.Join(dir, "text.log"), filepath.Join(dir, "json.log")
+	meshConfig := "extensionProviders:\n" +
+		"- name: text\n  envoyFileAccessLog: {path: " + textLog + ", logFormat: {text: \"%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %UPSTREAM_CLUSTER% %REQ(X-USER?USER-AGENT)%\"}}\n" +
+		"- name: json\n  envoyFileAccessLog: {path: " + jsonLog + ", logFormat: {labels: {code: \"%RESPONSE_CODE%\", cluster: \"%UPSTREAM_CLUSTER%\", user: \"%REQ(X-USER)%\"}}}\n"
+	const telemetry = `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  accessLogging:
+  - providers: [{name: text}, {name: json}]
+    filter: {expression: "xds.cluster_name.startsWith('inbound')"}
+`
+	ws := append([]meshtest.Workload{}, workloads...)
+	ws[0].Ports = []int{8080, 9000}
+	m := meshtest.StartWith(t, meshtest.Options{MTLS: caAddr, MeshConfig: meshConfig},
+		map[string]string{"mesh.yaml": tcpYAML, "telemetry.yaml": telemetry}, ws)
+	defer func() {
+		if t.Failed() {
+			t.Log(m.Logs.String())
+		}
+	}()
+	read := func(p string) string { b, _ := os.ReadFile(p); return string(b) }
+
+	req, _ := http.NewRequest(http.MethodGet, "http://web.default.svc.cluster.local:8080/fmt", nil)
+	req.Header.Set("X-User", "jason")
+	resp, err := m.Client(clientIP).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	testutil.Eventually(t, 5*time.Second, "the request's lines", func() bool { return read(jsonLog) != "" })
+	if line, err := overTunnel(t); err != nil || line != "HTTP/1.1 200 OK" {
+		t.Fatalf("client → web:9000 (TCP): %q %v", line, err)
+	}
+	testutil.Eventually(t, 5*time.Second, "the connection's lines", func() bool { return strings.Count(read(jsonLog), "\n") == 2 })
+	if got, want := read(textLog), "GET /fmt 200 inbound|8080|| jason\n- - 0 inbound|9000|| -\n"; got != want {
+		t.Errorf("text provider wrote\n%s\nwant\n%s", got, want)
+	}
+	if got, want := read(jsonLog), `{"cluster":"inbound|8080||","code":200,"user":"jason"}`+"\n"+`{"cluster":"inbound|9000||","code":0,"user":null}`+"\n"; got != want {
+		t.Errorf("JSON provider wrote\n%s\nwant\n%s", got, want)
+	}
+}

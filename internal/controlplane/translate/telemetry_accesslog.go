@@ -2,11 +2,13 @@ package translate
 
 import (
 	accesslogpb "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	fileal "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celpb "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcppb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/model"
 )
@@ -63,20 +65,37 @@ func (g *generator) accessLogConfig(mode model.TraceMode) ([]*accesslogpb.Access
 		return nil, false
 	}
 	if len(logs) == 0 {
-		return []*accesslogpb.AccessLog{fileAccessLog(devNull, "")}, true
+		return []*accesslogpb.AccessLog{fileAccessLog(model.AccessLog{Path: devNull})}, true
 	}
 	out := make([]*accesslogpb.AccessLog, 0, len(logs))
 	for _, l := range logs {
-		out = append(out, fileAccessLog(l.Path, l.Filter))
+		out = append(out, fileAccessLog(l))
 	}
 	return out, true
 }
 
-// fileAccessLog is Envoy's file access log to path, filtered by the CEL expression
-// filter ("" none).
-func fileAccessLog(path, filter string) *accesslogpb.AccessLog {
+// fileAccessLog is Envoy's file access log to al's path in its format (a text_format_source
+// or a json_format, as istiod writes a provider's logFormat), filtered by its CEL
+// expression.
+func fileAccessLog(al model.AccessLog) *accesslogpb.AccessLog {
+	f := &fileal.FileAccessLog{Path: al.Path}
+	if lf := al.Format; lf != nil {
+		sf := &corepb.SubstitutionFormatString{}
+		if lf.Labels == nil {
+			sf.Format = &corepb.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corepb.DataSource{
+				Specifier: &corepb.DataSource_InlineString{InlineString: lf.Text}}}
+		} else {
+			fields := map[string]*structpb.Value{}
+			for k, v := range lf.Labels {
+				fields[k] = structpb.NewStringValue(v)
+			}
+			sf.Format = &corepb.SubstitutionFormatString_JsonFormat{JsonFormat: &structpb.Struct{Fields: fields}}
+		}
+		f.AccessLogFormat = &fileal.FileAccessLog_LogFormat{LogFormat: sf}
+	}
+	filter := al.Filter
 	l := &accesslogpb.AccessLog{Name: FileAccessLogger,
-		ConfigType: &accesslogpb.AccessLog_TypedConfig{TypedConfig: mustAny(&fileal.FileAccessLog{Path: path})}}
+		ConfigType: &accesslogpb.AccessLog_TypedConfig{TypedConfig: mustAny(f)}}
 	if filter != "" {
 		l.Filter = &accesslogpb.AccessLogFilter{FilterSpecifier: &accesslogpb.AccessLogFilter_ExtensionFilter{ExtensionFilter: &accesslogpb.ExtensionFilter{
 			Name: CELAccessFilter, ConfigType: &accesslogpb.ExtensionFilter_TypedConfig{TypedConfig: mustAny(&celpb.ExpressionFilter{Expression: filter})}}}}

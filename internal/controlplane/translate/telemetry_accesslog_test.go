@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 
@@ -189,5 +191,54 @@ func TestAccessLoggingFromTelemetry(t *testing.T) {
 	_, diags = model.Build(loadObjects(t, "_base.yaml", append(baseObjects(t), bad...)), mesh)
 	if len(diags) != 1 || !strings.Contains(diags[0].String(), `spec.accessLogging[1].providers[0].name: provider "elastic" is not defined in extensionProviders`) {
 		t.Fatalf("warnings %v", diags)
+	}
+}
+
+// A provider's own logFormat is written as istiod writes it: text as an inline
+// text_format_source ending in a newline, labels as a json_format (no labels: Istio's
+// JSON keys); a format the proxies cannot run is a warning naming the field, and that
+// provider logs in the proxy's encoding.
+func TestAccessLogFormatFromMeshConfig(t *testing.T) {
+	mesh := meshConfig(t, `extensionProviders:
+- {name: text, envoyFileAccessLog: {path: /var/log/text.log, logFormat: {text: "%REQ(:METHOD)% %RESPONSE_CODE%"}}}
+- {name: json, envoyFileAccessLog: {path: /var/log/json.log, logFormat: {labels: {code: "%RESPONSE_CODE%"}}}}
+- {name: istio-json, envoyFileAccessLog: {path: /var/log/istio.log, logFormat: {labels: {}}}}
+- {name: bad, envoyFileAccessLog: {path: /var/log/bad.log, logFormat: {text: "%DYNAMIC_METADATA(istio)%"}}}
+`)
+	tel := []byte(`
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  accessLogging: [{providers: [{name: text}, {name: json}, {name: istio-json}, {name: bad}]}]
+`)
+	m, diags := model.Build(loadObjects(t, "_base.yaml", append(baseObjects(t), tel...)), mesh)
+	if len(diags) != 1 || !strings.Contains(diags[0].String(), "extensionProviders[3].envoyFileAccessLog.logFormat.text: 1: %DYNAMIC_METADATA(istio)%: operator DYNAMIC_METADATA is not one Lucid formats; the proxy's own encoding is used") {
+		t.Fatalf("warnings %v", diags)
+	}
+	hcms := hcmsOf(t, Generate(m, proxy(t, productpage)))
+	if len(hcms) == 0 {
+		t.Fatal("no HTTP connection manager")
+	}
+	got := map[string]string{}
+	for _, al := range hcms[0].h.GetAccessLog() {
+		var f fileal.FileAccessLog
+		if err := al.GetTypedConfig().UnmarshalTo(&f); err != nil {
+			t.Fatal(err)
+		}
+		switch lf := f.GetLogFormat(); {
+		case lf.GetTextFormatSource() != nil:
+			got[f.GetPath()] = "text " + lf.GetTextFormatSource().GetInlineString()
+		case lf.GetJsonFormat() != nil:
+			got[f.GetPath()] = fmt.Sprintf("json %d %s", len(lf.GetJsonFormat().GetFields()), lf.GetJsonFormat().GetFields()["code"].GetStringValue()+lf.GetJsonFormat().GetFields()["response_code"].GetStringValue())
+		default:
+			got[f.GetPath()] = "none"
+		}
+	}
+	want := map[string]string{"/var/log/text.log": "text %REQ(:METHOD)% %RESPONSE_CODE%\n", "/var/log/json.log": "json 1 %RESPONSE_CODE%",
+		"/var/log/istio.log": "json 24 %RESPONSE_CODE%", "/var/log/bad.log": "none"}
+	if !maps.Equal(got, want) {
+		t.Errorf("formats %q\nwant %q", got, want)
 	}
 }

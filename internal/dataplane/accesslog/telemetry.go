@@ -18,8 +18,8 @@ import (
 // (nil) uses the proxy's logger (--access-log), which logs every request, as Istio falls
 // back on meshConfig.accessLogFile when no Telemetry configures access logging.
 //
-// Files are opened on first use and kept until Close; every logger writes in the proxy's
-// encoding. A listener without a filter costs what the plain logger costs: no attribute
+// Files are opened on first use and kept until Close; a line is in its access log's own
+// format (the provider's logFormat) or else in the proxy's encoding. A listener without a filter costs what the plain logger costs: no attribute
 // is built. Safe for concurrent use.
 type Router struct {
 	def     *Logger // the proxy's own; nil: none
@@ -75,7 +75,11 @@ func (r *Router) write(info *streaminfo.Info, logs []resource.AccessLog, act *at
 			continue
 		}
 		if l := r.logger(al.Path); l != nil {
-			l.Log(info)
+			if al.Format != nil {
+				l.LogWith(info, act.h, al.Format) // custom.go
+			} else {
+				l.Log(info)
+			}
 		}
 	}
 }

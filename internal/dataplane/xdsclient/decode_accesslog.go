@@ -42,6 +42,10 @@ func decodeAccessLogs(logs []*accesslogpb.AccessLog) ([]resource.AccessLog, erro
 			return nil, fmt.Errorf("[%d].typed_config.path: required", i)
 		}
 		al := resource.AccessLog{Path: f.GetPath()}
+		var err error
+		if al.Format, err = decodeLogFormat(&f); err != nil { // decode_logformat.go
+			return nil, fmt.Errorf("[%d].typed_config.%w", i, err)
+		}
 		if flt := l.GetFilter(); flt != nil {
 			x, err := decodeAccessLogFilter(flt)
 			if err != nil {
