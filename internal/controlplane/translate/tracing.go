@@ -149,13 +149,18 @@ func (g *generator) tracingConfig(mode model.TraceMode) *hcmpb.HttpConnectionMan
 	return out
 }
 
-// customTags are meshConfig.defaultConfig.tracing.customTags, sorted by name.
+// customTags are the custom tags (meshConfig.defaultConfig.tracing.customTags, a
+// Telemetry resource's), sorted by name; a formatter tag is Envoy's value tag.
 func customTags(t *model.Tracing) []*tracingtypepb.CustomTag {
 	var out []*tracingtypepb.CustomTag
-	for _, name := range slices.Sorted(maps.Keys(t.CustomTags)) {
+	names := slices.Concat(slices.Collect(maps.Keys(t.CustomTags)), slices.Collect(maps.Keys(t.FormatterTags)))
+	slices.Sort(names)
+	for _, name := range slices.Compact(names) {
 		ct := t.CustomTags[name]
 		tag := &tracingtypepb.CustomTag{Tag: name}
 		switch {
+		case ct == nil:
+			tag.Type = &tracingtypepb.CustomTag_Value{Value: t.FormatterTags[name]}
 		case ct.GetLiteral() != nil:
 			tag.Type = &tracingtypepb.CustomTag_Literal_{Literal: &tracingtypepb.CustomTag_Literal{Value: ct.GetLiteral().GetValue()}}
 		case ct.GetHeader() != nil:

@@ -186,7 +186,7 @@ spec:
   tracing:
   - providers: [{name: zipkin}]
     randomSamplingPercentage: 50
-    customTags: {team: {literal: {value: reviews-team}}}
+    customTags: {team: {literal: {value: reviews-team}}, outcome: {formatter: {value: "%RESPONSE_CODE% %UPSTREAM_HOST%"}}}
 `
 
 // Telemetry resources refine the mesh config's tracing per namespace and workload
@@ -213,7 +213,7 @@ defaultProviders: {tracing: [otel]}`)
 		tag      string
 	}{
 		{productpage, OpenTelemetryTracer, 20, ""},
-		{reviews, ZipkinTracer, 50, "reviews-team"},
+		{reviews, ZipkinTracer, 50, "outcome=%RESPONSE_CODE% %UPSTREAM_HOST% team=reviews-team"}, // a formatter tag is Envoy's value tag
 	} {
 		want := Generate(m, proxy(t, tc.id))
 		got := cache.Generate(m, proxy(t, tc.id))
@@ -223,10 +223,11 @@ defaultProviders: {tracing: [otel]}`)
 			}
 		}
 		for _, tr := range hcmTracing(t, want) {
-			var tag string
-			if len(tr.GetCustomTags()) > 0 {
-				tag = tr.GetCustomTags()[0].GetLiteral().GetValue()
+			var tags []string
+			for _, ct := range tr.GetCustomTags() {
+				tags = append(tags, ct.GetTag()+"="+ct.GetLiteral().GetValue()+ct.GetValue())
 			}
+			tag := strings.Join(tags, " ")
 			if tr.GetProvider().GetName() != tc.tracer || tr.GetRandomSampling().GetValue() != tc.sampling || tag != tc.tag {
 				t.Fatalf("%s: tracing %v, want %s at %v%% tagged %q", tc.id, tr, tc.tracer, tc.sampling, tc.tag)
 			}

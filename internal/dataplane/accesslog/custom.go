@@ -78,6 +78,21 @@ func appendCustom(b *bytes.Buffer, in *streaminfo.Info, h http.Header, f *resour
 	b.WriteString("}\n")
 }
 
+// TagValue is parts formatted for the finished request as Envoy formats a tracing custom
+// tag's value: what is not known is empty (not "-"). h are the downstream request's
+// headers.
+func TagValue(parts []logformat.Part, in *streaminfo.Info, h http.Header) string {
+	var s strings.Builder
+	for _, p := range parts {
+		if p.Op == "" {
+			s.WriteString(p.Literal)
+		} else if v, ok := operator(p, in, h); ok {
+			s.WriteString(v)
+		}
+	}
+	return s.String()
+}
+
 // operator is p's value for the request; ok is false when it is not known.
 func operator(p logformat.Part, in *streaminfo.Info, h http.Header) (string, bool) {
 	v, ok := operatorValue(p, in, h)

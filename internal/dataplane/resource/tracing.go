@@ -1,5 +1,7 @@
 package resource
 
+import "github.com/lucid-mesh/lucid/internal/contract/logformat"
+
 // Tracing is an HTTP connection manager's tracing block (HttpConnectionManager.tracing):
 // the provider spans go to and how requests are sampled. A nil *Tracing on an
 // HTTPManager means the listener makes no spans.
@@ -25,11 +27,13 @@ type TracingProvider struct {
 }
 
 // TracingTag is one custom_tags entry: a literal, a request header or an environment
-// variable (with a default).
+// variable (with a default), or a value formatted from the finished request (Envoy's
+// custom_tags value, Istio's formatter tag: the access log's command operators).
 type TracingTag struct {
 	Name    string
 	Literal string
 	Header  string
 	Env     string
 	Default string
+	Format  []logformat.Part
 }

@@ -9,6 +9,7 @@ import (
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	typepb "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
+	"github.com/lucid-mesh/lucid/internal/contract/logformat"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -44,6 +45,12 @@ func decodeTracing(t *hcmpb.HttpConnectionManager_Tracing) (*resource.Tracing, e
 			tag.Header, tag.Default = ct.GetRequestHeader().GetName(), ct.GetRequestHeader().GetDefaultValue()
 		case ct.GetEnvironment() != nil:
 			tag.Env, tag.Default = ct.GetEnvironment().GetName(), ct.GetEnvironment().GetDefaultValue()
+		case ct.GetValue() != "":
+			parts, err := logformat.Parse(ct.GetValue())
+			if err != nil {
+				return nil, fmt.Errorf("custom_tags[%d].value: %w", i, err)
+			}
+			tag.Format = parts
 		default:
 			continue // metadata tags: nothing in Lucid's request record to read them from
 		}

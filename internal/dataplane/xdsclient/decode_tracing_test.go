@@ -1,6 +1,7 @@
 package xdsclient
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/lucid-mesh/lucid/internal/contract/logformat"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -32,6 +34,7 @@ func otelGRPCTracing(t testing.TB) *hcmpb.HttpConnectionManager_Tracing {
 		CustomTags: []*tracingtypepb.CustomTag{
 			{Tag: "team", Type: &tracingtypepb.CustomTag_Literal_{Literal: &tracingtypepb.CustomTag_Literal{Value: "books"}}},
 			{Tag: "user", Type: &tracingtypepb.CustomTag_RequestHeader{RequestHeader: &tracingtypepb.CustomTag_Header{Name: "x-user", DefaultValue: "anon"}}},
+			{Tag: "sni", Type: &tracingtypepb.CustomTag_Value{Value: "%REQUESTED_SERVER_NAME%"}},
 		},
 		MaxPathTagLength: wrapperspb.UInt32(100),
 		Provider: &tracepb.Tracing_Http{Name: openTelemetryTracer, ConfigType: &tracepb.Tracing_Http_TypedConfig{TypedConfig: tracerAny(t, &tracepb.OpenTelemetryConfig{
@@ -51,7 +54,8 @@ func TestDecodeTracing(t *testing.T) {
 		Provider: resource.TracingProvider{Kind: "opentelemetry", Cluster: "outbound|4317||otel.observability.svc.cluster.local",
 			Authority: "otel.observability.svc.cluster.local", ServiceName: "productpage.default"},
 		RandomSampling: 1, ClientSampling: 100, OverallSampling: 100, MaxPathTagLength: 100,
-		CustomTags: []resource.TracingTag{{Name: "team", Literal: "books"}, {Name: "user", Header: "x-user", Default: "anon"}},
+		CustomTags: []resource.TracingTag{{Name: "team", Literal: "books"}, {Name: "user", Header: "x-user", Default: "anon"},
+			{Name: "sni", Format: []logformat.Part{{Op: "REQUESTED_SERVER_NAME"}}}},
 	}
 	if !equalTracing(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
@@ -91,12 +95,7 @@ func equalTracing(a, b *resource.Tracing) bool {
 		a.OverallSampling != b.OverallSampling || a.MaxPathTagLength != b.MaxPathTagLength || len(a.CustomTags) != len(b.CustomTags) {
 		return false
 	}
-	for i := range a.CustomTags {
-		if a.CustomTags[i] != b.CustomTags[i] {
-			return false
-		}
-	}
-	return true
+	return reflect.DeepEqual(a.CustomTags, b.CustomTags)
 }
 
 // A tracing block Lucid cannot run is NACKed with the field that is wrong.
@@ -116,6 +115,9 @@ func TestDecodeTracingRejects(t *testing.T) {
 		{"zipkin proto", &hcmpb.HttpConnectionManager_Tracing{Provider: &tracepb.Tracing_Http{Name: zipkinTracer,
 			ConfigType: &tracepb.Tracing_Http_TypedConfig{TypedConfig: tracerAny(t, &tracepb.ZipkinConfig{CollectorCluster: "z", CollectorEndpointVersion: tracepb.ZipkinConfig_HTTP_PROTO})}}},
 			"HTTP_PROTO is not supported"},
+		{"a formatter tag Lucid cannot format", &hcmpb.HttpConnectionManager_Tracing{CustomTags: []*tracingtypepb.CustomTag{
+			{Tag: "md", Type: &tracingtypepb.CustomTag_Value{Value: "%DYNAMIC_METADATA(istio)%"}}}},
+			"custom_tags[0].value: 1: %DYNAMIC_METADATA(istio)%: operator DYNAMIC_METADATA is not one Lucid formats"},
 		{"otel without a service", &hcmpb.HttpConnectionManager_Tracing{Provider: &tracepb.Tracing_Http{Name: openTelemetryTracer,
 			ConfigType: &tracepb.Tracing_Http_TypedConfig{TypedConfig: tracerAny(t, &tracepb.OpenTelemetryConfig{})}}},
 			"grpc_service or http_service required"},
