@@ -12,6 +12,7 @@ import (
 // validateTelemetry checks a telemetry.istio.io Telemetry with istiod's rules and
 // messages (ValidateTelemetry). Lucid applies its tracing (match.mode, providers,
 // randomSamplingPercentage, literal/header/environment/formatter customTags,
+// useRequestIdForTraceSampling,
 // disableSpanReporting), its accessLogging (match.mode, providers, filter, disabled) and
 // its metrics overrides of the HTTP metrics (disabled, tagOverrides);
 // what it does not apply yet is a warning naming the field.
@@ -56,7 +57,7 @@ func validateTelemetry(o *Object, v *validator) {
 		for _, f := range []struct {
 			set  bool
 			name string
-		}{{tr.GetUseRequestIdForTraceSampling() != nil, "useRequestIdForTraceSampling"}, {tr.GetEnableIstioTags() != nil, "enableIstioTags"},
+		}{{tr.GetEnableIstioTags() != nil, "enableIstioTags"},
 			{tr.GetDisableContextPropagation() != nil, "disableContextPropagation"}} {
 			if f.set {
 				v.lucidWarnf(p+"."+f.name, "not yet applied by Lucid")

@@ -30,6 +30,8 @@ type Tracing struct {
 	// FormatterTags are a Telemetry resource's formatter custom tags (name → Envoy format
 	// string, checked with the proxies' parser); they are replaced with CustomTags.
 	FormatterTags map[string]string
+	// IgnoreRequestID is a Telemetry resource's useRequestIdForTraceSampling: false.
+	IgnoreRequestID bool
 }
 
 // traces is the mesh's tracing: the mesh config's default and the Telemetry resources
@@ -93,6 +95,9 @@ func (m *Mesh) TracingFor(p *Proxy, mode TraceMode) *Tracing {
 		}
 		if r := s.GetRandomSamplingPercentage(); r != nil {
 			out.Sampling = r.GetValue()
+		}
+		if u := s.GetUseRequestIdForTraceSampling(); u != nil {
+			out.IgnoreRequestID = !u.GetValue()
 		}
 		if s.GetCustomTags() != nil {
 			out.CustomTags, out.FormatterTags = map[string]*meshv1alpha1.Tracing_CustomTag{}, map[string]string{}

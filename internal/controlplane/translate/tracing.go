@@ -9,6 +9,7 @@ import (
 	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tracepb "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	uuidpb "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
 	tracingtypepb "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	typepb "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
@@ -34,17 +35,30 @@ func (g *generator) addTracing(listeners []proto.Message) {
 	if client == nil && server == nil {
 		return
 	}
+	clientRID, serverRID := g.requestIDExtension(model.TraceClient), g.requestIDExtension(model.TraceServer)
 	g.eachHCM(listeners, func(inbound bool, h *hcmpb.HttpConnectionManager) bool {
-		t := client
+		t, rid := client, clientRID
 		if inbound {
-			t = server
+			t, rid = server, serverRID
 		}
 		if t == nil {
 			return false
 		}
-		h.Tracing = t
+		h.Tracing, h.RequestIdExtension = t, rid
 		return true
 	})
+}
+
+// requestIDExtension is the connection manager's request_id_extension when a Telemetry
+// resource turns useRequestIdForTraceSampling off for the side (Envoy's UUID request ids
+// with use_request_id_for_trace_sampling false, as istiod writes it); nil otherwise
+// (Envoy's default uses the request id).
+func (g *generator) requestIDExtension(mode model.TraceMode) *hcmpb.RequestIDExtension {
+	if t := g.m.TracingFor(g.p, mode); t == nil || !t.IgnoreRequestID {
+		return nil
+	}
+	return &hcmpb.RequestIDExtension{TypedConfig: mustAny(&uuidpb.UuidRequestIdConfig{
+		PackTraceReason: wrapperspb.Bool(true), UseRequestIdForTraceSampling: wrapperspb.Bool(false)})}
 }
 
 // eachHCM calls set with every HTTP connection manager of listeners and whether its

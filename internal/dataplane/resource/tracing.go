@@ -13,6 +13,11 @@ type Tracing struct {
 	RandomSampling, ClientSampling, OverallSampling float64
 	MaxPathTagLength                                int // max_path_tag_length; 0: Envoy's 256
 	CustomTags                                      []TracingTag
+	// IgnoreRequestID is the connection manager's request_id_extension with
+	// use_request_id_for_trace_sampling false (Istio's useRequestIdForTraceSampling:
+	// false): every request is traced, the decision neither read from nor packed into
+	// x-request-id (a parent's sampled flag is still followed).
+	IgnoreRequestID bool
 }
 
 // TracingProvider says where spans go: envoy.tracers.opentelemetry (OTLP over gRPC, or

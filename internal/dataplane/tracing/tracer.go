@@ -14,6 +14,9 @@ type Settings struct {
 	CustomTags       []CustomTag
 	MaxPathTagLength int  // 0: DefaultMaxPathTagLength
 	Disabled         bool // Telemetry disableSpanReporting: decide and propagate, export nothing
+	// IgnoreRequestID: Envoy's use_request_id_for_trace_sampling false: every request is
+	// traced (the "Sampling" reason), x-request-id neither read nor written.
+	IgnoreRequestID bool
 }
 
 // Tracer makes the spans of one proxy and hands them to its exporter. A nil *Tracer
@@ -82,7 +85,12 @@ func (t *Tracer) StartRequest(id string, h http.Header, s *Settings, o StartOpti
 	if t == nil || s == nil {
 		return nil, id
 	}
-	reason, id := DecideID(id, h, s.Sampling, o.Internal)
+	var reason Reason
+	if s.IgnoreRequestID {
+		reason = Sampled
+	} else {
+		reason, id = DecideID(id, h, s.Sampling, o.Internal)
+	}
 	sampled := reason.Traced()
 	if !sampled && !hasParent(h) {
 		return nil, id // the common unsampled request: no header parsed beyond presence

@@ -230,3 +230,27 @@ func TestBatcherCloseIsBounded(t *testing.T) {
 		t.Fatalf("exported %d, failed %d, want the 2 spans counted as failed", exported, failed)
 	}
 }
+
+// With the request id not used for sampling (Istio's useRequestIdForTraceSampling:
+// false), every request is traced whatever the random sampling, x-request-id is left as
+// it came, and a parent's decision is still followed.
+func TestIgnoreRequestIDTracesEveryRequest(t *testing.T) {
+	tr, _, _ := newTestTracer(t)
+	s := &Settings{Sampling: Sampling{Random: 0, Client: 100, Overall: 100}, IgnoreRequestID: true}
+	h := hdr("x-request-id", uuid4)
+	a := tr.Start(h, StartOptions{Kind: KindClient, Settings: s, Internal: true})
+	if !a.Sampled() {
+		t.Fatal("not traced at 0 % random sampling with the request id ignored")
+	}
+	if got := h.Get("X-Request-Id"); got != uuid4 {
+		t.Errorf("x-request-id %q; want it unchanged (%q), no trace reason packed", got, uuid4)
+	}
+	h2 := hdr("x-request-id", uuid4, "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+	if a2 := tr.Start(h2, StartOptions{Kind: KindClient, Settings: s, Internal: true}); a2.Sampled() {
+		t.Error("a parent's not-sampled decision not followed")
+	}
+	// The same request with the request id used: not traced at 0 %.
+	if a3 := tr.Start(hdr("x-request-id", uuid4), StartOptions{Kind: KindClient, Settings: &Settings{Sampling: s.Sampling}, Internal: true}); a3 != nil {
+		t.Errorf("traced at 0 %% with the request id used: %+v", a3)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tracepb "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	uuidpb "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
 	tracingtypepb "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	typepb "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
@@ -152,4 +153,38 @@ func FuzzDecodeTracing(f *testing.F) {
 		}
 		_, _ = decodeTracing(&m)
 	})
+}
+
+// TestDecodeRequestIDExtension: Envoy's UUID request ids with
+// use_request_id_for_trace_sampling false (a Telemetry's useRequestIdForTraceSampling:
+// false) reach the tracing settings; another request id extension is NACKed.
+func TestDecodeRequestIDExtension(t *testing.T) {
+	hcm := func(ext *hcmpb.RequestIDExtension) *anypb.Any {
+		return tracerAny(t, &hcmpb.HttpConnectionManager{
+			StatPrefix:         "outbound_0.0.0.0_9080",
+			RouteSpecifier:     &hcmpb.HttpConnectionManager_Rds{Rds: &hcmpb.Rds{RouteConfigName: "9080"}},
+			HttpFilters:        []*hcmpb.HttpFilter{{Name: routerFilterName}},
+			Tracing:            otelGRPCTracing(t),
+			RequestIdExtension: ext,
+		})
+	}
+	uuid := func(use bool) *hcmpb.RequestIDExtension {
+		return &hcmpb.RequestIDExtension{TypedConfig: tracerAny(t, &uuidpb.UuidRequestIdConfig{UseRequestIdForTraceSampling: wrapperspb.Bool(use)})}
+	}
+	for _, tc := range []struct {
+		ext  *hcmpb.RequestIDExtension
+		want bool
+	}{{nil, false}, {uuid(true), false}, {uuid(false), true}} {
+		h, err := decodeHCM(hcm(tc.ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Tracing.IgnoreRequestID != tc.want {
+			t.Errorf("request_id_extension %v: IgnoreRequestID %v, want %v", tc.ext, h.Tracing.IgnoreRequestID, tc.want)
+		}
+	}
+	_, err := decodeHCM(hcm(&hcmpb.RequestIDExtension{TypedConfig: tracerAny(t, &typepb.Percent{Value: 1})}))
+	if err == nil || !strings.HasPrefix(err.Error(), "request_id_extension.typed_config: type.googleapis.com/envoy.type.v3.Percent is not supported") {
+		t.Fatalf("another extension: %v", err)
+	}
 }
