@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options) error {
 	defer closeTracers()
 	fw := forward.New(forward.Options{Clusters: clusters, Pools: pools, Observers: obs.requests, ConnectionObservers: obs.connections,
 		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Identity: identityURI(o), Logger: logs.Logger("router"),
-		Tracers: tracers, PeerMetadata: peerMetadata(o), AccessLog: obs.accessLog, Metrics: obs.metrics}) // tracing.go, peermeta.go, observers.go
+		Tracers: tracers, PeerMetadata: peerMetadata(o), AccessLog: obs.accessLog, ConnectionAccessLog: obs.connectionAccessLog, Metrics: obs.metrics}) // tracing.go, peermeta.go, observers.go
 	capture, _ := captureOn(o.InterceptionMode) // capture.go (checked by withDefaults)
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration,
 		RequestLimits: down.limits, IdleTimeout: down.idle, MTLS: mtlsOf(idm), Capture: capture, Transparent: transparent(o.InterceptionMode)})

@@ -22,6 +22,9 @@ type observers struct {
 	// accessLog writes a request's access-log lines as its listener's access logs (the
 	// Telemetry API's accessLogging) say, falling back on --access-log.
 	accessLog func(*streaminfo.Info, []resource.AccessLog, http.Header)
+	// connectionAccessLog writes an opaque TCP connection's line as its tcp_proxy chain's
+	// access logs say, falling back on --access-log.
+	connectionAccessLog func(*streaminfo.Info, []resource.AccessLog)
 	// metrics records a request's metrics with its listener's overrides.
 	metrics func(*streaminfo.Info, *resource.StatsOverrides, http.Header)
 }
@@ -44,10 +47,9 @@ func newObservers(o Options, st *stats.Stats, taps *tap.Hub, router *slog.Logger
 			return obs, nil, fmt.Errorf("--access-log: %w", err)
 		}
 		alog = accesslog.New(w, f)
-		obs.connections = append(obs.connections, alog.Log)
 	}
 	rt := accesslog.NewRouter(alog, o.AccessLog, f, router)
-	obs.accessLog = rt.Log
+	obs.accessLog, obs.connectionAccessLog = rt.Log, rt.LogConnection
 	return obs, func() {
 		rt.Close()
 		if alog != nil {

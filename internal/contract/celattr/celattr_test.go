@@ -115,3 +115,89 @@ func TestCompileValue(t *testing.T) {
 		t.Error("a syntax error compiled")
 	}
 }
+
+// TestCostLimit: an expression whose worst case (100 headers, 64 KiB values) costs more
+// than MaxCost per request is refused when compiled, with the reason; what Istio users
+// write passes; and an evaluation that goes over the limit anyway (more headers than the
+// estimate assumes) is stopped: the filter is false, the value unknown.
+func TestCostLimit(t *testing.T) {
+	for _, ok := range []string{
+		"response.code >= 500 && request.headers['x-user'] in ['a', 'b']",
+		"request.url_path.matches('^/api/v[0-9]+/.*$')",
+		"request.headers.exists(k, request.headers[k].contains('secret'))",
+	} {
+		if _, err := CompileFilter(ok); err != nil {
+			t.Errorf("CompileFilter(%q): %v", ok, err)
+		}
+	}
+	for _, costly := range []string{
+		"request.headers.all(a, request.headers.all(b, a + b != ''))",
+		"request.headers.exists(k, request.headers.exists(v, request.headers[v].contains(k)))",
+	} {
+		_, err := CompileFilter(costly)
+		if !errors.Is(err, ErrTooCostly) || !strings.Contains(err.Error(), "over the limit of 1000000") {
+			t.Errorf("CompileFilter(%q) = %v; want ErrTooCostly with the figures", costly, err)
+		}
+	}
+	if _, err := CompileValue("size(request.headers.map(a, request.headers.map(b, a + b)))"); !errors.Is(err, ErrTooCostly) {
+		t.Errorf("CompileValue of a costly expression: %v", err)
+	}
+
+	// At run time: 2000 headers of 4 KiB each (past the estimate's 100) cost about
+	// 800,000 units to scan; twice that is over the limit.
+	const scan = "request.headers.exists(k, request.headers[k].contains('never') || request.headers[k].endsWith('never'))"
+	x, err := CompileFilter("!" + "(" + scan + ")")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := CompileValue("string(" + scan + ")")
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := attrs{"request": map[string]any{"headers": map[string]string{"a": "b"}}}
+	if !x.Match(small) {
+		t.Fatal("a few headers: the filter is false")
+	}
+	if s, ok := v.Value(small); !ok || s != "false" {
+		t.Fatalf("a few headers: value %q %v", s, ok)
+	}
+	many := map[string]string{}
+	for i := range 2000 {
+		many[strings.Repeat("h", 8)+string(rune('a'+i%26))+strings.Repeat("x", i/26)] = strings.Repeat("v", 4<<10)
+	}
+	big := attrs{"request": map[string]any{"headers": many}}
+	if x.Match(big) {
+		t.Error("an evaluation over the cost limit matched; want it stopped (false)")
+	}
+	if s, ok := v.Value(big); ok {
+		t.Errorf("an evaluation over the cost limit gave the value %q; want none", s)
+	}
+}
+
+// boundedAttrs are attributes that say they are within the estimate's bounds.
+type boundedAttrs struct{ attrs }
+
+func (boundedAttrs) WithinBounds() bool { return true }
+
+// BenchmarkMatch is one filter evaluated against a request's attributes: within the
+// cost estimate's bounds (not tracked), and past them (CEL's runtime cost tracking).
+func BenchmarkMatch(b *testing.B) {
+	x, err := CompileFilter("response.code >= 500 && request.headers['x-user'] == 'jason'")
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := attrs{
+		"response": map[string]any{"code": int64(503)},
+		"request":  map[string]any{"headers": map[string]string{"x-user": "jason"}},
+	}
+	for name, act := range map[string]interpreter.Activation{"bounded": boundedAttrs{req}, "tracked": req} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !x.Match(act) {
+					b.Fatal("no match")
+				}
+			}
+		})
+	}
+}

@@ -5,11 +5,14 @@ import (
 	"slices"
 
 	telemetryv1alpha1 "istio.io/api/telemetry/v1alpha1"
+
+	"github.com/lucid-mesh/lucid/internal/contract/logformat"
 )
 
 // validateTelemetry checks a telemetry.istio.io Telemetry with istiod's rules and
 // messages (ValidateTelemetry). Lucid applies its tracing (match.mode, providers,
-// randomSamplingPercentage, literal/header/environment customTags,
+// randomSamplingPercentage, literal/header/environment/formatter customTags,
+// useRequestIdForTraceSampling,
 // disableSpanReporting), its accessLogging (match.mode, providers, filter, disabled) and
 // its metrics overrides of the HTTP metrics (disabled, tagOverrides);
 // what it does not apply yet is a warning naming the field.
@@ -46,13 +49,15 @@ func validateTelemetry(o *Object, v *validator) {
 			case ct.GetEnvironment() != nil && ct.GetEnvironment().GetName() == "":
 				v.errorf(tp+".environment.name", "environment tag name may not be empty")
 			case ct.GetFormatter() != nil:
-				v.lucidWarnf(tp+".formatter", "not yet applied by Lucid (literal, environment and header tags are)")
+				if _, err := logformat.Parse(ct.GetFormatter().GetValue()); err != nil {
+					v.lucidWarnf(tp+".formatter.value", "%v; the tag is left out", err)
+				}
 			}
 		}
 		for _, f := range []struct {
 			set  bool
 			name string
-		}{{tr.GetUseRequestIdForTraceSampling() != nil, "useRequestIdForTraceSampling"}, {tr.GetEnableIstioTags() != nil, "enableIstioTags"},
+		}{{tr.GetEnableIstioTags() != nil, "enableIstioTags"},
 			{tr.GetDisableContextPropagation() != nil, "disableContextPropagation"}} {
 			if f.set {
 				v.lucidWarnf(p+"."+f.name, "not yet applied by Lucid")

@@ -37,7 +37,7 @@ func validateMetrics(v *validator, path string, m *telemetryv1alpha1.Metrics) {
 				v.errorf(tp+".value", "must be set when the operation is UPSERT")
 			case to.GetOperation() == telemetryv1alpha1.MetricsOverrides_TagOverride_UPSERT:
 				if _, err := celattr.CompileValue(to.GetValue()); err != nil {
-					v.errorf(tp+".value", "must be a valid CEL expression, %v", err)
+					celError(v, tp+".value", err) // validate_telemetry_accesslog.go
 				} else if !slices.Contains(contract.IstioLabels, tag) {
 					v.lucidWarnf(tp, "adding a label is not yet applied by Lucid (Istio's standard labels can be set and removed)")
 				}

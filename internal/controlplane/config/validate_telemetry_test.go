@@ -37,6 +37,13 @@ func TestValidateTelemetry(t *testing.T) {
 			[]string{"spec.accessLogging[0].filter.expression: must be a valid CEL expression, 1:1: undeclared reference to 'respons'"}},
 		{"filter not a boolean", "accessLogging:\n- filter: {expression: \"response.code + 1\"}\n", false,
 			[]string{"spec.accessLogging[0].filter.expression: must be a valid CEL expression, a filter expression must evaluate to a boolean"}},
+		{"filter too costly", "accessLogging:\n- filter: {expression: \"request.headers.all(a, request.headers.all(b, a + b != ''))\"}\n", false,
+			[]string{"t.yaml:7: Telemetry default/x: spec.accessLogging[0].filter.expression: the expression may cost too much per request: its worst-case cost is 131130603, over the limit of 1000000"}},
+		{"tag value too costly", "metrics:\n- overrides:\n  - tagOverrides: {request_protocol: {value: \"string(request.headers.exists(a, request.headers.exists(b, request.headers[a].contains(b))))\"}}\n", false,
+			[]string{"spec.metrics[0].overrides[0].tagOverrides[request_protocol].value: the expression may cost too much per request"}},
+		{"request ids not used for sampling", "tracing:\n- useRequestIdForTraceSampling: false\n", true, nil},
+		{"formatter tags", "tracing:\n- customTags: {sni: {formatter: {value: \"%REQUESTED_SERVER_NAME%\"}}, md: {formatter: {value: \"%DYNAMIC_METADATA(istio)%\"}}}\n", true,
+			[]string{"spec.tracing[0].customTags[md].formatter.value: 1: %DYNAMIC_METADATA(istio)%: operator DYNAMIC_METADATA is not one Lucid formats; the tag is left out"}},
 		{"unknown field", "tracing:\n- samplingPercentage: 1\n", false, []string{`spec.tracing[0].samplingPercentage: unknown field`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

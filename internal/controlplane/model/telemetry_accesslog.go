@@ -16,11 +16,19 @@ import (
 const EnvoyAccessLogProvider = "envoy"
 
 // AccessLog is one access log a proxy writes on one side, from the Telemetry API: the
-// provider's file and the CEL filter ("" logs every request).
+// provider's file and format (telemetry_logformat.go) and the CEL filter ("" logs every
+// request).
 type AccessLog struct {
 	Provider string
 	Path     string
 	Filter   string
+	Format   *LogFormat // nil: the proxy's encoding
+}
+
+// fileProvider is an envoyFileAccessLog provider.
+type fileProvider struct {
+	path   string
+	format *LogFormat
 }
 
 // accessLogging is the Telemetry resources' accessLogging and the mesh config's default
@@ -28,7 +36,7 @@ type AccessLog struct {
 type accessLogging struct {
 	telemetry []*telemetryLogging
 	defaults  []string // meshConfig.defaultProviders.accessLogging
-	paths     map[string]string
+	providers map[string]fileProvider
 	rootNS    string
 }
 
@@ -89,9 +97,9 @@ func (m *Mesh) AccessLogsFor(p *Proxy, mode TraceMode) (logs []AccessLog, ok boo
 		}
 	}
 	for _, name := range providers {
-		path, known := al.paths[name]
+		fp, known := al.providers[name]
 		if s := states[name]; known && !s.off {
-			logs = append(logs, AccessLog{Provider: name, Path: path, Filter: s.filter})
+			logs = append(logs, AccessLog{Provider: name, Path: fp.path, Filter: s.filter, Format: fp.format})
 		}
 	}
 	return logs, ok
@@ -139,17 +147,22 @@ func telemetryLevels[T any](ts []T, rootNS string, p *Proxy, scope func(T) (stri
 // analyze shows it) and writes nothing. Telemetry selectors split proxy classes.
 func (b *builder) checkAccessLogging(objs []*config.Object, mesh *meshv1alpha1.MeshConfig) {
 	al := &accessLogging{rootNS: b.m.rootNamespace, defaults: mesh.GetDefaultProviders().GetAccessLogging(),
-		paths: map[string]string{EnvoyAccessLogProvider: "/dev/stdout"}}
+		providers: map[string]fileProvider{EnvoyAccessLogProvider: {path: "/dev/stdout"}}}
 	exts := mesh.GetExtensionProviders()
-	for _, p := range exts {
+	for i, p := range exts {
 		if f := p.GetEnvoyFileAccessLog(); f != nil {
-			al.paths[p.GetName()] = cmp.Or(f.GetPath(), "/dev/stdout")
+			format, field, problem := providerLogFormat(f) // telemetry_logformat.go
+			if problem != "" {
+				b.diags = append(b.diags, config.Diagnostic{Level: config.Warning, Kind: "MeshConfig",
+					Field: fmt.Sprintf("extensionProviders[%d].%s", i, field), Message: problem + "; the proxy's own encoding is used"})
+			}
+			al.providers[p.GetName()] = fileProvider{path: cmp.Or(f.GetPath(), "/dev/stdout"), format: format}
 		} else if p.GetName() == EnvoyAccessLogProvider {
-			delete(al.paths, EnvoyAccessLogProvider) // redefined as something else
+			delete(al.providers, EnvoyAccessLogProvider) // redefined as something else
 		}
 	}
 	check := func(name string, warn func(msg string)) {
-		if _, ok := al.paths[name]; ok {
+		if _, ok := al.providers[name]; ok {
 			return
 		}
 		if i := slices.IndexFunc(exts, func(p *meshv1alpha1.MeshConfig_ExtensionProvider) bool { return p.GetName() == name }); i >= 0 {

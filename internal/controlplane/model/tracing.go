@@ -8,6 +8,7 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	telemetryv1alpha1 "istio.io/api/telemetry/v1alpha1"
 
+	"github.com/lucid-mesh/lucid/internal/contract/logformat"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 )
 
@@ -26,6 +27,11 @@ type Tracing struct {
 	Sampling         float64
 	MaxPathTagLength uint32
 	CustomTags       map[string]*meshv1alpha1.Tracing_CustomTag
+	// FormatterTags are a Telemetry resource's formatter custom tags (name → Envoy format
+	// string, checked with the proxies' parser); they are replaced with CustomTags.
+	FormatterTags map[string]string
+	// IgnoreRequestID is a Telemetry resource's useRequestIdForTraceSampling: false.
+	IgnoreRequestID bool
 }
 
 // traces is the mesh's tracing: the mesh config's default and the Telemetry resources
@@ -90,11 +96,18 @@ func (m *Mesh) TracingFor(p *Proxy, mode TraceMode) *Tracing {
 		if r := s.GetRandomSamplingPercentage(); r != nil {
 			out.Sampling = r.GetValue()
 		}
+		if u := s.GetUseRequestIdForTraceSampling(); u != nil {
+			out.IgnoreRequestID = !u.GetValue()
+		}
 		if s.GetCustomTags() != nil {
-			out.CustomTags = map[string]*meshv1alpha1.Tracing_CustomTag{}
+			out.CustomTags, out.FormatterTags = map[string]*meshv1alpha1.Tracing_CustomTag{}, map[string]string{}
 			for name, ct := range s.GetCustomTags() {
 				if c := meshTag(ct); c != nil {
 					out.CustomTags[name] = c
+				} else if v := ct.GetFormatter().GetValue(); v != "" {
+					if _, err := logformat.Parse(v); err == nil { // else warned by config
+						out.FormatterTags[name] = v
+					}
 				}
 			}
 		}

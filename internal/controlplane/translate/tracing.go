@@ -9,6 +9,7 @@ import (
 	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tracepb "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	uuidpb "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
 	tracingtypepb "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	typepb "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
@@ -34,17 +35,30 @@ func (g *generator) addTracing(listeners []proto.Message) {
 	if client == nil && server == nil {
 		return
 	}
+	clientRID, serverRID := g.requestIDExtension(model.TraceClient), g.requestIDExtension(model.TraceServer)
 	g.eachHCM(listeners, func(inbound bool, h *hcmpb.HttpConnectionManager) bool {
-		t := client
+		t, rid := client, clientRID
 		if inbound {
-			t = server
+			t, rid = server, serverRID
 		}
 		if t == nil {
 			return false
 		}
-		h.Tracing = t
+		h.Tracing, h.RequestIdExtension = t, rid
 		return true
 	})
+}
+
+// requestIDExtension is the connection manager's request_id_extension when a Telemetry
+// resource turns useRequestIdForTraceSampling off for the side (Envoy's UUID request ids
+// with use_request_id_for_trace_sampling false, as istiod writes it); nil otherwise
+// (Envoy's default uses the request id).
+func (g *generator) requestIDExtension(mode model.TraceMode) *hcmpb.RequestIDExtension {
+	if t := g.m.TracingFor(g.p, mode); t == nil || !t.IgnoreRequestID {
+		return nil
+	}
+	return &hcmpb.RequestIDExtension{TypedConfig: mustAny(&uuidpb.UuidRequestIdConfig{
+		PackTraceReason: wrapperspb.Bool(true), UseRequestIdForTraceSampling: wrapperspb.Bool(false)})}
 }
 
 // eachHCM calls set with every HTTP connection manager of listeners and whether its
@@ -52,6 +66,13 @@ func (g *generator) addTracing(listeners []proto.Message) {
 // is the server, its outbound side and a gateway the client); what set changes is
 // written back when it returns true.
 func (g *generator) eachHCM(listeners []proto.Message, set func(inbound bool, h *hcmpb.HttpConnectionManager) bool) {
+	eachFilter(g, listeners, hcmTypeURL, func() *hcmpb.HttpConnectionManager { return &hcmpb.HttpConnectionManager{} }, set)
+}
+
+// eachFilter calls set with every network filter of listeners whose typed_config is
+// typeURL, decoded into a fresh newT(), and whether its listener is the proxy's server
+// side (as eachHCM); what set changes is written back when it returns true.
+func eachFilter[T proto.Message](g *generator, listeners []proto.Message, typeURL string, newT func() T, set func(inbound bool, t T) bool) {
 	for _, m := range listeners {
 		l, ok := m.(*listenerpb.Listener)
 		if !ok {
@@ -64,22 +85,25 @@ func (g *generator) eachHCM(listeners []proto.Message, set func(inbound bool, h 
 		}
 		for _, fc := range chains {
 			for _, f := range fc.GetFilters() {
-				if f.GetTypedConfig().GetTypeUrl() != hcmTypeURL {
+				if f.GetTypedConfig().GetTypeUrl() != typeURL {
 					continue
 				}
-				var h hcmpb.HttpConnectionManager
-				if f.GetTypedConfig().UnmarshalTo(&h) != nil {
+				t := newT()
+				if f.GetTypedConfig().UnmarshalTo(t) != nil {
 					continue
 				}
-				if set(inbound, &h) {
-					f.ConfigType = &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(&h)}
+				if set(inbound, t) {
+					f.ConfigType = &listenerpb.Filter_TypedConfig{TypedConfig: mustAny(t)}
 				}
 			}
 		}
 	}
 }
 
-const hcmTypeURL = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+const (
+	hcmTypeURL      = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+	tcpProxyTypeURL = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+)
 
 // tracingConfig is Istio's HttpConnectionManager.tracing for the proxy's provider: random
 // sampling from Telemetry or meshConfig.defaultConfig.tracing.sampling, client and overall sampling
@@ -139,13 +163,18 @@ func (g *generator) tracingConfig(mode model.TraceMode) *hcmpb.HttpConnectionMan
 	return out
 }
 
-// customTags are meshConfig.defaultConfig.tracing.customTags, sorted by name.
+// customTags are the custom tags (meshConfig.defaultConfig.tracing.customTags, a
+// Telemetry resource's), sorted by name; a formatter tag is Envoy's value tag.
 func customTags(t *model.Tracing) []*tracingtypepb.CustomTag {
 	var out []*tracingtypepb.CustomTag
-	for _, name := range slices.Sorted(maps.Keys(t.CustomTags)) {
+	names := slices.Concat(slices.Collect(maps.Keys(t.CustomTags)), slices.Collect(maps.Keys(t.FormatterTags)))
+	slices.Sort(names)
+	for _, name := range slices.Compact(names) {
 		ct := t.CustomTags[name]
 		tag := &tracingtypepb.CustomTag{Tag: name}
 		switch {
+		case ct == nil:
+			tag.Type = &tracingtypepb.CustomTag_Value{Value: t.FormatterTags[name]}
 		case ct.GetLiteral() != nil:
 			tag.Type = &tracingtypepb.CustomTag_Literal_{Literal: &tracingtypepb.CustomTag_Literal{Value: ct.GetLiteral().GetValue()}}
 		case ct.GetHeader() != nil:

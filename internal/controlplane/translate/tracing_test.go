@@ -7,6 +7,7 @@ import (
 	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tracepb "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	uuidpb "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
@@ -186,7 +187,8 @@ spec:
   tracing:
   - providers: [{name: zipkin}]
     randomSamplingPercentage: 50
-    customTags: {team: {literal: {value: reviews-team}}}
+    customTags: {team: {literal: {value: reviews-team}}, outcome: {formatter: {value: "%RESPONSE_CODE% %UPSTREAM_HOST%"}}}
+    useRequestIdForTraceSampling: false
 `
 
 // Telemetry resources refine the mesh config's tracing per namespace and workload
@@ -211,9 +213,10 @@ defaultProviders: {tracing: [otel]}`)
 		tracer   string
 		sampling float64
 		tag      string
+		noRID    bool // request_id_extension: the request id not used for sampling
 	}{
-		{productpage, OpenTelemetryTracer, 20, ""},
-		{reviews, ZipkinTracer, 50, "reviews-team"},
+		{productpage, OpenTelemetryTracer, 20, "", false},
+		{reviews, ZipkinTracer, 50, "outcome=%RESPONSE_CODE% %UPSTREAM_HOST% team=reviews-team", true}, // a formatter tag is Envoy's value tag
 	} {
 		want := Generate(m, proxy(t, tc.id))
 		got := cache.Generate(m, proxy(t, tc.id))
@@ -223,12 +226,20 @@ defaultProviders: {tracing: [otel]}`)
 			}
 		}
 		for _, tr := range hcmTracing(t, want) {
-			var tag string
-			if len(tr.GetCustomTags()) > 0 {
-				tag = tr.GetCustomTags()[0].GetLiteral().GetValue()
+			var tags []string
+			for _, ct := range tr.GetCustomTags() {
+				tags = append(tags, ct.GetTag()+"="+ct.GetLiteral().GetValue()+ct.GetValue())
 			}
+			tag := strings.Join(tags, " ")
 			if tr.GetProvider().GetName() != tc.tracer || tr.GetRandomSampling().GetValue() != tc.sampling || tag != tc.tag {
 				t.Fatalf("%s: tracing %v, want %s at %v%% tagged %q", tc.id, tr, tc.tracer, tc.sampling, tc.tag)
+			}
+		}
+		for _, lh := range hcmsOf(t, want) {
+			var u uuidpb.UuidRequestIdConfig
+			ext := lh.h.GetRequestIdExtension()
+			if (ext != nil) != tc.noRID || ext != nil && (ext.GetTypedConfig().UnmarshalTo(&u) != nil || u.GetUseRequestIdForTraceSampling().GetValue()) {
+				t.Fatalf("%s: request_id_extension %v, want the request id not used for sampling: %v", tc.id, ext, tc.noRID)
 			}
 		}
 	}

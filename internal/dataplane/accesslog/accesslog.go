@@ -84,6 +84,11 @@ func (l *Logger) Log(info *streaminfo.Info) {
 	} else {
 		appendText(buf, info)
 	}
+	l.write(buf)
+}
+
+// write writes one formatted line and returns buf to the pool.
+func (l *Logger) write(buf *bytes.Buffer) {
 	l.mu.Lock()
 	if !l.closed {
 		if _, err := l.w.Write(buf.Bytes()); err != nil {

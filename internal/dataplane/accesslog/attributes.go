@@ -8,35 +8,74 @@ import (
 
 	"github.com/google/cel-go/interpreter"
 
+	"github.com/lucid-mesh/lucid/internal/contract/celattr"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
 // attributes are Envoy's request attributes of one finished request, as a CEL filter
 // (Telemetry accessLogging filter.expression) reads them. Each root map is built only when
 // the expression names it, and only for requests a listener filters: a listener without a
-// filter never gets here.
+// filter never gets here. The request map (its headers copied) is built once per
+// attributes, however often an expression names it. Not safe for concurrent use.
 type attributes struct {
-	in *streaminfo.Info
-	h  http.Header // the downstream request's headers
+	in      *streaminfo.Info
+	h       http.Header // the downstream request's headers
+	tcp     bool        // an opaque TCP connection: no request, no response code
+	request map[string]any
 }
 
-var _ interpreter.Activation = attributes{}
+var (
+	_ interpreter.Activation = (*attributes)(nil)
+	_ celattr.Bounded        = (*attributes)(nil)
+)
+
+// WithinBounds reports whether the request is within the sizes the expressions' cost
+// estimate assumed (celattr.MaxHeaders headers, celattr.MaxValueSize bytes of them, of
+// the path and of each other string the request gave), so that evaluating them needs no
+// cost tracking: true for every request the proxy's default header limits let in. Allocates
+// nothing.
+func (a *attributes) WithinBounds() bool {
+	if len(a.h) > celattr.MaxHeaders {
+		return false
+	}
+	n := 0
+	for k, vs := range a.h {
+		n += len(k)
+		for _, v := range vs {
+			n += len(v) + 1
+		}
+	}
+	in := a.in
+	for _, l := range []int{n, len(in.Path), len(in.Authority), len(in.UserAgent), len(in.RequestID), len(in.ResponseCodeDetails), len(in.ConnectionTerminationDetails)} {
+		if l > celattr.MaxValueSize {
+			return false
+		}
+	}
+	return true
+}
 
 // Parent is nil: every name is resolved here.
-func (a attributes) Parent() interpreter.Activation { return nil }
+func (a *attributes) Parent() interpreter.Activation { return nil }
 
 // ResolveName returns the map of a root attribute (celattr.Roots).
-func (a attributes) ResolveName(name string) (any, bool) {
+func (a *attributes) ResolveName(name string) (any, bool) {
 	in := a.in
+	if a.tcp && (name == "request" || name == "response") {
+		return connAttributes(in, name)
+	}
 	switch name {
 	case "request":
+		if a.request != nil {
+			return a.request, true
+		}
 		path, _, _ := strings.Cut(in.Path, "?")
-		return map[string]any{
+		a.request = map[string]any{
 			"path": in.Path, "url_path": path, "host": in.Authority, "method": in.Method,
 			"scheme": scheme(a.h), "headers": headerMap(a.h), "referer": get(a.h, "Referer"),
 			"useragent": in.UserAgent, "id": in.RequestID, "protocol": in.Protocol,
 			"time": in.Start, "duration": in.Duration, "size": in.BytesReceived, "total_size": in.BytesReceived,
-		}, true
+		}
+		return a.request, true
 	case "response":
 		m := map[string]any{
 			"code": int64(in.ResponseCode), "code_details": in.ResponseCodeDetails,
@@ -50,7 +89,7 @@ func (a attributes) ResolveName(name string) (any, bool) {
 	case "connection":
 		return map[string]any{
 			// A peer's SPIFFE identity is known only from a verified client certificate.
-			"mtls":                  in.Direction == "inbound" && in.Source.Principal != "",
+			"mtls":                  in.MTLS || in.Direction == "inbound" && in.Source.Principal != "",
 			"requested_server_name": in.RequestedServerName,
 			"termination_details":   in.ConnectionTerminationDetails,
 		}, true
@@ -69,6 +108,20 @@ func (a attributes) ResolveName(name string) (any, bool) {
 		return map[string]any{"cluster_name": in.UpstreamCluster, "route_name": in.RouteName}, true
 	}
 	return nil, false
+}
+
+// connAttributes are the request and response roots of an opaque TCP connection, as
+// Envoy's tcp_proxy gives them: no request (absent), a response of flags and bytes
+// only; the other roots are a request's.
+func connAttributes(in *streaminfo.Info, name string) (any, bool) {
+	if name == "request" {
+		return nil, false
+	}
+	m := map[string]any{"flags": EnvoyFlags(in.Flags), "size": in.BytesSent}
+	if in.ResponseCodeDetails != "" {
+		m["code_details"] = in.ResponseCodeDetails
+	}
+	return m, true
 }
 
 func addrMap(ap netip.AddrPort) map[string]any {
@@ -133,5 +186,5 @@ func EnvoyFlags(f streaminfo.Flag) int64 {
 // Attributes are Envoy's attributes of a finished request with the downstream request's
 // headers, as the Telemetry API's expressions read them (metrics tag values too).
 func Attributes(in *streaminfo.Info, h http.Header) interpreter.Activation {
-	return attributes{in: in, h: h}
+	return &attributes{in: in, h: h}
 }

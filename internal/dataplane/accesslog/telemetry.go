@@ -11,14 +11,15 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
-// Router writes each request's line where its listener's access logs say (the Telemetry
-// API's accessLogging, decoded into resource.HTTPManager.AccessLogs): to each file whose
+// Router writes each request's (and opaque TCP connection's) line where its listener's
+// access logs say (the Telemetry API's accessLogging, decoded into
+// resource.HTTPManager.AccessLogs and resource.TCPProxy.AccessLogs): to each file whose
 // CEL filter the request matches, or nowhere. A listener with no access logs of its own
 // (nil) uses the proxy's logger (--access-log), which logs every request, as Istio falls
 // back on meshConfig.accessLogFile when no Telemetry configures access logging.
 //
-// Files are opened on first use and kept until Close; every logger writes in the proxy's
-// encoding. A listener without a filter costs what the plain logger costs: no attribute
+// Files are opened on first use and kept until Close; a line is in its access log's own
+// format (the provider's logFormat) or else in the proxy's encoding. A listener without a filter costs what the plain logger costs: no attribute
 // is built. Safe for concurrent use.
 type Router struct {
 	def     *Logger // the proxy's own; nil: none
@@ -47,6 +48,18 @@ func NewRouter(def *Logger, defPath string, f Format, log *slog.Logger) *Router 
 // when the listener has none; h are the downstream request's headers, which filters read
 // (request.headers).
 func (r *Router) Log(info *streaminfo.Info, logs []resource.AccessLog, h http.Header) {
+	r.write(info, logs, &attributes{in: info, h: h})
+}
+
+// LogConnection writes the line of an opaque TCP connection (a tcp_proxy chain's) to the
+// chain's access logs (logs), or to the proxy's logger when the chain has none. Filters
+// read the connection's attributes: request.* is absent, as in Envoy, so an expression
+// about the request is false for a connection.
+func (r *Router) LogConnection(info *streaminfo.Info, logs []resource.AccessLog) {
+	r.write(info, logs, &attributes{in: info, tcp: true})
+}
+
+func (r *Router) write(info *streaminfo.Info, logs []resource.AccessLog, act *attributes) {
 	if logs == nil {
 		if r.def != nil {
 			r.def.Log(info)
@@ -58,11 +71,15 @@ func (r *Router) Log(info *streaminfo.Info, logs []resource.AccessLog, h http.He
 		if al.Path == resource.DevNull {
 			continue
 		}
-		if al.Filter != nil && !al.Filter.Match(attributes{in: info, h: h}) {
+		if al.Filter != nil && !al.Filter.Match(act) {
 			continue
 		}
 		if l := r.logger(al.Path); l != nil {
-			l.Log(info)
+			if al.Format != nil {
+				l.LogWith(info, act.h, al.Format) // custom.go
+			} else {
+				l.Log(info)
+			}
 		}
 	}
 }

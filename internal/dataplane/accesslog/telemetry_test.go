@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func TestAttributes(t *testing.T) {
 	in.Flags = streaminfo.NoHealthyUpstream | streaminfo.NoClusterFound
 	in.GRPCStatus = "14"
 	in.Direction, in.Source.Principal = "inbound", "spiffe://cluster.local/ns/default/sa/productpage"
-	a := attributes{in: in, h: http.Header{"X-Forwarded-Proto": {"https"}, "Accept": {"a", "b"}}}
+	a := &attributes{in: in, h: http.Header{"X-Forwarded-Proto": {"https"}, "Accept": {"a", "b"}}}
 	for _, expr := range []string{
 		"request.url_path == '/reviews/0' && request.method == 'GET' && request.host == 'reviews:9080'",
 		"request.scheme == 'https' && request.headers['accept'] == 'a,b'",
@@ -104,5 +105,67 @@ func TestEnvoyFlags(t *testing.T) {
 		if got := EnvoyFlags(tc.f); got != tc.want {
 			t.Errorf("EnvoyFlags(%v) = %#x; want %#x", tc.f, got, tc.want)
 		}
+	}
+}
+
+// TestConnectionAttributes: an opaque TCP connection's filter reads the connection (the
+// addresses, mutual TLS, the upstream, the cluster, the flags); request.* is absent, so a
+// filter about the request is false and the connection is not logged.
+func TestConnectionAttributes(t *testing.T) {
+	in := fullInfo()
+	in.Method, in.Path, in.Protocol, in.ResponseCode, in.ResponseCodeDetails = "", "", "", 0, ""
+	in.MTLS, in.Flags = true, streaminfo.UpstreamConnectionFailure
+	a := &attributes{in: in, tcp: true}
+	for expr, want := range map[string]bool{
+		"connection.mtls && destination.address == '127.0.1.1:15001' && source.port == 40112": true,
+		"upstream.port == 9080 && xds.cluster_name.startsWith('outbound|9080')":               true,
+		"response.flags != 0 && response.size == 358":                                         true,
+		"!has(response.code) && source.port > 0":                                              true,
+		"request.method == 'GET'":                                                             false, // absent: an error, so false
+		"response.code >= 0":                                                                  false,
+	} {
+		if got := filter(t, expr).Match(a); got != want {
+			t.Errorf("%s on a TCP connection: %v; want %v", expr, got, want)
+		}
+	}
+
+	// Through the router: the chain's filter picks the connection's line; a chain
+	// without access logs falls back on the proxy's.
+	var def bytes.Buffer
+	rt := NewRouter(New(&def, Text), "/dev/stdout", Text, nil)
+	defer rt.Close()
+	rt.LogConnection(in, []resource.AccessLog{{Path: "/dev/stdout", Filter: filter(t, "destination.port == 15001")}})
+	rt.LogConnection(in, []resource.AccessLog{{Path: "/dev/stdout", Filter: filter(t, "destination.port == 9999")}})
+	rt.LogConnection(in, []resource.AccessLog{{Path: "/dev/stdout", Filter: filter(t, "request.path == '/'")}})
+	rt.LogConnection(in, []resource.AccessLog{{Path: resource.DevNull}})
+	rt.LogConnection(in, nil)
+	if got := def.String(); strings.Count(got, "\n") != 2 || !strings.Contains(got, `"- - -" 0 UF`) {
+		t.Errorf("proxy log:\n%s\nwant two TCP lines (the matching filter's and the fallback's)", got)
+	}
+}
+
+// TestFilterCostBounded: a request within Envoy's default header limits is filtered
+// without cost tracking; one past them (more headers than the cost estimate assumed) is
+// tracked and its evaluation stopped at celattr.MaxCost: the scan is not finished and
+// the request is not logged, rather than every such request costing what it asks.
+func TestFilterCostBounded(t *testing.T) {
+	scan := filter(t, "!request.headers.exists(k, request.headers[k].contains('never') || request.headers[k].endsWith('never'))")
+	few := &attributes{in: fullInfo(), h: http.Header{"X-User": {"jason"}}}
+	if !few.WithinBounds() || !scan.Match(few) {
+		t.Fatalf("a request with one header: within bounds %v, matched %v", few.WithinBounds(), scan.Match(few))
+	}
+	many := http.Header{}
+	for i := range 2000 {
+		many[fmt.Sprintf("X-H%d", i)] = []string{strings.Repeat("v", 4<<10)}
+	}
+	big := &attributes{in: fullInfo(), h: many}
+	if big.WithinBounds() {
+		t.Fatal("2000 headers of 4 KiB: within the estimate's bounds")
+	}
+	if scan.Match(big) {
+		t.Error("a scan over 8 MiB of headers ran to the end; want it stopped at the cost limit")
+	}
+	if n := testing.AllocsPerRun(100, func() { few.WithinBounds() }); n != 0 {
+		t.Errorf("WithinBounds allocates %v times", n)
 	}
 }

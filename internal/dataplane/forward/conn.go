@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -160,9 +161,17 @@ func pipe(down, up net.Conn, idle time.Duration) pipeResult {
 }
 
 // observeConnection hands the record of one finished opaque TCP connection to the
-// connection observers (the access log; not the request metrics).
-func (f *Forwarder) observeConnection(info *streaminfo.Info) {
+// connection observers (not the request metrics), then to the access log with the
+// access logs of its chain tp (nil when it had none).
+func (f *Forwarder) observeConnection(info *streaminfo.Info, tp *resource.TCPProxy) {
 	for _, o := range f.o.ConnectionObservers {
 		o(info)
+	}
+	if f.o.ConnectionAccessLog != nil {
+		var logs []resource.AccessLog
+		if tp != nil {
+			logs = tp.AccessLogs
+		}
+		f.o.ConnectionAccessLog(info, logs)
 	}
 }

@@ -60,6 +60,10 @@ type Options struct {
 	// telemetryapi.go); nil: none.
 	Metrics   func(info *streaminfo.Info, ov *resource.StatsOverrides, h http.Header)
 	AccessLog func(info *streaminfo.Info, logs []resource.AccessLog, h http.Header)
+	// ConnectionAccessLog gets each finished opaque TCP connection after the connection
+	// observers, with its tcp_proxy chain's access logs (nil: the proxy's own;
+	// accesslog.Router.LogConnection); nil: none.
+	ConnectionAccessLog func(info *streaminfo.Info, logs []resource.AccessLog)
 }
 
 // Forwarder serves matched requests. It is safe for concurrent use.
@@ -187,7 +191,9 @@ func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
 	}
 	if r.TLS != nil {
 		info.RequestedServerName = r.TLS.ServerName
+		info.MTLS = len(r.TLS.PeerCertificates) > 0
 	}
+	info.MTLS = info.MTLS || PeerOf(r.Context()) != nil // a sidecar's inbound mTLS: the proxy verified the peer
 	// x-request-id: kept if present, else generated.
 	id := r.Header.Get("X-Request-Id")
 	if id == "" {

@@ -53,7 +53,7 @@ func recordPeer(info *streaminfo.Info, p *Peer) {
 	if p == nil || info.Direction != "inbound" {
 		return
 	}
-	info.MutualTLS = true
+	info.MTLS = true
 	info.Source.Principal, info.Destination.Principal = p.URI, p.Local
 }
 

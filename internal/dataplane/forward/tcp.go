@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"crypto/tls"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -26,7 +27,8 @@ import (
 // DestinationRule tcp.idleTimeout), refuse connections over the cluster's max_connections
 // (UO), end the connection when its host leaves the cluster (after the drain grace
 // period), hand one record to the connection observers when it ends (the access log's
-// line with an empty method, as Istio's TCP log), and count Istio's istio_tcp_* metrics.
+// line with an empty method, as Istio's TCP log, to the chain's access logs), and count
+// Istio's istio_tcp_* metrics.
 // tp nil (the listener's chain went away) closes the connection with NR.
 func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	info := &streaminfo.Info{Start: time.Now(), Direction: in.Direction, UpstreamServiceTime: -1}
@@ -41,6 +43,10 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 		info.Destination = f.o.Self
 		recordPeer(info, in.Peer) // peer.go: the downstream's certificate
 	}
+	if tc, ok := down.(*tls.Conn); ok { // the chain terminated TLS (inbound mTLS, a gateway)
+		cs := tc.ConnectionState()
+		info.RequestedServerName, info.MTLS = cs.ServerName, info.MTLS || len(cs.PeerCertificates) > 0
+	}
 	var metrics ConnectionCounter // istio_tcp_*: opened once the upstream answers
 	defer func() {
 		info.Duration = time.Since(info.Start)
@@ -48,7 +54,7 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 			metrics = f.openConnection(info)
 		}
 		metrics.Close()
-		f.observeConnection(info)
+		f.observeConnection(info, tp)
 	}()
 	if !f.authorizeConn(down, &in, info) { // authz.go: network RBAC
 		return

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/contract/logformat"
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/peermeta"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
@@ -46,7 +47,8 @@ func tracingHCM(random float64) *resource.HTTPManager {
 	return &resource.HTTPManager{ServerName: "istio-envoy", Tracing: &resource.Tracing{
 		Provider:       resource.TracingProvider{Kind: "opentelemetry", Cluster: otelCluster},
 		RandomSampling: random, ClientSampling: 100, OverallSampling: 100,
-		CustomTags: []resource.TracingTag{{Name: "team", Literal: "books"}},
+		CustomTags: []resource.TracingTag{{Name: "team", Literal: "books"},
+			{Name: "outcome", Format: []logformat.Part{{Op: "RESPONSE_CODE"}, {Literal: " from "}, {Op: "UPSTREAM_CLUSTER"}}}},
 	}}
 }
 
@@ -98,7 +100,7 @@ func TestRequestSpans(t *testing.T) {
 		s := telemetrytest.InTrace(spans, tp[3:35])[0]
 		if s.SpanID != tp[36:52] || s.Kind != 3 || s.ParentSpanID != "" || s.Name != "reviews.default.svc.cluster.local:9080/*" ||
 			s.Service != "productpage.default" || s.Attrs["upstream_cluster"] != "reviews" || s.Attrs["http.status_code"] != "200" ||
-			s.Attrs["team"] != "books" || s.Attrs["guid:x-request-id"] != up.Get("X-Request-Id") || s.Attrs["http.url"] != "http://reviews:9080/reviews/1" {
+			s.Attrs["team"] != "books" || s.Attrs["outcome"] != "200 from reviews" || s.Attrs["guid:x-request-id"] != up.Get("X-Request-Id") || s.Attrs["http.url"] != "http://reviews:9080/reviews/1" {
 			t.Fatalf("span as stored: %+v", s)
 		}
 	})

@@ -26,6 +26,7 @@ func (x *exchange) startSpan() {
 		Sampling:         tracing.Sampling{Random: t.RandomSampling, Client: t.ClientSampling, Overall: t.OverallSampling},
 		CustomTags:       t.CustomTags,
 		MaxPathTagLength: t.MaxPathTagLength,
+		IgnoreRequestID:  t.IgnoreRequestID,
 	}
 	kind := tracing.KindServer
 	if x.in.Direction == "outbound" && !x.edge() {

@@ -127,8 +127,8 @@ iptables -t nat -A OUTPUT -p tcp -d 10.77.0.1 -m owner --uid-owner 1000 -j REDIR
 			t.Fatalf("got %d, the app saw x-forwarded-client-cert %q; want By=%s;Hash=…;Subject=\"\";URI=%s", code, xfcc, selfID, callerID)
 		}
 		i := waitInfo(t, lg, func(i *streaminfo.Info) bool { return i.Path == "/who" && i.ResponseCode == 200 })
-		if !i.MutualTLS || i.Source.Principal != callerID || i.Destination.Principal != selfID {
-			t.Fatalf("record: mutual TLS %v, source %q, destination %q", i.MutualTLS, i.Source.Principal, i.Destination.Principal)
+		if !i.MTLS || i.Source.Principal != callerID || i.Destination.Principal != selfID {
+			t.Fatalf("record: mutual TLS %v, source %q, destination %q", i.MTLS, i.Source.Principal, i.Destination.Principal)
 		}
 	})
 	t.Run("HTTP: AuthorizationPolicy refuses another principal", func(t *testing.T) {
@@ -143,8 +143,8 @@ iptables -t nat -A OUTPUT -p tcp -d 10.77.0.1 -m owner --uid-owner 1000 -j REDIR
 		}
 		c.Close()
 		i := waitInfo(t, lg, func(i *streaminfo.Info) bool { return i.UpstreamCluster == "inbound|9090||" })
-		if !i.MutualTLS || i.Source.Principal != callerID {
-			t.Fatalf("record: mutual TLS %v, source %q", i.MutualTLS, i.Source.Principal)
+		if !i.MTLS || i.Source.Principal != callerID {
+			t.Fatalf("record: mutual TLS %v, source %q", i.MTLS, i.Source.Principal)
 		}
 		o := dial(t, "10.77.0.1:9090", otherID)
 		defer o.Close()

@@ -112,4 +112,7 @@ type TCPProxy struct {
 	Cluster          string            // cluster
 	WeightedClusters []WeightedCluster // weighted_clusters.clusters
 	IdleTimeout      time.Duration     // idle_timeout; unset → 1 h, 0 disables
+	// AccessLogs are the chain's access_log, one line per connection (the Telemetry API's
+	// accessLogging, as on an HTTPManager; accesslog.go); nil: the proxy's own access log.
+	AccessLogs []AccessLog
 }

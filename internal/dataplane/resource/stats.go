@@ -13,7 +13,7 @@ type StatsOverrides struct {
 type MetricOverride struct {
 	Name   string   // Istio's short name: requests_total, request_duration_milliseconds, request_bytes, response_bytes
 	Drop   bool     // the metric is not reported
-	Remove []string // labels reported empty (Prometheus treats an empty label as absent)
+	Remove []string // labels left out of the metric's series
 	Upsert []TagValue
 }
 

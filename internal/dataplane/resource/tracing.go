@@ -1,5 +1,7 @@
 package resource
 
+import "github.com/lucid-mesh/lucid/internal/contract/logformat"
+
 // Tracing is an HTTP connection manager's tracing block (HttpConnectionManager.tracing):
 // the provider spans go to and how requests are sampled. A nil *Tracing on an
 // HTTPManager means the listener makes no spans.
@@ -11,6 +13,11 @@ type Tracing struct {
 	RandomSampling, ClientSampling, OverallSampling float64
 	MaxPathTagLength                                int // max_path_tag_length; 0: Envoy's 256
 	CustomTags                                      []TracingTag
+	// IgnoreRequestID is the connection manager's request_id_extension with
+	// use_request_id_for_trace_sampling false (Istio's useRequestIdForTraceSampling:
+	// false): every request is traced, the decision neither read from nor packed into
+	// x-request-id (a parent's sampled flag is still followed).
+	IgnoreRequestID bool
 }
 
 // TracingProvider says where spans go: envoy.tracers.opentelemetry (OTLP over gRPC, or
@@ -25,11 +32,13 @@ type TracingProvider struct {
 }
 
 // TracingTag is one custom_tags entry: a literal, a request header or an environment
-// variable (with a default).
+// variable (with a default), or a value formatted from the finished request (Envoy's
+// custom_tags value, Istio's formatter tag: the access log's command operators).
 type TracingTag struct {
 	Name    string
 	Literal string
 	Header  string
 	Env     string
 	Default string
+	Format  []logformat.Part
 }

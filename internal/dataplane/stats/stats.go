@@ -56,6 +56,8 @@ type Stats struct {
 	duration  *prometheus.HistogramVec
 	reqBytes  *prometheus.HistogramVec
 	respBytes *prometheus.HistogramVec
+	// registered are the four, in httpMetricNames order (overrides.go).
+	registered [4]prometheus.Collector
 
 	mu    sync.RWMutex // guards cache
 	cache map[labelKey]*children
@@ -74,33 +76,46 @@ type Stats struct {
 // New returns the stats of the sidecar whose workload is self: self is the source of
 // outbound requests and the destination of inbound ones.
 func New(self streaminfo.Peer) *Stats {
-	s := &Stats{
-		self: self,
-		reg:  prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+	s := &Stats{self: self, reg: prometheus.NewRegistry(), cache: make(map[labelKey]*children)}
+	for i := range httpMetricNames {
+		s.registered[i] = newVec(i, LabelNames)
+	}
+	s.requests = s.registered[0].(*prometheus.CounterVec)
+	s.duration = s.registered[1].(*prometheus.HistogramVec)
+	s.reqBytes = s.registered[2].(*prometheus.HistogramVec)
+	s.respBytes = s.registered[3].(*prometheus.HistogramVec)
+	s.envoy = &envoyCollector{s: s, descs: make(map[descKey]*prometheus.Desc)}
+	s.reg.MustRegister(s.requests, s.duration, s.reqBytes, s.respBytes, s.envoy, &s.ov)
+	return s
+}
+
+// newVec is standard HTTP metric i (httpMetricNames order) with labels names: every
+// label for the registered vectors, fewer for a Telemetry override that removes some.
+func newVec(i int, names []string) prometheus.Collector {
+	switch i {
+	case 0:
+		return prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "istio_requests_total",
 			Help: "Requests handled by this proxy.",
-		}, LabelNames),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		}, names)
+	case 1:
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "istio_request_duration_milliseconds",
 			Help:    "Request duration in milliseconds.",
 			Buckets: Buckets,
-		}, LabelNames),
-		reqBytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		}, names)
+	case 2:
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "istio_request_bytes",
 			Help:    "Request body sizes in bytes.",
 			Buckets: Buckets,
-		}, LabelNames),
-		respBytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "istio_response_bytes",
-			Help:    "Response body sizes in bytes.",
-			Buckets: Buckets,
-		}, LabelNames),
-		cache: make(map[labelKey]*children),
+		}, names)
 	}
-	s.envoy = &envoyCollector{s: s, descs: make(map[descKey]*prometheus.Desc)}
-	s.reg.MustRegister(s.requests, s.duration, s.reqBytes, s.respBytes, s.envoy)
-	return s
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "istio_response_bytes",
+		Help:    "Response body sizes in bytes.",
+		Buckets: Buckets,
+	}, names)
 }
 
 // Record counts one finished request. Repeated label combinations reuse cached metric
@@ -144,7 +159,7 @@ func (s *Stats) child(k *labelKey) *children {
 func (s *Stats) fill(k *labelKey, in *streaminfo.Info) {
 	src, dst := in.Source, in.Destination
 	reporter, security := "destination", "none"
-	if in.MutualTLS {
+	if in.MTLS {
 		security = "mutual_tls"
 	}
 	if in.Direction == "outbound" {

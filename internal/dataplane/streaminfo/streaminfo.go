@@ -154,6 +154,7 @@ type Info struct {
 	DownstreamLocalAddress  netip.AddrPort
 	DownstreamRemoteAddress netip.AddrPort
 	RequestedServerName     string // SNI
+	MTLS                    bool   // the downstream presented a certificate the proxy verified (Envoy's connection.mtls; inbound: Istio's connection_security_policy mutual_tls)
 	RouteName               string
 
 	// Mesh.
@@ -163,10 +164,6 @@ type Info struct {
 	DestinationService          string // FQDN of the destination service
 	DestinationServiceName      string
 	DestinationServiceNamespace string
-	// MutualTLS: the downstream connection of an inbound request was mutual TLS, its
-	// certificate verified against the mesh roots (Envoy's connection.mtls; Istio's
-	// connection_security_policy "mutual_tls").
-	MutualTLS bool
 
 	// LucidError is the human explanation also sent as x-lucid-error on local replies
 	// ("UH: subset \"v1\" of reviews... selects 0 of 2 endpoints (...)"); "" on success.

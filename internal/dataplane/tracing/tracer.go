@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/accesslog"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -13,6 +14,9 @@ type Settings struct {
 	CustomTags       []CustomTag
 	MaxPathTagLength int  // 0: DefaultMaxPathTagLength
 	Disabled         bool // Telemetry disableSpanReporting: decide and propagate, export nothing
+	// IgnoreRequestID: Envoy's use_request_id_for_trace_sampling false: every request is
+	// traced (the "Sampling" reason), x-request-id neither read nor written.
+	IgnoreRequestID bool
 }
 
 // Tracer makes the spans of one proxy and hands them to its exporter. A nil *Tracer
@@ -48,6 +52,11 @@ type Active struct {
 	maxPath  int
 	scheme   string
 	custom   []Attr
+	// formatted are the custom tags formatted from the finished request (their places in
+	// custom), with the request's headers.
+	formatted []int
+	tags      []CustomTag // the listener's, in custom's order
+	h         http.Header
 }
 
 // Start makes the tracing decision for a request whose headers (x-request-id set) are
@@ -76,7 +85,12 @@ func (t *Tracer) StartRequest(id string, h http.Header, s *Settings, o StartOpti
 	if t == nil || s == nil {
 		return nil, id
 	}
-	reason, id := DecideID(id, h, s.Sampling, o.Internal)
+	var reason Reason
+	if s.IgnoreRequestID {
+		reason = Sampled
+	} else {
+		reason, id = DecideID(id, h, s.Sampling, o.Internal)
+	}
 	sampled := reason.Traced()
 	if !sampled && !hasParent(h) {
 		return nil, id // the common unsampled request: no header parsed beyond presence
@@ -99,6 +113,9 @@ func (t *Tracer) StartRequest(id string, h http.Header, s *Settings, o StartOpti
 	}
 	for i := range s.CustomTags {
 		ct := &s.CustomTags[i]
+		if ct.Format != nil { // known when the request ends (Finish)
+			a.formatted, a.tags, a.h = append(a.formatted, len(a.custom)), s.CustomTags, h
+		}
 		a.custom = append(a.custom, Attr{ct.Name, tagValue(ct, h)})
 	}
 	Inject(h, SpanContext{TraceID: a.span.TraceID, SpanID: a.span.SpanID, Sampled: sampled, HasSampled: true,
@@ -144,6 +161,9 @@ func (a *Active) Finish(info *streaminfo.Info) {
 	}
 	if s.Name == "" {
 		s.Name = info.Authority + "/*"
+	}
+	for _, i := range a.formatted { // custom and tags have the same places
+		a.custom[i].Value = accesslog.TagValue(a.tags[i].Format, info, a.h)
 	}
 	s.Attrs = attributes(&a.t.node, info, a.scheme, a.maxPath, a.custom)
 	s.Error = isError(info)

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/lucid-mesh/lucid/internal/contract/logformat"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -64,6 +65,16 @@ func finished(h http.Header, code int, flags streaminfo.Flag, cause string) *str
 		DownstreamRemoteAddress: netip.MustParseAddrPort("127.0.10.1:40000")}
 }
 
+// formatTag is a formatter tag's parts.
+func formatTag(t *testing.T, s string) []logformat.Part {
+	t.Helper()
+	p, err := logformat.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func attr(s *Span, k string) (string, bool) {
 	for _, a := range s.Attrs {
 		if a.Key == k {
@@ -76,7 +87,8 @@ func attr(s *Span, k string) (string, bool) {
 func TestTracerStartsAndContinuesTraces(t *testing.T) {
 	tr, b, sink := newTestTracer(t)
 	all := &Settings{Sampling: Sampling{Random: 100, Client: 100, Overall: 100},
-		CustomTags: []CustomTag{{Name: "team", Literal: "bookinfo"}, {Name: "user", Header: "x-user", Default: "anon"}}}
+		CustomTags: []CustomTag{{Name: "team", Literal: "bookinfo"}, {Name: "user", Header: "x-user", Default: "anon"},
+			{Name: "outcome", Format: formatTag(t, "%RESPONSE_CODE% %RESPONSE_FLAGS% via %UPSTREAM_HOST% for %REQ(x-user)%%REQ(x-missing)%")}}}
 	none := &Settings{Sampling: Sampling{Random: 0, Client: 100, Overall: 100}}
 
 	// A request with no trace context, sampled: a root span, its context sent upstream.
@@ -133,6 +145,7 @@ func TestTracerStartsAndContinuesTraces(t *testing.T) {
 		"upstream_cluster": "outbound|9080|v1|reviews.default.svc.cluster.local", "istio.canonical_service": "reviews",
 		"istio.mesh_id": "cluster.local", "node_id": "sidecar~127.0.0.1~reviews-v1.default~default.svc.cluster.local",
 		"guid:x-request-id": withNibble(uuid4, '9'), "team": "bookinfo", "user": "jason", "component": "proxy",
+		"outcome": "200 - via 127.0.10.2:9080 for jason", // a formatter tag, from the finished request
 	} {
 		if got, _ := attr(client, k); got != want {
 			t.Errorf("client span %s = %q, want %q", k, got, want)
@@ -215,5 +228,29 @@ func TestBatcherCloseIsBounded(t *testing.T) {
 	}
 	if exported, _, failed := b.Counters(); exported != 0 || failed != 2 {
 		t.Fatalf("exported %d, failed %d, want the 2 spans counted as failed", exported, failed)
+	}
+}
+
+// With the request id not used for sampling (Istio's useRequestIdForTraceSampling:
+// false), every request is traced whatever the random sampling, x-request-id is left as
+// it came, and a parent's decision is still followed.
+func TestIgnoreRequestIDTracesEveryRequest(t *testing.T) {
+	tr, _, _ := newTestTracer(t)
+	s := &Settings{Sampling: Sampling{Random: 0, Client: 100, Overall: 100}, IgnoreRequestID: true}
+	h := hdr("x-request-id", uuid4)
+	a := tr.Start(h, StartOptions{Kind: KindClient, Settings: s, Internal: true})
+	if !a.Sampled() {
+		t.Fatal("not traced at 0 % random sampling with the request id ignored")
+	}
+	if got := h.Get("X-Request-Id"); got != uuid4 {
+		t.Errorf("x-request-id %q; want it unchanged (%q), no trace reason packed", got, uuid4)
+	}
+	h2 := hdr("x-request-id", uuid4, "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+	if a2 := tr.Start(h2, StartOptions{Kind: KindClient, Settings: s, Internal: true}); a2.Sampled() {
+		t.Error("a parent's not-sampled decision not followed")
+	}
+	// The same request with the request id used: not traced at 0 %.
+	if a3 := tr.Start(hdr("x-request-id", uuid4), StartOptions{Kind: KindClient, Settings: &Settings{Sampling: s.Sampling}, Internal: true}); a3 != nil {
+		t.Errorf("traced at 0 %% with the request id used: %+v", a3)
 	}
 }

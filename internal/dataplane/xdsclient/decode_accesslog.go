@@ -21,8 +21,8 @@ const (
 	celFilterURL     = "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter"
 )
 
-// decodeAccessLogs reads an HTTP connection manager's access_log entries; nil when it
-// has none (the proxy's own access log applies). A logger or filter Lucid does not run
+// decodeAccessLogs reads the access_log entries of an HTTP connection manager or a
+// tcp_proxy; nil when it has none (the proxy's own access log applies). A logger or filter Lucid does not run
 // is refused, naming the entry, rather than silently logging everything.
 func decodeAccessLogs(logs []*accesslogpb.AccessLog) ([]resource.AccessLog, error) {
 	if len(logs) == 0 {
@@ -42,6 +42,10 @@ func decodeAccessLogs(logs []*accesslogpb.AccessLog) ([]resource.AccessLog, erro
 			return nil, fmt.Errorf("[%d].typed_config.path: required", i)
 		}
 		al := resource.AccessLog{Path: f.GetPath()}
+		var err error
+		if al.Format, err = decodeLogFormat(&f); err != nil { // decode_logformat.go
+			return nil, fmt.Errorf("[%d].typed_config.%w", i, err)
+		}
 		if flt := l.GetFilter(); flt != nil {
 			x, err := decodeAccessLogFilter(flt)
 			if err != nil {

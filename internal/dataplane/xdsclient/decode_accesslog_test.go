@@ -8,6 +8,8 @@ import (
 	fileal "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celpb "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	streamal "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	tcppb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 func celAccessLog(t *testing.T, path, expr string) *accesslogpb.AccessLog {
@@ -55,5 +57,27 @@ func TestDecodeAccessLogsRefuses(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("err = %v; want %q", err, tc.want)
 		}
+	}
+}
+
+// TestDecodeTCPProxyAccessLogs: a tcp_proxy's access_log is the chain's, decoded as an
+// HTTP connection manager's; a filter that does not compile is NACKed naming it.
+func TestDecodeTCPProxyAccessLogs(t *testing.T) {
+	tp := func(logs ...*accesslogpb.AccessLog) *anypb.Any {
+		return tracerAny(t, &tcppb.TcpProxy{StatPrefix: "web", ClusterSpecifier: &tcppb.TcpProxy_Cluster{Cluster: "outbound|9000||web"}, AccessLog: logs})
+	}
+	got, err := decodeTCPProxy(tp(celAccessLog(t, "/var/log/tcp.log", "connection.mtls")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.AccessLogs) != 1 || got.AccessLogs[0].Path != "/var/log/tcp.log" || got.AccessLogs[0].Filter.Source != "connection.mtls" {
+		t.Fatalf("access logs %+v", got.AccessLogs)
+	}
+	if got, err := decodeTCPProxy(tp()); err != nil || got.AccessLogs != nil {
+		t.Fatalf("no access_log: %+v, %v; want nil (the proxy's own log)", got, err)
+	}
+	_, err = decodeTCPProxy(tp(celAccessLog(t, "/dev/stdout", "destination.port ==")))
+	if err == nil || !strings.Contains(err.Error(), "access_log[0].filter.extension_filter.typed_config.expression: 1:") {
+		t.Fatalf("err = %v", err)
 	}
 }

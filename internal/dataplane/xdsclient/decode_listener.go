@@ -290,6 +290,9 @@ func decodeHCM(a *anypb.Any) (*resource.HTTPManager, error) {
 		return nil, fmt.Errorf("tracing.%w", err)
 	}
 	out.Tracing = tr
+	if err := decodeRequestIDExtension(out, h.GetRequestIdExtension()); err != nil { // decode_tracing.go
+		return nil, fmt.Errorf("request_id_extension.%w", err)
+	}
 	if out.AccessLogs, err = decodeAccessLogs(h.GetAccessLog()); err != nil { // decode_accesslog.go
 		return nil, fmt.Errorf("access_log%w", err)
 	}
@@ -334,6 +337,10 @@ func decodeTCPProxy(a *anypb.Any) (*resource.TCPProxy, error) {
 		}
 	default:
 		return nil, fmt.Errorf("cluster_specifier: %T is not supported", c)
+	}
+	var err error
+	if out.AccessLogs, err = decodeAccessLogs(t.GetAccessLog()); err != nil { // decode_accesslog.go
+		return nil, fmt.Errorf("access_log%w", err)
 	}
 	return out, nil
 }

@@ -7,8 +7,10 @@ import (
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tracepb "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	uuidpb "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
 	typepb "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
+	"github.com/lucid-mesh/lucid/internal/contract/logformat"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -44,6 +46,12 @@ func decodeTracing(t *hcmpb.HttpConnectionManager_Tracing) (*resource.Tracing, e
 			tag.Header, tag.Default = ct.GetRequestHeader().GetName(), ct.GetRequestHeader().GetDefaultValue()
 		case ct.GetEnvironment() != nil:
 			tag.Env, tag.Default = ct.GetEnvironment().GetName(), ct.GetEnvironment().GetDefaultValue()
+		case ct.GetValue() != "":
+			parts, err := logformat.Parse(ct.GetValue())
+			if err != nil {
+				return nil, fmt.Errorf("custom_tags[%d].value: %w", i, err)
+			}
+			tag.Format = parts
 		default:
 			continue // metadata tags: nothing in Lucid's request record to read them from
 		}
@@ -123,4 +131,27 @@ func percentOr(p *typepb.Percent, def float64) float64 {
 		return def
 	}
 	return p.GetValue()
+}
+
+const uuidRequestIDURL = "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig"
+
+// decodeRequestIDExtension reads the connection manager's request_id_extension, as
+// istiod writes a Telemetry's useRequestIdForTraceSampling: Envoy's UUID request ids, with
+// use_request_id_for_trace_sampling (default true) applied to the tracing block. Another
+// request id extension is refused.
+func decodeRequestIDExtension(out *resource.HTTPManager, ext *hcmpb.RequestIDExtension) error {
+	if ext == nil {
+		return nil
+	}
+	if ext.GetTypedConfig().GetTypeUrl() != uuidRequestIDURL {
+		return fmt.Errorf("typed_config: %s is not supported (envoy.request_id.uuid is)", ext.GetTypedConfig().GetTypeUrl())
+	}
+	var u uuidpb.UuidRequestIdConfig
+	if err := ext.GetTypedConfig().UnmarshalTo(&u); err != nil {
+		return fmt.Errorf("typed_config: %w", err)
+	}
+	if v := u.GetUseRequestIdForTraceSampling(); v != nil && !v.GetValue() && out.Tracing != nil {
+		out.Tracing.IgnoreRequestID = true
+	}
+	return nil
 }

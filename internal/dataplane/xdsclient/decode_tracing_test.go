@@ -1,18 +1,21 @@
 package xdsclient
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tracepb "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	uuidpb "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
 	tracingtypepb "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	typepb "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/lucid-mesh/lucid/internal/contract/logformat"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -32,6 +35,7 @@ func otelGRPCTracing(t testing.TB) *hcmpb.HttpConnectionManager_Tracing {
 		CustomTags: []*tracingtypepb.CustomTag{
 			{Tag: "team", Type: &tracingtypepb.CustomTag_Literal_{Literal: &tracingtypepb.CustomTag_Literal{Value: "books"}}},
 			{Tag: "user", Type: &tracingtypepb.CustomTag_RequestHeader{RequestHeader: &tracingtypepb.CustomTag_Header{Name: "x-user", DefaultValue: "anon"}}},
+			{Tag: "sni", Type: &tracingtypepb.CustomTag_Value{Value: "%REQUESTED_SERVER_NAME%"}},
 		},
 		MaxPathTagLength: wrapperspb.UInt32(100),
 		Provider: &tracepb.Tracing_Http{Name: openTelemetryTracer, ConfigType: &tracepb.Tracing_Http_TypedConfig{TypedConfig: tracerAny(t, &tracepb.OpenTelemetryConfig{
@@ -51,7 +55,8 @@ func TestDecodeTracing(t *testing.T) {
 		Provider: resource.TracingProvider{Kind: "opentelemetry", Cluster: "outbound|4317||otel.observability.svc.cluster.local",
 			Authority: "otel.observability.svc.cluster.local", ServiceName: "productpage.default"},
 		RandomSampling: 1, ClientSampling: 100, OverallSampling: 100, MaxPathTagLength: 100,
-		CustomTags: []resource.TracingTag{{Name: "team", Literal: "books"}, {Name: "user", Header: "x-user", Default: "anon"}},
+		CustomTags: []resource.TracingTag{{Name: "team", Literal: "books"}, {Name: "user", Header: "x-user", Default: "anon"},
+			{Name: "sni", Format: []logformat.Part{{Op: "REQUESTED_SERVER_NAME"}}}},
 	}
 	if !equalTracing(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
@@ -91,12 +96,7 @@ func equalTracing(a, b *resource.Tracing) bool {
 		a.OverallSampling != b.OverallSampling || a.MaxPathTagLength != b.MaxPathTagLength || len(a.CustomTags) != len(b.CustomTags) {
 		return false
 	}
-	for i := range a.CustomTags {
-		if a.CustomTags[i] != b.CustomTags[i] {
-			return false
-		}
-	}
-	return true
+	return reflect.DeepEqual(a.CustomTags, b.CustomTags)
 }
 
 // A tracing block Lucid cannot run is NACKed with the field that is wrong.
@@ -116,6 +116,9 @@ func TestDecodeTracingRejects(t *testing.T) {
 		{"zipkin proto", &hcmpb.HttpConnectionManager_Tracing{Provider: &tracepb.Tracing_Http{Name: zipkinTracer,
 			ConfigType: &tracepb.Tracing_Http_TypedConfig{TypedConfig: tracerAny(t, &tracepb.ZipkinConfig{CollectorCluster: "z", CollectorEndpointVersion: tracepb.ZipkinConfig_HTTP_PROTO})}}},
 			"HTTP_PROTO is not supported"},
+		{"a formatter tag Lucid cannot format", &hcmpb.HttpConnectionManager_Tracing{CustomTags: []*tracingtypepb.CustomTag{
+			{Tag: "md", Type: &tracingtypepb.CustomTag_Value{Value: "%DYNAMIC_METADATA(istio)%"}}}},
+			"custom_tags[0].value: 1: %DYNAMIC_METADATA(istio)%: operator DYNAMIC_METADATA is not one Lucid formats"},
 		{"otel without a service", &hcmpb.HttpConnectionManager_Tracing{Provider: &tracepb.Tracing_Http{Name: openTelemetryTracer,
 			ConfigType: &tracepb.Tracing_Http_TypedConfig{TypedConfig: tracerAny(t, &tracepb.OpenTelemetryConfig{})}}},
 			"grpc_service or http_service required"},
@@ -150,4 +153,38 @@ func FuzzDecodeTracing(f *testing.F) {
 		}
 		_, _ = decodeTracing(&m)
 	})
+}
+
+// TestDecodeRequestIDExtension: Envoy's UUID request ids with
+// use_request_id_for_trace_sampling false (a Telemetry's useRequestIdForTraceSampling:
+// false) reach the tracing settings; another request id extension is NACKed.
+func TestDecodeRequestIDExtension(t *testing.T) {
+	hcm := func(ext *hcmpb.RequestIDExtension) *anypb.Any {
+		return tracerAny(t, &hcmpb.HttpConnectionManager{
+			StatPrefix:         "outbound_0.0.0.0_9080",
+			RouteSpecifier:     &hcmpb.HttpConnectionManager_Rds{Rds: &hcmpb.Rds{RouteConfigName: "9080"}},
+			HttpFilters:        []*hcmpb.HttpFilter{{Name: routerFilterName}},
+			Tracing:            otelGRPCTracing(t),
+			RequestIdExtension: ext,
+		})
+	}
+	uuid := func(use bool) *hcmpb.RequestIDExtension {
+		return &hcmpb.RequestIDExtension{TypedConfig: tracerAny(t, &uuidpb.UuidRequestIdConfig{UseRequestIdForTraceSampling: wrapperspb.Bool(use)})}
+	}
+	for _, tc := range []struct {
+		ext  *hcmpb.RequestIDExtension
+		want bool
+	}{{nil, false}, {uuid(true), false}, {uuid(false), true}} {
+		h, err := decodeHCM(hcm(tc.ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Tracing.IgnoreRequestID != tc.want {
+			t.Errorf("request_id_extension %v: IgnoreRequestID %v, want %v", tc.ext, h.Tracing.IgnoreRequestID, tc.want)
+		}
+	}
+	_, err := decodeHCM(hcm(&hcmpb.RequestIDExtension{TypedConfig: tracerAny(t, &typepb.Percent{Value: 1})}))
+	if err == nil || !strings.HasPrefix(err.Error(), "request_id_extension.typed_config: type.googleapis.com/envoy.type.v3.Percent is not supported") {
+		t.Fatalf("another extension: %v", err)
+	}
 }
