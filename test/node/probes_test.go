@@ -143,9 +143,17 @@ func TestProbesThroughTheAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range evs {
-		if e.Type != corev1.EventTypeNormal {
-			t.Errorf("event %s %s: %s", e.Type, e.Reason, e.Message)
+		if e.Type == corev1.EventTypeNormal {
+			continue
 		}
+		// The injected startup probe of istio-proxy (Istio's: every second from the
+		// container's start) can find the agent not yet listening on a loaded machine, as
+		// in Istio; it is the app's probes, through the agent, that must never fail.
+		if e.Reason == "Unhealthy" && strings.HasPrefix(e.Message, "Startup probe failed: ") && strings.Contains(e.Message, ":15021/healthz/ready") {
+			t.Logf("event %s %s (the proxy's startup probe before the agent listened): %s", e.Type, e.Reason, e.Message)
+			continue
+		}
+		t.Errorf("event %s %s: %s", e.Type, e.Reason, e.Message)
 	}
 }
 
