@@ -207,7 +207,12 @@ func TestUpCaptureChild(t *testing.T) {
 			t.Fatalf("lucid why: %v\n%s", err, out)
 		}
 		out, err = lucid(t, "proxy-config", "listeners", "curl")
-		if err != nil || !strings.Contains(out, "0.0.0.0    9080") || !strings.Contains(out, "15001 ALL   PassthroughCluster") {
+		// Istio's addresses, as istioctl shows them: virtualOutbound and virtualInbound on
+		// 0.0.0.0 too, not the pod's address.
+		listed := func(port, dest string) bool {
+			return regexp.MustCompile(`(?m)^0\.0\.0\.0\s+` + port + `\s+ALL\s+` + regexp.QuoteMeta(dest) + `$`).MatchString(out)
+		}
+		if err != nil || !listed("9080", "Route: 9080") || !listed("15001", "PassthroughCluster") || !listed("15006", "InboundPassthroughCluster") {
 			t.Fatalf("lucid proxy-config listeners curl: %v\n%s", err, out)
 		}
 	})

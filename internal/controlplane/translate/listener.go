@@ -110,7 +110,7 @@ func (g *generator) virtualOutbound() *listenerpb.Listener {
 	}
 	return &listenerpb.Listener{
 		Name:             VirtualOutbound,
-		Address:          socketAddress(g.p.IP.String(), OutboundPort),
+		Address:          socketAddress("0.0.0.0", OutboundPort),
 		UseOriginalDst:   wrapperspb.Bool(true),
 		TrafficDirection: corepb.TrafficDirection_OUTBOUND,
 		DefaultFilterChain: &listenerpb.FilterChain{
@@ -123,7 +123,7 @@ func (g *generator) virtualOutbound() *listenerpb.Listener {
 func (g *generator) virtualInbound() *listenerpb.Listener {
 	l := &listenerpb.Listener{
 		Name:             VirtualInbound,
-		Address:          socketAddress(g.p.IP.String(), InboundPort),
+		Address:          socketAddress("0.0.0.0", InboundPort),
 		UseOriginalDst:   wrapperspb.Bool(true),
 		TrafficDirection: corepb.TrafficDirection_INBOUND,
 		DefaultFilterChain: &listenerpb.FilterChain{

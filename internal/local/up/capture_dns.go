@@ -40,13 +40,8 @@ func startClusterDNS(addr string, upstreams []string) (*clusterDNS, error) {
 			c.upstreams = append(c.upstreams, u)
 		}
 	}
-	pc, err := net.ListenPacket("udp", addr)
+	pc, ln, err := listenUDPAndTCP(addr)
 	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		_ = pc.Close()
 		return nil, err
 	}
 	c.servers = []*dns.Server{
@@ -62,6 +57,25 @@ func startClusterDNS(addr string, upstreams []string) (*clusterDNS, error) {
 		<-started // Shutdown refuses a server that has not started yet
 	}
 	return c, nil
+}
+
+// listenUDPAndTCP listens on addr with UDP and TCP on one port; for port 0 it tries a few
+// ports, as the UDP port picked may be taken for TCP.
+func listenUDPAndTCP(addr string) (net.PacketConn, net.Listener, error) {
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		_ = pc.Close()
+		if _, port, _ := net.SplitHostPort(addr); port != "0" || attempt == 4 {
+			return nil, nil, err
+		}
+	}
 }
 
 // addr is where the server listens (UDP and TCP).
