@@ -35,7 +35,7 @@ const (
 var DefaultCaptureRange = netip.MustParsePrefix("10.213.0.0/24")
 
 // EnvRunDir overrides where `lucid up --capture` keeps the pods' files (DefaultRunDir):
-// their hosts and resolv.conf, the holders' pids `lucid exec` joins.
+// their hosts, resolv.conf and nsswitch.conf, the holders' pids `lucid exec` joins.
 const (
 	EnvRunDir     = "LUCID_RUN_DIR"
 	DefaultRunDir = "/run/lucid"
