@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -20,8 +21,9 @@ import (
 // declared TCP (a server-first protocol). Clients in the cluster's namespace reach
 // each through virtualInbound: the HTTP port is served by the HTTP chain, the line
 // protocol by the TCP chain (before sniffing, it was parsed as HTTP and refused), and the
-// banner arrives at once on the declared port (nothing waits for the client's bytes). The
-// two line ports are the servers' (lineServer).
+// banner arrives at once on the declared port (nothing waits for the client's bytes). TLS
+// the app terminates, on a third undeclared port, is passed through by the TCP chain even
+// when its ALPN says http/1.1. The line and TLS ports are the servers' (lineServer, tlsServer).
 const inboundSniffConfig = meshConfig + `---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -30,7 +32,7 @@ spec:
   hosts: [tools.default.svc.cluster.local]
   location: MESH_INTERNAL
   resolution: STATIC
-  ports: [{number: %[1]s, name: lines}, {number: 7080, name: web}, {number: %[2]s, name: tcp-banner, protocol: TCP}]
+  ports: [{number: %[1]s, name: lines}, {number: 7080, name: web}, {number: %[2]s, name: tcp-banner, protocol: TCP}, {number: %[3]s, name: secure}]
   workloadSelector: {labels: {app: productpage}}
 `
 
@@ -44,8 +46,8 @@ func TestInboundSniffingThroughCaptureChild(t *testing.T) {
 	cluster := clusterNamespace(t)
 	applyRules(t, nil)
 	peerServer(t, "0.0.0.0:7080")
-	lines, banner := lineServer(t, ""), lineServer(t, "220 banner")
-	_, sidecarLog := startPod(t, dir, fmt.Sprintf(inboundSniffConfig, lines, banner))
+	lines, banner, secure := lineServer(t, ""), lineServer(t, "220 banner"), tlsServer(t)
+	_, sidecarLog := startPod(t, dir, fmt.Sprintf(inboundSniffConfig, lines, banner, secure))
 	testutil.Eventually(t, 30*time.Second, "the sidecar ready on :15021", func() bool {
 		code, _, _ := get("http://" + podIP + ":15021/healthz/ready")
 		return code == 200
@@ -86,6 +88,19 @@ func TestInboundSniffingThroughCaptureChild(t *testing.T) {
 		if !strings.HasPrefix(out, "banner 220 banner\necho hello from "+podIP+":") {
 			t.Fatalf("the banner client from the cluster: %q, want the banner before it wrote, then its echo", out)
 		}
+	})
+	t.Run("TLS the app terminates on an undeclared port goes through the TCP chain", func(t *testing.T) {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := inCluster(t, "env", lineClientEnv+"=1", exe, podIP+":"+secure, "tls")
+		if !strings.HasPrefix(out, "echo hello from "+podIP+":") {
+			t.Fatalf("the TLS client from the cluster: %q, want the app's echo over its own TLS", out)
+		}
+		testutil.Eventually(t, 5*time.Second, "the access log has the TCP connection on the TLS port", func() bool {
+			return hasLine(sidecarLog.String(), `"- - -" 0`, "inbound|"+secure+"||")
+		})
 	})
 	t.Run("the metrics count HTTP requests on 7080 and TCP connections on the lines port", func(t *testing.T) {
 		var stats string
@@ -142,12 +157,36 @@ func lineServer(t *testing.T, banner string) string {
 	return port
 }
 
+// tlsServer is lineServer behind TLS the app terminates itself (a certificate of its own).
+func tlsServer(t *testing.T) string {
+	t.Helper()
+	leaf := testutil.Issue(t, testutil.CA(t, "app"), false, "tools.default.svc.cluster.local")
+	cfg := &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, MinVersion: tls.VersionTLS12}
+	addr := upstreamtest.Serve(t, "0.0.0.0", func(c net.Conn, _ int) {
+		tc := tls.Server(c, cfg)
+		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+		sc := bufio.NewScanner(tc)
+		for sc.Scan() {
+			_, _ = fmt.Fprintf(tc, "echo %s from %s\n", sc.Text(), c.RemoteAddr())
+		}
+	})
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
 // lineClientEnv makes this binary the line client (TestMain): ADDR MODE, where MODE
-// server-first reads the banner before it writes.
+// server-first reads the banner before it writes, and tls speaks TLS (ALPN http/1.1).
 const lineClientEnv = "LUCID_CAPTURE_LINE_CLIENT"
 
 func lineClient(args []string) int {
-	c, err := net.DialTimeout("tcp", args[0], 5*time.Second)
+	var c net.Conn
+	var err error
+	if args[1] == "tls" {
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", args[0],
+			&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}) //nolint:gosec // G402: the app's own test certificate
+	} else {
+		c, err = net.DialTimeout("tcp", args[0], 5*time.Second)
+	}
 	if err != nil {
 		fmt.Println(err)
 		return 1
