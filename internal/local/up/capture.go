@@ -182,7 +182,7 @@ func podNameService(w Workload, podIP, resolver netip.Addr, nsswitch string) (ho
 	var b strings.Builder
 	hostsLine := false
 	for line := range strings.Lines(nsswitch) {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == "hosts:" {
+		if strings.HasPrefix(strings.TrimSpace(line), "hosts:") {
 			line, hostsLine = "hosts: files dns\n", true
 		}
 		b.WriteString(line)

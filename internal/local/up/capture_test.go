@@ -227,3 +227,39 @@ spec: {address: 127.0.10.2}
 		}
 	}
 }
+
+func FuzzPodNameServiceNSSwitch(f *testing.F) {
+	f.Add("passwd: files\nhosts: files resolve [!UNAVAIL=return] dns\n")
+	f.Add("hosts:\n")
+	f.Add("# no hosts line")
+	f.Add("hosts:files mdns4")
+	f.Fuzz(func(t *testing.T, machine string) {
+		_, _, nss := podNameService(Workload{Name: "x", Namespace: "default"}, netip.MustParseAddr("10.213.0.2"), netip.MustParseAddr("10.213.0.1"), machine)
+		if machine == "" {
+			if nss != "" {
+				t.Fatalf("no machine file, got %q", nss)
+			}
+			return
+		}
+		// Host names from files then DNS, every other line as the machine has it.
+		var kept []string
+		for line := range strings.Lines(nss) {
+			if strings.HasPrefix(strings.TrimSpace(line), "hosts:") {
+				if line != "hosts: files dns\n" {
+					t.Fatalf("hosts line %q in %q", line, nss)
+				}
+				continue
+			}
+			kept = append(kept, line)
+		}
+		var want []string
+		for line := range strings.Lines(machine) {
+			if !strings.HasPrefix(strings.TrimSpace(line), "hosts:") {
+				want = append(want, line)
+			}
+		}
+		if strings.TrimSuffix(strings.Join(kept, ""), "\n") != strings.TrimSuffix(strings.Join(want, ""), "\n") {
+			t.Fatalf("other lines changed: %q → %q", machine, nss)
+		}
+	})
+}
