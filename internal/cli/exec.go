@@ -90,17 +90,18 @@ func defaultExecUID() int {
 // newPodHoldCmd is the holder of a pod of lucid up --capture (started by up, in the pod's new
 // namespaces; not for users).
 func newPodHoldCmd() *cobra.Command {
-	var hosts, resolv string
+	var hosts, resolv, nsswitch string
 	cmd := &cobra.Command{
 		Use:    "internal-pod-hold",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return up.HoldPod(hosts, resolv, cmd.OutOrStdout())
+			return up.HoldPod(hosts, resolv, nsswitch, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&hosts, "hosts", "", "file bind-mounted over /etc/hosts")
 	cmd.Flags().StringVar(&resolv, "resolv", "", "file bind-mounted over /etc/resolv.conf")
+	cmd.Flags().StringVar(&nsswitch, "nsswitch", "", "file bind-mounted over /etc/nsswitch.conf")
 	return cmd
 }
 

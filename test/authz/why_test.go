@@ -118,3 +118,41 @@ func TestWhyGateway(t *testing.T) {
 		t.Errorf("got:\n%s\nwant the normalised /admin refused by istio-system/deny-admin", out.String())
 	}
 }
+
+// TestWhyInboundSniffedPort: on a port without a declared protocol, `lucid why --inbound`
+// takes the chain the sidecar sniffs an HTTP request into (its HTTP connection manager,
+// with the workload's policies), not the port's TCP chain, and says so.
+func TestWhyInboundSniffedPort(t *testing.T) {
+	s := suite{Config: `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: lines, namespace: foo}
+spec:
+  hosts: [lines.foo.svc.cluster.local]
+  ports: [{number: 9100, name: lines}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: httpbin}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin, namespace: foo}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/admin*"]}}]}]
+`}
+	inbound := decodedInbound(t, s, nil)
+	env := simulate.New(&resource.Snapshot{Listeners: map[string]*resource.Listener{inbound.Name: inbound}}, nil)
+	req, err := http.NewRequest(http.MethodGet, "http://lines.foo:9100/admin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := env.WhyInbound(req)
+	var out strings.Builder
+	if err := simulate.Render(&out, tr); err != nil {
+		t.Fatal(err)
+	}
+	// The HTTP chain's path rules apply: a TCP chain would not see the path at all.
+	if !strings.Contains(tr.ListenerNote, "protocol not declared: the request is sniffed as HTTP") || tr.Outcome.Status != 403 ||
+		!strings.Contains(tr.Authz, "deny-admin") {
+		t.Fatalf("why --inbound http://lines.foo:9100/admin:\n%s\nwant the sniffed HTTP chain and its DENY policy", out.String())
+	}
+}

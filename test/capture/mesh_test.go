@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(lucidEnv) == "1" {
 		os.Exit(cli.Main(os.Args[1:]))
 	}
+	if os.Getenv(lineClientEnv) == "1" && len(os.Args) == 3 {
+		os.Exit(lineClient(os.Args[1:])) // sniff_inbound_test.go
+	}
 	os.Exit(m.Run())
 }
 

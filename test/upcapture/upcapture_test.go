@@ -1,13 +1,18 @@
 // Package upcapture tests `lucid up --capture` end to end: examples/bookinfo-lite with every
 // workload in a pod of its own, inside a private network (and mount) namespace created for
-// the test, reached with `lucid exec` and unmodified clients (curl, Go's net/http); ratings
-// keeps an address of its own outside the pod range.
+// the test, reached with `lucid exec` and unmodified clients (curl, getent, Go's net/http)
+// that find services by name through the agents' DNS proxies; ratings keeps an address of
+// its own outside the pod range, and a TCP ServiceEntry without an address (a server-first
+// line protocol on the test's side of the bridge) is reached through its auto-allocated one.
 package upcapture
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,9 +24,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/lucid-mesh/lucid/internal/cli"
 	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/netns"
+	"github.com/lucid-mesh/lucid/internal/testutil/upstreamtest"
 )
 
 // lucidEnv makes the test binary run as `lucid` (TestMain): up, its children and `lucid
@@ -32,6 +40,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == clientArg {
 		os.Exit(client())
 	}
+	if len(os.Args) > 2 && os.Args[1] == linesArg {
+		os.Exit(linesClient(os.Args[2]))
+	}
 	if os.Getenv(lucidEnv) == "1" {
 		os.Exit(cli.Main(os.Args[1:]))
 	}
@@ -39,7 +50,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestUpCaptureNetns(t *testing.T) {
-	netns.RunWithMounts(t, "TestUpCaptureChild", "iptables", "iptables-restore", "iptables-save", "curl", "env", "getent")
+	netns.RunWithMounts(t, "TestUpCaptureChild", "iptables", "iptables-restore", "iptables-save", "curl", "env", "getent", "timeout")
 }
 
 // ratingsIP is ratings' own address in the test (outside the pod range).
@@ -73,6 +84,13 @@ func TestUpCaptureChild(t *testing.T) {
 	if err := os.WriteFile(ratings, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	linesPort := startLines(t)
+	if err := os.WriteFile(filepath.Join(cfg, "lines.yaml"), fmt.Appendf(nil, linesEntry, linesPort), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The machine's resolver (this namespace's): it knows one name outside the mesh.
+	startMachineResolver(t)
+	netns.Sh(t, "echo 'nameserver 127.0.0.1' > "+dir+"/resolv.conf && mount --bind "+dir+"/resolv.conf /etc/resolv.conf")
 	t.Setenv("LUCID_RUN_DIR", filepath.Join(dir, "run"))
 	for _, v := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"} {
 		t.Setenv(v, "") // the clients have no proxy setting
@@ -96,21 +114,52 @@ func TestUpCaptureChild(t *testing.T) {
 		if !regexp.MustCompile(`ratings +` + regexp.QuoteMeta(ratingsIP) + ` +sidecar uid 1337`).MatchString(m.log.String()) {
 			t.Fatalf("the pods listed by up:\n%s", m.log.String())
 		}
+		name := lookup(t, "ratings")
 		out := execIn(t, "curl", "curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code} %{remote_ip}", "http://ratings:9080/")
-		if out != "200 240.240.0.2" {
-			t.Fatalf("curl http://ratings:9080/ from the curl pod: %q, want 200 from ratings' name address", out)
+		if out != "200 "+name {
+			t.Fatalf("curl http://ratings:9080/ from the curl pod: %q, want 200 from ratings' name address %s", out, name)
 		}
 		if out := execIn(t, "ratings", "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, ratingsIP+"/32") {
 			t.Fatalf("ratings' eth0: %s", out)
 		}
 	})
-	t.Run("names resolve in a pod from its own hosts file", func(t *testing.T) {
-		out := execIn(t, "curl", "getent", "hosts", "reviews")
-		if !strings.HasPrefix(out, "240.240.0.") || !strings.Contains(out, "reviews.default.svc.cluster.local") {
-			t.Fatalf("getent hosts reviews in the curl pod: %q", out)
+	t.Run("names resolve in a pod through the agent's DNS proxy", func(t *testing.T) {
+		// The pod's files name no service: the answers come from the name table.
+		if hosts := execIn(t, "curl", "cat", "/etc/hosts"); strings.Contains(hosts, "reviews") || strings.Contains(hosts, "240.240.") {
+			t.Fatalf("the curl pod's /etc/hosts lists services:\n%s", hosts)
+		}
+		resolv := execIn(t, "curl", "cat", "/etc/resolv.conf")
+		for _, want := range []string{"search default.svc.cluster.local svc.cluster.local cluster.local\n", "nameserver 10.213.0.1\n", "options ndots:5\n"} {
+			if !strings.Contains(resolv, want) {
+				t.Fatalf("the curl pod's resolv.conf lacks %q:\n%s", want, resolv)
+			}
+		}
+		short, full := lookup(t, "reviews"), lookup(t, "reviews.default.svc.cluster.local")
+		if !strings.HasPrefix(short, "240.240.") || short != full {
+			t.Fatalf("reviews is %s, reviews.default.svc.cluster.local %s: want one auto-allocated address", short, full)
 		}
 		if out := netns.Sh(t, "getent hosts reviews || true"); out != "" {
-			t.Fatalf("the test's own namespace resolves reviews (%q): the pod's hosts file leaked", out)
+			t.Fatalf("the test's own namespace resolves reviews (%q): the pod's names leaked", out)
+		}
+	})
+	t.Run("names outside the mesh go to the machine's resolver", func(t *testing.T) {
+		if got := lookup(t, machineName); got != machineAddr {
+			t.Fatalf("%s in the curl pod: %q, want the machine resolver's %s", machineName, got, machineAddr)
+		}
+		// Unknown everywhere: every search-path expansion and the name itself are answered
+		// NXDOMAIN (getent exits 2), well before the resolver's 5 s timeout would (124).
+		out, err := lucid(t, "exec", "curl", "--", "timeout", "4", "getent", "hosts", "nothing.example.test")
+		if code := exitCode(err); code != 2 {
+			t.Fatalf("getent hosts nothing.example.test: exit %d (%q), want 2 (not found) at once", code, out)
+		}
+	})
+	t.Run("a TCP ServiceEntry without an address is reached by name", func(t *testing.T) {
+		out := execIn(t, "curl", self(t), linesArg, "lines.example.test:"+linesPort)
+		if !strings.Contains(out, "banner 220 lines ready\n") || !strings.Contains(out, "echo hello\n") {
+			t.Fatalf("the line client in the curl pod:\n%s", out)
+		}
+		if remote := regexp.MustCompile(`remote (\S+)`).FindStringSubmatch(out); remote == nil || !strings.HasPrefix(remote[1], "240.240.") {
+			t.Fatalf("the client dialled %v, want an auto-allocated address:\n%s", remote, out)
 		}
 	})
 	t.Run("curl reaches http://reviews:9080/ through the sidecar, as nobody", func(t *testing.T) {
@@ -158,7 +207,12 @@ func TestUpCaptureChild(t *testing.T) {
 			t.Fatalf("lucid why: %v\n%s", err, out)
 		}
 		out, err = lucid(t, "proxy-config", "listeners", "curl")
-		if err != nil || !strings.Contains(out, "0.0.0.0    9080") || !strings.Contains(out, "15001 ALL   PassthroughCluster") {
+		// Istio's addresses, as istioctl shows them: virtualOutbound and virtualInbound on
+		// 0.0.0.0 too, not the pod's address.
+		listed := func(port, dest string) bool {
+			return regexp.MustCompile(`(?m)^0\.0\.0\.0\s+` + port + `\s+ALL\s+` + regexp.QuoteMeta(dest) + `$`).MatchString(out)
+		}
+		if err != nil || !listed("9080", "Route: 9080") || !listed("15001", "PassthroughCluster") || !listed("15006", "InboundPassthroughCluster") {
 			t.Fatalf("lucid proxy-config listeners curl: %v\n%s", err, out)
 		}
 	})
@@ -182,6 +236,111 @@ func TestUpCaptureChild(t *testing.T) {
 		again.stop(t)
 		assertClean(t, dir)
 	})
+}
+
+// linesEntry is a TCP service outside the mesh with no address, on port %[1]s: the agents'
+// DNS proxies answer its name with an auto-allocated address, which the pods' rules capture.
+// Its endpoint is the bridge's address, where startLines listens.
+const linesEntry = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: lines, namespace: default}
+spec:
+  hosts: [lines.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: %[1]s, name: tcp-lines, protocol: TCP}]
+  endpoints: [{address: 10.213.0.1}]
+`
+
+// startLines serves a server-first line protocol on a port of this namespace (returned):
+// a banner, then each line echoed.
+func startLines(t *testing.T) string {
+	t.Helper()
+	addr := upstreamtest.Serve(t, "0.0.0.0", func(c net.Conn, _ int) {
+		_, _ = io.WriteString(c, "220 lines ready\n")
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			_, _ = io.WriteString(c, "echo "+sc.Text()+"\n")
+		}
+	})
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
+// The machine's resolver knows machineName.
+const (
+	machineName = "db.example.test"
+	machineAddr = "192.168.77.9"
+)
+
+// startMachineResolver serves DNS on 127.0.0.1:53 of this namespace (UDP): machineName, and
+// NXDOMAIN for the rest.
+func startMachineResolver(t *testing.T) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		resp := new(dns.Msg)
+		q := req.Question[0]
+		if q.Name != machineName+"." {
+			_ = w.WriteMsg(resp.SetRcode(req, dns.RcodeNameError))
+			return
+		}
+		resp.SetReply(req)
+		if q.Qtype == dns.TypeA {
+			rr, _ := dns.NewRR(machineName + ". 60 IN A " + machineAddr)
+			resp.Answer = append(resp.Answer, rr)
+		}
+		_ = w.WriteMsg(resp)
+	})}
+	started, done := make(chan struct{}), make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = srv.ActivateAndServe(); close(done) }()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown(); <-done })
+}
+
+// lookup resolves name in the curl pod (getent, as any libc program does) and returns its
+// first address.
+func lookup(t *testing.T, name string) string {
+	t.Helper()
+	f := strings.Fields(execIn(t, "curl", "getent", "ahostsv4", name))
+	if len(f) == 0 {
+		t.Fatalf("getent ahostsv4 %s in the curl pod: no address", name)
+	}
+	return f[0]
+}
+
+// linesArg makes this binary a client of the line protocol (TestMain): it dials the
+// address by name, reads the banner before writing (server first), sends one line.
+const linesArg = "upcapture-lines"
+
+func linesClient(addr string) int {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Printf("remote %s\n", c.RemoteAddr().(*net.TCPAddr).IP)
+	r := bufio.NewReader(c)
+	banner, err := r.ReadString('\n')
+	if err != nil {
+		fmt.Println("banner:", err)
+		return 1
+	}
+	fmt.Printf("banner %s", banner)
+	_, _ = io.WriteString(c, "hello\n")
+	echo, err := r.ReadString('\n')
+	if err != nil {
+		fmt.Println("echo:", err)
+		return 1
+	}
+	fmt.Print(echo)
+	return 0
 }
 
 // clientArg makes this binary the Go client (TestMain), run in the curl pod by lucid exec:

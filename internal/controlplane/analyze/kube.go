@@ -42,7 +42,7 @@ func (a *analyzer) kubeServices() {
 			}
 			m := a.reportf(s.obj, "IST0118", Info, field, "Port name %s (port: %d, targetPort: %s) doesn't follow the naming convention of Istio port.",
 				p.name, p.port, targetPortString(s.obj.Kube.(*corev1.Service).Spec.Ports[i]))
-			m.Detail = fmt.Sprintf("port %d's protocol is sniffed (Lucid routes it as HTTP)", p.port)
+			m.Detail = fmt.Sprintf("port %d's protocol is sniffed per connection (HTTP or TCP); the explicit proxy of local mode routes it as HTTP", p.port)
 			m.Fix = "name the port <protocol>[-<suffix>] (http-web, grpc, tcp-db), or set appProtocol"
 		}
 	}

@@ -132,8 +132,9 @@ func acceptsUnsafe(r *networkingv1alpha3.HTTPRoute) (string, bool) {
 	return "", false
 }
 
-// serviceEntryProtocols is LUC0008: a ServiceEntry port without protocol. Istio sniffs
-// its protocol; Lucid routes it as HTTP, which breaks a TCP service (a database).
+// serviceEntryProtocols is LUC0008: a ServiceEntry port without protocol. Lucid sniffs it
+// per connection as Istio does (captured outbound, inbound), but the explicit proxy of local
+// mode routes it as HTTP, which breaks a TCP service (a database) reached that way.
 func (a *analyzer) serviceEntryProtocols() {
 	for _, o := range a.kind(config.KindServiceEntry) {
 		se, ok := o.Spec.(*networkingv1alpha3.ServiceEntry)
@@ -145,7 +146,7 @@ func (a *analyzer) serviceEntryProtocols() {
 				continue
 			}
 			m := a.reportf(o, "LUC0008", Info, fmt.Sprintf("spec.ports[%d]", i),
-				"Port %s (%d) has no protocol: Istio sniffs it, Lucid routes it as HTTP", p.GetName(), p.GetNumber())
+				"Port %s (%d) has no protocol: it is sniffed per connection (HTTP or TCP), as in Istio, but the explicit proxy of local mode routes it as HTTP", p.GetName(), p.GetNumber())
 			m.Fix = "set protocol (HTTP, HTTP2, GRPC, TLS, TCP, ...)"
 		}
 	}

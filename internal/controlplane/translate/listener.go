@@ -110,7 +110,7 @@ func (g *generator) virtualOutbound() *listenerpb.Listener {
 	}
 	return &listenerpb.Listener{
 		Name:             VirtualOutbound,
-		Address:          socketAddress(g.p.IP.String(), OutboundPort),
+		Address:          socketAddress("0.0.0.0", OutboundPort),
 		UseOriginalDst:   wrapperspb.Bool(true),
 		TrafficDirection: corepb.TrafficDirection_OUTBOUND,
 		DefaultFilterChain: &listenerpb.FilterChain{
@@ -123,7 +123,7 @@ func (g *generator) virtualOutbound() *listenerpb.Listener {
 func (g *generator) virtualInbound() *listenerpb.Listener {
 	l := &listenerpb.Listener{
 		Name:             VirtualInbound,
-		Address:          socketAddress(g.p.IP.String(), InboundPort),
+		Address:          socketAddress("0.0.0.0", InboundPort),
 		UseOriginalDst:   wrapperspb.Bool(true),
 		TrafficDirection: corepb.TrafficDirection_INBOUND,
 		DefaultFilterChain: &listenerpb.FilterChain{
@@ -137,18 +137,31 @@ func (g *generator) virtualInbound() *listenerpb.Listener {
 			Name:             "0.0.0.0_" + itoa(ip.Port),
 			FilterChainMatch: &listenerpb.FilterChainMatch{DestinationPort: wrapperspb.UInt32(ip.Port)},
 		}
-		if ip.IsHTTP() {
-			chain.Filters = []*listenerpb.Filter{g.hcmFilter(&hcmpb.HttpConnectionManager{
+		httpChain := func() *listenerpb.FilterChain {
+			fc := proto.Clone(chain).(*listenerpb.FilterChain)
+			fc.Filters = []*listenerpb.Filter{g.hcmFilter(&hcmpb.HttpConnectionManager{
 				StatPrefix:     "inbound_0.0.0.0_" + itoa(ip.Port),
 				RouteSpecifier: &hcmpb.HttpConnectionManager_RouteConfig{RouteConfig: inboundRouteConfig(ip)},
 				HttpFilters:    append(g.inboundAuthHTTPFilters(), routerHTTPFilter()), // authz.go
 			})}
-		} else {
-			chain.Filters = append(g.inboundAuthTCPFilters(), tcpProxyFilter(cluster, cluster)) // authz.go
+			return fc
 		}
-		l.FilterChains = append(l.FilterChains, g.inboundMTLSChains(ip, chain)...) // peerauth.go
+		tcpChain := func() *listenerpb.FilterChain {
+			fc := proto.Clone(chain).(*listenerpb.FilterChain)
+			fc.Filters = append(g.inboundAuthTCPFilters(), tcpProxyFilter(cluster, cluster)) // authz.go
+			return fc
+		}
+		switch {
+		case inboundSniffed(ip): // sniff_inbound.go
+			l.FilterChains = append(l.FilterChains, g.inboundSniffChains(ip, httpChain(), tcpChain())...)
+		case ip.IsHTTP():
+			l.FilterChains = append(l.FilterChains, g.inboundMTLSChains(ip, httpChain())...) // peerauth.go
+		default:
+			l.FilterChains = append(l.FilterChains, g.inboundMTLSChains(ip, tcpChain())...)
+		}
 	}
 	inboundTLSInspector(l)
+	inboundHTTPInspector(l) // sniff_inbound.go
 	return l
 }
 

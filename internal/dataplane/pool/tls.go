@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -37,8 +38,16 @@ func (s *Set) SetUpstreamTLS(f UpstreamTLS) {
 // secure runs the TLS handshake on a new connection when the cluster's transport asks
 // for it. A failed handshake is a connection failure (Envoy's UF) with Envoy's TLS
 // transport failure reason and an explanation of what did not match.
+// Under Istio's mutual TLS the pools' connections say they carry HTTP, as Istio's
+// istio.alpn filter does: "istio-http/1.1" ("istio-h2" for an HTTP/2 cluster) offered first,
+// so that the server sidecar's HTTP chain of a port without a declared protocol takes them
+// (its TCP chain takes the rest).
 func (p *Pool) secure(ctx context.Context, c net.Conn, addr string) (net.Conn, error) {
-	return secure(ctx, p.upTLS, p.name, addr, c)
+	alpn := "istio-http/1.1"
+	if p.settings.protocol == resource.HTTP2 {
+		alpn = "istio-h2"
+	}
+	return secure(ctx, p.upTLS, p.name, addr, c, alpn)
 }
 
 // Secure gives c, a connection to addr of cluster made outside the pools (tcp_proxy,
@@ -46,10 +55,12 @@ func (p *Pool) secure(ctx context.Context, c net.Conn, addr string) (net.Conn, e
 // endpoint's auto mTLS) transport socket; c unchanged when plaintext. Errors are
 // *ConnectError, as the pools'; c is closed then.
 func (s *Set) Secure(ctx context.Context, cluster, addr string, c net.Conn) (net.Conn, error) {
-	return secure(ctx, &s.upTLS, cluster, addr, c)
+	return secure(ctx, &s.upTLS, cluster, addr, c, "")
 }
 
-func secure(ctx context.Context, ref *upstreamTLSRef, cluster, addr string, c net.Conn) (net.Conn, error) {
+// secure runs the handshake; httpALPN, when set, is offered first on Istio's mutual TLS
+// (whose ALPN has "istio").
+func secure(ctx context.Context, ref *upstreamTLSRef, cluster, addr string, c net.Conn, httpALPN string) (net.Conn, error) {
 	if ref == nil {
 		return c, nil
 	}
@@ -64,6 +75,10 @@ func secure(ctx context.Context, ref *upstreamTLSRef, cluster, addr string, c ne
 	}
 	if cfg == nil {
 		return c, nil
+	}
+	if httpALPN != "" && slices.Contains(cfg.NextProtos, "istio") {
+		cfg = cfg.Clone() // the decision's configuration may be shared
+		cfg.NextProtos = append([]string{httpALPN}, cfg.NextProtos...)
 	}
 	tc := tls.Client(c, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {

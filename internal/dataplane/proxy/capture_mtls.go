@@ -13,24 +13,19 @@ import (
 // explained. Without it, a captured mTLS connection matched no chain and was passed
 // through to the app still encrypted. ok false: the connection was closed.
 func (p *Proxy) capturedInboundChain(l *resource.Listener, c net.Conn, port uint16) (conn net.Conn, fc *resource.FilterChain, sni string, ok bool) {
-	conn = c
-	var hello clientHello
+	conn, in := c, Connection{DestinationPort: port}
 	if inboundPicksChain(l, uint32(port)) { // mtls.go
-		h, buf, err := peekClientHello(c, p.opts.ListenerFiltersTimeout)
-		if err != nil {
-			p.log.Debug("tls inspector: closing connection", "listener", l.Name, "remote", c.RemoteAddr().String(), "error", err)
+		var err error
+		if conn, in, err = p.inspectInbound(l, c, port); err != nil { // sniff.go: TLS, and HTTP on an undeclared port
+			p.log.Debug("inspecting the connection: closing it", "listener", l.Name, "remote", c.RemoteAddr().String(), "error", err)
 			_ = c.Close()
 			return nil, nil, "", false
 		}
-		hello = h
-		if len(buf) > 0 {
-			conn = &prefixConn{Conn: c, prefix: buf}
-		}
 	}
-	fc = ChainForConnection(l, Connection{DestinationPort: port, ServerName: hello.serverName, TransportProtocol: hello.transportProtocol(), ApplicationProtocols: hello.alpn})
-	if (fc == nil || fc == l.DefaultChain) && p.refusePlaintext(l, port, c, hello.transportProtocol()) { // mtls.go: STRICT
+	fc = ChainForConnection(l, in)
+	if (fc == nil || fc == l.DefaultChain) && p.refusePlaintext(l, port, c, in.TransportProtocol) { // mtls.go: STRICT
 		_ = c.Close()
 		return nil, nil, "", false
 	}
-	return conn, fc, hello.serverName, true
+	return conn, fc, in.ServerName, true
 }

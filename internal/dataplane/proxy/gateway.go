@@ -200,35 +200,30 @@ func (p *Proxy) serveChainConn(sk *socket, c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	conn := c
-	var hello clientHello
+	conn, in := c, Connection{DestinationPort: sk.addr.Port(), TransportProtocol: "raw_buffer"}
 	if InspectsTLS(l) {
-		h, buf, err := peekClientHello(c, p.opts.ListenerFiltersTimeout)
-		if err != nil {
-			p.log.Debug("tls inspector: closing connection", "listener", l.Name, "remote", c.RemoteAddr().String(), "error", err)
+		var err error
+		if conn, in, err = p.inspectInbound(l, c, sk.addr.Port()); err != nil { // sniff.go: TLS, and HTTP on an undeclared inbound port
+			p.log.Debug("inspecting the connection: closing it", "listener", l.Name, "remote", c.RemoteAddr().String(), "error", err)
 			_ = c.Close()
 			return
 		}
-		hello = h
-		if len(buf) > 0 {
-			conn = &prefixConn{Conn: c, prefix: buf}
-		}
 	}
-	fc := ChainForConnection(l, Connection{DestinationPort: sk.addr.Port(), ServerName: hello.serverName, TransportProtocol: hello.transportProtocol(), ApplicationProtocols: hello.alpn})
-	if (fc == nil || fc == l.DefaultChain) && p.refusePlaintext(l, sk.addr.Port(), c, hello.transportProtocol()) { // mtls.go: STRICT
+	fc := ChainForConnection(l, in)
+	if (fc == nil || fc == l.DefaultChain) && p.refusePlaintext(l, sk.addr.Port(), c, in.TransportProtocol) { // mtls.go: STRICT
 		_ = c.Close()
 		return
 	}
 	if fc == nil {
 		p.log.Debug("no filter chain matches the connection; closing it (filter_chain_not_found)", "listener", l.Name,
-			"remote", c.RemoteAddr().String(), "server_name", hello.serverName, "transport_protocol", hello.transportProtocol())
+			"remote", c.RemoteAddr().String(), "server_name", in.ServerName, "transport_protocol", in.TransportProtocol)
 		_ = c.Close()
 		return
 	}
 	var tc *tls.Conn
 	if fc.TLS != nil {
 		var ok bool
-		if tc, ok = p.handshake(conn, l.Name, fc, t.tls[fc], hello.serverName); !ok {
+		if tc, ok = p.handshake(conn, l.Name, fc, t.tls[fc], in.ServerName); !ok {
 			return
 		}
 		conn = tc

@@ -201,3 +201,39 @@ func (p *Proxy) sniffCaptured(c net.Conn, l *resource.Listener, dst netip.AddrPo
 	}
 	return c, s.connection(dst.Port()), true
 }
+
+// SniffsPlaintext reports whether a sidecar's inbound port tells plaintext protocols apart
+// (an undeclared port: its HTTP chain matches raw_buffer with the HTTP inspector's
+// protocols), so that its connections are sniffed rather than only TLS-inspected.
+func SniffsPlaintext(l *resource.Listener, port uint16) bool {
+	for _, fc := range l.FilterChains {
+		if m := fc.Match; m.DestinationPort == uint32(port) && m.TransportProtocol == "raw_buffer" && len(m.ApplicationProtocols) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// inspectInbound reads what an inbound port's chains match on from a connection's first
+// bytes (replayed in the returned connection): the TLS inspector's SNI and ALPN, and for an
+// undeclared port the HTTP inspector's protocol too (no timeout, as Istio's
+// protocolDetectionTimeout; TLS inspection alone has the listener filters' timeout).
+func (p *Proxy) inspectInbound(l *resource.Listener, c net.Conn, port uint16) (net.Conn, Connection, error) {
+	var (
+		s   sniffed
+		buf []byte
+		err error
+	)
+	if SniffsPlaintext(l, port) {
+		s, buf, err = peekProtocol(c, protocolDetectionTimeout)
+	} else {
+		s.hello, buf, err = peekClientHello(c, p.opts.ListenerFiltersTimeout)
+	}
+	if err != nil {
+		return nil, Connection{}, err
+	}
+	if len(buf) > 0 {
+		c = &prefixConn{Conn: c, prefix: buf}
+	}
+	return c, s.connection(port), nil
+}

@@ -182,6 +182,16 @@ func (e *Env) WhyInbound(r *http.Request) *Trace {
 	t.Listener = l.Name
 	t.ListenerNote = fmt.Sprintf("inbound, port %d", port)
 	fc := proxy.ChainFor(l, uint32(port))
+	if proxy.SniffsPlaintext(l, port) {
+		// A port without a declared protocol: the chain the sidecar sniffs an HTTP/1.1
+		// request into (from a sidecar with an identity: mutual TLS with Istio's HTTP ALPN).
+		c := proxy.Connection{DestinationPort: port, TransportProtocol: "raw_buffer", ApplicationProtocols: []string{"http/1.1"}}
+		if e.Principal != "" {
+			c.TransportProtocol, c.ApplicationProtocols = "tls", []string{"istio-http/1.1", "istio-peer-exchange", "istio"}
+		}
+		fc = proxy.ChainForConnection(l, c)
+		t.ListenerNote += ", protocol not declared: the request is sniffed as HTTP"
+	}
 	if fc == nil {
 		t.Outcome = Outcome{Closed: fmt.Sprintf("no filter chain of %s for port %d", l.Name, port)}
 		return t

@@ -35,7 +35,7 @@ const (
 var DefaultCaptureRange = netip.MustParsePrefix("10.213.0.0/24")
 
 // EnvRunDir overrides where `lucid up --capture` keeps the pods' files (DefaultRunDir):
-// their hosts and resolv.conf, the holders' pids `lucid exec` joins.
+// their hosts, resolv.conf and nsswitch.conf, the holders' pids `lucid exec` joins.
 const (
 	EnvRunDir     = "LUCID_RUN_DIR"
 	DefaultRunDir = "/run/lucid"
@@ -160,31 +160,40 @@ func captureGRPCAddr(addr string, r netip.Prefix) string {
 	return r.Addr().Next().String() + ":" + port
 }
 
-// podNameService is the seam for name resolution in a pod: the hosts and resolv.conf files
-// bind-mounted over the pod's /etc. Today the hosts file lists every service's names (as
-// Kubernetes clients write them: short, with the namespace, the full name) with an address
-// of 240.240.0.0/16 (Istio's auto-allocation range), and resolv.conf has the search path
-// and no reachable server: the address only has to leave the app for the capture rules to
-// take it, and the sidecar routes by Host (HTTP) or port. When the agent's DNS proxy on
-// 127.0.0.1:15053 serves the pod (DNS capture), only resolv.conf remains: a nameserver
-// whose port 53 the capture rules send to the agent, and an empty hosts file.
-func podNameService(p *Plan, w Workload, podIP netip.Addr) (hosts, resolv string) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "127.0.0.1\tlocalhost\n%s\t%s\n", podIP, w.Name)
-	vip := netip.MustParseAddr("240.240.0.0")
-	for _, svc := range p.Services {
-		vip = vip.Next()
-		names := []string{svc.Host}
-		if short, ok := strings.CutSuffix(svc.Host, ".svc.cluster.local"); ok {
-			names = append(names, short+".svc", short) // name.ns
-			if name, ok := strings.CutSuffix(short, "."+w.Namespace); ok {
-				names = append(names, name)
-			}
-		}
-		fmt.Fprintf(&b, "%s\t%s\n", vip, strings.Join(names, " "))
+// podNameService is name resolution in a pod: the hosts, resolv.conf and nsswitch.conf
+// files bind-mounted over the pod's /etc, as the kubelet and a container image give them.
+// The hosts file names only localhost and the pod itself; resolv.conf names the cluster's
+// resolver (resolver: the bridge's address, capture_dns.go) with Kubernetes' search path
+// and ndots:5, and the pod's capture rules (DNS capture, as istio-init installs with
+// ISTIO_META_DNS_CAPTURE) send its queries to the agent's DNS proxy on 15053, which answers
+// the mesh's names from the control plane's name table (auto-allocated addresses for
+// ServiceEntries without one) and forwards the rest to the resolver. nsswitch (the
+// machine's nsswitch.conf, "" without one) keeps its other lines but looks host names up
+// in files then DNS only: a machine's resolve/mdns modules would ask a daemon outside the
+// pod, past the mesh.
+func podNameService(w Workload, podIP, resolver netip.Addr, nsswitch string) (hosts, resolv, nss string) {
+	hosts = fmt.Sprintf("# lucid up --capture: the pod's own names; services resolve through the agent's DNS proxy\n"+
+		"127.0.0.1\tlocalhost\n%s\t%s\n", podIP, w.Name)
+	resolv = fmt.Sprintf("# lucid up --capture: queries go to the agent's DNS proxy (the capture rules take port 53)\n"+
+		"search %[1]s.svc.%[2]s svc.%[2]s %[2]s\nnameserver %[3]s\noptions ndots:5\n", w.Namespace, clusterDomain, resolver)
+	if nsswitch == "" {
+		return hosts, resolv, ""
 	}
-	resolv = fmt.Sprintf("# lucid up --capture: names resolve from the pod's /etc/hosts\nsearch %s.svc.cluster.local svc.cluster.local cluster.local\nnameserver 127.0.0.1\noptions ndots:5 timeout:1 attempts:1\n", w.Namespace)
-	return b.String(), resolv
+	var b strings.Builder
+	hostsLine := false
+	for line := range strings.Lines(nsswitch) {
+		if strings.HasPrefix(strings.TrimSpace(line), "hosts:") {
+			line, hostsLine = "hosts: files dns\n", true
+		}
+		b.WriteString(line)
+	}
+	if !strings.HasSuffix(b.String(), "\n") {
+		b.WriteString("\n")
+	}
+	if !hostsLine {
+		b.WriteString("hosts: files dns\n")
+	}
+	return hosts, resolv, b.String()
 }
 
 // setFlag sets the value of --name in args (appending it when absent).

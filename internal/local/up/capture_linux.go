@@ -18,6 +18,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/lucid-mesh/lucid/internal/agent/dnsproxy"
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 )
 
@@ -26,6 +27,8 @@ type captureMesh struct {
 	out    *Output
 	run    string // RunDir()
 	bridge netlink.Link
+	dns    *clusterDNS // the pods' cluster resolver, on the bridge's address
+	nss    string      // the pods' nsswitch.conf (podNameService)
 	pods   []*pod
 	relays []net.Listener
 	stop   context.CancelFunc // the mirror's follower
@@ -120,6 +123,10 @@ func startCapture(ctx context.Context, p *Plan, opts Options, own map[string]net
 	if cm.bridge, err = createBridge(netip.PrefixFrom(gw, r.Bits())); err != nil {
 		return nil, err
 	}
+	cm.startClusterDNS(gw)
+	if b, err := os.ReadFile("/etc/nsswitch.conf"); err == nil {
+		cm.nss = string(b)
+	}
 	// The WorkloadEntries' own addresses first, then the range's free ones for the rest.
 	ips, used := map[string]netip.Addr{}, map[netip.Addr]bool{gw: true}
 	for _, w := range p.Workloads {
@@ -187,14 +194,19 @@ func (cm *captureMesh) startPod(p *Plan, w Workload, ip, gw netip.Addr, bits int
 	if err := os.MkdirAll(pd.dir, 0o711); err != nil { //nolint:gosec // G301: the sidecar's uid opens its root-cert.pem here
 		return nil, err
 	}
-	hosts, resolv := podNameService(p, w, ip)
-	hostsFile, resolvFile := filepath.Join(pd.dir, "hosts"), filepath.Join(pd.dir, "resolv.conf")
-	for f, body := range map[string]string{hostsFile: hosts, resolvFile: resolv} {
-		if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+	hosts, resolv, nss := podNameService(w, ip, gw, cm.nss)
+	files := map[string]string{"hosts": hosts, "resolv.conf": resolv, "nsswitch.conf": nss}
+	for name, body := range files {
+		if body == "" {
+			delete(files, name)
+			continue
+		}
+		files[name] = filepath.Join(pd.dir, name)
+		if err := os.WriteFile(files[name], []byte(body), 0o644); err != nil {
 			return nil, err
 		}
 	}
-	h, err := startHolder(exe, hostsFile, resolvFile)
+	h, err := startHolder(exe, files["hosts"], files["resolv.conf"], files["nsswitch.conf"])
 	if err != nil {
 		return nil, err
 	}
@@ -206,9 +218,10 @@ func (cm *captureMesh) startPod(p *Plan, w Workload, ip, gw netip.Addr, bits int
 	if err := os.WriteFile(filepath.Join(pd.dir, "holder.pid"), []byte(strconv.Itoa(pd.pid())+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	// istio-init: the same command and flags the injector gives it.
+	// istio-init: the same command, flags and DNS capture setting the injector gives it.
 	rules := inPod(Process{Path: exe, Args: podRulesArgs()}, exe, pd.pid(), -1, "")
 	cmd := exec.Command(rules.Path, rules.Args...)
+	cmd.Env = append(os.Environ(), podDNSEnv[0])
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("capture rules (lucid %s): %w\n%s", strings.Join(podRulesArgs(), " "), err, b)
 	}
@@ -220,6 +233,27 @@ func (cm *captureMesh) startPod(p *Plan, w Workload, ip, gw netip.Addr, bits int
 func podRulesArgs() []string {
 	return []string{"iptables", "-p", strconv.Itoa(OutboundPort), "-z", strconv.Itoa(InboundCapturePort),
 		"-u", strconv.Itoa(ProxyUID), "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"}
+}
+
+// podDNSEnv is the proxy metadata of every pod (on istio-init and the sidecar, as the
+// injector sets a pod's proxyMetadata): DNS capture, auto-allocated addresses for
+// ServiceEntries without one.
+var podDNSEnv = []string{"ISTIO_META_DNS_CAPTURE=true", "ISTIO_META_DNS_AUTO_ALLOCATE=true"}
+
+// startClusterDNS starts the pods' cluster resolver on the bridge's address (capture_dns.go),
+// forwarding to the machine's resolvers. Without it the pods still resolve the mesh's names
+// (their agents answer them); up says what they lack.
+func (cm *captureMesh) startClusterDNS(gw netip.Addr) {
+	rc, err := dnsproxy.ReadResolvConf("/etc/resolv.conf")
+	if err != nil {
+		cm.out.Printf("up", "names outside the mesh do not resolve in the pods: the machine's resolvers: %v", err)
+	} else if len(rc.Upstreams) == 0 {
+		cm.out.Printf("up", "names outside the mesh do not resolve in the pods: /etc/resolv.conf names no resolver")
+	}
+	addr := net.JoinHostPort(gw.String(), "53")
+	if cm.dns, err = startClusterDNS(addr, rc.Upstreams); err != nil {
+		cm.out.Printf("up", "names outside the mesh do not resolve in the pods: their resolver %s: %v", addr, err)
+	}
 }
 
 // InboundCapturePort is where the rules send a pod's inbound connections (Istio's 15006).
@@ -250,6 +284,10 @@ func (cm *captureMesh) rewrite(p *Plan, exe string) error {
 			}
 		}
 		sc.Env = setEnv(sc.Env, "ISTIO_META_INTERCEPTION_MODE", "REDIRECT")
+		for _, kv := range podDNSEnv {
+			k, v, _ := strings.Cut(kv, "=")
+			sc.Env = setEnv(sc.Env, k, v)
+		}
 		sc.Ready = "http://" + hostPort(pd.ip.String(), StatusPort) + "/healthz/ready"
 		sc.Binds = nil // in the pod; the admin relay checks the host side
 		*sc = inPod(*sc, exe, pd.pid(), ProxyUID, copyRoot)
@@ -310,6 +348,9 @@ func (cm *captureMesh) close() {
 	}
 	for _, pd := range cm.pods {
 		stopHolder(pd.holder)
+	}
+	if cm.dns != nil {
+		cm.dns.close()
 	}
 	if cm.bridge != nil {
 		if err := netlink.LinkDel(cm.bridge); err != nil && !errors.Is(err, syscall.ENODEV) {

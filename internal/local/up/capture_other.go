@@ -25,7 +25,7 @@ func (*captureMesh) close()                              {}
 func (*captureMesh) welcome(func(string, ...any), *Plan) {}
 
 // HoldPod is Linux only.
-func HoldPod(string, string, io.Writer) error { return errCaptureLinux }
+func HoldPod(string, string, string, io.Writer) error { return errCaptureLinux }
 
 // JoinPod is Linux only.
 func JoinPod(int) error { return errCaptureLinux }

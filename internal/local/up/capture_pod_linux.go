@@ -18,7 +18,7 @@ import (
 
 // A pod of `lucid up --capture` is held by a holder process (Kubernetes' pause container):
 // `lucid internal-pod-hold`, started in a new network and mount namespace, makes its mounts
-// private, binds the pod's hosts and resolv.conf files over /etc's, brings lo up and sleeps.
+// private, binds the pod's hosts, resolv.conf and nsswitch.conf files over /etc's, brings lo up and sleeps.
 // Every process of the pod (capture rules, sidecar, app, `lucid exec`) joins the holder's
 // two namespaces (JoinPod). The holder dies with `lucid up` (parent-death signal), and the
 // namespaces with the last process in them: a crash leaves no namespace behind.
@@ -28,11 +28,11 @@ const holdReady = "pod ready"
 
 // HoldPod is the holder's body (`lucid internal-pod-hold`): it runs in the pod's fresh
 // network and mount namespaces and returns only on error.
-func HoldPod(hosts, resolv string, out io.Writer) error {
+func HoldPod(hosts, resolv, nsswitch string, out io.Writer) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making the pod's mounts private: %w", err)
 	}
-	for _, b := range [][2]string{{hosts, "/etc/hosts"}, {resolv, "/etc/resolv.conf"}} {
+	for _, b := range [][2]string{{hosts, "/etc/hosts"}, {resolv, "/etc/resolv.conf"}, {nsswitch, "/etc/nsswitch.conf"}} {
 		if b[0] == "" {
 			continue
 		}
@@ -54,8 +54,8 @@ func HoldPod(hosts, resolv string, out io.Writer) error {
 }
 
 // startHolder starts exe's holder for a pod and waits until it is ready.
-func startHolder(exe, hosts, resolv string) (*exec.Cmd, error) {
-	cmd := exec.Command(exe, "internal-pod-hold", "--hosts", hosts, "--resolv", resolv)
+func startHolder(exe, hosts, resolv, nsswitch string) (*exec.Cmd, error) {
+	cmd := exec.Command(exe, "internal-pod-hold", "--hosts", hosts, "--resolv", resolv, "--nsswitch", nsswitch)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS,
 		Setpgid:    true, // Ctrl-C reaches lucid up only

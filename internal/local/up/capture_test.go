@@ -142,27 +142,30 @@ func TestMirrorFollowsTheUsersFiles(t *testing.T) {
 	}
 }
 
-func TestPodNameServiceNamesAsKubernetesClients(t *testing.T) {
-	p := &Plan{Services: []Service{
-		{Host: "ratings.default.svc.cluster.local", Namespace: "default"},
-		{Host: "reviews.default.svc.cluster.local", Namespace: "default"},
-		{Host: "api.example.com", Namespace: "default"},
-	}}
-	hosts, resolv := podNameService(p, Workload{Name: "curl", Namespace: "default"}, netip.MustParseAddr("10.213.0.2"))
-	want := "127.0.0.1\tlocalhost\n10.213.0.2\tcurl\n" +
-		"240.240.0.1\tratings.default.svc.cluster.local ratings.default.svc ratings.default ratings\n" +
-		"240.240.0.2\treviews.default.svc.cluster.local reviews.default.svc reviews.default reviews\n" +
-		"240.240.0.3\tapi.example.com\n"
-	if hosts != want {
-		t.Fatalf("hosts:\n%s\nwant:\n%s", hosts, want)
+func TestPodNameServiceIsKubernetesDNS(t *testing.T) {
+	const machine = "# the machine's\npasswd: files systemd\nhosts:   files mdns4_minimal [NOTFOUND=return] resolve dns\nnetworks: files\n"
+	hosts, resolv, nss := podNameService(Workload{Name: "curl", Namespace: "shop"},
+		netip.MustParseAddr("10.213.0.2"), netip.MustParseAddr("10.213.0.1"), machine)
+	// The pod's own names only: services resolve through DNS.
+	if !strings.HasSuffix(hosts, "127.0.0.1\tlocalhost\n10.213.0.2\tcurl\n") || strings.Count(hosts, "\n") != 3 {
+		t.Fatalf("hosts:\n%s", hosts)
 	}
-	if !strings.Contains(resolv, "search default.svc.cluster.local svc.cluster.local cluster.local\n") {
-		t.Fatalf("resolv.conf:\n%s", resolv)
+	// Kubernetes' search path for the pod's namespace, ndots:5, the cluster resolver the
+	// capture rules take.
+	for _, want := range []string{"\nsearch shop.svc.cluster.local svc.cluster.local cluster.local\n", "\nnameserver 10.213.0.1\n", "\noptions ndots:5\n"} {
+		if !strings.Contains(resolv, want) {
+			t.Errorf("resolv.conf lacks %q:\n%s", want, resolv)
+		}
 	}
-	// Another namespace's pod gets no short name for default's services.
-	hosts, _ = podNameService(p, Workload{Name: "x", Namespace: "shop"}, netip.MustParseAddr("10.213.0.3"))
-	if strings.Contains(hosts, " reviews\n") || !strings.Contains(hosts, " reviews.default\n") {
-		t.Fatalf("hosts in namespace shop:\n%s", hosts)
+	// Host names from files then DNS, never a daemon of the machine; the rest as it was.
+	if want := strings.Replace(machine, "hosts:   files mdns4_minimal [NOTFOUND=return] resolve dns", "hosts: files dns", 1); nss != want {
+		t.Errorf("nsswitch.conf:\n%s\nwant:\n%s", nss, want)
+	}
+	if _, _, nss := podNameService(Workload{Name: "x"}, netip.MustParseAddr("10.213.0.3"), netip.MustParseAddr("10.213.0.1"), "passwd: files"); nss != "passwd: files\nhosts: files dns\n" {
+		t.Errorf("nsswitch.conf without a hosts line: %q", nss)
+	}
+	if _, _, nss := podNameService(Workload{Name: "x"}, netip.MustParseAddr("10.213.0.3"), netip.MustParseAddr("10.213.0.1"), ""); nss != "" {
+		t.Errorf("a machine without nsswitch.conf got %q", nss)
 	}
 }
 
@@ -223,4 +226,40 @@ spec: {address: 127.0.10.2}
 			t.Errorf("%s: usable %v (%q), want %q", addr, ok, why, want)
 		}
 	}
+}
+
+func FuzzPodNameServiceNSSwitch(f *testing.F) {
+	f.Add("passwd: files\nhosts: files resolve [!UNAVAIL=return] dns\n")
+	f.Add("hosts:\n")
+	f.Add("# no hosts line")
+	f.Add("hosts:files mdns4")
+	f.Fuzz(func(t *testing.T, machine string) {
+		_, _, nss := podNameService(Workload{Name: "x", Namespace: "default"}, netip.MustParseAddr("10.213.0.2"), netip.MustParseAddr("10.213.0.1"), machine)
+		if machine == "" {
+			if nss != "" {
+				t.Fatalf("no machine file, got %q", nss)
+			}
+			return
+		}
+		// Host names from files then DNS, every other line as the machine has it.
+		var kept []string
+		for line := range strings.Lines(nss) {
+			if strings.HasPrefix(strings.TrimSpace(line), "hosts:") {
+				if line != "hosts: files dns\n" {
+					t.Fatalf("hosts line %q in %q", line, nss)
+				}
+				continue
+			}
+			kept = append(kept, line)
+		}
+		var want []string
+		for line := range strings.Lines(machine) {
+			if !strings.HasPrefix(strings.TrimSpace(line), "hosts:") {
+				want = append(want, line)
+			}
+		}
+		if strings.TrimSuffix(strings.Join(kept, ""), "\n") != strings.TrimSuffix(strings.Join(want, ""), "\n") {
+			t.Fatalf("other lines changed: %q → %q", machine, nss)
+		}
+	})
 }

@@ -12,7 +12,7 @@ var wellKnownPorts = map[int32]bool{25: true, 53: true, 3306: true, 27017: true}
 
 // Protocol is the protocol Istio gives a Kubernetes service port, in the model's
 // upper-case spelling, with "" for "not declared" (Istio's UnsupportedProtocol: the port is
-// sniffed; the model routes it as HTTP). Istio's rule:
+// sniffed per connection; the explicit proxy of local mode routes it as HTTP). Istio's rule:
 //
 //   - UDP ports are UDP;
 //   - else appProtocol, when set, replaces the name; the Kubernetes names kubernetes.io/h2c,
