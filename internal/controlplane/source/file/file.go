@@ -40,6 +40,7 @@ type Source struct {
 	creds   [sha256.Size]byte         // credentialNames of the last scan (credentials.go)
 	scanned bool                      // a scan has happened (hash is meaningful)
 	good    map[string]*config.Object // objects served after the last scan, by Key
+	gone    map[string]bool           // files that served objects and were missing at the last scan
 	parsed  config.ParseCache         // each file's last parse, by content
 }
 
@@ -58,7 +59,7 @@ func (s *Source) Load() ([]*config.Object, []config.Diagnostic) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hash, s.creds, s.scanned = contentHash(files, rdiags), credentialNames(s.dir), true
-	return s.apply(files, rdiags)
+	return s.apply(files, rdiags, false)
 }
 
 // Run scans dir every Interval until ctx ends, calling onChange with the full
@@ -93,11 +94,11 @@ func (s *Source) rescan() ([]*config.Object, []config.Diagnostic, bool) {
 	h, creds := contentHash(files, rdiags), credentialNames(s.dir)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.scanned && h == s.hash && creds == s.creds {
+	if s.scanned && h == s.hash && creds == s.creds && len(s.gone) == 0 {
 		return nil, nil, false
 	}
 	s.hash, s.creds, s.scanned = h, creds, true
-	objs, diags := s.apply(files, rdiags)
+	objs, diags := s.apply(files, rdiags, true)
 	return objs, diags, true
 }
 
@@ -125,8 +126,12 @@ func contentHash(files []config.File, diags []config.Diagnostic) [sha256.Size]by
 //   - its file is still there but has an error that names no object (malformed
 //     YAML, a document without kind or name): we cannot tell which object broke.
 //
-// It is dropped when its file is gone or its file parsed cleanly without it.
-func (s *Source) apply(files []config.File, rdiags []config.Diagnostic) ([]*config.Object, []config.Diagnostic) {
+// It is dropped when its file is gone or its file parsed cleanly without it. With
+// confirmGone (the watch loop), a file that disappeared keeps its objects for one more
+// scan and is removed only if it is still missing then: a file replaced by unlinking and
+// creating it again (git checkout does) is missing for a moment, and its objects must
+// not be withdrawn from the mesh and pushed back.
+func (s *Source) apply(files []config.File, rdiags []config.Diagnostic, confirmGone bool) ([]*config.Object, []config.Diagnostic) {
 	dirGone, unread := unreadable(rdiags)
 	if dirGone {
 		return s.keepAll(rdiags) // s.good unchanged: the next readable scan compares with it
@@ -159,9 +164,18 @@ func (s *Source) apply(files []config.File, rdiags []config.Diagnostic) ([]*conf
 			broken[d.File] = true
 		}
 	}
+	gone := map[string]bool{}
 	for _, k := range sortedKeys(s.good) {
 		prev := s.good[k]
-		if _, ok := current[k]; ok || !present[prev.File] {
+		if _, ok := current[k]; ok {
+			continue
+		}
+		if !present[prev.File] {
+			if confirmGone && !s.gone[prev.File] {
+				gone[prev.File] = true
+				objs = append(objs, prev)
+				current[k] = prev
+			}
 			continue
 		}
 		if rejected[k] || broken[prev.File] {
@@ -172,7 +186,7 @@ func (s *Source) apply(files []config.File, rdiags []config.Diagnostic) ([]*conf
 		}
 	}
 	sortByPlace(objs)
-	s.good = current
+	s.good, s.gone = current, gone
 	return objs, diags
 }
 

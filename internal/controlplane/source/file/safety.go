@@ -13,9 +13,9 @@ import (
 //
 //   - the directory vanished or cannot be read: every object keeps serving;
 //   - a file cannot be read: its objects keep serving;
-//   - a file ends in the middle of a line and lost objects since the last scan (a
-//     truncated file, or one still being written): its last good objects keep serving,
-//     none of its new content is used;
+//   - a file ends in the middle of a line, or is empty, and lost objects since the last
+//     scan (a truncated file, or one still being written): its last good objects keep
+//     serving, none of its new content is used (a removed file removes its objects);
 //   - an object defined in two files: the definition already serving wins, the newcomer
 //     is rejected with an error naming both files (Istio orders by creation time, then
 //     name; files have no creation time, and an object that serves is the oldest). When
@@ -72,11 +72,11 @@ func (s *Source) lastGoodOf(file string) []*config.Object {
 	return out
 }
 
-// truncated reports whether f looks cut off: it does not end with a newline and lost
-// objects it served (parsed holds what it defines now). The diagnostic names the line
+// truncated reports whether f looks cut off: it is empty or does not end with a newline,
+// and lost objects it served (parsed holds what it defines now). The diagnostic names the line
 // it ends on.
 func (s *Source) truncated(f config.File, parsed []*config.Object) (config.Diagnostic, bool) {
-	if len(f.Data) == 0 || f.Data[len(f.Data)-1] == '\n' {
+	if len(f.Data) > 0 && f.Data[len(f.Data)-1] == '\n' {
 		return config.Diagnostic{}, false
 	}
 	now := map[string]bool{}
@@ -91,6 +91,13 @@ func (s *Source) truncated(f config.File, parsed []*config.Object) (config.Diagn
 	}
 	if len(lost) == 0 {
 		return config.Diagnostic{}, false
+	}
+	if len(f.Data) == 0 {
+		// Empty: a file being rewritten in place (git checkout, an editor that truncates
+		// before it writes) is empty for a moment; removing the file removes its objects.
+		return config.Diagnostic{Level: config.Error, File: f.Name,
+			Message: fmt.Sprintf("the file is empty and no longer defines %v: still being written? %s until it has content again, or remove the file to remove them",
+				lost, keepingFile)}, true
 	}
 	line := bytes.Count(f.Data, []byte("\n")) + 1
 	return config.Diagnostic{Level: config.Error, File: f.Name, Line: line,

@@ -107,6 +107,12 @@ func TestTruncatedFileKeepsItsObjects(t *testing.T) {
 			"keeping this file's last good objects until it ends with a newline\n"},
 		{"complete again, with an edit", writes(map[string]string{"a.yaml": strings.Replace(full, "c1", "c2", 1)}),
 			"DestinationRule default/a host=a1\nDestinationRule default/b host=b1\nDestinationRule default/c host=c2\n"},
+		{"emptied, as a rewrite in place is for a moment", writes(map[string]string{"a.yaml": ""}),
+			"DestinationRule default/a host=a1\nDestinationRule default/b host=b1\nDestinationRule default/c host=c2\n" +
+				"error a.yaml: the file is empty and no longer defines [DestinationRule default/a DestinationRule default/b DestinationRule default/c]: " +
+				"still being written? keeping this file's last good objects until it has content again, or remove the file to remove them\n"},
+		{"written again", writes(map[string]string{"a.yaml": strings.Replace(full, "c1", "c2", 1)}),
+			"DestinationRule default/a host=a1\nDestinationRule default/b host=b1\nDestinationRule default/c host=c2\n"},
 		{"a last document without a final newline that loses nothing is read as it is",
 			writes(map[string]string{"a.yaml": strings.TrimSuffix(strings.Replace(full, "c1", "c3", 1), "\n")}),
 			"DestinationRule default/a host=a1\nDestinationRule default/b host=b1\nDestinationRule default/c host=c3\n"},
@@ -141,4 +147,39 @@ func TestDuplicateAcrossFiles(t *testing.T) {
 					"which wins (the definition already serving is kept); this definition is rejected\n"},
 		})
 	})
+}
+
+// The watch loop removes a file's objects only when the file is still missing at the
+// next scan: git checkout replaces a file by unlinking it and creating it again.
+func TestVanishedFileConfirmedOnNextScan(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.yaml", dr("a", "a1"))
+	write(t, dir, "b.yaml", dr("b", "b1"))
+	s := New(dir, nil)
+	s.Load()
+	both := "DestinationRule default/a host=a1\nDestinationRule default/b host=b1\n"
+	scan := func(step, want string) {
+		t.Helper()
+		objs, diags, changed := s.rescan()
+		if !changed {
+			t.Fatalf("%s: the scan applied nothing", step)
+		}
+		if got := summary(objs, diags); got != want {
+			t.Errorf("%s:\n got:\n%s\nwant:\n%s", step, got, want)
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	scan("missing once", both)
+	write(t, dir, "b.yaml", dr("b", "b2"))
+	scan("back, changed", "DestinationRule default/a host=a1\nDestinationRule default/b host=b2\n")
+	if err := os.Remove(filepath.Join(dir, "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	scan("missing once more", "DestinationRule default/a host=a1\nDestinationRule default/b host=b2\n")
+	scan("still missing: removed", "DestinationRule default/a host=a1\n")
+	if _, _, changed := s.rescan(); changed {
+		t.Error("a scan after the removal applied again with nothing changed")
+	}
 }
