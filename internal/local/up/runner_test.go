@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,23 +53,32 @@ func fakeLucid(args []string) int {
 		fmt.Fprintln(os.Stderr, "boom: failing on purpose")
 		return 1
 	}
-	serve := func(addr, path string) {
+	// serve answers path on addr; the channel closes when path is first asked for.
+	serve := func(addr, path string) <-chan struct{} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			fmt.Println("listen:", err)
 			os.Exit(1)
 		}
+		asked := make(chan struct{})
+		var once sync.Once
 		mux := http.NewServeMux()
-		mux.HandleFunc(path, func(http.ResponseWriter, *http.Request) {})
+		mux.HandleFunc(path, func(http.ResponseWriter, *http.Request) { once.Do(func() { close(asked) }) })
 		go func() { _ = (&http.Server{Handler: mux, ReadHeaderTimeout: time.Second}).Serve(ln) }()
+		return asked
 	}
 	switch args[0] {
 	case "discovery":
 		serve(flagValue(args, "--debug-addr"), "/ready")
 	case "sidecar":
-		serve(net.JoinHostPort(flagValue(args, "--ip"), "15020"), "/healthz/ready")
+		ready := serve(net.JoinHostPort(flagValue(args, "--ip"), "15020"), "/healthz/ready")
 		if os.Getenv("LUCID_UP_FAKE_CRASH") == "sidecar" && flagValue(args, "--workload") == "web" {
-			time.Sleep(500 * time.Millisecond)
+			// Crash once up has seen the sidecar ready, however slow the machine is.
+			select {
+			case <-ready:
+			case <-time.After(30 * time.Second):
+			}
+			time.Sleep(300 * time.Millisecond)
 			fmt.Println("crashing")
 			return 3
 		}
