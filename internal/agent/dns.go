@@ -8,6 +8,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/agent/dnsproxy"
 	"github.com/lucid-mesh/lucid/internal/contract/nds"
+	"github.com/lucid-mesh/lucid/internal/contract/resolvconf"
 )
 
 // DNS capture (Istio's ISTIO_META_DNS_CAPTURE, docs/capture.md): the agent runs the DNS
@@ -45,7 +46,7 @@ func startDNS(ctx context.Context, o DNSOptions, namespace string, log *slog.Log
 	if path == "" {
 		path = "/etc/resolv.conf"
 	}
-	rc, err := dnsproxy.ReadResolvConf(path)
+	rc, err := resolvconf.Read(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("DNS capture (ISTIO_META_DNS_CAPTURE): the upstream resolvers: %w", err)
 	}

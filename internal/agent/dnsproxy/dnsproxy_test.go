@@ -188,19 +188,6 @@ func TestUpstreamDown(t *testing.T) {
 	}
 }
 
-func TestParseResolvConf(t *testing.T) {
-	rc, err := ParseResolvConf(strings.NewReader("nameserver 10.96.0.10\nnameserver fd00::a\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(rc.Upstreams, ",") != "10.96.0.10:53,[fd00::a]:53" || len(rc.Search) != 3 {
-		t.Errorf("parsed %+v", rc)
-	}
-	if _, err := ParseResolvConf(strings.NewReader("nameserver dns.example.com\n")); err == nil || !strings.Contains(err.Error(), `"dns.example.com"`) {
-		t.Errorf("a host name as nameserver: %v", err)
-	}
-}
-
 // FuzzAnswer: any message that parses gets a reply that packs; nothing panics.
 func FuzzAnswer(f *testing.F) {
 	for _, name := range []string{"reviews.", "reviews.default.default.svc.cluster.local.", "x.wild.example.com.", "."} {
@@ -220,22 +207,6 @@ func FuzzAnswer(f *testing.F) {
 		resp.Truncate(maxSize("udp", req))
 		if _, err := resp.Pack(); err != nil {
 			t.Fatalf("reply does not pack: %v\n%v", err, resp)
-		}
-	})
-}
-
-func FuzzParseResolvConf(f *testing.F) {
-	f.Add("nameserver 10.96.0.10\nsearch a.b c\noptions ndots:5 port:5353\n")
-	f.Add("domain x\nnameserver ::1\n")
-	f.Fuzz(func(t *testing.T, s string) {
-		rc, err := ParseResolvConf(strings.NewReader(s))
-		if err != nil {
-			return
-		}
-		for _, u := range rc.Upstreams {
-			if _, err := netip.ParseAddrPort(u); err != nil {
-				t.Fatalf("upstream %q is not ip:port", u)
-			}
 		}
 	})
 }

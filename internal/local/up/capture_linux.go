@@ -18,7 +18,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/lucid-mesh/lucid/internal/agent/dnsproxy"
+	"github.com/lucid-mesh/lucid/internal/contract/resolvconf"
 	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 )
 
@@ -244,7 +244,7 @@ var podDNSEnv = []string{"ISTIO_META_DNS_CAPTURE=true", "ISTIO_META_DNS_AUTO_ALL
 // forwarding to the machine's resolvers. Without it the pods still resolve the mesh's names
 // (their agents answer them); up says what they lack.
 func (cm *captureMesh) startClusterDNS(gw netip.Addr) {
-	rc, err := dnsproxy.ReadResolvConf("/etc/resolv.conf")
+	rc, err := resolvconf.Read("/etc/resolv.conf")
 	if err != nil {
 		cm.out.Printf("up", "names outside the mesh do not resolve in the pods: the machine's resolvers: %v", err)
 	} else if len(rc.Upstreams) == 0 {
