@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -231,9 +232,15 @@ func TestProxylessResilience(t *testing.T) {
 
 	t.Run("ROUND_ROBIN", func(t *testing.T) {
 		conn := client(t, ads, "rr.default.svc.cluster.local:9091")
-		if err := check(conn); err != nil { // connect, then count from zero
-			t.Fatal(err)
-		}
+		// Connect, and call until every server has answered: gRPC's round robin takes only
+		// READY subchannels, and on a loaded machine the others may still be connecting
+		// after the first call. Then count from zero.
+		testutil.Eventually(t, 10*time.Second, "every round-robin server answered a call", func() bool {
+			if err := check(conn); err != nil {
+				t.Fatal(err)
+			}
+			return rr[0].Load() > 0 && rr[1].Load() > 0 && rr[2].Load() > 0
+		})
 		var before [3]int64
 		for i := range rr {
 			before[i] = rr[i].Load()
