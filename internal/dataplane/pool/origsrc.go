@@ -107,15 +107,20 @@ func (p *Pool) From(o OriginalSource) *Pool {
 	return sp
 }
 
-// eachSource runs fn on p's per-client pools.
-func (p *Pool) eachSource(fn func(*Pool)) {
+// sourcePools are p's per-client pools (From), sharing p's learned idle timeouts.
+func (p *Pool) sourcePools() []*Pool {
 	p.sources.mu.Lock()
+	defer p.sources.mu.Unlock()
 	subs := make([]*Pool, 0, len(p.sources.m))
 	for _, sp := range p.sources.m {
 		subs = append(subs, sp)
 	}
-	p.sources.mu.Unlock()
-	for _, sp := range subs {
+	return subs
+}
+
+// eachSource runs fn on p's per-client pools.
+func (p *Pool) eachSource(fn func(*Pool)) {
+	for _, sp := range p.sourcePools() {
 		fn(sp)
 	}
 }
