@@ -132,8 +132,7 @@ func Rules(c Config) ([]string, error) {
 }
 
 // NewPlan validates c and returns Istio's IPv4 rule set for it (istio-iptables'
-// capture.Run: the same rules, in the same order, for the flags Lucid supports; under
-// TPROXY one more, which lets the inbound sidecar's original-source connections reach the app).
+// capture.Run: the same rules, in the same order, for the flags Lucid supports).
 func NewPlan(c Config) (Plan, error) {
 	if err := c.Validate(); err != nil {
 		return Plan{}, err
@@ -234,12 +233,6 @@ func NewPlan(c Config) (Plan, error) {
 	for _, p := range excludedOut {
 		b.add("nat", ChainOutput, "-p", "tcp", "--dport", port(p), "-j", "RETURN")
 		b.add("nat", ChainOutput, "-p", "udp", "--dport", port(p), "-j", "RETURN")
-	}
-	if tproxy {
-		// Lucid's one addition to Istio's set: the inbound sidecar's connections to the app
-		// come from the client's address with the TPROXY mark (original_src); the proxy's
-		// uid below would send them to 15006 again, a loop.
-		b.add("nat", ChainOutput, "-o", "lo", "-p", "tcp", "-m", "mark", "--mark", mark, "-j", "RETURN")
 	}
 	// 127.0.0.6 is the source of the inbound passthrough cluster and of app probes.
 	b.add("nat", ChainOutput, "-o", "lo", "-s", "127.0.0.6/32", "-j", "RETURN")
