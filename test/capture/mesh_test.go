@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/lucid-mesh/lucid/internal/cli"
 	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/netns"
@@ -284,11 +282,14 @@ func startPod(t *testing.T, dir, config string, env ...string) (string, *testuti
 	sidecar := exec.Command(exe, "sidecar", "--ip", podIP, "--workload", "productpage", "--namespace", "default",
 		"--discovery-address", "127.0.0.1:15010", "--access-log", "/dev/stdout", "--drain-duration", "1s")
 	sidecar.Env = append(append(os.Environ(), "ISTIO_META_INTERCEPTION_MODE=REDIRECT"), env...)
+	uid := proxyUID
 	if slices.Contains(env, "ISTIO_META_INTERCEPTION_MODE=TPROXY") {
-		// IP_TRANSPARENT sockets: Istio's injector gives the proxy NET_ADMIN in this mode.
-		sidecar.SysProcAttr = &syscall.SysProcAttr{AmbientCaps: []uintptr{unix.CAP_NET_ADMIN}}
+		// IP_TRANSPARENT sockets need NET_ADMIN: as the injector (and Istio's) does, the
+		// proxy runs as root in group 1337, which the rules' --gid-owner rules let out.
+		sidecar.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: proxyUID}}
+		uid = 0
 	}
-	start(t, sidecar, sidecarLog, proxyUID)
+	start(t, sidecar, sidecarLog, uid)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("control plane:\n%s\nsidecar:\n%s", cpLog.String(), sidecarLog.String())

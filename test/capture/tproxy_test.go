@@ -12,7 +12,8 @@ import (
 )
 
 // The client's address behind the inbound sidecar. The pod (this namespace, the rules of
-// `lucid iptables -m TPROXY` or of the default REDIRECT, its sidecar as uid 1337) runs
+// `lucid iptables -m TPROXY` or of the default REDIRECT; its sidecar as uid 1337, or under
+// TPROXY as root in group 1337 as the injector starts it) runs
 // three servers that answer with the peer address they see: HTTP on 9080 (productpage's
 // declared HTTP port: virtualInbound's HTTP chain), a line protocol on a declared TCP
 // port (the TCP chain) and HTTP on 7777, a port of no service (InboundPassthroughCluster).
