@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,6 +120,9 @@ func Run(ctx context.Context, o Options) error {
 		ConnectionMetrics: func(i *streaminfo.Info) forward.ConnectionCounter { return st.TCPOpened(i) }, Self: peerOf(o), Identity: identityURI(o), Logger: logs.Logger("router"),
 		Tracers: tracers, PeerMetadata: peerMetadata(o), AccessLog: obs.accessLog, ConnectionAccessLog: obs.connectionAccessLog, Metrics: obs.metrics}) // tracing.go, peermeta.go, observers.go
 	capture, _ := captureOn(o.InterceptionMode) // capture.go (checked by withDefaults)
+	if msg := tproxyUserWarning(o.InterceptionMode, os.Geteuid()); msg != "" {
+		logs.Logger("agent").Warn(msg)
+	}
 	px := proxy.New(proxy.Options{IP: o.IP, Forwarder: fw, Clusters: clusters, Pools: pools, Logger: logs.Logger("connection"), DrainTimeout: o.DrainDuration,
 		RequestLimits: down.limits, IdleTimeout: down.idle, MTLS: mtlsOf(idm), Capture: capture, Transparent: transparent(o.InterceptionMode)})
 

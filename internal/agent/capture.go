@@ -34,6 +34,22 @@ func captureOn(mode string) (bool, error) {
 // transparent reports TPROXY interception: the capture sockets must be IP_TRANSPARENT.
 func transparent(mode string) bool { return strings.EqualFold(mode, InterceptTProxy) }
 
+// proxyUID is the proxy's user in Istio's capture rules (istio-iptables -u, 1337).
+const proxyUID = 1337
+
+// tproxyUserWarning explains, under TPROXY, why the proxy must not run as uid 1337 (the
+// injector runs it as root in group 1337, as Istio's does): its connections to the app
+// come from the client's address over loopback, and the rules' `--uid-owner 1337` rule
+// sends them back to 15006; as another user they return at `! --uid-owner 1337`.
+func tproxyUserWarning(mode string, euid int) string {
+	if !transparent(mode) || euid != proxyUID {
+		return ""
+	}
+	return "TPROXY interception with the proxy running as uid 1337: its connections to the app " +
+		"(from the client's address) are captured again by the rules' --uid-owner 1337 rule and " +
+		"loop to 15006; run it as root in group 1337 with NET_ADMIN, as the injector does"
+}
+
 // agentEndpoint is where the proxy's static "agent" cluster reaches the status server:
 // 127.0.0.1 in a pod, as Istio's bootstrap does (the capture rules never redirect
 // 127.0.0.1, while a call to the pod's own address would be captured to 15006), the

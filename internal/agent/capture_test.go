@@ -39,3 +39,19 @@ func TestInterceptionMode(t *testing.T) {
 		t.Error("an unknown interception mode was accepted")
 	}
 }
+
+// A proxy under TPROXY running as uid 1337 is told why the app's connections would loop
+// and what to do; as root (the injector's choice) or under REDIRECT nothing is said.
+func TestTProxyUserWarning(t *testing.T) {
+	if msg := tproxyUserWarning("TPROXY", 1337); !strings.Contains(msg, "--uid-owner 1337") || !strings.Contains(msg, "root in group 1337") {
+		t.Errorf("TPROXY as 1337: %q", msg)
+	}
+	for _, c := range []struct {
+		mode string
+		uid  int
+	}{{"TPROXY", 0}, {"REDIRECT", 1337}, {"", 1337}} {
+		if msg := tproxyUserWarning(c.mode, c.uid); msg != "" {
+			t.Errorf("%s as %d: %q, want nothing", c.mode, c.uid, msg)
+		}
+	}
+}

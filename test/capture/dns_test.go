@@ -81,10 +81,7 @@ func TestDNSThroughCaptureChild(t *testing.T) {
 	})
 
 	_, sidecarLog := startPod(t, dir, dnsMeshConfig, "ISTIO_META_DNS_CAPTURE=true", "ISTIO_META_DNS_AUTO_ALLOCATE=true")
-	testutil.Eventually(t, 30*time.Second, "the sidecar ready on :15021", func() bool {
-		code, _, _ := get("http://" + podIP + ":15021/healthz/ready")
-		return code == 200
-	})
+	sidecarReady(t)
 	testutil.Eventually(t, 10*time.Second, "the DNS proxy has its name table", func() bool {
 		return strings.Contains(sidecarLog.String(), "name table received")
 	})

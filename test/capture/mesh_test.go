@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -148,10 +149,7 @@ func TestMeshThroughCaptureChild(t *testing.T) {
 	configDir, sidecarLog := startPod(t, dir, meshConfig)
 	// The sidecar's readiness goes through its own listener 15021 to the agent at
 	// 127.0.0.1:15020, with the capture rules in place.
-	testutil.Eventually(t, 30*time.Second, "the sidecar ready on :15021", func() bool {
-		code, _, _ := get("http://" + podIP + ":15021/healthz/ready")
-		return code == 200
-	})
+	sidecarReady(t)
 
 	t.Run("the VirtualService's 80/20 split holds for http://reviews:9080/", func(t *testing.T) {
 		counts := map[string]int{}
@@ -237,6 +235,24 @@ func TestMeshThroughCaptureChild(t *testing.T) {
 	})
 }
 
+// sidecarReady waits for the pod's sidecar to be ready (its own listener 15021, through
+// the capture rules, to the agent).
+func sidecarReady(t *testing.T) {
+	t.Helper()
+	testutil.Eventually(t, 30*time.Second, "the sidecar ready on :15021", func() bool {
+		code, _, _ := get("http://" + podIP + ":15021/healthz/ready")
+		return code == 200
+	})
+}
+
+// inNamespace runs a shell command line (args joined) in the network namespace of pid.
+func inNamespace(pid int) func(t *testing.T, args ...string) string {
+	return func(t *testing.T, args ...string) string {
+		t.Helper()
+		return netns.Sh(t, fmt.Sprintf("nsenter -t %d -n ", pid)+strings.Join(args, " "))
+	}
+}
+
 // get is the app's request: net/http's default client, no proxy.
 func get(url string) (int, string, http.Header) {
 	c := &http.Client{Timeout: 5 * time.Second}
@@ -266,7 +282,14 @@ func startPod(t *testing.T, dir, config string, env ...string) (string, *testuti
 	sidecar := exec.Command(exe, "sidecar", "--ip", podIP, "--workload", "productpage", "--namespace", "default",
 		"--discovery-address", "127.0.0.1:15010", "--access-log", "/dev/stdout", "--drain-duration", "1s")
 	sidecar.Env = append(append(os.Environ(), "ISTIO_META_INTERCEPTION_MODE=REDIRECT"), env...)
-	start(t, sidecar, sidecarLog, proxyUID)
+	uid := proxyUID
+	if slices.Contains(env, "ISTIO_META_INTERCEPTION_MODE=TPROXY") {
+		// IP_TRANSPARENT sockets need NET_ADMIN: as the injector (and Istio's) does, the
+		// proxy runs as root in group 1337, which the rules' --gid-owner rules let out.
+		sidecar.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: proxyUID}}
+		uid = 0
+	}
+	start(t, sidecar, sidecarLog, uid)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("control plane:\n%s\nsidecar:\n%s", cpLog.String(), sidecarLog.String())
@@ -395,7 +418,10 @@ func start(t *testing.T, cmd *exec.Cmd, log io.Writer, uid int) {
 	cmd.Env = append(cmd.Env, lucidEnv+"=1")
 	cmd.Stdout, cmd.Stderr = log, log
 	if uid != 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
 	}
 	release, err := netns.StartTied(cmd) // nothing left if the test dies
 	if err != nil {

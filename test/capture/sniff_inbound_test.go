@@ -48,14 +48,8 @@ func TestInboundSniffingThroughCaptureChild(t *testing.T) {
 	peerServer(t, "0.0.0.0:7080")
 	lines, banner, secure := lineServer(t, ""), lineServer(t, "220 banner"), tlsServer(t)
 	_, sidecarLog := startPod(t, dir, fmt.Sprintf(inboundSniffConfig, lines, banner, secure))
-	testutil.Eventually(t, 30*time.Second, "the sidecar ready on :15021", func() bool {
-		code, _, _ := get("http://" + podIP + ":15021/healthz/ready")
-		return code == 200
-	})
-	inCluster := func(t *testing.T, args ...string) string {
-		t.Helper()
-		return netns.Sh(t, fmt.Sprintf("nsenter -t %d -n ", cluster)+strings.Join(args, " "))
-	}
+	sidecarReady(t)
+	inCluster := inNamespace(cluster)
 
 	t.Run("HTTP on an undeclared port goes through the HTTP chain", func(t *testing.T) {
 		out := inCluster(t, "curl", "-s", "-m", "5", "-D", "-", "http://"+podIP+":7080/page")

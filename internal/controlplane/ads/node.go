@@ -44,6 +44,12 @@ func parseLabelList(s string) map[string]string {
 	return out
 }
 
+// NodeInterceptionMode is the capture mode a sidecar reports in its node metadata, Istio's
+// "INTERCEPTION_MODE" (REDIRECT, TPROXY, NONE) in upper case, or "".
+func NodeInterceptionMode(node *corepb.Node) string {
+	return strings.ToUpper(node.GetMetadata().GetFields()["INTERCEPTION_MODE"].GetStringValue())
+}
+
 // NodeGenerator is the generator a client asks for in its node metadata, Istio's
 // "GENERATOR" ("grpc" for proxyless gRPC), or "".
 func NodeGenerator(node *corepb.Node) string {

@@ -70,6 +70,7 @@ func (g *generator) Generate(node *corepb.Node) (ads.Resources, error) {
 	}
 	p.Labels = ads.NodeLabels(node) // Kubernetes gateways: labels from node metadata
 	p.GRPC = ads.NodeGenerator(node) == "grpc"
+	p.TProxy = ads.NodeInterceptionMode(node) == "TPROXY" // translate/capture.go: original_src
 	parts := g.cache.Parts(p)
 	res := ads.Resources{
 		resourcev3.ListenerType: asParts(parts.Listeners),

@@ -25,6 +25,9 @@ type Proxy struct {
 	// GRPC: a proxyless gRPC client (node metadata GENERATOR "grpc"), served as Istio's
 	// grpcgen serves it (translate/grpc.go).
 	GRPC bool
+	// TProxy: the sidecar's inbound traffic is captured with TPROXY (node metadata
+	// INTERCEPTION_MODE); its virtualInbound carries Istio's original_src listener filter.
+	TProxy bool
 }
 
 // ParseNodeID parses Istio's node id "type~ip~name.namespace~namespace.svc.cluster.local".

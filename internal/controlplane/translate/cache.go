@@ -251,6 +251,9 @@ func buildClass(m *model.Mesh, p *model.Proxy, shared *meshCache) *classEntry {
 
 func (c *Cache) ownFor(m *model.Mesh, p *model.Proxy) *ownEntry {
 	id := m.WorkloadIdentity(p)
+	if p.TProxy { // the same sidecar restarted in another capture mode gets new listeners
+		id += "|TPROXY"
+	}
 	c.mu.Lock()
 	if c.mesh != m {
 		c.mu.Unlock()

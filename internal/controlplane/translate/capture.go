@@ -3,6 +3,8 @@ package translate
 import (
 	clusterpb "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	originalsrcpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_src/v3"
 )
 
 // Transparent capture (docs/capture.md). A captured pod's sidecar serves virtualOutbound
@@ -23,4 +25,20 @@ func inboundPassthroughBind(c *clusterpb.Cluster) {
 	c.UpstreamBindConfig = &corepb.BindConfig{SourceAddress: &corepb.SocketAddress{
 		Address: InboundPassthroughSource, PortSpecifier: &corepb.SocketAddress_PortValue{PortValue: 0},
 	}}
+}
+
+// TProxyMark is the mark of original_src (Istio's, and the capture rules' TPROXY mark).
+const TProxyMark = 1337
+
+// originalSrc adds Istio's envoy.filters.listener.original_src to virtualInbound for a
+// sidecar captured with TPROXY (model.Proxy.TProxy): its connections to the app come from
+// the client's own address, marked TProxyMark so the app's replies return to it.
+func (g *generator) originalSrc(l *listenerpb.Listener) {
+	if !g.p.TProxy {
+		return
+	}
+	l.ListenerFilters = append(l.ListenerFilters, &listenerpb.ListenerFilter{
+		Name:       "envoy.filters.listener.original_src",
+		ConfigType: &listenerpb.ListenerFilter_TypedConfig{TypedConfig: mustAny(&originalsrcpb.OriginalSrc{Mark: TProxyMark})},
+	})
 }

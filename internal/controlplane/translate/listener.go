@@ -160,6 +160,7 @@ func (g *generator) virtualInbound() *listenerpb.Listener {
 			l.FilterChains = append(l.FilterChains, g.inboundMTLSChains(ip, tcpChain())...)
 		}
 	}
+	g.originalSrc(l) // capture.go: TPROXY
 	inboundTLSInspector(l)
 	inboundHTTPInspector(l) // sniff_inbound.go
 	return l

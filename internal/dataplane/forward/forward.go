@@ -109,6 +109,10 @@ type Inbound struct {
 	// Peer is the verified peer of an opaque TCP connection whose mutual TLS the proxy
 	// terminated (an HTTP request's is in its context, PeerOf); nil on plaintext.
 	Peer *Peer
+	// OriginalSrc is the source of the upstream connections made for this downstream
+	// (virtualInbound under TPROXY: the client's address, transparent and marked, Envoy's
+	// original_src); zero: the cluster's usual source.
+	OriginalSrc pool.OriginalSource
 }
 
 // infoPool recycles the per-request records (about 600 bytes each).
@@ -266,6 +270,9 @@ func (x *exchange) target() *pool.Pool {
 	var pl *pool.Pool
 	if x.f.o.Pools != nil {
 		pl = x.f.o.Pools.Get(name)
+	}
+	if pl != nil {
+		pl = pl.From(x.in.OriginalSrc) // origsrc: connections from the client's address
 	}
 	if pl == nil {
 		x.reply(&Reply{Status: http.StatusServiceUnavailable, Flag: streaminfo.NoClusterFound, Details: "cluster_not_found",

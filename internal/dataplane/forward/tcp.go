@@ -87,7 +87,8 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	h.RequestStart()
 	defer h.RequestEnd()
 	d := f.o.Pools.Dialer(cl.Config(), h.Addr)
-	up, err := f.dialTCP(d, name, h.Addr) // upstream_tls.go
+	in.OriginalSrc.ConfigureDialer(d)
+	up, err := f.dialTCP(d, name, in.OriginalSrc.Target(h.Addr)) // upstream_tls.go
 	if err != nil {
 		h.Stats.CxConnectFail.Add(1)
 		stats.UpstreamCxConnectFail.Add(1)

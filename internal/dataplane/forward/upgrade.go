@@ -69,7 +69,8 @@ func (x *exchange) upgrade() bool {
 	defer a.end()
 
 	d := x.f.o.Pools.Dialer(x.cl.Config(), host.Addr)
-	conn, err := x.f.dialUpstream(x.r.Context(), d, x.cl.Config().Name, host.Addr) // upstream_tls.go
+	x.in.OriginalSrc.ConfigureDialer(d)
+	conn, err := x.f.dialUpstream(x.r.Context(), d, x.cl.Config().Name, x.in.OriginalSrc.Target(host.Addr)) // upstream_tls.go
 	if err != nil {
 		if x.r.Context().Err() != nil {
 			x.downstreamGone()

@@ -45,6 +45,8 @@ type settings struct {
 	transport       string    // tls.go: the cluster's transport sockets, summed up
 	// upstream_bind_config: the connections' local address
 	bind netip.Addr
+	// source: the downstream client's address and mark (origsrc.go), for a pool From made
+	source OriginalSource
 }
 
 func settingsOf(c *resource.Cluster) settings {
@@ -77,6 +79,7 @@ type Pool struct {
 	retired  atomic.Bool     // no longer in the Set: close idle connections when drained
 	idle     *idleState      // idle.go: the hosts' learned idle timeouts (HTTP/1.1)
 	upTLS    *upstreamTLSRef // tls.go: the Set's TLS decision for new connections
+	sources  sourcePools     // origsrc.go: per-client pools (From)
 }
 
 func newPool(name string, st settings, source netip.Addr, idle *idleState, log *slog.Logger) *Pool {
@@ -140,6 +143,7 @@ func (p *Pool) netDialer() *net.Dialer {
 	if p.settings.bind.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: p.settings.bind.AsSlice()}
 	}
+	p.settings.source.ConfigureDialer(d) // origsrc.go: wins over the bind address
 	return d
 }
 
@@ -153,6 +157,7 @@ type dialedKey struct{}
 func (p *Pool) dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		cb, _ := ctx.Value(countersKey{}).(Counters)
+		addr = p.settings.source.Target(addr) // origsrc.go: loopback upstreams at the pod's address
 		dd := d
 		if p.source.IsValid() && !p.settings.bind.IsValid() {
 			if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().IsLoopback() && ap.Addr().Is4() == p.source.Is4() {
@@ -270,9 +275,11 @@ func (p *Pool) done() {
 func (p *Pool) retire() {
 	p.retired.Store(true)
 	p.closeIdle()
+	p.eachSource(func(sp *Pool) { sp.retire() })
 }
 
 func (p *Pool) closeIdle() {
+	p.eachSource(func(sp *Pool) { sp.closeIdle() })
 	if p.h1 != nil {
 		p.h1.closeIdle(false)
 	}

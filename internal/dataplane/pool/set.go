@@ -151,8 +151,10 @@ func (s *Set) ForgetHosts(cluster string, addrs []string) {
 	for _, a := range addrs {
 		p.idle.forget(a)
 	}
-	if p.h1 != nil {
-		p.h1.closeIdleTo(addrs)
+	for _, q := range append([]*Pool{p}, p.sourcePools()...) { // origsrc.go: the clients' pools too
+		if q.h1 != nil {
+			q.h1.closeIdleTo(addrs)
+		}
 	}
 }
 

@@ -184,7 +184,9 @@ func (p *Proxy) serveCaptureConn(sk *socket, c net.Conn) {
 
 // serveCapturedInbound runs virtualInbound's chain for the original destination's port.
 func (p *Proxy) serveCapturedInbound(sk *socket, c net.Conn, t *table, l *resource.Listener, dst, self netip.AddrPort) {
-	in := forward.Inbound{Listener: l.Name, Direction: "inbound", LocalAddr: self, OriginalDst: dst.String(), Own: t.own}
+	remote := addrPortOf(c.RemoteAddr())
+	in := forward.Inbound{Listener: l.Name, Direction: "inbound", LocalAddr: self, RemoteAddr: remote, OriginalDst: dst.String(), Own: t.own,
+		OriginalSrc: p.originalSource(l, remote, dst.String())} // capture_origsrc.go: TPROXY
 	if dst.Port() == self.Port() {
 		// Sent to 15006 itself: passing it through would dial the socket again.
 		defer c.Close()

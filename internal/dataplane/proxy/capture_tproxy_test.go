@@ -17,7 +17,9 @@ import (
 
 // TPROXY interception: connections arriving from another namespace are delivered to the
 // IP_TRANSPARENT socket on 15006 with their destination kept (mangle TPROXY, fwmark 1337,
-// Istio's table 133); the proxy dispatches them by that destination.
+// Istio's table 133); the proxy dispatches them by that destination and dials the app from
+// the client's address (original source: transparent, mark 1337, whose replies CONNMARK
+// routes back to it).
 func TestCaptureTProxyNetns(t *testing.T) {
 	netns.Run(t, "TestCaptureTProxyChild", "iptables", "nsenter", "curl")
 }
@@ -29,6 +31,8 @@ func TestCaptureTProxyChild(t *testing.T) {
 ip addr add 10.78.0.1/24 dev pod0 && ip link set pod0 up &&
 nsenter -t %d -n sh -c 'ip link set lo up && ip link set peer0 up && ip addr add 10.78.0.9/24 dev peer0' &&
 iptables -t mangle -A PREROUTING -p tcp -i pod0 -j TPROXY --on-port 15006 --tproxy-mark 1337/0xffffffff &&
+iptables -t mangle -A PREROUTING -p tcp -m mark --mark 1337 -j CONNMARK --save-mark &&
+iptables -t mangle -A OUTPUT -p tcp -m connmark --mark 1337 -j CONNMARK --restore-mark &&
 ip rule add fwmark 1337 lookup 133 && ip route add local default dev lo table 133`, pid, pid))
 
 	ln, err := net.Listen("tcp", "10.78.0.1:7777") // the app's undeclared port: answers its peer's address
@@ -56,7 +60,7 @@ ip rule add fwmark 1337 lookup 133 && ip route add local default dev lo table 13
 		t.Logf("proxy records: %+v", lg.infos)
 		lg.mu.Unlock()
 	}
-	if !strings.HasPrefix(out, "127.0.0.6:") {
-		t.Fatalf("the app saw %q, want the sidecar's InboundPassthroughCluster from 127.0.0.6", out)
+	if !strings.HasPrefix(out, "10.78.0.9:") {
+		t.Fatalf("the app saw %q, want InboundPassthroughCluster's connection from the client's own address (original source)", out)
 	}
 }

@@ -38,6 +38,9 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 			fc = sel
 		}
 		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: dst, Own: t.own}
+		if capturedOf(r) != nil {
+			in.OriginalSrc = p.originalSource(l, remote, dst) // capture_origsrc.go: TPROXY
+		}
 		var hcm *resource.HTTPManager
 		if fc != nil {
 			hcm = fc.HTTP

@@ -39,6 +39,10 @@ type Listener struct {
 	// connection's SNI, ALPN and transport protocol ("tls" or "raw_buffer") are read from
 	// its ClientHello before the filter chain is chosen.
 	TLSInspector bool
+	// OriginalSrcMark is the mark of listener_filters' envoy.filters.listener.original_src
+	// (Istio's virtualInbound under TPROXY); 0 when absent or unset. Under TPROXY the
+	// sidecar dials the app from the client's address whether or not the filter came.
+	OriginalSrcMark uint32 `json:",omitempty"`
 }
 
 // FilterChain is a listener.v3.FilterChain whose network filters end in either an

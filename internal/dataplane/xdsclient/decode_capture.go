@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	clusterpb "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	originalsrcpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_src/v3"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
@@ -33,5 +35,32 @@ func decodeBindConfig(c *clusterpb.Cluster, out *resource.Cluster) error {
 		return fmt.Errorf("upstream_bind_config: only source_address is supported")
 	}
 	out.BindAddress = addr.Unmap()
+	return nil
+}
+
+// Names of Envoy's original_src listener filter, which Istio adds to virtualInbound under
+// TPROXY interception: the sidecar's connections to the app come from the client's address.
+const (
+	originalSrcName = "envoy.filters.listener.original_src"
+	originalSrcURL  = "type.googleapis.com/envoy.extensions.filters.listener.original_src.v3.OriginalSrc"
+)
+
+func isOriginalSrc(lf *listenerpb.ListenerFilter) bool {
+	return lf.GetName() == originalSrcName || lf.GetTypedConfig().GetTypeUrl() == originalSrcURL
+}
+
+// decodeOriginalSrc reads an original_src listener filter's mark into out. bind_port (the
+// client's port too) is refused: two upstream connections of one client would collide.
+func decodeOriginalSrc(lf *listenerpb.ListenerFilter, out *resource.Listener) error {
+	var cfg originalsrcpb.OriginalSrc
+	if tc := lf.GetTypedConfig(); tc != nil {
+		if err := tc.UnmarshalTo(&cfg); err != nil {
+			return fmt.Errorf("typed_config: %w", err)
+		}
+	}
+	if cfg.GetBindPort() {
+		return fmt.Errorf("bind_port: only false (any port) is supported")
+	}
+	out.OriginalSrcMark = cfg.GetMark()
 	return nil
 }

@@ -95,6 +95,12 @@ func DecodeListener(l *listenerpb.Listener) (*resource.Listener, error) {
 	}
 	out.Address = ap
 	for i, lf := range l.GetListenerFilters() {
+		if isOriginalSrc(lf) { // decode_capture.go: TPROXY
+			if err := decodeOriginalSrc(lf, out); err != nil {
+				return nil, fmt.Errorf("listener_filters[%d] (%s).%w", i, originalSrcName, err)
+			}
+			continue
+		}
 		if !listenerFilters[lf.GetName()] && !listenerFilters[lf.GetTypedConfig().GetTypeUrl()] {
 			return nil, fmt.Errorf("listener_filters[%d]: %q is not supported", i, lf.GetName())
 		}

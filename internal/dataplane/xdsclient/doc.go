@@ -18,7 +18,8 @@
 // The decoders reject (NACK) every feature that would change request handling and that the
 // proxy does not implement, so a control plane never believes a proxy runs what it does not.
 // Fields that only feed telemetry, tracing or Envoy-internal tuning are ignored:
-//   - Listener filters: envoy.filters.listener.original_dst, http_inspector, tls_inspector.
+//   - Listener filters: envoy.filters.listener.original_dst, http_inspector, tls_inspector,
+//     original_src (its mark; the sidecar applies it under TPROXY interception).
 //   - Network filters: http_connection_manager or tcp_proxy ending the chain; istio.metadata_exchange
 //     and istio.stats are ignored; anything else is rejected.
 //   - HTTP filters: envoy.filters.http.router (required), envoy.filters.http.fault and

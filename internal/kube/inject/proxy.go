@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/lucid-mesh/lucid/internal/kube/iptables"
 )
 
 // The proxy's ports (Istio's numbers) and user.
@@ -76,6 +78,15 @@ func (w *injection) proxyContainer(appContainers []string) corev1.Container {
 			{Name: "istio-token", MountPath: "/var/run/secrets/tokens"},
 			{Name: "istio-podinfo", MountPath: "/etc/istio/pod"},
 		},
+	}
+	if a.interceptionMode == iptables.ModeTProxy {
+		// As Istio's injector: the proxy's sockets are IP_TRANSPARENT (15001, 15006, and the
+		// connections to the app from the client's address), which needs NET_ADMIN in its
+		// effective set, so it runs as root in group 1337 (the capture rules' --gid-owner
+		// rules keep its own traffic uncaptured).
+		sc := c.SecurityContext
+		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
+		sc.RunAsUser, sc.RunAsNonRoot = ptr(int64(0)), ptr(false)
 	}
 	if hasIdentity(w.cfg.DiscoveryAddress) { // identity.go
 		c.VolumeMounts = append(c.VolumeMounts, rootCertMount)
