@@ -132,7 +132,7 @@ func run() (err error) {
 	out := report(all)
 	fmt.Print(out)
 	if *results != "" {
-		return os.WriteFile(*results, []byte(out), 0o644) //nolint:gosec // a report
+		return os.WriteFile(*results, []byte(out), 0o644)
 	}
 	return nil
 }

@@ -116,9 +116,9 @@ func loadRange(g []sample) string {
 	lo, hi := g[0].load, g[0].load
 	for _, s := range g {
 		var x, l, h float64
-		fmt.Sscan(s.load, &x)
-		fmt.Sscan(lo, &l)
-		fmt.Sscan(hi, &h)
+		_, _ = fmt.Sscan(s.load, &x) // a load not read compares as 0
+		_, _ = fmt.Sscan(lo, &l)
+		_, _ = fmt.Sscan(hi, &h)
 		if x < l {
 			lo = s.load
 		}

@@ -61,6 +61,7 @@ func TestOriginalSourceRedirectChild(t *testing.T) {
 // originalSource runs the pod under mode and checks the peer address each app sees
 // (want: by port, "lines" for the TCP port).
 func originalSource(t *testing.T, mode string, want map[string]string) {
+	t.Helper()
 	dir := t.TempDir()
 	cluster := clusterNamespace(t)
 	applyRules(t, func(c *iptables.Config) { c.Mode = mode })

@@ -100,11 +100,15 @@ func TestUpTrustDomainChild(t *testing.T) {
 	go func() { exited <- up.Wait(); release() }()
 	defer func() {
 		_ = up.Process.Signal(syscall.SIGINT)
+		var err error
 		select {
-		case <-exited:
+		case err = <-exited:
 		case <-time.After(20 * time.Second):
 			_ = up.Process.Kill()
-			<-exited
+			err = <-exited
+		}
+		if err != nil {
+			t.Logf("lucid up exited: %v", err)
 		}
 		if t.Failed() {
 			t.Logf("lucid up:\n%s", out.String())

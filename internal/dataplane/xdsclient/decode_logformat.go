@@ -33,7 +33,7 @@ func decodeLogFormat(f *fileal.FileAccessLog) (*resource.LogFormat, error) {
 	}
 	switch x := sf.GetFormat().(type) {
 	case *corepb.SubstitutionFormatString_TextFormat:
-		return textLogFormat("log_format.text_format", x.TextFormat)
+		return textLogFormat("log_format.text_format", x.TextFormat) //nolint:staticcheck // deprecated for text_format_source, still what istiod and many bootstraps send
 	case *corepb.SubstitutionFormatString_TextFormatSource:
 		s, ok := x.TextFormatSource.GetSpecifier().(*corepb.DataSource_InlineString)
 		if !ok {

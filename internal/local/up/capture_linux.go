@@ -161,7 +161,7 @@ func startCapture(ctx context.Context, p *Plan, opts Options, own map[string]net
 		} else if !r.Contains(ip) {
 			bits = 32
 		}
-		if _, err := cm.startPod(p, w, ip, gw, bits, opts.Executable); err != nil {
+		if _, err := cm.startPod(w, ip, gw, bits, opts.Executable); err != nil {
 			return nil, fmt.Errorf("pod for %s: %w", key, err)
 		}
 		addrs[key] = ip.String()
@@ -188,7 +188,7 @@ func startCapture(ctx context.Context, p *Plan, opts Options, own map[string]net
 }
 
 // startPod creates w's pod with address ip: holder, veth, capture rules.
-func (cm *captureMesh) startPod(p *Plan, w Workload, ip, gw netip.Addr, bits int, exe string) (*pod, error) {
+func (cm *captureMesh) startPod(w Workload, ip, gw netip.Addr, bits int, exe string) (*pod, error) {
 	pd := &pod{w: w, key: podKey(w.Name, w.Namespace), ip: ip}
 	pd.dir = filepath.Join(cm.run, "pods", pd.key)
 	if err := os.MkdirAll(pd.dir, 0o711); err != nil { //nolint:gosec // G301: the sidecar's uid opens its root-cert.pem here
