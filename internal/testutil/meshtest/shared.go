@@ -7,54 +7,39 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
-// A mesh shared by a test package: a test package whose tests only read one mesh starts
-// it once (on the first test that asks, so a run selecting none starts nothing) and stops
-// it after the last test, as kubetest shares its API server.
-var shared struct {
-	sync.Mutex
-	inMain  bool
-	started bool
-	tb      *packageTB
-	m       *Mesh
-}
+// The mesh a test package shares: a test package whose tests only read one mesh starts it
+// once, on the first test that asks, and stops it after the last test.
+var shared testutil.PackageShared[*sharedMesh]
 
-// Runner is what SharedMain returns: testing.M's Run, plus stopping the shared mesh.
-// It satisfies goleak.VerifyTestMain's argument.
-type Runner struct{ m *testing.M }
+type sharedMesh struct {
+	tb *packageTB
+	m  *Mesh // nil: it did not start
+}
 
 // SharedMain lets a test package share one mesh between its tests:
 //
 //	func TestMain(m *testing.M) { os.Exit(meshtest.SharedMain(m).Run()) }
 //
-// Tests then get the mesh with Shared.
-func SharedMain(m *testing.M) Runner {
-	shared.Lock()
-	shared.inMain = true
-	shared.Unlock()
-	return Runner{m: m}
-}
-
-// Run runs the tests, then stops the shared mesh. What went wrong in the mesh outside a
-// test (a sidecar that stopped with an error, a slow stop) fails the run; when a test
-// failed, the end of the mesh's logs is printed.
-func (r Runner) Run() int {
-	code := r.m.Run()
-	shared.Lock()
-	defer shared.Unlock()
-	if tb := shared.tb; tb != nil {
-		tb.cleanup()
-		if errs := tb.errors(); errs != "" {
+// Tests then get the mesh with Shared. After the tests, what went wrong in the mesh
+// outside a test (a sidecar that stopped with an error, a slow stop) fails the run; when
+// a test failed, the end of the mesh's logs is printed.
+func SharedMain(m *testing.M) testutil.Runner {
+	return shared.Main(m, func(s *sharedMesh, code int) int {
+		s.tb.cleanup()
+		if errs := s.tb.errors(); errs != "" {
 			fmt.Fprintf(os.Stderr, "meshtest: the shared mesh:\n%s", errs)
 			code = 1
 		}
-		if code != 0 && shared.m != nil {
-			lines := shared.m.Logs.Lines()
+		if code != 0 && s.m != nil {
+			lines := s.m.Logs.Lines()
 			fmt.Fprintf(os.Stderr, "meshtest: tests failed; the shared mesh's logs end:\n%s\n", strings.Join(lines[max(0, len(lines)-40):], "\n"))
 		}
-	}
-	return code
+		return code
+	})
 }
 
 // Shared returns the package's mesh, running start on the first call. start gets a
@@ -64,25 +49,20 @@ func (r Runner) Run() int {
 // asks. The package's TestMain must use SharedMain.
 func Shared(t testing.TB, start func(t testing.TB) *Mesh) *Mesh {
 	t.Helper()
-	shared.Lock()
-	defer shared.Unlock()
-	if !shared.inMain {
-		t.Fatal("meshtest.Shared needs the package's TestMain to run meshtest.SharedMain(m), which stops the mesh")
-	}
-	if !shared.started {
-		shared.started = true
-		shared.tb = &packageTB{name: t.Name()}
+	s, _ := shared.Get(t, "meshtest.SharedMain", func() (*sharedMesh, error) {
+		s := &sharedMesh{tb: &packageTB{name: t.Name()}}
 		done := make(chan struct{})
 		go func() { // its own goroutine: a Fatal in start ends it, not the test
 			defer close(done)
-			shared.m = start(shared.tb)
+			s.m = start(s.tb)
 		}()
 		<-done
+		return s, nil
+	})
+	if s.m == nil {
+		t.Fatalf("the shared mesh did not start:\n%s", s.tb.errors())
 	}
-	if shared.m == nil {
-		t.Fatalf("the shared mesh did not start:\n%s", shared.tb.errors())
-	}
-	return shared.m
+	return s.m
 }
 
 // packageTB is the testing.TB a shared mesh lives with: from its start to the end of the

@@ -12,7 +12,7 @@ const sharedIP = "127.0.97.120"
 
 var sharedStarts int
 
-func sharedMesh(t *testing.T) *Mesh {
+func theMesh(t *testing.T) *Mesh {
 	t.Helper()
 	return Shared(t, func(t testing.TB) *Mesh {
 		sharedStarts++
@@ -33,9 +33,9 @@ spec:
 // and no second one starts.
 func TestSharedOutlivesItsFirstTest(t *testing.T) {
 	var first *Mesh
-	t.Run("first", func(t *testing.T) { first = sharedMesh(t) })
+	t.Run("first", func(t *testing.T) { first = theMesh(t) })
 	t.Run("second", func(t *testing.T) {
-		if m := sharedMesh(t); m != first {
+		if m := theMesh(t); m != first {
 			t.Errorf("a second mesh: %p, want %p", m, first)
 		}
 		if err := Ready(sharedIP); err != nil {
