@@ -117,3 +117,28 @@ func TestBufferAndBackend(t *testing.T) {
 		t.Fatalf("h2c request answered over %s", resp2.Proto)
 	}
 }
+
+// TestPackageSharedStartsOnce: the first Get starts, later ones get its result again
+// (its error too).
+func TestPackageSharedStartsOnce(t *testing.T) {
+	var s PackageShared[int]
+	_ = s.Main(nil, func(_, code int) int { return code }) // as a TestMain would, without running it
+	starts := 0
+	for range 3 {
+		v, err := s.Get(t, "x.SharedMain", func() (int, error) { starts++; return 7, nil })
+		if v != 7 || err != nil {
+			t.Fatalf("Get = %d, %v; want 7, nil", v, err)
+		}
+	}
+	if starts != 1 {
+		t.Errorf("%d starts, want 1", starts)
+	}
+
+	var failed PackageShared[int]
+	_ = failed.Main(nil, func(_, code int) int { return code })
+	for range 2 {
+		if _, err := failed.Get(t, "x.SharedMain", func() (int, error) { return 0, errors.New("no binaries") }); err == nil || err.Error() != "no binaries" {
+			t.Errorf("Get after a failed start: %v, want its error", err)
+		}
+	}
+}

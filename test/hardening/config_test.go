@@ -126,7 +126,7 @@ func writeAtomic(t *testing.T, path, body string) {
 // original): not one request fails, and each mistake is reported naming the file.
 func TestConfigSafetyUnderLoad(t *testing.T) {
 	m := theMesh(t)
-	cfg := filepath.Join(m.dir, "config")
+	cfg := m.Dir
 	app := filepath.Join(cfg, "app.yaml")
 	original := meshFiles()["app.yaml"]
 	hold := func() { time.Sleep(time.Second) } // 20 polls of the control plane

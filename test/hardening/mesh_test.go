@@ -13,11 +13,9 @@ package hardening
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -34,17 +32,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lucid-mesh/lucid/internal/agent"
-	"github.com/lucid-mesh/lucid/internal/controlplane/discovery"
 	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/meshtest"
 )
 
 // TestMain stops the shared mesh after the tests, then checks that no goroutine leaked.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared != nil {
-		shared.stop()
-	}
+	code := meshtest.SharedMain(m).Run()
 	http.DefaultClient.CloseIdleConnections()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -225,113 +219,50 @@ spec:
 
 // mesh is the running test mesh.
 type mesh struct {
-	dir    string
-	logs   *testutil.Buffer
+	*meshtest.Mesh
+	logDir string // the proxies' access logs, one file per workload
 	app    *app
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errs   chan error
 }
 
-var (
-	shared     *mesh
-	errShared  error
-	sharedOnce sync.Once
-)
+var shared *mesh
 
 // theMesh is the mesh the tests of the package share (started once; it stops when the
-// package's tests end: see TestMain's goleak check, which runs after stopShared).
+// package's tests end, before TestMain's goroutine check).
 func theMesh(t *testing.T) *mesh {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a mesh (control plane, gateway, two sidecars, an app)")
 	}
-	sharedOnce.Do(func() { shared, errShared = startMesh() })
-	if errShared != nil {
-		t.Fatalf("mesh: %v", errShared)
-	}
+	meshtest.Shared(t, startMesh)
 	return shared
 }
 
-func startMesh() (*mesh, error) {
-	dir, err := os.MkdirTemp("", "lucid-hardening-")
-	if err != nil {
-		return nil, err
-	}
-	m := &mesh{dir: dir, logs: &testutil.Buffer{}, errs: make(chan error, 8)}
-	for _, d := range []string{"config", "logs"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, err
-		}
-	}
-	for name, body := range meshFiles() {
-		if err := os.WriteFile(filepath.Join(dir, "config", name), []byte(body), 0o644); err != nil {
-			return nil, err
-		}
-	}
-	if m.app, err = startApp(appAddr + ":9080"); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	adsAddr := make(chan string, 1)
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		err := discovery.Run(ctx, discovery.Options{
-			ConfigDir: filepath.Join(dir, "config"), GRPCAddr: cpIP + ":0", DebugAddr: cpIP + ":15014", Logger: log,
-			PollInterval: 50 * time.Millisecond, Debounce: 20 * time.Millisecond,
-			Ready: func(a string) { adsAddr <- a },
-		})
-		if err != nil {
-			m.errs <- fmt.Errorf("discovery: %w", err)
-		}
-	}()
-	var ads string
-	select {
-	case ads = <-adsAddr:
-	case err := <-m.errs:
-		m.stop()
-		return nil, err
-	case <-time.After(15 * time.Second):
-		m.stop()
-		return nil, fmt.Errorf("discovery did not publish within 15s:\n%s", m.logs.String())
-	}
-	proxies := []agent.Options{
-		{IP: netip.MustParseAddr(gwIP), Workload: "gw", Namespace: "istio-system", Labels: map[string]string{"istio": "ingressgateway"},
-			AgentOptions: agent.AgentOptions{Router: true,
-				// A short downstream idle timeout, to see it close keep-alive connections.
-				ProxyConfig: `{"proxyMetadata": {"ISTIO_META_IDLE_TIMEOUT": "1500ms"}}`}},
-		{IP: netip.MustParseAddr(appIP), Workload: "app", Namespace: "default", Labels: map[string]string{"app": "app"},
-			AgentOptions: agent.AgentOptions{AppAddress: netip.MustParseAddr(appAddr), AdminAddress: netip.MustParseAddr(appAdminIP),
+func startMesh(t testing.TB) *meshtest.Mesh {
+	t.Helper()
+	logDir := t.TempDir()
+	a := newApp()
+	workloads := []meshtest.Workload{
+		{Name: "gw", IP: gwIP, Namespace: "istio-system", Labels: map[string]string{"istio": "ingressgateway"}, Router: true,
+			// A short downstream idle timeout, to see it close keep-alive connections.
+			Agent: agent.AgentOptions{ProxyConfig: `{"proxyMetadata": {"ISTIO_META_IDLE_TIMEOUT": "1500ms"}}`}},
+		{Name: "app", IP: appIP, AppIP: appAddr, Ports: []int{9080}, App: a.srv, Labels: map[string]string{"app": "app"},
+			Agent: agent.AgentOptions{AppAddress: netip.MustParseAddr(appAddr), AdminAddress: netip.MustParseAddr(appAdminIP),
 				// The sidecar's limits raised through ProxyConfig, as Istio's runtimeValues do.
 				ProxyConfig: `runtimeValues:
   "envoy.reloadable_features.max_request_headers_count": "150"
   "envoy.reloadable_features.max_request_headers_size_kb": "96"
 `}},
-		{IP: netip.MustParseAddr(otherIP), Workload: "other", Namespace: "default", Labels: map[string]string{"app": "other"}},
-		{IP: netip.MustParseAddr(selfieIP), Workload: "selfie", Namespace: "default", Labels: map[string]string{"app": "selfie"},
-			AgentOptions: agent.AgentOptions{AppAddress: netip.MustParseAddr(selfieIP)}},
+		{Name: "other", IP: otherIP, Labels: map[string]string{"app": "other"}},
+		{Name: "selfie", IP: selfieIP, Labels: map[string]string{"app": "selfie"},
+			Agent: agent.AgentOptions{AppAddress: netip.MustParseAddr(selfieIP)}},
 	}
-	for _, o := range proxies {
-		o.Discovery, o.AdminPort, o.StatusPort, o.LogLevel, o.LogOutput = ads, 15000, 15020, "info", m.logs
-		o.AccessLog = filepath.Join(dir, "logs", o.Workload+".log")
-		o.DrainDuration = 200 * time.Millisecond
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			if err := agent.Run(ctx, o); err != nil {
-				m.errs <- fmt.Errorf("proxy %s: %w", o.Workload, err)
-			}
-		}()
+	for i := range workloads {
+		workloads[i].AccessLog = filepath.Join(logDir, workloads[i].Name+".log")
 	}
-	for _, ip := range []string{gwIP, appIP, otherIP, selfieIP} {
-		if err := testutil.Poll(15*time.Second, func() error { return meshtest.Ready(ip) }); err != nil {
-			m.stop()
-			return nil, fmt.Errorf("%w\nlogs:\n%s", err, m.logs.String())
-		}
-	}
+	m := meshtest.StartWith(t, meshtest.Options{
+		GRPCAddr: cpIP + ":0", DebugAddr: cpIP + ":15014",
+		PollInterval: 50 * time.Millisecond, Debounce: 20 * time.Millisecond,
+	}, meshFiles(), workloads)
 	// Ready means listeners and clusters; the gateway's routes follow.
 	if err := testutil.Poll(15*time.Second, func() error {
 		st, _, err := rawGet(gwListen, "/echo/ready")
@@ -340,21 +271,10 @@ func startMesh() (*mesh, error) {
 		}
 		return err
 	}); err != nil {
-		m.stop()
-		return nil, fmt.Errorf("%w\nlogs:\n%s", err, m.logs.String())
+		t.Fatalf("%v\nlogs:\n%s", err, m.Logs.String())
 	}
-	return m, nil
-}
-
-func (m *mesh) stop() {
-	if m.cancel != nil {
-		m.cancel()
-	}
-	m.wg.Wait()
-	if m.app != nil {
-		m.app.close()
-	}
-	_ = os.RemoveAll(m.dir)
+	shared = &mesh{Mesh: m, logDir: logDir, app: a}
+	return m
 }
 
 // app is the application behind the app sidecar. It counts what is open on it: requests
@@ -369,16 +289,12 @@ type app struct {
 	attempts map[string]int    // requests per x-request-id
 }
 
-func startApp(addr string) (*app, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
+// newApp is the app; the mesh serves it on the app's address.
+func newApp() *app {
 	a := &app{attempts: map[string]int{}}
 	a.srv = &http.Server{Handler: http.HandlerFunc(a.serve), ReadHeaderTimeout: 10 * time.Second}
 	a.srv.ConnState = a.connState()
-	go func() { _ = a.srv.Serve(ln) }()
-	return a, nil
+	return a
 }
 
 // connState tracks, per connection, whether it is in the middle of a request.
@@ -456,13 +372,6 @@ func (a *app) lastHeaders() map[string]string {
 	return a.headers
 }
 
-func (a *app) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = a.srv.Shutdown(ctx)
-	_ = a.srv.Close()
-}
-
 // stat reads the sum of the admin API's stats whose name matches re.
 func stat(admin, re string) (int64, error) {
 	resp, err := http.Get("http://" + admin + "/stats?filter=" + re)
@@ -524,7 +433,7 @@ func (m *mesh) settled(t *testing.T, what string) {
 // accessLog waits for a line of proxy's access log that contains want.
 func (m *mesh) accessLog(t *testing.T, proxy, want string) {
 	t.Helper()
-	path := filepath.Join(m.dir, "logs", proxy+".log")
+	path := filepath.Join(m.logDir, proxy+".log")
 	err := testutil.Poll(3*time.Second, func() error {
 		b, err := os.ReadFile(path)
 		if err != nil {

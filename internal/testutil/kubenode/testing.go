@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // Require skips t when this machine cannot run a node (see Check), saying what is missing;
@@ -24,48 +25,29 @@ func Require(t testing.TB) {
 	t.Skipf("skipped: %v", err)
 }
 
-var shared struct {
-	sync.Mutex
-	inMain, started bool
-	n               *Node
-	err             error
-}
-
-// Runner is what SharedMain returns: testing.M's Run, plus stopping the shared node.
-type Runner struct{ m *testing.M }
+var shared testutil.PackageShared[*Node]
 
 // SharedMain lets a test package share one node between its tests (a start costs seconds,
 // the images tens of seconds):
 //
 //	func TestMain(m *testing.M) { os.Exit(kubenode.SharedMain(m).Run()) }
 //
-// The node starts on the first Shared call and stops after the last test.
-func SharedMain(m *testing.M) Runner {
-	shared.Lock()
-	shared.inMain = true
-	shared.Unlock()
-	return Runner{m: m}
-}
-
-// Run runs the tests, then stops the node. When a test failed the node's log tails are
-// printed; anything the node left on the machine fails the run.
-func (r Runner) Run() int {
-	code := r.m.Run()
-	shared.Lock()
-	defer shared.Unlock()
-	if n := shared.n; n != nil {
+// The node starts on the first Shared call and stops after the last test. When a test
+// failed the node's log tails are printed; anything the node left on the machine fails
+// the run.
+func SharedMain(m *testing.M) testutil.Runner {
+	return shared.Main(m, func(n *Node, code int) int {
 		if code != 0 {
 			fmt.Fprintf(os.Stderr, "kubenode: tests failed; the node's logs:\n%s", n.Logs(40))
 		}
 		n.hold()
 		if err := n.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "FAIL: stopping the node: %v\n", err)
-			code = 1
-		} else {
-			fmt.Fprintln(os.Stderr, "kubenode: node stopped, nothing left on the machine (bridge, iptables, cgroups, mounts, netns files, processes)")
+			return 1
 		}
-	}
-	return code
+		fmt.Fprintln(os.Stderr, "kubenode: node stopped, nothing left on the machine (bridge, iptables, cgroups, mounts, netns files, processes)")
+		return code
+	})
 }
 
 // hold keeps the node running for $LUCID_KUBENODE_HOLD (a duration) before it is stopped,
@@ -84,25 +66,16 @@ func (n *Node) hold() {
 func Shared(t testing.TB) *Node {
 	t.Helper()
 	Require(t)
-	shared.Lock()
-	defer shared.Unlock()
-	if !shared.inMain {
-		t.Fatal("kubenode.Shared needs the package's TestMain to run kubenode.SharedMain(m), which stops the node")
-	}
-	if !shared.started {
-		shared.started = true
+	n, err := shared.Get(t, "kubenode.SharedMain", func() (*Node, error) {
 		// Not t.Logf: the node outlives the test that started it.
 		logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
-		shared.n, shared.err = Start(context.Background(), Options{Logf: logf})
-		if shared.err != nil {
-			shared.n = nil
+		return Start(context.Background(), Options{Logf: logf})
+	})
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) && os.Getenv("CI") == "" {
+			t.Skipf("skipped: %v", err)
 		}
+		t.Fatal(err)
 	}
-	if shared.err != nil {
-		if errors.Is(shared.err, ErrUnavailable) && os.Getenv("CI") == "" {
-			t.Skipf("skipped: %v", shared.err)
-		}
-		t.Fatal(shared.err)
-	}
-	return shared.n
+	return n
 }

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // KubeVersion is the Kubernetes release the binaries are built from: test/kubebin/go.mod's
@@ -70,17 +71,7 @@ func New(t testing.TB, o Options) *Cluster {
 	return c
 }
 
-var shared struct {
-	sync.Mutex
-	inMain  bool
-	started bool
-	c       *Cluster
-	err     error
-}
-
-// Runner is what SharedMain returns: testing.M's Run, plus stopping the shared cluster.
-// It satisfies goleak.VerifyTestMain's argument.
-type Runner struct{ m *testing.M }
+var shared testutil.PackageShared[*Cluster]
 
 // SharedMain lets a test package share one cluster between its tests:
 //
@@ -88,29 +79,18 @@ type Runner struct{ m *testing.M }
 //	// or, without goleak: os.Exit(kubetest.SharedMain(m).Run())
 //
 // The cluster starts on the first Shared call (a run that selects no Kubernetes test
-// starts nothing) and stops after the last test.
-func SharedMain(m *testing.M) Runner {
-	shared.Lock()
-	shared.inMain = true
-	shared.Unlock()
-	return Runner{m: m}
-}
-
-// Run runs the tests, then stops the shared cluster. When a test failed, the logs are
-// kept and their ends printed.
-func (r Runner) Run() int {
-	code := r.m.Run()
-	shared.Lock()
-	defer shared.Unlock()
-	if c := shared.c; c != nil {
+// starts nothing) and stops after the last test. When a test failed, the logs are kept
+// and their ends printed.
+func SharedMain(m *testing.M) testutil.Runner {
+	return shared.Main(m, func(c *Cluster, code int) int {
 		if code != 0 {
 			fmt.Fprintf(os.Stderr, "kubetest: tests failed; the shared cluster's logs:\n%s", c.Logs(40))
 			c.StopKeepLogs()
 		} else {
 			c.Stop()
 		}
-	}
-	return code
+		return code
+	})
 }
 
 // Shared returns the package's cluster, starting it on first use. The package's TestMain
@@ -119,19 +99,11 @@ func (r Runner) Run() int {
 func Shared(t testing.TB) *Cluster {
 	t.Helper()
 	RequireBinaries(t)
-	shared.Lock()
-	defer shared.Unlock()
-	if !shared.inMain {
-		t.Fatal("kubetest.Shared needs the package's TestMain to run kubetest.SharedMain(m), which stops the cluster")
+	c, err := shared.Get(t, "kubetest.SharedMain", func() (*Cluster, error) { return Start(context.Background(), Options{}) })
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !shared.started {
-		shared.started = true
-		shared.c, shared.err = Start(context.Background(), Options{})
-	}
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.c
+	return c
 }
 
 func randomToken() (string, error) {

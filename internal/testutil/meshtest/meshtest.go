@@ -52,6 +52,12 @@ type Workload struct {
 	// workload's app (Example sets it); with Options.DemoApps the app runs from them
 	// (demo.go) instead of an echo app.
 	DemoApp []string
+	// Agent is more of this proxy's options (ProxyConfig, AdminAddress, AppAddress, …);
+	// Router is Agent.Router or Router.
+	Agent agent.AgentOptions
+	// App serves the app's ports instead of the echo app (a test's own app, e.g. one
+	// counting what reaches it); the mesh shuts it down when it stops.
+	App *http.Server
 }
 
 // Mesh is a running test mesh.
@@ -146,15 +152,16 @@ func StartWith(t testing.TB, o Options, files map[string]string, workloads []Wor
 			}
 		}
 		ip := netip.MustParseAddr(w.IP)
-		w := w
 		identity := m.identity(o, w) // mtls.go
+		ao := w.Agent
+		ao.Router = ao.Router || w.Router
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
 			err := agent.Run(ctx, agent.Options{
 				IP: ip, Workload: w.Name, Namespace: cmp.Or(w.Namespace, "default"), Labels: w.Labels, Discovery: m.xdsAddr(o),
 				AdminPort: 15000, StatusPort: 15020, LogLevel: "debug", LogOutput: m.Logs,
-				DrainDuration: 500 * time.Millisecond, AgentOptions: agent.AgentOptions{Router: w.Router},
+				DrainDuration: 500 * time.Millisecond, AgentOptions: ao,
 				Version:   version.Get().Envoy(), // as `lucid sidecar` and `lucid gateway` report it
 				Identity:  identity,              // mtls.go
 				AccessLog: cmp.Or(w.AccessLog, o.AccessLog),
@@ -290,11 +297,14 @@ func (m *Mesh) startApp(ctx context.Context, w Workload, port int) {
 	if err != nil {
 		m.t.Fatalf("app %s: %v", w.Name, err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		rw.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(rw).Encode(Echo{Service: w.Name, Version: w.Version, Path: r.URL.RequestURI(), Host: r.Host, Headers: r.Header})
-	}), ReadHeaderTimeout: 5 * time.Second}
+	srv := w.App
+	if srv == nil {
+		srv = &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			rw.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(rw).Encode(Echo{Service: w.Name, Version: w.Version, Path: r.URL.RequestURI(), Host: r.Host, Headers: r.Header})
+		}), ReadHeaderTimeout: 5 * time.Second}
+	}
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
@@ -308,5 +318,6 @@ func (m *Mesh) startApp(ctx context.Context, w Workload, port int) {
 		sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer c()
 		_ = srv.Shutdown(sctx)
+		_ = srv.Close() // what is still open after the grace period
 	}()
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(SharedMain(m)) }
 
 // writeCert writes a certificate for host into dir and returns its paths and a pool
 // trusting its CA.
