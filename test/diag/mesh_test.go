@@ -54,6 +54,7 @@ func liveMesh(t *testing.T) *mesh {
 		t.Skip("starts a whole mesh")
 	}
 	meshtest.Shared(t, func(t testing.TB) *meshtest.Mesh {
+		t.Helper()
 		logDir := t.TempDir()
 		files, ws := bookinfo(t)
 		for i := range ws {

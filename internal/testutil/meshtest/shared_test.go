@@ -15,6 +15,7 @@ var sharedStarts int
 func theMesh(t *testing.T) *Mesh {
 	t.Helper()
 	return Shared(t, func(t testing.TB) *Mesh {
+		t.Helper()
 		sharedStarts++
 		return Start(t, map[string]string{"shared.yaml": `apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
