@@ -36,43 +36,8 @@ upstream=$net.1:8080
 lucid_ip=$net.5
 discovery_ip=$net.9
 
-work=$(mktemp -d /tmp/lucid-rss.XXXXXX)
-pids=()
-log() { printf 'rss: %s\n' "$*" >&2; }
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	sleep 0.3
-	for pid in "${pids[@]}"; do
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start() {
-	local name=$1
-	shift
-	"$@" >"$work/$name.log" 2>&1 &
-	last_pid=$!
-	pids+=("$last_pid")
-}
-
-stop() {
-	kill -TERM "$1" 2>/dev/null || true
-	local i
-	for i in $(seq 50); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-	local keep=() p
-	for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-	pids=("${keep[@]}")
-}
+source "$root/bench/lib.sh"
+bench_init rss
 
 wait_url() {
 	local i h2=()

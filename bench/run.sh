@@ -29,45 +29,8 @@ lucid_ip=$net.5 # the sidecar's workload address; inbound listener on :8080
 discovery_ip=$net.9
 
 secs=${duration%s}
-work=$(mktemp -d /tmp/lucid-bench.XXXXXX)
-pids=()
-
-log() { printf 'bench: %s\n' "$*" >&2; }
-
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	sleep 0.5
-	for pid in "${pids[@]}"; do
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start NAME CMD...: runs CMD in the background, output in $work/NAME.log; sets last_pid.
-start() {
-	local name=$1
-	shift
-	"$@" >"$work/$name.log" 2>&1 &
-	last_pid=$!
-	pids+=("$last_pid")
-}
-
-stop() {
-	kill -TERM "$1" 2>/dev/null || true
-	local i
-	for i in $(seq 50); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
+source "$root/bench/lib.sh"
+bench_init bench
 
 # wait_http URL [PROTO]: until URL answers (any status), at most 15 s.
 wait_http() {

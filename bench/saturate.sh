@@ -26,31 +26,8 @@ haproxy_addr=$net.2:8080
 nginx_addr=$net.3:8080
 lucid_ip=$net.5
 discovery_ip=$net.9
-work=$(mktemp -d /tmp/lucid-sat.XXXXXX)
-pids=()
-
-log() { printf 'saturate: %s\n' "$*" >&2; }
-
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	sleep 0.5
-	for pid in "${pids[@]}"; do
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start() {
-	local name=$1
-	shift
-	"$@" >"$work/$name.log" 2>&1 &
-	last_pid=$!
-	pids+=("$last_pid")
-}
+source "$root/bench/lib.sh"
+bench_init saturate
 
 stop_all_but_upstream() {
 	local pid

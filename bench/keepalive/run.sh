@@ -17,27 +17,8 @@ nginx_ip=127.0.92.22     # nginx servers 9001-9006
 discovery_ip=127.0.92.29 # Lucid's control plane
 ports="9001 9002 9003 9004 9005 9006"
 
-work=$(mktemp -d /tmp/lucid-soak.XXXXXX)
-pids=()
-log() { printf 'soak: %s\n' "$*" >&2; }
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	sleep 0.5
-	for pid in "${pids[@]}"; do
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-start() {
-	local name=$1
-	shift
-	"$@" >"$work/$name.log" 2>&1 &
-	pids+=("$!")
-}
+source "$root/bench/lib.sh"
+bench_init soak
 wait_tcp() { # wait_tcp HOST PORT
 	local i
 	for i in $(seq 150); do

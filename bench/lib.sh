@@ -1,0 +1,51 @@
+# Process bookkeeping shared by the bench scripts (run.sh, rss.sh, saturate.sh,
+# keepalive/run.sh): source it, then call bench_init with the script's name.
+#
+#   bench_init NAME   a work directory /tmp/lucid-NAME.XXXXXX ($work), log lines prefixed
+#                     "NAME: ", and every started process stopped (TERM, then KILL) and the
+#                     work directory removed when the script exits or is interrupted
+#   start NAME CMD... runs CMD in the background, output in $work/NAME.log; sets last_pid
+#   stop PID          TERM, up to 5 s, then KILL; forgets PID
+
+bench_init() {
+	bench_name=$1
+	work=$(mktemp -d "/tmp/lucid-$1.XXXXXX")
+	pids=()
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+log() { printf '%s: %s\n' "$bench_name" "$*" >&2; }
+
+bench_cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	sleep 0.5
+	for pid in "${pids[@]}"; do
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+
+start() {
+	local name=$1
+	shift
+	"$@" >"$work/$name.log" 2>&1 &
+	last_pid=$!
+	pids+=("$last_pid")
+}
+
+stop() {
+	kill -TERM "$1" 2>/dev/null || true
+	local i
+	for i in $(seq 50); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	local keep=() p
+	for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	pids=("${keep[@]}")
+}
