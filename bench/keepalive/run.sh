@@ -12,6 +12,7 @@ results=${SOAK_RESULTS:-$here/RESULTS.md}
 # Every address in 127.0.92.0/24.
 up_ip=127.0.92.10        # the upstreams (the app), ports 9001-9006
 lucid_ip=127.0.92.20     # Lucid's sidecar (workload address): inbound listeners 9001-9006
+lucid_admin=127.255.92.20:15000 # its admin API: the private address the sidecar derives from --ip
 haproxy_ip=127.0.92.21   # HAProxy frontends 9001-9006
 nginx_ip=127.0.92.22     # nginx servers 9001-9006
 discovery_ip=127.0.92.29 # Lucid's control plane
@@ -134,12 +135,12 @@ log "soaking for $duration (Lucid, HAProxy, nginx at once)"
 	tail -n 20 "$work/errors.log" >&2
 	exit 1
 }
-stat() { curl -s "http://$lucid_ip:15000/stats" | grep "\.$1: " | awk -F': ' '{s+=$2} END {print s+0}'; }
+stat() { curl -s "http://$lucid_admin/stats" | grep "\.$1: " | awk -F': ' '{s+=$2} END {print s+0}'; }
 saves=$(stat upstream_rq_reused_conn_retry)
 retired=$(stat upstream_cx_idle_retired)
 avoided=$(stat upstream_cx_idle_avoided)
 extra=$(stat upstream_cx_idle_extra)
-learned=$(curl -s "http://$lucid_ip:15000/clusters" | grep -E '^inbound\|900[1-6]\|\|::[^:]+:[0-9]+::idle_(timeout|reuse_limit)::' | sort)
+learned=$(curl -s "http://$lucid_admin/clusters" | grep -E '^inbound\|900[1-6]\|\|::[^:]+:[0-9]+::idle_(timeout|reuse_limit)::' | sort)
 
 {
 	echo "# Keep-alive race soak"
