@@ -126,12 +126,7 @@ func TCPUpstream(m *cluster.Manager, name, originalDst string) (cl *cluster.Clus
 		return nil, nil, noCluster(0, name)
 	}
 	if lim := connectionBound(cl.Config().MaxConnections); cl.Stats().UpstreamCxActive.Load() >= lim { // loop.go
-		why := " connections (circuit breaker max_connections)"
-		if lim == defaultMaxConnections && int64(cl.Config().MaxConnections) != defaultMaxConnections {
-			why = " connections (Envoy's default max_connections; the DestinationRule sets no connectionPool.tcp.maxConnections)"
-		}
-		return cl, nil, &Reply{Flag: streaminfo.UpstreamOverflow, Details: "upstream_cx_overflow",
-			Explanation: "cluster " + name + " already has its maximum of " + strconv.FormatInt(lim, 10) + why}
+		return cl, nil, tcpOverflow(cl, lim)
 	}
 	h, err := cl.Pick(cluster.PickContext{OriginalDst: originalDst})
 	if err != nil {
@@ -140,6 +135,29 @@ func TCPUpstream(m *cluster.Manager, name, originalDst string) (cl *cluster.Clus
 		return cl, nil, rp
 	}
 	return cl, h, nil
+}
+
+// reserveTCPConnection takes one of cl's max_connections for a tcp_proxy connection before
+// it dials, so two connections arriving together cannot both pass the bound while neither
+// has connected yet; it gives the UO reply when none is left. A nil reply must be paired
+// with a cl.Stats().UpstreamCxActive.Add(-1) when the connection ends or its dial fails.
+func reserveTCPConnection(cl *cluster.Cluster) *Reply {
+	lim := connectionBound(cl.Config().MaxConnections) // loop.go
+	if cl.Stats().UpstreamCxActive.Add(1) > lim {
+		cl.Stats().UpstreamCxActive.Add(-1)
+		return tcpOverflow(cl, lim)
+	}
+	return nil
+}
+
+// tcpOverflow is the UO reply for a tcp_proxy connection over cl's max_connections lim.
+func tcpOverflow(cl *cluster.Cluster, lim int64) *Reply {
+	why := " connections (circuit breaker max_connections)"
+	if lim == defaultMaxConnections && int64(cl.Config().MaxConnections) != defaultMaxConnections {
+		why = " connections (Envoy's default max_connections; the DestinationRule sets no connectionPool.tcp.maxConnections)"
+	}
+	return &Reply{Flag: streaminfo.UpstreamOverflow, Details: "upstream_cx_overflow",
+		Explanation: "cluster " + cl.Config().Name + " already has its maximum of " + strconv.FormatInt(lim, 10) + why}
 }
 
 // noCluster is the NC reply for a cluster name that does not exist (status 0 for a

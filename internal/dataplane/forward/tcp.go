@@ -78,11 +78,15 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	if rp == nil {
 		rp = ownUpstream(&in, h.Addr, name) // loop.go
 	}
+	if rp == nil {
+		rp = reserveTCPConnection(cl) // decide.go: counted from the dial, not from its answer
+	}
 	if rp != nil {
 		f.closeTCP(info, in, rp)
 		return
 	}
 	stats := cl.Stats()
+	defer stats.UpstreamCxActive.Add(-1)
 	info.UpstreamHost = h.Addr
 	h.RequestStart()
 	defer h.RequestEnd()
@@ -101,11 +105,7 @@ func (f *Forwarder) ServeTCP(down net.Conn, tp *resource.TCPProxy, in Inbound) {
 	h.Stats.CxTotal.Add(1)
 	h.Stats.CxActive.Add(1)
 	stats.UpstreamCxTotal.Add(1)
-	stats.UpstreamCxActive.Add(1)
-	defer func() {
-		h.Stats.CxActive.Add(-1)
-		stats.UpstreamCxActive.Add(-1)
-	}()
+	defer h.Stats.CxActive.Add(-1)
 	info.UpstreamLocalAddress = up.LocalAddr().String()
 	if in.Direction == "outbound" {
 		f.recordUpstream(info, pool.TLSOf(up), cl.Config(), &h.Endpoint) // peer.go: the certificates

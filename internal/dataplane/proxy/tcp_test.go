@@ -157,8 +157,15 @@ func TestTCPProxyIdleTimeoutAndLimits(t *testing.T) {
 	if err := sp.p.Apply(tcpSnapshot(ip, echo, 1500*time.Millisecond, 1)); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := connectVia(t, ip+":15001", "db:5432")
+	c, br := connectVia(t, ip+":15001", "db:5432")
 	defer c.Close()
+	// One byte echoed: the first connection holds its upstream before the second arrives.
+	if _, err := c.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := br.ReadByte(); err != nil || b != 'a' {
+		t.Fatalf("echo: %q %v", b, err)
+	}
 	// A second connection while the first is open exceeds max_connections 1: closed (UO).
 	c2, br2 := connectVia(t, ip+":15001", "db:5432")
 	_ = c2.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -177,6 +184,61 @@ func TestTCPProxyIdleTimeoutAndLimits(t *testing.T) {
 	}
 	if i := waitInfo(t, sp.log, func(i *streaminfo.Info) bool { return i.ConnectionTerminationDetails == "idle_timeout" }); i.UpstreamCluster != "outbound|5432||db" {
 		t.Fatalf("idle record: %+v", i)
+	}
+}
+
+// Connections that arrive together count against max_connections from their dial, so no
+// more of them reach the upstream than the DestinationRule allows.
+func TestTCPMaxConnectionsUnderConcurrentArrivals(t *testing.T) {
+	const ip, echo, limit, tries = "127.0.93.9", "127.0.93.91:5432", 2, 8
+	echoServer(t, echo)
+	sp := newStreamProxy(t, ip, time.Second)
+	if err := sp.p.Apply(tcpSnapshot(ip, echo, time.Hour, limit)); err != nil {
+		t.Fatal(err)
+	}
+	start := make(chan struct{})
+	echoed := make(chan bool, tries)
+	conns := make(chan net.Conn, tries)
+	for range tries {
+		go func() {
+			c, err := net.Dial("tcp", ip+":15001")
+			if err != nil {
+				echoed <- false
+				return
+			}
+			conns <- c
+			<-start
+			// CONNECT and the first byte in one write: the proxy picks the upstream at once.
+			fmt.Fprintf(c, "CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\nx")
+			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+			if err != nil {
+				echoed <- false
+				return
+			}
+			resp.Body.Close() // a CONNECT's answer has no body; the tunnel follows
+			if resp.StatusCode != http.StatusOK {
+				echoed <- false
+				return
+			}
+			b, err := br.ReadByte()
+			echoed <- err == nil && b == 'x'
+		}()
+	}
+	close(start)
+	got := 0
+	for range tries {
+		if <-echoed {
+			got++
+		}
+	}
+	close(conns)
+	for c := range conns {
+		c.Close()
+	}
+	if got != limit {
+		t.Fatalf("%d of %d simultaneous connections reached the upstream; max_connections is %d", got, tries, limit)
 	}
 }
 
