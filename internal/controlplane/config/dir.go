@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // MeshConfigFile is the file name LoadDir skips: it holds MeshConfig, not objects.
@@ -22,6 +23,34 @@ type File struct {
 // skipping hidden files and directories and any file named meshconfig.yaml.
 // Unreadable files and a missing directory are Error diagnostics.
 func ReadDir(dir string) ([]File, []Diagnostic) {
+	return (&DirReader{}).Read(dir)
+}
+
+// DirReader is ReadDir for a directory read again and again (the file source polls its
+// directory several times a second): a file that is, by its stat, the one read last time
+// is not read again. A file counts as unchanged when its size, modification and change
+// times (and inode where the platform has them) are those of the last read and it had not
+// changed for a second before that read; a file written within the clock's granularity of
+// a read could otherwise keep its times and hide a second write. The zero DirReader is
+// ready; it is not safe for concurrent use.
+type DirReader struct {
+	files map[string]readFile // by path, from the last Read
+}
+
+type readFile struct {
+	id     fileID
+	stable bool // unchanged for stableAfter before it was read
+	data   []byte
+}
+
+// stableAfter is how long a file must have been unchanged when it was read for its stat to
+// stand for its content.
+var stableAfter = time.Second
+
+// Read is ReadDir, reusing what the last Read read of files that did not change.
+func (r *DirReader) Read(dir string) ([]File, []Diagnostic) {
+	prev := r.files
+	r.files = make(map[string]readFile, len(prev))
 	var files []File
 	var diags []Diagnostic
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -50,9 +79,7 @@ func ReadDir(dir string) ([]File, []Diagnostic) {
 		if d.IsDir() || !isConfigFile(d.Name()) {
 			return nil
 		}
-		// Symlinks are followed on purpose (Kubernetes ConfigMap mounts are symlinks), so
-		// not os.Root; the directory is the user's own config, not untrusted input.
-		data, err := os.ReadFile(path) //nolint:gosec // G122: see above
+		data, err := r.readFile(path, prev)
 		if err != nil && path == dir {
 			diags = append(diags, Diagnostic{Level: Error, Message: "cannot read config directory: " + err.Error()})
 			return nil
@@ -69,6 +96,31 @@ func ReadDir(dir string) ([]File, []Diagnostic) {
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
 	return files, diags
+}
+
+// readFile returns path's content: prev's when the file is the one read then, else read now.
+func (r *DirReader) readFile(path string, prev map[string]readFile) ([]byte, error) {
+	// Symlinks are followed on purpose (Kubernetes ConfigMap mounts are symlinks), so
+	// not os.Root; the directory is the user's own config, not untrusted input.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return os.ReadFile(path) // the error says what opening it says
+	}
+	id := idOf(fi)
+	if p, ok := prev[path]; ok && p.stable && p.id == id {
+		r.files[path] = p
+		return p.data, nil
+	}
+	readAt := time.Now()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if after, err := os.Stat(path); err == nil && idOf(after) == id {
+		stable := readAt.Sub(time.Unix(0, id.changed)) >= stableAfter
+		r.files[path] = readFile{id: id, stable: stable, data: data}
+	}
+	return data, nil
 }
 
 func isConfigFile(name string) bool {

@@ -1,7 +1,7 @@
 // Package file is the directory config source: it reads a directory of Istio YAML
-// through package config, watches it by polling content hashes, and keeps serving
-// the last good version of an object that became invalid. It sits at the top of
-// the control-plane flow:
+// through package config, watches it by polling content hashes (reading again only the
+// files whose stat changed), and keeps serving the last good version of an object that
+// became invalid. It sits at the top of the control-plane flow:
 //
 //	source/file → config → store → model → translate → ads
 package file
@@ -42,6 +42,7 @@ type Source struct {
 	good    map[string]*config.Object // objects served after the last scan, by Key
 	gone    map[string]bool           // files that served objects and were missing at the last scan
 	parsed  config.ParseCache         // each file's last parse, by content
+	reader  config.DirReader          // reads only the files that changed since the last scan
 }
 
 // New returns a Source for dir. log may be nil.
@@ -55,9 +56,9 @@ func New(dir string, log *slog.Logger) *Source {
 // Load does one scan and returns the current valid objects (applying last-good
 // retention) and all diagnostics.
 func (s *Source) Load() ([]*config.Object, []config.Diagnostic) {
-	files, rdiags := config.ReadDir(s.dir)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	files, rdiags := s.reader.Read(s.dir)
 	s.hash, s.creds, s.scanned = contentHash(files, rdiags), credentialNames(s.dir), true
 	return s.apply(files, rdiags, false)
 }
@@ -90,10 +91,10 @@ func (s *Source) Run(ctx context.Context, onChange func([]*config.Object, []conf
 
 // rescan reads the directory and applies it only if its content hash changed.
 func (s *Source) rescan() ([]*config.Object, []config.Diagnostic, bool) {
-	files, rdiags := config.ReadDir(s.dir)
-	h, creds := contentHash(files, rdiags), credentialNames(s.dir)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	files, rdiags := s.reader.Read(s.dir)
+	h, creds := contentHash(files, rdiags), credentialNames(s.dir)
 	if s.scanned && h == s.hash && creds == s.creds && len(s.gone) == 0 {
 		return nil, nil, false
 	}
@@ -165,11 +166,15 @@ func (s *Source) apply(files []config.File, rdiags []config.Diagnostic, confirmG
 		}
 	}
 	gone := map[string]bool{}
-	for _, k := range sortedKeys(s.good) {
-		prev := s.good[k]
-		if _, ok := current[k]; ok {
-			continue
+	var missing []string // usually none: only these need looking at, in a stable order
+	for k := range s.good {
+		if _, ok := current[k]; !ok {
+			missing = append(missing, k)
 		}
+	}
+	sort.Strings(missing)
+	for _, k := range missing {
+		prev := s.good[k]
 		if !present[prev.File] {
 			if confirmGone && !s.gone[prev.File] {
 				gone[prev.File] = true
