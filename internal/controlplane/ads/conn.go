@@ -53,8 +53,8 @@ type watch struct {
 	typeURL  string
 	active   bool // a request for the type arrived
 	wildcard bool
-	legacy   bool // no name subscribed yet: an empty request still means "everything"
-	names    map[string]bool
+	legacy   bool     // no name subscribed yet: an empty request still means "everything"
+	names    *nameSet // shared with every watch that subscribes to the same names (names.go)
 
 	sent     view // the resources the client was last brought up to (nil: nothing sent)
 	sentHash [32]byte
@@ -66,7 +66,7 @@ type watch struct {
 	known    map[string]string
 }
 
-func (w *watch) subscribed(name string) bool { return w.wildcard || w.names[name] }
+func (w *watch) subscribed(name string) bool { return w.wildcard || w.names.has(name) }
 
 // serveStream serves one stream until the client leaves or the server stops.
 func (s *Server) serveStream(ctx context.Context, st stream, only string) error {
@@ -243,11 +243,11 @@ func (c *conn) handle(r *request) error {
 	}
 	w := c.watches[t]
 	if w == nil {
-		w = &watch{typeURL: t, legacy: true, names: map[string]bool{}}
+		w = &watch{typeURL: t, legacy: true, names: emptyNames}
 		c.watches[t] = w
 	}
 	c.answered(w, r)
-	added, all, first := w.update(r, c.st.delta())
+	added, all, first := w.update(r, c.st.delta(), &c.s.names)
 	if c.cur == nil && !c.generate() {
 		return nil // nothing to answer with yet; the next push answers
 	}
@@ -258,7 +258,7 @@ func (c *conn) handle(r *request) error {
 // whether the whole type became subscribed (a new wildcard), and whether the request
 // asks for everything subscribed again (a stream's first request of the type, or a SotW
 // request without a nonce).
-func (w *watch) update(r *request, delta bool) (added []string, all, first bool) {
+func (w *watch) update(r *request, delta bool, in *nameInterner) (added []string, all, first bool) {
 	wasActive, wasWildcard := w.active, w.wildcard
 	w.active = true
 	if !delta {
@@ -279,11 +279,14 @@ func (w *watch) update(r *request, delta bool) (added []string, all, first bool)
 			w.legacy = false
 		}
 		for n := range names {
-			if !w.names[n] {
+			if !w.names.has(n) {
 				added = append(added, n)
 			}
 		}
-		w.names, w.wildcard = names, wildcard
+		if !sameNames(w.names, names) {
+			w.names = in.intern(names)
+		}
+		w.wildcard = wildcard
 		return added, wildcard && !wasWildcard, first
 	}
 	first = !wasActive
@@ -293,14 +296,19 @@ func (w *watch) update(r *request, delta bool) (added []string, all, first bool)
 			w.wildcard = true
 		}
 	}
+	var drop []string
+	var adding map[string]bool // a name twice in one request is added once
 	for _, n := range r.subscribe {
 		if n == "*" {
 			w.wildcard = true
 			continue
 		}
 		w.legacy = false
-		if !w.names[n] {
-			w.names[n] = true
+		if !w.names.has(n) && !adding[n] {
+			if adding == nil {
+				adding = map[string]bool{}
+			}
+			adding[n] = true
 			added = append(added, n)
 		}
 	}
@@ -309,8 +317,9 @@ func (w *watch) update(r *request, delta bool) (added []string, all, first bool)
 			w.wildcard = false
 			continue
 		}
-		delete(w.names, n)
+		drop = append(drop, n)
 	}
+	w.names = w.names.with(in, added, drop)
 	return added, w.wildcard && !wasWildcard, first
 }
 
@@ -339,7 +348,7 @@ func (c *conn) answer(w *watch, added []string, all, first bool) error {
 					removed = append(removed, n)
 				}
 			}
-			for n := range w.names {
+			for n := range w.names.m {
 				if _, ok := w.known[n]; !ok && v.get(n) == nil {
 					removed = append(removed, n) // subscribed, does not exist (yet)
 				}
@@ -668,7 +677,7 @@ func (c *conn) warm() error {
 				return
 			}
 			for _, ref := range r.refs {
-				if !eds.names[ref] {
+				if !eds.names.has(ref) {
 					found = true
 				}
 			}

@@ -110,11 +110,12 @@ type Server struct {
 
 	extra []extraService // more gRPC services on the xDS port (services.go); set before Serve
 
-	pushMu  sync.Mutex  // serializes Push
-	version string      // the last Push's version (guarded by mu)
-	diffs   sync.Map    // [2]*set → *pairDiff, for the current push generation
-	enc     encodeCache // responses encoded once for every stream that is sent them (encoded.go)
-	checks  sync.Map    // consistency results per set combination (consistent.go)
+	pushMu  sync.Mutex   // serializes Push
+	version string       // the last Push's version (guarded by mu)
+	diffs   sync.Map     // [2]*set → *pairDiff, for the current push generation
+	enc     encodeCache  // responses encoded once for every stream that is sent them (encoded.go)
+	checks  sync.Map     // consistency results per set combination (consistent.go)
+	names   nameInterner // watches' subscribed names, one copy per distinct set (names.go)
 
 	mu      sync.Mutex // guards nodes, conns, version and every conn's shared fields
 	nodes   map[string]*nodeState
