@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -49,7 +50,7 @@ type options struct {
 	rate                                 int
 	sustain, changeTimeout               time.Duration
 	footprint, shareDecode               bool
-	wave                                 int
+	wave, clientsGOGC                    int
 	results, profileDir, ip              string
 	keep                                 bool
 }
@@ -76,6 +77,7 @@ func main() {
 	flag.BoolVar(&o.footprint, "footprint", true, "measure one real `lucid sidecar` with the run's configuration")
 	flag.BoolVar(&o.shareDecode, "share-decode", true, "the sidecars share decoded resources (xdsclient.DecodeCache): without, each decodes on its own (about 20 MiB and its CPU per all-to-all sidecar)")
 	flag.IntVar(&o.wave, "wave", 100, "sidecars connected at a time for the first sync")
+	flag.IntVar(&o.clientsGOGC, "clients-gogc", 400, "GOGC of this process, which runs the sidecars' clients (0: Go's default): their shared heap is collected less often, so their collector takes less of the cores the control plane is measured on")
 	flag.IntVar(&o.workers, "workers", 16, "parallel API requests while populating")
 	flag.DurationVar(&o.changeTimeout, "change-timeout", 2*time.Minute, "longest wait for one change to reach every sidecar")
 	flag.StringVar(&o.results, "results", "", "also write the report to this file")
@@ -220,6 +222,9 @@ func run(o options, ip string) error {
 	// 3. The sidecars' first full sync.
 	log.Printf("connecting %d sidecars to %s, %d at a time", o.sidecars, cp.ads, o.wave)
 	xlog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if o.clientsGOGC > 0 {
+		debug.SetGCPercent(o.clientsGOGC)
+	}
 	var cache *xdsclient.DecodeCache
 	if o.shareDecode {
 		cache = &xdsclient.DecodeCache{}

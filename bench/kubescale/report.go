@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -67,8 +68,8 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "### %s mode, %s: run finished %s\n\n", r.opts.mode, scope, time.Now().UTC().Format("2006-01-02T15:04Z"))
 	fmt.Fprintf(&b, "- Machine: %s\n", r.machine)
 	fmt.Fprintf(&b, "- Mesh: %d Services in %d namespaces, %d endpoints (%d per Service), %d DestinationRules with subsets v1/v2; "+
-		"%d sidecars (xdsclient %s clients in one process, no proxies)\n",
-		l.services, l.namespaces, l.services*l.endpoints, l.endpoints, drs, l.sidecars, r.protocol)
+		"%d sidecars (xdsclient %s clients in one process, no proxies; that process's GOGC %s)\n",
+		l.services, l.namespaces, l.services*l.endpoints, l.endpoints, drs, l.sidecars, r.protocol, gogcOf(r.opts.clientsGOGC))
 	if r.opts.mode == "kube" {
 		fmt.Fprintf(&b, "- API server start %s; objects created through the API in %.1f s with %d parallel requests:", ms(r.clusterStart), r.populate.Seconds(), r.opts.workers)
 	} else {
@@ -165,4 +166,12 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("\n</details>\n")
 	return b.String()
+}
+
+// gogcOf names a -clients-gogc setting.
+func gogcOf(n int) string {
+	if n <= 0 {
+		return "default"
+	}
+	return strconv.Itoa(n)
 }
