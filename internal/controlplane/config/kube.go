@@ -69,6 +69,7 @@ func (p *docParser) kubeObject(n *yaml.Node, kind, apiVersion string, at *yaml.N
 		return
 	}
 	o := &Object{Kind: kind, APIVersion: apiVersion, Name: name, Namespace: ns, File: p.file, Line: p.line(at), Kube: obj}
+	o.CacheKey()
 	if m, ok := obj.(interface {
 		GetLabels() map[string]string
 		GetAnnotations() map[string]string

@@ -245,6 +245,7 @@ func (p *docParser) object(n *yaml.Node) {
 	}
 
 	obj := &Object{Kind: kind, APIVersion: apiVersion, Name: name, Namespace: ns, File: p.file, Line: p.line(at)}
+	obj.CacheKey()
 	bad := false
 	fail := func(n *yaml.Node, field, format string, args ...any) {
 		p.errorf(n, kind, ns, name, field, format, args...)

@@ -327,3 +327,27 @@ spec:
 		t.Errorf("Parse returned %d objects", len(objs))
 	}
 }
+
+func TestCachedKeyFollowsTheFields(t *testing.T) {
+	o := &Object{Kind: "VirtualService", Namespace: "default", Name: "reviews"}
+	o.CacheKey()
+	if got := o.Key(); got != "VirtualService default/reviews" {
+		t.Fatalf("cached key %q", got)
+	}
+	for _, c := range []struct {
+		change func(*Object)
+		want   string
+	}{
+		{func(o *Object) { o.Namespace = "prod" }, "VirtualService prod/reviews"},
+		{func(o *Object) { o.Name = "ratings" }, "VirtualService default/ratings"},
+		{func(o *Object) { o.Kind = "Gateway" }, "Gateway default/reviews"},
+		{func(o *Object) { o.Namespace, o.Name = "default/re", "views" }, "VirtualService default/re/views"},
+		{func(o *Object) { o.Kind, o.Namespace = "VirtualService default", "" }, "VirtualService default /reviews"},
+	} {
+		x := *o
+		c.change(&x)
+		if got := x.Key(); got != c.want {
+			t.Errorf("after a change: Key %q, want %q", got, c.want)
+		}
+	}
+}

@@ -117,6 +117,7 @@ func serviceObject(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods m
 		Labels: svc.Labels, Annotations: svc.Annotations, Spec: se,
 	}
 	o.Generation = contentHash(o)
+	o.CacheKey()
 	return o
 }
 
@@ -211,6 +212,7 @@ func podObject(p *corev1.Pod, services []*corev1.Service) *config.Object {
 		Labels: p.Labels, Annotations: p.Annotations, Spec: we,
 	}
 	o.Generation = contentHash(o)
+	o.CacheKey()
 	return o
 }
 
