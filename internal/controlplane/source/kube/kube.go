@@ -80,6 +80,7 @@ type Source struct {
 	missing []istioKind                          // kinds whose CRD is not served
 
 	parser *parser      // owned by Run's goroutine
+	conv   converted    // the last build's Services and Pods (converted.go); owned by Run's goroutine
 	creds  *credentials // Gateway credentials (credentials.go); set by Run, owned by its goroutine
 }
 
@@ -324,7 +325,7 @@ func (s *Source) recheckCRDs(ctx context.Context, start func(cache.SharedIndexIn
 // build reads every cache and converts it.
 func (s *Source) build() ([]*config.Object, []config.Diagnostic) {
 	inMesh := s.namespaceFilter()
-	reg := &registry{}
+	reg := &registry{conv: &s.conv}
 	for _, o := range s.services.GetStore().List() {
 		if svc, ok := o.(*corev1.Service); ok && inMesh(svc.Namespace) {
 			reg.services = append(reg.services, svc)

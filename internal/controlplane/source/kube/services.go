@@ -14,6 +14,7 @@ import (
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
@@ -42,6 +43,8 @@ type registry struct {
 	services []*corev1.Service
 	slices   []*discoveryv1.EndpointSlice
 	pods     []*corev1.Pod
+
+	conv *converted // the last build's conversions (converted.go); nil converts everything
 }
 
 // objects turns the registry into the model's objects: one ServiceEntry-shaped object of
@@ -61,6 +64,16 @@ func (r *registry) objects() ([]*config.Object, []config.Diagnostic) {
 			bySvc[s.Namespace+"/"+svc] = append(bySvc[s.Namespace+"/"+svc], s)
 		}
 	}
+	for _, eps := range bySvc { // informers list in no order; conversions compare inputs in name order
+		slices.SortFunc(eps, func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) })
+	}
+	conv := r.conv
+	if conv == nil {
+		conv = &converted{}
+	}
+	nextSvc := make(map[types.UID]convertedObject, len(r.services))
+	nextPod := make(map[types.UID]convertedObject, len(r.pods))
+	defer func() { conv.services, conv.pods = nextSvc, nextPod }()
 	var objs []*config.Object
 	var diags []config.Diagnostic
 	for _, svc := range r.services {
@@ -70,10 +83,11 @@ func (r *registry) objects() ([]*config.Object, []config.Diagnostic) {
 				Message: "ExternalName services are not served by Lucid yet"})
 			continue
 		}
-		objs = append(objs, serviceObject(svc, bySvc[svc.Namespace+"/"+svc.Name], pods))
+		objs = append(objs, conv.service(svc, bySvc[svc.Namespace+"/"+svc.Name], pods, nextSvc))
 	}
+	nsServices := namespaceServices(r.services)
 	for _, p := range r.pods {
-		if o := podObject(p, r.services); o != nil {
+		if o := conv.pod(p, r.services, nsServices[p.Namespace], nextPod); o != nil {
 			objs = append(objs, o)
 		}
 	}
