@@ -14,6 +14,7 @@ import (
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 )
@@ -106,8 +107,7 @@ func (b *builder) fingerprint(objs []*config.Object, mesh *meshv1alpha1.MeshConf
 			continue
 		case *networkingv1alpha3.ServiceEntry:
 			if len(spec.GetEndpoints()) > 0 {
-				bare := proto.Clone(spec).(*networkingv1alpha3.ServiceEntry)
-				bare.Endpoints = nil
+				bare := withoutEndpoints(spec)
 				fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", o.Kind, o.Namespace, o.Name, contentHash(bare, det))
 				writeMeta(h, o)
 				continue
@@ -260,4 +260,19 @@ func (d *DestinationRule) Identity() string {
 		fmt.Fprintf(&b, "%s@%s;", o.Key(), o.Generation)
 	}
 	return b.String()
+}
+
+// withoutEndpoints is se without its endpoints, for hashing: every other field is shared
+// with se, not copied (a deep copy of every Service per build was most of the
+// fingerprint's cost), so the result must only be read.
+func withoutEndpoints(se *networkingv1alpha3.ServiceEntry) *networkingv1alpha3.ServiceEntry {
+	bare := &networkingv1alpha3.ServiceEntry{}
+	dst := bare.ProtoReflect()
+	se.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Name() != "endpoints" {
+			dst.Set(fd, v)
+		}
+		return true
+	})
+	return bare
 }

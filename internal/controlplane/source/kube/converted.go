@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"crypto/sha256"
 	"slices"
 	"strings"
 
@@ -95,8 +96,8 @@ func serviceInputs(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods m
 	return b.String()
 }
 
-// namespaceServices is, per namespace, the versions of its Services (what a pod's
-// conversion depends on besides the pod), in a stable order.
+// namespaceServices is, per namespace, a digest of the versions of its Services (what a
+// pod's conversion depends on besides the pod).
 func namespaceServices(services []*corev1.Service) map[string]string {
 	byNS := map[string][]string{}
 	for _, svc := range services {
@@ -105,7 +106,8 @@ func namespaceServices(services []*corev1.Service) map[string]string {
 	out := make(map[string]string, len(byNS))
 	for ns, vs := range byNS {
 		slices.Sort(vs)
-		out[ns] = strings.Join(vs, ",")
+		sum := sha256.Sum256([]byte(strings.Join(vs, ",")))
+		out[ns] = string(sum[:]) // a digest: every pod of the namespace is compared with it
 	}
 	return out
 }
