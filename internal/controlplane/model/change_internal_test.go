@@ -16,7 +16,7 @@ func TestWithoutEndpointsKeepsEveryOtherField(t *testing.T) {
 		Resolution:       networkingv1alpha3.ServiceEntry_STATIC,
 		WorkloadSelector: &networkingv1alpha3.WorkloadSelector{Labels: map[string]string{"app": "reviews"}},
 		ExportTo:         []string{"."}, SubjectAltNames: []string{"spiffe://cluster.local/ns/default/sa/reviews"},
-		Endpoints:        []*networkingv1alpha3.WorkloadEntry{{Address: "10.0.0.1"}},
+		Endpoints: []*networkingv1alpha3.WorkloadEntry{{Address: "10.0.0.1"}},
 	}
 	want := proto.Clone(se).(*networkingv1alpha3.ServiceEntry)
 	want.Endpoints = nil
