@@ -31,7 +31,7 @@ type convertedObject struct {
 
 // service returns svc's object, converting it only when svc, its slices or the pods they
 // point at changed since the last build.
-func (c *converted) service(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[string]*corev1.Pod, next map[types.UID]convertedObject) *config.Object {
+func (c *converted) service(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[podKey]*corev1.Pod, next map[types.UID]convertedObject) *config.Object {
 	from := serviceInputs(svc, eps, pods)
 	if prev, ok := c.services[svc.UID]; ok && from != "" && prev.from == from && svc.UID != "" {
 		next[svc.UID] = prev
@@ -62,7 +62,7 @@ func (c *converted) pod(p *corev1.Pod, services []*corev1.Service, nsServices st
 // serviceInputs names the versions of everything serviceObject reads: the Service, its
 // slices, and the pods their endpoints point at ("-" for one that is not there). An input
 // without a resourceVersion (never from the API server) makes the result unique.
-func serviceInputs(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[string]*corev1.Pod) string {
+func serviceInputs(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[podKey]*corev1.Pod) string {
 	if svc.ResourceVersion == "" {
 		return ""
 	}
@@ -86,7 +86,7 @@ func serviceInputs(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods m
 				ns = s.Namespace
 			}
 			b.WriteByte(',')
-			if p := pods[ns+"/"+ref.Name]; p != nil && p.ResourceVersion != "" {
+			if p := pods[podKey{ns, ref.Name}]; p != nil && p.ResourceVersion != "" {
 				b.WriteString(p.ResourceVersion)
 			} else {
 				b.WriteByte('-')

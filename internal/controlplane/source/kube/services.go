@@ -47,6 +47,9 @@ type registry struct {
 	conv *converted // the last build's conversions (converted.go); nil converts everything
 }
 
+// podKey is a pod's namespace and name.
+type podKey struct{ namespace, name string }
+
 // objects turns the registry into the model's objects: one ServiceEntry-shaped object of
 // Kind "Service" per Kubernetes Service (host <name>.<ns>.svc.cluster.local, its ports with
 // Istio's protocols, its selector, and one endpoint per ready EndpointSlice address with the
@@ -54,9 +57,9 @@ type registry struct {
 // pod with an IP (how a sidecar finds its own labels, and what ServiceEntry workload
 // selectors select, as in Istio).
 func (r *registry) objects() ([]*config.Object, []config.Diagnostic) {
-	pods := make(map[string]*corev1.Pod, len(r.pods))
+	pods := make(map[podKey]*corev1.Pod, len(r.pods))
 	for _, p := range r.pods {
-		pods[p.Namespace+"/"+p.Name] = p
+		pods[podKey{p.Namespace, p.Name}] = p
 	}
 	bySvc := map[string][]*discoveryv1.EndpointSlice{}
 	for _, s := range r.slices {
@@ -95,7 +98,7 @@ func (r *registry) objects() ([]*config.Object, []config.Diagnostic) {
 }
 
 // serviceObject converts one Service and its EndpointSlices.
-func serviceObject(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[string]*corev1.Pod) *config.Object {
+func serviceObject(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[podKey]*corev1.Pod) *config.Object {
 	se := &networkingv1alpha3.ServiceEntry{
 		Hosts:      []string{svc.Name + "." + svc.Namespace + ".svc." + model.DomainSuffix},
 		Location:   networkingv1alpha3.ServiceEntry_MESH_INTERNAL,
@@ -152,7 +155,7 @@ func clusterIPs(svc *corev1.Service) []string {
 // endpoints are the ready addresses of the service's EndpointSlices (all of them with
 // publishNotReadyAddresses), each with its slice's port numbers by service port name and
 // its pod's labels and service account. An address in two slices is taken once.
-func endpoints(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[string]*corev1.Pod) []*networkingv1alpha3.WorkloadEntry {
+func endpoints(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[podKey]*corev1.Pod) []*networkingv1alpha3.WorkloadEntry {
 	eps = slices.Clone(eps)
 	slices.SortFunc(eps, func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) })
 	seen := map[string]bool{}
@@ -186,7 +189,7 @@ func endpoints(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[s
 				if ns == "" {
 					ns = s.Namespace
 				}
-				if p := pods[ns+"/"+ref.Name]; p != nil {
+				if p := pods[podKey{ns, ref.Name}]; p != nil {
 					we.Labels = p.Labels
 					we.ServiceAccount = serviceAccount(p)
 					we.Address = localAddress(p, we.Address)
