@@ -21,25 +21,34 @@ import (
 type converted struct {
 	services map[types.UID]convertedObject
 	pods     map[types.UID]convertedObject
+	// The last build's pods by name and their objects in order, reused as they are by a
+	// build after which no Pod, Service or Namespace changed (registry.podsAsBefore).
+	podList  []*corev1.Pod
+	podIndex map[podKey]*corev1.Pod
+	podObjs  []*config.Object
+	podsGen  uint64 // Source.podsGen when they were listed
 }
 
-// convertedObject is one conversion and the versions of its inputs.
+// convertedObject is one conversion and the versions of its inputs: the object's own
+// resourceVersion and what else it read (a Service: its slices and their pods; a Pod: a
+// digest of its namespace's Services).
 type convertedObject struct {
-	from string
-	obj  *config.Object // nil: the input converts to nothing (a pod without an IP)
+	version, deps string
+	obj           *config.Object // nil: the input converts to nothing (a pod without an IP)
 }
 
 // service returns svc's object, converting it only when svc, its slices or the pods they
 // point at changed since the last build.
 func (c *converted) service(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[podKey]*corev1.Pod, next map[types.UID]convertedObject) *config.Object {
-	from := serviceInputs(svc, eps, pods)
-	if prev, ok := c.services[svc.UID]; ok && from != "" && prev.from == from && svc.UID != "" {
+	deps := serviceInputs(eps, pods)
+	if prev, ok := c.services[svc.UID]; ok && svc.UID != "" && svc.ResourceVersion != "" && deps != "" &&
+		prev.version == svc.ResourceVersion && prev.deps == deps {
 		next[svc.UID] = prev
 		return prev.obj
 	}
 	o := serviceObject(svc, eps, pods)
 	if svc.UID != "" {
-		next[svc.UID] = convertedObject{from: from, obj: o}
+		next[svc.UID] = convertedObject{version: svc.ResourceVersion, deps: deps, obj: o}
 	}
 	return o
 }
@@ -47,27 +56,24 @@ func (c *converted) service(svc *corev1.Service, eps []*discoveryv1.EndpointSlic
 // pod returns p's object, converting it only when p or the Services of its namespace
 // (whose named target ports it resolves) changed; nsServices is the versions of those.
 func (c *converted) pod(p *corev1.Pod, services []*corev1.Service, nsServices string, next map[types.UID]convertedObject) *config.Object {
-	from := p.ResourceVersion + "|" + nsServices
-	if prev, ok := c.pods[p.UID]; ok && prev.from == from && p.UID != "" && p.ResourceVersion != "" {
+	if prev, ok := c.pods[p.UID]; ok && p.UID != "" && p.ResourceVersion != "" &&
+		prev.version == p.ResourceVersion && prev.deps == nsServices {
 		next[p.UID] = prev
 		return prev.obj
 	}
 	o := podObject(p, services)
 	if p.UID != "" {
-		next[p.UID] = convertedObject{from: from, obj: o}
+		next[p.UID] = convertedObject{version: p.ResourceVersion, deps: nsServices, obj: o}
 	}
 	return o
 }
 
-// serviceInputs names the versions of everything serviceObject reads: the Service, its
-// slices, and the pods their endpoints point at ("-" for one that is not there). An input
-// without a resourceVersion (never from the API server) makes the result unique.
-func serviceInputs(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, pods map[podKey]*corev1.Pod) string {
-	if svc.ResourceVersion == "" {
-		return ""
-	}
+// serviceInputs names the versions of what serviceObject reads besides the Service: its
+// slices and the pods their endpoints point at ("-" for one that is not there). "" when an
+// input has no resourceVersion (it never came from an API server): convert it every time.
+func serviceInputs(eps []*discoveryv1.EndpointSlice, pods map[podKey]*corev1.Pod) string {
 	var b strings.Builder
-	b.WriteString(svc.ResourceVersion)
+	b.WriteByte('v') // never "": a Service without slices has its inputs too
 	for _, s := range eps {
 		if s.ResourceVersion == "" {
 			return ""

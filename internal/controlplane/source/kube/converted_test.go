@@ -57,6 +57,15 @@ func TestBuildsConvertOnlyWhatChanged(t *testing.T) {
 		t.Fatal("nothing changed, yet the objects were converted again")
 	}
 
+	// No Pod, Service or Namespace changed (the Source's count): the pods are not even
+	// looked at again.
+	reg.podsAsBefore = true
+	_, reused := build()
+	if reused["reviews-1"] != pods["reviews-1"] || len(reused) != len(pods) {
+		t.Fatal("the last build's pods were not reused")
+	}
+	reg.podsAsBefore = false
+
 	// The slice changes: the reviews Service is converted again, nothing else.
 	sl2 := versioned(slice("reviews-abc", "reviews", 9080, endpoint("127.0.98.21", "reviews-1", true), endpoint("127.0.98.23", "", true)), "slice-1", "2")
 	reg.slices = []*discoveryv1.EndpointSlice{sl2}

@@ -20,6 +20,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
@@ -90,6 +91,10 @@ type Source struct {
 	istio   map[string]cache.SharedIndexInformer // Istio kind → informer
 	missing []istioKind                          // kinds whose CRD is not served
 
+	// podsGen counts changes of Pods, Services and Namespaces: what a pod's conversion
+	// reads. A build after which it did not move reuses the last build's pods.
+	podsGen atomic.Uint64
+
 	parser *parser      // owned by Run's goroutine
 	conv   converted    // the last build's Services and Pods (converted.go); owned by Run's goroutine
 	creds  *credentials // Gateway credentials (credentials.go); set by Run, owned by its goroutine
@@ -150,15 +155,22 @@ func (s *Source) changed() {
 	}
 }
 
-func (s *Source) handler() cache.ResourceEventHandler {
+// handler is an informer's event handler; gen, when set, counts its changes.
+func (s *Source) handler(gen *atomic.Uint64) cache.ResourceEventHandler {
+	changed := func() {
+		if gen != nil {
+			gen.Add(1)
+		}
+		s.changed()
+	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { s.changed() },
+		AddFunc: func(any) { changed() },
 		UpdateFunc: func(old, cur any) {
 			if !sameContent(old, cur) {
-				s.changed()
+				changed()
 			}
 		},
-		DeleteFunc: func(any) { s.changed() },
+		DeleteFunc: func(any) { changed() },
 	}
 }
 
@@ -187,7 +199,7 @@ func sameContent(a, b any) bool {
 }
 
 // newInformer is an informer on gvr whose cache holds what transform makes of each object.
-func (s *Source) newInformer(gvr schema.GroupVersionResource, transform cache.TransformFunc) cache.SharedIndexInformer {
+func (s *Source) newInformer(gvr schema.GroupVersionResource, transform cache.TransformFunc, gen *atomic.Uint64) cache.SharedIndexInformer {
 	ri := s.dyn.Resource(gvr)
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -202,7 +214,7 @@ func (s *Source) newInformer(gvr schema.GroupVersionResource, transform cache.Tr
 	_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 		s.log.Warn("Kubernetes watch failed; retrying", "resource", gvr.String(), "error", err)
 	})
-	_, _ = inf.AddEventHandler(s.handler())
+	_, _ = inf.AddEventHandler(s.handler(gen))
 	return inf
 }
 
@@ -219,10 +231,10 @@ func (s *Source) Run(ctx context.Context, onChange func([]*config.Object, []conf
 			return fmt.Errorf("kubernetes: %w", err)
 		}
 	}
-	s.namespaces = s.newInformer(namespacesGVR, transform(toNamespace))
-	s.services = s.newInformer(servicesGVR, transform(toService))
-	s.slices = s.newInformer(slicesGVR, transform(toEndpointSlice))
-	s.pods = s.newInformer(podsGVR, transform(toPod))
+	s.namespaces = s.newInformer(namespacesGVR, transform(toNamespace), &s.podsGen)
+	s.services = s.newInformer(servicesGVR, transform(toService), &s.podsGen)
+	s.slices = s.newInformer(slicesGVR, transform(toEndpointSlice), nil)
+	s.pods = s.newInformer(podsGVR, transform(toPod), &s.podsGen)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -297,7 +309,7 @@ func (s *Source) findCRDs(ctx context.Context, start func(cache.SharedIndexInfor
 			missing = append(missing, k)
 			continue
 		}
-		inf := s.newInformer(gvr, transform(trimIstio))
+		inf := s.newInformer(gvr, transform(trimIstio), nil)
 		s.mu.Lock()
 		s.istio[k.kind] = inf
 		s.mu.Unlock()
@@ -358,10 +370,17 @@ func (s *Source) build() ([]*config.Object, []config.Diagnostic) {
 			reg.slices = append(reg.slices, es)
 		}
 	}
-	for _, o := range s.pods.GetStore().List() {
-		if p, ok := o.(*corev1.Pod); ok && inMesh(p.Namespace) {
-			reg.pods = append(reg.pods, p)
+	// Read before the pods are listed: a change during the listing makes the next build
+	// list them again.
+	if gen := s.podsGen.Load(); s.conv.podIndex != nil && gen == s.conv.podsGen {
+		reg.pods, reg.podsAsBefore = s.conv.podList, true
+	} else {
+		for _, o := range s.pods.GetStore().List() {
+			if p, ok := o.(*corev1.Pod); ok && inMesh(p.Namespace) {
+				reg.pods = append(reg.pods, p)
+			}
 		}
+		s.conv.podsGen, s.conv.podList = gen, reg.pods
 	}
 	objs, diags := reg.objects()
 

@@ -52,7 +52,7 @@ type watchedSecret struct {
 }
 
 func newSecretWatch(ctx context.Context, wg *sync.WaitGroup, s *Source) *secretWatch {
-	return &secretWatch{dyn: s.dyn, log: s.log, ctx: ctx, wg: wg, handler: s.handler(), changed: s.changed, watches: map[string]*watchedSecret{}}
+	return &secretWatch{dyn: s.dyn, log: s.log, ctx: ctx, wg: wg, handler: s.handler(nil), changed: s.changed, watches: map[string]*watchedSecret{}}
 }
 
 // set watches exactly the Secrets of want ("ns/name").

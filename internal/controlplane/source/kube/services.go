@@ -45,6 +45,9 @@ type registry struct {
 	pods     []*corev1.Pod
 
 	conv *converted // the last build's conversions (converted.go); nil converts everything
+	// podsAsBefore says no Pod, Service or Namespace changed since the build conv holds:
+	// its pods' index and objects stand (pods must then be that build's list).
+	podsAsBefore bool
 }
 
 // podKey is a pod's namespace and name.
@@ -57,9 +60,17 @@ type podKey struct{ namespace, name string }
 // pod with an IP (how a sidecar finds its own labels, and what ServiceEntry workload
 // selectors select, as in Istio).
 func (r *registry) objects() ([]*config.Object, []config.Diagnostic) {
-	pods := make(map[podKey]*corev1.Pod, len(r.pods))
-	for _, p := range r.pods {
-		pods[podKey{p.Namespace, p.Name}] = p
+	conv := r.conv
+	if conv == nil {
+		conv = &converted{}
+	}
+	reuse := r.podsAsBefore && conv.podIndex != nil
+	pods := conv.podIndex
+	if !reuse {
+		pods = make(map[podKey]*corev1.Pod, len(r.pods))
+		for _, p := range r.pods {
+			pods[podKey{p.Namespace, p.Name}] = p
+		}
 	}
 	bySvc := map[string][]*discoveryv1.EndpointSlice{}
 	for _, s := range r.slices {
@@ -70,13 +81,8 @@ func (r *registry) objects() ([]*config.Object, []config.Diagnostic) {
 	for _, eps := range bySvc { // informers list in no order; conversions compare inputs in name order
 		slices.SortFunc(eps, func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) })
 	}
-	conv := r.conv
-	if conv == nil {
-		conv = &converted{}
-	}
 	nextSvc := make(map[types.UID]convertedObject, len(r.services))
-	nextPod := make(map[types.UID]convertedObject, len(r.pods))
-	defer func() { conv.services, conv.pods = nextSvc, nextPod }()
+	defer func() { conv.services = nextSvc }()
 	var objs []*config.Object
 	var diags []config.Diagnostic
 	for _, svc := range r.services {
@@ -88,12 +94,18 @@ func (r *registry) objects() ([]*config.Object, []config.Diagnostic) {
 		}
 		objs = append(objs, conv.service(svc, bySvc[svc.Namespace+"/"+svc.Name], pods, nextSvc))
 	}
-	nsServices := namespaceServices(r.services)
-	for _, p := range r.pods {
-		if o := conv.pod(p, r.services, nsServices[p.Namespace], nextPod); o != nil {
-			objs = append(objs, o)
+	if !reuse {
+		nextPod := make(map[types.UID]convertedObject, len(r.pods))
+		nsServices := namespaceServices(r.services)
+		conv.podObjs = conv.podObjs[:0:0]
+		for _, p := range r.pods {
+			if o := conv.pod(p, r.services, nsServices[p.Namespace], nextPod); o != nil {
+				conv.podObjs = append(conv.podObjs, o)
+			}
 		}
+		conv.pods, conv.podIndex = nextPod, pods
 	}
+	objs = append(objs, conv.podObjs...)
 	return objs, diags
 }
 
