@@ -101,6 +101,8 @@ type HostStats struct {
 	CxActive                               atomic.Int64
 	RqTotal, RqSuccess, RqError, RqTimeout atomic.Uint64
 	RqActive                               atomic.Int64 // LEAST_REQUEST reads it
+
+	streams hostStreams // removal.go: the long-lived streams tracked on the host
 }
 
 // Each calls f with every host stat's Envoy name and value, in the order of Envoy's

@@ -39,6 +39,9 @@ type attempt struct {
 	start time.Time // when the request went out (x-envoy-upstream-service-time)
 	live  bool      // counted in the host's and the cluster's active requests
 
+	stream     cluster.Stream // stream.go: the response tracked on its host
+	streamBody io.Closer      // the tracked response's body (nil: not tracked)
+
 	conn atomic.Pointer[net.TCPAddr] // local address of the latest upstream connection (this or an earlier attempt's)
 	tls  atomic.Pointer[tls.Conn]    // the latest upstream connection's TLS, nil when plaintext
 }

@@ -20,7 +20,8 @@ import (
 // ctx is the route's context (its timeout), a the attempt that got resp.
 func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response) {
 	defer resp.Body.Close()
-	defer a.track(resp)() // stream.go: a stream on a removed host ends after the grace period
+	a.track(resp) // stream.go: a stream on a removed host ends after the grace period
+	defer a.untrack()
 	info := x.info
 	ust := time.Since(a.start)
 	info.UpstreamServiceTime = ust
