@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,8 +43,9 @@ type attempt struct {
 	stream     cluster.Stream // stream.go: the response tracked on its host
 	streamBody io.Closer      // the tracked response's body (nil: not tracked)
 
-	conn atomic.Pointer[net.TCPAddr] // local address of the latest upstream connection (this or an earlier attempt's)
-	tls  atomic.Pointer[tls.Conn]    // the latest upstream connection's TLS, nil when plaintext
+	connMu sync.Mutex
+	local  string                   // local address of the latest upstream connection (this or an earlier attempt's), under connMu
+	tls    atomic.Pointer[tls.Conn] // the latest upstream connection's TLS, nil when plaintext
 }
 
 // begin counts attempt n on host, with context ctx ended by cut, as started: the caller
@@ -72,21 +74,22 @@ func (a *attempt) end() {
 }
 
 // UpstreamConn records the upstream connection's local address and TLS
-// (pool.ConnObserver). It may run on a transport goroutine; both are read when the
-// request ends.
-func (a *attempt) UpstreamConn(c net.Conn) {
-	if ta, ok := c.LocalAddr().(*net.TCPAddr); ok { // upstream connections are TCP
-		a.conn.Store(ta)
+// (pool.ConnObserver, through connCounters). It may run on a transport goroutine; both
+// are read when the request ends.
+func (a *attempt) UpstreamConn(c net.Conn, local string) {
+	if local != "" { // upstream connections are TCP
+		a.connMu.Lock()
+		a.local = local
+		a.connMu.Unlock()
 	}
 	a.tls.Store(pool.TLSOf(c))
 }
 
 // localAddress is %UPSTREAM_LOCAL_ADDRESS%: the latest upstream connection's.
 func (a *attempt) localAddress() string {
-	if ta := a.conn.Load(); ta != nil {
-		return ta.String()
-	}
-	return ""
+	a.connMu.Lock()
+	defer a.connMu.Unlock()
+	return a.local
 }
 
 // forward runs the retry loop: attempt after attempt until a response goes downstream, or
@@ -186,9 +189,7 @@ func (x *exchange) pick(ctx context.Context, n int, tried []*cluster.Host) *atte
 	// (stream.go); the per-try timeout under it ends with it.
 	actx, cut := context.WithCancelCause(ctx)
 	actx, _ = perTryContext(actx, pol)
-	a := x.begin(actx, cut, n, host)
-	a.ctx = pool.WithConnObserver(a.ctx, a) // the pool tells a its connection
-	return a
+	return x.begin(actx, cut, n, host)
 }
 
 // run sends attempt a with body and sends the response downstream, unless the retry

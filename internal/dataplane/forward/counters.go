@@ -1,16 +1,26 @@
 package forward
 
 import (
+	"net"
+
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 )
 
 // The cluster's and its hosts' counters an exchange feeds (Envoy's upstream_rq_* and
 // upstream_cx_* stats; /clusters and /stats show them).
 
-// connCounters feeds a host's and its cluster's connection stats.
+// connCounters feeds a host's and its cluster's connection stats, and tells the attempt
+// obs (when set) which connection carries its request (pool.ConnObserver).
 type connCounters struct {
-	h *cluster.HostStats
-	c *cluster.Stats
+	h   *cluster.HostStats
+	c   *cluster.Stats
+	obs *attempt
+}
+
+func (k connCounters) UpstreamConn(c net.Conn, local string) {
+	if k.obs != nil {
+		k.obs.UpstreamConn(c, local)
+	}
 }
 
 func (k connCounters) ConnOpened() {

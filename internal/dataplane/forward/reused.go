@@ -32,11 +32,14 @@ const noteReusedConnRetry = "reused-conn-retry"
 
 // send runs attempt a: RoundTrip, and the retry on a new connection described above.
 func (x *exchange) send(pl *pool.Pool, a *attempt, body io.ReadCloser) (*http.Response, error) {
-	req := x.request(a, body) // prepare.go
-	cb := connCounters{h: a.host.Stats, c: a.stats}
+	req := x.request(a, body)                               // prepare.go
+	cb := connCounters{h: a.host.Stats, c: a.stats, obs: a} // the pool tells a its connection
 	resp, err := pl.RoundTrip(req, a.host.Addr, cb)
-	var re *pool.ResetError
-	if err == nil || !errors.As(err, &re) || !re.Reused || re.ResponseStarted {
+	if err == nil {
+		return resp, nil
+	}
+	var re *pool.ResetError // declared here: errors.As makes it escape, an allocation
+	if !errors.As(err, &re) || !re.Reused || re.ResponseStarted {
 		return resp, err
 	}
 	why := replayable(req, re)

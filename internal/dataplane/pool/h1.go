@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,9 +110,11 @@ type h1Conn struct {
 	h    *h1
 	addr string
 	nc   net.Conn
-	rc   syscall.RawConn // for the liveness peek; nil when the conn has no file descriptor
-	br   *bufio.Reader
-	bw   *bufio.Writer
+	// local is nc's local address for ConnObserver, worked out once.
+	local string
+	rc    syscall.RawConn // for the liveness peek; nil when the conn has no file descriptor
+	br    *bufio.Reader
+	bw    *bufio.Writer
 
 	born      time.Time
 	idleAt    time.Time // when it went idle
@@ -132,6 +135,8 @@ type h1Conn struct {
 	peekN   int
 	peekErr error
 	peekFn  func(fd uintptr) bool
+
+	interrupt func() // unblocks the exchange when its request's context ends (made once)
 }
 
 // Read and Write count the bytes of the current exchange (bufio sits on top).
@@ -148,7 +153,8 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 }
 
 func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
-	c := &h1Conn{h: h, addr: addr, nc: nc, born: time.Now(), host: host}
+	c := &h1Conn{h: h, addr: addr, nc: nc, local: LocalAddress(nc), born: time.Now(), host: host}
+	c.interrupt = func() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 	c.br = bufio.NewReaderSize(c, 16<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
 	raw := nc
@@ -649,12 +655,13 @@ func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) 
 		}
 		return nil, err
 	}
-	if tr := gotConnHook(ctx); tr != nil {
-		tr(c.nc, c.reused)
+	if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.GotConn != nil {
+		tr.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: c.reused, WasIdle: c.reused})
 	}
+	observe(cb, c.nc, c.local)
 	c.requests++
 	c.written, c.read = 0, 0
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, c.interrupt)
 	start := time.Now()
 	resp, err := c.exchange(req)
 	if err != nil {

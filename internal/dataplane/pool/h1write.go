@@ -2,13 +2,10 @@ package pool
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,22 +151,4 @@ func cleanValue(v string) string {
 		return v
 	}
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-}
-
-// gotConnHook adapts the GotConn hook of the request's httptrace.ClientTrace, if any, and
-// its ConnObserver (connobserver.go).
-func gotConnHook(ctx context.Context) func(net.Conn, bool) {
-	tr := httptrace.ContextClientTrace(ctx)
-	obs := connObserver(ctx)
-	if (tr == nil || tr.GotConn == nil) && obs == nil {
-		return nil
-	}
-	return func(c net.Conn, reused bool) {
-		if obs != nil {
-			obs.UpstreamConn(c)
-		}
-		if tr != nil && tr.GotConn != nil {
-			tr.GotConn(httptrace.GotConnInfo{Conn: c, Reused: reused, WasIdle: reused})
-		}
-	}
 }

@@ -67,7 +67,8 @@ type h2lim struct {
 // h2Conn is one HTTP/2 connection of the limited path.
 type h2Conn struct {
 	cc       *http.ClientConn // nil while being dialled
-	nc       net.Conn         // the connection under cc (its local address for ConnObserver)
+	nc       net.Conn         // the connection under cc
+	local    string           // nc's local address for ConnObserver
 	ready    chan struct{}    // closed when the dial ended (cc or err set)
 	err      error            // why the dial failed
 	addr     string
@@ -244,7 +245,7 @@ func (h *h2lim) dial(ctx context.Context, c *h2Conn, cb Counters) {
 		c.err = errPoolClosed
 		h.removeLocked(c)
 	default:
-		c.cc, c.nc = cc, nc
+		c.cc, c.nc, c.local = cc, nc, LocalAddress(nc)
 		if h.p.retired.Load() {
 			c.draining = true // the pool left the Set while dialling: close after its streams
 		}
@@ -390,9 +391,7 @@ func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters) (*htt
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: reused})
 	}
-	if obs := connObserver(req.Context()); obs != nil && c.nc != nil {
-		obs.UpstreamConn(c.nc)
-	}
+	observe(cb, c.nc, c.local)
 	resp, err := c.cc.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		h.release(c)
