@@ -127,6 +127,7 @@ type h1Conn struct {
 
 	// per request
 	wdone   chan error // the body writer's result; nil when the request was written inline
+	fixed   int64      // the response body's length when h1read.go read its head, else -1
 	written int64      // bytes of the current request the kernel accepted
 	read    int64      // bytes of the current response read from the socket
 	reused  bool
@@ -681,6 +682,10 @@ func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) 
 		return resp, nil
 	}
 	keep := c.keepAlive(req, resp)
+	if c.fixed > 0 { // h1read.go: the body is the next c.fixed bytes
+		resp.Body = &h1Body{c: c, remain: c.fixed, stop: stop, keep: keep}
+		return resp, nil
+	}
 	if resp.Body == http.NoBody || resp.Body == nil {
 		resp.Body = http.NoBody
 		c.finish(stop, keep)
@@ -753,9 +758,22 @@ func (c *h1Conn) writeDone() bool {
 // connection is given up instead of reused.
 const writeGrace = 20 * time.Millisecond
 
+// readResponse reads the response head (h1read.go, else net/http); a plain one's body
+// is the next c.fixed bytes of c.br (c.fixed is -1 when resp.Body is net/http's).
 func (c *h1Conn) readResponse(req *http.Request) (*http.Response, error) {
+	c.fixed = -1
 	for i := 0; ; i++ {
-		resp, err := http.ReadResponse(c.br, req)
+		resp, n, err := c.plainResponse(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp != nil {
+			if n > 0 {
+				c.fixed = n
+			}
+			return resp, nil
+		}
+		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			return nil, err
 		}
@@ -874,26 +892,57 @@ func ctxError(ctx context.Context) error {
 	return fmt.Errorf("upstream request: %w", ctx.Err())
 }
 
-// h1Body is a response body on a pooled connection.
+// h1Body is a response body on a pooled connection: net/http's body reader, or (body
+// nil) the next remain bytes of the connection.
 type h1Body struct {
-	c    *h1Conn
-	body io.ReadCloser
-	stop func() bool
-	keep bool
-	done bool
+	c      *h1Conn
+	body   io.ReadCloser
+	remain int64
+	stop   func() bool
+	keep   bool
+	done   bool
+
+	p    *Pool     // set by Pool.roundTrip: Close ends the RoundTrip's in-flight accounting
+	once sync.Once // p.done
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
-	n, err := b.body.Read(p)
+	var n int
+	var err error
+	if b.body != nil {
+		n, err = b.body.Read(p)
+	} else {
+		n, err = b.readFixed(p)
+	}
 	if err != nil {
 		b.done = true
-		b.c.finish(b.stop, b.keep && err == io.EOF)
-		if err != io.EOF && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
+		b.c.finish(b.stop, b.keep && errors.Is(err, io.EOF))
+		if !errors.Is(err, io.EOF) && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
 			b.c.h.p.log.Debug("upstream response body failed", "addr", b.c.addr, "err", err)
 		}
+	}
+	return n, err
+}
+
+// readFixed reads a Content-Length body as net/http does: io.EOF with its last bytes,
+// io.ErrUnexpectedEOF when the connection ends before them.
+func (b *h1Body) readFixed(p []byte) (int, error) {
+	if b.remain <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := b.c.br.Read(p)
+	b.remain -= int64(n)
+	switch {
+	case b.remain == 0:
+		return n, io.EOF
+	case errors.Is(err, io.EOF):
+		return n, io.ErrUnexpectedEOF
 	}
 	return n, err
 }
@@ -903,6 +952,9 @@ func (b *h1Body) Close() error {
 	if !b.done {
 		b.done = true
 		b.c.finish(b.stop, false)
+	}
+	if b.p != nil {
+		b.once.Do(b.p.done)
 	}
 	return nil
 }

@@ -247,6 +247,10 @@ func (p *Pool) roundTrip(req *http.Request, addr string, cb Counters, fresh bool
 			p.done()
 			return nil, err
 		}
+		if b, ok := resp.Body.(*h1Body); ok {
+			b.p = p // its Close ends the in-flight accounting, as a trackedBody's does
+			return resp, nil
+		}
 		if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
 			resp.Body = &trackedRW{trackedBody: trackedBody{ReadCloser: rw, p: p}, w: rw}
 			return resp, nil
