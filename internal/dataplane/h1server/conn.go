@@ -26,7 +26,9 @@ type conn struct {
 
 	buf  []byte // read buffer; unread bytes are buf[r:w]
 	r, w int
-	rerr error // a read error to return once what came with it is used
+	// The boxes buf and out go back to bufPool in.
+	bufBox, outBox *[]byte
+	rerr           error // a read error to return once what came with it is used
 
 	wmu  sync.Mutex // writes: the handler's, and a 100 Continue from the body reader
 	out  []byte     // response bytes not yet written
@@ -39,6 +41,8 @@ type conn struct {
 	done     bool
 	hijacked bool
 	watch    watchState // watch.go
+
+	resp response // the answer of the request being served
 }
 
 // bufPool holds the read and write buffers of connections.
@@ -50,13 +54,22 @@ const (
 	maxDrain = 256 << 10
 )
 
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+// getBuf returns a buffer and the box it goes back to bufPool in (putBuf): a new box
+// would cost an allocation each time.
+func getBuf() ([]byte, *[]byte) {
+	box := bufPool.Get().(*[]byte)
+	return (*box)[:0], box
+}
 
-func putBuf(b []byte) {
-	if cap(b) == bufSize {
-		b = b[:0]
-		bufPool.Put(&b)
+func putBuf(b []byte, box *[]byte) {
+	if cap(b) != bufSize {
+		return
 	}
+	if box == nil {
+		box = new([]byte)
+	}
+	*box = b[:0]
+	bufPool.Put(box)
 }
 
 func newConn(s *Server, c net.Conn) *conn {
@@ -90,8 +103,8 @@ func (c *conn) serve() {
 	if a := c.rwc.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}
-	c.buf = getBuf()
-	c.out = getBuf()
+	c.buf, c.bufBox = getBuf()
+	c.out, c.outBox = getBuf()
 	for first := true; ; first = false {
 		if !first && (c.s.closing.Load() || c.s.noKeep.Load()) {
 			return // a new connection gets its first request served, as with net/http
@@ -137,9 +150,9 @@ func (c *conn) finish() {
 			c.s.ConnState(c.rwc, http.StateClosed)
 		}
 	}
-	putBuf(c.buf)
-	putBuf(c.out)
-	c.buf, c.out = nil, nil
+	putBuf(c.buf, c.bufBox)
+	putBuf(c.out, c.outBox)
+	c.buf, c.out, c.bufBox, c.outBox = nil, nil, nil, nil
 	c.s.forget(c)
 }
 
@@ -244,8 +257,8 @@ func (c *conn) fill() {
 		} else {
 			nb := make([]byte, 0, 2*cap(c.buf))
 			nb = append(nb, c.buf[:c.w]...)
-			putBuf(c.buf)
-			c.buf = nb
+			putBuf(c.buf, c.bufBox)
+			c.buf, c.bufBox = nb, nil
 		}
 	}
 	if c.r == c.w {
@@ -277,7 +290,17 @@ func (c *conn) fail(status int, why string) {
 // serveRequest runs the handler for one request and finishes its answer; false: the
 // connection ends (closed or taken over).
 func (c *conn) serveRequest(req *http.Request, rb *body) bool {
-	w := &response{c: c, req: req, header: make(http.Header), cl: -1, body: rb}
+	// The connection's one response and header map serve its requests in turn: a handler
+	// may not use them after it returns (http.ResponseWriter), and a connection taken
+	// over serves no more requests.
+	w := &c.resp
+	h := w.header
+	if h == nil {
+		h = make(http.Header)
+	} else {
+		clear(h)
+	}
+	*w = response{c: c, req: req, header: h, cl: -1, body: rb}
 	w.closeAfter = req.Close || c.s.noKeep.Load() || c.s.closing.Load()
 	w.http10 = req.ProtoMinor == 0
 	w.head = req.Method == http.MethodHead

@@ -47,25 +47,31 @@ func (c *conn) parse(ctx context.Context, head []byte) (*http.Request, *body, st
 	hs := string(head)
 	target := hs[sp1+1 : sp2]
 	vals := make([]string, bytes.Count(head, crlf)-2)
-	req, err := http.NewRequestWithContext(ctx, method, "", nil)
-	if err != nil {
-		return nil, nil, "invalid method"
-	}
+	var u *url.URL
+	var err error
 	if method == http.MethodConnect && !strings.HasPrefix(target, "/") {
-		req.URL, err = url.ParseRequestURI("http://" + target)
+		u, err = url.ParseRequestURI("http://" + target)
 		if err == nil {
-			req.URL.Scheme = ""
+			u.Scheme = ""
 		}
 	} else {
-		req.URL, err = url.ParseRequestURI(target)
+		u, err = url.ParseRequestURI(target)
 	}
 	if err != nil {
 		return nil, nil, "invalid request target"
 	}
-	req.Proto, req.ProtoMajor, req.ProtoMinor = protoName(minor), 1, minor
-	req.RequestURI = target
-	req.RemoteAddr = c.remote
-	h := req.Header
+	h := make(http.Header, len(vals))
+	r := http.Request{ // a value: WithContext makes the one copy that escapes
+		Method:     method,
+		URL:        u,
+		Proto:      protoName(minor),
+		ProtoMajor: 1,
+		ProtoMinor: minor,
+		Header:     h,
+		RequestURI: target,
+		RemoteAddr: c.remote,
+	}
+	req := r.WithContext(ctx)
 	off := le + 2
 	for n := 0; n < len(vals); n++ {
 		i := bytes.Index(head[off:], crlf)
