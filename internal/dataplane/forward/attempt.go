@@ -99,7 +99,8 @@ func (x *exchange) forward(pl *pool.Pool) {
 	ctx, cancel := x.routeContext()
 	defer cancel()
 	defer x.releaseRetries()
-	rs := newRetryState(x.policy())
+	st := newRetryState(x.policy())
+	rs := &st
 	var body io.ReadCloser
 	if x.up.body != nil {
 		body = x.up.body.view()

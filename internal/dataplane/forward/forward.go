@@ -21,6 +21,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"sync"
 	"time"
 
@@ -133,7 +134,7 @@ var (
 // by panicking with http.ErrAbortHandler, as ReverseProxy does; the observers have been
 // called by then.
 func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
-	x := &exchange{f: f, w: w, r: r, in: &in, info: f.record(r, &in)}
+	x := f.newExchange(w, r, in)
 	defer x.finish() // the observers get the record; then a stream to reset is reset
 
 	// A request this listener forwarded before comes back in a loop: 508 (loop.go).
@@ -168,6 +169,15 @@ func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
 	}
 	x.forward(pl)
 	x.sendMirrors() // mirror.go
+}
+
+// newExchange begins the exchange of a request that came in at in, with its record.
+func (f *Forwarder) newExchange(w http.ResponseWriter, r *http.Request, in Inbound) *exchange {
+	x := &exchange{f: f, w: w, r: r, inbound: in}
+	x.in = &x.inbound // in the exchange: a copy of its own would be an allocation
+	x.info = f.record(r, x.in)
+	x.pathURL = r.URL
+	return x
 }
 
 // record begins the record of a downstream request: an Info from infoPool, returned by
@@ -215,6 +225,9 @@ type exchange struct {
 	in   *Inbound
 	info *streaminfo.Info
 
+	inbound Inbound  // what in points to
+	pathURL *url.URL // the URL whose RequestURI is info.Path (prepare.go)
+
 	// What the router decided (decide.go): the virtual host, the route, the weighted
 	// cluster drawn (nil for a plain cluster) and the cluster.
 	vh *resource.VirtualHost
@@ -232,6 +245,10 @@ type exchange struct {
 	setCookie  string     // a generated hash-policy cookie to set on the response
 
 	abort bool // reset the downstream stream after finishing
+
+	// prepare.go (setHeader): the values of fields the proxy sets, nvals of them used.
+	vals  [8]string
+	nvals int
 
 	spans         spans          // tracing.go: the request's spans (none when it is not traced)
 	authzDecision authz.Decision // authz.go: what the chain changes upstream and downstream

@@ -26,19 +26,19 @@ func (x *exchange) prepare() {
 		h = http.Header{}
 	}
 	removeHopHeaders(h, true)
-	h.Set("X-Request-Id", x.info.RequestID)
+	x.setHeader(h, "X-Request-Id", x.info.RequestID)
 	edge := x.edge() // edge.go: use_remote_address
 	if edge && x.in.RemoteAddr.IsValid() {
 		ip := x.in.RemoteAddr.Addr().Unmap().String()
 		if prior := h.Values("X-Forwarded-For"); len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
-		h.Set("X-Forwarded-For", ip)
+		x.setHeader(h, "X-Forwarded-For", ip)
 	}
 	// At the edge the connection decides, as Envoy does: a client cannot claim https over
 	// plaintext. Inside the mesh the first hop's value is kept.
 	if edge || h.Get("X-Forwarded-Proto") == "" {
-		h.Set("X-Forwarded-Proto", requestScheme(r))
+		x.setHeader(h, "X-Forwarded-Proto", requestScheme(r))
 	}
 	forwardClientCert(h, r) // peer.go: the mutual-TLS peer, else none
 	x.applyAuthz(h)         // authz.go: the JWT and the authorization server's headers
@@ -47,7 +47,10 @@ func (x *exchange) prepare() {
 	}
 	x.markHop(h) // loop.go: x-lucid-hops
 
-	orig := r.URL.RequestURI()
+	orig := x.info.Path // computed by record for the same URL
+	if r.URL != x.pathURL {
+		orig = r.URL.RequestURI()
+	}
 	rewritten := route.RewritePath(&x.rt.Match, x.rt.Action, orig)
 	x.up.path = r.URL
 	if rewritten != orig {
@@ -79,6 +82,20 @@ func (x *exchange) prepare() {
 	}
 }
 
+// setHeader sets the field k (canonical) of h to v, with a one-value slice of x.vals
+// while it lasts: the fields the proxy sets on every request cost no allocation each.
+// The slice's capacity is 1, so appending to it copies instead of overwriting a neighbour.
+func (x *exchange) setHeader(h http.Header, k, v string) {
+	if x.nvals == len(x.vals) {
+		h.Set(k, v)
+		return
+	}
+	s := x.vals[x.nvals : x.nvals+1 : x.nvals+1]
+	x.nvals++
+	s[0] = v
+	h[k] = s
+}
+
 // request is the upstream request of attempt a, with body (nil: none).
 func (x *exchange) request(a *attempt, body io.ReadCloser) *http.Request {
 	h := x.up.header
@@ -86,7 +103,7 @@ func (x *exchange) request(a *attempt, body io.ReadCloser) *http.Request {
 		h = h.Clone()
 	}
 	if x.vh.IncludeAttemptCount {
-		h.Set("X-Envoy-Attempt-Count", itoa(a.n))
+		x.setHeader(h, "X-Envoy-Attempt-Count", itoa(a.n))
 	}
 	hostHeader := x.up.host
 	if x.rt.Action.AutoHostRewrite && a.host.Endpoint.Hostname != "" {

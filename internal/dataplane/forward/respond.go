@@ -36,7 +36,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
 	}
-	h.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(ust.Milliseconds(), 10))
+	x.setHeader(h, "X-Envoy-Upstream-Service-Time", strconv.FormatInt(ust.Milliseconds(), 10))
 	x.authzResponseHeaders(h) // authz.go: ext_authz's response headers
 	if x.wc != nil {
 		route.ApplyHeaders(h, x.wc.ResponseHeadersToAdd, x.wc.ResponseHeadersToRemove)
