@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -187,7 +188,7 @@ func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
 	*info = streaminfo.Info{
 		Start:                   time.Now(),
 		Method:                  r.Method,
-		Path:                    r.URL.RequestURI(),
+		Path:                    recordedPath(r),
 		Protocol:                protocolName(r),
 		Authority:               r.Host,
 		UserAgent:               r.Header.Get("User-Agent"),
@@ -215,6 +216,25 @@ func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
 	}
 	info.RequestID = id
 	return info
+}
+
+// recordedPath is r.URL.RequestURI(): the target as received when it is exactly that
+// (the usual case, no string built), else the URL's.
+func recordedPath(r *http.Request) string {
+	u, raw := r.URL, r.RequestURI
+	if raw == "" || u.Opaque != "" || u.ForceQuery {
+		return u.RequestURI()
+	}
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	q := u.RawQuery
+	if q == "" && raw == p ||
+		q != "" && len(raw) == len(p)+1+len(q) && strings.HasPrefix(raw, p) && raw[len(p)] == '?' && strings.HasSuffix(raw, q) {
+		return raw
+	}
+	return u.RequestURI()
 }
 
 // exchange is the state of one request as it crosses the proxy. Owned by Serve's goroutine.

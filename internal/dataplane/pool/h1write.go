@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,6 @@ var errBodyLength = errors.New("request body length differs from Content-Length"
 // the body as it arrives (the body is read while the upstream may already answer);
 // otherwise it does not flush.
 func writeRequest(w *bufio.Writer, req *http.Request, stream bool) error {
-	uri := req.URL.RequestURI()
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
@@ -37,7 +37,7 @@ func writeRequest(w *bufio.Writer, req *http.Request, stream bool) error {
 	chunked := hasBody && req.ContentLength < 0
 	_, _ = w.WriteString(req.Method)
 	_ = w.WriteByte(' ')
-	_, _ = w.WriteString(uri)
+	writeRequestURI(w, req.URL)
 	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
 	_, _ = w.WriteString(cleanValue(host))
 	_, _ = w.WriteString("\r\n")
@@ -143,6 +143,23 @@ func writeRequest(w *bufio.Writer, req *http.Request, stream bool) error {
 // net/http writes them).
 func methodWantsLength(m string) bool {
 	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch
+}
+
+// writeRequestURI writes u.RequestURI() piece by piece (no string is built for it).
+func writeRequestURI(w *bufio.Writer, u *url.URL) {
+	if u.Opaque != "" {
+		_, _ = w.WriteString(u.RequestURI()) // rare: keep url's own rules
+		return
+	}
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	_, _ = w.WriteString(p)
+	if u.ForceQuery || u.RawQuery != "" {
+		_ = w.WriteByte('?')
+		_, _ = w.WriteString(u.RawQuery)
+	}
 }
 
 // cleanValue replaces CR and LF in a header value with spaces (net/http does the same).
