@@ -127,7 +127,7 @@ type h1Conn struct {
 
 	// per request
 	wdone   chan error // the body writer's result; nil when the request was written inline
-	fixed   int64      // the response body's length when h1read.go read its head, else -1
+	plain   *plainResp // the response when h1read.go read its head and a body follows
 	written int64      // bytes of the current request the kernel accepted
 	read    int64      // bytes of the current response read from the socket
 	reused  bool
@@ -682,8 +682,10 @@ func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) 
 		return resp, nil
 	}
 	keep := c.keepAlive(req, resp)
-	if c.fixed > 0 { // h1read.go: the body is the next c.fixed bytes
-		resp.Body = &h1Body{c: c, remain: c.fixed, stop: stop, keep: keep}
+	if pr := c.plain; pr != nil { // h1read.go: the body is the next ContentLength bytes
+		c.plain = nil
+		pr.body = h1Body{c: c, remain: resp.ContentLength, stop: stop, keep: keep}
+		resp.Body = &pr.body
 		return resp, nil
 	}
 	if resp.Body == http.NoBody || resp.Body == nil {
@@ -758,22 +760,22 @@ func (c *h1Conn) writeDone() bool {
 // connection is given up instead of reused.
 const writeGrace = 20 * time.Millisecond
 
-// readResponse reads the response head (h1read.go, else net/http); a plain one's body
-// is the next c.fixed bytes of c.br (c.fixed is -1 when resp.Body is net/http's).
+// readResponse reads the response head (h1read.go, else net/http); a plain one with a
+// body is left in c.plain (nil when resp.Body is net/http's or empty).
 func (c *h1Conn) readResponse(req *http.Request) (*http.Response, error) {
-	c.fixed = -1
+	c.plain = nil
 	for i := 0; ; i++ {
-		resp, n, err := c.plainResponse(req)
+		pr, err := c.plainResponse(req)
 		if err != nil {
 			return nil, err
 		}
-		if resp != nil {
-			if n > 0 {
-				c.fixed = n
+		if pr != nil {
+			if pr.resp.ContentLength > 0 {
+				c.plain = pr
 			}
-			return resp, nil
+			return &pr.resp, nil
 		}
-		resp, err = http.ReadResponse(c.br, req)
+		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			return nil, err
 		}

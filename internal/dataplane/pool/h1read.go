@@ -19,66 +19,78 @@ import (
 // received) is left unread for http.ReadResponse, so what net/http decides about it stays
 // as it was.
 
+// plainResp is a plain response with its body reader and the values of its fields, in
+// one allocation (they live as long as one another).
+type plainResp struct {
+	resp http.Response
+	body h1Body
+	vals [8]string
+}
+
 // plainResponse reads a plain response head (see above) for req from c.br. It returns nil
 // with nothing consumed when the head is not plain or not all buffered yet, and the read
 // error (as http.ReadResponse reports it) when the connection failed before any byte of
-// the answer. n is the body's length (at least 1; a Content-Length of 0 gets
-// http.NoBody): the body is the next n bytes of c.br.
-func (c *h1Conn) plainResponse(req *http.Request) (resp *http.Response, n int64, err error) {
+// the answer. pr.resp.ContentLength is the body's length (a Content-Length of 0 gets
+// http.NoBody): the body is the next so many bytes of c.br, for pr.body to read.
+func (c *h1Conn) plainResponse(req *http.Request) (pr *plainResp, err error) {
 	if _, err := c.br.Peek(1); err != nil { // wait for the answer, as ReadResponse would
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, 0, err
+		return nil, err
 	}
 	if req.Method == http.MethodHead {
-		return nil, 0, nil
+		return nil, nil
 	}
 	buf, _ := c.br.Peek(c.br.Buffered())
 	end := bytes.Index(buf, []byte("\r\n\r\n"))
 	if end < 0 {
-		return nil, 0, nil
+		return nil, nil
 	}
 	head := buf[:end+2] // the status line and the field lines, each with its CRLF
-	resp, n, ok := parsePlainHead(head, req)
-	if !ok {
-		return nil, 0, nil
+	pr = parsePlainHead(head, req)
+	if pr == nil {
+		return nil, nil
 	}
 	_, _ = c.br.Discard(end + 4)
-	return resp, n, nil
+	return pr, nil
 }
 
 // parsePlainHead parses head (the status line and field lines, each ending in CRLF, the
-// empty line excluded) when it is plain; false otherwise.
-func parsePlainHead(head []byte, req *http.Request) (*http.Response, int64, bool) {
+// empty line excluded) when it is plain; nil otherwise.
+func parsePlainHead(head []byte, req *http.Request) *plainResp {
 	const proto = "HTTP/1.1 "
 	if !bytes.HasPrefix(head, []byte(proto)) {
-		return nil, 0, false
+		return nil
 	}
 	le := bytes.Index(head, []byte("\r\n"))
 	line := head[len(proto):le]
 	if len(line) < 3 || len(line) > 3 && line[3] != ' ' {
-		return nil, 0, false
+		return nil
 	}
 	code := 0
 	for _, d := range line[:3] {
 		if d < '0' || d > '9' {
-			return nil, 0, false
+			return nil
 		}
 		code = code*10 + int(d-'0')
 	}
 	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified {
-		return nil, 0, false
+		return nil
 	}
 	for _, b := range line {
 		if !validValueByte(b) {
-			return nil, 0, false
+			return nil
 		}
 	}
 	fields := bytes.Count(head, []byte("\r\n")) - 1
 	// The one string: values, the status and canonical names are slices of it.
 	hs := string(head)
-	vals := make([]string, fields)
+	pr := new(plainResp)
+	vals := pr.vals[:]
+	if fields > len(vals) {
+		vals = make([]string, fields)
+	}
 	h := make(http.Header, fields)
 	length := int64(-1)
 	off := le + 2
@@ -87,11 +99,11 @@ func parsePlainHead(head []byte, req *http.Request) (*http.Response, int64, bool
 		f := head[off:e]
 		colon := bytes.IndexByte(f, ':')
 		if colon <= 0 {
-			return nil, 0, false
+			return nil
 		}
 		for _, b := range f[:colon] {
 			if !validNameByte(b) {
-				return nil, 0, false
+				return nil
 			}
 		}
 		vs, ve := off+colon+1, e
@@ -103,7 +115,7 @@ func parsePlainHead(head []byte, req *http.Request) (*http.Response, int64, bool
 		}
 		for j := vs; j < ve; j++ {
 			if !validValueByte(hs[j]) {
-				return nil, 0, false
+				return nil
 			}
 		}
 		key := textproto.CanonicalMIMEHeaderKey(hs[off : off+colon]) // no allocation when canonical already
@@ -112,13 +124,13 @@ func parsePlainHead(head []byte, req *http.Request) (*http.Response, int64, bool
 		switch key {
 		case "Content-Length":
 			if length >= 0 {
-				return nil, 0, false
+				return nil
 			}
 			if length = parseLength(v); length < 0 {
-				return nil, 0, false
+				return nil
 			}
 		case "Transfer-Encoding", "Connection", "Trailer", "Pragma":
-			return nil, 0, false
+			return nil
 		}
 		if prev, ok := h[key]; ok {
 			h[key] = append(prev, v)
@@ -128,9 +140,9 @@ func parsePlainHead(head []byte, req *http.Request) (*http.Response, int64, bool
 		h[key] = vals[i : i+1 : i+1]
 	}
 	if length < 0 {
-		return nil, 0, false // a body delimited by the connection's end
+		return nil // a body delimited by the connection's end
 	}
-	resp := &http.Response{
+	pr.resp = http.Response{
 		Status:        hs[len(proto):le],
 		StatusCode:    code,
 		Proto:         "HTTP/1.1",
@@ -141,9 +153,9 @@ func parsePlainHead(head []byte, req *http.Request) (*http.Response, int64, bool
 		Request:       req,
 	}
 	if length == 0 {
-		resp.Body = http.NoBody
+		pr.resp.Body = http.NoBody
 	}
-	return resp, length, true
+	return pr
 }
 
 // parseLength reads a Content-Length of up to 18 digits; -1 when it is not one.

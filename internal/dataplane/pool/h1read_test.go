@@ -53,13 +53,14 @@ func TestPlainHead(t *testing.T) {
 func checkPlain(t *testing.T, raw []byte, req *http.Request, want ...bool) {
 	t.Helper()
 	c := &h1Conn{br: bufio.NewReaderSize(bytes.NewReader(raw), 16<<10)}
-	resp, n, err := c.plainResponse(req) //nolint:bodyclose // a plain body is read below, from the connection
-	if len(want) > 0 && (resp != nil) != want[0] {
-		t.Fatalf("plain reader took the head: %v, want %v (err %v)", resp != nil, want[0], err)
+	pr, err := c.plainResponse(req)
+	if len(want) > 0 && (pr != nil) != want[0] {
+		t.Fatalf("plain reader took the head: %v, want %v (err %v)", pr != nil, want[0], err)
 	}
-	if resp == nil {
+	if pr == nil {
 		return
 	}
+	resp, n := &pr.resp, pr.resp.ContentLength
 	ref, rerr := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), req)
 	if rerr != nil {
 		t.Fatalf("plain reader took a head net/http refuses (%v):\n%q", rerr, raw)
@@ -104,8 +105,8 @@ func TestPlainBodyCutShort(t *testing.T) {
 	get, _ := http.NewRequest(http.MethodGet, "http://svc/", nil)
 	checkPlain(t, []byte("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"), get, true)
 	c := &h1Conn{br: bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))}
-	_, n, _ := c.plainResponse(get) //nolint:bodyclose // the body is read below, from the connection
-	_, err := readFixedAll(&h1Body{c: c, remain: n})
+	pr, _ := c.plainResponse(get)
+	_, err := readFixedAll(&h1Body{c: c, remain: pr.resp.ContentLength})
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("err %v, want io.ErrUnexpectedEOF", err)
 	}
