@@ -266,9 +266,11 @@ type exchange struct {
 
 	abort bool // reset the downstream stream after finishing
 
-	// prepare.go (setHeader): the values of fields the proxy sets, nvals of them used.
+	// prepare.go (setHeader): the values of fields the proxy sets, nvals of them used;
+	// (cloneHeader) those of the upstream request's fields.
 	vals  [8]string
 	nvals int
+	hvals [16]string
 
 	spans         spans          // tracing.go: the request's spans (none when it is not traced)
 	authzDecision authz.Decision // authz.go: what the chain changes upstream and downstream

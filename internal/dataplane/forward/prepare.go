@@ -21,10 +21,7 @@ type upstreamRequest struct {
 // prepare builds the upstream request headers, path, host and body shared by all attempts.
 func (x *exchange) prepare() {
 	r := x.r
-	h := r.Header.Clone()
-	if h == nil {
-		h = http.Header{}
-	}
+	h := x.cloneHeader(r.Header)
 	removeHopHeaders(h, true)
 	x.setHeader(h, "X-Request-Id", x.info.RequestID)
 	edge := x.edge() // edge.go: use_remote_address
@@ -80,6 +77,31 @@ func (x *exchange) prepare() {
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		x.up.body = newReplayBody(r.Body)
 	}
+}
+
+// cloneHeader is h.Clone() (never nil) whose values, up to len(x.hvals) of them, are
+// slices of the exchange's array: the clone costs its map only. Each field's slice has
+// its length as capacity, as Clone's, so appending copies.
+func (x *exchange) cloneHeader(h http.Header) http.Header {
+	nv := 0
+	for _, vv := range h {
+		nv += len(vv)
+	}
+	sv := x.hvals[:]
+	if nv > len(sv) {
+		sv = make([]string, nv)
+	}
+	h2 := make(http.Header, len(h))
+	for k, vv := range h {
+		if vv == nil {
+			h2[k] = nil // as Clone: a nil value stays nil
+			continue
+		}
+		n := copy(sv, vv)
+		h2[k] = sv[:n:n]
+		sv = sv[n:]
+	}
+	return h2
 }
 
 // setHeader sets the field k (canonical) of h to v, with a one-value slice of x.vals
