@@ -74,7 +74,7 @@ func (a *attempt) end() {
 }
 
 // UpstreamConn records the upstream connection's local address and TLS
-// (pool.ConnObserver, through connCounters). It may run on a transport goroutine; both
+// (pool.ConnObserver). It may run on a transport goroutine; both
 // are read when the request ends.
 func (a *attempt) UpstreamConn(c net.Conn, local string) {
 	if local != "" { // upstream connections are TCP

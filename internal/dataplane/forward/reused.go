@@ -32,9 +32,9 @@ const noteReusedConnRetry = "reused-conn-retry"
 
 // send runs attempt a: RoundTrip, and the retry on a new connection described above.
 func (x *exchange) send(pl *pool.Pool, a *attempt, body io.ReadCloser) (*http.Response, error) {
-	req := x.request(a, body)                               // prepare.go
-	cb := connCounters{h: a.host.Stats, c: a.stats, obs: a} // the pool tells a its connection
-	resp, err := pl.RoundTrip(req, a.host.Addr, cb)
+	req := x.request(a, body) // prepare.go
+	cb := hostCounters(a.host)
+	resp, err := pl.RoundTrip(req, a.host.Addr, cb, a) // the pool tells a its connection
 	if err == nil {
 		return resp, nil
 	}
@@ -63,7 +63,7 @@ func (x *exchange) send(pl *pool.Pool, a *attempt, body io.ReadCloser) (*http.Re
 		x.f.log.Debug("request failed on a reused connection before any response byte; retrying on a new connection",
 			"host", a.host.Addr, "method", req.Method, "replayable", why, "err", re.Err)
 	}
-	return pl.RoundTripNew(x.request(a, body), a.host.Addr, cb)
+	return pl.RoundTripNew(x.request(a, body), a.host.Addr, cb, a)
 }
 
 // replayable says why req may be sent again after failing on a reused connection, or ""

@@ -647,7 +647,7 @@ type PendingCounters interface {
 }
 
 // roundTrip runs one request on an HTTP/1.1 connection. See Pool.RoundTrip.
-func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) (*http.Response, error) {
+func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, obs ConnObserver, fresh bool) (*http.Response, error) {
 	ctx := req.Context()
 	c, err := h.get(ctx, addr, cb, fresh, !Replayable(req))
 	if err != nil {
@@ -659,7 +659,7 @@ func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) 
 	if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.GotConn != nil {
 		tr.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: c.reused, WasIdle: c.reused})
 	}
-	observe(cb, c.nc, c.local)
+	observe(obs, c.nc, c.local)
 	c.requests++
 	c.written, c.read = 0, 0
 	stop := context.AfterFunc(ctx, c.interrupt)

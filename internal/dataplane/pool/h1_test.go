@@ -59,7 +59,7 @@ type h1Result struct {
 
 func do(t *testing.T, p *Pool, addr string, req *http.Request, cb Counters) (h1Result, error) {
 	t.Helper()
-	resp, err := p.RoundTrip(req, addr, cb)
+	resp, err := p.RoundTrip(req, addr, cb, nil)
 	if err != nil {
 		return h1Result{}, err
 	}
@@ -373,7 +373,7 @@ func TestH1Cancellation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	req := newReq(t, "GET", "/", nil).WithContext(ctx)
-	resp, err := p.RoundTrip(req, addr, nil)
+	resp, err := p.RoundTrip(req, addr, nil, nil)
 	if err == nil {
 		_ = resp.Body.Close()
 	}
@@ -482,7 +482,7 @@ func TestH1Upgrade(t *testing.T) {
 	req := newReq(t, "GET", "/", nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "echo")
-	resp, err := p.RoundTrip(req, addr, nil)
+	resp, err := p.RoundTrip(req, addr, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,7 +513,7 @@ func BenchmarkH1RoundTrip(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		req, _ := http.NewRequest("GET", "http://svc/", nil)
-		resp, err := p.RoundTrip(req, addr, nil)
+		resp, err := p.RoundTrip(req, addr, nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -348,9 +348,9 @@ func (h *h2lim) closeIdle() {
 }
 
 // roundTrip sends req on a connection of the limited path.
-func (h *h2lim) roundTrip(req *http.Request, addr string, cb Counters) (*http.Response, error) {
+func (h *h2lim) roundTrip(req *http.Request, addr string, cb Counters, obs ConnObserver) (*http.Response, error) {
 	for tries := 1; ; tries++ {
-		resp, err := h.roundTripOnce(req, addr, cb)
+		resp, err := h.roundTripOnce(req, addr, cb, obs)
 		if err == nil || tries == maxUnprocessedRetries || !unprocessed(err) ||
 			(req.Body != nil && req.Body != http.NoBody) || req.Context().Err() != nil {
 			return resp, err
@@ -377,7 +377,7 @@ func unprocessed(err error) bool {
 }
 
 // roundTripOnce sends req on one connection.
-func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters) (*http.Response, error) {
+func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters, obs ConnObserver) (*http.Response, error) {
 	c, reused, err := h.get(req.Context(), addr, cb)
 	if err != nil {
 		return nil, err
@@ -391,7 +391,7 @@ func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters) (*htt
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: reused})
 	}
-	observe(cb, c.nc, c.local)
+	observe(obs, c.nc, c.local)
 	resp, err := c.cc.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		h.release(c)
