@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/ilist"
 )
 
 // Draining long-lived streams off hosts that left their cluster.
@@ -75,11 +77,14 @@ func (m *Manager) drainOptions() DrainOptions {
 // per-request or per-connection state), so tracking a stream allocates nothing. The zero
 // value is ready; a Stream is tracked on one host at a time.
 type Stream struct {
-	kind       StreamKind
-	end        StreamEnder
-	prev, next *Stream
-	ending     bool // end is running (or has run): Untrack waits for it
+	kind   StreamKind
+	end    StreamEnder
+	links  ilist.Links[Stream]
+	ending bool // end is running (or has run): Untrack waits for it
 }
+
+// Links is where the Stream is listed on its host (ilist.Elem).
+func (s *Stream) Links() *ilist.Links[Stream] { return &s.links }
 
 // StreamEnder ends a tracked stream (see Host.Track).
 type StreamEnder interface{ EndStream(reason string) }
@@ -94,8 +99,7 @@ func (f EndFunc) EndStream(reason string) { f(reason) }
 // identity across updates).
 type hostStreams struct {
 	mu    sync.Mutex
-	head  *Stream    // a list linked through prev and next
-	n     int        // streams in the list
+	list  ilist.List[Stream, *Stream]
 	ended *sync.Cond // on mu: an end finished (made when one starts)
 }
 
@@ -108,12 +112,7 @@ func (h *Host) Track(s *Stream, kind StreamKind, end StreamEnder) {
 	hs := &h.Stats.streams
 	*s = Stream{kind: kind, end: end}
 	hs.mu.Lock()
-	s.next = hs.head
-	if hs.head != nil {
-		hs.head.prev = s
-	}
-	hs.head = s
-	hs.n++
+	hs.list.Push(s)
 	hs.mu.Unlock()
 }
 
@@ -124,25 +123,8 @@ func (h *Host) Untrack(s *Stream) {
 	for s.ending {
 		hs.ended.Wait()
 	}
-	hs.unlink(s)
+	hs.list.Remove(s) // if still listed (not ended, not untracked already)
 	hs.mu.Unlock()
-}
-
-// unlink takes s out of the list (if it is in it). Called with mu held.
-func (hs *hostStreams) unlink(s *Stream) {
-	if s.prev == nil && hs.head != s {
-		return // not listed (ended, or untracked already)
-	}
-	if s.prev != nil {
-		s.prev.next = s.next
-	} else {
-		hs.head = s.next
-	}
-	if s.next != nil {
-		s.next.prev = s.prev
-	}
-	s.prev, s.next = nil, nil
-	hs.n--
 }
 
 // TrackedStreams counts the streams tracked on h (for the admin API and tests).
@@ -150,7 +132,7 @@ func (h *Host) TrackedStreams() int {
 	hs := &h.Stats.streams
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	return hs.n
+	return hs.list.Len()
 }
 
 // drainRemoved schedules the end of streams on hosts that were usable in old and are not
@@ -214,14 +196,14 @@ func endStreams(h *Host, k StreamKind, reason string) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	for {
-		s := hs.head
+		s := hs.list.Front()
 		for s != nil && s.kind != k {
-			s = s.next
+			s = hs.list.Next(s)
 		}
 		if s == nil {
 			return
 		}
-		hs.unlink(s)
+		hs.list.Remove(s)
 		s.ending = true
 		if hs.ended == nil {
 			hs.ended = sync.NewCond(&hs.mu)
