@@ -13,6 +13,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
@@ -33,10 +34,11 @@ type attempt struct {
 	n     int // 1 for the first try
 	host  *cluster.Host
 	stats *cluster.Stats
-	// ctx is the route's context bounded by the per-try timeout; cut ends it, with a cause
-	// when the host left its cluster (stream.go). An upgrade's is the downstream's (cut nil).
+	// ctx is the attempt's context: rc, a child of the route's bounded by the per-try
+	// timeout, which cut ends, with a cause when the host left its cluster (stream.go). An
+	// upgrade's is the downstream's (rc nil).
 	ctx   context.Context
-	cut   context.CancelCauseFunc
+	rc    *reqctx.Ctx
 	start time.Time // when the request went out (x-envoy-upstream-service-time)
 	live  bool      // counted in the host's and the cluster's active requests
 
@@ -48,11 +50,12 @@ type attempt struct {
 	tls    atomic.Pointer[tls.Conn] // the latest upstream connection's TLS, nil when plaintext
 }
 
-// begin counts attempt n on host, with context ctx ended by cut, as started: the caller
-// has counted it in the cluster's upstream_rq_active (admit, or an upgrade's own count).
-func (x *exchange) begin(ctx context.Context, cut context.CancelCauseFunc, n int, host *cluster.Host) *attempt {
+// begin counts attempt n on host, with context ctx (rc when the attempt has its own, else
+// nil), as started: the caller has counted it in the cluster's upstream_rq_active (admit,
+// or an upgrade's own count).
+func (x *exchange) begin(ctx context.Context, rc *reqctx.Ctx, n int, host *cluster.Host) *attempt {
 	a := &x.try
-	a.n, a.host, a.stats, a.ctx, a.cut, a.live = n, host, x.cl.Stats(), ctx, cut, true
+	a.n, a.host, a.stats, a.ctx, a.rc, a.live = n, host, x.cl.Stats(), ctx, rc, true
 	host.RequestStart()
 	a.stats.UpstreamRqTotal.Add(1)
 	a.start = time.Now()
@@ -68,8 +71,13 @@ func (a *attempt) end() {
 	a.live = false
 	a.host.RequestEnd()
 	a.stats.UpstreamRqActive.Add(-1)
-	if a.cut != nil {
-		a.cut(context.Canceled)
+	a.cut(context.Canceled)
+}
+
+// cut ends the attempt's own context with cause (nothing for an upgrade's).
+func (a *attempt) cut(cause error) {
+	if a.rc != nil {
+		a.rc.Cancel(cause)
 	}
 }
 
@@ -111,7 +119,9 @@ func (x *exchange) forward(pl *pool.Pool) {
 		if a == nil {
 			return
 		}
-		cutOnBodyError(body, a.cut)               // downstream.go: a broken body ends the attempt
+		if body != nil && a.rc != nil {
+			cutOnBodyError(body, a.rc.Cancel) // downstream.go: a broken body ends the attempt
+		}
 		retry, err := x.run(ctx, pl, rs, a, body) // a has ended
 		switch {
 		case err != nil && x.bodyBroken():
@@ -188,9 +198,11 @@ func (x *exchange) pick(ctx context.Context, n int, tried []*cluster.Host) *atte
 	}
 	// The attempt's context: cut by end, or with a cause when host leaves its cluster
 	// (stream.go); the per-try timeout under it ends with it.
-	actx, cut := context.WithCancelCause(ctx)
-	actx, _ = perTryContext(actx, pol)
-	return x.begin(actx, cut, n, host)
+	rc := reqctx.New(ctx)
+	if pol != nil && pol.PerTryTimeout > 0 {
+		rc.CancelAfter(pol.PerTryTimeout, errPerTryTimeout)
+	}
+	return x.begin(rc, rc, n, host)
 }
 
 // run sends attempt a with body and sends the response downstream, unless the retry
@@ -308,14 +320,6 @@ func (x *exchange) retryLimit() {
 func (x *exchange) notKept() {
 	x.notRetried.set(bodyNotKept, "; not retried: request body not kept for replay")
 	x.info.Notes = append(x.info.Notes, "not retried: request body not kept for replay (over 64 KiB or partly sent)")
-}
-
-// perTryContext bounds one attempt by the policy's per-try timeout.
-func perTryContext(ctx context.Context, pol *resource.RetryPolicy) (context.Context, context.CancelFunc) {
-	if pol != nil && pol.PerTryTimeout > 0 {
-		return context.WithTimeoutCause(ctx, pol.PerTryTimeout, errPerTryTimeout)
-	}
-	return ctx, func() {}
 }
 
 // policy is the retry policy: the request headers', else the route's, else the virtual

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
@@ -109,11 +110,11 @@ func (x *exchange) upstreamFailedMidResponse(ctx, actx context.Context, err erro
 	case x.r.Context().Err() != nil:
 		x.downstreamGone()
 		return
-	case errors.Is(context.Cause(ctx), errRouteTimeout):
+	case errors.Is(reqctx.Cause(ctx), errRouteTimeout):
 		info.Flags |= streaminfo.UpstreamRequestTimeout
 		info.ResponseCodeDetails = "upstream_response_timeout"
 		x.cl.Stats().UpstreamRqTimeout.Add(1)
-	case errors.Is(context.Cause(actx), errPerTryTimeout):
+	case errors.Is(reqctx.Cause(actx), errPerTryTimeout):
 		info.Flags |= streaminfo.UpstreamRequestTimeout
 		info.ResponseCodeDetails = "upstream_per_try_timeout"
 		x.cl.Stats().UpstreamRqPerTryTimeout.Add(1)

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -30,7 +31,7 @@ func (e *hostGoneError) Error() string { return e.reason }
 // (EndStream) cancels the attempt and closes the body: the transport may not watch the
 // context while it is blocked copying the request body upstream (bidirectional streams).
 func (a *attempt) track(resp *http.Response) {
-	if a.cut == nil {
+	if a.rc == nil {
 		return
 	}
 	a.streamBody = resp.Body
@@ -49,7 +50,7 @@ func (a *attempt) untrack() {
 // EndStream ends the attempt's streaming response because its host left the cluster
 // (cluster.StreamEnder).
 func (a *attempt) EndStream(reason string) {
-	a.cut(&hostGoneError{reason: reason})
+	a.rc.Cancel(&hostGoneError{reason: reason})
 	_ = a.streamBody.Close()
 }
 
@@ -59,7 +60,7 @@ func midStream(actx context.Context, err error) (flag streaminfo.Flag, reason, w
 	var hg *hostGoneError
 	msg := err.Error()
 	switch {
-	case errors.As(context.Cause(actx), &hg):
+	case errors.As(reqctx.Cause(actx), &hg):
 		return streaminfo.LocalReset, "local reset", hg.reason
 	case strings.Contains(msg, "client connection lost"):
 		return streaminfo.UpstreamConnectionTermination, "connection termination",

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
 // conn is one served connection. Its goroutine owns the read buffer between requests;
@@ -117,18 +118,20 @@ func (c *conn) serve() {
 			c.handoff(ctx, c.buf[c.r:c.w])
 			return
 		}
-		rctx, cancel := context.WithCancel(ctx)
+		// The request's context: cancelled when the client goes away (watch.go) or the
+		// request ends; what forward and the pool hang on it costs no allocation (reqctx).
+		rctx := reqctx.New(ctx)
 		req, rb, perr := c.parse(rctx, c.buf[c.r:end])
 		c.r = end
 		if perr != "" {
-			cancel()
+			rctx.Cancel(nil)
 			c.fail(http.StatusBadRequest, perr)
 			return
 		}
-		c.startRequest(cancel, rb == nil) // watch.go
+		c.startRequest(rctx, rb == nil) // watch.go
 		more := c.serveRequest(req, rb)
 		c.endRequest()
-		cancel()
+		rctx.Cancel(nil)
 		if !more {
 			return
 		}

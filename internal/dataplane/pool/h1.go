@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
 // The HTTP/1.1 upstream path: connections the pool owns, each used by one request at a
@@ -137,8 +139,49 @@ type h1Conn struct {
 	peekErr error
 	peekFn  func(fd uintptr) bool
 
-	interrupt func() // unblocks the exchange when its request's context ends (made once)
+	// The request's context, watched while the exchange runs: an end interrupts the
+	// connection (a deadline in the past) so blocked I/O returns. A reqctx.Ctx is watched
+	// through watch (no allocation), another context through context.AfterFunc.
+	watch       reqctx.Watch
+	watching    *reqctx.Ctx
+	stopAfter   func() bool
+	interrupted bool   // the context had ended when the exchange began
+	interrupt   func() // Cancelled, for context.AfterFunc (made once)
 }
+
+// watchCtx watches ctx for the exchange about to run; unwatchCtx ends it.
+func (c *h1Conn) watchCtx(ctx context.Context) {
+	c.watching, c.stopAfter, c.interrupted = nil, nil, false
+	if rc, ok := ctx.(*reqctx.Ctx); ok {
+		if rc.Watch(&c.watch, c) {
+			c.watching = rc
+		} else {
+			c.interrupted = true
+			c.Cancelled()
+		}
+		return
+	}
+	c.stopAfter = context.AfterFunc(ctx, c.interrupt)
+}
+
+// unwatchCtx stops watching the exchange's context: false when it ended meanwhile (the
+// connection may have been interrupted), as context.AfterFunc's stop reports.
+func (c *h1Conn) unwatchCtx() bool {
+	switch {
+	case c.watching != nil:
+		ok := c.watching.Unwatch(&c.watch)
+		c.watching = nil
+		return ok
+	case c.stopAfter != nil:
+		ok := c.stopAfter()
+		c.stopAfter = nil
+		return ok
+	}
+	return !c.interrupted
+}
+
+// Cancelled interrupts the exchange: its request's context ended (reqctx.Watcher).
+func (c *h1Conn) Cancelled() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 
 // Read and Write count the bytes of the current exchange (bufio sits on top).
 func (c *h1Conn) Read(p []byte) (int, error) {
@@ -155,7 +198,7 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 
 func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
 	c := &h1Conn{h: h, addr: addr, nc: nc, local: LocalAddress(nc), born: time.Now(), host: host}
-	c.interrupt = func() { _ = c.nc.SetDeadline(aLongTimeAgo) }
+	c.interrupt = c.Cancelled
 	c.br = bufio.NewReaderSize(c, 16<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
 	raw := nc
@@ -662,11 +705,11 @@ func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, obs ConnObse
 	observe(obs, c.nc, c.local)
 	c.requests++
 	c.written, c.read = 0, 0
-	stop := context.AfterFunc(ctx, c.interrupt)
+	c.watchCtx(ctx)
 	start := time.Now()
 	resp, err := c.exchange(req)
 	if err != nil {
-		stop()
+		c.unwatchCtx()
 		h.discard(c)
 		return nil, c.classify(ctx, err)
 	}
@@ -677,23 +720,23 @@ func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, obs ConnObse
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now belongs to the upgraded stream.
-		stop()
+		c.unwatchCtx()
 		resp.Body = &upgraded{c: c}
 		return resp, nil
 	}
 	keep := c.keepAlive(req, resp)
 	if pr := c.plain; pr != nil { // h1read.go: the body is the next ContentLength bytes
 		c.plain = nil
-		pr.body = h1Body{c: c, remain: resp.ContentLength, stop: stop, keep: keep}
+		pr.body = h1Body{c: c, remain: resp.ContentLength, keep: keep}
 		resp.Body = &pr.body
 		return resp, nil
 	}
 	if resp.Body == http.NoBody || resp.Body == nil {
 		resp.Body = http.NoBody
-		c.finish(stop, keep)
+		c.finish(keep)
 		return resp, nil
 	}
-	resp.Body = &h1Body{c: c, body: resp.Body, stop: stop, keep: keep}
+	resp.Body = &h1Body{c: c, body: resp.Body, keep: keep}
 	return resp, nil
 }
 
@@ -853,8 +896,8 @@ func keepAliveLife(timeout time.Duration) time.Duration {
 
 // finish ends an exchange: the connection goes back to the pool when keep is set and
 // nothing interrupted it, else it is closed.
-func (c *h1Conn) finish(stop func() bool, keep bool) {
-	if !stop() { // the context ended: a deadline in the past may be set
+func (c *h1Conn) finish(keep bool) {
+	if !c.unwatchCtx() { // the context ended: a deadline in the past may be set
 		keep = false
 	}
 	if !c.writeDone() { // the upstream answered before reading the whole request
@@ -888,7 +931,7 @@ func (c *h1Conn) classify(ctx context.Context, err error) error {
 
 func ctxError(ctx context.Context) error {
 	//nolint:errorlint // identity on purpose: is the cause a custom one, or just ctx.Err() itself?
-	if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
+	if cause := reqctx.Cause(ctx); cause != nil && cause != ctx.Err() {
 		return fmt.Errorf("upstream request: %w", cause)
 	}
 	return fmt.Errorf("upstream request: %w", ctx.Err())
@@ -900,7 +943,6 @@ type h1Body struct {
 	c      *h1Conn
 	body   io.ReadCloser
 	remain int64
-	stop   func() bool
 	keep   bool
 	done   bool
 
@@ -921,7 +963,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	}
 	if err != nil {
 		b.done = true
-		b.c.finish(b.stop, b.keep && errors.Is(err, io.EOF))
+		b.c.finish(b.keep && errors.Is(err, io.EOF))
 		if !errors.Is(err, io.EOF) && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
 			b.c.h.p.log.Debug("upstream response body failed", "addr", b.c.addr, "err", err)
 		}
@@ -953,7 +995,7 @@ func (b *h1Body) readFixed(p []byte) (int, error) {
 func (b *h1Body) Close() error {
 	if !b.done {
 		b.done = true
-		b.c.finish(b.stop, false)
+		b.c.finish(false)
 	}
 	if b.p != nil {
 		b.once.Do(b.p.done)

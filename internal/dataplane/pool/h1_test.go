@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/upstreamtest"
@@ -360,7 +361,9 @@ func TestH1ResetClassification(t *testing.T) {
 	})
 }
 
-func TestH1Cancellation(t *testing.T) {
+// stalling is an upstream that reads a request and never answers.
+func stalling(t *testing.T) string {
+	t.Helper()
 	release := make(chan struct{})
 	addr := rawServer(t, func(c net.Conn, br *bufio.Reader, n int) {
 		if _, err := http.ReadRequest(br); err != nil {
@@ -368,7 +371,12 @@ func TestH1Cancellation(t *testing.T) {
 		}
 		<-release
 	})
-	defer close(release)
+	t.Cleanup(func() { close(release) })
+	return addr
+}
+
+func TestH1Cancellation(t *testing.T) {
+	addr := stalling(t)
 	p := newSet(t, h1Cluster("c")).Get("c")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -379,6 +387,28 @@ func TestH1Cancellation(t *testing.T) {
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want the context's deadline", err)
+	}
+}
+
+// A request whose context is a reqctx.Ctx (as forward's attempts are) is interrupted
+// when it is cancelled, and fails with its cause; one whose context has ended fails so.
+func TestH1CancellationReqctx(t *testing.T) {
+	addr := stalling(t)
+	p := newSet(t, h1Cluster("c")).Get("c")
+	errGone := errors.New("endpoint left the cluster")
+	rc := reqctx.New(context.Background())
+	rc.CancelAfter(50*time.Millisecond, errGone)
+	resp, err := p.RoundTrip(newReq(t, "GET", "/", nil).WithContext(rc), addr, nil, nil)
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	if !errors.Is(err, errGone) {
+		t.Fatalf("got %v, want the context's cause", err)
+	}
+	ended := reqctx.New(context.Background())
+	ended.Cancel(errGone)
+	if _, err := p.RoundTrip(newReq(t, "GET", "/", nil).WithContext(ended), addr, nil, nil); !errors.Is(err, errGone) { //nolint:bodyclose // no response
+		t.Fatalf("an ended context: got %v, want its cause", err)
 	}
 }
 
