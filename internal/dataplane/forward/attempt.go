@@ -198,7 +198,13 @@ func (x *exchange) pick(ctx context.Context, n int, tried []*cluster.Host) *atte
 	}
 	// The attempt's context: cut by end, or with a cause when host leaves its cluster
 	// (stream.go); the per-try timeout under it ends with it.
-	rc := reqctx.New(ctx)
+	var rc *reqctx.Ctx
+	if n == 1 { // the first attempt's lives in the exchange (each attempt needs its own)
+		rc = &x.firstCtx
+		rc.Init(ctx)
+	} else {
+		rc = reqctx.New(ctx)
+	}
 	if pol != nil && pol.PerTryTimeout > 0 {
 		rc.CancelAfter(pol.PerTryTimeout, errPerTryTimeout)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/authz"
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
@@ -271,6 +272,12 @@ type exchange struct {
 	vals  [8]string
 	nvals int
 	hvals [16]string
+
+	// The first attempt's context and the first upstream request's URL live in the
+	// exchange (later ones are allocated: each request keeps its own).
+	firstCtx     reqctx.Ctx
+	firstURL     url.URL
+	firstURLUsed bool
 
 	spans         spans          // tracing.go: the request's spans (none when it is not traced)
 	authzDecision authz.Decision // authz.go: what the chain changes upstream and downstream

@@ -132,7 +132,12 @@ func (x *exchange) request(a *attempt, body io.ReadCloser) *http.Request {
 		hostHeader = a.host.Endpoint.Hostname
 	}
 	p := x.up.path
-	u := &url.URL{Path: p.Path, RawPath: p.RawPath, RawQuery: p.RawQuery, Opaque: p.Opaque}
+	u := &x.firstURL // the pool sets its scheme and host: each request gets its own
+	if x.firstURLUsed {
+		u = new(url.URL)
+	}
+	x.firstURLUsed = true
+	*u = url.URL{Path: p.Path, RawPath: p.RawPath, RawQuery: p.RawQuery, Opaque: p.Opaque}
 	req := http.Request{ // a value: WithContext below makes the one copy that escapes
 		Method:     x.r.Method,
 		URL:        u,

@@ -120,8 +120,11 @@ func (c *conn) serve() {
 		}
 		// The request's context: cancelled when the client goes away (watch.go) or the
 		// request ends; what forward and the pool hang on it costs no allocation (reqctx).
-		rctx := reqctx.New(ctx)
-		req, rb, perr := c.parse(rctx, c.buf[c.r:end])
+		// It shares one allocation with the head's values (request.go).
+		st := new(requestState)
+		rctx := &st.ctx
+		rctx.Init(ctx)
+		req, rb, perr := c.parse(rctx, c.buf[c.r:end], st.vals[:])
 		c.r = end
 		if perr != "" {
 			rctx.Cancel(nil)
@@ -136,6 +139,14 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// requestState is what a request needs beside its http.Request, in one allocation: its
+// context, and the array its head's values are slices of (when it has at most that many
+// fields). It lives as long as the request is referenced.
+type requestState struct {
+	ctx  reqctx.Ctx
+	vals [16]string
 }
 
 // h2Preface is the start of an HTTP/2 client's preface, as far as it reads as a head.

@@ -60,22 +60,29 @@ func (w *Watch) Links() *ilist.Links[Watch] { return &w.links }
 
 // New returns a Ctx cancelled with its parent (with the parent's cause) or by Cancel.
 func New(parent context.Context) *Ctx {
-	c := &Ctx{parent: parent}
+	c := new(Ctx)
+	c.Init(parent)
+	return c
+}
+
+// Init makes c, a zero Ctx that is part of a larger object (sparing New's allocation),
+// what New returns. c must not be copied afterwards.
+func (c *Ctx) Init(parent context.Context) {
+	c.parent = parent
 	if p, ok := parent.(*Ctx); ok {
 		if !p.Watch(&c.link, (*parentDone)(c)) {
 			c.cancel(Cause(p))
 		}
-		return c
+		return
 	}
 	if parent.Done() == nil {
-		return c // never cancelled
+		return // never cancelled
 	}
 	if parent.Err() != nil {
 		c.cancel(context.Cause(parent))
-		return c
+		return
 	}
 	c.stopParent = context.AfterFunc(parent, func() { c.cancel(context.Cause(parent)) })
-	return c
 }
 
 // parentDone is a Ctx as the Watcher of its parent Ctx.

@@ -118,6 +118,23 @@ func TestCancelAfter(t *testing.T) {
 	}
 }
 
+// A child Ctx and a Watch cost one allocation and none; a Ctx inside a larger object none.
+func TestAllocationsInit(t *testing.T) {
+	root := New(context.Background())
+	var holder struct {
+		ctx Ctx
+		_   [4]string
+	}
+	n := testing.AllocsPerRun(100, func() {
+		holder.ctx = Ctx{} // a fresh zero Ctx each run
+		holder.ctx.Init(root)
+		holder.ctx.Cancel(nil)
+	})
+	if n != 0 {
+		t.Fatalf("%.1f allocations for Init, want 0", n)
+	}
+}
+
 // A child Ctx and a Watch cost one allocation and none.
 func TestAllocations(t *testing.T) {
 	root := New(context.Background())
