@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -944,14 +945,17 @@ type h1Body struct {
 	body   io.ReadCloser
 	remain int64
 	keep   bool
-	done   bool
+	// done: the exchange is finished (the body ended or was closed). Close may come from
+	// another goroutine than Read's (a stream ended because its host left the cluster):
+	// whichever finishes first gives the connection back, once.
+	done atomic.Bool
 
 	p    *Pool     // set by Pool.roundTrip: Close ends the RoundTrip's in-flight accounting
 	once sync.Once // p.done
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
-	if b.done {
+	if b.done.Load() {
 		return 0, io.EOF
 	}
 	var n int
@@ -961,8 +965,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	} else {
 		n, err = b.readFixed(p)
 	}
-	if err != nil {
-		b.done = true
+	if err != nil && b.done.CompareAndSwap(false, true) {
 		b.c.finish(b.keep && errors.Is(err, io.EOF))
 		if !errors.Is(err, io.EOF) && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
 			b.c.h.p.log.Debug("upstream response body failed", "addr", b.c.addr, "err", err)
@@ -993,8 +996,7 @@ func (b *h1Body) readFixed(p []byte) (int, error) {
 
 // Close before the end of the body closes the connection (the rest is not read).
 func (b *h1Body) Close() error {
-	if !b.done {
-		b.done = true
+	if b.done.CompareAndSwap(false, true) {
 		b.c.finish(false)
 	}
 	if b.p != nil {

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -126,4 +128,48 @@ func FuzzPlainHead(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		checkPlain(t, raw, get)
 	})
+}
+
+// A plain body closed from another goroutine while it is read (a stream ended because
+// its host left the cluster) ends the exchange once, without a data race: the read ends
+// (it does not wait for the rest), the connection is not reused, and the next request
+// gets its answer on a new one.
+func TestPlainBodyClosedWhileRead(t *testing.T) {
+	var conns atomic.Int64
+	addr := rawServer(t, func(c net.Conn, br *bufio.Reader, n int) {
+		conns.Add(1)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		if req.URL.Path == "/small" {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return
+		}
+		// 1 KiB of a 1 MiB body, then nothing until the proxy closes the connection.
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n"+strings.Repeat("x", 1024))
+		_, _ = br.ReadByte()
+	})
+	p := newSet(t, h1Cluster("c")).Get("c")
+	resp, err := p.RoundTrip(newReq(t, "GET", "/big", nil), addr, nil, nil) //nolint:bodyclose // closed below, while a read is blocked: what the test is about
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	if n, err := io.ReadFull(resp.Body, buf[:1024]); err != nil || n != 1024 {
+		t.Fatal(n, err)
+	}
+	read := make(chan error)
+	go func() {
+		_, err := resp.Body.Read(buf) // blocks: the upstream sends nothing more
+		read <- err
+	}()
+	_ = resp.Body.Close()
+	if err := <-read; err == nil { // an error if it was blocked, io.EOF if it came after
+		t.Fatal("read of a body closed meanwhile returned no error")
+	}
+	r, err := do(t, p, addr, newReq(t, "GET", "/small", nil), nil)
+	if err != nil || r.body != "ok" || conns.Load() != 2 {
+		t.Fatalf("next request: %v %q on %d connections, want ok on a second one", err, r.body, conns.Load())
+	}
 }
