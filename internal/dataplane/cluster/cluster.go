@@ -61,7 +61,7 @@ func newCluster(m *Manager, cfg *resource.Cluster, eps []resource.Endpoint, prev
 		h := prevByAddr[addr]
 		switch {
 		case h == nil:
-			h = &Host{Addr: addr, Endpoint: *ep, Stats: new(HostStats), od: new(hostOutlier)}
+			h = &Host{Addr: addr, Endpoint: *ep, Stats: &HostStats{cluster: c.stats}, od: new(hostOutlier)}
 		case !sameEndpoint(&h.Endpoint, ep):
 			h = &Host{Addr: addr, Endpoint: *ep, Stats: h.Stats, od: h.od}
 		}
@@ -133,7 +133,7 @@ type origDsts struct {
 
 const maxOrigDsts = 1024
 
-func (o *origDsts) get(addr string, ep resource.Endpoint) *Host {
+func (o *origDsts) get(addr string, ep resource.Endpoint, stats *Stats) *Host {
 	if h, ok := o.byAddr.Load(addr); ok {
 		return h.(*Host)
 	}
@@ -141,7 +141,7 @@ func (o *origDsts) get(addr string, ep resource.Endpoint) *Host {
 		o.byAddr.Clear()
 		o.n.Store(1)
 	}
-	h, _ := o.byAddr.LoadOrStore(addr, &Host{Addr: addr, Endpoint: ep, Stats: new(HostStats)})
+	h, _ := o.byAddr.LoadOrStore(addr, &Host{Addr: addr, Endpoint: ep, Stats: &HostStats{cluster: stats}})
 	return h.(*Host)
 }
 

@@ -228,7 +228,7 @@ func (c *Cluster) pickOriginalDst(pc PickContext) (*Host, error) {
 		return nil, &NoHealthyError{Cluster: c.cfg.Name,
 			Explanation: fmt.Sprintf("original destination %q of cluster %s is not host:port: %v", pc.OriginalDst, c.cfg.Name, err)}
 	}
-	return c.orig.get(pc.OriginalDst, ep), nil
+	return c.orig.get(pc.OriginalDst, ep, c.stats), nil
 }
 
 func originalDstEndpoint(addr string) (resource.Endpoint, error) {

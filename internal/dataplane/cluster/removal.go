@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/ilist"
 )
 
 // Draining long-lived streams off hosts that left their cluster.
@@ -14,7 +16,7 @@ import (
 // Lucid does the same at first and then, after a bounded grace period, ends the streams
 // still bound to the host, so their clients reconnect and land on a live endpoint:
 //
-//	forward / tcp_proxy: h.Track(kind, end) while a response or connection streams
+//	forward / tcp_proxy: h.Track(&stream, kind, end) while a response or connection streams
 //	Manager.Update: a host that is gone (or no longer usable) → timer(grace)
 //	timer: still gone → end(reason) for every stream tracked on it
 //
@@ -71,62 +73,66 @@ func (m *Manager) drainOptions() DrainOptions {
 	return DrainOptions{}
 }
 
-// tracked holds the live streams per host, keyed by the host's *HostStats (its identity
-// across updates; unique across managers).
-var tracked sync.Map // *HostStats → *hostStreams
+// Stream is one tracked stream's place on its host. Its owner keeps it (a field of its
+// per-request or per-connection state), so tracking a stream allocates nothing. The zero
+// value is ready; a Stream is tracked on one host at a time.
+type Stream struct {
+	kind   StreamKind
+	end    StreamEnder
+	links  ilist.Links[Stream]
+	ending bool // end is running (or has run): Untrack waits for it
+}
 
+// Links is where the Stream is listed on its host (ilist.Elem).
+func (s *Stream) Links() *ilist.Links[Stream] { return &s.links }
+
+// StreamEnder ends a tracked stream (see Host.Track).
+type StreamEnder interface{ EndStream(reason string) }
+
+// EndFunc is a function as a StreamEnder.
+type EndFunc func(reason string)
+
+// EndStream calls f.
+func (f EndFunc) EndStream(reason string) { f(reason) }
+
+// hostStreams holds the live streams of one host (a field of its HostStats: the host's
+// identity across updates).
 type hostStreams struct {
-	mu      sync.Mutex
-	dead    bool // removed from tracked; Track must start over
-	streams map[*stream]struct{}
+	mu    sync.Mutex
+	list  ilist.List[Stream, *Stream]
+	ended *sync.Cond // on mu: an end finished (made when one starts)
 }
 
-type stream struct {
-	kind StreamKind
-	once sync.Once
-	end  func(reason string)
-}
-
-// Track registers a long-lived stream bound to h. end is called at most once, from
-// another goroutine, when h has been gone from its cluster for the kind's grace period; it
-// must make the stream finish promptly (cancel its context, close its connection). The
-// returned function unregisters the stream; call it when the stream ends.
-func (h *Host) Track(kind StreamKind, end func(reason string)) (stop func()) {
-	s := &stream{kind: kind, end: end}
-	for {
-		v, _ := tracked.LoadOrStore(h.Stats, &hostStreams{streams: map[*stream]struct{}{}})
-		hs := v.(*hostStreams)
-		hs.mu.Lock()
-		if hs.dead {
-			hs.mu.Unlock()
-			continue
-		}
-		hs.streams[s] = struct{}{}
-		hs.mu.Unlock()
-		return func() { untrackStream(h.Stats, hs, s) }
-	}
-}
-
-func untrackStream(key *HostStats, hs *hostStreams, s *stream) {
+// Track registers a long-lived stream bound to h, in s. end.EndStream is called at most
+// once, from another goroutine, when h has been gone from its cluster for the kind's grace
+// period; it must make the stream finish promptly (cancel its context, close its
+// connection). Call Untrack when the stream ends: after it returns, end is not running and
+// is never called.
+func (h *Host) Track(s *Stream, kind StreamKind, end StreamEnder) {
+	hs := &h.Stats.streams
+	*s = Stream{kind: kind, end: end}
 	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	delete(hs.streams, s)
-	if len(hs.streams) == 0 && !hs.dead {
-		hs.dead = true
-		tracked.Delete(key)
+	hs.list.Push(s)
+	hs.mu.Unlock()
+}
+
+// Untrack unregisters s (tracked on h), waiting for its end to finish if it has started.
+func (h *Host) Untrack(s *Stream) {
+	hs := &h.Stats.streams
+	hs.mu.Lock()
+	for s.ending {
+		hs.ended.Wait()
 	}
+	hs.list.Remove(s) // if still listed (not ended, not untracked already)
+	hs.mu.Unlock()
 }
 
 // TrackedStreams counts the streams tracked on h (for the admin API and tests).
 func (h *Host) TrackedStreams() int {
-	v, ok := tracked.Load(h.Stats)
-	if !ok {
-		return 0
-	}
-	hs := v.(*hostStreams)
+	hs := &h.Stats.streams
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	return len(hs.streams)
+	return hs.list.Len()
 }
 
 // drainRemoved schedules the end of streams on hosts that were usable in old and are not
@@ -136,7 +142,7 @@ func (m *Manager) drainRemoved(old, next *clusterSet) {
 	for name, oc := range old.byName {
 		nc := next.byName[name]
 		for _, h := range oc.usable {
-			if _, ok := tracked.Load(h.Stats); !ok {
+			if h.TrackedStreams() == 0 {
 				continue // nothing streams on it
 			}
 			if nc != nil && nc.usableHost(h) {
@@ -183,22 +189,30 @@ func (m *Manager) DrainHost(cluster string, h *Host, reason string) {
 	}
 }
 
+// endStreams ends the streams of kind k on h. Each leaves the list before its end runs
+// (outside the lock, so a slow end holds up no other stream); Untrack waits for it.
 func endStreams(h *Host, k StreamKind, reason string) {
-	v, ok := tracked.Load(h.Stats)
-	if !ok {
-		return
-	}
-	hs := v.(*hostStreams)
+	hs := &h.Stats.streams
 	hs.mu.Lock()
-	var ends []*stream
-	for s := range hs.streams {
-		if s.kind == k {
-			ends = append(ends, s)
+	defer hs.mu.Unlock()
+	for {
+		s := hs.list.Front()
+		for s != nil && s.kind != k {
+			s = hs.list.Next(s)
 		}
-	}
-	hs.mu.Unlock()
-	for _, s := range ends {
-		s.once.Do(func() { s.end(reason) })
+		if s == nil {
+			return
+		}
+		hs.list.Remove(s)
+		s.ending = true
+		if hs.ended == nil {
+			hs.ended = sync.NewCond(&hs.mu)
+		}
+		hs.mu.Unlock()
+		s.end.EndStream(reason)
+		hs.mu.Lock()
+		s.ending = false
+		hs.ended.Broadcast()
 	}
 }
 

@@ -3,6 +3,7 @@ package cluster
 import (
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,8 +49,9 @@ func TestRemovedHostStreamsEndAfterGrace(t *testing.T) {
 			c := install(t, m, cfg, ep(a), ep(b))
 			hb := hostAt(t, c, b)
 			ended := make(chan string, 1)
-			stop := hb.Track(tt.kind, func(reason string) { ended <- reason })
-			defer stop()
+			var s Stream
+			hb.Track(&s, tt.kind, EndFunc(func(reason string) { ended <- reason }))
+			defer hb.Untrack(&s)
 			if hb.TrackedStreams() != 1 {
 				t.Fatalf("tracked = %d", hb.TrackedStreams())
 			}
@@ -84,15 +86,46 @@ func TestTrackStopForgetsHost(t *testing.T) {
 	m := newTestManager(t)
 	c := install(t, m, eds("c", resource.RoundRobin), ep("127.0.93.1:80"))
 	h := c.Hosts()[0]
-	s1 := h.Track(HTTPStream, func(string) {})
-	s2 := h.Track(TCPConnection, func(string) {})
-	s1()
+	var s1, s2 Stream
+	h.Track(&s1, HTTPStream, EndFunc(func(string) {}))
+	h.Track(&s2, TCPConnection, EndFunc(func(string) {}))
+	h.Untrack(&s1)
 	if h.TrackedStreams() != 1 {
 		t.Fatalf("tracked = %d, want 1", h.TrackedStreams())
 	}
-	s2()
-	if _, ok := tracked.Load(h.Stats); ok {
-		t.Fatal("host still in the registry after its last stream stopped")
+	h.Untrack(&s2)
+	h.Untrack(&s2) // a second Untrack does nothing
+	if h.TrackedStreams() != 0 {
+		t.Fatalf("tracked = %d after the last stream stopped, want 0", h.TrackedStreams())
+	}
+}
+
+// Untrack of a stream whose end is running returns once the end has finished, so the
+// owner may reuse what the end touches.
+func TestUntrackWaitsForEnd(t *testing.T) {
+	m := newTestManager(t)
+	c := install(t, m, eds("c", resource.RoundRobin), ep("127.0.93.1:80"))
+	h := c.Hosts()[0]
+	started, release := make(chan struct{}), make(chan struct{})
+	var finished atomic.Bool
+	var s Stream
+	h.Track(&s, HTTPStream, EndFunc(func(string) {
+		close(started)
+		<-release
+		finished.Store(true)
+	}))
+	ended := make(chan struct{})
+	go func() { defer close(ended); endStreams(h, HTTPStream, "gone") }()
+	<-started
+	untracked := make(chan bool)
+	go func() { h.Untrack(&s); untracked <- finished.Load() }()
+	close(release)
+	if !<-untracked {
+		t.Fatal("Untrack returned while the stream's end was still running")
+	}
+	<-ended
+	if h.TrackedStreams() != 0 {
+		t.Fatalf("tracked = %d, want 0", h.TrackedStreams())
 	}
 }
 

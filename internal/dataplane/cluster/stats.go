@@ -101,7 +101,14 @@ type HostStats struct {
 	CxActive                               atomic.Int64
 	RqTotal, RqSuccess, RqError, RqTimeout atomic.Uint64
 	RqActive                               atomic.Int64 // LEAST_REQUEST reads it
+
+	streams hostStreams // removal.go: the long-lived streams tracked on the host
+	cluster *Stats      // the stats of the host's cluster (ClusterStats)
 }
+
+// ClusterStats are the stats of the cluster the host belongs to (shared, like the host's,
+// across updates); nil for a HostStats made on its own.
+func (s *HostStats) ClusterStats() *Stats { return s.cluster }
 
 // Each calls f with every host stat's Envoy name and value, in the order of Envoy's
 // /clusters output: cx_total, cx_active, cx_connect_fail, rq_total, rq_timeout,

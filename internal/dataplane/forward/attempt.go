@@ -7,11 +7,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
@@ -32,22 +34,28 @@ type attempt struct {
 	n     int // 1 for the first try
 	host  *cluster.Host
 	stats *cluster.Stats
-	// ctx is the route's context bounded by the per-try timeout; cut ends it, with a cause
-	// when the host left its cluster (stream.go). An upgrade's is the downstream's (cut nil).
+	// ctx is the attempt's context: rc, a child of the route's bounded by the per-try
+	// timeout, which cut ends, with a cause when the host left its cluster (stream.go). An
+	// upgrade's is the downstream's (rc nil).
 	ctx   context.Context
-	cut   context.CancelCauseFunc
+	rc    *reqctx.Ctx
 	start time.Time // when the request went out (x-envoy-upstream-service-time)
 	live  bool      // counted in the host's and the cluster's active requests
 
-	conn atomic.Pointer[net.TCPAddr] // local address of the latest upstream connection (this or an earlier attempt's)
-	tls  atomic.Pointer[tls.Conn]    // the latest upstream connection's TLS, nil when plaintext
+	stream     cluster.Stream // stream.go: the response tracked on its host
+	streamBody io.Closer      // the tracked response's body (nil: not tracked)
+
+	connMu sync.Mutex
+	local  string                   // local address of the latest upstream connection (this or an earlier attempt's), under connMu
+	tls    atomic.Pointer[tls.Conn] // the latest upstream connection's TLS, nil when plaintext
 }
 
-// begin counts attempt n on host, with context ctx ended by cut, as started: the caller
-// has counted it in the cluster's upstream_rq_active (admit, or an upgrade's own count).
-func (x *exchange) begin(ctx context.Context, cut context.CancelCauseFunc, n int, host *cluster.Host) *attempt {
+// begin counts attempt n on host, with context ctx (rc when the attempt has its own, else
+// nil), as started: the caller has counted it in the cluster's upstream_rq_active (admit,
+// or an upgrade's own count).
+func (x *exchange) begin(ctx context.Context, rc *reqctx.Ctx, n int, host *cluster.Host) *attempt {
 	a := &x.try
-	a.n, a.host, a.stats, a.ctx, a.cut, a.live = n, host, x.cl.Stats(), ctx, cut, true
+	a.n, a.host, a.stats, a.ctx, a.rc, a.live = n, host, x.cl.Stats(), ctx, rc, true
 	host.RequestStart()
 	a.stats.UpstreamRqTotal.Add(1)
 	a.start = time.Now()
@@ -63,27 +71,33 @@ func (a *attempt) end() {
 	a.live = false
 	a.host.RequestEnd()
 	a.stats.UpstreamRqActive.Add(-1)
-	if a.cut != nil {
-		a.cut(context.Canceled)
+	a.cut(context.Canceled)
+}
+
+// cut ends the attempt's own context with cause (nothing for an upgrade's).
+func (a *attempt) cut(cause error) {
+	if a.rc != nil {
+		a.rc.Cancel(cause)
 	}
 }
 
 // UpstreamConn records the upstream connection's local address and TLS
-// (pool.ConnObserver). It may run on a transport goroutine; both are read when the
-// request ends.
-func (a *attempt) UpstreamConn(c net.Conn) {
-	if ta, ok := c.LocalAddr().(*net.TCPAddr); ok { // upstream connections are TCP
-		a.conn.Store(ta)
+// (pool.ConnObserver). It may run on a transport goroutine; both
+// are read when the request ends.
+func (a *attempt) UpstreamConn(c net.Conn, local string) {
+	if local != "" { // upstream connections are TCP
+		a.connMu.Lock()
+		a.local = local
+		a.connMu.Unlock()
 	}
 	a.tls.Store(pool.TLSOf(c))
 }
 
 // localAddress is %UPSTREAM_LOCAL_ADDRESS%: the latest upstream connection's.
 func (a *attempt) localAddress() string {
-	if ta := a.conn.Load(); ta != nil {
-		return ta.String()
-	}
-	return ""
+	a.connMu.Lock()
+	defer a.connMu.Unlock()
+	return a.local
 }
 
 // forward runs the retry loop: attempt after attempt until a response goes downstream, or
@@ -93,7 +107,8 @@ func (x *exchange) forward(pl *pool.Pool) {
 	ctx, cancel := x.routeContext()
 	defer cancel()
 	defer x.releaseRetries()
-	rs := newRetryState(x.policy())
+	st := newRetryState(x.policy())
+	rs := &st
 	var body io.ReadCloser
 	if x.up.body != nil {
 		body = x.up.body.view()
@@ -104,7 +119,9 @@ func (x *exchange) forward(pl *pool.Pool) {
 		if a == nil {
 			return
 		}
-		cutOnBodyError(body, a.cut)               // downstream.go: a broken body ends the attempt
+		if body != nil && a.rc != nil {
+			cutOnBodyError(body, a.rc.Cancel) // downstream.go: a broken body ends the attempt
+		}
 		retry, err := x.run(ctx, pl, rs, a, body) // a has ended
 		switch {
 		case err != nil && x.bodyBroken():
@@ -181,11 +198,17 @@ func (x *exchange) pick(ctx context.Context, n int, tried []*cluster.Host) *atte
 	}
 	// The attempt's context: cut by end, or with a cause when host leaves its cluster
 	// (stream.go); the per-try timeout under it ends with it.
-	actx, cut := context.WithCancelCause(ctx)
-	actx, _ = perTryContext(actx, pol)
-	a := x.begin(actx, cut, n, host)
-	a.ctx = pool.WithConnObserver(a.ctx, a) // the pool tells a its connection
-	return a
+	var rc *reqctx.Ctx
+	if n == 1 { // the first attempt's lives in the exchange (each attempt needs its own)
+		rc = &x.firstCtx
+		rc.Init(ctx)
+	} else {
+		rc = reqctx.New(ctx)
+	}
+	if pol != nil && pol.PerTryTimeout > 0 {
+		rc.CancelAfter(pol.PerTryTimeout, errPerTryTimeout)
+	}
+	return x.begin(rc, rc, n, host)
 }
 
 // run sends attempt a with body and sends the response downstream, unless the retry
@@ -303,14 +326,6 @@ func (x *exchange) retryLimit() {
 func (x *exchange) notKept() {
 	x.notRetried.set(bodyNotKept, "; not retried: request body not kept for replay")
 	x.info.Notes = append(x.info.Notes, "not retried: request body not kept for replay (over 64 KiB or partly sent)")
-}
-
-// perTryContext bounds one attempt by the policy's per-try timeout.
-func perTryContext(ctx context.Context, pol *resource.RetryPolicy) (context.Context, context.CancelFunc) {
-	if pol != nil && pol.PerTryTimeout > 0 {
-		return context.WithTimeoutCause(ctx, pol.PerTryTimeout, errPerTryTimeout)
-	}
-	return ctx, func() {}
 }
 
 // policy is the retry policy: the request headers', else the route's, else the virtual

@@ -73,12 +73,13 @@ func (c *countedConn) CloseWrite() error {
 // gone says why (nil when the pipe ended otherwise).
 func pipeOnHost(h *cluster.Host, kind cluster.StreamKind, down, up net.Conn, idle time.Duration) (res pipeResult, gone *string) {
 	var why atomic.Pointer[string]
-	stop := h.Track(kind, func(reason string) {
+	var s cluster.Stream
+	h.Track(&s, kind, cluster.EndFunc(func(reason string) {
 		why.Store(&reason)
 		_ = up.Close()
 		_ = down.Close()
-	})
-	defer stop()
+	}))
+	defer h.Untrack(&s)
 	res = pipe(down, up, idle)
 	return res, why.Load()
 }

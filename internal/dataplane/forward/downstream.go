@@ -27,7 +27,7 @@ var errDownstreamBody = errors.New("downstream request body framing broke")
 // http1) with Envoy's local reply and flag DPE, and records it for the observers with the
 // request line the client sent. The connection closes after the answer.
 func (f *Forwarder) Reject(w http.ResponseWriter, r *http.Request, in Inbound, rj *http1.Rejection) {
-	x := &exchange{f: f, w: w, r: r, in: &in, info: f.record(r, &in)}
+	x := f.newExchange(w, r, in)
 	defer x.finish()
 	info := x.info
 	// The stand-in request net/http served says nothing about the client's: the access

@@ -21,12 +21,15 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/authz"
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
@@ -133,7 +136,7 @@ var (
 // by panicking with http.ErrAbortHandler, as ReverseProxy does; the observers have been
 // called by then.
 func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
-	x := &exchange{f: f, w: w, r: r, in: &in, info: f.record(r, &in)}
+	x := f.newExchange(w, r, in)
 	defer x.finish() // the observers get the record; then a stream to reset is reset
 
 	// A request this listener forwarded before comes back in a loop: 508 (loop.go).
@@ -170,6 +173,15 @@ func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
 	x.sendMirrors() // mirror.go
 }
 
+// newExchange begins the exchange of a request that came in at in, with its record.
+func (f *Forwarder) newExchange(w http.ResponseWriter, r *http.Request, in Inbound) *exchange {
+	x := &exchange{f: f, w: w, r: r, inbound: in}
+	x.in = &x.inbound // in the exchange: a copy of its own would be an allocation
+	x.info = f.record(r, x.in)
+	x.pathURL = r.URL
+	return x
+}
+
 // record begins the record of a downstream request: an Info from infoPool, returned by
 // finish once the observers ran.
 func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
@@ -177,7 +189,7 @@ func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
 	*info = streaminfo.Info{
 		Start:                   time.Now(),
 		Method:                  r.Method,
-		Path:                    r.URL.RequestURI(),
+		Path:                    recordedPath(r),
 		Protocol:                protocolName(r),
 		Authority:               r.Host,
 		UserAgent:               r.Header.Get("User-Agent"),
@@ -207,6 +219,25 @@ func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
 	return info
 }
 
+// recordedPath is r.URL.RequestURI(): the target as received when it is exactly that
+// (the usual case, no string built), else the URL's.
+func recordedPath(r *http.Request) string {
+	u, raw := r.URL, r.RequestURI
+	if raw == "" || u.Opaque != "" || u.ForceQuery {
+		return u.RequestURI()
+	}
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	q := u.RawQuery
+	if q == "" && raw == p ||
+		q != "" && len(raw) == len(p)+1+len(q) && strings.HasPrefix(raw, p) && raw[len(p)] == '?' && strings.HasSuffix(raw, q) {
+		return raw
+	}
+	return u.RequestURI()
+}
+
 // exchange is the state of one request as it crosses the proxy. Owned by Serve's goroutine.
 type exchange struct {
 	f    *Forwarder
@@ -214,6 +245,9 @@ type exchange struct {
 	r    *http.Request
 	in   *Inbound
 	info *streaminfo.Info
+
+	inbound Inbound  // what in points to
+	pathURL *url.URL // the URL whose RequestURI is info.Path (prepare.go)
 
 	// What the router decided (decide.go): the virtual host, the route, the weighted
 	// cluster drawn (nil for a plain cluster) and the cluster.
@@ -232,6 +266,18 @@ type exchange struct {
 	setCookie  string     // a generated hash-policy cookie to set on the response
 
 	abort bool // reset the downstream stream after finishing
+
+	// prepare.go (setHeader): the values of fields the proxy sets, nvals of them used;
+	// (cloneHeader) those of the upstream request's fields.
+	vals  [8]string
+	nvals int
+	hvals [16]string
+
+	// The first attempt's context and the first upstream request's URL live in the
+	// exchange (later ones are allocated: each request keeps its own).
+	firstCtx     reqctx.Ctx
+	firstURL     url.URL
+	firstURLUsed bool
 
 	spans         spans          // tracing.go: the request's spans (none when it is not traced)
 	authzDecision authz.Decision // authz.go: what the chain changes upstream and downstream

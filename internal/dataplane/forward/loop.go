@@ -98,7 +98,7 @@ func (x *exchange) markHop(h http.Header) {
 	if prior := h.Values(hdrHops); len(prior) > 0 {
 		tok = strings.Join(prior, ", ") + ", " + tok
 	}
-	h.Set(hdrHops, tok)
+	x.setHeader(h, hdrHops, tok)
 }
 
 // ownUpstream is the reply for an upstream host the proxy itself listens on (nil when

@@ -71,7 +71,7 @@ func (x *exchange) sendMirrors() {
 			host.RequestStart()
 			defer host.RequestEnd()
 			stats.UpstreamRqTotal.Add(1)
-			resp, err := pl.RoundTrip(req.WithContext(ctx), host.Addr, connCounters{h: host.Stats, c: stats})
+			resp, err := pl.RoundTrip(req.WithContext(ctx), host.Addr, hostCounters(host), nil)
 			if err != nil {
 				return
 			}

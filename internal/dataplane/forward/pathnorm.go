@@ -119,6 +119,7 @@ func (x *exchange) normalizePath() bool {
 	if r != x.r {
 		x.r = r
 		x.info.Path = r.RequestURI
+		x.pathURL = nil // prepare works the upstream path out from the normalised URL
 	}
 	return true
 }

@@ -21,24 +21,21 @@ type upstreamRequest struct {
 // prepare builds the upstream request headers, path, host and body shared by all attempts.
 func (x *exchange) prepare() {
 	r := x.r
-	h := r.Header.Clone()
-	if h == nil {
-		h = http.Header{}
-	}
+	h := x.cloneHeader(r.Header)
 	removeHopHeaders(h, true)
-	h.Set("X-Request-Id", x.info.RequestID)
+	x.setHeader(h, "X-Request-Id", x.info.RequestID)
 	edge := x.edge() // edge.go: use_remote_address
 	if edge && x.in.RemoteAddr.IsValid() {
 		ip := x.in.RemoteAddr.Addr().Unmap().String()
 		if prior := h.Values("X-Forwarded-For"); len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
-		h.Set("X-Forwarded-For", ip)
+		x.setHeader(h, "X-Forwarded-For", ip)
 	}
 	// At the edge the connection decides, as Envoy does: a client cannot claim https over
 	// plaintext. Inside the mesh the first hop's value is kept.
 	if edge || h.Get("X-Forwarded-Proto") == "" {
-		h.Set("X-Forwarded-Proto", requestScheme(r))
+		x.setHeader(h, "X-Forwarded-Proto", requestScheme(r))
 	}
 	forwardClientCert(h, r) // peer.go: the mutual-TLS peer, else none
 	x.applyAuthz(h)         // authz.go: the JWT and the authorization server's headers
@@ -47,7 +44,10 @@ func (x *exchange) prepare() {
 	}
 	x.markHop(h) // loop.go: x-lucid-hops
 
-	orig := r.URL.RequestURI()
+	orig := x.info.Path // computed by record for the same URL
+	if r.URL != x.pathURL {
+		orig = r.URL.RequestURI()
+	}
 	rewritten := route.RewritePath(&x.rt.Match, x.rt.Action, orig)
 	x.up.path = r.URL
 	if rewritten != orig {
@@ -79,6 +79,45 @@ func (x *exchange) prepare() {
 	}
 }
 
+// cloneHeader is h.Clone() (never nil) whose values, up to len(x.hvals) of them, are
+// slices of the exchange's array: the clone costs its map only. Each field's slice has
+// its length as capacity, as Clone's, so appending copies.
+func (x *exchange) cloneHeader(h http.Header) http.Header {
+	nv := 0
+	for _, vv := range h {
+		nv += len(vv)
+	}
+	sv := x.hvals[:]
+	if nv > len(sv) {
+		sv = make([]string, nv)
+	}
+	h2 := make(http.Header, len(h))
+	for k, vv := range h {
+		if vv == nil {
+			h2[k] = nil // as Clone: a nil value stays nil
+			continue
+		}
+		n := copy(sv, vv)
+		h2[k] = sv[:n:n]
+		sv = sv[n:]
+	}
+	return h2
+}
+
+// setHeader sets the field k (canonical) of h to v, with a one-value slice of x.vals
+// while it lasts: the fields the proxy sets on every request cost no allocation each.
+// The slice's capacity is 1, so appending to it copies instead of overwriting a neighbour.
+func (x *exchange) setHeader(h http.Header, k, v string) {
+	if x.nvals == len(x.vals) {
+		h.Set(k, v)
+		return
+	}
+	s := x.vals[x.nvals : x.nvals+1 : x.nvals+1]
+	x.nvals++
+	s[0] = v
+	h[k] = s
+}
+
 // request is the upstream request of attempt a, with body (nil: none).
 func (x *exchange) request(a *attempt, body io.ReadCloser) *http.Request {
 	h := x.up.header
@@ -86,14 +125,19 @@ func (x *exchange) request(a *attempt, body io.ReadCloser) *http.Request {
 		h = h.Clone()
 	}
 	if x.vh.IncludeAttemptCount {
-		h.Set("X-Envoy-Attempt-Count", itoa(a.n))
+		x.setHeader(h, "X-Envoy-Attempt-Count", itoa(a.n))
 	}
 	hostHeader := x.up.host
 	if x.rt.Action.AutoHostRewrite && a.host.Endpoint.Hostname != "" {
 		hostHeader = a.host.Endpoint.Hostname
 	}
 	p := x.up.path
-	u := &url.URL{Path: p.Path, RawPath: p.RawPath, RawQuery: p.RawQuery, Opaque: p.Opaque}
+	u := &x.firstURL // the pool sets its scheme and host: each request gets its own
+	if x.firstURLUsed {
+		u = new(url.URL)
+	}
+	x.firstURLUsed = true
+	*u = url.URL{Path: p.Path, RawPath: p.RawPath, RawQuery: p.RawQuery, Opaque: p.Opaque}
 	req := http.Request{ // a value: WithContext below makes the one copy that escapes
 		Method:     x.r.Method,
 		URL:        u,

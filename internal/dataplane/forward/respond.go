@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
@@ -20,7 +21,8 @@ import (
 // ctx is the route's context (its timeout), a the attempt that got resp.
 func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response) {
 	defer resp.Body.Close()
-	defer a.track(resp)() // stream.go: a stream on a removed host ends after the grace period
+	a.track(resp) // stream.go: a stream on a removed host ends after the grace period
+	defer a.untrack()
 	info := x.info
 	ust := time.Since(a.start)
 	info.UpstreamServiceTime = ust
@@ -35,7 +37,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
 	}
-	h.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(ust.Milliseconds(), 10))
+	x.setHeader(h, "X-Envoy-Upstream-Service-Time", strconv.FormatInt(ust.Milliseconds(), 10))
 	x.authzResponseHeaders(h) // authz.go: ext_authz's response headers
 	if x.wc != nil {
 		route.ApplyHeaders(h, x.wc.ResponseHeadersToAdd, x.wc.ResponseHeadersToRemove)
@@ -108,11 +110,11 @@ func (x *exchange) upstreamFailedMidResponse(ctx, actx context.Context, err erro
 	case x.r.Context().Err() != nil:
 		x.downstreamGone()
 		return
-	case errors.Is(context.Cause(ctx), errRouteTimeout):
+	case errors.Is(reqctx.Cause(ctx), errRouteTimeout):
 		info.Flags |= streaminfo.UpstreamRequestTimeout
 		info.ResponseCodeDetails = "upstream_response_timeout"
 		x.cl.Stats().UpstreamRqTimeout.Add(1)
-	case errors.Is(context.Cause(actx), errPerTryTimeout):
+	case errors.Is(reqctx.Cause(actx), errPerTryTimeout):
 		info.Flags |= streaminfo.UpstreamRequestTimeout
 		info.ResponseCodeDetails = "upstream_per_try_timeout"
 		x.cl.Stats().UpstreamRqPerTryTimeout.Add(1)

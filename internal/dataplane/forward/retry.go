@@ -77,8 +77,9 @@ type retryState struct {
 	max     time.Duration
 }
 
-func newRetryState(p *resource.RetryPolicy) *retryState {
-	rs := &retryState{policy: p}
+// newRetryState is a value: the retry loop keeps it on its stack.
+func newRetryState(p *resource.RetryPolicy) retryState {
+	rs := retryState{policy: p}
 	if p == nil {
 		return rs
 	}

@@ -30,9 +30,10 @@ func TestParseRetryOn(t *testing.T) {
 
 func TestWouldRetryResponse(t *testing.T) {
 	pol := func(on string) *retryState {
-		return newRetryState(&resource.RetryPolicy{RetryOn: strings.Split(on, ","), NumRetries: 1,
+		rs := newRetryState(&resource.RetryPolicy{RetryOn: strings.Split(on, ","), NumRetries: 1,
 			RetriableStatusCodes: []uint32{418},
 			RetriableHeaders:     []resource.HeaderMatcher{{Name: "x-retry", Value: resource.StringMatcher{Kind: resource.MatchExact, Value: "yes"}}}})
+		return &rs
 	}
 	h := func(kv ...string) http.Header {
 		out := http.Header{}

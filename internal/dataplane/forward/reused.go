@@ -33,10 +33,13 @@ const noteReusedConnRetry = "reused-conn-retry"
 // send runs attempt a: RoundTrip, and the retry on a new connection described above.
 func (x *exchange) send(pl *pool.Pool, a *attempt, body io.ReadCloser) (*http.Response, error) {
 	req := x.request(a, body) // prepare.go
-	cb := connCounters{h: a.host.Stats, c: a.stats}
-	resp, err := pl.RoundTrip(req, a.host.Addr, cb)
-	var re *pool.ResetError
-	if err == nil || !errors.As(err, &re) || !re.Reused || re.ResponseStarted {
+	cb := hostCounters(a.host)
+	resp, err := pl.RoundTrip(req, a.host.Addr, cb, a) // the pool tells a its connection
+	if err == nil {
+		return resp, nil
+	}
+	var re *pool.ResetError // declared here: errors.As makes it escape, an allocation
+	if !errors.As(err, &re) || !re.Reused || re.ResponseStarted {
 		return resp, err
 	}
 	why := replayable(req, re)
@@ -60,7 +63,7 @@ func (x *exchange) send(pl *pool.Pool, a *attempt, body io.ReadCloser) (*http.Re
 		x.f.log.Debug("request failed on a reused connection before any response byte; retrying on a new connection",
 			"host", a.host.Addr, "method", req.Method, "replayable", why, "err", re.Err)
 	}
-	return pl.RoundTripNew(x.request(a, body), a.host.Addr, cb)
+	return pl.RoundTripNew(x.request(a, body), a.host.Addr, cb, a)
 }
 
 // replayable says why req may be sent again after failing on a reused connection, or ""

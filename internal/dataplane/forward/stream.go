@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -26,18 +27,31 @@ type hostGoneError struct{ reason string }
 
 func (e *hostGoneError) Error() string { return e.reason }
 
-// track registers the streaming response on its host; the returned func unregisters.
-// Ending it cancels the attempt and closes the body: the transport may not watch the
+// track registers the streaming response on its host until untrack. Ending it
+// (EndStream) cancels the attempt and closes the body: the transport may not watch the
 // context while it is blocked copying the request body upstream (bidirectional streams).
-func (a *attempt) track(resp *http.Response) func() {
-	if a.cut == nil {
-		return func() {}
+func (a *attempt) track(resp *http.Response) {
+	if a.rc == nil {
+		return
 	}
-	cut, body := a.cut, resp.Body
-	return a.host.Track(cluster.HTTPStream, func(reason string) {
-		cut(&hostGoneError{reason: reason})
-		_ = body.Close()
-	})
+	a.streamBody = resp.Body
+	a.host.Track(&a.stream, cluster.HTTPStream, a)
+}
+
+// untrack ends what track began; once it returns, EndStream is not running.
+func (a *attempt) untrack() {
+	if a.streamBody == nil {
+		return
+	}
+	a.host.Untrack(&a.stream)
+	a.streamBody = nil
+}
+
+// EndStream ends the attempt's streaming response because its host left the cluster
+// (cluster.StreamEnder).
+func (a *attempt) EndStream(reason string) {
+	a.rc.Cancel(&hostGoneError{reason: reason})
+	_ = a.streamBody.Close()
 }
 
 // midStream classifies why an upstream body ended early: Envoy's flag, the reset reason
@@ -46,7 +60,7 @@ func midStream(actx context.Context, err error) (flag streaminfo.Flag, reason, w
 	var hg *hostGoneError
 	msg := err.Error()
 	switch {
-	case errors.As(context.Cause(actx), &hg):
+	case errors.As(reqctx.Cause(actx), &hg):
 		return streaminfo.LocalReset, "local reset", hg.reason
 	case strings.Contains(msg, "client connection lost"):
 		return streaminfo.UpstreamConnectionTermination, "connection termination",

@@ -24,7 +24,7 @@ const blackHole = "BlackHoleCluster"
 func (f *Forwarder) Connect(w http.ResponseWriter, r *http.Request, in Inbound, tp *resource.TCPProxy) {
 	if tp == nil || tp.Cluster == blackHole {
 		_, port, _ := net.SplitHostPort(in.OriginalDst)
-		x := &exchange{f: f, w: w, r: r, in: &in, info: f.record(r, &in)}
+		x := f.newExchange(w, r, in)
 		defer x.finish()
 		x.reply(&Reply{Status: http.StatusBadGateway, Flag: streaminfo.NoRouteFound, Details: "route_not_found",
 			Explanation: "no listener for port " + port + " and the outbound traffic policy is REGISTRY_ONLY (BlackHoleCluster)"})
@@ -52,7 +52,7 @@ func (f *Forwarder) OpenTunnel(w http.ResponseWriter, r *http.Request, in Inboun
 	}
 	c, buf, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		x := &exchange{f: f, w: w, r: r, in: &in, info: f.record(r, &in)}
+		x := f.newExchange(w, r, in)
 		defer x.finish()
 		x.reply(&Reply{Status: http.StatusInternalServerError, Flag: streaminfo.DownstreamConnectionTermination, Details: "downstream_hijack_failed",
 			Explanation: "the downstream connection cannot be taken over for the tunnel: " + err.Error()})
@@ -71,7 +71,7 @@ func (f *Forwarder) OpenTunnel(w http.ResponseWriter, r *http.Request, in Inboun
 
 // tunnelGone records a CONNECT whose client went away while its 200 was sent.
 func (f *Forwarder) tunnelGone(w http.ResponseWriter, r *http.Request, in Inbound) {
-	x := &exchange{f: f, w: w, r: r, in: &in, info: f.record(r, &in)}
+	x := f.newExchange(w, r, in)
 	x.info.ResponseCode = http.StatusOK
 	x.downstreamGone()
 	x.finish()

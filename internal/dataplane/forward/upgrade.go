@@ -91,7 +91,7 @@ func (x *exchange) upgrade() bool {
 		return true
 	}
 	defer conn.Close()
-	a.UpstreamConn(conn)
+	a.UpstreamConn(conn, pool.LocalAddress(conn))
 
 	h := x.up.header.Clone()
 	h.Del(":protocol")

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
 // conn is one served connection. Its goroutine owns the read buffer between requests;
@@ -26,7 +27,9 @@ type conn struct {
 
 	buf  []byte // read buffer; unread bytes are buf[r:w]
 	r, w int
-	rerr error // a read error to return once what came with it is used
+	// The boxes buf and out go back to bufPool in.
+	bufBox, outBox *[]byte
+	rerr           error // a read error to return once what came with it is used
 
 	wmu  sync.Mutex // writes: the handler's, and a 100 Continue from the body reader
 	out  []byte     // response bytes not yet written
@@ -39,6 +42,8 @@ type conn struct {
 	done     bool
 	hijacked bool
 	watch    watchState // watch.go
+
+	resp response // the answer of the request being served
 }
 
 // bufPool holds the read and write buffers of connections.
@@ -50,13 +55,22 @@ const (
 	maxDrain = 256 << 10
 )
 
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+// getBuf returns a buffer and the box it goes back to bufPool in (putBuf): a new box
+// would cost an allocation each time.
+func getBuf() ([]byte, *[]byte) {
+	box := bufPool.Get().(*[]byte)
+	return (*box)[:0], box
+}
 
-func putBuf(b []byte) {
-	if cap(b) == bufSize {
-		b = b[:0]
-		bufPool.Put(&b)
+func putBuf(b []byte, box *[]byte) {
+	if cap(b) != bufSize {
+		return
 	}
+	if box == nil {
+		box = new([]byte)
+	}
+	*box = b[:0]
+	bufPool.Put(box)
 }
 
 func newConn(s *Server, c net.Conn) *conn {
@@ -90,8 +104,8 @@ func (c *conn) serve() {
 	if a := c.rwc.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}
-	c.buf = getBuf()
-	c.out = getBuf()
+	c.buf, c.bufBox = getBuf()
+	c.out, c.outBox = getBuf()
 	for first := true; ; first = false {
 		if !first && (c.s.closing.Load() || c.s.noKeep.Load()) {
 			return // a new connection gets its first request served, as with net/http
@@ -104,22 +118,35 @@ func (c *conn) serve() {
 			c.handoff(ctx, c.buf[c.r:c.w])
 			return
 		}
-		rctx, cancel := context.WithCancel(ctx)
-		req, rb, perr := c.parse(rctx, c.buf[c.r:end])
+		// The request's context: cancelled when the client goes away (watch.go) or the
+		// request ends; what forward and the pool hang on it costs no allocation (reqctx).
+		// It shares one allocation with the head's values (request.go).
+		st := new(requestState)
+		rctx := &st.ctx
+		rctx.Init(ctx)
+		req, rb, perr := c.parse(rctx, c.buf[c.r:end], st.vals[:])
 		c.r = end
 		if perr != "" {
-			cancel()
+			rctx.Cancel(nil)
 			c.fail(http.StatusBadRequest, perr)
 			return
 		}
-		c.startRequest(cancel, rb == nil) // watch.go
+		c.startRequest(rctx, rb == nil) // watch.go
 		more := c.serveRequest(req, rb)
 		c.endRequest()
-		cancel()
+		rctx.Cancel(nil)
 		if !more {
 			return
 		}
 	}
+}
+
+// requestState is what a request needs beside its http.Request, in one allocation: its
+// context, and the array its head's values are slices of (when it has at most that many
+// fields). It lives as long as the request is referenced.
+type requestState struct {
+	ctx  reqctx.Ctx
+	vals [16]string
 }
 
 // h2Preface is the start of an HTTP/2 client's preface, as far as it reads as a head.
@@ -137,9 +164,9 @@ func (c *conn) finish() {
 			c.s.ConnState(c.rwc, http.StateClosed)
 		}
 	}
-	putBuf(c.buf)
-	putBuf(c.out)
-	c.buf, c.out = nil, nil
+	putBuf(c.buf, c.bufBox)
+	putBuf(c.out, c.outBox)
+	c.buf, c.out, c.bufBox, c.outBox = nil, nil, nil, nil
 	c.s.forget(c)
 }
 
@@ -244,8 +271,8 @@ func (c *conn) fill() {
 		} else {
 			nb := make([]byte, 0, 2*cap(c.buf))
 			nb = append(nb, c.buf[:c.w]...)
-			putBuf(c.buf)
-			c.buf = nb
+			putBuf(c.buf, c.bufBox)
+			c.buf, c.bufBox = nb, nil
 		}
 	}
 	if c.r == c.w {
@@ -277,7 +304,17 @@ func (c *conn) fail(status int, why string) {
 // serveRequest runs the handler for one request and finishes its answer; false: the
 // connection ends (closed or taken over).
 func (c *conn) serveRequest(req *http.Request, rb *body) bool {
-	w := &response{c: c, req: req, header: make(http.Header), cl: -1, body: rb}
+	// The connection's one response and header map serve its requests in turn: a handler
+	// may not use them after it returns (http.ResponseWriter), and a connection taken
+	// over serves no more requests.
+	w := &c.resp
+	h := w.header
+	if h == nil {
+		h = make(http.Header)
+	} else {
+		clear(h)
+	}
+	*w = response{c: c, req: req, header: h, cl: -1, body: rb}
 	w.closeAfter = req.Close || c.s.noKeep.Load() || c.s.closing.Load()
 	w.http10 = req.ProtoMinor == 0
 	w.head = req.Method == http.MethodHead

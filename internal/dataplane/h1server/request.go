@@ -16,10 +16,10 @@ import (
 )
 
 // parse reads a complete head (request line, fields, empty line) into a request for ctx,
-// with its body reader (nil: no body). A non-empty string says what is malformed. On the
-// proxy's listeners http1 has checked the head already; the checks here keep the loop
-// safe on its own.
-func (c *conn) parse(ctx context.Context, head []byte) (*http.Request, *body, string) {
+// with its body reader (nil: no body). The values are slices of room when it is large
+// enough. A non-empty string says what is malformed. On the proxy's listeners http1 has
+// checked the head already; the checks here keep the loop safe on its own.
+func (c *conn) parse(ctx context.Context, head []byte, room []string) (*http.Request, *body, string) {
 	le := bytes.Index(head, crlf) // never -1: head ends with CRLF CRLF
 	if le < 0 {
 		return nil, nil, "malformed request head"
@@ -42,30 +42,41 @@ func (c *conn) parse(ctx context.Context, head []byte) (*http.Request, *body, st
 	if !httpguts.ValidHeaderFieldName(method) { // a token
 		return nil, nil, "invalid method"
 	}
-	// One string holds the target and every field value, and one array every value's
-	// slice: two allocations instead of two per field.
+	// One string holds the target and every field value, and one array (room, usually)
+	// every value's slice: no allocation per field.
 	hs := string(head)
 	target := hs[sp1+1 : sp2]
-	vals := make([]string, bytes.Count(head, crlf)-2)
-	req, err := http.NewRequestWithContext(ctx, method, "", nil)
-	if err != nil {
-		return nil, nil, "invalid method"
+	vals := room
+	if n := bytes.Count(head, crlf) - 2; n <= len(room) {
+		vals = room[:n]
+	} else {
+		vals = make([]string, n)
 	}
+	var u *url.URL
+	var err error
 	if method == http.MethodConnect && !strings.HasPrefix(target, "/") {
-		req.URL, err = url.ParseRequestURI("http://" + target)
+		u, err = url.ParseRequestURI("http://" + target)
 		if err == nil {
-			req.URL.Scheme = ""
+			u.Scheme = ""
 		}
 	} else {
-		req.URL, err = url.ParseRequestURI(target)
+		u, err = url.ParseRequestURI(target)
 	}
 	if err != nil {
 		return nil, nil, "invalid request target"
 	}
-	req.Proto, req.ProtoMajor, req.ProtoMinor = protoName(minor), 1, minor
-	req.RequestURI = target
-	req.RemoteAddr = c.remote
-	h := req.Header
+	h := make(http.Header, len(vals))
+	r := http.Request{ // a value: WithContext makes the one copy that escapes
+		Method:     method,
+		URL:        u,
+		Proto:      protoName(minor),
+		ProtoMajor: 1,
+		ProtoMinor: minor,
+		Header:     h,
+		RequestURI: target,
+		RemoteAddr: c.remote,
+	}
+	req := r.WithContext(ctx)
 	off := le + 2
 	for n := 0; n < len(vals); n++ {
 		i := bytes.Index(head[off:], crlf)

@@ -74,11 +74,12 @@ func (w *response) informational(code int) {
 	if code == http.StatusContinue && w.body != nil {
 		w.body.sentContinue.Store(true) // the handler answered it itself
 	}
-	hb := appendStatusLine(getBuf(), 1, code)
+	hb, box := getBuf()
+	hb = appendStatusLine(hb, 1, code)
 	hb = w.appendFields(hb)
 	hb = append(hb, crlf...)
 	w.write(hb)
-	putBuf(hb)
+	putBuf(hb, box)
 }
 
 // sendContinue answers Expect: 100-continue on the first body read, unless the answer
@@ -232,7 +233,8 @@ func (w *response) sendHead(final bool, p []byte) {
 	if w.body != nil && w.body.expect && !w.body.sentContinue.Load() {
 		w.closeAfter = true // the client may send the body it was not asked for, or not
 	}
-	hb := appendStatusLine(getBuf(), w.req.ProtoMinor, w.status)
+	hb, box := getBuf()
+	hb = appendStatusLine(hb, w.req.ProtoMinor, w.status)
 	hb = w.appendFields(hb)
 	if _, ok := h["Date"]; !ok {
 		hb = append(hb, c.s.clock.dateLine()...)
@@ -277,7 +279,7 @@ func (w *response) sendHead(final bool, p []byte) {
 	} else {
 		w.writeHead(hb, body, p, nil)
 	}
-	putBuf(hb)
+	putBuf(hb, box)
 	c.out = c.out[:0]
 }
 

@@ -135,6 +135,34 @@ func TestPipelinedInOrderOneWriteEach(t *testing.T) {
 	}
 }
 
+// The connection's response is reused for its next request: nothing of one answer (its
+// fields, its status, a trailer, a connection close it did not ask for) carries over.
+func TestNextAnswerStartsClean(t *testing.T) {
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/first" {
+			w.Header().Set("X-First", "1")
+			w.Header().Set("Trailer", "X-Sum")
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = io.WriteString(w, "first")
+			w.Header().Set("X-Sum", "9")
+			return
+		}
+		_, _ = io.WriteString(w, "second")
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	first, body := readResponse(t, br, "GET")
+	if first.StatusCode != http.StatusAccepted || first.Header.Get("X-First") != "1" || first.Trailer.Get("X-Sum") != "9" || body != "first" {
+		t.Fatalf("first: %+v %q", first, body)
+	}
+	second, body := readResponse(t, br, "GET")
+	if second.StatusCode != 200 || second.Header.Get("X-First") != "" || second.Header.Get("Trailer") != "" ||
+		second.ContentLength != 6 || second.Close || body != "second" {
+		t.Fatalf("second answer carries the first's state: %+v %q", second, body)
+	}
+}
+
 // A streamed answer (flushed, no length) is chunked and carries its trailers.
 func TestStreamedChunkedWithTrailers(t *testing.T) {
 	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

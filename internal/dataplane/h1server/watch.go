@@ -1,10 +1,11 @@
 package h1server
 
 import (
-	"context"
 	"errors"
 	"os"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
 // A client that goes away while its request is served cancels the request's context, as
@@ -14,14 +15,14 @@ import (
 
 // watchState is a connection's watch, under conn.mu.
 type watchState struct {
-	since    int64              // clock ns when the handler started (0: not in a handler)
-	readable bool               // the body is read: the connection may be read meanwhile
-	cancel   context.CancelFunc // the request's
-	done     chan struct{}      // the watcher's end (nil: no watcher)
+	since    int64         // clock ns when the handler started (0: not in a handler)
+	readable bool          // the body is read: the connection may be read meanwhile
+	cancel   *reqctx.Ctx   // the request's context
+	done     chan struct{} // the watcher's end (nil: no watcher)
 }
 
-// startRequest records that a handler runs for a request, cancelled by cancel.
-func (c *conn) startRequest(cancel context.CancelFunc, readable bool) {
+// startRequest records that a handler runs for a request whose context is cancel.
+func (c *conn) startRequest(cancel *reqctx.Ctx, readable bool) {
 	c.mu.Lock()
 	c.watch = watchState{since: c.s.clock.nano.Load(), readable: readable, cancel: cancel}
 	c.mu.Unlock()
@@ -48,11 +49,11 @@ func (c *conn) maybeWatch(now int64) {
 
 // watchRead reads what the client sends while its request is served: the next request
 // is kept for later, the end of the connection cancels the request.
-func (c *conn) watchRead(done chan struct{}, cancel context.CancelFunc) {
+func (c *conn) watchRead(done chan struct{}, cancel *reqctx.Ctx) {
 	defer close(done)
 	c.fill()
 	if c.rerr != nil && !errors.Is(c.rerr, os.ErrDeadlineExceeded) {
-		cancel()
+		cancel.Cancel(nil)
 	}
 }
 

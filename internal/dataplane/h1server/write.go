@@ -31,6 +31,13 @@ func (c *conn) writeBufs(bufs [][]byte) error {
 		}
 		return nil
 	}
+	return c.writev(iov)
+}
+
+// writev writes iov with writev(2) on the raw socket. (A function of its own: the
+// closure below captures iov, which would otherwise cost writeBufs an allocation on
+// every call.)
+func (c *conn) writev(iov [][]byte) error {
 	var werr error
 	err := c.raw.Write(func(fd uintptr) bool {
 		for len(iov) > 0 {

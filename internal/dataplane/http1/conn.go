@@ -47,8 +47,11 @@ type Conn struct {
 	tls *tls.ConnectionState // of the connection under the bytes, for the handler
 
 	st       state
+	hd       Head   // the head being checked
 	inBuf    []byte // the buffers under in and out, from bufs while a request is read
 	outBuf   []byte
+	inBox    *[]byte // what inBuf and outBuf go back to bufs in (kept: boxing costs an allocation)
+	outBox   *[]byte
 	remain   int64  // stBody, stChunkData
 	trailers int    // trailer fields of the current message
 	in       []byte // received, not yet checked
@@ -274,8 +277,8 @@ func (g *Conn) head() bool {
 	if end < 0 {
 		return false
 	}
-	h, rj := ParseHead(g.in[:end], g.lim)
-	if rj != nil {
+	h := &g.hd
+	if rj := parseHead(g.in[:end], g.lim, h); rj != nil {
 		g.refuse(rj)
 		return true
 	}
@@ -307,8 +310,8 @@ func early(b []byte) *Rejection {
 		line, complete = b[:i], true
 	}
 	if complete {
-		_, rj := parseRequestLine(line)
-		return rj
+		var h Head
+		return parseRequestLine(line, &h)
 	}
 	method := line
 	if i := bytes.IndexByte(line, ' '); i >= 0 {
@@ -343,12 +346,16 @@ var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 // maxPooled is the largest buffer put back into bufs (a large head's is dropped).
 const maxPooled = 64 << 10
 
-func getBuf() []byte { return (*bufs.Get().(*[]byte))[:0] }
+// getBuf returns a buffer and the box it goes back to bufs in (putBuf).
+func getBuf() ([]byte, *[]byte) {
+	box := bufs.Get().(*[]byte)
+	return (*box)[:0], box
+}
 
-func putBuf(b []byte) {
+func putBuf(b []byte, box *[]byte) {
 	if cap(b) > 0 && cap(b) <= maxPooled {
-		b = b[:0]
-		bufs.Put(&b)
+		*box = b[:0]
+		bufs.Put(box)
 	}
 }
 
@@ -356,7 +363,7 @@ func putBuf(b []byte) {
 // when that makes room.
 func (g *Conn) appendIn(b []byte) {
 	if g.inBuf == nil {
-		g.inBuf = getBuf()
+		g.inBuf, g.inBox = getBuf()
 		g.in = g.inBuf
 	}
 	if len(g.in)+len(b) > cap(g.in) && cap(g.in) < cap(g.inBuf) {
@@ -371,7 +378,7 @@ func (g *Conn) appendIn(b []byte) {
 // appendOut adds checked bytes to out (which read empties before anything is added).
 func (g *Conn) appendOut(bs ...[]byte) {
 	if g.outBuf == nil {
-		g.outBuf = getBuf()
+		g.outBuf, g.outBox = getBuf()
 		g.out = g.outBuf
 	}
 	for _, b := range bs {
@@ -387,9 +394,13 @@ func (g *Conn) release() {
 	if len(g.in) > 0 || len(g.out) > 0 {
 		return
 	}
-	putBuf(g.inBuf)
-	putBuf(g.outBuf)
-	g.in, g.out, g.inBuf, g.outBuf = nil, nil, nil, nil
+	if g.inBox != nil {
+		putBuf(g.inBuf, g.inBox)
+	}
+	if g.outBox != nil {
+		putBuf(g.outBuf, g.outBox)
+	}
+	g.in, g.out, g.inBuf, g.outBuf, g.inBox, g.outBox = nil, nil, nil, nil, nil, nil
 }
 
 // refuse stands in for a refused head and stops reading requests.

@@ -34,13 +34,23 @@ type Head struct {
 // rules, in Envoy's order (the request line, each field as it is read, then the checks
 // on the complete head), and returns the first violation as a Rejection.
 func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
+	h := new(Head)
+	if rj := parseHead(b, lim, h); rj != nil {
+		return nil, rj
+	}
+	return h, nil
+}
+
+// parseHead is ParseHead into h (a Conn's own: no allocation but the request line's one
+// string).
+func parseHead(b []byte, lim Limits, h *Head) *Rejection {
+	*h = Head{}
 	if !bytes.HasSuffix(b, []byte("\r\n\r\n")) && !bytes.Equal(b, []byte("\r\n")) {
-		return nil, reject(http.StatusBadRequest, DetailsCodecError, "the request head does not end with an empty line (CRLF CRLF)")
+		return reject(http.StatusBadRequest, DetailsCodecError, "the request head does not end with an empty line (CRLF CRLF)")
 	}
 	lineEnd := bytes.Index(b, []byte("\r\n"))
-	h, rj := parseRequestLine(b[:lineEnd])
-	if rj != nil {
-		return nil, rj
+	if rj := parseRequestLine(b[:lineEnd], h); rj != nil {
+		return rj
 	}
 	label := func(r *Rejection) *Rejection {
 		r.Method, r.Target, r.Proto = h.Method, h.Target, h.Proto
@@ -59,80 +69,82 @@ func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
 		}
 		name, value, rj := parseField(line)
 		if rj != nil {
-			return nil, label(rj)
+			return label(rj)
 		}
 		size += len(name) + len(value)
 		if size > lim.HeaderBytes() {
-			return nil, label(reject(http.StatusRequestHeaderFieldsTooLarge, DetailsHeadersTooLarge,
+			return label(reject(http.StatusRequestHeaderFieldsTooLarge, DetailsHeadersTooLarge,
 				"request headers exceed max_request_headers_kb ("+strconv.Itoa(lim.HeaderBytes()>>10)+
 					" KiB of URL, header names and values) at header "+strconv.Quote(truncate(string(name)))))
 		}
 		h.Fields++
 		if h.Fields > lim.Headers() {
-			return nil, label(reject(http.StatusRequestHeaderFieldsTooLarge, DetailsTooManyHeaders,
+			return label(reject(http.StatusRequestHeaderFieldsTooLarge, DetailsTooManyHeaders,
 				"more than max_headers_count ("+strconv.Itoa(lim.Headers())+") header fields"))
 		}
 		f.add(name, value)
 	}
 	if len(rest) != 0 {
-		return nil, label(reject(http.StatusBadRequest, DetailsCodecError, "bytes after the empty line that ends the head"))
+		return label(reject(http.StatusBadRequest, DetailsCodecError, "bytes after the empty line that ends the head"))
 	}
 	if rj := h.framing(&f); rj != nil {
-		return nil, label(rj)
+		return label(rj)
 	}
 	if rj := h.checkTarget(); rj != nil {
-		return nil, label(rj)
+		return label(rj)
 	}
 	if h.Proto != "HTTP/1.1" && !lim.AcceptHTTP10 {
-		return nil, label(reject(http.StatusUpgradeRequired, DetailsLowVersion,
+		return label(reject(http.StatusUpgradeRequired, DetailsLowVersion,
 			h.Proto+" is not accepted (Istio's proxies serve HTTP/1.1 and HTTP/2; accept_http_10 is off)"))
 	}
 	if h.Chunked && h.Proto != "HTTP/1.1" { // HTTP/1.0 has no chunked coding; net/http would ignore it
-		return nil, label(reject(http.StatusNotImplemented, DetailsInvalidTE, "Transfer-Encoding on an "+h.Proto+" request"))
+		return label(reject(http.StatusNotImplemented, DetailsInvalidTE, "Transfer-Encoding on an "+h.Proto+" request"))
 	}
 	if rj := checkHost(h, &f); rj != nil {
-		return nil, label(rj)
+		return label(rj)
 	}
 	if f.upgrade != nil && f.connUpgrade && !bytes.EqualFold(f.upgrade, []byte("h2c")) {
 		h.Upgrade = true
 	}
-	return h, nil
+	return nil
 }
 
-// parseRequestLine reads "method SP request-target SP HTTP-version".
-func parseRequestLine(line []byte) (*Head, *Rejection) {
+// parseRequestLine reads "method SP request-target SP HTTP-version" into h. Method,
+// target and version share one string.
+func parseRequestLine(line []byte, h *Head) *Rejection {
 	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 <= 0 {
-		return nil, reject(http.StatusBadRequest, DetailsCodecError, "malformed request line "+strconv.Quote(truncate(string(line))))
+		return reject(http.StatusBadRequest, DetailsCodecError, "malformed request line "+strconv.Quote(truncate(string(line))))
 	}
 	sp2 := bytes.IndexByte(line[sp1+1:], ' ')
 	if sp2 < 0 {
-		return nil, reject(http.StatusBadRequest, DetailsCodecError, "request line without an HTTP version (HTTP/0.9 is not served): "+strconv.Quote(truncate(string(line))))
+		return reject(http.StatusBadRequest, DetailsCodecError, "request line without an HTTP version (HTTP/0.9 is not served): "+strconv.Quote(truncate(string(line))))
 	}
 	sp2 += sp1 + 1
-	method, target, proto := string(line[:sp1]), string(line[sp1+1:sp2]), string(line[sp2+1:])
-	h := &Head{Method: method, Target: target, Proto: proto}
+	ls := string(line)
+	method, target, proto := ls[:sp1], ls[sp1+1:sp2], ls[sp2+1:]
+	h.Method, h.Target, h.Proto = method, target, proto
 	label := func(r *Rejection) *Rejection {
 		r.Method, r.Target, r.Proto = method, target, proto
 		return r
 	}
 	if !isToken(method) {
-		return nil, label(reject(http.StatusBadRequest, DetailsCodecError, "invalid method "+strconv.Quote(truncate(method))))
+		return label(reject(http.StatusBadRequest, DetailsCodecError, "invalid method "+strconv.Quote(truncate(method))))
 	}
 	if target == "" {
-		return nil, label(reject(http.StatusBadRequest, DetailsCodecError, "empty request target"))
+		return label(reject(http.StatusBadRequest, DetailsCodecError, "empty request target"))
 	}
 	for i := 0; i < len(target); i++ {
 		if c := target[i]; c <= ' ' || c >= 0x7f {
-			return nil, label(reject(http.StatusBadRequest, DetailsCodecError,
+			return label(reject(http.StatusBadRequest, DetailsCodecError,
 				"request target has an invalid character "+strconv.QuoteRune(rune(c))+" at byte "+strconv.Itoa(i)))
 		}
 	}
 	if len(proto) != len("HTTP/1.1") || !strings.HasPrefix(proto, "HTTP/") || !isDigit(proto[5]) || proto[6] != '.' || !isDigit(proto[7]) {
-		return nil, label(reject(http.StatusBadRequest, DetailsCodecError, "malformed HTTP version "+strconv.Quote(truncate(proto))))
+		return label(reject(http.StatusBadRequest, DetailsCodecError, "malformed HTTP version "+strconv.Quote(truncate(proto))))
 	}
 	if proto[5] != '1' {
-		return nil, label(reject(http.StatusBadRequest, DetailsCodecError, proto+" in an HTTP/1 request line"))
+		return label(reject(http.StatusBadRequest, DetailsCodecError, proto+" in an HTTP/1 request line"))
 	}
 	h.Line = line
 	if i := strings.IndexByte(target, '#'); i >= 0 {
@@ -141,7 +153,7 @@ func parseRequestLine(line []byte) (*Head, *Rejection) {
 		h.Target = target[:i]
 		h.Line = append(append(append([]byte(method), ' '), h.Target...), line[sp2:]...)
 	}
-	return h, nil
+	return nil
 }
 
 // parseField reads "name: value" (RFC 9112 §5): a token name directly followed by the

@@ -1,32 +1,35 @@
 package pool
 
 import (
-	"context"
 	"net"
 )
 
 // ConnObserver learns which upstream connection carries a request: forward records its
-// local address for the access log (%UPSTREAM_LOCAL_ADDRESS%). UpstreamConn may run on a
-// transport goroutine.
+// local address for the access log (%UPSTREAM_LOCAL_ADDRESS%). RoundTrip calls the one it
+// is given once it has a connection for the request (HTTP/1.1 and HTTP/2), with the
+// connection's local address ("ip:port", worked out once per connection; "" when it is
+// not TCP). UpstreamConn may run on a transport goroutine.
 //
 // It replaces an httptrace.ClientTrace GotConn hook on the hot path: the pool installs its
 // own ClientTrace for every HTTP/2 request, and httptrace composes two traces through
 // reflection (reflect.MakeFunc and a reflective call per request), which cost more than a
-// tenth of a sidecar's CPU under h2c load.
+// tenth of a sidecar's CPU under h2c load. Given to RoundTrip rather than as a context
+// value, it costs no allocation per request.
 type ConnObserver interface {
-	UpstreamConn(c net.Conn)
+	UpstreamConn(c net.Conn, local string)
 }
 
-type connObserverKey struct{}
-
-// WithConnObserver returns ctx carrying o, which RoundTrip calls once it has a connection
-// for the request (HTTP/1.1 and HTTP/2).
-func WithConnObserver(ctx context.Context, o ConnObserver) context.Context {
-	return context.WithValue(ctx, connObserverKey{}, o)
+// observe tells obs, if any, the connection c with local address local.
+func observe(obs ConnObserver, c net.Conn, local string) {
+	if obs != nil && c != nil {
+		obs.UpstreamConn(c, local)
+	}
 }
 
-// connObserver is the ConnObserver of ctx, or nil.
-func connObserver(ctx context.Context) ConnObserver {
-	o, _ := ctx.Value(connObserverKey{}).(ConnObserver)
-	return o
+// LocalAddress is c's local address as ConnObserver reports it: "ip:port" for TCP, else "".
+func LocalAddress(c net.Conn) string {
+	if ta, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		return ta.String()
+	}
+	return ""
 }

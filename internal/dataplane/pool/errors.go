@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"syscall"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
 // Envoy reset reasons (Http::Utility::resetReasonToString), as the pool reports them.
@@ -112,7 +114,7 @@ func classify(ctx context.Context, err error, at *attempt) error {
 	}
 	if ctx.Err() != nil {
 		//nolint:errorlint // identity on purpose: is the cause a custom one, or just ctx.Err() itself?
-		if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
+		if cause := reqctx.Cause(ctx); cause != nil && cause != ctx.Err() {
 			return fmt.Errorf("upstream request: %w", cause)
 		}
 		return fmt.Errorf("upstream request: %w", ctx.Err())

@@ -9,11 +9,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
 // The HTTP/1.1 upstream path: connections the pool owns, each used by one request at a
@@ -109,9 +113,11 @@ type h1Conn struct {
 	h    *h1
 	addr string
 	nc   net.Conn
-	rc   syscall.RawConn // for the liveness peek; nil when the conn has no file descriptor
-	br   *bufio.Reader
-	bw   *bufio.Writer
+	// local is nc's local address for ConnObserver, worked out once.
+	local string
+	rc    syscall.RawConn // for the liveness peek; nil when the conn has no file descriptor
+	br    *bufio.Reader
+	bw    *bufio.Writer
 
 	born      time.Time
 	idleAt    time.Time // when it went idle
@@ -124,6 +130,7 @@ type h1Conn struct {
 
 	// per request
 	wdone   chan error // the body writer's result; nil when the request was written inline
+	plain   *plainResp // the response when h1read.go read its head and a body follows
 	written int64      // bytes of the current request the kernel accepted
 	read    int64      // bytes of the current response read from the socket
 	reused  bool
@@ -132,7 +139,50 @@ type h1Conn struct {
 	peekN   int
 	peekErr error
 	peekFn  func(fd uintptr) bool
+
+	// The request's context, watched while the exchange runs: an end interrupts the
+	// connection (a deadline in the past) so blocked I/O returns. A reqctx.Ctx is watched
+	// through watch (no allocation), another context through context.AfterFunc.
+	watch       reqctx.Watch
+	watching    *reqctx.Ctx
+	stopAfter   func() bool
+	interrupted bool   // the context had ended when the exchange began
+	interrupt   func() // Cancelled, for context.AfterFunc (made once)
 }
+
+// watchCtx watches ctx for the exchange about to run; unwatchCtx ends it.
+func (c *h1Conn) watchCtx(ctx context.Context) {
+	c.watching, c.stopAfter, c.interrupted = nil, nil, false
+	if rc, ok := ctx.(*reqctx.Ctx); ok {
+		if rc.Watch(&c.watch, c) {
+			c.watching = rc
+		} else {
+			c.interrupted = true
+			c.Cancelled()
+		}
+		return
+	}
+	c.stopAfter = context.AfterFunc(ctx, c.interrupt)
+}
+
+// unwatchCtx stops watching the exchange's context: false when it ended meanwhile (the
+// connection may have been interrupted), as context.AfterFunc's stop reports.
+func (c *h1Conn) unwatchCtx() bool {
+	switch {
+	case c.watching != nil:
+		ok := c.watching.Unwatch(&c.watch)
+		c.watching = nil
+		return ok
+	case c.stopAfter != nil:
+		ok := c.stopAfter()
+		c.stopAfter = nil
+		return ok
+	}
+	return !c.interrupted
+}
+
+// Cancelled interrupts the exchange: its request's context ended (reqctx.Watcher).
+func (c *h1Conn) Cancelled() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 
 // Read and Write count the bytes of the current exchange (bufio sits on top).
 func (c *h1Conn) Read(p []byte) (int, error) {
@@ -148,7 +198,8 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 }
 
 func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
-	c := &h1Conn{h: h, addr: addr, nc: nc, born: time.Now(), host: host}
+	c := &h1Conn{h: h, addr: addr, nc: nc, local: LocalAddress(nc), born: time.Now(), host: host}
+	c.interrupt = c.Cancelled
 	c.br = bufio.NewReaderSize(c, 16<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
 	raw := nc
@@ -640,7 +691,7 @@ type PendingCounters interface {
 }
 
 // roundTrip runs one request on an HTTP/1.1 connection. See Pool.RoundTrip.
-func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) (*http.Response, error) {
+func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, obs ConnObserver, fresh bool) (*http.Response, error) {
 	ctx := req.Context()
 	c, err := h.get(ctx, addr, cb, fresh, !Replayable(req))
 	if err != nil {
@@ -649,16 +700,17 @@ func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) 
 		}
 		return nil, err
 	}
-	if tr := gotConnHook(ctx); tr != nil {
-		tr(c.nc, c.reused)
+	if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.GotConn != nil {
+		tr.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: c.reused, WasIdle: c.reused})
 	}
+	observe(obs, c.nc, c.local)
 	c.requests++
 	c.written, c.read = 0, 0
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	c.watchCtx(ctx)
 	start := time.Now()
 	resp, err := c.exchange(req)
 	if err != nil {
-		stop()
+		c.unwatchCtx()
 		h.discard(c)
 		return nil, c.classify(ctx, err)
 	}
@@ -669,17 +721,23 @@ func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) 
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now belongs to the upgraded stream.
-		stop()
+		c.unwatchCtx()
 		resp.Body = &upgraded{c: c}
 		return resp, nil
 	}
 	keep := c.keepAlive(req, resp)
-	if resp.Body == http.NoBody || resp.Body == nil {
-		resp.Body = http.NoBody
-		c.finish(stop, keep)
+	if pr := c.plain; pr != nil { // h1read.go: the body is the next ContentLength bytes
+		c.plain = nil
+		pr.body = h1Body{c: c, remain: resp.ContentLength, keep: keep}
+		resp.Body = &pr.body
 		return resp, nil
 	}
-	resp.Body = &h1Body{c: c, body: resp.Body, stop: stop, keep: keep}
+	if resp.Body == http.NoBody || resp.Body == nil {
+		resp.Body = http.NoBody
+		c.finish(keep)
+		return resp, nil
+	}
+	resp.Body = &h1Body{c: c, body: resp.Body, keep: keep}
 	return resp, nil
 }
 
@@ -746,8 +804,21 @@ func (c *h1Conn) writeDone() bool {
 // connection is given up instead of reused.
 const writeGrace = 20 * time.Millisecond
 
+// readResponse reads the response head (h1read.go, else net/http); a plain one with a
+// body is left in c.plain (nil when resp.Body is net/http's or empty).
 func (c *h1Conn) readResponse(req *http.Request) (*http.Response, error) {
+	c.plain = nil
 	for i := 0; ; i++ {
+		pr, err := c.plainResponse(req)
+		if err != nil {
+			return nil, err
+		}
+		if pr != nil {
+			if pr.resp.ContentLength > 0 {
+				c.plain = pr
+			}
+			return &pr.resp, nil
+		}
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			return nil, err
@@ -826,8 +897,8 @@ func keepAliveLife(timeout time.Duration) time.Duration {
 
 // finish ends an exchange: the connection goes back to the pool when keep is set and
 // nothing interrupted it, else it is closed.
-func (c *h1Conn) finish(stop func() bool, keep bool) {
-	if !stop() { // the context ended: a deadline in the past may be set
+func (c *h1Conn) finish(keep bool) {
+	if !c.unwatchCtx() { // the context ended: a deadline in the past may be set
 		keep = false
 	}
 	if !c.writeDone() { // the upstream answered before reading the whole request
@@ -861,41 +932,75 @@ func (c *h1Conn) classify(ctx context.Context, err error) error {
 
 func ctxError(ctx context.Context) error {
 	//nolint:errorlint // identity on purpose: is the cause a custom one, or just ctx.Err() itself?
-	if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
+	if cause := reqctx.Cause(ctx); cause != nil && cause != ctx.Err() {
 		return fmt.Errorf("upstream request: %w", cause)
 	}
 	return fmt.Errorf("upstream request: %w", ctx.Err())
 }
 
-// h1Body is a response body on a pooled connection.
+// h1Body is a response body on a pooled connection: net/http's body reader, or (body
+// nil) the next remain bytes of the connection.
 type h1Body struct {
-	c    *h1Conn
-	body io.ReadCloser
-	stop func() bool
-	keep bool
-	done bool
+	c      *h1Conn
+	body   io.ReadCloser
+	remain int64
+	keep   bool
+	// done: the exchange is finished (the body ended or was closed). Close may come from
+	// another goroutine than Read's (a stream ended because its host left the cluster):
+	// whichever finishes first gives the connection back, once.
+	done atomic.Bool
+
+	p    *Pool     // set by Pool.roundTrip: Close ends the RoundTrip's in-flight accounting
+	once sync.Once // p.done
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
-	if b.done {
+	if b.done.Load() {
 		return 0, io.EOF
 	}
-	n, err := b.body.Read(p)
-	if err != nil {
-		b.done = true
-		b.c.finish(b.stop, b.keep && err == io.EOF)
-		if err != io.EOF && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
+	var n int
+	var err error
+	if b.body != nil {
+		n, err = b.body.Read(p)
+	} else {
+		n, err = b.readFixed(p)
+	}
+	if err != nil && b.done.CompareAndSwap(false, true) {
+		b.c.finish(b.keep && errors.Is(err, io.EOF))
+		if !errors.Is(err, io.EOF) && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
 			b.c.h.p.log.Debug("upstream response body failed", "addr", b.c.addr, "err", err)
 		}
 	}
 	return n, err
 }
 
+// readFixed reads a Content-Length body as net/http does: io.EOF with its last bytes,
+// io.ErrUnexpectedEOF when the connection ends before them.
+func (b *h1Body) readFixed(p []byte) (int, error) {
+	if b.remain <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := b.c.br.Read(p)
+	b.remain -= int64(n)
+	switch {
+	case b.remain == 0:
+		return n, io.EOF
+	case errors.Is(err, io.EOF):
+		return n, io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
 // Close before the end of the body closes the connection (the rest is not read).
 func (b *h1Body) Close() error {
-	if !b.done {
-		b.done = true
-		b.c.finish(b.stop, false)
+	if b.done.CompareAndSwap(false, true) {
+		b.c.finish(false)
+	}
+	if b.p != nil {
+		b.once.Do(b.p.done)
 	}
 	return nil
 }

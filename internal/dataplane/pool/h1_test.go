@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/testutil"
 	"github.com/lucid-mesh/lucid/internal/testutil/upstreamtest"
@@ -59,7 +60,7 @@ type h1Result struct {
 
 func do(t *testing.T, p *Pool, addr string, req *http.Request, cb Counters) (h1Result, error) {
 	t.Helper()
-	resp, err := p.RoundTrip(req, addr, cb)
+	resp, err := p.RoundTrip(req, addr, cb, nil)
 	if err != nil {
 		return h1Result{}, err
 	}
@@ -360,7 +361,9 @@ func TestH1ResetClassification(t *testing.T) {
 	})
 }
 
-func TestH1Cancellation(t *testing.T) {
+// stalling is an upstream that reads a request and never answers.
+func stalling(t *testing.T) string {
+	t.Helper()
 	release := make(chan struct{})
 	addr := rawServer(t, func(c net.Conn, br *bufio.Reader, n int) {
 		if _, err := http.ReadRequest(br); err != nil {
@@ -368,17 +371,44 @@ func TestH1Cancellation(t *testing.T) {
 		}
 		<-release
 	})
-	defer close(release)
+	t.Cleanup(func() { close(release) })
+	return addr
+}
+
+func TestH1Cancellation(t *testing.T) {
+	addr := stalling(t)
 	p := newSet(t, h1Cluster("c")).Get("c")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	req := newReq(t, "GET", "/", nil).WithContext(ctx)
-	resp, err := p.RoundTrip(req, addr, nil)
+	resp, err := p.RoundTrip(req, addr, nil, nil)
 	if err == nil {
 		_ = resp.Body.Close()
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want the context's deadline", err)
+	}
+}
+
+// A request whose context is a reqctx.Ctx (as forward's attempts are) is interrupted
+// when it is cancelled, and fails with its cause; one whose context has ended fails so.
+func TestH1CancellationReqctx(t *testing.T) {
+	addr := stalling(t)
+	p := newSet(t, h1Cluster("c")).Get("c")
+	errGone := errors.New("endpoint left the cluster")
+	rc := reqctx.New(context.Background())
+	rc.CancelAfter(50*time.Millisecond, errGone)
+	resp, err := p.RoundTrip(newReq(t, "GET", "/", nil).WithContext(rc), addr, nil, nil)
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	if !errors.Is(err, errGone) {
+		t.Fatalf("got %v, want the context's cause", err)
+	}
+	ended := reqctx.New(context.Background())
+	ended.Cancel(errGone)
+	if _, err := p.RoundTrip(newReq(t, "GET", "/", nil).WithContext(ended), addr, nil, nil); !errors.Is(err, errGone) { //nolint:bodyclose // no response
+		t.Fatalf("an ended context: got %v, want its cause", err)
 	}
 }
 
@@ -482,7 +512,7 @@ func TestH1Upgrade(t *testing.T) {
 	req := newReq(t, "GET", "/", nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "echo")
-	resp, err := p.RoundTrip(req, addr, nil)
+	resp, err := p.RoundTrip(req, addr, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,7 +543,7 @@ func BenchmarkH1RoundTrip(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		req, _ := http.NewRequest("GET", "http://svc/", nil)
-		resp, err := p.RoundTrip(req, addr, nil)
+		resp, err := p.RoundTrip(req, addr, nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

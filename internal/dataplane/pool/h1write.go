@@ -2,13 +2,11 @@ package pool
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,7 +29,6 @@ var errBodyLength = errors.New("request body length differs from Content-Length"
 // the body as it arrives (the body is read while the upstream may already answer);
 // otherwise it does not flush.
 func writeRequest(w *bufio.Writer, req *http.Request, stream bool) error {
-	uri := req.URL.RequestURI()
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
@@ -40,7 +37,7 @@ func writeRequest(w *bufio.Writer, req *http.Request, stream bool) error {
 	chunked := hasBody && req.ContentLength < 0
 	_, _ = w.WriteString(req.Method)
 	_ = w.WriteByte(' ')
-	_, _ = w.WriteString(uri)
+	writeRequestURI(w, req.URL)
 	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
 	_, _ = w.WriteString(cleanValue(host))
 	_, _ = w.WriteString("\r\n")
@@ -148,28 +145,27 @@ func methodWantsLength(m string) bool {
 	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch
 }
 
+// writeRequestURI writes u.RequestURI() piece by piece (no string is built for it).
+func writeRequestURI(w *bufio.Writer, u *url.URL) {
+	if u.Opaque != "" {
+		_, _ = w.WriteString(u.RequestURI()) // rare: keep url's own rules
+		return
+	}
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	_, _ = w.WriteString(p)
+	if u.ForceQuery || u.RawQuery != "" {
+		_ = w.WriteByte('?')
+		_, _ = w.WriteString(u.RawQuery)
+	}
+}
+
 // cleanValue replaces CR and LF in a header value with spaces (net/http does the same).
 func cleanValue(v string) string {
 	if !strings.ContainsAny(v, "\r\n") {
 		return v
 	}
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-}
-
-// gotConnHook adapts the GotConn hook of the request's httptrace.ClientTrace, if any, and
-// its ConnObserver (connobserver.go).
-func gotConnHook(ctx context.Context) func(net.Conn, bool) {
-	tr := httptrace.ContextClientTrace(ctx)
-	obs := connObserver(ctx)
-	if (tr == nil || tr.GotConn == nil) && obs == nil {
-		return nil
-	}
-	return func(c net.Conn, reused bool) {
-		if obs != nil {
-			obs.UpstreamConn(c)
-		}
-		if tr != nil && tr.GotConn != nil {
-			tr.GotConn(httptrace.GotConnInfo{Conn: c, Reused: reused, WasIdle: reused})
-		}
-	}
 }

@@ -67,7 +67,8 @@ type h2lim struct {
 // h2Conn is one HTTP/2 connection of the limited path.
 type h2Conn struct {
 	cc       *http.ClientConn // nil while being dialled
-	nc       net.Conn         // the connection under cc (its local address for ConnObserver)
+	nc       net.Conn         // the connection under cc
+	local    string           // nc's local address for ConnObserver
 	ready    chan struct{}    // closed when the dial ended (cc or err set)
 	err      error            // why the dial failed
 	addr     string
@@ -244,7 +245,7 @@ func (h *h2lim) dial(ctx context.Context, c *h2Conn, cb Counters) {
 		c.err = errPoolClosed
 		h.removeLocked(c)
 	default:
-		c.cc, c.nc = cc, nc
+		c.cc, c.nc, c.local = cc, nc, LocalAddress(nc)
 		if h.p.retired.Load() {
 			c.draining = true // the pool left the Set while dialling: close after its streams
 		}
@@ -347,9 +348,9 @@ func (h *h2lim) closeIdle() {
 }
 
 // roundTrip sends req on a connection of the limited path.
-func (h *h2lim) roundTrip(req *http.Request, addr string, cb Counters) (*http.Response, error) {
+func (h *h2lim) roundTrip(req *http.Request, addr string, cb Counters, obs ConnObserver) (*http.Response, error) {
 	for tries := 1; ; tries++ {
-		resp, err := h.roundTripOnce(req, addr, cb)
+		resp, err := h.roundTripOnce(req, addr, cb, obs)
 		if err == nil || tries == maxUnprocessedRetries || !unprocessed(err) ||
 			(req.Body != nil && req.Body != http.NoBody) || req.Context().Err() != nil {
 			return resp, err
@@ -376,7 +377,7 @@ func unprocessed(err error) bool {
 }
 
 // roundTripOnce sends req on one connection.
-func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters) (*http.Response, error) {
+func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters, obs ConnObserver) (*http.Response, error) {
 	c, reused, err := h.get(req.Context(), addr, cb)
 	if err != nil {
 		return nil, err
@@ -390,9 +391,7 @@ func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters) (*htt
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: reused})
 	}
-	if obs := connObserver(req.Context()); obs != nil && c.nc != nil {
-		obs.UpstreamConn(c.nc)
-	}
+	observe(obs, c.nc, c.local)
 	resp, err := c.cc.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		h.release(c)

@@ -64,7 +64,7 @@ func h2Get(ctx context.Context, p *Pool, addr, path string, cb Counters) (string
 		return "", err
 	}
 	req.ProtoMajor = 2
-	resp, err := p.RoundTrip(req, addr, cb)
+	resp, err := p.RoundTrip(req, addr, cb, nil)
 	if err != nil {
 		return "", err
 	}

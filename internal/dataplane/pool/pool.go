@@ -222,30 +222,35 @@ type attempt struct {
 
 // RoundTrip sends req to addr ("ip:port") and returns the response with its headers; the
 // caller must close the response body. It sets req.URL's scheme and host (the request's
-// Host header is req.Host). Connection events feed cb, which may be nil.
+// Host header is req.Host). Connection events feed cb, and obs learns the connection
+// used; either may be nil.
 //
 // Errors: *ConnectError when no connection could be made, *ResetError when the connection
 // or stream failed before response headers arrived, or the request context's error when it
 // was cancelled or timed out.
-func (p *Pool) RoundTrip(req *http.Request, addr string, cb Counters) (*http.Response, error) {
-	return p.roundTrip(req, addr, cb, false)
+func (p *Pool) RoundTrip(req *http.Request, addr string, cb Counters, obs ConnObserver) (*http.Response, error) {
+	return p.roundTrip(req, addr, cb, obs, false)
 }
 
 // RoundTripNew is RoundTrip on a new connection (never an idle one): the retry of a
 // request that failed on a reused connection. Over HTTP/2 it is RoundTrip.
-func (p *Pool) RoundTripNew(req *http.Request, addr string, cb Counters) (*http.Response, error) {
-	return p.roundTrip(req, addr, cb, true)
+func (p *Pool) RoundTripNew(req *http.Request, addr string, cb Counters, obs ConnObserver) (*http.Response, error) {
+	return p.roundTrip(req, addr, cb, obs, true)
 }
 
-func (p *Pool) roundTrip(req *http.Request, addr string, cb Counters, fresh bool) (*http.Response, error) {
+func (p *Pool) roundTrip(req *http.Request, addr string, cb Counters, obs ConnObserver, fresh bool) (*http.Response, error) {
 	req.URL.Scheme = "http"
 	req.URL.Host = addr
 	if !p.useH2(req) {
 		p.inflight.Add(1)
-		resp, err := p.h1.roundTrip(req, addr, cb, fresh)
+		resp, err := p.h1.roundTrip(req, addr, cb, obs, fresh)
 		if err != nil {
 			p.done()
 			return nil, err
+		}
+		if b, ok := resp.Body.(*h1Body); ok {
+			b.p = p // its Close ends the in-flight accounting, as a trackedBody's does
+			return resp, nil
 		}
 		if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
 			resp.Body = &trackedRW{trackedBody: trackedBody{ReadCloser: rw, p: p}, w: rw}
@@ -255,7 +260,7 @@ func (p *Pool) roundTrip(req *http.Request, addr string, cb Counters, fresh bool
 		return resp, nil
 	}
 	p.inflight.Add(1) // HTTP/2: the pool's own connections (h2.go)
-	resp, err := p.h2l.roundTrip(req, addr, cb)
+	resp, err := p.h2l.roundTrip(req, addr, cb, obs)
 	if err != nil {
 		p.done()
 		return nil, err

@@ -71,7 +71,7 @@ func get(t *testing.T, p *Pool, addr string, proto int, cb Counters) (string, er
 		t.Fatal(err)
 	}
 	req.ProtoMajor = proto
-	resp, err := p.RoundTrip(req, addr, cb)
+	resp, err := p.RoundTrip(req, addr, cb, nil)
 	if err != nil {
 		return "", err
 	}
@@ -254,7 +254,7 @@ func TestResetErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp, err := p.RoundTrip(req, addr, nil)
+			resp, err := p.RoundTrip(req, addr, nil, nil)
 			if err == nil {
 				resp.Body.Close()
 				t.Fatal("no error")
@@ -284,7 +284,7 @@ func TestContextErrorIsNotAReset(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://svc/", nil)
-	resp, err := s.Get("c").RoundTrip(req, addr, nil)
+	resp, err := s.Get("c").RoundTrip(req, addr, nil, nil)
 	if resp != nil {
 		_ = resp.Body.Close()
 	}
@@ -342,7 +342,7 @@ func TestInflightRequestSurvivesUpdate(t *testing.T) {
 	s := newSet(t, &resource.Cluster{Name: "c"})
 	var c counts
 	req, _ := http.NewRequest(http.MethodGet, "http://svc/", nil)
-	resp, err := s.Get("c").RoundTrip(req, addr, &c)
+	resp, err := s.Get("c").RoundTrip(req, addr, &c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,192 @@
+package pool
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/textproto"
+)
+
+// Reading an upstream response head without net/http's allocations per field.
+//
+// Most answers have the same plain shape: HTTP/1.1, a final status with a body, a
+// Content-Length, field lines that need no repair. Such a head, once it is all in the
+// connection's read buffer, is read here into one string (every value and most names are
+// slices of it), one map and one array of values. Anything else (1xx, 204, 304, an answer
+// to HEAD, chunked or close-delimited bodies, Connection, Trailer or Pragma fields, two
+// Content-Lengths, obsolete line folding, a byte net/http would refuse, a head not yet all
+// received) is left unread for http.ReadResponse, so what net/http decides about it stays
+// as it was.
+
+// plainResp is a plain response with its body reader and the values of its fields, in
+// one allocation (they live as long as one another).
+type plainResp struct {
+	resp http.Response
+	body h1Body
+	vals [8]string
+}
+
+// plainResponse reads a plain response head (see above) for req from c.br. It returns nil
+// with nothing consumed when the head is not plain or not all buffered yet, and the read
+// error (as http.ReadResponse reports it) when the connection failed before any byte of
+// the answer. pr.resp.ContentLength is the body's length (a Content-Length of 0 gets
+// http.NoBody): the body is the next so many bytes of c.br, for pr.body to read.
+func (c *h1Conn) plainResponse(req *http.Request) (pr *plainResp, err error) {
+	if _, err := c.br.Peek(1); err != nil { // wait for the answer, as ReadResponse would
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	if req.Method == http.MethodHead {
+		return nil, nil
+	}
+	buf, _ := c.br.Peek(c.br.Buffered())
+	end := bytes.Index(buf, []byte("\r\n\r\n"))
+	if end < 0 {
+		return nil, nil
+	}
+	head := buf[:end+2] // the status line and the field lines, each with its CRLF
+	pr = parsePlainHead(head, req)
+	if pr == nil {
+		return nil, nil
+	}
+	_, _ = c.br.Discard(end + 4)
+	return pr, nil
+}
+
+// parsePlainHead parses head (the status line and field lines, each ending in CRLF, the
+// empty line excluded) when it is plain; nil otherwise.
+func parsePlainHead(head []byte, req *http.Request) *plainResp {
+	const proto = "HTTP/1.1 "
+	if !bytes.HasPrefix(head, []byte(proto)) {
+		return nil
+	}
+	le := bytes.Index(head, []byte("\r\n"))
+	line := head[len(proto):le]
+	if len(line) < 3 || len(line) > 3 && line[3] != ' ' {
+		return nil
+	}
+	code := 0
+	for _, d := range line[:3] {
+		if d < '0' || d > '9' {
+			return nil
+		}
+		code = code*10 + int(d-'0')
+	}
+	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified {
+		return nil
+	}
+	for _, b := range line {
+		if !validValueByte(b) {
+			return nil
+		}
+	}
+	fields := bytes.Count(head, []byte("\r\n")) - 1
+	// The one string: values, the status and canonical names are slices of it.
+	hs := string(head)
+	pr := new(plainResp)
+	vals := pr.vals[:]
+	if fields > len(vals) {
+		vals = make([]string, fields)
+	}
+	h := make(http.Header, fields)
+	length := int64(-1)
+	off := le + 2
+	for i := 0; i < fields; i++ {
+		e := off + bytes.Index(head[off:], []byte("\r\n"))
+		f := head[off:e]
+		colon := bytes.IndexByte(f, ':')
+		if colon <= 0 {
+			return nil
+		}
+		for _, b := range f[:colon] {
+			if !validNameByte(b) {
+				return nil
+			}
+		}
+		vs, ve := off+colon+1, e
+		for vs < ve && (hs[vs] == ' ' || hs[vs] == '\t') {
+			vs++
+		}
+		for ve > vs && (hs[ve-1] == ' ' || hs[ve-1] == '\t') {
+			ve--
+		}
+		for j := vs; j < ve; j++ {
+			if !validValueByte(hs[j]) {
+				return nil
+			}
+		}
+		key := textproto.CanonicalMIMEHeaderKey(hs[off : off+colon]) // no allocation when canonical already
+		v := hs[vs:ve]
+		off = e + 2
+		switch key {
+		case "Content-Length":
+			if length >= 0 {
+				return nil
+			}
+			if length = parseLength(v); length < 0 {
+				return nil
+			}
+		case "Transfer-Encoding", "Connection", "Trailer", "Pragma":
+			return nil
+		}
+		if prev, ok := h[key]; ok {
+			h[key] = append(prev, v)
+			continue
+		}
+		vals[i] = v
+		h[key] = vals[i : i+1 : i+1]
+	}
+	if length < 0 {
+		return nil // a body delimited by the connection's end
+	}
+	pr.resp = http.Response{
+		Status:        hs[len(proto):le],
+		StatusCode:    code,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		ContentLength: length,
+		Request:       req,
+	}
+	if length == 0 {
+		pr.resp.Body = http.NoBody
+	}
+	return pr
+}
+
+// parseLength reads a Content-Length of up to 18 digits; -1 when it is not one.
+func parseLength(v string) int64 {
+	if len(v) == 0 || len(v) > 18 {
+		return -1
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return -1
+		}
+		n = n*10 + int64(v[i]-'0')
+	}
+	return n
+}
+
+// validNameByte: a token character (RFC 9110 §5.6.2), as textproto accepts in a name.
+func validNameByte(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	switch b {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// validValueByte: a byte textproto accepts in a value (visible ASCII, SP, HTAB, obs-text).
+func validValueByte(b byte) bool {
+	return b == '\t' || b >= ' ' && b != 0x7f
+}

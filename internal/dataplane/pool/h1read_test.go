@@ -1,0 +1,175 @@
+package pool
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// Which heads the plain reader takes, and which it leaves to net/http.
+func TestPlainHead(t *testing.T) {
+	get, _ := http.NewRequest(http.MethodGet, "http://svc/", nil)
+	head, _ := http.NewRequest(http.MethodHead, "http://svc/", nil)
+	cases := []struct {
+		name, head string
+		req        *http.Request
+		plain      bool
+	}{
+		{"plain", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n", get, true},
+		{"lower-case names", "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nx-a:  b \r\nX-A: c\r\n", get, true},
+		{"no reason phrase", "HTTP/1.1 404\r\nContent-Length: 3\r\n", get, true},
+		{"no Content-Length: close-delimited", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n", get, false},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", get, false},
+		{"Connection", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n", get, false},
+		{"two Content-Lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n", get, false},
+		{"Pragma", "HTTP/1.1 200 OK\r\nPragma: no-cache\r\nContent-Length: 1\r\n", get, false},
+		{"Trailer", "HTTP/1.1 200 OK\r\nTrailer: X-A\r\nContent-Length: 1\r\n", get, false},
+		{"HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n", get, false},
+		{"1xx", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n", get, false},
+		{"204", "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n", get, false},
+		{"304", "HTTP/1.1 304 Not Modified\r\nContent-Length: 4\r\n", get, false},
+		{"answer to HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n", head, false},
+		{"folded line", "HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 1\r\n", get, false},
+		{"space before colon", "HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 1\r\n", get, false},
+		{"control byte in a value", "HTTP/1.1 200 OK\r\nX-A: b\x01\r\nContent-Length: 1\r\n", get, false},
+		{"bare LF", "HTTP/1.1 200 OK\nContent-Length: 1\r\n", get, false},
+		{"signed length", "HTTP/1.1 200 OK\r\nContent-Length: +1\r\n", get, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			checkPlain(t, []byte(c.head+"\r\nhello"), c.req, c.plain)
+		})
+	}
+}
+
+// checkPlain reads raw with the plain reader and with http.ReadResponse; where the plain
+// reader takes the head, both must agree on the status, the fields, the body's length and
+// its bytes. want, when given, is whether the plain reader must take it.
+func checkPlain(t *testing.T, raw []byte, req *http.Request, want ...bool) {
+	t.Helper()
+	c := &h1Conn{br: bufio.NewReaderSize(bytes.NewReader(raw), 16<<10)}
+	pr, err := c.plainResponse(req)
+	if len(want) > 0 && (pr != nil) != want[0] {
+		t.Fatalf("plain reader took the head: %v, want %v (err %v)", pr != nil, want[0], err)
+	}
+	if pr == nil {
+		return
+	}
+	resp, n := &pr.resp, pr.resp.ContentLength
+	ref, rerr := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), req)
+	if rerr != nil {
+		t.Fatalf("plain reader took a head net/http refuses (%v):\n%q", rerr, raw)
+	}
+	defer ref.Body.Close()
+	if resp.StatusCode != ref.StatusCode || resp.Status != ref.Status || resp.Proto != ref.Proto ||
+		resp.ContentLength != ref.ContentLength || resp.Close != ref.Close {
+		t.Fatalf("plain %d %q %q len %d close %v; net/http %d %q %q len %d close %v", resp.StatusCode, resp.Status, resp.Proto,
+			resp.ContentLength, resp.Close, ref.StatusCode, ref.Status, ref.Proto, ref.ContentLength, ref.Close)
+	}
+	if !reflect.DeepEqual(resp.Header, ref.Header) {
+		t.Fatalf("fields: plain %q, net/http %q", resp.Header, ref.Header)
+	}
+	var body []byte
+	if n > 0 {
+		body, err = readFixedAll(&h1Body{c: c, remain: n})
+	}
+	want2, werr := io.ReadAll(ref.Body)
+	if !bytes.Equal(body, want2) || (err == nil) != (werr == nil) {
+		t.Fatalf("body: plain %q (%v), net/http %q (%v)", body, err, want2, werr)
+	}
+}
+
+// readFixedAll reads a plain body without a connection to give back.
+func readFixedAll(b *h1Body) ([]byte, error) {
+	var out []byte
+	p := make([]byte, 3)
+	for {
+		n, err := b.readFixed(p)
+		out = append(out, p[:n]...)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+// A plain body that ends before its Content-Length is an unexpected EOF, as net/http's.
+func TestPlainBodyCutShort(t *testing.T) {
+	get, _ := http.NewRequest(http.MethodGet, "http://svc/", nil)
+	checkPlain(t, []byte("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"), get, true)
+	c := &h1Conn{br: bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))}
+	pr, _ := c.plainResponse(get)
+	_, err := readFixedAll(&h1Body{c: c, remain: pr.resp.ContentLength})
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+// Whatever the bytes, a head the plain reader takes reads as net/http reads it.
+func FuzzPlainHead(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 500 x\r\ncontent-length: 2\r\nx-a: 1\r\nX-A: 2\r\n\r\nab",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 404\r\nContent-Length: 3\r\nkeep-alive: timeout=5\r\n\r\nabc",
+	} {
+		f.Add([]byte(s))
+	}
+	get, _ := http.NewRequest(http.MethodGet, "http://svc/", nil)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		checkPlain(t, raw, get)
+	})
+}
+
+// A plain body closed from another goroutine while it is read (a stream ended because
+// its host left the cluster) ends the exchange once, without a data race: the read ends
+// (it does not wait for the rest), the connection is not reused, and the next request
+// gets its answer on a new one.
+func TestPlainBodyClosedWhileRead(t *testing.T) {
+	var conns atomic.Int64
+	addr := rawServer(t, func(c net.Conn, br *bufio.Reader, n int) {
+		conns.Add(1)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		if req.URL.Path == "/small" {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return
+		}
+		// 1 KiB of a 1 MiB body, then nothing until the proxy closes the connection.
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n"+strings.Repeat("x", 1024))
+		_, _ = br.ReadByte()
+	})
+	p := newSet(t, h1Cluster("c")).Get("c")
+	resp, err := p.RoundTrip(newReq(t, "GET", "/big", nil), addr, nil, nil) //nolint:bodyclose // closed below, while a read is blocked: what the test is about
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	if n, err := io.ReadFull(resp.Body, buf[:1024]); err != nil || n != 1024 {
+		t.Fatal(n, err)
+	}
+	read := make(chan error)
+	go func() {
+		_, err := resp.Body.Read(buf) // blocks: the upstream sends nothing more
+		read <- err
+	}()
+	_ = resp.Body.Close()
+	if err := <-read; err == nil { // an error if it was blocked, io.EOF if it came after
+		t.Fatal("read of a body closed meanwhile returned no error")
+	}
+	r, err := do(t, p, addr, newReq(t, "GET", "/small", nil), nil)
+	if err != nil || r.body != "ok" || conns.Load() != 2 {
+		t.Fatalf("next request: %v %q on %d connections, want ok on a second one", err, r.body, conns.Load())
+	}
+}
