@@ -440,11 +440,16 @@ func TestConcurrentPushesAndConnects(t *testing.T) {
 	<-done
 	// Every proxy converges on the last content, whatever it saw in between.
 	for p, c := range clients {
-		c.next(resourcev3.ClusterType)
+		cds := c.next(resourcev3.ClusterType)
 		c.request(resourcev3.EndpointType, "", "", []string{testCluster}, "")
-		for {
+		for i := 0; ; i++ {
 			eds := c.next(resourcev3.EndpointType)
 			c.ack(eds, []string{testCluster})
+			if i == 0 {
+				// As Envoy does once the cluster is warm (its endpoints arrived): until the
+				// clusters are answered, the stream holds back further pushes.
+				c.ack(cds, nil)
+			}
 			if endpointPort(t, eds) == 10029 {
 				break
 			}

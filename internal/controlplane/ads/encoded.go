@@ -63,10 +63,12 @@ func init() {
 // visits its connections one after another; connections of one class ask for the same
 // content, so a short list of recent encodings serves them all. A hit is an exact match: same
 // protocol, type, version and removed names, and the very same resources in the same
-// order (pointer equality: resources are immutable and shared by every proxy).
+// order (pointer equality: resources are immutable and shared by every proxy). Streams that
+// ask for one content while it is being encoded wait for that encoding instead of making
+// their own (a push wakes up to Throttle connections at once).
 type encodeCache struct {
 	mu      sync.Mutex
-	entries [encodeCacheSize]encodeEntry
+	entries [encodeCacheSize]*encodeEntry
 	next    int // the slot the next miss overwrites
 
 	hits, misses int // for tests
@@ -80,18 +82,21 @@ type encodeEntry struct {
 	version   string
 	resources []*resource
 	removed   []string
-	body      []byte
+
+	ready chan struct{} // closed once body and err are set
+	body  []byte
+	err   error
 }
 
 func (e *encodeEntry) matches(delta bool, r *response) bool {
-	return e.body != nil && e.delta == delta && e.typeURL == r.typeURL && e.version == r.version &&
+	return e != nil && e.delta == delta && e.typeURL == r.typeURL && e.version == r.version &&
 		slices.Equal(e.resources, r.resources) && slices.Equal(e.removed, r.removed)
 }
 
 // clear forgets every encoding.
 func (c *encodeCache) clear() {
 	c.mu.Lock()
-	c.entries, c.next = [encodeCacheSize]encodeEntry{}, 0
+	c.entries, c.next = [encodeCacheSize]*encodeEntry{}, 0
 	c.mu.Unlock()
 }
 
@@ -99,27 +104,27 @@ func (c *encodeCache) clear() {
 // another stream was just sent the same content.
 func (c *encodeCache) encoded(delta bool, r *response) ([]byte, error) {
 	c.mu.Lock()
-	for i := range c.entries {
-		if e := &c.entries[i]; e.matches(delta, r) {
+	for _, e := range c.entries {
+		if e.matches(delta, r) {
 			c.hits++
-			body := e.body
 			c.mu.Unlock()
-			return body, nil
+			<-e.ready
+			if e.err != nil {
+				return encode(delta, r) // the one who encoded failed: say why here too
+			}
+			return e.body, nil
 		}
 	}
 	c.misses++
-	c.mu.Unlock()
-
-	body, err := encode(delta, r)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.entries[c.next] = encodeEntry{delta: delta, typeURL: r.typeURL, version: r.version,
-		resources: slices.Clone(r.resources), removed: slices.Clone(r.removed), body: body}
+	e := &encodeEntry{delta: delta, typeURL: r.typeURL, version: r.version,
+		resources: slices.Clone(r.resources), removed: slices.Clone(r.removed), ready: make(chan struct{})}
+	c.entries[c.next] = e
 	c.next = (c.next + 1) % encodeCacheSize
 	c.mu.Unlock()
-	return body, nil
+
+	e.body, e.err = encode(delta, r)
+	close(e.ready)
+	return e.body, e.err
 }
 
 // encode marshals r without its nonce.

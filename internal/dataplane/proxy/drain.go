@@ -35,6 +35,7 @@ func (p *Proxy) drainWhere(ctx context.Context, what string, pick func(listener 
 	var socks []*socket
 	for addr, sk := range p.sockets {
 		if pick(sk.target.Load().listener) {
+			sk.draining.Store(true) // answers say Connection: close from the moment the drain is asked for
 			socks = append(socks, sk)
 			delete(p.sockets, addr)
 		}
