@@ -77,7 +77,7 @@ func main() {
 	flag.BoolVar(&o.footprint, "footprint", true, "measure one real `lucid sidecar` with the run's configuration")
 	flag.BoolVar(&o.shareDecode, "share-decode", true, "the sidecars share decoded resources (xdsclient.DecodeCache): without, each decodes on its own (about 20 MiB and its CPU per all-to-all sidecar)")
 	flag.IntVar(&o.wave, "wave", 100, "sidecars connected at a time for the first sync")
-	flag.IntVar(&o.clientsGOGC, "clients-gogc", 400, "GOGC of this process, which runs the sidecars' clients (0: Go's default): their shared heap is collected less often, so their collector takes less of the cores the control plane is measured on")
+	flag.IntVar(&o.clientsGOGC, "clients-gogc", 0, "GOGC of this process, which runs the sidecars' clients (0: Go's default); see README.md")
 	flag.IntVar(&o.workers, "workers", 16, "parallel API requests while populating")
 	flag.DurationVar(&o.changeTimeout, "change-timeout", 2*time.Minute, "longest wait for one change to reach every sidecar")
 	flag.StringVar(&o.results, "results", "", "also write the report to this file")
