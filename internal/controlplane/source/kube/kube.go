@@ -61,17 +61,14 @@ type Options struct {
 	CRDRecheck time.Duration
 	// NoEvents disables the Warning Events on invalid Istio objects.
 	NoEvents bool
-	// BuildInterval is the least time between the starts of two builds of the object set
-	// (DefaultBuildInterval): under a stream of changes each build carries every change
-	// since the one before instead of rebuilding for each.
-	BuildInterval time.Duration
 }
 
-// DefaultBuildInterval is Options.BuildInterval's default. A change after a quiet period
-// is built at once; under a stream of changes (100 endpoint changes a second) the source
-// builds ten times a second instead of after every event, which adds at most a fifth of
-// the store's own interval for endpoint changes (500 ms) to a change's way to the proxies.
-const DefaultBuildInterval = 100 * time.Millisecond
+// buildInterval is the least time between the starts of two builds of the object set. A
+// change after a quiet period is built at once; under a stream of changes (100 endpoint
+// changes a second) the source builds ten times a second instead of after every event,
+// which adds at most a fifth of the store's own interval for endpoint changes (500 ms) to
+// a change's way to the proxies.
+const buildInterval = 100 * time.Millisecond
 
 // Source watches one Kubernetes API server.
 type Source struct {
@@ -79,7 +76,6 @@ type Source struct {
 	log        *slog.Logger
 	selectors  []labels.Selector
 	crdRecheck time.Duration
-	buildEvery time.Duration
 	events     *reporter // nil with NoEvents
 
 	// kick holds at most one token: "an informer saw a change since the last build".
@@ -112,9 +108,6 @@ func New(c *kubeclient.Clients, o Options) (*Source, error) {
 	}
 	if s.crdRecheck <= 0 {
 		s.crdRecheck = DefaultCRDRecheck
-	}
-	if s.buildEvery = o.BuildInterval; s.buildEvery <= 0 {
-		s.buildEvery = DefaultBuildInterval
 	}
 	if !o.NoEvents {
 		s.events = newReporter(c.Dynamic, log)
@@ -276,7 +269,7 @@ func (s *Source) Run(ctx context.Context, onChange func([]*config.Object, []conf
 			return nil
 		case <-s.kick:
 		}
-		if wait := s.buildEvery - time.Since(began); wait > 0 {
+		if wait := buildInterval - time.Since(began); wait > 0 {
 			select { // changes that arrive meanwhile join this build
 			case <-ctx.Done():
 				return nil
