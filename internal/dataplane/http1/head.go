@@ -229,7 +229,7 @@ func (h *Head) framing(f *fields) *Rejection {
 		if f.clOther != nil {
 			return reject(http.StatusBadRequest, DetailsCodecError, "Content-Length headers disagree ("+strconv.Quote(truncate(string(f.cl)))+" and "+strconv.Quote(truncate(string(f.clOther)))+")")
 		}
-		n, ok := parseLength(f.cl)
+		n, ok := ParseLength(f.cl)
 		if !ok {
 			return reject(http.StatusBadRequest, DetailsCodecError, "Content-Length "+strconv.Quote(truncate(string(f.cl)))+" is not a number of bytes")
 		}
@@ -317,7 +317,9 @@ func validEscapes(t string) bool {
 
 func isHex(c byte) bool { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') }
 
-func parseLength(v []byte) (int64, bool) {
+// ParseLength reads a Content-Length value: up to 18 decimal digits, nothing else (so it
+// cannot overflow, and signs, spaces and lists are refused).
+func ParseLength(v []byte) (int64, bool) {
 	if len(v) == 0 || len(v) > 18 {
 		return 0, false
 	}

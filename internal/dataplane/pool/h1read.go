@@ -6,6 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // Reading an upstream response head without net/http's allocations per field.
@@ -102,7 +106,7 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 			return nil
 		}
 		for _, b := range f[:colon] {
-			if !validNameByte(b) {
+			if !httpguts.IsTokenRune(rune(b)) { // as textproto accepts in a name
 				return nil
 			}
 		}
@@ -126,9 +130,11 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 			if length >= 0 {
 				return nil
 			}
-			if length = parseLength(v); length < 0 {
+			n, ok := http1.ParseLength(head[vs:ve]) // head and hs share offsets
+			if !ok {
 				return nil
 			}
+			length = n
 		case "Transfer-Encoding", "Connection", "Trailer", "Pragma":
 			return nil
 		}
@@ -156,34 +162,6 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 		pr.resp.Body = http.NoBody
 	}
 	return pr
-}
-
-// parseLength reads a Content-Length of up to 18 digits; -1 when it is not one.
-func parseLength(v string) int64 {
-	if len(v) == 0 || len(v) > 18 {
-		return -1
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		if v[i] < '0' || v[i] > '9' {
-			return -1
-		}
-		n = n*10 + int64(v[i]-'0')
-	}
-	return n
-}
-
-// validNameByte: a token character (RFC 9110 §5.6.2), as textproto accepts in a name.
-func validNameByte(b byte) bool {
-	switch {
-	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		return true
-	}
-	switch b {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }
 
 // validValueByte: a byte textproto accepts in a value (visible ASCII, SP, HTAB, obs-text).
