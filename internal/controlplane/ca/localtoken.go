@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/lucid-mesh/lucid/internal/contract/filestamp"
 	"github.com/lucid-mesh/lucid/internal/pki/spiffe"
 )
 
@@ -151,8 +152,8 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 type LocalTokens struct {
 	path, trustDomain string
 
-	mu     sync.Mutex // guards the fields below
-	loaded os.FileInfo
+	mu     sync.Mutex      // guards the fields below
+	loaded filestamp.Stamp // of the file byHash was read from (byHash nil: none yet)
 	byHash map[[sha256.Size]byte]LocalTokenRecord
 }
 
@@ -182,14 +183,14 @@ func (l *LocalTokens) Authenticate(ctx context.Context) (spiffe.ID, error) {
 func (l *LocalTokens) lookup(sum [sha256.Size]byte) (LocalTokenRecord, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fi, err := os.Stat(l.path)
+	stamp, err := filestamp.Stat(l.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return LocalTokenRecord{}, false, fmt.Errorf("no workload token issued yet (%s does not exist)", l.path)
 	}
 	if err != nil {
 		return LocalTokenRecord{}, false, fmt.Errorf("tokens file: %w", err)
 	}
-	if l.loaded == nil || !os.SameFile(l.loaded, fi) || !fi.ModTime().Equal(l.loaded.ModTime()) || fi.Size() != l.loaded.Size() {
+	if l.byHash == nil || stamp != l.loaded {
 		b, err := os.ReadFile(l.path)
 		if err != nil {
 			return LocalTokenRecord{}, false, fmt.Errorf("tokens file: %w", err)
@@ -204,7 +205,7 @@ func (l *LocalTokens) lookup(sum [sha256.Size]byte) (LocalTokenRecord, bool, err
 			hex.Decode(h[:], []byte(r.SHA256)) //nolint:errcheck // ParseLocalTokens checked the digits
 			l.byHash[h] = r
 		}
-		l.loaded = fi
+		l.loaded = stamp
 	}
 	// Looked up by digest: whatever the lookup's timing reveals is about the digest of a
 	// guess, which says nothing about a valid token.

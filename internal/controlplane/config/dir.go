@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/lucid-mesh/lucid/internal/contract/filestamp"
 )
 
 // MeshConfigFile is the file name LoadDir skips: it holds MeshConfig, not objects.
@@ -38,7 +40,7 @@ type DirReader struct {
 }
 
 type readFile struct {
-	id     fileID
+	stamp  filestamp.Stamp
 	stable bool // unchanged for stableAfter before it was read
 	data   []byte
 }
@@ -102,12 +104,11 @@ func (r *DirReader) Read(dir string) ([]File, []Diagnostic) {
 func (r *DirReader) readFile(path string, prev map[string]readFile) ([]byte, error) {
 	// Symlinks are followed on purpose (Kubernetes ConfigMap mounts are symlinks), so
 	// not os.Root; the directory is the user's own config, not untrusted input.
-	fi, err := os.Stat(path)
+	stamp, err := filestamp.Stat(path)
 	if err != nil {
 		return os.ReadFile(path) // the error says what opening it says
 	}
-	id := idOf(fi)
-	if p, ok := prev[path]; ok && p.stable && p.id == id {
+	if p, ok := prev[path]; ok && p.stable && p.stamp == stamp {
 		r.files[path] = p
 		return p.data, nil
 	}
@@ -116,9 +117,8 @@ func (r *DirReader) readFile(path string, prev map[string]readFile) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	if after, err := os.Stat(path); err == nil && idOf(after) == id {
-		stable := readAt.Sub(time.Unix(0, id.changed)) >= stableAfter
-		r.files[path] = readFile{id: id, stable: stable, data: data}
+	if after, err := filestamp.Stat(path); err == nil && after == stamp { // not changed while read
+		r.files[path] = readFile{stamp: stamp, stable: stamp.Settled(readAt, stableAfter), data: data}
 	}
 	return data, nil
 }

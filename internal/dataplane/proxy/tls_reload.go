@@ -3,10 +3,11 @@ package proxy
 import (
 	"crypto/tls"
 	"log/slog"
-	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/lucid-mesh/lucid/internal/contract/filestamp"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -41,17 +42,10 @@ type fileTLSState struct {
 	stamp []fileStamp
 }
 
-// fileStamp is one file's state: its FileInfo, or why it could not be stat'ed.
+// fileStamp is one file's state: its stamp, or why it could not be stat'ed.
 type fileStamp struct {
-	fi  os.FileInfo
-	err string
-}
-
-func (a fileStamp) same(b fileStamp) bool {
-	if a.fi == nil || b.fi == nil {
-		return a.fi == nil && b.fi == nil && a.err == b.err
-	}
-	return a.fi.Size() == b.fi.Size() && a.fi.ModTime().Equal(b.fi.ModTime()) && os.SameFile(a.fi, b.fi)
+	stamp filestamp.Stamp
+	err   string
 }
 
 // certificateFiles are the files a TLS context reads.
@@ -87,27 +81,17 @@ func reloadingTLS(d *resource.DownstreamTLS, cfg *tls.Config, stamp []fileStamp,
 func stampFiles(files []string) []fileStamp {
 	out := make([]fileStamp, len(files))
 	for i, name := range files {
-		fi, err := os.Stat(name)
+		st, err := filestamp.Stat(name)
 		if err != nil {
 			out[i].err = err.Error()
 			continue
 		}
-		out[i].fi = fi
+		out[i].stamp = st
 	}
 	return out
 }
 
-func sameStamps(a, b []fileStamp) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].same(b[i]) {
-			return false
-		}
-	}
-	return true
-}
+func sameStamps(a, b []fileStamp) bool { return slices.Equal(a, b) }
 
 // config is the handshake's configuration (tls.Config.GetConfigForClient).
 func (f *fileTLS) config(*tls.ClientHelloInfo) (*tls.Config, error) {
