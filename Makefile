@@ -81,9 +81,11 @@ $(GOLANGCI_LINT):
 e2e:
 	go test -race -count=1 ./test/e2e/...
 
-## bench: sidecar vs direct vs HAProxy vs nginx on loopback; writes bench/RESULTS.md
+## bench: sidecar vs direct vs HAProxy vs nginx vs Go's ReverseProxy on loopback, at a fixed rate and at
+## saturation on one core (medians of 3 interleaved rounds, Lucid's CPU profile); writes its sections of bench/RESULTS.md
 bench:
 	./bench/run.sh
+	SAT_RESULTS=bench/RESULTS.md SAT_PROFILE=1 ./bench/saturate.sh
 
 ## bench-mtls: mutual TLS between two sidecars vs plaintext vs HAProxy with TLS (root; haproxy, nginx);
 ## prints Markdown tables (bench/README.md, "bench/mtls"). MTLS_ARGS="-rounds 1 -duration 3s" for a quick look

@@ -6,6 +6,10 @@
 #                     work directory removed when the script exits or is interrupted
 #   start NAME CMD... runs CMD in the background, output in $work/NAME.log; sets last_pid
 #   stop PID          TERM, up to 5 s, then KILL; forgets PID
+#   bench_write_section FILE NAME PART
+#                     puts the Markdown in PART into FILE between the lines
+#                     "<!-- begin NAME -->" and "<!-- end NAME -->" (appended when FILE has
+#                     no such lines), leaving the rest of FILE as it was
 
 bench_init() {
 	bench_name=$1
@@ -48,4 +52,20 @@ stop() {
 	local keep=() p
 	for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
 	pids=("${keep[@]}")
+}
+
+bench_write_section() {
+	local file=$1 name=$2 part=$3 begin end
+	begin="<!-- begin $name -->"
+	end="<!-- end $name -->"
+	touch "$file"
+	if grep -qxF "$begin" "$file" && grep -qxF "$end" "$file"; then
+		awk -v b="$begin" -v e="$end" -v part="$part" '
+			$0 == b { print; while ((getline line < part) > 0) print line; skip = 1; next }
+			$0 == e { skip = 0 }
+			!skip { print }' "$file" >"$file.new"
+	else
+		{ cat "$file"; echo; echo "$begin"; cat "$part"; echo "$end"; } >"$file.new"
+	fi
+	mv "$file.new" "$file"
 }

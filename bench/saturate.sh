@@ -1,33 +1,54 @@
 #!/usr/bin/env bash
-# Saturation benchmark: CPU µs per request of one proxy core at saturation, HTTP/1.1
-# keep-alive, 1 KiB answers; Lucid (one sidecar inbound hop, its own HTTP/1.1 serving loop),
-# Lucid with LUCID_HTTP1_SERVER=nethttp (net/http's server), nginx and HAProxy, in
-# interleaved rounds of one run. Not a test: it prints a Markdown table (and appends nothing).
+# Saturation benchmark: CPU µs per request of one proxy core at saturation and the most
+# requests/s that core serves, 1 KiB answers, HTTP/1.1 keep-alive and h2c (prior knowledge,
+# both sides), in interleaved rounds of one run. Targets:
 #
-#   bench/saturate.sh                                  # 3 rounds x 10 s per target
-#   SAT_ROUNDS=5 SAT_DURATION=20 bench/saturate.sh
-#   SAT_ROUNDS=0 SAT_PROFILE=1 bench/saturate.sh       # Lucid's CPU profile and syscalls per request
+#   lucid            one sidecar inbound hop with its defaults (own HTTP/1.1 loop and HTTP/2
+#                    codec, Istio's standard metrics on, no access log)
+#   lucid-log        the same with the access log on (--access-log to a file)
+#   lucid-nometrics  the same with Istio's standard metrics off (a Telemetry resource)
+#   lucid-nethttp    the same binary on net/http's servers and HTTP/2 client (the env
+#                    switches LUCID_HTTP1_SERVER, LUCID_HTTP2_SERVER, LUCID_HTTP2_CLIENT)
+#   goproxy          Go's httputil.ReverseProxy on net/http (bench/goproxy)
+#   nginx, haproxy   one worker each; nginx speaks HTTP/1.1 upstream in the h2c rows
 #
-# The proxy runs on CPU 1 (taskset); the load (bench/saturate, 16 connections, closed loop)
-# and the upstream (nginx answering 1 KiB from memory) on CPU 0. CPU is utime+stime from
-# /proc over the proxy's process tree, so it counts what the proxy spent, whatever else
-# runs on the machine; the load average is printed beside every figure.
+#   bench/saturate.sh                                   # 3 rounds x 10 s per target and protocol
+#   SAT_ROUNDS=5 SAT_DURATION=20 SAT_PROTOS=h2c bench/saturate.sh
+#   SAT_RESULTS=bench/RESULTS.md bench/saturate.sh      # also writes its section there (make bench)
+#   SAT_ROUNDS=0 SAT_PROFILE=1 bench/saturate.sh        # Lucid's CPU profile and syscalls per request
+#
+# The proxy runs on CPU 1 (taskset); the load (HTTP/1.1: bench/saturate, 16 connections,
+# closed loop; h2c: h2load, 16 connections x 10 streams) and the upstream (nginx answering
+# 1 KiB from memory) on CPU 0. CPU is utime+stime from /proc over the proxy's process tree,
+# so it counts what the proxy spent, whatever else runs on the machine; the load average is
+# printed beside every figure; RSS at load is the largest VmRSS sampled during the load.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 rounds=${SAT_ROUNDS:-3}
 secs=${SAT_DURATION:-10}
-targets=${SAT_TARGETS:-lucid lucid-nethttp nginx haproxy}
+protos=${SAT_PROTOS:-http1 h2c}
+http1_targets=${SAT_TARGETS:-lucid lucid-log lucid-nometrics lucid-nethttp goproxy nginx haproxy}
+h2c_targets=${SAT_H2C_TARGETS:-lucid lucid-nethttp goproxy nginx haproxy}
 conns=${SAT_CONNS:-16}
+results=${SAT_RESULTS:-}
 net=${SAT_NET:-127.0.241} # no test listens there (internal/testutil/subnets_table.go)
 upstream=$net.1:8080
+upstream_h2=$net.1:8081
 haproxy_addr=$net.2:8080
 nginx_addr=$net.3:8080
+goproxy_addr=$net.4:8080
 lucid_ip=$net.5
 discovery_ip=$net.9
 source "$root/bench/lib.sh"
 bench_init saturate
+taskset -pc 0 $$ >/dev/null # this shell, its samplers and loads on CPU 0; the proxies ask for CPU 1
+
+command -v h2load >/dev/null || [[ " $protos " != *" h2c "* ]] || {
+	log "h2load is missing (apt-get install nghttp2-client), or SAT_PROTOS=http1"
+	exit 1
+}
 
 stop_all_but_upstream() {
 	local pid
@@ -39,9 +60,10 @@ stop_all_but_upstream() {
 }
 
 wait_http() {
-	local i
+	local i h2=()
+	[ "${2:-}" = h2c ] && h2=(--http2-prior-knowledge)
 	for i in $(seq 150); do
-		curl -s -o /dev/null --max-time 1 "$1" && return 0
+		curl -s "${h2[@]}" -o /dev/null --max-time 1 "$1" && return 0
 		sleep 0.1
 	done
 	log "no answer from $1"
@@ -64,15 +86,43 @@ cpu_ticks() {
 	echo "$total"
 }
 
+# sample_rss PID FILE: the largest VmRSS in PID's tree, MiB, appended to FILE every 0.2 s
+# until killed.
+sample_rss() {
+	: >"$2"
+	local pid best kb
+	while :; do
+		best=0
+		for pid in $(tree "$1"); do
+			kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+			[ "${kb:-0}" -gt "$best" ] && best=$kb
+		done
+		awk -v k="$best" 'BEGIN {printf "%.1f\n", k / 1024}' >>"$2"
+		sleep 0.2
+	done
+}
+
+# peak_rss PID: the largest VmHWM in the process tree, MiB (the proxy is one process,
+# its env/taskset wrappers exec'd).
+peak_rss() {
+	local pid best=0 kb
+	for pid in $(tree "$1"); do
+		kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+		[ "${kb:-0}" -gt "$best" ] && best=$kb
+	done
+	awk -v k="$best" 'BEGIN {printf "%.1f", k / 1024}'
+}
+
 lucid=${SAT_LUCID:-$root/bin/lucid}
 if [ -z "${SAT_LUCID:-}" ]; then
 	log "building lucid"
 	(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$lucid" ./cmd/lucid)
 fi
 load=$work/saturate
-(cd "$root" && go build -o "$load" ./bench/saturate)
+goproxy=$work/goproxy
+(cd "$root" && go build -o "$load" ./bench/saturate && go build -o "$goproxy" ./bench/goproxy)
 
-# --- the upstream: nginx answering 1 KiB from memory, on CPU 0 ---------------------------
+# --- the upstream: nginx answering 1 KiB from memory, on CPU 0 (HTTP/1.1 and h2c) --------
 mkdir -p "$work/up"
 body=$(head -c 1024 /dev/zero | tr '\0' 'x')
 cat >"$work/up.conf" <<EOC
@@ -84,20 +134,29 @@ events { worker_connections 4096; }
 http {
   access_log off;
   client_body_temp_path $work/up;
+  http2_max_requests 1000000;
+  keepalive_requests 1000000;
   server {
     listen $upstream;
-    keepalive_requests 1000000;
+    listen $upstream_h2 http2;
     location / { default_type text/plain; return 200 "$body"; }
   }
 }
 EOC
 start upstream taskset -c 0 nginx -c "$work/up.conf" -p "$work/up"
 wait_http "http://$upstream/echo"
+[[ " $protos " != *" h2c "* ]] || wait_http "http://$upstream_h2/echo" h2c
 
+# start_target NAME PROTO: starts the proxy on CPU 1; sets ppid (the process whose tree is
+# measured) and url.
 start_target() {
-	local name=$1
+	local name=$1 proto=$2
+	local up=$upstream
+	[ "$proto" = h2c ] && up=$upstream_h2
 	case "$name" in
 	nginx)
+		local http2=""
+		[ "$proto" = h2c ] && http2=http2 # h2c with prior knowledge; HTTP/1.1 upstream
 		mkdir -p "$work/nginx"
 		cat >"$work/nginx.conf" <<-EOC
 			daemon off;
@@ -109,10 +168,11 @@ start_target() {
 			  access_log off;
 			  client_body_temp_path $work/nginx;
 			  proxy_temp_path $work/nginx;
+			  http2_max_requests 1000000;
+			  keepalive_requests 1000000;
 			  upstream app { server $upstream; keepalive 64; }
 			  server {
-			    listen $nginx_addr;
-			    keepalive_requests 1000000;
+			    listen $nginx_addr $http2;
 			    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
 			  }
 			}
@@ -122,6 +182,8 @@ start_target() {
 		url=$nginx_addr/echo
 		;;
 	haproxy)
+		local h2=""
+		[ "$proto" = h2c ] && h2="proto h2"
 		cat >"$work/haproxy.cfg" <<-EOC
 			global
 			  nbthread 1
@@ -134,19 +196,42 @@ start_target() {
 			  option http-keep-alive
 			  http-reuse always
 			frontend bench
-			  bind $haproxy_addr
+			  bind $haproxy_addr $h2
 			  default_backend upstream
 			backend upstream
-			  server app $upstream
+			  server app $up $h2
 		EOC
 		start haproxy taskset -c 1 haproxy -db -f "$work/haproxy.cfg"
 		ppid=$last_pid
 		url=$haproxy_addr/echo
 		;;
-	lucid | lucid-nethttp)
-		local loop=own
-		[ "$name" = lucid-nethttp ] && loop=nethttp
+	goproxy)
+		local h2=()
+		[ "$proto" = h2c ] && h2=(-h2c)
+		start goproxy env GOMAXPROCS=1 taskset -c 1 "$goproxy" -listen "$goproxy_addr" -upstream "$up" "${h2[@]}"
+		ppid=$last_pid
+		url=$goproxy_addr/echo
+		;;
+	lucid*)
+		local protocol=HTTP port=8080 envs=(GOMAXPROCS=1) args=()
+		[ "$proto" = h2c ] && protocol=HTTP2 port=8081
 		mkdir -p "$work/lucid"
+		rm -f "$work/lucid/telemetry.yaml"
+		case "$name" in
+		lucid-log) args=(--access-log "$work/access.log") ;;
+		lucid-nometrics)
+			cat >"$work/lucid/telemetry.yaml" <<-EOC
+				apiVersion: telemetry.istio.io/v1
+				kind: Telemetry
+				metadata: {name: no-metrics, namespace: istio-system}
+				spec:
+				  metrics:
+				  - providers: [{name: prometheus}]
+				    overrides: [{match: {metric: ALL_METRICS}, disabled: true}]
+			EOC
+			;;
+		lucid-nethttp) envs+=(LUCID_HTTP1_SERVER=nethttp LUCID_HTTP2_SERVER=nethttp LUCID_HTTP2_CLIENT=nethttp) ;;
+		esac
 		cat >"$work/lucid/upstream.yaml" <<-EOC
 			apiVersion: networking.istio.io/v1
 			kind: ServiceEntry
@@ -155,7 +240,7 @@ start_target() {
 			  hosts: [upstream.default.svc.cluster.local]
 			  location: MESH_INTERNAL
 			  resolution: STATIC
-			  ports: [{number: 8080, name: http, protocol: HTTP}]
+			  ports: [{number: $port, name: http-bench, protocol: $protocol}]
 			  workloadSelector: {labels: {app: upstream}}
 			---
 			apiVersion: networking.istio.io/v1
@@ -171,80 +256,165 @@ start_target() {
 		start discovery taskset -c 0 "$lucid" discovery --config-dir "$work/lucid" \
 			--grpc-addr "$discovery_ip:15010" --debug-addr "$discovery_ip:15014" --log-level warn
 		wait_http "http://$discovery_ip:15014/ready"
-		local prof=()
-		[ -n "${SAT_PROFILE:-}" ] && prof=(--profiling)
-		start sidecar env LUCID_HTTP1_SERVER=$loop GOMAXPROCS=1 taskset -c 1 "$lucid" sidecar --ip "$lucid_ip" \
-			--workload upstream --discovery-address "$discovery_ip:15010" --log-level warning "${prof[@]}"
+		[ -n "${SAT_PROFILE:-}" ] && args+=(--profiling)
+		start sidecar env "${envs[@]}" taskset -c 1 "$lucid" sidecar --ip "$lucid_ip" \
+			--workload upstream --discovery-address "$discovery_ip:15010" --log-level warning "${args[@]}"
 		ppid=$last_pid
 		local i
 		for i in $(seq 150); do
 			curl -sf -o /dev/null --max-time 1 "http://$lucid_ip:15020/healthz/ready" && break
 			sleep 0.1
 		done
-		url=$lucid_ip:8080/echo
+		url=$lucid_ip:$port/echo
+		;;
+	*)
+		log "unknown target $name"
+		return 1
 		;;
 	esac
-	wait_http "http://$url"
+	wait_http "http://$url" "$proto"
 }
 
-# profile_lucid: for each Lucid target, a 10 s CPU profile at saturation (top functions),
+# run_load PROTO SECONDS: a closed-loop load on CPU 0 against $url; prints "OK ERRORS".
+run_load() {
+	local proto=$1 d=$2 out
+	if [ "$proto" = h2c ]; then
+		out=$(timeout $((d + 30)) taskset -c 0 h2load -c "$conns" -m 10 -D "$d" "http://$url" 2>&1) || { log "h2load failed: $out"; echo "0 1"; return; }
+		echo "$out" | awk '/^requests:/ {for (i = 1; i <= NF; i++) { if ($i == "succeeded,") ok = $(i - 1); if ($i == "failed,") f = $(i - 1) } } END {print ok + 0, f + 0}'
+	else
+		taskset -c 0 "$load" -url "$url" -c "$conns" -d "${d}s" | awk '{print $2, $4}'
+	fi
+}
+
+targets_of() { if [ "$1" = h2c ]; then echo "$h2c_targets"; else echo "$http1_targets"; fi; }
+
+# profile_lucid: for the lucid target, a 10 s CPU profile at saturation (top functions),
 # then syscalls per request counted by strace -c over 5 s of load (strace slows the proxy;
 # the count per request is what it is for).
 profile_lucid() {
-	local name n
-	for name in $targets; do
-		[[ "$name" == lucid* ]] || continue
-		start_target "$name"
-		taskset -c 0 "$load" -url "$url" -c "$conns" -d 2s >/dev/null
-		taskset -c 0 "$load" -url "$url" -c "$conns" -d 12s >/dev/null &
-		curl -s -o "$work/$name.pprof" "http://$lucid_ip:15020/debug/pprof/profile?seconds=10"
+	local proto n
+	for proto in $protos; do
+		start_target lucid "$proto"
+		run_load "$proto" 2 >/dev/null
+		run_load "$proto" 12 >/dev/null &
+		curl -s -o "$work/lucid-$proto.pprof" "http://$lucid_ip:15020/debug/pprof/profile?seconds=10"
 		wait $!
-		echo "### $name: top functions (pprof, 10 s at saturation, load average $(cut -d' ' -f1 /proc/loadavg))"
+		echo "#### lucid, $proto: top functions (pprof, 10 s at saturation, load average $(cut -d' ' -f1 /proc/loadavg))"
+		echo
 		echo '```'
-		go tool pprof -top -nodecount 25 "$work/$name.pprof" 2>/dev/null | sed -n '4,31p'
+		go tool pprof -top -nodecount 25 "$work/lucid-$proto.pprof" 2>/dev/null | sed -n '4,31p'
 		echo '```'
-		timeout 7 strace -c -f -p "$ppid" -o "$work/$name.strace" &
+		echo
+		timeout 7 strace -c -f -p "$ppid" -o "$work/lucid-$proto.strace" &
 		local st=$!
 		sleep 0.5
-		n=$(taskset -c 0 "$load" -url "$url" -c "$conns" -d 5s | awk '{print $2}')
+		n=$(run_load "$proto" 5 | awk '{print $1}')
 		wait $st || true
-		echo "### $name: syscalls per request (strace -c, $n requests)"
+		echo "#### lucid, $proto: syscalls per request (strace -c, $n requests)"
+		echo
 		echo '```'
-		awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ {printf "%-16s %8.2f per request\n", $NF, $4 / n}' "$work/$name.strace" | sort -k2 -gr | head -12
+		awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ {printf "%-16s %8.2f per request\n", $NF, $4 / n}' "$work/lucid-$proto.strace" | sort -k2 -gr | head -12
 		echo '```'
+		echo
 		stop_all_but_upstream
 	done
 }
 
-declare -A us rps
-echo "| round | target | requests/s | CPU µs per request | proxy core busy % | errors | load average (1 min) |"
-echo "|---|---|---|---|---|---|---|"
+# median and largest: of the numbers on stdin (separated by spaces); empty for none.
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]}'; }
+largest() { tr ' ' '\n' | awk 'NF' | sort -g | tail -1; }
+
+report() {
+	local model hz=$(getconf CLK_TCK)
+	model=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
+	echo "## Saturation: CPU per request and requests/s on one core"
+	echo
+	echo "Generated by \`bench/saturate.sh\` (\`make bench\`) on $(date -u +%Y-%m-%dT%H:%MZ): $rounds interleaved rounds of ${secs} s"
+	echo "per target and protocol. Not a test: numbers from one run on one machine."
+	echo
+	echo "- Machine: $model, $(getconf _NPROCESSORS_ONLN) cores, Linux $(uname -r); load average before the run: $load_before"
+	echo "- Lucid: $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown); peers: $(haproxy -v 2>&1 | sed -n 1p | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/.*: //'), Go $(go env GOVERSION) (goproxy)"
+	echo "- The proxy alone on CPU 1 (\`taskset\`; GOMAXPROCS=1 for Lucid and goproxy, one worker for nginx and HAProxy); the"
+	echo "  load and the upstream (nginx answering 1 KiB from memory) on CPU 0. HTTP/1.1: \`bench/saturate\`, $conns keep-alive"
+	echo "  connections in a closed loop; h2c: \`h2load -c $conns -m 10\`. CPU is utime+stime of the proxy's process tree"
+	echo "  from /proc. RSS at load is the largest VmRSS sampled every 0.2 s during the measured load; VmHWM, read at the"
+	echo "  end of the round, also counts the start-up (every linked package's initialisation, before main). nginx speaks"
+	echo "  HTTP/1.1 to the upstream in the h2c rows."
+	echo "- lucid: one sidecar inbound hop, defaults (Istio's standard metrics on, access log off); lucid-log: access log on"
+	echo "  (a file); lucid-nometrics: the standard metrics off by a Telemetry resource; lucid-nethttp: net/http's servers and"
+	echo "  HTTP/2 client (LUCID_HTTP1_SERVER / LUCID_HTTP2_SERVER / LUCID_HTTP2_CLIENT=nethttp)."
+	echo
+	echo "| protocol | target | median CPU µs per request | median requests/s (one core) | median proxy core busy % | RSS at load MiB (max) | VmHWM MiB (max) | CPU vs nginx | requests/s vs nginx | CPU vs HAProxy | requests/s vs HAProxy |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	local proto name mu mr mb mm nu nr hu hr
+	for proto in $protos; do
+		nu=$(echo "${us[$proto/nginx]:-}" | median); nr=$(echo "${rps[$proto/nginx]:-}" | median)
+		hu=$(echo "${us[$proto/haproxy]:-}" | median); hr=$(echo "${rps[$proto/haproxy]:-}" | median)
+		for name in $(targets_of "$proto"); do
+			mu=$(echo "${us[$proto/$name]}" | median)
+			mr=$(echo "${rps[$proto/$name]}" | median)
+			mb=$(echo "${busy[$proto/$name]}" | median)
+			mm=$(echo "${rss[$proto/$name]}" | largest)
+			mh=$(echo "${hwm[$proto/$name]}" | largest)
+			echo "| $proto | $name | $mu | $mr | $mb | $mm | $mh | $(ratio "$mu" "$nu") | $(ratio "$mr" "$nr") | $(ratio "$mu" "$hu") | $(ratio "$mr" "$hr") |"
+		done
+	done
+	echo
+	echo "Rounds:"
+	echo
+	echo "| round | protocol | target | requests/s | CPU µs per request | proxy core busy % | RSS at load MiB | VmHWM MiB | errors | load average (1 min) |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
+	printf '%s\n' "${rows[@]}"
+	echo
+	if [ -n "${SAT_PROFILE:-}" ]; then
+		echo "### Lucid at saturation: where the CPU goes"
+		echo
+		profile_lucid
+	fi
+}
+
+ratio() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f×", a / b; else print "-"}'; else echo -; fi; }
+
+declare -A us rps busy rss hwm
+rows=()
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+hz=$(getconf CLK_TCK)
 for round in $(seq "$rounds"); do
-	for name in $targets; do
-		start_target "$name"
-		taskset -c 0 "$load" -url "$url" -c "$conns" -d 2s >/dev/null # warm-up
-		hz=$(getconf CLK_TCK)
-		t0=$(cpu_ticks "$ppid")
-		out=$(taskset -c 0 "$load" -url "$url" -c "$conns" -d "${secs}s")
-		t1=$(cpu_ticks "$ppid")
-		la=$(cut -d' ' -f1 /proc/loadavg)
-		n=$(echo "$out" | awk '{print $2}')
-		errs=$(echo "$out" | awk '{print $4}')
-		r=$(awk -v n="$n" -v s="$secs" 'BEGIN {printf "%.0f", n / s}')
-		u=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$n" 'BEGIN {printf "%.1f", d / hz * 1e6 / n}')
-		busy=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.0f", d / hz / s * 100}')
-		echo "| $round | $name | $r | $u | $busy | $errs | $la |"
-		us[$name]+="$u "
-		rps[$name]+="$r "
-		stop_all_but_upstream
+	for proto in $protos; do
+		for name in $(targets_of "$proto"); do
+			start_target "$name" "$proto"
+			run_load "$proto" 2 >/dev/null # warm-up
+			sample_rss "$ppid" "$work/rss" &
+			sampler=$!
+			t0=$(cpu_ticks "$ppid")
+			read -r n errs < <(run_load "$proto" "$secs")
+			t1=$(cpu_ticks "$ppid")
+			kill "$sampler" 2>/dev/null || true
+			wait "$sampler" 2>/dev/null || true
+			la=$(cut -d' ' -f1 /proc/loadavg)
+			m=$(peak_rss "$ppid")
+			l=$(sort -g "$work/rss" | tail -1)
+			r=$(awk -v n="$n" -v s="$secs" 'BEGIN {printf "%.0f", n / s}')
+			u=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$n" 'BEGIN {if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "-"}')
+			b=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.0f", d / hz / s * 100}')
+			rows+=("| $round | $proto | $name | $r | $u | $b | $l | $m | $errs | $la |")
+			log "round $round $proto $name: $r requests/s, $u µs per request, core $b % busy, RSS at load $l MiB, VmHWM $m MiB, $errs errors"
+			us[$proto/$name]+="$u "
+			rps[$proto/$name]+="$r "
+			busy[$proto/$name]+="$b "
+			rss[$proto/$name]+="$l "
+			hwm[$proto/$name]+="$m "
+			stop_all_but_upstream
+		done
 	done
 done
-[ "$rounds" -gt 0 ] || { profile_lucid; exit 0; }
-echo
-echo "| target | median CPU µs per request | median requests/s |"
-echo "|---|---|---|"
-for name in $targets; do
-	mu=$(echo "${us[$name]}" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-	mr=$(echo "${rps[$name]}" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-	echo "| $name | $mu | $mr |"
-done
+if [ "$rounds" -eq 0 ]; then
+	profile_lucid
+	exit 0
+fi
+report >"$work/section.md"
+if [ -n "$results" ]; then
+	bench_write_section "$results" saturate "$work/section.md"
+	log "wrote the saturation section of $results"
+fi
+cat "$work/section.md"
