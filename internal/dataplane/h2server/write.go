@@ -1,0 +1,325 @@
+package h2server
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Frames are composed in c.wbuf under c.mu and written by flushLocked: whoever flushes
+// writes what every stream has put there meanwhile.
+
+func appendFrameHeader(b []byte, n int, t http2.FrameType, fl http2.Flags, id uint32) []byte {
+	return append(b, byte(n>>16), byte(n>>8), byte(n), byte(t), byte(fl), byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
+}
+
+func appendSetting(b []byte, id http2.SettingID, v uint32) []byte {
+	return append(b, byte(id>>8), byte(id), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+
+// writeServerPreface queues the server's SETTINGS and the connection window beyond the
+// default.
+func (c *conn) writeServerPreface() {
+	cfg := c.cfg
+	b := appendFrameHeader(c.wbuf, 6*6, http2.FrameSettings, 0, 0)
+	b = appendSetting(b, http2.SettingMaxFrameSize, cfg.maxFrame)
+	b = appendSetting(b, http2.SettingMaxConcurrentStreams, cfg.maxStreams)
+	b = appendSetting(b, http2.SettingMaxHeaderListSize, cfg.maxHeaderList)
+	b = appendSetting(b, http2.SettingHeaderTableSize, cfg.decoderTable)
+	b = appendSetting(b, http2.SettingInitialWindowSize, uint32(cfg.streamWindow))
+	b = appendSetting(b, http2.SettingEnableConnectProtocol, 1)
+	c.wbuf = b
+	if d := int64(cfg.connWindow) - initialWindow; d > 0 {
+		c.writeWindowUpdate(0, uint32(d))
+		c.recvWin += d
+	}
+}
+
+func (c *conn) writeSettingsAck() {
+	c.wbuf = appendFrameHeader(c.wbuf, 0, http2.FrameSettings, http2.FlagSettingsAck, 0)
+}
+
+func (c *conn) writePing(ack bool, data [8]byte) {
+	var fl http2.Flags
+	if ack {
+		fl = http2.FlagPingAck
+	}
+	c.wbuf = append(appendFrameHeader(c.wbuf, 8, http2.FramePing, fl, 0), data[:]...)
+}
+
+func (c *conn) writeRST(id uint32, code http2.ErrCode) {
+	b := appendFrameHeader(c.wbuf, 4, http2.FrameRSTStream, 0, id)
+	c.wbuf = append(b, byte(code>>24), byte(code>>16), byte(code>>8), byte(code))
+}
+
+func (c *conn) writeWindowUpdate(id, inc uint32) {
+	b := appendFrameHeader(c.wbuf, 4, http2.FrameWindowUpdate, 0, id)
+	c.wbuf = append(b, byte(inc>>24)&0x7f, byte(inc>>16), byte(inc>>8), byte(inc))
+}
+
+func (c *conn) writeGoAway(last uint32, code http2.ErrCode) {
+	b := appendFrameHeader(c.wbuf, 8, http2.FrameGoAway, 0, 0)
+	c.wbuf = append(b, byte(last>>24)&0x7f, byte(last>>16), byte(last>>8), byte(last),
+		byte(code>>24), byte(code>>16), byte(code>>8), byte(code))
+}
+
+// writeHeaderBlock queues a header block as HEADERS and as many CONTINUATION frames as
+// the peer's frame size needs.
+func (c *conn) writeHeaderBlock(id uint32, block []byte, end bool) {
+	t, fl := http2.FrameHeaders, http2.Flags(0)
+	if end {
+		fl = http2.FlagHeadersEndStream
+	}
+	for {
+		n := min(len(block), c.peerFrame)
+		f := fl
+		if n == len(block) {
+			f |= http2.FlagHeadersEndHeaders
+		}
+		c.wbuf = append(appendFrameHeader(c.wbuf, n, t, f, id), block[:n]...)
+		block = block[n:]
+		if len(block) == 0 {
+			return
+		}
+		t, fl = http2.FrameContinuation, 0
+	}
+}
+
+// writeHead queues a response head (status >= 200), an informational answer (1xx), or
+// trailers (status 0: the fields named in only). A head carries st's Content-Length (the
+// handler's, or the whole body's when the handler is done) and a Date unless h has one.
+func (c *conn) writeHead(st *stream, status int, h http.Header, end bool, only []string) {
+	c.hbuf.Reset()
+	if status != 0 {
+		c.field(":status", statusText(status))
+	}
+	if only != nil {
+		c.fields(h, only, nil, false)
+	} else {
+		c.keys = c.keys[:0]
+		for k := range h {
+			c.keys = append(c.keys, k)
+		}
+		slices.Sort(c.keys)
+		c.fields(h, c.keys, st.trailers, true)
+	}
+	if status >= 200 {
+		switch {
+		case st.declCL >= 0:
+			c.field("content-length", strconv.FormatInt(st.declCL, 10))
+		case st.handlerDone && bodyAllowed(status) && (len(st.out) > 0 || st.req.Method != http.MethodHead):
+			c.field("content-length", strconv.Itoa(len(st.out)))
+		}
+		if _, ok := h["Date"]; !ok {
+			c.field("date", dateText())
+		}
+	}
+	c.writeHeaderBlock(st.id, c.hbuf.Bytes(), end)
+}
+
+func (c *conn) field(name, value string) {
+	_ = c.enc.WriteField(hpack.HeaderField{Name: name, Value: value})
+}
+
+// fields encodes h's fields named in keys (canonical), except those in skip and those
+// HTTP/2 does not carry: invalid names (TrailerPrefix keys among them) and values,
+// connection-specific fields, and in a head the Content-Length (writeHead's own).
+func (c *conn) fields(h http.Header, keys, skip []string, head bool) {
+	for _, k := range keys {
+		switch k {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Upgrade":
+			continue
+		case "Content-Length":
+			if head {
+				continue
+			}
+		}
+		if slices.Contains(skip, k) {
+			continue
+		}
+		lk, ok := c.lowerName(k)
+		if !ok {
+			continue
+		}
+		te := lk == "transfer-encoding"
+		for _, v := range h[k] {
+			if !httpguts.ValidHeaderFieldValue(v) || (te && v != "trailers") {
+				continue
+			}
+			c.field(lk, v)
+		}
+	}
+}
+
+// lowerName is a field name as HTTP/2 sends it (lowercase); false for a name that is not
+// a valid token.
+func (c *conn) lowerName(k string) (string, bool) {
+	if lk, ok := commonLower[k]; ok {
+		return lk, true
+	}
+	if lk, ok := c.lower[k]; ok {
+		return lk, lk != ""
+	}
+	lk := ""
+	if httpguts.ValidHeaderFieldName(k) {
+		b := []byte(k)
+		for i, ch := range b {
+			if 'A' <= ch && ch <= 'Z' {
+				b[i] = ch + 'a' - 'A'
+			}
+		}
+		lk = string(b)
+	}
+	if c.lower == nil {
+		c.lower = map[string]string{}
+	}
+	if len(c.lower) < cacheMax {
+		c.lower[k] = lk
+	}
+	return lk, lk != ""
+}
+
+var commonLower = map[string]string{}
+
+// flushLocked writes wbuf unless another goroutine is writing (it writes what was added
+// meanwhile before it stops). mu is let go during the write. The error is the
+// connection's (nil while it works).
+func (c *conn) flushLocked() error {
+	for len(c.wbuf) > 0 && !c.writing && c.werr == nil {
+		c.writing = true
+		buf := c.wbuf
+		c.wbuf = c.spare[:0]
+		c.controlOut = 0
+		c.mu.Unlock()
+		_, err := c.nc.Write(buf)
+		c.mu.Lock()
+		if cap(buf) <= wbufKeep {
+			c.spare = buf[:0]
+		} else {
+			c.spare = nil
+		}
+		c.writing = false
+		if err != nil && c.werr == nil {
+			c.werr = err
+			_ = c.nc.Close() // the reader ends, and with it the connection
+		}
+		c.wcond.Broadcast()
+	}
+	if c.werr != nil && (c.dead || !c.goingAway) {
+		return c.werr
+	}
+	return nil
+}
+
+// sendData queues p as DATA frames of st (END_STREAM on the last with end), within the
+// peer's frame size and both send windows, waiting for window or buffer room as needed.
+func (c *conn) sendData(st *stream, p []byte, end bool) error {
+	for {
+		if err := st.writeErr(); err != nil {
+			return err
+		}
+		if len(c.wbuf) >= wbufMax {
+			if c.writing {
+				c.wcond.Wait()
+			} else {
+				_ = c.flushLocked()
+			}
+			continue
+		}
+		if len(p) == 0 {
+			if end {
+				c.wbuf = appendFrameHeader(c.wbuf, 0, http2.FrameData, http2.FlagDataEndStream, st.id)
+			}
+			return nil
+		}
+		n := int64(min(len(p), c.peerFrame))
+		n = min(n, c.sendWin, st.sendWin)
+		if n <= 0 {
+			if len(c.wbuf) > 0 && !c.writing {
+				_ = c.flushLocked() // what is queued may be what the peer waits for to open the window
+				continue
+			}
+			c.wcond.Wait()
+			continue
+		}
+		var fl http2.Flags
+		if end && int(n) == len(p) {
+			fl = http2.FlagDataEndStream
+		}
+		c.wbuf = append(appendFrameHeader(c.wbuf, int(n), http2.FrameData, fl, st.id), p[:n]...)
+		c.sendWin -= n
+		st.sendWin -= n
+		p = p[n:]
+		if len(p) == 0 {
+			return nil
+		}
+	}
+}
+
+// writeErr is why st can no longer be written (nil: it can).
+func (st *stream) writeErr() error {
+	c := st.c
+	switch {
+	case st.ended && st.endErr != nil:
+		return st.endErr
+	case st.ended:
+		return errStreamDone
+	case c.werr != nil:
+		return errConnClosed
+	}
+	return nil
+}
+
+var statusTexts [600]string
+
+func init() {
+	for i := 100; i < len(statusTexts); i++ {
+		statusTexts[i] = strconv.Itoa(i)
+	}
+}
+
+func statusText(code int) string {
+	if code < len(statusTexts) {
+		return statusTexts[code]
+	}
+	return strconv.Itoa(code)
+}
+
+// dateText is the Date field for now, formatted once a second.
+func dateText() string {
+	now := time.Now()
+	sec := now.Unix()
+	if d := date.Load(); d != nil && d.sec == sec {
+		return d.text
+	}
+	d := &dateCache{sec: sec, text: now.UTC().Format(http.TimeFormat)}
+	date.Store(d)
+	return d.text
+}
+
+type dateCache struct {
+	sec  int64
+	text string
+}
+
+var date atomic.Pointer[dateCache]
+
+// bodyAllowed reports whether a response with status may have a body (RFC 9110 6.4.1).
+func bodyAllowed(status int) bool {
+	switch {
+	case status >= 100 && status <= 199:
+		return false
+	case status == http.StatusNoContent, status == http.StatusNotModified:
+		return false
+	}
+	return true
+}
+
+var errStreamDone = errors.New("h2server: stream already ended")
