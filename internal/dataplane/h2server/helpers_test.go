@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
@@ -62,3 +63,9 @@ func h2c(t testing.TB) *http.Client {
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
 }
+
+type errBox struct{ err error }
+
+func errOrNil(err error) errBox { return errBox{err} }
+
+var timeZero time.Time
