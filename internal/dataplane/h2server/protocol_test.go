@@ -22,11 +22,11 @@ func TestSettings(t *testing.T) {
 	s := &h2server.Server{Handler: okHandler(), Config: &http.HTTP2Config{MaxConcurrentStreams: 7, MaxReceiveBufferPerStream: 1 << 18}, MaxHeaderBytes: 4096}
 	r := dialRaw(t, serve(t, s))
 	want := map[http2.SettingID]uint32{
-		http2.SettingMaxConcurrentStreams:   7,
-		http2.SettingInitialWindowSize:      1 << 18,
-		http2.SettingEnableConnectProtocol:  1,
-		http2.SettingMaxHeaderListSize:      4096 + 320,
-		http2.SettingMaxFrameSize:           1 << 20,
+		http2.SettingMaxConcurrentStreams:  7,
+		http2.SettingInitialWindowSize:     1 << 18,
+		http2.SettingEnableConnectProtocol: 1,
+		http2.SettingMaxHeaderListSize:     4096 + 320,
+		http2.SettingMaxFrameSize:          1 << 20,
 	}
 	for id, v := range want {
 		if r.settings[id] != v {
