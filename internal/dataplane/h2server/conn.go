@@ -36,20 +36,22 @@ type conn struct {
 	lastRead atomic.Int64 // clock ns of the last frame read
 	openedAt int64        // clock ns the connection started (the preface's deadline)
 
-	mu      sync.Mutex
-	wcond   sync.Cond // writers wait: send window, buffer room, their stream's or the connection's end
-	wbuf    []byte    // frames not yet written
-	spare   []byte    // the buffer being written, between writes
-	writing bool      // a goroutine is writing (it writes what is added meanwhile too)
-	werr    error     // the connection failed or ended: nothing more is written
-	dead    bool      // finish has run
-	cancels []cancel  // stream contexts to cancel once mu is let go
+	mu        sync.Mutex
+	wcond     sync.Cond // writers wait: send window, buffer room, their stream's or the connection's end
+	wbuf      []byte    // frames not yet written
+	spare     []byte    // the buffer being written, between writes
+	writing   bool      // a goroutine is writing (it writes what is added meanwhile too)
+	flushSoon bool      // a goroutine will flush once the scheduler has run the others (flushSoonLocked)
+	werr      error     // the connection failed or ended: nothing more is written
+	dead      bool      // finish has run
+	cancels   []cancel  // stream contexts to cancel once mu is let go
 
-	enc   *hpack.Encoder
-	hbuf  bytes.Buffer
-	keys  []string
-	lower map[string]string // response field names lowercased (a bounded cache)
-	canon map[string]string // request field names canonicalized (a bounded cache)
+	enc          *hpack.Encoder
+	tableResized bool // the peer changed SETTINGS_HEADER_TABLE_SIZE: the next block starts with the encoder's update
+	hbuf         bytes.Buffer
+	keys         []string
+	lower        map[string]string // response field names lowercased (a bounded cache)
+	canon        map[string]string // request field names canonicalized (a bounded cache)
 
 	streams    map[uint32]*stream
 	maxID      uint32 // the highest stream the client opened
@@ -131,7 +133,7 @@ func (c *conn) serve() {
 			err = c.frameFailed(err)
 		}
 		// Answers (SETTINGS and PING acks, resets) go out once no more frames are buffered.
-		if err == nil && c.br.Buffered() == 0 && len(c.wbuf) > 0 {
+		if err == nil && c.br.Buffered() == 0 && len(c.wbuf) > 0 && !c.flushSoon {
 			err = c.flushLocked()
 		}
 		c.mu.Unlock()

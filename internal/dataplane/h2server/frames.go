@@ -85,6 +85,7 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 			c.peerFrame = int(s.Val)
 		case http2.SettingHeaderTableSize:
 			c.enc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.tableResized = true
 		}
 		return nil
 	})

@@ -92,6 +92,7 @@ func (s *Server) ServeConn(c net.Conn) {
 	s.startReaper()
 	cn.openedAt = s.now.Load()
 	cn.lastRead.Store(cn.openedAt)
+	cn.idleSince = max(cn.openedAt, 1)
 	s.mu.Unlock()
 	if s.ConnState != nil {
 		s.ConnState(c, http.StateNew)

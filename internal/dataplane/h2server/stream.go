@@ -100,7 +100,7 @@ func (st *stream) finish() {
 		c.removeLocked(st)
 	}
 	st.bodyDoneLocked()
-	_ = c.flushLocked()
+	c.flushSoonLocked()
 	c.mu.Unlock()
 	st.release()
 }

@@ -3,6 +3,7 @@ package h2server
 import (
 	"errors"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -97,12 +98,19 @@ func (c *conn) writeHeaderBlock(id uint32, block []byte, end bool) {
 // handler's, or the whole body's when the handler is done) and a Date unless h has one.
 func (c *conn) writeHead(st *stream, status int, h http.Header, end bool, only []string) {
 	c.hbuf.Reset()
-	if status != 0 {
+	switch {
+	case status == 0:
+	case !c.tableResized && (status == 200 || status == 204 || status == 206 || status == 304 || status == 400 || status == 404 || status == 500):
+		// In HPACK's static table (RFC 7541 A): one byte, no search.
+		c.hbuf.WriteByte(0x80 | staticStatus[status/100-2][status%100])
+	default:
+		c.tableResized = false // the encoder opens this block with the table size update
 		c.field(":status", statusText(status))
 	}
-	if only != nil {
+	switch {
+	case only != nil:
 		c.fields(h, only, nil, false)
-	} else {
+	case h != nil:
 		c.keys = c.keys[:0]
 		for k := range h {
 			c.keys = append(c.keys, k)
@@ -212,10 +220,23 @@ func (c *conn) flushLocked() error {
 		}
 		c.wcond.Broadcast()
 	}
-	if c.werr != nil && (c.dead || !c.goingAway) {
-		return c.werr
+	return c.werr
+}
+
+// flushSoonLocked is the flush at the end of a stream: when no other flush is about to
+// happen, the goroutine lets the others that are ready run first (runtime.Gosched), so
+// that the answers they finish meanwhile go out in the same write; when one is about to
+// happen, it will carry these frames too. Nothing waits on anything but the scheduler.
+func (c *conn) flushSoonLocked() {
+	if c.flushSoon || len(c.wbuf) == 0 {
+		return
 	}
-	return nil
+	c.flushSoon = true
+	c.mu.Unlock()
+	runtime.Gosched()
+	c.mu.Lock()
+	c.flushSoon = false
+	_ = c.flushLocked()
 }
 
 // sendData queues p as DATA frames of st (END_STREAM on the last with end), within the
@@ -276,6 +297,9 @@ func (st *stream) writeErr() error {
 	}
 	return nil
 }
+
+// staticStatus is the static table index of the statuses it has, by hundreds and rest.
+var staticStatus = [4][7]byte{{0: 8, 4: 9, 6: 10}, {4: 11}, {0: 12, 4: 13}, {0: 14}}
 
 var statusTexts [600]string
 
