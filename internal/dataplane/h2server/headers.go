@@ -109,7 +109,10 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, http.HandlerFunc, 
 
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields)+1)
-	vals := make([]string, len(fields))
+	vals := st.vals[:]
+	if len(fields) > len(vals) {
+		vals = make([]string, len(fields))
+	}
 	for i, hf := range fields {
 		k := c.canonical(hf.Name)
 		if vv, ok := h[k]; ok {
@@ -170,7 +173,7 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, http.HandlerFunc, 
 			return nil, nil, bad
 		}
 		var err error
-		if u, err = parsePath(path); err != nil {
+		if u, err = parsePath(path, &st.url); err != nil {
 			return nil, nil, bad
 		}
 	}
@@ -219,8 +222,8 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, http.HandlerFunc, 
 }
 
 // parsePath is url.ParseRequestURI for a :path; a plain path with at most a query (the
-// usual case) is taken without it.
-func parsePath(p string) (*url.URL, error) {
+// usual case) is taken without it, into u.
+func parsePath(p string, u *url.URL) (*url.URL, error) {
 	q := len(p)
 	for i := 0; i < len(p); i++ {
 		b := p[i]
@@ -237,7 +240,7 @@ func parsePath(p string) (*url.URL, error) {
 			return url.ParseRequestURI(p)
 		}
 	}
-	u := &url.URL{Path: p[:q]}
+	*u = url.URL{Path: p[:q]}
 	if q < len(p) {
 		u.RawQuery = p[q+1:]
 		u.ForceQuery = u.RawQuery == ""

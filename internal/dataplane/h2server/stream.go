@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 
@@ -16,10 +17,12 @@ import (
 // the rest is under the connection's mu. It is the handler's http.ResponseWriter
 // (response.go) and, as requestBody, the request's Body.
 type stream struct {
-	c   *conn
-	id  uint32
-	ctx reqctx.Ctx // cancelled when the stream ends (reset, connection gone, handler done)
-	req *http.Request
+	c    *conn
+	id   uint32
+	ctx  reqctx.Ctx // cancelled when the stream ends (reset, connection gone, handler done)
+	req  *http.Request
+	url  url.URL   // req.URL, in the same allocation
+	vals [8]string // the request's header values, when that many are enough
 
 	// Under c.mu.
 	rcond        sync.Cond // a body Read waits for data or the end
