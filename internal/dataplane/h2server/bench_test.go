@@ -28,8 +28,8 @@ func BenchmarkServer(b *testing.B) {
 		name  string
 		start func(b *testing.B) string
 	}{
-		{"h2server", func(b *testing.B) string { return serve(b, &h2server.Server{Handler: handler}) }},
-		{"nethttp", func(b *testing.B) string { return serveNetHTTP(b, handler) }},
+		{"h2server", func(b *testing.B) string { b.Helper(); return serve(b, &h2server.Server{Handler: handler}) }},
+		{"nethttp", func(b *testing.B) string { b.Helper(); return serveNetHTTP(b, handler) }},
 	}
 	for _, sv := range servers {
 		b.Run(sv.name+"/seq", func(b *testing.B) {
@@ -55,6 +55,7 @@ func BenchmarkServer(b *testing.B) {
 }
 
 func serveNetHTTP(b *testing.B, h http.Handler) string {
+	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -70,6 +71,7 @@ func serveNetHTTP(b *testing.B, h http.Handler) string {
 // pipelined sends b.N GETs on one connection, depth at a time, reading the answers as they
 // come.
 func pipelined(b *testing.B, addr string, depth int) {
+	b.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)

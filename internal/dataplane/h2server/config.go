@@ -31,8 +31,8 @@ const (
 	maxWindow           = 1<<31 - 1
 	minFrame            = 16 << 10
 	maxFrameLimit       = 1<<24 - 1
-	tickMax             = 250 * time.Millisecond
-	tickMin             = 5 * time.Millisecond
+	tickCeiling         = 250 * time.Millisecond
+	tickFloor           = 5 * time.Millisecond
 	goAwayClose         = time.Second // a connection told GOAWAY with no stream left closes after this
 )
 
@@ -75,10 +75,10 @@ func (s *Server) configure() {
 		n = http.DefaultMaxHeaderBytes
 	}
 	c.maxHeaderList = uint32(min(n+10*32, 1<<31-1)) // net/http's padding: 32 bytes a field, 10 fields
-	c.tick = tickMax
+	c.tick = tickCeiling
 	for _, d := range []time.Duration{c.pingAfter, c.pingTimeout, c.idleTimeout} {
 		if d > 0 && d/4 < c.tick {
-			c.tick = max(d/4, tickMin)
+			c.tick = max(d/4, tickFloor)
 		}
 	}
 	s.cfg = c

@@ -41,7 +41,7 @@ func (c *conn) process(f http2.Frame) error {
 			return http2.ConnectionError(http2.ErrCodeProtocol) // RFC 9113 6.4: an idle stream
 		}
 		if st := c.streams[f.StreamID]; st != nil {
-			c.closeLocked(st, errClientReset{f.ErrCode})
+			c.closeLocked(st, clientResetError{f.ErrCode})
 		}
 		return nil
 	case *http2.GoAwayFrame:

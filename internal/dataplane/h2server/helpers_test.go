@@ -2,7 +2,6 @@ package h2server_test
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"golang.org/x/net/http2"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/h2server"
 )
@@ -52,15 +50,12 @@ func waitClosed(s *h2server.Server) {
 	_ = s.Shutdown(ctx)
 }
 
-// h2c is an HTTP/2 client with prior knowledge (x/net's Transport).
-func h2c(t testing.TB) *http.Client {
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}
-	t.Cleanup(tr.CloseIdleConnections)
+// h2c is an HTTP/2 client with prior knowledge (net/http's, x/net's client bundled).
+func h2c(tb testing.TB) *http.Client {
+	tb.Helper()
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	tb.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
 }
 

@@ -303,9 +303,9 @@ var (
 	errHandlerPanic     = errors.New("h2server: handler panicked")
 )
 
-// errClientReset is a stream the client reset, with its code.
-type errClientReset struct{ code http2.ErrCode }
+// clientResetError is a stream the client reset, with its code.
+type clientResetError struct{ code http2.ErrCode }
 
-func (e errClientReset) Error() string {
+func (e clientResetError) Error() string {
 	return "h2server: client reset the stream: " + e.code.String()
 }

@@ -89,7 +89,11 @@ func TestCancelByClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
 	go func() { <-inHandler; cancel() }()
-	if _, err := h2c(t).Do(req); !errors.Is(err, context.Canceled) {
+	resp, err := h2c(t).Do(req)
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	if !errors.Is(err, context.Canceled) {
 		t.Errorf("client: %v", err)
 	}
 	<-cancelled

@@ -57,18 +57,21 @@ func (c *conn) writePing(ack bool, data [8]byte) {
 
 func (c *conn) writeRST(id uint32, code http2.ErrCode) {
 	b := appendFrameHeader(c.wbuf, 4, http2.FrameRSTStream, 0, id)
-	c.wbuf = append(b, byte(code>>24), byte(code>>16), byte(code>>8), byte(code))
+	b = append(b, byte(code>>24), byte(code>>16), byte(code>>8), byte(code))
+	c.wbuf = b
 }
 
 func (c *conn) writeWindowUpdate(id, inc uint32) {
 	b := appendFrameHeader(c.wbuf, 4, http2.FrameWindowUpdate, 0, id)
-	c.wbuf = append(b, byte(inc>>24)&0x7f, byte(inc>>16), byte(inc>>8), byte(inc))
+	b = append(b, byte(inc>>24)&0x7f, byte(inc>>16), byte(inc>>8), byte(inc))
+	c.wbuf = b
 }
 
 func (c *conn) writeGoAway(last uint32, code http2.ErrCode) {
 	b := appendFrameHeader(c.wbuf, 8, http2.FrameGoAway, 0, 0)
-	c.wbuf = append(b, byte(last>>24)&0x7f, byte(last>>16), byte(last>>8), byte(last),
+	b = append(b, byte(last>>24)&0x7f, byte(last>>16), byte(last>>8), byte(last),
 		byte(code>>24), byte(code>>16), byte(code>>8), byte(code))
+	c.wbuf = b
 }
 
 // writeHeaderBlock queues a header block as HEADERS and as many CONTINUATION frames as

@@ -1,15 +1,11 @@
 package proxy
 
 import (
-	"context"
-	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // TestHTTP2Server: h2c requests to a socket are served by h2server by default and by
@@ -46,9 +42,8 @@ func TestHTTP2Server(t *testing.T) {
 			if own != tc.own {
 				t.Errorf("served by h2server: %v, want %v", own, tc.own)
 			}
-			tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, network, addr)
-			}}
+			tr := &http.Transport{Protocols: new(http.Protocols)}
+			tr.Protocols.SetUnencryptedHTTP2(true)
 			defer tr.CloseIdleConnections()
 			resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + side + "/x")
 			if err != nil {
