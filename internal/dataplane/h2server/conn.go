@@ -29,7 +29,9 @@ type conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	fr     *http2.Framer
-	ctx    reqctx.Ctx // cancelled when the connection ends; the streams' contexts hang on it
+	dec    *hpack.Decoder // request header blocks (hpack.go), the reader's own
+	hb     headerBlock    // the last block decoded, the reader's own
+	ctx    reqctx.Ctx     // cancelled when the connection ends; the streams' contexts hang on it
 	remote string
 	tls    *tls.ConnectionState
 
@@ -108,8 +110,8 @@ func (c *conn) serve() {
 	c.fr = http2.NewFramer(nil, c.br)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(c.cfg.maxFrame)
-	c.fr.MaxHeaderListSize = c.cfg.maxHeaderList
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(c.cfg.decoderTable, nil)
+	c.dec = hpack.NewDecoder(c.cfg.decoderTable, c.emit) // hpack.go
+	c.dec.SetMaxStringLength(int(c.cfg.maxHeaderList))
 
 	c.mu.Lock()
 	c.writeServerPreface()
@@ -119,7 +121,13 @@ func (c *conn) serve() {
 		return
 	}
 	for {
-		f, err := c.fr.ReadFrame()
+		var f any
+		fr, err := c.fr.ReadFrame()
+		if hf, ok := fr.(*http2.HeadersFrame); ok && err == nil {
+			f, err = c.readHeaderBlock(hf) // hpack.go
+		} else {
+			f = fr
+		}
 		if err != nil {
 			if !c.readFailed(err) {
 				return
@@ -186,6 +194,9 @@ func (c *conn) frameFailed(err error) error {
 			c.resetLocked(st, se.Code, errStreamReset)
 		} else {
 			c.writeRST(se.StreamID, se.Code)
+			if se.StreamID%2 == 1 && se.StreamID > c.maxID {
+				c.maxID = se.StreamID // a malformed request's stream is closed: its DATA is dropped
+			}
 		}
 		return nil
 	}

@@ -4,9 +4,10 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// process handles one frame read from the client. Called with mu held. A returned
+// process handles one frame read from the client (a header block decoded by
+// readHeaderBlock in place of its HEADERS). Called with mu held. A returned
 // http2.StreamError resets that stream; any other error ends the connection.
-func (c *conn) process(f http2.Frame) error {
+func (c *conn) process(f any) error {
 	if !c.preface {
 		// RFC 9113 3.4: the client's preface ends with a SETTINGS frame.
 		sf, ok := f.(*http2.SettingsFrame)
@@ -19,7 +20,7 @@ func (c *conn) process(f http2.Frame) error {
 		return nil // closing after an error: nothing more is served
 	}
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
+	case *headerBlock:
 		return c.processHeaders(f)
 	case *http2.DataFrame:
 		return c.processData(f)

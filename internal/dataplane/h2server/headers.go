@@ -12,7 +12,7 @@ import (
 )
 
 // processHeaders opens a stream (a request's HEADERS) or ends one (its trailers).
-func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
+func (c *conn) processHeaders(f *headerBlock) error {
 	id := f.StreamID
 	if id%2 != 1 {
 		return http2.ConnectionError(http2.ErrCodeProtocol) // RFC 9113 5.1.1: clients open odd streams
@@ -47,7 +47,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 }
 
 // processTrailers takes a request's trailers (HEADERS with END_STREAM after DATA).
-func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
+func (c *conn) processTrailers(st *stream, f *headerBlock) error {
 	if st.gotTrailers {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
@@ -74,7 +74,7 @@ func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 // newStream makes the stream and request of f, as net/http's HTTP/2 server reads them. A
 // malformed request is a stream error; a header list over the limit gets a handler that
 // answers 431, connection-specific fields one that answers 400.
-func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, http.HandlerFunc, error) {
+func (c *conn) newStream(f *headerBlock) (*stream, http.HandlerFunc, error) {
 	id := f.StreamID
 	var method, scheme, authority, path, protocol string
 	for _, hf := range f.PseudoFields() {

@@ -61,7 +61,7 @@ func TestTooManyStreams(t *testing.T) {
 }
 
 // TestBadHeaders: malformed requests are reset (PROTOCOL_ERROR) or answered 400/431, and
-// the connection goes on serving.
+// the connection goes on serving (a body sent after a refused head is dropped).
 func TestBadHeaders(t *testing.T) {
 	s := &h2server.Server{Handler: okHandler(), MaxHeaderBytes: 1024}
 	r := dialRaw(t, serve(t, s))
@@ -88,6 +88,9 @@ func TestBadHeaders(t *testing.T) {
 		status, code := r.answer(id)
 		if status != tc.status || code != tc.code {
 			t.Errorf("%s: status %q reset %v, want %q %v", tc.name, status, code, tc.status, tc.code)
+		}
+		if code != 0 {
+			_ = r.fr.WriteData(id, true, []byte("x")) // a body on its way: dropped, the connection goes on
 		}
 		id += 2
 	}
