@@ -36,13 +36,13 @@ func (c *conn) processHeaders(f *headerBlock) error {
 	if f.HasPriority() && f.Priority.StreamDep == id {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
-	st, handler, err := c.newStream(f)
+	st, err := c.newStream(f)
 	if err != nil {
 		return err
 	}
 	c.streams[id] = st
 	c.idleSince = 0
-	go st.run(handler)
+	c.s.work(st) // workers.go
 	return nil
 }
 
@@ -74,7 +74,7 @@ func (c *conn) processTrailers(st *stream, f *headerBlock) error {
 // newStream makes the stream and request of f, as net/http's HTTP/2 server reads them. A
 // malformed request is a stream error; a header list over the limit gets a handler that
 // answers 431, connection-specific fields one that answers 400.
-func (c *conn) newStream(f *headerBlock) (*stream, http.HandlerFunc, error) {
+func (c *conn) newStream(f *headerBlock) (*stream, error) {
 	id := f.StreamID
 	var method, scheme, authority, path, protocol string
 	for _, hf := range f.PseudoFields() {
@@ -95,10 +95,10 @@ func (c *conn) newStream(f *headerBlock) (*stream, http.HandlerFunc, error) {
 	connect := method == http.MethodConnect
 	if connect {
 		if protocol == "" && (path != "" || scheme != "" || authority == "") {
-			return nil, nil, bad
+			return nil, bad
 		}
 	} else if protocol != "" || method == "" || path == "" || (scheme != "https" && scheme != "http") {
-		return nil, nil, bad
+		return nil, bad
 	}
 
 	st := &stream{c: c, id: id, declLen: -1}
@@ -151,17 +151,17 @@ func (c *conn) newStream(f *headerBlock) (*stream, http.HandlerFunc, error) {
 		if authority == "" {
 			authority = host[0]
 		} else if host[0] != authority {
-			return nil, nil, bad
+			return nil, bad
 		}
 		delete(h, "Host")
 	} else if len(host) > 1 {
-		return nil, nil, bad
+		return nil, bad
 	}
 	if strings.IndexByte(authority, '@') >= 0 && (scheme == "http" || scheme == "https") {
-		return nil, nil, bad
+		return nil, bad
 	}
 	if authority != "" && !httpguts.ValidHostHeader(authority) {
-		return nil, nil, bad
+		return nil, bad
 	}
 	var u *url.URL
 	uri := path
@@ -170,11 +170,11 @@ func (c *conn) newStream(f *headerBlock) (*stream, http.HandlerFunc, error) {
 		uri = authority
 	} else {
 		if path == "" || (path[0] != '/' && path != "*") {
-			return nil, nil, bad
+			return nil, bad
 		}
 		var err error
 		if u, err = parsePath(path, &st.url); err != nil {
-			return nil, nil, bad
+			return nil, bad
 		}
 	}
 
@@ -211,14 +211,13 @@ func (c *conn) newStream(f *headerBlock) (*stream, http.HandlerFunc, error) {
 	st.trailer = trailer
 	st.req = r.WithContext(&st.ctx)
 
-	var handler http.HandlerFunc
 	switch {
 	case f.Truncated:
-		handler = headerListTooLong
+		st.handler = headerListTooLong
 	case hasConnectionFields(h):
-		handler = badConnectionFields
+		st.handler = badConnectionFields
 	}
-	return st, handler, nil
+	return st, nil
 }
 
 // parsePath is url.ParseRequestURI for a :path; a plain path with at most a query (the

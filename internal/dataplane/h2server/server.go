@@ -8,7 +8,8 @@
 // reset or the connection ends; a ResponseWriter with 1xx, Flush and trailers, declared
 // or with http.TrailerPrefix; CONNECT and extended CONNECT, RFC 8441) at a lower cost per
 // stream: one goroutine per connection reads and dispatches frames and one goroutine per
-// stream runs the handler; there is no serve loop and no channel hop per frame. Handlers
+// stream runs the handler (a worker that goes on to a later stream, so its grown stack is
+// kept: workers.go); there is no serve loop and no channel hop per frame. Handlers
 // write frames into the connection's buffer under its lock, and whoever flushes writes
 // what every stream has put there: a small answer's HEADERS and DATA(END_STREAM) go out in
 // one write(2), with the frames of other streams ready at the same time. Timeouts (idle,
@@ -68,6 +69,7 @@ type Server struct {
 
 	cfgOnce sync.Once
 	cfg     config
+	workers workerPool // workers.go
 }
 
 // ErrServerClosed is what ServeConn's connections see after Shutdown (net/http's value).
@@ -140,6 +142,7 @@ func (s *Server) reap(stop chan struct{}, tick time.Duration) {
 			for _, cn := range conns {
 				cn.timers(n)
 			}
+			s.trimWorkers(n)
 		}
 	}
 }
@@ -214,6 +217,7 @@ func (s *Server) beginClose() {
 		close(s.stop)
 		s.reaping = false
 	}
+	s.trimWorkers(-1) // busy workers end with their stream (parkWorker)
 }
 
 func (s *Server) logf(format string, args ...any) {

@@ -54,7 +54,8 @@ type stream struct {
 	outBox      *[]byte
 	trailers    []string // declared response trailers, canonical
 	handlerDone bool
-	endSent     bool // END_STREAM is out (a HEAD's head)
+	endSent     bool             // END_STREAM is out (a HEAD's head)
+	handler     http.HandlerFunc // in place of the server's (431, 400)
 }
 
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, outSize); return &b }}
@@ -75,13 +76,13 @@ func putBuf(b []byte, box *[]byte) {
 }
 
 // run calls the handler (h, or the server's) and ends the stream after it.
-func (st *stream) run(h http.HandlerFunc) {
+func (st *stream) run() {
 	defer func() {
 		if v := recover(); v != nil {
 			st.panicked(v)
 		}
 	}()
-	if h != nil {
+	if h := st.handler; h != nil {
 		h(st, st.req)
 	} else {
 		st.c.s.Handler.ServeHTTP(st, st.req)
