@@ -75,10 +75,12 @@ func putBuf(b []byte, box *[]byte) {
 	bodyPool.Put(box)
 }
 
-// run calls the handler (h, or the server's) and ends the stream after it.
+// run calls the handler (st.handler, or the server's) and ends the stream after it. A
+// handler that panics, or ends its goroutine (runtime.Goexit), has its stream reset.
 func (st *stream) run() {
+	returned := false
 	defer func() {
-		if v := recover(); v != nil {
+		if v := recover(); v != nil || !returned {
 			st.panicked(v)
 		}
 	}()
@@ -87,6 +89,7 @@ func (st *stream) run() {
 	} else {
 		st.c.s.Handler.ServeHTTP(st, st.req)
 	}
+	returned = true
 	st.finish()
 }
 
@@ -112,7 +115,7 @@ func (st *stream) finish() {
 // panicked resets the stream of a handler that panicked (http.ErrAbortHandler: quietly).
 func (st *stream) panicked(v any) {
 	c := st.c
-	if v != http.ErrAbortHandler { //nolint:errorlint // net/http compares the same way
+	if v != nil && v != http.ErrAbortHandler { //nolint:errorlint // net/http compares the same way
 		buf := make([]byte, 64<<10)
 		buf = buf[:runtime.Stack(buf, false)]
 		c.s.logf("h2server: panic serving %s: %v\n%s", c.remote, v, buf)

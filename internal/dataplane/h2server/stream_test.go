@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,8 +19,9 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/h2server"
 )
 
-// TestPanic: a handler that panics has its stream reset with INTERNAL_ERROR (logged,
-// unless it is http.ErrAbortHandler); the connection goes on.
+// TestPanic: a handler that panics (or ends its goroutine) has its stream reset with
+// INTERNAL_ERROR (a panic is logged, unless it is http.ErrAbortHandler); the connection
+// goes on.
 func TestPanic(t *testing.T) {
 	var logged bytes.Buffer
 	s := &h2server.Server{ErrorLog: log.New(&logged, "", 0), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -30,6 +32,8 @@ func TestPanic(t *testing.T) {
 			panic("boom")
 		case "/abort":
 			panic(http.ErrAbortHandler)
+		case "/goexit":
+			runtime.Goexit()
 		}
 	})}
 	r := dialRaw(t, serve(t, s))
@@ -44,8 +48,12 @@ func TestPanic(t *testing.T) {
 	if _, code := r.answer(3); code != http2.ErrCodeInternal {
 		t.Errorf("ErrAbortHandler: reset %v, want INTERNAL_ERROR", code)
 	}
-	r.get(5, "/fine")
-	if status, _ := r.answer(5); status != "200" {
+	r.get(5, "/goexit")
+	if _, code := r.answer(5); code != http2.ErrCodeInternal {
+		t.Errorf("runtime.Goexit: reset %v, want INTERNAL_ERROR", code)
+	}
+	r.get(7, "/fine")
+	if status, _ := r.answer(7); status != "200" {
 		t.Errorf("after the panics: status %q", status)
 	}
 	if n := strings.Count(logged.String(), "panic serving"); n != 1 {
