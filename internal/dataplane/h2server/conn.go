@@ -73,9 +73,8 @@ type conn struct {
 // Buffer sizes.
 const (
 	readBufSize = 16 << 10
-	wbufMax     = 64 << 10 // frames a handler lets queue before it writes (or waits for the writer)
-	wbufKeep    = 256 << 10
-	maxControl  = 10000 // control frames queued unwritten before the peer is cut off (net/http's)
+	wbufSize    = 64 << 10 // a write buffer: frames a handler lets queue before it writes (or waits for the writer)
+	maxControl  = 10000    // control frames queued unwritten before the peer is cut off (net/http's)
 	cacheMax    = 128
 )
 
@@ -321,6 +320,11 @@ func (c *conn) timers(now int64) {
 			_ = c.nc.Close()
 		}
 		return
+	}
+	if c.idleSince != 0 && now-c.idleSince > int64(cfg.tick) && !c.writing && len(c.wbuf) == 0 && (c.spare != nil || c.wbuf != nil) {
+		putWbuf(c.spare) // idle: the write buffers go back to the pool
+		putWbuf(c.wbuf)
+		c.wbuf, c.spare = nil, nil
 	}
 	if cfg.idleTimeout > 0 && c.idleSince != 0 && now-c.idleSince > int64(cfg.idleTimeout) && !c.goingAway {
 		c.goAwayLocked(http2.ErrCodeNo, false)

@@ -47,8 +47,14 @@ func (g grpcService) FullDuplexCall(s testpb.TestService_FullDuplexCallServer) e
 			return nil
 		}
 		if err != nil {
-			if s.Context().Err() != nil {
+			// The client's reset fails the body first and then cancels the context (as
+			// with net/http's server): wait for the context.
+			t := time.NewTimer(10 * time.Second)
+			defer t.Stop()
+			select {
+			case <-s.Context().Done():
 				close(g.cancelled)
+			case <-t.C:
 			}
 			return err
 		}

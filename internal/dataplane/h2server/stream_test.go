@@ -243,6 +243,7 @@ func TestResponseController(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, _ = io.Copy(io.Discard, resp.Body) // its end comes after the handler's return
 	_ = resp.Body.Close()
 	if e := flushErr.Load().(errBox); e.err != nil {
 		t.Errorf("Flush: %v", e.err)

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,8 +18,26 @@ import (
 // Frames are composed in c.wbuf under c.mu and written by flushLocked: whoever flushes
 // writes what every stream has put there meanwhile.
 
-func appendFrameHeader(b []byte, n int, t http2.FrameType, fl http2.Flags, id uint32) []byte {
+// frameHeader is wbuf with a frame header appended (wbuf taken from wbufPool when the
+// connection has none).
+func (c *conn) frameHeader(n int, t http2.FrameType, fl http2.Flags, id uint32) []byte {
+	b := c.wbuf
+	if b == nil {
+		b = (*wbufPool.Get().(*[]byte))[:0]
+	}
 	return append(b, byte(n>>16), byte(n>>8), byte(n), byte(t), byte(fl), byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
+}
+
+// wbufPool holds write buffers: a connection has at most two (one written, one filled) and
+// gives them back once it has been a tick without a stream (timers), so idle connections
+// hold none.
+var wbufPool = sync.Pool{New: func() any { b := make([]byte, 0, wbufSize); return &b }}
+
+func putWbuf(b []byte) {
+	if cap(b) == wbufSize {
+		b = b[:0]
+		wbufPool.Put(&b)
+	}
 }
 
 func appendSetting(b []byte, id http2.SettingID, v uint32) []byte {
@@ -29,7 +48,7 @@ func appendSetting(b []byte, id http2.SettingID, v uint32) []byte {
 // default.
 func (c *conn) writeServerPreface() {
 	cfg := c.cfg
-	b := appendFrameHeader(c.wbuf, 6*6, http2.FrameSettings, 0, 0)
+	b := c.frameHeader(6*6, http2.FrameSettings, 0, 0)
 	b = appendSetting(b, http2.SettingMaxFrameSize, cfg.maxFrame)
 	b = appendSetting(b, http2.SettingMaxConcurrentStreams, cfg.maxStreams)
 	b = appendSetting(b, http2.SettingMaxHeaderListSize, cfg.maxHeaderList)
@@ -44,7 +63,7 @@ func (c *conn) writeServerPreface() {
 }
 
 func (c *conn) writeSettingsAck() {
-	c.wbuf = appendFrameHeader(c.wbuf, 0, http2.FrameSettings, http2.FlagSettingsAck, 0)
+	c.wbuf = c.frameHeader(0, http2.FrameSettings, http2.FlagSettingsAck, 0)
 }
 
 func (c *conn) writePing(ack bool, data [8]byte) {
@@ -52,23 +71,23 @@ func (c *conn) writePing(ack bool, data [8]byte) {
 	if ack {
 		fl = http2.FlagPingAck
 	}
-	c.wbuf = append(appendFrameHeader(c.wbuf, 8, http2.FramePing, fl, 0), data[:]...)
+	c.wbuf = append(c.frameHeader(8, http2.FramePing, fl, 0), data[:]...)
 }
 
 func (c *conn) writeRST(id uint32, code http2.ErrCode) {
-	b := appendFrameHeader(c.wbuf, 4, http2.FrameRSTStream, 0, id)
+	b := c.frameHeader(4, http2.FrameRSTStream, 0, id)
 	b = append(b, byte(code>>24), byte(code>>16), byte(code>>8), byte(code))
 	c.wbuf = b
 }
 
 func (c *conn) writeWindowUpdate(id, inc uint32) {
-	b := appendFrameHeader(c.wbuf, 4, http2.FrameWindowUpdate, 0, id)
+	b := c.frameHeader(4, http2.FrameWindowUpdate, 0, id)
 	b = append(b, byte(inc>>24)&0x7f, byte(inc>>16), byte(inc>>8), byte(inc))
 	c.wbuf = b
 }
 
 func (c *conn) writeGoAway(last uint32, code http2.ErrCode) {
-	b := appendFrameHeader(c.wbuf, 8, http2.FrameGoAway, 0, 0)
+	b := c.frameHeader(8, http2.FrameGoAway, 0, 0)
 	b = append(b, byte(last>>24)&0x7f, byte(last>>16), byte(last>>8), byte(last),
 		byte(code>>24), byte(code>>16), byte(code>>8), byte(code))
 	c.wbuf = b
@@ -87,7 +106,7 @@ func (c *conn) writeHeaderBlock(id uint32, block []byte, end bool) {
 		if n == len(block) {
 			f |= http2.FlagHeadersEndHeaders
 		}
-		c.wbuf = append(appendFrameHeader(c.wbuf, n, t, f, id), block[:n]...)
+		c.wbuf = append(c.frameHeader(n, t, f, id), block[:n]...)
 		block = block[n:]
 		if len(block) == 0 {
 			return
@@ -206,17 +225,17 @@ func (c *conn) flushLocked() error {
 	for len(c.wbuf) > 0 && !c.writing && c.werr == nil {
 		c.writing = true
 		buf := c.wbuf
-		c.wbuf = c.spare[:0]
+		c.wbuf, c.spare = c.spare, nil
 		c.controlOut = 0
 		c.mu.Unlock()
 		_, err := c.nc.Write(buf)
 		c.mu.Lock()
-		if cap(buf) <= wbufKeep {
+		c.writing = false
+		if c.spare == nil && cap(buf) == wbufSize {
 			c.spare = buf[:0]
 		} else {
-			c.spare = nil
+			putWbuf(buf) // a buffer a large header block grew is dropped
 		}
-		c.writing = false
 		if err != nil && c.werr == nil {
 			c.werr = err
 			_ = c.nc.Close() // the reader ends, and with it the connection
@@ -249,7 +268,7 @@ func (c *conn) sendData(st *stream, p []byte, end bool) error {
 		if err := st.writeErr(); err != nil {
 			return err
 		}
-		if len(c.wbuf) >= wbufMax {
+		if len(c.wbuf)+frameHeaderLen+min(len(p), maxData) > wbufSize && len(c.wbuf) > 0 {
 			if c.writing {
 				c.wcond.Wait()
 			} else {
@@ -259,11 +278,11 @@ func (c *conn) sendData(st *stream, p []byte, end bool) error {
 		}
 		if len(p) == 0 {
 			if end {
-				c.wbuf = appendFrameHeader(c.wbuf, 0, http2.FrameData, http2.FlagDataEndStream, st.id)
+				c.wbuf = c.frameHeader(0, http2.FrameData, http2.FlagDataEndStream, st.id)
 			}
 			return nil
 		}
-		n := int64(min(len(p), c.peerFrame))
+		n := int64(min(len(p), c.peerFrame, maxData))
 		n = min(n, c.sendWin, st.sendWin)
 		if n <= 0 {
 			if len(c.wbuf) > 0 && !c.writing {
@@ -277,7 +296,7 @@ func (c *conn) sendData(st *stream, p []byte, end bool) error {
 		if end && int(n) == len(p) {
 			fl = http2.FlagDataEndStream
 		}
-		c.wbuf = append(appendFrameHeader(c.wbuf, int(n), http2.FrameData, fl, st.id), p[:n]...)
+		c.wbuf = append(c.frameHeader(int(n), http2.FrameData, fl, st.id), p[:n]...)
 		c.sendWin -= n
 		st.sendWin -= n
 		p = p[n:]
@@ -348,5 +367,10 @@ func bodyAllowed(status int) bool {
 	}
 	return true
 }
+
+const (
+	frameHeaderLen = 9
+	maxData        = minFrame // a DATA frame's most, so that frames fit the write buffer
+)
 
 var errStreamDone = errors.New("h2server: stream already ended")
