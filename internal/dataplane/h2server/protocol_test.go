@@ -3,6 +3,7 @@ package h2server_test
 import (
 	"context"
 	"io"
+	"log"
 	"net/http"
 	"strings"
 	"testing"
@@ -146,7 +147,9 @@ func TestPing(t *testing.T) {
 
 // TestKeepalivePing: a quiet client is PINGed, and one that does not answer is cut off.
 func TestKeepalivePing(t *testing.T) {
-	s := &h2server.Server{Handler: okHandler(), Config: &http.HTTP2Config{SendPingTimeout: 20 * time.Millisecond, PingTimeout: 40 * time.Millisecond}}
+	var logged syncBuffer
+	s := &h2server.Server{Handler: okHandler(), ErrorLog: log.New(&logged, "", 0),
+		Config: &http.HTTP2Config{SendPingTimeout: 20 * time.Millisecond, PingTimeout: 40 * time.Millisecond}}
 	r := dialRaw(t, serve(t, s))
 	f := r.next()
 	if p, ok := f.(*http2.PingFrame); !ok || p.IsAck() {
@@ -154,6 +157,9 @@ func TestKeepalivePing(t *testing.T) {
 	}
 	if f := r.next(); f != nil {
 		t.Fatalf("after the unanswered PING: %v, want the connection closed", f)
+	}
+	if !strings.Contains(logged.String(), "no answer to PING") {
+		t.Errorf("log: %q", logged.String())
 	}
 }
 
