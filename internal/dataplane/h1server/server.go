@@ -9,7 +9,8 @@
 // changes is the cost per request: the response's head and body go out in one write(2)
 // (writev for larger bodies), reads fill a buffer, nothing reads in the background, and
 // idle and header timeouts are enforced by one coarse timer per server instead of a
-// deadline per request. HTTP/2 (prior knowledge, or ALPN h2) is handed to net/http.
+// deadline per request. HTTP/2 (prior knowledge, or ALPN h2) is handed over (Server.HTTP2:
+// the proxy gives it to h2server, or to net/http).
 //
 // Kept from net/http: the header read and idle timeouts, Expect: 100-continue, upgrades
 // and CONNECT (Hijack), pipelining (answers in order), request and response trailers,

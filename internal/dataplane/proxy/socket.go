@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/h1server"
+	"github.com/lucid-mesh/lucid/internal/dataplane/h2server"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
@@ -36,8 +37,9 @@ type socket struct {
 	srv   *http.Server  // HTTP kinds
 	conns *connListener // kindChains: connections handed to srv after chain selection
 
-	h1 *h1server.Server // serverloop.go: HTTP/1.1 served by the own loop (nil: by srv)
-	h2 *handoffListener // serverloop.go: HTTP/2 connections h1 hands to srv
+	h1  *h1server.Server // serverloop.go: HTTP/1.1 served by the own loop (nil: by srv)
+	h2s *h2server.Server // serverloop.go: HTTP/2 connections h1 hands over (nil: to srv)
+	h2  *handoffListener // serverloop.go: HTTP/2 connections h1 hands to srv
 
 	// HTTP kinds: connections open on srv (ConnState), and whether the socket drains
 	// (drain.go: answers carry Connection: close; idle connections are left to the client).

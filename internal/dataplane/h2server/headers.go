@@ -1,0 +1,330 @@
+package h2server
+
+import (
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+)
+
+// processHeaders opens a stream (a request's HEADERS) or ends one (its trailers).
+func (c *conn) processHeaders(f *headerBlock) error {
+	id := f.StreamID
+	if id%2 != 1 {
+		return http2.ConnectionError(http2.ErrCodeProtocol) // RFC 9113 5.1.1: clients open odd streams
+	}
+	if st := c.streams[id]; st != nil {
+		if st.remoteDone {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+		}
+		return c.processTrailers(st, f)
+	}
+	if id <= c.maxID {
+		return http2.ConnectionError(http2.ErrCodeProtocol) // RFC 9113 5.1.1: ids only grow
+	}
+	c.maxID = id
+	if c.goingAway {
+		return nil // after GOAWAY: not served, the client retries it elsewhere
+	}
+	if uint32(len(c.streams)) >= c.cfg.maxStreams {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	st, err := c.newStream(f)
+	if err != nil {
+		return err
+	}
+	c.streams[id] = st
+	c.idleSince = 0
+	c.s.work(st) // workers.go
+	return nil
+}
+
+// processTrailers takes a request's trailers (HEADERS with END_STREAM after DATA).
+func (c *conn) processTrailers(st *stream, f *headerBlock) error {
+	if st.gotTrailers {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	st.gotTrailers = true
+	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+	}
+	for _, hf := range f.RegularFields() {
+		k := c.canonical(hf.Name)
+		if !httpguts.ValidTrailerHeader(k) {
+			return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+		}
+		if st.trailer != nil {
+			st.trailer[k] = append(st.trailer[k], hf.Value)
+		}
+	}
+	if st.declLen >= 0 && st.got != st.declLen {
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+	}
+	st.endRemoteLocked(nil)
+	return nil
+}
+
+// newStream makes the stream and request of f, as net/http's HTTP/2 server reads them. A
+// malformed request is a stream error; a header list over the limit gets a handler that
+// answers 431, connection-specific fields one that answers 400.
+func (c *conn) newStream(f *headerBlock) (*stream, error) {
+	id := f.StreamID
+	var method, scheme, authority, path, protocol string
+	for _, hf := range f.PseudoFields() {
+		switch hf.Name {
+		case ":method":
+			method = hf.Value
+		case ":scheme":
+			scheme = hf.Value
+		case ":authority":
+			authority = hf.Value
+		case ":path":
+			path = hf.Value
+		case ":protocol":
+			protocol = hf.Value
+		}
+	}
+	bad := http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	connect := method == http.MethodConnect
+	if connect {
+		if protocol == "" && (path != "" || scheme != "" || authority == "") {
+			return nil, bad
+		}
+	} else if protocol != "" || method == "" || path == "" || (scheme != "https" && scheme != "http") {
+		return nil, bad
+	}
+
+	st := &stream{c: c, id: id, declLen: -1}
+	st.rcond.L = &c.mu
+	st.recvWin = int64(c.cfg.streamWindow)
+	st.sendWin = c.peerWin
+	st.ctx.Init(&c.ctx)
+
+	fields := f.RegularFields()
+	h := make(http.Header, len(fields)+1)
+	vals := st.vals[:]
+	if len(fields) > len(vals) {
+		vals = make([]string, len(fields))
+	}
+	for i, hf := range fields {
+		k := c.canonical(hf.Name)
+		if vv, ok := h[k]; ok {
+			h[k] = append(vv, hf.Value)
+			continue
+		}
+		vals[i] = hf.Value
+		h[k] = vals[i : i+1 : i+1]
+	}
+	if protocol != "" {
+		h[":protocol"] = []string{protocol}
+	}
+	if httpguts.HeaderValuesContainsToken(h["Expect"], "100-continue") {
+		st.needContinue = !f.StreamEnded()
+		delete(h, "Expect")
+	}
+	if cookies := h["Cookie"]; len(cookies) > 1 {
+		h["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	var trailer http.Header
+	for _, v := range h["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			k = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(k))
+			switch k {
+			case "Transfer-Encoding", "Trailer", "Content-Length", "":
+			default:
+				if trailer == nil {
+					trailer = http.Header{}
+				}
+				trailer[k] = nil
+			}
+		}
+	}
+	delete(h, "Trailer")
+	if host := h["Host"]; len(host) == 1 {
+		if authority == "" {
+			authority = host[0]
+		} else if host[0] != authority {
+			return nil, bad
+		}
+		delete(h, "Host")
+	} else if len(host) > 1 {
+		return nil, bad
+	}
+	if strings.IndexByte(authority, '@') >= 0 && (scheme == "http" || scheme == "https") {
+		return nil, bad
+	}
+	if authority != "" && !httpguts.ValidHostHeader(authority) {
+		return nil, bad
+	}
+	var u *url.URL
+	uri := path
+	if connect && protocol == "" {
+		u = &url.URL{Host: authority}
+		uri = authority
+	} else {
+		if path == "" || (path[0] != '/' && path != "*") {
+			return nil, bad
+		}
+		var err error
+		if u, err = parsePath(path, &st.url); err != nil {
+			return nil, bad
+		}
+	}
+
+	r := http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		Header:     h,
+		Host:       authority,
+		RemoteAddr: c.remote,
+		RequestURI: uri,
+		Trailer:    trailer,
+	}
+	if scheme == "https" {
+		r.TLS = c.tls
+	}
+	if f.StreamEnded() {
+		st.remoteDone = true
+		st.rerr = errEOF
+		r.Body = http.NoBody
+	} else {
+		r.ContentLength = -1
+		if vv := h["Content-Length"]; len(vv) > 0 {
+			if n, err := strconv.ParseUint(vv[0], 10, 63); err == nil {
+				r.ContentLength = int64(n)
+			} else {
+				r.ContentLength = 0
+			}
+			st.declLen = r.ContentLength
+		}
+		r.Body = (*requestBody)(st)
+	}
+	st.trailer = trailer
+	st.req = r.WithContext(&st.ctx)
+
+	switch {
+	case f.Truncated:
+		st.handler = headerListTooLong
+	case hasConnectionFields(h):
+		st.handler = badConnectionFields
+	}
+	return st, nil
+}
+
+// parsePath is url.ParseRequestURI for a :path; a plain path with at most a query (the
+// usual case) is taken without it, into u.
+func parsePath(p string, u *url.URL) (*url.URL, error) {
+	q := len(p)
+	for i := 0; i < len(p); i++ {
+		b := p[i]
+		if b == '?' {
+			q = i
+			break
+		}
+		if !plainPathByte(b) {
+			return url.ParseRequestURI(p)
+		}
+	}
+	for i := q + 1; i < len(p); i++ {
+		if b := p[i]; b < 0x21 || b > 0x7e || b == '#' {
+			return url.ParseRequestURI(p)
+		}
+	}
+	*u = url.URL{Path: p[:q]}
+	if q < len(p) {
+		u.RawQuery = p[q+1:]
+		u.ForceQuery = u.RawQuery == ""
+	}
+	return u, nil
+}
+
+// plainPathByte reports whether b stands for itself in a path (url's escaping would not
+// change it).
+func plainPathByte(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	switch b {
+	case '/', '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@':
+		return true
+	}
+	return false
+}
+
+// canonical is http.CanonicalHeaderKey of a field name, cached per connection.
+func (c *conn) canonical(name string) string {
+	if k, ok := commonCanonical[name]; ok {
+		return k
+	}
+	if k, ok := c.canon[name]; ok {
+		return k
+	}
+	k := http.CanonicalHeaderKey(name)
+	if c.canon == nil {
+		c.canon = map[string]string{}
+	}
+	if len(c.canon) < cacheMax {
+		c.canon[name] = k
+	}
+	return k
+}
+
+var commonCanonical = map[string]string{}
+
+func init() {
+	for _, k := range []string{
+		"accept", "accept-charset", "accept-encoding", "accept-language", "accept-ranges",
+		"age", "access-control-allow-credentials", "access-control-allow-headers",
+		"access-control-allow-methods", "access-control-allow-origin", "access-control-expose-headers",
+		"access-control-max-age", "access-control-request-headers", "access-control-request-method",
+		"allow", "authorization", "cache-control", "content-disposition", "content-encoding",
+		"content-language", "content-length", "content-location", "content-range", "content-type",
+		"cookie", "date", "etag", "expect", "expires", "from", "host", "if-match",
+		"if-modified-since", "if-none-match", "if-unmodified-since", "last-modified", "link",
+		"location", "max-forwards", "origin", "proxy-authenticate", "proxy-authorization",
+		"range", "referer", "refresh", "retry-after", "server", "set-cookie",
+		"strict-transport-security", "te", "trailer", "transfer-encoding", "user-agent", "vary",
+		"via", "www-authenticate", "x-forwarded-for", "x-forwarded-proto", "x-request-id",
+		"x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-envoy-attempt-count",
+		"x-forwarded-client-cert", "traceparent", "tracestate", "grpc-timeout", "grpc-encoding",
+		"grpc-accept-encoding", "grpc-status", "grpc-message", "connection", "keep-alive",
+		"proxy-connection", "upgrade", "sec-websocket-version", "sec-websocket-protocol",
+		"sec-websocket-extensions",
+	} {
+		ck := http.CanonicalHeaderKey(k)
+		commonCanonical[k] = ck
+		commonLower[ck] = k
+	}
+}
+
+// hasConnectionFields reports connection-specific fields, which HTTP/2 forbids (RFC 9113
+// 8.2.2); net/http answers them 400.
+func hasConnectionFields(h http.Header) bool {
+	for _, k := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"} {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	te := h["Te"]
+	return len(te) > 1 || (len(te) == 1 && te[0] != "trailers" && te[0] != "")
+}
+
+func headerListTooLong(w http.ResponseWriter, _ *http.Request) {
+	const body = "<h1>HTTP Error 431</h1><p>Request Header Field(s) Too Large</p>"
+	w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
+	_, _ = w.Write([]byte(body))
+}
+
+func badConnectionFields(w http.ResponseWriter, _ *http.Request) {
+	http.Error(w, "request has connection-specific header fields, which HTTP/2 does not allow", http.StatusBadRequest)
+}

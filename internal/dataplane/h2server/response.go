@@ -1,0 +1,236 @@
+package h2server
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+)
+
+// The stream is its handler's http.ResponseWriter. The head goes out when it must (the
+// handler flushes, the body outgrows the stream's buffer, or the handler returns), so a
+// small answer is one HEADERS and one DATA(END_STREAM), or HEADERS(END_STREAM) alone,
+// with its Content-Length; the header map is read then.
+var (
+	_ http.ResponseWriter = (*stream)(nil)
+	_ http.Flusher        = (*stream)(nil)
+)
+
+func (st *stream) Header() http.Header {
+	if st.header == nil {
+		st.header = make(http.Header)
+	}
+	return st.header
+}
+
+func (st *stream) WriteHeader(code int) {
+	if st.wroteHeader {
+		return
+	}
+	if st.handlerDone {
+		panic("h2server: WriteHeader called after the handler returned")
+	}
+	if code < 100 || code > 999 {
+		panic("h2server: invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code < 200 {
+		c := st.c
+		c.mu.Lock()
+		if st.writeErr() == nil {
+			if code == http.StatusContinue {
+				st.needContinue = false
+			}
+			c.writeHead(st, code, st.header, false, nil)
+			_ = c.flushLocked()
+		}
+		c.mu.Unlock()
+		return
+	}
+	st.decide(code)
+}
+
+// decide records the answer's status and reads what the header map says about the body:
+// its Content-Length and declared trailers.
+func (st *stream) decide(code int) {
+	st.status, st.wroteHeader = code, true
+	st.declCL = -1
+	if v := st.header["Content-Length"]; len(v) > 0 {
+		if n, err := strconv.ParseUint(strings.TrimSpace(v[0]), 10, 63); err == nil {
+			st.declCL = int64(n)
+		} else {
+			delete(st.header, "Content-Length")
+		}
+	}
+	for _, v := range st.header["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			st.declareTrailer(strings.TrimSpace(k))
+		}
+	}
+}
+
+func (st *stream) declareTrailer(k string) {
+	k = http.CanonicalHeaderKey(k)
+	if k == "" || !httpguts.ValidTrailerHeader(k) || slices.Contains(st.trailers, k) {
+		return
+	}
+	st.trailers = append(st.trailers, k)
+}
+
+func (st *stream) Write(p []byte) (int, error) { return st.write(p, "") }
+
+func (st *stream) WriteString(s string) (int, error) { return st.write(nil, s) }
+
+func (st *stream) write(p []byte, s string) (int, error) {
+	if st.handlerDone {
+		panic("h2server: Write called after the handler returned")
+	}
+	if !st.wroteHeader {
+		st.WriteHeader(http.StatusOK)
+	}
+	n := len(p) + len(s)
+	if !bodyAllowed(st.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	st.wrote += int64(n)
+	if st.declCL >= 0 && st.wrote > st.declCL {
+		return 0, errTooLong
+	}
+	if st.out == nil {
+		st.out, st.outBox = getBuf()
+	}
+	if len(st.out)+n <= cap(st.out) {
+		st.out = append(append(st.out, p...), s...)
+		return n, nil
+	}
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := st.sendOutLocked(); err != nil {
+		return 0, err
+	}
+	if st.req.Method == http.MethodHead {
+		return n, nil
+	}
+	if s != "" {
+		for len(s) > 0 { // through the buffer, a chunk at a time: no copy of s as a whole
+			k := min(len(s), cap(st.out))
+			if err := c.sendData(st, append(st.out[:0], s[:k]...), false); err != nil {
+				return n - len(s), err
+			}
+			s = s[k:]
+		}
+		return n, nil
+	}
+	if err := c.sendData(st, p, false); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+var errTooLong = errors.New("h2server: handler wrote more than the declared Content-Length")
+
+// sendOutLocked queues the head (if not yet out) and the buffered body.
+func (st *stream) sendOutLocked() error {
+	c := st.c
+	if err := st.writeErr(); err != nil {
+		return err
+	}
+	if !st.sentHeader {
+		st.sentHeader = true
+		head := st.req.Method == http.MethodHead
+		if head {
+			st.out = st.out[:0]
+		}
+		st.headerConnection()
+		c.writeHead(st, st.status, st.header, head, nil)
+		if head {
+			st.endSent = true // HEAD: the head ends the stream
+			return nil
+		}
+	}
+	if st.req.Method == http.MethodHead {
+		st.out = st.out[:0]
+		return nil
+	}
+	err := c.sendData(st, st.out, false)
+	st.out = st.out[:0]
+	return err
+}
+
+// headerConnection drops the Connection field, which HTTP/2 does not carry; "close" makes
+// the connection go away once its streams are done, as net/http does.
+func (st *stream) headerConnection() {
+	v, ok := st.header["Connection"]
+	if !ok {
+		return
+	}
+	delete(st.header, "Connection")
+	if len(v) > 0 && strings.EqualFold(strings.TrimSpace(v[0]), "close") {
+		st.c.goAwayLocked(http2.ErrCodeNo, false)
+	}
+}
+
+func (st *stream) Flush() { _ = st.FlushError() }
+
+// FlushError sends the head and what the handler has written (http.ResponseController).
+func (st *stream) FlushError() error {
+	if !st.wroteHeader {
+		st.WriteHeader(http.StatusOK)
+	}
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := st.sendOutLocked(); err != nil {
+		return err
+	}
+	return c.flushLocked()
+}
+
+// endResponseLocked sends the rest of the answer and its end, once the handler is done.
+func (st *stream) endResponseLocked() error {
+	if !st.wroteHeader {
+		st.decide(http.StatusOK)
+	}
+	for k, vv := range st.header { // trailers set with http.TrailerPrefix
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			st.declareTrailer(name)
+			st.header[http.CanonicalHeaderKey(name)] = vv
+		}
+	}
+	trailers := false
+	for _, k := range st.trailers {
+		if _, ok := st.header[k]; ok {
+			trailers = true
+			break
+		}
+	}
+	c := st.c
+	head := st.req.Method == http.MethodHead
+	if !st.sentHeader {
+		if err := st.writeErr(); err != nil {
+			return err
+		}
+		st.sentHeader = true
+		st.headerConnection()
+		end := head || (len(st.out) == 0 && len(st.trailers) == 0)
+		c.writeHead(st, st.status, st.header, end, nil)
+		if end {
+			return nil
+		}
+	} else if st.endSent {
+		return nil // HEAD: ended with its head
+	}
+	if err := c.sendData(st, st.out, !trailers); err != nil {
+		return err
+	}
+	st.out = st.out[:0]
+	if trailers {
+		slices.Sort(st.trailers)
+		c.writeHead(st, 0, st.header, true, st.trailers)
+	}
+	return nil
+}

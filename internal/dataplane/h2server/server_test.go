@@ -1,0 +1,121 @@
+package h2server_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/h2server"
+)
+
+// TestRequest: the handler sees the request as net/http's HTTP/2 server gives it, and a
+// small answer arrives with its Content-Length.
+func TestRequest(t *testing.T) {
+	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen", fmt.Sprintf("%s %s %s %s cl=%d q=%s rem=%v", r.Proto, r.Method, r.Host, r.RequestURI, r.ContentLength, r.URL.Query().Get("a"), r.RemoteAddr != ""))
+		w.Header().Set("X-Hdr", r.Header.Get("X-Custom"))
+		_, _ = io.WriteString(w, "hello")
+	})}
+	addr := serve(t, s)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/p/x?a=1", nil)
+	req.Host = "example.test"
+	req.Header.Set("X-Custom", "v1")
+	resp, err := h2c(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if got, want := resp.Header.Get("X-Seen"), "HTTP/2.0 GET example.test /p/x?a=1 cl=0 q=1 rem=true"; got != want {
+		t.Errorf("handler saw %q, want %q", got, want)
+	}
+	if resp.Header.Get("X-Hdr") != "v1" || string(body) != "hello" || resp.ContentLength != 5 || resp.Header.Get("Date") == "" {
+		t.Errorf("answer: header %v, body %q, content length %d", resp.Header, body, resp.ContentLength)
+	}
+}
+
+// TestLargeBodies: 8 MiB each way through both flow-control windows.
+func TestLargeBodies(t *testing.T) {
+	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("X-Sum", fmt.Sprintf("%x %d", h.Sum(nil), n))
+		chunk := bytes.Repeat([]byte("abcdefgh"), 4096)
+		for range 256 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})}
+	addr := serve(t, s)
+	in := bytes.Repeat([]byte("0123456789abcdef"), 512<<10)
+	resp, err := h2c(t).Post("http://"+addr+"/", "application/octet-stream", bytes.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%x %d", sha256.Sum256(in), len(in)); resp.Header.Get("X-Sum") != want {
+		t.Errorf("server read %q, want %q", resp.Header.Get("X-Sum"), want)
+	}
+	if len(out) != 256*32768 || !bytes.Equal(out[:64], bytes.Repeat([]byte("abcdefgh"), 8)) {
+		t.Errorf("client read %d bytes", len(out))
+	}
+}
+
+// TestTrailers: request trailers reach the handler after its body; response trailers,
+// declared or set with http.TrailerPrefix, reach the client.
+func TestTrailers(t *testing.T) {
+	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Trailer", "X-Declared")
+		w.WriteHeader(200)
+		_, _ = io.WriteString(w, "body")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Declared", "d:"+r.Trailer.Get("X-Req-Trailer"))
+		w.Header().Set(http.TrailerPrefix+"X-Late", "late")
+	})}
+	addr := serve(t, s)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/", io.MultiReader(strings.NewReader("abc")))
+	req.Trailer = http.Header{"X-Req-Trailer": nil}
+	req.Body = &trailerBody{r: strings.NewReader("abc"), set: func() { req.Trailer.Set("X-Req-Trailer", "rt") }}
+	resp, err := h2c(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "body" || resp.Trailer.Get("X-Declared") != "d:rt" || resp.Trailer.Get("X-Late") != "late" {
+		t.Errorf("body %q, trailers %v", body, resp.Trailer)
+	}
+	if resp.Header.Get("X-Declared") != "" {
+		t.Errorf("the declared trailer went out in the head: %v", resp.Header)
+	}
+}
+
+// trailerBody sets the request's trailer when its body has been read.
+type trailerBody struct {
+	r   io.Reader
+	set func()
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.set()
+	}
+	return n, err
+}
+
+func (b *trailerBody) Close() error { return nil }
