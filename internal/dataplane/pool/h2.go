@@ -84,11 +84,11 @@ const http2ClientEnv = "LUCID_HTTP2_CLIENT"
 
 // h2Conn is one HTTP/2 connection of the limited path.
 type h2Conn struct {
-	cc       h2ClientConn // nil while being dialled
-	nc       net.Conn         // the connection under cc
-	local    string           // nc's local address for ConnObserver
-	ready    chan struct{}    // closed when the dial ended (cc or err set)
-	err      error            // why the dial failed
+	cc       h2ClientConn  // nil while being dialled
+	nc       net.Conn      // the connection under cc
+	local    string        // nc's local address for ConnObserver
+	ready    chan struct{} // closed when the dial ended (cc or err set)
+	err      error         // why the dial failed
 	addr     string
 	active   int    // our streams on it
 	requests uint32 // requests sent on it
