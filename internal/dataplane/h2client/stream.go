@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"golang.org/x/net/http2"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
 // smallBody is the largest request body of known length that RoundTrip reads itself and
@@ -22,7 +24,9 @@ type stream struct {
 	cc     *ClientConn
 	req    *http.Request
 	isHead bool
-	stop   func() bool // ends the context watch; nil without one
+	stop   func() bool // ends a context.AfterFunc watch; nil without one
+	rctx   *reqctx.Ctx // the request's context when it is the proxy's own (watched with no allocation)
+	watch  reqctx.Watch
 
 	recvWake chan struct{} // headers, data, end or failure arrived
 
@@ -36,7 +40,7 @@ type stream struct {
 	off        int
 	recvEnd    bool  // END_STREAM received
 	err        error // the stream failed: RoundTrip or Read return it
-	trailer    http.Header
+	trailer    http.Header // received, given to resp.Trailer at EOF
 	wantLen    int64 // response Content-Length, -1 when none
 	gotLen     int64
 	unacked    int // body bytes read, not yet given back to the stream window
@@ -121,7 +125,13 @@ func (cc *ClientConn) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	ctx := req.Context()
-	if ctx.Done() != nil {
+	if rc, ok := ctx.(*reqctx.Ctx); ok {
+		if !rc.Watch(&st.watch, st) {
+			putSmall()
+			return fail(ctx.Err())
+		}
+		st.rctx = rc
+	} else if ctx.Done() != nil {
 		st.stop = context.AfterFunc(ctx, func() { st.cancel(ctx) })
 	}
 	if err := cc.reserve(st, hdr.extConnect); err != nil {
@@ -253,7 +263,14 @@ func (st *stream) stopWatch() {
 	if st.stop != nil {
 		st.stop()
 	}
+	if st.rctx != nil {
+		st.rctx.Unwatch(&st.watch)
+	}
 }
+
+// Cancelled is told when the request's reqctx.Ctx is cancelled (under its lock: the
+// stream is reset on a goroutine of its own).
+func (st *stream) Cancelled() { go st.cancel(st.rctx) }
 
 // awaitResponse waits for the response headers, or the stream's failure.
 func (st *stream) awaitResponse() (*http.Response, error) {
@@ -325,7 +342,19 @@ func (st *stream) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		if st.recvEnd {
+			tr := st.trailer
+			st.trailer = nil
 			cc.mu.Unlock()
+			// The trailers go into resp.Trailer on the reader's goroutine, at EOF, as
+			// net/http does: the caller may read resp.Trailer until then.
+			if len(tr) > 0 {
+				if st.resp.Trailer == nil {
+					st.resp.Trailer = make(http.Header, len(tr))
+				}
+				for k, v := range tr {
+					st.resp.Trailer[k] = v
+				}
+			}
 			return 0, io.EOF
 		}
 		if st.err != nil {
@@ -351,6 +380,7 @@ func (st *stream) Close() error {
 		return nil
 	}
 	st.readDone = true
+	st.signal() // a Read blocked on another goroutine returns
 	unread := len(st.buf) - st.off
 	if cap(st.buf) > 0 && cap(st.buf) <= 1<<20 {
 		b := st.buf[:0]
@@ -430,14 +460,6 @@ func (cc *ClientConn) endRecvLocked(st *stream) {
 		cc.streamFailed(st.id, http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol,
 			Cause: errors.New("response body length does not match its Content-Length")}, http2.ErrCodeProtocol)
 		return
-	}
-	if len(st.trailer) > 0 {
-		if st.resp.Trailer == nil {
-			st.resp.Trailer = make(http.Header, len(st.trailer))
-		}
-		for k, v := range st.trailer {
-			st.resp.Trailer[k] = v
-		}
 	}
 	st.recvEnd = true
 	st.signal()
