@@ -38,10 +38,10 @@ type stream struct {
 	resp       *http.Response // final response headers
 	buf        []byte         // response body received, not yet read (from off)
 	off        int
-	recvEnd    bool  // END_STREAM received
-	err        error // the stream failed: RoundTrip or Read return it
+	recvEnd    bool        // END_STREAM received
+	err        error       // the stream failed: RoundTrip or Read return it
 	trailer    http.Header // received, given to resp.Trailer at EOF
-	wantLen    int64 // response Content-Length, -1 when none
+	wantLen    int64       // response Content-Length, -1 when none
 	gotLen     int64
 	unacked    int // body bytes read, not yet given back to the stream window
 	recvWindow int // how much the server may still send
