@@ -18,7 +18,7 @@ type roundTripper interface {
 // to the same server (golang.org/x/net/http2, h2c): a GET and a POST with a small body,
 // one at a time and from parallel goroutines on one connection.
 func BenchmarkRoundTrip(b *testing.B) {
-	addr := startServer(b, nil, func(w http.ResponseWriter, r *http.Request) {
+	addr := startServer(b, 0, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "hello, world")
@@ -27,8 +27,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 		name string
 		dial func(b *testing.B) roundTripper
 	}{
-		{"h2client", func(b *testing.B) roundTripper { return dial(b, addr, Config{}) }},
+		{"h2client", func(b *testing.B) roundTripper { b.Helper(); return dial(b, addr, Config{}) }},
 		{"nethttp", func(b *testing.B) roundTripper {
+			b.Helper()
 			t := &http.Transport{Protocols: new(http.Protocols), DisableCompression: true}
 			t.Protocols.SetUnencryptedHTTP2(true)
 			cc, err := t.NewClientConn(context.Background(), "http", addr)
@@ -43,6 +44,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	for _, c := range clients {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
 			one := func(b *testing.B, rt roundTripper, buf []byte) {
+				b.Helper()
 				var body io.Reader
 				if method == http.MethodPost {
 					body = strings.NewReader(post)

@@ -345,8 +345,8 @@ func (cc *ClientConn) pingCheck() {
 	cc.pingTimer.Reset(timeout)
 	cc.mu.Unlock()
 	cc.wmu.Lock()
-	if err := cc.fr.WritePing(false, data); err == nil {
-		err = cc.bw.Flush()
+	if cc.fr.WritePing(false, data) == nil {
+		_ = cc.bw.Flush() // a failed write: the next check finds no answer
 	}
 	cc.wmu.Unlock()
 }
@@ -358,18 +358,18 @@ func (cc *ClientConn) idleCheck() {
 		cc.mu.Unlock()
 		return
 	}
+	next := cc.cfg.IdleTimeout
 	if len(cc.streams) == 0 && cc.reserved == 0 {
-		if idle := time.Since(cc.idleSince); idle >= cc.cfg.IdleTimeout {
+		idle := time.Since(cc.idleSince)
+		if idle >= cc.cfg.IdleTimeout {
 			cc.draining = true
 			cc.mu.Unlock()
 			cc.closeLocked(ErrClosed, false)
 			return
-		} else {
-			cc.idleTimer.Reset(cc.cfg.IdleTimeout - idle)
 		}
-	} else {
-		cc.idleTimer.Reset(cc.cfg.IdleTimeout)
+		next -= idle
 	}
+	cc.idleTimer.Reset(next)
 	cc.mu.Unlock()
 }
 

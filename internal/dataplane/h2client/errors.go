@@ -44,16 +44,16 @@ func (e *GoAwayError) Error() string {
 		e.LastStreamID, e.ErrCode, e.DebugData)
 }
 
-// notWritten marks an error that happened before any byte of the request's headers was
+// notWrittenError marks an error that happened before any byte of the request's headers was
 // written to the connection.
-type notWritten struct{ error }
+type notWrittenError struct{ error }
 
-func (e notWritten) Unwrap() error { return e.error }
+func (e notWrittenError) Unwrap() error { return e.error }
 
 // HeadersWritten says whether a RoundTrip error came after the request's headers were
 // written (the server may have seen the request).
 func HeadersWritten(err error) bool {
-	var nw notWritten
+	var nw notWrittenError
 	return !errors.As(err, &nw)
 }
 

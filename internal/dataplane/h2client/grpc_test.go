@@ -68,8 +68,9 @@ func readGRPC(t *testing.T, r io.Reader, m proto.Message) error {
 	return proto.Unmarshal(b, m)
 }
 
-func grpcReq(t *testing.T, ctx context.Context, addr, method string, body io.Reader) *http.Request {
-	req := newReq(t, ctx, http.MethodPost, "http://"+addr+method, body)
+func grpcReq(ctx context.Context, t *testing.T, addr, method string, body io.Reader) *http.Request {
+	t.Helper()
+	req := newReq(ctx, t, http.MethodPost, "http://"+addr+method, body)
 	req.Header.Set("Content-Type", "application/grpc")
 	req.Header.Set("Te", "trailers")
 	return req
@@ -80,7 +81,7 @@ func TestGRPCUnary(t *testing.T) {
 	addr, _, _ := grpcServer(t)
 	cc := dial(t, addr, Config{})
 	body := bytes.NewReader(grpcFrame(t, &healthpb.HealthCheckRequest{}))
-	resp, err := cc.RoundTrip(grpcReq(t, t.Context(), addr, "/grpc.health.v1.Health/Check", io.NopCloser(body)))
+	resp, err := cc.RoundTrip(grpcReq(t.Context(), t, addr, "/grpc.health.v1.Health/Check", io.NopCloser(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestGRPCServerStreamingDeadline(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	body := bytes.NewReader(grpcFrame(t, &healthpb.HealthCheckRequest{}))
-	resp, err := cc.RoundTrip(grpcReq(t, ctx, addr, "/grpc.health.v1.Health/Watch", io.NopCloser(body)))
+	resp, err := cc.RoundTrip(grpcReq(ctx, t, addr, "/grpc.health.v1.Health/Watch", io.NopCloser(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestGRPCBidi(t *testing.T) {
 	// out while RoundTrip waits.
 	wrote := make(chan error, 1)
 	go func() { _, err := pw.Write(msg); wrote <- err }()
-	resp, err := cc.RoundTrip(grpcReq(t, t.Context(), addr, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", pr))
+	resp, err := cc.RoundTrip(grpcReq(t.Context(), t, addr, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", pr))
 	if err != nil {
 		t.Fatal(err)
 	}

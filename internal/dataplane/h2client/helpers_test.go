@@ -14,16 +14,31 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// startServer serves h with golang.org/x/net/http2's server (h2c prior knowledge) on an
-// ephemeral loopback port.
-func startServer(t testing.TB, srv *http2.Server, h http.HandlerFunc) string {
+// startServer serves h with net/http's HTTP/2 server (h2c prior knowledge; the code of
+// golang.org/x/net/http2's) on an ephemeral loopback port; maxStreams > 0 sets its
+// SETTINGS_MAX_CONCURRENT_STREAMS.
+func startServer(t testing.TB, maxStreams int, h http.HandlerFunc) string {
 	t.Helper()
-	if srv == nil {
-		srv = &http2.Server{}
+	srv := &http.Server{Handler: h, Protocols: new(http.Protocols), HTTP2: &http.HTTP2Config{MaxConcurrentStreams: maxStreams}}
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return listen(t, func(c net.Conn) {
-		srv.ServeConn(c, &http2.ServeConnOpts{Handler: h})
-	})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// roundTripErr sends req and returns the error (closing a response the test did not
+// expect).
+func roundTripErr(cc *ClientConn, req *http.Request) error {
+	resp, err := cc.RoundTrip(req)
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	return err
 }
 
 // listen accepts on an ephemeral loopback port and runs serve for each connection; the

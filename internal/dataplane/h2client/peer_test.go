@@ -54,7 +54,7 @@ func TestGoAwayMidFlight(t *testing.T) {
 			if i == 1 {
 				<-sent
 			}
-			req := newReq(t, context.Background(), http.MethodGet, "http://"+addr+"/", nil)
+			req := newReq(context.Background(), t, http.MethodGet, "http://"+addr+"/", nil)
 			resp, err := cc.RoundTrip(req)
 			if err != nil {
 				results[i] <- result{err: err}
@@ -81,7 +81,7 @@ func TestGoAwayMidFlight(t *testing.T) {
 	if cc.Err() == nil || cc.Available() != 0 {
 		t.Fatalf("after GOAWAY: Err %v, Available %d; want no new streams", cc.Err(), cc.Available())
 	}
-	_, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/", nil))
+	err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
 	if !IsUnprocessed(err) || HeadersWritten(err) {
 		t.Fatalf("request after GOAWAY: %v, want unprocessed and unsent", err)
 	}
@@ -100,12 +100,12 @@ func TestServerResetStream(t *testing.T) {
 		drain(fr)
 	})
 	cc := dial(t, addr, Config{})
-	_, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/", nil))
+	err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
 	var se http2.StreamError
 	if !errors.As(err, &se) || se.Code != http2.ErrCodeRefusedStream || !HeadersWritten(err) {
 		t.Fatalf("error %v, want a REFUSED_STREAM stream error", err)
 	}
-	resp, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/", nil))
+	resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestServerCloses(t *testing.T) {
 		_ = c.Close()
 	})
 	cc := dial(t, addr, Config{})
-	_, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/", nil))
+	err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
 	if !errors.Is(err, io.ErrUnexpectedEOF) || !HeadersWritten(err) {
 		t.Fatalf("error %v, want unexpected EOF after the headers", err)
 	}
@@ -141,7 +141,7 @@ func TestBlackholedServer(t *testing.T) {
 		_, _ = io.Copy(io.Discard, c) // reads, never answers
 	})
 	cc := dial(t, addr, Config{PingInterval: 20e6, PingTimeout: 20e6})
-	_, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/", nil))
+	err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
 	if err == nil || !strings.Contains(err.Error(), "client connection lost") {
 		t.Fatalf("error %v, want client connection lost", err)
 	}
@@ -150,7 +150,7 @@ func TestBlackholedServer(t *testing.T) {
 // A server that answers PINGs keeps the connection through the health check.
 func TestPingAnswered(t *testing.T) {
 	release := make(chan struct{})
-	addr := startServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
 		<-release
 		_, _ = io.WriteString(w, "late")
 	})
@@ -168,7 +168,7 @@ func TestPingAnswered(t *testing.T) {
 		}
 		close(release)
 	}()
-	resp, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/", nil))
+	resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
 	<-done
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func TestPingAnswered(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	release := make(chan struct{})
 	arrived := make(chan struct{})
-	addr := startServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
 		close(arrived)
 		<-release
 		_, _ = io.WriteString(w, "done")
@@ -190,7 +190,7 @@ func TestShutdown(t *testing.T) {
 	cc := dial(t, addr, Config{})
 	got := make(chan string, 1)
 	go func() {
-		resp, err := cc.RoundTrip(newReq(t, context.Background(), http.MethodGet, "http://"+addr+"/", nil))
+		resp, err := cc.RoundTrip(newReq(context.Background(), t, http.MethodGet, "http://"+addr+"/", nil))
 		if err != nil {
 			got <- err.Error()
 			return
@@ -205,7 +205,7 @@ func TestShutdown(t *testing.T) {
 	for cc.Err() == nil {
 		runtime.Gosched()
 	}
-	if _, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/", nil)); !IsUnprocessed(err) {
+	if err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil)); !IsUnprocessed(err) {
 		t.Fatalf("request during Shutdown: %v, want unprocessed", err)
 	}
 	close(release)

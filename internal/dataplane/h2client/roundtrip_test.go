@@ -13,11 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"golang.org/x/net/http2"
 )
 
-func newReq(t testing.TB, ctx context.Context, method, url string, body io.Reader) *http.Request {
+func newReq(ctx context.Context, t testing.TB, method, url string, body io.Reader) *http.Request {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
@@ -40,7 +38,7 @@ func readAll(t testing.TB, resp *http.Response) string {
 // lowercase fields, connection-specific fields dropped, te: trailers kept, Content-Length
 // from the request; the client sees the status, headers and body.
 func TestRoundTripHeaders(t *testing.T) {
-	addr := startServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Host", r.Host)
 		w.Header().Set("X-Te", r.Header.Get("Te"))
 		w.Header().Set("X-Conn", r.Header.Get("Connection")+r.Header.Get("Keep-Alive"))
@@ -54,7 +52,7 @@ func TestRoundTripHeaders(t *testing.T) {
 		_, _ = fmt.Fprintf(w, "%s %s %s", r.Proto, r.Method, b)
 	})
 	cc := dial(t, addr, Config{})
-	req := newReq(t, t.Context(), http.MethodPost, "http://"+addr+"/p?q=1", strings.NewReader("hello"))
+	req := newReq(t.Context(), t, http.MethodPost, "http://"+addr+"/p?q=1", strings.NewReader("hello"))
 	req.Host = "svc.example:8080"
 	req.Header.Set("Te", "trailers")
 	req.Header.Set("Connection", "keep-alive")
@@ -84,7 +82,7 @@ func TestRoundTripHeaders(t *testing.T) {
 // WINDOW_UPDATE, the receiver sends them as the body is read), with known and unknown
 // lengths.
 func TestLargeBodiesBothWays(t *testing.T) {
-	addr := startServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		n, _ := io.Copy(h, r.Body)
 		w.Header().Set("X-Sum", fmt.Sprintf("%x", h.Sum(nil)))
@@ -100,7 +98,7 @@ func TestLargeBodiesBothWays(t *testing.T) {
 			if !known {
 				body = io.MultiReader(body) // hides the length
 			}
-			resp, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodPut, "http://"+addr+"/", body))
+			resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodPut, "http://"+addr+"/", body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +120,7 @@ func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 // Request trailers follow the body; response trailers are in resp.Trailer at EOF, both
 // those announced and those that were not.
 func TestTrailers(t *testing.T) {
-	addr := startServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Trailer", "X-Announced")
 		_, _ = io.WriteString(w, "body")
@@ -131,7 +129,7 @@ func TestTrailers(t *testing.T) {
 		w.Header().Set(http.TrailerPrefix+"X-Echo", r.Trailer.Get("X-Req-Trailer"))
 	})
 	cc := dial(t, addr, Config{})
-	req := newReq(t, t.Context(), http.MethodPost, "http://"+addr+"/", io.MultiReader(strings.NewReader("data")))
+	req := newReq(t.Context(), t, http.MethodPost, "http://"+addr+"/", io.MultiReader(strings.NewReader("data")))
 	req.Trailer = http.Header{"X-Req-Trailer": nil}
 	req.Body = &trailerSetter{ReadCloser: req.Body, set: func() { req.Trailer.Set("X-Req-Trailer", "sent") }}
 	resp, err := cc.RoundTrip(req)
@@ -170,7 +168,7 @@ func (b *trailerSetter) Read(p []byte) (int, error) {
 // A streaming request body runs concurrently with the response: RoundTrip returns at the
 // response headers, and each line sent is answered before the next is written.
 func TestBidiStreaming(t *testing.T) {
-	addr := startServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
 		sc := bufio.NewScanner(r.Body)
@@ -181,7 +179,7 @@ func TestBidiStreaming(t *testing.T) {
 	})
 	cc := dial(t, addr, Config{})
 	pr, pw := io.Pipe()
-	resp, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodPost, "http://"+addr+"/", pr))
+	resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodPost, "http://"+addr+"/", pr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +206,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	release := make(chan struct{})
 	var active, peak atomic.Int64
 	entered := make(chan struct{}, 3)
-	addr := startServer(t, &http2.Server{MaxConcurrentStreams: 2}, func(w http.ResponseWriter, r *http.Request) {
+	addr := startServer(t, 2, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hold" {
 			entered <- struct{}{}
 		}
@@ -227,7 +225,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	var hooked atomic.Int64
 	cc := dial(t, addr, Config{StateHook: func(*ClientConn) { hooked.Add(1) }})
 	// The first request makes sure the server's SETTINGS arrived.
-	resp, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/", nil))
+	resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +241,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			started <- struct{}{}
-			resp, err := cc.RoundTrip(newReq(t, context.Background(), http.MethodGet, "http://"+addr+"/hold", nil))
+			resp, err := cc.RoundTrip(newReq(context.Background(), t, http.MethodGet, "http://"+addr+"/hold", nil))
 			if err != nil {
 				errs <- err
 				return
@@ -282,7 +280,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 func TestContextCancelResetsStream(t *testing.T) {
 	gone := make(chan struct{})
 	arrived := make(chan struct{})
-	addr := startServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
 		close(arrived)
 		<-r.Context().Done()
 		close(gone)
@@ -290,7 +288,7 @@ func TestContextCancelResetsStream(t *testing.T) {
 	cc := dial(t, addr, Config{})
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { <-arrived; cancel() }()
-	_, err := cc.RoundTrip(newReq(t, ctx, http.MethodGet, "http://"+addr+"/", nil))
+	err := roundTripErr(cc, newReq(ctx, t, http.MethodGet, "http://"+addr+"/", nil))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
@@ -305,7 +303,7 @@ func TestContextCancelResetsStream(t *testing.T) {
 // and gives the connection window back: later requests still get their bodies.
 func TestBodyCloseBeforeEOF(t *testing.T) {
 	writeFailed := make(chan error, 1)
-	addr := startServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/small" {
 			_, _ = io.WriteString(w, "ok")
 			return
@@ -319,7 +317,7 @@ func TestBodyCloseBeforeEOF(t *testing.T) {
 		}
 	})
 	cc := dial(t, addr, Config{})
-	resp, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/big", nil))
+	resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/big", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +331,7 @@ func TestBodyCloseBeforeEOF(t *testing.T) {
 	if _, err := resp.Body.Read(make([]byte, 1)); err == nil {
 		t.Fatal("read after Close succeeded")
 	}
-	resp, err = cc.RoundTrip(newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/small", nil))
+	resp, err = cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/small", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +342,7 @@ func TestBodyCloseBeforeEOF(t *testing.T) {
 
 // HEAD and 204 answers have no body; Content-Length is reported as sent.
 func TestNoBodyResponses(t *testing.T) {
-	addr := startServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/204" {
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -352,14 +350,14 @@ func TestNoBodyResponses(t *testing.T) {
 		w.Header().Set("Content-Length", "42")
 	})
 	cc := dial(t, addr, Config{})
-	resp, err := cc.RoundTrip(newReq(t, t.Context(), http.MethodHead, "http://"+addr+"/", nil))
+	resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodHead, "http://"+addr+"/", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b := readAll(t, resp); b != "" || resp.ContentLength != 42 {
 		t.Fatalf("HEAD: body %q, length %d", b, resp.ContentLength)
 	}
-	resp, err = cc.RoundTrip(newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/204", nil))
+	resp, err = cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/204", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,12 +369,12 @@ func TestNoBodyResponses(t *testing.T) {
 // A request the client refuses to encode fails before anything is written, and the
 // connection stays usable (HPACK state untouched).
 func TestInvalidRequest(t *testing.T) {
-	addr := startServer(t, nil, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.Header.Get("X-Ok")) })
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.Header.Get("X-Ok")) })
 	cc := dial(t, addr, Config{})
-	req := newReq(t, t.Context(), http.MethodGet, "http://"+addr+"/", nil)
+	req := newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil)
 	req.Header.Set("X-Ok", "1")
 	req.Header["Bad Name"] = []string{"v"}
-	if _, err := cc.RoundTrip(req); err == nil || HeadersWritten(err) {
+	if err := roundTripErr(cc, req); err == nil || HeadersWritten(err) {
 		t.Fatalf("error %v, want one before the headers were written", err)
 	}
 	delete(req.Header, "Bad Name")

@@ -97,7 +97,7 @@ func (cc *ClientConn) RoundTrip(req *http.Request) (*http.Response, error) {
 		if body != nil {
 			_ = body.Close()
 		}
-		return nil, notWritten{err}
+		return nil, notWrittenError{err}
 	}
 	hdr, err := checkRequest(req)
 	if err != nil {
@@ -297,7 +297,7 @@ func (st *stream) finish(code http2.ErrCode) {
 	cc := st.cc
 	st.stopWatch()
 	cc.mu.Lock()
-	sendRST := !st.reset && !st.removed && !(st.recvEnd && st.sentEnd)
+	sendRST := !st.reset && !st.removed && (!st.recvEnd || !st.sentEnd)
 	if sendRST {
 		st.reset = true
 	}
@@ -421,7 +421,7 @@ func (cc *ClientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		cc.endRecvLocked(st)
 		return nil
 	}
-	resp, err := st.response(f)
+	resp, err := st.response(f) //nolint:bodyclose // made here; the caller of RoundTrip closes it
 	if err != nil {
 		cc.mu.Unlock()
 		cc.streamFailed(st.id, err, http2.ErrCodeProtocol)
