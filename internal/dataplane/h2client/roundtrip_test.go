@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -384,5 +386,34 @@ func TestInvalidRequest(t *testing.T) {
 	}
 	if got := readAll(t, resp); got != "1" {
 		t.Fatalf("body %q", got)
+	}
+}
+
+// Informational answers (103 Early Hints, 100 Continue) reach httptrace's Got1xxResponse;
+// RoundTrip returns the final response.
+func TestInformationalResponses(t *testing.T) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		_, _ = io.WriteString(w, "final")
+	})
+	cc := dial(t, addr, Config{})
+	var got []string
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			got = append(got, fmt.Sprint(code, " ", h.Get("Link")))
+			return nil
+		},
+	})
+	resp, err := cc.RoundTrip(newReq(ctx, t, http.MethodGet, "http://"+addr+"/", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); body != "final" || resp.StatusCode != http.StatusOK {
+		t.Fatalf("final response %d %q", resp.StatusCode, body)
+	}
+	if len(got) != 1 || got[0] != "103 </style.css>; rel=preload" {
+		t.Fatalf("1xx seen: %q", got)
 	}
 }
