@@ -37,6 +37,7 @@ type stream struct {
 	id         uint32
 	resp       *http.Response // final response headers
 	buf        []byte         // response body received, not yet read (from off)
+	bufp       *[]byte        // buf's pooled slice
 	off        int
 	recvEnd    bool        // END_STREAM received
 	err        error       // the stream failed: RoundTrip or Read return it
@@ -382,11 +383,11 @@ func (st *stream) Close() error {
 	st.readDone = true
 	st.signal() // a Read blocked on another goroutine returns
 	unread := len(st.buf) - st.off
-	if cap(st.buf) > 0 && cap(st.buf) <= 1<<20 {
-		b := st.buf[:0]
-		recvBufs.Put(&b)
+	if st.bufp != nil && cap(st.buf) <= 1<<20 {
+		*st.bufp = st.buf[:0]
+		recvBufs.Put(st.bufp)
 	}
-	st.buf, st.off = nil, 0
+	st.buf, st.bufp, st.off = nil, nil, 0
 	cc.mu.Unlock()
 	cc.giveBack(nil, unread)
 	st.finish(http2.ErrCodeCancel)
@@ -508,7 +509,7 @@ func (st *stream) response(f *http2.MetaHeadersFrame) (*http.Response, error) {
 		h[k] = vals[i : i+1 : i+1]
 	}
 	resp := &http.Response{
-		Status:        status + " " + http.StatusText(code),
+		Status:        statusLine(code, status),
 		StatusCode:    code,
 		Proto:         "HTTP/2.0",
 		ProtoMajor:    2,
@@ -580,9 +581,9 @@ func (cc *ClientConn) onData(f *http2.DataFrame) error {
 		return nil
 	}
 	if len(data) > 0 {
-		if st.buf == nil {
-			bp := recvBufs.Get().(*[]byte)
-			st.buf = (*bp)[:0]
+		if st.bufp == nil {
+			st.bufp = recvBufs.Get().(*[]byte)
+			st.buf = (*st.bufp)[:0]
 		}
 		st.buf = append(st.buf, data...)
 		st.signal()
@@ -625,4 +626,22 @@ func trimOWS(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// statusLines are Response.Status for the codes net/http names, made once.
+var statusLines = func() (t [600]string) {
+	for c := 100; c < len(t); c++ {
+		if txt := http.StatusText(c); txt != "" {
+			t[c] = strconv.Itoa(c) + " " + txt
+		}
+	}
+	return t
+}()
+
+// statusLine is Response.Status for code (status its three digits).
+func statusLine(code int, status string) string {
+	if code < len(statusLines) && statusLines[code] != "" {
+		return statusLines[code]
+	}
+	return status + " " + http.StatusText(code)
 }
