@@ -187,7 +187,7 @@ func (cc *ClientConn) Err() error {
 	case cc.draining:
 		return ErrClosed
 	case cc.nextID > math.MaxInt32:
-		return errors.New("http2: stream ids exhausted")
+		return errIDsExhausted
 	}
 	return nil
 }
@@ -298,7 +298,9 @@ func (cc *ClientConn) removeLocked(st *stream) {
 	delete(cc.streams, st.id)
 	cc.cond.Broadcast()
 	if len(cc.streams) == 0 {
-		cc.idleSince = time.Now()
+		if cc.idleTimer != nil {
+			cc.idleSince = time.Now()
+		}
 		if cc.shutdownWaiter != nil {
 			close(cc.shutdownWaiter)
 			cc.shutdownWaiter = nil
@@ -526,13 +528,13 @@ func (cc *ClientConn) onSettings(f *http2.SettingsFrame) error {
 	var tableSize uint32
 	setTable := false
 	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err // a ConnectionError: PROTOCOL_ERROR or FLOW_CONTROL_ERROR
+		}
 		switch s.ID {
 		case http2.SettingMaxConcurrentStreams:
 			cc.maxStreams = int(min(s.Val, math.MaxInt32))
 		case http2.SettingInitialWindowSize:
-			if s.Val > math.MaxInt32 {
-				return http2.ConnectionError(http2.ErrCodeFlowControl)
-			}
 			delta := int64(s.Val) - int64(cc.peerWindow)
 			for _, st := range cc.streams {
 				st.sendWindow += delta
@@ -570,9 +572,9 @@ func (cc *ClientConn) onSettings(f *http2.SettingsFrame) error {
 
 func (cc *ClientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	cc.mu.Lock()
-	defer cc.mu.Unlock()
 	inc := int64(f.Increment)
 	if f.StreamID == 0 {
+		defer cc.mu.Unlock()
 		if cc.connSend+inc > math.MaxInt32 {
 			return http2.ConnectionError(http2.ErrCodeFlowControl)
 		}
@@ -582,10 +584,17 @@ func (cc *ClientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	}
 	st, err := cc.streamForLocked(f.StreamID)
 	if err != nil || st == nil {
+		cc.mu.Unlock()
 		return err
+	}
+	if st.sendWindow+inc > math.MaxInt32 {
+		cc.mu.Unlock()
+		cc.streamFailed(f.StreamID, http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}, http2.ErrCodeFlowControl)
+		return nil
 	}
 	st.sendWindow += inc
 	cc.cond.Broadcast()
+	cc.mu.Unlock()
 	return nil
 }
 

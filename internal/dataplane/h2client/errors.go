@@ -10,6 +10,9 @@ import (
 // ErrClosed is the error of streams cut by Close, and of RoundTrips on a closed connection.
 var ErrClosed = errors.New("http2: client conn is closed")
 
+// errIDsExhausted: the connection has used every client stream id.
+var errIDsExhausted = errors.New("http2: stream ids exhausted")
+
 // errConnLost closes a connection whose PING went unanswered. Its text is net/http's,
 // which the forwarder's mid-stream reasons recognise.
 var errConnLost = errors.New("http2: client connection lost")

@@ -172,9 +172,6 @@ func (cc *ClientConn) RoundTrip(req *http.Request) (*http.Response, error) {
 	if endWithHeaders || sendSmall {
 		st.sentEnd = true
 	}
-	if cc.idleTimer != nil && len(cc.streams) == 1 {
-		cc.idleTimer.Reset(cc.cfg.IdleTimeout)
-	}
 	cc.mu.Unlock()
 	err = cc.writeHeaders(st.id, req, hdr, endWithHeaders, maxFrame)
 	if err == nil && sendSmall {
@@ -227,8 +224,10 @@ func (cc *ClientConn) reserve(st *stream, extConnect bool) error {
 		case extConnect && cc.gotSettings && !cc.extConnect:
 			return errors.New("http2: the server does not support extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL)")
 		}
-		if len(cc.streams)+cc.reserved < cc.maxStreams && cc.nextID+2*uint32(cc.reserved) <= 1<<31-1 &&
-			(!extConnect || cc.gotSettings) {
+		if uint64(cc.nextID)+2*uint64(cc.reserved) > 1<<31-1 {
+			return &UnprocessedError{Err: errIDsExhausted}
+		}
+		if len(cc.streams)+cc.reserved < cc.maxStreams && (!extConnect || cc.gotSettings) {
 			cc.reserved++
 			return nil
 		}

@@ -328,8 +328,11 @@ func (st *stream) sendData(data []byte, end bool) error {
 				}
 				return err
 			}
+			if len(data) == 0 {
+				break // END_STREAM alone takes no window
+			}
 			n = min(int64(len(data)), st.sendWindow, cc.connSend, int64(cc.peerMaxFrame))
-			if n > 0 || len(data) == 0 {
+			if n > 0 {
 				break
 			}
 			cc.cond.Wait()
