@@ -68,6 +68,9 @@ type ClientConn struct {
 	cfg Config
 	fr  *http2.Framer // reads: the reader goroutine; writes: under wmu
 	br  *bufio.Reader
+	// The reader goroutine's: response header blocks (headers.go).
+	hdec *hpack.Decoder
+	hb   headerBlock
 
 	wmu    sync.Mutex
 	bw     *bufio.Writer
@@ -126,8 +129,8 @@ func NewClientConn(nc net.Conn, cfg Config) (*ClientConn, error) {
 	cc.bw = bufio.NewWriterSize(nc, bufSize)
 	cc.fr = http2.NewFramer(cc.bw, cc.br)
 	cc.fr.SetReuseFrames()
-	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	cc.fr.MaxHeaderListSize = maxHeaderList
+	cc.hdec = hpack.NewDecoder(4096, cc.emit)
+	cc.hdec.SetMaxStringLength(maxHeaderList)
 	cc.henc = hpack.NewEncoder(&cc.hbuf)
 
 	_, err := cc.bw.WriteString(http2.ClientPreface)
@@ -485,8 +488,10 @@ func (cc *ClientConn) readFailed(err error) {
 // handle processes one frame.
 func (cc *ClientConn) handle(f http2.Frame) error {
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		return cc.onHeaders(f)
+	case *http2.HeadersFrame:
+		return cc.startBlock(f)
+	case *http2.ContinuationFrame:
+		return cc.blockFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 	case *http2.DataFrame:
 		return cc.onData(f)
 	case *http2.SettingsFrame:

@@ -222,3 +222,40 @@ func openStreams(cc *ClientConn) int {
 	defer cc.mu.Unlock()
 	return len(cc.streams)
 }
+
+// A malformed response header block (an upper-case field name, a request pseudo-header)
+// fails its stream with PROTOCOL_ERROR; the connection and its HPACK state go on.
+func TestMalformedResponseHeaders(t *testing.T) {
+	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
+		var buf bytes.Buffer
+		enc := hpack.NewEncoder(&buf)
+		for _, bad := range [][2]string{{"X-Upper", "v"}, {":path", "/"}} {
+			id := readHeaders(fr)
+			buf.Reset()
+			_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+			_ = enc.WriteField(hpack.HeaderField{Name: bad[0], Value: bad[1]})
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
+		}
+		id := readHeaders(fr)
+		buf.Reset()
+		_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "204"})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
+		drain(fr)
+	})
+	cc := dial(t, addr, Config{})
+	for range 2 {
+		err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+		var se http2.StreamError
+		if !errors.As(err, &se) || se.Code != http2.ErrCodeProtocol || !strings.Contains(err.Error(), "malformed response") {
+			t.Fatalf("error %v, want a PROTOCOL_ERROR stream error saying the response was malformed", err)
+		}
+	}
+	resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("status %d after the malformed ones, want 204", resp.StatusCode)
+	}
+}

@@ -417,3 +417,22 @@ func TestInformationalResponses(t *testing.T) {
 		t.Fatalf("1xx seen: %q", got)
 	}
 }
+
+// Header blocks larger than a frame go as HEADERS and CONTINUATION frames both ways.
+func TestLargeHeaderBlocks(t *testing.T) {
+	big := strings.Repeat("v", 40<<10)
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Big", r.Header.Get("X-Big"))
+	})
+	cc := dial(t, addr, Config{})
+	req := newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil)
+	req.Header.Set("X-Big", big)
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if got := resp.Header.Get("X-Big"); got != big {
+		t.Fatalf("echoed header of %d bytes, want %d", len(got), len(big))
+	}
+}

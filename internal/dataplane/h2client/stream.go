@@ -394,14 +394,14 @@ func (st *stream) Close() error {
 }
 
 // onHeaders handles response headers and trailers.
-func (cc *ClientConn) onHeaders(f *http2.MetaHeadersFrame) error {
+func (cc *ClientConn) onHeaders(f *headerBlock) error {
 	cc.mu.Lock()
-	st, err := cc.streamForLocked(f.StreamID)
+	st, err := cc.streamForLocked(f.streamID)
 	if err != nil || st == nil {
 		cc.mu.Unlock()
 		return err
 	}
-	if f.Truncated {
+	if f.truncated {
 		cc.mu.Unlock()
 		cc.streamFailed(st.id, errors.New("http2: response header list too large"), http2.ErrCodeProtocol)
 		return nil
@@ -412,7 +412,7 @@ func (cc *ClientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 			cc.streamFailed(st.id, http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol, Cause: errors.New("malformed response trailers")}, http2.ErrCodeProtocol)
 			return nil
 		}
-		tr := make(http.Header, len(f.Fields))
+		tr := make(http.Header, len(f.fields))
 		for _, hf := range f.RegularFields() {
 			k := textproto.CanonicalMIMEHeaderKey(hf.Name)
 			tr[k] = append(tr[k], hf.Value)
@@ -431,7 +431,7 @@ func (cc *ClientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		cc.mu.Unlock()
 		if trace := httptrace.ContextClientTrace(st.req.Context()); trace != nil && trace.Got1xxResponse != nil {
 			code, _ := strconv.Atoi(f.PseudoValue("status"))
-			h := make(textproto.MIMEHeader, len(f.Fields))
+			h := make(textproto.MIMEHeader, len(f.fields))
 			for _, hf := range f.RegularFields() {
 				k := textproto.CanonicalMIMEHeaderKey(hf.Name)
 				h[k] = append(h[k], hf.Value)
@@ -478,7 +478,7 @@ func (cc *ClientConn) endRecvLocked(st *stream) {
 }
 
 // response builds the final response from its headers; nil for a 1xx. Called with mu held.
-func (st *stream) response(f *http2.MetaHeadersFrame) (*http.Response, error) {
+func (st *stream) response(f *headerBlock) (*http.Response, error) {
 	status := f.PseudoValue("status")
 	code, err := strconv.Atoi(status)
 	if status == "" || err != nil || code < 100 || code > 999 || len(status) != 3 {
