@@ -51,7 +51,6 @@ type stream struct {
 	reset      bool // RST_STREAM sent or received, or forgotten by GOAWAY
 	removed    bool
 	readDone   bool // Close called on the response body
-	wroteHead  bool // HEADERS written
 }
 
 // signal wakes the goroutine waiting for the response.
@@ -145,16 +144,26 @@ func (cc *ClientConn) RoundTrip(req *http.Request) (*http.Response, error) {
 	cc.wmu.Lock()
 	cc.mu.Lock()
 	cc.reserved--
-	if cc.closed || st.err != nil {
+	if cc.closed || cc.draining || st.err != nil { // GOAWAY may have come since reserve
 		err := st.err
-		if err == nil {
+		switch {
+		case err != nil:
+		case cc.closed:
 			err = &UnprocessedError{Err: cc.err}
+		case cc.goAway != nil:
+			err = &UnprocessedError{Err: cc.goAway}
+		default:
+			err = &UnprocessedError{Err: ErrClosed}
 		}
+		end := cc.endedLocked() // the GOAWAY waited for this reservation
 		cc.cond.Broadcast()
 		cc.mu.Unlock()
 		cc.wmu.Unlock()
 		putSmall()
 		st.stopWatch()
+		if end {
+			cc.closeLocked(cc.goAway, false)
+		}
 		return fail(err)
 	}
 	st.id = cc.nextID
@@ -180,9 +189,6 @@ func (cc *ClientConn) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil {
 		err = cc.bw.Flush()
 	}
-	cc.mu.Lock()
-	st.wroteHead = true
-	cc.mu.Unlock()
 	cc.wmu.Unlock()
 	if err != nil {
 		putSmall()
