@@ -272,6 +272,10 @@ func (st *stream) writeBody(prefix []byte, pbuf *[]byte, body io.ReadCloser, h r
 				return errors.New("http2: request body longer than its Content-Length")
 			}
 			sent += int64(n)
+			if rerr == io.EOF && want >= 0 && sent < want {
+				// Checked before anything goes with END_STREAM: the stream is reset instead.
+				return errors.New("http2: request body shorter than its Content-Length")
+			}
 			last := rerr == io.EOF || (want >= 0 && sent == want)
 			if n > 0 || (last && !h.trailers) {
 				if err := st.sendData(buf[:n], last && !h.trailers); err != nil {
@@ -279,9 +283,6 @@ func (st *stream) writeBody(prefix []byte, pbuf *[]byte, body io.ReadCloser, h r
 				}
 			}
 			if last {
-				if want >= 0 && sent < want {
-					return errors.New("http2: request body shorter than its Content-Length")
-				}
 				if h.trailers {
 					return st.sendTrailers()
 				}
