@@ -10,11 +10,12 @@ import (
 // connection's local address ("ip:port", worked out once per connection; "" when it is
 // not TCP). UpstreamConn may run on a transport goroutine.
 //
-// It replaces an httptrace.ClientTrace GotConn hook on the hot path: the pool installs its
-// own ClientTrace for every HTTP/2 request, and httptrace composes two traces through
-// reflection (reflect.MakeFunc and a reflective call per request), which cost more than a
-// tenth of a sidecar's CPU under h2c load. Given to RoundTrip rather than as a context
-// value, it costs no allocation per request.
+// It replaces an httptrace.ClientTrace GotConn hook on the hot path: with net/http's
+// HTTP/2 client (LUCID_HTTP2_CLIENT=nethttp) the pool installs its own ClientTrace for
+// every request, and httptrace composes two traces through reflection (reflect.MakeFunc
+// and a reflective call per request), which cost more than a tenth of a sidecar's CPU
+// under h2c load. Given to RoundTrip rather than as a context value, it costs no
+// allocation per request.
 type ConnObserver interface {
 	UpstreamConn(c net.Conn, local string)
 }

@@ -8,8 +8,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"strings"
 	"sync"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/h2client"
 )
 
 // The limited HTTP/2 (h2c) path: Envoy's HTTP/2 connection pool for clusters whose
@@ -22,8 +25,10 @@ import (
 //   - circuit breaker max_connections (connectionPool.tcp.maxConnections) or
 //     max_pending_requests (connectionPool.http.http1MaxPendingRequests) below Istio's 2^32-1,
 //
-// the pool keeps its own connections (net/http ClientConns, made by the same Transport, so
-// dialer, keepalive and PINGs are the same) and picks one per request:
+// the pool keeps its own connections (h2client ClientConns over connections made by the
+// Transport's dialer, with the cluster's keepalive PINGs and idle timeout; or net/http
+// ClientConns made by the Transport when LUCID_HTTP2_CLIENT=nethttp) and picks one per
+// request:
 //
 //   - a connection to the endpoint with a free stream (fewer than max_concurrent_streams
 //     streams of ours, and the server's SETTINGS_MAX_CONCURRENT_STREAMS not reached);
@@ -56,6 +61,7 @@ type h2lim struct {
 	maxPen     int
 	maxStreams int    // per connection, ours (at the server's own limit, see free, requests picked together may wait inside net/http)
 	maxReq     uint32 // per connection; 0: unlimited
+	native     bool   // h2client connections (default); false: net/http's ClientConn
 
 	mu      sync.Mutex
 	conns   map[string][]*h2Conn // by address
@@ -64,13 +70,25 @@ type h2lim struct {
 	closed  bool
 }
 
+// h2ClientConn is what the pool uses of an HTTP/2 client connection: h2client's, or
+// net/http's (LUCID_HTTP2_CLIENT=nethttp).
+type h2ClientConn interface {
+	RoundTrip(*http.Request) (*http.Response, error)
+	Close() error
+	Err() error     // non-nil once it takes no new streams
+	Available() int // streams it can open now (the server's limit less those open)
+}
+
+// http2ClientEnv selects the HTTP/2 client: "nethttp" keeps net/http's ClientConn.
+const http2ClientEnv = "LUCID_HTTP2_CLIENT"
+
 // h2Conn is one HTTP/2 connection of the limited path.
 type h2Conn struct {
-	cc       *http.ClientConn // nil while being dialled
-	nc       net.Conn         // the connection under cc
-	local    string           // nc's local address for ConnObserver
-	ready    chan struct{}    // closed when the dial ended (cc or err set)
-	err      error            // why the dial failed
+	cc       h2ClientConn  // nil while being dialled
+	nc       net.Conn      // the connection under cc
+	local    string        // nc's local address for ConnObserver
+	ready    chan struct{} // closed when the dial ended (cc or err set)
+	err      error         // why the dial failed
 	addr     string
 	active   int    // our streams on it
 	requests uint32 // requests sent on it
@@ -85,6 +103,7 @@ func newH2Lim(p *Pool, t *http.Transport) *h2lim {
 	h.maxPen = limit(st.maxPending, 1024)
 	h.maxStreams = limit(st.maxStreams, math.MaxInt32)
 	h.maxReq = st.maxReqPerConn
+	h.native = os.Getenv(http2ClientEnv) != "nethttp"
 	if !h2Limited(st) {
 		// No limits set: the connections the Transport would keep (a new one when every
 		// connection is at the server's stream limit, no pending queue), without the
@@ -231,7 +250,7 @@ func (h *h2lim) dial(ctx context.Context, c *h2Conn, cb Counters) {
 	}
 	var nc net.Conn
 	dctx = context.WithValue(dctx, dialedKey{}, &nc)
-	cc, err := h.t.NewClientConn(dctx, "http", c.addr)
+	cc, err := h.newConn(dctx, c)
 	h.mu.Lock()
 	switch {
 	case err != nil:
@@ -260,16 +279,40 @@ func (h *h2lim) dial(ctx context.Context, c *h2Conn, cb Counters) {
 	if err == nil && (c.err != nil || unused) {
 		_ = cc.Close()
 	}
-	if c.err == nil && !unused {
-		cc.SetStateHook(func(*http.ClientConn) { h.changed(c) })
+	if nh, ok := cc.(*http.ClientConn); ok && c.err == nil && !unused {
+		nh.SetStateHook(func(*http.ClientConn) { h.changed(c) })
 	}
+}
+
+// newConn makes the HTTP/2 connection of c: dialled with the Transport's dialer (the
+// cluster's TLS, counters and the dialed-connection slot in ctx), then an h2client
+// connection on it, or net/http's ClientConn.
+func (h *h2lim) newConn(ctx context.Context, c *h2Conn) (h2ClientConn, error) {
+	if !h.native {
+		return h.t.NewClientConn(ctx, "http", c.addr)
+	}
+	nc, err := h.t.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return nil, err
+	}
+	ka := h.p.settings.keepalive
+	cc, err := h2client.NewClientConn(nc, h2client.Config{
+		PingInterval: ka.h2Interval,
+		PingTimeout:  ka.h2Timeout,
+		IdleTimeout:  h.p.settings.idleTimeout,
+		StateHook:    func(*h2client.ClientConn) { h.changed(c) },
+	})
+	if err != nil {
+		return nil, connectError(c.addr, err)
+	}
+	return cc, nil
 }
 
 // changed runs when a connection's state changes: a stream or the connection ended, or
 // the server raised its stream limit. Waiters look again; a dead connection leaves.
 func (h *h2lim) changed(c *h2Conn) {
 	h.mu.Lock()
-	if c.cc.Err() != nil {
+	if c.cc != nil && c.cc.Err() != nil {
 		h.removeLocked(c)
 	}
 	h.wake()
@@ -372,6 +415,9 @@ func unprocessed(err error) bool {
 	if !errors.As(err, &re) {
 		return false
 	}
+	if h2client.IsUnprocessed(re.Err) {
+		return true
+	}
 	msg := re.Err.Error()
 	return strings.Contains(msg, "graceful shutdown GOAWAY") || strings.Contains(msg, "client conn not usable")
 }
@@ -385,14 +431,22 @@ func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters, obs C
 	at := &attempt{}
 	at.gotConn.Store(true)
 	at.reused.Store(reused)
-	ctx := httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		WroteHeaders: func() { at.wrote.Store(true) },
-	})
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: reused})
 	}
 	observe(obs, c.nc, c.local)
-	resp, err := c.cc.RoundTrip(req.WithContext(ctx))
+	var resp *http.Response
+	if h.native {
+		resp, err = c.cc.RoundTrip(req)
+		if err != nil {
+			at.wrote.Store(h2client.HeadersWritten(err))
+		}
+	} else {
+		ctx := httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			WroteHeaders: func() { at.wrote.Store(true) },
+		})
+		resp, err = c.cc.RoundTrip(req.WithContext(ctx))
+	}
 	if err != nil {
 		h.release(c)
 		return nil, classify(req.Context(), err, at)

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -176,4 +177,30 @@ func TestH2MaxRequestsPerConnectionSequential(t *testing.T) {
 		t.Fatalf("%d connections for 3 requests, want 2", n)
 	}
 	testutil.Eventually(t, 5*time.Second, "the drained connection to close", func() bool { return cb.closed.Load() == 1 })
+}
+
+// TestH2ClientChoice: HTTP/2 upstreams use h2client's connections, or net/http's with
+// LUCID_HTTP2_CLIENT=nethttp; either way the upstream answers over HTTP/2.
+func TestH2ClientChoice(t *testing.T) {
+	u := startH2Upstream(t, "127.0.89.12")
+	for _, tt := range []struct{ env, want string }{{"", "*h2client.ClientConn"}, {"nethttp", "*http.ClientConn"}} {
+		t.Run(tt.want, func(t *testing.T) {
+			t.Setenv(http2ClientEnv, tt.env)
+			p := newSet(t, &resource.Cluster{Name: "h2", Protocol: resource.HTTP2}).Get("h2")
+			got, err := h2Get(t.Context(), p, u.addr, "/", nil)
+			if err != nil || got != "HTTP/2.0" {
+				t.Fatalf("got %q, %v", got, err)
+			}
+			p.h2l.mu.Lock()
+			defer p.h2l.mu.Unlock()
+			for _, c := range p.h2l.conns[u.addr] {
+				if typ := fmt.Sprintf("%T", c.cc); typ != tt.want {
+					t.Fatalf("connection %s, want %s", typ, tt.want)
+				}
+			}
+			if len(p.h2l.conns[u.addr]) != 1 {
+				t.Fatalf("%d connections, want 1", len(p.h2l.conns[u.addr]))
+			}
+		})
+	}
 }

@@ -71,8 +71,8 @@ type Pool struct {
 	settings settings
 	log      *slog.Logger
 	h1       *h1             // HTTP1 clusters, and Downstream clusters for HTTP/1 requests (h1.go)
-	h2       *http.Transport // HTTP2 clusters (h2c, prior knowledge), Downstream for HTTP/2
-	h2l      *h2lim          // h2.go: h2 with Envoy's pool limits; nil when none are set
+	h2       *http.Transport // HTTP2 clusters (h2c, prior knowledge), Downstream for HTTP/2: its dialer (and net/http's ClientConns with LUCID_HTTP2_CLIENT=nethttp)
+	h2l      *h2lim          // h2.go: the HTTP/2 connections, with Envoy's pool limits when set; nil without h2
 
 	source   netip.Addr      // local address for loopback upstreams (see Set.SetSourceAddress)
 	inflight atomic.Int64    // RoundTrips whose response body is not yet closed
@@ -94,8 +94,9 @@ func newPool(name string, st settings, source netip.Addr, idle *idleState, log *
 		p.h1 = newH1(p, p.dialer(p.netDialer()))
 	}
 	if p.h2 != nil {
-		// h2.go: every HTTP/2 request runs on the pool's own ClientConns (made by the
-		// Transport), with Envoy's limits when the cluster sets them.
+		// h2.go: every HTTP/2 request runs on the pool's own connections (h2client's, on
+		// connections of the Transport's dialer), with Envoy's limits when the cluster sets
+		// them.
 		p.h2l = newH2Lim(p, p.h2)
 	}
 	return p
@@ -180,7 +181,7 @@ func (p *Pool) dialer(d *net.Dialer) func(ctx context.Context, network, addr str
 			return nil, err
 		}
 		if slot, ok := ctx.Value(dialedKey{}).(*net.Conn); ok {
-			*slot = c // h2.go: the connection under a ClientConn, for its local address
+			*slot = c // h2.go: the connection under an HTTP/2 client connection, for its local address
 		}
 		if p.log.Enabled(ctx, slog.LevelDebug) {
 			p.log.Debug("new upstream connection", "addr", addr, "local", c.LocalAddr().String())

@@ -1,0 +1,265 @@
+package h2client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Tests against peers that misbehave or end connections on purpose (fakes written with
+// the Framer).
+
+// writeResponse sends response headers for stream id.
+func writeResponse(fr *http2.Framer, id uint32, status string, end bool) error {
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: status})
+	return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndStream: end, EndHeaders: true})
+}
+
+// GOAWAY mid-flight: the stream at or below the last stream id is answered; the one above
+// fails as unprocessed (safe to send again); the connection takes no new stream and
+// closes once the answered one ends.
+func TestGoAwayMidFlight(t *testing.T) {
+	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
+		first, second := readHeaders(fr), readHeaders(fr)
+		if first == 0 || second == 0 {
+			return
+		}
+		_ = fr.WriteGoAway(first, http2.ErrCodeNo, []byte("bye"))
+		_ = writeResponse(fr, first, "200", false)
+		_ = fr.WriteData(first, true, []byte("first"))
+		drain(fr)
+	})
+	cc := dial(t, addr, Config{})
+	type result struct {
+		body string
+		err  error
+	}
+	// The first request's headers go out before the second's.
+	results := make([]chan result, 2)
+	sent := make(chan struct{})
+	for i := range results {
+		results[i] = make(chan result, 1)
+		go func() {
+			if i == 1 {
+				<-sent
+			}
+			req := newReq(context.Background(), t, http.MethodGet, "http://"+addr+"/", nil)
+			resp, err := cc.RoundTrip(req)
+			if err != nil {
+				results[i] <- result{err: err}
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			results[i] <- result{string(b), err}
+		}()
+		if i == 0 {
+			for openStreams(cc) == 0 { // wait for the first stream to be open
+				runtime.Gosched()
+			}
+			close(sent)
+		}
+	}
+	r0, r1 := <-results[0], <-results[1]
+	if r0.err != nil || r0.body != "first" {
+		t.Fatalf("stream below the last stream id: %q, %v", r0.body, r0.err)
+	}
+	if !IsUnprocessed(r1.err) || !strings.Contains(r1.err.Error(), "GOAWAY") {
+		t.Fatalf("stream above the last stream id: %v, want an unprocessed-stream error naming GOAWAY", r1.err)
+	}
+	if cc.Err() == nil || cc.Available() != 0 {
+		t.Fatalf("after GOAWAY: Err %v, Available %d; want no new streams", cc.Err(), cc.Available())
+	}
+	err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+	if !IsUnprocessed(err) || HeadersWritten(err) {
+		t.Fatalf("request after GOAWAY: %v, want unprocessed and unsent", err)
+	}
+}
+
+// A RST_STREAM from the server fails the stream with the server's code (REFUSED_STREAM is
+// how a server says it did not process it); the connection goes on.
+func TestServerResetStream(t *testing.T) {
+	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
+		id := readHeaders(fr)
+		_ = fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+		id = readHeaders(fr)
+		_ = writeResponse(fr, id, "200", false)
+		_ = fr.WriteData(id, false, []byte("part"))
+		_ = fr.WriteRSTStream(id, http2.ErrCodeInternal)
+		drain(fr)
+	})
+	cc := dial(t, addr, Config{})
+	err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+	var se http2.StreamError
+	if !errors.As(err, &se) || se.Code != http2.ErrCodeRefusedStream || !HeadersWritten(err) {
+		t.Fatalf("error %v, want a REFUSED_STREAM stream error", err)
+	}
+	resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if string(b) != "part" || !errors.As(err, &se) || se.Code != http2.ErrCodeInternal || !strings.Contains(err.Error(), "stream error") {
+		t.Fatalf("body %q, %v; want the data before the reset, then the stream error", b, err)
+	}
+}
+
+// A server that closes the connection after reading the request fails the stream with
+// the connection's end (what the pool reports as connection termination), after the
+// headers were written.
+func TestServerCloses(t *testing.T) {
+	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
+		readHeaders(fr)
+		_ = c.Close()
+	})
+	cc := dial(t, addr, Config{})
+	err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+	// EOF, or a reset when the close found bytes of ours unread.
+	ended := errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+	if !ended || !HeadersWritten(err) {
+		t.Fatalf("error %v, want unexpected EOF (or connection reset) after the headers", err)
+	}
+	if cc.Err() == nil || cc.Available() != 0 {
+		t.Fatal("closed connection still takes streams")
+	}
+}
+
+// A server that stops answering (no frame at all, PINGs unanswered) is found by the PING
+// health check: streams fail with "client connection lost".
+func TestBlackholedServer(t *testing.T) {
+	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
+		readHeaders(fr)
+		_, _ = io.Copy(io.Discard, c) // reads, never answers
+	})
+	cc := dial(t, addr, Config{PingInterval: 20e6, PingTimeout: 20e6})
+	err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+	if err == nil || !strings.Contains(err.Error(), "client connection lost") {
+		t.Fatalf("error %v, want client connection lost", err)
+	}
+}
+
+// A server that answers PINGs keeps the connection through the health check.
+func TestPingAnswered(t *testing.T) {
+	release := make(chan struct{})
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_, _ = io.WriteString(w, "late")
+	})
+	pings := 0
+	cc := dial(t, addr, Config{PingInterval: 5e6, PingTimeout: 1e9})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for pings < 5 {
+			n := cc.frames.Load()
+			for cc.frames.Load() == n {
+				runtime.Gosched()
+			}
+			pings++
+		}
+		close(release)
+	}()
+	resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); got != "late" {
+		t.Fatalf("body %q", got)
+	}
+}
+
+// Shutdown sends GOAWAY, lets the open stream finish and closes.
+func TestShutdown(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{})
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		_, _ = io.WriteString(w, "done")
+	})
+	cc := dial(t, addr, Config{})
+	got := make(chan string, 1)
+	go func() {
+		resp, err := cc.RoundTrip(newReq(context.Background(), t, http.MethodGet, "http://"+addr+"/", nil))
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		got <- string(b)
+	}()
+	<-arrived
+	shut := make(chan error, 1)
+	go func() { shut <- cc.Shutdown(context.Background()) }()
+	for cc.Err() == nil {
+		runtime.Gosched()
+	}
+	if err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil)); !IsUnprocessed(err) {
+		t.Fatalf("request during Shutdown: %v, want unprocessed", err)
+	}
+	close(release)
+	if b := <-got; b != "done" {
+		t.Fatalf("open stream got %q", b)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func openStreams(cc *ClientConn) int {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return len(cc.streams)
+}
+
+// A malformed response header block (an upper-case field name, a request pseudo-header)
+// fails its stream with PROTOCOL_ERROR; the connection and its HPACK state go on.
+func TestMalformedResponseHeaders(t *testing.T) {
+	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
+		var buf bytes.Buffer
+		enc := hpack.NewEncoder(&buf)
+		for _, bad := range [][2]string{{"X-Upper", "v"}, {":path", "/"}} {
+			id := readHeaders(fr)
+			buf.Reset()
+			_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+			_ = enc.WriteField(hpack.HeaderField{Name: bad[0], Value: bad[1]})
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
+		}
+		id := readHeaders(fr)
+		buf.Reset()
+		_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "204"})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
+		drain(fr)
+	})
+	cc := dial(t, addr, Config{})
+	for range 2 {
+		err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+		var se http2.StreamError
+		if !errors.As(err, &se) || se.Code != http2.ErrCodeProtocol || !strings.Contains(err.Error(), "malformed response") {
+			t.Fatalf("error %v, want a PROTOCOL_ERROR stream error saying the response was malformed", err)
+		}
+	}
+	resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("status %d after the malformed ones, want 204", resp.StatusCode)
+	}
+}
