@@ -350,22 +350,11 @@ func (st *stream) sendData(data []byte, end bool) error {
 		}
 		ended := closed && cc.endedLocked()
 		cc.mu.Unlock()
-		cc.wmu.Lock()
-		err := cc.fr.WriteData(st.id, last, data[:n])
-		if err == nil {
-			err = cc.bw.Flush()
-		}
-		cc.wmu.Unlock()
-		if err != nil {
-			cc.closeLocked(err, false)
+		chunk := data[:n]
+		if err := cc.writeFrames(func(fr *http2.Framer) error { return fr.WriteData(st.id, last, chunk) }); err != nil {
 			return err
 		}
-		if closed {
-			cc.hook()
-		}
-		if ended {
-			cc.closeLocked(cc.goAway, false)
-		}
+		cc.afterEnd(closed, ended)
 		data = data[n:]
 		if len(data) == 0 {
 			return nil
@@ -391,35 +380,37 @@ func (st *stream) sendTrailers() error {
 	}
 	ended := closed && cc.endedLocked()
 	cc.mu.Unlock()
-	cc.wmu.Lock()
-	cc.hbuf.Reset()
-	for k, vv := range st.req.Trailer {
-		if !httpguts.ValidHeaderFieldName(k) {
-			continue
-		}
-		name := lower(k)
-		for _, v := range vv {
-			if httpguts.ValidHeaderFieldValue(v) {
-				_ = cc.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
+	err := cc.writeFrames(func(fr *http2.Framer) error {
+		cc.hbuf.Reset()
+		for k, vv := range st.req.Trailer {
+			if !httpguts.ValidHeaderFieldName(k) {
+				continue
+			}
+			name := lower(k)
+			for _, v := range vv {
+				if httpguts.ValidHeaderFieldValue(v) {
+					_ = cc.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
+				}
 			}
 		}
-	}
-	err := writeBlock(cc.fr, st.id, cc.hbuf.Bytes(), true, cc.peerMaxFrameLocked())
-	if err == nil {
-		err = cc.bw.Flush()
-	}
-	cc.wmu.Unlock()
+		return writeBlock(fr, st.id, cc.hbuf.Bytes(), true, cc.peerMaxFrameLocked())
+	})
 	if err != nil {
-		cc.closeLocked(err, false)
 		return err
 	}
+	cc.afterEnd(closed, ended)
+	return nil
+}
+
+// afterEnd follows the frame that ended a stream's sending: the pool is told when the
+// stream closed with it, and a connection that GOAWAY left without streams is closed.
+func (cc *ClientConn) afterEnd(closed, ended bool) {
 	if closed {
 		cc.hook()
 	}
 	if ended {
 		cc.closeLocked(cc.goAway, false)
 	}
-	return nil
 }
 
 // peerMaxFrameLocked reads the server's frame size limit.
