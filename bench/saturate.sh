@@ -16,6 +16,7 @@
 #   SAT_ROUNDS=5 SAT_DURATION=20 SAT_PROTOS=h2c bench/saturate.sh
 #   SAT_RESULTS=bench/RESULTS.md bench/saturate.sh      # also writes its section there (make bench)
 #   SAT_ROUNDS=0 SAT_PROFILE=1 bench/saturate.sh        # Lucid's CPU profile and syscalls per request
+#                                                       # (SAT_PROFILE_DIR=D keeps the profiles in D)
 #
 # The proxy runs on CPU 1 (taskset); the load (HTTP/1.1: bench/saturate, 16 connections,
 # closed loop; h2c: h2load, 16 connections x 10 streams) and the upstream (nginx answering
@@ -214,11 +215,14 @@ start_target() {
 		;;
 	lucid*)
 		local protocol=HTTP port=8080 envs=(GOMAXPROCS=1) args=()
+		# SAT_LUCID_ARGS: extra `lucid sidecar` flags for every lucid target (unquoted words)
+		# shellcheck disable=SC2206
+		local extra=(${SAT_LUCID_ARGS:-})
 		[ "$proto" = h2c ] && protocol=HTTP2 port=8081
 		mkdir -p "$work/lucid"
 		rm -f "$work/lucid/telemetry.yaml"
 		case "$name" in
-		lucid-log) args=(--access-log "$work/access.log") ;;
+		lucid-log) args+=(--access-log "$work/access.log") ;;
 		lucid-nometrics)
 			cat >"$work/lucid/telemetry.yaml" <<-EOC
 				apiVersion: telemetry.istio.io/v1
@@ -258,7 +262,7 @@ start_target() {
 		wait_http "http://$discovery_ip:15014/ready"
 		[ -n "${SAT_PROFILE:-}" ] && args+=(--profiling)
 		start sidecar env "${envs[@]}" taskset -c 1 "$lucid" sidecar --ip "$lucid_ip" \
-			--workload upstream --discovery-address "$discovery_ip:15010" --log-level warning "${args[@]}"
+			--workload upstream --discovery-address "$discovery_ip:15010" --log-level warning "${args[@]}" "${extra[@]}"
 		ppid=$last_pid
 		local i
 		for i in $(seq 150); do
@@ -299,6 +303,7 @@ profile_lucid() {
 		run_load "$proto" 12 >/dev/null &
 		curl -s -o "$work/lucid-$proto.pprof" "http://$lucid_ip:15020/debug/pprof/profile?seconds=10"
 		wait $!
+		[ -z "${SAT_PROFILE_DIR:-}" ] || cp "$work/lucid-$proto.pprof" "$SAT_PROFILE_DIR/"
 		echo "#### lucid, $proto: top functions (pprof, 10 s at saturation, load average $(cut -d' ' -f1 /proc/loadavg))"
 		echo
 		echo '```'
