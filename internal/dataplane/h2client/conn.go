@@ -626,10 +626,7 @@ func (cc *ClientConn) onGoAway(f *http2.GoAwayFrame) {
 	for _, st := range cut {
 		st.abortBody()
 	}
-	cc.hook()
-	if end {
-		cc.closeLocked(cc.goAway, false)
-	}
+	cc.streamsChanged(true, end)
 }
 
 // streamFailed ends stream id with err: a RST_STREAM from the server (code 0: answer with
@@ -657,8 +654,5 @@ func (cc *ClientConn) streamFailed(id uint32, err error, code http2.ErrCode) {
 	if code != 0 {
 		cc.resetStream(id, code)
 	}
-	cc.hook()
-	if end {
-		cc.closeLocked(cc.goAway, false)
-	}
+	cc.streamsChanged(true, end)
 }

@@ -259,10 +259,7 @@ func (st *stream) cancel(ctx context.Context) {
 	if sendRST {
 		cc.resetStream(st.id, http2.ErrCodeCancel)
 	}
-	cc.hook()
-	if end {
-		cc.closeLocked(cc.goAway, false)
-	}
+	cc.streamsChanged(true, end)
 }
 
 func (st *stream) stopWatch() {
@@ -318,12 +315,7 @@ func (st *stream) finish(code http2.ErrCode) {
 	if sendRST {
 		cc.resetStream(st.id, code)
 	}
-	if wasOpen {
-		cc.hook()
-	}
-	if end {
-		cc.closeLocked(cc.goAway, false)
-	}
+	cc.streamsChanged(wasOpen, end)
 }
 
 var errBodyClosed = errors.New("http2: response body closed")
@@ -475,12 +467,7 @@ func (cc *ClientConn) endRecvLocked(st *stream) {
 	}
 	end := cc.endedLocked()
 	cc.mu.Unlock()
-	if closed {
-		cc.hook()
-	}
-	if end {
-		cc.closeLocked(cc.goAway, false)
-	}
+	cc.streamsChanged(closed, end)
 }
 
 // response builds the final response from its headers; nil for a 1xx. Called with mu held.

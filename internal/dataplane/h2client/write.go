@@ -354,7 +354,7 @@ func (st *stream) sendData(data []byte, end bool) error {
 		if err := cc.writeFrames(func(fr *http2.Framer) error { return fr.WriteData(st.id, last, chunk) }); err != nil {
 			return err
 		}
-		cc.afterEnd(closed, ended)
+		cc.streamsChanged(closed, ended)
 		data = data[n:]
 		if len(data) == 0 {
 			return nil
@@ -398,13 +398,14 @@ func (st *stream) sendTrailers() error {
 	if err != nil {
 		return err
 	}
-	cc.afterEnd(closed, ended)
+	cc.streamsChanged(closed, ended)
 	return nil
 }
 
-// afterEnd follows the frame that ended a stream's sending: the pool is told when the
-// stream closed with it, and a connection that GOAWAY left without streams is closed.
-func (cc *ClientConn) afterEnd(closed, ended bool) {
+// streamsChanged runs, without mu, after a stream may have left the connection: the pool
+// is told when one did (its state hook), and a connection that GOAWAY left without
+// streams (endedLocked, read under mu) is closed.
+func (cc *ClientConn) streamsChanged(closed, ended bool) {
 	if closed {
 		cc.hook()
 	}
