@@ -1,13 +1,11 @@
 package h2server_test
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -58,28 +56,4 @@ func h2c(tb testing.TB) *http.Client {
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	tb.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
-}
-
-type errBox struct{ err error }
-
-func errOrNil(err error) errBox { return errBox{err} }
-
-var timeZero time.Time
-
-// syncBuffer is a bytes.Buffer for a logger written from the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

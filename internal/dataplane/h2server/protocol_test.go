@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/h2server"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func okHandler() http.Handler {
@@ -147,7 +148,7 @@ func TestPing(t *testing.T) {
 
 // TestKeepalivePing: a quiet client is PINGed, and one that does not answer is cut off.
 func TestKeepalivePing(t *testing.T) {
-	var logged syncBuffer
+	var logged testutil.Buffer
 	s := &h2server.Server{Handler: okHandler(), ErrorLog: log.New(&logged, "", 0),
 		Config: &http.HTTP2Config{SendPingTimeout: 20 * time.Millisecond, PingTimeout: 40 * time.Millisecond}}
 	r := dialRaw(t, serve(t, s))

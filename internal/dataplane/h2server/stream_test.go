@@ -11,8 +11,8 @@ import (
 	"net/textproto"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 
@@ -233,22 +233,22 @@ func expectEcho(t *testing.T, r *raw, id uint32) {
 // TestResponseController: Flush goes through http.ResponseController; deadlines are not
 // supported.
 func TestResponseController(t *testing.T) {
-	var flushErr, deadlineErr atomic.Value
+	errs := make(chan [2]error, 1)
 	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
-		flushErr.Store(errOrNil(rc.Flush()))
-		deadlineErr.Store(errOrNil(rc.SetWriteDeadline(timeZero)))
+		errs <- [2]error{rc.Flush(), rc.SetWriteDeadline(time.Time{})}
 	})}
 	resp, err := h2c(t).Get("http://" + serve(t, s) + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body) // its end comes after the handler's return
+	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
-	if e := flushErr.Load().(errBox); e.err != nil {
-		t.Errorf("Flush: %v", e.err)
+	e := <-errs
+	if e[0] != nil {
+		t.Errorf("Flush: %v", e[0])
 	}
-	if e := deadlineErr.Load().(errBox); !errors.Is(e.err, http.ErrNotSupported) {
-		t.Errorf("SetWriteDeadline: %v", e.err)
+	if !errors.Is(e[1], http.ErrNotSupported) {
+		t.Errorf("SetWriteDeadline: %v", e[1])
 	}
 }
