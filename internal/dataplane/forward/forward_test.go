@@ -174,7 +174,7 @@ func TestHappyPath(t *testing.T) {
 	var seen atomic.Pointer[http.Request]
 	up := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		seen.Store(r.Clone(r.Context()))
-		w.Header().Set("Connection", "X-Up-Hop")
+		w.Header().Set("Connection", "keep-alive, X-Up-Hop")
 		w.Header().Set("X-Up-Hop", "1")
 		w.Header().Set("Keep-Alive", "timeout=5")
 		w.Header().Set("X-App", "reviews")
@@ -187,7 +187,7 @@ func TestHappyPath(t *testing.T) {
 
 	req, _ := http.NewRequest(http.MethodGet, e.url+"/p?q=1", nil)
 	req.Host = "svc:9080"
-	req.Header.Set("Connection", "X-Hop")
+	req.Header.Set("Connection", "Keep-Alive ,X-Hop")
 	req.Header.Set("X-Hop", "secret")
 	req.Header.Set("Proxy-Authorization", "Basic x")
 	got := e.do(e.h1, req)

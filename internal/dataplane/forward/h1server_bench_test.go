@@ -66,14 +66,15 @@ func (l checked) Accept() (net.Conn, error) {
 	return http1.NewConn(c, http1.Limits{}, nil), nil
 }
 
-// rawKiB is an upstream that answers every GET with 1 KiB, with no allocation per request.
+// rawKiB is an upstream that answers every GET with 1 KiB as nginx does (Connection:
+// keep-alive on every answer), with no allocation per request.
 func rawKiB(tb testing.TB) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.84.2:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	answer := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1024\r\n\r\n" + strings.Repeat("x", 1024))
+	answer := []byte("HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 1024\r\nConnection: keep-alive\r\n\r\n" + strings.Repeat("x", 1024))
 	go func() {
 		for {
 			c, err := ln.Accept()

@@ -26,7 +26,9 @@ var hopHeaders = []string{
 func removeHopHeaders(h http.Header, keepTrailersTE bool) {
 	for _, v := range h["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
-			if f = textproto.TrimString(f); f != "" {
+			// The options every keep-alive answer carries name no field left after
+			// hopHeaders (and Del would allocate to canonicalise them).
+			if f = textproto.TrimString(f); f != "" && !strings.EqualFold(f, "keep-alive") && !strings.EqualFold(f, "close") {
 				h.Del(f)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -18,7 +19,8 @@ import (
 // Content-Length, field lines that need no repair. Such a head, once it is all in the
 // connection's read buffer, is read here into one string (every value and most names are
 // slices of it), one map and one array of values. Anything else (1xx, 204, 304, an answer
-// to HEAD, chunked or close-delimited bodies, Connection, Trailer or Pragma fields, two
+// to HEAD, chunked or close-delimited bodies, a Connection field other than the
+// "keep-alive" nginx and many servers send on every answer, Trailer or Pragma fields, two
 // Content-Lengths, obsolete line folding, a byte net/http would refuse, a head not yet all
 // received) is left unread for http.ReadResponse, so what net/http decides about it stays
 // as it was.
@@ -135,7 +137,13 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 				return nil
 			}
 			length = n
-		case "Transfer-Encoding", "Connection", "Trailer", "Pragma":
+		case "Connection":
+			// "keep-alive" changes nothing in HTTP/1.1, and net/http keeps the field as
+			// it is; any other option ("close", a field to remove) goes to net/http.
+			if !strings.EqualFold(v, "keep-alive") {
+				return nil
+			}
+		case "Transfer-Encoding", "Trailer", "Pragma":
 			return nil
 		}
 		if prev, ok := h[key]; ok {

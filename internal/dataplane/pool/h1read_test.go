@@ -27,7 +27,12 @@ func TestPlainHead(t *testing.T) {
 		{"no reason phrase", "HTTP/1.1 404\r\nContent-Length: 3\r\n", get, true},
 		{"no Content-Length: close-delimited", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n", get, false},
 		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", get, false},
-		{"Connection", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n", get, false},
+		{"Connection: close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n", get, false},
+		{"Connection: keep-alive (nginx)", "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 1\r\nConnection: keep-alive\r\n", get, true},
+		{"Connection: Keep-Alive, twice", "HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nconnection: keep-alive\r\nContent-Length: 1\r\n", get, true},
+		{"Connection: keep-alive, close", "HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 1\r\n", get, false},
+		{"Connection: keep-alive then close", "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: close\r\nContent-Length: 1\r\n", get, false},
+		{"Connection naming a field", "HTTP/1.1 200 OK\r\nConnection: X-A\r\nX-A: b\r\nContent-Length: 1\r\n", get, false},
 		{"two Content-Lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n", get, false},
 		{"Pragma", "HTTP/1.1 200 OK\r\nPragma: no-cache\r\nContent-Length: 1\r\n", get, false},
 		{"Trailer", "HTTP/1.1 200 OK\r\nTrailer: X-A\r\nContent-Length: 1\r\n", get, false},
@@ -121,6 +126,7 @@ func FuzzPlainHead(f *testing.F) {
 		"HTTP/1.1 500 x\r\ncontent-length: 2\r\nx-a: 1\r\nX-A: 2\r\n\r\nab",
 		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
 		"HTTP/1.1 404\r\nContent-Length: 3\r\nkeep-alive: timeout=5\r\n\r\nabc",
+		"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nab",
 	} {
 		f.Add([]byte(s))
 	}
