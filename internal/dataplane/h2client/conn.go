@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/hpackenc"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -75,7 +76,7 @@ type ClientConn struct {
 	wmu    sync.Mutex
 	bw     *bufio.Writer
 	hbuf   bytes.Buffer
-	henc   *hpack.Encoder
+	henc   *hpackenc.Encoder // no dynamic table: the peer's SETTINGS_HEADER_TABLE_SIZE does not matter
 	nextID uint32
 
 	mu             sync.Mutex
@@ -131,7 +132,7 @@ func NewClientConn(nc net.Conn, cfg Config) (*ClientConn, error) {
 	cc.fr.SetReuseFrames()
 	cc.hdec = hpack.NewDecoder(4096, cc.emit)
 	cc.hdec.SetMaxStringLength(maxHeaderList)
-	cc.henc = hpack.NewEncoder(&cc.hbuf)
+	cc.henc = hpackenc.New(&cc.hbuf)
 
 	_, err := cc.bw.WriteString(http2.ClientPreface)
 	if err == nil {
@@ -530,8 +531,6 @@ func (cc *ClientConn) onSettings(f *http2.SettingsFrame) error {
 		return nil
 	}
 	cc.mu.Lock()
-	var tableSize uint32
-	setTable := false
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		if err := s.Valid(); err != nil {
 			return err // a ConnectionError: PROTOCOL_ERROR or FLOW_CONTROL_ERROR
@@ -547,8 +546,6 @@ func (cc *ClientConn) onSettings(f *http2.SettingsFrame) error {
 			cc.peerWindow = int32(s.Val)
 		case http2.SettingMaxFrameSize:
 			cc.peerMaxFrame = s.Val
-		case http2.SettingHeaderTableSize:
-			tableSize, setTable = s.Val, true
 		case http2.SettingEnableConnectProtocol:
 			cc.extConnect = s.Val == 1
 		}
@@ -566,9 +563,6 @@ func (cc *ClientConn) onSettings(f *http2.SettingsFrame) error {
 		return err
 	}
 	err = cc.writeFrames(func(fr *http2.Framer) error {
-		if setTable {
-			cc.henc.SetMaxDynamicTableSizeLimit(tableSize)
-		}
 		return fr.WriteSettingsAck()
 	})
 	cc.hook()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -261,5 +262,68 @@ func TestMalformedResponseHeaders(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("status %d after the malformed ones, want 204", resp.StatusCode)
+	}
+}
+
+// Request heads leave nothing in the server's HPACK table (the client never indexes) and
+// decode whole every time.
+func TestRequestHeadsUseNoDynamicTable(t *testing.T) {
+	type seen struct {
+		fields  map[string]string
+		indexed bool
+	}
+	got := make(chan seen, 2)
+	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
+		d := hpack.NewDecoder(4096, nil)
+		for range 2 {
+			var block []byte
+			for block == nil {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				switch f := f.(type) {
+				case *http2.SettingsFrame:
+					if !f.IsAck() {
+						_ = fr.WriteSettingsAck()
+					}
+				case *http2.HeadersFrame:
+					block = append([]byte{}, f.HeaderBlockFragment()...)
+					fields, err := d.DecodeFull(block)
+					if err != nil {
+						t.Errorf("decoding the request head: %v", err)
+						return
+					}
+					m := map[string]string{}
+					for _, hf := range fields {
+						m[hf.Name] = hf.Value
+					}
+					_, err = d.DecodeFull([]byte{0x80 | 62})
+					got <- seen{m, err == nil}
+					_ = writeResponse(fr, f.StreamID, "200", true)
+				}
+			}
+		}
+		drain(fr)
+	})
+	cc := dial(t, addr, Config{})
+	for i := range 2 {
+		req := newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/items?page="+strconv.Itoa(i), nil)
+		req.Header.Set("X-Request-Id", "id-"+strconv.Itoa(i))
+		resp, err := cc.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		s := <-got
+		want := map[string]string{":method": "GET", ":path": "/items?page=" + strconv.Itoa(i), ":scheme": "http", ":authority": addr, "x-request-id": "id-" + strconv.Itoa(i)}
+		for k, v := range want {
+			if s.fields[k] != v {
+				t.Fatalf("request %d: %s = %q, want %q (all: %q)", i, k, s.fields[k], v, s.fields)
+			}
+		}
+		if s.indexed {
+			t.Fatalf("after request %d the server's dynamic table has an entry: the client indexed a field", i)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // reqHead is what checkRequest worked out about a request's header block.
@@ -120,7 +119,8 @@ var dropped = map[string]bool{
 func (cc *ClientConn) writeHeaders(id uint32, req *http.Request, h reqHead, endStream bool, maxFrame uint32) error {
 	cc.hbuf.Reset()
 	enc := cc.henc
-	field := func(k, v string) { _ = enc.WriteField(hpack.HeaderField{Name: k, Value: v}) }
+	enc.Begin()
+	field := enc.WriteField
 	field(":authority", h.authority)
 	field(":method", h.method)
 	if !h.connect {
@@ -382,6 +382,7 @@ func (st *stream) sendTrailers() error {
 	cc.mu.Unlock()
 	err := cc.writeFrames(func(fr *http2.Framer) error {
 		cc.hbuf.Reset()
+		cc.henc.Begin()
 		for k, vv := range st.req.Trailer {
 			if !httpguts.ValidHeaderFieldName(k) {
 				continue
@@ -389,7 +390,7 @@ func (st *stream) sendTrailers() error {
 			name := lower(k)
 			for _, v := range vv {
 				if httpguts.ValidHeaderFieldValue(v) {
-					_ = cc.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
+					cc.henc.WriteField(name, v)
 				}
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/hpackenc"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
@@ -48,12 +49,11 @@ type conn struct {
 	dead      bool      // finish has run
 	cancels   []cancel  // stream contexts to cancel once mu is let go
 
-	enc          *hpack.Encoder
-	tableResized bool // the peer changed SETTINGS_HEADER_TABLE_SIZE: the next block starts with the encoder's update
-	hbuf         bytes.Buffer
-	keys         []string
-	lower        map[string]string // response field names lowercased (a bounded cache)
-	canon        map[string]string // request field names canonicalized (a bounded cache)
+	enc   *hpackenc.Encoder // no dynamic table: the peer's SETTINGS_HEADER_TABLE_SIZE does not matter
+	hbuf  bytes.Buffer
+	keys  []string
+	lower map[string]string // response field names lowercased (a bounded cache)
+	canon map[string]string // request field names canonicalized (a bounded cache)
 
 	streams    map[uint32]*stream
 	maxID      uint32 // the highest stream the client opened
@@ -85,7 +85,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.wcond.L = &c.mu
 	c.sendWin, c.peerWin, c.peerFrame = initialWindow, initialWindow, minFrame
 	c.recvWin = initialWindow
-	c.enc = hpack.NewEncoder(&c.hbuf)
+	c.enc = hpackenc.New(&c.hbuf)
 	return c
 }
 

@@ -84,9 +84,6 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 			c.wcond.Broadcast()
 		case http2.SettingMaxFrameSize:
 			c.peerFrame = int(s.Val)
-		case http2.SettingHeaderTableSize:
-			c.enc.SetMaxDynamicTableSizeLimit(s.Val)
-			c.tableResized = true
 		}
 		return nil
 	})

@@ -5,11 +5,13 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/h2server"
 	"github.com/lucid-mesh/lucid/internal/testutil"
@@ -244,5 +246,46 @@ func TestKeepAlivesOff(t *testing.T) {
 	}
 	if g := busy.goAway(); g == nil || g.LastStreamID != 1 {
 		t.Fatalf("busy connection: GOAWAY %v", g)
+	}
+}
+
+// TestResponseHeadsUseNoDynamicTable: response heads leave nothing in the client's HPACK
+// table (the server never indexes, so a client's SETTINGS_HEADER_TABLE_SIZE, here 0 sent
+// after the first request, needs nothing from it) and decode whole every time.
+func TestResponseHeadsUseNoDynamicTable(t *testing.T) {
+	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Request-Id", r.URL.Path)
+		w.WriteHeader(http.StatusCreated)
+	})}
+	r := dialRaw(t, serve(t, s))
+	d := hpack.NewDecoder(4096, nil)
+	r.fr.ReadMetaHeaders = d
+	for i, id := range []uint32{1, 3, 5} {
+		if i == 1 {
+			if err := r.fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		path := "/" + strconv.Itoa(int(id))
+		r.get(id, path)
+		var h *http2.MetaHeadersFrame
+		for h == nil {
+			f := r.next()
+			if f == nil {
+				t.Fatalf("connection ended before stream %d was answered", id)
+			}
+			h, _ = f.(*http2.MetaHeadersFrame)
+		}
+		got := map[string]string{}
+		for _, f := range h.Fields {
+			got[f.Name] = f.Value
+		}
+		if got[":status"] != "201" || got["content-type"] != "text/plain" || got["x-request-id"] != path || got["date"] == "" {
+			t.Fatalf("stream %d: response fields %q", id, got)
+		}
+		if _, err := d.DecodeFull([]byte{0x80 | 62}); err == nil {
+			t.Fatalf("after stream %d the client's dynamic table has an entry: the server indexed a field", id)
+		}
 	}
 }

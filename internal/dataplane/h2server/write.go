@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // Frames are composed in c.wbuf under c.mu and written by flushLocked: whoever flushes
@@ -120,13 +119,8 @@ func (c *conn) writeHeaderBlock(id uint32, block []byte, end bool) {
 // handler's, or the whole body's when the handler is done) and a Date unless h has one.
 func (c *conn) writeHead(st *stream, status int, h http.Header, end bool, only []string) {
 	c.hbuf.Reset()
-	switch {
-	case status == 0:
-	case !c.tableResized && (status == 200 || status == 204 || status == 206 || status == 304 || status == 400 || status == 404 || status == 500):
-		// In HPACK's static table (RFC 7541 A): one byte, no search.
-		c.hbuf.WriteByte(0x80 | staticStatus[status/100-2][status%100])
-	default:
-		c.tableResized = false // the encoder opens this block with the table size update
+	c.enc.Begin()
+	if status != 0 {
 		c.field(":status", statusText(status))
 	}
 	switch {
@@ -155,7 +149,7 @@ func (c *conn) writeHead(st *stream, status int, h http.Header, end bool, only [
 }
 
 func (c *conn) field(name, value string) {
-	_ = c.enc.WriteField(hpack.HeaderField{Name: name, Value: value})
+	c.enc.WriteField(name, value)
 }
 
 // fields encodes h's fields named in keys (canonical), except those in skip and those
@@ -319,9 +313,6 @@ func (st *stream) writeErr() error {
 	}
 	return nil
 }
-
-// staticStatus is the static table index of the statuses it has, by hundreds and rest.
-var staticStatus = [4][7]byte{{0: 8, 4: 9, 6: 10}, {4: 11}, {0: 12, 4: 13}, {0: 14}}
 
 var statusTexts [600]string
 
