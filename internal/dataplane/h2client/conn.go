@@ -4,9 +4,12 @@
 // ClientConn and sends requests on it with RoundTrip, which keeps net/http's semantics.
 //
 // Cost model, the reason it exists instead of net/http's ClientConn: one reader goroutine
-// per connection; the caller's goroutine writes a request's HEADERS, and its DATA and
-// END_STREAM when the body is empty or small and already known, in one write; a
-// goroutine per request only for bodies that stream (gRPC, uploads, tunnels).
+// per connection; the caller's goroutine queues a request's HEADERS, and its DATA and
+// END_STREAM when the body is empty or small and already known, and writes them after
+// letting the scheduler run once, so that the frames other requests queued meanwhile go
+// out in the same write (flushSoon; on a loopback or a busy connection each write(2)
+// costs about what a request's whole processing does); a goroutine per request only for
+// bodies that stream (gRPC, uploads, tunnels).
 //
 // Lock contract: wmu serialises writes to the connection (frames, HPACK state, stream ids);
 // mu guards the connection and stream state. wmu may be taken before mu, never after;
@@ -22,6 +25,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,11 +77,12 @@ type ClientConn struct {
 	hdec *hpack.Decoder
 	hb   headerBlock
 
-	wmu    sync.Mutex
-	bw     *bufio.Writer
-	hbuf   bytes.Buffer
-	henc   *hpackenc.Encoder // no dynamic table: the peer's SETTINGS_HEADER_TABLE_SIZE does not matter
-	nextID uint32
+	wmu      sync.Mutex
+	flushing bool // a writer will flush bw shortly (flushSoon): frames added meanwhile go with it
+	bw       *bufio.Writer
+	hbuf     bytes.Buffer
+	henc     *hpackenc.Encoder // no dynamic table: the peer's SETTINGS_HEADER_TABLE_SIZE does not matter
+	nextID   uint32
 
 	mu             sync.Mutex
 	cond           sync.Cond // capacity, send window, settings: signalled under mu
@@ -379,18 +384,37 @@ func (cc *ClientConn) idleCheck() {
 	cc.mu.Unlock()
 }
 
-// writeFrames runs f under wmu and flushes; a write error closes the connection.
+// writeFrames runs f under wmu and flushes (flushSoon); a write error closes the
+// connection.
 func (cc *ClientConn) writeFrames(f func(fr *http2.Framer) error) error {
 	cc.wmu.Lock()
 	err := f(cc.fr)
 	if err == nil {
-		err = cc.bw.Flush()
+		err = cc.flushSoon()
 	}
 	cc.wmu.Unlock()
 	if err != nil {
 		cc.closeLocked(err, false)
 	}
 	return err
+}
+
+// flushSoon writes the frames in bw, called with wmu held (it lets go of it meanwhile).
+// When another writer is about to flush, it returns at once: that writer's write carries
+// these frames too (and a failure of it closes the connection, failing their streams).
+// Otherwise it yields to the scheduler once before writing, so that the requests other
+// goroutines are sending on this connection join the same write(2); when nothing else is
+// runnable the yield returns at once.
+func (cc *ClientConn) flushSoon() error {
+	if cc.flushing {
+		return nil
+	}
+	cc.flushing = true
+	cc.wmu.Unlock()
+	runtime.Gosched()
+	cc.wmu.Lock()
+	cc.flushing = false
+	return cc.bw.Flush()
 }
 
 // resetStream sends RST_STREAM for id.

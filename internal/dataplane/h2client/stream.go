@@ -187,7 +187,7 @@ func (cc *ClientConn) RoundTrip(req *http.Request) (*http.Response, error) {
 		err = writeData(cc.fr, st.id, small, true, maxFrame)
 	}
 	if err == nil {
-		err = cc.bw.Flush()
+		err = cc.flushSoon()
 	}
 	cc.wmu.Unlock()
 	if err != nil {
