@@ -485,7 +485,11 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 	}
 	regular := f.RegularFields()
 	h := make(http.Header, len(regular))
-	vals := make([]string, len(regular))
+	ra := new(respAlloc)
+	vals := ra.vals[:]
+	if len(regular) > len(vals) {
+		vals = make([]string, len(regular))
+	}
 	var trailerKeys []string
 	for i, hf := range regular {
 		k := textproto.CanonicalMIMEHeaderKey(hf.Name)
@@ -500,7 +504,8 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 		vals[i] = hf.Value
 		h[k] = vals[i : i+1 : i+1]
 	}
-	resp := &http.Response{
+	resp := &ra.resp
+	*resp = http.Response{
 		Status:        statusLine(code, status),
 		StatusCode:    code,
 		Proto:         "HTTP/2.0",
@@ -534,6 +539,13 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 		}
 	}
 	return resp, nil
+}
+
+// respAlloc is a response with the array its header values are slices of (when it has
+// at most that many fields), in one allocation: they live as long as one another.
+type respAlloc struct {
+	resp http.Response
+	vals [8]string
 }
 
 // onData handles a DATA frame.

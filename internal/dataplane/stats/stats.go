@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -60,7 +61,10 @@ type Stats struct {
 	registered [4]prometheus.Collector
 
 	mu    sync.RWMutex // guards cache
-	cache map[labelKey]*children
+	cache map[labelKey]*cached
+	// last is the entry the previous request used: a sidecar's requests mostly repeat
+	// one label set, and comparing it is cheaper than hashing 25 labels for the map.
+	last atomic.Pointer[cached]
 
 	srcMu    sync.Mutex // guards counters and gauges
 	counters []CounterSource
@@ -76,7 +80,7 @@ type Stats struct {
 // New returns the stats of the sidecar whose workload is self: self is the source of
 // outbound requests and the destination of inbound ones.
 func New(self streaminfo.Peer) *Stats {
-	s := &Stats{self: self, reg: prometheus.NewRegistry(), cache: make(map[labelKey]*children)}
+	s := &Stats{self: self, reg: prometheus.NewRegistry(), cache: make(map[labelKey]*cached)}
 	for i := range httpMetricNames {
 		s.registered[i] = newVec(i, LabelNames)
 	}
@@ -130,26 +134,40 @@ func (s *Stats) Record(info *streaminfo.Info) {
 	c.respBytes.Observe(float64(info.BytesSent))
 }
 
+// cached is a label set and its metric children, made once per label set.
+type cached struct {
+	key labelKey
+	c   children
+}
+
 func (s *Stats) child(k *labelKey) *children {
-	s.mu.RLock()
-	c, ok := s.cache[*k]
-	s.mu.RUnlock()
-	if ok {
-		return c
+	if e := s.last.Load(); e != nil && e.key == *k {
+		return &e.c
 	}
+	s.mu.RLock()
+	e, ok := s.cache[*k]
+	s.mu.RUnlock()
+	if !ok {
+		e = s.newChild(k)
+	}
+	s.last.Store(e)
+	return &e.c
+}
+
+func (s *Stats) newChild(k *labelKey) *cached {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.cache[*k]; ok {
-		return c
+	if e, ok := s.cache[*k]; ok {
+		return e
 	}
-	c = &children{
+	e := &cached{key: *k, c: children{
 		requests:  s.requests.WithLabelValues(k[:]...),
 		duration:  s.duration.WithLabelValues(k[:]...),
 		reqBytes:  s.reqBytes.WithLabelValues(k[:]...),
 		respBytes: s.respBytes.WithLabelValues(k[:]...),
-	}
-	s.cache[*k] = c
-	return c
+	}}
+	s.cache[*k] = e
+	return e
 }
 
 // fill computes Istio's label values for info. Outbound requests are reported by the

@@ -353,3 +353,24 @@ func BenchmarkRecord(b *testing.B) {
 		}
 	})
 }
+
+// Label sets that alternate from request to request are each counted under their own
+// labels, and switching between cached sets allocates nothing.
+func TestAlternatingLabelSets(t *testing.T) {
+	s := New(productpage)
+	ok, notFound := outboundToReviews(200, 0), outboundToReviews(404, 0)
+	for _, in := range []*streaminfo.Info{ok, notFound, ok, ok, notFound} {
+		s.Record(in)
+	}
+	fams, _ := scrape(t, s)
+	got := map[string]float64{}
+	for _, m := range fams["istio_requests_total"].GetMetric() {
+		got[labelsOf(m)["response_code"]] += m.GetCounter().GetValue()
+	}
+	if got["200"] != 3 || got["404"] != 2 || len(got) != 2 {
+		t.Fatalf("istio_requests_total by response_code = %v, want 200: 3, 404: 2", got)
+	}
+	if n := testing.AllocsPerRun(200, func() { s.Record(ok); s.Record(notFound) }); n != 0 {
+		t.Errorf("Record allocates %v times switching between cached label sets", n)
+	}
+}
