@@ -30,9 +30,19 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	info.ResponseCodeDetails = "via_upstream"
 
 	removeHopHeaders(resp.Header, false)
-	h := x.w.Header()
-	for k, vv := range resp.Header {
-		h[k] = vv
+	if g := resp.Header.Get("Grpc-Status"); g != "" {
+		info.GRPCStatus = g
+	}
+	// The upstream's fields become the downstream response's: its map itself when the
+	// writer can take it (h1server, h2server: no copy, no map to grow), else copied.
+	var h http.Header
+	if a, ok := x.w.(headerAdopter); ok && a.AdoptHeader(resp.Header) {
+		h = resp.Header
+	} else {
+		h = x.w.Header()
+		for k, vv := range resp.Header {
+			h[k] = vv
+		}
 	}
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
@@ -44,9 +54,6 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	}
 	route.ApplyHeaders(h, x.rt.ResponseHeadersToAdd, x.rt.ResponseHeadersToRemove)
 	x.exchangeResponseMetadata(h) // peermeta.go
-	if g := resp.Header.Get("Grpc-Status"); g != "" {
-		info.GRPCStatus = g
-	}
 	x.w.WriteHeader(resp.StatusCode)
 
 	rc := http.NewResponseController(x.w)
@@ -98,6 +105,10 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 		info.GRPCStatus = g
 	}
 }
+
+// headerAdopter is a ResponseWriter that can take a header map as its own
+// (h1server's and h2server's AdoptHeader).
+type headerAdopter interface{ AdoptHeader(http.Header) bool }
 
 // upstreamFailedMidResponse records why the upstream body ended early and resets the
 // downstream stream (the status has been sent; Envoy resets too).

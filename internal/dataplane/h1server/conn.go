@@ -35,6 +35,9 @@ type conn struct {
 	out  []byte     // response bytes not yet written
 	iov  [][]byte   // scratch for writev
 	keys []string   // scratch for sorting header names
+	// header is the connection's response header map, given to each request's response
+	// in turn (unless its handler adopts another, AdoptHeader).
+	header http.Header
 
 	deadline atomic.Int64 // Unix ns after which the reaper closes the connection (0: none)
 	mu       sync.Mutex   // idle, done: Shutdown's view
@@ -308,9 +311,10 @@ func (c *conn) serveRequest(req *http.Request, rb *body) bool {
 	// may not use them after it returns (http.ResponseWriter), and a connection taken
 	// over serves no more requests.
 	w := &c.resp
-	h := w.header
+	h := c.header
 	if h == nil {
 		h = make(http.Header)
+		c.header = h
 	} else {
 		clear(h)
 	}

@@ -43,6 +43,18 @@ var (
 
 func (w *response) Header() http.Header { return w.header }
 
+// AdoptHeader makes h the response's header map, in place of copying h's fields into
+// it, when nothing has been set or written yet (false otherwise). A proxy passing an
+// upstream response's fields on uses it; h is the response's from then on (the handler
+// must not use it for anything else).
+func (w *response) AdoptHeader(h http.Header) bool {
+	if w.wroteHeader || w.hijacked || len(w.header) > 0 || h == nil {
+		return false
+	}
+	w.header = h
+	return true
+}
+
 func (w *response) WriteHeader(code int) {
 	if w.hijacked || w.wroteHeader {
 		return

@@ -408,3 +408,46 @@ func TestClientGoneCancelsSlowRequest(t *testing.T) {
 		t.Fatal("the request's context was not cancelled after its client went away")
 	}
 }
+
+// A handler may adopt a header map as its response's before setting anything: its fields
+// go out, the map stays the handler's for trailers, and the connection's next answer
+// starts with its own empty map. Once a field is set, adopting is refused.
+func TestAdoptHeader(t *testing.T) {
+	type adopter interface{ AdoptHeader(http.Header) bool }
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := w.(adopter)
+		switch r.URL.Path {
+		case "/adopt":
+			up := http.Header{"X-Up": {"1"}, "Trailer": {"X-Sum"}}
+			if !a.AdoptHeader(up) {
+				t.Error("a fresh response refused to adopt a header map")
+			}
+			up.Set("X-Added", "2") // the adopted map is the response's
+			_, _ = io.WriteString(w, "adopted")
+			w.Header().Set("X-Sum", "3")
+		case "/set-first":
+			w.Header().Set("X-Own", "1")
+			if a.AdoptHeader(http.Header{"X-Up": {"1"}}) {
+				t.Error("a response with a field set adopted a header map")
+			}
+			_, _ = io.WriteString(w, "own")
+		default:
+			_, _ = io.WriteString(w, "plain")
+		}
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "GET /adopt HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\nGET /set-first HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	first, body := readResponse(t, br, "GET")
+	if first.Header.Get("X-Up") != "1" || first.Header.Get("X-Added") != "2" || first.Trailer.Get("X-Sum") != "3" || body != "adopted" {
+		t.Fatalf("adopted answer: %+v %q", first, body)
+	}
+	next, body := readResponse(t, br, "GET")
+	if next.Header.Get("X-Up") != "" || next.Header.Get("X-Added") != "" || body != "plain" {
+		t.Fatalf("the next answer carries the adopted map's fields: %+v %q", next, body)
+	}
+	own, body := readResponse(t, br, "GET")
+	if own.Header.Get("X-Own") != "1" || own.Header.Get("X-Up") != "" || body != "own" {
+		t.Fatalf("answer that set a field first: %+v %q", own, body)
+	}
+}

@@ -27,6 +27,18 @@ func (st *stream) Header() http.Header {
 	return st.header
 }
 
+// AdoptHeader makes h the response's header map, in place of copying h's fields into
+// it, when nothing has been set or written yet (false otherwise). A proxy passing an
+// upstream response's fields on uses it; h is the response's from then on (the handler
+// must not use it for anything else).
+func (st *stream) AdoptHeader(h http.Header) bool {
+	if st.wroteHeader || len(st.header) > 0 || h == nil {
+		return false
+	}
+	st.header = h
+	return true
+}
+
 func (st *stream) WriteHeader(code int) {
 	if st.wroteHeader {
 		return

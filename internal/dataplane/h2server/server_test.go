@@ -119,3 +119,45 @@ func (b *trailerBody) Read(p []byte) (int, error) {
 }
 
 func (b *trailerBody) Close() error { return nil }
+
+// A handler may adopt a header map as its response's before setting anything: its fields
+// go out and the map stays the handler's for trailers. Once a field is set, adopting is
+// refused.
+func TestAdoptHeader(t *testing.T) {
+	type adopter interface{ AdoptHeader(http.Header) bool }
+	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := w.(adopter)
+		if r.URL.Path == "/set-first" {
+			w.Header().Set("X-Own", "1")
+			if a.AdoptHeader(http.Header{"X-Up": {"1"}}) {
+				t.Error("a response with a field set adopted a header map")
+			}
+			return
+		}
+		up := http.Header{"X-Up": {"1"}, "Trailer": {"X-Sum"}}
+		if !a.AdoptHeader(up) {
+			t.Error("a fresh response refused to adopt a header map")
+		}
+		up.Set("X-Added", "2")
+		_, _ = io.WriteString(w, "adopted")
+		w.Header().Set("X-Sum", "3")
+	})}
+	addr := serve(t, s)
+	// get returns the answer's header, trailer and body.
+	get := func(path string) (http.Header, http.Header, string) {
+		resp, err := h2c(t).Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.Header, resp.Trailer, string(b)
+	}
+	h, tr, body := get("/adopt")
+	if h.Get("X-Up") != "1" || h.Get("X-Added") != "2" || tr.Get("X-Sum") != "3" || body != "adopted" {
+		t.Fatalf("adopted answer: header %v trailer %v body %q", h, tr, body)
+	}
+	if h, _, _ := get("/set-first"); h.Get("X-Own") != "1" || h.Get("X-Up") != "" {
+		t.Fatalf("answer that set a field first: header %v", h)
+	}
+}
