@@ -61,7 +61,7 @@ func (x *exchange) authorize() bool {
 		x.localReply(AuthzReply(rp), rp.Headers)
 		return false
 	}
-	x.authzDecision = d
+	x.authzDecision = &d
 	return true
 }
 
@@ -79,7 +79,7 @@ func AuthzReply(rp *authz.Reply) *Reply {
 // applyAuthz makes the chain's changes on the upstream request headers (the JWT removed
 // unless forwarded, claim headers, the authorization server's headers); prepare calls it.
 func (x *exchange) applyAuthz(h http.Header) {
-	if x.in.Authz.Empty() {
+	if x.in.Authz.Empty() || x.authzDecision == nil {
 		return
 	}
 	x.authzDecision.Apply(h)
@@ -88,6 +88,9 @@ func (x *exchange) applyAuthz(h http.Header) {
 // authzResponseHeaders adds the authorization server's response headers (ext_authz on
 // success) to the response going downstream.
 func (x *exchange) authzResponseHeaders(h http.Header) {
+	if x.authzDecision == nil {
+		return
+	}
 	for k, vs := range x.authzDecision.ResponseHeaders {
 		h[k] = append(h[k], vs...)
 	}

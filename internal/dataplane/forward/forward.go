@@ -268,10 +268,11 @@ type exchange struct {
 	abort bool // reset the downstream stream after finishing
 
 	// prepare.go (setHeader): the values of fields the proxy sets, nvals of them used;
-	// (cloneHeader) those of the upstream request's fields.
+	// (cloneHeader) those of the upstream request's fields. Sized with the rest so that
+	// the exchange fits a 1,280-byte allocation (TestExchangeSize).
 	vals  [8]string
 	nvals int
-	hvals [16]string
+	hvals [12]string
 
 	// The first attempt's context and the first upstream request's URL live in the
 	// exchange (later ones are allocated: each request keeps its own).
@@ -280,7 +281,7 @@ type exchange struct {
 	firstURLUsed bool
 
 	spans         spans          // tracing.go: the request's spans (none when it is not traced)
-	authzDecision authz.Decision // authz.go: what the chain changes upstream and downstream
+	authzDecision *authz.Decision // authz.go: what the chain changes upstream and downstream (nil: no chain)
 }
 
 // route takes the router's decision: its own reply, or fault injection's, may end the
