@@ -280,7 +280,7 @@ type exchange struct {
 	firstURL     url.URL
 	firstURLUsed bool
 
-	spans         spans          // tracing.go: the request's spans (none when it is not traced)
+	spans         spans           // tracing.go: the request's spans (none when it is not traced)
 	authzDecision *authz.Decision // authz.go: what the chain changes upstream and downstream (nil: no chain)
 }
 
