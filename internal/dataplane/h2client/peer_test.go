@@ -394,3 +394,50 @@ func TestConcurrentRequestsShareWrites(t *testing.T) {
 		t.Logf("%d concurrent requests, %d writes", n, w)
 	}
 }
+
+// The client asks the server for no HPACK dynamic table (SETTINGS_HEADER_TABLE_SIZE 0),
+// and still reads answers from a server that indexes anyway.
+func TestAsksForNoDynamicTable(t *testing.T) {
+	got := make(chan map[http2.SettingID]uint32, 1)
+	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					m := map[http2.SettingID]uint32{}
+					_ = f.ForeachSetting(func(s http2.Setting) error { m[s.ID] = s.Val; return nil })
+					got <- m
+					_ = fr.WriteSettingsAck()
+				}
+			case *http2.HeadersFrame:
+				// x/net's encoder indexes: the answer uses the dynamic table regardless.
+				var buf bytes.Buffer
+				enc := hpack.NewEncoder(&buf)
+				for _, kv := range [][2]string{{":status", "200"}, {"x-indexed", "1"}} {
+					_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+				}
+				_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
+			}
+		}
+	})
+	cc := dial(t, addr, Config{})
+	for range 2 {
+		resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("X-Indexed") != "1" {
+			t.Fatalf("answer from an indexing server: %d %v", resp.StatusCode, resp.Header)
+		}
+	}
+	if s := <-got; s[http2.SettingHeaderTableSize] != 0 {
+		t.Fatalf("client SETTINGS %v: want SETTINGS_HEADER_TABLE_SIZE 0", s)
+	} else if _, ok := s[http2.SettingHeaderTableSize]; !ok {
+		t.Fatalf("client SETTINGS %v do not set SETTINGS_HEADER_TABLE_SIZE (default 4096)", s)
+	}
+}
