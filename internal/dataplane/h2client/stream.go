@@ -382,7 +382,11 @@ func (st *stream) Close() error {
 	unread := len(st.buf) - st.off
 	if st.bufp != nil && cap(st.buf) <= 1<<20 {
 		*st.bufp = st.buf[:0]
-		recvBufs.Put(st.bufp)
+		if cap(st.buf) < recvBufSize {
+			smallRecvBufs.Put(st.bufp)
+		} else {
+			recvBufs.Put(st.bufp)
+		}
 	}
 	st.buf, st.bufp, st.off = nil, nil, 0
 	cc.mu.Unlock()
@@ -586,7 +590,11 @@ func (cc *ClientConn) onData(f *http2.DataFrame) error {
 	}
 	if len(data) > 0 {
 		if st.bufp == nil {
-			st.bufp = recvBufs.Get().(*[]byte)
+			if st.wantLen >= 0 && st.wantLen <= smallRecvBufSize {
+				st.bufp = smallRecvBufs.Get().(*[]byte)
+			} else {
+				st.bufp = recvBufs.Get().(*[]byte)
+			}
 			st.buf = (*st.bufp)[:0]
 		}
 		st.buf = append(st.buf, data...)
@@ -602,7 +610,18 @@ func (cc *ClientConn) onData(f *http2.DataFrame) error {
 	return nil
 }
 
-var recvBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+// Buffers for received body bytes not yet read, given back when the body ends. An answer
+// whose Content-Length is small takes a small one: sync.Pool empties at every GC, and
+// under load each stream in flight then allocates its buffer again.
+const (
+	recvBufSize      = 16 << 10
+	smallRecvBufSize = 4 << 10
+)
+
+var (
+	recvBufs      = sync.Pool{New: func() any { b := make([]byte, 0, recvBufSize); return &b }}
+	smallRecvBufs = sync.Pool{New: func() any { b := make([]byte, 0, smallRecvBufSize); return &b }}
+)
 
 func splitComma(s string) []string {
 	var out []string

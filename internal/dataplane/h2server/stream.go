@@ -58,21 +58,46 @@ type stream struct {
 	handler     http.HandlerFunc // in place of the server's (431, 400)
 }
 
-var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, outSize); return &b }}
+// A stream's response buffer, and its first request body buffer, come from bodyPool; a
+// response whose declared length fits smallOutSize takes a buffer of that size from
+// smallBodyPool instead (sync.Pool empties at every GC, and under load each stream in
+// flight then allocates its buffer again: the smaller, the less garbage).
+var (
+	bodyPool      = sync.Pool{New: func() any { b := make([]byte, 0, outSize); return &b }}
+	smallBodyPool = sync.Pool{New: func() any { b := make([]byte, 0, smallOutSize); return &b }}
+)
 
-const outSize = 8 << 10 // a stream's response buffer, and its first request body buffer
+const (
+	outSize      = 8 << 10
+	smallOutSize = 4 << 10
+)
 
 func getBuf() ([]byte, *[]byte) {
 	box := bodyPool.Get().(*[]byte)
 	return (*box)[:0], box
 }
 
+// getOutBuf is the response buffer for a body of declared length declCL (-1: unknown).
+func getOutBuf(declCL int64) ([]byte, *[]byte) {
+	if declCL >= 0 && declCL <= smallOutSize {
+		box := smallBodyPool.Get().(*[]byte)
+		return (*box)[:0], box
+	}
+	return getBuf()
+}
+
 func putBuf(b []byte, box *[]byte) {
-	if box == nil || cap(b) != outSize {
+	if box == nil {
 		return
 	}
-	*box = b[:0]
-	bodyPool.Put(box)
+	switch cap(b) {
+	case outSize:
+		*box = b[:0]
+		bodyPool.Put(box)
+	case smallOutSize:
+		*box = b[:0]
+		smallBodyPool.Put(box)
+	}
 }
 
 // run calls the handler (st.handler, or the server's) and ends the stream after it. A
