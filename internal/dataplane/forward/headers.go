@@ -26,9 +26,14 @@ var hopHeaders = []string{
 func removeHopHeaders(h http.Header, keepTrailersTE bool) {
 	for _, v := range h["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
-			// The options every keep-alive answer carries name no field left after
-			// hopHeaders (and Del would allocate to canonicalise them).
-			if f = textproto.TrimString(f); f != "" && !strings.EqualFold(f, "keep-alive") && !strings.EqualFold(f, "close") {
+			// The options nearly every message carries are deleted by their canonical
+			// names: Del would allocate to canonicalise them (Keep-Alive goes with
+			// hopHeaders below).
+			switch f = textproto.TrimString(f); {
+			case f == "", strings.EqualFold(f, "keep-alive"):
+			case strings.EqualFold(f, "close"):
+				delete(h, "Close")
+			default:
 				h.Del(f)
 			}
 		}

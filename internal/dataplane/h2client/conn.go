@@ -239,6 +239,7 @@ func (cc *ClientConn) Shutdown(ctx context.Context) error {
 	}
 	select {
 	case <-wait:
+		cc.flushPending() // the last stream's final frames may wait for a flush still to come
 		return cc.Close()
 	case <-ctx.Done():
 		_ = cc.Close()

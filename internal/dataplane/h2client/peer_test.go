@@ -230,6 +230,13 @@ func openStreams(cc *ClientConn) int {
 	return len(cc.streams)
 }
 
+// isDraining reports that Shutdown (or GOAWAY) has begun.
+func (cc *ClientConn) isDraining() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.draining
+}
+
 // A malformed response header block (an upper-case field name, a request pseudo-header)
 // fails its stream with PROTOCOL_ERROR; the connection and its HPACK state go on.
 func TestMalformedResponseHeaders(t *testing.T) {
@@ -439,5 +446,56 @@ func TestAsksForNoDynamicTable(t *testing.T) {
 		t.Fatalf("client SETTINGS %v: want SETTINGS_HEADER_TABLE_SIZE 0", s)
 	} else if _, ok := s[http2.SettingHeaderTableSize]; !ok {
 		t.Fatalf("client SETTINGS %v do not set SETTINGS_HEADER_TABLE_SIZE (default 4096)", s)
+	}
+}
+
+// Shutdown while the last stream's request body is still being sent: the stream's final
+// DATA (END_STREAM) reaches the server before the connection closes, although its writer
+// left it for a flush still to come.
+func TestShutdownSendsTheLastFrames(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	sawEnd := make(chan bool, 1)
+	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
+		id := readHeaders(fr)
+		if id == 0 {
+			sawEnd <- false
+			return
+		}
+		_ = writeResponse(fr, id, "200", true) // answered before the request body ends
+		end := false
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				break
+			}
+			if d, ok := f.(*http2.DataFrame); ok && d.StreamEnded() {
+				end = true
+			}
+		}
+		sawEnd <- end
+	})
+	cc := dial(t, addr, Config{})
+	pr, pw := io.Pipe()
+	req := newReq(t.Context(), t, http.MethodPost, "http://"+addr+"/", pr)
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil { // not closed: that would reset the stream
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	shut := make(chan error, 1)
+	go func() { shut <- cc.Shutdown(context.Background()) }()
+	for !cc.isDraining() {
+		runtime.Gosched()
+	}
+	_, _ = io.WriteString(pw, "last bytes")
+	_ = pw.Close()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if !<-sawEnd {
+		t.Fatal("the connection closed before the server got the request body's END_STREAM")
 	}
 }

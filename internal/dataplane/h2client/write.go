@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -411,8 +412,21 @@ func (cc *ClientConn) streamsChanged(closed, ended bool) {
 		cc.hook()
 	}
 	if ended {
+		cc.flushPending()
 		cc.closeLocked(cc.goAway, false)
 	}
+}
+
+// flushPending writes the frames writers left in bw for a flush that is still to come
+// (flushSoon) before the connection is closed on purpose: the last stream's END_STREAM,
+// trailers or RST_STREAM. The write may not block the close for long.
+func (cc *ClientConn) flushPending() {
+	cc.wmu.Lock()
+	if cc.bw.Buffered() > 0 {
+		_ = cc.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = cc.bw.Flush()
+	}
+	cc.wmu.Unlock()
 }
 
 // peerMaxFrameLocked reads the server's frame size limit.

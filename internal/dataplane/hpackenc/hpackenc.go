@@ -24,7 +24,6 @@ import (
 type Encoder struct {
 	buf     *bytes.Buffer
 	updated bool // the size update to 0 was sent
-	scratch []byte
 }
 
 // New returns an encoder that writes to buf.
@@ -46,25 +45,24 @@ func (e *Encoder) WriteField(name, value string) {
 		e.buf.WriteByte(0x80 | byte(i)) // 1xxxxxxx: indexed field
 		return
 	}
-	b := e.scratch[:0]
 	if i := staticName(name); i > 0 {
-		b = appendInt(b, 4, 0x00, uint64(i)) // 0000xxxx: literal without indexing, indexed name
+		var n [10]byte
+		e.buf.Write(appendInt(n[:0], 4, 0x00, uint64(i))) // 0000xxxx: literal without indexing, indexed name
 	} else {
-		b = append(b, 0x00) // literal without indexing, new name
-		b = appendString(b, name)
+		e.buf.WriteByte(0x00) // literal without indexing, new name
+		e.writeString(name)
 	}
-	b = appendString(b, value)
-	e.buf.Write(b)
-	e.scratch = b[:0]
+	e.writeString(value)
 }
 
-// appendString appends an HPACK string literal as it is. Huffman coding would save about a
+// writeString appends an HPACK string literal as it is. Huffman coding would save about a
 // fifth of the bytes of these strings and cost as much CPU again as the rest of the
 // encoding (and the peer's decoder the same to undo it); header bytes are a small part of
 // what a request sends.
-func appendString(b []byte, s string) []byte {
-	b = appendInt(b, 7, 0x00, uint64(len(s)))
-	return append(b, s...)
+func (e *Encoder) writeString(s string) {
+	var n [10]byte
+	e.buf.Write(appendInt(n[:0], 7, 0x00, uint64(len(s))))
+	e.buf.WriteString(s)
 }
 
 // appendInt appends v as an HPACK integer with an n-bit prefix, first's high bits kept
