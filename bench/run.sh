@@ -212,6 +212,11 @@ start_target() {
 			  access_log off;
 			  client_body_temp_path $work/nginx;
 			  proxy_temp_path $work/nginx;
+			  # nginx ends a client connection after keepalive_requests (1,000 by default,
+			  # HTTP/2 included: GOAWAY), and h2load does not reconnect: a bound the others
+			  # do not have.
+			  keepalive_requests 1000000;
+			  http2_max_requests 1000000;
 			  upstream app { server $upstream; keepalive 64; }
 			  server {
 			    listen $nginx_addr $http2;
