@@ -5,9 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 
+	"github.com/lucid-mesh/lucid/internal/testutil/upstreamtest"
 	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
 )
@@ -41,44 +41,6 @@ func roundTripErr(cc *ClientConn, req *http.Request) error {
 	return err
 }
 
-// listen accepts on an ephemeral loopback port and runs serve for each connection; the
-// cleanup closes the listener and every connection and waits for serve to return.
-func listen(t testing.TB, serve func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() { defer wg.Done(); defer c.Close(); serve(c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
 // dial connects a ClientConn to addr, closed by the test's cleanup.
 func dial(t testing.TB, addr string, cfg Config) *ClientConn {
 	t.Helper()
@@ -98,7 +60,7 @@ func dial(t testing.TB, addr string, cfg Config) *ClientConn {
 // hands the framer to script.
 func fakeServer(t testing.TB, script func(fr *http2.Framer, c net.Conn)) string {
 	t.Helper()
-	return listen(t, func(c net.Conn) {
+	return upstreamtest.Serve(t, "127.0.0.1", func(c net.Conn, _ int) {
 		br := bufio.NewReader(c)
 		preface := make([]byte, len(http2.ClientPreface))
 		if _, err := io.ReadFull(br, preface); err != nil {
@@ -116,10 +78,19 @@ func fakeServer(t testing.TB, script func(fr *http2.Framer, c net.Conn)) string 
 // readHeaders reads frames until a HEADERS frame, acknowledging SETTINGS; it returns the
 // stream id (0 when the connection ended).
 func readHeaders(fr *http2.Framer) uint32 {
+	if f := nextHeaders(fr); f != nil {
+		return f.StreamID
+	}
+	return 0
+}
+
+// nextHeaders reads frames until a HEADERS frame, acknowledging SETTINGS (nil when the
+// connection ended). The frame is valid until the next read.
+func nextHeaders(fr *http2.Framer) *http2.HeadersFrame {
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
-			return 0
+			return nil
 		}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
@@ -127,7 +98,7 @@ func readHeaders(fr *http2.Framer) uint32 {
 				_ = fr.WriteSettingsAck()
 			}
 		case *http2.HeadersFrame:
-			return f.StreamID
+			return f
 		}
 	}
 }

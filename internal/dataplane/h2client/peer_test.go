@@ -285,33 +285,22 @@ func TestRequestHeadsUseNoDynamicTable(t *testing.T) {
 	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
 		d := hpack.NewDecoder(4096, nil)
 		for range 2 {
-			var block []byte
-			for block == nil {
-				f, err := fr.ReadFrame()
-				if err != nil {
-					return
-				}
-				switch f := f.(type) {
-				case *http2.SettingsFrame:
-					if !f.IsAck() {
-						_ = fr.WriteSettingsAck()
-					}
-				case *http2.HeadersFrame:
-					block = append([]byte{}, f.HeaderBlockFragment()...)
-					fields, err := d.DecodeFull(block)
-					if err != nil {
-						t.Errorf("decoding the request head: %v", err)
-						return
-					}
-					m := map[string]string{}
-					for _, hf := range fields {
-						m[hf.Name] = hf.Value
-					}
-					_, err = d.DecodeFull([]byte{0x80 | 62})
-					got <- seen{m, err == nil}
-					_ = writeResponse(fr, f.StreamID, "200", true)
-				}
+			f := nextHeaders(fr)
+			if f == nil {
+				return
 			}
+			fields, err := d.DecodeFull(f.HeaderBlockFragment())
+			if err != nil {
+				t.Errorf("decoding the request head: %v", err)
+				return
+			}
+			m := map[string]string{}
+			for _, hf := range fields {
+				m[hf.Name] = hf.Value
+			}
+			_, err = d.DecodeFull([]byte{0x80 | 62})
+			got <- seen{m, err == nil}
+			_ = writeResponse(fr, f.StreamID, "200", true)
 		}
 		drain(fr)
 	})

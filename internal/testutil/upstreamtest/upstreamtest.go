@@ -176,14 +176,19 @@ func delayPipe(dst, src *net.TCPConn, delay time.Duration) {
 
 // Serve accepts connections on ip (a free port, returned) until test cleanup and runs
 // handle for each on its own goroutine (n counts connections from 0, in accept order),
-// closing the connection after. Cleanup waits for every handler.
+// closing the connection after. Cleanup closes the listener and the connections still
+// open (a handler blocked reading returns), then waits for every handler.
 func Serve(t testing.TB, ip string, handle func(c net.Conn, n int)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -192,6 +197,9 @@ func Serve(t testing.TB, ip string, handle func(c net.Conn, n int)) string {
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -200,6 +208,14 @@ func Serve(t testing.TB, ip string, handle func(c net.Conn, n int)) string {
 			}()
 		}
 	}()
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	return ln.Addr().String()
 }
