@@ -122,9 +122,9 @@ func pipe(down, up net.Conn, idle time.Duration) pipeResult {
 	wg.Add(2)
 	cp := func(dst, src net.Conn, n *int64, rerr *error) {
 		defer wg.Done()
-		bp := copyBufs.Get().(*[]byte)
+		bp := copyBufs.Get(-1)
 		defer copyBufs.Put(bp)
-		buf := *bp
+		buf := (*bp)[:cap(*bp)]
 		for {
 			k, err := src.Read(buf)
 			if k > 0 {

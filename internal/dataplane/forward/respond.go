@@ -6,9 +6,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
@@ -57,13 +57,9 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	x.w.WriteHeader(resp.StatusCode)
 
 	rc := http.NewResponseController(x.w)
-	bufs := &copyBufs
-	if resp.ContentLength >= 0 && resp.ContentLength <= smallBody {
-		bufs = &smallBufs // most answers: a small buffer keeps the pool's refills (after each GC) small
-	}
-	bp := bufs.Get().(*[]byte)
-	defer bufs.Put(bp)
-	buf := *bp
+	bp := copyBufs.Get(resp.ContentLength) // most answers are small: a small buffer
+	defer copyBufs.Put(bp)
+	buf := (*bp)[:cap(*bp)]
 	// A body whose announced length has all arrived is not flushed: the end of the handler
 	// sends it with the end of the stream (HTTP/2: one DATA frame with END_STREAM instead
 	// of a DATA frame and an empty one; a write and a scheduler hop saved per response).
@@ -144,9 +140,4 @@ func (x *exchange) upstreamFailedMidResponse(ctx, actx context.Context, err erro
 }
 
 // copyBufs are the buffers bodies and pipes are copied with.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// smallBody is the largest announced body copied with a buffer from smallBufs.
-const smallBody = 4 << 10
-
-var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBody); return &b }}
+var copyBufs = bufpool.NewSized(32 << 10)

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
@@ -380,13 +381,9 @@ func (st *stream) Close() error {
 	st.readDone = true
 	st.signal() // a Read blocked on another goroutine returns
 	unread := len(st.buf) - st.off
-	if st.bufp != nil && cap(st.buf) <= 1<<20 {
-		*st.bufp = st.buf[:0]
-		if cap(st.buf) < recvBufSize {
-			smallRecvBufs.Put(st.bufp)
-		} else {
-			recvBufs.Put(st.bufp)
-		}
+	if st.bufp != nil {
+		*st.bufp = st.buf
+		recvBufs.Put(st.bufp) // dropped if it grew
 	}
 	st.buf, st.bufp, st.off = nil, nil, 0
 	cc.mu.Unlock()
@@ -590,12 +587,8 @@ func (cc *ClientConn) onData(f *http2.DataFrame) error {
 	}
 	if len(data) > 0 {
 		if st.bufp == nil {
-			if st.wantLen >= 0 && st.wantLen <= smallRecvBufSize {
-				st.bufp = smallRecvBufs.Get().(*[]byte)
-			} else {
-				st.bufp = recvBufs.Get().(*[]byte)
-			}
-			st.buf = (*st.bufp)[:0]
+			st.bufp = recvBufs.Get(st.wantLen)
+			st.buf = *st.bufp
 		}
 		st.buf = append(st.buf, data...)
 		st.signal()
@@ -610,18 +603,8 @@ func (cc *ClientConn) onData(f *http2.DataFrame) error {
 	return nil
 }
 
-// Buffers for received body bytes not yet read, given back when the body ends. An answer
-// whose Content-Length is small takes a small one: sync.Pool empties at every GC, and
-// under load each stream in flight then allocates its buffer again.
-const (
-	recvBufSize      = 16 << 10
-	smallRecvBufSize = 4 << 10
-)
-
-var (
-	recvBufs      = sync.Pool{New: func() any { b := make([]byte, 0, recvBufSize); return &b }}
-	smallRecvBufs = sync.Pool{New: func() any { b := make([]byte, 0, smallRecvBufSize); return &b }}
-)
+// recvBufs hold received body bytes until they are read, given back when the body ends.
+var recvBufs = bufpool.NewSized(16 << 10)
 
 func splitComma(s string) []string {
 	var out []string

@@ -112,7 +112,7 @@ func (st *stream) write(p []byte, s string) (int, error) {
 		return 0, errTooLong
 	}
 	if st.out == nil {
-		st.out, st.outBox = getOutBuf(st.declCL)
+		st.out, st.outBox = getBuf(st.declCL)
 	}
 	if len(st.out)+n <= cap(st.out) {
 		st.out = append(append(st.out, p...), s...)

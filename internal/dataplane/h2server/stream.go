@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
@@ -27,7 +28,7 @@ type stream struct {
 	// Under c.mu.
 	rcond        sync.Cond // a body Read waits for data or the end
 	rbuf         []byte    // body bytes received; unread ones are rbuf[rr:]
-	rbox         *[]byte   // rbuf's box in bodyPool (nil: not from it)
+	rbox         *[]byte   // rbuf's box in bodyBufs (nil: not from it)
 	rr           int
 	rerr         error // what Read returns once rbuf is drained (nil: more may come)
 	remoteDone   bool  // the client has sent END_STREAM (or the stream ended): nothing more comes
@@ -58,45 +59,21 @@ type stream struct {
 	handler     http.HandlerFunc // in place of the server's (431, 400)
 }
 
-// A stream's response buffer, and its first request body buffer, come from bodyPool; a
-// response whose declared length fits smallOutSize takes a buffer of that size from
-// smallBodyPool instead (sync.Pool empties at every GC, and under load each stream in
-// flight then allocates its buffer again: the smaller, the less garbage).
-var (
-	bodyPool      = sync.Pool{New: func() any { b := make([]byte, 0, outSize); return &b }}
-	smallBodyPool = sync.Pool{New: func() any { b := make([]byte, 0, smallOutSize); return &b }}
-)
+// bodyBufs are the streams' response buffers and first request body buffers; a response
+// whose declared length is small takes a small one.
+var bodyBufs = bufpool.NewSized(8 << 10)
 
-const (
-	outSize      = 8 << 10
-	smallOutSize = 4 << 10
-)
-
-func getBuf() ([]byte, *[]byte) {
-	box := bodyPool.Get().(*[]byte)
-	return (*box)[:0], box
+// getBuf is a buffer for a body of declared length n (-1: unknown) and its box.
+func getBuf(n int64) ([]byte, *[]byte) {
+	box := bodyBufs.Get(n)
+	return *box, box
 }
 
-// getOutBuf is the response buffer for a body of declared length declCL (-1: unknown).
-func getOutBuf(declCL int64) ([]byte, *[]byte) {
-	if declCL >= 0 && declCL <= smallOutSize {
-		box := smallBodyPool.Get().(*[]byte)
-		return (*box)[:0], box
-	}
-	return getBuf()
-}
-
+// putBuf gives b back (box nil: not from the pool).
 func putBuf(b []byte, box *[]byte) {
-	if box == nil {
-		return
-	}
-	switch cap(b) {
-	case outSize:
-		*box = b[:0]
-		bodyPool.Put(box)
-	case smallOutSize:
-		*box = b[:0]
-		smallBodyPool.Put(box)
+	if box != nil {
+		*box = b
+		bodyBufs.Put(box)
 	}
 }
 
@@ -229,7 +206,7 @@ func (st *stream) appendBody(data []byte) {
 		st.rr, st.rbuf = 0, st.rbuf[:0]
 	}
 	if st.rbuf == nil {
-		st.rbuf, st.rbox = getBuf()
+		st.rbuf, st.rbox = getBuf(-1)
 	}
 	if len(st.rbuf)+len(data) > cap(st.rbuf) && st.rr > 0 {
 		st.rbuf = st.rbuf[:copy(st.rbuf, st.rbuf[st.rr:])]

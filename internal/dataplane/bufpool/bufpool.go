@@ -1,0 +1,51 @@
+// Package bufpool keeps the data plane's body buffers for reuse: the buffers forward
+// copies answers and tunnels with, h2server keeps a response (and a request body) in,
+// and h2client keeps received answer bytes in until they are read.
+//
+// Each user has a Sized pool of two capacities: Small, for a body whose announced length
+// fits it, and its own large size for the rest. sync.Pool empties at every GC, and under
+// load every request in flight then allocates its buffer again; most answers are small, so
+// taking a small buffer for them keeps that garbage small (for h2c, 4.5 MiB less RSS at
+// load than 8 and 16 KiB buffers for every answer).
+package bufpool
+
+import "sync"
+
+// Small is the capacity of the buffers for bodies announced at most that long.
+const Small = 4 << 10
+
+// Sized is buffers of two capacities, Small and a large one. Safe for concurrent use.
+type Sized struct {
+	large        int
+	smalls, bigs sync.Pool
+}
+
+// NewSized returns a pool whose large buffers hold large bytes.
+func NewSized(large int) *Sized {
+	s := &Sized{large: large}
+	s.smalls.New = func() any { b := make([]byte, 0, Small); return &b }
+	s.bigs.New = func() any { b := make([]byte, 0, large); return &b }
+	return s
+}
+
+// Get returns a buffer of length 0: of capacity Small when the body it is for is
+// announced at most that long (announced >= 0), else of the large capacity.
+func (s *Sized) Get(announced int64) *[]byte {
+	if announced >= 0 && announced <= Small {
+		return s.smalls.Get().(*[]byte)
+	}
+	return s.bigs.Get().(*[]byte)
+}
+
+// Put takes b back, its length reset, when its capacity is one of the pool's; a buffer
+// grown past it (or not from the pool) is left to the GC.
+func (s *Sized) Put(b *[]byte) {
+	switch cap(*b) {
+	case Small:
+		*b = (*b)[:0]
+		s.smalls.Put(b)
+	case s.large:
+		*b = (*b)[:0]
+		s.bigs.Put(b)
+	}
+}
