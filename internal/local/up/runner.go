@@ -159,7 +159,8 @@ const stopNotice = 500 * time.Millisecond
 // process group), then SIGKILL if it has not exited after grace; the next tier starts
 // once the tier before is gone. When a tier is still running after stopNotice, waiting
 // (if not nil) is told which children are left and how long until SIGKILL. Groups are
-// killed once more at the end so no grandchild survives its parent.
+// killed once more at the end so no grandchild survives its parent, and StopAll returns
+// once they are gone (at most groupGoneWait each).
 func StopAll(tiers [][]*Child, grace time.Duration, waiting func(left []*Child, kill time.Duration)) {
 	for _, tier := range tiers {
 		start := time.Now()
@@ -188,8 +189,14 @@ func StopAll(tiers [][]*Child, grace time.Duration, waiting func(left []*Child, 
 		for _, c := range tier {
 			c.signalGroup(syscall.SIGKILL)
 		}
+		for _, c := range tier {
+			waitGroupGone(c.Pid(), groupGoneWait)
+		}
 	}
 }
+
+// groupGoneWait bounds how long StopAll waits for a killed process group to be gone.
+const groupGoneWait = 2 * time.Second
 
 // running are the children of tier that have not exited yet.
 func running(tier []*Child) []*Child {
