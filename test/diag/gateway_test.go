@@ -194,9 +194,10 @@ func testGatewayWhy(t *testing.T, m *gwMesh) {
 			}
 		})
 	}
-	if log := m.accessLog(t); !strings.Contains(log, " 404 NR ") || !strings.Contains(log, " 503 UH ") {
-		t.Errorf("gateway access log lacks the 404 NR and 503 UH lines:\n%s", log)
-	}
+	testutil.EventuallyWhy(t, 5*time.Second, "the gateway's 404 NR and 503 UH access-log lines", func() (bool, string) {
+		log := m.accessLog(t)
+		return strings.Contains(log, " 404 NR ") && strings.Contains(log, " 503 UH "), "the log:\n" + log
+	})
 }
 
 func alpnOf(resp *http.Response) string {

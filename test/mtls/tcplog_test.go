@@ -199,7 +199,10 @@ spec:
 	if line, err := overTunnel(t); err != nil || line != "HTTP/1.1 200 OK" {
 		t.Fatalf("client → web:9000 (TCP): %q %v", line, err)
 	}
-	testutil.Eventually(t, 5*time.Second, "the connection's lines", func() bool { return strings.Count(read(jsonLog), "\n") == 2 })
+	// Each file is flushed on its own, so wait for both.
+	testutil.Eventually(t, 5*time.Second, "the connection's lines", func() bool {
+		return strings.Count(read(jsonLog), "\n") == 2 && strings.Count(read(textLog), "\n") == 2
+	})
 	if got, want := read(textLog), "GET /fmt 200 inbound|8080|| jason\n- - 0 inbound|9000|| -\n"; got != want {
 		t.Errorf("text provider wrote\n%s\nwant\n%s", got, want)
 	}

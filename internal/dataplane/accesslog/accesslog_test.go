@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/netip"
 	"slices"
 	"strings"
@@ -167,6 +168,9 @@ func TestLoggerConcurrentLinesDoNotInterleave(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if err := l.Close(); err != nil { // writes what is still buffered
+		t.Fatal(err)
+	}
 	want := FormatText(fullInfo())
 	lines := strings.SplitAfter(buf.String(), "\n")
 	lines = lines[:len(lines)-1]
@@ -178,10 +182,8 @@ func TestLoggerConcurrentLinesDoNotInterleave(t *testing.T) {
 			t.Fatalf("line %d = %q", i, line)
 		}
 	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
 	l.Log(fullInfo())
+	l.Flush()
 	if len(strings.SplitAfter(buf.String(), "\n"))-1 != workers*per {
 		t.Error("Log after Close wrote a line")
 	}
@@ -195,8 +197,123 @@ func TestLoggerCountsWriteFailures(t *testing.T) {
 	l := New(failWriter{}, JSON)
 	l.Log(fullInfo())
 	l.Log(fullInfo())
+	_ = l.Close()
 	if l.Failed() != 2 {
 		t.Errorf("Failed() = %d, want 2", l.Failed())
+	}
+}
+
+// gateWriter records its writes; the first one waits until release is closed.
+type gateWriter struct {
+	entered chan struct{} // closed when the first Write starts
+	release chan struct{}
+	writes  chan string
+}
+
+func newGateWriter() *gateWriter {
+	return &gateWriter{entered: make(chan struct{}), release: make(chan struct{}), writes: make(chan string, 100)}
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	select {
+	case <-g.entered:
+	default:
+		close(g.entered)
+		<-g.release
+	}
+	g.writes <- string(p)
+	return len(p), nil
+}
+
+func (g *gateWriter) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case w := <-g.writes:
+		return w
+	case <-time.After(10 * time.Second):
+		t.Fatal("no write within 10s")
+		return ""
+	}
+}
+
+// A line is written without Close, and the lines logged while a write is under way go
+// out together in the next one.
+func TestLinesAreWrittenSoonAndTogether(t *testing.T) {
+	g := newGateWriter()
+	l := New(g, Text)
+	line := FormatText(fullInfo())
+	l.Log(fullInfo()) // alone: its flush starts at once
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first line was not written within 10s (nobody called Flush or Close)")
+	}
+	const more = 50
+	for range more {
+		l.Log(fullInfo())
+	}
+	close(g.release)
+	if w := g.next(t); w != line {
+		t.Fatalf("first write = %q, want the first line", w)
+	}
+	if w := g.next(t); w != strings.Repeat(line, more) {
+		t.Fatalf("second write has %d lines, want all %d logged meanwhile", strings.Count(w, "\n"), more)
+	}
+	_ = l.Close()
+	select {
+	case w := <-g.writes:
+		t.Fatalf("unexpected third write %q", w)
+	default:
+	}
+}
+
+// A logger that nobody flushes still writes once its buffer is full, from the request
+// that filled it.
+func TestFullBufferIsWrittenByTheLogger(t *testing.T) {
+	g := newGateWriter()
+	close(g.release)
+	l := New(g, JSON)
+	l.mu.Lock()
+	l.kicked = true // as if a flush were on its way that never comes
+	l.mu.Unlock()
+	line := FormatJSON(fullInfo())
+	n := flushAt/len(line) + 1
+	for range n {
+		l.Log(fullInfo())
+	}
+	if w := g.next(t); w != strings.Repeat(line, n) {
+		t.Fatalf("write has %d lines, want %d", strings.Count(w, "\n"), n)
+	}
+}
+
+// Formatting Istio's TEXT and JSON lines, errors and notes included, and queueing them
+// allocates nothing.
+func TestLogAllocations(t *testing.T) {
+	in := fullInfo()
+	in.Flags = streaminfo.UpstreamConnectionFailure | streaminfo.UpstreamRetryLimitExceeded
+	in.LucidError = `upstream 127.0.1.2:9080 refused the connection`
+	in.Notes = []string{"retried twice"}
+	for _, f := range []Format{Text, JSON} {
+		l := New(io.Discard, f)
+		l.Log(in)
+		if n := testing.AllocsPerRun(1000, func() { l.Log(in) }); n != 0 {
+			t.Errorf("%v: %v allocations per line, want 0", f, n)
+		}
+		_ = l.Close()
+	}
+}
+
+func BenchmarkLog(b *testing.B) {
+	for _, f := range []Format{Text, JSON} {
+		b.Run(f.String(), func(b *testing.B) {
+			l := New(io.Discard, f)
+			in := fullInfo()
+			b.ReportAllocs()
+			for b.Loop() {
+				l.Log(in)
+			}
+			_ = l.Close()
+		})
 	}
 }
 

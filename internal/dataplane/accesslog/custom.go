@@ -22,10 +22,13 @@ import (
 // LogWith writes info's line in format f; h are the downstream request's headers
 // (%REQ()%; nil for a TCP connection). Like Log, it never fails the request.
 func (l *Logger) LogWith(info *streaminfo.Info, h http.Header, f *resource.LogFormat) {
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	appendCustom(buf, info, h, f)
-	l.write(buf)
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	appendCustom(l.pending, info, h, f)
+	l.queued()
 }
 
 // appendCustom writes the line of info in format f.

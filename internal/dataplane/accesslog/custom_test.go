@@ -45,7 +45,9 @@ func TestCustomFormats(t *testing.T) {
 		{"json, TCP", tcpInfo(), nil, json, `{"code":0,"peer":"127.0.1.1:40112","route":"- -","sent":358,"user":null}` + "\n"},
 	} {
 		var b bytes.Buffer
-		New(&b, Text).LogWith(tc.in, tc.h, tc.f)
+		l := New(&b, Text)
+		l.LogWith(tc.in, tc.h, tc.f)
+		l.Flush()
 		if b.String() != tc.want {
 			t.Errorf("%s:\n got %q\nwant %q", tc.name, b.String(), tc.want)
 		}
@@ -62,6 +64,7 @@ func TestRouterWritesProviderFormat(t *testing.T) {
 	rt.Log(fullInfo(), []resource.AccessLog{{Path: "/dev/stdout", Format: f}}, http.Header{})
 	rt.LogConnection(tcpInfo(), []resource.AccessLog{{Path: "/dev/stdout", Format: f}})
 	rt.Log(fullInfo(), nil, http.Header{})
+	rt.Flush()
 	want := "custom 200 127.0.1.2:9080\ncustom 0 127.0.1.2:9080\n" + FormatText(fullInfo())
 	if def.String() != want {
 		t.Errorf("log:\n%s\nwant:\n%s", def.String(), want)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -25,9 +24,9 @@ func appendText(b *bytes.Buffer, in *streaminfo.Info) {
 	b.WriteByte(' ')
 	b.WriteString(dash(in.Protocol))
 	b.WriteString(`" `)
-	b.WriteString(strconv.Itoa(in.ResponseCode))
+	writeInt(b, int64(in.ResponseCode))
 	b.WriteByte(' ')
-	b.WriteString(in.Flags.String())
+	b.Write(in.Flags.AppendTo(b.AvailableBuffer()))
 	b.WriteByte(' ')
 	b.WriteString(dash(in.ResponseCodeDetails))
 	b.WriteByte(' ')
@@ -35,14 +34,14 @@ func appendText(b *bytes.Buffer, in *streaminfo.Info) {
 	b.WriteString(` "`)
 	b.WriteString(dash(in.UpstreamTransportFailureReason))
 	b.WriteString(`" `)
-	b.WriteString(strconv.FormatInt(in.BytesReceived, 10))
+	writeInt(b, in.BytesReceived)
 	b.WriteByte(' ')
-	b.WriteString(strconv.FormatInt(in.BytesSent, 10))
+	writeInt(b, in.BytesSent)
 	b.WriteByte(' ')
-	b.WriteString(strconv.FormatInt(in.Duration.Milliseconds(), 10))
+	writeInt(b, in.Duration.Milliseconds())
 	b.WriteByte(' ')
 	if ms, ok := upstreamServiceTime(in); ok {
-		b.WriteString(strconv.FormatInt(ms, 10))
+		writeInt(b, ms)
 	} else {
 		b.WriteByte('-')
 	}
@@ -63,29 +62,26 @@ func appendText(b *bytes.Buffer, in *streaminfo.Info) {
 	b.WriteString(dash(in.RequestedServerName))
 	b.WriteByte(' ')
 	b.WriteString(dash(in.RouteName))
-	if lucid := lucidDetails(in); lucid != "" {
+	if in.LucidError != "" || len(in.Notes) > 0 {
 		b.WriteString(` "lucid=`)
-		writeEscaped(b, lucid)
+		sep := false
+		for i := -1; i < len(in.Notes); i++ {
+			part := in.LucidError
+			if i >= 0 {
+				part = in.Notes[i]
+			}
+			if part == "" {
+				continue
+			}
+			if sep {
+				b.WriteString("; ")
+			}
+			sep = true
+			writeEscaped(b, part)
+		}
 		b.WriteByte('"')
 	}
 	b.WriteByte('\n')
-}
-
-// lucidDetails joins LucidError and Notes with "; ".
-func lucidDetails(in *streaminfo.Info) string {
-	if in.LucidError == "" && len(in.Notes) == 0 {
-		return ""
-	}
-	parts := make([]string, 0, 1+len(in.Notes))
-	if in.LucidError != "" {
-		parts = append(parts, in.LucidError)
-	}
-	for _, n := range in.Notes {
-		if n != "" {
-			parts = append(parts, n)
-		}
-	}
-	return strings.Join(parts, "; ")
 }
 
 // upstreamServiceTime is %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% in ms. It is unset when
@@ -110,8 +106,12 @@ func writeStart(b *bytes.Buffer, t time.Time) {
 		b.WriteByte('-')
 		return
 	}
-	var arr [32]byte
-	b.Write(t.UTC().AppendFormat(arr[:0], startTimeLayout))
+	b.Write(t.UTC().AppendFormat(b.AvailableBuffer(), startTimeLayout))
+}
+
+// writeInt writes v in decimal.
+func writeInt(b *bytes.Buffer, v int64) {
+	b.Write(strconv.AppendInt(b.AvailableBuffer(), v, 10))
 }
 
 func writeAddr(b *bytes.Buffer, a netip.AddrPort) {
@@ -119,8 +119,7 @@ func writeAddr(b *bytes.Buffer, a netip.AddrPort) {
 		b.WriteByte('-')
 		return
 	}
-	var arr [64]byte
-	b.Write(a.AppendTo(arr[:0]))
+	b.Write(a.AppendTo(b.AvailableBuffer()))
 }
 
 // writeEscaped writes s for a double-quoted TEXT field: `"` and `\` get a backslash,
@@ -187,18 +186,24 @@ func appendJSON(b *bytes.Buffer, in *streaminfo.Info) {
 	w.str("response_code_details", in.ResponseCodeDetails)
 	w.str("response_flags", in.Flags.String())
 	w.str("route_name", in.RouteName)
+	w.key("start_time")
 	if in.Start.IsZero() {
-		w.str("start_time", "")
+		b.WriteString("null")
 	} else {
-		w.str("start_time", in.Start.UTC().Format(startTimeLayout))
+		b.WriteByte('"')
+		writeStart(b, in.Start)
+		b.WriteByte('"')
 	}
 	w.str("upstream_cluster", in.UpstreamCluster)
 	w.str("upstream_host", in.UpstreamHost)
 	w.str("upstream_local_address", in.UpstreamLocalAddress)
+	w.key("upstream_service_time")
 	if ms, ok := upstreamServiceTime(in); ok {
-		w.str("upstream_service_time", strconv.FormatInt(ms, 10))
+		b.WriteByte('"')
+		writeInt(b, ms)
+		b.WriteByte('"')
 	} else {
-		w.str("upstream_service_time", "")
+		b.WriteString("null")
 	}
 	w.str("upstream_transport_failure_reason", in.UpstreamTransportFailureReason)
 	w.str("user_agent", in.UserAgent)
@@ -233,8 +238,7 @@ func (w *jsonWriter) str(k, v string) {
 
 func (w *jsonWriter) num(k string, v int64) {
 	w.key(k)
-	var arr [24]byte
-	w.b.Write(strconv.AppendInt(arr[:0], v, 10))
+	writeInt(w.b, v)
 }
 
 func (w *jsonWriter) addr(k string, a netip.AddrPort) {
@@ -243,9 +247,8 @@ func (w *jsonWriter) addr(k string, a netip.AddrPort) {
 		w.b.WriteString("null")
 		return
 	}
-	var arr [64]byte
 	w.b.WriteByte('"')
-	w.b.Write(a.AppendTo(arr[:0]))
+	w.b.Write(a.AppendTo(w.b.AvailableBuffer()))
 	w.b.WriteByte('"')
 }
 

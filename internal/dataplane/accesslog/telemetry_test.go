@@ -48,6 +48,7 @@ func TestRouterFiltersByCEL(t *testing.T) {
 	rt.Log(req(500, "/off"), off, h)
 	rt.Log(req(200, "/jason"), byHeader, h)
 	rt.Log(req(200, "/anon"), byHeader, http.Header{})
+	rt.Flush()
 
 	got := def.String()
 	for _, want := range []string{`"GET /fail HTTP/1.1" 503`, `"GET /plain HTTP/1.1" 200`} {
@@ -139,6 +140,7 @@ func TestConnectionAttributes(t *testing.T) {
 	rt.LogConnection(in, []resource.AccessLog{{Path: "/dev/stdout", Filter: filter(t, "request.path == '/'")}})
 	rt.LogConnection(in, []resource.AccessLog{{Path: resource.DevNull}})
 	rt.LogConnection(in, nil)
+	rt.Flush()
 	if got := def.String(); strings.Count(got, "\n") != 2 || !strings.Contains(got, `"- - -" 0 UF`) {
 		t.Errorf("proxy log:\n%s\nwant two TCP lines (the matching filter's and the fallback's)", got)
 	}

@@ -6,7 +6,6 @@ package streaminfo
 
 import (
 	"net/netip"
-	"strings"
 	"time"
 )
 
@@ -92,16 +91,24 @@ func (f Flag) String() string {
 	if f == 0 {
 		return "-"
 	}
-	var b strings.Builder
+	return string(f.AppendTo(make([]byte, 0, 16)))
+}
+
+// AppendTo appends String's text to b.
+func (f Flag) AppendTo(b []byte) []byte {
+	if f == 0 {
+		return append(b, '-')
+	}
+	n0 := len(b)
 	for _, n := range flagNames {
 		if f&n.f != 0 {
-			if b.Len() > 0 {
-				b.WriteByte(',')
+			if len(b) > n0 {
+				b = append(b, ',')
 			}
-			b.WriteString(n.name)
+			b = append(b, n.name...)
 		}
 	}
-	return b.String()
+	return b
 }
 
 // Peer describes one side of a request for Istio's metrics labels.
