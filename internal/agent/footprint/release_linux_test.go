@@ -42,8 +42,8 @@ func TestReadOwnMappings(t *testing.T) {
 		want []region
 	}{
 		{name: "text and rodata of the executable; not data, not a relocated (copied) page, not other files",
-			in: smapsSample, ino: 42, want: []region{{0x400000, 0x1563000, 12000}, {0x1563000, 0x2acd000, 9000}}},
-		{name: "another inode", in: smapsSample, ino: 77, want: []region{{0x7f0000000000, 0x7f0000100000, 100}}},
+			in: smapsSample, ino: 42, want: []region{{0x400000, 0x1563000, 12000, true}, {0x1563000, 0x2acd000, 9000, false}}},
+		{name: "another inode", in: smapsSample, ino: 77, want: []region{{0x7f0000000000, 0x7f0000100000, 100, false}}},
 		{name: "no such file", in: smapsSample, ino: 5, want: nil},
 		{name: "empty", in: "", ino: 42, want: nil},
 		{name: "executable-and-writable is never released", in: "00400000-00500000 rwxp 00000000 fe:00 42 /x\nRss: 4 kB\nAnonymous: 0 kB\n", ino: 42, want: nil},
@@ -100,6 +100,77 @@ func TestReleaseStartupPages(t *testing.T) {
 	if got := strconv.Itoa(12345) + strings.Repeat("x", 2); got != "12345xx" {
 		t.Fatalf("after the release: %q", got)
 	}
+}
+
+// A page of the executable touched after the release comes back alone (with the kernel's
+// fault-around, 64 KiB), not as the 2 MiB folio the page cache may hold it in: the
+// released mappings are marked no-huge-page ("nh" in smaps).
+func TestReleasedPagesComeBackSmall(t *testing.T) {
+	if _, err := ReleaseStartupPages(); err != nil {
+		t.Fatalf("ReleaseStartupPages: %v", err)
+	}
+	ro := exeMapping(t, "r--p")
+	if !strings.Contains(" "+ro.flags+" ", " nh ") {
+		t.Errorf("read-only data mapping's VmFlags %q lack nh (no huge pages)", ro.flags)
+	}
+	mem, err := os.Open("/proc/self/mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	before := exeRSS(t)["r--p"]
+	// Four pages 4 MiB apart: each fault maps its neighbourhood, not a huge page.
+	const touches = 4
+	for i := range touches {
+		addr := ro.start + uintptr(i+1)*(ro.end-ro.start)/(touches+1)
+		if _, err := mem.ReadAt(make([]byte, 1), int64(addr)); err != nil {
+			t.Fatalf("reading %#x: %v", addr, err)
+		}
+	}
+	grew := exeRSS(t)["r--p"] - before
+	t.Logf("%d touches of released read-only data: +%d KiB resident", touches, grew)
+	if grew > touches*512 {
+		t.Errorf("%d touches made %d KiB resident again; want at most %d KiB (no huge pages)", touches, grew, touches*512)
+	}
+}
+
+type mapping struct {
+	start, end uintptr
+	flags      string
+}
+
+// exeMapping returns the executable's mapping with permissions perms and its VmFlags.
+func exeMapping(t *testing.T, perms string) mapping {
+	t.Helper()
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m mapping
+	in := false
+	for line := range strings.Lines(string(b)) {
+		fields := strings.Fields(line)
+		switch {
+		case isMappingHeader(fields):
+			in = len(fields) >= 6 && fields[5] == exe && fields[1] == perms && m.end == 0
+			if in {
+				lo, hi, _ := strings.Cut(fields[0], "-")
+				s, _ := strconv.ParseUint(lo, 16, 64)
+				e, _ := strconv.ParseUint(hi, 16, 64)
+				m.start, m.end = uintptr(s), uintptr(e)
+			}
+		case in && len(fields) >= 1 && fields[0] == "VmFlags:":
+			m.flags = strings.Join(fields[1:], " ")
+		}
+	}
+	if m.end == 0 {
+		t.Fatalf("no %s mapping of %s in /proc/self/smaps", perms, exe)
+	}
+	return m
 }
 
 // exeRSS returns the Rss in KiB of the executable's mappings by permissions.
