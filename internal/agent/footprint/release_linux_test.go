@@ -3,7 +3,6 @@
 package footprint
 
 import (
-	"bufio"
 	"os"
 	"strconv"
 	"strings"
@@ -134,13 +133,16 @@ func TestReleasedPagesComeBackSmall(t *testing.T) {
 	}
 }
 
+// mapping is one of the executable's mappings in /proc/self/smaps.
 type mapping struct {
+	perms      string
 	start, end uintptr
-	flags      string
+	rssKiB     int64
+	flags      string // VmFlags
 }
 
-// exeMapping returns the executable's mapping with permissions perms and its VmFlags.
-func exeMapping(t *testing.T, perms string) mapping {
+// exeMappings returns the executable's mappings, in address order.
+func exeMappings(t *testing.T) []mapping {
 	t.Helper()
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
@@ -150,56 +152,47 @@ func exeMapping(t *testing.T, perms string) mapping {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m mapping
-	in := false
+	var out []mapping
+	var cur *mapping
 	for line := range strings.Lines(string(b)) {
 		fields := strings.Fields(line)
 		switch {
 		case isMappingHeader(fields):
-			in = len(fields) >= 6 && fields[5] == exe && fields[1] == perms && m.end == 0
-			if in {
+			cur = nil
+			if len(fields) >= 6 && fields[5] == exe {
 				lo, hi, _ := strings.Cut(fields[0], "-")
 				s, _ := strconv.ParseUint(lo, 16, 64)
 				e, _ := strconv.ParseUint(hi, 16, 64)
-				m.start, m.end = uintptr(s), uintptr(e)
+				out = append(out, mapping{perms: fields[1], start: uintptr(s), end: uintptr(e)})
+				cur = &out[len(out)-1]
 			}
-		case in && len(fields) >= 1 && fields[0] == "VmFlags:":
-			m.flags = strings.Join(fields[1:], " ")
+		case cur != nil && len(fields) >= 2 && fields[0] == "Rss:":
+			cur.rssKiB, _ = strconv.ParseInt(fields[1], 10, 64)
+		case cur != nil && len(fields) >= 1 && fields[0] == "VmFlags:":
+			cur.flags = strings.Join(fields[1:], " ")
 		}
 	}
-	if m.end == 0 {
-		t.Fatalf("no %s mapping of %s in /proc/self/smaps", perms, exe)
+	return out
+}
+
+// exeMapping returns the executable's first mapping with permissions perms.
+func exeMapping(t *testing.T, perms string) mapping {
+	t.Helper()
+	for _, m := range exeMappings(t) {
+		if m.perms == perms {
+			return m
+		}
 	}
-	return m
+	t.Fatalf("no %s mapping of the executable in /proc/self/smaps", perms)
+	return mapping{}
 }
 
 // exeRSS returns the Rss in KiB of the executable's mappings by permissions.
 func exeRSS(t *testing.T) map[string]int64 {
 	t.Helper()
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	out := map[string]int64{}
-	perms := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		switch {
-		case isMappingHeader(fields):
-			perms = ""
-			if len(fields) >= 6 && fields[5] == exe {
-				perms = fields[1]
-			}
-		case perms != "" && len(fields) >= 2 && fields[0] == "Rss:":
-			v, _ := strconv.ParseInt(fields[1], 10, 64)
-			out[perms] += v
-		}
+	for _, m := range exeMappings(t) {
+		out[m.perms] += m.rssKiB
 	}
 	return out
 }
