@@ -48,6 +48,10 @@ func NewRouter(def *Logger, defPath string, f Format, log *slog.Logger) *Router 
 // when the listener has none; h are the downstream request's headers, which filters read
 // (request.headers).
 func (r *Router) Log(info *streaminfo.Info, logs []resource.AccessLog, h http.Header) {
+	if logs == nil { // the proxy's logger: no attributes to build
+		r.writeDefault(info)
+		return
+	}
 	r.write(info, logs, &attributes{in: info, h: h})
 }
 
@@ -56,16 +60,22 @@ func (r *Router) Log(info *streaminfo.Info, logs []resource.AccessLog, h http.He
 // read the connection's attributes: request.* is absent, as in Envoy, so an expression
 // about the request is false for a connection.
 func (r *Router) LogConnection(info *streaminfo.Info, logs []resource.AccessLog) {
+	if logs == nil {
+		r.writeDefault(info)
+		return
+	}
 	r.write(info, logs, &attributes{in: info, tcp: true})
 }
 
-func (r *Router) write(info *streaminfo.Info, logs []resource.AccessLog, act *attributes) {
-	if logs == nil {
-		if r.def != nil {
-			r.def.Log(info)
-		}
-		return
+// writeDefault writes info's line to the proxy's logger, if it has one.
+func (r *Router) writeDefault(info *streaminfo.Info) {
+	if r.def != nil {
+		r.def.Log(info)
 	}
+}
+
+// write writes info's line to each of logs whose filter matches act.
+func (r *Router) write(info *streaminfo.Info, logs []resource.AccessLog, act *attributes) {
 	for i := range logs {
 		al := &logs[i]
 		if al.Path == resource.DevNull {

@@ -3,6 +3,7 @@ package accesslog
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -169,5 +170,22 @@ func TestFilterCostBounded(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { few.WithinBounds() }); n != 0 {
 		t.Errorf("WithinBounds allocates %v times", n)
+	}
+}
+
+// A listener without access logs of its own costs no allocation, with or without a
+// proxy logger: no filter attributes are built for it.
+func TestRouterFallbackAllocations(t *testing.T) {
+	in, h := fullInfo(), http.Header{}
+	for _, def := range []*Logger{nil, New(io.Discard, Text)} {
+		rt := NewRouter(def, "/dev/stdout", Text, nil)
+		rt.Log(in, nil, h)
+		if n := testing.AllocsPerRun(100, func() { rt.Log(in, nil, h); rt.LogConnection(in, nil) }); n != 0 {
+			t.Errorf("proxy logger %v: %v allocations per request, want 0", def != nil, n)
+		}
+		rt.Close()
+		if def != nil {
+			_ = def.Close()
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -127,7 +128,7 @@ func (c *conn) serve() {
 		st := new(requestState)
 		rctx := &st.ctx
 		rctx.Init(ctx)
-		req, rb, perr := c.parse(rctx, c.buf[c.r:end], st.vals[:])
+		req, rb, perr := c.parse(rctx, c.buf[c.r:end], st.vals[:], &st.url)
 		c.r = end
 		if perr != "" {
 			rctx.Cancel(nil)
@@ -145,10 +146,12 @@ func (c *conn) serve() {
 }
 
 // requestState is what a request needs beside its http.Request, in one allocation: its
-// context, and the array its head's values are slices of (when it has at most that many
-// fields). It lives as long as the request is referenced.
+// context, its URL (when the target is a plain path), and the array its head's values
+// are slices of (when it has at most that many fields). It lives as long as the request
+// is referenced.
 type requestState struct {
 	ctx  reqctx.Ctx
+	url  url.URL
 	vals [16]string
 }
 

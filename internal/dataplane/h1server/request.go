@@ -12,14 +12,16 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/requesturi"
+
 	"golang.org/x/net/http/httpguts"
 )
 
 // parse reads a complete head (request line, fields, empty line) into a request for ctx,
 // with its body reader (nil: no body). The values are slices of room when it is large
-// enough. A non-empty string says what is malformed. On the proxy's listeners http1 has
+// enough, and the URL is *ux when the target is a plain path. A non-empty string says what is malformed. On the proxy's listeners http1 has
 // checked the head already; the checks here keep the loop safe on its own.
-func (c *conn) parse(ctx context.Context, head []byte, room []string) (*http.Request, *body, string) {
+func (c *conn) parse(ctx context.Context, head []byte, room []string, ux *url.URL) (*http.Request, *body, string) {
 	le := bytes.Index(head, crlf) // never -1: head ends with CRLF CRLF
 	if le < 0 {
 		return nil, nil, "malformed request head"
@@ -60,7 +62,7 @@ func (c *conn) parse(ctx context.Context, head []byte, room []string) (*http.Req
 			u.Scheme = ""
 		}
 	} else {
-		u, err = url.ParseRequestURI(target)
+		u, err = requesturi.Parse(target, ux)
 	}
 	if err != nil {
 		return nil, nil, "invalid request target"

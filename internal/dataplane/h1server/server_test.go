@@ -451,3 +451,32 @@ func TestAdoptHeader(t *testing.T) {
 		t.Fatalf("answer that set a field first: %+v %q", own, body)
 	}
 }
+
+// A target's URL is what net/http's server would make of it, whether the loop parses
+// it in place (a plain path) or not: a path with sub-delimiters keeps its spelling
+// (RawPath), escapes stay escapes, an absolute-form target keeps its host.
+func TestTargetURL(t *testing.T) {
+	s := &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Escaped", r.URL.EscapedPath())
+		w.Header().Set("X-Path", r.URL.Path)
+		w.Header().Set("X-Query", r.URL.RawQuery)
+		w.Header().Set("X-Url-Host", r.URL.Host)
+	})}
+	_, dial := serve(t, s)
+	c := dial()
+	br := bufio.NewReader(c)
+	for _, tc := range []struct{ target, escaped, path, query, host string }{
+		{"/reviews/0?a=1", "/reviews/0", "/reviews/0", "a=1", ""},
+		{"/Products('a')!*(1)?q", "/Products('a')!*(1)", "/Products('a')!*(1)", "q", ""},
+		{"/a%2Fb", "/a%2Fb", "/a/b", "", ""},
+		{"http://example.test/x?y", "/x", "/x", "y", "example.test"},
+	} {
+		if _, err := io.WriteString(c, "GET "+tc.target+" HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := readResponse(t, br, http.MethodGet)
+		if got := [4]string{a.Header.Get("X-Escaped"), a.Header.Get("X-Path"), a.Header.Get("X-Query"), a.Header.Get("X-Url-Host")}; got != [4]string{tc.escaped, tc.path, tc.query, tc.host} {
+			t.Errorf("%s: escaped path, path, query, host = %q", tc.target, got)
+		}
+	}
+}

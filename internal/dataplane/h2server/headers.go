@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/requesturi"
+
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 )
@@ -173,7 +175,7 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 			return nil, bad
 		}
 		var err error
-		if u, err = parsePath(path, &st.url); err != nil {
+		if u, err = requesturi.Parse(path, &st.url); err != nil {
 			return nil, bad
 		}
 	}
@@ -218,47 +220,6 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 		st.handler = badConnectionFields
 	}
 	return st, nil
-}
-
-// parsePath is url.ParseRequestURI for a :path; a plain path with at most a query (the
-// usual case) is taken without it, into u.
-func parsePath(p string, u *url.URL) (*url.URL, error) {
-	q := len(p)
-	for i := 0; i < len(p); i++ {
-		b := p[i]
-		if b == '?' {
-			q = i
-			break
-		}
-		if !plainPathByte(b) {
-			return url.ParseRequestURI(p)
-		}
-	}
-	for i := q + 1; i < len(p); i++ {
-		if b := p[i]; b < 0x21 || b > 0x7e || b == '#' {
-			return url.ParseRequestURI(p)
-		}
-	}
-	*u = url.URL{Path: p[:q]}
-	if q < len(p) {
-		u.RawQuery = p[q+1:]
-		u.ForceQuery = u.RawQuery == ""
-	}
-	return u, nil
-}
-
-// plainPathByte reports whether b stands for itself in a path (url's escaping would not
-// change it).
-func plainPathByte(b byte) bool {
-	switch {
-	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		return true
-	}
-	switch b {
-	case '/', '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@':
-		return true
-	}
-	return false
 }
 
 // canonical is http.CanonicalHeaderKey of a field name, cached per connection.

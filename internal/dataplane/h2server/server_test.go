@@ -161,3 +161,26 @@ func TestAdoptHeader(t *testing.T) {
 		t.Fatalf("answer that set a field first: header %v", h)
 	}
 }
+
+// A :path with sub-delimiters keeps its spelling (URL.RawPath), as net/http's server
+// parses it: the proxy forwards EscapedPath, which would otherwise escape them.
+func TestPathKeepsItsSpelling(t *testing.T) {
+	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Escaped", r.URL.EscapedPath()+" "+r.URL.Path+" "+r.URL.RawQuery)
+	})}
+	addr := serve(t, s)
+	for target, want := range map[string]string{
+		"/Products('a')!*(1)?q=1": "/Products('a')!*(1) /Products('a')!*(1) q=1",
+		"/plain/path?x":           "/plain/path /plain/path x",
+		"/a%2Fb":                  "/a%2Fb /a/b ",
+	} {
+		resp, err := h2c(t).Get("http://" + addr + target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Escaped"); got != want {
+			t.Errorf("%s: handler saw %q, want %q", target, got, want)
+		}
+	}
+}

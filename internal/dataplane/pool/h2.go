@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/h2client"
 )
@@ -187,10 +188,14 @@ func (h *h2lim) get(ctx context.Context, addr string, cb Counters) (*h2Conn, boo
 // await waits until a connection being dialled is up. On failure the stream is released.
 func (h *h2lim) await(ctx context.Context, c *h2Conn) error {
 	select {
-	case <-c.ready:
-	case <-ctx.Done():
-		h.release(c)
-		return ctx.Err()
+	case <-c.ready: // established: the usual case, which does not make ctx's Done channel
+	default:
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+			h.release(c)
+			return ctx.Err()
+		}
 	}
 	if c.err != nil {
 		h.release(c)
@@ -451,19 +456,22 @@ func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters, obs C
 		h.release(c)
 		return nil, classify(req.Context(), err, at)
 	}
-	resp.Body = &streamBody{ReadCloser: resp.Body, end: func() { h.release(c) }}
+	resp.Body = &streamBody{ReadCloser: resp.Body, h: h, c: c}
 	return resp, nil
 }
 
-// streamBody ends the stream's accounting once, when the body is closed.
+// streamBody ends the stream's accounting on c once, when the body is closed.
 type streamBody struct {
 	io.ReadCloser
-	once sync.Once
-	end  func()
+	released atomic.Bool
+	h        *h2lim
+	c        *h2Conn
 }
 
 func (b *streamBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.end)
+	if b.released.CompareAndSwap(false, true) {
+		b.h.release(b.c)
+	}
 	return err
 }

@@ -204,3 +204,34 @@ func TestH2ClientChoice(t *testing.T) {
 		})
 	}
 }
+
+// doneCounter counts calls of Done: on a request's context (reqctx) the first one makes
+// its channel, an allocation per request.
+type doneCounter struct {
+	context.Context
+	n atomic.Int32
+}
+
+func (c *doneCounter) Done() <-chan struct{} {
+	c.n.Add(1)
+	return c.Context.Done()
+}
+
+// TestH2EstablishedConnectionIgnoresDone: taking a stream on an established connection
+// does not look at the request context's Done channel (only waiting for a dial does).
+func TestH2EstablishedConnectionIgnoresDone(t *testing.T) {
+	u := startH2Upstream(t, "127.0.89.13")
+	p := newSet(t, &resource.Cluster{Name: "h2", Protocol: resource.HTTP2}).Get("h2")
+	if _, err := h2Get(t.Context(), p, u.addr, "/", nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx := &doneCounter{Context: t.Context()}
+	c, reused, err := p.h2l.get(ctx, u.addr, nil)
+	if err != nil || !reused {
+		t.Fatalf("get: reused %v, %v; want the established connection", reused, err)
+	}
+	p.h2l.release(c)
+	if n := ctx.n.Load(); n != 0 {
+		t.Errorf("Done called %d times for an established connection, want 0", n)
+	}
+}
