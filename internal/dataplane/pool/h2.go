@@ -460,7 +460,8 @@ func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters, obs C
 	return resp, nil
 }
 
-// streamBody ends the stream's accounting on c once, when the body is closed.
+// streamBody ends the stream's accounting on c, and the pool's RoundTrip (in flight),
+// once, when the body is closed.
 type streamBody struct {
 	io.ReadCloser
 	released atomic.Bool
@@ -472,6 +473,7 @@ func (b *streamBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.released.CompareAndSwap(false, true) {
 		b.h.release(b.c)
+		b.h.p.done()
 	}
 	return err
 }

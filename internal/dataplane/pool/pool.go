@@ -266,8 +266,7 @@ func (p *Pool) roundTrip(req *http.Request, addr string, cb Counters, obs ConnOb
 		p.done()
 		return nil, err
 	}
-	resp.Body = &trackedBody{ReadCloser: resp.Body, p: p}
-	return resp, nil
+	return resp, nil // its body is a streamBody, whose Close ends the in-flight accounting
 }
 
 // done marks the end of one RoundTrip; a retired pool closes its idle connections once
