@@ -433,7 +433,7 @@ func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters, obs C
 	if err != nil {
 		return nil, err
 	}
-	at := &attempt{}
+	var at attempt // on the stack: the net/http path's trace has a flag of its own
 	at.gotConn.Store(true)
 	at.reused.Store(reused)
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
@@ -447,17 +447,27 @@ func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters, obs C
 			at.wrote.Store(h2client.HeadersWritten(err))
 		}
 	} else {
-		ctx := httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-			WroteHeaders: func() { at.wrote.Store(true) },
-		})
-		resp, err = c.cc.RoundTrip(req.WithContext(ctx))
+		var wrote bool
+		resp, wrote, err = netHTTPRoundTrip(c, req)
+		at.wrote.Store(wrote)
 	}
 	if err != nil {
 		h.release(c)
-		return nil, classify(req.Context(), err, at)
+		return nil, classify(req.Context(), err, &at)
 	}
 	resp.Body = &streamBody{ReadCloser: resp.Body, h: h, c: c}
 	return resp, nil
+}
+
+// netHTTPRoundTrip sends req on net/http's ClientConn c.cc and says whether the request
+// headers were written (which net/http reports through a ClientTrace only).
+func netHTTPRoundTrip(c *h2Conn, req *http.Request) (*http.Response, bool, error) {
+	wrote := new(atomic.Bool)
+	ctx := httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteHeaders: func() { wrote.Store(true) },
+	})
+	resp, err := c.cc.RoundTrip(req.WithContext(ctx))
+	return resp, wrote.Load(), err
 }
 
 // streamBody ends the stream's accounting on c, and the pool's RoundTrip (in flight),
