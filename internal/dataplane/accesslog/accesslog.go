@@ -68,10 +68,10 @@ func (f Format) String() string {
 type Logger struct {
 	format Format
 
-	mu      sync.Mutex    // guards pending, spare, kicked and closed
-	pending *bytes.Buffer // lines not yet written; formatted in place
-	spare   *bytes.Buffer // the buffer the last flush wrote, the next pending
-	kicked  bool          // a flush is on its way for pending
+	mu      sync.Mutex // guards pending, spare, kicked and closed
+	pending *batch     // lines not yet written; formatted in place
+	spare   *batch     // the batch the last flush wrote, the next pending
+	kicked  bool       // a flush is on its way for pending
 	closed  bool
 
 	writeMu sync.Mutex // serialises flushes, so batches reach w in order
@@ -89,9 +89,20 @@ const (
 	keepCap = 1 << 20
 )
 
+// batch is lines formatted one after another into buf; ends holds where each one ends, so
+// that a failed write counts the lines it lost (a custom format's line need not end in a
+// newline, and may hold one).
+type batch struct {
+	buf  bytes.Buffer
+	ends []int
+}
+
+// add records that a line ends at the buffer's current end.
+func (b *batch) add() { b.ends = append(b.ends, b.buf.Len()) }
+
 // New returns a logger that writes lines in format f to w. w is not closed by Close.
 func New(w io.Writer, f Format) *Logger {
-	l := &Logger{w: w, format: f, pending: new(bytes.Buffer), spare: new(bytes.Buffer)}
+	l := &Logger{w: w, format: f, pending: new(batch), spare: new(batch)}
 	l.flushFn = l.flushSoon
 	return l
 }
@@ -105,17 +116,18 @@ func (l *Logger) Log(info *streaminfo.Info) {
 		return
 	}
 	if l.format == JSON {
-		appendJSON(l.pending, info)
+		appendJSON(&l.pending.buf, info)
 	} else {
-		appendText(l.pending, info)
+		appendText(&l.pending.buf, info)
 	}
+	l.pending.add()
 	l.queued()
 }
 
 // queued is called with l.mu held, after a line was added to pending; it unlocks l.mu
 // and writes pending itself when it is full, else makes sure a flush is on its way.
 func (l *Logger) queued() {
-	full := l.pending.Len() >= flushAt
+	full := l.pending.buf.Len() >= flushAt
 	start := !full && !l.kicked
 	if start {
 		l.kicked = true
@@ -143,27 +155,32 @@ func (l *Logger) Flush() {
 	l.mu.Lock()
 	out := l.pending
 	if l.spare == nil {
-		l.spare = new(bytes.Buffer)
+		l.spare = new(batch)
 	}
 	l.pending, l.spare = l.spare, nil
 	l.kicked = false
 	l.mu.Unlock()
-	if out.Len() > 0 {
-		if _, err := l.w.Write(out.Bytes()); err != nil {
-			l.failed.Add(uint64(bytes.Count(out.Bytes(), newline)))
+	if len(out.ends) > 0 {
+		if n, err := l.w.Write(out.buf.Bytes()); err != nil {
+			lost := 0 // the lines not written whole
+			for _, e := range out.ends {
+				if e > n {
+					lost++
+				}
+			}
+			l.failed.Add(uint64(lost))
 		}
 	}
-	if out.Cap() > keepCap {
+	if out.buf.Cap() > keepCap {
 		out = nil // left to the GC
 	} else {
-		out.Reset()
+		out.buf.Reset()
+		out.ends = out.ends[:0]
 	}
 	l.mu.Lock()
 	l.spare = out
 	l.mu.Unlock()
 }
-
-var newline = []byte{'\n'}
 
 // Failed is the number of lines dropped because the writer failed.
 func (l *Logger) Failed() uint64 { return l.failed.Load() }

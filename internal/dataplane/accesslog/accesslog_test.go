@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -314,6 +315,48 @@ func BenchmarkLog(b *testing.B) {
 			}
 			_ = l.Close()
 		})
+	}
+}
+
+// Lucid's trailing field is left out when the error and every note are empty.
+func TestEmptyNotesAddNoField(t *testing.T) {
+	in := fullInfo()
+	in.Notes = []string{"", ""}
+	if got := FormatText(in); strings.Contains(got, "lucid=") {
+		t.Errorf("line with only empty notes: %q", got)
+	}
+	in.Notes = []string{"", "retried", ""}
+	in.LucidError = "upstream reset"
+	if got := FormatText(in); !strings.HasSuffix(got, ` "lucid=upstream reset; retried"`+"\n") {
+		t.Errorf("line: %q", got)
+	}
+}
+
+// shortWriter writes the first n bytes it is given, then fails.
+type shortWriter struct{ n int }
+
+func (w shortWriter) Write(p []byte) (int, error) { return min(w.n, len(p)), errors.New("disk full") }
+
+// Failed counts lines, whatever their format: a custom text format need not end its lines
+// with a newline, and a write that fails part-way loses only the lines it did not finish.
+func TestFailedCountsLines(t *testing.T) {
+	noNewline := &resource.LogFormat{Text: parts(t, "%RESPONSE_CODE% %REQ(:METHOD)%")} // "200 GET"
+	l := New(failWriter{}, Text)
+	l.LogWith(fullInfo(), nil, noNewline)
+	l.LogWith(fullInfo(), nil, noNewline)
+	l.Flush()
+	if l.Failed() != 2 {
+		t.Errorf("Failed() = %d after two lines without newline were lost, want 2", l.Failed())
+	}
+	line := FormatText(fullInfo())
+	l = New(shortWriter{n: len(line) + 3}, Text) // the first line and 3 bytes of the second
+	l.kicked = true                              // no flush of its own: the three lines go in one write
+	for range 3 {
+		l.Log(fullInfo())
+	}
+	l.Flush()
+	if l.Failed() != 2 {
+		t.Errorf("Failed() = %d after a write that finished one line of three, want 2", l.Failed())
 	}
 }
 

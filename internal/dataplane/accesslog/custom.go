@@ -27,7 +27,8 @@ func (l *Logger) LogWith(info *streaminfo.Info, h http.Header, f *resource.LogFo
 		l.mu.Unlock()
 		return
 	}
-	appendCustom(l.pending, info, h, f)
+	appendCustom(&l.pending.buf, info, h, f)
+	l.pending.add()
 	l.queued()
 }
 

@@ -62,23 +62,26 @@ func appendText(b *bytes.Buffer, in *streaminfo.Info) {
 	b.WriteString(dash(in.RequestedServerName))
 	b.WriteByte(' ')
 	b.WriteString(dash(in.RouteName))
-	if in.LucidError != "" || len(in.Notes) > 0 {
-		b.WriteString(` "lucid=`)
-		sep := false
-		for i := -1; i < len(in.Notes); i++ {
-			part := in.LucidError
-			if i >= 0 {
-				part = in.Notes[i]
-			}
-			if part == "" {
-				continue
-			}
-			if sep {
-				b.WriteString("; ")
-			}
-			sep = true
-			writeEscaped(b, part)
+	// Lucid's field: LucidError and the notes that are not empty, joined with "; "; none
+	// when all are empty.
+	open := false
+	for i := -1; i < len(in.Notes); i++ {
+		part := in.LucidError
+		if i >= 0 {
+			part = in.Notes[i]
 		}
+		if part == "" {
+			continue
+		}
+		if open {
+			b.WriteString("; ")
+		} else {
+			b.WriteString(` "lucid=`)
+			open = true
+		}
+		writeEscaped(b, part)
+	}
+	if open {
 		b.WriteByte('"')
 	}
 	b.WriteByte('\n')
