@@ -171,22 +171,7 @@ const maxH2AllocsPerRequest = 21
 func TestH2ServerPathAllocations(t *testing.T) {
 	h := newHopOn(t, resource.HTTP1, rawKiB(t), h2Proxy)
 	rc := newRawH2Client(t, strings.TrimPrefix(h.url, "http://"))
-	for range 50 { // pools, connections and workers warm
-		if why := rc.get(1); why != "" {
-			t.Fatal(why)
-		}
-	}
-	var why string
-	n := testing.AllocsPerRun(500, func() {
-		if w := rc.get(1); w != "" {
-			why = w
-		}
-	})
-	if why != "" {
-		t.Fatal(why)
-	}
-	t.Logf("%.1f allocations per request", n)
-	if n > maxH2AllocsPerRequest {
+	if n := allocsPerRequest(t, func() string { return rc.get(1) }); n > maxH2AllocsPerRequest {
 		t.Fatalf("%.1f allocations per request on the h2c proxy path, want at most %d", n, maxH2AllocsPerRequest)
 	}
 }
