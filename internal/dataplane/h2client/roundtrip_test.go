@@ -436,3 +436,34 @@ func TestLargeHeaderBlocks(t *testing.T) {
 		t.Fatalf("echoed header of %d bytes, want %d", len(got), len(big))
 	}
 }
+
+// :path is the request URL's RequestURI(), whether it goes as one string or as path and
+// query written side by side.
+func TestPathSent(t *testing.T) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Path", r.RequestURI)
+	})
+	cc := dial(t, addr, Config{})
+	for _, target := range []string{"/p?q=1", "/p?", "/p", "/a%2Fb?x=%20y", "/Products('a')?$top=1&b", "/?"} {
+		req := newReq(t.Context(), t, http.MethodGet, "http://"+addr+target, nil)
+		resp, err := cc.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		if got, want := resp.Header.Get("X-Path"), req.URL.RequestURI(); got != want {
+			t.Errorf("%s: server saw :path %q, want %q", target, got, want)
+		}
+	}
+	// An opaque URL (a proxy's absolute form) keeps its path, and its query.
+	req := newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/x", nil)
+	req.URL.Opaque, req.URL.RawQuery = "//"+addr+"/opaque/path", "k=v"
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if got := resp.Header.Get("X-Path"); got != "/opaque/path?k=v" {
+		t.Errorf("opaque URL: server saw :path %q, want /opaque/path?k=v", got)
+	}
+}

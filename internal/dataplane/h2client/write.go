@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 // reqHead is what checkRequest worked out about a request's header block.
 type reqHead struct {
 	method, authority, scheme, path, protocol string
+	query                                     string // with hasQuery: :path is path?query
+	hasQuery                                  bool
 	contentLength                             string // "" when not sent
 	trailers                                  bool   // req.Trailer set: sent after the body
 	extConnect                                bool   // RFC 8441 extended CONNECT
@@ -57,7 +60,7 @@ func checkRequest(req *http.Request) (reqHead, error) {
 		if h.scheme == "" {
 			h.scheme = "http"
 		}
-		h.path = req.URL.RequestURI()
+		h.path, h.query, h.hasQuery = splitRequestURI(req.URL)
 		if !validPath(h.path) {
 			if req.URL.Opaque == "" {
 				return h, fmt.Errorf("http2: invalid request path %q", h.path)
@@ -108,6 +111,21 @@ func checkRequest(req *http.Request) (reqHead, error) {
 
 func validPath(p string) bool { return (len(p) > 0 && p[0] == '/') || p == "*" }
 
+// splitRequestURI is u.RequestURI() as path, query and whether "?query" follows: the
+// caller writes :path from the parts, so a request with a query allocates no joined
+// string. URLs that are not a plain path with a query (opaque, "*") come whole in path.
+func splitRequestURI(u *url.URL) (path, query string, hasQuery bool) {
+	if u.Opaque != "" || (!u.ForceQuery && u.RawQuery == "") {
+		return u.RequestURI(), "", false
+	}
+	noQuery := *u
+	noQuery.RawQuery, noQuery.ForceQuery = "", false
+	if path = noQuery.RequestURI(); path == "*" {
+		return u.RequestURI(), "", false
+	}
+	return path, u.RawQuery, true
+}
+
 // dropped are the connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2) and those
 // RoundTrip writes itself.
 var dropped = map[string]bool{
@@ -128,7 +146,11 @@ func (cc *ClientConn) writeHeaders(id uint32, req *http.Request, h reqHead, endS
 		if h.extConnect {
 			field(":protocol", h.protocol)
 		}
-		field(":path", h.path)
+		if h.hasQuery {
+			enc.WriteFieldParts(":path", h.path, "?", h.query)
+		} else {
+			field(":path", h.path)
+		}
 		field(":scheme", h.scheme)
 	}
 	if h.trailers {

@@ -45,14 +45,34 @@ func (e *Encoder) WriteField(name, value string) {
 		e.buf.WriteByte(0x80 | byte(i)) // 1xxxxxxx: indexed field
 		return
 	}
-	if i := staticName(name); i > 0 {
-		var n [10]byte
-		e.buf.Write(appendInt(n[:0], 4, 0x00, uint64(i))) // 0000xxxx: literal without indexing, indexed name
-	} else {
-		e.buf.WriteByte(0x00) // literal without indexing, new name
-		e.writeString(name)
-	}
+	e.literalName(name)
 	e.writeString(value)
+}
+
+// WriteFieldParts appends one field whose value is the parts joined (":path" from a path
+// and its query, without making the joined string), as a literal: what WriteField writes
+// for a value without a static entry of its own.
+func (e *Encoder) WriteFieldParts(name string, parts ...string) {
+	e.literalName(name)
+	total := 0
+	for _, p := range parts {
+		total += len(p)
+	}
+	e.writeInt(7, uint64(total))
+	for _, p := range parts {
+		e.buf.WriteString(p)
+	}
+}
+
+// literalName starts a literal field without indexing: 0000xxxx with the name's static
+// index, or 0 and the name as a string.
+func (e *Encoder) literalName(name string) {
+	if i := staticName(name); i > 0 {
+		e.writeInt(4, uint64(i))
+		return
+	}
+	e.buf.WriteByte(0x00)
+	e.writeString(name)
 }
 
 // writeString appends an HPACK string literal as it is. Huffman coding would save about a
@@ -60,19 +80,25 @@ func (e *Encoder) WriteField(name, value string) {
 // encoding (and the peer's decoder the same to undo it); header bytes are a small part of
 // what a request sends.
 func (e *Encoder) writeString(s string) {
-	var n [10]byte
-	e.buf.Write(appendInt(n[:0], 7, 0x00, uint64(len(s))))
+	e.writeInt(7, uint64(len(s)))
 	e.buf.WriteString(s)
 }
 
-// appendInt appends v as an HPACK integer with an n-bit prefix, first's high bits kept
-// (RFC 7541 §5.1).
-func appendInt(b []byte, n uint, first byte, v uint64) []byte {
+// writeInt appends v with an n-bit prefix whose high bits are zero (the literal-field and
+// plain-string patterns this encoder writes).
+func (e *Encoder) writeInt(n uint, v uint64) {
+	var b [10]byte
+	e.buf.Write(appendInt(b[:0], n, v))
+}
+
+// appendInt appends v as an HPACK integer with an n-bit prefix (RFC 7541 §5.1), the
+// prefix byte's high bits zero.
+func appendInt(b []byte, n uint, v uint64) []byte {
 	limit := uint64(1)<<n - 1
 	if v < limit {
-		return append(b, first|byte(v))
+		return append(b, byte(v))
 	}
-	b = append(b, first|byte(limit))
+	b = append(b, byte(limit))
 	v -= limit
 	for v >= 128 {
 		b = append(b, byte(v&0x7f|0x80))

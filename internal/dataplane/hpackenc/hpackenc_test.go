@@ -120,3 +120,24 @@ func FuzzEncoder(f *testing.F) {
 		}
 	})
 }
+
+// WriteFieldParts writes what WriteField writes for the joined value, when that value has
+// no static entry of its own.
+func TestWriteFieldParts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		parts []string
+	}{
+		{":path", []string{"/p", "?", "q=1"}},
+		{":path", []string{"/", "?", ""}},
+		{"x-custom", []string{"a", strings.Repeat("b", 300)}},
+		{"content-type", []string{"text/", "plain"}},
+	} {
+		var a, b bytes.Buffer
+		New(&a).WriteField(tc.name, strings.Join(tc.parts, ""))
+		New(&b).WriteFieldParts(tc.name, tc.parts...)
+		if !bytes.Equal(a.Bytes(), b.Bytes()) {
+			t.Errorf("%s %q: WriteFieldParts %x, WriteField %x", tc.name, tc.parts, b.Bytes(), a.Bytes())
+		}
+	}
+}
