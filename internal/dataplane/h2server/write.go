@@ -137,9 +137,9 @@ func (c *conn) writeHead(st *stream, status int, h http.Header, end bool, only [
 	if status >= 200 {
 		switch {
 		case st.declCL >= 0:
-			c.field("content-length", strconv.FormatInt(st.declCL, 10))
+			c.enc.WriteFieldInt("content-length", st.declCL)
 		case st.handlerDone && bodyAllowed(status) && (len(st.out) > 0 || st.req.Method != http.MethodHead):
-			c.field("content-length", strconv.Itoa(len(st.out)))
+			c.enc.WriteFieldInt("content-length", int64(len(st.out)))
 		}
 		if _, ok := h["Date"]; !ok {
 			c.field("date", dateText())

@@ -17,6 +17,7 @@ package hpackenc
 
 import (
 	"bytes"
+	"strconv"
 )
 
 // Encoder appends header fields to its buffer. One per connection, used by one writer at
@@ -62,6 +63,16 @@ func (e *Encoder) WriteFieldParts(name string, parts ...string) {
 	for _, p := range parts {
 		e.buf.WriteString(p)
 	}
+}
+
+// WriteFieldInt appends one field whose value is v in decimal (content-length), as a
+// literal, without making the number's string.
+func (e *Encoder) WriteFieldInt(name string, v int64) {
+	var d [20]byte
+	digits := strconv.AppendInt(d[:0], v, 10)
+	e.literalName(name)
+	e.writeInt(7, uint64(len(digits)))
+	e.buf.Write(digits)
 }
 
 // literalName starts a literal field without indexing: 0000xxxx with the name's static

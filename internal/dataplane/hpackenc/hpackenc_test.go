@@ -2,6 +2,7 @@ package hpackenc
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -138,6 +139,18 @@ func TestWriteFieldParts(t *testing.T) {
 		New(&b).WriteFieldParts(tc.name, tc.parts...)
 		if !bytes.Equal(a.Bytes(), b.Bytes()) {
 			t.Errorf("%s %q: WriteFieldParts %x, WriteField %x", tc.name, tc.parts, b.Bytes(), a.Bytes())
+		}
+	}
+}
+
+// WriteFieldInt writes what WriteField writes for the number's decimal text.
+func TestWriteFieldInt(t *testing.T) {
+	for _, v := range []int64{0, 7, 1024, 1 << 40, -1} {
+		var a, b bytes.Buffer
+		New(&a).WriteField("content-length", strconv.FormatInt(v, 10))
+		New(&b).WriteFieldInt("content-length", v)
+		if !bytes.Equal(a.Bytes(), b.Bytes()) {
+			t.Errorf("%d: WriteFieldInt %x, WriteField %x", v, b.Bytes(), a.Bytes())
 		}
 	}
 }
