@@ -10,11 +10,7 @@ import (
 // upstream is a resolver of the machine (UDP and TCP): it knows one name.
 func upstream(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	pc, ln, err := listenUDPAndTCP("127.0.0.1:0") // the UDP port picked may be taken for TCP: tries others
 	if err != nil {
 		t.Fatal(err)
 	}
