@@ -6,8 +6,8 @@
 // Istio's TEXT and JSON formats) and appends it to the logger's buffer; the lines are
 // written a moment later, together, by one Write. The first line of a batch starts a
 // flush that first lets every goroutine ready to run go (runtime.Gosched), so at load
-// one write(2) carries the lines of many requests, and alone a line is written at once,
-// microseconds after its response. A buffer past 64 KiB is written by the request that
+// one write(2) carries the lines of many requests, and alone a line is written as soon as
+// the flush's goroutine runs. A buffer past 64 KiB is written by the request that
 // filled it, which holds back requests rather than memory when the writer is slow.
 // Close writes what is left. (Envoy, as Istio starts it, flushes its file access logs
 // every second; lines appear here sooner than that, and are never cut or interleaved.)
@@ -76,7 +76,7 @@ type Logger struct {
 
 	writeMu sync.Mutex // serialises flushes, so batches reach w in order
 	w       io.Writer
-	flushFn func() // flushSoon, bound once: go l.flushFn() allocates nothing
+	flushFn func() // flushSoon, bound once: go l.flushFn() makes no closure
 
 	failed atomic.Uint64
 }
@@ -110,23 +110,33 @@ func New(w io.Writer, f Format) *Logger {
 // Log queues the line for info. It never fails the request: a write error is counted
 // (see Failed) and the lines are dropped. Log after Close does nothing.
 func (l *Logger) Log(info *streaminfo.Info) {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
+	b := l.begin()
+	if b == nil {
 		return
 	}
 	if l.format == JSON {
-		appendJSON(&l.pending.buf, info)
+		appendJSON(b, info)
 	} else {
-		appendText(&l.pending.buf, info)
+		appendText(b, info)
 	}
-	l.pending.add()
-	l.queued()
+	l.end()
 }
 
-// queued is called with l.mu held, after a line was added to pending; it unlocks l.mu
-// and writes pending itself when it is full, else makes sure a flush is on its way.
-func (l *Logger) queued() {
+// begin locks l.mu and returns the buffer a line is to be formatted into; nil (and l.mu
+// unlocked) after Close. end must follow.
+func (l *Logger) begin() *bytes.Buffer {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	return &l.pending.buf
+}
+
+// end records the line begin's caller formatted and unlocks l.mu; it writes pending
+// itself when it is full, else makes sure a flush is on its way.
+func (l *Logger) end() {
+	l.pending.add()
 	full := l.pending.buf.Len() >= flushAt
 	start := !full && !l.kicked
 	if start {

@@ -22,14 +22,10 @@ import (
 // LogWith writes info's line in format f; h are the downstream request's headers
 // (%REQ()%; nil for a TCP connection). Like Log, it never fails the request.
 func (l *Logger) LogWith(info *streaminfo.Info, h http.Header, f *resource.LogFormat) {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return
+	if b := l.begin(); b != nil {
+		appendCustom(b, info, h, f)
+		l.end()
 	}
-	appendCustom(&l.pending.buf, info, h, f)
-	l.pending.add()
-	l.queued()
 }
 
 // appendCustom writes the line of info in format f.

@@ -58,13 +58,14 @@ func TestCustomFormats(t *testing.T) {
 // it to the same file the proxy's TEXT lines go to.
 func TestRouterWritesProviderFormat(t *testing.T) {
 	var def bytes.Buffer
-	rt := NewRouter(New(&def, Text), "/dev/stdout", Text, nil)
+	defLog := New(&def, Text)
+	rt := NewRouter(defLog, "/dev/stdout", Text, nil)
 	defer rt.Close()
 	f := &resource.LogFormat{Text: parts(t, "custom %RESPONSE_CODE% %UPSTREAM_HOST%\n")}
 	rt.Log(fullInfo(), []resource.AccessLog{{Path: "/dev/stdout", Format: f}}, http.Header{})
 	rt.LogConnection(tcpInfo(), []resource.AccessLog{{Path: "/dev/stdout", Format: f}})
 	rt.Log(fullInfo(), nil, http.Header{})
-	rt.Flush()
+	defLog.Flush()
 	want := "custom 200 127.0.1.2:9080\ncustom 0 127.0.1.2:9080\n" + FormatText(fullInfo())
 	if def.String() != want {
 		t.Errorf("log:\n%s\nwant:\n%s", def.String(), want)

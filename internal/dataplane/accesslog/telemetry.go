@@ -152,20 +152,6 @@ func (r *Router) Failed() uint64 {
 	return n
 }
 
-// Flush writes the lines logged so far, to every file.
-func (r *Router) Flush() {
-	if r.def != nil {
-		r.def.Flush()
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, f := range r.files {
-		if f != nil {
-			f.l.Flush()
-		}
-	}
-}
-
 // Close closes the files the router opened (not the proxy's own logger); later lines to
 // them are dropped.
 func (r *Router) Close() {

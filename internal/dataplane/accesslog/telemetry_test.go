@@ -30,8 +30,8 @@ func filter(t *testing.T, expr string) *celattr.Expr {
 func TestRouterFiltersByCEL(t *testing.T) {
 	var def bytes.Buffer
 	other := filepath.Join(t.TempDir(), "telemetry.log")
-	rt := NewRouter(New(&def, Text), "/var/log/proxy.log", Text, nil)
-	defer rt.Close()
+	defLog := New(&def, Text)
+	rt := NewRouter(defLog, "/var/log/proxy.log", Text, nil)
 	only5xx := []resource.AccessLog{{Path: "/var/log/proxy.log", Filter: filter(t, "response.code >= 500")}}
 	byHeader := []resource.AccessLog{{Path: other, Filter: filter(t, "request.headers['x-user'] == 'jason' && xds.cluster_name.startsWith('outbound')")}}
 	off := []resource.AccessLog{{Path: resource.DevNull}}
@@ -49,7 +49,8 @@ func TestRouterFiltersByCEL(t *testing.T) {
 	rt.Log(req(500, "/off"), off, h)
 	rt.Log(req(200, "/jason"), byHeader, h)
 	rt.Log(req(200, "/anon"), byHeader, http.Header{})
-	rt.Flush()
+	rt.Close() // writes what the telemetry file's logger holds
+	defLog.Flush()
 
 	got := def.String()
 	for _, want := range []string{`"GET /fail HTTP/1.1" 503`, `"GET /plain HTTP/1.1" 200`} {
@@ -134,14 +135,15 @@ func TestConnectionAttributes(t *testing.T) {
 	// Through the router: the chain's filter picks the connection's line; a chain
 	// without access logs falls back on the proxy's.
 	var def bytes.Buffer
-	rt := NewRouter(New(&def, Text), "/dev/stdout", Text, nil)
+	defLog := New(&def, Text)
+	rt := NewRouter(defLog, "/dev/stdout", Text, nil)
 	defer rt.Close()
 	rt.LogConnection(in, []resource.AccessLog{{Path: "/dev/stdout", Filter: filter(t, "destination.port == 15001")}})
 	rt.LogConnection(in, []resource.AccessLog{{Path: "/dev/stdout", Filter: filter(t, "destination.port == 9999")}})
 	rt.LogConnection(in, []resource.AccessLog{{Path: "/dev/stdout", Filter: filter(t, "request.path == '/'")}})
 	rt.LogConnection(in, []resource.AccessLog{{Path: resource.DevNull}})
 	rt.LogConnection(in, nil)
-	rt.Flush()
+	defLog.Flush()
 	if got := def.String(); strings.Count(got, "\n") != 2 || !strings.Contains(got, `"- - -" 0 UF`) {
 		t.Errorf("proxy log:\n%s\nwant two TCP lines (the matching filter's and the fallback's)", got)
 	}

@@ -19,8 +19,9 @@ import (
 
 // parse reads a complete head (request line, fields, empty line) into a request for ctx,
 // with its body reader (nil: no body). The values are slices of room when it is large
-// enough, and the URL is *ux when the target is a plain path. A non-empty string says what is malformed. On the proxy's listeners http1 has
-// checked the head already; the checks here keep the loop safe on its own.
+// enough, and the URL is *ux when the target is a plain path. A non-empty string says
+// what is malformed. On the proxy's listeners http1 has checked the head already; the
+// checks here keep the loop safe on its own.
 func (c *conn) parse(ctx context.Context, head []byte, room []string, ux *url.URL) (*http.Request, *body, string) {
 	le := bytes.Index(head, crlf) // never -1: head ends with CRLF CRLF
 	if le < 0 {

@@ -467,3 +467,34 @@ func TestPathSent(t *testing.T) {
 		t.Errorf("opaque URL: server saw :path %q, want /opaque/path?k=v", got)
 	}
 }
+
+// content-length goes with a body of known length and with an empty POST, PUT or PATCH
+// (as net/http's client sends it), not with a GET or a streamed body.
+func TestContentLengthSent(t *testing.T) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Cl", strings.Join(r.Header.Values("Content-Length"), ","))
+	})
+	cc := dial(t, addr, Config{})
+	for _, tc := range []struct {
+		method string
+		body   io.Reader
+		want   string
+	}{
+		{http.MethodGet, nil, ""},
+		{http.MethodPost, http.NoBody, "0"},
+		{http.MethodPut, strings.NewReader("hello"), "5"},
+		{http.MethodPost, strings.NewReader(strings.Repeat("x", 100<<10)), "102400"},
+		{http.MethodPost, io.MultiReader(strings.NewReader("streamed")), ""},
+	} {
+		req := newReq(t.Context(), t, tc.method, "http://"+addr+"/", tc.body)
+		resp, err := cc.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		if got := resp.Header.Get("X-Cl"); got != tc.want {
+			t.Errorf("%s with a %T body: content-length %q, want %q", tc.method, tc.body, got, tc.want)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,11 +19,11 @@ type reqHead struct {
 	method, authority, scheme, path, protocol string
 	query                                     string // with hasQuery: :path is path?query
 	hasQuery                                  bool
-	contentLength                             string // "" when not sent
-	trailers                                  bool   // req.Trailer set: sent after the body
-	extConnect                                bool   // RFC 8441 extended CONNECT
-	connect                                   bool   // plain CONNECT: :method and :authority only
-	userAgent                                 bool   // add net/http's default User-Agent
+	contentLength                             int64 // -1 when not sent
+	trailers                                  bool  // req.Trailer set: sent after the body
+	extConnect                                bool  // RFC 8441 extended CONNECT
+	connect                                   bool  // plain CONNECT: :method and :authority only
+	userAgent                                 bool  // add net/http's default User-Agent
 }
 
 // checkRequest validates req before any of it is encoded (HPACK state is the
@@ -100,11 +99,9 @@ func checkRequest(req *http.Request) (reqHead, error) {
 			cl = -1
 		}
 	}
-	switch {
-	case cl > 0:
-		h.contentLength = strconv.FormatInt(cl, 10)
-	case cl == 0 && (h.method == http.MethodPost || h.method == http.MethodPut || h.method == http.MethodPatch):
-		h.contentLength = "0"
+	h.contentLength = -1
+	if cl > 0 || (cl == 0 && (h.method == http.MethodPost || h.method == http.MethodPut || h.method == http.MethodPatch)) {
+		h.contentLength = cl
 	}
 	return h, nil
 }
@@ -182,8 +179,8 @@ func (cc *ClientConn) writeHeaders(id uint32, req *http.Request, h reqHead, endS
 			field(name, v)
 		}
 	}
-	if h.contentLength != "" {
-		field("content-length", h.contentLength)
+	if h.contentLength >= 0 {
+		enc.WriteFieldInt("content-length", h.contentLength)
 	}
 	if h.userAgent {
 		field("user-agent", "Go-http-client/2.0")
