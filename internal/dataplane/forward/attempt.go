@@ -103,6 +103,7 @@ func (a *attempt) localAddress() string {
 // forward runs the retry loop: attempt after attempt until a response goes downstream, or
 // a failure (or the last one) is answered with a local reply.
 func (x *exchange) forward(pl *pool.Pool) {
+	x.poolKeepsNo = pl.KeepsNoRequest()
 	x.applyRetryHeaders()
 	ctx, cancel := x.routeContext()
 	defer cancel()

@@ -7,3 +7,10 @@ func SetDefaultMaxConnections(n int64) (restore func()) {
 	defaultMaxConnections = n
 	return func() { defaultMaxConnections = prev }
 }
+
+// OnRelease has f told, for each exchange released from now on, whether it is reused; the
+// returned func stops it.
+func OnRelease(f func(reused bool)) (stop func()) {
+	onRelease.Store(&f)
+	return func() { onRelease.Store(nil) }
+}

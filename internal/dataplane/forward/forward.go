@@ -137,8 +137,14 @@ var (
 // called by then.
 func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
 	x := f.newExchange(w, r, in)
-	defer x.finish() // the observers get the record; then a stream to reset is reset
+	defer x.release() // after finish: the exchange is reused when nothing can reach it (release.go)
+	defer x.finish()  // the observers get the record; then a stream to reset is reset
+	x.serve()
+	x.served = true // not reached when serve panics
+}
 
+// serve runs the exchange; Serve wraps it with the record and the release.
+func (x *exchange) serve() {
 	// A request this listener forwarded before comes back in a loop: 508 (loop.go).
 	if x.looped() {
 		return
@@ -175,7 +181,8 @@ func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, in Inbound) {
 
 // newExchange begins the exchange of a request that came in at in, with its record.
 func (f *Forwarder) newExchange(w http.ResponseWriter, r *http.Request, in Inbound) *exchange {
-	x := &exchange{f: f, w: w, r: r, inbound: in}
+	x := exchanges.Get().(*exchange) // release.go: zero but for its upstream request's memory
+	x.f, x.w, x.r, x.inbound = f, w, r, in
 	x.in = &x.inbound // in the exchange: a copy of its own would be an allocation
 	x.info = f.record(r, x.in)
 	x.pathURL = r.URL
@@ -267,11 +274,18 @@ type exchange struct {
 
 	abort bool // reset the downstream stream after finishing
 
+	// What release (release.go) asks before the exchange is reused (kept together with
+	// abort: no padding of their own).
+	served      bool // serve returned (it did not panic)
+	poolKeepsNo bool // the retry loop's pool keeps nothing of a bodiless request (pool.KeepsNoRequest)
+	settled     bool // respond read the upstream body to its end and sent it all downstream
+	mirrored    bool // a mirror request went out (its goroutine runs on)
+	nvals       uint8
+
 	// prepare.go (setHeader): the values of fields the proxy sets, nvals of them used;
 	// (cloneHeader) those of the upstream request's fields. Sized with the rest so that
 	// the exchange fits a 1,280-byte allocation (TestExchangeSize).
 	vals  [8]string
-	nvals int
 	hvals [12]string
 
 	// The first attempt's context and the first upstream request's URL live in the
@@ -279,9 +293,14 @@ type exchange struct {
 	firstCtx     reqctx.Ctx
 	firstURL     url.URL
 	firstURLUsed bool
+	firstReqUsed bool // firstReq[0] was sent
 
 	spans         spans           // tracing.go: the request's spans (none when it is not traced)
 	authzDecision *authz.Decision // authz.go: what the chain changes upstream and downstream (nil: no chain)
+
+	// The first attempt's upstream request, made once per exchange object with the first
+	// attempt's context (firstCtx) and kept across reuses: [0] is sent, [1] is its blank.
+	firstReq *[2]http.Request
 }
 
 // route takes the router's decision: its own reply, or fault injection's, may end the

@@ -18,6 +18,7 @@ const mirrorTimeout = 10 * time.Second
 // Host suffixed "-shadow" (as Envoy does). A request body is mirrored only when it was kept
 // whole; otherwise the mirror is skipped and noted.
 func (x *exchange) sendMirrors() {
+	f := x.f // the goroutines below must not reach x: it is reused (release.go)
 	for _, m := range x.rt.Action.Mirrors {
 		if !hit(m.Percent) {
 			continue
@@ -63,9 +64,10 @@ func (x *exchange) sendMirrors() {
 			req.ContentLength = int64(len(body))
 		}
 		stats := cl.Stats()
-		x.f.mirrors.Add(1)
+		f.mirrors.Add(1)
+		x.mirrored = true
 		go func() {
-			defer x.f.mirrors.Done()
+			defer f.mirrors.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			host.RequestStart()

@@ -108,7 +108,7 @@ func (x *exchange) cloneHeader(h http.Header) http.Header {
 // while it lasts: the fields the proxy sets on every request cost no allocation each.
 // The slice's capacity is 1, so appending to it copies instead of overwriting a neighbour.
 func (x *exchange) setHeader(h http.Header, k, v string) {
-	if x.nvals == len(x.vals) {
+	if int(x.nvals) == len(x.vals) {
 		h.Set(k, v)
 		return
 	}
@@ -138,15 +138,25 @@ func (x *exchange) request(a *attempt, body io.ReadCloser) *http.Request {
 	}
 	x.firstURLUsed = true
 	*u = url.URL{Path: p.Path, RawPath: p.RawPath, RawQuery: p.RawQuery, Opaque: p.Opaque}
-	req := http.Request{ // a value: WithContext below makes the one copy that escapes
-		Method:     x.r.Method,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: x.r.ProtoMajor,
-		ProtoMinor: x.r.ProtoMinor,
-		Header:     h,
-		Host:       hostHeader,
+	if a.rc == &x.firstCtx {
+		if req := x.firstRequest(); req != nil { // release.go: no copy to make for the context
+			x.fillRequest(req, u, h, hostHeader, body)
+			return req
+		}
 	}
+	var req http.Request // a value: WithContext below makes the one copy that escapes
+	x.fillRequest(&req, u, h, hostHeader, body)
+	return req.WithContext(a.ctx)
+}
+
+// fillRequest sets what an upstream request carries: the downstream request's method and
+// version, URL u, header h, Host host and body (nil: none).
+func (x *exchange) fillRequest(req *http.Request, u *url.URL, h http.Header, host string, body io.ReadCloser) {
+	req.Method = x.r.Method
+	req.URL = u
+	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", x.r.ProtoMajor, x.r.ProtoMinor
+	req.Header = h
+	req.Host = host
 	if body != nil {
 		req.Body = body
 		req.ContentLength = x.r.ContentLength
@@ -156,5 +166,4 @@ func (x *exchange) request(a *attempt, body io.ReadCloser) *http.Request {
 	} else {
 		req.Body = http.NoBody
 	}
-	return req.WithContext(a.ctx)
 }

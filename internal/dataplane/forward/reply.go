@@ -54,7 +54,7 @@ func (x *exchange) writeLocal(code int, body string) {
 	}
 	x.w.WriteHeader(code)
 	if body != "" && x.r.Method != http.MethodHead {
-		n, err := x.w.Write([]byte(body)) //nolint:gosec // G705: the proxy's own local-reply text (text/plain unless already typed), not markup built from input
+		n, err := x.w.Write([]byte(body))
 		x.info.BytesSent += int64(n)
 		if err != nil {
 			x.info.Flags |= streaminfo.DownstreamConnectionTermination

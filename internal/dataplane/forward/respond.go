@@ -47,7 +47,9 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
 	}
-	x.setHeader(h, "X-Envoy-Upstream-Service-Time", strconv.FormatInt(ust.Milliseconds(), 10))
+	// Its own slice, not one of x.vals: the writer may encode the head after Serve returned
+	// and the exchange was reused (release.go).
+	h["X-Envoy-Upstream-Service-Time"] = []string{strconv.FormatInt(ust.Milliseconds(), 10)}
 	x.authzResponseHeaders(h) // authz.go: ext_authz's response headers
 	if x.wc != nil {
 		route.ApplyHeaders(h, x.wc.ResponseHeadersToAdd, x.wc.ResponseHeadersToRemove)
@@ -100,6 +102,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	if g := resp.Trailer.Get("Grpc-Status"); g != "" {
 		info.GRPCStatus = g
 	}
+	x.settled = true
 }
 
 // headerAdopter is a ResponseWriter that can take a header map as its own

@@ -431,11 +431,7 @@ func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard boo
 		}
 		h.open++
 		h.mu.Unlock()
-		dctx := ctx
-		if cb != nil {
-			dctx = context.WithValue(ctx, countersKey{}, cb)
-		}
-		nc, err := h.dial(dctx, "tcp", addr)
+		nc, err := h.dial(withDialValues(ctx, cb, nil), "tcp", addr)
 		if err != nil {
 			h.closed1()
 			return nil, err

@@ -249,12 +249,8 @@ func (h *h2lim) idleElsewhere(addr string) *h2Conn {
 // dial makes c's connection; c.err says why it failed. Streams waiting on c are woken.
 func (h *h2lim) dial(ctx context.Context, c *h2Conn, cb Counters) {
 	// The connection outlives this request: only the connect timeout bounds the dial.
-	dctx := context.WithoutCancel(ctx)
-	if cb != nil {
-		dctx = context.WithValue(dctx, countersKey{}, cb)
-	}
 	var nc net.Conn
-	dctx = context.WithValue(dctx, dialedKey{}, &nc)
+	dctx := withDialValues(context.WithoutCancel(ctx), cb, &nc)
 	cc, err := h.newConn(dctx, c)
 	h.mu.Lock()
 	switch {

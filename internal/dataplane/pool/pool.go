@@ -153,6 +153,46 @@ type countersKey struct{}
 // dialedKey carries a *net.Conn that the dialer sets to the connection it made.
 type dialedKey struct{}
 
+// dialValues is ctx with the values the dialer reads (countersKey, dialedKey; nil: not
+// set). Unlike context.WithValue's wrapper, it keeps ctx's AfterFunc visible: the dial's
+// own deadline context then watches a request's reqctx.Ctx through a registration that
+// ends with the dial, where the standard library would start a goroutine that may still
+// look at the request's context after the request ended (and its memory was reused).
+type dialValues struct {
+	context.Context
+	counters Counters
+	dialed   *net.Conn
+}
+
+func withDialValues(ctx context.Context, cb Counters, dialed *net.Conn) context.Context {
+	if cb == nil && dialed == nil {
+		return ctx
+	}
+	return &dialValues{Context: ctx, counters: cb, dialed: dialed}
+}
+
+func (d *dialValues) Value(key any) any {
+	switch key.(type) {
+	case countersKey:
+		if d.counters != nil {
+			return d.counters
+		}
+	case dialedKey:
+		if d.dialed != nil {
+			return d.dialed
+		}
+	}
+	return d.Context.Value(key)
+}
+
+// AfterFunc is ctx's own when it has one (a reqctx.Ctx), else context.AfterFunc's.
+func (d *dialValues) AfterFunc(f func()) (stop func() bool) {
+	if a, ok := d.Context.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(d.Context, f)
+}
+
 // dialer dials with the connect timeout, reports the outcome to the Counters found in the
 // request context, and wraps the connection so that its close is reported too.
 func (p *Pool) dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -268,6 +308,14 @@ func (p *Pool) roundTrip(req *http.Request, addr string, cb Counters, obs ConnOb
 	}
 	return resp, nil // its body is a streamBody, whose Close ends the in-flight accounting
 }
+
+// KeepsNoRequest says whether, once a response's body has been read to its end and closed,
+// nothing of the pool still uses a request sent without a body (its header map, URL,
+// context): true for the pool's own HTTP/1.1 and HTTP/2 clients, which write such a
+// request before RoundTrip returns and stop watching its context when the body closes;
+// false with net/http's HTTP/2 ClientConn (LUCID_HTTP2_CLIENT=nethttp), whose goroutines
+// may outlive the body. forward reuses a request's memory only when it is true.
+func (p *Pool) KeepsNoRequest() bool { return p.h2l == nil || p.h2l.native }
 
 // done marks the end of one RoundTrip; a retired pool closes its idle connections once
 // nothing is in flight.

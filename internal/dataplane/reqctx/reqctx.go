@@ -38,6 +38,9 @@ type Ctx struct {
 
 	deadline time.Time   // CancelAfter's; zero: the parent's
 	timer    *time.Timer // CancelAfter's, stopped by a cancel
+
+	timerStopped bool // the cancel stopped timer before it fired (or there was none)
+	settled      bool // Settled's answer, set by the Cancel that cancelled c
 }
 
 var _ context.Context = (*Ctx)(nil)
@@ -113,11 +116,28 @@ func (c *Ctx) Cancel(cause error) {
 	if !c.cancel(cause) {
 		return
 	}
+	// A parent Ctx tells its watchers under its lock, which Unwatch takes: once it
+	// returns, the parent is done with c. Another parent's AfterFunc may be about to run.
+	detached := true
 	if p, ok := c.parent.(*Ctx); ok {
 		p.Unwatch(&c.link)
 	} else if c.stopParent != nil {
-		c.stopParent()
+		detached = c.stopParent()
 	}
+	c.mu.Lock()
+	c.settled = detached && c.timerStopped
+	c.mu.Unlock()
+}
+
+// Settled says whether c was cancelled by Cancel and nothing c registered can call into
+// it any more: the parent's callback was taken off before it ran and CancelAfter's timer
+// stopped before it fired. Only then may the memory of a Ctx that is part of a larger
+// object be reused for another (zeroed, then Init), once the owner knows that nothing
+// else holds c either.
+func (c *Ctx) Settled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.settled
 }
 
 // cancel records the cancellation and tells the watchers; false when c was cancelled
@@ -142,9 +162,7 @@ func (c *Ctx) cancel(cause error) bool {
 		c.watchers.Remove(w)
 		w.w.Cancelled()
 	}
-	if c.timer != nil {
-		c.timer.Stop()
-	}
+	c.timerStopped = c.timer == nil || c.timer.Stop()
 	return true
 }
 

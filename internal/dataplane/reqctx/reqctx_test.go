@@ -150,3 +150,53 @@ func TestAllocations(t *testing.T) {
 		t.Fatalf("%.1f allocations for a child with a watch, want 1", n)
 	}
 }
+
+// Settled: true only after a Cancel that cancelled the Ctx itself, with its timer stopped
+// before firing and its parent's callback taken off before it ran.
+func TestSettled(t *testing.T) {
+	root := New(context.Background())
+	defer root.Cancel(nil)
+	std, stdCancel := context.WithCancel(context.Background())
+	defer stdCancel()
+
+	live := New(root)
+	if live.Settled() {
+		t.Error("a live Ctx is settled")
+	}
+	live.Cancel(nil)
+	if !live.Settled() {
+		t.Error("a Ctx under a Ctx, cancelled by Cancel: not settled")
+	}
+
+	timed := New(std)
+	timed.CancelAfter(time.Hour, errGone)
+	timed.Cancel(nil)
+	if !timed.Settled() {
+		t.Error("a Ctx under a standard context with a timer, cancelled by Cancel: not settled")
+	}
+
+	fired := New(root)
+	fired.CancelAfter(time.Millisecond, errGone)
+	<-fired.Done()
+	fired.Cancel(nil)
+	if fired.Settled() {
+		t.Error("a Ctx cancelled by its timer is settled: the timer's goroutine may still hold it")
+	}
+
+	p := New(root)
+	viaParent := New(p)
+	p.Cancel(nil)
+	viaParent.Cancel(nil)
+	if viaParent.Settled() {
+		t.Error("a Ctx cancelled by its parent is settled")
+	}
+
+	stdParent, cancel := context.WithCancel(context.Background())
+	viaStd := New(stdParent)
+	cancel()
+	<-viaStd.Done()
+	viaStd.Cancel(nil)
+	if viaStd.Settled() {
+		t.Error("a Ctx cancelled by its standard parent's AfterFunc is settled")
+	}
+}

@@ -1,0 +1,81 @@
+package forward
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// Reusing exchanges. An exchange is about 1.3 KB with the first attempt's context, URL and
+// header values inside it; allocated per request, it was the largest part of what the GC
+// collects at load. Serve gives it back to exchanges once the request is over, but only
+// when nothing can reach it any more: the downstream writer, the connection pool, a
+// goroutine or a timer holding a pointer into a reused exchange would see another
+// request's data. reusable lists what proves that; anything else (a body sent upstream,
+// retries, mirrors, upgrades, timeouts that fired, a panic) leaves the exchange to the GC.
+
+// exchanges holds exchanges that no request reaches: zero, but for firstReq.
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
+// onRelease, when set (tests), learns each exchange's fate at release.
+var onRelease atomic.Pointer[func(reused bool)]
+
+// release puts x back into exchanges when reusable says nothing can reach it.
+func (x *exchange) release() {
+	ok := x.reusable()
+	if f := onRelease.Load(); f != nil {
+		(*f)(ok)
+	}
+	if !ok {
+		return
+	}
+	keep := x.firstReq
+	*x = exchange{}
+	x.firstReq = keep
+	exchanges.Put(x)
+}
+
+// reusable says whether nothing but x's own goroutine can reach x or what is inside it:
+//
+//   - serve returned and finish did not reset the stream (a panic may leave anything
+//     behind);
+//   - no mirror went out (mirror goroutines run on);
+//   - no attempt was made (a local reply: nothing upstream saw the exchange), or exactly
+//     one, which ended (attempt.end), with its own context (not an upgrade's) that
+//     Cancel settled (no timer or parent callback left to call into it), without a body
+//     sent upstream (a writer goroutine may read it), through a pool that keeps nothing of
+//     a bodiless request once its response body is closed, and whose response respond
+//     read to its end and sent downstream. The downstream writer, which may encode the
+//     head after Serve returns, holds nothing of the exchange: respond gives the fields it
+//     sets their own memory.
+func (x *exchange) reusable() bool {
+	if !x.served || x.abort || x.mirrored {
+		return false
+	}
+	a := &x.try
+	switch a.n {
+	case 0:
+		return true
+	case 1:
+		return a.rc == &x.firstCtx && !a.live && x.firstCtx.Settled() && x.up.body == nil &&
+			x.poolKeepsNo && x.settled
+	}
+	return false
+}
+
+// firstRequest is the first attempt's upstream request: the exchange's own, whose context
+// is x.firstCtx (http.Request's context can only be set by copying the request: the
+// blank copy made once per exchange object keeps it). nil when it was used already.
+func (x *exchange) firstRequest() *http.Request {
+	if x.firstReqUsed {
+		return nil
+	}
+	x.firstReqUsed = true
+	if x.firstReq == nil {
+		x.firstReq = new([2]http.Request)
+		x.firstReq[1] = *new(http.Request).WithContext(&x.firstCtx)
+	}
+	r := &x.firstReq[0]
+	*r = x.firstReq[1]
+	return r
+}
