@@ -81,6 +81,20 @@ func New(filters []resource.AuthFilter, o Options) (*Chain, error) {
 // Empty reports whether the chain has no filter (the common case: no policy applies).
 func (c *Chain) Empty() bool { return c == nil || len(c.steps) == 0 }
 
+// CallsOut reports whether the chain asks a server (ext_authz): the request then passes
+// through that client's goroutines, which the caller cannot see end.
+func (c *Chain) CallsOut() bool {
+	if c == nil {
+		return false
+	}
+	for _, s := range c.steps {
+		if s.ext != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // RBACFilters returns the chain's RBAC filters, for their counters.
 func (c *Chain) RBACFilters() []*rbac.Filter {
 	var out []*rbac.Filter

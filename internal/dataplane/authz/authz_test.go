@@ -101,3 +101,13 @@ func TestExtAuthzRefusedReply(t *testing.T) {
 		t.Errorf("reply %+v", *r)
 	}
 }
+
+// A chain calls out when it has an ext_authz step: RBAC and JWT steps run in the caller.
+func TestCallsOut(t *testing.T) {
+	var none *Chain
+	rbacOnly, _ := New([]resource.AuthFilter{denyAdmin(false)}, Options{})
+	ext, _ := New([]resource.AuthFilter{denyAdmin(false), {Name: "ext", ExtAuthz: &resource.ExtAuthz{Cluster: "authz", URI: "http://authz"}}}, Options{})
+	if none.CallsOut() || rbacOnly.CallsOut() || !ext.CallsOut() {
+		t.Fatalf("CallsOut: none %v, RBAC %v, RBAC and ext_authz %v", none.CallsOut(), rbacOnly.CallsOut(), ext.CallsOut())
+	}
+}

@@ -29,11 +29,20 @@ func (x *exchange) release() {
 	if !ok {
 		return
 	}
+	// The downstream request's memory too, unless an authorization server was called with
+	// it (its client's goroutines may outlive the call).
+	if rr, isRR := x.w.(requestReleaser); isRR && !x.in.Authz.CallsOut() {
+		rr.ReleaseRequest()
+	}
 	keep := x.firstReq
 	*x = exchange{}
 	x.firstReq = keep
 	exchanges.Put(x)
 }
+
+// requestReleaser is a ResponseWriter whose server reuses the request's memory once the
+// handler says nothing holds it (h1server).
+type requestReleaser interface{ ReleaseRequest() }
 
 // reusable says whether nothing but x's own goroutine can reach x or what is inside it:
 //

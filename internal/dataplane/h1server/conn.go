@@ -25,6 +25,7 @@ type conn struct {
 	raw    syscall.RawConn // the TCP socket under rwc when writes may bypass the wrappers (writev); nil otherwise
 	ctx    context.Context
 	remote string
+	spare  *requestState // the last request's, released by its handler: the next one's
 
 	buf  []byte // read buffer; unread bytes are buf[r:w]
 	r, w int
@@ -125,10 +126,14 @@ func (c *conn) serve() {
 		// The request's context: cancelled when the client goes away (watch.go) or the
 		// request ends; what forward and the pool hang on it costs no allocation (reqctx).
 		// It shares one allocation with the head's values (request.go).
-		st := new(requestState)
+		st := c.spare // the previous request's, when its handler released it
+		c.spare = nil
+		if st == nil {
+			st = new(requestState)
+		}
 		rctx := &st.ctx
 		rctx.Init(ctx)
-		req, rb, perr := c.parse(rctx, c.buf[c.r:end], st.vals[:], &st.url)
+		req, rb, perr := c.parse(st, c.buf[c.r:end], st.vals[:])
 		c.r = end
 		if perr != "" {
 			rctx.Cancel(nil)
@@ -142,17 +147,34 @@ func (c *conn) serve() {
 		if !more {
 			return
 		}
+		if c.resp.released && rctx.Settled() {
+			st.reset()
+			c.spare = st
+		}
 	}
 }
 
-// requestState is what a request needs beside its http.Request, in one allocation: its
-// context, its URL (when the target is a plain path), and the array its head's values
-// are slices of (when it has at most that many fields). It lives as long as the request
-// is referenced.
+// requestState is a request's http.Request and what it needs beside it, in one
+// allocation: its context, its URL (when the target is a plain path), the array its
+// head's values are slices of (when it has at most that many fields) and its header map.
+// It lives as long as the request is referenced; a handler that calls ReleaseRequest
+// hands it back for the connection's next request.
 type requestState struct {
 	ctx  reqctx.Ctx
 	url  url.URL
 	vals [16]string
+	h    http.Header  // the request's header map (nil: not made yet)
+	req  http.Request // the request, a copy of blank
+	// blank is a request with only its context set (to ctx): http.Request's context can
+	// only be set by copying the request, so the copy is made once per requestState.
+	blank    http.Request
+	hasBlank bool
+}
+
+// reset makes st ready for another request: zero, but for its header map (emptied when
+// the next head is parsed) and its blank request.
+func (st *requestState) reset() {
+	*st = requestState{h: st.h, blank: st.blank, hasBlank: st.hasBlank}
 }
 
 // h2Preface is the start of an HTTP/2 client's preface, as far as it reads as a head.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"testing"
 )
 
@@ -41,7 +40,9 @@ func FuzzRequest(f *testing.F) {
 		end += 4
 		c := &conn{s: &Server{}, remote: "192.0.2.1:1234", buf: make([]byte, 0, 64), out: make([]byte, 0, 64)}
 		c.rwc = byteConn{r: bytes.NewReader(in[end:])}
-		req, rb, why := c.parse(context.Background(), in[:end], make([]string, 2), new(url.URL)) // room for 2 values: both ways
+		st := new(requestState)
+		st.ctx.Init(context.Background())
+		req, rb, why := c.parse(st, in[:end], make([]string, 2)) // room for 2 values: both ways
 		if why != "" {
 			if req != nil || rb != nil {
 				t.Fatalf("refused (%s) with a request", why)

@@ -2,7 +2,6 @@ package h1server
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -17,12 +16,12 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// parse reads a complete head (request line, fields, empty line) into a request for ctx,
-// with its body reader (nil: no body). The values are slices of room when it is large
-// enough, and the URL is *ux when the target is a plain path. A non-empty string says
+// parse reads a complete head (request line, fields, empty line) into st's request (with
+// st's context), with its body reader (nil: no body). The values are slices of room when
+// it is large enough, and the URL is st's when the target is a plain path. A non-empty string says
 // what is malformed. On the proxy's listeners http1 has checked the head already; the
 // checks here keep the loop safe on its own.
-func (c *conn) parse(ctx context.Context, head []byte, room []string, ux *url.URL) (*http.Request, *body, string) {
+func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Request, *body, string) {
 	le := bytes.Index(head, crlf) // never -1: head ends with CRLF CRLF
 	if le < 0 {
 		return nil, nil, "malformed request head"
@@ -63,23 +62,29 @@ func (c *conn) parse(ctx context.Context, head []byte, room []string, ux *url.UR
 			u.Scheme = ""
 		}
 	} else {
-		u, err = requesturi.Parse(target, ux)
+		u, err = requesturi.Parse(target, &st.url)
 	}
 	if err != nil {
 		return nil, nil, "invalid request target"
 	}
-	h := make(http.Header, len(vals))
-	r := http.Request{ // a value: WithContext makes the one copy that escapes
-		Method:     method,
-		URL:        u,
-		Proto:      protoName(minor),
-		ProtoMajor: 1,
-		ProtoMinor: minor,
-		Header:     h,
-		RequestURI: target,
-		RemoteAddr: c.remote,
+	h := st.h
+	if h == nil {
+		h = make(http.Header, len(vals))
+		st.h = h
+	} else {
+		clear(h)
 	}
-	req := r.WithContext(ctx)
+	if !st.hasBlank {
+		st.blank, st.hasBlank = *new(http.Request).WithContext(&st.ctx), true
+	}
+	req := &st.req
+	*req = st.blank
+	req.Method = method
+	req.URL = u
+	req.Proto, req.ProtoMajor, req.ProtoMinor = protoName(minor), 1, minor
+	req.Header = h
+	req.RequestURI = target
+	req.RemoteAddr = c.remote
 	off := le + 2
 	for n := 0; n < len(vals); n++ {
 		i := bytes.Index(head[off:], crlf)

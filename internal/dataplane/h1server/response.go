@@ -32,6 +32,7 @@ type response struct {
 	http10      bool
 	head        bool // a HEAD request: no body is sent
 	hijacked    bool
+	released    bool  // ReleaseRequest: the request's memory may serve the next one
 	err         error // the connection failed while writing
 }
 
@@ -42,6 +43,13 @@ var (
 )
 
 func (w *response) Header() http.Header { return w.header }
+
+// ReleaseRequest tells the server that the handler, and whatever it gave the request to,
+// will hold nothing of the request (its header map, URL, context) once the handler has
+// returned: the connection's next request may then reuse its memory. A proxy whose
+// request state is reusable says so (forward); a handler that does not call it keeps its
+// request to itself.
+func (w *response) ReleaseRequest() { w.released = true }
 
 // AdoptHeader makes h the response's header map, in place of copying h's fields into
 // it, when nothing has been set or written yet (false otherwise). A proxy passing an

@@ -480,3 +480,56 @@ func TestTargetURL(t *testing.T) {
 		}
 	}
 }
+
+// A request whose handler calls ReleaseRequest lends its memory to the connection's next
+// request, which starts clean (no field, URL or context of the one before); a handler that
+// does not call it keeps its request as it was, whatever the connection serves next.
+func TestReleasedRequestServesTheNext(t *testing.T) {
+	type seen struct {
+		req    *http.Request
+		path   string
+		fields string
+		ctx    context.Context
+		ctxErr error // while the handler ran
+	}
+	got := make(chan seen, 8)
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var keys []string
+		for k := range r.Header {
+			keys = append(keys, k)
+		}
+		got <- seen{r, r.URL.Path, strings.Join(keys, ","), r.Context(), r.Context().Err()}
+		if r.URL.Query().Get("release") == "1" {
+			w.(interface{ ReleaseRequest() }).ReleaseRequest()
+		}
+	})})
+	c := dial()
+	br := bufio.NewReader(c)
+	send := func(target, field string) seen {
+		t.Helper()
+		_, _ = io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: x\r\n"+field+": v\r\n\r\n")
+		if a, _ := readResponse(t, br, "GET"); a.StatusCode != 200 {
+			t.Fatalf("%s: status %d", target, a.StatusCode)
+		}
+		return <-got
+	}
+	first := send("/a?release=1", "X-One")
+	second := send("/b?release=0", "X-Two")
+	if second.req != first.req {
+		t.Error("a released request's memory did not serve the next request")
+	}
+	if second.path != "/b" || second.fields != "X-Two" {
+		t.Errorf("the next request sees path %q, fields %q; want /b, X-Two", second.path, second.fields)
+	}
+	if second.ctxErr != nil || first.ctx != second.ctx {
+		t.Errorf("the next request's context: %v (same memory: %v)", second.ctxErr, first.ctx == second.ctx)
+	}
+	third := send("/c?release=1", "X-Three")
+	if third.req == second.req {
+		t.Fatal("a request kept by its handler served the next one")
+	}
+	if second.req.URL.Path != "/b" || second.req.Header.Get("X-Two") != "v" || second.req.Header.Get("X-Three") != "" ||
+		second.req.Context().Err() == nil {
+		t.Errorf("a kept request changed after the next one: %q %v, cancelled %v", second.req.URL.Path, second.req.Header, second.req.Context().Err())
+	}
+}

@@ -39,8 +39,8 @@ type Ctx struct {
 	deadline time.Time   // CancelAfter's; zero: the parent's
 	timer    *time.Timer // CancelAfter's, stopped by a cancel
 
-	timerStopped bool // the cancel stopped timer before it fired (or there was none)
-	settled      bool // Settled's answer, set by the Cancel that cancelled c
+	quiet   bool // the cancel stopped timer before it fired (or there was none) and had no watcher to tell
+	settled bool // Settled's answer, set by the Cancel that cancelled c
 }
 
 var _ context.Context = (*Ctx)(nil)
@@ -125,15 +125,16 @@ func (c *Ctx) Cancel(cause error) {
 		detached = c.stopParent()
 	}
 	c.mu.Lock()
-	c.settled = detached && c.timerStopped
+	c.settled = detached && c.quiet
 	c.mu.Unlock()
 }
 
 // Settled says whether c was cancelled by Cancel and nothing c registered can call into
-// it any more: the parent's callback was taken off before it ran and CancelAfter's timer
-// stopped before it fired. Only then may the memory of a Ctx that is part of a larger
-// object be reused for another (zeroed, then Init), once the owner knows that nothing
-// else holds c either.
+// it any more: the parent's callback was taken off before it ran, CancelAfter's timer
+// stopped before it fired, and no watcher was left to tell (a watcher may act on its own
+// goroutine: an AfterFunc's function, a stream reset, which may look at c later). Only
+// then may the memory of a Ctx that is part of a larger object be reused for another
+// (zeroed, then Init), once the owner knows that nothing else holds c either.
 func (c *Ctx) Settled() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -158,11 +159,13 @@ func (c *Ctx) cancel(cause error) bool {
 	} else {
 		close(c.done)
 	}
+	told := false
 	for w := c.watchers.Front(); w != nil; w = c.watchers.Front() {
 		c.watchers.Remove(w)
 		w.w.Cancelled()
+		told = true
 	}
-	c.timerStopped = c.timer == nil || c.timer.Stop()
+	c.quiet = !told && (c.timer == nil || c.timer.Stop())
 	return true
 }
 

@@ -152,7 +152,7 @@ func TestAllocations(t *testing.T) {
 }
 
 // Settled: true only after a Cancel that cancelled the Ctx itself, with its timer stopped
-// before firing and its parent's callback taken off before it ran.
+// before firing, its parent's callback taken off before it ran and no watcher to tell.
 func TestSettled(t *testing.T) {
 	root := New(context.Background())
 	defer root.Cancel(nil)
@@ -181,6 +181,22 @@ func TestSettled(t *testing.T) {
 	fired.Cancel(nil)
 	if fired.Settled() {
 		t.Error("a Ctx cancelled by its timer is settled: the timer's goroutine may still hold it")
+	}
+
+	watched := New(root)
+	var w Watch
+	var f flag
+	watched.Watch(&w, &f)
+	watched.Cancel(nil)
+	if watched.Settled() {
+		t.Error("a Ctx whose cancel told a watcher is settled: the watcher may act on a goroutine of its own")
+	}
+	unwatched := New(root)
+	unwatched.Watch(&w, &f)
+	unwatched.Unwatch(&w)
+	unwatched.Cancel(nil)
+	if !unwatched.Settled() {
+		t.Error("a Ctx whose watcher left before the cancel: not settled")
 	}
 
 	p := New(root)
