@@ -35,6 +35,9 @@ func (x *exchange) release() {
 		rr.ReleaseRequest()
 	}
 	keep := x.firstReq
+	if keep != nil {
+		keep[0] = keep[1] // the last request's header map and URL are not kept alive
+	}
 	*x = exchange{}
 	x.firstReq = keep
 	exchanges.Put(x)

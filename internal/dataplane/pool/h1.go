@@ -941,18 +941,34 @@ type h1Body struct {
 	body   io.ReadCloser
 	remain int64
 	keep   bool
-	// done: the exchange is finished (the body ended or was closed). Close may come from
-	// another goroutine than Read's (a stream ended because its host left the cluster):
-	// whichever finishes first gives the connection back, once.
-	done atomic.Bool
+	// state: bodyOpen until the exchange is finished, by the end of the body (bodyEnded)
+	// or a Close before it (bodyCut). Close may come from another goroutine than Read's (a
+	// stream ended because its host left the cluster): whichever finishes first gives the
+	// connection back, once.
+	state atomic.Int32
 
 	p    *Pool     // set by Pool.roundTrip: Close ends the RoundTrip's in-flight accounting
 	once sync.Once // p.done
 }
 
+// h1Body states.
+const (
+	bodyOpen int32 = iota
+	bodyEnded
+	bodyCut
+)
+
+// errBodyClosed is what a Read of a body closed before its end returns (net/http says
+// "http: read on closed response body"): what was not read is lost, which the reader
+// must not take for the end of the body.
+var errBodyClosed = errors.New("upstream response body closed before its end")
+
 func (b *h1Body) Read(p []byte) (int, error) {
-	if b.done.Load() {
+	switch b.state.Load() {
+	case bodyEnded:
 		return 0, io.EOF
+	case bodyCut:
+		return 0, errBodyClosed
 	}
 	var n int
 	var err error
@@ -961,7 +977,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	} else {
 		n, err = b.readFixed(p)
 	}
-	if err != nil && b.done.CompareAndSwap(false, true) {
+	if err != nil && b.state.CompareAndSwap(bodyOpen, bodyEnded) {
 		b.c.finish(b.keep && errors.Is(err, io.EOF))
 		if !errors.Is(err, io.EOF) && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
 			b.c.h.p.log.Debug("upstream response body failed", "addr", b.c.addr, "err", err)
@@ -992,7 +1008,7 @@ func (b *h1Body) readFixed(p []byte) (int, error) {
 
 // Close before the end of the body closes the connection (the rest is not read).
 func (b *h1Body) Close() error {
-	if b.done.CompareAndSwap(false, true) {
+	if b.state.CompareAndSwap(bodyOpen, bodyCut) {
 		b.c.finish(false)
 	}
 	if b.p != nil {

@@ -42,7 +42,7 @@ func (s *spyCtx) Value(key any) any {
 // (h2client stream.Cancelled: go st.cancel(st.rctx)) that reads the context later.
 // Settled must then say false: release.go would otherwise zero the context (it is
 // exchange.firstCtx) while that goroutine is about to read it.
-func TestReviewSettledAfterCancelThatToldAnH2Stream(t *testing.T) {
+func TestSettledFalseWhenCancelToldAnH2Stream(t *testing.T) {
 	up := backend(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
 	c := static("h2", up)
 	c.Protocol = resource.HTTP2
@@ -95,7 +95,7 @@ func TestReviewSettledAfterCancelThatToldAnH2Stream(t *testing.T) {
 // reused (its firstCtx Settled) while the h2client stream's reset goroutine is still to
 // read firstCtx. The race detector reports it (or the goroutine finds firstCtx zeroed and
 // panics on its nil parent).
-func TestReviewExchangeReusedWhileH2StreamResetPending(t *testing.T) {
+func TestExchangeNotReusedWhileH2StreamResetPending(t *testing.T) {
 	up := backend(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
 	h2 := static("h2", up)
 	h2.Protocol = resource.HTTP2
@@ -122,7 +122,7 @@ func TestReviewExchangeReusedWhileH2StreamResetPending(t *testing.T) {
 				return
 			default:
 			}
-			e.cm.DrainHost("gone", host, "review: endpoint left its cluster")
+			e.cm.DrainHost("gone", host, "endpoint left its cluster")
 			time.Sleep(20 * time.Microsecond)
 		}
 	}()
@@ -175,7 +175,7 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 // response "read to its end": release.go's settled must not be set, and the record must
 // say the upstream failed after the response started. The pool's h1Body answers a Read
 // after Close with io.EOF (pool/h1.go), so respond takes the cut for the end of the body.
-func TestReviewH1ResponseCutByEndStreamIsNotSettled(t *testing.T) {
+func TestH1ResponseCutByEndStreamIsAFailure(t *testing.T) {
 	cut := make(chan struct{})
 	up := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "4")
@@ -190,7 +190,7 @@ func TestReviewH1ResponseCutByEndStreamIsNotSettled(t *testing.T) {
 	rel := watchReleases(t)
 
 	w := &blockingWriter{ResponseRecorder: httptest.NewRecorder(), hook: func() {
-		e.cm.DrainHost("gone", host, "review: endpoint left its cluster")
+		e.cm.DrainHost("gone", host, "endpoint left its cluster")
 		select {
 		case <-cut:
 		case <-time.After(5 * time.Second):
