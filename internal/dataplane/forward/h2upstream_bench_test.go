@@ -94,9 +94,9 @@ func serveRawH2(c net.Conn, answer []byte) {
 }
 
 // maxH2UpstreamAllocsPerRequest bounds the allocations per request of the h2c path on
-// both sides (h2server → forward → pool → h2client): 20 today (-race adds 3). It
+// both sides (h2server → forward → pool → h2client): 16 today (-race adds 3). It
 // guards against regressions; lower it as allocations are removed.
-const maxH2UpstreamAllocsPerRequest = 23
+const maxH2UpstreamAllocsPerRequest = 19
 
 // The h2c path with an HTTP/2 upstream allocates at most maxH2UpstreamAllocsPerRequest
 // times per request.

@@ -103,14 +103,21 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 		return nil, bad
 	}
 
-	st := &stream{c: c, id: id, declLen: -1}
+	st := spareStreams.Get().(*stream) // the memory of a finished stream, or a new one (stream.go)
+	st.c, st.id, st.declLen = c, id, -1
 	st.rcond.L = &c.mu
 	st.recvWin = int64(c.cfg.streamWindow)
 	st.sendWin = c.peerWin
 	st.ctx.Init(&c.ctx)
 
 	fields := f.RegularFields()
-	h := make(http.Header, len(fields)+1)
+	h := st.h
+	if h == nil {
+		h = make(http.Header, len(fields)+1)
+		st.h = h
+	} else {
+		clear(h)
+	}
 	vals := st.vals[:]
 	if len(fields) > len(vals) {
 		vals = make([]string, len(fields))
@@ -180,17 +187,15 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 		}
 	}
 
-	r := http.Request{
-		Method:     method,
-		URL:        u,
-		Proto:      "HTTP/2.0",
-		ProtoMajor: 2,
-		Header:     h,
-		Host:       authority,
-		RemoteAddr: c.remote,
-		RequestURI: uri,
-		Trailer:    trailer,
+	// The request lives in the stream, a copy of its blank (http.Request's context can
+	// only be set by copying a request: the copy is made once per stream's memory).
+	if !st.hasBlank {
+		st.blank, st.hasBlank = *new(http.Request).WithContext(&st.ctx), true
 	}
+	r := &st.reqMem
+	*r = st.blank
+	r.Method, r.URL, r.Proto, r.ProtoMajor = method, u, "HTTP/2.0", 2
+	r.Header, r.Host, r.RemoteAddr, r.RequestURI, r.Trailer = h, authority, c.remote, uri, trailer
 	if scheme == "https" {
 		r.TLS = c.tls
 	}
@@ -211,7 +216,7 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 		r.Body = (*requestBody)(st)
 	}
 	st.trailer = trailer
-	st.req = r.WithContext(&st.ctx)
+	st.req = r
 
 	switch {
 	case f.Truncated:

@@ -20,6 +20,13 @@ var (
 	_ http.Flusher        = (*stream)(nil)
 )
 
+// ReleaseRequest tells the server that the handler, and whatever it gave the request to,
+// will hold nothing of the request (its header map, URL, context) once the handler has
+// returned: the stream's memory may then serve the connection's next stream. A proxy
+// whose request state is reusable says so (forward); a handler that does not call it
+// keeps its request to itself.
+func (st *stream) ReleaseRequest() { st.released = true }
+
 func (st *stream) Header() http.Header {
 	if st.header == nil {
 		st.header = make(http.Header)

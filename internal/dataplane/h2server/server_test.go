@@ -184,3 +184,73 @@ func TestPathKeepsItsSpelling(t *testing.T) {
 		}
 	}
 }
+
+// A stream whose handler calls ReleaseRequest lends its memory to a later stream, which
+// starts clean (no field, URL or context of the one before); a handler that does not call
+// it keeps its request as it was, whatever the connection serves next. (Released memory
+// goes through a sync.Pool, which may drop it: the test looks for a reuse over a few
+// requests.)
+func TestReleasedRequestServesTheNext(t *testing.T) {
+	type seen struct {
+		req    *http.Request
+		path   string
+		fields string
+		ctxErr error // while the handler ran
+	}
+	got := make(chan seen, 8)
+	addr := serve(t, &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var keys []string
+		for k := range r.Header {
+			if strings.HasPrefix(k, "X-") {
+				keys = append(keys, k)
+			}
+		}
+		got <- seen{r, r.URL.Path, strings.Join(keys, ","), r.Context().Err()}
+		if r.URL.Query().Get("release") == "1" {
+			w.(interface{ ReleaseRequest() }).ReleaseRequest()
+		}
+	})})
+	client := h2c(t)
+	send := func(target, field string) seen {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+target, nil)
+		req.Header.Set(field, "v")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		return <-got
+	}
+	kept := send("/kept?release=0", "X-Kept")
+	released := map[*http.Request]bool{}
+	reused := false
+	for i := range 40 {
+		path := fmt.Sprintf("/r%d", i)
+		field := fmt.Sprintf("X-F%d", i)
+		s := send(path+"?release=1", field)
+		if s.req == kept.req {
+			t.Fatal("a request kept by its handler served a later stream")
+		}
+		if s.path != path || s.fields != field || s.ctxErr != nil {
+			t.Fatalf("stream %d sees path %q, fields %q, context %v; want %s, %s, live", i, s.path, s.fields, s.ctxErr, path, field)
+		}
+		if released[s.req] {
+			reused = true
+		}
+		released[s.req] = true
+	}
+	if !reused {
+		t.Error("no released stream's memory served a later stream in 40 requests")
+	}
+	if kept.req.URL.Path != "/kept" || kept.req.Header.Get("X-Kept") != "v" ||
+		kept.req.Context().Err() == nil {
+		t.Errorf("a kept request changed after later ones: %q %v, cancelled %v", kept.req.URL.Path, kept.req.Header, kept.req.Context().Err())
+	}
+	for k := range kept.req.Header {
+		if strings.HasPrefix(k, "X-F") {
+			t.Errorf("a kept request got a later request's field %s", k)
+		}
+	}
+}

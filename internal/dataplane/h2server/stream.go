@@ -57,6 +57,20 @@ type stream struct {
 	handlerDone bool
 	endSent     bool             // END_STREAM is out (a HEAD's head)
 	handler     http.HandlerFunc // in place of the server's (431, 400)
+	released    bool             // ReleaseRequest: the handler keeps nothing of the request
+
+	// Kept when the stream's memory serves another stream (reset): the request's header
+	// map, the request, and its blank (a request with only its context set, to ctx).
+	h        http.Header
+	reqMem   http.Request
+	blank    http.Request
+	hasBlank bool
+}
+
+// reset makes st's memory ready for another stream: zero, but for its header map
+// (emptied when the next head is read) and its blank request.
+func (st *stream) reset() {
+	*st = stream{h: st.h, blank: st.blank, hasBlank: st.hasBlank}
 }
 
 // bodyBufs are the streams' response buffers and first request body buffers; a response
@@ -101,18 +115,30 @@ func (st *stream) finish() {
 	c := st.c
 	c.mu.Lock()
 	st.handlerDone = true
+	// reusable: the stream ends here, not by a reset (which lists it for runCancels), and
+	// the handler released its request: once its context settles, nothing holds it.
+	reusable := false
 	if !st.ended && st.endResponseLocked() == nil && !st.ended {
 		if !st.remoteDone {
 			c.writeRST(st.id, http2.ErrCodeNo)
 		}
 		st.ended = true
 		c.removeLocked(st)
+		reusable = st.released && st.remoteDone
 	}
 	st.bodyDoneLocked()
 	c.flushSoonLocked()
 	c.mu.Unlock()
 	st.release()
+	if reusable && st.ctx.Settled() {
+		st.reset()
+		spareStreams.Put(st)
+	}
 }
+
+// spareStreams holds the memory of finished streams that nothing reaches any more (reset),
+// for the next streams of any connection.
+var spareStreams = sync.Pool{New: func() any { return new(stream) }}
 
 // panicked resets the stream of a handler that panicked (http.ErrAbortHandler: quietly).
 func (st *stream) panicked(v any) {
