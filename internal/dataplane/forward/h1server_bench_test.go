@@ -187,15 +187,28 @@ func BenchmarkH1ServerRoundTrip(b *testing.B) {
 
 // maxAllocsPerRequest bounds the plain proxy path's allocations per request through
 // h1server: 11 today (the whole path: head parsing, request, forward, pool, access record;
-// -race adds 3). It guards against regressions; lower it as allocations are removed.
-const maxAllocsPerRequest = 14
+// under -race, raceAllocs more). It guards against regressions; lower it as allocations
+// are removed.
+const maxAllocsPerRequest = 11
+
+// raceAllocs is what -race adds to the bounds: its instrumentation allocates, and
+// sync.Pool drops a quarter of what is put back at random (the exchange, an HTTP/2 stream).
+const raceAllocs = 5
+
+// allocBound is bound, or bound+raceAllocs under -race.
+func allocBound(bound int) float64 {
+	if raceEnabled {
+		return float64(bound + raceAllocs)
+	}
+	return float64(bound)
+}
 
 // The plain HTTP/1.1 proxy path allocates at most maxAllocsPerRequest times per request.
 func TestH1ServerPathAllocations(t *testing.T) {
 	h := newHopOn(t, resource.HTTP1, rawKiB(t), h1Proxy)
 	rc := newRawClient(t, strings.TrimPrefix(h.url, "http://"))
-	if n := allocsPerRequest(t, rc.get); n > maxAllocsPerRequest {
-		t.Fatalf("%.1f allocations per request on the plain proxy path, want at most %d", n, maxAllocsPerRequest)
+	if n, limit := allocsPerRequest(t, rc.get), allocBound(maxAllocsPerRequest); n > limit {
+		t.Fatalf("%.1f allocations per request on the plain proxy path, want at most %.0f", n, limit)
 	}
 }
 

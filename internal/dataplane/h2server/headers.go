@@ -108,7 +108,6 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 	st.rcond.L = &c.mu
 	st.recvWin = int64(c.cfg.streamWindow)
 	st.sendWin = c.peerWin
-	st.ctx.Init(&c.ctx)
 
 	fields := f.RegularFields()
 	h := st.h
@@ -224,6 +223,9 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 	case hasConnectionFields(h):
 		st.handler = badConnectionFields
 	}
+	// Last: a context hangs on the connection's until cancelled, so a refused head above
+	// leaves nothing behind.
+	st.ctx.Init(&c.ctx)
 	return st, nil
 }
 

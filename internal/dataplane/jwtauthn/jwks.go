@@ -153,7 +153,7 @@ func (r *remoteKeys) keys(ctx context.Context, refresh bool) ([]jose.JSONWebKey,
 		r.fetches++
 		r.mu.Unlock()
 
-		set, err := r.fetch(ctx)
+		set, err := r.fetch()
 
 		r.mu.Lock()
 		if err == nil {
@@ -172,12 +172,16 @@ func (r *remoteKeys) keys(ctx context.Context, refresh bool) ([]jose.JSONWebKey,
 	}
 }
 
-func (r *remoteKeys) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+func (r *remoteKeys) fetch() ([]jose.JSONWebKey, error) {
 	timeout := r.cfg.Timeout
 	if timeout <= 0 {
 		timeout = time.Second
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	// Not the request's context, not even its values: the fetch serves every request
+	// waiting for the keys and may outlive this one, and net/http's Transport keeps
+	// looking at the context's values on its dial goroutine after the call returned (the
+	// proxy reuses a finished request's memory, its context included).
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.cfg.URI, nil)
 	if err != nil {
