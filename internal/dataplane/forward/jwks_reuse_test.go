@@ -113,6 +113,7 @@ func TestJWKSFetchDialOutlivesReleasedRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("status %d, want 401 (the key set cannot be fetched)", resp.StatusCode)
 	}
