@@ -171,9 +171,10 @@ type requestState struct {
 	hasBlank bool
 }
 
-// reset makes st ready for another request: zero, but for its header map (emptied when
-// the next head is parsed) and its blank request.
+// reset makes st ready for another request: zero, but for its header map (emptied: no
+// value of the last request stays alive) and its blank request.
 func (st *requestState) reset() {
+	clear(st.h)
 	*st = requestState{h: st.h, blank: st.blank, hasBlank: st.hasBlank}
 }
 

@@ -67,12 +67,10 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	if err != nil {
 		return nil, nil, "invalid request target"
 	}
-	h := st.h
+	h := st.h // empty (reset)
 	if h == nil {
 		h = make(http.Header, len(vals))
 		st.h = h
-	} else {
-		clear(h)
 	}
 	if !st.hasBlank {
 		st.blank, st.hasBlank = *new(http.Request).WithContext(&st.ctx), true

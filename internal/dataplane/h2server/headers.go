@@ -110,12 +110,10 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 	st.sendWin = c.peerWin
 
 	fields := f.RegularFields()
-	h := st.h
+	h := st.h // empty (reset)
 	if h == nil {
 		h = make(http.Header, len(fields)+1)
 		st.h = h
-	} else {
-		clear(h)
 	}
 	vals := st.vals[:]
 	if len(fields) > len(vals) {

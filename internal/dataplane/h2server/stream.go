@@ -68,8 +68,9 @@ type stream struct {
 }
 
 // reset makes st's memory ready for another stream: zero, but for its header map
-// (emptied when the next head is read) and its blank request.
+// (emptied: no value of the last request stays alive) and its blank request.
 func (st *stream) reset() {
+	clear(st.h)
 	*st = stream{h: st.h, blank: st.blank, hasBlank: st.hasBlank}
 }
 
