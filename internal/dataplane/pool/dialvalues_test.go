@@ -24,10 +24,11 @@ func (w *watchedCtx) AfterFunc(f func()) func() bool {
 
 type valueKey struct{}
 
-// The dialer's values ride on the request's context without hiding its AfterFunc: the
-// dial's deadline context registers on the request's context and is gone once cancelled
-// (context.WithValue's wrapper makes the standard library watch with a goroutine of its
-// own, which may read the request's context after the request ended).
+// A dial's context has the request's cancellation but none of its values (goroutines of
+// the standard library may read them after the dial), and keeps its AfterFunc visible:
+// the dial's deadline context registers on the request's context and is gone once
+// cancelled (context.WithValue's wrapper makes the standard library watch with a
+// goroutine of its own, which may read the request's context after the request ended).
 func TestDialValues(t *testing.T) {
 	rc := reqctx.New(context.WithValue(context.Background(), valueKey{}, "from the request"))
 	defer rc.Cancel(nil)
@@ -41,8 +42,8 @@ func TestDialValues(t *testing.T) {
 	if got, _ := ctx.Value(dialedKey{}).(*net.Conn); got != &nc {
 		t.Error("dialed slot not found")
 	}
-	if got := ctx.Value(valueKey{}); got != "from the request" {
-		t.Errorf("the request's value: %v", got)
+	if got := ctx.Value(valueKey{}); got != nil {
+		t.Errorf("the request's value %v reaches the dial (goroutines of the standard library may read it after the request)", got)
 	}
 	dl, cancel := context.WithDeadline(ctx, time.Now().Add(time.Hour))
 	if n := parent.live.Load(); n != 1 {
@@ -63,8 +64,5 @@ func TestDialValues(t *testing.T) {
 	case <-dl2.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the dial's context outlived the request's")
-	}
-	if withDialValues(rc2, nil, nil) != context.Context(rc2) {
-		t.Error("no values: the context itself")
 	}
 }

@@ -153,11 +153,15 @@ type countersKey struct{}
 // dialedKey carries a *net.Conn that the dialer sets to the connection it made.
 type dialedKey struct{}
 
-// dialValues is ctx with the values the dialer reads (countersKey, dialedKey; nil: not
-// set). Unlike context.WithValue's wrapper, it keeps ctx's AfterFunc visible: the dial's
-// own deadline context then watches a request's reqctx.Ctx through a registration that
-// ends with the dial, where the standard library would start a goroutine that may still
-// look at the request's context after the request ended (and its memory was reused).
+// dialValues is a dial's context: ctx's cancellation and deadline, with the values the
+// dialer reads (countersKey, dialedKey; nil: not set) and none of ctx's. The standard
+// library reads a dial context's values on goroutines that may outlive the dial (a
+// dual-stack dial's fallback racer, the resolver's lookup), and the proxy reuses a
+// finished request's memory, its context included. For the same reason it keeps ctx's
+// AfterFunc visible: the dial's own deadline context then watches a request's
+// reqctx.Ctx through a registration that ends with the dial, where context.WithValue's
+// wrapper made the standard library start a goroutine that could look at the request's
+// context after the request ended.
 type dialValues struct {
 	context.Context
 	counters Counters
@@ -165,9 +169,6 @@ type dialValues struct {
 }
 
 func withDialValues(ctx context.Context, cb Counters, dialed *net.Conn) context.Context {
-	if cb == nil && dialed == nil {
-		return ctx
-	}
 	return &dialValues{Context: ctx, counters: cb, dialed: dialed}
 }
 
@@ -182,7 +183,7 @@ func (d *dialValues) Value(key any) any {
 			return d.dialed
 		}
 	}
-	return d.Context.Value(key)
+	return nil
 }
 
 // AfterFunc is ctx's own when it has one (a reqctx.Ctx), else context.AfterFunc's.
