@@ -42,7 +42,8 @@ type Options struct {
 // Chain is a listener's (HCM's or filter chain's) compiled authorization filters. It is
 // safe for concurrent use; build it once per configuration.
 type Chain struct {
-	steps []step
+	steps    []step
+	callsOut bool // a step asks a server (ext_authz)
 }
 
 type step struct {
@@ -70,6 +71,7 @@ func New(filters []resource.AuthFilter, o Options) (*Chain, error) {
 			s.jwt = v
 		case f.ExtAuthz != nil:
 			s.ext = extauthz.New(f.ExtAuthz, o.ExtAuthz)
+			c.callsOut = true
 		default:
 			continue
 		}
@@ -83,17 +85,7 @@ func (c *Chain) Empty() bool { return c == nil || len(c.steps) == 0 }
 
 // CallsOut reports whether the chain asks a server (ext_authz): the request then passes
 // through that client's goroutines, which the caller cannot see end.
-func (c *Chain) CallsOut() bool {
-	if c == nil {
-		return false
-	}
-	for _, s := range c.steps {
-		if s.ext != nil {
-			return true
-		}
-	}
-	return false
-}
+func (c *Chain) CallsOut() bool { return c != nil && c.callsOut }
 
 // RBACFilters returns the chain's RBAC filters, for their counters.
 func (c *Chain) RBACFilters() []*rbac.Filter {

@@ -278,7 +278,7 @@ type exchange struct {
 	// abort: no padding of their own).
 	served      bool // serve returned (it did not panic)
 	poolKeepsNo bool // the retry loop's pool keeps nothing of a bodiless request (pool.KeepsNoRequest)
-	settled     bool // respond read the upstream body to its end and sent it all downstream
+	delivered   bool // respond read the upstream body to its end and sent it all downstream
 	mirrored    bool // a mirror request went out (its goroutine runs on)
 	nvals       uint8
 
@@ -288,19 +288,19 @@ type exchange struct {
 	vals  [8]string
 	hvals [12]string
 
-	// The first attempt's context and the first upstream request's URL live in the
-	// exchange (later ones are allocated: each request keeps its own).
-	firstCtx     reqctx.Ctx
-	firstURL     url.URL
-	firstURLUsed bool
-	firstReqUsed bool // firstReq[0] was sent
+	// The first attempt's context and its first upstream request's URL live in the
+	// exchange, the request itself in firstReq (later ones are allocated: each request
+	// keeps its own). firstUsed: the first upstream request was made.
+	firstCtx  reqctx.Ctx
+	firstURL  url.URL
+	firstUsed bool
 
 	spans         spans           // tracing.go: the request's spans (none when it is not traced)
 	authzDecision *authz.Decision // authz.go: what the chain changes upstream and downstream (nil: no chain)
 
-	// The first attempt's upstream request, made once per exchange object with the first
-	// attempt's context (firstCtx) and kept across reuses: [0] is sent, [1] is its blank.
-	firstReq *[2]http.Request
+	// The first upstream request, with firstCtx: allocated once per exchange object and
+	// kept across reuses (release.go).
+	firstReq *reqctx.Request
 }
 
 // route takes the router's decision: its own reply, or fault injection's, may end the

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 )
 
@@ -132,18 +133,21 @@ func (x *exchange) request(a *attempt, body io.ReadCloser) *http.Request {
 		hostHeader = a.host.Endpoint.Hostname
 	}
 	p := x.up.path
-	u := &x.firstURL // the pool sets its scheme and host: each request gets its own
-	if x.firstURLUsed {
-		u = new(url.URL)
-	}
-	x.firstURLUsed = true
-	*u = url.URL{Path: p.Path, RawPath: p.RawPath, RawQuery: p.RawQuery, Opaque: p.Opaque}
-	if a.rc == &x.firstCtx {
-		if req := x.firstRequest(); req != nil { // release.go: no copy to make for the context
-			x.fillRequest(req, u, h, hostHeader, body)
-			return req
+	path := url.URL{Path: p.Path, RawPath: p.RawPath, RawQuery: p.RawQuery, Opaque: p.Opaque}
+	// The pool sets the URL's scheme and host: each request gets its own. The first
+	// (the first attempt's) is the exchange's, with no copy to make for its context.
+	if !x.firstUsed && a.rc == &x.firstCtx {
+		x.firstUsed = true
+		if x.firstReq == nil {
+			x.firstReq = new(reqctx.Request)
 		}
+		x.firstURL = path
+		req := x.firstReq.Blank(&x.firstCtx)
+		x.fillRequest(req, &x.firstURL, h, hostHeader, body)
+		return req
 	}
+	u := new(url.URL)
+	*u = path
 	var req http.Request // a value: WithContext below makes the one copy that escapes
 	x.fillRequest(&req, u, h, hostHeader, body)
 	return req.WithContext(a.ctx)

@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"net/http"
 	"sync"
 	"sync/atomic"
 )
@@ -36,7 +35,7 @@ func (x *exchange) release() {
 	}
 	keep := x.firstReq
 	if keep != nil {
-		keep[0] = keep[1] // the last request's header map and URL are not kept alive
+		keep.Clear() // the last request's header map and URL are not kept alive
 	}
 	*x = exchange{}
 	x.firstReq = keep
@@ -70,24 +69,7 @@ func (x *exchange) reusable() bool {
 		return true
 	case 1:
 		return a.rc == &x.firstCtx && !a.live && x.firstCtx.Settled() && x.up.body == nil &&
-			x.poolKeepsNo && x.settled
+			x.poolKeepsNo && x.delivered
 	}
 	return false
-}
-
-// firstRequest is the first attempt's upstream request: the exchange's own, whose context
-// is x.firstCtx (http.Request's context can only be set by copying the request: the
-// blank copy made once per exchange object keeps it). nil when it was used already.
-func (x *exchange) firstRequest() *http.Request {
-	if x.firstReqUsed {
-		return nil
-	}
-	x.firstReqUsed = true
-	if x.firstReq == nil {
-		x.firstReq = new([2]http.Request)
-		x.firstReq[1] = *new(http.Request).WithContext(&x.firstCtx)
-	}
-	r := &x.firstReq[0]
-	*r = x.firstReq[1]
-	return r
 }

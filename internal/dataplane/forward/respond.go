@@ -102,7 +102,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	if g := resp.Trailer.Get("Grpc-Status"); g != "" {
 		info.GRPCStatus = g
 	}
-	x.settled = true
+	x.delivered = true
 }
 
 // headerAdopter is a ResponseWriter that can take a header map as its own

@@ -163,19 +163,16 @@ type requestState struct {
 	ctx  reqctx.Ctx
 	url  url.URL
 	vals [16]string
-	h    http.Header  // the request's header map (nil: not made yet)
-	req  http.Request // the request, a copy of blank
-	// blank is a request with only its context set (to ctx): http.Request's context can
-	// only be set by copying the request, so the copy is made once per requestState.
-	blank    http.Request
-	hasBlank bool
+	h    http.Header    // the request's header map (nil: not made yet)
+	req  reqctx.Request // the request, with ctx
 }
 
-// reset makes st ready for another request: zero, but for its header map (emptied: no
-// value of the last request stays alive) and its blank request.
+// reset makes st ready for another request: zero, but for its header map and request
+// (emptied: no value of the last request stays alive).
 func (st *requestState) reset() {
 	clear(st.h)
-	*st = requestState{h: st.h, blank: st.blank, hasBlank: st.hasBlank}
+	st.req.Clear()
+	*st = requestState{h: st.h, req: st.req}
 }
 
 // h2Preface is the start of an HTTP/2 client's preface, as far as it reads as a head.

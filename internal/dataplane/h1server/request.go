@@ -72,11 +72,7 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		h = make(http.Header, len(vals))
 		st.h = h
 	}
-	if !st.hasBlank {
-		st.blank, st.hasBlank = *new(http.Request).WithContext(&st.ctx), true
-	}
-	req := &st.req
-	*req = st.blank
+	req := st.req.Blank(&st.ctx)
 	req.Method = method
 	req.URL = u
 	req.Proto, req.ProtoMajor, req.ProtoMinor = protoName(minor), 1, minor

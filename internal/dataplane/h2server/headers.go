@@ -184,13 +184,7 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 		}
 	}
 
-	// The request lives in the stream, a copy of its blank (http.Request's context can
-	// only be set by copying a request: the copy is made once per stream's memory).
-	if !st.hasBlank {
-		st.blank, st.hasBlank = *new(http.Request).WithContext(&st.ctx), true
-	}
-	r := &st.reqMem
-	*r = st.blank
+	r := st.reqMem.Blank(&st.ctx) // the request lives in the stream
 	r.Method, r.URL, r.Proto, r.ProtoMajor = method, u, "HTTP/2.0", 2
 	r.Header, r.Host, r.RemoteAddr, r.RequestURI, r.Trailer = h, authority, c.remote, uri, trailer
 	if scheme == "https" {

@@ -60,18 +60,17 @@ type stream struct {
 	released    bool             // ReleaseRequest: the handler keeps nothing of the request
 
 	// Kept when the stream's memory serves another stream (reset): the request's header
-	// map, the request, and its blank (a request with only its context set, to ctx).
-	h        http.Header
-	reqMem   http.Request
-	blank    http.Request
-	hasBlank bool
+	// map and the request (req points to it), with ctx.
+	h      http.Header
+	reqMem reqctx.Request
 }
 
-// reset makes st's memory ready for another stream: zero, but for its header map
-// (emptied: no value of the last request stays alive) and its blank request.
+// reset makes st's memory ready for another stream: zero, but for its header map and
+// request (emptied: no value of the last request stays alive).
 func (st *stream) reset() {
 	clear(st.h)
-	*st = stream{h: st.h, blank: st.blank, hasBlank: st.hasBlank}
+	st.reqMem.Clear()
+	*st = stream{h: st.h, reqMem: st.reqMem}
 }
 
 // bodyBufs are the streams' response buffers and first request body buffers; a response

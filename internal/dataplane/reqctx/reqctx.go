@@ -39,7 +39,6 @@ type Ctx struct {
 	deadline time.Time   // CancelAfter's; zero: the parent's
 	timer    *time.Timer // CancelAfter's, stopped by a cancel
 
-	quiet   bool // the cancel stopped timer before it fired (or there was none) and had no watcher to tell
 	settled bool // Settled's answer, set by the Cancel that cancelled c
 }
 
@@ -113,7 +112,8 @@ func (c *Ctx) CancelAfter(d time.Duration, cause error) {
 // Cancel cancels c with cause (nil: context.Canceled), its children and watchers with it.
 // Later calls do nothing.
 func (c *Ctx) Cancel(cause error) {
-	if !c.cancel(cause) {
+	ok, quiet := c.cancel(cause)
+	if !ok {
 		return
 	}
 	// A parent Ctx tells its watchers under its lock, which Unwatch takes: once it
@@ -125,7 +125,7 @@ func (c *Ctx) Cancel(cause error) {
 		detached = c.stopParent()
 	}
 	c.mu.Lock()
-	c.settled = detached && c.quiet
+	c.settled = detached && quiet
 	c.mu.Unlock()
 }
 
@@ -142,15 +142,16 @@ func (c *Ctx) Settled() bool {
 }
 
 // cancel records the cancellation and tells the watchers; false when c was cancelled
-// already.
-func (c *Ctx) cancel(cause error) bool {
+// already. quiet: it had no watcher to tell and stopped the timer before it fired (or
+// there was none).
+func (c *Ctx) cancel(cause error) (ok, quiet bool) {
 	if cause == nil {
 		cause = context.Canceled
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err.Load() != nil {
-		return false
+		return false, false
 	}
 	c.cause = cause
 	c.err.Store(&canceled)
@@ -165,8 +166,7 @@ func (c *Ctx) cancel(cause error) bool {
 		w.w.Cancelled()
 		told = true
 	}
-	c.quiet = !told && (c.timer == nil || c.timer.Stop())
-	return true
+	return true, !told && (c.timer == nil || c.timer.Stop())
 }
 
 // canceled is what Err returns once cancelled (err points to it: no allocation).

@@ -216,3 +216,32 @@ func TestSettled(t *testing.T) {
 		t.Error("a Ctx cancelled by its standard parent's AfterFunc is settled")
 	}
 }
+
+// A Request starts each use empty but for its context, which costs no copy after the
+// first; Clear drops the last use's fields.
+func TestRequest(t *testing.T) {
+	var holder struct {
+		ctx Ctx
+		req Request
+	}
+	holder.ctx.Init(context.Background())
+	first := holder.req.Blank(&holder.ctx)
+	first.Method, first.Host = "GET", "a.test"
+	if first.Context() != context.Context(&holder.ctx) {
+		t.Fatal("the request's context is not the holder's")
+	}
+	holder.req.Clear()
+	if first.Method != "" || first.Host != "" || first.Context() != context.Context(&holder.ctx) {
+		t.Fatalf("after Clear: %q %q, context kept %v", first.Method, first.Host, first.Context() == context.Context(&holder.ctx))
+	}
+	first.Method = "POST"
+	if n := testing.AllocsPerRun(100, func() {
+		r := holder.req.Blank(&holder.ctx)
+		r.Method = "PUT"
+	}); n != 0 {
+		t.Fatalf("Blank allocates %.0f times after the first", n)
+	}
+	if again := holder.req.Blank(&holder.ctx); again != first || again.Method != "" {
+		t.Fatalf("Blank: the same request, empty: %v %q", again == first, again.Method)
+	}
+}
