@@ -298,9 +298,11 @@ type exchange struct {
 	spans         spans           // tracing.go: the request's spans (none when it is not traced)
 	authzDecision *authz.Decision // authz.go: what the chain changes upstream and downstream (nil: no chain)
 
-	// The first upstream request, with firstCtx: allocated once per exchange object and
-	// kept across reuses (release.go).
+	// The first upstream request, with firstCtx, and the upstream requests' header map
+	// (cloneHeader): allocated once per exchange object and kept across reuses
+	// (release.go).
 	firstReq *reqctx.Request
+	hdr      http.Header
 }
 
 // route takes the router's decision: its own reply, or fault injection's, may end the

@@ -81,8 +81,9 @@ func (x *exchange) prepare() {
 }
 
 // cloneHeader is h.Clone() (never nil) whose values, up to len(x.hvals) of them, are
-// slices of the exchange's array: the clone costs its map only. Each field's slice has
-// its length as capacity, as Clone's, so appending copies.
+// slices of the exchange's array, in the exchange's own map (kept, emptied, when the
+// exchange is reused): the clone usually costs no allocation. Each field's slice has its
+// length as capacity, as Clone's, so appending copies.
 func (x *exchange) cloneHeader(h http.Header) http.Header {
 	nv := 0
 	for _, vv := range h {
@@ -92,7 +93,11 @@ func (x *exchange) cloneHeader(h http.Header) http.Header {
 	if nv > len(sv) {
 		sv = make([]string, nv)
 	}
-	h2 := make(http.Header, len(h))
+	h2 := x.hdr // a reused exchange's (release.go), empty
+	if h2 == nil {
+		h2 = make(http.Header, len(h))
+		x.hdr = h2
+	}
 	for k, vv := range h {
 		if vv == nil {
 			h2[k] = nil // as Clone: a nil value stays nil

@@ -33,14 +33,22 @@ func (x *exchange) release() {
 	if rr, isRR := x.w.(requestReleaser); isRR && !x.in.Authz.CallsOut() {
 		rr.ReleaseRequest()
 	}
-	keep := x.firstReq
+	keep, hdr := x.firstReq, x.hdr
 	if keep != nil {
 		keep.Clear() // the last request's header map and URL are not kept alive
 	}
+	if len(hdr) > maxKeptFields {
+		hdr = nil // an exceptional request's map is not emptied request after request
+	}
+	clear(hdr)
 	*x = exchange{}
-	x.firstReq = keep
+	x.firstReq, x.hdr = keep, hdr
 	exchanges.Put(x)
 }
+
+// maxKeptFields is the most fields an upstream request header map may have had to be
+// kept for the next request: clearing a map costs as much as its largest size.
+const maxKeptFields = 32
 
 // requestReleaser is a ResponseWriter whose server reuses the request's memory once the
 // handler says nothing holds it (h1server).

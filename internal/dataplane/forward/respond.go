@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
+	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
@@ -34,9 +35,11 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 		info.GRPCStatus = g
 	}
 	// The upstream's fields become the downstream response's: its map itself when the
-	// writer can take it (h1server, h2server: no copy, no map to grow), else copied.
+	// writer can take it (h1server, h2server: no copy, no map to grow), else copied. The
+	// writer recycles the pool's memory of the response, map included, once it has
+	// written the head, if release (release.go) tells it the request is over.
 	var h http.Header
-	if a, ok := x.w.(headerAdopter); ok && a.AdoptHeader(resp.Header) {
+	if a, ok := x.w.(headerAdopter); ok && a.AdoptHeader(resp.Header, pool.Recycler(resp)) {
 		h = resp.Header
 	} else {
 		h = x.w.Header()
@@ -105,9 +108,12 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	x.delivered = true
 }
 
-// headerAdopter is a ResponseWriter that can take a header map as its own
-// (h1server's and h2server's AdoptHeader).
-type headerAdopter interface{ AdoptHeader(http.Header) bool }
+// headerAdopter is a ResponseWriter that can take a header map as its own, and recycle
+// the memory it belongs to when it is done with it (h1server's and h2server's
+// AdoptHeader).
+type headerAdopter interface {
+	AdoptHeader(h http.Header, owner interface{ Recycle() }) bool
+}
 
 // upstreamFailedMidResponse records why the upstream body ended early and resets the
 // downstream stream (the status has been sent; Envoy resets too).

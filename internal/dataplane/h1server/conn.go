@@ -355,6 +355,12 @@ func (c *conn) serveRequest(req *http.Request, rb *body) bool {
 		return false
 	}
 	w.finish()
+	if w.owner != nil { // the head is written: nothing reads the adopted map any more
+		if w.released {
+			w.owner.Recycle()
+		}
+		w.owner = nil
+	}
 	if rb != nil && !rb.drain() {
 		w.closeAfter = true
 	}

@@ -32,8 +32,9 @@ type response struct {
 	http10      bool
 	head        bool // a HEAD request: no body is sent
 	hijacked    bool
-	released    bool  // ReleaseRequest: the request's memory may serve the next one
-	err         error // the connection failed while writing
+	released    bool                   // ReleaseRequest: the request's memory may serve the next one
+	owner       interface{ Recycle() } // what an adopted header map belongs to (AdoptHeader)
+	err         error                  // the connection failed while writing
 }
 
 var (
@@ -54,12 +55,15 @@ func (w *response) ReleaseRequest() { w.released = true }
 // AdoptHeader makes h the response's header map, in place of copying h's fields into
 // it, when nothing has been set or written yet (false otherwise). A proxy passing an
 // upstream response's fields on uses it; h is the response's from then on (the handler
-// must not use it for anything else).
-func (w *response) AdoptHeader(h http.Header) bool {
+// must not use it for anything else). owner, when not nil, is what h's memory belongs
+// to: once the answer is written, and if the handler released its request
+// (ReleaseRequest), the server calls owner.Recycle, and h may then serve another
+// response.
+func (w *response) AdoptHeader(h http.Header, owner interface{ Recycle() }) bool {
 	if w.wroteHeader || w.hijacked || len(w.header) > 0 || h == nil {
 		return false
 	}
-	w.header = h
+	w.header, w.owner = h, owner
 	return true
 }
 
@@ -353,13 +357,16 @@ func appendField(b []byte, k, v string) []byte {
 	b = append(b, k...)
 	b = append(b, ": "...)
 	v = textproto.TrimString(v)
-	for i := 0; i < len(v); i++ {
-		ch := v[i]
-		if ch == '\r' || ch == '\n' {
-			ch = ' '
+	for {
+		i := strings.IndexAny(v, "\r\n") // a line break in a value would end the field: a space
+		if i < 0 {
+			break
 		}
-		b = append(b, ch)
+		b = append(b, v[:i]...)
+		b = append(b, ' ')
+		v = v[i+1:]
 	}
+	b = append(b, v...)
 	return append(b, crlf...)
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -411,23 +412,42 @@ func TestClientGoneCancelsSlowRequest(t *testing.T) {
 
 // A handler may adopt a header map as its response's before setting anything: its fields
 // go out, the map stays the handler's for trailers, and the connection's next answer
-// starts with its own empty map. Once a field is set, adopting is refused.
+// starts with its own empty map. Once a field is set, adopting is refused. The map's
+// owner is told to recycle it once the answer is written, and only when the handler
+// released its request.
 func TestAdoptHeader(t *testing.T) {
-	type adopter interface{ AdoptHeader(http.Header) bool }
+	type adopter interface {
+		AdoptHeader(http.Header, interface{ Recycle() }) bool
+	}
+	type releaser interface{ ReleaseRequest() }
+	var mu sync.Mutex
+	recycled := map[string]int{}
 	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := w.(adopter)
 		switch r.URL.Path {
-		case "/adopt":
+		case "/adopt", "/adopt-kept":
 			up := http.Header{"X-Up": {"1"}, "Trailer": {"X-Sum"}}
-			if !a.AdoptHeader(up) {
+			path := r.URL.Path
+			// Recycling empties the map, as a reuse would: a head written after it would
+			// lose its fields.
+			owner := recycleFunc(func() {
+				mu.Lock()
+				recycled[path]++
+				mu.Unlock()
+				clear(up)
+			})
+			if !a.AdoptHeader(up, owner) {
 				t.Error("a fresh response refused to adopt a header map")
 			}
 			up.Set("X-Added", "2") // the adopted map is the response's
 			_, _ = io.WriteString(w, "adopted")
 			w.Header().Set("X-Sum", "3")
+			if path == "/adopt" {
+				w.(releaser).ReleaseRequest()
+			}
 		case "/set-first":
 			w.Header().Set("X-Own", "1")
-			if a.AdoptHeader(http.Header{"X-Up": {"1"}}) {
+			if a.AdoptHeader(http.Header{"X-Up": {"1"}}, nil) {
 				t.Error("a response with a field set adopted a header map")
 			}
 			_, _ = io.WriteString(w, "own")
@@ -436,7 +456,8 @@ func TestAdoptHeader(t *testing.T) {
 		}
 	})})
 	c := dial()
-	_, _ = io.WriteString(c, "GET /adopt HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\nGET /set-first HTTP/1.1\r\nHost: x\r\n\r\n")
+	_, _ = io.WriteString(c, "GET /adopt HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"GET /set-first HTTP/1.1\r\nHost: x\r\n\r\nGET /adopt-kept HTTP/1.1\r\nHost: x\r\n\r\n")
 	br := bufio.NewReader(c)
 	first, body := readResponse(t, br, "GET")
 	if first.Header.Get("X-Up") != "1" || first.Header.Get("X-Added") != "2" || first.Trailer.Get("X-Sum") != "3" || body != "adopted" {
@@ -450,7 +471,22 @@ func TestAdoptHeader(t *testing.T) {
 	if own.Header.Get("X-Own") != "1" || own.Header.Get("X-Up") != "" || body != "own" {
 		t.Fatalf("answer that set a field first: %+v %q", own, body)
 	}
+	kept, body := readResponse(t, br, "GET")
+	if kept.Header.Get("X-Up") != "1" || kept.Trailer.Get("X-Sum") != "3" || body != "adopted" {
+		t.Fatalf("adopted answer, request kept: %+v %q", kept, body)
+	}
+	// The connection's goroutine recycled /adopt's map before it answered /next.
+	mu.Lock()
+	defer mu.Unlock()
+	if recycled["/adopt"] != 1 || recycled["/adopt-kept"] != 0 {
+		t.Fatalf("recycled %v, want /adopt once and /adopt-kept (request not released) never", recycled)
+	}
 }
+
+// recycleFunc is an AdoptHeader owner.
+type recycleFunc func()
+
+func (f recycleFunc) Recycle() { f() }
 
 // A target's URL is what net/http's server would make of it, whether the loop parses
 // it in place (a plain path) or not: a path with sub-delimiters keeps its spelling
@@ -531,5 +567,23 @@ func TestReleasedRequestServesTheNext(t *testing.T) {
 	if second.req.URL.Path != "/b" || second.req.Header.Get("X-Two") != "v" || second.req.Header.Get("X-Three") != "" ||
 		second.req.Context().Err() == nil {
 		t.Errorf("a kept request changed after the next one: %q %v, cancelled %v", second.req.URL.Path, second.req.Header, second.req.Context().Err())
+	}
+}
+
+// A line break in a value the handler set cannot start a field of its own: it goes out
+// as a space, as net/http's server writes it, and the value is trimmed.
+func TestLineBreakInValue(t *testing.T) {
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-A", " a\r\nInjected: yes\nb\r ")
+		w.Header().Set("X-Plain", "plain value")
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, _ := readResponse(t, bufio.NewReader(c), "GET")
+	if got := resp.Header.Values("X-A"); len(got) != 1 || got[0] != "a  Injected: yes b" {
+		t.Fatalf("X-A %q, want one value with spaces for the line breaks", got)
+	}
+	if resp.Header.Get("Injected") != "" || resp.Header.Get("X-Plain") != "plain value" {
+		t.Fatalf("fields %v", resp.Header)
 	}
 }

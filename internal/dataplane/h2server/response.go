@@ -37,12 +37,15 @@ func (st *stream) Header() http.Header {
 // AdoptHeader makes h the response's header map, in place of copying h's fields into
 // it, when nothing has been set or written yet (false otherwise). A proxy passing an
 // upstream response's fields on uses it; h is the response's from then on (the handler
-// must not use it for anything else).
-func (st *stream) AdoptHeader(h http.Header) bool {
+// must not use it for anything else). owner, when not nil, is what h's memory belongs
+// to: once the stream is finished, and if the handler released its request
+// (ReleaseRequest), the server calls owner.Recycle, and h may then serve another
+// response.
+func (st *stream) AdoptHeader(h http.Header, owner interface{ Recycle() }) bool {
 	if st.wroteHeader || len(st.header) > 0 || h == nil {
 		return false
 	}
-	st.header = h
+	st.header, st.owner = h, owner
 	return true
 }
 

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/h2server"
 )
@@ -122,25 +124,43 @@ func (b *trailerBody) Close() error { return nil }
 
 // A handler may adopt a header map as its response's before setting anything: its fields
 // go out and the map stays the handler's for trailers. Once a field is set, adopting is
-// refused.
+// refused. The map's owner is told to recycle it once the stream is finished, and only
+// when the handler released its request.
 func TestAdoptHeader(t *testing.T) {
-	type adopter interface{ AdoptHeader(http.Header) bool }
+	type adopter interface {
+		AdoptHeader(http.Header, interface{ Recycle() }) bool
+	}
+	type releaser interface{ ReleaseRequest() }
+	var mu sync.Mutex
+	recycled := map[string]int{}
 	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := w.(adopter)
-		if r.URL.Path == "/set-first" {
+		path := r.URL.Path
+		if path == "/set-first" {
 			w.Header().Set("X-Own", "1")
-			if a.AdoptHeader(http.Header{"X-Up": {"1"}}) {
+			if a.AdoptHeader(http.Header{"X-Up": {"1"}}, nil) {
 				t.Error("a response with a field set adopted a header map")
 			}
 			return
 		}
 		up := http.Header{"X-Up": {"1"}, "Trailer": {"X-Sum"}}
-		if !a.AdoptHeader(up) {
+		// Recycling empties the map, as a reuse would: a head or trailers encoded after it
+		// would lose their fields.
+		owner := recycleFunc(func() {
+			mu.Lock()
+			recycled[path]++
+			mu.Unlock()
+			clear(up)
+		})
+		if !a.AdoptHeader(up, owner) {
 			t.Error("a fresh response refused to adopt a header map")
 		}
 		up.Set("X-Added", "2")
 		_, _ = io.WriteString(w, "adopted")
 		w.Header().Set("X-Sum", "3")
+		if path == "/adopt" {
+			w.(releaser).ReleaseRequest()
+		}
 	})}
 	addr := serve(t, s)
 	// get returns the answer's header, trailer and body.
@@ -153,14 +173,36 @@ func TestAdoptHeader(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.Header, resp.Trailer, string(b)
 	}
-	h, tr, body := get("/adopt")
-	if h.Get("X-Up") != "1" || h.Get("X-Added") != "2" || tr.Get("X-Sum") != "3" || body != "adopted" {
-		t.Fatalf("adopted answer: header %v trailer %v body %q", h, tr, body)
+	for _, path := range []string{"/adopt", "/adopt-kept"} {
+		h, tr, body := get(path)
+		if h.Get("X-Up") != "1" || h.Get("X-Added") != "2" || tr.Get("X-Sum") != "3" || body != "adopted" {
+			t.Fatalf("%s: adopted answer: header %v trailer %v body %q", path, h, tr, body)
+		}
 	}
 	if h, _, _ := get("/set-first"); h.Get("X-Own") != "1" || h.Get("X-Up") != "" {
 		t.Fatalf("answer that set a field first: header %v", h)
 	}
+	// The client has the end of /adopt's stream before its handler's goroutine may have
+	// recycled: wait for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		a, k := recycled["/adopt"], recycled["/adopt-kept"]
+		mu.Unlock()
+		if a == 1 && k == 0 {
+			break
+		}
+		if a > 1 || k > 0 || time.Now().After(deadline) {
+			t.Fatalf("recycled /adopt %d times, /adopt-kept %d; want once, and never (request not released)", a, k)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
+
+// recycleFunc is an AdoptHeader owner.
+type recycleFunc func()
+
+func (f recycleFunc) Recycle() { f() }
 
 // A :path with sub-delimiters keeps its spelling (URL.RawPath), as net/http's server
 // parses it: the proxy forwards EscapedPath, which would otherwise escape them.

@@ -55,9 +55,10 @@ type stream struct {
 	outBox      *[]byte
 	trailers    []string // declared response trailers, canonical
 	handlerDone bool
-	endSent     bool             // END_STREAM is out (a HEAD's head)
-	handler     http.HandlerFunc // in place of the server's (431, 400)
-	released    bool             // ReleaseRequest: the handler keeps nothing of the request
+	endSent     bool                   // END_STREAM is out (a HEAD's head)
+	handler     http.HandlerFunc       // in place of the server's (431, 400)
+	released    bool                   // ReleaseRequest: the handler keeps nothing of the request
+	owner       interface{ Recycle() } // what an adopted header map belongs to (AdoptHeader)
 
 	// Kept when the stream's memory serves another stream (reset): the request's header
 	// map and the request (req points to it), with ctx.
@@ -130,6 +131,10 @@ func (st *stream) finish() {
 	c.flushSoonLocked()
 	c.mu.Unlock()
 	st.release()
+	if st.owner != nil && st.released { // the head and trailers are encoded: nothing reads the map
+		st.owner.Recycle()
+		st.owner = nil
+	}
 	if reusable && st.ctx.Settled() {
 		st.reset()
 		spareStreams.Put(st)

@@ -724,7 +724,7 @@ func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, obs ConnObse
 	keep := c.keepAlive(req, resp)
 	if pr := c.plain; pr != nil { // h1read.go: the body is the next ContentLength bytes
 		c.plain = nil
-		pr.body = h1Body{c: c, remain: resp.ContentLength, keep: keep}
+		pr.body = h1Body{c: c, remain: resp.ContentLength, keep: keep, pr: pr}
 		resp.Body = &pr.body
 		return resp, nil
 	}
@@ -949,6 +949,8 @@ type h1Body struct {
 
 	p    *Pool     // set by Pool.roundTrip: Close ends the RoundTrip's in-flight accounting
 	once sync.Once // p.done
+
+	pr *plainResp // the plain response this body is part of (h1read.go); nil: net/http's
 }
 
 // h1Body states.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -26,11 +27,36 @@ import (
 // as it was.
 
 // plainResp is a plain response with its body reader and the values of its fields, in
-// one allocation (they live as long as one another).
+// one allocation (they live as long as one another), and its header map. Its memory
+// serves a later response once Recycle says nothing reaches it.
 type plainResp struct {
 	resp http.Response
 	body h1Body
 	vals [8]string
+	h    http.Header // resp.Header; kept, emptied, when the memory is recycled
+}
+
+// plainResps holds the memory of plain responses that nothing reaches any more.
+var plainResps = sync.Pool{New: func() any { return new(plainResp) }}
+
+// Recycle gives pr's memory, header map included, to a later response. The caller
+// promises that the body was closed and that nothing holds the response or its header
+// map any more: not the caller, and not whoever it gave the map to (a server writing it
+// as its response's head). Called once at most.
+func (pr *plainResp) Recycle() {
+	h := pr.h
+	clear(h)
+	*pr = plainResp{h: h}
+	plainResps.Put(pr)
+}
+
+// Recycler returns what recycles resp's memory (Recycle) when the pool read resp on its
+// plain path (h1read.go); nil for any other response, which the GC collects as usual.
+func Recycler(resp *http.Response) interface{ Recycle() } {
+	if b, ok := resp.Body.(*h1Body); ok && b.pr != nil && &b.pr.resp == resp {
+		return b.pr
+	}
+	return nil
 }
 
 // plainResponse reads a plain response head (see above) for req from c.br. It returns nil
@@ -92,12 +118,16 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 	fields := bytes.Count(head, []byte("\r\n")) - 1
 	// The one string: values, the status and canonical names are slices of it.
 	hs := string(head)
-	pr := new(plainResp)
+	pr := plainResps.Get().(*plainResp)
 	vals := pr.vals[:]
 	if fields > len(vals) {
 		vals = make([]string, fields)
 	}
-	h := make(http.Header, fields)
+	h := pr.h
+	if h == nil {
+		h = make(http.Header, fields)
+		pr.h = h
+	}
 	length := int64(-1)
 	off := le + 2
 	for i := 0; i < fields; i++ {
@@ -105,11 +135,11 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 		f := head[off:e]
 		colon := bytes.IndexByte(f, ':')
 		if colon <= 0 {
-			return nil
+			return pr.drop()
 		}
 		for _, b := range f[:colon] {
 			if !httpguts.IsTokenRune(rune(b)) { // as textproto accepts in a name
-				return nil
+				return pr.drop()
 			}
 		}
 		vs, ve := off+colon+1, e
@@ -121,7 +151,7 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 		}
 		for j := vs; j < ve; j++ {
 			if !validValueByte(hs[j]) {
-				return nil
+				return pr.drop()
 			}
 		}
 		key := textproto.CanonicalMIMEHeaderKey(hs[off : off+colon]) // no allocation when canonical already
@@ -130,21 +160,21 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 		switch key {
 		case "Content-Length":
 			if length >= 0 {
-				return nil
+				return pr.drop()
 			}
 			n, ok := http1.ParseLength(head[vs:ve]) // head and hs share offsets
 			if !ok {
-				return nil
+				return pr.drop()
 			}
 			length = n
 		case "Connection":
 			// "keep-alive" changes nothing in HTTP/1.1, and net/http keeps the field as
 			// it is; any other option ("close", a field to remove) goes to net/http.
 			if !strings.EqualFold(v, "keep-alive") {
-				return nil
+				return pr.drop()
 			}
 		case "Transfer-Encoding", "Trailer", "Pragma":
-			return nil
+			return pr.drop()
 		}
 		if prev, ok := h[key]; ok {
 			h[key] = append(prev, v)
@@ -154,7 +184,7 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 		h[key] = vals[i : i+1 : i+1]
 	}
 	if length < 0 {
-		return nil // a body delimited by the connection's end
+		return pr.drop() // a body delimited by the connection's end
 	}
 	pr.resp = http.Response{
 		Status:        hs[len(proto):le],
@@ -170,6 +200,12 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 		pr.resp.Body = http.NoBody
 	}
 	return pr
+}
+
+// drop recycles pr, which no response uses (its head was not plain after all): nil.
+func (pr *plainResp) drop() *plainResp {
+	pr.Recycle()
+	return nil
 }
 
 // validValueByte: a byte textproto accepts in a value (visible ASCII, SP, HTAB, obs-text).

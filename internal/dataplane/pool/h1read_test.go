@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Which heads the plain reader takes, and which it leaves to net/http.
@@ -67,6 +68,7 @@ func checkPlain(t *testing.T, raw []byte, req *http.Request, want ...bool) {
 	if pr == nil {
 		return
 	}
+	defer pr.Recycle() // the next head is read into this one's memory
 	resp, n := &pr.resp, pr.resp.ContentLength
 	ref, rerr := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), req)
 	if rerr != nil {
@@ -177,5 +179,47 @@ func TestPlainBodyClosedWhileRead(t *testing.T) {
 	r, err := do(t, p, addr, newReq(t, "GET", "/small", nil), nil)
 	if err != nil || r.body != "ok" || conns.Load() != 2 {
 		t.Fatalf("next request: %v %q on %d connections, want ok on a second one", err, r.body, conns.Load())
+	}
+}
+
+// A plain response's memory, recycled, serves the next plain response: the next one
+// carries its own fields only. Responses net/http read have nothing to recycle.
+func TestRecycledPlainResponse(t *testing.T) {
+	addr := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Path", r.URL.Path)
+		if r.URL.Path == "/a" {
+			w.Header().Set("X-Only-A", "1")
+		}
+		if r.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+		}
+		_, _ = io.WriteString(w, "body of "+r.URL.Path)
+	}, time.Minute)
+	p := newSet(t, h1Cluster("c")).Get("c")
+	for i, path := range []string{"/a", "/b", "/chunked", "/a", "/b"} {
+		resp, err := p.RoundTrip(newReq(t, http.MethodGet, path, nil), addr, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil || string(b) != "body of "+path {
+			t.Fatalf("%d %s: body %q, %v", i, path, b, err)
+		}
+		_, onlyA := resp.Header["X-Only-A"]
+		if resp.Header.Get("X-Path") != path || onlyA != (path == "/a") {
+			t.Fatalf("%d %s: fields %v", i, path, resp.Header)
+		}
+		r := Recycler(resp)
+		if (r != nil) != (path != "/chunked") {
+			t.Fatalf("%d %s: Recycler %v; want one for a plain response only", i, path, r)
+		}
+		if r != nil {
+			h := resp.Header
+			r.Recycle()
+			if len(h) != 0 {
+				t.Fatalf("%d %s: a recycled response's map keeps %v", i, path, h)
+			}
+		}
 	}
 }
