@@ -37,6 +37,7 @@ type stream struct {
 	// Under cc.mu.
 	id         uint32
 	resp       *http.Response // final response headers
+	ra         *respAlloc     // resp's memory
 	buf        []byte         // response body received, not yet read (from off)
 	bufp       *[]byte        // buf's pooled slice
 	off        int
@@ -485,8 +486,12 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 		return nil, nil
 	}
 	regular := f.RegularFields()
-	h := make(http.Header, len(regular))
-	ra := new(respAlloc)
+	ra := respAllocs.Get().(*respAlloc)
+	h := ra.h
+	if h == nil {
+		h = make(http.Header, len(regular))
+		ra.h = h
+	}
 	vals := ra.vals[:]
 	if len(regular) > len(vals) {
 		vals = make([]string, len(regular))
@@ -520,6 +525,7 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 	if cl := h["Content-Length"]; len(cl) == 1 {
 		n, err := strconv.ParseUint(cl[0], 10, 63)
 		if err != nil {
+			ra.Recycle()
 			return nil, http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol, Cause: errors.New("malformed response: invalid Content-Length")}
 		}
 		resp.ContentLength = int64(n)
@@ -527,6 +533,7 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 			st.wantLen = int64(n)
 		}
 	} else if len(cl) > 1 {
+		ra.Recycle()
 		return nil, http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol, Cause: errors.New("malformed response: several Content-Length values")}
 	} else if f.StreamEnded() && !st.isHead {
 		resp.ContentLength = 0
@@ -539,14 +546,42 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 			resp.Trailer[textproto.CanonicalMIMEHeaderKey(k)] = nil
 		}
 	}
+	st.ra = ra
 	return resp, nil
 }
 
 // respAlloc is a response with the array its header values are slices of (when it has
-// at most that many fields), in one allocation: they live as long as one another.
+// at most that many fields), in one allocation: they live as long as one another; and its
+// header map. Its memory serves a later response once Recycle says nothing reaches it.
 type respAlloc struct {
 	resp http.Response
 	vals [8]string
+	h    http.Header // resp.Header; kept, emptied, when the memory is recycled
+}
+
+// respAllocs holds the memory of responses that nothing reaches any more.
+var respAllocs = sync.Pool{New: func() any { return new(respAlloc) }}
+
+// Recycle gives ra's memory, header map included, to a later response. The caller
+// promises that the body was closed, that the request's context was not cancelled while
+// the stream was open (a cancellation resets the stream on a goroutine of its own), and
+// that nothing holds the response or its header map any more: not the caller, and not
+// whoever it gave the map to. Called once at most.
+func (ra *respAlloc) Recycle() {
+	h := ra.h
+	clear(h)
+	*ra = respAlloc{h: h}
+	respAllocs.Put(ra)
+}
+
+// Recycler returns what recycles resp's memory (Recycle) when resp is the answer of a
+// RoundTrip of this package and body its body (resp.Body, or what the caller wrapped);
+// nil otherwise.
+func Recycler(resp *http.Response, body io.ReadCloser) interface{ Recycle() } {
+	if st, ok := body.(*stream); ok && st.ra != nil && &st.ra.resp == resp {
+		return st.ra
+	}
+	return nil
 }
 
 // onData handles a DATA frame.

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/h2client"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
@@ -51,10 +52,18 @@ func (pr *plainResp) Recycle() {
 }
 
 // Recycler returns what recycles resp's memory (Recycle) when the pool read resp on its
-// plain path (h1read.go); nil for any other response, which the GC collects as usual.
+// HTTP/1.1 plain path (h1read.go) or with its own HTTP/2 client; nil for any other
+// response, which the GC collects as usual. The caller recycles only once the body is
+// closed, the request's context was not cancelled while the response was open, and
+// nothing holds resp or its header map.
 func Recycler(resp *http.Response) interface{ Recycle() } {
-	if b, ok := resp.Body.(*h1Body); ok && b.pr != nil && &b.pr.resp == resp {
-		return b.pr
+	switch b := resp.Body.(type) {
+	case *h1Body:
+		if b.pr != nil && &b.pr.resp == resp {
+			return b.pr
+		}
+	case *streamBody:
+		return h2client.Recycler(resp, b.ReadCloser)
 	}
 	return nil
 }

@@ -11,7 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
 // Which heads the plain reader takes, and which it leaves to net/http.
@@ -182,10 +183,11 @@ func TestPlainBodyClosedWhileRead(t *testing.T) {
 	}
 }
 
-// A plain response's memory, recycled, serves the next plain response: the next one
-// carries its own fields only. Responses net/http read have nothing to recycle.
-func TestRecycledPlainResponse(t *testing.T) {
-	addr := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+// A response's memory, recycled, serves the next response: the next one carries its own
+// fields only. That holds for the HTTP/1.1 plain path and the pool's HTTP/2 client;
+// responses net/http read (a chunked one) have nothing to recycle.
+func TestRecycledResponse(t *testing.T) {
+	h := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Path", r.URL.Path)
 		if r.URL.Path == "/a" {
 			w.Header().Set("X-Only-A", "1")
@@ -194,32 +196,39 @@ func TestRecycledPlainResponse(t *testing.T) {
 			w.(http.Flusher).Flush() // no Content-Length: chunked
 		}
 		_, _ = io.WriteString(w, "body of "+r.URL.Path)
-	}, time.Minute)
-	p := newSet(t, h1Cluster("c")).Get("c")
-	for i, path := range []string{"/a", "/b", "/chunked", "/a", "/b"} {
-		resp, err := p.RoundTrip(newReq(t, http.MethodGet, path, nil), addr, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if err != nil || string(b) != "body of "+path {
-			t.Fatalf("%d %s: body %q, %v", i, path, b, err)
-		}
-		_, onlyA := resp.Header["X-Only-A"]
-		if resp.Header.Get("X-Path") != path || onlyA != (path == "/a") {
-			t.Fatalf("%d %s: fields %v", i, path, resp.Header)
-		}
-		r := Recycler(resp)
-		if (r != nil) != (path != "/chunked") {
-			t.Fatalf("%d %s: Recycler %v; want one for a plain response only", i, path, r)
-		}
-		if r != nil {
-			h := resp.Header
-			r.Recycle()
-			if len(h) != 0 {
-				t.Fatalf("%d %s: a recycled response's map keeps %v", i, path, h)
+	}
+	for name, proto := range map[string]resource.Protocol{"http1": resource.HTTP1, "http2": resource.HTTP2} {
+		t.Run(name, func(t *testing.T) {
+			addr := upstream(t, proto == resource.HTTP2, h)
+			cl := h1Cluster("c")
+			cl.Protocol = proto
+			p := newSet(t, cl).Get("c")
+			for i, path := range []string{"/a", "/b", "/chunked", "/a", "/b"} {
+				resp, err := p.RoundTrip(newReq(t, http.MethodGet, path, nil), addr, nil, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				if err != nil || string(b) != "body of "+path {
+					t.Fatalf("%d %s: body %q, %v", i, path, b, err)
+				}
+				_, onlyA := resp.Header["X-Only-A"]
+				if resp.Header.Get("X-Path") != path || onlyA != (path == "/a") {
+					t.Fatalf("%d %s: fields %v", i, path, resp.Header)
+				}
+				r := Recycler(resp)
+				if want := path != "/chunked" || proto == resource.HTTP2; (r != nil) != want {
+					t.Fatalf("%d %s: Recycler %v; want one: %v", i, path, r, want)
+				}
+				if r != nil {
+					h := resp.Header
+					r.Recycle()
+					if len(h) != 0 {
+						t.Fatalf("%d %s: a recycled response's map keeps %v", i, path, h)
+					}
+				}
 			}
-		}
+		})
 	}
 }
