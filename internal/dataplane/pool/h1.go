@@ -140,6 +140,11 @@ type h1Conn struct {
 	peekErr error
 	peekFn  func(fd uintptr) bool
 
+	// flushWait (flushFn) writes the request from inside a read wait.
+	flushFn  func(fd uintptr) bool
+	flushed  bool
+	flushErr error
+
 	// The request's context, watched while the exchange runs: an end interrupts the
 	// connection (a deadline in the past) so blocked I/O returns. A reqctx.Ctx is watched
 	// through watch (no allocation), another context through context.AfterFunc.
@@ -212,6 +217,13 @@ func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
 			c.peekFn = func(fd uintptr) bool {
 				c.peekN, c.peekErr = peek(fd, c.peekBuf[:])
 				return true
+			}
+			c.flushFn = func(uintptr) bool {
+				if c.flushed {
+					return true // the answer can be read
+				}
+				c.flushed, c.flushErr = true, c.bw.Flush()
+				return c.flushErr != nil
 			}
 		}
 	}
@@ -747,7 +759,7 @@ func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 		if err := writeRequest(c.bw, req, false); err != nil {
 			return nil, &writeError{err: err}
 		}
-		if err := c.bw.Flush(); err != nil {
+		if err := c.flushWait(); err != nil {
 			return nil, &writeError{err: err}
 		}
 		return c.readResponse(req)
@@ -770,6 +782,29 @@ func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// flushWait writes the buffered request and waits until the answer can be read.
+//
+// Reading right after the write would cost a read that finds nothing (the upstream has
+// not answered yet) before the wait. So the write happens inside the wait itself
+// (RawConn.Read): the runtime forgets any earlier readiness before calling flushFn, and
+// every byte of the answer arrives after the write, so its readiness cannot be missed.
+// Bytes that arrived before the write were seen by the idle check, and a server that
+// closed meanwhile answers the write with a reset, which wakes the wait too. When the wait
+// fails (the request's context interrupted the connection), the read that follows
+// reports it. Without a file descriptor (TLS) or with bytes already buffered, it is a
+// plain flush.
+func (c *h1Conn) flushWait() error {
+	if c.flushFn == nil || c.br.Buffered() > 0 {
+		return c.bw.Flush()
+	}
+	c.flushed, c.flushErr = false, nil
+	err := c.rc.Read(c.flushFn)
+	if !c.flushed { // the wait could not start (the connection is closed)
+		return err
+	}
+	return c.flushErr
 }
 
 // writeDone says whether the request was written completely, without waiting.
