@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
@@ -182,7 +183,7 @@ func noHealthy(err error) *Reply {
 // addressed.
 func originalDestination(cl *cluster.Cluster, r *http.Request, addressed string) string {
 	if cl.Config().UseHTTPHeader {
-		if h := r.Header.Get("X-Envoy-Original-Dst-Host"); h != "" {
+		if h := http1.Value(r.Header, "X-Envoy-Original-Dst-Host"); h != "" {
 			return h
 		}
 	}

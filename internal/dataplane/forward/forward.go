@@ -28,6 +28,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/authz"
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
@@ -199,8 +200,8 @@ func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
 		Path:                    recordedPath(r),
 		Protocol:                protocolName(r),
 		Authority:               r.Host,
-		UserAgent:               r.Header.Get("User-Agent"),
-		ForwardedFor:            r.Header.Get("X-Forwarded-For"),
+		UserAgent:               http1.Value(r.Header, "User-Agent"),
+		ForwardedFor:            http1.Value(r.Header, "X-Forwarded-For"),
 		DownstreamLocalAddress:  in.LocalAddr,
 		DownstreamRemoteAddress: in.RemoteAddr,
 		Direction:               in.Direction,
@@ -218,7 +219,7 @@ func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
 	}
 	info.MTLS = info.MTLS || PeerOf(r.Context()) != nil // a sidecar's inbound mTLS: the proxy verified the peer
 	// x-request-id: kept if present, else generated.
-	id := r.Header.Get("X-Request-Id")
+	id := http1.Value(r.Header, "X-Request-Id")
 	if id == "" {
 		id = newRequestID()
 	}

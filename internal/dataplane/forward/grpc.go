@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // gRPC-specific replies.
@@ -28,7 +30,7 @@ const (
 
 // isGRPC says whether the downstream request is gRPC (content-type application/grpc...).
 func (x *exchange) isGRPC() bool {
-	ct := x.r.Header.Get("Content-Type")
+	ct := http1.Value(x.r.Header, "Content-Type")
 	return strings.HasPrefix(ct, "application/grpc") && (len(ct) == len("application/grpc") || ct[len("application/grpc")] == '+' || ct[len("application/grpc")] == ';')
 }
 

@@ -91,11 +91,11 @@ func (x *exchange) looped() bool {
 // the header from a request delivered to the application.
 func (x *exchange) markHop(h http.Header) {
 	if x.in.Direction == "inbound" {
-		h.Del(hdrHops)
+		delete(h, hdrHops) // canonical
 		return
 	}
 	tok := x.f.hopToken(x.in.Listener)
-	if prior := h.Values(hdrHops); len(prior) > 0 {
+	if prior := h[hdrHops]; len(prior) > 0 {
 		tok = strings.Join(prior, ", ") + ", " + tok
 	}
 	x.setHeader(h, hdrHops, tok)

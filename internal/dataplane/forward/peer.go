@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net/http"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
@@ -83,11 +84,11 @@ func (f *Forwarder) recordUpstream(info *streaminfo.Info, tc *tls.Conn, c *resou
 func forwardClientCert(h http.Header, r *http.Request) {
 	peer := PeerOf(r.Context())
 	if peer == nil {
-		h.Del("X-Forwarded-Client-Cert")
+		delete(h, "X-Forwarded-Client-Cert")
 		return
 	}
 	v := "By=" + peer.Local + ";Hash=" + peer.Hash + `;Subject="";URI=` + peer.URI
-	if prev := h.Get("X-Forwarded-Client-Cert"); prev != "" {
+	if prev := http1.Value(h, "X-Forwarded-Client-Cert"); prev != "" {
 		v = prev + "," + v
 	}
 	h.Set("X-Forwarded-Client-Cert", v)

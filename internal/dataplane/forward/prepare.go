@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 )
@@ -35,7 +36,7 @@ func (x *exchange) prepare() {
 	}
 	// At the edge the connection decides, as Envoy does: a client cannot claim https over
 	// plaintext. Inside the mesh the first hop's value is kept.
-	if edge || h.Get("X-Forwarded-Proto") == "" {
+	if edge || http1.Value(h, "X-Forwarded-Proto") == "" {
 		x.setHeader(h, "X-Forwarded-Proto", requestScheme(r))
 	}
 	forwardClientCert(h, r) // peer.go: the mutual-TLS peer, else none

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
@@ -31,7 +32,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	info.ResponseCodeDetails = "via_upstream"
 
 	removeHopHeaders(resp.Header, false)
-	if g := resp.Header.Get("Grpc-Status"); g != "" {
+	if g := http1.Value(resp.Header, "Grpc-Status"); g != "" {
 		info.GRPCStatus = g
 	}
 	// The upstream's fields become the downstream response's: its map itself when the
@@ -102,7 +103,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
-	if g := resp.Trailer.Get("Grpc-Status"); g != "" {
+	if g := http1.Value(resp.Trailer, "Grpc-Status"); g != "" {
 		info.GRPCStatus = g
 	}
 	x.delivered = true

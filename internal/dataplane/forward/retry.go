@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
@@ -132,12 +133,12 @@ func (rs *retryState) wouldRetryResponse(code int, h http.Header) bool {
 		return true
 	case rs.on&onRetriableStatusCodes != 0 && slices.Contains(rs.policy.RetriableStatusCodes, uint32(code)):
 		return true
-	case rs.on&onEnvoyRateLimited != 0 && h.Get("X-Envoy-Ratelimited") != "":
+	case rs.on&onEnvoyRateLimited != 0 && http1.Value(h, "X-Envoy-Ratelimited") != "":
 		return true
 	case rs.on&onRetriableHeaders != 0 && matchAnyHeader(rs.policy.RetriableHeaders, h):
 		return true
 	}
-	if g := h.Get("grpc-status"); g != "" {
+	if g := http1.Value(h, "Grpc-Status"); g != "" {
 		n, err := strconv.Atoi(g)
 		if err != nil {
 			return false

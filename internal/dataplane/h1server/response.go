@@ -357,16 +357,17 @@ func appendField(b []byte, k, v string) []byte {
 	b = append(b, k...)
 	b = append(b, ": "...)
 	v = textproto.TrimString(v)
-	for {
-		i := strings.IndexAny(v, "\r\n") // a line break in a value would end the field: a space
-		if i < 0 {
-			break
-		}
-		b = append(b, v[:i]...)
-		b = append(b, ' ')
-		v = v[i+1:]
+	if strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 { // the usual value
+		b = append(b, v...)
+		return append(b, crlf...)
 	}
-	b = append(b, v...)
+	for i := 0; i < len(v); i++ { // a line break would end the field: a space
+		ch := v[i]
+		if ch == '\r' || ch == '\n' {
+			ch = ' '
+		}
+		b = append(b, ch)
+	}
 	return append(b, crlf...)
 }
 

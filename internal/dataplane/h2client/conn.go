@@ -131,7 +131,11 @@ func NewClientConn(nc net.Conn, cfg Config) (*ClientConn, error) {
 		st := tc.ConnectionState()
 		cc.tls = &st
 	}
-	cc.br = bufio.NewReaderSize(nc, bufSize)
+	var src io.Reader = nc
+	if cfg.PingInterval > 0 {
+		src = &readClock{r: nc, last: &cc.lastReadNano}
+	}
+	cc.br = bufio.NewReaderSize(src, bufSize)
 	cc.bw = bufio.NewWriterSize(nc, bufSize)
 	cc.fr = http2.NewFramer(cc.bw, cc.br)
 	cc.fr.SetReuseFrames()
@@ -472,6 +476,21 @@ func (cc *ClientConn) giveBack(st *stream, n int) {
 	})
 }
 
+// readClock records when the last bytes arrived, for the PING health check: once per
+// read from the connection, which at load carries many frames, rather than per frame.
+type readClock struct {
+	r    io.Reader
+	last *atomic.Int64 // unix nanoseconds
+}
+
+func (rc *readClock) Read(p []byte) (int, error) {
+	n, err := rc.r.Read(p)
+	if n > 0 {
+		rc.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
 // readLoop reads the server's frames until the connection fails.
 func (cc *ClientConn) readLoop() {
 	defer close(cc.readerDone)
@@ -487,9 +506,6 @@ func (cc *ClientConn) readLoop() {
 			return
 		}
 		cc.frames.Add(1)
-		if cc.pingTimer != nil {
-			cc.lastReadNano.Store(time.Now().UnixNano())
-		}
 		if err := cc.handle(f); err != nil {
 			cc.readFailed(err)
 			return

@@ -224,3 +224,16 @@ func FuzzParseHead(f *testing.F) {
 		agreesWithNetHTTP(t, h, b)
 	})
 }
+
+// Value reads a field by its canonical name as Get does.
+func TestValue(t *testing.T) {
+	h := http.Header{"Content-Type": {"a", "b"}, "X-Empty": {}}
+	for _, k := range []string{"Content-Type", "X-Empty", "X-Missing"} {
+		if got, want := Value(h, k), h.Get(k); got != want {
+			t.Errorf("Value(%q) = %q, Get says %q", k, got, want)
+		}
+	}
+	if Value(nil, "Content-Type") != "" {
+		t.Error("Value of a nil header is not empty")
+	}
+}

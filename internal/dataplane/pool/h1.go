@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
@@ -878,7 +879,7 @@ func (c *h1Conn) keepAlive(req *http.Request, resp *http.Response) bool {
 		(st.maxReqPerConn > 0 && c.requests >= st.maxReqPerConn) {
 		return false
 	}
-	if ka := resp.Header.Get("Keep-Alive"); ka != "" {
+	if ka := http1.Value(resp.Header, "Keep-Alive"); ka != "" {
 		timeout, maxReq, ok := parseKeepAlive(ka)
 		if maxReq == 0 {
 			return false
