@@ -1,9 +1,13 @@
 package h2client
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
 // An answer's memory, recycled, serves the next answer: the next one carries its own
@@ -48,4 +52,39 @@ func TestRecycledAnswer(t *testing.T) {
 	if Recycler(other, other.Body) != nil {
 		t.Fatal("a Recycler for a response this package did not make")
 	}
+}
+
+// Streams and answers recycled by many callers at once each serve a later request
+// intact: every caller reads its own answer's fields and body.
+func TestRecycledStreamsConcurrent(t *testing.T) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Path", r.URL.Path)
+		_, _ = io.WriteString(w, r.URL.Path)
+	})
+	cc := dial(t, addr, Config{})
+	ctx := reqctx.New(t.Context()) // the proxy's own context type: watched without a goroutine
+	defer ctx.Cancel(nil)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 150 {
+				path := fmt.Sprintf("/%d/%d", w, i)
+				resp, err := cc.RoundTrip(newReq(ctx, t, http.MethodGet, "http://"+addr+path, nil))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				if err != nil || string(b) != path || resp.Header.Get("X-Path") != path {
+					t.Errorf("%s: body %q (%v), X-Path %q", path, b, err, resp.Header.Get("X-Path"))
+					return
+				}
+				Recycler(resp, resp.Body).Recycle()
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/net/http2"
 
@@ -28,6 +29,7 @@ type stream struct {
 	stop   func() bool // ends a context.AfterFunc watch; nil without one
 	rctx   *reqctx.Ctx // the request's context when it is the proxy's own (watched with no allocation)
 	watch  reqctx.Watch
+	told   atomic.Bool // Cancelled ran: a goroutine resetting the stream may still run
 
 	recvWake chan struct{} // headers, data, end or failure arrived
 
@@ -105,7 +107,11 @@ func (cc *ClientConn) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return fail(err)
 	}
-	st := &stream{cc: cc, req: req, isHead: req.Method == http.MethodHead, recvWake: make(chan struct{}, 1), wantLen: -1}
+	st := spareStreams.Get().(*stream) // a recycled stream's memory (Recycle), or a new one
+	st.cc, st.req, st.isHead, st.wantLen = cc, req, req.Method == http.MethodHead, -1
+	if st.recvWake == nil {
+		st.recvWake = make(chan struct{}, 1)
+	}
 
 	// A small body already at hand goes with the HEADERS.
 	var small []byte
@@ -275,7 +281,10 @@ func (st *stream) stopWatch() {
 
 // Cancelled is told when the request's reqctx.Ctx is cancelled (under its lock: the
 // stream is reset on a goroutine of its own).
-func (st *stream) Cancelled() { go st.cancel(st.rctx) }
+func (st *stream) Cancelled() {
+	st.told.Store(true)
+	go st.cancel(st.rctx)
+}
 
 // awaitResponse waits for the response headers, or the stream's failure.
 func (st *stream) awaitResponse() (*http.Response, error) {
@@ -575,13 +584,42 @@ func (ra *respAlloc) Recycle() {
 }
 
 // Recycler returns what recycles resp's memory (Recycle) when resp is the answer of a
-// RoundTrip of this package and body its body (resp.Body, or what the caller wrapped);
-// nil otherwise.
+// RoundTrip of this package and body its body (resp.Body, or what the caller wrapped):
+// the stream, whose Recycle gives back the answer's memory and its own; nil otherwise.
 func Recycler(resp *http.Response, body io.ReadCloser) interface{ Recycle() } {
 	if st, ok := body.(*stream); ok && st.ra != nil && &st.ra.resp == resp {
-		return st.ra
+		return st
 	}
 	return nil
+}
+
+// spareStreams holds the memory of streams that nothing reaches any more.
+var spareStreams = sync.Pool{New: func() any { return new(stream) }}
+
+// Recycle gives back the answer's memory (respAlloc.Recycle's contract) and the stream's
+// own when the stream is over for every goroutine of the connection: sent and received
+// to the end, closed, taken out of the connection's streams, no request body left to
+// send, and its context was watched without a goroutine (reqctx) that was never told of
+// a cancellation. Otherwise the stream is left to the GC.
+func (st *stream) Recycle() {
+	cc := st.cc
+	cc.mu.Lock()
+	over := st.removed && st.recvEnd && st.sentEnd && st.readDone && st.body == nil && st.bufp == nil
+	cc.mu.Unlock()
+	if ra := st.ra; ra != nil {
+		st.resp, st.ra = nil, nil
+		ra.Recycle()
+	}
+	if !over || st.stop != nil || st.told.Load() {
+		return
+	}
+	wake := st.recvWake
+	select {
+	case <-wake: // a signal nobody waited for
+	default:
+	}
+	*st = stream{recvWake: wake}
+	spareStreams.Put(st)
 }
 
 // onData handles a DATA frame.

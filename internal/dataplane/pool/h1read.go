@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
-	"github.com/lucid-mesh/lucid/internal/dataplane/h2client"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
@@ -63,7 +62,9 @@ func Recycler(resp *http.Response) interface{ Recycle() } {
 			return b.pr
 		}
 	case *streamBody:
-		return h2client.Recycler(resp, b.ReadCloser)
+		if b.resp == resp {
+			return b
+		}
 	}
 	return nil
 }

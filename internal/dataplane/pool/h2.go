@@ -451,7 +451,9 @@ func (h *h2lim) roundTripOnce(req *http.Request, addr string, cb Counters, obs C
 		h.release(c)
 		return nil, classify(req.Context(), err, &at)
 	}
-	resp.Body = &streamBody{ReadCloser: resp.Body, h: h, c: c}
+	b := streamBodies.Get().(*streamBody)
+	b.ReadCloser, b.h, b.c, b.resp = resp.Body, h, c, resp
+	resp.Body = b
 	return resp, nil
 }
 
@@ -467,12 +469,28 @@ func netHTTPRoundTrip(c *h2Conn, req *http.Request) (*http.Response, bool, error
 }
 
 // streamBody ends the stream's accounting on c, and the pool's RoundTrip (in flight),
-// once, when the body is closed.
+// once, when the body is closed. Its memory serves another response's once Recycle says
+// nothing reaches it.
 type streamBody struct {
 	io.ReadCloser
 	released atomic.Bool
 	h        *h2lim
 	c        *h2Conn
+	resp     *http.Response // the response it is the body of
+}
+
+// streamBodies holds streamBodies that nothing reaches any more.
+var streamBodies = sync.Pool{New: func() any { return new(streamBody) }}
+
+// Recycle gives the response's memory back, the HTTP/2 client's answer with the body's
+// own: Recycler's contract (h1read.go).
+func (b *streamBody) Recycle() {
+	if r := h2client.Recycler(b.resp, b.ReadCloser); r != nil {
+		r.Recycle()
+	}
+	b.ReadCloser, b.h, b.c, b.resp = nil, nil, nil, nil
+	b.released.Store(false)
+	streamBodies.Put(b)
 }
 
 func (b *streamBody) Close() error {
