@@ -109,6 +109,8 @@ type ClientConn struct {
 	frames         atomic.Uint64 // frames read, for the PING health check
 	lastReadNano   atomic.Int64
 	shutdownWaiter chan struct{} // closed when the last stream ends after Shutdown
+
+	names map[string]string // request field names as sent (fieldName); under wmu
 }
 
 // NewClientConn starts HTTP/2 on nc: it writes the client preface and SETTINGS and starts

@@ -159,10 +159,10 @@ func (cc *ClientConn) writeHeaders(id uint32, req *http.Request, h reqHead, endS
 		field("trailer", strings.Join(keys, ","))
 	}
 	for k, vv := range req.Header {
-		if dropped[k] || strings.HasPrefix(k, ":") {
+		name := cc.fieldName(k)
+		if name == "" {
 			continue
 		}
-		name := lower(k)
 		if name == "te" {
 			for _, v := range vv {
 				if strings.EqualFold(v, "trailers") {
@@ -227,6 +227,30 @@ func writeData(fr *http2.Framer, id uint32, data []byte, end bool, maxFrame uint
 		}
 	}
 }
+
+// fieldName is the HTTP/2 name of the request field k, "" for a field RoundTrip does not
+// send as it is (dropped, pseudo-fields). The names a connection's requests use are
+// remembered: one lookup per field instead of two, and no lowercase copy made again for
+// a name outside commonLower. Called with wmu held.
+func (cc *ClientConn) fieldName(k string) string {
+	if n, ok := cc.names[k]; ok {
+		return n
+	}
+	n := ""
+	if !dropped[k] && !strings.HasPrefix(k, ":") {
+		n = lower(k)
+	}
+	if len(cc.names) < namesMax {
+		if cc.names == nil {
+			cc.names = make(map[string]string)
+		}
+		cc.names[k] = n
+	}
+	return n
+}
+
+// namesMax bounds a connection's remembered field names (fieldName).
+const namesMax = 128
 
 // lower is the HTTP/2 field name of a canonical header key.
 func lower(k string) string {

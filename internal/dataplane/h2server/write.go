@@ -185,14 +185,11 @@ func (c *conn) fields(h http.Header, keys, skip []string, head bool) {
 // lowerName is a field name as HTTP/2 sends it (lowercase); false for a name that is not
 // a valid token.
 func (c *conn) lowerName(k string) (string, bool) {
-	if lk, ok := commonLower[k]; ok {
-		return lk, true
-	}
-	if lk, ok := c.lower[k]; ok {
+	if lk, ok := c.lower[k]; ok { // the names this connection's answers use: a small map
 		return lk, lk != ""
 	}
-	lk := ""
-	if httpguts.ValidHeaderFieldName(k) {
+	lk, ok := commonLower[k]
+	if !ok && httpguts.ValidHeaderFieldName(k) {
 		b := []byte(k)
 		for i, ch := range b {
 			if 'A' <= ch && ch <= 'Z' {
