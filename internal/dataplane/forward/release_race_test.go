@@ -111,21 +111,8 @@ func TestExchangeNotReusedWhileH2StreamResetPending(t *testing.T) {
 		}
 	}))
 
-	stop := make(chan struct{})
+	stop := keepDraining(e, host) // recycle_review_test.go
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // the host's streams are ended again and again ("gone": no such cluster, so never usable)
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			e.cm.DrainHost("gone", host, "endpoint left its cluster")
-			time.Sleep(20 * time.Microsecond)
-		}
-	}()
 	end := time.Now().Add(time.Second)
 	for range 4 {
 		wg.Add(1)
@@ -151,9 +138,8 @@ func TestExchangeNotReusedWhileH2StreamResetPending(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Until(end))
-	close(stop)
 	wg.Wait()
-	time.Sleep(50 * time.Millisecond) // DrainHost timers still pending
+	stop()
 	t.Logf("%d exchanges reused, %d left to the GC", reused.Load(), dropped.Load())
 }
 

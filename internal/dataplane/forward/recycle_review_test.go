@@ -1,0 +1,251 @@
+package forward_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+)
+
+// Reused memory on the HTTP/1.1 path: an upstream response's (response, body reader,
+// values, header map), recycled by h1server and h2server once the head is written, and
+// the upstream request's header map, kept with a reused exchange. Requests on many
+// connections at once must each see their own fields only, whatever another request's
+// goroutine does with the memory a moment later.
+
+// recycleUpstream answers with fields derived from the request alone: X-Path, as many
+// X-F<i> as the path asks (some heads need more values than a response's array holds),
+// and X-Echo, the X-Req-* fields the proxy sent upstream (a field of another request's
+// upstream header map would show there).
+func recycleUpstream(t testing.TB) string {
+	t.Helper()
+	return backend(t, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Path", r.URL.Path)
+		h.Set("X-Echo", echoed(r.Header))
+		for i := range fieldsFor(r.URL.Path) {
+			h.Set("X-F"+strconv.Itoa(i), r.URL.Path)
+		}
+		_, _ = io.WriteString(w, "body of "+r.URL.Path)
+	})
+}
+
+// echoed lists h's X-Req-* fields, sorted: "X-Req-A=1,X-Req-B=2".
+func echoed(h http.Header) string {
+	var got []string
+	for k, vv := range h {
+		if strings.HasPrefix(k, "X-Req-") {
+			got = append(got, k+"="+strings.Join(vv, "|"))
+		}
+	}
+	slices.Sort(got)
+	return strings.Join(got, ",")
+}
+
+// fieldsFor is how many X-F fields the upstream sets for path (0 to 11).
+func fieldsFor(path string) int { return len(path) % 12 }
+
+// recycleRequest is request i of client c: its path and the X-Req-* fields it sends.
+func recycleRequest(c, i int) (string, http.Header) {
+	path := fmt.Sprintf("/c%d/r%d/%s", c, i, strings.Repeat("p", (c*7+i)%13))
+	h := http.Header{}
+	for k := range (c + i) % 5 {
+		h.Set(fmt.Sprintf("X-Req-%c", 'A'+k), path)
+	}
+	return path, h
+}
+
+// checkRecycled says what is wrong with the answer to path (nil: nothing).
+func checkRecycled(path string, sent, got http.Header, body string) error {
+	if body != "body of "+path {
+		return fmt.Errorf("%s: body %q", path, body)
+	}
+	if got.Get("X-Path") != path {
+		return fmt.Errorf("%s: X-Path %q", path, got.Get("X-Path"))
+	}
+	if want := echoed(sent); got.Get("X-Echo") != want {
+		return fmt.Errorf("%s: the upstream got X-Req fields %q, want %q", path, got.Get("X-Echo"), want)
+	}
+	if got.Get("X-Route") != "added" {
+		return fmt.Errorf("%s: X-Route %q", path, got.Values("X-Route"))
+	}
+	n := fieldsFor(path)
+	for k, vv := range got {
+		i, ok := strings.CutPrefix(k, "X-F")
+		if !ok {
+			continue
+		}
+		if j, err := strconv.Atoi(i); err != nil || j >= n || len(vv) != 1 || vv[0] != path {
+			return fmt.Errorf("%s: field %s %q (want X-F0..X-F%d = the path)", path, k, vv, n-1)
+		}
+	}
+	for i := range n {
+		if got.Get("X-F"+strconv.Itoa(i)) != path {
+			return fmt.Errorf("%s: X-F%d missing", path, i)
+		}
+	}
+	return nil
+}
+
+// recycleEnv is a proxy whose route adds a response field, with the exchanges reused
+// counted.
+func recycleEnv(t *testing.T, up string) (*env, *atomic.Int64) {
+	t.Helper()
+	rt := toCluster("c")
+	rt.ResponseHeadersToAdd = []resource.HeaderValueOption{{Key: "x-route", Value: "added"}}
+	e := newEnv(t, routes(rt), static("c", up))
+	var reused atomic.Int64
+	t.Cleanup(forward.OnRelease(func(ok bool) {
+		if ok {
+			reused.Add(1)
+		}
+	}))
+	return e, &reused
+}
+
+// runRecycleClients sends rounds requests from each of clients clients at once through
+// client (a transport with a connection per client), checking every answer; with
+// tolerateErrors, failed requests (streams ended on purpose) are skipped.
+func runRecycleClients(t *testing.T, base string, client *http.Client, clients, rounds int, tolerateErrors bool) (ok int64) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var okN atomic.Int64
+	errs := make(chan error, clients)
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				path, sent := recycleRequest(c, i)
+				req, err := http.NewRequest(http.MethodGet, base+path, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				req.Host = "svc:9080"
+				for k, vv := range sent {
+					req.Header[k] = vv
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					if tolerateErrors {
+						continue
+					}
+					errs <- fmt.Errorf("%s: %w", path, err)
+					return
+				}
+				b, rerr := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				if rerr != nil || resp.StatusCode != http.StatusOK {
+					if tolerateErrors {
+						continue
+					}
+					errs <- fmt.Errorf("%s: status %d, %v", path, resp.StatusCode, rerr)
+					return
+				}
+				if err := checkRecycled(path, sent, resp.Header, string(b)); err != nil {
+					errs <- err
+					return
+				}
+				okN.Add(1)
+			}
+		}()
+	}
+	wg.Wait() // the records pile up in e.infos (dropped once it is full)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	return okN.Load()
+}
+
+// clientTimeout bounds a request: an answer whose head announced another answer's
+// Content-Length would otherwise keep its client waiting for bytes that never come.
+const clientTimeout = 10 * time.Second
+
+// Through h1server, h2server (h2c: streams of several connections at once) and net/http's
+// server (LUCID_HTTP1_SERVER=nethttp, which adopts no header map: the upstream's fields
+// are copied, their values still the response's, and nothing is recycled): each answer
+// carries its own fields only, while the exchanges and the responses' memory are reused.
+func TestRecycleReviewOwnFields(t *testing.T) {
+	h2c := func() *http.Transport {
+		tr := &http.Transport{DisableCompression: true, Protocols: new(http.Protocols)}
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		return tr
+	}
+	h1 := func() *http.Transport { return &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 16} }
+	for _, c := range []struct {
+		name      string
+		proxy     func(testing.TB, string, http.Handler) string
+		transport func() *http.Transport
+		recycles  bool
+	}{
+		{"h1server", h1Proxy, h1, true},
+		{"h2server", h2Proxy, h2c, true},
+		{"net/http", netHTTPProxy, h1, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, reused := recycleEnv(t, recycleUpstream(t))
+			addr := c.proxy(t, "127.0.0.1:0", http.HandlerFunc(e.serve))
+			tr := c.transport()
+			t.Cleanup(tr.CloseIdleConnections)
+			n := runRecycleClients(t, "http://"+addr, &http.Client{Transport: tr, Timeout: clientTimeout}, 8, 150, false)
+			if c.recycles && reused.Load() == 0 {
+				t.Fatalf("%d answers, no exchange reused: nothing was recycled", n)
+			}
+		})
+	}
+}
+
+// keepDraining ends the streams of host again and again (DrainHost, as when it leaves
+// its cluster; "gone": no such cluster, so it never comes back) until stop is called.
+func keepDraining(e *env, host *cluster.Host) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			e.cm.DrainHost("gone", host, "endpoint left its cluster")
+			time.Sleep(20 * time.Microsecond)
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+		time.Sleep(50 * time.Millisecond) // DrainHost timers still pending
+	}
+}
+
+// The upstream host's streams are ended again and again (the grace period is a
+// nanosecond) while answers flow through h1server: EndStream runs on another goroutine,
+// closing bodies and cancelling attempts, some of them between a body's end and its
+// response's recycling. What arrives whole carries its own fields.
+func TestRecycleReviewH1ServerHostDrained(t *testing.T) {
+	e, reused := recycleEnv(t, recycleUpstream(t))
+	e.cm.SetDrainOptions(cluster.DrainOptions{HTTPGrace: time.Nanosecond, TCPGrace: -1})
+	addr := h1Proxy(t, "127.0.0.1:0", http.HandlerFunc(e.serve))
+	stop := keepDraining(e, e.cm.Get("c").Hosts()[0])
+	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 16}
+	t.Cleanup(tr.CloseIdleConnections)
+	n := runRecycleClients(t, "http://"+addr, &http.Client{Transport: tr, Timeout: clientTimeout}, 6, 150, true)
+	stop()
+	if n == 0 || reused.Load() == 0 {
+		t.Fatalf("%d answers whole, %d exchanges reused: the test proves nothing", n, reused.Load())
+	}
+}
