@@ -127,13 +127,14 @@ func (rq *recycleRequest) check(status int, got http.Header, body string) error 
 	return nil
 }
 
-// recycleEnv is a proxy whose route adds a response field, with the exchanges reused
-// counted.
-func recycleEnv(t *testing.T, up string) (*env, *atomic.Int64) {
+// recycleEnv is a proxy whose route adds a response field, to up over protocol, with the exchanges reused counted.
+func recycleEnv(t *testing.T, up string, protocol resource.Protocol) (*env, *atomic.Int64) {
 	t.Helper()
 	rt := toCluster("c")
 	rt.ResponseHeadersToAdd = []resource.HeaderValueOption{{Key: "x-route", Value: "added"}}
-	e := newEnv(t, routes(rt), static("c", up))
+	c := static("c", up)
+	c.Protocol = protocol
+	e := newEnv(t, routes(rt), c)
 	var reused atomic.Int64
 	t.Cleanup(forward.OnRelease(func(ok bool) {
 		if ok {
@@ -207,6 +208,8 @@ const clientTimeout = 10 * time.Second
 // server (LUCID_HTTP1_SERVER=nethttp, which adopts no header map: the upstream's fields
 // are copied, their values still the response's, and nothing is recycled): each answer
 // carries its own fields only, while the exchanges and the responses' memory are reused.
+// With an HTTP/2 upstream nothing of the response is recycled, but the upstream request's
+// header map is still the reused exchange's.
 func TestRecycleReviewOwnFields(t *testing.T) {
 	h2c := func() *http.Transport {
 		tr := &http.Transport{DisableCompression: true, Protocols: new(http.Protocols)}
@@ -218,19 +221,22 @@ func TestRecycleReviewOwnFields(t *testing.T) {
 		name      string
 		proxy     func(testing.TB, string, http.Handler) string
 		transport func() *http.Transport
+		upstream  resource.Protocol
 		recycles  bool
 	}{
-		{"h1server", h1Proxy, h1, true},
-		{"h2server", h2Proxy, h2c, true},
-		{"net/http", netHTTPProxy, h1, false},
+		{"h1server", h1Proxy, h1, resource.HTTP1, true},
+		{"h2server", h2Proxy, h2c, resource.HTTP1, true},
+		{"net/http", netHTTPProxy, h1, resource.HTTP1, false},
+		{"h1server to HTTP/2", h1Proxy, h1, resource.HTTP2, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e, reused := recycleEnv(t, recycleUpstream(t))
+			e, reused := recycleEnv(t, recycleUpstream(t), c.upstream)
 			addr := c.proxy(t, "127.0.0.1:0", http.HandlerFunc(e.serve))
 			tr := c.transport()
 			t.Cleanup(tr.CloseIdleConnections)
 			n := runRecycleClients(t, "http://"+addr, &http.Client{Transport: tr, Timeout: clientTimeout}, 8, 150, false)
-			if c.recycles && reused.Load() == 0 {
+			// With net/http's HTTP/2 client (LUCID_HTTP2_CLIENT=nethttp) nothing is reused.
+			if c.recycles && e.ps.Get("c").KeepsNoRequest() && reused.Load() == 0 {
 				t.Fatalf("%d answers, no exchange reused: nothing was recycled", n)
 			}
 		})
@@ -267,7 +273,7 @@ func keepDraining(e *env, host *cluster.Host) (stop func()) {
 // closing bodies and cancelling attempts, some of them between a body's end and its
 // response's recycling. What arrives whole carries its own fields.
 func TestRecycleReviewH1ServerHostDrained(t *testing.T) {
-	e, reused := recycleEnv(t, recycleUpstream(t))
+	e, reused := recycleEnv(t, recycleUpstream(t), resource.HTTP1)
 	e.cm.SetDrainOptions(cluster.DrainOptions{HTTPGrace: time.Nanosecond, TCPGrace: -1})
 	addr := h1Proxy(t, "127.0.0.1:0", http.HandlerFunc(e.serve))
 	stop := keepDraining(e, e.cm.Get("c").Hosts()[0])
