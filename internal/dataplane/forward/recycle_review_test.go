@@ -28,7 +28,8 @@ import (
 // and X-Echo, the X-Req-* fields the proxy sent upstream (a field of another request's
 // upstream header map would show there). Paths ending in /chunked get a chunked body and
 // /empty a 204: answers the pool reads with net/http (as those to HEAD), which nothing
-// recycles, between plain ones on the same connections.
+// recycles, between plain ones on the same connections; /big gets a plain body too large
+// to be buffered on the way, which its client abandons after the first bytes.
 func recycleUpstream(t testing.TB) string {
 	t.Helper()
 	return backend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -44,6 +45,15 @@ func recycleUpstream(t testing.TB) string {
 			return
 		case strings.HasSuffix(r.URL.Path, "/chunked"):
 			w.(http.Flusher).Flush()
+		case strings.HasSuffix(r.URL.Path, "/big"):
+			h.Set("Content-Length", strconv.Itoa(bigBody))
+			chunk := strings.Repeat("x", 32<<10)
+			for range bigBody / len(chunk) {
+				if _, err := io.WriteString(w, chunk); err != nil {
+					return
+				}
+			}
+			return
 		}
 		_, _ = io.WriteString(w, "body of "+r.URL.Path)
 	})
@@ -61,6 +71,9 @@ func echoed(h http.Header) string {
 	return strings.Join(got, ",")
 }
 
+// bigBody is the length of a /big answer's body.
+const bigBody = 1 << 20
+
 // fieldsFor is how many X-F fields the upstream sets for path (0 to 11).
 func fieldsFor(path string) int { return len(path) % 12 }
 
@@ -71,6 +84,7 @@ type recycleRequest struct {
 	sent         http.Header
 	status       int
 	body         string
+	abandon      bool // the client reads the head and a few bytes, then closes the connection
 }
 
 func newRecycleRequest(c, i int) recycleRequest {
@@ -84,8 +98,11 @@ func newRecycleRequest(c, i int) recycleRequest {
 	case 5:
 		r.path += "/empty"
 		r.status = http.StatusNoContent
+	case 7:
+		r.path += "/big"
+		r.abandon = true
 	}
-	if r.method == http.MethodGet && r.status == http.StatusOK {
+	if r.method == http.MethodGet && r.status == http.StatusOK && !r.abandon {
 		r.body = "body of " + r.path
 	}
 	for k := range (c + i) % 5 {
@@ -175,6 +192,16 @@ func runRecycleClients(t *testing.T, base string, client *http.Client, clients, 
 					errs <- fmt.Errorf("%s: %w", rq.path, err)
 					return
 				}
+				if rq.abandon { // a client gone mid-response: its answer is not recycled
+					var some [512]byte
+					_, _ = io.ReadFull(resp.Body, some[:])
+					_ = resp.Body.Close() // closes the connection: the rest was not read
+					if err := rq.check(resp.StatusCode, resp.Header, ""); err != nil {
+						errs <- err
+						return
+					}
+					continue
+				}
 				b, rerr := io.ReadAll(resp.Body)
 				_ = resp.Body.Close()
 				if rerr != nil || resp.StatusCode >= 500 {
@@ -234,7 +261,7 @@ func TestRecycleReviewOwnFields(t *testing.T) {
 			addr := c.proxy(t, "127.0.0.1:0", http.HandlerFunc(e.serve))
 			tr := c.transport()
 			t.Cleanup(tr.CloseIdleConnections)
-			n := runRecycleClients(t, "http://"+addr, &http.Client{Transport: tr, Timeout: clientTimeout}, 8, 150, false)
+			n := runRecycleClients(t, "http://"+addr, &http.Client{Transport: tr, Timeout: clientTimeout}, 8, 96, false)
 			// With net/http's HTTP/2 client (LUCID_HTTP2_CLIENT=nethttp) nothing is reused.
 			if c.recycles && e.ps.Get("c").KeepsNoRequest() && reused.Load() == 0 {
 				t.Fatalf("%d answers, no exchange reused: nothing was recycled", n)
