@@ -126,6 +126,12 @@ func (rq *recycleRequest) check(status int, got http.Header, body string) error 
 	if got.Get("X-Route") != "added" {
 		return fmt.Errorf("%s: X-Route %q", path, got.Values("X-Route"))
 	}
+	if c := got.Values("Set-Cookie"); len(c) != 1 || !strings.HasPrefix(c[0], "sticky=") {
+		return fmt.Errorf("%s: Set-Cookie %q, want the generated sticky cookie", path, c)
+	}
+	if got.Get("X-Envoy-Peer-Metadata-Id") != "self-id" || got.Get("X-Envoy-Peer-Metadata") != "self-metadata" {
+		return fmt.Errorf("%s: metadata exchange fields %v", path, got)
+	}
 	n := fieldsFor(path)
 	for k, vv := range got {
 		i, ok := strings.CutPrefix(k, "X-F")
@@ -145,13 +151,22 @@ func (rq *recycleRequest) check(status int, got http.Header, body string) error 
 }
 
 // recycleEnv is a proxy whose route adds a response field, to up over protocol, with the exchanges reused counted.
+//
+// The proxy changes the upstream's fields in the map the downstream server adopts: the
+// route adds one, a ring-hash cookie policy sets a cookie (Set-Cookie), and, inbound,
+// the metadata exchange adds this workload's headers.
 func recycleEnv(t *testing.T, up string, protocol resource.Protocol) (*env, *atomic.Int64) {
 	t.Helper()
 	rt := toCluster("c")
 	rt.ResponseHeadersToAdd = []resource.HeaderValueOption{{Key: "x-route", Value: "added"}}
+	rt.Action.HashPolicy = []resource.HashPolicy{{Cookie: &resource.CookieHash{Name: "sticky", HasTTL: true, TTL: time.Hour, Path: "/"}}}
 	c := static("c", up)
 	c.Protocol = protocol
-	e := newEnv(t, routes(rt), c)
+	c.LBPolicy = resource.RingHash
+	e := newEnvWith(t, func(o *forward.Options) {
+		o.PeerMetadata = forward.PeerMetadata{ID: "self-id", Value: "self-metadata"}
+	}, routes(rt), c)
+	e.direction = "inbound"
 	var reused atomic.Int64
 	t.Cleanup(forward.OnRelease(func(ok bool) {
 		if ok {
