@@ -177,7 +177,7 @@ func recycleEnv(t *testing.T, up string, protocol resource.Protocol) (*env, *ato
 }
 
 // runRecycleClients sends rounds requests from each of clients clients at once through
-// client (a transport with a connection per client), checking every answer; with
+// client, checking every answer; with
 // tolerateErrors, failed requests (streams ended on purpose) are skipped.
 func runRecycleClients(t *testing.T, base string, client *http.Client, clients, rounds int, tolerateErrors bool) (ok int64) {
 	t.Helper()
@@ -207,7 +207,7 @@ func runRecycleClients(t *testing.T, base string, client *http.Client, clients, 
 					errs <- fmt.Errorf("%s: %w", rq.path, err)
 					return
 				}
-				if rq.abandon { // a client gone mid-response: its answer is not recycled
+				if rq.abandon { // a client gone mid-response: recycled only if it was all written before
 					var some [512]byte
 					_, _ = io.ReadFull(resp.Body, some[:])
 					_ = resp.Body.Close() // closes the connection: the rest was not read
