@@ -177,8 +177,8 @@ func recycleEnv(t *testing.T, up string, protocol resource.Protocol) (*env, *ato
 }
 
 // runRecycleClients sends rounds requests from each of clients clients at once through
-// client, checking every answer; with
-// tolerateErrors, failed requests (streams ended on purpose) are skipped.
+// client, checking every answer; with tolerateErrors, failed requests (streams ended on
+// purpose) are skipped.
 func runRecycleClients(t *testing.T, base string, client *http.Client, clients, rounds int, tolerateErrors bool) (ok int64) {
 	t.Helper()
 	var wg sync.WaitGroup
