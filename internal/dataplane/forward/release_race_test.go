@@ -111,7 +111,7 @@ func TestExchangeNotReusedWhileH2StreamResetPending(t *testing.T) {
 		}
 	}))
 
-	stop := keepDraining(e, host) // recycle_review_test.go
+	stop := keepDraining(e, host) // recycle_test.go
 	var wg sync.WaitGroup
 	end := time.Now().Add(time.Second)
 	for range 4 {

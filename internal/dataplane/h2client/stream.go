@@ -578,6 +578,9 @@ var respAllocs = sync.Pool{New: func() any { return new(respAlloc) }}
 // whoever it gave the map to. Called once at most.
 func (ra *respAlloc) Recycle() {
 	h := ra.h
+	if len(h) > keptFieldsMax {
+		h = nil // an exceptional answer's map is not emptied answer after answer
+	}
 	clear(h)
 	*ra = respAlloc{h: h}
 	respAllocs.Put(ra)
@@ -724,3 +727,7 @@ func statusLine(code int, status string) string {
 	}
 	return status + " " + http.StatusText(code)
 }
+
+// keptFieldsMax is the most fields a recycled answer's header map may hold to be kept
+// for the next answer: emptying a map costs as much as the most it ever held.
+const keptFieldsMax = 32

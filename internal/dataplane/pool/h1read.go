@@ -45,6 +45,9 @@ var plainResps = sync.Pool{New: func() any { return new(plainResp) }}
 // as its response's head). Called once at most.
 func (pr *plainResp) Recycle() {
 	h := pr.h
+	if len(h) > keptFieldsMax {
+		h = nil // an exceptional answer's map is not emptied answer after answer
+	}
 	clear(h)
 	*pr = plainResp{h: h}
 	plainResps.Put(pr)
@@ -222,3 +225,7 @@ func (pr *plainResp) drop() *plainResp {
 func validValueByte(b byte) bool {
 	return b == '\t' || b >= ' ' && b != 0x7f
 }
+
+// keptFieldsMax is the most fields a recycled answer's header map may hold to be kept
+// for the next answer: emptying a map costs as much as the most it ever held.
+const keptFieldsMax = 32

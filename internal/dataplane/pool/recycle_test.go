@@ -16,7 +16,7 @@ import (
 // meanwhile, is not touched by the first one's Recycle; informational answers before a
 // plain one (read by net/http) leave no field in it; and the recycled memory serves a
 // later response with that response's fields only.
-func TestRecycleReviewAfterConnectionReused(t *testing.T) {
+func TestRecycleAfterConnectionReused(t *testing.T) {
 	addr := rawServer(t, func(c net.Conn, br *bufio.Reader, n int) {
 		for i := 0; ; i++ {
 			req, err := http.ReadRequest(br)

@@ -252,7 +252,7 @@ const clientTimeout = 10 * time.Second
 // carries its own fields only, while the exchanges and the responses' memory are reused.
 // With an HTTP/2 upstream nothing of the response is recycled, but the upstream request's
 // header map is still the reused exchange's.
-func TestRecycleReviewOwnFields(t *testing.T) {
+func TestRecycledAnswersCarryTheirOwnFields(t *testing.T) {
 	h2c := func() *http.Transport {
 		tr := &http.Transport{DisableCompression: true, Protocols: new(http.Protocols)}
 		tr.Protocols.SetUnencryptedHTTP2(true)
@@ -314,7 +314,7 @@ func keepDraining(e *env, host *cluster.Host) (stop func()) {
 // nanosecond) while answers flow through h1server: EndStream runs on another goroutine,
 // closing bodies and cancelling attempts, some of them between a body's end and its
 // response's recycling. What arrives whole carries its own fields.
-func TestRecycleReviewH1ServerHostDrained(t *testing.T) {
+func TestRecycledAnswersWhileHostDrained(t *testing.T) {
 	e, reused := recycleEnv(t, recycleUpstream(t), resource.HTTP1)
 	e.cm.SetDrainOptions(cluster.DrainOptions{HTTPGrace: time.Nanosecond, TCPGrace: -1})
 	addr := h1Proxy(t, "127.0.0.1:0", http.HandlerFunc(e.serve))
