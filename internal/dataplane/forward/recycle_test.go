@@ -223,7 +223,7 @@ func runRecycleClients(t *testing.T, base string, client *http.Client, clients, 
 					if tolerateErrors {
 						continue
 					}
-					errs <- fmt.Errorf("%s: status %d, %v", rq.path, resp.StatusCode, rerr)
+					errs <- fmt.Errorf("%s: status %d, %w", rq.path, resp.StatusCode, rerr)
 					return
 				}
 				if err := rq.check(resp.StatusCode, resp.Header, string(b)); err != nil {

@@ -69,10 +69,10 @@ func TestRecycleAfterConnectionReused(t *testing.T) {
 		}
 	}
 
-	a := roundTrip("/a")
+	a := roundTrip("/a") //nolint:bodyclose // readAll closes it
 	check(a, "/a")
-	readAll(a, "/a") // the connection is idle again
-	b := roundTrip("/b")
+	readAll(a, "/a")     // the connection is idle again
+	b := roundTrip("/b") //nolint:bodyclose // readAll closes it
 	if b == a {
 		t.Fatal("the second response is the first one's memory before it was recycled")
 	}
@@ -81,7 +81,7 @@ func TestRecycleAfterConnectionReused(t *testing.T) {
 	readAll(b, "/b")
 	Recycler(b).Recycle()
 	for _, path := range []string{"/c", "/a", "/d"} {
-		r := roundTrip(path)
+		r := roundTrip(path) //nolint:bodyclose // readAll closes it
 		check(r, path)
 		readAll(r, path)
 		Recycler(r).Recycle()
