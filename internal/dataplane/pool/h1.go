@@ -219,12 +219,20 @@ func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
 				c.peekN, c.peekErr = peek(fd, c.peekBuf[:])
 				return true
 			}
-			c.flushFn = func(uintptr) bool {
-				if c.flushed {
-					return true // the answer can be read
+			if peekWorks {
+				c.flushFn = func(fd uintptr) bool {
+					if c.flushed {
+						return true // the answer can be read
+					}
+					c.flushed, c.flushErr = true, c.bw.Flush()
+					if c.flushErr != nil {
+						return true
+					}
+					// Bytes, a FIN or an RST that arrived before the wait began may have
+					// raised a readiness the runtime has already forgotten: look.
+					_, err := peek(fd, c.peekBuf[:])
+					return !errors.Is(err, syscall.EAGAIN)
 				}
-				c.flushed, c.flushErr = true, c.bw.Flush()
-				return c.flushErr != nil
 			}
 		}
 	}
@@ -789,12 +797,13 @@ func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 //
 // Reading right after the write would cost a read that finds nothing (the upstream has
 // not answered yet) before the wait. So the write happens inside the wait itself
-// (RawConn.Read): the runtime forgets any earlier readiness before calling flushFn, and
-// every byte of the answer arrives after the write, so its readiness cannot be missed.
-// Bytes that arrived before the write were seen by the idle check, and a server that
-// closed meanwhile answers the write with a reset, which wakes the wait too. When the wait
-// fails (the request's context interrupted the connection), the read that follows
-// reports it. Without a file descriptor (TLS) or with bytes already buffered, it is a
+// (RawConn.Read). The runtime forgets any earlier readiness before calling flushFn, so
+// after the write flushFn peeks once without blocking: bytes, a FIN or an RST that
+// arrived before the wait began (an upstream that answers or closes early, after the idle
+// check or on a new connection) are read at once, as is an answer that came during the
+// write; whatever arrives later raises a readiness the wait sees. When the wait fails
+// (the request's context interrupted the connection), the read that follows reports it.
+// Without a file descriptor (TLS), without peek, or with bytes already buffered, it is a
 // plain flush.
 func (c *h1Conn) flushWait() error {
 	if c.flushFn == nil || c.br.Buffered() > 0 {
