@@ -34,6 +34,7 @@ func TestH1WhatArrivedBeforeTheWriteIsRead(t *testing.T) {
 			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
 		},
 		check: func(t *testing.T, r h1Result, err error) {
+			t.Helper()
 			if err != nil || r.code != 200 || r.body != "early" {
 				t.Fatalf("got %d %q %v, want 200 \"early\" (the answer already on the connection)", r.code, r.body, err)
 			}
@@ -42,6 +43,7 @@ func TestH1WhatArrivedBeforeTheWriteIsRead(t *testing.T) {
 		name:  "a FIN",
 		early: func(c net.Conn) { _ = c.(*net.TCPConn).CloseWrite() },
 		check: func(t *testing.T, _ h1Result, err error) {
+			t.Helper()
 			var re *ResetError
 			if !errors.As(err, &re) {
 				t.Fatalf("got %v, want a ResetError (the upstream closed the connection)", err)
