@@ -55,6 +55,7 @@ type stream struct {
 	reset      bool // RST_STREAM sent or received, or forgotten by GOAWAY
 	removed    bool
 	readDone   bool // Close called on the response body
+	writing    bool // the body writer goroutine (writeBody) has not returned yet
 }
 
 // signal wakes the goroutine waiting for the response.
@@ -214,6 +215,9 @@ func (cc *ClientConn) RoundTrip(req *http.Request) (*http.Response, error) {
 		} else {
 			putSmall()
 		}
+		cc.mu.Lock()
+		st.writing = true
+		cc.mu.Unlock()
 		go st.writeBody(prefix, smallBuf, body, hdr)
 	} else {
 		putSmall()
@@ -602,12 +606,13 @@ var spareStreams = sync.Pool{New: func() any { return new(stream) }}
 // Recycle gives back the answer's memory (respAlloc.Recycle's contract) and the stream's
 // own when the stream is over for every goroutine of the connection: sent and received
 // to the end, closed, taken out of the connection's streams, no request body left to
-// send, and its context was watched without a goroutine (reqctx) that was never told of
+// send and its writer returned (it still writes the last frame and closes the body after
+// END_STREAM is marked sent), and its context was watched without a goroutine (reqctx) that was never told of
 // a cancellation. Otherwise the stream is left to the GC.
 func (st *stream) Recycle() {
 	cc := st.cc
 	cc.mu.Lock()
-	over := st.removed && st.recvEnd && st.sentEnd && st.readDone && st.body == nil && st.bufp == nil
+	over := st.removed && st.recvEnd && st.sentEnd && st.readDone && st.body == nil && st.bufp == nil && !st.writing
 	cc.mu.Unlock()
 	if ra := st.ra; ra != nil {
 		st.resp, st.ra = nil, nil

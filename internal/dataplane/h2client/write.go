@@ -285,6 +285,11 @@ var commonLower = func() map[string]string {
 // the trailers. It runs on its own goroutine and closes body.
 func (st *stream) writeBody(prefix []byte, pbuf *[]byte, body io.ReadCloser, h reqHead) {
 	cc := st.cc
+	defer func() { // the last touch of st: from here Recycle may reuse it
+		cc.mu.Lock()
+		st.writing = false
+		cc.mu.Unlock()
+	}()
 	err := func() error {
 		if len(prefix) > 0 {
 			end := body == nil && !h.trailers
