@@ -240,7 +240,7 @@ func (cc *ClientConn) fieldName(k string) string {
 	if !dropped[k] && !strings.HasPrefix(k, ":") {
 		n = lower(k)
 	}
-	if len(cc.names) < namesMax {
+	if len(cc.names) < namesMax && len(k) <= nameKeptMax {
 		if cc.names == nil {
 			cc.names = make(map[string]string)
 		}
@@ -249,8 +249,13 @@ func (cc *ClientConn) fieldName(k string) string {
 	return n
 }
 
-// namesMax bounds a connection's remembered field names (fieldName).
-const namesMax = 128
+// namesMax bounds a connection's remembered field names (fieldName), nameKeptMax the
+// length of one: a longer name (a client may send names of tens of KiB) is not kept alive
+// with the connection.
+const (
+	namesMax    = 128
+	nameKeptMax = 64
+)
 
 // lower is the HTTP/2 field name of a canonical header key.
 func lower(k string) string {
