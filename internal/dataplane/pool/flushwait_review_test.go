@@ -6,6 +6,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -87,6 +91,90 @@ func TestH1WhatArrivedBeforeTheWriteIsRead(t *testing.T) {
 				t.Fatalf("still waiting when the guard ended (%v): what arrived before the write was never read", err)
 			}
 			tc.check(t, r, err)
+		})
+	}
+}
+
+// TestH1ReusedClosedBeforeTheWriteGoesElsewhere: an idle connection the upstream closes
+// (FIN) or sends stray bytes on after the pool took it for a bodiless request, just before
+// the write, carries nothing: the request goes on a new connection and gets its answer,
+// without an error and without the wait for readiness the runtime already reported. A
+// server closed while idle is still never sent the request.
+func TestH1ReusedClosedBeforeTheWriteGoesElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		early func(c net.Conn)
+	}{
+		{"a FIN", func(c net.Conn) { _ = c.(*net.TCPConn).CloseWrite() }},
+		{"stray bytes", func(c net.Conn) { _, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\n\r\n") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sigLn := listen92(t)
+			defer sigLn.Close()
+			sigCli, err := net.Dial("tcp", sigLn.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sigCli.Close()
+			sigSrv, err := sigLn.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sigSrv.Close()
+
+			var requests [2]atomic.Int32 // requests each connection received
+			addr := rawServer(t, func(c net.Conn, br *bufio.Reader, n int) {
+				if n > 1 {
+					return
+				}
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				requests[n].Add(1)
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"+strconv.Itoa(n))
+				if n == 1 {
+					_, _ = io.Copy(io.Discard, br)
+					return
+				}
+				var b [1]byte
+				if _, err := sigSrv.Read(b[:]); err != nil { // the pool took the idle connection
+					return
+				}
+				tc.early(c)
+				_, _ = sigSrv.Write([]byte{1})
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					requests[n].Add(1) // never answered
+				}
+			})
+			p := newSet(t, h1Cluster("c")).Get("c")
+			if r, err := do(t, p, addr, newReq(t, "GET", "/", nil), nil); err != nil || r.body != "0" {
+				t.Fatalf("first request: %d %q %v", r.code, r.body, err)
+			}
+			var once sync.Once
+			obs := waitingObserver{wait: func() {
+				once.Do(func() {
+					_, _ = sigCli.Write([]byte{1})
+					var b [1]byte
+					_, _ = sigCli.Read(b[:])
+				})
+			}}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			resp, err := p.RoundTrip(newReq(t, "GET", "/", nil).WithContext(ctx), addr, nil, obs)
+			if err != nil {
+				t.Fatalf("second request: %v", err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || string(b) != "1" {
+				t.Fatalf("second request: %d %q %v, want 200 \"1\" (the new connection's answer)", resp.StatusCode, b, err)
+			}
+			if got := requests[0].Load(); got != 1 {
+				t.Fatalf("the closed connection received %d requests, want 1 (the first only)", got)
+			}
 		})
 	}
 }
