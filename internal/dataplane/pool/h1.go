@@ -141,10 +141,12 @@ type h1Conn struct {
 	peekErr error
 	peekFn  func(fd uintptr) bool
 
-	// flushWait (flushFn) writes the request from inside a read wait.
-	flushFn  func(fd uintptr) bool
-	flushed  bool
-	flushErr error
+	// flushWait (flushFn) writes the request from inside a read wait. peekFirst: the
+	// check that a reused connection is still open was left to flushFn (checkLate).
+	flushFn   func(fd uintptr) bool
+	flushed   bool
+	flushErr  error
+	peekFirst bool
 
 	// The request's context, watched while the exchange runs: an end interrupts the
 	// connection (a deadline in the past) so blocked I/O returns. A reqctx.Ctx is watched
@@ -224,12 +226,22 @@ func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
 					if c.flushed {
 						return true // the answer can be read
 					}
-					c.flushed, c.flushErr = true, c.bw.Flush()
+					c.flushed = true
+					if c.peekFirst { // a reused connection, checked as late as can be
+						c.peekN, c.peekErr = peek(fd, c.peekBuf[:])
+						if !errors.Is(c.peekErr, syscall.EAGAIN) {
+							c.flushErr = errGoneIdle
+							return true
+						}
+						c.flushErr = c.bw.Flush()
+						return c.flushErr != nil
+					}
+					c.flushErr = c.bw.Flush()
 					if c.flushErr != nil {
 						return true
 					}
-					// Bytes, a FIN or an RST that arrived before the wait began may have
-					// raised a readiness the runtime has already forgotten: look.
+					// A new connection: what the upstream sent before the wait began (an
+					// early answer, a FIN) raised a readiness the runtime forgot.
 					_, err := peek(fd, c.peekBuf[:])
 					return !errors.Is(err, syscall.EAGAIN)
 				}
@@ -269,15 +281,26 @@ func (c *h1Conn) check(now time.Time, peekNow bool) idleVerdict {
 	if err := c.rc.Read(c.peekFn); err != nil {
 		return idleBroken
 	}
+	v := c.peeked()
+	if v == idleOpen {
+		c.lastAlive = now
+	}
+	return v
+}
+
+// peeked is what the last peek (peekN, peekErr) found.
+func (c *h1Conn) peeked() idleVerdict {
 	switch {
 	case errors.Is(c.peekErr, syscall.EAGAIN):
-		c.lastAlive = now
 		return idleOpen
 	case c.peekErr == nil && c.peekN == 0, errors.Is(c.peekErr, syscall.ECONNRESET):
 		return idleClosed
 	}
 	return idleBroken
 }
+
+// errGoneIdle: flushWait found a reused connection closed (or broken) before writing.
+var errGoneIdle = errors.New("idle connection closed before the request was written")
 
 // alive says whether an idle connection can carry a request (check with a peek).
 func (c *h1Conn) alive(now time.Time) bool { return c.check(now, true) == idleOpen }
@@ -379,7 +402,11 @@ func (h *h1) retire(now time.Time, cs []*h1Conn) {
 // get returns a connection to addr: an idle one that is still alive unless fresh is set,
 // else a new one. At max_connections the request waits (pending) for a connection to come
 // back or close, and fails with *OverflowError beyond max_pending_requests.
-func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard bool) (*h1Conn, error) {
+//
+// checkLate leaves the check that an idle connection is still open to flushWait, which
+// peeks from inside the wait for the answer, before writing (a bodiless request, which
+// roundTrip can send again on another connection when the peek finds it closed).
+func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard, checkLate bool) (*h1Conn, error) {
 	pending, avoided := false, false
 	defer func() {
 		if pending {
@@ -404,9 +431,10 @@ func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard boo
 				if c == nil {
 					continue
 				}
-				switch c.check(now, true) {
+				late := checkLate && c.flushFn != nil
+				switch c.check(now, !late) {
 				case idleOpen:
-					c.reused = true
+					c.reused, c.peekFirst = true, late
 					return c, nil
 				case idleClosed:
 					h.observeClose(c, now)
@@ -710,7 +738,9 @@ type PendingCounters interface {
 // roundTrip runs one request on an HTTP/1.1 connection. See Pool.RoundTrip.
 func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, obs ConnObserver, fresh bool) (*http.Response, error) {
 	ctx := req.Context()
-	c, err := h.get(ctx, addr, cb, fresh, !Replayable(req))
+	checkLate := req.Body == nil || req.Body == http.NoBody // sent again as it is (errGoneIdle)
+again:
+	c, err := h.get(ctx, addr, cb, fresh, !Replayable(req), checkLate)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx)
@@ -728,6 +758,13 @@ func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, obs ConnObse
 	resp, err := c.exchange(req)
 	if err != nil {
 		c.unwatchCtx()
+		if errors.Is(err, errGoneIdle) && ctx.Err() == nil { // as get does with one found closed
+			if c.peeked() == idleClosed {
+				h.observeClose(c, time.Now())
+			}
+			h.discard(c)
+			goto again
+		}
 		h.discard(c)
 		return nil, c.classify(ctx, err)
 	}
@@ -798,19 +835,21 @@ func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 // Reading right after the write would cost a read that finds nothing (the upstream has
 // not answered yet) before the wait. So the write happens inside the wait itself
 // (RawConn.Read). The runtime forgets any earlier readiness before calling flushFn, so
-// after the write flushFn peeks once without blocking: bytes, a FIN or an RST that
-// arrived before the wait began (an upstream that answers or closes early, after the idle
-// check or on a new connection) are read at once, as is an answer that came during the
-// write; whatever arrives later raises a readiness the wait sees. When the wait fails
-// (the request's context interrupted the connection), the read that follows reports it.
-// Without a file descriptor (TLS), without peek, or with bytes already buffered, it is a
-// plain flush.
+// flushFn peeks once without blocking, which sees what arrived before the wait began;
+// whatever arrives later raises a readiness the wait sees. On a reused connection the peek
+// comes before the write and is the check that the connection is still open (get left it
+// here, checkLate): a FIN, an RST or stray bytes fail the write with errGoneIdle before
+// anything is sent. On a new connection it comes after the write: an upstream that
+// answered or closed early is read at once. When the wait fails (the request's context
+// interrupted the connection), the read that follows reports it. Without a file
+// descriptor (TLS), without peek, or with bytes already buffered, it is a plain flush.
 func (c *h1Conn) flushWait() error {
 	if c.flushFn == nil || c.br.Buffered() > 0 {
 		return c.bw.Flush()
 	}
 	c.flushed, c.flushErr = false, nil
 	err := c.rc.Read(c.flushFn)
+	c.peekFirst = false
 	if !c.flushed { // the wait could not start (the connection is closed)
 		return err
 	}
