@@ -9,6 +9,7 @@ import (
 	"github.com/google/cel-go/interpreter"
 
 	"github.com/lucid-mesh/lucid/internal/contract/celattr"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -71,7 +72,7 @@ func (a *attributes) ResolveName(name string) (any, bool) {
 		path, _, _ := strings.Cut(in.Path, "?")
 		a.request = map[string]any{
 			"path": in.Path, "url_path": path, "host": in.Authority, "method": in.Method,
-			"scheme": scheme(a.h), "headers": headerMap(a.h), "referer": get(a.h, "Referer"),
+			"scheme": scheme(a.h), "headers": headerMap(a.h), "referer": http1.Value(a.h, "Referer"),
 			"useragent": in.UserAgent, "id": in.RequestID, "protocol": in.Protocol,
 			"time": in.Start, "duration": in.Duration, "size": in.BytesReceived, "total_size": in.BytesReceived,
 		}
@@ -141,15 +142,8 @@ func headerMap(h http.Header) map[string]string {
 	return m
 }
 
-func get(h http.Header, canonical string) string {
-	if v := h[canonical]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
 func scheme(h http.Header) string {
-	if s := get(h, "X-Forwarded-Proto"); s != "" {
+	if s := http1.Value(h, "X-Forwarded-Proto"); s != "" {
 		return s
 	}
 	return "http"

@@ -1,6 +1,8 @@
 // Package bufpool keeps the data plane's body buffers for reuse: the buffers forward
 // copies answers and tunnels with, h2server keeps a response (and a request body) in,
-// and h2client keeps received answer bytes in until they are read.
+// and h2client keeps received answer bytes in until they are read. It also holds the one
+// rule for keeping a header map for reuse (EmptyHeader), which forward's upstream
+// requests and the pool's and h2client's recycled answers follow.
 //
 // Each user has a Sized pool of two capacities: Small, for a body whose announced length
 // fits it, and its own large size for the rest. sync.Pool empties at every GC, and under
@@ -9,7 +11,10 @@
 // load than 8 and 16 KiB buffers for every answer).
 package bufpool
 
-import "sync"
+import (
+	"net/http"
+	"sync"
+)
 
 // Small is the capacity of the buffers for bodies announced at most that long.
 const Small = 4 << 10
@@ -48,4 +53,19 @@ func (s *Sized) Put(b *[]byte) {
 		*b = (*b)[:0]
 		s.bigs.Put(b)
 	}
+}
+
+// KeptFieldsMax is the most fields a header map may hold to be kept for reuse: emptying a
+// map costs as much as the most it ever held, so an exceptional request's or answer's map
+// is left to the GC rather than emptied again at every reuse.
+const KeptFieldsMax = 32
+
+// EmptyHeader returns h emptied, to be filled again by a later request or answer; nil when
+// it holds more than KeptFieldsMax fields.
+func EmptyHeader(h http.Header) http.Header {
+	if len(h) > KeptFieldsMax {
+		return nil
+	}
+	clear(h)
+	return h
 }

@@ -1,6 +1,10 @@
 package bufpool
 
-import "testing"
+import (
+	"net/http"
+	"strconv"
+	"testing"
+)
 
 // Get picks the capacity by the announced length; Put keeps only buffers of the pool's
 // two capacities, reset to length 0.
@@ -27,5 +31,23 @@ func TestSized(t *testing.T) {
 		if b := s.Get(-1); cap(*b) != 16<<10 {
 			t.Fatalf("a buffer of capacity %d came out of the large pool", cap(*b))
 		}
+	}
+}
+
+// EmptyHeader empties a map of a usual size for reuse and lets a larger one go.
+func TestEmptyHeader(t *testing.T) {
+	h := http.Header{"A": {"1"}, "B": {"2"}}
+	if got := EmptyHeader(h); got == nil || len(got) != 0 || len(h) != 0 {
+		t.Fatalf("EmptyHeader of 2 fields = %v (the map now %v), want the same map, empty", got, h)
+	}
+	big := http.Header{}
+	for i := range KeptFieldsMax + 1 {
+		big[strconv.Itoa(i)] = nil
+	}
+	if got := EmptyHeader(big); got != nil {
+		t.Fatalf("EmptyHeader of %d fields kept the map", len(big))
+	}
+	if EmptyHeader(nil) != nil {
+		t.Fatal("EmptyHeader(nil) is not nil")
 	}
 }

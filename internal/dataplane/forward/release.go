@@ -3,6 +3,8 @@ package forward
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
 )
 
 // Reusing exchanges. An exchange is about 1.3 KB with the first attempt's context, URL and
@@ -33,22 +35,14 @@ func (x *exchange) release() {
 	if rr, isRR := x.w.(requestReleaser); isRR && !x.in.Authz.CallsOut() {
 		rr.ReleaseRequest()
 	}
-	keep, hdr := x.firstReq, x.hdr
+	keep, hdr := x.firstReq, bufpool.EmptyHeader(x.hdr)
 	if keep != nil {
 		keep.Clear() // the last request's header map and URL are not kept alive
 	}
-	if len(hdr) > maxKeptFields {
-		hdr = nil // an exceptional request's map is not emptied request after request
-	}
-	clear(hdr)
 	*x = exchange{}
 	x.firstReq, x.hdr = keep, hdr
 	exchanges.Put(x)
 }
-
-// maxKeptFields is the most fields an upstream request header map may have had to be
-// kept for the next request: clearing a map costs as much as its largest size.
-const maxKeptFields = 32
 
 // requestReleaser is a ResponseWriter whose server reuses the request's memory once the
 // handler says nothing holds it (h1server).

@@ -576,17 +576,10 @@ type respAlloc struct {
 var respAllocs = sync.Pool{New: func() any { return new(respAlloc) }}
 
 // Recycle gives ra's memory, header map included, to a later response. The caller
-// promises that the body was closed, that the request's context was not cancelled while
-// the stream was open (a cancellation resets the stream on a goroutine of its own), and
-// that nothing holds the response or its header map any more: not the caller, and not
-// whoever it gave the map to. Called once at most.
+// promises that the body was closed and that nothing holds the response or its header map
+// any more: not the caller, and not whoever it gave the map to. Called once at most.
 func (ra *respAlloc) Recycle() {
-	h := ra.h
-	if len(h) > keptFieldsMax {
-		h = nil // an exceptional answer's map is not emptied answer after answer
-	}
-	clear(h)
-	*ra = respAlloc{h: h}
+	*ra = respAlloc{h: bufpool.EmptyHeader(ra.h)}
 	respAllocs.Put(ra)
 }
 
@@ -604,11 +597,12 @@ func Recycler(resp *http.Response, body io.ReadCloser) interface{ Recycle() } {
 var spareStreams = sync.Pool{New: func() any { return new(stream) }}
 
 // Recycle gives back the answer's memory (respAlloc.Recycle's contract) and the stream's
-// own when the stream is over for every goroutine of the connection: sent and received
-// to the end, closed, taken out of the connection's streams, no request body left to
-// send and its writer returned (it still writes the last frame and closes the body after
-// END_STREAM is marked sent), and its context was watched without a goroutine (reqctx) that was never told of
-// a cancellation. Otherwise the stream is left to the GC.
+// own when the stream is over for every goroutine of the connection: sent and received to
+// the end, closed, taken out of the connection's streams, no request body left to send
+// and its writer returned (it still writes the last frame and closes the body after
+// END_STREAM is marked sent), and its context watched without a goroutine (reqctx) and
+// never told of a cancellation (whose reset runs on a goroutine of its own). Otherwise
+// the stream is left to the GC.
 func (st *stream) Recycle() {
 	cc := st.cc
 	cc.mu.Lock()
@@ -732,7 +726,3 @@ func statusLine(code int, status string) string {
 	}
 	return status + " " + http.StatusText(code)
 }
-
-// keptFieldsMax is the most fields a recycled answer's header map may hold to be kept
-// for the next answer: emptying a map costs as much as the most it ever held.
-const keptFieldsMax = 32

@@ -228,20 +228,17 @@ func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
 					}
 					c.flushed = true
 					if c.peekFirst { // a reused connection, checked as late as can be
-						c.peekN, c.peekErr = peek(fd, c.peekBuf[:])
-						if !errors.Is(c.peekErr, syscall.EAGAIN) {
+						if c.peekN, c.peekErr = peek(fd, c.peekBuf[:]); !errors.Is(c.peekErr, syscall.EAGAIN) {
 							c.flushErr = errGoneIdle
 							return true
 						}
-						c.flushErr = c.bw.Flush()
+					}
+					if c.flushErr = c.bw.Flush(); c.flushErr != nil || c.peekFirst {
 						return c.flushErr != nil
 					}
-					c.flushErr = c.bw.Flush()
-					if c.flushErr != nil {
-						return true
-					}
-					// A new connection: what the upstream sent before the wait began (an
-					// early answer, a FIN) raised a readiness the runtime forgot.
+					// Not peeked before the write (a new connection; a request with a body,
+					// whose idle connection get checked): what the upstream sent before the
+					// wait began (an early answer, a FIN) raised a readiness the runtime forgot.
 					_, err := peek(fd, c.peekBuf[:])
 					return !errors.Is(err, syscall.EAGAIN)
 				}

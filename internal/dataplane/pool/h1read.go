@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
@@ -44,20 +45,14 @@ var plainResps = sync.Pool{New: func() any { return new(plainResp) }}
 // map any more: not the caller, and not whoever it gave the map to (a server writing it
 // as its response's head). Called once at most.
 func (pr *plainResp) Recycle() {
-	h := pr.h
-	if len(h) > keptFieldsMax {
-		h = nil // an exceptional answer's map is not emptied answer after answer
-	}
-	clear(h)
-	*pr = plainResp{h: h}
+	*pr = plainResp{h: bufpool.EmptyHeader(pr.h)}
 	plainResps.Put(pr)
 }
 
 // Recycler returns what recycles resp's memory (Recycle) when the pool read resp on its
 // HTTP/1.1 plain path (h1read.go) or with its own HTTP/2 client; nil for any other
 // response, which the GC collects as usual. The caller recycles only once the body is
-// closed, the request's context was not cancelled while the response was open, and
-// nothing holds resp or its header map.
+// closed and nothing holds resp or its header map.
 func Recycler(resp *http.Response) interface{ Recycle() } {
 	switch b := resp.Body.(type) {
 	case *h1Body:
@@ -225,7 +220,3 @@ func (pr *plainResp) drop() *plainResp {
 func validValueByte(b byte) bool {
 	return b == '\t' || b >= ' ' && b != 0x7f
 }
-
-// keptFieldsMax is the most fields a recycled answer's header map may hold to be kept
-// for the next answer: emptying a map costs as much as the most it ever held.
-const keptFieldsMax = 32

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // TraceID is a W3C trace id; the zero value is invalid.
@@ -49,32 +51,23 @@ type SpanContext struct {
 // Valid reports whether the context has both identifiers.
 func (c SpanContext) Valid() bool { return c.TraceID.IsValid() && c.SpanID.IsValid() }
 
-// get is h.Get for a key already in canonical form (as net/http stores every key it
-// receives): no canonicalisation, which is most of the cost of a lookup.
-func get(h http.Header, canonicalKey string) string {
-	if v := h[canonicalKey]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
 // Extract reads the parent span context from request headers: W3C traceparent first, then
 // B3 single header, then B3 multiple headers. A malformed header is ignored (the request
 // starts a new trace), as Envoy's tracers do.
 func Extract(h http.Header) SpanContext {
-	if v := get(h, "Traceparent"); v != "" {
+	if v := http1.Value(h, "Traceparent"); v != "" {
 		if c, ok := parseTraceparent(v); ok {
 			c.TraceState = strings.Join(h.Values("Tracestate"), ",")
 			return c
 		}
 	}
-	if v := get(h, "B3"); v != "" {
+	if v := http1.Value(h, "B3"); v != "" {
 		if c, ok := parseB3Single(v); ok {
 			return c
 		}
 	}
-	if v := get(h, "X-B3-Traceid"); v != "" {
-		if c, ok := parseB3Multi(v, get(h, "X-B3-Spanid"), get(h, "X-B3-Sampled"), get(h, "X-B3-Flags")); ok {
+	if v := http1.Value(h, "X-B3-Traceid"); v != "" {
+		if c, ok := parseB3Multi(v, http1.Value(h, "X-B3-Spanid"), http1.Value(h, "X-B3-Sampled"), http1.Value(h, "X-B3-Flags")); ok {
 			return c
 		}
 	}

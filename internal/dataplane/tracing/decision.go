@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // Reason is why a request is traced, as Envoy packs it into x-request-id.
@@ -51,7 +53,7 @@ const versionNibble = 14
 // x-envoy-force-trace (only from internal clients), then random sampling decide. Random
 // and overall sampling use the request id's first 32 bits, so every hop agrees.
 func Decide(h http.Header, s Sampling, internal bool) Reason {
-	id := get(h, "X-Request-Id")
+	id := http1.Value(h, "X-Request-Id")
 	reason, packed := DecideID(id, h, s, internal)
 	if packed != id {
 		h["X-Request-Id"] = []string{packed}
@@ -69,9 +71,9 @@ func DecideID(id string, h http.Header, s Sampling, internal bool) (Reason, stri
 	reason := reasonOf(id, uuid)
 	if reason == NotTraceable {
 		switch {
-		case get(h, "X-Client-Trace-Id") != "" && enabled(s.Client, rand.Uint64()):
+		case http1.Value(h, "X-Client-Trace-Id") != "" && enabled(s.Client, rand.Uint64()):
 			reason = ClientForced
-		case internal && get(h, "X-Envoy-Force-Trace") != "":
+		case internal && http1.Value(h, "X-Envoy-Force-Trace") != "":
 			reason = ServerForced
 		default:
 			v := stable

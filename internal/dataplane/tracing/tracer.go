@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/accesslog"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -68,7 +69,7 @@ func (t *Tracer) Start(h http.Header, o StartOptions) *Active {
 	if t == nil || o.Settings == nil {
 		return nil
 	}
-	id := get(h, "X-Request-Id")
+	id := http1.Value(h, "X-Request-Id")
 	a, packed := t.StartRequest(id, h, o.Settings, o)
 	if packed != id {
 		h["X-Request-Id"] = []string{packed}

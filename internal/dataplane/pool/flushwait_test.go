@@ -22,6 +22,25 @@ type waitingObserver struct{ wait func() }
 
 func (o waitingObserver) UpstreamConn(net.Conn, string) { o.wait() }
 
+// signalPair is a connected pair of loopback sockets for the upstream and the test to
+// tell each other when they are ready. The caller closes them before the upstream's
+// cleanup, which waits for its handlers (one may be blocked reading srv).
+func signalPair(t *testing.T) (cli, srv net.Conn) {
+	t.Helper()
+	ln := listen92(t)
+	defer ln.Close()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err = ln.Accept()
+	if err != nil {
+		_ = cli.Close()
+		t.Fatal(err)
+	}
+	return cli, srv
+}
+
 // TestH1WhatArrivedBeforeTheWriteIsRead: an upstream that answers, or closes its side,
 // before the request reaches it, and then keeps reading without sending anything more.
 // The proxy reads what arrived (the answer; the end of the connection) instead of
@@ -55,17 +74,8 @@ func TestH1WhatArrivedBeforeTheWriteIsRead(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			sigLn := listen92(t)
-			defer sigLn.Close()
-			sigCli, err := net.Dial("tcp", sigLn.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
+			sigCli, sigSrv := signalPair(t)
 			defer sigCli.Close()
-			sigSrv, err := sigLn.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
 			defer sigSrv.Close()
 
 			addr := rawServer(t, func(c net.Conn, br *bufio.Reader, _ int) {
@@ -109,17 +119,8 @@ func TestH1ReusedClosedBeforeTheWriteGoesElsewhere(t *testing.T) {
 		{"stray bytes", func(c net.Conn) { _, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\n\r\n") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sigLn := listen92(t)
-			defer sigLn.Close()
-			sigCli, err := net.Dial("tcp", sigLn.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
+			sigCli, sigSrv := signalPair(t)
 			defer sigCli.Close()
-			sigSrv, err := sigLn.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
 			defer sigSrv.Close()
 
 			var requests [2]atomic.Int32 // requests each connection received
