@@ -11,18 +11,18 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
+	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 )
 
 // conn is one served connection. Its goroutine owns the read buffer between requests;
 // during a request the body reader owns it (body.mu), and the response writes (wmu).
 type conn struct {
 	s      *Server
-	rwc    net.Conn        // as accepted: what a handler hijacks
-	raw    syscall.RawConn // the TCP socket under rwc when writes may bypass the wrappers (writev); nil otherwise
+	rwc    net.Conn     // as accepted: what a handler hijacks
+	sock   *sockio.Conn // the plaintext TCP socket under rwc, for answers written in one call; nil otherwise
 	ctx    context.Context
 	remote string
 	spare  *requestState // the last request's, released by its handler: the next one's
@@ -80,16 +80,10 @@ func putBuf(b []byte, box *[]byte) {
 
 func newConn(s *Server, c net.Conn) *conn {
 	cn := &conn{s: s, rwc: c}
-	under := c
 	if g, ok := c.(*http1.Conn); ok {
-		under = g.Conn
-	}
-	if sc, ok := under.(syscall.Conn); ok {
-		if _, isTLS := under.(*tls.Conn); !isTLS {
-			if rc, err := sc.SyscallConn(); err == nil {
-				cn.raw = rc
-			}
-		}
+		cn.sock = g.Socket()
+	} else {
+		cn.sock = sockio.Open(c)
 	}
 	return cn
 }

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/hpackenc"
+	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -133,12 +134,16 @@ func NewClientConn(nc net.Conn, cfg Config) (*ClientConn, error) {
 		st := tc.ConnectionState()
 		cc.tls = &st
 	}
-	var src io.Reader = nc
+	var rw io.ReadWriter = nc
+	if s := sockio.Open(nc); s != nil {
+		rw = s // a plaintext TCP socket: raw reads and writes
+	}
+	var src io.Reader = rw
 	if cfg.PingInterval > 0 {
-		src = &readClock{r: nc, last: &cc.lastReadNano}
+		src = &readClock{r: rw, last: &cc.lastReadNano}
 	}
 	cc.br = bufio.NewReaderSize(src, bufSize)
-	cc.bw = bufio.NewWriterSize(nc, bufSize)
+	cc.bw = bufio.NewWriterSize(rw, bufSize)
 	cc.fr = http2.NewFramer(cc.bw, cc.br)
 	cc.fr.SetReuseFrames()
 	// The decoder accepts the default table (4096) although the SETTINGS below ask the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
+	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 )
 
 // The HTTP/1.1 upstream path: connections the pool owns, each used by one request at a
@@ -117,6 +118,7 @@ type h1Conn struct {
 	// local is nc's local address for ConnObserver, worked out once.
 	local string
 	rc    syscall.RawConn // for the liveness peek; nil when the conn has no file descriptor
+	sock  *sockio.Conn    // raw reads and writes of a plaintext TCP socket; nil: through nc
 	br    *bufio.Reader
 	bw    *bufio.Writer
 
@@ -194,13 +196,25 @@ func (c *h1Conn) Cancelled() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 
 // Read and Write count the bytes of the current exchange (bufio sits on top).
 func (c *h1Conn) Read(p []byte) (int, error) {
-	n, err := c.nc.Read(p)
+	var n int
+	var err error
+	if c.sock != nil {
+		n, err = c.sock.Read(p)
+	} else {
+		n, err = c.nc.Read(p)
+	}
 	c.read += int64(n)
 	return n, err
 }
 
 func (c *h1Conn) Write(p []byte) (int, error) {
-	n, err := c.nc.Write(p)
+	var n int
+	var err error
+	if c.sock != nil {
+		n, err = c.sock.Write(p)
+	} else {
+		n, err = c.nc.Write(p)
+	}
 	c.written += int64(n)
 	return n, err
 }
@@ -214,6 +228,7 @@ func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
 	if cc, ok := raw.(*countedConn); ok {
 		raw = cc.Conn
 	}
+	c.sock = sockio.Open(raw)
 	if sc, ok := raw.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
@@ -247,6 +248,14 @@ func (c *countedConn) Close() error {
 		c.cb.ConnClosed()
 	}
 	return c.Conn.Close()
+}
+
+// SyscallConn passes on to the TCP connection (raw reads and writes, socket options).
+func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, syscall.EINVAL
 }
 
 // useH2 says whether req goes over h2c: by cluster protocol, or for Downstream clusters

@@ -1,0 +1,210 @@
+// Package sockio does the data plane's reads and writes on plaintext TCP sockets as raw,
+// never-blocking system calls, waiting for readiness through the runtime's network poller
+// (syscall.RawConn) exactly as the net package does. It sits under the HTTP/1.1 paths:
+// http1.Conn reads a downstream connection through it, h1server writes answers through it,
+// and the upstream pool reads, writes and peeks its HTTP/1.1 connections through it.
+//
+// Why not net.Conn's own Read and Write: the net package makes each read(2) and write(2)
+// through syscall.Syscall, which tells the Go scheduler a goroutine may block in the kernel
+// (entersyscall/exitsyscall). A socket call with MSG_DONTWAIT never blocks, so that
+// bookkeeping buys nothing here, and it costs more than its own few hundred nanoseconds:
+//
+//   - When every processor was idle (a sidecar between two requests), the first such call
+//     wakes the runtime's monitor thread, which then polls every 20 µs until the process is
+//     idle again. At 1,000 requests/s that is a futex wake-up, two context switches and a
+//     few sleeps per request, on the sidecar's own core.
+//   - While a call is under way the monitor may hand the processor to another thread, so
+//     consecutive requests are served by threads taking turns, each hand-over a wake-up.
+//
+// Every call passes MSG_DONTWAIT, so a socket some other code switched to blocking mode
+// still never blocks a thread that holds a processor. MSG_NOSIGNAL keeps a write to a
+// closed connection an EPIPE error rather than a signal.
+package sockio
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// Conn is one socket's raw reads and writes. Reads are serialised with each other, and
+// writes with each other, as net.Conn's are; a read and a write may run at once.
+type Conn struct {
+	rc           syscall.RawConn
+	laddr, raddr net.Addr
+
+	rmu    sync.Mutex
+	rp     []byte
+	rn     int
+	rerr   syscall.Errno
+	readFn func(uintptr) bool
+
+	wmu   sync.Mutex
+	one   [1][]byte // Write's buffer
+	wbufs [][]byte
+	wn    int64
+	werr  syscall.Errno
+	vecFn func(uintptr) bool
+	vec   vecScratch
+}
+
+// Open returns c's raw reads and writes, or nil when c is not a plaintext TCP socket
+// (TLS, a pipe, a wrapper that hides its file descriptor) or the platform has no raw
+// path: callers then use c itself.
+func Open(c net.Conn) *Conn {
+	if !supported {
+		return nil
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	if _, ok := c.LocalAddr().(*net.TCPAddr); !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	s := &Conn{rc: rc, laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
+	s.readFn = s.read
+	s.vecFn = s.writeVec
+	return s
+}
+
+// RawConn is the socket's syscall.RawConn.
+func (s *Conn) RawConn() syscall.RawConn { return s.rc }
+
+// Read is net.Conn's Read: it waits until bytes or the end of the stream arrive, and
+// returns io.EOF at the end. Errors are *net.OpError, as from net.Conn.
+func (s *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.rp, s.rn, s.rerr = p, 0, 0
+	err := s.rc.Read(s.readFn)
+	n, errno := s.rn, s.rerr
+	s.rp = nil
+	if err := s.result("read", err, errno); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, eof
+	}
+	return n, nil
+}
+
+func (s *Conn) read(fd uintptr) bool {
+	for {
+		n, errno := recv(fd, s.rp, 0)
+		switch errno {
+		case 0:
+			s.rn = n
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait for readiness
+		}
+		s.rerr = errno
+		return true
+	}
+}
+
+// Write is net.Conn's Write: it returns once all of p is written or an error happened.
+func (s *Conn) Write(p []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.one[0] = p
+	n, err := s.writev(s.one[:], "write")
+	s.one[0] = nil
+	return int(n), err
+}
+
+// Writev writes bufs one after another in as few system calls as the kernel takes them
+// (one, unless the socket's buffer fills), and returns the bytes written. bufs' slices
+// are consumed.
+func (s *Conn) Writev(bufs [][]byte) (int64, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.writev(bufs, "writev")
+}
+
+// writev writes bufs under wmu; op names the call in errors.
+func (s *Conn) writev(bufs [][]byte, op string) (int64, error) {
+	s.wbufs, s.wn, s.werr = bufs, 0, 0
+	err := s.rc.Write(s.vecFn)
+	n, errno := s.wn, s.werr
+	s.wbufs = nil
+	s.vec.clear()
+	return n, s.result(op, err, errno)
+}
+
+func (s *Conn) writeVec(fd uintptr) bool {
+	for {
+		for len(s.wbufs) > 0 && len(s.wbufs[0]) == 0 {
+			s.wbufs = s.wbufs[1:]
+		}
+		if len(s.wbufs) == 0 {
+			return true
+		}
+		n, errno := s.vec.send(fd, s.wbufs)
+		switch errno {
+		case 0:
+			s.wn += int64(n)
+			for n > 0 {
+				k := min(n, len(s.wbufs[0]))
+				s.wbufs[0] = s.wbufs[0][k:]
+				n -= k
+				if len(s.wbufs[0]) == 0 {
+					s.wbufs = s.wbufs[1:]
+				}
+			}
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		s.werr = errno
+		return true
+	}
+}
+
+// result is a call's outcome as net.Conn reports it: the RawConn's error (deadline,
+// closed), else the errno of the system call, else nil.
+func (s *Conn) result(op string, err error, errno syscall.Errno) error {
+	switch {
+	case err != nil:
+		return opError(op, err, s)
+	case errno != 0:
+		return opError(op, os.NewSyscallError(op, errno), s)
+	}
+	return nil
+}
+
+// opError wraps err as the net package does for a TCP connection; a RawConn's own errors
+// (deadline passed, connection closed) come as "raw-read"/"raw-write" *net.OpError and are
+// renamed to op.
+func opError(op string, err error, s *Conn) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		oe.Op = op
+		return oe
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: s.laddr, Addr: s.raddr, Err: err}
+}
+
+// Peek reads into b without consuming and without waiting, from inside a RawConn callback
+// on the socket fd: (0, nil) is the end of the stream, EAGAIN means nothing arrived.
+func Peek(fd uintptr, b []byte) (int, error) {
+	n, errno := recv(fd, b, msgPeek)
+	if errno != 0 {
+		return 0, errno
+	}
+	return n, nil
+}
