@@ -224,12 +224,8 @@ func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
 	c.interrupt = c.Cancelled
 	c.br = bufio.NewReaderSize(c, 16<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
-	raw := nc
-	if cc, ok := raw.(*countedConn); ok {
-		raw = cc.Conn
-	}
-	c.sock = sockio.Open(raw)
-	if sc, ok := raw.(syscall.Conn); ok {
+	c.sock = sockio.Open(nc) // countedConn's own, when nc is one
+	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.peekFn = func(fd uintptr) bool {

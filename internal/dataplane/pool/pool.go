@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 )
 
 // Defaults applied when a cluster leaves a setting unset (Envoy's defaults).
@@ -216,6 +217,7 @@ func (p *Pool) dialer(d *net.Dialer) func(ctx context.Context, network, addr str
 			}
 			return nil, connectError(addr, err)
 		}
+		c = sockio.Wrap(c)                               // reads and writes as raw socket calls, under TLS too
 		if c, err = p.secure(ctx, c, addr); err != nil { // tls.go: the cluster's transport socket
 			if cb != nil {
 				cb.ConnectFailed()
@@ -249,6 +251,9 @@ func (c *countedConn) Close() error {
 	}
 	return c.Conn.Close()
 }
+
+// Socket shares the connection's raw socket calls (sockio.Socketed); nil under TLS.
+func (c *countedConn) Socket() *sockio.Conn { return sockio.Open(c.Conn) }
 
 // SyscallConn passes on to the TCP connection (raw reads and writes, socket options).
 func (c *countedConn) SyscallConn() (syscall.RawConn, error) {

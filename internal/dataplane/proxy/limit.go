@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 )
 
 // Connection bounds: no single mistake (a forwarding loop, a client that opens
@@ -58,7 +60,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.c.total.Add(1)
-		return &limitedConn{Conn: c, c: l.c}, nil
+		// sockio: reads and writes as raw socket calls, for TLS and TCP proxying too
+		return &limitedConn{Conn: sockio.Wrap(c), c: l.c}, nil
 	}
 }
 
@@ -81,6 +84,9 @@ func (c *limitedConn) CloseWrite() error {
 	}
 	return nil
 }
+
+// Socket shares the connection's raw socket calls (sockio.Socketed).
+func (c *limitedConn) Socket() *sockio.Conn { return sockio.Open(c.Conn) }
 
 func (c *limitedConn) SyscallConn() (syscall.RawConn, error) {
 	if sc, ok := c.Conn.(syscall.Conn); ok {

@@ -52,10 +52,13 @@ type Conn struct {
 
 // Open returns c's raw reads and writes, or nil when c is not a plaintext TCP socket
 // (TLS, a pipe, a wrapper that hides its file descriptor) or the platform has no raw
-// path: callers then use c itself.
+// path: callers then use c itself. A wrapper reaches the socket through SyscallConn.
 func Open(c net.Conn) *Conn {
 	if !supported {
 		return nil
+	}
+	if w, ok := c.(Socketed); ok { // a wrapper that opened its socket already: share it
+		return w.Socket()
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -72,6 +75,42 @@ func Open(c net.Conn) *Conn {
 	s.readFn = s.read
 	s.vecFn = s.writeVec
 	return s
+}
+
+// Socketed is a connection wrapper that reads and writes through a Conn of its own (nil:
+// through net). Open returns that Conn, so that a socket has one, whichever wrapper asks.
+type Socketed interface {
+	Socket() *Conn
+}
+
+// Wrap returns c reading and writing through its socket's raw calls, or c itself when it
+// has none (see Open). Wrap the TCP connection itself, under TLS and any wrapper that
+// counts or buffers: they all read and write through it. The result keeps c's
+// SyscallConn, CloseWrite and NetConn (c); other methods of c's own type (*net.TCPConn's
+// ReadFrom, SetNoDelay...) are hidden, so set socket options before wrapping.
+func Wrap(c net.Conn) net.Conn {
+	s := Open(c)
+	if s == nil {
+		return c
+	}
+	return &wrapped{Conn: c, sock: s}
+}
+
+type wrapped struct {
+	net.Conn
+	sock *Conn
+}
+
+func (w *wrapped) Read(p []byte) (int, error)            { return w.sock.Read(p) }
+func (w *wrapped) Write(p []byte) (int, error)           { return w.sock.Write(p) }
+func (w *wrapped) Socket() *Conn                         { return w.sock }
+func (w *wrapped) SyscallConn() (syscall.RawConn, error) { return w.sock.rc, nil }
+func (w *wrapped) NetConn() net.Conn                     { return w.Conn }
+func (w *wrapped) CloseWrite() error {
+	if cw, ok := w.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // RawConn is the socket's syscall.RawConn.

@@ -26,8 +26,9 @@ func recv(fd uintptr, p []byte, flags int) (int, syscall.Errno) {
 	return int(r), errno
 }
 
-// maxIov is the most buffers one sendmsg(2) takes here (the kernel's limit is 1024).
-const maxIov = 64
+// maxIov is the most buffers one sendmsg(2) takes here (the kernel's limit is 1024; the
+// data plane writes at most a head, a body and a trailer at once).
+const maxIov = 16
 
 // vecScratch is a connection's iovec array and message header for sendmsg(2), kept so
 // that a write allocates nothing.
