@@ -304,7 +304,9 @@ func (g *Conn) head() bool {
 		return false
 	}
 	h := &g.hd
-	if rj := parseHead(g.in[:end], g.lim, h); rj != nil {
+	rj = parseHead(g.in[:end], g.lim, h, true)
+	h.Method, h.Target, h.Proto = "", "", "" // borrowed from in, which changes next
+	if rj != nil {
 		g.refuse(rj)
 		return true
 	}
@@ -337,7 +339,7 @@ func early(b []byte) *Rejection {
 	}
 	if complete {
 		var h Head
-		return parseRequestLine(line, &h)
+		return parseRequestLine(line, &h, false)
 	}
 	method := line
 	if i := bytes.IndexByte(line, ' '); i >= 0 {

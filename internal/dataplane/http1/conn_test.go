@@ -114,6 +114,26 @@ func TestConnRefusedHeadAfterAGoodOne(t *testing.T) {
 	}
 }
 
+// A Conn checks heads in place, in buffers other connections reuse; a rejection keeps
+// copies of its request line.
+func TestConnRejectionOutlivesItsBuffer(t *testing.T) {
+	stream := "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	g := NewConn(&chunkConn{in: []byte(stream)}, Limits{}, nil)
+	got, _ := serve(t, g)
+	if len(got) != 1 || got[0].rejection == nil {
+		t.Fatalf("served %+v", got)
+	}
+	rj := got[0].rejection
+	_, _ = g.Read(make([]byte, 10)) // the connection gives its buffers back
+	for range 20 {                  // other connections take them and fill them
+		other := strings.Repeat("GET /zzzzzzzzzzzzzzzzz HTTP/1.1\r\nHost: y\r\n\r\n", 8)
+		_, _ = serve(t, NewConn(&chunkConn{in: []byte(other)}, Limits{}, nil))
+	}
+	if rj.Method != "POST" || rj.Target != "/smuggle" || rj.Proto != "HTTP/1.1" {
+		t.Errorf("rejection's request line changed: %q %q %q", rj.Method, rj.Target, rj.Proto)
+	}
+}
+
 func TestConnBrokenChunks(t *testing.T) {
 	for _, c := range []struct{ name, body, why string }{
 		{"size not hex", "zz\r\nabc\r\n0\r\n\r\n", "not hexadecimal"},

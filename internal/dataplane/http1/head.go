@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -35,25 +36,26 @@ type Head struct {
 // on the complete head), and returns the first violation as a Rejection.
 func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
 	h := new(Head)
-	if rj := parseHead(b, lim, h); rj != nil {
+	if rj := parseHead(b, lim, h, false); rj != nil {
 		return nil, rj
 	}
 	return h, nil
 }
 
-// parseHead is ParseHead into h (a Conn's own: no allocation but the request line's one
-// string).
-func parseHead(b []byte, lim Limits, h *Head) *Rejection {
+// parseHead is ParseHead into h (a Conn's own). With borrow, h's strings are b's bytes,
+// good only until b changes (a Conn clears them before), and the head costs no
+// allocation; else they share one string of their own.
+func parseHead(b []byte, lim Limits, h *Head, borrow bool) *Rejection {
 	*h = Head{}
 	if !bytes.HasSuffix(b, []byte("\r\n\r\n")) && !bytes.Equal(b, []byte("\r\n")) {
 		return reject(http.StatusBadRequest, DetailsCodecError, "the request head does not end with an empty line (CRLF CRLF)")
 	}
 	lineEnd := bytes.Index(b, []byte("\r\n"))
-	if rj := parseRequestLine(b[:lineEnd], h); rj != nil {
+	if rj := parseRequestLine(b[:lineEnd], h, borrow); rj != nil {
 		return rj
 	}
 	label := func(r *Rejection) *Rejection {
-		r.Method, r.Target, r.Proto = h.Method, h.Target, h.Proto
+		r.Method, r.Target, r.Proto = strings.Clone(h.Method), strings.Clone(h.Target), strings.Clone(h.Proto)
 		return r
 	}
 	h.ContentLength = -1
@@ -110,8 +112,9 @@ func parseHead(b []byte, lim Limits, h *Head) *Rejection {
 }
 
 // parseRequestLine reads "method SP request-target SP HTTP-version" into h. Method,
-// target and version share one string.
-func parseRequestLine(line []byte, h *Head) *Rejection {
+// target and version share one string: line's own bytes with borrow (see parseHead).
+// A Rejection gets copies.
+func parseRequestLine(line []byte, h *Head, borrow bool) *Rejection {
 	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 <= 0 {
 		return reject(http.StatusBadRequest, DetailsCodecError, "malformed request line "+strconv.Quote(truncate(string(line))))
@@ -121,11 +124,16 @@ func parseRequestLine(line []byte, h *Head) *Rejection {
 		return reject(http.StatusBadRequest, DetailsCodecError, "request line without an HTTP version (HTTP/0.9 is not served): "+strconv.Quote(truncate(string(line))))
 	}
 	sp2 += sp1 + 1
-	ls := string(line)
+	var ls string
+	if borrow {
+		ls = unsafe.String(&line[0], len(line)) //nolint:gosec // line is not empty (sp1 > 0); the Conn clears the strings before line changes
+	} else {
+		ls = string(line)
+	}
 	method, target, proto := ls[:sp1], ls[sp1+1:sp2], ls[sp2+1:]
 	h.Method, h.Target, h.Proto = method, target, proto
 	label := func(r *Rejection) *Rejection {
-		r.Method, r.Target, r.Proto = method, target, proto
+		r.Method, r.Target, r.Proto = strings.Clone(method), strings.Clone(target), strings.Clone(proto)
 		return r
 	}
 	if !isToken(method) {
