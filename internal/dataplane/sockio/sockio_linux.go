@@ -38,7 +38,7 @@ type vecScratch struct {
 }
 
 // send writes the first buffers of bufs (none of them empty at the front) with one
-// sendmsg(2).
+// sendmsg(2), or sendto(2) when there is one.
 func (v *vecScratch) send(fd uintptr, bufs [][]byte) (int, syscall.Errno) {
 	k := 0
 	for _, b := range bufs {
@@ -51,6 +51,11 @@ func (v *vecScratch) send(fd uintptr, bufs [][]byte) (int, syscall.Errno) {
 		v.iov[k].Base = &b[0]
 		v.iov[k].SetLen(len(b))
 		k++
+	}
+	if k == 1 { // sendto: the kernel skips the message header and iovec copies
+		r, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(v.iov[0].Base)), uintptr(v.iov[0].Len), //nolint:gosec // as below
+			syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
+		return int(r), errno
 	}
 	v.msg.Iov = &v.iov[0]
 	v.msg.SetIovlen(k)
