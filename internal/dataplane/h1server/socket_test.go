@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/h1server"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
@@ -91,5 +93,35 @@ func TestSocketHandoff(t *testing.T) {
 	b := make([]byte, len(preface)+4)
 	if _, err := io.ReadFull(c, b); err != nil || string(b) != preface+"more" {
 		t.Fatalf("the HTTP/2 server read %q (%v)", b, err)
+	}
+}
+
+// A connection waiting for its next request keeps no buffer of its last answer alive (a
+// large body goes out as its own buffer).
+func TestIdleConnectionKeepsNoAnswerBody(t *testing.T) {
+	for _, way := range bothWays {
+		t.Run(way.name, func(t *testing.T) {
+			freed := make(chan struct{}, 1)
+			dial := way.serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				body := make([]byte, 1<<20)
+				runtime.AddCleanup(&body[0], func(ch chan struct{}) { ch <- struct{}{} }, freed)
+				w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+				_, _ = w.Write(body)
+			})})
+			c := dial()
+			_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp, got := readResponse(t, bufio.NewReader(c), "GET"); resp.StatusCode != 200 || len(got) != 1<<20 {
+				t.Fatalf("status %d, %d body bytes", resp.StatusCode, len(got))
+			}
+			for range 100 {
+				runtime.GC()
+				select {
+				case <-freed:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+			t.Error("the idle connection keeps its last answer's body alive")
+		})
 	}
 }
