@@ -160,3 +160,48 @@ func TestBlockingModeSocketWriteStillWaitsInThePoller(t *testing.T) {
 		t.Fatalf("the write blocked in the kernel past its deadline (then returned %v)", <-done)
 	}
 }
+
+// A connection keeps no buffer alive after a call: the iovec scratch and the read and
+// write slices are cleared, so an idle connection does not hold its last answer's body.
+func TestCallsKeepNoBuffer(t *testing.T) {
+	_, s, peer := pair(t)
+	defer runtime.KeepAlive(s)                 // the connection lives on; what it holds must not
+	go func() { _, _ = io.Copy(peer, peer) }() // echoes what it reads
+	freed := make(chan string, 3)
+	use := func(what string, call func([]byte)) {
+		b := make([]byte, 64<<10)
+		runtime.AddCleanup(&b[0], func(w string) { freed <- w }, what)
+		call(b)
+	}
+	use("Write's buffer", func(b []byte) {
+		if _, err := s.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	use("Writev's buffers", func(b []byte) {
+		if _, err := s.Writev([][]byte{b[:1000], b[1000:]}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	use("Read's buffer", func(b []byte) {
+		if _, err := io.ReadFull(readerOf{s}, b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	seen := map[string]bool{}
+	for range 100 {
+		runtime.GC()
+		for len(freed) > 0 {
+			seen[<-freed] = true
+		}
+		if len(seen) == 3 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, w := range []string{"Write's buffer", "Writev's buffers", "Read's buffer"} {
+		if !seen[w] {
+			t.Errorf("%s is still alive after the call", w)
+		}
+	}
+}
