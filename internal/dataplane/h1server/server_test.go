@@ -48,13 +48,25 @@ func (l *countingListener) Accept() (net.Conn, error) {
 // serve starts a server on 127.0.0.1 with h; the returned function dials it.
 func serve(t *testing.T, s *h1server.Server) (*countingListener, func() net.Conn) {
 	t.Helper()
+	var cl *countingListener
+	dial := serveOn(t, s, func(ln net.Listener) net.Listener {
+		cl = &countingListener{Listener: ln}
+		return cl
+	})
+	return cl, dial
+}
+
+// serveOn starts a server on 127.0.0.1 with h, accepting through wrap(listener); the
+// returned function dials it.
+func serveOn(t *testing.T, s *h1server.Server, wrap func(net.Listener) net.Listener) func() net.Conn {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := &countingListener{Listener: ln}
+	wl := wrap(ln)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Serve(cl) }()
+	go func() { defer close(done); _ = s.Serve(wl) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -63,7 +75,7 @@ func serve(t *testing.T, s *h1server.Server) (*countingListener, func() net.Conn
 		}
 		<-done
 	})
-	return cl, func() net.Conn {
+	return func() net.Conn {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -286,33 +298,37 @@ func TestBrokenChunkedBody(t *testing.T) {
 
 // Hijack hands over the connection with the bytes read past the head; the loop lets go.
 func TestHijackKeepsBufferedBytes(t *testing.T) {
-	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		c, _, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close()
-		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
-		b := make([]byte, 5)
-		_, _ = io.ReadFull(c, b)
-		_, _ = c.Write(b)
-	})})
-	c := dial()
-	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nhel")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 101 {
-		t.Fatalf("status %d, want 101", resp.StatusCode)
-	}
-	_, _ = io.WriteString(c, "lo")
-	b := make([]byte, 5)
-	if _, err := io.ReadFull(br, b); err != nil || string(b) != "hello" {
-		t.Fatalf("tunnel echoed %q (%v)", b, err)
+	for _, way := range bothWays {
+		t.Run(way.name, func(t *testing.T) {
+			dial := way.serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				c, _, err := w.(http.Hijacker).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.Close()
+				_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+				b := make([]byte, 5)
+				_, _ = io.ReadFull(c, b)
+				_, _ = c.Write(b)
+			})})
+			c := dial()
+			_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nhel")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 101 {
+				t.Fatalf("status %d, want 101", resp.StatusCode)
+			}
+			_, _ = io.WriteString(c, "lo")
+			b := make([]byte, 5)
+			if _, err := io.ReadFull(br, b); err != nil || string(b) != "hello" {
+				t.Fatalf("tunnel echoed %q (%v)", b, err)
+			}
+		})
 	}
 }
 

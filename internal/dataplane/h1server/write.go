@@ -11,6 +11,7 @@ func (c *conn) writeBufs(bufs [][]byte) error {
 	if c.sock != nil {
 		c.iov = append(c.iov[:0], bufs...) // Writev consumes its slices; bufs stay whole
 		_, err := c.sock.Writev(c.iov)
+		clear(c.iov) // an idle connection keeps no answer's buffers alive
 		c.iov = c.iov[:0]
 		return err
 	}

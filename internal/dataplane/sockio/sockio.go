@@ -143,6 +143,7 @@ func (s *Conn) read(fd uintptr) bool {
 		switch errno {
 		case 0:
 			s.rn = n
+			raceRead(fd, s.rp[:n])
 			return true
 		case syscall.EINTR:
 			continue
@@ -191,6 +192,7 @@ func (s *Conn) writeVec(fd uintptr) bool {
 		if len(s.wbufs) == 0 {
 			return true
 		}
+		raceWrite()
 		n, errno := s.vec.send(fd, s.wbufs)
 		switch errno {
 		case 0:

@@ -284,12 +284,7 @@ func TestPeek(t *testing.T) {
 // waits in the poller, where its deadline ends it.
 func TestBlockingModeSocketStillWaitsInThePoller(t *testing.T) {
 	c, s, peer := pair(t)
-	rc, _ := c.SyscallConn()
-	var serr error
-	_ = rc.Control(func(fd uintptr) { serr = unix.SetNonblock(int(fd), false) })
-	if serr != nil {
-		t.Fatal(serr)
-	}
+	blockingMode(t, c)
 	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	done := make(chan error, 1)
 	go func() {
@@ -304,6 +299,17 @@ func TestBlockingModeSocketStillWaitsInThePoller(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		_, _ = peer.Write([]byte("unblock")) // lets the stuck read return before cleanup
 		t.Fatalf("the read blocked in the kernel past its deadline (then returned %v)", <-done)
+	}
+}
+
+// blockingMode switches c's socket to blocking mode behind the net package's back.
+func blockingMode(t *testing.T, c *net.TCPConn) {
+	t.Helper()
+	rc, _ := c.SyscallConn()
+	var serr error
+	_ = rc.Control(func(fd uintptr) { serr = unix.SetNonblock(int(fd), false) })
+	if serr != nil {
+		t.Fatal(serr)
 	}
 }
 
