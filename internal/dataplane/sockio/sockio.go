@@ -50,9 +50,9 @@ type Conn struct {
 	vec   vecScratch
 }
 
-// Open returns c's raw reads and writes, or nil when c is not a plaintext TCP socket
-// (TLS, a pipe, a wrapper that hides its file descriptor) or the platform has no raw
-// path: callers then use c itself. A wrapper reaches the socket through SyscallConn.
+// Open returns c's raw reads and writes, or nil when c is neither a *net.TCPConn nor a
+// Socketed wrapper (TLS, a pipe, any other wrapper), or the platform has no raw path:
+// callers then use c itself.
 func Open(c net.Conn) *Conn {
 	if !supported {
 		return nil
@@ -60,18 +60,18 @@ func Open(c net.Conn) *Conn {
 	if w, ok := c.(Socketed); ok { // a wrapper that opened its socket already: share it
 		return w.Socket()
 	}
-	sc, ok := c.(syscall.Conn)
+	// Only the TCP connection itself: a wrapper that exposes its socket (SyscallConn) may
+	// still transform or buffer bytes, which raw calls would skip. Wrappers opt in with
+	// Socketed.
+	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
 	}
-	if _, ok := c.LocalAddr().(*net.TCPAddr); !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
+	rc, err := tc.SyscallConn()
 	if err != nil {
 		return nil
 	}
-	s := &Conn{rc: rc, laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
+	s := &Conn{rc: rc, laddr: tc.LocalAddr(), raddr: tc.RemoteAddr()}
 	s.readFn = s.read
 	s.vecFn = s.writeVec
 	return s

@@ -322,6 +322,9 @@ func TestOpenOnlyTCP(t *testing.T) {
 		t.Error("Open(net.Pipe) is not nil")
 	}
 	c, _, _ := pair(t)
+	if Open(exposing{c}) != nil {
+		t.Error("Open took the socket under a wrapper that did not opt in (Socketed)")
+	}
 	if Open(tls.Client(c, &tls.Config{InsecureSkipVerify: true})) != nil {
 		t.Error("Open(*tls.Conn) is not nil")
 	}
@@ -345,6 +348,11 @@ func TestOpenOnlyTCP(t *testing.T) {
 		t.Error("Open(unix socket) is not nil")
 	}
 }
+
+// exposing is a wrapper that exposes its socket but may transform what it reads.
+type exposing struct{ *net.TCPConn }
+
+func (e exposing) Read(p []byte) (int, error) { return e.TCPConn.Read(p) }
 
 // BenchmarkPingPong: 1 KiB each way between two goroutines over loopback, through
 // net.Conn and through Conn.
