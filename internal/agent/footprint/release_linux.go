@@ -47,11 +47,13 @@ func ReleaseStartupPages() (int64, error) {
 		// would map a whole 2 MiB folio again, and the GC's stack scans touch the
 		// metadata of each function on a stack, scattered over 20 MiB. Code keeps them:
 		// the hot code is dense, and huge pages save iTLB misses on every request.
-		// It is also read at random (MADV_RANDOM): a fault then maps the page touched, not
-		// the 64 KiB around it (the kernel's fault-around), which the scattered touches of
-		// the function tables would mostly not use (pclntab resident at h2c load about
-		// 7 MB → 5 MB). Hints: where one is refused (no transparent huge pages: EINVAL; a
-		// sandbox), the release goes ahead without it.
+		// It is also read at random (MADV_RANDOM): a fault that misses the page cache
+		// reads the page touched, without readahead (pclntab resident at h2c load about
+		// 7 MB → 5 MB when measured). The kernel's fault-around still maps the cached
+		// pages of the 64 KiB around each fault: on Linux 6.18 the resident pages of the
+		// marked mapping come in 64 KiB-aligned runs of 16 pages. Hints: where one is
+		// refused (no transparent huge pages: EINVAL; a sandbox), the release goes ahead
+		// without it.
 		if !m.exec {
 			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, syscall.MADV_NOHUGEPAGE)
 			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, syscall.MADV_RANDOM)

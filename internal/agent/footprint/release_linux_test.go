@@ -101,16 +101,16 @@ func TestReleaseStartupPages(t *testing.T) {
 	}
 }
 
-// A page of the executable touched after the release comes back alone, not as the 2 MiB
-// folio the page cache may hold it in nor with the kernel's fault-around: the released
-// read-only data is marked no-huge-page and random-read ("nh", "rr" in smaps).
+// A page of the executable touched after the release does not come back as the 2 MiB
+// folio the page cache may hold it in, nor with readahead: the released read-only data is
+// marked no-huge-page and random-read ("nh", "rr" in smaps).
 func TestReleasedPagesComeBackSmall(t *testing.T) {
 	if _, err := ReleaseStartupPages(); err != nil {
 		t.Fatalf("ReleaseStartupPages: %v", err)
 	}
 	ro := exeMapping(t, "r--p")
 	if !strings.Contains(" "+ro.flags+" ", " rr ") {
-		t.Errorf("read-only data mapping's VmFlags %q lack rr (random reads: no fault-around)", ro.flags)
+		t.Errorf("read-only data mapping's VmFlags %q lack rr (random reads: no readahead)", ro.flags)
 	}
 	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage"); err != nil {
 		t.Logf("no transparent huge pages here (%v): the no-huge-page mark is not checked", err)
