@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Saturation benchmark: CPU µs per request of one proxy core at saturation and the most
 # requests/s that core serves, 1 KiB answers, HTTP/1.1 keep-alive and h2c (prior knowledge,
-# both sides), in interleaved rounds of one run. Targets:
+# both sides), in interleaved rounds of one run (each round starting one target further
+# down the list). Targets:
 #
 #   lucid            one sidecar inbound hop with its defaults (own HTTP/1.1 loop and HTTP/2
 #                    codec, Istio's standard metrics on, no access log)
@@ -292,6 +293,17 @@ run_load() {
 
 targets_of() { if [ "$1" = h2c ]; then echo "$h2c_targets"; else echo "$http1_targets"; fi; }
 
+# rotated N WORDS...: WORDS starting at the N-th (mod their count), wrapping around. Each
+# round starts with another target, so no target always runs first after a restart.
+rotated() {
+	local n=$1
+	shift
+	local words=("$@") i
+	for ((i = 0; i < ${#words[@]}; i++)); do
+		echo "${words[$(((i + n) % ${#words[@]}))]}"
+	done
+}
+
 # profile_lucid: for the lucid target, a 10 s CPU profile at saturation (top functions),
 # then syscalls per request counted by strace -c over 5 s of load (strace slows the proxy;
 # the count per request is what it is for).
@@ -386,7 +398,8 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 hz=$(getconf CLK_TCK)
 for round in $(seq "$rounds"); do
 	for proto in $protos; do
-		for name in $(targets_of "$proto"); do
+		# shellcheck disable=SC2046 # the targets are words
+		for name in $(rotated $((round - 1)) $(targets_of "$proto")); do
 			start_target "$name" "$proto"
 			run_load "$proto" 2 >/dev/null # warm-up
 			sample_rss "$ppid" "$work/rss" &
