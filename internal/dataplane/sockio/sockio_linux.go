@@ -1,3 +1,8 @@
+//go:build linux && !386
+
+// linux/386 has no recvfrom/sendto/sendmsg system calls of their own (socketcall
+// multiplexes them): there sockio_other.go applies and connections go through net.
+
 package sockio
 
 import (
