@@ -95,7 +95,7 @@ func serveStats(w http.ResponseWriter, r *http.Request) {
 	s := stats{
 		HeapLive: samples[0].Value.Uint64(), HeapObjects: samples[1].Value.Uint64(),
 		GoTotal: samples[2].Value.Uint64(), Goroutines: samples[3].Value.Uint64(),
-		CPUSeconds: tvSeconds(ru.Utime) + tvSeconds(ru.Stime), MaxRSS: ru.Maxrss,
+		CPUSeconds: tvSeconds(ru.Utime) + tvSeconds(ru.Stime), MaxRSS: int64(ru.Maxrss),
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(s)

@@ -1,6 +1,7 @@
 package h2server
 
 import (
+	"math"
 	"net/http"
 	"time"
 )
@@ -59,7 +60,7 @@ func (s *Server) configure() {
 		if h.MaxReceiveBufferPerConnection >= initialWindow && h.MaxReceiveBufferPerConnection <= maxWindow {
 			c.connWindow = int32(h.MaxReceiveBufferPerConnection)
 		}
-		if h.MaxDecoderHeaderTableSize > 0 && h.MaxDecoderHeaderTableSize < 1<<32 {
+		if h.MaxDecoderHeaderTableSize > 0 && uint64(h.MaxDecoderHeaderTableSize) <= math.MaxUint32 {
 			c.decoderTable = uint32(h.MaxDecoderHeaderTableSize)
 		}
 		if h.SendPingTimeout > 0 {
