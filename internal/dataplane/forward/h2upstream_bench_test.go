@@ -94,9 +94,9 @@ func serveRawH2(c net.Conn, answer []byte) {
 }
 
 // maxH2UpstreamAllocsPerRequest bounds the allocations per request of the h2c path on
-// both sides (h2server → forward → pool → h2client): 8 today (under -race, raceAllocs
+// both sides (h2server → forward → pool → h2client): 7 today (under -race, raceAllocs
 // more). It guards against regressions; lower it as allocations are removed.
-const maxH2UpstreamAllocsPerRequest = 8
+const maxH2UpstreamAllocsPerRequest = 7
 
 // The h2c path with an HTTP/2 upstream allocates at most maxH2UpstreamAllocsPerRequest
 // times per request.

@@ -40,6 +40,8 @@ func recycleUpstream(t testing.TB) string {
 			h.Set("X-F"+strconv.Itoa(i), r.URL.Path)
 		}
 		switch {
+		case strings.HasSuffix(r.URL.Path, "/slow"):
+			time.Sleep(slowAnswer)
 		case strings.HasSuffix(r.URL.Path, "/empty"):
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -71,6 +73,9 @@ func echoed(h http.Header) string {
 	return strings.Join(got, ",")
 }
 
+// slowAnswer is how long the upstream waits before a /slow answer.
+const slowAnswer = 120 * time.Millisecond
+
 // bigBody is the length of a /big answer's body.
 const bigBody = 1 << 20
 
@@ -91,6 +96,10 @@ func newRecycleRequest(c, i int) recycleRequest {
 	r := recycleRequest{method: http.MethodGet, path: fmt.Sprintf("/c%d/r%d/%s", c, i, strings.Repeat("p", (c*7+i)%13)),
 		sent: http.Header{}, status: http.StatusOK}
 	switch i % 8 {
+	case 6:
+		if i%16 == 6 {
+			r.path += "/slow"
+		}
 	case 1:
 		r.path += "/chunked"
 	case 3:
@@ -131,6 +140,22 @@ func (rq *recycleRequest) check(status int, got http.Header, body string) error 
 	}
 	if got.Get("X-Envoy-Peer-Metadata-Id") != "self-id" || got.Get("X-Envoy-Peer-Metadata") != "self-metadata" {
 		return fmt.Errorf("%s: metadata exchange fields %v", path, got)
+	}
+	// The service time lives in the recycled answer's memory: a slow answer's must not
+	// show on a fast one, nor the other way round.
+	ust := got.Values("X-Envoy-Upstream-Service-Time")
+	ms, err := 0, error(nil)
+	if len(ust) == 1 {
+		ms, err = strconv.Atoi(ust[0])
+	}
+	slow := time.Duration(ms) * time.Millisecond
+	switch {
+	case len(ust) != 1 || err != nil:
+		return fmt.Errorf("%s: X-Envoy-Upstream-Service-Time %q", path, ust)
+	case strings.HasSuffix(path, "/slow") && slow < slowAnswer:
+		return fmt.Errorf("%s: upstream service time %v, shorter than the upstream's %v wait", path, slow, slowAnswer)
+	case !strings.HasSuffix(path, "/slow") && slow >= slowAnswer:
+		return fmt.Errorf("%s: upstream service time %v on an answer that does not wait", path, slow)
 	}
 	n := fieldsFor(path)
 	for k, vv := range got {

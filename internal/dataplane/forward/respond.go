@@ -40,8 +40,13 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	// writer recycles the pool's memory of the response, map included, once it has
 	// written the head, if release (release.go) tells it the request is over.
 	var h http.Header
-	if a, ok := x.w.(headerAdopter); ok && a.AdoptHeader(resp.Header, pool.Recycler(resp)) {
+	var ustValue []string
+	owner := pool.Recycler(resp)
+	if a, ok := x.w.(headerAdopter); ok && a.AdoptHeader(resp.Header, owner) {
 		h = resp.Header
+		if s, ok := owner.(interface{ ValueSlot() []string }); ok {
+			ustValue = s.ValueSlot() // recycled with the map, once the head is written
+		}
 	} else {
 		h = x.w.Header()
 		for k, vv := range resp.Header {
@@ -51,9 +56,13 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
 	}
-	// Its own slice, not one of x.vals: the writer may encode the head after Serve returned
-	// and the exchange was reused (release.go).
-	h["X-Envoy-Upstream-Service-Time"] = []string{strconv.FormatInt(ust.Milliseconds(), 10)}
+	// The answer's own slot, or a slice of its own; not one of x.vals: the writer may
+	// encode the head after Serve returned and the exchange was reused (release.go).
+	if ustValue == nil {
+		ustValue = make([]string, 1)
+	}
+	ustValue[0] = strconv.FormatInt(ust.Milliseconds(), 10)
+	h["X-Envoy-Upstream-Service-Time"] = ustValue
 	x.authzResponseHeaders(h) // authz.go: ext_authz's response headers
 	if x.wc != nil {
 		route.ApplyHeaders(h, x.wc.ResponseHeadersToAdd, x.wc.ResponseHeadersToRemove)

@@ -569,6 +569,7 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 type respAlloc struct {
 	resp http.Response
 	vals [8]string
+	slot [1]string   // ValueSlot's
 	h    http.Header // resp.Header; kept, emptied, when the memory is recycled
 }
 
@@ -592,6 +593,10 @@ func Recycler(resp *http.Response, body io.ReadCloser) interface{ Recycle() } {
 	}
 	return nil
 }
+
+// ValueSlot is a one-value slice that lives, and is recycled, with the stream's answer:
+// for a field the caller adds to the answer's header map, without an allocation.
+func (st *stream) ValueSlot() []string { return st.ra.slot[:1:1] }
 
 // spareStreams holds the memory of streams that nothing reaches any more.
 var spareStreams = sync.Pool{New: func() any { return new(stream) }}

@@ -34,8 +34,14 @@ type plainResp struct {
 	resp http.Response
 	body h1Body
 	vals [8]string
+	slot [1]string   // ValueSlot's
 	h    http.Header // resp.Header; kept, emptied, when the memory is recycled
 }
+
+// ValueSlot is a one-value slice that lives, and is recycled, with the answer: for a
+// field the proxy adds to the answer's header map once it adopted it (forward's
+// x-envoy-upstream-service-time), without an allocation.
+func (pr *plainResp) ValueSlot() []string { return pr.slot[:1:1] }
 
 // plainResps holds the memory of plain responses that nothing reaches any more.
 var plainResps = sync.Pool{New: func() any { return new(plainResp) }}

@@ -493,6 +493,15 @@ func (b *streamBody) Recycle() {
 	streamBodies.Put(b)
 }
 
+// ValueSlot is the HTTP/2 client's answer's (plainResp.ValueSlot); nil when its memory
+// is not the client's.
+func (b *streamBody) ValueSlot() []string {
+	if s, ok := h2client.Recycler(b.resp, b.ReadCloser).(interface{ ValueSlot() []string }); ok {
+		return s.ValueSlot()
+	}
+	return nil
+}
+
 func (b *streamBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.released.CompareAndSwap(false, true) {
