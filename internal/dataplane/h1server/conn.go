@@ -80,11 +80,11 @@ func putBuf(b []byte, box *[]byte) {
 
 func newConn(s *Server, c net.Conn) *conn {
 	cn := &conn{s: s, rwc: c}
-	if g, ok := c.(*http1.Conn); ok {
-		cn.sock = g.Socket()
-	} else {
-		cn.sock = sockio.Open(c)
+	under := c
+	if g, ok := c.(*http1.Conn); ok { // checks reads only: writes may go to the socket
+		under = g.Conn
 	}
+	cn.sock = sockio.Open(under)
 	return cn
 }
 

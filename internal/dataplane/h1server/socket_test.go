@@ -14,11 +14,12 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/h1server"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
+	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 )
 
 // The other tests serve through countingConn, which hides the socket; these serve as the
-// proxy does, each connection an http1.Conn over the plaintext TCP socket, so answers go
-// out as raw sendmsg calls (sockio) and reads come in as raw recvfrom calls.
+// proxy does, each connection an http1.Conn over the socket's raw calls (sockio.Wrap), so
+// answers go out as raw sendto/sendmsg calls and reads come in as raw recvfrom calls.
 
 type checkedListener struct{ net.Listener }
 
@@ -27,7 +28,7 @@ func (l checkedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return http1.NewConn(c, http1.Limits{}, nil), nil
+	return http1.NewConn(sockio.Wrap(c), http1.Limits{}, nil), nil
 }
 
 func serveSocket(t *testing.T, s *h1server.Server) func() net.Conn {

@@ -31,7 +31,6 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/hpackenc"
-	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -134,16 +133,12 @@ func NewClientConn(nc net.Conn, cfg Config) (*ClientConn, error) {
 		st := tc.ConnectionState()
 		cc.tls = &st
 	}
-	var rw io.ReadWriter = nc
-	if s := sockio.Open(nc); s != nil {
-		rw = s // a plaintext TCP socket: raw reads and writes
-	}
-	var src io.Reader = rw
+	var src io.Reader = nc
 	if cfg.PingInterval > 0 {
-		src = &readClock{r: rw, last: &cc.lastReadNano}
+		src = &readClock{r: nc, last: &cc.lastReadNano}
 	}
 	cc.br = bufio.NewReaderSize(src, bufSize)
-	cc.bw = bufio.NewWriterSize(rw, bufSize)
+	cc.bw = bufio.NewWriterSize(nc, bufSize)
 	cc.fr = http2.NewFramer(cc.bw, cc.br)
 	cc.fr.SetReuseFrames()
 	// The decoder accepts the default table (4096) although the SETTINGS below ask the

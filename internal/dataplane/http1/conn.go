@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-
-	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 )
 
 // state is where in the byte stream a Conn is.
@@ -45,9 +43,8 @@ var standIn = []byte("GET / HTTP/1.1\r\nHost: rejected.lucid.invalid\r\nConnecti
 // at the same time); Rejection and BodyError by the handler.
 type Conn struct {
 	net.Conn
-	sock *sockio.Conn // the plaintext TCP socket's raw reads and writes; nil: through Conn
-	lim  Limits
-	tls  *tls.ConnectionState // of the connection under the bytes, for the handler
+	lim Limits
+	tls *tls.ConnectionState // of the connection under the bytes, for the handler
 
 	st       state
 	hd       Head   // the head being checked
@@ -77,31 +74,8 @@ func NewConn(c net.Conn, lim Limits, tlsState *tls.ConnectionState) *Conn {
 	g := &Conn{Conn: c, lim: lim, tls: tlsState}
 	if tlsState != nil {
 		g.st = stHead // no HTTP/2 prior knowledge inside TLS: ALPN says h2
-	} else {
-		g.sock = sockio.Open(c)
 	}
 	return g
-}
-
-// Socket is the raw reads and writes of the plaintext TCP socket under the connection, nil
-// when there is none (TLS, a wrapper that hides it). A writer that bypasses Write must
-// not write at the same time as it.
-func (g *Conn) Socket() *sockio.Conn { return g.sock }
-
-// Write writes to the connection underneath (through its raw socket when it has one).
-func (g *Conn) Write(p []byte) (int, error) {
-	if g.sock != nil {
-		return g.sock.Write(p)
-	}
-	return g.Conn.Write(p)
-}
-
-// read reads from the connection underneath, unchecked.
-func (g *Conn) read(p []byte) (int, error) {
-	if g.sock != nil {
-		return g.sock.Read(p)
-	}
-	return g.Conn.Read(p)
 }
 
 // TLS is the TLS state given to NewConn.
@@ -134,9 +108,9 @@ func (g *Conn) Read(p []byte) (int, error) {
 		g.release() // nothing pending: no buffer is held while the client is silent
 		switch g.st {
 		case stPass:
-			return g.read(p)
+			return g.Conn.Read(p)
 		case stBody:
-			n, err := g.read(p[:min(int64(len(p)), g.remain)])
+			n, err := g.Conn.Read(p[:min(int64(len(p)), g.remain)])
 			g.remain -= int64(n)
 			if g.remain == 0 {
 				g.st = stHead
@@ -150,7 +124,7 @@ func (g *Conn) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		// Read into p, which net/http owns and reads after us anyway, then check.
-		n, err := g.read(p)
+		n, err := g.Conn.Read(p)
 		g.appendIn(p[:n])
 		if err != nil {
 			if n == 0 {
@@ -464,7 +438,7 @@ func (g *Conn) discard() (int, error) {
 		g.drop = make([]byte, 4096)
 	}
 	for {
-		if _, err := g.read(g.drop); err != nil {
+		if _, err := g.Conn.Read(g.drop); err != nil {
 			return 0, err
 		}
 	}

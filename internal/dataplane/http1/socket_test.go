@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // socketListener wraps each accepted connection as the proxy does for net/http's server
-// (LUCID_HTTP1_SERVER=nethttp): an http1.Conn reading the plaintext socket raw.
+// (LUCID_HTTP1_SERVER=nethttp): an http1.Conn over the socket's raw calls (sockio.Wrap).
 type socketListener struct {
 	net.Listener
 	t *testing.T
@@ -26,8 +28,8 @@ func (l socketListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := NewConn(c, Limits{}, nil)
-	if g.Socket() == nil {
+	g := NewConn(sockio.Wrap(c), Limits{}, nil)
+	if sockio.Open(g.Conn) == nil {
 		l.t.Error("a plaintext TCP connection has no raw socket")
 	}
 	return g, nil

@@ -19,7 +19,6 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
-	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 )
 
 // The HTTP/1.1 upstream path: connections the pool owns, each used by one request at a
@@ -118,7 +117,6 @@ type h1Conn struct {
 	// local is nc's local address for ConnObserver, worked out once.
 	local string
 	rc    syscall.RawConn // for the liveness peek; nil when the conn has no file descriptor
-	sock  *sockio.Conn    // raw reads and writes of a plaintext TCP socket; nil: through nc
 	br    *bufio.Reader
 	bw    *bufio.Writer
 
@@ -196,25 +194,13 @@ func (c *h1Conn) Cancelled() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 
 // Read and Write count the bytes of the current exchange (bufio sits on top).
 func (c *h1Conn) Read(p []byte) (int, error) {
-	var n int
-	var err error
-	if c.sock != nil {
-		n, err = c.sock.Read(p)
-	} else {
-		n, err = c.nc.Read(p)
-	}
+	n, err := c.nc.Read(p)
 	c.read += int64(n)
 	return n, err
 }
 
 func (c *h1Conn) Write(p []byte) (int, error) {
-	var n int
-	var err error
-	if c.sock != nil {
-		n, err = c.sock.Write(p)
-	} else {
-		n, err = c.nc.Write(p)
-	}
+	n, err := c.nc.Write(p)
 	c.written += int64(n)
 	return n, err
 }
@@ -224,7 +210,6 @@ func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
 	c.interrupt = c.Cancelled
 	c.br = bufio.NewReaderSize(c, 16<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
-	c.sock = sockio.Open(nc) // countedConn's own, when nc is one
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc

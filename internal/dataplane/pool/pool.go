@@ -252,10 +252,7 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// Socket shares the connection's raw socket calls (sockio.Socketed); nil under TLS.
-func (c *countedConn) Socket() *sockio.Conn { return sockio.Open(c.Conn) }
-
-// SyscallConn passes on to the TCP connection (raw reads and writes, socket options).
+// SyscallConn passes on to the TCP connection (the idle peek, socket options).
 func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
 	if sc, ok := c.Conn.(syscall.Conn); ok {
 		return sc.SyscallConn()

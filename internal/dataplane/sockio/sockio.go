@@ -1,8 +1,10 @@
-// Package sockio does the data plane's reads and writes on plaintext TCP sockets as raw,
+// Package sockio does the data plane's reads and writes on TCP sockets as raw,
 // never-blocking system calls, waiting for readiness through the runtime's network poller
-// (syscall.RawConn) exactly as the net package does. It sits under the HTTP/1.1 paths:
-// http1.Conn reads a downstream connection through it, h1server writes answers through it,
-// and the upstream pool reads, writes and peeks its HTTP/1.1 connections through it.
+// (syscall.RawConn) exactly as the net package does. It sits at the socket: the proxy wraps
+// every connection it accepts (Wrap, in its listener), the upstream pool every connection
+// it dials, so everything above (TLS, the HTTP/1.1 checker, both servers, both clients,
+// TCP proxying) reads and writes through it. h1server writes an answer's buffers with one
+// call (Writev) and the pool peeks at idle connections (Peek) on the same socket.
 //
 // Why not net.Conn's own Read and Write: the net package makes each read(2) and write(2)
 // through syscall.Syscall, which tells the Go scheduler a goroutine may block in the kernel
@@ -112,9 +114,6 @@ func (w *wrapped) CloseWrite() error {
 	}
 	return nil
 }
-
-// RawConn is the socket's syscall.RawConn.
-func (s *Conn) RawConn() syscall.RawConn { return s.rc }
 
 // Read is net.Conn's Read: it waits until bytes or the end of the stream arrive, and
 // returns io.EOF at the end. Errors are *net.OpError, as from net.Conn.
