@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/strslab"
 )
 
 // hopHeaders are the hop-by-hop headers (RFC 9110 §7.6.1), as net/http/httputil removes them.
@@ -56,7 +58,8 @@ func removeHopHeaders(h http.Header, keepTrailersTE bool) {
 	}
 }
 
-// newRequestID returns a random UUID version 4, as Envoy generates x-request-id.
+// newRequestID returns a random UUID version 4, as Envoy generates x-request-id, in a
+// string that shares a block with others (strslab).
 func newRequestID() string {
 	var u [16]byte
 	_, _ = rand.Read(u[:]) // crypto/rand.Read never fails (Go 1.24+)
@@ -72,7 +75,7 @@ func newRequestID() string {
 	hex.Encode(b[19:23], u[8:10])
 	b[23] = '-'
 	hex.Encode(b[24:], u[10:])
-	return string(b[:])
+	return strslab.String(b[:])
 }
 
 // shadowHost appends "-shadow" to the host part of an authority, as Envoy does for mirrors:

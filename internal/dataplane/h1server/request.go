@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/requesturi"
+	"github.com/lucid-mesh/lucid/internal/dataplane/strslab"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -45,8 +46,9 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		return nil, nil, "invalid method"
 	}
 	// One string holds the target and every field value, and one array (room, usually)
-	// every value's slice: no allocation per field.
-	hs := string(head)
+	// every value's slice: no allocation per field. The string shares a block with other
+	// heads (strslab): no allocation per request either.
+	hs := strslab.String(head)
 	target := hs[sp1+1 : sp2]
 	vals := room
 	if n := bytes.Count(head, crlf) - 2; n <= len(room) {

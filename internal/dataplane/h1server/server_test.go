@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -583,6 +584,41 @@ func TestReleasedRequestServesTheNext(t *testing.T) {
 	if second.req.URL.Path != "/b" || second.req.Header.Get("X-Two") != "v" || second.req.Header.Get("X-Three") != "" ||
 		second.req.Context().Err() == nil {
 		t.Errorf("a kept request changed after the next one: %q %v, cancelled %v", second.req.URL.Path, second.req.Header, second.req.Context().Err())
+	}
+}
+
+// Strings a handler keeps from a request (its target, a field value) stay what they were
+// while the connection serves hundreds of requests after it, each releasing its memory for
+// the next, with heads of every length: the heads' bytes are never written again.
+func TestKeptHeadStringsOutliveLaterRequests(t *testing.T) {
+	type kept struct{ path, value, host string }
+	var got []kept
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, kept{r.URL.Path, r.Header.Get("X-Value"), r.Host})
+		w.(interface{ ReleaseRequest() }).ReleaseRequest()
+	})})
+	c := dial()
+	br := bufio.NewReader(c)
+	var want []kept
+	for i := range 400 {
+		k := kept{
+			path:  "/p" + strconv.Itoa(i) + "/" + strings.Repeat("q", i%97),
+			value: strings.Repeat(string(rune('a'+i%26)), 1+i*13%300),
+			host:  "h" + strconv.Itoa(i%7),
+		}
+		want = append(want, k)
+		_, _ = io.WriteString(c, "GET "+k.path+" HTTP/1.1\r\nHost: "+k.host+"\r\nX-Value: "+k.value+"\r\n\r\n")
+		if a, _ := readResponse(t, br, "GET"); a.StatusCode != 200 {
+			t.Fatalf("request %d: status %d", i, a.StatusCode)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d requests served, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("request %d as kept by its handler changed: %+v, was %+v", i, got[i], want[i])
+		}
 	}
 }
 

@@ -3,7 +3,9 @@ package h1server_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -125,4 +127,138 @@ func TestIdleConnectionKeepsNoAnswerBody(t *testing.T) {
 			t.Error("the idle connection keeps its last answer's body alive")
 		})
 	}
+}
+
+// On the socket, a client that sends its next request the moment it has an answer is
+// never left waiting (a readiness lost between the answer and the next read would hang it
+// until its deadline), whether the handler answers at once or after a while, whatever
+// the answer's size, and pipelined requests are answered in order.
+func TestSocketNextRequestRightAfterTheAnswer(t *testing.T) {
+	dial := serveSocket(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("wait") {
+			time.Sleep(time.Millisecond)
+		}
+		w.Header().Set("X-Uri", r.RequestURI)
+		_, _ = io.WriteString(w, r.URL.Query().Get("say"))
+	})})
+	c := dial()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	for i := range 3000 {
+		uri := fmt.Sprintf("/%d?say=%s", i, bytes.Repeat([]byte("x"), i%1500))
+		if i%100 == 0 {
+			uri += "&wait"
+		}
+		_, _ = io.WriteString(c, "GET "+uri+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, body := readResponse(t, br, "GET")
+		if resp.StatusCode != 200 || resp.Header.Get("X-Uri") != uri || len(body) != i%1500 {
+			t.Fatalf("request %d: status %d, X-Uri %q, %d body bytes", i, resp.StatusCode, resp.Header.Get("X-Uri"), len(body))
+		}
+	}
+	_, _ = io.WriteString(c, "GET /a?say=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /b?say=22 HTTP/1.1\r\nHost: x\r\n\r\n")
+	for _, want := range []string{"1", "22"} {
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != want {
+			t.Fatalf("pipelined: status %d, body %q, want %q", resp.StatusCode, body, want)
+		}
+	}
+}
+
+// On the socket, a connection that has answered is idle: the idle timeout closes it,
+// Shutdown closes it at once, and an answer that closes the connection (Connection:
+// close) arrives whole before the end of the stream.
+func TestSocketIdleAfterTheAnswer(t *testing.T) {
+	get := func(t *testing.T, c net.Conn, br *bufio.Reader, uri string) answer {
+		t.Helper()
+		_, _ = io.WriteString(c, "GET "+uri+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, body := readResponse(t, br, "GET")
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("%s: status %d, body %q", uri, resp.StatusCode, body)
+		}
+		return resp
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/close" {
+			w.Header().Set("Connection", "close")
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	eof := func(t *testing.T, br *bufio.Reader, within time.Duration) {
+		t.Helper()
+		start := time.Now()
+		if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+			t.Fatalf("read %v, want the end of the connection", err)
+		}
+		if d := time.Since(start); d > within {
+			t.Fatalf("closed after %v, want within %v", d, within)
+		}
+	}
+	t.Run("idle timeout", func(t *testing.T) {
+		dial := serveSocket(t, &h1server.Server{Handler: handler, IdleTimeout: 200 * time.Millisecond})
+		c := dial()
+		br := bufio.NewReader(c)
+		get(t, c, br, "/")
+		eof(t, br, 5*time.Second)
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		s := &h1server.Server{Handler: handler}
+		dial := serveSocket(t, s)
+		c := dial()
+		br := bufio.NewReader(c)
+		get(t, c, br, "/")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown with an idle connection: %v", err)
+		}
+		eof(t, br, time.Second)
+	})
+	t.Run("connection close", func(t *testing.T) {
+		dial := serveSocket(t, &h1server.Server{Handler: handler})
+		c := dial()
+		br := bufio.NewReader(c)
+		if resp := get(t, c, br, "/close"); !resp.Close {
+			t.Fatal("the answer does not say it closes")
+		}
+		eof(t, br, time.Second)
+	})
+}
+
+// Bytes that arrive while a request is served (the client's next request, pipelined; or
+// the end of its stream) are not lost between the answer and the next read: the runtime
+// may have noticed them while the handler waited, and it forgets that when a read begins,
+// so the loop must read before it waits (writing the answer from inside the wait, as the
+// pool does for a request, would leave both of these hanging until the idle timeout
+// unless it peeked first). Neither the next request nor the client's close waits.
+func TestSocketBytesThatCameDuringTheRequest(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond) // the goroutine parks: the runtime polls meanwhile
+		_, _ = io.WriteString(w, r.URL.Path)
+	})
+	t.Run("next request", func(t *testing.T) {
+		c := serveSocket(t, &h1server.Server{Handler: handler})()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		_, _ = io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+		time.Sleep(20 * time.Millisecond) // the first is in its handler
+		_, _ = io.WriteString(c, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+		for _, want := range []string{"/a", "/b"} {
+			if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != want {
+				t.Fatalf("status %d, body %q, want %q", resp.StatusCode, body, want)
+			}
+		}
+	})
+	t.Run("client closes", func(t *testing.T) {
+		c := serveSocket(t, &h1server.Server{Handler: handler})()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		_, _ = io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+		time.Sleep(20 * time.Millisecond)
+		_ = c.(*net.TCPConn).CloseWrite()
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "/a" {
+			t.Fatalf("status %d, body %q", resp.StatusCode, body)
+		}
+		if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+			t.Fatalf("after the client's close: %v, want the server to close", err)
+		}
+	})
 }

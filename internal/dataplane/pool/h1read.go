@@ -13,6 +13,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
+	"github.com/lucid-mesh/lucid/internal/dataplane/strslab"
 )
 
 // Reading an upstream response head without net/http's allocations per field.
@@ -130,8 +131,9 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 		}
 	}
 	fields := bytes.Count(head, []byte("\r\n")) - 1
-	// The one string: values, the status and canonical names are slices of it.
-	hs := string(head)
+	// The one string: values, the status and canonical names are slices of it. It shares
+	// a block with other heads (strslab): no allocation per answer.
+	hs := strslab.String(head)
 	pr := plainResps.Get().(*plainResp)
 	vals := pr.vals[:]
 	if fields > len(vals) {

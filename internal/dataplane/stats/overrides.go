@@ -140,6 +140,7 @@ func (s *Stats) overridden(key overrideKey) prometheus.Metric {
 	if m, ok := c.m[key]; ok {
 		return m
 	}
+	key.labels = *key.labels.cloned() // kept as long as the series (labelKey.cloned)
 	vals := make([]string, 0, numLabels)
 	for x, v := range key.labels {
 		if key.removed&(1<<x) == 0 {

@@ -12,6 +12,7 @@ package stats
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -34,6 +35,17 @@ const numLabels = 25
 
 // labelKey is one combination of label values, in LabelNames order.
 type labelKey [numLabels]string
+
+// cloned is a copy of k whose values share no memory with what they were taken from: a
+// series lives as long as the sidecar, and a value cut from a request's head would keep
+// the head's block of bytes (strslab) alive with it.
+func (k *labelKey) cloned() *labelKey {
+	var c labelKey
+	for i, v := range k {
+		c[i] = strings.Clone(v)
+	}
+	return &c
+}
 
 // children are the metric children for one labelKey.
 type children struct {
@@ -160,6 +172,7 @@ func (s *Stats) newChild(k *labelKey) *cached {
 	if e, ok := s.cache[*k]; ok {
 		return e
 	}
+	k = k.cloned()
 	e := &cached{key: *k, c: children{
 		requests:  s.requests.WithLabelValues(k[:]...),
 		duration:  s.duration.WithLabelValues(k[:]...),

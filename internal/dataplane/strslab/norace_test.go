@@ -1,0 +1,5 @@
+//go:build !race
+
+package strslab
+
+const raceEnabled = false
