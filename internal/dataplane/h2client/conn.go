@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/h2frame"
 	"github.com/lucid-mesh/lucid/internal/dataplane/hpackenc"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -48,6 +49,9 @@ const (
 	defaultMaxStreams = 1000
 	// bufSize is the connection's read and write buffer.
 	bufSize = 32 << 10
+	// maxReadFrame is the largest frame the Framer reads (x/net's default: the client
+	// advertises no SETTINGS_MAX_FRAME_SIZE of its own).
+	maxReadFrame = 1<<24 - 1
 )
 
 // Config tunes a ClientConn; the zero value sends no PINGs and never closes an idle
@@ -497,6 +501,21 @@ func (rc *readClock) Read(p []byte) (int, error) {
 func (cc *ClientConn) readLoop() {
 	defer close(cc.readerDone)
 	for {
+		// An answer's HEADERS frame is read in place (no frame allocated), unless a header
+		// block continues: then the Framer checks that a CONTINUATION comes.
+		if !cc.hb.continues {
+			if hd, ok := h2frame.PeekHeaders(cc.br, maxReadFrame); ok {
+				cc.frames.Add(1)
+				cc.hb = headerBlock{streamID: hd.StreamID, endStream: hd.EndStream, fields: cc.hb.fields[:0]}
+				err := cc.blockFragment(hd.Fragment, true)
+				hd.Done(cc.br)
+				if err != nil {
+					cc.readFailed(err)
+					return
+				}
+				continue
+			}
+		}
 		f, err := cc.fr.ReadFrame()
 		if err != nil {
 			var se http2.StreamError

@@ -22,6 +22,7 @@ type headerBlock struct {
 	raw       int    // encoded bytes
 	truncated bool   // over maxHeaderList: the rest was dropped
 	invalid   error  // a malformed field: the stream fails with PROTOCOL_ERROR
+	continues bool   // a fragment without END_HEADERS came last: a CONTINUATION is due
 }
 
 func (h *headerBlock) StreamEnded() bool                  { return h.endStream }
@@ -47,6 +48,7 @@ func (cc *ClientConn) startBlock(f *http2.HeadersFrame) error {
 // blockFragment decodes one fragment of the block; the last one hands the block on.
 func (cc *ClientConn) blockFragment(frag []byte, last bool) error {
 	h := &cc.hb
+	h.continues = !last
 	h.raw += len(frag)
 	if h.raw > 2*maxHeaderList {
 		return http2.ConnectionError(http2.ErrCodeProtocol) // a flood of header bytes

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -486,5 +487,59 @@ func TestShutdownSendsTheLastFrames(t *testing.T) {
 	}
 	if !<-sawEnd {
 		t.Fatal("the connection closed before the server got the request body's END_STREAM")
+	}
+}
+
+// An answer's HEADERS frame is read in place when its block is whole and it carries no
+// padding or priority, else by the Framer: the answers are the same. A HEADERS frame
+// while a block continues is a protocol error that ends the connection, as the Framer
+// finds it.
+func TestResponseHeadersBothWays(t *testing.T) {
+	block := func(enc *hpack.Encoder, buf *bytes.Buffer, status string) []byte {
+		buf.Reset()
+		_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: status})
+		_ = enc.WriteField(hpack.HeaderField{Name: "x-status", Value: status})
+		return append([]byte(nil), buf.Bytes()...)
+	}
+	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
+		var buf bytes.Buffer
+		enc := hpack.NewEncoder(&buf)
+		id := readHeaders(fr) // in place
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block(enc, &buf, "201"), EndStream: true, EndHeaders: true})
+		id = readHeaders(fr) // padded: the Framer
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block(enc, &buf, "202"), EndStream: true, EndHeaders: true, PadLength: 5})
+		id = readHeaders(fr) // in CONTINUATIONs: the Framer
+		b := block(enc, &buf, "203")
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: b[:1]})
+		_ = fr.WriteContinuation(id, true, b[1:])
+		_ = fr.WriteData(id, true, nil)
+		first, second := readHeaders(fr), readHeaders(fr) // a whole block while one continues
+		fr.AllowIllegalWrites = true
+		buf.Reset()
+		_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "205"}) // a whole field: the block could go on
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: first, BlockFragment: append([]byte(nil), buf.Bytes()...)})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: second, BlockFragment: block(enc, &buf, "204"), EndStream: true, EndHeaders: true})
+		drain(fr)
+	})
+	cc := dial(t, addr, Config{})
+	for _, want := range []int{201, 202, 203} {
+		resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want || resp.Header.Get("X-Status") != strconv.Itoa(want) {
+			t.Fatalf("status %d, X-Status %q; want %d", resp.StatusCode, resp.Header.Get("X-Status"), want)
+		}
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil)) }()
+		time.Sleep(20 * time.Millisecond) // in order
+	}
+	for range 2 {
+		if err := <-errs; err == nil {
+			t.Fatal("a request answered on a connection whose peer broke a header block")
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/h2frame"
 	"github.com/lucid-mesh/lucid/internal/dataplane/hpackenc"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
@@ -121,11 +122,21 @@ func (c *conn) serve() {
 	}
 	for {
 		var f any
-		fr, err := c.fr.ReadFrame()
-		if hf, ok := fr.(*http2.HeadersFrame); ok && err == nil {
-			f, err = c.readHeaderBlock(hf) // hpack.go
+		var err error
+		// The usual request's HEADERS frame is read in place (no frame allocated); the
+		// loop is never inside a header block here (readHeaderBlock reads the
+		// CONTINUATIONs of one).
+		if hd, ok := h2frame.PeekHeaders(c.br, c.cfg.maxFrame); ok {
+			f, err = c.readHeaderBlock(headersFrame{streamID: hd.StreamID, ended: hd.EndStream, complete: true, frag: hd.Fragment})
+			hd.Done(c.br)
 		} else {
-			f = fr
+			var fr http2.Frame
+			fr, err = c.fr.ReadFrame()
+			if hf, ok := fr.(*http2.HeadersFrame); ok && err == nil {
+				f, err = c.readHeaderBlock(headersOf(hf)) // hpack.go
+			} else {
+				f = fr
+			}
 		}
 		if err != nil {
 			if !c.readFailed(err) {

@@ -33,17 +33,32 @@ func (h *headerBlock) HasPriority() bool                  { return h.hasPrio }
 func (h *headerBlock) PseudoFields() []hpack.HeaderField  { return h.fields[:h.npseudo] }
 func (h *headerBlock) RegularFields() []hpack.HeaderField { return h.fields[h.npseudo:] }
 
+// headersFrame is what readHeaderBlock needs of a HEADERS frame: from x/net's Framer, or
+// read in place (h2frame).
+type headersFrame struct {
+	streamID        uint32
+	ended, complete bool // END_STREAM, END_HEADERS
+	hasPrio         bool
+	prio            http2.PriorityParam
+	frag            []byte
+}
+
+func headersOf(f *http2.HeadersFrame) headersFrame {
+	return headersFrame{streamID: f.StreamID, ended: f.StreamEnded(), complete: f.HeadersEnded(),
+		hasPrio: f.HasPriority(), prio: f.Priority, frag: f.HeaderBlockFragment()}
+}
+
 // readHeaderBlock decodes f and the CONTINUATION frames after it (read here: the Framer
 // checks they follow on the same stream) into c.hb. Errors as x/net's readMetaFrame: a
 // malformed field is a StreamError (HPACK's state is kept), a compression failure or a
 // block far over the limit a ConnectionError.
-func (c *conn) readHeaderBlock(f *http2.HeadersFrame) (*headerBlock, error) {
+func (c *conn) readHeaderBlock(f headersFrame) (*headerBlock, error) {
 	hb := &c.hb
 	fields := hb.fields[:0]
-	*hb = headerBlock{StreamID: f.StreamID, ended: f.StreamEnded(), hasPrio: f.HasPriority(), Priority: f.Priority,
+	*hb = headerBlock{StreamID: f.streamID, ended: f.ended, hasPrio: f.hasPrio, Priority: f.prio,
 		fields: fields, remain: c.cfg.maxHeaderList, remainTrl: c.cfg.maxHeaderList}
 	c.dec.SetEmitEnabled(true)
-	frag, done := f.HeaderBlockFragment(), f.HeadersEnded()
+	frag, done := f.frag, f.complete
 	for {
 		if int64(len(frag)) > 2*int64(hb.remain+hb.remainTrl) || (hb.invalid && !done) {
 			return nil, http2.ConnectionError(http2.ErrCodeProtocol)

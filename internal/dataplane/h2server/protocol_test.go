@@ -1,6 +1,7 @@
 package h2server_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log"
@@ -287,5 +288,116 @@ func TestResponseHeadsUseNoDynamicTable(t *testing.T) {
 		if _, err := d.DecodeFull([]byte{0x80 | 62}); err == nil {
 			t.Fatalf("after stream %d the client's dynamic table has an entry: the server indexed a field", id)
 		}
+	}
+}
+
+// HEADERS frames are read in place when their block is whole and they carry no padding or
+// priority, else by the Framer: both give the same requests, and the same errors.
+func TestHeadersFramesBothWays(t *testing.T) {
+	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Path", r.URL.Path)
+		w.Header().Set("X-A", r.Header.Get("A"))
+	})}
+	addr := serve(t, s)
+	block := func(r *raw, path string) []byte {
+		r.hbuf.Reset()
+		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a.test"}, {":path", path}, {"a", path}} {
+			_ = r.enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		return append([]byte(nil), r.hbuf.Bytes()...)
+	}
+	r := dialRaw(t, addr)
+	id := uint32(1)
+	// check reads the answers to the streams from id on, for paths in order (they may come
+	// in any order).
+	check := func(paths ...string) {
+		t.Helper()
+		want := map[uint32]string{}
+		for i, p := range paths {
+			want[id+2*uint32(i)] = p
+		}
+		id += 2 * uint32(len(paths))
+		for len(want) > 0 {
+			f := r.next()
+			if f == nil {
+				t.Fatalf("%v: the connection ended", want)
+			}
+			mh, ok := f.(*http2.MetaHeadersFrame)
+			if !ok || want[mh.StreamID] == "" {
+				continue
+			}
+			path := want[mh.StreamID]
+			delete(want, mh.StreamID)
+			if got := mh.PseudoValue("status"); got != "200" {
+				t.Fatalf("%s: status %q", path, got)
+			}
+			for _, hf := range mh.RegularFields() {
+				if (hf.Name == "x-path" || hf.Name == "x-a") && hf.Value != path {
+					t.Fatalf("%s: %s %q", path, hf.Name, hf.Value)
+				}
+			}
+		}
+	}
+	// In place: the whole block, END_STREAM or not (a body follows).
+	_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block(r, "/plain"), EndStream: true, EndHeaders: true})
+	check("/plain")
+	_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block(r, "/body"), EndHeaders: true})
+	_ = r.fr.WriteData(id, true, []byte("x"))
+	check("/body")
+	// By the Framer: padding, priority, a block in CONTINUATIONs.
+	_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block(r, "/padded"), EndStream: true, EndHeaders: true, PadLength: 7})
+	check("/padded")
+	_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block(r, "/prio"), EndStream: true, EndHeaders: true,
+		Priority: http2.PriorityParam{StreamDep: 0, Weight: 9}})
+	check("/prio")
+	b := block(r, "/continued")
+	_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: b[:3], EndStream: true})
+	_ = r.fr.WriteContinuation(id, false, b[3:6])
+	_ = r.fr.WriteContinuation(id, true, b[6:])
+	check("/continued")
+	// By the Framer: a frame larger than the read buffer.
+	b = block(r, "/large")
+	r.hbuf.Reset()
+	_ = r.enc.WriteField(hpack.HeaderField{Name: "x-large", Value: strings.Repeat("v", 40<<10)})
+	b = append(b, r.hbuf.Bytes()...)
+	_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: b, EndStream: true, EndHeaders: true})
+	check("/large")
+	// Both in one write: the second is buffered already when the first is read.
+	var two bytes.Buffer
+	fr := http2.NewFramer(&two, nil)
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block(r, "/one"), EndStream: true, EndHeaders: true})
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id + 2, BlockFragment: block(r, "/two"), EndStream: true, EndHeaders: true})
+	_, _ = r.c.Write(two.Bytes())
+	check("/one", "/two")
+
+	for _, tc := range []struct {
+		name string
+		send func(r *raw)
+		code http2.ErrCode
+	}{
+		{"stream 0", func(r *raw) {
+			_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 0, BlockFragment: block(r, "/"), EndStream: true, EndHeaders: true})
+		}, http2.ErrCodeProtocol},
+		{"continuation after a whole block", func(r *raw) {
+			_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block(r, "/"), EndHeaders: true})
+			_ = r.fr.WriteContinuation(1, true, []byte{0x82})
+		}, http2.ErrCodeProtocol},
+		{"headers over the frame size", func(r *raw) {
+			_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: make([]byte, 2<<20), EndStream: true, EndHeaders: true})
+		}, http2.ErrCodeFrameSize},
+		{"headers while a block continues", func(r *raw) {
+			b := block(r, "/")
+			_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b[:2]})
+			_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: block(r, "/"), EndStream: true, EndHeaders: true})
+		}, http2.ErrCodeProtocol},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRaw(t, addr)
+			r.fr.AllowIllegalWrites = true
+			tc.send(r)
+			if g := r.goAway(); g == nil || g.ErrCode != tc.code {
+				t.Fatalf("GOAWAY %v (code %v), want code %v", g, g.ErrCode, tc.code)
+			}
+		})
 	}
 }

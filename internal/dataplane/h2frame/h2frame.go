@@ -1,0 +1,60 @@
+// Package h2frame reads the HTTP/2 frame a proxy reads most, a request's or an answer's
+// HEADERS frame, in place in the connection's read buffer, where x/net's Framer would
+// allocate a frame for it. h2server (requests) and h2client (answers) try it before each
+// ReadFrame; every other frame, and a HEADERS frame that needs any of the Framer's rarer
+// handling, is left to the Framer, so its checks and errors apply as before.
+package h2frame
+
+import (
+	"bufio"
+
+	"golang.org/x/net/http2"
+)
+
+// HeaderLen is the length of an HTTP/2 frame header (RFC 9113, section 4.1).
+const HeaderLen = 9
+
+// Headers is a HEADERS frame read in place: a whole header block on a stream, without
+// padding or priority.
+type Headers struct {
+	StreamID  uint32
+	EndStream bool
+	// Fragment is the header block, in br's buffer: valid until Done or br's next read.
+	Fragment []byte
+	size     int // the frame's bytes, consumed by Done
+}
+
+// PeekHeaders returns the next frame in br when it is a HEADERS frame that needs none of
+// the Framer's rarer handling: the whole block in it (END_HEADERS), no padding, no
+// priority, a stream (not 0), at most maxFrame bytes of payload, and small enough for br's
+// buffer. ok false: nothing was consumed, and the Framer reads the frame as before.
+//
+// The caller must not use it while a header block continues (after a HEADERS or
+// CONTINUATION frame without END_HEADERS): the Framer checks that a CONTINUATION comes
+// next, and a frame read here would pass it by. Peek waits for the frame's bytes as
+// ReadFrame would; if the connection ends first, ok is false and ReadFrame meets the end.
+func PeekHeaders(br *bufio.Reader, maxFrame uint32) (h Headers, ok bool) {
+	hdr, err := br.Peek(HeaderLen)
+	if err != nil || http2.FrameType(hdr[3]) != http2.FrameHeaders {
+		return Headers{}, false
+	}
+	flags := http2.Flags(hdr[4])
+	if flags&^(http2.FlagHeadersEndStream|http2.FlagHeadersEndHeaders) != 0 || !flags.Has(http2.FlagHeadersEndHeaders) {
+		return Headers{}, false
+	}
+	n := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
+	id := uint32(hdr[5]&0x7f)<<24 | uint32(hdr[6])<<16 | uint32(hdr[7])<<8 | uint32(hdr[8])
+	if id == 0 || n > int(maxFrame) || HeaderLen+n > br.Size() {
+		return Headers{}, false
+	}
+	b, err := br.Peek(HeaderLen + n)
+	if err != nil {
+		return Headers{}, false
+	}
+	return Headers{StreamID: id, EndStream: flags.Has(http2.FlagHeadersEndStream), Fragment: b[HeaderLen:], size: HeaderLen + n}, true
+}
+
+// Done consumes the frame from br, once its block is decoded.
+func (h Headers) Done(br *bufio.Reader) {
+	_, _ = br.Discard(h.size)
+}
