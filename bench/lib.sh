@@ -6,6 +6,9 @@
 #                     work directory removed when the script exits or is interrupted
 #   start NAME CMD... runs CMD in the background, output in $work/NAME.log; sets last_pid
 #   stop PID          TERM, up to 5 s, then KILL; forgets PID
+#   lucid_revision    what the lucid binary is built from, for the results: the commit,
+#                     and the working tree's changes when there are any (the binary is
+#                     built from the tree, not from the commit)
 #   bench_write_section FILE NAME PART
 #                     puts the Markdown in PART into FILE between the lines
 #                     "<!-- begin NAME -->" and "<!-- end NAME -->" (appended when FILE has
@@ -68,4 +71,19 @@ bench_write_section() {
 		{ cat "$file"; echo; echo "$begin"; cat "$part"; echo "$end"; } >"$file.new"
 	fi
 	mv "$file.new" "$file"
+}
+
+# lucid_revision prints the commit of the tree in $root, with "+ uncommitted changes (diff
+# HASH)" when the tree differs from it: call it when the binary is built.
+lucid_revision() {
+	local rev diff
+	rev=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null) || {
+		echo unknown
+		return
+	}
+	diff=$(cd "$root" && git status --porcelain --untracked-files=no 2>/dev/null)
+	if [ -n "$diff" ]; then
+		rev="$rev + uncommitted changes (diff $(cd "$root" && git diff HEAD | sha256sum | cut -c1-8))"
+	fi
+	echo "$rev"
 }

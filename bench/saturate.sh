@@ -116,8 +116,10 @@ peak_rss() {
 }
 
 lucid=${SAT_LUCID:-$root/bin/lucid}
+lucid_rev="the binary $lucid (given)"
 if [ -z "${SAT_LUCID:-}" ]; then
 	log "building lucid"
+	lucid_rev=$(lucid_revision)
 	(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$lucid" ./cmd/lucid)
 fi
 load=$work/saturate
@@ -350,7 +352,7 @@ report() {
 	echo "per target and protocol. Not a test: numbers from one run on one machine."
 	echo
 	echo "- Machine: $model, $(getconf _NPROCESSORS_ONLN) cores, Linux $(uname -r); load average before the run: $load_before"
-	echo "- Lucid: $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown); peers: $(haproxy -v 2>&1 | sed -n 1p | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/.*: //'), Go $(go env GOVERSION) (goproxy)"
+	echo "- Lucid: $lucid_rev; peers: $(haproxy -v 2>&1 | sed -n 1p | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/.*: //'), Go $(go env GOVERSION) (goproxy)"
 	echo "- The proxy alone on CPU 1 (\`taskset\`; GOMAXPROCS=1 for Lucid and goproxy, one worker for nginx and HAProxy); the"
 	echo "  load and the upstream (nginx answering 1 KiB from memory) on CPU 0. HTTP/1.1: \`bench/saturate\`, $conns keep-alive"
 	echo "  connections in a closed loop; h2c: \`h2load -c $conns -m 10\`. CPU is utime+stime of the proxy's process tree"
