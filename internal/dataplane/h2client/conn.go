@@ -526,6 +526,10 @@ func (cc *ClientConn) readLoop() {
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
+				// A HEADERS frame the Framer rejected may have opened a block: its
+				// CONTINUATIONs are that stream's, not the block read before (no stream
+				// error comes while a block continues: the Framer's order check is first).
+				cc.hb = headerBlock{streamID: se.StreamID, fields: cc.hb.fields[:0]}
 				cc.streamFailed(se.StreamID, se, se.Code)
 				continue
 			}

@@ -2,6 +2,7 @@ package h2client
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -35,5 +36,39 @@ func TestHeadersAfterARejectedOpeningFrame(t *testing.T) {
 		if err := <-errs; err == nil {
 			t.Fatal("an answer taken from a HEADERS frame sent while a CONTINUATION was due")
 		}
+	}
+}
+
+// The CONTINUATION of a HEADERS frame the Framer rejected as a stream error belongs to
+// that frame's stream: it does not end up in the block read before it, another stream's,
+// which would then take it for malformed trailers and fail.
+func TestContinuationOfARejectedFrameLeavesOtherStreams(t *testing.T) {
+	addr := fakeServer(t, func(fr *http2.Framer, c net.Conn) {
+		a := readHeaders(fr)
+		_ = writeResponse(fr, a, "200", false)
+		_ = fr.WriteData(a, false, []byte("abc"))
+		b := readHeaders(fr)
+		// HEADERS on b, PADDED without END_HEADERS, a pad length of 5 in a 1-byte payload;
+		// then its block's end.
+		_, _ = c.Write([]byte{0, 0, 1, byte(http2.FrameHeaders), byte(http2.FlagHeadersPadded), 0, 0, 0, byte(b), 5})
+		var buf bytes.Buffer
+		enc := hpack.NewEncoder(&buf)
+		_ = enc.WriteField(hpack.HeaderField{Name: "x-t", Value: "v"})
+		_ = fr.WriteContinuation(b, true, buf.Bytes())
+		_ = fr.WriteData(a, true, []byte("def"))
+		drain(fr)
+	})
+	cc := dial(t, addr, Config{})
+	resp, err := cc.RoundTrip(newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/a", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTripErr(cc, newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/b", nil)); err == nil {
+		t.Error("stream b answered, though its HEADERS frame was rejected")
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil || string(body) != "abcdef" {
+		t.Fatalf("stream a: body %q, error %v; want %q", body, err, "abcdef")
 	}
 }
