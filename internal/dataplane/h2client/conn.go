@@ -500,10 +500,15 @@ func (rc *readClock) Read(p []byte) (int, error) {
 // readLoop reads the server's frames until the connection fails.
 func (cc *ClientConn) readLoop() {
 	defer close(cc.readerDone)
+	// framerNext: the Framer failed on the last frame and reading went on (a stream
+	// error). That frame may have opened a header block (a HEADERS frame without
+	// END_HEADERS whose padding is too long): only the Framer knows, so it reads the next
+	// frame and rejects anything but a CONTINUATION.
+	framerNext := false
 	for {
 		// An answer's HEADERS frame is read in place (no frame allocated), unless a header
 		// block continues: then the Framer checks that a CONTINUATION comes.
-		if !cc.hb.continues {
+		if !cc.hb.continues && !framerNext {
 			if hd, ok := h2frame.PeekHeaders(cc.br, maxReadFrame); ok {
 				cc.frames.Add(1)
 				cc.hb = headerBlock{streamID: hd.StreamID, endStream: hd.EndStream, fields: cc.hb.fields[:0]}
@@ -517,9 +522,14 @@ func (cc *ClientConn) readLoop() {
 			}
 		}
 		f, err := cc.fr.ReadFrame()
+		framerNext = err != nil
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
+				// A HEADERS frame the Framer rejected may have opened a block: its
+				// CONTINUATIONs are that stream's, not the block read before (no stream
+				// error comes while a block continues: the Framer's order check is first).
+				cc.hb = headerBlock{streamID: se.StreamID, fields: cc.hb.fields[:0]}
 				cc.streamFailed(se.StreamID, se, se.Code)
 				continue
 			}

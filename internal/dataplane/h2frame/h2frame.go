@@ -31,8 +31,11 @@ type Headers struct {
 //
 // The caller must not use it while a header block continues (after a HEADERS or
 // CONTINUATION frame without END_HEADERS): the Framer checks that a CONTINUATION comes
-// next, and a frame read here would pass it by. Peek waits for the frame's bytes as
-// ReadFrame would; if the connection ends first, ok is false and ReadFrame meets the end.
+// next, and a frame read here would pass it by. Nor on the frame after one the Framer
+// failed on with a stream error: that frame may have opened a block (a HEADERS frame
+// without END_HEADERS whose padding is too long), which only the Framer knows. Peek
+// waits for the frame's bytes as ReadFrame would; if the connection ends first, ok is
+// false and ReadFrame meets the end.
 func PeekHeaders(br *bufio.Reader, maxFrame uint32) (h Headers, ok bool) {
 	hdr, err := br.Peek(HeaderLen)
 	if err != nil || http2.FrameType(hdr[3]) != http2.FrameHeaders {

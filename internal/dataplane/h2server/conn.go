@@ -120,18 +120,28 @@ func (c *conn) serve() {
 	if err != nil || !c.readPreface() {
 		return
 	}
+	// framerNext: the Framer failed on the last frame and reading went on (a stream
+	// error). That frame may have opened a header block (a HEADERS frame without
+	// END_HEADERS whose padding is too long): only the Framer knows, so it reads the next
+	// frame and rejects anything but a CONTINUATION.
+	framerNext := false
 	for {
 		var f any
 		var err error
 		// The usual request's HEADERS frame is read in place (no frame allocated); the
 		// loop is never inside a header block here (readHeaderBlock reads the
 		// CONTINUATIONs of one).
-		if hd, ok := h2frame.PeekHeaders(c.br, c.cfg.maxFrame); ok {
+		hd, ok := h2frame.Headers{}, false
+		if !framerNext {
+			hd, ok = h2frame.PeekHeaders(c.br, c.cfg.maxFrame)
+		}
+		if ok {
 			f, err = c.readHeaderBlock(headersFrame{streamID: hd.StreamID, ended: hd.EndStream, complete: true, frag: hd.Fragment})
 			hd.Done(c.br)
 		} else {
 			var fr http2.Frame
 			fr, err = c.fr.ReadFrame()
+			framerNext = err != nil
 			if hf, ok := fr.(*http2.HeadersFrame); ok && err == nil {
 				f, err = c.readHeaderBlock(headersOf(hf)) // hpack.go
 			} else {
