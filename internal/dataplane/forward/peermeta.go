@@ -2,6 +2,7 @@ package forward
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/peermeta"
@@ -106,7 +107,9 @@ func decodePeer(v string) (streaminfo.Peer, bool) {
 	if peerCache.m == nil || len(peerCache.m) >= peerCacheMax {
 		peerCache.m = make(map[string]streaminfo.Peer, 16)
 	}
-	peerCache.m[v] = p
+	// A copy: v is cut from a request's head, whose block of bytes (strslab) a kept key
+	// would keep alive.
+	peerCache.m[strings.Clone(v)] = p
 	peerCache.Unlock()
 	return p, true
 }
