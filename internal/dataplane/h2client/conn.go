@@ -75,7 +75,8 @@ type ClientConn struct {
 	nc  net.Conn
 	tls *tls.ConnectionState // nil for h2c
 	cfg Config
-	fr  *http2.Framer // reads: the reader goroutine; writes: under wmu
+	fr  *http2.Framer  // reads: the reader goroutine, through rd; writes: under wmu
+	rd  h2frame.Reader // the reader goroutine's: answers' HEADERS in place, the rest through fr
 	br  *bufio.Reader
 	// The reader goroutine's: response header blocks (headers.go).
 	hdec *hpack.Decoder
@@ -145,6 +146,7 @@ func NewClientConn(nc net.Conn, cfg Config) (*ClientConn, error) {
 	cc.bw = bufio.NewWriterSize(nc, bufSize)
 	cc.fr = http2.NewFramer(cc.bw, cc.br)
 	cc.fr.SetReuseFrames()
+	cc.rd = h2frame.NewReader(cc.fr, cc.br, maxReadFrame)
 	// The decoder accepts the default table (4096) although the SETTINGS below ask the
 	// server for none: a server that indexes anyway costs CPU, not the request.
 	cc.hdec = hpack.NewDecoder(4096, cc.emit)
@@ -500,29 +502,21 @@ func (rc *readClock) Read(p []byte) (int, error) {
 // readLoop reads the server's frames until the connection fails.
 func (cc *ClientConn) readLoop() {
 	defer close(cc.readerDone)
-	// framerNext: the Framer failed on the last frame and reading went on (a stream
-	// error). That frame may have opened a header block (a HEADERS frame without
-	// END_HEADERS whose padding is too long): only the Framer knows, so it reads the next
-	// frame and rejects anything but a CONTINUATION.
-	framerNext := false
 	for {
 		// An answer's HEADERS frame is read in place (no frame allocated), unless a header
 		// block continues: then the Framer checks that a CONTINUATION comes.
-		if !cc.hb.continues && !framerNext {
-			if hd, ok := h2frame.PeekHeaders(cc.br, maxReadFrame); ok {
-				cc.frames.Add(1)
-				cc.hb = headerBlock{streamID: hd.StreamID, endStream: hd.EndStream, fields: cc.hb.fields[:0]}
-				err := cc.blockFragment(hd.Fragment, true)
-				hd.Done(cc.br)
-				if err != nil {
-					cc.readFailed(err)
-					return
-				}
-				continue
+		if hd, ok := cc.rd.Headers(cc.hb.continues); ok {
+			cc.frames.Add(1)
+			cc.hb = headerBlock{streamID: hd.StreamID, endStream: hd.EndStream, fields: cc.hb.fields[:0]}
+			err := cc.blockFragment(hd.Fragment, true)
+			cc.rd.Done(hd)
+			if err != nil {
+				cc.readFailed(err)
+				return
 			}
+			continue
 		}
-		f, err := cc.fr.ReadFrame()
-		framerNext = err != nil
+		f, err := cc.rd.ReadFrame()
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {

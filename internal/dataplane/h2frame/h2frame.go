@@ -1,8 +1,9 @@
 // Package h2frame reads the HTTP/2 frame a proxy reads most, a request's or an answer's
 // HEADERS frame, in place in the connection's read buffer, where x/net's Framer would
-// allocate a frame for it. h2server (requests) and h2client (answers) try it before each
-// ReadFrame; every other frame, and a HEADERS frame that needs any of the Framer's rarer
-// handling, is left to the Framer, so its checks and errors apply as before.
+// allocate a frame for it. h2server (requests) and h2client (answers) read their frames
+// through a Reader, which tries that before each ReadFrame; every other frame, and a
+// HEADERS frame that needs any of the Framer's rarer handling, is left to the Framer, so
+// its checks and errors apply as before.
 package h2frame
 
 import (
@@ -29,13 +30,9 @@ type Headers struct {
 // priority, a stream (not 0), at most maxFrame bytes of payload, and small enough for br's
 // buffer. ok false: nothing was consumed, and the Framer reads the frame as before.
 //
-// The caller must not use it while a header block continues (after a HEADERS or
-// CONTINUATION frame without END_HEADERS): the Framer checks that a CONTINUATION comes
-// next, and a frame read here would pass it by. Nor on the frame after one the Framer
-// failed on with a stream error: that frame may have opened a block (a HEADERS frame
-// without END_HEADERS whose padding is too long), which only the Framer knows. Peek
-// waits for the frame's bytes as ReadFrame would; if the connection ends first, ok is
-// false and ReadFrame meets the end.
+// Alongside a Framer reading the same br, use it through Reader, which knows when the
+// Framer must read the next frame. Peek waits for the frame's bytes as ReadFrame would;
+// if the connection ends first, ok is false and ReadFrame meets the end.
 func PeekHeaders(br *bufio.Reader, maxFrame uint32) (h Headers, ok bool) {
 	hdr, err := br.Peek(HeaderLen)
 	if err != nil || http2.FrameType(hdr[3]) != http2.FrameHeaders {
@@ -60,4 +57,45 @@ func PeekHeaders(br *bufio.Reader, maxFrame uint32) (h Headers, ok bool) {
 // Done consumes the frame from br, once its block is decoded.
 func (h Headers) Done(br *bufio.Reader) {
 	_, _ = br.Discard(h.size)
+}
+
+// Reader reads a connection's frames from br: the usual HEADERS frame in place
+// (PeekHeaders), every other frame through fr, which reads from br too.
+type Reader struct {
+	fr       *http2.Framer
+	br       *bufio.Reader
+	maxFrame uint32
+	// framerNext: the Framer failed on the last frame and reading went on (a stream
+	// error). That frame may have opened a header block (a HEADERS frame without
+	// END_HEADERS whose padding is too long), which only the Framer knows of: it reads
+	// the next frame, and refuses anything but a CONTINUATION.
+	framerNext bool
+}
+
+// NewReader reads frames from br, through fr where not in place; maxFrame is the largest
+// payload fr accepts (its SetMaxReadFrameSize).
+func NewReader(fr *http2.Framer, br *bufio.Reader, maxFrame uint32) Reader {
+	return Reader{fr: fr, br: br, maxFrame: maxFrame}
+}
+
+// Headers returns the next frame read in place when it is a usual HEADERS frame
+// (PeekHeaders); ok false: nothing was consumed, and ReadFrame reads the frame. inBlock:
+// the caller is inside a header block (a HEADERS or CONTINUATION frame without
+// END_HEADERS came last), where the Framer checks that a CONTINUATION comes: never then.
+// Call Done(h) once h's block is decoded.
+func (r *Reader) Headers(inBlock bool) (h Headers, ok bool) {
+	if inBlock || r.framerNext {
+		return Headers{}, false
+	}
+	return PeekHeaders(r.br, r.maxFrame)
+}
+
+// Done consumes the frame Headers read.
+func (r *Reader) Done(h Headers) { h.Done(r.br) }
+
+// ReadFrame reads the next frame through the Framer.
+func (r *Reader) ReadFrame() (http2.Frame, error) {
+	f, err := r.fr.ReadFrame()
+	r.framerNext = err != nil
+	return f, err
 }

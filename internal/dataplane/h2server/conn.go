@@ -31,6 +31,7 @@ type conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	fr     *http2.Framer
+	rd     h2frame.Reader // reads through fr, or in place (h2frame)
 	dec    *hpack.Decoder // request header blocks (hpack.go), the reader's own
 	hb     headerBlock    // the last block decoded, the reader's own
 	ctx    reqctx.Ctx     // cancelled when the connection ends; the streams' contexts hang on it
@@ -110,6 +111,7 @@ func (c *conn) serve() {
 	c.fr = http2.NewFramer(nil, c.br)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(c.cfg.maxFrame)
+	c.rd = h2frame.NewReader(c.fr, c.br, c.cfg.maxFrame)
 	c.dec = hpack.NewDecoder(c.cfg.decoderTable, c.emit) // hpack.go
 	c.dec.SetMaxStringLength(int(c.cfg.maxHeaderList))
 
@@ -120,28 +122,18 @@ func (c *conn) serve() {
 	if err != nil || !c.readPreface() {
 		return
 	}
-	// framerNext: the Framer failed on the last frame and reading went on (a stream
-	// error). That frame may have opened a header block (a HEADERS frame without
-	// END_HEADERS whose padding is too long): only the Framer knows, so it reads the next
-	// frame and rejects anything but a CONTINUATION.
-	framerNext := false
 	for {
 		var f any
 		var err error
 		// The usual request's HEADERS frame is read in place (no frame allocated); the
 		// loop is never inside a header block here (readHeaderBlock reads the
 		// CONTINUATIONs of one).
-		hd, ok := h2frame.Headers{}, false
-		if !framerNext {
-			hd, ok = h2frame.PeekHeaders(c.br, c.cfg.maxFrame)
-		}
-		if ok {
+		if hd, ok := c.rd.Headers(false); ok {
 			f, err = c.readHeaderBlock(headersFrame{streamID: hd.StreamID, ended: hd.EndStream, complete: true, frag: hd.Fragment})
-			hd.Done(c.br)
+			c.rd.Done(hd)
 		} else {
 			var fr http2.Frame
-			fr, err = c.fr.ReadFrame()
-			framerNext = err != nil
+			fr, err = c.rd.ReadFrame()
 			if hf, ok := fr.(*http2.HeadersFrame); ok && err == nil {
 				f, err = c.readHeaderBlock(headersOf(hf)) // hpack.go
 			} else {

@@ -69,7 +69,7 @@ func (c *conn) readHeaderBlock(f headersFrame) (*headerBlock, error) {
 		if done {
 			break
 		}
-		nf, err := c.fr.ReadFrame()
+		nf, err := c.rd.ReadFrame()
 		if err != nil {
 			return nil, err
 		}
