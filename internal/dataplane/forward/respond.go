@@ -44,7 +44,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	owner := pool.Recycler(resp)
 	if a, ok := x.w.(headerAdopter); ok && a.AdoptHeader(resp.Header, owner) {
 		h = resp.Header
-		if s, ok := owner.(interface{ ValueSlot() []string }); ok {
+		if s, ok := owner.(pool.ValueSlotter); ok {
 			ustValue = s.ValueSlot() // recycled with the map, once the head is written
 		}
 	} else {

@@ -56,6 +56,11 @@ func (pr *plainResp) Recycle() {
 	plainResps.Put(pr)
 }
 
+// ValueSlotter is a Recycler's answer that keeps a spare one-value slice with its memory
+// (ValueSlot), for a field the caller adds to the answer's header map without an
+// allocation: the pool's plain answers and its HTTP/2 client's.
+type ValueSlotter interface{ ValueSlot() []string }
+
 // Recycler returns what recycles resp's memory (Recycle) when the pool read resp on its
 // HTTP/1.1 plain path (h1read.go) or with its own HTTP/2 client; nil for any other
 // response, which the GC collects as usual. The caller recycles only once the body is

@@ -496,7 +496,7 @@ func (b *streamBody) Recycle() {
 // ValueSlot is the HTTP/2 client's answer's (plainResp.ValueSlot); nil when its memory
 // is not the client's.
 func (b *streamBody) ValueSlot() []string {
-	if s, ok := h2client.Recycler(b.resp, b.ReadCloser).(interface{ ValueSlot() []string }); ok {
+	if s, ok := h2client.Recycler(b.resp, b.ReadCloser).(ValueSlotter); ok {
 		return s.ValueSlot()
 	}
 	return nil
