@@ -53,12 +53,17 @@ func tuneMemory(ctx context.Context, m MemoryOptions, log *slog.Logger, configur
 		return
 	}
 	release := func(when string) {
-		kib, err := footprint.ReleaseStartupPages()
+		r, err := footprint.ReleaseStartupPages()
 		if err != nil {
 			log.Warn("could not release startup pages", "error", err)
 			return
 		}
-		log.Debug("released the executable's startup pages", "when", when, "resident_kib", kib)
+		if r.FaultAround != nil {
+			log.Debug("released the executable's startup pages", "when", when, "resident_kib", r.ResidentKiB,
+				"page_by_page", false, "reason", r.FaultAround.Error())
+			return
+		}
+		log.Debug("released the executable's startup pages", "when", when, "resident_kib", r.ResidentKiB, "page_by_page", true)
 	}
 	release("start")
 	t := time.NewTicker(configPoll)

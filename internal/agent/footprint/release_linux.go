@@ -16,31 +16,34 @@ import (
 // (code, rodata, pclntab) with madvise(MADV_DONTNEED), so that pages touched only while
 // starting (package initialisation of the whole binary, flag parsing, the first
 // configuration's decoding) leave the resident set. The pages stay in the page cache; a
-// page the process still uses is mapped back by a minor fault on its next touch.
+// page the process still uses is mapped back by a minor fault on its next touch, and
+// where the kernel allows it (see faultPageByPage) that fault maps only the page touched,
+// not the 64 KiB around it.
 //
 // Only private, read-only mappings of the executable file that hold no private copy
 // (Anonymous: 0 in smaps, so nothing was relocated or written) are released: for them the
-// file is the only content, so dropping the mapping loses nothing. It returns how many KiB
-// were resident in the released mappings.
-func ReleaseStartupPages() (int64, error) {
+// file is the only content, so dropping the mapping loses nothing.
+func ReleaseStartupPages() (Released, error) {
+	var r Released
 	exe, err := os.Stat("/proc/self/exe")
 	if err != nil {
-		return 0, fmt.Errorf("release startup pages: %w", err)
+		return r, fmt.Errorf("release startup pages: %w", err)
 	}
 	st, ok := exe.Sys().(*syscall.Stat_t)
 	if !ok {
-		return 0, fmt.Errorf("release startup pages: no inode for /proc/self/exe")
+		return r, fmt.Errorf("release startup pages: no inode for /proc/self/exe")
 	}
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
-		return 0, fmt.Errorf("release startup pages: %w", err)
+		return r, fmt.Errorf("release startup pages: %w", err)
 	}
 	maps, err := readOwnMappings(f, st.Ino)
 	_ = f.Close()
 	if err != nil {
-		return 0, fmt.Errorf("release startup pages: /proc/self/smaps: %w", err)
+		return r, fmt.Errorf("release startup pages: /proc/self/smaps: %w", err)
 	}
-	var released int64
+	// Before the release, so that every page mapped back afterwards comes alone.
+	r.FaultAround = faultPageByPage(maps)
 	for _, m := range maps {
 		// Read-only data (rodata, pclntab) first gets no huge pages: where the page cache
 		// holds the file in large folios (ext4 and others on recent kernels) one touch
@@ -49,21 +52,20 @@ func ReleaseStartupPages() (int64, error) {
 		// the hot code is dense, and huge pages save iTLB misses on every request.
 		// It is also read at random (MADV_RANDOM): a fault that misses the page cache
 		// reads the page touched, without readahead (pclntab resident at h2c load about
-		// 7 MB → 5 MB when measured). The kernel's fault-around still maps the cached
-		// pages of the 64 KiB around each fault: on Linux 6.18 the resident pages of the
-		// marked mapping come in 64 KiB-aligned runs of 16 pages. Hints: where one is
-		// refused (no transparent huge pages: EINVAL; a sandbox), the release goes ahead
-		// without it.
+		// 7 MB → 5 MB when measured). Neither stops the kernel's fault-around (the cached
+		// pages of the 64 KiB around each fault); faultPageByPage does, where allowed.
+		// Hints: where one is refused (no transparent huge pages: EINVAL; a sandbox),
+		// the release goes ahead without it.
 		if !m.exec {
 			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, syscall.MADV_NOHUGEPAGE)
 			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, syscall.MADV_RANDOM)
 		}
 		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, syscall.MADV_DONTNEED); errno != 0 {
-			return released, fmt.Errorf("release startup pages: madvise %#x-%#x: %w", m.start, m.end, errno)
+			return r, fmt.Errorf("release startup pages: madvise %#x-%#x: %w", m.start, m.end, errno)
 		}
-		released += m.rssKiB
+		r.ResidentKiB += m.rssKiB
 	}
-	return released, nil
+	return r, nil
 }
 
 // region is one releasable mapping.
