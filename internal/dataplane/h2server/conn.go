@@ -45,6 +45,7 @@ type conn struct {
 	wcond     sync.Cond // writers wait: send window, buffer room, their stream's or the connection's end
 	wbuf      []byte    // frames not yet written
 	spare     []byte    // the buffer being written, between writes
+	wbufBig   bool      // large write buffers (a frame overflowed a small one since the connection was last idle)
 	writing   bool      // a goroutine is writing (it writes what is added meanwhile too)
 	flushSoon bool      // a goroutine will flush once the scheduler has run the others (flushSoonLocked)
 	werr      error     // the connection failed or ended: nothing more is written
@@ -75,9 +76,14 @@ type conn struct {
 // Buffer sizes.
 const (
 	readBufSize = 16 << 10
-	wbufSize    = 64 << 10 // a write buffer: frames a handler lets queue before it writes (or waits for the writer)
-	maxControl  = 10000    // control frames queued unwritten before the peer is cut off (net/http's)
-	cacheMax    = 128
+	// Write buffers: frames the handlers let queue before they write (or wait for the
+	// writer). A connection starts with small ones (ten 1 KiB answers and their heads fit
+	// one) and takes large ones from the first frame that would overflow a small one, until
+	// it goes idle: a busy connection holds two, so small answers cost it 32 KiB, not 128.
+	wbufSmall  = 16 << 10
+	wbufLarge  = 64 << 10
+	maxControl = 10000 // control frames queued unwritten before the peer is cut off (net/http's)
+	cacheMax   = 128
 )
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
@@ -338,6 +344,7 @@ func (c *conn) timers(now int64) {
 		putWbuf(c.spare) // idle: the write buffers go back to the pool
 		putWbuf(c.wbuf)
 		c.wbuf, c.spare = nil, nil
+		c.wbufBig = false
 	}
 	if cfg.idleTimeout > 0 && c.idleSince != 0 && now-c.idleSince > int64(cfg.idleTimeout) && !c.goingAway {
 		c.goAwayLocked(http2.ErrCodeNo, false)

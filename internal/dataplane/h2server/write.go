@@ -17,25 +17,64 @@ import (
 // Frames are composed in c.wbuf under c.mu and written by flushLocked: whoever flushes
 // writes what every stream has put there meanwhile.
 
-// frameHeader is wbuf with a frame header appended (wbuf taken from wbufPool when the
-// connection has none).
+// frameHeader is wbuf with the header of an n-byte frame appended (wbuf taken from a pool
+// when the connection has none, and made large first if the frame would overflow a small
+// one).
 func (c *conn) frameHeader(n int, t http2.FrameType, fl http2.Flags, id uint32) []byte {
+	c.roomFor(frameHeaderLen + n)
 	b := c.wbuf
 	if b == nil {
-		b = (*wbufPool.Get().(*[]byte))[:0]
+		b = getWbuf(c.wbufCap())
 	}
 	return append(b, byte(n>>16), byte(n>>8), byte(n), byte(t), byte(fl), byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
 }
 
-// wbufPool holds write buffers: a connection has at most two (one written, one filled) and
-// gives them back once it has been a tick without a stream (timers), so idle connections
-// hold none.
-var wbufPool = sync.Pool{New: func() any { b := make([]byte, 0, wbufSize); return &b }}
+// wbufCap is the size of the connection's write buffers now.
+func (c *conn) wbufCap() int {
+	if c.wbufBig {
+		return wbufLarge
+	}
+	return wbufSmall
+}
 
+// roomFor switches the connection to large write buffers when n more bytes would
+// overflow a small one, and moves what wbuf holds into a large one when wbuf is a small
+// one (or the spare taken after the switch) that n more bytes would overflow.
+func (c *conn) roomFor(n int) {
+	if !c.wbufBig && len(c.wbuf)+n > wbufSmall {
+		c.wbufBig = true
+	}
+	if c.wbufBig && c.wbuf != nil && cap(c.wbuf) < wbufLarge && len(c.wbuf)+n > cap(c.wbuf) {
+		b := append(getWbuf(wbufLarge), c.wbuf...)
+		putWbuf(c.wbuf)
+		c.wbuf = b
+	}
+}
+
+// Write buffers, small and large: a connection has at most two (one written, one filled)
+// and gives them back once it has been a tick without a stream (timers), so idle
+// connections hold none.
+var (
+	smallWbufs = sync.Pool{New: func() any { b := make([]byte, 0, wbufSmall); return &b }}
+	largeWbufs = sync.Pool{New: func() any { b := make([]byte, 0, wbufLarge); return &b }}
+)
+
+func getWbuf(size int) []byte {
+	if size == wbufLarge {
+		return (*largeWbufs.Get().(*[]byte))[:0]
+	}
+	return (*smallWbufs.Get().(*[]byte))[:0]
+}
+
+// putWbuf gives b back to its pool; a buffer that a large header block grew is dropped.
 func putWbuf(b []byte) {
-	if cap(b) == wbufSize {
+	switch cap(b) {
+	case wbufSmall:
 		b = b[:0]
-		wbufPool.Put(&b)
+		smallWbufs.Put(&b)
+	case wbufLarge:
+		b = b[:0]
+		largeWbufs.Put(&b)
 	}
 }
 
@@ -222,10 +261,10 @@ func (c *conn) flushLocked() error {
 		_, err := c.nc.Write(buf)
 		c.mu.Lock()
 		c.writing = false
-		if c.spare == nil && cap(buf) == wbufSize {
+		if c.spare == nil && cap(buf) == c.wbufCap() {
 			c.spare = buf[:0]
 		} else {
-			putWbuf(buf) // a buffer a large header block grew is dropped
+			putWbuf(buf) // a small buffer after the switch to large ones, or one a large header block grew
 		}
 		if err != nil && c.werr == nil {
 			c.werr = err
@@ -259,7 +298,9 @@ func (c *conn) sendData(st *stream, p []byte, end bool) error {
 		if err := st.writeErr(); err != nil {
 			return err
 		}
-		if len(c.wbuf)+frameHeaderLen+min(len(p), maxData) > wbufSize && len(c.wbuf) > 0 {
+		need := frameHeaderLen + min(len(p), maxData)
+		c.roomFor(need)
+		if len(c.wbuf)+need > c.wbufCap() && len(c.wbuf) > 0 {
 			if c.writing {
 				c.wcond.Wait()
 			} else {
