@@ -61,6 +61,10 @@ func tuneMemory(ctx context.Context, m MemoryOptions, log *slog.Logger, configur
 		if r.FaultAround != nil {
 			log.Debug("released the executable's startup pages", "when", when, "resident_kib", r.ResidentKiB,
 				"page_by_page", false, "reason", r.FaultAround.Error())
+			if when == "start" {
+				log.Info("the kernel maps the executable's pages 64 KiB or more at a time: resident memory about 10 MiB larger",
+					"reason", r.FaultAround.Error())
+			}
 			return
 		}
 		log.Debug("released the executable's startup pages", "when", when, "resident_kib", r.ResidentKiB, "page_by_page", true)

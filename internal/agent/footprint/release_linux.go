@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/lucid-mesh/lucid/internal/agent/footprint/faultaround"
 )
 
 // ReleaseStartupPages unmaps the resident pages of the executable's read-only mappings
@@ -17,7 +19,7 @@ import (
 // starting (package initialisation of the whole binary, flag parsing, the first
 // configuration's decoding) leave the resident set. The pages stay in the page cache; a
 // page the process still uses is mapped back by a minor fault on its next touch, and
-// where the kernel allows it (see faultPageByPage) that fault maps only the page touched,
+// where the kernel allows it (package faultaround) that fault maps only the page touched,
 // not the 64 KiB around it.
 //
 // Only private, read-only mappings of the executable file that hold no private copy
@@ -25,25 +27,16 @@ import (
 // file is the only content, so dropping the mapping loses nothing.
 func ReleaseStartupPages() (Released, error) {
 	var r Released
-	exe, err := os.Stat("/proc/self/exe")
+	maps, err := ownMappings()
 	if err != nil {
 		return r, fmt.Errorf("release startup pages: %w", err)
-	}
-	st, ok := exe.Sys().(*syscall.Stat_t)
-	if !ok {
-		return r, fmt.Errorf("release startup pages: no inode for /proc/self/exe")
-	}
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		return r, fmt.Errorf("release startup pages: %w", err)
-	}
-	maps, err := readOwnMappings(f, st.Ino)
-	_ = f.Close()
-	if err != nil {
-		return r, fmt.Errorf("release startup pages: /proc/self/smaps: %w", err)
 	}
 	// Before the release, so that every page mapped back afterwards comes alone.
-	r.FaultAround = faultPageByPage(maps)
+	ranges := make([]faultaround.Range, len(maps))
+	for i, m := range maps {
+		ranges[i] = faultaround.Range{Start: m.start, End: m.end}
+	}
+	r.FaultAround = faultaround.Off(ranges)
 	for _, m := range maps {
 		// Read-only data (rodata, pclntab) first gets no huge pages: where the page cache
 		// holds the file in large folios (ext4 and others on recent kernels) one touch
@@ -53,7 +46,7 @@ func ReleaseStartupPages() (Released, error) {
 		// It is also read at random (MADV_RANDOM): a fault that misses the page cache
 		// reads the page touched, without readahead (pclntab resident at h2c load about
 		// 7 MB → 5 MB when measured). Neither stops the kernel's fault-around (the cached
-		// pages of the 64 KiB around each fault); faultPageByPage does, where allowed.
+		// pages of the 64 KiB around each fault); faultaround does, where allowed.
 		// Hints: where one is refused (no transparent huge pages: EINVAL; a sandbox),
 		// the release goes ahead without it.
 		if !m.exec {
@@ -66,6 +59,28 @@ func ReleaseStartupPages() (Released, error) {
 		r.ResidentKiB += m.rssKiB
 	}
 	return r, nil
+}
+
+// ownMappings returns the executable's releasable mappings, from /proc/self/smaps.
+func ownMappings() ([]region, error) {
+	exe, err := os.Stat("/proc/self/exe")
+	if err != nil {
+		return nil, err
+	}
+	st, ok := exe.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil, fmt.Errorf("no inode for /proc/self/exe")
+	}
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	maps, err := readOwnMappings(f, st.Ino)
+	if err != nil {
+		return nil, fmt.Errorf("/proc/self/smaps: %w", err)
+	}
+	return maps, nil
 }
 
 // region is one releasable mapping.

@@ -3,16 +3,12 @@
 package footprint
 
 import (
-	"bytes"
-	"encoding/binary"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/lucid-mesh/lucid/internal/agent/footprint/faultaround"
 )
 
 const smapsSample = `00400000-01563000 r-xp 00000000 fe:00 42                               /usr/bin/lucid
@@ -140,11 +136,11 @@ func TestReleasedPagesComeBackSmall(t *testing.T) {
 	for i := range touches {
 		addr := ro.start + uintptr(i+1)*(ro.end-ro.start)/(touches+1)
 		win := max(addr&^(window*page-1), ro.start)
-		was := presentPages(t, win, window)
+		was := mapped(t, win, window)
 		if _, err := mem.ReadAt(make([]byte, 1), int64(addr)); err != nil {
 			t.Fatalf("reading %#x: %v", addr, err)
 		}
-		newInWindows += presentPages(t, win, window) - was
+		newInWindows += mapped(t, win, window) - was
 	}
 	grew := exeRSS(t)["r--p"] - before
 	t.Logf("%d touches of released read-only data: +%d KiB resident, %d pages newly mapped in their 64 KiB windows", touches, grew, newInWindows)
@@ -157,78 +153,6 @@ func TestReleasedPagesComeBackSmall(t *testing.T) {
 	} else if newInWindows > touches+2 {
 		t.Errorf("%d touches newly mapped %d pages of their 64 KiB windows; want %d (one page each)", touches, newInWindows, touches)
 	}
-}
-
-// TestFaultsMapOnePage checks the mechanism on a file of its own: of two private
-// read-only mappings of one cached file, a touch maps the pages around it in the plain
-// one (the kernel's fault-around: 64 KiB, or on Linux 6.18 the whole large folio of the
-// page cache where it fits the page table) and the touched page alone in the registered
-// one.
-func TestFaultsMapOnePage(t *testing.T) {
-	const pages = 256
-	page := os.Getpagesize()
-	name := filepath.Join(t.TempDir(), "pages")
-	if err := os.WriteFile(name, bytes.Repeat([]byte{7}, pages*page), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.ReadFile(name); err != nil { // every page in the page cache
-		t.Fatal(err)
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	mapFile := func() []byte {
-		b, err := unix.Mmap(int(f.Fd()), 0, pages*page, unix.PROT_READ, unix.MAP_PRIVATE)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = unix.Munmap(b) })
-		return b
-	}
-	plain, registered := mapFile(), mapFile()
-	start := addrOf(registered)
-	if err := faultPageByPage([]region{{start: start, end: start + uintptr(len(registered))}}); err != nil {
-		t.Skipf("page-by-page faults are not available here: %v", err)
-	}
-	if plain[100*page] != 7 {
-		t.Fatal("the plain mapping does not show the file")
-	}
-	t.Logf("one touch mapped %d pages of the plain mapping", presentPages(t, addrOf(plain), pages))
-	// Neighbours, then a page far off: each touch maps exactly one more page.
-	for i, p := range []int{100, 101, 99, 180} {
-		if registered[p*page] != 7 {
-			t.Fatal("the registered mapping does not show the file")
-		}
-		if got := presentPages(t, addrOf(registered), pages); got != i+1 {
-			t.Fatalf("after touching %d pages of the registered mapping %d are mapped, want %d", i+1, got, i+1)
-		}
-	}
-}
-
-func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
-
-// presentPages counts the pages from addr on, n of them, that are mapped in this process
-// (/proc/self/pagemap, bit 63: present).
-func presentPages(t *testing.T, addr uintptr, n int) int {
-	t.Helper()
-	pm, err := os.Open("/proc/self/pagemap")
-	if err != nil {
-		t.Skipf("no pagemap: %v", err)
-	}
-	defer pm.Close()
-	entries := make([]byte, 8*n)
-	if _, err := pm.ReadAt(entries, int64(addr/uintptr(os.Getpagesize())*8)); err != nil {
-		t.Fatalf("reading pagemap: %v", err)
-	}
-	present := 0
-	for i := 0; i < len(entries); i += 8 {
-		if binary.LittleEndian.Uint64(entries[i:])&(1<<63) != 0 {
-			present++
-		}
-	}
-	return present
 }
 
 // mapping is one of the executable's mappings in /proc/self/smaps.
@@ -309,4 +233,14 @@ func FuzzReadOwnMappings(f *testing.F) {
 			}
 		}
 	})
+}
+
+// mapped is faultaround.Mapped, skipping where pagemap cannot be read.
+func mapped(t *testing.T, addr uintptr, n int) int {
+	t.Helper()
+	got, err := faultaround.Mapped(addr, n)
+	if err != nil {
+		t.Skipf("no pagemap: %v", err)
+	}
+	return got
 }
