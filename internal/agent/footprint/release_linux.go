@@ -63,20 +63,16 @@ func ReleaseStartupPages() (Released, error) {
 
 // ownMappings returns the executable's releasable mappings, from /proc/self/smaps.
 func ownMappings() ([]region, error) {
-	exe, err := os.Stat("/proc/self/exe")
+	ino, err := faultaround.ExecutableInode()
 	if err != nil {
 		return nil, err
-	}
-	st, ok := exe.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil, fmt.Errorf("no inode for /proc/self/exe")
 	}
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	maps, err := readOwnMappings(f, st.Ino)
+	maps, err := readOwnMappings(f, ino)
 	if err != nil {
 		return nil, fmt.Errorf("/proc/self/smaps: %w", err)
 	}

@@ -157,21 +157,31 @@ func proxyProcess(args []string) bool {
 	return true
 }
 
-// executable returns the executable's private read-only mappings, from /proc/self/maps.
-func executable() ([]Range, error) {
+// ExecutableInode is the inode of the process's executable: the mappings of that file in
+// /proc/self/maps are the executable's.
+func ExecutableInode() (uint64, error) {
 	exe, err := os.Stat("/proc/self/exe")
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	st, ok := exe.Sys().(*syscall.Stat_t)
 	if !ok {
-		return nil, errors.New("no inode for /proc/self/exe")
+		return 0, errors.New("no inode for /proc/self/exe")
+	}
+	return st.Ino, nil
+}
+
+// executable returns the executable's private read-only mappings, from /proc/self/maps.
+func executable() ([]Range, error) {
+	ino, err := ExecutableInode()
+	if err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		return nil, err
 	}
-	return readOnlyOf(string(b), st.Ino), nil
+	return readOnlyOf(string(b), ino), nil
 }
 
 // readOnlyOf returns the "r-xp" and "r--p" mappings of the file with inode ino in
