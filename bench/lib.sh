@@ -74,16 +74,17 @@ bench_write_section() {
 }
 
 # lucid_revision prints the commit of the tree in $root, with "+ uncommitted changes (diff
-# HASH)" when the tree differs from it: call it when the binary is built.
+# HASH)" when the tree's Go sources or build files differ from it: call it when the binary
+# is built. Markdown is left out: the results file itself changes while `make bench` runs.
 lucid_revision() {
 	local rev diff
 	rev=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null) || {
 		echo unknown
 		return
 	}
-	diff=$(cd "$root" && git status --porcelain --untracked-files=no 2>/dev/null)
+	diff=$(cd "$root" && git status --porcelain --untracked-files=no -- . ':(exclude)*.md' 2>/dev/null)
 	if [ -n "$diff" ]; then
-		rev="$rev + uncommitted changes (diff $(cd "$root" && git diff HEAD | sha256sum | cut -c1-8))"
+		rev="$rev + uncommitted changes (diff $(cd "$root" && git diff HEAD -- . ':(exclude)*.md' | sha256sum | cut -c1-8))"
 	fi
 	echo "$rev"
 }
