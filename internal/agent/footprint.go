@@ -58,16 +58,7 @@ func tuneMemory(ctx context.Context, m MemoryOptions, log *slog.Logger, configur
 			log.Warn("could not release startup pages", "error", err)
 			return
 		}
-		if r.FaultAround != nil {
-			log.Debug("released the executable's startup pages", "when", when, "resident_kib", r.ResidentKiB,
-				"page_by_page", false, "reason", r.FaultAround.Error())
-			if when == "start" {
-				log.Info("the kernel maps the executable's pages 64 KiB or more at a time: resident memory about 10 MiB larger",
-					"reason", r.FaultAround.Error())
-			}
-			return
-		}
-		log.Debug("released the executable's startup pages", "when", when, "resident_kib", r.ResidentKiB, "page_by_page", true)
+		logRelease(log, when, r)
 	}
 	release("start")
 	t := time.NewTicker(configPoll)
@@ -83,4 +74,18 @@ func tuneMemory(ctx context.Context, m MemoryOptions, log *slog.Logger, configur
 			}
 		}
 	}
+}
+
+// logRelease logs a release at debug level; where the kernel kept fault-around on, it says
+// so once, at info level, with the start-up release.
+func logRelease(log *slog.Logger, when string, r footprint.Released) {
+	args := []any{"when", when, "resident_kib", r.ResidentKiB, "page_by_page", r.FaultAround == nil}
+	if r.FaultAround != nil {
+		args = append(args, "reason", r.FaultAround.Error())
+		if when == "start" {
+			log.Info("the kernel maps the executable's pages 64 KiB or more at a time: resident memory about 10 MiB larger",
+				"reason", r.FaultAround.Error())
+		}
+	}
+	log.Debug("released the executable's startup pages", args...)
 }

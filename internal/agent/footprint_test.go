@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/agent/footprint"
 	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
@@ -60,5 +61,20 @@ func TestMemoryTuning(t *testing.T) {
 				t.Errorf("release failed: %s", out)
 			}
 		})
+	}
+}
+
+// Where the kernel refuses page-by-page faults, the start-up release says so once at info
+// level (the sidecar's default level); the later release only at debug.
+func TestReleaseLogsWhyFaultAroundStays(t *testing.T) {
+	var buf testutil.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	refused := footprint.Released{ResidentKiB: 100, FaultAround: errors.New("userfaultfd: operation not permitted")}
+	logRelease(log, "start", refused)
+	logRelease(log, "first configuration applied", refused)
+	logRelease(log, "start", footprint.Released{ResidentKiB: 100})
+	out := buf.String()
+	if n := strings.Count(out, "level=INFO"); n != 1 || !strings.Contains(out, `reason="userfaultfd: operation not permitted"`) {
+		t.Errorf("want one info line with the reason, got:\n%s", out)
 	}
 }

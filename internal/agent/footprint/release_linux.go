@@ -100,6 +100,7 @@ func readOwnMappings(r io.Reader, ino uint64) ([]region, error) {
 		}
 		cur, anon = nil, 0
 	}
+	want := strconv.FormatUint(ino, 10)
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
@@ -109,16 +110,13 @@ func readOwnMappings(r io.Reader, ino uint64) ([]region, error) {
 		}
 		if isMappingHeader(fields) {
 			flush()
-			if len(fields) < 6 || !releasable(fields[1]) || fields[4] != strconv.FormatUint(ino, 10) {
-				continue
-			}
-			lo, hi, _ := strings.Cut(fields[0], "-")
-			start, err1 := strconv.ParseUint(lo, 16, 64)
-			end, err2 := strconv.ParseUint(hi, 16, 64)
-			if err1 != nil || err2 != nil || end <= start {
+			r, ok, err := faultaround.ReadOnlyMapping(fields, want)
+			if err != nil {
 				return nil, fmt.Errorf("bad mapping line %q", line)
 			}
-			cur = &region{start: uintptr(start), end: uintptr(end), exec: fields[1][2] == 'x'}
+			if ok {
+				cur = &region{start: r.Start, end: r.End, exec: fields[1][2] == 'x'}
+			}
 			continue
 		}
 		if cur == nil || len(fields) < 2 {
@@ -142,9 +140,4 @@ func readOwnMappings(r io.Reader, ino uint64) ([]region, error) {
 // rather than a "Key: value" line.
 func isMappingHeader(fields []string) bool {
 	return len(fields) >= 5 && !strings.HasSuffix(fields[0], ":") && strings.Contains(fields[0], "-")
-}
-
-// releasable reports private mappings that cannot have been written: "r-xp" or "r--p".
-func releasable(perms string) bool {
-	return len(perms) == 4 && perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p'
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lucid-mesh/lucid/internal/agent/footprint/faultaround"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 const smapsSample = `00400000-01563000 r-xp 00000000 fe:00 42                               /usr/bin/lucid
@@ -136,11 +136,11 @@ func TestReleasedPagesComeBackSmall(t *testing.T) {
 	for i := range touches {
 		addr := ro.start + uintptr(i+1)*(ro.end-ro.start)/(touches+1)
 		win := max(addr&^(window*page-1), ro.start)
-		was := mapped(t, win, window)
+		was := testutil.MappedPages(t, win, window)
 		if _, err := mem.ReadAt(make([]byte, 1), int64(addr)); err != nil {
 			t.Fatalf("reading %#x: %v", addr, err)
 		}
-		newInWindows += mapped(t, win, window) - was
+		newInWindows += testutil.MappedPages(t, win, window) - was
 	}
 	grew := exeRSS(t)["r--p"] - before
 	t.Logf("%d touches of released read-only data: +%d KiB resident, %d pages newly mapped in their 64 KiB windows", touches, grew, newInWindows)
@@ -233,14 +233,4 @@ func FuzzReadOwnMappings(f *testing.F) {
 			}
 		}
 	})
-}
-
-// mapped is faultaround.Mapped, skipping where pagemap cannot be read.
-func mapped(t *testing.T, addr uintptr, n int) int {
-	t.Helper()
-	got, err := faultaround.Mapped(addr, n)
-	if err != nil {
-		t.Skipf("no pagemap: %v", err)
-	}
-	return got
 }

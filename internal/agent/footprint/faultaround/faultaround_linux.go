@@ -184,44 +184,32 @@ func executable() ([]Range, error) {
 	return readOnlyOf(string(b), ino), nil
 }
 
-// readOnlyOf returns the "r-xp" and "r--p" mappings of the file with inode ino in
-// /proc/PID/maps text ("start-end perms offset dev inode path").
+// readOnlyOf returns the private read-only mappings of the file with inode ino in
+// /proc/PID/maps text.
 func readOnlyOf(maps string, ino uint64) []Range {
 	var out []Range
 	want := strconv.FormatUint(ino, 10)
 	for line := range strings.Lines(maps) {
-		f := strings.Fields(line)
-		if len(f) < 6 || (f[1] != "r-xp" && f[1] != "r--p") || f[4] != want {
-			continue
+		if r, ok, err := ReadOnlyMapping(strings.Fields(line), want); ok && err == nil {
+			out = append(out, r)
 		}
-		lo, hi, _ := strings.Cut(f[0], "-")
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
-		}
-		out = append(out, Range{Start: uintptr(start), End: uintptr(end)})
 	}
 	return out
 }
 
-// Mapped counts the pages from addr on, n of them, that are mapped in this process
-// (/proc/self/pagemap, bit 63: present). The tests use it to see what a fault mapped.
-func Mapped(addr uintptr, n int) (int, error) {
-	pm, err := os.Open("/proc/self/pagemap")
-	if err != nil {
-		return 0, err
+// ReadOnlyMapping reads the fields of a mapping's line in /proc/PID/maps or smaps
+// ("start-end perms offset dev inode path"): ok when it is a private read-only mapping
+// ("r-xp" or "r--p", so nothing in it was written) of the file with inode ino (decimal),
+// with its range; err when it is one but its range does not parse.
+func ReadOnlyMapping(fields []string, ino string) (r Range, ok bool, err error) {
+	if len(fields) < 6 || (fields[1] != "r-xp" && fields[1] != "r--p") || fields[4] != ino {
+		return Range{}, false, nil
 	}
-	defer pm.Close()
-	entries := make([]byte, 8*n)
-	if _, err := pm.ReadAt(entries, int64(addr/uintptr(os.Getpagesize())*8)); err != nil {
-		return 0, err
+	lo, hi, _ := strings.Cut(fields[0], "-")
+	start, err1 := strconv.ParseUint(lo, 16, 64)
+	end, err2 := strconv.ParseUint(hi, 16, 64)
+	if err1 != nil || err2 != nil || end <= start {
+		return Range{}, true, errors.New("bad range " + fields[0])
 	}
-	present := 0
-	for i := 0; i+8 <= len(entries); i += 8 {
-		if entries[i+7]&0x80 != 0 { // little-endian: bit 63 is the top bit of the last byte
-			present++
-		}
-	}
-	return present, nil
+	return Range{Start: uintptr(start), End: uintptr(end)}, true, nil
 }

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // TestFaultsMapOnePage checks the mechanism on a file of its own: of two private
@@ -49,28 +51,19 @@ func TestFaultsMapOnePage(t *testing.T) {
 	if plain[100*page] != 7 {
 		t.Fatal("the plain mapping does not show the file")
 	}
-	t.Logf("one touch mapped %d pages of the plain mapping", mapped(t, addrOf(plain), pages))
+	t.Logf("one touch mapped %d pages of the plain mapping", testutil.MappedPages(t, addrOf(plain), pages))
 	// Neighbours, then a page far off: each touch maps exactly one more page.
 	for i, p := range []int{100, 101, 99, 180} {
 		if registered[p*page] != 7 {
 			t.Fatal("the registered mapping does not show the file")
 		}
-		if got := mapped(t, addrOf(registered), pages); got != i+1 {
+		if got := testutil.MappedPages(t, addrOf(registered), pages); got != i+1 {
 			t.Fatalf("after touching %d pages of the registered mapping %d are mapped, want %d", i+1, got, i+1)
 		}
 	}
 }
 
 func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
-
-func mapped(t *testing.T, addr uintptr, n int) int {
-	t.Helper()
-	got, err := Mapped(addr, n)
-	if err != nil {
-		t.Skipf("no pagemap: %v", err)
-	}
-	return got
-}
 
 func TestProxyProcess(t *testing.T) {
 	for _, tt := range []struct {

@@ -1,0 +1,29 @@
+package testutil
+
+import (
+	"os"
+	"testing"
+)
+
+// MappedPages counts the pages from addr on, n of them, that are mapped in this process
+// (/proc/self/pagemap, bit 63 of each entry: present): what a page fault mapped. It skips
+// the test where pagemap cannot be read.
+func MappedPages(t testing.TB, addr uintptr, n int) int {
+	t.Helper()
+	pm, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		t.Skipf("no pagemap: %v", err)
+	}
+	defer pm.Close()
+	entries := make([]byte, 8*n)
+	if _, err := pm.ReadAt(entries, int64(addr/uintptr(os.Getpagesize())*8)); err != nil {
+		t.Skipf("reading pagemap: %v", err)
+	}
+	present := 0
+	for i := 0; i+8 <= len(entries); i += 8 {
+		if entries[i+7]&0x80 != 0 { // little-endian: bit 63 is the top bit of the last byte
+			present++
+		}
+	}
+	return present
+}
