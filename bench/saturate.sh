@@ -17,7 +17,8 @@
 #   SAT_ROUNDS=5 SAT_DURATION=20 SAT_PROTOS=h2c bench/saturate.sh
 #   SAT_RESULTS=bench/RESULTS.md bench/saturate.sh      # also writes its section there (make bench)
 #   SAT_ROUNDS=0 SAT_PROFILE=1 bench/saturate.sh        # Lucid's CPU profile and syscalls per request
-#                                                       # (SAT_PROFILE_DIR=D keeps the profiles in D)
+#                                                       # (SAT_PROFILE_DIR=D keeps the CPU and heap profiles
+#                                                       # and a goroutine dump, taken at saturation, in D)
 #
 # The proxy runs on CPU 1 (taskset); the load (HTTP/1.1: bench/saturate, 16 connections,
 # closed loop; h2c: h2load, 16 connections x 10 streams) and the upstream (nginx answering
@@ -316,8 +317,11 @@ profile_lucid() {
 		run_load "$proto" 2 >/dev/null
 		run_load "$proto" 12 >/dev/null &
 		curl -s -o "$work/lucid-$proto.pprof" "http://$lucid_ip:15020/debug/pprof/profile?seconds=10"
+		# The heap while the load still runs (its last two seconds).
+		curl -s -o "$work/lucid-$proto.heap.pprof" "http://$lucid_ip:15020/debug/pprof/heap"
+		curl -s -o "$work/lucid-$proto.goroutine.txt" "http://$lucid_ip:15020/debug/pprof/goroutine?debug=1"
 		wait $!
-		[ -z "${SAT_PROFILE_DIR:-}" ] || cp "$work/lucid-$proto.pprof" "$SAT_PROFILE_DIR/"
+		[ -z "${SAT_PROFILE_DIR:-}" ] || cp "$work/lucid-$proto.pprof" "$work/lucid-$proto.heap.pprof" "$work/lucid-$proto.goroutine.txt" "$SAT_PROFILE_DIR/"
 		echo "#### lucid, $proto: top functions (pprof, 10 s at saturation, load average $(cut -d' ' -f1 /proc/loadavg))"
 		echo
 		echo '```'

@@ -19,7 +19,7 @@ func TestMemory(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil || w.Code != 200 {
 		t.Fatalf("%d %s: %v", w.Code, w.Body, err)
 	}
-	for _, k := range []string{"allocated", "heap_size", "pageheap_unmapped", "pageheap_free", "total_thread_cache", "total_physical_bytes", "goroutines"} {
+	for _, k := range []string{"allocated", "heap_size", "pageheap_unmapped", "pageheap_free", "total_thread_cache", "total_physical_bytes", "goroutines", "stacks"} {
 		if _, err := strconv.ParseUint(m[k], 10, 64); err != nil {
 			t.Errorf("%s = %q, want a number", k, m[k])
 		}
@@ -29,6 +29,9 @@ func TestMemory(t *testing.T) {
 	}
 	if a, _ := strconv.Atoi(m["allocated"]); a <= 0 {
 		t.Errorf("allocated %q", m["allocated"])
+	}
+	if st, _ := strconv.Atoi(m["stacks"]); st < 2048 { // at least this goroutine's stack
+		t.Errorf("stacks %q", m["stacks"])
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // memorySample is what /memory and server.* read.
 type memorySample struct {
 	heapObjects, heapFree, heapReleased, heapUnused, total uint64
-	goroutines                                             uint64
+	goroutines, stacks                                     uint64
 }
 
 var memoryMetrics = []string{
@@ -26,6 +26,7 @@ var memoryMetrics = []string{
 	"/memory/classes/heap/unused:bytes",   // fragmentation inside spans
 	"/memory/classes/total:bytes",         // everything the runtime mapped: "total_physical_bytes"
 	"/sched/goroutines:goroutines",
+	"/memory/classes/heap/stacks:bytes", // goroutine stacks (they live in the heap's spans)
 }
 
 func readMemory() memorySample {
@@ -40,7 +41,7 @@ func readMemory() memorySample {
 		}
 		return 0
 	}
-	return memorySample{heapObjects: v(0), heapFree: v(1), heapReleased: v(2), heapUnused: v(3), total: v(4), goroutines: v(5)}
+	return memorySample{heapObjects: v(0), heapFree: v(1), heapReleased: v(2), heapUnused: v(3), total: v(4), goroutines: v(5), stacks: v(6)}
 }
 
 // heapSize is Envoy's heap_size: the heap the process holds from the OS.
@@ -54,16 +55,18 @@ type memoryJSON struct {
 	TotalThreadCache   string `json:"total_thread_cache"`
 	TotalPhysicalBytes string `json:"total_physical_bytes"`
 	Goroutines         string `json:"goroutines"` // Lucid's: the runtime's concurrency
+	Stacks             string `json:"stacks"`     // Lucid's: bytes of goroutine stacks
 }
 
 // memory serves Envoy's /memory (envoy.admin.v3.Memory; numbers as strings, as Envoy's
-// JSON prints uint64), plus the goroutine count.
+// JSON prints uint64), plus the goroutine count and the bytes of their stacks.
 func (s *server) memory(w http.ResponseWriter, _ *http.Request) {
 	m := readMemory()
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	writeJSON(w, memoryJSON{
 		Allocated: u(m.heapObjects), HeapSize: u(m.heapSize()), PageheapUnmapped: u(m.heapReleased),
 		PageheapFree: u(m.heapFree), TotalThreadCache: "0", TotalPhysicalBytes: u(m.total), Goroutines: u(m.goroutines),
+		Stacks: u(m.stacks),
 	})
 }
 
