@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 BIN := $(CURDIR)/bin
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build test unit test-kubelet test-istioanalyze test-istioctl fuzz-short kube-bins telemetry-bins test-kube test-node lint e2e bench bench-kube bench-mtls clean
+.PHONY: all build test unit test-kubelet test-istioanalyze test-istioctl fuzz-short cross kube-bins telemetry-bins test-kube test-node lint e2e bench bench-kube bench-mtls clean
 
 all: build
 
@@ -24,8 +24,9 @@ build:
 
 ## test: every package's tests with the race detector, the kubelet verdict check, the Istio parity checks, istioctl
 ## reading Lucid's proxies, then each
-## fuzz target briefly (first builds the Kubernetes and telemetry test binaries if they are not cached yet)
-test: kube-bins telemetry-bins unit test-kubelet test-istioanalyze test-istioctl fuzz-short
+## fuzz target briefly, then the cross-platform builds (first builds the Kubernetes and telemetry test binaries if they
+## are not cached yet)
+test: kube-bins telemetry-bins unit test-kubelet test-istioanalyze test-istioctl fuzz-short cross
 
 # -timeout: test/node (a real Kubernetes node) runs about 6 minutes on a 2-core machine, too
 # close to go test's 10-minute default per package.
@@ -48,6 +49,12 @@ test-istioctl:
 
 fuzz-short:
 	./scripts/fuzz-short.sh
+
+## cross: lucid builds for macOS (the CLI: up, analyze, why; capture and TPROXY are Linux's and say so there), and
+## every package and test type-checks on a 32-bit platform
+cross:
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go build -o /dev/null ./cmd/lucid
+	GOARCH=386 go vet ./...
 
 ## kube-bins: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and etcd for the Kubernetes tests (module test/kubebin), cached in
 ## ${LUCID_KUBE_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/lucid/kube/<version>}; a no-op once built

@@ -61,6 +61,12 @@ bench_write_section() {
 	local file=$1 name=$2 part=$3 begin end
 	begin="<!-- begin $name -->"
 	end="<!-- end $name -->"
+	# The section is written beside FILE and renamed over it: never over a device such as
+	# /dev/null (as root, the rename would replace the machine's /dev/null with a file).
+	if [ -e "$file" ] && [ ! -f "$file" ]; then
+		log "$file is not a regular file: the $name section is not written there"
+		return 0
+	fi
 	touch "$file"
 	if grep -qxF "$begin" "$file" && grep -qxF "$end" "$file"; then
 		awk -v b="$begin" -v e="$end" -v part="$part" '

@@ -25,13 +25,13 @@ Anonymous:           200 kB
 02b98000-02ba0000 r--p 02798000 fe:00 42                               /usr/bin/lucid
 Rss:                   8 kB
 Anonymous:             8 kB
-7f0000000000-7f0000100000 r--p 00000000 fe:00 77                       /usr/lib/other.so
+a0000000-a0100000 r--p 00000000 fe:00 77                               /usr/lib/other.so
 Rss:                 100 kB
 Anonymous:             0 kB
-7f0000200000-7f0000300000 rw-p 00000000 00:00 0
+a0200000-a0300000 rw-p 00000000 00:00 0
 Rss:                1024 kB
 Anonymous:          1024 kB
-7ffc47c02000-7ffc47c23000 rw-p 00000000 00:00 0                          [stack]
+bfc02000-bfc23000 rw-p 00000000 00:00 0                                  [stack]
 Rss:                  20 kB
 `
 
@@ -44,7 +44,7 @@ func TestReadOwnMappings(t *testing.T) {
 	}{
 		{name: "text and rodata of the executable; not data, not a relocated (copied) page, not other files",
 			in: smapsSample, ino: 42, want: []region{{0x400000, 0x1563000, 12000, true}, {0x1563000, 0x2acd000, 9000, false}}},
-		{name: "another inode", in: smapsSample, ino: 77, want: []region{{0x7f0000000000, 0x7f0000100000, 100, false}}},
+		{name: "another inode", in: smapsSample, ino: 77, want: []region{{0xa0000000, 0xa0100000, 100, false}}},
 		{name: "no such file", in: smapsSample, ino: 5, want: nil},
 		{name: "empty", in: "", ino: 42, want: nil},
 		{name: "executable-and-writable is never released", in: "00400000-00500000 rwxp 00000000 fe:00 42 /x\nRss: 4 kB\nAnonymous: 0 kB\n", ino: 42, want: nil},

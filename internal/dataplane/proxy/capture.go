@@ -9,8 +9,6 @@ import (
 	"sync"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/origdst"
@@ -47,7 +45,7 @@ func (p *Proxy) listenConfig(w want) net.ListenConfig {
 	if w.kind == kindCapture && p.opts.Transparent {
 		lc.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error
-			if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_TRANSPARENT, 1) }); err != nil {
+			if err := rc.Control(func(fd uintptr) { serr = setTransparent(int(fd)) }); err != nil {
 				return err
 			}
 			if serr != nil {

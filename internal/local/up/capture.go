@@ -232,3 +232,11 @@ func nextFree(a netip.Addr, taken map[netip.Addr]bool) netip.Addr {
 	}
 	return a
 }
+
+// cmpPrefix is the capture range in use: the given one, masked, or DefaultCaptureRange.
+func cmpPrefix(p netip.Prefix) netip.Prefix {
+	if !p.IsValid() {
+		return DefaultCaptureRange
+	}
+	return p.Masked()
+}

@@ -419,13 +419,6 @@ func envValue(env []string, key string) string {
 	return ""
 }
 
-func cmpPrefix(p netip.Prefix) netip.Prefix {
-	if !p.IsValid() {
-		return DefaultCaptureRange
-	}
-	return p.Masked()
-}
-
 // lastAddr is r's broadcast address.
 func lastAddr(r netip.Prefix) netip.Addr {
 	a := r.Addr().As4()
