@@ -93,9 +93,14 @@ func TestDeltaReconnectSendsInitialVersions(t *testing.T) {
 	cp2 := startControlPlane(t, addr)
 	cp2.set(t, "2", fullConfig(t, "", "127.0.0.11", "127.0.0.12"))
 	testutil.Eventually(t, 10*time.Second, "version 2 after reconnect", func() bool { return len(rec.last().Endpoints[fxCluster].Endpoints) == 2 })
+	// The endpoints can arrive before the client has asked for listeners on the new stream
+	// (it subscribes type by type): wait for both first requests before reading them.
+	testutil.Eventually(t, 10*time.Second, "LDS and CDS requests on the new stream", func() bool {
+		return len(cp2.deltaRequests(ListenerType)) > 0 && len(cp2.deltaRequests(ClusterType)) > 0
+	})
 	for _, url := range []string{ListenerType, ClusterType} {
 		reqs := cp2.deltaRequests(url)
-		if len(reqs) == 0 || len(reqs[0].GetInitialResourceVersions()) != 1 {
+		if len(reqs[0].GetInitialResourceVersions()) != 1 {
 			t.Errorf("first %s delta request on the new stream = %v, want the held resource's version", url, reqs)
 		}
 	}
