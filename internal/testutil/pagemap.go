@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"encoding/binary"
 	"os"
 	"testing"
 )
@@ -21,7 +22,7 @@ func MappedPages(t testing.TB, addr uintptr, n int) int {
 	}
 	present := 0
 	for i := 0; i+8 <= len(entries); i += 8 {
-		if entries[i+7]&0x80 != 0 { // little-endian: bit 63 is the top bit of the last byte
+		if binary.NativeEndian.Uint64(entries[i:])>>63 != 0 {
 			present++
 		}
 	}
