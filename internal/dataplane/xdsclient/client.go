@@ -100,6 +100,10 @@ type Client struct {
 	last      *resource.Snapshot    // the last snapshot applied (its maps are reused)
 
 	conn atomic.Pointer[grpc.ClientConn] // set while Run runs; Report uses it (events.go)
+	// running is closed once Run has its connection: a Report made before that (an app
+	// probe fails while the sidecar starts) waits for it rather than being lost.
+	running     chan struct{}
+	runningOnce sync.Once
 }
 
 // New returns a client; call Run to connect.
@@ -129,7 +133,8 @@ func New(o Options) *Client {
 			Metadata:      md,
 			UserAgentName: "lucid",
 		},
-		types: map[string]*typeState{},
+		types:   map[string]*typeState{},
+		running: make(chan struct{}),
 	}
 	setUserAgentVersion(c.node, cmp.Or(o.Version, "dev")) // buildversion.go
 	ks := kinds
@@ -180,6 +185,7 @@ func (c *Client) Run(ctx context.Context) error {
 	defer conn.Close()
 	c.conn.Store(conn)
 	defer c.conn.Store(nil)
+	c.runningOnce.Do(func() { close(c.running) })
 	attempt := 0
 	proto := c.o.Protocol
 	for {

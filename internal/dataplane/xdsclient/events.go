@@ -15,13 +15,19 @@ import (
 // google.protobuf.Struct and returning google.protobuf.Empty, served beside ADS.
 const EventsReportMethod = contract.EventsReportMethod
 
-// ErrNotConnected is Report's error before Run has dialled or after it returned.
+// ErrNotConnected is Report's error after Run has returned.
 var ErrNotConnected = errors.New("xdsclient: not running")
 
 // Report sends one event (e.g. an app probe failure) to the control plane over the xDS
 // connection; the node id is added as "node". It waits for the connection while ctx
-// allows (it is not fail-fast), so callers bound it with a deadline.
+// allows (it is not fail-fast), including for Run to start, so callers bound it with a
+// deadline.
 func (c *Client) Report(ctx context.Context, event map[string]any) error {
+	select {
+	case <-c.running:
+	case <-ctx.Done():
+		return fmt.Errorf("xdsclient: report to %s: %w before the client started", c.o.Server, ctx.Err())
+	}
 	conn := c.conn.Load()
 	if conn == nil {
 		return ErrNotConnected
