@@ -58,6 +58,8 @@ func newHopOn(tb testing.TB, proto resource.Protocol, up string, serve func(test
 	rc := routes(toCluster("c"))
 	hp := &hop{infos: make(chan *streaminfo.Info, 16)}
 	fwd := forward.New(forward.Options{Clusters: cm, Pools: ps, Logger: log,
+		// As a sidecar's: its metadata goes back on every inbound answer.
+		PeerMetadata: forward.PeerMetadata{ID: "sidecar~127.0.84.2~reviews-v1.default~default.svc.cluster.local", Value: "ChgKDkFQUF9DT05UQUlORVJTEgYaBHJldmlld3M="},
 		Observers: []func(*streaminfo.Info){func(i *streaminfo.Info) {
 			cp := *i
 			select {
@@ -69,6 +71,11 @@ func newHopOn(tb testing.TB, proto resource.Protocol, up string, serve func(test
 		HTTP:     &resource.HTTPManager{ServerName: "istio-envoy", FaultFilter: true},
 		Listener: "0.0.0.0_9080", Direction: "inbound"}
 	proxy := serve(tb, "127.0.84.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in := in // the addresses, as the proxy's handler sets them
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+			in.LocalAddr = a.AddrPort()
+		}
+		in.RemoteAddr, _ = netip.ParseAddrPort(r.RemoteAddr)
 		fwd.Serve(w, r, in)
 	}))
 	t := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64, Protocols: new(http.Protocols)}

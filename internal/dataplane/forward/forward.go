@@ -77,6 +77,11 @@ type Forwarder struct {
 	mirrors sync.WaitGroup // fire-and-forget mirror requests still running
 	hopSeed string         // loop.go: the secret part of this proxy's x-lucid-hops tokens
 	denied  denials        // authz.go: refusals per policy
+
+	// peerID and peerValue are PeerMetadata as header field values, shared by every
+	// request and answer (peermeta.go). Nothing writes into them; their capacity is 1, so
+	// an append copies.
+	peerID, peerValue []string
 }
 
 // New returns a Forwarder.
@@ -85,7 +90,11 @@ func New(o Options) *Forwarder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Forwarder{o: o, log: log, hopSeed: newHopSeed()}
+	f := &Forwarder{o: o, log: log, hopSeed: newHopSeed()}
+	if pm := o.PeerMetadata; pm.Value != "" {
+		f.peerID, f.peerValue = []string{pm.ID}, []string{pm.Value}
+	}
+	return f
 }
 
 // Close waits for mirror requests still in flight (they end by their own timeout).

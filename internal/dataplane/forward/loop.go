@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -104,7 +105,7 @@ func (x *exchange) markHop(h http.Header) {
 // ownUpstream is the reply for an upstream host the proxy itself listens on (nil when
 // the host is elsewhere).
 func ownUpstream(in *Inbound, addr, cluster string) *Reply {
-	arrival := in.LocalAddr.IsValid() && addr == in.LocalAddr.String()
+	arrival := in.LocalAddr.IsValid() && isAddrPort(addr, in.LocalAddr)
 	if !arrival && (in.Direction != "inbound" || !in.Own[addr]) {
 		return nil
 	}
@@ -112,6 +113,13 @@ func ownUpstream(in *Inbound, addr, cluster string) *Reply {
 		Body: "forwarding loop detected", Explanation: "forwarding loop: endpoint " + addr + " of cluster " + cluster +
 			" is this proxy's own listener, so the request would come straight back (check the WorkloadEntry's app address " +
 			"or the ServiceEntry's endpoints)"}
+}
+
+// isAddrPort says whether addr ("ip:port", as hosts are keyed) is ap, without building
+// ap's string on the heap (this runs for every request).
+func isAddrPort(addr string, ap netip.AddrPort) bool {
+	var buf [64]byte // any IPv4 or IPv6 address and port; a longer zone grows it
+	return addr == string(ap.AppendTo(buf[:0]))
 }
 
 // connectionBound is the most connections a cluster may have open: its max_connections,

@@ -43,12 +43,11 @@ func (x *exchange) startTelemetry() {
 // service (a cluster of a registry service, not PassthroughCluster), as Istio's
 // metadata exchange filter does on plaintext.
 func (x *exchange) sendPeerMetadata() {
-	pm := x.f.o.PeerMetadata
-	if pm.Value == "" || x.in.Direction == "inbound" || x.cl == nil || x.cl.Config().Info.ServiceHost == "" {
+	if x.f.peerValue == nil || x.in.Direction == "inbound" || x.cl == nil || x.cl.Config().Info.ServiceHost == "" {
 		return
 	}
-	x.up.header[peermeta.HeaderID] = []string{pm.ID}
-	x.up.header[peermeta.HeaderMetadata] = []string{pm.Value}
+	x.up.header[peermeta.HeaderID] = x.f.peerID
+	x.up.header[peermeta.HeaderMetadata] = x.f.peerValue
 }
 
 // exchangeResponseMetadata handles the metadata headers of a response going downstream
@@ -62,9 +61,9 @@ func (x *exchange) exchangeResponseMetadata(h http.Header) {
 		delete(h, peermeta.HeaderID)
 	}
 	if x.in.Direction == "inbound" {
-		if pm := x.f.o.PeerMetadata; pm.Value != "" {
-			h[peermeta.HeaderID] = []string{pm.ID}
-			h[peermeta.HeaderMetadata] = []string{pm.Value}
+		if x.f.peerValue != nil {
+			h[peermeta.HeaderID] = x.f.peerID
+			h[peermeta.HeaderMetadata] = x.f.peerValue
 		}
 		return
 	}
