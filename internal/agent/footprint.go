@@ -11,7 +11,7 @@ import (
 // MemoryOptions are the sidecar process's memory settings (internal/agent/footprint). They act
 // on the whole process, so they apply only with Tune set: `lucid sidecar` sets it, while
 // tests that run several sidecars in one process leave it off. With Tune and the other
-// fields zero: GC target 25 % (GOGC, when set, wins), no soft memory limit, and the
+// fields zero: GC target 20 % (GOGC, when set, wins), no soft memory limit, and the
 // executable's startup pages released at start and once more when the first
 // configuration is applied.
 type MemoryOptions struct {

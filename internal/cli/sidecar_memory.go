@@ -11,7 +11,7 @@ import (
 func addMemoryFlags(cmd *cobra.Command, m *agent.MemoryOptions) {
 	m.Tune = true
 	f := cmd.Flags()
-	f.IntVar(&m.GCPercent, "gc-percent", 0, "the Go GC target in percent of the live heap (default 25; negative: Go's default; $GOGC, when set, wins)")
+	f.IntVar(&m.GCPercent, "gc-percent", 0, "the Go GC target in percent of the live heap (default 20; negative: Go's default; $GOGC, when set, wins)")
 	f.Int64Var(&m.MemoryLimit, "memory-limit", 0, "soft limit on the Go runtime's memory (heap, stacks; not the binary's pages) in bytes (default none; $GOMEMLIMIT, when set, wins)")
 	f.BoolVar(&m.KeepStartupPages, "keep-startup-pages", false, "keep the executable's pages touched at startup mapped (by default they are released once configured)")
 }

@@ -22,8 +22,8 @@ func TestTuneGC(t *testing.T) {
 		wantLimit  int64
 		wantString string
 	}{
-		{name: "defaults: GC target 25, no limit", want: GCSettings{DefaultGCPercent, -1}, wantGC: DefaultGCPercent, wantLimit: 1<<63 - 1,
-			wantString: "gc_percent=25 memory_limit=GOMEMLIMIT"},
+		{name: "defaults: GC target 20, no limit", want: GCSettings{DefaultGCPercent, -1}, wantGC: DefaultGCPercent, wantLimit: 1<<63 - 1,
+			wantString: "gc_percent=20 memory_limit=GOMEMLIMIT"},
 		{name: "explicit", gcPercent: 80, limit: 64 << 20, want: GCSettings{80, 64 << 20}, wantGC: 80, wantLimit: 64 << 20,
 			wantString: "gc_percent=80 memory_limit=64MiB"},
 		{name: "negative leaves Go's defaults", gcPercent: -1, limit: -1, want: GCSettings{-1, -1}, wantGC: 100, wantLimit: 1<<63 - 1,
