@@ -352,13 +352,12 @@ func (x *exchange) fillPeer(h *cluster.Host) {
 	}
 	ep := &h.Endpoint
 	p := streaminfo.Peer{App: ep.Labels["app"], Version: ep.Labels["version"]}
-	parts := strings.Split(ep.Workload, ";")
-	get := func(i int) string {
-		if i < len(parts) {
-			return parts[i]
-		}
-		return ""
+	// "workload;namespace;service;revision;cluster", read in place (no Split per request).
+	var parts [5]string
+	rest, more := ep.Workload, true
+	for i := 0; i < len(parts) && more; i++ {
+		parts[i], rest, more = strings.Cut(rest, ";")
 	}
-	p.Workload, p.Namespace, p.CanonicalService, p.CanonicalRevision, p.Cluster = get(0), get(1), get(2), get(3), get(4)
+	p.Workload, p.Namespace, p.CanonicalService, p.CanonicalRevision, p.Cluster = parts[0], parts[1], parts[2], parts[3], parts[4]
 	x.info.Destination = p
 }

@@ -39,11 +39,20 @@ func newHop(tb testing.TB, proto resource.Protocol, h http.Handler) *hop {
 	return newHopOn(tb, proto, hopServer(tb, "127.0.84.2:0", h), hopServer)
 }
 
-// newHopOn is newHop with the upstream at up and the proxy served by serve.
+// newHopOn is newHop with the upstream at up and the proxy served by serve: a sidecar's
+// inbound hop.
 func newHopOn(tb testing.TB, proto resource.Protocol, up string, serve func(testing.TB, string, http.Handler) string) *hop {
+	tb.Helper()
+	return newHopDir(tb, proto, up, serve, "inbound")
+}
+
+// newHopDir is newHopOn in the given direction: "outbound" is a sidecar's hop to a mesh
+// service, which sends the workload's peer metadata upstream.
+func newHopDir(tb testing.TB, proto resource.Protocol, up string, serve func(testing.TB, string, http.Handler) string, direction string) *hop {
 	tb.Helper()
 	ap := netip.MustParseAddrPort(up)
 	cl := &resource.Cluster{Name: "c", Type: resource.Static, ConnectTimeout: time.Second, IdleTimeout: time.Hour,
+		Info:     resource.ClusterInfo{ServiceHost: "reviews.default.svc.cluster.local", ServiceName: "reviews", ServiceNamespace: "default"},
 		Protocol: proto, LoadAssignment: &resource.Endpoints{ClusterName: "c", Endpoints: []resource.Endpoint{{
 			Address: ap, Port: uint32(ap.Port()), Weight: 1,
 			Workload: "reviews-v1;default;reviews;v1;Kubernetes",
@@ -69,7 +78,7 @@ func newHopOn(tb testing.TB, proto resource.Protocol, up string, serve func(test
 		}}})
 	in := forward.Inbound{Routes: route.Compile(rc), RouteConfigName: "9080",
 		HTTP:     &resource.HTTPManager{ServerName: "istio-envoy", FaultFilter: true},
-		Listener: "0.0.0.0_9080", Direction: "inbound"}
+		Listener: "0.0.0.0_9080", Direction: direction}
 	proxy := serve(tb, "127.0.84.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in := in // the addresses, as the proxy's handler sets them
 		if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {

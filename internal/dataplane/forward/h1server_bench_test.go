@@ -213,6 +213,16 @@ func TestH1ServerPathAllocations(t *testing.T) {
 	}
 }
 
+// A sidecar's outbound hop to a mesh service (its peer metadata sent upstream) allocates
+// no more than its inbound one.
+func TestH1ServerOutboundPathAllocations(t *testing.T) {
+	h := newHopDir(t, resource.HTTP1, rawKiB(t), h1Proxy, "outbound")
+	rc := newRawClient(t, strings.TrimPrefix(h.url, "http://"))
+	if n, limit := allocsPerRequest(t, rc.get), allocBound(maxAllocsPerRequest); n > limit {
+		t.Fatalf("%.1f allocations per request on the outbound proxy path, want at most %.0f", n, limit)
+	}
+}
+
 // allocsPerRequest warms the path with 50 requests (pools, connections, workers), then
 // returns the allocations per request over 500 more; get returns "" or what went wrong.
 func allocsPerRequest(t *testing.T, get func() string) float64 {
