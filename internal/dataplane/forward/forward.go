@@ -72,14 +72,12 @@ type Options struct {
 
 // Forwarder serves matched requests. It is safe for concurrent use.
 type Forwarder struct {
-	o       Options
-	log     *slog.Logger
-	mirrors sync.WaitGroup // fire-and-forget mirror requests still running
-	hopSeed string         // loop.go: the secret part of this proxy's x-lucid-hops tokens
-	// hopTokens caches hopToken by listener name (made once, not per request).
-	hopMu     sync.RWMutex
-	hopTokens map[string]string
-	denied    denials // authz.go: refusals per policy
+	o         Options
+	log       *slog.Logger
+	mirrors   sync.WaitGroup    // fire-and-forget mirror requests still running
+	hopSeed   string            // loop.go: the secret part of this proxy's x-lucid-hops tokens
+	hopTokens readCache[string] // loop.go: hopToken by listener name
+	denied    denials           // authz.go: refusals per policy
 
 	// peerID and peerValue are PeerMetadata as header field values, shared by every
 	// request and answer (peermeta.go). Nothing writes into them; their capacity is 1, so

@@ -53,27 +53,16 @@ func newHopSeed() string {
 
 // hopToken is listener's token in x-lucid-hops.
 func (f *Forwarder) hopToken(listener string) string {
-	f.hopMu.RLock()
-	tok, ok := f.hopTokens[listener]
-	f.hopMu.RUnlock()
-	if ok {
+	if tok, ok := f.hopTokens.get(listener); ok {
 		return tok
 	}
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(f.hopSeed))
 	_, _ = h.Write([]byte(listener))
-	tok = strconv.FormatUint(h.Sum64(), 36)
-	f.hopMu.Lock()
-	if f.hopTokens == nil || len(f.hopTokens) >= maxHopTokens {
-		f.hopTokens = map[string]string{} // listeners come and go with the configuration
-	}
-	f.hopTokens[listener] = tok
-	f.hopMu.Unlock()
+	tok := strconv.FormatUint(h.Sum64(), 36)
+	f.hopTokens.put(listener, tok) // listener names come from the configuration
 	return tok
 }
-
-// maxHopTokens bounds the tokens hopToken keeps (one per listener name seen).
-const maxHopTokens = 1024
 
 // looped answers a request that has passed this listener before, or too many listeners
 // (true: answered).

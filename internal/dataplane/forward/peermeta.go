@@ -3,7 +3,6 @@ package forward
 import (
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/peermeta"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
@@ -82,33 +81,20 @@ func (x *exchange) exchangeResponseMetadata(h http.Header) {
 
 // peerCache keeps decoded metadata by header value: a mesh has few workloads, and each
 // sends the same value on every request. Bounded: cleared when full.
-var peerCache struct {
-	sync.RWMutex
-	m map[string]streaminfo.Peer
-}
-
-const peerCacheMax = 1024
+var peerCache readCache[streaminfo.Peer]
 
 // decodePeer decodes a peer's x-envoy-peer-metadata; false for a value that is not one
 // (the request's labels stay unknown, as Envoy's are).
 func decodePeer(v string) (streaminfo.Peer, bool) {
-	peerCache.RLock()
-	p, ok := peerCache.m[v]
-	peerCache.RUnlock()
-	if ok {
+	if p, ok := peerCache.get(v); ok {
 		return p, true
 	}
 	p, err := peermeta.Decode(v)
 	if err != nil {
 		return streaminfo.Peer{}, false
 	}
-	peerCache.Lock()
-	if peerCache.m == nil || len(peerCache.m) >= peerCacheMax {
-		peerCache.m = make(map[string]streaminfo.Peer, 16)
-	}
 	// A copy: v is cut from a request's head, whose block of bytes (strslab) a kept key
 	// would keep alive.
-	peerCache.m[strings.Clone(v)] = p
-	peerCache.Unlock()
+	peerCache.put(strings.Clone(v), p)
 	return p, true
 }
