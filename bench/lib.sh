@@ -11,6 +11,11 @@
 #   lucid_revision    what the lucid binary is built from, for the results: the commit,
 #                     and the working tree's changes when there are any (the binary is
 #                     built from the tree, not from the commit)
+#   median, largest   of the numbers on stdin (separated by spaces or lines); empty for none
+#   rotated N WORDS...
+#                     WORDS starting at the N-th (mod their count), wrapping around, one per
+#                     line: each round of a comparison starts with another target, so no
+#                     target always runs first after a restart
 #   bench_write_section FILE NAME PART
 #                     puts the Markdown in PART into FILE between the lines
 #                     "<!-- begin NAME -->" and "<!-- end NAME -->" (appended when FILE has
@@ -58,6 +63,18 @@ start() {
 # moment before or the kernel has reclaimed it since.
 drop_cached() {
 	dd if="$1" iflag=nocache count=0 status=none 2>/dev/null || true
+}
+
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]}'; }
+largest() { tr ' ' '\n' | awk 'NF' | sort -g | tail -1; }
+
+rotated() {
+	local n=$1
+	shift
+	local words=("$@") i
+	for ((i = 0; i < ${#words[@]}; i++)); do
+		echo "${words[$(((i + n) % ${#words[@]}))]}"
+	done
 }
 
 stop() {

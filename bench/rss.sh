@@ -123,8 +123,10 @@ for proto in $protos; do
 			done
 		) &
 		sampler=$!
-		out=$(timeout $(("${duration%s}" + 60)) "$fortio" load "${h2[@]}" -qps 1000 -uniform -c 16 -t "$duration" \
-			-allow-initial-errors -quiet "$url" 2>&1)
+		# -r: percentiles from 1 µs buckets (fortio's default of 1 ms puts every answer under a
+		# millisecond in one bucket; see run.sh's latency)
+		out=$(timeout $(("${duration%s}" + 60)) "$fortio" load "${h2[@]}" -r 0.000001 -qps 1000 -uniform -c 16 \
+			-t "$duration" -allow-initial-errors -quiet "$url" 2>&1)
 		kill "$sampler" 2>/dev/null || true
 		wait "$sampler" 2>/dev/null || true
 		loadmax=$(cat "$work/loadmax" 2>/dev/null || echo 0)

@@ -3,15 +3,16 @@
 # h2c. Not a test: it measures and writes its section of bench/RESULTS.md (the rest of the
 # file is left as it is). See bench/README.md.
 #
-#   bench/run.sh                                   # everything, 30 s per measurement
-#   BENCH_DURATION=3s BENCH_TARGETS="direct haproxy nginx" bench/run.sh   # quick dry run
+#   bench/run.sh                                   # everything: 3 rounds of 10 s per target
+#   BENCH_DURATION=3s BENCH_ROUNDS=1 BENCH_TARGETS="direct haproxy nginx" bench/run.sh   # quick dry run
 #
 # Every process it starts is killed on exit; every measurement is bounded in time.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-duration=${BENCH_DURATION:-30s}
+duration=${BENCH_DURATION:-10s} # per round: the fixed-rate load, and the max-rps load once
+rounds=${BENCH_ROUNDS:-3}
 targets=${BENCH_TARGETS:-direct lucid haproxy nginx}
 protos=${BENCH_PROTOS:-http1 h2c}
 results=${BENCH_RESULTS:-$here/RESULTS.md}
@@ -78,7 +79,7 @@ if [[ " $targets " == *" lucid"* ]] && [ -z "${BENCH_LUCID:-}" ]; then
 fi
 
 # --- the upstream: a fortio server answering 1 KiB bodies ---------------------------------
-start upstream "$fortio" server -http-port "$upstream" -grpc-port disabled -redirect-port disabled \
+start upstream taskset -c 0 "$fortio" server -http-port "$upstream" -grpc-port disabled -redirect-port disabled \
 	-tcp-port disabled -udp-port disabled -data-dir "$work"
 wait_http "http://$upstream/echo"
 
@@ -128,8 +129,10 @@ peak_rss_kib() {
 	echo "$total"
 }
 
-# latency URL PROTO PIDS...: fixed-rate load; sets p50 p90 p99 (ms), rate, cpu (% of a core
-# per 1000 rps, over PIDS), errors.
+# latency URL PROTO PIDS...: fixed-rate load on CPU 0; sets p50 p90 p99 (ms), rate, cpu (% of
+# a core per 1000 rps, over PIDS), errors. -r sets fortio's histogram to 1 µs at the low end:
+# at its default (1 ms) every answer under a millisecond falls in one bucket and a
+# percentile is interpolated between the fastest answer and 1 ms, whatever the answers were.
 latency() {
 	local url=$1 proto=$2
 	shift 2
@@ -137,8 +140,8 @@ latency() {
 	[ "$proto" = h2c ] && h2=(-h2)
 	hz=$(getconf CLK_TCK)
 	t0=$(cpu_ticks "$@")
-	out=$(timeout $((secs + 60)) "$fortio" load "${h2[@]}" -qps "$qps" -uniform -c "$conns" -t "$duration" \
-		-allow-initial-errors -quiet "$url" 2>&1) || { log "fortio failed: $out"; return 1; }
+	out=$(timeout $((secs + 60)) taskset -c 0 "$fortio" load "${h2[@]}" -r 0.000001 -qps "$qps" -uniform -c "$conns" \
+		-t "$duration" -allow-initial-errors -quiet "$url" 2>&1) || { log "fortio failed: $out"; return 1; }
 	t1=$(cpu_ticks "$@")
 	p50=$(echo "$out" | awk '/^Aggregated Function Time/ {f = 1} f && /^# target 50% / {printf "%.3f", $4 * 1000; exit}')
 	p90=$(echo "$out" | awk '/^Aggregated Function Time/ {f = 1} f && /^# target 90% / {printf "%.3f", $4 * 1000; exit}')
@@ -294,38 +297,73 @@ stop_target() {
 }
 
 # --- run ----------------------------------------------------------------------------------
+# Rounds interleave the targets (each round starts with another one, every target restarted),
+# and each round has its own direct measurement: a target's added p50 in a round is its p50
+# minus direct's in that round, and the table shows medians over the rounds.
+declare -A r_p50 r_p90 r_p99 r_rate r_cpu r_rss r_loadrss errs maxr
 rows=()
-declare -A base_p50
+for round in $(seq "$rounds"); do
+	for proto in $protos; do
+		# shellcheck disable=SC2046 # the targets are words
+		for name in $(rotated $((round - 1)) $targets); do
+			log "round $round $name $proto: starting"
+			start_target "$name" "$proto"
+			log "round $round $name $proto: $qps qps for $duration"
+			sampler=""
+			rm -f "$work/loadrss"
+			if [ ${#ppids[@]} -gt 0 ]; then
+				sample_rss "$work/loadrss" "${ppids[@]}" &
+				sampler=$!
+			fi
+			latency "$url" "$proto" "${ppids[@]}"
+			rss="-"     # peak RSS up to the end of the fixed-rate run (before the max-rps run)
+			loadrss="-" # the largest RSS sampled during the fixed-rate run
+			if [ -n "$sampler" ]; then
+				kill "$sampler" 2>/dev/null || true
+				wait "$sampler" 2>/dev/null || true
+				rss=$(awk -v k="$(peak_rss_kib "${ppids[@]}")" 'BEGIN {printf "%.1f", k / 1024}')
+				loadrss=$(awk -v k="$(cat "$work/loadrss" 2>/dev/null || echo 0)" 'BEGIN {printf "%.1f", k / 1024}')
+			fi
+			k=$proto/$name
+			r_p50[$k]+="$p50 " r_p90[$k]+="$p90 " r_p99[$k]+="$p99 " r_rate[$k]+="$rate "
+			[ "$cpu" = - ] || r_cpu[$k]+="$cpu "
+			[ "$rss" = - ] || r_rss[$k]+="$rss "
+			[ "$loadrss" = - ] || r_loadrss[$k]+="$loadrss "
+			errs[$k]=$((${errs[$k]:-0} + errors))
+			rows+=("| $round | $proto | $name | $p50 | $p90 | $p99 | $rate | $errors | $cpu | $rss | $loadrss |")
+			log "round $round $name $proto: p50 ${p50}ms p90 ${p90}ms p99 ${p99}ms, cpu ${cpu}%/1000rps, rss ${rss}MiB"
+			if [ "$round" = "$rounds" ]; then
+				log "$name $proto: max rps for $duration"
+				maxrps "$url" "$proto"
+				maxr[$k]=$max
+			fi
+			stop_target
+		done
+	done
+done
+
+# added_p50 PROTO NAME: the median over the rounds of NAME's p50 minus direct's p50 in the
+# same round ("-" without direct).
+added_p50() {
+	local -a a b
+	read -r -a a <<<"${r_p50[$1/$2]}"
+	read -r -a b <<<"${r_p50[$1/direct]:-}"
+	if [ "$2" = direct ] || [ ${#b[@]} -ne ${#a[@]} ]; then
+		echo -
+		return
+	fi
+	local i out=""
+	for i in "${!a[@]}"; do out+="$(awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN {printf "%.3f", x - y}') "; done
+	echo "$out" | median | awk '{printf "%+.3f", $1}'
+}
+
+or_dash() { if [ -n "$1" ]; then echo "$1"; else echo -; fi; }
+
+summary=()
 for proto in $protos; do
 	for name in $targets; do
-		log "$name $proto: starting"
-		start_target "$name" "$proto"
-		log "$name $proto: $qps qps for $duration"
-		sampler=""
-		rm -f "$work/loadrss"
-		if [ ${#ppids[@]} -gt 0 ]; then
-			sample_rss "$work/loadrss" "${ppids[@]}" &
-			sampler=$!
-		fi
-		latency "$url" "$proto" "${ppids[@]}"
-		rss="-"     # peak RSS up to the end of the fixed-rate run (before the max-rps run)
-		loadrss="-" # the largest RSS sampled during the fixed-rate run
-		if [ -n "$sampler" ]; then
-			kill "$sampler" 2>/dev/null || true
-			wait "$sampler" 2>/dev/null || true
-			rss=$(awk -v k="$(peak_rss_kib "${ppids[@]}")" 'BEGIN {printf "%.1f", k / 1024}')
-			loadrss=$(awk -v k="$(cat "$work/loadrss" 2>/dev/null || echo 0)" 'BEGIN {printf "%.1f", k / 1024}')
-		fi
-		log "$name $proto: max rps for $duration"
-		maxrps "$url" "$proto"
-		[ "$name" = direct ] && base_p50[$proto]=$p50
-		added="-"
-		if [ "$name" != direct ] && [ -n "${base_p50[$proto]:-}" ]; then
-			added=$(awk -v a="$p50" -v b="${base_p50[$proto]}" 'BEGIN {printf "%+.3f", a - b}')
-		fi
-		rows+=("| $name | $proto | $p50 | $p90 | $p99 | $added | $rate | $errors | $max | $cpu | $rss | $loadrss |")
-		log "$name $proto: p50 ${p50}ms p90 ${p90}ms p99 ${p99}ms added ${added}ms, max ${max} rps, cpu ${cpu}%/1000rps, rss ${rss}MiB"
-		stop_target
+		k=$proto/$name
+		summary+=("| $name | $proto | $(echo "${r_p50[$k]}" | median) | $(echo "${r_p90[$k]}" | median) | $(echo "${r_p99[$k]}" | median) | $(added_p50 "$proto" "$name") | $(echo "${r_rate[$k]}" | median) | ${errs[$k]} | ${maxr[$k]:-} | $(or_dash "$(echo "${r_cpu[$k]:-}" | median)") | $(or_dash "$(echo "${r_rss[$k]:-}" | largest)") | $(or_dash "$(echo "${r_loadrss[$k]:-}" | largest)") |")
 	done
 done
 
@@ -343,23 +381,32 @@ model=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 	echo
 	echo '```'
 	echo "upstream:  fortio server -http-port $upstream   (1 KiB answers: /echo?size=$size)"
-	echo "latency:   fortio load [-h2] -qps $qps -uniform -c $conns -t $duration URL"
+	echo "latency:   taskset -c 0 fortio load [-h2] -r 0.000001 -qps $qps -uniform -c $conns -t $duration URL   ($rounds rounds)"
 	echo "max rps:   fortio load -qps 0 -c $conns -t $duration URL          (HTTP/1.1)"
 	echo "           h2load -c $conns -m 10 -D $secs URL                    (h2c)"
 	echo "proxies:   taskset -c 1 (one core); HAProxy nbthread 1; nginx one process (master_process off), upstream keepalive"
+	echo "           the upstream and the fixed-rate load on CPU 0 (taskset -c 0)"
 	echo "lucid:     one sidecar hop: the load targets the sidecar's inbound listener ($lucid_ip:8080),"
 	echo "           which forwards to the upstream (the workload's app)"
 	echo '```'
 	echo
 	echo "## Results"
 	echo
-	echo "Latency in ms at a fixed $qps rps; \"added p50\" is p50 minus direct's p50; CPU is the proxy's"
-	echo "CPU time as % of one core per 1,000 rps, both over the fixed-rate run; peak RSS is the kernel's"
-	echo "VmHWM at the end of the fixed-rate run (start-up included), RSS at load the largest VmRSS sampled"
-	echo "every 0.2 s during it."
+	echo "Latency in ms at a fixed $qps rps, medians over $rounds interleaved rounds of $duration (every target"
+	echo "restarted in each round, each round starting with another target); \"added p50\" is the median"
+	echo "over the rounds of p50 minus direct's p50 in the same round. CPU is the proxy's CPU time as % of"
+	echo "one core per 1,000 rps over the fixed-rate run (median); peak RSS is the kernel's VmHWM at the"
+	echo "end of a fixed-rate run (start-up included), RSS at load the largest VmRSS sampled every 0.2 s"
+	echo "during one; both the largest over the rounds. Max rps is measured once, in the last round."
 	echo
 	echo "| target | protocol | p50 | p90 | p99 | added p50 | achieved rps | non-200 | max rps (1 core) | CPU %/1000 rps | peak RSS MiB | RSS at load MiB |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	printf '%s\n' "${summary[@]}"
+	echo
+	echo "Rounds:"
+	echo
+	echo "| round | protocol | target | p50 | p90 | p99 | achieved rps | non-200 | CPU %/1000 rps | peak RSS MiB | RSS at load MiB |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	printf '%s\n' "${rows[@]}"
 	echo
 	echo "nginx speaks HTTP/1.1 to the upstream in the h2c rows (nginx has no HTTP/2 upstreams); HAProxy and"

@@ -296,16 +296,6 @@ run_load() {
 
 targets_of() { if [ "$1" = h2c ]; then echo "$h2c_targets"; else echo "$http1_targets"; fi; }
 
-# rotated N WORDS...: WORDS starting at the N-th (mod their count), wrapping around. Each
-# round starts with another target, so no target always runs first after a restart.
-rotated() {
-	local n=$1
-	shift
-	local words=("$@") i
-	for ((i = 0; i < ${#words[@]}; i++)); do
-		echo "${words[$(((i + n) % ${#words[@]}))]}"
-	done
-}
 
 # profile_lucid: for the lucid target, a 10 s CPU profile at saturation (top functions),
 # then syscalls per request counted by strace -c over 5 s of load (strace slows the proxy;
@@ -343,9 +333,6 @@ profile_lucid() {
 	done
 }
 
-# median and largest: of the numbers on stdin (separated by spaces); empty for none.
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]}'; }
-largest() { tr ' ' '\n' | awk 'NF' | sort -g | tail -1; }
 
 report() {
 	local model hz=$(getconf CLK_TCK)
