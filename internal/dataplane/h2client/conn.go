@@ -78,9 +78,11 @@ type ClientConn struct {
 	fr  *http2.Framer  // reads: the reader goroutine, through rd; writes: under wmu
 	rd  h2frame.Reader // the reader goroutine's: answers' HEADERS in place, the rest through fr
 	br  *bufio.Reader
-	// The reader goroutine's: response header blocks (headers.go).
-	hdec *hpack.Decoder
-	hb   headerBlock
+	// The reader goroutine's: response header blocks (headers.go), and those seen again,
+	// emitted without decoding (blockcache.go).
+	hdec   *hpack.Decoder
+	blocks blockCache
+	hb     headerBlock
 
 	wmu      sync.Mutex
 	flushing bool // a writer will flush bw shortly (flushSoon): frames added meanwhile go with it

@@ -53,6 +53,15 @@ func (cc *ClientConn) blockFragment(frag []byte, last bool) error {
 	if h.raw > 2*maxHeaderList {
 		return http2.ConnectionError(http2.ErrCodeProtocol) // a flood of header bytes
 	}
+	whole := last && h.raw == len(frag) // the block in one fragment
+	if whole {
+		if fields, ok := cc.blocks.lookup(frag); ok {
+			for _, f := range fields {
+				cc.emit(f)
+			}
+			return cc.endBlock(h)
+		}
+	}
 	if _, err := cc.hdec.Write(frag); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
@@ -62,6 +71,14 @@ func (cc *ClientConn) blockFragment(frag []byte, last bool) error {
 	if err := cc.hdec.Close(); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
+	if whole && h.invalid == nil && !h.truncated {
+		cc.blocks.offer(frag, h.fields)
+	}
+	return cc.endBlock(h)
+}
+
+// endBlock hands a decoded block on, or fails its stream when a field was malformed.
+func (cc *ClientConn) endBlock(h *headerBlock) error {
 	if h.invalid != nil {
 		cc.streamFailed(h.streamID, http2.StreamError{StreamID: h.streamID, Code: http2.ErrCodeProtocol, Cause: h.invalid}, http2.ErrCodeProtocol)
 		return nil
