@@ -8,20 +8,25 @@ import (
 )
 
 // blockCache keeps a connection's recent response header blocks that decode the same
-// whatever the HPACK state: only static-table references and literals that are not
-// indexed. A server that does not index its answers (this client's SETTINGS ask for no
-// dynamic table) sends the same bytes for the same head: nginx's answers differ only in
-// their Date, once a second. A block seen again is then emitted from the cache rather
-// than decoded again (Huffman decoding and a string per literal, about 7 % of the proxy's
-// CPU on h2c at saturation). A block is kept when it is seen a second time, so a server
-// whose every head differs costs a hash per block and no copies. Fields a server marked
-// never-indexed (credentials) make a block uncacheable.
+// whatever came before them and leave the HPACK decoder's dynamic table as it was:
+// static-table references and literals not indexed, and, once the server has set the
+// table's size to 0 (this client's SETTINGS ask for that), literals with indexing too
+// (an entry larger than the table empties it: RFC 7541 §4.4). A server sends the same
+// bytes for the same head: nginx's answers differ only in their Date, once a second. A
+// block seen again is then emitted from the cache rather than decoded again (Huffman
+// decoding and a string per literal, about 7 % of the proxy's CPU on h2c at saturation).
+// A block is kept when it is seen a second time, so a server whose every head differs
+// costs a hash per block and no copies. Fields a server marked never-indexed
+// (credentials) make a block uncacheable. The reader goroutine's alone.
 type blockCache struct {
 	seed     maphash.Seed
 	entries  [blockCacheEntries]cachedBlock
 	next     int
 	seen     [blockCacheEntries]uint64 // hashes of blocks decoded once and not kept
 	nextSeen int
+	// tableMax is the decoder's dynamic table size, as the server's size updates set it
+	// (read from the start of every block decoded; a cached block has none).
+	tableMax uint64
 }
 
 type cachedBlock struct {
@@ -30,6 +35,7 @@ type cachedBlock struct {
 }
 
 const (
+	initialTable      = 4096 // the decoder's dynamic table size before any size update
 	blockCacheEntries = 4
 	maxCachedBlock    = 1024 // bytes of an encoded block
 	hpackStaticLen    = 61   // entries of the static table (RFC 7541 Appendix A)
@@ -48,7 +54,7 @@ func (c *blockCache) lookup(b []byte) ([]hpack.HeaderField, bool) {
 // offer is given a block decoded (without error) into fields: it is kept if it decodes
 // alone and was offered once before.
 func (c *blockCache) offer(b []byte, fields []hpack.HeaderField) {
-	if len(b) > maxCachedBlock || !tableFree(b) {
+	if len(b) > maxCachedBlock || !tableFree(b, c.tableMax == 0) {
 		return
 	}
 	if c.seed == (maphash.Seed{}) {
@@ -67,12 +73,33 @@ func (c *blockCache) offer(b []byte, fields []hpack.HeaderField) {
 	c.nextSeen = (c.nextSeen + 1) % blockCacheEntries
 }
 
+// sawStart reads the dynamic table size updates at the start of a block (the only place
+// they may be, RFC 7541 §4.2) the decoder has taken: the table's size is the last one's.
+// A change forgets the kept blocks, whose literals with indexing may no longer leave the
+// table as it was. An update cut short by the fragment's end counts as a table of
+// initialTable.
+func (c *blockCache) sawStart(b []byte) {
+	size := c.tableMax
+	for len(b) > 0 && b[0]&0xe0 == 0x20 {
+		v, rest, ok := hpackInt(b, 5)
+		if !ok {
+			size = initialTable
+			break
+		}
+		size, b = v, rest
+	}
+	if size != c.tableMax {
+		c.tableMax = size
+		c.entries, c.seen = [blockCacheEntries]cachedBlock{}, [blockCacheEntries]uint64{}
+	}
+}
+
 // tableFree reports whether header block b decodes without the dynamic table and leaves
-// it as it was (RFC 7541 §6): indexed fields of the static table, and literals without
-// indexing whose name is literal or from the static table. A table size update, an
-// insertion, a reference to the dynamic table, a never-indexed literal or a
-// representation cut short make it false.
-func tableFree(b []byte) bool {
+// it as it was (RFC 7541 §6): indexed fields of the static table, literals without
+// indexing, and with emptyTable (a table of size 0) literals with indexing, each with its
+// name literal or from the static table. A table size update, a reference to the dynamic
+// table, a never-indexed literal or a representation cut short make it false.
+func tableFree(b []byte, emptyTable bool) bool {
 	for len(b) > 0 {
 		c := b[0]
 		var idx uint64
@@ -82,19 +109,26 @@ func tableFree(b []byte) bool {
 			if idx, b, ok = hpackInt(b, 7); !ok || idx == 0 || idx > hpackStaticLen {
 				return false
 			}
-		case c&0xf0 == 0: // literal without indexing
-			if idx, b, ok = hpackInt(b, 4); !ok || idx > hpackStaticLen {
+			continue
+		case c&0xc0 == 0x40: // literal with incremental indexing
+			if !emptyTable {
 				return false
 			}
-			if idx == 0 {
-				if b, ok = skipHpackString(b); !ok {
-					return false
-				}
-			}
+			idx, b, ok = hpackInt(b, 6)
+		case c&0xf0 == 0: // literal without indexing
+			idx, b, ok = hpackInt(b, 4)
+		default: // size update (001), never indexed (0001)
+			return false
+		}
+		if !ok || idx > hpackStaticLen {
+			return false
+		}
+		if idx == 0 {
 			if b, ok = skipHpackString(b); !ok {
 				return false
 			}
-		default: // incremental indexing (01), size update (001), never indexed (0001)
+		}
+		if b, ok = skipHpackString(b); !ok {
 			return false
 		}
 	}

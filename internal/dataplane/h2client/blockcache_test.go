@@ -38,26 +38,39 @@ var nginxHead = []hpack.HeaderField{
 	{Name: "content-length", Value: "1024"},
 }
 
+// nginxBlock is the head nginx 1.22 answers with to a client that asked for no dynamic
+// table: literals with incremental indexing, which a table of size 0 cannot keep.
+var nginxBlock = []byte{0x88, 0x76, 0x89, 0xaa, 0x63, 0x55, 0xe5, 0x80, 0xae, 0x21, 0x2e, 0x1f,
+	0x61, 0x96, 0xdd, 0x6d, 0x5f, 0x4a, 0x01, 0xc5, 0x2f, 0x94, 0x8a, 0x08, 0x02, 0x71, 0x40,
+	0x33, 0x71, 0xa7, 0xee, 0x04, 0x2a, 0x62, 0xd1, 0xbf, 0x5f, 0x87, 0x49, 0x7c, 0xa5, 0x8a,
+	0xe8, 0x19, 0xaa, 0x5c, 0x04, 0x31, 0x30, 0x32, 0x34}
+
 func TestTableFree(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		block []byte
+		empty bool // the table's size is 0
 		want  bool
 	}{
-		{"empty", nil, true},
-		{"static indexed :status 200", []byte{0x88}, true},
-		{"literal without indexing, static name", encodeBlock(t, 0, nginxHead...), true},
-		{"literal without indexing, literal name", encodeBlock(t, 0, hpack.HeaderField{Name: "x-custom", Value: "v"}), true},
-		{"incremental indexing", encodeBlock(t, 4096, hpack.HeaderField{Name: "x-custom", Value: "v"}), false},
-		{"indexed dynamic entry 62", []byte{0xbe}, false},
-		{"indexed 0", []byte{0x80}, false},
-		{"table size update", []byte{0x20}, false},
-		{"never indexed", encodeBlock(t, 0, hpack.HeaderField{Name: "authorization", Value: "secret", Sensitive: true}), false},
-		{"value cut short", []byte{0x0f, 0x10, 0x05, 'a', 'b'}, false},
-		{"integer cut short", []byte{0xff}, false},
-		{"integer too long", []byte{0xff, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, false},
+		{"nginx's head, table of size 0", nginxBlock, true, true},
+		{"nginx's head, table of 4096", nginxBlock, false, false},
+		{"nginx's first head (a size update first)", append([]byte{0x20}, nginxBlock...), true, false},
+		{"empty", nil, false, true},
+		{"static indexed :status 200", []byte{0x88}, false, true},
+		{"literal without indexing, static name", encodeBlock(t, 0, nginxHead...), false, true},
+		{"literal without indexing, literal name", encodeBlock(t, 0, hpack.HeaderField{Name: "x-custom", Value: "v"}), false, true},
+		{"incremental indexing", encodeBlock(t, 4096, hpack.HeaderField{Name: "x-custom", Value: "v"}), false, false},
+		{"incremental indexing, table of size 0", encodeBlock(t, 4096, hpack.HeaderField{Name: "x-custom", Value: "v"}), true, true},
+		{"indexed dynamic entry 62, table of size 0", []byte{0xbe}, true, false},
+		{"indexed dynamic entry 62", []byte{0xbe}, false, false},
+		{"indexed 0", []byte{0x80}, false, false},
+		{"table size update", []byte{0x20}, false, false},
+		{"never indexed", encodeBlock(t, 0, hpack.HeaderField{Name: "authorization", Value: "secret", Sensitive: true}), false, false},
+		{"value cut short", []byte{0x0f, 0x10, 0x05, 'a', 'b'}, false, false},
+		{"integer cut short", []byte{0xff}, false, false},
+		{"integer too long", []byte{0xff, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, false, false},
 	} {
-		if got := tableFree(tc.block); got != tc.want {
+		if got := tableFree(tc.block, tc.empty); got != tc.want {
 			t.Errorf("%s: tableFree(% x) = %v, want %v", tc.name, tc.block, got, tc.want)
 		}
 	}
@@ -71,7 +84,7 @@ func decodeAll(dec *hpack.Decoder, b []byte) ([]hpack.HeaderField, error) {
 // A block is kept on its second sighting and then served from the cache; one that needs
 // the dynamic table is never kept.
 func TestBlockCacheKeepsOnSecondSight(t *testing.T) {
-	var c blockCache
+	c := blockCache{tableMax: initialTable}
 	b := encodeBlock(t, 0, nginxHead...)
 	dec := hpack.NewDecoder(4096, nil)
 	fields, err := decodeAll(dec, b)
@@ -127,12 +140,16 @@ func FuzzBlockCache(f *testing.F) {
 	f.Add(seq(idx, lit, idx, lit, lit, idx))
 	f.Add(seq(lit, []byte{0x20}, lit, lit, []byte{0xbe}, lit))
 	f.Add(seq([]byte{0x88}, []byte{0x88}, []byte{0x88}))
+	// nginx's answers after a size update to 0, then the table set back to 4096 (the kept
+	// block would now insert) and the same answers again.
+	f.Add(seq(append([]byte{0x20}, nginxBlock...), nginxBlock, nginxBlock, nginxBlock,
+		[]byte{0x3f, 0xe1, 0x1f}, nginxBlock, nginxBlock, nginxBlock))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ref := hpack.NewDecoder(4096, nil)
 		own := hpack.NewDecoder(4096, nil)
 		ref.SetMaxStringLength(maxHeaderList)
 		own.SetMaxStringLength(maxHeaderList)
-		var c blockCache
+		c := blockCache{tableMax: initialTable}
 		for i := 0; len(data) > 0; i++ {
 			n := min(int(data[0]), len(data)-1)
 			b := data[1 : 1+n]
@@ -143,6 +160,7 @@ func FuzzBlockCache(f *testing.F) {
 			if !ok {
 				got, gerr = decodeAll(own, b)
 				if gerr == nil {
+					c.sawStart(b)
 					c.offer(b, got)
 				}
 			}

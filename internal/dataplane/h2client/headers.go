@@ -65,6 +65,9 @@ func (cc *ClientConn) blockFragment(frag []byte, last bool) error {
 	if _, err := cc.hdec.Write(frag); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
+	if h.raw == len(frag) {
+		cc.blocks.sawStart(frag)
+	}
 	if !last {
 		return nil
 	}
