@@ -296,7 +296,6 @@ run_load() {
 
 targets_of() { if [ "$1" = h2c ]; then echo "$h2c_targets"; else echo "$http1_targets"; fi; }
 
-
 # profile_lucid: for the lucid target, a 10 s CPU profile at saturation (top functions),
 # then syscalls per request counted by strace -c over 5 s of load (strace slows the proxy;
 # the count per request is what it is for).
@@ -332,7 +331,6 @@ profile_lucid() {
 		stop_all_but_upstream
 	done
 }
-
 
 report() {
 	local model hz=$(getconf CLK_TCK)

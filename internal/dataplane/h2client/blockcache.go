@@ -24,9 +24,10 @@ type blockCache struct {
 	next     int
 	seen     [blockCacheEntries]uint64 // hashes of blocks decoded once and not kept
 	nextSeen int
-	// tableMax is the decoder's dynamic table size, as the server's size updates set it
-	// (read from the start of every block decoded; a cached block has none).
-	tableMax uint64
+	// emptyTable: the server's size updates have set the decoder's dynamic table to size 0
+	// (read from the start of every block decoded; a cached block has none). The zero
+	// value is the decoder's start, a table of 4096 bytes.
+	emptyTable bool
 }
 
 type cachedBlock struct {
@@ -35,7 +36,6 @@ type cachedBlock struct {
 }
 
 const (
-	initialTable      = 4096 // the decoder's dynamic table size before any size update
 	blockCacheEntries = 4
 	maxCachedBlock    = 1024 // bytes of an encoded block
 	hpackStaticLen    = 61   // entries of the static table (RFC 7541 Appendix A)
@@ -54,7 +54,7 @@ func (c *blockCache) lookup(b []byte) ([]hpack.HeaderField, bool) {
 // offer is given a block decoded (without error) into fields: it is kept if it decodes
 // alone and was offered once before.
 func (c *blockCache) offer(b []byte, fields []hpack.HeaderField) {
-	if len(b) > maxCachedBlock || !tableFree(b, c.tableMax == 0) {
+	if len(b) > maxCachedBlock || !tableFree(b, c.emptyTable) {
 		return
 	}
 	if c.seed == (maphash.Seed{}) {
@@ -75,21 +75,21 @@ func (c *blockCache) offer(b []byte, fields []hpack.HeaderField) {
 
 // sawStart reads the dynamic table size updates at the start of a block (the only place
 // they may be, RFC 7541 §4.2) the decoder has taken: the table's size is the last one's.
-// A change forgets the kept blocks, whose literals with indexing may no longer leave the
-// table as it was. An update cut short by the fragment's end counts as a table of
-// initialTable.
+// Leaving or reaching size 0 forgets the kept blocks: literals with indexing left a table
+// of size 0 as it was, and no other. An update cut short by the fragment's end counts as
+// a table that is not empty.
 func (c *blockCache) sawStart(b []byte) {
-	size := c.tableMax
+	empty := c.emptyTable
 	for len(b) > 0 && b[0]&0xe0 == 0x20 {
 		v, rest, ok := hpackInt(b, 5)
 		if !ok {
-			size = initialTable
+			empty = false
 			break
 		}
-		size, b = v, rest
+		empty, b = v == 0, rest
 	}
-	if size != c.tableMax {
-		c.tableMax = size
+	if empty != c.emptyTable {
+		c.emptyTable = empty
 		c.entries, c.seen = [blockCacheEntries]cachedBlock{}, [blockCacheEntries]uint64{}
 	}
 }

@@ -76,18 +76,13 @@ func TestTableFree(t *testing.T) {
 	}
 }
 
-// decodeAll decodes one block with dec, or returns the error.
-func decodeAll(dec *hpack.Decoder, b []byte) ([]hpack.HeaderField, error) {
-	return dec.DecodeFull(b)
-}
-
 // A block is kept on its second sighting and then served from the cache; one that needs
 // the dynamic table is never kept.
 func TestBlockCacheKeepsOnSecondSight(t *testing.T) {
-	c := blockCache{tableMax: initialTable}
+	var c blockCache
 	b := encodeBlock(t, 0, nginxHead...)
 	dec := hpack.NewDecoder(4096, nil)
-	fields, err := decodeAll(dec, b)
+	fields, err := dec.DecodeFull(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +104,7 @@ func TestBlockCacheKeepsOnSecondSight(t *testing.T) {
 	}
 
 	indexing := encodeBlock(t, 4096, hpack.HeaderField{Name: "x-custom", Value: "v"})
-	f2, err := decodeAll(hpack.NewDecoder(4096, nil), indexing)
+	f2, err := hpack.NewDecoder(4096, nil).DecodeFull(indexing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,16 +144,16 @@ func FuzzBlockCache(f *testing.F) {
 		own := hpack.NewDecoder(4096, nil)
 		ref.SetMaxStringLength(maxHeaderList)
 		own.SetMaxStringLength(maxHeaderList)
-		c := blockCache{tableMax: initialTable}
+		var c blockCache
 		for i := 0; len(data) > 0; i++ {
 			n := min(int(data[0]), len(data)-1)
 			b := data[1 : 1+n]
 			data = data[1+n:]
-			want, werr := decodeAll(ref, b)
+			want, werr := ref.DecodeFull(b)
 			got, ok := c.lookup(b)
 			var gerr error
 			if !ok {
-				got, gerr = decodeAll(own, b)
+				got, gerr = own.DecodeFull(b)
 				if gerr == nil {
 					c.sawStart(b)
 					c.offer(b, got)

@@ -151,8 +151,7 @@ func NewClientConn(nc net.Conn, cfg Config) (*ClientConn, error) {
 	cc.rd = h2frame.NewReader(cc.fr, cc.br, maxReadFrame)
 	// The decoder accepts the default table (4096) although the SETTINGS below ask the
 	// server for none: a server that indexes anyway costs CPU, not the request.
-	cc.hdec = hpack.NewDecoder(initialTable, cc.emit)
-	cc.blocks.tableMax = initialTable
+	cc.hdec = hpack.NewDecoder(4096, cc.emit)
 	cc.hdec.SetMaxStringLength(maxHeaderList)
 	cc.henc = hpackenc.New(&cc.hbuf)
 
