@@ -116,6 +116,17 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 		info.GRPCStatus = g
 	}
 	x.delivered = true
+	// HTTP/1.x: a complete answer goes out now, in the one write it would have taken at the
+	// end of the handler, so that the record, the observers and the release (finish) run
+	// after the client has it rather than before. Only with its Content-Length among the
+	// fields: without one, the server would chunk what it sends before the handler ends
+	// (an HTTP/2 upstream's empty answer has a length of 0 and no field). Not HTTP/2,
+	// where the end of the handler puts END_STREAM on the last DATA frame.
+	if x.r.ProtoMajor == 1 && complete() && len(h["Content-Length"]) > 0 {
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			x.downstreamGone()
+		}
+	}
 }
 
 // headerAdopter is a ResponseWriter that can take a header map as its own, and recycle
