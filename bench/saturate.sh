@@ -14,7 +14,7 @@
 #   nginx, haproxy   one worker each; nginx speaks HTTP/1.1 upstream in the h2c rows
 #
 #   bench/saturate.sh                                   # 5 rounds x 10 s per target and protocol
-#   SAT_ROUNDS=5 SAT_DURATION=20 SAT_PROTOS=h2c bench/saturate.sh
+#   SAT_ROUNDS=1 SAT_DURATION=5 SAT_PROTOS=h2c bench/saturate.sh  # a quick look
 #   SAT_RESULTS=bench/RESULTS.md bench/saturate.sh      # also writes its section there (make bench)
 #   SAT_ROUNDS=0 SAT_PROFILE=1 bench/saturate.sh        # Lucid's CPU profile and syscalls per request
 #                                                       # (SAT_PROFILE_DIR=D keeps the CPU and heap profiles
@@ -30,9 +30,10 @@
 # than an efficient proxy, so the proxy's core idles part of the time and the requests/s
 # reached say as much about CPU 0 as about the proxy. Each round therefore also reports both
 # cores' busy time and the requests/s per proxy core (requests / the proxy's CPU seconds,
-# 10^6 / CPU µs per request). Five rounds, because now and then a round runs about half as
-# fast with the proxy's own counts (CPU used, context switches, softirq time) unchanged: the
-# virtual machine, not the proxy; a median of five is not moved by two such rounds.
+# 10^6 / CPU µs per request). Five rounds, because now and then a round runs 30 – 50 %
+# slower with the proxy's own counts (CPU used, context switches, softirq time) unchanged and
+# neither core busy: the virtual machine, not the proxy; two such rounds do not move a median
+# of five.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
