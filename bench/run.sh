@@ -155,14 +155,15 @@ latency() {
 	fi
 }
 
-# maxrps URL PROTO: requests/s with unlimited rate (fortio for HTTP/1.1, h2load for h2c).
+# maxrps URL PROTO: requests/s with unlimited rate (fortio for HTTP/1.1, h2load for h2c),
+# the load on CPU 0 beside the upstream, so that it never takes the proxy's core.
 maxrps() {
 	local url=$1 proto=$2 out
 	if [ "$proto" = h2c ]; then
-		out=$(timeout $((secs + 60)) h2load -c "$conns" -m 10 -D "$secs" "$url" 2>&1) || { log "h2load failed: $out"; return 1; }
+		out=$(timeout $((secs + 60)) taskset -c 0 h2load -c "$conns" -m 10 -D "$secs" "$url" 2>&1) || { log "h2load failed: $out"; return 1; }
 		max=$(echo "$out" | awk '/^finished in/ {for (i = 1; i <= NF; i++) if ($i == "req/s,") printf "%.0f", $(i - 1)}')
 	else
-		out=$(timeout $((secs + 60)) "$fortio" load -qps 0 -c "$conns" -t "$duration" -quiet "$url" 2>&1) || { log "fortio failed: $out"; return 1; }
+		out=$(timeout $((secs + 60)) taskset -c 0 "$fortio" load -qps 0 -c "$conns" -t "$duration" -quiet "$url" 2>&1) || { log "fortio failed: $out"; return 1; }
 		max=$(echo "$out" | awk '/^All done/ {for (i = 1; i <= NF; i++) if ($i == "qps") printf "%.0f", $(i - 1)}')
 	fi
 }
@@ -382,10 +383,11 @@ model=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 	echo '```'
 	echo "upstream:  fortio server -http-port $upstream   (1 KiB answers: /echo?size=$size)"
 	echo "latency:   taskset -c 0 fortio load [-h2] -r 0.000001 -qps $qps -uniform -c $conns -t $duration URL   ($rounds rounds)"
-	echo "max rps:   fortio load -qps 0 -c $conns -t $duration URL          (HTTP/1.1)"
-	echo "           h2load -c $conns -m 10 -D $secs URL                    (h2c)"
+	echo "max rps:   taskset -c 0 fortio load -qps 0 -c $conns -t $duration URL          (HTTP/1.1)"
+	echo "           taskset -c 0 h2load -c $conns -m 10 -D $secs URL                    (h2c)"
 	echo "proxies:   taskset -c 1 (one core); HAProxy nbthread 1; nginx one process (master_process off), upstream keepalive"
-	echo "           the upstream and the fixed-rate load on CPU 0 (taskset -c 0)"
+	echo "           the upstream and both loads on CPU 0 (taskset -c 0): max rps is then bounded by that core for"
+	echo "           the faster proxies (bench/saturate.sh gives requests/s per proxy core)"
 	echo "lucid:     one sidecar hop: the load targets the sidecar's inbound listener ($lucid_ip:8080),"
 	echo "           which forwards to the upstream (the workload's app)"
 	echo '```'
