@@ -30,10 +30,10 @@
 # than an efficient proxy, so the proxy's core idles part of the time and the requests/s
 # reached say as much about CPU 0 as about the proxy. Each round therefore also reports both
 # cores' busy time and the requests/s per proxy core (requests / the proxy's CPU seconds,
-# 10^6 / CPU µs per request). Five rounds, because now and then a round runs 30 – 50 %
-# slower with the proxy's own counts (CPU used, context switches, softirq time) unchanged and
-# neither core busy: the virtual machine, not the proxy; two such rounds do not move a median
-# of five.
+# 10^6 / CPU µs per request). Five rounds, because now and then an HTTP/1.1 round of a
+# Lucid target runs 30 – 50 % slower with neither core busy: the proxy spends as much CPU
+# per second and serves a third fewer requests (the cause is not established; nginx and
+# HAProxy have not shown it). Two such rounds do not move a median of five.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -104,10 +104,10 @@ core_ticks() {
 	awk -v c="cpu$1" '$1 == c {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat
 }
 
-# bound PROXY% LOAD%: what bounded a round's requests/s. With neither core busy, the closed
-# loop waited on wake-ups of idle virtual CPUs (a round that runs slow on a busy host).
+# bound PROXY% LOAD%: what bounded a round's requests/s: a core busy ≥ 93 %, or neither (the
+# closed loop waited: on net/http's proxies in every round, on Lucid's in its slow ones).
 bound() {
-	awk -v p="$1" -v l="$2" 'BEGIN {if (l >= 93) print "load core"; else if (p >= 93) print "proxy core"; else print "neither (wake-ups)"}'
+	awk -v p="$1" -v l="$2" 'BEGIN {if (l >= 93) print "load core"; else if (p >= 93) print "proxy core"; else print "neither"}'
 }
 
 # core_busy "BUSY0 TOTAL0" "BUSY1 TOTAL1": the core's busy share between the two, in %.
@@ -378,8 +378,8 @@ report() {
 	echo "  reached depend on CPU 0 as well: when the load core is busy close to 100 % while the proxy's core idles, the"
 	echo "  load and the upstream bounded them, not the proxy. The vs columns compare medians: CPU per request, and"
 	echo "  requests/s per proxy core. \"Bounded by\" in the rounds: the load core (busy ≥ 93 %), the proxy's, or neither"
-	echo "  (both idle part of the time: the closed loop waited on idle virtual CPUs waking, which happens in rounds"
-	echo "  that run slow on this virtual machine)."
+	echo "  (both idle part of the time, the closed loop waiting: net/http's proxies in every round, Lucid's in the HTTP/1.1"
+	echo "  rounds that run 30 – 50 % slower now and then, whose cause is not established)."
 	echo "- lucid: one sidecar inbound hop, defaults (Istio's standard metrics on, access log off); lucid-log: access log on"
 	echo "  (a file); lucid-nometrics: the standard metrics off by a Telemetry resource; lucid-nethttp: net/http's servers and"
 	echo "  HTTP/2 client (LUCID_HTTP1_SERVER / LUCID_HTTP2_SERVER / LUCID_HTTP2_CLIENT=nethttp)."
