@@ -31,9 +31,12 @@
 # reached say as much about CPU 0 as about the proxy. Each round therefore also reports both
 # cores' busy time and the requests/s per proxy core (requests / the proxy's CPU seconds,
 # 10^6 / CPU µs per request). Five rounds, because now and then an HTTP/1.1 round of a
-# Lucid target runs 30 – 50 % slower with neither core busy: the proxy spends as much CPU
-# per second and serves a third fewer requests (the cause is not established; nginx and
-# HAProxy have not shown it). Two such rounds do not move a median of five.
+# Lucid target runs 30 – 50 % slower with neither core busy. In those rounds CPU 0 idles,
+# so the load and the upstream are asleep when the proxy writes to them, and waking a
+# sleeping task on the other core costs this VM several µs per write (perf: 16 % of the
+# proxy's samples against 4 – 6 % in a fast round); the slower proxy keeps CPU 0 idle, so
+# the round stays slow. nginx and HAProxy keep CPU 0 busy and have not shown it. Two such rounds do
+# not move a median of five.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -379,7 +382,8 @@ report() {
 	echo "  load and the upstream bounded them, not the proxy. The vs columns compare medians: CPU per request, and"
 	echo "  requests/s per proxy core. \"Bounded by\" in the rounds: the load core (busy ≥ 93 %), the proxy's, or neither"
 	echo "  (both idle part of the time, the closed loop waiting: net/http's proxies in every round, Lucid's in the HTTP/1.1"
-	echo "  rounds that run 30 – 50 % slower now and then, whose cause is not established)."
+	echo "  rounds that run 30 – 50 % slower now and then: with CPU 0 idle, each write wakes a sleeping peer on the"
+	echo "  other core, which costs this VM several µs; see bench/README.md)."
 	echo "- lucid: one sidecar inbound hop, defaults (Istio's standard metrics on, access log off); lucid-log: access log on"
 	echo "  (a file); lucid-nometrics: the standard metrics off by a Telemetry resource; lucid-nethttp: net/http's servers and"
 	echo "  HTTP/2 client (LUCID_HTTP1_SERVER / LUCID_HTTP2_SERVER / LUCID_HTTP2_CLIENT=nethttp)."
