@@ -92,13 +92,15 @@ tree() {
 	for c in $(pgrep -P "$p" 2>/dev/null); do tree "$c"; done
 }
 
+# cpu_ticks PID: the tree's utime+stime and its utime, in clock ticks ("TOTAL USER").
 cpu_ticks() {
-	local total=0 pid f
+	local total=0 user=0 pid f
 	for pid in $(tree "$1"); do
 		f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
-		total=$((total + $(echo "$f" | awk '{print $12 + $13}')))
+		read -r t u < <(echo "$f" | awk '{print $12 + $13, $12}')
+		total=$((total + t)) user=$((user + u))
 	done
-	echo "$total"
+	echo "$total $user"
 }
 
 # core_ticks N: CPU N's busy and total jiffies from /proc/stat ("BUSY TOTAL"; busy is all
@@ -377,6 +379,9 @@ report() {
 	echo "  from /proc. RSS at load is the largest VmRSS sampled every 0.2 s during the measured load; VmHWM, read at the"
 	echo "  end of the round, also counts the start-up (every linked package's initialisation, before main). nginx speaks"
 	echo "  HTTP/1.1 to the upstream in the h2c rows."
+	echo "- User mode: utime alone, the proxy's own code. The kernel's part is mostly the same for every proxy (the same"
+	echo "  system calls per request); the difference between them is mostly here. The kernel charges each tick to one"
+	echo "  mode, and where entering a system call is slow (a paravirtual VM) part of that counts as user mode too."
 	echo "- Requests/s per proxy core: the requests over the proxy's CPU seconds (10^6 / CPU µs per request). The requests/s"
 	echo "  reached depend on CPU 0 as well: when the load core is busy close to 100 % while the proxy's core idles, the"
 	echo "  load and the upstream bounded them, not the proxy. The vs columns compare medians: CPU per request, and"
@@ -388,28 +393,29 @@ report() {
 	echo "  (a file); lucid-nometrics: the standard metrics off by a Telemetry resource; lucid-nethttp: net/http's servers and"
 	echo "  HTTP/2 client (LUCID_HTTP1_SERVER / LUCID_HTTP2_SERVER / LUCID_HTTP2_CLIENT=nethttp)."
 	echo
-	echo "| protocol | target | median CPU µs per request | median requests/s per proxy core | median requests/s reached | median proxy core busy % | median load core busy % | RSS at load MiB (max) | VmHWM MiB (max) | CPU vs nginx | requests/s per core vs nginx | CPU vs HAProxy | requests/s per core vs HAProxy |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-	local proto name mu mr mc mb ml mm nu nc hu hc
+	echo "| protocol | target | median CPU µs per request | of which user mode | median requests/s per proxy core | median requests/s reached | median proxy core busy % | median load core busy % | RSS at load MiB (max) | VmHWM MiB (max) | CPU vs nginx | requests/s per core vs nginx | CPU vs HAProxy | requests/s per core vs HAProxy |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	local proto name mu muu mr mc mb ml mm nu nc hu hc
 	for proto in $protos; do
 		nu=$(echo "${us[$proto/nginx]:-}" | median); nc=$(echo "${core[$proto/nginx]:-}" | median)
 		hu=$(echo "${us[$proto/haproxy]:-}" | median); hc=$(echo "${core[$proto/haproxy]:-}" | median)
 		for name in $(targets_of "$proto"); do
 			mu=$(echo "${us[$proto/$name]}" | median)
+			muu=$(echo "${uus[$proto/$name]}" | median)
 			mr=$(echo "${rps[$proto/$name]}" | median)
 			mc=$(echo "${core[$proto/$name]}" | median)
 			mb=$(echo "${busy[$proto/$name]}" | median)
 			ml=$(echo "${lbusy[$proto/$name]}" | median)
 			mm=$(echo "${rss[$proto/$name]}" | largest)
 			mh=$(echo "${hwm[$proto/$name]}" | largest)
-			echo "| $proto | $name | $mu | $mc | $mr | $mb | $ml | $mm | $mh | $(ratio "$mu" "$nu") | $(ratio "$mc" "$nc") | $(ratio "$mu" "$hu") | $(ratio "$mc" "$hc") |"
+			echo "| $proto | $name | $mu | $muu | $mc | $mr | $mb | $ml | $mm | $mh | $(ratio "$mu" "$nu") | $(ratio "$mc" "$nc") | $(ratio "$mu" "$hu") | $(ratio "$mc" "$hc") |"
 		done
 	done
 	echo
 	echo "Rounds:"
 	echo
-	echo "| round | protocol | target | requests/s | CPU µs per request | proxy core busy % | load core busy % | bounded by | RSS at load MiB | VmHWM MiB | errors | load average (1 min) |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| round | protocol | target | requests/s | CPU µs per request | user mode µs | proxy core busy % | load core busy % | bounded by | RSS at load MiB | VmHWM MiB | errors | load average (1 min) |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	printf '%s\n' "${rows[@]}"
 	echo
 	if [ -n "${SAT_PROFILE:-}" ]; then
@@ -421,7 +427,7 @@ report() {
 
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f×", a / b; else print "-"}'; else echo -; fi; }
 
-declare -A us rps core busy lbusy rss hwm
+declare -A us uus rps core busy lbusy rss hwm
 rows=()
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 hz=$(getconf CLK_TCK)
@@ -433,10 +439,10 @@ for round in $(seq "$rounds"); do
 			run_load "$proto" 2 >/dev/null # warm-up
 			sample_rss "$ppid" "$work/rss" &
 			sampler=$!
-			t0=$(cpu_ticks "$ppid")
+			read -r t0 q0 < <(cpu_ticks "$ppid")
 			c0=$(core_ticks 0)
 			read -r n errs < <(run_load "$proto" "$secs")
-			t1=$(cpu_ticks "$ppid")
+			read -r t1 q1 < <(cpu_ticks "$ppid")
 			c1=$(core_ticks 0)
 			kill "$sampler" 2>/dev/null || true
 			wait "$sampler" 2>/dev/null || true
@@ -447,10 +453,12 @@ for round in $(seq "$rounds"); do
 			u=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$n" 'BEGIN {if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "-"}')
 			b=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.0f", d / hz / s * 100}')
 			lb=$(core_busy "$c0" "$c1")
+			uu=$(awk -v d=$((q1 - q0)) -v hz="$hz" -v n="$n" 'BEGIN {if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "-"}')
 			pc=$(awk -v u="$u" 'BEGIN {if (u + 0 > 0) printf "%.0f", 1e6 / u; else print "-"}')
-			rows+=("| $round | $proto | $name | $r | $u | $b | $lb | $(bound "$b" "$lb") | $l | $m | $errs | $la |")
-			log "round $round $proto $name: $r requests/s, $u µs per request, core $b % busy (load core $lb %), RSS at load $l MiB, VmHWM $m MiB, $errs errors"
+			rows+=("| $round | $proto | $name | $r | $u | $uu | $b | $lb | $(bound "$b" "$lb") | $l | $m | $errs | $la |")
+			log "round $round $proto $name: $r requests/s, $u µs per request ($uu in user mode), core $b % busy (load core $lb %), RSS at load $l MiB, VmHWM $m MiB, $errs errors"
 			us[$proto/$name]+="$u "
+			uus[$proto/$name]+="$uu "
 			rps[$proto/$name]+="$r "
 			core[$proto/$name]+="$pc "
 			busy[$proto/$name]+="$b "
