@@ -88,7 +88,7 @@ $(GOLANGCI_LINT):
 e2e:
 	go test -race -count=1 ./test/e2e/...
 
-## bench: sidecar vs direct vs HAProxy vs nginx vs Go's ReverseProxy on loopback, at a fixed rate and at
+## bench: sidecar vs direct vs HAProxy vs nginx vs Go's ReverseProxy (and a Go floor) on loopback, at a fixed rate and at
 ## saturation on one core (medians of 3 and 5 interleaved rounds, Lucid's CPU profile); writes its sections of bench/RESULTS.md
 bench:
 	./bench/run.sh

@@ -11,6 +11,10 @@
 #   lucid-nethttp    the same binary on net/http's servers and HTTP/2 client (the env
 #                    switches LUCID_HTTP1_SERVER, LUCID_HTTP2_SERVER, LUCID_HTTP2_CLIENT)
 #   goproxy          Go's httputil.ReverseProxy on net/http (bench/goproxy)
+#   gofloor          about the least a Go proxy can do per request, through Lucid's socket
+#                    layer (bench/gofloor; HTTP/1.1 only): the floor under Lucid's figure
+#   gofloor-peek     the same checking the upstream connection before each request as
+#                    Lucid's pool does (not in the default list)
 #   nginx, haproxy   one worker each; nginx speaks HTTP/1.1 upstream in the h2c rows
 #
 #   bench/saturate.sh                                   # 5 rounds x 10 s per target and protocol
@@ -44,7 +48,7 @@ root=$(cd "$here/.." && pwd)
 rounds=${SAT_ROUNDS:-5}
 secs=${SAT_DURATION:-10}
 protos=${SAT_PROTOS:-http1 h2c}
-http1_targets=${SAT_TARGETS:-lucid lucid-log lucid-nometrics lucid-nethttp goproxy nginx haproxy}
+http1_targets=${SAT_TARGETS:-lucid lucid-log lucid-nometrics lucid-nethttp goproxy gofloor nginx haproxy}
 h2c_targets=${SAT_H2C_TARGETS:-lucid lucid-nethttp goproxy nginx haproxy}
 conns=${SAT_CONNS:-16}
 results=${SAT_RESULTS:-}
@@ -54,6 +58,7 @@ upstream_h2=$net.1:8081
 haproxy_addr=$net.2:8080
 nginx_addr=$net.3:8080
 goproxy_addr=$net.4:8080
+gofloor_addr=$net.6:8080
 lucid_ip=$net.5
 discovery_ip=$net.9
 source "$root/bench/lib.sh"
@@ -156,7 +161,9 @@ if [ -z "${SAT_LUCID:-}" ]; then
 fi
 load=$work/saturate
 goproxy=$work/goproxy
-(cd "$root" && go build -o "$load" ./bench/saturate && go build -o "$goproxy" ./bench/goproxy)
+gofloor=$work/gofloor
+(cd "$root" && go build -o "$load" ./bench/saturate && go build -o "$goproxy" ./bench/goproxy &&
+	CGO_ENABLED=0 go build -trimpath -o "$gofloor" ./bench/gofloor)
 
 # --- the upstream: nginx answering 1 KiB from memory, on CPU 0 (HTTP/1.1 and h2c) --------
 mkdir -p "$work/up"
@@ -240,6 +247,13 @@ start_target() {
 		start haproxy taskset -c 1 haproxy -db -f "$work/haproxy.cfg"
 		ppid=$last_pid
 		url=$haproxy_addr/echo
+		;;
+	gofloor | gofloor-peek)
+		local peek=()
+		[ "$name" = gofloor-peek ] && peek=(-peek)
+		start gofloor env GOMAXPROCS=1 taskset -c 1 "$gofloor" -listen "$gofloor_addr" -upstream "$up" "${peek[@]}"
+		ppid=$last_pid
+		url=$gofloor_addr/echo
 		;;
 	goproxy)
 		local h2=()
@@ -391,7 +405,10 @@ report() {
 	echo "  other core, which costs this VM several µs; see bench/README.md)."
 	echo "- lucid: one sidecar inbound hop, defaults (Istio's standard metrics on, access log off); lucid-log: access log on"
 	echo "  (a file); lucid-nometrics: the standard metrics off by a Telemetry resource; lucid-nethttp: net/http's servers and"
-	echo "  HTTP/2 client (LUCID_HTTP1_SERVER / LUCID_HTTP2_SERVER / LUCID_HTTP2_CLIENT=nethttp)."
+	echo "  HTTP/2 client (LUCID_HTTP1_SERVER / LUCID_HTTP2_SERVER / LUCID_HTTP2_CLIENT=nethttp); goproxy: Go's"
+	echo "  httputil.ReverseProxy; gofloor (HTTP/1.1): bytes copied between a client and an upstream connection through"
+	echo "  Lucid's socket layer, one goroutine per connection, nothing parsed but the heads' ends and Content-Length: about"
+	echo "  the least a Go proxy can cost here, so Lucid's figure minus gofloor's is what its features and layers cost."
 	echo
 	echo "| protocol | target | median CPU µs per request | of which user mode | median requests/s per proxy core | median requests/s reached | median proxy core busy % | median load core busy % | RSS at load MiB (max) | VmHWM MiB (max) | CPU vs nginx | requests/s per core vs nginx | CPU vs HAProxy | requests/s per core vs HAProxy |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
