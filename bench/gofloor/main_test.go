@@ -6,7 +6,11 @@ import (
 	"net"
 	"net/http"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestContentLength(t *testing.T) {
 	for head, want := range map[string]int{
