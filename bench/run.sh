@@ -5,6 +5,10 @@
 #
 #   bench/run.sh                                   # everything: 3 rounds of 10 s per target
 #   BENCH_DURATION=3s BENCH_ROUNDS=1 BENCH_TARGETS="direct haproxy nginx" bench/run.sh   # quick dry run
+#   BENCH_TARGETS="direct lucid nginx gofloor" BENCH_PROTOS=http1 bench/run.sh   # with the Go floor
+#
+# Targets: direct, lucid, lucid-base, haproxy, nginx, and gofloor (HTTP/1.1 only: bench/gofloor,
+# about the least a Go proxy does per request, through Lucid's socket layer).
 #
 # Every process it starts is killed on exit; every measurement is bounded in time.
 set -euo pipefail
@@ -27,6 +31,7 @@ net=${BENCH_NET:-127.0.50}
 upstream=$net.1:8080 # fortio server (the app)
 haproxy_addr=$net.2:8080
 nginx_addr=$net.3:8080
+gofloor_addr=$net.6:8080
 lucid_ip=$net.5 # the sidecar's workload address; inbound listener on :8080
 discovery_ip=$net.9
 
@@ -76,6 +81,11 @@ if [[ " $targets " == *" lucid"* ]] && [ -z "${BENCH_LUCID:-}" ]; then
 	log "building lucid"
 	lucid_rev=$(lucid_revision)
 	(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$lucid" ./cmd/lucid)
+fi
+
+gofloor=$work/gofloor
+if [[ " $targets " == *" gofloor "* ]]; then
+	(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$gofloor" ./bench/gofloor)
 fi
 
 # --- the upstream: a fortio server answering 1 KiB bodies ---------------------------------
@@ -238,6 +248,11 @@ start_target() {
 		ppids=("$last_pid")
 		url="http://$nginx_addr/echo?size=$size"
 		;;
+	gofloor)
+		start gofloor env GOMAXPROCS=1 taskset -c 1 "$gofloor" -listen "$gofloor_addr" -upstream "$upstream"
+		ppids=("$last_pid")
+		url="http://$gofloor_addr/echo?size=$size"
+		;;
 	lucid | lucid-base)
 		local args=("${sidecar_args[@]}")
 		[ "$name" = lucid-base ] && args=("${base_args[@]}")
@@ -307,6 +322,7 @@ for round in $(seq "$rounds"); do
 	for proto in $protos; do
 		# shellcheck disable=SC2046 # the targets are words
 		for name in $(rotated $((round - 1)) $targets); do
+			[ "$name/$proto" = gofloor/h2c ] && continue # HTTP/1.1 only
 			log "round $round $name $proto: starting"
 			start_target "$name" "$proto"
 			log "round $round $name $proto: $qps qps for $duration"
@@ -363,6 +379,7 @@ or_dash() { if [ -n "$1" ]; then echo "$1"; else echo -; fi; }
 summary=()
 for proto in $protos; do
 	for name in $targets; do
+		[ "$name/$proto" = gofloor/h2c ] && continue
 		k=$proto/$name
 		summary+=("| $name | $proto | $(echo "${r_p50[$k]}" | median) | $(echo "${r_p90[$k]}" | median) | $(echo "${r_p99[$k]}" | median) | $(added_p50 "$proto" "$name") | $(echo "${r_rate[$k]}" | median) | ${errs[$k]} | ${maxr[$k]:-} | $(or_dash "$(echo "${r_cpu[$k]:-}" | median)") | $(or_dash "$(echo "${r_rss[$k]:-}" | largest)") | $(or_dash "$(echo "${r_loadrss[$k]:-}" | largest)") |")
 	done
@@ -416,6 +433,12 @@ model=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 	echo
 	if [ ${#sidecar_args[@]} -gt 0 ]; then
 		echo "The lucid rows' sidecar ran with \`${sidecar_args[*]}\` (BENCH_SIDECAR_ARGS)."
+		echo
+	fi
+	if [[ " $targets " == *" gofloor "* ]]; then
+		echo "gofloor (bench/gofloor, HTTP/1.1 only) copies each request's and answer's bytes unchanged between a"
+		echo "client connection and an upstream connection of its own through Lucid's socket layer, one goroutine per"
+		echo "connection, GOMAXPROCS=1: about the least a Go proxy can do per request, the floor under Lucid's figure."
 		echo
 	fi
 	if [[ " $targets " == *" lucid-base "* ]]; then

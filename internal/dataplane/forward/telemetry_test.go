@@ -13,6 +13,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/peermeta"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 	"github.com/lucid-mesh/lucid/internal/dataplane/tracing"
 	"github.com/lucid-mesh/lucid/internal/testutil/telemetrytest"
 )
@@ -205,10 +206,15 @@ func TestSpansDroppedAndFailedAreCounted(t *testing.T) {
 	}
 	// A cluster with no endpoint is a failed export too, not a crash.
 	ps2 := tracing.NewProviders(tracing.Node{}, func(string) (string, error) { return "", errors.New("no healthy upstream") }, tracing.BatchOptions{FlushEvery: time.Hour})
-	e.fwd = forward.New(forward.Options{Clusters: e.cm, Pools: e.ps, Tracers: ps2})
+	// The answer reaches the client before the span ends (finish runs after it): the
+	// observer, which runs after the span ended, says when it is queued.
+	ended := make(chan struct{}, 1)
+	e.fwd = forward.New(forward.Options{Clusters: e.cm, Pools: e.ps, Tracers: ps2,
+		Observers: []func(*streaminfo.Info){func(*streaminfo.Info) { ended <- struct{}{} }}})
 	if r := e.get("/"); r.code != 200 {
 		t.Fatalf("got %d", r.code)
 	}
+	<-ended
 	ps2.Close(ctx)
 	got = map[string]uint64{}
 	ps2.EmitCounters(func(name string, v uint64) { got[name] = v })
