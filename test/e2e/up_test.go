@@ -64,6 +64,9 @@ func TestUpBookinfo(t *testing.T) {
 	bin := buildLucid(t)
 	run := startUp(t, bin, "bookinfo-lite")
 	work, out, exited := run.dir, run.out, run.exited
+	// As a user does: the summary, printed once every app serves. Before it, productpage
+	// may answer while a reviews app does not listen yet (its call then gets 503 UF).
+	out.WaitFor(t, "press Ctrl-C to stop", time.Minute)
 
 	// A request through the client workload's sidecar, as the README's tour shows.
 	proxy, _ := url.Parse("http://127.0.10.9:15001")
