@@ -306,6 +306,7 @@ func (cm *captureMesh) rewrite(p *Plan, exe string) error {
 		}
 		ap.Env = setEnv(ap.Env, EnvWorkloadAddress, pd.ip.String())
 		ap.Env = setEnv(ap.Env, EnvProxy, "") // no proxy setting: the pod's rules capture the calls
+		ap.Listens = nil                      // in the pod, out of reach from here
 		*ap = inPod(*ap, exe, pd.pid(), AppUID, "")
 	}
 	return nil

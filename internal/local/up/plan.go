@@ -74,6 +74,10 @@ type Process struct {
 	Env   []string // KEY=value added to the inherited environment
 	Ready string   // URL that answers 200 once the process is ready; "" when not checked
 	Binds []string // host:port the process will listen on, checked free before starting
+	// Listens are the host:port an app serves on (its address, each port of the services
+	// selecting its workload): up waits until they accept connections before it says the
+	// mesh is up, so a request right after that does not find an app not listening yet.
+	Listens []string
 	// Secret is written into a pipe the process reads as fd 3 (identity.go: the workload
 	// token), so it appears in neither argv nor the environment.
 	Secret []byte
@@ -240,6 +244,9 @@ func NewPlan(objs []*config.Object, opts PlanOptions) (*Plan, error) {
 			return nil, err
 		}
 		app.Name = label + " app"
+		for _, port := range selected[w.Namespace+"/"+w.Name] {
+			app.Listens = appendNew(app.Listens, hostPort(w.AppAddress, port))
+		}
 		p.Apps = append(p.Apps, app)
 	}
 	return p, nil

@@ -90,6 +90,11 @@ func fakeLucid(args []string) int {
 			return 3
 		case "stubborn":
 			signal.Ignore(syscall.SIGTERM)
+		case "late": // listens a while after it started
+			time.Sleep(1500 * time.Millisecond)
+		case "silent": // never listens
+			time.Sleep(time.Hour)
+			return 0
 		case "tree":
 			gc := exec.Command(os.Args[0], "sleep")
 			if err := gc.Start(); err != nil {
@@ -144,6 +149,12 @@ func writeConfig(t *testing.T, dir, yaml string) {
 // result channel and the cancel function.
 func runFake(t *testing.T, mode string) (*testutil.Buffer, <-chan error, context.CancelFunc) {
 	t.Helper()
+	return runFakeWithin(t, mode, 10*time.Second)
+}
+
+// runFakeWithin is runFake with Options.ReadyTimeout ready.
+func runFakeWithin(t *testing.T, mode string, ready time.Duration) (*testutil.Buffer, <-chan error, context.CancelFunc) {
+	t.Helper()
 	t.Setenv("LUCID_UP_FAKE", "1")
 	dir := t.TempDir()
 	writeConfig(t, dir, strings.ReplaceAll(meshTemplate, "MODE", mode))
@@ -158,7 +169,7 @@ func runFake(t *testing.T, mode string) (*testutil.Buffer, <-chan error, context
 		done <- Run(ctx, Options{
 			Dir: dir, Load: config.LoadDir, Executable: exe, Out: out,
 			GRPCAddr: "127.0.87.1:15010", DebugAddr: "127.0.87.1:15014",
-			ReadyTimeout: 10 * time.Second, StopGrace: 2 * time.Second,
+			ReadyTimeout: ready, StopGrace: 2 * time.Second,
 		})
 	}()
 	t.Cleanup(cancel)
@@ -248,6 +259,37 @@ func TestRunKeepsRunningWhenAnAppDies(t *testing.T) {
 		t.Fatalf("Run returned after an app died: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
+	cancel()
+	if err := waitRun(t, done); err != nil {
+		t.Fatalf("Run after cancel = %v, want nil", err)
+	}
+	assertAllGone(t, out.String(), 3)
+}
+
+// lucid up says the mesh is up once the apps listen: a request right after it reaches
+// them rather than a 503 from a sidecar whose app is still starting.
+func TestRunWaitsForTheAppsToListen(t *testing.T) {
+	out, done, cancel := runFake(t, "late")
+	out.WaitFor(t, "press Ctrl-C to stop", 15*time.Second)
+	c, err := net.DialTimeout("tcp", "127.0.88.2:8080", time.Second)
+	if err != nil {
+		t.Errorf("lucid up said the mesh is up, but the app does not listen: %v\n%s", err, out.String())
+	} else {
+		_ = c.Close()
+	}
+	cancel()
+	if err := waitRun(t, done); err != nil {
+		t.Fatalf("Run after cancel = %v, want nil", err)
+	}
+	assertAllGone(t, out.String(), 3)
+}
+
+// An app that never listens does not hold the mesh back past the readiness timeout:
+// lucid up says which address and goes on.
+func TestRunSaysWhenAnAppDoesNotListen(t *testing.T) {
+	out, done, cancel := runFakeWithin(t, "silent", 3*time.Second)
+	out.WaitFor(t, "web app does not listen on 127.0.88.2:8080 after 3s", 15*time.Second)
+	out.WaitFor(t, "press Ctrl-C to stop", 5*time.Second)
 	cancel()
 	if err := waitRun(t, done); err != nil {
 		t.Fatalf("Run after cancel = %v, want nil", err)

@@ -248,8 +248,16 @@ func (s *supervisor) start(ctx context.Context, p *Plan, timeout time.Duration) 
 			return err
 		}
 	}
+	var apps []*Child
 	for _, ap := range p.Apps {
-		if _, err := s.launch(ap); err != nil {
+		c, err := s.launch(ap)
+		if err != nil {
+			return err
+		}
+		apps = append(apps, c)
+	}
+	for i, c := range apps {
+		if err := s.waitListening(ctx, c, p.Apps[i].Listens, timeout); err != nil {
 			return err
 		}
 	}
@@ -288,6 +296,37 @@ func exitError(c *Child) error {
 
 // errInterrupted: Ctrl-C came while starting; not a failure.
 var errInterrupted = errors.New("interrupted while starting")
+
+// waitListening waits until every address of addrs accepts a TCP connection, as a
+// readiness probe of the app would. An app that exits or does not listen within timeout
+// does not stop the mesh (an app failing is the workload failing): up says so and goes on.
+func (s *supervisor) waitListening(ctx context.Context, c *Child, addrs []string, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for _, a := range addrs {
+		for {
+			conn, err := net.DialTimeout("tcp", a, time.Second)
+			if err == nil {
+				_ = conn.Close()
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return errInterrupted
+			case <-c.Done():
+				return nil // said by the exit watch
+			case <-deadline.C:
+				s.out.Printf("up", "%s does not listen on %s after %v (%v); requests to it get 503 until it does",
+					c.Name, a, timeout, err)
+				return nil
+			case <-tick.C:
+			}
+		}
+	}
+	return nil
+}
 
 // waitReady polls c's readiness URL until it answers 200, c exits, ctx ends or timeout.
 func waitReady(ctx context.Context, c *Child, timeout time.Duration) error {
