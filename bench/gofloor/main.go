@@ -28,6 +28,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 )
 
@@ -139,17 +140,15 @@ func contentLength(head []byte) int {
 		if head[i] != '\r' || !bytes.EqualFold(head[i:i+len(name)], []byte(name)) {
 			continue
 		}
-		v, cl := bytes.TrimLeft(head[i+len(name):], " \t"), -1
-		for _, d := range v {
-			if d < '0' || d > '9' {
-				break
-			}
-			if cl < 0 {
-				cl = 0
-			}
-			cl = cl*10 + int(d-'0')
+		v := head[i+len(name):]
+		if end := bytes.Index(v, []byte("\r\n")); end >= 0 {
+			v = v[:end]
 		}
-		return cl
+		n, ok := http1.ParseLength(bytes.Trim(v, " \t"))
+		if !ok {
+			return -1
+		}
+		return int(n)
 	}
 	return -1
 }

@@ -155,9 +155,15 @@ func runFake(t *testing.T, mode string) (*testutil.Buffer, <-chan error, context
 // runFakeWithin is runFake with Options.ReadyTimeout ready.
 func runFakeWithin(t *testing.T, mode string, ready time.Duration) (*testutil.Buffer, <-chan error, context.CancelFunc) {
 	t.Helper()
+	return runFakeMesh(t, strings.ReplaceAll(meshTemplate, "MODE", mode), ready)
+}
+
+// runFakeMesh runs Run on the fake mesh yaml describes.
+func runFakeMesh(t *testing.T, yaml string, ready time.Duration) (*testutil.Buffer, <-chan error, context.CancelFunc) {
+	t.Helper()
 	t.Setenv("LUCID_UP_FAKE", "1")
 	dir := t.TempDir()
-	writeConfig(t, dir, strings.ReplaceAll(meshTemplate, "MODE", mode))
+	writeConfig(t, dir, yaml)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -295,6 +301,24 @@ func TestRunSaysWhenAnAppDoesNotListen(t *testing.T) {
 		t.Fatalf("Run after cancel = %v, want nil", err)
 	}
 	assertAllGone(t, out.String(), 3)
+}
+
+// The apps share one bound: two apps that never listen are both named once the
+// readiness timeout has passed, not one timeout after the other.
+func TestRunBoundsTheAppsTogether(t *testing.T) {
+	web2 := strings.NewReplacer("{name: web}", "{name: web2}", "name: web\n", "name: web2\n", "{app: web}", "{app: web2}",
+		"web.default", "web2.default", "127.0.88.2", "127.0.88.3", "127.0.87.2", "127.0.87.4")
+	app, _, _ := strings.Cut(meshTemplate, "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: client}")
+	yaml := strings.ReplaceAll(web2.Replace(app)+"---\n"+meshTemplate, "MODE", "silent")
+	out, done, cancel := runFakeMesh(t, yaml, 3*time.Second)
+	out.WaitFor(t, "does not listen on", 15*time.Second)
+	// Were the bound per app, the second would come 3 s after the first.
+	out.WaitFor(t, "web2 app does not listen on 127.0.88.3:8080 after 3s", time.Second)
+	out.WaitFor(t, "web app does not listen on 127.0.88.2:8080 after 3s", time.Second)
+	cancel()
+	if err := waitRun(t, done); err != nil {
+		t.Fatalf("Run after cancel = %v, want nil", err)
+	}
 }
 
 func TestRunStopsEverythingWhenASidecarDies(t *testing.T) {

@@ -256,8 +256,9 @@ func (s *supervisor) start(ctx context.Context, p *Plan, timeout time.Duration) 
 		}
 		apps = append(apps, c)
 	}
+	until := time.Now().Add(timeout) // one bound for the whole tier
 	for i, c := range apps {
-		if err := s.waitListening(ctx, c, p.Apps[i].Listens, timeout); err != nil {
+		if err := s.waitListening(ctx, c, p.Apps[i].Listens, until, timeout); err != nil {
 			return err
 		}
 	}
@@ -298,31 +299,27 @@ func exitError(c *Child) error {
 var errInterrupted = errors.New("interrupted while starting")
 
 // waitListening waits until every address of addrs accepts a TCP connection, as a
-// readiness probe of the app would. An app that exits or does not listen within timeout
-// does not stop the mesh (an app failing is the workload failing): up says so and goes on.
-func (s *supervisor) waitListening(ctx context.Context, c *Child, addrs []string, timeout time.Duration) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
+// readiness probe of the app would, until the tier's bound (until, timeout after the apps
+// started). An app that exits or does not listen by then does not stop the mesh (an app
+// failing is the workload failing): up says so and goes on.
+func (s *supervisor) waitListening(ctx context.Context, c *Child, addrs []string, until time.Time, timeout time.Duration) error {
 	for _, a := range addrs {
-		for {
+		o, err := poll(ctx, c, until, 50*time.Millisecond, func() error {
 			conn, err := net.DialTimeout("tcp", a, time.Second)
 			if err == nil {
 				_ = conn.Close()
-				break
 			}
-			select {
-			case <-ctx.Done():
-				return errInterrupted
-			case <-c.Done():
-				return nil // said by the exit watch
-			case <-deadline.C:
-				s.out.Printf("up", "%s does not listen on %s after %v (%v); requests to it get 503 until it does",
-					c.Name, a, timeout, err)
-				return nil
-			case <-tick.C:
-			}
+			return err
+		})
+		switch o {
+		case pollInterrupted:
+			return errInterrupted
+		case pollExited:
+			return nil // said by the exit watch
+		case pollTimedOut:
+			s.out.Printf("up", "%s does not listen on %s after %v (%v); requests to it get 503 until it does",
+				c.Name, a, timeout, err)
+			return nil
 		}
 	}
 	return nil
@@ -333,35 +330,63 @@ func waitReady(ctx context.Context, c *Child, timeout time.Duration) error {
 	if c.Ready == "" {
 		return nil
 	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Ready, nil)
+	if err != nil {
+		return fmt.Errorf("%s: readiness URL: %w", c.Name, err)
+	}
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var last string // what the last poll saw
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Ready, nil)
-		if err != nil {
-			return fmt.Errorf("%s: readiness URL: %w", c.Name, err)
-		}
+	o, err := poll(ctx, c, time.Now().Add(timeout), 100*time.Millisecond, func() error {
 		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	})
+	switch o {
+	case pollInterrupted:
+		return errInterrupted
+	case pollExited:
+		return fmt.Errorf("%s failed to start: %w", c.Name, exitError(c))
+	case pollTimedOut:
+		return fmt.Errorf("%s not ready after %v: GET %s: %w", c.Name, timeout, c.Ready, err)
+	}
+	return nil
+}
+
+// pollOutcome is how a poll of a starting child ended.
+type pollOutcome int
+
+const (
+	pollDone        pollOutcome = iota // try succeeded
+	pollInterrupted                    // ctx ended (Ctrl-C)
+	pollExited                         // the child exited
+	pollTimedOut                       // until passed
+)
+
+// poll calls try every interval until it succeeds, c exits, ctx ends or until passes; the
+// error is try's last.
+func poll(ctx context.Context, c *Child, until time.Time, interval time.Duration, try func() error) (pollOutcome, error) {
+	deadline := time.NewTimer(time.Until(until))
+	defer deadline.Stop()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		err := try()
 		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
+			return pollDone, nil
 		}
 		select {
 		case <-ctx.Done():
-			return errInterrupted
+			return pollInterrupted, err
 		case <-c.Done():
-			return fmt.Errorf("%s failed to start: %w", c.Name, exitError(c))
+			return pollExited, err
 		case <-deadline.C:
-			return fmt.Errorf("%s not ready after %v: GET %s: %s", c.Name, timeout, c.Ready, last)
+			return pollTimedOut, err
 		case <-tick.C:
 		}
 	}
