@@ -1,8 +1,9 @@
 package forward
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -26,11 +27,15 @@ var hopHeaders = []string{
 // removeHopHeaders deletes hop-by-hop headers and the headers named in Connection.
 // keepTrailersTE keeps "te: trailers" (gRPC needs it end to end).
 func removeHopHeaders(h http.Header, keepTrailersTE bool) {
+	small := len(h) <= 16 // one pass over the map costs less than a delete for each name
+	if small && !hasHopHeader(h) {
+		return // most messages
+	}
 	for _, v := range h["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
 			// The options nearly every message carries are deleted by their canonical
-			// names: Del would allocate to canonicalise them (Keep-Alive goes with
-			// hopHeaders below).
+			// names: Del would allocate to canonicalise them (Keep-Alive goes with the
+			// hop-by-hop fields below).
 			switch f = textproto.TrimString(f); {
 			case f == "", strings.EqualFold(f, "keep-alive"):
 			case strings.EqualFold(f, "close"):
@@ -50,19 +55,51 @@ func removeHopHeaders(h http.Header, keepTrailersTE bool) {
 			}
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+	if small {
+		for k := range h {
+			if isHopHeader(k) {
+				delete(h, k)
+			}
+		}
+	} else {
+		for _, k := range hopHeaders {
+			delete(h, k)
+		}
 	}
 	if te {
 		h["Te"] = []string{"trailers"}
 	}
 }
 
+// hasHopHeader says whether h holds a hop-by-hop field.
+func hasHopHeader(h http.Header) bool {
+	for k := range h {
+		if isHopHeader(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// isHopHeader says whether k is one of hopHeaders.
+func isHopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
 // newRequestID returns a random UUID version 4, as Envoy generates x-request-id, in a
 // string that shares a block with others (strslab).
 func newRequestID() string {
+	// math/rand/v2's generator (ChaCha8 per thread, seeded by the kernel): an id must not
+	// collide, it is not a secret (Envoy's generator is not a cryptographic one either),
+	// and this costs a fraction of crypto/rand's path.
 	var u [16]byte
-	_, _ = rand.Read(u[:]) // crypto/rand.Read never fails (Go 1.24+)
+	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
 	var b [36]byte

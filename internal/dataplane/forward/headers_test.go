@@ -2,6 +2,7 @@ package forward
 
 import (
 	"net/http"
+	"strconv"
 	"testing"
 )
 
@@ -30,5 +31,36 @@ func TestRemoveHopHeaders(t *testing.T) {
 		removeHopHeaders(h, false)
 	}); n != 0 {
 		t.Fatalf("removeHopHeaders allocates %v times for Connection: keep-alive", n)
+	}
+}
+
+// Every hop-by-hop field goes, whether the map is small enough for one pass over it or
+// large enough for a delete per name; a message without any keeps all its fields, and
+// "te: trailers" stays when asked for.
+func TestRemoveHopHeadersEveryName(t *testing.T) {
+	for _, extra := range []int{0, 20} {
+		for _, hop := range hopHeaders {
+			h := http.Header{hop: {"v"}, "Content-Type": {"text/plain"}}
+			for i := range extra {
+				h["X-Extra-"+strconv.Itoa(i)] = []string{"e"}
+			}
+			removeHopHeaders(h, false)
+			if _, ok := h[hop]; ok || len(h) != 1+extra {
+				t.Errorf("%d other fields: %s not removed, or other fields lost: %v", extra, hop, h)
+			}
+		}
+		h := http.Header{"Te": {"trailers, deflate"}, "Content-Type": {"application/grpc"}}
+		for i := range extra {
+			h["X-Extra-"+strconv.Itoa(i)] = []string{"e"}
+		}
+		removeHopHeaders(h, true)
+		if got := h["Te"]; len(got) != 1 || got[0] != "trailers" || len(h) != 2+extra {
+			t.Errorf("%d other fields: te %q, %d fields; want trailers, %d", extra, got, len(h), 2+extra)
+		}
+	}
+	plain := http.Header{"Content-Type": {"text/plain"}, "Content-Length": {"3"}, "Server": {"nginx"}}
+	removeHopHeaders(plain, false)
+	if len(plain) != 3 {
+		t.Fatalf("a message without hop-by-hop fields lost some: %v", plain)
 	}
 }

@@ -36,22 +36,42 @@ const (
 	onRetriableHeaders
 )
 
-var retryOnNames = map[string]retryOn{
-	"5xx":                    on5xx,
-	"gateway-error":          onGatewayError,
-	"reset":                  onReset,
-	"reset-before-request":   onResetBeforeRequest,
-	"connect-failure":        onConnectFailure,
-	"retriable-4xx":          onRetriable4xx,
-	"refused-stream":         onRefusedStream,
-	"retriable-status-codes": onRetriableStatusCodes,
-	"cancelled":              onGRPCCancelled,
-	"deadline-exceeded":      onGRPCDeadlineExceeded,
-	"internal":               onGRPCInternal,
-	"resource-exhausted":     onGRPCResourceExhausted,
-	"unavailable":            onGRPCUnavailable,
-	"envoy-ratelimited":      onEnvoyRateLimited,
-	"retriable-headers":      onRetriableHeaders,
+// retryOnName is the condition a retry_on token names; 0 for one Lucid does not know.
+// A switch rather than a map: parsed for every request, it costs no hashing.
+func retryOnName(tok string) retryOn {
+	switch tok {
+	case "5xx":
+		return on5xx
+	case "gateway-error":
+		return onGatewayError
+	case "reset":
+		return onReset
+	case "reset-before-request":
+		return onResetBeforeRequest
+	case "connect-failure":
+		return onConnectFailure
+	case "retriable-4xx":
+		return onRetriable4xx
+	case "refused-stream":
+		return onRefusedStream
+	case "retriable-status-codes":
+		return onRetriableStatusCodes
+	case "cancelled":
+		return onGRPCCancelled
+	case "deadline-exceeded":
+		return onGRPCDeadlineExceeded
+	case "internal":
+		return onGRPCInternal
+	case "resource-exhausted":
+		return onGRPCResourceExhausted
+	case "unavailable":
+		return onGRPCUnavailable
+	case "envoy-ratelimited":
+		return onEnvoyRateLimited
+	case "retriable-headers":
+		return onRetriableHeaders
+	}
+	return 0
 }
 
 // parseRetryOn reads Envoy's retry_on tokens (as the decoder split them, or a raw
@@ -60,9 +80,13 @@ var retryOnNames = map[string]retryOn{
 func parseRetryOn(tokens []string) retryOn {
 	var on retryOn
 	for _, t := range tokens {
+		if b := retryOnName(t); b != 0 { // the decoder's tokens: one each, trimmed
+			on |= b
+			continue
+		}
 		for len(t) > 0 {
 			tok, rest, _ := strings.Cut(t, ",")
-			on |= retryOnNames[strings.TrimSpace(tok)]
+			on |= retryOnName(strings.TrimSpace(tok))
 			t = rest
 		}
 	}

@@ -94,7 +94,7 @@ func overrides(h http.Header, base *resource.RetryPolicy, routeTimeout time.Dura
 	changed := false
 	for _, name := range []string{hdrRetryOn, hdrRetryGRPCOn} {
 		for _, tok := range splitList(h.Get(name)) {
-			if _, known := retryOnNames[tok]; known && !slices.Contains(p.RetryOn, tok) {
+			if retryOnName(tok) != 0 && !slices.Contains(p.RetryOn, tok) {
 				p.RetryOn = append(p.RetryOn, tok)
 				changed = true
 			}

@@ -33,10 +33,10 @@ type conn struct {
 	bufBox, outBox *[]byte
 	rerr           error // a read error to return once what came with it is used
 
-	wmu  sync.Mutex // writes: the handler's, and a 100 Continue from the body reader
-	out  []byte     // response bytes not yet written
-	iov  [][]byte   // scratch for writev
-	keys []string   // scratch for sorting header names
+	wmu    sync.Mutex // writes: the handler's, and a 100 Continue from the body reader
+	out    []byte     // response bytes not yet written
+	iov    [][]byte   // scratch for writev
+	fields []field    // scratch for sorting header fields
 	// header is the connection's response header map, given to each request's response
 	// in turn (unless its handler adopts another, AdoptHeader).
 	header http.Header

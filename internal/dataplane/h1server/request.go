@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/requesturi"
 	"github.com/lucid-mesh/lucid/internal/dataplane/strslab"
 
@@ -93,7 +94,8 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 			return nil, nil, "malformed header field"
 		}
 		name, value := f[:colon], trimOWS(f[colon+1:])
-		if !validName(name) || !validValue(value) {
+		token, canonical := http1.NameForm(name)
+		if !token || !validValue(value) {
 			return nil, nil, "invalid header field"
 		}
 		start := off + colon + 1
@@ -101,8 +103,11 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 			start++
 		}
 		v := hs[start : start+len(value)]
+		k := hs[off : off+colon] // the name as received when canonical already (the usual)
+		if !canonical {
+			k = canonicalKey(name)
+		}
 		off += i + 2
-		k := canonicalKey(name)
 		if prev, ok := h[k]; ok {
 			h[k] = append(prev, v)
 			continue

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // response is the http.ResponseWriter of one request. The head is composed when it must
@@ -333,24 +335,31 @@ func (w *response) hasPrefixedTrailers() bool {
 // appendFields writes the handler's header fields, sorted by name as net/http does;
 // names that are not tokens are dropped and line breaks in values become spaces.
 func (w *response) appendFields(b []byte) []byte {
-	keys := w.c.keys[:0]
-	for k := range w.header {
-		if strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) {
+	fs := w.c.fields[:0]
+	for k, vv := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) || !http1.ValidName(k) {
 			continue
 		}
 		if w.chunked && k == "Content-Length" {
 			continue
 		}
-		keys = append(keys, k)
+		fs = append(fs, field{k, vv}) // the values with the name: no second lookup
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		for _, v := range w.header[k] {
-			b = appendField(b, k, v)
+	slices.SortFunc(fs, func(a, b field) int { return strings.Compare(a.name, b.name) })
+	for _, f := range fs {
+		for _, v := range f.values {
+			b = appendField(b, f.name, v)
 		}
 	}
-	w.c.keys = keys[:0]
+	clear(fs) // hold on to no handler's strings
+	w.c.fields = fs[:0]
 	return b
+}
+
+// field is a header field's name and values, for sorting.
+type field struct {
+	name   string
+	values []string
 }
 
 func appendField(b []byte, k, v string) []byte {

@@ -125,6 +125,10 @@ func (g *Conn) Read(p []byte) (int, error) {
 		}
 		// Read into p, which net/http owns and reads after us anyway, then check.
 		n, err := g.Conn.Read(p)
+		if g.st == stHead && g.inPlace(p[:n]) {
+			g.rerr = err // returned by the next read, as below
+			return n, nil
+		}
 		g.appendIn(p[:n])
 		if err != nil {
 			if n == 0 {
@@ -287,6 +291,34 @@ func (g *Conn) head() bool {
 	lineEnd := bytes.Index(g.in, []byte("\r\n"))
 	g.appendOut(h.Line, g.in[lineEnd:end])
 	g.consume(end)
+	g.accepted(h)
+	return true
+}
+
+// inPlace checks a read that is exactly one request head, as a keep-alive client's
+// request without a body (or with its body still to come) usually arrives, where it
+// landed: when the head passes unchanged it is handed on as it is, without a copy into in
+// and back out. Anything else (a partial or refused head, bytes after it, a fragment cut
+// from the target) is left to the general path, which parses it again.
+func (g *Conn) inPlace(b []byte) bool {
+	if len(b) < 4 || b[0] == '\r' || !bytes.HasSuffix(b, []byte("\r\n\r\n")) {
+		return false
+	}
+	if end, rj := headEnd(b); rj != nil || end != len(b) {
+		return false
+	}
+	h := &g.hd
+	rj := parseHead(b, g.lim, h, true)
+	h.Method, h.Target, h.Proto = "", "", "" // borrowed from b, the caller's
+	if rj != nil || len(h.Line) != bytes.Index(b, []byte("\r\n")) {
+		return false
+	}
+	g.accepted(h)
+	return true
+}
+
+// accepted moves on past a head that passed: to its body's framing, or out of HTTP/1.1.
+func (g *Conn) accepted(h *Head) {
 	g.heads.Add(1)
 	switch {
 	case h.Upgrade || h.Connect:
@@ -299,7 +331,6 @@ func (g *Conn) head() bool {
 	case h.ContentLength > 0:
 		g.st, g.remain = stBody, h.ContentLength
 	}
-	return true
 }
 
 // early refuses an incomplete head whose start already cannot be a request (a method

@@ -100,6 +100,39 @@ func TestConnPipelinedRequests(t *testing.T) {
 	}
 }
 
+// Heads that each arrive alone in one read, as keep-alive clients send them, are checked
+// where they landed (inPlace): passed on unchanged, a body that follows in its own read
+// framed, a fragment still cut from the target, a smuggling head still refused.
+func TestConnHeadsInTheirOwnReads(t *testing.T) {
+	pieces := []string{
+		"GET /first HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", "hello",
+		"GET /d#frag HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n",
+	}
+	var stream string
+	var sizes []int
+	for _, p := range pieces {
+		stream += p
+		sizes = append(sizes, len(p))
+	}
+	got, _ := serve(t, NewConn(&chunkConn{in: []byte(stream), sizes: sizes}, Limits{}, nil))
+	want := []served{{method: "GET", target: "/first"}, {method: "GET", target: "/a"},
+		{method: "POST", target: "/b", body: "hello"}, {method: "GET", target: "/d"}}
+	if len(got) != len(want)+1 {
+		t.Fatalf("served %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("request %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if rj := got[len(want)].rejection; rj == nil || rj.Details != DetailsChunkedCL || rj.Target != "/smuggle" {
+		t.Errorf("the smuggling head: %+v, rejection %+v", got[len(want)], rj)
+	}
+}
+
 func TestConnRefusedHeadAfterAGoodOne(t *testing.T) {
 	stream := "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n" +
 		"POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
+	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 )
 
 // The HTTP/1.1 upstream path: connections the pool owns, each used by one request at a
@@ -141,11 +142,15 @@ type h1Conn struct {
 	peekErr error
 	peekFn  func(fd uintptr) bool
 
-	// flushWait (flushFn) writes the request from inside a read wait. peekFirst: the
-	// check that a reused connection is still open was left to flushFn (checkLate).
-	flushFn   func(fd uintptr) bool
-	flushed   bool
-	flushErr  error
+	// The request is written from inside the wait for its answer (sendFn, the first read
+	// of sock.ReadAfter) when sendFirst is set. sent: sendFn ran; sendErr: why it wrote
+	// nothing or not all. peekFirst: the check that a reused connection is still open was
+	// left to sendFn (checkLate).
+	sock      *sockio.Conn
+	sendFn    func(fd uintptr) sockio.Next
+	sendFirst bool
+	sent      bool
+	sendErr   error
 	peekFirst bool
 
 	// The request's context, watched while the exchange runs: an end interrupts the
@@ -192,9 +197,19 @@ func (c *h1Conn) unwatchCtx() bool {
 // Cancelled interrupts the exchange: its request's context ended (reqctx.Watcher).
 func (c *h1Conn) Cancelled() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 
-// Read and Write count the bytes of the current exchange (bufio sits on top).
+// Read and Write count the bytes of the current exchange (bufio sits on top). The first
+// read of an answer writes its request first when sendFirst says so (exchange).
 func (c *h1Conn) Read(p []byte) (int, error) {
-	n, err := c.nc.Read(p)
+	var n int
+	var err error
+	if c.sendFirst {
+		c.sendFirst = false
+		if n, err = c.sock.ReadAfter(p, c.sendFn); n == 0 && err == nil {
+			err = c.sendErr // sendFn skipped the read
+		}
+	} else {
+		n, err = c.nc.Read(p)
+	}
 	c.read += int64(n)
 	return n, err
 }
@@ -217,31 +232,46 @@ func (h *h1) newConn(nc net.Conn, addr string, host *hostIdle) *h1Conn {
 				c.peekN, c.peekErr = peek(fd, c.peekBuf[:])
 				return true
 			}
-			if peekWorks {
-				c.flushFn = func(fd uintptr) bool {
-					if c.flushed {
-						return true // the answer can be read
-					}
-					c.flushed = true
-					if c.peekFirst { // a reused connection, checked as late as can be
-						if c.peekN, c.peekErr = peek(fd, c.peekBuf[:]); !errors.Is(c.peekErr, syscall.EAGAIN) {
-							c.flushErr = errGoneIdle
-							return true
-						}
-					}
-					if c.flushErr = c.bw.Flush(); c.flushErr != nil || c.peekFirst {
-						return c.flushErr != nil
-					}
-					// Not peeked before the write (a new connection; a request with a body,
-					// whose idle connection get checked): what the upstream sent before the
-					// wait began (an early answer, a FIN) raised a readiness the runtime forgot.
-					_, err := peek(fd, c.peekBuf[:])
-					return !errors.Is(err, syscall.EAGAIN)
-				}
-			}
+		}
+	}
+	if peekWorks {
+		if w, ok := socketOf(nc).(sockio.Socketed); ok {
+			c.sock = w.Socket()
+			c.sendFn = c.send
 		}
 	}
 	return c
+}
+
+// socketOf is the connection under the pool's counting wrapper.
+func socketOf(nc net.Conn) net.Conn {
+	if cc, ok := nc.(*countedConn); ok {
+		return cc.Conn
+	}
+	return nc
+}
+
+// send writes the buffered request from inside the wait for its answer (sock.ReadAfter).
+// On a reused connection it peeks first: that is the check that the connection is still
+// open (get left it here, checkLate), and it sees what arrived before the wait began, which
+// wakes no one. A FIN, an RST or stray bytes fail the request with errGoneIdle before
+// anything is sent. Then the answer is awaited. On a new connection the answer is read at
+// once after the write: what the upstream sent early (an answer, a FIN) is found.
+func (c *h1Conn) send(fd uintptr) sockio.Next {
+	c.sent = true
+	if c.peekFirst {
+		if c.peekN, c.peekErr = peek(fd, c.peekBuf[:]); !errors.Is(c.peekErr, syscall.EAGAIN) {
+			c.sendErr = errGoneIdle
+			return sockio.Skip
+		}
+	}
+	if c.sendErr = c.bw.Flush(); c.sendErr != nil {
+		return sockio.Skip
+	}
+	if c.peekFirst {
+		return sockio.WaitRead
+	}
+	return sockio.ReadNow
 }
 
 // idleVerdict is what a check of an idle connection found.
@@ -292,7 +322,7 @@ func (c *h1Conn) peeked() idleVerdict {
 	return idleBroken
 }
 
-// errGoneIdle: flushWait found a reused connection closed (or broken) before writing.
+// errGoneIdle: send found a reused connection closed (or broken) before writing.
 var errGoneIdle = errors.New("idle connection closed before the request was written")
 
 // alive says whether an idle connection can carry a request (check with a peek).
@@ -396,7 +426,7 @@ func (h *h1) retire(now time.Time, cs []*h1Conn) {
 // else a new one. At max_connections the request waits (pending) for a connection to come
 // back or close, and fails with *OverflowError beyond max_pending_requests.
 //
-// checkLate leaves the check that an idle connection is still open to flushWait, which
+// checkLate leaves the check that an idle connection is still open to send, which
 // peeks from inside the wait for the answer, before writing (a bodiless request, which
 // roundTrip can send again on another connection when the peek finds it closed).
 func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard, checkLate bool) (*h1Conn, error) {
@@ -424,7 +454,7 @@ func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard, ch
 				if c == nil {
 					continue
 				}
-				late := checkLate && c.flushFn != nil
+				late := checkLate && c.sendFn != nil
 				switch c.check(now, !late) {
 				case idleOpen:
 					c.reused, c.peekFirst = true, late
@@ -798,10 +828,25 @@ func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 		if err := writeRequest(c.bw, req, false); err != nil {
 			return nil, &writeError{err: err}
 		}
-		if err := c.flushWait(); err != nil {
+		if c.sendFn == nil || c.br.Buffered() > 0 {
+			if err := c.bw.Flush(); err != nil {
+				return nil, &writeError{err: err}
+			}
+			return c.readResponse(req)
+		}
+		// The answer's first read writes the request (Read, send): one wait for both.
+		c.sendFirst, c.sent, c.sendErr = true, false, nil
+		resp, err := c.readResponse(req)
+		c.sendFirst, c.peekFirst = false, false
+		switch {
+		case err == nil:
+			return resp, nil
+		case c.sendErr != nil: // errGoneIdle, or the write failed
+			return nil, &writeError{err: c.sendErr}
+		case !c.sent: // the wait could not begin (the connection was interrupted)
 			return nil, &writeError{err: err}
 		}
-		return c.readResponse(req)
+		return nil, err
 	}
 	done := make(chan error, 1)
 	c.wdone = done
@@ -821,32 +866,6 @@ func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	return resp, nil
-}
-
-// flushWait writes the buffered request and waits until the answer can be read.
-//
-// Reading right after the write would cost a read that finds nothing (the upstream has
-// not answered yet) before the wait. So the write happens inside the wait itself
-// (RawConn.Read). The runtime forgets any earlier readiness before calling flushFn, so
-// flushFn peeks once without blocking, which sees what arrived before the wait began;
-// whatever arrives later raises a readiness the wait sees. On a reused connection the peek
-// comes before the write and is the check that the connection is still open (get left it
-// here, checkLate): a FIN, an RST or stray bytes fail the write with errGoneIdle before
-// anything is sent. On a new connection it comes after the write: an upstream that
-// answered or closed early is read at once. When the wait fails (the request's context
-// interrupted the connection), the read that follows reports it. Without a file
-// descriptor (TLS), without peek, or with bytes already buffered, it is a plain flush.
-func (c *h1Conn) flushWait() error {
-	if c.flushFn == nil || c.br.Buffered() > 0 {
-		return c.bw.Flush()
-	}
-	c.flushed, c.flushErr = false, nil
-	err := c.rc.Read(c.flushFn)
-	c.peekFirst = false
-	if !c.flushed { // the wait could not start (the connection is closed)
-		return err
-	}
-	return c.flushErr
 }
 
 // writeDone says whether the request was written completely, without waiting.

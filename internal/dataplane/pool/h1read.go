@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/net/http/httpguts"
-
 	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/strslab"
@@ -135,7 +133,8 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 			return nil
 		}
 	}
-	fields := bytes.Count(head, []byte("\r\n")) - 1
+	// One LF per line: a bare LF (not after CR) is in some line, which its check refuses.
+	fields := bytes.Count(head, []byte("\n")) - 1
 	// The one string: values, the status and canonical names are slices of it. It shares
 	// a block with other heads (strslab): no allocation per answer.
 	hs := strslab.String(head)
@@ -152,16 +151,19 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 	length := int64(-1)
 	off := le + 2
 	for i := 0; i < fields; i++ {
-		e := off + bytes.Index(head[off:], []byte("\r\n"))
+		e := bytes.Index(head[off:], []byte("\r\n"))
+		if e < 0 {
+			return pr.drop()
+		}
+		e += off
 		f := head[off:e]
 		colon := bytes.IndexByte(f, ':')
 		if colon <= 0 {
 			return pr.drop()
 		}
-		for _, b := range f[:colon] {
-			if !httpguts.IsTokenRune(rune(b)) { // as textproto accepts in a name
-				return pr.drop()
-			}
+		token, canonical := http1.NameForm(f[:colon]) // a token, as textproto accepts in a name
+		if !token {
+			return pr.drop()
 		}
 		vs, ve := off+colon+1, e
 		for vs < ve && (hs[vs] == ' ' || hs[vs] == '\t') {
@@ -175,7 +177,10 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 				return pr.drop()
 			}
 		}
-		key := textproto.CanonicalMIMEHeaderKey(hs[off : off+colon]) // no allocation when canonical already
+		key := hs[off : off+colon] // the name as received when canonical already (the usual)
+		if !canonical {
+			key = textproto.CanonicalMIMEHeaderKey(key)
+		}
 		v := hs[vs:ve]
 		off = e + 2
 		switch key {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -22,6 +23,24 @@ func TestWriteRequestURI(t *testing.T) {
 		_ = w.Flush()
 		if b.String() != u.RequestURI() {
 			t.Errorf("%#v: wrote %q, RequestURI %q", u, b.String(), u.RequestURI())
+		}
+	}
+}
+
+// A field line is "name: value" CRLF with any CR or LF in the value made a space (as
+// net/http does), whether it is composed in the writer's free space or, too long for it,
+// written piece by piece.
+func TestWriteField(t *testing.T) {
+	for _, size := range []int{4096, 16} { // room for the line; none (bufio's minimum is 16)
+		var b bytes.Buffer
+		w := bufio.NewWriterSize(&b, size)
+		writeField(w, "X-A", "plain")
+		writeField(w, "X-B", "bad\r\nInjected: 1")
+		writeField(w, "X-Long", strings.Repeat("v", 40)+"\n")
+		_ = w.Flush()
+		want := "X-A: plain\r\nX-B: bad  Injected: 1\r\nX-Long: " + strings.Repeat("v", 40) + " \r\n"
+		if b.String() != want {
+			t.Errorf("buffer of %d: wrote %q, want %q", size, b.String(), want)
 		}
 	}
 }

@@ -37,11 +37,13 @@ type Conn struct {
 	rc           syscall.RawConn
 	laddr, raddr net.Addr
 
-	rmu    sync.Mutex
-	rp     []byte
-	rn     int
-	rerr   syscall.Errno
-	readFn func(uintptr) bool
+	rmu     sync.Mutex
+	rp      []byte
+	rn      int
+	rerr    syscall.Errno
+	readFn  func(uintptr) bool // readFirst
+	first   func(uintptr) Next // ReadAfter's first function, until it ran
+	skipped bool               // ReadAfter's first function said Skip
 
 	wmu   sync.Mutex
 	one   [1][]byte // Write's buffer
@@ -74,7 +76,7 @@ func Open(c net.Conn) *Conn {
 		return nil
 	}
 	s := &Conn{rc: rc, laddr: tc.LocalAddr(), raddr: tc.RemoteAddr()}
-	s.readFn = s.read
+	s.readFn = s.readFirst
 	s.vecFn = s.writeVec
 	return s
 }
@@ -121,19 +123,7 @@ func (s *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	s.rp, s.rn, s.rerr = p, 0, 0
-	err := s.rc.Read(s.readFn)
-	n, errno := s.rn, s.rerr
-	s.rp = nil
-	if err := s.result("read", err, errno); err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		return 0, eof
-	}
-	return n, nil
+	return s.readAfter(p, nil)
 }
 
 func (s *Conn) read(fd uintptr) bool {
@@ -152,6 +142,67 @@ func (s *Conn) read(fd uintptr) bool {
 		s.rerr = errno
 		return true
 	}
+}
+
+// Next is what ReadAfter's first function asks for once it has run.
+type Next int8
+
+// What first may ask for: read at once (ReadNow: it sees what arrived before, and a later
+// arrival ends the wait), wait for the socket to be readable before the first read
+// (WaitRead), or read nothing (Skip: ReadAfter returns 0 and no error).
+const (
+	ReadNow Next = iota
+	WaitRead
+	Skip
+)
+
+// ReadAfter runs first on the socket, then reads into p as Read does, all inside one wait
+// of the runtime's poller (RawConn.Read): a client that writes its request from first and
+// reads the answer into p pays one wait, and no read that finds nothing in between. first
+// runs once, before any read, and only if the wait can begin (not on a closed connection
+// or past a deadline: ReadAfter then returns Read's error and first never ran). p must not
+// be empty.
+//
+// The wait starts by forgetting the readiness the poller noted earlier: bytes that arrived
+// before first ran wake no one. Before asking for WaitRead, first must have looked for
+// them (a peek); ReadNow reads them. What arrives once first runs ends the wait.
+func (s *Conn) ReadAfter(p []byte, first func(fd uintptr) Next) (int, error) {
+	return s.readAfter(p, first)
+}
+
+// readAfter is Read, and ReadAfter when first is set.
+func (s *Conn) readAfter(p []byte, first func(fd uintptr) Next) (int, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.rp, s.rn, s.rerr, s.first, s.skipped = p, 0, 0, first, false
+	err := s.rc.Read(s.readFn)
+	n, errno, skipped := s.rn, s.rerr, s.skipped
+	s.rp, s.first = nil, nil
+	if skipped {
+		return 0, nil
+	}
+	if err := s.result("read", err, errno); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, eof
+	}
+	return n, nil
+}
+
+// readFirst is the read callback: first (once, when set), then read.
+func (s *Conn) readFirst(fd uintptr) bool {
+	if f := s.first; f != nil {
+		s.first = nil
+		switch f(fd) {
+		case Skip:
+			s.skipped = true
+			return true
+		case WaitRead:
+			return false
+		}
+	}
+	return s.read(fd)
 }
 
 // Write is net.Conn's Write: it returns once all of p is written or an error happened.

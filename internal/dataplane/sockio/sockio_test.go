@@ -394,3 +394,58 @@ func BenchmarkPingPong(b *testing.B) {
 		})
 	}
 }
+
+// ReadAfter runs its first function once, on the socket, then reads as Read does: a
+// request written from it is answered into the same call; WaitRead waits for the answer
+// that comes after; ReadNow finds what had arrived before; Skip reads nothing; on a closed
+// connection first never runs and the error is Read's.
+func TestReadAfter(t *testing.T) {
+	c, s, peer := pair(t)
+	go func() { // an echo of every request, a moment later
+		buf := make([]byte, 64)
+		for {
+			n, err := peer.Read(buf)
+			if err != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+			if _, err := peer.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64)
+	for _, next := range []Next{WaitRead, ReadNow} {
+		runs := 0
+		n, err := s.ReadAfter(buf, func(fd uintptr) Next {
+			runs++
+			if _, err := s.Write([]byte("ping")); err != nil {
+				t.Error(err)
+			}
+			return next
+		})
+		if err != nil || string(buf[:n]) != "ping" || runs != 1 {
+			t.Fatalf("next %d: read %q, %v after %d runs of first; want the echo after one", next, buf[:n], err, runs)
+		}
+	}
+
+	// What arrived before the call: ReadNow reads it at once.
+	if _, err := s.Write([]byte("early")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the echo is in the socket
+	n, err := s.ReadAfter(buf, func(uintptr) Next { return ReadNow })
+	if err != nil || string(buf[:n]) != "early" {
+		t.Fatalf("ReadNow with bytes waiting: %q, %v", buf[:n], err)
+	}
+
+	if n, err := s.ReadAfter(buf, func(uintptr) Next { return Skip }); n != 0 || err != nil {
+		t.Fatalf("Skip: %d, %v; want 0, nil", n, err)
+	}
+
+	_ = c.Close()
+	ran := false
+	if _, err := s.ReadAfter(buf, func(uintptr) Next { ran = true; return ReadNow }); !errors.Is(err, net.ErrClosed) || ran {
+		t.Fatalf("on a closed connection: %v, first ran %v; want net.ErrClosed without running it", err, ran)
+	}
+}
