@@ -46,6 +46,16 @@ const (
 var retryHeaderNames = []string{hdrRetryOn, hdrRetryGRPCOn, hdrMaxRetries, hdrRetriableCodes,
 	hdrRetriableNames, hdrRqTimeout, hdrRqPerTryTimeout}
 
+// hasEnvoyHeader says whether h holds an x-envoy-* field.
+func hasEnvoyHeader(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, "X-Envoy-") {
+			return true
+		}
+	}
+	return false
+}
+
 // requestOverrides is what a request's x-envoy-* headers change.
 type requestOverrides struct {
 	policy     *resource.RetryPolicy // nil: the route's policy applies unchanged
@@ -57,6 +67,9 @@ type requestOverrides struct {
 // them from the upstream request.
 func (x *exchange) applyRetryHeaders() {
 	h := x.r.Header
+	if len(h) <= 16 && !hasEnvoyHeader(h) {
+		return // most requests: one pass over a small map, not a lookup per name
+	}
 	present := false
 	for _, n := range retryHeaderNames {
 		if _, ok := h[n]; ok {

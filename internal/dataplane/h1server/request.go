@@ -52,7 +52,9 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	hs := strslab.String(head)
 	target := hs[sp1+1 : sp2]
 	vals := room
-	if n := bytes.Count(head, crlf) - 2; n <= len(room) {
+	// Lines counted by their LF (a one-byte count is a vector scan): a bare LF is in a
+	// line the checks below refuse.
+	if n := bytes.Count(head, []byte{'\n'}) - 2; n <= len(room) {
 		vals = room[:n]
 	} else {
 		vals = make([]string, n)
@@ -83,6 +85,7 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	req.RequestURI = target
 	req.RemoteAddr = c.remote
 	off := le + 2
+	var seen fieldSet
 	for n := 0; n < len(vals); n++ {
 		i := bytes.Index(head[off:], crlf)
 		if i <= 0 {
@@ -108,6 +111,7 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 			k = canonicalKey(name)
 		}
 		off += i + 2
+		seen |= framingField(k)
 		if prev, ok := h[k]; ok {
 			h[k] = append(prev, v)
 			continue
@@ -115,7 +119,47 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		vals[n] = v
 		h[k] = vals[n : n+1 : n+1]
 	}
-	return c.framing(req)
+	return c.framing(req, seen)
+}
+
+// fieldSet says which of the fields framing reads a head has, so that it looks up only
+// those (most requests have none but Host).
+type fieldSet uint8
+
+const (
+	hasHost fieldSet = 1 << iota
+	hasConnection
+	hasTransferEncoding
+	hasContentLength
+	hasTrailer
+	hasExpect
+)
+
+// lookup is h[k] when the head has the field (seen is its bit), else nil without a lookup.
+func lookup(h http.Header, k string, seen fieldSet) []string {
+	if seen == 0 {
+		return nil
+	}
+	return h[k]
+}
+
+// framingField is the fieldSet bit of the canonical field name k; 0 for any other field.
+func framingField(k string) fieldSet {
+	switch k {
+	case "Host":
+		return hasHost
+	case "Connection":
+		return hasConnection
+	case "Transfer-Encoding":
+		return hasTransferEncoding
+	case "Content-Length":
+		return hasContentLength
+	case "Trailer":
+		return hasTrailer
+	case "Expect":
+		return hasExpect
+	}
+	return 0
 }
 
 var crlf = []byte("\r\n")
@@ -129,10 +173,10 @@ func protoName(minor int) string {
 
 // framing applies the head's fields to the request as net/http does: Host, Connection,
 // Content-Length, Transfer-Encoding, Trailer; and makes the body reader.
-func (c *conn) framing(req *http.Request) (*http.Request, *body, string) {
+func (c *conn) framing(req *http.Request, seen fieldSet) (*http.Request, *body, string) {
 	h := req.Header
 	req.Host = req.URL.Host
-	if hv := h["Host"]; len(hv) > 0 {
+	if hv := lookup(h, "Host", seen&hasHost); len(hv) > 0 {
 		if len(hv) > 1 {
 			return nil, nil, "more than one Host header"
 		}
@@ -143,9 +187,12 @@ func (c *conn) framing(req *http.Request) (*http.Request, *body, string) {
 	} else if req.ProtoMinor == 1 && req.Host == "" {
 		return nil, nil, "missing Host header"
 	}
-	req.Close = shouldClose(req.ProtoMinor, h)
+	req.Close = req.ProtoMinor == 0 // shouldClose without a Connection field
+	if seen&hasConnection != 0 {
+		req.Close = shouldClose(req.ProtoMinor, h)
+	}
 	chunked := false
-	if te, ok := h["Transfer-Encoding"]; ok {
+	if te := lookup(h, "Transfer-Encoding", seen&hasTransferEncoding); te != nil {
 		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") || req.ProtoMinor == 0 {
 			return nil, nil, "unsupported Transfer-Encoding"
 		}
@@ -157,7 +204,7 @@ func (c *conn) framing(req *http.Request) (*http.Request, *body, string) {
 		req.TransferEncoding = chunkedTE
 	}
 	var cl int64
-	if v, ok := h["Content-Length"]; ok {
+	if v := lookup(h, "Content-Length", seen&hasContentLength); v != nil {
 		for i, s := range v {
 			if i > 0 && s != v[0] {
 				return nil, nil, "conflicting Content-Length"
@@ -172,7 +219,7 @@ func (c *conn) framing(req *http.Request) (*http.Request, *body, string) {
 			h["Content-Length"] = v[:1]
 		}
 	}
-	if tr, ok := h["Trailer"]; ok && chunked {
+	if tr := lookup(h, "Trailer", seen&hasTrailer); tr != nil && chunked {
 		req.Trailer = http.Header{}
 		for _, v := range tr {
 			for k := range strings.SplitSeq(v, ",") {
@@ -198,7 +245,7 @@ func (c *conn) framing(req *http.Request) (*http.Request, *body, string) {
 		return req, nil, ""
 	}
 	b := &body{c: c, req: req, chunked: chunked, remain: cl}
-	if req.ProtoMinor == 1 && hasToken(h["Expect"], "100-continue") {
+	if req.ProtoMinor == 1 && hasToken(lookup(h, "Expect", seen&hasExpect), "100-continue") {
 		b.expect = true
 	}
 	req.Body = b

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -345,7 +344,11 @@ func (w *response) appendFields(b []byte) []byte {
 		}
 		fs = append(fs, field{k, vv}) // the values with the name: no second lookup
 	}
-	slices.SortFunc(fs, func(a, b field) int { return strings.Compare(a.name, b.name) })
+	for i := 1; i < len(fs); i++ { // by name; an insertion sort: there are a few
+		for j := i; j > 0 && fs[j].name < fs[j-1].name; j-- {
+			fs[j], fs[j-1] = fs[j-1], fs[j]
+		}
+	}
 	for _, f := range fs {
 		for _, v := range f.values {
 			b = appendField(b, f.name, v)
