@@ -27,15 +27,32 @@ var hopHeaders = []string{
 // removeHopHeaders deletes hop-by-hop headers and the headers named in Connection.
 // keepTrailersTE keeps "te: trailers" (gRPC needs it end to end).
 func removeHopHeaders(h http.Header, keepTrailersTE bool) {
-	small := len(h) <= 16 // one pass over the map costs less than a delete for each name
-	if small && !hasHopHeader(h) {
-		return // most messages
+	var conn, te []string
+	if len(h) <= 16 {
+		// One pass over a small map, deleting as it goes, costs less than a delete for
+		// each name; most messages have none of them.
+		for k, vv := range h {
+			if isHopHeader(k) {
+				switch k {
+				case "Connection":
+					conn = vv
+				case "Te":
+					te = vv
+				}
+				delete(h, k)
+			}
+		}
+	} else {
+		conn, te = h["Connection"], h["Te"]
+		for _, k := range hopHeaders {
+			delete(h, k)
+		}
 	}
-	for _, v := range h["Connection"] {
+	for _, v := range conn {
 		for f := range strings.SplitSeq(v, ",") {
 			// The options nearly every message carries are deleted by their canonical
-			// names: Del would allocate to canonicalise them (Keep-Alive goes with the
-			// hop-by-hop fields below).
+			// names: Del would allocate to canonicalise them (Keep-Alive went with the
+			// hop-by-hop fields above).
 			switch f = textproto.TrimString(f); {
 			case f == "", strings.EqualFold(f, "keep-alive"):
 			case strings.EqualFold(f, "close"):
@@ -45,37 +62,18 @@ func removeHopHeaders(h http.Header, keepTrailersTE bool) {
 			}
 		}
 	}
-	te := false
-	if keepTrailersTE {
-		for _, v := range h["Te"] {
-			for f := range strings.SplitSeq(v, ",") {
-				if strings.EqualFold(textproto.TrimString(f), "trailers") {
-					te = true
-				}
-			}
-		}
-	}
-	if small {
-		for k := range h {
-			if isHopHeader(k) {
-				delete(h, k)
-			}
-		}
-	} else {
-		for _, k := range hopHeaders {
-			delete(h, k)
-		}
-	}
-	if te {
+	if keepTrailersTE && hasTrailersTE(te) {
 		h["Te"] = []string{"trailers"}
 	}
 }
 
-// hasHopHeader says whether h holds a hop-by-hop field.
-func hasHopHeader(h http.Header) bool {
-	for k := range h {
-		if isHopHeader(k) {
-			return true
+// hasTrailersTE says whether the TE values te include "trailers".
+func hasTrailersTE(te []string) bool {
+	for _, v := range te {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(textproto.TrimString(f), "trailers") {
+				return true
+			}
 		}
 	}
 	return false

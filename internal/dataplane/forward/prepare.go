@@ -86,14 +86,7 @@ func (x *exchange) prepare() {
 // exchange is reused): the clone usually costs no allocation. Each field's slice has its
 // length as capacity, as Clone's, so appending copies.
 func (x *exchange) cloneHeader(h http.Header) http.Header {
-	nv := 0
-	for _, vv := range h {
-		nv += len(vv)
-	}
 	sv := x.hvals[:]
-	if nv > len(sv) {
-		sv = make([]string, nv)
-	}
 	h2 := x.hdr // a reused exchange's (release.go), empty
 	if h2 == nil {
 		h2 = make(http.Header, len(h))
@@ -103,6 +96,9 @@ func (x *exchange) cloneHeader(h http.Header) http.Header {
 		if vv == nil {
 			h2[k] = nil // as Clone: a nil value stays nil
 			continue
+		}
+		if len(vv) > len(sv) { // more values than x.hvals holds: a new array for the rest
+			sv = make([]string, max(len(vv), len(x.hvals)))
 		}
 		n := copy(sv, vv)
 		h2[k] = sv[:n:n]

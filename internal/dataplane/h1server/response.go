@@ -101,6 +101,7 @@ func (w *response) informational(code int) {
 	}
 	hb, box := getBuf()
 	hb = appendStatusLine(hb, 1, code)
+	w.collectFields()
 	hb = w.appendFields(hb)
 	hb = append(hb, crlf...)
 	w.write(hb)
@@ -230,9 +231,12 @@ func (w *response) sendHead(final bool, p []byte) {
 	c := w.c
 	w.headSent = true
 	h := w.header
-	te := h["Transfer-Encoding"]
-	delete(h, "Transfer-Encoding")
-	hasTrailers := len(h["Trailer"]) > 0 || w.hasPrefixedTrailers()
+	hf := w.collectFields()
+	te := hf.transferEncoding
+	if te != nil {
+		delete(h, "Transfer-Encoding")
+	}
+	hasTrailers := len(hf.trailer) > 0 || hf.prefixedTrailers
 	addCL := false
 	switch {
 	case !w.bodyAllowed():
@@ -261,7 +265,7 @@ func (w *response) sendHead(final bool, p []byte) {
 	hb, box := getBuf()
 	hb = appendStatusLine(hb, w.req.ProtoMinor, w.status)
 	hb = w.appendFields(hb)
-	if _, ok := h["Date"]; !ok {
+	if !hf.date {
 		hb = append(hb, c.s.clock.dateLine()...)
 	}
 	if addCL && w.bodyAllowed() {
@@ -273,7 +277,7 @@ func (w *response) sendHead(final bool, p []byte) {
 		hb = append(hb, "Transfer-Encoding: chunked\r\n"...)
 	}
 	switch {
-	case w.closeAfter && !hasToken(h["Connection"], "close"):
+	case w.closeAfter && !hasToken(hf.connection, "close"):
 		hb = append(hb, "Connection: close\r\n"...)
 	case w.http10 && !w.closeAfter:
 		hb = append(hb, "Connection: keep-alive\r\n"...)
@@ -321,25 +325,38 @@ func (w *response) writeHead(hb, body, p, tail []byte) {
 	w.write(hb, body, p, tail)
 }
 
-// hasPrefixedTrailers reports header keys that announce trailers with http.TrailerPrefix.
-func (w *response) hasPrefixedTrailers() bool {
-	for k := range w.header {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			return true
-		}
-	}
-	return false
+// headFields is what the head's framing needs to know of the handler's fields, found in
+// the same pass that collects the fields to write (collectFields).
+type headFields struct {
+	transferEncoding, trailer, connection []string
+	date                                  bool // a Date field is set
+	prefixedTrailers                      bool // a key announces a trailer with http.TrailerPrefix
 }
 
-// appendFields writes the handler's header fields, sorted by name as net/http does;
-// names that are not tokens are dropped and line breaks in values become spaces.
-func (w *response) appendFields(b []byte) []byte {
+// collectFields gathers the handler's header fields to write into c.fields, sorted by name
+// as net/http does (names that are not tokens are dropped, and so are Transfer-Encoding
+// and the http.TrailerPrefix keys), in one pass over the map that also finds what the
+// head's framing needs.
+func (w *response) collectFields() headFields {
+	var hf headFields
 	fs := w.c.fields[:0]
 	for k, vv := range w.header {
-		if strings.HasPrefix(k, http.TrailerPrefix) || !http1.ValidName(k) {
+		switch k {
+		case "Transfer-Encoding":
+			hf.transferEncoding = vv
+			continue // the server frames the body itself
+		case "Trailer":
+			hf.trailer = vv
+		case "Connection":
+			hf.connection = vv
+		case "Date":
+			hf.date = true
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			hf.prefixedTrailers = true
 			continue
 		}
-		if w.chunked && k == "Content-Length" {
+		if !http1.ValidName(k) {
 			continue
 		}
 		fs = append(fs, field{k, vv}) // the values with the name: no second lookup
@@ -349,7 +366,18 @@ func (w *response) appendFields(b []byte) []byte {
 			fs[j], fs[j-1] = fs[j-1], fs[j]
 		}
 	}
+	w.c.fields = fs
+	return hf
+}
+
+// appendFields writes the fields collectFields gathered (without Content-Length on a
+// chunked answer); line breaks in values become spaces.
+func (w *response) appendFields(b []byte) []byte {
+	fs := w.c.fields
 	for _, f := range fs {
+		if w.chunked && f.name == "Content-Length" {
+			continue
+		}
 		for _, v := range f.values {
 			b = appendField(b, f.name, v)
 		}
