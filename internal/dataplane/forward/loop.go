@@ -67,7 +67,7 @@ func (f *Forwarder) hopToken(listener string) string {
 // looped answers a request that has passed this listener before, or too many listeners
 // (true: answered).
 func (x *exchange) looped() bool {
-	vs := x.r.Header.Values(hdrHops)
+	vs := x.r.Header[hdrHops] // canonical already: no Values (it canonicalises each time)
 	if len(vs) == 0 {
 		return false
 	}

@@ -202,6 +202,11 @@ type fields struct {
 }
 
 func (f *fields) add(name, value []byte) {
+	switch len(name) { // most fields are none of these: one comparison of lengths each
+	case len("host"), len("content-length"), len("transfer-encoding"), len("connection"), len("upgrade"):
+	default:
+		return
+	}
 	switch {
 	case bytes.EqualFold(name, []byte("host")):
 		if f.hosts++; f.hosts == 1 {
