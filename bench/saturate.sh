@@ -10,6 +10,8 @@
 #   lucid-nometrics  the same with Istio's standard metrics off (a Telemetry resource)
 #   lucid-nethttp    the same binary on net/http's servers and HTTP/2 client (the env
 #                    switches LUCID_HTTP1_SERVER, LUCID_HTTP2_SERVER, LUCID_HTTP2_CLIENT)
+#   lucid-base       the lucid target run by another binary, SAT_LUCID_BASE (not in the
+#                    default lists): a change and the build before it, in the same rounds
 #   goproxy          Go's httputil.ReverseProxy on net/http (bench/goproxy)
 #   gofloor          about the least a Go proxy can do per request, through Lucid's socket
 #                    layer (bench/gofloor; HTTP/1.1 only): the floor under Lucid's figure
@@ -20,6 +22,7 @@
 #   bench/saturate.sh                                   # 5 rounds x 10 s per target and protocol
 #   SAT_ROUNDS=1 SAT_DURATION=5 SAT_PROTOS=h2c bench/saturate.sh  # a quick look
 #   SAT_RESULTS=bench/RESULTS.md bench/saturate.sh      # also writes its section there (make bench)
+#   SAT_LUCID_BASE=/tmp/lucid-old SAT_TARGETS="lucid lucid-base nginx" bench/saturate.sh  # A/B a change
 #   SAT_ROUNDS=0 SAT_PROFILE=1 bench/saturate.sh        # Lucid's CPU profile and syscalls per request
 #                                                       # (SAT_PROFILE_DIR=D keeps the CPU and heap profiles
 #                                                       # and a goroutine dump, taken at saturation, in D)
@@ -310,7 +313,9 @@ start_target() {
 			--grpc-addr "$discovery_ip:15010" --debug-addr "$discovery_ip:15014" --log-level warn
 		wait_http "http://$discovery_ip:15014/ready"
 		[ -n "${SAT_PROFILE:-}" ] && args+=(--profiling)
-		start sidecar env "${envs[@]}" taskset -c 1 "$lucid" sidecar --ip "$lucid_ip" \
+		local sidecar=$lucid
+		[ "$name" = lucid-base ] && sidecar=$SAT_LUCID_BASE
+		start sidecar env "${envs[@]}" taskset -c 1 "$sidecar" sidecar --ip "$lucid_ip" \
 			--workload upstream --discovery-address "$discovery_ip:15010" --log-level warning "${args[@]}" "${extra[@]}"
 		ppid=$last_pid
 		local i
