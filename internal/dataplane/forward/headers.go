@@ -57,6 +57,8 @@ func removeHopHeaders(h http.Header, keepTrailersTE bool) {
 			case f == "", strings.EqualFold(f, "keep-alive"):
 			case strings.EqualFold(f, "close"):
 				delete(h, "Close")
+			case strings.EqualFold(f, "te"):
+				te = nil // a TE the connection names goes with it, "trailers" or not
 			default:
 				h.Del(f)
 			}
@@ -93,8 +95,7 @@ func isHopHeader(k string) bool {
 // string that shares a block with others (strslab).
 func newRequestID() string {
 	// math/rand/v2's generator (ChaCha8 per thread, seeded by the kernel): an id must not
-	// collide, it is not a secret (Envoy's generator is not a cryptographic one either),
-	// and this costs a fraction of crypto/rand's path.
+	// collide and is not a secret, and this costs a fraction of crypto/rand's path.
 	var u [16]byte
 	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())

@@ -58,6 +58,12 @@ func TestRemoveHopHeadersEveryName(t *testing.T) {
 			t.Errorf("%d other fields: te %q, %d fields; want trailers, %d", extra, got, len(h), 2+extra)
 		}
 	}
+	// A TE the connection names is hop-by-hop through and through: "trailers" goes too.
+	named := http.Header{"Connection": {"TE"}, "Te": {"trailers"}, "Content-Type": {"application/grpc"}}
+	removeHopHeaders(named, true)
+	if _, ok := named["Te"]; ok || len(named) != 1 {
+		t.Errorf("Connection: TE, TE: trailers, keeping trailers: %v; want only Content-Type", named)
+	}
 	plain := http.Header{"Content-Type": {"text/plain"}, "Content-Length": {"3"}, "Server": {"nginx"}}
 	removeHopHeaders(plain, false)
 	if len(plain) != 3 {

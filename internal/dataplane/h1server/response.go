@@ -233,8 +233,8 @@ func (w *response) sendHead(final bool, p []byte) {
 	h := w.header
 	hf := w.collectFields()
 	te := hf.transferEncoding
-	if te != nil {
-		delete(h, "Transfer-Encoding")
+	if hf.hasTransferEncoding {
+		delete(h, "Transfer-Encoding") // the server frames the body itself
 	}
 	hasTrailers := len(hf.trailer) > 0 || hf.prefixedTrailers
 	addCL := false
@@ -329,6 +329,7 @@ func (w *response) writeHead(hb, body, p, tail []byte) {
 // the same pass that collects the fields to write (collectFields).
 type headFields struct {
 	transferEncoding, trailer, connection []string
+	hasTransferEncoding                   bool // the key is set, whatever its values
 	date                                  bool // a Date field is set
 	prefixedTrailers                      bool // a key announces a trailer with http.TrailerPrefix
 }
@@ -343,8 +344,8 @@ func (w *response) collectFields() headFields {
 	for k, vv := range w.header {
 		switch k {
 		case "Transfer-Encoding":
-			hf.transferEncoding = vv
-			continue // the server frames the body itself
+			hf.transferEncoding, hf.hasTransferEncoding = vv, true
+			continue // the server frames the body itself (not written, even on a 1xx answer)
 		case "Trailer":
 			hf.trailer = vv
 		case "Connection":

@@ -639,3 +639,39 @@ func TestLineBreakInValue(t *testing.T) {
 		t.Fatalf("fields %v", resp.Header)
 	}
 }
+
+// An informational answer (103 Early Hints) carries the handler's fields as they are then,
+// sorted, without Transfer-Encoding (RFC 9110 §15.2: never in a 1xx); the final answer
+// after it is framed by the server whatever Transfer-Encoding the handler set.
+func TestInformationalAnswerFields(t *testing.T) {
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.Header().Set("Transfer-Encoding", "chunked")
+		w.Header().Set("A-First", "1")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		_, _ = io.WriteString(w, "body")
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	var head []string
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+		head = append(head, strings.TrimSuffix(line, "\r\n"))
+	}
+	want := []string{"HTTP/1.1 103 Early Hints", "A-First: 1", "Link: </style.css>; rel=preload"}
+	if strings.Join(head, "|") != strings.Join(want, "|") {
+		t.Fatalf("103 head %q, want %q", head, want)
+	}
+	resp, body := readResponse(t, br, "GET")
+	if resp.StatusCode != http.StatusOK || body != "body" || resp.Header.Get("Link") != "" || resp.Header.Get("A-First") != "1" {
+		t.Fatalf("final answer %+v %q", resp, body)
+	}
+}

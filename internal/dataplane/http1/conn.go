@@ -125,7 +125,7 @@ func (g *Conn) Read(p []byte) (int, error) {
 		}
 		// Read into p, which net/http owns and reads after us anyway, then check.
 		n, err := g.Conn.Read(p)
-		if g.st == stHead && g.inPlace(p[:n]) {
+		if g.st == stHead && len(g.in) == 0 && g.inPlace(p[:n]) { // nothing of an earlier head waits
 			g.rerr = err // returned by the next read, as below
 			return n, nil
 		}

@@ -131,6 +131,37 @@ func TestConnHeadsInTheirOwnReads(t *testing.T) {
 	if rj := got[len(want)].rejection; rj == nil || rj.Details != DetailsChunkedCL || rj.Target != "/smuggle" {
 		t.Errorf("the smuggling head: %+v, rejection %+v", got[len(want)], rj)
 	}
+
+	// A whole head in one read after part of another is the rest of that one, not a
+	// request of its own: the bytes go on in order, and a head cut short stays refused.
+	for _, c := range []struct {
+		pieces []string
+		want   []served
+	}{
+		{[]string{"GET /first HTTP/1.1\r\nHost: x\r\n\r\n", "G", "ET /admin HTTP/1.1\r\nHost: x\r\n\r\n"},
+			[]served{{method: "GET", target: "/first"}, {method: "GET", target: "/admin"}}},
+		{[]string{"GET /first HTTP/1.1\r\nHost: x\r\n\r\n", "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n", "GET /y HTTP/1.1\r\nHost: x\r\n\r\n"},
+			[]served{{method: "GET", target: "/first"}}},
+	} {
+		var stream string
+		var sizes []int
+		for _, p := range c.pieces {
+			stream += p
+			sizes = append(sizes, len(p))
+		}
+		got, _ := serve(t, NewConn(&chunkConn{in: []byte(stream), sizes: sizes}, Limits{}, nil))
+		if len(got) < len(c.want) {
+			t.Fatalf("%q: served %+v", c.pieces, got)
+		}
+		for i := range c.want {
+			if got[i] != c.want[i] {
+				t.Errorf("%q: request %d = %+v, want %+v", c.pieces, i, got[i], c.want[i])
+			}
+		}
+		if len(got) > len(c.want) && got[len(c.want)].rejection == nil {
+			t.Errorf("%q: served %+v after the heads it should have, without a refusal", c.pieces, got[len(c.want)])
+		}
+	}
 }
 
 func TestConnRefusedHeadAfterAGoodOne(t *testing.T) {

@@ -25,6 +25,7 @@ package sockio
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -160,8 +161,8 @@ const (
 // of the runtime's poller (RawConn.Read): a client that writes its request from first and
 // reads the answer into p pays one wait, and no read that finds nothing in between. first
 // runs once, before any read, and only if the wait can begin (not on a closed connection
-// or past a deadline: ReadAfter then returns Read's error and first never ran). p must not
-// be empty.
+// or past a deadline: ReadAfter then returns Read's error and first never ran). An empty p
+// is refused (io.ErrShortBuffer) before first runs.
 //
 // The wait starts by forgetting the readiness the poller noted earlier: bytes that arrived
 // before first ran wake no one. Before asking for WaitRead, first must have looked for
@@ -172,6 +173,9 @@ func (s *Conn) ReadAfter(p []byte, first func(fd uintptr) Next) (int, error) {
 
 // readAfter is Read, and ReadAfter when first is set.
 func (s *Conn) readAfter(p []byte, first func(fd uintptr) Next) (int, error) {
+	if len(p) == 0 {
+		return 0, io.ErrShortBuffer // a read of nothing would look like the end of the stream
+	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	s.rp, s.rn, s.rerr, s.first, s.skipped = p, 0, 0, first, false

@@ -398,7 +398,7 @@ func BenchmarkPingPong(b *testing.B) {
 // ReadAfter runs its first function once, on the socket, then reads as Read does: a
 // request written from it is answered into the same call; WaitRead waits for the answer
 // that comes after; ReadNow finds what had arrived before; Skip reads nothing; on a closed
-// connection first never runs and the error is Read's.
+// connection, or into an empty buffer, first never runs and the error says why.
 func TestReadAfter(t *testing.T) {
 	c, s, peer := pair(t)
 	go func() { // an echo of every request, a moment later
@@ -443,8 +443,12 @@ func TestReadAfter(t *testing.T) {
 		t.Fatalf("Skip: %d, %v; want 0, nil", n, err)
 	}
 
-	_ = c.Close()
 	ran := false
+	if _, err := s.ReadAfter(nil, func(uintptr) Next { ran = true; return Skip }); !errors.Is(err, io.ErrShortBuffer) || ran {
+		t.Fatalf("into an empty buffer: %v, first ran %v; want io.ErrShortBuffer without running it", err, ran)
+	}
+
+	_ = c.Close()
 	if _, err := s.ReadAfter(buf, func(uintptr) Next { ran = true; return ReadNow }); !errors.Is(err, net.ErrClosed) || ran {
 		t.Fatalf("on a closed connection: %v, first ran %v; want net.ErrClosed without running it", err, ran)
 	}
