@@ -427,7 +427,7 @@ func (cc *ClientConn) onHeaders(f *headerBlock) error {
 		}
 		tr := make(http.Header, len(f.fields))
 		for _, hf := range f.RegularFields() {
-			k := textproto.CanonicalMIMEHeaderKey(hf.Name)
+			k := canonicalKey(hf.Name)
 			tr[k] = append(tr[k], hf.Value)
 		}
 		st.trailer = tr
@@ -446,7 +446,7 @@ func (cc *ClientConn) onHeaders(f *headerBlock) error {
 			code, _ := strconv.Atoi(f.PseudoValue("status"))
 			h := make(textproto.MIMEHeader, len(f.fields))
 			for _, hf := range f.RegularFields() {
-				k := textproto.CanonicalMIMEHeaderKey(hf.Name)
+				k := canonicalKey(hf.Name)
 				h[k] = append(h[k], hf.Value)
 			}
 			_ = trace.Got1xxResponse(code, h)
@@ -511,7 +511,7 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 	}
 	var trailerKeys []string
 	for i, hf := range regular {
-		k := textproto.CanonicalMIMEHeaderKey(hf.Name)
+		k := canonicalKey(hf.Name)
 		if k == "Trailer" {
 			trailerKeys = append(trailerKeys, hf.Value)
 			continue

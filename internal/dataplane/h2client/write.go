@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"sort"
 	"strings"
@@ -281,6 +282,31 @@ var commonLower = func() map[string]string {
 		"X-Envoy-Decorator-Operation", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Sampled",
 		"Traceparent", "Tracestate", "Grpc-Timeout", "Grpc-Encoding", "Grpc-Accept-Encoding"} {
 		m[k] = strings.ToLower(k)
+	}
+	return m
+}()
+
+// canonicalKey is textproto's canonical form of a field name an answer carries. HTTP/2
+// names arrive in lower case, which textproto canonicalises into a new copy each time; the
+// common ones are looked up instead.
+func canonicalKey(name string) string {
+	if k, ok := commonCanonical[name]; ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+// commonCanonical maps the lower-case names of commonLower, and of the fields answers
+// usually carry, to their canonical keys.
+var commonCanonical = func() map[string]string {
+	m := make(map[string]string, len(commonLower)+16)
+	for k, l := range commonLower {
+		m[l] = k
+	}
+	for _, k := range []string{"Age", "Alt-Svc", "Cache-Control", "Content-Disposition", "Expires", "Grpc-Message",
+		"Grpc-Status", "Last-Modified", "Location", "Server", "Set-Cookie", "Strict-Transport-Security",
+		"Vary", "Www-Authenticate", "X-Envoy-Upstream-Service-Time"} {
+		m[strings.ToLower(k)] = k
 	}
 	return m
 }()

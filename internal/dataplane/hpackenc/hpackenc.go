@@ -98,6 +98,10 @@ func (e *Encoder) writeString(s string) {
 // writeInt appends v with an n-bit prefix whose high bits are zero (the literal-field and
 // plain-string patterns this encoder writes).
 func (e *Encoder) writeInt(n uint, v uint64) {
+	if v < uint64(1)<<n-1 { // one byte: most lengths and indexes
+		_ = e.buf.WriteByte(byte(v))
+		return
+	}
 	var b [10]byte
 	e.buf.Write(appendInt(b[:0], n, v))
 }

@@ -370,7 +370,7 @@ func isToken(s string) bool {
 	return true
 }
 
-func isTokenByte(c byte) bool { return httpguts.IsTokenRune(rune(c)) }
+func isTokenByte(c byte) bool { return tokenByte[c] }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
