@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // reqHead is what checkRequest worked out about a request's header block.
@@ -75,7 +77,7 @@ func checkRequest(req *http.Request) (reqHead, error) {
 		if strings.HasPrefix(k, ":") {
 			continue
 		}
-		if !httpguts.ValidHeaderFieldName(k) {
+		if !http1.ValidName(k) {
 			return h, fmt.Errorf("http2: invalid header field name %q", k)
 		}
 		for _, v := range vv {
