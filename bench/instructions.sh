@@ -8,7 +8,7 @@
 # On this noisy VM a 1-µs change does not show in the saturation rounds (± 10 %), nor
 # reliably in wall-clock benchmarks; the instruction count repeats within 0.5 %. It says
 # how much less work a change does, not how much faster it runs: measure that at
-# saturation too (bench/saturate.sh, lucid-base against lucid).
+# saturation too (bench/saturate.sh, lucid-prev against lucid).
 #
 #   bench/instructions.sh                         # the current tree
 #   INSTR_BASE=/tmp/fwd-old.test bench/instructions.sh  # and a test binary built before

@@ -10,7 +10,7 @@
 #   lucid-nometrics  the same with Istio's standard metrics off (a Telemetry resource)
 #   lucid-nethttp    the same binary on net/http's servers and HTTP/2 client (the env
 #                    switches LUCID_HTTP1_SERVER, LUCID_HTTP2_SERVER, LUCID_HTTP2_CLIENT)
-#   lucid-base       the lucid target run by another binary, SAT_LUCID_BASE (not in the
+#   lucid-prev       the lucid target run by another binary, SAT_LUCID_PREV (not in the
 #                    default lists): a change and the build before it, in the same rounds
 #   goproxy          Go's httputil.ReverseProxy on net/http (bench/goproxy)
 #   gofloor          about the least a Go proxy can do per request, through Lucid's socket
@@ -22,7 +22,7 @@
 #   bench/saturate.sh                                   # 5 rounds x 10 s per target and protocol
 #   SAT_ROUNDS=1 SAT_DURATION=5 SAT_PROTOS=h2c bench/saturate.sh  # a quick look
 #   SAT_RESULTS=bench/RESULTS.md bench/saturate.sh      # also writes its section there (make bench)
-#   SAT_LUCID_BASE=/tmp/lucid-old SAT_TARGETS="lucid lucid-base nginx" bench/saturate.sh  # A/B a change
+#   SAT_LUCID_PREV=/tmp/lucid-old SAT_TARGETS="lucid lucid-prev nginx" bench/saturate.sh  # A/B a change
 #   SAT_ROUNDS=0 SAT_PROFILE=1 bench/saturate.sh        # Lucid's CPU profile and syscalls per request
 #                                                       # (SAT_PROFILE_DIR=D keeps the CPU and heap profiles
 #                                                       # and a goroutine dump, taken at saturation, in D)
@@ -314,7 +314,7 @@ start_target() {
 		wait_http "http://$discovery_ip:15014/ready"
 		[ -n "${SAT_PROFILE:-}" ] && args+=(--profiling)
 		local sidecar=$lucid
-		[ "$name" = lucid-base ] && sidecar=$SAT_LUCID_BASE
+		[ "$name" = lucid-prev ] && sidecar=$SAT_LUCID_PREV
 		start sidecar env "${envs[@]}" taskset -c 1 "$sidecar" sidecar --ip "$lucid_ip" \
 			--workload upstream --discovery-address "$discovery_ip:15010" --log-level warning "${args[@]}" "${extra[@]}"
 		ppid=$last_pid
