@@ -11,40 +11,21 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/strslab"
 )
 
-// hopHeaders are the hop-by-hop headers (RFC 9110 §7.6.1), as net/http/httputil removes them.
-var hopHeaders = []string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
-
-// removeHopHeaders deletes hop-by-hop headers and the headers named in Connection.
+// removeHopHeaders deletes the hop-by-hop headers (RFC 9110 §7.6.1, the list
+// net/http/httputil removes: isHopHeader) and the headers named in Connection.
 // keepTrailersTE keeps "te: trailers" (gRPC needs it end to end).
 func removeHopHeaders(h http.Header, keepTrailersTE bool) {
+	// One pass over the map, deleting as it goes: a header map is small, and one walk
+	// costs less than a delete for each name; most messages have none of them.
 	var conn, te []string
-	if len(h) <= 16 {
-		// One pass over a small map, deleting as it goes, costs less than a delete for
-		// each name; most messages have none of them.
-		for k, vv := range h {
-			if isHopHeader(k) {
-				switch k {
-				case "Connection":
-					conn = vv
-				case "Te":
-					te = vv
-				}
-				delete(h, k)
+	for k, vv := range h {
+		if isHopHeader(k) {
+			switch k {
+			case "Connection":
+				conn = vv
+			case "Te":
+				te = vv
 			}
-		}
-	} else {
-		conn, te = h["Connection"], h["Te"]
-		for _, k := range hopHeaders {
 			delete(h, k)
 		}
 	}
@@ -81,7 +62,7 @@ func hasTrailersTE(te []string) bool {
 	return false
 }
 
-// isHopHeader says whether k is one of hopHeaders.
+// isHopHeader says whether the canonical key k is a hop-by-hop header.
 func isHopHeader(k string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",

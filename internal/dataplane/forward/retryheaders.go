@@ -67,8 +67,8 @@ type requestOverrides struct {
 // them from the upstream request.
 func (x *exchange) applyRetryHeaders() {
 	h := x.r.Header
-	if len(h) <= 16 && !hasEnvoyHeader(h) {
-		return // most requests: one pass over a small map, not a lookup per name
+	if !hasEnvoyHeader(h) {
+		return // most requests: one pass over the (small) map, not a lookup per name
 	}
 	present := false
 	for _, n := range retryHeaderNames {

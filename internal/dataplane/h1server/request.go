@@ -43,7 +43,7 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		return nil, nil, "unsupported HTTP version"
 	}
 	method := internMethod(line[:sp1])
-	if !httpguts.ValidHeaderFieldName(method) { // a token
+	if !http1.ValidName(method) { // a token
 		return nil, nil, "invalid method"
 	}
 	// One string holds the target and every field value, and one array (room, usually)
@@ -134,6 +134,12 @@ const (
 	hasTrailer
 	hasExpect
 )
+
+// isToken says whether b is a field name (a token).
+func isToken(b []byte) bool {
+	token, _ := http1.NameForm(b)
+	return token
+}
 
 // lookup is h[k] when the head has the field (seen is its bit), else nil without a lookup.
 func lookup(h http.Header, k string, seen fieldSet) []string {
@@ -284,15 +290,6 @@ func trimOWS(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-func validName(b []byte) bool {
-	for _, ch := range b {
-		if !httpguts.IsTokenRune(rune(ch)) {
-			return false
-		}
-	}
-	return len(b) > 0
 }
 
 func validValue(b []byte) bool {
@@ -546,7 +543,7 @@ func (b *body) trailers() bool {
 			return true
 		}
 		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 || !validName(l[:colon]) {
+		if colon <= 0 || !isToken(l[:colon]) {
 			b.err = errMalformedChunk
 			return false
 		}

@@ -234,7 +234,7 @@ func writeData(fr *http2.Framer, id uint32, data []byte, end bool, maxFrame uint
 // fieldName is the HTTP/2 name of the request field k, "" for a field RoundTrip does not
 // send as it is (dropped, pseudo-fields). The names a connection's requests use are
 // remembered: one lookup per field instead of two, and no lowercase copy made again for
-// a name outside commonLower. Called with wmu held.
+// a name outside http1's table (LowerName). Called with wmu held.
 func (cc *ClientConn) fieldName(k string) string {
 	if n, ok := cc.names[k]; ok {
 		return n
@@ -262,7 +262,7 @@ const (
 
 // lower is the HTTP/2 field name of a canonical header key.
 func lower(k string) string {
-	if l, ok := commonLower[k]; ok {
+	if l, ok := http1.LowerName(k); ok {
 		return l
 	}
 	for i := 0; i < len(k); i++ {
@@ -273,45 +273,15 @@ func lower(k string) string {
 	return k
 }
 
-var commonLower = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
-		"Authorization", "Cache-Control", "Content-Encoding", "Content-Language", "Content-Length", "Content-Type",
-		"Cookie", "Date", "Etag", "Expect", "From", "If-Match", "If-Modified-Since", "If-None-Match",
-		"If-Range", "If-Unmodified-Since", "Origin", "Referer", "Te", "Trailer", "User-Agent", "Via",
-		"X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id", "X-Envoy-Attempt-Count",
-		"X-Envoy-Expected-Rq-Timeout-Ms", "X-Envoy-Peer-Metadata", "X-Envoy-Peer-Metadata-Id",
-		"X-Envoy-Decorator-Operation", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Sampled",
-		"Traceparent", "Tracestate", "Grpc-Timeout", "Grpc-Encoding", "Grpc-Accept-Encoding"} {
-		m[k] = strings.ToLower(k)
-	}
-	return m
-}()
-
 // canonicalKey is textproto's canonical form of a field name an answer carries. HTTP/2
 // names arrive in lower case, which textproto canonicalises into a new copy each time; the
-// common ones are looked up instead.
+// usual ones are looked up instead.
 func canonicalKey(name string) string {
-	if k, ok := commonCanonical[name]; ok {
+	if k, ok := http1.CanonicalName(name); ok {
 		return k
 	}
 	return textproto.CanonicalMIMEHeaderKey(name)
 }
-
-// commonCanonical maps the lower-case names of commonLower, and of the fields answers
-// usually carry, to their canonical keys.
-var commonCanonical = func() map[string]string {
-	m := make(map[string]string, len(commonLower)+16)
-	for k, l := range commonLower {
-		m[l] = k
-	}
-	for _, k := range []string{"Age", "Alt-Svc", "Cache-Control", "Content-Disposition", "Expires", "Grpc-Message",
-		"Grpc-Status", "Last-Modified", "Location", "Server", "Set-Cookie", "Strict-Transport-Security",
-		"Vary", "Www-Authenticate", "X-Envoy-Upstream-Service-Time"} {
-		m[strings.ToLower(k)] = k
-	}
-	return m
-}()
 
 // writeBody sends the request body that did not go with the HEADERS: prefix (already
 // read; its buffer pbuf goes back to the pool), then what body yields, then END_STREAM or

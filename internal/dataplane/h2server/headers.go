@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/requesturi"
 
 	"golang.org/x/net/http/httpguts"
@@ -223,7 +224,7 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 
 // canonical is http.CanonicalHeaderKey of a field name, cached per connection.
 func (c *conn) canonical(name string) string {
-	if k, ok := commonCanonical[name]; ok {
+	if k, ok := http1.CanonicalName(name); ok {
 		return k
 	}
 	if k, ok := c.canon[name]; ok {
@@ -237,34 +238,6 @@ func (c *conn) canonical(name string) string {
 		c.canon[name] = k
 	}
 	return k
-}
-
-var commonCanonical = map[string]string{}
-
-func init() {
-	for _, k := range []string{
-		"accept", "accept-charset", "accept-encoding", "accept-language", "accept-ranges",
-		"age", "access-control-allow-credentials", "access-control-allow-headers",
-		"access-control-allow-methods", "access-control-allow-origin", "access-control-expose-headers",
-		"access-control-max-age", "access-control-request-headers", "access-control-request-method",
-		"allow", "authorization", "cache-control", "content-disposition", "content-encoding",
-		"content-language", "content-length", "content-location", "content-range", "content-type",
-		"cookie", "date", "etag", "expect", "expires", "from", "host", "if-match",
-		"if-modified-since", "if-none-match", "if-unmodified-since", "last-modified", "link",
-		"location", "max-forwards", "origin", "proxy-authenticate", "proxy-authorization",
-		"range", "referer", "refresh", "retry-after", "server", "set-cookie",
-		"strict-transport-security", "te", "trailer", "transfer-encoding", "user-agent", "vary",
-		"via", "www-authenticate", "x-forwarded-for", "x-forwarded-proto", "x-request-id",
-		"x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-envoy-attempt-count",
-		"x-forwarded-client-cert", "traceparent", "tracestate", "grpc-timeout", "grpc-encoding",
-		"grpc-accept-encoding", "grpc-status", "grpc-message", "connection", "keep-alive",
-		"proxy-connection", "upgrade", "sec-websocket-version", "sec-websocket-protocol",
-		"sec-websocket-extensions",
-	} {
-		ck := http.CanonicalHeaderKey(k)
-		commonCanonical[k] = ck
-		commonLower[ck] = k
-	}
 }
 
 // hasConnectionFields reports connection-specific fields, which HTTP/2 forbids (RFC 9113

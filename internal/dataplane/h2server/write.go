@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // Frames are composed in c.wbuf under c.mu and written by flushLocked: whoever flushes
@@ -227,7 +229,7 @@ func (c *conn) lowerName(k string) (string, bool) {
 	if lk, ok := c.lower[k]; ok { // the names this connection's answers use: a small map
 		return lk, lk != ""
 	}
-	lk, ok := commonLower[k]
+	lk, ok := http1.LowerName(k)
 	if !ok && httpguts.ValidHeaderFieldName(k) {
 		b := []byte(k)
 		for i, ch := range b {
@@ -245,8 +247,6 @@ func (c *conn) lowerName(k string) (string, bool) {
 	}
 	return lk, lk != ""
 }
-
-var commonLower = map[string]string{}
 
 // flushLocked writes wbuf unless another goroutine is writing (it writes what was added
 // meanwhile before it stops). mu is let go during the write. The error is the

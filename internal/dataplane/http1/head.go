@@ -136,7 +136,7 @@ func parseRequestLine(line []byte, h *Head, borrow bool) *Rejection {
 		r.Method, r.Target, r.Proto = strings.Clone(method), strings.Clone(target), strings.Clone(proto)
 		return r
 	}
-	if !isToken(method) {
+	if !ValidName(method) {
 		return label(reject(http.StatusBadRequest, DetailsCodecError, "invalid method "+strconv.Quote(truncate(method))))
 	}
 	if target == "" {
@@ -352,18 +352,6 @@ func isTokenBytes(b []byte) bool {
 	}
 	for _, c := range b {
 		if !isTokenByte(c) {
-			return false
-		}
-	}
-	return true
-}
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !httpguts.IsTokenRune(rune(s[i])) {
 			return false
 		}
 	}
