@@ -124,7 +124,7 @@ func (s *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	return s.readAfter(p, nil)
+	return s.ReadAfter(p, nil) // nothing first: a plain read
 }
 
 func (s *Conn) read(fd uintptr) bool {
@@ -162,17 +162,12 @@ const (
 // reads the answer into p pays one wait, and no read that finds nothing in between. first
 // runs once, before any read, and only if the wait can begin (not on a closed connection
 // or past a deadline: ReadAfter then returns Read's error and first never ran). An empty p
-// is refused (io.ErrShortBuffer) before first runs.
+// is refused (io.ErrShortBuffer) before first runs. A nil first is a plain read.
 //
 // The wait starts by forgetting the readiness the poller noted earlier: bytes that arrived
 // before first ran wake no one. Before asking for WaitRead, first must have looked for
 // them (a peek); ReadNow reads them. What arrives once first runs ends the wait.
 func (s *Conn) ReadAfter(p []byte, first func(fd uintptr) Next) (int, error) {
-	return s.readAfter(p, first)
-}
-
-// readAfter is Read, and ReadAfter when first is set.
-func (s *Conn) readAfter(p []byte, first func(fd uintptr) Next) (int, error) {
 	if len(p) == 0 {
 		return 0, io.ErrShortBuffer // a read of nothing would look like the end of the stream
 	}
