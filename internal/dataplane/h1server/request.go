@@ -87,18 +87,21 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	off := le + 2
 	var seen fieldSet
 	for n := 0; n < len(vals); n++ {
-		i := bytes.Index(head[off:], crlf)
-		if i <= 0 {
-			break
+		i := bytes.IndexByte(head[off:], '\n')
+		if i < 1 || head[off+i-1] != '\r' {
+			return nil, nil, "invalid header field" // a bare LF
+		}
+		if i--; i == 0 {
+			break // the empty line
 		}
 		f := head[off : off+i]
 		colon := bytes.IndexByte(f, ':')
 		if colon <= 0 {
 			return nil, nil, "malformed header field"
 		}
-		name, value := f[:colon], trimOWS(f[colon+1:])
+		name, value := f[:colon], http1.TrimOWS(f[colon+1:])
 		token, canonical := http1.NameForm(name)
-		if !token || !validValue(value) {
+		if !token || !http1.ValidValue(value) {
 			return nil, nil, "invalid header field"
 		}
 		start := off + colon + 1
@@ -280,25 +283,6 @@ func hasToken(vs []string, tok string) bool {
 		}
 	}
 	return false
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func validValue(b []byte) bool {
-	for _, ch := range b {
-		if ch < ' ' && ch != '\t' || ch == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // methods are the usual methods, returned without allocating.
@@ -551,7 +535,7 @@ func (b *body) trailers() bool {
 			b.req.Trailer = http.Header{}
 		}
 		k := canonicalKey(l[:colon])
-		b.req.Trailer[k] = append(b.req.Trailer[k], string(trimOWS(l[colon+1:])))
+		b.req.Trailer[k] = append(b.req.Trailer[k], string(http1.TrimOWS(l[colon+1:])))
 	}
 }
 

@@ -183,11 +183,9 @@ func parseField(line []byte) (name, value []byte, rj *Rejection) {
 		}
 		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError, why)
 	}
-	value = bytes.Trim(line[colon+1:], " \t")
-	for _, c := range value {
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			return nil, nil, reject(http.StatusBadRequest, DetailsInvalidCharacters, "header "+strconv.Quote(truncate(string(name)))+" has an invalid character in its value")
-		}
+	value = TrimOWS(line[colon+1:])
+	if !ValidValue(value) {
+		return nil, nil, reject(http.StatusBadRequest, DetailsInvalidCharacters, "header "+strconv.Quote(truncate(string(name)))+" has an invalid character in its value")
 	}
 	return name, value, nil
 }

@@ -1,6 +1,7 @@
 package http1
 
 import (
+	"encoding/binary"
 	"net/http"
 
 	"golang.org/x/net/http/httpguts"
@@ -54,4 +55,74 @@ func ValidName(name string) bool {
 		}
 	}
 	return len(name) > 0
+}
+
+// ValidValue says whether b may be a field value as received: no control byte but HTAB
+// (no CR, LF or NUL), no DEL; visible ASCII, SP and obs-text (bytes from 0x80) are fine.
+// It is what net/http's readers and Envoy's codec accept, and is checked on every value
+// of every head, so it tests eight bytes at a time and looks at single bytes only in a
+// word that has a byte below SP or a DEL (a tab, usually) and at the tail.
+func ValidValue(b []byte) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		y := x ^ 0x7f7f7f7f7f7f7f7f // a DEL becomes a zero byte
+		// Some byte below 0x20, or a zero byte of y: exact as a whole (which byte the
+		// borrow marks may be wrong), so the word is then looked at a byte at a time.
+		if ((x-0x20*ones)&^x|(y-ones)&^y)&highs != 0 && !validValueBytes(b[:8]) {
+			return false
+		}
+		b = b[8:]
+	}
+	return validValueBytes(b)
+}
+
+// validValueBytes is ValidValue a byte at a time.
+func validValueBytes(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// TrimOWS is b without the spaces and tabs around it (a field value's optional
+// whitespace).
+func TrimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// EqualFoldASCII says whether b is s in any case, ASCII letters only folded, as Envoy
+// compares names, hosts and tokens (it lower-cases ASCII only; Unicode's folds, such as
+// the Kelvin sign's to k, do not apply).
+func EqualFoldASCII[B ~string | ~[]byte](b B, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i], s[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

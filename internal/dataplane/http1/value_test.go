@@ -1,7 +1,9 @@
 package http1
 
 import (
+	"bytes"
 	"net/textproto"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
@@ -23,6 +25,56 @@ func FuzzNameForm(f *testing.F) {
 		}
 		if want := textproto.CanonicalMIMEHeaderKey(s) == s; canonical != want {
 			t.Fatalf("%q: canonical %v, want %v", s, canonical, want)
+		}
+	})
+}
+
+// TestValidValueEveryByte puts each of the 256 bytes at each position of values of 0 to
+// 24 bytes (a word and a half, so the eight-byte steps and the tail both see it), among
+// visible ASCII and obs-text, and holds ValidValue to net/http's rule.
+func TestValidValueEveryByte(t *testing.T) {
+	for n := 1; n <= 24; n++ {
+		for _, fill := range []byte{'a', 0x80, 0xff, ' '} {
+			for pos := 0; pos < n; pos++ {
+				for c := 0; c < 256; c++ {
+					b := bytes.Repeat([]byte{fill}, n)
+					b[pos] = byte(c)
+					if got, want := ValidValue(b), httpguts.ValidHeaderFieldValue(string(b)); got != want {
+						t.Fatalf("ValidValue(%q) = %v, want %v", b, got, want)
+					}
+				}
+			}
+		}
+	}
+	if !ValidValue(nil) {
+		t.Fatal("an empty value is valid")
+	}
+}
+
+func FuzzValidValue(f *testing.F) {
+	for _, s := range []string{"", "text/plain", "a\tb", "a\r\nb", "\x7f", "caf\xc3\xa9 au lait, s'il vous plaît", "0123456789abcdef\x00"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := ValidValue(b), httpguts.ValidHeaderFieldValue(string(b)); got != want {
+			t.Fatalf("ValidValue(%q) = %v, want %v", b, got, want)
+		}
+	})
+}
+
+func FuzzEqualFoldASCII(f *testing.F) {
+	f.Add([]byte("content-length"), "Content-Length")
+	f.Add([]byte("KEEP-ALIVE"), "keep-alive")
+	f.Add([]byte("\u212a"), "k") // the Kelvin sign: Unicode folds it to k, ASCII does not
+	f.Add([]byte("^"), "~")
+	f.Fuzz(func(t *testing.T, b []byte, s string) {
+		want := strings.EqualFold(string(b), s)
+		ascii := true
+		for _, c := range []byte(string(b) + s) {
+			ascii = ascii && c < 0x80
+		}
+		if got := EqualFoldASCII(b, s); ascii && got != want || !ascii && got && !want {
+			t.Fatalf("EqualFoldASCII(%q, %q) = %v; strings.EqualFold %v", b, s, got, want)
 		}
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
-	"strings"
 	"sync"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
@@ -93,124 +92,138 @@ func (c *h1Conn) plainResponse(req *http.Request) (pr *plainResp, err error) {
 		return nil, nil
 	}
 	buf, _ := c.br.Peek(c.br.Buffered())
-	end := bytes.Index(buf, []byte("\r\n\r\n"))
-	if end < 0 {
-		return nil, nil
-	}
-	head := buf[:end+2] // the status line and the field lines, each with its CRLF
-	pr = parsePlainHead(head, req)
+	pr, n := parsePlainHead(buf, req)
 	if pr == nil {
 		return nil, nil
 	}
-	_, _ = c.br.Discard(end + 4)
+	_, _ = c.br.Discard(n)
 	return pr, nil
 }
 
-// parsePlainHead parses head (the status line and field lines, each ending in CRLF, the
-// empty line excluded) when it is plain; nil otherwise.
-func parsePlainHead(head []byte, req *http.Request) *plainResp {
+// fieldSpan is where a field line's name and value are in a head: the name at
+// [start, colon), the value at [vs, ve).
+type fieldSpan struct {
+	start, colon, vs, ve int32
+	canonical            bool
+}
+
+// parsePlainHead parses the head at the start of buf (the status line and the field
+// lines, each ending in CRLF, then an empty line) when it is plain and all there, in one
+// pass that finds the lines, checks them and notes where the fields are; then copies the
+// head once and builds the map from the notes. It returns the response and the head's
+// length, empty line included; nil otherwise.
+func parsePlainHead(buf []byte, req *http.Request) (*plainResp, int) {
 	const proto = "HTTP/1.1 "
-	if !bytes.HasPrefix(head, []byte(proto)) {
-		return nil
+	if !bytes.HasPrefix(buf, []byte(proto)) {
+		return nil, 0
 	}
-	le := bytes.Index(head, []byte("\r\n"))
-	line := head[len(proto):le]
+	le := lineEnd(buf, 0)
+	if le < 0 {
+		return nil, 0
+	}
+	line := buf[len(proto):le]
 	if len(line) < 3 || len(line) > 3 && line[3] != ' ' {
-		return nil
+		return nil, 0
 	}
 	code := 0
 	for _, d := range line[:3] {
 		if d < '0' || d > '9' {
-			return nil
+			return nil, 0
 		}
 		code = code*10 + int(d-'0')
 	}
-	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified {
-		return nil
+	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified ||
+		!http1.ValidValue(line) {
+		return nil, 0
 	}
-	for _, b := range line {
-		if !validValueByte(b) {
-			return nil
+	var spanArr [16]fieldSpan
+	spans := spanArr[:0]
+	length, end := int64(-1), 0
+	for off := le + 2; ; {
+		e := lineEnd(buf, off)
+		if e < 0 {
+			return nil, 0 // not all there yet, or a bare LF
 		}
+		if e == off {
+			end = e + 2
+			break
+		}
+		f := buf[off:e]
+		colon := bytes.IndexByte(f, ':')
+		if colon <= 0 {
+			return nil, 0
+		}
+		name := f[:colon]
+		token, canonical := http1.NameForm(name) // a token, as textproto accepts in a name
+		vs, ve := off+colon+1, e
+		for vs < ve && (buf[vs] == ' ' || buf[vs] == '\t') {
+			vs++
+		}
+		for ve > vs && (buf[ve-1] == ' ' || buf[ve-1] == '\t') {
+			ve--
+		}
+		value := buf[vs:ve]
+		if !token || !http1.ValidValue(value) {
+			return nil, 0
+		}
+		// The fields that decide the framing, in any case (the names are tokens: ASCII);
+		// most names have none of their lengths.
+		switch len(name) {
+		case len("Content-Length"):
+			if !http1.EqualFoldASCII(name, "Content-Length") {
+				break
+			}
+			if length >= 0 {
+				return nil, 0
+			}
+			n, ok := http1.ParseLength(value)
+			if !ok {
+				return nil, 0
+			}
+			length = n
+		case len("Connection"):
+			// "keep-alive" changes nothing in HTTP/1.1, and net/http keeps the field as
+			// it is; any other option ("close", a field to remove) goes to net/http.
+			if http1.EqualFoldASCII(name, "Connection") && !http1.EqualFoldASCII(value, "keep-alive") {
+				return nil, 0
+			}
+		case len("Transfer-Encoding"), len("Trailer"), len("Pragma"):
+			if http1.EqualFoldASCII(name, "Transfer-Encoding") || http1.EqualFoldASCII(name, "Trailer") ||
+				http1.EqualFoldASCII(name, "Pragma") {
+				return nil, 0
+			}
+		}
+		spans = append(spans, fieldSpan{int32(off), int32(off + colon), int32(vs), int32(ve), canonical})
+		off = e + 2
 	}
-	// One LF per line: a bare LF (not after CR) is in some line, which its check refuses.
-	fields := bytes.Count(head, []byte("\n")) - 1
+	if length < 0 {
+		return nil, 0 // a body delimited by the connection's end
+	}
 	// The one string: values, the status and canonical names are slices of it. It shares
 	// a block with other heads (strslab): no allocation per answer.
-	hs := strslab.String(head)
+	hs := strslab.String(buf[:end])
 	pr := plainResps.Get().(*plainResp)
 	vals := pr.vals[:]
-	if fields > len(vals) {
-		vals = make([]string, fields)
+	if len(spans) > len(vals) {
+		vals = make([]string, len(spans))
 	}
 	h := pr.h
 	if h == nil {
-		h = make(http.Header, fields)
+		h = make(http.Header, len(spans))
 		pr.h = h
 	}
-	length := int64(-1)
-	off := le + 2
-	for i := 0; i < fields; i++ {
-		e := bytes.Index(head[off:], []byte("\r\n"))
-		if e < 0 {
-			return pr.drop()
+	for i, sp := range spans {
+		key := hs[sp.start:sp.colon] // the name as received when canonical already (the usual)
+		if !sp.canonical {
+			key = canonicalKey(key)
 		}
-		e += off
-		f := head[off:e]
-		colon := bytes.IndexByte(f, ':')
-		if colon <= 0 {
-			return pr.drop()
-		}
-		token, canonical := http1.NameForm(f[:colon]) // a token, as textproto accepts in a name
-		if !token {
-			return pr.drop()
-		}
-		vs, ve := off+colon+1, e
-		for vs < ve && (hs[vs] == ' ' || hs[vs] == '\t') {
-			vs++
-		}
-		for ve > vs && (hs[ve-1] == ' ' || hs[ve-1] == '\t') {
-			ve--
-		}
-		for j := vs; j < ve; j++ {
-			if !validValueByte(hs[j]) {
-				return pr.drop()
-			}
-		}
-		key := hs[off : off+colon] // the name as received when canonical already (the usual)
-		if !canonical {
-			key = textproto.CanonicalMIMEHeaderKey(key)
-		}
-		v := hs[vs:ve]
-		off = e + 2
-		switch key {
-		case "Content-Length":
-			if length >= 0 {
-				return pr.drop()
-			}
-			n, ok := http1.ParseLength(head[vs:ve]) // head and hs share offsets
-			if !ok {
-				return pr.drop()
-			}
-			length = n
-		case "Connection":
-			// "keep-alive" changes nothing in HTTP/1.1, and net/http keeps the field as
-			// it is; any other option ("close", a field to remove) goes to net/http.
-			if !strings.EqualFold(v, "keep-alive") {
-				return pr.drop()
-			}
-		case "Transfer-Encoding", "Trailer", "Pragma":
-			return pr.drop()
-		}
+		v := hs[sp.vs:sp.ve]
 		if prev, ok := h[key]; ok {
 			h[key] = append(prev, v)
 			continue
 		}
 		vals[i] = v
 		h[key] = vals[i : i+1 : i+1]
-	}
-	if length < 0 {
-		return pr.drop() // a body delimited by the connection's end
 	}
 	pr.resp = http.Response{
 		Status:        hs[len(proto):le],
@@ -225,16 +238,25 @@ func parsePlainHead(head []byte, req *http.Request) *plainResp {
 	if length == 0 {
 		pr.resp.Body = http.NoBody
 	}
-	return pr
+	return pr, end
 }
 
-// drop recycles pr, which no response uses (its head was not plain after all): nil.
-func (pr *plainResp) drop() *plainResp {
-	pr.Recycle()
-	return nil
+// lineEnd is the index of the CRLF that ends the line starting at off in buf; -1 when buf
+// holds no LF after off, or the first one is bare (not after a CR).
+func lineEnd(buf []byte, off int) int {
+	i := bytes.IndexByte(buf[off:], '\n')
+	if i < 1 || buf[off+i-1] != '\r' {
+		return -1
+	}
+	return off + i - 1
 }
 
-// validValueByte: a byte textproto accepts in a value (visible ASCII, SP, HTAB, obs-text).
-func validValueByte(b byte) bool {
-	return b == '\t' || b >= ' ' && b != 0x7f
+// canonicalKey is the canonical form of a field name that is not in it already: from the
+// table of usual names when it is one written in lower case (HTTP/2 peers and many
+// servers send those), else net/textproto's.
+func canonicalKey(name string) string {
+	if k, ok := http1.CanonicalName(name); ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
 }

@@ -26,6 +26,10 @@ func TestPlainHead(t *testing.T) {
 	}{
 		{"plain", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n", get, true},
 		{"lower-case names", "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nx-a:  b \r\nX-A: c\r\n", get, true},
+		{"usual names in lower and upper case", "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nCONTENT-LENGTH: 5\r\ncache-control: no-cache\r\nX-Request-ID: 1\r\n", get, true},
+		{"more fields than the parser's notes hold", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-A: 1\r\nx-b: 2\r\n", 12) + "Content-Length: 5\r\n", get, true},
+		{"tab around a value", "HTTP/1.1 200 OK\r\nX-A:\t b\tc \t\r\nX-B:\t\r\nContent-Length: 5\r\n", get, true},
+		{"TRANSFER-ENCODING", "HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: chunked\r\n", get, false},
 		{"no reason phrase", "HTTP/1.1 404\r\nContent-Length: 3\r\n", get, true},
 		{"no Content-Length: close-delimited", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n", get, false},
 		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", get, false},

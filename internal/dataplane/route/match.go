@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -86,7 +87,7 @@ func matchPath(m *resource.RouteMatch, path string) bool {
 		if m.CaseSensitive {
 			return path == m.Path
 		}
-		return asciiEqualFold(path, m.Path)
+		return http1.EqualFoldASCII(path, m.Path)
 	case resource.PathRegex:
 		return m.Regex != nil && m.Regex.MatchString(path)
 	case resource.PathSeparated:
@@ -153,7 +154,7 @@ func lookupHeader(h http.Header, name string) ([]string, bool) {
 		}
 	}
 	for k, vs := range h {
-		if asciiEqualFold(k, name) {
+		if http1.EqualFoldASCII(k, name) {
 			return vs, true
 		}
 	}
@@ -180,7 +181,7 @@ func MatchString(sm *resource.StringMatcher, v string) bool {
 	switch sm.Kind {
 	case resource.MatchExact:
 		if sm.IgnoreCase {
-			return asciiEqualFold(v, sm.Value)
+			return http1.EqualFoldASCII(v, sm.Value)
 		}
 		return v == sm.Value
 	case resource.MatchPrefix:
@@ -190,7 +191,7 @@ func MatchString(sm *resource.StringMatcher, v string) bool {
 		return strings.HasPrefix(v, sm.Value)
 	case resource.MatchSuffix:
 		if sm.IgnoreCase {
-			return len(v) >= len(sm.Value) && asciiEqualFold(v[len(v)-len(sm.Value):], sm.Value)
+			return len(v) >= len(sm.Value) && http1.EqualFoldASCII(v[len(v)-len(sm.Value):], sm.Value)
 		}
 		return strings.HasSuffix(v, sm.Value)
 	case resource.MatchContains:
@@ -206,7 +207,7 @@ func MatchString(sm *resource.StringMatcher, v string) bool {
 
 func containsFold(s, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
-		if asciiEqualFold(s[i:i+len(sub)], sub) {
+		if http1.EqualFoldASCII(s[i:i+len(sub)], sub) {
 			return true
 		}
 	}

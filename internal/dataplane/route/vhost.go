@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -58,15 +59,15 @@ func domainMatch(d, host string) (class, n int) {
 		return classAny, 0
 	case strings.HasPrefix(d, "*"):
 		suf := d[1:]
-		if len(suf) < len(host) && asciiEqualFold(host[len(host)-len(suf):], suf) {
+		if len(suf) < len(host) && http1.EqualFoldASCII(host[len(host)-len(suf):], suf) {
 			return classSuffix, len(suf)
 		}
 	case strings.HasSuffix(d, "*"):
 		pre := d[:len(d)-1]
-		if len(pre) < len(host) && asciiEqualFold(host[:len(pre)], pre) {
+		if len(pre) < len(host) && http1.EqualFoldASCII(host[:len(pre)], pre) {
 			return classPrefix, len(pre)
 		}
-	case asciiEqualFold(d, host):
+	case http1.EqualFoldASCII(d, host):
 		return classExact, len(d)
 	}
 	return classNone, 0
@@ -154,12 +155,12 @@ func (t *Table) SelectVirtualHost(host string) *resource.VirtualHost {
 		return vh
 	}
 	for _, w := range t.suffixes {
-		if len(w.lit) < len(host) && asciiEqualFold(host[len(host)-len(w.lit):], w.lit) {
+		if len(w.lit) < len(host) && http1.EqualFoldASCII(host[len(host)-len(w.lit):], w.lit) {
 			return w.vh
 		}
 	}
 	for _, w := range t.prefixes {
-		if len(w.lit) < len(host) && asciiEqualFold(host[:len(w.lit)], w.lit) {
+		if len(w.lit) < len(host) && http1.EqualFoldASCII(host[:len(w.lit)], w.lit) {
 			return w.vh
 		}
 	}
@@ -169,29 +170,6 @@ func (t *Table) SelectVirtualHost(host string) *resource.VirtualHost {
 // Select is Select on the indexed table.
 func (t *Table) Select(r *http.Request) (vh *resource.VirtualHost, rt *resource.Route) {
 	return selectRoute(t.SelectVirtualHost(r.Host), r)
-}
-
-// asciiEqualFold compares ASCII case-insensitively, as Envoy does (it lower-cases ASCII only).
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		ca, cb := a[i], b[i]
-		if ca == cb {
-			continue
-		}
-		if 'A' <= ca && ca <= 'Z' {
-			ca += 'a' - 'A'
-		}
-		if 'A' <= cb && cb <= 'Z' {
-			cb += 'a' - 'A'
-		}
-		if ca != cb {
-			return false
-		}
-	}
-	return true
 }
 
 // lowerASCII lower-cases ASCII letters, returning s itself when it has none.
@@ -211,5 +189,5 @@ func lowerASCII(s string) string {
 }
 
 func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && asciiEqualFold(s[:len(prefix)], prefix)
+	return len(s) >= len(prefix) && http1.EqualFoldASCII(s[:len(prefix)], prefix)
 }
