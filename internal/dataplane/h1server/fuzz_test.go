@@ -1,11 +1,14 @@
 package h1server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -77,3 +80,32 @@ func FuzzRequest(f *testing.F) {
 type writeDiscard struct{ net.Conn }
 
 func (w writeDiscard) Write(p []byte) (int, error) { return len(p), nil }
+
+// A name that comes more than once keeps every value, in the order received, under its
+// canonical key, whatever the case of each line: as net/http reads the same head.
+func TestParseRepeatedFields(t *testing.T) {
+	for _, head := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nx-a: 1\r\nX-B: b\r\nX-A: 2\r\nx-A:  3 \r\n\r\n",
+		"GET / HTTP/1.1\r\nAccept: a\r\nHost: x\r\naccept: b\r\nCookie: c=1\r\ncookie: d=2\r\nCookie: e=3\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nx-empty: \r\nX-Empty: v\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nA: 4\r\nD: 5\r\nB: 6\r\nE: 7\r\nA: 8\r\n\r\n",
+	} {
+		for _, roomSize := range []int{2, 16} {
+			c := &conn{s: &Server{}, remote: "192.0.2.1:1234", buf: make([]byte, 0, 64), out: make([]byte, 0, 64)}
+			st := new(requestState)
+			st.ctx.Init(context.Background())
+			req, _, why := c.parse(st, []byte(head), make([]string, roomSize))
+			if why != "" {
+				t.Fatalf("%q refused: %s", head, why)
+			}
+			ref, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(req.Header, ref.Header) {
+				t.Fatalf("%q (room %d):\nh1server %q\nnet/http %q", head, roomSize, req.Header, ref.Header)
+			}
+		}
+	}
+}

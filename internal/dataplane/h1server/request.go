@@ -86,6 +86,7 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	req.RemoteAddr = c.remote
 	off := le + 2
 	var seen fieldSet
+	fields := 0
 	for n := 0; n < len(vals); n++ {
 		i := bytes.IndexByte(head[off:], '\n')
 		if i < 1 || head[off+i-1] != '\r' {
@@ -115,14 +116,37 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		}
 		off += i + 2
 		seen |= framingField(k)
-		if prev, ok := h[k]; ok {
-			h[k] = append(prev, v)
-			continue
-		}
+		// Set without looking first: a name seldom repeats, and when one did the map has
+		// fewer keys than the head has fields (below).
 		vals[n] = v
 		h[k] = vals[n : n+1 : n+1]
+		fields++
+	}
+	if len(h) < fields {
+		gatherRepeats(h, head, hs, le+2, vals[:fields])
 	}
 	return c.framing(req, seen)
+}
+
+// gatherRepeats rebuilds h when a name came more than once in head (parse kept only each
+// name's last value): every value under its name, in the order received. vals are the
+// values of the field lines from off on, which parse has checked.
+func gatherRepeats(h http.Header, head []byte, hs string, off int, vals []string) {
+	clear(h)
+	for n := range vals {
+		i := bytes.IndexByte(head[off:], '\n') - 1 // the CR
+		name := head[off : off+bytes.IndexByte(head[off:off+i], ':')]
+		k := hs[off : off+len(name)]
+		if _, canonical := http1.NameForm(name); !canonical {
+			k = canonicalKey(name)
+		}
+		if prev, ok := h[k]; ok {
+			h[k] = append(prev, vals[n])
+		} else {
+			h[k] = vals[n : n+1 : n+1]
+		}
+		off += i + 2
+	}
 }
 
 // fieldSet says which of the fields framing reads a head has, so that it looks up only

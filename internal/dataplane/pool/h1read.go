@@ -107,6 +107,15 @@ type fieldSpan struct {
 	canonical            bool
 }
 
+// key is the field's map key: the name as received when canonical already (the usual),
+// a slice of hs.
+func (sp fieldSpan) key(hs string) string {
+	if sp.canonical {
+		return hs[sp.start:sp.colon]
+	}
+	return canonicalKey(hs[sp.start:sp.colon])
+}
+
 // parsePlainHead parses the head at the start of buf (the status line and the field
 // lines, each ending in CRLF, then an empty line) when it is plain and all there, in one
 // pass that finds the lines, checks them and notes where the fields are; then copies the
@@ -212,18 +221,21 @@ func parsePlainHead(buf []byte, req *http.Request) (*plainResp, int) {
 		h = make(http.Header, len(spans))
 		pr.h = h
 	}
+	// Set without looking first: a name seldom repeats, and when one did the map has fewer
+	// keys than the head has fields, and is built again with every value in order.
 	for i, sp := range spans {
-		key := hs[sp.start:sp.colon] // the name as received when canonical already (the usual)
-		if !sp.canonical {
-			key = canonicalKey(key)
+		vals[i] = hs[sp.vs:sp.ve]
+		h[sp.key(hs)] = vals[i : i+1 : i+1]
+	}
+	if len(h) < len(spans) {
+		clear(h)
+		for i, sp := range spans {
+			if k := sp.key(hs); len(h[k]) > 0 {
+				h[k] = append(h[k], vals[i])
+			} else {
+				h[k] = vals[i : i+1 : i+1]
+			}
 		}
-		v := hs[sp.vs:sp.ve]
-		if prev, ok := h[key]; ok {
-			h[key] = append(prev, v)
-			continue
-		}
-		vals[i] = v
-		h[key] = vals[i : i+1 : i+1]
 	}
 	pr.resp = http.Response{
 		Status:        hs[len(proto):le],
