@@ -10,6 +10,11 @@
 # how much less work a change does, not how much faster it runs: measure that at
 # saturation too (bench/saturate.sh, lucid-prev against lucid).
 #
+# The collector is off (GOGC=off) unless INSTR_GOGC says otherwise: with it on, whether a
+# collection falls inside the 5,000 or the 10,000 round trips moved the same binary's
+# count by up to 2 %. Garbage is held down by the allocation guards and allocs/op; with
+# INSTR_GOGC=100 the count includes the collector's share.
+#
 #   bench/instructions.sh                         # the current tree
 #   INSTR_BASE=/tmp/fwd-old.test bench/instructions.sh  # and a test binary built before
 #                                                 # (go test -c -o F ./internal/dataplane/forward)
@@ -43,7 +48,7 @@ count() {
 			exit 1
 		}
 		# asyncpreemptoff: valgrind delivers the runtime's preemption signals late and slowly.
-		out=$(GODEBUG=asyncpreemptoff=1 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+		out=$(GOGC=${INSTR_GOGC:-off} GODEBUG=asyncpreemptoff=1 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
 			"$1" -test.run '^$' -test.bench "^Benchmark$2\$" -test.cpu 1 -test.benchtime "$3x" 2>&1) || continue
 		# A run that failed (a timeout of the test's own under valgrind's slowness) has no
 		# PASS and counts only part of the round trips: not kept.
