@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -150,10 +151,29 @@ func (s *Stats) Record(info *streaminfo.Info) {
 type cached struct {
 	key labelKey
 	c   children
+	// seen are the values of the request that made the entry, as they were (key holds
+	// copies): most values come from the configuration or are constants, so the next
+	// requests of the same label set carry the very same strings, and comparing where
+	// they are (samePlace) spares comparing their bytes. A string is never changed, so the
+	// same place and length is the same value. seen keeps what it points to alive: for a
+	// value cut from an answer's head (grpc-status), that head's shared block (strslab),
+	// once per label set.
+	seen labelKey
+}
+
+// samePlace says whether every value of a is the string of b's at the same index, the
+// same bytes in the same place.
+func samePlace(a, b *labelKey) bool {
+	for i := range a {
+		if len(a[i]) != len(b[i]) || len(a[i]) > 0 && unsafe.StringData(a[i]) != unsafe.StringData(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Stats) child(k *labelKey) *children {
-	if e := s.last.Load(); e != nil && e.key == *k {
+	if e := s.last.Load(); e != nil && (samePlace(&e.seen, k) || e.key == *k) {
 		return &e.c
 	}
 	s.mu.RLock()
@@ -172,8 +192,9 @@ func (s *Stats) newChild(k *labelKey) *cached {
 	if e, ok := s.cache[*k]; ok {
 		return e
 	}
+	seen := *k
 	k = k.cloned()
-	e := &cached{key: *k, c: children{
+	e := &cached{key: *k, seen: seen, c: children{
 		requests:  s.requests.WithLabelValues(k[:]...),
 		duration:  s.duration.WithLabelValues(k[:]...),
 		reqBytes:  s.reqBytes.WithLabelValues(k[:]...),

@@ -374,3 +374,27 @@ func TestAlternatingLabelSets(t *testing.T) {
 		t.Errorf("Record allocates %v times switching between cached label sets", n)
 	}
 }
+
+// A label set counts in one series whether its values are the strings the series was
+// made from or equal strings elsewhere in memory (a configuration pushed again), and a
+// value that differs in its bytes only, at the same length, counts apart.
+func TestSameLabelsFromOtherStrings(t *testing.T) {
+	s := New(productpage)
+	first := outboundToReviews(200, 0)
+	again := outboundToReviews(200, 0)
+	again.DestinationService = strings.Clone(first.DestinationService)
+	again.Destination.Workload = strings.Clone(first.Destination.Workload)
+	other := outboundToReviews(200, 0)
+	other.Destination.Workload = "reviews-v2" // as long as reviews-v1
+	for _, in := range []*streaminfo.Info{first, first, again, first, other, again} {
+		s.Record(in)
+	}
+	fams, _ := scrape(t, s)
+	got := map[string]float64{}
+	for _, m := range fams["istio_requests_total"].GetMetric() {
+		got[labelsOf(m)["destination_workload"]] += m.GetCounter().GetValue()
+	}
+	if got["reviews-v1"] != 5 || got["reviews-v2"] != 1 || len(got) != 2 {
+		t.Fatalf("istio_requests_total by destination_workload: %v; want reviews-v1 5, reviews-v2 1", got)
+	}
+}
