@@ -165,6 +165,7 @@ type cached struct {
 // same bytes in the same place.
 func samePlace(a, b *labelKey) bool {
 	for i := range a {
+		//nolint:gosec // the addresses are compared, not used
 		if len(a[i]) != len(b[i]) || len(a[i]) > 0 && unsafe.StringData(a[i]) != unsafe.StringData(b[i]) {
 			return false
 		}

@@ -362,11 +362,7 @@ func TestAlternatingLabelSets(t *testing.T) {
 	for _, in := range []*streaminfo.Info{ok, notFound, ok, ok, notFound} {
 		s.Record(in)
 	}
-	fams, _ := scrape(t, s)
-	got := map[string]float64{}
-	for _, m := range fams["istio_requests_total"].GetMetric() {
-		got[labelsOf(m)["response_code"]] += m.GetCounter().GetValue()
-	}
+	got := requestsBy(t, s, "response_code")
 	if got["200"] != 3 || got["404"] != 2 || len(got) != 2 {
 		t.Fatalf("istio_requests_total by response_code = %v, want 200: 3, 404: 2", got)
 	}
@@ -389,12 +385,19 @@ func TestSameLabelsFromOtherStrings(t *testing.T) {
 	for _, in := range []*streaminfo.Info{first, first, again, first, other, again} {
 		s.Record(in)
 	}
-	fams, _ := scrape(t, s)
-	got := map[string]float64{}
-	for _, m := range fams["istio_requests_total"].GetMetric() {
-		got[labelsOf(m)["destination_workload"]] += m.GetCounter().GetValue()
-	}
+	got := requestsBy(t, s, "destination_workload")
 	if got["reviews-v1"] != 5 || got["reviews-v2"] != 1 || len(got) != 2 {
 		t.Fatalf("istio_requests_total by destination_workload: %v; want reviews-v1 5, reviews-v2 1", got)
 	}
+}
+
+// requestsBy is istio_requests_total's count for each value of label.
+func requestsBy(t *testing.T, s *Stats, label string) map[string]float64 {
+	t.Helper()
+	fams, _ := scrape(t, s)
+	got := map[string]float64{}
+	for _, m := range fams["istio_requests_total"].GetMetric() {
+		got[labelsOf(m)[label]] += m.GetCounter().GetValue()
+	}
+	return got
 }
