@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/strslab"
 )
 
@@ -35,10 +36,10 @@ func removeHopHeaders(h http.Header, keepTrailersTE bool) {
 			// names: Del would allocate to canonicalise them (Keep-Alive went with the
 			// hop-by-hop fields above).
 			switch f = textproto.TrimString(f); {
-			case f == "", strings.EqualFold(f, "keep-alive"):
-			case strings.EqualFold(f, "close"):
+			case f == "", http1.EqualFoldASCII(f, "keep-alive"):
+			case http1.EqualFoldASCII(f, "close"):
 				delete(h, "Close")
-			case strings.EqualFold(f, "te"):
+			case http1.EqualFoldASCII(f, "te"):
 				te = nil // a TE the connection names goes with it, "trailers" or not
 			default:
 				h.Del(f)
@@ -54,7 +55,7 @@ func removeHopHeaders(h http.Header, keepTrailersTE bool) {
 func hasTrailersTE(te []string) bool {
 	for _, v := range te {
 		for f := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(textproto.TrimString(f), "trailers") {
+			if http1.EqualFoldASCII(textproto.TrimString(f), "trailers") {
 				return true
 			}
 		}

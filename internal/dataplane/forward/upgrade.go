@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
@@ -35,8 +36,8 @@ func upgradeType(r *http.Request) string {
 	}
 	for _, v := range r.Header["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(textproto.TrimString(f), "upgrade") {
-				if up := r.Header.Get("Upgrade"); !strings.EqualFold(strings.TrimSpace(up), "h2c") {
+			if http1.EqualFoldASCII(textproto.TrimString(f), "upgrade") {
+				if up := r.Header.Get("Upgrade"); !http1.EqualFoldASCII(strings.TrimSpace(up), "h2c") {
 					return up
 				}
 				return "" // Envoy ignores h2c upgrades: the request goes on as HTTP/1.1

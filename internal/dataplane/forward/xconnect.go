@@ -6,10 +6,10 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/cluster"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -39,7 +39,7 @@ func extendedProtocol(r *http.Request) string {
 // bridgeHeaders adapts the upstream upgrade request's headers h for an extended CONNECT
 // of protocol up: a WebSocket key when the client sent none.
 func bridgeHeaders(h http.Header, up string) {
-	if !strings.EqualFold(up, "websocket") || h.Get("Sec-WebSocket-Key") != "" {
+	if !http1.EqualFoldASCII(up, "websocket") || h.Get("Sec-WebSocket-Key") != "" {
 		return
 	}
 	var k [16]byte

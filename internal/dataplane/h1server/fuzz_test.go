@@ -109,3 +109,18 @@ func TestParseRepeatedFields(t *testing.T) {
 		}
 	}
 }
+
+// Transfer-Encoding names chunked in ASCII letters of any case, as Envoy compares it: a
+// Unicode character that folds to one of its letters (the Kelvin sign, U+212A, to k)
+// does not make it chunked.
+func TestParseChunkedIsASCII(t *testing.T) {
+	for te, want := range map[string]string{"chunked": "", "CHUNKED": "", "chun\u212aed": "unsupported Transfer-Encoding"} {
+		c := &conn{s: &Server{}, remote: "192.0.2.1:1234", buf: make([]byte, 0, 64), out: make([]byte, 0, 64)}
+		st := new(requestState)
+		st.ctx.Init(context.Background())
+		_, _, why := c.parse(st, []byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "+te+"\r\n\r\n"), make([]string, 4))
+		if why != want {
+			t.Errorf("Transfer-Encoding %q: %q, want %q", te, why, want)
+		}
+	}
+}

@@ -226,7 +226,7 @@ func (c *conn) framing(req *http.Request, seen fieldSet) (*http.Request, *body, 
 	}
 	chunked := false
 	if te := lookup(h, "Transfer-Encoding", seen&hasTransferEncoding); te != nil {
-		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") || req.ProtoMinor == 0 {
+		if len(te) != 1 || !http1.EqualFoldASCII(te[0], "chunked") || req.ProtoMinor == 0 {
 			return nil, nil, "unsupported Transfer-Encoding"
 		}
 		if _, hasCL := h["Content-Length"]; hasCL {

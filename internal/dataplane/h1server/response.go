@@ -249,7 +249,7 @@ func (w *response) sendHead(final bool, p []byte) {
 				w.closeAfter = true // the end of the body is the end of the connection
 			}
 		}
-	case len(te) > 0 && strings.EqualFold(te[0], "chunked"), hasTrailers:
+	case len(te) > 0 && http1.EqualFoldASCII(te[0], "chunked"), hasTrailers:
 		w.chunked = true
 		delete(h, "Content-Length")
 		w.cl = -1

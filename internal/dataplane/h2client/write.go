@@ -168,7 +168,7 @@ func (cc *ClientConn) writeHeaders(id uint32, req *http.Request, h reqHead, endS
 		}
 		if name == "te" {
 			for _, v := range vv {
-				if strings.EqualFold(v, "trailers") {
+				if http1.EqualFoldASCII(v, "trailers") {
 					field("te", "trailers")
 					break
 				}

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // The stream is its handler's http.ResponseWriter. The head goes out when it must (the
@@ -191,7 +193,7 @@ func (st *stream) headerConnection() {
 		return
 	}
 	delete(st.header, "Connection")
-	if len(v) > 0 && strings.EqualFold(strings.TrimSpace(v[0]), "close") {
+	if len(v) > 0 && http1.EqualFoldASCII(strings.TrimSpace(v[0]), "close") {
 		st.c.goAwayLocked(http2.ErrCodeNo, false)
 	}
 }

@@ -105,7 +105,7 @@ func parseHead(b []byte, lim Limits, h *Head, borrow bool) *Rejection {
 	if rj := checkHost(h, &f); rj != nil {
 		return label(rj)
 	}
-	if f.upgrade != nil && f.connUpgrade && !bytes.EqualFold(f.upgrade, []byte("h2c")) {
+	if f.upgrade != nil && f.connUpgrade && !EqualFoldASCII(f.upgrade, "h2c") {
 		h.Upgrade = true
 	}
 	return nil
@@ -206,27 +206,27 @@ func (f *fields) add(name, value []byte) {
 		return
 	}
 	switch {
-	case bytes.EqualFold(name, []byte("host")):
+	case EqualFoldASCII(name, "host"):
 		if f.hosts++; f.hosts == 1 {
 			f.host = value
 		}
-	case bytes.EqualFold(name, []byte("content-length")):
+	case EqualFoldASCII(name, "content-length"):
 		if f.cls++; f.cls == 1 {
 			f.cl = value
 		} else if !bytes.Equal(value, f.cl) && f.clOther == nil {
 			f.clOther = value
 		}
-	case bytes.EqualFold(name, []byte("transfer-encoding")):
+	case EqualFoldASCII(name, "transfer-encoding"):
 		if f.tes++; f.tes == 1 {
 			f.te = value
 		}
-	case bytes.EqualFold(name, []byte("connection")):
+	case EqualFoldASCII(name, "connection"):
 		for t := range bytes.SplitSeq(value, []byte(",")) {
-			if bytes.EqualFold(bytes.TrimSpace(t), []byte("upgrade")) {
+			if EqualFoldASCII(bytes.TrimSpace(t), "upgrade") {
 				f.connUpgrade = true
 			}
 		}
-	case bytes.EqualFold(name, []byte("upgrade")):
+	case EqualFoldASCII(name, "upgrade"):
 		f.upgrade = bytes.TrimSpace(value)
 	}
 }
@@ -255,7 +255,7 @@ func (h *Head) framing(f *fields) *Rejection {
 	if f.cls > 0 {
 		return reject(http.StatusBadRequest, DetailsChunkedCL, "both Content-Length and Transfer-Encoding are set: the body's length would be read two ways")
 	}
-	if f.tes > 1 || !bytes.EqualFold(f.te, []byte("chunked")) || h.Connect {
+	if f.tes > 1 || !EqualFoldASCII(f.te, "chunked") || h.Connect {
 		why := "Transfer-Encoding " + strconv.Quote(truncate(string(f.te))) + " is not supported (only a single \"chunked\")"
 		switch {
 		case h.Connect:

@@ -93,6 +93,8 @@ func TestParseHead(t *testing.T) {
 		{name: "TE gzip", head: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", status: 501, details: DetailsInvalidTE},
 		{name: "TE twice", head: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", status: 501, details: DetailsInvalidTE},
 		{name: "TE with trailing junk", head: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n", status: 501, details: DetailsInvalidTE},
+		{name: "TE chunked with a Kelvin sign for its k", head: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chun\u212aed\r\n\r\n", status: 501, details: DetailsInvalidTE},
+		{name: "TE chunked in upper case", head: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\n\r\n"},
 		{name: "TE xchunked", head: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n", status: 501, details: DetailsInvalidTE},
 		{name: "TE on CONNECT", head: "CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\nTransfer-Encoding: chunked\r\n\r\n", status: 501, details: DetailsInvalidTE},
 		{name: "space before colon", head: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n", status: 400, details: DetailsCodecError},
