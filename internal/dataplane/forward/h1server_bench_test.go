@@ -15,6 +15,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/h1server"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // The plain HTTP/1.1 proxy path as the proxy's listeners serve it: a raw client →
@@ -243,4 +244,36 @@ func allocsPerRequest(t *testing.T, get func() string) float64 {
 	}
 	t.Logf("%.1f allocations per request", n)
 	return n
+}
+
+// An upstream's answer goes downstream with its fields in the order it sent them, as
+// Envoy passes them on, without its hop-by-hop Connection, and with what the proxy adds
+// after them (this hop is a sidecar's inbound: its peer metadata, and
+// x-envoy-upstream-service-time); the next answers on the connection too.
+func TestAnswerFieldsInTheUpstreamsOrder(t *testing.T) {
+	h := newHopOn(t, resource.HTTP1, rawKiB(t), h1Proxy)
+	c, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for range 3 {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: svc:9080\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, line := range testutil.HeadLines(t, br)[1:] {
+			if name, _, _ := strings.Cut(line, ":"); name != "Date" {
+				names = append(names, name)
+			}
+		}
+		want := "Server Content-Type Content-Length X-Envoy-Peer-Metadata X-Envoy-Peer-Metadata-Id X-Envoy-Upstream-Service-Time"
+		if got := strings.Join(names, " "); got != want {
+			t.Fatalf("answer fields %q, want %q", got, want)
+		}
+		if _, err := io.ReadFull(br, make([]byte, 1024)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -37,6 +37,10 @@ type conn struct {
 	out    []byte     // response bytes not yet written
 	iov    [][]byte   // scratch for writev
 	fields []field    // scratch for sorting header fields
+	// recv are an adopted map's fields as its owner received them (ReceivedFields), and
+	// recvBits which of them collectFields found still so: written first, in that order.
+	recv     []http1.ReceivedField
+	recvBits uint8
 	// header is the connection's response header map, given to each request's response
 	// in turn (unless its handler adopts another, AdoptHeader).
 	header http.Header

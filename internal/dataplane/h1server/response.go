@@ -337,10 +337,14 @@ type headFields struct {
 // collectFields gathers the handler's header fields to write into c.fields, sorted by name
 // as net/http does (names that are not tokens are dropped, and so are Transfer-Encoding
 // and the http.TrailerPrefix keys), in one pass over the map that also finds what the
-// head's framing needs.
+// head's framing needs. An adopted map's fields that are still as its owner received and
+// checked them (receivedFields: an upstream answer's, passed on) are noted instead, to be
+// written first in the order they came, as a proxy passes them on.
 func (w *response) collectFields() headFields {
 	var hf headFields
 	fs := w.c.fields[:0]
+	rf, bits := w.receivedFields(), uint8(0)
+fields:
 	for k, vv := range w.header {
 		switch k {
 		case "Transfer-Encoding":
@@ -352,6 +356,12 @@ func (w *response) collectFields() headFields {
 			hf.connection = vv
 		case "Date":
 			hf.date = true
+		}
+		for i := range rf {
+			if rf[i].Received(k, vv) {
+				bits |= 1 << i
+				continue fields
+			}
 		}
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			hf.prefixedTrailers = true
@@ -367,13 +377,38 @@ func (w *response) collectFields() headFields {
 			fs[j], fs[j-1] = fs[j-1], fs[j]
 		}
 	}
-	w.c.fields = fs
+	w.c.fields, w.c.recv, w.c.recvBits = fs, rf, bits
 	return hf
 }
 
+// receivedFields are the adopted map's fields as its owner received them, when it says
+// (at most 8: one bit each in recvBits).
+func (w *response) receivedFields() []http1.ReceivedField {
+	o, ok := w.owner.(interface{ ReceivedFields() []http1.ReceivedField })
+	if !ok {
+		return nil
+	}
+	rf := o.ReceivedFields()
+	if len(rf) > 8 {
+		return nil
+	}
+	return rf
+}
+
 // appendFields writes the fields collectFields gathered (without Content-Length on a
-// chunked answer); line breaks in values become spaces.
+// chunked answer): those still as received in their order, checked when they were read,
+// then the others; line breaks in their values become spaces.
 func (w *response) appendFields(b []byte) []byte {
+	for i, f := range w.c.recv {
+		if w.c.recvBits&(1<<i) == 0 || w.chunked && f.Key == "Content-Length" {
+			continue
+		}
+		b = append(b, f.Key...)
+		b = append(b, ':', ' ')
+		b = append(b, f.Value...)
+		b = append(b, '\r', '\n')
+	}
+	w.c.recv, w.c.recvBits = nil, 0
 	fs := w.c.fields
 	for _, f := range fs {
 		if w.chunked && f.name == "Content-Length" {

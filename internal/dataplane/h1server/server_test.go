@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/h1server"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -655,17 +658,7 @@ func TestInformationalAnswerFields(t *testing.T) {
 	c := dial()
 	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	br := bufio.NewReader(c)
-	var head []string
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line == "\r\n" {
-			break
-		}
-		head = append(head, strings.TrimSuffix(line, "\r\n"))
-	}
+	head := testutil.HeadLines(t, br)
 	want := []string{"HTTP/1.1 103 Early Hints", "A-First: 1", "Link: </style.css>; rel=preload"}
 	if strings.Join(head, "|") != strings.Join(want, "|") {
 		t.Fatalf("103 head %q, want %q", head, want)
@@ -673,5 +666,46 @@ func TestInformationalAnswerFields(t *testing.T) {
 	resp, body := readResponse(t, br, "GET")
 	if resp.StatusCode != http.StatusOK || body != "body" || resp.Header.Get("Link") != "" || resp.Header.Get("A-First") != "1" {
 		t.Fatalf("final answer %+v %q", resp, body)
+	}
+}
+
+// receivedOwner is an AdoptHeader owner that says which fields it received.
+type receivedOwner []http1.ReceivedField
+
+func (receivedOwner) Recycle()                                {}
+func (o receivedOwner) ReceivedFields() []http1.ReceivedField { return o }
+
+// An adopted map's fields still as its owner received them go out first, in the order
+// received; a field the handler added, replaced, removed or changed in place is written
+// as any other (sorted after them, its line breaks made spaces), and one removed not at
+// all.
+func TestAdoptedFieldsInTheOrderReceived(t *testing.T) {
+	type adopter interface {
+		AdoptHeader(http.Header, interface{ Recycle() }) bool
+	}
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		names := []string{"Server", "X-Zeta", "Content-Type", "X-Changed", "X-Replaced", "Connection", "Content-Length", "X-Alpha"}
+		vals := []string{"up", "z", "text/plain", "before", "old", "keep-alive", "2", "a"}
+		up, rf := http.Header{}, receivedOwner{}
+		for i, n := range names {
+			up[n] = vals[i : i+1 : i+1]
+			rf = append(rf, http1.ReceivedField{Key: n, Value: vals[i], Slot: &vals[i]})
+		}
+		if !w.(adopter).AdoptHeader(up, rf) {
+			t.Error("adoption refused")
+		}
+		delete(up, "Connection")
+		up["X-Changed"][0] = "in\r\nplace" // the same slot, another string
+		up.Set("X-Replaced", "new")
+		up.Set("X-Added", "1")
+		_, _ = io.WriteString(w, "ok")
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	head := slices.DeleteFunc(testutil.HeadLines(t, bufio.NewReader(c)), func(l string) bool { return strings.HasPrefix(l, "Date: ") })
+	want := []string{"HTTP/1.1 200 OK", "Server: up", "X-Zeta: z", "Content-Type: text/plain", "Content-Length: 2", "X-Alpha: a",
+		"X-Added: 1", "X-Changed: in  place", "X-Replaced: new"}
+	if strings.Join(head, "|") != strings.Join(want, "|") {
+		t.Fatalf("head %q,\nwant %q", head, want)
 	}
 }

@@ -3,6 +3,7 @@ package http1
 import (
 	"encoding/binary"
 	"net/http"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -125,4 +126,20 @@ func EqualFoldASCII[B ~string | ~[]byte](b B, s string) bool {
 		}
 	}
 	return true
+}
+
+// ReceivedField is a header field of a head as a parser put it into a header map: its key
+// there, its value, and the slot of the map's value array that held the value. A writer
+// given a map and its fields can tell which entries are still as received (the same key,
+// a one-value slice at that slot holding that same string) and write those in the order
+// they came, without checking them again (http1's rules were applied as they were read).
+type ReceivedField struct {
+	Key, Value string
+	Slot       *string
+}
+
+// Received reports whether the map entry k, vv is f as received (see ReceivedField).
+func (f *ReceivedField) Received(k string, vv []string) bool {
+	return len(vv) == 1 && &vv[0] == f.Slot && len(k) == len(f.Key) && k == f.Key &&
+		len(vv[0]) == len(f.Value) && unsafe.StringData(vv[0]) == unsafe.StringData(f.Value) //nolint:gosec // the addresses are compared, not used
 }

@@ -34,7 +34,17 @@ type plainResp struct {
 	vals [8]string
 	slot [1]string   // ValueSlot's
 	h    http.Header // resp.Header; kept, emptied, when the memory is recycled
+	// received are the fields as parsed into h, in the order received (ReceivedFields),
+	// when vals held them all and no name repeated; empty otherwise.
+	received []http1.ReceivedField
+	recvArr  [8]http1.ReceivedField
 }
+
+// ReceivedFields are the answer's fields as the pool parsed them into its header map, in
+// the order received: a server writing the map as its answer's head (h1server) writes
+// those still as they were in that order, unchecked, and the others after them. Empty
+// when the head had more fields than the answer's own array or a name twice.
+func (pr *plainResp) ReceivedFields() []http1.ReceivedField { return pr.received }
 
 // ValueSlot is a one-value slice that lives, and is recycled, with the answer: for a
 // field the proxy adds to the answer's header map once it adopted it (forward's
@@ -223,9 +233,17 @@ func parsePlainHead(buf []byte, req *http.Request) (*plainResp, int) {
 	}
 	// Set without looking first: a name seldom repeats, and when one did the map has fewer
 	// keys than the head has fields, and is built again with every value in order.
+	rf := pr.recvArr[:0]
 	for i, sp := range spans {
 		vals[i] = hs[sp.vs:sp.ve]
-		h[sp.key(hs)] = vals[i : i+1 : i+1]
+		k := sp.key(hs)
+		h[k] = vals[i : i+1 : i+1]
+		if i < len(pr.recvArr) {
+			rf = append(rf, http1.ReceivedField{Key: k, Value: vals[i], Slot: &vals[i]})
+		}
+	}
+	if len(spans) <= len(pr.recvArr) && len(h) == len(spans) {
+		pr.received = rf
 	}
 	if len(h) < len(spans) {
 		clear(h)
