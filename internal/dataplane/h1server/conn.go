@@ -40,7 +40,7 @@ type conn struct {
 	// recv are an adopted map's fields as its owner received them (ReceivedFields), and
 	// recvBits which of them collectFields found still so: written first, in that order.
 	recv     []http1.ReceivedField
-	recvBits uint8
+	recvBits uint16
 	// header is the connection's response header map, given to each request's response
 	// in turn (unless its handler adopts another, AdoptHeader).
 	header http.Header

@@ -343,7 +343,7 @@ type headFields struct {
 func (w *response) collectFields() headFields {
 	var hf headFields
 	fs := w.c.fields[:0]
-	rf, bits := w.receivedFields(), uint8(0)
+	rf, bits := w.receivedFields(), uint16(0)
 fields:
 	for k, vv := range w.header {
 		switch k {
@@ -382,14 +382,14 @@ fields:
 }
 
 // receivedFields are the adopted map's fields as its owner received them, when it says
-// (at most 8: one bit each in recvBits).
+// (at most 16: one bit each in recvBits).
 func (w *response) receivedFields() []http1.ReceivedField {
 	o, ok := w.owner.(interface{ ReceivedFields() []http1.ReceivedField })
 	if !ok {
 		return nil
 	}
 	rf := o.ReceivedFields()
-	if len(rf) > 8 {
+	if len(rf) > 16 {
 		return nil
 	}
 	return rf

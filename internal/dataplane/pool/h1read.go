@@ -35,15 +35,16 @@ type plainResp struct {
 	slot [1]string   // ValueSlot's
 	h    http.Header // resp.Header; kept, emptied, when the memory is recycled
 	// received are the fields as parsed into h, in the order received (ReceivedFields),
-	// when vals held them all and no name repeated; empty otherwise.
+	// when there were at most 16 and no name repeated; empty otherwise.
 	received []http1.ReceivedField
-	recvArr  [8]http1.ReceivedField
+	recvArr  [16]http1.ReceivedField
 }
 
 // ReceivedFields are the answer's fields as the pool parsed them into its header map, in
 // the order received: a server writing the map as its answer's head (h1server) writes
 // those still as they were in that order, unchecked, and the others after them. Empty
-// when the head had more fields than the answer's own array or a name twice.
+// when the head had more than 16 fields or a name twice (Set-Cookie, say): such an answer
+// is written sorted by name, as any answer net/http's reader read.
 func (pr *plainResp) ReceivedFields() []http1.ReceivedField { return pr.received }
 
 // ValueSlot is a one-value slice that lives, and is recycled, with the answer: for a

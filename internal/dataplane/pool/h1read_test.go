@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,6 +31,7 @@ func TestPlainHead(t *testing.T) {
 		{"more fields than the parser's notes hold", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-A: 1\r\nx-b: 2\r\n", 12) + "Content-Length: 5\r\n", get, true},
 		{"tab around a value", "HTTP/1.1 200 OK\r\nX-A:\t b\tc \t\r\nX-B:\t\r\nContent-Length: 5\r\n", get, true},
 		{"TRANSFER-ENCODING", "HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: chunked\r\n", get, false},
+		{"Connection: keep-alive with a Kelvin sign (not ASCII: net/http's)", "HTTP/1.1 200 OK\r\nConnection: \u212aeep-alive\r\nContent-Length: 1\r\n", get, false},
 		{"no reason phrase", "HTTP/1.1 404\r\nContent-Length: 3\r\n", get, true},
 		{"no Content-Length: close-delimited", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n", get, false},
 		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", get, false},
@@ -231,6 +233,56 @@ func TestRecycledResponse(t *testing.T) {
 					if len(h) != 0 {
 						t.Fatalf("%d %s: a recycled response's map keeps %v", i, path, h)
 					}
+				}
+			}
+		})
+	}
+}
+
+// The plain reader offers the fields it parsed, in the order received, for up to 16 fields
+// and no name twice; the map then holds each at its offered slot.
+func TestReceivedFields(t *testing.T) {
+	get, _ := http.NewRequest(http.MethodGet, "http://svc/", nil)
+	head := func(names ...string) string {
+		h := "HTTP/1.1 200 OK\r\n"
+		for i, n := range names {
+			h += n + ": v" + strconv.Itoa(i) + "\r\n"
+		}
+		return h + "\r\n"
+	}
+	names := func(n int) []string {
+		out := []string{"Content-Length"}
+		for i := 1; i < n; i++ {
+			out = append(out, "X-F"+strconv.Itoa(i))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		names []string
+		want  int
+	}{
+		{"sixteen", names(16), 16},
+		{"seventeen", names(17), 0},
+		{"a name twice", []string{"Content-Length", "Set-Cookie", "set-cookie"}, 0},
+		{"lower case", []string{"content-length", "x-a"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := strings.Replace(head(tc.names...), "Content-Length: v0", "Content-Length: 0", 1)
+			raw = strings.Replace(raw, "content-length: v0", "content-length: 0", 1)
+			c := &h1Conn{br: bufio.NewReader(strings.NewReader(raw))}
+			pr, _ := c.plainResponse(get)
+			if pr == nil {
+				t.Fatalf("%q not plain", raw)
+			}
+			defer pr.Recycle()
+			rf := pr.ReceivedFields()
+			if len(rf) != tc.want {
+				t.Fatalf("%d received fields, want %d", len(rf), tc.want)
+			}
+			for i, f := range rf {
+				if f.Key != http.CanonicalHeaderKey(tc.names[i]) || !f.Received(f.Key, pr.resp.Header[f.Key]) {
+					t.Fatalf("field %d: %+v, map %q", i, f, pr.resp.Header[f.Key])
 				}
 			}
 		})

@@ -156,8 +156,8 @@ type cached struct {
 	// requests of the same label set carry the very same strings, and comparing where
 	// they are (samePlace) spares comparing their bytes. A string is never changed, so the
 	// same place and length is the same value. seen keeps what it points to alive: for a
-	// value cut from an answer's head (grpc-status), that head's shared block (strslab),
-	// once per label set.
+	// value cut from an answer's head (a grpc-status other than the codes grpcStatus
+	// knows), that head's shared block (strslab), once per label set.
 	seen labelKey
 }
 
@@ -239,7 +239,7 @@ func (s *Stats) fill(k *labelKey, in *streaminfo.Info) {
 		k[20] = "grpc"
 	}
 	k[21] = responseCode(in.ResponseCode)
-	k[22] = in.GRPCStatus
+	k[22] = grpcStatus(in.GRPCStatus)
 	k[23] = in.Flags.String()
 	k[24] = security
 }
@@ -312,6 +312,23 @@ var smallCodes = func() [600]string {
 	}
 	return a
 }()
+
+// grpcStatus is s, as one of the package's own strings when it is a gRPC code ("0" to
+// "16"): a value cut from an answer's head is new with every answer, and would neither be
+// found by where it is (cached.seen) nor let its head's block go.
+func grpcStatus(s string) string {
+	n := -1
+	switch {
+	case len(s) == 1 && '0' <= s[0] && s[0] <= '9':
+		n = int(s[0] - '0')
+	case len(s) == 2 && s[0] == '1' && '0' <= s[1] && s[1] <= '6':
+		n = 10 + int(s[1]-'0')
+	}
+	if n < 0 {
+		return s
+	}
+	return smallCodes[n]
+}
 
 func responseCode(c int) string {
 	if c >= 0 && c < len(smallCodes) {

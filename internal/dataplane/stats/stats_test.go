@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -400,4 +401,20 @@ func requestsBy(t *testing.T, s *Stats, label string) map[string]float64 {
 		got[labelsOf(m)[label]] += m.GetCounter().GetValue()
 	}
 	return got
+}
+
+// A gRPC status read from an answer is labelled with the package's own string for its
+// code, wherever the answer's bytes were; anything else is kept as it came.
+func TestGRPCStatusLabelIsTheOwnString(t *testing.T) {
+	for _, s := range []string{"0", "14", "16"} {
+		got := grpcStatus(strings.Clone(s))
+		if got != s || unsafe.StringData(got) != unsafe.StringData(grpcStatus(s)) {
+			t.Errorf("grpcStatus(%q) is not the package's own string", s)
+		}
+	}
+	for _, s := range []string{"", "17", "014", "+1", "x"} {
+		if in := strings.Clone(s); grpcStatus(in) != s || len(s) > 0 && unsafe.StringData(grpcStatus(in)) != unsafe.StringData(in) {
+			t.Errorf("grpcStatus(%q) changed it", s)
+		}
+	}
 }
