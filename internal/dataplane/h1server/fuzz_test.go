@@ -41,11 +41,9 @@ func FuzzRequest(f *testing.F) {
 			return
 		}
 		end += 4
-		c := &conn{s: &Server{}, remote: "192.0.2.1:1234", buf: make([]byte, 0, 64), out: make([]byte, 0, 64)}
+		c := newParseConn()
 		c.rwc = byteConn{r: bytes.NewReader(in[end:])}
-		st := new(requestState)
-		st.ctx.Init(context.Background())
-		req, rb, why := c.parse(st, in[:end], make([]string, 2)) // room for 2 values: both ways
+		req, rb, why := parseWith(c, in[:end], 2) // room for 2 values: both ways
 		if why != "" {
 			if req != nil || rb != nil {
 				t.Fatalf("refused (%s) with a request", why)
@@ -77,6 +75,18 @@ func FuzzRequest(f *testing.F) {
 	})
 }
 
+// newParseConn is a connection of a server with no settings, for parse alone.
+func newParseConn() *conn {
+	return &conn{s: &Server{}, remote: "192.0.2.1:1234", buf: make([]byte, 0, 64), out: make([]byte, 0, 64)}
+}
+
+// parseWith parses head on c into a fresh request state, with room for that many values.
+func parseWith(c *conn, head []byte, room int) (*http.Request, *body, string) {
+	st := new(requestState)
+	st.ctx.Init(context.Background())
+	return c.parse(st, head, make([]string, room))
+}
+
 type writeDiscard struct{ net.Conn }
 
 func (w writeDiscard) Write(p []byte) (int, error) { return len(p), nil }
@@ -92,10 +102,7 @@ func TestParseRepeatedFields(t *testing.T) {
 		"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nA: 4\r\nD: 5\r\nB: 6\r\nE: 7\r\nA: 8\r\n\r\n",
 	} {
 		for _, roomSize := range []int{2, 16} {
-			c := &conn{s: &Server{}, remote: "192.0.2.1:1234", buf: make([]byte, 0, 64), out: make([]byte, 0, 64)}
-			st := new(requestState)
-			st.ctx.Init(context.Background())
-			req, _, why := c.parse(st, []byte(head), make([]string, roomSize))
+			req, _, why := parseWith(newParseConn(), []byte(head), roomSize)
 			if why != "" {
 				t.Fatalf("%q refused: %s", head, why)
 			}
@@ -115,10 +122,7 @@ func TestParseRepeatedFields(t *testing.T) {
 // does not make it chunked.
 func TestParseChunkedIsASCII(t *testing.T) {
 	for te, want := range map[string]string{"chunked": "", "CHUNKED": "", "chun\u212aed": "unsupported Transfer-Encoding"} {
-		c := &conn{s: &Server{}, remote: "192.0.2.1:1234", buf: make([]byte, 0, 64), out: make([]byte, 0, 64)}
-		st := new(requestState)
-		st.ctx.Init(context.Background())
-		_, _, why := c.parse(st, []byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "+te+"\r\n\r\n"), make([]string, 4))
+		_, _, why := parseWith(newParseConn(), []byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "+te+"\r\n\r\n"), 4)
 		if why != want {
 			t.Errorf("Transfer-Encoding %q: %q, want %q", te, why, want)
 		}

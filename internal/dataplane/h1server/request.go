@@ -112,7 +112,7 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		v := hs[start : start+len(value)]
 		k := hs[off : off+colon] // the name as received when canonical already (the usual)
 		if !canonical {
-			k = canonicalKey(name)
+			k = http1.CanonicalKey(name)
 		}
 		off += i + 2
 		seen |= framingField(k)
@@ -138,7 +138,7 @@ func gatherRepeats(h http.Header, head []byte, hs string, off int, vals []string
 		name := head[off : off+bytes.IndexByte(head[off:off+i], ':')]
 		k := hs[off : off+len(name)]
 		if _, canonical := http1.NameForm(name); !canonical {
-			k = canonicalKey(name)
+			k = http1.CanonicalKey(name)
 		}
 		if prev, ok := h[k]; ok {
 			h[k] = append(prev, vals[n])
@@ -161,12 +161,6 @@ const (
 	hasTrailer
 	hasExpect
 )
-
-// isToken says whether b is a field name (a token).
-func isToken(b []byte) bool {
-	token, _ := http1.NameForm(b)
-	return token
-}
 
 // lookup is h[k] when the head has the field (seen is its bit), else nil without a lookup.
 func lookup(h http.Header, k string, seen fieldSet) []string {
@@ -319,52 +313,6 @@ func internMethod(b []byte) string {
 		}
 	}
 	return string(b)
-}
-
-// commonKeys interns canonical header names so that the usual ones cost no allocation.
-var commonKeys = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{
-		"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
-		"Connection", "Content-Length", "Content-Type", "Cookie", "Expect", "Host",
-		"If-Modified-Since", "If-None-Match", "Keep-Alive", "Origin", "Pragma", "Referer",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "User-Agent", "Via",
-		"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id",
-		"X-Envoy-Attempt-Count", "X-Envoy-Expected-Rq-Timeout-Ms", "X-Envoy-Decorator-Operation",
-		"X-Envoy-Peer-Metadata", "X-Envoy-Peer-Metadata-Id", "X-B3-Traceid", "X-B3-Spanid",
-		"X-B3-Parentspanid", "X-B3-Sampled", "Traceparent", "Tracestate", "Grpc-Timeout",
-		"Grpc-Encoding", "Grpc-Accept-Encoding", "Sec-Websocket-Key", "Sec-Websocket-Version",
-		"Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Forwarded", "X-Real-Ip",
-		"X-Forwarded-Client-Cert", "X-Envoy-Original-Path", "Range", "Date", "Server",
-	} {
-		m[k] = k
-	}
-	return m
-}()
-
-// canonicalKey is textproto's canonical form of a header name (which has been checked
-// to be a token), interned for the common names.
-func canonicalKey(name []byte) string {
-	var a [64]byte
-	if len(name) > len(a) {
-		return http.CanonicalHeaderKey(string(name))
-	}
-	k := a[:len(name)]
-	upper := true
-	for i, ch := range name {
-		switch {
-		case upper && 'a' <= ch && ch <= 'z':
-			ch -= 'a' - 'A'
-		case !upper && 'A' <= ch && ch <= 'Z':
-			ch += 'a' - 'A'
-		}
-		k[i] = ch
-		upper = ch == '-'
-	}
-	if s, ok := commonKeys[string(k)]; ok {
-		return s
-	}
-	return string(k)
 }
 
 // body reads a request's body off the connection: Content-Length bytes, or chunks and
@@ -551,14 +499,14 @@ func (b *body) trailers() bool {
 			return true
 		}
 		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 || !isToken(l[:colon]) {
+		if colon <= 0 || !http1.ValidName(l[:colon]) {
 			b.err = errMalformedChunk
 			return false
 		}
 		if b.req.Trailer == nil {
 			b.req.Trailer = http.Header{}
 		}
-		k := canonicalKey(l[:colon])
+		k := http1.CanonicalKey(l[:colon])
 		b.req.Trailer[k] = append(b.req.Trailer[k], string(http1.TrimOWS(l[colon+1:])))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
@@ -427,7 +428,7 @@ func (cc *ClientConn) onHeaders(f *headerBlock) error {
 		}
 		tr := make(http.Header, len(f.fields))
 		for _, hf := range f.RegularFields() {
-			k := canonicalKey(hf.Name)
+			k := http1.CanonicalKey(hf.Name)
 			tr[k] = append(tr[k], hf.Value)
 		}
 		st.trailer = tr
@@ -446,7 +447,7 @@ func (cc *ClientConn) onHeaders(f *headerBlock) error {
 			code, _ := strconv.Atoi(f.PseudoValue("status"))
 			h := make(textproto.MIMEHeader, len(f.fields))
 			for _, hf := range f.RegularFields() {
-				k := canonicalKey(hf.Name)
+				k := http1.CanonicalKey(hf.Name)
 				h[k] = append(h[k], hf.Value)
 			}
 			_ = trace.Got1xxResponse(code, h)
@@ -511,7 +512,7 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 	}
 	var trailerKeys []string
 	for i, hf := range regular {
-		k := canonicalKey(hf.Name)
+		k := http1.CanonicalKey(hf.Name)
 		if k == "Trailer" {
 			trailerKeys = append(trailerKeys, hf.Value)
 			continue

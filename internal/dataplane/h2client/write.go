@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"sort"
 	"strings"
@@ -271,16 +270,6 @@ func lower(k string) string {
 		}
 	}
 	return k
-}
-
-// canonicalKey is textproto's canonical form of a field name an answer carries. HTTP/2
-// names arrive in lower case, which textproto canonicalises into a new copy each time; the
-// usual ones are looked up instead.
-func canonicalKey(name string) string {
-	if k, ok := http1.CanonicalName(name); ok {
-		return k
-	}
-	return textproto.CanonicalMIMEHeaderKey(name)
 }
 
 // writeBody sends the request body that did not go with the HEADERS: prefix (already

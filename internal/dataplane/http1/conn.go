@@ -532,7 +532,7 @@ func labelled(rj *Rejection, b []byte) *Rejection {
 	}
 	line = bytes.TrimRight(line, "\r")
 	parts := bytes.SplitN(line, []byte(" "), 3)
-	if len(parts) == 3 && isTokenBytes(parts[0]) {
+	if len(parts) == 3 && ValidName(parts[0]) {
 		rj.Method, rj.Target, rj.Proto = string(parts[0]), truncate(string(parts[1])), truncate(string(parts[2]))
 	}
 	return rj

@@ -176,7 +176,7 @@ func parseField(line []byte) (name, value []byte, rj *Rejection) {
 		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError, "header line without a colon: "+strconv.Quote(truncate(string(line))))
 	}
 	name = line[:colon]
-	if !isTokenBytes(name) {
+	if !ValidName(name) {
 		why := "invalid header name " + strconv.Quote(truncate(string(name)))
 		if trimmed := bytes.TrimRight(name, " \t"); len(trimmed) != len(name) {
 			why = "whitespace between header name " + strconv.Quote(truncate(string(trimmed))) + " and its colon"
@@ -342,18 +342,6 @@ func ParseLength(v []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-func isTokenBytes(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !isTokenByte(c) {
-			return false
-		}
-	}
-	return true
 }
 
 func isTokenByte(c byte) bool { return tokenByte[c] }

@@ -1,11 +1,14 @@
 package http1
 
-import "net/http"
+import (
+	"net/http"
+	"net/textproto"
+)
 
 // The usual field names in both their forms: lower case, as HTTP/2 sends them, and
 // net/textproto's canonical key, as http.Header holds them. The HTTP/2 codecs (h2server,
-// h2client) turn one form into the other by a lookup here, without making a copy for every
-// message.
+// h2client) turn one form into the other by a lookup here, and the HTTP/1.1 parsers (the
+// pool's, h1server's) find a name's key here, without making a copy for every message.
 
 // CanonicalName is the canonical key of a usual lower-case field name ("content-type" →
 // "Content-Type"); false for a name that is not in the table.
@@ -19,6 +22,38 @@ func CanonicalName(lower string) (string, bool) {
 func LowerName(canonical string) (string, bool) {
 	l, ok := lowerOf[canonical]
 	return l, ok
+}
+
+// CanonicalKey is net/textproto's canonical key of a field name that is not in that form
+// already: the table's own string for a usual name, whatever its case, without a copy;
+// else a new string (a name that is not a token comes back as it is, as textproto's).
+func CanonicalKey[B ~string | ~[]byte](name B) string {
+	var a [64]byte
+	if len(name) > len(a) {
+		return textproto.CanonicalMIMEHeaderKey(string(name))
+	}
+	b := a[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	if k, ok := canonicalOf[string(b)]; ok {
+		return k
+	}
+	if !ValidName(b) {
+		return string(name)
+	}
+	upper := true
+	for i, c := range b {
+		if upper && 'a' <= c && c <= 'z' {
+			b[i] = c - ('a' - 'A')
+		}
+		upper = c == '-'
+	}
+	return string(b)
 }
 
 var canonicalOf, lowerOf = func() (map[string]string, map[string]string) {
@@ -41,7 +76,8 @@ var canonicalOf, lowerOf = func() (map[string]string, map[string]string) {
 		"x-forwarded-client-cert", "traceparent", "tracestate", "grpc-timeout", "grpc-encoding",
 		"grpc-accept-encoding", "grpc-status", "grpc-message", "connection", "keep-alive",
 		"proxy-connection", "upgrade", "sec-websocket-version", "sec-websocket-protocol",
-		"sec-websocket-extensions",
+		"sec-websocket-extensions", "sec-websocket-key", "pragma", "forwarded", "x-forwarded-host",
+		"x-real-ip", "x-envoy-original-path",
 	}
 	canonical := make(map[string]string, len(names))
 	lower := make(map[string]string, len(names))

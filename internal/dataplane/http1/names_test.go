@@ -23,3 +23,29 @@ func TestNameTable(t *testing.T) {
 		t.Error("a name outside the table was found")
 	}
 }
+
+// A field name becomes textproto's canonical key, from the table or not, as a string or
+// as bytes, whatever its case; a name that is not a token stays as it is.
+func TestCanonicalKey(t *testing.T) {
+	for _, l := range []string{"x-custom-field", "content-type", "CONTENT-TYPE", "server", "grpc-status",
+		"x-envoy-upstream-service-time", "etag", "X-FORWARDED-HOST", "x_under", "a b", "x-\u00e9", strings.Repeat("x-long", 20)} {
+		want := textproto.CanonicalMIMEHeaderKey(l)
+		if got := CanonicalKey(l); got != want {
+			t.Errorf("CanonicalKey(%q) = %q, want %q", l, got, want)
+		}
+		if got := CanonicalKey([]byte(l)); got != want {
+			t.Errorf("CanonicalKey([]byte(%q)) = %q, want %q", l, got, want)
+		}
+	}
+}
+
+func FuzzCanonicalKey(f *testing.F) {
+	for _, s := range []string{"content-type", "X-Custom", "a b", "x_y", "Ö"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := CanonicalKey(s), textproto.CanonicalMIMEHeaderKey(s); got != want {
+			t.Fatalf("CanonicalKey(%q) = %q, want %q", s, got, want)
+		}
+	})
+}

@@ -49,7 +49,7 @@ var tokenByte = func() (t [256]bool) {
 
 // ValidName says whether name is a field name (a token), as httpguts.ValidHeaderFieldName
 // does, a byte at a time.
-func ValidName(name string) bool {
+func ValidName[B ~string | ~[]byte](name B) bool {
 	for i := 0; i < len(name); i++ {
 		if !tokenByte[name[i]] {
 			return false

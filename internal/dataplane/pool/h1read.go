@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/textproto"
 	"sync"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
@@ -124,7 +123,7 @@ func (sp fieldSpan) key(hs string) string {
 	if sp.canonical {
 		return hs[sp.start:sp.colon]
 	}
-	return canonicalKey(hs[sp.start:sp.colon])
+	return http1.CanonicalKey(hs[sp.start:sp.colon])
 }
 
 // parsePlainHead parses the head at the start of buf (the status line and the field
@@ -280,14 +279,4 @@ func lineEnd(buf []byte, off int) int {
 		return -1
 	}
 	return off + i - 1
-}
-
-// canonicalKey is the canonical form of a field name that is not in it already: from the
-// table of usual names when it is one written in lower case (HTTP/2 peers and many
-// servers send those), else net/textproto's.
-func canonicalKey(name string) string {
-	if k, ok := http1.CanonicalName(name); ok {
-		return k
-	}
-	return textproto.CanonicalMIMEHeaderKey(name)
 }
