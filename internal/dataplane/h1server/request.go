@@ -100,16 +100,13 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		if colon <= 0 {
 			return nil, nil, "malformed header field"
 		}
-		name, value := f[:colon], http1.TrimOWS(f[colon+1:])
+		name := f[:colon]
+		vs, ve := http1.OWSBounds(head, off+colon+1, off+i)
 		token, canonical := http1.NameForm(name)
-		if !token || !http1.ValidValue(value) {
+		if !token || !http1.ValidValue(head[vs:ve]) {
 			return nil, nil, "invalid header field"
 		}
-		start := off + colon + 1
-		for start < off+i && (hs[start] == ' ' || hs[start] == '\t') {
-			start++
-		}
-		v := hs[start : start+len(value)]
+		v := hs[vs:ve]           // head and hs share offsets
 		k := hs[off : off+colon] // the name as received when canonical already (the usual)
 		if !canonical {
 			k = http1.CanonicalKey(name)

@@ -94,13 +94,20 @@ func validValueBytes(b []byte) bool {
 // TrimOWS is b without the spaces and tabs around it (a field value's optional
 // whitespace).
 func TrimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
+	s, e := OWSBounds(b, 0, len(b))
+	return b[s:e]
+}
+
+// OWSBounds are the bounds of b[lo:hi] without the spaces and tabs around it, as indexes
+// of b: for a parser that cuts the value out of another copy of the same bytes.
+func OWSBounds(b []byte, lo, hi int) (int, int) {
+	for lo < hi && (b[lo] == ' ' || b[lo] == '\t') {
+		lo++
 	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
+	for hi > lo && (b[hi-1] == ' ' || b[hi-1] == '\t') {
+		hi--
 	}
-	return b
+	return lo, hi
 }
 
 // EqualFoldASCII says whether b is s in any case, ASCII letters only folded, as Envoy

@@ -174,13 +174,7 @@ func parsePlainHead(buf []byte, req *http.Request) (*plainResp, int) {
 		}
 		name := f[:colon]
 		token, canonical := http1.NameForm(name) // a token, as textproto accepts in a name
-		vs, ve := off+colon+1, e
-		for vs < ve && (buf[vs] == ' ' || buf[vs] == '\t') {
-			vs++
-		}
-		for ve > vs && (buf[ve-1] == ' ' || buf[ve-1] == '\t') {
-			ve--
-		}
+		vs, ve := http1.OWSBounds(buf, off+colon+1, e)
 		value := buf[vs:ve]
 		if !token || !http1.ValidValue(value) {
 			return nil, 0
