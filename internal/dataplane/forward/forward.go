@@ -291,10 +291,11 @@ type exchange struct {
 	poolKeepsNo bool // the retry loop's pool keeps nothing of a bodiless request (pool.KeepsNoRequest)
 	delivered   bool // respond read the upstream body to its end and sent it all downstream
 	mirrored    bool // a mirror request went out (its goroutine runs on)
+	envoyFields bool // the downstream request has an x-envoy-* field (prepare's upstreamHeader saw it)
 	nvals       uint8
 
 	// prepare.go (setHeader): the values of fields the proxy sets, nvals of them used;
-	// (cloneHeader) those of the upstream request's fields. Sized with the rest so that
+	// (upstreamHeader) those of the upstream request's fields. Sized with the rest so that
 	// the exchange fits a 1,280-byte allocation (TestExchangeSize).
 	vals  [8]string
 	hvals [12]string
@@ -310,7 +311,7 @@ type exchange struct {
 	authzDecision *authz.Decision // authz.go: what the chain changes upstream and downstream (nil: no chain)
 
 	// The first upstream request, with firstCtx, and the upstream requests' header map
-	// (cloneHeader): allocated once per exchange object and kept across reuses
+	// (upstreamHeader): allocated once per exchange object and kept across reuses
 	// (release.go).
 	firstReq *reqctx.Request
 	hdr      http.Header

@@ -13,28 +13,59 @@ import (
 )
 
 // removeHopHeaders deletes the hop-by-hop headers (RFC 9110 §7.6.1, the list
-// net/http/httputil removes: isHopHeader) and the headers named in Connection.
+// net/http/httputil removes: http1.HopByHop) and the headers named in Connection.
 // keepTrailersTE keeps "te: trailers" (gRPC needs it end to end).
 func removeHopHeaders(h http.Header, keepTrailersTE bool) {
 	// One pass over the map, deleting as it goes: a header map is small, and one walk
 	// costs less than a delete for each name; most messages have none of them.
-	var conn, te []string
+	var hv hopValues
 	for k, vv := range h {
-		if isHopHeader(k) {
-			switch k {
-			case "Connection":
-				conn = vv
-			case "Te":
-				te = vv
-			}
+		if http1.HopByHop(k) {
+			hv.note(k, vv)
 			delete(h, k)
 		}
 	}
-	for _, v := range conn {
+	hv.removeOptions(h, keepTrailersTE)
+}
+
+// removeHopFields is removeHopHeaders for a map whose hop-by-hop keys are known to be
+// exactly hop (a message whose reader listed them: the pool's plain answers): a delete
+// for each instead of a walk of the map.
+func removeHopFields(h http.Header, hop []string, keepTrailersTE bool) {
+	var hv hopValues
+	for _, k := range hop {
+		if vv, ok := h[k]; ok { // not when listed twice
+			hv.note(k, vv)
+			delete(h, k)
+		}
+	}
+	hv.removeOptions(h, keepTrailersTE)
+}
+
+// hopValues are what a message's Connection and TE fields said, kept as its hop-by-hop
+// fields are removed.
+type hopValues struct{ conn, te []string }
+
+// note keeps the values vv of the hop-by-hop field k when they matter after it is gone.
+func (hv *hopValues) note(k string, vv []string) {
+	switch k {
+	case "Connection":
+		hv.conn = vv
+	case "Te":
+		hv.te = vv
+	}
+}
+
+// removeOptions deletes the fields the Connection values name, once the hop-by-hop
+// fields are gone, and puts back "te: trailers" when keepTrailersTE and the TE values
+// asked for trailers (unless Connection named TE).
+func (hv *hopValues) removeOptions(h http.Header, keepTrailersTE bool) {
+	te := hv.te
+	for _, v := range hv.conn {
 		for f := range strings.SplitSeq(v, ",") {
 			// The options nearly every message carries are deleted by their canonical
 			// names: Del would allocate to canonicalise them (Keep-Alive went with the
-			// hop-by-hop fields above).
+			// hop-by-hop fields).
 			switch f = textproto.TrimString(f); {
 			case f == "", http1.EqualFoldASCII(f, "keep-alive"):
 			case http1.EqualFoldASCII(f, "close"):
@@ -59,16 +90,6 @@ func hasTrailersTE(te []string) bool {
 				return true
 			}
 		}
-	}
-	return false
-}
-
-// isHopHeader says whether the canonical key k is a hop-by-hop header.
-func isHopHeader(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
 	}
 	return false
 }

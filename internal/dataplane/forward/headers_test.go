@@ -1,9 +1,13 @@
 package forward
 
 import (
+	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"strconv"
 	"testing"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // removeHopHeaders drops the hop-by-hop fields and every field Connection names, the
@@ -69,5 +73,49 @@ func TestRemoveHopHeadersEveryName(t *testing.T) {
 	removeHopHeaders(plain, false)
 	if len(plain) != 3 {
 		t.Fatalf("a message without hop-by-hop fields lost some: %v", plain)
+	}
+}
+
+// removeHopFields, given the map's hop-by-hop keys (as the pool lists them for its plain
+// answers), leaves the map as removeHopHeaders' walk does: the Connection options, "te:
+// trailers" and a key listed twice included.
+func TestRemoveHopFieldsIsRemoveHopHeaders(t *testing.T) {
+	names := []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Content-Type", "Close", "X-A", "X-B"}
+	values := map[string][]string{
+		"Connection": {"keep-alive", "close", "X-A", "close, x-b", "Keep-Alive, TE", "te"},
+		"Te":         {"trailers", "deflate", "trailers, deflate"},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 2000 {
+		h := http.Header{}
+		for _, k := range names {
+			if rng.IntN(3) == 0 {
+				continue
+			}
+			v := "v"
+			if vs := values[k]; vs != nil {
+				v = vs[rng.IntN(len(vs))]
+			}
+			h[k] = []string{v}
+		}
+		var hop []string
+		for _, k := range names {
+			if _, ok := h[k]; ok && http1.HopByHop(k) {
+				hop = append(hop, k)
+				if rng.IntN(4) == 0 {
+					hop = append(hop, k) // a name the head had twice
+				}
+			}
+		}
+		keep := i%2 == 0
+		want := h.Clone()
+		removeHopHeaders(want, keep)
+		got := h.Clone()
+		removeHopFields(got, hop, keep)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%v with hop-by-hop keys %q (keep te: trailers %v): %v, the walk gives %v", h, hop, keep, got, want)
+		}
 	}
 }

@@ -121,10 +121,29 @@ func ownUpstream(in *Inbound, addr, cluster string) *Reply {
 }
 
 // isAddrPort says whether addr ("ip:port", as hosts are keyed) is ap, without building
-// ap's string on the heap (this runs for every request).
+// ap's string on the heap (this runs for every request). The ports are compared first:
+// an upstream seldom listens on the port the request came in on, and that test needs no
+// string.
 func isAddrPort(addr string, ap netip.AddrPort) bool {
+	if !hasPort(addr, ap.Port()) {
+		return false
+	}
 	var buf [64]byte // any IPv4 or IPv6 address and port; a longer zone grows it
 	return addr == string(ap.AppendTo(buf[:0]))
+}
+
+// hasPort says whether addr ends in ":port", port in decimal as AddrPort writes it.
+func hasPort(addr string, port uint16) bool {
+	i := len(addr)
+	for {
+		i--
+		if i < 0 || addr[i] != byte('0'+port%10) {
+			return false
+		}
+		if port /= 10; port == 0 {
+			return i > 0 && addr[i-1] == ':'
+		}
+	}
 }
 
 // connectionBound is the most connections a cluster may have open: its max_connections,

@@ -23,8 +23,7 @@ type upstreamRequest struct {
 // prepare builds the upstream request headers, path, host and body shared by all attempts.
 func (x *exchange) prepare() {
 	r := x.r
-	h := x.cloneHeader(r.Header)
-	removeHopHeaders(h, true)
+	h := x.upstreamHeader(r.Header)
 	x.setHeader(h, "X-Request-Id", x.info.RequestID)
 	edge := x.edge() // edge.go: use_remote_address
 	if edge && x.in.RemoteAddr.IsValid() {
@@ -81,18 +80,29 @@ func (x *exchange) prepare() {
 	}
 }
 
-// cloneHeader is h.Clone() (never nil) whose values, up to len(x.hvals) of them, are
-// slices of the exchange's array, in the exchange's own map (kept, emptied, when the
-// exchange is reused): the clone usually costs no allocation. Each field's slice has its
-// length as capacity, as Clone's, so appending copies.
-func (x *exchange) cloneHeader(h http.Header) http.Header {
+// upstreamHeader is the downstream request's fields h as an upstream request carries
+// them: h.Clone() without the hop-by-hop fields and those Connection names
+// (removeHopHeaders, "te: trailers" kept), in one walk of h that also notes whether a
+// field is an x-envoy-* one (x.envoyFields, for applyRetryHeaders). Never nil. Its values,
+// up to len(x.hvals) of them, are slices of the exchange's array, in the exchange's own
+// map (kept, emptied, when the exchange is reused): it usually costs no allocation. Each
+// field's slice has its length as capacity, as Clone's, so appending copies.
+func (x *exchange) upstreamHeader(h http.Header) http.Header {
 	sv := x.hvals[:]
 	h2 := x.hdr // a reused exchange's (release.go), empty
 	if h2 == nil {
 		h2 = make(http.Header, len(h))
 		x.hdr = h2
 	}
+	var hv hopValues
 	for k, vv := range h {
+		if http1.HopByHop(k) {
+			hv.note(k, vv)
+			continue
+		}
+		if strings.HasPrefix(k, "X-Envoy-") {
+			x.envoyFields = true
+		}
 		if vv == nil {
 			h2[k] = nil // as Clone: a nil value stays nil
 			continue
@@ -104,6 +114,7 @@ func (x *exchange) cloneHeader(h http.Header) http.Header {
 		h2[k] = sv[:n:n]
 		sv = sv[n:]
 	}
+	hv.removeOptions(h2, true)
 	return h2
 }
 

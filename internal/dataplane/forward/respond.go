@@ -31,7 +31,12 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	info.ResponseCode = resp.StatusCode
 	info.ResponseCodeDetails = "via_upstream"
 
-	removeHopHeaders(resp.Header, false)
+	owner := pool.Recycler(resp)
+	if l, ok := owner.(hopLister); ok {
+		removeHopFields(resp.Header, l.HopFields(), false) // a delete each, no walk
+	} else {
+		removeHopHeaders(resp.Header, false)
+	}
 	if g := http1.Value(resp.Header, "Grpc-Status"); g != "" {
 		info.GRPCStatus = g
 	}
@@ -41,7 +46,6 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	// written the head, if release (release.go) tells it the request is over.
 	var h http.Header
 	var ustValue []string
-	owner := pool.Recycler(resp)
 	if a, ok := x.w.(headerAdopter); ok && a.AdoptHeader(resp.Header, owner) {
 		h = resp.Header
 		if s, ok := owner.(pool.ValueSlotter); ok {
@@ -128,6 +132,10 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 		}
 	}
 }
+
+// hopLister is an upstream answer that lists its hop-by-hop fields (the pool's plain
+// answers: pool.plainResp.HopFields), all of them, as its header map still has them.
+type hopLister interface{ HopFields() []string }
 
 // headerAdopter is a ResponseWriter that can take a header map as its own, and recycle
 // the memory it belongs to when it is done with it (h1server's and h2server's

@@ -46,16 +46,6 @@ const (
 var retryHeaderNames = []string{hdrRetryOn, hdrRetryGRPCOn, hdrMaxRetries, hdrRetriableCodes,
 	hdrRetriableNames, hdrRqTimeout, hdrRqPerTryTimeout}
 
-// hasEnvoyHeader says whether h holds an x-envoy-* field.
-func hasEnvoyHeader(h http.Header) bool {
-	for k := range h {
-		if strings.HasPrefix(k, "X-Envoy-") {
-			return true
-		}
-	}
-	return false
-}
-
 // requestOverrides is what a request's x-envoy-* headers change.
 type requestOverrides struct {
 	policy     *resource.RetryPolicy // nil: the route's policy applies unchanged
@@ -66,10 +56,10 @@ type requestOverrides struct {
 // applyRetryHeaders reads the request's retry and timeout headers into x.over and removes
 // them from the upstream request.
 func (x *exchange) applyRetryHeaders() {
-	h := x.r.Header
-	if !hasEnvoyHeader(h) {
-		return // most requests: one pass over the (small) map, not a lookup per name
+	if !x.envoyFields {
+		return // most requests: prepare's walk saw no x-envoy-* field, no lookup per name
 	}
+	h := x.r.Header
 	present := false
 	for _, n := range retryHeaderNames {
 		if _, ok := h[n]; ok {

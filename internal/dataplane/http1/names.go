@@ -87,3 +87,16 @@ var canonicalOf, lowerOf = func() (map[string]string, map[string]string) {
 	}
 	return canonical, lower
 }()
+
+// HopByHop says whether the canonical key k is a hop-by-hop field: one that describes a
+// connection, not the message, and a proxy removes before passing the message on (RFC
+// 9110 §7.6.1; the list net/http/httputil's reverse proxy removes). The fields a
+// Connection field names are hop-by-hop too; the caller reads those from its value.
+func HopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}

@@ -37,6 +37,8 @@ type plainResp struct {
 	// when there were at most 16 and no name repeated; empty otherwise.
 	received []http1.ReceivedField
 	recvArr  [16]http1.ReceivedField
+	hop      []string // HopFields
+	hopArr   [4]string
 }
 
 // ReceivedFields are the answer's fields as the pool parsed them into its header map, in
@@ -45,6 +47,12 @@ type plainResp struct {
 // when the head had more than 16 fields or a name twice (Set-Cookie, say): such an answer
 // is written sorted by name, as any answer net/http's reader read.
 func (pr *plainResp) ReceivedFields() []http1.ReceivedField { return pr.received }
+
+// HopFields are the keys of the answer's hop-by-hop fields (http1.HopByHop), all of them
+// (a key may be listed twice), as parsed into its header map: a proxy removes them with a
+// delete each instead of a walk of the map. Most answers have one, nginx's "Connection:
+// keep-alive", or none.
+func (pr *plainResp) HopFields() []string { return pr.hop }
 
 // ValueSlot is a one-value slice that lives, and is recycled, with the answer: for a
 // field the proxy adds to the answer's header map once it adopted it (forward's
@@ -227,7 +235,7 @@ func parsePlainHead(buf []byte, req *http.Request) (*plainResp, int) {
 	}
 	// Set without looking first: a name seldom repeats, and when one did the map has fewer
 	// keys than the head has fields, and is built again with every value in order.
-	rf := pr.recvArr[:0]
+	rf, hop := pr.recvArr[:0], pr.hopArr[:0]
 	for i, sp := range spans {
 		vals[i] = hs[sp.vs:sp.ve]
 		k := sp.key(hs)
@@ -235,7 +243,11 @@ func parsePlainHead(buf []byte, req *http.Request) (*plainResp, int) {
 		if i < len(pr.recvArr) {
 			rf = append(rf, http1.ReceivedField{Key: k, Value: vals[i], Slot: &vals[i]})
 		}
+		if http1.HopByHop(k) {
+			hop = append(hop, k)
+		}
 	}
+	pr.hop = hop
 	if len(spans) <= len(pr.recvArr) && len(h) == len(spans) {
 		pr.received = rf
 	}

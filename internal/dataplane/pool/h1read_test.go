@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -37,6 +38,7 @@ func TestPlainHead(t *testing.T) {
 		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", get, false},
 		{"Connection: close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n", get, false},
 		{"Connection: keep-alive (nginx)", "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 1\r\nConnection: keep-alive\r\n", get, true},
+		{"every hop-by-hop field a plain answer may have, in any case", "HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nKEEP-ALIVE: timeout=5\r\nProxy-Connection: x\r\nproxy-authenticate: Basic\r\nProxy-Authorization: y\r\nte: trailers\r\nUpgrade: h2c\r\nContent-Length: 1\r\n", get, true},
 		{"Connection: Keep-Alive, twice", "HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nconnection: keep-alive\r\nContent-Length: 1\r\n", get, true},
 		{"Connection: keep-alive, close", "HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 1\r\n", get, false},
 		{"Connection: keep-alive then close", "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: close\r\nContent-Length: 1\r\n", get, false},
@@ -90,6 +92,20 @@ func checkPlain(t *testing.T, raw []byte, req *http.Request, want ...bool) {
 	if !reflect.DeepEqual(resp.Header, ref.Header) {
 		t.Fatalf("fields: plain %q, net/http %q", resp.Header, ref.Header)
 	}
+	// HopFields lists every hop-by-hop key of the map, and no other (a proxy deletes what
+	// it lists and does not look further).
+	listed := map[string]bool{}
+	for _, k := range pr.HopFields() {
+		if _, ok := resp.Header[k]; !ok || !http1.HopByHop(k) {
+			t.Fatalf("HopFields lists %q: in the map %v, hop-by-hop %v", k, ok, http1.HopByHop(k))
+		}
+		listed[k] = true
+	}
+	for k := range resp.Header {
+		if http1.HopByHop(k) && !listed[k] {
+			t.Fatalf("hop-by-hop field %q not in HopFields %q", k, pr.HopFields())
+		}
+	}
 	var body []byte
 	if n > 0 {
 		body, err = readFixedAll(&h1Body{c: c, remain: n})
@@ -136,6 +152,7 @@ func FuzzPlainHead(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
 		"HTTP/1.1 404\r\nContent-Length: 3\r\nkeep-alive: timeout=5\r\n\r\nabc",
 		"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nab",
+		"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nupgrade: h2c\r\nTE: x\r\nContent-Length: 2\r\n\r\nab",
 	} {
 		f.Add([]byte(s))
 	}
