@@ -66,7 +66,9 @@ type h1 struct {
 	maxPen int // max_pending_requests
 
 	mu       sync.Mutex
-	idle     map[string][]*h1Conn // by address; the most recently used last
+	idle     map[string]*idleList // by address
+	lastAddr string               // the address last looked up in idle (idleTo), and its list
+	last     *idleList
 	nidle    int
 	open     int // connections open or being dialled
 	waiters  map[*waiter]struct{}
@@ -79,8 +81,38 @@ type h1 struct {
 
 type waiter struct{ ch chan struct{} }
 
+// idleList is the idle connections to one address, the most recently used last.
+type idleList struct{ conns []*h1Conn }
+
+// idleTo is addr's idle list (nil when there is none and !create). The last address
+// looked up is remembered: a cluster's requests mostly go to the same few hosts, and a
+// request looks its host up twice (take, put). Called with mu held.
+func (h *h1) idleTo(addr string, create bool) *idleList {
+	if h.last != nil && h.lastAddr == addr {
+		return h.last
+	}
+	l := h.idle[addr]
+	if l == nil {
+		if !create {
+			return nil
+		}
+		l = new(idleList)
+		h.idle[addr] = l
+	}
+	h.lastAddr, h.last = addr, l
+	return l
+}
+
+// dropIdle forgets addr's idle list. Called with mu held.
+func (h *h1) dropIdle(addr string) {
+	delete(h.idle, addr)
+	if h.lastAddr == addr {
+		h.lastAddr, h.last = "", nil
+	}
+}
+
 func newH1(p *Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *h1 {
-	h := &h1{p: p, dial: dial, idle: map[string][]*h1Conn{}, waiters: map[*waiter]struct{}{}}
+	h := &h1{p: p, dial: dial, idle: map[string]*idleList{}, waiters: map[*waiter]struct{}{}}
 	h.max = limit(p.settings.maxConns, 1024)
 	h.maxPen = limit(p.settings.maxPending, 1024)
 	return h
@@ -373,27 +405,28 @@ func (c *h1Conn) serverClose() time.Time {
 // than one idle connection is past it, the oldest is retired so they do not pile up.
 // Called with mu held.
 func (h *h1) takeIdle(addr string, now time.Time, guard bool) (c *h1Conn, retire []*h1Conn, avoided bool) {
+	il := h.idleTo(addr, false)
 	for {
-		l := h.idle[addr]
-		if len(l) == 0 {
+		if il == nil || len(il.conns) == 0 {
 			return nil, retire, false
 		}
+		l := il.conns
 		c := l[len(l)-1]
 		limit, learned := c.idleLimit()
 		if now.Sub(c.idleAt) < limit {
-			return h.popIdle(addr), retire, false
+			return h.popIdle(il), retire, false
 		}
 		if learned && !c.probe && !c.host.takeProbe(now) {
-			retire = append(retire, h.popIdle(addr))
+			retire = append(retire, h.popIdle(il))
 			continue
 		}
 		c.probe = c.probe || learned
 		if !guard {
-			return h.popIdle(addr), retire, false
+			return h.popIdle(il), retire, false
 		}
 		if len(l) > 1 {
 			if lim, _ := l[len(l)-2].idleLimit(); now.Sub(l[len(l)-2].idleAt) >= lim {
-				retire = append(retire, h.popOldest(addr))
+				retire = append(retire, h.popOldest(il))
 			}
 		}
 		return nil, retire, true
@@ -523,40 +556,40 @@ func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard, ch
 
 var errPoolClosed = errors.New("connection pool closed")
 
-// popIdle takes the most recently used idle connection to addr. Called with mu held.
-func (h *h1) popIdle(addr string) *h1Conn {
-	l := h.idle[addr]
+// popIdle takes the most recently used connection of idle list il. Called with mu held.
+func (h *h1) popIdle(il *idleList) *h1Conn {
+	l := il.conns
 	if len(l) == 0 {
 		return nil
 	}
 	c := l[len(l)-1]
 	l[len(l)-1] = nil
-	h.idle[addr] = l[:len(l)-1]
+	il.conns = l[:len(l)-1]
 	h.nidle--
 	return c
 }
 
-// popOldest takes the connection to addr idle longest. Called with mu held.
-func (h *h1) popOldest(addr string) *h1Conn {
-	l := h.idle[addr]
+// popOldest takes the connection of idle list il idle longest. Called with mu held.
+func (h *h1) popOldest(il *idleList) *h1Conn {
+	l := il.conns
 	c := l[0]
 	copy(l, l[1:])
 	l[len(l)-1] = nil
-	h.idle[addr] = l[:len(l)-1]
+	il.conns = l[:len(l)-1]
 	h.nidle--
 	return c
 }
 
 // oldestIdle takes the idle connection that has been idle longest. Called with mu held.
 func (h *h1) oldestIdle() *h1Conn {
-	var best string
+	var best *idleList
 	var at time.Time
-	for a, l := range h.idle {
-		if len(l) > 0 && (best == "" || l[0].idleAt.Before(at)) {
-			best, at = a, l[0].idleAt
+	for _, il := range h.idle {
+		if l := il.conns; len(l) > 0 && (best == nil || l[0].idleAt.Before(at)) {
+			best, at = il, l[0].idleAt
 		}
 	}
-	if best == "" {
+	if best == nil {
 		return nil
 	}
 	return h.popOldest(best)
@@ -600,7 +633,8 @@ func (h *h1) put(c *h1Conn) {
 		h.discard(c)
 		return
 	}
-	h.idle[c.addr] = append(h.idle[c.addr], c)
+	il := h.idleTo(c.addr, true)
+	il.conns = append(il.conns, c)
 	h.nidle++
 	h.wake()
 	h.schedule(now, c.deadline(now))
@@ -665,7 +699,8 @@ func (h *h1) reap() {
 	if !peekNow {
 		next = h.lastPeek.Add(H1ReapInterval)
 	}
-	for a, l := range h.idle {
+	for a, il := range h.idle {
+		l := il.conns
 		kept := l[:0]
 		for _, c := range l {
 			switch c.check(now, peekNow) {
@@ -691,10 +726,9 @@ func (h *h1) reap() {
 			}
 		}
 		clear(l[len(kept):])
+		il.conns = kept
 		if len(kept) == 0 {
-			delete(h.idle, a)
-		} else {
-			h.idle[a] = kept
+			h.dropIdle(a)
 		}
 	}
 	h.nidle -= len(dead) + len(closed) + len(retired)
@@ -717,10 +751,11 @@ func (h *h1) reap() {
 func (h *h1) closeIdle(stop bool) {
 	h.mu.Lock()
 	var all []*h1Conn
-	for _, l := range h.idle {
-		all = append(all, l...)
+	for _, il := range h.idle {
+		all = append(all, il.conns...)
 	}
 	clear(h.idle)
+	h.lastAddr, h.last = "", nil
 	h.nidle = 0
 	if stop {
 		h.closed = true
@@ -741,9 +776,11 @@ func (h *h1) closeIdleTo(addrs []string) {
 	var all []*h1Conn
 	h.mu.Lock()
 	for _, a := range addrs {
-		all = append(all, h.idle[a]...)
-		h.nidle -= len(h.idle[a])
-		delete(h.idle, a)
+		if il := h.idle[a]; il != nil {
+			all = append(all, il.conns...)
+			h.nidle -= len(il.conns)
+			h.dropIdle(a)
+		}
 	}
 	h.mu.Unlock()
 	for _, c := range all {

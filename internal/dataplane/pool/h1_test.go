@@ -232,7 +232,7 @@ func closedIdle(p *Pool) bool {
 	p.h1.mu.Lock()
 	defer p.h1.mu.Unlock()
 	for _, l := range p.h1.idle {
-		for _, c := range l {
+		for _, c := range l.conns {
 			if c.alive(time.Now()) {
 				return false
 			}
@@ -549,5 +549,57 @@ func BenchmarkH1RoundTrip(b *testing.B) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
+	}
+}
+
+// The idle lists are found by address (and the last one used without a lookup): requests
+// alternating between two hosts each reuse their own host's connection, and a host whose
+// idle connections were closed (it left the cluster) gets a list of its own again that
+// the pool still knows (a later close reaches the new connection).
+func TestIdleListsByAddress(t *testing.T) {
+	var conns [2]atomic.Int64
+	serve := func(i int) func(c net.Conn, br *bufio.Reader, n int) {
+		return func(c net.Conn, br *bufio.Reader, n int) {
+			conns[i].Add(1)
+			for {
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+					return
+				}
+			}
+		}
+	}
+	addrs := [2]string{rawServer(t, serve(0)), rawServer(t, serve(1))}
+	p := newSet(t, h1Cluster("c")).Get("c")
+	get := func(i int) {
+		t.Helper()
+		if r, err := do(t, p, addrs[i], newReq(t, "GET", "/", nil), nil); err != nil || r.body != "ok" {
+			t.Fatalf("host %d: %v %q", i, err, r.body)
+		}
+	}
+	for range 3 {
+		get(0)
+		get(1)
+	}
+	if conns[0].Load() != 1 || conns[1].Load() != 1 {
+		t.Fatalf("connections %d and %d, want one to each host, reused", conns[0].Load(), conns[1].Load())
+	}
+	p.h1.closeIdleTo([]string{addrs[1]}) // the last host used
+	get(1)
+	get(1)
+	if conns[1].Load() != 2 {
+		t.Fatalf("%d connections to the host whose idle ones were closed, want 2", conns[1].Load())
+	}
+	p.h1.mu.Lock()
+	il := p.h1.idle[addrs[1]]
+	n := 0
+	if il != nil {
+		n = len(il.conns)
+	}
+	p.h1.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the pool's idle list for the host holds %d connections, want the new one", n)
 	}
 }

@@ -326,7 +326,10 @@ func TestIdleBoundBeforeLearning(t *testing.T) {
 		send(http.MethodPost, false, 0, conns.Load()) // settle: reuse the young one
 		time.Sleep(700 * time.Millisecond)
 		p.h1.mu.Lock()
-		n := len(p.h1.idle[addr])
+		n := 0
+		if il := p.h1.idle[addr]; il != nil {
+			n = len(il.conns)
+		}
 		p.h1.mu.Unlock()
 		if n > 2 {
 			t.Fatalf("%d idle connections piled up", n)
