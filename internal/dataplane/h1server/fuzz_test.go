@@ -100,6 +100,7 @@ func TestParseRepeatedFields(t *testing.T) {
 		"GET / HTTP/1.1\r\nAccept: a\r\nHost: x\r\naccept: b\r\nCookie: c=1\r\ncookie: d=2\r\nCookie: e=3\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nx-empty: \r\nX-Empty: v\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nA: 4\r\nD: 5\r\nB: 6\r\nE: 7\r\nA: 8\r\n\r\n",
+		"GET / HTTP/1.1\r\nX-A: 1\r\nhost: x\r\nX-A: 2\r\n\r\n", // Host in lower case, among repeats
 	} {
 		for _, roomSize := range []int{2, 16} {
 			req, _, why := parseWith(newParseConn(), []byte(head), roomSize)
@@ -110,8 +111,8 @@ func TestParseRepeatedFields(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(req.Header, ref.Header) {
-				t.Fatalf("%q (room %d):\nh1server %q\nnet/http %q", head, roomSize, req.Header, ref.Header)
+			if !reflect.DeepEqual(req.Header, ref.Header) || req.Host != ref.Host {
+				t.Fatalf("%q (room %d):\nh1server %q %q\nnet/http %q %q", head, roomSize, req.Host, req.Header, ref.Host, ref.Header)
 			}
 		}
 	}
@@ -125,6 +126,29 @@ func TestParseChunkedIsASCII(t *testing.T) {
 		_, _, why := parseWith(newParseConn(), []byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "+te+"\r\n\r\n"), 4)
 		if why != want {
 			t.Errorf("Transfer-Encoding %q: %q, want %q", te, why, want)
+		}
+	}
+}
+
+// Host is the request's Host, not a field of its map, as net/http has it: taken from the
+// head once, refused twice or (HTTP/1.1) missing, and the target's authority wins.
+func TestParseHost(t *testing.T) {
+	for _, tc := range []struct{ head, host, why string }{
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "a", ""},
+		{"GET / HTTP/1.1\r\nhost: a\r\nX-A: 1\r\n\r\n", "a", ""},
+		{"GET http://t/ HTTP/1.1\r\nHost: a\r\n\r\n", "t", ""},
+		{"GET / HTTP/1.0\r\n\r\n", "", ""},
+		{"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "", "more than one Host header"},
+		{"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nhost: a\r\nX-A: 2\r\n\r\n", "", "more than one Host header"},
+		{"GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", "", "missing Host header"},
+	} {
+		req, _, why := parseWith(newParseConn(), []byte(tc.head), 4)
+		if why != tc.why || why == "" && (req.Host != tc.host || req.Header["Host"] != nil) {
+			got := ""
+			if req != nil {
+				got = req.Host
+			}
+			t.Errorf("%q: host %q, %q; want %q, %q", tc.head, got, why, tc.host, tc.why)
 		}
 	}
 }

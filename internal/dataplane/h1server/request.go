@@ -86,8 +86,9 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	req.RemoteAddr = c.remote
 	off := le + 2
 	var seen fieldSet
-	fields := 0
-	for n := 0; n < len(vals); n++ {
+	var host string // Host goes to req.Host, not into the map (as net/http): framing
+	hosts, fields, n := 0, 0, 0
+	for ; n < len(vals); n++ {
 		i := bytes.IndexByte(head[off:], '\n')
 		if i < 1 || head[off+i-1] != '\r' {
 			return nil, nil, "invalid header field" // a bare LF
@@ -112,22 +113,30 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 			k = http1.CanonicalKey(name)
 		}
 		off += i + 2
-		seen |= framingField(k)
+		vals[n] = v
+		if f := framingField(k); f != 0 {
+			seen |= f
+			if f == hasHost {
+				if hosts++; hosts == 1 {
+					host = v
+				}
+				continue
+			}
+		}
 		// Set without looking first: a name seldom repeats, and when one did the map has
 		// fewer keys than the head has fields (below).
-		vals[n] = v
 		h[k] = vals[n : n+1 : n+1]
 		fields++
 	}
 	if len(h) < fields {
-		gatherRepeats(h, head, hs, le+2, vals[:fields])
+		gatherRepeats(h, head, hs, le+2, vals[:n])
 	}
-	return c.framing(req, seen)
+	return c.framing(req, seen, host, hosts)
 }
 
 // gatherRepeats rebuilds h when a name came more than once in head (parse kept only each
-// name's last value): every value under its name, in the order received. vals are the
-// values of the field lines from off on, which parse has checked.
+// name's last value): every value under its name, in the order received, Host left out.
+// vals are the values of the field lines from off on, which parse has checked.
 func gatherRepeats(h http.Header, head []byte, hs string, off int, vals []string) {
 	clear(h)
 	for n := range vals {
@@ -137,12 +146,15 @@ func gatherRepeats(h http.Header, head []byte, hs string, off int, vals []string
 		if _, canonical := http1.NameForm(name); !canonical {
 			k = http1.CanonicalKey(name)
 		}
+		off += i + 2
+		if k == "Host" {
+			continue
+		}
 		if prev, ok := h[k]; ok {
 			h[k] = append(prev, vals[n])
 		} else {
 			h[k] = vals[n : n+1 : n+1]
 		}
-		off += i + 2
 	}
 }
 
@@ -195,19 +207,19 @@ func protoName(minor int) string {
 	return "HTTP/1.1"
 }
 
-// framing applies the head's fields to the request as net/http does: Host, Connection,
-// Content-Length, Transfer-Encoding, Trailer; and makes the body reader.
-func (c *conn) framing(req *http.Request, seen fieldSet) (*http.Request, *body, string) {
+// framing applies the head's fields to the request as net/http does: Host (hosts of
+// them, the first host; parse left it out of the map), Connection, Content-Length,
+// Transfer-Encoding, Trailer; and makes the body reader.
+func (c *conn) framing(req *http.Request, seen fieldSet, host string, hosts int) (*http.Request, *body, string) {
 	h := req.Header
 	req.Host = req.URL.Host
-	if hv := lookup(h, "Host", seen&hasHost); len(hv) > 0 {
-		if len(hv) > 1 {
+	if hosts > 0 {
+		if hosts > 1 {
 			return nil, nil, "more than one Host header"
 		}
 		if req.Host == "" {
-			req.Host = hv[0]
+			req.Host = host
 		}
-		delete(h, "Host")
 	} else if req.ProtoMinor == 1 && req.Host == "" {
 		return nil, nil, "missing Host header"
 	}
