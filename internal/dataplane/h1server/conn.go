@@ -248,7 +248,7 @@ func (c *conn) readHead() (end int, ok bool) {
 		for c.w-c.r >= 2 && c.buf[c.r] == '\r' && c.buf[c.r+1] == '\n' {
 			c.r += 2
 		}
-		if i := bytes.Index(c.buf[c.r:c.w], crlfcrlf); i >= 0 {
+		if i := http1.HeadEnd(c.buf[c.r:c.w]); i >= 0 {
 			c.deadline.Store(0)
 			if waiting {
 				c.setIdle(false)
@@ -276,7 +276,6 @@ func (c *conn) readHead() (end int, ok bool) {
 	}
 }
 
-var crlfcrlf = []byte("\r\n\r\n")
 
 func (c *conn) maxHeader() int {
 	if c.s.MaxHeaderBytes > 0 {

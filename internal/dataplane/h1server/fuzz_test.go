@@ -36,7 +36,7 @@ func FuzzRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		end := bytes.Index(in, crlfcrlf)
+		end := bytes.Index(in, []byte("\r\n\r\n"))
 		if end < 0 {
 			return
 		}

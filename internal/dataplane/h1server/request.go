@@ -24,7 +24,7 @@ import (
 // what is malformed. On the proxy's listeners http1 has checked the head already; the
 // checks here keep the loop safe on its own.
 func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Request, *body, string) {
-	le := bytes.Index(head, crlf) // never -1: head ends with CRLF CRLF
+	le := http1.LineEnd(head) // never -1: head ends with CRLF CRLF
 	if le < 0 {
 		return nil, nil, "malformed request head"
 	}

@@ -288,7 +288,7 @@ func (g *Conn) head() bool {
 		g.refuse(rj)
 		return true
 	}
-	lineEnd := bytes.Index(g.in, []byte("\r\n"))
+	lineEnd := LineEnd(g.in)
 	g.appendOut(h.Line, g.in[lineEnd:end])
 	g.consume(end)
 	g.accepted(h)
@@ -310,7 +310,7 @@ func (g *Conn) inPlace(b []byte) bool {
 	h := &g.hd
 	rj := parseHead(b, g.lim, h, true)
 	h.Method, h.Target, h.Proto = "", "", "" // borrowed from b, the caller's
-	if rj != nil || len(h.Line) != bytes.Index(b, []byte("\r\n")) {
+	if rj != nil || len(h.Line) != LineEnd(b) {
 		return false
 	}
 	g.accepted(h)

@@ -50,7 +50,7 @@ func parseHead(b []byte, lim Limits, h *Head, borrow bool) *Rejection {
 	if !bytes.HasSuffix(b, []byte("\r\n\r\n")) && !bytes.Equal(b, []byte("\r\n")) {
 		return reject(http.StatusBadRequest, DetailsCodecError, "the request head does not end with an empty line (CRLF CRLF)")
 	}
-	lineEnd := bytes.Index(b, []byte("\r\n"))
+	lineEnd := LineEnd(b)
 	if rj := parseRequestLine(b[:lineEnd], h, borrow); rj != nil {
 		return rj
 	}
@@ -63,8 +63,8 @@ func parseHead(b []byte, lim Limits, h *Head, borrow bool) *Rejection {
 	var f fields
 	rest := b[lineEnd+2:]
 	for {
-		i := bytes.Index(rest, []byte("\r\n")) // never -1: the head ends with CRLF CRLF (checked above)
-		line := rest[:i]                       //nolint:gocritic // offBy1: see above
+		i := LineEnd(rest) // never -1: the head ends with CRLF CRLF (checked above)
+		line := rest[:i]   //nolint:gocritic // offBy1: see above
 		rest = rest[i+2:]
 		if len(line) == 0 {
 			break

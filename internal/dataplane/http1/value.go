@@ -1,6 +1,7 @@
 package http1
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/http"
 	"unsafe"
@@ -150,3 +151,35 @@ func (f *ReceivedField) Received(k string, vv []string) bool {
 	return len(vv) == 1 && &vv[0] == f.Slot && len(k) == len(f.Key) && k == f.Key &&
 		len(vv[0]) == len(f.Value) && unsafe.StringData(vv[0]) == unsafe.StringData(f.Value) //nolint:gosec // the addresses are compared, not used
 }
+
+// LineEnd is bytes.Index(b, "\r\n"), the end of the first line, found by a one-byte
+// vector scan for its LF: bytes.Index spends a call on every CR it meets. Only when the
+// first LF is bare (not after a CR) does it search for CRLF itself.
+func LineEnd(b []byte) int {
+	i := bytes.IndexByte(b, '\n')
+	if i < 1 || b[i-1] != '\r' {
+		if i < 0 {
+			return -1
+		}
+		return bytes.Index(b, crlf)
+	}
+	return i - 1
+}
+
+// HeadEnd is bytes.Index(b, "\r\n\r\n"), where an HTTP/1.1 head ends, found from LF to
+// LF (a line at a time) instead of by a search that stops at every CR.
+func HeadEnd(b []byte) int {
+	for off := 0; ; {
+		i := bytes.IndexByte(b[off:], '\n')
+		if i < 0 {
+			return -1
+		}
+		i += off
+		if i >= 3 && b[i-1] == '\r' && b[i-2] == '\n' && b[i-3] == '\r' {
+			return i - 3
+		}
+		off = i + 1
+	}
+}
+
+var crlf = []byte("\r\n")

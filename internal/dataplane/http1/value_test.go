@@ -78,3 +78,33 @@ func FuzzEqualFoldASCII(f *testing.F) {
 		}
 	})
 }
+
+// LineEnd and HeadEnd find what bytes.Index finds, whatever CRs and bare LFs come first.
+func TestLineAndHeadEnd(t *testing.T) {
+	for _, s := range []string{
+		"", "\r\n", "\n", "\r", "a\r\n", "a\nb\r\n", "\r\r\n", "a\rb\r\nc", "\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n", "\r\n\r\n",
+		"a\r\n\n\r\n\r\n", "a\n\r\n\r\n", "\r\n\r\r\n\r\n", "x\r\n\r\n\r\n", "\r\n\r",
+	} {
+		if got, want := LineEnd([]byte(s)), bytes.Index([]byte(s), []byte("\r\n")); got != want {
+			t.Errorf("LineEnd(%q) = %d, want %d", s, got, want)
+		}
+		if got, want := HeadEnd([]byte(s)), bytes.Index([]byte(s), []byte("\r\n\r\n")); got != want {
+			t.Errorf("HeadEnd(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+func FuzzLineAndHeadEnd(f *testing.F) {
+	for _, s := range []string{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "a\nb\r\n\r\n", "\r\r\n\n\r\n\r\r\n\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := LineEnd(b), bytes.Index(b, []byte("\r\n")); got != want {
+			t.Fatalf("LineEnd(%q) = %d, want %d", b, got, want)
+		}
+		if got, want := HeadEnd(b), bytes.Index(b, []byte("\r\n\r\n")); got != want {
+			t.Fatalf("HeadEnd(%q) = %d, want %d", b, got, want)
+		}
+	})
+}
