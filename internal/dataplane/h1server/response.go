@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -367,7 +368,7 @@ fields:
 			hf.prefixedTrailers = true
 			continue
 		}
-		if !http1.ValidName(k) {
+		if !w.c.names.valid(k) {
 			continue
 		}
 		fs = append(fs, field{k, vv}) // the values with the name: no second lookup
@@ -421,6 +422,31 @@ func (w *response) appendFields(b []byte) []byte {
 	clear(fs) // hold on to no handler's strings
 	w.c.fields = fs[:0]
 	return b
+}
+
+// nameCache remembers the last few field names found valid, by their address: the names
+// a handler sets on every answer (a proxy's own fields, the configuration's) are the same
+// strings each time, and a string the cache holds cannot change (its bytes stay alive
+// and unwritten), so its address says it was checked.
+type nameCache struct {
+	names [4]string
+	next  uint8
+}
+
+// valid is http1.ValidName(k), checked byte by byte only when k is not a string the
+// cache holds.
+func (nc *nameCache) valid(k string) bool {
+	for _, s := range nc.names {
+		if len(s) == len(k) && len(k) > 0 && unsafe.StringData(s) == unsafe.StringData(k) {
+			return true
+		}
+	}
+	if !http1.ValidName(k) {
+		return false
+	}
+	nc.names[nc.next%uint8(len(nc.names))] = k
+	nc.next++
+	return true
 }
 
 // field is a header field's name and values, for sorting.
