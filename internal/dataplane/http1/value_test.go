@@ -29,6 +29,30 @@ func FuzzNameForm(f *testing.F) {
 	})
 }
 
+// TestNameFormEveryByte puts each of the 256 bytes at each position of names of 1 to 24
+// bytes (the eight-byte words, the overlapping last word and the short names all see
+// it), in canonical and other names, and holds NameForm to httpguts and textproto.
+func TestNameFormEveryByte(t *testing.T) {
+	for _, base := range []string{"Content-Type-Of-The-Answer", "x-envoy-upstream-service", "A-B-C-D-E-F-G-H-I-J-K-L-M", "Ab12-Cd34-Ef56-Gh78-Ij90-K"} {
+		for n := 1; n <= 24; n++ {
+			for pos := 0; pos < n; pos++ {
+				for c := 0; c < 256; c++ {
+					b := []byte(base[:n])
+					b[pos] = byte(c)
+					token, canonical := NameForm(b)
+					want := httpguts.ValidHeaderFieldName(string(b))
+					if token != want {
+						t.Fatalf("NameForm(%q) token %v, want %v", b, token, want)
+					}
+					if want && canonical != (textproto.CanonicalMIMEHeaderKey(string(b)) == string(b)) {
+						t.Fatalf("NameForm(%q) canonical %v, want %v", b, canonical, !canonical)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestValidValueEveryByte puts each of the 256 bytes at each position of values of 0 to
 // 24 bytes (a word and a half, so the eight-byte steps and the tail both see it), among
 // visible ASCII and obs-text, and holds ValidValue to net/http's rule.
