@@ -278,7 +278,6 @@ func (c *conn) readHead() (end int, ok bool) {
 	}
 }
 
-
 func (c *conn) maxHeader() int {
 	if c.s.MaxHeaderBytes > 0 {
 		return c.s.MaxHeaderBytes
