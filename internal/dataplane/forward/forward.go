@@ -195,14 +195,37 @@ func (f *Forwarder) newExchange(w http.ResponseWriter, r *http.Request, in Inbou
 	x := exchanges.Get().(*exchange) // release.go: zero but for its upstream request's memory
 	x.f, x.w, x.r, x.inbound = f, w, r, in
 	x.in = &x.inbound // in the exchange: a copy of its own would be an allocation
-	x.info = f.record(r, x.in)
+	if fr, ok := w.(fieldReporter); ok {
+		x.fields, x.fieldsKnown = fr.RequestFields(), true
+	}
+	x.info = x.record()
 	x.pathURL = r.URL
 	return x
 }
 
-// record begins the record of a downstream request: an Info from infoPool, returned by
+// fieldReporter is a ResponseWriter whose server says which of http1.FieldOf's names the
+// request's head had (h1server's RequestFields).
+type fieldReporter interface{ RequestFields() http1.FieldSet }
+
+// lacks says whether the downstream request surely has no field f (one of
+// http1.FieldOf's): its server said which of those its head had. Nothing adds a field
+// to the downstream request's map (the upstream request's is a copy); a field deleted
+// since is only looked up for nothing.
+func (x *exchange) lacks(f http1.FieldSet) bool { return x.fieldsKnown && x.fields&f == 0 }
+
+// reqValue is the downstream request's first value of the canonical key k, whose
+// FieldSet bit is f: "" without a lookup when the head had no such field.
+func (x *exchange) reqValue(f http1.FieldSet, k string) string {
+	if x.lacks(f) {
+		return ""
+	}
+	return http1.Value(x.r.Header, k)
+}
+
+// record begins the record of the downstream request: an Info from infoPool, returned by
 // finish once the observers ran.
-func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
+func (x *exchange) record() *streaminfo.Info {
+	f, r, in := x.f, x.r, x.in
 	info := infoPool.Get().(*streaminfo.Info)
 	*info = streaminfo.Info{
 		Start:                   time.Now(),
@@ -210,26 +233,27 @@ func (f *Forwarder) record(r *http.Request, in *Inbound) *streaminfo.Info {
 		Path:                    recordedPath(r),
 		Protocol:                protocolName(r),
 		Authority:               r.Host,
-		UserAgent:               http1.Value(r.Header, "User-Agent"),
-		ForwardedFor:            http1.Value(r.Header, "X-Forwarded-For"),
+		UserAgent:               x.reqValue(http1.FieldUserAgent, "User-Agent"),
+		ForwardedFor:            x.reqValue(http1.FieldXForwardedFor, "X-Forwarded-For"),
 		DownstreamLocalAddress:  in.LocalAddr,
 		DownstreamRemoteAddress: in.RemoteAddr,
 		Direction:               in.Direction,
 		UpstreamServiceTime:     -1,
 	}
+	peer := PeerOf(r.Context())
 	if in.Direction == "outbound" {
 		info.Source = f.o.Self
 	} else {
 		info.Destination = f.o.Self
-		recordPeer(info, PeerOf(r.Context())) // peer.go: the downstream's certificate
+		recordPeer(info, peer) // peer.go: the downstream's certificate
 	}
 	if r.TLS != nil {
 		info.RequestedServerName = r.TLS.ServerName
 		info.MTLS = len(r.TLS.PeerCertificates) > 0
 	}
-	info.MTLS = info.MTLS || PeerOf(r.Context()) != nil // a sidecar's inbound mTLS: the proxy verified the peer
+	info.MTLS = info.MTLS || peer != nil // a sidecar's inbound mTLS: the proxy verified the peer
 	// x-request-id: kept if present, else generated.
-	id := http1.Value(r.Header, "X-Request-Id")
+	id := x.reqValue(http1.FieldXRequestID, "X-Request-Id")
 	if id == "" {
 		id = newRequestID()
 	}
@@ -292,6 +316,8 @@ type exchange struct {
 	delivered   bool // respond read the upstream body to its end and sent it all downstream
 	mirrored    bool // a mirror request went out (its goroutine runs on)
 	envoyFields bool // the downstream request has an x-envoy-* field (prepare's upstreamHeader saw it)
+	fieldsKnown bool // fields says which of http1.FieldOf's names the request has (lacks)
+	fields      http1.FieldSet
 	nvals       uint8
 
 	// prepare.go (setHeader): the values of fields the proxy sets, nvals of them used;

@@ -16,6 +16,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/testutil"
+	"github.com/lucid-mesh/lucid/internal/testutil/upstreamtest"
 )
 
 // The plain HTTP/1.1 proxy path as the proxy's listeners serve it: a raw client →
@@ -275,5 +276,68 @@ func TestAnswerFieldsInTheUpstreamsOrder(t *testing.T) {
 		if _, err := io.ReadFull(br, make([]byte, 1024)); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The fields the forwarder reads from every request (the request id, the client's
+// forwarding fields, the loop marker, peer metadata, the client certificate's) take
+// effect through h1server in any case, and their absence too: h1server says which its
+// head had, and the forwarder looks up only those.
+func TestRequestFieldsThroughH1Server(t *testing.T) {
+	heads := make(chan http.Header, 4)
+	up := upstreamtest.Serve(t, "127.0.84.2", func(c net.Conn, _ int) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			heads <- req.Header
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
+		}
+	})
+	h := newHopOn(t, resource.HTTP1, up, h1Proxy)
+	c, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	send := func(fields string) (status string) {
+		t.Helper()
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: svc:9080\r\n"+fields+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.Status
+	}
+	send("x-request-id: abc\r\nX-FORWARDED-PROTO: https\r\nuser-agent: ua\r\nx-forwarded-for: 192.0.2.9\r\n" +
+		"x-envoy-peer-metadata: bm8=\r\nx-forwarded-client-cert: By=x\r\nx-lucid-hops: t1\r\n")
+	got, info := <-heads, h.info(t)
+	if got.Get("X-Request-Id") != "abc" || got.Get("X-Forwarded-Proto") != "https" || got.Get("User-Agent") != "ua" ||
+		got.Get("X-Envoy-Peer-Metadata") != "" || got.Get("X-Forwarded-Client-Cert") != "" || got.Get("X-Lucid-Hops") != "" {
+		t.Errorf("with the fields, the upstream got %q", got)
+	}
+	if info.RequestID != "abc" || info.UserAgent != "ua" || info.ForwardedFor != "192.0.2.9" {
+		t.Errorf("with the fields, the record has id %q, user agent %q, forwarded for %q", info.RequestID, info.UserAgent, info.ForwardedFor)
+	}
+
+	send("")
+	got, info = <-heads, h.info(t)
+	if id := got.Get("X-Request-Id"); len(id) != 36 || id != info.RequestID || got.Get("X-Forwarded-Proto") != "http" ||
+		info.UserAgent != "" || info.ForwardedFor != "" {
+		t.Errorf("without the fields, the upstream got %q; the record has id %q, user agent %q, forwarded for %q",
+			got, info.RequestID, info.UserAgent, info.ForwardedFor)
+	}
+
+	if got := send("x-lucid-hops: " + strings.Repeat("t,", 31) + "t\r\n"); got != "508 Loop Detected" {
+		t.Errorf("a request that crossed 32 listeners: %s, want 508 Loop Detected", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
 
@@ -67,6 +68,9 @@ func (f *Forwarder) hopToken(listener string) string {
 // looped answers a request that has passed this listener before, or too many listeners
 // (true: answered).
 func (x *exchange) looped() bool {
+	if x.lacks(http1.FieldXLucidHops) {
+		return false
+	}
 	vs := x.r.Header[hdrHops] // canonical already: no Values (it canonicalises each time)
 	if len(vs) == 0 {
 		return false
@@ -97,7 +101,9 @@ func (x *exchange) looped() bool {
 // the header from a request delivered to the application.
 func (x *exchange) markHop(h http.Header) {
 	if x.in.Direction == "inbound" {
-		delete(h, hdrHops) // canonical
+		if !x.lacks(http1.FieldXLucidHops) { // h is the downstream request's fields, copied
+			delete(h, hdrHops) // canonical
+		}
 		return
 	}
 	tok := x.f.hopToken(x.in.Listener)

@@ -81,10 +81,12 @@ func (f *Forwarder) recordUpstream(info *streaminfo.Info, tc *tls.Conn, c *resou
 // By=<own identity>;Hash=<sha256>;Subject="";URI=<peer identity>; from plaintext the
 // header is removed (Envoy's SANITIZE), so nobody can claim an identity without a
 // certificate.
-func forwardClientCert(h http.Header, r *http.Request) {
+func forwardClientCert(h http.Header, r *http.Request, lacks bool) {
 	peer := PeerOf(r.Context())
 	if peer == nil {
-		delete(h, "X-Forwarded-Client-Cert")
+		if !lacks {
+			delete(h, "X-Forwarded-Client-Cert")
+		}
 		return
 	}
 	v := "By=" + peer.Local + ";Hash=" + peer.Hash + `;Subject="";URI=` + peer.URI

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/peermeta"
 	"github.com/lucid-mesh/lucid/internal/dataplane/streaminfo"
 )
@@ -23,6 +24,9 @@ type PeerMetadata struct {
 // request is routed to a mesh service (sendPeerMetadata).
 func (x *exchange) startTelemetry() {
 	x.startSpan()
+	if x.lacks(http1.FieldXEnvoyPeerMetadata) {
+		return
+	}
 	h := x.r.Header
 	v, ok := h[peermeta.HeaderMetadata]
 	if !ok {

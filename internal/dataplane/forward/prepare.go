@@ -35,11 +35,11 @@ func (x *exchange) prepare() {
 	}
 	// At the edge the connection decides, as Envoy does: a client cannot claim https over
 	// plaintext. Inside the mesh the first hop's value is kept.
-	if edge || http1.Value(h, "X-Forwarded-Proto") == "" {
+	if edge || x.lacks(http1.FieldXForwardedProto) || http1.Value(h, "X-Forwarded-Proto") == "" {
 		x.setHeader(h, "X-Forwarded-Proto", requestScheme(r))
 	}
-	forwardClientCert(h, r) // peer.go: the mutual-TLS peer, else none
-	x.applyAuthz(h)         // authz.go: the JWT and the authorization server's headers
+	forwardClientCert(h, r, x.lacks(http1.FieldXForwardedClientCert)) // peer.go: the mutual-TLS peer, else none
+	x.applyAuthz(h)                                                   // authz.go: the JWT and the authorization server's headers
 	if edge {
 		x.cleanEdgeHeaders(h) // edge.go: no x-envoy-* header from outside the mesh goes on
 	}

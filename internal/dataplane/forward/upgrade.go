@@ -30,9 +30,13 @@ import (
 // upgrade (xconnect.go).
 
 // upgradeType is the protocol an HTTP/1.1 request asks to switch to ("" when none).
-func upgradeType(r *http.Request) string {
+// noConnection: the request surely has no Connection field (exchange.lacks).
+func upgradeType(r *http.Request, noConnection bool) string {
 	if r.ProtoMajor != 1 {
 		return extendedProtocol(r)
+	}
+	if noConnection {
+		return ""
 	}
 	for _, v := range r.Header["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
@@ -49,7 +53,7 @@ func upgradeType(r *http.Request) string {
 
 // upgrade runs an upgrade request. It reports false when the request is not one.
 func (x *exchange) upgrade() bool {
-	up := upgradeType(x.r)
+	up := upgradeType(x.r, x.lacks(http1.FieldConnection))
 	if up == "" || x.f.o.Pools == nil {
 		return false
 	}

@@ -141,7 +141,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.startRequest(rctx, rb == nil) // watch.go
-		more := c.serveRequest(req, rb)
+		more := c.serveRequest(req, rb, st.fields)
 		c.endRequest()
 		rctx.Cancel(nil)
 		if !more {
@@ -165,6 +165,8 @@ type requestState struct {
 	vals [16]string
 	h    http.Header    // the request's header map (nil: not made yet)
 	req  reqctx.Request // the request, with ctx
+	// fields are the names among http1.FieldOf's the head had (RequestFields).
+	fields http1.FieldSet
 }
 
 // reset makes st ready for another request: zero, but for its header map and request
@@ -327,7 +329,7 @@ func (c *conn) fail(status int, why string) {
 
 // serveRequest runs the handler for one request and finishes its answer; false: the
 // connection ends (closed or taken over).
-func (c *conn) serveRequest(req *http.Request, rb *body) bool {
+func (c *conn) serveRequest(req *http.Request, rb *body, fields http1.FieldSet) bool {
 	// The connection's one response and header map serve its requests in turn: a handler
 	// may not use them after it returns (http.ResponseWriter), and a connection taken
 	// over serves no more requests.
@@ -339,7 +341,7 @@ func (c *conn) serveRequest(req *http.Request, rb *body) bool {
 	} else {
 		clear(h)
 	}
-	*w = response{c: c, req: req, header: h, cl: -1, body: rb}
+	*w = response{c: c, req: req, header: h, cl: -1, body: rb, fields: fields}
 	w.closeAfter = req.Close || c.s.noKeep.Load() || c.s.closing.Load()
 	w.http10 = req.ProtoMinor == 0
 	w.head = req.Method == http.MethodHead

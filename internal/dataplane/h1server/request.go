@@ -85,7 +85,7 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	req.RequestURI = target
 	req.RemoteAddr = c.remote
 	off := le + 2
-	var seen fieldSet
+	var seen http1.FieldSet
 	var host string // Host goes to req.Host, not into the map (as net/http): framing
 	hosts, fields, n := 0, 0, 0
 	for ; n < len(vals); n++ {
@@ -114,9 +114,9 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		}
 		off += i + 2
 		vals[n] = v
-		if f := framingField(k); f != 0 {
+		if f := http1.FieldOf(k); f != 0 {
 			seen |= f
-			if f == hasHost {
+			if f == http1.FieldHost {
 				if hosts++; hosts == 1 {
 					host = v
 				}
@@ -131,6 +131,7 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	if len(h) < fields {
 		gatherRepeats(h, head, hs, le+2, vals[:n])
 	}
+	st.fields = seen
 	return c.framing(req, seen, host, hosts)
 }
 
@@ -158,44 +159,12 @@ func gatherRepeats(h http.Header, head []byte, hs string, off int, vals []string
 	}
 }
 
-// fieldSet says which of the fields framing reads a head has, so that it looks up only
-// those (most requests have none but Host).
-type fieldSet uint8
-
-const (
-	hasHost fieldSet = 1 << iota
-	hasConnection
-	hasTransferEncoding
-	hasContentLength
-	hasTrailer
-	hasExpect
-)
-
 // lookup is h[k] when the head has the field (seen is its bit), else nil without a lookup.
-func lookup(h http.Header, k string, seen fieldSet) []string {
+func lookup(h http.Header, k string, seen http1.FieldSet) []string {
 	if seen == 0 {
 		return nil
 	}
 	return h[k]
-}
-
-// framingField is the fieldSet bit of the canonical field name k; 0 for any other field.
-func framingField(k string) fieldSet {
-	switch k {
-	case "Host":
-		return hasHost
-	case "Connection":
-		return hasConnection
-	case "Transfer-Encoding":
-		return hasTransferEncoding
-	case "Content-Length":
-		return hasContentLength
-	case "Trailer":
-		return hasTrailer
-	case "Expect":
-		return hasExpect
-	}
-	return 0
 }
 
 var crlf = []byte("\r\n")
@@ -210,7 +179,7 @@ func protoName(minor int) string {
 // framing applies the head's fields to the request as net/http does: Host (hosts of
 // them, the first host; parse left it out of the map), Connection, Content-Length,
 // Transfer-Encoding, Trailer; and makes the body reader.
-func (c *conn) framing(req *http.Request, seen fieldSet, host string, hosts int) (*http.Request, *body, string) {
+func (c *conn) framing(req *http.Request, seen http1.FieldSet, host string, hosts int) (*http.Request, *body, string) {
 	h := req.Header
 	req.Host = req.URL.Host
 	if hosts > 0 {
@@ -224,11 +193,11 @@ func (c *conn) framing(req *http.Request, seen fieldSet, host string, hosts int)
 		return nil, nil, "missing Host header"
 	}
 	req.Close = req.ProtoMinor == 0 // shouldClose without a Connection field
-	if seen&hasConnection != 0 {
+	if seen&http1.FieldConnection != 0 {
 		req.Close = shouldClose(req.ProtoMinor, h)
 	}
 	chunked := false
-	if te := lookup(h, "Transfer-Encoding", seen&hasTransferEncoding); te != nil {
+	if te := lookup(h, "Transfer-Encoding", seen&http1.FieldTransferEncoding); te != nil {
 		if len(te) != 1 || !http1.EqualFoldASCII(te[0], "chunked") || req.ProtoMinor == 0 {
 			return nil, nil, "unsupported Transfer-Encoding"
 		}
@@ -240,7 +209,7 @@ func (c *conn) framing(req *http.Request, seen fieldSet, host string, hosts int)
 		req.TransferEncoding = chunkedTE
 	}
 	var cl int64
-	if v := lookup(h, "Content-Length", seen&hasContentLength); v != nil {
+	if v := lookup(h, "Content-Length", seen&http1.FieldContentLength); v != nil {
 		for i, s := range v {
 			if i > 0 && s != v[0] {
 				return nil, nil, "conflicting Content-Length"
@@ -255,7 +224,7 @@ func (c *conn) framing(req *http.Request, seen fieldSet, host string, hosts int)
 			h["Content-Length"] = v[:1]
 		}
 	}
-	if tr := lookup(h, "Trailer", seen&hasTrailer); tr != nil && chunked {
+	if tr := lookup(h, "Trailer", seen&http1.FieldTrailer); tr != nil && chunked {
 		req.Trailer = http.Header{}
 		for _, v := range tr {
 			for k := range strings.SplitSeq(v, ",") {
@@ -281,7 +250,7 @@ func (c *conn) framing(req *http.Request, seen fieldSet, host string, hosts int)
 		return req, nil, ""
 	}
 	b := &body{c: c, req: req, chunked: chunked, remain: cl}
-	if req.ProtoMinor == 1 && hasToken(lookup(h, "Expect", seen&hasExpect), "100-continue") {
+	if req.ProtoMinor == 1 && hasToken(lookup(h, "Expect", seen&http1.FieldExpect), "100-continue") {
 		b.expect = true
 	}
 	req.Body = b

@@ -35,6 +35,7 @@ type response struct {
 	head        bool // a HEAD request: no body is sent
 	hijacked    bool
 	released    bool                   // ReleaseRequest: the request's memory may serve the next one
+	fields      http1.FieldSet         // RequestFields
 	owner       interface{ Recycle() } // what an adopted header map belongs to (AdoptHeader)
 	err         error                  // the connection failed while writing
 }
@@ -53,6 +54,12 @@ func (w *response) Header() http.Header { return w.header }
 // request state is reusable says so (forward); a handler that does not call it keeps its
 // request to itself.
 func (w *response) ReleaseRequest() { w.released = true }
+
+// RequestFields says which of the names http1.FieldOf knows the request's head had, as
+// parsed: a handler that has not added any of them to the request's header map looks up
+// only those it had (forward's per-request lookups). A name deleted since may still be
+// in the set.
+func (w *response) RequestFields() http1.FieldSet { return w.fields }
 
 // AdoptHeader makes h the response's header map, in place of copying h's fields into
 // it, when nothing has been set or written yet (false otherwise). A proxy passing an
@@ -437,7 +444,7 @@ type nameCache struct {
 // cache holds.
 func (nc *nameCache) valid(k string) bool {
 	for _, s := range nc.names {
-		if len(s) == len(k) && len(k) > 0 && unsafe.StringData(s) == unsafe.StringData(k) {
+		if len(s) == len(k) && len(k) > 0 && unsafe.StringData(s) == unsafe.StringData(k) { //nolint:gosec // the addresses are compared, not used
 			return true
 		}
 	}
@@ -542,6 +549,9 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // appendStatusLine writes "HTTP/1.x code reason".
 func appendStatusLine(b []byte, minor, code int) []byte {
+	if code == http.StatusOK && minor == 1 { // most answers: no number to format, no text to look up
+		return append(b, "HTTP/1.1 200 OK\r\n"...)
+	}
 	if minor == 0 {
 		b = append(b, "HTTP/1.0 "...)
 	} else {

@@ -1,6 +1,7 @@
 package h1server
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,5 +33,18 @@ func TestNameCache(t *testing.T) {
 	}
 	if !nc.valid(own) || !nc.valid(strings.Clone(own)) {
 		t.Fatal("a valid name refused after the cache turned over")
+	}
+}
+
+// The status line of every code, HTTP/1.0 and 1.1, the 200 of HTTP/1.1 (written without
+// formatting) included: the version, the code and net/http's text.
+func TestStatusLine(t *testing.T) {
+	for _, minor := range []int{0, 1} {
+		for code := 100; code < 600; code++ {
+			want := "HTTP/1." + strconv.Itoa(minor) + " " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n"
+			if got := string(appendStatusLine([]byte("x"), minor, code)); got != "x"+want {
+				t.Fatalf("%q, want %q", got, "x"+want)
+			}
+		}
 	}
 }

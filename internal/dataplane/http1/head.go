@@ -64,7 +64,7 @@ func parseHead(b []byte, lim Limits, h *Head, borrow bool) *Rejection {
 	rest := b[lineEnd+2:]
 	for {
 		i := LineEnd(rest) // never -1: the head ends with CRLF CRLF (checked above)
-		line := rest[:i]   //nolint:gocritic // offBy1: see above
+		line := rest[:i]
 		rest = rest[i+2:]
 		if len(line) == 0 {
 			break

@@ -100,3 +100,59 @@ func HopByHop(k string) bool {
 	}
 	return false
 }
+
+// FieldSet says which of a few field names a request's head had, as its parser saw them
+// (h1server's): the framing fields, which the parser itself reads, and the ones a proxy
+// reads from every request, so that a reader looks up only those the head had (in a small
+// header map, looking up an absent name costs as much as finding a present one).
+type FieldSet uint16
+
+// The names of a FieldSet, each a bit.
+const (
+	FieldHost FieldSet = 1 << iota
+	FieldConnection
+	FieldTransferEncoding
+	FieldContentLength
+	FieldTrailer
+	FieldExpect
+	FieldUserAgent
+	FieldXForwardedFor
+	FieldXForwardedProto
+	FieldXRequestID
+	FieldXLucidHops
+	FieldXEnvoyPeerMetadata
+	FieldXForwardedClientCert
+)
+
+// FieldOf is the FieldSet bit of the canonical key k; 0 for any other name.
+func FieldOf(k string) FieldSet {
+	switch k {
+	case "Host":
+		return FieldHost
+	case "Connection":
+		return FieldConnection
+	case "Transfer-Encoding":
+		return FieldTransferEncoding
+	case "Content-Length":
+		return FieldContentLength
+	case "Trailer":
+		return FieldTrailer
+	case "Expect":
+		return FieldExpect
+	case "User-Agent":
+		return FieldUserAgent
+	case "X-Forwarded-For":
+		return FieldXForwardedFor
+	case "X-Forwarded-Proto":
+		return FieldXForwardedProto
+	case "X-Request-Id":
+		return FieldXRequestID
+	case "X-Lucid-Hops":
+		return FieldXLucidHops
+	case "X-Envoy-Peer-Metadata":
+		return FieldXEnvoyPeerMetadata
+	case "X-Forwarded-Client-Cert":
+		return FieldXForwardedClientCert
+	}
+	return 0
+}
