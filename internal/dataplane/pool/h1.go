@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -976,7 +977,7 @@ func (c *h1Conn) keepAlive(req *http.Request, resp *http.Response) bool {
 		(st.maxReqPerConn > 0 && c.requests >= st.maxReqPerConn) {
 		return false
 	}
-	if ka := http1.Value(resp.Header, "Keep-Alive"); ka != "" {
+	if ka := c.keepAliveValue(resp); ka != "" {
 		timeout, maxReq, ok := parseKeepAlive(ka)
 		if maxReq == 0 {
 			return false
@@ -991,6 +992,15 @@ func (c *h1Conn) keepAlive(req *http.Request, resp *http.Response) bool {
 		}
 	}
 	return true
+}
+
+// keepAliveValue is resp's Keep-Alive field, looked up only when the answer has one: a
+// plain answer's hop-by-hop keys say (HopFields).
+func (c *h1Conn) keepAliveValue(resp *http.Response) string {
+	if pr := c.plain; pr != nil && &pr.resp == resp && !slices.Contains(pr.hop, "Keep-Alive") {
+		return ""
+	}
+	return http1.Value(resp.Header, "Keep-Alive")
 }
 
 // parseKeepAlive reads "timeout=N, max=M" (RFC 2068 §19.7.1.1): the timeout N, M or -1
