@@ -22,7 +22,9 @@ import (
 // "keep-alive" nginx and many servers send on every answer, Trailer or Pragma fields, two
 // Content-Lengths, obsolete line folding, a byte net/http would refuse, a head not yet all
 // received) is left unread for http.ReadResponse, so what net/http decides about it stays
-// as it was.
+// as it was. A plain answer's "Connection: keep-alive" (HTTP/1.1's default, which says
+// nothing but that the pool's connection stays open) is not among its fields: a proxy
+// would only remove it.
 
 // plainResp is a plain response with its body reader and the values of its fields, in
 // one allocation (they live as long as one another), and its header map. Its memory
@@ -50,8 +52,8 @@ func (pr *plainResp) ReceivedFields() []http1.ReceivedField { return pr.received
 
 // HopFields are the keys of the answer's hop-by-hop fields (http1.HopByHop), all of them
 // (a key may be listed twice), as parsed into its header map: a proxy removes them with a
-// delete each instead of a walk of the map. Most answers have one, nginx's "Connection:
-// keep-alive", or none.
+// delete each instead of a walk of the map. Most answers have none (their "Connection:
+// keep-alive" is not among the fields at all); Node's servers send Keep-Alive.
 func (pr *plainResp) HopFields() []string { return pr.hop }
 
 // ValueSlot is a one-value slice that lives, and is recycled, with the answer: for a
@@ -203,10 +205,16 @@ func parsePlainHead(buf []byte, req *http.Request) (*plainResp, int) {
 			}
 			length = n
 		case len("Connection"):
-			// "keep-alive" changes nothing in HTTP/1.1, and net/http keeps the field as
-			// it is; any other option ("close", a field to remove) goes to net/http.
-			if http1.EqualFoldASCII(name, "Connection") && !http1.EqualFoldASCII(value, "keep-alive") {
-				return nil, 0
+			// "keep-alive" changes nothing in HTTP/1.1: the field describes the pool's
+			// own connection, and is not passed on as one of the answer's fields (every
+			// proxy would only remove it). Any other option ("close", a field to remove)
+			// goes to net/http.
+			if http1.EqualFoldASCII(name, "Connection") {
+				if !http1.EqualFoldASCII(value, "keep-alive") {
+					return nil, 0
+				}
+				off = e + 2
+				continue
 			}
 		case len("Transfer-Encoding"), len("Trailer"), len("Pragma"):
 			if http1.EqualFoldASCII(name, "Transfer-Encoding") || http1.EqualFoldASCII(name, "Trailer") ||
