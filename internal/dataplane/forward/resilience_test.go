@@ -625,8 +625,10 @@ func TestConsistentHash(t *testing.T) {
 		rt.Action.HashPolicy = []resource.HashPolicy{{Header: "x-user"}, {Cookie: &resource.CookieHash{Name: "sticky", HasTTL: true, TTL: time.Hour, Path: "/"}}}
 		e := newEnv(t, routes(rt), c)
 		byUser := map[string]map[string]bool{}
-		for i := range 40 {
-			user := fmt.Sprintf("user%d", i%5)
+		// 32 users, each twice: with the hosts on new ports each run, five users landed on
+		// one host now and then (a ring's shares are uneven); 32 never all do.
+		for i := range 64 {
+			user := fmt.Sprintf("user%d", i%32)
 			req, _ := http.NewRequest("GET", e.url+"/", nil)
 			req.Host = "svc:9080"
 			req.Header.Set("X-User", user)
@@ -648,7 +650,7 @@ func TestConsistentHash(t *testing.T) {
 			}
 		}
 		if len(used) < 2 {
-			t.Errorf("%v: five users all hashed to one host", lb)
+			t.Errorf("%v: 32 users all hashed to one host", lb)
 		}
 		req, _ := http.NewRequest("GET", e.url+"/", nil)
 		req.Host = "svc:9080"
