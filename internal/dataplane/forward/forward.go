@@ -208,9 +208,11 @@ func (f *Forwarder) newExchange(w http.ResponseWriter, r *http.Request, in Inbou
 type fieldReporter interface{ RequestFields() http1.FieldSet }
 
 // lacks says whether the downstream request surely has no field f (one of
-// http1.FieldOf's): its server said which of those its head had. Nothing adds a field
-// to the downstream request's map (the upstream request's is a copy); a field deleted
-// since is only looked up for nothing.
+// http1.FieldOf's): its server said which of those its head had. Nothing adds one of
+// those names to the downstream request's map (the tracer adds only its trace context;
+// the upstream request's map is a copy, which the authorization chain may add to: ask
+// lacks of it only for what is set before that); a field deleted since is only looked up
+// for nothing.
 func (x *exchange) lacks(f http1.FieldSet) bool { return x.fieldsKnown && x.fields&f == 0 }
 
 // reqValue is the downstream request's first value of the canonical key k, whose

@@ -101,9 +101,9 @@ func (x *exchange) looped() bool {
 // the header from a request delivered to the application.
 func (x *exchange) markHop(h http.Header) {
 	if x.in.Direction == "inbound" {
-		if !x.lacks(http1.FieldXLucidHops) { // h is the downstream request's fields, copied
-			delete(h, hdrHops) // canonical
-		}
+		// Whether or not the client sent one: the authorization chain (an ext_authz
+		// server's or a JWT claim's headers) may have set it on h.
+		delete(h, hdrHops) // canonical
 		return
 	}
 	tok := x.f.hopToken(x.in.Listener)

@@ -12,7 +12,8 @@ import (
 )
 
 // upstreamRequest is what every attempt (and mirror) of a request sends upstream,
-// prepared once from the downstream request, which stays read-only.
+// prepared once from the downstream request, which it does not change (only the tracer,
+// adding its trace context, and the metadata exchange, removing its fields, do).
 type upstreamRequest struct {
 	header http.Header // hop-by-hop headers removed, forwarding headers set, header operations applied
 	host   string      // Host, after the route's host rewrite

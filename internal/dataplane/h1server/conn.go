@@ -41,7 +41,7 @@ type conn struct {
 	// recvBits which of them collectFields found still so: written first, in that order.
 	recv     []http1.ReceivedField
 	recvBits uint16
-	// names are the field names of answers last found valid (validName), by address.
+	// names are the field names of answers last found valid (nameCache.valid).
 	names nameCache
 	// header is the connection's response header map, given to each request's response
 	// in turn (unless its handler adopts another, AdoptHeader).

@@ -7,7 +7,6 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -431,28 +430,33 @@ func (w *response) appendFields(b []byte) []byte {
 	return b
 }
 
-// nameCache remembers the last few field names found valid, by their address: the names
-// a handler sets on every answer (a proxy's own fields, the configuration's) are the same
-// strings each time, and a string the cache holds cannot change (its bytes stay alive
-// and unwritten), so its address says it was checked.
+// nameCache remembers the last few field names found valid, copied into its own bytes:
+// the names a handler sets on every answer (a proxy's own fields, the configuration's)
+// are the same each time, and comparing one with a remembered copy costs a fraction of
+// checking it byte by byte. The copies keep nothing of an answer alive, and cost no
+// allocation; a name longer than a slot is checked every time.
 type nameCache struct {
-	names [4]string
+	names [4][32]byte
+	lens  [4]uint8
 	next  uint8
 }
 
-// valid is http1.ValidName(k), checked byte by byte only when k is not a string the
-// cache holds.
+// valid is http1.ValidName(k), checked byte by byte only when k is not a name the cache
+// holds.
 func (nc *nameCache) valid(k string) bool {
-	for _, s := range nc.names {
-		if len(s) == len(k) && len(k) > 0 && unsafe.StringData(s) == unsafe.StringData(k) { //nolint:gosec // the addresses are compared, not used
+	for i := range nc.names {
+		if n := int(nc.lens[i]); n == len(k) && n > 0 && string(nc.names[i][:n]) == k {
 			return true
 		}
 	}
 	if !http1.ValidName(k) {
 		return false
 	}
-	nc.names[nc.next%uint8(len(nc.names))] = k
-	nc.next++
+	if len(k) <= len(nc.names[0]) {
+		i := nc.next % uint8(len(nc.names))
+		nc.lens[i] = uint8(copy(nc.names[i][:], k))
+		nc.next++
+	}
 	return true
 }
 

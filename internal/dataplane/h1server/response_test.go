@@ -7,19 +7,21 @@ import (
 	"testing"
 )
 
-// The names an answer's fields are checked by are remembered by address: a name is valid
-// when http1.ValidName says so, whether it is a string seen before (the fast way) or a
-// copy of one; an invalid name, or an empty one, never passes, however often it comes and
-// whatever the cache holds.
+// The names of an answer's fields found valid are remembered (copied): a name is valid
+// when http1.ValidName says so, whether the cache holds it (the fast way) or not; an
+// invalid name, or an empty one, never passes, however often it comes and whatever the
+// cache holds; a name longer than a slot is checked each time; remembering costs no
+// allocation.
 func TestNameCache(t *testing.T) {
 	var nc nameCache
 	own := "X-Envoy-Upstream-Service-Time"
+	long := strings.Repeat("X-Long-Name-", 4)
 	for range 3 {
-		if !nc.valid(own) {
+		if !nc.valid(own) || !nc.valid(strings.Clone(own)) || !nc.valid(long) {
 			t.Fatal("a valid name refused")
 		}
 	}
-	for _, k := range []string{"", "X A", "X-A\r\n", "X:A", strings.Clone(own)[:0]} {
+	for _, k := range []string{"", "X A", "X-A\r\n", "X:A", own[:len(own)-1] + " ", long + " "} {
 		for range 2 {
 			if nc.valid(k) {
 				t.Fatalf("%q taken for a valid name", k)
@@ -31,8 +33,16 @@ func TestNameCache(t *testing.T) {
 			t.Fatalf("%q refused", k)
 		}
 	}
-	if !nc.valid(own) || !nc.valid(strings.Clone(own)) {
+	if !nc.valid(own) {
 		t.Fatal("a valid name refused after the cache turned over")
+	}
+	names := []string{"X-A", "X-B", "X-C", "X-D", "X-E"}
+	if n := testing.AllocsPerRun(100, func() {
+		for _, k := range names {
+			nc.valid(k)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per answer", n)
 	}
 }
 
