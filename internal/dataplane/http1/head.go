@@ -176,7 +176,7 @@ func parseField(line []byte) (name, value []byte, rj *Rejection) {
 		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError, "header line without a colon: "+strconv.Quote(truncate(string(line))))
 	}
 	name = line[:colon]
-	if token, _ := NameForm(name); !token {
+	if !ValidName(name) {
 		why := "invalid header name " + strconv.Quote(truncate(string(name)))
 		if trimmed := bytes.TrimRight(name, " \t"); len(trimmed) != len(name) {
 			why = "whitespace between header name " + strconv.Quote(truncate(string(trimmed))) + " and its colon"

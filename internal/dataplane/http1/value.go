@@ -27,60 +27,6 @@ func NameForm(name []byte) (token, canonical bool) {
 	if len(name) == 0 {
 		return false, false
 	}
-	// Eight bytes at a time while they are letters, digits and hyphens (nearly every
-	// name); a word with any other byte sends the name to the byte loop.
-	n := len(name)
-	if n < 8 {
-		w := [8]byte{'0', '0', '0', '0', '0', '0', '0', '0'} // digits: neither case, a token
-		copy(w[:], name)
-		if token, canonical := nameWord(binary.LittleEndian.Uint64(w[:]), 0x80); token {
-			return true, canonical
-		}
-		return nameFormBytes(name)
-	}
-	canonical = true
-	for i := 0; ; i += 8 {
-		if i > n-8 {
-			i = n - 8 // the last word overlaps the one before: its bytes are judged the same again
-		}
-		start := uint64(0x80) // the word's first byte starts a hyphen-separated part
-		if i > 0 && name[i-1] != '-' {
-			start = 0
-		}
-		token, c := nameWord(binary.LittleEndian.Uint64(name[i:]), start)
-		if !token {
-			return nameFormBytes(name)
-		}
-		canonical = canonical && c
-		if i == n-8 {
-			return true, canonical
-		}
-	}
-}
-
-// nameWord is NameForm for the eight bytes of x (the first in its low byte) when all are
-// ASCII letters, digits or hyphens; start has the high bit of the first byte set when
-// that byte begins the name or follows a hyphen. token false: some byte is something else
-// (NameForm then asks the byte loop).
-func nameWord(x, start uint64) (token, canonical bool) {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	if x&highs != 0 {
-		return false, false
-	}
-	// The high bit of each byte of in(lo, hi) is set when lo <= the byte <= hi: with every
-	// byte below 0x80, neither subtraction borrows across bytes.
-	in := func(lo, hi uint64) uint64 { return ((x | highs) - lo*ones) & ((hi|0x80)*ones - x) & highs }
-	lower, upper, hyphen := in('a', 'z'), in('A', 'Z'), in('-', '-')
-	if lower|upper|hyphen|in('0', '9') != highs {
-		return false, false
-	}
-	starts := hyphen<<8 | start // the bytes that begin a part: upper case wanted there
-	return true, starts&lower == 0 && ^starts&upper == 0
-}
-
-// nameFormBytes is NameForm a byte at a time, for names with bytes other than letters,
-// digits and hyphens.
-func nameFormBytes(name []byte) (token, canonical bool) {
 	canonical, upper := true, true
 	for _, c := range name {
 		if !tokenByte[c] {

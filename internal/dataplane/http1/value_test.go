@@ -30,8 +30,7 @@ func FuzzNameForm(f *testing.F) {
 }
 
 // TestNameFormEveryByte puts each of the 256 bytes at each position of names of 1 to 24
-// bytes (the eight-byte words, the overlapping last word and the short names all see
-// it), in canonical and other names, and holds NameForm to httpguts and textproto.
+// bytes, in canonical and other names, and holds NameForm to httpguts and textproto.
 func TestNameFormEveryByte(t *testing.T) {
 	for _, base := range []string{"Content-Type-Of-The-Answer", "x-envoy-upstream-service", "A-B-C-D-E-F-G-H-I-J-K-L-M", "Ab12-Cd34-Ef56-Gh78-Ij90-K"} {
 		for n := 1; n <= 24; n++ {
