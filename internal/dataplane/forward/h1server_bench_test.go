@@ -285,18 +285,9 @@ func TestAnswerFieldsInTheUpstreamsOrder(t *testing.T) {
 // head had, and the forwarder looks up only those.
 func TestRequestFieldsThroughH1Server(t *testing.T) {
 	heads := make(chan http.Header, 4)
-	up := upstreamtest.Serve(t, "127.0.84.2", func(c net.Conn, _ int) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			heads <- req.Header
-			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
-				return
-			}
-		}
+	up := upstreamtest.Answers(t, "127.0.84.2", func(req *http.Request) string {
+		heads <- req.Header
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	})
 	h := newHopOn(t, resource.HTTP1, up, h1Proxy)
 	c, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))

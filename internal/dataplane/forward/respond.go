@@ -10,6 +10,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
+	"github.com/lucid-mesh/lucid/internal/dataplane/peermeta"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
@@ -32,6 +33,78 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	info.ResponseCodeDetails = "via_upstream"
 
 	owner := pool.Recycler(resp)
+	var h http.Header // nil when the writer took the answer's fields without a map
+	if !x.adoptFields(resp, owner, ust) {
+		h = x.responseHeader(resp, owner, ust)
+	}
+	x.w.WriteHeader(resp.StatusCode)
+
+	rc := http.NewResponseController(x.w)
+	bp := copyBufs.Get(resp.ContentLength) // most answers are small: a small buffer
+	defer copyBufs.Put(bp)
+	buf := (*bp)[:cap(*bp)]
+	// A body whose announced length has all arrived is not flushed: the end of the handler
+	// sends it with the end of the stream (HTTP/2: one DATA frame with END_STREAM instead
+	// of a DATA frame and an empty one; a write and a scheduler hop saved per response).
+	// Announced trailers keep every flush, as they may come much later.
+	complete := func() bool {
+		return resp.ContentLength >= 0 && info.BytesSent >= resp.ContentLength && len(resp.Trailer) == 0
+	}
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := x.w.Write(buf[:n]); werr != nil {
+				info.BytesSent += int64(n)
+				x.downstreamGone()
+				return
+			}
+			info.BytesSent += int64(n)
+			if !complete() {
+				if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+					x.downstreamGone()
+					return
+				}
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			x.upstreamFailedMidResponse(ctx, a.ctx, rerr)
+			return
+		}
+	}
+
+	// Trailers: those announced before the body and those that only arrived (gRPC over
+	// HTTP/2 never announces them) are both sent with TrailerPrefix.
+	if len(resp.Trailer) > 0 && h == nil {
+		h = x.w.Header() // not an answer adoptFields takes; for safety
+	}
+	for k, vv := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+	if g := http1.Value(resp.Trailer, "Grpc-Status"); g != "" {
+		info.GRPCStatus = g
+	}
+	x.delivered = true
+	// HTTP/1.x: a complete answer goes out now, in the one write it would have taken at the
+	// end of the handler, so that the record, the observers and the release (finish) run
+	// after the client has it rather than before. Only with its Content-Length among the
+	// fields: without one, the server would chunk what it sends before the handler ends
+	// (an HTTP/2 upstream's empty answer has a length of 0 and no field). Not HTTP/2,
+	// where the end of the handler puts END_STREAM on the last DATA frame.
+	if x.r.ProtoMajor == 1 && complete() && (h == nil || len(h["Content-Length"]) > 0) { // adopted: it has one
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			x.downstreamGone()
+		}
+	}
+}
+
+// responseHeader makes the downstream response's header map from the upstream answer's:
+// hop-by-hop fields removed, x-envoy-upstream-service-time (ust) added, then ext_authz's
+// response headers, the route's header operations and the metadata exchange.
+func (x *exchange) responseHeader(resp *http.Response, owner interface{ Recycle() }, ust time.Duration) http.Header {
+	info := x.info
 	if l, ok := owner.(hopLister); ok {
 		removeHopFields(resp.Header, l.HopFields(), false) // a delete each, no walk
 	} else {
@@ -73,64 +146,77 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	}
 	route.ApplyHeaders(h, x.rt.ResponseHeadersToAdd, x.rt.ResponseHeadersToRemove)
 	x.exchangeResponseMetadata(h) // peermeta.go
-	x.w.WriteHeader(resp.StatusCode)
+	return h
+}
 
-	rc := http.NewResponseController(x.w)
-	bp := copyBufs.Get(resp.ContentLength) // most answers are small: a small buffer
-	defer copyBufs.Put(bp)
-	buf := (*bp)[:cap(*bp)]
-	// A body whose announced length has all arrived is not flushed: the end of the handler
-	// sends it with the end of the stream (HTTP/2: one DATA frame with END_STREAM instead
-	// of a DATA frame and an empty one; a write and a scheduler hop saved per response).
-	// Announced trailers keep every flush, as they may come much later.
-	complete := func() bool {
-		return resp.ContentLength >= 0 && info.BytesSent >= resp.ContentLength && len(resp.Trailer) == 0
+// adoptFields passes a plain answer's fields on as they were received, with the proxy's
+// own added, without a header map (h1server's AdoptFields), when nothing would change
+// them: no hop-by-hop field, no peer metadata, no trailer, no header operation of the
+// route or of ext_authz. It does what responseHeader would for such an answer: notes its
+// grpc-status, adds x-envoy-upstream-service-time and, inbound, this workload's metadata.
+// false, with nothing done, for any other answer or writer.
+func (x *exchange) adoptFields(resp *http.Response, owner interface{ Recycle() }, ust time.Duration) bool {
+	fa, ok := x.w.(fieldsAdopter)
+	if !ok || len(resp.Trailer) > 0 || x.responseHeaderOps() {
+		return false
 	}
-	for {
-		n, rerr := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := x.w.Write(buf[:n]); werr != nil {
-				info.BytesSent += int64(n)
-				x.downstreamGone()
-				return
+	rl, ok := owner.(receivedLister)
+	if !ok || len(rl.HopFields()) > 0 {
+		return false
+	}
+	rf := rl.ReceivedFields()
+	grpcStatus := ""
+	for i := range rf {
+		switch rf[i].Key {
+		case peermeta.HeaderMetadata, peermeta.HeaderID:
+			return false // removed, and outbound read (responseHeader)
+		case "Grpc-Status":
+			if grpcStatus == "" {
+				grpcStatus = rf[i].Value
 			}
-			info.BytesSent += int64(n)
-			if !complete() {
-				if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-					x.downstreamGone()
-					return
-				}
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			x.upstreamFailedMidResponse(ctx, a.ctx, rerr)
-			return
 		}
 	}
+	if len(rf) == 0 || !fa.AdoptFields(rf, owner) {
+		return false
+	}
+	if grpcStatus != "" {
+		x.info.GRPCStatus = grpcStatus
+	}
+	// In the order the writer keeps them (by name): each goes at the end.
+	if x.in.Direction == "inbound" && x.f.peerValue != nil {
+		fa.AddField(peermeta.HeaderMetadata, x.f.peerValue[0])
+		fa.AddField(peermeta.HeaderID, x.f.peerID[0])
+	}
+	fa.AddField("X-Envoy-Upstream-Service-Time", strconv.FormatInt(ust.Milliseconds(), 10))
+	return true
+}
 
-	// Trailers: those announced before the body and those that only arrived (gRPC over
-	// HTTP/2 never announces them) are both sent with TrailerPrefix.
-	for k, vv := range resp.Trailer {
-		h[http.TrailerPrefix+k] = vv
+// responseHeaderOps reports whether anything configured changes the fields of the
+// answers of this exchange: the route's or its weighted cluster's header operations, or
+// the authorization server's response headers.
+func (x *exchange) responseHeaderOps() bool {
+	if x.authzDecision != nil && len(x.authzDecision.ResponseHeaders) > 0 {
+		return true
 	}
-	if g := http1.Value(resp.Trailer, "Grpc-Status"); g != "" {
-		info.GRPCStatus = g
+	if x.wc != nil && (len(x.wc.ResponseHeadersToAdd) > 0 || len(x.wc.ResponseHeadersToRemove) > 0) {
+		return true
 	}
-	x.delivered = true
-	// HTTP/1.x: a complete answer goes out now, in the one write it would have taken at the
-	// end of the handler, so that the record, the observers and the release (finish) run
-	// after the client has it rather than before. Only with its Content-Length among the
-	// fields: without one, the server would chunk what it sends before the handler ends
-	// (an HTTP/2 upstream's empty answer has a length of 0 and no field). Not HTTP/2,
-	// where the end of the handler puts END_STREAM on the last DATA frame.
-	if x.r.ProtoMajor == 1 && complete() && len(h["Content-Length"]) > 0 {
-		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			x.downstreamGone()
-		}
-	}
+	return len(x.rt.ResponseHeadersToAdd) > 0 || len(x.rt.ResponseHeadersToRemove) > 0
+}
+
+// receivedLister is an upstream answer that lists its fields as received and its
+// hop-by-hop ones (the pool's plain answers).
+type receivedLister interface {
+	hopLister
+	ReceivedFields() []http1.ReceivedField
+}
+
+// fieldsAdopter is a ResponseWriter that can take an upstream answer's fields as received,
+// without a header map, and add the proxy's own to them (h1server's AdoptFields and
+// AddField).
+type fieldsAdopter interface {
+	AdoptFields(fields []http1.ReceivedField, owner interface{ Recycle() }) bool
+	AddField(name, value string)
 }
 
 // hopLister is an upstream answer that lists its hop-by-hop fields (the pool's plain

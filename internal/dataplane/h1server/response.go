@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -35,8 +36,23 @@ type response struct {
 	hijacked    bool
 	released    bool                   // ReleaseRequest: the request's memory may serve the next one
 	fields      http1.FieldSet         // RequestFields
-	owner       interface{ Recycle() } // what an adopted header map belongs to (AdoptHeader)
+	owner       interface{ Recycle() } // what an adopted header map or adopted fields belong to
 	err         error                  // the connection failed while writing
+
+	// AdoptFields: the head's fields are c.recv, all of them, then extra; header holds only
+	// what the handler sets after (it replaces an adopted field of the same name).
+	adopted   bool
+	adoptedCL int64 // the adopted Content-Length
+	hasDate   bool  // an adopted field is Date
+	extra     [3]extraField
+	nExtra    uint8
+}
+
+// extraField is a field AddField adds to adopted ones; value is a one-value slice of its
+// own, to be written as a header map's values are.
+type extraField struct {
+	name  string
+	value [1]string
 }
 
 var (
@@ -75,6 +91,94 @@ func (w *response) AdoptHeader(h http.Header, owner interface{ Recycle() }) bool
 	return true
 }
 
+// AdoptFields makes fields, an upstream answer's fields as received (see
+// http1.ReceivedField: canonical names, checked when they were read), the response's
+// fields, written first in their order, without a header map; owner is what their memory
+// belongs to, recycled as AdoptHeader's. It is for an answer whose framing is its one
+// Content-Length: false, and nothing adopted, when a field is Transfer-Encoding, Trailer
+// or Connection, when Content-Length is missing, repeated or not a number, when there are
+// more than 16 fields, or when anything has been set or written. The handler adds fields
+// with AddField; a field it sets in Header() after this replaces the adopted ones of that
+// name.
+func (w *response) AdoptFields(fields []http1.ReceivedField, owner interface{ Recycle() }) bool {
+	if w.wroteHeader || w.hijacked || w.adopted || len(w.header) > 0 || len(fields) == 0 || len(fields) > 16 {
+		return false
+	}
+	cl, date := int64(-1), false
+	for i := range fields {
+		switch fields[i].Key {
+		case "Content-Length":
+			n, err := strconv.ParseUint(fields[i].Value, 10, 63)
+			if err != nil || cl >= 0 {
+				return false
+			}
+			cl = int64(n)
+		case "Transfer-Encoding", "Trailer", "Connection":
+			return false
+		case "Date":
+			date = true
+		}
+	}
+	if cl < 0 {
+		return false
+	}
+	w.c.recv, w.c.recvBits = fields, uint16(1<<len(fields)-1) // 16 fields: 0xffff
+	w.adopted, w.adoptedCL, w.hasDate, w.owner = true, cl, date, owner
+	return true
+}
+
+// AddField adds the field name: value to the fields adopted with AdoptFields (a field the
+// proxy adds to an answer it passes on), before the head is decided. name is a canonical
+// name the answer does not have. Without adopted fields it is Header().Add.
+func (w *response) AddField(name, value string) {
+	if w.wroteHeader || w.hijacked {
+		return
+	}
+	if !w.adopted || int(w.nExtra) == len(w.extra) || len(w.header) > 0 {
+		w.header[name] = append(w.header[name], value)
+		return
+	}
+	if !w.c.names.valid(name) {
+		return // as collectFields drops a map's key that is not a token
+	}
+	i := int(w.nExtra) // kept sorted by name, as collectFields sorts a map's keys
+	for ; i > 0 && name < w.extra[i-1].name; i-- {
+		w.extra[i] = w.extra[i-1]
+	}
+	w.extra[i] = extraField{name: name, value: [1]string{value}}
+	w.nExtra++
+}
+
+// unadopt puts the adopted fields and the added ones into the header map, where the
+// handler did not set their names itself: the map is then the whole head again. For a
+// handler that set a field after adopting (rare): the adopted values stay in their slots,
+// so they are still written as received.
+func (w *response) unadopt() {
+	if !w.adopted {
+		return
+	}
+	h := w.header
+	for i := range w.c.recv {
+		f := &w.c.recv[i]
+		if _, set := h[f.Key]; set {
+			continue
+		}
+		if f.Slot != nil && *f.Slot == f.Value {
+			h[f.Key] = unsafe.Slice(f.Slot, 1) //nolint:gosec // one value where the owner keeps it, as its map had it
+		} else {
+			h[f.Key] = []string{f.Value}
+		}
+	}
+	for i := range w.extra[:w.nExtra] {
+		e := &w.extra[i]
+		if _, set := h[e.name]; !set {
+			h[e.name] = e.value[:]
+		}
+	}
+	w.c.recv, w.c.recvBits = nil, 0
+	w.adopted, w.nExtra = false, 0
+}
+
 func (w *response) WriteHeader(code int) {
 	if w.hijacked || w.wroteHeader {
 		return
@@ -87,6 +191,13 @@ func (w *response) WriteHeader(code int) {
 		return
 	}
 	w.status, w.wroteHeader = code, true
+	if w.adopted && len(w.header) > 0 {
+		w.unadopt()
+	}
+	if w.adopted {
+		w.cl = w.adoptedCL // and no Connection field
+		return
+	}
 	if v := w.header["Content-Length"]; len(v) > 0 {
 		if n, err := strconv.ParseUint(strings.TrimSpace(v[0]), 10, 63); err == nil {
 			w.cl = int64(n)
@@ -106,6 +217,7 @@ func (w *response) informational(code int) {
 	if code == http.StatusContinue && w.body != nil {
 		w.body.sentContinue.Store(true) // the handler answered it itself
 	}
+	w.unadopt() // the fields go on this head and the final one: from the map
 	hb, box := getBuf()
 	hb = appendStatusLine(hb, 1, code)
 	w.collectFields()
@@ -348,6 +460,12 @@ type headFields struct {
 // checked them (receivedFields: an upstream answer's, passed on) are noted instead, to be
 // written first in the order they came, as a proxy passes them on.
 func (w *response) collectFields() headFields {
+	if w.adopted && len(w.header) > 0 {
+		w.unadopt()
+	}
+	if w.adopted {
+		return w.collectAdopted()
+	}
 	var hf headFields
 	fs := w.c.fields[:0]
 	rf, bits := w.receivedFields(), uint16(0)
@@ -388,6 +506,13 @@ fields:
 	return hf
 }
 
+// collectAdopted is collectFields for adopted fields: those are c.recv, all written, then
+// the added ones (in extra, sorted and checked by AddField).
+func (w *response) collectAdopted() headFields {
+	w.c.fields = w.c.fields[:0]
+	return headFields{date: w.hasDate}
+}
+
 // receivedFields are the adopted map's fields as its owner received them, when it says
 // (at most 16: one bit each in recvBits).
 func (w *response) receivedFields() []http1.ReceivedField {
@@ -404,7 +529,8 @@ func (w *response) receivedFields() []http1.ReceivedField {
 
 // appendFields writes the fields collectFields gathered (without Content-Length on a
 // chunked answer): those still as received in their order, checked when they were read,
-// then the others; line breaks in their values become spaces.
+// then those added to adopted ones (AddField), then the others; line breaks in their
+// values become spaces.
 func (w *response) appendFields(b []byte) []byte {
 	for i, f := range w.c.recv {
 		if w.c.recvBits&(1<<i) == 0 || w.chunked && f.Key == "Content-Length" {
@@ -416,6 +542,11 @@ func (w *response) appendFields(b []byte) []byte {
 		b = append(b, '\r', '\n')
 	}
 	w.c.recv, w.c.recvBits = nil, 0
+	if w.adopted {
+		for i := range w.extra[:w.nExtra] {
+			b = appendField(b, w.extra[i].name, w.extra[i].value[0])
+		}
+	}
 	fs := w.c.fields
 	for _, f := range fs {
 		if w.chunked && f.name == "Content-Length" {

@@ -174,6 +174,25 @@ func delayPipe(dst, src *net.TCPConn, delay time.Duration) {
 	}
 }
 
+// Answers serves on ip (a free port, returned) with Serve, reading requests with net/http
+// and writing for each the bytes answer returns for it, as they are: a test's exact
+// heads, which net/http's server would not write.
+func Answers(t testing.TB, ip string, answer func(req *http.Request) string) string {
+	t.Helper()
+	return Serve(t, ip, func(c net.Conn, _ int) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, answer(req)); err != nil {
+				return
+			}
+		}
+	})
+}
+
 // Serve accepts connections on ip (a free port, returned) until test cleanup and runs
 // handle for each on its own goroutine (n counts connections from 0, in accept order),
 // closing the connection after. Cleanup closes the listener and the connections still

@@ -1,0 +1,99 @@
+package forward_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/peermeta"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/testutil"
+	"github.com/lucid-mesh/lucid/internal/testutil/upstreamtest"
+)
+
+// A plain upstream answer (HTTP/1.1, one Content-Length) goes downstream through h1server
+// with its fields as received, without a header map; what the forwarder does to an
+// answer's fields still happens: its grpc-status is recorded, a server's peer metadata is
+// read (outbound) or replaced by this workload's (inbound) and never reaches the client,
+// and hop-by-hop fields are removed.
+func TestAdoptedAnswerFields(t *testing.T) {
+	_, serverMeta, err := peermeta.Encode(peermeta.Workload{Name: "reviews-v1-abc", Namespace: "default",
+		WorkloadName: "reviews-v1", ClusterID: "Kubernetes",
+		Labels: map[string]string{"app": "reviews", "version": "v1", peermeta.LabelCanonicalRevision: "canary"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := map[string]string{
+		"/plain": "HTTP/1.1 200 OK\r\nServer: up\r\nX-B: 2\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nok",
+		"/grpc":  "HTTP/1.1 200 OK\r\nContent-Type: application/grpc\r\nGrpc-Status: 14\r\nContent-Length: 2\r\n\r\nok",
+		"/meta": "HTTP/1.1 200 OK\r\nX-Envoy-Peer-Metadata-Id: sidecar~127.0.84.2~reviews\r\nX-Envoy-Peer-Metadata: " + serverMeta +
+			"\r\nContent-Length: 2\r\n\r\nok",
+		"/hop": "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=60\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok",
+	}
+	up := upstreamtest.Answers(t, "127.0.84.2", func(req *http.Request) string { return answers[req.URL.Path] })
+	for _, dir := range []string{"inbound", "outbound"} {
+		t.Run(dir, func(t *testing.T) {
+			h := newHopDir(t, resource.HTTP1, up, h1Proxy, dir)
+			c, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			own := " X-Envoy-Upstream-Service-Time"
+			if dir == "inbound" {
+				own = " X-Envoy-Peer-Metadata X-Envoy-Peer-Metadata-Id" + own
+			}
+			cases := []struct{ path, want string }{
+				{"/plain", "Server X-B Content-Length X-A" + own},
+				{"/grpc", "Content-Type Grpc-Status Content-Length" + own},
+				{"/meta", "Content-Length" + own},
+				{"/hop", "X-A Content-Length" + own},
+			}
+			for _, tc := range cases {
+				if _, err := io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: svc:9080\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				lines := testutil.HeadLines(t, br)
+				var names []string
+				length := ""
+				for _, line := range lines[1:] {
+					name, value, _ := strings.Cut(line, ": ")
+					if name == "Date" {
+						continue
+					}
+					names = append(names, name)
+					if name == "Content-Length" {
+						length = value
+					}
+					if name == peermeta.HeaderMetadata && value == serverMeta {
+						t.Errorf("%s %s: the server's peer metadata reached the client", dir, tc.path)
+					}
+				}
+				if got := strings.Join(names, " "); got != tc.want {
+					t.Errorf("%s %s: answer fields %q, want %q", dir, tc.path, got, tc.want)
+				}
+				if length == "2" {
+					if _, err := io.ReadFull(br, make([]byte, 2)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				info := h.info(t)
+				switch tc.path {
+				case "/grpc":
+					if info.GRPCStatus != "14" {
+						t.Errorf("%s: grpc-status recorded %q, want 14", dir, info.GRPCStatus)
+					}
+				case "/meta":
+					if dir == "outbound" && info.Destination.CanonicalRevision != "canary" {
+						t.Errorf("outbound: destination canonical revision %q, want the server's metadata's \"canary\"",
+							info.Destination.CanonicalRevision)
+					}
+				}
+			}
+		})
+	}
+}
