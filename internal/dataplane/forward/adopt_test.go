@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/peermeta"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
@@ -34,6 +35,25 @@ func TestAdoptedAnswerFields(t *testing.T) {
 		"/hop": "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=60\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok",
 	}
 	up := upstreamtest.Answers(t, "127.0.84.2", func(req *http.Request) string { return answers[req.URL.Path] })
+	// A ring-hash cookie policy sets its cookie on the answer the upstream sent without
+	// one (and adds nothing to the route's answers otherwise).
+	t.Run("cookie", func(t *testing.T) {
+		h := newHopDir(t, resource.HTTP1, up, h1Proxy, "outbound", func(rt *resource.Route, c *resource.Cluster) {
+			c.LBPolicy = resource.RingHash
+			rt.Action.HashPolicy = []resource.HashPolicy{{Cookie: &resource.CookieHash{Name: "sticky", HasTTL: true, TTL: time.Hour, Path: "/"}}}
+		})
+		req, _ := http.NewRequest(http.MethodGet, h.url+"/plain", nil)
+		req.Host = "svc:9080"
+		resp, err := h.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if c := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(c, "sticky=") || resp.Header.Get("X-A") != "1" {
+			t.Fatalf("answer fields %v: want the upstream's and a sticky cookie", resp.Header)
+		}
+	})
 	for _, dir := range []string{"inbound", "outbound"} {
 		t.Run(dir, func(t *testing.T) {
 			h := newHopDir(t, resource.HTTP1, up, h1Proxy, dir)

@@ -48,7 +48,11 @@ func newHopOn(tb testing.TB, proto resource.Protocol, up string, serve func(test
 
 // newHopDir is newHopOn in the given direction: "outbound" is a sidecar's hop to a mesh
 // service, which sends the workload's peer metadata upstream.
-func newHopDir(tb testing.TB, proto resource.Protocol, up string, serve func(testing.TB, string, http.Handler) string, direction string) *hop {
+//
+// shape, when given, changes the route and the cluster before they are used.
+func newHopDir(tb testing.TB, proto resource.Protocol, up string, serve func(testing.TB, string, http.Handler) string, direction string,
+	shape ...func(*resource.Route, *resource.Cluster),
+) *hop {
 	tb.Helper()
 	ap := netip.MustParseAddrPort(up)
 	cl := &resource.Cluster{Name: "c", Type: resource.Static, ConnectTimeout: time.Second, IdleTimeout: time.Hour,
@@ -58,13 +62,17 @@ func newHopDir(tb testing.TB, proto resource.Protocol, up string, serve func(tes
 			Workload: "reviews-v1;default;reviews;v1;Kubernetes",
 			Labels:   map[string]string{"app": "reviews", "version": "v1"},
 		}}}}
+	rt := toCluster("c")
+	for _, f := range shape {
+		f(&rt, cl)
+	}
 	log := slog.New(slog.DiscardHandler)
 	cm, ps := cluster.NewManager(log), pool.NewSet(log)
 	ps.SetSourceAddress(netip.MustParseAddr("127.0.84.1")) // as the sidecar: its workload address
 	cs := map[string]*resource.Cluster{"c": cl}
 	cm.Update(cs, nil)
 	ps.Update(cs)
-	rc := routes(toCluster("c"))
+	rc := routes(rt)
 	hp := &hop{infos: make(chan *streaminfo.Info, 16)}
 	fwd := forward.New(forward.Options{Clusters: cm, Pools: ps, Logger: log,
 		// As a sidecar's: its metadata goes back on every inbound answer.

@@ -152,12 +152,12 @@ func (x *exchange) responseHeader(resp *http.Response, owner interface{ Recycle(
 // adoptFields passes a plain answer's fields on as they were received, with the proxy's
 // own added, without a header map (h1server's AdoptFields), when nothing would change
 // them: no hop-by-hop field, no peer metadata, no trailer, no header operation of the
-// route or of ext_authz. It does what responseHeader would for such an answer: notes its
+// route or of ext_authz, no hash-policy cookie to set (run adds it to the answer's map). It does what responseHeader would for such an answer: notes its
 // grpc-status, adds x-envoy-upstream-service-time and, inbound, this workload's metadata.
 // false, with nothing done, for any other answer or writer.
 func (x *exchange) adoptFields(resp *http.Response, owner interface{ Recycle() }, ust time.Duration) bool {
 	fa, ok := x.w.(fieldsAdopter)
-	if !ok || len(resp.Trailer) > 0 || x.responseHeaderOps() {
+	if !ok || len(resp.Trailer) > 0 || x.setCookie != "" || x.responseHeaderOps() {
 		return false
 	}
 	rl, ok := owner.(receivedLister)
@@ -165,6 +165,9 @@ func (x *exchange) adoptFields(resp *http.Response, owner interface{ Recycle() }
 		return false
 	}
 	rf := rl.ReceivedFields()
+	if len(resp.Header) != len(rf) {
+		return false // a field was added to the answer's map since it was read
+	}
 	grpcStatus := ""
 	for i := range rf {
 		switch rf[i].Key {
