@@ -30,7 +30,7 @@ const (
 
 // isGRPC says whether the downstream request is gRPC (content-type application/grpc...).
 func (x *exchange) isGRPC() bool {
-	ct := http1.Value(x.r.Header, "Content-Type")
+	ct := x.reqValue(http1.FieldContentType, "Content-Type")
 	return strings.HasPrefix(ct, "application/grpc") && (len(ct) == len("application/grpc") || ct[len("application/grpc")] == '+' || ct[len("application/grpc")] == ';')
 }
 

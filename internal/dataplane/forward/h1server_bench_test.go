@@ -331,4 +331,12 @@ func TestRequestFieldsThroughH1Server(t *testing.T) {
 	if got := send("x-lucid-hops: " + strings.Repeat("t,", 31) + "t\r\n"); got != "508 Loop Detected" {
 		t.Errorf("a request that crossed 32 listeners: %s, want 508 Loop Detected", got)
 	}
+	h.info(t)
+	// A gRPC request (its content-type in lower case) gets the refusal in gRPC's form.
+	if got := send("content-type: application/grpc\r\nx-lucid-hops: " + strings.Repeat("t,", 31) + "t\r\n"); got != "200 OK" {
+		t.Errorf("a gRPC request that crossed 32 listeners: %s, want 200 OK (grpc-status)", got)
+	}
+	if info := h.info(t); info.GRPCStatus == "" {
+		t.Error("a gRPC request's local reply has no grpc-status")
+	}
 }

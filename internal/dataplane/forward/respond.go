@@ -77,14 +77,16 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 
 	// Trailers: those announced before the body and those that only arrived (gRPC over
 	// HTTP/2 never announces them) are both sent with TrailerPrefix.
-	if len(resp.Trailer) > 0 && h == nil {
-		h = x.w.Header() // not an answer adoptFields takes; for safety
-	}
-	for k, vv := range resp.Trailer {
-		h[http.TrailerPrefix+k] = vv
-	}
-	if g := http1.Value(resp.Trailer, "Grpc-Status"); g != "" {
-		info.GRPCStatus = g
+	if len(resp.Trailer) > 0 { // most answers have none: no walk, no lookup
+		if h == nil {
+			h = x.w.Header() // not an answer adoptFields takes; for safety
+		}
+		for k, vv := range resp.Trailer {
+			h[http.TrailerPrefix+k] = vv
+		}
+		if g := http1.Value(resp.Trailer, "Grpc-Status"); g != "" {
+			info.GRPCStatus = g
+		}
 	}
 	x.delivered = true
 	// HTTP/1.x: a complete answer goes out now, in the one write it would have taken at the

@@ -122,6 +122,7 @@ const (
 	FieldXLucidHops
 	FieldXEnvoyPeerMetadata
 	FieldXForwardedClientCert
+	FieldContentType
 )
 
 // FieldOf is the FieldSet bit of the canonical key k; 0 for any other name.
@@ -153,6 +154,8 @@ func FieldOf(k string) FieldSet {
 		return FieldXEnvoyPeerMetadata
 	case "X-Forwarded-Client-Cert":
 		return FieldXForwardedClientCert
+	case "Content-Type":
+		return FieldContentType
 	}
 	return 0
 }

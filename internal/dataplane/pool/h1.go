@@ -612,6 +612,9 @@ func (h *h1) closed1() {
 
 // wake tells every pending request to look again. Called with mu held.
 func (h *h1) wake() {
+	if len(h.waiters) == 0 {
+		return // the usual; a walk costs a call even over an empty map
+	}
 	for w := range h.waiters {
 		select {
 		case w.ch <- struct{}{}:
