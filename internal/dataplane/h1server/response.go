@@ -95,10 +95,11 @@ func (w *response) AdoptHeader(h http.Header, owner interface{ Recycle() }) bool
 // http1.ReceivedField: canonical names, checked when they were read), the response's
 // fields, written first in their order, without a header map; owner is what their memory
 // belongs to, recycled as AdoptHeader's. It is for an answer whose framing is its one
-// Content-Length: false, and nothing adopted, when a field is Transfer-Encoding, Trailer
-// or Connection, when Content-Length is missing, repeated or not a number, when there are
-// more than 16 fields, or when anything has been set or written. The handler adds fields
-// with AddField; a field it sets in Header() after this replaces the adopted ones of that
+// Content-Length. It returns false, and adopts nothing, when a field is
+// Transfer-Encoding, Trailer or Connection; when Content-Length is missing, repeated or
+// not 1 to 18 digits (http1.ParseLength, as the pool reads it); when there are more than
+// 16 fields; or when anything has been set or written. The handler adds fields with
+// AddField; a field it sets in Header() after this replaces the adopted ones of that
 // name.
 func (w *response) AdoptFields(fields []http1.ReceivedField, owner interface{ Recycle() }) bool {
 	if w.wroteHeader || w.hijacked || w.adopted || len(w.header) > 0 || len(fields) == 0 || len(fields) > 16 {
@@ -108,11 +109,11 @@ func (w *response) AdoptFields(fields []http1.ReceivedField, owner interface{ Re
 	for i := range fields {
 		switch fields[i].Key {
 		case "Content-Length":
-			n, err := strconv.ParseUint(fields[i].Value, 10, 63)
-			if err != nil || cl >= 0 {
+			n, ok := http1.ParseLength(fields[i].Value)
+			if !ok || cl >= 0 {
 				return false
 			}
-			cl = int64(n)
+			cl = n
 		case "Transfer-Encoding", "Trailer", "Connection":
 			return false
 		case "Date":

@@ -330,12 +330,13 @@ func isHex(c byte) bool { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') 
 
 // ParseLength reads a Content-Length value: up to 18 decimal digits, nothing else (so it
 // cannot overflow, and signs, spaces and lists are refused).
-func ParseLength(v []byte) (int64, bool) {
+func ParseLength[T string | []byte](v T) (int64, bool) {
 	if len(v) == 0 || len(v) > 18 {
 		return 0, false
 	}
 	var n int64
-	for _, c := range v {
+	for i := range len(v) {
+		c := v[i]
 		if !isDigit(c) {
 			return 0, false
 		}

@@ -169,6 +169,10 @@ type h1Conn struct {
 	written int64      // bytes of the current request the kernel accepted
 	read    int64      // bytes of the current response read from the socket
 	reused  bool
+	// takenAt is when get took it from the idle list, the exchange's start (zero for a new
+	// connection: the clock is read then). A moment early, which errs on the safe side:
+	// the idle time it proves and the round trip it samples come out no longer.
+	takenAt time.Time
 
 	peekBuf [1]byte
 	peekN   int
@@ -293,7 +297,7 @@ func socketOf(nc net.Conn) net.Conn {
 func (c *h1Conn) send(fd uintptr) sockio.Next {
 	c.sent = true
 	if c.peekFirst {
-		if c.peekN, c.peekErr = peek(fd, c.peekBuf[:]); !errors.Is(c.peekErr, syscall.EAGAIN) {
+		if c.peekN, c.peekErr = peek(fd, c.peekBuf[:]); c.peekErr != syscall.EAGAIN { //nolint:errorlint // peek returns the errno itself
 			c.sendErr = errGoneIdle
 			return sockio.Skip
 		}
@@ -347,7 +351,7 @@ func (c *h1Conn) check(now time.Time, peekNow bool) idleVerdict {
 // peeked is what the last peek (peekN, peekErr) found.
 func (c *h1Conn) peeked() idleVerdict {
 	switch {
-	case errors.Is(c.peekErr, syscall.EAGAIN):
+	case c.peekErr == syscall.EAGAIN: //nolint:errorlint // peek returns the errno itself (errors.Is costs a type check)
 		return idleOpen
 	case c.peekErr == nil && c.peekN == 0, errors.Is(c.peekErr, syscall.ECONNRESET):
 		return idleClosed
@@ -491,7 +495,7 @@ func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard, ch
 				late := checkLate && c.sendFn != nil
 				switch c.check(now, !late) {
 				case idleOpen:
-					c.reused, c.peekFirst = true, late
+					c.reused, c.peekFirst, c.takenAt = true, late, now
 					return c, nil
 				case idleClosed:
 					h.observeClose(c, now)
@@ -818,7 +822,11 @@ again:
 	c.requests++
 	c.written, c.read = 0, 0
 	c.watchCtx(ctx)
-	start := time.Now()
+	start := c.takenAt // get's clock, a moment ago, for an idle connection: one read less
+	if start.IsZero() {
+		start = time.Now()
+	}
+	c.takenAt = time.Time{}
 	resp, err := c.exchange(req)
 	if err != nil {
 		c.unwatchCtx()
@@ -1126,8 +1134,9 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		n, err = b.readFixed(p)
 	}
 	if err != nil && b.state.CompareAndSwap(bodyOpen, bodyEnded) {
-		b.c.finish(b.keep && errors.Is(err, io.EOF))
-		if !errors.Is(err, io.EOF) && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
+		eof := err == io.EOF || errors.Is(err, io.EOF) //nolint:errorlint // the usual, readFixed's own, without errors.Is's type check
+		b.c.finish(b.keep && eof)
+		if !eof && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
 			b.c.h.p.log.Debug("upstream response body failed", "addr", b.c.addr, "err", err)
 		}
 	}
