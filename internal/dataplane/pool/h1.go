@@ -297,7 +297,7 @@ func socketOf(nc net.Conn) net.Conn {
 func (c *h1Conn) send(fd uintptr) sockio.Next {
 	c.sent = true
 	if c.peekFirst {
-		if c.peekN, c.peekErr = peek(fd, c.peekBuf[:]); c.peekErr != syscall.EAGAIN { //nolint:errorlint // peek returns the errno itself
+		if c.peekN, c.peekErr = peek(fd, c.peekBuf[:]); !isEAGAIN(c.peekErr) {
 			c.sendErr = errGoneIdle
 			return sockio.Skip
 		}
@@ -348,10 +348,18 @@ func (c *h1Conn) check(now time.Time, peekNow bool) idleVerdict {
 	return v
 }
 
+// isEAGAIN reports whether err, as peek returns it (the errno itself), says the socket
+// has nothing to read: a type assertion, cheaper per request than errors.Is's type check
+// or an interface comparison.
+func isEAGAIN(err error) bool {
+	e, ok := err.(syscall.Errno) //nolint:errorlint // peek returns the errno, never wrapped
+	return ok && e == syscall.EAGAIN
+}
+
 // peeked is what the last peek (peekN, peekErr) found.
 func (c *h1Conn) peeked() idleVerdict {
 	switch {
-	case c.peekErr == syscall.EAGAIN: //nolint:errorlint // peek returns the errno itself (errors.Is costs a type check)
+	case isEAGAIN(c.peekErr):
 		return idleOpen
 	case c.peekErr == nil && c.peekN == 0, errors.Is(c.peekErr, syscall.ECONNRESET):
 		return idleClosed
