@@ -44,7 +44,7 @@ bins=("$work/forward.test")
 # kernel's page-table isolation on a CPU without PCID empties the TLB at every system call,
 # so user code after each one starts cold).
 sim=(--cache-sim=no)
-[ -z "${INSTR_CACHE:-}" ] || sim=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=8388608,16,64)
+[ -z "${INSTR_CACHE:-}" ] || sim=(--cache-sim=yes --I1=32768,8,64)
 
 # count BIN BENCH N: instructions of one run of N round trips, and with INSTR_CACHE the
 # instruction cache's misses (the run with fewer instructions of two; the runtime's timers
