@@ -5,10 +5,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/forward"
 	"github.com/lucid-mesh/lucid/internal/dataplane/peermeta"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/testutil"
@@ -33,25 +36,50 @@ func TestAdoptedAnswerFields(t *testing.T) {
 		"/meta": "HTTP/1.1 200 OK\r\nX-Envoy-Peer-Metadata-Id: sidecar~127.0.84.2~reviews\r\nX-Envoy-Peer-Metadata: " + serverMeta +
 			"\r\nContent-Length: 2\r\n\r\nok",
 		"/hop": "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=60\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok",
+		// An upstream that is itself a proxy: its service time is replaced, not repeated.
+		"/ust":       "HTTP/1.1 200 OK\r\nX-Envoy-Upstream-Service-Time: 999\r\nContent-Length: 2\r\n\r\nok",
+		"/cookie-up": "HTTP/1.1 200 OK\r\nSet-Cookie: up=1\r\nContent-Length: 2\r\n\r\nok",
+	}
+	// Which answers are passed on without a header map: those nothing changes.
+	var mu sync.Mutex
+	var adopted []bool
+	t.Cleanup(forward.OnAdopt(func(a bool) {
+		mu.Lock()
+		adopted = append(adopted, a)
+		mu.Unlock()
+	}))
+	lastAdopted := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(adopted) == 0 {
+			t.Fatal("no answer was sent downstream")
+		}
+		a := adopted[len(adopted)-1]
+		adopted = adopted[:0]
+		return a
 	}
 	up := upstreamtest.Answers(t, "127.0.84.2", func(req *http.Request) string { return answers[req.URL.Path] })
-	// A ring-hash cookie policy sets its cookie on the answer the upstream sent without
-	// one (and adds nothing to the route's answers otherwise).
+	// A ring-hash cookie policy sets its cookie on the answer, beside the upstream's own
+	// cookie when it sent one.
 	t.Run("cookie", func(t *testing.T) {
 		h := newHopDir(t, resource.HTTP1, up, h1Proxy, "outbound", func(rt *resource.Route, c *resource.Cluster) {
 			c.LBPolicy = resource.RingHash
 			rt.Action.HashPolicy = []resource.HashPolicy{{Cookie: &resource.CookieHash{Name: "sticky", HasTTL: true, TTL: time.Hour, Path: "/"}}}
 		})
-		req, _ := http.NewRequest(http.MethodGet, h.url+"/plain", nil)
-		req.Host = "svc:9080"
-		resp, err := h.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		if c := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(c, "sticky=") || resp.Header.Get("X-A") != "1" {
-			t.Fatalf("answer fields %v: want the upstream's and a sticky cookie", resp.Header)
+		for _, tc := range []struct{ path, upCookie string }{{"/plain", ""}, {"/cookie-up", "up=1"}} {
+			req, _ := http.NewRequest(http.MethodGet, h.url+tc.path, nil)
+			req.Host = "svc:9080"
+			resp, err := h.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			cookies := resp.Header.Values("Set-Cookie")
+			sticky := slices.IndexFunc(cookies, func(c string) bool { return strings.HasPrefix(c, "sticky=") }) >= 0
+			if !sticky || tc.upCookie != "" && !slices.Contains(cookies, tc.upCookie) || lastAdopted() {
+				t.Fatalf("%s: cookies %q: want a sticky cookie beside the upstream's %q, through the map", tc.path, cookies, tc.upCookie)
+			}
 		}
 	})
 	for _, dir := range []string{"inbound", "outbound"} {
@@ -67,11 +95,15 @@ func TestAdoptedAnswerFields(t *testing.T) {
 			if dir == "inbound" {
 				own = " X-Envoy-Peer-Metadata X-Envoy-Peer-Metadata-Id" + own
 			}
-			cases := []struct{ path, want string }{
-				{"/plain", "Server X-B Content-Length X-A" + own},
-				{"/grpc", "Content-Type Grpc-Status Content-Length" + own},
-				{"/meta", "Content-Length" + own},
-				{"/hop", "X-A Content-Length" + own},
+			cases := []struct {
+				path, want string
+				adopted    bool
+			}{
+				{"/plain", "Server X-B Content-Length X-A" + own, true},
+				{"/grpc", "Content-Type Grpc-Status Content-Length" + own, true},
+				{"/meta", "Content-Length" + own, false},
+				{"/hop", "X-A Content-Length" + own, false},
+				{"/ust", "Content-Length" + own, false},
 			}
 			for _, tc := range cases {
 				if _, err := io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: svc:9080\r\n\r\n"); err != nil {
@@ -92,6 +124,9 @@ func TestAdoptedAnswerFields(t *testing.T) {
 					if name == peermeta.HeaderMetadata && value == serverMeta {
 						t.Errorf("%s %s: the server's peer metadata reached the client", dir, tc.path)
 					}
+					if name == "X-Envoy-Upstream-Service-Time" && value == "999" {
+						t.Errorf("%s %s: the upstream's service time reached the client", dir, tc.path)
+					}
 				}
 				if got := strings.Join(names, " "); got != tc.want {
 					t.Errorf("%s %s: answer fields %q, want %q", dir, tc.path, got, tc.want)
@@ -102,6 +137,9 @@ func TestAdoptedAnswerFields(t *testing.T) {
 					}
 				}
 				info := h.info(t)
+				if a := lastAdopted(); a != tc.adopted {
+					t.Errorf("%s %s: fields adopted %v, want %v", dir, tc.path, a, tc.adopted)
+				}
 				switch tc.path {
 				case "/grpc":
 					if info.GRPCStatus != "14" {

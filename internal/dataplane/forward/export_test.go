@@ -14,3 +14,10 @@ func OnRelease(f func(reused bool)) (stop func()) {
 	onRelease.Store(&f)
 	return func() { onRelease.Store(nil) }
 }
+
+// OnAdopt has f told, for each answer sent downstream from now on, whether its fields were
+// passed on as received without a header map; stop undoes it.
+func OnAdopt(f func(adopted bool)) (stop func()) {
+	onAdopt.Store(&f)
+	return func() { onAdopt.Store(nil) }
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
@@ -34,8 +35,12 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 
 	owner := pool.Recycler(resp)
 	var h http.Header // nil when the writer took the answer's fields without a map
-	if !x.adoptFields(resp, owner, ust) {
+	adopted := x.adoptFields(resp, owner, ust)
+	if !adopted {
 		h = x.responseHeader(resp, owner, ust)
+	}
+	if f := onAdopt.Load(); f != nil {
+		(*f)(adopted)
 	}
 	x.w.WriteHeader(resp.StatusCode)
 
@@ -154,7 +159,9 @@ func (x *exchange) responseHeader(resp *http.Response, owner interface{ Recycle(
 // adoptFields passes a plain answer's fields on as they were received, with the proxy's
 // own added, without a header map (h1server's AdoptFields), when nothing would change
 // them: no hop-by-hop field, no peer metadata, no trailer, no header operation of the
-// route or of ext_authz, no hash-policy cookie to set (run adds it to the answer's map). It does what responseHeader would for such an answer: notes its
+// route or of ext_authz, no hash-policy cookie to set (run adds it to the answer's map),
+// and none of the fields the proxy sets itself (x-envoy-upstream-service-time), which the
+// writer would otherwise send twice. It does what responseHeader would for such an answer: notes its
 // grpc-status, adds x-envoy-upstream-service-time and, inbound, this workload's metadata.
 // false, with nothing done, for any other answer or writer.
 func (x *exchange) adoptFields(resp *http.Response, owner interface{ Recycle() }, ust time.Duration) bool {
@@ -175,6 +182,8 @@ func (x *exchange) adoptFields(resp *http.Response, owner interface{ Recycle() }
 		switch rf[i].Key {
 		case peermeta.HeaderMetadata, peermeta.HeaderID:
 			return false // removed, and outbound read (responseHeader)
+		case "X-Envoy-Upstream-Service-Time":
+			return false // replaced by the proxy's own (an upstream that is a proxy sends one)
 		case "Grpc-Status":
 			if grpcStatus == "" {
 				grpcStatus = rf[i].Value
@@ -208,6 +217,10 @@ func (x *exchange) responseHeaderOps() bool {
 	}
 	return len(x.rt.ResponseHeadersToAdd) > 0 || len(x.rt.ResponseHeadersToRemove) > 0
 }
+
+// onAdopt, when set (tests), learns for each answer sent downstream whether its fields
+// were adopted (adoptFields) or went through the header map.
+var onAdopt atomic.Pointer[func(adopted bool)]
 
 // receivedLister is an upstream answer that lists its fields as received and its
 // hop-by-hop ones (the pool's plain answers).

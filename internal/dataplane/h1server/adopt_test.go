@@ -76,6 +76,11 @@ func TestAdoptFields(t *testing.T) {
 			w.Header().Set("X-Zeta", "new")
 		case "/hints":
 			w.WriteHeader(http.StatusEarlyHints)
+		case "/late":
+			// Set once the status is decided, before the head goes out: a trailer, as a
+			// proxy announces one when the upstream fails mid-answer.
+			w.WriteHeader(http.StatusOK)
+			w.Header().Set(http.TrailerPrefix+"X-Sum", "3")
 		case "/many":
 			for _, n := range []string{"X-E", "X-D", "X-C"} {
 				a.AddField(n, strings.ToLower(n))
@@ -130,6 +135,16 @@ func TestAdoptFields(t *testing.T) {
 			t.Fatalf("%s: body %q, %v", tc.req, body, err)
 		}
 	}
+	// A field set after WriteHeader still reaches the head through the map: here a trailer,
+	// which makes the answer chunked.
+	if _, err := io.WriteString(c, "GET /late HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	late, body := readResponse(t, br, "GET")
+	if body != "ok" || late.Trailer.Get("X-Sum") != "3" || late.Header.Get("Server") != "up" || late.Header.Get("X-Own-A") != "a" ||
+		len(late.TransferEncoding) != 1 {
+		t.Fatalf("adopted answer with a trailer set after WriteHeader: %+v %q", late, body)
+	}
 	// An answer shorter than its adopted Content-Length closes the connection: the client
 	// waits for bytes that will not come.
 	if _, err := io.WriteString(c, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
@@ -141,7 +156,7 @@ func TestAdoptFields(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if want := len(cases) + 1; recycled != want {
+	if want := len(cases) + 2; recycled != want {
 		t.Fatalf("recycled %d times, want %d (once per answer)", recycled, want)
 	}
 }

@@ -129,11 +129,12 @@ func (w *response) AdoptFields(fields []http1.ReceivedField, owner interface{ Re
 }
 
 // AddField adds the field name: value to the fields adopted with AdoptFields (a field the
-// proxy adds to an answer it passes on), before the head is decided. name is a canonical
-// name the answer does not have. Without adopted fields it is Header().Add.
+// proxy adds to an answer it passes on), until the head goes out. name is a canonical name
+// the adopted fields do not have (the caller's to check: it would be written twice).
+// Without adopted fields it is Header().Add.
 func (w *response) AddField(name, value string) {
-	if w.wroteHeader || w.hijacked {
-		return
+	if w.headSent || w.hijacked {
+		return // as a field set in Header() once the head is out
 	}
 	if !w.adopted || int(w.nExtra) == len(w.extra) || len(w.header) > 0 {
 		w.header[name] = append(w.header[name], value)

@@ -171,7 +171,7 @@ type h1Conn struct {
 	reused  bool
 	// takenAt is when get took it from the idle list, the exchange's start (zero for a new
 	// connection: the clock is read then). A moment early, which errs on the safe side:
-	// the idle time it proves and the round trip it samples come out no longer.
+	// the idle time it proves comes out no longer, the round trip it samples no shorter.
 	takenAt time.Time
 
 	peekBuf [1]byte
