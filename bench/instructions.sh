@@ -19,7 +19,7 @@
 #   INSTR_BASE=/tmp/fwd-old.test bench/instructions.sh  # and a test binary built before
 #                                                 # (go test -c -o F ./internal/dataplane/forward)
 #   INSTR_BENCH="H2BothSides" bench/instructions.sh     # other benchmarks (a list)
-#   INSTR_CACHE=1 bench/instructions.sh                 # and instruction cache misses
+#   INSTR_CACHE=1 bench/instructions.sh                 # and instruction cache misses, code pages
 #
 # Needs valgrind (apt-get install valgrind). Takes about a minute per benchmark and binary.
 set -euo pipefail
@@ -39,18 +39,21 @@ bins=("$work/forward.test")
 [ -n "${INSTR_BASE:-}" ] && bins+=("$INSTR_BASE")
 
 # INSTR_CACHE=1 also counts the level-1 instruction cache's misses (valgrind's model of a
-# 32 KiB, 8-way cache of 64-byte lines, as this machine's): how much code a round trip runs
-# through, which at saturation can matter more than how many instructions it executes (the
-# kernel's page-table isolation on a CPU without PCID empties the TLB at every system call,
-# so user code after each one starts cold).
+# 32 KiB, 8-way cache of 64-byte lines, as this machine's) and the pages of code a round
+# trip runs (pages): how much code a round trip runs through, which at saturation can
+# matter more than how many instructions it executes (the kernel's page-table isolation on
+# a CPU without PCID empties the TLB at every system call, so user code after each one
+# starts cold).
 sim=(--cache-sim=no)
 [ -z "${INSTR_CACHE:-}" ] || sim=(--cache-sim=yes --I1=32768,8,64)
 
 # count BIN BENCH N: instructions of one run of N round trips, and with INSTR_CACHE the
 # instruction cache's misses (the run with fewer instructions of two; the runtime's timers
-# and the collector make a run vary by a few tenths of a percent).
+# and the collector make a run vary by a few tenths of a percent). With INSTR_CACHE the
+# kept run's per-function counts stay in $work/cg.N, for pages.
 count() {
-	local best="" bestm="" out n m runs=0 tries=0
+	local best="" bestm="" out n m runs=0 tries=0 file=/dev/null
+	[ -z "${INSTR_CACHE:-}" ] || file=$work/cg.try
 	while [ "$runs" -lt 2 ]; do
 		tries=$((tries + 1))
 		[ "$tries" -le 5 ] || {
@@ -58,7 +61,7 @@ count() {
 			exit 1
 		}
 		# asyncpreemptoff: valgrind delivers the runtime's preemption signals late and slowly.
-		out=$(GOGC=${INSTR_GOGC:-off} GODEBUG=asyncpreemptoff=1 valgrind --tool=cachegrind "${sim[@]}" --cachegrind-out-file=/dev/null \
+		out=$(GOGC=${INSTR_GOGC:-off} GODEBUG=asyncpreemptoff=1 valgrind --tool=cachegrind "${sim[@]}" --cachegrind-out-file="$file" \
 			"$1" -test.run '^$' -test.bench "^Benchmark$2\$" -test.cpu 1 -test.benchtime "$3x" 2>&1) || continue
 		# A run that failed (a timeout of the test's own under valgrind's slowness) has no
 		# PASS and counts only part of the round trips: not kept.
@@ -67,14 +70,39 @@ count() {
 		m=$(awk '/I1 *misses/ {gsub(",", "", $4); print $4}' <<<"$out")
 		[ -n "$n" ] || continue
 		runs=$((runs + 1))
-		if [ -z "$best" ] || [ "$n" -lt "$best" ]; then best=$n bestm=${m:-0}; fi
+		if [ -z "$best" ] || [ "$n" -lt "$best" ]; then
+			best=$n bestm=${m:-0}
+			[ "$file" = /dev/null ] || cp "$file" "$work/cg.$3"
+		fi
 	done
 	echo "$best $bestm"
 }
 
+# pages BIN: how many 4 KiB pages of BIN's code hold the functions a round trip runs (at
+# least one instruction per round trip on average, from the difference of the kept
+# 10,000- and 5,000-round-trip runs), and how many of those hold Lucid's own.
+pages() {
+	{
+		cg_annotate --threshold=0 "$work/cg.5000" | awk '$NF ~ /:/ {n=$1; gsub(",", "", n); f=$NF; sub(/^[^:]*:/, "", f); print "a", f, n}'
+		cg_annotate --threshold=0 "$work/cg.10000" | awk '$NF ~ /:/ {n=$1; gsub(",", "", n); f=$NF; sub(/^[^:]*:/, "", f); print "z", f, n}'
+		go tool nm -size -sort address "$1" | awk '$3 == "T" || $3 == "t" {print "s", $4, $1, $2}'
+	} | awk '
+		function hex(s, i, n) { n = 0; for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(tolower(s), i, 1)) - 1; return n }
+		$1 == "a" {a[$2] += $3; next}
+		$1 == "z" {z[$2] += $3; next}
+		$1 == "s" && (z[$2] - a[$2]) >= 5000 {
+			lo = hex($3); hi = lo + ($4 > 0 ? $4 : 1) - 1
+			for (p = int(lo / 4096); p <= int(hi / 4096); p++) {
+				pg[p] = 1
+				if ($2 ~ /lucid-mesh\/lucid/) own[p] = 1
+			}
+		}
+		END {n = 0; for (p in pg) n++; m = 0; for (p in own) m++; print n, m}'
+}
+
 if [ -n "${INSTR_CACHE:-}" ]; then
-	echo "| benchmark | test binary | instructions per round trip | L1i misses per round trip |"
-	echo "|---|---|---|---|"
+	echo "| benchmark | test binary | instructions per round trip | L1i misses per round trip | code pages run per round trip (Lucid's) |"
+	echo "|---|---|---|---|---|"
 else
 	echo "| benchmark | test binary | instructions per round trip |"
 	echo "|---|---|---|"
@@ -86,7 +114,8 @@ for b in $benches; do
 		label=current
 		[ "$bin" = "$work/forward.test" ] || label=$bin
 		if [ -n "${INSTR_CACHE:-}" ]; then
-			echo "| $b | $label | $(((z - a) / 5000)) | $(((zm - am) / 5000)) |"
+			read -r pg own < <(pages "$bin")
+			echo "| $b | $label | $(((z - a) / 5000)) | $(((zm - am) / 5000)) | $pg ($own) |"
 		else
 			echo "| $b | $label | $(((z - a) / 5000)) |"
 		fi
