@@ -347,9 +347,13 @@ func (x *exchange) originalDst() string { return originalDestination(x.cl, x.r, 
 // fillPeer records the destination workload from the endpoint's Istio metadata
 // ("name;namespace;canonical-name;canonical-revision;cluster").
 func (x *exchange) fillPeer(h *cluster.Host) {
-	if x.in.Direction == "inbound" {
-		return
+	if x.in.Direction != "inbound" { // inlined: an inbound request's peer is the caller
+		x.fillDestination(h)
 	}
+}
+
+// fillDestination is fillPeer outbound.
+func (x *exchange) fillDestination(h *cluster.Host) {
 	ep := &h.Endpoint
 	p := streaminfo.Peer{App: ep.Labels["app"], Version: ep.Labels["version"]}
 	// "workload;namespace;service;revision;cluster", read in place (no Split per request).

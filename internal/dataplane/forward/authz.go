@@ -22,10 +22,15 @@ import (
 
 // authorize runs the chain on the request: false when it has been answered.
 func (x *exchange) authorize() bool {
-	c := x.in.Authz
-	if c.Empty() {
-		return true
+	if x.in.Authz.Empty() {
+		return true // inlined: no call when the listener has no chain
 	}
+	return x.authorizeChain()
+}
+
+// authorizeChain is authorize with a chain to run.
+func (x *exchange) authorizeChain() bool {
+	c := x.in.Authz
 	r := x.r
 	in := authz.HTTPInput{
 		Conn:    httpConn(r, x.in),
@@ -79,10 +84,9 @@ func AuthzReply(rp *authz.Reply) *Reply {
 // applyAuthz makes the chain's changes on the upstream request headers (the JWT removed
 // unless forwarded, claim headers, the authorization server's headers); prepare calls it.
 func (x *exchange) applyAuthz(h http.Header) {
-	if x.in.Authz.Empty() || x.authzDecision == nil {
-		return
+	if x.authzDecision != nil { // inlined: set only by a chain that ran
+		x.authzDecision.Apply(h)
 	}
-	x.authzDecision.Apply(h)
 }
 
 // authzResponseHeaders adds the authorization server's response headers (ext_authz on

@@ -51,8 +51,18 @@ func upgradeType(r *http.Request, noConnection bool) string {
 	return ""
 }
 
-// upgrade runs an upgrade request. It reports false when the request is not one.
+// upgrade runs an upgrade request. It reports false when the request is not one. Small
+// enough to be inlined: an HTTP/1.x request without a Connection field, most of them, is
+// not one, and does not call into the rest.
 func (x *exchange) upgrade() bool {
+	if x.fieldsKnown && x.fields&http1.FieldConnection == 0 && x.r.ProtoMajor == 1 { // x.lacks, spelled out to fit
+		return false
+	}
+	return x.upgradeRequest()
+}
+
+// upgradeRequest is upgrade for a request that may be one.
+func (x *exchange) upgradeRequest() bool {
 	up := upgradeType(x.r, x.lacks(http1.FieldConnection))
 	if up == "" || x.f.o.Pools == nil {
 		return false
