@@ -109,7 +109,9 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 
 // responseHeader makes the downstream response's header map from the upstream answer's:
 // hop-by-hop fields removed, x-envoy-upstream-service-time (ust) added, then ext_authz's
-// response headers, the route's header operations and the metadata exchange.
+// response headers, the route's header operations and the metadata exchange. adoptFields
+// takes the answers none of these would change: an operation added here must be one of
+// its conditions too.
 func (x *exchange) responseHeader(resp *http.Response, owner interface{ Recycle() }, ust time.Duration) http.Header {
 	info := x.info
 	if l, ok := owner.(hopLister); ok {
@@ -190,7 +192,7 @@ func (x *exchange) adoptFields(resp *http.Response, owner interface{ Recycle() }
 			}
 		}
 	}
-	if len(rf) == 0 || !fa.AdoptFields(rf, owner) {
+	if !fa.AdoptFields(rf, owner) {
 		return false
 	}
 	if grpcStatus != "" {

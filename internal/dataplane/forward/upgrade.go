@@ -30,13 +30,9 @@ import (
 // upgrade (xconnect.go).
 
 // upgradeType is the protocol an HTTP/1.1 request asks to switch to ("" when none).
-// noConnection: the request surely has no Connection field (exchange.lacks).
-func upgradeType(r *http.Request, noConnection bool) string {
+func upgradeType(r *http.Request) string {
 	if r.ProtoMajor != 1 {
 		return extendedProtocol(r)
-	}
-	if noConnection {
-		return ""
 	}
 	for _, v := range r.Header["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
@@ -52,10 +48,10 @@ func upgradeType(r *http.Request, noConnection bool) string {
 }
 
 // upgrade runs an upgrade request. It reports false when the request is not one. Small
-// enough to be inlined: an HTTP/1.x request without a Connection field, most of them, is
-// not one, and does not call into the rest.
+// enough to be inlined: an HTTP/1.x request without a Connection field (most of them;
+// exchange.lacks, spelled out to fit) is not one, and does not call into the rest.
 func (x *exchange) upgrade() bool {
-	if x.fieldsKnown && x.fields&http1.FieldConnection == 0 && x.r.ProtoMajor == 1 { // x.lacks, spelled out to fit
+	if x.fieldsKnown && x.fields&http1.FieldConnection == 0 && x.r.ProtoMajor == 1 {
 		return false
 	}
 	return x.upgradeRequest()
@@ -63,7 +59,7 @@ func (x *exchange) upgrade() bool {
 
 // upgradeRequest is upgrade for a request that may be one.
 func (x *exchange) upgradeRequest() bool {
-	up := upgradeType(x.r, x.lacks(http1.FieldConnection))
+	up := upgradeType(x.r)
 	if up == "" || x.f.o.Pools == nil {
 		return false
 	}

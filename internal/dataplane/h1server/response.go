@@ -181,6 +181,16 @@ func (w *response) unadopt() {
 	w.adopted, w.nExtra = false, 0
 }
 
+// stillAdopted reports whether the head's fields are still adopted ones, once a field
+// the handler set in Header() since (which takes the map's path) has put them back into
+// the map.
+func (w *response) stillAdopted() bool {
+	if w.adopted && len(w.header) > 0 {
+		w.unadopt()
+	}
+	return w.adopted
+}
+
 func (w *response) WriteHeader(code int) {
 	if w.hijacked || w.wroteHeader {
 		return
@@ -193,10 +203,7 @@ func (w *response) WriteHeader(code int) {
 		return
 	}
 	w.status, w.wroteHeader = code, true
-	if w.adopted && len(w.header) > 0 {
-		w.unadopt()
-	}
-	if w.adopted {
+	if w.stillAdopted() {
 		w.cl = w.adoptedCL // and no Connection field
 		return
 	}
@@ -462,10 +469,7 @@ type headFields struct {
 // checked them (receivedFields: an upstream answer's, passed on) are noted instead, to be
 // written first in the order they came, as a proxy passes them on.
 func (w *response) collectFields() headFields {
-	if w.adopted && len(w.header) > 0 {
-		w.unadopt()
-	}
-	if w.adopted {
+	if w.stillAdopted() {
 		return w.collectAdopted()
 	}
 	var hf headFields
