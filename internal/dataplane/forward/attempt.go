@@ -186,7 +186,7 @@ func (x *exchange) pick(ctx context.Context, n int, tried []*cluster.Host) *atte
 	x.info.UpstreamHost = host.Addr
 	x.info.Attempts = n
 	x.fillPeer(host)
-	if rp := ownUpstream(x.in, host.Addr, x.cl.Config().Name); rp != nil { // loop.go
+	if rp := ownUpstream(&x.in, host.Addr, x.cl.Config().Name); rp != nil { // loop.go
 		x.reply(rp)
 		return nil
 	}

@@ -33,7 +33,7 @@ func (x *exchange) authorizeChain() bool {
 	c := x.in.Authz
 	r := x.r
 	in := authz.HTTPInput{
-		Conn:    httpConn(r, x.in),
+		Conn:    httpConn(r, &x.in),
 		Request: r,
 		Path:    requestPath(r.URL),
 		Scheme:  requestScheme(r),

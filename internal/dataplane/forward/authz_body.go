@@ -60,7 +60,7 @@ func (x *exchange) checkBodyFailed(err error) {
 		return
 	}
 	why := err.Error()
-	if g := http1.FromContext(x.r.Context()); g != nil && g.BodyError() != "" {
+	if g := x.in.Checked; g != nil && g.BodyError() != "" {
 		why = g.BodyError()
 	}
 	x.w.Header().Set("Connection", "close")

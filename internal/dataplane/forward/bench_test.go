@@ -1,6 +1,7 @@
 package forward_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -88,11 +89,10 @@ func newHopDir(tb testing.TB, proto resource.Protocol, up string, serve func(tes
 		HTTP:     &resource.HTTPManager{ServerName: "istio-envoy", FaultFilter: true},
 		Listener: "0.0.0.0_9080", Direction: direction}
 	proxy := serve(tb, "127.0.84.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in := in // the addresses, as the proxy's handler sets them
-		if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
-			in.LocalAddr = a.AddrPort()
+		in := in // the addresses, as the proxy's handler takes them (withAddrs)
+		if a, ok := r.Context().Value(addrsKey{}).(*connAddrs); ok {
+			in.LocalAddr, in.RemoteAddr = a.local, a.remote
 		}
-		in.RemoteAddr, _ = netip.ParseAddrPort(r.RemoteAddr)
 		fwd.Serve(w, r, in)
 	}))
 	t := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64, Protocols: new(http.Protocols)}
@@ -136,13 +136,30 @@ func (h *hop) get(b *testing.B) bool {
 	return true
 }
 
+// connAddrs are a connection's two addresses, which the proxy's ConnContext converts once
+// per connection; withAddrs is that ConnContext for the test's servers.
+type connAddrs struct{ local, remote netip.AddrPort }
+
+type addrsKey struct{}
+
+func withAddrs(ctx context.Context, c net.Conn) context.Context {
+	a := new(connAddrs)
+	if l, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		a.local = netip.AddrPortFrom(l.AddrPort().Addr().Unmap(), l.AddrPort().Port())
+	}
+	if r, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		a.remote = netip.AddrPortFrom(r.AddrPort().Addr().Unmap(), r.AddrPort().Port())
+	}
+	return context.WithValue(ctx, addrsKey{}, a)
+}
+
 func hopServer(tb testing.TB, addr string, h http.Handler) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ConnContext: withAddrs}
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)

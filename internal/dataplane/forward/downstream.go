@@ -59,7 +59,7 @@ func (x *exchange) badBody() {
 // bodyFailure says what broke in the body: the connection's reader knows exactly, else
 // net/http's error.
 func (x *exchange) bodyFailure() string {
-	if g := http1.FromContext(x.r.Context()); g != nil {
+	if g := x.in.Checked; g != nil {
 		if why := g.BodyError(); why != "" {
 			return why
 		}

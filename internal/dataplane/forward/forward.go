@@ -120,9 +120,13 @@ type Inbound struct {
 	Own map[string]bool
 	// Authz is the chain's authorization filters (authz.go); nil or empty: none.
 	Authz *authz.Chain
-	// Peer is the verified peer of an opaque TCP connection whose mutual TLS the proxy
-	// terminated (an HTTP request's is in its context, PeerOf); nil on plaintext.
+	// Peer is the verified peer of the downstream connection when the proxy terminated
+	// its mutual TLS; nil on plaintext.
 	Peer *Peer
+	// Checked is the downstream connection's checked reader (http1.NewConn), which knows
+	// why a request body's framing broke; nil when its requests are not checked so
+	// (HTTP/2 over TLS).
+	Checked *http1.Conn
 	// OriginalSrc is the source of the upstream connections made for this downstream
 	// (virtualInbound under TPROXY: the client's address, transparent and marked, Envoy's
 	// original_src); zero: the cluster's usual source.
@@ -169,7 +173,7 @@ func (x *exchange) serve() {
 
 	// Decide: virtual host and route, or the router's own reply (decide.go); fault
 	// injection (fault.go).
-	if !x.route(Decide(x.in, x.r)) { // x.r: the normalised request
+	if !x.route(Decide(&x.in, x.r)) { // x.r: the normalised request
 		return
 	}
 	// The cluster the route picks, and its connection pool.
@@ -193,8 +197,7 @@ func (x *exchange) serve() {
 // newExchange begins the exchange of a request that came in at in, with its record.
 func (f *Forwarder) newExchange(w http.ResponseWriter, r *http.Request, in Inbound) *exchange {
 	x := exchanges.Get().(*exchange) // release.go: zero but for its upstream request's memory
-	x.f, x.w, x.r, x.inbound = f, w, r, in
-	x.in = &x.inbound // in the exchange: a copy of its own would be an allocation
+	x.f, x.w, x.r, x.in = f, w, r, in
 	if fr, ok := w.(fieldReporter); ok {
 		x.fields, x.fieldsKnown = fr.RequestFields(), true
 	}
@@ -242,18 +245,17 @@ func (x *exchange) record() *streaminfo.Info {
 		Direction:               in.Direction,
 		UpstreamServiceTime:     -1,
 	}
-	peer := PeerOf(r.Context())
 	if in.Direction == "outbound" {
 		info.Source = f.o.Self
 	} else {
 		info.Destination = f.o.Self
-		recordPeer(info, peer) // peer.go: the downstream's certificate
+		recordPeer(info, in.Peer) // peer.go: the downstream's certificate
 	}
 	if r.TLS != nil {
 		info.RequestedServerName = r.TLS.ServerName
 		info.MTLS = len(r.TLS.PeerCertificates) > 0
 	}
-	info.MTLS = info.MTLS || peer != nil // a sidecar's inbound mTLS: the proxy verified the peer
+	info.MTLS = info.MTLS || in.Peer != nil // a sidecar's inbound mTLS: the proxy verified the peer
 	// x-request-id: kept if present, else generated.
 	id := x.reqValue(http1.FieldXRequestID, "X-Request-Id")
 	if id == "" {
@@ -287,10 +289,9 @@ type exchange struct {
 	f    *Forwarder
 	w    http.ResponseWriter
 	r    *http.Request
-	in   *Inbound
 	info *streaminfo.Info
 
-	inbound Inbound  // what in points to
+	in      Inbound  // the listener's side of the request (a copy in the exchange: no allocation)
 	pathURL *url.URL // the URL whose RequestURI is info.Path (prepare.go)
 
 	// What the router decided (decide.go): the virtual host, the route, the weighted

@@ -31,7 +31,7 @@ func h1Proxy(tb testing.TB, addr string, h http.Handler) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &h1server.Server{Handler: h, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Hour}
+	s := &h1server.Server{Handler: h, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Hour, ConnContext: withAddrs}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(checked{ln}) }()
 	tb.Cleanup(func() {
@@ -52,7 +52,7 @@ func netHTTPProxy(tb testing.TB, addr string, h http.Handler) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Hour}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Hour, ConnContext: withAddrs}
 	go func() { _ = srv.Serve(checked{ln}) }()
 	tb.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()

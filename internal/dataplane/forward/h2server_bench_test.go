@@ -28,7 +28,7 @@ func h2Proxy(tb testing.TB, addr string, h http.Handler) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &h2server.Server{Handler: h, IdleTimeout: time.Hour}
+	s := &h2server.Server{Handler: h, IdleTimeout: time.Hour, ConnContext: withAddrs}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -58,7 +58,7 @@ func netHTTPH2Proxy(tb testing.TB, addr string, h http.Handler) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Hour, Protocols: new(http.Protocols)}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Hour, Protocols: new(http.Protocols), ConnContext: withAddrs}
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go func() { _ = srv.Serve(ln) }()
 	tb.Cleanup(func() { _ = srv.Close() })

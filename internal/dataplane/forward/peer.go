@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"context"
 	"crypto/tls"
 	"net/http"
 
@@ -12,8 +11,8 @@ import (
 
 // Peer is the downstream's identity on a mutual-TLS connection, as the sidecar's inbound
 // side verified it (Envoy's connection.uri_san_peer_certificate; Istio's
-// source.principal without "spiffe://"). The proxy puts it in the request's context;
-// authorization and the access log read it with PeerOf.
+// source.principal without "spiffe://"). The proxy hands it over with each request and
+// connection (Inbound.Peer); authorization and the access log read it there.
 type Peer struct {
 	// URI is the peer certificate's SPIFFE URI SAN, spiffe://<trust domain>/ns/<ns>/sa/<sa>.
 	URI string
@@ -31,19 +30,6 @@ func (p *Peer) Principal() string {
 		return p.URI[len(scheme):]
 	}
 	return p.URI
-}
-
-type peerKey struct{}
-
-// WithPeer returns ctx carrying the connection's peer.
-func WithPeer(ctx context.Context, p *Peer) context.Context {
-	return context.WithValue(ctx, peerKey{}, p)
-}
-
-// PeerOf is the request's mutual-TLS peer; nil on a plaintext connection.
-func PeerOf(ctx context.Context) *Peer {
-	p, _ := ctx.Value(peerKey{}).(*Peer)
-	return p
 }
 
 // recordPeer writes an inbound record's mutual TLS as Istio's destination reporter labels
@@ -81,8 +67,7 @@ func (f *Forwarder) recordUpstream(info *streaminfo.Info, tc *tls.Conn, c *resou
 // By=<own identity>;Hash=<sha256>;Subject="";URI=<peer identity>; from plaintext the
 // header is removed (Envoy's SANITIZE), so nobody can claim an identity without a
 // certificate.
-func forwardClientCert(h http.Header, r *http.Request, lacks bool) {
-	peer := PeerOf(r.Context())
+func forwardClientCert(h http.Header, peer *Peer, lacks bool) {
 	if peer == nil {
 		if !lacks {
 			delete(h, "X-Forwarded-Client-Cert")

@@ -39,8 +39,8 @@ func (x *exchange) prepare() {
 	if edge || x.lacks(http1.FieldXForwardedProto) || http1.Value(h, "X-Forwarded-Proto") == "" {
 		x.setHeader(h, "X-Forwarded-Proto", requestScheme(r))
 	}
-	forwardClientCert(h, r, x.lacks(http1.FieldXForwardedClientCert)) // peer.go: the mutual-TLS peer, else none
-	x.applyAuthz(h)                                                   // authz.go: the JWT and the authorization server's headers
+	forwardClientCert(h, x.in.Peer, x.lacks(http1.FieldXForwardedClientCert)) // peer.go: the mutual-TLS peer, else none
+	x.applyAuthz(h)                                                           // authz.go: the JWT and the authorization server's headers
 	if edge {
 		x.cleanEdgeHeaders(h) // edge.go: no x-envoy-* header from outside the mesh goes on
 	}

@@ -65,7 +65,7 @@ func (x *exchange) upgradeRequest() bool {
 	}
 	host, rp := PickHost(x.cl, x.r, x.in.OriginalDst) // decide.go
 	if rp == nil {
-		rp = ownUpstream(x.in, host.Addr, x.cl.Config().Name) // loop.go
+		rp = ownUpstream(&x.in, host.Addr, x.cl.Config().Name) // loop.go
 	}
 	if rp != nil {
 		x.reply(rp)

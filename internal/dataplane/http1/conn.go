@@ -2,7 +2,6 @@ package http1
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -549,21 +548,4 @@ func itoa(n int) string {
 			return string(b[i:])
 		}
 	}
-}
-
-// connKey is the context key of a request's Conn.
-type connKey struct{}
-
-// WithConn returns ctx carrying the connection's Conn (http.Server.ConnContext).
-func WithConn(ctx context.Context, c net.Conn) context.Context {
-	if g, ok := c.(*Conn); ok {
-		return context.WithValue(ctx, connKey{}, g)
-	}
-	return ctx
-}
-
-// FromContext is the Conn of a request's connection, nil when it has none.
-func FromContext(ctx context.Context) *Conn {
-	g, _ := ctx.Value(connKey{}).(*Conn)
-	return g
 }

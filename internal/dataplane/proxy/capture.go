@@ -31,7 +31,7 @@ import (
 //	  refused (Istio's virtualInbound-blackhole)
 //
 // HTTP chains run on the socket's HTTP server (the chain and the original destination
-// travel in the connection's context, read by the handler through capturedOf); TCP
+// travel in the connection's connValues, which the handler reads); TCP
 // chains run here until the connection ends.
 
 // captureWant is the socket a UseOriginalDst listener gets under capture.
@@ -112,24 +112,17 @@ type captured struct {
 // server's ConnContext (keys are connections pushed to a capture socket's server).
 var capturedConns sync.Map
 
-type capturedKey struct{}
-
-// captureConnContext adds the captured value to the context of a capture socket's connections.
+// captureConnContext adds the captured value to the connValues of a capture socket's
+// connections.
 func captureConnContext(srv *http.Server) {
 	prev := srv.ConnContext
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		ctx = prev(ctx, c)
 		if v, ok := capturedConns.LoadAndDelete(c); ok {
-			ctx = context.WithValue(ctx, capturedKey{}, v)
+			ctx.Value(connValuesKey{}).(*connValues).captured = v.(*captured)
 		}
 		return ctx
 	}
-}
-
-// capturedOf is the captured value of a request's connection, nil for other sockets.
-func capturedOf(r *http.Request) *captured {
-	c, _ := r.Context().Value(capturedKey{}).(*captured)
-	return c
 }
 
 // serveCaptureConn dispatches one connection accepted on a capture socket.
@@ -232,12 +225,4 @@ func (p *Proxy) pushCaptured(sk *socket, c net.Conn, fc *resource.FilterChain, v
 		p.forgetPeer(c)
 		_ = c.Close()
 	}
-}
-
-func addrPortOf(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ap := ta.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	return netip.AddrPort{}
 }

@@ -33,8 +33,9 @@ func init() { xconnect.Restore() }
 func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, t *table, tg *want) {
 	host, port := Destination(r)
 	dst := net.JoinHostPort(host, fmt.Sprint(port))
-	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
-	in := forward.Inbound{Listener: tg.listener, Direction: "outbound", LocalAddr: localAddr(r), RemoteAddr: remote, OriginalDst: dst, Own: t.own}
+	cv := valuesOf(r) // connvalues.go
+	in := forward.Inbound{Listener: tg.listener, Direction: "outbound", LocalAddr: cv.local, RemoteAddr: cv.remote, OriginalDst: dst, Own: t.own,
+		Peer: cv.peer, Checked: cv.checked}
 	var tp *resource.TCPProxy
 	if l := t.outboundByPort[port]; l != nil {
 		if fc := ChainFor(l, uint32(port)); fc != nil {

@@ -265,17 +265,6 @@ func (p *Proxy) handshake(conn net.Conn, listener string, fc *resource.FilterCha
 	return tc, true
 }
 
-// chainKey is the context key under which a kindChains connection's filter chain reaches
-// the HTTP handler.
-type chainKey struct{}
-
-// selectedChain returns the filter chain picked for the request's connection, if its
-// socket picks chains per connection.
-func selectedChain(r *http.Request) *resource.FilterChain {
-	fc, _ := r.Context().Value(chainKey{}).(*resource.FilterChain)
-	return fc
-}
-
 // connListener hands connections whose chain is already chosen (and whose TLS is already
 // terminated) to a socket's http.Server, which serves them as if it had accepted them.
 type connListener struct {
@@ -325,12 +314,12 @@ func (l *connListener) Close() error {
 
 func (l *connListener) Addr() net.Addr { return l.addr }
 
-// connContext puts the connection's chain into its requests' context.
-func (l *connListener) connContext(ctx context.Context, c net.Conn) context.Context {
+// takeChain is the chain chosen for c (nil: none), forgotten: it goes to c's connValues.
+func (l *connListener) takeChain(c net.Conn) *resource.FilterChain {
 	if fc, ok := l.chains.LoadAndDelete(c); ok {
-		return context.WithValue(ctx, chainKey{}, fc)
+		return fc.(*resource.FilterChain)
 	}
-	return ctx
+	return nil
 }
 
 // shutdownChains waits for a kindChains socket's connections: the HTTP server's, and

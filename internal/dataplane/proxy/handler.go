@@ -20,11 +20,11 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 		}
 		t := p.cur.Load()
 		tg, dst := sk.target.Load(), sk.dst
-		local := localAddr(r)
-		if c := capturedOf(r); c != nil { // capture.go: the listener the original destination picked
+		cv := valuesOf(r) // connvalues.go: the connection's addresses, chain, peer
+		local, remote := cv.local, cv.remote
+		if c := cv.captured; c != nil { // capture.go: the listener the original destination picked
 			tg, dst, local = c.target, c.dst, c.local
 		}
-		remote, _ := netip.ParseAddrPort(r.RemoteAddr)
 		if tg.kind == kindExplicit {
 			p.serveExplicit(w, r, t, tg, local, remote)
 			return
@@ -34,11 +34,12 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 		if l != nil {
 			fc = ChainFor(l, tg.chainPort)
 		}
-		if sel := selectedChain(r); sel != nil { // gateway.go: chosen per connection (SNI, TLS)
-			fc = sel
+		if cv.chain != nil { // gateway.go: chosen per connection (SNI, TLS)
+			fc = cv.chain
 		}
-		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: dst, Own: t.own}
-		if capturedOf(r) != nil {
+		in := forward.Inbound{Listener: tg.listener, Direction: direction(l), LocalAddr: local, RemoteAddr: remote, OriginalDst: dst, Own: t.own,
+			Peer: cv.peer, Checked: cv.checked}
+		if cv.captured != nil {
 			in.OriginalSrc = p.originalSource(l, remote, dst) // capture_origsrc.go: TPROXY
 		}
 		var hcm *resource.HTTPManager
@@ -67,7 +68,9 @@ func (p *Proxy) handler(sk *socket) http.Handler {
 // is handed to the outbound listener for that port exactly as original_dst would; without
 // one, the default chain applies. A CONNECT opens a tunnel (connect.go).
 func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, tg *want, local, remote netip.AddrPort) {
-	if p.admitRequest(w, r, forward.Inbound{Listener: tg.listener, Direction: "outbound", LocalAddr: local, RemoteAddr: remote, Own: t.own}, nil) {
+	cv := valuesOf(r)
+	in := forward.Inbound{Listener: tg.listener, Direction: "outbound", LocalAddr: local, RemoteAddr: remote, Own: t.own, Peer: cv.peer, Checked: cv.checked}
+	if p.admitRequest(w, r, in, nil) {
 		return // http1.go: refused heads, HTTP/2 limits
 	}
 	if r.Method == http.MethodConnect && r.Header.Get(":protocol") == "" {
@@ -76,7 +79,7 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, t *table, 
 	}
 	host, port := Destination(r)
 	dst := net.JoinHostPort(host, fmt.Sprint(port))
-	in := forward.Inbound{Direction: "outbound", LocalAddr: local, RemoteAddr: remote, OriginalDst: dst, Own: t.own}
+	in.Listener, in.OriginalDst = "", dst
 	if l := t.outboundByPort[port]; l != nil {
 		if fc := ChainFor(l, uint32(port)); fc != nil && fc.HTTP != nil {
 			in.Listener, in.HTTP, in.Authz = l.Name, fc.HTTP, t.httpAuthz(fc.HTTP) // authz.go
@@ -123,20 +126,6 @@ func direction(l *resource.Listener) string {
 		return "inbound"
 	}
 	return "outbound"
-}
-
-func localAddr(r *http.Request) netip.AddrPort {
-	a, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if ta, ok := a.(*net.TCPAddr); ok { // without formatting and parsing it per request
-		ap := ta.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) // as String prints it
-	}
-	if a != nil {
-		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-			return ap
-		}
-	}
-	return netip.AddrPort{}
 }
 
 // slogErrorLog routes net/http's server errors (bad requests, TLS noise) to debug logs.

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -107,9 +106,6 @@ func serverLimits(srv *http.Server, lim http1.Limits) {
 	srv.MaxHeaderBytes = max(http.DefaultMaxHeaderBytes, 2*lim.HeaderBytes()+64<<10)
 }
 
-// connContext puts the checked connection into its requests' context.
-func connContext(ctx context.Context, c net.Conn) context.Context { return http1.WithConn(ctx, c) }
-
 // admitRequest runs before a request is routed: a stand-in for a refused head, or an
 // HTTP/2 request over the limits, is answered with forward.Reject (true: answered). A
 // request after which the connection carries no checked request (an upgrade, CONNECT)
@@ -123,7 +119,7 @@ func (p *Proxy) admitRequest(w http.ResponseWriter, r *http.Request, in forward.
 		}
 		return false
 	}
-	g := http1.FromContext(r.Context())
+	g := in.Checked
 	if g == nil {
 		return false
 	}

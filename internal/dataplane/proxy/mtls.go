@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
@@ -129,7 +128,7 @@ func (p *Proxy) EachMTLSStat(emit func(name string, value uint64)) {
 }
 
 // peers holds the verified peer of each mutual-TLS connection handed to a socket's HTTP
-// server until its ConnContext takes it (peerContext).
+// server until its ConnContext takes it (takePeer) into the connection's connValues.
 type peers struct{ m sync.Map } // net.Conn → *forward.Peer
 
 // meshPeer is the verified peer of a connection whose chain terminated mutual TLS with the
@@ -156,7 +155,8 @@ func (p *Proxy) meshPeer(tc *tls.Conn, fc *resource.FilterChain) *forward.Peer {
 }
 
 // rememberPeer records the verified peer (meshPeer) of an HTTP connection about to be
-// handed to its socket's HTTP server; the connection's requests carry it (forward.PeerOf).
+// handed to its socket's HTTP server; the handler gives it to forward with each of the
+// connection's requests (forward.Inbound.Peer).
 func (p *Proxy) rememberPeer(conn net.Conn, peer *forward.Peer) {
 	if peer != nil {
 		p.peers.m.Store(conn, peer)
@@ -166,10 +166,11 @@ func (p *Proxy) rememberPeer(conn net.Conn, peer *forward.Peer) {
 // forgetPeer drops the record of a connection the HTTP server never took.
 func (p *Proxy) forgetPeer(conn net.Conn) { p.peers.m.Delete(conn) }
 
-// peerContext puts the connection's peer into its requests' context.
-func (p *Proxy) peerContext(ctx context.Context, c net.Conn) context.Context {
+// takePeer is the peer rememberPeer recorded for c (nil: none), forgotten: it goes to
+// c's connValues.
+func (p *Proxy) takePeer(c net.Conn) *forward.Peer {
 	if v, ok := p.peers.m.LoadAndDelete(c); ok {
-		return forward.WithPeer(ctx, v.(*forward.Peer))
+		return v.(*forward.Peer)
 	}
-	return ctx
+	return nil
 }

@@ -116,7 +116,10 @@ func (p *Proxy) bind(w want) (*socket, error) {
 		sk.conns = newConnListener(ln.Addr())
 		sk.srv.Protocols.SetHTTP2(true)
 		sk.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-			return p.peerContext(connContext(sk.conns.connContext(ctx, c), c), c) // mtls.go
+			ctx = connContext(ctx, c)
+			v := ctx.Value(connValuesKey{}).(*connValues)
+			v.chain, v.peer = sk.conns.takeChain(c), p.takePeer(c) // gateway.go, mtls.go
+			return ctx
 		}
 		if l := p.cur.Load().snap.Listeners[w.listener]; l != nil && firstChain(l) != nil {
 			sk.srv.IdleTimeout = p.idleTimeout(firstChain(l).HTTP)
