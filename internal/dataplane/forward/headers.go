@@ -2,7 +2,6 @@ package forward
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
 	"net/textproto"
@@ -104,17 +103,31 @@ func newRequestID() string {
 	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
+	b := formatUUID(&u)
 	return strslab.String(b[:])
+}
+
+// hexPair holds each byte's two lower-case hex digits, as the little-endian uint16 that
+// writes them in order.
+var hexPair = func() (t [256]uint16) {
+	const digits = "0123456789abcdef"
+	for c := range t {
+		t[c] = uint16(digits[c>>4]) | uint16(digits[c&15])<<8
+	}
+	return t
+}()
+
+// uuidAt is where each byte's digits go in a UUID's text form (8-4-4-4-12).
+var uuidAt = [16]uint8{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
+// formatUUID is u in the UUID's text form, lower-case hex digits: two digits per byte
+// from one table (hex.Encode finds each digit of its own).
+func formatUUID(u *[16]byte) (b [36]byte) {
+	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
+	for i, c := range u {
+		binary.LittleEndian.PutUint16(b[uuidAt[i]:], hexPair[c])
+	}
+	return b
 }
 
 // shadowHost appends "-shadow" to the host part of an authority, as Envoy does for mirrors:

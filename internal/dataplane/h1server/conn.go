@@ -23,6 +23,7 @@ type conn struct {
 	s      *Server
 	rwc    net.Conn     // as accepted: what a handler hijacks
 	sock   *sockio.Conn // the plaintext TCP socket under rwc, for answers written in one call; nil otherwise
+	check  *http1.Conn  // rwc when it checks the requests (http1): it knows the heads' layout
 	ctx    context.Context
 	remote string
 	spare  *requestState // the last request's, released by its handler: the next one's
@@ -89,6 +90,7 @@ func newConn(s *Server, c net.Conn) *conn {
 	under := c
 	if g, ok := c.(*http1.Conn); ok { // checks reads only: writes may go to the socket
 		under = g.Conn
+		cn.check = g
 	}
 	cn.sock = sockio.Open(under)
 	return cn

@@ -22,18 +22,31 @@ import (
 // st's context), with its body reader (nil: no body). The values are slices of room when
 // it is large enough, and the URL is st's when the target is a plain path. A non-empty string says
 // what is malformed. On the proxy's listeners http1 has checked the head already; the
-// checks here keep the loop safe on its own.
+// checks here keep the loop safe on its own. A head http1 checked where it lies (the
+// usual keep-alive request, alone in its read) is not looked through again: its layout
+// comes from the check (http1.Conn.Placed), and only what the check does not decide is
+// checked here.
 func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Request, *body, string) {
-	le := http1.LineEnd(head) // never -1: head ends with CRLF CRLF
-	if le < 0 {
-		return nil, nil, "malformed request head"
+	var hd *http1.Head
+	var spans []http1.FieldSpan
+	if c.check != nil {
+		hd, spans = c.check.Placed(head)
+	}
+	var le, sp1, sp2 int
+	if hd != nil {
+		le, sp1, sp2 = len(hd.Line), int(hd.SP1), int(hd.SP2)
+	} else {
+		le = http1.LineEnd(head) // never -1: head ends with CRLF CRLF
+		if le < 0 {
+			return nil, nil, "malformed request head"
+		}
+		sp1 = bytes.IndexByte(head[:le], ' ')
+		sp2 = bytes.LastIndexByte(head[:le], ' ')
+		if sp1 <= 0 || sp2 <= sp1+1 {
+			return nil, nil, "malformed request line"
+		}
 	}
 	line := head[:le]
-	sp1 := bytes.IndexByte(line, ' ')
-	sp2 := bytes.LastIndexByte(line, ' ')
-	if sp1 <= 0 || sp2 <= sp1+1 {
-		return nil, nil, "malformed request line"
-	}
 	var minor int
 	switch string(line[sp2+1:]) {
 	case "HTTP/1.1":
@@ -43,7 +56,7 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		return nil, nil, "unsupported HTTP version"
 	}
 	method := internMethod(line[:sp1])
-	if !http1.ValidName(method) { // a token
+	if hd == nil && !http1.ValidName(method) { // a token
 		return nil, nil, "invalid method"
 	}
 	// One string holds the target and every field value, and one array (room, usually)
@@ -54,7 +67,13 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	vals := room
 	// Lines counted by their LF (a one-byte count is a vector scan): a bare LF is in a
 	// line the checks below refuse.
-	if n := bytes.Count(head, []byte{'\n'}) - 2; n <= len(room) {
+	n := 0
+	if hd != nil {
+		n = hd.Fields
+	} else {
+		n = bytes.Count(head, []byte{'\n'}) - 2
+	}
+	if n <= len(room) {
 		vals = room[:n]
 	} else {
 		vals = make([]string, n)
@@ -87,32 +106,40 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	off := le + 2
 	var seen http1.FieldSet
 	var host string // Host goes to req.Host, not into the map (as net/http): framing
-	hosts, fields, n := 0, 0, 0
-	for ; n < len(vals); n++ {
-		i := bytes.IndexByte(head[off:], '\n')
-		if i < 1 || head[off+i-1] != '\r' {
-			return nil, nil, "invalid header field" // a bare LF
+	hosts, fields := 0, 0
+	for n = 0; n < len(vals); n++ {
+		var start, colon, vs, ve int
+		var canonical bool
+		if hd != nil { // checked: a token name, a valid value, lines ending in CRLF
+			sp := &spans[n]
+			start, colon, vs, ve, canonical = int(sp.Start), int(sp.Colon), int(sp.ValueStart), int(sp.ValueEnd), sp.Canonical
+		} else {
+			i := bytes.IndexByte(head[off:], '\n')
+			if i < 1 || head[off+i-1] != '\r' {
+				return nil, nil, "invalid header field" // a bare LF
+			}
+			if i--; i == 0 {
+				break // the empty line
+			}
+			f := head[off : off+i]
+			ci := bytes.IndexByte(f, ':')
+			if ci <= 0 {
+				return nil, nil, "malformed header field"
+			}
+			var token bool
+			token, canonical = http1.NameForm(f[:ci])
+			start, colon = off, off+ci
+			vs, ve = http1.OWSBounds(head, colon+1, off+i)
+			if !token || !http1.ValidValue(head[vs:ve]) {
+				return nil, nil, "invalid header field"
+			}
+			off += i + 2
 		}
-		if i--; i == 0 {
-			break // the empty line
-		}
-		f := head[off : off+i]
-		colon := bytes.IndexByte(f, ':')
-		if colon <= 0 {
-			return nil, nil, "malformed header field"
-		}
-		name := f[:colon]
-		vs, ve := http1.OWSBounds(head, off+colon+1, off+i)
-		token, canonical := http1.NameForm(name)
-		if !token || !http1.ValidValue(head[vs:ve]) {
-			return nil, nil, "invalid header field"
-		}
-		v := hs[vs:ve]           // head and hs share offsets
-		k := hs[off : off+colon] // the name as received when canonical already (the usual)
+		v := hs[vs:ve]       // head and hs share offsets
+		k := hs[start:colon] // the name as received when canonical already (the usual)
 		if !canonical {
-			k = http1.CanonicalKey(name)
+			k = http1.CanonicalKey(head[start:colon])
 		}
-		off += i + 2
 		vals[n] = v
 		if f := http1.FieldOf(k); f != 0 {
 			seen |= f

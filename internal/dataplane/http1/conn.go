@@ -46,8 +46,10 @@ type Conn struct {
 	tls *tls.ConnectionState // of the connection under the bytes, for the handler
 
 	st       state
-	hd       Head   // the head being checked
-	inBuf    []byte // the buffers under in and out, from bufs while a request is read
+	hd       Head                // the head being checked
+	placed   []byte              // the head the last Read passed in place (nil: none), hd its check
+	spans    [maxSpans]FieldSpan // placed's fields (Placed)
+	inBuf    []byte              // the buffers under in and out, from bufs while a request is read
 	outBuf   []byte
 	inBox    *[]byte // what inBuf and outBuf go back to bufs in (kept: boxing costs an allocation)
 	outBox   *[]byte
@@ -82,6 +84,7 @@ func (g *Conn) TLS() *tls.ConnectionState { return g.tls }
 
 // Read returns checked bytes. See Conn.
 func (g *Conn) Read(p []byte) (int, error) {
+	g.placed = nil // Placed answers for what this Read returns only
 	for {
 		if len(g.out) > 0 {
 			n := copy(p, g.out)
@@ -281,7 +284,7 @@ func (g *Conn) head() bool {
 		return false
 	}
 	h := &g.hd
-	rj = parseHead(g.in[:end], g.lim, h, true)
+	rj = parseHead(g.in[:end], g.lim, h, true, nil)
 	h.Method, h.Target, h.Proto = "", "", "" // borrowed from in, which changes next
 	if rj != nil {
 		g.refuse(rj)
@@ -307,13 +310,28 @@ func (g *Conn) inPlace(b []byte) bool {
 		return false
 	}
 	h := &g.hd
-	rj := parseHead(b, g.lim, h, true)
+	rj := parseHead(b, g.lim, h, true, &g.spans)
 	h.Method, h.Target, h.Proto = "", "", "" // borrowed from b, the caller's
 	if rj != nil || len(h.Line) != LineEnd(b) {
 		return false
 	}
+	g.placed = b
 	g.accepted(h)
 	return true
+}
+
+// Placed is the check of head when head is the request head the last Read passed in
+// place (the same bytes, where that Read put them, which the caller has not changed) and
+// where each of its fields lies in it. A server reading heads from the Conn takes the
+// head's layout from them (Head's SP1 and SP2, one span per field) instead of finding it
+// again; Head's strings (Method, Target, Proto) are empty. nil for any other head, or one
+// of more fields than a Conn notes: the caller parses it itself. Call it from the
+// goroutine that called Read, before the next Read.
+func (g *Conn) Placed(head []byte) (*Head, []FieldSpan) {
+	if len(head) == 0 || len(head) != len(g.placed) || &head[0] != &g.placed[0] || g.hd.Fields > len(g.spans) {
+		return nil, nil
+	}
+	return &g.hd, g.spans[:g.hd.Fields]
 }
 
 // accepted moves on past a head that passed: to its body's framing, or out of HTTP/1.1.

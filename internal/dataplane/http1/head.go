@@ -28,6 +28,21 @@ type Head struct {
 	Connect bool
 	// Fields is the number of header fields.
 	Fields int
+	// Where the request line's parts lie in the head: b[:SP1] is the method,
+	// b[SP1+1:SP2] the target.
+	SP1, SP2 int32
+}
+
+// maxSpans is how many fields' spans a Conn notes per head.
+const maxSpans = 16
+
+// FieldSpan is one header field of a head, as offsets into the head: the line starts
+// with the name, which ends at Colon; the value, without the whitespace around it, is
+// [ValueStart, ValueEnd). Canonical: the name is already in net/textproto's canonical
+// form (NameForm).
+type FieldSpan struct {
+	Start, Colon, ValueStart, ValueEnd int32
+	Canonical                          bool
 }
 
 // ParseHead parses a complete request head: the request line, the header fields and the
@@ -36,7 +51,7 @@ type Head struct {
 // on the complete head), and returns the first violation as a Rejection.
 func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
 	h := new(Head)
-	if rj := parseHead(b, lim, h, false); rj != nil {
+	if rj := parseHead(b, lim, h, false, nil); rj != nil {
 		return nil, rj
 	}
 	return h, nil
@@ -44,8 +59,9 @@ func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
 
 // parseHead is ParseHead into h (a Conn's own). With borrow, h's strings are b's bytes,
 // good only until b changes (a Conn clears them before), and the head costs no
-// allocation; else they share one string of their own.
-func parseHead(b []byte, lim Limits, h *Head, borrow bool) *Rejection {
+// allocation; else they share one string of their own. With spans, where the first
+// len(spans) fields lie in b is noted in it.
+func parseHead(b []byte, lim Limits, h *Head, borrow bool, spans *[maxSpans]FieldSpan) *Rejection {
 	*h = Head{}
 	if !bytes.HasSuffix(b, []byte("\r\n\r\n")) && !bytes.Equal(b, []byte("\r\n")) {
 		return reject(http.StatusBadRequest, DetailsCodecError, "the request head does not end with an empty line (CRLF CRLF)")
@@ -65,13 +81,18 @@ func parseHead(b []byte, lim Limits, h *Head, borrow bool) *Rejection {
 	for {
 		i := LineEnd(rest) // never -1: the head ends with CRLF CRLF (checked above)
 		line := rest[:i]
+		off := len(b) - len(rest) // of line in b
 		rest = rest[i+2:]
 		if len(line) == 0 {
 			break
 		}
-		name, value, rj := parseField(line)
+		colon, vs, ve, canonical, rj := parseField(line)
 		if rj != nil {
 			return label(rj)
+		}
+		name, value := line[:colon], line[vs:ve]
+		if spans != nil && h.Fields < len(spans) {
+			spans[h.Fields] = FieldSpan{int32(off), int32(off + colon), int32(off + vs), int32(off + ve), canonical}
 		}
 		size += len(name) + len(value)
 		if size > lim.HeaderBytes() {
@@ -124,6 +145,7 @@ func parseRequestLine(line []byte, h *Head, borrow bool) *Rejection {
 		return reject(http.StatusBadRequest, DetailsCodecError, "request line without an HTTP version (HTTP/0.9 is not served): "+strconv.Quote(truncate(string(line))))
 	}
 	sp2 += sp1 + 1
+	h.SP1, h.SP2 = int32(sp1), int32(sp2)
 	var ls string
 	if borrow {
 		ls = unsafe.String(&line[0], len(line)) //nolint:gosec // line is not empty (sp1 > 0); the Conn clears the strings before line changes
@@ -165,29 +187,31 @@ func parseRequestLine(line []byte, h *Head, borrow bool) *Rejection {
 }
 
 // parseField reads "name: value" (RFC 9112 §5): a token name directly followed by the
-// colon, the value's surrounding whitespace trimmed. It returns slices of line.
-func parseField(line []byte) (name, value []byte, rj *Rejection) {
+// colon, the value's surrounding whitespace trimmed. The name is line[:colon], the value
+// line[vs:ve]; canonical says whether the name is in canonical form (NameForm).
+func parseField(line []byte) (colon, vs, ve int, canonical bool, rj *Rejection) {
 	if line[0] == ' ' || line[0] == '\t' {
-		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError,
+		return 0, 0, 0, false, reject(http.StatusBadRequest, DetailsCodecError,
 			"obsolete line folding (a header line starting with whitespace) is not accepted")
 	}
-	colon := bytes.IndexByte(line, ':')
+	colon = bytes.IndexByte(line, ':')
 	if colon < 0 {
-		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError, "header line without a colon: "+strconv.Quote(truncate(string(line))))
+		return 0, 0, 0, false, reject(http.StatusBadRequest, DetailsCodecError, "header line without a colon: "+strconv.Quote(truncate(string(line))))
 	}
-	name = line[:colon]
-	if !ValidName(name) {
+	name := line[:colon]
+	token, canonical := NameForm(name)
+	if !token {
 		why := "invalid header name " + strconv.Quote(truncate(string(name)))
 		if trimmed := bytes.TrimRight(name, " \t"); len(trimmed) != len(name) {
 			why = "whitespace between header name " + strconv.Quote(truncate(string(trimmed))) + " and its colon"
 		}
-		return nil, nil, reject(http.StatusBadRequest, DetailsCodecError, why)
+		return 0, 0, 0, false, reject(http.StatusBadRequest, DetailsCodecError, why)
 	}
-	value = TrimOWS(line[colon+1:])
-	if !ValidValue(value) {
-		return nil, nil, reject(http.StatusBadRequest, DetailsInvalidCharacters, "header "+strconv.Quote(truncate(string(name)))+" has an invalid character in its value")
+	vs, ve = OWSBounds(line, colon+1, len(line))
+	if !ValidValue(line[vs:ve]) {
+		return 0, 0, 0, false, reject(http.StatusBadRequest, DetailsInvalidCharacters, "header "+strconv.Quote(truncate(string(name)))+" has an invalid character in its value")
 	}
-	return name, value, nil
+	return colon, vs, ve, canonical, nil
 }
 
 // fields are the header fields that decide a request's framing and routing.
