@@ -254,7 +254,7 @@ func (c *conn) readHead() (end int, ok bool) {
 		for c.w-c.r >= 2 && c.buf[c.r] == '\r' && c.buf[c.r+1] == '\n' {
 			c.r += 2
 		}
-		if i := http1.HeadEnd(c.buf[c.r:c.w]); i >= 0 {
+		if i := c.headEnd(); i >= 0 {
 			c.deadline.Store(0)
 			if waiting {
 				c.setIdle(false)
@@ -280,6 +280,18 @@ func (c *conn) readHead() (end int, ok bool) {
 			return 0, false
 		}
 	}
+}
+
+// headEnd is where the empty line ending the head at buf[r:] starts, relative to r; -1
+// while it has not all arrived. A head http1 checked in place is all that is buffered.
+func (c *conn) headEnd() int {
+	b := c.buf[c.r:c.w]
+	if c.check != nil {
+		if hd, _ := c.check.Placed(b); hd != nil {
+			return len(b) - 4
+		}
+	}
+	return http1.HeadEnd(b)
 }
 
 func (c *conn) maxHeader() int {
