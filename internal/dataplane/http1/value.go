@@ -24,21 +24,49 @@ func Value(h http.Header, key string) string {
 // letter and every letter after a hyphen upper case, the others lower case), in one pass.
 // A parser that finds both can use the received bytes as the map key as they are.
 func NameForm(name []byte) (token, canonical bool) {
-	if len(name) == 0 {
+	// One table lookup per byte and no branch: every byte's class is and-ed (all token
+	// bytes?) and the case it must not have where it stands or-ed.
+	all, wrong, bad := uint8(nameToken), uint8(nameLower), uint8(0) // the first letter: upper case
+	for _, c := range name {
+		t := nameClass[c]
+		all &= t
+		bad |= t & wrong
+		wrong = t >> 3
+	}
+	if all&nameToken == 0 || len(name) == 0 {
 		return false, false
 	}
-	canonical, upper := true, true
-	for _, c := range name {
-		if !tokenByte[c] {
-			return false, false
-		}
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
-		}
-		upper = c == '-'
-	}
-	return true, canonical
+	return true, bad == 0
 }
+
+// The bits of nameClass: a token byte, a lower- and an upper-case letter; shifted left by
+// 3, the case a letter right after the byte must not have (after a hyphen lower case, else
+// upper case).
+const (
+	nameToken = 1 << iota
+	nameLower
+	nameUpper
+)
+
+var nameClass = func() (t [256]uint8) {
+	for c := range 256 {
+		if tokenByte[c] {
+			t[c] |= nameToken
+		}
+		switch {
+		case 'a' <= c && c <= 'z':
+			t[c] |= nameLower
+		case 'A' <= c && c <= 'Z':
+			t[c] |= nameUpper
+		}
+		if c == '-' {
+			t[c] |= nameLower << 3
+		} else {
+			t[c] |= nameUpper << 3
+		}
+	}
+	return t
+}()
 
 // tokenByte: the bytes a token may hold (tchar, RFC 9110 §5.6.2).
 var tokenByte = func() (t [256]bool) {
