@@ -434,6 +434,7 @@ report() {
 		done
 	done
 	echo
+	paired
 	echo "Rounds:"
 	echo
 	echo "| round | protocol | target | requests/s | CPU µs per request | user mode µs | proxy core busy % | load core busy % | bounded by | RSS at load MiB | VmHWM MiB | errors | load average (1 min) |"
@@ -447,9 +448,42 @@ report() {
 	fi
 }
 
+# paired compares lucid with lucid-prev round by round, when both ran: a change smaller than
+# the spread of the rounds' medians can still show in the differences of rounds run next to
+# each other. Rounds where either ran in the slow mode (bounded by neither core) are left out
+# of the summary.
+paired() {
+	local proto
+	for proto in $protos; do
+		[ -n "${us[$proto/lucid]:-}" ] && [ -n "${us[$proto/lucid-prev]:-}" ] || continue
+		echo "lucid against lucid-prev, round by round ($proto; a negative difference: lucid cost less):"
+		echo
+		echo "| round | lucid CPU µs (user) | lucid-prev CPU µs (user) | difference CPU µs (user) | in the summary |"
+		echo "|---|---|---|---|---|"
+		paste -d' ' <(tr ' ' '\n' <<<"${us[$proto/lucid]}") <(tr ' ' '\n' <<<"${uus[$proto/lucid]}") \
+			<(tr ' ' '\n' <<<"${slow[$proto/lucid]}") <(tr ' ' '\n' <<<"${us[$proto/lucid-prev]}") \
+			<(tr ' ' '\n' <<<"${uus[$proto/lucid-prev]}") <(tr ' ' '\n' <<<"${slow[$proto/lucid-prev]}") |
+			awk 'NF == 6 {
+				kept = ($3 == 0 && $6 == 0)
+				printf "| %d | %s (%s) | %s (%s) | %+.1f (%+.1f) | %s |\n", NR, $1, $2, $4, $5, $1 - $4, $2 - $5, kept ? "yes" : "no: the slow mode"
+				if (kept) { d[++n] = $1 - $4; du[n] = $2 - $5; if ($1 < $4) lower++ }
+			}
+			function med(a, n,   i, j, t) {
+				for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+				return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+			}
+			END {
+				print ""
+				if (n == 0) { print "No round had both at their usual speed."; exit }
+				printf "Median difference over the %d rounds where both ran at their usual speed: %+.1f µs per request (user mode %+.1f); lucid cost less in %d of them.\n", n, med(d, n), med(du, n), lower + 0
+			}'
+		echo
+	done
+}
+
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f×", a / b; else print "-"}'; else echo -; fi; }
 
-declare -A us uus rps core busy lbusy rss hwm
+declare -A us uus rps core busy lbusy rss hwm slow
 rows=()
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 hz=$(getconf CLK_TCK)
@@ -487,6 +521,7 @@ for round in $(seq "$rounds"); do
 			lbusy[$proto/$name]+="$lb "
 			rss[$proto/$name]+="$l "
 			hwm[$proto/$name]+="$m "
+			slow[$proto/$name]+="$(bound "$b" "$lb" | awk '{print ($1 == "neither") ? 1 : 0}') "
 			stop_all_but_upstream
 		done
 	done
