@@ -155,3 +155,53 @@ func TestAdoptedAnswerFields(t *testing.T) {
 		})
 	}
 }
+
+// An answer whose fields would go downstream as received comes from the pool without a
+// header map (pool.FieldsAsker); the retry policy still reads its fields: a grpc-status the
+// policy retries on, and a retriable header, send the request again, and the client gets
+// the second answer, adopted.
+func TestRetryReadsAnswersWithoutAMap(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	first := map[string]string{
+		"/grpc":   "HTTP/1.1 200 OK\r\nGrpc-Status: 1\r\nContent-Length: 2\r\n\r\nno",
+		"/header": "HTTP/1.1 200 OK\r\nX-Retry: please\r\nContent-Length: 2\r\n\r\nno",
+		"/plain":  "HTTP/1.1 200 OK\r\nX-Other: 1\r\nContent-Length: 2\r\n\r\nno",
+	}
+	up := upstreamtest.Answers(t, "127.0.84.2", func(req *http.Request) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[req.URL.Path]++; seen[req.URL.Path] == 1 {
+			return first[req.URL.Path]
+		}
+		return "HTTP/1.1 200 OK\r\nX-Second: 1\r\nContent-Length: 2\r\n\r\nok"
+	})
+	// Each retry-on alone: one that reads the answer's map would build it for the others.
+	for _, tc := range []struct{ retryOn, path, want string }{
+		{"cancelled", "/grpc", "ok"}, {"retriable-headers", "/header", "ok"},
+		{"cancelled", "/plain", "no"}, {"retriable-headers", "/plain", "no"},
+	} {
+		h := newHopDir(t, resource.HTTP1, up, h1Proxy, "outbound", func(rt *resource.Route, _ *resource.Cluster) {
+			rt.Action.RetryPolicy = &resource.RetryPolicy{RetryOn: []string{tc.retryOn}, NumRetries: 1,
+				BackOffBase: time.Millisecond, RetriableHeaders: []resource.HeaderMatcher{{Name: "x-retry", Present: true}}}
+		})
+		mu.Lock()
+		clear(seen)
+		mu.Unlock()
+		req, _ := http.NewRequest(http.MethodGet, h.url+tc.path, nil)
+		req.Host = "svc:9080"
+		resp, err := h.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		mu.Lock()
+		n := seen[tc.path]
+		mu.Unlock()
+		wantN := map[bool]int{true: 2, false: 1}[tc.want == "ok"]
+		if string(body) != tc.want || n != wantN {
+			t.Errorf("retry on %s, %s: body %q after %d upstream requests, want %q after %d", tc.retryOn, tc.path, body, n, tc.want, wantN)
+		}
+	}
+}

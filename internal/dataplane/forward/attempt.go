@@ -41,6 +41,9 @@ type attempt struct {
 	rc    *reqctx.Ctx
 	start time.Time // when the request went out (x-envoy-upstream-service-time)
 	live  bool      // counted in the host's and the cluster's active requests
+	// fieldsOnly asks the pool for a plain answer's fields as a list (pool.FieldsAsker):
+	// they would go downstream as received (adoptFields), which needs no header map.
+	fieldsOnly bool
 
 	stream     cluster.Stream // stream.go: the response tracked on its host
 	streamBody io.Closer      // the tracked response's body (nil: not tracked)
@@ -56,6 +59,7 @@ type attempt struct {
 func (x *exchange) begin(ctx context.Context, rc *reqctx.Ctx, n int, host *cluster.Host) *attempt {
 	a := &x.try
 	a.n, a.host, a.stats, a.ctx, a.rc, a.live = n, host, x.cl.Stats(), ctx, rc, true
+	a.fieldsOnly = x.answerFieldsOnly()
 	host.RequestStart()
 	a.stats.UpstreamRqTotal.Add(1)
 	a.start = time.Now()
@@ -79,6 +83,18 @@ func (a *attempt) cut(cause error) {
 	if a.rc != nil {
 		a.rc.Cancel(cause)
 	}
+}
+
+// FieldsOnly is pool.FieldsAsker's: whether a plain answer's fields may come as a list.
+func (a *attempt) FieldsOnly() bool { return a.fieldsOnly }
+
+// answerFieldsOnly says whether this exchange's answers would go downstream as received
+// when plain (adoptFields' conditions known before the answer), so that the pool need not
+// build their header maps: the writer takes fields as received, no hash-policy cookie is
+// added, no header operation changes them.
+func (x *exchange) answerFieldsOnly() bool {
+	_, ok := x.w.(fieldsAdopter)
+	return ok && x.setCookie == "" && !x.responseHeaderOps()
 }
 
 // UpstreamConn records the upstream connection's local address and TLS
@@ -223,13 +239,14 @@ func (x *exchange) run(ctx context.Context, pl *pool.Pool, rs *retryState, a *at
 	}
 	x.charge(resp.StatusCode, a.host)
 	x.cl.ReportStatus(a.host, resp.StatusCode)
-	if rs.wouldRetryResponse(resp.StatusCode, resp.Header) && x.retryResponse(rs, resp) {
+	if rs.wouldRetryResponse(resp.StatusCode, resp) && x.retryResponse(rs, resp) {
 		return true, nil
 	}
 	if a.n > 1 {
 		a.stats.UpstreamRqRetrySuccess.Add(1)
 	}
 	if x.setCookie != "" {
+		pool.FillHeader(resp) // a map of the answer's own fields first (pool.FieldsAsker)
 		resp.Header.Add("Set-Cookie", x.setCookie)
 	}
 	x.respond(ctx, a, resp)

@@ -114,6 +114,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 // its conditions too.
 func (x *exchange) responseHeader(resp *http.Response, owner interface{ Recycle() }, ust time.Duration) http.Header {
 	info := x.info
+	pool.FillHeader(resp) // the answer's map, when the pool left it to be built (FieldsAsker)
 	if l, ok := owner.(hopLister); ok {
 		removeHopFields(resp.Header, l.HopFields(), false) // a delete each, no walk
 	} else {
@@ -176,7 +177,12 @@ func (x *exchange) adoptFields(resp *http.Response, owner interface{ Recycle() }
 		return false
 	}
 	rf := rl.ReceivedFields()
-	if len(resp.Header) != len(rf) {
+	// The answer's map holds what the pool read, or nothing while it waits to be built.
+	want := len(rf)
+	if pool.HeaderDeferred(resp) {
+		want = 0
+	}
+	if len(resp.Header) != want {
 		return false // a field was added to the answer's map since it was read
 	}
 	grpcStatus := ""

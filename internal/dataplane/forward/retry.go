@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/pool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
@@ -143,8 +142,15 @@ func (rs *retryState) wouldRetryPerTryTimeout() bool {
 	return rs.on&(on5xx|onGatewayError|onReset) != 0
 }
 
-// wouldRetryResponse: the response headers ask for a retry.
-func (rs *retryState) wouldRetryResponse(code int, h http.Header) bool {
+// filledHeader is resp's header map with every field of the answer in it (pool.FillHeader).
+func filledHeader(resp *http.Response) http.Header {
+	pool.FillHeader(resp)
+	return resp.Header
+}
+
+// wouldRetryResponse: the response headers ask for a retry. It reads resp's fields where
+// the pool keeps them (pool.FieldValue): a plain answer's header map may not be built yet.
+func (rs *retryState) wouldRetryResponse(code int, resp *http.Response) bool {
 	if rs.policy == nil {
 		return false
 	}
@@ -157,12 +163,12 @@ func (rs *retryState) wouldRetryResponse(code int, h http.Header) bool {
 		return true
 	case rs.on&onRetriableStatusCodes != 0 && slices.Contains(rs.policy.RetriableStatusCodes, uint32(code)):
 		return true
-	case rs.on&onEnvoyRateLimited != 0 && http1.Value(h, "X-Envoy-Ratelimited") != "":
+	case rs.on&onEnvoyRateLimited != 0 && pool.FieldValue(resp, "X-Envoy-Ratelimited") != "":
 		return true
-	case rs.on&onRetriableHeaders != 0 && matchAnyHeader(rs.policy.RetriableHeaders, h):
+	case rs.on&onRetriableHeaders != 0 && matchAnyHeader(rs.policy.RetriableHeaders, filledHeader(resp)):
 		return true
 	}
-	if g := http1.Value(h, "Grpc-Status"); g != "" {
+	if g := pool.FieldValue(resp, "Grpc-Status"); g != "" {
 		n, err := strconv.Atoi(g)
 		if err != nil {
 			return false

@@ -72,7 +72,7 @@ func TestWouldRetryResponse(t *testing.T) {
 		if hdr == nil {
 			hdr = http.Header{}
 		}
-		if got := pol(c.on).wouldRetryResponse(c.code, hdr); got != c.want {
+		if got := pol(c.on).wouldRetryResponse(c.code, &http.Response{Header: hdr}); got != c.want {
 			t.Errorf("%s %d %v: got %v", c.on, c.code, c.hdr, got)
 		}
 	}
@@ -93,8 +93,9 @@ func FuzzRetryOn(f *testing.F) {
 		}
 		h := http.Header{}
 		h.Set(hk, hv)
-		_ = rs.wouldRetryResponse(code, h)
-		if rs.on == 0 && rs.wouldRetryResponse(code, h) {
+		resp := &http.Response{Header: h}
+		_ = rs.wouldRetryResponse(code, resp)
+		if rs.on == 0 && rs.wouldRetryResponse(code, resp) {
 			t.Fatalf("%q retries with no condition", on)
 		}
 	})

@@ -20,6 +20,21 @@ type ConnObserver interface {
 	UpstreamConn(c net.Conn, local string)
 }
 
+// FieldsAsker is a ConnObserver that may ask for a plain answer's fields as a list only:
+// when its FieldsOnly is true, a plain HTTP/1.1 answer with a body, at most 16 fields, no
+// name twice and no hop-by-hop field comes with its header map empty, its fields in ReceivedFields, until
+// FillHeader puts them there. forward asks when it would pass such an answer's fields on
+// as received (h1server's AdoptFields), which needs no map; the caller then reads the
+// answer's fields with FieldValue and calls FillHeader before anything that uses
+// resp.Header. It saves building the map (and emptying it for the next answer).
+type FieldsAsker interface{ FieldsOnly() bool }
+
+// fieldsOnly is whether obs asks for answers' fields as a list only (FieldsAsker).
+func fieldsOnly(obs ConnObserver) bool {
+	fa, ok := obs.(FieldsAsker)
+	return ok && fa.FieldsOnly()
+}
+
 // observe tells obs, if any, the connection c with local address local.
 func observe(obs ConnObserver, c net.Conn, local string) {
 	if obs != nil && c != nil {

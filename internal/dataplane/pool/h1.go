@@ -164,11 +164,13 @@ type h1Conn struct {
 	probe     bool      // kept past its reuse limit to see the server's own close (idle.go)
 
 	// per request
-	wdone   chan error // the body writer's result; nil when the request was written inline
-	plain   *plainResp // the response when h1read.go read its head and a body follows
-	written int64      // bytes of the current request the kernel accepted
-	read    int64      // bytes of the current response read from the socket
-	reused  bool
+	wdone chan error // the body writer's result; nil when the request was written inline
+	plain *plainResp // the response when h1read.go read its head and a body follows
+	// fieldsOnly: the caller asked for a plain answer's fields as a list (FieldsAsker).
+	fieldsOnly bool
+	written    int64 // bytes of the current request the kernel accepted
+	read       int64 // bytes of the current response read from the socket
+	reused     bool
 	// takenAt is when get took it from the idle list, the exchange's start (zero for a new
 	// connection: the clock is read then). A moment early, which errs on the safe side:
 	// the idle time it proves comes out no longer, the round trip it samples no shorter.
@@ -827,6 +829,7 @@ again:
 		tr.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: c.reused, WasIdle: c.reused})
 	}
 	observe(obs, c.nc, c.local)
+	c.fieldsOnly = fieldsOnly(obs)
 	c.requests++
 	c.written, c.read = 0, 0
 	c.watchCtx(ctx)

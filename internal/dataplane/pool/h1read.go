@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"unsafe"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
@@ -22,7 +23,8 @@ import (
 // "keep-alive" nginx and many servers send on every answer, Trailer or Pragma fields, two
 // Content-Lengths, obsolete line folding, a byte net/http would refuse, a head not yet all
 // received) is left unread for http.ReadResponse, so what net/http decides about it stays
-// as it was. A plain answer's "Connection: keep-alive" (HTTP/1.1's default, which says
+// as it was. A caller that only passes the fields on as received asks for them as a list
+// (FieldsAsker): then the map is not built unless asked for (FillHeader). A plain answer's "Connection: keep-alive" (HTTP/1.1's default, which says
 // nothing but that the pool's connection stays open) is not among its fields: a proxy
 // would only remove it.
 
@@ -38,6 +40,8 @@ type plainResp struct {
 	// received are the fields as parsed into h, in the order received (ReceivedFields),
 	// when there were at most 16 and no name repeated; empty otherwise.
 	received []http1.ReceivedField
+	// deferred: h is empty until FillHeader puts received there (FieldsAsker).
+	deferred bool
 	recvArr  [16]http1.ReceivedField
 	hop      []string // HopFields
 	hopArr   [4]string
@@ -55,6 +59,43 @@ func (pr *plainResp) ReceivedFields() []http1.ReceivedField { return pr.received
 // delete each instead of a walk of the map. Most answers have none (their "Connection:
 // keep-alive" is not among the fields at all); Node's servers send Keep-Alive.
 func (pr *plainResp) HopFields() []string { return pr.hop }
+
+// FillHeader puts the fields of an answer the caller asked for as a list (FieldsAsker)
+// into its header map, as the pool would have; it does nothing for any other response.
+func FillHeader(resp *http.Response) {
+	if pr := deferredOf(resp); pr != nil {
+		pr.deferred = false
+		for i := range pr.received {
+			f := &pr.received[i]
+			pr.h[f.Key] = unsafe.Slice(f.Slot, 1) //nolint:gosec // the value's own one-value slice among the answer's values, as parsed
+		}
+	}
+}
+
+// FieldValue is the first value of the answer's field k (canonical), "" when it has none:
+// from its list while its header map waits (FieldsAsker), else from the map.
+func FieldValue(resp *http.Response, k string) string {
+	if pr := deferredOf(resp); pr != nil {
+		for i := range pr.received {
+			if pr.received[i].Key == k {
+				return pr.received[i].Value
+			}
+		}
+		return ""
+	}
+	return http1.Value(resp.Header, k)
+}
+
+// HeaderDeferred says whether resp's header map still waits for its fields (FieldsAsker).
+func HeaderDeferred(resp *http.Response) bool { return deferredOf(resp) != nil }
+
+// deferredOf is resp's memory when its header map waits for FillHeader; nil otherwise.
+func deferredOf(resp *http.Response) *plainResp {
+	if b, ok := resp.Body.(*h1Body); ok && b.pr != nil && &b.pr.resp == resp && b.pr.deferred {
+		return b.pr
+	}
+	return nil
+}
 
 // ValueSlot is a one-value slice that lives, and is recycled, with the answer: for a
 // field the proxy adds to the answer's header map once it adopted it (forward's
@@ -112,7 +153,7 @@ func (c *h1Conn) plainResponse(req *http.Request) (pr *plainResp, err error) {
 		return nil, nil
 	}
 	buf, _ := c.br.Peek(c.br.Buffered())
-	pr, n := parsePlainHead(buf, req)
+	pr, n := parsePlainHead(buf, req, c.fieldsOnly)
 	if pr == nil {
 		return nil, nil
 	}
@@ -140,8 +181,9 @@ func (sp fieldSpan) key(hs string) string {
 // lines, each ending in CRLF, then an empty line) when it is plain and all there, in one
 // pass that finds the lines, checks them and notes where the fields are; then copies the
 // head once and builds the map from the notes. It returns the response and the head's
-// length, empty line included; nil otherwise.
-func parsePlainHead(buf []byte, req *http.Request) (*plainResp, int) {
+// length, empty line included; nil otherwise. With fieldsOnly an answer with a body and at
+// most 16 fields, no name twice, gets no map yet (FieldsAsker).
+func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp, int) {
 	const proto = "HTTP/1.1 "
 	if !bytes.HasPrefix(buf, []byte(proto)) {
 		return nil, 0
@@ -241,13 +283,18 @@ func parsePlainHead(buf []byte, req *http.Request) (*plainResp, int) {
 		h = make(http.Header, len(spans))
 		pr.h = h
 	}
+	// The map waits when the caller asked for the list only and the list is all of it:
+	// every field listed, no name twice (compared below, before the map would tell).
+	deferred := fieldsOnly && length > 0 && len(spans) <= len(pr.recvArr)
 	// Set without looking first: a name seldom repeats, and when one did the map has fewer
 	// keys than the head has fields, and is built again with every value in order.
 	rf, hop := pr.recvArr[:0], pr.hopArr[:0]
 	for i, sp := range spans {
 		vals[i] = hs[sp.vs:sp.ve]
 		k := sp.key(hs)
-		h[k] = vals[i : i+1 : i+1]
+		if !deferred {
+			h[k] = vals[i : i+1 : i+1]
+		}
 		if i < len(pr.recvArr) {
 			rf = append(rf, http1.ReceivedField{Key: k, Value: vals[i], Slot: &vals[i]})
 		}
@@ -256,10 +303,19 @@ func parsePlainHead(buf []byte, req *http.Request) (*plainResp, int) {
 		}
 	}
 	pr.hop = hop
-	if len(spans) <= len(pr.recvArr) && len(h) == len(spans) {
+	// A hop-by-hop field is read here (the connection's Keep-Alive) and deleted by a proxy:
+	// such an answer gets its map now, as one with a name twice.
+	if deferred && (len(hop) > 0 || repeats(rf)) {
+		deferred = false
+		for i := range rf {
+			h[rf[i].Key] = vals[i : i+1 : i+1]
+		}
+	}
+	pr.deferred = deferred
+	if len(spans) <= len(pr.recvArr) && (deferred || len(h) == len(spans)) {
 		pr.received = rf
 	}
-	if len(h) < len(spans) {
+	if !deferred && len(h) < len(spans) {
 		clear(h)
 		for i, sp := range spans {
 			if k := sp.key(hs); len(h[k]) > 0 {
@@ -283,6 +339,18 @@ func parsePlainHead(buf []byte, req *http.Request) (*plainResp, int) {
 		pr.resp.Body = http.NoBody
 	}
 	return pr, end
+}
+
+// repeats says whether a name comes twice among fs (a few fields: each pair compared).
+func repeats(fs []http1.ReceivedField) bool {
+	for i := 1; i < len(fs); i++ {
+		for j := range i {
+			if fs[i].Key == fs[j].Key {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // lineEnd is the index of the CRLF that ends the line starting at off in buf; -1 when buf

@@ -30,6 +30,7 @@ func TestPlainHead(t *testing.T) {
 		{"lower-case names", "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nx-a:  b \r\nX-A: c\r\n", get, true},
 		{"usual names in lower and upper case", "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nCONTENT-LENGTH: 5\r\ncache-control: no-cache\r\nX-Request-ID: 1\r\n", get, true},
 		{"more fields than the parser's notes hold", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-A: 1\r\nx-b: 2\r\n", 12) + "Content-Length: 5\r\n", get, true},
+		{"a name twice", "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX-A: 1\r\nset-cookie: b=2\r\nContent-Length: 5\r\n", get, true},
 		{"tab around a value", "HTTP/1.1 200 OK\r\nX-A:\t b\tc \t\r\nX-B:\t\r\nContent-Length: 5\r\n", get, true},
 		{"TRANSFER-ENCODING", "HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: chunked\r\n", get, false},
 		{"Connection: keep-alive with a Kelvin sign (not ASCII: net/http's)", "HTTP/1.1 200 OK\r\nConnection: \u212aeep-alive\r\nContent-Length: 1\r\n", get, false},
@@ -108,6 +109,7 @@ func checkPlain(t *testing.T, raw []byte, req *http.Request, want ...bool) {
 			t.Fatalf("hop-by-hop field %q not in HopFields %q", k, pr.HopFields())
 		}
 	}
+	checkFieldsOnly(t, raw, req, refFields, pr.HopFields())
 	var body []byte
 	if n > 0 {
 		body, err = readFixedAll(&h1Body{c: c, remain: n})
@@ -115,6 +117,52 @@ func checkPlain(t *testing.T, raw []byte, req *http.Request, want ...bool) {
 	want2, werr := io.ReadAll(ref.Body)
 	if !bytes.Equal(body, want2) || (err == nil) != (werr == nil) {
 		t.Fatalf("body: plain %q (%v), net/http %q (%v)", body, err, want2, werr)
+	}
+}
+
+// checkFieldsOnly reads raw again for a caller that asks for the fields as a list
+// (FieldsAsker): an answer with a body, at most 16 fields, no name twice and no
+// hop-by-hop field comes with its header map empty, its fields listed and found by
+// FieldValue; FillHeader then gives the map the pool would have made (want), its values
+// the listed ones' slots. Any other answer comes with its map as before.
+func checkFieldsOnly(t *testing.T, raw []byte, req *http.Request, want http.Header, hop []string) {
+	t.Helper()
+	c := &h1Conn{br: bufio.NewReaderSize(bytes.NewReader(raw), 16<<10), fieldsOnly: true}
+	pr, _ := c.plainResponse(req)
+	if pr == nil {
+		t.Fatal("the plain reader refused with fieldsOnly a head it took without")
+	}
+	defer pr.Recycle()
+	pr.body = h1Body{c: c, pr: pr} // as the round trip gives it (h1.go)
+	resp := &pr.resp
+	if pr.resp.ContentLength > 0 {
+		resp.Body = &pr.body
+	}
+	fields := 0
+	for _, vv := range want {
+		fields += len(vv)
+	}
+	deferred := resp.ContentLength > 0 && fields <= len(pr.recvArr) && len(want) == fields && len(hop) == 0
+	if HeaderDeferred(resp) != deferred || deferred && (len(resp.Header) != 0 || len(pr.ReceivedFields()) != fields) {
+		t.Fatalf("map deferred %v with %d keys and %d fields listed; want deferred %v (%d fields, %d names, length %d, hop %q)",
+			HeaderDeferred(resp), len(resp.Header), len(pr.ReceivedFields()), deferred, fields, len(want), resp.ContentLength, hop)
+	}
+	for k, vv := range want {
+		if got := FieldValue(resp, k); got != vv[0] {
+			t.Fatalf("FieldValue(%q) = %q, want %q", k, got, vv[0])
+		}
+	}
+	if FieldValue(resp, "X-Not-There") != "" {
+		t.Fatal("FieldValue found a field the answer does not have")
+	}
+	FillHeader(resp)
+	if HeaderDeferred(resp) || !reflect.DeepEqual(resp.Header, want) {
+		t.Fatalf("after FillHeader: deferred %v, fields %q, want %q", HeaderDeferred(resp), resp.Header, want)
+	}
+	for _, f := range pr.ReceivedFields() {
+		if !f.Received(f.Key, resp.Header[f.Key]) {
+			t.Fatalf("field %q in the map is not the listed one (its slot)", f.Key)
+		}
 	}
 }
 
