@@ -464,7 +464,7 @@ paired() {
 			<(tr ' ' '\n' <<<"${slow[$proto/lucid]}") <(tr ' ' '\n' <<<"${us[$proto/lucid-prev]}") \
 			<(tr ' ' '\n' <<<"${uus[$proto/lucid-prev]}") <(tr ' ' '\n' <<<"${slow[$proto/lucid-prev]}") |
 			awk 'NF == 6 {
-				kept = ($3 == 0 && $6 == 0)
+				kept = ($3 == 0 && $6 == 0 && $1 + 0 > 0 && $4 + 0 > 0) # a round with no requests has "-"
 				printf "| %d | %s (%s) | %s (%s) | %+.1f (%+.1f) | %s |\n", NR, $1, $2, $4, $5, $1 - $4, $2 - $5, kept ? "yes" : "no: the slow mode"
 				if (kept) { d[++n] = $1 - $4; du[n] = $2 - $5; if ($1 < $4) lower++ }
 			}

@@ -58,6 +58,19 @@ func TestAdoptedAnswerFields(t *testing.T) {
 		adopted = adopted[:0]
 		return a
 	}
+	var deferred []bool
+	t.Cleanup(forward.OnDeferred(func(d bool) {
+		mu.Lock()
+		deferred = append(deferred, d)
+		mu.Unlock()
+	}))
+	lastDeferred := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		d := len(deferred) > 0 && deferred[len(deferred)-1]
+		deferred = deferred[:0]
+		return d
+	}
 	up := upstreamtest.Answers(t, "127.0.84.2", func(req *http.Request) string { return answers[req.URL.Path] })
 	// A ring-hash cookie policy sets its cookie on the answer, beside the upstream's own
 	// cookie when it sent one.
@@ -140,6 +153,11 @@ func TestAdoptedAnswerFields(t *testing.T) {
 				if a := lastAdopted(); a != tc.adopted {
 					t.Errorf("%s %s: fields adopted %v, want %v", dir, tc.path, a, tc.adopted)
 				}
+				// The pool builds no map for an answer without hop-by-hop fields (all but
+				// /hop): forward asks for the list when it would pass it on as received.
+				if d := lastDeferred(); d != (tc.path != "/hop") {
+					t.Errorf("%s %s: the answer's map left to be built %v, want %v", dir, tc.path, d, tc.path != "/hop")
+				}
 				switch tc.path {
 				case "/grpc":
 					if info.GRPCStatus != "14" {
@@ -176,6 +194,12 @@ func TestRetryReadsAnswersWithoutAMap(t *testing.T) {
 		}
 		return "HTTP/1.1 200 OK\r\nX-Second: 1\r\nContent-Length: 2\r\n\r\nok"
 	})
+	var deferred []bool // per answer about to go downstream: its map left to be built
+	t.Cleanup(forward.OnDeferred(func(d bool) {
+		mu.Lock()
+		deferred = append(deferred, d)
+		mu.Unlock()
+	}))
 	// Each retry-on alone: one that reads the answer's map would build it for the others.
 	for _, tc := range []struct{ retryOn, path, want string }{
 		{"cancelled", "/grpc", "ok"}, {"retriable-headers", "/header", "ok"},
@@ -187,6 +211,7 @@ func TestRetryReadsAnswersWithoutAMap(t *testing.T) {
 		})
 		mu.Lock()
 		clear(seen)
+		deferred = deferred[:0]
 		mu.Unlock()
 		req, _ := http.NewRequest(http.MethodGet, h.url+tc.path, nil)
 		req.Host = "svc:9080"
@@ -198,7 +223,12 @@ func TestRetryReadsAnswersWithoutAMap(t *testing.T) {
 		_ = resp.Body.Close()
 		mu.Lock()
 		n := seen[tc.path]
+		d := slices.Clone(deferred)
 		mu.Unlock()
+		// A retriable-headers policy matches on the answer's map, which it builds first.
+		if wantD := tc.retryOn == "cancelled"; len(d) != 1 || d[0] != wantD {
+			t.Errorf("retry on %s, %s: answers sent downstream without a map built: %v, want [%v]", tc.retryOn, tc.path, d, wantD)
+		}
 		wantN := map[bool]int{true: 2, false: 1}[tc.want == "ok"]
 		if string(body) != tc.want || n != wantN {
 			t.Errorf("retry on %s, %s: body %q after %d upstream requests, want %q after %d", tc.retryOn, tc.path, body, n, tc.want, wantN)

@@ -34,6 +34,9 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	info.ResponseCodeDetails = "via_upstream"
 
 	owner := pool.Recycler(resp)
+	if f := onDeferred.Load(); f != nil {
+		(*f)(pool.HeaderDeferred(resp))
+	}
 	var h http.Header // nil when the writer took the answer's fields without a map
 	adopted := x.adoptFields(resp, owner, ust)
 	if !adopted {
@@ -229,6 +232,10 @@ func (x *exchange) responseHeaderOps() bool {
 // onAdopt, when set (tests), learns for each answer sent downstream whether its fields
 // were adopted (adoptFields) or went through the header map.
 var onAdopt atomic.Pointer[func(adopted bool)]
+
+// onDeferred, when set (tests), learns for each answer about to go downstream whether the
+// pool left its header map to be built (pool.FieldsAsker).
+var onDeferred atomic.Pointer[func(deferred bool)]
 
 // receivedLister is an upstream answer that lists its fields as received and its
 // hop-by-hop ones (the pool's plain answers).

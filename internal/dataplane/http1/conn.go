@@ -324,8 +324,9 @@ func (g *Conn) inPlace(b []byte) bool {
 // where each of its fields lies in it. A server reading heads from the Conn takes the
 // head's layout from them (Head's SP1 and SP2, one span per field) instead of finding it
 // again; Head's strings (Method, Target, Proto) are empty. nil for any other head, or one
-// of more fields than a Conn notes: the caller parses it itself. Call it from the
-// goroutine that called Read, before the next Read.
+// of more fields than a Conn notes: the caller parses it itself. Call it before the next
+// Read, ordered after the Read that returned head (from the same goroutine, or one that
+// waited for the reader to finish, as h1server's serve loop waits for its watcher).
 func (g *Conn) Placed(head []byte) (*Head, []FieldSpan) {
 	if len(head) == 0 || len(head) != len(g.placed) || &head[0] != &g.placed[0] || g.hd.Fields > len(g.spans) {
 		return nil, nil

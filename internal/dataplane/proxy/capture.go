@@ -118,8 +118,9 @@ func captureConnContext(srv *http.Server) {
 	prev := srv.ConnContext
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		ctx = prev(ctx, c)
-		if v, ok := capturedConns.LoadAndDelete(c); ok {
-			ctx.Value(connValuesKey{}).(*connValues).captured = v.(*captured)
+		cv, _ := ctx.Value(connValuesKey{}).(*connValues)
+		if v, ok := capturedConns.LoadAndDelete(c); ok && cv != nil {
+			cv.captured = v.(*captured)
 		}
 		return ctx
 	}

@@ -117,8 +117,9 @@ func (p *Proxy) bind(w want) (*socket, error) {
 		sk.srv.Protocols.SetHTTP2(true)
 		sk.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 			ctx = connContext(ctx, c)
-			v := ctx.Value(connValuesKey{}).(*connValues)
-			v.chain, v.peer = sk.conns.takeChain(c), p.takePeer(c) // gateway.go, mtls.go
+			if v, ok := ctx.Value(connValuesKey{}).(*connValues); ok {
+				v.chain, v.peer = sk.conns.takeChain(c), p.takePeer(c) // gateway.go, mtls.go
+			}
 			return ctx
 		}
 		if l := p.cur.Load().snap.Listeners[w.listener]; l != nil && firstChain(l) != nil {
