@@ -33,7 +33,7 @@ func touch(n int) {
 // bookkeeping, as the data plane's socket calls).
 func BenchmarkSyscall(b *testing.B) {
 	for b.Loop() {
-		syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0)
+		_, _, _ = syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0)
 	}
 }
 
@@ -43,7 +43,7 @@ func BenchmarkPages(b *testing.B) {
 	for _, n := range []int{50, 100, 200, 400} {
 		b.Run(fmt.Sprintf("after-call/%d", n), func(b *testing.B) {
 			for b.Loop() {
-				syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0)
+				_, _, _ = syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0)
 				touch(n)
 			}
 		})
