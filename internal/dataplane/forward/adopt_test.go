@@ -41,36 +41,7 @@ func TestAdoptedAnswerFields(t *testing.T) {
 		"/cookie-up": "HTTP/1.1 200 OK\r\nSet-Cookie: up=1\r\nContent-Length: 2\r\n\r\nok",
 	}
 	// Which answers are passed on without a header map: those nothing changes.
-	var mu sync.Mutex
-	var adopted []bool
-	t.Cleanup(forward.OnAdopt(func(a bool) {
-		mu.Lock()
-		adopted = append(adopted, a)
-		mu.Unlock()
-	}))
-	lastAdopted := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(adopted) == 0 {
-			t.Fatal("no answer was sent downstream")
-		}
-		a := adopted[len(adopted)-1]
-		adopted = adopted[:0]
-		return a
-	}
-	var deferred []bool
-	t.Cleanup(forward.OnDeferred(func(d bool) {
-		mu.Lock()
-		deferred = append(deferred, d)
-		mu.Unlock()
-	}))
-	lastDeferred := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		d := len(deferred) > 0 && deferred[len(deferred)-1]
-		deferred = deferred[:0]
-		return d
-	}
+	answered := recordAnswers(t)
 	up := upstreamtest.Answers(t, "127.0.84.2", func(req *http.Request) string { return answers[req.URL.Path] })
 	// A ring-hash cookie policy sets its cookie on the answer, beside the upstream's own
 	// cookie when it sent one.
@@ -90,7 +61,7 @@ func TestAdoptedAnswerFields(t *testing.T) {
 			_ = resp.Body.Close()
 			cookies := resp.Header.Values("Set-Cookie")
 			sticky := slices.IndexFunc(cookies, func(c string) bool { return strings.HasPrefix(c, "sticky=") }) >= 0
-			if !sticky || tc.upCookie != "" && !slices.Contains(cookies, tc.upCookie) || lastAdopted() {
+			if !sticky || tc.upCookie != "" && !slices.Contains(cookies, tc.upCookie) || answered.last(t).adopted {
 				t.Fatalf("%s: cookies %q: want a sticky cookie beside the upstream's %q, through the map", tc.path, cookies, tc.upCookie)
 			}
 		}
@@ -150,13 +121,14 @@ func TestAdoptedAnswerFields(t *testing.T) {
 					}
 				}
 				info := h.info(t)
-				if a := lastAdopted(); a != tc.adopted {
-					t.Errorf("%s %s: fields adopted %v, want %v", dir, tc.path, a, tc.adopted)
+				a := answered.last(t)
+				if a.adopted != tc.adopted {
+					t.Errorf("%s %s: fields adopted %v, want %v", dir, tc.path, a.adopted, tc.adopted)
 				}
 				// The pool builds no map for an answer without hop-by-hop fields (all but
 				// /hop): forward asks for the list when it would pass it on as received.
-				if d := lastDeferred(); d != (tc.path != "/hop") {
-					t.Errorf("%s %s: the answer's map left to be built %v, want %v", dir, tc.path, d, tc.path != "/hop")
+				if a.deferred != (tc.path != "/hop") {
+					t.Errorf("%s %s: the answer's map left to be built %v, want %v", dir, tc.path, a.deferred, tc.path != "/hop")
 				}
 				switch tc.path {
 				case "/grpc":
@@ -194,12 +166,7 @@ func TestRetryReadsAnswersWithoutAMap(t *testing.T) {
 		}
 		return "HTTP/1.1 200 OK\r\nX-Second: 1\r\nContent-Length: 2\r\n\r\nok"
 	})
-	var deferred []bool // per answer about to go downstream: its map left to be built
-	t.Cleanup(forward.OnDeferred(func(d bool) {
-		mu.Lock()
-		deferred = append(deferred, d)
-		mu.Unlock()
-	}))
+	answered := recordAnswers(t)
 	// Each retry-on alone: one that reads the answer's map would build it for the others.
 	for _, tc := range []struct{ retryOn, path, want string }{
 		{"cancelled", "/grpc", "ok"}, {"retriable-headers", "/header", "ok"},
@@ -211,7 +178,6 @@ func TestRetryReadsAnswersWithoutAMap(t *testing.T) {
 		})
 		mu.Lock()
 		clear(seen)
-		deferred = deferred[:0]
 		mu.Unlock()
 		req, _ := http.NewRequest(http.MethodGet, h.url+tc.path, nil)
 		req.Host = "svc:9080"
@@ -223,15 +189,53 @@ func TestRetryReadsAnswersWithoutAMap(t *testing.T) {
 		_ = resp.Body.Close()
 		mu.Lock()
 		n := seen[tc.path]
-		d := slices.Clone(deferred)
 		mu.Unlock()
-		// A retriable-headers policy matches on the answer's map, which it builds first.
-		if wantD := tc.retryOn == "cancelled"; len(d) != 1 || d[0] != wantD {
-			t.Errorf("retry on %s, %s: answers sent downstream without a map built: %v, want [%v]", tc.retryOn, tc.path, d, wantD)
+		// One answer went downstream; a retriable-headers policy matches on the answer's
+		// map, which it builds first.
+		if d, wantD := answered.take(), tc.retryOn == "cancelled"; len(d) != 1 || d[0].deferred != wantD {
+			t.Errorf("retry on %s, %s: answers sent downstream %+v, want one, its map left to be built %v", tc.retryOn, tc.path, d, wantD)
 		}
 		wantN := map[bool]int{true: 2, false: 1}[tc.want == "ok"]
 		if string(body) != tc.want || n != wantN {
 			t.Errorf("retry on %s, %s: body %q after %d upstream requests, want %q after %d", tc.retryOn, tc.path, body, n, tc.want, wantN)
 		}
 	}
+}
+
+// answerLog records how each answer went downstream (forward.OnAnswer).
+type answerLog struct {
+	mu   sync.Mutex
+	seen []answerSeen
+}
+
+type answerSeen struct{ deferred, adopted bool }
+
+func recordAnswers(t *testing.T) *answerLog {
+	t.Helper()
+	l := new(answerLog)
+	t.Cleanup(forward.OnAnswer(func(deferred, adopted bool) {
+		l.mu.Lock()
+		l.seen = append(l.seen, answerSeen{deferred, adopted})
+		l.mu.Unlock()
+	}))
+	return l
+}
+
+// take returns the answers recorded since the last take, and forgets them.
+func (l *answerLog) take() []answerSeen {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.seen
+	l.seen = nil
+	return s
+}
+
+// last is the latest answer's record, the others forgotten; none fails the test.
+func (l *answerLog) last(t *testing.T) answerSeen {
+	t.Helper()
+	s := l.take()
+	if len(s) == 0 {
+		t.Fatal("no answer was sent downstream")
+	}
+	return s[len(s)-1]
 }

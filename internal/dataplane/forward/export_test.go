@@ -15,16 +15,10 @@ func OnRelease(f func(reused bool)) (stop func()) {
 	return func() { onRelease.Store(nil) }
 }
 
-// OnDeferred has f told, for each answer about to go downstream from now on, whether the
-// pool gave it without a header map (its fields as a list only); stop undoes it.
-func OnDeferred(f func(deferred bool)) (stop func()) {
-	onDeferred.Store(&f)
-	return func() { onDeferred.Store(nil) }
-}
-
-// OnAdopt has f told, for each answer sent downstream from now on, whether its fields were
-// passed on as received without a header map; stop undoes it.
-func OnAdopt(f func(adopted bool)) (stop func()) {
-	onAdopt.Store(&f)
-	return func() { onAdopt.Store(nil) }
+// OnAnswer has f told, for each answer sent downstream from now on, whether the pool gave
+// it without a header map (its fields as a list only) and whether its fields were passed
+// on as received without a header map; stop undoes it.
+func OnAnswer(f func(deferred, adopted bool)) (stop func()) {
+	onAnswer.Store(&f)
+	return func() { onAnswer.Store(nil) }
 }

@@ -34,16 +34,15 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	info.ResponseCodeDetails = "via_upstream"
 
 	owner := pool.Recycler(resp)
-	if f := onDeferred.Load(); f != nil {
-		(*f)(pool.HeaderDeferred(resp))
-	}
 	var h http.Header // nil when the writer took the answer's fields without a map
+	seen := onAnswer.Load()
+	deferred := seen != nil && pool.HeaderDeferred(resp) // before responseHeader builds the map
 	adopted := x.adoptFields(resp, owner, ust)
 	if !adopted {
 		h = x.responseHeader(resp, owner, ust)
 	}
-	if f := onAdopt.Load(); f != nil {
-		(*f)(adopted)
+	if seen != nil {
+		(*seen)(deferred, adopted)
 	}
 	x.w.WriteHeader(resp.StatusCode)
 
@@ -229,13 +228,10 @@ func (x *exchange) responseHeaderOps() bool {
 	return len(x.rt.ResponseHeadersToAdd) > 0 || len(x.rt.ResponseHeadersToRemove) > 0
 }
 
-// onAdopt, when set (tests), learns for each answer sent downstream whether its fields
-// were adopted (adoptFields) or went through the header map.
-var onAdopt atomic.Pointer[func(adopted bool)]
-
-// onDeferred, when set (tests), learns for each answer about to go downstream whether the
-// pool left its header map to be built (pool.FieldsAsker).
-var onDeferred atomic.Pointer[func(deferred bool)]
+// onAnswer, when set (tests), learns for each answer sent downstream whether the pool gave
+// it without a header map (deferred: pool.FieldsAsker) and whether its fields were adopted
+// (adoptFields) or went through the header map.
+var onAnswer atomic.Pointer[func(deferred, adopted bool)]
 
 // receivedLister is an upstream answer that lists its fields as received and its
 // hop-by-hop ones (the pool's plain answers).

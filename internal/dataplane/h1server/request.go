@@ -108,11 +108,9 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	var host string // Host goes to req.Host, not into the map (as net/http): framing
 	hosts, fields := 0, 0
 	for n = 0; n < len(vals); n++ {
-		var start, colon, vs, ve int
-		var canonical bool
-		if hd != nil { // checked: a token name, a valid value, lines ending in CRLF
-			sp := &spans[n]
-			start, colon, vs, ve, canonical = int(sp.Start), int(sp.Colon), int(sp.ValueStart), int(sp.ValueEnd), sp.Canonical
+		var sp http1.FieldSpan // head and hs share offsets
+		if hd != nil {         // checked: a token name, a valid value, lines ending in CRLF
+			sp = spans[n]
 		} else {
 			i := bytes.IndexByte(head[off:], '\n')
 			if i < 1 || head[off+i-1] != '\r' {
@@ -126,20 +124,15 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 			if ci <= 0 {
 				return nil, nil, "malformed header field"
 			}
-			var token bool
-			token, canonical = http1.NameForm(f[:ci])
-			start, colon = off, off+ci
-			vs, ve = http1.OWSBounds(head, colon+1, off+i)
+			token, canonical := http1.NameForm(f[:ci])
+			vs, ve := http1.OWSBounds(head, off+ci+1, off+i)
 			if !token || !http1.ValidValue(head[vs:ve]) {
 				return nil, nil, "invalid header field"
 			}
+			sp = http1.FieldSpan{Start: int32(off), Colon: int32(off + ci), ValueStart: int32(vs), ValueEnd: int32(ve), Canonical: canonical}
 			off += i + 2
 		}
-		v := hs[vs:ve]       // head and hs share offsets
-		k := hs[start:colon] // the name as received when canonical already (the usual)
-		if !canonical {
-			k = http1.CanonicalKey(head[start:colon])
-		}
+		v, k := sp.Value(hs), sp.Key(hs)
 		vals[n] = v
 		if f := http1.FieldOf(k); f != 0 {
 			seen |= f

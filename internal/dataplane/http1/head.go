@@ -45,6 +45,19 @@ type FieldSpan struct {
 	Canonical                          bool
 }
 
+// Key is the field's header map key, from hs, the head's bytes as a string: the name as
+// received when it is canonical already (the usual: no string built), else its canonical
+// form.
+func (sp *FieldSpan) Key(hs string) string {
+	if sp.Canonical {
+		return hs[sp.Start:sp.Colon]
+	}
+	return CanonicalKey(hs[sp.Start:sp.Colon])
+}
+
+// Value is the field's value, from hs as Key's.
+func (sp *FieldSpan) Value(hs string) string { return hs[sp.ValueStart:sp.ValueEnd] }
+
 // ParseHead parses a complete request head: the request line, the header fields and the
 // empty line that ends them, each line ending in CRLF. It applies Envoy's HTTP/1 codec
 // rules, in Envoy's order (the request line, each field as it is read, then the checks

@@ -161,22 +161,6 @@ func (c *h1Conn) plainResponse(req *http.Request) (pr *plainResp, err error) {
 	return pr, nil
 }
 
-// fieldSpan is where a field line's name and value are in a head: the name at
-// [start, colon), the value at [vs, ve).
-type fieldSpan struct {
-	start, colon, vs, ve int32
-	canonical            bool
-}
-
-// key is the field's map key: the name as received when canonical already (the usual),
-// a slice of hs.
-func (sp fieldSpan) key(hs string) string {
-	if sp.canonical {
-		return hs[sp.start:sp.colon]
-	}
-	return http1.CanonicalKey(hs[sp.start:sp.colon])
-}
-
 // parsePlainHead parses the head at the start of buf (the status line and the field
 // lines, each ending in CRLF, then an empty line) when it is plain and all there, in one
 // pass that finds the lines, checks them and notes where the fields are; then copies the
@@ -207,7 +191,7 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 		!http1.ValidValue(line) {
 		return nil, 0
 	}
-	var spanArr [16]fieldSpan
+	var spanArr [16]http1.FieldSpan
 	spans := spanArr[:0]
 	length, end := int64(-1), 0
 	for off := le + 2; ; {
@@ -264,7 +248,7 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 				return nil, 0
 			}
 		}
-		spans = append(spans, fieldSpan{int32(off), int32(off + colon), int32(vs), int32(ve), canonical})
+		spans = append(spans, http1.FieldSpan{Start: int32(off), Colon: int32(off + colon), ValueStart: int32(vs), ValueEnd: int32(ve), Canonical: canonical})
 		off = e + 2
 	}
 	if length < 0 {
@@ -289,9 +273,9 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 	// Set without looking first: a name seldom repeats, and when one did the map has fewer
 	// keys than the head has fields, and is built again with every value in order.
 	rf, hop := pr.recvArr[:0], pr.hopArr[:0]
-	for i, sp := range spans {
-		vals[i] = hs[sp.vs:sp.ve]
-		k := sp.key(hs)
+	for i := range spans {
+		vals[i] = spans[i].Value(hs)
+		k := spans[i].Key(hs)
 		if !deferred {
 			h[k] = vals[i : i+1 : i+1]
 		}
@@ -317,8 +301,8 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 	}
 	if !deferred && len(h) < len(spans) {
 		clear(h)
-		for i, sp := range spans {
-			if k := sp.key(hs); len(h[k]) > 0 {
+		for i := range spans {
+			if k := spans[i].Key(hs); len(h[k]) > 0 {
 				h[k] = append(h[k], vals[i])
 			} else {
 				h[k] = vals[i : i+1 : i+1]
