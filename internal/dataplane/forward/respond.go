@@ -170,10 +170,10 @@ func (x *exchange) responseHeader(resp *http.Response, owner interface{ Recycle(
 // grpc-status, adds x-envoy-upstream-service-time and, inbound, this workload's metadata.
 // false, with nothing done, for any other answer or writer.
 func (x *exchange) adoptFields(resp *http.Response, owner interface{ Recycle() }, ust time.Duration) bool {
-	fa, ok := x.w.(fieldsAdopter)
-	if !ok || len(resp.Trailer) > 0 || x.setCookie != "" || x.responseHeaderOps() {
+	if len(resp.Trailer) > 0 || !x.answerFieldsOnly() { // the conditions known before the answer
 		return false
 	}
+	fa := x.w.(fieldsAdopter) // answerFieldsOnly checked it
 	rl, ok := owner.(receivedLister)
 	if !ok || len(rl.HopFields()) > 0 {
 		return false
