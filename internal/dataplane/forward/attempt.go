@@ -31,7 +31,8 @@ import (
 // attempt is one try of the upstream request on one host. The exchange holds the current
 // one (after the loop, the last). It is the pool's connection observer for its requests.
 type attempt struct {
-	n     int // 1 for the first try
+	x     *exchange // whose attempt it is (x.try)
+	n     int       // 1 for the first try
 	host  *cluster.Host
 	stats *cluster.Stats
 	// ctx is the attempt's context: rc, a child of the route's bounded by the per-try
@@ -58,7 +59,7 @@ type attempt struct {
 // or an upgrade's own count).
 func (x *exchange) begin(ctx context.Context, rc *reqctx.Ctx, n int, host *cluster.Host) *attempt {
 	a := &x.try
-	a.n, a.host, a.stats, a.ctx, a.rc, a.live = n, host, x.cl.Stats(), ctx, rc, true
+	a.x, a.n, a.host, a.stats, a.ctx, a.rc, a.live = x, n, host, x.cl.Stats(), ctx, rc, true
 	a.fieldsOnly = x.answerFieldsOnly()
 	host.RequestStart()
 	a.stats.UpstreamRqTotal.Add(1)

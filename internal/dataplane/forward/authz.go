@@ -83,9 +83,9 @@ func AuthzReply(rp *authz.Reply) *Reply {
 
 // applyAuthz makes the chain's changes on the upstream request headers (the JWT removed
 // unless forwarded, claim headers, the authorization server's headers); prepare calls it.
-func (x *exchange) applyAuthz(h http.Header) {
+func (x *exchange) applyAuthz() {
 	if x.authzDecision != nil { // inlined: set only by a chain that ran
-		x.authzDecision.Apply(h)
+		x.authzDecision.Apply(x.upHeader())
 	}
 }
 

@@ -319,6 +319,7 @@ type exchange struct {
 	delivered   bool // respond read the upstream body to its end and sent it all downstream
 	mirrored    bool // a mirror request went out (its goroutine runs on)
 	envoyFields bool // the downstream request has an x-envoy-* field (prepare's upstreamHeader saw it)
+	listed      bool // the upstream request's fields are list's, its map empty (uplist.go)
 	fieldsKnown bool // fields says which of http1.FieldOf's names the request has (lacks)
 	fields      http1.FieldSet
 	nvals       uint8
@@ -327,7 +328,7 @@ type exchange struct {
 	// (upstreamHeader) those of the upstream request's fields. Sized with the rest so that
 	// the exchange fits a 1,280-byte allocation (TestExchangeSize).
 	vals  [8]string
-	hvals [12]string
+	hvals [11]string
 
 	// The first attempt's context and its first upstream request's URL live in the
 	// exchange, the request itself in firstReq (later ones are allocated: each request
@@ -344,6 +345,7 @@ type exchange struct {
 	// (release.go).
 	firstReq *reqctx.Request
 	hdr      http.Header
+	list     *upList // uplist.go: the upstream request's fields, when listed
 }
 
 // route takes the router's decision: its own reply, or fault injection's, may end the

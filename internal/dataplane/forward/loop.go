@@ -99,18 +99,25 @@ func (x *exchange) looped() bool {
 
 // markHop adds this listener's token to the upstream request's x-lucid-hops, or removes
 // the header from a request delivered to the application.
-func (x *exchange) markHop(h http.Header) {
+func (x *exchange) markHop() {
 	if x.in.Direction == "inbound" {
 		// Whether or not the client sent one: the authorization chain (an ext_authz
-		// server's or a JWT claim's headers) may have set it on h.
-		delete(h, hdrHops) // canonical
+		// server's or a JWT claim's headers) may have set it upstream. Listed fields
+		// are the downstream's and the proxy's: none when the request had none.
+		if !x.listed || !x.lacks(http1.FieldXLucidHops) {
+			x.upDel(hdrHops) // canonical
+		}
 		return
 	}
 	tok := x.f.hopToken(x.in.Listener)
-	if prior := h[hdrHops]; len(prior) > 0 {
+	if x.listed { // no name twice in a list
+		if prior := x.upGet(hdrHops); prior != "" {
+			tok = prior + ", " + tok
+		}
+	} else if prior := x.up.header[hdrHops]; len(prior) > 0 {
 		tok = strings.Join(prior, ", ") + ", " + tok
 	}
-	x.setHeader(h, hdrHops, tok)
+	x.upSet(hdrHops, tok)
 }
 
 // ownUpstream is the reply for an upstream host the proxy itself listens on (nil when

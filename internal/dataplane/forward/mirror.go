@@ -55,7 +55,7 @@ func (x *exchange) mirror() {
 		if timeout <= 0 {
 			timeout = mirrorTimeout
 		}
-		h := x.up.header.Clone()
+		h := x.upHeader().Clone()
 		req := &http.Request{
 			Method:     x.r.Method,
 			URL:        &url.URL{Path: x.up.path.Path, RawPath: x.up.path.RawPath, RawQuery: x.up.path.RawQuery},

@@ -2,7 +2,6 @@ package forward
 
 import (
 	"crypto/tls"
-	"net/http"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
@@ -67,18 +66,20 @@ func (f *Forwarder) recordUpstream(info *streaminfo.Info, tc *tls.Conn, c *resou
 // By=<own identity>;Hash=<sha256>;Subject="";URI=<peer identity>; from plaintext the
 // header is removed (Envoy's SANITIZE), so nobody can claim an identity without a
 // certificate.
-func forwardClientCert(h http.Header, peer *Peer, lacks bool) {
+func (x *exchange) forwardClientCert() {
+	const k = "X-Forwarded-Client-Cert"
+	peer := x.in.Peer
 	if peer == nil {
-		if !lacks {
-			delete(h, "X-Forwarded-Client-Cert")
+		if !x.lacks(http1.FieldXForwardedClientCert) {
+			x.upDel(k)
 		}
 		return
 	}
 	v := "By=" + peer.Local + ";Hash=" + peer.Hash + `;Subject="";URI=` + peer.URI
-	if prev := http1.Value(h, "X-Forwarded-Client-Cert"); prev != "" {
+	if prev := x.upGet(k); prev != "" {
 		v = prev + "," + v
 	}
-	h.Set("X-Forwarded-Client-Cert", v)
+	x.upSet(k, v)
 }
 
 // mtlsHint explains a connection the server reset when it requires mutual TLS (its

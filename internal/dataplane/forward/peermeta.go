@@ -49,6 +49,11 @@ func (x *exchange) sendPeerMetadata() {
 	if x.f.peerValue == nil || x.in.Direction == "inbound" || x.cl == nil || x.cl.Config().Info.ServiceHost == "" {
 		return
 	}
+	if x.listed {
+		x.upSet(peermeta.HeaderID, x.f.peerID[0])
+		x.upSet(peermeta.HeaderMetadata, x.f.peerValue[0])
+		return
+	}
 	x.up.header[peermeta.HeaderID] = x.f.peerID
 	x.up.header[peermeta.HeaderMetadata] = x.f.peerValue
 }

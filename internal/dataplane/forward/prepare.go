@@ -8,6 +8,7 @@ import (
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
+	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 	"github.com/lucid-mesh/lucid/internal/dataplane/route"
 )
 
@@ -24,10 +25,18 @@ type upstreamRequest struct {
 // prepare builds the upstream request headers, path, host and body shared by all attempts.
 func (x *exchange) prepare() {
 	r := x.r
-	h := x.upstreamHeader(r.Header)
-	x.setHeader(h, "X-Request-Id", x.info.RequestID)
 	edge := x.edge() // edge.go: use_remote_address
+	// The downstream fields as they are, listed (uplist.go), or in a map of their own.
+	if x.hdr == nil {
+		x.hdr = make(http.Header)
+	}
+	x.up.header = x.hdr // empty (a reused exchange's, release.go)
+	if edge || !x.listFields() {
+		x.up.header = x.upstreamHeader(r.Header)
+	}
+	x.upAdd(http1.FieldXRequestID, "X-Request-Id", x.info.RequestID)
 	if edge && x.in.RemoteAddr.IsValid() {
+		h := x.upHeader()
 		ip := x.in.RemoteAddr.Addr().Unmap().String()
 		if prior := h.Values("X-Forwarded-For"); len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
@@ -36,15 +45,15 @@ func (x *exchange) prepare() {
 	}
 	// At the edge the connection decides, as Envoy does: a client cannot claim https over
 	// plaintext. Inside the mesh the first hop's value is kept.
-	if edge || x.lacks(http1.FieldXForwardedProto) || http1.Value(h, "X-Forwarded-Proto") == "" {
-		x.setHeader(h, "X-Forwarded-Proto", requestScheme(r))
+	if edge || x.lacks(http1.FieldXForwardedProto) || x.upGet("X-Forwarded-Proto") == "" {
+		x.upAdd(http1.FieldXForwardedProto, "X-Forwarded-Proto", requestScheme(r))
 	}
-	forwardClientCert(h, x.in.Peer, x.lacks(http1.FieldXForwardedClientCert)) // peer.go: the mutual-TLS peer, else none
-	x.applyAuthz(h)                                                           // authz.go: the JWT and the authorization server's headers
+	x.forwardClientCert() // peer.go: the mutual-TLS peer, else none
+	x.applyAuthz()        // authz.go: the JWT and the authorization server's headers
 	if edge {
-		x.cleanEdgeHeaders(h) // edge.go: no x-envoy-* header from outside the mesh goes on
+		x.cleanEdgeHeaders(x.upHeader()) // edge.go: no x-envoy-* header from outside the mesh goes on
 	}
-	x.markHop(h) // loop.go: x-lucid-hops
+	x.markHop() // loop.go: x-lucid-hops
 
 	orig := x.info.Path // computed by record for the same URL
 	if r.URL != x.pathURL {
@@ -53,7 +62,7 @@ func (x *exchange) prepare() {
 	rewritten := route.RewritePath(&x.rt.Match, x.rt.Action, orig)
 	x.up.path = r.URL
 	if rewritten != orig {
-		h.Set("X-Envoy-Original-Path", orig)
+		x.upSet("X-Envoy-Original-Path", orig)
 		if u, err := url.ParseRequestURI(rewritten); err == nil {
 			x.up.path = u
 		}
@@ -70,14 +79,21 @@ func (x *exchange) prepare() {
 	// Header operations, most specific first: with overwrite, the less specific level wins
 	// (Envoy's default, most_specific_header_mutations_wins false).
 	if x.wc != nil {
-		route.ApplyHeaders(h, x.wc.RequestHeadersToAdd, x.wc.RequestHeadersToRemove)
+		applyRequestHeaders(x, x.wc.RequestHeadersToAdd, x.wc.RequestHeadersToRemove)
 	}
-	route.ApplyHeaders(h, x.rt.RequestHeadersToAdd, x.rt.RequestHeadersToRemove)
-	route.ApplyHeaders(h, x.vh.RequestHeadersToAdd, x.vh.RequestHeadersToRemove)
-	x.up.header = h
+	applyRequestHeaders(x, x.rt.RequestHeadersToAdd, x.rt.RequestHeadersToRemove)
+	applyRequestHeaders(x, x.vh.RequestHeadersToAdd, x.vh.RequestHeadersToRemove)
 
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		x.up.body = newReplayBody(r.Body)
+	}
+}
+
+// applyRequestHeaders applies one level's request header operations to the upstream
+// request, in its header map: most routes have none, and their fields stay listed.
+func applyRequestHeaders(x *exchange, add []resource.HeaderValueOption, remove []string) {
+	if len(add) > 0 || len(remove) > 0 {
+		route.ApplyHeaders(x.upHeader(), add, remove)
 	}
 }
 
@@ -90,7 +106,7 @@ func (x *exchange) prepare() {
 // field's slice has its length as capacity, as Clone's, so appending copies.
 func (x *exchange) upstreamHeader(h http.Header) http.Header {
 	sv := x.hvals[:]
-	h2 := x.hdr // a reused exchange's (release.go), empty
+	h2 := x.hdr // a reused exchange's (release.go), or prepare's: empty
 	if h2 == nil {
 		h2 = make(http.Header, len(h))
 		x.hdr = h2
@@ -136,11 +152,13 @@ func (x *exchange) setHeader(h http.Header, k, v string) {
 // request is the upstream request of attempt a, with body (nil: none).
 func (x *exchange) request(a *attempt, body io.ReadCloser) *http.Request {
 	h := x.up.header
-	if a.n > 1 {
-		h = h.Clone()
-	}
-	if x.vh.IncludeAttemptCount {
-		x.setHeader(h, "X-Envoy-Attempt-Count", itoa(a.n))
+	if a.n > 1 { // each later attempt its own map, the fields no longer listed
+		h = x.upHeader().Clone()
+		if x.vh.IncludeAttemptCount {
+			x.setHeader(h, "X-Envoy-Attempt-Count", itoa(a.n))
+		}
+	} else if x.vh.IncludeAttemptCount {
+		x.upSet("X-Envoy-Attempt-Count", itoa(a.n))
 	}
 	hostHeader := x.up.host
 	if x.rt.Action.AutoHostRewrite && a.host.Endpoint.Hostname != "" {

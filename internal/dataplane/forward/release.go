@@ -35,12 +35,16 @@ func (x *exchange) release() {
 	if rr, isRR := x.w.(requestReleaser); isRR && !x.in.Authz.CallsOut() {
 		rr.ReleaseRequest()
 	}
-	keep, hdr := x.firstReq, bufpool.EmptyHeader(x.hdr)
+	keep, hdr, list := x.firstReq, bufpool.EmptyHeader(x.hdr), x.list
 	if keep != nil {
 		keep.Clear() // the last request's header map and URL are not kept alive
 	}
+	if list != nil {
+		clear(list.f[:list.n]) // nor its fields' strings
+		list.n = 0
+	}
 	*x = exchange{}
-	x.firstReq, x.hdr = keep, hdr
+	x.firstReq, x.hdr, x.list = keep, hdr, list
 	exchanges.Put(x)
 }
 

@@ -64,7 +64,7 @@ func (x *exchange) applyRetryHeaders() {
 	for _, n := range retryHeaderNames {
 		if _, ok := h[n]; ok {
 			present = true
-			x.up.header.Del(n)
+			x.upHeader().Del(n)
 		}
 	}
 	if !present || !x.trustEnvoyHeaders() {

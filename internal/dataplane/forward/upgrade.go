@@ -104,7 +104,7 @@ func (x *exchange) upgradeRequest() bool {
 	defer conn.Close()
 	a.UpstreamConn(conn, pool.LocalAddress(conn))
 
-	h := x.up.header.Clone()
+	h := x.upHeader().Clone()
 	h.Del(":protocol")
 	h.Set("Connection", "Upgrade")
 	h.Set("Upgrade", up)

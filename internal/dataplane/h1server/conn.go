@@ -143,7 +143,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.startRequest(rctx, rb == nil) // watch.go
-		more := c.serveRequest(req, rb, st.fields)
+		more := c.serveRequest(req, rb, st)
 		c.endRequest()
 		rctx.Cancel(nil)
 		if !more {
@@ -169,6 +169,10 @@ type requestState struct {
 	req  reqctx.Request // the request, with ctx
 	// fields are the names among http1.FieldOf's the head had (RequestFields).
 	fields http1.FieldSet
+	// recv are the head's fields in the order received, Host among them (ReceivedRequest):
+	// nrecv of them, or none when the head had more than len(recv) or a name twice.
+	recv  [16]http1.ReceivedField
+	nrecv uint8
 }
 
 // reset makes st ready for another request: zero, but for its header map and request
@@ -343,7 +347,7 @@ func (c *conn) fail(status int, why string) {
 
 // serveRequest runs the handler for one request and finishes its answer; false: the
 // connection ends (closed or taken over).
-func (c *conn) serveRequest(req *http.Request, rb *body, fields http1.FieldSet) bool {
+func (c *conn) serveRequest(req *http.Request, rb *body, st *requestState) bool {
 	// The connection's one response and header map serve its requests in turn: a handler
 	// may not use them after it returns (http.ResponseWriter), and a connection taken
 	// over serves no more requests.
@@ -355,7 +359,7 @@ func (c *conn) serveRequest(req *http.Request, rb *body, fields http1.FieldSet) 
 	} else {
 		clear(h)
 	}
-	*w = response{c: c, req: req, header: h, cl: -1, body: rb, fields: fields}
+	*w = response{c: c, req: req, header: h, cl: -1, body: rb, fields: st.fields, recv: st.recv[:st.nrecv]}
 	w.closeAfter = req.Close || c.s.noKeep.Load() || c.s.closing.Load()
 	w.http10 = req.ProtoMinor == 0
 	w.head = req.Method == http.MethodHead

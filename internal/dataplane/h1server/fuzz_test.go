@@ -82,9 +82,16 @@ func newParseConn() *conn {
 
 // parseWith parses head on c into a fresh request state, with room for that many values.
 func parseWith(c *conn, head []byte, room int) (*http.Request, *body, string) {
+	_, req, rb, why := parseState(c, head, room)
+	return req, rb, why
+}
+
+// parseState is parseWith that also returns the request's state.
+func parseState(c *conn, head []byte, room int) (*requestState, *http.Request, *body, string) {
 	st := new(requestState)
 	st.ctx.Init(context.Background())
-	return c.parse(st, head, make([]string, room))
+	req, rb, why := c.parse(st, head, make([]string, room))
+	return st, req, rb, why
 }
 
 type writeDiscard struct{ net.Conn }

@@ -93,10 +93,54 @@ func comparePlaced(t *testing.T, g *http1.Conn, head []byte) {
 	for _, room := range []int{2, 16} {
 		placed := newParseConn()
 		placed.check = g
-		got := requestOf(parseWith(placed, head, room))
-		want := requestOf(parseWith(newParseConn(), bytes.Clone(head), room))
+		pst, preq, prb, pwhy := parseState(placed, head, room)
+		got := requestOf(preq, prb, pwhy)
+		ast, areq, arb, awhy := parseState(newParseConn(), bytes.Clone(head), room)
+		want := requestOf(areq, arb, awhy)
 		if got != want {
 			t.Fatalf("%q (room %d):\nfrom the check's layout: %s\nread again:             %s", head, room, got, want)
+		}
+		if pwhy == "" {
+			checkReceived(t, head, pst, preq)
+			checkReceived(t, head, ast, areq)
+		}
+	}
+}
+
+// checkReceived fails unless st lists the fields of head, a head parse accepted into req,
+// as ReceivedRequest gives them: every field line in order, under its map key, with its
+// value as the map holds it (Host as req.Host), when there are at most 16 and no name
+// comes twice; none otherwise.
+func checkReceived(t *testing.T, head []byte, st *requestState, req *http.Request) {
+	t.Helper()
+	var want []http1.ReceivedField
+	seen := map[string]bool{}
+	twice := false
+	lines := strings.Split(string(head), "\r\n")
+	for _, line := range lines[1 : len(lines)-2] { // between the request line and the empty line
+		name, value, _ := strings.Cut(line, ":")
+		k := http.CanonicalHeaderKey(name)
+		twice = twice || seen[k]
+		seen[k] = true
+		want = append(want, http1.ReceivedField{Key: k, Value: strings.Trim(value, " \t")})
+	}
+	if twice || len(want) > 16 {
+		want = nil
+	}
+	got := st.recv[:st.nrecv]
+	if len(got) != len(want) {
+		t.Fatalf("%q: %d fields listed, want %d", head, len(got), len(want))
+	}
+	for i := range got {
+		if got[i].Key != want[i].Key || got[i].Value != want[i].Value {
+			t.Fatalf("%q: field %d listed as %q: %q, want %q: %q", head, i, got[i].Key, got[i].Value, want[i].Key, want[i].Value)
+		}
+		if k := got[i].Key; k == "Host" {
+			if got[i].Value != req.Host && req.URL.Host == "" {
+				t.Fatalf("%q: Host listed as %q, the request's is %q", head, got[i].Value, req.Host)
+			}
+		} else if k != "Transfer-Encoding" && k != "Trailer" && !got[i].Received(k, req.Header[k]) {
+			t.Fatalf("%q: the map's %q is not the field listed (%q)", head, k, req.Header[k])
 		}
 	}
 }

@@ -134,6 +134,9 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		}
 		v, k := sp.Value(hs), sp.Key(hs)
 		vals[n] = v
+		if n < len(st.recv) {
+			st.recv[n] = http1.ReceivedField{Key: k, Value: v, Slot: &vals[n]}
+		}
 		if f := http1.FieldOf(k); f != 0 {
 			seen |= f
 			if f == http1.FieldHost {
@@ -150,6 +153,8 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	}
 	if len(h) < fields {
 		gatherRepeats(h, head, hs, le+2, vals[:n])
+	} else if n <= len(st.recv) {
+		st.nrecv = uint8(n)
 	}
 	st.fields = seen
 	return c.framing(req, seen, host, hosts)

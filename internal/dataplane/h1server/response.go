@@ -36,6 +36,7 @@ type response struct {
 	hijacked    bool
 	released    bool                   // ReleaseRequest: the request's memory may serve the next one
 	fields      http1.FieldSet         // RequestFields
+	recv        []http1.ReceivedField  // ReceivedRequest
 	owner       interface{ Recycle() } // what an adopted header map or adopted fields belong to
 	err         error                  // the connection failed while writing
 
@@ -75,6 +76,14 @@ func (w *response) ReleaseRequest() { w.released = true }
 // only those it had (forward's per-request lookups). A name deleted since may still be
 // in the set.
 func (w *response) RequestFields() http1.FieldSet { return w.fields }
+
+// ReceivedRequest is the request's fields as parsed into its header map, in the order
+// received, Host among them (it is req.Host, not in the map), and Transfer-Encoding and
+// Trailer (the body's framing takes them out of the map): a proxy writing the fields on
+// can write them in that order, without walking the map, when the map still holds each as
+// received (http1.ReceivedField.Received) and nothing else. Empty when the head had more
+// than 16 fields or a name twice.
+func (w *response) ReceivedRequest() []http1.ReceivedField { return w.recv }
 
 // AdoptHeader makes h the response's header map, in place of copying h's fields into
 // it, when nothing has been set or written yet (false otherwise). A proxy passing an

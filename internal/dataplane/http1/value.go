@@ -167,6 +167,10 @@ func EqualFoldASCII[B ~string | ~[]byte](b B, s string) bool {
 	return true
 }
 
+// Field is a header field as a writer sends it: a key (canonical, or as received) and a
+// value that holds no CR or LF.
+type Field struct{ Key, Value string }
+
 // ReceivedField is a header field of a head as a parser put it into a header map: its key
 // there, its value, and the slot of the map's value array that held the value. A writer
 // given a map and its fields can tell which entries are still as received (the same key,

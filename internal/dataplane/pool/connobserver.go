@@ -2,6 +2,8 @@ package pool
 
 import (
 	"net"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // ConnObserver learns which upstream connection carries a request: forward records its
@@ -28,6 +30,37 @@ type ConnObserver interface {
 // answer's fields with FieldValue and calls FillHeader before anything that uses
 // resp.Header. It saves building the map (and emptying it for the next answer).
 type FieldsAsker interface{ FieldsOnly() bool }
+
+// RequestLister is a ConnObserver whose request may carry its fields as a list rather
+// than in its header map: when RequestFields is not nil, req.Header holds none of them,
+// and an HTTP/1.1 connection writes them, in their order, in its place. forward lists a
+// request's fields when nothing needs them in a map: it saves building the map, walking
+// it to write it, and emptying it for the next request. Anything else that sends the
+// request (the HTTP/2 client) first calls FillRequestHeader, which puts the fields into
+// req.Header and makes RequestFields nil from then on. Listed fields never include Host,
+// Content-Length, Transfer-Encoding, Trailer, a hop-by-hop field or an Idempotency-Key
+// (Replayable reads the map), and their values hold no CR or LF.
+type RequestLister interface {
+	RequestFields() []http1.Field
+	FillRequestHeader()
+}
+
+// requestFields is obs's request's fields as a list, or nil when its header map holds
+// them (RequestLister).
+func requestFields(obs ConnObserver) []http1.Field {
+	if rl, ok := obs.(RequestLister); ok {
+		return rl.RequestFields()
+	}
+	return nil
+}
+
+// fillRequestHeader has obs put its request's listed fields into the request's header
+// map, if it listed them (RequestLister).
+func fillRequestHeader(obs ConnObserver) {
+	if rl, ok := obs.(RequestLister); ok {
+		rl.FillRequestHeader()
+	}
+}
 
 // fieldsOnly is whether obs asks for answers' fields as a list only (FieldsAsker).
 func fieldsOnly(obs ConnObserver) bool {

@@ -168,6 +168,9 @@ type h1Conn struct {
 	plain *plainResp // the response when h1read.go read its head and a body follows
 	// fieldsOnly: the caller asked for a plain answer's fields as a list (FieldsAsker).
 	fieldsOnly bool
+	// listed are the request's fields when it lists them in place of its header map
+	// (RequestLister); nil: the map holds them.
+	listed []http1.Field
 	written    int64 // bytes of the current request the kernel accepted
 	read       int64 // bytes of the current response read from the socket
 	reused     bool
@@ -830,6 +833,7 @@ again:
 	}
 	observe(obs, c.nc, c.local)
 	c.fieldsOnly = fieldsOnly(obs)
+	c.listed = requestFields(obs)
 	c.requests++
 	c.written, c.read = 0, 0
 	c.watchCtx(ctx)
@@ -883,9 +887,11 @@ again:
 // (c.wdone reports its end).
 func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 	c.wdone = nil
+	listed := c.listed // the connection keeps nothing of the request's
+	c.listed = nil
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	if !hasBody || (req.ContentLength > 0 && req.ContentLength <= syncBodyMax) {
-		if err := writeRequest(c.bw, req, false); err != nil {
+		if err := writeRequest(c.bw, req, listed, false); err != nil {
 			return nil, &writeError{err: err}
 		}
 		if c.sendFn == nil || c.br.Buffered() > 0 {
@@ -911,7 +917,7 @@ func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 	done := make(chan error, 1)
 	c.wdone = done
 	go func() {
-		err := writeRequest(c.bw, req, true)
+		err := writeRequest(c.bw, req, listed, true)
 		if err == nil {
 			err = c.bw.Flush()
 		}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // syncBodyMax is the largest request body (with a known length) written on the caller's
@@ -25,10 +27,11 @@ var errBodyLength = errors.New("request body length differs from Content-Length"
 
 // writeRequest writes req in HTTP/1.1 wire form: request line, Host, the headers as they
 // are (no User-Agent is added), framing (Content-Length, or chunked when the length is
-// unknown), body and trailers. With stream set it flushes the headers and every piece of
-// the body as it arrives (the body is read while the upstream may already answer);
-// otherwise it does not flush.
-func writeRequest(w *bufio.Writer, req *http.Request, stream bool) error {
+// unknown), body and trailers. The headers are listed, in that order, when listed is not
+// nil (RequestLister), else req.Header's. With stream set it flushes the headers and
+// every piece of the body as it arrives (the body is read while the upstream may already
+// answer); otherwise it does not flush.
+func writeRequest(w *bufio.Writer, req *http.Request, listed []http1.Field, stream bool) error {
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
@@ -41,13 +44,17 @@ func writeRequest(w *bufio.Writer, req *http.Request, stream bool) error {
 	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
 	_, _ = w.WriteString(cleanValue(host))
 	_, _ = w.WriteString("\r\n")
-	for k, vv := range req.Header {
-		switch k {
-		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
-			continue
-		}
-		for _, v := range vv {
-			writeField(w, k, v)
+	if listed != nil {
+		writeListed(w, listed)
+	} else {
+		for k, vv := range req.Header {
+			switch k {
+			case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+				continue
+			}
+			for _, v := range vv {
+				writeField(w, k, v)
+			}
 		}
 	}
 	switch {
@@ -181,6 +188,24 @@ func writeField(w *bufio.Writer, k, v string) {
 		}
 	}
 	_, _ = w.Write(append(b, "\r\n"...))
+}
+
+// writeListed writes fs, a request's fields as RequestLister lists them (none that
+// writeRequest writes itself, no CR or LF in a value), composed in the buffer's free space
+// while they fit.
+func writeListed(w *bufio.Writer, fs []http1.Field) {
+	b := w.AvailableBuffer()
+	for i := range fs {
+		k, v := fs[i].Key, fs[i].Value
+		if len(b)+len(k)+len(v)+4 > cap(b) {
+			_, _ = w.Write(b)
+			writeField(w, k, v) // past the buffer's end: piece by piece
+			b = w.AvailableBuffer()
+			continue
+		}
+		b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
+	}
+	_, _ = w.Write(b)
 }
 
 // cleanValue replaces CR and LF in a header value with spaces (net/http does the same).

@@ -313,6 +313,7 @@ func (p *Pool) roundTrip(req *http.Request, addr string, cb Counters, obs ConnOb
 		return resp, nil
 	}
 	p.inflight.Add(1) // HTTP/2: the pool's own connections (h2.go)
+	fillRequestHeader(obs)
 	resp, err := p.h2l.roundTrip(req, addr, cb, obs)
 	if err != nil {
 		p.done()
