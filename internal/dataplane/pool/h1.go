@@ -170,10 +170,10 @@ type h1Conn struct {
 	fieldsOnly bool
 	// listed are the request's fields when it lists them in place of its header map
 	// (RequestLister); nil: the map holds them.
-	listed []http1.Field
-	written    int64 // bytes of the current request the kernel accepted
-	read       int64 // bytes of the current response read from the socket
-	reused     bool
+	listed  []http1.Field
+	written int64 // bytes of the current request the kernel accepted
+	read    int64 // bytes of the current response read from the socket
+	reused  bool
 	// takenAt is when get took it from the idle list, the exchange's start (zero for a new
 	// connection: the clock is read then). A moment early, which errs on the safe side:
 	// the idle time it proves comes out no longer, the round trip it samples no shorter.

@@ -32,6 +32,15 @@ import (
 // one allocation (they live as long as one another), and its header map. Its memory
 // serves a later response once Recycle says nothing reaches it.
 type plainResp struct {
+	plainMem
+	// spans are parsePlainHead's notes on where the fields are: no pointers, so Recycle
+	// leaves them as they are.
+	spans [16]http1.FieldSpan
+}
+
+// plainMem is the part of a plainResp that Recycle clears, all at once: a block of wide
+// stores, which costs less than a loop over the fields an answer used once it had a few.
+type plainMem struct {
 	resp http.Response
 	body h1Body
 	vals [8]string
@@ -110,7 +119,7 @@ var plainResps = sync.Pool{New: func() any { return new(plainResp) }}
 // map any more: not the caller, and not whoever it gave the map to (a server writing it
 // as its response's head). Called once at most.
 func (pr *plainResp) Recycle() {
-	*pr = plainResp{h: bufpool.EmptyHeader(pr.h)}
+	pr.plainMem = plainMem{h: bufpool.EmptyHeader(pr.h)}
 	plainResps.Put(pr)
 }
 
@@ -163,16 +172,16 @@ func (c *h1Conn) plainResponse(req *http.Request) (pr *plainResp, err error) {
 
 // parsePlainHead parses the head at the start of buf (the status line and the field
 // lines, each ending in CRLF, then an empty line) when it is plain and all there, in one
-// pass that finds the lines, checks them and notes where the fields are; then copies the
-// head once and builds the map from the notes. It returns the response and the head's
-// length, empty line included; nil otherwise. With fieldsOnly an answer with a body and at
-// most 16 fields, no name twice, gets no map yet (FieldsAsker).
+// pass that reads each line once (h1scan.go), checks it and notes where its field is; then
+// copies the head once and builds the map from the notes. It returns the response and the
+// head's length, empty line included; nil otherwise, with nothing kept. With fieldsOnly an
+// answer with a body and at most 16 fields, no name twice, gets no map yet (FieldsAsker).
 func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp, int) {
 	const proto = "HTTP/1.1 "
 	if !bytes.HasPrefix(buf, []byte(proto)) {
 		return nil, 0
 	}
-	le := lineEnd(buf, 0)
+	le := valueEnd(buf, len(proto)) // the status line: a value's bytes
 	if le < 0 {
 		return nil, 0
 	}
@@ -187,77 +196,21 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 		}
 		code = code*10 + int(d-'0')
 	}
-	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified ||
-		!http1.ValidValue(line) {
+	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified {
 		return nil, 0
 	}
-	var spanArr [16]http1.FieldSpan
-	spans := spanArr[:0]
-	length, end := int64(-1), 0
-	for off := le + 2; ; {
-		e := lineEnd(buf, off)
-		if e < 0 {
-			return nil, 0 // not all there yet, or a bare LF
-		}
-		if e == off {
-			end = e + 2
-			break
-		}
-		f := buf[off:e]
-		colon := bytes.IndexByte(f, ':')
-		if colon <= 0 {
-			return nil, 0
-		}
-		name := f[:colon]
-		token, canonical := http1.NameForm(name) // a token, as textproto accepts in a name
-		vs, ve := http1.OWSBounds(buf, off+colon+1, e)
-		value := buf[vs:ve]
-		if !token || !http1.ValidValue(value) {
-			return nil, 0
-		}
-		// The fields that decide the framing, in any case (the names are tokens: ASCII);
-		// most names have none of their lengths.
-		switch len(name) {
-		case len("Content-Length"):
-			if !http1.EqualFoldASCII(name, "Content-Length") {
-				break
-			}
-			if length >= 0 {
-				return nil, 0
-			}
-			n, ok := http1.ParseLength(value)
-			if !ok {
-				return nil, 0
-			}
-			length = n
-		case len("Connection"):
-			// "keep-alive" changes nothing in HTTP/1.1: the field describes the pool's
-			// own connection, and is not passed on as one of the answer's fields (every
-			// proxy would only remove it). Any other option ("close", a field to remove)
-			// goes to net/http.
-			if http1.EqualFoldASCII(name, "Connection") {
-				if !http1.EqualFoldASCII(value, "keep-alive") {
-					return nil, 0
-				}
-				off = e + 2
-				continue
-			}
-		case len("Transfer-Encoding"), len("Trailer"), len("Pragma"):
-			if http1.EqualFoldASCII(name, "Transfer-Encoding") || http1.EqualFoldASCII(name, "Trailer") ||
-				http1.EqualFoldASCII(name, "Pragma") {
-				return nil, 0
-			}
-		}
-		spans = append(spans, http1.FieldSpan{Start: int32(off), Colon: int32(off + colon), ValueStart: int32(vs), ValueEnd: int32(ve), Canonical: canonical})
-		off = e + 2
-	}
-	if length < 0 {
-		return nil, 0 // a body delimited by the connection's end
+	// The notes go into the memory the answer will have (no array zeroed on the stack);
+	// it goes back at once when the head is not plain. They hold no pointer: nothing to
+	// clear when it does.
+	pr := plainResps.Get().(*plainResp)
+	spans, length, end := scanFields(buf, le+2, pr.spans[:0])
+	if end < 0 {
+		plainResps.Put(pr)
+		return nil, 0
 	}
 	// The one string: values, the status and canonical names are slices of it. It shares
 	// a block with other heads (strslab): no allocation per answer.
 	hs := strslab.String(buf[:end])
-	pr := plainResps.Get().(*plainResp)
 	vals := pr.vals[:]
 	if len(spans) > len(vals) {
 		vals = make([]string, len(spans))
@@ -272,15 +225,17 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 	deferred := fieldsOnly && length > 0 && len(spans) <= len(pr.recvArr)
 	// Set without looking first: a name seldom repeats, and when one did the map has fewer
 	// keys than the head has fields, and is built again with every value in order.
-	rf, hop := pr.recvArr[:0], pr.hopArr[:0]
+	vals = vals[:len(spans)]
+	rf, hop := pr.recvArr[:min(len(spans), len(pr.recvArr))], pr.hopArr[:0]
 	for i := range spans {
-		vals[i] = spans[i].Value(hs)
-		k := spans[i].Key(hs)
+		sp := &spans[i]
+		v, k := sp.Value(hs), sp.Key(hs)
+		vals[i] = v
 		if !deferred {
 			h[k] = vals[i : i+1 : i+1]
 		}
-		if i < len(pr.recvArr) {
-			rf = append(rf, http1.ReceivedField{Key: k, Value: vals[i], Slot: &vals[i]})
+		if i < len(rf) {
+			rf[i] = http1.ReceivedField{Key: k, Value: v, Slot: &vals[i]}
 		}
 		if http1.HopByHop(k) {
 			hop = append(hop, k)
@@ -335,14 +290,4 @@ func repeats(fs []http1.ReceivedField) bool {
 		}
 	}
 	return false
-}
-
-// lineEnd is the index of the CRLF that ends the line starting at off in buf; -1 when buf
-// holds no LF after off, or the first one is bare (not after a CR).
-func lineEnd(buf []byte, off int) int {
-	i := bytes.IndexByte(buf[off:], '\n')
-	if i < 1 || buf[off+i-1] != '\r' {
-		return -1
-	}
-	return off + i - 1
 }

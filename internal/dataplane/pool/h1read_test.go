@@ -57,6 +57,22 @@ func TestPlainHead(t *testing.T) {
 		{"control byte in a value", "HTTP/1.1 200 OK\r\nX-A: b\x01\r\nContent-Length: 1\r\n", get, false},
 		{"bare LF", "HTTP/1.1 200 OK\nContent-Length: 1\r\n", get, false},
 		{"signed length", "HTTP/1.1 200 OK\r\nContent-Length: +1\r\n", get, false},
+		// What the one-pass scanner (h1scan.go) reads in its own way.
+		{"trailing OWS, a tab as the OWS", "HTTP/1.1 200 OK\r\nX-A:\tb \t \r\nContent-Length: 5\r\n", get, true},
+		{"empty values", "HTTP/1.1 200 OK\r\nX-A:\r\nX-B: \r\nContent-Length: 5\r\n", get, true},
+		{"obs-text in a value", "HTTP/1.1 200 OK\r\nX-A: caf\xc3\xa9 \x80\xff\r\nContent-Length: 5\r\n", get, true},
+		{"obs-text in the reason", "HTTP/1.1 200 \xc3\x89tat\r\nContent-Length: 5\r\n", get, true},
+		{"names of other token bytes", "HTTP/1.1 200 OK\r\nX_A.b: 1\r\nx~y!z#a$b%c&d'e*f+g^h`i|j: 2\r\nContent-Length: 5\r\n", get, true},
+		{"names across words", "HTTP/1.1 200 OK\r\nAbcdefg-Hijklmn-Opqrstuv: 1\r\nAbcdefg-hijklmn: 2\r\nX-Long-Name-With-Digits-1234: 3\r\nContent-Length: 5\r\n", get, true},
+		{"DEL in a value", "HTTP/1.1 200 OK\r\nX-A: b\x7f\r\nContent-Length: 1\r\n", get, false},
+		{"NUL in a value", "HTTP/1.1 200 OK\r\nX-A: b\x00c\r\nContent-Length: 1\r\n", get, false},
+		{"lone CR in a value", "HTTP/1.1 200 OK\r\nX-A: b\rc\r\nContent-Length: 1\r\n", get, false},
+		{"control byte in the reason", "HTTP/1.1 200 O\x01K\r\nContent-Length: 1\r\n", get, false},
+		{"non-token byte in a name", "HTTP/1.1 200 OK\r\nX(A): b\r\nContent-Length: 1\r\n", get, false},
+		{"obs-text in a name", "HTTP/1.1 200 OK\r\nX-\xc1: b\r\nContent-Length: 1\r\n", get, false},
+		{"':' first", "HTTP/1.1 200 OK\r\n: b\r\nContent-Length: 1\r\n", get, false},
+		{"a field line without ':'", "HTTP/1.1 200 OK\r\nX-A b\r\nContent-Length: 1\r\n", get, false},
+		{"bare LF ending a field line", "HTTP/1.1 200 OK\r\nX-A: b\nContent-Length: 1\r\n", get, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -203,6 +219,8 @@ func FuzzPlainHead(f *testing.F) {
 		"HTTP/1.1 404\r\nContent-Length: 3\r\nkeep-alive: timeout=5\r\n\r\nabc",
 		"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nab",
 		"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nupgrade: h2c\r\nTE: x\r\nContent-Length: 2\r\n\r\nab",
+		"HTTP/1.1 200 OK\r\nX-A:\t b \t\r\nx_b.c: caf\xc3\xa9\r\nAbcdefg-hijklmn:\r\nContent-Length: 2\r\n\r\nab",
+		"HTTP/1.1 200 OK\r\nX-A: b\rc\r\nX-B: \x7f\x00\r\n: d\r\nContent-Length: 2\r\n\r\nab",
 	} {
 		f.Add([]byte(s))
 	}
