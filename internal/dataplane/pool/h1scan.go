@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 
@@ -13,37 +14,6 @@ import (
 // What it accepts is what those passes accepted: a name of token bytes (http1.ValidName)
 // ending at a colon, a value of the bytes http1.ValidValue takes, a CR only right before
 // the LF that ends the line.
-
-// The bits of nameBits: a token byte, a lower- and an upper-case ASCII letter; shifted left
-// by 3, the case a letter right after the byte must not have in a canonical name (after a
-// hyphen lower case, else upper case), as http1.NameForm reads a name.
-const (
-	nameTok = 1 << iota
-	nameLow
-	nameUp
-)
-
-// nameBits classifies every byte for nameEndBytes. Its token bit comes from
-// http1.ValidName, so the two agree on every byte.
-var nameBits = func() (t [256]uint8) {
-	for c := range 256 {
-		if http1.ValidName([]byte{byte(c)}) {
-			t[c] |= nameTok
-		}
-		switch {
-		case 'a' <= c && c <= 'z':
-			t[c] |= nameLow
-		case 'A' <= c && c <= 'Z':
-			t[c] |= nameUp
-		}
-		if c == '-' {
-			t[c] |= nameLow << 3
-		} else {
-			t[c] |= nameUp << 3
-		}
-	}
-	return t
-}()
 
 // Word constants of the eight-bytes-at-a-time tests: a one and a high bit in every byte.
 const (
@@ -71,27 +41,22 @@ func nameWord(x, start uint64) (stop, wrong, hyphen uint64) {
 	return stop, wrong, hyphen
 }
 
-// nameEndBytes reads the field name that starts at off a byte at a time, with a table, as
+// nameEndBytes reads the field name that starts at off a byte at a time, as
 // http1.NameForm reads a name: it returns the index of the colon after it, and whether the
 // name is in net/textproto's canonical form; colon is -1 when the name is empty or a byte
 // before the colon is not a token byte (a space before the colon, a folded line's leading
 // space, a CR), or buf ends first. scanFields reads most names eight bytes at a time, and
 // this way those it cannot.
 func nameEndBytes(buf []byte, off int) (colon int, canonical bool) {
-	i := off
-	wrong, bad := uint8(nameLow), uint8(0) // the first letter: upper case
-	for ; i < len(buf); i++ {
-		t := nameBits[buf[i]]
-		if t&nameTok == 0 {
-			break
-		}
-		bad |= t & wrong
-		wrong = t >> 3
-	}
-	if i == off || i >= len(buf) || buf[i] != ':' {
+	i := bytes.IndexByte(buf[off:], ':')
+	if i <= 0 {
 		return -1, false
 	}
-	return i, bad == 0
+	token, canonical := http1.NameForm(buf[off : off+i])
+	if !token {
+		return -1, false
+	}
+	return off + i, canonical
 }
 
 // valueEnd is the index of the CR that ends the line when every byte from i to it may be

@@ -236,8 +236,7 @@ func FuzzScanFields(f *testing.F) {
 	})
 }
 
-// nameBits classes every byte as http1.NameForm does: the scanner's slow path reads the
-// names its words do not.
+// The scanner's slow path reads the names its words do not as http1.NameForm does.
 func TestNameBits(t *testing.T) {
 	for c := range 256 {
 		for _, name := range [][]byte{{byte(c)}, {'A', byte(c)}, {'a', byte(c)}, {'-', byte(c)}, {byte(c), 'a'}, {byte(c), 'A'}} {
