@@ -123,7 +123,10 @@ func (x *exchange) upHeader() http.Header {
 }
 
 // fillUpHeader puts the listed fields into the upstream request's header map, each a
-// one-value slice of the exchange's arrays while they last.
+// one-value slice of the exchange's arrays while they last. Not inlined: few requests get
+// here, and upHeader is called from many places.
+//
+//go:noinline
 func (x *exchange) fillUpHeader() {
 	x.listed = false
 	h, l := x.up.header, x.list
@@ -152,19 +155,26 @@ func (x *exchange) upGet(k string) string {
 // upSet sets the upstream request's field k (canonical) to v, which holds no CR or LF (a
 // value the proxy makes, or one received).
 func (x *exchange) upSet(k, v string) {
-	if x.listed {
-		l := x.list
-		if i := l.index(k); i >= 0 {
-			l.f[i].Value = v
-			return
-		}
-		if l.n < len(l.f) {
-			l.f[l.n] = http1.Field{Key: k, Value: v}
-			l.n++
-			return
-		}
-		x.fillUpHeader()
+	if !x.listed {
+		x.setHeader(x.up.header, k, v)
+		return
 	}
+	x.listSet(k, v)
+}
+
+// listSet is upSet on listed fields: in place when the list has k, else at its end.
+func (x *exchange) listSet(k, v string) {
+	l := x.list
+	if i := l.index(k); i >= 0 {
+		l.f[i].Value = v
+		return
+	}
+	if l.n < len(l.f) {
+		l.f[l.n] = http1.Field{Key: k, Value: v}
+		l.n++
+		return
+	}
+	x.fillUpHeader()
 	x.setHeader(x.up.header, k, v)
 }
 
@@ -172,12 +182,16 @@ func (x *exchange) upSet(k, v string) {
 // when the fields are listed and the downstream request had no such field, it goes at
 // the end without a search.
 func (x *exchange) upAdd(f http1.FieldSet, k, v string) {
-	if l := x.list; x.listed && x.lacks(f) && l.n < len(l.f) {
+	if !x.listed {
+		x.setHeader(x.up.header, k, v)
+		return
+	}
+	if l := x.list; x.lacks(f) && l.n < len(l.f) {
 		l.f[l.n] = http1.Field{Key: k, Value: v}
 		l.n++
 		return
 	}
-	x.upSet(k, v)
+	x.listSet(k, v)
 }
 
 // upDel removes the upstream request's field k (canonical).
@@ -186,6 +200,11 @@ func (x *exchange) upDel(k string) {
 		delete(x.up.header, k)
 		return
 	}
+	x.listDel(k)
+}
+
+// listDel is upDel on listed fields: the others keep their order.
+func (x *exchange) listDel(k string) {
 	l := x.list
 	if i := l.index(k); i >= 0 {
 		copy(l.f[i:l.n], l.f[i+1:l.n])
