@@ -38,22 +38,24 @@ func writeRequest(w *bufio.Writer, req *http.Request, listed []http1.Field, stre
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	chunked := hasBody && req.ContentLength < 0
-	_, _ = w.WriteString(req.Method)
-	_ = w.WriteByte(' ')
-	writeRequestURI(w, req.URL)
-	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
-	_, _ = w.WriteString(cleanValue(host))
-	_, _ = w.WriteString("\r\n")
-	if listed != nil {
-		writeListed(w, listed)
-	} else {
-		for k, vv := range req.Header {
-			switch k {
-			case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
-				continue
-			}
-			for _, v := range vv {
-				writeField(w, k, v)
+	if listed == nil || !writeListedHead(w, req, host, listed) {
+		_, _ = w.WriteString(req.Method)
+		_ = w.WriteByte(' ')
+		writeRequestURI(w, req.URL)
+		_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
+		_, _ = w.WriteString(cleanValue(host))
+		_, _ = w.WriteString("\r\n")
+		if listed != nil {
+			writeListed(w, listed)
+		} else {
+			for k, vv := range req.Header {
+				switch k {
+				case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+					continue
+				}
+				for _, v := range vv {
+					writeField(w, k, v)
+				}
 			}
 		}
 	}
@@ -188,6 +190,39 @@ func writeField(w *bufio.Writer, k, v string) {
 		}
 	}
 	_, _ = w.Write(append(b, "\r\n"...))
+}
+
+// writeListedHead writes the request line, Host and the listed fields in one copy into
+// w's free space, when the target is a path (not opaque), Host holds no CR or LF and they
+// all fit there; false, with nothing written, otherwise.
+func writeListedHead(w *bufio.Writer, req *http.Request, host string, listed []http1.Field) bool {
+	u := req.URL
+	if u.Opaque != "" || hasCRLF(host) {
+		return false
+	}
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	query := u.ForceQuery || u.RawQuery != ""
+	n := len(req.Method) + len(p) + len(" HTTP/1.1\r\nHost: \r\n ") + len(host) + 1 + len(u.RawQuery)
+	for i := range listed {
+		n += len(listed[i].Key) + len(listed[i].Value) + 4
+	}
+	if n > w.Available() {
+		return false
+	}
+	b := append(w.AvailableBuffer(), req.Method...)
+	b = append(append(b, ' '), p...)
+	if query {
+		b = append(append(b, '?'), u.RawQuery...)
+	}
+	b = append(append(append(b, " HTTP/1.1\r\nHost: "...), host...), "\r\n"...)
+	for i := range listed {
+		b = append(append(append(append(b, listed[i].Key...), ": "...), listed[i].Value...), "\r\n"...)
+	}
+	_, _ = w.Write(b)
+	return true
 }
 
 // writeListed writes fs, a request's fields as RequestLister lists them (none that

@@ -71,3 +71,33 @@ func TestWriteListedRequest(t *testing.T) {
 		}
 	}
 }
+
+// The request line of a listed request is the same in one copy as piece by piece: its
+// target as url.URL.RequestURI gives it in every form, and a Host with a CR or LF cleaned.
+func TestWriteListedHeadForms(t *testing.T) {
+	listed := []http1.Field{{Key: "X-A", Value: "1"}}
+	for _, host := range []string{"h", "bad\r\nInjected: 1"} {
+		for _, u := range []*url.URL{
+			{Path: "/"}, {Path: ""}, {Path: "/a", RawQuery: "b=c"}, {Path: "/a/b", RawPath: "/a%2fb", ForceQuery: true},
+			{Path: "/A/x y"}, {Scheme: "http", Host: "h:1", Path: "/p", RawQuery: "q"}, {Path: "*"},
+			{Opaque: "//x/y", Scheme: "http"}, {Opaque: "o", RawQuery: "q"},
+		} {
+			var one, pieces bytes.Buffer
+			w := bufio.NewWriter(&one)
+			req := &http.Request{Method: "GET", URL: u, Host: host, Body: http.NoBody}
+			if err := writeRequest(w, req, listed, false); err != nil {
+				t.Fatal(err)
+			}
+			_ = w.Flush()
+			w = bufio.NewWriterSize(&pieces, 16) // no room for the head in one copy
+			if err := writeRequest(w, req, listed, false); err != nil {
+				t.Fatal(err)
+			}
+			_ = w.Flush()
+			want := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + strings.NewReplacer("\r", " ", "\n", " ").Replace(host) + "\r\nX-A: 1\r\n\r\n"
+			if one.String() != want || pieces.String() != want {
+				t.Errorf("%#v, Host %q: wrote\n%q in one copy,\n%q piece by piece; want\n%q", u, host, one.String(), pieces.String(), want)
+			}
+		}
+	}
+}
