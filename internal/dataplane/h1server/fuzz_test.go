@@ -159,3 +159,19 @@ func TestParseHost(t *testing.T) {
 		}
 	}
 }
+
+// reset leaves a request's state as a new one but for its emptied header map and request:
+// nothing of the last request stays, whichever fields the state has.
+func TestRequestStateReset(t *testing.T) {
+	st, req, _, why := parseState(newParseConn(), []byte("GET /a?b HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n"), 16)
+	if why != "" || st.nrecv == 0 || st.fields == 0 || req.URL.RawQuery == "" {
+		t.Fatalf("parse: %q, %d fields listed", why, st.nrecv)
+	}
+	st.reset()
+	if len(st.h) != 0 {
+		t.Fatalf("header map not emptied: %q", st.h)
+	}
+	if want := (&requestState{h: st.h, req: st.req}); !reflect.DeepEqual(st, want) {
+		t.Fatalf("after reset:\n%+v\nwant a new state's", st)
+	}
+}
