@@ -133,7 +133,7 @@ type Inbound struct {
 	OriginalSrc pool.OriginalSource
 }
 
-// infoPool recycles the per-request records (about 600 bytes each).
+// infoPool recycles the per-request records (768 bytes each), zero (finish empties them).
 var infoPool = sync.Pool{New: func() any { return new(streaminfo.Info) }}
 
 // Errors used as context causes, to tell the route timeout from a per-try timeout.
@@ -231,20 +231,19 @@ func (x *exchange) reqValue(f http1.FieldSet, k string) string {
 // finish once the observers ran.
 func (x *exchange) record() *streaminfo.Info {
 	f, r, in := x.f, x.r, x.in
+	// A zero Info (finish empties each before it goes back): set field by field, as
+	// assigning a composite value builds all 768 bytes and copies them in.
 	info := infoPool.Get().(*streaminfo.Info)
-	*info = streaminfo.Info{
-		Start:                   time.Now(),
-		Method:                  r.Method,
-		Path:                    recordedPath(r),
-		Protocol:                protocolName(r),
-		Authority:               r.Host,
-		UserAgent:               x.reqValue(http1.FieldUserAgent, "User-Agent"),
-		ForwardedFor:            x.reqValue(http1.FieldXForwardedFor, "X-Forwarded-For"),
-		DownstreamLocalAddress:  in.LocalAddr,
-		DownstreamRemoteAddress: in.RemoteAddr,
-		Direction:               in.Direction,
-		UpstreamServiceTime:     -1,
-	}
+	info.Start = time.Now()
+	info.Method = r.Method
+	info.Path = recordedPath(r)
+	info.Protocol = protocolName(r)
+	info.Authority = r.Host
+	info.UserAgent = x.reqValue(http1.FieldUserAgent, "User-Agent")
+	info.ForwardedFor = x.reqValue(http1.FieldXForwardedFor, "X-Forwarded-For")
+	info.DownstreamLocalAddress, info.DownstreamRemoteAddress = in.LocalAddr, in.RemoteAddr
+	info.Direction = in.Direction
+	info.UpstreamServiceTime = -1
 	if in.Direction == "outbound" {
 		info.Source = f.o.Self
 	} else {
