@@ -364,7 +364,10 @@ func (c *conn) serveRequest(req *http.Request, rb *body, st *requestState) bool 
 	} else {
 		clear(h)
 	}
-	*w = response{c: c, req: req, header: h, cl: -1, body: rb, fields: st.fields, recv: st.recv[:st.nrecv]}
+	// Zeroed, then set: a composite value with these would be built aside and copied in.
+	*w = response{}
+	w.c, w.req, w.header, w.cl, w.body = c, req, h, -1, rb
+	w.fields, w.recv = st.fields, st.recv[:st.nrecv]
 	w.closeAfter = req.Close || c.s.noKeep.Load() || c.s.closing.Load()
 	w.http10 = req.ProtoMinor == 0
 	w.head = req.Method == http.MethodHead
