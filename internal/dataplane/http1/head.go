@@ -2,6 +2,8 @@ package http1
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -75,52 +77,68 @@ func ParseHead(b []byte, lim Limits) (*Head, *Rejection) {
 // allocation; else they share one string of their own. With spans, where the first
 // len(spans) fields lie in b is noted in it.
 func parseHead(b []byte, lim Limits, h *Head, borrow bool, spans *[maxSpans]FieldSpan) *Rejection {
+	return parseHeadLines(b, lim, h, borrow, spans, false)
+}
+
+// parseHeadLines is parseHead. The request line is read by scanRequestLine and each field
+// line by ScanField, in one pass each; a line they do not take is read again by the passes
+// that say why (LineEnd, then parseRequestLine or parseField), so that a refused head gets
+// the same Rejection either way. With perLine every line is read that way: the tests'
+// reference for what the one-pass readers decide.
+func parseHeadLines(b []byte, lim Limits, h *Head, borrow bool, spans *[maxSpans]FieldSpan, perLine bool) *Rejection {
 	*h = Head{}
 	if !bytes.HasSuffix(b, []byte("\r\n\r\n")) && !bytes.Equal(b, []byte("\r\n")) {
 		return reject(http.StatusBadRequest, DetailsCodecError, "the request head does not end with an empty line (CRLF CRLF)")
 	}
-	lineEnd := LineEnd(b)
-	if rj := parseRequestLine(b[:lineEnd], h, borrow); rj != nil {
-		return rj
+	lineEnd := -1
+	if !perLine {
+		lineEnd = scanRequestLine(b, h, borrow)
+	}
+	if lineEnd < 0 {
+		lineEnd = LineEnd(b)
+		if rj := parseRequestLine(b[:lineEnd], h, borrow); rj != nil {
+			return rj
+		}
 	}
 	label := func(r *Rejection) *Rejection {
 		r.Method, r.Target, r.Proto = strings.Clone(h.Method), strings.Clone(h.Target), strings.Clone(h.Proto)
 		return r
 	}
 	h.ContentLength = -1
-	size := len(h.Target)
+	size, maxSize, maxFields := len(h.Target), lim.HeaderBytes(), lim.Headers()
 	var f fields
-	rest := b[lineEnd+2:]
-	for {
-		i := LineEnd(rest) // never -1: the head ends with CRLF CRLF (checked above)
-		line := rest[:i]
-		off := len(b) - len(rest) // of line in b
-		rest = rest[i+2:]
-		if len(line) == 0 {
-			break
+	// off is where the next line starts. The head ends with CRLF CRLF (checked above), and
+	// no field line holds a CRLF before its end, so the empty line is found before b ends.
+	off := lineEnd + 2
+	for b[off] != '\r' || b[off+1] != '\n' {
+		colon, vs, ve, cr, canonical, ok := ScanField(b, off)
+		if !ok || perLine {
+			i := LineEnd(b[off:]) // never -1, nor 0 (the empty line ends the loop)
+			c, s, e, cn, rj := parseField(b[off : off+i])
+			if rj != nil {
+				return label(rj)
+			}
+			colon, vs, ve, cr, canonical = off+c, off+s, off+e, off+i, cn
 		}
-		colon, vs, ve, canonical, rj := parseField(line)
-		if rj != nil {
-			return label(rj)
-		}
-		name, value := line[:colon], line[vs:ve]
+		name, value := b[off:colon], b[vs:ve]
 		if spans != nil && h.Fields < len(spans) {
-			spans[h.Fields] = FieldSpan{int32(off), int32(off + colon), int32(off + vs), int32(off + ve), canonical}
+			spans[h.Fields] = FieldSpan{int32(off), int32(colon), int32(vs), int32(ve), canonical}
 		}
 		size += len(name) + len(value)
-		if size > lim.HeaderBytes() {
+		if size > maxSize {
 			return label(reject(http.StatusRequestHeaderFieldsTooLarge, DetailsHeadersTooLarge,
 				"request headers exceed max_request_headers_kb ("+strconv.Itoa(lim.HeaderBytes()>>10)+
 					" KiB of URL, header names and values) at header "+strconv.Quote(truncate(string(name)))))
 		}
 		h.Fields++
-		if h.Fields > lim.Headers() {
+		if h.Fields > maxFields {
 			return label(reject(http.StatusRequestHeaderFieldsTooLarge, DetailsTooManyHeaders,
 				"more than max_headers_count ("+strconv.Itoa(lim.Headers())+") header fields"))
 		}
 		f.add(name, value)
+		off = cr + 2
 	}
-	if len(rest) != 0 {
+	if off+2 != len(b) {
 		return label(reject(http.StatusBadRequest, DetailsCodecError, "bytes after the empty line that ends the head"))
 	}
 	if rj := h.framing(&f); rj != nil {
@@ -143,6 +161,61 @@ func parseHead(b []byte, lim Limits, h *Head, borrow bool, spans *[maxSpans]Fiel
 		h.Upgrade = true
 	}
 	return nil
+}
+
+// scanRequestLine reads the usual request line at the start of the head b in one pass: a
+// method of token bytes, SP, a target of visible ASCII bytes but '#', SP, "HTTP/1." and a
+// digit, CRLF; a line parseRequestLine would take as it is. It sets h as parseRequestLine
+// does and returns the index of the line's CR; -1, with h as it was, for any other line,
+// which parseRequestLine reads again (and refuses, when it must, with its message).
+func scanRequestLine(b []byte, h *Head, borrow bool) int {
+	sp1 := 0
+	for sp1 < len(b) && tokenByte[b[sp1]] {
+		sp1++
+	}
+	if sp1 == 0 || sp1 >= len(b) || b[sp1] != ' ' {
+		return -1
+	}
+	// The target eight bytes at a time, up to the first byte that cannot be in it (or is
+	// '#'): the SP before the version, in the usual line.
+	sp2 := sp1 + 1
+	for {
+		if len(b)-sp2 < 8 {
+			for sp2 < len(b) && b[sp2]-'!' <= '~'-'!' && b[sp2] != '#' {
+				sp2++
+			}
+			break
+		}
+		if m := targetStops(binary.LittleEndian.Uint64(b[sp2:])); m != 0 {
+			sp2 += bits.TrailingZeros64(m) >> 3
+			break
+		}
+		sp2 += 8
+	}
+	if sp2 == sp1+1 || len(b)-sp2 < len(" HTTP/1.1\r\n") || b[sp2] != ' ' {
+		return -1
+	}
+	if v := b[sp2+1 : sp2+11]; string(v[:7]) != "HTTP/1." || !isDigit(v[7]) || v[8] != '\r' || v[9] != '\n' {
+		return -1
+	}
+	line := b[:sp2+9]
+	h.SP1, h.SP2 = int32(sp1), int32(sp2)
+	var ls string
+	if borrow {
+		ls = unsafe.String(&line[0], len(line)) //nolint:gosec // line is not empty; the Conn clears the strings before line changes
+	} else {
+		ls = string(line)
+	}
+	h.Method, h.Target, h.Proto, h.Line = ls[:sp1], ls[sp1+1:sp2], ls[sp2+1:], line
+	return len(line)
+}
+
+// targetStops marks, with their high bit, the bytes of x scanRequestLine stops a target
+// at: below '!' (SP, control bytes), from DEL, and '#'. Exact as a whole, and its lowest
+// mark is exact (a borrow only marks bytes above a true one).
+func targetStops(x uint64) uint64 {
+	y := x ^ '#'*ones // a '#' becomes a zero byte
+	return ((x-'!'*ones)&^x | x | (x&^highs + ones) | (y-ones)&^y) & highs
 }
 
 // parseRequestLine reads "method SP request-target SP HTTP-version" into h. Method,
@@ -237,34 +310,42 @@ type fields struct {
 }
 
 func (f *fields) add(name, value []byte) {
-	switch len(name) { // most fields are none of these: one comparison of lengths each
-	case len("host"), len("content-length"), len("transfer-encoding"), len("connection"), len("upgrade"):
-	default:
-		return
-	}
-	switch {
-	case EqualFoldASCII(name, "host"):
-		if f.hosts++; f.hosts == 1 {
-			f.host = value
-		}
-	case EqualFoldASCII(name, "content-length"):
-		if f.cls++; f.cls == 1 {
-			f.cl = value
-		} else if !bytes.Equal(value, f.cl) && f.clOther == nil {
-			f.clOther = value
-		}
-	case EqualFoldASCII(name, "transfer-encoding"):
-		if f.tes++; f.tes == 1 {
-			f.te = value
-		}
-	case EqualFoldASCII(name, "connection"):
-		for t := range bytes.SplitSeq(value, []byte(",")) {
-			if EqualFoldASCII(bytes.TrimSpace(t), "upgrade") {
-				f.connUpgrade = true
+	// The names have lengths of their own: most fields are none of them (one comparison
+	// of lengths each), and a name is compared with one, its canonical form first (a
+	// compare of a few words; the usual case).
+	switch len(name) {
+	case len("host"):
+		if string(name) == "Host" || EqualFoldASCII(name, "host") {
+			if f.hosts++; f.hosts == 1 {
+				f.host = value
 			}
 		}
-	case EqualFoldASCII(name, "upgrade"):
-		f.upgrade = bytes.TrimSpace(value)
+	case len("content-length"):
+		if string(name) == "Content-Length" || EqualFoldASCII(name, "content-length") {
+			if f.cls++; f.cls == 1 {
+				f.cl = value
+			} else if !bytes.Equal(value, f.cl) && f.clOther == nil {
+				f.clOther = value
+			}
+		}
+	case len("transfer-encoding"):
+		if string(name) == "Transfer-Encoding" || EqualFoldASCII(name, "transfer-encoding") {
+			if f.tes++; f.tes == 1 {
+				f.te = value
+			}
+		}
+	case len("connection"):
+		if string(name) == "Connection" || EqualFoldASCII(name, "connection") {
+			for t := range bytes.SplitSeq(value, []byte(",")) {
+				if EqualFoldASCII(bytes.TrimSpace(t), "upgrade") {
+					f.connUpgrade = true
+				}
+			}
+		}
+	case len("upgrade"):
+		if string(name) == "Upgrade" || EqualFoldASCII(name, "upgrade") {
+			f.upgrade = bytes.TrimSpace(value)
+		}
 	}
 }
 
@@ -350,15 +431,17 @@ func checkHost(h *Head, f *fields) *Rejection {
 // validEscapes reports whether every "%" in the path of an origin-form target starts a
 // two-hex-digit escape (the query is not checked, as net/http does not).
 func validEscapes(t string) bool {
-	path, _, _ := strings.Cut(t, "?")
-	for i := 0; i < len(path); i++ {
-		if path[i] != '%' {
-			continue
+	for i := 0; i < len(t); i++ {
+		switch t[i] {
+		case '?': // the path ends here
+			return true
+		case '%':
+			// t[i+1:i+3], in the path: no '?' (not a hex digit) ends the path before.
+			if i+2 >= len(t) || !isHex(t[i+1]) || !isHex(t[i+2]) {
+				return false
+			}
+			i += 2
 		}
-		if i+2 >= len(path) || !isHex(path[i+1]) || !isHex(path[i+2]) {
-			return false
-		}
-		i += 2
 	}
 	return true
 }

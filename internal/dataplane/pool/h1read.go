@@ -181,7 +181,7 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 	if !bytes.HasPrefix(buf, []byte(proto)) {
 		return nil, 0
 	}
-	le := valueEnd(buf, len(proto)) // the status line: a value's bytes
+	le := http1.ValueEnd(buf, len(proto)) // the status line: a value's bytes
 	if le < 0 {
 		return nil, 0
 	}
