@@ -154,6 +154,11 @@ type Decision struct {
 	ext []*extauthz.Response
 }
 
+// ChangesRequest says whether Apply may change the request's headers: a JWT's result or
+// an authorization server's answer is part of the decision. A decision of RBAC policies
+// alone changes none (forward then keeps an upstream request's fields as they are).
+func (d *Decision) ChangesRequest() bool { return len(d.jwt) > 0 || len(d.ext) > 0 }
+
 // Apply makes the filters' changes on the request that goes upstream (h is its header):
 // the JWT removed unless forwarded, payload and claim headers, the authorization
 // server's headers.

@@ -111,3 +111,14 @@ func TestCallsOut(t *testing.T) {
 		t.Fatalf("CallsOut: none %v, RBAC %v, RBAC and ext_authz %v", none.CallsOut(), rbacOnly.CallsOut(), ext.CallsOut())
 	}
 }
+
+// A decision changes the upstream request only when a JWT's result or an authorization
+// server's answer is part of it: RBAC policies alone leave it as it is.
+func TestDecisionChangesRequest(t *testing.T) {
+	if (&Decision{Principal: "p", Audit: true}).ChangesRequest() {
+		t.Fatal("an RBAC-only decision says it changes the request")
+	}
+	if !(&Decision{ext: []*extauthz.Response{{}}}).ChangesRequest() || !(&Decision{jwt: []*jwtauthn.Result{{}}}).ChangesRequest() {
+		t.Fatal("a decision with an authorization server's answer or a JWT's result says it changes nothing")
+	}
+}

@@ -84,8 +84,10 @@ func AuthzReply(rp *authz.Reply) *Reply {
 // applyAuthz makes the chain's changes on the upstream request headers (the JWT removed
 // unless forwarded, claim headers, the authorization server's headers); prepare calls it.
 func (x *exchange) applyAuthz() {
-	if x.authzDecision != nil { // inlined: set only by a chain that ran
-		x.authzDecision.Apply(x.upHeader())
+	// Inlined: set only by a chain that ran, and an RBAC-only chain's leaves the fields
+	// as they are (listed, uplist.go).
+	if d := x.authzDecision; d != nil && d.ChangesRequest() {
+		d.Apply(x.upHeader())
 	}
 }
 

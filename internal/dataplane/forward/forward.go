@@ -93,9 +93,16 @@ func New(o Options) *Forwarder {
 	}
 	f := &Forwarder{o: o, log: log, hopSeed: newHopSeed()}
 	if pm := o.PeerMetadata; pm.Value != "" {
-		f.peerID, f.peerValue = []string{pm.ID}, []string{pm.Value}
+		// Written as they are on listed requests (uplist.go): no byte that would end a
+		// field line, whatever the node's name.
+		f.peerID, f.peerValue = []string{fieldSafe(pm.ID)}, []string{fieldSafe(pm.Value)}
 	}
 	return f
+}
+
+// fieldSafe is v with each CR and LF made a space, as a header map's writer would write it.
+func fieldSafe(v string) string {
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 }
 
 // Close waits for mirror requests still in flight (they end by their own timeout).

@@ -64,7 +64,7 @@ func (x *exchange) applyRetryHeaders() {
 	for _, n := range retryHeaderNames {
 		if _, ok := h[n]; ok {
 			present = true
-			x.upHeader().Del(n)
+			x.upDel(n) // canonical
 		}
 	}
 	if !present || !x.trustEnvoyHeaders() {

@@ -17,8 +17,8 @@ import (
 // order (h1server's ReceivedRequest), and its header map still holds those and nothing
 // else, prepare lists them instead: the proxy's own are set in the list, the pool writes
 // the list as it is, and the upstream request's header map stays empty. Anything that
-// needs the map (a header operation, the authorization chain's headers, a mirror, a
-// retry, an upgrade, an HTTP/2 upstream) calls upHeader, which puts the list into the
+// needs the map (a header operation, a JWT's or an authorization server's headers, a
+// mirror, a retry, an upgrade, an HTTP/2 upstream) calls upHeader, which puts the list into the
 // map once; from then on the map holds the fields, as when they were never listed.
 
 // maxListed is the most fields a list holds: the 16 a downstream head may list, and the
@@ -50,9 +50,9 @@ type requestLister interface {
 // listFields lists the downstream request's fields for the upstream request (x.list) when
 // they can go up as they are, and says whether it did. They can when the downstream
 // server listed them, the request's map holds exactly those, as received, and none is
-// hop-by-hop (their removal reads Connection's options), an Idempotency-Key (the pool
-// reads it in the map) or Content-Length, Transfer-Encoding or Trailer other than a
-// length (the pool writes the framing). Host is req.Host, written by the pool.
+// hop-by-hop but a "Connection: keep-alive" (the others' removal reads Connection's
+// options) or an Idempotency-Key (the pool reads it in the map). Host (req.Host) and
+// Content-Length (the framing) are the pool's to write: they are checked, not listed.
 func (x *exchange) listFields() bool {
 	rl, ok := x.w.(requestLister)
 	if !ok {

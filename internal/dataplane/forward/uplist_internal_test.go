@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/lucid-mesh/lucid/internal/dataplane/authz"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
@@ -158,4 +159,23 @@ func equalHeader(a, b http.Header) bool {
 		}
 	}
 	return true
+}
+
+// An authorization chain of RBAC policies alone leaves the fields listed; the peer
+// metadata written on listed requests holds no line break, whatever the node's name.
+func TestListedBehindRBACAndSafePeerMetadata(t *testing.T) {
+	req, rf := received("Host", "a", "X-A", "1")
+	x := &exchange{w: listingWriter{rf: rf}, r: req, hdr: http.Header{}, authzDecision: &authz.Decision{}}
+	x.up.header = x.hdr
+	if !x.listFields() {
+		t.Fatal("not listed")
+	}
+	x.applyAuthz()
+	if !x.listed || len(x.up.header) != 0 {
+		t.Fatal("an RBAC-only decision moved the fields into the map")
+	}
+	f := New(Options{PeerMetadata: PeerMetadata{ID: "a\r\nb", Value: "v\n"}})
+	if f.peerID[0] != "a  b" || f.peerValue[0] != "v " {
+		t.Fatalf("peer metadata %q, %q", f.peerID[0], f.peerValue[0])
+	}
 }

@@ -78,8 +78,9 @@ func (w *response) ReleaseRequest() { w.released = true }
 func (w *response) RequestFields() http1.FieldSet { return w.fields }
 
 // ReceivedRequest is the request's fields as parsed into its header map, in the order
-// received, Host among them (it is req.Host, not in the map), and Transfer-Encoding and
-// Trailer (the body's framing takes them out of the map): a proxy writing the fields on
+// received, Host among them (it is req.Host, not in the map), and those the body's
+// framing may take out of the map (Transfer-Encoding, Trailer, Connection: close): a
+// proxy writing the fields on
 // can write them in that order, without walking the map, when the map still holds each as
 // received (http1.ReceivedField.Received) and nothing else. Empty when the head had more
 // than 16 fields or a name twice.

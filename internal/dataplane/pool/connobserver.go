@@ -33,7 +33,8 @@ type FieldsAsker interface{ FieldsOnly() bool }
 
 // RequestLister is a ConnObserver whose request may carry its fields as a list rather
 // than in its header map: when RequestFields is not nil, req.Header holds none of them,
-// and an HTTP/1.1 connection writes them, in their order, in its place. forward lists a
+// and an HTTP/1.1 connection writes them, in their order, ahead of whatever req.Header
+// holds. forward lists a
 // request's fields when nothing needs them in a map: it saves building the map, walking
 // it to write it, and emptying it for the next request. Anything else that sends the
 // request (the HTTP/2 client) first calls FillRequestHeader, which puts the fields into

@@ -27,8 +27,8 @@ var errBodyLength = errors.New("request body length differs from Content-Length"
 
 // writeRequest writes req in HTTP/1.1 wire form: request line, Host, the headers as they
 // are (no User-Agent is added), framing (Content-Length, or chunked when the length is
-// unknown), body and trailers. The headers are listed, in that order, when listed is not
-// nil (RequestLister), else req.Header's. With stream set it flushes the headers and
+// unknown), body and trailers. The headers are listed's, in that order, when listed is
+// not nil (RequestLister), then req.Header's. With stream set it flushes the headers and
 // every piece of the body as it arrives (the body is read while the upstream may already
 // answer); otherwise it does not flush.
 func writeRequest(w *bufio.Writer, req *http.Request, listed []http1.Field, stream bool) error {
@@ -47,15 +47,18 @@ func writeRequest(w *bufio.Writer, req *http.Request, listed []http1.Field, stre
 		_, _ = w.WriteString("\r\n")
 		if listed != nil {
 			writeListed(w, listed)
-		} else {
-			for k, vv := range req.Header {
-				switch k {
-				case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
-					continue
-				}
-				for _, v := range vv {
-					writeField(w, k, v)
-				}
+		}
+	}
+	// The map's fields: all of them, or, beside a list, any that something put there
+	// after all (none, as forward lists them: one length read).
+	if listed == nil || len(req.Header) > 0 {
+		for k, vv := range req.Header {
+			switch k {
+			case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+				continue
+			}
+			for _, v := range vv {
+				writeField(w, k, v)
 			}
 		}
 	}

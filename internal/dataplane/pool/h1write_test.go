@@ -50,8 +50,8 @@ func TestWriteField(t *testing.T) {
 }
 
 // A request whose fields are listed (RequestLister) is written with those, in their
-// order, in place of its header map's, whatever room the writer has: the same bytes as a
-// map holding them would give, but for the order.
+// order, then any its header map holds, whatever room the writer has: the same bytes as a
+// map holding them all would give, but for the order.
 func TestWriteListedRequest(t *testing.T) {
 	listed := []http1.Field{{Key: "User-Agent", Value: "u"}, {Key: "X-Long", Value: strings.Repeat("v", 40)},
 		{Key: "Accept", Value: "*/*"}, {Key: "X-Empty", Value: ""}}
@@ -59,13 +59,13 @@ func TestWriteListedRequest(t *testing.T) {
 		var b bytes.Buffer
 		w := bufio.NewWriterSize(&b, size)
 		req := &http.Request{Method: "POST", URL: &url.URL{Path: "/p"}, Host: "h",
-			Header: http.Header{"X-In-The-Map": {"not written"}}, Body: io.NopCloser(strings.NewReader("abc")), ContentLength: 3}
+			Header: http.Header{"X-In-The-Map": {"too"}}, Body: io.NopCloser(strings.NewReader("abc")), ContentLength: 3}
 		if err := writeRequest(w, req, listed, false); err != nil {
 			t.Fatal(err)
 		}
 		_ = w.Flush()
 		want := "POST /p HTTP/1.1\r\nHost: h\r\nUser-Agent: u\r\nX-Long: " + strings.Repeat("v", 40) +
-			"\r\nAccept: */*\r\nX-Empty: \r\nContent-Length: 3\r\n\r\nabc"
+			"\r\nAccept: */*\r\nX-Empty: \r\nX-In-The-Map: too\r\nContent-Length: 3\r\n\r\nabc"
 		if b.String() != want {
 			t.Errorf("buffer of %d: wrote\n%q, want\n%q", size, b.String(), want)
 		}
