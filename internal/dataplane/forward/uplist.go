@@ -41,6 +41,16 @@ func (l *upList) index(k string) int {
 	return -1
 }
 
+// add puts k: v at the end of l; false when l is full.
+func (l *upList) add(k, v string) bool {
+	if l.n == len(l.f) {
+		return false
+	}
+	l.f[l.n] = http1.Field{Key: k, Value: v}
+	l.n++
+	return true
+}
+
 // requestLister is a ResponseWriter whose server lists the request's fields as received
 // (h1server's ReceivedRequest).
 type requestLister interface {
@@ -103,8 +113,7 @@ func (x *exchange) listFields() bool {
 			x.envoyFields = true
 		}
 		inMap++
-		l.f[l.n] = http1.Field{Key: k, Value: f.Value}
-		l.n++
+		l.add(k, f.Value) // at most 16 received: never full
 	}
 	if len(h) != inMap {
 		return false // the map has a field the head did not (the tracer's)
@@ -153,28 +162,20 @@ func (x *exchange) upGet(k string) string {
 }
 
 // upSet sets the upstream request's field k (canonical) to v, which holds no CR or LF (a
-// value the proxy makes, or one received).
+// value the proxy makes, or one received): in place when the list has k, else at its end;
+// in the map once the list is full.
 func (x *exchange) upSet(k, v string) {
-	if !x.listed {
-		x.setHeader(x.up.header, k, v)
-		return
+	if x.listed {
+		l := x.list
+		if i := l.index(k); i >= 0 {
+			l.f[i].Value = v
+			return
+		}
+		if l.add(k, v) {
+			return
+		}
+		x.fillUpHeader()
 	}
-	x.listSet(k, v)
-}
-
-// listSet is upSet on listed fields: in place when the list has k, else at its end.
-func (x *exchange) listSet(k, v string) {
-	l := x.list
-	if i := l.index(k); i >= 0 {
-		l.f[i].Value = v
-		return
-	}
-	if l.n < len(l.f) {
-		l.f[l.n] = http1.Field{Key: k, Value: v}
-		l.n++
-		return
-	}
-	x.fillUpHeader()
 	x.setHeader(x.up.header, k, v)
 }
 
@@ -182,29 +183,19 @@ func (x *exchange) listSet(k, v string) {
 // when the fields are listed and the downstream request had no such field, it goes at
 // the end without a search.
 func (x *exchange) upAdd(f http1.FieldSet, k, v string) {
-	if !x.listed {
-		x.setHeader(x.up.header, k, v)
+	if x.listed && x.lacks(f) && x.list.add(k, v) {
 		return
 	}
-	if l := x.list; x.lacks(f) && l.n < len(l.f) {
-		l.f[l.n] = http1.Field{Key: k, Value: v}
-		l.n++
-		return
-	}
-	x.listSet(k, v)
+	x.upSet(k, v)
 }
 
-// upDel removes the upstream request's field k (canonical).
+// upDel removes the upstream request's field k (canonical); listed, the others keep their
+// order.
 func (x *exchange) upDel(k string) {
 	if !x.listed {
 		delete(x.up.header, k)
 		return
 	}
-	x.listDel(k)
-}
-
-// listDel is upDel on listed fields: the others keep their order.
-func (x *exchange) listDel(k string) {
 	l := x.list
 	if i := l.index(k); i >= 0 {
 		copy(l.f[i:l.n], l.f[i+1:l.n])

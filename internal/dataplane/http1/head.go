@@ -311,17 +311,17 @@ type fields struct {
 
 func (f *fields) add(name, value []byte) {
 	// The names have lengths of their own: most fields are none of them (one comparison
-	// of lengths each), and a name is compared with one, its canonical form first (a
-	// compare of a few words; the usual case).
+	// of lengths each), and a name is compared with one, by its canonical form
+	// (EqualFoldASCII compares the bytes as they are first: the usual case).
 	switch len(name) {
 	case len("host"):
-		if string(name) == "Host" || EqualFoldASCII(name, "host") {
+		if EqualFoldASCII(name, "Host") {
 			if f.hosts++; f.hosts == 1 {
 				f.host = value
 			}
 		}
 	case len("content-length"):
-		if string(name) == "Content-Length" || EqualFoldASCII(name, "content-length") {
+		if EqualFoldASCII(name, "Content-Length") {
 			if f.cls++; f.cls == 1 {
 				f.cl = value
 			} else if !bytes.Equal(value, f.cl) && f.clOther == nil {
@@ -329,13 +329,13 @@ func (f *fields) add(name, value []byte) {
 			}
 		}
 	case len("transfer-encoding"):
-		if string(name) == "Transfer-Encoding" || EqualFoldASCII(name, "transfer-encoding") {
+		if EqualFoldASCII(name, "Transfer-Encoding") {
 			if f.tes++; f.tes == 1 {
 				f.te = value
 			}
 		}
 	case len("connection"):
-		if string(name) == "Connection" || EqualFoldASCII(name, "connection") {
+		if EqualFoldASCII(name, "Connection") {
 			for t := range bytes.SplitSeq(value, []byte(",")) {
 				if EqualFoldASCII(bytes.TrimSpace(t), "upgrade") {
 					f.connUpgrade = true
@@ -343,7 +343,7 @@ func (f *fields) add(name, value []byte) {
 			}
 		}
 	case len("upgrade"):
-		if string(name) == "Upgrade" || EqualFoldASCII(name, "upgrade") {
+		if EqualFoldASCII(name, "Upgrade") {
 			f.upgrade = bytes.TrimSpace(value)
 		}
 	}

@@ -51,31 +51,8 @@ func ScanField(buf []byte, off int) (colon, vs, ve, cr int, canonical, ok bool) 
 	for vs < len(buf) && (buf[vs] == ' ' || buf[vs] == '\t') {
 		vs++
 	}
-	// The value, to the CR: ValueEnd's loop, here to save a call on every line.
-	for cr = vs; ; {
-		if len(buf)-cr >= 8 {
-			m := ctlBytes(binary.LittleEndian.Uint64(buf[cr : cr+8]))
-			if m == 0 {
-				cr += 8
-				continue
-			}
-			cr += bits.TrailingZeros64(m) >> 3
-		} else {
-			for cr < len(buf) && buf[cr] >= ' ' && buf[cr] != 0x7f {
-				cr++
-			}
-			if cr >= len(buf) {
-				return 0, 0, 0, 0, false, false
-			}
-		}
-		if buf[cr] == '\t' {
-			cr++
-			continue
-		}
-		if buf[cr] != '\r' || cr+1 >= len(buf) || buf[cr+1] != '\n' {
-			return 0, 0, 0, 0, false, false
-		}
-		break
+	if cr = ValueEnd(buf, vs); cr < 0 {
+		return 0, 0, 0, 0, false, false
 	}
 	ve = cr
 	for ve > vs && (buf[ve-1] == ' ' || buf[ve-1] == '\t') {

@@ -93,16 +93,10 @@ func ValidName[B ~string | ~[]byte](name B) bool {
 // of every head, so it tests eight bytes at a time and looks at single bytes only in a
 // word that has a byte below SP or a DEL (a tab, usually) and at the tail.
 func ValidValue(b []byte) bool {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
 	for len(b) >= 8 {
-		x := binary.LittleEndian.Uint64(b)
-		y := x ^ 0x7f7f7f7f7f7f7f7f // a DEL becomes a zero byte
-		// Some byte below 0x20, or a zero byte of y: exact as a whole (which byte the
-		// borrow marks may be wrong), so the word is then looked at a byte at a time.
-		if ((x-0x20*ones)&^x|(y-ones)&^y)&highs != 0 && !validValueBytes(b[:8]) {
+		// Some byte below SP or a DEL (ctlBytes is exact as a whole): the word is then
+		// looked at a byte at a time.
+		if ctlBytes(binary.LittleEndian.Uint64(b)) != 0 && !validValueBytes(b[:8]) {
 			return false
 		}
 		b = b[8:]

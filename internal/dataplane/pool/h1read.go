@@ -24,9 +24,9 @@ import (
 // Content-Lengths, obsolete line folding, a byte net/http would refuse, a head not yet all
 // received) is left unread for http.ReadResponse, so what net/http decides about it stays
 // as it was. A caller that only passes the fields on as received asks for them as a list
-// (FieldsAsker): then the map is not built unless asked for (FillHeader). A plain answer's "Connection: keep-alive" (HTTP/1.1's default, which says
-// nothing but that the pool's connection stays open) is not among its fields: a proxy
-// would only remove it.
+// (FieldsAsker): then the map is not built unless asked for (FillHeader). A plain
+// answer's "Connection: keep-alive" (HTTP/1.1's default, which says nothing but that the
+// pool's connection stays open) is not among its fields: a proxy would only remove it.
 
 // plainResp is a plain response with its body reader and the values of its fields, in
 // one allocation (they live as long as one another), and its header map. Its memory

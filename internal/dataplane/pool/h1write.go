@@ -45,8 +45,8 @@ func writeRequest(w *bufio.Writer, req *http.Request, listed []http1.Field, stre
 		_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
 		_, _ = w.WriteString(cleanValue(host))
 		_, _ = w.WriteString("\r\n")
-		if listed != nil {
-			writeListed(w, listed)
+		for i := range listed { // a head writeListedHead did not take: field by field
+			writeField(w, listed[i].Key, listed[i].Value)
 		}
 	}
 	// The map's fields: all of them, or, beside a list, any that something put there
@@ -226,24 +226,6 @@ func writeListedHead(w *bufio.Writer, req *http.Request, host string, listed []h
 	}
 	_, _ = w.Write(b)
 	return true
-}
-
-// writeListed writes fs, a request's fields as RequestLister lists them (none that
-// writeRequest writes itself, no CR or LF in a value), composed in the buffer's free space
-// while they fit.
-func writeListed(w *bufio.Writer, fs []http1.Field) {
-	b := w.AvailableBuffer()
-	for i := range fs {
-		k, v := fs[i].Key, fs[i].Value
-		if len(b)+len(k)+len(v)+4 > cap(b) {
-			_, _ = w.Write(b)
-			writeField(w, k, v) // past the buffer's end: piece by piece
-			b = w.AvailableBuffer()
-			continue
-		}
-		b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
-	}
-	_, _ = w.Write(b)
 }
 
 // cleanValue replaces CR and LF in a header value with spaces (net/http does the same).
