@@ -21,6 +21,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -83,6 +84,9 @@ type Forwarder struct {
 	// request and answer (peermeta.go). Nothing writes into them; their capacity is 1, so
 	// an append copies.
 	peerID, peerValue []string
+	// peerClean: both values are as a writer writes them (cleanValue), so an answer's
+	// writer need not check them each time (AddCleanField).
+	peerClean bool
 }
 
 // New returns a Forwarder.
@@ -96,6 +100,7 @@ func New(o Options) *Forwarder {
 		// Written as they are on listed requests (uplist.go): no byte that would end a
 		// field line, whatever the node's name.
 		f.peerID, f.peerValue = []string{fieldSafe(pm.ID)}, []string{fieldSafe(pm.Value)}
+		f.peerClean = cleanValue(f.peerID[0]) && cleanValue(f.peerValue[0])
 	}
 	return f
 }
@@ -103,6 +108,12 @@ func New(o Options) *Forwarder {
 // fieldSafe is v with each CR and LF made a space, as a header map's writer would write it.
 func fieldSafe(v string) string {
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+}
+
+// cleanValue says whether a writer would write v as it is: no CR or LF, and no space or
+// tab at either end to trim (fieldsAdopter's AddCleanField).
+func cleanValue(v string) bool {
+	return !strings.ContainsAny(v, "\r\n") && textproto.TrimString(v) == v
 }
 
 // Close waits for mirror requests still in flight (they end by their own timeout).

@@ -208,10 +208,15 @@ func (x *exchange) adoptFields(resp *http.Response, owner interface{ Recycle() }
 	}
 	// In the order the writer keeps them (by name): each goes at the end.
 	if x.in.Direction == "inbound" && x.f.peerValue != nil {
-		fa.AddField(peermeta.HeaderMetadata, x.f.peerValue[0])
-		fa.AddField(peermeta.HeaderID, x.f.peerID[0])
+		if x.f.peerClean {
+			fa.AddCleanField(peermeta.HeaderMetadata, x.f.peerValue[0])
+			fa.AddCleanField(peermeta.HeaderID, x.f.peerID[0])
+		} else {
+			fa.AddField(peermeta.HeaderMetadata, x.f.peerValue[0])
+			fa.AddField(peermeta.HeaderID, x.f.peerID[0])
+		}
 	}
-	fa.AddField("X-Envoy-Upstream-Service-Time", strconv.FormatInt(ust.Milliseconds(), 10))
+	fa.AddCleanField("X-Envoy-Upstream-Service-Time", strconv.FormatInt(ust.Milliseconds(), 10)) // digits
 	return true
 }
 
@@ -241,11 +246,13 @@ type receivedLister interface {
 }
 
 // fieldsAdopter is a ResponseWriter that can take an upstream answer's fields as received,
-// without a header map, and add the proxy's own to them (h1server's AdoptFields and
-// AddField).
+// without a header map, and add the proxy's own to them (h1server's AdoptFields, AddField,
+// and AddCleanField for a field known to need no check: a canonical name, a value with
+// nothing to trim or replace).
 type fieldsAdopter interface {
 	AdoptFields(fields []http1.ReceivedField, owner interface{ Recycle() }) bool
 	AddField(name, value string)
+	AddCleanField(name, value string)
 }
 
 // hopLister is an upstream answer that lists its hop-by-hop fields (the pool's plain

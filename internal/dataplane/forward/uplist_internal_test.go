@@ -178,4 +178,16 @@ func TestListedBehindRBACAndSafePeerMetadata(t *testing.T) {
 	if f.peerID[0] != "a  b" || f.peerValue[0] != "v " {
 		t.Fatalf("peer metadata %q, %q", f.peerID[0], f.peerValue[0])
 	}
+	// "v " has a space to trim: the answers' writer checks it each time (AddField).
+	if f.peerClean {
+		t.Error("peer metadata with a trailing space taken as clean")
+	}
+	if f := New(Options{PeerMetadata: PeerMetadata{ID: "sidecar~10.0.0.1~a.b~b.svc.cluster.local", Value: "Cg4KAm5zEggKBmRlZmF1bHQ="}}); !f.peerClean {
+		t.Error("the usual peer metadata not taken as clean")
+	}
+	for v, clean := range map[string]bool{"": true, "a b": true, "a\tb": true, " a": false, "a\t": false, "a\rb": false, "a\nb": false} {
+		if cleanValue(v) != clean {
+			t.Errorf("cleanValue(%q) = %v", v, !clean)
+		}
+	}
 }

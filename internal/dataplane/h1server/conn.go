@@ -15,6 +15,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
+	"github.com/lucid-mesh/lucid/internal/dataplane/strslab"
 )
 
 // conn is one served connection. Its goroutine owns the read buffer between requests;
@@ -44,6 +45,8 @@ type conn struct {
 	recvBits uint16
 	// names are the field names of answers last found valid (nameCache.valid).
 	names nameCache
+	// recall holds the strings of the last request head's lines (parse).
+	recall strslab.Recall
 	// header is the connection's response header map, given to each request's response
 	// in turn (unless its handler adopts another, AdoptHeader).
 	header http.Header

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
@@ -104,8 +105,24 @@ func comparePlaced(t *testing.T, g *http1.Conn, head []byte) {
 			checkReceived(t, head, pst, preq)
 			checkReceived(t, head, ast, areq)
 		}
+		// Once more on a connection whose last head was the one compared before: its
+		// lines, where they are the same bytes in the same place, are recalled.
+		recalling.Lock()
+		_, rreq, rrb, rwhy := parseState(recalling.c, bytes.Clone(head), room)
+		recalled := requestOf(rreq, rrb, rwhy)
+		recalling.Unlock()
+		if recalled != want {
+			t.Fatalf("%q (room %d):\nafter the last head:    %s\nread afresh:            %s", head, room, recalled, want)
+		}
 	}
 }
+
+// recalling is the connection comparePlaced reads every head on once more, after the one
+// before it.
+var recalling = struct {
+	sync.Mutex
+	c *conn
+}{c: newParseConn()}
 
 // framingTakes says whether the body's framing may take the field k out of a request's
 // map (Transfer-Encoding, Trailer, Connection: close).

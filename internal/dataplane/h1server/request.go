@@ -59,12 +59,6 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	if hd == nil && !http1.ValidName(method) { // a token
 		return nil, nil, "invalid method"
 	}
-	// One string holds the target and every field value, and one array (room, usually)
-	// every value's slice: no allocation per field. The string shares a block with other
-	// heads (strslab): no allocation per request either.
-	hs := strslab.String(head)
-	target := hs[sp1+1 : sp2]
-	vals := room
 	// Lines counted by their LF (a one-byte count is a vector scan): a bare LF is in a
 	// line the checks below refuse.
 	n := 0
@@ -73,6 +67,22 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 	} else {
 		n = bytes.Count(head, []byte{'\n'}) - 2
 	}
+	// The target and the field values are strings of the head's lines. A line the
+	// connection's last head had in the same place is the string made for it then
+	// (strslab.Recall); the others are copied into a block shared with other heads
+	// (strslab): no allocation per request, and little garbage when a client's requests
+	// differ in a few fields. A head of more lines than the Recall keeps is copied whole
+	// into hs. One array (room, usually) holds every value's slice: no allocation per field.
+	var cp strslab.Copier
+	defer cp.Done()
+	var hs, target string
+	if n < strslab.RecallLines {
+		target = c.recall.Line(0, line, &cp)[sp1+1 : sp2]
+	} else {
+		hs = strslab.String(head)
+		target = hs[sp1+1 : sp2]
+	}
+	vals := room
 	if n <= len(room) {
 		vals = room[:n]
 	} else {
@@ -132,7 +142,13 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 			sp = http1.FieldSpan{Start: int32(off), Colon: int32(off + ci), ValueStart: int32(vs), ValueEnd: int32(ve), Canonical: canonical}
 			off += i + 2
 		}
-		v, k := sp.Value(hs), sp.Key(hs)
+		var k, v string
+		if hs == "" {
+			l := c.recall.Line(n+1, sp.Line(head), &cp)
+			k, v = sp.KeyIn(l), sp.ValueIn(l)
+		} else {
+			k, v = sp.Key(hs), sp.Value(hs)
+		}
 		vals[n] = v
 		if n < len(st.recv) {
 			st.recv[n] = http1.ReceivedField{Key: k, Value: v, Slot: &vals[n]}
@@ -152,7 +168,7 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		fields++
 	}
 	if len(h) < fields {
-		gatherRepeats(h, head, hs, le+2, vals[:n])
+		gatherRepeats(h, head, hs, le+2, vals[:n], st.recv[:])
 	} else if n <= len(st.recv) {
 		st.nrecv = uint8(n)
 	}
@@ -162,15 +178,21 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 
 // gatherRepeats rebuilds h when a name came more than once in head (parse kept only each
 // name's last value): every value under its name, in the order received, Host left out.
-// vals are the values of the field lines from off on, which parse has checked.
-func gatherRepeats(h http.Header, head []byte, hs string, off int, vals []string) {
+// vals are the values of the field lines from off on, which parse has checked; recv
+// holds the keys of the first of them, hs (when parse copied the head whole) the others'.
+func gatherRepeats(h http.Header, head []byte, hs string, off int, vals []string, recv []http1.ReceivedField) {
 	clear(h)
 	for n := range vals {
 		i := bytes.IndexByte(head[off:], '\n') - 1 // the CR
-		name := head[off : off+bytes.IndexByte(head[off:off+i], ':')]
-		k := hs[off : off+len(name)]
-		if _, canonical := http1.NameForm(name); !canonical {
-			k = http1.CanonicalKey(name)
+		var k string
+		if n < len(recv) {
+			k = recv[n].Key
+		} else {
+			name := head[off : off+bytes.IndexByte(head[off:off+i], ':')]
+			k = hs[off : off+len(name)]
+			if _, canonical := http1.NameForm(name); !canonical {
+				k = http1.CanonicalKey(name)
+			}
 		}
 		off += i + 2
 		if k == "Host" {

@@ -54,6 +54,7 @@ type response struct {
 type extraField struct {
 	name  string
 	value [1]string
+	clean bool // AddCleanField's: written as it is
 }
 
 var (
@@ -142,7 +143,16 @@ func (w *response) AdoptFields(fields []http1.ReceivedField, owner interface{ Re
 // proxy adds to an answer it passes on), until the head goes out. name is a canonical name
 // the adopted fields do not have (the caller's to check: it would be written twice).
 // Without adopted fields it is Header().Add.
-func (w *response) AddField(name, value string) {
+func (w *response) AddField(name, value string) { w.addField(name, value, false) }
+
+// AddCleanField is AddField for a field its caller vouches for, which is then written
+// without a check: name is a token (http1.ValidName) in canonical form, and value is as
+// appendField would write it, without CR or LF and with nothing at either end that
+// textproto.TrimString trims. A proxy adds the same few fields of its own to every answer
+// (its peer metadata, made once): checking them once spares checking them each time.
+func (w *response) AddCleanField(name, value string) { w.addField(name, value, true) }
+
+func (w *response) addField(name, value string, clean bool) {
 	if w.headSent || w.hijacked {
 		return // as a field set in Header() once the head is out
 	}
@@ -150,14 +160,14 @@ func (w *response) AddField(name, value string) {
 		w.header[name] = append(w.header[name], value)
 		return
 	}
-	if !w.c.names.valid(name) {
+	if !clean && !w.c.names.valid(name) {
 		return // as collectFields drops a map's key that is not a token
 	}
 	i := int(w.nExtra) // kept sorted by name, as collectFields sorts a map's keys
 	for ; i > 0 && name < w.extra[i-1].name; i-- {
 		w.extra[i] = w.extra[i-1]
 	}
-	w.extra[i] = extraField{name: name, value: [1]string{value}}
+	w.extra[i] = extraField{name: name, value: [1]string{value}, clean: clean}
 	w.nExtra++
 }
 
@@ -560,7 +570,12 @@ func (w *response) appendFields(b []byte) []byte {
 	w.c.recv, w.c.recvBits = nil, 0
 	if w.adopted {
 		for i := range w.extra[:w.nExtra] {
-			b = appendField(b, w.extra[i].name, w.extra[i].value[0])
+			e := &w.extra[i]
+			if e.clean {
+				b = append(append(append(append(b, e.name...), ':', ' '), e.value[0]...), '\r', '\n')
+			} else {
+				b = appendField(b, e.name, e.value[0])
+			}
 		}
 	}
 	fs := w.c.fields

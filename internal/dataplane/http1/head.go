@@ -60,6 +60,20 @@ func (sp *FieldSpan) Key(hs string) string {
 // Value is the field's value, from hs as Key's.
 func (sp *FieldSpan) Value(hs string) string { return hs[sp.ValueStart:sp.ValueEnd] }
 
+// Line is the field's line in the head b: from its name to the end of its value.
+func (sp *FieldSpan) Line(b []byte) []byte { return b[sp.Start:sp.ValueEnd] }
+
+// KeyIn is Key from line, a string of the field's Line instead of the whole head.
+func (sp *FieldSpan) KeyIn(line string) string {
+	if sp.Canonical {
+		return line[:sp.Colon-sp.Start]
+	}
+	return CanonicalKey(line[:sp.Colon-sp.Start])
+}
+
+// ValueIn is Value from line, as KeyIn.
+func (sp *FieldSpan) ValueIn(line string) string { return line[sp.ValueStart-sp.Start:] }
+
 // ParseHead parses a complete request head: the request line, the header fields and the
 // empty line that ends them, each line ending in CRLF. It applies Envoy's HTTP/1 codec
 // rules, in Envoy's order (the request line, each field as it is read, then the checks

@@ -21,6 +21,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
+	"github.com/lucid-mesh/lucid/internal/dataplane/strslab"
 )
 
 // The HTTP/1.1 upstream path: connections the pool owns, each used by one request at a
@@ -159,9 +160,11 @@ type h1Conn struct {
 	lastAlive time.Time // when a peek last found it open while idle
 	expires   time.Time // Keep-Alive: timeout bound; zero when none
 	announced time.Duration
-	requests  uint32    // requests sent on it
-	host      *hostIdle // its host's learned idle timeout (idle.go)
-	probe     bool      // kept past its reuse limit to see the server's own close (idle.go)
+	requests  uint32 // requests sent on it
+	// recall holds the strings of the last plain answer head read on it (parsePlainHead).
+	recall strslab.Recall
+	host   *hostIdle // its host's learned idle timeout (idle.go)
+	probe  bool      // kept past its reuse limit to see the server's own close (idle.go)
 
 	// per request
 	wdone chan error // the body writer's result; nil when the request was written inline

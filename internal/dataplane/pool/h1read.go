@@ -162,7 +162,7 @@ func (c *h1Conn) plainResponse(req *http.Request) (pr *plainResp, err error) {
 		return nil, nil
 	}
 	buf, _ := c.br.Peek(c.br.Buffered())
-	pr, n := parsePlainHead(buf, req, c.fieldsOnly)
+	pr, n := parsePlainHead(buf, req, c.fieldsOnly, &c.recall)
 	if pr == nil {
 		return nil, nil
 	}
@@ -176,7 +176,9 @@ func (c *h1Conn) plainResponse(req *http.Request) (pr *plainResp, err error) {
 // copies the head once and builds the map from the notes. It returns the response and the
 // head's length, empty line included; nil otherwise, with nothing kept. With fieldsOnly an
 // answer with a body and at most 16 fields, no name twice, gets no map yet (FieldsAsker).
-func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp, int) {
+// rc holds the strings of the connection's last plain head, which a line of the same bytes
+// in the same place reuses.
+func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool, rc *strslab.Recall) (*plainResp, int) {
 	const proto = "HTTP/1.1 "
 	if !bytes.HasPrefix(buf, []byte(proto)) {
 		return nil, 0
@@ -208,9 +210,20 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 		plainResps.Put(pr)
 		return nil, 0
 	}
-	// The one string: values, the status and canonical names are slices of it. It shares
-	// a block with other heads (strslab): no allocation per answer.
-	hs := strslab.String(buf[:end])
+	// The status, the values and the canonical names are strings of the head's lines. A
+	// line the connection's last answer had in the same place is the string made for it
+	// then (strslab.Recall): a server answering alike repeats most of its lines (Server,
+	// Content-Type, Date within its second). The others are copied into a block shared
+	// with other heads (strslab): no allocation per answer. A head of more lines than the
+	// Recall keeps is copied whole into hs.
+	var cp strslab.Copier
+	var hs, status string
+	if len(spans) < strslab.RecallLines {
+		status = rc.Line(0, buf[len(proto):le], &cp)
+	} else {
+		hs = strslab.String(buf[:end])
+		status = hs[len(proto):le]
+	}
 	vals := pr.vals[:]
 	if len(spans) > len(vals) {
 		vals = make([]string, len(spans))
@@ -229,7 +242,13 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 	rf, hop := pr.recvArr[:min(len(spans), len(pr.recvArr))], pr.hopArr[:0]
 	for i := range spans {
 		sp := &spans[i]
-		v, k := sp.Value(hs), sp.Key(hs)
+		var k, v string
+		if hs == "" {
+			l := rc.Line(i+1, sp.Line(buf), &cp)
+			k, v = sp.KeyIn(l), sp.ValueIn(l)
+		} else {
+			k, v = sp.Key(hs), sp.Value(hs)
+		}
 		vals[i] = v
 		if !deferred {
 			h[k] = vals[i : i+1 : i+1]
@@ -241,6 +260,7 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 			hop = append(hop, k)
 		}
 	}
+	cp.Done()
 	pr.hop = hop
 	// A hop-by-hop field is read here (the connection's Keep-Alive) and deleted by a proxy:
 	// such an answer gets its map now, as one with a name twice.
@@ -257,7 +277,13 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 	if !deferred && len(h) < len(spans) {
 		clear(h)
 		for i := range spans {
-			if k := spans[i].Key(hs); len(h[k]) > 0 {
+			var k string
+			if hs == "" { // at most len(rf) fields: rf has every key
+				k = rf[i].Key
+			} else {
+				k = spans[i].Key(hs)
+			}
+			if len(h[k]) > 0 {
 				h[k] = append(h[k], vals[i])
 			} else {
 				h[k] = vals[i : i+1 : i+1]
@@ -265,7 +291,7 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool) (*plainResp,
 		}
 	}
 	pr.resp = http.Response{
-		Status:        hs[len(proto):le],
+		Status:        status,
 		StatusCode:    code,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,

@@ -10,11 +10,14 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
+	"github.com/lucid-mesh/lucid/internal/dataplane/strslab"
 )
 
 // Which heads the plain reader takes, and which it leaves to net/http.
@@ -126,6 +129,7 @@ func checkPlain(t *testing.T, raw []byte, req *http.Request, want ...bool) {
 		}
 	}
 	checkFieldsOnly(t, raw, req, refFields, pr.HopFields())
+	checkRecalled(t, raw, req, ref.Status, refFields)
 	var body []byte
 	if n > 0 {
 		body, err = readFixedAll(&h1Body{c: c, remain: n})
@@ -371,5 +375,70 @@ func TestReceivedFields(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// recalled holds the lines of the last head checkRecalled read.
+var recalled = struct {
+	sync.Mutex
+	rc strslab.Recall
+}{}
+
+// checkRecalled reads raw again on a connection whose last answer was the head read before
+// it (recalled): its status and fields are still net/http's (status, want), whichever of
+// its lines are recalled and whichever copied.
+func checkRecalled(t *testing.T, raw []byte, req *http.Request, status string, want http.Header) {
+	t.Helper()
+	recalled.Lock()
+	defer recalled.Unlock()
+	c := &h1Conn{br: bufio.NewReaderSize(bytes.NewReader(bytes.Clone(raw)), 16<<10), recall: recalled.rc}
+	pr, _ := c.plainResponse(req)
+	recalled.rc = c.recall
+	if pr == nil {
+		t.Fatal("the plain reader refused after another head a head it took before")
+	}
+	defer pr.Recycle()
+	if pr.resp.Status != status || !reflect.DeepEqual(pr.resp.Header, want) {
+		t.Fatalf("after the last head: %q %q, want %q %q", pr.resp.Status, pr.resp.Header, status, want)
+	}
+}
+
+// A connection's next answer gets the strings of the lines it repeats in the same place
+// and copies of the others; what the last answer's reader kept stays what it was.
+func TestRecalledAnswerLines(t *testing.T) {
+	get, _ := http.NewRequest(http.MethodGet, "http://svc/", nil)
+	c := &h1Conn{}
+	read := func(raw string) (http.Header, string) {
+		t.Helper()
+		buf := []byte(raw)
+		c.br = bufio.NewReader(bytes.NewReader(buf))
+		pr, _ := c.plainResponse(get)
+		if pr == nil {
+			t.Fatalf("not plain: %q", raw)
+		}
+		h, st := pr.resp.Header.Clone(), pr.resp.Status
+		for k, vv := range pr.resp.Header { // the values themselves, not copies
+			h[k] = []string{vv[0]}
+		}
+		pr.Recycle()
+		clear(buf)
+		return h, st
+	}
+	h1, st1 := read("HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 2\r\nETag: \"1\"\r\n\r\nok")
+	h2, st2 := read("HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 3\r\nETag: \"1\"\r\n\r\nok!")
+	if h1.Get("Content-Length") != "2" || h2.Get("Content-Length") != "3" || h2.Get("Server") != "up" || h2.Get("Etag") != `"1"` || st2 != "200 OK" {
+		t.Fatalf("answers %q, then %q %q", h1, st2, h2)
+	}
+	for _, k := range []string{"Server", "Etag"} {
+		if unsafe.StringData(h1.Get(k)) != unsafe.StringData(h2.Get(k)) {
+			t.Errorf("the repeated %s line was copied again", k)
+		}
+	}
+	if unsafe.StringData(st1) != unsafe.StringData(st2) {
+		t.Error("the repeated status line was copied again")
+	}
+	h3, st3 := read("HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nServer: up\r\n\r\nno")
+	if st3 != "404 Not Found" || h3.Get("Server") != "up" || h3.Get("Content-Length") != "2" || len(h3) != 2 {
+		t.Fatalf("third answer %q %q", st3, h3)
 	}
 }

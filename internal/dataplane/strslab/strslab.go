@@ -5,6 +5,13 @@
 // current one is full, so a few dozen heads share one allocation; it is freed by the
 // garbage collector once no string points into it.
 //
+// A connection's heads mostly repeat the lines of the one before (Host, a client's own
+// fields, a server's Server and Content-Type), so h1server and the pool make a head's
+// strings through a Recall, which gives a line the string made for the same bytes in the
+// same place last time and copies only the lines that differ (with a Copier: one visit to
+// the shared blocks per head). The copies are most of what the data plane allocates, and
+// the garbage collector's work grows with them.
+//
 // Because a byte is never written after a string covers it, a string from here is as
 // immutable as any other Go string: it may be kept, stored in a map or outlive the
 // request whose head it came from. The cost of keeping one is that it keeps its whole
@@ -31,14 +38,22 @@ var blocks = sync.Pool{New: func() any { return new(block) }}
 
 // String returns a string holding a copy of b.
 func String(b []byte) string {
-	n := len(b)
-	if n == 0 {
+	if len(b) == 0 {
 		return ""
 	}
-	if n > MaxLen {
+	if len(b) > MaxLen {
 		return string(b)
 	}
 	bl := blocks.Get().(*block)
+	s := bl.string(b)
+	blocks.Put(bl)
+	return s
+}
+
+// string copies b (0 < len(b) <= MaxLen) into the block's free bytes, a new block's when
+// they are too few.
+func (bl *block) string(b []byte) string {
+	n := len(b)
 	if len(bl.free) < n {
 		bl.free = make([]byte, BlockSize)
 	}
@@ -46,6 +61,62 @@ func String(b []byte) string {
 	s := unsafe.String(&bl.free[0], n) //nolint:gosec // n > 0 bytes of the block that nothing writes again
 	// The bytes just handed out leave the block for good: nothing below writes them again.
 	bl.free = bl.free[n:len(bl.free):len(bl.free)]
-	blocks.Put(bl)
+	return s
+}
+
+// A Copier makes several strings in a row, as String does, from one block it holds
+// between them: a head cut into several strings visits the shared blocks once. It takes
+// the block at its first string; Done gives it back. For one goroutine; the zero value is
+// ready.
+type Copier struct{ bl *block }
+
+// String returns a string holding a copy of b.
+func (c *Copier) String(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > MaxLen {
+		return string(b)
+	}
+	if c.bl == nil {
+		c.bl = blocks.Get().(*block)
+	}
+	return c.bl.string(b)
+}
+
+// Done gives the block back, if the Copier took one.
+func (c *Copier) Done() {
+	if c.bl != nil {
+		blocks.Put(c.bl)
+		c.bl = nil
+	}
+}
+
+// RecallLines is how many lines a Recall keeps: a head's first line and 16 field lines.
+const RecallLines = 17
+
+// A Recall keeps the strings made for one connection's last head, one per line by its
+// place in the head, so that a line of the next head with the same bytes gets the same
+// string instead of a copy. A connection's heads repeat most of their lines (Host, the
+// client's own fields, a server's Server and Content-Type); what differs from one
+// request to the next (an id, a trace context, a path) is all that is copied. Copies are
+// garbage once nothing points to them, and the collector's work grows with how much of it
+// the proxy makes: heads copied whole were most of what the data plane allocated.
+//
+// A Recall keeps the strings, and so their blocks, alive until its lines are replaced or
+// it is dropped with its connection: a few KiB per connection at most. The zero value is
+// ready; one goroutine at a time.
+type Recall struct {
+	lines [RecallLines]string
+}
+
+// Line returns a string holding b's bytes: the one kept at place i when it has the same
+// bytes, else a copy made by c, which place i then keeps. i < RecallLines.
+func (r *Recall) Line(i int, b []byte, c *Copier) string {
+	if s := r.lines[i]; len(s) == len(b) && s == string(b) {
+		return s
+	}
+	s := c.String(b)
+	r.lines[i] = s
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // A string keeps its bytes while later strings are made from the same blocks and the
@@ -84,4 +85,48 @@ func BenchmarkString(b *testing.B) {
 			_ = string(head)
 		}
 	})
+}
+
+// A Copier's strings are copies, as String's: they keep their bytes while its block is
+// used on and the caller's buffer changes; a long one is a string of its own.
+func TestCopier(t *testing.T) {
+	var c Copier
+	buf := []byte("Server: up")
+	a := c.String(buf)
+	buf[0] = 'X'
+	b := c.String(buf)
+	long := c.String(bytes.Repeat([]byte{'v'}, MaxLen+1))
+	c.Done()
+	c.Done() // twice: nothing to give back
+	clear(buf)
+	if a != "Server: up" || b != "Xerver: up" || len(long) != MaxLen+1 || c.String(nil) != "" {
+		t.Fatalf("Copier strings %q, %q, %d bytes", a, b, len(long))
+	}
+	c.Done()
+}
+
+// A Recall gives the string it kept at a place for the same bytes there, and a new copy,
+// which it keeps instead, for others; the strings it gave before stay what they were.
+func TestRecall(t *testing.T) {
+	var r Recall
+	var c Copier
+	defer c.Done()
+	buf := []byte("Host: svc")
+	first := r.Line(1, buf, &c)
+	if again := r.Line(1, []byte("Host: svc"), &c); unsafe.StringData(again) != unsafe.StringData(first) {
+		t.Error("the same line at the same place was copied again")
+	}
+	if other := r.Line(2, []byte("Host: svc"), &c); unsafe.StringData(other) == unsafe.StringData(first) || other != "Host: svc" {
+		t.Errorf("another place recalled place 1's string: %q", other)
+	}
+	copy(buf, "Host: abc")
+	if changed := r.Line(1, buf, &c); changed != "Host: abc" || first != "Host: svc" {
+		t.Fatalf("changed line %q, first %q", changed, first)
+	}
+	if shorter := r.Line(1, buf[:6], &c); shorter != "Host: " {
+		t.Fatalf("shorter line %q", shorter)
+	}
+	if empty := r.Line(0, nil, &c); empty != "" || r.Line(RecallLines-1, buf, &c) != "Host: abc" {
+		t.Fatal("empty line or last place")
+	}
 }
