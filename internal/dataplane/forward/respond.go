@@ -47,9 +47,16 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	x.w.WriteHeader(resp.StatusCode)
 
 	rc := http.NewResponseController(x.w)
-	bp := copyBufs.Get(resp.ContentLength) // most answers are small: a small buffer
-	defer copyBufs.Put(bp)
-	buf := (*bp)[:cap(*bp)]
+	// The pool's own bodies are passed on from where they lie in its read buffer (no copy
+	// out first); others are read into a buffer.
+	pk, _ := resp.Body.(bodyPeeker)
+	var buf []byte
+	if pk == nil || !pk.Peekable() {
+		pk = nil
+		bp := copyBufs.Get(resp.ContentLength) // most answers are small: a small buffer
+		defer copyBufs.Put(bp)
+		buf = (*bp)[:cap(*bp)]
+	}
 	// A body whose announced length has all arrived is not flushed: the end of the handler
 	// sends it with the end of the stream (HTTP/2: one DATA frame with END_STREAM instead
 	// of a DATA frame and an empty one; a write and a scheduler hop saved per response).
@@ -58,12 +65,23 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 		return resp.ContentLength >= 0 && info.BytesSent >= resp.ContentLength && len(resp.Trailer) == 0
 	}
 	for {
-		n, rerr := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := x.w.Write(buf[:n]); werr != nil {
+		var chunk []byte
+		var rerr error
+		if pk != nil {
+			chunk, rerr = pk.PeekBody(32 << 10)
+		} else {
+			var n int
+			n, rerr = resp.Body.Read(buf)
+			chunk = buf[:n]
+		}
+		if n := len(chunk); n > 0 {
+			if _, werr := x.w.Write(chunk); werr != nil {
 				info.BytesSent += int64(n)
 				x.downstreamGone()
 				return
+			}
+			if pk != nil {
+				pk.SkipBody(n) // written (a Write keeps nothing of it): the pool's again
 			}
 			info.BytesSent += int64(n)
 			if !complete() {
@@ -73,7 +91,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 				}
 			}
 		}
-		if rerr == io.EOF {
+		if errors.Is(rerr, io.EOF) { // a Read's own, or PeekBody's with the last bytes
 			break
 		}
 		if rerr != nil {
@@ -253,6 +271,14 @@ type fieldsAdopter interface {
 	AdoptFields(fields []http1.ReceivedField, owner interface{ Recycle() }) bool
 	AddField(name, value string)
 	AddCleanField(name, value string)
+}
+
+// bodyPeeker is an upstream body read where it lies (the pool's Content-Length bodies:
+// pool.h1Body's PeekBody and SkipBody), when Peekable.
+type bodyPeeker interface {
+	Peekable() bool
+	PeekBody(most int) ([]byte, error)
+	SkipBody(n int)
 }
 
 // hopLister is an upstream answer that lists its hop-by-hop fields (the pool's plain

@@ -1153,14 +1153,72 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	} else {
 		n, err = b.readFixed(p)
 	}
-	if err != nil && b.state.CompareAndSwap(bodyOpen, bodyEnded) {
-		eof := err == io.EOF || errors.Is(err, io.EOF) //nolint:errorlint // the usual, readFixed's own, without errors.Is's type check
-		b.c.finish(b.keep && eof)
-		if !eof && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
-			b.c.h.p.log.Debug("upstream response body failed", "addr", b.c.addr, "err", err)
-		}
+	if err != nil {
+		b.end(err)
 	}
 	return n, err
+}
+
+// end finishes the exchange once the body has ended with err (io.EOF: all of it read),
+// unless a Close finished it first.
+func (b *h1Body) end(err error) {
+	if !b.state.CompareAndSwap(bodyOpen, bodyEnded) {
+		return
+	}
+	eof := err == io.EOF || errors.Is(err, io.EOF) //nolint:errorlint // the usual, readFixed's own, without errors.Is's type check
+	b.c.finish(b.keep && eof)
+	if !eof && b.c.h.p.log.Enabled(context.Background(), slog.LevelDebug) {
+		b.c.h.p.log.Debug("upstream response body failed", "addr", b.c.addr, "err", err)
+	}
+}
+
+// Peekable says whether PeekBody reads this body: one of a Content-Length that the pool
+// reads itself.
+func (b *h1Body) Peekable() bool { return b.body == nil }
+
+// PeekBody returns the body's next bytes where they lie in the connection's read buffer,
+// no more than most bytes, reading when none are buffered: a proxy passes them on without
+// copying them out first. They stay as they are until SkipBody says how many of them were
+// used; io.EOF comes with the body's last bytes, and errors are Read's. Until SkipBody,
+// the connection stays the body's: it goes back to the pool only once the last bytes are
+// skipped. For a Peekable body only.
+func (b *h1Body) PeekBody(most int) ([]byte, error) {
+	switch b.state.Load() {
+	case bodyEnded:
+		return nil, io.EOF
+	case bodyCut:
+		return nil, errBodyClosed
+	}
+	if b.remain <= 0 {
+		b.end(io.EOF)
+		return nil, io.EOF
+	}
+	if b.c.br.Buffered() == 0 {
+		if _, err := b.c.br.Peek(1); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			b.end(err)
+			return nil, err
+		}
+	}
+	p, _ := b.c.br.Peek(int(min(int64(most), b.remain, int64(b.c.br.Buffered()))))
+	if int64(len(p)) == b.remain {
+		return p, io.EOF
+	}
+	return p, nil
+}
+
+// SkipBody consumes the first n bytes PeekBody returned; the body ends when they were its
+// last.
+func (b *h1Body) SkipBody(n int) {
+	if b.state.Load() != bodyOpen {
+		return
+	}
+	_, _ = b.c.br.Discard(n)
+	if b.remain -= int64(n); b.remain == 0 {
+		b.end(io.EOF)
+	}
 }
 
 // readFixed reads a Content-Length body as net/http does: io.EOF with its last bytes,

@@ -1,0 +1,117 @@
+package pool
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// peeker is the pool's body read where it lies.
+type peeker interface {
+	Peekable() bool
+	PeekBody(most int) ([]byte, error)
+	SkipBody(n int)
+}
+
+// A Content-Length body read with PeekBody and SkipBody is the body sent, in the order
+// sent, however the server cut it into writes and however little of each peek is used;
+// the connection goes back to the pool once the last bytes are skipped, and serves the
+// next request.
+func TestPeekBody(t *testing.T) {
+	body := strings.Repeat("0123456789abcdef", 2500) // 40000 bytes: more than the read buffer
+	var conns atomic.Int32
+	addr := rawServer(t, func(c net.Conn, br *bufio.Reader, _ int) {
+		conns.Add(1)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			_, _ = fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
+			for i := 0; i < len(body); i += 7000 {
+				_, _ = io.WriteString(c, body[i:min(i+7000, len(body))])
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
+	p := newSet(t, h1Cluster("c")).Get("c")
+	for round := range 2 {
+		resp, err := p.RoundTrip(newReq(t, "GET", "/", nil), addr, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk, ok := resp.Body.(peeker)
+		if !ok || !pk.Peekable() {
+			t.Fatalf("the body %T cannot be peeked", resp.Body)
+		}
+		var got []byte
+		for i := 0; ; i++ {
+			b, err := pk.PeekBody(5000)
+			if len(b) > 5000 {
+				t.Fatalf("peeked %d bytes, asked for at most 5000", len(b))
+			}
+			use := len(b)
+			if i%3 == 1 && use > 1 {
+				use /= 2 // the rest comes again with the next peek
+				err = nil
+			}
+			if last := len(got)+len(b) == len(body); last != errors.Is(err, io.EOF) {
+				t.Fatalf("peek of %d bytes, %d of %d before them: %v", len(b), len(got), len(body), err)
+			}
+			got = append(got, b[:use]...)
+			pk.SkipBody(use)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if string(got) != body {
+			t.Fatalf("round %d: body of %d bytes differs from the %d sent", round, len(got), len(body))
+		}
+		_ = resp.Body.Close() // at once, as a proxy does once it has the last bytes
+		if b, err := pk.PeekBody(10); len(b) != 0 || !errors.Is(err, io.EOF) {
+			t.Fatalf("after the end: %q, %v", b, err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for two requests: the first was not given back", n)
+	}
+}
+
+// A body the server ends early is an unexpected EOF after the bytes it sent, as Read's.
+func TestPeekBodyCut(t *testing.T) {
+	addr := rawServer(t, func(c net.Conn, br *bufio.Reader, _ int) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n0123456789")
+		_ = c.Close()
+	})
+	p := newSet(t, h1Cluster("c")).Get("c")
+	resp, err := p.RoundTrip(newReq(t, "GET", "/", nil), addr, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	pk := resp.Body.(peeker)
+	var got []byte
+	for {
+		b, err := pk.PeekBody(64)
+		got = append(got, b...)
+		pk.SkipBody(len(b))
+		if err != nil {
+			if !errors.Is(err, io.ErrUnexpectedEOF) || string(got) != "0123456789" {
+				t.Fatalf("got %q then %v; want the 10 bytes sent, then an unexpected EOF", got, err)
+			}
+			return
+		}
+	}
+}
