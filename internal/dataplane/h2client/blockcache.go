@@ -73,25 +73,77 @@ func (c *blockCache) offer(b []byte, fields []hpack.HeaderField) {
 	c.nextSeen = (c.nextSeen + 1) % blockCacheEntries
 }
 
-// sawStart reads the dynamic table size updates at the start of a block (the only place
-// they may be, RFC 7541 §4.2) the decoder has taken: the table's size is the last one's.
-// Leaving or reaching size 0 forgets the kept blocks: literals with indexing left a table
-// of size 0 as it was, and no other. An update cut short by the fragment's end counts as
-// a table that is not empty.
-func (c *blockCache) sawStart(b []byte) {
+// sawBlock reads the dynamic table size updates of a whole block the decoder has taken:
+// the table's size is the last one's. They belong at a block's start (RFC 7541 §4.2), but
+// the decoder also takes one further on while its table holds no entry, as it always does
+// at size 0, so the whole block is read. Leaving or reaching size 0 forgets the kept
+// blocks: literals with indexing left a table of size 0 as it was, and no other. A block
+// this reading cannot follow to its end loses track (lostTrack).
+func (c *blockCache) sawBlock(b []byte) {
 	empty := c.emptyTable
-	for len(b) > 0 && b[0]&0xe0 == 0x20 {
-		v, rest, ok := hpackInt(b, 5)
+	for len(b) > 0 {
+		r, ok := nextField(b)
 		if !ok {
-			empty = false
-			break
+			c.lostTrack()
+			return
 		}
-		empty, b = v == 0, rest
+		if r.update {
+			empty = r.size == 0
+		}
+		b = r.rest
 	}
+	c.setEmpty(empty)
+}
+
+// lostTrack is for a block whose size updates were not all read (one cut into fragments,
+// or one sawBlock could not follow): the table counts as not empty, the one state whose
+// kept blocks do not depend on the table's size, until an update to 0 is seen again.
+func (c *blockCache) lostTrack() { c.setEmpty(false) }
+
+func (c *blockCache) setEmpty(empty bool) {
 	if empty != c.emptyTable {
 		c.emptyTable = empty
 		c.entries, c.seen = [blockCacheEntries]cachedBlock{}, [blockCacheEntries]uint64{}
 	}
+}
+
+// hpackField is one representation of a header block, as nextField reads it.
+type hpackField struct {
+	rest   []byte // the block after it
+	update bool   // a dynamic table size update, to size
+	size   uint64
+}
+
+// nextField reads the representation at the start of b (RFC 7541 §6); false when it is cut
+// short.
+func nextField(b []byte) (hpackField, bool) {
+	c := b[0]
+	var ok bool
+	var r hpackField
+	var idx uint64
+	switch {
+	case c&0x80 != 0: // indexed field
+		_, r.rest, ok = hpackInt(b, 7)
+		return r, ok
+	case c&0xe0 == 0x20: // size update
+		r.update = true
+		r.size, r.rest, ok = hpackInt(b, 5)
+		return r, ok
+	case c&0xc0 == 0x40: // literal with incremental indexing
+		idx, b, ok = hpackInt(b, 6)
+	default: // literal without indexing (0000), never indexed (0001)
+		idx, b, ok = hpackInt(b, 4)
+	}
+	if !ok {
+		return r, false
+	}
+	if idx == 0 {
+		if b, ok = skipHpackString(b); !ok {
+			return r, false
+		}
+	}
+	r.rest, ok = skipHpackString(b)
+	return r, ok
 }
 
 // tableFree reports whether header block b decodes without the dynamic table and leaves

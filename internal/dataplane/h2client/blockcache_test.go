@@ -155,7 +155,7 @@ func FuzzBlockCache(f *testing.F) {
 			if !ok {
 				got, gerr = own.DecodeFull(b)
 				if gerr == nil {
-					c.sawStart(b)
+					c.sawBlock(b)
 					c.offer(b, got)
 				}
 			}

@@ -65,8 +65,10 @@ func (cc *ClientConn) blockFragment(frag []byte, last bool) error {
 	if _, err := cc.hdec.Write(frag); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
-	if h.raw == len(frag) {
-		cc.blocks.sawStart(frag)
+	if whole {
+		cc.blocks.sawBlock(frag)
+	} else if h.raw == len(frag) {
+		cc.blocks.lostTrack() // a block in fragments: its size updates are not followed
 	}
 	if !last {
 		return nil

@@ -21,7 +21,13 @@ import (
 //
 // Matches allocates nothing in the common case (no ":path" matcher, single-valued headers).
 func Matches(m *resource.RouteMatch, r *http.Request) bool {
-	if !matchPath(m, requestPath(r)) {
+	return matches(m, r, requestPath(r))
+}
+
+// matches is Matches with the request's path (requestPath) worked out by the caller: once
+// for all the routes of a virtual host, not once per route.
+func matches(m *resource.RouteMatch, r *http.Request, path string) bool {
+	if !matchPath(m, path) {
 		return false
 	}
 	for i := range m.Headers {

@@ -83,8 +83,9 @@ func selectRoute(vh *resource.VirtualHost, r *http.Request) (*resource.VirtualHo
 	if vh == nil {
 		return nil, nil
 	}
+	path := requestPath(r)
 	for i := range vh.Routes {
-		if Matches(&vh.Routes[i].Match, r) {
+		if matches(&vh.Routes[i].Match, r, path) {
 			return vh, &vh.Routes[i]
 		}
 	}
