@@ -91,7 +91,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 				}
 			}
 		}
-		if errors.Is(rerr, io.EOF) { // a Read's own, or PeekBody's with the last bytes
+		if rerr == io.EOF { //nolint:errorlint // Read's and PeekBody's own end: a wrapped EOF is a failure
 			break
 		}
 		if rerr != nil {

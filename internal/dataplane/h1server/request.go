@@ -68,16 +68,15 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		n = bytes.Count(head, []byte{'\n'}) - 2
 	}
 	// The target and the field values are strings of the head's lines. A line the
-	// connection's last head had in the same place is the string made for it then
-	// (strslab.Recall); the others are copied into a block shared with other heads
-	// (strslab): no allocation per request, and little garbage when a client's requests
-	// differ in a few fields. A head of more lines than the Recall keeps is copied whole
-	// into hs. One array (room, usually) holds every value's slice: no allocation per field.
-	var cp strslab.Copier
-	defer cp.Done()
+	// connection's last head had in the same place is the string made for it then; the
+	// others are copied into the connection's arena (strslab.Recall): an allocation every
+	// few requests at most, and little garbage when a client's requests differ in a few
+	// fields. A head of more lines than the Recall keeps is copied whole into hs, in a
+	// block shared with other heads (strslab). One array (room, usually) holds every
+	// value's slice: no allocation per field.
 	var hs, target string
 	if n < strslab.RecallLines {
-		target = c.recall.Line(0, line, &cp)[sp1+1 : sp2]
+		target = c.recall.Line(0, line, len(head))[sp1+1 : sp2]
 	} else {
 		hs = strslab.String(head)
 		target = hs[sp1+1 : sp2]
@@ -144,7 +143,7 @@ func (c *conn) parse(st *requestState, head []byte, room []string) (*http.Reques
 		}
 		var k, v string
 		if hs == "" {
-			l := c.recall.Line(n+1, sp.Line(head), &cp)
+			l := c.recall.Line(n+1, sp.Line(head), len(head))
 			k, v = sp.KeyIn(l), sp.ValueIn(l)
 		} else {
 			k, v = sp.Key(hs), sp.Value(hs)

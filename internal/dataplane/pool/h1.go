@@ -1173,8 +1173,9 @@ func (b *h1Body) end(err error) {
 }
 
 // Peekable says whether PeekBody reads this body: one of a Content-Length that the pool
-// reads itself.
-func (b *h1Body) Peekable() bool { return b.body == nil }
+// reads itself and that fits the connection's read buffer. A larger one is read with Read
+// into a larger buffer, which bufio fills from the socket directly: fewer, larger writes.
+func (b *h1Body) Peekable() bool { return b.body == nil && b.remain <= int64(b.c.br.Size()) }
 
 // PeekBody returns the body's next bytes where they lie in the connection's read buffer,
 // no more than most bytes, reading when none are buffered: a proxy passes them on without

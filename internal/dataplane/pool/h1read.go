@@ -212,14 +212,13 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool, rc *strslab.
 	}
 	// The status, the values and the canonical names are strings of the head's lines. A
 	// line the connection's last answer had in the same place is the string made for it
-	// then (strslab.Recall): a server answering alike repeats most of its lines (Server,
-	// Content-Type, Date within its second). The others are copied into a block shared
-	// with other heads (strslab): no allocation per answer. A head of more lines than the
-	// Recall keeps is copied whole into hs.
-	var cp strslab.Copier
+	// then: a server answering alike repeats most of its lines (Server, Content-Type, Date
+	// within its second). The others are copied into the connection's arena
+	// (strslab.Recall). A head of more lines than the Recall keeps is copied whole into hs,
+	// in a block shared with other heads (strslab).
 	var hs, status string
 	if len(spans) < strslab.RecallLines {
-		status = rc.Line(0, buf[len(proto):le], &cp)
+		status = rc.Line(0, buf[len(proto):le], end)
 	} else {
 		hs = strslab.String(buf[:end])
 		status = hs[len(proto):le]
@@ -244,7 +243,7 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool, rc *strslab.
 		sp := &spans[i]
 		var k, v string
 		if hs == "" {
-			l := rc.Line(i+1, sp.Line(buf), &cp)
+			l := rc.Line(i+1, sp.Line(buf), end)
 			k, v = sp.KeyIn(l), sp.ValueIn(l)
 		} else {
 			k, v = sp.Key(hs), sp.Value(hs)
@@ -260,7 +259,6 @@ func parsePlainHead(buf []byte, req *http.Request, fieldsOnly bool, rc *strslab.
 			hop = append(hop, k)
 		}
 	}
-	cp.Done()
 	pr.hop = hop
 	// A hop-by-hop field is read here (the connection's Keep-Alive) and deleted by a proxy:
 	// such an answer gets its map now, as one with a name twice.

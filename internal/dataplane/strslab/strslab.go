@@ -8,9 +8,9 @@
 // A connection's heads mostly repeat the lines of the one before (Host, a client's own
 // fields, a server's Server and Content-Type), so h1server and the pool make a head's
 // strings through a Recall, which gives a line the string made for the same bytes in the
-// same place last time and copies only the lines that differ (with a Copier: one visit to
-// the shared blocks per head). The copies are most of what the data plane allocates, and
-// the garbage collector's work grows with them.
+// same place last time and copies only the lines that differ, into arenas of its own. The
+// copies are most of what the data plane allocates, and the garbage collector's work
+// grows with them.
 //
 // Because a byte is never written after a string covers it, a string from here is as
 // immutable as any other Go string: it may be kept, stored in a map or outlive the
@@ -64,34 +64,6 @@ func (bl *block) string(b []byte) string {
 	return s
 }
 
-// A Copier makes several strings in a row, as String does, from one block it holds
-// between them: a head cut into several strings visits the shared blocks once. It takes
-// the block at its first string; Done gives it back. For one goroutine; the zero value is
-// ready.
-type Copier struct{ bl *block }
-
-// String returns a string holding a copy of b.
-func (c *Copier) String(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if len(b) > MaxLen {
-		return string(b)
-	}
-	if c.bl == nil {
-		c.bl = blocks.Get().(*block)
-	}
-	return c.bl.string(b)
-}
-
-// Done gives the block back, if the Copier took one.
-func (c *Copier) Done() {
-	if c.bl != nil {
-		blocks.Put(c.bl)
-		c.bl = nil
-	}
-}
-
 // RecallLines is how many lines a Recall keeps: a head's first line and 16 field lines.
 const RecallLines = 17
 
@@ -103,20 +75,41 @@ const RecallLines = 17
 // garbage once nothing points to them, and the collector's work grows with how much of it
 // the proxy makes: heads copied whole were most of what the data plane allocated.
 //
-// A Recall keeps the strings, and so their blocks, alive until its lines are replaced or
-// it is dropped with its connection: a few KiB per connection at most. The zero value is
-// ready; one goroutine at a time.
+// The copies go into arenas of the Recall's own, not the shared blocks: a kept string
+// keeps its arena alive, and the lines of one connection's heads kept in the shared
+// blocks would keep as many blocks of other connections' bytes alive. The first arena
+// holds the first head and 128 bytes more (a connection of one request makes little
+// garbage), a later one twice a head (256 bytes to 4 KiB). When one fills, the Recall
+// forgets its lines and starts the next, so the lines it keeps are always in one arena: a
+// connection keeps that one alive between its requests, no more than twice its head (or
+// the head and 128 bytes). The zero value is ready; one goroutine at a time.
 type Recall struct {
 	lines [RecallLines]string
+	arena []byte // the current arena's free bytes
 }
 
-// Line returns a string holding b's bytes: the one kept at place i when it has the same
-// bytes, else a copy made by c, which place i then keeps. i < RecallLines.
-func (r *Recall) Line(i int, b []byte, c *Copier) string {
+// Line returns a string holding b's bytes, a line of a head of head bytes: the one kept
+// at place i when it has the same bytes, else a copy, which place i then keeps.
+// i < RecallLines.
+func (r *Recall) Line(i int, b []byte, head int) string {
 	if s := r.lines[i]; len(s) == len(b) && s == string(b) {
 		return s
 	}
-	s := c.String(b)
+	if len(b) == 0 {
+		r.lines[i] = ""
+		return ""
+	}
+	if len(r.arena) < len(b) {
+		size := head + 128 // the first: the head's lines, and room for a few to change
+		if r.arena != nil {
+			size = min(max(2*head, 256), 4<<10)
+			r.lines = [RecallLines]string{} // the older arena goes once the caller's strings do
+		}
+		r.arena = make([]byte, max(size, len(b)))
+	}
+	n := copy(r.arena, b)
+	s := unsafe.String(&r.arena[0], n) //nolint:gosec // n > 0 bytes of the arena that nothing writes again
+	r.arena = r.arena[n:len(r.arena):len(r.arena)]
 	r.lines[i] = s
 	return s
 }

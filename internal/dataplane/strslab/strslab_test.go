@@ -2,6 +2,7 @@ package strslab
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -87,46 +88,79 @@ func BenchmarkString(b *testing.B) {
 	})
 }
 
-// A Copier's strings are copies, as String's: they keep their bytes while its block is
-// used on and the caller's buffer changes; a long one is a string of its own.
-func TestCopier(t *testing.T) {
-	var c Copier
-	buf := []byte("Server: up")
-	a := c.String(buf)
-	buf[0] = 'X'
-	b := c.String(buf)
-	long := c.String(bytes.Repeat([]byte{'v'}, MaxLen+1))
-	c.Done()
-	c.Done() // twice: nothing to give back
-	clear(buf)
-	if a != "Server: up" || b != "Xerver: up" || len(long) != MaxLen+1 || c.String(nil) != "" {
-		t.Fatalf("Copier strings %q, %q, %d bytes", a, b, len(long))
-	}
-	c.Done()
-}
-
 // A Recall gives the string it kept at a place for the same bytes there, and a new copy,
 // which it keeps instead, for others; the strings it gave before stay what they were.
 func TestRecall(t *testing.T) {
 	var r Recall
-	var c Copier
-	defer c.Done()
 	buf := []byte("Host: svc")
-	first := r.Line(1, buf, &c)
-	if again := r.Line(1, []byte("Host: svc"), &c); unsafe.StringData(again) != unsafe.StringData(first) {
+	first := r.Line(1, buf, 64)
+	if again := r.Line(1, []byte("Host: svc"), 64); unsafe.StringData(again) != unsafe.StringData(first) {
 		t.Error("the same line at the same place was copied again")
 	}
-	if other := r.Line(2, []byte("Host: svc"), &c); unsafe.StringData(other) == unsafe.StringData(first) || other != "Host: svc" {
+	if other := r.Line(2, []byte("Host: svc"), 64); unsafe.StringData(other) == unsafe.StringData(first) || other != "Host: svc" {
 		t.Errorf("another place recalled place 1's string: %q", other)
 	}
 	copy(buf, "Host: abc")
-	if changed := r.Line(1, buf, &c); changed != "Host: abc" || first != "Host: svc" {
+	if changed := r.Line(1, buf, 64); changed != "Host: abc" || first != "Host: svc" {
 		t.Fatalf("changed line %q, first %q", changed, first)
 	}
-	if shorter := r.Line(1, buf[:6], &c); shorter != "Host: " {
+	if shorter := r.Line(1, buf[:6], 64); shorter != "Host: " {
 		t.Fatalf("shorter line %q", shorter)
 	}
-	if empty := r.Line(0, nil, &c); empty != "" || r.Line(RecallLines-1, buf, &c) != "Host: abc" {
+	if empty := r.Line(0, nil, 64); empty != "" || r.Line(RecallLines-1, buf, 64) != "Host: abc" {
 		t.Fatal("empty line or last place")
+	}
+	if long := r.Line(3, bytes.Repeat([]byte{'v'}, 9000), 9100); len(long) != 9000 || r.Line(3, bytes.Repeat([]byte{'v'}, 9000), 9100) != long {
+		t.Fatal("a line longer than an arena")
+	}
+}
+
+// What a Recall keeps lies in one arena of at most twice its head (4 KiB at most, or the
+// head when that is larger), however its connection's heads change: a head's lines kept
+// from one place to the next never spread over many arenas, and strings given out before
+// stay what they were.
+func TestRecallKeepsOneArena(t *testing.T) {
+	var r Recall
+	var given []string
+	var want []string
+	for req := range 500 {
+		head := make([][]byte, RecallLines)
+		size := 0
+		for i := range head {
+			line := "X-Field-" + strconv.Itoa(i) + ": steady value"
+			if i == req%RecallLines || i == 0 {
+				line = "X-Changing-" + strconv.Itoa(i) + ": " + strconv.Itoa(req*7919)
+			}
+			head[i] = []byte(line)
+			size += len(line) + 2
+		}
+		lo, hi := uintptr(0), uintptr(0)
+		for i, b := range head {
+			s := r.Line(i, b, size)
+			if s != string(b) {
+				t.Fatalf("request %d, line %d: %q, want %q", req, i, s, b)
+			}
+			if req%50 == 0 {
+				given, want = append(given, s), append(want, string(b))
+			}
+		}
+		for _, s := range r.lines {
+			if s == "" {
+				continue
+			}
+			p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+			if lo == 0 || p < lo {
+				lo = p
+			}
+			hi = max(hi, p+uintptr(len(s)))
+		}
+		if span := hi - lo; span > uintptr(max(min(2*size, 4<<10), size+128)) {
+			t.Fatalf("request %d: the lines kept span %d bytes, more than one arena", req, span)
+		}
+	}
+	for i := range given {
+		if given[i] != want[i] {
+			t.Fatalf("string %d changed: %q, was %q", i, given[i], want[i])
+		}
 	}
 }
