@@ -173,7 +173,8 @@ func (c *h1Conn) plainResponse(req *http.Request) (pr *plainResp, err error) {
 // parsePlainHead parses the head at the start of buf (the status line and the field
 // lines, each ending in CRLF, then an empty line) when it is plain and all there, in one
 // pass that reads each line once (h1scan.go), checks it and notes where its field is; then
-// copies the head once and builds the map from the notes. It returns the response and the
+// makes the lines' strings (copies of those the connection's last head did not have) and
+// builds the map from the notes. It returns the response and the
 // head's length, empty line included; nil otherwise, with nothing kept. With fieldsOnly an
 // answer with a body and at most 16 fields, no name twice, gets no map yet (FieldsAsker).
 // rc holds the strings of the connection's last plain head, which a line of the same bytes
