@@ -562,17 +562,13 @@ func (w *response) appendFields(b []byte) []byte {
 		if w.c.recvBits&(1<<i) == 0 || w.chunked && f.Key == "Content-Length" {
 			continue
 		}
-		b = append(b, f.Key...)
-		b = append(b, ':', ' ')
-		b = append(b, f.Value...)
-		b = append(b, '\r', '\n')
+		b = appendAsIs(b, f.Key, f.Value)
 	}
 	w.c.recv, w.c.recvBits = nil, 0
 	if w.adopted {
 		for i := range w.extra[:w.nExtra] {
-			e := &w.extra[i]
-			if e.clean {
-				b = append(append(append(append(b, e.name...), ':', ' '), e.value[0]...), '\r', '\n')
+			if e := &w.extra[i]; e.clean {
+				b = appendAsIs(b, e.name, e.value[0])
 			} else {
 				b = appendField(b, e.name, e.value[0])
 			}
@@ -628,14 +624,22 @@ type field struct {
 	values []string
 }
 
-func appendField(b []byte, k, v string) []byte {
+// appendAsIs writes the field line "k: v" CRLF for a field known to need no cleaning: one
+// adopted as received, or added with AddCleanField.
+func appendAsIs(b []byte, k, v string) []byte {
 	b = append(b, k...)
-	b = append(b, ": "...)
+	b = append(b, ':', ' ')
+	b = append(b, v...)
+	return append(b, '\r', '\n')
+}
+
+func appendField(b []byte, k, v string) []byte {
 	v = textproto.TrimString(v)
 	if strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 { // the usual value
-		b = append(b, v...)
-		return append(b, crlf...)
+		return appendAsIs(b, k, v)
 	}
+	b = append(b, k...)
+	b = append(b, ": "...)
 	for i := 0; i < len(v); i++ { // a line break would end the field: a space
 		ch := v[i]
 		if ch == '\r' || ch == '\n' {

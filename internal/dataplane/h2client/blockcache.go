@@ -87,8 +87,8 @@ func (c *blockCache) sawBlock(b []byte) {
 			c.lostTrack()
 			return
 		}
-		if r.update {
-			empty = r.size == 0
+		if r.kind == hpackUpdate {
+			empty = r.idx == 0
 		}
 		b = r.rest
 	}
@@ -109,35 +109,53 @@ func (c *blockCache) setEmpty(empty bool) {
 
 // hpackField is one representation of a header block, as nextField reads it.
 type hpackField struct {
-	rest   []byte // the block after it
-	update bool   // a dynamic table size update, to size
-	size   uint64
+	kind hpackKind
+	// idx is an indexed field's index, a literal's name index (0: a literal name), an
+	// update's table size.
+	idx  uint64
+	rest []byte // the block after it
 }
 
-// nextField reads the representation at the start of b (RFC 7541 §6); false when it is cut
-// short.
+// hpackKind is a representation's kind (RFC 7541 §6).
+type hpackKind uint8
+
+const (
+	hpackIndexed      hpackKind = iota // 1xxxxxxx
+	hpackIncremental                   // 01xxxxxx: a literal with incremental indexing
+	hpackUpdate                        // 001xxxxx: a dynamic table size update
+	hpackNeverIndexed                  // 0001xxxx
+	hpackLiteral                       // 0000xxxx: a literal without indexing
+)
+
+// nextField reads the representation at the start of b (RFC 7541 §6), len(b) > 0; false
+// when it is cut short.
 func nextField(b []byte) (hpackField, bool) {
 	c := b[0]
 	var ok bool
 	var r hpackField
-	var idx uint64
 	switch {
-	case c&0x80 != 0: // indexed field
-		_, r.rest, ok = hpackInt(b, 7)
+	case c&0x80 != 0:
+		r.kind = hpackIndexed
+		r.idx, r.rest, ok = hpackInt(b, 7)
 		return r, ok
-	case c&0xe0 == 0x20: // size update
-		r.update = true
-		r.size, r.rest, ok = hpackInt(b, 5)
+	case c&0xe0 == 0x20:
+		r.kind = hpackUpdate
+		r.idx, r.rest, ok = hpackInt(b, 5)
 		return r, ok
-	case c&0xc0 == 0x40: // literal with incremental indexing
-		idx, b, ok = hpackInt(b, 6)
-	default: // literal without indexing (0000), never indexed (0001)
-		idx, b, ok = hpackInt(b, 4)
+	case c&0xc0 == 0x40:
+		r.kind = hpackIncremental
+		r.idx, b, ok = hpackInt(b, 6)
+	case c&0xf0 == 0x10:
+		r.kind = hpackNeverIndexed
+		r.idx, b, ok = hpackInt(b, 4)
+	default:
+		r.kind = hpackLiteral
+		r.idx, b, ok = hpackInt(b, 4)
 	}
 	if !ok {
 		return r, false
 	}
-	if idx == 0 {
+	if r.idx == 0 {
 		if b, ok = skipHpackString(b); !ok {
 			return r, false
 		}
@@ -153,36 +171,14 @@ func nextField(b []byte) (hpackField, bool) {
 // table, a never-indexed literal or a representation cut short make it false.
 func tableFree(b []byte, emptyTable bool) bool {
 	for len(b) > 0 {
-		c := b[0]
-		var idx uint64
-		var ok bool
+		r, ok := nextField(b)
 		switch {
-		case c&0x80 != 0: // indexed field
-			if idx, b, ok = hpackInt(b, 7); !ok || idx == 0 || idx > hpackStaticLen {
-				return false
-			}
-			continue
-		case c&0xc0 == 0x40: // literal with incremental indexing
-			if !emptyTable {
-				return false
-			}
-			idx, b, ok = hpackInt(b, 6)
-		case c&0xf0 == 0: // literal without indexing
-			idx, b, ok = hpackInt(b, 4)
-		default: // size update (001), never indexed (0001)
+		case !ok || r.idx > hpackStaticLen || r.kind == hpackUpdate || r.kind == hpackNeverIndexed:
+			return false
+		case r.kind == hpackIndexed && r.idx == 0, r.kind == hpackIncremental && !emptyTable:
 			return false
 		}
-		if !ok || idx > hpackStaticLen {
-			return false
-		}
-		if idx == 0 {
-			if b, ok = skipHpackString(b); !ok {
-				return false
-			}
-		}
-		if b, ok = skipHpackString(b); !ok {
-			return false
-		}
+		b = r.rest
 	}
 	return true
 }

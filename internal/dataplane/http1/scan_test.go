@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // scanFieldRef is ScanField as the per-line passes read a line (parseHead's before
@@ -158,69 +160,12 @@ func checkScanEvery(t *testing.T, buf []byte) {
 	}
 }
 
-// randomFields is field lines made of the pieces of TestScanFieldRandom: a name of every
-// kind, values with tabs, control bytes and obs-text, lines cut or ended oddly, an
-// empty line and what may follow it. Clean lines mostly hold only what a field may hold,
-// end in CRLF, and are followed by the empty line.
+// randomFields is field lines as testutil.RandomFieldLines makes them, with the framing
+// fields the request check reads.
 func randomFields(r *rand.Rand, clean bool) []byte {
-	pick := func(s ...string) string { return s[r.IntN(len(s))] }
-	const bytesOfNote = "aZz-09_.:; \t\r\n\x00\x01\x1f\x7f\x80\xff(\"/@[]{}~"
-	var b []byte
-	for range r.IntN(6) {
-		switch r.IntN(8) {
-		case 0:
-			b = append(b, pick("Content-Length: 5", "content-length:12", "Content-Length: +1", "Connection: keep-alive, Upgrade",
-				"connection: close", "Transfer-Encoding: chunked", "transfer-encoding: gzip", "Upgrade: websocket", "host: a:1", "Host: svc:9080")...)
-		case 1:
-			if !clean || r.IntN(8) == 0 {
-				b = append(b, pick(" folded", "\tfolded", " ", "")...)
-			} else {
-				b = append(b, "X-Y: z"...)
-			}
-		default:
-			name := []byte(pick("Server", "Content-Type", "x-request-id", "X-B3-TraceId", "ETAG", "Set-Cookie", "Abcdefg-hijklmn-Opq",
-				"X_A", "X.A", "Keep-Alive", "Accept-Ranges", "x", "User-Agent", "Accept", "X-Forwarded-For"))
-			for range r.IntN(3) {
-				if clean && r.IntN(8) != 0 {
-					break
-				}
-				i := r.IntN(len(name) + 1)
-				name = append(name[:i], append([]byte{bytesOfNote[r.IntN(len(bytesOfNote))]}, name[i:]...)...)
-			}
-			b = append(b, name...)
-			if clean {
-				b = append(b, pick(":", ": ", ": ", ":\t", ": \t")...)
-			} else {
-				b = append(b, pick(":", ": ", ":\t", ": \t", " :", "")...)
-			}
-			value := []byte(pick("", "nginx", "text/plain; charset=utf-8", "1024", "a b", "\t", "keep-alive", "caf\xc3\xa9", "0123456789abcdef0123", "*/*"))
-			for range r.IntN(3) {
-				if clean && r.IntN(8) != 0 {
-					break
-				}
-				i := r.IntN(len(value) + 1)
-				value = append(value[:i], append([]byte{bytesOfNote[r.IntN(len(bytesOfNote))]}, value[i:]...)...)
-			}
-			b = append(b, value...)
-			b = append(b, pick("", " ", "\t ", " \t")...)
-		}
-		if clean {
-			b = append(b, "\r\n"...)
-			continue
-		}
-		b = append(b, pick("\r\n", "\r\n", "\r\n", "\n", "\r", "\r\r\n")...)
-	}
-	if clean {
-		return append(b, "\r\n"...)
-	}
-	b = append(b, pick("\r\n", "\r\n", "", "\n", "\r")...)
-	if r.IntN(4) == 0 && len(b) > 0 {
-		b = b[:r.IntN(len(b))]
-	}
-	if r.IntN(4) == 0 {
-		b = append(b, "body of the message"...)
-	}
-	return b
+	return testutil.RandomFieldLines(r, clean, "Content-Length: 5", "content-length:12", "Content-Length: +1",
+		"Connection: keep-alive, Upgrade", "connection: close", "Transfer-Encoding: chunked", "transfer-encoding: gzip",
+		"Upgrade: websocket", "host: a:1", "Host: svc:9080")
 }
 
 // Whatever the bytes, ScanField agrees with the reference, at every offset.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
+	"github.com/lucid-mesh/lucid/internal/testutil"
 )
 
 // scanFieldsRef is the field loop parsePlainHead had before h1scan.go, a pass per check
@@ -172,44 +173,11 @@ func TestScanRandom(t *testing.T) {
 	}
 }
 
-// randomHead is a head's field lines from the pieces of TestScanRandom.
+// randomHead is an answer head's field lines as testutil.RandomFieldLines makes them,
+// with the framing fields the pool reads.
 func randomHead(r *rand.Rand) []byte {
-	pick := func(s ...string) string { return s[r.IntN(len(s))] }
-	const bytesOfNote = "aZz-09_.:; \t\r\n\x00\x01\x1f\x7f\x80\xff(\"/@[]{}~"
-	var b []byte
-	for range r.IntN(6) {
-		switch r.IntN(8) {
-		case 0:
-			b = append(b, pick("Content-Length: 5", "content-length:12", "Content-Length: +1", "Connection: keep-alive", "connection: close", "Transfer-Encoding: chunked", "Trailer: x", "pragma: y")...)
-		default:
-			name := []byte(pick("Server", "Content-Type", "x-request-id", "X-B3-TraceId", "ETAG", "Set-Cookie", "Abcdefg-hijklmn-Opq", "X_A", "X.A", "Keep-Alive", "Accept-Ranges", "x"))
-			for range r.IntN(3) {
-				i := r.IntN(len(name) + 1)
-				name = append(name[:i], append([]byte{bytesOfNote[r.IntN(len(bytesOfNote))]}, name[i:]...)...)
-			}
-			b = append(b, name...)
-			b = append(b, pick(":", ": ", ":\t", ": \t", " :", "")...)
-			value := []byte(pick("", "nginx", "text/plain; charset=utf-8", "1024", "a b", "\t", "keep-alive", "caf\xc3\xa9", "0123456789abcdef0123"))
-			for range r.IntN(3) {
-				i := r.IntN(len(value) + 1)
-				value = append(value[:i], append([]byte{bytesOfNote[r.IntN(len(bytesOfNote))]}, value[i:]...)...)
-			}
-			b = append(b, value...)
-			b = append(b, pick("", " ", "\t ", " \t")...)
-		}
-		b = append(b, pick("\r\n", "\r\n", "\r\n", "\n", "\r", "\r\r\n")...)
-	}
-	if r.IntN(2) == 0 {
-		b = append(b, "Content-Length: 5\r\n"...)
-	}
-	b = append(b, pick("\r\n", "\r\n", "", "\n", "\r")...)
-	if r.IntN(4) == 0 && len(b) > 0 {
-		b = b[:r.IntN(len(b))]
-	}
-	if r.IntN(2) == 0 {
-		b = append(b, "body of the answer"...)
-	}
-	return b
+	return testutil.RandomFieldLines(r, false, "Content-Length: 5", "content-length:12", "Content-Length: +1",
+		"Connection: keep-alive", "connection: close", "Transfer-Encoding: chunked", "Trailer: x", "pragma: y")
 }
 
 // Whatever the bytes, the scanner agrees with the reference.
