@@ -99,21 +99,16 @@ func New(o Options) *Forwarder {
 	if pm := o.PeerMetadata; pm.Value != "" {
 		// Written as they are on listed requests (uplist.go): no byte that would end a
 		// field line, whatever the node's name.
-		f.peerID, f.peerValue = []string{fieldSafe(pm.ID)}, []string{fieldSafe(pm.Value)}
+		f.peerID, f.peerValue = []string{http1.SpaceLineBreaks(pm.ID)}, []string{http1.SpaceLineBreaks(pm.Value)}
 		f.peerClean = cleanValue(f.peerID[0]) && cleanValue(f.peerValue[0])
 	}
 	return f
 }
 
-// fieldSafe is v with each CR and LF made a space, as a header map's writer would write it.
-func fieldSafe(v string) string {
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-}
-
 // cleanValue says whether a writer would write v as it is: no CR or LF, and no space or
 // tab at either end to trim (fieldsAdopter's AddCleanField).
 func cleanValue(v string) bool {
-	return !strings.ContainsAny(v, "\r\n") && textproto.TrimString(v) == v
+	return !http1.HasLineBreak(v) && textproto.TrimString(v) == v
 }
 
 // Close waits for mirror requests still in flight (they end by their own timeout).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/http"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
@@ -212,3 +213,18 @@ func HeadEnd(b []byte) int {
 }
 
 var crlf = []byte("\r\n")
+
+// HasLineBreak says whether v holds a CR or an LF, which would end a field line written
+// with it (two vector scans: cheaper than strings.ContainsAny on short values).
+func HasLineBreak(v string) bool {
+	return strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0
+}
+
+// SpaceLineBreaks is v with each CR and LF made a space, as net/http writes a field value:
+// a value a field line can carry.
+func SpaceLineBreaks(v string) string {
+	if !HasLineBreak(v) {
+		return v
+	}
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+}

@@ -43,7 +43,7 @@ func writeRequest(w *bufio.Writer, req *http.Request, listed []http1.Field, stre
 		_ = w.WriteByte(' ')
 		writeRequestURI(w, req.URL)
 		_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
-		_, _ = w.WriteString(cleanValue(host))
+		_, _ = w.WriteString(http1.SpaceLineBreaks(host))
 		_, _ = w.WriteString("\r\n")
 		for i := range listed { // a head writeListedHead did not take: field by field
 			writeField(w, listed[i].Key, listed[i].Value)
@@ -141,7 +141,7 @@ func writeRequest(w *bufio.Writer, req *http.Request, listed []http1.Field, stre
 	_, _ = w.WriteString("0\r\n")
 	for k, vv := range req.Trailer {
 		for _, v := range vv {
-			_, _ = w.WriteString(k + ": " + cleanValue(v) + "\r\n")
+			_, _ = w.WriteString(k + ": " + http1.SpaceLineBreaks(v) + "\r\n")
 		}
 	}
 	_, err := w.WriteString("\r\n")
@@ -178,14 +178,14 @@ func writeField(w *bufio.Writer, k, v string) {
 	if cap(b) < len(k)+len(v)+4 {
 		_, _ = w.WriteString(k)
 		_, _ = w.WriteString(": ")
-		_, _ = w.WriteString(cleanValue(v))
+		_, _ = w.WriteString(http1.SpaceLineBreaks(v))
 		_, _ = w.WriteString("\r\n")
 		return
 	}
 	b = append(append(b, k...), ": "...)
 	vs := len(b)
 	b = append(b, v...)
-	if hasCRLF(v) {
+	if http1.HasLineBreak(v) {
 		for i := vs; i < len(b); i++ {
 			if b[i] == '\r' || b[i] == '\n' {
 				b[i] = ' '
@@ -200,7 +200,7 @@ func writeField(w *bufio.Writer, k, v string) {
 // all fit there; false, with nothing written, otherwise.
 func writeListedHead(w *bufio.Writer, req *http.Request, host string, listed []http1.Field) bool {
 	u := req.URL
-	if u.Opaque != "" || hasCRLF(host) {
+	if u.Opaque != "" || http1.HasLineBreak(host) {
 		return false
 	}
 	p := u.EscapedPath()
@@ -226,18 +226,4 @@ func writeListedHead(w *bufio.Writer, req *http.Request, host string, listed []h
 	}
 	_, _ = w.Write(b)
 	return true
-}
-
-// cleanValue replaces CR and LF in a header value with spaces (net/http does the same).
-func cleanValue(v string) string {
-	if !hasCRLF(v) {
-		return v
-	}
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-}
-
-// hasCRLF says whether v holds a CR or an LF (two vector scans: cheaper than ContainsAny
-// on short values).
-func hasCRLF(v string) bool {
-	return strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0
 }
