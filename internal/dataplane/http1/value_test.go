@@ -131,3 +131,13 @@ func FuzzLineAndHeadEnd(f *testing.F) {
 		}
 	})
 }
+
+// A value with a CR or an LF anywhere has a line break, and gets a space for each; any
+// other value is given back as it is.
+func TestSpaceLineBreaks(t *testing.T) {
+	for v, want := range map[string]string{"": "", "a b\t": "a b\t", "a\rb": "a b", "a\nb": "a b", "\r\n": "  ", "x\n": "x "} {
+		if got := SpaceLineBreaks(v); got != want || HasLineBreak(v) != (v != want) {
+			t.Errorf("%q: SpaceLineBreaks %q, HasLineBreak %v; want %q", v, got, HasLineBreak(v), want)
+		}
+	}
+}
