@@ -296,6 +296,11 @@ func (w *response) Write(p []byte) (int, error) {
 	c := w.c
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if !w.headSent && w.adopted && len(c.out) == 0 {
+		// An answer passed on: its framing is its adopted Content-Length, so the head can
+		// be composed now, in out, and the body follow it there; one buffer goes out.
+		c.out = w.appendHead(c.out, false)
+	}
 	switch {
 	case len(c.out)+len(p)+chunkOverhead <= outMax:
 		if w.headSent && w.chunked {
@@ -377,6 +382,41 @@ func (w *response) finish() {
 // the handler has returned, so the body is complete and its length known.
 func (w *response) sendHead(final bool, p []byte) {
 	c := w.c
+	hb, box := getBuf()
+	hb = w.appendHead(hb, final)
+	body := c.out
+	if w.head || !w.bodyAllowed() {
+		body, p = nil, nil
+	}
+	if w.chunked {
+		n := len(body) + len(p)
+		if n > 0 {
+			hb = appendChunkHeader(hb, n)
+		}
+		var tail []byte
+		switch {
+		case final:
+			if n > 0 {
+				tail = append(tail, crlf...)
+			}
+			tail = append(tail, "0\r\n"...)
+			tail = w.appendTrailers(tail)
+			tail = append(tail, crlf...)
+		case n > 0:
+			tail = crlf
+		}
+		w.writeHead(hb, body, p, tail)
+	} else {
+		w.writeHead(hb, body, p, nil)
+	}
+	putBuf(hb, box)
+	c.out = c.out[:0]
+}
+
+// appendHead decides the answer's framing and appends its head to hb; the head counts as
+// sent from then on (headSent), the body's bytes going after it. final: as sendHead's.
+func (w *response) appendHead(hb []byte, final bool) []byte {
+	c := w.c
 	w.headSent = true
 	h := w.header
 	hf := w.collectFields()
@@ -410,7 +450,6 @@ func (w *response) sendHead(final bool, p []byte) {
 	if w.body != nil && w.body.expect && !w.body.sentContinue.Load() {
 		w.closeAfter = true // the client may send the body it was not asked for, or not
 	}
-	hb, box := getBuf()
 	hb = appendStatusLine(hb, w.req.ProtoMinor, w.status)
 	hb = w.appendFields(hb)
 	if !hf.date {
@@ -430,34 +469,7 @@ func (w *response) sendHead(final bool, p []byte) {
 	case w.http10 && !w.closeAfter:
 		hb = append(hb, "Connection: keep-alive\r\n"...)
 	}
-	hb = append(hb, crlf...)
-	body := c.out
-	if w.head || !w.bodyAllowed() {
-		body, p = nil, nil
-	}
-	if w.chunked {
-		n := len(body) + len(p)
-		if n > 0 {
-			hb = appendChunkHeader(hb, n)
-		}
-		var tail []byte
-		switch {
-		case final:
-			if n > 0 {
-				tail = append(tail, crlf...)
-			}
-			tail = append(tail, "0\r\n"...)
-			tail = w.appendTrailers(tail)
-			tail = append(tail, crlf...)
-		case n > 0:
-			tail = crlf
-		}
-		w.writeHead(hb, body, p, tail)
-	} else {
-		w.writeHead(hb, body, p, nil)
-	}
-	putBuf(hb, box)
-	c.out = c.out[:0]
+	return append(hb, crlf...)
 }
 
 // writeHead writes head, body, p and tail: in one buffer when they are small (one
