@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/h1server"
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
@@ -183,6 +184,39 @@ func TestAdoptFields(t *testing.T) {
 	defer mu.Unlock()
 	if want := len(cases) + 2; recycled != want {
 		t.Fatalf("recycled %d times, want %d (once per answer)", recycled, want)
+	}
+}
+
+// An adopted answer written before the request's body is read still asks for the body
+// (Expect: 100-continue): its head waits for the 100 Continue, and the connection stays
+// open for the next request.
+func TestAdoptedAnswerAsksForTheBody(t *testing.T) {
+	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, rf := received("Content-Length", "6")
+		if !w.(fieldsAdopter).AdoptFields(rf, nil) {
+			t.Error("adoption refused")
+		}
+		_, _ = io.WriteString(w, "got ")
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("reading the body: %v", err)
+		}
+		_, _ = w.Write(b)
+	})})
+	c := dial()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second)) // a client waits about a second for the 100
+	br := bufio.NewReader(c)
+	for range 2 {
+		_, _ = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+		if line, err := br.ReadString('\n'); line != "HTTP/1.1 100 Continue\r\n" {
+			t.Fatalf("first line %q (%v), want 100 Continue", line, err)
+		}
+		_, _ = br.ReadString('\n')
+		_, _ = io.WriteString(c, "xy")
+		resp, body := readResponse(t, br, "POST")
+		if body != "got xy" || resp.Close {
+			t.Fatalf("answer %q, close %v; want \"got xy\" on a connection kept open", body, resp.Close)
+		}
 	}
 }
 

@@ -376,7 +376,7 @@ func (b *body) read(p []byte) (int, error) {
 	case len(p) == 0:
 		return 0, nil
 	}
-	if b.expect && !b.sentContinue.Swap(true) {
+	if b.expect && !b.sentContinue.Load() {
 		b.w.sendContinue()
 	}
 	if !b.chunked {

@@ -256,17 +256,26 @@ func (w *response) informational(code int) {
 	putBuf(hb, box)
 }
 
-// sendContinue answers Expect: 100-continue on the first body read, unless the answer
-// has started.
+// sendContinue answers Expect: 100-continue on the first body read, unless the answer's
+// head has been composed (sent, or in out ahead of body bytes). The 100 is marked sent
+// under wmu, where the head is composed: a head composed before it says Connection: close,
+// and one after it does not, so the connection stays open only when the client was asked
+// for its body (drain).
 func (w *response) sendContinue() {
 	w.c.wmu.Lock()
 	defer w.c.wmu.Unlock()
-	if !w.headSent && w.err == nil && !w.hijacked {
+	if !w.headSent && w.err == nil && !w.hijacked && !w.body.sentContinue.Swap(true) {
 		w.write(continueLine)
 	}
 }
 
 var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// awaitsContinue says whether the request asked for a 100 Continue not sent yet: a head
+// composed now would leave the client's body unasked for.
+func (w *response) awaitsContinue() bool {
+	return w.body != nil && w.body.expect && !w.body.sentContinue.Load()
+}
 
 // bodyAllowed is false for answers that have no body.
 func (w *response) bodyAllowed() bool {
@@ -296,7 +305,7 @@ func (w *response) Write(p []byte) (int, error) {
 	c := w.c
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !w.headSent && w.adopted && len(c.out) == 0 {
+	if !w.headSent && w.adopted && len(c.out) == 0 && !w.awaitsContinue() {
 		// An answer passed on: its framing is its adopted Content-Length, so the head can
 		// be composed now, in out, and the body follow it there; one buffer goes out.
 		c.out = w.appendHead(c.out, false)
@@ -447,7 +456,7 @@ func (w *response) appendHead(hb []byte, final bool) []byte {
 	default:
 		w.chunked = true
 	}
-	if w.body != nil && w.body.expect && !w.body.sentContinue.Load() {
+	if w.awaitsContinue() {
 		w.closeAfter = true // the client may send the body it was not asked for, or not
 	}
 	hb = appendStatusLine(hb, w.req.ProtoMinor, w.status)
