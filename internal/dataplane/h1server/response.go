@@ -654,21 +654,13 @@ func appendAsIs(b []byte, k, v string) []byte {
 	return append(b, '\r', '\n')
 }
 
+// appendField writes the field line "k: v" CRLF, v trimmed and each line break in it a
+// space (it would end the field).
 func appendField(b []byte, k, v string) []byte {
-	v = textproto.TrimString(v)
-	if strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 { // the usual value
-		return appendAsIs(b, k, v)
-	}
 	b = append(b, k...)
-	b = append(b, ": "...)
-	for i := 0; i < len(v); i++ { // a line break would end the field: a space
-		ch := v[i]
-		if ch == '\r' || ch == '\n' {
-			ch = ' '
-		}
-		b = append(b, ch)
-	}
-	return append(b, crlf...)
+	b = append(b, ':', ' ')
+	b = http1.AppendSpaceLineBreaks(b, textproto.TrimString(v))
+	return append(b, '\r', '\n')
 }
 
 // appendTrailers writes the trailers: the announced names set after the head, and the

@@ -226,5 +226,21 @@ func SpaceLineBreaks(v string) string {
 	if !HasLineBreak(v) {
 		return v
 	}
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	return string(AppendSpaceLineBreaks(make([]byte, 0, len(v)), v))
+}
+
+// AppendSpaceLineBreaks appends v to b with each CR and LF made a space (SpaceLineBreaks,
+// without a string made for it): a field line's writer appends its value so.
+func AppendSpaceLineBreaks(b []byte, v string) []byte {
+	if !HasLineBreak(v) {
+		return append(b, v...)
+	}
+	for i := 0; i < len(v); i++ {
+		ch := v[i]
+		if ch == '\r' || ch == '\n' {
+			ch = ' '
+		}
+		b = append(b, ch)
+	}
+	return b
 }

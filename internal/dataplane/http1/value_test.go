@@ -139,5 +139,8 @@ func TestSpaceLineBreaks(t *testing.T) {
 		if got := SpaceLineBreaks(v); got != want || HasLineBreak(v) != (v != want) {
 			t.Errorf("%q: SpaceLineBreaks %q, HasLineBreak %v; want %q", v, got, HasLineBreak(v), want)
 		}
+		if got := AppendSpaceLineBreaks([]byte("k: "), v); string(got) != "k: "+want {
+			t.Errorf("%q: AppendSpaceLineBreaks %q, want %q", v, got, "k: "+want)
+		}
 	}
 }

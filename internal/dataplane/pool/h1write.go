@@ -171,7 +171,7 @@ func writeRequestURI(w *bufio.Writer, u *url.URL) {
 	}
 }
 
-// writeField writes the field line "k: v" CRLF, v cleaned (cleanValue), composed in the
+// writeField writes the field line "k: v" CRLF, its line breaks made spaces, composed in the
 // buffer's free space when it fits: one copy into w rather than four.
 func writeField(w *bufio.Writer, k, v string) {
 	b := w.AvailableBuffer()
@@ -182,16 +182,7 @@ func writeField(w *bufio.Writer, k, v string) {
 		_, _ = w.WriteString("\r\n")
 		return
 	}
-	b = append(append(b, k...), ": "...)
-	vs := len(b)
-	b = append(b, v...)
-	if http1.HasLineBreak(v) {
-		for i := vs; i < len(b); i++ {
-			if b[i] == '\r' || b[i] == '\n' {
-				b[i] = ' '
-			}
-		}
-	}
+	b = http1.AppendSpaceLineBreaks(append(append(b, k...), ": "...), v)
 	_, _ = w.Write(append(b, "\r\n"...))
 }
 
