@@ -307,7 +307,8 @@ func (w *response) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	if !w.headSent && w.adopted && len(c.out) == 0 && !w.awaitsContinue() {
 		// An answer passed on: its framing is its adopted Content-Length, so the head can
-		// be composed now, in out, and the body follow it there; one buffer goes out.
+		// be composed now, in out, and the body follow it there; one buffer goes out. Not
+		// behind body bytes already buffered (while a 100 Continue was due).
 		c.out = w.appendHead(c.out, false)
 	}
 	switch {
