@@ -6,13 +6,14 @@ import (
 	"maps"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	typev1beta1 "istio.io/api/type/v1beta1"
+
+	"github.com/lucid-mesh/lucid/internal/contract/pathtemplate"
 )
 
 // policyTargets checks a security policy's selector and targetRef(s) as Istio does: at most
@@ -434,8 +435,6 @@ func wildcardValuesError(values []string) string {
 	return ""
 }
 
-var pathLiteral = regexp.MustCompile("^[a-zA-Z0-9-._~%!$&'()+,;:@=]+$")
-
 // pathTemplatesError checks paths with {*} and {**} templates: {**} last, no other braces,
 // literal segments as RFC 3986 allows.
 func pathTemplatesError(paths []string) string {
@@ -453,7 +452,7 @@ func pathTemplatesError(paths []string) string {
 				return fmt.Sprintf("invalid or unsupported path %s: {**} is not the last operator", path)
 			case strings.ContainsAny(glob, "{}"):
 				return fmt.Sprintf("invalid or unsupported path %s: contains '{' or '}' beyond a supported path template", path)
-			case template && !pathLiteral.MatchString(glob):
+			case template && !pathtemplate.IsLiteral(glob):
 				return fmt.Sprintf("invalid or unsupported path %s: segment %s is not a valid literal", path, glob)
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 
+	"github.com/lucid-mesh/lucid/internal/contract/pathtemplate"
 	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 )
 
@@ -378,16 +379,30 @@ func (c condition) permission(v string, forTCP bool) (*rbacpb.Permission, error)
 			return nil, httpOnlyError{"paths"}
 		}
 		if config.ContainsPathTemplate(v) {
-			tmpl := strings.NewReplacer("{**}", "**", "{*}", "*").Replace(v)
-			return &rbacpb.Permission{Rule: &rbacpb.Permission_UriTemplate{UriTemplate: &corepb.TypedExtensionConfig{
-				Name: uriTemplateName, TypedConfig: mustAny(&uritemplatepb.UriTemplateMatchConfig{PathTemplate: tmpl}),
-			}}}, nil
+			return pathTemplatePermission(v), nil
 		}
 		return &rbacpb.Permission{Rule: &rbacpb.Permission_UrlPath{UrlPath: &matcherpb.PathMatcher{
 			Rule: &matcherpb.PathMatcher_Path{Path: authzStringMatcher(v, "")},
 		}}}, nil
 	}
 	return nil, fmt.Errorf("%s is not a destination attribute", c.key)
+}
+
+// pathTemplatePermission is an Istio path template ({*}, {**}) as Istio writes it: an
+// Envoy uri_template. Istio's validation also passes templates a uri_template cannot
+// carry ("{**}", "files/{*}", "//{*}": it trims the slashes at both ends before checking),
+// and Envoy then refuses the whole listener; those go out as the same segments in a regex
+// on the path, so the listener stands and the template keeps its plain meaning.
+func pathTemplatePermission(v string) *rbacpb.Permission {
+	if !pathtemplate.FitsURITemplate(v) {
+		return &rbacpb.Permission{Rule: &rbacpb.Permission_UrlPath{UrlPath: &matcherpb.PathMatcher{
+			Rule: &matcherpb.PathMatcher_Path{Path: regexMatcher(pathtemplate.IstioRegexp(v))},
+		}}}
+	}
+	tmpl := strings.NewReplacer("{**}", "**", "{*}", "*").Replace(v)
+	return &rbacpb.Permission{Rule: &rbacpb.Permission_UriTemplate{UriTemplate: &corepb.TypedExtensionConfig{
+		Name: uriTemplateName, TypedConfig: mustAny(&uritemplatepb.UriTemplateMatchConfig{PathTemplate: tmpl}),
+	}}}
 }
 
 // extendedPermission: experimental.envoy.filters.<filter>[<key>] metadata.

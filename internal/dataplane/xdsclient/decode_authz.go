@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"regexp"
 	"sort"
-	"strings"
 
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -19,6 +18,7 @@ import (
 	uritemplatepb "github.com/envoyproxy/go-control-plane/envoy/extensions/path/match/uri_template/v3"
 	matcherpb "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
+	"github.com/lucid-mesh/lucid/internal/contract/pathtemplate"
 	"github.com/lucid-mesh/lucid/internal/dataplane/resource"
 )
 
@@ -436,74 +436,9 @@ func decodeURITemplate(c *corepb.TypedExtensionConfig) (string, *regexp.Regexp, 
 	if err := validate(&m); err != nil {
 		return "", nil, err
 	}
-	re, err := compileURITemplate(m.GetPathTemplate())
+	re, err := pathtemplate.Compile(m.GetPathTemplate())
 	if err != nil {
 		return "", nil, fmt.Errorf("path_template: %w", err)
 	}
 	return m.GetPathTemplate(), re, nil
-}
-
-// uriLiteral is the characters of a template literal (RFC 3986 pchar without '*').
-var uriLiteral = regexp.MustCompile(`^[a-zA-Z0-9\-._~%!$&'()+,;:@=]+$`)
-
-// Envoy's regular expressions for the template operators.
-const (
-	pathGlob = `[a-zA-Z0-9\-._~%!$&'()+,;:@=]+`  // "*": one non-empty segment
-	textGlob = `[a-zA-Z0-9\-._~%!$&'()+,;:@=/]*` // "**": anything, '/' included
-)
-
-// compileURITemplate compiles a uri_template path_template ("/api/*/items/**") into the
-// anchored regular expression Envoy matches the path (without query) against. Variables
-// ("{name}") are not supported; an operator after "**" is an error, as in Envoy.
-func compileURITemplate(t string) (*regexp.Regexp, error) {
-	if !strings.HasPrefix(t, "/") {
-		return nil, fmt.Errorf("%q must start with /", t)
-	}
-	for _, c := range t {
-		if c <= ' ' || c >= 0x7f {
-			return nil, fmt.Errorf("%q: invalid character %q", t, c)
-		}
-	}
-	var segs []string
-	suffix := ""
-	rest := t[1:]
-	textGlobSeen := false
-	for rest != "" {
-		var seg string
-		switch {
-		case strings.HasPrefix(rest, "**"):
-			if textGlobSeen {
-				return nil, fmt.Errorf("%q: an operator after **", t)
-			}
-			seg, rest, textGlobSeen = textGlob, rest[2:], true
-		case strings.HasPrefix(rest, "*"):
-			if textGlobSeen {
-				return nil, fmt.Errorf("%q: an operator after **", t)
-			}
-			seg, rest = pathGlob, rest[1:]
-		case strings.HasPrefix(rest, "{"):
-			return nil, fmt.Errorf("%q: variables are not supported", t)
-		default:
-			lit, _, _ := strings.Cut(rest, "/")
-			if !uriLiteral.MatchString(lit) {
-				return nil, fmt.Errorf("%q: invalid literal %q", t, lit)
-			}
-			seg, rest = regexp.QuoteMeta(lit), rest[len(lit):]
-		}
-		segs = append(segs, seg)
-		switch {
-		case rest == "":
-		case rest == "/":
-			segs, rest = append(segs, ""), ""
-		case rest[0] == '/':
-			rest = rest[1:]
-		default: // an operator followed by a suffix: "*.txt"
-			lit := rest
-			if strings.Contains(lit, "/") || !uriLiteral.MatchString(lit) {
-				return nil, fmt.Errorf("%q: invalid suffix %q", t, lit)
-			}
-			suffix, rest = regexp.QuoteMeta(lit), ""
-		}
-	}
-	return regexp.Compile("^/" + strings.Join(segs, "/") + suffix + "$")
 }
