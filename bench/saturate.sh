@@ -42,10 +42,10 @@
 # so the load and the upstream are asleep when the proxy writes to them, and waking a
 # sleeping task on the other core costs this VM several µs per write (perf: 16 % of the
 # proxy's samples against 4 – 6 % in a fast round); the slower proxy keeps CPU 0 idle, so
-# the round stays slow. nginx and HAProxy keep CPU 0 busy and have not shown it. Two such rounds do
+# the round stays slow. nginx and HAProxy keep CPU 0 busy and show it rarely. Two such rounds do
 # not move a median of five. Each round reports the wake-up interrupts (rescheduling and
 # function-call IPIs, /proc/interrupts) each core received per request, which shows it: a
-# slow round of Lucid's has 0.4 – 0.6 per request to the load core, a usual one under 0.1.
+# slow round of Lucid's has 0.4 – 0.7 per request to the load core, a usual one under 0.1.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
