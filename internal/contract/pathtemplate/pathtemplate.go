@@ -82,12 +82,20 @@ func Compile(t string) (*regexp.Regexp, error) {
 	return regexp.Compile("^/" + strings.Join(segs, "/") + suffix + "$")
 }
 
-// FitsURITemplate reports whether an Istio path template, once its {*} and {**} are
-// written * and **, is one Envoy's uri_template accepts: it starts with a single '/' and
-// has no empty segment. Istio's validation trims the slashes at both ends before it
-// checks the segments, so "{**}", "//{*}" and "/{*}//" pass it; Envoy would reject them.
-func FitsURITemplate(path string) bool {
-	return strings.HasPrefix(path, "/") && !strings.Contains(path, "//")
+// IsIstio reports whether an AuthorizationPolicy path uses Istio's templates {*} (one
+// segment) or {**} (any number of segments).
+func IsIstio(path string) bool {
+	return strings.Contains(path, "{*}") || strings.Contains(path, "{**}")
+}
+
+var envoyOperators = strings.NewReplacer("{**}", "**", "{*}", "*")
+
+// URITemplate is an Istio path template as an Envoy uri_template ({*} written *, {**}
+// written **), and whether Envoy accepts it: it must start with a single '/' and have no
+// empty segment. Istio's validation trims the slashes at both ends before it checks the
+// segments, so "{**}", "//{*}" and "/{*}//" pass it; Envoy would reject them.
+func URITemplate(path string) (string, bool) {
+	return envoyOperators.Replace(path), strings.HasPrefix(path, "/") && !strings.Contains(path, "//")
 }
 
 // IstioRegexp is the anchored regular expression for an Istio path template, segment by

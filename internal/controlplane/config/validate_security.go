@@ -439,7 +439,7 @@ func wildcardValuesError(values []string) string {
 // literal segments as RFC 3986 allows.
 func pathTemplatesError(paths []string) string {
 	for _, path := range paths {
-		template := strings.Contains(path, "{*}") || strings.Contains(path, "{**}")
+		template := pathtemplate.IsIstio(path)
 		anySeen := false
 		for _, glob := range strings.Split(strings.Trim(path, "/"), "/") {
 			switch {
@@ -499,9 +499,3 @@ func jwksError(jwks string) string {
 // AnnotationDryRun is Istio's annotation that makes an AuthorizationPolicy log what it
 // would decide instead of enforcing it.
 const AnnotationDryRun = "istio.io/dry-run"
-
-// ContainsPathTemplate reports whether an AuthorizationPolicy path uses Istio's templates
-// {*} (one segment) or {**} (any number of segments).
-func ContainsPathTemplate(p string) bool {
-	return strings.Contains(p, "{*}") || strings.Contains(p, "{**}")
-}

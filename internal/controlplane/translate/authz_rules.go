@@ -21,7 +21,6 @@ import (
 	securityv1beta1 "istio.io/api/security/v1beta1"
 
 	"github.com/lucid-mesh/lucid/internal/contract/pathtemplate"
-	"github.com/lucid-mesh/lucid/internal/controlplane/config"
 )
 
 // Names in the RBAC config Istio generates.
@@ -378,7 +377,7 @@ func (c condition) permission(v string, forTCP bool) (*rbacpb.Permission, error)
 		if forTCP {
 			return nil, httpOnlyError{"paths"}
 		}
-		if config.ContainsPathTemplate(v) {
+		if pathtemplate.IsIstio(v) {
 			return pathTemplatePermission(v), nil
 		}
 		return &rbacpb.Permission{Rule: &rbacpb.Permission_UrlPath{UrlPath: &matcherpb.PathMatcher{
@@ -394,12 +393,12 @@ func (c condition) permission(v string, forTCP bool) (*rbacpb.Permission, error)
 // and Envoy then refuses the whole listener; those go out as the same segments in a regex
 // on the path, so the listener stands and the template keeps its plain meaning.
 func pathTemplatePermission(v string) *rbacpb.Permission {
-	if !pathtemplate.FitsURITemplate(v) {
+	tmpl, ok := pathtemplate.URITemplate(v)
+	if !ok {
 		return &rbacpb.Permission{Rule: &rbacpb.Permission_UrlPath{UrlPath: &matcherpb.PathMatcher{
 			Rule: &matcherpb.PathMatcher_Path{Path: regexMatcher(pathtemplate.IstioRegexp(v))},
 		}}}
 	}
-	tmpl := strings.NewReplacer("{**}", "**", "{*}", "*").Replace(v)
 	return &rbacpb.Permission{Rule: &rbacpb.Permission_UriTemplate{UriTemplate: &corepb.TypedExtensionConfig{
 		Name: uriTemplateName, TypedConfig: mustAny(&uritemplatepb.UriTemplateMatchConfig{PathTemplate: tmpl}),
 	}}}
