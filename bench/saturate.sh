@@ -342,23 +342,70 @@ start_target() {
 }
 
 # run_load PROTO SECONDS: a closed-loop load on CPU 0 against $url; prints "OK ERRORS".
+# load_wrap, when set, is a command the load runs under (count_syscalls' perf stat).
+load_wrap=()
 run_load() {
 	local proto=$1 d=$2 out
 	if [ "$proto" = h2c ]; then
-		out=$(timeout $((d + 30)) taskset -c 0 h2load -c "$conns" -m 10 -D "$d" "http://$url" 2>&1) || { log "h2load failed: $out"; echo "0 1"; return; }
+		out=$(timeout $((d + 30)) "${load_wrap[@]}" taskset -c 0 h2load -c "$conns" -m 10 -D "$d" "http://$url" 2>&1) || { log "h2load failed: $out"; echo "0 1"; return; }
 		echo "$out" | awk '/^requests:/ {for (i = 1; i <= NF; i++) { if ($i == "succeeded,") ok = $(i - 1); if ($i == "failed,") f = $(i - 1) } } END {print ok + 0, f + 0}'
 	else
-		taskset -c 0 "$load" -url "$url" -c "$conns" -d "${d}s" | awk '{print $2, $4}'
+		"${load_wrap[@]}" taskset -c 0 "$load" -url "$url" -c "$conns" -d "${d}s" | awk '{print $2, $4}'
 	fi
+}
+
+# The system calls count_syscalls tells apart (the others count in the total).
+syscalls=(recvfrom sendto sendmsg read write writev readv epoll_pwait epoll_wait getsockopt setsockopt futex nanosleep sched_yield tgkill)
+
+# count_syscalls PROTO: the proxy's ($ppid) system calls per request over 5 s of load, by
+# call, with the reads that found nothing (EAGAIN). perf stat on the syscall tracepoints
+# counts them exactly for the load's whole run and barely slows the proxy. Where perf
+# cannot (no tracepoints, not root), strace -c: it slows the proxy several times, so the
+# peer's next bytes are often there already when the proxy reads right after a write, and
+# it undercounts the reads that find nothing and the poller's waits.
+count_syscalls() {
+	local proto=$1 n ev=() c
+	for c in "${syscalls[@]}"; do ev+=(-e "syscalls:sys_enter_$c"); done
+	ev+=(-e raw_syscalls:sys_enter -e syscalls:sys_exit_recvfrom --filter 'ret == -11' -e syscalls:sys_exit_read --filter 'ret == -11')
+	if perf stat -x, "${ev[@]}" -o /dev/null -- true 2>/dev/null; then
+		load_wrap=(perf stat -x, "${ev[@]}" -p "$ppid" -o "$work/lucid-$proto.perfstat" --)
+		n=$(run_load "$proto" 5 | awk '{print $1}')
+		load_wrap=()
+		echo "#### lucid, $proto: syscalls per request (perf stat on the syscall tracepoints, $n requests)"
+		echo
+		echo '```'
+		awk -F, -v n="$n" '
+			$3 == "raw_syscalls:sys_enter" {printf "%-16s %8.2f per request\n", "total", $1 / n}
+			$3 ~ /^syscalls:sys_exit_/ {split($3, a, "sys_exit_"); none[a[2]] = $1}
+			$3 ~ /^syscalls:sys_enter_/ && $1 > 0 {split($3, a, "sys_enter_"); calls[a[2]] = $1}
+			END {for (c in calls) {
+				line = sprintf("%-16s %8.2f per request", c, calls[c] / n)
+				if (none[c] > 0) line = line sprintf(" (%.2f found nothing)", none[c] / n)
+				print line
+			}}' "$work/lucid-$proto.perfstat" | sort -k2 -gr
+		echo '```'
+		echo
+		return
+	fi
+	timeout 7 strace -c -f -p "$ppid" -o "$work/lucid-$proto.strace" &
+	local st=$!
+	sleep 0.5
+	n=$(run_load "$proto" 5 | awk '{print $1}')
+	wait $st || true
+	echo "#### lucid, $proto: syscalls per request (strace -c, $n requests; strace undercounts the reads that find nothing)"
+	echo
+	echo '```'
+	awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ {printf "%-16s %8.2f per request\n", $NF, $4 / n}' "$work/lucid-$proto.strace" | sort -k2 -gr | head -12
+	echo '```'
+	echo
 }
 
 targets_of() { if [ "$1" = h2c ]; then echo "$h2c_targets"; else echo "$http1_targets"; fi; }
 
 # profile_lucid: for the lucid target, a 10 s CPU profile at saturation (top functions),
-# then syscalls per request counted by strace -c over 5 s of load (strace slows the proxy;
-# the count per request is what it is for).
+# then its syscalls per request (count_syscalls).
 profile_lucid() {
-	local proto n
+	local proto
 	for proto in $protos; do
 		start_target lucid "$proto"
 		run_load "$proto" 2 >/dev/null
@@ -375,17 +422,7 @@ profile_lucid() {
 		go tool pprof -top -nodecount 25 "$work/lucid-$proto.pprof" 2>/dev/null | sed -n '4,31p'
 		echo '```'
 		echo
-		timeout 7 strace -c -f -p "$ppid" -o "$work/lucid-$proto.strace" &
-		local st=$!
-		sleep 0.5
-		n=$(run_load "$proto" 5 | awk '{print $1}')
-		wait $st || true
-		echo "#### lucid, $proto: syscalls per request (strace -c, $n requests)"
-		echo
-		echo '```'
-		awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ {printf "%-16s %8.2f per request\n", $NF, $4 / n}' "$work/lucid-$proto.strace" | sort -k2 -gr | head -12
-		echo '```'
-		echo
+		count_syscalls "$proto"
 		stop_all_but_upstream
 	done
 }

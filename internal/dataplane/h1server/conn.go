@@ -58,6 +58,12 @@ type conn struct {
 	hijacked bool
 	watch    watchState // watch.go
 
+	// held.go: serving requests inside the wait for the next.
+	held    heldState
+	holding bool                      // a request is served inside the wait: no Hijack
+	stepFn  func() sockio.Next        // step
+	tryRead func([]byte) (int, error) // sock.TryRead
+
 	resp response // the answer of the request being served
 }
 
@@ -96,6 +102,9 @@ func newConn(s *Server, c net.Conn) *conn {
 		cn.check = g
 	}
 	cn.sock = sockio.Open(under)
+	if cn.sock != nil {
+		cn.stepFn, cn.tryRead = cn.step, cn.sock.TryRead
+	}
 	return cn
 }
 
@@ -128,35 +137,64 @@ func (c *conn) serve() {
 			c.handoff(ctx, c.buf[c.r:c.w])
 			return
 		}
-		// The request's context: cancelled when the client goes away (watch.go) or the
-		// request ends; what forward and the pool hang on it costs no allocation (reqctx).
-		// It shares one allocation with the head's values (request.go).
-		st := c.spare // the previous request's, when its handler released it
-		c.spare = nil
-		if st == nil {
-			st = new(requestState)
+		st, req, rb, ok := c.next(end)
+		// A request the connection's goroutine can serve while it waits for the next
+		// (held.go) is served so, with the requests after it that can; the first that
+		// cannot comes back parsed, and is served here.
+		for ok && req != nil {
+			if c.holdable(req, rb, st) {
+				st, req, rb, ok = c.serveHeld(st, req)
+				continue
+			}
+			ok = c.run(st, req, rb, false)
+			req = nil
 		}
-		rctx := &st.ctx
-		rctx.Init(ctx)
-		req, rb, perr := c.parse(st, c.buf[c.r:end], st.vals[:])
-		c.r = end
-		if perr != "" {
-			rctx.Cancel(nil)
-			c.fail(http.StatusBadRequest, perr)
+		if !ok {
 			return
-		}
-		c.startRequest(rctx, rb == nil) // watch.go
-		more := c.serveRequest(req, rb, st)
-		c.endRequest()
-		rctx.Cancel(nil)
-		if !more {
-			return
-		}
-		if c.resp.released && rctx.Settled() {
-			st.reset()
-			c.spare = st
 		}
 	}
+}
+
+// next parses the head at buf[r:end] into a request, with the state the last request
+// left (spare) or a new one. false: the head is malformed, answered, and the connection
+// ends.
+func (c *conn) next(end int) (*requestState, *http.Request, *body, bool) {
+	// The request's context: cancelled when the client goes away (watch.go) or the
+	// request ends; what forward and the pool hang on it costs no allocation (reqctx).
+	// It shares one allocation with the head's values (request.go).
+	st := c.spare // the previous request's, when its handler released it
+	c.spare = nil
+	if st == nil {
+		st = new(requestState)
+	}
+	rctx := &st.ctx
+	rctx.Init(c.ctx)
+	req, rb, perr := c.parse(st, c.buf[c.r:end], st.vals[:])
+	c.r = end
+	if perr != "" {
+		rctx.Cancel(nil)
+		c.fail(http.StatusBadRequest, perr)
+		return nil, nil, nil, false
+	}
+	return st, req, rb, true
+}
+
+// run serves a parsed request (held: inside serveHeld's wait); false when the connection
+// ends after it.
+func (c *conn) run(st *requestState, req *http.Request, rb *body, held bool) bool {
+	rctx := &st.ctx
+	c.startRequest(rctx, rb == nil, held) // watch.go
+	more := c.serveRequest(req, rb, st)
+	c.endRequest()
+	rctx.Cancel(nil)
+	if !more {
+		return false
+	}
+	if c.resp.released && rctx.Settled() {
+		st.reset()
+		c.spare = st
+	}
+	return true
 }
 
 // requestState is a request's http.Request and what it needs beside it, in one
@@ -313,9 +351,20 @@ func (c *conn) maxHeader() int {
 	return 1 << 20
 }
 
-// fill reads once into the free end of buf, making room first (moving the unread bytes
-// to the start, or a larger buffer).
+// fill reads once into the free end of buf, making room first.
 func (c *conn) fill() {
+	c.makeRoom()
+	n, err := c.rwc.Read(c.buf[c.w:cap(c.buf)])
+	c.w += n
+	c.buf = c.buf[:c.w]
+	if err != nil {
+		c.rerr = err
+	}
+}
+
+// makeRoom makes room at the end of buf: it moves the unread bytes to the start, or into
+// a larger buffer.
+func (c *conn) makeRoom() {
 	if c.w == cap(c.buf) {
 		if c.r > 0 {
 			c.w = copy(c.buf[:cap(c.buf)], c.buf[c.r:c.w])
@@ -329,12 +378,6 @@ func (c *conn) fill() {
 	}
 	if c.r == c.w {
 		c.r, c.w = 0, 0
-	}
-	n, err := c.rwc.Read(c.buf[c.w:cap(c.buf)])
-	c.w += n
-	c.buf = c.buf[:c.w]
-	if err != nil {
-		c.rerr = err
 	}
 }
 

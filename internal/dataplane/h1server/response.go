@@ -709,6 +709,9 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, http.ErrHijacked
 	}
 	c := w.c
+	if c.holding {
+		return nil, nil, errHeld
+	}
 	c.wmu.Lock()
 	if w.headSent && len(c.out) > 0 {
 		w.write(c.out)

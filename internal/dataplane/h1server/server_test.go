@@ -305,16 +305,7 @@ func TestHijackKeepsBufferedBytes(t *testing.T) {
 	for _, way := range bothWays {
 		t.Run(way.name, func(t *testing.T) {
 			dial := way.serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				c, _, err := w.(http.Hijacker).Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer c.Close()
-				_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
-				b := make([]byte, 5)
-				_, _ = io.ReadFull(c, b)
-				_, _ = c.Write(b)
+				takeOverAndEcho(t, w, 5)
 			})})
 			c := dial()
 			_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nhel")
@@ -334,6 +325,22 @@ func TestHijackKeepsBufferedBytes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// takeOverAndEcho is an upgrade's handler: it takes the connection over, answers 101 and
+// echoes the first n bytes the client sends through it.
+func takeOverAndEcho(t *testing.T, w http.ResponseWriter, n int) {
+	t.Helper()
+	c, _, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+	b := make([]byte, n)
+	_, _ = io.ReadFull(c, b)
+	_, _ = c.Write(b)
 }
 
 // A handler that aborts (http.ErrAbortHandler) resets the connection mid-answer.
@@ -393,40 +400,46 @@ func TestHTTP2Handoff(t *testing.T) {
 }
 
 // A client that goes away while a slow request is served cancels the request's context
-// (as net/http's background read does); a pipelined request sent meanwhile is kept.
+// (as net/http's background read does); a pipelined request sent meanwhile is kept. On the
+// socket a request without a body is served inside the wait for the next one, and the
+// reaper peeks rather than reads: the same holds there.
 func TestClientGoneCancelsSlowRequest(t *testing.T) {
-	cancelled := make(chan struct{})
-	_, dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/slow":
-			select {
-			case <-r.Context().Done():
-				close(cancelled)
-			case <-time.After(10 * time.Second):
+	for _, way := range bothWays {
+		t.Run(way.name, func(t *testing.T) {
+			cancelled := make(chan struct{})
+			dial := way.serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/slow":
+					select {
+					case <-r.Context().Done():
+						close(cancelled)
+					case <-time.After(10 * time.Second):
+					}
+				case "/wait":
+					time.Sleep(700 * time.Millisecond) // the watch starts, then sees the next request
+				}
+				_, _ = io.WriteString(w, r.URL.Path)
+			})})
+			c := dial()
+			_, _ = io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+			time.Sleep(400 * time.Millisecond)
+			_, _ = io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+			br := bufio.NewReader(c)
+			for _, want := range []string{"/wait", "/next"} {
+				if _, body := readResponse(t, br, "GET"); body != want {
+					t.Fatalf("answer %q, want %q", body, want)
+				}
 			}
-		case "/wait":
-			time.Sleep(700 * time.Millisecond) // the watch starts, then reads the next request
-		}
-		_, _ = io.WriteString(w, r.URL.Path)
-	})})
-	c := dial()
-	_, _ = io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(400 * time.Millisecond)
-	_, _ = io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
-	br := bufio.NewReader(c)
-	for _, want := range []string{"/wait", "/next"} {
-		if _, body := readResponse(t, br, "GET"); body != want {
-			t.Fatalf("answer %q, want %q", body, want)
-		}
-	}
-	c2 := dial()
-	_, _ = io.WriteString(c2, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(100 * time.Millisecond)
-	_ = c2.Close()
-	select {
-	case <-cancelled:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the request's context was not cancelled after its client went away")
+			c2 := dial()
+			_, _ = io.WriteString(c2, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+			time.Sleep(100 * time.Millisecond)
+			_ = c2.Close()
+			select {
+			case <-cancelled:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the request's context was not cancelled after its client went away")
+			}
+		})
 	}
 }
 

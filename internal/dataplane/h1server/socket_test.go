@@ -225,10 +225,11 @@ func TestSocketIdleAfterTheAnswer(t *testing.T) {
 
 // Bytes that arrive while a request is served (the client's next request, pipelined; or
 // the end of its stream) are not lost between the answer and the next read: the runtime
-// may have noticed them while the handler waited, and it forgets that when a read begins,
-// so the loop must read before it waits (writing the answer from inside the wait, as the
+// may have noticed them while the handler waited, and it forgets that when a read begins.
+// A request served inside the wait for the next (held.go) keeps that wait open meanwhile,
+// so nothing is forgotten; writing the answer from inside a wait begun after it, as the
 // pool does for a request, would leave both of these hanging until the idle timeout
-// unless it peeked first). Neither the next request nor the client's close waits.
+// unless it peeked first. Neither the next request nor the client's close waits.
 func TestSocketBytesThatCameDuringTheRequest(t *testing.T) {
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(50 * time.Millisecond) // the goroutine parks: the runtime polls meanwhile
@@ -261,4 +262,104 @@ func TestSocketBytesThatCameDuringTheRequest(t *testing.T) {
 			t.Fatalf("after the client's close: %v, want the server to close", err)
 		}
 	})
+}
+
+// On the socket a request without a body is served inside the wait for the next one,
+// and the others as before: a connection mixing them (bodies, one arriving late, and at
+// the end an upgrade that takes the connection over) has every answer in order. A
+// handler that tries to take over a request without Upgrade served that way is refused
+// (the Hijacker's error) and can still answer.
+func TestSocketHeldAndOtherRequests(t *testing.T) {
+	for _, way := range []struct {
+		name string
+		wrap func(net.Listener) net.Listener
+	}{
+		{"checked", func(ln net.Listener) net.Listener { return checkedListener{ln} }},
+		{"unchecked", func(ln net.Listener) net.Listener { return ln }}, // the TCP connection itself
+	} {
+		t.Run(way.name, func(t *testing.T) { testHeldAndOtherRequests(t, way.wrap) })
+	}
+}
+
+func testHeldAndOtherRequests(t *testing.T, wrap func(net.Listener) net.Listener) {
+	t.Helper()
+	dial := serveOn(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Header.Get("Upgrade") != "":
+			takeOverAndEcho(t, w, 4)
+			return
+		case r.URL.Path == "/take":
+			if _, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				t.Error("a request without Upgrade was taken over while served inside the wait")
+			}
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Error(err)
+		}
+		_, _ = io.WriteString(w, r.Method+" "+r.URL.Path+" "+string(b))
+	})}, wrap)
+	c := dial()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for _, tc := range []struct{ req, late, want string }{
+		{"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", "", "GET /a "},
+		{"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", "", "POST /b abc"},
+		{"GET /c HTTP/1.1\r\nHost: x\r\n\r\n", "", "GET /c "},
+		{"GET /take HTTP/1.1\r\nHost: x\r\n\r\n", "", "GET /take "},
+		{"POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nde", "fg", "POST /d defg"},
+		{"GET /e HTTP/1.1\r\nHost: x\r\n\r\n", "", "GET /e "},
+		{"POST /f HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n", "0\r\n\r\n", "POST /f hi"},
+		{"GET /g HTTP/1.1\r\nHost: x\r\n\r\n", "", "GET /g "},
+	} {
+		_, _ = io.WriteString(c, tc.req)
+		if tc.late != "" {
+			time.Sleep(30 * time.Millisecond)
+			_, _ = io.WriteString(c, tc.late)
+		}
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != tc.want {
+			t.Fatalf("%q: status %d, body %q, want %q", tc.req, resp.StatusCode, body, tc.want)
+		}
+	}
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 101 {
+		t.Fatalf("upgrade: status %d, want 101", resp.StatusCode)
+	}
+	_, _ = io.WriteString(c, "ping")
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(br, b); err != nil || string(b) != "ping" {
+		t.Fatalf("through the taken-over connection: %q, %v", b, err)
+	}
+}
+
+// On the socket, a request served inside the wait that has run for a while (the reaper
+// then peeks less often) is still cancelled soon after its client goes away: within
+// maxPeekGap and a tick.
+func TestSocketClientGoneLongRequest(t *testing.T) {
+	cancelled := make(chan time.Time, 1)
+	dial := serveSocket(t, &h1server.Server{Handler: http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			cancelled <- time.Now()
+		case <-time.After(20 * time.Second):
+		}
+	})})
+	c := dial()
+	_, _ = io.WriteString(c, "GET /watch HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(3 * time.Second)
+	closed := time.Now()
+	_ = c.Close()
+	select {
+	case at := <-cancelled:
+		if d := at.Sub(closed); d > 1500*time.Millisecond {
+			t.Fatalf("cancelled %v after the client went away, want within 1.5 s", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request's context was not cancelled after its client went away")
+	}
 }

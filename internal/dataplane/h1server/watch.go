@@ -11,20 +11,26 @@ import (
 // A client that goes away while its request is served cancels the request's context, as
 // with net/http; but instead of a read in the background for every request, the reaper
 // starts one only for a request still in its handler after a tick (250 ms), once its body
-// has been read. Quick requests cost nothing for it; a slow one two deadline calls.
+// has been read. Quick requests cost nothing for it; a slow one two deadline calls. A
+// request served inside the wait for the next (held.go) cannot be read around: for it the
+// reaper peeks at the socket instead (each tick, then less often, at least every
+// maxPeekGap), and cancels it when the client's end of the stream (or a reset) is next.
 
 // watchState is a connection's watch, under conn.mu.
 type watchState struct {
 	since    int64         // clock ns when the handler started (0: not in a handler)
 	readable bool          // the body is read: the connection may be read meanwhile
+	held     bool          // served inside the wait: peek, do not read
+	gone     bool          // held, and the client went away (cancelled)
+	peekAt   int64         // held: clock ns of the next peek
 	cancel   *reqctx.Ctx   // the request's context
 	done     chan struct{} // the watcher's end (nil: no watcher)
 }
 
 // startRequest records that a handler runs for a request whose context is cancel.
-func (c *conn) startRequest(cancel *reqctx.Ctx, readable bool) {
+func (c *conn) startRequest(cancel *reqctx.Ctx, readable, held bool) {
 	c.mu.Lock()
-	c.watch = watchState{since: c.s.clock.nano.Load(), readable: readable, cancel: cancel}
+	c.watch = watchState{since: c.s.clock.nano.Load(), readable: readable, held: held, cancel: cancel}
 	c.mu.Unlock()
 }
 
@@ -41,6 +47,21 @@ func (c *conn) maybeWatch(now int64) {
 	defer c.mu.Unlock()
 	w := &c.watch
 	if w.since == 0 || !w.readable || w.done != nil || now-w.since < int64(tick) || c.hijacked || c.done {
+		return
+	}
+	if w.held {
+		// A peek every tick at first, then less often the longer the request runs (a
+		// quarter of its age, at most every maxPeekGap): a stream open for hours costs a
+		// system call a second. Under c.mu, so the request cannot end (endRequest) while it
+		// is cancelled.
+		if w.gone || now < w.peekAt {
+			return
+		}
+		w.peekAt = now + min((now-w.since)/4, int64(maxPeekGap))
+		if c.sock.PeerClosed() {
+			w.gone = true
+			w.cancel.Cancel(nil)
+		}
 		return
 	}
 	w.done = make(chan struct{})
@@ -76,3 +97,7 @@ func (c *conn) endRequest() {
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// maxPeekGap bounds how late the reaper notices that the client of a long request served
+// inside the wait went away.
+const maxPeekGap = time.Second

@@ -53,12 +53,13 @@ type Conn struct {
 	outBuf   []byte
 	inBox    *[]byte // what inBuf and outBuf go back to bufs in (kept: boxing costs an allocation)
 	outBox   *[]byte
-	remain   int64  // stBody, stChunkData
-	trailers int    // trailer fields of the current message
-	in       []byte // received, not yet checked
-	out      []byte // checked, not yet read
-	rerr     error  // a read error to return once what came with it is checked
-	drop     []byte // scratch buffer of stDiscard
+	remain   int64                     // stBody, stChunkData
+	trailers int                       // trailer fields of the current message
+	in       []byte                    // received, not yet checked
+	out      []byte                    // checked, not yet read
+	rerr     error                     // a read error to return once what came with it is checked
+	drop     []byte                    // scratch buffer of stDiscard
+	rd       func([]byte) (int, error) // what reads the connection during ReadWith (nil: Conn.Read)
 
 	heads     atomic.Int64 // heads handed on (the stand-in included)
 	served    atomic.Int64 // requests the handler asked about (Next)
@@ -81,6 +82,33 @@ func NewConn(c net.Conn, lim Limits, tlsState *tls.ConnectionState) *Conn {
 
 // TLS is the TLS state given to NewConn.
 func (g *Conn) TLS() *tls.ConnectionState { return g.tls }
+
+// ReadWith is Read with read in place of the connection's own Read, for a server that
+// reads the socket its own way (sockio.Conn.TryRead, inside sockio.Conn.Hold). An error
+// read returns with nothing read is returned as it is, and the check goes on at the next
+// read.
+func (g *Conn) ReadWith(p []byte, read func([]byte) (int, error)) (int, error) {
+	g.rd = read
+	n, err := g.Read(p)
+	g.rd = nil
+	return n, err
+}
+
+// AtHead reports whether the next bytes are a request head to check: no body, tunnel or
+// rejected input is being passed on or dropped. Only the reader may ask.
+func (g *Conn) AtHead() bool { return g.st == stHead }
+
+// Buffered reports whether the next Read has something to return without reading the
+// connection: checked bytes, received bytes not yet checked, or an error to report.
+func (g *Conn) Buffered() bool { return len(g.out) > 0 || len(g.in) > 0 || g.rerr != nil }
+
+// under reads the connection: ReadWith's read, or the connection's own.
+func (g *Conn) under(p []byte) (int, error) {
+	if g.rd != nil {
+		return g.rd(p)
+	}
+	return g.Conn.Read(p)
+}
 
 // Read returns checked bytes. See Conn.
 func (g *Conn) Read(p []byte) (int, error) {
@@ -110,9 +138,9 @@ func (g *Conn) Read(p []byte) (int, error) {
 		g.release() // nothing pending: no buffer is held while the client is silent
 		switch g.st {
 		case stPass:
-			return g.Conn.Read(p)
+			return g.under(p)
 		case stBody:
-			n, err := g.Conn.Read(p[:min(int64(len(p)), g.remain)])
+			n, err := g.under(p[:min(int64(len(p)), g.remain)])
 			g.remain -= int64(n)
 			if g.remain == 0 {
 				g.st = stHead
@@ -126,7 +154,7 @@ func (g *Conn) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		// Read into p, which net/http owns and reads after us anyway, then check.
-		n, err := g.Conn.Read(p)
+		n, err := g.under(p)
 		if g.st == stHead && len(g.in) == 0 && g.inPlace(p[:n]) { // nothing of an earlier head waits
 			g.rerr = err // returned by the next read, as below
 			return n, nil
@@ -486,7 +514,7 @@ func (g *Conn) discard() (int, error) {
 		g.drop = make([]byte, 4096)
 	}
 	for {
-		if _, err := g.Conn.Read(g.drop); err != nil {
+		if _, err := g.under(g.drop); err != nil {
 			return 0, err
 		}
 	}

@@ -45,6 +45,9 @@ type Conn struct {
 	readFn  func(uintptr) bool // readFirst
 	first   func(uintptr) Next // ReadAfter's first function, until it ran
 	skipped bool               // ReadAfter's first function said Skip
+	holdFn  func(uintptr) bool // holdStep
+	step    func() Next        // Hold's step, while Hold runs
+	hfd     uintptr            // the socket, for TryRead while Hold runs
 
 	wmu   sync.Mutex
 	one   [1][]byte // Write's buffer
@@ -78,6 +81,7 @@ func Open(c net.Conn) *Conn {
 	}
 	s := &Conn{rc: rc, laddr: tc.LocalAddr(), raddr: tc.RemoteAddr()}
 	s.readFn = s.readFirst
+	s.holdFn = s.holdStep
 	s.vecFn = s.writeVec
 	return s
 }
@@ -202,6 +206,81 @@ func (s *Conn) readFirst(fd uintptr) bool {
 		}
 	}
 	return s.read(fd)
+}
+
+// ErrWouldBlock is TryRead's answer when nothing has arrived: Hold's step should then ask
+// to wait (WaitRead).
+var ErrWouldBlock = errors.New("sockio: nothing to read yet")
+
+// Hold runs step inside one wait of the runtime's poller (RawConn.Read), for a server that
+// serves a connection's requests one after another: step reads with TryRead, serves what
+// it read, and returns WaitRead to be called again once the socket is readable, or Skip
+// to end Hold. What arrives while step runs (the client's next request while one is
+// served) ends the next wait at once: within one Hold no readiness is forgotten, so a
+// step whose last read took everything the socket had may ask to wait without reading
+// again first. A loop of Read calls cannot: each Read starts its wait by forgetting the
+// readiness the poller noted, so it must first read to find nothing, a system call per
+// request.
+//
+// When Hold begins, that forgetting has happened: bytes that arrived since the caller's
+// last read wake no one, so step must read (TryRead) before its first WaitRead. Reads on
+// the socket other than step's TryRead wait until Hold returns; writes go on as usual.
+// Hold returns the poller's error (a deadline passed, the connection closed) as Read
+// does, or nil when step said Skip.
+func (s *Conn) Hold(step func() Next) error {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.step = step
+	err := s.rc.Read(s.holdFn)
+	s.step, s.hfd = nil, 0
+	if err != nil {
+		return opError("read", err, s)
+	}
+	return nil
+}
+
+// holdStep is Hold's callback: true (Hold returns) unless step asks to wait.
+func (s *Conn) holdStep(fd uintptr) bool {
+	s.hfd = fd
+	return s.step() != WaitRead
+}
+
+// TryRead reads into p from inside Hold's step, without waiting: ErrWouldBlock when
+// nothing has arrived, io.EOF at the end of the stream. Outside Hold it must not be called.
+func (s *Conn) TryRead(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, io.ErrShortBuffer
+	}
+	for {
+		n, errno := recv(s.hfd, p, 0)
+		switch errno {
+		case 0:
+			if n == 0 {
+				return 0, eof
+			}
+			raceRead(s.hfd, p[:n])
+			return n, nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, ErrWouldBlock
+		}
+		return 0, s.result("read", nil, errno)
+	}
+}
+
+// PeerClosed reports whether what the socket holds next is the end of the stream or a
+// reset: the peer has gone. It peeks without waiting and without taking the socket's
+// reads (RawConn.Control), so it can look while Hold runs or a read waits. Bytes waiting
+// to be read hide an end behind them.
+func (s *Conn) PeerClosed() bool {
+	gone := false
+	_ = s.rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, errno := recv(fd, b[:], msgPeek)
+		gone = errno == 0 && n == 0 || errno != 0 && errno != syscall.EAGAIN && errno != syscall.EINTR
+	})
+	return gone
 }
 
 // Write is net.Conn's Write: it returns once all of p is written or an error happened.

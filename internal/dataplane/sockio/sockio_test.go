@@ -453,3 +453,91 @@ func TestReadAfter(t *testing.T) {
 		t.Fatalf("on a closed connection: %v, first ran %v; want net.ErrClosed without running it", err, ran)
 	}
 }
+
+// Hold: bytes that arrive while step runs, after its last read took everything, end the
+// next wait at once although step asks to wait without reading again (a wait that began
+// by forgetting what the poller noted would never end); TryRead finds nothing
+// (ErrWouldBlock), then the end of the stream; PeerClosed sees that end while Hold waits,
+// without taking the reads; closing the connection ends a waiting Hold.
+func TestHold(t *testing.T) {
+	c, s, peer := pair(t)
+	if _, err := peer.Write([]byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	stuck := time.AfterFunc(5*time.Second, func() { _ = c.Close() })
+	buf := make([]byte, 64)
+	var got []string
+	calls := 0
+	err := s.Hold(func() Next {
+		calls++
+		n, err := s.TryRead(buf)
+		got = append(got, string(buf[:n]))
+		if err != nil {
+			t.Errorf("call %d: TryRead: %v", calls, err)
+			return Skip
+		}
+		if calls == 2 {
+			if n, err := s.TryRead(buf); !errors.Is(err, ErrWouldBlock) || n != 0 {
+				t.Errorf("TryRead on an empty socket: %d, %v; want ErrWouldBlock", n, err)
+			}
+			return Skip
+		}
+		// Serving "one": the peer's next bytes come meanwhile, and the poller notes them
+		// while the goroutine sleeps.
+		if _, err := peer.Write([]byte("two")); err != nil {
+			t.Error(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		return WaitRead
+	})
+	if !stuck.Stop() {
+		t.Fatalf("Hold never woke for bytes that came while step ran (read %q, %v)", got, err)
+	}
+	if err != nil || calls != 2 || len(got) != 2 || got[0] != "one" || got[1] != "two" {
+		t.Fatalf("Hold: %v after %d calls reading %q; want nil after 2 reading one, two", err, calls, got)
+	}
+
+	// PeerClosed while Hold waits, then the end of the stream for step.
+	done := make(chan error, 1)
+	var last error
+	go func() {
+		done <- s.Hold(func() Next {
+			if _, last = s.TryRead(buf); errors.Is(last, ErrWouldBlock) {
+				return WaitRead
+			}
+			return Skip
+		})
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if s.PeerClosed() {
+		t.Fatal("PeerClosed on an open connection")
+	}
+	_ = peer.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !s.PeerClosed() {
+		if time.Now().After(deadline) {
+			t.Fatal("PeerClosed never saw the peer's close")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := <-done; err != nil || !errors.Is(last, io.EOF) {
+		t.Fatalf("Hold after the peer closed: %v, step read %v; want nil and io.EOF", err, last)
+	}
+
+	// Closing the connection ends a waiting Hold.
+	c2, s2, _ := pair(t)
+	go func() {
+		done <- s2.Hold(func() Next {
+			if _, err := s2.TryRead(buf); errors.Is(err, ErrWouldBlock) {
+				return WaitRead
+			}
+			return Skip
+		})
+	}()
+	time.Sleep(20 * time.Millisecond)
+	_ = c2.Close()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Hold on a connection closed while it waits: %v, want net.ErrClosed", err)
+	}
+}
