@@ -102,6 +102,9 @@ func newConn(s *Server, c net.Conn) *conn {
 		cn.check = g
 	}
 	cn.sock = sockio.Open(under)
+	if cn.check != nil {
+		cn.check.OnHeadStart(cn.headStarted)
+	}
 	if cn.sock != nil {
 		cn.stepFn, cn.tryRead = cn.step, cn.sock.TryRead
 	}
@@ -330,6 +333,13 @@ func (c *conn) readHead() (end int, ok bool) {
 			return 0, false
 		}
 	}
+}
+
+// headStarted is the checker telling that a head has begun while it keeps its bytes
+// (OnHeadStart): the header timeout runs from now, and the connection is no longer idle.
+func (c *conn) headStarted() {
+	c.deadline.Store(c.s.clock.deadline(c.s.ReadHeaderTimeout))
+	c.setIdle(false)
 }
 
 // headEnd is where the empty line ending the head at buf[r:] starts, relative to r; -1

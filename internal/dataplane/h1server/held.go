@@ -33,6 +33,7 @@ type heldState struct {
 	// false once a read took less than it could (the socket was empty then).
 	read    bool
 	waiting bool // nothing of the next head has come (idle)
+	started bool // part of the next head has come: its header timeout runs
 	out     bool // req (parsed) is not holdable: served after Hold returns
 	end     bool // the connection ends
 }
@@ -98,6 +99,7 @@ func (c *conn) step() sockio.Next {
 		}
 		if i := c.headEnd(); i >= 0 {
 			c.deadline.Store(0)
+			h.started = false
 			if h.waiting {
 				h.waiting = false
 				c.setIdle(false)
@@ -117,7 +119,13 @@ func (c *conn) step() sockio.Next {
 		if c.w-c.r >= c.maxHeader() || c.rerr != nil {
 			return sockio.Skip // readHead answers or reports it
 		}
-		if c.r == c.w && !h.waiting {
+		switch {
+		case c.r < c.w || c.check != nil && c.check.Buffered():
+			if !h.started { // part of a head: the header timeout runs from its first byte
+				h.started = true
+				c.deadline.Store(c.s.clock.deadline(c.s.ReadHeaderTimeout))
+			}
+		case !h.waiting:
 			h.waiting = true
 			c.setIdle(true)
 			c.deadline.Store(c.s.clock.deadline(c.s.IdleTimeout))
@@ -137,7 +145,6 @@ func (c *conn) step() sockio.Next {
 		if c.w > before && h.waiting {
 			h.waiting = false
 			c.setIdle(false)
-			c.deadline.Store(c.s.clock.deadline(c.s.ReadHeaderTimeout))
 		}
 	}
 }

@@ -363,19 +363,45 @@ func TestAbortHandlerClosesConnection(t *testing.T) {
 }
 
 // The idle timeout closes a connection that sends nothing, and the header timeout one
-// that starts a head without ending it.
+// that starts a head without ending it: as its first request, or after a request it was
+// answered (on the socket such a request is served inside the wait for the next, which
+// keeps the same deadlines).
 func TestTimeouts(t *testing.T) {
-	_, dial := serve(t, &h1server.Server{Handler: echo(), IdleTimeout: 300 * time.Millisecond, ReadHeaderTimeout: 300 * time.Millisecond})
-	for _, send := range []string{"", "GET / HTTP/1.1\r\n"} {
-		c := dial()
-		_, _ = io.WriteString(c, send)
-		start := time.Now()
-		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-			t.Fatalf("sent %q: read %v, want EOF", send, err)
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Fatalf("sent %q: closed after %v", send, d)
-		}
+	ways := slices.Clone(bothWays)
+	ways = append(ways, struct {
+		name  string
+		serve func(*testing.T, *h1server.Server) func() net.Conn
+	}{"socket unchecked", func(t *testing.T, s *h1server.Server) func() net.Conn {
+		t.Helper()
+		return serveOn(t, s, func(ln net.Listener) net.Listener { return ln })
+	}})
+	const full = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, way := range ways {
+		t.Run(way.name, func(t *testing.T) {
+			idle := way.serve(t, &h1server.Server{Handler: echo(), IdleTimeout: 300 * time.Millisecond, ReadHeaderTimeout: time.Hour})
+			head := way.serve(t, &h1server.Server{Handler: echo(), IdleTimeout: time.Hour, ReadHeaderTimeout: 300 * time.Millisecond})
+			for _, tc := range []struct {
+				dial func() net.Conn
+				send string
+			}{{idle, ""}, {idle, full}, {head, "GET / HTTP/1.1\r\n"}, {head, full + "GET / HTTP/1.1\r\n"}} {
+				c := tc.dial()
+				_, _ = io.WriteString(c, tc.send)
+				br := bufio.NewReader(c)
+				if strings.HasPrefix(tc.send, full) {
+					if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+						t.Fatalf("sent %q: status %d", tc.send, resp.StatusCode)
+					}
+				}
+				start := time.Now()
+				_ = c.SetReadDeadline(start.Add(10 * time.Second))
+				if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+					t.Fatalf("sent %q: read %v, want EOF", tc.send, err)
+				}
+				if d := time.Since(start); d > 5*time.Second {
+					t.Fatalf("sent %q: closed after %v", tc.send, d)
+				}
+			}
+		})
 	}
 }
 

@@ -60,6 +60,9 @@ type Conn struct {
 	rerr     error                     // a read error to return once what came with it is checked
 	drop     []byte                    // scratch buffer of stDiscard
 	rd       func([]byte) (int, error) // what reads the connection during ReadWith (nil: Conn.Read)
+	// headStarted is called when the first bytes of a head that did not come whole arrive
+	// (OnHeadStart).
+	headStarted func()
 
 	heads     atomic.Int64 // heads handed on (the stand-in included)
 	served    atomic.Int64 // requests the handler asked about (Next)
@@ -97,6 +100,12 @@ func (g *Conn) ReadWith(p []byte, read func([]byte) (int, error)) (int, error) {
 // AtHead reports whether the next bytes are a request head to check: no body, tunnel or
 // rejected input is being passed on or dropped. Only the reader may ask.
 func (g *Conn) AtHead() bool { return g.st == stHead }
+
+// OnHeadStart has f called, on the reader's goroutine, when the first bytes of a request
+// head arrive without the rest: Read keeps them and waits for the rest, so a server that
+// times the head from its first byte (its header timeout, rather than the idle one) learns
+// of it only so.
+func (g *Conn) OnHeadStart(f func()) { g.headStarted = f }
 
 // Buffered reports whether the next Read has something to return without reading the
 // connection: checked bytes, received bytes not yet checked, or an error to report.
@@ -158,6 +167,9 @@ func (g *Conn) Read(p []byte) (int, error) {
 		if g.st == stHead && len(g.in) == 0 && g.inPlace(p[:n]) { // nothing of an earlier head waits
 			g.rerr = err // returned by the next read, as below
 			return n, nil
+		}
+		if n > 0 && len(g.in) == 0 && (g.st == stHead || g.st == stStart) && g.headStarted != nil {
+			g.headStarted() // a head has begun, and Read waits for its rest
 		}
 		g.appendIn(p[:n])
 		if err != nil {
