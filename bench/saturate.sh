@@ -364,17 +364,15 @@ syscalls=(recvfrom sendto sendmsg read write writev readv epoll_pwait epoll_wait
 # peer's next bytes are often there already when the proxy reads right after a write, and
 # it undercounts the reads that find nothing and the poller's waits.
 count_syscalls() {
-	local proto=$1 n ev=() c
+	local proto=$1 n ev=() c how table
 	for c in "${syscalls[@]}"; do ev+=(-e "syscalls:sys_enter_$c"); done
 	ev+=(-e raw_syscalls:sys_enter -e syscalls:sys_exit_recvfrom --filter 'ret == -11' -e syscalls:sys_exit_read --filter 'ret == -11')
 	if perf stat -x, "${ev[@]}" -o /dev/null -- true 2>/dev/null; then
 		load_wrap=(perf stat -x, "${ev[@]}" -p "$ppid" -o "$work/lucid-$proto.perfstat" --)
 		n=$(run_load "$proto" 5 | awk '{print $1}')
 		load_wrap=()
-		echo "#### lucid, $proto: syscalls per request (perf stat on the syscall tracepoints, $n requests)"
-		echo
-		echo '```'
-		awk -F, -v n="$n" '
+		how="perf stat on the syscall tracepoints, $n requests"
+		table=$(awk -F, -v n="$n" '
 			$3 == "raw_syscalls:sys_enter" {printf "%-16s %8.2f per request\n", "total", $1 / n}
 			$3 ~ /^syscalls:sys_exit_/ {split($3, a, "sys_exit_"); none[a[2]] = $1}
 			$3 ~ /^syscalls:sys_enter_/ && $1 > 0 {split($3, a, "sys_enter_"); calls[a[2]] = $1}
@@ -382,20 +380,20 @@ count_syscalls() {
 				line = sprintf("%-16s %8.2f per request", c, calls[c] / n)
 				if (none[c] > 0) line = line sprintf(" (%.2f found nothing)", none[c] / n)
 				print line
-			}}' "$work/lucid-$proto.perfstat" | sort -k2 -gr
-		echo '```'
-		echo
-		return
+			}}' "$work/lucid-$proto.perfstat" | sort -k2 -gr)
+	else
+		timeout 7 strace -c -f -p "$ppid" -o "$work/lucid-$proto.strace" &
+		local st=$!
+		sleep 0.5
+		n=$(run_load "$proto" 5 | awk '{print $1}')
+		wait $st || true
+		how="strace -c, $n requests; strace undercounts the reads that find nothing"
+		table=$(awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ {printf "%-16s %8.2f per request\n", $NF, $4 / n}' "$work/lucid-$proto.strace" | sort -k2 -gr | head -12)
 	fi
-	timeout 7 strace -c -f -p "$ppid" -o "$work/lucid-$proto.strace" &
-	local st=$!
-	sleep 0.5
-	n=$(run_load "$proto" 5 | awk '{print $1}')
-	wait $st || true
-	echo "#### lucid, $proto: syscalls per request (strace -c, $n requests; strace undercounts the reads that find nothing)"
+	echo "#### lucid, $proto: syscalls per request ($how)"
 	echo
 	echo '```'
-	awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ {printf "%-16s %8.2f per request\n", $NF, $4 / n}' "$work/lucid-$proto.strace" | sort -k2 -gr | head -12
+	echo "$table"
 	echo '```'
 	echo
 }

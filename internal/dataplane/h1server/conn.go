@@ -304,15 +304,12 @@ func (c *conn) readHead() (end int, ok bool) {
 		c.deadline.Store(c.s.clock.deadline(c.s.ReadHeaderTimeout))
 	}
 	for {
-		for c.w-c.r >= 2 && c.buf[c.r] == '\r' && c.buf[c.r+1] == '\n' {
-			c.r += 2
-		}
-		if i := c.headEnd(); i >= 0 {
+		if end := c.bufferedHead(); end >= 0 {
 			c.deadline.Store(0)
 			if waiting {
 				c.setIdle(false)
 			}
-			return c.r + i + 4, true
+			return end, true
 		}
 		if c.w-c.r >= c.maxHeader() {
 			c.setIdle(false)
@@ -340,6 +337,18 @@ func (c *conn) readHead() (end int, ok bool) {
 func (c *conn) headStarted() {
 	c.deadline.Store(c.s.clock.deadline(c.s.ReadHeaderTimeout))
 	c.setIdle(false)
+}
+
+// bufferedHead is the index after the empty line of a whole head buffered at buf[r:],
+// empty lines before it skipped; -1 while it has not all arrived.
+func (c *conn) bufferedHead() int {
+	for c.w-c.r >= 2 && c.buf[c.r] == '\r' && c.buf[c.r+1] == '\n' {
+		c.r += 2
+	}
+	if i := c.headEnd(); i >= 0 {
+		return c.r + i + 4
+	}
+	return -1
 }
 
 // headEnd is where the empty line ending the head at buf[r:] starts, relative to r; -1

@@ -67,13 +67,8 @@ func (c *conn) serveHeld(st *requestState, req *http.Request) (*requestState, *h
 	c.holding = false
 	h := c.held
 	c.held = heldState{}
-	if h.waiting {
-		c.setIdle(false)
-	}
 	switch {
-	case h.end:
-		return nil, nil, nil, false
-	case err != nil: // closed (the reaper, Shutdown) or past a deadline
+	case h.end, err != nil: // err: closed (the reaper, Shutdown) or past a deadline
 		return nil, nil, nil, false
 	case h.out:
 		return h.st, h.req, h.rb, true
@@ -94,17 +89,14 @@ func (c *conn) step() sockio.Next {
 				return sockio.Skip
 			}
 		}
-		for c.w-c.r >= 2 && c.buf[c.r] == '\r' && c.buf[c.r+1] == '\n' {
-			c.r += 2
-		}
-		if i := c.headEnd(); i >= 0 {
+		if end := c.bufferedHead(); end >= 0 {
 			c.deadline.Store(0)
 			h.started = false
 			if h.waiting {
 				h.waiting = false
 				c.setIdle(false)
 			}
-			st, req, rb, ok := c.next(c.r + i + 4)
+			st, req, rb, ok := c.next(end)
 			switch {
 			case !ok:
 				h.end = true
@@ -135,13 +127,13 @@ func (c *conn) step() sockio.Next {
 			return sockio.WaitRead
 		}
 		before := c.w
-		room, err := c.fillHeld()
+		full, err := c.fillHeld()
 		if errors.Is(err, sockio.ErrWouldBlock) {
 			return sockio.WaitRead // h.read stays: read once woken
 		}
 		// A full read may have left bytes in the socket, and the checker keeps what it
 		// has not handed on yet (a second head that came in the same read).
-		h.read = c.w-before == room || c.check != nil && c.check.Buffered()
+		h.read = full || c.check != nil && c.check.Buffered()
 		if c.w > before && h.waiting {
 			h.waiting = false
 			c.setIdle(false)
@@ -150,8 +142,8 @@ func (c *conn) step() sockio.Next {
 }
 
 // fillHeld is fill inside Hold: one read that does not wait (sockio.ErrWouldBlock when
-// nothing came, and then no error is kept). room is what the read could take.
-func (c *conn) fillHeld() (room int, err error) {
+// nothing came, and then no error is kept). full: the read took all the room there was.
+func (c *conn) fillHeld() (full bool, err error) {
 	c.makeRoom()
 	p := c.buf[c.w:cap(c.buf)]
 	var n int
@@ -165,5 +157,5 @@ func (c *conn) fillHeld() (room int, err error) {
 	if err != nil && !errors.Is(err, sockio.ErrWouldBlock) {
 		c.rerr = err
 	}
-	return len(p), err
+	return n == len(p), err
 }

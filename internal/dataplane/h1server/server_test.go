@@ -367,14 +367,7 @@ func TestAbortHandlerClosesConnection(t *testing.T) {
 // answered (on the socket such a request is served inside the wait for the next, which
 // keeps the same deadlines).
 func TestTimeouts(t *testing.T) {
-	ways := slices.Clone(bothWays)
-	ways = append(ways, struct {
-		name  string
-		serve func(*testing.T, *h1server.Server) func() net.Conn
-	}{"socket unchecked", func(t *testing.T, s *h1server.Server) func() net.Conn {
-		t.Helper()
-		return serveOn(t, s, func(ln net.Listener) net.Listener { return ln })
-	}})
+	ways := append(slices.Clone(bothWays), serveWay{"socket unchecked", serveRaw})
 	const full = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 	for _, way := range ways {
 		t.Run(way.name, func(t *testing.T) {

@@ -38,12 +38,22 @@ func serveSocket(t *testing.T, s *h1server.Server) func() net.Conn {
 	return serveOn(t, s, func(ln net.Listener) net.Listener { return checkedListener{ln} })
 }
 
-// bothWays is the two ways to serve a test: through wrapped connections (no socket
-// underneath) and on the socket.
-var bothWays = []struct {
+// serveRaw serves s on the accepted TCP connections themselves: on the socket, with no
+// http1 check in between.
+func serveRaw(t *testing.T, s *h1server.Server) func() net.Conn {
+	t.Helper()
+	return serveOn(t, s, func(ln net.Listener) net.Listener { return ln })
+}
+
+// serveWay is a way to serve a test: it starts s and returns what dials it.
+type serveWay struct {
 	name  string
 	serve func(*testing.T, *h1server.Server) func() net.Conn
-}{
+}
+
+// bothWays is the two ways to serve a test: through wrapped connections (no socket
+// underneath) and on the socket.
+var bothWays = []serveWay{
 	{"wrapped", func(t *testing.T, s *h1server.Server) func() net.Conn {
 		t.Helper()
 		_, d := serve(t, s)
@@ -270,20 +280,14 @@ func TestSocketBytesThatCameDuringTheRequest(t *testing.T) {
 // handler that tries to take over a request without Upgrade served that way is refused
 // (the Hijacker's error) and can still answer.
 func TestSocketHeldAndOtherRequests(t *testing.T) {
-	for _, way := range []struct {
-		name string
-		wrap func(net.Listener) net.Listener
-	}{
-		{"checked", func(ln net.Listener) net.Listener { return checkedListener{ln} }},
-		{"unchecked", func(ln net.Listener) net.Listener { return ln }}, // the TCP connection itself
-	} {
-		t.Run(way.name, func(t *testing.T) { testHeldAndOtherRequests(t, way.wrap) })
+	for _, way := range []serveWay{{"checked", serveSocket}, {"unchecked", serveRaw}} {
+		t.Run(way.name, func(t *testing.T) { testHeldAndOtherRequests(t, way.serve) })
 	}
 }
 
-func testHeldAndOtherRequests(t *testing.T, wrap func(net.Listener) net.Listener) {
+func testHeldAndOtherRequests(t *testing.T, serve func(*testing.T, *h1server.Server) func() net.Conn) {
 	t.Helper()
-	dial := serveOn(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	dial := serve(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Header.Get("Upgrade") != "":
 			takeOverAndEcho(t, w, 4)
@@ -298,7 +302,7 @@ func testHeldAndOtherRequests(t *testing.T, wrap func(net.Listener) net.Listener
 			t.Error(err)
 		}
 		_, _ = io.WriteString(w, r.Method+" "+r.URL.Path+" "+string(b))
-	})}, wrap)
+	})})
 	c := dial()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)

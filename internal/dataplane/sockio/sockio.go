@@ -132,20 +132,30 @@ func (s *Conn) Read(p []byte) (int, error) {
 }
 
 func (s *Conn) read(fd uintptr) bool {
-	for {
-		n, errno := recv(fd, s.rp, 0)
-		switch errno {
-		case 0:
-			s.rn = n
-			raceRead(fd, s.rp[:n])
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false // wait for readiness
-		}
-		s.rerr = errno
+	n, errno := recvNow(fd, s.rp)
+	switch errno {
+	case 0:
+		s.rn = n
 		return true
+	case syscall.EAGAIN:
+		return false // wait for readiness
+	}
+	s.rerr = errno
+	return true
+}
+
+// recvNow is one read of fd into p that does not wait (EAGAIN: nothing came), made again
+// when a signal interrupts it.
+func recvNow(fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		n, errno := recv(fd, p, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno == 0 {
+			raceRead(fd, p[:n])
+		}
+		return n, errno
 	}
 }
 
@@ -251,22 +261,16 @@ func (s *Conn) TryRead(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, io.ErrShortBuffer
 	}
-	for {
-		n, errno := recv(s.hfd, p, 0)
-		switch errno {
-		case 0:
-			if n == 0 {
-				return 0, eof
-			}
-			raceRead(s.hfd, p[:n])
-			return n, nil
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0, ErrWouldBlock
-		}
+	n, errno := recvNow(s.hfd, p)
+	switch {
+	case errno == syscall.EAGAIN:
+		return 0, ErrWouldBlock
+	case errno != 0:
 		return 0, s.result("read", nil, errno)
+	case n == 0:
+		return 0, eof
 	}
+	return n, nil
 }
 
 // PeerClosed reports whether what the socket holds next is the end of the stream or a
