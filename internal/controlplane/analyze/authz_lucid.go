@@ -3,7 +3,7 @@ package analyze
 // Lucid's AuthorizationPolicy checks beside Istio's (authz.go): principals of another
 // trust domain (LUC0010), requestPrincipals no RequestAuthentication can produce
 // (LUC0011), HTTP-only fields that cannot apply to a TCP port (LUC0012), CUSTOM providers
-// that make the policy fail closed (LUC0013).
+// that make the policy fail closed (LUC0013), paths no request's path can match (LUC0017).
 
 import (
 	"fmt"
@@ -29,6 +29,7 @@ func (a *analyzer) authorizationLucid() {
 		a.requestPrincipalsWithoutJWT(ap, selected)
 		a.httpFieldsOnTCP(ap, selected)
 		a.customProvider(ap)
+		a.unmatchablePaths(ap)
 	}
 }
 
@@ -183,4 +184,46 @@ func (a *analyzer) customProvider(ap *model.AuthzPolicy) {
 		m.Detail = "requests this policy matches are denied (403, policy ...-deny-due-to-bad-CUSTOM-action) until the provider works"
 		m.Fix = "define the provider in meshConfig.extensionProviders (envoyExtAuthzHttp with a service of the registry and its port)"
 	}
+}
+
+// unmatchablePaths reports paths and notPaths values that no request's path matches: a
+// path as the proxy matches it always starts with '/' (the query left out), so a value
+// that starts with anything but '/', a '*' wildcard or a {**} template never matches it
+// ("api/users", "api/*", "{*}/users"). Istio accepts such values and builds them as
+// written (LUC0017).
+func (a *analyzer) unmatchablePaths(ap *model.AuthzPolicy) {
+	for i, r := range ap.Spec.GetRules() {
+		for j, t := range r.GetTo() {
+			op := t.GetOperation()
+			for _, f := range []struct {
+				name   string
+				values []string
+			}{{"paths", op.GetPaths()}, {"notPaths", op.GetNotPaths()}} {
+				for k, v := range f.values {
+					if v == "" || strings.HasPrefix(v, "/") || strings.HasPrefix(v, "*") || strings.HasPrefix(v, "{**}") {
+						continue
+					}
+					field := fmt.Sprintf("spec.rules[%d].to[%d].operation.%s[%d]", i, j, f.name, k)
+					m := a.report(ap.Config, "LUC0017", Warning, field, fmt.Sprintf("Path %q does not start with '/': it matches no request", v))
+					m.Detail = unmatchablePathEffect(ap.Spec.GetAction(), f.name == "notPaths")
+					m.Fix = fmt.Sprintf("write it as %q", "/"+v)
+				}
+			}
+		}
+	}
+}
+
+// unmatchablePathEffect says what a path value that matches nothing does to a rule of
+// action, in paths or (not) in notPaths.
+func unmatchablePathEffect(action securityv1beta1.AuthorizationPolicy_Action, not bool) string {
+	if not {
+		return "every request's path is not this value, so it excludes nothing: the rule matches the requests it was meant to leave out"
+	}
+	switch action {
+	case securityv1beta1.AuthorizationPolicy_ALLOW:
+		return "a request's path always starts with '/': this value allows no request"
+	case securityv1beta1.AuthorizationPolicy_DENY:
+		return "a request's path always starts with '/': this value denies no request"
+	}
+	return "a request's path always starts with '/': this value selects no request"
 }

@@ -19,9 +19,16 @@ func TestAuthorizationChecks(t *testing.T) {
 		"Warning [LUC0012] (AuthorizationPolicy foo/callers policies.yaml:19) The rule never allows connections to TCP port foo/httpbin:9000",
 		"Warning [LUC0012] (AuthorizationPolicy foo/deny-admin policies.yaml:28) The rule's HTTP-only field is ignored on TCP port foo/httpbin:9000",
 		`Error [LUC0013] (AuthorizationPolicy foo/ext policies.yaml:35) Extension provider "opa" cannot be used`,
+		`Warning [LUC0017] (AuthorizationPolicy foo/relative-paths policies.yaml:61) Path "admin/*" does not start with '/': it matches no request`,
+		`Warning [LUC0017] (AuthorizationPolicy foo/relative-paths policies.yaml:62) Path "health" does not start with '/': it matches no request`,
 	} {
 		if !strings.Contains(render(ms), want) {
 			t.Errorf("no message containing %q", want)
+		}
+	}
+	for _, fine := range []string{`"/ok"`, `"*.php"`, `"{**}/x"`} {
+		if strings.Contains(render(ms), "Path "+fine) {
+			t.Errorf("path %s was reported", fine)
 		}
 	}
 	if strings.Contains(render(ms), "bar\" ") || strings.Contains(render(ms), `not found: "bar"`) {
