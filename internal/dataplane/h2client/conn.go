@@ -18,7 +18,6 @@ package h2client
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -87,7 +86,6 @@ type ClientConn struct {
 	wmu      sync.Mutex
 	flushing bool // a writer will flush bw shortly (flushSoon): frames added meanwhile go with it
 	bw       *bufio.Writer
-	hbuf     bytes.Buffer
 	henc     *hpackenc.Encoder // no dynamic table: the peer's SETTINGS_HEADER_TABLE_SIZE does not matter
 	nextID   uint32
 
@@ -153,7 +151,7 @@ func NewClientConn(nc net.Conn, cfg Config) (*ClientConn, error) {
 	// server for none: a server that indexes anyway costs CPU, not the request.
 	cc.hdec = hpack.NewDecoder(4096, cc.emit)
 	cc.hdec.SetMaxStringLength(maxHeaderList)
-	cc.henc = hpackenc.New(&cc.hbuf)
+	cc.henc = hpackenc.New()
 
 	_, err := cc.bw.WriteString(http2.ClientPreface)
 	if err == nil {

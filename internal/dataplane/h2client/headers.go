@@ -7,6 +7,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // headerBlock is a response header block (HEADERS and its CONTINUATIONs) decoded with the
@@ -97,7 +99,7 @@ func (cc *ClientConn) emit(f hpack.HeaderField) {
 	if h.invalid != nil || h.truncated {
 		return
 	}
-	if !httpguts.ValidHeaderFieldValue(f.Value) {
+	if !http1.ValidValueString(f.Value) {
 		h.invalid = errors.New("malformed response: invalid value of field " + f.Name) // not the value: it may be a secret
 		return
 	}

@@ -380,12 +380,55 @@ func TestInvalidRequest(t *testing.T) {
 		t.Fatalf("error %v, want one before the headers were written", err)
 	}
 	delete(req.Header, "Bad Name")
+	for _, v := range []string{"a\x00b", "0123456789\r\nx", "del\x7f"} {
+		req.Header.Set("X-Bad", v)
+		if err := roundTripErr(cc, req); err == nil || HeadersWritten(err) {
+			t.Fatalf("value %q: error %v, want one before the headers were written", v, err)
+		}
+	}
+	req.Header.Set("X-Bad", "tab\tand 8-bit \xff is fine")
+	if resp, err := cc.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	} else {
+		readAll(t, resp)
+	}
+	delete(req.Header, "X-Bad")
 	resp, err := cc.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := readAll(t, resp); got != "1" {
 		t.Fatalf("body %q", got)
+	}
+}
+
+// The request's User-Agent is sent as it is; without one the client sends net/http's,
+// and an empty one sends none.
+func TestUserAgent(t *testing.T) {
+	addr := startServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, "%q", r.Header.Values("User-Agent"))
+	})
+	cc := dial(t, addr, Config{})
+	for _, tc := range []struct {
+		ua   []string
+		want string
+	}{
+		{nil, `["Go-http-client/2.0"]`},
+		{[]string{"ua/1"}, `["ua/1"]`},
+		{[]string{""}, `[]`},
+	} {
+		req := newReq(t.Context(), t, http.MethodGet, "http://"+addr+"/", nil)
+		req.Header.Set("X-Other", "1")
+		if tc.ua != nil {
+			req.Header["User-Agent"] = tc.ua
+		}
+		resp, err := cc.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, resp); got != tc.want {
+			t.Errorf("User-Agent %q: the server saw %s, want %s", tc.ua, got, tc.want)
+		}
 	}
 }
 

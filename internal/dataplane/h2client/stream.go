@@ -510,19 +510,35 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 	if len(regular) > len(vals) {
 		vals = make([]string, len(regular))
 	}
+	// Each value is set without looking first: a name seldom repeats, and when one did
+	// the map has fewer keys than were set (below).
 	var trailerKeys []string
+	set, hasLength := 0, false
 	for i, hf := range regular {
 		k := http1.CanonicalKey(hf.Name)
-		if k == "Trailer" {
+		switch k {
+		case "Trailer":
 			trailerKeys = append(trailerKeys, hf.Value)
 			continue
-		}
-		if old, ok := h[k]; ok {
-			h[k] = append(old, hf.Value)
-			continue
+		case "Content-Length":
+			hasLength = true
 		}
 		vals[i] = hf.Value
 		h[k] = vals[i : i+1 : i+1]
+		set++
+	}
+	if len(h) < set {
+		clear(h)
+		for i, hf := range regular {
+			k := http1.CanonicalKey(hf.Name)
+			switch {
+			case k == "Trailer":
+			case h[k] != nil:
+				h[k] = append(h[k], vals[i])
+			default:
+				h[k] = vals[i : i+1 : i+1]
+			}
+		}
 	}
 	resp := &ra.resp
 	*resp = http.Response{
@@ -536,7 +552,12 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 		Request:       st.req,
 		TLS:           st.cc.tls,
 	}
-	if cl := h["Content-Length"]; len(cl) == 1 {
+	var cl []string
+	if hasLength {
+		cl = h["Content-Length"]
+	}
+	switch {
+	case len(cl) == 1:
 		n, err := strconv.ParseUint(cl[0], 10, 63)
 		if err != nil {
 			ra.Recycle()
@@ -546,10 +567,10 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 		if !st.isHead && code != http.StatusNoContent && code != http.StatusNotModified {
 			st.wantLen = int64(n)
 		}
-	} else if len(cl) > 1 {
+	case len(cl) > 1:
 		ra.Recycle()
 		return nil, http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol, Cause: errors.New("malformed response: several Content-Length values")}
-	} else if f.StreamEnded() && !st.isHead {
+	case f.StreamEnded() && !st.isHead:
 		resp.ContentLength = 0
 	}
 	for _, v := range trailerKeys {

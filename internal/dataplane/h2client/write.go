@@ -72,6 +72,7 @@ func checkRequest(req *http.Request) (reqHead, error) {
 			}
 		}
 	}
+	h.userAgent = true // unless the request has one
 	for k, vv := range req.Header {
 		if strings.HasPrefix(k, ":") {
 			continue
@@ -80,13 +81,13 @@ func checkRequest(req *http.Request) (reqHead, error) {
 			return h, fmt.Errorf("http2: invalid header field name %q", k)
 		}
 		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
+			if !http1.ValidValueString(v) {
 				return h, fmt.Errorf("http2: invalid header field value for %q", k) // not the value: it may be a secret
 			}
 		}
-	}
-	if _, ok := req.Header["User-Agent"]; !ok {
-		h.userAgent = true
+		if k == "User-Agent" {
+			h.userAgent = false
+		}
 	}
 	for k := range req.Trailer {
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -135,7 +136,6 @@ var dropped = map[string]bool{
 // writeHeaders encodes and writes the request's HEADERS (and CONTINUATIONs). Called with
 // wmu held.
 func (cc *ClientConn) writeHeaders(id uint32, req *http.Request, h reqHead, endStream bool, maxFrame uint32) error {
-	cc.hbuf.Reset()
 	enc := cc.henc
 	enc.Begin()
 	field := enc.WriteField
@@ -187,7 +187,7 @@ func (cc *ClientConn) writeHeaders(id uint32, req *http.Request, h reqHead, endS
 	if h.userAgent {
 		field("user-agent", "Go-http-client/2.0")
 	}
-	return writeBlock(cc.fr, id, cc.hbuf.Bytes(), endStream, maxFrame)
+	return writeBlock(cc.fr, id, enc.Bytes(), endStream, maxFrame)
 }
 
 // writeBlock writes a header block as HEADERS and CONTINUATION frames of at most maxFrame.
@@ -422,7 +422,6 @@ func (st *stream) sendTrailers() error {
 	ended := closed && cc.endedLocked()
 	cc.mu.Unlock()
 	err := cc.writeFrames(func(fr *http2.Framer) error {
-		cc.hbuf.Reset()
 		cc.henc.Begin()
 		for k, vv := range st.req.Trailer {
 			if !httpguts.ValidHeaderFieldName(k) {
@@ -435,7 +434,7 @@ func (st *stream) sendTrailers() error {
 				}
 			}
 		}
-		return writeBlock(fr, st.id, cc.hbuf.Bytes(), true, cc.peerMaxFrameLocked())
+		return writeBlock(fr, st.id, cc.henc.Bytes(), true, cc.peerMaxFrameLocked())
 	})
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package h2server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -53,8 +52,7 @@ type conn struct {
 	cancels   []cancel  // stream contexts to cancel once mu is let go
 
 	enc   *hpackenc.Encoder // no dynamic table: the peer's SETTINGS_HEADER_TABLE_SIZE does not matter
-	hbuf  bytes.Buffer
-	keys  []string
+	pairs []headerPair      // writeHead's
 	lower map[string]string // response field names lowercased (a bounded cache)
 	canon map[string]string // request field names canonicalized (a bounded cache)
 
@@ -93,7 +91,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.wcond.L = &c.mu
 	c.sendWin, c.peerWin, c.peerFrame = initialWindow, initialWindow, minFrame
 	c.recvWin = initialWindow
-	c.enc = hpackenc.New(&c.hbuf)
+	c.enc = hpackenc.New()
 	return c
 }
 

@@ -6,6 +6,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // headerBlock is a HEADERS frame and its CONTINUATIONs, decoded: what x/net's
@@ -88,7 +90,7 @@ func (c *conn) readHeaderBlock(f headersFrame) (*headerBlock, error) {
 // emit takes one decoded field into c.hb.
 func (c *conn) emit(f hpack.HeaderField) {
 	hb := &c.hb
-	if !httpguts.ValidHeaderFieldValue(f.Value) {
+	if !http1.ValidValueString(f.Value) {
 		hb.invalid = true
 	}
 	if strings.HasPrefix(f.Name, ":") {

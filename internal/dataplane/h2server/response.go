@@ -198,6 +198,17 @@ func (st *stream) headerConnection() {
 	}
 }
 
+// prefixedTrailers declares the trailers set with http.TrailerPrefix and moves their
+// values under their own names.
+func (st *stream) prefixedTrailers() {
+	for k, vv := range st.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			st.declareTrailer(name)
+			st.header[http.CanonicalHeaderKey(name)] = vv
+		}
+	}
+}
+
 func (st *stream) Flush() { _ = st.FlushError() }
 
 // FlushError sends the head and what the handler has written (http.ResponseController).
@@ -219,11 +230,22 @@ func (st *stream) endResponseLocked() error {
 	if !st.wroteHeader {
 		st.decide(http.StatusOK)
 	}
-	for k, vv := range st.header { // trailers set with http.TrailerPrefix
-		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-			st.declareTrailer(name)
-			st.header[http.CanonicalHeaderKey(name)] = vv
+	c := st.c
+	// The head's fields are gathered in one pass over the map, which also finds trailers
+	// set with http.TrailerPrefix (writeHead's collect); the head is written from them.
+	var hasDate bool
+	if !st.sentHeader {
+		if err := st.writeErr(); err != nil {
+			return err
 		}
+		st.headerConnection()
+		var prefixed bool
+		if hasDate, prefixed = c.collect(st.header); prefixed {
+			st.prefixedTrailers()
+			hasDate, _ = c.collect(st.header)
+		}
+	} else {
+		st.prefixedTrailers()
 	}
 	trailers := false
 	for _, k := range st.trailers {
@@ -232,16 +254,11 @@ func (st *stream) endResponseLocked() error {
 			break
 		}
 	}
-	c := st.c
 	head := st.req.Method == http.MethodHead
 	if !st.sentHeader {
-		if err := st.writeErr(); err != nil {
-			return err
-		}
 		st.sentHeader = true
-		st.headerConnection()
 		end := head || (len(st.out) == 0 && len(st.trailers) == 0)
-		c.writeHead(st, st.status, st.header, end, nil)
+		c.writeCollected(st, st.status, end, hasDate)
 		if end {
 			return nil
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/lucid-mesh/lucid/internal/dataplane/h2server"
 )
 
@@ -293,6 +295,83 @@ func TestReleasedRequestServesTheNext(t *testing.T) {
 	for k := range kept.req.Header {
 		if strings.HasPrefix(k, "X-F") {
 			t.Errorf("a kept request got a later request's field %s", k)
+		}
+	}
+}
+
+// TestRepeatedFields: a name that comes more than once keeps every value, in the order
+// received (cookies joined with "; " as RFC 9113 8.2.3 says), and a host field that
+// repeats :authority is taken out of the map, alone or among repeats.
+func TestRepeatedFields(t *testing.T) {
+	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen", fmt.Sprintf("%q %q %q host=%q %d", r.Header.Values("X-Multi"), r.Header.Values("Cookie"), r.Header.Values("X-One"), r.Host, len(r.Header)))
+	})}
+	r := dialRaw(t, serve(t, s))
+	cases := []struct {
+		fields []string
+		want   string
+	}{
+		{[]string{"x-one", "1"}, `[] [] ["1"] host="a.test" 1`},
+		{[]string{"x-multi", "1", "cookie", "a=1", "x-one", "1", "x-multi", "2", "cookie", "b=2", "x-multi", "3"},
+			`["1" "2" "3"] ["a=1; b=2"] ["1"] host="a.test" 3`},
+		{[]string{"host", "a.test", "x-multi", "1", "x-multi", "2"}, `["1" "2"] [] [] host="a.test" 1`},
+	}
+	id := uint32(1)
+	for _, tc := range cases {
+		r.get(id, "/", tc.fields...)
+		got := ""
+		for got == "" {
+			f := r.next()
+			if f == nil {
+				t.Fatalf("connection ended before stream %d was answered", id)
+			}
+			if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == id {
+				got = h.PseudoValue("status") + " " + firstValue(h, "x-seen")
+			}
+		}
+		if want := "200 " + tc.want; got != want {
+			t.Errorf("fields %q: %s, want %s", tc.fields, got, want)
+		}
+		id += 2
+	}
+}
+
+// firstValue is a head's first value of the (lowercase) field name.
+func firstValue(h *http2.MetaHeadersFrame, name string) string {
+	for _, f := range h.RegularFields() {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// TestPrefixedTrailerBeforeTheHead: a trailer set with http.TrailerPrefix by a handler
+// that returns before anything was sent goes out as a trailer, not in the head; a Date
+// the handler set is the head's only one, and a head without one gets the server's.
+func TestPrefixedTrailerBeforeTheHead(t *testing.T) {
+	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/date" {
+			w.Header().Set("Date", "Mon, 01 Jan 2024 00:00:00 GMT")
+		}
+		_, _ = io.WriteString(w, "body")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "late")
+	})}
+	addr := serve(t, s)
+	for _, path := range []string{"/", "/date"} {
+		resp, err := h2c(t).Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "body" || resp.Trailer.Get("X-Late") != "late" || resp.Header.Get("X-Late") != "" {
+			t.Errorf("%s: body %q, head %v, trailers %v", path, body, resp.Header, resp.Trailer)
+		}
+		dates := resp.Header.Values("Date")
+		if path == "/date" && (len(dates) != 1 || dates[0] != "Mon, 01 Jan 2024 00:00:00 GMT") ||
+			path == "/" && (len(dates) != 1 || dates[0] == "Mon, 01 Jan 2024 00:00:00 GMT") {
+			t.Errorf("%s: Date %q", path, dates)
 		}
 	}
 }

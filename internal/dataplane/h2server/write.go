@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,22 +160,71 @@ func (c *conn) writeHeaderBlock(id uint32, block []byte, end bool) {
 // trailers (status 0: the fields named in only). A head carries st's Content-Length (the
 // handler's, or the whole body's when the handler is done) and a Date unless h has one.
 func (c *conn) writeHead(st *stream, status int, h http.Header, end bool, only []string) {
-	c.hbuf.Reset()
+	if only != nil {
+		c.beginHead(status)
+		for _, k := range only {
+			c.fieldValues(k, h[k], false)
+		}
+		c.endHead(st, status, end, false)
+		return
+	}
+	hasDate, _ := c.collect(h)
+	c.writeCollected(st, status, end, hasDate)
+}
+
+// collect gathers h's fields into c.pairs in the order of their names, each with its
+// values as the map holds them: one pass over the map, and no lookup per name when they
+// are written (writeCollected). It reports whether h has a Date, and a TrailerPrefix key.
+func (c *conn) collect(h http.Header) (hasDate, prefixed bool) {
+	clear(c.pairs) // the values of an earlier head belong to another handler's map
+	c.pairs = c.pairs[:0]
+	for k, vv := range h {
+		c.pairs = append(c.pairs, headerPair{k, vv})
+		hasDate = hasDate || k == "Date"
+		prefixed = prefixed || strings.HasPrefix(k, http.TrailerPrefix)
+	}
+	sortPairs(c.pairs)
+	return hasDate, prefixed
+}
+
+// sortPairs sorts p by name: in place by insertion for the few fields of most heads
+// (slices.SortFunc's calls of a comparison cost more there), else by SortFunc.
+func sortPairs(p []headerPair) {
+	if len(p) > 12 {
+		slices.SortFunc(p, func(a, b headerPair) int { return strings.Compare(a.k, b.k) })
+		return
+	}
+	for i := 1; i < len(p); i++ {
+		for j := i; j > 0 && p[j].k < p[j-1].k; j-- {
+			p[j], p[j-1] = p[j-1], p[j]
+		}
+	}
+}
+
+// writeCollected queues a head (or 1xx) of the fields collect gathered, without st's
+// declared trailers, with a Date unless they have one (hasDate).
+func (c *conn) writeCollected(st *stream, status int, end, hasDate bool) {
+	c.beginHead(status)
+	for _, p := range c.pairs {
+		if !slices.Contains(st.trailers, p.k) {
+			c.fieldValues(p.k, p.vv, true)
+		}
+	}
+	c.endHead(st, status, end, hasDate)
+}
+
+// beginHead starts a block: the :status of a head or 1xx (status 0: trailers).
+func (c *conn) beginHead(status int) {
 	c.enc.Begin()
 	if status != 0 {
 		c.field(":status", statusText(status))
 	}
-	switch {
-	case only != nil:
-		c.fields(h, only, nil, false)
-	case h != nil:
-		c.keys = c.keys[:0]
-		for k := range h {
-			c.keys = append(c.keys, k)
-		}
-		slices.Sort(c.keys)
-		c.fields(h, c.keys, st.trailers, true)
-	}
+}
+
+// endHead ends a block and queues it: a head (status >= 200) carries st's Content-Length
+// (the handler's, or the whole body's when the handler is done) and a Date unless it has
+// one (hasDate).
+func (c *conn) endHead(st *stream, status int, end, hasDate bool) {
 	if status >= 200 {
 		switch {
 		case st.declCL >= 0:
@@ -182,44 +232,45 @@ func (c *conn) writeHead(st *stream, status int, h http.Header, end bool, only [
 		case st.handlerDone && bodyAllowed(status) && (len(st.out) > 0 || st.req.Method != http.MethodHead):
 			c.enc.WriteFieldInt("content-length", int64(len(st.out)))
 		}
-		if _, ok := h["Date"]; !ok {
+		if !hasDate {
 			c.field("date", dateText())
 		}
 	}
-	c.writeHeaderBlock(st.id, c.hbuf.Bytes(), end)
+	c.writeHeaderBlock(st.id, c.enc.Bytes(), end)
+}
+
+// headerPair is one name of a header map and its values.
+type headerPair struct {
+	k  string
+	vv []string
 }
 
 func (c *conn) field(name, value string) {
 	c.enc.WriteField(name, value)
 }
 
-// fields encodes h's fields named in keys (canonical), except those in skip and those
-// HTTP/2 does not carry: invalid names (TrailerPrefix keys among them) and values,
-// connection-specific fields, and in a head the Content-Length (writeHead's own).
-func (c *conn) fields(h http.Header, keys, skip []string, head bool) {
-	for _, k := range keys {
-		switch k {
-		case "Connection", "Keep-Alive", "Proxy-Connection", "Upgrade":
+// fieldValues encodes the values vv of the field named k (canonical), except what HTTP/2
+// does not carry: an invalid name (a TrailerPrefix key among them) or value, a
+// connection-specific field, and in a head the Content-Length (writeHead's own).
+func (c *conn) fieldValues(k string, vv []string, head bool) {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Upgrade":
+		return
+	case "Content-Length":
+		if head {
+			return
+		}
+	}
+	lk, ok := c.lowerName(k)
+	if !ok {
+		return
+	}
+	te := lk == "transfer-encoding"
+	for _, v := range vv {
+		if !http1.ValidValueString(v) || (te && v != "trailers") {
 			continue
-		case "Content-Length":
-			if head {
-				continue
-			}
 		}
-		if slices.Contains(skip, k) {
-			continue
-		}
-		lk, ok := c.lowerName(k)
-		if !ok {
-			continue
-		}
-		te := lk == "transfer-encoding"
-		for _, v := range h[k] {
-			if !httpguts.ValidHeaderFieldValue(v) || (te && v != "trailers") {
-				continue
-			}
-			c.field(lk, v)
-		}
+		c.field(lk, v)
 	}
 }
 

@@ -15,35 +15,38 @@
 // for any decoder.
 package hpackenc
 
-import (
-	"bytes"
-	"strconv"
-)
+import "strconv"
 
-// Encoder appends header fields to its buffer. One per connection, used by one writer at
-// a time (the connection's write lock).
+// Encoder appends header fields to its block, a slice of its own that the next block
+// reuses (appends, inlined, rather than a bytes.Buffer's calls: a block is written a few
+// bytes at a time). One per connection, used by one writer at a time (the connection's
+// write lock).
 type Encoder struct {
-	buf     *bytes.Buffer
+	buf     []byte
 	updated bool // the size update to 0 was sent
 }
 
-// New returns an encoder that writes to buf.
-func New(buf *bytes.Buffer) *Encoder { return &Encoder{buf: buf} }
+// New returns an encoder.
+func New() *Encoder { return &Encoder{} }
 
-// Begin starts a header block (the caller has reset the buffer). On the connection's
-// first block it writes the dynamic table size update, which must come first.
+// Begin starts a header block, dropping the last one. On the connection's first block it
+// writes the dynamic table size update, which must come first.
 func (e *Encoder) Begin() {
+	e.buf = e.buf[:0]
 	if !e.updated {
 		e.updated = true
-		e.buf.WriteByte(0x20) // 001xxxxx: dynamic table size update, 0
+		e.buf = append(e.buf, 0x20) // 001xxxxx: dynamic table size update, 0
 	}
 }
+
+// Bytes is the block begun last, valid until the next Begin.
+func (e *Encoder) Bytes() []byte { return e.buf }
 
 // WriteField appends one field; name is lowercase (HTTP/2's form). Begin must have
 // started the block.
 func (e *Encoder) WriteField(name, value string) {
 	if i := staticField(name, value); i > 0 {
-		e.buf.WriteByte(0x80 | byte(i)) // 1xxxxxxx: indexed field
+		e.buf = append(e.buf, 0x80|byte(i)) // 1xxxxxxx: indexed field
 		return
 	}
 	e.literalName(name)
@@ -61,7 +64,7 @@ func (e *Encoder) WriteFieldParts(name string, parts ...string) {
 	}
 	e.writeInt(7, uint64(total))
 	for _, p := range parts {
-		e.buf.WriteString(p)
+		e.buf = append(e.buf, p...)
 	}
 }
 
@@ -72,7 +75,7 @@ func (e *Encoder) WriteFieldInt(name string, v int64) {
 	digits := strconv.AppendInt(d[:0], v, 10)
 	e.literalName(name)
 	e.writeInt(7, uint64(len(digits)))
-	e.buf.Write(digits)
+	e.buf = append(e.buf, digits...)
 }
 
 // literalName starts a literal field without indexing: 0000xxxx with the name's static
@@ -82,7 +85,7 @@ func (e *Encoder) literalName(name string) {
 		e.writeInt(4, uint64(i))
 		return
 	}
-	e.buf.WriteByte(0x00)
+	e.buf = append(e.buf, 0x00)
 	e.writeString(name)
 }
 
@@ -92,18 +95,17 @@ func (e *Encoder) literalName(name string) {
 // what a request sends.
 func (e *Encoder) writeString(s string) {
 	e.writeInt(7, uint64(len(s)))
-	e.buf.WriteString(s)
+	e.buf = append(e.buf, s...)
 }
 
 // writeInt appends v with an n-bit prefix whose high bits are zero (the literal-field and
 // plain-string patterns this encoder writes).
 func (e *Encoder) writeInt(n uint, v uint64) {
 	if v < uint64(1)<<n-1 { // one byte: most lengths and indexes
-		_ = e.buf.WriteByte(byte(v))
+		e.buf = append(e.buf, byte(v))
 		return
 	}
-	var b [10]byte
-	e.buf.Write(appendInt(b[:0], n, v))
+	e.buf = appendInt(e.buf, n, v)
 }
 
 // appendInt appends v as an HPACK integer with an n-bit prefix (RFC 7541 §5.1), the

@@ -105,6 +105,11 @@ func ValidValue(b []byte) bool {
 	return validValueBytes(b)
 }
 
+// ValidValueString is ValidValue of s, read where it lies.
+func ValidValueString(s string) bool {
+	return ValidValue(unsafe.Slice(unsafe.StringData(s), len(s))) //nolint:gosec // read, never written
+}
+
 // validValueBytes is ValidValue a byte at a time.
 func validValueBytes(b []byte) bool {
 	for _, c := range b {
