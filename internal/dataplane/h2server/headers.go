@@ -127,8 +127,10 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 	var seen wireNames
 	for i, hf := range fields {
 		seen |= wireNameOf(hf.Name)
+		k := c.canonical(hf.Name)
+		st.fields |= http1.FieldOf(k)
 		vals[i] = hf.Value
-		h[c.canonical(hf.Name)] = vals[i : i+1 : i+1]
+		h[k] = vals[i : i+1 : i+1]
 	}
 	if len(h) < len(fields) {
 		clear(h)

@@ -119,6 +119,28 @@ func (r *raw) answer(id uint32) (status string, code http2.ErrCode) {
 	}
 }
 
+// answerField reads frames until stream id's head: its status and its first value of the
+// (lowercase) field name, as "status value".
+func (r *raw) answerField(id uint32, name string) string {
+	r.t.Helper()
+	for {
+		f := r.next()
+		if f == nil {
+			r.t.Fatalf("connection ended before stream %d was answered", id)
+		}
+		h, ok := f.(*http2.MetaHeadersFrame)
+		if !ok || h.StreamID != id {
+			continue
+		}
+		for _, hf := range h.RegularFields() {
+			if hf.Name == name {
+				return h.PseudoValue("status") + " " + hf.Value
+			}
+		}
+		return h.PseudoValue("status") + " "
+	}
+}
+
 // goAway reads frames until GOAWAY (nil: the connection ended without one).
 func (r *raw) goAway() *http2.GoAwayFrame {
 	r.t.Helper()

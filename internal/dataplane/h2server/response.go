@@ -209,6 +209,12 @@ func (st *stream) prefixedTrailers() {
 	}
 }
 
+// RequestFields says which of the names http1.FieldOf knows the request's head had, as
+// h1server's does: a handler that has not added any of them to the request's header map
+// looks up only those it had. A name deleted since (Expect, Host, Trailer) may still be
+// in the set.
+func (st *stream) RequestFields() http1.FieldSet { return st.fields }
+
 func (st *stream) Flush() { _ = st.FlushError() }
 
 // FlushError sends the head and what the handler has written (http.ResponseController).

@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/lucid-mesh/lucid/internal/dataplane/h2server"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
 
 // TestRequest: the handler sees the request as net/http's HTTP/2 server gives it, and a
@@ -319,31 +318,12 @@ func TestRepeatedFields(t *testing.T) {
 	id := uint32(1)
 	for _, tc := range cases {
 		r.get(id, "/", tc.fields...)
-		got := ""
-		for got == "" {
-			f := r.next()
-			if f == nil {
-				t.Fatalf("connection ended before stream %d was answered", id)
-			}
-			if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == id {
-				got = h.PseudoValue("status") + " " + firstValue(h, "x-seen")
-			}
-		}
+		got := r.answerField(id, "x-seen")
 		if want := "200 " + tc.want; got != want {
 			t.Errorf("fields %q: %s, want %s", tc.fields, got, want)
 		}
 		id += 2
 	}
-}
-
-// firstValue is a head's first value of the (lowercase) field name.
-func firstValue(h *http2.MetaHeadersFrame, name string) string {
-	for _, f := range h.RegularFields() {
-		if f.Name == name {
-			return f.Value
-		}
-	}
-	return ""
 }
 
 // TestPrefixedTrailerBeforeTheHead: a trailer set with http.TrailerPrefix by a handler
@@ -372,6 +352,37 @@ func TestPrefixedTrailerBeforeTheHead(t *testing.T) {
 		if path == "/date" && (len(dates) != 1 || dates[0] != "Mon, 01 Jan 2024 00:00:00 GMT") ||
 			path == "/" && (len(dates) != 1 || dates[0] == "Mon, 01 Jan 2024 00:00:00 GMT") {
 			t.Errorf("%s: Date %q", path, dates)
+		}
+	}
+}
+
+// TestRequestFields: the stream says which of http1.FieldOf's names the request had, so a
+// handler can skip the lookups of those it did not.
+func TestRequestFields(t *testing.T) {
+	s := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fr, ok := w.(interface{ RequestFields() http1.FieldSet })
+		if !ok {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		f := fr.RequestFields()
+		w.Header().Set("X-Seen", fmt.Sprintf("ua=%v id=%v xff=%v ct=%v", f&http1.FieldUserAgent != 0, f&http1.FieldXRequestID != 0,
+			f&http1.FieldXForwardedFor != 0, f&http1.FieldContentType != 0))
+	})}
+	r := dialRaw(t, serve(t, s))
+	for i, tc := range []struct {
+		fields []string
+		want   string
+	}{
+		{[]string{"user-agent", "a", "x-request-id", "1"}, "ua=true id=true xff=false ct=false"},
+		{[]string{"x-forwarded-for", "10.0.0.1", "content-type", "text/plain", "x-other", "o"}, "ua=false id=false xff=true ct=true"},
+		{nil, "ua=false id=false xff=false ct=false"}, // a reused stream's set starts empty
+	} {
+		id := uint32(2*i + 1)
+		r.get(id, "/", tc.fields...)
+		got := r.answerField(id, "x-seen")
+		if want := "200 " + tc.want; got != want {
+			t.Errorf("fields %q: %s, want %s", tc.fields, got, want)
 		}
 	}
 }

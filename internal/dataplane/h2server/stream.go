@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/bufpool"
+	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
 )
 
@@ -34,12 +35,13 @@ type stream struct {
 	remoteDone   bool  // the client has sent END_STREAM (or the stream ended): nothing more comes
 	bodyClosed   bool  // the body was closed: what comes is dropped
 	gotTrailers  bool
-	needContinue bool  // Expect: 100-continue, not answered yet
-	got          int64 // body bytes received
-	declLen      int64 // the request's Content-Length (-1: none)
-	recvWin      int64 // what the client may still send on the stream
-	recvUnack    int64 // bytes read and not yet given back with WINDOW_UPDATE
-	sendWin      int64 // what the client lets us send on the stream
+	needContinue bool           // Expect: 100-continue, not answered yet
+	fields       http1.FieldSet // which of http1.FieldOf's names the request had (RequestFields)
+	got          int64          // body bytes received
+	declLen      int64          // the request's Content-Length (-1: none)
+	recvWin      int64          // what the client may still send on the stream
+	recvUnack    int64          // bytes read and not yet given back with WINDOW_UPDATE
+	sendWin      int64          // what the client lets us send on the stream
 	trailer      http.Header
 	ended        bool  // over for the server (END_STREAM sent, or reset): writes fail
 	endErr       error // why it ended before the handler finished
