@@ -79,8 +79,12 @@ func FuzzValidValue(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := ValidValue(b), httpguts.ValidHeaderFieldValue(string(b)); got != want {
+		want := httpguts.ValidHeaderFieldValue(string(b))
+		if got := ValidValue(b); got != want {
 			t.Fatalf("ValidValue(%q) = %v, want %v", b, got, want)
+		}
+		if got := ValidValueString(string(b)); got != want {
+			t.Fatalf("ValidValueString(%q) = %v, want %v", b, got, want)
 		}
 	})
 }
