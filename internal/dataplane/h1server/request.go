@@ -205,14 +205,6 @@ func gatherRepeats(h http.Header, head []byte, hs string, off int, vals []string
 	}
 }
 
-// lookup is h[k] when the head has the field (seen is its bit), else nil without a lookup.
-func lookup(h http.Header, k string, seen http1.FieldSet) []string {
-	if seen == 0 {
-		return nil
-	}
-	return h[k]
-}
-
 var crlf = []byte("\r\n")
 
 func protoName(minor int) string {
@@ -243,7 +235,7 @@ func (c *conn) framing(req *http.Request, seen http1.FieldSet, host string, host
 		req.Close = shouldClose(req.ProtoMinor, h)
 	}
 	chunked := false
-	if te := lookup(h, "Transfer-Encoding", seen&http1.FieldTransferEncoding); te != nil {
+	if te := seen.Lookup(h, "Transfer-Encoding", http1.FieldTransferEncoding); te != nil {
 		if len(te) != 1 || !http1.EqualFoldASCII(te[0], "chunked") || req.ProtoMinor == 0 {
 			return nil, nil, "unsupported Transfer-Encoding"
 		}
@@ -255,7 +247,7 @@ func (c *conn) framing(req *http.Request, seen http1.FieldSet, host string, host
 		req.TransferEncoding = chunkedTE
 	}
 	var cl int64
-	if v := lookup(h, "Content-Length", seen&http1.FieldContentLength); v != nil {
+	if v := seen.Lookup(h, "Content-Length", http1.FieldContentLength); v != nil {
 		for i, s := range v {
 			if i > 0 && s != v[0] {
 				return nil, nil, "conflicting Content-Length"
@@ -270,7 +262,7 @@ func (c *conn) framing(req *http.Request, seen http1.FieldSet, host string, host
 			h["Content-Length"] = v[:1]
 		}
 	}
-	if tr := lookup(h, "Trailer", seen&http1.FieldTrailer); tr != nil && chunked {
+	if tr := seen.Lookup(h, "Trailer", http1.FieldTrailer); tr != nil && chunked {
 		req.Trailer = http.Header{}
 		for _, v := range tr {
 			for k := range strings.SplitSeq(v, ",") {
@@ -296,7 +288,7 @@ func (c *conn) framing(req *http.Request, seen http1.FieldSet, host string, host
 		return req, nil, ""
 	}
 	b := &body{c: c, req: req, chunked: chunked, remain: cl}
-	if req.ProtoMinor == 1 && hasToken(lookup(h, "Expect", seen&http1.FieldExpect), "100-continue") {
+	if req.ProtoMinor == 1 && hasToken(seen.Lookup(h, "Expect", http1.FieldExpect), "100-continue") {
 		b.expect = true
 	}
 	req.Body = b

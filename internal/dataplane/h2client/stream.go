@@ -528,17 +528,12 @@ func (st *stream) response(f *headerBlock) (*http.Response, error) {
 		set++
 	}
 	if len(h) < set {
-		clear(h)
-		for i, hf := range regular {
-			k := http1.CanonicalKey(hf.Name)
-			switch {
-			case k == "Trailer":
-			case h[k] != nil:
-				h[k] = append(h[k], vals[i])
-			default:
-				h[k] = vals[i : i+1 : i+1]
+		http1.Regroup(h, vals[:len(regular)], func(i int) string {
+			if k := http1.CanonicalKey(regular[i].Name); k != "Trailer" {
+				return k
 			}
-		}
+			return ""
+		})
 	}
 	resp := &ra.resp
 	*resp = http.Response{

@@ -122,41 +122,32 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 	}
 	// Each value is set without looking first: a name seldom repeats, and when one did
 	// the map has fewer keys than the block has fields (below). The names the checks
-	// after the loop look up are noted on the way (the block's names are lowercase), so
-	// a head without them costs no lookup.
-	var seen wireNames
+	// after the loop look up are noted on the way (st.fields), so a head without them
+	// costs no lookup.
 	for i, hf := range fields {
-		seen |= wireNameOf(hf.Name)
 		k := c.canonical(hf.Name)
 		st.fields |= http1.FieldOf(k)
 		vals[i] = hf.Value
 		h[k] = vals[i : i+1 : i+1]
 	}
+	seen := st.fields
 	if len(h) < len(fields) {
-		clear(h)
-		for i, hf := range fields {
-			k := c.canonical(hf.Name)
-			if vv, ok := h[k]; ok {
-				h[k] = append(vv, vals[i])
-			} else {
-				h[k] = vals[i : i+1 : i+1]
-			}
-		}
+		http1.Regroup(h, vals[:len(fields)], func(i int) string { return c.canonical(fields[i].Name) })
 	}
 	if protocol != "" {
 		h[":protocol"] = []string{protocol}
 	}
-	if seen&nameExpect != 0 && httpguts.HeaderValuesContainsToken(h["Expect"], "100-continue") {
+	if httpguts.HeaderValuesContainsToken(seen.Lookup(h, "Expect", http1.FieldExpect), "100-continue") {
 		st.needContinue = !f.StreamEnded()
 		delete(h, "Expect")
 	}
-	if seen&nameCookie != 0 {
+	if seen&http1.FieldCookie != 0 {
 		if cookies := h["Cookie"]; len(cookies) > 1 {
 			h["Cookie"] = []string{strings.Join(cookies, "; ")}
 		}
 	}
 	var trailer http.Header
-	if seen&nameTrailer != 0 {
+	if seen&http1.FieldTrailer != 0 {
 		for _, v := range h["Trailer"] {
 			for _, k := range strings.Split(v, ",") {
 				k = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(k))
@@ -172,7 +163,7 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 		}
 		delete(h, "Trailer")
 	}
-	if seen&nameHost != 0 {
+	if seen&http1.FieldHost != 0 {
 		if host := h["Host"]; len(host) == 1 {
 			if authority == "" {
 				authority = host[0]
@@ -217,7 +208,7 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 		r.Body = http.NoBody
 	} else {
 		r.ContentLength = -1
-		if vv := lookupIf(h, "Content-Length", seen&nameContentLength != 0); len(vv) > 0 {
+		if vv := seen.Lookup(h, "Content-Length", http1.FieldContentLength); len(vv) > 0 {
 			if n, err := strconv.ParseUint(vv[0], 10, 63); err == nil {
 				r.ContentLength = int64(n)
 			} else {
@@ -233,7 +224,7 @@ func (c *conn) newStream(f *headerBlock) (*stream, error) {
 	switch {
 	case f.Truncated:
 		st.handler = headerListTooLong
-	case seen&nameConnection != 0 && hasConnectionFields(h):
+	case seen&http1.FieldsConnectionSpecific != 0 && hasConnectionFields(h):
 		st.handler = badConnectionFields
 	}
 	// Last: a context hangs on the connection's until cancelled, so a refused head above
@@ -258,46 +249,6 @@ func (c *conn) canonical(name string) string {
 		c.canon[name] = k
 	}
 	return k
-}
-
-// wireNames are request field names newStream looks up after it built the header map,
-// as bits: a head without them needs no lookup.
-type wireNames uint8
-
-const (
-	nameExpect wireNames = 1 << iota
-	nameCookie
-	nameTrailer
-	nameHost
-	nameContentLength
-	nameConnection // a connection-specific field or TE (hasConnectionFields)
-)
-
-// lookupIf is h[k] when the head has the field (has), else nil without a lookup.
-func lookupIf(h http.Header, k string, has bool) []string {
-	if !has {
-		return nil
-	}
-	return h[k]
-}
-
-// wireNameOf is the bit of a field name as HTTP/2 sends it (lowercase), 0 for the others.
-func wireNameOf(name string) wireNames {
-	switch name {
-	case "expect":
-		return nameExpect
-	case "cookie":
-		return nameCookie
-	case "trailer":
-		return nameTrailer
-	case "host":
-		return nameHost
-	case "content-length":
-		return nameContentLength
-	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te":
-		return nameConnection
-	}
-	return 0
 }
 
 // hasConnectionFields reports connection-specific fields, which HTTP/2 forbids (RFC 9113

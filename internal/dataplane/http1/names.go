@@ -102,10 +102,11 @@ func HopByHop(k string) bool {
 }
 
 // FieldSet says which of a few field names a request's head had, as its parser saw them
-// (h1server's): the framing fields, which the parser itself reads, and the ones a proxy
-// reads from every request, so that a reader looks up only those the head had (in a small
-// header map, looking up an absent name costs as much as finding a present one).
-type FieldSet uint16
+// (h1server's, h2server's): the framing fields and the fields HTTP/2 forbids, which the
+// parsers themselves read, and the ones a proxy reads from every request, so that a reader
+// looks up only those the head had (in a small header map, looking up an absent name costs
+// as much as finding a present one).
+type FieldSet uint32
 
 // The names of a FieldSet, each a bit.
 const (
@@ -123,7 +124,25 @@ const (
 	FieldXEnvoyPeerMetadata
 	FieldXForwardedClientCert
 	FieldContentType
+	FieldCookie
+	FieldKeepAlive
+	FieldProxyConnection
+	FieldUpgrade
+	FieldTE
 )
+
+// FieldsConnectionSpecific are the fields an HTTP/2 request must not have (RFC 9113
+// 8.2.2; TE only with the value "trailers").
+const FieldsConnectionSpecific = FieldConnection | FieldKeepAlive | FieldProxyConnection | FieldTransferEncoding | FieldUpgrade | FieldTE
+
+// Lookup is h[k] when the set has f (k's bit, the canonical key k), else nil without a
+// lookup.
+func (s FieldSet) Lookup(h http.Header, k string, f FieldSet) []string {
+	if s&f == 0 {
+		return nil
+	}
+	return h[k]
+}
 
 // FieldOf is the FieldSet bit of the canonical key k; 0 for any other name.
 func FieldOf(k string) FieldSet {
@@ -156,6 +175,16 @@ func FieldOf(k string) FieldSet {
 		return FieldXForwardedClientCert
 	case "Content-Type":
 		return FieldContentType
+	case "Cookie":
+		return FieldCookie
+	case "Keep-Alive":
+		return FieldKeepAlive
+	case "Proxy-Connection":
+		return FieldProxyConnection
+	case "Upgrade":
+		return FieldUpgrade
+	case "Te":
+		return FieldTE
 	}
 	return 0
 }

@@ -20,6 +20,24 @@ func Value(h http.Header, key string) string {
 	return ""
 }
 
+// Regroup rebuilds h after a parser set each field's value alone under its key without
+// looking first (h[k] = vals[i:i+1:i+1]), when that left h with fewer keys than fields:
+// a name came more than once and its last value won. Every value then goes under its
+// key, in the order received. key(i) is field i's key, "" for a field kept out of the
+// map; vals[i] its value.
+func Regroup(h http.Header, vals []string, key func(i int) string) {
+	clear(h)
+	for i := range vals {
+		switch k := key(i); {
+		case k == "":
+		case h[k] != nil:
+			h[k] = append(h[k], vals[i])
+		default:
+			h[k] = vals[i : i+1 : i+1]
+		}
+	}
+}
+
 // NameForm says whether name is a field name (a token, RFC 9110 §5.1) and whether it is
 // already in the canonical form net/textproto gives header keys ("Content-Type": the first
 // letter and every letter after a hyphen upper case, the others lower case), in one pass.
