@@ -145,7 +145,10 @@ func Run(ctx context.Context, o Options) error {
 	// The xDS client applies through the agent's applier: static resources (15021)
 	// added, inbound listeners held back while draining.
 	apl := &applier{proxy: px, router: o.Router, static: newStatic(agentEndpoint(o.IP), o.StatusPort, o.HealthPort)}
-	defer startMemoryTuning(ctx, o.MemoryOptions, mainLog, apl.dynamic.Load)() // footprint.go
+	defer startMemoryTuning(ctx, o.MemoryOptions, mainLog, func() (applied, complete bool) { // footprint.go
+		applied = apl.dynamic.Load()
+		return applied, applied && len(px.Missing()) == 0
+	})()
 	var xc *xdsclient.Client
 	started := time.Now()
 	xc = xdsclient.New(xdsclient.Options{

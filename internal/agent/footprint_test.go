@@ -15,30 +15,49 @@ import (
 
 func TestMemoryTuning(t *testing.T) {
 	tests := []struct {
-		name       string
-		m          MemoryOptions
-		configured bool
-		wantLogs   []string
-		cancel     bool // ends by the context, not by the first configuration
+		name              string
+		m                 MemoryOptions
+		applied, complete bool
+		wait              time.Duration // for the rest of the first configuration
+		wantLogs          []string
+		notLogged         string
+		cancel            bool // ends by the context, not by the first configuration
 	}{
 		{name: "off: nothing done", m: MemoryOptions{}, wantLogs: nil, cancel: true},
-		{name: "released at start and after the first configuration",
-			m: MemoryOptions{Tune: true, GCPercent: -1}, configured: true,
-			wantLogs: []string{"when=start", "when=\"first configuration applied\""}},
+		{name: "released at start and when the first configuration is complete",
+			m: MemoryOptions{Tune: true, GCPercent: -1}, applied: true, complete: true, wait: time.Hour,
+			wantLogs: []string{"when=start", `when="first configuration complete"`}},
+		// Routes or endpoints still to come: decoding them touches more pages, so the
+		// release waits for them, though not for ever.
+		{name: "an incomplete configuration is waited for, a while",
+			m: MemoryOptions{Tune: true, GCPercent: -1}, applied: true, wait: 500 * time.Millisecond,
+			wantLogs: []string{"when=start", `when="first configuration applied, still incomplete"`}},
+		{name: "an incomplete configuration is not released on",
+			m: MemoryOptions{Tune: true, GCPercent: -1}, applied: true, wait: time.Hour, cancel: true,
+			wantLogs: []string{"when=start"}, notLogged: "first configuration"},
 		{name: "waits for the configuration until stopped",
-			m: MemoryOptions{Tune: true, GCPercent: -1}, cancel: true,
-			wantLogs: []string{"when=start"}},
-		{name: "pages kept", m: MemoryOptions{Tune: true, GCPercent: -1, KeepStartupPages: true}, configured: true,
+			m: MemoryOptions{Tune: true, GCPercent: -1}, wait: 100 * time.Millisecond, cancel: true,
+			wantLogs: []string{"when=start"}, notLogged: "first configuration"},
+		{name: "pages kept", m: MemoryOptions{Tune: true, GCPercent: -1, KeepStartupPages: true}, applied: true, complete: true,
 			wantLogs: []string{"gc=\"gc_percent=GOGC memory_limit=GOMEMLIMIT\""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf testutil.Buffer
 			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			var configured atomic.Bool
-			stop := startMemoryTuning(context.Background(), tt.m, log, configured.Load)
-			configured.Store(tt.configured)
-			if !tt.cancel {
+			var applied, complete atomic.Bool
+			progress := func() (bool, bool) { return applied.Load(), complete.Load() }
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				tuneMemory(ctx, tt.m, log, progress, tt.wait)
+			}()
+			applied.Store(tt.applied)
+			complete.Store(tt.complete)
+			if tt.cancel {
+				time.Sleep(3 * configPoll) // polls that must not release
+			} else {
 				last := tt.wantLogs[len(tt.wantLogs)-1]
 				_ = testutil.Poll(10*time.Second, func() error { // the lines are checked below
 					if !strings.Contains(buf.String(), last) {
@@ -47,12 +66,16 @@ func TestMemoryTuning(t *testing.T) {
 					return nil
 				})
 			}
-			stop() // returns only once the goroutine has ended (goleak checks the rest)
+			cancel()
+			<-done
 			out := buf.String()
 			for _, w := range tt.wantLogs {
 				if !strings.Contains(out, w) {
 					t.Errorf("log lacks %s:\n%s", w, out)
 				}
+			}
+			if tt.notLogged != "" && strings.Contains(out, tt.notLogged) {
+				t.Errorf("log has %q:\n%s", tt.notLogged, out)
 			}
 			if len(tt.wantLogs) == 0 && out != "" {
 				t.Errorf("logged %q, want nothing", out)
@@ -62,6 +85,14 @@ func TestMemoryTuning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startMemoryTuning's func stops the tuning and returns once its goroutine has ended
+// (goleak checks the rest).
+func TestMemoryTuningStops(t *testing.T) {
+	stop := startMemoryTuning(context.Background(), MemoryOptions{Tune: true, GCPercent: -1}, slog.New(slog.DiscardHandler),
+		func() (bool, bool) { return false, false })
+	stop()
 }
 
 // Where the kernel refuses page-by-page faults, the start-up release says so once at info

@@ -1,6 +1,6 @@
 // Package footprint keeps the sidecar's memory small. It sits beside the data plane: the
 // agent (`lucid sidecar`) calls it once at start and once when the first configuration is
-// applied; nothing on the request path calls it.
+// complete; nothing on the request path calls it.
 //
 // Where an idle sidecar's resident memory goes (bench/RESULTS.md has the table): 3/4
 // are pages of the `lucid` executable itself. The one binary carries the control plane,
