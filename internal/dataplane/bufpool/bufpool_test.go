@@ -7,13 +7,13 @@ import (
 )
 
 // Get picks the capacity by the announced length; Put keeps only buffers of the pool's
-// two capacities, reset to length 0.
+// three capacities, reset to length 0.
 func TestSized(t *testing.T) {
 	s := NewSized(16 << 10)
 	for _, c := range []struct {
 		announced int64
 		want      int
-	}{{0, Small}, {1024, Small}, {Small, Small}, {Small + 1, 16 << 10}, {-1, 16 << 10}} {
+	}{{0, Tiny}, {Tiny, Tiny}, {Tiny + 1, Small}, {Small, Small}, {Small + 1, 16 << 10}, {-1, 16 << 10}} {
 		b := s.Get(c.announced)
 		if len(*b) != 0 || cap(*b) != c.want {
 			t.Errorf("Get(%d): len %d cap %d, want len 0 cap %d", c.announced, len(*b), cap(*b), c.want)
@@ -22,8 +22,10 @@ func TestSized(t *testing.T) {
 		s.Put(b)
 	}
 	// A returned buffer comes back empty (sync.Pool may also hand out a new one).
-	if b := s.Get(10); len(*b) != 0 {
-		t.Fatalf("a buffer came back with %d bytes in it", len(*b))
+	for _, n := range []int64{10, 2000, -1} {
+		if b := s.Get(n); len(*b) != 0 {
+			t.Fatalf("a buffer came back with %d bytes in it", len(*b))
+		}
 	}
 	grown := make([]byte, 0, 3*Small)
 	s.Put(&grown) // dropped: not one of the pool's capacities
