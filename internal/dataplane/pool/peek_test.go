@@ -132,3 +132,46 @@ func TestPeekBodyCut(t *testing.T) {
 		}
 	}
 }
+
+// A body closed between a peek and its skip ends the exchange there: the rest of the body
+// is never read as the start of the next answer, the connection is not given back (the
+// next request gets a new one, and its own answer), and later peeks and skips of the
+// closed body say so and change nothing.
+func TestPeekBodyClosedMidway(t *testing.T) {
+	var conns atomic.Int32
+	addr := rawServer(t, func(c net.Conn, br *bufio.Reader, _ int) {
+		n := conns.Add(1)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			b := fmt.Sprintf("connection %d: %s", n, strings.Repeat("x", 100))
+			_, _ = fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+		}
+	})
+	p := newSet(t, h1Cluster("c")).Get("c")
+	resp, err := p.RoundTrip(newReq(t, "GET", "/", nil), addr, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := resp.Body.(peeker)
+	b, err := pk.PeekBody(10)
+	if err != nil || string(b) != "connection" {
+		t.Fatalf("first peek = %q, %v", b, err)
+	}
+	_ = resp.Body.Close() // before SkipBody: a downstream that went away mid-copy
+	pk.SkipBody(len(b))
+	if b, err := pk.PeekBody(10); len(b) != 0 || !errors.Is(err, errBodyClosed) {
+		t.Fatalf("peek after Close = %q, %v; want nothing and %v", b, err, errBodyClosed)
+	}
+	res, err := do(t, p, addr, newReq(t, "GET", "/", nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "connection 2: " + strings.Repeat("x", 100); res.code != 200 || res.body != want {
+		t.Fatalf("the next request: %d %q; want 200 %q (a new connection)", res.code, res.body, want)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections; want 2 (the closed body's not reused)", n)
+	}
+}
