@@ -87,12 +87,24 @@ func TestMemoryTuning(t *testing.T) {
 	}
 }
 
-// startMemoryTuning's func stops the tuning and returns once its goroutine has ended
-// (goleak checks the rest).
+// startMemoryTuning's func stops a tuning still waiting for the first configuration: once
+// it returns, the configuration is polled no more (goleak checks the goroutine is gone).
 func TestMemoryTuningStops(t *testing.T) {
+	var polls atomic.Int32
 	stop := startMemoryTuning(context.Background(), MemoryOptions{Tune: true, GCPercent: -1}, slog.New(slog.DiscardHandler),
-		func() (bool, bool) { return false, false })
+		func() (bool, bool) { polls.Add(1); return false, false })
+	_ = testutil.Poll(10*time.Second, func() error { // waiting: polled at least once
+		if polls.Load() == 0 {
+			return errors.New("not polled yet")
+		}
+		return nil
+	})
 	stop()
+	n := polls.Load()
+	time.Sleep(3 * configPoll)
+	if got := polls.Load(); n == 0 || got != n {
+		t.Fatalf("polled %d times before stop returned and %d after; want some, then none", n, got-n)
+	}
 }
 
 // Where the kernel refuses page-by-page faults, the start-up release says so once at info
