@@ -267,7 +267,7 @@ func (c *conn) handoff(ctx context.Context, read []byte) {
 	}
 	hc := c.rwc
 	if read != nil {
-		hc = &Handoff{Conn: c.rwc, pending: append([]byte(nil), read...), ctx: ctx}
+		hc = &Handoff{Conn: c.rwc, pending: append([]byte(nil), read...), ctx: ctx, sock: c.sock, check: c.check}
 	}
 	c.s.HTTP2(hc)
 }
@@ -279,11 +279,18 @@ func (c *conn) expire() {
 }
 
 // closeIfIdle closes the connection if it waits for a request of which nothing has come.
+// A plaintext socket is shut down rather than closed: a close waits for the read in
+// progress, and the reader, serving inside the poller's wait (held.go), may be waiting for
+// mu to say the connection is no longer idle. The reader then meets the end and closes it.
 func (c *conn) closeIfIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.idle && !c.done && !c.hijacked {
-		_ = c.rwc.Close()
+		if c.sock != nil {
+			c.sock.Shutdown()
+		} else {
+			_ = c.rwc.Close()
+		}
 	}
 }
 
@@ -493,6 +500,19 @@ type Handoff struct {
 	net.Conn
 	pending []byte
 	ctx     context.Context
+	sock    *sockio.Conn // the plaintext socket under Conn (nil: none)
+	check   *http1.Conn  // the request checker Conn reads through (nil: none)
+}
+
+// HeldSocket is the socket under the connection, for reads made on it directly (inside
+// the poller's wait: h2server), once the bytes read before the hand-over are handed on
+// and the checker, if any, passes the rest through as they come; nil until then, or when
+// there is no such socket (TLS).
+func (h *Handoff) HeldSocket() *sockio.Conn {
+	if len(h.pending) > 0 || h.check != nil && !h.check.Passing() {
+		return nil
+	}
+	return h.sock
 }
 
 // Context is the connection's context as the HTTP/1.1 loop derived it.

@@ -99,3 +99,41 @@ func (r *Reader) ReadFrame() (http2.Frame, error) {
 	r.framerNext = err != nil
 	return f, err
 }
+
+// Readiness is what reading the next frame would take, for a reader that must not wait
+// for the socket while it reads (one inside the poller's wait, sockio.Conn.Hold).
+type Readiness int8
+
+const (
+	// NeedMore says the next frame has not all arrived.
+	NeedMore Readiness = iota
+	// Buffered says reading the next frame (Headers or ReadFrame, and the header block
+	// it holds) takes only bytes already in br's buffer.
+	Buffered
+	// Blocking says reading the next frame takes reads of its own, which may wait: it is
+	// larger than br's buffer, or it opens a header block that CONTINUATION frames go on
+	// with (the caller reads those as part of the block).
+	Blocking
+)
+
+// Next reports what reading the next frame would take. It peeks only at what br has
+// buffered, and never reads.
+func (r *Reader) Next() Readiness {
+	have := r.br.Buffered()
+	if have < HeaderLen {
+		return NeedMore
+	}
+	hdr, _ := r.br.Peek(HeaderLen)
+	n := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
+	switch {
+	case n > int(r.maxFrame):
+		return Buffered // the Framer refuses it from its header alone
+	case HeaderLen+n > r.br.Size():
+		return Blocking
+	case http2.FrameType(hdr[3]) == http2.FrameHeaders && !http2.Flags(hdr[4]).Has(http2.FlagHeadersEndHeaders):
+		return Blocking
+	case have < HeaderLen+n:
+		return NeedMore
+	}
+	return Buffered
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/lucid-mesh/lucid/internal/dataplane/h2frame"
 	"github.com/lucid-mesh/lucid/internal/dataplane/hpackenc"
 	"github.com/lucid-mesh/lucid/internal/dataplane/reqctx"
+	"github.com/lucid-mesh/lucid/internal/dataplane/sockio"
 )
 
 // conn is one served connection. Its goroutine (serve) reads frames and dispatches them;
@@ -29,6 +30,9 @@ type conn struct {
 	cfg    *config
 	nc     net.Conn
 	br     *bufio.Reader
+	src    source       // under br: the connection's reads (held.go)
+	sock   *sockio.Conn // the plaintext socket, read inside the poller's wait (nil: not so); set by the reader under mu
+	held   heldState    // serveHeld's
 	fr     *http2.Framer
 	rd     h2frame.Reader // reads through fr, or in place (h2frame)
 	dec    *hpack.Decoder // request header blocks (hpack.go), the reader's own
@@ -38,6 +42,7 @@ type conn struct {
 	tls    *tls.ConnectionState
 
 	lastRead atomic.Int64 // clock ns of the last frame read
+	cut      atomic.Bool  // cutLocked ran: the reader reads no more
 	openedAt int64        // clock ns the connection started (the preface's deadline)
 
 	mu        sync.Mutex
@@ -98,7 +103,8 @@ func newConn(s *Server, nc net.Conn) *conn {
 // serve reads the connection's frames until it ends.
 func (c *conn) serve() {
 	c.br = readerPool.Get().(*bufio.Reader)
-	c.br.Reset(c.nc)
+	c.src.nc = c.nc
+	c.br.Reset(&c.src)
 	defer c.finish()
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.nc.LocalAddr())
 	if c.s.ConnContext != nil {
@@ -126,46 +132,69 @@ func (c *conn) serve() {
 	if err != nil || !c.readPreface() {
 		return
 	}
-	for {
-		var f any
-		var err error
-		// The usual request's HEADERS frame is read in place (no frame allocated); the
-		// loop is never inside a header block here (readHeaderBlock reads the
-		// CONTINUATIONs of one).
-		if hd, ok := c.rd.Headers(false); ok {
-			f, err = c.readHeaderBlock(headersFrame{streamID: hd.StreamID, ended: hd.EndStream, complete: true, frag: hd.Fragment})
-			c.rd.Done(hd)
-		} else {
-			var fr http2.Frame
-			fr, err = c.rd.ReadFrame()
-			if hf, ok := fr.(*http2.HeadersFrame); ok && err == nil {
-				f, err = c.readHeaderBlock(headersOf(hf)) // hpack.go
-			} else {
-				f = fr
-			}
-		}
-		if err != nil {
-			if !c.readFailed(err) {
-				return
-			}
-			continue
-		}
-		c.lastRead.Store(c.s.now.Load())
+	c.held.from, _ = c.nc.(HeldSocketer)
+	if c.held.from == nil {
+		sock := sockio.Open(c.nc) // nil: TLS, or another wrapper
 		c.mu.Lock()
-		err = c.process(f)
-		if err != nil {
-			err = c.frameFailed(err)
-		}
-		// Answers (SETTINGS and PING acks, resets) go out once no more frames are buffered.
-		if err == nil && c.br.Buffered() == 0 && len(c.wbuf) > 0 && !c.flushSoon {
-			err = c.flushLocked()
-		}
+		c.sock = sock
 		c.mu.Unlock()
-		c.runCancels()
-		if err != nil {
+	}
+	for {
+		if c.sock == nil && c.held.from != nil {
+			if sock := c.held.from.HeldSocket(); sock != nil { // once its wrappers hold nothing more
+				c.mu.Lock()
+				c.sock = sock
+				c.mu.Unlock()
+			}
+		}
+		if c.cut.Load() {
+			return
+		}
+		if c.sock != nil && !c.serveHeld() {
+			return
+		}
+		// A frame whose reading may wait: read as it comes (held.go).
+		if !c.readOne() {
 			return
 		}
 	}
+}
+
+// readOne reads one frame and handles it; false when the connection ends.
+func (c *conn) readOne() bool {
+	var f any
+	var err error
+	// The usual request's HEADERS frame is read in place (no frame allocated); the
+	// loop is never inside a header block here (readHeaderBlock reads the
+	// CONTINUATIONs of one).
+	if hd, ok := c.rd.Headers(false); ok {
+		f, err = c.readHeaderBlock(headersFrame{streamID: hd.StreamID, ended: hd.EndStream, complete: true, frag: hd.Fragment})
+		c.rd.Done(hd)
+	} else {
+		var fr http2.Frame
+		fr, err = c.rd.ReadFrame()
+		if hf, ok := fr.(*http2.HeadersFrame); ok && err == nil {
+			f, err = c.readHeaderBlock(headersOf(hf)) // hpack.go
+		} else {
+			f = fr
+		}
+	}
+	if err != nil {
+		return c.readFailed(err)
+	}
+	c.lastRead.Store(c.s.now.Load())
+	c.mu.Lock()
+	err = c.process(f)
+	if err != nil {
+		err = c.frameFailed(err)
+	}
+	// Answers (SETTINGS and PING acks, resets) go out once no more frames are buffered.
+	if err == nil && c.br.Buffered() == 0 && len(c.wbuf) > 0 && !c.flushSoon {
+		err = c.flushLocked()
+	}
+	c.mu.Unlock()
+	c.runCancels()
+	return err == nil
 }
 
 // readPreface reads the client's 24-byte preface.
@@ -248,6 +277,19 @@ func (c *conn) finish() {
 	c.s.forget(c)
 }
 
+// cutLocked ends the connection at once, with mu held. A plaintext socket is shut down
+// rather than closed: a close waits for the read in progress, and the reader, when it
+// reads inside the poller's wait (held.go), may be waiting for mu. Either way the reader
+// then meets the end, and finish closes the connection.
+func (c *conn) cutLocked() {
+	c.cut.Store(true)
+	if c.sock != nil {
+		c.sock.Shutdown()
+		return
+	}
+	_ = c.nc.Close()
+}
+
 // runCancels cancels the contexts of the streams that ended while mu was held.
 func (c *conn) runCancels() {
 	c.mu.Lock()
@@ -280,7 +322,7 @@ func (c *conn) goAwayLocked(code http2.ErrCode, closeNow bool) {
 		}
 		_ = c.flushLocked()
 		c.werr = errConnClosed
-		_ = c.nc.Close()
+		c.cutLocked()
 		return
 	}
 	if len(c.streams) == 0 {
@@ -293,7 +335,7 @@ func (c *conn) shutdown() {
 	c.mu.Lock()
 	if !c.preface {
 		c.werr = errConnClosed
-		_ = c.nc.Close()
+		c.cutLocked()
 		c.mu.Unlock()
 		return
 	}
@@ -311,7 +353,7 @@ func (c *conn) closeIfIdle() {
 			_ = c.flushLocked()
 		} else {
 			c.werr = errConnClosed
-			_ = c.nc.Close()
+			c.cutLocked()
 		}
 	}
 	c.mu.Unlock()
@@ -329,12 +371,12 @@ func (c *conn) timers(now int64) {
 	switch {
 	case c.closeAt != 0 && now > c.closeAt:
 		c.werr = errConnClosed
-		_ = c.nc.Close()
+		c.cutLocked()
 		return
 	case !c.preface:
 		if now-c.openedAt > int64(cfg.prefaceTimeout) {
 			c.werr = errConnClosed
-			_ = c.nc.Close()
+			c.cutLocked()
 		}
 		return
 	}
@@ -358,7 +400,7 @@ func (c *conn) timers(now int64) {
 		} else if now-c.pingSent > int64(cfg.pingTimeout) {
 			c.s.logf("h2server: no answer to PING from %s within %v: closing the connection", c.remote, cfg.pingTimeout)
 			c.werr = errConnClosed
-			_ = c.nc.Close()
+			c.cutLocked()
 		}
 		return
 	}

@@ -319,7 +319,7 @@ func (c *conn) flushLocked() error {
 		}
 		if err != nil && c.werr == nil {
 			c.werr = err
-			_ = c.nc.Close() // the reader ends, and with it the connection
+			c.cutLocked() // the reader ends, and with it the connection
 		}
 		c.wcond.Broadcast()
 	}

@@ -101,6 +101,11 @@ func (g *Conn) ReadWith(p []byte, read func([]byte) (int, error)) (int, error) {
 // rejected input is being passed on or dropped. Only the reader may ask.
 func (g *Conn) AtHead() bool { return g.st == stHead }
 
+// Passing reports whether Read passes the connection's bytes through as they come
+// (HTTP/2 after its preface, an upgrade, a tunnel) and holds none of its own: reads made
+// on the connection underneath would return the same bytes. Only the reader may ask.
+func (g *Conn) Passing() bool { return g.st == stPass && !g.Buffered() }
+
 // OnHeadStart has f called, on the reader's goroutine, when the first bytes of a request
 // head arrive without the rest: Read keeps them and waits for the rest, so a server that
 // times the head from its first byte (its header timeout, rather than the idle one) learns

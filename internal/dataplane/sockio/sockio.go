@@ -273,6 +273,15 @@ func (s *Conn) TryRead(p []byte) (int, error) {
 	return n, nil
 }
 
+// Shutdown ends the connection both ways (shutdown(2)) without closing it: reads return
+// what had arrived, then the end of the stream; writes fail; the peer is sent the end.
+// Unlike Close it never waits for a read in progress, such as a Hold whose step runs, so
+// it may be called while holding a lock that step takes. The reader then meets the end
+// and closes the connection.
+func (s *Conn) Shutdown() {
+	_ = s.rc.Control(shutdown)
+}
+
 // PeerClosed reports whether what the socket holds next is the end of the stream or a
 // reset: the peer has gone. It peeks without waiting and without taking the socket's
 // reads (RawConn.Control), so it can look while Hold runs or a read waits. Bytes waiting

@@ -31,6 +31,9 @@ func recv(fd uintptr, p []byte, flags int) (int, syscall.Errno) {
 	return int(r), errno
 }
 
+// shutdown is shutdown(2) of both directions.
+func shutdown(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) }
+
 // maxIov is the most buffers one sendmsg(2) takes here (the kernel's limit is 1024; the
 // data plane writes at most a head, a body and a trailer at once).
 const maxIov = 16
