@@ -105,6 +105,9 @@ func (c *conn) step() sockio.Next {
 			return sockio.Skip
 		}
 		if c.src.empty {
+			if c.br.Buffered() > 0 {
+				c.flushAnswers() // part of a frame came: answers to the frames before it go out now
+			}
 			return sockio.WaitRead
 		}
 		// One read (source: a second would find nothing) into the buffer's free room.
@@ -114,4 +117,15 @@ func (c *conn) step() sockio.Next {
 			return sockio.Skip
 		}
 	}
+}
+
+// flushAnswers writes the answers (SETTINGS and PING acks, resets) queued by the frames
+// read so far. readOne writes them once no byte is buffered; when part of a frame is, the
+// peer may be waiting for one of them before it sends the rest.
+func (c *conn) flushAnswers() {
+	c.mu.Lock()
+	if len(c.wbuf) > 0 && !c.flushSoon {
+		_ = c.flushLocked() // an error ends the connection (cutLocked)
+	}
+	c.mu.Unlock()
 }

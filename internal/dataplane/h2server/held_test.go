@@ -109,3 +109,42 @@ func TestFramesArriveInPieces(t *testing.T) {
 		t.Fatalf("stream 3 answered %q, want %q", got, want)
 	}
 }
+
+// A PING followed by the first bytes of another frame is answered without waiting for
+// the rest of that frame: the client may wait for the answer before it sends more.
+func TestPingAnsweredBeforeAPartialFrame(t *testing.T) {
+	s := &h2server.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}
+	r := dialRaw(t, serve(t, s))
+	var out bytes.Buffer
+	fr := http2.NewFramer(&out, nil)
+	_ = fr.WritePing(false, [8]byte{9})
+	_ = fr.WritePing(false, [8]byte{10})
+	wire := out.Bytes()
+	if _, err := r.c.Write(wire[:len(wire)-3]); err != nil { // the first PING, most of the second
+		t.Fatal(err)
+	}
+	for {
+		f := r.next()
+		if f == nil {
+			t.Fatal("the connection ended before the PING was answered")
+		}
+		if p, ok := f.(*http2.PingFrame); ok {
+			if !p.IsAck() || p.Data != [8]byte{9} {
+				t.Fatalf("PING ack %v %v, want the ack of the first", p.IsAck(), p.Data)
+			}
+			break
+		}
+	}
+	if _, err := r.c.Write(wire[len(wire)-3:]); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f := r.next()
+		if f == nil {
+			t.Fatal("the connection ended before the second PING was answered")
+		}
+		if p, ok := f.(*http2.PingFrame); ok && p.IsAck() && p.Data == [8]byte{10} {
+			return
+		}
+	}
+}
