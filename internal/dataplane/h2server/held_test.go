@@ -148,3 +148,44 @@ func TestPingAnsweredBeforeAPartialFrame(t *testing.T) {
 		}
 	}
 }
+
+// A connection the server's timer closes (here: told GOAWAY when idle, then closed a second
+// later) while its reader is busy with the client's frames is closed all the same: the
+// timer ends it under the connection's lock, which the reader, reading inside the
+// poller's wait, takes for every frame, so a close that waited for that read would never
+// return.
+func TestClosedWhileFramesArrive(t *testing.T) {
+	s := &h2server.Server{Handler: okHandler(), IdleTimeout: 20 * time.Millisecond}
+	r := dialRaw(t, serve(t, s))
+	var ping bytes.Buffer
+	fr := http2.NewFramer(&ping, nil)
+	for range 64 {
+		_ = fr.WritePing(false, [8]byte{7})
+	}
+	stop := make(chan struct{})
+	flooded := make(chan struct{})
+	go func() { // PINGs without pause until the connection ends
+		defer close(flooded)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := r.c.Write(ping.Bytes()); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-flooded }()
+	_ = r.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	start := time.Now()
+	for {
+		if _, err := r.fr.ReadFrame(); err != nil {
+			if time.Since(start) > 15*time.Second {
+				t.Fatalf("the connection did not close while frames kept coming: %v", err)
+			}
+			return
+		}
+	}
+}
