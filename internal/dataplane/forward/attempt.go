@@ -31,20 +31,22 @@ import (
 // attempt is one try of the upstream request on one host. The exchange holds the current
 // one (after the loop, the last). It is the pool's connection observer for its requests.
 type attempt struct {
-	x     *exchange // whose attempt it is (x.try)
-	n     int       // 1 for the first try
-	host  *cluster.Host
-	stats *cluster.Stats
+	x    *exchange // whose attempt it is (x.try)
+	n    int32     // 1 for the first try
+	live bool      // counted in the host's and the cluster's active requests
+	// fieldsOnly asks the pool for a plain answer's fields as a list (pool.FieldsAsker):
+	// they would go downstream as received (adoptFields), which needs no header map.
+	fieldsOnly bool
+	answered   bool // the pool said when it read the answer's head (pool.Clock): ust holds it
+	host       *cluster.Host
+	stats      *cluster.Stats
 	// ctx is the attempt's context: rc, a child of the route's bounded by the per-try
 	// timeout, which cut ends, with a cause when the host left its cluster (stream.go). An
 	// upgrade's is the downstream's (rc nil).
 	ctx   context.Context
 	rc    *reqctx.Ctx
-	start time.Time // when the request went out (x-envoy-upstream-service-time)
-	live  bool      // counted in the host's and the cluster's active requests
-	// fieldsOnly asks the pool for a plain answer's fields as a list (pool.FieldsAsker):
-	// they would go downstream as received (adoptFields), which needs no header map.
-	fieldsOnly bool
+	start time.Time     // when the request went out (x-envoy-upstream-service-time)
+	ust   time.Duration // from start to the answer's head as the pool read it, once answered
 
 	stream     cluster.Stream // stream.go: the response tracked on its host
 	streamBody io.Closer      // the tracked response's body (nil: not tracked)
@@ -59,12 +61,27 @@ type attempt struct {
 // or an upgrade's own count).
 func (x *exchange) begin(ctx context.Context, rc *reqctx.Ctx, n int, host *cluster.Host) *attempt {
 	a := &x.try
-	a.x, a.n, a.host, a.stats, a.ctx, a.rc, a.live = x, n, host, x.cl.Stats(), ctx, rc, true
+	a.x, a.n, a.host, a.stats, a.ctx, a.rc, a.live = x, int32(n), host, x.cl.Stats(), ctx, rc, true
 	a.fieldsOnly = x.answerFieldsOnly()
 	host.RequestStart()
 	a.stats.UpstreamRqTotal.Add(1)
-	a.start = time.Now()
+	a.start, a.answered = time.Now(), false
 	return a
+}
+
+// Began and Answered are pool.Clock's: the pool takes the attempt's start as the time it
+// looks at its idle connections, and says when it read the answer's head.
+func (a *attempt) Began() time.Time { return a.start }
+
+func (a *attempt) Answered(at time.Time) { a.answered, a.ust = true, at.Sub(a.start) }
+
+// serviceTime is x-envoy-upstream-service-time: from the attempt's start to the answer's
+// head, as the pool read it, or to now.
+func (a *attempt) serviceTime() time.Duration {
+	if a.answered {
+		return a.ust
+	}
+	return time.Since(a.start)
 }
 
 // end gives the attempt's active request back to its host and cluster and ends its

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -512,4 +513,46 @@ func BenchmarkForward(b *testing.B) {
 	up := backend(b, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, payload) })
 	e := newEnv(b, routes(toCluster("c")), static("c", up))
 	e.roundTrips(b) // telemetry_bench_test.go
+}
+
+// TestUpstreamServiceTimeEndsAtTheHead: x-envoy-upstream-service-time (and the record's
+// upstream service time) runs from the request going out to the answer's head, whether
+// the body comes with the head or long after it, on a new connection and on a reused one
+// (where the pool takes the attempt's clock readings instead of its own).
+func TestUpstreamServiceTimeEndsAtTheHead(t *testing.T) {
+	const headDelay, bodyDelay = 80 * time.Millisecond, 300 * time.Millisecond
+	up := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(headDelay)
+		w.Header().Set("Content-Length", "5")
+		if r.URL.Path == "/late-body" {
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			time.Sleep(bodyDelay)
+		}
+		_, _ = io.WriteString(w, "hello")
+	})
+	e := newEnv(t, routes(toCluster("c")), static("c", up))
+	first := ""
+	for i, path := range []string{"/with-body", "/late-body", "/with-body", "/late-body"} {
+		got := e.get(path)
+		info := e.info()
+		if got.code != 200 || got.body != "hello" {
+			t.Fatalf("request %d (%s): %d %q", i, path, got.code, got.body)
+		}
+		ms, err := strconv.Atoi(got.hdr.Get("X-Envoy-Upstream-Service-Time"))
+		if err != nil {
+			t.Fatalf("request %d (%s): x-envoy-upstream-service-time %q", i, path, got.hdr.Get("X-Envoy-Upstream-Service-Time"))
+		}
+		if d := time.Duration(ms) * time.Millisecond; d < headDelay || d >= bodyDelay {
+			t.Errorf("request %d (%s): x-envoy-upstream-service-time %v, want from %v (the head's delay) to under %v (the body's)", i, path, d, headDelay, bodyDelay)
+		}
+		if d := info.UpstreamServiceTime; d < headDelay || d >= bodyDelay {
+			t.Errorf("request %d (%s): recorded upstream service time %v, want from %v to under %v", i, path, d, headDelay, bodyDelay)
+		}
+		if i == 0 {
+			first = info.UpstreamLocalAddress
+		} else if info.UpstreamLocalAddress != first {
+			t.Errorf("request %d (%s) went on upstream connection %s, not the first one's %s: the reused connection's path is not exercised", i, path, info.UpstreamLocalAddress, first)
+		}
+	}
 }

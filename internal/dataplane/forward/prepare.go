@@ -155,10 +155,10 @@ func (x *exchange) request(a *attempt, body io.ReadCloser) *http.Request {
 	if a.n > 1 { // each later attempt its own map, the fields no longer listed
 		h = x.upHeader().Clone()
 		if x.vh.IncludeAttemptCount {
-			x.setHeader(h, "X-Envoy-Attempt-Count", itoa(a.n))
+			x.setHeader(h, "X-Envoy-Attempt-Count", itoa(int(a.n)))
 		}
 	} else if x.vh.IncludeAttemptCount {
-		x.upSet("X-Envoy-Attempt-Count", itoa(a.n))
+		x.upSet("X-Envoy-Attempt-Count", itoa(int(a.n)))
 	}
 	hostHeader := x.up.host
 	if x.rt.Action.AutoHostRewrite && a.host.Endpoint.Hostname != "" {

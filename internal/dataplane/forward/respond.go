@@ -28,7 +28,7 @@ func (x *exchange) respond(ctx context.Context, a *attempt, resp *http.Response)
 	a.track(resp) // stream.go: a stream on a removed host ends after the grace period
 	defer a.untrack()
 	info := x.info
-	ust := time.Since(a.start)
+	ust := a.serviceTime()
 	info.UpstreamServiceTime = ust
 	info.ResponseCode = resp.StatusCode
 	info.ResponseCodeDetails = "via_upstream"

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"net"
+	"time"
 
 	"github.com/lucid-mesh/lucid/internal/dataplane/http1"
 )
@@ -44,6 +45,17 @@ type FieldsAsker interface{ FieldsOnly() bool }
 type RequestLister interface {
 	RequestFields() []http1.Field
 	FillRequestHeader()
+}
+
+// Clock is a ConnObserver that shares clock readings with the HTTP/1.1 connections of the
+// pool, so that a request reads the clock fewer times (a reading costs 50 – 90 ns in a VM,
+// and a request took seven): Began is when the caller began the attempt, a moment before
+// RoundTrip, which the pool takes as the time it looks at the idle list and starts the
+// exchange; Answered tells the caller when the pool read the answer's head (forward's
+// x-envoy-upstream-service-time ends there).
+type Clock interface {
+	Began() time.Time
+	Answered(at time.Time)
 }
 
 // requestFields is obs's request's fields as a list, or nil when its header map holds

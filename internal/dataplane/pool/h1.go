@@ -181,6 +181,10 @@ type h1Conn struct {
 	// connection: the clock is read then). A moment early, which errs on the safe side:
 	// the idle time it proves comes out no longer, the round trip it samples no shorter.
 	takenAt time.Time
+	// endedAt is when roundTrip read an answer that came whole with its head (a
+	// Content-Length body all buffered, or none): the connection has been idle since
+	// then, and put takes it as its idleAt. Zero otherwise: put reads the clock.
+	endedAt time.Time
 
 	peekBuf [1]byte
 	peekN   int
@@ -483,7 +487,10 @@ func (h *h1) retire(now time.Time, cs []*h1Conn) {
 // checkLate leaves the check that an idle connection is still open to send, which
 // peeks from inside the wait for the answer, before writing (a bodiless request, which
 // roundTrip can send again on another connection when the peek finds it closed).
-func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard, checkLate bool) (*h1Conn, error) {
+//
+// began, when not zero, is the caller's clock reading of a moment ago (Clock): the first
+// look at the idle list takes it as now instead of reading the clock again.
+func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard, checkLate bool, began time.Time) (*h1Conn, error) {
 	pending, avoided := false, false
 	defer func() {
 		if pending {
@@ -499,7 +506,11 @@ func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard, ch
 			return nil, errPoolClosed
 		}
 		if !fresh {
-			now := time.Now()
+			now := began
+			if now.IsZero() {
+				now = time.Now()
+			}
+			began = time.Time{} // a look after a wait or a discard reads the clock
 			c, retire, avoid := h.takeIdle(addr, now, guard)
 			avoided = avoided || avoid
 			if c != nil || len(retire) > 0 {
@@ -646,7 +657,11 @@ func (h *h1) wake() {
 
 // put returns a connection whose exchange ended cleanly to the idle list.
 func (h *h1) put(c *h1Conn) {
-	now := time.Now()
+	now := c.endedAt // the answer's end was read with its head: no clock reading
+	if now.IsZero() {
+		now = time.Now()
+	}
+	c.endedAt = time.Time{}
 	c.idleAt, c.lastAlive, c.probe = now, now, false
 	if c.host.forgotten.Load() { // its host left and came back: what is learned now
 		c.host = h.p.idle.host(c.addr)
@@ -823,8 +838,14 @@ type PendingCounters interface {
 func (h *h1) roundTrip(req *http.Request, addr string, cb Counters, obs ConnObserver, fresh bool) (*http.Response, error) {
 	ctx := req.Context()
 	checkLate := req.Body == nil || req.Body == http.NoBody // sent again as it is (errGoneIdle)
+	clock, _ := obs.(Clock)
+	var began time.Time
+	if clock != nil {
+		began = clock.Began()
+	}
 again:
-	c, err := h.get(ctx, addr, cb, fresh, !Replayable(req), checkLate)
+	c, err := h.get(ctx, addr, cb, fresh, !Replayable(req), checkLate, began)
+	began = time.Time{} // a second look (errGoneIdle) reads the clock
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx)
@@ -844,7 +865,7 @@ again:
 	if start.IsZero() {
 		start = time.Now()
 	}
-	c.takenAt = time.Time{}
+	c.takenAt, c.endedAt = time.Time{}, time.Time{}
 	resp, err := c.exchange(req)
 	if err != nil {
 		c.unwatchCtx()
@@ -859,6 +880,9 @@ again:
 		return nil, c.classify(ctx, err)
 	}
 	now := time.Now()
+	if clock != nil {
+		clock.Answered(now)
+	}
 	c.host.sampleRTT(now, now.Sub(start))
 	if c.reused {
 		c.host.provenAlive(start.Sub(c.idleAt)) // idle.go: the server kept it that long
@@ -872,12 +896,16 @@ again:
 	keep := c.keepAlive(req, resp)
 	if pr := c.plain; pr != nil { // h1read.go: the body is the next ContentLength bytes
 		c.plain = nil
+		if int64(c.br.Buffered()) >= resp.ContentLength {
+			c.endedAt = now // all of the body came with the head
+		}
 		pr.body = h1Body{c: c, remain: resp.ContentLength, keep: keep, pr: pr}
 		resp.Body = &pr.body
 		return resp, nil
 	}
 	if resp.Body == http.NoBody || resp.Body == nil {
 		resp.Body = http.NoBody
+		c.endedAt = now
 		c.finish(keep)
 		return resp, nil
 	}

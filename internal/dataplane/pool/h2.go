@@ -358,6 +358,9 @@ func (h *h2lim) removeLocked(c *h2Conn) {
 
 // wake tells every pending request to look again. Called with mu held.
 func (h *h2lim) wake() {
+	if len(h.waiters) == 0 {
+		return // the usual: every stream's end comes here twice (changed, release)
+	}
 	for w := range h.waiters {
 		select {
 		case w.ch <- struct{}{}:
