@@ -23,6 +23,8 @@
 #   SAT_ROUNDS=1 SAT_DURATION=5 SAT_PROTOS=h2c bench/saturate.sh  # a quick look
 #   SAT_RESULTS=bench/RESULTS.md bench/saturate.sh      # also writes its section there (make bench)
 #   SAT_LUCID_PREV=/tmp/lucid-old SAT_TARGETS="lucid lucid-prev nginx" bench/saturate.sh  # A/B a change
+#   SAT_SLICE=5 bench/saturate.sh                       # the measured load in slices of 5 s (default 2;
+#                                                       # SAT_DURATION or more: one load per round)
 #   SAT_ROUNDS=0 SAT_PROFILE=1 bench/saturate.sh        # Lucid's CPU profile and syscalls per request
 #                                                       # (SAT_PROFILE_DIR=D keeps the CPU and heap profiles
 #                                                       # and a goroutine dump, taken at saturation, in D)
@@ -52,6 +54,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 rounds=${SAT_ROUNDS:-5}
 secs=${SAT_DURATION:-10}
+slice=${SAT_SLICE:-2} # the measured load runs as consecutive loads of this many seconds
 protos=${SAT_PROTOS:-http1 h2c}
 http1_targets=${SAT_TARGETS:-lucid lucid-log lucid-nometrics lucid-nethttp goproxy gofloor nginx haproxy}
 h2c_targets=${SAT_H2C_TARGETS:-lucid lucid-nethttp goproxy nginx haproxy}
@@ -344,6 +347,27 @@ start_target() {
 # run_load PROTO SECONDS: a closed-loop load on CPU 0 against $url; prints "OK ERRORS".
 # load_wrap, when set, is a command the load runs under (count_syscalls' perf stat).
 load_wrap=()
+# run_slices PROTO: the round's measured load, SAT_DURATION seconds as consecutive loads of
+# SAT_SLICE seconds: "requests errors" over all of them, then each slice's CPU µs per
+# request, comma-separated. This VM now and then runs everything 30 – 60 % slower for a few
+# seconds to over a minute, whichever proxy is running (the slow mode; see the summary):
+# the slices show where in a round it began or ended, and the medians over slices let a
+# round that ran partly in it count only as far as it did.
+run_slices() {
+	local proto=$1 left=$secs d n=0 e=0 sn se a0 a1 list=""
+	while [ "$left" -gt 0 ]; do
+		d=$slice
+		[ "$d" -le "$left" ] || d=$left
+		left=$((left - d))
+		read -r a0 _ < <(cpu_ticks "$ppid")
+		read -r sn se < <(run_load "$proto" "$d")
+		read -r a1 _ < <(cpu_ticks "$ppid")
+		n=$((n + sn)) e=$((e + se))
+		list+=$(awk -v d=$((a1 - a0)) -v hz="$hz" -v n="$sn" 'BEGIN {if (n > 0) printf "%.1f,", d / hz * 1e6 / n; else printf "-,"}')
+	done
+	echo "$n $e ${list%,}"
+}
+
 run_load() {
 	local proto=$1 d=$2 out
 	if [ "$proto" = h2c ]; then
@@ -452,6 +476,12 @@ report() {
 	echo "  rounds that run 30 – 50 % slower now and then: with CPU 0 idle, each write wakes a sleeping peer on the"
 	echo "  other core, which costs this VM several µs; see bench/README.md). Wake-ups per request: the rescheduling and"
 	echo "  function-call interrupts (/proc/interrupts) each core received during the round, over its requests."
+	echo "- Slices: each round's measured load runs as consecutive loads of ${slice} s, and each slice's CPU per request is"
+	echo "  kept. This VM's slow mode comes and goes by itself: traced second by second (2026-12-08), it began and ended"
+	echo "  in the middle of rounds, for nginx as for Lucid, and lasted from a few seconds to over a minute, so it lands on"
+	echo "  whichever targets run then. A proxy that costs more per request loses more in it (in that trace Lucid 40 – 49"
+	echo "  µs per request against its usual 28 – 31, nginx 30 – 33 against 24 – 25). The medians over slices, below the"
+	echo "  summary, count a round that ran partly in it only as far as it did."
 	echo "- lucid: one sidecar inbound hop, defaults (Istio's standard metrics on, access log off); lucid-log: access log on"
 	echo "  (a file); lucid-nometrics: the standard metrics off by a Telemetry resource; lucid-nethttp: net/http's servers and"
 	echo "  HTTP/2 client (LUCID_HTTP1_SERVER / LUCID_HTTP2_SERVER / LUCID_HTTP2_CLIENT=nethttp); goproxy: Go's"
@@ -478,11 +508,12 @@ report() {
 		done
 	done
 	echo
+	by_slice
 	paired
 	echo "Rounds:"
 	echo
-	echo "| round | protocol | target | requests/s | CPU µs per request | user mode µs | proxy core busy % | load core busy % | bounded by | wake-ups per request to the load core | to the proxy core | RSS at load MiB | VmHWM MiB | errors | load average (1 min) |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| round | protocol | target | requests/s | CPU µs per request | user mode µs | CPU µs per request by ${slice}-s slice | proxy core busy % | load core busy % | bounded by | wake-ups per request to the load core | to the proxy core | RSS at load MiB | VmHWM MiB | errors | load average (1 min) |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	printf '%s\n' "${rows[@]}"
 	echo
 	if [ -n "${SAT_PROFILE:-}" ]; then
@@ -490,6 +521,32 @@ report() {
 		echo
 		profile_lucid
 	fi
+}
+
+# by_slice is the summary's CPU figures again as medians over every slice of every round
+# (SAT_SLICE): a round that ran partly in the VM's slow mode counts only as far as it did,
+# and a median over five times as many samples moves less with the mode's timing. Slow
+# slices: those over 1.25 times the target's own median.
+by_slice() {
+	local proto name mu nu hu mc nc hc k n
+	[ "$slice" -lt "$secs" ] || return 0
+	echo "The same, as medians over the ${slice}-s slices of every round (each round's measured ${secs} s ran as consecutive loads of ${slice} s):"
+	echo
+	echo "| protocol | target | median CPU µs per request over slices | requests/s per proxy core | slices | slow slices (over 1.25× the median) | CPU vs nginx | requests/s per core vs nginx | CPU vs HAProxy | requests/s per core vs HAProxy |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
+	for proto in $protos; do
+		nu=$(echo "${slices[$proto/nginx]:-}" | median)
+		hu=$(echo "${slices[$proto/haproxy]:-}" | median)
+		nc=$(awk -v u="$nu" 'BEGIN {if (u + 0 > 0) printf "%.0f", 1e6 / u}')
+		hc=$(awk -v u="$hu" 'BEGIN {if (u + 0 > 0) printf "%.0f", 1e6 / u}')
+		for name in $(targets_of "$proto"); do
+			mu=$(echo "${slices[$proto/$name]}" | median)
+			mc=$(awk -v u="$mu" 'BEGIN {if (u + 0 > 0) printf "%.0f", 1e6 / u; else print "-"}')
+			read -r n k < <(tr ' ' '\n' <<<"${slices[$proto/$name]}" | awk -v m="$mu" '$1 + 0 > 0 {n++; if ($1 > 1.25 * m) k++} END {print n + 0, k + 0}')
+			echo "| $proto | $name | $mu | $mc | $n | $k | $(ratio "$mu" "$nu") | $(ratio "$mc" "$nc") | $(ratio "$mu" "$hu") | $(ratio "$mc" "$hc") |"
+		done
+	done
+	echo
 }
 
 # paired compares lucid with lucid-prev round by round, when both ran: a change smaller than
@@ -527,7 +584,7 @@ paired() {
 
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f×", a / b; else print "-"}'; else echo -; fi; }
 
-declare -A us uus rps core busy lbusy rss hwm slow
+declare -A us uus rps core busy lbusy rss hwm slow slices
 rows=()
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 hz=$(getconf CLK_TCK)
@@ -542,7 +599,7 @@ for round in $(seq "$rounds"); do
 			read -r t0 q0 < <(cpu_ticks "$ppid")
 			c0=$(core_ticks 0)
 			read -r w0 v0 < <(wakeups)
-			read -r n errs < <(run_load "$proto" "$secs")
+			read -r n errs sl < <(run_slices "$proto")
 			read -r t1 q1 < <(cpu_ticks "$ppid")
 			c1=$(core_ticks 0)
 			read -r w1 v1 < <(wakeups)
@@ -559,9 +616,10 @@ for round in $(seq "$rounds"); do
 			wp=$(awk -v d=$((v1 - v0)) -v n="$n" 'BEGIN {if (n > 0) printf "%.2f", d / n; else print "-"}')
 			uu=$(awk -v d=$((q1 - q0)) -v hz="$hz" -v n="$n" 'BEGIN {if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "-"}')
 			pc=$(awk -v u="$u" 'BEGIN {if (u + 0 > 0) printf "%.0f", 1e6 / u; else print "-"}')
-			rows+=("| $round | $proto | $name | $r | $u | $uu | $b | $lb | $(bound "$b" "$lb") | $wl | $wp | $l | $m | $errs | $la |")
+			rows+=("| $round | $proto | $name | $r | $u | $uu | ${sl//,/ } | $b | $lb | $(bound "$b" "$lb") | $wl | $wp | $l | $m | $errs | $la |")
 			log "round $round $proto $name: $r requests/s, $u µs per request ($uu in user mode), core $b % busy (load core $lb %), wake-up interrupts per request $wl to the load core and $wp to the proxy's, RSS at load $l MiB, VmHWM $m MiB, $errs errors"
 			us[$proto/$name]+="$u "
+			slices[$proto/$name]+="$(tr ',' ' ' <<<"$sl" | sed 's/-//g') "
 			uus[$proto/$name]+="$uu "
 			rps[$proto/$name]+="$r "
 			core[$proto/$name]+="$pc "
