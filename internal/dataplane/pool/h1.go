@@ -183,7 +183,9 @@ type h1Conn struct {
 	takenAt time.Time
 	// endedAt is when roundTrip read an answer that came whole with its head (a
 	// Content-Length body all buffered, or none): the connection has been idle since
-	// then, and put takes it as its idleAt. Zero otherwise: put reads the clock.
+	// then, and put takes it as its idleAt: nearer the moment the server saw it go idle
+	// than a reading in put, which comes after the answer went downstream. Zero
+	// otherwise: put reads the clock.
 	endedAt time.Time
 
 	peekBuf [1]byte
@@ -489,7 +491,8 @@ func (h *h1) retire(now time.Time, cs []*h1Conn) {
 // roundTrip can send again on another connection when the peek finds it closed).
 //
 // began, when not zero, is the caller's clock reading of a moment ago (Clock): the first
-// look at the idle list takes it as now instead of reading the clock again.
+// look at the idle list takes it as now instead of reading the clock again. Being early
+// errs as takenAt does: the idle times it finds come out no longer.
 func (h *h1) get(ctx context.Context, addr string, cb Counters, fresh, guard, checkLate bool, began time.Time) (*h1Conn, error) {
 	pending, avoided := false, false
 	defer func() {
