@@ -39,13 +39,12 @@
 # than an efficient proxy, so the proxy's core idles part of the time and the requests/s
 # reached say as much about CPU 0 as about the proxy. Each round therefore also reports both
 # cores' busy time and the requests/s per proxy core (requests / the proxy's CPU seconds,
-# 10^6 / CPU µs per request). Five rounds, because now and then an HTTP/1.1 round of a
-# Lucid target runs 30 – 50 % slower with neither core busy. In those rounds CPU 0 idles,
-# so the load and the upstream are asleep when the proxy writes to them, and waking a
-# sleeping task on the other core costs this VM several µs per write (perf: 16 % of the
-# proxy's samples against 4 – 6 % in a fast round); the slower proxy keeps CPU 0 idle, so
-# the round stays slow. nginx and HAProxy keep CPU 0 busy and show it rarely. Two such rounds do
-# not move a median of five. Each round reports the wake-up interrupts (rescheduling and
+# 10^6 / CPU µs per request). Five rounds, measured in slices (SAT_SLICE), because now and
+# then this VM runs 30 – 60 % slower for a few seconds to over a minute, whichever target
+# runs then (a Lucid target loses the most). In that mode CPU 0 idles, so the load and the
+# upstream are asleep when the proxy writes to them, and waking a sleeping task on the
+# other core costs this VM several µs per write (perf: 16 % of the proxy's samples against
+# 4 – 6 % in a fast round). Each round reports the wake-up interrupts (rescheduling and
 # function-call IPIs, /proc/interrupts) each core received per request, which shows it: a
 # slow round of Lucid's has 0.4 – 0.7 per request to the load core, a usual one under 0.1.
 set -euo pipefail
